@@ -1,0 +1,3 @@
+from causalcli.cli import main
+
+main()

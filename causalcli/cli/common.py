@@ -1,0 +1,83 @@
+"""What the commands share: app-wide flags, error handling, consoles."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import typer
+
+from causalcli.errors import CausalcliError
+
+
+@dataclass
+class State:
+    debug: bool = False
+    quiet: bool = False
+
+    def reset(self) -> None:
+        self.debug = False
+        self.quiet = False
+
+
+STATE = State()
+
+DEBUG_OPTION = typer.Option(False, "--debug", help="Show Python tracebacks for errors.")
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="Print nothing to stderr but errors.")
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def say(message: str) -> None:
+    """Human output for stderr (suppressed by --quiet)."""
+    if not STATE.quiet:
+        typer.echo(message, err=True)
+
+
+def error_line(exc: CausalcliError) -> str:
+    return f"error: {exc.located()}"
+
+
+def guarded(fn: Callable) -> Callable:
+    """Run a command: a CausalcliError becomes one line on stderr and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.pop("debug", False):
+            STATE.debug = True
+        if kwargs.pop("quiet", False):
+            STATE.quiet = True
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except CausalcliError as exc:
+            if STATE.debug:
+                traceback.print_exc()
+            typer.echo(error_line(exc), err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # an internal error: say so plainly, trace on --debug
+            if STATE.debug:
+                traceback.print_exc()
+            typer.echo(f"internal error: {exc.__class__.__name__}: {exc} (run with --debug for a traceback, "
+                       "and please report it)", err=True)
+            raise typer.Exit(4) from None
+
+    return wrapper
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False

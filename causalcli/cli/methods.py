@@ -1,0 +1,87 @@
+"""``causalcli methods``: designs, estimators, options and defaults, refuters, thresholds."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+import typer
+
+from causalcli.cli.common import guarded
+
+
+class MethodsFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("methods")(methods_command)
+
+
+def catalogue() -> dict:
+    """Everything ``methods`` lists, from the registry and the spec models (no heavy imports)."""
+    from causalcli.designs import DESIGNS
+    from causalcli.refuters import TESTED
+    from causalcli.spec import (DataSubset, MatchingDesign, PlaceboTreatment, RandomCommonCause, Thresholds,
+                                refuter_options)
+
+    option_models = {"matching": MatchingDesign.model_fields["options"].default_factory}
+    designs = []
+    for name, entry in DESIGNS.items():
+        d = {"name": name, "built": entry.built, "summary": entry.summary}
+        if entry.built:
+            design = entry.load()
+            d.update(estimators=list(design.estimators), estimands=list(design.estimands),
+                     inference=list(design.inference), default_refuters=list(design.default_refuters),
+                     reference=design.reference)
+            factory = option_models.get(name)
+            if factory is not None:
+                model = factory()
+                d["options"] = {k: {"default": getattr(model, k), "help": f.description or ""}
+                                for k, f in type(model).model_fields.items()}
+        else:
+            d["planned"] = entry.planned
+        designs.append(d)
+    refuters = []
+    for item in (PlaceboTreatment(), RandomCommonCause(), DataSubset()):
+        name = next(iter(type(item).model_fields))
+        refuters.append({"name": name, "defaults": refuter_options(item).model_dump(), "tests": TESTED[name]})
+    thresholds = {k: {"default": v, "help": Thresholds.model_fields[k].description}
+                  for k, v in Thresholds().model_dump().items()}
+    return {"designs": designs, "refuters": refuters, "thresholds": thresholds,
+            "refutation_rules": {
+                "placebo_treatment": "p = (1 + #|placebo| >= |estimate|) / (1 + simulations); passes when p <= alpha",
+                "random_common_cause": "z = (mean new - estimate) / std_error, two-sided; passes when p > alpha",
+                "data_subset": "z = (mean new - estimate) / std_error, two-sided; passes when p > alpha",
+            }}
+
+
+@guarded
+def methods_command(format: MethodsFormat = typer.Option(MethodsFormat.text, "--format", "-f")) -> None:
+    """List designs, estimators, refuters, their options and defaults."""
+    cat = catalogue()
+    if format is MethodsFormat.json:
+        typer.echo(json.dumps(cat, indent=2, default=str))
+        return
+    lines = ["designs (design.method):"]
+    for d in cat["designs"]:
+        if not d["built"]:
+            lines.append(f"  {d['name']:<18} not built yet ({d['planned']})")
+            continue
+        lines.append(f"  {d['name']:<18} {d['summary']}")
+        lines.append(f"      estimators: {', '.join(d['estimators'])}; estimands: {', '.join(d['estimands'])}; "
+                     f"inference: {', '.join(d['inference'])}")
+        lines.append(f"      default refuters: {', '.join(d['default_refuters'])}")
+        for k, o in d.get("options", {}).items():
+            lines.append(f"      options.{k} = {o['default']!r}: {o['help']}")
+    lines.append("refuters (refute: [...]):")
+    for r in cat["refuters"]:
+        opts = ", ".join(f"{k}: {v}" for k, v in r["defaults"].items())
+        lines.append(f"  {r['name']:<20} {{{opts}}}")
+        lines.append(f"      {r['tests']}")
+        lines.append(f"      rule: {cat['refutation_rules'][r['name']]}")
+    lines.append("thresholds (what fails a check):")
+    for k, t in cat["thresholds"].items():
+        lines.append(f"  {k:<18} {t['default']!s:<14} {t['help']}")
+    typer.echo("\n".join(lines))

@@ -1,0 +1,50 @@
+"""``causalcli validate``: spec and data checks, no estimation."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List
+
+import typer
+
+from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, guarded
+from causalcli.errors import CausalcliError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate_command)
+
+
+@guarded
+def validate_command(
+    specs: List[str] = typer.Argument(..., metavar="SPEC...", help="Spec files, folders of *.yaml, or - for stdin."),
+    set_: List[str] = typer.Option([], "--set", help="Override a spec key (as for estimate)."),
+    debug: bool = DEBUG_OPTION,
+    quiet: bool = QUIET_OPTION,
+) -> None:
+    """Check specs and their data (columns, types, graph) without estimating."""
+    from causalcli.spec import collect_sources, load_spec
+    from causalcli.study import prepare_study
+
+    code = 0
+    for arg in specs:
+        try:
+            sources = collect_sources([arg])
+        except CausalcliError as exc:
+            typer.echo(f"error: {exc.located()}", err=True)
+            code = max(code, exc.exit_code)
+            continue
+        for source in sources:
+            try:
+                spec = load_spec(source, set_)
+                stdin_bytes = sys.stdin.buffer.read() if spec.study.data.path == "-" and source.path != "-" else None
+                prep = prepare_study(spec, stdin_bytes)
+                adj = ", ".join(prep.identification.adjustment_set) or "(none)"
+                typer.echo(f"ok {source.display}: study '{spec.name}', {spec.study.design.method}, "
+                           f"{prep.table.rows:,} rows, adjusting for {adj}")
+            except CausalcliError as exc:
+                exc.file = exc.file or source.display
+                typer.echo(f"error: {exc.located()}", err=True)
+                code = max(code, exc.exit_code)
+    raise typer.Exit(code)

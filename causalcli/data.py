@@ -1,0 +1,262 @@
+"""Reading a study's data through DuckDB.
+
+The file is read once into an in-process DuckDB table, columns are renamed,
+and only then is the spec's ``filter`` evaluated, with DuckDB's external
+access switched off and the configuration locked: the filter can read this
+data and nothing else. A design then asks for what it needs: a pandas frame of
+just its columns (``Table.frame``), or SQL aggregates over the table
+(``Table.sql``) for designs that never load rows into Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from causalcli.errors import DataError, SpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+    import pandas as pd
+
+    from causalcli.spec import LoadedSpec
+
+FINGERPRINT_ABOVE = 1 << 30  # above 1 GiB, hash size + head + tail instead of every byte
+NUMERIC_PREFIXES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                    "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
+TABLE = "study_data"
+
+
+@dataclass
+class Table:
+    """The spec's data inside DuckDB, renamed and filtered."""
+
+    con: "duckdb.DuckDBPyConnection"
+    file: str
+    rows: int
+    types: dict[str, str]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.types)
+
+    def is_numeric(self, column: str) -> bool:
+        t = self.types[column].upper()
+        return t.startswith(NUMERIC_PREFIXES) or t == "BOOLEAN"
+
+    def sql(self, query: str, params: list | None = None) -> list[tuple]:
+        """Run a query of the design's own over ``study_data`` (never spec text)."""
+        return self.con.execute(query, params or []).fetchall()
+
+    def frame(self, columns: list[str]) -> tuple["pd.DataFrame", int]:
+        """The given columns as pandas, rows with a missing value dropped; returns (frame, dropped)."""
+        cols = list(dict.fromkeys(columns))
+        select = ", ".join(_quote(c) for c in cols)
+        df = self.con.execute(f"SELECT {select} FROM {TABLE}").df()
+        complete = df.notna().all(axis=1)
+        dropped = int((~complete).sum())
+        if dropped:
+            df = df.loc[complete].reset_index(drop=True)
+        return df, dropped
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def resolve_path(spec: "LoadedSpec") -> str:
+    path = spec.study.data.path
+    if path == "-":
+        return "-"
+    p = Path(path)
+    return str(p if p.is_absolute() else spec.source.base_dir / p)
+
+
+def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None) -> Table:
+    """Read, rename and filter the spec's data; every failure is a one-line DataError."""
+    import duckdb
+
+    data = spec.study.data
+    path = resolve_path(spec)
+    display = data.path
+    tmp_name = None
+    if path == "-":
+        raw = stdin_bytes if stdin_bytes is not None else sys.stdin.buffer.read()
+        with tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False) as tmp:
+            tmp.write(raw)
+            tmp_name = tmp.name
+        path, display, fmt = tmp_name, "<stdin>", "csv"
+        provenance = {"data_sha256": hashlib.sha256(raw).hexdigest(), "data_source": "stdin"}
+    else:
+        if not os.path.exists(path):
+            raise DataError("data file not found; check data.path (relative to the spec file)", file=display, key="data.path")
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise DataError("data file is not a readable file", file=display, key="data.path")
+        fmt = data.format
+        if fmt == "auto":
+            ext = Path(path).suffix.lower()
+            if ext in (".parquet", ".pq"):
+                fmt = "parquet"
+            elif ext in (".csv", ".tsv", ".txt", ".gz"):
+                fmt = "csv"
+            else:
+                raise DataError(f"cannot tell the format from extension {ext!r}; set data.format to csv or parquet",
+                                file=display, key="data.format")
+        provenance = file_provenance(path)
+
+    con = duckdb.connect(":memory:")
+    try:
+        reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, header = true)"
+        try:
+            con.execute(f"CREATE TABLE raw_data AS SELECT * FROM {reader}", [path])
+        except duckdb.Error as exc:
+            raise DataError(f"cannot read as {fmt}: {_first_line(exc)}", file=display) from None
+    finally:
+        if tmp_name:
+            os.unlink(tmp_name)
+
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw_data)").fetchall())
+    renames = data.columns
+    for old in renames:
+        if old not in types:
+            raise DataError(f"column to rename not found{_suggest(old, types)}", file=display, key=f"data.columns.{old}", column=old)
+    select = ", ".join(f"{_quote(c)} AS {_quote(renames.get(c, c))}" for c in types)
+
+    # From here on the filter runs: nothing outside this table can be read.
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    where = ""
+    if data.filter is not None:
+        where = f" WHERE ({data.filter})"
+        _check_single_select(con, f"SELECT {select} FROM raw_data{where}", display)
+    try:
+        con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM raw_data{where}")
+    except duckdb.Error as exc:
+        if data.filter is not None:
+            raise SpecError(f"filter failed: {_first_line(exc)}", file=display, key="data.filter") from None
+        raise DataError(f"cannot read: {_first_line(exc)}", file=display) from None
+    con.execute("DROP TABLE raw_data")
+    rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {TABLE})").fetchall())
+    if rows == 0:
+        what = "no rows are left after data.filter; loosen the filter" if data.filter else "the data file has no rows"
+        raise DataError(what, file=display, key="data.filter" if data.filter else "data.path")
+    return Table(con=con, file=display, rows=int(rows), types=types, provenance=provenance)
+
+
+def _check_single_select(con: "duckdb.DuckDBPyConnection", query: str, display: str) -> None:
+    """The filter must leave one SELECT: no ';' tricks, no other statement kinds."""
+    import duckdb
+
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as exc:
+        raise SpecError(f"filter is not a valid SQL expression: {_first_line(exc)}", file=display, key="data.filter") from None
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise SpecError("filter must be one boolean expression over the columns (no ';', no other statements)",
+                        file=display, key="data.filter")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _suggest(name: str, choices: Any) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def file_provenance(path: str) -> dict[str, Any]:
+    """sha256 of the file; above 1 GiB a cheaper fingerprint that names its method."""
+    size = os.path.getsize(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        if size <= FINGERPRINT_ABOVE:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+            return {"data_sha256": h.hexdigest()}
+        head = fh.read(1 << 20)
+        fh.seek(-(1 << 20), os.SEEK_END)
+        tail = fh.read()
+    h.update(str(size).encode())
+    h.update(head)
+    h.update(tail)
+    return {"data_fingerprint": h.hexdigest(), "data_fingerprint_method": "sha256(size, first MiB, last MiB)"}
+
+
+# ---------------------------------------------------------------- column checks
+
+
+def require_columns(table: Table, roles: dict[str, tuple[str, str]]) -> None:
+    """Check that each column exists and has the kind its role needs.
+
+    ``roles`` maps a column to (spec key, kind), kind one of ``numeric``,
+    ``binary`` (0/1 or boolean), ``any``.
+    """
+    for column, (key, kind) in roles.items():
+        if column not in table.types:
+            raise DataError(
+                f"column {column!r} not found{_suggest(column, table.types)}; the data has: "
+                f"{', '.join(table.columns[:20])}{' ...' if len(table.columns) > 20 else ''}",
+                file=table.file, key=key, column=column,
+            )
+        if kind in ("numeric", "binary") and not table.is_numeric(column):
+            raise DataError(
+                f"column {column!r} must be numeric but is {table.types[column]}; "
+                f"list it under 'categorical' if it is a category, or fix the data",
+                file=table.file, key=key, column=column,
+            )
+        if kind == "binary":
+            q = _quote(column)
+            bad = table.sql(
+                f"SELECT count(DISTINCT {q}), min(CAST({q} AS DOUBLE)), max(CAST({q} AS DOUBLE)), "
+                f"count(*) FILTER (WHERE CAST({q} AS DOUBLE) NOT IN (0, 1)) FROM {TABLE}"
+            )[0]
+            distinct, lo, hi, outside = bad
+            if outside:
+                raise DataError(
+                    f"treatment column {column!r} must be binary (0/1 or boolean); found values from {lo:g} to {hi:g}",
+                    file=table.file, key=key, column=column,
+                )
+            if distinct < 2:
+                raise DataError(
+                    f"treatment column {column!r} has only one value; both treated (1) and control (0) units are needed",
+                    file=table.file, key=key, column=column,
+                )
+
+
+def encode_categorical(frame: "pd.DataFrame", covariates: list[str], categorical: list[str], file: str) -> tuple["pd.DataFrame", list[str]]:
+    """One-hot encode categorical covariates (first level dropped); returns the frame and the design columns."""
+    import pandas as pd
+
+    names: list[str] = []
+    parts = []
+    for c in covariates:
+        if c in categorical:
+            levels = sorted(frame[c].astype(str).unique())
+            if len(levels) < 2:
+                raise DataError(f"categorical covariate {c!r} has a single level; drop it from covariates", file=file,
+                                key="categorical", column=c)
+            if len(levels) >= len(frame):
+                raise DataError(f"categorical covariate {c!r} has {len(levels)} levels for {len(frame)} rows; coarsen it",
+                                file=file, key="categorical", column=c)
+            values = frame[c].astype(str)
+            for level in levels[1:]:
+                name = f"{c}[{level}]"
+                parts.append(pd.Series((values == level).astype("float64").to_numpy(), name=name))
+                names.append(name)
+        else:
+            parts.append(frame[c].astype("float64").rename(c))
+            names.append(c)
+    encoded = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
+    encoded.index = frame.index
+    return encoded, names

@@ -1,0 +1,89 @@
+"""What every design family exposes, so the CLI, refuters and renderers stay generic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from causalcli.errors import SpecError
+from causalcli.result import Check, Estimate
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from causalcli.data import Table
+    from causalcli.graph import Identification
+    from causalcli.spec import LoadedSpec, Study
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What a design's ``fit`` returns; ``run_study`` adds refutations and provenance."""
+
+    estimator: str
+    estimand: str
+    estimate: Estimate
+    n: dict[str, int]
+    effects: list[Estimate] = field(default_factory=list)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Design:
+    """A design family. Subclasses set the class attributes and implement the methods.
+
+    ``prepare`` turns the table into a picklable object holding the arrays the
+    estimator needs (built once); ``fit`` gives the full result; ``point``
+    recomputes only the point estimate under a change that a refuter asks for
+    (a permuted treatment, an extra random covariate, a subset of rows), so
+    refuters never redo work that does not change.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    estimators: ClassVar[tuple[str, ...]]
+    estimands: ClassVar[tuple[str, ...]]
+    inference: ClassVar[tuple[str, ...]]
+    default_refuters: ClassVar[tuple[str, ...]] = ("placebo_treatment", "random_common_cause", "data_subset")
+    reference: ClassVar[str] = ""
+
+    def estimand(self, study: "Study", spec: "LoadedSpec") -> str:
+        chosen = study.design.estimand or self.estimands[0]
+        if chosen not in self.estimands:
+            raise SpecError(
+                f"estimand {chosen!r} is not supported by {self.name} yet; supported: {', '.join(self.estimands)}",
+                file=spec.source.display, key="design.estimand",
+            )
+        return chosen
+
+    def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        """Design-specific checks of the spec alone (no data)."""
+
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        """Design-specific checks of the data (columns, types, shape)."""
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> Any:
+        raise NotImplementedError
+
+    def fit(self, prepared: Any, study: "Study", seed: int) -> Fit:
+        raise NotImplementedError
+
+    def point(self, prepared: Any, *, treatment: "np.ndarray | None" = None,
+              extra_covariate: "np.ndarray | None" = None, rows: "np.ndarray | None" = None) -> float:
+        raise NotImplementedError
+
+    def treatment_of(self, prepared: Any) -> "np.ndarray":
+        """The treatment vector that placebo refuters permute."""
+        raise NotImplementedError
+
+    def units(self, prepared: Any) -> int:
+        """How many rows the refuters may subset or extend."""
+        raise NotImplementedError
+
+
+def require(study: "Study", spec: "LoadedSpec", *keys: str) -> None:
+    """Spec keys a design cannot do without."""
+    for key in keys:
+        if getattr(study, key) in (None, "", []):
+            raise SpecError(f"the {study.design.method} design needs '{key}'", file=spec.source.display, key=key)

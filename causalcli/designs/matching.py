@@ -1,0 +1,283 @@
+"""Propensity-score matching.
+
+Nearest-neighbour matching on the logit of an estimated propensity score, with
+replacement and ties kept, for the average effect on the treated (ATT), with
+the Abadie-Imbens (2006) standard error. The semantics mirror R's
+``Matching::Match`` (see ``causalcli.designs.nearest``), against which the tests
+are pinned.
+
+References
+----------
+Abadie, A. and Imbens, G. W. (2006). Large sample properties of matching
+estimators for average treatment effects. Econometrica 74(1), 235-267.
+Rosenbaum, P. R. and Rubin, D. B. (1983). The central role of the propensity
+score in observational studies for causal effects. Biometrika 70(1), 41-55.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.data import encode_categorical, require_columns
+from causalcli.designs.base import Design, Fit, require
+from causalcli.errors import DataError, SpecError
+from causalcli.inference import normal_estimate
+from causalcli.result import Check
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data import Table
+    from causalcli.graph import Identification
+    from causalcli.spec import LoadedSpec, MatchingOptions, Study
+
+HIST_BINS = 20
+
+
+@dataclass(frozen=True)
+class MatchingData:
+    """Arrays the estimator and the refuters share (picklable for joblib workers)."""
+
+    X: np.ndarray
+    t: np.ndarray  # bool
+    y: np.ndarray
+    covariates: tuple[str, ...]
+    neighbors: int
+    caliper: float | None
+    tolerance: float
+    estimand: str
+    rows: int
+    dropped_missing: int
+    file: str
+
+
+class MatchingDesign(Design):
+    name = "matching"
+    summary = "Nearest-neighbour propensity-score matching with replacement, ties kept"
+    estimators = ("psm_nearest",)
+    estimands = ("att",)
+    inference = ("abadie_imbens",)
+    reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
+
+    def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        require(study, spec, "treatment", "outcome", "covariates")
+        self.estimand(study, spec)
+        opts: MatchingOptions = study.design.options
+        unbuilt = []
+        if not opts.replace:
+            unbuilt.append("replace: false")
+        if opts.distance != "propensity":
+            unbuilt.append(f"distance: {opts.distance}")
+        if opts.exact:
+            unbuilt.append("exact")
+        if opts.bias_correction:
+            unbuilt.append("bias_correction")
+        if unbuilt:
+            raise SpecError(f"matching option(s) {', '.join(unbuilt)} are not built yet; remove them",
+                            file=spec.source.display, key="design.options")
+        if study.weights:
+            raise SpecError("observation weights are not supported by matching yet; remove 'weights'",
+                            file=spec.source.display, key="weights")
+
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        roles = {study.treatment: ("treatment", "binary"), study.outcome: ("outcome", "numeric")}
+        for i, c in enumerate(study.covariates):
+            roles.setdefault(c, (f"covariates[{i}]", "any" if c in study.categorical else "numeric"))
+        for i, c in enumerate(study.segments):
+            roles.setdefault(c, (f"segments[{i}]", "any"))
+        require_columns(table, roles)
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> MatchingData:
+        covs = list(identification.adjustment_set)
+        frame, dropped = table.frame([study.treatment, study.outcome, *covs])
+        if frame.empty:
+            raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
+        encoded, names = encode_categorical(frame, covs, [c for c in study.categorical if c in covs], table.file)
+        X = encoded.to_numpy(dtype=np.float64)
+        constant = [n for j, n in enumerate(names) if np.ptp(X[:, j]) == 0]
+        if constant:
+            raise DataError(f"covariate {constant[0]!r} is constant in the rows used; drop it from covariates",
+                            file=table.file, column=constant[0], key="covariates")
+        t = frame[study.treatment].to_numpy().astype(bool)
+        if t.all() or not t.any():
+            raise DataError(f"treatment {study.treatment!r} has only one arm in the complete rows", file=table.file,
+                            column=study.treatment, key="treatment")
+        opts = study.design.options
+        return MatchingData(
+            X=X, t=t, y=frame[study.outcome].to_numpy(dtype=np.float64), covariates=tuple(names),
+            neighbors=opts.neighbors, caliper=opts.caliper, tolerance=opts.tolerance,
+            estimand=self.estimand(study, spec), rows=table.rows, dropped_missing=dropped, file=table.file,
+        )
+
+    # ------------------------------------------------------------ estimation
+
+    def _score(self, X: np.ndarray, t: np.ndarray) -> Any:
+        from causalcli.propensity import fit_logit
+
+        return fit_logit(X, t.astype(np.float64))
+
+    def fit(self, prepared: MatchingData, study: "Study", seed: int) -> Fit:
+        from causalcli.designs.nearest import match_att
+
+        d = prepared
+        ps = self._score(d.X, d.t)
+        m = match_att(d.y, d.t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper, tolerance=d.tolerance)
+        estimate = normal_estimate(m.estimate, m.std_error, study.conf_level, "abadie_imbens")
+        used_controls = int(np.count_nonzero(m.control_weights))
+        n = {
+            "rows": d.rows,
+            "dropped_missing": d.dropped_missing,
+            "treated": int(d.t.sum()),
+            "control": int((~d.t).sum()),
+            "used": int(m.n_treated_matched) + used_controls,
+            "treated_matched": int(m.n_treated_matched),
+            "controls_matched": used_controls,
+            "treated_dropped_caliper": int(m.n_dropped),
+        }
+        warnings = []
+        if m.n_dropped:
+            warnings.append(
+                f"the caliper of {d.caliper} SD dropped {m.n_dropped} of {int(d.t.sum())} treated units with no "
+                "control close enough; the estimate is the effect on the treated units that were matched"
+            )
+        balance = balance_table(d.X, d.t, d.covariates, m)
+        overlap = overlap_summary(ps.probability, d.t, study.thresholds.propensity_bounds, m)
+        checks = [balance_check(balance, study.thresholds.balance_smd),
+                  overlap_check(overlap, study.thresholds.max_outside, study.thresholds.propensity_bounds)]
+        diagnostics = {
+            "balance": balance,
+            "overlap": overlap,
+            "propensity_model": {
+                "model": "logistic regression (unpenalised maximum likelihood)",
+                "iterations": ps.iterations,
+                "coefficients": dict(zip(("(intercept)", *d.covariates), map(float, ps.coef))),
+            },
+            "matching": {
+                "neighbors": d.neighbors,
+                "caliper_sd": d.caliper,
+                "replace": True,
+                "ties": "kept, weighted equally",
+                "distance": "absolute difference of the logit propensity score",
+                "std_error_naive": float(m.std_error_naive),
+            },
+        }
+        return Fit("psm_nearest", d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings)
+
+    def point(self, prepared: MatchingData, *, treatment=None, extra_covariate=None, rows=None) -> float:
+        from causalcli.designs.nearest import match_att_point
+
+        d = prepared
+        X, t, y = d.X, d.t, d.y
+        if rows is not None:
+            X, t, y = X[rows], t[rows], y[rows]
+        if treatment is not None:
+            t = treatment
+        if extra_covariate is not None:
+            X = np.column_stack([X, extra_covariate])
+        ps = self._score(X, t)
+        return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper, tolerance=d.tolerance)
+
+    def treatment_of(self, prepared: MatchingData) -> np.ndarray:
+        return prepared.t
+
+    def units(self, prepared: MatchingData) -> int:
+        return int(prepared.t.size)
+
+
+# ---------------------------------------------------------------- diagnostics
+
+
+def _smd(mean_t: float, mean_c: float, sd: float) -> float:
+    if sd > 0:
+        return float((mean_t - mean_c) / sd)
+    return 0.0 if mean_t == mean_c else float("inf")
+
+
+def _wvar(x: np.ndarray, w: np.ndarray) -> float:
+    """Weighted variance with the unbiased (frequency-weight style) normalisation."""
+    sw = w.sum()
+    mean = np.dot(w, x) / sw
+    denom = sw - (np.dot(w, w) / sw)
+    return float(np.dot(w, (x - mean) ** 2) / denom) if denom > 0 else 0.0
+
+
+def balance_table(X: np.ndarray, t: np.ndarray, names: tuple[str, ...], m: Any) -> list[dict[str, Any]]:
+    """SMD and variance ratio before and after matching, per covariate.
+
+    For the ATT the SMD denominator is the treated group's standard deviation
+    before matching, used both before and after (as MatchIt's ``summary``).
+    """
+    Xt, Xc = X[t], X[~t]
+    keep_t = np.ones(Xt.shape[0], dtype=bool)
+    treated_index = np.flatnonzero(t)
+    if m.n_dropped:
+        keep_t[np.isin(treated_index, m.dropped)] = False
+    w_c = m.control_weights[~t]
+    rows = []
+    for j, name in enumerate(names):
+        xt, xc = Xt[:, j], Xc[:, j]
+        sd = float(np.std(xt, ddof=1)) if xt.size > 1 else 0.0
+        if sd == 0:  # a covariate constant among the treated: fall back to the pooled SD
+            sd = float(np.sqrt((np.var(xt, ddof=1) + np.var(xc, ddof=1)) / 2)) if xt.size > 1 else 0.0
+        xt_after = xt[keep_t]
+        mean_c_after = float(np.dot(w_c, xc) / w_c.sum()) if w_c.sum() > 0 else float("nan")
+        var_c_before = float(np.var(xc, ddof=1))
+        var_c_after = _wvar(xc, w_c) if w_c.sum() > 0 else float("nan")
+        var_t_after = float(np.var(xt_after, ddof=1)) if xt_after.size > 1 else float("nan")
+        rows.append({
+            "covariate": name,
+            "mean_treated": float(xt.mean()),
+            "mean_control_before": float(xc.mean()),
+            "mean_control_after": mean_c_after,
+            "smd_before": _smd(float(xt.mean()), float(xc.mean()), sd),
+            "smd_after": _smd(float(xt_after.mean()), mean_c_after, sd),
+            "variance_ratio_before": float(np.var(xt, ddof=1) / var_c_before) if var_c_before > 0 else None,
+            "variance_ratio_after": (var_t_after / var_c_after) if var_c_after and var_c_after > 0 else None,
+        })
+    return rows
+
+
+def balance_check(balance: list[dict[str, Any]], limit: float) -> Check:
+    worst = max(balance, key=lambda r: abs(r["smd_after"]))
+    value = abs(worst["smd_after"])
+    passed = bool(value <= limit)
+    if passed:
+        detail = f"max |SMD| after matching {value:.3f} <= {limit} ({worst['covariate']})"
+    else:
+        over = [r["covariate"] for r in balance if abs(r["smd_after"]) > limit]
+        detail = (f"max |SMD| after matching {value:.3f} > {limit} ({worst['covariate']}); imbalanced: "
+                  f"{', '.join(over)}. Matched groups still differ: add interactions or a caliper, or use more neighbours")
+    return Check("balance", passed, detail)
+
+
+def overlap_summary(p: np.ndarray, t: np.ndarray, bounds: tuple[float, float], m: Any) -> dict[str, Any]:
+    lo, hi = bounds
+    outside = (p < lo) | (p > hi)
+    edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
+    w = m.control_weights[~t]
+    ess = float(w.sum() ** 2 / np.dot(w, w)) if np.dot(w, w) > 0 else 0.0
+    return {
+        "propensity_treated": {"min": float(p[t].min()), "max": float(p[t].max()), "mean": float(p[t].mean())},
+        "propensity_control": {"min": float(p[~t].min()), "max": float(p[~t].max()), "mean": float(p[~t].mean())},
+        "bounds": [lo, hi],
+        "share_treated_outside": float(outside[t].mean()),
+        "share_all_outside": float(outside.mean()),
+        "share_treated_unmatched": float(m.n_dropped / max(int(t.sum()), 1)),
+        "effective_sample_size_control": ess,
+        "histogram": {
+            "edges": edges.tolist(),
+            "treated": np.histogram(p[t], bins=edges)[0].tolist(),
+            "control": np.histogram(p[~t], bins=edges)[0].tolist(),
+        },
+    }
+
+
+def overlap_check(overlap: dict[str, Any], max_outside: float, bounds: tuple[float, float]) -> Check:
+    share = overlap["share_treated_outside"]
+    passed = bool(share <= max_outside)
+    detail = (f"{share:.1%} of treated units have a propensity score outside [{bounds[0]}, {bounds[1]}] "
+              f"({'<=' if passed else '>'} {max_outside:.0%} allowed)")
+    if not passed:
+        detail += "; those units have few comparable controls: restrict the sample or add a caliper"
+    return Check("overlap", passed, detail)

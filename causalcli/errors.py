@@ -1,0 +1,75 @@
+"""Errors that end a study with an exit code, and warnings that do not.
+
+Every user-facing failure is a ``CausalcliError``: the entry point prints its
+one-line message to stderr and exits with ``exit_code`` (no traceback unless
+``--debug``). Exit 1 is never an error: it comes from ``Result.passed``.
+"""
+
+from __future__ import annotations
+
+
+class CausalcliError(Exception):
+    """Base class: a one-line message, an exit code and where it happened."""
+
+    exit_code: int = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.key = key
+        self.line = line
+        self.column = column
+
+    def located(self) -> str:
+        """The message prefixed by file, YAML line and key path, as known."""
+        where = []
+        if self.file:
+            where.append(f"{self.file}:{self.line}" if self.line else self.file)
+        if self.key:
+            where.append(f"key '{self.key}'")
+        if self.column and not self.key:
+            where.append(f"column '{self.column}'")
+        prefix = ": ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+    def __str__(self) -> str:
+        return self.located()
+
+
+class SpecError(CausalcliError):
+    """Usage or spec error: unknown key, wrong type, missing field, bad graph (exit 2)."""
+
+    exit_code = 2
+
+
+class DataError(CausalcliError):
+    """Data error: file missing or unreadable, column missing, wrong dtype (exit 3)."""
+
+    exit_code = 3
+
+
+class EstimationError(CausalcliError):
+    """Estimation failed: no overlap, singular design, no convergence (exit 4)."""
+
+    exit_code = 4
+
+
+class CausalcliWarning(UserWarning):
+    """Base class of warnings that a study reports in its result."""
+
+
+class OverlapWarning(CausalcliWarning):
+    """Units outside common support were dropped or are poorly matched."""
+
+
+class DataWarning(CausalcliWarning):
+    """Rows were dropped (missing values) or data look suspicious."""

@@ -1,0 +1,150 @@
+"""Refutation tests: does the estimate survive changes that should (or should not) move it?
+
+Each simulation draws from its own random stream, derived from the study seed,
+the refuter and the simulation number only, so the numbers are the same for a
+seed whatever ``--jobs`` is. Simulations run in parallel with joblib, in
+contiguous chunks so each worker receives the design's arrays once; a design's
+``point`` recomputes only what the change touches.
+
+Rules (with ``thresholds.alpha`` as alpha):
+
+* placebo_treatment: permute the treatment; p = (1 + #{|placebo| >= |estimate|}) / (1 + simulations);
+  passed when p <= alpha.
+* random_common_cause: add an independent standard-normal covariate; z = (mean new - estimate) / std_error;
+  passed when the two-sided p > alpha.
+* data_subset: re-estimate on random subsets without replacement; the same z test.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.errors import CausalcliError
+from causalcli.inference import normal_two_sided_p
+from causalcli.result import Estimate, Refutation
+from causalcli.spec import REFUTERS, SubsetOptions, SimulationOptions, refuter_name, refuter_options
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.designs.base import Design
+    from causalcli.spec import Study
+
+TESTED = {
+    "placebo_treatment": "Shuffles who was treated at random and re-estimates. A real effect should vanish "
+                         "under shuffling; if shuffled data often give an effect as large, the estimate may be noise.",
+    "random_common_cause": "Adds a made-up confounder of pure noise and re-estimates. A sound estimate should "
+                           "not move; if it does, the estimator is fragile to irrelevant covariates.",
+    "data_subset": "Re-estimates on random subsets of the rows. A sound estimate stays close; if it moves "
+                   "beyond its standard error, it hangs on a few units.",
+}
+REFUTER_IDS = {name: i for i, name in enumerate(REFUTERS)}
+
+
+def default_refuters(design: "Design") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for name in design.default_refuters:
+        out.append((name, SubsetOptions() if name == "data_subset" else SimulationOptions()))
+    return out
+
+
+def planned_refuters(study: "Study", design: "Design") -> list[tuple[str, Any]]:
+    if study.refute is None:
+        return default_refuters(design)
+    return [(refuter_name(item), refuter_options(item)) for item in study.refute]
+
+
+def _stream(seed: int, name: str, sim: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, REFUTER_IDS[name], sim]))
+
+
+def _one(design: "Design", prepared: Any, name: str, options: Any, seed: int, sim: int) -> float:
+    rng = _stream(seed, name, sim)
+    try:
+        if name == "placebo_treatment":
+            return design.point(prepared, treatment=rng.permutation(design.treatment_of(prepared)))
+        if name == "random_common_cause":
+            return design.point(prepared, extra_covariate=rng.standard_normal(design.units(prepared)))
+        n = design.units(prepared)
+        rows = np.sort(rng.choice(n, size=max(2, int(round(options.fraction * n))), replace=False))
+        return design.point(prepared, rows=rows)
+    except CausalcliError:
+        return float("nan")  # e.g. a subset with one arm only; counted as a failed simulation
+
+
+def _chunk(design_name: str, prepared: Any, tasks: list[tuple[str, Any, int, int]]) -> list[float]:
+    from causalcli.designs import get_design
+
+    design = get_design(design_name)
+    return [_one(design, prepared, name, options, seed, sim) for name, options, seed, sim in tasks]
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    cores = os.cpu_count() or 1
+    if jobs is None or jobs <= 0:
+        return cores
+    return jobs
+
+
+def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Estimate, seed: int,
+                 jobs: int | None = None, progress: Any = None) -> list[Refutation]:
+    plan = planned_refuters(study, design)
+    if not plan:
+        return []
+    tasks = [(name, opts, seed, sim) for name, opts in plan for sim in range(opts.simulations)]
+    n_jobs = min(resolve_jobs(jobs), len(tasks))
+    if n_jobs <= 1:
+        values = _chunk(design.name, prepared, tasks)
+    else:
+        from joblib import Parallel, delayed
+
+        bounds = np.linspace(0, len(tasks), n_jobs + 1).astype(int)
+        chunks = [tasks[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        parts = Parallel(n_jobs=n_jobs, backend="loky")(delayed(_chunk)(design.name, prepared, c) for c in chunks)
+        values = [v for part in parts for v in part]
+    out: list[Refutation] = []
+    i = 0
+    for name, opts in plan:
+        sims = np.asarray(values[i:i + opts.simulations], dtype=float)
+        i += opts.simulations
+        out.append(summarise(name, sims, estimate, study.thresholds.alpha))
+    return out
+
+
+def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> Refutation:
+    ok = sims[np.isfinite(sims)]
+    total = sims.size
+    failed = total - ok.size
+    failed_note = f" ({failed} of {total} simulations could not be estimated and were left out)" if failed else ""
+    if ok.size == 0:
+        return Refutation(name, None, None, None, f"no simulation could be estimated{failed_note}", total, TESTED[name])
+    new = float(ok.mean())
+    est = estimate.value
+    if name == "placebo_treatment":
+        extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
+        p = (1 + extreme) / (1 + ok.size)
+        passed = p <= alpha
+        verdict = ("the real effect stands out from what random assignment gives" if passed else
+                   "random assignment often gives an effect this large: the estimate may be noise, do not trust it")
+        detail = (f"{extreme} of {ok.size} random re-assignments of the treatment gave an effect as large as "
+                  f"{_fmt(est)} (p = {p:.3g} {'<=' if passed else '>'} {alpha}); {verdict}{failed_note}")
+        return Refutation(name, new, p, passed, detail, total, TESTED[name])
+    se = estimate.std_error
+    if not se or not math.isfinite(se):
+        return Refutation(name, new, None, None, f"needs a standard error of the estimate, which is missing{failed_note}",
+                          total, TESTED[name])
+    p = normal_two_sided_p((new - est) / se)
+    passed = p > alpha
+    what = "an added random covariate" if name == "random_common_cause" else "random subsets of the data"
+    verdict = ("the estimate does not move" if passed else
+               "the estimate moves more than its standard error allows: it is fragile, look at the data before trusting it")
+    detail = (f"with {what} the mean effect is {_fmt(new)} against {_fmt(est)} "
+              f"(shift {(new - est) / se:+.2f} standard errors, p = {p:.3g} {'>' if passed else '<='} {alpha}); "
+              f"{verdict}{failed_note}")
+    return Refutation(name, new, p, passed, detail, total, TESTED[name])
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if abs(x) < 1000 else f"{x:,.0f}"

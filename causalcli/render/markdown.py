@@ -1,0 +1,49 @@
+"""Markdown for pull-request comments: a summary table, checks as pass/fail, details collapsed."""
+
+from __future__ import annotations
+
+from causalcli.render import Item
+from causalcli.render.fmt import num, pval, verdict
+from causalcli.result import Result
+
+
+def render_markdown(items: list[Item]) -> str:
+    lines = ["| study | design | estimand | effect | SE | CI | p | inference | result |",
+             "| --- | --- | --- | ---: | ---: | --- | ---: | --- | --- |"]
+    for it in items:
+        if not isinstance(it, Result):
+            lines.append(f"| {it.study} | | | | | | | | error (exit {it.exit_code}): {_esc(it.message)} |")
+            continue
+        e = it.estimate
+        ci = f"[{num(e.ci_lower)}, {num(e.ci_upper)}]" if e.ci_lower is not None else "-"
+        lines.append(f"| {it.study} | {it.design} | {it.estimand} | {num(e.value)} | {num(e.std_error)} | {ci} | "
+                     f"{pval(e.p_value)} | {e.inference} | {'pass' if it.passed else '**FAIL**'} |")
+    for it in items:
+        if not isinstance(it, Result):
+            continue
+        lines += ["", f"### {it.study}", ""]
+        if it.checks or it.refutations:
+            lines += ["| check | result | detail |", "| --- | --- | --- |"]
+            for c in it.checks:
+                lines.append(f"| {c.name} | {verdict(c.passed)} | {_esc(c.detail)} |")
+            for r in it.refutations:
+                lines.append(f"| {r.name} | {verdict(r.passed)} | {_esc(r.detail)} |")
+        for w in it.warnings:
+            lines.append(f"\n> warning: {w}")
+        lines += ["", "<details><summary>details</summary>", ""]
+        lines.append("n: " + ", ".join(f"{k} {v:,}" for k, v in it.n.items()))
+        if it.effects:
+            lines += ["", "| label | value | SE | CI | p |", "| --- | ---: | ---: | --- | ---: |"]
+            for r in it.effects:
+                lines.append(f"| {r.label} | {num(r.value)} | {num(r.std_error)} | [{num(r.ci_lower)}, {num(r.ci_upper)}] | {pval(r.p_value)} |")
+        bal = it.diagnostics.get("balance")
+        if bal:
+            lines += ["", "| covariate | SMD before | SMD after |", "| --- | ---: | ---: |"]
+            for b in bal:
+                lines.append(f"| {b['covariate']} | {num(b['smd_before'], 3)} | {num(b['smd_after'], 3)} |")
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def _esc(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

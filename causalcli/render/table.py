@@ -1,0 +1,80 @@
+"""The human table (rich): headline, checks, refutations, warnings."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from causalcli.render import Item
+from causalcli.render.fmt import num, pval, verdict
+from causalcli.result import Result
+
+
+def build(items: list[Item]) -> list[Any]:
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list[Any] = []
+    for item in items:
+        if not isinstance(item, Result):
+            out.append(Panel(Text(f"error (exit {item.exit_code}): {item.message}", style="red"),
+                             title=f"{item.study}", title_align="left", border_style="red"))
+            continue
+        e = item.estimate
+        head = Table.grid(padding=(0, 2))
+        head.add_column(style="bold")
+        head.add_column()
+        head.add_row("design", f"{item.design} / {item.estimator}")
+        head.add_row("estimand", item.estimand.upper())
+        ci = f"[{num(e.ci_lower)}, {num(e.ci_upper)}]" if e.ci_lower is not None else "-"
+        head.add_row("effect", f"[bold]{num(e.value)}[/bold]  SE {num(e.std_error)}  {int(e.conf_level * 100)}% CI {ci}"
+                     f"  p {pval(e.p_value)}")
+        head.add_row("inference", e.inference)
+        head.add_row("n", "  ".join(f"{k} {v:,}" for k, v in item.n.items()))
+        parts: list[Any] = [head]
+        if item.effects:
+            eff = Table(title="effects", title_justify="left", expand=False)
+            for c in ("label", "value", "SE", "CI", "p"):
+                eff.add_column(c, justify="right" if c != "label" else "left")
+            for r in item.effects:
+                eff.add_row(r.label or "", num(r.value), num(r.std_error),
+                            f"[{num(r.ci_lower)}, {num(r.ci_upper)}]", pval(r.p_value))
+            parts.append(eff)
+        if item.checks or item.refutations:
+            t = Table(title="checks and refutations", title_justify="left", expand=False, show_lines=False)
+            t.add_column("name")
+            t.add_column("result")
+            t.add_column("detail", overflow="fold", max_width=90)
+            for c in item.checks:
+                t.add_row(c.name, _styled(c.passed), c.detail)
+            for r in item.refutations:
+                t.add_row(r.name, _styled(r.passed), r.detail)
+            parts.append(t)
+        for w in item.warnings:
+            parts.append(Text(f"warning: {w}", style="yellow"))
+        from rich.console import Group
+
+        status = "[green]passed[/green]" if item.passed else "[red]FAILED[/red]"
+        out.append(Panel(Group(*parts), title=f"{item.study}  {status}", title_align="left",
+                         border_style="green" if item.passed else "red"))
+    return out
+
+
+def _styled(passed: bool | None) -> str:
+    v = verdict(passed)
+    return {"pass": "[green]pass[/green]", "FAIL": "[red]FAIL[/red]"}.get(v, "[dim]n/a[/dim]")
+
+
+def print_table(items: list[Item], console: Any) -> None:
+    for renderable in build(items):
+        console.print(renderable)
+
+
+def render_table_text(items: list[Item], width: int = 110) -> str:
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=False, color_system=None)
+    print_table(items, console)
+    return buf.getvalue()

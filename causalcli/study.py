@@ -1,0 +1,142 @@
+"""Running a study from Python: ``run_study(spec) -> Result``.
+
+The CLI is a thin layer over these functions; they know nothing of terminals.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from causalcli import __version__
+from causalcli.data import Table, load_table
+from causalcli.designs import get_design
+from causalcli.errors import CausalcliError
+from causalcli.graph import build_graph, check_nodes, identify
+from causalcli.result import Result, StudyFailure
+from causalcli.spec import LoadedSpec, SpecSource, load_spec, validate_mapping
+
+PROVENANCE_PACKAGES = ("numpy", "pandas", "scipy", "duckdb", "pydantic")
+
+
+def as_loaded(spec: LoadedSpec | str | Path | dict, overrides: list[str] | None = None) -> LoadedSpec:
+    """Accept a LoadedSpec, a spec file path or an already parsed mapping."""
+    if isinstance(spec, LoadedSpec):
+        return spec
+    if isinstance(spec, dict):
+        import json
+
+        import yaml
+
+        source = SpecSource("<dict>", yaml.safe_dump(spec), Path.cwd())
+        study = validate_mapping(spec, source)
+        import hashlib
+
+        sha = hashlib.sha256(json.dumps(study.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        return LoadedSpec(study, source, study.name or "study", sha)
+    from causalcli.spec import collect_sources
+
+    return load_spec(collect_sources([str(spec)])[0], overrides)
+
+
+@dataclass
+class Prepared:
+    """A study checked against its data, ready to estimate."""
+
+    spec: LoadedSpec
+    design: Any
+    table: Table
+    identification: Any
+
+
+def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepared:
+    """Everything ``validate`` checks: spec, design keys, data, graph."""
+    study = spec.study
+    try:
+        design = get_design(study.design.method)
+    except CausalcliError as exc:
+        exc.file = exc.file or spec.source.display
+        raise
+    design.check_spec(study, spec)
+    table = load_table(spec, stdin_bytes)
+    graph = build_graph(spec)
+    if study.graph is not None:
+        check_nodes(graph, spec, table.columns)
+    design.validate(study, table, spec)
+    ident = identify(graph, spec)
+    return Prepared(spec, design, table, ident)
+
+
+def run_study(
+    spec: LoadedSpec | str | Path | dict,
+    *,
+    seed: int | None = None,
+    jobs: int | None = None,
+    refute: bool = True,
+    fail_on: str = "all",
+    stdin_bytes: bytes | None = None,
+) -> Result:
+    """Estimate one study; raises a ``CausalcliError`` (with exit code) when it cannot."""
+    from causalcli.refuters import run_refuters
+
+    loaded = as_loaded(spec)
+    study = loaded.study
+    seed = study.seed if seed is None else seed
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    prep = prepare_study(loaded, stdin_bytes)
+    design = prep.design
+    data = design.prepare(study, prep.table, prep.identification, loaded)
+    timing["load"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    fit = design.fit(data, study, seed)
+    timing["estimate"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    refutations = run_refuters(design, data, study, fit.estimate, seed, jobs) if refute else []
+    timing["refute"] = time.perf_counter() - t2
+    timing["total"] = time.perf_counter() - t0
+    diagnostics = {"identification": prep.identification.to_dict(), **fit.diagnostics}
+    provenance = {
+        **prep.table.provenance,
+        "spec_sha256": loaded.sha256,
+        "seed": seed,
+        "refuted": refute,
+        "versions": versions(),
+    }
+    return Result(
+        study=loaded.name,
+        spec_path=loaded.path,
+        design=study.design.method,
+        estimator=fit.estimator,
+        estimand=fit.estimand,
+        estimate=fit.estimate,
+        n=fit.n,
+        effects=fit.effects,
+        diagnostics=diagnostics,
+        checks=fit.checks,
+        refutations=refutations,
+        warnings=fit.warnings,
+        fail_on=fail_on,
+        provenance=provenance,
+        timing_s=timing,
+    )
+
+
+def versions() -> dict[str, str]:
+    """Versions read from package metadata (no imports)."""
+    out = {"causalcli": __version__, "python": platform.python_version()}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            pass
+    return out
+
+
+def failure(spec_path: str, study: str, exc: CausalcliError) -> StudyFailure:
+    return StudyFailure(study=study, spec_path=spec_path, exit_code=exc.exit_code, message=exc.message,
+                        key=exc.key, line=exc.line, column=exc.column, file=exc.file)
