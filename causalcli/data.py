@@ -112,11 +112,7 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None) -> Table:
 
     con = duckdb.connect(":memory:")
     try:
-        reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, header = true)"
-        try:
-            con.execute(f"CREATE TABLE raw_data AS SELECT * FROM {reader}", [path])
-        except duckdb.Error as exc:
-            raise DataError(f"cannot read as {fmt}: {_first_line(exc)}", file=display) from None
+        read_file(con, path, fmt, display)
     finally:
         if tmp_name:
             os.unlink(tmp_name)
@@ -150,6 +146,21 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None) -> Table:
     return Table(con=con, file=display, rows=int(rows), types=types, provenance=provenance)
 
 
+def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: str, table: str = "raw_data") -> None:
+    """Read a CSV or Parquet file into a DuckDB table; failures are one-line DataErrors."""
+    import duckdb
+
+    delim = "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
+    reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, header = true, delim = ?)"
+    try:
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {reader}", [path] if fmt == "parquet" else [path, delim])
+    except duckdb.Error as exc:
+        ragged = _ragged_line(path, delim) if fmt == "csv" else None
+        if ragged:
+            raise DataError(ragged + "; fix the file so every row has the header's columns", file=display) from None
+        raise DataError(f"cannot read as {fmt}: {_first_line(exc)}", file=display) from None
+
+
 def _check_single_select(con: "duckdb.DuckDBPyConnection", query: str, display: str) -> None:
     """The filter must leave one SELECT: no ';' tricks, no other statement kinds."""
     import duckdb
@@ -163,6 +174,27 @@ def _check_single_select(con: "duckdb.DuckDBPyConnection", query: str, display: 
                         file=display, key="data.filter")
 
 
+def _ragged_line(path: str, delim: str) -> str | None:
+    """Name the first CSV row whose field count differs from the header's."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
+            reader = csv.reader(fh, delimiter=delim)
+            header = next(reader, None)
+            if header is None:
+                return None
+            for row in reader:
+                if row and len(row) != len(header):
+                    return (f"ragged CSV: line {reader.line_num} has {len(row)} fields but the header has "
+                            f"{len(header)}")
+    except (OSError, csv.Error):
+        return None
+    return None
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__
@@ -171,7 +203,7 @@ def _first_line(exc: Exception) -> str:
 def _suggest(name: str, choices: Any) -> str:
     import difflib
 
-    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 

@@ -86,11 +86,16 @@ def build_graph(spec: "LoadedSpec") -> "nx.DiGraph":
 
 
 def _from_dot(text: str, file: str, key: str) -> "nx.DiGraph":
+    import warnings
+
     import networkx as nx
-    import pydot
 
     try:
-        graphs = pydot.graph_from_dot_data(text)
+        with warnings.catch_warnings():  # pydot's parser emits pyparsing deprecation noise
+            warnings.simplefilter("ignore")
+            import pydot
+
+            graphs = pydot.graph_from_dot_data(text)
     except Exception as exc:  # pydot raises bare parse errors
         raise SpecError(f"cannot parse DOT: {str(exc).splitlines()[0] if str(exc) else exc}", file=file, key=key) from None
     if not graphs:

@@ -23,8 +23,8 @@ from causalcli.errors import EstimationError
 
 __all__ = ["LogitFit", "fit_logit"]
 
-# |linear predictor| beyond which a fitted probability is 0 or 1 to within
-# glm's threshold (10 * machine epsilon): the signature of separation.
+# |linear predictor| beyond which a fitted probability is within 1e-13 of 0
+# or 1: with coefficients still moving, the signature of separation.
 _ETA_SEPARATED = 30.0
 # A logit whose MLE exists converges in well under this many Newton steps from
 # glm's starting values; still moving after that with |eta| above the
@@ -64,9 +64,17 @@ def _expit(eta: np.ndarray) -> np.ndarray:
     return np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _deviance(eta: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
-    # -2 log-likelihood with log(p) = -log(1 + exp(-eta)), stable for any eta.
-    return float(2.0 * np.dot(w, np.logaddexp(0.0, -eta) * t + np.logaddexp(0.0, eta) * (1.0 - t)))
+def _expit_var(eta: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``p = expit(eta)`` and ``p (1 - p)`` from ``e = exp(-|eta|)``, without cancellation."""
+    inv = 1.0 / (1.0 + e)
+    p = np.where(eta >= 0, inv, e * inv)
+    return p, e * inv * inv
+
+
+def _deviance(eta: np.ndarray, e: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
+    # -2 log-likelihood: log(1 + exp(eta)) - t * eta per unit, with
+    # log(1 + exp(eta)) = max(eta, 0) + log1p(exp(-|eta|)), stable for any eta.
+    return float(2.0 * np.dot(w, np.maximum(eta, 0.0) + np.log1p(e) - t * eta))
 
 
 def _separation_error(beta: np.ndarray) -> EstimationError:
@@ -148,51 +156,56 @@ def fit_logit(
     # Centre and scale the covariates (on the rows that enter the fit) so the
     # Hessian is well conditioned whatever their units (earnings in dollars
     # next to 0/1 dummies); the coefficients are mapped back at the end.
-    centre = X[used].mean(axis=0)
-    scale = X[used].std(axis=0)
+    Xu = X if used.all() else X[used]
+    centre = Xu.mean(axis=0)
+    scale = Xu.std(axis=0)
     constant = np.flatnonzero(~(scale > 0))
     if constant.size:
         raise EstimationError(f"propensity model: covariate column {int(constant[0])} is constant; drop it")
-    D = np.empty((n, k + 1))
-    D[:, 0] = 1.0
-    np.subtract(X, centre, out=D[:, 1:])
-    D[:, 1:] /= scale
-    Du = D[used]
-    wu, tu = w[used], t[used]
+    # Design stored transposed, (k + 1) x n: `Dw @ Dw.T` is then a BLAS
+    # syrk, fast and immune to the thread contention that makes a general
+    # n x k matrix product slow on a busy machine.
+    Dt = np.empty((k + 1, Xu.shape[0]))
+    Dt[0] = 1.0
+    np.subtract(Xu.T, centre[:, None], out=Dt[1:])
+    Dt[1:] /= scale[:, None]
+    wu, tu = (w, t) if used.all() else (w[used], t[used])
 
-    # glm's starting values (binomial family$initialize): mu = (w t + 0.5) / (w + 1).
+    # glm's starting values (binomial family$initialize): mu = (w t + 0.5) / (w + 1),
+    # then one weighted least-squares step on the working response.
     mu0 = (wu * tu + 0.5) / (wu + 1.0)
     z0 = np.log(mu0 / (1.0 - mu0))
-    ww0 = wu * mu0 * (1.0 - mu0)
-    beta = _solve_spd((Du * ww0[:, None]).T @ Du, (Du * ww0[:, None]).T @ z0, collinear=True)
-    eta = Du @ beta
-    dev = _deviance(eta, tu, wu)
+    Dw = Dt * np.sqrt(wu * mu0 * (1.0 - mu0))
+    beta = _solve_spd(Dw @ Dw.T, Dt @ (wu * mu0 * (1.0 - mu0) * z0), collinear=True)
+    eta = beta @ Dt
+    e = np.exp(-np.abs(eta))
+    dev = _deviance(eta, e, tu, wu)
 
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        mu = _expit(eta)
-        ww = wu * mu * (1.0 - mu)
-        grad = Du.T @ (wu * (tu - mu))
-        hess = (Du * ww[:, None]).T @ Du
+        mu, var = _expit_var(eta, e)
+        grad = Dt @ (wu * (tu - mu))
+        Dw = Dt * np.sqrt(wu * var)
         try:
-            step = _solve_spd(hess, grad, collinear=False)
+            step = _solve_spd(Dw @ Dw.T, grad, collinear=False)
         except np.linalg.LinAlgError:
             # A Hessian that loses rank while fitting (weights underflowing to
             # zero) means fitted probabilities of exactly 0 or 1: separation.
             raise _separation_error(beta) from None
         # Step-halving as glm.fit does, should the deviance not decrease.
         for _ in range(_MAX_HALVINGS):
-            new_beta = beta + step
-            new_eta = Du @ new_beta
-            new_dev = _deviance(new_eta, tu, wu)
+            new_eta = eta + step @ Dt
+            new_e = np.exp(-np.abs(new_eta))
+            new_dev = _deviance(new_eta, new_e, tu, wu)
             if np.isfinite(new_dev) and new_dev <= dev * (1.0 + 1e-12) + 1e-12:
                 break
             step = step / 2.0
         else:
             raise EstimationError("propensity model: Newton-Raphson cannot decrease the deviance; "
                                   "check the covariates for extreme values or collinearity")
-        beta, eta, dev = new_beta, new_eta, new_dev
+        beta = beta + step
+        eta, e, dev = new_eta, new_e, new_dev
         if np.max(np.abs(step)) <= tol * max(1.0, float(np.max(np.abs(beta)))):
             converged = True
             break

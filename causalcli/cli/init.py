@@ -37,13 +37,11 @@ def init_command(
         raise SpecError(f"unknown design {design!r}; choose one of: {', '.join(DESIGNS)}")
     if not data.is_file():
         raise DataError("data file not found", file=str(data))
-    reader = "read_parquet(?)" if data.suffix.lower() in (".parquet", ".pq") else "read_csv(?, header = true)"
+    from causalcli.data import read_file
+
     con = duckdb.connect(":memory:")
-    try:
-        con.execute(f"CREATE VIEW d AS SELECT * FROM {reader}", [str(data)])
-        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE d)").fetchall())
-    except duckdb.Error as exc:
-        raise DataError(f"cannot read: {str(exc).splitlines()[0]}", file=str(data)) from None
+    read_file(con, str(data), "parquet" if data.suffix.lower() in (".parquet", ".pq") else "csv", str(data), "d")
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE d)").fetchall())
     for role, col in (("treatment", treatment), ("outcome", outcome)):
         if col not in types:
             raise DataError(f"{role} column {col!r} not found; columns: {', '.join(types)}", file=str(data), column=col)

@@ -207,70 +207,80 @@ def dowhy_refutations(
     """Run DoWhy 0.14's placebo, random-common-cause and data-subset refuters on the PSM ATT.
 
     Calls ``dowhy.causal_refuters.refute_estimate.refute_estimate`` (the functional API)
-    once per refuter, with ``num_simulations=simulations``, ``n_jobs``,
-    ``random_state=np.random.RandomState(seed)`` (one fresh generator per refuter),
-    ``placebo_type=PlaceboType.PERMUTE`` (the functional API needs the enum: it compares
-    ``placebo_type == PlaceboType.PERMUTE``, so the string "permute" that CausalModel
-    accepts would silently fall back to random 0/1 placebo data) and
-    ``subset_fraction=fraction``. The refuters get the frame that estimation mutated,
-    exactly as ``CausalModel.refute_estimate`` passes ``model._data``.
+    once per refuter with ``num_simulations=simulations``, ``n_jobs`` and
+    ``placebo_type=PlaceboType.PERMUTE`` / ``subset_fraction=fraction``. The functional
+    API needs the enum: it compares ``placebo_type == PlaceboType.PERMUTE``, so the string
+    "permute" (fine for CausalModel) silently falls back to random 0/1 placebo data.
+    The refuters get the frame that estimation mutated, exactly as
+    ``CausalModel.refute_estimate`` passes ``model._data`` (see the stale-column defect).
 
-    Returns ``{"dowhy_version", "estimate", "placebo_treatment_refuter", "random_common_cause",
-    "data_subset_refuter"}``; each refuter entry holds what DoWhy's CausalRefutation
-    carries (``refutation_type``, ``estimated_effect``, ``new_effect``, ``p_value``,
-    ``is_statistically_significant``) plus ``test`` (which of DoWhy's two tests its rule
-    picked), ``simulations`` (the simulated effects, captured on their way into DoWhy's
-    test) and ``n_distinct`` (how many distinct values among them).
+    ``seeding="global"`` (default) does what CausalModel's documented ``random_seed=``
+    does: ``np.random.seed(seed)`` in this process before each refuter and
+    ``random_state=None``. Reproducible with ``n_jobs=1``; with ``n_jobs > 1`` the loky
+    workers draw from their own unseeded global RNGs: valid, distinct draws, but not
+    reproducible. ``seeding="random_state"`` passes ``np.random.RandomState(seed)``
+    (identical numbers to "global" at ``n_jobs=1``; degenerate at ``n_jobs > 1``, below).
+    ``refit_propensity=True`` drops DoWhy's stale propensity column before refuting.
+
+    Returns ``{"dowhy_version", "estimate", "placebo_treatment_refuter",
+    "random_common_cause", "data_subset_refuter"}``; each refuter entry holds what DoWhy's
+    CausalRefutation carries (``refutation_type``, ``estimated_effect``, ``new_effect``,
+    ``p_value``, ``is_statistically_significant``) plus ``test`` (which of DoWhy's two
+    tests its rule picked), ``simulations`` (the simulated effects, captured on their way
+    into DoWhy's test) and ``n_distinct`` (number of distinct simulated values).
 
     What DoWhy computes
     -------------------
     Each refuter re-runs a deep copy of the fitted estimator ``simulations`` times (joblib,
-    ``n_jobs``) on altered data; ``new_effect`` is the plain MEAN of the simulated effects.
+    ``n_jobs``) on altered data; ``new_effect`` is the plain MEAN of the simulated effects
+    (no median, no spread is returned).
 
-    * placebo_treatment_refuter (permute): the treatment column is permuted across rows
-      into a new column "placebo" that replaces the treatment; new_effect = mean placebo
-      ATT (expected near 0). Its p-value is NOT about the estimate: DoWhy tests the
-      value 0 (a dummy estimate hard-coded to zero) against the placebo distribution, so
-      it asks "is 0 a plausible draw of the placebo effects?" (py-why/dowhy#159,
-      py-why/dowhy#312).
+    * placebo_treatment_refuter (permute): a row permutation of the treatment becomes a
+      new column "placebo" that replaces the treatment; new_effect = mean placebo ATT
+      (expected near 0). Its p-value is NOT about the estimate: DoWhy tests a dummy
+      estimate hard-coded to 0 against the placebo distribution, i.e. "is 0 a plausible
+      draw of the placebo effects?" (py-why/dowhy#159, py-why/dowhy#312). A large
+      estimate can never make it fail; only a placebo distribution away from 0 can.
     * random_common_cause: adds ``w_random ~ N(0, 1)`` to the data and to the adjustment
-      set, re-estimates; new_effect = mean; the p-value tests the ORIGINAL estimate
+      set and re-estimates; new_effect = mean; the p-value tests the ORIGINAL estimate
       against that distribution.
-    * data_subset_refuter: re-estimates on ``data.sample(frac=fraction)`` (without
+    * data_subset_refuter: re-estimates on ``data.sample(frac=fraction)`` (rows without
       replacement); new_effect = mean; the p-value tests the original estimate against it.
 
     p-value (``dowhy.causal_refuter.test_significance``, test_type "auto"): with >= 100
-    simulations a percentile "bootstrap" test, ``p = 2 * min(h, 1 - h)`` where
-    ``h = mean(sim > x) + 0.5 * mean(sim == x)`` and x is the tested value (0 for the
-    placebo refuter, the estimate otherwise): two-sided, granularity 1/simulations. With
-    fewer than 100 a normal approximation: ``z = (x - mean(sim)) / std(sim)`` (ddof 0) and
-    ``p = Phi(-|z|)``, a ONE-sided tail that is not doubled, so at 20 simulations the
-    0.05 cut is really a two-sided 10% test. ``is_statistically_significant`` is
-    ``p_value <= 0.05``; for a refuter "significant" means the estimate FAILS the check
-    (py-why/dowhy#312). There is no multiple-testing or Monte Carlo error adjustment.
+    simulations a percentile ("bootstrap") test, ``p = 2 * min(h, 1 - h)`` with
+    ``h = mean(sim > x) + 0.5 * mean(sim == x)``, x the tested value (0 for the placebo
+    refuter, the estimate otherwise): two-sided, in steps of 1/simulations. With fewer
+    than 100 a normal approximation: ``z = (x - mean(sim)) / std(sim)`` (ddof 0) and
+    ``p = Phi(-|z|)``, a ONE-sided tail that is not doubled, so below 100 simulations the
+    0.05 cut is a two-sided 10% test. ``is_statistically_significant`` is
+    ``p_value <= 0.05`` and for a refuter means the estimate FAILS the check
+    (py-why/dowhy#312, py-why/dowhy#367). No multiple-testing or Monte Carlo adjustment.
 
-    Known defects (all present in 0.14, reproduced on NSW-CPS)
-    ----------------------------------------------------------
-    * Stale propensity column (py-why/dowhy#1728): estimation writes
-      "propensity_score" into the frame; every refuter copies that frame, and
-      ``fit()`` skips the model when the column exists. So the placebo refuter matches
-      the permuted treatment on the ORIGINAL treatment's scores (placebo ATT far from 0
-      whenever covariates predict the outcome), the random common cause never enters the
-      score (every simulation equals the estimate exactly), and the subset refuter reuses
-      full-sample scores. ``refit_propensity=True`` drops the column before refuting
-      (what DoWhy's estimator would do on a clean frame); given scores are always reused.
-    * Zero-variance simulations: with the stale column, random_common_cause returns the
-      estimate 100 times: the bootstrap test gives p = 1.0, the normal test
-      ``0/0`` -> p = nan (py-why/dowhy#807); an earlier bootstrap formula gave p = 2.0
+    Known defects (present in 0.14, reproduced on NSW-CPS)
+    ------------------------------------------------------
+    * Stale propensity column (py-why/dowhy#1728): estimation writes "propensity_score"
+      into the frame; the refuters copy that frame and ``fit()`` skips the model when the
+      column exists. The placebo refuter then matches the permuted treatment on the
+      ORIGINAL treatment's scores (for IPW that biases the placebo effect, #1728; for 1-NN
+      matching the placebo mean stays near 0 here), the random common cause never enters
+      the score (all simulations equal the estimate exactly), and the subset refuter
+      reuses full-sample scores. With ``refit_propensity=True`` random_common_cause moves
+      (mean about 1,080 vs 1,770 at 100 simulations, p = 0.08) because the unconverged
+      default logit changes with any added column.
+    * Zero-variance simulations: with the stale column random_common_cause returns the
+      estimate every time: the bootstrap test gives p = 1.0, the normal test computes
+      0/0 and p = nan (py-why/dowhy#807); an older bootstrap formula gave p = 2.0
       (py-why/dowhy#804).
-    * Seeds: an int ``random_state`` is converted to a RandomState by the placebo and
-      common-cause refuters (after py-why/dowhy#719) but NOT by data_subset_refuter,
-      which passes the int to ``DataFrame.sample`` in every simulation: all subsets are
-      the same rows, the "distribution" is one point. With ``n_jobs > 1`` the
-      RandomState is pickled into each joblib batch and only the workers' copies
-      advance, so batches repeat the same draws and results depend on n_jobs and joblib's
-      batching; with ``random_state=None`` draws come from each worker's unseeded global
-      RNG and are not reproducible (py-why/dowhy#556, py-why/dowhy#418; seeding was
+    * Seeds: an int ``random_state`` is turned into a RandomState by the placebo and
+      common-cause refuters (py-why/dowhy#719) but NOT by data_subset_refuter, which
+      passes the int to ``DataFrame.sample`` in every simulation: every subset is the same
+      rows (here 20 x -738.4, p = 0.0, "fails"). With ``n_jobs > 1`` a RandomState is
+      pickled into each joblib batch and only the workers' copies advance, so batches
+      repeat the same draws (measured: 8-16 distinct values out of 100, changing from run
+      to run with joblib's batching; at 20 simulations the placebo gave 20 identical
+      values and p = 0.0). With ``random_state=None`` draws come from each worker's
+      unseeded RNG: not reproducible (py-why/dowhy#556, py-why/dowhy#418; seeding is
       being added refuter by refuter, py-why/dowhy#1557, py-why/dowhy#1571).
     * The estimate itself depends on PYTHONHASHSEED when the default propensity model
       does not converge (see module doc); pinned here by ``covariates`` order.

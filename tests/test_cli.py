@@ -1,0 +1,255 @@
+"""The command-line contract: commands, formats, batch behaviour and exit codes 0-4."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import SPECS, base_spec, invoke, run_json, simulate
+
+
+def test_version_and_help(runner):
+    res = invoke(runner, ["--version"])
+    assert res.exit_code == 0 and res.stdout.startswith("causalcli ")
+    res = invoke(runner, ["--help"])
+    assert res.exit_code == 0 and "estimate" in res.stdout and "schema" in res.stdout
+
+
+def test_estimate_json_contract(runner, sim_spec):
+    code, out, res = run_json(runner, [str(sim_spec)])
+    assert code == 0, res.stderr
+    assert out["schema"] == "causalcli.result/v1"
+    assert out["study"] == "study" and out["design"] == "matching" and out["estimand"] == "att"
+    est = out["estimate"]
+    assert set(est) == {"value", "std_error", "ci_lower", "ci_upper", "conf_level", "p_value", "inference"}
+    assert est["inference"] == "abadie_imbens" and est["ci_lower"] < est["value"] < est["ci_upper"]
+    assert out["n"]["rows"] == 400 and out["n"]["treated"] + out["n"]["control"] == 400
+    assert {c["name"] for c in out["checks"]} == {"balance", "overlap"}
+    assert out["passed"] is True and out["refutations"] == []
+    prov = out["provenance"]
+    assert len(prov["data_sha256"]) == 64 and len(prov["spec_sha256"]) == 64
+    assert prov["versions"]["causalcli"] and prov["seed"] == 0
+    assert set(out["timing_s"]) >= {"load", "estimate", "refute", "total"}
+    assert "lalonde" not in res.stdout and res.stdout.lstrip().startswith("{")
+
+
+def _without_timing(text: str) -> list:
+    items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    for item in items:
+        item.pop("timing_s", None)
+    return items
+
+
+def test_same_seed_gives_byte_identical_json_whatever_jobs(runner, sim_csv, write_spec):
+    spec = write_spec(base_spec(sim_csv.name, refute=[{"placebo_treatment": {"simulations": 12}},
+                                                     {"data_subset": {"simulations": 12}}]))
+    a = invoke(runner, ["estimate", str(spec), "--format", "jsonl", "--jobs", "1"])
+    b = invoke(runner, ["estimate", str(spec), "--format", "jsonl", "--jobs", "2"])
+    c = invoke(runner, ["estimate", str(spec), "--format", "jsonl", "--jobs", "1", "--seed", "5"])
+    assert a.exit_code in (0, 1)
+    strip = lambda s: [l.split(',"timing_s"')[0] for l in s.splitlines()]  # noqa: E731
+    assert strip(a.stdout) == strip(b.stdout)
+    assert _without_timing(a.stdout)[0]["refutations"] != _without_timing(c.stdout)[0]["refutations"]
+
+
+def test_formats(runner, sim_spec):
+    for fmt in ("jsonl", "markdown", "csv", "table"):
+        res = invoke(runner, ["estimate", str(sim_spec), "--format", fmt])
+        assert res.exit_code == 0, (fmt, res.stderr)
+        assert res.stdout.strip()
+    res = invoke(runner, ["estimate", str(sim_spec), "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert rows[0]["kind"] == "estimate" and rows[0]["inference"] == "abadie_imbens"
+    res = invoke(runner, ["estimate", str(sim_spec), "--format", "markdown"])
+    assert res.stdout.startswith("| study |") and "<details>" in res.stdout
+
+
+def test_machine_format_keeps_stdout_clean(runner, sim_spec):
+    res = invoke(runner, ["estimate", str(sim_spec), "--format", "json"])
+    json.loads(res.stdout)
+    assert "study: att" in res.stderr
+    quiet = invoke(runner, ["estimate", str(sim_spec), "--format", "json", "--quiet"])
+    assert quiet.stderr == ""
+
+
+def test_output_is_written_atomically(runner, sim_spec, tmp_path):
+    out = tmp_path / "res" / "r.json"
+    res = invoke(runner, ["estimate", str(sim_spec), "--format", "json", "--output", str(out)])
+    assert res.exit_code == 0 and res.stdout == ""
+    assert json.loads(out.read_text())["study"] == "study"
+    assert [p.name for p in out.parent.iterdir()] == ["r.json"]
+
+
+def test_bad_input_leaves_no_output_file(runner, sim_csv, write_spec, tmp_path):
+    spec = write_spec(base_spec(sim_csv.name, covariates=["x1", "nope"]))
+    out = tmp_path / "r.json"
+    res = invoke(runner, ["estimate", str(spec), "--output", str(out), "--format", "json"])
+    assert res.exit_code == 3 and not out.exists()
+    assert "nope" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_batch_runs_every_study_and_exits_with_highest_code(runner, sim_csv, write_spec, tmp_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    good = base_spec(f"../{sim_csv.name}")
+    (folder / "a_good.yaml").write_text(yaml.safe_dump(good))
+    (folder / "b_missing_col.yaml").write_text(yaml.safe_dump({**good, "outcome": "nope"}))
+    (folder / "c_bad_key.yaml").write_text(yaml.safe_dump({**good, "outcomes": "y"}))
+    res = invoke(runner, ["estimate", str(folder), "--format", "json"])
+    assert res.exit_code == 3
+    items = json.loads(res.stdout)
+    assert [i["study"] for i in items] == ["a_good", "b_missing_col", "c_bad_key"]
+    assert items[0]["estimate"]["value"] is not None
+    assert items[1]["error"]["exit_code"] == 3 and items[1]["error"]["key"] == "outcome"
+    assert items[2]["error"]["exit_code"] == 2 and items[2]["error"]["key"] == "outcomes"
+    res = invoke(runner, ["estimate", str(folder), "--format", "jsonl"])
+    assert len(res.stdout.splitlines()) == 3
+
+
+def test_spec_on_stdin_and_data_on_stdin(runner, sim_csv, write_spec, tmp_path):
+    text = yaml.safe_dump(base_spec(str(sim_csv)))
+    code, out, res = run_json(runner, ["-"], input=text)
+    assert code == 0 and out["study"] == "stdin"
+    spec = write_spec(base_spec("-"))
+    code, out, res = run_json(runner, [str(spec)], input=sim_csv.read_bytes())
+    assert code == 0 and out["provenance"]["data_source"] == "stdin"
+
+
+def test_set_overrides_and_fail_on(runner, sim_spec):
+    code, out, _ = run_json(runner, [str(sim_spec), "--set", "design.options.neighbors=3", "--set", "name=k3"])
+    assert out["study"] == "k3"
+    # an impossible balance threshold fails the balance check: exit 1, result still written
+    code, out, _ = run_json(runner, [str(sim_spec), "--set", "thresholds.balance_smd=0.000001"])
+    assert code == 1 and out["passed"] is False and out["estimate"]["value"] is not None
+    code, out, _ = run_json(runner, [str(sim_spec), "--set", "thresholds.balance_smd=0.000001", "--fail-on", "refutations"])
+    assert code == 0 and out["passed"] is True
+    code, _, _ = run_json(runner, [str(sim_spec), "--set", "thresholds.balance_smd=0.000001", "--fail-on", "none"])
+    assert code == 0
+
+
+def _one_error_line(res) -> str:
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert "Traceback" not in res.stderr
+    errors = [l for l in lines if l.startswith("error:")]
+    assert len(errors) == 1, res.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("mutate, code, needle", [
+    (lambda s: s.update(outcome="missing_col"), 3, "missing_col"),
+    (lambda s: s.update(outcome="region"), 3, "must be numeric"),
+    (lambda s: s.update(treatment="x1"), 3, "must be binary"),
+    (lambda s: s["data"].update(path="nowhere.csv"), 3, "not found"),
+    (lambda s: s["data"].update(filter="x1 > 99"), 3, "no rows are left"),
+    (lambda s: s.update(outcomee="y"), 2, "did you mean 'outcome'"),
+    (lambda s: s.pop("data"), 2, "'data'"),
+    (lambda s: s["design"].update(options={"neighbors": "two"}), 2, "design.options.neighbors"),
+    (lambda s: s["design"].update(method="magic"), 2, "unknown method"),
+    (lambda s: s["design"].update(method="weighting"), 2, "not built yet"),
+    (lambda s: s.update(graph={"edges": [["x1", "t"], ["t", "y"], ["y", "x1"]]}), 2, "cycle"),
+    (lambda s: s.update(graph={"edges": [["ghost", "t"], ["t", "y"]]}), 2, "ghost"),
+])
+def test_bad_input_exit_codes(runner, sim_csv, write_spec, mutate, code, needle):
+    spec = base_spec(sim_csv.name)
+    mutate(spec)
+    res = invoke(runner, ["estimate", str(write_spec(spec)), "--format", "json"])
+    assert res.exit_code == code, res.stderr
+    line = _one_error_line(res)
+    assert needle in line
+    assert ("study.yaml" if code == 2 else ".csv") in line  # spec errors name the spec, data errors the data file
+    assert json.loads(res.stdout)["error"]["exit_code"] == code
+
+
+def test_yaml_syntax_error_names_the_line(runner, write_spec):
+    spec = write_spec("version: 1\ndata: {path: d.csv\ntreatment: t\n")
+    res = invoke(runner, ["estimate", str(spec)])
+    assert res.exit_code == 2
+    assert "study.yaml:" in _one_error_line(res) and "YAML syntax error" in res.stderr
+
+
+def test_debug_shows_traceback(runner, sim_csv, write_spec):
+    spec = write_spec(base_spec(sim_csv.name, outcome="missing_col"))
+    res = invoke(runner, ["estimate", str(spec), "--debug"])
+    assert res.exit_code == 3 and "Traceback" in res.stderr
+
+
+def test_perfect_separation_is_exit_4(runner, tmp_path, write_spec):
+    df = simulate(200)
+    df["sep"] = df["t"] * 10 + np.random.default_rng(0).normal(size=200) * 0.01
+    df.to_csv(tmp_path / "sep.csv", index=False)
+    res = invoke(runner, ["estimate", str(write_spec(base_spec("sep.csv", covariates=["x1", "sep"]))), "--format", "json"])
+    assert res.exit_code == 4, res.stderr
+    assert "separat" in _one_error_line(res)
+
+
+def test_refutations_fail_gives_exit_1(runner, tmp_path, write_spec):
+    # no effect at all: the placebo refuter cannot tell the estimate from chance
+    df = simulate(300, effect=0.0)
+    df.to_csv(tmp_path / "null.csv", index=False)
+    spec = write_spec(base_spec("null.csv", refute=[{"placebo_treatment": {"simulations": 30}}]))
+    code, out, _ = run_json(runner, [str(spec), "--fail-on", "refutations"])
+    assert out["refutations"][0]["name"] == "placebo_treatment"
+    assert out["refutations"][0]["passed"] is False and code == 1
+    assert "do not trust" in out["refutations"][0]["detail"]
+
+
+def test_validate_graph_methods_schema_init(runner, sim_spec, sim_csv, tmp_path):
+    res = invoke(runner, ["validate", str(sim_spec)])
+    assert res.exit_code == 0 and res.stdout.startswith("ok ")
+    res = invoke(runner, ["graph", str(sim_spec), "--format", "json"])
+    g = json.loads(res.stdout)
+    assert g["adjustment_set"] == ["x1", "x2"] and ["x1", "t"] in g["edges"]
+    assert "digraph" in invoke(runner, ["graph", str(sim_spec), "--format", "dot"]).stdout
+    png = tmp_path / "g.png"
+    assert invoke(runner, ["graph", str(sim_spec), "--format", "png", "-o", str(png)]).exit_code == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    m = json.loads(invoke(runner, ["methods", "--format", "json"]).stdout)
+    assert m["designs"][0]["name"] == "matching" and m["designs"][0]["options"]["neighbors"]["default"] == 1
+    assert "placebo_treatment" in invoke(runner, ["methods"]).stdout
+    schema = json.loads(invoke(runner, ["schema"]).stdout)
+    assert "design" in schema["properties"]
+    res = invoke(runner, ["init", str(sim_csv), "--treatment", "t", "--outcome", "y"])
+    starter = yaml.safe_load(res.stdout)
+    assert starter["covariates"] == ["x1", "x2", "region"] and starter["categorical"] == ["region"]
+
+
+def test_init_spec_round_trips(runner, sim_csv, tmp_path):
+    res = invoke(runner, ["init", str(sim_csv), "--treatment", "t", "--outcome", "y"])
+    spec = tmp_path / "starter.yaml"
+    spec.write_text(res.stdout)
+    assert invoke(runner, ["validate", str(spec)]).exit_code == 0
+
+
+def test_user_graph_is_identified_with_dowhy(runner, sim_csv, write_spec):
+    # x2 affects only the outcome: the backdoor set from DoWhy is {x1}
+    spec = write_spec(base_spec(sim_csv.name, graph={"dot": "digraph { x1 -> t; x1 -> y; x2 -> y; t -> y }"}))
+    g = json.loads(invoke(runner, ["graph", str(spec), "--format", "json"]).stdout)
+    assert g["adjustment_set"] == ["x1"] and g["identified_by"] == "dowhy.identify_effect_auto"
+    code, out, _ = run_json(runner, [str(spec)])
+    assert out["diagnostics"]["identification"]["adjustment_set"] == ["x1"]
+    assert [b["covariate"] for b in out["diagnostics"]["balance"]] == ["x1"]
+
+
+def test_plots_are_written_from_the_result(runner, sim_spec, tmp_path):
+    res = invoke(runner, ["estimate", str(sim_spec), "--format", "json", "--plots", str(tmp_path / "plots")])
+    assert res.exit_code == 0
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["study-love.png", "study-propensity.png"]
+    for p in (tmp_path / "plots").iterdir():
+        assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000
+
+
+def test_report_is_refused_until_built(runner, sim_spec, tmp_path):
+    res = invoke(runner, ["estimate", str(sim_spec), "--report", str(tmp_path / "r.html")])
+    assert res.exit_code == 2 and "not built yet" in res.stderr
+
+
+def test_bundled_demo_spec_validates(runner):
+    res = invoke(runner, ["validate", str(SPECS / "lalonde_psm.yaml")])
+    assert res.exit_code == 0 and "16,177 rows" in res.stdout

@@ -1,0 +1,117 @@
+"""The data layer: DuckDB reading, the sandboxed filter, renames, encoding, and bad data (exit 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from causalcli.data import encode_categorical, load_table, require_columns
+from causalcli.errors import DataError, SpecError
+from causalcli.spec import SpecSource, load_spec
+from tests.conftest import base_spec, simulate
+
+
+def loaded(tmp_path: Path, data_path: str, **extra):
+    import yaml
+
+    text = yaml.safe_dump(base_spec(data_path, **extra))
+    return load_spec(SpecSource(str(tmp_path / "s.yaml"), text, tmp_path))
+
+
+def test_csv_and_parquet_give_the_same_table(tmp_path):
+    df = simulate(50)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    df.to_parquet(tmp_path / "d.parquet", index=False)
+    a, _ = load_table(loaded(tmp_path, "d.csv")).frame(["t", "y", "x1"])
+    b, _ = load_table(loaded(tmp_path, "d.parquet")).frame(["t", "y", "x1"])
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    assert len(a) == 50
+
+
+def test_stdin_csv(tmp_path):
+    raw = simulate(30).to_csv(index=False).encode()
+    table = load_table(loaded(tmp_path, "-"), stdin_bytes=raw)
+    assert table.rows == 30 and table.provenance["data_source"] == "stdin"
+    assert len(table.provenance["data_sha256"]) == 64
+
+
+def test_filter_renames_and_missing_rows(tmp_path):
+    df = simulate(100)
+    df.loc[:4, "x2"] = np.nan
+    df.to_csv(tmp_path / "d.csv", index=False)
+    spec = loaded(tmp_path, "d.csv", covariates=["z1", "x2"])
+    spec = load_spec(spec.source, ["data.filter=x1 > -1 AND region <> 'east'", "data.columns={x1: z1}"])
+    table = load_table(spec)
+    expected = df[(df.x1 > -1) & (df.region != "east")]
+    assert table.rows == len(expected)
+    frame, dropped = table.frame(["z1", "x2"])
+    assert dropped == int(expected.x2.isna().sum())
+    assert len(frame) == expected.x2.notna().sum()
+
+
+@pytest.mark.parametrize("bad_filter", [
+    "x1 > (SELECT count(*) FROM read_csv('/etc/passwd'))",
+    "x1 IN (SELECT * FROM read_text('/etc/hostname'))",
+    "1=1; COPY study_data TO '/tmp/leak.csv'",
+    "x1 > 0) UNION ALL (SELECT 1",
+])
+def test_filter_cannot_read_outside_the_data(tmp_path, bad_filter):
+    simulate(20).to_csv(tmp_path / "d.csv", index=False)
+    spec = loaded(tmp_path, "d.csv", data={"path": "d.csv", "filter": bad_filter})
+    with pytest.raises((SpecError, DataError)) as info:
+        load_table(spec)
+    assert info.value.exit_code in (2, 3)
+    assert not Path("/tmp/leak.csv").exists()
+
+
+def test_filter_that_leaves_nothing(tmp_path):
+    simulate(20).to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(DataError, match="no rows are left") as info:
+        load_table(loaded(tmp_path, "d.csv", data={"path": "d.csv", "filter": "x1 > 100"}))
+    assert info.value.exit_code == 3 and info.value.key == "data.filter"
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(DataError, match="not found") as info:
+        load_table(loaded(tmp_path, "nope.csv"))
+    assert info.value.file == "nope.csv"
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match="cannot read as parquet") as info:
+        load_table(loaded(tmp_path, "junk.parquet"))
+    assert info.value.exit_code == 3
+
+
+def test_ragged_csv_is_a_data_error(tmp_path):
+    lines = ["t,y,x1,x2"] + [f"{i % 2},{i},{i},{i}" for i in range(30)] + ["1,2,3,4,5,6"] + ["0,1,2,3"] * 5
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as info:
+        load_table(loaded(tmp_path, "r.csv"))
+    assert "r.csv" in str(info.value)
+
+
+def test_column_checks(tmp_path):
+    df = simulate(40)
+    df["t3"] = np.arange(40) % 3
+    df["word"] = "a"
+    df.to_csv(tmp_path / "d.csv", index=False)
+    table = load_table(loaded(tmp_path, "d.csv"))
+    with pytest.raises(DataError, match="'x3' not found.*did you mean 'x[12]'") as info:
+        require_columns(table, {"x3": ("covariates[1]", "numeric")})
+    assert info.value.column == "x3" and info.value.key == "covariates[1]"
+    with pytest.raises(DataError, match="must be numeric"):
+        require_columns(table, {"word": ("outcome", "numeric")})
+    with pytest.raises(DataError, match="must be binary"):
+        require_columns(table, {"t3": ("treatment", "binary")})
+    require_columns(table, {"t": ("treatment", "binary"), "region": ("covariates[2]", "any")})
+
+
+def test_one_hot_encoding_drops_first_level():
+    df = simulate(60)
+    enc, names = encode_categorical(df, ["x1", "region"], ["region"], "d.csv")
+    assert names == ["x1", "region[north]", "region[south]"]
+    assert enc["region[south]"].sum() == (df.region == "south").sum()
+    with pytest.raises(DataError, match="single level"):
+        encode_categorical(df.assign(region="x"), ["region"], ["region"], "d.csv")

@@ -1,0 +1,114 @@
+"""The spec: unknown keys with suggestions, YAML lines, types, overrides, schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from causalcli.errors import SpecError
+from causalcli.spec import SpecSource, json_schema, load_spec
+
+BASE = """version: 1
+data: {path: d.csv}
+treatment: t
+outcome: y
+covariates: [a, b]
+design:
+  method: matching
+  options: {neighbors: 2}
+"""
+
+
+def load(text: str, overrides=None):
+    return load_spec(SpecSource("s.yaml", text, Path(".")), overrides)
+
+
+def error(text: str, overrides=None) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        load(text, overrides)
+    assert info.value.exit_code == 2
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def test_valid_spec_defaults():
+    s = load(BASE)
+    assert s.name == "s"
+    assert s.study.design.options.neighbors == 2
+    assert s.study.thresholds.balance_smd == 0.1
+    assert s.study.refute is None
+
+
+def test_unknown_key_suggests_nearest_and_names_line():
+    e = error(BASE.replace("neighbors", "neighbours"))
+    assert e.key == "design.options.neighbours" and e.line == 8
+    assert "did you mean 'neighbors'" in str(e)
+    e = error(BASE.replace("covariates", "covariate"))
+    assert e.key == "covariate" and e.line == 5 and "'covariates'" in str(e)
+    e = error(BASE + "thresholds: {alpah: 0.1}\n")
+    assert e.key == "thresholds.alpah" and "'alpha'" in str(e)
+
+
+def test_unknown_refuter_and_refuter_option():
+    e = error(BASE + "refute:\n  - placebo_treatmen: {simulations: 10}\n")
+    assert "did you mean 'placebo_treatment'" in str(e) and e.line == 10
+    e = error(BASE + "refute:\n  - data_subset: {fraction: 2}\n")
+    assert e.key == "refute[0].data_subset.fraction" and "less than 1" in str(e)
+
+
+def test_missing_field_wrong_type_unknown_method():
+    e = error(BASE.replace("data: {path: d.csv}\n", ""))
+    assert e.key == "data" and "missing" in str(e)
+    e = error(BASE.replace("neighbors: 2", "neighbors: two"))
+    assert e.key == "design.options.neighbors" and "integer" in str(e) and "'two'" in str(e)
+    e = error(BASE.replace("method: matching", "method: matchin"))
+    assert e.key == "design" and "matching" in str(e)
+
+
+def test_yaml_syntax_error_names_line():
+    e = error("version: 1\ndata: {path: d.csv\ntreatment: t\n")
+    assert e.line is not None and "YAML syntax error" in str(e)
+
+
+def test_yaml_is_safe_loaded():
+    e = error("!!python/object/apply:os.system ['echo hacked']\n")
+    assert "YAML" in str(e)
+
+
+def test_overrides_take_schema_types():
+    s = load(BASE, ["design.options.caliper=0.25", "name=123", "design.estimand=att", "covariates=[a]",
+                    "refute=[]", "thresholds.alpha=0.01"])
+    assert s.study.design.options.caliper == 0.25
+    assert s.name == "123" and isinstance(s.study.name, str)
+    assert s.study.covariates == ["a"] and s.study.refute == []
+    assert s.study.thresholds.alpha == 0.01
+    e = error(BASE, ["design.options.caliper=abc"])
+    assert e.key == "design.options.caliper"
+    e = error(BASE, ["nokey"])
+    assert "KEY=VALUE" in str(e)
+
+
+def test_spec_hash_changes_with_overrides():
+    assert load(BASE).sha256 == load(BASE).sha256
+    assert load(BASE).sha256 != load(BASE, ["seed=3"]).sha256
+
+
+def test_schema_is_generated_from_models():
+    schema = json_schema()
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert {"data", "design", "treatment", "refute", "thresholds"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+    assert "MatchingOptions" in schema["$defs"]
+    import json
+
+    json.dumps(schema)
+
+
+def test_bundled_specs_validate_against_the_schema():
+    import jsonschema
+    import yaml
+
+    schema = json_schema()
+    for path in (Path(__file__).resolve().parents[1] / "specs").glob("*.yaml"):
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
