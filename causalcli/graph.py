@@ -130,7 +130,7 @@ def check_nodes(g: "nx.DiGraph", spec: "LoadedSpec", columns: list[str]) -> None
             raise SpecError(f"{role} {node!r} is not a node of the graph", file=spec.source.display, key=key)
 
 
-def identify(g: "nx.DiGraph", spec: "LoadedSpec") -> Identification:
+def identify(g: "nx.DiGraph | None", spec: "LoadedSpec") -> Identification:
     """The estimand and the backdoor adjustment set the estimator uses."""
     study = spec.study
     t, y = study.treatment, study.outcome

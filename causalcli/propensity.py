@@ -74,7 +74,7 @@ def _expit_var(eta: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _deviance(eta: np.ndarray, e: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
     # -2 log-likelihood: log(1 + exp(eta)) - t * eta per unit, with
     # log(1 + exp(eta)) = max(eta, 0) + log1p(exp(-|eta|)), stable for any eta.
-    return float(2.0 * np.dot(w, np.maximum(eta, 0.0) + np.log1p(e) - t * eta))
+    return float(2.0 * np.sum(w * (np.maximum(eta, 0.0) + np.log1p(e) - t * eta)))
 
 
 def _separation_error(beta: np.ndarray) -> EstimationError:
@@ -132,9 +132,10 @@ def fit_logit(
     if X.ndim == 1:
         X = X[:, None]
     t = np.asarray(t, dtype=np.float64)
+    if X.ndim != 2 or t.shape != (X.shape[0],):
+        raise EstimationError(f"propensity model: covariates of shape {X.shape} do not fit a treatment of "
+                              f"shape {t.shape}")
     n, k = X.shape
-    if X.ndim != 2 or t.shape != (n,):
-        raise EstimationError(f"propensity model: X has {n} rows but the treatment has shape {t.shape}")
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(t))):
         raise EstimationError("propensity model: covariates or treatment contain NaN or infinite values; "
                               "drop or impute those rows")
@@ -149,7 +150,7 @@ def fit_logit(
     used = w > 0
     if not used.any():
         raise EstimationError("propensity model: every observation weight is zero")
-    tw = np.dot(w, t)
+    tw = float(np.sum(w * t))
     if tw <= 0 or tw >= w.sum():
         raise EstimationError("propensity model: only one treatment arm has positive weight")
 
@@ -162,9 +163,8 @@ def fit_logit(
     constant = np.flatnonzero(~(scale > 0))
     if constant.size:
         raise EstimationError(f"propensity model: covariate column {int(constant[0])} is constant; drop it")
-    # Design stored transposed, (k + 1) x n: `Dw @ Dw.T` is then a BLAS
-    # syrk, fast and immune to the thread contention that makes a general
-    # n x k matrix product slow on a busy machine.
+    # Design stored transposed, (k + 1) x n: the Hessian `Dw @ Dw.T` is then
+    # a BLAS syrk on contiguous rows (see _gram).
     Dt = np.empty((k + 1, Xu.shape[0]))
     Dt[0] = 1.0
     np.subtract(Xu.T, centre[:, None], out=Dt[1:])
@@ -176,7 +176,7 @@ def fit_logit(
     mu0 = (wu * tu + 0.5) / (wu + 1.0)
     z0 = np.log(mu0 / (1.0 - mu0))
     Dw = Dt * np.sqrt(wu * mu0 * (1.0 - mu0))
-    beta = _solve_spd(Dw @ Dw.T, Dt @ (wu * mu0 * (1.0 - mu0) * z0), collinear=True)
+    beta = _solve_spd(_gram(Dw), Dt @ (wu * mu0 * (1.0 - mu0) * z0), collinear=True)
     eta = beta @ Dt
     e = np.exp(-np.abs(eta))
     dev = _deviance(eta, e, tu, wu)
@@ -188,7 +188,7 @@ def fit_logit(
         grad = Dt @ (wu * (tu - mu))
         Dw = Dt * np.sqrt(wu * var)
         try:
-            step = _solve_spd(Dw @ Dw.T, grad, collinear=False)
+            step = _solve_spd(_gram(Dw), grad, collinear=False)
         except np.linalg.LinAlgError:
             # A Hessian that loses rank while fitting (weights underflowing to
             # zero) means fitted probabilities of exactly 0 or 1: separation.
@@ -223,6 +223,22 @@ def fit_logit(
     coef[0] = beta[0] - np.dot(coef[1:], centre)
     lp = coef[0] + X @ coef[1:]
     return LogitFit(coef=coef, linear_predictor=lp, probability=_expit(lp), converged=True, iterations=it)
+
+
+def _gram(a: np.ndarray, block: int = 4096) -> np.ndarray:
+    """``a @ a.T`` for a short, wide ``a``, accumulated over column blocks.
+
+    Blocks keep each BLAS call below OpenBLAS's threading threshold: on a
+    busy machine its worker threads spin and slow every following numpy
+    operation, which costs more than the threads save on a 9 x 16,000 design.
+    """
+    if a.shape[1] <= block:
+        return a @ a.T
+    out = np.zeros((a.shape[0], a.shape[0]))
+    for s in range(0, a.shape[1], block):
+        c = a[:, s:s + block]
+        out += c @ c.T
+    return out
 
 
 def _solve_spd(a: np.ndarray, b: np.ndarray, *, collinear: bool) -> np.ndarray:

@@ -63,8 +63,9 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepare
         raise
     design.check_spec(study, spec)
     table = load_table(spec, stdin_bytes)
-    graph = build_graph(spec)
-    if study.graph is not None:
+    graph = None
+    if study.graph is not None:  # the default graph needs neither networkx nor DoWhy
+        graph = build_graph(spec)
         check_nodes(graph, spec, table.columns)
     design.validate(study, table, spec)
     ident = identify(graph, spec)

@@ -120,6 +120,7 @@ def main(argv=None) -> int:
     }
     refutations = {}
     for name, (refuter, extra) in plans.items():
+        t_one = time.perf_counter()
         np.random.seed(args.seed)
         (result,) = refute_estimate(
             df,
@@ -134,6 +135,7 @@ def main(argv=None) -> int:
             **extra,
         )
         refutations[name] = _refutation(result)
+        refutations[name]["seconds"] = round(time.perf_counter() - t_one, 4)
     seconds["refute"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - T_START
 

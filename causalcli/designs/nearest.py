@@ -125,6 +125,11 @@ class _Matches:
     c_idx_sorted: np.ndarray  # input index of each sorted control
 
 
+def _rsum(x: np.ndarray) -> float:
+    """Sum as R's sum() does for doubles: accumulated in long double, rounded once."""
+    return float(np.sum(x, dtype=np.longdouble))
+
+
 def _check(y, treated, score, neighbors, caliper, tolerance):
     y = np.asarray(y, dtype=np.float64)
     treated = np.asarray(treated)
@@ -152,12 +157,11 @@ def _check(y, treated, score, neighbors, caliper, tolerance):
 def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, caliper: float | None,
                   tolerance: float) -> _Matches:
     n = score.size
-    # Standardise exactly as Match does (RmatchLoop / MatchGenoudStage1caliper):
-    # sums of n terms in R are accumulated in extended precision, which
-    # math.fsum reproduces (correctly rounded), so tie decisions at the
-    # tolerance boundary see the same numbers.
-    mean = math.fsum(score) / n
-    var = max(_CCC, math.fsum(score * score)) / n - mean * mean
+    # Standardise exactly as Match does (RmatchLoop / MatchGenoudStage1caliper).
+    # R's sum() accumulates in long double; so does _rsum, so that tie
+    # decisions at the tolerance boundary see the same numbers.
+    mean = _rsum(score) / n
+    var = max(_CCC, _rsum(score * score)) / n - mean * mean
     sd = math.sqrt(var) * math.sqrt(n / (n - 1)) if var > 0 else 0.0
     if not sd >= _CCC:
         sd = _CCC
@@ -166,8 +170,9 @@ def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, calipe
     tr_idx = np.flatnonzero(treated)
     c_idx = np.flatnonzero(~treated)
     # Sort controls by the raw score; standardising is monotone, so the
-    # standardised scores are then sorted too (ties in any order).
-    order = np.argsort(score[c_idx], kind="stable")
+    # standardised scores are then sorted too (equal scores in any order:
+    # pairs are put in Match's order at the end).
+    order = np.argsort(score[c_idx])
     c_idx_sorted = c_idx[order]
     cs = xs[c_idx_sorted]
     co = score[c_idx_sorted]
@@ -178,7 +183,7 @@ def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, calipe
 
     if caliper is not None:
         # Population SD (divisor n) of the raw score over all units.
-        ecal = caliper * math.sqrt(math.fsum((score - mean) ** 2) / n)
+        ecal = caliper * math.sqrt(_rsum((score - mean) ** 2) / n)
     else:
         ecal = math.inf
 

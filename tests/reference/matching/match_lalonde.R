@@ -46,9 +46,19 @@ synthetic <- data.frame(
         5, 6, 7.5, 8, 6.5, 9, 4, 7, 6.25, 5.5, 8, 7.75,
         10, 9.5, 11, 6, 6.5, 7, 12, 13)
 )
+## "synthetic_edges" pins down which SD scales what. Unit 4 lies 1.063243
+## from treated unit 1: outside a 0.2 caliper in population SDs (1.04197),
+## inside one in sample SDs (1.08452). Unit 6 lies 0.0168147 beyond an exact
+## match of treated unit 2: a tie under distance.tolerance when scores are
+## standardised by the sample SD (9.6e-6 <= 1e-5), not by the population SD.
+edges <- data.frame(dataset = "synthetic_edges",
+                    treat = c(1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+                    score = c(0, 5, 10, 1.063243, 5, 5.0168147,
+                              -3, 2.5, 8, 9.5, 12, 13, 15),
+                    y = c(3, 8, 6, 1, 4, 9, 2, 5, 7, 3.5, 6.5, 8.5, 1.5))
 apart <- data.frame(dataset = "synthetic_apart", treat = c(1, 1, 0, 0, 0),
                     score = c(0, 1, 10, 11, 12), y = c(1, 2, 3, 4, 5))
-write.csv(rbind(synthetic, apart), file.path(out_dir, "synthetic.csv"),
+write.csv(rbind(synthetic, edges, apart), file.path(out_dir, "synthetic.csv"),
           row.names = FALSE, quote = FALSE)
 
 data_sets <- list(
@@ -60,6 +70,7 @@ coef_rows <- list()
 fitted_rows <- list()
 scores <- list(
   synthetic = list(y = synthetic$y, tr = synthetic$treat, x = synthetic$score),
+  synthetic_edges = list(y = edges$y, tr = edges$treat, x = edges$score),
   synthetic_apart = list(y = apart$y, tr = apart$treat, x = apart$score))
 for (name in names(data_sets)) {
   d <- data_sets[[name]]
@@ -77,6 +88,23 @@ for (name in names(data_sets)) {
                                     fitted = num(unname(fitted(fit)[rows])))
   scores[[name]] <- list(y = d$re78, tr = d$treat, x = unname(fit$linear.predictors))
 }
+## Observation weights as glm's `weights`: fractional, and zero for every
+## fifth row (glm leaves those out of the fit but still reports their fitted
+## values). binomial() warns about non-integer successes; the fit is the
+## weighted MLE all the same.
+d <- data_sets$nsw_experimental
+d$w <- ((seq_len(nrow(d)) - 1) %% 5) * 0.5
+fit <- suppressWarnings(glm(formula, family = binomial, data = d, weights = w,
+                            control = tight))
+stopifnot(fit$converged)
+name <- "nsw_experimental_weighted"
+coef_rows[[name]] <- data.frame(dataset = name, term = names(coef(fit)),
+                                estimate = num(unname(coef(fit))))
+rows <- seq(1, nrow(d), by = 7)
+fitted_rows[[name]] <- data.frame(dataset = name, row = rows - 1L,
+                                  linear_predictor = num(unname(fit$linear.predictors[rows])),
+                                  fitted = num(unname(fitted(fit)[rows])))
+
 write.csv(do.call(rbind, coef_rows), file.path(out_dir, "glm_coef.csv"),
           row.names = FALSE, quote = FALSE)
 write.csv(do.call(rbind, fitted_rows), file.path(out_dir, "glm_fitted.csv"),
@@ -89,7 +117,8 @@ write.csv(do.call(rbind, fitted_rows), file.path(out_dir, "glm_fitted.csv"),
 grid <- expand.grid(neighbors = c(1, 3), caliper = c(NA, 0.2, 0.05, 0.01))
 res_rows <- list()
 pair_rows <- list()
-for (name in c("nsw_cps", "nsw_experimental", "synthetic", "synthetic_apart")) {
+for (name in c("nsw_cps", "nsw_experimental", "synthetic", "synthetic_edges",
+               "synthetic_apart")) {
   s <- scores[[name]]
   g <- grid
   if (name == "synthetic_apart") {
