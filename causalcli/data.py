@@ -22,6 +22,7 @@ from causalcli.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
+    import numpy as np
     import pandas as pd
 
     from causalcli.spec import LoadedSpec
@@ -53,6 +54,26 @@ class Table:
     def sql(self, query: str, params: list | None = None) -> list[tuple]:
         """Run a query of the design's own over ``study_data`` (never spec text)."""
         return self.con.execute(query, params or []).fetchall()
+
+    def arrays(self, columns: list[str], as_text: tuple[str, ...] = ()) -> tuple[dict[str, "np.ndarray"], int]:
+        """The given columns as numpy arrays (no pandas), complete rows only; returns (arrays, dropped).
+
+        Rows with a NULL, or a NaN in a floating column, are dropped in DuckDB and
+        counted. Columns in ``as_text`` come back as strings (categorical levels).
+        """
+        cols = list(dict.fromkeys(columns))
+        tests = []
+        for c in cols:
+            q = _quote(c)
+            tests.append(f"{q} IS NOT NULL")
+            if self.types[c].upper() in ("DOUBLE", "FLOAT", "REAL"):
+                tests.append(f"NOT isnan({q})")
+        select = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote(c)}" if c in as_text else _quote(c) for c in cols)
+        where = " AND ".join(tests) or "true"
+        out = self.con.execute(f"SELECT {select} FROM {TABLE} WHERE {where}").fetchnumpy()
+        arrays = {c: out[c] for c in cols}
+        kept = len(arrays[cols[0]]) if cols else self.rows
+        return arrays, self.rows - kept
 
     def frame(self, columns: list[str]) -> tuple["pd.DataFrame", int]:
         """The given columns as pandas, rows with a missing value dropped; returns (frame, dropped)."""
@@ -151,9 +172,13 @@ def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: st
     import duckdb
 
     delim = "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
-    reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, header = true, delim = ?)"
+    # The path goes in as an escaped string literal, not a prepared parameter:
+    # DuckDB imports pandas (0.3 s) to inspect Python parameters.
+    literal = "'" + path.replace("'", "''") + "'"
+    reader = (f"read_parquet({literal})" if fmt == "parquet"
+              else f"read_csv({literal}, header = true, delim = '{delim}')")
     try:
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {reader}", [path] if fmt == "parquet" else [path, delim])
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {reader}")
     except duckdb.Error as exc:
         ragged = _ragged_line(path, delim) if fmt == "csv" else None
         if ragged:
@@ -266,29 +291,30 @@ def require_columns(table: Table, roles: dict[str, tuple[str, str]]) -> None:
                 )
 
 
-def encode_categorical(frame: "pd.DataFrame", covariates: list[str], categorical: list[str], file: str) -> tuple["pd.DataFrame", list[str]]:
-    """One-hot encode categorical covariates (first level dropped); returns the frame and the design columns."""
-    import pandas as pd
+def design_matrix(arrays: dict[str, "np.ndarray"], covariates: list[str], categorical: list[str],
+                  file: str) -> tuple["np.ndarray", list[str]]:
+    """Covariates as a float matrix; categorical ones one-hot encoded with the first (sorted) level dropped."""
+    import numpy as np
 
     names: list[str] = []
-    parts = []
+    columns = []
+    n = len(next(iter(arrays.values()))) if arrays else 0
     for c in covariates:
+        values = arrays[c]
         if c in categorical:
-            levels = sorted(frame[c].astype(str).unique())
+            text = values.astype(str)
+            levels = np.unique(text)
             if len(levels) < 2:
-                raise DataError(f"categorical covariate {c!r} has a single level; drop it from covariates", file=file,
-                                key="categorical", column=c)
-            if len(levels) >= len(frame):
-                raise DataError(f"categorical covariate {c!r} has {len(levels)} levels for {len(frame)} rows; coarsen it",
+                raise DataError(f"categorical covariate {c!r} has a single level; drop it from covariates",
                                 file=file, key="categorical", column=c)
-            values = frame[c].astype(str)
+            if len(levels) >= n:
+                raise DataError(f"categorical covariate {c!r} has {len(levels)} levels for {n} rows; coarsen it",
+                                file=file, key="categorical", column=c)
             for level in levels[1:]:
-                name = f"{c}[{level}]"
-                parts.append(pd.Series((values == level).astype("float64").to_numpy(), name=name))
-                names.append(name)
+                columns.append((text == level).astype(np.float64))
+                names.append(f"{c}[{level}]")
         else:
-            parts.append(frame[c].astype("float64").rename(c))
+            columns.append(np.asarray(values, dtype=np.float64))
             names.append(c)
-    encoded = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
-    encoded.index = frame.index
-    return encoded, names
+    X = np.column_stack(columns) if columns else np.empty((n, 0))
+    return X, names

@@ -93,6 +93,7 @@ def fit_logit(
     *,
     max_iter: int = 100,
     tol: float = 1e-10,
+    start: np.ndarray | None = None,
 ) -> LogitFit:
     """Fit ``P(t = 1 | X)`` by logistic regression (maximum likelihood).
 
@@ -117,6 +118,10 @@ def fit_logit(
     tol : float
         Convergence: the largest Newton step on the standardised
         coefficients is at most ``tol * max(1, max |coefficient|)``.
+    start : numpy.ndarray, optional
+        Starting coefficients (intercept first, original scale) instead of
+        glm's starting values: refuters start from the full-data fit, which
+        saves most Newton steps; the optimum reached is the same.
 
     Returns
     -------
@@ -173,10 +178,19 @@ def fit_logit(
 
     # glm's starting values (binomial family$initialize): mu = (w t + 0.5) / (w + 1),
     # then one weighted least-squares step on the working response.
-    mu0 = (wu * tu + 0.5) / (wu + 1.0)
-    z0 = np.log(mu0 / (1.0 - mu0))
-    Dw = Dt * np.sqrt(wu * mu0 * (1.0 - mu0))
-    beta = _solve_spd(_gram(Dw), Dt @ (wu * mu0 * (1.0 - mu0) * z0), collinear=True)
+    Dw = np.empty_like(Dt)  # reused buffer for the weighted design
+    if start is None:
+        mu0 = (wu * tu + 0.5) / (wu + 1.0)
+        z0 = np.log(mu0 / (1.0 - mu0))
+        np.multiply(Dt, np.sqrt(wu * mu0 * (1.0 - mu0)), out=Dw)
+        beta = _solve_spd(_gram(Dw), Dt @ (wu * mu0 * (1.0 - mu0) * z0), collinear=True)
+    else:
+        start = np.asarray(start, dtype=np.float64)
+        if start.shape != (k + 1,):
+            raise ValueError(f"start needs {k + 1} coefficients, got shape {start.shape}")
+        beta = np.empty(k + 1)
+        beta[1:] = start[1:] * scale
+        beta[0] = start[0] + float(np.dot(start[1:], centre))
     eta = beta @ Dt
     e = np.exp(-np.abs(eta))
     dev = _deviance(eta, e, tu, wu)
@@ -186,7 +200,7 @@ def fit_logit(
     for it in range(1, max_iter + 1):
         mu, var = _expit_var(eta, e)
         grad = Dt @ (wu * (tu - mu))
-        Dw = Dt * np.sqrt(wu * var)
+        np.multiply(Dt, np.sqrt(wu * var), out=Dw)
         try:
             step = _solve_spd(_gram(Dw), grad, collinear=False)
         except np.linalg.LinAlgError:

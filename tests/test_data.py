@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.data import encode_categorical, load_table, require_columns
+from causalcli.data import design_matrix, load_table, require_columns
 from causalcli.errors import DataError, SpecError
 from causalcli.spec import SpecSource, load_spec
 from tests.conftest import base_spec, simulate
@@ -110,8 +110,22 @@ def test_column_checks(tmp_path):
 
 def test_one_hot_encoding_drops_first_level():
     df = simulate(60)
-    enc, names = encode_categorical(df, ["x1", "region"], ["region"], "d.csv")
+    cols = {c: df[c].to_numpy() for c in df}
+    X, names = design_matrix(cols, ["x1", "region"], ["region"], "d.csv")
     assert names == ["x1", "region[north]", "region[south]"]
-    assert enc["region[south]"].sum() == (df.region == "south").sum()
+    assert X[:, 2].sum() == (df.region == "south").sum() and X.shape == (60, 3)
     with pytest.raises(DataError, match="single level"):
-        encode_categorical(df.assign(region="x"), ["region"], ["region"], "d.csv")
+        design_matrix({"region": np.array(["x"] * 60)}, ["region"], ["region"], "d.csv")
+
+
+def test_arrays_match_frame_and_drop_missing_in_duckdb(tmp_path):
+    df = simulate(80)
+    df.loc[[3, 7], "x1"] = np.nan
+    df.loc[[7, 9], "region"] = None
+    df.to_parquet(tmp_path / "d.parquet", index=False)
+    table = load_table(loaded(tmp_path, "d.parquet"))
+    arrays, dropped = table.arrays(["t", "x1", "region"], as_text=("region",))
+    frame, dropped_frame = table.frame(["t", "x1", "region"])
+    assert dropped == dropped_frame == 3
+    np.testing.assert_array_equal(arrays["x1"], frame["x1"].to_numpy())
+    assert list(arrays["region"]) == list(frame["region"])

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data import encode_categorical, require_columns
+from causalcli.data import design_matrix, require_columns
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, SpecError
 from causalcli.inference import normal_estimate
@@ -50,6 +50,8 @@ class MatchingData:
     rows: int
     dropped_missing: int
     file: str
+    coef: np.ndarray  # full-data propensity coefficients: refuters start their refits here
+    iterations: int
 
 
 class MatchingDesign(Design):
@@ -90,40 +92,43 @@ class MatchingDesign(Design):
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> MatchingData:
         covs = list(identification.adjustment_set)
-        frame, dropped = table.frame([study.treatment, study.outcome, *covs])
-        if frame.empty:
+        categorical = tuple(c for c in study.categorical if c in covs)
+        cols, dropped = table.arrays([study.treatment, study.outcome, *covs], as_text=categorical)
+        if dropped == table.rows:
             raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
-        encoded, names = encode_categorical(frame, covs, [c for c in study.categorical if c in covs], table.file)
-        X = encoded.to_numpy(dtype=np.float64)
+        X, names = design_matrix(cols, covs, list(categorical), table.file)
         constant = [n for j, n in enumerate(names) if np.ptp(X[:, j]) == 0]
         if constant:
             raise DataError(f"covariate {constant[0]!r} is constant in the rows used; drop it from covariates",
                             file=table.file, column=constant[0], key="covariates")
-        t = frame[study.treatment].to_numpy().astype(bool)
+        t = np.asarray(cols[study.treatment]).astype(bool)
         if t.all() or not t.any():
             raise DataError(f"treatment {study.treatment!r} has only one arm in the complete rows", file=table.file,
                             column=study.treatment, key="treatment")
+        from causalcli.propensity import fit_logit
+
+        ps = fit_logit(X, t.astype(np.float64))
         opts = study.design.options
         return MatchingData(
-            X=X, t=t, y=frame[study.outcome].to_numpy(dtype=np.float64), covariates=tuple(names),
+            X=X, t=t, y=np.asarray(cols[study.outcome], dtype=np.float64), covariates=tuple(names),
             neighbors=opts.neighbors, caliper=opts.caliper, tolerance=opts.tolerance,
             estimand=self.estimand(study, spec), rows=table.rows, dropped_missing=dropped, file=table.file,
+            coef=ps.coef, iterations=ps.iterations,
         )
 
     # ------------------------------------------------------------ estimation
-
-    def _score(self, X: np.ndarray, t: np.ndarray) -> Any:
-        from causalcli.propensity import fit_logit
-
-        return fit_logit(X, t.astype(np.float64))
 
     def fit(self, prepared: MatchingData, study: "Study", seed: int) -> Fit:
         from causalcli.designs.nearest import match_att
 
         d = prepared
-        ps = self._score(d.X, d.t)
-        m = match_att(d.y, d.t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper, tolerance=d.tolerance)
-        estimate = normal_estimate(m.estimate, m.std_error, study.conf_level, "abadie_imbens")
+        score = d.coef[0] + d.X @ d.coef[1:]
+        probability = 1.0 / (1.0 + np.exp(-score))
+        m = match_att(d.y, d.t, score, neighbors=d.neighbors, caliper=d.caliper, tolerance=d.tolerance)
+        # R's Match keeps caliper-dropped treated units in N1 (with a zero contrast),
+        # which understates the SE; report the SE of the matched-sample ATT and keep
+        # R's number beside it (equal when the caliper drops nobody).
+        estimate = normal_estimate(m.estimate, m.std_error_matched, study.conf_level, "abadie_imbens")
         used_controls = int(np.count_nonzero(m.control_weights))
         n = {
             "rows": d.rows,
@@ -142,16 +147,17 @@ class MatchingDesign(Design):
                 "control close enough; the estimate is the effect on the treated units that were matched"
             )
         balance = balance_table(d.X, d.t, d.covariates, m)
-        overlap = overlap_summary(ps.probability, d.t, study.thresholds.propensity_bounds, m)
+        overlap = overlap_summary(probability, d.t, study.thresholds.propensity_bounds, m)
         checks = [balance_check(balance, study.thresholds.balance_smd),
                   overlap_check(overlap, study.thresholds.max_outside, study.thresholds.propensity_bounds)]
         diagnostics = {
             "balance": balance,
+            "balance_threshold": study.thresholds.balance_smd,
             "overlap": overlap,
             "propensity_model": {
                 "model": "logistic regression (unpenalised maximum likelihood)",
-                "iterations": ps.iterations,
-                "coefficients": dict(zip(("(intercept)", *d.covariates), map(float, ps.coef))),
+                "iterations": d.iterations,
+                "coefficients": dict(zip(("(intercept)", *d.covariates), map(float, d.coef))),
             },
             "matching": {
                 "neighbors": d.neighbors,
@@ -160,6 +166,10 @@ class MatchingDesign(Design):
                 "ties": "kept, weighted equally",
                 "distance": "absolute difference of the logit propensity score",
                 "std_error_naive": float(m.std_error_naive),
+                "std_error_r_match": float(m.std_error),
+                "std_error_note": "std_error is Abadie-Imbens over the matched treated units; std_error_r_match "
+                                  "is R Matching::Match's se, which also counts caliper-dropped treated units "
+                                  "(equal when none is dropped)",
             },
         }
         return Fit("psm_nearest", d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings)
@@ -167,16 +177,24 @@ class MatchingDesign(Design):
     def point(self, prepared: MatchingData, *, treatment=None, extra_covariate=None, rows=None) -> float:
         from causalcli.designs.nearest import match_att_point
 
+        from causalcli.propensity import fit_logit
+
         d = prepared
         X, t, y = d.X, d.t, d.y
+        start = d.coef
         if rows is not None:
             X, t, y = X[rows], t[rows], y[rows]
         if treatment is not None:
             t = treatment
+            # a permuted treatment is unrelated to X: start from the intercept-only model
+            start = np.zeros_like(d.coef)
+            start[0] = np.log(t.mean() / (1.0 - t.mean()))
         if extra_covariate is not None:
             X = np.column_stack([X, extra_covariate])
-        ps = self._score(X, t)
-        return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper, tolerance=d.tolerance)
+            start = np.append(start, 0.0)
+        ps = fit_logit(X, t.astype(np.float64), start=start)
+        return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper,
+                               tolerance=d.tolerance)
 
     def treatment_of(self, prepared: MatchingData) -> np.ndarray:
         return prepared.t
