@@ -62,15 +62,8 @@ def _stream(seed: int, name: str, sim: int) -> np.random.Generator:
 
 
 def _one(design: "Design", prepared: Any, name: str, options: Any, seed: int, sim: int) -> float:
-    rng = _stream(seed, name, sim)
     try:
-        if name == "placebo_treatment":
-            return design.point(prepared, treatment=rng.permutation(design.treatment_of(prepared)))
-        if name == "random_common_cause":
-            return design.point(prepared, extra_covariate=rng.standard_normal(design.units(prepared)))
-        n = design.units(prepared)
-        rows = np.sort(rng.choice(n, size=max(2, int(round(options.fraction * n))), replace=False))
-        return design.point(prepared, rows=rows)
+        return design.refute_once(prepared, name, options, _stream(seed, name, sim))
     except CausalcliError:
         return float("nan")  # e.g. a subset with one arm only; counted as a failed simulation
 

@@ -25,10 +25,7 @@ from causalcli.errors import SpecError
 METHODS = ("matching", "weighting", "did", "synthetic_control", "dml", "experiment")
 
 
-class _Strict(BaseModel):
-    """Base of every spec model: unknown keys are errors, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from causalcli.design_specs.base import DesignBase, FreeOptions, Strict as _Strict  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------- data, graph
@@ -67,97 +64,15 @@ class GraphSpec(_Strict):
         return self
 
 
-# ---------------------------------------------------------------- design options
+# ---------------------------------------------------------------- designs
+# Each design family keeps its `design:` block model in causalcli/design_specs/<family>.py.
 
-
-class MatchingOptions(_Strict):
-    """Nearest-neighbour propensity-score matching."""
-
-    neighbors: int = Field(1, ge=1, le=50, description="Matches per treated unit (k); ties are all kept.")
-    caliper: float | None = Field(
-        None, gt=0, description="Drop treated units with no control within this many SDs of the logit score."
-    )
-    replace: bool = Field(True, description="Match with replacement (only true is built so far).")
-    distance: Literal["propensity", "mahalanobis"] = Field(
-        "propensity", description="Distance: logit propensity score (mahalanobis: not built yet)."
-    )
-    exact: list[str] = Field(default_factory=list, description="Match only within equal values of these columns (not built yet).")
-    bias_correction: bool = Field(False, description="Abadie-Imbens (2011) regression bias correction (not built yet).")
-    tolerance: float = Field(
-        1e-5, gt=0, description="Scores closer than this (in SDs) count as ties, as R's Matching does."
-    )
-
-
-class FreeOptions(BaseModel):
-    """Options of a design that is not built yet: accepted here, refused by the design."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class _DesignBase(_Strict):
-    estimand: Literal["ate", "att", "atc"] | None = Field(
-        None, description="Target estimand; default: the design's first supported estimand."
-    )
-
-
-class MatchingDesign(_DesignBase):
-    method: Literal["matching"]
-    options: MatchingOptions = Field(default_factory=MatchingOptions)
-
-
-class WeightingDesign(_DesignBase):
-    method: Literal["weighting"]
-    options: FreeOptions = Field(default_factory=FreeOptions)
-
-
-class EventStudy(_Strict):
-    leads: int = Field(4, ge=0)
-    lags: int = Field(4, ge=0)
-
-
-class DidDesign(_DesignBase):
-    method: Literal["did"]
-    unit: str
-    time: str
-    estimator: Literal["twfe", "2x2", "callaway_santanna"] = "twfe"
-    cohort: str | None = None
-    event_study: EventStudy | None = None
-    cluster: str | None = None
-    options: FreeOptions = Field(default_factory=FreeOptions)
-
-
-class SynthDesign(_DesignBase):
-    method: Literal["synthetic_control"]
-    unit: str
-    time: str
-    treated_unit: str | int
-    treatment_start: int | float | str
-    predictors: list[str] = Field(default_factory=list)
-    special_predictors: list[tuple[str, Any]] = Field(default_factory=list)
-    options: FreeOptions = Field(default_factory=FreeOptions)
-
-
-class DmlDesign(_DesignBase):
-    method: Literal["dml"]
-    options: FreeOptions = Field(default_factory=FreeOptions)
-
-
-class Metric(_Strict):
-    name: str
-    outcome: str | None = None
-    covariate: str | None = None
-    numerator: str | None = None
-    denominator: str | None = None
-
-
-class ExperimentDesign(_DesignBase):
-    method: Literal["experiment"]
-    control: str | int
-    expected_split: dict[str, float] | None = None
-    correction: Literal["holm", "bh", "none"] = "holm"
-    metrics: list[Metric] = Field(default_factory=list)
-    options: FreeOptions = Field(default_factory=FreeOptions)
-
+from causalcli.design_specs.did import DidDesign  # noqa: E402
+from causalcli.design_specs.dml import DmlDesign  # noqa: E402
+from causalcli.design_specs.experiment import ExperimentDesign  # noqa: E402
+from causalcli.design_specs.matching import MatchingDesign, MatchingOptions  # noqa: E402,F401
+from causalcli.design_specs.synth import SynthDesign  # noqa: E402
+from causalcli.design_specs.weighting import WeightingDesign  # noqa: E402
 
 Design = Annotated[
     Union[MatchingDesign, WeightingDesign, DidDesign, SynthDesign, DmlDesign, ExperimentDesign],

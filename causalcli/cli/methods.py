@@ -23,10 +23,14 @@ def catalogue() -> dict:
     """Everything ``methods`` lists, from the registry and the spec models (no heavy imports)."""
     from causalcli.designs import DESIGNS
     from causalcli.refuters import TESTED
-    from causalcli.spec import (DataSubset, MatchingDesign, PlaceboTreatment, RandomCommonCause, Thresholds,
-                                refuter_options)
+    import typing
 
-    option_models = {"matching": MatchingDesign.model_fields["options"].default_factory}
+    from causalcli.spec import Design, DataSubset, PlaceboTreatment, RandomCommonCause, Thresholds, refuter_options
+
+    option_models = {}
+    for model in typing.get_args(typing.get_args(Design)[0]):
+        method = typing.get_args(model.model_fields["method"].annotation)[0]
+        option_models[method] = model.model_fields["options"].default_factory
     designs = []
     for name, entry in DESIGNS.items():
         d = {"name": name, "built": entry.built, "summary": entry.summary}
@@ -36,7 +40,7 @@ def catalogue() -> dict:
                      inference=list(design.inference), default_refuters=list(design.default_refuters),
                      reference=design.reference)
             factory = option_models.get(name)
-            if factory is not None:
+            if factory is not None and getattr(factory, "model_fields", None):
                 model = factory()
                 d["options"] = {k: {"default": getattr(model, k), "help": f.description or ""}
                                 for k, f in type(model).model_fields.items()}

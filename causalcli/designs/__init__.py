@@ -7,6 +7,7 @@ Entries name their module, imported only when a study uses the design, so
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,23 +19,25 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class DesignEntry:
+    """A design family; ``target`` ("module:Class") is built once its module exists."""
+
     name: str
     summary: str
-    target: str | None  # "module:Class", or None while not built
+    target: str
     planned: str = ""
 
     @property
     def built(self) -> bool:
-        return self.target is not None
+        return importlib.util.find_spec(self.target.split(":")[0]) is not None
 
     def load(self) -> "Design":
-        if self.target is None:
+        module, cls = self.target.split(":")
+        if not self.built:
             raise SpecError(
                 f"design '{self.name}' is not built yet in this version of causalcli ({self.planned}); "
                 f"built designs: {', '.join(n for n, e in DESIGNS.items() if e.built)}",
                 key="design.method",
             )
-        module, cls = self.target.split(":")
         return getattr(importlib.import_module(module), cls)()
 
 
@@ -43,13 +46,17 @@ DESIGNS: dict[str, DesignEntry] = {
         "matching", "Nearest-neighbour propensity-score matching (ATT), Abadie-Imbens standard errors",
         "causalcli.designs.matching:MatchingDesign",
     ),
-    "weighting": DesignEntry("weighting", "Inverse-probability and doubly robust weighting", None, "planned: IPW and AIPW"),
-    "did": DesignEntry("did", "Difference-in-differences: 2x2, TWFE, event study, Callaway-Sant'Anna", None,
-                       "planned: 2x2, TWFE, event study, Callaway-Sant'Anna"),
-    "synthetic_control": DesignEntry("synthetic_control", "Synthetic control with placebo inference", None,
+    "weighting": DesignEntry("weighting", "Inverse-probability and doubly robust weighting",
+                             "causalcli.designs.weighting:WeightingDesign", "planned: IPW and AIPW"),
+    "did": DesignEntry("did", "Difference-in-differences: 2x2, TWFE, event study, Callaway-Sant'Anna",
+                       "causalcli.designs.did:DidDesign", "planned: 2x2, TWFE, event study, Callaway-Sant'Anna"),
+    "synthetic_control": DesignEntry("synthetic_control", "Synthetic control with placebo inference",
+                                     "causalcli.designs.synth:SynthDesign",
                                      "planned: Abadie-Diamond-Hainmueller with placebo inference"),
-    "dml": DesignEntry("dml", "Double machine learning through EconML", None, "planned: LinearDML and CausalForestDML"),
-    "experiment": DesignEntry("experiment", "A/B/n experiments from sufficient statistics", None,
+    "dml": DesignEntry("dml", "Double machine learning through EconML", "causalcli.designs.dml:DmlDesign",
+                       "planned: LinearDML and CausalForestDML"),
+    "experiment": DesignEntry("experiment", "A/B/n experiments from sufficient statistics",
+                              "causalcli.designs.experiment:ExperimentDesign",
                               "planned: Welch, delta method, CUPED, SRM"),
 }
 

@@ -73,6 +73,26 @@ class Design:
               extra_covariate: "np.ndarray | None" = None, rows: "np.ndarray | None" = None) -> float:
         raise NotImplementedError
 
+    def refute_once(self, prepared: Any, name: str, options: Any, rng: "np.random.Generator") -> float:
+        """One refuter simulation: the new point estimate under the change ``name`` asks for.
+
+        The default permutes the treatment over rows, adds a standard-normal covariate,
+        or keeps a random ``options.fraction`` of rows. Panel designs override this to
+        permute and subset whole units; a design may add refuters of its own here.
+        """
+        import numpy as np
+
+        if name == "placebo_treatment":
+            return self.point(prepared, treatment=rng.permutation(self.treatment_of(prepared)))
+        if name == "random_common_cause":
+            return self.point(prepared, extra_covariate=rng.standard_normal(self.units(prepared)))
+        if name == "data_subset":
+            n = self.units(prepared)
+            rows = np.sort(rng.choice(n, size=max(2, int(round(options.fraction * n))), replace=False))
+            return self.point(prepared, rows=rows)
+        raise SpecError(f"refuter {name!r} does not apply to the {self.name} design; "
+                        f"its refuters: {', '.join(self.default_refuters)}", key="refute")
+
     def treatment_of(self, prepared: Any) -> "np.ndarray":
         """The treatment vector that placebo refuters permute."""
         raise NotImplementedError

@@ -1,21 +1,11 @@
-"""Plots drawn from a Result alone (``--plots DIR``; the HTML report embeds the same)."""
+"""Matching plots: a love plot and propensity-score histograms by arm."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
-from causalcli.atomic import write_atomic
+from causalcli.render.plots import figure as _figure, png as _png
 from causalcli.result import Result
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def love_plot(result: Result) -> bytes | None:
@@ -61,28 +51,4 @@ def propensity_histogram(result: Result) -> bytes | None:
     return _png(fig, plt)
 
 
-def _png(fig, plt) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
-
-
-PLOTS: dict[str, dict[str, Callable[[Result], bytes | None]]] = {
-    "matching": {"love": love_plot, "propensity": propensity_histogram},
-}
-
-
-def write_plots(result: Result, directory: str | Path) -> list[Path]:
-    written = []
-    for name, draw in PLOTS.get(result.design, {}).items():
-        png = draw(result)
-        if png is None:
-            continue
-        path = Path(directory) / f"{result.study}-{name}.png"
-        write_atomic(path, png)
-        written.append(path)
-    return written
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"love": love_plot, "propensity": propensity_histogram}

@@ -1,0 +1,1 @@
+"""The `design:` block of the spec, one module per design family (pydantic models only)."""

@@ -1,0 +1,27 @@
+"""Bases shared by every design's spec models."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    """Base of every spec model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FreeOptions(BaseModel):
+    """Options of a design that is not built yet: accepted here, refused by the design."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class DesignBase(Strict):
+    """Keys every `design:` block has besides `method`."""
+
+    estimand: Literal["ate", "att", "atc"] | None = Field(
+        None, description="Target estimand; default: the design's first supported estimand."
+    )
