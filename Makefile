@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench setup clean
+.PHONY: demo test test-slow bench setup clean browser
 
 setup: $(STAMP)
 
@@ -19,8 +19,16 @@ demo: $(STAMP)
 	@# exit 1 means "estimated, but a check failed": the demo shows that honestly
 	$(BIN)/causalcli estimate specs/lalonde_psm.yaml --format table || [ $$? -eq 1 ]
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The report test opens the HTML in headless Chromium (Debian's package). If it cannot
+# be installed here, the test fails and says so; it is never skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the report test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	  || echo "chromium could not be installed: the report test will fail"; }
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

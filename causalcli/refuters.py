@@ -3,8 +3,7 @@
 Each simulation draws from its own random stream, derived from the study seed,
 the refuter and the simulation number only, so the numbers are the same for a
 seed whatever ``--jobs`` is. Simulations run in parallel with joblib, in
-contiguous chunks, one per worker, so each worker receives the design's arrays
-once; a design's
+a few contiguous chunks per worker; a design's
 ``point`` recomputes only what the change touches.
 
 Rules (with ``thresholds.alpha`` as alpha):
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from causalcli import progress
 from causalcli.errors import CausalcliError
 from causalcli.inference import normal_two_sided_p
 from causalcli.result import Estimate, Refutation
@@ -83,24 +83,36 @@ def resolve_jobs(jobs: int | None) -> int:
 
 
 def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Estimate, seed: int,
-                 jobs: int | None = None, progress: Any = None) -> list[Refutation]:
+                 jobs: int | None = None) -> list[Refutation]:
     plan = planned_refuters(study, design)
     if not plan:
         return []
     tasks = [(name, opts, seed, sim) for name, opts in plan for sim in range(opts.simulations)]
     n_jobs = min(resolve_jobs(jobs), len(tasks))
-    if n_jobs <= 1:
-        values = _chunk(design.name, prepared, tasks)
-    else:
-        from joblib import Parallel, delayed
+    # A few chunks per worker, so progress moves; each simulation's stream depends only
+    # on (seed, refuter, simulation), so chunking never changes a number.
+    n_chunks = 1 if n_jobs <= 1 else min(len(tasks), 4 * n_jobs)
+    bounds = np.linspace(0, len(tasks), n_chunks + 1).astype(int)
+    chunks = [tasks[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    values: list[float] = []
+    with progress.task(f"{design.name}: refuting", len(tasks)) as advance:
+        if n_jobs <= 1:
+            for task in tasks:
+                values.extend(_chunk(design.name, prepared, [task]))
+                advance(1)
+        else:
+            from joblib import Parallel, delayed
 
-        bounds = np.linspace(0, len(tasks), n_jobs + 1).astype(int)
-        chunks = [tasks[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        # Forked workers (joblib's multiprocessing backend) start in milliseconds with the
-        # design's arrays and every module already loaded; loky's fresh interpreters
-        # cost about half a second each, more than the simulations themselves here.
-        parts = Parallel(n_jobs=n_jobs, backend="multiprocessing")(delayed(_chunk)(design.name, prepared, c) for c in chunks)
-        values = [v for part in parts for v in part]
+            # Forked workers (joblib's multiprocessing backend) start in milliseconds with
+            # every module already loaded; loky's fresh interpreters cost about half a
+            # second each, more than the simulations themselves here.
+            # (The pool is kept across the rounds; one round of chunks per worker at a time.)
+            with Parallel(n_jobs=n_jobs, backend="multiprocessing") as parallel:
+                for start in range(0, len(chunks), n_jobs):
+                    for part in parallel(delayed(_chunk)(design.name, prepared, c)
+                                         for c in chunks[start:start + n_jobs]):
+                        values.extend(part)
+                        advance(len(part))
     out: list[Refutation] = []
     i = 0
     for name, opts in plan:

@@ -245,9 +245,14 @@ def test_plots_are_written_from_the_result(runner, sim_spec, tmp_path):
         assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000
 
 
-def test_report_is_refused_until_built(runner, sim_spec, tmp_path):
-    res = invoke(runner, ["estimate", str(sim_spec), "--report", str(tmp_path / "r.html")])
-    assert res.exit_code == 2 and "not built yet" in res.stderr
+def test_report_is_written_atomically_with_every_plot(runner, sim_spec, tmp_path):
+    report = tmp_path / "r.html"
+    res = invoke(runner, ["estimate", str(sim_spec), "--format", "json", "--report", str(report)])
+    assert res.exit_code == 0
+    text = report.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") == 2
+    assert "abadie_imbens" in text and "http" not in text.replace("http-equiv", "")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".r.html", "r.html"))] == ["r.html"]
 
 
 def test_bundled_demo_spec_validates(runner):

@@ -42,7 +42,7 @@ def estimate_command(
     set_: List[str] = typer.Option([], "--set", help="Override a spec key: --set design.estimand=att (repeatable)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the spec's seed."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel workers for refuters; 0 = all cores."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Self-contained HTML report (not built yet)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write each study's plots as PNG files here."),
     no_refute: bool = typer.Option(False, "--no-refute", help="Skip refutations."),
     fail_on: FailOn = typer.Option(FailOn.all, "--fail-on", help="What turns exit 0 into 1."),
@@ -54,10 +54,12 @@ def estimate_command(
     from causalcli.spec import collect_sources, load_spec
     from causalcli.study import failure, run_study
 
-    if report is not None:
-        raise SpecError("--report (HTML reports) is not built yet in this version; use --format markdown or --plots")
     if specs.count("-") > 1:
         raise SpecError("'-' (spec on stdin) can be given once")
+    from causalcli import progress
+
+    if not STATE.quiet and _stderr_is_terminal():
+        progress.set_reporter(progress.RichReporter())
     fmt = format.value
     if fmt == "auto":
         fmt = "table" if stdout_is_terminal() and output is None else "json"
@@ -91,18 +93,33 @@ def estimate_command(
                 exc.file = exc.file or source.display
                 items.append(failure(source.path, name, exc))
 
+    from causalcli.result import Result
+
     if plots is not None:
         from causalcli.render.plots import write_plots
-        from causalcli.result import Result
 
         for item in items:
             if isinstance(item, Result):
                 for path in write_plots(item, plots):
                     say(f"wrote {path}")
 
+    if report is not None and any(isinstance(i, Result) for i in items):
+        from causalcli.atomic import write_atomic
+        from causalcli.render.html import render_html
+
+        write_atomic(report, render_html(items))
+        say(f"wrote {report}")
+
     _emit(items, fmt, output)
     code = max((item.exit_code for item in items), default=0)
     raise typer.Exit(code)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _emit(items: list, fmt: str, output: Optional[Path]) -> None:

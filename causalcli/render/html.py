@@ -1,0 +1,213 @@
+"""The HTML report: one self-contained file (CSS inline, plots as data URIs), no network needed.
+
+It shows, per study, the headline (effect, interval, p-value, the inference named,
+pass/fail of every check and refutation), the plots of its design (the same ones
+``--plots`` writes), the diagnostics tables, the refutations and the provenance.
+Everything comes from the Results alone; apart from ``timing_s`` the bytes are the
+same for the same results.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from typing import Any
+
+from causalcli import __version__
+from causalcli.render import Item
+from causalcli.render.fmt import num, pval, verdict
+from causalcli.result import Result
+
+CSS = """
+:root { --fg:#1b1f24; --muted:#57606a; --bg:#ffffff; --card:#f6f8fa; --line:#d0d7de;
+        --ok:#1a7f37; --bad:#cf222e; --na:#6e7781; --accent:#0969da; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg:#e6edf3; --muted:#9da7b3; --bg:#0d1117; --card:#161b22; --line:#30363d;
+          --ok:#3fb950; --bad:#f85149; --na:#8b949e; --accent:#58a6ff; } }
+* { box-sizing: border-box; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
+       background: var(--bg); margin: 0 auto; max-width: 1100px; padding: 24px; }
+h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 0; }
+h3 { font-size: 16px; margin: 20px 0 8px; }
+.muted { color: var(--muted); }
+.study { border: 1px solid var(--line); border-radius: 8px; padding: 20px; margin: 24px 0;
+         page-break-inside: avoid; }
+.headline { display: flex; flex-wrap: wrap; gap: 24px; align-items: baseline; margin: 12px 0; }
+.effect { font-size: 32px; font-weight: 650; }
+.badge { display: inline-block; padding: 1px 10px; border-radius: 12px; font-weight: 600; font-size: 13px;
+         border: 1px solid currentColor; }
+.ok { color: var(--ok); } .bad { color: var(--bad); } .na { color: var(--na); }
+table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; font-size: 14px; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; }
+figure { margin: 0; background: #ffffff; border: 1px solid var(--line); border-radius: 6px; padding: 8px; }
+figure img { width: 100%; height: auto; display: block; }
+figcaption { color: #57606a; font-size: 13px; text-align: center; }
+details { margin: 8px 0; } summary { cursor: pointer; color: var(--accent); }
+pre { background: var(--card); padding: 10px; border-radius: 6px; overflow-x: auto; font-size: 12px; }
+.error { border-color: var(--bad); }
+.scroll { overflow-x: auto; }
+@media print { body { max-width: none; } details { display: block; } summary { display: none; }
+               .plots { grid-template-columns: 1fr 1fr; } }
+"""
+
+# Marks the page as rendered and counts images that failed to load, so a headless
+# browser test (and a person) can tell a broken report at a glance.
+CHECK_SCRIPT = """
+function causalcliError() {
+  document.body.setAttribute('data-errors', (+(document.body.getAttribute('data-errors') || 0) + 1));
+}
+window.addEventListener('error', causalcliError, true);
+var causalcliConsoleError = console.error;
+console.error = function () { causalcliError(); causalcliConsoleError.apply(console, arguments); };
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-images', ok + '/' + imgs.length);
+  document.body.setAttribute('data-rendered', 'yes');
+});
+"""
+
+
+def render_html(items: list[Item]) -> str:
+    from causalcli.render.plots import draw
+
+    parts = []
+    for item in items:
+        if isinstance(item, Result):
+            parts.append(_study(item, draw(item)))
+        else:
+            parts.append(
+                f'<section class="study error" id="{_id(item.study)}"><h2>{_e(item.study)} '
+                f'<span class="badge bad">error, exit {item.exit_code}</span></h2>'
+                f'<p>{_e(item.message)}</p><p class="muted">spec: {_e(item.spec_path)}'
+                f'{" key " + _e(item.key) if item.key else ""}</p></section>'
+            )
+    n_ok = sum(1 for i in items if isinstance(i, Result) and i.passed)
+    summary = _summary_table(items)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>causalcli report</title><style>{CSS}</style><script>{CHECK_SCRIPT}</script></head><body>"
+        f"<h1>causalcli report</h1><p class=\"muted\">{len(items)} stud{'y' if len(items) == 1 else 'ies'}, "
+        f"{n_ok} passed every counted check; causalcli {__version__}</p>{summary}"
+        + "".join(parts)
+        + "</body></html>\n"
+    )
+
+
+def _summary_table(items: list[Item]) -> str:
+    rows = []
+    for it in items:
+        if isinstance(it, Result):
+            e = it.estimate
+            rows.append(
+                f"<tr><td><a href=\"#{_id(it.study)}\">{_e(it.study)}</a></td><td>{_e(it.design)}</td>"
+                f"<td>{_e(it.estimand)}</td><td class=num>{num(e.value)}</td><td class=num>{_ci(e)}</td>"
+                f"<td class=num>{pval(e.p_value)}</td><td>{_badge(it.passed)}</td></tr>"
+            )
+        else:
+            rows.append(f"<tr><td><a href=\"#{_id(it.study)}\">{_e(it.study)}</a></td><td colspan=5>"
+                        f"{_e(it.message)}</td><td><span class=\"badge bad\">error</span></td></tr>")
+    return ("<table><tr><th>study</th><th>design</th><th>estimand</th><th class=num>effect</th>"
+            "<th class=num>interval</th><th class=num>p</th><th>result</th></tr>" + "".join(rows) + "</table>")
+
+
+def _study(r: Result, plots: dict[str, bytes]) -> str:
+    e = r.estimate
+    level = f"{round(e.conf_level * 100)}%"
+    out = [f'<section class="study" id="{_id(r.study)}">',
+           f"<h2>{_e(r.study)} {_badge(r.passed)}</h2>",
+           f'<p class="muted">{_e(r.design)} / {_e(r.estimator)}, estimand {_e(r.estimand.upper())}; '
+           f"spec {_e(r.spec_path)}</p>",
+           '<div class="headline">',
+           f'<div><div class="effect">{num(e.value)}</div><div class="muted">effect</div></div>',
+           f"<div><div>{level} interval {_ci(e)}</div><div>SE {num(e.std_error)}, p {pval(e.p_value)}</div>"
+           f'<div class="muted">inference: {_e(e.inference)}</div></div>',
+           f'<div><div>n: {", ".join(f"{_e(k)} {v:,}" for k, v in r.n.items())}</div></div>',
+           "</div>"]
+    if r.checks or r.refutations:
+        out.append("<h3>Checks and refutations</h3><table><tr><th>name</th><th>result</th><th>what it says</th></tr>")
+        for c in r.checks:
+            out.append(f"<tr><td>{_e(c.name)}</td><td>{_badge(c.passed)}</td><td>{_e(c.detail)}</td></tr>")
+        for f in r.refutations:
+            out.append(f"<tr><td>{_e(f.name)}</td><td>{_badge(f.passed)}</td><td>{_e(f.detail)}"
+                       f'<div class="muted">{_e(f.tested)}</div></td></tr>')
+        out.append("</table>")
+    for w in r.warnings:
+        out.append(f'<p class="bad">warning: {_e(w)}</p>')
+    if plots:
+        out.append('<h3>Plots</h3><div class="plots">')
+        for name, data in plots.items():
+            src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+            out.append(f'<figure><img alt="{_e(r.study)}: {_e(name)}" src="{src}">'
+                       f"<figcaption>{_e(name)}</figcaption></figure>")
+        out.append("</div>")
+    if r.effects:
+        out.append(f"<h3>Effects</h3>{_effects_table(r)}")
+    out.append(_diagnostics(r.diagnostics))
+    out.append("<details><summary>provenance</summary><pre>"
+               + _e(json.dumps(r.to_dict()["provenance"], indent=2)) + "</pre></details>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _effects_table(r: Result) -> str:
+    rows = ["<table><tr><th>label</th><th class=num>value</th><th class=num>SE</th><th class=num>interval</th>"
+            "<th class=num>p</th></tr>"]
+    for x in r.effects:
+        rows.append(f"<tr><td>{_e(x.label or '')}</td><td class=num>{num(x.value)}</td>"
+                    f"<td class=num>{num(x.std_error)}</td><td class=num>{_ci(x)}</td>"
+                    f"<td class=num>{pval(x.p_value)}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _diagnostics(diag: dict[str, Any]) -> str:
+    """Lists of flat records become tables; everything else a collapsed JSON block."""
+    out = []
+    rest = {}
+    for key, value in diag.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            cols = list(dict.fromkeys(k for v in value for k in v))
+            head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+            body = "".join("<tr>" + "".join(_cell(v.get(c)) for c in cols) + "</tr>" for v in value)
+            out.append(f"<h3>{_e(key.replace('_', ' '))}</h3><div class=\"scroll\"><table><tr>{head}</tr>"
+                       f"{body}</table></div>")
+        else:
+            rest[key] = value
+    if rest:
+        out.append("<details><summary>all diagnostics</summary><pre>"
+                   + _e(json.dumps(rest, indent=2, default=str, allow_nan=True)) + "</pre></details>")
+    return "".join(out)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"<td class=num>{num(v)}</td>"
+    if isinstance(v, (int, bool)) or v is None:
+        return f"<td class=num>{'-' if v is None else _e(str(v))}</td>"
+    return f"<td>{_e(str(v))}</td>"
+
+
+def _ci(e) -> str:
+    if e.ci_lower is None:
+        return "-"
+    return f"[{num(e.ci_lower)}, {num(e.ci_upper)}]"
+
+
+def _badge(passed: bool | None) -> str:
+    v = verdict(passed)
+    cls = {"pass": "ok", "FAIL": "bad"}.get(v, "na")
+    text = {"pass": "passed", "FAIL": "failed"}.get(v, "n/a")
+    return f'<span class="badge {cls}">{text}</span>'
+
+
+def _id(name: str) -> str:
+    return "study-" + "".join(c if c.isalnum() else "-" for c in name)
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
