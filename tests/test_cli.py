@@ -258,3 +258,27 @@ def test_report_is_written_atomically_with_every_plot(runner, sim_spec, tmp_path
 def test_bundled_demo_spec_validates(runner):
     res = invoke(runner, ["validate", str(SPECS / "lalonde_psm.yaml")])
     assert res.exit_code == 0 and "16,177 rows" in res.stdout
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(runner, sim_csv, write_spec):
+    spec = write_spec(base_spec(sim_csv.name, refute=[{"placebo_treatment": {"simulations": 20}}]))
+    res = invoke(runner, ["estimate", str(spec), "--format", "json"])
+    assert "refuting" not in res.stderr and "\x1b[" not in res.stderr
+
+
+def test_progress_reporter_counts_every_simulation(sim_csv, write_spec, monkeypatch):
+    from causalcli import progress
+    from causalcli.study import run_study
+
+    seen = []
+
+    class Recorder(progress.Reporter):
+        def task(self, description, total):
+            seen.append((description, total))
+            return super().task(description, total)
+
+    monkeypatch.setattr(progress, "_reporter", Recorder())
+    spec = write_spec(base_spec(sim_csv.name, refute=[{"placebo_treatment": {"simulations": 7}},
+                                                     {"data_subset": {"simulations": 5}}]))
+    run_study(str(spec), jobs=2)
+    assert seen == [("matching: refuting", 12)]
