@@ -291,6 +291,19 @@ def require_columns(table: Table, roles: dict[str, tuple[str, str]]) -> None:
                 )
 
 
+def check_weights(table: Table, column: str) -> None:
+    """Observation weights: a numeric column, finite, non-negative, not all zero."""
+    require_columns(table, {column: ("weights", "numeric")})
+    q = _quote(column)
+    negative, total = table.sql(f"SELECT count(*) FILTER (WHERE {q} < 0 OR isinf(CAST({q} AS DOUBLE))), "
+                                f"sum(CAST({q} AS DOUBLE)) FROM {TABLE}")[0]
+    if negative:
+        raise DataError(f"weights column {column!r} has {negative} negative or infinite values; weights must be >= 0",
+                        file=table.file, key="weights", column=column)
+    if not total or total <= 0:
+        raise DataError(f"weights column {column!r} sums to zero", file=table.file, key="weights", column=column)
+
+
 def design_matrix(arrays: dict[str, "np.ndarray"], covariates: list[str], categorical: list[str],
                   file: str) -> tuple["np.ndarray", list[str]]:
     """Covariates as a float matrix; categorical ones one-hot encoded with the first (sorted) level dropped."""

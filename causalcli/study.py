@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from causalcli import __version__
-from causalcli.data import Table, load_table
+from causalcli.data import Table, check_weights, load_table
 from causalcli.designs import get_design
 from causalcli.errors import CausalcliError
 from causalcli.graph import build_graph, check_nodes, identify
@@ -67,6 +67,8 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepare
     if study.graph is not None:  # the default graph needs neither networkx nor DoWhy
         graph = build_graph(spec)
         check_nodes(graph, spec, table.columns)
+    if study.weights:
+        check_weights(table, study.weights)
     design.validate(study, table, spec)
     ident = identify(graph, spec)
     return Prepared(spec, design, table, ident)

@@ -151,7 +151,6 @@ def _one_error_line(res) -> str:
     (lambda s: s.pop("data"), 2, "'data'"),
     (lambda s: s["design"].update(options={"neighbors": "two"}), 2, "design.options.neighbors"),
     (lambda s: s["design"].update(method="magic"), 2, "unknown method"),
-    (lambda s: s["design"].update(method="weighting"), 2, "not built yet"),
     (lambda s: s.update(graph={"edges": [["x1", "t"], ["t", "y"], ["y", "x1"]]}), 2, "cycle"),
     (lambda s: s.update(graph={"edges": [["ghost", "t"], ["t", "y"]]}), 2, "ghost"),
 ])
@@ -282,3 +281,39 @@ def test_progress_reporter_counts_every_simulation(sim_csv, write_spec, monkeypa
                                                      {"data_subset": {"simulations": 5}}]))
     run_study(str(spec), jobs=2)
     assert seen == [("matching: refuting", 12)]
+
+
+@pytest.mark.parametrize("suffix, text", [
+    (".dot", 'digraph { "x1" -> "t"; x1 -> y; x2 -> y; t -> y }'),
+    (".gml", 'graph [ directed 1 node [ id 0 label "x1" ] node [ id 1 label "t" ] node [ id 2 label "y" ] '
+             'node [ id 3 label "x2" ] edge [ source 0 target 1 ] edge [ source 0 target 2 ] '
+             'edge [ source 3 target 2 ] edge [ source 1 target 2 ] ]'),
+])
+def test_graph_from_file(runner, sim_csv, write_spec, tmp_path, suffix, text):
+    (tmp_path / f"g{suffix}").write_text(text)
+    spec = write_spec(base_spec(sim_csv.name, graph={"file": f"g{suffix}"}))
+    g = json.loads(invoke(runner, ["graph", str(spec), "--format", "json"]).stdout)
+    assert g["adjustment_set"] == ["x1"]
+    assert sorted(map(tuple, g["edges"])) == [("t", "y"), ("x1", "t"), ("x1", "y"), ("x2", "y")]
+
+
+def test_graph_file_errors(runner, sim_csv, write_spec, tmp_path):
+    spec = write_spec(base_spec(sim_csv.name, graph={"file": "missing.dot"}))
+    res = invoke(runner, ["graph", str(spec)])
+    assert res.exit_code == 2 and "not found" in res.stderr
+    (tmp_path / "bad.dot").write_text("graph { a -- b }")
+    spec = write_spec(base_spec(sim_csv.name, graph={"file": "bad.dot"}))
+    res = invoke(runner, ["graph", str(spec)])
+    assert res.exit_code == 2 and "digraph" in res.stderr
+
+
+def test_design_not_built_is_refused(runner, sim_csv, write_spec, monkeypatch):
+    from causalcli import designs
+
+    entry = designs.DesignEntry("dml", "test stand-in", "causalcli.designs.not_a_module:Nothing", "planned: later")
+    monkeypatch.setitem(designs.DESIGNS, "dml", entry)
+    spec = base_spec(sim_csv.name)
+    spec["design"] = {"method": "dml"}
+    res = invoke(runner, ["estimate", str(write_spec(spec)), "--format", "json"])
+    assert res.exit_code == 2
+    assert "not built yet" in _one_error_line(res) and "planned: later" in res.stderr

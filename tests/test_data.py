@@ -129,3 +129,22 @@ def test_arrays_match_frame_and_drop_missing_in_duckdb(tmp_path):
     assert dropped == dropped_frame == 3
     np.testing.assert_array_equal(arrays["x1"], frame["x1"].to_numpy())
     assert list(arrays["region"]) == list(frame["region"])
+
+
+def test_weights_column_checks(tmp_path):
+    from causalcli.data import check_weights
+
+    df = simulate(30)
+    df["w_ok"] = 1.5
+    df["w_neg"] = np.where(np.arange(30) == 4, -1.0, 1.0)
+    df["w_zero"] = 0.0
+    df.to_csv(tmp_path / "d.csv", index=False)
+    table = load_table(loaded(tmp_path, "d.csv"))
+    check_weights(table, "w_ok")
+    with pytest.raises(DataError, match="1 negative") as info:
+        check_weights(table, "w_neg")
+    assert info.value.key == "weights" and info.value.exit_code == 3
+    with pytest.raises(DataError, match="sums to zero"):
+        check_weights(table, "w_zero")
+    with pytest.raises(DataError, match="must be numeric"):
+        check_weights(table, "region")
