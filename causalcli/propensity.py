@@ -284,3 +284,188 @@ def _solve_spd(a: np.ndarray, b: np.ndarray, *, collinear: bool) -> np.ndarray:
         raise np.linalg.LinAlgError("ill-conditioned")
     y = np.linalg.solve(L, b / d)
     return np.linalg.solve(L.T, y) / d
+
+
+# ------------------------------------------------------------ balance and overlap
+#
+# Shared by matching and weighting. The balance table follows MatchIt 4.5's
+# ``summary.matchit`` (functions ``bal1var``, ``wvar``, ``pooled_sd``), so the
+# numbers equal MatchIt's on the same weights (tests/reference/weighting pins them):
+#
+# * means are weighted means within each arm;
+# * a covariate is binary when all its values are 0 or 1; its variance is
+#   p (1 - p), otherwise the weighted variance with normalised weights
+#   ``sum w (x - m)^2 / (1 - sum w^2)`` (the usual n - 1 variance unweighted);
+# * the SMD denominator uses the *unadjusted* sample, the same before and after:
+#   the treated arm's SD for the ATT, the control arm's for the ATC, and
+#   ``sqrt((var_t + var_c) / 2)`` for the ATE (and the overlap population);
+#   a mean difference below sqrt(machine epsilon) is reported as is;
+# * the variance ratio (treated / control) is not defined for binary covariates.
+
+_SQRT_EPS = float(np.sqrt(np.finfo(np.float64).eps))
+
+
+def _is_binary(x: np.ndarray) -> bool:
+    return bool(np.all((x == 0) | (x == 1)))
+
+
+def _wvar_norm(x: np.ndarray, w: np.ndarray, binary: bool) -> float:
+    sw = float(w.sum())
+    if sw <= 0:
+        return float("nan")
+    wn = w / sw
+    m = float(np.dot(wn, x))
+    if binary:
+        return m * (1.0 - m)
+    denom = 1.0 - float(np.dot(wn, wn))
+    return float(np.dot(wn, (x - m) ** 2) / denom) if denom > 0 else float("nan")
+
+
+def balance_table(X: np.ndarray, t: np.ndarray, names: "list[str] | tuple[str, ...]", weights: np.ndarray,
+                  estimand: str) -> list[dict]:
+    """Standardised mean differences and variance ratios before and after adjustment, per covariate.
+
+    ``weights`` are the adjustment weights of every unit (matching: 1 for a
+    matched treated unit, the summed match weight of a control, 0 if unused;
+    weighting: the normalised inverse-probability weights). See the comment
+    above for the conventions, which are MatchIt's.
+    """
+    t = np.asarray(t, dtype=bool)
+    w = np.asarray(weights, dtype=np.float64)
+    ones_t, ones_c = np.ones(int(t.sum())), np.ones(int((~t).sum()))
+    rows = []
+    for j, name in enumerate(names):
+        x = X[:, j]
+        xt, xc = x[t], x[~t]
+        binary = _is_binary(x)
+        vt, vc = _wvar_norm(xt, ones_t, binary), _wvar_norm(xc, ones_c, binary)
+        if estimand == "att":
+            sd = np.sqrt(vt)
+        elif estimand == "atc":
+            sd = np.sqrt(vc)
+        else:
+            sd = np.sqrt((vt + vc) / 2.0)
+        if not (np.isfinite(sd) and sd >= _SQRT_EPS):
+            sd = np.sqrt((vt + vc) / 2.0)
+        wt, wc = w[t], w[~t]
+        mt_b, mc_b = float(xt.mean()), float(xc.mean())
+        mt_a = float(np.dot(wt, xt) / wt.sum()) if wt.sum() > 0 else float("nan")
+        mc_a = float(np.dot(wc, xc) / wc.sum()) if wc.sum() > 0 else float("nan")
+
+        def smd(d: float) -> float:
+            return float(d / sd) if abs(d) > _SQRT_EPS and sd > 0 else float(d)
+
+        def vratio(a: float, b: float) -> float | None:
+            return None if binary or not (b > 0) else float(a / b)
+
+        rows.append({
+            "covariate": name,
+            "binary": binary,
+            "mean_treated_before": mt_b,
+            "mean_control_before": mc_b,
+            "mean_treated_after": mt_a,
+            "mean_control_after": mc_a,
+            "smd_before": smd(mt_b - mc_b),
+            "smd_after": smd(mt_a - mc_a),
+            "variance_ratio_before": vratio(vt, vc),
+            "variance_ratio_after": vratio(_wvar_norm(xt, wt, binary), _wvar_norm(xc, wc, binary)),
+        })
+    return rows
+
+
+def balance_check(balance: list[dict], limit: float, what: str):
+    """Check: every |SMD| after adjustment at most ``limit`` (``thresholds.balance_smd``)."""
+    from causalcli.result import Check
+
+    worst = max(balance, key=lambda r: abs(r["smd_after"]) if np.isfinite(r["smd_after"]) else np.inf)
+    value = abs(worst["smd_after"])
+    passed = bool(value <= limit)
+    if passed:
+        return Check("balance", True, f"max |SMD| after {what} {value:.3f} <= {limit} ({worst['covariate']})")
+    over = [r["covariate"] for r in balance if not abs(r["smd_after"]) <= limit]
+    return Check("balance", False,
+                 f"max |SMD| after {what} {value:.3f} > {limit} ({worst['covariate']}); imbalanced: "
+                 f"{', '.join(over)}. The adjusted groups still differ on these covariates: add interactions "
+                 "or squares to the propensity model, or restrict the sample")
+
+
+HIST_BINS = 20
+
+
+def overlap_summary(p: np.ndarray, t: np.ndarray, bounds: "tuple[float, float]", weights: np.ndarray,
+                    **extra) -> dict:
+    """Propensity range by arm, share outside ``bounds``, Kish effective sample sizes, a histogram."""
+    t = np.asarray(t, dtype=bool)
+    lo, hi = bounds
+    outside = (p < lo) | (p > hi)
+    edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
+
+    def ess(w: np.ndarray) -> float:
+        ww = float(np.dot(w, w))
+        return float(w.sum() ** 2 / ww) if ww > 0 else 0.0
+
+    return {
+        "propensity_treated": {"min": float(p[t].min()), "max": float(p[t].max()), "mean": float(p[t].mean())},
+        "propensity_control": {"min": float(p[~t].min()), "max": float(p[~t].max()), "mean": float(p[~t].mean())},
+        "bounds": [lo, hi],
+        "share_treated_outside": float(outside[t].mean()),
+        "share_control_outside": float(outside[~t].mean()),
+        "share_all_outside": float(outside.mean()),
+        **extra,
+        "effective_sample_size_treated": ess(weights[t]),
+        "effective_sample_size_control": ess(weights[~t]),
+        "histogram": {
+            "edges": edges.tolist(),
+            "treated": np.histogram(p[t], bins=edges)[0].tolist(),
+            "control": np.histogram(p[~t], bins=edges)[0].tolist(),
+        },
+    }
+
+
+def overlap_check(overlap: dict, max_outside: float, bounds: "tuple[float, float]", arm: str = "all"):
+    """Check: the share of units (of ``arm``) with a score outside ``bounds`` at most ``max_outside``."""
+    from causalcli.result import Check
+
+    key = {"all": "share_all_outside", "treated": "share_treated_outside", "control": "share_control_outside"}[arm]
+    share = overlap[key]
+    passed = bool(share <= max_outside)
+    who = "units" if arm == "all" else f"{arm} units"
+    detail = (f"{share:.1%} of {who} have a propensity score outside [{bounds[0]}, {bounds[1]}] "
+              f"({'<=' if passed else '>'} {max_outside:.0%} allowed)")
+    if not passed:
+        detail += "; those units have few comparable units in the other arm: trim, restrict the sample or add a caliper"
+    return Check("overlap", passed, detail)
+
+
+def require_common_support(p: np.ndarray, t: np.ndarray, file: str | None = None) -> None:
+    """Exit 4 when the propensity ranges of the two arms do not overlap at all."""
+    t = np.asarray(t, dtype=bool)
+    lo = max(float(p[t].min()), float(p[~t].min()))
+    hi = min(float(p[t].max()), float(p[~t].max()))
+    if lo > hi or (lo == hi and (p[t] == lo).sum() + (p[~t] == lo).sum() < 2):
+        raise EstimationError(
+            f"no overlap: the propensity scores of treated ({float(p[t].min()):.3g} to {float(p[t].max()):.3g}) and "
+            f"control units ({float(p[~t].min()):.3g} to {float(p[~t].max()):.3g}) do not overlap, so all "
+            f"{p.size} units lack common support; drop the covariate that separates the arms or restrict the sample",
+            file=file)
+
+
+def balance_matrix(arrays: dict, covariates: "list[str]", categorical: "list[str] | tuple[str, ...]"
+                   ) -> "tuple[np.ndarray, list[str]]":
+    """Covariates for the balance table: numeric columns as they are, every level of a categorical one.
+
+    The model matrix drops a reference level; the balance table shows all of
+    them, labelled ``column[level]``, as MatchIt's summary does.
+    """
+    cols, names = [], []
+    for c in covariates:
+        v = arrays[c]
+        if c in categorical:
+            text = v.astype(str)
+            for level in np.unique(text):
+                cols.append((text == level).astype(np.float64))
+                names.append(f"{c}[{level}]")
+        else:
+            cols.append(np.asarray(v, dtype=np.float64))
+            names.append(c)
+    return np.column_stack(cols), names

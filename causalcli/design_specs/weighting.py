@@ -1,4 +1,4 @@
-"""`design:` keys of `method: weighting` (not built yet: options are accepted and refused by the design)."""
+"""`design:` keys of `method: weighting`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,31 @@ from typing import Literal
 
 from pydantic import Field
 
-from causalcli.design_specs.base import DesignBase, FreeOptions
+from causalcli.design_specs.base import DesignBase, Strict
+
+
+class WeightingOptions(Strict):
+    """Inverse-probability (IPW) and doubly robust (AIPW) weighting."""
+
+    estimator: Literal["ipw", "aipw"] = Field(
+        "ipw", description="ipw: normalised (Hajek) inverse-probability weights; aipw: augmented IPW (doubly robust)."
+    )
+    trim: float | None = Field(
+        None, ge=0, lt=0.5,
+        description="Drop units with a propensity score below trim or above 1 - trim, then refit (Crump et al. 2009).",
+    )
+    overlap: bool = Field(
+        False, description="Overlap weights (Li, Morgan and Zaslavsky 2018): the estimand becomes the ATO (ipw only)."
+    )
+    propensity_model: Literal["logistic", "gbm"] = Field(
+        "logistic", description="logistic: unpenalised logistic regression; gbm: gradient boosting, cross-fitted."
+    )
+    outcome_model: Literal["linear", "gbm"] = Field(
+        "linear", description="aipw: outcome model per arm; linear: OLS; gbm: gradient boosting, cross-fitted."
+    )
+    folds: int = Field(5, ge=2, le=20, description="Cross-fitting folds for gbm models.")
 
 
 class WeightingDesign(DesignBase):
     method: Literal["weighting"]
-    options: FreeOptions = Field(default_factory=FreeOptions)
+    options: WeightingOptions = Field(default_factory=WeightingOptions)

@@ -24,7 +24,7 @@ def love_plot(result: Result) -> bytes | None:
     for x in ([0.1] if limit is None else [limit]):
         ax.axvline(x, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(list(ys), names)
-    ax.set_xlabel("|standardised mean difference|")
+    ax.set_xlabel("|standardised mean difference| (before: open, after: filled)")
     ax.set_title(f"{result.study}: covariate balance")
     ax.legend(loc="lower right")
     return _png(fig, plt)
