@@ -1,4 +1,4 @@
-"""`design:` keys of `method: did` (not built yet: options are accepted and refused by the design)."""
+"""`design:` keys of `method: did` (difference-in-differences)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,41 @@ from typing import Literal
 
 from pydantic import Field
 
-from causalcli.design_specs.base import DesignBase, FreeOptions, Strict
+from causalcli.design_specs.base import DesignBase, Strict
 
 
 class EventStudy(Strict):
-    leads: int = Field(4, ge=0)
-    lags: int = Field(4, ge=0)
+    """Relative periods -leads..-2 and 0..lags around the first treated period; -1 is the reference."""
+
+    leads: int = Field(4, ge=0, le=50, description="Pre periods shown: -leads..-2 (period -leads bins every earlier one).")
+    lags: int = Field(4, ge=0, le=50, description="Post periods shown: 0..lags (period lags bins every later one).")
+
+
+class DidOptions(Strict):
+    """Tuning knobs of difference-in-differences."""
+
+    control_group: Literal["never_treated", "not_yet_treated"] = Field(
+        "never_treated", description="Callaway-Sant'Anna comparison units: never treated, or also those not yet treated.")
+    method: Literal["dr", "ipw", "reg"] = Field(
+        "dr", description="Callaway-Sant'Anna ATT(g,t): doubly robust, inverse probability weighting, outcome regression.")
+    aggregation: Literal["simple", "dynamic", "group", "calendar"] = Field(
+        "simple", description="Callaway-Sant'Anna headline estimate: which aggregation of ATT(g,t) it reports.")
+    bootstrap: Literal["none", "multiplier", "wild"] = Field(
+        "none", description="none: analytic SEs; multiplier: Callaway-Sant'Anna multiplier bootstrap with uniform "
+                            "bands; wild: wild cluster bootstrap (Rademacher, null imposed) for 2x2/TWFE.")
+    draws: int = Field(999, ge=99, le=100_000, description="Bootstrap draws.")
+    honest_did: bool = Field(True, description="Event study: Rambachan-Roth relative-magnitude breakdown value.")
+    tolerance: float = Field(1e-10, gt=0, le=1e-4,
+                             description="Convergence of the fixed-effect demeaning (alternating projections).")
 
 
 class DidDesign(DesignBase):
     method: Literal["did"]
-    unit: str
-    time: str
-    estimator: Literal["twfe", "2x2", "callaway_santanna"] = "twfe"
-    cohort: str | None = None
-    event_study: EventStudy | None = None
-    cluster: str | None = None
-    options: FreeOptions = Field(default_factory=FreeOptions)
+    unit: str = Field(description="Unit identifier column (panel).")
+    time: str = Field(description="Time period column (numeric).")
+    estimator: Literal["twfe", "2x2", "callaway_santanna"] = Field(
+        "twfe", description="twfe: unit and time fixed effects; 2x2: treated x post; callaway_santanna: staggered adoption.")
+    cohort: str | None = Field(None, description="First treated period of each unit; 0 or empty = never treated.")
+    event_study: EventStudy | None = Field(None, description="TWFE event study with binned end points.")
+    cluster: str | None = Field(None, description="Cluster column for CRV1 standard errors (default: the unit).")
+    options: DidOptions = Field(default_factory=DidOptions)

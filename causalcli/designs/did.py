@@ -1,0 +1,528 @@
+"""Difference-in-differences: 2x2, two-way fixed effects, event studies and Callaway-Sant'Anna.
+
+* ``2x2``: y on treated, post and treated x post (plus covariates), by OLS.
+* ``twfe``: y on the treatment with unit and time fixed effects absorbed
+  (``causalcli.did_fe``); with ``event_study``, one coefficient per relative
+  period -leads..-2 and 0..lags (end points binned, -1 the reference).
+* ``callaway_santanna``: group-time ATT(g,t) and their aggregations, the
+  semantics of R ``did::att_gt`` / ``aggte`` (``causalcli.did_cs``).
+
+Standard errors of the regressions are CRV1 on ``cluster`` (default: the unit)
+with fixest's small-sample corrections and t(G-1) p-values.
+
+References
+----------
+Callaway, B. and Sant'Anna, P. H. C. (2021). Difference-in-differences with
+multiple time periods. Journal of Econometrics 225(2), 200-230.
+Goodman-Bacon, A. (2021). Difference-in-differences with variation in
+treatment timing. Journal of Econometrics 225(2), 254-277.
+Rambachan, A. and Roth, J. (2023). A more credible approach to parallel
+trends. Review of Economic Studies 90(5), 2555-2591.
+Cameron, A. C., Gelbach, J. B. and Miller, D. L. (2008). Bootstrap-based
+improvements for inference with clustered errors. REStat 90(3), 414-427.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.data import require_columns
+from causalcli.designs.base import Design, Fit, require
+from causalcli.errors import DataError, EstimationError, SpecError
+from causalcli.result import Check, Estimate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data import Table
+    from causalcli.graph import Identification
+    from causalcli.spec import LoadedSpec, Study
+
+
+@dataclass(frozen=True)
+class PanelData:
+    """Arrays shared by the estimator and the refuters (picklable)."""
+
+    estimator: str
+    unit: np.ndarray        # row -> unit code
+    n_units: int
+    time: np.ndarray        # row -> period index into ``times``
+    times: np.ndarray       # sorted distinct periods
+    y: np.ndarray
+    g: np.ndarray           # unit -> first treated period index, -1 = never (in the panel)
+    d: np.ndarray | None    # row treatment (twfe without absorbing assumption); None: 1(time >= g)
+    X: np.ndarray           # covariates (rows x k)
+    xnames: tuple[str, ...]
+    w: np.ndarray | None
+    cluster: np.ndarray
+    n_clusters: int
+    cluster_name: str
+    leads: int | None
+    lags: int | None
+    options: Any
+    n: dict
+    panel: dict
+    warnings: tuple[str, ...]
+    unit_labels: np.ndarray
+
+
+class DidDesign(Design):
+    name = "did"
+    summary = "Difference-in-differences: 2x2, TWFE, event study, Callaway-Sant'Anna"
+    estimators = ("twfe", "2x2", "callaway_santanna")
+    estimands = ("att",)
+    inference = ("crv1_fixest", "wild_cluster_bootstrap", "cs_analytic", "cs_multiplier_bootstrap")
+    reference = ("Callaway and Sant'Anna (2021); semantics of R did::att_gt/aggte; TWFE as fixest/pyfixest feols "
+                 "with CRV1")
+
+    # ------------------------------------------------------------ spec and data checks
+
+    def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        require(study, spec, "outcome")
+        self.estimand(study, spec)
+        d = study.design
+        file = spec.source.display
+        if d.estimator != "callaway_santanna" and not study.treatment and not d.cohort:
+            raise SpecError("the did design needs 'treatment' (0/1 per unit and period) or 'design.cohort'",
+                            file=file, key="treatment")
+        if d.estimator == "callaway_santanna" and not study.treatment and not d.cohort:
+            raise SpecError("callaway_santanna needs 'design.cohort' (first treated period) or 'treatment'",
+                            file=file, key="design.cohort")
+        if d.event_study is not None and d.estimator != "twfe":
+            raise SpecError("event_study goes with estimator: twfe (callaway_santanna reports its dynamic "
+                            "aggregation in effects)", file=file, key="design.event_study")
+        o = d.options
+        if o.bootstrap == "multiplier" and d.estimator != "callaway_santanna":
+            raise SpecError("bootstrap: multiplier is the Callaway-Sant'Anna bootstrap; use bootstrap: wild for "
+                            f"{d.estimator}", file=file, key="design.options.bootstrap")
+        if o.bootstrap == "wild" and d.estimator == "callaway_santanna":
+            raise SpecError("bootstrap: wild applies to 2x2 and twfe; callaway_santanna uses bootstrap: multiplier",
+                            file=file, key="design.options.bootstrap")
+        if o.bootstrap == "wild":
+            import importlib.util
+
+            if importlib.util.find_spec("causalcli.did_wild") is None:
+                raise SpecError("bootstrap: wild (wild cluster bootstrap) is not built yet; remove it",
+                                file=file, key="design.options.bootstrap")
+        if study.segments:
+            raise SpecError("segments are not built yet for the did design; remove 'segments'", file=file,
+                            key="segments")
+        if study.categorical:
+            raise SpecError("categorical covariates are not built yet for the did design; encode them as 0/1 "
+                            "columns", file=file, key="categorical")
+
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        from causalcli.did_panel import check_absorbing, check_cohort, check_constant_within_unit, check_unique
+
+        d = study.design
+        roles: dict[str, tuple[str, str]] = {d.unit: ("design.unit", "any"), d.time: ("design.time", "numeric"),
+                                             study.outcome: ("outcome", "numeric")}
+        if study.treatment:
+            roles.setdefault(study.treatment, ("treatment", "binary"))
+        if d.cohort:
+            roles.setdefault(d.cohort, ("design.cohort", "numeric"))
+        if d.cluster:
+            roles.setdefault(d.cluster, ("design.cluster", "any"))
+        if study.weights:
+            roles.setdefault(study.weights, ("weights", "numeric"))
+        for i, c in enumerate(study.covariates):
+            roles.setdefault(c, (f"covariates[{i}]", "numeric"))
+        require_columns(table, roles)
+        check_unique(table, d.unit, d.time)
+        if d.cohort:
+            check_cohort(table, d.unit, d.time, d.cohort, study.treatment)
+        absorbing = d.estimator != "twfe" or d.event_study is not None
+        if study.treatment and absorbing:
+            check_absorbing(table, d.unit, d.time, study.treatment)
+        if d.cluster:
+            check_constant_within_unit(table, d.unit, d.cluster, "design.cluster", "cluster")
+        if study.weights:
+            from causalcli.did_panel import T, q
+
+            neg = table.sql(f"SELECT count(*) FROM {T} WHERE {q(study.weights)} < 0")[0][0]
+            if neg:
+                raise DataError(f"weights {study.weights!r} has {neg} negative values", file=table.file,
+                                key="weights", column=study.weights)
+            if d.estimator == "callaway_santanna":
+                check_constant_within_unit(table, d.unit, study.weights, "weights", "weight")
+
+    # ------------------------------------------------------------ arrays
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> PanelData:
+        from causalcli.did_fe import codes_of
+
+        d = study.design
+        covs = list(dict.fromkeys(study.covariates))
+        cols = [d.unit, d.time, study.outcome, *covs]
+        for extra in (study.treatment, d.cohort, d.cluster, study.weights):
+            if extra:
+                cols.append(extra)
+        arr, dropped = table.arrays(cols)
+        if len(arr[d.unit]) == 0:
+            raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
+        unit_raw = np.asarray(arr[d.unit])
+        time_raw = np.asarray(arr[d.time], dtype=np.float64)
+        times, tcode = np.unique(time_raw, return_inverse=True)
+        ucode, n_units = codes_of(unit_raw)
+        unit_labels = np.unique(unit_raw)
+        warnings: list[str] = []
+        absorbing = d.estimator != "twfe" or d.event_study is not None
+        row_d = None
+        if d.cohort:
+            gval = np.asarray(arr[d.cohort], dtype=np.float64)
+            g_unit_val = np.zeros(n_units)
+            g_unit_val[ucode] = gval
+        else:
+            dd = np.asarray(arr[study.treatment], dtype=np.float64)
+            # first treated period of each unit (absorbing treatment)
+            first = np.full(n_units, np.inf)
+            np.minimum.at(first, ucode[dd > 0], time_raw[dd > 0])
+            g_unit_val = np.where(np.isfinite(first), first, 0.0)
+            gr = np.where(np.isfinite(first), first, np.inf)[ucode]
+            if not absorbing and not np.array_equal(dd > 0, time_raw >= gr):
+                row_d = dd  # on/off treatment: used as it is
+        late = (g_unit_val > times[-1])
+        if late.any():
+            warnings.append(f"{int(late.sum())} units are first treated after the last period "
+                            f"({times[-1]:g}); they count as never treated in this panel")
+            g_unit_val = np.where(late, 0.0, g_unit_val)
+        g_idx = np.where(g_unit_val > 0, np.searchsorted(times, g_unit_val, side="left"), -1).astype(np.int64)
+        # units treated in the first period have no pre-period: dropped, as R's did does
+        first_treated = g_idx == 0
+        n_first = int(first_treated.sum())
+        keep_rows = None
+        if n_first:
+            warnings.append(f"{n_first} units treated in the first period ({times[0]:g}) have no pre-treatment "
+                            "period and were dropped (as R's did does)")
+            keep_rows = ~first_treated[ucode]
+        if keep_rows is not None:
+            arr = {k: np.asarray(v)[keep_rows] for k, v in arr.items()}
+            unit_raw = unit_raw[keep_rows]
+            if row_d is not None:
+                row_d = row_d[keep_rows]
+            old_codes = ucode[keep_rows]
+            kept_units = np.flatnonzero(~first_treated)
+            remap = np.full(n_units, -1, dtype=np.int64)
+            remap[kept_units] = np.arange(kept_units.size)
+            ucode = remap[old_codes]
+            g_unit_val = g_unit_val[kept_units]
+            unit_labels = unit_labels[kept_units]
+            n_units = int(kept_units.size)
+            time_raw = time_raw[keep_rows]
+            times, tcode = np.unique(time_raw, return_inverse=True)
+            g_idx = np.where(g_unit_val > 0, np.searchsorted(times, g_unit_val, side="left"), -1).astype(np.int64)
+        tcode = tcode.astype(np.int64)
+        if n_units < 2:
+            raise DataError("fewer than two units remain", file=table.file, key="design.unit")
+        if not (g_idx >= 0).any():
+            raise DataError("no unit is ever treated in the panel", file=table.file,
+                            key="design.cohort" if d.cohort else "treatment")
+        if not (g_idx < 0).any() and d.estimator == "2x2":
+            raise DataError("2x2 needs never-treated units as controls; none found", file=table.file,
+                            key="design.cohort" if d.cohort else "treatment")
+        y = np.asarray(arr[study.outcome], dtype=np.float64)
+        X = (np.column_stack([np.asarray(arr[c], dtype=np.float64) for c in covs]) if covs
+             else np.empty((y.size, 0)))
+        w = None
+        if study.weights:
+            w = np.asarray(arr[study.weights], dtype=np.float64)
+            if not (w > 0).any():
+                raise DataError("every weight is zero", file=table.file, key="weights")
+        if d.cluster:
+            cl, G = codes_of(np.asarray(arr[d.cluster]))
+            cname = d.cluster
+        else:
+            cl, G = ucode, n_units
+            cname = d.unit
+        counts = np.bincount(ucode, minlength=n_units)
+        balanced = bool(np.all(counts == times.size))
+        panel = {"units": n_units, "periods": int(times.size), "rows": int(y.size), "balanced": balanced,
+                 "missing_unit_periods": int(n_units * times.size - y.size),
+                 "first_period": float(times[0]), "last_period": float(times[-1]),
+                 "cohorts": {f"{times[k]:g}": int((g_idx == k).sum()) for k in np.unique(g_idx[g_idx >= 0])},
+                 "never_treated_units": int((g_idx < 0).sum())}
+        if not balanced:
+            warnings.append(f"unbalanced panel: {panel['missing_unit_periods']} unit-periods are missing "
+                            f"({n_units} units x {times.size} periods, {y.size} rows)")
+        n = {"rows": table.rows, "dropped_missing": int(dropped), "units": n_units,
+             "treated_units": int((g_idx >= 0).sum()), "control_units": int((g_idx < 0).sum()),
+             "units_treated_first_period_dropped": n_first, "periods": int(times.size), "clusters": int(G)}
+        es = d.event_study
+        return PanelData(
+            estimator=d.estimator, unit=ucode, n_units=n_units, time=tcode, times=times, y=y, g=g_idx, d=row_d,
+            X=X, xnames=tuple(covs), w=w, cluster=cl, n_clusters=int(G), cluster_name=cname,
+            leads=es.leads if es else None, lags=es.lags if es else None, options=d.options, n=n, panel=panel,
+            warnings=tuple(warnings), unit_labels=unit_labels,
+        )
+
+    # ------------------------------------------------------------ estimation
+
+    def fit(self, prepared: PanelData, study: "Study", seed: int) -> Fit:
+        p = prepared
+        if p.estimator == "callaway_santanna":
+            from causalcli.did_cs import fit_cs
+
+            return fit_cs(p, study, seed)
+        if p.estimator == "2x2":
+            return self._fit_2x2(p, study, seed)
+        if p.leads is not None:
+            return self._fit_event_study(p, study, seed)
+        return self._fit_twfe(p, study, seed)
+
+    def _regress(self, p: PanelData, X: np.ndarray, names: list[str], fe: bool):
+        from causalcli.did_fe import ols_crv1
+
+        groups = [(p.unit, p.n_units), (p.time, int(p.times.size))] if fe else []
+        return ols_crv1(p.y, X, names, (p.cluster, p.n_clusters), groups, p.w, p.options.tolerance)
+
+    def _inference_name(self, p: PanelData) -> str:
+        if p.options.bootstrap == "wild":
+            return "wild_cluster_bootstrap"
+        return "crv1_fixest"
+
+    def _coef_estimate(self, p: PanelData, fit, j: int, study: "Study", label: str | None, seed: int,
+                       X: np.ndarray, names: list[str], fe: bool) -> Estimate:
+        from causalcli.did_fe import t_estimate
+
+        se = float(np.sqrt(fit.vcov[j, j]))
+        est = t_estimate(fit.coef[j], se, fit.df_t, study.conf_level, "crv1_fixest", label)
+        if p.options.bootstrap == "wild" and label is None:
+            from causalcli.did_wild import wild_cluster_bootstrap
+
+            return wild_cluster_bootstrap(p, X, names, fe, j, fit, study.conf_level, p.options.draws, seed)
+        return est
+
+    def _base_n(self, p: PanelData, used: int) -> dict:
+        n = dict(p.n)
+        n["used"] = used
+        return n
+
+    def _panel_diag(self, p: PanelData, fit) -> dict:
+        return {"panel": p.panel,
+                "standard_errors": {"type": "CRV1", "cluster": p.cluster_name, "clusters": fit.clusters,
+                                    "small_sample": "G/(G-1) * (N-1)/(N-K), fixest ssc(adj=TRUE, "
+                                                    "fixef.K='nested', cluster.adj=TRUE)",
+                                    "K": fit.df_k, "t_df": fit.df_t, "factor": fit.ssc}}
+
+    def _fit_2x2(self, p: PanelData, study: "Study", seed: int) -> Fit:
+        cohorts = np.unique(p.g[p.g >= 0])
+        if cohorts.size > 1:
+            raise DataError(f"2x2 needs one common treatment start; found {cohorts.size} cohorts "
+                            f"({', '.join(f'{p.times[c]:g}' for c in cohorts)}): use estimator twfe or "
+                            "callaway_santanna", key="design.estimator")
+        X, names = design_2x2(p, p.g)
+        fit = self._regress(p, X, names, fe=False)
+        est = self._coef_estimate(p, fit, 3, study, None, seed, X, names, False)
+        diag = self._panel_diag(p, fit)
+        diag["coefficients"] = {nm: float(b) for nm, b in zip(names, fit.coef)}
+        diag["treatment_start"] = float(p.times[cohorts[0]])
+        return Fit("2x2", "att", est, self._base_n(p, fit.n), diagnostics=diag,
+                   checks=[Check("pre_trend", None, "2x2 has no leads to test; use event_study")],
+                   warnings=list(p.warnings))
+
+    def _treatment(self, p: PanelData, g: np.ndarray) -> np.ndarray:
+        if p.d is not None and g is p.g:
+            return p.d
+        gr = g[p.unit]
+        return ((gr >= 0) & (p.time >= gr)).astype(np.float64)
+
+    def _fit_twfe(self, p: PanelData, study: "Study", seed: int) -> Fit:
+        D = self._treatment(p, p.g)
+        X = np.column_stack([D, p.X])
+        names = ["treatment", *p.xnames]
+        fit = self._regress(p, X, names, fe=True)
+        est = self._coef_estimate(p, fit, 0, study, None, seed, X, names, True)
+        diag = self._panel_diag(p, fit)
+        diag["coefficients"] = {nm: float(b) for nm, b in zip(names, fit.coef)}
+        warnings = list(p.warnings)
+        checks: list[Check] = [Check("pre_trend", None, "plain TWFE has no leads to test; add event_study")]
+        self._bacon(p, diag, warnings, checks)
+        return Fit("twfe", "att", est, self._base_n(p, fit.n), diagnostics=diag, checks=checks, warnings=warnings)
+
+    def _bacon(self, p: PanelData, diag: dict, warnings: list[str], checks: list[Check]) -> None:
+        cohorts = np.unique(p.g[p.g >= 0])
+        if cohorts.size < 2 or p.d is not None:
+            return
+        from causalcli.did_bacon import bacon_decomposition
+
+        try:
+            bacon = bacon_decomposition(p)
+        except EstimationError as exc:
+            diag["goodman_bacon"] = {"skipped": exc.message}
+            return
+        diag["goodman_bacon"] = bacon
+        share = bacon["weight_later_vs_earlier_treated"]
+        warnings.append(
+            f"staggered adoption ({cohorts.size} cohorts): {share:.1%} of the TWFE weight is on comparisons that "
+            "use already-treated units as controls (Goodman-Bacon decomposition); with effects that change over "
+            "time TWFE is biased: use estimator: callaway_santanna")
+
+    def _fit_event_study(self, p: PanelData, study: "Study", seed: int) -> Fit:
+        from causalcli.did_fe import t_estimate, wald_f
+
+        D, labels, rel = event_dummies(p, p.g, p.leads, p.lags)
+        X = np.column_stack([D, p.X])
+        names = [f"event_{e}" for e in rel] + list(p.xnames)
+        fit = self._regress(p, X, names, fe=True)
+        m = len(rel)
+        effects = []
+        for j, (e, lab) in enumerate(zip(rel, labels)):
+            se = float(np.sqrt(fit.vcov[j, j]))
+            effects.append(t_estimate(fit.coef[j], se, fit.df_t, study.conf_level, "crv1_fixest", lab))
+        post = [j for j, e in enumerate(rel) if e >= 0]
+        pre = [j for j, e in enumerate(rel) if e < 0]
+        if not post:
+            raise EstimationError("the event study has no post-treatment period in the data")
+        a = np.zeros(X.shape[1])
+        a[post] = 1.0 / len(post)
+        value = float(a @ fit.coef)
+        se = float(np.sqrt(a @ fit.vcov @ a))
+        est = t_estimate(value, se, fit.df_t, study.conf_level, "crv1_fixest")
+        if p.options.bootstrap == "wild":
+            from causalcli.did_wild import wild_cluster_bootstrap
+
+            est = wild_cluster_bootstrap(p, X, names, True, a, fit, study.conf_level, p.options.draws, seed)
+        diag = self._panel_diag(p, fit)
+        diag["event_study"] = {"reference_period": -1, "leads": p.leads, "lags": p.lags,
+                               "relative_periods": rel, "binned": {"first": f"<= {rel[0]}" if rel[0] < 0 else None,
+                                                                   "last": f">= {rel[-1]}"},
+                               "estimate": f"average of the {len(post)} post-treatment coefficients 0..{rel[post[-1]]}"}
+        checks = []
+        alpha = study.thresholds.alpha
+        if pre:
+            b = fit.coef[pre]
+            V = fit.vcov[np.ix_(pre, pre)]
+            test = wald_f(b, V, fit.df_t)
+            passed = bool(test["p_value"] > alpha)
+            diag["pre_trend"] = {**test, "passed": passed, "leads": [rel[j] for j in pre]}
+            checks.append(Check("pre_trend", passed,
+                                f"joint Wald test of {len(pre)} leads: F = {test['statistic']:.3g}, "
+                                f"p = {test['p_value']:.3g} {'>' if passed else '<='} {alpha}; " +
+                                ("no evidence against parallel pre-trends" if passed else
+                                 "pre-treatment effects are jointly non-zero: parallel trends look doubtful")))
+            if p.options.honest_did:
+                from causalcli.did_honest import relative_magnitude_breakdown
+
+                diag.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_breakdown(
+                    fit.coef[:m], fit.vcov[:m, :m], rel, fit.df_t, study.conf_level)
+        else:
+            checks.append(Check("pre_trend", None, "no leads to test: set event_study.leads >= 2"))
+        warnings = list(p.warnings)
+        self._bacon(p, diag, warnings, [])
+        return Fit("twfe_event_study", "att", est, self._base_n(p, fit.n), effects=effects, diagnostics=diag,
+                   checks=checks, warnings=warnings)
+
+    # ------------------------------------------------------------ refuters
+
+    def point(self, prepared: PanelData, *, treatment=None, extra_covariate=None, rows=None) -> float:
+        p = prepared
+        g = p.g if treatment is None else treatment
+        if rows is not None:
+            p, g = subset_units(p, rows, g)
+        if extra_covariate is not None:
+            p = replace(p, X=np.column_stack([p.X, extra_covariate]), xnames=(*p.xnames, "_random_"))
+        if p.estimator == "callaway_santanna":
+            from causalcli.did_cs import point_cs
+
+            return point_cs(p, g)
+        from causalcli.did_fe import demean
+
+        if p.estimator == "2x2":
+            X, _ = design_2x2(p, g)
+            j = 3
+            groups = []
+        elif p.leads is not None:
+            D, _, rel = event_dummies(p, g, p.leads, p.lags)
+            X = np.column_stack([D, p.X])
+            post = [k for k, e in enumerate(rel) if e >= 0]
+            j = post
+            groups = [(p.unit, p.n_units), (p.time, int(p.times.size))]
+        else:
+            X = np.column_stack([self._treatment(p, g) if treatment is not None or p.d is None else p.d, p.X])
+            j = 0
+            groups = [(p.unit, p.n_units), (p.time, int(p.times.size))]
+        Z = demean(np.column_stack([p.y, X]), groups, p.w, p.options.tolerance)
+        yd, Xd = Z[:, 0], Z[:, 1:]
+        Xw = Xd * p.w[:, None] if p.w is not None else Xd
+        try:
+            coef = np.linalg.solve(Xw.T @ Xd, Xw.T @ yd)
+        except np.linalg.LinAlgError:
+            raise EstimationError("singular design in a refuter simulation") from None
+        return float(np.mean(coef[j]))
+
+    def refute_once(self, prepared: PanelData, name: str, options: Any, rng: np.random.Generator) -> float:
+        p = prepared
+        if name == "placebo_treatment":
+            # permute whole treatment paths (cohorts) across units, not rows
+            return self.point(p, treatment=rng.permutation(p.g))
+        if name == "random_common_cause":
+            if p.estimator == "callaway_santanna":
+                u = rng.standard_normal(p.n_units)
+                return self.point(p, extra_covariate=u[p.unit])
+            return self.point(p, extra_covariate=rng.standard_normal(p.y.size))
+        if name == "data_subset":
+            k = max(2, int(round(options.fraction * p.n_units)))
+            units = np.sort(rng.choice(p.n_units, size=k, replace=False))
+            return self.point(p, rows=units)
+        raise SpecError(f"refuter {name!r} does not apply to the did design; its refuters: "
+                        f"{', '.join(self.default_refuters)}", key="refute")
+
+    def treatment_of(self, prepared: PanelData) -> np.ndarray:
+        return prepared.g
+
+    def units(self, prepared: PanelData) -> int:
+        return prepared.n_units
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def design_2x2(p: PanelData, g: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    gr = g[p.unit]
+    treated = (gr >= 0).astype(np.float64)
+    start = int(np.min(g[g >= 0])) if (g >= 0).any() else 0
+    post = (p.time >= start).astype(np.float64)
+    X = np.column_stack([np.ones_like(treated), treated, post, treated * post, p.X])
+    return X, ["(intercept)", "treated", "post", "treated_x_post", *p.xnames]
+
+
+def event_dummies(p: PanelData, g: np.ndarray, leads: int, lags: int) -> tuple[np.ndarray, list[str], list[int]]:
+    """Relative-period dummies -leads..-2, 0..lags (end points binned); -1 and never-treated are 0."""
+    gr = g[p.unit]
+    treated = gr >= 0
+    rel = np.where(treated, p.time - gr, 0)
+    lo = -leads
+    wanted = [e for e in range(lo, -1) if leads >= 2] + list(range(0, lags + 1))
+    cols, labels, kept = [], [], []
+    for e in wanted:
+        if e == lo and e < -1:
+            m = treated & (rel <= e)
+        elif e == lags:
+            m = treated & (rel >= e)
+        else:
+            m = treated & (rel == e)
+        if not m.any():
+            continue
+        cols.append(m.astype(np.float64))
+        kept.append(e)
+        binned = (e == lo and e < -1) or e == lags
+        labels.append(f"{'<=' if e == lo and e < -1 else '>=' if e == lags else ''}{e}" if binned else str(e))
+    if not cols:
+        raise EstimationError("no treated unit has a relative period inside the event window")
+    return np.column_stack(cols), [f"event_time={lab}" for lab in labels], kept
+
+
+def subset_units(p: PanelData, units: np.ndarray, g: np.ndarray) -> tuple[PanelData, np.ndarray]:
+    """Keep the rows of the given units (sorted codes); recode units."""
+    keep_unit = np.zeros(p.n_units, dtype=bool)
+    keep_unit[units] = True
+    rows = keep_unit[p.unit]
+    remap = np.full(p.n_units, -1, dtype=np.int64)
+    remap[units] = np.arange(units.size)
+    cl, G = np.unique(p.cluster[rows], return_inverse=True)
+    sub = replace(p, unit=remap[p.unit[rows]], n_units=int(units.size), time=p.time[rows], y=p.y[rows],
+                  g=g[units], d=None if p.d is None else p.d[rows], X=p.X[rows],
+                  w=None if p.w is None else p.w[rows], cluster=G.astype(np.int64), n_clusters=int(cl.size),
+                  unit_labels=p.unit_labels[units])
+    return sub, g[units]

@@ -1,0 +1,472 @@
+"""Difference-in-differences against R's did (fixtures), pyfixest, linearmodels, diff-diff and known truths.
+
+Fixtures under tests/reference/did/ (see its README): ``mpdta.csv`` (R did's
+example data) and the R ``did`` 2.x outputs ``mpdta_r_did_ref_*.csv`` for the
+scenarios below, ``did_sim_data.csv`` for ``sim_nev_dr``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from causalcli.study import run_study
+from tests.conftest import invoke, run_json
+
+REF = Path(__file__).resolve().parent / "reference" / "did"
+MPDTA = REF / "mpdta.csv"
+# R's did prints ATT(g,t), aggregations and W with 15+ digits: we must match to 1e-6 (the issue's bar);
+# we do to about 1e-10, the precision of R's glm/lm stopping rules.
+R_TOL = 1e-6
+# R rounds the pre-test p-value to 5 decimals (round(1 - pchisq(W, q), 5)).
+R_P_TOL = 5e-6 + 1e-12
+COEF_TOL = 1e-8  # regression coefficients vs pyfixest/linearmodels (both solve the same normal equations)
+SE_RTOL = 1e-6   # clustered SEs (fixest's demeaning tolerance is 1e-8 relative; ours 1e-10)
+
+SCENARIOS = {
+    "mpdta_nev_dr": dict(data="mpdta", control_group="never_treated", method="dr", covariates=[]),
+    "mpdta_nyt_dr": dict(data="mpdta", control_group="not_yet_treated", method="dr", covariates=[]),
+    "mpdta_nev_reg_cov": dict(data="mpdta", control_group="never_treated", method="reg", covariates=["lpop"]),
+    "mpdta_nev_ipw": dict(data="mpdta", control_group="never_treated", method="ipw", covariates=[]),
+    "sim_nev_dr": dict(data="sim", control_group="never_treated", method="dr", covariates=["X"]),
+}
+
+
+def cs_spec(scenario: str, **options) -> dict:
+    s = SCENARIOS[scenario]
+    if s["data"] == "mpdta":
+        data, y, unit, time, cohort = MPDTA, "lemp", "countyreal", "year", "first.treat"
+    else:
+        data, y, unit, time, cohort = REF / "did_sim_data.csv", "Y", "id", "period", "G"
+    return {"version": 1, "name": scenario, "data": {"path": str(data)}, "outcome": y, "covariates": s["covariates"],
+            "design": {"method": "did", "unit": unit, "time": time, "cohort": cohort,
+                       "estimator": "callaway_santanna",
+                       "options": {"control_group": s["control_group"], "method": s["method"], **options}},
+            "refute": []}
+
+
+def mpdta_with_d(tmp_path: Path) -> Path:
+    df = pd.read_csv(MPDTA)
+    df["d"] = ((df["first.treat"] > 0) & (df.year >= df["first.treat"])).astype(int)
+    path = tmp_path / "mp.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def simulate_panel(units: int = 300, periods: int = 8, seed: int = 3, dynamic: float = 0.0, pretrend: float = 0.0,
+                   cohorts=(4, 6), never_share: float = 0.3) -> pd.DataFrame:
+    """Staggered panel: effect 1 + dynamic * (t - g) from period g on; unit and period effects; x time-varying."""
+    rng = np.random.default_rng(seed)
+    g = np.where(rng.uniform(size=units) < never_share, 0, rng.choice(cohorts, size=units))
+    rows = []
+    alpha = rng.normal(size=units)
+    lam = rng.normal(size=periods + 1)
+    for i in range(units):
+        for t in range(1, periods + 1):
+            treated = g[i] > 0 and t >= g[i]
+            x = rng.normal() + 0.1 * t
+            eff = (1.0 + dynamic * (t - g[i])) if treated else 0.0
+            trend = pretrend * t * (g[i] > 0)
+            y = alpha[i] + lam[t] + 0.5 * x + eff + trend + rng.normal()
+            rows.append((i, t, g[i], int(treated), x, y, 1.0 + (i % 3), i % 30))
+    return pd.DataFrame(rows, columns=["unit", "time", "g", "d", "x", "y", "w", "state"])
+
+
+# ---------------------------------------------------------------- Callaway-Sant'Anna vs R did
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_callaway_santanna_equals_r_did(scenario):
+    """R did::att_gt + aggte (fixtures): ATT(g,t) and SE, four aggregations, pre-test."""
+    res = run_study(cs_spec(scenario))
+    att = pd.read_csv(REF / "mpdta_r_did_ref_attgt.csv").query("scenario == @scenario")
+    gt = pd.DataFrame(res.diagnostics["group_time"])
+    assert len(gt) == len(att)
+    np.testing.assert_allclose(gt.group, att.group)
+    np.testing.assert_allclose(gt.time, att.t)
+    np.testing.assert_allclose(gt.att, att.att, atol=R_TOL, rtol=0)
+    np.testing.assert_allclose(gt.std_error.astype(float), att.se, atol=R_TOL, rtol=0)
+    agg = pd.read_csv(REF / "mpdta_r_did_ref_aggte.csv").query("scenario == @scenario")
+    for kind in ("simple", "group", "dynamic", "calendar"):
+        ref = agg[agg.type == kind]
+        ours = res.diagnostics["aggregations"][kind]
+        assert ours["att"] == pytest.approx(ref.overall_att.iloc[0], abs=R_TOL)
+        assert ours["std_error"] == pytest.approx(ref.overall_se.iloc[0], abs=R_TOL)
+        if kind != "simple":
+            assert len(ours["elements"]) == len(ref)
+            labels = [float(e["label"].split("=")[1]) for e in ours["elements"]]
+            np.testing.assert_allclose(labels, ref.egt.astype(float))
+            np.testing.assert_allclose([e["att"] for e in ours["elements"]], ref.att_egt, atol=R_TOL, rtol=0)
+            np.testing.assert_allclose([e["std_error"] for e in ours["elements"]], ref.se_egt, atol=R_TOL, rtol=0)
+    pre = pd.read_csv(REF / "mpdta_r_did_ref_pretest.csv").query("scenario == @scenario").iloc[0]
+    assert res.diagnostics["pre_trend"]["statistic"] == pytest.approx(pre.W, abs=R_TOL)
+    assert res.diagnostics["pre_trend"]["p_value"] == pytest.approx(pre.Wpval, abs=R_P_TOL)
+    assert res.estimate.value == pytest.approx(agg[agg.type == "simple"].overall_att.iloc[0], abs=R_TOL)
+    assert res.estimate.inference == "cs_analytic"
+
+
+def test_callaway_santanna_headline_follows_the_aggregation_option():
+    res = run_study(cs_spec("mpdta_nev_dr", aggregation="dynamic"))
+    assert res.estimate.value == pytest.approx(-0.0772398214573151, abs=R_TOL)  # R aggte(type = "dynamic")
+    assert [e.label for e in res.effects][0] == "event_time=-3"
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("scenario", ["mpdta_nev_dr", "mpdta_nyt_dr", "mpdta_nev_ipw", "mpdta_nev_reg_cov"])
+def test_callaway_santanna_agrees_with_diff_diff(scenario):
+    """diff-diff's CallawaySantAnna (validated against R) on the same data."""
+    import warnings
+
+    from diff_diff import CallawaySantAnna
+
+    s = SCENARIOS[scenario]
+    df = pd.read_csv(MPDTA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peer = CallawaySantAnna(control_group=s["control_group"], estimation_method=s["method"]).fit(
+            df, "lemp", "countyreal", "year", "first.treat", covariates=s["covariates"] or None, aggregate="all")
+    res = run_study(cs_spec(scenario))
+    gt = {(r["group"], r["time"]): r for r in res.diagnostics["group_time"]}
+    for (g, t), eff in peer.group_time_effects.items():
+        assert gt[(float(g), float(t))]["att"] == pytest.approx(eff["effect"], abs=1e-8)
+        assert gt[(float(g), float(t))]["std_error"] == pytest.approx(eff["se"], abs=1e-6)
+    assert res.diagnostics["aggregations"]["simple"]["att"] == pytest.approx(peer.overall_att, abs=1e-8)
+    assert res.diagnostics["aggregations"]["simple"]["std_error"] == pytest.approx(peer.overall_se, abs=1e-6)
+    dyn = {float(e["label"].split("=")[1]): e for e in res.diagnostics["aggregations"]["dynamic"]["elements"]}
+    for e, eff in peer.event_study_effects.items():
+        if eff.get("n_groups", 1) == 0:
+            continue
+        assert dyn[float(e)]["att"] == pytest.approx(float(eff["effect"]), abs=1e-8)
+
+
+def test_multiplier_bootstrap_is_close_to_analytic_and_bands_are_uniform():
+    res = run_study(cs_spec("mpdta_nev_dr", bootstrap="multiplier", draws=999))
+    assert res.estimate.inference == "cs_multiplier_bootstrap"
+    # IQR-scaled bootstrap SE with 999 draws: sampling error of a few percent; 15% bounds it with room
+    assert res.estimate.std_error == pytest.approx(0.0120340127701854, rel=0.15)
+    crit = res.diagnostics["callaway_santanna"]["uniform_band_critical_value"]
+    assert 1.96 < crit < 4.0  # a uniform band over 7 event times is wider than the pointwise one
+    e = res.effects[-1]
+    assert e.inference == "cs_multiplier_bootstrap_uniform_band"
+    assert (e.ci_upper - e.value) == pytest.approx(crit * e.std_error)
+    again = run_study(cs_spec("mpdta_nev_dr", bootstrap="multiplier", draws=999))
+    assert again.estimate == res.estimate
+
+
+def test_callaway_santanna_recovers_heterogeneous_truth_where_twfe_is_biased(tmp_path):
+    """Effects grow with time since treatment: TWFE's already-treated comparisons bias it; CS is unbiased."""
+    df = simulate_panel(units=1500, periods=8, seed=5, dynamic=0.5, cohorts=(3, 5, 7), never_share=0.3)
+    path = tmp_path / "p.csv"
+    df.to_csv(path, index=False)
+    # truth: simple ATT = average over treated unit-periods (cohort-size weighted) of 1 + 0.5 (t - g)
+    post = df[(df.g > 0) & (df.time >= df.g)]
+    truth = float((1 + 0.5 * (post.time - post.g)).mean())
+    base = {"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "y",
+            "design": {"method": "did", "unit": "unit", "time": "time"}, "refute": []}
+    cs = run_study({**base, "design": {**base["design"], "estimator": "callaway_santanna"}})
+    tw = run_study({**base, "design": {**base["design"], "estimator": "twfe"}})
+    assert abs(cs.estimate.value - truth) < 3 * cs.estimate.std_error
+    assert abs(tw.estimate.value - truth) > 5 * tw.estimate.std_error  # TWFE far off the truth
+    assert any("Goodman-Bacon" in w and "callaway_santanna" in w for w in tw.warnings)
+    dyn = {e.label: e for e in cs.effects}
+    for k in range(0, 4):
+        est = dyn[f"event_time={k}"]
+        assert abs(est.value - (1 + 0.5 * k)) < 3.5 * est.std_error
+
+
+# ---------------------------------------------------------------- TWFE, 2x2 and event study vs pyfixest
+
+
+def _pf(formula, df, cluster="unit", weights=None):
+    import pyfixest as pf
+
+    return pf.feols(formula, data=df, vcov={"CRV1": cluster}, weights=weights)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("weights", [None, "w"])
+def test_twfe_equals_pyfixest(tmp_path, weights):
+    df = simulate_panel(seed=7)
+    path = tmp_path / "p.csv"
+    df.to_csv(path, index=False)
+    spec = {"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "y", "covariates": ["x"],
+            "weights": weights, "design": {"method": "did", "unit": "unit", "time": "time", "estimator": "twfe"},
+            "refute": []}
+    res = run_study(spec)
+    m = _pf("y ~ d + x | unit + time", df, weights=weights)
+    assert res.estimate.value == pytest.approx(m.coef()["d"], abs=COEF_TOL)
+    assert res.estimate.std_error == pytest.approx(m.se()["d"], rel=SE_RTOL)
+    assert res.estimate.p_value == pytest.approx(m.pvalue()["d"], rel=1e-6)
+    ci = m.confint().loc["d"].to_numpy()
+    assert [res.estimate.ci_lower, res.estimate.ci_upper] == pytest.approx(list(ci), rel=1e-6)
+    assert res.diagnostics["coefficients"]["x"] == pytest.approx(m.coef()["x"], abs=COEF_TOL)
+    # cluster on a coarser column, where the unit effects are nested in the clusters
+    spec["design"]["cluster"] = "state"
+    res = run_study(spec)
+    m = _pf("y ~ d + x | unit + time", df, cluster="state", weights=weights)
+    assert res.estimate.std_error == pytest.approx(m.se()["d"], rel=SE_RTOL)
+    assert res.n["clusters"] == 30
+
+
+@pytest.mark.peer
+def test_twfe_equals_linearmodels_with_the_same_corrections(tmp_path):
+    from linearmodels import PanelOLS
+
+    path = mpdta_with_d(tmp_path)
+    df = pd.read_csv(path)
+    res = run_study({"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "lemp",
+                     "design": {"method": "did", "unit": "countyreal", "time": "year"}, "refute": []})
+    m = PanelOLS(df.set_index(["countyreal", "year"]).lemp, df.set_index(["countyreal", "year"])[["d"]],
+                 entity_effects=True, time_effects=True).fit(
+        cov_type="clustered", cluster_entity=True, debiased=False, auto_df=False, count_effects=False,
+        group_debias=True)
+    assert res.estimate.value == pytest.approx(m.params["d"], abs=COEF_TOL)
+    n, K = len(df), res.diagnostics["standard_errors"]["K"]
+    assert K == 1 + 5  # fixest: the regressor plus the 5 periods (unit effects nested in the clusters)
+    # linearmodels with its scale switched off and group_debias multiplies the sandwich by g/(g-1) (n-1)/n;
+    # fixest's is g/(g-1) (n-1)/(n-K): the same corrections differ by n/(n-K)
+    assert res.estimate.std_error == pytest.approx(np.sqrt(m.cov.iloc[0, 0] * n / (n - K)), rel=SE_RTOL)
+
+
+@pytest.mark.peer
+def test_2x2_equals_pyfixest(tmp_path):
+    df = simulate_panel(seed=9, cohorts=(5,))
+    df["treated"] = (df.g > 0).astype(int)
+    df["post"] = (df.time >= 5).astype(int)
+    path = tmp_path / "p.csv"
+    df.to_csv(path, index=False)
+    res = run_study({"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "y",
+                     "covariates": ["x"],
+                     "design": {"method": "did", "unit": "unit", "time": "time", "estimator": "2x2"}, "refute": []})
+    m = _pf("y ~ treated * post + x", df)
+    assert res.estimator == "2x2"
+    assert res.estimate.value == pytest.approx(m.coef()["treated:post"], abs=COEF_TOL)
+    assert res.estimate.std_error == pytest.approx(m.se()["treated:post"], rel=SE_RTOL)
+
+
+@pytest.mark.peer
+def test_event_study_equals_pyfixest_with_binned_endpoints(tmp_path):
+    df = simulate_panel(seed=11, periods=10, cohorts=(4, 6, 8))
+    path = tmp_path / "p.csv"
+    df.to_csv(path, index=False)
+    leads, lags = 3, 2
+    res = run_study({"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "y",
+                     "design": {"method": "did", "unit": "unit", "time": "time",
+                                "event_study": {"leads": leads, "lags": lags}}, "refute": []})
+    rel = np.where(df.g > 0, df.time - df.g, -1)
+    names = {}
+    for e in (-3, -2, 0, 1, 2):
+        col = f"e_m{-e}" if e < 0 else f"e_{e}"
+        mask = (df.g > 0) & ((rel <= e) if e == -leads else (rel >= e) if e == lags else (rel == e))
+        df[col] = mask.astype(int)
+        names[e] = col
+    m = _pf("y ~ " + " + ".join(names.values()) + " | unit + time", df)
+    got = {e.label: e for e in res.effects}
+    labels = {-3: "event_time=<=-3", -2: "event_time=-2", 0: "event_time=0", 1: "event_time=1",
+              2: "event_time=>=2"}
+    for e, col in names.items():
+        assert got[labels[e]].value == pytest.approx(m.coef()[col], abs=COEF_TOL)
+        assert got[labels[e]].std_error == pytest.approx(m.se()[col], rel=SE_RTOL)
+    # the pre-trend test is fixest's wald() on the leads: F(q, G-1)
+    w = m.wald_test(R=np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0]]), distribution="chi2")
+    assert res.diagnostics["pre_trend"]["wald"] == pytest.approx(float(w["statistic"]), rel=1e-6)
+    assert res.diagnostics["pre_trend"]["statistic"] == pytest.approx(float(w["statistic"]) / 2, rel=1e-6)
+    assert res.diagnostics["pre_trend"]["passed"] is True
+
+
+def test_pre_trend_rejection_fails_the_study(runner, tmp_path, write_spec):
+    df = simulate_panel(units=600, seed=13, pretrend=0.4, cohorts=(5, 6))
+    (tmp_path / "p.csv").write_text(df.to_csv(index=False))
+    spec = write_spec({"version": 1, "data": {"path": "p.csv"}, "treatment": "d", "outcome": "y",
+                       "design": {"method": "did", "unit": "unit", "time": "time",
+                                  "event_study": {"leads": 4, "lags": 2}}, "refute": []})
+    code, payload, _ = run_json(runner, [str(spec)])
+    assert code == 1
+    assert payload["diagnostics"]["pre_trend"]["passed"] is False
+    assert [c for c in payload["checks"] if c["name"] == "pre_trend"][0]["passed"] is False
+    hd = payload["diagnostics"]["sensitivity"]["honest_did"]
+    assert hd["max_pre_period_change"] > 0.2
+
+
+def test_goodman_bacon_weights_sum_to_one_and_rebuild_twfe(tmp_path):
+    path = mpdta_with_d(tmp_path)
+    res = run_study({"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "lemp",
+                     "design": {"method": "did", "unit": "countyreal", "time": "year"}, "refute": []})
+    gb = res.diagnostics["goodman_bacon"]
+    assert gb["weight_total"] == pytest.approx(1.0, abs=1e-12)
+    assert gb["twfe_from_decomposition"] == pytest.approx(res.estimate.value, abs=1e-12)
+    assert 0 < gb["weight_later_vs_earlier_treated"] < 0.5
+
+
+def test_honest_did_breakdown_formula():
+    from causalcli.did_honest import relative_magnitude_breakdown
+
+    b = np.array([0.1, -0.05, 1.0, 1.2])  # rel -3, -2, 0, 1 (reference -1)
+    V = np.diag([0.01, 0.01, 0.04, 0.04])
+    out = relative_magnitude_breakdown(b, V, [-3, -2, 0, 1], None, 0.95)
+    m_pre = max(abs(-0.05 - 0.1), abs(0 - -0.05))
+    theta, se = 1.1, np.sqrt(0.08) / 2
+    expected = (theta - 1.959963984540054 * se) / (1.5 * m_pre)
+    assert out["max_pre_period_change"] == pytest.approx(m_pre)
+    assert out["breakdown_mbar"] == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- panel checks (exit 3)
+
+
+def _write(tmp_path, df):
+    path = tmp_path / "p.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def _panel_spec(path, **design):
+    return {"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "y",
+            "design": {"method": "did", "unit": "unit", "time": "time", **design}, "refute": []}
+
+
+def test_duplicate_unit_time_is_exit_3_naming_unit_and_period(runner, tmp_path, write_spec):
+    df = simulate_panel(units=20, seed=1)
+    df = pd.concat([df, df.iloc[[5]]])
+    path = _write(tmp_path, df)
+    res = invoke(runner, ["estimate", str(write_spec(_panel_spec(path.name)))])
+    assert res.exit_code == 3
+    assert "not unique on unit x time" in res.stderr and "unit 0" in res.stderr and "period 6" in res.stderr
+
+
+def test_non_binary_treatment_is_exit_3(runner, tmp_path, write_spec):
+    df = simulate_panel(units=20, seed=1)
+    df.loc[3, "d"] = 2
+    path = _write(tmp_path, df)
+    res = invoke(runner, ["estimate", str(write_spec(_panel_spec(path.name)))])
+    assert res.exit_code == 3 and "binary" in res.stderr
+
+
+def test_treatment_switching_off_is_exit_3_when_assumed_absorbing(runner, tmp_path, write_spec):
+    df = simulate_panel(units=20, seed=1)
+    i = df.index[(df.d == 1)][0]
+    df.loc[i + 1, "d"] = 0
+    path = _write(tmp_path, df)
+    u, t = df.loc[i + 1, "unit"], df.loc[i + 1, "time"]
+    res = invoke(runner, ["estimate", str(write_spec(_panel_spec(path.name, event_study={"leads": 2, "lags": 1})))])
+    assert res.exit_code == 3
+    assert "switches off" in res.stderr and f"unit {u}" in res.stderr and f"period {t}" in res.stderr
+    # plain TWFE accepts on/off treatments
+    res = invoke(runner, ["estimate", str(write_spec(_panel_spec(path.name)))])
+    assert res.exit_code in (0, 1)
+
+
+def test_cohort_inconsistent_with_treatment_is_exit_3(runner, tmp_path, write_spec):
+    df = pd.read_csv(MPDTA)  # its `treat` is an ever-treated indicator, not treated-in-period
+    path = _write(tmp_path, df)
+    spec = {"version": 1, "data": {"path": path.name}, "treatment": "treat", "outcome": "lemp",
+            "design": {"method": "did", "unit": "countyreal", "time": "year", "cohort": "first.treat",
+                       "estimator": "callaway_santanna"}, "refute": []}
+    res = invoke(runner, ["estimate", str(write_spec(spec))])
+    assert res.exit_code == 3
+    assert "inconsistent" in res.stderr and "ever-treated indicator" in res.stderr and "unit 8001" in res.stderr
+
+
+def test_units_treated_in_first_period_are_dropped_and_counted(tmp_path):
+    df = simulate_panel(units=200, seed=2)
+    df.loc[df.unit < 5, "g"] = 1
+    df.loc[df.unit < 5, "d"] = 1
+    path = _write(tmp_path, df)
+    res = run_study({**_panel_spec(path), "design": {"method": "did", "unit": "unit", "time": "time",
+                                                   "cohort": "g", "estimator": "callaway_santanna"}})
+    assert res.n["units_treated_first_period_dropped"] == 5
+    assert res.n["units"] == 195
+    assert any("treated in the first period" in w for w in res.warnings)
+
+
+def test_unbalanced_panel_is_accepted_and_reported(tmp_path):
+    df = simulate_panel(units=200, seed=2).drop(index=[3, 50, 51])
+    path = _write(tmp_path, df)
+    res = run_study(_panel_spec(path))
+    assert res.diagnostics["panel"]["balanced"] is False
+    assert res.diagnostics["panel"]["missing_unit_periods"] == 3
+    assert any("unbalanced" in w for w in res.warnings)
+    cs = run_study({**_panel_spec(path), "design": {"method": "did", "unit": "unit", "time": "time",
+                                                  "estimator": "callaway_santanna"}})
+    assert cs.n["units_dropped_unbalanced"] == 2
+
+
+def test_missing_unit_column_is_exit_3(runner, tmp_path, write_spec):
+    path = _write(tmp_path, simulate_panel(units=20))
+    res = invoke(runner, ["estimate", str(write_spec(_panel_spec(path.name) | {"design": {
+        "method": "did", "unit": "county", "time": "time"}}))])
+    assert res.exit_code == 3 and "county" in res.stderr
+
+
+def test_unknown_option_is_exit_2(runner, tmp_path, write_spec):
+    path = _write(tmp_path, simulate_panel(units=20))
+    spec = _panel_spec(path.name)
+    spec["design"]["options"] = {"contol_group": "never_treated"}
+    res = invoke(runner, ["estimate", str(write_spec(spec))])
+    assert res.exit_code == 2
+
+
+# ---------------------------------------------------------------- refuters, determinism, plots
+
+
+def test_refuters_permute_units_and_are_deterministic_across_jobs(runner, tmp_path, write_spec):
+    df = simulate_panel(units=120, seed=4)
+    _write(tmp_path, df)
+    spec = _panel_spec("p.csv", event_study={"leads": 3, "lags": 2})
+    spec["refute"] = [{"placebo_treatment": {"simulations": 20}}, {"random_common_cause": {"simulations": 10}},
+                      {"data_subset": {"fraction": 0.8, "simulations": 10}}]
+    path = write_spec(spec)
+    outs = []
+    for jobs in ("1", "2"):
+        res = invoke(runner, ["estimate", str(path), "--format", "json", "--jobs", jobs])
+        payload = json.loads(res.stdout)
+        payload.pop("timing_s")
+        outs.append(json.dumps(payload, sort_keys=True))
+    assert outs[0] == outs[1]
+    refs = {r["name"]: r for r in json.loads(outs[0])["refutations"]}
+    assert refs["placebo_treatment"]["passed"] is True  # the effect of 1 stands out from permuted cohorts
+    assert abs(refs["placebo_treatment"]["new_effect"]) < 0.3
+    assert refs["data_subset"]["passed"] is True
+
+
+def test_placebo_permutes_whole_units():
+    from causalcli.designs.did import DidDesign
+
+    calls = []
+
+    class Spy(DidDesign):
+        def point(self, prepared, *, treatment=None, extra_covariate=None, rows=None):
+            calls.append((treatment, rows))
+            return 0.0
+
+    class P:  # minimal prepared stand-in
+        g = np.array([-1, 2, 3, -1, 2])
+        n_units = 5
+        y = np.zeros(20)
+        estimator = "twfe"
+        unit = np.repeat(np.arange(5), 4)
+
+    class O:
+        fraction = 0.6
+
+    rng = np.random.default_rng(0)
+    Spy().refute_once(P, "placebo_treatment", None, rng)
+    assert sorted(calls[-1][0].tolist()) == sorted(P.g.tolist())  # cohorts permuted across units
+    Spy().refute_once(P, "data_subset", O, rng)
+    assert calls[-1][1].size == 3  # 60% of units, not rows
+
+
+def test_event_study_plot_is_drawn(tmp_path):
+    from causalcli.render.plots import draw
+
+    df = simulate_panel(units=150, seed=4)
+    path = _write(tmp_path, df)
+    res = run_study(_panel_spec(path, event_study={"leads": 3, "lags": 2}))
+    pngs = draw(res)
+    assert pngs["event_study"][:4] == b"\x89PNG"
+    cs = run_study(cs_spec("mpdta_nev_dr"))
+    assert draw(cs)["event_study"][:4] == b"\x89PNG"
