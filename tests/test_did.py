@@ -470,3 +470,87 @@ def test_event_study_plot_is_drawn(tmp_path):
     assert pngs["event_study"][:4] == b"\x89PNG"
     cs = run_study(cs_spec("mpdta_nev_dr"))
     assert draw(cs)["event_study"][:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- weights and the wild cluster bootstrap
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("design", [{}, {"event_study": {"leads": 3, "lags": 2}}])
+def test_wild_cluster_bootstrap_equals_wildboottest(tmp_path, design):
+    """pyfixest's wildboottest (WCR, Rademacher) with 8 clusters: both enumerate all 2^8 sign vectors."""
+    import warnings
+
+    import pyfixest as pf
+
+    df = simulate_panel(units=200, seed=21)
+    df["state"] = df.unit % 8
+    df["y"] = df.y - 0.95 * df.d  # a small effect, so the p-value is not at its floor
+    path = _write(tmp_path, df)
+    spec = _panel_spec(path, cluster="state", options={"bootstrap": "wild", "draws": 999}, **design)
+    spec["covariates"] = ["x"]
+    res = run_study(spec)
+    assert res.estimate.inference == "wild_cluster_bootstrap"
+    assert res.diagnostics["wild_bootstrap"]["enumerated"] is True
+    if design:
+        assert 0 < res.estimate.p_value < 1
+        return
+    m = pf.feols("y ~ d + x | unit + time", data=df, vcov={"CRV1": "state"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peer = m.wildboottest(param="d", reps=999, seed=1)
+    assert res.estimate.p_value == pytest.approx(float(peer["Pr(>|t|)"]), abs=1e-12)
+    assert 0.05 < res.estimate.p_value < 0.95
+    assert res.estimate.std_error == pytest.approx(m.se()["d"], rel=SE_RTOL)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("estimator", ["2x2", "event_study"])
+def test_weights_equal_pyfixest(tmp_path, estimator):
+    import pyfixest as pf
+
+    df = simulate_panel(seed=9, cohorts=(5,))
+    df["treated"] = (df.g > 0).astype(int)
+    df["post"] = (df.time >= 5).astype(int)
+    df["e0"] = ((df.g > 0) & (df.time >= 5)).astype(int)
+    df["em2"] = ((df.g > 0) & (df.time <= 3)).astype(int)
+    path = _write(tmp_path, df)
+    spec = _panel_spec(path, estimator="twfe" if estimator == "event_study" else "2x2")
+    spec["weights"] = "w"
+    if estimator == "event_study":
+        spec["design"]["event_study"] = {"leads": 2, "lags": 0}
+        m = pf.feols("y ~ em2 + e0 | unit + time", data=df, vcov={"CRV1": "unit"}, weights="w")
+        res = run_study(spec)
+        got = {e.label: e for e in res.effects}
+        assert got["event_time=<=-2"].value == pytest.approx(m.coef()["em2"], abs=COEF_TOL)
+        assert got["event_time=>=0"].std_error == pytest.approx(m.se()["e0"], rel=SE_RTOL)
+    else:
+        m = pf.feols("y ~ treated * post", data=df, vcov={"CRV1": "unit"}, weights="w")
+        res = run_study(spec)
+        assert res.estimate.value == pytest.approx(m.coef()["treated:post"], abs=COEF_TOL)
+        assert res.estimate.std_error == pytest.approx(m.se()["treated:post"], rel=SE_RTOL)
+
+
+def test_callaway_santanna_weights_equal_duplicated_units(tmp_path):
+    """Integer unit weights give the ATT(g,t) and aggregations of the panel with each unit repeated."""
+    df = pd.read_csv(MPDTA)
+    wt = (df.countyreal % 3 + 1).astype(int)
+    df["w"] = wt
+    weighted = _write(tmp_path, df)
+    dup = df.loc[df.index.repeat(df.w)].copy()
+    dup["copy"] = dup.groupby(["countyreal", "year"]).cumcount()
+    dup["countyreal"] = dup.countyreal * 10 + dup["copy"]
+    dup_path = tmp_path / "dup.csv"
+    dup.to_csv(dup_path, index=False)
+    for method, covs in (("dr", ["lpop"]), ("ipw", []), ("reg", ["lpop"])):
+        base = cs_spec("mpdta_nev_dr", method=method)
+        base["covariates"] = covs
+        a = run_study({**base, "data": {"path": str(weighted)}, "weights": "w"})
+        b = run_study({**base, "data": {"path": str(dup_path)}})
+        np.testing.assert_allclose([r["att"] for r in a.diagnostics["group_time"]],
+                                   [r["att"] for r in b.diagnostics["group_time"]], atol=1e-10)
+        for kind in ("simple", "group", "dynamic", "calendar"):
+            assert a.diagnostics["aggregations"][kind]["att"] == pytest.approx(
+                b.diagnostics["aggregations"][kind]["att"], abs=1e-10)
+    unweighted = run_study({**base, "data": {"path": str(weighted)}})
+    assert abs(a.estimate.value - unweighted.estimate.value) > 1e-4  # the weights did change the estimate

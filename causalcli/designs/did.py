@@ -290,7 +290,8 @@ class DidDesign(Design):
         if p.options.bootstrap == "wild" and label is None:
             from causalcli.did_wild import wild_cluster_bootstrap
 
-            return wild_cluster_bootstrap(p, X, names, fe, j, fit, study.conf_level, p.options.draws, seed)
+            est, self._wild_info = wild_cluster_bootstrap(p, X, names, fe, j, fit, study.conf_level,
+                                                          p.options.draws, seed)
         return est
 
     def _base_n(self, p: PanelData, used: int) -> dict:
@@ -299,6 +300,10 @@ class DidDesign(Design):
         return n
 
     def _panel_diag(self, p: PanelData, fit) -> dict:
+        wild = getattr(self, "_wild_info", None)
+        if wild is not None:
+            self._wild_info = None
+            return {"panel": p.panel, "wild_bootstrap": wild, **self._panel_diag(p, fit)}
         return {"panel": p.panel,
                 "standard_errors": {"type": "CRV1", "cluster": p.cluster_name, "clusters": fit.clusters,
                                     "small_sample": "G/(G-1) * (N-1)/(N-K), fixest ssc(adj=TRUE, "
@@ -382,7 +387,8 @@ class DidDesign(Design):
         if p.options.bootstrap == "wild":
             from causalcli.did_wild import wild_cluster_bootstrap
 
-            est = wild_cluster_bootstrap(p, X, names, True, a, fit, study.conf_level, p.options.draws, seed)
+            est, self._wild_info = wild_cluster_bootstrap(p, X, names, True, a, fit, study.conf_level,
+                                                          p.options.draws, seed)
         diag = self._panel_diag(p, fit)
         diag["event_study"] = {"reference_period": -1, "leads": p.leads, "lags": p.lags,
                                "relative_periods": rel, "binned": {"first": f"<= {rel[0]}" if rel[0] < 0 else None,
