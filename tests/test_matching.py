@@ -138,3 +138,97 @@ def test_dowhy_default_propensity_model_is_not_a_benchmark():
     assert abs(ours[0] - EXPERIMENTAL_BENCHMARK) < 150
     assert max(theirs) - min(theirs) > 1000
     assert max(abs(v - EXPERIMENTAL_BENCHMARK) for v in theirs) > 1000
+
+
+# ---------------------------------------------------------------- balance against MatchIt, sensitivity
+
+REF = SPECS.parent / "tests" / "reference" / "matching"
+MATCHIT = pd.read_csv(REF / "balance_matchit.csv")
+SIM_REGION = SPECS.parent / "tests" / "reference" / "weighting" / "sim_region.csv"
+MATCHIT_KEYS = sorted({(r.dataset, int(r.neighbors), r.caliper) for r in MATCHIT.itertuples()}, key=str)
+
+
+def _matching_spec(dataset: str, neighbors: int, caliper: float) -> dict:
+    options = {"neighbors": neighbors}
+    if not np.isnan(caliper):
+        options["caliper"] = float(caliper)
+    if dataset == "nsw_experimental":
+        spec = nsw_spec("nsw_experimental.csv", options=options)
+    else:
+        spec = {"version": 1, "data": {"path": str(SIM_REGION)}, "treatment": "t", "outcome": "y",
+                "covariates": ["x1", "x2", "region"], "categorical": ["region"], "refute": [],
+                "design": {"method": "matching", "estimand": "att", "options": options}}
+    return spec
+
+
+@pytest.mark.parametrize("key", MATCHIT_KEYS, ids=lambda k: f"MatchIt-4.5.1:{k[0]}:M{k[1]}:caliper={k[2]}")
+def test_balance_table_equals_matchit_summary_of_the_match(key):
+    """SMD and variance ratios equal MatchIt 4.5 summary() of R Match()'s matches (balance_matchit.R).
+
+    Same matches (pinned to Match elsewhere), same weighted means and variances:
+    only the rounding of the propensity fit remains (observed ~1e-12).
+    """
+    dataset, neighbors, caliper = key
+    res = run_study(_matching_spec(dataset, neighbors, caliper))
+    sub = MATCHIT[(MATCHIT.dataset == dataset) & (MATCHIT.neighbors == neighbors)
+                  & (MATCHIT.caliper.astype(str) == str(caliper))]
+    assert res.n["treated_dropped_caliper"] == int(sub.n_dropped.iloc[0])
+    ours = {r["covariate"].replace("[", "").replace("]", ""): r for r in res.diagnostics["balance"]}
+    assert set(ours) == set(sub.covariate)
+    for r in sub.itertuples():
+        o = ours[r.covariate]
+        when = "before" if r.part == "all" else "after"
+        assert o[f"smd_{when}"] == pytest.approx(r.smd, abs=1e-8), (r.covariate, when)
+        assert o[f"mean_control_{when}"] == pytest.approx(r.mean_control, rel=1e-9)
+        if np.isnan(r.variance_ratio):
+            assert o[f"variance_ratio_{when}"] is None
+        else:
+            assert o[f"variance_ratio_{when}"] == pytest.approx(r.variance_ratio, rel=1e-8)
+
+
+def test_sensitivity_reports_e_value_and_rosenbaum_gamma_in_plain_words():
+    res = run_study(nsw_spec("nsw_experimental.csv"))
+    sens = res.diagnostics["sensitivity"]
+    assert sens["e_value"]["e_value"] > 1 and "risk ratio" in sens["e_value"]["detail"]
+    ros = sens["rosenbaum"]
+    # significant at Gamma = 1 (p about 0.01 for the matched differences), so a breakdown Gamma > 1 exists
+    assert ros["p_value_upper"][0]["gamma"] == 1.0
+    if ros["p_value_upper"][0]["p_value"] <= 0.05:
+        assert ros["gamma"] > 1 and "stops being significant" in ros["detail"]
+    else:
+        assert ros["gamma"] is None
+
+
+def test_no_common_support_exits_4(tmp_path):
+    from causalcli.errors import EstimationError
+
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.normal(size=n)
+    t = (x > 0).astype(int)
+    pd.DataFrame({"t": t, "y": rng.normal(size=n), "x": x, "z": rng.normal(size=n)}).to_csv(tmp_path / "a.csv",
+                                                                                        index=False)
+    spec = {"version": 1, "data": {"path": str(tmp_path / "a.csv")}, "treatment": "t", "outcome": "y",
+            "covariates": ["x", "z"], "refute": [], "design": {"method": "matching"}}
+    with pytest.raises(EstimationError, match="separate|overlap"):
+        run_study(spec)
+
+
+def test_rosenbaum_bound_at_gamma_1_is_the_wilcoxon_signed_rank_test():
+    """At Gamma = 1 the bound is the usual large-sample signed-rank p-value (scipy, no continuity correction),
+    as Rosenbaum's senWilcox and rbounds::psens are; the bound rises with Gamma and crosses alpha at the
+    reported breakdown Gamma."""
+    from scipy import stats
+
+    from causalcli.sensitivity import rosenbaum_bounds, rosenbaum_pvalue
+
+    rng = np.random.default_rng(3)
+    d = np.round(rng.normal(0.25, 1.0, 300), 1)  # rounding makes ties and zeros, as real outcomes have
+    ref = stats.wilcoxon(d, alternative="greater", method="approx", correction=False, zero_method="wilcox")
+    assert rosenbaum_pvalue(d, 1.0) == pytest.approx(ref.pvalue, rel=1e-10)
+    ps = [rosenbaum_pvalue(d, g) for g in (1.0, 1.2, 1.5, 2.0, 3.0)]
+    assert ps == sorted(ps)
+    out = rosenbaum_bounds(d, 0.05)
+    assert rosenbaum_pvalue(d, out["gamma"]) == pytest.approx(0.05, abs=1e-8)
+    # the direction follows the estimate: negated differences give the same Gamma
+    assert rosenbaum_bounds(-d, 0.05)["gamma"] == pytest.approx(out["gamma"], rel=1e-9)

@@ -415,3 +415,17 @@ def test_refuters_run_and_json_is_reproducible(runner, write_spec):
     assert out[0] == out[1]
     refs = {r["name"]: r for r in json.loads(out[0])["refutations"]}
     assert abs(refs["placebo_treatment"]["new_effect"]) < 0.5 * abs(json.loads(out[0])["estimate"]["value"])
+
+
+def test_e_value_reproduces_vanderweele_ding_published_example():
+    """VanderWeele and Ding (2017), Ann Intern Med: smoking and lung cancer, RR 10.73 (CI lower 8.02)
+    gives E-values 20.95 and 15.52 (published to two decimals)."""
+    from causalcli.sensitivity import evalue, evalue_rr
+
+    assert evalue_rr(10.73) == pytest.approx(20.95, abs=0.005)
+    assert evalue_rr(8.02) == pytest.approx(15.52, abs=0.005)
+    assert evalue_rr(1 / 10.73) == pytest.approx(evalue_rr(10.73))
+    # a mean difference of d outcome SDs is RR exp(0.91 d); an interval across 0 has E-value 1
+    e = evalue(0.5, -0.1, 1.1, 1.0)
+    assert e["e_value"] == pytest.approx(evalue_rr(math.exp(0.455)))
+    assert e["e_value_ci"] == 1.0 and "includes no effect" in e["detail"]

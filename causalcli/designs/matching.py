@@ -17,7 +17,7 @@ score in observational studies for causal effects. Biometrika 70(1), 41-55.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,15 +25,11 @@ from causalcli.data import design_matrix, require_columns
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, SpecError
 from causalcli.inference import normal_estimate
-from causalcli.result import Check
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data import Table
     from causalcli.graph import Identification
     from causalcli.spec import LoadedSpec, MatchingOptions, Study
-
-HIST_BINS = 20
-
 
 @dataclass(frozen=True)
 class MatchingData:
@@ -43,6 +39,8 @@ class MatchingData:
     t: np.ndarray  # bool
     y: np.ndarray
     covariates: tuple[str, ...]
+    X_balance: np.ndarray  # every level of a categorical covariate, for the balance table
+    balance_names: tuple[str, ...]
     neighbors: int
     caliper: float | None
     tolerance: float
@@ -107,10 +105,15 @@ class MatchingDesign(Design):
                             column=study.treatment, key="treatment")
         from causalcli.propensity import fit_logit
 
+        from causalcli.propensity import balance_matrix, require_common_support
+
         ps = fit_logit(X, t.astype(np.float64))
+        require_common_support(ps.probability, t, table.file)
         opts = study.design.options
+        Xb, bnames = balance_matrix(cols, covs, categorical)
         return MatchingData(
             X=X, t=t, y=np.asarray(cols[study.outcome], dtype=np.float64), covariates=tuple(names),
+            X_balance=Xb, balance_names=tuple(bnames),
             neighbors=opts.neighbors, caliper=opts.caliper, tolerance=opts.tolerance,
             estimand=self.estimand(study, spec), rows=table.rows, dropped_missing=dropped, file=table.file,
             coef=ps.coef, iterations=ps.iterations,
@@ -146,14 +149,32 @@ class MatchingDesign(Design):
                 f"the caliper of {d.caliper} SD dropped {m.n_dropped} of {int(d.t.sum())} treated units with no "
                 "control close enough; the estimate is the effect on the treated units that were matched"
             )
-        balance = balance_table(d.X, d.t, d.covariates, m)
-        overlap = overlap_summary(probability, d.t, study.thresholds.propensity_bounds, m)
-        checks = [balance_check(balance, study.thresholds.balance_smd),
-                  overlap_check(overlap, study.thresholds.max_outside, study.thresholds.propensity_bounds)]
+        from causalcli.propensity import balance_check, balance_table, overlap_check, overlap_summary
+        from causalcli.sensitivity import evalue, rosenbaum_bounds
+
+        weights = m.control_weights.copy()
+        matched_t = np.flatnonzero(d.t)
+        if m.n_dropped:
+            matched_t = matched_t[~np.isin(matched_t, m.dropped)]
+        weights[matched_t] = 1.0
+        balance = balance_table(d.X_balance, d.t, d.balance_names, weights, d.estimand)
+        bounds = study.thresholds.propensity_bounds
+        overlap = overlap_summary(probability, d.t, bounds, weights,
+                                  share_treated_unmatched=float(m.n_dropped / max(int(d.t.sum()), 1)))
+        checks = [balance_check(balance, study.thresholds.balance_smd, "matching"),
+                  overlap_check(overlap, study.thresholds.max_outside, bounds, "treated")]
+        t_in, c_in, w = m.pairs
+        mean_c = np.bincount(t_in, weights=w * d.y[c_in], minlength=d.y.size)
+        differences = d.y[matched_t] - mean_c[matched_t]
+        sensitivity = {
+            "e_value": evalue(estimate.value, estimate.ci_lower, estimate.ci_upper, float(np.std(d.y, ddof=1))),
+            "rosenbaum": rosenbaum_bounds(differences, study.thresholds.alpha),
+        }
         diagnostics = {
             "balance": balance,
             "balance_threshold": study.thresholds.balance_smd,
             "overlap": overlap,
+            "sensitivity": sensitivity,
             "propensity_model": {
                 "model": "logistic regression (unpenalised maximum likelihood)",
                 "iterations": d.iterations,
@@ -201,101 +222,3 @@ class MatchingDesign(Design):
 
     def units(self, prepared: MatchingData) -> int:
         return int(prepared.t.size)
-
-
-# ---------------------------------------------------------------- diagnostics
-
-
-def _smd(mean_t: float, mean_c: float, sd: float) -> float:
-    if sd > 0:
-        return float((mean_t - mean_c) / sd)
-    return 0.0 if mean_t == mean_c else float("inf")
-
-
-def _wvar(x: np.ndarray, w: np.ndarray) -> float:
-    """Weighted variance with the unbiased (frequency-weight style) normalisation."""
-    sw = w.sum()
-    mean = np.dot(w, x) / sw
-    denom = sw - (np.dot(w, w) / sw)
-    return float(np.dot(w, (x - mean) ** 2) / denom) if denom > 0 else 0.0
-
-
-def balance_table(X: np.ndarray, t: np.ndarray, names: tuple[str, ...], m: Any) -> list[dict[str, Any]]:
-    """SMD and variance ratio before and after matching, per covariate.
-
-    For the ATT the SMD denominator is the treated group's standard deviation
-    before matching, used both before and after (as MatchIt's ``summary``).
-    """
-    Xt, Xc = X[t], X[~t]
-    keep_t = np.ones(Xt.shape[0], dtype=bool)
-    treated_index = np.flatnonzero(t)
-    if m.n_dropped:
-        keep_t[np.isin(treated_index, m.dropped)] = False
-    w_c = m.control_weights[~t]
-    rows = []
-    for j, name in enumerate(names):
-        xt, xc = Xt[:, j], Xc[:, j]
-        sd = float(np.std(xt, ddof=1)) if xt.size > 1 else 0.0
-        if sd == 0:  # a covariate constant among the treated: fall back to the pooled SD
-            sd = float(np.sqrt((np.var(xt, ddof=1) + np.var(xc, ddof=1)) / 2)) if xt.size > 1 else 0.0
-        xt_after = xt[keep_t]
-        mean_c_after = float(np.dot(w_c, xc) / w_c.sum()) if w_c.sum() > 0 else float("nan")
-        var_c_before = float(np.var(xc, ddof=1))
-        var_c_after = _wvar(xc, w_c) if w_c.sum() > 0 else float("nan")
-        var_t_after = float(np.var(xt_after, ddof=1)) if xt_after.size > 1 else float("nan")
-        rows.append({
-            "covariate": name,
-            "mean_treated": float(xt.mean()),
-            "mean_control_before": float(xc.mean()),
-            "mean_control_after": mean_c_after,
-            "smd_before": _smd(float(xt.mean()), float(xc.mean()), sd),
-            "smd_after": _smd(float(xt_after.mean()), mean_c_after, sd),
-            "variance_ratio_before": float(np.var(xt, ddof=1) / var_c_before) if var_c_before > 0 else None,
-            "variance_ratio_after": (var_t_after / var_c_after) if var_c_after and var_c_after > 0 else None,
-        })
-    return rows
-
-
-def balance_check(balance: list[dict[str, Any]], limit: float) -> Check:
-    worst = max(balance, key=lambda r: abs(r["smd_after"]))
-    value = abs(worst["smd_after"])
-    passed = bool(value <= limit)
-    if passed:
-        detail = f"max |SMD| after matching {value:.3f} <= {limit} ({worst['covariate']})"
-    else:
-        over = [r["covariate"] for r in balance if abs(r["smd_after"]) > limit]
-        detail = (f"max |SMD| after matching {value:.3f} > {limit} ({worst['covariate']}); imbalanced: "
-                  f"{', '.join(over)}. Matched groups still differ: add interactions or a caliper, or use more neighbours")
-    return Check("balance", passed, detail)
-
-
-def overlap_summary(p: np.ndarray, t: np.ndarray, bounds: tuple[float, float], m: Any) -> dict[str, Any]:
-    lo, hi = bounds
-    outside = (p < lo) | (p > hi)
-    edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
-    w = m.control_weights[~t]
-    ess = float(w.sum() ** 2 / np.dot(w, w)) if np.dot(w, w) > 0 else 0.0
-    return {
-        "propensity_treated": {"min": float(p[t].min()), "max": float(p[t].max()), "mean": float(p[t].mean())},
-        "propensity_control": {"min": float(p[~t].min()), "max": float(p[~t].max()), "mean": float(p[~t].mean())},
-        "bounds": [lo, hi],
-        "share_treated_outside": float(outside[t].mean()),
-        "share_all_outside": float(outside.mean()),
-        "share_treated_unmatched": float(m.n_dropped / max(int(t.sum()), 1)),
-        "effective_sample_size_control": ess,
-        "histogram": {
-            "edges": edges.tolist(),
-            "treated": np.histogram(p[t], bins=edges)[0].tolist(),
-            "control": np.histogram(p[~t], bins=edges)[0].tolist(),
-        },
-    }
-
-
-def overlap_check(overlap: dict[str, Any], max_outside: float, bounds: tuple[float, float]) -> Check:
-    share = overlap["share_treated_outside"]
-    passed = bool(share <= max_outside)
-    detail = (f"{share:.1%} of treated units have a propensity score outside [{bounds[0]}, {bounds[1]}] "
-              f"({'<=' if passed else '>'} {max_outside:.0%} allowed)")
-    if not passed:
-        detail += "; those units have few comparable controls: restrict the sample or add a caliper"
-    return Check("overlap", passed, detail)
