@@ -1,20 +1,80 @@
-"""`design:` keys of `method: synthetic_control` (not built yet: options are accepted and refused by the design)."""
+"""`design:` keys of `method: synthetic_control`."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from causalcli.design_specs.base import DesignBase, FreeOptions
+from causalcli.design_specs.base import DesignBase, Strict
+
+Period = int | float
+
+
+class DonorOptions(Strict):
+    """Which units may enter the synthetic control (default: every unit but the treated one)."""
+
+    include: list[str | int] = Field(
+        default_factory=list, description="Only these units are donors (empty: every unit but the treated one)."
+    )
+    exclude: list[str | int] = Field(default_factory=list, description="Units never used as donors.")
+
+
+class SynthOptions(Strict):
+    """Synthetic control (Abadie, Diamond and Hainmueller 2010)."""
+
+    v: Literal["nested", "equal", "regression"] = Field(
+        "nested",
+        description="Predictor weights V: nested (optimised for the pre-period outcome fit, as R Synth), "
+        "equal, or regression (R Synth's regression-based V, not optimised).",
+    )
+    starts: int = Field(
+        8, ge=1, le=64,
+        description="Deterministic starts of the nested V search (equal, regression, then fixed Dirichlet "
+        "draws); the lowest pre-period outcome loss is kept.",
+    )
+    donors: DonorOptions = Field(default_factory=DonorOptions, description="Donor pool: include / exclude units.")
+    predictors_window: tuple[Period, Period] | None = Field(
+        None, description="[first, last] period over which `predictors` are averaged (default: every pre-period)."
+    )
+    optimize_window: tuple[Period, Period] | None = Field(
+        None, description="[first, last] pre-period whose outcome fit V minimises (default: every pre-period)."
+    )
+    augmented: Literal["ridge"] | None = Field(
+        None, description="ridge: the augmented synthetic control of Ben-Michael, Feller and Rothstein (2021) "
+        "on the pre-period outcomes, instead of the predictor-based fit."
+    )
+    ridge_lambda: float | None = Field(
+        None, gt=0, description="Ridge penalty of the augmented estimator (default: leave-one-period-out "
+        "cross-validation over a grid, as augsynth)."
+    )
+    conformal: bool = Field(
+        True, description="Conformal interval of the mean post-period effect and per-period intervals "
+        "(Chernozhukov, Wuethrich and Zhu 2021, moving-block permutations)."
+    )
+    conformal_grid: int = Field(
+        100, ge=10, le=2000, description="Candidate effects tried when inverting the conformal test."
+    )
+
+    @field_validator("predictors_window", "optimize_window")
+    @classmethod
+    def _ordered(cls, v: tuple[Period, Period] | None) -> tuple[Period, Period] | None:
+        if v is not None and v[0] > v[1]:
+            raise ValueError("needs [first, last] with first <= last")
+        return v
 
 
 class SynthDesign(DesignBase):
     method: Literal["synthetic_control"]
-    unit: str
-    time: str
-    treated_unit: str | int
-    treatment_start: int | float | str
-    predictors: list[str] = Field(default_factory=list)
-    special_predictors: list[tuple[str, Any]] = Field(default_factory=list)
-    options: FreeOptions = Field(default_factory=FreeOptions)
+    unit: str = Field(description="Unit column (state, region, market).")
+    time: str = Field(description="Numeric period column (year, week number).")
+    treated_unit: str | int = Field(description="The one treated unit, a value of the unit column.")
+    treatment_start: int | float | str = Field(description="First treated period, a value of the time column.")
+    predictors: list[str] = Field(
+        default_factory=list, description="Columns averaged over the pre-period (or options.predictors_window)."
+    )
+    special_predictors: list[tuple[str, Any]] = Field(
+        default_factory=list,
+        description="[column, period], [column, [periods...]] (averaged) or [column, {from: a, to: b}].",
+    )
+    options: SynthOptions = Field(default_factory=SynthOptions)

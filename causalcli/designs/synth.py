@@ -1,0 +1,401 @@
+"""Synthetic control.
+
+The estimator of Abadie and Gardeazabal (2003) and Abadie, Diamond and
+Hainmueller (2010): donor weights W on the simplex reproduce the treated
+unit's predictors under diagonal predictor weights V, and V is chosen (nested)
+so that the synthetic unit tracks the treated unit's pre-period outcome
+(``causalcli.synth_core``). The estimate is the mean post-period gap
+(treated - synthetic); ``effects`` hold the gap of every post-period.
+
+Inference is placebo-in-space (Abadie et al. 2010, sec. 4.2): every donor in
+turn is treated as if treated, and the p-value is the rank of the treated
+unit's post/pre RMSPE ratio among all units. Where it can be computed, a
+conformal interval (Chernozhukov, Wuethrich and Zhu 2021) goes with it; there
+is no standard error (``std_error`` is null). Refuters: placebo-in-time (a fake
+start inside the pre-period) and leave-one-donor-out (Abadie et al. 2015).
+
+References
+----------
+Abadie, A. and Gardeazabal, J. (2003). The economic costs of conflict: a case study of
+the Basque Country. American Economic Review 93(1), 113-132.
+Abadie, A., Diamond, A. and Hainmueller, J. (2010). Synthetic control methods for
+comparative case studies. Journal of the American Statistical Association 105(490), 493-505.
+Abadie, A., Diamond, A. and Hainmueller, J. (2015). Comparative politics and the synthetic
+control method. American Journal of Political Science 59(2), 495-510.
+Ben-Michael, E., Feller, A. and Rothstein, J. (2021). The augmented synthetic control
+method. Journal of the American Statistical Association 116(536), 1789-1803.
+Chernozhukov, V., Wuethrich, K. and Zhu, Y. (2021). An exact and robust conformal inference
+method for counterfactual and synthetic controls. JASA 116(536), 1849-1864.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.data import _quote, require_columns
+from causalcli.designs.base import Design, Fit, require
+from causalcli.errors import DataError, EstimationError, SpecError
+from causalcli.result import Check, Estimate, Refutation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data import Table
+    from causalcli.graph import Identification
+    from causalcli.spec import LoadedSpec, Study
+    from causalcli.synth_panel import SynthData
+
+MIN_PRE_PERIODS = 2
+MIN_DONORS = 2
+GENERIC_REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset")
+INFERENCE = "placebo_in_space_rmspe_ratio"
+
+
+def label(value: Any) -> str:
+    """A unit or period as text: 3.0 -> '3', 'Utah' -> 'Utah'."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _periods(value: Any, where: str, spec: "LoadedSpec") -> tuple[float, ...]:
+    """A special predictor's periods: a number, a list of numbers, or {from: a, to: b} (marked by a NaN pair)."""
+    def num(x: Any) -> float:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise SpecError(f"periods must be numbers (a value of the time column), found {x!r}",
+                            file=spec.source.display, key=where)
+        return float(x)
+
+    if isinstance(value, dict):
+        if set(value) != {"from", "to"}:
+            raise SpecError("a period range is {from: FIRST, to: LAST}", file=spec.source.display, key=where)
+        lo, hi = num(value["from"]), num(value["to"])
+        if lo > hi:
+            raise SpecError("period range needs from <= to", file=spec.source.display, key=where)
+        return (math.nan, lo, hi)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise SpecError("empty list of periods", file=spec.source.display, key=where)
+        return tuple(num(x) for x in value)
+    return (num(value),)
+
+
+class SynthDesign(Design):
+    name = "synthetic_control"
+    summary = "Synthetic control (Abadie-Diamond-Hainmueller) with placebo-in-space inference"
+    estimators = ("synthetic_control", "augmented_synthetic_control_ridge")
+    estimands = ("att",)
+    inference = (INFERENCE, "conformal_cwz")
+    default_refuters = ("placebo_in_time", "leave_one_donor_out")
+    reference = ("Abadie, Diamond and Hainmueller (2010), JASA; Ben-Michael, Feller and Rothstein (2021); "
+                 "Chernozhukov, Wuethrich and Zhu (2021)")
+
+    # ------------------------------------------------------------ spec
+
+    def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        file = spec.source.display
+        require(study, spec, "outcome")
+        self.estimand(study, spec)
+        d = study.design
+        for key, hint in (("treatment", "treated_unit and treatment_start define who is treated and when"),
+                          ("covariates", "list them under design.predictors"),
+                          ("weights", "observation weights do not apply"),
+                          ("segments", "one treated unit has no segments"),
+                          ("categorical", "predictors must be numeric")):
+            if getattr(study, key) not in (None, [], ""):
+                raise SpecError(f"synthetic_control takes no '{key}' ({hint}); remove it", file=file, key=key)
+        if study.refute:
+            from causalcli.spec import refuter_name
+
+            for i, item in enumerate(study.refute):
+                name = refuter_name(item)
+                if name in GENERIC_REFUTERS:
+                    raise SpecError(
+                        f"refuter {name!r} does not apply to synthetic control (one treated unit, no treatment "
+                        f"column to permute); use placebo_in_time or leave_one_donor_out (placebo-in-space is "
+                        f"the design's own inference)", file=file, key=f"refute[{i}]")
+        self.start_value(study, spec)
+        for i, (column, periods) in enumerate(d.special_predictors):
+            _periods(periods, f"design.special_predictors[{i}]", spec)
+        if d.options.augmented == "ridge" and (d.predictors or d.special_predictors):
+            raise SpecError("augmented: ridge balances the pre-period outcomes only (as augsynth without "
+                            "covariates); predictors with it are not built yet: remove predictors and "
+                            "special_predictors", file=file, key="design.options.augmented")
+        if d.options.augmented is None and not (d.predictors or d.special_predictors):
+            raise SpecError("synthetic control needs design.predictors or design.special_predictors "
+                            "(e.g. [[outcome, period], ...])", file=file, key="design.predictors")
+
+    @staticmethod
+    def start_value(study: "Study", spec: "LoadedSpec") -> float:
+        start = study.design.treatment_start
+        try:
+            return float(start)
+        except (TypeError, ValueError):
+            raise SpecError(f"treatment_start must be a numeric period (a value of the time column), found "
+                            f"{start!r}", file=spec.source.display, key="design.treatment_start") from None
+
+    # ------------------------------------------------------------ data
+
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        d = study.design
+        roles: dict[str, tuple[str, str]] = {d.unit: ("design.unit", "any"), d.time: ("design.time", "numeric"),
+                                             study.outcome: ("outcome", "numeric")}
+        for i, c in enumerate(d.predictors):
+            roles.setdefault(c, (f"design.predictors[{i}]", "numeric"))
+        for i, (c, _) in enumerate(d.special_predictors):
+            roles.setdefault(c, (f"design.special_predictors[{i}]", "numeric"))
+        require_columns(table, roles)
+        u, t = _quote(d.unit), _quote(d.time)
+        dup = table.sql(f"SELECT {u}, {t}, count(*) AS n FROM study_data WHERE {u} IS NOT NULL AND {t} IS NOT NULL "
+                        f"GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1")
+        if dup:
+            raise DataError(f"panel is not unique on unit x time: unit {label(dup[0][0])!r} has {dup[0][2]} rows "
+                            f"in period {label(dup[0][1])}", file=table.file, key="design.unit", column=d.unit)
+        units = {label(r[0]) for r in table.sql(f"SELECT DISTINCT {u} FROM study_data WHERE {u} IS NOT NULL")}
+        treated = label(d.treated_unit)
+        if treated not in units:
+            raise DataError(f"treated unit {treated!r} not found in column {d.unit!r}", file=table.file,
+                            key="design.treated_unit", column=d.unit)
+        start = self.start_value(study, spec)
+        times = sorted(float(r[0]) for r in table.sql(f"SELECT DISTINCT {t} FROM study_data WHERE {t} IS NOT NULL"))
+        if start not in times:
+            raise DataError(f"treatment_start {label(start)} is not a period of column {d.time!r} (periods "
+                            f"{label(times[0])} to {label(times[-1])})", file=table.file,
+                            key="design.treatment_start", column=d.time)
+        pre = [x for x in times if x < start]
+        if len(pre) < MIN_PRE_PERIODS:
+            raise DataError(f"too few pre-periods: {len(pre)} before treatment_start {label(start)}, at least "
+                            f"{MIN_PRE_PERIODS} needed", file=table.file, key="design.treatment_start")
+        missing = [label(x) for x in (*d.options.donors.include, *d.options.donors.exclude) if label(x) not in units]
+        if missing:
+            raise DataError(f"donor unit(s) not found in column {d.unit!r}: {', '.join(missing)}", file=table.file,
+                            key="design.options.donors", column=d.unit)
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification",
+                spec: "LoadedSpec") -> "SynthData":
+        from causalcli.synth_panel import Predictor, SynthData, predictor_matrix
+
+        d = study.design
+        opts = d.options
+        start = self.start_value(study, spec)
+        base, _ = table.arrays([d.unit, d.time])
+        all_units = sorted({label(x) for x in base[d.unit]})
+        times = np.unique(np.asarray(base[d.time], dtype=np.float64))
+        treated = label(d.treated_unit)
+        include = [label(x) for x in opts.donors.include]
+        exclude = {label(x) for x in opts.donors.exclude}
+        donors = [u for u in (include or all_units) if u != treated and u not in exclude]
+        if len(donors) < MIN_DONORS:
+            raise DataError(f"the donor pool has {len(donors)} unit(s) ({', '.join(donors) or 'none'}); at least "
+                            f"{MIN_DONORS} are needed", file=table.file, key="design.options.donors")
+        pool = [treated, *donors]
+        col = {u: i for i, u in enumerate(pool)}
+        row = {t: i for i, t in enumerate(times)}
+
+        def panel(column: str) -> np.ndarray:
+            arrays, _ = table.arrays([d.unit, d.time, column])
+            out = np.full((times.size, len(pool)), np.nan)
+            for u, t, v in zip(arrays[d.unit], arrays[d.time], arrays[column]):
+                j = col.get(label(u))
+                if j is not None:
+                    out[row[float(t)], j] = float(v)
+            return out
+
+        Y = panel(study.outcome)
+        holes = np.argwhere(np.isnan(Y))
+        if holes.size:
+            i, j = holes[0]
+            role = "treated unit" if j == 0 else "donor"
+            raise DataError(f"outcome {study.outcome!r} is missing for {role} {pool[j]!r} in period "
+                            f"{label(times[i])} ({len(holes)} missing unit-periods); the panel must be complete "
+                            f"or the unit excluded (design.options.donors.exclude)", file=table.file,
+                            key="outcome", column=study.outcome)
+        predictors: list[Predictor] = []
+        panels: dict[str, np.ndarray] = {}
+        for i, c in enumerate(d.predictors):
+            predictors.append(Predictor(c, c, None, f"design.predictors[{i}]"))
+        for i, (c, periods) in enumerate(d.special_predictors):
+            key = f"design.special_predictors[{i}]"
+            ps = _periods(periods, key, spec)
+            if math.isnan(ps[0]):
+                ps = tuple(float(x) for x in times if ps[1] <= x <= ps[2])
+            name = f"{c} ({label(ps[0])})" if len(ps) == 1 else f"{c} ({label(ps[0])}-{label(ps[-1])})"
+            predictors.append(Predictor(name, c, ps, key))
+        for p in predictors:
+            if p.column not in panels:
+                panels[p.column] = Y if p.column == study.outcome else panel(p.column)
+        data = SynthData(
+            units=tuple(pool), times=times, start=start, Y=Y, panels=panels, predictors=tuple(predictors),
+            predictors_window=opts.predictors_window, optimize_window=opts.optimize_window, v=opts.v,
+            starts=opts.starts, augmented=opts.augmented, ridge_lambda=opts.ridge_lambda, conformal=opts.conformal,
+            conformal_grid=opts.conformal_grid, file=table.file, unit_column=d.unit, time_column=d.time,
+            rows=table.rows,
+        )
+        X, labels = predictor_matrix(data, start)
+        used = {p.label for p in predictors}
+        for p in predictors:
+            if p.label not in labels:
+                raise DataError(f"predictor {p.label!r} has no period before treatment_start {label(start)} "
+                                f"in its window", file=table.file, key=p.key, column=p.column)
+        for r, name in enumerate(labels):
+            bad = np.flatnonzero(np.isnan(X[r]))
+            if bad.size:
+                who = pool[bad[0]]
+                role = "treated unit" if bad[0] == 0 else "donor"
+                p = next(q for q in predictors if q.label == name)
+                raise DataError(f"predictor {name!r} has no value for {role} {who!r} in its pre-period window "
+                                f"({bad.size} unit(s) missing it)", file=table.file, key=p.key, column=p.column)
+        del used
+        return data
+
+    # ------------------------------------------------------------ estimation
+
+    def fit(self, prepared: "SynthData", study: "Study", seed: int) -> Fit:
+        from causalcli.refuters import resolve_jobs
+        from causalcli.synth_panel import fit_unit, placebo_in_space, rmspe
+
+        d = prepared
+        J = len(d.units) - 1
+        donors = np.arange(1, J + 1)
+        try:
+            f = fit_unit(d, 0, donors)
+        except np.linalg.LinAlgError as exc:  # pragma: no cover - the solvers fall back to lstsq
+            raise EstimationError(f"synthetic control fit failed: {exc}") from None
+        pre, post = d.pre, d.post
+        post_gaps = f.gaps[post]
+        value = float(post_gaps.mean())
+        # placebo in space: every donor as if treated, the others as its donors
+        placebo = placebo_in_space(d, resolve_jobs(None))
+        pre_r = rmspe(placebo, pre)
+        post_r = rmspe(placebo, post)
+        ratio_treated = f.post_rmspe / f.pre_rmspe if f.pre_rmspe > 0 else math.inf
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(pre_r > 0, post_r / pre_r, np.inf)
+        # rank among all J + 1 units, ties counted against the treated unit
+        rank = 1 + int(np.count_nonzero(ratios >= ratio_treated))
+        p_value = rank / (J + 1)
+        # per-period: |gap| scaled by the unit's pre-RMSPE, ranked the same way
+        std_treated = np.abs(post_gaps) / max(f.pre_rmspe, 1e-300)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            std_placebo = np.abs(placebo[post]) / np.where(pre_r > 0, pre_r, np.nan)
+        period_p = (1 + np.sum(np.nan_to_num(std_placebo, nan=np.inf) >= std_treated[:, None], axis=1)) / (J + 1)
+
+        conf = None
+        conformal_note = "not requested (design.options.conformal: false)"
+        if d.conformal:
+            from causalcli.synth_conformal import conformal_intervals
+
+            conf = conformal_intervals(d, f, 1 - study.conf_level)
+            conformal_note = conf.note
+        inference = INFERENCE
+        ci_lo = ci_hi = None
+        if conf is not None and conf.average is not None:
+            ci_lo, ci_hi = conf.average
+            inference = f"{INFERENCE}; interval conformal_cwz"
+        estimate = Estimate(value, None, ci_lo, ci_hi, study.conf_level, p_value, inference)
+        effects = []
+        post_times = d.times[post]
+        for i, t in enumerate(post_times):
+            lo = hi = None
+            name = "placebo_in_space_standardised_gap"
+            if conf is not None and conf.periods is not None and conf.periods[i] is not None:
+                lo, hi = conf.periods[i]
+                name += "; interval conformal_cwz"
+            effects.append(Estimate(float(post_gaps[i]), None, lo, hi, study.conf_level, float(period_p[i]), name,
+                                    label(t)))
+
+        units = d.units
+        weights = {units[j]: float(f.w[j - 1]) for j in donors}
+        pre_mean_abs = float(np.mean(np.abs(d.Y[pre, 0])))
+        fit_ratio = f.pre_rmspe / pre_mean_abs if pre_mean_abs > 0 else math.inf
+        limit = study.thresholds.pre_fit
+        passed = bool(fit_ratio <= limit)
+        detail = (f"pre-period RMSPE {f.pre_rmspe:.4g} is {fit_ratio:.1%} of the treated unit's mean |outcome| "
+                  f"{pre_mean_abs:.4g} ({'<=' if passed else '>'} {limit:.0%} allowed)")
+        if not passed:
+            detail += ("; the synthetic unit does not track the treated unit before treatment, so the gaps "
+                       "after it are not credible: add predictors or donors, or use augmented: ridge")
+        checks = [Check("pre_fit", passed, detail)]
+        min_p = 1 / (J + 1)
+        if min_p > study.thresholds.alpha:
+            checks.append(Check("placebo_power", None,
+                                f"with {J} donors the smallest attainable placebo p-value is {min_p:.3g} > alpha "
+                                f"{study.thresholds.alpha}: the permutation test cannot reject at this level"))
+        balance = []
+        if f.labels:
+            Xs = f.X0 @ f.w
+            for r, name in enumerate(f.labels):
+                balance.append({"predictor": name, "treated": float(f.X1[r]), "synthetic": float(Xs[r]),
+                                "donor_mean": float(f.X0[r].mean()), "v_weight": float(f.v[r])})
+        diagnostics: dict[str, Any] = {
+            "weights": weights,
+            "v_weights": {name: float(f.v[r]) for r, name in enumerate(f.labels)},
+            "balance": balance,
+            "pre_rmspe": f.pre_rmspe,
+            "post_rmspe": f.post_rmspe,
+            "post_pre_rmspe_ratio": ratio_treated,
+            "pre_fit_ratio": fit_ratio,
+            "pre_fit_threshold": limit,
+            "fit": {
+                "estimator": "augmented_ridge" if d.augmented else "adh_nested",
+                "v": d.v if not d.augmented else None,
+                "starts": d.starts if not d.augmented else None,
+                "start_kept": f.start,
+                "loss_v": f.loss_v,
+                "optimize_window": list(d.optimize_window) if d.optimize_window else None,
+                "predictors_window": list(d.predictors_window) if d.predictors_window else None,
+                **{k: v for k, v in f.extra.items() if k != "scm_weights"},
+            },
+            "placebo_in_space": {
+                "p_value": p_value,
+                "rank": rank,
+                "units": J + 1,
+                "statistic": "post/pre RMSPE ratio; p = rank of the treated unit's ratio among all units "
+                             "(ties count against it) / units",
+                "ratios": {units[j]: float(ratios[j - 1]) for j in donors},
+                "pre_rmspe": {units[j]: float(pre_r[j - 1]) for j in donors},
+            },
+            "conformal": conformal_note if conf is None else conf.to_dict(),
+            "path": {
+                "time": [float(t) for t in d.times],
+                "treated": [float(x) for x in d.Y[:, 0]],
+                "synthetic": [float(x) for x in f.synthetic],
+                "treatment_start": d.start,
+                "treated_unit": units[0],
+            },
+            "placebo_gaps": {units[j]: [float(x) for x in placebo[:, j - 1]] for j in donors},
+        }
+        if d.augmented:
+            diagnostics["scm_weights"] = {units[j]: float(f.extra["scm_weights"][j - 1]) for j in donors}
+        n = {
+            "rows": d.rows,
+            "units": J + 1,
+            "treated": 1,
+            "control": J,
+            "donors_weighted": int(np.count_nonzero(np.abs(f.w) > 1e-6)),
+            "periods": int(d.times.size),
+            "pre_periods": int(pre.sum()),
+            "post_periods": int(post.sum()),
+        }
+        estimator = "augmented_synthetic_control_ridge" if d.augmented else "synthetic_control"
+        return Fit(estimator, "att", estimate, n, effects=effects, diagnostics=diagnostics, checks=checks)
+
+    # ------------------------------------------------------------ refuters
+
+    def refute_once(self, prepared: "SynthData", name: str, options: Any, rng: "np.random.Generator") -> float:
+        from causalcli.synth_refute import leave_one_donor_out, placebo_in_time
+
+        if name == "placebo_in_time":
+            return placebo_in_time(prepared, options, rng)
+        if name == "leave_one_donor_out":
+            return leave_one_donor_out(prepared, options)
+        raise SpecError(f"refuter {name!r} does not apply to synthetic control; its refuters: "
+                        f"{', '.join(self.default_refuters)}", key="refute")
+
+    def summarise_refuter(self, name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> Refutation:
+        from causalcli.synth_refute import summarise
+
+        return summarise(name, sims, estimate, alpha)
