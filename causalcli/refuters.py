@@ -27,7 +27,7 @@ from causalcli import progress
 from causalcli.errors import CausalcliError
 from causalcli.inference import normal_two_sided_p
 from causalcli.result import Estimate, Refutation
-from causalcli.spec import REFUTERS, SubsetOptions, SimulationOptions, refuter_name, refuter_options
+from causalcli.spec import REFUTER_MODELS, REFUTERS, SubsetOptions, SimulationOptions, refuter_name, refuter_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.base import Design
@@ -47,7 +47,7 @@ REFUTER_IDS = {name: i for i, name in enumerate(REFUTERS)}
 def default_refuters(design: "Design") -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for name in design.default_refuters:
-        out.append((name, SubsetOptions() if name == "data_subset" else SimulationOptions()))
+        out.append((name, refuter_options(REFUTER_MODELS[name]())))  # each refuter's own option defaults
     return out
 
 
@@ -118,7 +118,8 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
     for name, opts in plan:
         sims = np.asarray(values[i:i + opts.simulations], dtype=float)
         i += opts.simulations
-        out.append(summarise(name, sims, estimate, study.thresholds.alpha))
+        # a design with refuters of its own (synthetic control) summarises them itself
+        out.append(getattr(design, "summarise_refuter", summarise)(name, sims, estimate, study.thresholds.alpha))
     return out
 
 

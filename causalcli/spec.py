@@ -125,9 +125,36 @@ class DataSubset(_Strict):
     data_subset: SubsetOptions = Field(default_factory=SubsetOptions)
 
 
-Refuter = Union[PlaceboTreatment, RandomCommonCause, DataSubset]
-REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset")
-_REFUTER_CLASSES = {"placebo_treatment": PlaceboTreatment, "random_common_cause": RandomCommonCause, "data_subset": DataSubset}
+class PlaceboInTimeOptions(_Strict):
+    """Synthetic control: refit with a fake treatment start inside the pre-period."""
+
+    simulations: int = Field(10, ge=1, le=1000, description="Fake starts, drawn at random from the eligible pre-periods.")
+    min_pre: int = Field(5, ge=2, description="Pre-periods a fake start must leave before it.")
+
+
+class LeaveOneDonorOutOptions(_Strict):
+    """Synthetic control: refit without each weighted donor in turn (one run covers them all)."""
+
+    donors: int = Field(10, ge=1, le=1000, description="Drop each of up to this many largest-weight donors.")
+
+    @property
+    def simulations(self) -> int:
+        return 1
+
+
+class PlaceboInTime(_Strict):
+    placebo_in_time: PlaceboInTimeOptions = Field(default_factory=PlaceboInTimeOptions)
+
+
+class LeaveOneDonorOut(_Strict):
+    leave_one_donor_out: LeaveOneDonorOutOptions = Field(default_factory=LeaveOneDonorOutOptions)
+
+
+Refuter = Union[PlaceboTreatment, RandomCommonCause, DataSubset, PlaceboInTime, LeaveOneDonorOut]
+REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset", "placebo_in_time", "leave_one_donor_out")
+_REFUTER_CLASSES = {"placebo_treatment": PlaceboTreatment, "random_common_cause": RandomCommonCause, "data_subset": DataSubset,
+                    "placebo_in_time": PlaceboInTime, "leave_one_donor_out": LeaveOneDonorOut}
+REFUTER_MODELS = _REFUTER_CLASSES
 
 
 def refuter_name(item: BaseModel) -> str:
@@ -298,7 +325,7 @@ def _clean_loc(loc: tuple, data: dict) -> tuple:
 
 
 _UNION_TAGS = set(METHODS) | {
-    "PlaceboTreatment", "RandomCommonCause", "DataSubset", "list[tuple[str,str]]",
+    "PlaceboTreatment", "RandomCommonCause", "DataSubset", "PlaceboInTime", "LeaveOneDonorOut", "list[tuple[str,str]]",
     "tuple[str, str]", "str", "int", "float",
 }
 

@@ -117,6 +117,13 @@ def fit_unit(d: SynthData, treated: int, donors: np.ndarray, start: float | None
     start = d.start if start is None else start
     keep = np.ones(d.times.size, dtype=bool) if times_mask is None else times_mask
     Xall, labels = predictor_matrix(d, start)
+    if start != d.start:  # a fake start (placebo in time): predictors without data before it drop out
+        complete = ~np.isnan(Xall).any(axis=1)
+        Xall, labels = Xall[complete], [x for x, c in zip(labels, complete) if c]
+        if not labels and d.augmented is None:
+            from causalcli.errors import EstimationError
+
+            raise EstimationError(f"no predictor has data before the fake start {start:g}")
     pre = (d.times < start) & keep
     post = (d.times >= start) & keep
     opt = optimize_mask(d, start) & keep

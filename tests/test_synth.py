@@ -303,3 +303,72 @@ def test_same_seed_same_json_whatever_jobs(runner, tmp_path):
         payload.pop("timing_s")
         outs.append(json.dumps(payload, sort_keys=True))
     assert outs[0] == outs[1]
+
+
+# ---------------------------------------------------------------- refuters and the augmented estimator
+
+
+def test_default_refuters_run_and_pass_on_basque():
+    spec = spec_of("basque", conformal=False)
+    del spec["refute"]
+    res = run_study(spec, jobs=1)
+    by = {r.name: r for r in res.refutations}
+    assert set(by) == {"placebo_in_time", "leave_one_donor_out"}
+    assert by["leave_one_donor_out"].simulations == 1 and by["leave_one_donor_out"].p_value is None
+    assert by["placebo_in_time"].simulations == 10
+    assert all(r.passed is not None and r.tested for r in res.refutations)
+
+
+def test_leave_one_donor_out_fails_when_one_donor_carries_the_effect(tmp_path):
+    """The treated unit copies donor A before the start and A + 1 after it; without A, the best mix of
+    B (A + 10, then A + 15) and C (A - 10, then A - 5) overshoots by 5, so the estimate flips to -4
+    (F, a falling series, cannot enter an exact fit of a rising one)."""
+    import pandas as pd
+
+    t = np.arange(2000, 2015)
+    a = np.linspace(10, 20, t.size) + np.sin(t)
+    post = t >= 2010
+    series = {"T": a + post * 1.0, "A": a, "B": a + 10 + post * 5.0, "C": a - 10 + post * 5.0,
+              "F": 30 - a}
+    rows = [{"unit": u, "t": int(tt), "y": float(v)} for u, ys in series.items() for tt, v in zip(t, ys)]
+    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
+    spec = {"data": {"path": str(tmp_path / "p.csv")}, "outcome": "y",
+            "refute": [{"leave_one_donor_out": {"donors": 3}}],
+            "design": {"method": "synthetic_control", "unit": "unit", "time": "t", "treated_unit": "T",
+                       "treatment_start": 2010, "special_predictors": [["y", 2001], ["y", 2005], ["y", 2009]],
+                       "options": {"conformal": False}}}
+    res = run_study(spec, jobs=1)
+    assert res.estimate.value == pytest.approx(1.0, abs=1e-6)
+    loo = res.refutations[0]
+    assert loo.name == "leave_one_donor_out" and loo.passed is False
+    assert loo.new_effect == pytest.approx(-4.0, abs=1e-6)
+    assert res.passed is False and res.exit_code == 1
+
+
+def test_augmented_ridge_recovers_a_known_effect(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(factor_panel(2, effect=-2.0)).to_csv(tmp_path / "p.csv", index=False)
+    spec = {"data": {"path": str(tmp_path / "p.csv")}, "outcome": "y", "refute": [],
+            "design": {"method": "synthetic_control", "unit": "unit", "time": "t", "treated_unit": "u0",
+                       "treatment_start": 2020, "options": {"augmented": "ridge"}}}
+    res = run_study(spec, jobs=1)
+    assert res.estimator == "augmented_synthetic_control_ridge"
+    # noise SD 0.1: as for the plain fit, within 0.2 of the truth
+    assert res.estimate.value == pytest.approx(-2.0, abs=0.2)
+    assert sum(res.diagnostics["weights"].values()) == pytest.approx(1.0, abs=1e-9)
+    assert res.diagnostics["fit"]["lambda"] > 0
+
+
+def test_augmented_weights_equal_the_closed_form():
+    """w_aug = w_scm + Xc (Xc'Xc + lam I)^-1 (x1c - Xc'w_scm), checked against a direct solve."""
+    from causalcli.synth_augmented import fit_ridge_ascm
+
+    rng = np.random.default_rng(9)
+    Y0 = rng.normal(size=(12, 8)).cumsum(axis=0)
+    y1 = Y0 @ rng.dirichlet(np.ones(8)) + rng.normal(scale=0.5, size=12) + 0.7
+    a = fit_ridge_ascm(y1, Y0, lambda_=3.0)
+    m = Y0.mean(axis=1)
+    Xc = (Y0 - m[:, None]).T
+    direct = a.w_scm + Xc @ np.linalg.solve(Xc.T @ Xc + 3.0 * np.eye(12), (y1 - m) - Xc.T @ a.w_scm)
+    assert np.allclose(a.w, direct, atol=1e-10) and a.w.sum() == pytest.approx(1.0, abs=1e-10)
