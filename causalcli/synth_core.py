@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 TOL = 1e-10
-FTOL = 1e-9  # relative decrease of the outer loss below which the V search stops
+FTOL = 1e-7  # relative decrease of the outer loss below which the V search stops
+EPS_W = 1e-6  # ||w||^2 penalty of the inner QP: unique W (the least-norm one among tied fits), smooth in V
 TIE_RTOL = 1e-3  # outcome losses within 0.1% count as tied (see ``choose``)
 MAX_STEP = 3.0  # largest move of log V per BFGS step
 MAX_ACTIVE_SET_ITER = 500
@@ -46,30 +47,49 @@ def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray |
 
     ``G = A'A`` and ``c = A'b`` for the least-squares form ``0.5 ||Aw - b||^2``
     (``b2 = b'b`` only makes the reported loss that of the least-squares form).
-    Starts at the best single vertex, adds the donor whose KKT multiplier is most
-    violated, and steps back to the simplex whenever the equality-constrained
-    solution on the passive set leaves it. ``warm`` (a passive set from a nearby
-    problem) is tried first: when its equality-constrained solution is positive,
-    the search starts there, which saves most KKT solves inside the outer loop.
+    Starts at the best single vertex, or at ``warm`` (weights on the simplex from a
+    nearby problem, which saves most KKT solves inside the outer loop), adds the
+    donor whose KKT multiplier is most violated, and steps back to the simplex
+    whenever the equality-constrained solution on the passive set leaves it.
     """
     J = G.shape[0]
     diag = np.diag(G)
     scale = max(float(np.max(np.abs(diag))), 1e-300)
     tol = TOL * scale
     ridge = 1e-13 * scale
-    w = np.zeros(J)
-    passive: list[int] = []
-    if warm is not None and warm.size:
-        z = _kkt_solve(G[np.ix_(warm, warm)], c[warm], ridge)
-        if np.all(z > 0):
-            w[warm] = z
-            passive = [int(q) for q in warm]
-    if not passive:
+    if warm is not None:
+        w = warm.copy()
+        passive = [int(q) for q in np.flatnonzero(w > 0)]
+        settle = len(passive) > 1
+    else:
+        w = np.zeros(J)
         j0 = int(np.argmin(0.5 * diag - c))  # best vertex: 0.5 G_jj - c_j
         w[j0] = 1.0
         passive = [j0]
+        settle = False
     for _ in range(MAX_ACTIVE_SET_ITER):
-        g = G @ w - c
+        if settle:
+            while True:
+                p = np.asarray(passive)
+                z = _kkt_solve(G[np.ix_(p, p)], c[p], ridge)
+                if np.all(z > 0):
+                    w[:] = 0.0
+                    w[p] = z
+                    break
+                wp = w[p]
+                neg = z <= 0
+                step = np.min(wp[neg] / (wp[neg] - z[neg]))
+                wp = wp + step * (z - wp)
+                w[:] = 0.0
+                w[p] = wp
+                keep = wp > 1e-14
+                passive = [int(q) for q, k in zip(p, keep) if k]
+                if not passive:  # cannot happen for a convex combination; guard anyway
+                    passive = [int(p[np.argmax(wp)])]
+                    w[:] = 0.0
+                    w[passive[0]] = 1.0
+                    break
+        g = G[:, passive] @ w[passive] - c
         gp = float(np.mean(g[passive]))
         reduced = g - gp
         reduced[passive] = 0.0
@@ -77,26 +97,7 @@ def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray |
         if reduced[j] >= -tol:
             break
         passive.append(j)
-        while True:
-            p = np.asarray(passive)
-            z = _kkt_solve(G[np.ix_(p, p)], c[p], ridge)
-            if np.all(z > 0):
-                w[:] = 0.0
-                w[p] = z
-                break
-            wp = w[p]
-            neg = z <= 0
-            step = np.min(wp[neg] / (wp[neg] - z[neg]))
-            wp = wp + step * (z - wp)
-            w[:] = 0.0
-            w[p] = wp
-            keep = wp > 1e-14
-            passive = [int(q) for q, k in zip(p, keep) if k]
-            if not passive:  # cannot happen for a convex combination; guard anyway
-                passive = [int(p[np.argmax(wp)])]
-                w[:] = 0.0
-                w[passive[0]] = 1.0
-                break
+        settle = True
     w = np.clip(w, 0.0, None)
     w /= w.sum()
     loss = float(0.5 * w @ G @ w - c @ w + 0.5 * b2)
@@ -108,12 +109,13 @@ def _kkt_solve(H: np.ndarray, c: np.ndarray, ridge: float) -> np.ndarray:
     p = H.shape[0]
     if p == 1:
         return np.ones(1)
-    K = np.empty((p + 1, p + 1))
-    K[:p, :p] = H + ridge * np.eye(p)
-    K[:p, p] = 1.0
-    K[p, :p] = 1.0
+    K = np.ones((p + 1, p + 1))
+    K[:p, :p] = H
+    K.flat[:p * (p + 2):p + 2] += ridge  # the diagonal of the H block
     K[p, p] = 0.0
-    rhs = np.append(c, 1.0)
+    rhs = np.empty(p + 1)
+    rhs[:p] = c
+    rhs[p] = 1.0
     try:
         sol = np.linalg.solve(K, rhs)
     except np.linalg.LinAlgError:
@@ -148,6 +150,7 @@ def scale_predictors(X1: np.ndarray, X0: np.ndarray) -> tuple[np.ndarray, np.nda
 def _w_for_v(v: np.ndarray, X1: np.ndarray, X0: np.ndarray, warm: np.ndarray | None = None) -> SimplexFit:
     Xv = X0 * v[:, None]
     G = X0.T @ Xv
+    G.flat[::G.shape[0] + 1] += EPS_W
     c = Xv.T @ X1
     return simplex_ls(G, c, float(X1 @ (v * X1)), warm)
 
@@ -168,13 +171,14 @@ def _loss_and_grad(x: np.ndarray, X1, X0, Z1, Z0, warm=None) -> tuple[float, np.
     XP = X0[:, P]
     r = X1 - XP @ w[P]  # predictor residuals
     H = XP.T @ (XP * v[:, None])
+    H.flat[::p + 1] += EPS_W
     K = np.zeros((p + 1, p + 1))
     K[:p, :p] = H
     K[:p, p] = 1.0
     K[p, :p] = 1.0
     rhs = np.append(Z0[:, P].T @ e, 0.0)
     try:
-        lam = np.linalg.solve(K + 1e-13 * np.trace(H) * np.diag(np.append(np.ones(p), 0.0)), rhs)[:p]
+        lam = np.linalg.solve(K, rhs)[:p]
     except np.linalg.LinAlgError:
         lam = np.linalg.lstsq(K, rhs, rcond=None)[0][:p]
     grad_v = -2.0 / T0 * r * (XP @ lam)
@@ -205,6 +209,7 @@ def _bfgs(fun, theta0: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:
     theta = theta0.copy()
     f, g = fun(theta)
     H = np.eye(n)
+    first = True
     for _ in range(max_iter):
         p = -H @ g
         slope = float(g @ p)
@@ -228,6 +233,9 @@ def _bfgs(fun, theta0: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:
         y = g_new - g
         sy = float(s @ y)
         if sy > 1e-12 * float(np.sqrt((s @ s) * (y @ y))):
+            if first:  # scale the initial inverse Hessian (Nocedal and Wright, eq. 6.20)
+                H = np.eye(n) * (sy / float(y @ y))
+                first = False
             rho = 1.0 / sy
             Hy = H @ y
             H = H + ((sy + y @ Hy) * rho * rho) * np.outer(s, s) - rho * (np.outer(Hy, s) + np.outer(s, Hy))
@@ -302,7 +310,7 @@ def fit_nested(X1: np.ndarray, X0: np.ndarray, Z1: np.ndarray, Z0: np.ndarray, *
 
         def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
             loss, grad, f = _loss_and_grad_softmax(theta, X1, X0, Z1, Z0, state["warm"])
-            state["warm"] = f.passive
+            state["warm"] = f.w
             return loss, grad
 
         theta, loss = _bfgs(fun, theta0, max_iter)

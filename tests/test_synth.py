@@ -320,16 +320,15 @@ def test_default_refuters_run_and_pass_on_basque():
 
 
 def test_leave_one_donor_out_fails_when_one_donor_carries_the_effect(tmp_path):
-    """The treated unit copies donor A before the start and A + 1 after it; without A, the best mix of
-    B (A + 10, then A + 15) and C (A - 10, then A - 5) overshoots by 5, so the estimate flips to -4
-    (F, a falling series, cannot enter an exact fit of a rising one)."""
+    """The treated unit copies donor A before the start and A + 1 after it. The other donors all lie above
+    A (B = A + 10, then A + 15; C = A + 20; D = A + 30), so A is the only exact match: the
+    estimate is 1, and without A the synthetic unit is far above the treated one and the sign flips."""
     import pandas as pd
 
     t = np.arange(2000, 2015)
     a = np.linspace(10, 20, t.size) + np.sin(t)
     post = t >= 2010
-    series = {"T": a + post * 1.0, "A": a, "B": a + 10 + post * 5.0, "C": a - 10 + post * 5.0,
-              "F": 30 - a}
+    series = {"T": a + post * 1.0, "A": a, "B": a + 10 + post * 5.0, "C": a + 20, "D": a + 30}
     rows = [{"unit": u, "t": int(tt), "y": float(v)} for u, ys in series.items() for tt, v in zip(t, ys)]
     pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
     spec = {"data": {"path": str(tmp_path / "p.csv")}, "outcome": "y",
@@ -338,10 +337,11 @@ def test_leave_one_donor_out_fails_when_one_donor_carries_the_effect(tmp_path):
                        "treatment_start": 2010, "special_predictors": [["y", 2001], ["y", 2005], ["y", 2009]],
                        "options": {"conformal": False}}}
     res = run_study(spec, jobs=1)
-    assert res.estimate.value == pytest.approx(1.0, abs=1e-6)
+    # 1e-4: the inner QP carries a 1e-6 ridge on the weights (unique W), which shifts an exact fit by ~1e-5
+    assert res.estimate.value == pytest.approx(1.0, abs=1e-4)
     loo = res.refutations[0]
     assert loo.name == "leave_one_donor_out" and loo.passed is False
-    assert loo.new_effect == pytest.approx(-4.0, abs=1e-6)
+    assert loo.new_effect < -5
     assert res.passed is False and res.exit_code == 1
 
 
@@ -372,3 +372,11 @@ def test_augmented_weights_equal_the_closed_form():
     Xc = (Y0 - m[:, None]).T
     direct = a.w_scm + Xc @ np.linalg.solve(Xc.T @ Xc + 3.0 * np.eye(12), (y1 - m) - Xc.T @ a.w_scm)
     assert np.allclose(a.w, direct, atol=1e-10) and a.w.sum() == pytest.approx(1.0, abs=1e-10)
+
+
+def test_plots_draw_from_the_result_alone(prop99):
+    from causalcli.render.plots import draw
+
+    out = draw(prop99)
+    assert set(out) == {"path", "gaps"}
+    assert all(png.startswith(b"\x89PNG") for png in out.values())

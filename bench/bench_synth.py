@@ -1,0 +1,87 @@
+"""Synthetic control, 50 units x 16 periods x 12 predictors: one fit + placebo-in-space for all 49 donors vs pysyncon.
+
+causalcli runs as a fresh process (imports included) on 2 workers:
+``causalcli estimate`` with the conformal interval and refuters off, so it does exactly
+the nested fit of the treated unit and the 49 placebo refits. pysyncon 1.x
+(``Synth().fit`` with its defaults: Nelder-Mead over V, SLSQP for W) does the single
+fit of the treated unit on the same data, timed inside its process. Targets (issue 6):
+the whole placebo run under 10 s on 2 cores; at least 100x faster than pysyncon per
+fit (causalcli's time per fit = whole run / 50). Pre-period losses are printed beside.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from common import BIN, ROOT, row, time_process, verdict
+
+UNITS, PERIODS, START, COVARIATES = 50, 16, 12, 8
+LAGS = [1, 4, 8, 11]  # outcome in these periods: 8 covariates + 4 lags = 12 predictors
+
+
+def panel(seed: int = 6) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    factors = np.column_stack([np.linspace(0, 2, PERIODS), np.cos(np.arange(PERIODS) / 2.5)])
+    load = rng.uniform(0.5, 2.0, size=(UNITS, 2))
+    load[0] = load[1:6].mean(axis=0)
+    y = 20 + 5 * load @ factors.T + rng.normal(scale=0.3, size=(UNITS, PERIODS))
+    y[0, START:] -= 2.0
+    z = rng.normal(size=(UNITS, COVARIATES)) + load[:, :1]
+    rows = []
+    for i in range(UNITS):
+        for t in range(PERIODS):
+            rec = {"unit": f"unit{i:02d}", "t": t, "y": round(float(y[i, t]), 6)}
+            for c in range(COVARIATES):
+                rec[f"x{c}"] = round(float(z[i, c] + rng.normal(scale=0.05)), 6)
+            rows.append(rec)
+    return rows
+
+
+def main() -> None:
+    import csv
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_synth_"))
+    data = tmp / "panel.csv"
+    rows = panel()
+    with data.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    predictors = [f"x{c}" for c in range(COVARIATES)]
+    spec = {"version": 1, "name": "bench-synth", "data": {"path": str(data)}, "outcome": "y", "refute": [],
+            "design": {"method": "synthetic_control", "unit": "unit", "time": "t", "treated_unit": "unit00",
+                       "treatment_start": START, "predictors": predictors,
+                       "special_predictors": [["y", lag] for lag in LAGS], "options": {"conformal": False}}}
+    spec_path = tmp / "spec.yaml"
+    spec_path.write_text(json.dumps(spec))  # JSON is YAML
+    ours_cmd = [str(BIN / "causalcli"), "estimate", str(spec_path), "--format", "json", "--jobs", "2", "--quiet"]
+    ours, run = time_process(ours_cmd, repeat=3)
+    result = json.loads(run.stdout)
+    peer_cmd = [sys.executable, str(ROOT / "bench" / "peers" / "pysyncon_synth.py"), str(data), "--start", str(START),
+                "--predictors", ",".join(predictors), "--lags", ",".join(map(str, LAGS))]
+    prun = subprocess.run(peer_cmd, cwd=ROOT, capture_output=True, text=True)
+    if prun.returncode != 0:
+        raise SystemExit(f"pysyncon failed: {prun.stderr[-2000:]}")
+    peer_out = json.loads(prun.stdout.strip().splitlines()[-1])
+    per_fit = ours / UNITS
+    row(f"causalcli: fit + {UNITS - 1} placebo fits (whole command)", ours,
+        f"pre-loss {result['diagnostics']['fit']['loss_v']:.4g}, p {result['estimate']['p_value']:.3g}")
+    row("causalcli per fit (whole command / 50)", per_fit)
+    row("pysyncon 1.x Synth().fit, one fit (in-process)", peer_out["seconds"], f"pre-loss {peer_out['loss_v']:.4g}")
+    ratio = peer_out["seconds"] / per_fit
+    print(f"  ratio pysyncon / causalcli per fit: {ratio:.0f}x", flush=True)
+    verdict(ours < 10.0, f"fit + placebo for every donor under 10 s on 2 workers ({ours:.2f} s)")
+    verdict(ratio >= 100, f"at least 100x faster than pysyncon per fit ({ratio:.0f}x)")
+    verdict(result["diagnostics"]["fit"]["loss_v"] <= peer_out["loss_v"] * (1 + 1e-9),
+            "pre-period loss no higher than pysyncon's")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "bench"))
+    main()
