@@ -157,6 +157,13 @@ def drdid_panel(dy: np.ndarray, D: np.ndarray, Z: np.ndarray, w: np.ndarray, met
 def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, control: str, method: str) -> GroupTime:
     N, T = Y.shape
     cohorts = np.unique(g[g >= 0])
+    if control == "not_yet_treated" and not (g < 0).any():
+        # as R's did without a never-treated group: periods from the last cohort's start on have no
+        # control, and the last cohort serves only as a control
+        T = int(cohorts.max())
+        cohorts = cohorts[cohorts < T]
+        if cohorts.size == 0:
+            raise EstimationError("no never-treated units and a single cohort: nothing to compare with")
     gs, ts, atts, infs = [], [], [], []
     wn = w / w.mean()
     for gi in cohorts:

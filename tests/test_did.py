@@ -573,3 +573,25 @@ def test_stdlib_distributions_match_scipy():
     for k in (1, 2, 5, 40):
         for x in (0.1, 3.0, 7.79, 60.0):
             assert chi2_sf(x, k) == pytest.approx(stats.chi2.sf(x, k), rel=1e-9)
+
+
+@pytest.mark.peer
+def test_not_yet_treated_without_never_treated_agrees_with_diff_diff(tmp_path):
+    """No never-treated units: the last cohort only serves as a control (R did's rule); diff-diff agrees."""
+    import warnings
+
+    from diff_diff import CallawaySantAnna
+
+    df = pd.read_csv(MPDTA)
+    df = df[df["first.treat"] > 0]
+    path = _write(tmp_path, df)
+    spec = cs_spec("mpdta_nyt_dr")
+    spec["data"] = {"path": str(path)}
+    res = run_study(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peer = CallawaySantAnna(control_group="not_yet_treated").fit(df, "lemp", "countyreal", "year",
+                                                                      "first.treat", aggregate="all")
+    assert {r["group"] for r in res.diagnostics["group_time"]} == {2004.0, 2006.0}
+    assert res.estimate.value == pytest.approx(peer.overall_att, abs=1e-8)
+    assert res.estimate.std_error == pytest.approx(peer.overall_se, abs=1e-6)
