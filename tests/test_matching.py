@@ -232,3 +232,66 @@ def test_rosenbaum_bound_at_gamma_1_is_the_wilcoxon_signed_rank_test():
     assert rosenbaum_pvalue(d, out["gamma"]) == pytest.approx(0.05, abs=1e-8)
     # the direction follows the estimate: negated differences give the same Gamma
     assert rosenbaum_bounds(-d, 0.05)["gamma"] == pytest.approx(out["gamma"], rel=1e-9)
+
+
+OPTIONS = pd.read_csv(REF / "match_options.csv", keep_default_na=False, na_values=["NA"])
+END_TO_END = [
+    ("ATE", 1, float("nan"), "", False),
+    ("ATC", 3, 0.05, "", False),
+    ("ATT", 1, float("nan"), "nodegree", False),
+    ("ATE", 3, 0.05, "black;marr", False),
+    ("ATT", 3, float("nan"), "", True),
+    ("ATC", 1, 0.05, "nodegree", True),
+]
+
+
+@pytest.mark.parametrize("estimand,neighbors,caliper,exact,bias", END_TO_END, ids=str)
+def test_matching_options_end_to_end_equal_r_match(estimand, neighbors, caliper, exact, bias):
+    """The whole study (our glm, spec options) reproduces R Match's estimate and se (match_options.R).
+
+    The design reports the SE over matched units; R's (dropped units counted) is in diagnostics.
+    """
+    row = OPTIONS[(OPTIONS.estimand == estimand) & (OPTIONS.neighbors == neighbors)
+                  & (OPTIONS.exact == exact) & (OPTIONS.bias_adjust.astype(str).str.upper() == str(bias).upper())
+                  & ((OPTIONS.caliper.isna() & np.isnan(caliper)) | (OPTIONS.caliper == caliper))].iloc[0]
+    options = {"neighbors": neighbors, "exact": [c for c in exact.split(";") if c], "bias_correction": bias}
+    if not np.isnan(caliper):
+        options["caliper"] = caliper
+    spec = nsw_spec("nsw_experimental.csv", options=options)
+    spec["design"]["estimand"] = estimand.lower()
+    res = run_study(spec)
+    assert res.estimand == estimand.lower()
+    assert res.estimate.value == pytest.approx(row["estimate"], rel=1e-6)
+    assert res.diagnostics["matching"]["std_error_r_match"] == pytest.approx(row["se"], rel=1e-6)
+    assert res.n["dropped_unmatched"] == int(row["n_dropped"])
+    if int(row["n_dropped"]) == 0:
+        assert res.estimate.std_error == pytest.approx(row["se"], rel=1e-6)
+    else:
+        assert res.estimate.std_error > row["se"]
+        assert any("dropped" in w for w in res.warnings)
+
+
+def test_ate_matching_recovers_a_heterogeneous_effect_and_differs_from_att(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 3000
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    t = (rng.uniform(size=n) < 1 / (1 + np.exp(-(0.7 * x1 - 0.3 * x2)))).astype(int)
+    tau = 1 + 1.5 * x1
+    y = tau * t + x1 + x2 + rng.normal(size=n)
+    pd.DataFrame({"t": t, "y": y, "x1": x1, "x2": x2}).to_csv(tmp_path / "h.csv", index=False)
+    truth = {"ate": tau.mean(), "att": tau[t == 1].mean(), "atc": tau[t == 0].mean()}
+    for estimand, true in truth.items():
+        spec = {"version": 1, "data": {"path": str(tmp_path / "h.csv")}, "treatment": "t", "outcome": "y",
+                "covariates": ["x1", "x2"], "refute": [],
+                "design": {"method": "matching", "estimand": estimand,
+                           "options": {"neighbors": 4, "bias_correction": True}}}
+        e = run_study(spec).estimate
+        assert abs(e.value - true) < 3 * e.std_error, (estimand, e.value, true)
+
+
+def test_replace_false_and_mahalanobis_are_refused_as_not_built():
+    from causalcli.errors import SpecError
+
+    for options in ({"replace": False},):
+        with pytest.raises(SpecError, match="not built yet"):
+            run_study(nsw_spec("nsw_experimental.csv", options=options))

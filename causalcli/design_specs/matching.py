@@ -10,18 +10,20 @@ from causalcli.design_specs.base import DesignBase, Strict
 
 
 class MatchingOptions(Strict):
-    """Nearest-neighbour propensity-score matching."""
+    """Nearest-neighbour propensity-score matching (estimands att, atc, ate)."""
 
     neighbors: int = Field(1, ge=1, le=50, description="Matches per treated unit (k); ties are all kept.")
     caliper: float | None = Field(
         None, gt=0, description="Drop treated units with no control within this many SDs of the logit score."
     )
-    replace: bool = Field(True, description="Match with replacement (only true is built so far).")
+    replace: bool = Field(True, description="Match with replacement (false is not built: R's Match breaks its ties at random).")
     distance: Literal["propensity", "mahalanobis"] = Field(
         "propensity", description="Distance: logit propensity score (mahalanobis: not built yet)."
     )
-    exact: list[str] = Field(default_factory=list, description="Match only within equal values of these columns (not built yet).")
-    bias_correction: bool = Field(False, description="Abadie-Imbens (2011) regression bias correction (not built yet).")
+    exact: list[str] = Field(default_factory=list, description="Match only within equal values of these columns.")
+    bias_correction: bool = Field(
+        False, description="Abadie-Imbens (2011) regression bias correction on the covariates (Match's BiasAdjust)."
+    )
     tolerance: float = Field(
         1e-5, gt=0, description="Scores closer than this (in SDs) count as ties, as R's Matching does."
     )

@@ -50,13 +50,16 @@ class MatchingData:
     file: str
     coef: np.ndarray  # full-data propensity coefficients: refuters start their refits here
     iterations: int
+    strata: np.ndarray | None = None  # exact-matching cell per row (codes), or None
+    exact: tuple[str, ...] = ()
+    bias_correction: bool = False
 
 
 class MatchingDesign(Design):
     name = "matching"
     summary = "Nearest-neighbour propensity-score matching with replacement, ties kept"
     estimators = ("psm_nearest",)
-    estimands = ("att",)
+    estimands = ("att", "atc", "ate")
     inference = ("abadie_imbens",)
     reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
 
@@ -66,13 +69,11 @@ class MatchingDesign(Design):
         opts: MatchingOptions = study.design.options
         unbuilt = []
         if not opts.replace:
+            # R's Match forces ties = FALSE without replacement and breaks ties at random
+            # with R's generator: not reproducible to pin, so not built.
             unbuilt.append("replace: false")
         if opts.distance != "propensity":
             unbuilt.append(f"distance: {opts.distance}")
-        if opts.exact:
-            unbuilt.append("exact")
-        if opts.bias_correction:
-            unbuilt.append("bias_correction")
         if unbuilt:
             raise SpecError(f"matching option(s) {', '.join(unbuilt)} are not built yet; remove them",
                             file=spec.source.display, key="design.options")
@@ -86,12 +87,16 @@ class MatchingDesign(Design):
             roles.setdefault(c, (f"covariates[{i}]", "any" if c in study.categorical else "numeric"))
         for i, c in enumerate(study.segments):
             roles.setdefault(c, (f"segments[{i}]", "any"))
+        for i, c in enumerate(study.design.options.exact):
+            roles.setdefault(c, (f"design.options.exact[{i}]", "any"))
         require_columns(table, roles)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> MatchingData:
         covs = list(identification.adjustment_set)
         categorical = tuple(c for c in study.categorical if c in covs)
-        cols, dropped = table.arrays([study.treatment, study.outcome, *covs], as_text=categorical)
+        exact = tuple(study.design.options.exact)
+        text = tuple(dict.fromkeys((*categorical, *(c for c in exact if c not in covs))))
+        cols, dropped = table.arrays([study.treatment, study.outcome, *covs, *exact], as_text=text)
         if dropped == table.rows:
             raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
         X, names = design_matrix(cols, covs, list(categorical), table.file)
@@ -103,9 +108,7 @@ class MatchingDesign(Design):
         if t.all() or not t.any():
             raise DataError(f"treatment {study.treatment!r} has only one arm in the complete rows", file=table.file,
                             column=study.treatment, key="treatment")
-        from causalcli.propensity import fit_logit
-
-        from causalcli.propensity import balance_matrix, require_common_support
+        from causalcli.propensity import balance_matrix, fit_logit, require_common_support
 
         ps = fit_logit(X, t.astype(np.float64))
         require_common_support(ps.probability, t, table.file)
@@ -116,59 +119,66 @@ class MatchingDesign(Design):
             X_balance=Xb, balance_names=tuple(bnames),
             neighbors=opts.neighbors, caliper=opts.caliper, tolerance=opts.tolerance,
             estimand=self.estimand(study, spec), rows=table.rows, dropped_missing=dropped, file=table.file,
-            coef=ps.coef, iterations=ps.iterations,
+            coef=ps.coef, iterations=ps.iterations, strata=_strata(cols, exact), exact=exact,
+            bias_correction=opts.bias_correction,
         )
 
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: MatchingData, study: "Study", seed: int) -> Fit:
-        from causalcli.designs.nearest import match_att
+        from causalcli.designs.nearest import match
 
         d = prepared
         score = d.coef[0] + d.X @ d.coef[1:]
         probability = 1.0 / (1.0 + np.exp(-score))
-        m = match_att(d.y, d.t, score, neighbors=d.neighbors, caliper=d.caliper, tolerance=d.tolerance)
-        # R's Match keeps caliper-dropped treated units in N1 (with a zero contrast),
-        # which understates the SE; report the SE of the matched-sample ATT and keep
+        m = match(d.y, d.t, score, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
+                  tolerance=d.tolerance, strata=d.strata, Z=d.X if d.bias_correction else None)
+        # R's Match keeps caliper-dropped units in N (with a zero contrast), which
+        # understates the SE; report the SE of the matched-sample effect and keep
         # R's number beside it (equal when the caliper drops nobody).
         estimate = normal_estimate(m.estimate, m.std_error_matched, study.conf_level, "abadie_imbens")
-        used_controls = int(np.count_nonzero(m.control_weights))
+        focal_name = {"att": "treated", "atc": "control", "ate": "all"}[d.estimand]
+        weights = m.match_weights + m.focal_matched
         n = {
             "rows": d.rows,
             "dropped_missing": d.dropped_missing,
             "treated": int(d.t.sum()),
             "control": int((~d.t).sum()),
-            "used": int(m.n_treated_matched) + used_controls,
-            "treated_matched": int(m.n_treated_matched),
-            "controls_matched": used_controls,
-            "treated_dropped_caliper": int(m.n_dropped),
+            "used": int(np.count_nonzero(weights)),
+            "matched": int(m.n_focal_matched),
+            "dropped_unmatched": int(m.n_dropped),
         }
+        if d.estimand == "att":
+            n.update({"treated_matched": int(m.n_focal_matched),
+                      "controls_matched": int(np.count_nonzero(m.match_weights)),
+                      "treated_dropped_caliper": int(m.n_dropped)})
         warnings = []
         if m.n_dropped:
+            why = []
+            if d.caliper is not None:
+                why.append(f"the caliper of {d.caliper} SD")
+            if d.exact:
+                why.append(f"exact matching on {', '.join(d.exact)}")
+            units = "units" if d.estimand == "ate" else f"{focal_name} units"
             warnings.append(
-                f"the caliper of {d.caliper} SD dropped {m.n_dropped} of {int(d.t.sum())} treated units with no "
-                "control close enough; the estimate is the effect on the treated units that were matched"
+                f"{' and '.join(why)} dropped {m.n_dropped} of {m.n_focal} {units} with no match close enough "
+                f"({_ids(m.dropped)}); the estimate is the effect on the units that were matched"
             )
         from causalcli.propensity import balance_check, balance_table, overlap_check, overlap_summary
         from causalcli.sensitivity import evalue, rosenbaum_bounds
 
-        weights = m.control_weights.copy()
-        matched_t = np.flatnonzero(d.t)
-        if m.n_dropped:
-            matched_t = matched_t[~np.isin(matched_t, m.dropped)]
-        weights[matched_t] = 1.0
         balance = balance_table(d.X_balance, d.t, d.balance_names, weights, d.estimand)
         bounds = study.thresholds.propensity_bounds
         overlap = overlap_summary(probability, d.t, bounds, weights,
-                                  share_treated_unmatched=float(m.n_dropped / max(int(d.t.sum()), 1)))
+                                  share_unmatched=float(m.n_dropped / max(m.n_focal, 1)))
+        if d.estimand == "att":
+            overlap["share_treated_unmatched"] = overlap["share_unmatched"]
+        arm = {"att": "treated", "atc": "control"}.get(d.estimand, "all")
         checks = [balance_check(balance, study.thresholds.balance_smd, "matching"),
-                  overlap_check(overlap, study.thresholds.max_outside, bounds, "treated")]
-        t_in, c_in, w = m.pairs
-        mean_c = np.bincount(t_in, weights=w * d.y[c_in], minlength=d.y.size)
-        differences = d.y[matched_t] - mean_c[matched_t]
+                  overlap_check(overlap, study.thresholds.max_outside, bounds, arm)]
         sensitivity = {
             "e_value": evalue(estimate.value, estimate.ci_lower, estimate.ci_upper, float(np.std(d.y, ddof=1))),
-            "rosenbaum": rosenbaum_bounds(differences, study.thresholds.alpha),
+            "rosenbaum": rosenbaum_bounds(m.differences, study.thresholds.alpha),
         }
         diagnostics = {
             "balance": balance,
@@ -186,25 +196,28 @@ class MatchingDesign(Design):
                 "replace": True,
                 "ties": "kept, weighted equally",
                 "distance": "absolute difference of the logit propensity score",
-                "std_error_naive": float(m.std_error_naive),
+                "exact": list(d.exact),
+                "bias_correction": ({"covariates": list(d.covariates), "slopes": m.bias_coefficients,
+                                     "estimate_unadjusted": m.estimate_unadjusted}
+                                    if d.bias_correction else None),
                 "std_error_r_match": float(m.std_error),
-                "std_error_note": "std_error is Abadie-Imbens over the matched treated units; std_error_r_match "
-                                  "is R Matching::Match's se, which also counts caliper-dropped treated units "
-                                  "(equal when none is dropped)",
+                "std_error_note": f"std_error is Abadie-Imbens over the matched {focal_name} units; "
+                                  "std_error_r_match is R Matching::Match's se, which also counts units dropped "
+                                  "by the caliper or exact matching (equal when none is dropped)",
             },
         }
         return Fit("psm_nearest", d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings)
 
     def point(self, prepared: MatchingData, *, treatment=None, extra_covariate=None, rows=None) -> float:
-        from causalcli.designs.nearest import match_att_point
-
+        from causalcli.designs.nearest import match, match_att_point
         from causalcli.propensity import fit_logit
 
         d = prepared
-        X, t, y = d.X, d.t, d.y
+        X, t, y, strata = d.X, d.t, d.y, d.strata
         start = d.coef
         if rows is not None:
             X, t, y = X[rows], t[rows], y[rows]
+            strata = None if strata is None else strata[rows]
         if treatment is not None:
             t = treatment
             # a permuted treatment is unrelated to X: start from the intercept-only model
@@ -214,11 +227,29 @@ class MatchingDesign(Design):
             X = np.column_stack([X, extra_covariate])
             start = np.append(start, 0.0)
         ps = fit_logit(X, t.astype(np.float64), start=start)
-        return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper,
-                               tolerance=d.tolerance)
+        if d.estimand == "att" and strata is None and not d.bias_correction:
+            return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper,
+                                   tolerance=d.tolerance)
+        return match(y, t, ps.linear_predictor, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
+                     tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None).estimate
 
     def treatment_of(self, prepared: MatchingData) -> np.ndarray:
         return prepared.t
 
     def units(self, prepared: MatchingData) -> int:
         return int(prepared.t.size)
+
+
+def _strata(cols: dict, exact: tuple[str, ...]) -> np.ndarray | None:
+    """One integer code per combination of the exact-matching columns (None without them)."""
+    if not exact:
+        return None
+    codes = np.column_stack([np.unique(np.asarray(cols[c]).astype(str), return_inverse=True)[1].reshape(-1)
+                             for c in exact])
+    return np.unique(codes, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def _ids(rows: np.ndarray, limit: int = 10) -> str:
+    """Row numbers (1-based, in the rows used) of dropped units, the first ``limit`` of them."""
+    shown = ", ".join(str(int(r) + 1) for r in rows[:limit])
+    return f"rows {shown}{', ...' if rows.size > limit else ''}"

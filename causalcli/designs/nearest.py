@@ -125,13 +125,12 @@ class MatchOutcome:
 
 @dataclass(frozen=True)
 class _Matches:
-    """Matched pairs in internal order: treated rows, control positions."""
+    """Matched pairs: focal ("treated") row per pair, matched unit per pair (input indices)."""
 
-    tr_rows: np.ndarray  # index into the treated units, per pair
-    c_pos: np.ndarray  # position in the score-sorted controls, per pair
-    n_per_treated: np.ndarray  # M_i per treated unit (0 if dropped)
-    tr_idx: np.ndarray  # input index of each treated unit
-    c_idx_sorted: np.ndarray  # input index of each sorted control
+    tr_rows: np.ndarray  # index into tr_idx, per pair
+    c_in: np.ndarray  # input index of the matched unit, per pair
+    n_per_treated: np.ndarray  # M_i per focal unit (0 if dropped)
+    tr_idx: np.ndarray  # input index of each focal unit, ascending
 
 
 def _rsum(x: np.ndarray) -> float:
@@ -163,8 +162,8 @@ def _check(y, treated, score, neighbors, caliper, tolerance):
     return y, treated, score, int(neighbors)
 
 
-def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, caliper: float | None,
-                  tolerance: float) -> _Matches:
+def _standardise(score: np.ndarray) -> tuple[np.ndarray, float]:
+    """Match's standardised score and the population SD that scales its caliper."""
     n = score.size
     # Standardise exactly as Match does (RmatchLoop / MatchGenoudStage1caliper).
     # R's sum() accumulates in long double; so does _rsum, so that tie
@@ -174,52 +173,53 @@ def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, calipe
     sd = math.sqrt(var) * math.sqrt(n / (n - 1)) if var > 0 else 0.0
     if not sd >= _CCC:
         sd = _CCC
-    xs = (score - mean) / sd
+    return (score - mean) / sd, math.sqrt(_rsum((score - mean) ** 2) / n)
 
-    tr_idx = np.flatnonzero(treated)
-    c_idx = np.flatnonzero(~treated)
-    # Sort controls by the raw score; standardising is monotone, so the
+
+def _match_within(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: np.ndarray, m: int,
+                  ecal: float, caliper: bool, tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matches of the focal units ``tr_idx`` among the candidates ``c_idx`` (both input indices).
+
+    Returns ``(focal row per pair, matched input index per pair, M_i per focal unit)``.
+    """
+    nt = tr_idx.size
+    if c_idx.size < m:  # fewer candidates than M: every focal unit here is dropped
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.zeros(nt, np.int64)
+    # Sort candidates by the raw score; standardising is monotone, so the
     # standardised scores are then sorted too (equal scores in any order:
     # pairs are put in Match's order at the end).
-    order = np.argsort(score[c_idx])
+    order = np.argsort(score[c_idx], kind="stable")
     c_idx_sorted = c_idx[order]
     cs = xs[c_idx_sorted]
     co = score[c_idx_sorted]
     a = xs[tr_idx]
     r = score[tr_idx]
-    nc, nt = cs.size, a.size
-    m = min(neighbors, nc)  # Match: M <- min(M, number of controls)
+    nc = cs.size
 
-    if caliper is not None:
-        # Population SD (divisor n) of the raw score over all units.
-        ecal = caliper * math.sqrt(_rsum((score - mean) ** 2) / n)
-    else:
-        ecal = math.inf
-
-    # The m nearest eligible controls lie within m positions either side of
-    # the treated unit's insertion point (eligibility under the caliper is
-    # an interval of the sorted scores around it).
+    # The m nearest eligible candidates lie within m positions either side of
+    # the focal unit's insertion point (eligibility under the caliper is an
+    # interval of the sorted scores around it).
     p = np.searchsorted(cs, a, side="left")
     win = p[:, None] + np.arange(-m, m)
     inside = (win >= 0) & (win < nc)
     wc = np.clip(win, 0, nc - 1)
     d2 = (cs[wc] - a[:, None]) ** 2
     ok = inside
-    if caliper is not None:
+    if caliper:
         ok = ok & ~(np.abs(co[wc] - r[:, None]) > ecal)
     d2 = np.where(ok, d2, np.inf)
     distmax = np.partition(d2, m - 1, axis=1)[:, m - 1]
     kept = np.isfinite(distmax)  # fewer than m candidates: dropped by the caliper
     thr = distmax + tolerance
 
-    # Every control with squared distance <= thr is a match: on each side of
+    # Every candidate with squared distance <= thr is a match: on each side of
     # the insertion point a contiguous run. Bracket it generously by value,
     # then filter exactly with Match's own comparison.
     rad = np.sqrt(np.where(kept, thr, 0.0))
     slack = 1e-12 * (rad + np.abs(a)) + 1e-300
     lo = np.searchsorted(cs, a - rad - slack, side="left")
     hi = np.searchsorted(cs, a + rad + slack, side="right")
-    if caliper is not None:
+    if caliper:
         cslack = 1e-12 * (ecal + np.abs(r)) + 1e-300
         lo = np.maximum(lo, np.searchsorted(co, r - ecal - cslack, side="left"))
         hi = np.minimum(hi, np.searchsorted(co, r + ecal + cslack, side="right"))
@@ -229,11 +229,97 @@ def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, calipe
     starts = np.cumsum(cnt) - cnt
     pos = np.arange(total) - np.repeat(starts - lo, cnt)
     good = (cs[pos] - a[rows]) ** 2 <= thr[rows]
-    if caliper is not None:
+    if caliper:
         good &= ~(np.abs(co[pos] - r[rows]) > ecal)
     rows, pos = rows[good], pos[good]
-    n_per = np.bincount(rows, minlength=nt)
-    return _Matches(rows, pos, n_per, tr_idx, c_idx_sorted)
+    return rows, c_idx_sorted[pos], np.bincount(rows, minlength=nt)
+
+
+def mahalanobis_coordinates(X: np.ndarray) -> np.ndarray:
+    """Coordinates in which Match's ``Weight = 2`` distance is the squared Euclidean one.
+
+    Match standardises each column (mean, sample SD floored at sqrt(eps)),
+    takes ``W = solve(t(Xs) Xs / N)`` (the identity if its smallest eigenvalue
+    is at most 1e-7), adds ``sqrt(eps) I`` if ``W`` is nearly singular, and
+    measures ``(x_i - x_j)' W (x_i - x_j)``; with ``W = R'R`` (Cholesky) that is
+    ``|R x_i - R x_j|^2``.
+    """
+    X = np.asarray(X, dtype=np.float64).reshape(X.shape[0], -1)
+    n = X.shape[0]
+    Xs = np.empty_like(X)
+    for k in range(X.shape[1]):
+        col = X[:, k]
+        mean = _rsum(col) / n
+        sd = math.sqrt(max(_CCC, _rsum(col * col)) / n - mean * mean) * math.sqrt(n / (n - 1))
+        Xs[:, k] = (col - mean) / max(sd, _CCC)
+    S = Xs.T @ Xs / n
+    W = np.linalg.inv(S) if np.min(np.linalg.eigvalsh(S)) > 1e-7 else np.eye(X.shape[1])
+    if np.min(np.linalg.eigvalsh(W)) < _CCC:
+        W = W + np.eye(X.shape[1]) * _CCC
+    R = np.linalg.cholesky(W).T  # upper triangular, W = R'R (R's chol)
+    return Xs @ R.T
+
+
+def _match_within_metric(tr_idx: np.ndarray, c_idx: np.ndarray, U: np.ndarray, m: int,
+                         tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`_match_within` for a multivariate distance: squared Euclidean in ``U``."""
+    from scipy.spatial import cKDTree
+
+    nt = tr_idx.size
+    if c_idx.size < m:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.zeros(nt, np.int64)
+    tree = cKDTree(U[c_idx])
+    a = U[tr_idx]
+    dist, _ = tree.query(a, k=m)
+    dm = (dist if m == 1 else dist[:, m - 1]) ** 2
+    thr = dm + tolerance
+    hits = tree.query_ball_point(a, np.sqrt(thr) * (1 + 1e-9) + 1e-12)
+    cnt = np.fromiter((len(h) for h in hits), dtype=np.int64, count=nt)
+    rows = np.repeat(np.arange(nt), cnt)
+    pos = np.fromiter((j for h in hits for j in h), dtype=np.int64, count=int(cnt.sum()))
+    d2 = np.sum((U[c_idx[pos]] - a[rows]) ** 2, axis=1)
+    good = d2 <= thr[rows]
+    rows, pos = rows[good], pos[good]
+    return rows, c_idx[pos], np.bincount(rows, minlength=nt)
+
+
+def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, caliper: float | None,
+                  tolerance: float, strata: np.ndarray | None = None, m_cap: int | None = None,
+                  U: np.ndarray | None = None) -> _Matches:
+    """Matches of every treated unit among the controls (Match's MatchLoopC for one direction).
+
+    ``strata`` (integer codes, optional) restricts matches to equal codes, as
+    Match's ``exact``; the score is standardised over all units either way.
+    ``m_cap`` caps M (Match: ``min(M, #controls)``, for the ATE ``min(M, #treated, #controls)``).
+    ``U``: match on the squared Euclidean distance in these coordinates (see
+    :func:`mahalanobis_coordinates`) instead of the score; no caliper then.
+    """
+    xs, pop_sd = _standardise(score)
+    tr_idx = np.flatnonzero(treated)
+    c_idx = np.flatnonzero(~treated)
+    m = min(neighbors, c_idx.size if m_cap is None else m_cap)
+    ecal = caliper * pop_sd if caliper is not None else math.inf
+
+    def within(ft: np.ndarray, fc: np.ndarray):
+        if U is not None:
+            return _match_within_metric(ft, fc, U, m, tolerance)
+        return _match_within(ft, fc, xs, score, m, ecal, caliper is not None, tolerance)
+
+    if strata is None:
+        rows, c_in, n_per = within(tr_idx, c_idx)
+        return _Matches(rows, c_in, n_per, tr_idx)
+    n_per = np.zeros(tr_idx.size, dtype=np.int64)
+    rows_all, c_all = [], []
+    st_t, st_c = strata[tr_idx], strata[c_idx]
+    for code in np.unique(st_t):
+        ft = np.flatnonzero(st_t == code)
+        rows, c_in, n_s = within(tr_idx[ft], c_idx[st_c == code])
+        n_per[ft] = n_s
+        rows_all.append(ft[rows])
+        c_all.append(c_in)
+    rows = np.concatenate(rows_all) if rows_all else np.empty(0, np.int64)
+    c_in = np.concatenate(c_all) if c_all else np.empty(0, np.int64)
+    return _Matches(rows, c_in, n_per, tr_idx)
 
 
 def _no_match_error(n_treated: int, caliper: float | None) -> EstimationError:
@@ -298,7 +384,7 @@ def match_att(
         raise _no_match_error(nt, caliper)
 
     t_in = mt.tr_idx[mt.tr_rows]
-    c_in = mt.c_idx_sorted[mt.c_pos]
+    c_in = mt.c_in
     w = 1.0 / mt.n_per_treated[mt.tr_rows]
     # Match's pair order: by treated index, then control index.
     # (One integer key sorts far faster than np.lexsort on millions of pairs.)
@@ -370,6 +456,192 @@ def match_att_point(
     matched = mt.n_per_treated > 0
     if not matched.any():
         raise _no_match_error(nt, caliper)
-    yc = y[mt.c_idx_sorted]
-    mean_c = np.bincount(mt.tr_rows, weights=yc[mt.c_pos], minlength=nt)[matched] / mt.n_per_treated[matched]
+    mean_c = np.bincount(mt.tr_rows, weights=y[mt.c_in], minlength=nt)[matched] / mt.n_per_treated[matched]
     return float(np.mean(y[mt.tr_idx[matched]] - mean_c))
+
+
+# ---------------------------------------------------------------- every estimand, exact strata, bias adjustment
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Result of :func:`match` (any estimand).
+
+    ``focal`` units are those that receive matches: the treated for the ATT,
+    the controls for the ATC, every unit for the ATE. ``std_error`` is Match's
+    ``se`` (focal units dropped by the caliper still count in N);
+    ``std_error_matched`` the same formula over the matched focal units only.
+    ``unit_weights`` is each unit's weight in the matched sample: 1 for a
+    matched focal unit, plus the total weight with which it serves as a match.
+    """
+
+    estimand: str
+    estimate: float
+    estimate_unadjusted: float
+    std_error: float
+    std_error_matched: float
+    n_focal: int
+    n_focal_matched: int
+    n_dropped: int
+    dropped: np.ndarray
+    match_weights: np.ndarray  # K_j: total weight as a match
+    focal_matched: np.ndarray  # bool per unit
+    differences: np.ndarray  # per matched focal unit: treated minus matched-control outcome (bias adjusted)
+    bias_coefficients: dict
+
+
+def _wls_slopes(Z: np.ndarray, y: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Match's bias-adjustment regression: y on [1, Z] weighted by K, slopes only (ridge if singular)."""
+    zz = np.column_stack([np.ones(Z.shape[0]), Z])
+    xw = zz * np.sqrt(k)[:, None]
+    a = xw.T @ xw
+    if np.min(np.linalg.eigvalsh(a)) <= _CCC:
+        a = a + np.eye(a.shape[0]) * _CCC * float(np.max(np.std(xw, axis=0, ddof=1)))
+    return np.linalg.solve(a, xw.T @ (y * np.sqrt(k)))[1:]
+
+
+def _direction(mt: _Matches, y: np.ndarray, Z: np.ndarray | None, n: int):
+    """Pairs of one direction: focal index, match index, weight; per-focal mean outcome (and Z) of the matches."""
+    f_in = mt.tr_idx[mt.tr_rows]
+    c_in = mt.c_in
+    w = 1.0 / mt.n_per_treated[mt.tr_rows]
+    o = np.argsort(f_in.astype(np.int64) * n + c_in, kind="stable")
+    f_in, c_in, w = f_in[o], c_in[o], w[o]
+    ybar = np.bincount(f_in, weights=w * y[c_in], minlength=n)
+    zbar = None
+    if Z is not None:
+        zbar = np.zeros((n, Z.shape[1]))
+        np.add.at(zbar, f_in, w[:, None] * Z[c_in])
+    return f_in, c_in, w, ybar, zbar
+
+
+def match(
+    y: np.ndarray,
+    treated: np.ndarray,
+    score: np.ndarray,
+    *,
+    estimand: str = "att",
+    neighbors: int = 1,
+    caliper: float | None = None,
+    tolerance: float = 1e-5,
+    strata: np.ndarray | None = None,
+    Z: np.ndarray | None = None,
+    U: np.ndarray | None = None,
+) -> MatchResult:
+    """Nearest-neighbour matching on a scalar score for the ATT, ATC or ATE, as R's ``Match``.
+
+    Mirrors ``Match(Y, Tr, X = cbind(score, exact columns), Z = Z, estimand,
+    M = neighbors, caliper, exact = c(FALSE, TRUE, ...), replace = TRUE,
+    ties = TRUE, Weight = 1, Var.calc = 0, BiasAdjust = Z is not None)``
+    (RmatchLoop, Matching 4.10-8):
+
+    * ATC: the ATT with the arms swapped, negated (Match sets ``Tr <- 1 - Tr``).
+    * ATE: every unit is matched in the other arm (``M`` capped by the smaller
+      arm); the estimate averages each unit's contrast (treated minus control).
+    * ``strata``: matches only within equal codes (Match's ``exact``); the score
+      is standardised and the caliper scaled over all units, and a focal unit
+      with fewer than ``M`` candidates in its stratum is dropped.
+    * ``U``: Mahalanobis matching (``Weight = 2`` on the covariates, see
+      :func:`mahalanobis_coordinates`) instead of the score.
+    * ``Z``: Abadie and Imbens (2011) bias adjustment. The outcome is regressed
+      on ``[1, Z]`` among the units used as matches, weighted by how often
+      each is used (``K``), separately per arm; each matched outcome is moved
+      by ``(Z_focal - Z_match) @ slopes``.
+    * Standard error (Abadie and Imbens 2006, ``Var.calc = 0``)::
+
+          var = [sum_i (S_i - est)^2 + sigma2 * sum_j c_j] / N^2
+
+      over all focal units (``S_i`` the unit's own, bias-adjusted contrast, 0
+      if dropped), ``sigma2 = 0.5 sum W (tau - est)^2 / sum W``,
+      ``c_j = K_j^2 - KK_j`` (ATT, ATC) or ``K_j^2 + 2 K_j - KK_j`` (ATE).
+
+    Raises
+    ------
+    EstimationError
+        As :func:`match_att`; also when every focal unit is dropped.
+    """
+    y, treated, score, m = _check(y, treated, score, neighbors, caliper, tolerance)
+    n = y.size
+    if estimand not in ("att", "atc", "ate"):
+        raise ValueError(f"estimand must be att, atc or ate, got {estimand!r}")
+    tr = ~treated if estimand == "atc" else treated
+    if Z is not None:
+        Z = np.asarray(Z, dtype=np.float64).reshape(n, -1)
+    cap = min(int(tr.sum()), int((~tr).sum())) if estimand == "ate" else None
+    if U is not None and caliper is not None:
+        raise ValueError("a caliper applies to the score; Mahalanobis matching takes none")
+    directions = [(_find_matches(tr, score, m, caliper, tolerance, strata, cap, U), True)]
+    if estimand == "ate":
+        directions.append((_find_matches(~tr, score, m, caliper, tolerance, strata, cap, U), False))
+
+    K = np.zeros(n)
+    KK = np.zeros(n)
+    parts = []
+    focal_matched = np.zeros(n, dtype=bool)
+    for mt, is_treated_focal in directions:
+        f_in, c_in, w, ybar, zbar = _direction(mt, y, Z, n)
+        K += np.bincount(c_in, weights=w, minlength=n)
+        KK += np.bincount(c_in, weights=w * w, minlength=n)
+        focal_matched[mt.tr_idx[mt.n_per_treated > 0]] = True
+        parts.append((f_in, c_in, w, ybar, zbar, is_treated_focal))
+    n_focal = n if estimand == "ate" else int(tr.sum())
+    n_matched = int(focal_matched.sum())
+    if n_matched == 0:
+        raise _no_match_error(n_focal, caliper)
+
+    slopes_c = slopes_t = None
+    if Z is not None:
+        slopes_c = _wls_slopes(Z, y, np.where(~tr, K, 0.0))
+        slopes_t = _wls_slopes(Z, y, np.where(tr, K, 0.0)) if estimand == "ate" else np.zeros(Z.shape[1])
+
+    taus, ws = [], []
+    S = np.zeros(n)
+    raw = []
+    for f_in, c_in, w, ybar, zbar, is_treated_focal in parts:
+        sign = 1.0 if is_treated_focal else -1.0
+        tau = sign * (y[f_in] - y[c_in])
+        raw.append(tau)
+        if Z is not None:
+            # adjust the matched unit's outcome to the focal unit's covariates
+            slopes = slopes_c if is_treated_focal else slopes_t
+            tau = tau - sign * ((Z[f_in] - Z[c_in]) @ slopes)
+        taus.append(tau)
+        ws.append(w)
+        foc = np.unique(f_in)
+        s_i = sign * (y[foc] - ybar[foc])
+        if Z is not None:
+            s_i = s_i - sign * ((Z[foc] - zbar[foc]) @ slopes)
+        S[foc] = s_i
+    tau = np.concatenate(taus)
+    w = np.concatenate(ws)
+    sw = float(w.sum())
+    est = float(np.dot(w, tau) / sw)
+    est_raw = float(np.dot(w, np.concatenate(raw)) / sw)
+    sigma2 = 0.5 * float(np.dot(w, (tau - est) ** 2)) / sw
+    if estimand == "ate":
+        control_term = sigma2 * float(np.sum(K * K + 2.0 * K - KK))
+        focal = np.ones(n, dtype=bool)
+    else:
+        control_term = sigma2 * float(np.sum(np.where(~tr, K * K - KK, 0.0)))
+        focal = tr
+    resid = np.where(focal, (S - est) ** 2, 0.0)
+    resid_dropped = np.where(focal & ~focal_matched, 0.0, resid)
+    var = (float(resid.sum()) + control_term) / (n_focal * n_focal)
+    var_m = (float(resid_dropped.sum()) + control_term) / (n_matched * n_matched)
+    dropped = np.flatnonzero(focal & ~focal_matched)
+    flip = -1.0 if estimand == "atc" else 1.0
+    # per matched focal unit, treated minus (adjusted) control, for Rosenbaum bounds
+    differences = flip * S[focal_matched]
+    coefs = {}
+    if Z is not None:
+        coefs = {"control": slopes_c.tolist()}
+        if estimand == "ate":
+            coefs["treated"] = slopes_t.tolist()
+        if estimand == "atc":
+            coefs = {"treated": slopes_c.tolist()}
+    return MatchResult(
+        estimand=estimand, estimate=flip * est, estimate_unadjusted=flip * est_raw, std_error=math.sqrt(var),
+        std_error_matched=math.sqrt(var_m), n_focal=n_focal, n_focal_matched=n_matched,
+        n_dropped=int(dropped.size), dropped=dropped, match_weights=K, focal_matched=focal_matched,
+        differences=differences, bias_coefficients=coefs,
+    )

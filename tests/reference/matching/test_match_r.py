@@ -229,3 +229,34 @@ def test_caliper_dropping_every_treated_unit_raises(row):
 def test_one_arm_only_raises():
     with pytest.raises(EstimationError):
         match_att(np.arange(4.0), np.ones(4, dtype=bool), np.arange(4.0))
+
+
+# ------------------------------------------------------------------ estimands, exact, bias adjustment
+
+OPTIONS = pd.read_csv(HERE / "match_options.csv", keep_default_na=False, na_values=["NA"])
+
+
+def _opt_id(r) -> str:
+    cal = "none" if math.isnan(r["caliper"]) else f"{r['caliper']:g}"
+    return (f"{R_MATCHING}:{r['dataset']}:{r['estimand']}:M{int(r['neighbors'])}:caliper={cal}:"
+            f"exact={r['exact'] or '-'}:bias={r['bias_adjust']}")
+
+
+@pytest.mark.parametrize("row", [r for _, r in OPTIONS.iterrows()], ids=_opt_id)
+def test_match_options_equal_r_match(row):
+    """ATE / ATC, exact strata and BiasAdjust: estimate, SE and drops equal Match's (match_options.R)."""
+    from causalcli.designs.nearest import match
+
+    d = DATA["nsw_experimental"]
+    y, t, score = _match_inputs("nsw_experimental")
+    exact = [c for c in row["exact"].split(";") if c]
+    strata = None
+    if exact:
+        strata = np.unique(d[exact].to_numpy(), axis=0, return_inverse=True)[1].reshape(-1)
+    Z = d[COVARIATES].to_numpy(float) if str(row["bias_adjust"]).upper() == "TRUE" else None
+    r = match(y, t, score, estimand=row["estimand"].lower(), neighbors=int(row["neighbors"]),
+              caliper=_caliper(row["caliper"]), strata=strata, Z=Z)
+    assert r.n_dropped == int(row["n_dropped"])
+    assert r.estimate == pytest.approx(row["estimate"], rel=MATCH_RTOL)
+    assert r.estimate_unadjusted == pytest.approx(row["estimate_noadj"], rel=MATCH_RTOL)
+    assert r.std_error == pytest.approx(row["se"], rel=MATCH_RTOL)
