@@ -283,14 +283,12 @@ def choose(found: list[tuple[float, np.ndarray, SimplexFit, str]]) -> tuple[floa
 
 
 def fit_nested(X1: np.ndarray, X0: np.ndarray, Z1: np.ndarray, Z0: np.ndarray, *, v_method: str = "nested",
-               starts: int = 4, max_iter: int = 200) -> NestedFit:
+               starts: int = 8, max_iter: int = 200) -> NestedFit:
     """Donor and predictor weights for one treated unit (predictors already scaled).
 
     ``v_method``: ``nested`` optimises V from ``starts`` deterministic starts and keeps the
     lowest outcome loss; ``equal`` and ``regression`` fix V and solve W once.
     """
-    from scipy.optimize import minimize
-
     k = X0.shape[0]
     T0 = Z1.shape[0]
 

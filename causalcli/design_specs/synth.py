@@ -45,8 +45,8 @@ class SynthOptions(Strict):
         "on the pre-period outcomes, instead of the predictor-based fit."
     )
     ridge_lambda: float | None = Field(
-        None, gt=0, description="Ridge penalty of the augmented estimator (default: leave-one-period-out "
-        "cross-validation over a grid, as augsynth)."
+        None, gt=0, description="Ridge penalty of the augmented estimator (default: forward validation over "
+        "the pre-period on a 20-value log grid, one-standard-error rule, in the manner of augsynth)."
     )
     conformal: bool = Field(
         True, description="Conformal interval of the mean post-period effect and per-period intervals "
