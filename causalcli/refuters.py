@@ -46,8 +46,12 @@ REFUTER_IDS = {name: i for i, name in enumerate(REFUTERS)}
 
 def default_refuters(design: "Design") -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
+    sims = getattr(design, "default_simulations", {})  # a design may run fewer by default (e.g. dml)
     for name in design.default_refuters:
-        out.append((name, refuter_options(REFUTER_MODELS[name]())))  # each refuter's own option defaults
+        opts = refuter_options(REFUTER_MODELS[name]())  # each refuter's own option defaults
+        if name in sims:
+            opts = opts.model_copy(update={"simulations": sims[name]})
+        out.append((name, opts))
     return out
 
 

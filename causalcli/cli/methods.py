@@ -39,6 +39,8 @@ def catalogue() -> dict:
             d.update(estimators=list(design.estimators), estimands=list(design.estimands),
                      inference=list(design.inference), default_refuters=list(design.default_refuters),
                      reference=design.reference)
+            if getattr(design, "default_simulations", None):
+                d["default_simulations"] = dict(design.default_simulations)
             factory = option_models.get(name)
             if factory is not None and getattr(factory, "model_fields", None):
                 model = factory()
@@ -76,7 +78,8 @@ def methods_command(format: MethodsFormat = typer.Option(MethodsFormat.text, "--
         lines.append(f"  {d['name']:<18} {d['summary']}")
         lines.append(f"      estimators: {', '.join(d['estimators'])}; estimands: {', '.join(d['estimands'])}; "
                      f"inference: {', '.join(d['inference'])}")
-        lines.append(f"      default refuters: {', '.join(d['default_refuters'])}")
+        sims = d.get("default_simulations", {})
+        lines.append(f"      default refuters: {', '.join(n + (f' x {sims[n]}' if n in sims else '') for n in d['default_refuters'])}")
         for k, o in d.get("options", {}).items():
             lines.append(f"      options.{k} = {o['default']!r}: {o['help']}")
     lines.append("refuters (refute: [...]):")
