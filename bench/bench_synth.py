@@ -61,7 +61,13 @@ def main() -> None:
     spec_path = tmp / "spec.yaml"
     spec_path.write_text(json.dumps(spec))  # JSON is YAML
     ours_cmd = [str(BIN / "causalcli"), "estimate", str(spec_path), "--format", "json", "--jobs", "2", "--quiet"]
+    import os
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     ours, run = time_process(ours_cmd, repeat=3)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) / 3
     result = json.loads(run.stdout)
     peer_cmd = [sys.executable, str(ROOT / "bench" / "peers" / "pysyncon_synth.py"), str(data), "--start", str(START),
                 "--predictors", ",".join(predictors), "--lags", ",".join(map(str, LAGS))]
@@ -73,6 +79,8 @@ def main() -> None:
     row(f"causalcli: fit + {UNITS - 1} placebo fits (whole command)", ours,
         f"pre-loss {result['diagnostics']['fit']['loss_v']:.4g}, p {result['estimate']['p_value']:.3g}")
     row("causalcli per fit (whole command / 50)", per_fit)
+    row("causalcli CPU time of the whole command (all workers)", cpu,
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall times stretch with it")
     row("pysyncon 1.x Synth().fit, one fit (in-process)", peer_out["seconds"], f"pre-loss {peer_out['loss_v']:.4g}")
     ratio = peer_out["seconds"] / per_fit
     print(f"  ratio pysyncon / causalcli per fit: {ratio:.0f}x", flush=True)

@@ -380,3 +380,30 @@ def test_plots_draw_from_the_result_alone(prop99):
     out = draw(prop99)
     assert set(out) == {"path", "gaps"}
     assert all(png.startswith(b"\x89PNG") for png in out.values())
+
+
+def test_conformal_moving_block_pvalue_by_hand():
+    """p = share of the T cyclic shifts whose post-window sum of |u| is at least the observed one."""
+    from causalcli.synth_conformal import _pvalue
+
+    u = np.array([0.1, -0.2, 0.3, 0.0, 5.0, -4.0])  # two post-periods carry the largest residuals
+    assert _pvalue(u, 2) == pytest.approx(1 / 6)
+    u2 = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])  # every window ties: p = 1
+    assert _pvalue(u2, 2) == pytest.approx(1.0)
+
+
+def test_placebo_in_time_passes_when_the_effect_starts_at_the_real_start(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(factor_panel(3, effect=4.0)).to_csv(tmp_path / "p.csv", index=False)
+    spec = {"data": {"path": str(tmp_path / "p.csv")}, "outcome": "y",
+            "refute": [{"placebo_in_time": {"simulations": 5, "min_pre": 6}}],
+            "design": {"method": "synthetic_control", "unit": "unit", "time": "t", "treated_unit": "u0",
+                       "treatment_start": 2020, "predictors": ["x"],
+                       "special_predictors": [["y", 2002], ["y", 2005], ["y", 2010], ["y", 2015], ["y", 2019]],
+                       "options": {"conformal": False}}}
+    res = run_study(spec, jobs=1)
+    r = res.refutations[0]
+    assert r.name == "placebo_in_time" and r.passed is True
+    # the fake effects are noise around zero: far below the real effect of 4
+    assert abs(r.new_effect) < 0.5 and r.p_value == pytest.approx(1 / 6)
