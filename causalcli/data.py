@@ -99,8 +99,12 @@ def resolve_path(spec: "LoadedSpec") -> str:
     return str(p if p.is_absolute() else spec.source.base_dir / p)
 
 
-def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None) -> Table:
-    """Read, rename and filter the spec's data; every failure is a one-line DataError."""
+def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool = False) -> Table:
+    """Read, rename and filter the spec's data; every failure is a one-line DataError.
+
+    ``lazy`` (designs that only aggregate in DuckDB): ``study_data`` is a view over the
+    file, never copied into memory; DuckDB may then read that one file and no other.
+    """
     import duckdb
 
     data = spec.study.data
@@ -132,8 +136,12 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None) -> Table:
         provenance = file_provenance(path)
 
     con = duckdb.connect(":memory:")
+    lazy = lazy and tmp_name is None
+    if lazy:  # the view reads the file at each query: allow exactly this file, nothing else
+        con.execute("SET allowed_paths = [" + "'" + path.replace("'", "''") + "']")
+        con.execute("SET enable_external_access = false")
     try:
-        read_file(con, path, fmt, display)
+        read_file(con, path, fmt, display, kind="VIEW" if lazy else "TABLE")
     finally:
         if tmp_name:
             os.unlink(tmp_name)
@@ -153,12 +161,13 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None) -> Table:
         where = f" WHERE ({data.filter})"
         _check_single_select(con, f"SELECT {select} FROM raw_data{where}", display)
     try:
-        con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM raw_data{where}")
+        con.execute(f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS SELECT {select} FROM raw_data{where}")
     except duckdb.Error as exc:
         if data.filter is not None:
             raise SpecError(f"filter failed: {_first_line(exc)}", file=display, key="data.filter") from None
         raise DataError(f"cannot read: {_first_line(exc)}", file=display) from None
-    con.execute("DROP TABLE raw_data")
+    if not lazy:
+        con.execute("DROP TABLE raw_data")
     rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {TABLE})").fetchall())
     if rows == 0:
@@ -167,7 +176,8 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None) -> Table:
     return Table(con=con, file=display, rows=int(rows), types=types, provenance=provenance)
 
 
-def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: str, table: str = "raw_data") -> None:
+def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: str, table: str = "raw_data",
+              kind: str = "TABLE") -> None:
     """Read a CSV or Parquet file into a DuckDB table; failures are one-line DataErrors."""
     import duckdb
 
@@ -178,7 +188,7 @@ def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: st
     reader = (f"read_parquet({literal})" if fmt == "parquet"
               else f"read_csv({literal}, header = true, delim = '{delim}')")
     try:
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {reader}")
+        con.execute(f"CREATE {kind} {table} AS SELECT * FROM {reader}")
     except duckdb.Error as exc:
         ragged = _ragged_line(path, delim) if fmt == "csv" else None
         if ragged:

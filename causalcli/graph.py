@@ -134,6 +134,9 @@ def identify(g: "nx.DiGraph | None", spec: "LoadedSpec") -> Identification:
     """The estimand and the backdoor adjustment set the estimator uses."""
     study = spec.study
     t, y = study.treatment, study.outcome
+    if study.design.method == "experiment":  # randomised: no graph, nothing to adjust for
+        return Identification("randomised", (), "random assignment of the variant",
+                              f"E[metric | {t} = arm] - E[metric | {t} = control]")
     if study.graph is None:
         adj = tuple(study.covariates)
         return Identification("backdoor", adj, "default graph (every covariate -> treatment and outcome)",

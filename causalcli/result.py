@@ -25,9 +25,12 @@ class Estimate:
     p_value: float | None
     inference: str
     label: str | None = None
+    p_value_adjusted: float | None = None  # experiments: corrected across metrics and arms
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: _clean(v) for k, v in asdict(self).items()}
+        if self.p_value_adjusted is None:
+            d.pop("p_value_adjusted")
         if self.label is None:
             d.pop("label")
         else:  # label first in effect rows, for readability

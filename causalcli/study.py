@@ -62,7 +62,7 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepare
         exc.file = exc.file or spec.source.display
         raise
     design.check_spec(study, spec)
-    table = load_table(spec, stdin_bytes)
+    table = load_table(spec, stdin_bytes, lazy=getattr(design, "streams_data", False))
     graph = None
     if study.graph is not None:  # the default graph needs neither networkx nor DoWhy
         graph = build_graph(spec)
