@@ -38,7 +38,7 @@ def event_study_plot(result: Result) -> bytes | None:
     ax.set_xticklabels([(e.label or "").split("=", 1)[-1] for e, _ in rows]
                        + (["-1"] if result.estimator == "twfe_event_study" else []))
     ax.set_xlabel("period relative to first treatment")
-    ax.set_ylabel(f"effect on {result.study}" if False else "effect")
+    ax.set_ylabel("effect")
     band = rows[0][0].inference
     pt = result.diagnostics.get("pre_trend") or {}
     title = f"{result.study}: event study ({int(round(rows[0][0].conf_level * 100))}% {band})"
