@@ -491,3 +491,13 @@ def test_data_is_a_view_and_the_filter_cannot_read_other_files(tmp_path, runner,
         assert "42" not in res.stdout and ("Permission" in res.stderr or "disabled" in res.stderr), res.stderr
     ok = run_study(spec_for(path, correction="none") | {"data": {"path": str(path), "filter": "user % 2 = 0"}})
     assert ok.n["rows"] == 1000
+
+
+def test_plots_draw_from_the_result_alone(users_csv, tmp_path):
+    from causalcli.render.plots import draw
+
+    res = run_study(spec_for(users_csv))
+    pngs = draw(res)
+    assert set(pngs) == {"lifts", "arm_sizes"}
+    assert all(p.startswith(b"\x89PNG") for p in pngs.values())
+    assert draw(res) == pngs  # no timestamps: reruns draw the same bytes
