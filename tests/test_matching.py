@@ -289,9 +289,35 @@ def test_ate_matching_recovers_a_heterogeneous_effect_and_differs_from_att(tmp_p
         assert abs(e.value - true) < 3 * e.std_error, (estimand, e.value, true)
 
 
-def test_replace_false_and_mahalanobis_are_refused_as_not_built():
+def test_replace_false_and_a_mahalanobis_caliper_are_refused_as_not_built():
     from causalcli.errors import SpecError
 
-    for options in ({"replace": False},):
+    for options in ({"replace": False}, {"distance": "mahalanobis", "caliper": 0.2}):
         with pytest.raises(SpecError, match="not built yet"):
             run_study(nsw_spec("nsw_experimental.csv", options=options))
+
+
+MAHALANOBIS = pd.read_csv(REF / "match_mahalanobis.csv", keep_default_na=False)
+
+
+@pytest.mark.parametrize("row", [r for _, r in MAHALANOBIS.iterrows()],
+                         ids=lambda r: f"Matching-4.10.8:Weight=2:{r['estimand']}:M{r['neighbors']}:"
+                                       f"exact={r['exact'] or '-'}:bias={r['bias_adjust']}")
+def test_mahalanobis_matching_equals_r_match(row):
+    """distance: mahalanobis equals R Match(X = covariates, Weight = 2) (match_options.R), to 1e-6."""
+    options = {"neighbors": int(row["neighbors"]), "distance": "mahalanobis",
+               "exact": [row["exact"]] if row["exact"] else [],
+               "bias_correction": str(row["bias_adjust"]).upper() == "TRUE"}
+    spec = nsw_spec("nsw_experimental.csv", options=options)
+    spec["design"]["estimand"] = row["estimand"].lower()
+    res = run_study(spec)
+    assert res.estimate.value == pytest.approx(float(row["estimate"]), rel=1e-6)
+    assert res.estimate.std_error == pytest.approx(float(row["se"]), rel=1e-6)
+    assert res.n["dropped_unmatched"] == int(float(row["n_dropped"]))
+
+
+def test_mahalanobis_refuters_run():
+    spec = nsw_spec("nsw_experimental.csv", options={"distance": "mahalanobis"})
+    spec["refute"] = [{"data_subset": {"simulations": 5}}, {"random_common_cause": {"simulations": 5}}]
+    res = run_study(spec)
+    assert all(r.new_effect is not None for r in res.refutations)

@@ -18,7 +18,7 @@ class MatchingOptions(Strict):
     )
     replace: bool = Field(True, description="Match with replacement (false is not built: R's Match breaks its ties at random).")
     distance: Literal["propensity", "mahalanobis"] = Field(
-        "propensity", description="Distance: logit propensity score (mahalanobis: not built yet)."
+        "propensity", description="Distance: logit propensity score, or Mahalanobis on the covariates (no caliper)."
     )
     exact: list[str] = Field(default_factory=list, description="Match only within equal values of these columns.")
     bias_correction: bool = Field(

@@ -53,6 +53,8 @@ class MatchingData:
     strata: np.ndarray | None = None  # exact-matching cell per row (codes), or None
     exact: tuple[str, ...] = ()
     bias_correction: bool = False
+    distance: str = "propensity"
+    extra_metric: np.ndarray | None = None  # exact columns outside the covariates (Mahalanobis metric)
 
 
 class MatchingDesign(Design):
@@ -72,8 +74,8 @@ class MatchingDesign(Design):
             # R's Match forces ties = FALSE without replacement and breaks ties at random
             # with R's generator: not reproducible to pin, so not built.
             unbuilt.append("replace: false")
-        if opts.distance != "propensity":
-            unbuilt.append(f"distance: {opts.distance}")
+        if opts.distance == "mahalanobis" and opts.caliper is not None:
+            unbuilt.append("caliper with distance: mahalanobis (the caliper is on the propensity score)")
         if unbuilt:
             raise SpecError(f"matching option(s) {', '.join(unbuilt)} are not built yet; remove them",
                             file=spec.source.display, key="design.options")
@@ -120,7 +122,8 @@ class MatchingDesign(Design):
             neighbors=opts.neighbors, caliper=opts.caliper, tolerance=opts.tolerance,
             estimand=self.estimand(study, spec), rows=table.rows, dropped_missing=dropped, file=table.file,
             coef=ps.coef, iterations=ps.iterations, strata=_strata(cols, exact), exact=exact,
-            bias_correction=opts.bias_correction,
+            bias_correction=opts.bias_correction, distance=opts.distance,
+            extra_metric=_codes(cols, tuple(c for c in exact if c not in covs)),
         )
 
     # ------------------------------------------------------------ estimation
@@ -132,7 +135,8 @@ class MatchingDesign(Design):
         score = d.coef[0] + d.X @ d.coef[1:]
         probability = 1.0 / (1.0 + np.exp(-score))
         m = match(d.y, d.t, score, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
-                  tolerance=d.tolerance, strata=d.strata, Z=d.X if d.bias_correction else None)
+                  tolerance=d.tolerance, strata=d.strata, Z=d.X if d.bias_correction else None,
+                  U=_metric(d, d.X, d.extra_metric))
         # R's Match keeps caliper-dropped units in N (with a zero contrast), which
         # understates the SE; report the SE of the matched-sample effect and keep
         # R's number beside it (equal when the caliper drops nobody).
@@ -195,7 +199,8 @@ class MatchingDesign(Design):
                 "caliper_sd": d.caliper,
                 "replace": True,
                 "ties": "kept, weighted equally",
-                "distance": "absolute difference of the logit propensity score",
+                "distance": ("Mahalanobis distance on the covariates (Match's Weight = 2)"
+                             if d.distance == "mahalanobis" else "absolute difference of the logit propensity score"),
                 "exact": list(d.exact),
                 "bias_correction": ({"covariates": list(d.covariates), "slopes": m.bias_coefficients,
                                      "estimate_unadjusted": m.estimate_unadjusted}
@@ -213,11 +218,18 @@ class MatchingDesign(Design):
         from causalcli.propensity import fit_logit
 
         d = prepared
-        X, t, y, strata = d.X, d.t, d.y, d.strata
+        X, t, y, strata, extra = d.X, d.t, d.y, d.strata, d.extra_metric
         start = d.coef
         if rows is not None:
             X, t, y = X[rows], t[rows], y[rows]
             strata = None if strata is None else strata[rows]
+            extra = None if extra is None else extra[rows]
+        if d.distance == "mahalanobis":
+            if extra_covariate is not None:
+                X = np.column_stack([X, extra_covariate])
+            return match(y, t, np.zeros(t.size), estimand=d.estimand, neighbors=d.neighbors,
+                         tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None,
+                         U=_metric(d, X, extra)).estimate
         if treatment is not None:
             t = treatment
             # a permuted treatment is unrelated to X: start from the intercept-only model
@@ -253,3 +265,20 @@ def _ids(rows: np.ndarray, limit: int = 10) -> str:
     """Row numbers (1-based, in the rows used) of dropped units, the first ``limit`` of them."""
     shown = ", ".join(str(int(r) + 1) for r in rows[:limit])
     return f"rows {shown}{', ...' if rows.size > limit else ''}"
+
+
+def _codes(cols: dict, names: tuple[str, ...]) -> np.ndarray | None:
+    """Integer codes of the given columns (None without any)."""
+    if not names:
+        return None
+    return np.column_stack([np.unique(np.asarray(cols[c]).astype(str), return_inverse=True)[1].reshape(-1)
+                            for c in names]).astype(np.float64)
+
+
+def _metric(d: MatchingData, X: np.ndarray, extra: np.ndarray | None) -> np.ndarray | None:
+    """Mahalanobis coordinates of the covariates (and exact columns outside them, as Match's X), or None."""
+    if d.distance != "mahalanobis":
+        return None
+    from causalcli.designs.nearest import mahalanobis_coordinates
+
+    return mahalanobis_coordinates(X if extra is None else np.column_stack([X, extra]))
