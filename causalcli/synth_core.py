@@ -155,8 +155,12 @@ def _w_for_v(v: np.ndarray, X1: np.ndarray, X0: np.ndarray, warm: np.ndarray | N
     return simplex_ls(G, c, float(X1 @ (v * X1)), warm)
 
 
-def _loss_and_grad(x: np.ndarray, X1, X0, Z1, Z0, warm=None) -> tuple[float, np.ndarray, SimplexFit]:
-    """Outcome loss L(v(x)), v = x / sum x, and its gradient in x (through the inner KKT system)."""
+def _loss_and_grad(x: np.ndarray, X1, X0, Z1, Z0, warm=None, lazy: bool = False):
+    """Outcome loss L(v(x)), v = x / sum x, and its gradient in x (through the inner KKT system).
+
+    With ``lazy`` the gradient comes back as a function, so line-search points that
+    are rejected never pay for it.
+    """
     S = float(x.sum())
     v = x / S
     fit = _w_for_v(v, X1, X0, warm)
@@ -164,26 +168,30 @@ def _loss_and_grad(x: np.ndarray, X1, X0, Z1, Z0, warm=None) -> tuple[float, np.
     T0 = Z1.shape[0]
     e = Z1 - Z0 @ w
     loss = float(e @ e) / T0
-    P = fit.passive
-    p = P.size
-    if p <= 1:
-        return loss, np.zeros_like(x), fit
-    XP = X0[:, P]
-    r = X1 - XP @ w[P]  # predictor residuals
-    H = XP.T @ (XP * v[:, None])
-    H.flat[::p + 1] += EPS_W
-    K = np.zeros((p + 1, p + 1))
-    K[:p, :p] = H
-    K[:p, p] = 1.0
-    K[p, :p] = 1.0
-    rhs = np.append(Z0[:, P].T @ e, 0.0)
-    try:
-        lam = np.linalg.solve(K, rhs)[:p]
-    except np.linalg.LinAlgError:
-        lam = np.linalg.lstsq(K, rhs, rcond=None)[0][:p]
-    grad_v = -2.0 / T0 * r * (XP @ lam)
-    grad_x = (grad_v - float(grad_v @ v)) / S
-    return loss, grad_x, fit
+
+    def gradient() -> np.ndarray:
+        P = fit.passive
+        p = P.size
+        if p <= 1:
+            return np.zeros_like(x)
+        XP = X0[:, P]
+        r = X1 - XP @ w[P]  # predictor residuals
+        K = np.ones((p + 1, p + 1))
+        K[:p, :p] = XP.T @ (XP * v[:, None])
+        K.flat[:p * (p + 2):p + 2] += EPS_W
+        K[p, p] = 0.0
+        rhs = np.zeros(p + 1)
+        rhs[:p] = Z0[:, P].T @ e
+        try:
+            lam = np.linalg.solve(K, rhs)[:p]
+        except np.linalg.LinAlgError:
+            lam = np.linalg.lstsq(K, rhs, rcond=None)[0][:p]
+        grad_v = -2.0 / T0 * r * (XP @ lam)
+        return (grad_v - float(grad_v @ v)) / S
+
+    if lazy:
+        return loss, gradient, fit
+    return loss, gradient(), fit
 
 
 def _softmax(theta: np.ndarray) -> np.ndarray:
@@ -191,23 +199,26 @@ def _softmax(theta: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def _loss_and_grad_softmax(theta: np.ndarray, X1, X0, Z1, Z0, warm=None) -> tuple[float, np.ndarray, SimplexFit]:
+def _loss_and_grad_softmax(theta: np.ndarray, X1, X0, Z1, Z0, warm=None, lazy: bool = False):
     """L(v) with v = softmax(theta): V stays positive and scale-free without bounds."""
     v = _softmax(theta)
-    loss, grad_x, fit = _loss_and_grad(v, X1, X0, Z1, Z0, warm)
+    loss, grad_x, fit = _loss_and_grad(v, X1, X0, Z1, Z0, warm, lazy=True)
     # _loss_and_grad differentiates in x with v = x / sum x; at x = v (sum 1) that is grad_v - (grad_v . v)
-    return loss, v * grad_x, fit
+    if lazy:
+        return loss, (lambda: v * grad_x()), fit
+    return loss, v * grad_x(), fit
 
 
 def _bfgs(fun, theta0: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:
-    """A small BFGS with Armijo backtracking (the loss is piecewise smooth in theta).
+    """A small BFGS with Armijo backtracking; ``fun(theta)`` returns (loss, gradient function).
 
     Hand-written: the problem has at most a few dozen parameters, and scipy's
     L-BFGS-B costs more per iteration in its wrapper than a whole inner QP here.
     """
     n = theta0.size
     theta = theta0.copy()
-    f, g = fun(theta)
+    f, gfun = fun(theta)
+    g = gfun()
     H = np.eye(n)
     first = True
     for _ in range(max_iter):
@@ -223,8 +234,9 @@ def _bfgs(fun, theta0: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:
         step = min(1.0, MAX_STEP / big) if big > 0 else 1.0
         while True:
             cand = theta + step * p
-            f_new, g_new = fun(cand)
+            f_new, gfun = fun(cand)
             if f_new <= f + 1e-4 * step * slope:
+                g_new = gfun()
                 break
             step *= 0.25
             if step < 1e-12:
@@ -306,8 +318,8 @@ def fit_nested(X1: np.ndarray, X0: np.ndarray, Z1: np.ndarray, Z0: np.ndarray, *
         theta0 = np.log(np.clip(v0 / v0.max(), 1e-6, 1.0))
         state: dict[str, np.ndarray | None] = {"warm": None}
 
-        def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            loss, grad, f = _loss_and_grad_softmax(theta, X1, X0, Z1, Z0, state["warm"])
+        def fun(theta: np.ndarray):
+            loss, grad, f = _loss_and_grad_softmax(theta, X1, X0, Z1, Z0, state["warm"], lazy=True)
             state["warm"] = f.w
             return loss, grad
 
