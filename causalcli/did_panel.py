@@ -1,6 +1,7 @@
 """Panel checks of difference-in-differences, run in DuckDB before any row reaches Python.
 
-Each failure is a one-line ``DataError`` (exit 3) naming the unit and period.
+Each failure is a one-line ``DataError`` (exit 3) naming the unit and period. Uniqueness of unit x time
+is checked in numpy on the integer codes (``DidDesign._columns``).
 """
 
 from __future__ import annotations
@@ -23,16 +24,6 @@ def _show(v) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
-
-
-def check_unique(table: "Table", unit: str, time: str) -> None:
-    row = table.sql(f"SELECT {q(unit)}, {q(time)}, count(*) AS n FROM {T} GROUP BY ALL HAVING count(*) > 1 "
-                    f"ORDER BY {q(unit)}, {q(time)} LIMIT 1")
-    if row:
-        u, t, n = row[0]
-        raise DataError(f"the panel is not unique on unit x time: unit {_show(u)} has {n} rows in period {_show(t)} "
-                        f"(columns {unit!r}, {time!r}); aggregate or deduplicate first",
-                        file=table.file, key="design.unit", column=unit)
 
 
 def check_absorbing(table: "Table", unit: str, time: str, treatment: str) -> None:

@@ -417,8 +417,10 @@ class DidDesign(Design):
             est, self._wild_info = wild_cluster_bootstrap(p, X, names, True, a, fit, study.conf_level,
                                                           p.options.draws, seed)
         diag = self._panel_diag(p, fit)
+        wanted = [e for e in range(-p.leads, -1) if p.leads >= 2] + list(range(0, p.lags + 1))
         diag["event_study"] = {"reference_period": -1, "leads": p.leads, "lags": p.lags,
-                               "relative_periods": rel, "binned": {"first": f"<= {rel[0]}" if rel[0] < 0 else None,
+                               "relative_periods": rel,
+                               "relative_periods_without_data": [e for e in wanted if e not in rel], "binned": {"first": f"<= {rel[0]}" if rel[0] < 0 else None,
                                                                    "last": f">= {rel[-1]}"},
                                "estimate": f"average of the {len(post)} post-treatment coefficients 0..{rel[post[-1]]}"}
         checks = []
