@@ -111,7 +111,8 @@ def ols_crv1(y: np.ndarray, X: np.ndarray, names: list[str], cluster: tuple[np.n
     XtX = Xw.T @ Xd
     try:
         bread = np.linalg.inv(XtX)
-        if not np.all(np.isfinite(bread)) or np.linalg.cond(XtX) > 1e12:
+        scale = np.sqrt(np.diag(XtX))
+        if not np.all(np.isfinite(bread)) or np.linalg.cond(XtX / np.outer(scale, scale)) > 1e12:
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         raise EstimationError(f"the regressors {', '.join(names)} are collinear after the fixed effects; "

@@ -644,3 +644,16 @@ def test_callaway_santanna_analytic_interval_covers_at_its_nominal_rate():
         se = float(se_of(inf[:, None], gt.n)[0])
         hits += abs(value - 1.0) <= 1.959963984540054 * se
     assert 0.92 <= hits / draws <= 0.98
+
+
+def test_absorbed_or_collinear_covariates_are_exit_4(runner, tmp_path, write_spec):
+    df = simulate_panel(units=60, seed=3)
+    df["x3"] = 2 * df.x
+    _write(tmp_path, df)
+    spec = _panel_spec("p.csv")
+    spec["covariates"] = ["g"]  # constant within units: absorbed by the unit effects
+    res = invoke(runner, ["estimate", str(write_spec(spec))])
+    assert res.exit_code == 4 and "absorbed by the fixed effects" in res.stderr
+    spec["covariates"] = ["x", "x3"]
+    res = invoke(runner, ["estimate", str(write_spec(spec))])
+    assert res.exit_code == 4 and "collinear" in res.stderr
