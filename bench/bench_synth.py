@@ -5,8 +5,11 @@ causalcli runs as a fresh process (imports included) on 2 workers:
 the nested fit of the treated unit and the 49 placebo refits. pysyncon 1.x
 (``Synth().fit`` with its defaults: Nelder-Mead over V, SLSQP for W) does the single
 fit of the treated unit on the same data, timed inside its process. Targets (issue 6):
-the whole placebo run under 10 s on 2 cores; at least 100x faster than pysyncon per
-fit (causalcli's time per fit = whole run / 50). Pre-period losses are printed beside.
+the whole placebo run under 10 s on 2 cores; at least 100x faster than pysyncon per fit,
+shown two ways: causalcli's in-process single fit against pysyncon's in-process single fit
+(the same measurement), and, more conservatively, causalcli's whole command / 50.
+Pre-period losses are printed beside. Wall times stretch with the machine's load (printed
+with the CPU time of the whole command).
 """
 
 from __future__ import annotations
@@ -43,6 +46,29 @@ def panel(seed: int = 6) -> list[dict]:
     return rows
 
 
+def single_fit_seconds(spec: dict, repeat: int = 5) -> float:
+    """Median in-process time of the nested fit of the treated unit (data already prepared)."""
+    import statistics
+    import time
+
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from causalcli.study import as_loaded, prepare_study
+    from causalcli.synth_panel import fit_unit
+
+    loaded = as_loaded(spec)
+    prep = prepare_study(loaded)
+    data = prep.design.prepare(loaded.study, prep.table, prep.identification, loaded)
+    donors = np.arange(1, len(data.units))
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fit_unit(data, 0, donors)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main() -> None:
     import csv
 
@@ -76,16 +102,21 @@ def main() -> None:
         raise SystemExit(f"pysyncon failed: {prun.stderr[-2000:]}")
     peer_out = json.loads(prun.stdout.strip().splitlines()[-1])
     per_fit = ours / UNITS
+    single = single_fit_seconds(spec)
     row(f"causalcli: fit + {UNITS - 1} placebo fits (whole command)", ours,
         f"pre-loss {result['diagnostics']['fit']['loss_v']:.4g}, p {result['estimate']['p_value']:.3g}")
     row("causalcli per fit (whole command / 50)", per_fit)
     row("causalcli CPU time of the whole command (all workers)", cpu,
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall times stretch with it")
     row("pysyncon 1.x Synth().fit, one fit (in-process)", peer_out["seconds"], f"pre-loss {peer_out['loss_v']:.4g}")
+    row("causalcli one fit of the treated unit (in-process, like pysyncon's)", single)
     ratio = peer_out["seconds"] / per_fit
-    print(f"  ratio pysyncon / causalcli per fit: {ratio:.0f}x", flush=True)
+    ratio_single = peer_out["seconds"] / single
+    print(f"  ratio pysyncon / causalcli per fit: {ratio_single:.0f}x in-process single fit against single fit; "
+          f"{ratio:.0f}x counting causalcli's whole command (startup, 50 fits, placebo statistics) / 50", flush=True)
     verdict(ours < 10.0, f"fit + placebo for every donor under 10 s on 2 workers ({ours:.2f} s)")
-    verdict(ratio >= 100, f"at least 100x faster than pysyncon per fit ({ratio:.0f}x)")
+    verdict(ratio_single >= 100, f"at least 100x faster than pysyncon per fit, single fit in-process ({ratio_single:.0f}x)")
+    verdict(ratio >= 100, f"at least 100x faster than pysyncon per fit, whole command / 50 ({ratio:.0f}x)")
     verdict(result["diagnostics"]["fit"]["loss_v"] <= peer_out["loss_v"] * (1 + 1e-9),
             "pre-period loss no higher than pysyncon's")
 
