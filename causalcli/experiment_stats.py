@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data import Table
 
 HEAD_ROWS = 10_000   # rows read first, for centres and summation bounds
-SAFETY = 16.0        # margin on the bounds estimated from the first rows
+SAFETY = 4.0         # margin on the bounds estimated from the first rows
 RETRY_SAFETY = 4.0   # margin on bounds taken from a completed pass (always enough)
 TABLE = "study_data"
 
@@ -58,8 +58,12 @@ def quote(name: str) -> str:
 
 
 def lit(x: float) -> str:
-    """A DOUBLE literal that DuckDB parses back to exactly ``x``."""
-    return f"{float(x)!r}::DOUBLE"
+    """A DOUBLE literal that DuckDB parses back to exactly ``x``.
+
+    Scientific notation: DuckDB reads ``180.25`` as a DECIMAL and converts it to DOUBLE
+    with rounding error (about 1% of random values), but parses ``1.8025e+02`` exactly.
+    """
+    return f"{float(x):.17e}"
 
 
 # ---------------------------------------------------------------- sufficient statistics
@@ -126,10 +130,16 @@ def moments(sums: list[ArmSums], centres: dict[str, float], pairs: tuple[tuple[s
     return Moments(n, mean, cov)
 
 
-def _split_constant(bound: float) -> tuple[float, float]:
-    """``(s, q)``: ``s = 1.5 * 2**p`` with ``2**(p-1) >= bound``; ``q = 2**(p-52)`` is the rounding quantum."""
+def _split_constant(bound: float, linear: bool = False) -> tuple[float, float]:
+    """``(s, q)``: ``s = 1.5 * 2**p``, ``q = 2**(p-52)`` the rounding quantum.
+
+    Exactness needs every ``|t| <= 2**(p-1)`` (so ``t + s`` stays in ``[2**p, 2**(p+1)]``) and
+    every partial sum below ``2**53 q = 2**(p+1)``. Products: ``2**(p-1) >= bound`` (the bound
+    on the sum of ``|t|`` also bounds each term). Linear terms: ``2**(p+1) >= bound``, the
+    single terms being checked apart (``max |d| <= sqrt(sum d**2)``), two bits finer.
+    """
     bound = max(bound, 2.0 ** -900)
-    p = math.ceil(math.log2(bound)) + 1
+    p = math.ceil(math.log2(bound)) + (-1 if linear else 1)
     return 1.5 * 2.0 ** p, 2.0 ** (p - 52)
 
 
@@ -196,10 +206,21 @@ def _head_estimates(table: "Table", cols: tuple[str, ...], expr) -> tuple[dict[s
             centres[c], second[c] = 0.0, 1.0
             continue
         k = float(np.mean(v))
-        centres[c] = k
         # a constant column in the first rows: use the centre's scale so bounds are not zero
         second[c] = max(float(np.mean((v - k) ** 2)), (abs(k) * 1e-6) ** 2, 1e-300)
+        centres[c] = _round_centre(k, second[c])
     return centres, second
+
+
+def _round_centre(k: float, second: float) -> float:
+    """The centre rounded to a power-of-two grid about 1/1000 of the spread.
+
+    Rounding each centred value to the summation quantum is then exact for integer and
+    other coarse-grained columns (their centred values and products lie on the grid), so
+    no rounding error repeats row after row; centring loses nothing by being 0.1% off.
+    """
+    grid = 2.0 ** (math.floor(math.log2(math.sqrt(second))) - 10)
+    return round(k / grid) * grid
 
 
 def _bounds(group: Group, second: dict[str, float], n: float, safety: float) -> tuple[dict, dict]:
@@ -236,7 +257,7 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
             outer.append(f"count(*){conds[gi]}")
             layout.append((gi, "n", None))
         for c in g.columns:
-            s, _ = _split_constant(lin[c])
+            s, _ = _split_constant(lin[c], linear=True)
             outer.append(f"sum((d{idx[c]} + {lit(s)}) - {lit(s)}){conds[gi]}")
             layout.append((gi, "s", c))
         for a, b in g.pairs:
@@ -316,15 +337,16 @@ def _verify(result, groups: list[Group], centres, second, rows: int, safety: flo
             if math.sqrt(sq[a] * sq[b]) > _limit(bound):
                 ok = False
         for c, bound in lin.items():
-            if math.sqrt(rows * sq[c]) > _limit(bound):
+            term_limit = _limit(bound, linear=True)
+            if math.sqrt(rows * sq[c]) > 4 * term_limit * (1 - 2.0 ** -40) or math.sqrt(sq[c]) > term_limit:
                 ok = False
         for c in g.columns:
-            new_centres[c] = centres[c] + sum(a.s[c] for a in arms) / n
+            new_centres[c] = _round_centre(centres[c] + sum(a.s[c] for a in arms) / n, max(sq[c] / n, 1e-300))
             new_second[c] = max(sq[c] / n, 1e-300)
     return ok, new_centres, new_second
 
 
-def _limit(bound: float) -> float:
+def _limit(bound: float, linear: bool = False) -> float:
     """The proved limit ``2**(p-1)`` of the split constant chosen for ``bound``."""
-    s, _ = _split_constant(bound)
+    s, _ = _split_constant(bound, linear)
     return s / 3.0
