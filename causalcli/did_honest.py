@@ -10,10 +10,12 @@ which it excludes zero:
 
     Mbar* = (|theta| - c * SE) / (mean(k + 1) * M_pre).
 
-This is a plug-in approximation: M_pre is the estimated largest pre-period
-change, treated as known, and the interval is the identified set widened by
-the sampling margin, not the conditional/hybrid confidence set of the
-HonestDiD R package (which accounts for the estimation of M_pre as well).
+``breakdown_mbar`` is the plug-in value: M_pre is the estimated largest
+pre-period change, treated as known. ``breakdown_mbar_bonferroni`` also
+allows for the estimation of M_pre: it replaces M_pre by an upper confidence
+bound and splits alpha between that bound and theta (Bonferroni), which gives
+a valid but conservative value. Neither is the conditional/hybrid confidence
+set of the HonestDiD R package.
 """
 
 from __future__ import annotations
@@ -38,37 +40,64 @@ def relative_magnitude_breakdown(b: np.ndarray, V: np.ndarray, rel: list[int], d
     rel_arr = np.asarray(rel)
     post = np.flatnonzero(rel_arr >= 0)
     pre = np.flatnonzero(rel_arr < 0)
+    # contrasts giving the pre-treatment one-period changes of the violation
     if reference_included:
-        changes = np.abs(b[pre])
+        C = np.eye(b.size)[pre]
     else:
         leads = sorted(pre, key=lambda j: rel_arr[j])
-        seq = [b[j] for j in leads] + [0.0]  # ..., delta_-2, delta_-1 = 0
-        changes = np.abs(np.diff(seq))
-    c = t_quantile(0.5 + conf_level / 2, df) if df else normal_quantile(0.5 + conf_level / 2)
+        rows = []
+        for i, j in enumerate(leads):  # delta_next - delta_j, with delta_-1 = 0 after the last lead
+            r = np.zeros(b.size)
+            r[j] = -1.0
+            if i + 1 < len(leads):
+                r[leads[i + 1]] = 1.0
+            rows.append(r)
+        C = np.array(rows).reshape(-1, b.size)
+    changes = C @ b
+    se_changes = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", C, V, C), 0.0))
+
+    def quantile(p: float) -> float:
+        return t_quantile(p, df) if df else normal_quantile(p)
+
+    alpha = 1.0 - conf_level
+    c = quantile(1 - alpha / 2)
     a = np.zeros(b.size)
     a[post] = 1.0 / post.size
     theta = float(a @ b)
     se = float(np.sqrt(a @ V @ a))
-    m_pre = float(changes.max()) if changes.size else float("nan")
-    slope = float(np.mean(rel_arr[post] + 1)) * m_pre
-    margin = abs(theta) - c * se
-    if margin <= 0:
-        breakdown = 0.0
+    horizon = float(np.mean(rel_arr[post] + 1))
+    m_pre = float(np.max(np.abs(changes))) if changes.size else float("nan")
+    # Bonferroni: theta within c_{alpha/4} SE and every pre change within its c_{alpha/(4m)} bound,
+    # jointly with probability >= 1 - alpha, so the breakdown below is a valid (conservative) one
+    m = max(int(changes.size), 1)
+    c_theta = quantile(1 - alpha / 4)
+    c_pre = quantile(1 - alpha / (4 * m))
+    m_pre_upper = float(np.max(np.abs(changes) + c_pre * se_changes)) if changes.size else float("nan")
+
+    def breakdown(margin: float, scale: float) -> float | None:
+        if margin <= 0:
+            return 0.0
+        return margin / scale if scale > 0 else None
+
+    plug = breakdown(abs(theta) - c * se, horizon * m_pre)
+    valid = breakdown(abs(theta) - c_theta * se, horizon * m_pre_upper)
+    if plug == 0.0:
         note = "the average post-treatment effect is not significant even under exact parallel trends"
-    elif not slope > 0:
-        breakdown = None
+    elif plug is None:
         note = "the pre-period changes are all zero: no scale for relative magnitudes"
     else:
-        breakdown = margin / slope
         note = (f"the effect stays significant while post-treatment changes of the trend violation are at most "
-                f"{breakdown:.3g} times the largest pre-treatment change")
+                f"{plug:.3g} times the largest pre-treatment change (plug-in); {valid:.3g} allowing for the "
+                "estimation of that largest change (Bonferroni)")
     return {
-        "method": "relative magnitudes (Rambachan and Roth 2023), plug-in: identified set plus sampling margin",
+        "method": "relative magnitudes (Rambachan and Roth 2023): identified set plus sampling margin",
         "target": "average of the post-treatment event-time effects",
         "estimate": theta,
         "std_error": se,
         "max_pre_period_change": m_pre,
-        "breakdown_mbar": breakdown,
+        "max_pre_period_change_upper": m_pre_upper,
+        "breakdown_mbar": plug,
+        "breakdown_mbar_bonferroni": valid,
         "critical_value": c,
         "note": note,
     }

@@ -313,6 +313,16 @@ def test_honest_did_breakdown_formula():
     expected = (theta - 1.959963984540054 * se) / (1.5 * m_pre)
     assert out["max_pre_period_change"] == pytest.approx(m_pre)
     assert out["breakdown_mbar"] == pytest.approx(expected)
+    # Bonferroni: changes -0.15 (se sqrt(0.02)) and 0.05 (se 0.1); alpha/4 for theta, alpha/8 per change
+    from statistics import NormalDist
+
+    q = NormalDist().inv_cdf
+    upper = max(0.15 + q(1 - 0.05 / 8) * np.sqrt(0.02), 0.05 + q(1 - 0.05 / 8) * 0.1)
+    assert out["max_pre_period_change_upper"] == pytest.approx(upper)
+    assert out["breakdown_mbar_bonferroni"] == pytest.approx((theta - q(1 - 0.05 / 4) * se) / (1.5 * upper))
+    assert out["breakdown_mbar_bonferroni"] < out["breakdown_mbar"]
+    cs = relative_magnitude_breakdown(b, V, [-2, -1, 0, 1], None, 0.95, reference_included=True)
+    assert cs["max_pre_period_change"] == pytest.approx(0.1)  # CS pre estimates are one-period changes
 
 
 # ---------------------------------------------------------------- panel checks (exit 3)
