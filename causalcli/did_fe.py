@@ -68,6 +68,10 @@ def demean(M: np.ndarray, groups: list[tuple[np.ndarray, int]], w: np.ndarray | 
         return out
     sums_w = [np.bincount(c, weights=w, minlength=L) if w is not None else np.bincount(c, minlength=L).astype(float)
               for c, L in groups]
+    # a balanced two-way panel without weights (each unit x period once: n = L1 * L2 with unique cells,
+    # which the design checks) is exact after one sweep: x - mean_unit - mean_period + mean
+    one_sweep = (w is None and len(groups) == 2 and out.shape[0] == groups[0][1] * groups[1][1]
+                 and np.all(sums_w[0] == groups[1][1]))
     for j in range(out.shape[1]):
         x = out[:, j]
         xw = None
@@ -78,7 +82,7 @@ def demean(M: np.ndarray, groups: list[tuple[np.ndarray, int]], w: np.ndarray | 
                 m = np.bincount(c, weights=xw, minlength=L) / sw
                 change = max(change, float(np.max(np.abs(m))))
                 x -= m[c]
-            if len(groups) == 1 or change <= tol:
+            if len(groups) == 1 or one_sweep or change <= tol:
                 break
         else:  # pragma: no cover - needs a pathological design
             raise EstimationError(f"fixed-effect demeaning did not converge in {max_iter} sweeps")
