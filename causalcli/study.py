@@ -96,6 +96,8 @@ def run_study(
     data = design.prepare(study, prep.table, prep.identification, loaded)
     timing["load"] = time.perf_counter() - t0
     t1 = time.perf_counter()
+    if hasattr(design, "fit_jobs"):  # designs that parallelise their own fit (synthetic control placebos)
+        design.fit_jobs = jobs
     fit = design.fit(data, study, seed)
     timing["estimate"] = time.perf_counter() - t1
     t2 = time.perf_counter()

@@ -90,6 +90,7 @@ class SynthDesign(Design):
     estimands = ("att",)
     inference = (INFERENCE, "conformal_cwz")
     default_refuters = ("placebo_in_time", "leave_one_donor_out")
+    fit_jobs: int | None = None  # set by run_study from --jobs: workers for the placebo-in-space refits
     reference = ("Abadie, Diamond and Hainmueller (2010), JASA; Ben-Michael, Feller and Rothstein (2021); "
                  "Chernozhukov, Wuethrich and Zhu (2021)")
 
@@ -268,7 +269,7 @@ class SynthDesign(Design):
         post_gaps = f.gaps[post]
         value = float(post_gaps.mean())
         # placebo in space: every donor as if treated, the others as its donors
-        placebo = placebo_in_space(d, resolve_jobs(None))
+        placebo = placebo_in_space(d, resolve_jobs(self.fit_jobs))
         pre_r = rmspe(placebo, pre)
         post_r = rmspe(placebo, post)
         ratio_treated = f.post_rmspe / f.pre_rmspe if f.pre_rmspe > 0 else math.inf
