@@ -145,7 +145,8 @@ def _split_constant(bound: float, linear: bool = False) -> tuple[float, float]:
 
 def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str, tuple[str, ...]],
                        metric_pairs: dict[str, tuple[tuple[str, str], ...]], float_columns: set[str],
-                       cap_quantile: float | None, capped: set[str]) -> Statistics:
+                       cap_quantile: float | None, capped: set[str],
+                       integer_columns: set[str] = frozenset()) -> Statistics:
     """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
 
     ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
@@ -172,7 +173,7 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     for _attempt in range(4):
         passes += 1
         result, arm_counts, missing, nonnull = _one_pass(table, treatment, groups, centres, second, safety, expr,
-                                                         float_columns, complete_cases)
+                                                         float_columns, complete_cases, integer_columns)
         if not complete_cases:
             has_missing = any(v < sum(arm_counts.values()) for v in nonnull.values()) or _has_nan(result)
             if has_missing:
@@ -212,6 +213,17 @@ def _head_estimates(table: "Table", cols: tuple[str, ...], expr) -> tuple[dict[s
     return centres, second
 
 
+def _grain(c: str, centres: dict[str, float], integer_columns: set[str]) -> float:
+    """For an integer column, the power of two that every centred value is a multiple of; else 0.
+
+    The centre is a dyadic float: its denominator is a power of two, and integers are
+    multiples of any power of two up to 1.
+    """
+    if c not in integer_columns:
+        return 0.0
+    return min(1.0, 1.0 / Fraction(centres[c]).denominator)
+
+
 def _round_centre(k: float, second: float) -> float:
     """The centre rounded to a power-of-two grid about 1/1000 of the spread.
 
@@ -230,7 +242,7 @@ def _bounds(group: Group, second: dict[str, float], n: float, safety: float) -> 
 
 
 def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict[str, float], second: dict[str, float],
-              safety: float, expr, float_columns: set[str], complete_cases: bool):
+              safety: float, expr, float_columns: set[str], complete_cases: bool, integer_columns: set[str]):
     cols = tuple(dict.fromkeys(c for g in groups for c in g.columns))
     idx = {c: i for i, c in enumerate(cols)}
     inner = [f"{quote(treatment)} AS arm"]
@@ -257,12 +269,18 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
             outer.append(f"count(*){conds[gi]}")
             layout.append((gi, "n", None))
         for c in g.columns:
-            s, _ = _split_constant(lin[c], linear=True)
-            outer.append(f"sum((d{idx[c]} + {lit(s)}) - {lit(s)}){conds[gi]}")
+            s, q = _split_constant(lin[c], linear=True)
+            if _grain(c, centres, integer_columns) >= q:  # already on the grid: summed exactly as it is
+                outer.append(f"sum(d{idx[c]}){conds[gi]}")
+            else:
+                outer.append(f"sum((d{idx[c]} + {lit(s)}) - {lit(s)}){conds[gi]}")
             layout.append((gi, "s", c))
         for a, b in g.pairs:
-            s, _ = _split_constant(prod[(a, b)])
-            outer.append(f"sum((d{idx[a]} * d{idx[b]} + {lit(s)}) - {lit(s)}){conds[gi]}")
+            s, q = _split_constant(prod[(a, b)])
+            if _grain(a, centres, integer_columns) * _grain(b, centres, integer_columns) >= q:
+                outer.append(f"sum(d{idx[a]} * d{idx[b]}){conds[gi]}")
+            else:
+                outer.append(f"sum((d{idx[a]} * d{idx[b]} + {lit(s)}) - {lit(s)}){conds[gi]}")
             layout.append((gi, "ss", (a, b)))
     query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE}) GROUP BY arm"
     try:

@@ -501,3 +501,27 @@ def test_plots_draw_from_the_result_alone(users_csv, tmp_path):
     assert set(pngs) == {"lifts", "arm_sizes"}
     assert all(p.startswith(b"\x89PNG") for p in pngs.values())
     assert draw(res) == pngs  # no timestamps: reruns draw the same bytes
+
+
+def test_integer_metrics_are_summed_exactly(tmp_path):
+    """Integer columns sit on the centring grid: means and variances equal exact rational arithmetic."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(5)
+    n = 200_000
+    df = pd.DataFrame({"variant": rng.integers(0, 2, n), "k": rng.poisson(6, n) + 10**6})
+    path = tmp_path / "k.parquet"
+    df.to_parquet(path)
+    res = run_study(spec_for(path, metrics=[{"name": "k", "outcome": "k"}], correction="none"))
+    row = res.diagnostics["metrics"][0]
+    for arm, key in ((0, "mean_control"), (1, "mean_treatment")):
+        k = df.k[df.variant == arm]
+        assert row[key] == float(Fraction(int(k.sum()), len(k)))
+    k0, k1 = (df.k[df.variant == a].to_numpy() for a in (0, 1))
+
+    def var(v):
+        s, ss, m = int(v.sum()), int((v.astype(object) ** 2).sum()), len(v)
+        return Fraction(ss * m - s * s, m * (m - 1))
+
+    se = math.sqrt(float(var(k1) / len(k1) + var(k0) / len(k0)))
+    assert effects(res)["k/1/abs"].std_error == pytest.approx(se, rel=1e-15)

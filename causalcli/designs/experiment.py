@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec import LoadedSpec, Study
 
 
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+                 "BOOLEAN")
+
+
 @dataclass(frozen=True)
 class ExperimentData:
     """The sufficient statistics and what the analysis needs to read them (picklable, no rows)."""
@@ -154,8 +158,10 @@ class ExperimentDesign(Design):
         float_cols = {c for cols in metric_columns.values() for c in cols
                       if table.types[c].upper() in ("DOUBLE", "FLOAT", "REAL")}
         capped = {c for s in shapes for c in (s.num, *[x for x, _ in s.covariates])} if opts.cap_quantile else set()
+        int_cols = {c for cols in metric_columns.values() for c in cols
+                    if table.types[c].upper() in INTEGER_TYPES}
         stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
-                                   opts.cap_quantile, capped)
+                                   opts.cap_quantile, capped, int_cols)
         control, arms, labels = self._arms(study, stats, table.file)
         split_given = study.design.expected_split is not None
         if split_given:
