@@ -74,45 +74,43 @@ def evalue(value: float, ci_lower: float | None, ci_upper: float | None, sd_outc
             "sd_outcome": float(sd_outcome), "detail": detail + "."}
 
 
-def _ranks(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _signed_rank_stats(d: np.ndarray) -> tuple[float, float, float]:
+    """Signed-rank statistic ``T`` (sum of the midranks of |d| over d > 0), ``sum r`` and ``sum r^2``; zeros dropped."""
+    d = np.asarray(d, dtype=np.float64)
     d = d[d != 0]
-    a = np.abs(d)
-    order = np.argsort(a, kind="stable")
-    ranks = np.empty(a.size)
-    sa = a[order]
-    # midranks of ties
-    r = np.empty(a.size)
-    starts = np.flatnonzero(np.r_[True, sa[1:] != sa[:-1]])
-    ends = np.r_[starts[1:], a.size]
-    for s, e in zip(starts, ends):
-        r[s:e] = (s + 1 + e) / 2.0
-    ranks[order] = r
-    return ranks, d > 0
+    if d.size == 0:
+        return 0.0, 0.0, 0.0
+    _, inverse, counts = np.unique(np.abs(d), return_inverse=True, return_counts=True)
+    starts = np.cumsum(counts) - counts
+    ranks = (starts + (counts + 1) / 2.0)[inverse.reshape(-1)]
+    return float(ranks[d > 0].sum()), float(ranks.sum()), float(np.dot(ranks, ranks))
+
+
+def _bound(stats: tuple[float, float, float], gamma: float) -> float:
+    t, s1, s2 = stats
+    if s2 == 0:
+        return 1.0
+    p = gamma / (1.0 + gamma)
+    z = (t - p * s1) / math.sqrt(p * (1.0 - p) * s2)
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 def rosenbaum_pvalue(d: np.ndarray, gamma: float) -> float:
     """Upper bound of the one-sided signed-rank p-value at hidden bias ``gamma`` (normal approximation)."""
-    ranks, pos = _ranks(np.asarray(d, dtype=np.float64))
-    if ranks.size == 0:
-        return 1.0
-    t = float(ranks[pos].sum())
-    p = gamma / (1.0 + gamma)
-    mean = p * float(ranks.sum())
-    var = p * (1.0 - p) * float(np.dot(ranks, ranks))
-    z = (t - mean) / math.sqrt(var)
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
+    return _bound(_signed_rank_stats(d), gamma)
 
 
 def rosenbaum_gamma(d: np.ndarray, alpha: float, gamma_max: float = 1e4) -> float | None:
     """Smallest Gamma at which the bound on the p-value exceeds alpha (None: not significant at Gamma = 1)."""
-    if rosenbaum_pvalue(d, 1.0) > alpha:
+    stats = _signed_rank_stats(d)
+    if _bound(stats, 1.0) > alpha:
         return None
-    if rosenbaum_pvalue(d, gamma_max) <= alpha:
+    if _bound(stats, gamma_max) <= alpha:
         return float("inf")
     lo, hi = 0.0, math.log(gamma_max)
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        if rosenbaum_pvalue(d, math.exp(mid)) > alpha:
+        if _bound(stats, math.exp(mid)) > alpha:
             hi = mid
         else:
             lo = mid
@@ -140,7 +138,7 @@ def rosenbaum_bounds(differences: np.ndarray, alpha: float, gammas=(1.0, 1.25, 1
         "gamma_exceeds": 1e4 if gamma is not None and math.isinf(gamma) else None,
         "alpha": alpha,
         "pairs": int(np.count_nonzero(d)),
-        "p_value_upper": [{"gamma": g, "p_value": rosenbaum_pvalue(d, g)} for g in gammas],
+        "p_value_upper": [{"gamma": g, "p_value": _bound(_signed_rank_stats(d), g)} for g in gammas],
         "test": "Wilcoxon signed-rank, normal approximation, one-sided in the direction of the estimate",
         "detail": detail + ".",
     }

@@ -123,9 +123,28 @@ def fit_propensity(X: np.ndarray, t: np.ndarray, model: str = "logistic", *, fol
 
 
 def _ols_predict(Xa: np.ndarray, ya: np.ndarray, Xall: np.ndarray) -> np.ndarray:
-    D = np.column_stack([np.ones(Xa.shape[0]), Xa])
-    beta, *_ = np.linalg.lstsq(D, ya, rcond=None)
-    return beta[0] + Xall @ beta[1:]
+    """OLS of ``ya`` on ``[1, Xa]``, predicted at ``Xall``.
+
+    Normal equations on centred columns (a k x k solve, single-threaded BLAS:
+    4x faster than an SVD on 100,000 rows); least squares by SVD when they are
+    ill-conditioned (collinear covariates within an arm).
+    """
+    from threadpoolctl import threadpool_limits
+
+    centre = Xa.mean(axis=0)
+    with threadpool_limits(1, "blas"):
+        Xc = Xa - centre
+        G = Xc.T @ Xc
+        d = np.sqrt(np.diag(G))
+        ok = bool(np.all(d > 0))
+        if ok:
+            Gs = G / np.outer(d, d)
+            ok = np.linalg.cond(Gs) < 1e10
+        if ok:
+            slopes = np.linalg.solve(Gs, (Xc.T @ (ya - ya.mean())) / d) / d
+        else:
+            slopes = np.linalg.lstsq(Xc, ya - ya.mean(), rcond=None)[0]
+        return ya.mean() + (Xall - centre) @ slopes
 
 
 def fit_outcome(X: np.ndarray, t: np.ndarray, y: np.ndarray, model: str = "linear", *, folds: int = 5,
@@ -277,6 +296,10 @@ def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: in
          start: np.ndarray | None = None) -> _Run:
     """Fit the nuisance models, trim if asked, and estimate."""
     nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start)
+    if with_se:  # the study's own fit (refuters' refits skip this)
+        from causalcli.propensity import require_common_support
+
+        require_common_support(nu.e, t, d.file)
     keep = np.ones(t.size, dtype=bool)
     if d.trim:
         keep = (nu.e >= d.trim) & (nu.e <= 1.0 - d.trim)
@@ -357,13 +380,10 @@ class WeightingDesign(Design):
         )
 
     def fit(self, prepared: WeightingData, study: "Study", seed: int) -> Fit:
-        from causalcli.propensity import (balance_check, balance_table, overlap_check, overlap_summary,
-                                          require_common_support)
+        from causalcli.propensity import balance_check, balance_table, overlap_check, overlap_summary
         from causalcli.sensitivity import evalue
 
         d = prepared
-        first = fit_propensity(d.X, d.t, d.propensity_model, folds=d.folds, seed=seed)
-        require_common_support(first.e, d.t, d.file)
         run = _run(d, d.X, d.t, d.y, seed)
         keep = run.keep
         X, t, y = d.X[keep], d.t[keep], d.y[keep]
