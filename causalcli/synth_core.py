@@ -72,7 +72,7 @@ def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray |
             while True:
                 p = np.asarray(passive)
                 z = _kkt_solve(G[np.ix_(p, p)], c[p], ridge)
-                if np.all(z > 0):
+                if z.min() > 0:
                     w[:] = 0.0
                     w[p] = z
                     break
@@ -89,8 +89,8 @@ def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray |
                     w[:] = 0.0
                     w[passive[0]] = 1.0
                     break
-        g = G[:, passive] @ w[passive] - c
-        gp = float(np.mean(g[passive]))
+        g = G @ w - c
+        gp = float(g[passive].sum()) / len(passive)
         reduced = g - gp
         reduced[passive] = 0.0
         j = int(np.argmin(reduced))
