@@ -12,10 +12,11 @@ The sums must be the same whatever order DuckDB's threads add rows in (reruns
 are byte-identical). Every summand ``t`` is therefore rounded to a multiple of
 a power of two ``q``, with the two-operation split ``(t + s) - s`` where
 ``s = 1.5 * 2**p`` and ``q = 2**(p - 52)`` (Rump, Ogita and Oishi 2008,
-"Accurate floating-point summation", the ExtractScalar step). When the sum of
-``|t|`` stays below ``2**(p-1)``, every partial sum is a multiple of ``q`` below
-``2**53 * q``, so every addition is exact and the total does not depend on the
-order. ``p`` is chosen from the first rows with a safety margin; after the pass
+"Accurate floating-point summation", the ExtractScalar step). When every ``|t|``
+stays below ``2**(p-1)`` and the sum of ``|t|`` below ``2**(p+1)``, every partial
+sum is a multiple of ``q`` below ``2**53 * q``, so every addition is exact and the
+total does not depend on the order. Centres lie on a power-of-two grid, so integer
+columns are already multiples of ``q`` and are summed without the split. ``p`` is chosen from the first rows with a safety margin; after the pass
 the bound is proved from the sums of squares (Cauchy-Schwarz bounds the sums of
 ``|t|`` of linear and cross terms) and, in the rare case it fails (sorted or very
 heavy-tailed data), the pass is repeated once with bounds from the first pass,
