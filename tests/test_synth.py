@@ -407,3 +407,32 @@ def test_placebo_in_time_passes_when_the_effect_starts_at_the_real_start(tmp_pat
     assert r.name == "placebo_in_time" and r.passed is True
     # the fake effects are noise around zero: far below the real effect of 4
     assert abs(r.new_effect) < 0.5 and r.p_value == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize("v", ["equal", "regression"])
+def test_fixed_v_options_solve_w_once_exactly(v):
+    """v: equal / regression fix V (R Synth's regression V: diag(B B') of outcomes on predictors) and solve W."""
+    from scipy.optimize import minimize
+
+    from causalcli.synth_core import regression_v, scale_predictors
+    from causalcli.synth_panel import fit_unit, optimize_mask, predictor_matrix
+
+    d = prepared("prop99", v=v)
+    f = fit_unit(d, 0, np.arange(1, len(d.units)))
+    X, _ = predictor_matrix(d, d.start)
+    X1, X0, _ = scale_predictors(X[:, 0], X[:, 1:])
+    opt = optimize_mask(d, d.start)
+    V = np.full(X.shape[0], 1 / X.shape[0]) if v == "equal" else regression_v(X1, X0, d.Y[opt, 0], d.Y[opt, 1:])
+    assert np.allclose(f.v, V)
+    J = X0.shape[1]
+    ref = minimize(lambda w: (X1 - X0 @ w) @ (V * (X1 - X0 @ w)), np.full(J, 1 / J), method="SLSQP",
+                   bounds=[(0, 1)] * J, constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+                   options={"ftol": 1e-15, "maxiter": 2000})
+    ours = (X1 - X0 @ f.w) @ (V * (X1 - X0 @ f.w))
+    # the 1e-6 ridge on ||w||^2 may cost at most 1e-6 of predictor loss
+    assert ours <= ref.fun + 1e-6
+
+
+def test_donor_include_restricts_the_pool():
+    d = prepared("prop99", donors={"include": ["Utah", "Nevada", "Montana", "Colorado", "Connecticut", "Idaho"]})
+    assert d.units == ("California", "Colorado", "Connecticut", "Idaho", "Montana", "Nevada", "Utah")

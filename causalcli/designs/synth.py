@@ -188,7 +188,7 @@ class SynthDesign(Design):
         treated = label(d.treated_unit)
         include = [label(x) for x in opts.donors.include]
         exclude = {label(x) for x in opts.donors.exclude}
-        donors = [u for u in (include or all_units) if u != treated and u not in exclude]
+        donors = sorted(u for u in (include or all_units) if u != treated and u not in exclude)
         if len(donors) < MIN_DONORS:
             raise DataError(f"the donor pool has {len(donors)} unit(s) ({', '.join(donors) or 'none'}); at least "
                             f"{MIN_DONORS} are needed", file=table.file, key="design.options.donors")
