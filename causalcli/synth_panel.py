@@ -48,7 +48,6 @@ class SynthData:
     unit_column: str = "unit"
     time_column: str = "time"
     rows: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pre(self) -> np.ndarray:

@@ -236,7 +236,6 @@ class SynthDesign(Design):
             rows=table.rows,
         )
         X, labels = predictor_matrix(data, start)
-        used = {p.label for p in predictors}
         for p in predictors:
             if p.label not in labels:
                 raise DataError(f"predictor {p.label!r} has no period before treatment_start {label(start)} "
@@ -249,7 +248,6 @@ class SynthDesign(Design):
                 p = next(q for q in predictors if q.label == name)
                 raise DataError(f"predictor {name!r} has no value for {role} {who!r} in its pre-period window "
                                 f"({bad.size} unit(s) missing it)", file=table.file, key=p.key, column=p.column)
-        del used
         return data
 
     # ------------------------------------------------------------ estimation
