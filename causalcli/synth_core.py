@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TOL = 1e-10
-FTOL = 1e-7  # relative decrease of the outer loss below which the V search stops
+FTOL = 1e-5  # relative decrease of the outer loss per step below which a V search stops; 100x finer than TIE_RTOL
 EPS_W = 1e-6  # ||w||^2 penalty of the inner QP: unique W (the least-norm one among tied fits), smooth in V
 TIE_RTOL = 1e-3  # outcome losses within 0.1% count as tied (see ``choose``)
 MAX_STEP = 3.0  # largest move of log V per BFGS step
