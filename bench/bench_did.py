@@ -5,7 +5,8 @@ the unit. causalcli is timed as the whole command (a fresh process:
 imports, reading Parquet, panel checks, estimation, JSON) with --no-refute;
 pyfixest 0.x ``feols`` and linearmodels ``PanelOLS`` are timed in-process on
 a pandas frame already in memory (each in its own process, so peak memory is
-each one's own). Targets (issue 5): the whole command at least 2x faster than
+each one's own; medians of 3 runs for causalcli, pyfixest and diff-diff, one run
+for linearmodels and csdid). Targets (issue 5): the whole command at least 2x faster than
 the faster peer, under 1 GiB.
 
 Callaway-Sant'Anna: 20,000 units x 20 periods x 5 cohorts, never-treated
@@ -94,7 +95,7 @@ def main() -> None:
         ours, run = time_process(cmd, repeat=3)
         ours_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # only causalcli ran so far
         res = json.loads(run.stdout)
-        pf = peer("pyfixest", twfe_data)
+        pf = peer("pyfixest", twfe_data, repeat=3)
         lm = peer("linearmodels", twfe_data)
         print("  TWFE with CRV1 on the unit, 100,000 units x 10 periods (1,000,000 rows)", flush=True)
         row("causalcli estimate --no-refute (whole command)", ours,
@@ -121,7 +122,7 @@ def main() -> None:
             out = json.loads(run.stdout)
             est_times.append(out["timing_s"]["estimate"])
         ours_cs = statistics.median(est_times)
-        dd = peer("diff_diff", cs_data)
+        dd = peer("diff_diff", cs_data, repeat=3)
         cs = peer("csdid", cs_data)
         print("  Callaway-Sant'Anna, 20,000 units x 20 periods x 5 cohorts, DR, never treated, 999 draws", flush=True)
         row("causalcli (estimation step, timing_s.estimate)", ours_cs,
