@@ -318,17 +318,27 @@ def _solve_spd(a: np.ndarray, b: np.ndarray, *, collinear: bool) -> np.ndarray:
 _SQRT_EPS = float(np.sqrt(np.finfo(np.float64).eps))
 
 
-def _arm_stats(X: np.ndarray, w: np.ndarray, binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted means and MatchIt variances of every column of ``X`` (one arm)."""
-    sw = float(w.sum())
-    k = X.shape[1]
-    if sw <= 0:
-        return np.full(k, np.nan), np.full(k, np.nan)
-    wn = w / sw
-    m = wn @ X
-    denom = 1.0 - float(np.dot(wn, wn))
-    v = (wn @ (X - m) ** 2) / denom if denom > 0 else np.full(k, np.nan)
-    return m, np.where(binary, m * (1.0 - m), v)
+class _Arm:
+    """One arm's covariates, shifted by their mean for stable variances, and their squares (computed once)."""
+
+    def __init__(self, X: np.ndarray, binary: np.ndarray) -> None:
+        self.shift = X.mean(axis=0)
+        self.D = X - self.shift
+        self.D2 = self.D * self.D
+        self.binary = binary
+
+    def stats(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted means and MatchIt variances of every column."""
+        sw = float(w.sum())
+        k = self.D.shape[1]
+        if sw <= 0:
+            return np.full(k, np.nan), np.full(k, np.nan)
+        wn = w / sw
+        dm = wn @ self.D
+        m = self.shift + dm
+        denom = 1.0 - float(np.dot(wn, wn))
+        v = (wn @ self.D2 - dm * dm) / denom if denom > 0 else np.full(k, np.nan)
+        return m, np.where(self.binary, m * (1.0 - m), v)
 
 
 def balance_table(X: np.ndarray, t: np.ndarray, names: "list[str] | tuple[str, ...]", weights: np.ndarray,
@@ -343,11 +353,14 @@ def balance_table(X: np.ndarray, t: np.ndarray, names: "list[str] | tuple[str, .
     t = np.asarray(t, dtype=bool)
     w = np.asarray(weights, dtype=np.float64)
     binary = np.all((X == 0) | (X == 1), axis=0)
-    Xt, Xc = X[t], X[~t]
-    mt_b, vt = _arm_stats(Xt, np.ones(Xt.shape[0]), binary)
-    mc_b, vc = _arm_stats(Xc, np.ones(Xc.shape[0]), binary)
-    mt_a, vt_a = _arm_stats(Xt, w[t], binary)
-    mc_a, vc_a = _arm_stats(Xc, w[~t], binary)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):  # thin matrix-vector products: threads only spin
+        at, ac = _Arm(X[t], binary), _Arm(X[~t], binary)
+        mt_b, vt = at.stats(np.ones(at.D.shape[0]))
+        mc_b, vc = ac.stats(np.ones(ac.D.shape[0]))
+        mt_a, vt_a = at.stats(w[t])
+        mc_a, vc_a = ac.stats(w[~t])
     pooled = np.sqrt((vt + vc) / 2.0)
     sd = {"att": np.sqrt(vt), "atc": np.sqrt(vc)}.get(estimand, pooled)
     sd = np.where(np.isfinite(sd) & (sd >= _SQRT_EPS), sd, pooled)

@@ -218,6 +218,7 @@ def test_heterogeneous_effect_separates_ate_att_atc(tmp_path):
     assert truth["att"] > truth["ate"] + 0.3 > truth["atc"] + 0.6
 
 
+@pytest.mark.slow
 def test_gbm_cross_fitted_aipw_recovers_a_nonlinear_confounded_effect(tmp_path):
     rng = np.random.default_rng(4)
     n = 3000
@@ -236,6 +237,30 @@ def test_gbm_cross_fitted_aipw_recovers_a_nonlinear_confounded_effect(tmp_path):
     assert "cross-fitted" in a.diagnostics["propensity_model"]["model"]
     b = run_study(spec)
     assert a.estimate == b.estimate  # seeded folds and boosting: the same numbers
+
+
+def test_gbm_cross_fitting_is_seeded():
+    """Small and fast: the same seed gives the same cross-fitted scores, another seed other folds."""
+    X, t, _ = _draw(300, 9)
+    a = fit_propensity(X, t, "gbm", folds=2, seed=1).e
+    assert np.array_equal(a, fit_propensity(X, t, "gbm", folds=2, seed=1).e)
+    assert not np.array_equal(a, fit_propensity(X, t, "gbm", folds=2, seed=2).e)
+    assert np.all((a > 0) & (a < 1))
+
+
+@pytest.mark.slow
+def test_gbm_study_names_its_inference(tmp_path):
+    df = simulate(600, seed=9)
+    df.to_csv(tmp_path / "g.csv", index=False)
+    spec = {"version": 1, "data": {"path": str(tmp_path / "g.csv")}, "treatment": "t", "outcome": "y",
+            "covariates": ["x1", "x2"], "refute": [], "seed": 1,
+            "design": {"method": "weighting", "options": {"estimator": "aipw", "propensity_model": "gbm",
+                                                          "outcome_model": "gbm", "folds": 2}}}
+    a = run_study(spec)
+    assert a.estimate.inference == "influence_function"
+    assert abs(a.estimate.value - 2.0) < 4 * a.estimate.std_error
+    ipw_spec = {**spec, "design": {"method": "weighting", "options": {"propensity_model": "gbm", "folds": 2}}}
+    assert run_study(ipw_spec).estimate.inference == "robust_weights_known"
 
 
 # ---------------------------------------------------------------- peers
