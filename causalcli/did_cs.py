@@ -335,6 +335,7 @@ def point_cs(p: "PanelData", g: np.ndarray) -> float:
 
 
 def fit_cs(p: "PanelData", study: "Study", seed: int):
+    """The full Callaway-Sant'Anna fit (``DidDesign.fit`` runs it with BLAS on one thread)."""
     from causalcli.designs.base import Fit
     from causalcli.inference import normal_estimate, normal_quantile
 

@@ -286,6 +286,13 @@ class DidDesign(Design):
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: PanelData, study: "Study", seed: int) -> Fit:
+        from threadpoolctl import threadpool_limits
+
+        # thin products (rows x a few regressors): a second BLAS thread only spins, and stalls on a busy machine
+        with threadpool_limits(1, "blas"):
+            return self._fit(prepared, study, seed)
+
+    def _fit(self, prepared: PanelData, study: "Study", seed: int) -> Fit:
         p = prepared
         if p.estimator == "callaway_santanna":
             from causalcli.did_cs import fit_cs
