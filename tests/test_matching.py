@@ -145,10 +145,10 @@ def test_dowhy_default_propensity_model_is_not_a_benchmark():
 REF = SPECS.parent / "tests" / "reference" / "matching"
 MATCHIT = pd.read_csv(REF / "balance_matchit.csv")
 SIM_REGION = SPECS.parent / "tests" / "reference" / "weighting" / "sim_region.csv"
-MATCHIT_KEYS = sorted({(r.dataset, int(r.neighbors), r.caliper) for r in MATCHIT.itertuples()}, key=str)
+MATCHIT_KEYS = sorted({(r.dataset, int(r.neighbors), r.caliper, r.estimand) for r in MATCHIT.itertuples()}, key=str)
 
 
-def _matching_spec(dataset: str, neighbors: int, caliper: float) -> dict:
+def _matching_spec(dataset: str, neighbors: int, caliper: float, estimand: str = "att") -> dict:
     options = {"neighbors": neighbors}
     if not np.isnan(caliper):
         options["caliper"] = float(caliper)
@@ -157,22 +157,24 @@ def _matching_spec(dataset: str, neighbors: int, caliper: float) -> dict:
     else:
         spec = {"version": 1, "data": {"path": str(SIM_REGION)}, "treatment": "t", "outcome": "y",
                 "covariates": ["x1", "x2", "region"], "categorical": ["region"], "refute": [],
-                "design": {"method": "matching", "estimand": "att", "options": options}}
+                "design": {"method": "matching", "options": options}}
+    spec["design"]["estimand"] = estimand
     return spec
 
 
-@pytest.mark.parametrize("key", MATCHIT_KEYS, ids=lambda k: f"MatchIt-4.5.1:{k[0]}:M{k[1]}:caliper={k[2]}")
+@pytest.mark.parametrize("key", MATCHIT_KEYS, ids=lambda k: f"MatchIt-4.5.1:{k[0]}:{k[3]}:M{k[1]}:caliper={k[2]}")
 def test_balance_table_equals_matchit_summary_of_the_match(key):
     """SMD and variance ratios equal MatchIt 4.5 summary() of R Match()'s matches (balance_matchit.R).
 
     Same matches (pinned to Match elsewhere), same weighted means and variances:
-    only the rounding of the propensity fit remains (observed ~1e-12).
+    only the rounding of the propensity fit remains (observed ~1e-12). The SMD
+    denominator follows the estimand: treated SD (ATT), control SD (ATC), pooled (ATE).
     """
-    dataset, neighbors, caliper = key
-    res = run_study(_matching_spec(dataset, neighbors, caliper))
+    dataset, neighbors, caliper, estimand = key
+    res = run_study(_matching_spec(dataset, neighbors, caliper, estimand.lower()))
     sub = MATCHIT[(MATCHIT.dataset == dataset) & (MATCHIT.neighbors == neighbors)
-                  & (MATCHIT.caliper.astype(str) == str(caliper))]
-    assert res.n["treated_dropped_caliper"] == int(sub.n_dropped.iloc[0])
+                  & (MATCHIT.caliper.astype(str) == str(caliper)) & (MATCHIT.estimand == estimand)]
+    assert res.n["dropped_unmatched"] == int(sub.n_dropped.iloc[0])
     ours = {r["covariate"].replace("[", "").replace("]", ""): r for r in res.diagnostics["balance"]}
     assert set(ours) == set(sub.covariate)
     for r in sub.itertuples():

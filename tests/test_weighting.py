@@ -454,3 +454,17 @@ def test_e_value_reproduces_vanderweele_ding_published_example():
     e = evalue(0.5, -0.1, 1.1, 1.0)
     assert e["e_value"] == pytest.approx(evalue_rr(math.exp(0.455)))
     assert e["e_value_ci"] == 1.0 and "includes no effect" in e["detail"]
+
+
+def test_plots_love_and_propensity_are_written_for_weighting_and_matching(runner, write_spec, tmp_path):
+    spec = spec_for("nsw_experimental", "att", 0, estimator="aipw")
+    out = tmp_path / "plots"
+    code, _, _ = _run_cli(runner, write_spec(spec), "--plots", str(out))
+    assert code == 0
+    spec["design"] = {"method": "matching", "estimand": "ate"}
+    spec["name"] = "m"
+    _run_cli(runner, write_spec(spec, "m.yaml"), "--plots", str(out))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["m-love.png", "m-propensity.png", "nsw_experimental-att-love.png",
+                     "nsw_experimental-att-propensity.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 5000 for p in out.iterdir())

@@ -17,7 +17,7 @@ class WeightingOptions(Strict):
     )
     trim: float | None = Field(
         None, ge=0, lt=0.5,
-        description="Drop units with a propensity score below trim or above 1 - trim, then refit (Crump et al. 2009).",
+        description="Drop units with a propensity score below trim or above 1 - trim (Crump et al. 2009); not refitted.",
     )
     overlap: bool = Field(
         False, description="Overlap weights (Li, Morgan and Zaslavsky 2018): the estimand becomes the ATO (ipw only)."

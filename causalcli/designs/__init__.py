@@ -43,7 +43,7 @@ class DesignEntry:
 
 DESIGNS: dict[str, DesignEntry] = {
     "matching": DesignEntry(
-        "matching", "Nearest-neighbour propensity-score matching (ATT), Abadie-Imbens standard errors",
+        "matching", "Nearest-neighbour matching (ATT, ATC, ATE; score or Mahalanobis), Abadie-Imbens standard errors",
         "causalcli.designs.matching:MatchingDesign",
     ),
     "weighting": DesignEntry("weighting", "Inverse-probability and doubly robust weighting",
