@@ -168,7 +168,12 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
         raise DataError(f"cannot read: {_first_line(exc)}", file=display) from None
     if not lazy:
         con.execute("DROP TABLE raw_data")
-    rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    try:  # a view runs the reader and the filter here for the first time
+        rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    except duckdb.Error as exc:
+        if data.filter is not None:
+            raise SpecError(f"filter failed: {_first_line(exc)}", file=display, key="data.filter") from None
+        raise DataError(f"cannot read: {_first_line(exc)}", file=display) from None
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {TABLE})").fetchall())
     if rows == 0:
         what = "no rows are left after data.filter; loosen the filter" if data.filter else "the data file has no rows"

@@ -443,6 +443,8 @@ def test_relative_delta_is_consistent_with_absolute_at_large_n():
                                                           "denominator": "w"}), 2, "not both"),
     (lambda s, d: s.update(refute=[{"placebo_treatment": {}}]), 2, "refuters do not apply"),
     (lambda s, d: s["design"]["metrics"].__setitem__(0, {"name": "n", "outcome": "nope"}), 3, "not found"),
+    (lambda s, d: s.update(data={"path": s["data"]["path"], "filter": "CAST('x' || user AS INTEGER) > 0"}), 2,
+     "filter failed"),  # a runtime error of the filter, raised when the view is first read
 ])
 def test_bad_input_is_one_line_with_its_exit_code(tmp_path, runner, write_spec, change, code, needle):
     df = users(400, seed=1)
