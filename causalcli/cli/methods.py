@@ -25,7 +25,7 @@ def catalogue() -> dict:
     from causalcli.refuters import TESTED
     import typing
 
-    from causalcli.spec import Design, DataSubset, PlaceboTreatment, RandomCommonCause, Thresholds, refuter_options
+    from causalcli.spec import Design, Thresholds, refuter_options
 
     option_models = {}
     for model in typing.get_args(typing.get_args(Design)[0]):
@@ -38,6 +38,7 @@ def catalogue() -> dict:
             design = entry.load()
             d.update(estimators=list(design.estimators), estimands=list(design.estimands),
                      inference=list(design.inference), default_refuters=list(design.default_refuters),
+                     default_simulations=dict(getattr(design, "default_simulations", {})),
                      reference=design.reference)
             if getattr(design, "default_simulations", None):
                 d["default_simulations"] = dict(design.default_simulations)
@@ -49,10 +50,13 @@ def catalogue() -> dict:
         else:
             d["planned"] = entry.planned
         designs.append(d)
+    from causalcli.spec import REFUTER_MODELS
+    from causalcli.synth_refute import TESTED as SYNTH_TESTED
+
+    tested = {**TESTED, **SYNTH_TESTED}
     refuters = []
-    for item in (PlaceboTreatment(), RandomCommonCause(), DataSubset()):
-        name = next(iter(type(item).model_fields))
-        refuters.append({"name": name, "defaults": refuter_options(item).model_dump(), "tests": TESTED[name]})
+    for name, model in REFUTER_MODELS.items():
+        refuters.append({"name": name, "defaults": refuter_options(model()).model_dump(), "tests": tested.get(name, "")})
     thresholds = {k: {"default": v, "help": Thresholds.model_fields[k].description}
                   for k, v in Thresholds().model_dump().items()}
     return {"designs": designs, "refuters": refuters, "thresholds": thresholds,
@@ -60,6 +64,10 @@ def catalogue() -> dict:
                 "placebo_treatment": "p = (1 + #|placebo| >= |estimate|) / (1 + simulations); passes when p <= alpha",
                 "random_common_cause": "z = (mean new - estimate) / std_error, two-sided; passes when p > alpha",
                 "data_subset": "z = (mean new - estimate) / std_error, two-sided; passes when p > alpha",
+                "placebo_in_time": "p = (1 + #|effect at a fake start| >= |estimate|) / (1 + simulations); "
+                                   "passes when p <= alpha",
+                "leave_one_donor_out": "new_effect = the estimate closest to zero with one top donor left out; "
+                                       "passes when it keeps the estimate's sign",
             }}
 
 
