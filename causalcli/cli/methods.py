@@ -87,7 +87,8 @@ def methods_command(format: MethodsFormat = typer.Option(MethodsFormat.text, "--
         lines.append(f"      estimators: {', '.join(d['estimators'])}; estimands: {', '.join(d['estimands'])}; "
                      f"inference: {', '.join(d['inference'])}")
         sims = d.get("default_simulations", {})
-        lines.append(f"      default refuters: {', '.join(n + (f' x {sims[n]}' if n in sims else '') for n in d['default_refuters'])}")
+        refs = ", ".join(n + (f" x {sims[n]}" if n in sims else "") for n in d["default_refuters"])
+        lines.append(f"      default refuters: {refs or 'none (randomised: nothing to refute)'}")
         for k, o in d.get("options", {}).items():
             lines.append(f"      options.{k} = {o['default']!r}: {o['help']}")
     lines.append("refuters (refute: [...]):")
