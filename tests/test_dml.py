@@ -122,6 +122,20 @@ def test_continuous_treatment_effect_per_unit(csv):
     assert res.checks[0].passed is None and "continuous" in res.checks[0].detail
 
 
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("model", ["linear", "forest"])
+def test_lasso_learners_both_models_both_treatment_types(csv, binary, model):
+    """LassoCV / L1 logistic nuisances: exact-enough for linear confounding, so 2 lies in the interval."""
+    df, _ = simulate_dml(1500, seed=3, binary=binary)
+    res = run_study(dml_spec(csv(df), model=model, learner="lasso", trees=40))
+    e = res.estimate
+    assert e.ci_lower < 2.0 < e.ci_upper
+    assert res.diagnostics["dml"]["learners"]["treatment"].startswith(
+        "StandardScaler + LogisticRegressionCV" if binary else "StandardScaler + LassoCV")
+    expected = {(True, "forest"): "econml_forest_doubly_robust", (False, "forest"): "econml_forest_blb_conservative"}
+    assert e.inference == expected.get((binary, model), "econml_linear_dml_hc1")
+
+
 def test_final_stage_by_hand_matches_econml_hc1():
     """The HC1 sandwich computed by hand (used for the heterogeneity test) is EconML's, to rounding."""
     from econml.dml import LinearDML
