@@ -238,6 +238,7 @@ class ExperimentDesign(Design):
         rows_abs: list[tuple[str, Any, Any]] = []
         rows_rel: list[tuple[str, Any, Any]] = []
         per_metric = []
+        notes: list[str] = []
         for s in d.shapes:
             group = stats.groups[s.name if stats.complete_cases_by_metric else None]
             pairs = d.pairs[s.name]
@@ -253,6 +254,8 @@ class ExperimentDesign(Design):
                 rows_rel.append((label + "/rel", tr, _inference(s, "rel", opts)))
                 unadj = (c.var_treatment_unadjusted / c.n_treatment + c.var_control_unadjusted / c.n_control)
                 reduction = 1 - ta.std_error ** 2 / unadj if s.covariates and unadj > 0 else None
+                if s.covariates and not any(c.theta):
+                    notes.append(f"{label}: the covariate is constant in the arms compared, so CUPED adjusts nothing")
                 m_abs = mde(ta.std_error, opts.alpha, opts.power)
                 per_metric.append({
                     "metric": s.name, "arm": d.labels[arm], "kind": s.kind, "adjustment": s.adjustment,
@@ -269,7 +272,7 @@ class ExperimentDesign(Design):
         adj_abs = adjust([t.p_value for _, t, _ in rows_abs], method)
         adj_rel = adjust([t.p_value for _, t, _ in rows_rel], method)
         family = len(rows_abs)
-        suffix = "" if method == "none" else f"; p_value_adjusted: {method} over {family} tests"
+        suffix = "" if method == "none" else f"; p_value_adjusted: {method} over {family} test{'s' if family > 1 else ''}"
         effects = []
         for (label, t, inf), pa, (label_r, tr, inf_r), pr in zip(rows_abs, adj_abs, rows_rel, adj_rel):
             effects.append(_estimate(label, t, conf, inf + suffix, pa))
@@ -293,7 +296,7 @@ class ExperimentDesign(Design):
             detail += ("; the arms are not the sizes planned, so the randomisation or logging is broken and the "
                        "effects cannot be trusted: find the cause before reading them")
         checks = [Check("srm", passed, detail)]
-        warnings = list(stats.notes)
+        warnings = list(stats.notes) + notes
         if stats.missing_variant:
             warnings.append(f"{stats.missing_variant} row(s) with no variant value were left out")
         for e in effects:
