@@ -161,13 +161,16 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
         where = f" WHERE ({data.filter})"
         _check_single_select(con, f"SELECT {select} FROM raw_data{where}", display)
     try:
-        con.execute(f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS SELECT {select} FROM raw_data{where}")
+        if not lazy and not where and not renames:  # nothing to change: no second copy of the data
+            con.execute(f"ALTER TABLE raw_data RENAME TO {TABLE}")
+        else:
+            con.execute(f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS SELECT {select} FROM raw_data{where}")
+            if not lazy:
+                con.execute("DROP TABLE raw_data")
     except duckdb.Error as exc:
         if data.filter is not None:
             raise SpecError(f"filter failed: {_first_line(exc)}", file=display, key="data.filter") from None
         raise DataError(f"cannot read: {_first_line(exc)}", file=display) from None
-    if not lazy:
-        con.execute("DROP TABLE raw_data")
     try:  # a view runs the reader and the filter here for the first time
         rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
     except duckdb.Error as exc:
