@@ -215,10 +215,14 @@ def ipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Z: np.ndarra
     se_known = math.sqrt(n / (n - 1) * float(np.dot(phi_known, phi_known)))  # svyglm's sandwich
     se = se_known
     if Z is not None:
-        info = (Z * (e * (1.0 - e))[:, None]).T @ Z
-        h = Z.T @ (dw * r1) / s1 - Z.T @ (dw * r0) / s0
-        a = np.linalg.solve(info, h)
-        phi = phi_known + (Z @ a) * (t - e)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):  # thin (n x k) products: threads only spin
+            Zw = Z * np.sqrt(e * (1.0 - e))[:, None]
+            info = Zw.T @ Zw
+            h = Z.T @ (dw * (r1 / s1 - r0 / s0))
+            a = np.linalg.solve(info, h)
+            phi = phi_known + (Z @ a) * (t - e)
         se = math.sqrt(float(np.dot(phi, phi)))
     weights = np.where(t, w / s1, w / s0)[keep]
     return {"value": mu1 - mu0, "std_error": se, "std_error_weights_known": se_known, "mean_treated": mu1,
