@@ -75,7 +75,8 @@ def test_ipw_equals_r_survey_svyglm(row):
 BAL_KEYS = sorted({(r.dataset, r.estimand, r.trim) for r in MATCHIT.itertuples()})
 
 
-@pytest.mark.parametrize("key", BAL_KEYS, ids=lambda k: f"MatchIt-{R_SESSION[2].split()[1]}:{k[0]}:{k[1]}:trim={k[2]:g}")
+@pytest.mark.parametrize("key", BAL_KEYS,
+                         ids=lambda k: f"MatchIt-{R_SESSION[2].split()[1]}:{k[0]}:{k[1]}:trim={k[2]:g}")
 def test_balance_table_equals_matchit_summary(key):
     """SMD and variance ratio before and after weighting equal MatchIt::summary's on the same weights."""
     dataset, estimand, trim = key

@@ -1,10 +1,12 @@
-"""Propensity-score matching.
+"""Nearest-neighbour matching: ATT, ATC and ATE.
 
-Nearest-neighbour matching on the logit of an estimated propensity score, with
-replacement and ties kept, for the average effect on the treated (ATT), with
+Matching with replacement and ties kept, on the logit of an estimated
+propensity score or by Mahalanobis distance on the covariates, optionally
+within exact strata and with the Abadie-Imbens (2011) bias correction, with
 the Abadie-Imbens (2006) standard error. The semantics mirror R's
 ``Matching::Match`` (see ``causalcli.designs.nearest``), against which the tests
-are pinned.
+are pinned. Diagnostics: a MatchIt-style balance table, overlap, E-value and
+Rosenbaum bounds (``causalcli.propensity``, ``causalcli.sensitivity``).
 
 References
 ----------
@@ -59,7 +61,7 @@ class MatchingData:
 
 class MatchingDesign(Design):
     name = "matching"
-    summary = "Nearest-neighbour propensity-score matching with replacement, ties kept"
+    summary = "Nearest-neighbour matching with replacement, ties kept (score or Mahalanobis; ATT, ATC, ATE)"
     estimators = ("psm_nearest",)
     estimands = ("att", "atc", "ate")
     inference = ("abadie_imbens",)
@@ -93,7 +95,8 @@ class MatchingDesign(Design):
             roles.setdefault(c, (f"design.options.exact[{i}]", "any"))
         require_columns(table, roles)
 
-    def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> MatchingData:
+    def prepare(self, study: "Study", table: "Table", identification: "Identification",
+                spec: "LoadedSpec") -> MatchingData:
         covs = list(identification.adjustment_set)
         categorical = tuple(c for c in study.categorical if c in covs)
         exact = tuple(study.design.options.exact)

@@ -1,4 +1,10 @@
-"""Nearest-neighbour matching on a scalar score for the ATT, with ties kept.
+"""Nearest-neighbour matching with ties kept, as R's ``Matching::Match``.
+
+:func:`match_att` (below, the ATT on a scalar score) is the fast path;
+:func:`match` adds the ATC and ATE, exact strata, Mahalanobis distance and the
+bias adjustment (its docstring lists what each maps to in ``Match``), and
+:func:`ai2016_ate_variance_reduction` the Abadie-Imbens (2016) term for an
+estimated score. The rules below hold for all of them.
 
 The semantics are those of R's ``Matching::Match(Y, Tr, X = score,
 estimand = "ATT", M, caliper, replace = TRUE, ties = TRUE, Weight = 1,

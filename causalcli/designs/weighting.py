@@ -407,7 +407,8 @@ class WeightingDesign(Design):
                             f"propensity score outside [{d.trim}, {1 - d.trim}]; the estimate is the effect in "
                             "the remaining population")
         bounds = study.thresholds.propensity_bounds
-        balance = balance_table(d.X_balance[keep], t, d.balance_names, weights, "ate" if d.estimand == "ato" else d.estimand)
+        sd_convention = "ate" if d.estimand == "ato" else d.estimand  # overlap weights: pooled SD, as MatchIt
+        balance = balance_table(d.X_balance[keep], t, d.balance_names, weights, sd_convention)
         # Overlap is judged on the scores before trimming, the population the user gave.
         overlap = overlap_summary(run.e_all, d.t, bounds, _expand(weights, keep),
                                   share_trimmed=float((~keep).mean()),
