@@ -301,6 +301,18 @@ def test_default_refuters_run_fewer_simulations_and_pass(csv):
     assert all(r.passed for r in res.refutations), [r.detail for r in res.refutations]
 
 
+def test_forest_refuters_run_in_forked_workers(csv):
+    """The final forest refits inside forked workers (one thread each) and gives finite, passing results."""
+    df, _ = simulate_dml(800, seed=47, heterogeneous=True)
+    spec = dml_spec(csv(df), model="forest", trees=40)
+    spec["refute"] = [{"placebo_treatment": {"simulations": 4}}, {"random_common_cause": {"simulations": 2}},
+                      {"data_subset": {"simulations": 4}}]
+    res = run_study(spec, jobs=2)
+    assert [r.name for r in res.refutations] == ["placebo_treatment", "random_common_cause", "data_subset"]
+    assert all(r.new_effect is not None and np.isfinite(r.new_effect) for r in res.refutations)
+    assert abs(res.refutations[0].new_effect) < abs(res.estimate.value) / 2
+
+
 def test_same_seed_same_json_whatever_jobs(csv, runner, write_spec):
     df, _ = simulate_dml(800, seed=45, heterogeneous=True)
     spec = dml_spec(csv(df), learner="gbm", _study={"segments": ["seg"]})
