@@ -79,6 +79,15 @@ def _chunk(design_name: str, prepared: Any, tasks: list[tuple[str, Any, int, int
     return [_one(design, prepared, name, options, seed, sim) for name, options, seed, sim in tasks]
 
 
+def _worker_chunk(design_name: str, prepared: Any, tasks: list[tuple[str, Any, int, int]]) -> list[float]:
+    """A chunk in a forked worker, on one thread: the workers already fill the cores, and
+    an OpenMP pool inherited through fork (scikit-learn's boosting) can hang if used."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _chunk(design_name, prepared, tasks)
+
+
 def resolve_jobs(jobs: int | None) -> int:
     cores = os.cpu_count() or 1
     if jobs is None or jobs <= 0:
@@ -113,7 +122,7 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
             # (The pool is kept across the rounds; one round of chunks per worker at a time.)
             with Parallel(n_jobs=n_jobs, backend="multiprocessing") as parallel:
                 for start in range(0, len(chunks), n_jobs):
-                    for part in parallel(delayed(_chunk)(design.name, prepared, c)
+                    for part in parallel(delayed(_worker_chunk)(design.name, prepared, c)
                                          for c in chunks[start:start + n_jobs]):
                         values.extend(part)
                         advance(len(part))
