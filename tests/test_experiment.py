@@ -479,7 +479,7 @@ def test_data_is_a_view_and_the_filter_cannot_read_other_files(tmp_path, runner,
     path = tmp_path / "u.parquet"
     df.to_parquet(path)
     secret = tmp_path / "secret.csv"
-    secret.write_text("s\n42\n")
+    secret.write_text("s\n73109\n")  # a value no temporary path contains
     table = load_table(as_loaded(spec_for(path)), lazy=True)
     kind = table.sql("SELECT table_type FROM information_schema.tables WHERE table_name = 'study_data'")[0][0]
     assert kind == "VIEW" and table.rows == 2000
@@ -490,7 +490,7 @@ def test_data_is_a_view_and_the_filter_cannot_read_other_files(tmp_path, runner,
         spec = write_spec(spec_for(path, correction="none") | {"data": {"path": str(path), "filter": attack}})
         res = invoke(runner, ["estimate", str(spec), "--format", "json"])
         assert res.exit_code in (2, 3), (attack, res.exit_code, res.stdout[:300])
-        assert "42" not in res.stdout and ("Permission" in res.stderr or "disabled" in res.stderr), res.stderr
+        assert "73109" not in res.stdout and ("Permission" in res.stderr or "disabled" in res.stderr), res.stderr
     ok = run_study(spec_for(path, correction="none") | {"data": {"path": str(path), "filter": "user % 2 = 0"}})
     assert ok.n["rows"] == 1000
 

@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import yaml
 
-from tests.conftest import base_spec, invoke
+from tests.conftest import SPECS, base_spec, invoke
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -78,3 +78,39 @@ def test_report_is_deterministic(runner, tmp_path, sim_csv):
     for out in (a, b):
         assert invoke(runner, ["estimate", str(spec), "--format", "json", "--report", str(out)]).exit_code == 0
     assert a.read_bytes() == b.read_bytes()
+
+
+def _render_in_chromium(report, tmp_path) -> str:
+    dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'ud-all'}",
+                          "--virtual-time-budget=8000", "--dump-dom", report.as_uri()],
+                         capture_output=True, text=True, timeout=180)
+    body = re.search(r"<body[^>]*>", dom.stdout)
+    assert body, dom.stderr[-2000:]
+    return body.group(0)
+
+
+def test_report_of_every_design_shows_its_plots(runner, tmp_path):
+    """The bundled example of each design family in one report: every plot of every design renders."""
+    import json
+
+    report = tmp_path / "all.html"
+    res = invoke(runner, ["estimate", str(SPECS), "--no-refute", "--format", "json", "--report", str(report)])
+    items = json.loads(res.stdout)
+    assert {i["design"] for i in items} == {"matching", "weighting", "did", "synthetic_control", "dml", "experiment"}
+    assert all("error" not in i for i in items), [i.get("error") for i in items]
+    text = report.read_text()
+    expected = {  # the plots each design's example must show (render/plots/<family>.py)
+        "matching": 2, "weighting": 2, "did": 1, "synthetic_control": 2, "dml": 1, "experiment": 1,
+    }
+    sections = re.split(r'<section class="study', text)[1:]
+    assert len(sections) == len(items)
+    total = 0
+    for item, section in zip(items, sections):
+        n = section.count("data:image/png;base64,")
+        assert n >= expected[item["design"]], (item["study"], n)
+        total += n
+        for m in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", section):
+            img = _image(base64.b64decode(m))
+            assert img.shape[0] > 200 and float(img[..., :3].std()) > 0.05, item["study"]
+    tag = _render_in_chromium(report, tmp_path)
+    assert 'data-rendered="yes"' in tag and f'data-images="{total}/{total}"' in tag and "data-errors" not in tag
