@@ -39,6 +39,27 @@ def png(fig, plt) -> bytes:
     return buf.getvalue()
 
 
+def arm_histogram(result: Result, hist: dict | None, xlabel: str) -> bytes | None:
+    """Propensity scores by arm, as shares of each arm, from a ``{edges, treated, control}`` histogram."""
+    if not hist:
+        return None
+    plt = figure()
+    edges = hist["edges"]
+    widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
+    fig, ax = plt.subplots(figsize=(6.4, 4), dpi=110)
+    tot_t = max(sum(hist["treated"]), 1)
+    tot_c = max(sum(hist["control"]), 1)
+    ax.bar(edges[:-1], [c / tot_t for c in hist["treated"]], width=widths, align="edge", alpha=0.6,
+           color="#1f4e79", label="treated")
+    ax.bar(edges[:-1], [c / tot_c for c in hist["control"]], width=widths, align="edge", alpha=0.5,
+           color="#c0504d", label="control")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of arm")
+    ax.set_title(f"{result.study}: propensity score by arm")
+    ax.legend()
+    return png(fig, plt)
+
+
 def plots_for(design: str) -> dict[str, Callable[[Result], bytes | None]]:
     module = f"causalcli.render.plots.{MODULES.get(design, design)}"
     if importlib.util.find_spec(module) is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from causalcli.render.plots import figure as _figure, png as _png
+from causalcli.render.plots import arm_histogram, figure as _figure, png as _png
 from causalcli.result import Result
 
 
@@ -31,24 +31,7 @@ def love_plot(result: Result) -> bytes | None:
 
 
 def propensity_histogram(result: Result) -> bytes | None:
-    hist = (result.diagnostics.get("overlap") or {}).get("histogram")
-    if not hist:
-        return None
-    plt = _figure()
-    edges = hist["edges"]
-    widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
-    fig, ax = plt.subplots(figsize=(6.4, 4), dpi=110)
-    tot_t = max(sum(hist["treated"]), 1)
-    tot_c = max(sum(hist["control"]), 1)
-    ax.bar(edges[:-1], [c / tot_t for c in hist["treated"]], width=widths, align="edge", alpha=0.6,
-           color="#1f4e79", label="treated")
-    ax.bar(edges[:-1], [c / tot_c for c in hist["control"]], width=widths, align="edge", alpha=0.5,
-           color="#c0504d", label="control")
-    ax.set_xlabel("propensity score")
-    ax.set_ylabel("share of arm")
-    ax.set_title(f"{result.study}: propensity score by arm")
-    ax.legend()
-    return _png(fig, plt)
+    return arm_histogram(result, (result.diagnostics.get("overlap") or {}).get("histogram"), "propensity score")
 
 
 PLOTS: dict[str, Callable[[Result], bytes | None]] = {"love": love_plot, "propensity": propensity_histogram}
