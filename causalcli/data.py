@@ -322,6 +322,41 @@ def check_weights(table: Table, column: str) -> None:
         raise DataError(f"weights column {column!r} sums to zero", file=table.file, key="weights", column=column)
 
 
+@dataclass(frozen=True)
+class BinaryStudyArrays:
+    """Complete rows of a binary-treatment study: the columns, covariate matrix and treatment."""
+
+    cols: dict
+    X: "np.ndarray"
+    names: list
+    t: "np.ndarray"
+    dropped: int
+
+
+def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
+                        extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = ()) -> BinaryStudyArrays:
+    """What matching and weighting both start from: complete rows, one-hot covariates, a two-arm treatment.
+
+    Constant covariates and a treatment with one arm left are data errors (exit 3).
+    """
+    import numpy as np
+
+    text = tuple(dict.fromkeys((*categorical, *extra_text)))
+    cols, dropped = table.arrays([treatment, outcome, *covariates, *extra], as_text=text)
+    if dropped == table.rows:
+        raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
+    X, names = design_matrix(cols, covariates, list(categorical), table.file)
+    constant = [n for j, n in enumerate(names) if np.ptp(X[:, j]) == 0]
+    if constant:
+        raise DataError(f"covariate {constant[0]!r} is constant in the rows used; drop it from covariates",
+                        file=table.file, column=constant[0], key="covariates")
+    t = np.asarray(cols[treatment]).astype(bool)
+    if t.all() or not t.any():
+        raise DataError(f"treatment {treatment!r} has only one arm in the complete rows", file=table.file,
+                        column=treatment, key="treatment")
+    return BinaryStudyArrays(cols, X, names, t, dropped)
+
+
 def design_matrix(arrays: dict[str, "np.ndarray"], covariates: list[str], categorical: list[str],
                   file: str) -> tuple["np.ndarray", list[str]]:
     """Covariates as a float matrix; categorical ones one-hot encoded with the first (sorted) level dropped."""

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data import design_matrix, require_columns
+from causalcli.data import binary_study_arrays, require_columns
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference import normal_estimate
@@ -359,18 +359,8 @@ class WeightingDesign(Design):
                 spec: "LoadedSpec") -> WeightingData:
         covs = list(identification.adjustment_set)
         categorical = tuple(c for c in study.categorical if c in covs)
-        cols, dropped = table.arrays([study.treatment, study.outcome, *covs], as_text=categorical)
-        if dropped == table.rows:
-            raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
-        X, names = design_matrix(cols, covs, list(categorical), table.file)
-        constant = [n for j, n in enumerate(names) if np.ptp(X[:, j]) == 0]
-        if constant:
-            raise DataError(f"covariate {constant[0]!r} is constant in the rows used; drop it from covariates",
-                            file=table.file, column=constant[0], key="covariates")
-        t = np.asarray(cols[study.treatment]).astype(bool)
-        if t.all() or not t.any():
-            raise DataError(f"treatment {study.treatment!r} has only one arm in the complete rows", file=table.file,
-                            column=study.treatment, key="treatment")
+        arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical))
+        cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         opts = study.design.options
         from causalcli.propensity import balance_matrix
 
