@@ -61,7 +61,7 @@ import numpy as np
 
 from causalcli.data import binary_study_arrays, require_columns
 from causalcli.designs.base import Design, Fit, require
-from causalcli.errors import DataError, EstimationError, SpecError
+from causalcli.errors import EstimationError, SpecError
 from causalcli.inference import normal_estimate
 
 if TYPE_CHECKING:  # pragma: no cover
