@@ -299,11 +299,15 @@ def multiplier_bootstrap(inf: np.ndarray, draws: int, rng: np.random.Generator, 
     p_low = np.float32(kappa / np.sqrt(5))
     lo_v, hi_v = np.float32(1 - kappa), np.float32(kappa)
     A = np.asfortranarray(inf, dtype=np.float32)
+    from causalcli import progress
+
     out = np.empty((draws, inf.shape[1]))
-    for a in range(0, draws, block):
-        b = min(draws, a + block)
-        v = np.where(rng.random((b - a, n), dtype=np.float32) < p_low, lo_v, hi_v)
-        out[a:b] = (v @ A).astype(np.float64) / np.sqrt(n)
+    with progress.task("did: multiplier bootstrap", draws) as advance:
+        for a in range(0, draws, block):
+            b = min(draws, a + block)
+            v = np.where(rng.random((b - a, n), dtype=np.float32) < p_low, lo_v, hi_v)
+            out[a:b] = (v @ A).astype(np.float64) / np.sqrt(n)
+            advance(b - a)
     return out
 
 

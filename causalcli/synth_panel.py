@@ -165,16 +165,27 @@ def placebo_in_space(d: SynthData, jobs: int = 1) -> np.ndarray:
     The real treated unit never serves as a donor of a placebo (Abadie et al. 2010, sec. 4.2).
     Fits are deterministic, so any number of workers gives the same numbers.
     """
-    js = list(range(1, d.Y.shape[1]))
-    if jobs <= 1 or len(js) < PARALLEL_FROM:
-        gaps = _placebo_gaps(d, js)
-    else:
-        from joblib import Parallel, delayed
+    from causalcli import progress
 
-        bounds = np.linspace(0, len(js), jobs + 1).astype(int)
-        chunks = [js[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        parts = Parallel(n_jobs=jobs, backend="multiprocessing")(delayed(_placebo_gaps)(d, c) for c in chunks)
-        gaps = [g for part in parts for g in part]
+    js = list(range(1, d.Y.shape[1]))
+    gaps: list[np.ndarray] = []
+    with progress.task("synthetic control: placebo fits", len(js)) as advance:
+        if jobs <= 1 or len(js) < PARALLEL_FROM:
+            for j in js:
+                gaps.extend(_placebo_gaps(d, [j]))
+                advance(1)
+        else:
+            from joblib import Parallel, delayed
+
+            # a few chunks per worker, run in rounds, so the progress bar moves
+            n_chunks = min(len(js), 4 * jobs)
+            bounds = np.linspace(0, len(js), n_chunks + 1).astype(int)
+            chunks = [js[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+            with Parallel(n_jobs=jobs, backend="multiprocessing") as parallel:
+                for start in range(0, len(chunks), jobs):
+                    for part in parallel(delayed(_placebo_gaps)(d, c) for c in chunks[start:start + jobs]):
+                        gaps.extend(part)
+                        advance(len(part))
     return np.column_stack(gaps)
 
 

@@ -408,10 +408,13 @@ def fit_quietly(est: Any, y: np.ndarray, t: np.ndarray, X: np.ndarray | None, W:
     """Fit with EconML's and scikit-learn's warnings caught; returns the distinct ones worth reporting."""
     from sklearn.exceptions import ConvergenceWarning
 
-    with warnings.catch_warnings(record=True) as caught:
+    from causalcli import progress
+
+    with warnings.catch_warnings(record=True) as caught, progress.task("dml: cross-fitting", 1) as advance:
         warnings.simplefilter("always")
         try:
             est.fit(y, t, X=X, W=W, cache_values=True)
+            advance(1)
         except (ValueError, np.linalg.LinAlgError) as exc:
             raise EstimationError(f"EconML could not fit the model ({exc.__class__.__name__}: "
                                   f"{str(exc).splitlines()[0]})") from exc
