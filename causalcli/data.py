@@ -324,7 +324,7 @@ def check_weights(table: Table, column: str) -> None:
 
 @dataclass(frozen=True)
 class BinaryStudyArrays:
-    """Complete rows of a binary-treatment study: the columns, covariate matrix and treatment."""
+    """Complete rows of a study: the columns, the covariate matrix and the treatment."""
 
     cols: dict
     X: "np.ndarray"
@@ -333,12 +333,19 @@ class BinaryStudyArrays:
     dropped: int
 
 
-def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
-                        extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = ()) -> BinaryStudyArrays:
-    """What matching and weighting both start from: complete rows, one-hot covariates, a two-arm treatment.
+def study_roles(study: Any, treatment_kind: str) -> dict[str, tuple[str, str]]:
+    """Column roles of a treatment/outcome/covariates/segments study, for ``require_columns``."""
+    roles = {study.treatment: ("treatment", treatment_kind), study.outcome: ("outcome", "numeric")}
+    for i, c in enumerate(study.covariates):
+        roles.setdefault(c, (f"covariates[{i}]", "any" if c in study.categorical else "numeric"))
+    for i, c in enumerate(study.segments):
+        roles.setdefault(c, (f"segments[{i}]", "any"))
+    return roles
 
-    Constant covariates and a treatment with one arm left are data errors (exit 3).
-    """
+
+def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
+                 extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = ()) -> BinaryStudyArrays:
+    """Complete rows, one-hot covariates (a constant one is a data error, exit 3), the treatment as floats."""
     import numpy as np
 
     text = tuple(dict.fromkeys((*categorical, *extra_text)))
@@ -350,11 +357,18 @@ def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: 
     if constant:
         raise DataError(f"covariate {constant[0]!r} is constant in the rows used; drop it from covariates",
                         file=table.file, column=constant[0], key="covariates")
-    t = np.asarray(cols[treatment]).astype(bool)
+    return BinaryStudyArrays(cols, X, names, np.asarray(cols[treatment], dtype=np.float64), dropped)
+
+
+def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
+                        extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = ()) -> BinaryStudyArrays:
+    """What matching and weighting both start from: ``study_arrays`` with a two-arm (bool) treatment."""
+    arrays = study_arrays(table, treatment, outcome, covariates, categorical, extra, extra_text)
+    t = arrays.t.astype(bool)
     if t.all() or not t.any():
         raise DataError(f"treatment {treatment!r} has only one arm in the complete rows", file=table.file,
                         column=treatment, key="treatment")
-    return BinaryStudyArrays(cols, X, names, t, dropped)
+    return BinaryStudyArrays(arrays.cols, arrays.X, arrays.names, t, arrays.dropped)
 
 
 def design_matrix(arrays: dict[str, "np.ndarray"], covariates: list[str], categorical: list[str],

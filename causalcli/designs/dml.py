@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data import TABLE, _quote, design_matrix, require_columns
+from causalcli.data import TABLE, _quote, require_columns, study_arrays, study_roles
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference import normal_estimate
@@ -109,11 +109,7 @@ class DmlDesign(Design):
             raise SpecError("the treatment cannot be a segment", file=spec.source.display, key="segments")
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
-        roles = {study.treatment: ("treatment", "numeric"), study.outcome: ("outcome", "numeric")}
-        for i, c in enumerate(study.covariates):
-            roles.setdefault(c, (f"covariates[{i}]", "any" if c in study.categorical else "numeric"))
-        for i, c in enumerate(study.segments):
-            roles.setdefault(c, (f"segments[{i}]", "any"))
+        roles = study_roles(study, "numeric")
         require_columns(table, roles)
         binary = self._binary(study, table, spec)
         if self.estimand(study, spec) == "att" and not binary:
@@ -148,18 +144,11 @@ class DmlDesign(Design):
                             key="covariates")
         segs = list(study.segments)
         categorical = tuple(c for c in study.categorical if c in covs)
-        cols, dropped = table.arrays([study.treatment, study.outcome, *covs, *segs],
-                                     as_text=tuple(dict.fromkeys([*categorical, *segs])))
-        n = len(cols[study.treatment])
-        if n == 0:
-            raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
-        W, names = design_matrix(cols, covs, list(categorical), table.file)
-        constant = [nm for j, nm in enumerate(names) if np.ptp(W[:, j]) == 0]
-        if constant:
-            raise DataError(f"covariate {constant[0]!r} is constant in the rows used; drop it from covariates",
-                            file=table.file, column=constant[0], key="covariates")
+        arrays = study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=tuple(segs),
+                              extra_text=tuple(segs))
+        cols, W, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
+        n = t.size
         binary = self._binary(study, table, spec)
-        t = np.asarray(cols[study.treatment], dtype=np.float64)
         opts = study.design.options
         if binary:
             n_treated = int(t.sum())

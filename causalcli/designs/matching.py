@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from causalcli.data import binary_study_arrays, require_columns
+from causalcli.data import binary_study_arrays, require_columns, study_roles
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import SpecError
 from causalcli.inference import normal_estimate
@@ -86,11 +86,7 @@ class MatchingDesign(Design):
                             file=spec.source.display, key="weights")
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
-        roles = {study.treatment: ("treatment", "binary"), study.outcome: ("outcome", "numeric")}
-        for i, c in enumerate(study.covariates):
-            roles.setdefault(c, (f"covariates[{i}]", "any" if c in study.categorical else "numeric"))
-        for i, c in enumerate(study.segments):
-            roles.setdefault(c, (f"segments[{i}]", "any"))
+        roles = study_roles(study, "binary")
         for i, c in enumerate(study.design.options.exact):
             roles.setdefault(c, (f"design.options.exact[{i}]", "any"))
         require_columns(table, roles)

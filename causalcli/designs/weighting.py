@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data import binary_study_arrays, require_columns
+from causalcli.data import binary_study_arrays, require_columns, study_roles
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import EstimationError, SpecError
 from causalcli.inference import normal_estimate
@@ -350,9 +350,7 @@ class WeightingDesign(Design):
                             file=spec.source.display, key="weights")
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
-        roles = {study.treatment: ("treatment", "binary"), study.outcome: ("outcome", "numeric")}
-        for i, c in enumerate(study.covariates):
-            roles.setdefault(c, (f"covariates[{i}]", "any" if c in study.categorical else "numeric"))
+        roles = study_roles(study, "binary")
         require_columns(table, roles)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
