@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import SPECS
 
 HEAVY = ("dowhy", "econml", "linearmodels", "sklearn", "matplotlib")
@@ -38,8 +40,9 @@ def test_help_imports_no_heavy_library():
     assert got == {"code": 0, "heavy": []}
 
 
-def test_validate_imports_no_heavy_library():
-    got = _probe("validate", str(SPECS / "lalonde_psm.yaml"))
+@pytest.mark.parametrize("spec", sorted(p.name for p in SPECS.glob("*.yaml")))
+def test_validate_imports_no_heavy_library(spec):
+    got = _probe("validate", str(SPECS / spec))
     assert got == {"code": 0, "heavy": []}
 
 
