@@ -286,10 +286,10 @@ class DidDesign(Design):
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: PanelData, study: "Study", seed: int) -> Fit:
-        from threadpoolctl import threadpool_limits
+        from causalcli.threads import single_threaded_blas
 
         # thin products (rows x a few regressors): a second BLAS thread only spins, and stalls on a busy machine
-        with threadpool_limits(1, "blas"):
+        with single_threaded_blas():
             return self._fit(prepared, study, seed)
 
     def _fit(self, prepared: PanelData, study: "Study", seed: int) -> Fit:

@@ -52,6 +52,7 @@ class MatchingData:
     file: str
     coef: np.ndarray  # full-data propensity coefficients: refuters start their refits here
     iterations: int
+    scaling: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))  # full-data centre and SD of X
     strata: np.ndarray | None = None  # exact-matching cell per row (codes), or None
     exact: tuple[str, ...] = ()
     bias_correction: bool = False
@@ -110,7 +111,8 @@ class MatchingDesign(Design):
             X_balance=Xb, balance_names=tuple(bnames),
             neighbors=opts.neighbors, caliper=opts.caliper, tolerance=opts.tolerance,
             estimand=self.estimand(study, spec), rows=table.rows, dropped_missing=dropped, file=table.file,
-            coef=ps.coef, iterations=ps.iterations, strata=_strata(cols, exact), exact=exact,
+            coef=ps.coef, iterations=ps.iterations, scaling=(X.mean(axis=0), X.std(axis=0)),
+            strata=_strata(cols, exact), exact=exact,
             bias_correction=opts.bias_correction, distance=opts.distance,
             extra_metric=_codes(cols, tuple(c for c in exact if c not in covs)),
         )
@@ -230,10 +232,14 @@ class MatchingDesign(Design):
             # a permuted treatment is unrelated to X: start from the intercept-only model
             start = np.zeros_like(d.coef)
             start[0] = np.log(t.mean() / (1.0 - t.mean()))
+        # the full data's centring and scaling serve every refit (an added standard-normal
+        # covariate is already centred and scaled): no pass over X to recompute them
+        scaling = d.scaling
         if extra_covariate is not None:
             X = np.column_stack([X, extra_covariate])
             start = np.append(start, 0.0)
-        ps = fit_logit(X, t.astype(np.float64), start=start)
+            scaling = (np.append(scaling[0], 0.0), np.append(scaling[1], 1.0))
+        ps = fit_logit(X, t.astype(np.float64), start=start, scaling=scaling)
         if d.estimand == "att" and strata is None and not d.bias_correction:
             return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper,
                                    tolerance=d.tolerance)

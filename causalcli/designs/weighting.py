@@ -129,10 +129,10 @@ def _ols_predict(Xa: np.ndarray, ya: np.ndarray, Xall: np.ndarray) -> np.ndarray
     4x faster than an SVD on 100,000 rows); least squares by SVD when they are
     ill-conditioned (collinear covariates within an arm).
     """
-    from threadpoolctl import threadpool_limits
+    from causalcli.threads import single_threaded_blas
 
     centre = Xa.mean(axis=0)
-    with threadpool_limits(1, "blas"):
+    with single_threaded_blas():
         Xc = Xa - centre
         G = Xc.T @ Xc
         d = np.sqrt(np.diag(G))
@@ -215,9 +215,9 @@ def ipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Z: np.ndarra
     se_known = math.sqrt(n / (n - 1) * float(np.dot(phi_known, phi_known)))  # svyglm's sandwich
     se = se_known
     if Z is not None:
-        from threadpoolctl import threadpool_limits
+        from causalcli.threads import single_threaded_blas
 
-        with threadpool_limits(1, "blas"):  # thin (n x k) products: threads only spin
+        with single_threaded_blas():  # thin (n x k) products: threads only spin
             Zw = Z * np.sqrt(e * (1.0 - e))[:, None]
             info = Zw.T @ Zw
             h = Z.T @ (dw * (r1 / s1 - r0 / s0))
