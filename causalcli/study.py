@@ -15,6 +15,7 @@ from typing import Any
 from causalcli import __version__
 from causalcli.data import Table, check_weights, load_table
 from causalcli.designs import get_design
+from causalcli.designs.base import refuse_unbuilt
 from causalcli.errors import CausalcliError
 from causalcli.graph import build_graph, check_nodes, identify
 from causalcli.result import Result, StudyFailure
@@ -61,6 +62,7 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepare
     except CausalcliError as exc:
         exc.file = exc.file or spec.source.display
         raise
+    refuse_unbuilt(design, study, spec)
     design.check_spec(study, spec)
     table = load_table(spec, stdin_bytes, lazy=getattr(design, "streams_data", False))
     graph = None

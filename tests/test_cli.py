@@ -317,3 +317,12 @@ def test_design_not_built_is_refused(runner, sim_csv, write_spec, monkeypatch):
     res = invoke(runner, ["estimate", str(write_spec(spec)), "--format", "json"])
     assert res.exit_code == 2
     assert "not built yet" in _one_error_line(res) and "planned: later" in res.stderr
+
+
+def test_weights_refused_by_designs_that_lack_them(runner, tmp_path, write_spec):
+    df = simulate(100)
+    df["w"] = 1.0
+    df.to_csv(tmp_path / "w.csv", index=False)
+    res = invoke(runner, ["estimate", str(write_spec(base_spec("w.csv", weights="w"))), "--format", "json"])
+    assert res.exit_code == 2
+    assert "observation weights are not supported by matching yet" in _one_error_line(res)

@@ -46,6 +46,7 @@ class Design:
     estimands: ClassVar[tuple[str, ...]]
     inference: ClassVar[tuple[str, ...]]
     default_refuters: ClassVar[tuple[str, ...]] = ("placebo_treatment", "random_common_cause", "data_subset")
+    weights_built: ClassVar[bool] = True  # False: a spec with `weights` is refused (exit 2) before any work
     reference: ClassVar[str] = ""
 
     def estimand(self, study: "Study", spec: "LoadedSpec") -> str:
@@ -100,6 +101,13 @@ class Design:
     def units(self, prepared: Any) -> int:
         """How many rows the refuters may subset or extend."""
         raise NotImplementedError
+
+
+def refuse_unbuilt(design: Design, study: "Study", spec: "LoadedSpec") -> None:
+    """Spec keys every design may lack support for, refused in one place with one message."""
+    if study.weights and not design.weights_built:
+        raise SpecError(f"observation weights are not supported by {design.name} yet; remove 'weights'",
+                        file=spec.source.display, key="weights")
 
 
 def require(study: "Study", spec: "LoadedSpec", *keys: str) -> None:

@@ -96,15 +96,13 @@ class DmlDesign(Design):
     default_simulations = {"placebo_treatment": 20, "random_common_cause": 5, "data_subset": 20}
     reference = ("Chernozhukov et al. (2018), Econometrics Journal; Athey, Tibshirani and Wager (2019), "
                  "Annals of Statistics; EconML (py-why)")
+    weights_built = False
 
     # ------------------------------------------------------------ spec and data
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome", "covariates")
         self.estimand(study, spec)
-        if study.weights:
-            raise SpecError("observation weights are not supported by dml yet; remove 'weights'",
-                            file=spec.source.display, key="weights")
         if study.treatment in study.segments:
             raise SpecError("the treatment cannot be a segment", file=spec.source.display, key="segments")
 

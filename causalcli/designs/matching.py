@@ -67,6 +67,7 @@ class MatchingDesign(Design):
     estimands = ("att", "atc", "ate")
     inference = ("abadie_imbens",)
     reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
+    weights_built = False
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome", "covariates")
@@ -82,9 +83,6 @@ class MatchingDesign(Design):
         if unbuilt:
             raise SpecError(f"matching option(s) {', '.join(unbuilt)} are not built yet; remove them",
                             file=spec.source.display, key="design.options")
-        if study.weights:
-            raise SpecError("observation weights are not supported by matching yet; remove 'weights'",
-                            file=spec.source.display, key="weights")
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         roles = study_roles(study, "binary")

@@ -332,6 +332,7 @@ class WeightingDesign(Design):
     estimands = ("ate", "att", "atc")
     inference = ("influence_function", "robust_weights_known")
     reference = "Lunceford and Davidian (2004); Robins, Rotnitzky and Zhao (1994); pinned to R survey::svyglm"
+    weights_built = False
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome", "covariates")
@@ -345,9 +346,6 @@ class WeightingDesign(Design):
             raise SpecError("overlap weights estimate the effect in the overlap population (ATO), not "
                             f"{study.design.estimand!r}; remove design.estimand or overlap",
                             file=spec.source.display, key="design.estimand")
-        if study.weights:
-            raise SpecError("observation weights are not supported by weighting yet; remove 'weights'",
-                            file=spec.source.display, key="weights")
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         roles = study_roles(study, "binary")
