@@ -137,6 +137,7 @@ class NestedFit:
     start: str  # which start gave the kept solution
     starts_tried: int
     lowest_loss: float | None = None  # the lowest loss any start reached (ties: see ``choose``)
+    local_optima: tuple[tuple[str, float, np.ndarray], ...] = ()  # (start, outcome loss, w) of every start
 
 
 def scale_predictors(X1: np.ndarray, X0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,7 +148,7 @@ def scale_predictors(X1: np.ndarray, X0: np.ndarray) -> tuple[np.ndarray, np.nda
     return X1 / sd, X0 / sd[:, None], sd
 
 
-def _w_for_v(v: np.ndarray, X1: np.ndarray, X0: np.ndarray, warm: np.ndarray | None = None) -> SimplexFit:
+def weights_for_v(v: np.ndarray, X1: np.ndarray, X0: np.ndarray, warm: np.ndarray | None = None) -> SimplexFit:
     Xv = X0 * v[:, None]
     G = X0.T @ Xv
     G.flat[::G.shape[0] + 1] += EPS_W
@@ -163,7 +164,7 @@ def _loss_and_grad(x: np.ndarray, X1, X0, Z1, Z0, warm=None, lazy: bool = False)
     """
     S = float(x.sum())
     v = x / S
-    fit = _w_for_v(v, X1, X0, warm)
+    fit = weights_for_v(v, X1, X0, warm)
     w = fit.w
     T0 = Z1.shape[0]
     e = Z1 - Z0 @ w
@@ -310,7 +311,7 @@ def fit_nested(X1: np.ndarray, X0: np.ndarray, Z1: np.ndarray, Z0: np.ndarray, *
 
     if v_method in ("equal", "regression") or k == 1:
         v = np.full(k, 1.0 / k) if v_method == "equal" or k == 1 else regression_v(X1, X0, Z1, Z0)
-        f = _w_for_v(v, X1, X0)
+        f = weights_for_v(v, X1, X0)
         return NestedFit(f.w, v, outcome_loss(f.w), 2 * f.loss, v_method if k > 1 else "single predictor", 1)
 
     found: list[tuple[float, np.ndarray, SimplexFit, str]] = []
@@ -325,7 +326,8 @@ def fit_nested(X1: np.ndarray, X0: np.ndarray, Z1: np.ndarray, Z0: np.ndarray, *
 
         theta, loss = _bfgs(fun, theta0, max_iter)
         v = _softmax(theta)
-        found.append((loss, v, _w_for_v(v, X1, X0), name))
+        found.append((loss, v, weights_for_v(v, X1, X0), name))
     loss, v, f, name = choose(found)
     lowest = min(x[0] for x in found)
-    return NestedFit(f.w, v, loss, 2 * f.loss, name, starts, lowest)
+    optima = tuple((x[3], float(x[0]), x[2].w) for x in found)
+    return NestedFit(f.w, v, loss, 2 * f.loss, name, starts, lowest, optima)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from causalcli.synth_core import fit_nested, scale_predictors
+from causalcli.synth_core import fit_nested, scale_predictors, weights_for_v
 
 PARALLEL_FROM = 12  # placebo refits run in parallel from this many donors on (forking costs more below)
 
@@ -48,6 +48,11 @@ class SynthData:
     unit_column: str = "unit"
     time_column: str = "time"
     rows: int = 0
+    # v: cross_validated (Abadie, Diamond and Hainmueller 2015): V is chosen on a training fit whose
+    # predictors come from an earlier window and whose outcome fit is judged on the validation window
+    cv_predictors: tuple[Predictor, ...] = ()
+    cv_predictors_window: tuple[float, float] | None = None
+    cv_validate_window: tuple[float, float] | None = None
 
     @property
     def pre(self) -> np.ndarray:
@@ -79,6 +84,13 @@ def predictor_matrix(d: SynthData, start: float) -> tuple[np.ndarray, list[str]]
         rows.append(means)
         labels.append(p.label)
     return (np.vstack(rows) if rows else np.empty((0, d.Y.shape[1]))), labels
+
+
+def training_problem(d: SynthData, start: float) -> SynthData:
+    """The training fit of cross-validated V: the training predictors and window, the validation window
+    as the periods whose outcome fit V minimises."""
+    return replace(d, predictors=d.cv_predictors, predictors_window=d.cv_predictors_window,
+                   optimize_window=d.cv_validate_window, v="nested")
 
 
 def optimize_mask(d: SynthData, start: float) -> np.ndarray:
@@ -137,17 +149,44 @@ def fit_unit(d: SynthData, treated: int, donors: np.ndarray, start: float | None
         X1 = np.zeros(0)
         X0 = np.zeros((0, donors.size))
         extra = {"lambda": a.lambda_, "lambda_source": a.lambda_source, "scm_weights": a.w_scm}
+    elif d.v == "cross_validated":
+        X1, X0 = Xall[:, treated], Xall[:, donors]
+        X1s, X0s, _ = scale_predictors(X1, X0)
+        train = _training_fit(d, treated, donors, start, keep)
+        w = weights_for_v(train.v, X1s, X0s).w  # ADH (2015): V from the training fit, W from the main predictors
+        v, start_name = train.v, f"cross_validated ({train.start})"
+        e = Y1[opt] - Y0[opt] @ w
+        loss_v = float(e @ e) / max(e.size, 1)
+        extra = {"validation_loss": train.loss_v, "training_weights": train.w,
+                 "training_local_optima": train.local_optima}
     else:
         X1, X0 = Xall[:, treated], Xall[:, donors]
         X1s, X0s, _ = scale_predictors(X1, X0)
         f = fit_nested(X1s, X0s, Y1[opt], Y0[opt], v_method=d.v, starts=d.starts)
         w, v, loss_v, start_name = f.w, f.v, f.loss_v, f.start
-        extra = {"lowest_loss_any_start": f.lowest_loss, "predictor_loss": f.loss_w}
+        extra = {"lowest_loss_any_start": f.lowest_loss, "predictor_loss": f.loss_w, "local_optima": f.local_optima}
     synthetic = Y0 @ w
     gaps = Y1 - synthetic
     pre_rmspe = float(np.sqrt(np.mean(gaps[pre] ** 2)))
     post_rmspe = float(np.sqrt(np.mean(gaps[post] ** 2))) if post.any() else float("nan")
     return UnitFit(w, v, gaps, synthetic, pre_rmspe, post_rmspe, loss_v, start_name, tuple(labels), X1, X0, extra)
+
+
+def _training_fit(d: SynthData, treated: int, donors: np.ndarray, start: float, keep: np.ndarray):
+    """The nested fit on the training predictors, judged on the validation window before ``start``."""
+    from causalcli.errors import EstimationError
+
+    t = training_problem(d, start)
+    X, labels = predictor_matrix(t, start)
+    complete = ~np.isnan(X).any(axis=1)
+    X = X[complete]
+    val = optimize_mask(t, start) & keep
+    if not val.any() or X.shape[0] == 0:
+        what = "validation window" if not val.any() else "training predictor"
+        raise EstimationError(f"cross-validated V: no {what} period lies before {start:g} "
+                              "(design.options.cross_validation)")
+    X1s, X0s, _ = scale_predictors(X[:, treated], X[:, donors])
+    return fit_nested(X1s, X0s, d.Y[val, treated], d.Y[val][:, donors], v_method="nested", starts=d.starts)
 
 
 def _placebo_gaps(d: SynthData, js: list[int]) -> list[np.ndarray]:

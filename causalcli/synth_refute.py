@@ -38,8 +38,12 @@ def placebo_in_time(d: "SynthData", options: Any, rng: np.random.Generator) -> f
 
     pre_times = d.times[d.pre]
     eligible = pre_times[options.min_pre:]
+    if d.v == "cross_validated" and d.cv_validate_window is not None:
+        # cross-validated V needs part of its validation window before the fake start
+        eligible = eligible[eligible > d.cv_validate_window[0]]
     if eligible.size == 0:
-        raise EstimationError(f"no fake start leaves {options.min_pre} pre-periods before it")
+        raise EstimationError(f"no fake start leaves {options.min_pre} pre-periods before it"
+                              + (" and a validation period" if d.v == "cross_validated" else ""))
     fake = float(rng.choice(eligible))
     keep = d.pre
     f = fit_unit(d, 0, np.arange(1, len(d.units)), start=fake, times_mask=keep)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from causalcli.design_specs.base import DesignBase, Strict
 
@@ -20,13 +20,41 @@ class DonorOptions(Strict):
     exclude: list[str | int] = Field(default_factory=list, description="Units never used as donors.")
 
 
+class CrossValidation(Strict):
+    """Cross-validated V (Abadie, Diamond and Hainmueller 2015, sec. 3): a training fit on earlier
+    predictors picks the V whose synthetic control best predicts the outcome over a validation window;
+    the donor weights then come from the main predictors with that V."""
+
+    predictors_window: tuple[Period, Period] = Field(
+        description="[first, last] period over which `predictors` are averaged in the training fit."
+    )
+    validate_window: tuple[Period, Period] = Field(
+        description="[first, last] pre-period whose outcome fit chooses V (after the training window)."
+    )
+    special_predictors: list[tuple[str, Any]] | None = Field(
+        None, description="Special predictors of the training fit, as design.special_predictors "
+        "(default: the design's own)."
+    )
+
+    @field_validator("predictors_window", "validate_window")
+    @classmethod
+    def _ordered(cls, v: tuple[Period, Period]) -> tuple[Period, Period]:
+        if v[0] > v[1]:
+            raise ValueError("needs [first, last] with first <= last")
+        return v
+
+
 class SynthOptions(Strict):
     """Synthetic control (Abadie, Diamond and Hainmueller 2010)."""
 
-    v: Literal["nested", "equal", "regression"] = Field(
+    v: Literal["nested", "equal", "regression", "cross_validated"] = Field(
         "nested",
         description="Predictor weights V: nested (optimised for the pre-period outcome fit, as R Synth), "
-        "equal, or regression (R Synth's regression-based V, not optimised).",
+        "equal, regression (R Synth's regression-based V, not optimised), or cross_validated (chosen on a "
+        "training/validation split, as Abadie, Diamond and Hainmueller 2015; needs options.cross_validation).",
+    )
+    cross_validation: CrossValidation | None = Field(
+        None, description="Training and validation windows of v: cross_validated."
     )
     starts: int = Field(
         8, ge=1, le=64,
@@ -62,6 +90,17 @@ class SynthOptions(Strict):
         if v is not None and v[0] > v[1]:
             raise ValueError("needs [first, last] with first <= last")
         return v
+
+    @model_validator(mode="after")
+    def _cross_validation_pairs(self) -> "SynthOptions":
+        if self.v == "cross_validated" and self.cross_validation is None:
+            raise ValueError("v: cross_validated needs cross_validation: {predictors_window: [a, b], "
+                             "validate_window: [c, d]}")
+        if self.cross_validation is not None and self.v != "cross_validated":
+            raise ValueError("cross_validation is used only with v: cross_validated")
+        if self.cross_validation is not None and self.augmented:
+            raise ValueError("augmented: ridge fits the outcome path and takes no V: drop cross_validation")
+        return self
 
 
 class SynthDesign(DesignBase):

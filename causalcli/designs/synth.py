@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data import Table
     from causalcli.graph import Identification
     from causalcli.spec import LoadedSpec, Study
-    from causalcli.synth_panel import SynthData
+    from causalcli.synth_panel import Predictor, SynthData
 
 MIN_PRE_PERIODS = 2
 MIN_DONORS = 2
@@ -81,6 +81,62 @@ def _periods(value: Any, where: str, spec: "LoadedSpec") -> tuple[float, ...]:
             raise SpecError("empty list of periods", file=spec.source.display, key=where)
         return tuple(num(x) for x in value)
     return (num(value),)
+
+
+def _predictors(plain: list[str], special: list, where: str, times: np.ndarray,
+                spec: "LoadedSpec") -> list["Predictor"]:
+    """Predictor rows: ``plain`` columns averaged over the predictors window, then the special ones."""
+    from causalcli.synth_panel import Predictor
+
+    out = [Predictor(c, c, None, f"design.predictors[{i}]") for i, c in enumerate(plain)]
+    for i, (c, periods) in enumerate(special):
+        key = f"{where}[{i}]"
+        ps = _periods(periods, key, spec)
+        if math.isnan(ps[0]):
+            ps = tuple(float(x) for x in times if ps[1] <= x <= ps[2])
+        name = f"{c} ({label(ps[0])})" if len(ps) == 1 else f"{c} ({label(ps[0])}-{label(ps[-1])})"
+        out.append(Predictor(name, c, ps, key))
+    return out
+
+
+def _require_predictor_data(data: "SynthData", start: float, file: str, which: str = "") -> None:
+    """Every predictor has a period in its window and a value there for every unit (else exit 3)."""
+    from causalcli.synth_panel import predictor_matrix
+
+    X, labels = predictor_matrix(data, start)
+    for p in data.predictors:
+        if p.label not in labels:
+            raise DataError(f"{which}predictor {p.label!r} has no period before treatment_start {label(start)} "
+                            f"in its window", file=file, key=p.key, column=p.column)
+    for r, name in enumerate(labels):
+        bad = np.flatnonzero(np.isnan(X[r]))
+        if bad.size:
+            who = data.units[bad[0]]
+            role = "treated unit" if bad[0] == 0 else "donor"
+            p = next(q for q in data.predictors if q.label == name)
+            raise DataError(f"{which}predictor {name!r} has no value for {role} {who!r} in its pre-period window "
+                            f"({bad.size} unit(s) missing it)", file=file, key=p.key, column=p.column)
+
+
+def _named_weights(w: np.ndarray, units: tuple[str, ...], floor: float = 1e-3) -> dict[str, float]:
+    """Donor -> weight for the weights of at least ``floor`` (units[0] is the treated unit)."""
+    return {units[j + 1]: round(float(x), 6) for j, x in enumerate(w) if x >= floor}
+
+
+def _fit_extra(extra: dict[str, Any], units: tuple[str, ...]) -> dict[str, Any]:
+    """The fit's extra facts as JSON: every start's local optimum, the training fit of cross-validated V."""
+    out: dict[str, Any] = {}
+    for k, v in extra.items():
+        if k == "scm_weights":
+            continue
+        if k in ("local_optima", "training_local_optima"):
+            # every start's optimum, so that near-ties and published solutions reached from other starts show
+            out[k] = [{"start": name, "loss": loss, "weights": _named_weights(w, units)} for name, loss, w in v]
+        elif k == "training_weights":
+            out[k] = _named_weights(v, units)
+        else:
+            out[k] = v
+    return out
 
 
 class SynthDesign(Design):
@@ -121,6 +177,15 @@ class SynthDesign(Design):
         self.start_value(study, spec)
         for i, (column, periods) in enumerate(d.special_predictors):
             _periods(periods, f"design.special_predictors[{i}]", spec)
+        cv = d.options.cross_validation
+        if cv is not None:
+            for i, (column, periods) in enumerate(cv.special_predictors or []):
+                _periods(periods, f"design.options.cross_validation.special_predictors[{i}]", spec)
+            start = self.start_value(study, spec)
+            if cv.validate_window[1] >= start:
+                raise SpecError(f"cross_validation.validate_window must end before treatment_start "
+                                f"{label(start)}: the validation fit may use pre-periods only", file=file,
+                                key="design.options.cross_validation.validate_window")
         if d.options.augmented == "ridge" and (d.predictors or d.special_predictors):
             raise SpecError("augmented: ridge balances the pre-period outcomes only (as augsynth without "
                             "covariates); predictors with it are not built yet: remove predictors and "
@@ -148,6 +213,9 @@ class SynthDesign(Design):
             roles.setdefault(c, (f"design.predictors[{i}]", "numeric"))
         for i, (c, _) in enumerate(d.special_predictors):
             roles.setdefault(c, (f"design.special_predictors[{i}]", "numeric"))
+        if d.options.cross_validation is not None:
+            for i, (c, _) in enumerate(d.options.cross_validation.special_predictors or []):
+                roles.setdefault(c, (f"design.options.cross_validation.special_predictors[{i}]", "numeric"))
         require_columns(table, roles)
         u, t = _quote(d.unit), _quote(d.time)
         dup = table.sql(f"SELECT {u}, {t}, count(*) AS n FROM study_data WHERE {u} IS NOT NULL AND {t} IS NOT NULL "
@@ -177,7 +245,7 @@ class SynthDesign(Design):
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> "SynthData":
-        from causalcli.synth_panel import Predictor, SynthData, predictor_matrix
+        from causalcli.synth_panel import Predictor, SynthData
 
         d = study.design
         opts = d.options
@@ -214,18 +282,16 @@ class SynthDesign(Design):
                             f"{label(times[i])} ({len(holes)} missing unit-periods); the panel must be complete "
                             f"or the unit excluded (design.options.donors.exclude)", file=table.file,
                             key="outcome", column=study.outcome)
-        predictors: list[Predictor] = []
+        predictors = _predictors(d.predictors, d.special_predictors, "design.special_predictors", times, spec)
+        cv = opts.cross_validation
+        cv_predictors: list["Predictor"] = []
+        if cv is not None:
+            special = d.special_predictors if cv.special_predictors is None else cv.special_predictors
+            where = ("design.special_predictors" if cv.special_predictors is None
+                     else "design.options.cross_validation.special_predictors")
+            cv_predictors = _predictors(d.predictors, special, where, times, spec)
         panels: dict[str, np.ndarray] = {}
-        for i, c in enumerate(d.predictors):
-            predictors.append(Predictor(c, c, None, f"design.predictors[{i}]"))
-        for i, (c, periods) in enumerate(d.special_predictors):
-            key = f"design.special_predictors[{i}]"
-            ps = _periods(periods, key, spec)
-            if math.isnan(ps[0]):
-                ps = tuple(float(x) for x in times if ps[1] <= x <= ps[2])
-            name = f"{c} ({label(ps[0])})" if len(ps) == 1 else f"{c} ({label(ps[0])}-{label(ps[-1])})"
-            predictors.append(Predictor(name, c, ps, key))
-        for p in predictors:
+        for p in (*predictors, *cv_predictors):
             if p.column not in panels:
                 panels[p.column] = Y if p.column == study.outcome else panel(p.column)
         data = SynthData(
@@ -233,21 +299,20 @@ class SynthDesign(Design):
             predictors_window=opts.predictors_window, optimize_window=opts.optimize_window, v=opts.v,
             starts=opts.starts, augmented=opts.augmented, ridge_lambda=opts.ridge_lambda, conformal=opts.conformal,
             conformal_grid=opts.conformal_grid, file=table.file, unit_column=d.unit, time_column=d.time,
-            rows=table.rows,
+            rows=table.rows, cv_predictors=tuple(cv_predictors),
+            cv_predictors_window=cv.predictors_window if cv else None,
+            cv_validate_window=cv.validate_window if cv else None,
         )
-        X, labels = predictor_matrix(data, start)
-        for p in predictors:
-            if p.label not in labels:
-                raise DataError(f"predictor {p.label!r} has no period before treatment_start {label(start)} "
-                                f"in its window", file=table.file, key=p.key, column=p.column)
-        for r, name in enumerate(labels):
-            bad = np.flatnonzero(np.isnan(X[r]))
-            if bad.size:
-                who = pool[bad[0]]
-                role = "treated unit" if bad[0] == 0 else "donor"
-                p = next(q for q in predictors if q.label == name)
-                raise DataError(f"predictor {name!r} has no value for {role} {who!r} in its pre-period window "
-                                f"({bad.size} unit(s) missing it)", file=table.file, key=p.key, column=p.column)
+        _require_predictor_data(data, start, table.file)
+        if cv is not None:
+            from causalcli.synth_panel import optimize_mask, training_problem
+
+            training = training_problem(data, start)
+            _require_predictor_data(training, start, table.file, "training ")
+            if not optimize_mask(training, start).any():
+                raise DataError(f"cross_validation.validate_window {list(cv.validate_window)} holds no period "
+                                f"before treatment_start {label(start)}", file=table.file,
+                                key="design.options.cross_validation.validate_window")
         return data
 
     # ------------------------------------------------------------ estimation
@@ -346,7 +411,7 @@ class SynthDesign(Design):
                 "loss_v": f.loss_v,
                 "optimize_window": list(d.optimize_window) if d.optimize_window else None,
                 "predictors_window": list(d.predictors_window) if d.predictors_window else None,
-                **{k: v for k, v in f.extra.items() if k != "scm_weights"},
+                **_fit_extra(f.extra, units),
             },
             "placebo_in_space": {
                 "p_value": p_value,
