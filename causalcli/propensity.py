@@ -57,6 +57,17 @@ class LogitFit:
     converged: bool
     iterations: int
 
+    def information(self, X: np.ndarray) -> np.ndarray:
+        """Fisher information per observation at the fit, ``mean(p (1 - p) x x')`` with ``x = [1, X]``.
+
+        The inverse is the asymptotic variance of ``sqrt(N) (coef - truth)``; Abadie and
+        Imbens (2016) use it to adjust matching standard errors for the estimated score.
+        """
+        X = np.asarray(X, dtype=np.float64).reshape(self.probability.size, -1)
+        f = self.probability * (1.0 - self.probability)
+        xi = np.column_stack([np.ones(X.shape[0]), X])
+        return (xi * f[:, None]).T @ xi / X.shape[0]
+
 
 def _expit(eta: np.ndarray) -> np.ndarray:
     # Evaluated on whichever side keeps exp() from overflowing.

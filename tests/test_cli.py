@@ -28,7 +28,8 @@ def test_estimate_json_contract(runner, sim_spec):
     assert out["study"] == "study" and out["design"] == "matching" and out["estimand"] == "att"
     est = out["estimate"]
     assert set(est) == {"value", "std_error", "ci_lower", "ci_upper", "conf_level", "p_value", "inference"}
-    assert est["inference"] == "abadie_imbens" and est["ci_lower"] < est["value"] < est["ci_upper"]
+    assert est["inference"] == "abadie_imbens_2016_estimated_propensity"  # matching on the estimated score
+    assert est["ci_lower"] < est["value"] < est["ci_upper"]
     assert out["n"]["rows"] == 400 and out["n"]["treated"] + out["n"]["control"] == 400
     assert {c["name"] for c in out["checks"]} == {"balance", "overlap"}
     assert out["passed"] is True and out["refutations"] == []
@@ -65,7 +66,7 @@ def test_formats(runner, sim_spec):
         assert res.stdout.strip()
     res = invoke(runner, ["estimate", str(sim_spec), "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
-    assert rows[0]["kind"] == "estimate" and rows[0]["inference"] == "abadie_imbens"
+    assert rows[0]["kind"] == "estimate" and rows[0]["inference"] == "abadie_imbens_2016_estimated_propensity"
     res = invoke(runner, ["estimate", str(sim_spec), "--format", "markdown"])
     assert res.stdout.startswith("| study |") and "<details>" in res.stdout
 

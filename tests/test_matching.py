@@ -251,7 +251,9 @@ END_TO_END = [
 def test_matching_options_end_to_end_equal_r_match(estimand, neighbors, caliper, exact, bias):
     """The whole study (our glm, spec options) reproduces R Match's estimate and se (match_options.R).
 
-    The design reports the SE over matched units; R's (dropped units counted) is in diagnostics.
+    R's se treats the score as known: the design keeps it as std_error_ai2006 (over the matched
+    units; R's, with dropped units counted, is std_error_r_match). The headline is the
+    Abadie-Imbens (2016) SE where that applies (no exact strata, bias correction or drops).
     """
     row = OPTIONS[(OPTIONS.estimand == estimand) & (OPTIONS.neighbors == neighbors)
                   & (OPTIONS.exact == exact) & (OPTIONS.bias_adjust.astype(str).str.upper() == str(bias).upper())
@@ -266,11 +268,15 @@ def test_matching_options_end_to_end_equal_r_match(estimand, neighbors, caliper,
     assert res.estimate.value == pytest.approx(row["estimate"], rel=1e-6)
     assert res.diagnostics["matching"]["std_error_r_match"] == pytest.approx(row["se"], rel=1e-6)
     assert res.n["dropped_unmatched"] == int(row["n_dropped"])
+    ai2006 = res.diagnostics["matching"]["std_error_ai2006"]
     if int(row["n_dropped"]) == 0:
-        assert res.estimate.std_error == pytest.approx(row["se"], rel=1e-6)
+        assert ai2006 == pytest.approx(row["se"], rel=1e-6)
     else:
-        assert res.estimate.std_error > row["se"]
+        assert ai2006 > row["se"]
         assert any("dropped" in w for w in res.warnings)
+    adjusted = not exact and not bias and int(row["n_dropped"]) == 0
+    assert res.estimate.inference == ("abadie_imbens_2016_estimated_propensity" if adjusted else "abadie_imbens")
+    assert res.estimate.std_error == (res.diagnostics["matching"]["std_error_ai2016"] if adjusted else ai2006)
 
 
 def test_ate_matching_recovers_a_heterogeneous_effect_and_differs_from_att(tmp_path):
@@ -291,12 +297,13 @@ def test_ate_matching_recovers_a_heterogeneous_effect_and_differs_from_att(tmp_p
         assert abs(e.value - true) < 3 * e.std_error, (estimand, e.value, true)
 
 
-def test_replace_false_and_a_mahalanobis_caliper_are_refused_as_not_built():
+def test_a_mahalanobis_caliper_is_refused_as_not_built_and_replace_false_refuses_bias_correction():
     from causalcli.errors import SpecError
 
-    for options in ({"replace": False}, {"distance": "mahalanobis", "caliper": 0.2}):
-        with pytest.raises(SpecError, match="not built yet"):
-            run_study(nsw_spec("nsw_experimental.csv", options=options))
+    with pytest.raises(SpecError, match="not built yet"):
+        run_study(nsw_spec("nsw_experimental.csv", options={"distance": "mahalanobis", "caliper": 0.2}))
+    with pytest.raises(SpecError, match="bias_correction is not available with replace: false"):
+        run_study(nsw_spec("nsw_experimental.csv", options={"replace": False, "bias_correction": True}))
 
 
 MAHALANOBIS = pd.read_csv(REF / "match_mahalanobis.csv", keep_default_na=False)
@@ -393,12 +400,36 @@ def test_abadie_imbens_2016_adjusted_se_tracks_the_sampling_sd_for_the_ate():
     assert 0.90 <= hits / 200 <= 0.97
 
 
-def test_ai2016_diagnostic_is_reported_for_the_ate_only():
+@pytest.mark.parametrize("estimand", ["att", "atc", "ate"])
+def test_ai2016_is_the_headline_on_the_score_and_ai2006_stays_selectable(estimand):
+    """Propensity matching reports the AI (2016) SE; se: ai2006 gives back R Match's se as the headline."""
     spec = nsw_spec("nsw_experimental.csv")
-    assert run_study(spec).diagnostics["matching"]["std_error_ai2016"] is None
-    spec["design"]["estimand"] = "ate"
+    spec["design"]["estimand"] = estimand
     res = run_study(spec)
-    assert 0 < res.diagnostics["matching"]["std_error_ai2016"] < res.estimate.std_error
+    diag = res.diagnostics["matching"]
+    assert res.estimate.inference == "abadie_imbens_2016_estimated_propensity"
+    assert res.estimate.std_error == diag["std_error_ai2016"] != diag["std_error_ai2006"]
+    row = OPTIONS[(OPTIONS.estimand == estimand.upper()) & (OPTIONS.neighbors == 1) & OPTIONS.caliper.isna()
+                  & (OPTIONS.exact == "") & (OPTIONS.bias_adjust.astype(str).str.upper() == "FALSE")].iloc[0]
+    assert diag["std_error_ai2006"] == pytest.approx(row["se"], rel=1e-6)
+    if estimand == "ate":  # for the ATE the adjustment can only lower the variance
+        assert diag["std_error_ai2016"] < diag["std_error_ai2006"]
+    spec["design"]["options"] = {"se": "ai2006"}
+    known = run_study(spec)
+    assert known.estimate.inference == "abadie_imbens"
+    assert known.estimate.std_error == pytest.approx(row["se"], rel=1e-6)
+    assert known.estimate.value == res.estimate.value
+
+
+def test_ai2016_does_not_apply_to_mahalanobis_exact_or_without_replacement():
+    for options in ({"distance": "mahalanobis"}, {"exact": ["nodegree"]}, {"replace": False},
+                    {"bias_correction": True}):
+        res = run_study(nsw_spec("nsw_experimental.csv", options=options))
+        diag = res.diagnostics["matching"]
+        assert res.estimate.inference == "abadie_imbens", options
+        assert diag["std_error_ai2016"] is None
+        assert diag["std_error_ai2016_note"].startswith("not computed: the Abadie-Imbens (2016) theory does not")
+        assert res.estimate.std_error == diag["std_error_ai2006"]
 
 
 def _exact_rosenbaum_upper_p(d: np.ndarray, gamma: float) -> float:

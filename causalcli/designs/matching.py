@@ -1,9 +1,11 @@
 """Nearest-neighbour matching: ATT, ATC and ATE.
 
-Matching with replacement and ties kept, on the logit of an estimated
-propensity score or by Mahalanobis distance on the covariates, optionally
-within exact strata and with the Abadie-Imbens (2011) bias correction, with
-the Abadie-Imbens (2006) standard error. The semantics mirror R's
+Matching with replacement and ties kept (or without replacement, greedy in
+data order), on the logit of an estimated propensity score or by Mahalanobis
+distance on the covariates, optionally within exact strata and with the
+Abadie-Imbens (2011) bias correction, with the Abadie-Imbens (2006) standard
+error, adjusted for the estimated score (Abadie and Imbens 2016) where that
+applies. The semantics mirror R's
 ``Matching::Match`` (see ``causalcli.designs.nearest``), against which the tests
 are pinned. Diagnostics: a MatchIt-style balance table, overlap, E-value and
 Rosenbaum bounds (``causalcli.propensity``, ``causalcli.sensitivity``).
@@ -12,6 +14,8 @@ References
 ----------
 Abadie, A. and Imbens, G. W. (2006). Large sample properties of matching
 estimators for average treatment effects. Econometrica 74(1), 235-267.
+Abadie, A. and Imbens, G. W. (2016). Matching on the estimated propensity
+score. Econometrica 84(2), 781-807.
 Rosenbaum, P. R. and Rubin, D. B. (1983). The central role of the propensity
 score in observational studies for causal effects. Biometrika 70(1), 41-55.
 """
@@ -58,14 +62,16 @@ class MatchingData:
     bias_correction: bool = False
     distance: str = "propensity"
     extra_metric: np.ndarray | None = None  # exact columns outside the covariates (Mahalanobis metric)
+    replace: bool = True
+    se: str = "ai2016"  # headline SE on the propensity score: ai2016 (adjusted where it applies) or ai2006
 
 
 class MatchingDesign(Design):
     name = "matching"
-    summary = "Nearest-neighbour matching with replacement, ties kept (score or Mahalanobis; ATT, ATC, ATE)"
+    summary = "Nearest-neighbour matching, with or without replacement (score or Mahalanobis; ATT, ATC, ATE)"
     estimators = ("psm_nearest",)
     estimands = ("att", "atc", "ate")
-    inference = ("abadie_imbens",)
+    inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity")
     reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
     weights_built = False
 
@@ -73,11 +79,12 @@ class MatchingDesign(Design):
         require(study, spec, "treatment", "outcome", "covariates")
         self.estimand(study, spec)
         opts: MatchingOptions = study.design.options
+        if not opts.replace and opts.bias_correction:
+            # Match switches BiasAdjust off without replacement (ties = FALSE); not guessed here
+            raise SpecError("bias_correction is not available with replace: false (R's Match has no bias "
+                            "adjustment without replacement); remove one of them",
+                            file=spec.source.display, key="design.options")
         unbuilt = []
-        if not opts.replace:
-            # R's Match forces ties = FALSE without replacement and breaks ties at random
-            # with R's generator: not reproducible to pin, so not built.
-            unbuilt.append("replace: false")
         if opts.distance == "mahalanobis" and opts.caliper is not None:
             unbuilt.append("caliper with distance: mahalanobis (the caliper is on the propensity score)")
         if unbuilt:
@@ -113,6 +120,7 @@ class MatchingDesign(Design):
             strata=_strata(cols, exact), exact=exact,
             bias_correction=opts.bias_correction, distance=opts.distance,
             extra_metric=_codes(cols, tuple(c for c in exact if c not in covs)),
+            replace=opts.replace, se=opts.se,
         )
 
     # ------------------------------------------------------------ estimation
@@ -125,11 +133,20 @@ class MatchingDesign(Design):
         probability = 1.0 / (1.0 + np.exp(-score))
         m = match(d.y, d.t, score, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
                   tolerance=d.tolerance, strata=d.strata, Z=d.X if d.bias_correction else None,
-                  U=_metric(d, d.X, d.extra_metric))
+                  U=_metric(d, d.X, d.extra_metric), replace=d.replace)
         # R's Match keeps caliper-dropped units in N (with a zero contrast), which
         # understates the SE; report the SE of the matched-sample effect and keep
         # R's number beside it (equal when the caliper drops nobody).
-        estimate = normal_estimate(m.estimate, m.std_error_matched, study.conf_level, "abadie_imbens")
+        warnings = []
+        se_2016, why_not_2016 = _ai2016(d, m, probability)
+        if se_2016 is not None and d.se == "ai2016":
+            estimate = normal_estimate(m.estimate, se_2016, study.conf_level,
+                                       "abadie_imbens_2016_estimated_propensity")
+        else:
+            estimate = normal_estimate(m.estimate, m.std_error_matched, study.conf_level, "abadie_imbens")
+            if why_not_2016.startswith("the adjusted variance"):
+                warnings.append(f"the Abadie-Imbens (2016) adjustment is not used: {why_not_2016}; the standard "
+                                "error treats the propensity score as known")
         focal_name = {"att": "treated", "atc": "control", "ate": "all"}[d.estimand]
         weights = m.match_weights + m.focal_matched
         n = {
@@ -145,17 +162,24 @@ class MatchingDesign(Design):
             n.update({"treated_matched": int(m.n_focal_matched),
                       "controls_matched": int(np.count_nonzero(m.match_weights)),
                       "treated_dropped_caliper": int(m.n_dropped)})
-        warnings = []
         if m.n_dropped:
             why = []
             if d.caliper is not None:
                 why.append(f"the caliper of {d.caliper} SD")
             if d.exact:
                 why.append(f"exact matching on {', '.join(d.exact)}")
+            if not d.replace:
+                why.append("matching without replacement (unused matches ran out)")
             units = "units" if d.estimand == "ate" else f"{focal_name} units"
             warnings.append(
                 f"{' and '.join(why)} dropped {m.n_dropped} of {m.n_focal} {units} with no match close enough "
                 f"({_ids(m.dropped)}); the estimate is the effect on the units that were matched"
+            )
+        if m.ties_broken:
+            warnings.append(
+                f"without replacement, {m.ties_broken} units had more than {d.neighbors} candidate matches within "
+                f"the tie tolerance ({d.tolerance}); the first in data order were kept. R's Match breaks such ties "
+                "at random, so its matches and estimate can differ"
             )
         from causalcli.propensity import balance_check, balance_table, overlap_check, overlap_summary
         from causalcli.sensitivity import evalue, rosenbaum_bounds
@@ -186,24 +210,30 @@ class MatchingDesign(Design):
             "matching": {
                 "neighbors": d.neighbors,
                 "caliper_sd": d.caliper,
-                "replace": True,
-                "ties": "kept, weighted equally",
+                "replace": d.replace,
+                "ties": ("kept, weighted equally" if d.replace else
+                         f"broken by data order ({m.ties_broken} units had ties; R's Match breaks them at random)"),
                 "distance": ("Mahalanobis distance on the covariates (Match's Weight = 2)"
                              if d.distance == "mahalanobis" else "absolute difference of the logit propensity score"),
                 "exact": list(d.exact),
                 "bias_correction": ({"covariates": list(d.covariates), "slopes": m.bias_coefficients,
                                      "estimate_unadjusted": m.estimate_unadjusted}
                                     if d.bias_correction else None),
-                "std_error_r_match": float(m.std_error),
-                "std_error_ai2016": _ai2016(d, m, probability),
-                "std_error_ai2016_note": ("ATE only: the Abadie-Imbens (2016) adjustment for the estimated "
-                                          "propensity score, sqrt(std_error^2 - c' I^-1 c / N); in simulations "
-                                          "(n = 400 to 1,500) it is about 10% below the sampling SD (95% intervals "
-                                          "cover 92-93%) while std_error is about 40% above it; not used for the "
-                                          "interval"),
-                "std_error_note": f"std_error is Abadie-Imbens over the matched {focal_name} units; "
-                                  "std_error_r_match is R Matching::Match's se, which also counts units dropped "
-                                  "by the caliper or exact matching (equal when none is dropped)",
+                "std_error_ai2006": float(m.std_error_matched),
+                "std_error_ai2016": se_2016,
+                "std_error_ai2016_note": (
+                    "Abadie-Imbens (2016) standard error for matching on an estimated logit score: "
+                    "std_error_ai2006^2 - c' I^-1 c / N for the ATE, plus dtau' I^-1 dtau / N for the ATT and "
+                    "ATC (can go either way)" if se_2016 is not None else f"not computed: {why_not_2016}"),
+                "std_error_r_match": float(m.std_error if d.replace else m.std_error_standard),
+                "std_error_note": (
+                    f"std_error_ai2006 is Abadie-Imbens (2006) over the matched {focal_name} units, treating the "
+                    "score as known; "
+                    + ("std_error_r_match is R Matching::Match's se, which also counts units dropped by the caliper "
+                       "or exact matching (equal when none is dropped)" if d.replace else
+                       "without replacement R's Match computes no Abadie-Imbens se; std_error_r_match is its "
+                       "se.standard (pair differences as independent), what its summary() prints")
+                    + f"; the headline std_error is {estimate.inference}"),
             },
         }
         return Fit("psm_nearest", d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings)
@@ -224,7 +254,7 @@ class MatchingDesign(Design):
                 X = np.column_stack([X, extra_covariate])
             return match(y, t, np.zeros(t.size), estimand=d.estimand, neighbors=d.neighbors,
                          tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None,
-                         U=_metric(d, X, extra)).estimate
+                         U=_metric(d, X, extra), replace=d.replace).estimate
         if treatment is not None:
             t = treatment
             # a permuted treatment is unrelated to X: start from the intercept-only model
@@ -238,11 +268,12 @@ class MatchingDesign(Design):
             start = np.append(start, 0.0)
             scaling = (np.append(scaling[0], 0.0), np.append(scaling[1], 1.0))
         ps = fit_logit(X, t.astype(np.float64), start=start, scaling=scaling)
-        if d.estimand == "att" and strata is None and not d.bias_correction:
+        if d.estimand == "att" and strata is None and not d.bias_correction and d.replace:
             return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper,
                                    tolerance=d.tolerance)
         return match(y, t, ps.linear_predictor, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
-                     tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None).estimate
+                     tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None,
+                     replace=d.replace).estimate
 
     def treatment_of(self, prepared: MatchingData) -> np.ndarray:
         return prepared.t
@@ -283,11 +314,39 @@ def _metric(d: MatchingData, X: np.ndarray, extra: np.ndarray | None) -> np.ndar
     return mahalanobis_coordinates(X if extra is None else np.column_stack([X, extra]))
 
 
-def _ai2016(d: MatchingData, m, probability: np.ndarray) -> float | None:
-    """Abadie-Imbens (2016) SE for the ATE on the estimated logit score (None where it does not apply)."""
-    if d.estimand != "ate" or d.distance != "propensity" or d.strata is not None or d.bias_correction:
-        return None
-    from causalcli.designs.nearest import ai2016_ate_variance_reduction
+def _ai2016(d: MatchingData, m, probability: np.ndarray) -> tuple[float | None, str]:
+    """Abadie-Imbens (2016) SE on the estimated logit score, or None and the reason it does not apply.
 
-    red = ai2016_ate_variance_reduction(d.y, d.t, d.X, probability)
-    return float(np.sqrt(max(m.std_error_matched ** 2 - red, 0.0)))
+    The paper covers nearest-neighbour matching with replacement on a logit score
+    estimated by maximum likelihood, on the whole sample: not Mahalanobis
+    distance, exact strata, the bias correction, matching without replacement, or
+    a caliper that drops units (the estimand then changes with the score).
+    """
+    reasons = []
+    if d.distance != "propensity":
+        reasons.append("Mahalanobis matching does not use the score")
+    if not d.replace:
+        reasons.append("no derivation for matching without replacement")
+    if d.strata is not None:
+        reasons.append("exact matching")
+    if d.bias_correction:
+        reasons.append("bias correction")
+    if m.n_dropped:
+        reasons.append("units dropped by the caliper")
+    if reasons:
+        return None, "the Abadie-Imbens (2016) theory does not cover " + ", ".join(reasons)
+    from causalcli.designs.nearest import ai2016_ate_variance_reduction, ai2016_att_terms
+    from causalcli.propensity import LogitFit
+
+    fit = LogitFit(coef=d.coef, linear_predictor=np.log(probability / (1.0 - probability)),
+                   probability=probability, converged=True, iterations=d.iterations)
+    if d.estimand == "ate":
+        adj = -ai2016_ate_variance_reduction(d.y, d.t, d.X, probability, information=fit.information(d.X))
+    elif d.estimand == "att":
+        adj = ai2016_att_terms(d.y, d.t, d.X, probability, m.estimate, fit.information(d.X)).adjustment
+    else:  # the ATC is the ATT of the controls, on the score 1 - p
+        adj = ai2016_att_terms(d.y, ~d.t, d.X, 1.0 - probability, -m.estimate, fit.information(d.X)).adjustment
+    var = m.std_error_matched ** 2 + adj
+    if not var > 0:
+        return None, f"the adjusted variance is not positive ({var:.3g})"
+    return float(np.sqrt(var)), ""

@@ -328,7 +328,179 @@ def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, calipe
     return _Matches(rows, c_in, n_per, tr_idx)
 
 
+# ---------------------------------------------------------------- without replacement (Match's replace = FALSE)
+
+
+def _find(parent: list, k: int) -> int:
+    """Root of ``k`` in a next-alive (or previous-alive) pointer forest, compressing the path."""
+    root = k
+    while parent[root] != root:
+        root = parent[root]
+    while parent[k] != root:
+        parent[k], k = root, parent[k]
+    return root
+
+
+def _sequential_scalar(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: np.ndarray, m: int,
+                       ecal: float, caliper: bool, tolerance: float) -> tuple[list, list, np.ndarray, int]:
+    """Greedy matching without replacement on a scalar score, focal units in data order.
+
+    Candidates are kept sorted by score; two pointer forests give, from any
+    position, the nearest position to the right (left) whose candidate is still
+    unused, so each focal unit walks outwards over unused candidates only.
+    Returns ``(focal row per pair, matched input index per pair, M_i per focal, ties)``.
+    """
+    nt, nc = tr_idx.size, c_idx.size
+    n_per = np.zeros(nt, np.int64)
+    rows: list[int] = []
+    cols: list[int] = []
+    ties = 0
+    if nc < m:
+        return rows, cols, n_per, ties
+    order = np.argsort(score[c_idx], kind="stable")
+    cand = c_idx[order].tolist()
+    cs = xs[c_idx[order]].tolist()
+    co = score[c_idx[order]].tolist()
+    right = list(range(nc + 1))  # right[k]: k if position k is unused, else a later position; nc = none
+    left = list(range(nc + 1))  # left[k + 1] for position k; 0 = none
+    ins = np.searchsorted(xs[c_idx[order]], xs[tr_idx], side="left").tolist()
+    a_all = xs[tr_idx].tolist()
+    r_all = score[tr_idx].tolist()
+    for row in range(nt):
+        a, r = a_all[row], r_all[row]
+        hi = _find(right, ins[row])
+        lo = _find(left, ins[row]) - 1  # position, or -1
+        found: list[tuple[float, int]] = []  # (squared distance, position), nearest first
+        # the m nearest unused candidates, merging the two sides outwards
+        while len(found) < m:
+            dl = (cs[lo] - a) ** 2 if lo >= 0 and not (caliper and abs(co[lo] - r) > ecal) else math.inf
+            dr = (cs[hi] - a) ** 2 if hi < nc and not (caliper and abs(co[hi] - r) > ecal) else math.inf
+            if dl == math.inf and dr == math.inf:
+                break
+            if dr <= dl:
+                found.append((dr, hi))
+                hi = _find(right, hi + 1)
+            else:
+                found.append((dl, lo))
+                lo = _find(left, lo) - 1
+        if len(found) < m:  # fewer than M unused candidates (inside the caliper): dropped
+            continue
+        thr = found[m - 1][0] + tolerance
+        # every further unused candidate within the tolerance of the M-th distance is a tie
+        for side in (0, 1):
+            pos = lo if side == 0 else hi
+            while 0 <= pos < nc:
+                if caliper and abs(co[pos] - r) > ecal:
+                    break
+                d = (cs[pos] - a) ** 2
+                if d > thr:
+                    break
+                found.append((d, pos))
+                pos = _find(left, pos) - 1 if side == 0 else _find(right, pos + 1)
+        tied = [p for d, p in found if d <= thr]
+        if len(tied) > m:
+            ties += 1
+            # R drops tied candidates at random; here the first M in data order are kept
+            tied = sorted(tied, key=lambda p: cand[p])[:m]
+        for p in tied:
+            right[p] = p + 1
+            left[p + 1] = p
+            rows.append(row)
+            cols.append(cand[p])
+        n_per[row] = m
+    return rows, cols, n_per, ties
+
+
+def _sequential_metric(tr_idx: np.ndarray, c_idx: np.ndarray, U: np.ndarray, m: int,
+                       tolerance: float) -> tuple[list, list, np.ndarray, int]:
+    """As :func:`_sequential_scalar` for the squared Euclidean distance in ``U`` (Mahalanobis)."""
+    from scipy.spatial import cKDTree
+
+    nt, nc = tr_idx.size, c_idx.size
+    n_per = np.zeros(nt, np.int64)
+    rows: list[int] = []
+    cols: list[int] = []
+    ties = 0
+    if nc < m:
+        return rows, cols, n_per, ties
+    tree = cKDTree(U[c_idx])
+    used = np.zeros(nc, dtype=bool)
+    n_used = 0
+    for row in range(nt):
+        if nc - n_used < m:
+            continue
+        a = U[tr_idx[row]]
+        k = min(nc, m + n_used, 2 * m + 8)
+        while True:
+            dist, pos = tree.query(a, k=k)
+            dist, pos = np.atleast_1d(dist), np.atleast_1d(pos)
+            free = ~used[pos]
+            if free.sum() >= m or k == nc:
+                break
+            k = min(nc, 2 * k)
+        dm = float(np.sum((U[c_idx[pos[free][m - 1]]] - a) ** 2))
+        thr = dm + tolerance
+        near = np.asarray(tree.query_ball_point(a, math.sqrt(thr) * (1 + 1e-9) + 1e-12), dtype=np.int64)
+        near = near[~used[near]]
+        d2 = np.sum((U[c_idx[near]] - a) ** 2, axis=1)
+        tied = near[d2 <= thr]
+        if tied.size > m:
+            ties += 1
+        tied = np.sort(tied)[:m]  # candidates are in data order (c_idx ascending): the first M
+        used[tied] = True
+        n_used += tied.size
+        rows.extend([row] * tied.size)
+        cols.extend(c_idx[tied].tolist())
+        n_per[row] = m
+    return rows, cols, n_per, ties
+
+
+def _find_matches_without_replacement(treated: np.ndarray, score: np.ndarray, neighbors: int,
+                                      caliper: float | None, tolerance: float, strata: np.ndarray | None = None,
+                                      m_cap: int | None = None, U: np.ndarray | None = None) -> tuple[_Matches, int]:
+    """Matches of every treated unit, each control used at most once (Match's ``replace = FALSE``).
+
+    Match (MatchLoopCfast with ``replace = 0``) visits the focal units in data
+    order; each takes its ``M`` nearest controls among those not yet used (and
+    inside the caliper and its exact stratum), and a unit with fewer than ``M``
+    such controls left is dropped. ``replace = FALSE`` forces ``ties = FALSE``:
+    when more than ``M`` unused controls lie within ``distance.tolerance`` of
+    the ``M``-th distance, Match drops the excess at random (R's generator);
+    here the first ``M`` of them in data order are kept, and the number of focal
+    units where that happened is returned beside the matches.
+    """
+    xs, pop_sd = _standardise(score)
+    tr_idx = np.flatnonzero(treated)
+    c_idx = np.flatnonzero(~treated)
+    m = min(neighbors, c_idx.size if m_cap is None else m_cap)
+    ecal = caliper * pop_sd if caliper is not None else math.inf
+
+    def within(ft: np.ndarray, fc: np.ndarray):
+        if U is not None:
+            return _sequential_metric(ft, fc, U, m, tolerance)
+        return _sequential_scalar(ft, fc, xs, score, m, ecal, caliper is not None, tolerance)
+
+    n_per = np.zeros(tr_idx.size, dtype=np.int64)
+    rows_all, c_all, ties = [], [], 0
+    groups = [(np.arange(tr_idx.size), c_idx)] if strata is None else [
+        (np.flatnonzero(strata[tr_idx] == code), c_idx[strata[c_idx] == code]) for code in np.unique(strata[tr_idx])]
+    for ft, fc in groups:
+        rows, c_in, n_s, t = within(tr_idx[ft], fc)
+        n_per[ft] = n_s
+        rows_all.append(ft[np.asarray(rows, dtype=np.int64)])
+        c_all.append(np.asarray(c_in, dtype=np.int64))
+        ties += t
+    rows = np.concatenate(rows_all) if rows_all else np.empty(0, np.int64)
+    c_in = np.concatenate(c_all) if c_all else np.empty(0, np.int64)
+    return _Matches(rows, c_in, n_per, tr_idx), ties
+
+
 def _no_match_error(n_treated: int, caliper: float | None) -> EstimationError:
+    if caliper is None:
+        return EstimationError(
+            f"none of the {n_treated} focal units has enough candidate matches (exact strata or too few units "
+            "in the other arm); drop exact matching or lower neighbors"
+        )
     return EstimationError(
         f"the caliper of {caliper} SD of the score leaves none of the {n_treated} treated units with a "
         "control close enough; widen the caliper or drop it"
@@ -494,6 +666,9 @@ class MatchResult:
     focal_matched: np.ndarray  # bool per unit
     differences: np.ndarray  # per matched focal unit: treated minus matched-control outcome (bias adjusted)
     bias_coefficients: dict
+    std_error_standard: float = math.nan  # Match's se.standard: pair differences as independent
+    ties_broken: int = 0  # replace = False: focal units whose tied candidates were cut to M (data order)
+    contrasts: np.ndarray | None = None  # per unit: own contrast S_i (treated minus control; 0 if unmatched)
 
 
 def _wls_slopes(Z: np.ndarray, y: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -533,6 +708,7 @@ def match(
     strata: np.ndarray | None = None,
     Z: np.ndarray | None = None,
     U: np.ndarray | None = None,
+    replace: bool = True,
 ) -> MatchResult:
     """Nearest-neighbour matching on a scalar score for the ATT, ATC or ATE, as R's ``Match``.
 
@@ -549,6 +725,13 @@ def match(
       with fewer than ``M`` candidates in its stratum is dropped.
     * ``U``: Mahalanobis matching (``Weight = 2`` on the covariates, see
       :func:`mahalanobis_coordinates`) instead of the score.
+    * ``replace = False``: each unit serves as a match at most once, focal
+      units matched greedily in data order (see
+      :func:`_find_matches_without_replacement`); Match then forces ``ties =
+      FALSE`` and computes no ``se``, so the standard error is its internal
+      ``RmatchLoop(version = "standard")`` formula on these matches (below),
+      where every ``K_j`` is at most ``1 / M``. No bias adjustment (Match
+      switches it off without replacement).
     * ``Z``: Abadie and Imbens (2011) bias adjustment. The outcome is regressed
       on ``[1, Z]`` among the units used as matches, weighted by how often
       each is used (``K``), separately per arm; each matched outcome is moved
@@ -576,9 +759,21 @@ def match(
     cap = min(int(tr.sum()), int((~tr).sum())) if estimand == "ate" else None
     if U is not None and caliper is not None:
         raise ValueError("a caliper applies to the score; Mahalanobis matching takes none")
-    directions = [(_find_matches(tr, score, m, caliper, tolerance, strata, cap, U), True)]
-    if estimand == "ate":
-        directions.append((_find_matches(~tr, score, m, caliper, tolerance, strata, cap, U), False))
+    if not replace and Z is not None:
+        raise ValueError("Match has no bias adjustment without replacement")
+    ties = 0
+    if replace:
+        directions = [(_find_matches(tr, score, m, caliper, tolerance, strata, cap, U), True)]
+        if estimand == "ate":
+            directions.append((_find_matches(~tr, score, m, caliper, tolerance, strata, cap, U), False))
+    else:
+        # Match visits all units in data order for the ATE, but a treated focal unit only
+        # uses controls and a control only treated units: the two passes are independent.
+        directions = []
+        for arm, is_treated_focal in ((tr, True), (~tr, False))[: 2 if estimand == "ate" else 1]:
+            mt, t_ = _find_matches_without_replacement(arm, score, m, caliper, tolerance, strata, cap, U)
+            directions.append((mt, is_treated_focal))
+            ties += t_
 
     K = np.zeros(n)
     KK = np.zeros(n)
@@ -622,7 +817,9 @@ def match(
     w = np.concatenate(ws)
     sw = float(w.sum())
     est = float(np.dot(w, tau) / sw)
-    est_raw = float(np.dot(w, np.concatenate(raw)) / sw)
+    raw = np.concatenate(raw)
+    est_raw = float(np.dot(w, raw) / sw)
+    se_standard = math.sqrt(float(np.dot(w, (raw - est_raw) ** 2))) / sw
     sigma2 = 0.5 * float(np.dot(w, (tau - est) ** 2)) / sw
     if estimand == "ate":
         control_term = sigma2 * float(np.sum(K * K + 2.0 * K - KK))
@@ -649,7 +846,8 @@ def match(
         estimand=estimand, estimate=flip * est, estimate_unadjusted=flip * est_raw, std_error=math.sqrt(var),
         std_error_matched=math.sqrt(var_m), n_focal=n_focal, n_focal_matched=n_matched,
         n_dropped=int(dropped.size), dropped=dropped, match_weights=K, focal_matched=focal_matched,
-        differences=differences, bias_coefficients=coefs,
+        differences=differences, bias_coefficients=coefs, std_error_standard=se_standard, ties_broken=ties,
+        contrasts=np.where(focal_matched, flip * S, 0.0),
     )
 
 
@@ -673,7 +871,7 @@ def _nearest_in_arm(p: np.ndarray, arm: np.ndarray, L: int) -> np.ndarray:
 
 
 def ai2016_ate_variance_reduction(y: np.ndarray, treated: np.ndarray, X: np.ndarray, p: np.ndarray,
-                                  L: int = 4) -> float:
+                                  L: int = 4, information: np.ndarray | None = None) -> float:
     """``c' I^-1 c / N``: what the Abadie-Imbens (2016) adjustment subtracts from the ATE variance.
 
     Abadie and Imbens (2016), Econometrica 84(2), Theorem 2 and section 4: with a
@@ -696,5 +894,72 @@ def ai2016_ate_variance_reduction(y: np.ndarray, treated: np.ndarray, X: np.ndar
         yd = yn - yn.mean(axis=1, keepdims=True)
         cov = np.einsum("nlk,nl->nk", xd, yd) / (nb.shape[1] - 1)  # n x k (intercept: 0)
         c[1:] += np.mean(cov * (p * (1.0 - p) / denom)[:, None], axis=0)
-    info = (Xi * (p * (1.0 - p))[:, None]).T @ Xi / n
+    info = (Xi * (p * (1.0 - p))[:, None]).T @ Xi / n if information is None else information
     return float(c @ np.linalg.solve(info, c)) / n
+
+
+@dataclass(frozen=True)
+class AI2016Terms:
+    """Pieces of the Abadie-Imbens (2016) ATT adjustment (see :func:`ai2016_att_terms`)."""
+
+    adjustment: float  # added to the variance of the estimate: (dtau' I^-1 dtau - c' I^-1 c) / N
+    c: np.ndarray  # limit covariance of sqrt(N) (estimate - ATT) with the logit score, intercept first
+    dtau: np.ndarray  # derivative of the ATT with respect to the logit coefficients
+    information: np.ndarray  # logit information per observation
+
+
+def ai2016_att_terms(y: np.ndarray, treated: np.ndarray, X: np.ndarray, p: np.ndarray, estimate: float,
+                     information: np.ndarray, L: int = 4) -> AI2016Terms:
+    """Abadie-Imbens (2016) adjustment of the ATT variance for a logit score estimated by maximum likelihood.
+
+    Abadie and Imbens (2016), Econometrica 84(2), Theorem 2: matching on the
+    estimated score ``F(X'theta_hat)`` has asymptotic variance
+
+        sigma_t^2 - c_t' I^-1 c_t + dtau' I^-1 dtau
+
+    with ``sigma_t^2`` the variance when the score is known (Abadie-Imbens 2006),
+    ``I`` the logit information, ``f = p (1 - p)`` the logistic density and
+    ``E[p]`` the treated share:
+
+    * ``dtau = E[f x (mu(1, X) - mu(0, X) - ATT)] / E[p]``: the ATT moves with the
+      assignment model (a different theta treats different units);
+    * ``c_t = E[f x (mu1bar(p) - mu0bar(p) - ATT)] / E[p]
+      + E[f (cov(X, mu(1, X) | p) + p / (1 - p) cov(X, mu(0, X) | p))] / E[p]``:
+      the covariance of the known-score estimator with the logit score
+      ``x (W - p)``, where ``muwbar(p) = E[Y | W = w, p]``.
+
+    Both have the term ``E[f x (mu1bar - mu0bar - ATT)]``; ``mu(1, X) - mu(0, X)``
+    is not observed, so ``dtau`` is written as that term plus
+    ``E[f (cov(X, mu(1, X) | p) - cov(X, mu(0, X) | p))] / E[p]``
+    (``E[f x g(X)] = E[f x gbar(p)] + E[f cov(X, g | p)]``). The conditional means
+    and covariances given the score are estimated as the paper proposes, from the
+    ``L`` units of each arm nearest on the estimated score (sample mean of ``Y``,
+    sample covariance of ``(X, Y)``). The adjustment can have either sign.
+
+    For the ATC call it with the arms swapped: ``~treated``, ``1 - p`` and
+    ``-estimate`` (the logit of the control probability has coefficients
+    ``-theta`` and the same information).
+    """
+    t = np.asarray(treated, dtype=bool)
+    X = np.asarray(X, dtype=np.float64).reshape(t.size, -1)
+    n = t.size
+    f = p * (1.0 - p)
+    share = float(t.mean())
+    xi = np.column_stack([np.ones(n), X])
+    means, covs = [], []
+    for arm in (t, ~t):
+        nb = _nearest_in_arm(p, arm, L)
+        Xn, yn = X[nb], y[nb]
+        means.append(yn.mean(axis=1))
+        xd = Xn - Xn.mean(axis=1, keepdims=True)
+        yd = yn - yn.mean(axis=1, keepdims=True)
+        covs.append(np.einsum("nlk,nl->nk", xd, yd) / (nb.shape[1] - 1))
+    common = (xi * (f * (means[0] - means[1] - estimate))[:, None]).mean(axis=0) / share
+    cov_c = np.zeros(xi.shape[1])
+    cov_d = np.zeros(xi.shape[1])
+    cov_c[1:] = (f[:, None] * (covs[0] + (p / (1.0 - p))[:, None] * covs[1])).mean(axis=0) / share
+    cov_d[1:] = (f[:, None] * (covs[0] - covs[1])).mean(axis=0) / share
+    c = common + cov_c
+    dtau = common + cov_d
+    adj = (float(dtau @ np.linalg.solve(information, dtau)) - float(c @ np.linalg.solve(information, c))) / n
+    return AI2016Terms(adjustment=adj, c=c, dtau=dtau, information=information)
