@@ -433,16 +433,16 @@ def fit_cs(p: "PanelData", study: "Study", seed: int):
     if pt is not None:
         diagnostics["pre_trend"] = pt
     if o.honest_did:
-        from causalcli.did_honest import relative_magnitude_breakdown
+        from causalcli.did_honest import relative_magnitude_sets
 
         es = agg["dynamic"]["event_times"]
         E = np.column_stack([inf for _, _, inf in agg["dynamic"]["elements"]])
         b = np.array([v for _, v, _ in agg["dynamic"]["elements"]])
         V = E.T @ E / n ** 2
         rel = [int(round(e)) for e in es]
-        if any(r < -1 for r in rel) and any(r >= 0 for r in rel):
-            diagnostics.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_breakdown(
-                b, V, rel, None, conf, reference_included=True)
+        if any(r <= -1 for r in rel) and any(r >= 0 for r in rel):
+            diagnostics.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_sets(
+                b, V, rel, conf, reference_included=True)
     used = int(gt.n)
     nn = dict(p.n)
     nn.update({"used": used, "units_dropped_unbalanced": dropped, "group_time_cells": int(gt.att.size)})

@@ -1,103 +1,439 @@
-"""Honest DiD: the relative-magnitude breakdown value of Rambachan and Roth (2023), plug-in version.
+"""Honest DiD: relative-magnitude robust confidence sets of Rambachan and Roth (2023).
 
-Under Delta^RM(Mbar) the change of the parallel-trends violation between two
-consecutive post-treatment periods is at most Mbar times the largest such
-change before treatment. For event time k >= 0 (reference -1) the violation is
-then at most (k + 1) * Mbar * M_pre, and for the average of the post
-coefficients at most mean(k + 1) * Mbar * M_pre. The robust interval is the
-estimate +/- (that bound + c * SE); the breakdown value is the largest Mbar at
-which it excludes zero:
+Event-study coefficients beta = (beta_pre, beta_post) estimate tau + delta,
+where tau_pre = 0 and delta is the violation of parallel trends (relative to
+the reference period -1, whose delta is 0). Delta^RM(Mbar) bounds every
+post-treatment one-period change of delta by Mbar times the largest
+pre-treatment one-period change (the change into the reference period
+included). The target is theta = l' tau_post: ``l`` is the average of the
+post periods (headline) or the first post period.
 
-    Mbar* = (|theta| - c * SE) / (mean(k + 1) * M_pre).
+Delta^RM(Mbar) is a union of polyhedra, one for each location s of the largest
+pre-period change and its sign; the confidence set is the union over them of
+the sets given by inverting the moment-inequality tests of Andrews, Roth and
+Pakes (ARP) with the conditional / least-favourable hybrid ("C-LF"), as R's
+HonestDiD ``createSensitivityResults_relativeMagnitudes`` computes it (its
+default method for Delta^RM):
 
-``breakdown_mbar`` is the plug-in value: M_pre is the estimated largest
-pre-period change, treated as known. ``breakdown_mbar_bonferroni`` also
-allows for the estimation of M_pre: it replaces M_pre by an upper confidence
-bound and splits alpha between that bound and theta (Bonferroni), which gives
-a valid but conservative value. Neither is the conditional/hybrid confidence
-set of the HonestDiD R package.
+* each polyhedron is {delta: A delta <= 0}, with the rows of HonestDiD's
+  ``.create_A_RM``; only the rows that involve post periods enter the test
+  (``postPeriodMomentsOnly``);
+* one post period: the test without nuisance parameters
+  (``.testInIdentifiedSet_LF_Hybrid``): the largest standardized moment,
+  least-favourable first stage, then a truncated-normal conditional test at
+  size alpha (as the R code does, which does not shrink alpha there);
+* several post periods: theta is isolated by a change of basis Gamma whose
+  first row is l', the other post coordinates are nuisance parameters and the
+  statistic is eta = min over them of the largest standardized moment, a
+  linear program. Its dual is max gamma'y over the polytope {gamma >= 0,
+  sd'gamma = 1, X'gamma = 0}. We enumerate that polytope's vertices once per
+  polyhedron (every basic solution), so eta, the optimal dual vertex and the
+  conditioning bounds vlo/vup (the range of eta over which that vertex stays
+  optimal: HonestDiD's ``.vlo_vup_dual_fn`` finds it by bisection over LPs,
+  here it is closed form over the vertices) are exact and vectorised over the
+  theta grid. The least-favourable critical value is the 1 - kappa quantile of
+  eta under y ~ N(0, Sigma) (1000 draws, fixed seed, as HonestDiD, whose draws
+  come from R's generator), kappa = alpha / 10; the second stage has size
+  (alpha - kappa) / (1 - kappa) and vup is capped at that critical value.
+
+The confidence set is reported as HonestDiD does: the smallest and largest
+accepted points of a grid of 1000 values of theta on [-20, 20] standard
+errors of l'beta_post (widened when the set reaches an end of the grid). The
+identified set (the same union with beta known) comes from two linear
+programs per polyhedron (scipy ``linprog``). The breakdown value is the
+largest Mbar at which the test rejects theta = 0 (the set excludes zero):
+found on the Mbar grid, then refined by bisection to 1e-3.
+
+Inputs: the TWFE event study gives levels relative to -1 (the reference is
+omitted). Callaway-Sant'Anna's dynamic effects with a varying base period give
+one-period changes before treatment; they are cumulated into levels relative
+to -1 (exact with one cohort; with several cohorts the cohort weights differ
+across event times, which R's HonestDiD avoids by asking for a universal base
+period).
+
+References: Rambachan, A. and Roth, J. (2023). A more credible approach to
+parallel trends. Review of Economic Studies 90(5), 2555-2591. Andrews, I.,
+Roth, J. and Pakes, A. (2023). Inference for linear conditional moment
+inequalities. Review of Economic Studies 90(6), 2763-2791.
 """
 
 from __future__ import annotations
 
+from itertools import combinations
+from math import comb
 from typing import Any
 
 import numpy as np
 
+GRID_POINTS = 1000   # HonestDiD's gridPoints default
+GRID_HALF_WIDTH = 20.0  # standard errors of l'beta_post, HonestDiD's default grid
+LF_SIMS = 100_000    # draws for the least-favourable critical value (HonestDiD: 1000; see the docstring)
+LF_SEED = 0          # HonestDiD's default seed (its draws come from R's generator, ours from numpy's)
+MAX_BASES = 60_000   # vertex enumeration: at most this many candidate bases (9 post periods)
+MBAR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+BREAKDOWN_TOL = 1e-3
+_TOL = 1e-10
 
-def relative_magnitude_breakdown(b: np.ndarray, V: np.ndarray, rel: list[int], df: int | None, conf_level: float,
-                                 reference_included: bool = False) -> dict[str, Any]:
-    """Breakdown Mbar for the average post-treatment effect.
 
-    ``rel`` are the relative periods of ``b``. Without ``reference_included``
-    (TWFE event study) -1 is the omitted reference (0) and pre-period changes
-    are consecutive differences of the leads; with it (Callaway-Sant'Anna,
-    varying base period) each pre-period estimate is already a one-period change.
+# ---------------------------------------------------------------- Delta^RM polyhedra
+
+
+def rm_constraints(n_pre: int, n_post: int, mbar: float, s: int, positive: bool) -> np.ndarray:
+    """Rows A of {delta: A delta <= 0} = Delta^RM_{s,sign}(Mbar), columns (delta_pre, delta_post).
+
+    s in -(n_pre-1)..0 locates the largest pre-period change delta_s - delta_{s-1}
+    (HonestDiD's indexing: the reference period is 0, post periods 1..n_post).
     """
-    from causalcli.did_dist import t_quantile
-    from causalcli.inference import normal_quantile
+    n = n_pre + n_post
+    diff = np.zeros((n, n + 1))
+    diff[np.arange(n), np.arange(n)] = -1.0
+    diff[np.arange(n), np.arange(n) + 1] = 1.0
+    v = np.zeros(n + 1)
+    v[n_pre + s - 1], v[n_pre + s] = -1.0, 1.0
+    if not positive:
+        v = -v
+    bound = np.vstack([np.tile(v, (n_pre, 1)), np.tile(mbar * v, (n_post, 1))])
+    A = np.vstack([diff - bound, -diff - bound])
+    A = A[np.einsum("ij,ij->i", A, A) > _TOL]
+    return np.delete(A, n_pre, axis=1)  # delta_0 = 0
 
+
+def identified_set(beta: np.ndarray, l_vec: np.ndarray, n_pre: int, mbar: float) -> tuple[float, float]:
+    """Bounds of l'tau_post when beta is known: union over (s, sign) of two LPs each."""
+    from scipy.optimize import linprog
+
+    n_post = l_vec.size
+    theta = float(l_vec @ beta[n_pre:])
+    c = np.concatenate([np.zeros(n_pre), l_vec])
+    A_eq = np.hstack([np.eye(n_pre), np.zeros((n_pre, n_post))])
+    lo, hi = np.inf, -np.inf
+    for s in range(-(n_pre - 1), 1):
+        for positive in (True, False):
+            A = rm_constraints(n_pre, n_post, mbar, s, positive)
+            kw = dict(A_ub=A, b_ub=np.zeros(A.shape[0]), A_eq=A_eq, b_eq=beta[:n_pre], bounds=(None, None),
+                      method="highs")
+            low = linprog(c, **kw)
+            high = linprog(-c, **kw)
+            if low.status != 0 or high.status != 0:
+                continue  # this sign/location is not the largest pre-period change: empty piece
+            lo = min(lo, theta + high.fun)   # theta - max l'delta
+            hi = max(hi, theta - low.fun)    # theta - min l'delta
+    if not np.isfinite(lo):
+        return theta, theta
+    return float(lo), float(hi)
+
+
+# ---------------------------------------------------------------- ARP pieces
+
+
+def _truncnorm_quantile(p: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Quantile p of N(0,1) truncated to [lo, hi], computed on the side of the smaller tail."""
+    from scipy.special import ndtr, ndtri
+
+    lo, hi = np.broadcast_arrays(np.asarray(lo, float), np.asarray(hi, float))
+    out = np.empty(lo.shape)
+    right = lo > 0  # mass far in the right tail: use survival functions -x
+    a, b = ndtr(lo[~right]), ndtr(hi[~right])
+    out[~right] = ndtri(a + p * (b - a))
+    sa, sb = ndtr(-lo[right]), ndtr(-hi[right])
+    out[right] = -ndtri(sa - p * (sa - sb))
+    return np.clip(out, lo, hi)
+
+
+def _gamma_basis(l_vec: np.ndarray) -> np.ndarray:
+    """An invertible matrix whose first row is l' (HonestDiD's .construct_Gamma: pivots of [l, I])."""
+    B = np.column_stack([l_vec, np.eye(l_vec.size)])
+    cols: list[int] = []
+    for j in range(B.shape[1]):
+        if np.linalg.matrix_rank(B[:, cols + [j]]) > len(cols):
+            cols.append(j)
+        if len(cols) == l_vec.size:
+            break
+    return B[:, cols].T
+
+
+def dual_vertices(sd: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Vertices of {gamma >= 0, sd'gamma = 1, X'gamma = 0} (rows), by enumerating basic solutions."""
+    W = np.column_stack([sd, X])
+    keep: list[int] = []
+    for j in range(W.shape[1]):  # independent equality constraints, sd first
+        if np.linalg.matrix_rank(W[:, keep + [j]], tol=1e-9) > len(keep):
+            keep.append(j)
+    W = W[:, keep]
+    m, r = W.shape
+    if comb(m, r) > MAX_BASES:
+        raise ValueError(f"{comb(m, r)} candidate vertices")
+    subsets = np.array(list(combinations(range(m), r)), dtype=np.int64).reshape(-1, r)
+    M = np.transpose(W[subsets], (0, 2, 1))  # (n, r, r): W_S'
+    scale = np.abs(W).max()
+    ok = np.abs(np.linalg.det(M / scale)) > 1e-10
+    subsets, M = subsets[ok], M[ok]
+    rhs = np.zeros(r)
+    rhs[0] = 1.0
+    g = np.linalg.solve(M, np.broadcast_to(rhs, (M.shape[0], r))[..., None])[..., 0]
+    feasible = (g >= -1e-10).all(axis=1)
+    G = np.zeros((int(feasible.sum()), m))
+    np.put_along_axis(G, subsets[feasible], np.clip(g[feasible], 0.0, None), axis=1)
+    if G.shape[0] == 0:
+        return G
+    return np.unique(np.round(G, 12), axis=0)
+
+
+class _Piece:
+    """The ARP C-LF test for one polyhedron {A delta <= 0}, vectorised over theta."""
+
+    def __init__(self, A: np.ndarray, beta: np.ndarray, sigma: np.ndarray, l_vec: np.ndarray, n_pre: int,
+                 alpha: float, kappa: float, z: np.ndarray):
+        n_post = l_vec.size
+        post_rows = np.flatnonzero(np.abs(A[:, n_pre:]).sum(axis=1) > 0)
+        self.alpha, self.kappa = alpha, kappa
+        if n_post == 1:
+            self.nuisance = False
+            A = A[post_rows]
+            self.A, self.beta, self.sigma, self.n_pre = A, beta, sigma, n_pre
+            cov = A @ sigma @ A.T
+            self.sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+            stat = (_root(cov) / self.sd[:, None]) @ z[: cov.shape[0]]  # (rows, sims) standardized draws
+            self.lf_cv = float(np.quantile(stat.max(axis=0), 1 - kappa))
+            return
+        self.nuisance = True
+        AG = A[:, n_pre:] @ np.linalg.inv(_gamma_basis(l_vec))
+        Y = A @ beta
+        cov = A @ sigma @ A.T
+        r = post_rows
+        self.Y, self.one, self.cov = Y[r], AG[r, 0], cov[np.ix_(r, r)]
+        sd = np.sqrt(np.clip(np.diag(self.cov), 0.0, None))
+        self.G = dual_vertices(sd, AG[r, 1:])
+        if self.G.shape[0]:
+            eta = ((self.G @ _root(self.cov)) @ z[: r.size]).max(axis=0)  # eta of each draw: max over vertices
+            self.lf_cv = float(np.quantile(eta, 1 - kappa))
+
+    def accept(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta, float)
+        if self.nuisance:
+            return self._accept_nuisance(theta)
+        return self._accept_no_nuisance(theta)
+
+    def _accept_no_nuisance(self, theta: np.ndarray) -> np.ndarray:
+        y = self.beta[:, None] - np.outer(np.eye(self.beta.size)[self.n_pre], theta)   # (n, P)
+        At = self.A / self.sd[:, None]
+        moments = At @ y
+        top = moments.argmax(axis=0)
+        stat = moments[top, np.arange(theta.size)]
+        g = At[top]                                          # (P, n)
+        s2 = np.einsum("pi,ij,pj->p", g, self.sigma, g)
+        c = (g @ self.sigma) / s2[:, None]                   # (P, n)
+        zz = y.T - c * np.einsum("pi,ip->p", g, y)[:, None]  # (P, n)
+        Abar = At[None, :, :] - g[:, None, :]                # (P, rows, n)
+        Ac = np.einsum("pri,pi->pr", Abar, c)
+        obj = -np.einsum("pri,pi->pr", Abar, zz) / np.where(Ac != 0, Ac, 1.0)
+        vlo = np.where(Ac < 0, obj, -np.inf).max(axis=1)
+        vup = np.where(Ac > 0, obj, np.inf).min(axis=1)
+        sb = np.sqrt(s2)
+        crit = sb * _truncnorm_quantile(1 - self.alpha, vlo / sb, vup / sb)
+        reject = (stat > self.lf_cv) | (stat > crit)
+        return ~reject
+
+    def _accept_nuisance(self, theta: np.ndarray) -> np.ndarray:
+        if self.G.shape[0] == 0:
+            return np.ones(theta.size, dtype=bool)  # the LP is unbounded below: never rejects
+        G = self.G
+        y = self.Y[:, None] - np.outer(self.one, theta)     # (m, P)
+        Gy = G @ y                                           # (V, P)
+        top = Gy.argmax(axis=0)
+        eta = Gy[top, np.arange(theta.size)]
+        g = G[top]                                           # (P, m)
+        s2 = np.einsum("pi,ij,pj->p", g, self.cov, g)
+        degenerate = s2 < np.finfo(float).eps
+        s2 = np.where(degenerate, 1.0, s2)
+        b = (g @ self.cov) / s2[:, None]                     # (P, m)
+        sT = y.T - b * eta[:, None]
+        a = sT @ G.T                                         # (P, V)
+        bb = b @ G.T
+        slope = 1.0 - bb
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = a / slope
+        vlo = np.where(slope > 1e-10, root, -np.inf).max(axis=1)
+        vup = np.where(slope < -1e-10, root, np.inf).min(axis=1)
+        sb = np.sqrt(s2)
+        first_stage = eta > self.lf_cv
+        mod_size = (self.alpha - self.kappa) / (1 - self.kappa)
+        zlo, zup, stat = vlo / sb, np.minimum(vup, self.lf_cv) / sb, eta / sb
+        inside = (zlo <= stat) & (stat <= zup)
+        crit = np.full(theta.size, np.inf)
+        if inside.any():
+            crit[inside] = np.maximum(0.0, _truncnorm_quantile(1 - mod_size, zlo[inside], zup[inside]))
+        reject = first_stage | (inside & (stat > crit))
+        reject = np.where(degenerate, eta > 0, reject)
+        return ~reject
+
+
+def _root(cov: np.ndarray) -> np.ndarray:
+    """R with R R' = cov (symmetric eigen square root; cov may be singular): R z ~ N(0, cov)."""
+    w, U = np.linalg.eigh((cov + cov.T) / 2)
+    return U * np.sqrt(np.clip(w, 0.0, None))
+
+
+# ---------------------------------------------------------------- confidence sets
+
+
+class RelativeMagnitudes:
+    """C-LF confidence sets for l'tau_post under Delta^RM(Mbar) (levels relative to the reference period)."""
+
+    def __init__(self, beta: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray, alpha: float = 0.05,
+                 seed: int = LF_SEED, sims: int = LF_SIMS):
+        self.beta, self.sigma, self.n_pre = np.asarray(beta, float), np.asarray(sigma, float), int(n_pre)
+        self.l_vec = np.asarray(l_vec, float)
+        self.alpha, self.kappa = alpha, alpha / 10
+        n_rows = 2 * (self.n_pre + self.l_vec.size)
+        self.z = np.random.default_rng(seed).standard_normal((n_rows, sims))  # common draws for every piece
+        post = slice(self.n_pre, None)
+        self.theta = float(self.l_vec @ self.beta[post])
+        self.se = float(np.sqrt(self.l_vec @ self.sigma[post, post] @ self.l_vec))
+        self._pieces: dict[float, list[_Piece]] = {}
+
+    def pieces(self, mbar: float) -> list[_Piece]:
+        if mbar not in self._pieces:
+            self._pieces[mbar] = [
+                _Piece(rm_constraints(self.n_pre, self.l_vec.size, mbar, s, positive), self.beta, self.sigma,
+                       self.l_vec, self.n_pre, self.alpha, self.kappa, self.z)
+                for s in range(-(self.n_pre - 1), 1) for positive in (True, False)]
+        return self._pieces[mbar]
+
+    def accept(self, theta: np.ndarray, mbar: float) -> np.ndarray:
+        theta = np.atleast_1d(np.asarray(theta, float))
+        out = np.zeros(theta.size, dtype=bool)
+        for piece in self.pieces(mbar):
+            out |= piece.accept(theta)
+        return out
+
+    def confidence_set(self, mbar: float) -> dict[str, Any]:
+        half = GRID_HALF_WIDTH * self.se
+        for _ in range(6):
+            grid = np.linspace(-half, half, GRID_POINTS)
+            acc = self.accept(grid, mbar)
+            if not (acc[0] or acc[-1]):
+                break
+            half *= 4  # the set reaches an end of the grid: widen it (HonestDiD only warns)
+        lo_id, hi_id = identified_set(self.beta, self.l_vec, self.n_pre, mbar)
+        out: dict[str, Any] = {"mbar": float(mbar), "lb": None, "ub": None, "identified_lb": lo_id,
+                               "identified_ub": hi_id, "grid_step": float(grid[1] - grid[0])}
+        if acc.any():
+            out["lb"], out["ub"] = float(grid[acc].min()), float(grid[acc].max())
+        out["open"] = bool(acc[0] or acc[-1])
+        return out
+
+    def breakdown(self, mbars: tuple[float, ...] = MBAR_GRID, tol: float = BREAKDOWN_TOL) -> tuple[float | None, str]:
+        """Largest Mbar at which the test rejects theta = 0 (grid, then bisection)."""
+        if self.accept(0.0, 0.0)[0]:
+            return 0.0, "zero is in the confidence set even at Mbar = 0"
+        lo = 0.0
+        candidates = [m for m in mbars if m > 0]
+        top = max(candidates) if candidates else 1.0
+        while top < 100:
+            candidates.append(top * 2)
+            top *= 2
+        for m in candidates:
+            if self.accept(0.0, m)[0]:
+                hi = m
+                break
+            lo = m
+        else:
+            return None, f"zero stays outside the confidence set up to Mbar = {lo:g}"
+        while hi - lo > tol:
+            mid = (lo + hi) / 2
+            if self.accept(0.0, mid)[0]:
+                hi = mid
+            else:
+                lo = mid
+        return lo, f"bisection on Mbar to {tol:g}"
+
+
+# ---------------------------------------------------------------- from an event study
+
+
+def _levels(b: np.ndarray, V: np.ndarray, rel: list[int], reference_included: bool):
+    """(beta, sigma, n_pre, n_post) in HonestDiD's layout, or a reason why not."""
     rel_arr = np.asarray(rel)
     post = np.flatnonzero(rel_arr >= 0)
-    pre = np.flatnonzero(rel_arr < 0)
-    # contrasts giving the pre-treatment one-period changes of the violation
     if reference_included:
-        C = np.eye(b.size)[pre]
+        pre = np.flatnonzero(rel_arr <= -1)
+        # one-period changes c_e = delta_e - delta_{e-1}, e = -1, -2, ...: delta_{e-1} = -(c_{-1} + ... + c_e)
+        changes = sorted(pre, key=lambda j: -rel_arr[j])
+        wanted_pre = list(range(-1, -len(pre) - 1, -1))
     else:
-        leads = sorted(pre, key=lambda j: rel_arr[j])
-        rows = []
-        for i, j in enumerate(leads):  # delta_next - delta_j, with delta_-1 = 0 after the last lead
-            r = np.zeros(b.size)
-            r[j] = -1.0
-            if i + 1 < len(leads):
-                r[leads[i + 1]] = 1.0
-            rows.append(r)
-        C = np.array(rows).reshape(-1, b.size)
-    changes = C @ b
-    se_changes = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", C, V, C), 0.0))
-
-    def quantile(p: float) -> float:
-        return t_quantile(p, df) if df else normal_quantile(p)
-
-    alpha = 1.0 - conf_level
-    c = quantile(1 - alpha / 2)
-    a = np.zeros(b.size)
-    a[post] = 1.0 / post.size
-    theta = float(a @ b)
-    se = float(np.sqrt(a @ V @ a))
-    horizon = float(np.mean(rel_arr[post] + 1))
-    m_pre = float(np.max(np.abs(changes))) if changes.size else float("nan")
-    # Bonferroni: theta within c_{alpha/4} SE and every pre change within its c_{alpha/(4m)} bound,
-    # jointly with probability >= 1 - alpha, so the breakdown below is a valid (conservative) one
-    m = max(int(changes.size), 1)
-    c_theta = quantile(1 - alpha / 4)
-    c_pre = quantile(1 - alpha / (4 * m))
-    m_pre_upper = float(np.max(np.abs(changes) + c_pre * se_changes)) if changes.size else float("nan")
-
-    def breakdown(margin: float, scale: float) -> float | None:
-        if margin <= 0:
-            return 0.0
-        return margin / scale if scale > 0 else None
-
-    plug = breakdown(abs(theta) - c * se, horizon * m_pre)
-    valid = breakdown(abs(theta) - c_theta * se, horizon * m_pre_upper)
-    if plug == 0.0:
-        note = "the average post-treatment effect is not significant even under exact parallel trends"
-    elif plug is None:
-        note = "the pre-period changes are all zero: no scale for relative magnitudes"
+        pre = np.flatnonzero(rel_arr <= -2)
+        changes = sorted(pre, key=lambda j: -rel_arr[j])
+        wanted_pre = list(range(-2, -len(pre) - 2, -1))
+    if not pre.size:
+        return "no pre-treatment coefficient"
+    if sorted(rel_arr[pre].tolist(), reverse=True) != wanted_pre:
+        return "the pre-treatment relative periods are not consecutive"
+    if sorted(rel_arr[post].tolist()) != list(range(post.size)) or not post.size:
+        return "the post-treatment relative periods are not consecutive from 0"
+    n_pre, n_post = len(pre), post.size
+    L = np.zeros((n_pre + n_post, b.size))
+    if reference_included:
+        for k in range(n_pre):  # level at event time -(k+2), row n_pre-1-k (earliest first)
+            L[n_pre - 1 - k, changes[: k + 1]] = -1.0
     else:
-        note = (f"the effect stays significant while post-treatment changes of the trend violation are at most "
-                f"{plug:.3g} times the largest pre-treatment change (plug-in); {valid:.3g} allowing for the "
-                "estimation of that largest change (Bonferroni)")
-    return {
-        "method": "relative magnitudes (Rambachan and Roth 2023): identified set plus sampling margin",
-        "target": "average of the post-treatment event-time effects",
-        "estimate": theta,
-        "std_error": se,
-        "max_pre_period_change": m_pre,
-        "max_pre_period_change_upper": m_pre_upper,
-        "breakdown_mbar": plug,
-        "breakdown_mbar_bonferroni": valid,
-        "critical_value": c,
-        "note": note,
+        for k, j in enumerate(changes):  # changes sorted -2, -3, ...: level rows earliest first
+            L[n_pre - 1 - k, j] = 1.0
+    post_sorted = sorted(post, key=lambda j: rel_arr[j])
+    L[n_pre + np.arange(n_post), post_sorted] = 1.0
+    return L @ b, L @ V @ L.T, n_pre, n_post
+
+
+def relative_magnitude_sets(b: np.ndarray, V: np.ndarray, rel: list[int], conf_level: float,
+                            reference_included: bool = False, mbars: tuple[float, ...] = MBAR_GRID) -> dict[str, Any]:
+    """``diagnostics.sensitivity.honest_did`` for an event study with relative periods ``rel``.
+
+    Without ``reference_included`` (TWFE event study) -1 is the omitted reference
+    and the leads are levels; with it (Callaway-Sant'Anna, varying base period)
+    the estimates before treatment are one-period changes.
+    """
+    method = ("relative magnitudes Delta^RM(Mbar) (Rambachan and Roth 2023): conditional/least-favourable hybrid "
+              "(C-LF, Andrews, Roth and Pakes) confidence sets, union over the location and sign of the largest "
+              "pre-period change, as R HonestDiD createSensitivityResults_relativeMagnitudes")
+    lay = _levels(np.asarray(b, float), np.asarray(V, float), rel, reference_included)
+    if isinstance(lay, str):
+        return {"method": method, "skipped": lay}
+    beta, sigma, n_pre, n_post = lay
+    alpha = round(1.0 - conf_level, 12)
+    changes = np.diff(np.concatenate([beta[:n_pre], [0.0]]))
+    out: dict[str, Any] = {
+        "method": method,
+        "pre_periods": n_pre, "post_periods": n_post,
+        "max_pre_period_change": float(np.max(np.abs(changes))),
+        "alpha": alpha, "hybrid_kappa": alpha / 10, "least_favourable_draws": LF_SIMS,
+        "theta_grid": f"{GRID_POINTS} points on +/- {GRID_HALF_WIDTH:g} standard errors of the target around 0",
+        "inputs": ("Callaway-Sant'Anna dynamic effects; pre-period one-period changes (varying base period) "
+                   "cumulated into levels relative to event time -1" if reference_included else
+                   "TWFE event study, levels relative to event time -1 (omitted)"),
     }
+    targets = [("average", "average of the post-treatment event-time effects", np.full(n_post, 1.0 / n_post))]
+    if n_post > 1:
+        targets.append(("first_post_period", "effect at event time 0", np.eye(n_post)[0]))
+    for key, label, l_vec in targets:
+        try:
+            rm = RelativeMagnitudes(beta, sigma, n_pre, l_vec, alpha)
+            sets = [rm.confidence_set(m) for m in mbars]
+            bd, how = rm.breakdown(mbars)
+        except ValueError as exc:
+            out["skipped"] = f"too many post-treatment periods for exact vertex enumeration ({exc})"
+            return out
+        entry = {"target": label, "estimate": rm.theta, "std_error": rm.se, "sets": sets, "breakdown_mbar": bd,
+                 "breakdown_search": how}
+        if key == "average":
+            out.update(entry)
+        else:
+            out[key] = entry
+    bd = out["breakdown_mbar"]
+    if bd == 0.0:
+        out["note"] = "the average post-treatment effect is not significant even with no post-treatment trend change"
+    elif bd is None:
+        out["note"] = "the average post-treatment effect stays significant for every Mbar tried"
+    else:
+        out["note"] = (f"the average post-treatment effect stays significant while post-treatment changes of the "
+                       f"trend violation are at most {bd:.3g} times the largest pre-treatment change")
+    return out

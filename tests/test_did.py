@@ -302,29 +302,6 @@ def test_goodman_bacon_weights_sum_to_one_and_rebuild_twfe(tmp_path):
     assert 0 < gb["weight_later_vs_earlier_treated"] < 0.5
 
 
-def test_honest_did_breakdown_formula():
-    from causalcli.did_honest import relative_magnitude_breakdown
-
-    b = np.array([0.1, -0.05, 1.0, 1.2])  # rel -3, -2, 0, 1 (reference -1)
-    V = np.diag([0.01, 0.01, 0.04, 0.04])
-    out = relative_magnitude_breakdown(b, V, [-3, -2, 0, 1], None, 0.95)
-    m_pre = max(abs(-0.05 - 0.1), abs(0 - -0.05))
-    theta, se = 1.1, np.sqrt(0.08) / 2
-    expected = (theta - 1.959963984540054 * se) / (1.5 * m_pre)
-    assert out["max_pre_period_change"] == pytest.approx(m_pre)
-    assert out["breakdown_mbar"] == pytest.approx(expected)
-    # Bonferroni: changes -0.15 (se sqrt(0.02)) and 0.05 (se 0.1); alpha/4 for theta, alpha/8 per change
-    from statistics import NormalDist
-
-    q = NormalDist().inv_cdf
-    upper = max(0.15 + q(1 - 0.05 / 8) * np.sqrt(0.02), 0.05 + q(1 - 0.05 / 8) * 0.1)
-    assert out["max_pre_period_change_upper"] == pytest.approx(upper)
-    assert out["breakdown_mbar_bonferroni"] == pytest.approx((theta - q(1 - 0.05 / 4) * se) / (1.5 * upper))
-    assert out["breakdown_mbar_bonferroni"] < out["breakdown_mbar"]
-    cs = relative_magnitude_breakdown(b, V, [-2, -1, 0, 1], None, 0.95, reference_included=True)
-    assert cs["max_pre_period_change"] == pytest.approx(0.1)  # CS pre estimates are one-period changes
-
-
 # ---------------------------------------------------------------- panel checks (exit 3)
 
 

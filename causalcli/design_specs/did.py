@@ -29,7 +29,8 @@ class DidOptions(Strict):
         "none", description="none: analytic SEs; multiplier: Callaway-Sant'Anna multiplier bootstrap with uniform "
                             "bands; wild: wild cluster bootstrap (Rademacher, null imposed) for 2x2/TWFE.")
     draws: int = Field(999, ge=99, le=100_000, description="Bootstrap draws.")
-    honest_did: bool = Field(True, description="Event study: Rambachan-Roth relative-magnitude breakdown value.")
+    honest_did: bool = Field(True, description="Event study and Callaway-Sant'Anna: Rambachan-Roth "
+                                               "relative-magnitude confidence sets (C-LF) and breakdown value.")
     tolerance: float = Field(1e-10, gt=0, le=1e-4,
                              description="Convergence of the fixed-effect demeaning (alternating projections).")
 
