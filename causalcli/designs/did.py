@@ -356,8 +356,8 @@ class DidDesign(Design):
         diag = self._panel_diag(p, fit)
         diag["coefficients"] = {nm: float(b) for nm, b in zip(names, fit.coef)}
         diag["treatment_start"] = float(p.times[cohorts[0]])
-        return Fit("2x2", "att", est, self._base_n(p, fit.n), diagnostics=diag,
-                   checks=[Check("pre_trend", None, "2x2 has no leads to test; use event_study")],
+        check = self._auxiliary_pre_trend(p, study, diag)
+        return Fit("2x2", "att", est, self._base_n(p, fit.n), diagnostics=diag, checks=[check],
                    warnings=list(p.warnings))
 
     def _treatment(self, p: PanelData, g: np.ndarray) -> np.ndarray:
@@ -375,7 +375,7 @@ class DidDesign(Design):
         diag = self._panel_diag(p, fit)
         diag["coefficients"] = {nm: float(b) for nm, b in zip(names, fit.coef)}
         warnings = list(p.warnings)
-        checks: list[Check] = [Check("pre_trend", None, "plain TWFE has no leads to test; add event_study")]
+        checks: list[Check] = [self._auxiliary_pre_trend(p, study, diag)]
         self._bacon(p, diag, warnings, checks)
         return Fit("twfe", "att", est, self._base_n(p, fit.n), diagnostics=diag, checks=checks, warnings=warnings)
 
@@ -396,6 +396,55 @@ class DidDesign(Design):
             f"staggered adoption ({cohorts.size} cohorts): {share:.1%} of the TWFE weight is on comparisons that "
             "use already-treated units as controls (Goodman-Bacon decomposition); with effects that change over "
             "time TWFE is biased: use estimator: callaway_santanna")
+
+    def _auxiliary_pre_trend(self, p: PanelData, study: "Study", diag: dict, lags: int | None = None) -> Check:
+        """``pre_trend`` for 2x2, plain TWFE and event studies without leads: an auxiliary event study.
+
+        Unit and period fixed effects, every pre-treatment period as a lead
+        (-L..-2, L the longest pre-period of any cohort, so nothing is binned),
+        -1 the reference, post periods 0..K (K the longest post-period, or the
+        event study's own lags), the same covariates, weights and clusters
+        (CRV1). The joint Wald test of the leads is F = W/q against F(q, G-1),
+        as fixest's ``wald``. Recorded in ``diagnostics.pre_trend`` with its source.
+        """
+        from causalcli.did_fe import wald_f
+
+        def not_run(reason: str) -> Check:
+            diag["pre_trend"] = {"passed": None, "reason": reason}
+            return Check("pre_trend", None, f"pre-trend test not run: {reason}")
+
+        if p.d is not None:
+            return not_run("the treatment switches off, so units have no single event time to build leads from")
+        cohorts = p.g[p.g >= 0]
+        if cohorts.size == 0:
+            return not_run("no treated unit")
+        leads = int(cohorts.max())  # periods before the latest first treated period
+        if leads < 2:
+            return not_run("one pre-treatment period only: the reference period -1, nothing to test against it")
+        horizon = int(p.times.size - 1 - cohorts.min())
+        k = horizon if lags is None else min(lags, horizon)
+        source = (f"auxiliary event study: unit and period fixed effects, leads -{leads}..-2 (every pre-treatment "
+                  f"period), reference -1, lags 0..{k}{' (binned)' if k < horizon else ''}, the same covariates, "
+                  "weights and clusters (CRV1)")
+        try:
+            D, _, rel = event_dummies(p, p.g, leads, k)
+            X = np.column_stack([D, p.X])
+            fit = self._regress(p, X, [f"event_{e}" for e in rel] + list(p.xnames), fe=True)
+            pre = [j for j, e in enumerate(rel) if e < 0]
+            if not pre:
+                return not_run("no unit is observed before its treatment beyond the reference period")
+            test = wald_f(fit.coef[pre], fit.vcov[np.ix_(pre, pre)], fit.df_t)
+        except (EstimationError, np.linalg.LinAlgError) as exc:
+            return not_run(f"the auxiliary event study cannot be estimated ({getattr(exc, 'message', exc)})")
+        alpha = study.thresholds.alpha
+        passed = bool(test["p_value"] > alpha)
+        diag["pre_trend"] = {**test, "passed": passed, "leads": [rel[j] for j in pre], "source": source,
+                             "coefficients": {f"event_time={rel[j]}": float(fit.coef[j]) for j in pre}}
+        return Check("pre_trend", passed,
+                     f"joint Wald test of {len(pre)} leads in an auxiliary event study (every pre-period, reference "
+                     f"-1): F = {test['statistic']:.3g}, p = {test['p_value']:.3g} {'>' if passed else '<='} "
+                     f"{alpha}; " + ("no evidence against parallel pre-trends" if passed else
+                                     "pre-treatment effects are jointly non-zero: parallel trends look doubtful"))
 
     def _fit_event_study(self, p: PanelData, study: "Study", seed: int) -> Fit:
         from causalcli.did_fe import t_estimate, wald_f
@@ -444,12 +493,12 @@ class DidDesign(Design):
                                 ("no evidence against parallel pre-trends" if passed else
                                  "pre-treatment effects are jointly non-zero: parallel trends look doubtful")))
             if p.options.honest_did:
-                from causalcli.did_honest import relative_magnitude_breakdown
+                from causalcli.did_honest import relative_magnitude_sets
 
-                diag.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_breakdown(
-                    fit.coef[:m], fit.vcov[:m, :m], rel, fit.df_t, study.conf_level)
+                diag.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_sets(
+                    fit.coef[:m], fit.vcov[:m, :m], rel, study.conf_level)
         else:
-            checks.append(Check("pre_trend", None, "no leads to test: set event_study.leads >= 2"))
+            checks.append(self._auxiliary_pre_trend(p, study, diag, lags=p.lags))
         warnings = list(p.warnings)
         self._bacon(p, diag, warnings, [])
         return Fit("twfe_event_study", "att", est, self._base_n(p, fit.n), effects=effects, diagnostics=diag,
