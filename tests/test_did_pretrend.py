@@ -1,0 +1,119 @@
+"""pre_trend for 2x2, plain TWFE and event studies without leads: the auxiliary event study's Wald test.
+
+Simulated panels (``simulate_panel`` of tests/test_did.py): a violated pre-trend fails the study (exit 1),
+a parallel one passes; the statistic equals pyfixest's ``wald_test`` on the same auxiliary event study and
+our own event study with every pre-period as a lead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from causalcli.study import run_study
+from tests.conftest import run_json
+from tests.test_did import simulate_panel
+
+RTOL = 1e-6  # Wald statistics: coefficients agree to 1e-8 and clustered covariances to 1e-6 (tests/test_did.py)
+
+
+def _spec(path, estimator="twfe", **design):
+    return {"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "y",
+            "design": {"method": "did", "unit": "unit", "time": "time", "estimator": estimator, **design},
+            "refute": []}
+
+
+def _check(payload_or_result):
+    checks = payload_or_result["checks"] if isinstance(payload_or_result, dict) else [
+        c.to_dict() for c in payload_or_result.checks]
+    return [c for c in checks if c["name"] == "pre_trend"][0]
+
+
+@pytest.mark.parametrize("estimator", ["twfe", "2x2"])
+def test_violated_pre_trend_fails_the_study(runner, tmp_path, write_spec, estimator):
+    df = simulate_panel(units=600, seed=13, pretrend=0.3, cohorts=(5,))
+    (tmp_path / "p.csv").write_text(df.to_csv(index=False))
+    spec = write_spec(_spec("p.csv", estimator))
+    code, payload, _ = run_json(runner, [str(spec)])
+    assert code == 1
+    check = _check(payload)
+    assert check["passed"] is False and "auxiliary event study" in check["detail"]
+    pt = payload["diagnostics"]["pre_trend"]
+    assert pt["passed"] is False and pt["leads"] == [-4, -3, -2] and pt["source"].startswith("auxiliary event study")
+
+
+@pytest.mark.parametrize("estimator", ["twfe", "2x2"])
+def test_parallel_pre_trend_passes(runner, tmp_path, write_spec, estimator):
+    df = simulate_panel(units=600, seed=14, cohorts=(5,))
+    (tmp_path / "p.csv").write_text(df.to_csv(index=False))
+    code, payload, _ = run_json(runner, [str(write_spec(_spec("p.csv", estimator)))])
+    assert code == 0
+    assert _check(payload)["passed"] is True
+    assert payload["diagnostics"]["pre_trend"]["p_value"] > 0.05
+
+
+@pytest.mark.peer
+def test_auxiliary_wald_equals_pyfixest_with_weights_and_clusters(tmp_path):
+    """Staggered cohorts 4, 6: leads -5..-2 (every pre-period), lags 0..4, state clusters, weights."""
+    import pyfixest as pf
+
+    df = simulate_panel(units=400, seed=21, cohorts=(4, 6), periods=8)
+    path = tmp_path / "p.csv"
+    df.to_csv(path, index=False)
+    res = run_study({**_spec(path, "twfe", cluster="state"), "weights": "w", "covariates": ["x"]})
+    pt = res.diagnostics["pre_trend"]
+    assert pt["leads"] == [-5, -4, -3, -2]
+    rel = np.where(df.g > 0, df.time - df.g, -99)
+    cols = []
+    for e in [-5, -4, -3, -2, 0, 1, 2, 3, 4]:
+        name = f"e_m{-e}" if e < 0 else f"e_{e}"
+        df[name] = ((df.g > 0) & (rel == e)).astype(int)
+        cols.append(name)
+    m = pf.feols("y ~ " + " + ".join(cols) + " + x | unit + time", df, vcov={"CRV1": "state"}, weights="w")
+    R = np.zeros((4, len(cols) + 1))
+    R[np.arange(4), np.arange(4)] = 1.0
+    w = m.wald_test(R=R, distribution="chi2")
+    assert pt["wald"] == pytest.approx(float(w["statistic"]), rel=RTOL)
+    assert pt["df2"] == 29  # t(G-1), 30 states
+    assert res.checks[0].passed == pt["passed"]
+
+
+def test_auxiliary_wald_equals_our_event_study_with_every_lead(tmp_path):
+    df = simulate_panel(units=300, seed=22, cohorts=(4, 6), periods=8)
+    path = tmp_path / "p.csv"
+    df.to_csv(path, index=False)
+    aux = run_study(_spec(path, "twfe")).diagnostics["pre_trend"]
+    es = run_study(_spec(path, "twfe", event_study={"leads": 5, "lags": 4})).diagnostics["pre_trend"]
+    assert aux["wald"] == pytest.approx(es["wald"], rel=1e-10)
+    assert aux["p_value"] == pytest.approx(es["p_value"], rel=1e-10)
+    # an event study with leads < 2 keeps its own lags and tests every lead in the auxiliary one
+    short = run_study(_spec(path, "twfe", event_study={"leads": 1, "lags": 4})).diagnostics["pre_trend"]
+    assert short["wald"] == pytest.approx(es["wald"], rel=1e-10) and "lags 0..4" in short["source"]
+
+
+def test_one_pre_period_reports_not_run_with_a_reason(runner, tmp_path, write_spec):
+    df = simulate_panel(units=200, seed=23, cohorts=(2,), periods=4)  # treated from period 2: only -1 before
+    (tmp_path / "p.csv").write_text(df.to_csv(index=False))
+    code, payload, _ = run_json(runner, [str(write_spec(_spec("p.csv", "2x2")))])
+    assert code == 0
+    check = _check(payload)
+    assert check["passed"] is None and "one pre-treatment period" in check["detail"]
+    assert payload["diagnostics"]["pre_trend"]["passed"] is None
+
+
+def test_on_off_treatment_reports_not_run(tmp_path):
+    df = simulate_panel(units=200, seed=24, cohorts=(3,), periods=6)
+    df.loc[(df.g > 0) & (df.time == 5), "d"] = 0  # switches off for one period: plain TWFE accepts it
+    path = tmp_path / "p.csv"
+    df.to_csv(path, index=False)
+    res = run_study(_spec(path, "twfe"))
+    check = [c for c in res.checks if c.name == "pre_trend"][0]
+    assert check.passed is None and "switches off" in check.detail
+
+
+def test_fail_on_chooses_whether_the_pre_trend_fails_the_study(runner, tmp_path, write_spec):
+    df = simulate_panel(units=600, seed=13, pretrend=0.3, cohorts=(5,))
+    (tmp_path / "p.csv").write_text(df.to_csv(index=False))
+    spec = str(write_spec(_spec("p.csv", "twfe")))
+    assert run_json(runner, [spec, "--fail-on", "checks"])[0] == 1
+    assert run_json(runner, [spec, "--fail-on", "none"])[0] == 0
