@@ -898,6 +898,19 @@ def ai2016_ate_variance_reduction(y: np.ndarray, treated: np.ndarray, X: np.ndar
     return float(c @ np.linalg.solve(info, c)) / n
 
 
+def _mean_neighbour_cov(X: np.ndarray, y: np.ndarray, nb: np.ndarray, ybar: np.ndarray,
+                        w: np.ndarray) -> np.ndarray:
+    """``mean_i w_i cov_i(X, Y)`` with ``cov_i`` the sample covariance over unit i's neighbours ``nb[i]``.
+
+    ``cov_i = sum_l X_il (y_il - ybar_i) / (L - 1)``, so the weighted mean is ``X' g / n`` with
+    ``g_j`` summing ``w_i (y_j - ybar_i) / (L - 1)`` over every ``(i, l)`` with ``nb[i, l] = j``:
+    one pass over the covariates instead of an ``n x L x k`` array.
+    """
+    n, L = nb.shape
+    g = np.bincount(nb.ravel(), weights=(w[:, None] * (y[nb] - ybar[:, None])).ravel(), minlength=X.shape[0])
+    return X.T @ g / ((L - 1) * n)
+
+
 @dataclass(frozen=True)
 class AI2016Terms:
     """Pieces of the Abadie-Imbens (2016) ATT adjustment (see :func:`ai2016_att_terms`)."""
@@ -946,19 +959,17 @@ def ai2016_att_terms(y: np.ndarray, treated: np.ndarray, X: np.ndarray, p: np.nd
     f = p * (1.0 - p)
     share = float(t.mean())
     xi = np.column_stack([np.ones(n), X])
-    means, covs = [], []
+    means, nbs = [], []
     for arm in (t, ~t):
         nb = _nearest_in_arm(p, arm, L)
-        Xn, yn = X[nb], y[nb]
-        means.append(yn.mean(axis=1))
-        xd = Xn - Xn.mean(axis=1, keepdims=True)
-        yd = yn - yn.mean(axis=1, keepdims=True)
-        covs.append(np.einsum("nlk,nl->nk", xd, yd) / (nb.shape[1] - 1))
+        nbs.append(nb)
+        means.append(y[nb].mean(axis=1))
     common = (xi * (f * (means[0] - means[1] - estimate))[:, None]).mean(axis=0) / share
     cov_c = np.zeros(xi.shape[1])
     cov_d = np.zeros(xi.shape[1])
-    cov_c[1:] = (f[:, None] * (covs[0] + (p / (1.0 - p))[:, None] * covs[1])).mean(axis=0) / share
-    cov_d[1:] = (f[:, None] * (covs[0] - covs[1])).mean(axis=0) / share
+    cov1 = _mean_neighbour_cov(X, y, nbs[0], means[0], f)
+    cov_c[1:] = (cov1 + _mean_neighbour_cov(X, y, nbs[1], means[1], f * p / (1.0 - p))) / share
+    cov_d[1:] = (cov1 - _mean_neighbour_cov(X, y, nbs[1], means[1], f)) / share
     c = common + cov_c
     dtau = common + cov_d
     adj = (float(dtau @ np.linalg.solve(information, dtau)) - float(c @ np.linalg.solve(information, c))) / n
