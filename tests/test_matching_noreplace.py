@@ -140,3 +140,28 @@ def test_running_out_of_controls_drops_the_last_units_in_data_order():
     m = match(y, t, score, estimand="att", neighbors=1, replace=False)
     assert m.n_focal_matched == 10 and m.n_dropped == 10
     assert list(m.dropped) == list(range(10, 20))
+
+
+def test_nothing_to_match_exits_4_and_refuters_run_without_replacement(runner, tmp_path):
+    """Exact strata with no control beside any treated unit: Match returns NA; here exit 4 with the
+    reason. On matchable data the refuters refit without replacement too."""
+    import yaml
+
+    from tests.conftest import run_json
+
+    rng = np.random.default_rng(3)
+    n = 200
+    x = rng.normal(size=n)
+    t = (np.arange(n) % 2).astype(int)
+    pd.DataFrame({"t": t, "x": x, "grp": np.where(t == 1, "a", "b"), "y": rng.normal(size=n)}).to_csv(
+        tmp_path / "d.csv", index=False)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "version": 1, "data": {"path": "d.csv"}, "treatment": "t", "outcome": "y", "covariates": ["x"],
+        "refute": [], "design": {"method": "matching", "options": {"replace": False, "exact": ["grp"]}}}))
+    code, _, res = run_json(runner, [str(tmp_path / "s.yaml")])
+    assert code == 4
+    assert "enough candidate matches" in res.stderr
+    spec = _spec(str(REF / "noreplace_sim.csv"), CASES[0])
+    spec["refute"] = [{"placebo_treatment": {"simulations": 5}}, {"data_subset": {"simulations": 5}}]
+    out = run_study(spec)
+    assert all(r.new_effect is not None for r in out.refutations)
