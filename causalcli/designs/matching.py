@@ -138,13 +138,13 @@ class MatchingDesign(Design):
         # understates the SE; report the SE of the matched-sample effect and keep
         # R's number beside it (equal when the caliper drops nobody).
         warnings = []
-        se_2016, why_not_2016 = _ai2016(d, m, probability)
+        se_2016, why_not_2016 = _ai2016(d, m, score, probability)
         if se_2016 is not None and d.se == "ai2016":
             estimate = normal_estimate(m.estimate, se_2016, study.conf_level,
                                        "abadie_imbens_2016_estimated_propensity")
         else:
             estimate = normal_estimate(m.estimate, m.std_error_matched, study.conf_level, "abadie_imbens")
-            if why_not_2016.startswith("the adjusted variance"):
+            if d.se == "ai2016" and why_not_2016.startswith("the adjusted variance"):
                 warnings.append(f"the Abadie-Imbens (2016) adjustment is not used: {why_not_2016}; the standard "
                                 "error treats the propensity score as known")
         focal_name = {"att": "treated", "atc": "control", "ate": "all"}[d.estimand]
@@ -314,7 +314,7 @@ def _metric(d: MatchingData, X: np.ndarray, extra: np.ndarray | None) -> np.ndar
     return mahalanobis_coordinates(X if extra is None else np.column_stack([X, extra]))
 
 
-def _ai2016(d: MatchingData, m, probability: np.ndarray) -> tuple[float | None, str]:
+def _ai2016(d: MatchingData, m, score: np.ndarray, probability: np.ndarray) -> tuple[float | None, str]:
     """Abadie-Imbens (2016) SE on the estimated logit score, or None and the reason it does not apply.
 
     The paper covers nearest-neighbour matching with replacement on a logit score
@@ -338,8 +338,8 @@ def _ai2016(d: MatchingData, m, probability: np.ndarray) -> tuple[float | None, 
     from causalcli.designs.nearest import ai2016_ate_variance_reduction, ai2016_att_terms
     from causalcli.propensity import LogitFit
 
-    fit = LogitFit(coef=d.coef, linear_predictor=np.log(probability / (1.0 - probability)),
-                   probability=probability, converged=True, iterations=d.iterations)
+    fit = LogitFit(coef=d.coef, linear_predictor=score, probability=probability, converged=True,
+                   iterations=d.iterations)
     if d.estimand == "ate":
         adj = -ai2016_ate_variance_reduction(d.y, d.t, d.X, probability, information=fit.information(d.X))
     elif d.estimand == "att":
