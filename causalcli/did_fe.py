@@ -113,6 +113,19 @@ def ols_crv1(y: np.ndarray, X: np.ndarray, names: list[str], cluster: tuple[np.n
                                   "units or periods); it cannot be estimated")
     Xw = Xd * w[:, None] if w is not None else Xd
     XtX = Xw.T @ Xd
+    Xty = Xw.T @ yd
+    coef, bread = _solve(XtX, Xty, names)
+    resid = yd - Xd @ coef
+    cl, G = cluster
+    if G < 2:
+        raise EstimationError("clustered standard errors need at least two clusters")
+    S = np.empty((G, k))
+    for j in range(k):  # cluster sums of the scores, one column at a time (no n x k scores matrix)
+        S[:, j] = np.bincount(cl, weights=Xw[:, j] * resid, minlength=G)
+    return _crv1(coef, bread, S, resid, n, k, cluster, fixed_effects)
+
+
+def _solve(XtX: np.ndarray, Xty: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     try:
         bread = np.linalg.inv(XtX)
         scale = np.sqrt(np.diag(XtX))
@@ -121,15 +134,12 @@ def ols_crv1(y: np.ndarray, X: np.ndarray, names: list[str], cluster: tuple[np.n
     except np.linalg.LinAlgError:
         raise EstimationError(f"the regressors {', '.join(names)} are collinear after the fixed effects; "
                               "drop one") from None
-    coef = bread @ (Xw.T @ yd)
-    resid = yd - Xd @ coef
+    return bread @ Xty, bread
+
+
+def _crv1(coef, bread, S, resid, n, k, cluster, fixed_effects) -> OlsFit:
+    """CRV1 with fixest's small-sample corrections from the cluster score sums S (G x k)."""
     cl, G = cluster
-    if G < 2:
-        raise EstimationError("clustered standard errors need at least two clusters")
-    scores = Xw * resid[:, None]
-    S = np.empty((G, k))
-    for j in range(k):
-        S[:, j] = np.bincount(cl, weights=scores[:, j], minlength=G)
     meat = S.T @ S
     k_fe = sum(L for _, L in fixed_effects)
     n_fe = len(fixed_effects)
@@ -139,6 +149,61 @@ def ols_crv1(y: np.ndarray, X: np.ndarray, names: list[str], cluster: tuple[np.n
     ssc = (G / (G - 1)) * ((n - 1) / (n - df_k))
     vcov = ssc * bread @ meat @ bread
     return OlsFit(coef, vcov, resid, n, G, int(df_k), G - 1, float(ssc))
+
+
+def ols_crv1_cells(y: np.ndarray, X: np.ndarray, names: list[str], cell: np.ndarray, table: np.ndarray,
+                   table_names: list[str], cluster: tuple[np.ndarray, int], unit: tuple[np.ndarray, int],
+                   time: tuple[np.ndarray, int], tol: float = 1e-10) -> OlsFit:
+    """``ols_crv1`` of y on [table[cell], X] with unit and period fixed effects, balanced panel, no weights.
+
+    Regressors that depend on the row only through its cell (``cell`` = cohort x period, every unit of a
+    cohort sharing its periods), such as event-time dummies, are demeaned on the cell table, where the
+    within transformation of a balanced panel is exact: value - unit mean - period mean + grand mean. The
+    normal equations and the cluster score sums then need cell sums only, never an n x k matrix. Same
+    result as ``ols_crv1`` on the expanded design (tests: 1e-10).
+    """
+    uc, n_units = unit
+    tc, n_times = time
+    n = y.size
+    ncell = table.shape[0]
+    counts = np.bincount(cell, minlength=ncell).astype(float)
+    # cell -> cohort (the cells of a cohort are its n_times periods, in order) and period
+    cohort_of = np.arange(ncell) // n_times
+    time_of = np.arange(ncell) % n_times
+    size = counts.reshape(-1, n_times)[:, 0]                       # units per cohort
+    unit_mean = table.reshape(-1, n_times, table.shape[1]).mean(axis=1)          # per cohort
+    time_mean = np.einsum("c,ctk->tk", size, table.reshape(-1, n_times, table.shape[1])) / size.sum()
+    grand = size @ unit_mean / size.sum()
+    Dt = table - unit_mean[cohort_of] - time_mean[time_of] + grand
+    raw = np.sqrt(np.einsum("c,ck->k", counts, table ** 2) / n) + 1e-300
+    left = np.sqrt(np.einsum("c,ck->k", counts, Dt ** 2) / n)
+    for j in range(table.shape[1]):
+        if left[j] <= 1e-9 * max(raw[j], 1.0):
+            raise EstimationError(f"regressor {table_names[j]!r} is absorbed by the fixed effects; it cannot be "
+                                  "estimated")
+    Z = demean(np.column_stack([y, X]), [unit, time], None, tol)
+    yd, Xd = Z[:, 0], Z[:, 1:]
+    cy = np.bincount(cell, weights=yd, minlength=ncell)
+    cX = np.column_stack([np.bincount(cell, weights=Xd[:, j], minlength=ncell) for j in range(Xd.shape[1])]) \
+        if Xd.shape[1] else np.zeros((ncell, 0))
+    kd, kx = Dt.shape[1], Xd.shape[1]
+    XtX = np.block([[Dt.T @ (Dt * counts[:, None]), Dt.T @ cX], [cX.T @ Dt, Xd.T @ Xd]])
+    Xty = np.concatenate([Dt.T @ cy, Xd.T @ yd])
+    coef, bread = _solve(XtX, Xty, list(table_names) + list(names))
+    resid = yd - (Dt @ coef[:kd])[cell] - Xd @ coef[kd:]
+    cl, G = cluster
+    if G < 2:
+        raise EstimationError("clustered standard errors need at least two clusters")
+    S = np.empty((G, kd + kx))
+    if G * ncell <= 20_000_000:
+        E = np.bincount(cl * ncell + cell, weights=resid, minlength=G * ncell).reshape(G, ncell)
+        S[:, :kd] = E @ Dt
+    else:  # pragma: no cover - very many clusters and cells
+        for j in range(kd):
+            S[:, j] = np.bincount(cl, weights=Dt[cell, j] * resid, minlength=G)
+    for j in range(kx):
+        S[:, kd + j] = np.bincount(cl, weights=Xd[:, j] * resid, minlength=G)
+    return _crv1(coef, bread, S, resid, n, kd + kx, cluster, [unit, time])
 
 
 def t_estimate(value: float, se: float, df: int, conf_level: float, inference: str, label: str | None = None):

@@ -70,6 +70,7 @@ GRID_HALF_WIDTH = 20.0  # standard errors of l'beta_post, HonestDiD's default gr
 LF_SIMS = 100_000    # draws for the least-favourable critical value (HonestDiD: 1000; see the docstring)
 LF_SEED = 0          # HonestDiD's default seed (its draws come from R's generator, ours from numpy's)
 MAX_BASES = 60_000   # vertex enumeration: at most this many candidate bases (9 post periods)
+MAX_SUPPORTED_POST = 9
 MBAR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 BREAKDOWN_TOL = 1e-3
 _TOL = 1e-10
@@ -285,8 +286,8 @@ class RelativeMagnitudes:
         self.beta, self.sigma, self.n_pre = np.asarray(beta, float), np.asarray(sigma, float), int(n_pre)
         self.l_vec = np.asarray(l_vec, float)
         self.alpha, self.kappa = alpha, alpha / 10
-        n_rows = 2 * (self.n_pre + self.l_vec.size)
-        self.z = np.random.default_rng(seed).standard_normal((n_rows, sims))  # common draws for every piece
+        # common draws for every piece; a piece tests at most the 2 * n_post post-period rows
+        self.z = np.random.default_rng(seed).standard_normal((2 * self.l_vec.size, sims))
         post = slice(self.n_pre, None)
         self.theta = float(self.l_vec @ self.beta[post])
         self.se = float(np.sqrt(self.l_vec @ self.sigma[post, post] @ self.l_vec))
@@ -399,6 +400,9 @@ def relative_magnitude_sets(b: np.ndarray, V: np.ndarray, rel: list[int], conf_l
     if isinstance(lay, str):
         return {"method": method, "skipped": lay}
     beta, sigma, n_pre, n_post = lay
+    if n_post > 1 and comb(2 * n_post, n_post) > MAX_BASES:
+        return {"method": method, "skipped": f"{n_post} post-treatment periods: more than {MAX_SUPPORTED_POST} "
+                                             "is too many for the exact vertex enumeration"}
     alpha = round(1.0 - conf_level, 12)
     changes = np.diff(np.concatenate([beta[:n_pre], [0.0]]))
     out: dict[str, Any] = {

@@ -224,3 +224,10 @@ def test_coverage_is_nominal_when_parallel_trends_hold():
             hits[m] += bool(rm.accept(theta, m)[0])
     assert hits[0.0] / n == pytest.approx(0.95, abs=0.015)
     assert hits[1.0] / n > 0.935
+
+
+def test_more_than_nine_post_periods_is_skipped_with_a_reason():
+    rel = [-3, -2] + list(range(10))
+    b, V = np.zeros(len(rel)), np.eye(len(rel))
+    out = relative_magnitude_sets(b, V, rel, 0.95)
+    assert "10 post-treatment periods" in out["skipped"] and "breakdown_mbar" not in out

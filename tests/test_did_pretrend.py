@@ -53,14 +53,20 @@ def test_parallel_pre_trend_passes(runner, tmp_path, write_spec, estimator):
 
 
 @pytest.mark.peer
-def test_auxiliary_wald_equals_pyfixest_with_weights_and_clusters(tmp_path):
-    """Staggered cohorts 4, 6: leads -5..-2 (every pre-period), lags 0..4, state clusters, weights."""
+@pytest.mark.parametrize("weights", [True, False])
+def test_auxiliary_wald_equals_pyfixest_with_weights_and_clusters(tmp_path, weights):
+    """Staggered cohorts 4, 6: leads -5..-2 (every pre-period), lags 0..4, state clusters, with/without weights.
+
+    Without weights the balanced panel takes the cell-level path (``ols_crv1_cells``), with them the
+    general one (``ols_crv1``).
+    """
     import pyfixest as pf
 
     df = simulate_panel(units=400, seed=21, cohorts=(4, 6), periods=8)
     path = tmp_path / "p.csv"
     df.to_csv(path, index=False)
-    res = run_study({**_spec(path, "twfe", cluster="state"), "weights": "w", "covariates": ["x"]})
+    res = run_study({**_spec(path, "twfe", cluster="state"), "covariates": ["x"],
+                     **({"weights": "w"} if weights else {})})
     pt = res.diagnostics["pre_trend"]
     assert pt["leads"] == [-5, -4, -3, -2]
     rel = np.where(df.g > 0, df.time - df.g, -99)
@@ -69,7 +75,8 @@ def test_auxiliary_wald_equals_pyfixest_with_weights_and_clusters(tmp_path):
         name = f"e_m{-e}" if e < 0 else f"e_{e}"
         df[name] = ((df.g > 0) & (rel == e)).astype(int)
         cols.append(name)
-    m = pf.feols("y ~ " + " + ".join(cols) + " + x | unit + time", df, vcov={"CRV1": "state"}, weights="w")
+    m = pf.feols("y ~ " + " + ".join(cols) + " + x | unit + time", df, vcov={"CRV1": "state"},
+                 weights="w" if weights else None)
     R = np.zeros((4, len(cols) + 1))
     R[np.arange(4), np.arange(4)] = 1.0
     w = m.wald_test(R=R, distribution="chi2")
@@ -117,3 +124,28 @@ def test_fail_on_chooses_whether_the_pre_trend_fails_the_study(runner, tmp_path,
     spec = str(write_spec(_spec("p.csv", "twfe")))
     assert run_json(runner, [spec, "--fail-on", "checks"])[0] == 1
     assert run_json(runner, [spec, "--fail-on", "none"])[0] == 0
+
+
+def test_cell_level_regression_equals_the_expanded_design():
+    """ols_crv1_cells (dummies demeaned on the cohort x period table) = ols_crv1 on the n x k design."""
+    from causalcli.did_fe import ols_crv1, ols_crv1_cells
+
+    rng = np.random.default_rng(4)
+    n_units, T = 120, 6
+    g = rng.choice([-1, 2, 4], size=n_units)  # cohort as a period index, -1 never treated
+    unit, time = np.repeat(np.arange(n_units), T), np.tile(np.arange(T), n_units)
+    y, x = rng.normal(size=n_units * T), rng.normal(size=(n_units * T, 1))
+    present = np.unique(g)
+    cell = np.searchsorted(present, g)[unit] * T + time
+    table = np.zeros((present.size * T, 3))
+    for c, gc in enumerate(present):
+        for t in range(T):
+            if gc >= 0:
+                table[c * T + t] = [t - gc == -2, t - gc == 0, t - gc >= 1]
+    cl = (unit % 17, 17)
+    fes = [(unit, n_units), (time, T)]
+    fast = ols_crv1_cells(y, x, ["x"], cell, table, ["a", "b", "c"], cl, fes[0], fes[1])
+    slow = ols_crv1(y, np.column_stack([table[cell], x]), ["a", "b", "c", "x"], cl, fes)
+    np.testing.assert_allclose(fast.coef, slow.coef, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fast.vcov, slow.vcov, rtol=1e-9, atol=1e-14)
+    assert (fast.df_k, fast.df_t) == (slow.df_k, slow.df_t)

@@ -427,9 +427,24 @@ class DidDesign(Design):
                   f"period), reference -1, lags 0..{k}{' (binned)' if k < horizon else ''}, the same covariates, "
                   "weights and clusters (CRV1)")
         try:
-            D, _, rel = event_dummies(p, p.g, leads, k)
-            X = np.column_stack([D, p.X])
-            fit = self._regress(p, X, [f"event_{e}" for e in rel] + list(p.xnames), fe=True)
+            T = int(p.times.size)
+            if p.w is None and p.y.size == p.n_units * T:
+                # balanced, unweighted: the dummies depend on cohort x period only; demeaned on that table
+                from types import SimpleNamespace
+
+                from causalcli.did_fe import ols_crv1_cells
+
+                present = np.unique(p.g)
+                cells = np.arange(present.size * T)
+                D, _, rel = event_dummies(SimpleNamespace(unit=cells // T, time=cells % T), present, leads, k)
+                cell = np.searchsorted(present, p.g)[p.unit] * T + p.time
+                fit = ols_crv1_cells(p.y, p.X, list(p.xnames), cell, D, [f"event_{e}" for e in rel],
+                                     (p.cluster, p.n_clusters), (p.unit, p.n_units), (p.time, T),
+                                     p.options.tolerance)
+            else:
+                D, _, rel = event_dummies(p, p.g, leads, k)
+                X = np.column_stack([D, p.X])
+                fit = self._regress(p, X, [f"event_{e}" for e in rel] + list(p.xnames), fe=True)
             pre = [j for j, e in enumerate(rel) if e < 0]
             if not pre:
                 return not_run("no unit is observed before its treatment beyond the reference period")
