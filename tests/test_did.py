@@ -455,8 +455,11 @@ def test_event_study_plot_is_drawn(tmp_path):
     res = run_study(_panel_spec(path, event_study={"leads": 3, "lags": 2}))
     pngs = draw(res)
     assert pngs["event_study"][:4] == b"\x89PNG"
+    assert pngs["honest_did"][:4] == b"\x89PNG"
     cs = run_study(cs_spec("mpdta_nev_dr"))
     assert draw(cs)["event_study"][:4] == b"\x89PNG"
+    assert draw(cs)["honest_did"][:4] == b"\x89PNG"
+    assert "honest_did" not in draw(run_study(_panel_spec(path)))  # plain TWFE: no sets
 
 
 # ---------------------------------------------------------------- weights and the wild cluster bootstrap

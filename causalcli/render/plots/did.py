@@ -1,4 +1,4 @@
-"""Difference-in-differences plots: the event study (effects by period relative to treatment)."""
+"""Difference-in-differences plots: the event study, and the honest-DiD confidence sets by Mbar."""
 
 from __future__ import annotations
 
@@ -50,4 +50,34 @@ def event_study_plot(result: Result) -> bytes | None:
     return _png(fig, plt)
 
 
-PLOTS: dict[str, Callable[[Result], bytes | None]] = {"event_study": event_study_plot}
+def honest_did_plot(result: Result) -> bytes | None:
+    """Relative-magnitude confidence sets against Mbar (as HonestDiD's createSensitivityPlot_relativeMagnitudes)."""
+    hd = (result.diagnostics.get("sensitivity") or {}).get("honest_did") or {}
+    sets = [s for s in hd.get("sets", []) if s.get("lb") is not None]
+    if not sets:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
+    ms = [s["mbar"] for s in sets]
+    gap = min((b - a for a, b in zip(ms, ms[1:])), default=0.25)
+    z = 1.959963984540054 if abs(hd.get("alpha", 0.05) - 0.05) < 1e-9 else None
+    if z is not None:
+        est, se = hd["estimate"], hd["std_error"]
+        ax.errorbar([ms[0] - gap], [est], yerr=[[z * se], [z * se]], fmt="o", color="#c0504d", capsize=3,
+                    label="conventional")
+    mid = [(s["lb"] + s["ub"]) / 2 for s in sets]
+    ax.errorbar(ms, mid, yerr=[[m - s["lb"] for m, s in zip(mid, sets)], [s["ub"] - m for m, s in zip(mid, sets)]],
+                fmt="none", color="#1f4e79", capsize=3, label="C-LF robust set")
+    ax.axhline(0, color="black", linewidth=0.8)
+    bd = hd.get("breakdown_mbar")
+    if bd:
+        ax.axvline(bd, color="grey", linestyle="--", linewidth=1, label=f"breakdown Mbar = {bd:.3g}")
+    ax.set_xlabel("Mbar (post-treatment trend changes relative to the largest pre-treatment one)")
+    ax.set_ylabel(hd.get("target", "effect"))
+    ax.set_title(f"{result.study}: honest DiD, relative magnitudes ({int(round((1 - hd.get('alpha', 0.05)) * 100))}%)",
+                 fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    return _png(fig, plt)
+
+
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"event_study": event_study_plot, "honest_did": honest_did_plot}
