@@ -127,11 +127,12 @@ def test_mbar0_is_the_conventional_interval_on_the_grid(n_pre, n_post):
     assert hi - cs["grid_step"] <= cs["ub"] <= hi + 1e-12
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_sets_widen_with_mbar_and_contain_the_identified_set(seed):
+@pytest.mark.parametrize("seed,n_post", [(0, 3), (1, 3), (2, 3), (3, 1), (4, 1)])
+def test_sets_widen_with_mbar_and_contain_the_identified_set(seed, n_post):
+    """Several post periods (nuisance-parameter test) and one (the test without nuisance parameters)."""
     rng = np.random.default_rng(seed)
-    b, S = _random_case(rng, 3, 3)
-    rm = RelativeMagnitudes(b, S, 3, np.full(3, 1 / 3))
+    b, S = _random_case(rng, 3, n_post)
+    rm = RelativeMagnitudes(b, S, 3, np.full(n_post, 1 / n_post))
     sets = [rm.confidence_set(m) for m in (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)]
     for a, c in zip(sets, sets[1:]):
         assert c["lb"] <= a["lb"] + 1e-12 and c["ub"] >= a["ub"] - 1e-12
@@ -203,23 +204,25 @@ def test_callaway_santanna_reports_honest_did_on_mpdta():
 
 
 @pytest.mark.slow
-def test_coverage_is_nominal_when_parallel_trends_hold():
-    """Draws of betahat ~ N(beta, Sigma) with no trend violation (5 pre, 2 post periods, correlated Sigma).
+@pytest.mark.parametrize("n_pre,n_post", [(5, 2), (3, 1)])
+def test_coverage_is_nominal_when_parallel_trends_hold(n_pre, n_post):
+    """Draws of betahat ~ N(beta, Sigma) with no trend violation (correlated Sigma; with one post period the
+    test without nuisance parameters).
 
     Coverage of theta (average of the post effects) at Mbar = 0 should be 95% (the conventional interval)
     and at Mbar = 1 at least that (the true delta = 0 lies in every piece of Delta^RM). 2000 draws:
     binomial SE 0.5%, so we accept 0.95 +/- 0.015 (3 SE) and above 0.935.
     """
     rng = np.random.default_rng(11)
-    _, Sigma = _random_case(np.random.default_rng(7), 5, 2)
-    beta = np.r_[np.zeros(5), 0.05, 0.07]
-    l_vec = np.array([0.5, 0.5])
-    theta = float(l_vec @ beta[5:])
+    _, Sigma = _random_case(np.random.default_rng(7), n_pre, n_post)
+    beta = np.r_[np.zeros(n_pre), 0.05, 0.07][: n_pre + n_post]
+    l_vec = np.full(n_post, 1.0 / n_post)
+    theta = float(l_vec @ beta[n_pre:])
     hits = {0.0: 0, 1.0: 0}
     n = 2000
     for _ in range(n):
         b = rng.multivariate_normal(beta, Sigma)
-        rm = RelativeMagnitudes(b, Sigma, 5, l_vec, sims=20_000)
+        rm = RelativeMagnitudes(b, Sigma, n_pre, l_vec, sims=20_000)
         for m in hits:
             hits[m] += bool(rm.accept(theta, m)[0])
     assert hits[0.0] / n == pytest.approx(0.95, abs=0.015)
