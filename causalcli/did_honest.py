@@ -68,9 +68,15 @@ import numpy as np
 GRID_POINTS = 1000   # HonestDiD's gridPoints default
 GRID_HALF_WIDTH = 20.0  # standard errors of l'beta_post, HonestDiD's default grid
 LF_SIMS = 100_000    # draws for the least-favourable critical value (HonestDiD: 1000; see the docstring)
+LF_SIMS_LP = 10_000  # the same on the LP path (each draw's eta is a linear program; see the docstring)
 LF_SEED = 0          # HonestDiD's default seed (its draws come from R's generator, ours from numpy's)
 MAX_BASES = 60_000   # vertex enumeration: at most this many candidate bases (9 post periods)
-MAX_SUPPORTED_POST = 9
+MAX_SUPPORTED_POST = 9  # beyond it (or beyond MAX_BASES) the pieces solve linear programs instead
+# LP path work limit, in units of one HiGHS solve with what goes with it (about 5 ms on the 2 development cores);
+# the least-favourable draws of a piece cost rows * draws / LF_UNIT units. 2000 units is about 10 s there; a
+# bigger analysis is skipped with the reason (a count, not a clock: the outcome does not depend on the machine).
+LP_BUDGET = 2_000
+LF_UNIT = 255_000
 MBAR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 BREAKDOWN_TOL = 1e-3
 _TOL = 1e-10
@@ -180,11 +186,185 @@ def dual_vertices(sd: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.unique(np.round(G, 12), axis=0)
 
 
+class LPBudgetExceeded(ValueError):
+    """The LP path would need more HiGHS solves than its budget."""
+
+
+class _Budget:
+    """Counts HiGHS solves (deterministic limit) and keeps the optimal row sets found so far.
+
+    Row sets are shared between linear programs of the same kind and shape (the pieces, Mbar values and
+    targets of one analysis): a row set optimal for one is tried on the others before HiGHS is called.
+    """
+
+    def __init__(self, limit: int = LP_BUDGET):
+        self.limit, self.used = limit, 0
+        self.row_sets: dict[tuple, dict[bytes, np.ndarray]] = {}
+
+    def spend(self, units: float = 1.0) -> None:
+        self.used += units
+        if self.used > self.limit:
+            raise LPBudgetExceeded(f"more than {self.limit} units of work (one unit: one linear program)")
+
+
+class _BatchLP:
+    """min f'u s.t. W u >= y for many right-hand sides y, each certified optimal by a stored basis.
+
+    A basis S (len(u) rows of W, W_S invertible) with dual gamma_S = W_S^{-T} f >= 0 is optimal for every y
+    whose basic solution u = W_S^{-1} y_S is feasible (W u >= y): that check is a matrix product over all
+    columns at once. Columns no stored basis certifies are solved by HiGHS (``scipy.optimize.linprog``);
+    the basis read from its solution (the support of its dual, the marginals, completed by active rows) joins
+    the store. The value is f'u, the dual vertex gamma (zero off S). If the LP is unbounded (its dual
+    polytope is empty, which does not depend on y) the value is -inf for every y.
+    """
+
+    def __init__(self, W: np.ndarray, f: np.ndarray, budget: _Budget, kind: str):
+        self.W, self.f, self.budget = W, f, budget
+        self.m, self.r = W.shape
+        self.bases: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows S, K = W W_S^{-1}, gamma)
+        self.tried: set[bytes] = set()
+        self.shared = budget.row_sets.setdefault((kind, self.m, self.r), {})
+        self.unbounded = False
+
+    def _basis(self, S: np.ndarray):
+        """(S, W W_S^{-1}, gamma) if the rows S form a dual-feasible basis, else None."""
+        WS = self.W[S]
+        try:
+            WS_inv = np.linalg.inv(WS)
+        except np.linalg.LinAlgError:
+            return None
+        if np.abs(WS).sum(axis=1).max() * np.abs(WS_inv).sum(axis=1).max() > 1e10:  # condition number (inf-norm)
+            return None
+        gS = WS_inv.T @ self.f
+        if (gS < -1e-12).any():
+            return None
+        g = np.zeros(self.m)
+        g[S] = np.clip(gS, 0.0, None)
+        return S, self.W @ WS_inv, g
+
+    def solve(self, Y: np.ndarray, want_gamma: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(values (P,), dual vertices (P, m) or None) for the columns of Y (m, P)."""
+        P = Y.shape[1]
+        value = np.full(P, np.nan)
+        which = np.full(P, -1)              # index of the certifying basis
+        own: dict[int, np.ndarray] = {}     # columns kept with HiGHS's own dual
+        self.which = which
+        if self.unbounded or P == 0:
+            return np.full(P, -np.inf), (np.zeros((P, self.m)) if want_gamma else None)
+        Yt = np.ascontiguousarray(Y.T)      # (P, m): rows gathered contiguously
+        tol = 1e-9 * (1.0 + float(np.abs(Yt).max(initial=0.0)))
+        for key, S in list(self.shared.items()):  # row sets optimal in related programs
+            if key not in self.tried:
+                self.tried.add(key)
+                basis = self._basis(S)
+                if basis is not None:
+                    self.bases.append(basis)
+        pending = np.arange(P)
+        best_val = np.full(P, -np.inf)   # max over the stored dual vertices of gamma'y: a lower bound
+        if self.bases:
+            # each column against the basis whose dual vertex gives it the largest value (the optimum when
+            # that vertex is optimal), then the few left against the bases of tied vertices (degenerate)
+            vals = Yt @ np.stack([bs[2] for bs in self.bases]).T     # (P, B)
+            best = vals.argmax(axis=1)
+            best_val = vals[np.arange(P), best]
+            order = np.argsort(best, kind="stable")
+            bounds = np.searchsorted(best[order], np.arange(len(self.bases) + 1))
+            for k in range(len(self.bases)):
+                cols = order[bounds[k]:bounds[k + 1]]
+                if cols.size:
+                    self._certify(k, Yt, cols, value, which, tol)
+            pending = np.flatnonzero(np.isnan(value))
+            if pending.size:
+                top = vals[pending] >= best_val[pending, None] - tol
+                for k in range(len(self.bases)):
+                    cols = pending[top[:, k] & np.isnan(value[pending])]
+                    if cols.size:
+                        self._certify(k, Yt, cols, value, which, tol)
+                pending = pending[np.isnan(value[pending])]
+        while pending.size:
+            j = pending[0]
+            found = self._lp(Yt[j])
+            if found is None:  # unbounded
+                return np.full(P, -np.inf), (np.zeros((P, self.m)) if want_gamma else None)
+            basis, val_j, g_j = found
+            if basis is not None:
+                self.bases.append(basis)
+                key = basis[0].tobytes()
+                self.tried.add(key)
+                self.shared.setdefault(key, basis[0])
+                v = Yt[pending] @ basis[2]
+                cand = pending[v >= best_val[pending] - tol]   # only where the new vertex is (tied) best
+                best_val[pending] = np.maximum(best_val[pending], v)
+                self._certify(len(self.bases) - 1, Yt, cand, value, which, tol)
+                pending = pending[np.isnan(value[pending])]
+            if pending.size and pending[0] == j:  # no basis, or not certified to tol: HiGHS's own optimum
+                value[j], own[j] = val_j, g_j
+                pending = pending[1:]
+        if not want_gamma:
+            return value, None
+        gamma = np.zeros((P, self.m))
+        ok = which >= 0
+        if ok.any():
+            gamma[ok] = np.stack([bs[2] for bs in self.bases])[which[ok]]
+        for j, g in own.items():
+            gamma[j] = g
+        return value, gamma
+
+    def _certify(self, k, Yt, cols, value, which, tol) -> None:
+        S, K, g = self.bases[k]
+        Yp = Yt[cols]
+        YS = Yp[:, S]
+        ok = (YS @ K.T - Yp >= -tol).all(axis=1)
+        done = cols[ok]
+        value[done] = YS[ok] @ g[S]
+        which[done] = k
+
+    def _lp(self, y: np.ndarray):
+        from scipy.optimize import linprog
+
+        self.budget.spend()
+        res = linprog(self.f, A_ub=-self.W, b_ub=-y, bounds=(None, None), method="highs",
+                      options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
+        if res.status == 3:
+            self.unbounded = True
+            return None
+        if res.status != 0:
+            raise ValueError(f"HiGHS: {res.message}")
+        g = np.clip(-res.ineqlin.marginals, 0.0, None)   # duals of W u >= y
+        val = float(res.fun)
+        # basis: the rows with a positive dual, completed by the tightest other rows while they add rank
+        slack = res.ineqlin.residual
+        support = np.flatnonzero(g > 1e-12)
+        others = [i for i in np.argsort(slack, kind="stable") if g[i] <= 1e-12]
+        S: list[int] = []
+        Q = np.zeros((0, self.r))   # orthonormal basis of the chosen rows (Gram-Schmidt)
+        for i in [*support, *others]:
+            if len(S) == self.r or (g[i] <= 1e-12 and slack[i] > 1e-7 * (1.0 + np.abs(y).max())):
+                break
+            w = self.W[i]
+            res_w = w - Q.T @ (Q @ w)
+            norm = np.linalg.norm(res_w)
+            if norm > 1e-9 * np.linalg.norm(w):
+                S.append(i)
+                Q = np.vstack([Q, res_w / norm])
+            elif g[i] > 1e-12:
+                return None, val, g  # the dual's support is not independent: no basis from it
+        if len(S) < self.r:
+            return None, val, g
+        basis = self._basis(np.sort(np.array(S)))
+        return basis, val, g
+
+
 class _Piece:
-    """The ARP C-LF test for one polyhedron {A delta <= 0}, vectorised over theta."""
+    """The ARP C-LF test for one polyhedron {A delta <= 0}, vectorised over theta.
+
+    With nuisance parameters, eta, its dual vertex and vlo/vup come from the enumerated dual vertices
+    (``method="vertices"``) or from linear programs (``method="lp"``); ``"auto"`` takes the vertices when
+    there are at most MAX_BASES candidate bases.
+    """
 
     def __init__(self, A: np.ndarray, beta: np.ndarray, sigma: np.ndarray, l_vec: np.ndarray, n_pre: int,
-                 alpha: float, kappa: float, z: np.ndarray):
+                 alpha: float, kappa: float, z: np.ndarray, method: str = "auto", budget: _Budget | None = None):
         n_post = l_vec.size
         post_rows = np.flatnonzero(np.abs(A[:, n_pre:]).sum(axis=1) > 0)
         self.alpha, self.kappa = alpha, kappa
@@ -204,10 +384,29 @@ class _Piece:
         r = post_rows
         self.Y, self.one, self.cov = Y[r], AG[r, 0], cov[np.ix_(r, r)]
         sd = np.sqrt(np.clip(np.diag(self.cov), 0.0, None))
-        self.G = dual_vertices(sd, AG[r, 1:])
-        if self.G.shape[0]:
-            eta = ((self.G @ _root(self.cov)) @ z[: r.size]).max(axis=0)  # eta of each draw: max over vertices
+        X = AG[r, 1:]
+        if method == "auto":
+            W = np.column_stack([sd, X])
+            rank = np.linalg.matrix_rank(W, tol=1e-9)
+            method = "vertices" if comb(r.size, rank) <= MAX_BASES else "lp"
+        self.method = method
+        draws = _root(self.cov) @ z[: r.size]   # y ~ N(0, cov): the least-favourable draws
+        if method == "vertices":
+            self.G = dual_vertices(sd, X)
+            self.empty = self.G.shape[0] == 0
+            if not self.empty:
+                eta = (self.G @ draws).max(axis=0)   # eta of each draw: max over vertices
+                self.lf_cv = float(np.quantile(eta, 1 - kappa))
+            return
+        self.sd, self.X = sd, X[:, _independent_columns(X)]
+        self.budget = budget if budget is not None else _Budget()
+        self.budget.spend(r.size * z.shape[1] / LF_UNIT)
+        self.eta_lp = _BatchLP(np.column_stack([sd, self.X]), np.eye(1 + self.X.shape[1])[0], self.budget, "eta")
+        eta, _ = self.eta_lp.solve(draws, want_gamma=False)
+        self.empty = self.eta_lp.unbounded
+        if not self.empty:
             self.lf_cv = float(np.quantile(eta, 1 - kappa))
+        self._bound_lps: dict[bytes, tuple[_BatchLP, _BatchLP]] = {}
 
     def accept(self, theta: np.ndarray) -> np.ndarray:
         theta = np.asarray(theta, float)
@@ -235,27 +434,77 @@ class _Piece:
         reject = (stat > self.lf_cv) | (stat > crit)
         return ~reject
 
-    def _accept_nuisance(self, theta: np.ndarray) -> np.ndarray:
-        if self.G.shape[0] == 0:
-            return np.ones(theta.size, dtype=bool)  # the LP is unbounded below: never rejects
-        G = self.G
+    def conditioning(self, theta: np.ndarray):
+        """(eta, dual vertex g (P, m), g'cov g, vlo, vup) at each theta, by the piece's method."""
         y = self.Y[:, None] - np.outer(self.one, theta)     # (m, P)
-        Gy = G @ y                                           # (V, P)
-        top = Gy.argmax(axis=0)
-        eta = Gy[top, np.arange(theta.size)]
-        g = G[top]                                           # (P, m)
-        s2 = np.einsum("pi,ij,pj->p", g, self.cov, g)
+        if self.method == "vertices":
+            G = self.G
+            Gy = G @ y                                       # (V, P)
+            top = Gy.argmax(axis=0)
+            eta = Gy[top, np.arange(theta.size)]
+            g = G[top]                                       # (P, m)
+        else:
+            eta, g = self.eta_lp.solve(y)
+        gc = g @ self.cov
+        s2 = (gc * g).sum(axis=1)
         degenerate = s2 < np.finfo(float).eps
         s2 = np.where(degenerate, 1.0, s2)
-        b = (g @ self.cov) / s2[:, None]                     # (P, m)
-        sT = y.T - b * eta[:, None]
-        a = sT @ G.T                                         # (P, V)
-        bb = b @ G.T
-        slope = 1.0 - bb
-        with np.errstate(divide="ignore", invalid="ignore"):
-            root = a / slope
-        vlo = np.where(slope > 1e-10, root, -np.inf).max(axis=1)
-        vup = np.where(slope < -1e-10, root, np.inf).min(axis=1)
+        b = gc / s2[:, None]                                 # (P, m)
+        sT = y.T - b * eta[:, None]                          # y = s + b eta
+        if self.method == "vertices":
+            a = sT @ G.T                                     # (P, V)
+            slope = 1.0 - b @ G.T
+            with np.errstate(divide="ignore", invalid="ignore"):
+                root = a / slope
+            vlo = np.where(slope > 1e-10, root, -np.inf).max(axis=1)
+            vup = np.where(slope < -1e-10, root, np.inf).min(axis=1)
+        else:
+            vlo, vup = self._vlo_vup_lp(g, b, sT, degenerate)
+        return eta, g, s2, degenerate, vlo, vup
+
+    def _vlo_vup_lp(self, g, b, sT, degenerate):
+        """vlo/vup with the dual vertex g held fixed, two linear programs in (c, delta).
+
+        With y = s + b c (b = cov g / g'cov g, s = y - b eta, so g's = 0 and g'y = c), g stays optimal at c
+        iff max over the dual polytope of gamma'(s + b c) <= c, iff (LP duality) some delta has
+        s + b c - X delta <= c sd, i.e. c (sd - b) + X delta >= s. That set of c is an interval (the
+        projection of a polyhedron in (c, delta)) containing eta: vlo = min c and vup = max c over it, two
+        LPs with the same constraints. (Their duals are max gamma's over {gamma >= 0, X'gamma = 0,
+        (sd - b)'gamma = +1 or -1}, whose vertices are the dual vertices v rescaled by 1/(1 - v'b): the
+        closed form max/min of v's / (1 - v'b) of the vertex path.) Unbounded: vlo = -inf / vup = +inf.
+        """
+        P = g.shape[0]
+        vlo, vup = np.full(P, -np.inf), np.full(P, np.inf)
+        live = np.flatnonzero(~degenerate)
+        if not live.size:
+            return vlo, vup
+        # group the columns by dual vertex: by the basis that certified them (HiGHS's own dual otherwise)
+        which = self.eta_lp.which[live]
+        groups: dict[bytes, list[np.ndarray]] = {}
+        for w in np.unique(which):
+            cols = live[which == w]
+            if w >= 0:
+                groups.setdefault(np.round(g[cols[0]], 10).tobytes(), []).append(cols)
+            else:
+                for c in cols:
+                    groups.setdefault(np.round(g[c], 10).tobytes(), []).append(np.array([c]))
+        k = self.X.shape[1]
+        for key, parts in groups.items():
+            cols = np.concatenate(parts)
+            if key not in self._bound_lps:
+                W = np.column_stack([self.sd - b[cols[0]], self.X])
+                e1 = np.eye(1 + k)[0]
+                self._bound_lps[key] = (_BatchLP(W, e1, self.budget, "vlo"), _BatchLP(W, -e1, self.budget, "vup"))
+            lo_lp, up_lp = self._bound_lps[key]
+            S = sT[cols].T
+            vlo[cols] = lo_lp.solve(S, want_gamma=False)[0]
+            vup[cols] = -up_lp.solve(S, want_gamma=False)[0]
+        return vlo, vup
+
+    def _accept_nuisance(self, theta: np.ndarray) -> np.ndarray:
+        if self.empty:
+            return np.ones(theta.size, dtype=bool)  # the LP is unbounded below: never rejects
+        eta, _, s2, degenerate, vlo, vup = self.conditioning(theta)
         sb = np.sqrt(s2)
         first_stage = eta > self.lf_cv
         mod_size = (self.alpha - self.kappa) / (1 - self.kappa)
@@ -267,6 +516,18 @@ class _Piece:
         reject = first_stage | (inside & (stat > crit))
         reject = np.where(degenerate, eta > 0, reject)
         return ~reject
+
+
+def _independent_columns(X: np.ndarray) -> np.ndarray:
+    """Columns of X spanning its column space (a dependent nuisance direction changes no moment's reach)."""
+    from scipy.linalg import qr
+
+    if X.shape[1] == 0:
+        return np.arange(0)
+    _, R, piv = qr(X, mode="economic", pivoting=True)
+    d = np.abs(np.diag(R))
+    rank = int((d > 1e-9 * max(d[0], 1e-300)).sum())
+    return np.sort(piv[:rank])
 
 
 def _root(cov: np.ndarray) -> np.ndarray:
@@ -282,22 +543,28 @@ class RelativeMagnitudes:
     """C-LF confidence sets for l'tau_post under Delta^RM(Mbar) (levels relative to the reference period)."""
 
     def __init__(self, beta: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray, alpha: float = 0.05,
-                 seed: int = LF_SEED, sims: int = LF_SIMS):
+                 seed: int = LF_SEED, sims: int | None = None, method: str = "auto", budget: _Budget | None = None):
         self.beta, self.sigma, self.n_pre = np.asarray(beta, float), np.asarray(sigma, float), int(n_pre)
         self.l_vec = np.asarray(l_vec, float)
         self.alpha, self.kappa = alpha, alpha / 10
         # common draws for every piece; a piece tests at most the 2 * n_post post-period rows
-        self.z = np.random.default_rng(seed).standard_normal((2 * self.l_vec.size, sims))
+        n_post = self.l_vec.size
+        if method == "auto":  # vertex enumeration while the candidate bases are few enough
+            method = "vertices" if n_post == 1 or comb(2 * n_post, n_post) <= MAX_BASES else "lp"
+        self.method = method
+        self.sims = sims if sims is not None else (LF_SIMS if method == "vertices" else LF_SIMS_LP)
+        self.z = np.random.default_rng(seed).standard_normal((2 * n_post, self.sims))
         post = slice(self.n_pre, None)
         self.theta = float(self.l_vec @ self.beta[post])
         self.se = float(np.sqrt(self.l_vec @ self.sigma[post, post] @ self.l_vec))
         self._pieces: dict[float, list[_Piece]] = {}
+        self.budget = budget if budget is not None else _Budget()
 
     def pieces(self, mbar: float) -> list[_Piece]:
         if mbar not in self._pieces:
             self._pieces[mbar] = [
                 _Piece(rm_constraints(self.n_pre, self.l_vec.size, mbar, s, positive), self.beta, self.sigma,
-                       self.l_vec, self.n_pre, self.alpha, self.kappa, self.z)
+                       self.l_vec, self.n_pre, self.alpha, self.kappa, self.z, self.method, self.budget)
                 for s in range(-(self.n_pre - 1), 1) for positive in (True, False)]
         return self._pieces[mbar]
 
@@ -310,13 +577,14 @@ class RelativeMagnitudes:
 
     def confidence_set(self, mbar: float) -> dict[str, Any]:
         half = GRID_HALF_WIDTH * self.se
+        lo_id, hi_id = identified_set(self.beta, self.l_vec, self.n_pre, mbar)
         for _ in range(6):
             grid = np.linspace(-half, half, GRID_POINTS)
             acc = self.accept(grid, mbar)
-            if not (acc[0] or acc[-1]):
+            beyond = max(abs(lo_id), abs(hi_id)) > half   # a set far from 0 (|t| > 20) can miss the grid
+            if not (acc[0] or acc[-1]) and (acc.any() or not beyond):
                 break
-            half *= 4  # the set reaches an end of the grid: widen it (HonestDiD only warns)
-        lo_id, hi_id = identified_set(self.beta, self.l_vec, self.n_pre, mbar)
+            half *= 4  # the set reaches an end of the grid (HonestDiD only warns) or lies beyond it: widen it
         out: dict[str, Any] = {"mbar": float(mbar), "lb": None, "ub": None, "identified_lb": lo_id,
                                "identified_ub": hi_id, "grid_step": float(grid[1] - grid[0])}
         if acc.any():
@@ -400,16 +668,18 @@ def relative_magnitude_sets(b: np.ndarray, V: np.ndarray, rel: list[int], conf_l
     if isinstance(lay, str):
         return {"method": method, "skipped": lay}
     beta, sigma, n_pre, n_post = lay
-    if n_post > 1 and comb(2 * n_post, n_post) > MAX_BASES:
-        return {"method": method, "skipped": f"{n_post} post-treatment periods: more than {MAX_SUPPORTED_POST} "
-                                             "is too many for the exact vertex enumeration"}
+    use_lp = n_post > 1 and comb(2 * n_post, n_post) > MAX_BASES
     alpha = round(1.0 - conf_level, 12)
     changes = np.diff(np.concatenate([beta[:n_pre], [0.0]]))
     out: dict[str, Any] = {
         "method": method,
         "pre_periods": n_pre, "post_periods": n_post,
         "max_pre_period_change": float(np.max(np.abs(changes))),
-        "alpha": alpha, "hybrid_kappa": alpha / 10, "least_favourable_draws": LF_SIMS,
+        "alpha": alpha, "hybrid_kappa": alpha / 10, "least_favourable_draws": LF_SIMS_LP if use_lp else LF_SIMS,
+        "nuisance_solver": ("none (one post period)" if n_post == 1 else
+                            f"linear programs (HiGHS) with reused optimal bases: {n_post} post-treatment periods "
+                            f"are too many to enumerate the dual vertices (more than {MAX_SUPPORTED_POST})"
+                            if use_lp else "exact enumeration of the dual vertices"),
         "theta_grid": f"{GRID_POINTS} points on +/- {GRID_HALF_WIDTH:g} standard errors of the target around 0",
         "inputs": ("Callaway-Sant'Anna dynamic effects; pre-period one-period changes (varying base period) "
                    "cumulated into levels relative to event time -1" if reference_included else
@@ -418,14 +688,26 @@ def relative_magnitude_sets(b: np.ndarray, V: np.ndarray, rel: list[int], conf_l
     targets = [("average", "average of the post-treatment event-time effects", np.full(n_post, 1.0 / n_post))]
     if n_post > 1:
         targets.append(("first_post_period", "effect at event time 0", np.eye(n_post)[0]))
+    budget = _Budget()
+    if use_lp:
+        # pieces built: 2 n_pre per Mbar, for the grid and about 12 more in the breakdown search, per target
+        pieces = len(targets) * 2 * n_pre * (len(mbars) + 12)
+        expected = pieces * 2 * n_post * LF_SIMS_LP / LF_UNIT
+        if expected > budget.limit:
+            return {"method": method, "pre_periods": n_pre, "post_periods": n_post,
+                    "skipped": f"{n_pre} pre- and {n_post} post-treatment periods: the linear-programming path "
+                               f"would need about {expected:.0f} units of work, more than {budget.limit} (one "
+                               f"unit: one linear program; the limit keeps the command fast)"}
     for key, label, l_vec in targets:
         try:
-            rm = RelativeMagnitudes(beta, sigma, n_pre, l_vec, alpha)
+            rm = RelativeMagnitudes(beta, sigma, n_pre, l_vec, alpha, method="lp" if use_lp else "vertices",
+                                    budget=budget)
             sets = [rm.confidence_set(m) for m in mbars]
             bd, how = rm.breakdown(mbars)
-        except ValueError as exc:
-            out["skipped"] = f"too many post-treatment periods for exact vertex enumeration ({exc})"
-            return out
+        except LPBudgetExceeded as exc:
+            return {"method": method, "pre_periods": n_pre, "post_periods": n_post,
+                    "skipped": f"{n_pre} pre- and {n_post} post-treatment periods: the linear-programming path "
+                               f"would need {exc} (the limit keeps the command fast)"}
         entry = {"target": label, "estimate": rm.theta, "std_error": rm.se, "sets": sets, "breakdown_mbar": bd,
                  "breakdown_search": how}
         if key == "average":
@@ -433,6 +715,8 @@ def relative_magnitude_sets(b: np.ndarray, V: np.ndarray, rel: list[int], conf_l
         else:
             out[key] = entry
     bd = out["breakdown_mbar"]
+    if use_lp:
+        out["lp_work_units"] = round(budget.used, 1)
     if bd == 0.0:
         out["note"] = "the average post-treatment effect is not significant even with no post-treatment trend change"
     elif bd is None:

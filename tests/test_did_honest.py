@@ -229,11 +229,12 @@ def test_coverage_is_nominal_when_parallel_trends_hold(n_pre, n_post):
     assert hits[1.0] / n > 0.935
 
 
-def test_more_than_nine_post_periods_is_skipped_with_a_reason():
-    rel = [-3, -2] + list(range(10))
-    b, V = np.zeros(len(rel)), np.eye(len(rel))
-    out = relative_magnitude_sets(b, V, rel, 0.95)
-    assert "10 post-treatment periods" in out["skipped"] and "breakdown_mbar" not in out
+def test_up_to_nine_post_periods_enumerate_the_dual_vertices():
+    """Beyond MAX_SUPPORTED_POST linear programs replace the enumeration (tests/test_did_honest_lp.py)."""
+    rel = [-3, -2, 0, 1, 2]
+    out = relative_magnitude_sets(np.r_[0.0, 0.0, 0.5, 0.5, 0.5], np.eye(5) * 0.01, rel, 0.95)
+    assert out["nuisance_solver"] == "exact enumeration of the dual vertices" and "lp_work_units" not in out
+    assert out["least_favourable_draws"] == 100_000
 
 
 def test_medicaid_average_sets_agree_with_honestdid_stata_port(medicaid):
