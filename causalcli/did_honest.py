@@ -248,6 +248,7 @@ class _BatchLP:
         value = np.full(P, np.nan)
         which = np.full(P, -1)              # index of the certifying basis
         own: dict[int, np.ndarray] = {}     # columns kept with HiGHS's own dual
+        failed: list[int] = []
         self.which = which
         if self.unbounded or P == 0:
             return np.full(P, -np.inf), (np.zeros((P, self.m)) if want_gamma else None)
@@ -286,6 +287,10 @@ class _BatchLP:
             found = self._lp(Yt[j])
             if found is None:  # unbounded
                 return np.full(P, -np.inf), (np.zeros((P, self.m)) if want_gamma else None)
+            if found == "failed":  # HiGHS did not solve it: NaN (callers then act as HonestDiD does)
+                failed.append(j)
+                pending = pending[1:]
+                continue
             basis, val_j, g_j = found
             if basis is not None:
                 self.bases.append(basis)
@@ -300,6 +305,7 @@ class _BatchLP:
             if pending.size and pending[0] == j:  # no basis, or not certified to tol: HiGHS's own optimum
                 value[j], own[j] = val_j, g_j
                 pending = pending[1:]
+        value[failed] = np.nan
         if not want_gamma:
             return value, None
         gamma = np.zeros((P, self.m))
@@ -329,7 +335,7 @@ class _BatchLP:
             self.unbounded = True
             return None
         if res.status != 0:
-            raise ValueError(f"HiGHS: {res.message}")
+            return "failed"
         g = np.clip(-res.ineqlin.marginals, 0.0, None)   # duals of W u >= y
         val = float(res.fun)
         # basis: the rows with a positive dual, completed by the tightest other rows while they add rank
@@ -404,8 +410,8 @@ class _Piece:
         self.eta_lp = _BatchLP(np.column_stack([sd, self.X]), np.eye(1 + self.X.shape[1])[0], self.budget, "eta")
         eta, _ = self.eta_lp.solve(draws, want_gamma=False)
         self.empty = self.eta_lp.unbounded
-        if not self.empty:
-            self.lf_cv = float(np.quantile(eta, 1 - kappa))
+        if not self.empty:  # draws whose LP failed are left out, as HonestDiD's quantile(na.rm = TRUE)
+            self.lf_cv = float(np.nanquantile(eta, 1 - kappa))
         self._bound_lps: dict[bytes, tuple[_BatchLP, _BatchLP]] = {}
 
     def accept(self, theta: np.ndarray) -> np.ndarray:
@@ -460,6 +466,9 @@ class _Piece:
             vup = np.where(slope < -1e-10, root, np.inf).min(axis=1)
         else:
             vlo, vup = self._vlo_vup_lp(g, b, sT, degenerate)
+            # an LP HiGHS did not solve: HonestDiD's fallback (vlo = eta, vup = inf); a failed eta LP gives
+            # NaN, which rejects nothing (HonestDiD: "not rejecting")
+            vlo, vup = np.where(np.isnan(vlo), eta, vlo), np.where(np.isnan(vup), np.inf, vup)
         return eta, g, s2, degenerate, vlo, vup
 
     def _vlo_vup_lp(self, g, b, sT, degenerate):

@@ -164,3 +164,29 @@ def test_lp_path_equals_vertex_path_at_nine_post_periods(seed, n_pre, n_post):
     for m in (0.0, 0.5, 1.0, 2.0):
         assert rv.confidence_set(m) == rl.confidence_set(m)
     assert rv.breakdown() == rl.breakdown()
+
+
+def test_failed_linear_programs_give_nan(monkeypatch):
+    """HiGHS failing (status 4) leaves the value NaN: the test then rejects nothing, as HonestDiD does."""
+    import scipy.optimize
+
+    class Failed:
+        status, message = 4, "numerical difficulties"
+
+    monkeypatch.setattr(scipy.optimize, "linprog", lambda *a, **k: Failed())
+    lp = _BatchLP(np.column_stack([np.ones(4), np.eye(4)[:, :2]]), np.eye(3)[0], _Budget(), "test")
+    val, _ = lp.solve(np.random.default_rng(0).normal(size=(4, 5)))
+    assert np.isnan(val).all()
+
+
+def test_a_set_beyond_twenty_standard_errors_is_found():
+    """HonestDiD's grid is +/- 20 SE around 0; with |t| = 50 the set lies beyond it and was reported empty.
+    The grid is widened until it holds the identified set: at Mbar = 0 the conventional interval."""
+    n_pre, n_post = 2, 2
+    S = np.eye(4) * 1e-4 + 1e-5
+    b = np.r_[0.001, -0.002, 0.7, 0.72]
+    rm = RelativeMagnitudes(b, S, n_pre, np.full(2, 0.5))
+    assert rm.theta / rm.se > 40
+    cs = rm.confidence_set(0.0)
+    lo, hi = rm.theta - Z975 * rm.se, rm.theta + Z975 * rm.se
+    assert lo - 1e-12 <= cs["lb"] <= lo + cs["grid_step"] and hi - cs["grid_step"] <= cs["ub"] <= hi + 1e-12
