@@ -26,19 +26,50 @@ default method for Delta^RM):
   first row is l', the other post coordinates are nuisance parameters and the
   statistic is eta = min over them of the largest standardized moment, a
   linear program. Its dual is max gamma'y over the polytope {gamma >= 0,
-  sd'gamma = 1, X'gamma = 0}. We enumerate that polytope's vertices once per
-  polyhedron (every basic solution), so eta, the optimal dual vertex and the
-  conditioning bounds vlo/vup (the range of eta over which that vertex stays
-  optimal: HonestDiD's ``.vlo_vup_dual_fn`` finds it by bisection over LPs,
-  here it is closed form over the vertices) are exact and vectorised over the
-  theta grid. The least-favourable critical value is the 1 - kappa quantile of
-  eta under y ~ N(0, Sigma) (1000 draws, fixed seed, as HonestDiD, whose draws
-  come from R's generator), kappa = alpha / 10; the second stage has size
+  sd'gamma = 1, X'gamma = 0}. The conditioning bounds vlo/vup are the range of
+  eta over which the optimal dual vertex g stays optimal when y moves along
+  b = Sigma g / g'Sigma g (HonestDiD's ``.vlo_vup_dual_fn`` finds it by
+  bisection over LPs). The least-favourable critical value is the 1 - kappa
+  quantile of eta under y ~ N(0, Sigma), kappa = alpha / 10 (fixed seed; HonestDiD
+  uses 1000 draws from R's generator); the second stage has size
   (alpha - kappa) / (1 - kappa) and vup is capped at that critical value.
+  Two exact ways to compute eta, g and vlo/vup:
+
+  - up to MAX_SUPPORTED_POST (9) post periods, we enumerate the polytope's
+    vertices once per polyhedron (every basic solution): eta = max over them of
+    gamma'y, and with y = s + b c (s = y - b eta) g stays optimal while
+    v's + (v'b) c <= c for every vertex v, so vlo/vup are the max/min of
+    v's / (1 - v'b) over the v with 1 - v'b > 0 / < 0, vectorised over the theta
+    grid; 100,000 least-favourable draws;
+  - beyond that the candidate bases are too many (C(2T, T)) and each eta is a
+    linear program solved by HiGHS (``scipy.optimize.linprog``; g from its
+    marginals). vlo/vup, derived here: g stays optimal at c iff
+    max over the polytope of gamma'(s + b c) <= c, iff (LP duality) some delta
+    has s + b c - X delta <= c sd, i.e. c (sd - b) + X delta >= s. The c with
+    such a delta form an interval (a projection of a polyhedron in (c, delta))
+    holding eta, so vlo = min c and vup = max c over it are two LPs in
+    (c, delta) with the same constraints, exact where the bisection stops at a
+    tolerance (unbounded: -inf / +inf). Their duals, max gamma's over
+    {gamma >= 0, X'gamma = 0, (sd - b)'gamma = +1 / -1}, have the rescaled
+    vertices v / (1 - v'b) as vertices: the closed form above. To keep the
+    thousands of programs (grid points, draws, both bounds) affordable, the
+    programs of one shape keep the optimal bases they have met (a basis S with
+    dual W_S^{-T} f >= 0 is optimal for all y with W W_S^{-1} y_S >= y, checked
+    for all columns at once; the value is then exact, computed by numpy) and
+    calls HiGHS only for the columns no stored basis certifies: a few hundred
+    programs for a whole analysis. 10,000 least-favourable draws on this path
+    (``least_favourable_draws``), and a deterministic work limit (LP_BUDGET, in
+    units of one linear program, the draws counted too: about 10 s on two
+    cores) beyond which the analysis is skipped with the reason. If HiGHS
+    fails on a program, eta is NaN and the test does not reject, vlo = eta and
+    vup = inf (HonestDiD's fallbacks).
+    Where both run the two give the same eta, g, vlo/vup (to rounding) and the
+    same accepted grid points (tests/test_did_honest_lp.py).
 
 The confidence set is reported as HonestDiD does: the smallest and largest
 accepted points of a grid of 1000 values of theta on [-20, 20] standard
-errors of l'beta_post (widened when the set reaches an end of the grid). The
+errors of l'beta_post (widened when the set reaches an end of the grid, or
+when it lies beyond the grid: |t| > 20, where the set was otherwise empty). The
 identified set (the same union with beta known) comes from two linear
 programs per polyhedron (scipy ``linprog``). The breakdown value is the
 largest Mbar at which the test rejects theta = 0 (the set excludes zero):
@@ -73,9 +104,9 @@ LF_SEED = 0          # HonestDiD's default seed (its draws come from R's generat
 MAX_BASES = 60_000   # vertex enumeration: at most this many candidate bases (9 post periods)
 MAX_SUPPORTED_POST = 9  # beyond it (or beyond MAX_BASES) the pieces solve linear programs instead
 # LP path work limit, in units of one HiGHS solve with what goes with it (about 5 ms on the 2 development cores);
-# the least-favourable draws of a piece cost rows * draws / LF_UNIT units. 2000 units is about 10 s there; a
+# the least-favourable draws of a piece cost rows * draws / LF_UNIT units. 2200 units is about 10 s there; a
 # bigger analysis is skipped with the reason (a count, not a clock: the outcome does not depend on the machine).
-LP_BUDGET = 2_000
+LP_BUDGET = 2_200
 LF_UNIT = 255_000
 MBAR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 BREAKDOWN_TOL = 1e-3
@@ -157,6 +188,16 @@ def _gamma_basis(l_vec: np.ndarray) -> np.ndarray:
         if len(cols) == l_vec.size:
             break
     return B[:, cols].T
+
+
+_GAMMA_INV: dict[bytes, np.ndarray] = {}
+
+
+def _gamma_inverse(l_vec: np.ndarray) -> np.ndarray:
+    key = np.asarray(l_vec, float).tobytes()
+    if key not in _GAMMA_INV:
+        _GAMMA_INV[key] = np.linalg.inv(_gamma_basis(l_vec))
+    return _GAMMA_INV[key]
 
 
 def dual_vertices(sd: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -242,8 +283,11 @@ class _BatchLP:
         g[S] = np.clip(gS, 0.0, None)
         return S, self.W @ WS_inv, g
 
-    def solve(self, Y: np.ndarray, want_gamma: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """(values (P,), dual vertices (P, m) or None) for the columns of Y (m, P)."""
+    def solve(self, Y: np.ndarray, want_gamma: bool = True, rows: bool = False
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(values (P,), dual vertices (P, m) or None) for the columns of Y (m, P) (the rows if ``rows``)."""
+        if rows:
+            Y = Y.T
         P = Y.shape[1]
         value = np.full(P, np.nan)
         which = np.full(P, -1)              # index of the certifying basis
@@ -252,7 +296,7 @@ class _BatchLP:
         self.which = which
         if self.unbounded or P == 0:
             return np.full(P, -np.inf), (np.zeros((P, self.m)) if want_gamma else None)
-        Yt = np.ascontiguousarray(Y.T)      # (P, m): rows gathered contiguously
+        Yt = Y.T if rows else np.ascontiguousarray(Y.T)   # (P, m): rows gathered contiguously
         tol = 1e-9 * (1.0 + float(np.abs(Yt).max(initial=0.0)))
         for key, S in list(self.shared.items()):  # row sets optimal in related programs
             if key not in self.tried:
@@ -384,7 +428,7 @@ class _Piece:
             self.lf_cv = float(np.quantile(stat.max(axis=0), 1 - kappa))
             return
         self.nuisance = True
-        AG = A[:, n_pre:] @ np.linalg.inv(_gamma_basis(l_vec))
+        AG = A[:, n_pre:] @ _gamma_inverse(l_vec)
         Y = A @ beta
         cov = A @ sigma @ A.T
         r = post_rows
@@ -396,19 +440,20 @@ class _Piece:
             rank = np.linalg.matrix_rank(W, tol=1e-9)
             method = "vertices" if comb(r.size, rank) <= MAX_BASES else "lp"
         self.method = method
-        draws = _root(self.cov) @ z[: r.size]   # y ~ N(0, cov): the least-favourable draws
+        root = _root(self.cov)   # y = root z ~ N(0, cov): the least-favourable draws
         if method == "vertices":
             self.G = dual_vertices(sd, X)
             self.empty = self.G.shape[0] == 0
             if not self.empty:
-                eta = (self.G @ draws).max(axis=0)   # eta of each draw: max over vertices
+                eta = ((self.G @ root) @ z[: r.size]).max(axis=0)   # eta of each draw: max over vertices
                 self.lf_cv = float(np.quantile(eta, 1 - kappa))
             return
         self.sd, self.X = sd, X[:, _independent_columns(X)]
         self.budget = budget if budget is not None else _Budget()
         self.budget.spend(r.size * z.shape[1] / LF_UNIT)
         self.eta_lp = _BatchLP(np.column_stack([sd, self.X]), np.eye(1 + self.X.shape[1])[0], self.budget, "eta")
-        eta, _ = self.eta_lp.solve(draws, want_gamma=False)
+        draws_t = z[: r.size].T @ root.T  # the draws as rows (sims, m), contiguous
+        eta, _ = self.eta_lp.solve(draws_t, want_gamma=False, rows=True)
         self.empty = self.eta_lp.unbounded
         if not self.empty:  # draws whose LP failed are left out, as HonestDiD's quantile(na.rm = TRUE)
             self.lf_cv = float(np.nanquantile(eta, 1 - kappa))
@@ -569,19 +614,28 @@ class RelativeMagnitudes:
         self._pieces: dict[float, list[_Piece]] = {}
         self.budget = budget if budget is not None else _Budget()
 
+    def _iter_pieces(self, mbar: float):
+        """The polyhedra of Delta^RM(Mbar) as tests, built on first use and kept."""
+        built = self._pieces.setdefault(mbar, [])
+        locations = [(s, positive) for s in range(-(self.n_pre - 1), 1) for positive in (True, False)]
+        for i, (s, positive) in enumerate(locations):
+            if i == len(built):
+                built.append(_Piece(rm_constraints(self.n_pre, self.l_vec.size, mbar, s, positive), self.beta,
+                                    self.sigma, self.l_vec, self.n_pre, self.alpha, self.kappa, self.z, self.method,
+                                    self.budget))
+            yield built[i]
+
     def pieces(self, mbar: float) -> list[_Piece]:
-        if mbar not in self._pieces:
-            self._pieces[mbar] = [
-                _Piece(rm_constraints(self.n_pre, self.l_vec.size, mbar, s, positive), self.beta, self.sigma,
-                       self.l_vec, self.n_pre, self.alpha, self.kappa, self.z, self.method, self.budget)
-                for s in range(-(self.n_pre - 1), 1) for positive in (True, False)]
-        return self._pieces[mbar]
+        return list(self._iter_pieces(mbar))
 
     def accept(self, theta: np.ndarray, mbar: float) -> np.ndarray:
+        """theta in the union over the polyhedra of their acceptance regions (stops once all are in)."""
         theta = np.atleast_1d(np.asarray(theta, float))
         out = np.zeros(theta.size, dtype=bool)
-        for piece in self.pieces(mbar):
+        for piece in self._iter_pieces(mbar):
             out |= piece.accept(theta)
+            if out.all():
+                break
         return out
 
     def confidence_set(self, mbar: float) -> dict[str, Any]:
@@ -699,13 +753,15 @@ def relative_magnitude_sets(b: np.ndarray, V: np.ndarray, rel: list[int], conf_l
         targets.append(("first_post_period", "effect at event time 0", np.eye(n_post)[0]))
     budget = _Budget()
     if use_lp:
-        # pieces built: 2 n_pre per Mbar, for the grid and about 12 more in the breakdown search, per target
-        pieces = len(targets) * 2 * n_pre * (len(mbars) + 12)
-        expected = pieces * 2 * n_post * LF_SIMS_LP / LF_UNIT
-        if expected > budget.limit:
+        # pieces built: 2 n_pre per Mbar, for the grid and about 4 more Mbar in the breakdown bisection (which
+        # stops at the first piece that accepts), per target; linear programs: about 150 + 30 per piece of one
+        # Mbar (seen from 2 to 14 pre and 12 to 40 post periods). Skipped at once near the limit.
+        pieces = len(targets) * 2 * n_pre * (len(mbars) + 4)
+        expected = pieces * 2 * n_post * LF_SIMS_LP / LF_UNIT + 150 + 30 * 2 * n_pre
+        if expected > 0.9 * budget.limit:  # margin: the estimate is rough, the limit itself is hard
             return {"method": method, "pre_periods": n_pre, "post_periods": n_post,
                     "skipped": f"{n_pre} pre- and {n_post} post-treatment periods: the linear-programming path "
-                               f"would need about {expected:.0f} units of work, more than {budget.limit} (one "
+                               f"would need about {expected:.0f} units of work, more than {0.9 * budget.limit:.0f} (one "
                                f"unit: one linear program; the limit keeps the command fast)"}
     for key, label, l_vec in targets:
         try:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.did_honest import (LF_SIMS_LP, MAX_SUPPORTED_POST, RelativeMagnitudes, _BatchLP, _Budget,
+from causalcli.did_honest import (LF_SIMS_LP, LP_BUDGET, MAX_SUPPORTED_POST, RelativeMagnitudes, _BatchLP, _Budget,
                                   relative_magnitude_sets)
 from causalcli.study import run_study
 
@@ -94,7 +94,7 @@ def test_more_than_nine_post_periods_returns_sets():
     out = relative_magnitude_sets(b, S, rel, 0.95)
     assert "skipped" not in out
     assert out["post_periods"] == n_post and "linear programs" in out["nuisance_solver"]
-    assert out["least_favourable_draws"] == LF_SIMS_LP and 0 < out["lp_work_units"] <= 2000
+    assert out["least_favourable_draws"] == LF_SIMS_LP and 0 < out["lp_work_units"] <= LP_BUDGET
     sets = out["sets"]
     for a, c in zip(sets, sets[1:]):
         assert c["lb"] <= a["lb"] + 1e-12 and c["ub"] >= a["ub"] - 1e-12
@@ -121,8 +121,8 @@ def test_too_large_is_skipped_with_the_reason():
 
 
 def _one_cohort_panel(units=240, periods=16, cohort=5, seed=8):
-    """Treated from period 5 of 16 (ATT(g,t) at event times -3..11 with the varying base period), never-treated controls, parallel trends; the
-    effect grows 0.5 + 0.05 e."""
+    """Treated from period 5 of 16 (ATT(g,t) at event times -3..11 with the varying base period),
+    never-treated controls, parallel trends; the effect grows 0.5 + 0.05 e."""
     rng = np.random.default_rng(seed)
     g = np.where(rng.uniform(size=units) < 0.5, 0, cohort)
     t = np.arange(1, periods + 1)
@@ -190,3 +190,13 @@ def test_a_set_beyond_twenty_standard_errors_is_found():
     cs = rm.confidence_set(0.0)
     lo, hi = rm.theta - Z975 * rm.se, rm.theta + Z975 * rm.se
     assert lo - 1e-12 <= cs["lb"] <= lo + cs["grid_step"] and hi - cs["grid_step"] <= cs["ub"] <= hi + 1e-12
+
+
+@pytest.mark.slow
+def test_lp_path_is_deterministic():
+    """Same input, same output (the shared basis store and lazy pieces depend only on the input)."""
+    b, S = _random_case(np.random.default_rng(9), 3, 11)
+    rel = [-4, -3, -2] + list(range(11))
+    first = relative_magnitude_sets(b, S, rel, 0.95)
+    assert "skipped" not in first
+    assert relative_magnitude_sets(b, S, rel, 0.95) == first
