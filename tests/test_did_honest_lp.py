@@ -1,7 +1,7 @@
 """Honest DiD, linear-programming path (long event studies): equal to the vertex enumeration where both run.
 
 With more than MAX_SUPPORTED_POST post periods the nuisance-parameter test solves linear programs (HiGHS)
-instead of enumerating the dual vertices. Where both run (<= 9 post periods) they must give the same eta,
+instead of enumerating the dual vertices. Where both run (forced by `method=`) they must give the same eta,
 dual vertex, vlo/vup, least-favourable critical value and accepted grid points. Tolerance 1e-8 relative:
 both are exact (the LP values are certified by a basis solved with numpy, like the vertex values), so they
 differ by rounding only (about 1e-11 seen).
