@@ -381,7 +381,8 @@ def test_abadie_imbens_2016_adjusted_se_tracks_the_sampling_sd_for_the_ate():
     """
     import math
 
-    from causalcli.designs.nearest import ai2016_ate_variance_reduction, match
+    from causalcli.designs.nearest import match
+    from causalcli.matching_ai2016 import ai2016_ate_variance_reduction
     from causalcli.propensity import fit_logit
 
     est, adj, hits = [], [], 0

@@ -335,7 +335,7 @@ def _ai2016(d: MatchingData, m, score: np.ndarray, probability: np.ndarray) -> t
         reasons.append("units dropped by the caliper")
     if reasons:
         return None, "the Abadie-Imbens (2016) theory does not cover " + ", ".join(reasons)
-    from causalcli.designs.nearest import ai2016_ate_variance_reduction, ai2016_att_terms
+    from causalcli.matching_ai2016 import ai2016_ate_variance_reduction, ai2016_att_terms
     from causalcli.propensity import LogitFit
 
     fit = LogitFit(coef=d.coef, linear_predictor=score, probability=probability, converged=True,
