@@ -155,7 +155,7 @@ def drdid_panel(dy: np.ndarray, D: np.ndarray, Z: np.ndarray, w: np.ndarray, met
 
 
 def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, control: str, method: str,
-               closed_form: bool = True) -> GroupTime:
+               closed_form: bool = True, base_period: str = "varying") -> GroupTime:
     """ATT(g,t) and their influence functions (units x cells) for every cohort g and period t.
 
     Without covariates the three methods coincide: the propensity score is the treated share and the
@@ -175,13 +175,16 @@ def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, contr
     gs, ts, atts, infs = [], [], [], []
     wn = w / w.mean()
     cells = []
+    universal = base_period == "universal"
     for gi in cohorts:
-        for c in range(1, T):
-            base = gi - 1 if gi <= c else c - 1
+        for c in range(0 if universal else 1, T):
+            if universal and c == gi - 1:
+                continue  # the reference period itself: ATT(g, g-1) = 0 by construction
+            base = gi - 1 if universal or gi <= c else c - 1
             if control == "never_treated":
                 ctrl = g < 0
-            else:
-                ctrl = (g < 0) | ((g > c) & (g != gi))
+            else:  # not yet treated in either period compared (R did: G > max(t, base))
+                ctrl = (g < 0) | ((g > max(c, base)) & (g != gi))
             if not ctrl.any():
                 continue  # R's did skips cells without controls (with a warning); reported below
             cells.append((gi, c, base, ctrl))
@@ -380,7 +383,7 @@ def run_cs(p: "PanelData", g: np.ndarray | None = None):
     Y, X, w, gu, units, dropped = wide(p)
     if Y.shape[0] < 2:
         raise EstimationError("no unit is observed in every period; Callaway-Sant'Anna (panel) needs a balanced panel")
-    gt = group_time(Y, X, w, gu, p.options.control_group, p.options.method)
+    gt = group_time(Y, X, w, gu, p.options.control_group, p.options.method, base_period=p.options.base_period)
     return gt, dropped
 
 
@@ -460,7 +463,7 @@ def fit_cs(p: "PanelData", study: "Study", seed: int):
                        for a, b, v, s in zip(gt.group, gt.time, gt.att, gt_se)]
     diagnostics: dict[str, Any] = {
         "panel": p.panel,
-        "callaway_santanna": {"control_group": o.control_group, "method": o.method, "base_period": "varying",
+        "callaway_santanna": {"control_group": o.control_group, "method": o.method, "base_period": o.base_period,
                               "aggregation": o.aggregation, "covariates": list(p.xnames),
                               "standard_errors": ("multiplier bootstrap (Mammen weights, IQR scale), "
                                                   f"{o.draws} draws" if crit is not None else
@@ -493,8 +496,16 @@ def fit_cs(p: "PanelData", study: "Study", seed: int):
         V = E.T @ E / n ** 2
         rel = [int(round(e)) for e in es]
         if any(r <= -1 for r in rel) and any(r >= 0 for r in rel):
+            # varying base: pre-period effects are one-period changes; universal: levels against g-1
             diagnostics.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_sets(
-                b, V, rel, conf, reference_included=True)
+                b, V, rel, conf, reference_included=o.base_period == "varying",
+                inputs=None if o.base_period == "varying" else
+                "Callaway-Sant'Anna dynamic effects, universal base period: levels relative to event time -1")
+            honest = diagnostics["sensitivity"]["honest_did"]
+            if o.base_period == "varying" and np.unique(gt.group).size > 1 and "skipped" not in honest:
+                honest["caveat"] = ("several cohorts with a varying base period: the pre-period changes are cumulated "
+                                  "into levels, an approximation; options.base_period: universal gives the levels "
+                                  "HonestDiD assumes")
     used = int(gt.n)
     nn = dict(p.n)
     nn.update({"used": used, "units_dropped_unbalanced": dropped, "group_time_cells": int(gt.att.size)})

@@ -723,7 +723,8 @@ def _enumerable(n_post: int) -> bool:
 
 
 def relative_magnitude_sets(b: np.ndarray, V: np.ndarray, rel: list[int], conf_level: float,
-                            reference_included: bool = False, mbars: tuple[float, ...] = MBAR_GRID) -> dict[str, Any]:
+                            reference_included: bool = False, mbars: tuple[float, ...] = MBAR_GRID,
+                            inputs: str | None = None) -> dict[str, Any]:
     """``diagnostics.sensitivity.honest_did`` for an event study with relative periods ``rel``.
 
     Without ``reference_included`` (TWFE event study) -1 is the omitted reference
@@ -750,9 +751,9 @@ def relative_magnitude_sets(b: np.ndarray, V: np.ndarray, rel: list[int], conf_l
                             f"are too many to enumerate the dual vertices (more than {MAX_SUPPORTED_POST})"
                             if use_lp else "exact enumeration of the dual vertices"),
         "theta_grid": f"{GRID_POINTS} points on +/- {GRID_HALF_WIDTH:g} standard errors of the target around 0",
-        "inputs": ("Callaway-Sant'Anna dynamic effects; pre-period one-period changes (varying base period) "
-                   "cumulated into levels relative to event time -1" if reference_included else
-                   "TWFE event study, levels relative to event time -1 (omitted)"),
+        "inputs": inputs or ("Callaway-Sant'Anna dynamic effects; pre-period one-period changes (varying base "
+                             "period) cumulated into levels relative to event time -1" if reference_included else
+                             "TWFE event study, levels relative to event time -1 (omitted)"),
     }
     targets = [("average", "average of the post-treatment event-time effects", np.full(n_post, 1.0 / n_post))]
     if n_post > 1:

@@ -668,3 +668,83 @@ def test_group_time_closed_form_without_covariates_equals_the_2x2_estimators(con
     assert np.array_equal(fast.group, cells.group) and np.array_equal(fast.time, cells.time)
     np.testing.assert_allclose(fast.att, cells.att, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fast.inf, cells.inf, rtol=0, atol=1e-10)
+
+
+@pytest.mark.peer
+def test_universal_base_period_agrees_with_diff_diff():
+    """base_period: universal (every period against g - 1) equals diff-diff's, which follows R did;
+    diff-diff also lists the zero reference cells ATT(g, g-1), which causalcli omits as an event
+    study omits its reference period."""
+    import warnings
+
+    from diff_diff import CallawaySantAnna
+
+    df = pd.read_csv(MPDTA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peer = CallawaySantAnna(control_group="never_treated", estimation_method="dr", base_period="universal").fit(
+            df, "lemp", "countyreal", "year", "first.treat", aggregate="all")
+    res = run_study(cs_spec("mpdta_nev_dr", base_period="universal"))
+    assert res.diagnostics["callaway_santanna"]["base_period"] == "universal"
+    gt = {(r["group"], r["time"]): r for r in res.diagnostics["group_time"]}
+    references = 0
+    for (g, t), eff in peer.group_time_effects.items():
+        if t == g - 1:
+            assert eff["effect"] == 0.0 and (float(g), float(t)) not in gt
+            references += 1
+            continue
+        assert gt[(float(g), float(t))]["att"] == pytest.approx(eff["effect"], abs=1e-8)
+        assert gt[(float(g), float(t))]["std_error"] == pytest.approx(eff["se"], abs=1e-6)
+    assert references == 3 and len(gt) == len(peer.group_time_effects) - 3
+    dyn = {float(e["label"].split("=")[1]): e for e in res.diagnostics["aggregations"]["dynamic"]["elements"]}
+    for e, eff in peer.event_study_effects.items():
+        if e == -1:
+            assert -1.0 not in dyn
+            continue
+        assert dyn[float(e)]["att"] == pytest.approx(float(eff["effect"]), abs=1e-8)
+        assert dyn[float(e)]["std_error"] == pytest.approx(float(eff["se"]), abs=1e-6)
+
+
+def test_universal_base_period_changes_only_the_pre_period_cells():
+    """Post-period ATT(g,t) use g - 1 either way, so they and every post aggregation are equal; the
+    Wald pre-test is the same too (within a cohort, levels and one-period changes are an invertible
+    linear map of each other, and the Wald statistic is invariant to it)."""
+    varying = run_study(cs_spec("mpdta_nev_dr"))
+    universal = run_study(cs_spec("mpdta_nev_dr", base_period="universal"))
+    post_v = {(r["group"], r["time"]): r["att"] for r in varying.diagnostics["group_time"] if r["time"] >= r["group"]}
+    post_u = {(r["group"], r["time"]): r["att"] for r in universal.diagnostics["group_time"]
+              if r["time"] >= r["group"]}
+    assert post_v == pytest.approx(post_u, abs=1e-12)
+    assert universal.estimate.value == pytest.approx(varying.estimate.value, abs=1e-12)
+    pre_v = sorted(r["att"] for r in varying.diagnostics["group_time"] if r["time"] < r["group"])
+    pre_u = sorted(r["att"] for r in universal.diagnostics["group_time"] if r["time"] < r["group"])
+    assert pre_v != pytest.approx(pre_u, abs=1e-6)
+    assert universal.diagnostics["pre_trend"]["statistic"] == pytest.approx(
+        varying.diagnostics["pre_trend"]["statistic"], rel=1e-9)
+
+
+def test_honest_did_is_the_same_from_either_base_period_with_one_cohort(tmp_path):
+    """With one cohort, cumulating the varying base period's one-period changes gives exactly the
+    universal base period's levels, so the honest-DiD sets must agree; with several cohorts only
+    base_period: universal gives HonestDiD the levels it assumes (docs/designs/did.md)."""
+    df = pd.read_csv(MPDTA)
+    df = df[df["first.treat"].isin([0, 2007])]
+    df.to_csv(tmp_path / "one_cohort.csv", index=False)
+    results = []
+    for base in ("varying", "universal"):
+        spec = cs_spec("mpdta_nev_dr", base_period=base)
+        spec["data"]["path"] = str(tmp_path / "one_cohort.csv")
+        results.append(run_study(spec).diagnostics["sensitivity"]["honest_did"])
+    a, b = results
+    assert a["inputs"] != b["inputs"] and "caveat" not in a and "caveat" not in b
+    assert len(a["sets"]) == len(b["sets"]) > 0
+    for x, y in zip(a["sets"], b["sets"]):
+        assert x["lb"] == pytest.approx(y["lb"], abs=1e-9) and x["ub"] == pytest.approx(y["ub"], abs=1e-9)
+    assert a["breakdown_mbar"] == pytest.approx(b["breakdown_mbar"], abs=1e-9)
+
+
+def test_honest_did_warns_of_the_approximation_with_several_cohorts_and_a_varying_base():
+    varying = run_study(cs_spec("mpdta_nev_dr")).diagnostics["sensitivity"]["honest_did"]
+    universal = run_study(cs_spec("mpdta_nev_dr", base_period="universal")).diagnostics["sensitivity"]["honest_did"]
+    assert "base_period: universal" in varying["caveat"] and "caveat" not in universal
+    assert "significant" in varying["note"] and "significant" in universal["note"]

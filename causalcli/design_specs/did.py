@@ -23,6 +23,10 @@ class DidOptions(Strict):
         "never_treated", description="Callaway-Sant'Anna comparison units: never treated, or also those not yet treated.")
     method: Literal["dr", "ipw", "reg"] = Field(
         "dr", description="Callaway-Sant'Anna ATT(g,t): doubly robust, inverse probability weighting, outcome regression.")
+    base_period: Literal["varying", "universal"] = Field(
+        "varying", description="Callaway-Sant'Anna pre-treatment ATT(g,t): varying (period t against t-1, R did's "
+        "default) or universal (every period against g-1, so pre-period effects are levels, as an event study's; "
+        "the input HonestDiD asks for).")
     aggregation: Literal["simple", "dynamic", "group", "calendar"] = Field(
         "simple", description="Callaway-Sant'Anna headline estimate: which aggregation of ATT(g,t) it reports.")
     bootstrap: Literal["none", "multiplier", "wild"] = Field(
