@@ -302,6 +302,47 @@ def test_goodman_bacon_weights_sum_to_one_and_rebuild_twfe(tmp_path):
     assert 0 < gb["weight_later_vs_earlier_treated"] < 0.5
 
 
+def _staggered_warning(res):
+    hits = [w for w in res.warnings if w.startswith("staggered adoption")]
+    assert len(hits) == 1, res.warnings
+    return hits[0]
+
+
+def test_staggered_adoption_warns_with_the_bacon_share_when_the_decomposition_runs(tmp_path):
+    path = _write(tmp_path, simulate_panel(units=200, seed=4, cohorts=(4, 6)))
+    for design in ({}, {"event_study": {"leads": 2, "lags": 2}}):
+        res = run_study(_panel_spec(path, **design))
+        w = _staggered_warning(res)
+        share = res.diagnostics["goodman_bacon"]["weight_later_vs_earlier_treated"]
+        assert f"{share:.1%}" in w and "estimator: callaway_santanna" in w
+
+
+@pytest.mark.parametrize("case", ["covariate", "weights", "unbalanced"])
+def test_staggered_adoption_warns_when_the_decomposition_is_skipped(tmp_path, case):
+    """No decomposition (covariates, weights or an unbalanced panel): still a plain warning, saying why."""
+    df = simulate_panel(units=200, seed=4, cohorts=(4, 6))
+    spec_extra: dict = {}
+    if case == "covariate":
+        spec_extra = {"covariates": ["x"]}
+    elif case == "weights":
+        spec_extra = {"weights": "w"}
+    else:
+        df = df.drop(index=[7, 40])
+    path = _write(tmp_path, df)
+    for design in ({}, {"event_study": {"leads": 2, "lags": 2}}):
+        res = run_study({**_panel_spec(path, **design), **spec_extra})
+        reason = res.diagnostics["goodman_bacon"]["skipped"]
+        w = _staggered_warning(res)
+        assert "2 cohorts" in w and "not computed" in w and reason in w
+        assert "estimator: callaway_santanna" in w
+
+
+def test_one_cohort_twfe_gives_no_staggered_warning(tmp_path):
+    path = _write(tmp_path, simulate_panel(units=200, seed=4, cohorts=(5,)))
+    res = run_study({**_panel_spec(path), "covariates": ["x"]})
+    assert not any(w.startswith("staggered adoption") for w in res.warnings)
+
+
 # ---------------------------------------------------------------- panel checks (exit 3)
 
 

@@ -385,17 +385,22 @@ class DidDesign(Design):
             return
         from causalcli.did_bacon import bacon_decomposition
 
+        advice = ("with effects that change over time TWFE is biased: use estimator: callaway_santanna")
         try:
             bacon = bacon_decomposition(p)
         except EstimationError as exc:
             diag["goodman_bacon"] = {"skipped": exc.message}
+            # the warning does not depend on the decomposition: TWFE still compares later with earlier cohorts
+            warnings.append(
+                f"staggered adoption ({cohorts.size} cohorts): TWFE uses already-treated units as controls for "
+                f"later cohorts; the share of weight on those comparisons is not computed ({exc.message}); "
+                + advice)
             return
         diag["goodman_bacon"] = bacon
         share = bacon["weight_later_vs_earlier_treated"]
         warnings.append(
             f"staggered adoption ({cohorts.size} cohorts): {share:.1%} of the TWFE weight is on comparisons that "
-            "use already-treated units as controls (Goodman-Bacon decomposition); with effects that change over "
-            "time TWFE is biased: use estimator: callaway_santanna")
+            "use already-treated units as controls (Goodman-Bacon decomposition); " + advice)
 
     def _auxiliary_pre_trend(self, p: PanelData, study: "Study", diag: dict, lags: int | None = None) -> Check:
         """``pre_trend`` for 2x2, plain TWFE and event studies without leads: an auxiliary event study.
