@@ -165,3 +165,28 @@ def test_auxiliary_pre_trend_test_has_its_nominal_size(tmp_path):
         res = run_study(_spec(path, "twfe"))
         rejections += res.diagnostics["pre_trend"]["passed"] is False
     assert rejections / n == pytest.approx(0.05, abs=0.035)
+
+
+@pytest.mark.parametrize("control_group", ["never_treated", "not_yet_treated"])
+def test_callaway_santanna_pre_trend_rejection_exits_1(runner, tmp_path, write_spec, control_group):
+    """Treated units drift 0.3 per period before treatment: the Wald pre-test of the pre-treatment ATT(g,t)
+    (R did's) rejects and the study fails; the same panel without the drift passes (exit 0)."""
+    for pretrend, code_expected in ((0.3, 1), (0.0, 0)):
+        df = simulate_panel(units=600, seed=15, pretrend=pretrend, cohorts=(4, 6))
+        (tmp_path / "p.csv").write_text(df.to_csv(index=False))
+        spec = _spec("p.csv", "callaway_santanna", cohort="g", options={"control_group": control_group})
+        code, payload, res = run_json(runner, [str(write_spec(spec))])
+        assert code == code_expected, res.stderr
+        check = _check(payload)
+        pt = payload["diagnostics"]["pre_trend"]
+        if pretrend:
+            assert check["passed"] is False and pt["passed"] is False and pt["p_value"] <= 0.05
+            assert "Wald pre-test" in check["detail"] and "parallel trends look doubtful" in check["detail"]
+            if control_group == "never_treated":
+                # a pre-period ATT(g,t) against undrifting controls is one period's drift, 0.3 (varying base);
+                # 6 cells with SEs about 0.16, so the mean's SE is about 0.07: 0.15 is over 2 SE (0 would fail)
+                pre = [r for r in payload["diagnostics"]["group_time"] if r["time"] < r["group"]]
+                assert len(pre) == 6
+                assert np.mean([r["att"] for r in pre]) == pytest.approx(0.3, abs=0.15)
+        else:
+            assert check["passed"] is True and pt["p_value"] > 0.05
