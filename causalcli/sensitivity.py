@@ -119,15 +119,22 @@ def rosenbaum_gamma(d: np.ndarray, alpha: float, gamma_max: float = 1e4) -> floa
     return math.exp(hi)
 
 
-def rosenbaum_bounds(differences: np.ndarray, alpha: float, gammas=(1.0, 1.25, 1.5, 2.0, 3.0)) -> dict:
-    """Rosenbaum bounds of matched differences: the breakdown Gamma and the p-value bound on a grid."""
+def rosenbaum_bounds(differences: np.ndarray, alpha: float, estimate: float,
+                     gammas=(1.0, 1.25, 1.5, 2.0, 3.0)) -> dict:
+    """Rosenbaum bounds of matched differences: the breakdown Gamma and the p-value bound on a grid.
+
+    The test is one-sided in the direction of ``estimate`` (the matching estimate, whose sign is
+    the mean difference's), not of the median difference: on skewed outcomes (earnings with
+    many zeros) the two can disagree, and the bound must be about the effect that is reported.
+    """
     d = np.asarray(differences, dtype=np.float64)
-    sign = 1.0 if np.median(d) >= 0 else -1.0
+    sign = 1.0 if estimate >= 0 else -1.0
     d = sign * d
     gamma = rosenbaum_gamma(d, alpha)
+    side = "positive" if sign > 0 else "negative"
     if gamma is None:
-        detail = (f"The matched differences are not significant at level {alpha} even without hidden bias "
-                  "(Gamma = 1), so there is no significance to lose")
+        detail = (f"The matched differences are not significantly {side} (the direction of the estimate) at level "
+                  f"{alpha} even without hidden bias (Gamma = 1), so there is no significance to lose")
     elif math.isinf(gamma):
         detail = "The matched result stays significant for any hidden bias up to Gamma = 10,000"
     else:
@@ -140,5 +147,6 @@ def rosenbaum_bounds(differences: np.ndarray, alpha: float, gammas=(1.0, 1.25, 1
         "pairs": int(np.count_nonzero(d)),
         "p_value_upper": [{"gamma": g, "p_value": _bound(_signed_rank_stats(d), g)} for g in gammas],
         "test": "Wilcoxon signed-rank, normal approximation, one-sided in the direction of the estimate",
+        "alternative": "greater" if sign > 0 else "less",
         "detail": detail + ".",
     }

@@ -188,17 +188,66 @@ def test_balance_table_equals_matchit_summary_of_the_match(key):
             assert o[f"variance_ratio_{when}"] == pytest.approx(r.variance_ratio, rel=1e-8)
 
 
-def test_sensitivity_reports_e_value_and_rosenbaum_gamma_in_plain_words():
+def test_sensitivity_reports_e_value_in_plain_words():
     res = run_study(nsw_spec("nsw_experimental.csv"))
     sens = res.diagnostics["sensitivity"]
     assert sens["e_value"]["e_value"] > 1 and "risk ratio" in sens["e_value"]["detail"]
-    ros = sens["rosenbaum"]
-    # significant at Gamma = 1 (p about 0.01 for the matched differences), so a breakdown Gamma > 1 exists
-    assert ros["p_value_upper"][0]["gamma"] == 1.0
-    if ros["p_value_upper"][0]["p_value"] <= 0.05:
-        assert ros["gamma"] > 1 and "stops being significant" in ros["detail"]
-    else:
-        assert ros["gamma"] is None
+
+
+def _paired_study(tmp_path, d: np.ndarray) -> "tuple[object, np.ndarray]":
+    """A matching study whose matched differences are known: pair i is one treated and one control unit
+    sharing the covariate value i, so Mahalanobis matching pairs them exactly (the next candidate is a
+    whole pair away) and each pair's difference is the treated outcome minus the control's,
+    ``(y0 + d) - y0``: ``d`` up to rounding, returned as computed (CSV round-trips floats exactly)."""
+    n = d.size
+    y0 = np.round(np.random.default_rng(5).normal(5.0, 1.0, n), 3)
+    df = pd.DataFrame({"t": np.tile([1, 0], n), "x": np.repeat(np.arange(n, dtype=float), 2),
+                       "y": np.column_stack([y0 + d, y0]).ravel()})
+    df.to_csv(tmp_path / "pairs.csv", index=False)
+    spec = {"version": 1, "data": {"path": str(tmp_path / "pairs.csv")}, "treatment": "t", "outcome": "y",
+            "covariates": ["x"], "refute": [],
+            "design": {"method": "matching", "estimand": "att", "options": {"distance": "mahalanobis"}}}
+    return run_study(spec), (y0 + d) - y0
+
+
+def test_rosenbaum_gamma_in_plain_words_on_pairs_with_a_known_answer(tmp_path):
+    """Matched differences known by construction, so the Gamma = 1 bound must be scipy's signed-rank
+    p-value of exactly those differences (it is about 2e-11 here: significant), and the breakdown
+    Gamma is where the bound crosses alpha."""
+    from scipy import stats
+
+    from causalcli.sensitivity import rosenbaum_pvalue
+
+    d = np.round(np.random.default_rng(8).normal(0.5, 1.0, 150), 2)
+    res, d = _paired_study(tmp_path, d)
+    assert res.estimate.value == pytest.approx(d.mean(), abs=1e-12)
+    ros = res.diagnostics["sensitivity"]["rosenbaum"]
+    ref = stats.wilcoxon(d, alternative="greater", method="approx", correction=False, zero_method="wilcox")
+    assert ros["alternative"] == "greater"
+    assert ros["p_value_upper"][0] == {"gamma": 1.0, "p_value": pytest.approx(ref.pvalue, rel=1e-9)}
+    assert ref.pvalue < 1e-6
+    assert ros["gamma"] > 1.5 and "stops being significant" in ros["detail"]
+    assert rosenbaum_pvalue(d, ros["gamma"]) == pytest.approx(0.05, abs=1e-8)
+
+
+def test_rosenbaum_direction_is_the_estimate_s_not_the_median_s(tmp_path):
+    """Skewed differences, as earnings with many zeros give: 120 small gains and 80 large losses, so the
+    mean (the estimate) is negative and the median positive. The bound must test the estimate's
+    direction ('less'), where the signed-rank test is significant (the losses hold the top 80 ranks:
+    z = -3.4), not the median's, where p would be 0.9997 and the result 'not significant'."""
+    from scipy import stats
+
+    rng = np.random.default_rng(21)
+    d = np.concatenate([np.round(rng.uniform(0.2, 1.0, 120), 2), np.round(-rng.normal(10.0, 2.0, 80), 2)])
+    assert d.mean() < -3 and np.median(d) > 0.2
+    res, d = _paired_study(tmp_path, d)
+    assert res.estimate.value == pytest.approx(d.mean(), abs=1e-12)
+    ros = res.diagnostics["sensitivity"]["rosenbaum"]
+    less = stats.wilcoxon(d, alternative="less", method="approx", correction=False, zero_method="wilcox")
+    assert less.pvalue < 0.001
+    assert ros["alternative"] == "less"
+    assert ros["p_value_upper"][0]["p_value"] == pytest.approx(less.pvalue, rel=1e-9)
+    assert ros["gamma"] > 1 and "stops being significant" in ros["detail"]
 
 
 def test_no_common_support_exits_4(tmp_path):
@@ -230,10 +279,12 @@ def test_rosenbaum_bound_at_gamma_1_is_the_wilcoxon_signed_rank_test():
     assert rosenbaum_pvalue(d, 1.0) == pytest.approx(ref.pvalue, rel=1e-10)
     ps = [rosenbaum_pvalue(d, g) for g in (1.0, 1.2, 1.5, 2.0, 3.0)]
     assert ps == sorted(ps)
-    out = rosenbaum_bounds(d, 0.05)
+    out = rosenbaum_bounds(d, 0.05, float(d.mean()))
     assert rosenbaum_pvalue(d, out["gamma"]) == pytest.approx(0.05, abs=1e-8)
-    # the direction follows the estimate: negated differences give the same Gamma
-    assert rosenbaum_bounds(-d, 0.05)["gamma"] == pytest.approx(out["gamma"], rel=1e-9)
+    # the direction follows the estimate: negated differences and estimate give the same Gamma
+    assert rosenbaum_bounds(-d, 0.05, -float(d.mean()))["gamma"] == pytest.approx(out["gamma"], rel=1e-9)
+    # and an estimate of the other sign tests the other side: not significant there
+    assert rosenbaum_bounds(d, 0.05, -1.0)["gamma"] is None
 
 
 OPTIONS = pd.read_csv(REF / "match_options.csv", keep_default_na=False, na_values=["NA"])

@@ -195,7 +195,7 @@ class MatchingDesign(Design):
                   overlap_check(overlap, study.thresholds.max_outside, bounds, arm)]
         sensitivity = {
             "e_value": evalue(estimate.value, estimate.ci_lower, estimate.ci_upper, float(np.std(d.y, ddof=1))),
-            "rosenbaum": rosenbaum_bounds(m.differences, study.thresholds.alpha),
+            "rosenbaum": rosenbaum_bounds(m.differences, study.thresholds.alpha, estimate.value),
         }
         diagnostics = {
             "balance": balance,
