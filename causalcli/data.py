@@ -364,11 +364,31 @@ def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: 
                         extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = ()) -> BinaryStudyArrays:
     """What matching and weighting both start from: ``study_arrays`` with a two-arm (bool) treatment."""
     arrays = study_arrays(table, treatment, outcome, covariates, categorical, extra, extra_text)
+    _require_rows_for_columns(arrays, covariates, categorical, table.file)
     t = arrays.t.astype(bool)
     if t.all() or not t.any():
         raise DataError(f"treatment {treatment!r} has only one arm in the complete rows", file=table.file,
                         column=treatment, key="treatment")
     return BinaryStudyArrays(arrays.cols, arrays.X, arrays.names, t, arrays.dropped)
+
+
+def _require_rows_for_columns(arrays: BinaryStudyArrays, covariates: list[str], categorical: list[str],
+                              file: str) -> None:
+    """Exit 3 when the propensity model (intercept and design columns) has as many coefficients as rows."""
+    rows, k = arrays.X.shape
+    if k + 1 < rows:
+        return
+    import numpy as np
+
+    levels = {c: len(np.unique(arrays.cols[c].astype(str))) for c in covariates if c in categorical}
+    if levels:
+        c = max(levels, key=levels.get)
+        raise DataError(f"categorical covariate {c!r} has {levels[c]} levels in {rows} rows: with the intercept and "
+                        f"the other covariates the propensity model would have {k + 1} coefficients for {rows} "
+                        f"rows; merge rare levels of {c!r} into larger ones (or drop it from covariates)",
+                        file=file, key="categorical", column=c)
+    raise DataError(f"{k} covariates for {rows} rows: the propensity model would have {k + 1} coefficients for "
+                    f"{rows} rows; drop covariates", file=file, key="covariates")
 
 
 def design_matrix(arrays: dict[str, "np.ndarray"], covariates: list[str], categorical: list[str],

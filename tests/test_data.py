@@ -148,3 +148,22 @@ def test_weights_column_checks(tmp_path):
         check_weights(table, "w_zero")
     with pytest.raises(DataError, match="must be numeric"):
         check_weights(table, "region")
+
+
+@pytest.mark.parametrize("method", ["matching", "weighting"])
+def test_categorical_with_more_levels_than_rows_allow_exits_3_naming_it(runner, tmp_path, write_spec, method):
+    """399 levels in 400 rows: 398 dummies, x1 and the intercept make 400 coefficients for 400 rows. The
+    categorical is the problem (not x1, which the separation it causes used to be blamed on, exit 4)."""
+    from tests.conftest import invoke
+
+    df = simulate(400, seed=2)
+    df["shop"] = [f"s{i}" for i in range(399)] + ["s0"]
+    df.to_csv(tmp_path / "shops.csv", index=False)
+    spec = {"version": 1, "data": {"path": "shops.csv"}, "treatment": "t", "outcome": "y",
+            "covariates": ["x1", "shop"], "categorical": ["shop"], "refute": [], "design": {"method": method}}
+    res = invoke(runner, ["estimate", str(write_spec(spec)), "--format", "json"])
+    assert res.exit_code == 3, res.stderr
+    msg = res.stderr.strip()
+    assert len(msg.splitlines()) == 1
+    assert "'shop' has 399 levels in 400 rows" in msg and "400 coefficients" in msg and "merge rare levels" in msg
+    assert "x1" not in msg and "column 0" not in msg
