@@ -411,6 +411,22 @@ def test_units_treated_in_first_period_are_dropped_and_counted(tmp_path):
     assert any("treated in the first period" in w for w in res.warnings)
 
 
+@pytest.mark.parametrize("estimator", ["twfe", "callaway_santanna"])
+def test_every_treated_unit_treated_in_the_first_period_is_exit_3_saying_they_were_dropped(
+        runner, tmp_path, write_spec, estimator):
+    df = simulate_panel(units=60, seed=2)
+    df["g"] = np.where(df.g > 0, 1, 0)
+    df["d"] = (df.g > 0).astype(int)
+    n_treated = int(df.loc[df.g > 0, "unit"].nunique())
+    path = _write(tmp_path, df)
+    spec = _panel_spec(path.name, cohort="g", estimator=estimator)
+    res = invoke(runner, ["estimate", str(write_spec(spec))])
+    assert res.exit_code == 3
+    assert (f"the {n_treated} units treated in the first period (1) were dropped (no pre-treatment period) and "
+            "no treated unit remains") in res.stderr
+    assert "no unit is ever treated" not in res.stderr
+
+
 def test_unbalanced_panel_is_accepted_and_reported(tmp_path):
     df = simulate_panel(units=200, seed=2).drop(index=[3, 50, 51])
     path = _write(tmp_path, df)

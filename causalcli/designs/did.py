@@ -219,6 +219,7 @@ class DidDesign(Design):
         first_treated = g_idx == 0
         n_first = int(first_treated.sum())
         keep_rows = None
+        first_period = float(times[0])
         if n_first:
             warnings.append(f"{n_first} units treated in the first period ({times[0]:g}) have no pre-treatment "
                             "period and were dropped (as R's did does)")
@@ -243,8 +244,10 @@ class DidDesign(Design):
         if n_units < 2:
             raise DataError("fewer than two units remain", file=table.file, key="design.unit")
         if not (g_idx >= 0).any():
-            raise DataError("no unit is ever treated in the panel", file=table.file,
-                            key="design.cohort" if d.cohort else "treatment")
+            msg = ("no unit is ever treated in the panel" if not n_first else
+                   f"the {n_first} units treated in the first period ({first_period:g}) were dropped (no "
+                   "pre-treatment period) and no treated unit remains")
+            raise DataError(msg, file=table.file, key="design.cohort" if d.cohort else "treatment")
         if not (g_idx < 0).any() and d.estimator == "2x2":
             raise DataError("2x2 needs never-treated units as controls; none found", file=table.file,
                             key="design.cohort" if d.cohort else "treatment")
