@@ -21,7 +21,7 @@ import numpy as np
 
 from causalcli.errors import EstimationError
 
-__all__ = ["LogitFit", "fit_logit"]
+__all__ = ["LogitFit", "SeparationError", "fit_logit", "explain_separation"]
 
 # |linear predictor| beyond which a fitted probability is within 1e-13 of 0
 # or 1: with coefficients still moving, the signature of separation.
@@ -88,13 +88,56 @@ def _deviance(eta: np.ndarray, e: np.ndarray, t: np.ndarray, w: np.ndarray) -> f
     return float(2.0 * np.sum(w * (np.maximum(eta, 0.0) + np.log1p(e) - t * eta)))
 
 
-def _separation_error(beta: np.ndarray) -> EstimationError:
+class SeparationError(EstimationError):
+    """The logit's coefficients diverge: the covariates (quasi-)perfectly separate the arms (exit 4).
+
+    ``separating`` names the covariate whose standardised coefficient diverges
+    most, ``lacking`` counts the units without common support by arm, and
+    ``units`` the rows the fit used.
+    """
+
+    def __init__(self, message: str, *, column: str, lacking: dict, units: int) -> None:
+        super().__init__(message)
+        self.separating = column
+        self.lacking = lacking
+        self.units = units
+
+
+def _column_name(names, j: int) -> str:
+    return repr(str(names[j])) if names is not None else f"X[:, {j}]"
+
+
+def _separation_error(beta: np.ndarray, eta: np.ndarray, t: np.ndarray, names) -> SeparationError:
+    """Separation, with the units it leaves without support and the covariate that separates.
+
+    ``beta`` is on standardised covariates, so its largest slope names the
+    covariate moving the score most. A unit lacks support when its linear
+    score at the last iterate lies beyond every unit of the other arm (treated
+    above the highest control, controls below the lowest treated): the
+    min-max common-support rule applied along the diverging direction, where
+    these scores are heading to fitted probabilities of exactly 0 or 1.
+    """
     j = int(np.argmax(np.abs(beta[1:]))) if beta.size > 1 else 0
-    return EstimationError(
-        "the propensity model does not converge because the covariates (almost) perfectly separate treated "
-        f"from control units (coefficients diverge; largest: covariate column {j}); drop or coarsen the "
-        "covariate that separates the groups"
+    name = _column_name(names, j)
+    treated = t == 1.0
+    lack_t = int(np.count_nonzero(eta[treated] > eta[~treated].max()))
+    lack_c = int(np.count_nonzero(eta[~treated] < eta[treated].min()))
+    return SeparationError(
+        "no common support: the covariates (quasi-)perfectly separate treated from control units, so the "
+        f"propensity model does not converge (its coefficients diverge, the one on {name} most); "
+        f"{lack_t + lack_c} of {t.size} units ({lack_t} treated, {lack_c} control) lack common support, with a "
+        f"score beyond every unit of the other arm; drop or coarsen {name}, or "
+        f"restrict the sample to the range of {name} where both arms occur",
+        column=str(names[j]) if names is not None else f"X[:, {j}]", lacking={"treated": lack_t, "control": lack_c},
+        units=int(t.size),
     )
+
+
+def explain_separation(err: "SeparationError", X_balance: np.ndarray, balance_names, categorical, t: np.ndarray,
+                       file: "str | None") -> "Exception":
+    """The error to raise for a separated logit, located in ``file``."""
+    err.file = file
+    return err
 
 
 def fit_logit(X: np.ndarray, t: np.ndarray, weights: np.ndarray | None = None, **kwargs) -> "LogitFit":
@@ -119,6 +162,7 @@ def _fit_logit(
     tol: float = 1e-10,
     start: np.ndarray | None = None,
     scaling: tuple[np.ndarray, np.ndarray] | None = None,
+    names: "list[str] | tuple[str, ...] | None" = None,
 ) -> LogitFit:
     """Fit ``P(t = 1 | X)`` by logistic regression (maximum likelihood).
 
@@ -147,6 +191,9 @@ def _fit_logit(
         Starting coefficients (intercept first, original scale) instead of
         glm's starting values: refuters start from the full-data fit, which
         saves most Newton steps; the optimum reached is the same.
+    names : sequence of str, optional
+        Names of the columns of ``X`` (the design matrix's, e.g.
+        ``region[south]``), used in error messages.
 
     Returns
     -------
@@ -193,7 +240,8 @@ def _fit_logit(
         scale = Xu.std(axis=0)
         constant = np.flatnonzero(~(scale > 0))
         if constant.size:
-            raise EstimationError(f"propensity model: covariate column {int(constant[0])} is constant; drop it")
+            raise EstimationError(f"propensity model: covariate {_column_name(names, int(constant[0]))} is constant "
+                                  "in the rows used; drop it")
     else:  # a refit of a related design (refuters): any fixed scaling conditions the Hessian as well
         centre, scale = (np.asarray(a, dtype=np.float64) for a in scaling)
     # Design stored transposed, (k + 1) x n: the Hessian `Dw @ Dw.T` is then
@@ -234,7 +282,7 @@ def _fit_logit(
         except np.linalg.LinAlgError:
             # A Hessian that loses rank while fitting (weights underflowing to
             # zero) means fitted probabilities of exactly 0 or 1: separation.
-            raise _separation_error(beta) from None
+            raise _separation_error(beta, eta, tu, names) from None
         # Step-halving as glm.fit does, should the deviance not decrease.
         for _ in range(_MAX_HALVINGS):
             new_eta = eta + step @ Dt
@@ -252,11 +300,11 @@ def _fit_logit(
             converged = True
             break
         if it >= _SEPARATION_CHECK_ITER and np.max(np.abs(eta)) > _ETA_SEPARATED:
-            raise _separation_error(beta)
+            raise _separation_error(beta, eta, tu, names)
 
     if not converged:
         if np.max(np.abs(eta)) > _ETA_SEPARATED:
-            raise _separation_error(beta)
+            raise _separation_error(beta, eta, tu, names)
         raise EstimationError(f"propensity model did not converge in {max_iter} iterations; "
                               "simplify the covariates (drop rare categories or extreme values)")
 

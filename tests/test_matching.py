@@ -261,8 +261,38 @@ def test_no_common_support_exits_4(tmp_path):
                                                                                         index=False)
     spec = {"version": 1, "data": {"path": str(tmp_path / "a.csv")}, "treatment": "t", "outcome": "y",
             "covariates": ["x", "z"], "refute": [], "design": {"method": "matching"}}
-    with pytest.raises(EstimationError, match="separate|overlap"):
+    # complete separation: every unit lies beyond every unit of the other arm, so all 200 lack support
+    with pytest.raises(EstimationError, match="separate") as info:
         run_study(spec)
+    msg = str(info.value)
+    assert f"200 of 200 units ({t.sum()} treated, {n - t.sum()} control) lack common support" in msg
+    assert "the one on 'x' most" in msg and "drop or coarsen 'x'" in msg and "column 0" not in msg
+    assert info.value.exit_code == 4 and info.value.file is not None
+
+
+def test_quasi_separation_by_a_dummy_counts_exactly_its_units(tmp_path):
+    """A 0/1 covariate set only for 20 treated units separates them (quasi-complete separation); the
+    other 180 units overlap, and the extremes of x among them hold one unit of each arm with the same
+    x, so no unit of theirs is beyond every unit of the other arm whatever the sign of x's slope.
+    Exactly the 20 lack support, and the dummy is named, not x."""
+    from causalcli.errors import EstimationError
+
+    rng = np.random.default_rng(4)
+    n = 200
+    t = np.tile([1, 0], n // 2)
+    x = np.round(rng.uniform(-1.0, 1.0, n), 3)
+    x[:2], x[2:4] = -3.0, 3.0  # a treated and a control unit at each extreme
+    dummy = np.zeros(n, dtype=int)
+    dummy[np.flatnonzero(t == 1)[10:30]] = 1
+    pd.DataFrame({"t": t, "y": rng.normal(size=n), "x": x, "flag": dummy}).to_csv(tmp_path / "q.csv", index=False)
+    spec = {"version": 1, "data": {"path": str(tmp_path / "q.csv")}, "treatment": "t", "outcome": "y",
+            "covariates": ["x", "flag"], "refute": [], "design": {"method": "matching"}}
+    with pytest.raises(EstimationError) as info:
+        run_study(spec)
+    assert info.value.exit_code == 4
+    assert "20 of 200 units (20 treated, 0 control) lack common support" in str(info.value)
+    assert "the one on 'flag' most" in str(info.value)
+    assert info.value.lacking == {"treated": 20, "control": 0} and info.value.separating == "flag"
 
 
 def test_rosenbaum_bound_at_gamma_1_is_the_wilcoxon_signed_rank_test():

@@ -399,7 +399,10 @@ def test_no_overlap_exits_4_naming_the_units(runner, tmp_path, write_spec):
             "refute": [], "design": {"method": "weighting"}}
     code, _, res = _run_cli(runner, write_spec(spec))
     assert code == 4
-    assert "separate" in res.stderr or "overlap" in res.stderr
+    # the arms are 10 SD apart on x: every unit is beyond every unit of the other arm
+    assert "100 of 100 units (50 treated, 50 control) lack common support" in res.stderr
+    assert "the one on 'x' most" in res.stderr and "drop or coarsen 'x'" in res.stderr
+    assert "apart.csv" in res.stderr and "column 0" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
 

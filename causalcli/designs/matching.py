@@ -105,12 +105,16 @@ class MatchingDesign(Design):
         arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=exact,
                                      extra_text=tuple(c for c in exact if c not in covs))
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
-        from causalcli.propensity import balance_matrix, fit_logit, require_common_support
+        from causalcli.propensity import (SeparationError, balance_matrix, explain_separation, fit_logit,
+                                          require_common_support)
 
-        ps = fit_logit(X, t.astype(np.float64))
+        Xb, bnames = balance_matrix(cols, covs, categorical)
+        try:
+            ps = fit_logit(X, t.astype(np.float64), names=names)
+        except SeparationError as err:
+            raise explain_separation(err, Xb, bnames, categorical, t, table.file) from None
         require_common_support(ps.probability, t, table.file)
         opts = study.design.options
-        Xb, bnames = balance_matrix(cols, covs, categorical)
         return MatchingData(
             X=X, t=t, y=np.asarray(cols[study.outcome], dtype=np.float64), covariates=tuple(names),
             X_balance=Xb, balance_names=tuple(bnames),

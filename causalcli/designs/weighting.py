@@ -99,12 +99,12 @@ def _folds(n: int, folds: int, seed: int) -> np.ndarray:
 
 
 def fit_propensity(X: np.ndarray, t: np.ndarray, model: str = "logistic", *, folds: int = 5, seed: int = 0,
-                   start: np.ndarray | None = None) -> Nuisance:
+                   start: np.ndarray | None = None, names: tuple[str, ...] | None = None) -> Nuisance:
     """Propensity scores: logistic regression (in sample) or cross-fitted gradient boosting."""
     if model == "logistic":
         from causalcli.propensity import fit_logit
 
-        f = fit_logit(X, t.astype(np.float64), start=start)
+        f = fit_logit(X, t.astype(np.float64), start=start, names=names)
         return Nuisance(f.probability, model, f.coef, f.iterations)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
@@ -280,6 +280,7 @@ class WeightingData:
     rows: int
     dropped_missing: int
     file: str
+    categorical: tuple[str, ...] = ()  # categorical covariates, to name a level that separates the arms
 
 
 @dataclass(frozen=True)
@@ -299,11 +300,17 @@ def _estimand_of(estimand: str, overlap: bool) -> str:
 def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: int, *, with_se: bool = True,
          start: np.ndarray | None = None) -> _Run:
     """Fit the nuisance models, trim if asked, and estimate."""
-    nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start)
-    if with_se:  # the study's own fit (refuters' refits skip this)
-        from causalcli.propensity import require_common_support
+    if with_se:  # the study's own fit (refuters' refits skip this): say which units lack support and why
+        from causalcli.propensity import SeparationError, explain_separation, require_common_support
 
+        try:
+            nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start,
+                                names=d.covariates)
+        except SeparationError as err:
+            raise explain_separation(err, d.X_balance, d.balance_names, d.categorical, t, d.file) from None
         require_common_support(nu.e, t, d.file)
+    else:
+        nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start)
     keep = np.ones(t.size, dtype=bool)
     if d.trim:
         keep = (nu.e >= d.trim) & (nu.e <= 1.0 - d.trim)
@@ -367,6 +374,7 @@ class WeightingDesign(Design):
             estimand=_estimand_of(self.estimand(study, spec), opts.overlap), estimator=opts.estimator,
             trim=opts.trim, propensity_model=opts.propensity_model, outcome_model=opts.outcome_model,
             folds=opts.folds, seed=study.seed, rows=table.rows, dropped_missing=dropped, file=table.file,
+            categorical=categorical,
         )
 
     def fit(self, prepared: WeightingData, study: "Study", seed: int) -> Fit:
