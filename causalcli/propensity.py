@@ -21,7 +21,7 @@ import numpy as np
 
 from causalcli.errors import EstimationError
 
-__all__ = ["LogitFit", "SeparationError", "fit_logit", "explain_separation"]
+__all__ = ["LogitFit", "SeparationError", "fit_logit", "single_arm_levels", "explain_separation"]
 
 # |linear predictor| beyond which a fitted probability is within 1e-13 of 0
 # or 1: with coefficients still moving, the signature of separation.
@@ -133,11 +133,56 @@ def _separation_error(beta: np.ndarray, eta: np.ndarray, t: np.ndarray, names) -
     )
 
 
+def single_arm_levels(X_balance: np.ndarray, balance_names, categorical,
+                      t: np.ndarray) -> list[tuple[str, str, int, str]]:
+    """Levels of categorical covariates whose rows are all in one arm: ``(covariate, 'c[level]', rows, arm)``.
+
+    Each such level separates the arms on its own (quasi-complete separation),
+    so the logit has no maximum-likelihood estimate. Reads the balance matrix,
+    which holds every level (the reference one too) as a 0/1 column ``c[level]``.
+    """
+    t = np.asarray(t, dtype=bool)
+    out = []
+    for j, label in enumerate(balance_names):
+        c = next((c for c in categorical if label.startswith(f"{c}[") and label.endswith("]")), None)
+        if c is None:
+            continue
+        rows = X_balance[:, j] == 1.0
+        n_t = int(np.count_nonzero(rows & t))
+        if n_t == 0 or n_t == int(np.count_nonzero(rows)):
+            out.append((c, str(label), int(np.count_nonzero(rows)), "treated" if n_t else "control"))
+    return out
+
+
 def explain_separation(err: "SeparationError", X_balance: np.ndarray, balance_names, categorical, t: np.ndarray,
                        file: "str | None") -> "Exception":
-    """The error to raise for a separated logit, located in ``file``."""
-    err.file = file
-    return err
+    """The error to raise for a separated logit: a data error (exit 3) when categorical levels cause it.
+
+    A level present in one arm only separates the arms whatever the other
+    covariates do; the fix is in the data (merge rare levels), so it is named
+    (``region[17]``) with its rows and how many such levels there are.
+    Otherwise the separation error itself (exit 4), located in ``file``.
+    """
+    from causalcli.errors import DataError
+
+    levels = single_arm_levels(X_balance, balance_names, categorical, t)
+    if not levels:
+        err.file = file
+        return err
+    rows_by = {}
+    for c, _, rows, _ in levels:
+        rows_by[c] = rows_by.get(c, 0) + rows
+    c = max(rows_by, key=rows_by.get)
+    mine = [lv for lv in levels if lv[0] == c]
+    _, label, rows, arm = max(mine, key=lambda lv: lv[2])
+    others = len(levels) - 1
+    more = (f" ({others} more level{'s occur' if others > 1 else ' occurs'} in one arm only; "
+            f"{sum(lv[2] for lv in levels)} units in all)" if others else "")
+    return DataError(
+        f"categorical covariate {c!r}: level {label!r} has {rows} row{'s' if rows > 1 else ''}, all {arm}{more}, "
+        "so those units have no comparable unit in the other arm and the propensity model cannot be fitted (its "
+        f"coefficients diverge); merge rare levels of {c!r} into larger ones, or drop those rows",
+        file=file, key="categorical", column=c)
 
 
 def fit_logit(X: np.ndarray, t: np.ndarray, weights: np.ndarray | None = None, **kwargs) -> "LogitFit":

@@ -167,3 +167,33 @@ def test_categorical_with_more_levels_than_rows_allow_exits_3_naming_it(runner, 
     assert len(msg.splitlines()) == 1
     assert "'shop' has 399 levels in 400 rows" in msg and "400 coefficients" in msg and "merge rare levels" in msg
     assert "x1" not in msg and "column 0" not in msg
+
+
+@pytest.mark.parametrize("method", ["matching", "weighting"])
+def test_categorical_level_in_one_arm_only_exits_3_naming_the_level(runner, tmp_path, write_spec, method):
+    """A level whose 7 rows are all treated separates the arms on its own: the fix is in the data (merge
+    rare levels), so exit 3 naming the design-matrix column 'region[d]', not an exit 4 about x1."""
+    from tests.conftest import invoke
+
+    df = simulate(300, seed=3)
+    treated = np.flatnonzero(df.t.to_numpy() == 1)
+    df.loc[treated[:7], "region"] = "d"
+    df.to_csv(tmp_path / "r.csv", index=False)
+    spec = {"version": 1, "data": {"path": "r.csv"}, "treatment": "t", "outcome": "y",
+            "covariates": ["x1", "x2", "region"], "categorical": ["region"], "refute": [],
+            "design": {"method": method}}
+    res = invoke(runner, ["estimate", str(write_spec(spec)), "--format", "json"])
+    assert res.exit_code == 3, res.stderr
+    msg = res.stderr.strip()
+    assert len(msg.splitlines()) == 1 and "r.csv" in msg
+    assert "level 'region[d]' has 7 rows, all treated" in msg and "merge rare levels of 'region'" in msg
+    assert "'x1'" not in msg and "column 0" not in msg
+
+
+def test_single_arm_levels_include_the_reference_level():
+    from causalcli.propensity import balance_matrix, single_arm_levels
+
+    region = np.array(["a", "a", "b", "b", "c", "c", "c"])
+    t = np.array([0, 0, 1, 0, 1, 1, 0], dtype=bool)
+    Xb, names = balance_matrix({"region": region, "x": np.arange(7.0)}, ["x", "region"], ["region"])
+    assert single_arm_levels(Xb, names, ["region"], t) == [("region", "region[a]", 2, "control")]
