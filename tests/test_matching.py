@@ -43,11 +43,47 @@ def test_nsw_cps_matching_lands_near_the_experimental_benchmark():
     assert abs(exp.estimate.value - EXPERIMENTAL_BENCHMARK) < 2 * exp.estimate.std_error
 
 
-def test_caliper_drops_treated_units_and_says_so():
+def test_caliper_drops_treated_units_and_counts_them_as_r_match_does():
+    """R's Match on nsw_cps, 3 neighbours, caliper 0.01 (tests/reference/matching, match_lalonde.R):
+    it drops 6 treated units (0-based rows 133, 138, 143, 149, 152, 158) and its 1,822 matched pairs
+    use 179 treated units and 1,083 distinct controls, so n.used is 1,262."""
+    ref = SPECS.parent / "tests" / "reference" / "matching"
+    r = pd.read_csv(ref / "match_results.csv", keep_default_na=False)
+    r = r[(r.dataset == "nsw_cps") & (r.neighbors == 3) & (r.caliper == "0.01")].iloc[0]
+    pairs = pd.read_csv(ref / "match_pairs.csv.gz", keep_default_na=False)
+    pairs = pairs[(pairs.dataset == "nsw_cps") & (pairs.neighbors == 3) & (pairs.caliper == "0.01")]
+    assert (r.n_dropped, pairs.treated.nunique(), pairs.control.nunique()) == (6, 179, 1083)
+
+    res = run_study(nsw_spec("nsw_cps.parquet", options={"caliper": 0.01, "neighbors": 3}))
+    assert res.n["treated_dropped_caliper"] == res.n["dropped_unmatched"] == int(r.n_dropped)
+    assert res.n["treated_matched"] == res.n["matched"] == int(r.n_treated_matched) == 179
+    assert res.n["controls_matched"] == pairs.control.nunique()
+    assert res.n["used"] == pairs.treated.nunique() + pairs.control.nunique() == 1262
+    rows = ", ".join(str(int(i) + 1) for i in r.dropped.split(";"))  # the warning counts rows from 1
+    assert (f"the caliper of 0.01 SD dropped 6 of 185 treated units with no match close enough (rows {rows})"
+            in res.warnings[0])
+
+
+def test_a_narrower_caliper_drops_the_treated_units_with_no_control_within_it():
+    """One neighbour, caliper 0.001: a treated unit is dropped exactly when no control's logit score lies
+    within 0.001 population SDs of the score (of all units) of its own; counted independently here on
+    the propensity fit (pinned to R's glm in tests/reference/matching)."""
+    from causalcli.propensity import fit_logit
+
+    df = pd.read_parquet(SPECS / "data" / "nsw_cps.parquet")
+    t = df["treat"].to_numpy() == 1
+    score = fit_logit(df[COVARIATES].to_numpy(float), t.astype(float)).linear_predictor
+    controls = np.sort(score[~t])
+    at = np.clip(np.searchsorted(controls, score[t]), 1, controls.size - 1)
+    nearest = np.minimum(np.abs(score[t] - controls[at - 1]), np.abs(score[t] - controls[at]))
+    dropped = int(np.count_nonzero(nearest > 0.001 * np.std(score)))
+    assert 0 < dropped < 185
+
     res = run_study(nsw_spec("nsw_cps.parquet", options={"caliper": 0.001}))
-    assert res.n["treated_dropped_caliper"] > 0
-    assert res.n["treated_matched"] == 185 - res.n["treated_dropped_caliper"]
-    assert any("caliper" in w and "dropped" in w for w in res.warnings)
+    assert res.n["treated_dropped_caliper"] == dropped
+    assert res.n["treated_matched"] == 185 - dropped
+    assert res.n["used"] == res.n["treated_matched"] + res.n["controls_matched"]
+    assert f"dropped {dropped} of 185 treated units" in res.warnings[0]
 
 
 def test_simulated_known_effect_recovered():
