@@ -40,16 +40,26 @@ class Conformal:
     periods: list[tuple[float, float] | None] | None
     note: str
     refit: str
+    interval_fit: str = "outcome_path_simplex"
+    estimate_fit: str = "adh_nested"
     permutations: str = "moving block (cyclic shifts)"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": "Chernozhukov, Wuethrich and Zhu (2021) test inversion", "refit": self.refit,
+        # which fit the interval belongs to: with the ADH estimator it is NOT the fit behind the point estimate
+        return {"method": "Chernozhukov, Wuethrich and Zhu (2021) test inversion",
+                "interval_fit": self.interval_fit, "estimate_fit": self.estimate_fit,
+                "interval_fit_is_estimate_fit": self.interval_fit == INTERVAL_FIT_OF.get(self.estimate_fit),
+                "refit": self.refit,
                 "statistic": "sum over post-periods of |residual| / sqrt(post-periods)",
                 "permutations": self.permutations, "note": self.note,
                 "average": list(self.average) if self.average else None}
 
 
-def _refitter(d: "SynthData") -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], str]:
+# the estimator of ``diagnostics.fit.estimator`` -> the refit that is the same estimator on the outcome path
+INTERVAL_FIT_OF = {"augmented_ridge": "outcome_path_ridge_augmented"}
+
+
+def _refitter(d: "SynthData") -> tuple[Callable[[np.ndarray, np.ndarray, Any], np.ndarray], str]:
     """A function (y1, Y0) -> residuals of the refit on those periods."""
     if d.augmented == "ridge":
         from causalcli.synth_augmented import fit_ridge_ascm
@@ -106,14 +116,43 @@ def _invert(pfun: Callable[[float], float], center: float, scale: float, alpha: 
     return None
 
 
+def mean_effect_pvalue(d: "SynthData", f: "UnitFit") -> Callable[[float], float]:
+    """theta -> conformal p-value of a constant effect theta over the post-period (all periods refit)."""
+    pre, post = d.pre, d.post
+    T0, T1 = int(pre.sum()), int(post.sum())
+    refit, _ = _refitter(d)
+    lam = f.extra.get("lambda") if d.augmented else None
+    order = np.concatenate([np.flatnonzero(pre), np.flatnonzero(post)])
+    y1, Y0o = d.Y[order, 0], d.Y[order, 1:]
+    shift = np.zeros(T0 + T1)
+    shift[T0:] = 1.0
+
+    def p_avg(theta: float) -> float:
+        return _pvalue(refit(y1 - theta * shift, Y0o, lam), T1)
+
+    return p_avg
+
+
+def period_pvalue(d: "SynthData", f: "UnitFit", k: int) -> Callable[[float], float]:
+    """theta -> conformal p-value of effect theta in the k-th post-period (refit on the pre-period and it)."""
+    refit, _ = _refitter(d)
+    lam = f.extra.get("lambda") if d.augmented else None
+    rows = np.append(np.flatnonzero(d.pre), np.flatnonzero(d.post)[k])
+    yt, Yt = d.Y[rows, 0], d.Y[rows, 1:]
+    last = np.zeros(rows.size)
+    last[-1] = 1.0
+
+    def p_one(theta: float) -> float:
+        return _pvalue(refit(yt - theta * last, Yt, lam), 1)
+
+    return p_one
+
+
 def conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float) -> Conformal:
     pre, post = d.pre, d.post
     T0, T1 = int(pre.sum()), int(post.sum())
-    refit, what = _refitter(d)
-    lam = f.extra.get("lambda") if d.augmented else None
-    Y1, Y0 = d.Y[:, 0], d.Y[:, 1:]
-    order = np.concatenate([np.flatnonzero(pre), np.flatnonzero(post)])
-    y1, Y0o = Y1[order], Y0[order]
+    _, what = _refitter(d)
+    Y1 = d.Y[:, 0]
     post_gaps = f.gaps[post]
     scale = float(max(np.std(post_gaps), f.pre_rmspe, 1e-8 * max(1.0, float(np.abs(Y1).mean()))))
     notes = []
@@ -122,13 +161,7 @@ def conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float) -> Conformal
         notes.append(f"the mean-effect interval needs at least {int(np.ceil(1 / alpha))} periods for level "
                      f"{1 - alpha:g}; the panel has {T0 + T1}")
     else:
-        shift = np.zeros(T0 + T1)
-        shift[T0:] = 1.0
-
-        def p_avg(theta: float) -> float:
-            return _pvalue(refit(y1 - theta * shift, Y0o, lam), T1)
-
-        average = _invert(p_avg, float(post_gaps.mean()), scale, alpha, d.conformal_grid)
+        average = _invert(mean_effect_pvalue(d, f), float(post_gaps.mean()), scale, alpha, d.conformal_grid)
         if average is None:
             notes.append("the mean-effect interval is unbounded or empty on the searched range")
     periods: list[tuple[float, float] | None] | None = None
@@ -137,16 +170,10 @@ def conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float) -> Conformal
                      f"{1 - alpha:g}; there are {T0}")
     else:
         periods = []
-        pre_idx = np.flatnonzero(pre)
-        for t in np.flatnonzero(post):
-            rows = np.append(pre_idx, t)
-            yt, Yt = Y1[rows], Y0[rows]
-            last = np.zeros(rows.size)
-            last[-1] = 1.0
-
-            def p_one(theta: float, yt=yt, Yt=Yt, last=last) -> float:
-                return _pvalue(refit(yt - theta * last, Yt, lam), 1)
-
-            periods.append(_invert(p_one, float(f.gaps[t]), scale, alpha, max(20, d.conformal_grid // 2)))
+        for k, t in enumerate(np.flatnonzero(post)):
+            periods.append(_invert(period_pvalue(d, f, k), float(f.gaps[t]), scale, alpha,
+                                   max(20, d.conformal_grid // 2)))
     note = "; ".join(notes) if notes else "computed"
-    return Conformal(average, periods, note, what)
+    return Conformal(average, periods, note, what,
+                     interval_fit="outcome_path_ridge_augmented" if d.augmented == "ridge" else "outcome_path_simplex",
+                     estimate_fit="augmented_ridge" if d.augmented else "adh_nested")
