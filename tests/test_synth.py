@@ -455,6 +455,34 @@ def test_conformal_mean_effect_interval_covers_at_its_nominal_rate(tmp_path):
     assert shifted <= 0.2
 
 
+def test_poor_pre_period_fit_fails_the_study_with_exit_1(runner, tmp_path):
+    """The treated unit's outcome tripled: it lies above every donor, so no convex combination tracks it and
+    pre-RMSPE / mean |outcome| is far above thresholds.pre_fit (0.1); the same panel unscaled passes."""
+    import pandas as pd
+
+    df = pd.DataFrame(factor_panel(6, effect=2.0))
+    df.to_csv(tmp_path / "ok.csv", index=False)
+    df.loc[df.unit == "u0", "y"] *= 3.0
+    df.to_csv(tmp_path / "p.csv", index=False)
+    code, payload, res = run_json(runner, [str(_write(tmp_path, factor_spec("ok.csv", conformal=False)))])
+    assert code == 0, res.stderr
+    assert [c for c in payload["checks"] if c["name"] == "pre_fit"][0]["passed"] is True
+    code, payload, res = run_json(runner, [str(_write(tmp_path, factor_spec("p.csv", conformal=False)))])
+    assert code == 1
+    check = [c for c in payload["checks"] if c["name"] == "pre_fit"][0]
+    assert check["passed"] is False
+    assert payload["diagnostics"]["pre_fit_ratio"] > payload["diagnostics"]["pre_fit_threshold"] == 0.1
+    assert f"{payload['diagnostics']['pre_fit_ratio']:.1%} of the treated unit's mean |outcome|" in check["detail"]
+    assert "(> 10% allowed)" in check["detail"]
+    assert "the synthetic unit does not track the treated unit before treatment" in check["detail"]
+    # the synthetic unit cannot exceed the largest donor: it stays below the tripled treated path
+    path = payload["diagnostics"]["path"]
+    assert all(s < t for s, t in zip(path["synthetic"], path["treated"]))
+    # the human-readable output names the failed check too
+    text = invoke(runner, ["estimate", str(tmp_path / "s.yaml")])
+    assert text.exit_code == 1 and "pre_fit" in text.stdout + text.stderr
+
+
 # ---------------------------------------------------------------- CLI, bad input, determinism
 
 
