@@ -300,32 +300,45 @@ def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, calipe
     ``U``: match on the squared Euclidean distance in these coordinates (see
     :func:`mahalanobis_coordinates`) instead of the score; no caliper then.
     """
+    return _match_in_strata(treated, score, neighbors, caliper, tolerance, strata, m_cap, U, replace=True)[0]
+
+
+def _match_in_strata(treated: np.ndarray, score: np.ndarray, neighbors: int, caliper: float | None,
+                     tolerance: float, strata: np.ndarray | None, m_cap: int | None, U: np.ndarray | None,
+                     replace: bool) -> tuple[_Matches, int]:
+    """The set-up and the loop over exact strata shared by matching with and without replacement;
+    returns the matches and the number of focal units whose ties were broken (0 with replacement)."""
     xs, pop_sd = _standardise(score)
     tr_idx = np.flatnonzero(treated)
     c_idx = np.flatnonzero(~treated)
     m = min(neighbors, c_idx.size if m_cap is None else m_cap)
     ecal = caliper * pop_sd if caliper is not None else math.inf
 
-    def within(ft: np.ndarray, fc: np.ndarray):
+    def within(ft: np.ndarray, fc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        if replace:
+            if U is not None:
+                return (*_match_within_metric(ft, fc, U, m, tolerance), 0)
+            return (*_match_within(ft, fc, xs, score, m, ecal, caliper is not None, tolerance), 0)
         if U is not None:
-            return _match_within_metric(ft, fc, U, m, tolerance)
-        return _match_within(ft, fc, xs, score, m, ecal, caliper is not None, tolerance)
+            return _sequential_metric(ft, fc, U, m, tolerance)
+        return _sequential_scalar(ft, fc, xs, score, m, ecal, caliper is not None, tolerance)
 
-    if strata is None:
-        rows, c_in, n_per = within(tr_idx, c_idx)
-        return _Matches(rows, c_in, n_per, tr_idx)
+    if strata is None:  # the common case: no copies of the matches
+        rows, c_in, n_per, ties = within(tr_idx, c_idx)
+        return _Matches(np.asarray(rows, dtype=np.int64), np.asarray(c_in, dtype=np.int64), n_per, tr_idx), ties
     n_per = np.zeros(tr_idx.size, dtype=np.int64)
-    rows_all, c_all = [], []
+    rows_all, c_all, ties = [], [], 0
     st_t, st_c = strata[tr_idx], strata[c_idx]
     for code in np.unique(st_t):
         ft = np.flatnonzero(st_t == code)
-        rows, c_in, n_s = within(tr_idx[ft], c_idx[st_c == code])
+        rows, c_in, n_s, t = within(tr_idx[ft], c_idx[st_c == code])
         n_per[ft] = n_s
-        rows_all.append(ft[rows])
-        c_all.append(c_in)
+        rows_all.append(ft[np.asarray(rows, dtype=np.int64)])
+        c_all.append(np.asarray(c_in, dtype=np.int64))
+        ties += t
     rows = np.concatenate(rows_all) if rows_all else np.empty(0, np.int64)
     c_in = np.concatenate(c_all) if c_all else np.empty(0, np.int64)
-    return _Matches(rows, c_in, n_per, tr_idx)
+    return _Matches(rows, c_in, n_per, tr_idx), ties
 
 
 # ---------------------------------------------------------------- without replacement (Match's replace = FALSE)
@@ -469,30 +482,7 @@ def _find_matches_without_replacement(treated: np.ndarray, score: np.ndarray, ne
     here the first ``M`` of them in data order are kept, and the number of focal
     units where that happened is returned beside the matches.
     """
-    xs, pop_sd = _standardise(score)
-    tr_idx = np.flatnonzero(treated)
-    c_idx = np.flatnonzero(~treated)
-    m = min(neighbors, c_idx.size if m_cap is None else m_cap)
-    ecal = caliper * pop_sd if caliper is not None else math.inf
-
-    def within(ft: np.ndarray, fc: np.ndarray):
-        if U is not None:
-            return _sequential_metric(ft, fc, U, m, tolerance)
-        return _sequential_scalar(ft, fc, xs, score, m, ecal, caliper is not None, tolerance)
-
-    n_per = np.zeros(tr_idx.size, dtype=np.int64)
-    rows_all, c_all, ties = [], [], 0
-    groups = [(np.arange(tr_idx.size), c_idx)] if strata is None else [
-        (np.flatnonzero(strata[tr_idx] == code), c_idx[strata[c_idx] == code]) for code in np.unique(strata[tr_idx])]
-    for ft, fc in groups:
-        rows, c_in, n_s, t = within(tr_idx[ft], fc)
-        n_per[ft] = n_s
-        rows_all.append(ft[np.asarray(rows, dtype=np.int64)])
-        c_all.append(np.asarray(c_in, dtype=np.int64))
-        ties += t
-    rows = np.concatenate(rows_all) if rows_all else np.empty(0, np.int64)
-    c_in = np.concatenate(c_all) if c_all else np.empty(0, np.int64)
-    return _Matches(rows, c_in, n_per, tr_idx), ties
+    return _match_in_strata(treated, score, neighbors, caliper, tolerance, strata, m_cap, U, replace=False)
 
 
 def _no_match_error(n_treated: int, caliper: float | None) -> EstimationError:
