@@ -16,16 +16,9 @@ import pytest
 from causalcli.did_honest import (LF_SIMS_LP, LP_BUDGET, MAX_SUPPORTED_POST, RelativeMagnitudes, _BatchLP, _Budget,
                                   relative_magnitude_sets)
 from causalcli.study import run_study
+from tests.test_did_honest import _random_case
 
 Z975 = 1.959963984540054
-
-
-def _random_case(rng, n_pre, n_post, effect=0.3):
-    n = n_pre + n_post
-    Q = rng.normal(size=(n, n))
-    S = (Q @ Q.T / n + np.eye(n)) * 0.01
-    b = rng.multivariate_normal(np.r_[np.zeros(n_pre), np.full(n_post, effect)], S)
-    return b, S
 
 
 def _close(a, b, rel=1e-8):
