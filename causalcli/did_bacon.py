@@ -5,6 +5,9 @@ weighted average of every 2x2 comparison: each cohort against the never
 treated (all periods), each earlier cohort against a later one before the
 later is treated, and each later cohort against an earlier one after the
 earlier is treated (the "forbidden" comparison: already-treated controls).
+Units treated in every period (TWFE keeps them) are the earliest cohort: their
+treatment never varies, so they enter only as already-treated controls
+("always treated"), as in Goodman-Bacon (2021, sec. 3).
 The weight of a comparison is (N_s / N)^2 * var_s(D~) / var(D~) (Theorem 1),
 with D~ the treatment after removing unit and period means within the
 comparison's sample s; the weights sum to one and the weighted 2x2 estimates
@@ -67,7 +70,8 @@ def bacon_decomposition(p: "PanelData") -> dict[str, Any]:
         if ss == 0:
             return
         rows.append({"type": kind, "treated": float(p.times[treated]),
-                     "control": "never treated" if control is None else float(p.times[control]),
+                     "control": ("never treated" if control is None else
+                                 "always treated" if control == 0 else float(p.times[control])),
                      "estimate": b, "weight": n * ss / (n_all * ss_all)})
 
     gr = cg

@@ -411,7 +411,8 @@ def test_units_treated_in_first_period_are_dropped_and_counted(tmp_path):
     assert any("treated in the first period" in w for w in res.warnings)
 
 
-@pytest.mark.parametrize("estimator", ["twfe", "callaway_santanna"])
+# (plain twfe keeps such units: tests/test_did_always_treated.py)
+@pytest.mark.parametrize("estimator", ["2x2", "callaway_santanna"])
 def test_every_treated_unit_treated_in_the_first_period_is_exit_3_saying_they_were_dropped(
         runner, tmp_path, write_spec, estimator):
     df = simulate_panel(units=60, seed=2)

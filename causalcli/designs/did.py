@@ -163,6 +163,12 @@ class DidDesign(Design):
             if extra:
                 cols.append(extra)
         arr, dropped = table.arrays(cols)
+        from causalcli.data import dropped_missing
+
+        roles = [(study.treatment, "treatment", "treatment"), (study.outcome, "outcome", "outcome"),
+                 *[(c, "covariates", "covariate") for c in covs], (d.unit, "unit", "unit"), (d.time, "time", "time"),
+                 (d.cohort, "cohort", "cohort"), (d.cluster, "cluster", "cluster"), (study.weights, "weights", "weights")]
+        missing = dropped_missing(table, [r for r in roles if r[0]], dropped)
         if len(arr[d.unit]) == 0:
             raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
         unit_raw = np.asarray(arr[d.unit])
@@ -179,7 +185,7 @@ class DidDesign(Design):
             raise DataError(f"the panel is not unique on unit x time: unit {_show(u)} has {int(counts[k])} rows in "
                             f"period {_show(float(t))} (columns {d.unit!r}, {d.time!r}); aggregate or deduplicate "
                             "first", file=table.file, key="design.unit", column=d.unit)
-        out = {"arr": arr, "dropped": dropped, "unit_raw": unit_raw, "time_raw": time_raw, "times": times,
+        out = {"arr": arr, "dropped": dropped, "missing": missing, "unit_raw": unit_raw, "time_raw": time_raw, "times": times,
                "tcode": tcode, "ucode": ucode, "n_units": n_units, "unit_labels": unit_labels}
         self._cache = (table, out)
         return out
@@ -193,7 +199,7 @@ class DidDesign(Design):
         self._cache = None
         arr, dropped, unit_raw, time_raw = c["arr"], c["dropped"], c["unit_raw"], c["time_raw"]
         times, tcode, ucode, n_units, unit_labels = c["times"], c["tcode"], c["ucode"], c["n_units"], c["unit_labels"]
-        warnings: list[str] = []
+        warnings: list[str] = list(c["missing"].warnings)
         absorbing = d.estimator != "twfe" or d.event_study is not None
         row_d = None
         if d.cohort:
@@ -215,14 +221,23 @@ class DidDesign(Design):
                             f"({times[-1]:g}); they count as never treated in this panel")
             g_unit_val = np.where(late, 0.0, g_unit_val)
         g_idx = np.where(g_unit_val > 0, np.searchsorted(times, g_unit_val, side="left"), -1).astype(np.int64)
-        # units treated in the first period have no pre-period: dropped, as R's did does
+        # Units treated from the first period on have no pre-period. Plain TWFE keeps them, as the standard
+        # two-way fixed-effects regression does (their unit effect absorbs their treatment; they still inform the
+        # period effects and the covariates). The other estimators cannot use them and drop them, saying why.
         first_treated = g_idx == 0
-        n_first = int(first_treated.sum())
+        n_always = int(first_treated.sum())
+        keeps_always_treated = d.estimator == "twfe" and d.event_study is None
+        n_first = 0 if keeps_always_treated else n_always
         keep_rows = None
         first_period = float(times[0])
         if n_first:
+            why = {"2x2": "the 2x2 compares treated units before and after the start",
+                   "callaway_santanna": "no group-time effect can be formed for them, as in R's did"}.get(
+                d.estimator, "their event time is not known (treated at or before the panel's start), so no "
+                             "relative-period dummy can place them against the reference period -1, as in Sun and "
+                             "Abraham (2021); plain twfe without event_study keeps them")
             warnings.append(f"{n_first} units treated in the first period ({times[0]:g}) have no pre-treatment "
-                            "period and were dropped (as R's did does)")
+                            f"period and were dropped: {why}")
             keep_rows = ~first_treated[ucode]
         if keep_rows is not None:
             arr = {k: np.asarray(v)[keep_rows] for k, v in arr.items()}
@@ -248,6 +263,19 @@ class DidDesign(Design):
                    f"the {n_first} units treated in the first period ({first_period:g}) were dropped (no "
                    "pre-treatment period) and no treated unit remains")
             raise DataError(msg, file=table.file, key="design.cohort" if d.cohort else "treatment")
+        if keeps_always_treated and n_always:
+            row_treat = row_d if row_d is not None else (g_idx[ucode] >= 0) & (time_raw >= times[np.maximum(
+                g_idx[ucode], 0)])
+            lo = np.ones(n_units, dtype=bool)
+            hi = np.zeros(n_units, dtype=bool)
+            np.logical_and.at(lo, ucode, row_treat > 0)
+            np.logical_or.at(hi, ucode, row_treat > 0)
+            if not (hi & ~lo).any():
+                raise DataError(
+                    f"no unit changes treatment within the panel: the {n_always} treated units are treated in every "
+                    f"period from the first ({first_period:g}) on, so the unit fixed effects absorb the treatment; "
+                    "twfe needs units observed both before and after their treatment starts",
+                    file=table.file, key="design.cohort" if d.cohort else "treatment")
         if not (g_idx < 0).any() and d.estimator == "2x2":
             raise DataError("2x2 needs never-treated units as controls; none found", file=table.file,
                             key="design.cohort" if d.cohort else "treatment")
@@ -271,13 +299,15 @@ class DidDesign(Design):
                  "missing_unit_periods": int(n_units * times.size - y.size),
                  "first_period": float(times[0]), "last_period": float(times[-1]),
                  "cohorts": {f"{times[k]:g}": int((g_idx == k).sum()) for k in np.unique(g_idx[g_idx >= 0])},
-                 "never_treated_units": int((g_idx < 0).sum())}
+                 "never_treated_units": int((g_idx < 0).sum()),
+                 "always_treated_units": int((g_idx == 0).sum())}
         if not balanced:
             warnings.append(f"unbalanced panel: {panel['missing_unit_periods']} unit-periods are missing "
                             f"({n_units} units x {times.size} periods, {y.size} rows)")
-        n = {"rows": table.rows, "dropped_missing": int(dropped), "units": n_units,
+        n = {"rows": table.rows, **c["missing"].n, "units": n_units,
              "treated_units": int((g_idx >= 0).sum()), "control_units": int((g_idx < 0).sum()),
-             "units_treated_first_period_dropped": n_first, "periods": int(times.size), "clusters": int(G)}
+             "units_treated_first_period_dropped": n_first, "units_always_treated_kept": int((g_idx == 0).sum()),
+             "periods": int(times.size), "clusters": int(G)}
         es = d.event_study
         return PanelData(
             estimator=d.estimator, unit=ucode, n_units=n_units, time=tcode, times=times, y=y, g=g_idx, d=row_d,
@@ -389,20 +419,22 @@ class DidDesign(Design):
         from causalcli.did_bacon import bacon_decomposition
 
         advice = ("with effects that change over time TWFE is biased: use estimator: callaway_santanna")
+        what = f"{cohorts.size} cohorts" + (", one of them the units treated in every period" if cohorts[0] == 0
+                                             else "")
         try:
             bacon = bacon_decomposition(p)
         except EstimationError as exc:
             diag["goodman_bacon"] = {"skipped": exc.message}
             # the warning does not depend on the decomposition: TWFE still compares later with earlier cohorts
             warnings.append(
-                f"staggered adoption ({cohorts.size} cohorts): TWFE uses already-treated units as controls for "
+                f"staggered adoption ({what}): TWFE uses already-treated units as controls for "
                 f"later cohorts; the share of weight on those comparisons is not computed ({exc.message}); "
                 + advice)
             return
         diag["goodman_bacon"] = bacon
         share = bacon["weight_later_vs_earlier_treated"]
         warnings.append(
-            f"staggered adoption ({cohorts.size} cohorts): {share:.1%} of the TWFE weight is on comparisons that "
+            f"staggered adoption ({what}): {share:.1%} of the TWFE weight is on comparisons that "
             "use already-treated units as controls (Goodman-Bacon decomposition); " + advice)
 
     def _auxiliary_pre_trend(self, p: PanelData, study: "Study", diag: dict, lags: int | None = None) -> Check:
@@ -423,6 +455,10 @@ class DidDesign(Design):
 
         if p.d is not None:
             return not_run("the treatment switches off, so units have no single event time to build leads from")
+        always = int((p.g == 0).sum())
+        if always:
+            # units treated in every period have no pre-period: they carry no lead, and their event time is unknown
+            p = subset_units(p, np.flatnonzero(p.g != 0), p.g)[0]
         cohorts = p.g[p.g >= 0]
         if cohorts.size == 0:
             return not_run("no treated unit")
@@ -433,7 +469,8 @@ class DidDesign(Design):
         k = horizon if lags is None else min(lags, horizon)
         source = (f"auxiliary event study: unit and period fixed effects, leads -{leads}..-2 (every pre-treatment "
                   f"period), reference -1, lags 0..{k}{' (binned)' if k < horizon else ''}, the same covariates, "
-                  "weights and clusters (CRV1)")
+                  "weights and clusters (CRV1)"
+                  + (f"; the {always} units treated in every period are left out (no pre-period)" if always else ""))
         try:
             T = int(p.times.size)
             if p.w is None and p.y.size == p.n_units * T:
