@@ -453,6 +453,13 @@ def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
 
 def validate_mapping(data: dict, source: SpecSource, lines: dict[tuple, int] | None = None) -> Study:
     """Validate a parsed mapping against the models, with a one-line error."""
+    from causalcli.placeholders import advice, find_todo
+
+    todo = find_todo(data)
+    if todo is not None:  # written by `causalcli init` where it could not guess
+        where = key_path(todo)
+        raise SpecError(f"is still TODO: {advice(where)}", file=source.display, key=where,
+                        line=_line_for(todo, lines or {}))
     try:
         return Study.model_validate(data)
     except ValidationError as exc:

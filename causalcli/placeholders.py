@@ -1,0 +1,42 @@
+"""The placeholder ``TODO`` that ``causalcli init`` writes where it cannot guess a value.
+
+A spec holding it anywhere is refused (exit 2) by key and line before the models see it, so a
+TODO never reaches the data layer as a column or a value ("column 'TODO' not found").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TODO = "TODO"
+
+ADVICE = {
+    "treatment": "set it to the treatment column",
+    "outcome": "set it to the outcome column",
+    "design.unit": "set it to the column that identifies units (e.g. 'state')",
+    "design.time": "set it to the period column (e.g. 'year')",
+    "design.cohort": "set it to the column holding each unit's first treated period (0 or empty = never "
+                     "treated), or remove it and give 'treatment' (1 in treated unit-periods)",
+    "design.treated_unit": "set it to the treated unit, a value of the unit column (e.g. 'California')",
+    "design.treatment_start": "set it to the first treated period, a value of the time column (e.g. 1989)",
+    "design.control": "set it to the value of the treatment column that marks the control arm (e.g. 'control')",
+}
+
+
+def find_todo(node: Any, path: tuple = ()) -> tuple | None:
+    """The key path of the first value equal to ``TODO``, in document order, or None."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return path if isinstance(node, str) and node.strip() == TODO else None
+    for key, value in items:
+        found = find_todo(value, path + (key,))
+        if found is not None:
+            return found
+    return None
+
+
+def advice(dotted: str) -> str:
+    return ADVICE.get(dotted, "replace it with a value (`causalcli methods` lists each key)")

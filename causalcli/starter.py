@@ -1,0 +1,652 @@
+"""Starter specs for ``causalcli init``: roles guessed from the data, doubtful columns left out.
+
+``starter_spec(path, treatment, outcome, design)`` reads the file with DuckDB and returns the
+spec as a mapping and as YAML text whose comments say what was guessed and which columns were
+left out, and why. What it cannot guess it writes as the placeholder ``TODO``, which
+``validate`` refuses by key (``causalcli.spec``).
+
+Rules for covariates (and synthetic-control predictors), applied in column order:
+
+* not usable: dates, lists, text with more than ``CATEGORICAL_MAX_LEVELS`` levels;
+* named like a post-treatment or outcome column (``post_``, ``_after``, the outcome's name);
+* missing in more than half of the rows (every design drops incomplete rows);
+* constant; an identifier (unique per row, named like one or consecutive integers);
+* the same values as the treatment, the outcome or an earlier column;
+* near-determined by a binary treatment: one arm (almost) all at one value that the other arm
+  takes far less often, e.g. 401(k) participation beside eligibility (no one ineligible
+  participates): a consequence of treatment, or a positivity failure, either way not a confounder;
+* collinear with the intercept, the treatment and the columns kept before it, found by a
+  Gram-Schmidt pass over (a sample of) the standardised design matrix; the later column goes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from causalcli.errors import DataError, SpecError
+
+TODO = "TODO"
+CATEGORICAL_MAX_LEVELS = 50
+SAMPLE_ROWS = 100_000         # rows read into numpy for the rank and post-treatment checks
+MISSING_MAX_SHARE = 0.5
+# Residual share of a standardised column after projecting on the kept ones below which it is
+# collinear. The estimators refuse a design whose normalised Gram matrix has a pivot below
+# 1e-13 (propensity._solve_spd); 1e-9 also catches columns that are collinear up to rounding
+# of the stored values.
+COLLINEAR_RESIDUAL = 1e-9
+# Post-treatment rule: one arm has at most 1% of rows off its modal value, the other arm has at
+# most 90% of rows at it, and independence would have put at least 10 rows of the first arm off it.
+ARM_PURE_SHARE = 0.99
+OTHER_ARM_MAX_SHARE = 0.9
+EXPECTED_OFF_MIN = 10
+
+TIME_WORDS = {"year", "yr", "date", "period", "time", "month", "week", "quarter", "day", "wave", "t"}
+COHORT_NAMES = {"cohort", "g", "gname", "first_treat", "first_treated", "first_treatment", "treat_year",
+                "year_treated", "treatment_year", "adopt_year", "adoption_year", "year_first_treated",
+                "first_year_treated", "treat_date", "treatment_date", "first_treat_period"}
+UNIT_WORDS = ("id", "unit", "state", "county", "country", "region", "firm", "company", "district", "city",
+              "school", "person", "individual", "user", "household", "fips", "code", "name", "market", "store")
+CONTROL_NAMES = ("control", "ctrl", "0", "a", "baseline", "base", "false", "no", "placebo", "c", "off")
+TREATED_WORDS = ("1", "true", "t", "yes", "y", "treated", "treatment", "on")
+POST_PATTERN = re.compile(r"(^|_)(post|after)(_|$)")
+PRE_PATTERN = re.compile(r"(^|_)(pre|lag|lagged|baseline|before|prior)(_|$)")
+TIME_TYPES = ("DATE", "TIMESTAMP")
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT")
+FLOAT_TYPES = ("FLOAT", "DOUBLE", "DECIMAL", "REAL")
+
+
+@dataclass
+class Starter:
+    """A starter spec: the mapping, its YAML text with comments, and what was decided."""
+
+    spec: dict
+    text: str
+    guessed: list[str] = field(default_factory=list)    # "key: value (why)"
+    left_out: dict[str, str] = field(default_factory=dict)  # column -> reason
+    notes: list[str] = field(default_factory=list)
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def show(v: Any) -> str:
+    return str(plain(v))
+
+
+def plain(v: Any) -> Any:
+    """A value as YAML should hold it: integral floats as ints, dates as ISO strings."""
+    import datetime
+
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, datetime.datetime):
+        return v.isoformat(sep=" ") if (v.hour, v.minute, v.second, v.microsecond) != (0, 0, 0, 0) else v.date().isoformat()
+    if isinstance(v, datetime.date):
+        return v.isoformat()
+    return v
+
+
+class _Data:
+    """The file in DuckDB with the facts the guesses need, computed once."""
+
+    def __init__(self, path: Path) -> None:
+        import duckdb
+
+        from causalcli.data import read_file
+
+        self.path = path
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET threads = 1")  # the sample below is then the same on every run
+        fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+        read_file(self.con, str(path), fmt, str(path), "d")
+        self.types = dict(self.con.execute("SELECT column_name, column_type FROM (DESCRIBE d)").fetchall())
+        self.rows = self.con.execute("SELECT count(*) FROM d").fetchone()[0]
+        if self.rows == 0:
+            raise DataError("the data file has no rows", file=str(path))
+        parts = ", ".join(f"count(DISTINCT {q(c)}), count({q(c)})" for c in self.types)
+        row = self.con.execute(f"SELECT {parts} FROM d").fetchone()
+        self.distinct = {c: row[2 * i] for i, c in enumerate(self.types)}
+        self.present = {c: row[2 * i + 1] for i, c in enumerate(self.types)}
+        self.integral = {c: self._integral(c) for c, t in self.types.items() if t.upper().startswith(FLOAT_TYPES)}
+
+    def sql(self, query: str) -> list[tuple]:
+        return self.con.execute(query).fetchall()
+
+    def _integral(self, c: str) -> bool:
+        return not self.sql(f"SELECT 1 FROM d WHERE {q(c)} IS NOT NULL AND {q(c)} <> round({q(c)}) LIMIT 1")
+
+    def kind(self, c: str) -> str:
+        """numeric | integer | text | boolean | time | other."""
+        t = self.types[c].upper()
+        if t.startswith(INTEGER_TYPES):
+            return "integer"
+        if t.startswith(FLOAT_TYPES):
+            return "integer" if self.integral.get(c) else "numeric"
+        if t == "BOOLEAN":
+            return "boolean"
+        if t.startswith(("VARCHAR", "ENUM")):
+            return "text"
+        if t.startswith(TIME_TYPES):
+            return "time"
+        return "other"
+
+    def missing_share(self, c: str) -> float:
+        nan = 0
+        if self.types[c].upper().startswith(("DOUBLE", "FLOAT", "REAL")):
+            nan = self.sql(f"SELECT count(*) FROM d WHERE isnan({q(c)})")[0][0]
+        return (self.rows - self.present[c] + nan) / self.rows
+
+    def constant_within(self, column: str, unit: str) -> bool:
+        return not self.sql(f"SELECT 1 FROM d GROUP BY {q(unit)} HAVING count(DISTINCT {q(column)}) > 1 LIMIT 1")
+
+    def sample(self, columns: list[str]) -> "Any":
+        """Up to SAMPLE_ROWS rows of these columns (all rows when the file is that small), as pandas."""
+        cols = ", ".join(q(c) for c in dict.fromkeys(columns))
+        tail = "" if self.rows <= SAMPLE_ROWS else f" USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (0)"
+        return self.con.execute(f"SELECT {cols} FROM d{tail}").df()
+
+
+# ------------------------------------------------------------------ roles
+
+
+def _time_like(c: str) -> bool:
+    tokens = norm(c).split("_")
+    return any(t in TIME_WORDS for t in tokens) or norm(c) in ("yearmonth", "yearweek", "ym")
+
+
+def _cohort_like(c: str) -> bool:
+    n = norm(c)
+    return n in COHORT_NAMES or ("first" in n and "treat" in n)
+
+
+def guess_panel(data: _Data, taken: set[str]) -> tuple[str | None, str | None, str]:
+    """(unit, time, why): the first time-named column and the unit column unique with it."""
+    times = [c for c in data.types if c not in taken and _time_like(c) and not _cohort_like(c)
+             and data.kind(c) in ("integer", "time") and data.distinct[c] >= 2]
+    units = [c for c in data.types if c not in taken and c not in times and not _cohort_like(c)
+             and data.kind(c) in ("integer", "text") and 2 <= data.distinct[c] <= data.rows // 2]
+    units.sort(key=lambda c: (not any(w in norm(c) for w in UNIT_WORDS), data.kind(c) != "text"
+                              and not norm(c).endswith("id")))
+    for t in times:
+        for u in units:
+            pairs = data.sql(f"SELECT count(*) FROM (SELECT DISTINCT {q(u)}, {q(t)} FROM d "
+                             f"WHERE {q(u)} IS NOT NULL AND {q(t)} IS NOT NULL)")[0][0]
+            if pairs != data.present[u] or data.present[u] != data.rows:
+                continue
+            if data.constant_within(t, u):
+                continue
+            n_u, n_t = data.distinct[u], data.distinct[t]
+            shape = (f"a balanced panel of {n_u} units x {n_t} periods" if n_u * n_t == data.rows
+                     else f"{n_u} units x {n_t} periods, {data.rows} rows (unbalanced)")
+            return u, t, f"unique per {u} x {t}: {shape}"
+    return None, times[0] if times else None, ""
+
+
+def guess_cohort(data: _Data, unit: str, time: str, taken: set[str]) -> str | None:
+    for c in data.types:
+        if c in taken or not _cohort_like(c) or data.kind(c) not in ("integer", "time"):
+            continue
+        if data.constant_within(c, unit):
+            return c
+    return None
+
+
+def treated_level(data: _Data, treatment: str) -> tuple[str, Any] | None:
+    """How 'treated' reads in this column, for the guesses only (the data layer decides the real coding):
+    ("number", None) for 0/1, ("boolean", None), ("text", level), or None when it cannot tell."""
+    kind = data.kind(treatment)
+    if kind in ("integer", "numeric"):
+        values = {r[0] for r in data.sql(f"SELECT DISTINCT CAST({q(treatment)} AS DOUBLE) FROM d "
+                                          f"WHERE {q(treatment)} IS NOT NULL LIMIT 3")}
+        return ("number", None) if values == {0.0, 1.0} else None
+    if kind == "boolean":
+        return ("boolean", None)
+    if kind == "text" and data.distinct[treatment] == 2:
+        levels = [r[0] for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} IS NOT NULL")]
+        on = [v for v in levels if v.strip().lower() in TREATED_WORDS]
+        if len(on) == 1:
+            return ("text", on[0])
+    return None
+
+
+def treated_expr(data: _Data, treatment: str) -> str | None:
+    """A SQL boolean for 'treated', or None."""
+    coding = treated_level(data, treatment)
+    if coding is None:
+        return None
+    col = q(treatment)
+    if coding[0] == "number":
+        return f"(CAST({col} AS DOUBLE) = 1)"
+    if coding[0] == "boolean":
+        return f"({col})"
+    return f"({col} = {_literal(coding[1])})"
+
+
+# ------------------------------------------------------------------ covariates
+
+
+def _id_like(c: str) -> bool:
+    n = norm(c)
+    return n in ("id", "index", "row", "rownum", "row_id", "obs", "idx") or n.endswith("_id") or n.startswith("id_")
+
+
+def screen_columns(data: _Data, candidates: list[str], treatment: str | None, outcome: str | None,
+                   left_out: dict[str, str], *, allow_text: bool = True, rank_check: bool = True,
+                   arm_check: bool = True, missing_check: bool = True) -> tuple[list[str], list[str]]:
+    """(covariates, categorical) kept from ``candidates``; every other one goes into ``left_out`` with why."""
+    import numpy as np
+
+    kept: list[str] = []
+    outcome_stem = norm(outcome) if outcome else ""
+    for c in candidates:
+        kind = data.kind(c)
+        n = norm(c)
+        if kind in ("time", "other"):
+            left_out[c] = f"type {data.types[c]} is neither numeric nor categorical"
+        elif kind == "text" and not allow_text:
+            left_out[c] = "text (this design takes numeric columns only; encode levels as 0/1 columns)"
+        elif kind == "text" and data.distinct[c] > CATEGORICAL_MAX_LEVELS:
+            left_out[c] = f"text with {data.distinct[c]} levels (more than {CATEGORICAL_MAX_LEVELS}; an identifier?)"
+        elif POST_PATTERN.search(n):
+            left_out[c] = "named like a post-treatment column (post/after)"
+        elif outcome_stem and len(outcome_stem) >= 2 and outcome_stem in n and not PRE_PATTERN.search(n):
+            left_out[c] = f"named like the outcome {outcome!r} (a post-treatment measure?)"
+        elif missing_check and data.missing_share(c) > MISSING_MAX_SHARE:
+            left_out[c] = f"missing in {data.missing_share(c):.0%} of rows (those rows would be dropped)"
+        elif data.distinct[c] <= 1:
+            value = data.sql(f"SELECT any_value({q(c)}) FROM d")[0][0]
+            left_out[c] = "constant (" + ("empty" if value is None else f"every row is {show(value)}") + ")"
+        elif data.distinct[c] == data.rows and kind in ("integer", "text") and (
+                _id_like(c) or kind == "text" or _consecutive(data, c)):
+            left_out[c] = "unique per row (an identifier)"
+        else:
+            kept.append(c)
+    if not kept:
+        return [], []
+    roles = [x for x in (treatment, outcome) if x]
+    frame = data.sample([*roles, *kept])
+    for c in kept:
+        if frame[c].dtype == bool:
+            frame[c] = frame[c].astype(float)
+    dup = _duplicates(frame, kept, roles)
+    left_out.update(dup)
+    kept = [c for c in kept if c not in dup]
+    treated = None
+    coding = treated_level(data, treatment) if treatment is not None and arm_check else None
+    if coding is not None:
+        treated = _treated_vector(frame[treatment], coding)
+        labels = _arm_labels(data, treatment, coding)
+    if treated is not None:
+        for c in list(kept):
+            why = _arm_determined(frame[c], treated, c, treatment, labels)
+            if why:
+                left_out[c] = why
+                kept.remove(c)
+    categorical = [c for c in kept if data.kind(c) == "text"]
+    if rank_check and kept:
+        collinear = _collinear(frame, kept, categorical, treatment if treatment else None, np)
+        left_out.update(collinear)
+        kept = [c for c in kept if c not in collinear]
+        categorical = [c for c in categorical if c in kept]
+    return kept, categorical
+
+
+def _consecutive(data: _Data, c: str) -> bool:
+    if data.kind(c) != "integer":
+        return False
+    lo, hi = data.sql(f"SELECT min({q(c)}), max({q(c)}) FROM d")[0]
+    return hi - lo + 1 == data.rows
+
+
+def _treated_vector(values: Any, coding: tuple[str, Any]) -> Any:
+    """The sample's treatment as 1.0/0.0, NaN where missing."""
+    import numpy as np
+
+    missing = values.isna().to_numpy()
+    if coding[0] == "text":
+        on = (values == coding[1]).to_numpy()
+    else:
+        on = values.astype(float).to_numpy() == 1
+    return np.where(missing, np.nan, on.astype(float))
+
+
+def _duplicates(frame: Any, kept: list[str], roles: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    seen: list[str] = list(roles)
+    for c in kept:
+        for other in seen:
+            if frame[c].equals(frame[other]) or (
+                    frame[c].dtype.kind in "if" and frame[other].dtype.kind in "if"
+                    and frame[c].isna().equals(frame[other].isna())
+                    and (frame[c].dropna().astype(float).to_numpy() == frame[other].dropna().astype(float).to_numpy()).all()):
+                what = ("the treatment" if other == roles[0] else "the outcome") if other in roles else repr(other)
+                out[c] = f"the same values as {what}"
+                break
+        else:
+            seen.append(c)
+    return out
+
+
+def _arm_labels(data: _Data, treatment: str, coding: tuple[str, Any]) -> tuple[str, str]:
+    """How the untreated and treated arms print: '0'/'1', 'false'/'true', or the text levels."""
+    if coding[0] == "number":
+        return "0", "1"
+    if coding[0] == "boolean":
+        return "false", "true"
+    other = data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} IS NOT NULL "
+                     f"AND {q(treatment)} <> {_literal(coding[1])}")[0][0]
+    return repr(other), repr(coding[1])
+
+
+def _arm_determined(values: Any, treated: Any, column: str, treatment: str, labels: tuple[str, str]) -> str | None:
+    """Why ``column`` looks determined by the treatment in one arm, or None."""
+    import numpy as np
+
+    ok = ~values.isna().to_numpy() & ~np.isnan(treated.astype(float))
+    v = values.to_numpy()[ok]
+    t = treated.astype(float)[ok] == 1
+    if len(np.unique(v[~t])) == 1 and len(np.unique(v[t])) == 1 and t.any() and (~t).any():
+        return (f"a recoding of the treatment: {column} = {show(v[~t][0])} where {treatment} = {labels[0]} "
+                f"and {show(v[t][0])} where {treatment} = {labels[1]}")
+    for arm, other, label, other_label in ((~t, t, *labels), (t, ~t, *labels[::-1])):
+        n_arm, n_other = int(arm.sum()), int(other.sum())
+        if n_arm == 0 or n_other == 0:
+            continue
+        levels, counts = np.unique(v[arm], return_counts=True)
+        top = int(np.argmax(counts))
+        mode, k = levels[top], int(counts[top])
+        share_other = float(np.mean(v[other] == mode))
+        if (k >= ARM_PURE_SHARE * n_arm and share_other <= OTHER_ARM_MAX_SHARE
+                and n_arm * (1 - share_other) >= EXPECTED_OFF_MIN):
+            every = "every row" if k == n_arm else f"{k / n_arm:.1%} of rows"
+            return (f"looks post-treatment: with {treatment} = {label}, {every} has {column} = {show(mode)} "
+                    f"(against {share_other:.0%} with {treatment} = {other_label}); a column the treatment "
+                    "determines is a consequence of it, not a confounder")
+    return None
+
+
+def _collinear(frame: Any, kept: list[str], categorical: list[str], treatment: str | None, np: Any) -> dict[str, str]:
+    """Columns whose standardised block adds no rank to [1, treatment, columns kept before it]."""
+    cols = [c for c in kept]
+    use = [treatment, *cols] if treatment else cols
+    complete = frame[use].notna().all(axis=1).to_numpy()
+    sub = frame.loc[complete, use]
+    if len(sub) < 2:
+        return {}
+    basis: list[Any] = [np.ones(len(sub)) / math.sqrt(len(sub))]
+    owners: list[str] = ["(intercept)"]
+
+    def block(name: str, is_text: bool) -> list[Any]:
+        s = sub[name]
+        if is_text or (name == treatment and s.dtype == object):
+            text = s.astype(str).to_numpy()
+            return [(text == level).astype(float) for level in np.unique(text)[1:]]
+        return [s.astype(float).to_numpy()]
+
+    columns: list[Any] = []  # the standardised columns behind the basis, to name what a new one depends on
+
+    def add(vectors: list[Any], owner: str) -> tuple[int, list[str]]:
+        """Add the vectors to the basis; returns (rank added, owners of the kept columns they depend on)."""
+        added, depends = 0, []
+        for v in vectors:
+            v = v - v.mean()
+            norm_v = np.linalg.norm(v)
+            if norm_v == 0:
+                continue
+            v = v / norm_v
+            B = np.column_stack(basis)
+            r = v - B @ (B.T @ v)
+            r = r - B @ (B.T @ r)  # second pass: one Gram-Schmidt pass loses orthogonality on near-collinear columns
+            if np.linalg.norm(r) ** 2 < COLLINEAR_RESIDUAL:
+                coef = np.linalg.lstsq(np.column_stack(columns), v, rcond=None)[0]
+                depends += [owners[j + 1] for j in np.flatnonzero(np.abs(coef) > 1e-6)]
+                continue
+            basis.append(r / np.linalg.norm(r))
+            columns.append(v)
+            owners.append(owner)
+            added += 1
+        return added, depends
+
+    if treatment:
+        add(block(treatment, False), treatment)
+    out: dict[str, str] = {}
+    for c in cols:
+        vectors = block(c, c in categorical)
+        before = len(basis)
+        added, depends = add(vectors, c)
+        if added < len(vectors):
+            del basis[before:], owners[before:], columns[before - 1:]
+            names = list(dict.fromkeys("the treatment" if d == treatment else repr(d) for d in depends))
+            out[c] = ("collinear with " + (", ".join(names) if names else "the intercept")
+                      + " (a linear combination of the columns kept before it)")
+    return out
+
+
+# ------------------------------------------------------------------ the starter
+
+
+def starter_spec(path: Path, treatment: str | None, outcome: str | None, design: str,
+                 name: str | None = None) -> Starter:
+    """A starter spec for ``design`` on the data at ``path``."""
+    from causalcli.designs import get_design
+
+    design_obj = get_design(design)
+    if not path.is_file():
+        raise DataError("data file not found", file=str(path))
+    if treatment is None and design in ("matching", "weighting", "dml", "experiment"):
+        raise SpecError(f"the {design} design needs --treatment (the treatment column)", key="treatment")
+    if outcome is None:
+        raise SpecError("--outcome is needed (the outcome column)", key="outcome")
+    data = _Data(path)
+    for role, col in (("treatment", treatment), ("outcome", outcome)):
+        if col is not None and col not in data.types:
+            from causalcli.data import _suggest
+
+            raise DataError(f"{role} column {col!r} not found{_suggest(col, data.types)}; columns: "
+                            f"{', '.join(data.types)}", file=str(path), column=col)
+    st = Starter(spec={}, text="")
+    spec: dict[str, Any] = {"version": 1, "name": name or path.stem, "data": {"path": str(path)}}
+    if treatment:
+        spec["treatment"] = treatment
+    spec["outcome"] = outcome
+    d: dict[str, Any] = {"method": design, "estimand": design_obj.estimands[0]}
+    builder = {"did": _did, "synthetic_control": _synth, "experiment": _experiment}.get(design, _cross_section)
+    builder(data, spec, d, st, treatment, outcome)
+    spec["design"] = d
+    spec["seed"] = 0
+    st.spec = spec
+    st.text = _render(st, data, design)
+    return st
+
+
+def _cross_section(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    candidates = [c for c in data.types if c not in (treatment, outcome)]
+    covariates, categorical = screen_columns(data, candidates, treatment, outcome, st.left_out)
+    spec["covariates"] = covariates
+    spec["categorical"] = categorical
+
+
+def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    taken = {c for c in (treatment, outcome) if c}
+    unit, time, why = guess_panel(data, taken)
+    d["unit"] = unit or TODO
+    d["time"] = time or TODO
+    if unit and time:
+        st.guessed.append(f"design.unit: {unit}, design.time: {time} ({why})")
+    elif time:
+        st.guessed.append(f"design.time: {time} (named like a period); no column is unique per unit x {time}")
+    roles = {c for c in (unit, time) if c}
+    cohort = guess_cohort(data, unit, time, taken | roles) if unit and time else None
+    if cohort:
+        roles.add(cohort)
+    treated = treated_expr(data, treatment) if treatment else None
+    time_varying = bool(treatment and unit and not data.constant_within(treatment, unit))
+    if treatment and unit and not time_varying:
+        del spec["treatment"]
+        st.notes.append(f"treatment {treatment!r} is constant within each {unit}: an ever-treated indicator, not "
+                        "the treated-period indicator DiD needs, so it is left out and the cohort defines treatment")
+        roles.add(treatment)
+        d["cohort"] = cohort or TODO
+        if cohort:
+            st.guessed.append(f"design.cohort: {cohort} (named like a first treated period, constant within {unit})")
+    elif cohort:
+        st.left_out[cohort] = "the cohort (first treated period): the treatment defines timing, so it is no covariate"
+    if not (unit and time):
+        if treatment is None:
+            d["cohort"] = cohort or TODO
+        spec["covariates"] = []
+        return
+    # Staggered adoption (several first-treated periods, treatment never switching off): Callaway-Sant'Anna,
+    # since TWFE then compares later- with earlier-treated units (Goodman-Bacon 2021).
+    cohorts, never, absorbing = None, None, False
+    if d.get("cohort") not in (None, TODO):
+        g = f"coalesce(CAST({q(cohort)} AS DOUBLE), 0)"
+        cohorts, never = data.sql(f"SELECT count(DISTINCT {g}) FILTER (WHERE {g} > 0), "
+                                  f"count(DISTINCT {q(unit)}) FILTER (WHERE {g} = 0) FROM d")[0]
+        absorbing = True
+    elif treated is not None and time_varying:
+        cohorts, never = data.sql(
+            f"SELECT count(DISTINCT first) FILTER (WHERE first IS NOT NULL), count(*) FILTER (WHERE first IS NULL) "
+            f"FROM (SELECT min({q(time)}) FILTER (WHERE {treated}) AS first FROM d GROUP BY {q(unit)})")[0]
+        absorbing = not data.sql(
+            f"SELECT 1 FROM (SELECT {treated} AS on_, bool_or({treated}) OVER (PARTITION BY {q(unit)} ORDER BY "
+            f"{q(time)} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM d) "
+            "WHERE before AND NOT on_ LIMIT 1")
+    if absorbing and cohorts and cohorts >= 2:
+        d["estimator"] = "callaway_santanna"
+        st.guessed.append(f"design.estimator: callaway_santanna ({cohorts} treatment cohorts: staggered adoption, "
+                          "where TWFE compares later- with earlier-treated units)")
+        if not never:
+            d["options"] = {"control_group": "not_yet_treated"}
+            st.guessed.append("design.options.control_group: not_yet_treated (no unit is never treated)")
+    else:
+        d["estimator"] = "twfe"
+    candidates = [c for c in data.types if c not in taken | roles and c not in st.left_out]
+    if d["estimator"] == "twfe":
+        # A column constant within each unit is absorbed by the unit fixed effects.
+        for c in list(candidates):
+            if data.distinct[c] > 1 and data.constant_within(c, unit):
+                st.left_out[c] = f"constant within each {unit} (absorbed by the unit fixed effects)"
+                candidates.remove(c)
+    arm_treatment = treatment if time_varying else None
+    covariates, _ = screen_columns(data, candidates, arm_treatment, outcome, st.left_out, allow_text=False)
+    spec["covariates"] = covariates
+
+
+def _synth(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    taken = {c for c in (treatment, outcome) if c}
+    unit, time, why = guess_panel(data, taken)
+    d["unit"] = unit or TODO
+    d["time"] = time or TODO
+    if unit and time:
+        st.guessed.append(f"design.unit: {unit}, design.time: {time} ({why})")
+    treated_unit, start = TODO, TODO
+    if treatment:
+        del spec["treatment"]
+        expr = treated_expr(data, treatment)
+        if expr and unit and time:
+            units = data.sql(f"SELECT DISTINCT {q(unit)} FROM d WHERE {expr} ORDER BY 1 LIMIT 3")
+            if len(units) == 1:
+                u = units[0][0]
+                first, lo = data.sql(f"SELECT min({q(time)}) FILTER (WHERE {expr}), min({q(time)}) FROM d "
+                                     f"WHERE {q(unit)} = ?".replace("?", _literal(u)))[0]
+                treated_unit = plain(u)
+                st.guessed.append(f"design.treated_unit: {show(u)} (the one unit with {treatment} on)")
+                if first is not None and first > lo:
+                    start = plain(first)
+                    st.guessed.append(f"design.treatment_start: {show(first)} (its first period with {treatment} on)")
+                else:
+                    st.notes.append(f"{show(u)} is treated from its first period: there is no pre-period to fit")
+            else:
+                st.notes.append(f"{len(units) if len(units) < 3 else 'several'} units have {treatment} on: "
+                                "synthetic control takes one treated unit; set design.treated_unit")
+        st.notes.append(f"treatment {treatment!r} is not a key of synthetic_control: treated_unit and "
+                        "treatment_start define who is treated and when")
+    d["treated_unit"] = treated_unit
+    d["treatment_start"] = start
+    roles = taken | {c for c in (unit, time) if c}
+    candidates = [c for c in data.types if c not in roles]
+    # Predictors are pre-period averages: missing years are skipped, so no missing-share rule here;
+    # neither treatment-arm nor rank rules apply (V weights them, one treated unit).
+    predictors, _ = screen_columns(data, candidates, None, outcome, st.left_out, allow_text=False,
+                                   rank_check=False, arm_check=False, missing_check=False)
+    d["predictors"] = predictors
+
+
+def _literal(v: Any) -> str:
+    if isinstance(v, str):
+        return "'" + v.replace("'", "''") + "'"
+    return repr(v) if not hasattr(v, "isoformat") else f"'{v.isoformat()}'"
+
+
+def _experiment(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    del d["estimand"]  # one estimand (ate); the design's default
+    levels = [r[0] for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} IS NOT NULL "
+                                     "ORDER BY 1 LIMIT 101")]
+    control = TODO
+    for wanted in CONTROL_NAMES:
+        match = [v for v in levels if str(plain(v)).strip().lower() == wanted]
+        if match:
+            control = plain(match[0])
+            st.guessed.append(f"design.control: {show(control)} (a level of {treatment} named like a control arm)")
+            break
+    if control == TODO:
+        st.notes.append(f"no level of {treatment} is named like a control arm (levels: "
+                        f"{', '.join(show(v) for v in levels[:10])}); set design.control")
+    d["control"] = control
+    metric: dict[str, Any] = {"name": outcome, "outcome": outcome}
+    stem = norm(outcome)
+    for c in data.types:
+        if c not in (treatment, outcome) and data.kind(c) in ("integer", "numeric") and norm(c) in (
+                f"pre_{stem}", f"{stem}_pre", f"baseline_{stem}", f"{stem}_baseline", f"lag_{stem}", f"{stem}_lag"):
+            metric["covariate"] = c
+            st.guessed.append(f"design.metrics[0].covariate: {c} (named like the pre-experiment {outcome}: CUPED)")
+            break
+    d["metrics"] = [metric]
+    spec.pop("outcome", None)
+    others = [c for c in data.types if c not in (treatment, outcome, metric.get("covariate"))
+              and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1 and data.distinct[c] < data.rows]
+    if others:
+        st.notes.append(f"other numeric columns, possible further metrics: {', '.join(others)}")
+    st.notes.append("add design.expected_split with the planned allocation for the sample-ratio check")
+
+
+def _render(st: Starter, data: _Data, design: str) -> str:
+    import yaml
+
+    lines = [f"# Starter spec written by `causalcli init` from {data.path} ({data.rows:,} rows, "
+             f"{len(data.types)} columns); data.path is relative to where you save this file."]
+    if st.guessed:
+        lines.append("# Guessed from the data (check them):")
+        lines += [f"#   {g}" for g in st.guessed]
+    todo = _todo_keys(st.spec)
+    if todo:
+        lines.append(f"# Set {', '.join(todo)} (written as TODO): `causalcli validate` refuses a TODO by key.")
+    for note in st.notes:
+        lines.append(f"# Note: {note}.")
+    if st.left_out:
+        lines.append("# Columns left out, and why:")
+        lines += [f"#   {c}: {why}" for c, why in st.left_out.items()]
+    if design in ("matching", "weighting", "dml", "did"):
+        lines.append("# Keep only covariates measured before treatment (confounders), then run `causalcli validate`.")
+    return "\n".join(lines) + "\n" + yaml.safe_dump(st.spec, sort_keys=False, allow_unicode=True)
+
+
+def _todo_keys(node: Any, path: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [k for key, v in node.items() for k in _todo_keys(v, f"{path}.{key}" if path else str(key))]
+    if isinstance(node, list):
+        return [k for i, v in enumerate(node) for k in _todo_keys(v, f"{path}[{i}]")]
+    return [path] if node == TODO else []
