@@ -163,12 +163,6 @@ class DidDesign(Design):
             if extra:
                 cols.append(extra)
         arr, dropped = table.arrays(cols)
-        from causalcli.data import dropped_missing
-
-        roles = [(study.treatment, "treatment", "treatment"), (study.outcome, "outcome", "outcome"),
-                 *[(c, "covariates", "covariate") for c in covs], (d.unit, "unit", "unit"), (d.time, "time", "time"),
-                 (d.cohort, "cohort", "cohort"), (d.cluster, "cluster", "cluster"), (study.weights, "weights", "weights")]
-        missing = dropped_missing(table, [r for r in roles if r[0]], dropped)
         if len(arr[d.unit]) == 0:
             raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
         unit_raw = np.asarray(arr[d.unit])
@@ -185,7 +179,7 @@ class DidDesign(Design):
             raise DataError(f"the panel is not unique on unit x time: unit {_show(u)} has {int(counts[k])} rows in "
                             f"period {_show(float(t))} (columns {d.unit!r}, {d.time!r}); aggregate or deduplicate "
                             "first", file=table.file, key="design.unit", column=d.unit)
-        out = {"arr": arr, "dropped": dropped, "missing": missing, "unit_raw": unit_raw, "time_raw": time_raw, "times": times,
+        out = {"arr": arr, "dropped": dropped, "unit_raw": unit_raw, "time_raw": time_raw, "times": times,
                "tcode": tcode, "ucode": ucode, "n_units": n_units, "unit_labels": unit_labels}
         self._cache = (table, out)
         return out
@@ -199,7 +193,7 @@ class DidDesign(Design):
         self._cache = None
         arr, dropped, unit_raw, time_raw = c["arr"], c["dropped"], c["unit_raw"], c["time_raw"]
         times, tcode, ucode, n_units, unit_labels = c["times"], c["tcode"], c["ucode"], c["n_units"], c["unit_labels"]
-        warnings: list[str] = list(c["missing"].warnings)
+        warnings: list[str] = []
         absorbing = d.estimator != "twfe" or d.event_study is not None
         row_d = None
         if d.cohort:
@@ -304,7 +298,7 @@ class DidDesign(Design):
         if not balanced:
             warnings.append(f"unbalanced panel: {panel['missing_unit_periods']} unit-periods are missing "
                             f"({n_units} units x {times.size} periods, {y.size} rows)")
-        n = {"rows": table.rows, **c["missing"].n, "units": n_units,
+        n = {"rows": table.rows, "dropped_missing": int(dropped), "units": n_units,
              "treated_units": int((g_idx >= 0).sum()), "control_units": int((g_idx < 0).sum()),
              "units_treated_first_period_dropped": n_first, "units_always_treated_kept": int((g_idx == 0).sum()),
              "periods": int(times.size), "clusters": int(G)}
@@ -383,6 +377,17 @@ class DidDesign(Design):
             raise DataError(f"2x2 needs one common treatment start; found {cohorts.size} cohorts "
                             f"({', '.join(f'{p.times[c]:g}' for c in cohorts)}): use estimator twfe or "
                             "callaway_santanna", key="design.estimator")
+        start = int(cohorts[0])
+        if not ((p.g[p.unit] >= 0) & (p.time < start)).any():
+            # 'treated' would equal 'treated x post': say what the 2x2 needs instead of "collinear"
+            when = f"{p.times[start]:g}"
+            raise DataError(
+                f"2x2: no unit of the treated group is observed before the treatment starts ({when}): every unit "
+                "with treatment 1 appears only from then on, so its pre-period rows (treatment 0 for everyone) "
+                "cannot be told from the control group's; if the treated group's earlier rows carry other unit ids "
+                "(repeated cross-sections), set design.cohort to a column holding the group's first treated period "
+                f"({when}) in all its rows, before and after the start, and 0 for the control group",
+                key="design.cohort")
         X, names = design_2x2(p, p.g)
         fit = self._regress(p, X, names, fe=False)
         est = self._coef_estimate(p, fit, 3, study, None, seed, X, names, False)
