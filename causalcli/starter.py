@@ -261,7 +261,7 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
             left_out[c] = f"text with {data.distinct[c]} levels (more than {CATEGORICAL_MAX_LEVELS}; an identifier?)"
         elif POST_PATTERN.search(n):
             left_out[c] = "named like a post-treatment column (post/after)"
-        elif outcome_stem and len(outcome_stem) >= 2 and outcome_stem in n and not PRE_PATTERN.search(n):
+        elif outcome_stem and _contains_tokens(n, outcome_stem) and not PRE_PATTERN.search(n):
             left_out[c] = f"named like the outcome {outcome!r} (a post-treatment measure?)"
         elif missing_check and data.missing_share(c) > MISSING_MAX_SHARE:
             left_out[c] = f"missing in {data.missing_share(c):.0%} of rows (those rows would be dropped)"
@@ -301,6 +301,12 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
         kept = [c for c in kept if c not in collinear]
         categorical = [c for c in categorical if c in kept]
     return kept, categorical
+
+
+def _contains_tokens(name: str, stem: str) -> bool:
+    """'log_re78' contains 're78', 'y_log' contains 'y'; 'yield' does not contain 'y'."""
+    words, part = name.split("_"), stem.split("_")
+    return any(words[i:i + len(part)] == part for i in range(len(words) - len(part) + 1))
 
 
 def _consecutive(data: _Data, c: str) -> bool:
@@ -428,7 +434,8 @@ def _collinear(frame: Any, kept: list[str], categorical: list[str], treatment: s
         added, depends = add(vectors, c)
         if added < len(vectors):
             del basis[before:], owners[before:], columns[before - 1:]
-            names = list(dict.fromkeys("the treatment" if d == treatment else repr(d) for d in depends))
+            depends = sorted(set(depends), key=owners.index)  # in column order
+            names = ["the treatment" if d == treatment else repr(d) for d in depends]
             out[c] = ("collinear with " + (", ".join(names) if names else "the intercept")
                       + " (a linear combination of the columns kept before it)")
     return out
@@ -498,14 +505,13 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
         st.notes.append(f"treatment {treatment!r} is constant within each {unit}: an ever-treated indicator, not "
                         "the treated-period indicator DiD needs, so it is left out and the cohort defines treatment")
         roles.add(treatment)
+    if treatment is None or not time_varying:
         d["cohort"] = cohort or TODO
         if cohort:
             st.guessed.append(f"design.cohort: {cohort} (named like a first treated period, constant within {unit})")
     elif cohort:
         st.left_out[cohort] = "the cohort (first treated period): the treatment defines timing, so it is no covariate"
     if not (unit and time):
-        if treatment is None:
-            d["cohort"] = cohort or TODO
         spec["covariates"] = []
         return
     # Staggered adoption (several first-treated periods, treatment never switching off): Callaway-Sant'Anna,
@@ -537,9 +543,13 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
     if d["estimator"] == "twfe":
         # A column constant within each unit is absorbed by the unit fixed effects.
         for c in list(candidates):
-            if data.distinct[c] > 1 and data.constant_within(c, unit):
-                st.left_out[c] = f"constant within each {unit} (absorbed by the unit fixed effects)"
-                candidates.remove(c)
+            if data.distinct[c] <= 1:
+                continue
+            for within, effects in ((unit, "unit"), (time, "period")):
+                if data.constant_within(c, within):
+                    st.left_out[c] = f"constant within each {within} (absorbed by the {effects} fixed effects)"
+                    candidates.remove(c)
+                    break
     arm_treatment = treatment if time_varying else None
     covariates, _ = screen_columns(data, candidates, arm_treatment, outcome, st.left_out, allow_text=False)
     spec["covariates"] = covariates
