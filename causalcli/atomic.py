@@ -1,4 +1,10 @@
-"""Write files atomically: a temporary file beside the target, then a rename."""
+"""Write files atomically: a temporary file beside the target, then a rename.
+
+``check_writable`` proves before any work that a target can be written, by
+creating (and removing) a file in its folder: permission bits say nothing
+reliable for root, for /proc or for read-only mounts. No folder is created
+here except a ``--plots`` folder itself, whose parent must exist.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,56 @@ import os
 import tempfile
 from pathlib import Path
 
+from causalcli.errors import SpecError
 
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Readers see the old file or the whole new one, never a part; a failure leaves no partial file."""
+
+def check_writable(path: str | Path, option: str = "--output", *, folder: bool = False) -> None:
+    """Exit 2 now, naming the option and path, when ``path`` could not be written later.
+
+    ``folder=True`` (``--plots``): ``path`` is a folder, created if missing (its parent must exist).
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    where = f"{option} {path}"
+    if folder:
+        if target.exists() and not target.is_dir():
+            raise SpecError(f"{where}: exists and is not a folder; give a folder for the plots")
+        directory = target
+        parent = target.parent
+    else:
+        if target.is_dir():
+            raise SpecError(f"{where}: is a folder; give a file name, e.g. {target / 'results.json'}")
+        directory = parent = target.parent
+    if not parent.exists():
+        raise SpecError(f"{where}: folder {parent} does not exist; create it first (causalcli creates no folders)")
+    if not parent.is_dir():
+        raise SpecError(f"{where}: {parent} is a file, not a folder; choose a path inside a folder")
+    if folder and not target.exists():
+        try:
+            target.mkdir()
+        except OSError as exc:
+            raise SpecError(f"{where}: cannot create the folder ({exc.strerror}); choose a folder you can write to") \
+                from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".check", dir=directory)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise SpecError(f"{where}: cannot create a file in {directory} ({exc.strerror}); "
+                        "choose a folder you can write to") from None
+
+
+def write_atomic(path: str | Path, data: str | bytes, option: str = "--output") -> None:
+    """Readers see the old file or the whole new one, never a part; a failure leaves no partial file.
+
+    The folder must exist (``check_writable`` says so before any work); an OS
+    failure here (disk full, folder removed meanwhile) is one line naming ``option``.
+    """
+    target = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise SpecError(f"{option} {path}: cannot write ({exc.strerror}); "
+                        "check that the folder exists and can be written") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -21,9 +71,11 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise SpecError(f"{option} {path}: cannot write ({exc.strerror or exc}); nothing was written") from None
         raise

@@ -159,23 +159,28 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
     where = ""
     if data.filter is not None:
         where = f" WHERE ({data.filter})"
-        _check_single_select(con, f"SELECT {select} FROM raw_data{where}", display)
+        _check_filter_text(data.filter, display)
+        seen = _renamed_types(types, renames)
+        _check_single_select(con, f"SELECT {select} FROM raw_data{where}", display, data.filter, list(seen), seen)
+    create = f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS SELECT {select} FROM raw_data{where}"
     try:
         if not lazy and not where and not renames:  # nothing to change: no second copy of the data
             con.execute(f"ALTER TABLE raw_data RENAME TO {TABLE}")
         else:
-            con.execute(f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS SELECT {select} FROM raw_data{where}")
+            con.execute(create)
             if not lazy:
                 con.execute("DROP TABLE raw_data")
     except duckdb.Error as exc:
         if data.filter is not None:
-            raise SpecError(f"filter failed: {_first_line(exc)}", file=display, key="data.filter") from None
+            seen = _renamed_types(types, renames)
+            raise _filter_error(exc, data.filter, create, list(seen), seen, display) from None
         raise DataError(f"cannot read: {_first_line(exc)}", file=display) from None
     try:  # a view runs the reader and the filter here for the first time
         rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
     except duckdb.Error as exc:
         if data.filter is not None:
-            raise SpecError(f"filter failed: {_first_line(exc)}", file=display, key="data.filter") from None
+            seen = _renamed_types(types, renames)
+            raise _filter_error(exc, data.filter, create, list(seen), seen, display) from None
         raise DataError(f"cannot read: {_first_line(exc)}", file=display) from None
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {TABLE})").fetchall())
     if rows == 0:
@@ -204,17 +209,163 @@ def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: st
         raise DataError(f"cannot read as {fmt}: {_first_line(exc)}", file=display) from None
 
 
-def _check_single_select(con: "duckdb.DuckDBPyConnection", query: str, display: str) -> None:
+def _check_single_select(con: "duckdb.DuckDBPyConnection", query: str, display: str, text: str,
+                         columns: list[str], types: dict[str, str]) -> None:
     """The filter must leave one SELECT: no ';' tricks, no other statement kinds."""
     import duckdb
 
     try:
         statements = con.extract_statements(query)
     except duckdb.Error as exc:
-        raise SpecError(f"filter is not a valid SQL expression: {_first_line(exc)}", file=display, key="data.filter") from None
+        raise _filter_error(exc, text, query, columns, types, display) from None
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
         raise SpecError("filter must be one boolean expression over the columns (no ';', no other statements)",
                         file=display, key="data.filter")
+
+
+# ---------------------------------------------------------------- filter errors in plain words
+
+_PLAIN_TYPES = {"VARCHAR": "text", "STRING_LITERAL": "quoted text", "INTEGER_LITERAL": "a number",
+                "DECIMAL_LITERAL": "a number", "DATE": "a date", "TIMESTAMP": "a timestamp", "BOOLEAN": "true/false"}
+
+
+def _check_filter_text(text: str, display: str) -> None:
+    """Quotes and parentheses of the filter must close inside it: it cannot reach past its own WHERE ( ... )."""
+    depth, opened, i = 0, [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "'\"":
+            end = i + 1
+            while True:
+                end = text.find(ch, end)
+                if end < 0:
+                    what = "quote" if ch == "'" else "double quote"
+                    raise SpecError(f"the {what} at character {i + 1} is never closed; close it (text values "
+                                    "take single quotes: region = 'north')", file=display, key="data.filter")
+                if text[end + 1:end + 2] == ch:  # a doubled quote inside the quotes
+                    end += 2
+                    continue
+                break
+            i = end + 1
+            continue
+        if ch == "(":
+            opened.append(i)
+        elif ch == ")":
+            if not opened:
+                raise SpecError(f"the ')' at character {i + 1} closes no '('; remove it or add its '('",
+                                file=display, key="data.filter")
+            opened.pop()
+        i += 1
+    if opened:
+        raise SpecError(f"the '(' at character {opened[-1] + 1} is never closed; add its ')'", file=display,
+                        key="data.filter")
+
+
+def _filter_error(exc: Exception, text: str, query: str, columns: list[str], types: dict[str, str],
+                  display: str) -> SpecError:
+    """DuckDB's error about the filter, said in plain words: which column, token or type is wrong."""
+    return SpecError(_explain_filter(str(exc), text, query, columns, types), file=display, key="data.filter")
+
+
+def _explain_filter(raw: str, text: str, query: str, columns: list[str], types: dict[str, str]) -> str:
+    import re
+
+    first = _first_line(Exception(raw))
+    detail = re.sub(r"^[A-Za-z ]*Error: ", "", first)
+    at = _filter_offset(raw, query, text)
+    near = f" at character {at + 1}" if at is not None and at < len(text) else ""
+    m = re.search(r'Referenced column "(.+?)" not found', detail)
+    if m:
+        name = m.group(1)
+        if f'"{name}"' in text:
+            return (f"column {name!r} not found: double quotes name a column; text values take single quotes "
+                    f"('{name}')")
+        hint = _suggest(name, columns)
+        listed = "" if hint else "; the data has: " + ", ".join(columns[:20]) + (", ..." if len(columns) > 20 else "")
+        return f"column {name!r} not found{hint}{listed}"
+    m = re.search(r'Referenced table "(.+?)" not found', detail)
+    if m:
+        return f"{m.group(1)!r} is not a column; the filter sees only the data's columns: write a column name alone"
+    m = re.search(r'syntax error at or near "(.*)"', detail)
+    if m:
+        token = m.group(1)
+        if at is not None and at >= len(text):
+            return f"the filter ends too early: something is missing after {text.strip().split()[-1]!r}"
+        if token == ";":
+            return "syntax error near ';': the filter is one condition, with no ';' and no other statement"
+        return f"syntax error near {token!r}{near}"
+    if "syntax error at end of input" in detail:
+        return "the filter ends too early: an expression, ')' or quote is missing at its end"
+    if "unterminated quoted" in detail:
+        return f"a quote{near} is never closed; close it"
+    m = re.search(r"Function with name (\S+?)__postfix does not exist", detail)
+    if m:
+        return f"syntax error near {m.group(1)!r}{near}: the operator has nothing on its right"
+    m = re.search(r"Scalar Function with name (\S+) does not exist", detail)
+    if m:
+        return f"unknown function {m.group(1)!r}{near}"
+    m = re.search(r'Function "(\S+)" is a table function', detail)
+    if m:
+        return f"{m.group(1)!r} reads tables or files, which a filter cannot; use a condition over the columns"
+    if first.startswith("Permission Error"):
+        return "a filter can read only the data's own columns (files and the network are switched off)"
+    m = re.search(r"Cannot compare values of type (\S+) and type (\S+)", detail)
+    if m:
+        a, b = (_plain_type(t) for t in m.groups())
+        return f"type mismatch{near}: cannot compare {a} with {b}{_column_types(text, types)}"
+    m = re.search(r"No function matches the given name and argument types '(.+?)\((.*?)\)'", detail)
+    if m:
+        if m.group(1).endswith("__postfix"):
+            return f"syntax error near {m.group(1)[:-len('__postfix')]!r}{near}: the operator has nothing on its right"
+        args = ", ".join(_plain_type(t.strip()) for t in m.group(2).split(","))
+        op = {"~~": "LIKE", "!~~": "NOT LIKE"}.get(m.group(1), m.group(1))
+        return f"type mismatch{near}: {op!r} cannot take {args}{_column_types(text, types)}"
+    if first.startswith("Conversion Error"):
+        m = re.search(r"Could not convert string '(.*?)' to (\S+)", detail)
+        what = f"{m.group(1)!r} cannot be read as {_plain_type(m.group(2))}" if m else detail
+        return f"type mismatch{near}: {what}{_column_types(text, types)}"
+    return f"the filter failed{near}: {detail}"
+
+
+def _plain_type(duck: str) -> str:
+    base = duck.split("(")[0].upper()
+    if base in _PLAIN_TYPES:
+        word = _PLAIN_TYPES[base]
+        return word if base.endswith("_LITERAL") else f"{word} ({base})"
+    if base.startswith(NUMERIC_PREFIXES) or base in ("INT32", "INT64", "INT16", "INT8"):
+        return f"a number ({base})"
+    return base
+
+
+def _column_types(text: str, types: dict[str, str]) -> str:
+    """'; column types: age INTEGER, region VARCHAR' for the columns the filter names."""
+    import re
+
+    bare = re.sub(r"'(?:[^']|'')*'", " ", text)  # no words from inside text values
+    words = {w.lower() for w in re.findall(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_]*)', bare) for w in w if w}
+    named = [f"{c} {t}" for c, t in types.items() if c.lower() in words]
+    if not named:
+        return ""
+    return f"; column types: {', '.join(named)} (compare text with 'quoted' values, numbers with numbers)"
+
+
+def _filter_offset(raw: str, query: str, text: str) -> int | None:
+    """Where in the filter DuckDB's caret ('LINE 1: ...' then '^') points, or None."""
+    lines = raw.splitlines()
+    for line, caret in zip(lines, lines[1:]):
+        if not line.startswith("LINE 1: ") or caret.strip() != "^":
+            continue
+        shown = line[len("LINE 1: "):]
+        col = caret.index("^") - len("LINE 1: ")
+        lead = shown.startswith("...")
+        core = shown[3:] if lead else shown
+        core = core[:-3] if core.endswith("...") else core
+        start = query.find(core)
+        if start < 0:
+            return None
+        pos = start + col - (3 if lead else 0)
+        return pos - (len(query) - len(text) - 1)  # the filter is the last thing in the query, before ')'
+    return None
 
 
 def _ragged_line(path: str, delim: str) -> str | None:
@@ -236,6 +387,11 @@ def _ragged_line(path: str, delim: str) -> str | None:
     except (OSError, csv.Error):
         return None
     return None
+
+
+def _renamed_types(types: dict[str, str], renames: dict[str, str]) -> dict[str, str]:
+    """The names a filter may use, with their types: the new names of data.columns, then the file's own."""
+    return {**{renames.get(c, c): t for c, t in types.items()}, **types}
 
 
 def _first_line(exc: Exception) -> str:

@@ -471,7 +471,8 @@ def apply_overrides(data: dict, overrides: list[str], source: SpecSource) -> dic
     """Apply ``--set key.path=value``; values take the type the schema wants.
 
     The value is read as YAML (numbers, booleans, lists); where that fails the
-    schema, the raw text is kept, so ``--set name=1`` still gives a string.
+    schema and the raw text does not, the raw text is kept, so ``--set name=1``
+    still gives a string. Errors name the ``--set KEY=VALUE`` they come from.
     """
     import copy
 
@@ -480,38 +481,60 @@ def apply_overrides(data: dict, overrides: list[str], source: SpecSource) -> dic
         if "=" not in item:
             raise SpecError(f"--set needs KEY=VALUE, got {item!r}", file=source.display)
         key, raw = item.split("=", 1)
-        parts: list[Any] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+        parts = _override_parts(key)
         if not parts or any(p == "" for p in parts):
-            raise SpecError(f"--set: bad key path {key!r}", file=source.display)
+            raise SpecError(f"--set {item}: bad key path {key!r}; use dots, e.g. design.options.caliper=0.1",
+                            file=source.display)
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        _set_path(out, parts, value, key, source)
-        try:
-            Study.model_validate(out)
-        except ValidationError as exc:
-            failing = {_clean_loc(e["loc"], out)[: len(parts)] for e in exc.errors()}
-            if tuple(parts) in failing and not isinstance(value, str):
-                _set_path(out, parts, raw, key, source)
+        _set_path(out, parts, value, item, source)
+        if not isinstance(value, str) and tuple(parts) in _failing_paths(out, len(parts)):
+            _set_path(out, parts, raw, item, source)
+            if tuple(parts) in _failing_paths(out, len(parts)):  # the text fails too: report the value as typed
+                _set_path(out, parts, value, item, source)
     return out
 
 
-def _set_path(node: Any, parts: list, value: Any, key: str, source: SpecSource) -> None:
+def _override_parts(key: str) -> list[Any]:
+    """'refute.0.data_subset' -> ['refute', 0, 'data_subset']."""
+    return [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+
+
+def _key_parts(key: str) -> tuple:
+    """An error's key path, 'refute[0].data_subset' -> ('refute', 0, 'data_subset')."""
+    return tuple(_override_parts(key.replace("[", ".").replace("]", "")))
+
+
+def _failing_paths(data: dict, depth: int) -> set[tuple]:
+    try:
+        Study.model_validate(data)
+    except ValidationError as exc:
+        return {_clean_loc(e["loc"], data)[:depth] for e in exc.errors()}
+    return set()
+
+
+def _set_path(node: Any, parts: list, value: Any, item: str, source: SpecSource) -> None:
+    key = item.split("=", 1)[0].strip()
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
         if isinstance(node, list):
             if not isinstance(part, int) or part >= len(node):
-                raise SpecError(f"--set: index {part} is out of range", file=source.display, key=key)
+                raise SpecError(f"--set {item}: index {part} is out of range (the list has {len(node)} items)",
+                                file=source.display, key=key)
             node = node[part]
             continue
+        if not isinstance(node, dict):
+            raise SpecError(f"--set {item}: the parent of this key is not a mapping", file=source.display, key=key)
         if part not in node or node[part] is None:
             node[part] = [] if isinstance(nxt, int) else {}
         node = node[part]
     last = parts[-1]
     if isinstance(node, list):
         if not isinstance(last, int) or last > len(node):
-            raise SpecError(f"--set: index {last} is out of range", file=source.display, key=key)
+            raise SpecError(f"--set {item}: index {last} is out of range (the list has {len(node)} items)",
+                            file=source.display, key=key)
         if last == len(node):
             node.append(value)
         else:
@@ -519,15 +542,52 @@ def _set_path(node: Any, parts: list, value: Any, key: str, source: SpecSource) 
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise SpecError("--set: the parent of this key is not a mapping", file=source.display, key=key)
+        raise SpecError(f"--set {item}: the parent of this key is not a mapping", file=source.display, key=key)
+
+
+def blame_override(exc: SpecError | Any, overrides: list[str] | None) -> None:
+    """Name the ``--set KEY=VALUE`` behind an error whose key is that KEY or lies under it.
+
+    The error then cites the ``--set``, not a line of the spec file.
+    """
+    item = _matching_override(getattr(exc, "key", None), overrides or [], under_only=True)
+    if item is not None:
+        _cite_overrides(exc, [item])
+
+
+def _matching_override(key: str | None, overrides: list[str], under_only: bool = False) -> str | None:
+    """The last ``--set`` whose key is the error's key or a parent of it (or, unless ``under_only``, a child)."""
+    if not key:
+        return None
+    err = _key_parts(key)
+    for item in reversed(overrides):
+        if "=" not in item:
+            continue
+        parts = tuple(_override_parts(item.split("=", 1)[0]))
+        if err[: len(parts)] == parts or (not under_only and parts[: len(err)] == err):
+            return item
+    return None
+
+
+def _cite_overrides(exc: Any, items: list[str]) -> None:
+    if exc.message.startswith("--set "):
+        return
+    exc.message = " ".join(f"--set {i}" for i in items) + f": {exc.message}"
+    exc.line = None  # no line of the file holds this value
 
 
 def load_spec(source: SpecSource, overrides: list[str] | None = None) -> LoadedSpec:
     """Parse, override and validate one spec source."""
     data, lines = parse_yaml(source)
     if overrides:
-        data = apply_overrides(data, overrides, source)
-    study = validate_mapping(data, source, lines)
+        patched = apply_overrides(data, overrides, source)
+        try:
+            study = validate_mapping(patched, source, lines)
+        except SpecError as exc:
+            _blame_validation(exc, data, overrides, source, lines)
+            raise
+    else:
+        study = validate_mapping(data, source, lines)
     if source.path == "-":
         name = study.name or "stdin"
     else:
@@ -535,6 +595,18 @@ def load_spec(source: SpecSource, overrides: list[str] | None = None) -> LoadedS
     canonical = json.dumps(study.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     sha = hashlib.sha256(canonical.encode()).hexdigest()
     return LoadedSpec(study=study, source=source, name=name, sha256=sha)
+
+
+def _blame_validation(exc: SpecError, data: dict, overrides: list[str], source: SpecSource,
+                      lines: dict[tuple, int]) -> None:
+    """An error the ``--set`` values brought in cites them; the file's own error keeps its line."""
+    try:
+        validate_mapping(data, source, lines)
+    except SpecError as own:
+        if (own.key, own.message) == (exc.key, exc.message):
+            return
+    item = _matching_override(exc.key, overrides)
+    _cite_overrides(exc, [item] if item is not None else [o for o in overrides if "=" in o])
 
 
 def json_schema() -> dict:

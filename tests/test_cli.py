@@ -81,6 +81,7 @@ def test_machine_format_keeps_stdout_clean(runner, sim_spec):
 
 def test_output_is_written_atomically(runner, sim_spec, tmp_path):
     out = tmp_path / "res" / "r.json"
+    out.parent.mkdir()  # causalcli creates no folder for --output (tests/test_cli_batch.py)
     res = invoke(runner, ["estimate", str(sim_spec), "--format", "json", "--output", str(out)])
     assert res.exit_code == 0 and res.stdout == ""
     assert json.loads(out.read_text())["study"] == "study"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ STATE = State()
 
 DEBUG_OPTION = typer.Option(False, "--debug", help="Show Python tracebacks for errors.")
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="Print nothing to stderr but errors.")
+
+# A reader that left early (`| head -1`, a jq that stopped) ends the command quietly with the
+# status a shell gives a writer killed by SIGPIPE (128 + 13), as `yes | head -1` does.
+PIPE_CLOSED_EXIT = 141
 
 
 def stderr_console() -> Any:
@@ -63,6 +68,9 @@ def guarded(fn: Callable) -> Callable:
                 traceback.print_exc()
             typer.echo(error_line(exc), err=True)
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            silence_closed_streams()
+            raise typer.Exit(PIPE_CLOSED_EXIT) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
@@ -74,6 +82,28 @@ def guarded(fn: Callable) -> Callable:
             raise typer.Exit(4) from None
 
     return wrapper
+
+
+def silence_closed_streams() -> None:
+    """Point stdout (and stderr, if its reader left too) at /dev/null.
+
+    What is still buffered then goes nowhere, so the interpreter's last flush does
+    not print 'Exception ignored ... BrokenPipeError' on the way out.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+            continue  # still open: keep it (stderr carries the errors)
+        except BrokenPipeError:
+            pass
+        except (OSError, ValueError, AttributeError):
+            continue
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def stdout_is_terminal() -> bool:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
-from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, STATE, guarded, say, stdout_is_terminal
-from causalcli.errors import CausalcliError, SpecError
+from causalcli.atomic import write_atomic
+from causalcli.cli.common import (
+    DEBUG_OPTION, PIPE_CLOSED_EXIT, QUIET_OPTION, STATE, guarded, say, silence_closed_streams, stdout_is_terminal,
+)
+from causalcli.errors import CausalcliError, EstimationError, SpecError
 
 
 class Format(str, Enum):
@@ -50,12 +54,18 @@ def estimate_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Estimate the effect of each study, with checks and refutations."""
-    from causalcli.render import render
-    from causalcli.spec import collect_sources, load_spec
-    from causalcli.study import failure, run_study
+    from causalcli.atomic import check_writable
+    from causalcli.result import Result
 
     if specs.count("-") > 1:
         raise SpecError("'-' (spec on stdin) can be given once")
+    # Before any work: a target that cannot be written would lose every estimate at the last step.
+    if output is not None:
+        check_writable(output, "--output")
+    if report is not None:
+        check_writable(report, "--report")
+    if plots is not None:
+        check_writable(plots, "--plots", folder=True)
     from causalcli import progress
 
     if not STATE.quiet and _stderr_is_terminal():
@@ -64,17 +74,53 @@ def estimate_command(
     if fmt == "auto":
         fmt = "table" if stdout_is_terminal() and output is None else "json"
 
+    # jsonl on stdout is written study by study: a long batch shows (and keeps) each result as it
+    # comes, and a reader that left early is noticed at once.
+    stream = fmt == "jsonl" and output is None
+    stdout = _Stdout()
     items = []
+    for item, text in _run_all(specs, set_, fmt, seed=seed, jobs=jobs, refute=not no_refute, fail_on=fail_on.value):
+        items.append(item)
+        if not isinstance(item, Result):
+            typer.echo(f"error: {_located(item)}", err=True)
+        if stream:
+            stdout.write(text)
+            if stdout.closed and report is None and plots is None:
+                break  # nobody reads the rest and nothing else is written: stop, as SIGPIPE would
+    code = max((item.exit_code for item in items), default=0)
+    estimated = [item for item in items if isinstance(item, Result)]
+
+    if not stream:
+        code = max(code, _emit(items, fmt, output, stdout))
+    if report is not None and estimated:
+        code = max(code, _write_report(items, report))
+    if plots is not None:
+        code = max(code, _write_plots(items, plots))
+    if not (output is None and fmt == "table"):
+        _summary(items)
+    if stdout.closed:
+        silence_closed_streams()
+        raise typer.Exit(PIPE_CLOSED_EXIT)
+    raise typer.Exit(code)
+
+
+def _run_all(specs: list[str], overrides: list[str], fmt: str, **run: Any) -> Iterator[tuple[Any, str]]:
+    """Each study in turn, as (Result or StudyFailure, its rendering in ``fmt``): no exception ends the batch."""
+    from causalcli.render import render
+    from causalcli.spec import blame_override, collect_sources, load_spec
+    from causalcli.study import run_study
+
     for arg in specs:
         try:
             sources = collect_sources([arg])
-        except CausalcliError as exc:
-            items.append(failure(arg, Path(arg).stem or arg, exc))
+        except Exception as exc:  # noqa: BLE001 (any failure is this argument's error object)
+            failed = _failure(arg, Path(arg).stem or arg, exc, None)
+            yield failed, render([failed], fmt)
             continue
         for source in sources:
             name = "stdin" if source.path == "-" else Path(source.path).stem
             try:
-                spec = load_spec(source, set_)
+                spec = load_spec(source, overrides)
                 name = spec.name
                 stdin_bytes = None
                 if spec.study.data.path == "-":
@@ -82,37 +128,68 @@ def estimate_command(
                         raise SpecError("data.path '-' reads stdin, which already carries the spec",
                                         file=source.display, key="data.path")
                     stdin_bytes = sys.stdin.buffer.read()
-                result = run_study(spec, seed=seed, jobs=jobs, refute=not no_refute, fail_on=fail_on.value,
-                                   stdin_bytes=stdin_bytes)
-                items.append(result)
-            except CausalcliError as exc:
-                if STATE.debug:
-                    import traceback
+                try:
+                    result = run_study(spec, stdin_bytes=stdin_bytes, **run)
+                except CausalcliError as exc:
+                    blame_override(exc, overrides)
+                    raise
+                # Render now: a result that cannot be rendered is this study's error, not the batch's.
+                text = render([result], fmt)
+            except Exception as exc:  # noqa: BLE001
+                failed = _failure(source.path, name, exc, source.display)
+                yield failed, render([failed], fmt)
+            else:
+                yield result, text
 
-                    traceback.print_exc()
-                exc.file = exc.file or source.display
-                items.append(failure(source.path, name, exc))
 
-    from causalcli.result import Result
+def _failure(spec_path: str, name: str, exc: Exception, display: Optional[str]) -> Any:
+    """A study's error object: a CausalcliError keeps its code; anything else is an internal error (4)."""
+    from causalcli.study import failure
 
-    if plots is not None:
-        from causalcli.render.plots import write_plots
+    if STATE.debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    if isinstance(exc, CausalcliError):
+        exc.file = exc.file or display
+        return failure(spec_path, name, exc)
+    text = str(exc).strip().splitlines()
+    detail = f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
+    internal = EstimationError(f"internal error: {detail} (run with --debug for a traceback, and please report it)",
+                               file=display)
+    return failure(spec_path, name, internal)
 
-        for item in items:
-            if isinstance(item, Result):
-                for path in write_plots(item, plots):
-                    say(f"wrote {path}")
 
-    if report is not None and any(isinstance(i, Result) for i in items):
-        from causalcli.atomic import write_atomic
-        from causalcli.render.html import render_html
+class _Stdout:
+    """stdout that notes a reader who left (broken pipe) instead of failing the batch."""
 
-        write_atomic(report, render_html(items))
-        say(f"wrote {report}")
+    def __init__(self) -> None:
+        self.closed = False
 
-    _emit(items, fmt, output)
-    code = max((item.exit_code for item in items), default=0)
-    raise typer.Exit(code)
+    def write(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.closed = True
+            silence_closed_streams()
+
+    def print_table(self, items: list) -> None:
+        from rich.console import Console
+
+        from causalcli.render.table import print_table
+
+        class _PipeConsole(Console):
+            def on_broken_pipe(self) -> None:  # rich would exit 1 here; the batch decides the code
+                self.quiet = True
+                raise BrokenPipeError
+
+        try:
+            print_table(items, _PipeConsole(highlight=False))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.closed = True
+            silence_closed_streams()
 
 
 def _stderr_is_terminal() -> bool:
@@ -122,30 +199,64 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
-def _emit(items: list, fmt: str, output: Optional[Path]) -> None:
-    from causalcli.atomic import write_atomic
+def _emit(items: list, fmt: str, output: Optional[Path], stdout: _Stdout) -> int:
+    """Write the machine format to ``--output`` or stdout; returns an exit code (0, or 2 if it could not)."""
     from causalcli.render import render
     from causalcli.result import Result
 
     estimated = any(isinstance(i, Result) for i in items)
-    for item in items:
-        if not isinstance(item, Result):
-            typer.echo(f"error: {_located(item)}", err=True)
     if output is not None:
         if estimated:
-            write_atomic(output, render(items, fmt))
+            try:
+                write_atomic(output, render(items, fmt), "--output")
+            except CausalcliError as exc:
+                typer.echo(f"error: {exc.located()}", err=True)
+                return exc.exit_code
             say(f"wrote {output}")
-        _summary(items)
-        return
+        return 0
     if fmt == "table":
-        from causalcli.render.table import print_table
-        from rich.console import Console
+        stdout.print_table(items)
+        return 0
+    stdout.write(render(items, fmt))
+    return 0
 
-        print_table(items, Console(highlight=False))
-        return
-    sys.stdout.write(render(items, fmt))
-    sys.stdout.flush()
-    _summary(items)
+
+def _write_report(items: list, report: Path) -> int:
+    from causalcli.render.html import render_html
+
+    try:
+        write_atomic(report, render_html(items), "--report")
+    except Exception as exc:  # noqa: BLE001 (the other outputs are written all the same)
+        return _output_error(exc, "--report", report)
+    say(f"wrote {report}")
+    return 0
+
+
+def _write_plots(items: list, directory: Path) -> int:
+    from causalcli.render.plots import write_plots
+    from causalcli.result import Result
+
+    code = 0
+    for item in items:
+        if isinstance(item, Result):
+            try:
+                for path in write_plots(item, directory):
+                    say(f"wrote {path}")
+            except Exception as exc:  # noqa: BLE001 (one study's plots do not stop the others')
+                code = max(code, _output_error(exc, "--plots", directory, item.study))
+    return code
+
+
+def _output_error(exc: Exception, option: str, path: Path, study: Optional[str] = None) -> int:
+    if STATE.debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    if isinstance(exc, CausalcliError):
+        typer.echo(f"error: {exc.located()}", err=True)
+        return exc.exit_code
+    of = f" (study {study})" if study else ""
+    typer.echo(f"error: {option} {path}{of}: internal error: {exc.__class__.__name__}: {exc} "
+               "(run with --debug for a traceback, and please report it)", err=True)
+    return 4
 
 
 def _located(item) -> str:

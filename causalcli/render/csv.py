@@ -8,8 +8,9 @@ import io
 from causalcli.render import Item
 from causalcli.result import Result
 
+# p_value_adjusted: experiments' p-values corrected across metrics and arms (empty where there is none)
 COLUMNS = ("study", "design", "estimand", "kind", "label", "value", "std_error", "ci_lower", "ci_upper",
-           "conf_level", "p_value", "inference", "error")
+           "conf_level", "p_value", "p_value_adjusted", "inference", "error")
 
 
 def render_csv(items: list[Item]) -> str:
