@@ -6,13 +6,9 @@ seed whatever ``--jobs`` is. Simulations run in parallel with joblib, in
 a few contiguous chunks per worker; a design's
 ``point`` recomputes only what the change touches.
 
-Rules (with ``thresholds.alpha`` as alpha):
-
-* placebo_treatment: permute the treatment; p = (1 + #{|placebo| >= |estimate|}) / (1 + simulations);
-  passed when p <= alpha.
-* random_common_cause: add an independent standard-normal covariate; z = (mean new - estimate) / std_error;
-  passed when the two-sided p > alpha.
-* data_subset: re-estimate on random subsets without replacement; the same z test.
+The pass rule of every refuter (synthetic control's included) is stated once, in ``RULES``:
+``causalcli methods`` prints it, the docs quote it (a test checks both) and the summaries apply it
+through ``permutation_verdict`` and ``stability_verdict``.
 """
 
 from __future__ import annotations
@@ -42,6 +38,40 @@ TESTED = {
                    "beyond its standard error, it hangs on a few units.",
 }
 REFUTER_IDS = {name: i for i, name in enumerate(REFUTERS)}
+
+# A permutation p-value (1 + #extreme) / (1 + k) cannot go below 1 / (1 + k): with too few placebos the rule
+# could never pass, so the best possible result is "not judged" rather than a pass or a failure.
+_PERMUTATION = ("passes when p <= alpha and fails when p > alpha; when even the smallest possible p, "
+                "1 / (1 + {k}), exceeds alpha and no {what} is as large, it is not judged (passed: null): "
+                "too few {k} to reach alpha")
+_STABILITY = "z = (mean new - estimate) / std_error, two-sided; passes when p > alpha"
+RULES = {
+    "placebo_treatment": "p = (1 + #|placebo| >= |estimate|) / (1 + simulations); "
+                         + _PERMUTATION.format(k="simulations", what="placebo"),
+    "random_common_cause": _STABILITY,
+    "data_subset": _STABILITY,
+    "placebo_in_time": "p = (1 + #|effect at a fake start| >= |estimate|) / (1 + fake starts); "
+                       + _PERMUTATION.format(k="fake starts", what="fake start"),
+    "leave_one_donor_out": "new_effect = the estimate closest to zero with one top donor left out; "
+                           "passes when it keeps the estimate's sign",
+}
+
+
+def permutation_verdict(extreme: int, k: int, alpha: float, what: str) -> tuple[float, bool | None, str]:
+    """RULES' permutation rule: p, passed, and the comparison in words (``what``: "simulations", ...)."""
+    p = (1 + extreme) / (1 + k)
+    if p <= alpha:
+        return p, True, f"p = {p:.3g} <= {alpha}"
+    if extreme == 0:
+        need = math.ceil(1 / alpha - 1 - 1e-9)
+        return p, None, (f"p = {p:.3g}, the smallest possible with {k} {what}, exceeds alpha = {alpha}: too few "
+                         f"{what} to reach alpha, not judged (at least {need} are needed)")
+    return p, False, f"p = {p:.3g} > {alpha}"
+
+
+def stability_verdict(p: float, alpha: float) -> bool:
+    """RULES' z rule (random_common_cause, data_subset)."""
+    return bool(p > alpha)
 
 
 def default_refuters(design: "Design") -> list[tuple[str, Any]]:
@@ -147,19 +177,19 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
     est = estimate.value
     if name == "placebo_treatment":
         extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
-        p = (1 + extreme) / (1 + ok.size)
-        passed = p <= alpha
+        p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "simulations")
         verdict = ("the real effect stands out from what random assignment gives" if passed else
-                   "random assignment often gives an effect this large: the estimate may be noise, do not trust it")
+                   "random assignment often gives an effect this large: the estimate may be noise, do not trust it"
+                   if passed is False else "run more simulations to test it")
         detail = (f"{extreme} of {ok.size} random re-assignments of the treatment gave an effect as large as "
-                  f"{_fmt(est)} (p = {p:.3g} {'<=' if passed else '>'} {alpha}); {verdict}{failed_note}")
+                  f"{_fmt(est)} ({compared}); {verdict}{failed_note}")
         return Refutation(name, new, p, passed, detail, total, TESTED[name])
     se = estimate.std_error
     if not se or not math.isfinite(se):
         return Refutation(name, new, None, None, f"needs a standard error of the estimate, which is missing{failed_note}",
                           total, TESTED[name])
     p = normal_two_sided_p((new - est) / se)
-    passed = p > alpha
+    passed = stability_verdict(p, alpha)
     what = "an added random covariate" if name == "random_common_cause" else "random subsets of the data"
     verdict = ("the estimate does not move" if passed else
                "the estimate moves more than its standard error allows: it is fragile, look at the data before trusting it")

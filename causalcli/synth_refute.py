@@ -2,14 +2,15 @@
 
 * ``placebo_in_time`` (Abadie et al. 2015, sec. 4; "backdating"): the data are cut
   at the real start, a fake start is drawn from the pre-periods that leave at least
-  ``min_pre`` periods before it, and the synthetic control is refit; its effect is
-  the mean gap between the fake and the real start. Passed when no fake start
-  gives an effect as large (in absolute value) as the real estimate; the p-value
-  is (1 + #|fake| >= |estimate|) / (1 + simulations).
+  ``min_pre`` periods before it (every such start once, in order, when there are no
+  more of them than simulations), and the synthetic control is refit; its effect is
+  the mean gap between the fake and the real start; the p-value is
+  (1 + #|fake| >= |estimate|) / (1 + fake starts), judged by the permutation rule
+  of ``causalcli.refuters.RULES`` (not judged when too few fake starts can reach alpha).
 * ``leave_one_donor_out`` (Abadie et al. 2015, sec. 4, robustness to the donor
   pool): each of the ``donors`` largest-weight donors is dropped in turn and the
   fit redone; ``new_effect`` is the estimate that moves closest to zero (or past
-  it). Passed when it keeps the sign of the estimate. One run covers every donor.
+  it). Passed when it keeps the sign of the estimate (``RULES``). One run covers every donor.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ TESTED = {
 
 
 def placebo_in_time(d: "SynthData", options: Any, rng: np.random.Generator) -> float:
-    from causalcli.synth_panel import fit_unit
+    return placebo_in_time_at(d, float(rng.choice(fake_starts(d, options))))
 
+
+def fake_starts(d: "SynthData", options: Any) -> np.ndarray:
+    """The pre-periods a fake start may take (``min_pre`` periods before it, and a validation period)."""
     pre_times = d.times[d.pre]
     eligible = pre_times[options.min_pre:]
     if d.v == "cross_validated" and d.cv_validate_window is not None:
@@ -44,7 +48,13 @@ def placebo_in_time(d: "SynthData", options: Any, rng: np.random.Generator) -> f
     if eligible.size == 0:
         raise EstimationError(f"no fake start leaves {options.min_pre} pre-periods before it"
                               + (" and a validation period" if d.v == "cross_validated" else ""))
-    fake = float(rng.choice(eligible))
+    return eligible
+
+
+def placebo_in_time_at(d: "SynthData", fake: float) -> float:
+    """The refit with the treatment pretended to start at ``fake``: its mean gap up to the real start."""
+    from causalcli.synth_panel import fit_unit
+
     keep = d.pre
     f = fit_unit(d, 0, np.arange(1, len(d.units)), start=fake, times_mask=keep)
     window = (d.times >= fake) & keep
@@ -78,13 +88,16 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
     if ok.size == 0:
         return Refutation(name, None, None, None, f"no refit could be estimated{note}", total, TESTED[name])
     if name == "placebo_in_time":
+        from causalcli.refuters import permutation_verdict
+
         extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
-        p = (1 + extreme) / (1 + ok.size)
-        passed = extreme == 0
+        p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "fake starts")
         detail = (f"{extreme} of {ok.size} fake starts in the pre-period gave an effect as large as {est:.4g} "
-                  f"(largest |fake effect| {np.abs(ok).max():.4g}, p = {p:.3g}); "
+                  f"(largest |fake effect| {np.abs(ok).max():.4g}, {compared}); "
                   + ("the effect appears only at the real start" if passed else
-                     "the fit produces gaps this large without treatment: do not trust the estimate")
+                     "the fit produces gaps this large without treatment: do not trust the estimate"
+                     if passed is False else "no fake start gave an effect as large, but there are too few of them "
+                                             "to test at alpha")
                   + note)
         return Refutation(name, float(ok.mean()), p, passed, detail, total, TESTED[name])
     if name == "leave_one_donor_out":

@@ -234,7 +234,8 @@ def test_placebo_in_time_with_cross_validated_v_draws_starts_it_can_fit():
     res = run_study(spec, jobs=1)
     r = res.refutations[0]
     assert r.name == "placebo_in_time" and r.new_effect is not None
-    assert "could not be estimated" not in r.detail and r.passed is True
+    # 0 of 6 fake starts as large: p = 1/7 is the best possible, above alpha = 0.05, so not judged (RULES)
+    assert "could not be estimated" not in r.detail and r.passed is None and "too few fake starts" in r.detail
 
 
 def test_cross_validated_v_differs_from_nested_v_on_germany():
@@ -583,7 +584,7 @@ def test_same_seed_same_json_whatever_jobs(runner, tmp_path):
 # ---------------------------------------------------------------- refuters and the augmented estimator
 
 
-def test_default_refuters_run_and_pass_on_basque():
+def test_default_refuters_run_on_basque_and_ten_fake_starts_cannot_reach_alpha():
     spec = spec_of("basque", conformal=False)
     del spec["refute"]
     res = run_study(spec, jobs=1)
@@ -591,7 +592,10 @@ def test_default_refuters_run_and_pass_on_basque():
     assert set(by) == {"placebo_in_time", "leave_one_donor_out"}
     assert by["leave_one_donor_out"].simulations == 1 and by["leave_one_donor_out"].p_value is None
     assert by["placebo_in_time"].simulations == 10
-    assert all(r.passed is not None and r.tested for r in res.refutations)
+    assert all(r.tested for r in res.refutations) and by["leave_one_donor_out"].passed is True
+    # no fake start as large, but 1/11 > alpha = 0.05: not judged rather than passed (RULES)
+    pit = by["placebo_in_time"]
+    assert pit.p_value == pytest.approx(1 / 11) and pit.passed is None and "too few fake starts" in pit.detail
 
 
 def test_leave_one_donor_out_fails_when_one_donor_carries_the_effect(tmp_path):
@@ -673,6 +677,7 @@ def test_placebo_in_time_passes_when_the_effect_starts_at_the_real_start(tmp_pat
     pd.DataFrame(factor_panel(3, effect=4.0)).to_csv(tmp_path / "p.csv", index=False)
     spec = {"data": {"path": str(tmp_path / "p.csv")}, "outcome": "y",
             "refute": [{"placebo_in_time": {"simulations": 5, "min_pre": 6}}],
+            "thresholds": {"alpha": 0.2},  # 5 fake starts: the smallest p, 1/6, can reach 0.2
             "design": {"method": "synthetic_control", "unit": "unit", "time": "t", "treated_unit": "u0",
                        "treatment_start": 2020, "predictors": ["x"],
                        "special_predictors": [["y", 2002], ["y", 2005], ["y", 2010], ["y", 2015], ["y", 2019]],

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 def catalogue() -> dict:
     """Everything ``methods`` lists, from the registry and the spec models (no heavy imports)."""
     from causalcli.designs import DESIGNS
-    from causalcli.refuters import TESTED
+    from causalcli.refuters import RULES, TESTED
     import typing
 
     from causalcli.spec import Design, Thresholds, refuter_options
@@ -60,15 +60,7 @@ def catalogue() -> dict:
     thresholds = {k: {"default": v, "help": Thresholds.model_fields[k].description}
                   for k, v in Thresholds().model_dump().items()}
     return {"designs": designs, "refuters": refuters, "thresholds": thresholds,
-            "refutation_rules": {
-                "placebo_treatment": "p = (1 + #|placebo| >= |estimate|) / (1 + simulations); passes when p <= alpha",
-                "random_common_cause": "z = (mean new - estimate) / std_error, two-sided; passes when p > alpha",
-                "data_subset": "z = (mean new - estimate) / std_error, two-sided; passes when p > alpha",
-                "placebo_in_time": "p = (1 + #|effect at a fake start| >= |estimate|) / (1 + simulations); "
-                                   "passes when p <= alpha",
-                "leave_one_donor_out": "new_effect = the estimate closest to zero with one top donor left out; "
-                                       "passes when it keeps the estimate's sign",
-            }}
+            "refutation_rules": dict(RULES)}
 
 
 @guarded

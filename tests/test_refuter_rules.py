@@ -1,0 +1,83 @@
+"""One truth per rule: each refuter's pass rule lives in causalcli.refuters.RULES; `methods`, the docs and the
+summaries all say and apply that rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from causalcli.refuters import RULES, permutation_verdict, summarise
+from causalcli.result import Estimate
+from causalcli.spec import REFUTERS
+from tests.conftest import invoke
+
+ROOT = Path(__file__).resolve().parents[1]
+EST = Estimate(value=1.0, std_error=0.2, ci_lower=0.6, ci_upper=1.4, conf_level=0.95, p_value=0.001,
+               inference="analytic")
+
+
+def _markdown_row(text: str, refuter: str) -> str:
+    """The table row of a refuter, with markdown's escaped pipes turned back into pipes."""
+    rows = [line for line in text.splitlines() if line.startswith(f"| `{refuter}` |")]
+    assert len(rows) == 1, refuter
+    return rows[0].replace("\\|", "|")
+
+
+def test_every_refuter_has_one_rule():
+    assert set(RULES) == set(REFUTERS)
+
+
+def test_methods_prints_the_rule_of_every_refuter(runner):
+    text = invoke(runner, ["methods"])
+    assert text.exit_code == 0
+    for name, rule in RULES.items():
+        assert f"rule: {rule}" in text.stdout, name
+    as_json = json.loads(invoke(runner, ["methods", "--format", "json"]).stdout)
+    assert as_json["refutation_rules"] == RULES
+
+
+@pytest.mark.parametrize("doc,names", [
+    ("README.md", REFUTERS),
+    ("docs/designs/synth.md", ("placebo_in_time", "leave_one_donor_out")),
+])
+def test_the_docs_quote_the_same_rules(doc, names):
+    text = (ROOT / doc).read_text()
+    for name in names:
+        assert RULES[name] in _markdown_row(text, name), (doc, name)
+
+
+@pytest.mark.parametrize("k,extreme,alpha,passed", [
+    (19, 0, 0.05, True),     # 1/20 = 0.05 reaches alpha
+    (99, 4, 0.05, True),     # 5/100
+    (99, 5, 0.05, False),    # 6/100
+    (10, 0, 0.05, None),     # 1/11 = 0.091: the best possible result cannot reach alpha
+    (10, 1, 0.05, False),    # 2/11: a placebo as large is evidence whatever the resolution
+    (10, 0, 0.1, True),      # 1/11 <= 0.1
+])
+def test_permutation_verdict(k, extreme, alpha, passed):
+    p, verdict, words = permutation_verdict(extreme, k, alpha, "simulations")
+    assert p == pytest.approx((1 + extreme) / (1 + k))
+    assert verdict is passed
+    if passed is None:
+        assert f"too few simulations to reach alpha, not judged (at least {19 if alpha == 0.05 else 9}" in words
+
+
+def test_placebo_treatment_and_placebo_in_time_apply_the_same_rule():
+    """Ten placebos, none as large as the estimate: p = 1/11 > 0.05 for both refuters, not judged by both
+    (the synthetic control design used to pass it, as Brexit's did at p = 0.091); with nineteen, both pass."""
+    from causalcli.synth_refute import summarise as synth_summarise
+
+    for k, expected in ((10, None), (19, True)):
+        sims = np.zeros(k)
+        a = summarise("placebo_treatment", sims, EST, alpha=0.05)
+        b = synth_summarise("placebo_in_time", sims, EST, alpha=0.05)
+        assert a.passed is expected and b.passed is expected
+        assert a.p_value == pytest.approx(1 / (k + 1)) and b.p_value == pytest.approx(1 / (k + 1))
+        if expected is None:
+            assert "too few simulations" in a.detail and "too few fake starts" in b.detail
+    sims = np.r_[np.zeros(9), 2.0]  # one fake start as large: p = 2/11 > alpha, a failure
+    assert synth_summarise("placebo_in_time", sims, EST, alpha=0.05).passed is False
+    assert summarise("placebo_treatment", sims, EST, alpha=0.05).passed is False
