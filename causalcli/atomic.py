@@ -8,6 +8,7 @@ here except a ``--plots`` folder itself, whose parent must exist.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -39,15 +40,22 @@ def check_writable(path: str | Path, option: str = "--output", *, folder: bool =
         try:
             target.mkdir()
         except OSError as exc:
-            raise SpecError(f"{where}: cannot create the folder ({exc.strerror}); choose a folder you can write to") \
-                from None
+            raise SpecError(f"{where}: cannot create the folder in {parent} ({_reason(exc)}); "
+                            "choose a folder you can write to") from None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".check", dir=directory)
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise SpecError(f"{where}: cannot create a file in {directory} ({exc.strerror}); "
+        raise SpecError(f"{where}: cannot create a file in {directory} ({_reason(exc)}); "
                         "choose a folder you can write to") from None
+
+
+def _reason(exc: OSError) -> str:
+    # /proc and /sys answer 'No such file or directory' for a new name in a folder that exists
+    if exc.errno == errno.ENOENT:
+        return "it refuses new names"
+    return exc.strerror or str(exc)
 
 
 def write_atomic(path: str | Path, data: str | bytes, option: str = "--output") -> None:
