@@ -352,3 +352,19 @@ def test_filter_error_through_the_cli(runner, filter_data):
     res = invoke(runner, ["estimate", str(spec), "--format", "json"])
     assert res.exit_code == 2
     assert _error_line(res).endswith("key 'data.filter': column 'agee' not found (did you mean 'age'?)")
+
+
+def test_validate_names_the_set_and_survives_an_internal_error(runner, sim_spec, monkeypatch):
+    res = invoke(runner, ["validate", str(sim_spec), "--set", "outcome=nosuch"])
+    assert res.exit_code == 3 and "--set outcome=nosuch: column 'nosuch' not found" in _error_line(res)
+
+    from causalcli.designs.matching import MatchingDesign
+
+    def boom(self, *args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(MatchingDesign, "validate", boom)
+    res = invoke(runner, ["validate", str(sim_spec), str(sim_spec)])
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert res.exit_code == 4 and len(lines) == 2  # both specs reported, neither stops the other
+    assert "internal error: ZeroDivisionError: division by zero" in lines[0] and "Traceback" not in res.stderr

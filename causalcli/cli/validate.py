@@ -8,7 +8,7 @@ from typing import List
 
 import typer
 
-from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, guarded
+from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, STATE, guarded
 from causalcli.errors import CausalcliError
 
 
@@ -24,7 +24,8 @@ def validate_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Check specs and their data (columns, types, graph) without estimating."""
-    from causalcli.spec import collect_sources, load_spec
+    from causalcli.errors import EstimationError
+    from causalcli.spec import blame_override, collect_sources, load_spec
     from causalcli.study import prepare_study
 
     code = 0
@@ -43,7 +44,16 @@ def validate_command(
                 adj = ", ".join(prep.identification.adjustment_set) or "(none)"
                 typer.echo(f"ok {source.display}: study '{spec.name}', {spec.study.design.method}, "
                            f"{prep.table.rows:,} rows, adjusting for {adj}")
-            except CausalcliError as exc:
+            except Exception as exc:  # one spec's failure never stops the others
+                if STATE.debug:
+                    import traceback
+
+                    traceback.print_exception(type(exc), exc, exc.__traceback__)
+                if not isinstance(exc, CausalcliError):
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    exc = EstimationError(f"internal error: {exc.__class__.__name__}: {first} (run with --debug "
+                                          "for a traceback, and please report it)")
+                blame_override(exc, set_)
                 exc.file = exc.file or source.display
                 typer.echo(f"error: {exc.located()}", err=True)
                 code = max(code, exc.exit_code)
