@@ -117,8 +117,6 @@ def ols_crv1(y: np.ndarray, X: np.ndarray, names: list[str], cluster: tuple[np.n
     coef, bread = _solve(XtX, Xty, names)
     resid = yd - Xd @ coef
     cl, G = cluster
-    if G < 2:
-        raise EstimationError("clustered standard errors need at least two clusters")
     S = np.empty((G, k))
     for j in range(k):  # cluster sums of the scores, one column at a time (no n x k scores matrix)
         S[:, j] = np.bincount(cl, weights=Xw[:, j] * resid, minlength=G)
@@ -146,6 +144,11 @@ def _crv1(coef, bread, S, resid, n, k, cluster, fixed_effects) -> OlsFit:
     nested = [(c, L) for c, L in fixed_effects if nested_in(c, L, cl)]
     k_fe_adj = k_fe - (n_fe - 1) if n_fe > 1 else k_fe
     df_k = k + k_fe_adj - sum(L for _, L in nested) + len(nested) if n_fe else k
+    if G < 2 or n - df_k <= 0:
+        # no residual degrees of freedom (or one cluster): the covariance does not exist; callers report
+        # null standard errors with the reason (``did_clusters.no_inference_reason``)
+        nan = np.full((k, k), np.nan)
+        return OlsFit(coef, nan, resid, n, G, int(df_k), G - 1, float("nan"))
     ssc = (G / (G - 1)) * ((n - 1) / (n - df_k))
     vcov = ssc * bread @ meat @ bread
     return OlsFit(coef, vcov, resid, n, G, int(df_k), G - 1, float(ssc))
@@ -192,8 +195,6 @@ def ols_crv1_cells(y: np.ndarray, X: np.ndarray, names: list[str], cell: np.ndar
     coef, bread = _solve(XtX, Xty, list(table_names) + list(names))
     resid = yd - (Dt @ coef[:kd])[cell] - Xd @ coef[kd:]
     cl, G = cluster
-    if G < 2:
-        raise EstimationError("clustered standard errors need at least two clusters")
     S = np.empty((G, kd + kx))
     if G * ncell <= 20_000_000:
         E = np.bincount(cl * ncell + cell, weights=resid, minlength=G * ncell).reshape(G, ncell)

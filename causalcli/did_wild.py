@@ -6,10 +6,18 @@ effects are partialled out, each draw only needs cluster-level sums.
 
 Under H0: a'b = 0 the restricted fit gives residuals u_r; a draw flips the
 sign of whole clusters' residuals with Rademacher weights v_g, refits, and
-computes the CRV1 t statistic. p = share of draws with |t*| >= |t|. When
-2^G <= draws every sign vector is enumerated once (the exact distribution), as
-wildboottest does. The interval is the estimate +/- the (conf_level) quantile
-of |t*| times the CRV1 standard error (a bootstrap-t critical value).
+computes the CRV1 t statistic. p = share of draws with |t*| >= |t|.
+
+Weights: Rademacher (+/-1), or Webb's six-point distribution (+/-sqrt(1/2),
++/-1, +/-sqrt(3/2), each 1/6; Webb 2023, "Reworking wild bootstrap-based
+inference for clustered errors", Canadian Journal of Economics), which
+MacKinnon and Webb (2017) advise below about 12 clusters, where Rademacher
+weights give only 2^G distinct draws. Enumeration (the exact bootstrap
+distribution, no Monte Carlo error): Rademacher when 2^G <= draws, as
+wildboottest does; Webb when G <= 6 (6^6 = 46,656 draws, a fraction of a
+second with the cluster-level algebra), whatever ``draws`` is. The interval is
+the estimate +/- the (conf_level) quantile of |t*| times the CRV1 standard
+error (a bootstrap-t critical value).
 """
 
 from __future__ import annotations
@@ -19,13 +27,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.did_fe import demean
-from causalcli.result import Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.did import PanelData
 
 
-def _signs(G: int, draws: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+WEBB_POINTS = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
+WEBB_ENUMERATE_MAX_CLUSTERS = 6  # 6^6 = 46,656 weight vectors
+
+
+def bootstrap_weights(G: int, draws: int, rng: np.random.Generator, kind: str = "rademacher") -> tuple[np.ndarray, bool]:
+    """(draws x G) weight vectors and whether they enumerate the whole distribution (each vector once)."""
+    if kind == "webb":
+        if G <= WEBB_ENUMERATE_MAX_CLUSTERS:
+            idx = (np.arange(6 ** G)[:, None] // (6 ** np.arange(G))[None, :]) % 6
+            return WEBB_POINTS[idx], True
+        return rng.choice(WEBB_POINTS, size=(draws, G)), False
     if G <= 20 and 2 ** G <= draws:
         grid = ((np.arange(2 ** G)[:, None] >> np.arange(G)[None, :]) & 1).astype(np.float64)
         return 2 * grid - 1, True
@@ -33,12 +50,20 @@ def _signs(G: int, draws: int, rng: np.random.Generator) -> tuple[np.ndarray, bo
 
 
 def wcr_test(y: np.ndarray, X: np.ndarray, a: np.ndarray, cluster: np.ndarray, G: int,
-             groups: list, w: np.ndarray | None, draws: int, seed: int, tol: float = 1e-10) -> dict[str, Any]:
+             groups: list, w: np.ndarray | None, draws: int, seed: int, tol: float = 1e-10,
+             weights: str = "rademacher", V: np.ndarray | None = None) -> dict[str, Any]:
+    """WCR test of a'b = 0; ``V`` (draws x G) replaces the drawn weights (to reuse a peer's draws in tests)."""
     Z = demean(np.column_stack([y, X]), groups, w, tol)
     yd, Xd = Z[:, 0], Z[:, 1:]
     if w is not None:
         s = np.sqrt(w)
         yd, Xd = yd * s, Xd * s[:, None]
+    return wcr_demeaned(yd, Xd, a, cluster, G, draws, seed, weights, V)
+
+
+def wcr_demeaned(yd: np.ndarray, Xd: np.ndarray, a: np.ndarray, cluster: np.ndarray, G: int, draws: int, seed: int,
+                 weights: str = "rademacher", V: np.ndarray | None = None) -> dict[str, Any]:
+    """``wcr_test`` on data already freed of the fixed effects (and scaled by sqrt(w))."""
     k = Xd.shape[1]
     A = np.linalg.inv(Xd.T @ Xd)
     beta = A @ (Xd.T @ yd)
@@ -53,38 +78,50 @@ def wcr_test(y: np.ndarray, X: np.ndarray, a: np.ndarray, cluster: np.ndarray, G
     xc = Xd @ c
     Hc = np.column_stack([np.bincount(cluster, weights=Xd[:, j] * xc, minlength=G) for j in range(k)])
     se_hat = float(np.sqrt(np.sum((S_hat @ c) ** 2)))  # the ssc factor cancels in t and t*
-    t_hat = theta / se_hat
+    t_hat = theta / se_hat if se_hat > 0 else float("nan")
     Sc = S @ c
-    V, enumerated = _signs(G, draws, np.random.default_rng(seed))
+    if V is None:
+        V, enumerated = bootstrap_weights(G, draws, np.random.default_rng(seed), weights)
+    else:
+        enumerated = False
     tstar = np.empty(V.shape[0])
     for lo in range(0, V.shape[0], 256):
         Vb = V[lo:lo + 256].T  # G x b
         num = Sc @ Vb
         delta = A @ (S.T @ Vb)  # k x b
         z = Vb * Sc[:, None] - Hc @ delta
-        tstar[lo:lo + 256] = num / np.sqrt(np.sum(z ** 2, axis=0))
+        # a draw whose bootstrap SE is zero gives no t* (NaN): left out below
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tstar[lo:lo + 256] = num / np.sqrt(np.sum(z ** 2, axis=0))
     # ties (the identity draw reproduces t exactly) count as extreme, as wildboottest does
-    p = float(np.mean(np.abs(tstar) >= abs(t_hat) * (1 - 1e-9)))
-    return {"theta": theta, "t": t_hat, "tstar": tstar, "p_value": p,
-            "draws": int(V.shape[0]), "enumerated": enumerated}
+    ok = np.isfinite(tstar)
+    p = float(np.mean(np.abs(tstar[ok]) >= abs(t_hat) * (1 - 1e-9))) if ok.any() and np.isfinite(t_hat) else None
+    return {"theta": theta, "t": t_hat, "tstar": tstar[ok], "p_value": p,
+            "draws": int(V.shape[0]), "enumerated": enumerated, "weights": weights}
 
 
-def wild_cluster_bootstrap(p: "PanelData", X: np.ndarray, names: list[str], fe: bool, j_or_a, fit,
-                           conf_level: float, draws: int, seed: int) -> tuple[Estimate, dict[str, Any]]:
-    k = X.shape[1]
-    if isinstance(j_or_a, (int, np.integer)):
-        a = np.zeros(k)
-        a[int(j_or_a)] = 1.0
-    else:
-        a = np.asarray(j_or_a, dtype=float)
+def wild_cluster_bootstrap(p: "PanelData", X: np.ndarray, fe: bool, contrasts: list[np.ndarray], vcov: np.ndarray,
+                           conf_level: float, draws: int, seed: int, weights: str) -> list[dict[str, Any]]:
+    """WCR p-value and bootstrap-t interval of each contrast a'b (the fixed effects swept out once).
+
+    Each entry: ``p_value``, ``ci_lower``, ``ci_upper`` (estimate +/- the conf_level quantile of |t*| times the
+    CRV1 SE from ``vcov``), ``critical_value``, ``draws``, ``enumerated``, ``weights``; the p-value and interval
+    are None when no draw gives a t statistic.
+    """
     groups = [(p.unit, p.n_units), (p.time, int(p.times.size))] if fe else []
-    res = wcr_test(p.y, X, a, p.cluster, p.n_clusters, groups, p.w, draws, seed, p.options.tolerance)
-    se = float(np.sqrt(a @ fit.vcov @ a))
-    crit = float(np.quantile(np.abs(res["tstar"]), conf_level, method="inverted_cdf"))
-    est = Estimate(res["theta"], se, res["theta"] - crit * se, res["theta"] + crit * se, conf_level,
-                   res["p_value"], "wild_cluster_bootstrap")
-    info = {"type": "wild cluster bootstrap, restricted (WCR), Rademacher weights", "draws": res["draws"],
-            "enumerated": res["enumerated"], "clusters": p.n_clusters, "cluster": p.cluster_name,
-            "critical_value": crit, "t_statistic": res["theta"] / se if se > 0 else None,
-            "std_error": "CRV1 (fixest corrections); p-value and interval from the bootstrap-t distribution"}
-    return est, info
+    Z = demean(np.column_stack([p.y, X]), groups, p.w, p.options.tolerance)
+    yd, Xd = Z[:, 0], Z[:, 1:]
+    if p.w is not None:
+        s = np.sqrt(p.w)
+        yd, Xd = yd * s, Xd * s[:, None]
+    out = []
+    for a in contrasts:
+        res = wcr_demeaned(yd, Xd, a, p.cluster, p.n_clusters, draws, seed, weights)
+        se = float(np.sqrt(a @ vcov @ a))
+        entry = {"p_value": res["p_value"], "ci_lower": None, "ci_upper": None, "critical_value": None,
+                 "weights": weights, "draws": res["draws"], "enumerated": res["enumerated"]}
+        if res["p_value"] is not None and res["tstar"].size and np.isfinite(se):
+            crit = float(np.quantile(np.abs(res["tstar"]), conf_level, method="inverted_cdf"))
+            entry.update(critical_value=crit, ci_lower=res["theta"] - crit * se, ci_upper=res["theta"] + crit * se)
+        out.append(entry)
+    return out

@@ -42,3 +42,27 @@ def normal_estimate(value: float, std_error: float | None, conf_level: float, in
         inference=inference,
         label=label,
     )
+
+
+# A standard error below this fraction of the estimate's scale is rounding noise, not sampling noise: it means a
+# t statistic above 1e8, which no data give, while a saturated fit (zero residuals up to rounding, e.g. two
+# clusters, or as many coefficients as rows) leaves SEs of 1e-13 to 1e-16 of the estimate. Anything built on it
+# (t, z, F, intervals) would print noise as if it were precise.
+SE_RELATIVE_TOLERANCE = 1e-8
+
+
+def unusable_se_reason(std_error: float | None, value: float, scale: float | None = None) -> str | None:
+    """Why ``std_error`` cannot carry inference (missing, not finite, zero or near zero), or None when it can.
+
+    Near zero means below ``SE_RELATIVE_TOLERANCE`` times max(|value|, scale): ``scale`` is the size of the
+    quantity when the estimate itself may be near zero (e.g. the outcome's standard deviation).
+    """
+    if std_error is None or not math.isfinite(std_error):
+        return "the standard error is missing"
+    if std_error <= 0:
+        return "the standard error is zero"
+    ref = max(abs(value) if math.isfinite(value) else 0.0, abs(scale) if scale else 0.0)
+    if std_error <= SE_RELATIVE_TOLERANCE * ref:
+        return (f"the standard error ({std_error:.3g}) is below {SE_RELATIVE_TOLERANCE:g} of the estimate's scale "
+                f"({ref:.3g}): rounding noise of a fit with no residual variation, not a measure of uncertainty")
+    return None

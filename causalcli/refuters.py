@@ -21,7 +21,7 @@ import numpy as np
 
 from causalcli import progress
 from causalcli.errors import CausalcliError
-from causalcli.inference import normal_two_sided_p
+from causalcli.inference import normal_two_sided_p, unusable_se_reason
 from causalcli.result import Estimate, Refutation
 from causalcli.spec import REFUTER_MODELS, REFUTERS, SubsetOptions, SimulationOptions, refuter_name, refuter_options
 
@@ -185,9 +185,11 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
                   f"{_fmt(est)} ({compared}); {verdict}{failed_note}")
         return Refutation(name, new, p, passed, detail, total, TESTED[name])
     se = estimate.std_error
-    if not se or not math.isfinite(se):
-        return Refutation(name, new, None, None, f"needs a standard error of the estimate, which is missing{failed_note}",
-                          total, TESTED[name])
+    unusable = unusable_se_reason(se, est)
+    if unusable is not None:
+        # a z built on a zero or rounding-noise SE would print shifts of 1e13 standard errors
+        return Refutation(name, new, None, None, f"not tested: it needs a standard error of the estimate and "
+                          f"{unusable}{failed_note}", total, TESTED[name])
     p = normal_two_sided_p((new - est) / se)
     passed = stability_verdict(p, alpha)
     what = "an added random covariate" if name == "random_common_cause" else "random subsets of the data"

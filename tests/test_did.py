@@ -535,11 +535,12 @@ def test_wild_cluster_bootstrap_equals_wildboottest(tmp_path, design):
     df["state"] = df.unit % 8
     df["y"] = df.y - 0.95 * df.d  # a small effect, so the p-value is not at its floor
     path = _write(tmp_path, df)
-    spec = _panel_spec(path, cluster="state", options={"bootstrap": "wild", "draws": 999}, **design)
+    spec = _panel_spec(path, cluster="state", options={"bootstrap": "wild", "draws": 999,
+                                                        "wild_weights": "rademacher"}, **design)
     spec["covariates"] = ["x"]
     res = run_study(spec)
-    assert res.estimate.inference == "wild_cluster_bootstrap"
-    assert res.diagnostics["wild_bootstrap"]["enumerated"] is True
+    assert res.estimate.inference == "wild_cluster_bootstrap_rademacher"
+    assert res.diagnostics["clusters"]["wild"]["enumerated"] is True
     if design:
         assert 0 < res.estimate.p_value < 1
         return

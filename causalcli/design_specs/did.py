@@ -30,8 +30,14 @@ class DidOptions(Strict):
     aggregation: Literal["simple", "dynamic", "group", "calendar"] = Field(
         "simple", description="Callaway-Sant'Anna headline estimate: which aggregation of ATT(g,t) it reports.")
     bootstrap: Literal["none", "multiplier", "wild"] = Field(
-        "none", description="none: analytic SEs; multiplier: Callaway-Sant'Anna multiplier bootstrap with uniform "
-                            "bands; wild: wild cluster bootstrap (Rademacher, null imposed) for 2x2/TWFE.")
+        "none", description="none: analytic SEs, except with few clusters (fewer than 42, or fewer than 6 treated), "
+                            "where the p-value and interval come from the wild cluster bootstrap or, with one "
+                            "treated cluster, randomization inference over units; multiplier: Callaway-Sant'Anna "
+                            "multiplier bootstrap with uniform bands; wild: wild cluster bootstrap (null imposed) "
+                            "for 2x2/TWFE whatever the number of clusters.")
+    wild_weights: Literal["auto", "webb", "rademacher"] = Field(
+        "auto", description="Wild cluster bootstrap weights: auto (Webb's six-point weights below 12 clusters, "
+                            "Rademacher from 12), webb or rademacher.")
     draws: int = Field(999, ge=99, le=100_000, description="Bootstrap draws.")
     honest_did: bool = Field(True, description="Event study and Callaway-Sant'Anna: Rambachan-Roth "
                                                "relative-magnitude confidence sets (C-LF) and breakdown value.")

@@ -72,7 +72,8 @@ class DidDesign(Design):
     summary = "Difference-in-differences: 2x2, TWFE, event study, Callaway-Sant'Anna"
     estimators = ("twfe", "2x2", "callaway_santanna")
     estimands = ("att",)
-    inference = ("crv1_fixest", "wild_cluster_bootstrap", "cs_analytic", "cs_multiplier_bootstrap")
+    inference = ("crv1_fixest", "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher",
+                 "randomization_inference_units", "cs_analytic", "cs_multiplier_bootstrap", "none")
     reference = ("Callaway and Sant'Anna (2021); semantics of R did::att_gt/aggte; TWFE as fixest/pyfixest feols "
                  "with CRV1")
 
@@ -317,14 +318,14 @@ class DidDesign(Design):
 
         # thin products (rows x a few regressors): a second BLAS thread only spins, and stalls on a busy machine
         with single_threaded_blas():
-            return self._fit(prepared, study, seed)
+            return _guard_honest_did(self._fit(prepared, study, seed))
 
     def _fit(self, prepared: PanelData, study: "Study", seed: int) -> Fit:
         p = prepared
         if p.estimator == "callaway_santanna":
             from causalcli.did_cs import fit_cs
 
-            return fit_cs(p, study, seed)
+            return self._few_units_cs(p, fit_cs(p, study, seed), study, seed)
         if p.estimator == "2x2":
             return self._fit_2x2(p, study, seed)
         if p.leads is not None:
@@ -337,23 +338,41 @@ class DidDesign(Design):
         groups = [(p.unit, p.n_units), (p.time, int(p.times.size))] if fe else []
         return ols_crv1(p.y, X, names, (p.cluster, p.n_clusters), groups, p.w, p.options.tolerance)
 
-    def _inference_name(self, p: PanelData) -> str:
-        if p.options.bootstrap == "wild":
-            return "wild_cluster_bootstrap"
-        return "crv1_fixest"
-
-    def _coef_estimate(self, p: PanelData, fit, j: int, study: "Study", label: str | None, seed: int,
-                       X: np.ndarray, names: list[str], fe: bool) -> Estimate:
+    def _headline(self, p: PanelData, fit, a: np.ndarray, X: np.ndarray, fe: bool, study: "Study",
+                  seed: int) -> tuple[Estimate, dict, Check, list[str]]:
+        """The estimate a'b with CRV1 SE and, with few clusters, wild-bootstrap or randomization p and interval
+        (``causalcli.did_clusters``); also ``diagnostics.clusters``, the ``clusters`` check and warnings."""
+        from causalcli.did_clusters import apply
         from causalcli.did_fe import t_estimate
 
-        se = float(np.sqrt(fit.vcov[j, j]))
-        est = t_estimate(fit.coef[j], se, fit.df_t, study.conf_level, "crv1_fixest", label)
-        if p.options.bootstrap == "wild" and label is None:
+        var = float(a @ fit.vcov @ a)
+        se = float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else float("nan")
+        est = t_estimate(float(a @ fit.coef), se, fit.df_t, study.conf_level, "crv1_fixest")
+
+        def wild(weights: str) -> dict:
             from causalcli.did_wild import wild_cluster_bootstrap
 
-            est, self._wild_info = wild_cluster_bootstrap(p, X, names, fe, j, fit, study.conf_level,
-                                                          p.options.draws, seed)
-        return est
+            return wild_cluster_bootstrap(p, X, fe, [a], fit.vcov, study.conf_level, p.options.draws, seed,
+                                          weights)[0]
+
+        return apply(p, estimate=est, n_obs=fit.n, k=fit.df_k, conf_level=study.conf_level, draws=p.options.draws,
+                     seed=seed, wild=wild, point=self.point, analytic_name="crv1_fixest")
+
+    def _few_units_cs(self, p: PanelData, fit: Fit, study: "Study", seed: int) -> Fit:
+        """Callaway-Sant'Anna: its SEs are unit-level (influence function); with few units or few treated units
+        the p-value and interval come from randomization inference over units (``did_clusters``)."""
+        from causalcli.did_clusters import apply
+
+        est, diag, check, warns = apply(p, estimate=fit.estimate, n_obs=None, k=None, conf_level=study.conf_level,
+                                        draws=p.options.draws, seed=seed, wild=None, point=self.point,
+                                        analytic_name=fit.estimate.inference, unit_level=True)
+        fit.diagnostics["clusters"] = diag
+        effects = fit.effects
+        if est.std_error is None:
+            effects = [replace(e, std_error=None, ci_lower=None, ci_upper=None, p_value=None, inference="none")
+                       for e in effects]
+        return replace(fit, estimate=est, effects=effects, checks=[*fit.checks, check],
+                       warnings=[*fit.warnings, *warns])
 
     def _base_n(self, p: PanelData, used: int) -> dict:
         n = dict(p.n)
@@ -361,10 +380,6 @@ class DidDesign(Design):
         return n
 
     def _panel_diag(self, p: PanelData, fit) -> dict:
-        wild = getattr(self, "_wild_info", None)
-        if wild is not None:
-            self._wild_info = None
-            return {"panel": p.panel, "wild_bootstrap": wild, **self._panel_diag(p, fit)}
         return {"panel": p.panel,
                 "standard_errors": {"type": "CRV1", "cluster": p.cluster_name, "clusters": fit.clusters,
                                     "small_sample": "G/(G-1) * (N-1)/(N-K), fixest ssc(adj=TRUE, "
@@ -390,13 +405,14 @@ class DidDesign(Design):
                 key="design.cohort")
         X, names = design_2x2(p, p.g)
         fit = self._regress(p, X, names, fe=False)
-        est = self._coef_estimate(p, fit, 3, study, None, seed, X, names, False)
+        est, cdiag, ccheck, cwarn = self._headline(p, fit, _unit_vector(X.shape[1], 3), X, False, study, seed)
         diag = self._panel_diag(p, fit)
         diag["coefficients"] = {nm: float(b) for nm, b in zip(names, fit.coef)}
         diag["treatment_start"] = float(p.times[cohorts[0]])
+        diag["clusters"] = cdiag
         check = self._auxiliary_pre_trend(p, study, diag)
-        return Fit("2x2", "att", est, self._base_n(p, fit.n), diagnostics=diag, checks=[check],
-                   warnings=list(p.warnings))
+        return Fit("2x2", "att", est, self._base_n(p, fit.n), diagnostics=diag, checks=[check, ccheck],
+                   warnings=[*p.warnings, *cwarn])
 
     def _treatment(self, p: PanelData, g: np.ndarray) -> np.ndarray:
         if p.d is not None and g is p.g:
@@ -409,11 +425,12 @@ class DidDesign(Design):
         X = np.column_stack([D, p.X])
         names = ["treatment", *p.xnames]
         fit = self._regress(p, X, names, fe=True)
-        est = self._coef_estimate(p, fit, 0, study, None, seed, X, names, True)
+        est, cdiag, ccheck, cwarn = self._headline(p, fit, _unit_vector(X.shape[1], 0), X, True, study, seed)
         diag = self._panel_diag(p, fit)
         diag["coefficients"] = {nm: float(b) for nm, b in zip(names, fit.coef)}
-        warnings = list(p.warnings)
-        checks: list[Check] = [self._auxiliary_pre_trend(p, study, diag)]
+        diag["clusters"] = cdiag
+        warnings = [*p.warnings, *cwarn]
+        checks: list[Check] = [self._auxiliary_pre_trend(p, study, diag), ccheck]
         self._bacon(p, diag, warnings, checks)
         return Fit("twfe", "att", est, self._base_n(p, fit.n), diagnostics=diag, checks=checks, warnings=warnings)
 
@@ -498,6 +515,9 @@ class DidDesign(Design):
             pre = [j for j, e in enumerate(rel) if e < 0]
             if not pre:
                 return not_run("no unit is observed before its treatment beyond the reference period")
+            unusable = _unusable_leads(fit, pre)
+            if unusable is not None:
+                return not_run(unusable)
             test = wald_f(fit.coef[pre], fit.vcov[np.ix_(pre, pre)], fit.df_t)
         except (EstimationError, np.linalg.LinAlgError) as exc:
             return not_run(f"the auxiliary event study cannot be estimated ({getattr(exc, 'message', exc)})")
@@ -521,7 +541,8 @@ class DidDesign(Design):
         m = len(rel)
         effects = []
         for j, (e, lab) in enumerate(zip(rel, labels)):
-            se = float(np.sqrt(fit.vcov[j, j]))
+            var = float(fit.vcov[j, j])
+            se = float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else float("nan")  # NaN: reported as null
             effects.append(t_estimate(fit.coef[j], se, fit.df_t, study.conf_level, "crv1_fixest", lab))
         post = [j for j, e in enumerate(rel) if e >= 0]
         pre = [j for j, e in enumerate(rel) if e < 0]
@@ -529,30 +550,31 @@ class DidDesign(Design):
             raise EstimationError("the event study has no post-treatment period in the data")
         a = np.zeros(X.shape[1])
         a[post] = 1.0 / len(post)
-        value = float(a @ fit.coef)
-        se = float(np.sqrt(a @ fit.vcov @ a))
-        est = t_estimate(value, se, fit.df_t, study.conf_level, "crv1_fixest")
-        if p.options.bootstrap == "wild":
-            from causalcli.did_wild import wild_cluster_bootstrap
-
-            est, self._wild_info = wild_cluster_bootstrap(p, X, names, True, a, fit, study.conf_level,
-                                                          p.options.draws, seed)
+        est, cdiag, ccheck, cwarn = self._headline(p, fit, a, X, True, study, seed)
+        effects = self._few_cluster_effects(p, fit, X, effects, cdiag, cwarn, study, seed)
         diag = self._panel_diag(p, fit)
+        diag["clusters"] = cdiag
         wanted = [e for e in range(-p.leads, -1) if p.leads >= 2] + list(range(0, p.lags + 1))
         diag["event_study"] = {"reference_period": -1, "leads": p.leads, "lags": p.lags,
                                "relative_periods": rel,
                                "relative_periods_without_data": [e for e in wanted if e not in rel], "binned": {"first": f"<= {rel[0]}" if rel[0] < 0 else None,
                                                                    "last": f">= {rel[-1]}"},
                                "estimate": f"average of the {len(post)} post-treatment coefficients 0..{rel[post[-1]]}"}
-        checks = []
+        checks = [ccheck]
         alpha = study.thresholds.alpha
-        if pre:
+        unusable = _unusable_leads(fit, pre, cdiag) if pre else None
+        if pre and unusable is not None:
+            diag["pre_trend"] = {"passed": None, "reason": unusable}
+            checks.insert(0, Check("pre_trend", None, f"pre-trend test not run: {unusable}"))
+            if p.options.honest_did:
+                diag.setdefault("sensitivity", {})["honest_did"] = {"skipped": unusable}
+        elif pre:
             b = fit.coef[pre]
             V = fit.vcov[np.ix_(pre, pre)]
             test = wald_f(b, V, fit.df_t)
             passed = bool(test["p_value"] > alpha)
             diag["pre_trend"] = {**test, "passed": passed, "leads": [rel[j] for j in pre]}
-            checks.append(Check("pre_trend", passed,
+            checks.insert(0, Check("pre_trend", passed,
                                 f"joint Wald test of {len(pre)} leads: F = {test['statistic']:.3g}, "
                                 f"p = {test['p_value']:.3g} {'>' if passed else '<='} {alpha}; " +
                                 ("no evidence against parallel pre-trends" if passed else
@@ -563,11 +585,33 @@ class DidDesign(Design):
                 diag.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_sets(
                     fit.coef[:m], fit.vcov[:m, :m], rel, study.conf_level)
         else:
-            checks.append(self._auxiliary_pre_trend(p, study, diag, lags=p.lags))
-        warnings = list(p.warnings)
+            checks.insert(0, self._auxiliary_pre_trend(p, study, diag, lags=p.lags))
+        warnings = [*p.warnings, *cwarn]
         self._bacon(p, diag, warnings, [])
         return Fit("twfe_event_study", "att", est, self._base_n(p, fit.n), effects=effects, diagnostics=diag,
                    checks=checks, warnings=warnings)
+
+    def _few_cluster_effects(self, p: PanelData, fit, X: np.ndarray, effects: list[Estimate], cdiag: dict,
+                             warnings: list[str], study: "Study", seed: int) -> list[Estimate]:
+        """Event-time effects under the headline's few-cluster rule: wild bootstrap p and interval per effect when
+        the headline uses it; none (with a warning) when it uses randomization inference or has no inference."""
+        method = cdiag.get("method", "crv1_fixest")
+        if method == "crv1_fixest":
+            return effects
+        if method.startswith("wild_cluster_bootstrap"):
+            from causalcli.did_wild import wild_cluster_bootstrap
+
+            rows = wild_cluster_bootstrap(p, X, True, [_unit_vector(X.shape[1], j) for j in range(len(effects))],
+                                          fit.vcov, study.conf_level, p.options.draws, seed, cdiag["wild"]["weights"])
+            return [replace(e, p_value=r["p_value"], ci_lower=r["ci_lower"], ci_upper=r["ci_upper"],
+                            inference=method if r["p_value"] is not None else "none") for e, r in zip(effects, rows)]
+        if method == "none":
+            return [replace(e, std_error=None, p_value=None, ci_lower=None, ci_upper=None, inference="none")
+                    for e in effects]
+        warnings.append("event-time effects carry their CRV1 standard errors but no p-value or interval: with one "
+                        "treated cluster neither CRV1 t nor the wild bootstrap can be trusted, and randomization "
+                        "inference is run for the headline average only")
+        return [replace(e, p_value=None, ci_lower=None, ci_upper=None, inference="none") for e in effects]
 
     # ------------------------------------------------------------ refuters
 
@@ -632,6 +676,43 @@ class DidDesign(Design):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _unit_vector(k: int, j: int) -> np.ndarray:
+    a = np.zeros(k)
+    a[j] = 1.0
+    return a
+
+
+def _guard_honest_did(fit: Fit) -> Fit:
+    """Honest-DiD sets built on a zero or near-zero standard error are rounding noise: skipped, with the reason."""
+    from causalcli.inference import unusable_se_reason
+
+    honest = fit.diagnostics.get("sensitivity", {}).get("honest_did")
+    if not honest or "skipped" in honest:
+        return fit
+    reason = unusable_se_reason(honest.get("std_error"), honest.get("estimate", 0.0))
+    if fit.estimate.std_error is None and reason is None:
+        reason = "the estimate has no standard error (see warnings)"
+    if reason is not None:
+        fit.diagnostics["sensitivity"]["honest_did"] = {"skipped": f"not computed: {reason}"}
+    return fit
+
+
+def _unusable_leads(fit, pre: list[int], clusters: dict | None = None) -> str | None:
+    """Why a Wald test of the leads cannot be trusted to mean anything (no inference, or a zero or near-zero SE)."""
+    from causalcli.did_clusters import no_inference_reason
+    from causalcli.inference import unusable_se_reason
+
+    reason = no_inference_reason(fit.clusters, fit.n, fit.df_k)
+    if reason is not None:
+        return reason
+    for j in pre:
+        var = float(fit.vcov[j, j])
+        why = unusable_se_reason(float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else None, float(fit.coef[j]))
+        if why is not None:
+            return f"a lead's standard error cannot be used: {why}"
+    return None
 
 
 def design_2x2(p: PanelData, g: np.ndarray) -> tuple[np.ndarray, list[str]]:
