@@ -108,17 +108,22 @@ class _Data:
 
         self.path = path
         self.con = duckdb.connect(":memory:")
-        self.con.execute("SET threads = 1")  # the sample below is then the same on every run
         fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
         read_file(self.con, str(path), fmt, str(path), "d")
         self.types = dict(self.con.execute("SELECT column_name, column_type FROM (DESCRIBE d)").fetchall())
         self.rows = self.con.execute("SELECT count(*) FROM d").fetchone()[0]
         if self.rows == 0:
             raise DataError("the data file has no rows", file=str(path))
-        parts = ", ".join(f"count(DISTINCT {q(c)}), count({q(c)})" for c in self.types)
-        row = self.con.execute(f"SELECT {parts} FROM d").fetchone()
-        self.distinct = {c: row[2 * i] for i, c in enumerate(self.types)}
-        self.present = {c: row[2 * i + 1] for i, c in enumerate(self.types)}
+        # HyperLogLog counts in one pass; exact counts only where a rule compares them with a bound
+        floats = [c for c, t in self.types.items() if t.upper().startswith(("DOUBLE", "FLOAT", "REAL"))]
+        parts = [f"approx_count_distinct({q(c)})" for c in self.types] + [f"count({q(c)})" for c in self.types]
+        parts += [f"count(*) FILTER (WHERE isnan({q(c)}))" for c in floats]
+        row = self.con.execute(f"SELECT {', '.join(parts)} FROM d").fetchone()
+        k = len(self.types)
+        self.approx = {c: row[i] for i, c in enumerate(self.types)}
+        self.present = {c: row[k + i] for i, c in enumerate(self.types)}
+        self.nan = {c: row[2 * k + i] for i, c in enumerate(floats)}
+        self.distinct = _Distinct(self)
         self.integral = {c: self._integral(c) for c, t in self.types.items() if t.upper().startswith(FLOAT_TYPES)}
 
     def sql(self, query: str) -> list[tuple]:
@@ -143,10 +148,7 @@ class _Data:
         return "other"
 
     def missing_share(self, c: str) -> float:
-        nan = 0
-        if self.types[c].upper().startswith(("DOUBLE", "FLOAT", "REAL")):
-            nan = self.sql(f"SELECT count(*) FROM d WHERE isnan({q(c)})")[0][0]
-        return (self.rows - self.present[c] + nan) / self.rows
+        return (self.rows - self.present[c] + self.nan.get(c, 0)) / self.rows
 
     def constant_within(self, column: str, unit: str) -> bool:
         return not self.sql(f"SELECT 1 FROM d GROUP BY {q(unit)} HAVING count(DISTINCT {q(column)}) > 1 LIMIT 1")
@@ -154,8 +156,32 @@ class _Data:
     def sample(self, columns: list[str]) -> "Any":
         """Up to SAMPLE_ROWS rows of these columns (all rows when the file is that small), as pandas."""
         cols = ", ".join(q(c) for c in dict.fromkeys(columns))
-        tail = "" if self.rows <= SAMPLE_ROWS else f" USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (0)"
-        return self.con.execute(f"SELECT {cols} FROM d{tail}").df()
+        if self.rows <= SAMPLE_ROWS:
+            return self.con.execute(f"SELECT {cols} FROM d ORDER BY rowid").df()
+        # rows chosen by a hash of their position: the same rows on every run, whatever the threads
+        keep = math.ceil(1_000_000 * SAMPLE_ROWS / self.rows)
+        return self.con.execute(f"SELECT {cols} FROM d WHERE hash(rowid) % 1000000 < {keep} ORDER BY rowid").df()
+
+
+class _Distinct:
+    """Distinct values of a column: exact where few (at most EXACT_BELOW: constants, levels, periods), else
+    the HyperLogLog count; ``exact_count`` where a large count is compared with a bound (identifier, panel)."""
+
+    EXACT_BELOW = 10_000
+
+    def __init__(self, data: _Data) -> None:
+        self.data = data
+        self.exact: dict[str, int] = {}
+
+    def __getitem__(self, c: str) -> int:
+        if self.data.approx[c] > self.EXACT_BELOW:
+            return self.data.approx[c]
+        return self.exact_count(c)
+
+    def exact_count(self, c: str) -> int:
+        if c not in self.exact:
+            self.exact[c] = self.data.sql(f"SELECT count(DISTINCT {q(c)}) FROM d")[0][0]
+        return self.exact[c]
 
 
 # ------------------------------------------------------------------ roles
@@ -187,7 +213,7 @@ def guess_panel(data: _Data, taken: set[str]) -> tuple[str | None, str | None, s
                 continue
             if data.constant_within(t, u):
                 continue
-            n_u, n_t = data.distinct[u], data.distinct[t]
+            n_u, n_t = data.distinct.exact_count(u), data.distinct.exact_count(t)
             shape = (f"a balanced panel of {n_u} units x {n_t} periods" if n_u * n_t == data.rows
                      else f"{n_u} units x {n_t} periods, {data.rows} rows (unbalanced)")
             return u, t, f"unique per {u} x {t}: {shape}"
@@ -268,7 +294,7 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
         elif data.distinct[c] <= 1:
             value = data.sql(f"SELECT any_value({q(c)}) FROM d")[0][0]
             left_out[c] = "constant (" + ("empty" if value is None else f"every row is {show(value)}") + ")"
-        elif data.distinct[c] == data.rows and kind in ("integer", "text") and (
+        elif kind in ("integer", "text") and data.approx[c] >= 0.9 * data.rows and data.distinct.exact_count(c) == data.rows and (
                 _id_like(c) or kind == "text" or _consecutive(data, c)):
             left_out[c] = "unique per row (an identifier)"
         else:
