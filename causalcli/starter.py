@@ -294,8 +294,8 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
         elif data.distinct[c] <= 1:
             value = data.sql(f"SELECT any_value({q(c)}) FROM d")[0][0]
             left_out[c] = "constant (" + ("empty" if value is None else f"every row is {show(value)}") + ")"
-        elif kind in ("integer", "text") and data.approx[c] >= 0.9 * data.rows and data.distinct.exact_count(c) == data.rows and (
-                _id_like(c) or kind == "text" or _consecutive(data, c)):
+        elif (kind in ("integer", "text") and data.approx[c] >= 0.9 * data.rows
+              and data.distinct.exact_count(c) == data.rows and (_id_like(c) or kind == "text" or _consecutive(data, c))):
             left_out[c] = "unique per row (an identifier)"
         else:
             kept.append(c)
@@ -473,22 +473,24 @@ def _collinear(frame: Any, kept: list[str], categorical: list[str], treatment: s
 def starter_spec(path: Path, treatment: str | None, outcome: str | None, design: str,
                  name: str | None = None) -> Starter:
     """A starter spec for ``design`` on the data at ``path``."""
-    from causalcli.designs import get_design
+    from causalcli.designs import DESIGNS, get_design
 
+    if design not in DESIGNS:
+        raise SpecError(f"--design {design}: unknown design; choose one of: {', '.join(DESIGNS)}")
     design_obj = get_design(design)
     if not path.is_file():
-        raise DataError("data file not found", file=str(path))
+        raise DataError("data file not found; check the path", file=str(path))
     if treatment is None and design in ("matching", "weighting", "dml", "experiment"):
-        raise SpecError(f"the {design} design needs --treatment (the treatment column)", key="treatment")
+        raise SpecError(f"--treatment is needed: the {design} design compares by a treatment column")
     if outcome is None:
-        raise SpecError("--outcome is needed (the outcome column)", key="outcome")
+        raise SpecError("--outcome is needed (the outcome column)")
     data = _Data(path)
     for role, col in (("treatment", treatment), ("outcome", outcome)):
         if col is not None and col not in data.types:
             from causalcli.data import _suggest
 
-            raise DataError(f"{role} column {col!r} not found{_suggest(col, data.types)}; columns: "
-                            f"{', '.join(data.types)}", file=str(path), column=col)
+            raise DataError(f"--{role} {col}: no such column{_suggest(col, data.types)}; columns: "
+                            f"{', '.join(data.types)}", file=str(path))
     st = Starter(spec={}, text="")
     spec: dict[str, Any] = {"version": 1, "name": name or path.stem, "data": {"path": str(path)}}
     if treatment:

@@ -396,3 +396,17 @@ def test_wooldridge_401k_participation_is_left_out(runner, tmp_path):
     code, out = estimate(runner, write(tmp_path, yaml.safe_dump(spec)))
     assert code in (0, 1) and out["estimate"]["ci_lower"] < 9 < out["estimate"]["ci_upper"]
     assert out["estimate"]["ci_lower"] > 0
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["nope.csv", "-t", "t", "-y", "y"], 3, "error: nope.csv: data file not found; check the path"),
+    ([str(DATA / "mpdta.csv"), "-t", "tret", "-y", "lemp"], 3,
+     "--treatment tret: no such column (did you mean 'treat'?); columns: year, countyreal"),
+    ([str(DATA / "mpdta.csv"), "-y", "lemp"], 2,
+     "error: --treatment is needed: the matching design compares by a treatment column"),
+    ([str(DATA / "mpdta.csv"), "-t", "treat", "-y", "lemp", "-d", "ols"], 2,
+     "error: --design ols: unknown design; choose one of: matching, weighting, did"),
+])
+def test_init_errors_are_one_line_with_their_exit_code(runner, args, code, message):
+    res = invoke(runner, ["init", *args])
+    assert res.exit_code == code and message in res.stderr and len(res.stderr.strip().splitlines()) == 1
