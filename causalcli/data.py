@@ -42,6 +42,9 @@ class Table:
     rows: int
     types: dict[str, str]
     provenance: dict[str, Any] = field(default_factory=dict)
+    # date time columns, read as period numbers 1..T: the ISO day of each, and the DuckDB table of days
+    period_labels: dict[str, list[str]] = field(default_factory=dict)
+    period_tables: dict[str, str] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -136,12 +139,13 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
         provenance = file_provenance(path)
 
     con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")  # naive timestamps are UTC; data.timezone cuts them to days
     lazy = lazy and tmp_name is None
     if lazy:  # the view reads the file at each query: allow exactly this file, nothing else
         con.execute("SET allowed_paths = [" + "'" + path.replace("'", "''") + "']")
         con.execute("SET enable_external_access = false")
     try:
-        read_file(con, path, fmt, display, kind="VIEW" if lazy else "TABLE")
+        read_file(con, path, fmt, display, kind="VIEW" if lazy else "TABLE", delimiter=data.delimiter)
     finally:
         if tmp_name:
             os.unlink(tmp_name)
@@ -190,11 +194,16 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
 
 
 def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: str, table: str = "raw_data",
-              kind: str = "TABLE") -> None:
-    """Read a CSV or Parquet file into a DuckDB table; failures are one-line DataErrors."""
+              kind: str = "TABLE", delimiter: str | None = None) -> None:
+    """Read a CSV or Parquet file into a DuckDB table; failures are one-line DataErrors.
+
+    The CSV delimiter is ``delimiter`` when given, else tab for .tsv files, else the one of
+    ',', ';', tab and '|' that the header line has most of outside quotes (',' on a tie).
+    """
     import duckdb
 
-    delim = "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
+    delim = delimiter or ("\t" if path.lower().endswith((".tsv", ".tsv.gz")) else
+                          _sniff_delimiter(path) if fmt == "csv" else ",")
     # The path goes in as an escaped string literal, not a prepared parameter:
     # DuckDB imports pandas (0.3 s) to inspect Python parameters.
     literal = "'" + path.replace("'", "''") + "'"
@@ -394,6 +403,22 @@ def _renamed_types(types: dict[str, str], renames: dict[str, str]) -> dict[str, 
     return {**{renames.get(c, c): t for c, t in types.items()}, **types}
 
 
+def _sniff_delimiter(path: str) -> str:
+    """The delimiter of a CSV file from its header line: the most frequent of , ; tab | outside quotes."""
+    import gzip
+
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+    except OSError:
+        return ","
+    outside = "".join(part for i, part in enumerate(header.split('"')) if i % 2 == 0)
+    counts = {d: outside.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__
@@ -427,12 +452,21 @@ def file_provenance(path: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- column checks
 
 
-def require_columns(table: Table, roles: dict[str, tuple[str, str]]) -> None:
-    """Check that each column exists and has the kind its role needs.
+def require_columns(table: Table, roles: dict[str, tuple[str, str]], treated_value: Any = None,
+                    timezone: str = "UTC") -> None:
+    """Check that each column exists and read it as its role needs (``causalcli.data_types``).
 
-    ``roles`` maps a column to (spec key, kind), kind one of ``numeric``,
-    ``binary`` (0/1 or boolean), ``any``.
+    ``roles`` maps a column to (spec key, kind), kind one of ``numeric`` (text holding only
+    numbers is read as numbers), ``binary`` (0/1, boolean, yes/no, t/f, or two values of which
+    ``treated_value`` is the treated one; made 0/1), ``time`` (numbers, or dates, timestamps and
+    ISO date strings made period numbers 1..T), ``any``. A ``time`` column comes before the
+    columns (cohorts) read in its type.
     """
+    from causalcli.data_types import binary_treatment, numeric_column, period_column
+
+    for column, (key, kind) in roles.items():
+        if column in table.types and kind == "time":
+            period_column(table, column, key, timezone)
     for column, (key, kind) in roles.items():
         if column not in table.types:
             raise DataError(
@@ -440,12 +474,10 @@ def require_columns(table: Table, roles: dict[str, tuple[str, str]]) -> None:
                 f"{', '.join(table.columns[:20])}{' ...' if len(table.columns) > 20 else ''}",
                 file=table.file, key=key, column=column,
             )
-        if kind in ("numeric", "binary") and not table.is_numeric(column):
-            raise DataError(
-                f"column {column!r} must be numeric but is {table.types[column]}; "
-                f"list it under 'categorical' if it is a category, or fix the data",
-                file=table.file, key=key, column=column,
-            )
+        if kind == "binary":
+            binary_treatment(table, column, key, treated_value)
+        elif kind == "numeric":
+            numeric_column(table, column, key)
         if kind == "binary":
             q = _quote(column)
             bad = table.sql(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from causalcli.data_types import period_json
 from causalcli.did_fe import demean
 from causalcli.errors import EstimationError
 
@@ -69,9 +70,9 @@ def bacon_decomposition(p: "PanelData") -> dict[str, Any]:
         b, ss, n = _twfe_sub(ybar[mask], cd[mask], cell_id[mask], ct[mask], csize[mask])
         if ss == 0:
             return
-        rows.append({"type": kind, "treated": float(p.times[treated]),
-                     "control": ("never treated" if control is None else
-                                 "always treated" if control == 0 else float(p.times[control])),
+        rows.append({"type": kind, "treated": period_json(p.times[treated], p.time_labels),
+                     "control": ("never treated" if control is None else "always treated" if control == 0
+                                 else period_json(p.times[control], p.time_labels)),
                      "estimate": b, "weight": n * ss / (n_all * ss_all)})
 
     gr = cg

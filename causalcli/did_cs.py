@@ -262,8 +262,10 @@ def _agg(gt: GroupTime, keep: np.ndarray, pg: np.ndarray, with_wif: bool = True)
     return value, inf
 
 
-def aggregate(gt: GroupTime, times: np.ndarray) -> dict[str, Any]:
-    """The four aggregations of ``aggte``: values, labels and influence functions."""
+def aggregate(gt: GroupTime, times: np.ndarray, labels: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The four aggregations of ``aggte``: values, labels (ISO days with ``labels``) and influence functions."""
+    from causalcli.data_types import period_text
+
     pg_group = {gi: float(np.mean(gt.w * (gt.g_unit == gi))) for gi in np.unique(gt.group)}
     pg = np.array([pg_group[gi] for gi in gt.group])
     post = np.flatnonzero(gt.group <= gt.time)
@@ -277,7 +279,7 @@ def aggregate(gt: GroupTime, times: np.ndarray) -> dict[str, Any]:
         keep = np.flatnonzero((gt.group == gi) & (gt.group <= gt.time))
         val = float(gt.att[keep].mean())
         inf_g = gt.inf[:, keep] @ (pg[keep] / pg[keep].sum())
-        els.append((f"group={times[gi]:g}", val, inf_g))
+        els.append((f"group={period_text(times[gi], labels)}", val, inf_g))
         infs_g.append(inf_g)
         vals_g.append(val)
     pgg = np.array([pg_group[gi] for gi in glist])
@@ -310,7 +312,7 @@ def aggregate(gt: GroupTime, times: np.ndarray) -> dict[str, Any]:
     for t in tlist:
         keep = np.flatnonzero((gt.time == t) & (gt.group <= gt.time))
         val, inf_t = _agg(gt, keep, pg)
-        els.append((f"time={times[t]:g}", val, inf_t))
+        els.append((f"time={period_text(times[t], labels)}", val, inf_t))
         vals_t.append(val)
         infs_t.append(inf_t)
     value = float(np.mean(vals_t))
@@ -389,7 +391,7 @@ def run_cs(p: "PanelData", g: np.ndarray | None = None):
 
 def point_cs(p: "PanelData", g: np.ndarray) -> float:
     gt, _ = run_cs(p, g)
-    agg = aggregate(gt, p.times)
+    agg = aggregate(gt, p.times, p.time_labels)
     return agg[p.options.aggregation]["overall"][0]
 
 
@@ -404,7 +406,7 @@ def fit_cs(p: "PanelData", study: "Study", seed: int):
     if dropped:
         warnings.append(f"{dropped} units not observed in every period were dropped (the panel estimator needs a "
                         "balanced panel, as R did::att_gt with panel = TRUE)")
-    agg = aggregate(gt, p.times)
+    agg = aggregate(gt, p.times, p.time_labels)
     n = gt.n
     conf = study.conf_level
     z = normal_quantile(0.5 + conf / 2)
@@ -458,7 +460,10 @@ def fit_cs(p: "PanelData", study: "Study", seed: int):
             e = Estimate(e.value, e.std_error, e.value - crit * e.std_error, e.value + crit * e.std_error, conf,
                          e.p_value, "cs_multiplier_bootstrap_uniform_band", e.label)
         effects.append(e)
-    group_time_rows = [{"group": float(p.times[a]), "time": float(p.times[b]), "att": float(v),
+    from causalcli.data_types import period_json
+
+    group_time_rows = [{"group": period_json(p.times[a], p.time_labels),
+                        "time": period_json(p.times[b], p.time_labels), "att": float(v),
                         "std_error": float(s) if np.isfinite(s) else None}
                        for a, b, v, s in zip(gt.group, gt.time, gt.att, gt_se)]
     diagnostics: dict[str, Any] = {

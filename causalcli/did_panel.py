@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from causalcli.data_types import period_text
 from causalcli.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,7 +36,8 @@ def check_absorbing(table: "Table", unit: str, time: str, treatment: str) -> Non
         f"WHERE before = 1 AND d = 0 ORDER BY 1, 2 LIMIT 1")
     if row:
         u, t = row[0]
-        raise DataError(f"treatment {treatment!r} switches off: unit {_show(u)} is untreated in period {_show(t)} "
+        t = period_text(t, table.period_labels.get(time))
+        raise DataError(f"treatment {treatment!r} switches off: unit {_show(u)} is untreated in period {t} "
                         "after being treated; this estimator assumes treatment stays on once started "
                         "(use estimator: twfe without event_study for on/off treatments)",
                         file=table.file, key="treatment", column=treatment)
@@ -58,6 +60,10 @@ def check_cohort(table: "Table", unit: str, time: str, cohort: str, treatment: s
         "ORDER BY 1, 2 LIMIT 1")
     if row:
         u, t, d, gv = row[0]
+        labels = table.period_labels.get(time)
+        implied = int(gv > 0 and t >= gv)
+        t = period_text(t, labels)
+        gv = ("after the last period" if labels and gv > len(labels) else period_text(gv, labels)) if gv else 0
         hint = ""
         ever = table.sql(f"SELECT count(*) FROM {T} WHERE CAST({q(treatment)} AS DOUBLE) = "
                          f"CASE WHEN {g} > 0 THEN 1 ELSE 0 END")[0][0]
@@ -66,7 +72,7 @@ def check_cohort(table: "Table", unit: str, time: str, cohort: str, treatment: s
                     "or leave 'treatment' out and let the cohort define it")
         raise DataError(f"cohort {cohort!r} is inconsistent with treatment {treatment!r}: unit {_show(u)} in period "
                         f"{_show(t)} has treatment {_show(d)} but cohort {_show(gv)} implies "
-                        f"{int(gv > 0 and t >= gv)}{hint}", file=table.file, key="design.cohort", column=cohort)
+                        f"{implied}{hint}", file=table.file, key="design.cohort", column=cohort)
 
 
 def check_constant_within_unit(table: "Table", unit: str, column: str, key: str, what: str) -> None:

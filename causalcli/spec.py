@@ -44,6 +44,26 @@ class DataSpec(_Strict):
         "only this data: external access is off while it runs.",
     )
     columns: dict[str, str] = Field(default_factory=dict, description="Renames {old: new}.")
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1, pattern=r"^[^\"'\r\n]$",
+        description="CSV field delimiter, one character (e.g. ';' or a tab, written \"\\t\" in YAML); default: "
+        "tab for .tsv files, else the one of , ; tab | found most often in the header line.",
+    )
+    timezone: str = Field(
+        "UTC", description="IANA time zone (e.g. Europe/Berlin) in which timestamps of a time column are cut to "
+        "days; naive timestamps are read as UTC.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as UTC or Europe/Berlin") from None
+        return v
 
 
 class GraphSpec(_Strict):

@@ -53,6 +53,7 @@ class SynthData:
     cv_predictors: tuple[Predictor, ...] = ()
     cv_predictors_window: tuple[float, float] | None = None
     cv_validate_window: tuple[float, float] | None = None
+    time_labels: tuple[str, ...] | None = None  # ISO day of each period number when time holds dates
 
     @property
     def pre(self) -> np.ndarray:

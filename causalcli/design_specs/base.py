@@ -25,3 +25,12 @@ class DesignBase(Strict):
     estimand: Literal["ate", "att", "atc"] | None = Field(
         None, description="Target estimand; default: the design's first supported estimand."
     )
+
+
+class TreatedDesignBase(DesignBase):
+    """Keys of designs whose treatment column has a treated and a control value."""
+
+    treated_value: bool | int | float | str | None = Field(
+        None, description="The value of `treatment` that marks treated rows, when the column holds two values "
+        "other than 0/1, true/false, yes/no or t/f (e.g. treated_value: treated); the other value is control.",
+    )

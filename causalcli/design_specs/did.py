@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from causalcli.design_specs.base import DesignBase, Strict
+from causalcli.design_specs.base import Strict, TreatedDesignBase
 
 
 class EventStudy(Strict):
@@ -45,13 +45,15 @@ class DidOptions(Strict):
                              description="Convergence of the fixed-effect demeaning (alternating projections).")
 
 
-class DidDesign(DesignBase):
+class DidDesign(TreatedDesignBase):
     method: Literal["did"]
     unit: str = Field(description="Unit identifier column (panel).")
-    time: str = Field(description="Time period column (numeric).")
+    time: str = Field(description="Time period column: numbers (e.g. years), dates, timestamps (cut to days in "
+                                  "data.timezone) or ISO date strings; results are labelled by date.")
     estimator: Literal["twfe", "2x2", "callaway_santanna"] = Field(
         "twfe", description="twfe: unit and time fixed effects; 2x2: treated x post; callaway_santanna: staggered adoption.")
-    cohort: str | None = Field(None, description="First treated period of each unit; 0 or empty = never treated.")
+    cohort: str | None = Field(None, description="Column: first treated period of each unit, in the time column's "
+                                                "type (a date when time is a date); 0 or empty = never treated.")
     event_study: EventStudy | None = Field(None, description="TWFE event study with binned end points.")
     cluster: str | None = Field(None, description="Cluster column for CRV1 standard errors (default: the unit).")
     options: DidOptions = Field(default_factory=DidOptions)

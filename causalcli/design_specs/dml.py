@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from causalcli.design_specs.base import DesignBase, Strict
+from causalcli.design_specs.base import Strict, TreatedDesignBase
 
 
 class DmlOptions(Strict):
@@ -40,6 +40,6 @@ class DmlOptions(Strict):
         return v
 
 
-class DmlDesign(DesignBase):
+class DmlDesign(TreatedDesignBase):
     method: Literal["dml"]
     options: DmlOptions = Field(default_factory=DmlOptions)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from causalcli.design_specs.base import DesignBase, Strict
+
+
+def arm_label(value: Any) -> str:
+    """An arm value as text, the same for the data and the spec: 1.0 -> '1', True -> 'true'."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class Metric(Strict):
@@ -59,10 +70,19 @@ class ExperimentOptions(Strict):
 
 class ExperimentDesign(DesignBase):
     method: Literal["experiment"]
-    control: str | int = Field(description="The value of `treatment` that marks the control arm.")
+    control: bool | int | float | str = Field(
+        description="The value of `treatment` that marks the control arm (0 matches 0.0 in a float column).")
     expected_split: dict[str, float] | None = Field(
         None, description="Planned allocation {arm: share}, for the sample-ratio-mismatch check; default: equal "
-                          "shares over the arms found.")
+                          "shares over the arms found. Keys are arm values (numbers match as in `control`).")
+
+    @field_validator("expected_split", mode="before")
+    @classmethod
+    def _arm_keys(cls, v: Any) -> Any:
+        """YAML reads `0: 0.5` with an integer key: arms are matched by their text (arm_label)."""
+        if isinstance(v, dict):
+            return {arm_label(k): share for k, share in v.items()}
+        return v
     correction: Literal["holm", "bh", "none"] = Field(
         "holm", description="Multiple-testing correction across metrics and arms: holm, bh (Benjamini-Hochberg), none.")
     metrics: list[Metric] = Field(default_factory=list, description="Metrics; the first is primary (`estimate`).")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from causalcli.design_specs.base import DesignBase, Strict
+from causalcli.design_specs.base import Strict, TreatedDesignBase
 
 
 class MatchingOptions(Strict):
@@ -35,6 +35,6 @@ class MatchingOptions(Strict):
     )
 
 
-class MatchingDesign(DesignBase):
+class MatchingDesign(TreatedDesignBase):
     method: Literal["matching"]
     options: MatchingOptions = Field(default_factory=MatchingOptions)

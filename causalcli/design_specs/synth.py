@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from causalcli.design_specs.base import DesignBase, Strict
 
-Period = int | float
+# a value of the time column: a number, or a date (a YAML date or an ISO string) when time holds dates
+Period = int | float | dt.date | str
+
+
+def _reversed(a: Any, b: Any) -> bool:
+    """first > last, for two numbers or two dates (YAML dates or ISO strings, compared as ISO text)."""
+    if all(isinstance(x, (int, float)) for x in (a, b)):
+        return a > b
+    if all(isinstance(x, (dt.date, str)) for x in (a, b)):
+        return str(a)[:10] > str(b)[:10]
+    return False  # mixed: the design says the period is not of the time column's type
 
 
 class DonorOptions(Strict):
@@ -39,7 +50,7 @@ class CrossValidation(Strict):
     @field_validator("predictors_window", "validate_window")
     @classmethod
     def _ordered(cls, v: tuple[Period, Period]) -> tuple[Period, Period]:
-        if v[0] > v[1]:
+        if _reversed(v[0], v[1]):
             raise ValueError("needs [first, last] with first <= last")
         return v
 
@@ -87,7 +98,7 @@ class SynthOptions(Strict):
     @field_validator("predictors_window", "optimize_window")
     @classmethod
     def _ordered(cls, v: tuple[Period, Period] | None) -> tuple[Period, Period] | None:
-        if v is not None and v[0] > v[1]:
+        if v is not None and _reversed(v[0], v[1]):
             raise ValueError("needs [first, last] with first <= last")
         return v
 
@@ -106,9 +117,11 @@ class SynthOptions(Strict):
 class SynthDesign(DesignBase):
     method: Literal["synthetic_control"]
     unit: str = Field(description="Unit column (state, region, market).")
-    time: str = Field(description="Numeric period column (year, week number).")
+    time: str = Field(description="Period column: numbers (year, week number), dates, timestamps (cut to days in "
+                                  "data.timezone) or ISO date strings; results are labelled by date.")
     treated_unit: str | int = Field(description="The one treated unit, a value of the unit column.")
-    treatment_start: int | float | str = Field(description="First treated period, a value of the time column.")
+    treatment_start: int | float | dt.date | str = Field(
+        description="First treated period, a value of the time column (a date such as 2011-07-01 when it holds dates).")
     predictors: list[str] = Field(
         default_factory=list, description="Columns averaged over the pre-period (or options.predictors_window)."
     )

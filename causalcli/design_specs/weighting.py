@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from causalcli.design_specs.base import DesignBase, Strict
+from causalcli.design_specs.base import Strict, TreatedDesignBase
 
 
 class WeightingOptions(Strict):
@@ -31,6 +31,6 @@ class WeightingOptions(Strict):
     folds: int = Field(5, ge=2, le=20, description="Cross-fitting folds for gbm models.")
 
 
-class WeightingDesign(DesignBase):
+class WeightingDesign(TreatedDesignBase):
     method: Literal["weighting"]
     options: WeightingOptions = Field(default_factory=WeightingOptions)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data import require_columns
+from causalcli.data_types import period_json, period_text
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.result import Check, Estimate
@@ -65,6 +66,7 @@ class PanelData:
     panel: dict
     warnings: tuple[str, ...]
     unit_labels: np.ndarray
+    time_labels: tuple[str, ...] | None = None  # ISO day of each period number when time holds dates
 
 
 class DidDesign(Design):
@@ -117,19 +119,23 @@ class DidDesign(Design):
         from causalcli.did_panel import check_absorbing, check_cohort, check_constant_within_unit
 
         d = study.design
-        roles: dict[str, tuple[str, str]] = {d.unit: ("design.unit", "any"), d.time: ("design.time", "numeric"),
+        roles: dict[str, tuple[str, str]] = {d.unit: ("design.unit", "any"), d.time: ("design.time", "time"),
                                              study.outcome: ("outcome", "numeric")}
         if study.treatment:
             roles.setdefault(study.treatment, ("treatment", "binary"))
         if d.cohort:
-            roles.setdefault(d.cohort, ("design.cohort", "numeric"))
+            roles.setdefault(d.cohort, ("design.cohort", "any"))
         if d.cluster:
             roles.setdefault(d.cluster, ("design.cluster", "any"))
         if study.weights:
             roles.setdefault(study.weights, ("weights", "numeric"))
         for i, c in enumerate(study.covariates):
             roles.setdefault(c, (f"covariates[{i}]", "numeric"))
-        require_columns(table, roles)
+        require_columns(table, roles, d.treated_value, spec.study.data.timezone)
+        if d.cohort:  # in the time column's type: read as the same period numbers
+            from causalcli.data_types import cohort_column
+
+            cohort_column(table, d.cohort, d.time, timezone=spec.study.data.timezone)
         self._columns(study, table)  # unit x time uniqueness, in numpy on the rows prepare will use
         if d.cohort:
             check_cohort(table, d.unit, d.time, d.cohort, study.treatment)
@@ -164,6 +170,12 @@ class DidDesign(Design):
             if extra:
                 cols.append(extra)
         arr, dropped = table.arrays(cols)
+        from causalcli.data import dropped_missing
+
+        roles = [(study.treatment, "treatment", "treatment"), (study.outcome, "outcome", "outcome"),
+                 *[(c, "covariates", "covariate") for c in covs], (d.unit, "unit", "unit"), (d.time, "time", "time"),
+                 (d.cohort, "cohort", "cohort"), (d.cluster, "cluster", "cluster"), (study.weights, "weights", "weights")]
+        missing = dropped_missing(table, [r for r in roles if r[0]], dropped)
         if len(arr[d.unit]) == 0:
             raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
         unit_raw = np.asarray(arr[d.unit])
@@ -178,7 +190,8 @@ class DidDesign(Design):
             from causalcli.did_panel import _show
 
             raise DataError(f"the panel is not unique on unit x time: unit {_show(u)} has {int(counts[k])} rows in "
-                            f"period {_show(float(t))} (columns {d.unit!r}, {d.time!r}); aggregate or deduplicate "
+                            f"period {period_text(float(t), table.period_labels.get(d.time))} (columns {d.unit!r}, "
+                            f"{d.time!r}); aggregate or deduplicate "
                             "first", file=table.file, key="design.unit", column=d.unit)
         out = {"arr": arr, "dropped": dropped, "unit_raw": unit_raw, "time_raw": time_raw, "times": times,
                "tcode": tcode, "ucode": ucode, "n_units": n_units, "unit_labels": unit_labels}
@@ -210,10 +223,11 @@ class DidDesign(Design):
             gr = np.where(np.isfinite(first), first, np.inf)[ucode]
             if not absorbing and not np.array_equal(dd > 0, time_raw >= gr):
                 row_d = dd  # on/off treatment: used as it is
+        labels = table.period_labels.get(d.time)
         late = (g_unit_val > times[-1])
         if late.any():
             warnings.append(f"{int(late.sum())} units are first treated after the last period "
-                            f"({times[-1]:g}); they count as never treated in this panel")
+                            f"({period_text(times[-1], labels)}); they count as never treated in this panel")
             g_unit_val = np.where(late, 0.0, g_unit_val)
         g_idx = np.where(g_unit_val > 0, np.searchsorted(times, g_unit_val, side="left"), -1).astype(np.int64)
         # Units treated from the first period on have no pre-period. Plain TWFE keeps them, as the standard
@@ -231,7 +245,8 @@ class DidDesign(Design):
                 d.estimator, "their event time is not known (treated at or before the panel's start), so no "
                              "relative-period dummy can place them against the reference period -1, as in Sun and "
                              "Abraham (2021); plain twfe without event_study keeps them")
-            warnings.append(f"{n_first} units treated in the first period ({times[0]:g}) have no pre-treatment "
+            warnings.append(f"{n_first} units treated in the first period ({period_text(times[0], labels)}) have "
+                            "no pre-treatment "
                             f"period and were dropped: {why}")
             keep_rows = ~first_treated[ucode]
         if keep_rows is not None:
@@ -255,7 +270,8 @@ class DidDesign(Design):
             raise DataError("fewer than two units remain", file=table.file, key="design.unit")
         if not (g_idx >= 0).any():
             msg = ("no unit is ever treated in the panel" if not n_first else
-                   f"the {n_first} units treated in the first period ({first_period:g}) were dropped (no "
+                   f"the {n_first} units treated in the first period ({period_text(first_period, labels)}) were "
+                   "dropped (no "
                    "pre-treatment period) and no treated unit remains")
             raise DataError(msg, file=table.file, key="design.cohort" if d.cohort else "treatment")
         if keeps_always_treated and n_always:
@@ -292,8 +308,9 @@ class DidDesign(Design):
         balanced = bool(np.all(counts == times.size))
         panel = {"units": n_units, "periods": int(times.size), "rows": int(y.size), "balanced": balanced,
                  "missing_unit_periods": int(n_units * times.size - y.size),
-                 "first_period": float(times[0]), "last_period": float(times[-1]),
-                 "cohorts": {f"{times[k]:g}": int((g_idx == k).sum()) for k in np.unique(g_idx[g_idx >= 0])},
+                 "first_period": period_json(times[0], labels), "last_period": period_json(times[-1], labels),
+                 "cohorts": {period_text(times[k], labels): int((g_idx == k).sum())
+                             for k in np.unique(g_idx[g_idx >= 0])},
                  "never_treated_units": int((g_idx < 0).sum()),
                  "always_treated_units": int((g_idx == 0).sum())}
         if not balanced:
@@ -308,7 +325,7 @@ class DidDesign(Design):
             estimator=d.estimator, unit=ucode, n_units=n_units, time=tcode, times=times, y=y, g=g_idx, d=row_d,
             X=X, xnames=tuple(covs), w=w, cluster=cl, n_clusters=int(G), cluster_name=cname,
             leads=es.leads if es else None, lags=es.lags if es else None, options=d.options, n=n, panel=panel,
-            warnings=tuple(warnings), unit_labels=unit_labels,
+            warnings=tuple(warnings), unit_labels=unit_labels, time_labels=tuple(labels) if labels else None,
         )
 
     # ------------------------------------------------------------ estimation
@@ -390,7 +407,8 @@ class DidDesign(Design):
         cohorts = np.unique(p.g[p.g >= 0])
         if cohorts.size > 1:
             raise DataError(f"2x2 needs one common treatment start; found {cohorts.size} cohorts "
-                            f"({', '.join(f'{p.times[c]:g}' for c in cohorts)}): use estimator twfe or "
+                            f"({', '.join(period_text(p.times[c], p.time_labels) for c in cohorts)}): use "
+                            "estimator twfe or "
                             "callaway_santanna", key="design.estimator")
         start = int(cohorts[0])
         if not ((p.g[p.unit] >= 0) & (p.time < start)).any():
@@ -408,7 +426,7 @@ class DidDesign(Design):
         est, cdiag, ccheck, cwarn = self._headline(p, fit, _unit_vector(X.shape[1], 3), X, False, study, seed)
         diag = self._panel_diag(p, fit)
         diag["coefficients"] = {nm: float(b) for nm, b in zip(names, fit.coef)}
-        diag["treatment_start"] = float(p.times[cohorts[0]])
+        diag["treatment_start"] = period_json(p.times[cohorts[0]], p.time_labels)
         diag["clusters"] = cdiag
         check = self._auxiliary_pre_trend(p, study, diag)
         return Fit("2x2", "att", est, self._base_n(p, fit.n), diagnostics=diag, checks=[check, ccheck],

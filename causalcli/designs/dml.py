@@ -107,8 +107,12 @@ class DmlDesign(Design):
             raise SpecError("the treatment cannot be a segment", file=spec.source.display, key="segments")
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        from causalcli.data_types import coded_binary
+
         roles = study_roles(study, "numeric")
-        require_columns(table, roles)
+        if coded_binary(table, study.treatment, study.design.treated_value):  # yes/no, true/false, two labels
+            roles[study.treatment] = ("treatment", "binary")
+        require_columns(table, roles, study.design.treated_value)
         binary = self._binary(study, table, spec)
         if self.estimand(study, spec) == "att" and not binary:
             raise SpecError(f"estimand 'att' needs a binary treatment; {study.treatment!r} is continuous "

@@ -183,11 +183,13 @@ class ExperimentDesign(Design):
 
     def _arms(self, study: "Study", stats: "Statistics", file: str):
         values = list(stats.arm_counts)
-        labels = {v: str(v) for v in values}
+        from causalcli.design_specs.experiment import arm_label
+
+        labels = {v: arm_label(v) for v in values}
         if len(set(labels.values())) < len(labels):
             raise DataError(f"variant values of {study.treatment!r} collide when written as text", file=file,
                             key="treatment", column=study.treatment)
-        want = str(study.design.control)
+        want = arm_label(study.design.control)
         control = next((v for v in values if labels[v] == want), None)
         if control is None:
             found = ", ".join(sorted(map(repr, labels.values()))[:10])

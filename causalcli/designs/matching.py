@@ -95,7 +95,7 @@ class MatchingDesign(Design):
         roles = study_roles(study, "binary")
         for i, c in enumerate(study.design.options.exact):
             roles.setdefault(c, (f"design.options.exact[{i}]", "any"))
-        require_columns(table, roles)
+        require_columns(table, roles, study.design.treated_value)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> MatchingData:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data import _quote, require_columns
+from causalcli.data_types import period_json, period_text
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.result import Check, Estimate, Refutation
@@ -61,13 +62,29 @@ def label(value: Any) -> str:
     return str(value)
 
 
-def _periods(value: Any, where: str, spec: "LoadedSpec") -> tuple[float, ...]:
-    """A special predictor's periods: a number, a list of numbers, or {from: a, to: b} (marked by a NaN pair)."""
+def _start_text(value: Any) -> str:
+    """treatment_start as the spec gave it: 2011-07-01, or 1989 for 1989.0."""
+    from causalcli.data_types import as_day
+
+    day = None if isinstance(value, (int, float)) else as_day(value)
+    return day.isoformat() if day is not None else label(value)
+
+
+def _periods(value: Any, where: str, spec: "LoadedSpec", to_period: Any = None) -> tuple[float, ...]:
+    """A special predictor's periods: a number, a list of numbers, or {from: a, to: b} (marked by a NaN pair).
+
+    Periods may be dates when the time column holds dates; ``to_period`` (given once the data is read)
+    turns a value into the period number the design reads time in.
+    """
+    from causalcli.data_types import as_day
+
     def num(x: Any) -> float:
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            raise SpecError(f"periods must be numbers (a value of the time column), found {x!r}",
-                            file=spec.source.display, key=where)
-        return float(x)
+        if to_period is not None:
+            return to_period(x, where)
+        if isinstance(x, bool) or not isinstance(x, (int, float)) and as_day(x) is None:
+            raise SpecError(f"periods must be values of the time column (numbers, or dates such as 2011-07-01), "
+                            f"found {x!r}", file=spec.source.display, key=where)
+        return float(x) if isinstance(x, (int, float)) else 0.0  # a date: checked against the data later
 
     if isinstance(value, dict):
         if set(value) != {"from", "to"}:
@@ -84,17 +101,19 @@ def _periods(value: Any, where: str, spec: "LoadedSpec") -> tuple[float, ...]:
 
 
 def _predictors(plain: list[str], special: list, where: str, times: np.ndarray,
-                spec: "LoadedSpec") -> list["Predictor"]:
+                spec: "LoadedSpec", to_period: Any = None, labels: Any = None) -> list["Predictor"]:
     """Predictor rows: ``plain`` columns averaged over the predictors window, then the special ones."""
+    from causalcli.data_types import period_text
     from causalcli.synth_panel import Predictor
 
     out = [Predictor(c, c, None, f"design.predictors[{i}]") for i, c in enumerate(plain)]
     for i, (c, periods) in enumerate(special):
         key = f"{where}[{i}]"
-        ps = _periods(periods, key, spec)
+        ps = _periods(periods, key, spec, to_period)
         if math.isnan(ps[0]):
             ps = tuple(float(x) for x in times if ps[1] <= x <= ps[2])
-        name = f"{c} ({label(ps[0])})" if len(ps) == 1 else f"{c} ({label(ps[0])}-{label(ps[-1])})"
+        first, last = period_text(ps[0], labels), period_text(ps[-1], labels)
+        name = f"{c} ({first})" if len(ps) == 1 else f"{c} ({first} to {last})" if labels else f"{c} ({first}-{last})"
         out.append(Predictor(name, c, ps, key))
     return out
 
@@ -106,7 +125,8 @@ def _require_predictor_data(data: "SynthData", start: float, file: str, which: s
     X, labels = predictor_matrix(data, start)
     for p in data.predictors:
         if p.label not in labels:
-            raise DataError(f"{which}predictor {p.label!r} has no period before treatment_start {label(start)} "
+            raise DataError(f"{which}predictor {p.label!r} has no period before treatment_start "
+                            f"{period_text(start, data.time_labels)} "
                             f"in its window", file=file, key=p.key, column=p.column)
     for r, name in enumerate(labels):
         bad = np.flatnonzero(np.isnan(X[r]))
@@ -174,15 +194,14 @@ class SynthDesign(Design):
                         f"refuter {name!r} does not apply to synthetic control (one treated unit, no treatment "
                         f"column to permute); use placebo_in_time or leave_one_donor_out (placebo-in-space is "
                         f"the design's own inference)", file=file, key=f"refute[{i}]")
-        self.start_value(study, spec)
+        start = self.start_value(study, spec)
         for i, (column, periods) in enumerate(d.special_predictors):
             _periods(periods, f"design.special_predictors[{i}]", spec)
         cv = d.options.cross_validation
         if cv is not None:
             for i, (column, periods) in enumerate(cv.special_predictors or []):
                 _periods(periods, f"design.options.cross_validation.special_predictors[{i}]", spec)
-            start = self.start_value(study, spec)
-            if cv.validate_window[1] >= start:
+            if start is not None and isinstance(cv.validate_window[1], (int, float)) and cv.validate_window[1] >= start:
                 raise SpecError(f"cross_validation.validate_window must end before treatment_start "
                                 f"{label(start)}: the validation fit may use pre-periods only", file=file,
                                 key="design.options.cross_validation.validate_window")
@@ -195,19 +214,34 @@ class SynthDesign(Design):
                             "(e.g. [[outcome, period], ...])", file=file, key="design.predictors")
 
     @staticmethod
-    def start_value(study: "Study", spec: "LoadedSpec") -> float:
+    def start_value(study: "Study", spec: "LoadedSpec", table: "Table | None" = None) -> float | None:
+        """treatment_start as the period number time is read in; None for a date before the data is read."""
+        from causalcli.data_types import as_day, period_number
+
         start = study.design.treatment_start
-        try:
-            return float(start)
-        except (TypeError, ValueError):
-            raise SpecError(f"treatment_start must be a numeric period (a value of the time column), found "
-                            f"{start!r}", file=spec.source.display, key="design.treatment_start") from None
+        if table is not None:
+            return period_number(table, study.design.time, start, "design.treatment_start")
+        if not isinstance(start, str) or as_day(start) is None:
+            try:
+                return float(start)
+            except (TypeError, ValueError):
+                pass
+        if as_day(start) is not None:
+            return None
+        raise SpecError(f"treatment_start must be a value of the time column (a number, or a date such as "
+                        f"2011-07-01), found {start!r}", file=spec.source.display, key="design.treatment_start")
+
+    def _to_period(self, study: "Study", table: "Table") -> Any:
+        """A function turning a period of the spec into the period number time is read in (dates -> 1..T)."""
+        from causalcli.data_types import period_number
+
+        return lambda value, key: period_number(table, study.design.time, value, key)
 
     # ------------------------------------------------------------ data
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         d = study.design
-        roles: dict[str, tuple[str, str]] = {d.unit: ("design.unit", "any"), d.time: ("design.time", "numeric"),
+        roles: dict[str, tuple[str, str]] = {d.unit: ("design.unit", "any"), d.time: ("design.time", "time"),
                                              study.outcome: ("outcome", "numeric")}
         for i, c in enumerate(d.predictors):
             roles.setdefault(c, (f"design.predictors[{i}]", "numeric"))
@@ -216,27 +250,30 @@ class SynthDesign(Design):
         if d.options.cross_validation is not None:
             for i, (c, _) in enumerate(d.options.cross_validation.special_predictors or []):
                 roles.setdefault(c, (f"design.options.cross_validation.special_predictors[{i}]", "numeric"))
-        require_columns(table, roles)
+        require_columns(table, roles, timezone=spec.study.data.timezone)
+        labels = table.period_labels.get(d.time)
         u, t = _quote(d.unit), _quote(d.time)
         dup = table.sql(f"SELECT {u}, {t}, count(*) AS n FROM study_data WHERE {u} IS NOT NULL AND {t} IS NOT NULL "
                         f"GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1")
         if dup:
             raise DataError(f"panel is not unique on unit x time: unit {label(dup[0][0])!r} has {dup[0][2]} rows "
-                            f"in period {label(dup[0][1])}", file=table.file, key="design.unit", column=d.unit)
+                            f"in period {period_text(dup[0][1], labels)}", file=table.file, key="design.unit",
+                            column=d.unit)
         units = {label(r[0]) for r in table.sql(f"SELECT DISTINCT {u} FROM study_data WHERE {u} IS NOT NULL")}
         treated = label(d.treated_unit)
         if treated not in units:
             raise DataError(f"treated unit {treated!r} not found in column {d.unit!r}", file=table.file,
                             key="design.treated_unit", column=d.unit)
-        start = self.start_value(study, spec)
+        start = self.start_value(study, spec, table)
         times = sorted(float(r[0]) for r in table.sql(f"SELECT DISTINCT {t} FROM study_data WHERE {t} IS NOT NULL"))
+        shown = _start_text(d.treatment_start)
         if start not in times:
-            raise DataError(f"treatment_start {label(start)} is not a period of column {d.time!r} (periods "
-                            f"{label(times[0])} to {label(times[-1])})", file=table.file,
+            raise DataError(f"treatment_start {shown} is not a period of column {d.time!r} (periods "
+                            f"{period_text(times[0], labels)} to {period_text(times[-1], labels)})", file=table.file,
                             key="design.treatment_start", column=d.time)
         pre = [x for x in times if x < start]
         if len(pre) < MIN_PRE_PERIODS:
-            raise DataError(f"too few pre-periods: {len(pre)} before treatment_start {label(start)}, at least "
+            raise DataError(f"too few pre-periods: {len(pre)} before treatment_start {shown}, at least "
                             f"{MIN_PRE_PERIODS} needed", file=table.file, key="design.treatment_start")
         missing = [label(x) for x in (*d.options.donors.include, *d.options.donors.exclude) if label(x) not in units]
         if missing:
@@ -249,7 +286,13 @@ class SynthDesign(Design):
 
         d = study.design
         opts = d.options
-        start = self.start_value(study, spec)
+        start = self.start_value(study, spec, table)
+        labels = table.period_labels.get(d.time)
+        to_period = self._to_period(study, table)
+
+        def window(value: Any, key: str) -> tuple[float, float] | None:
+            return None if value is None else (to_period(value[0], key), to_period(value[1], key))
+
         base, _ = table.arrays([d.unit, d.time])
         all_units = sorted({label(x) for x in base[d.unit]})
         times = np.unique(np.asarray(base[d.time], dtype=np.float64))
@@ -279,29 +322,34 @@ class SynthDesign(Design):
             i, j = holes[0]
             role = "treated unit" if j == 0 else "donor"
             raise DataError(f"outcome {study.outcome!r} is missing for {role} {pool[j]!r} in period "
-                            f"{label(times[i])} ({len(holes)} missing unit-periods); the panel must be complete "
+                            f"{period_text(times[i], labels)} ({len(holes)} missing unit-periods); the panel must be "
+                            "complete "
                             f"or the unit excluded (design.options.donors.exclude)", file=table.file,
                             key="outcome", column=study.outcome)
-        predictors = _predictors(d.predictors, d.special_predictors, "design.special_predictors", times, spec)
+        predictors = _predictors(d.predictors, d.special_predictors, "design.special_predictors", times, spec,
+                                 to_period, labels)
         cv = opts.cross_validation
         cv_predictors: list["Predictor"] = []
         if cv is not None:
             special = d.special_predictors if cv.special_predictors is None else cv.special_predictors
             where = ("design.special_predictors" if cv.special_predictors is None
                      else "design.options.cross_validation.special_predictors")
-            cv_predictors = _predictors(d.predictors, special, where, times, spec)
+            cv_predictors = _predictors(d.predictors, special, where, times, spec, to_period, labels)
         panels: dict[str, np.ndarray] = {}
         for p in (*predictors, *cv_predictors):
             if p.column not in panels:
                 panels[p.column] = Y if p.column == study.outcome else panel(p.column)
         data = SynthData(
             units=tuple(pool), times=times, start=start, Y=Y, panels=panels, predictors=tuple(predictors),
-            predictors_window=opts.predictors_window, optimize_window=opts.optimize_window, v=opts.v,
+            predictors_window=window(opts.predictors_window, "design.options.predictors_window"),
+            optimize_window=window(opts.optimize_window, "design.options.optimize_window"), v=opts.v,
             starts=opts.starts, augmented=opts.augmented, ridge_lambda=opts.ridge_lambda, conformal=opts.conformal,
             conformal_grid=opts.conformal_grid, file=table.file, unit_column=d.unit, time_column=d.time,
             rows=table.rows, cv_predictors=tuple(cv_predictors),
-            cv_predictors_window=cv.predictors_window if cv else None,
-            cv_validate_window=cv.validate_window if cv else None,
+            cv_predictors_window=window(cv.predictors_window, "design.options.cross_validation.predictors_window")
+            if cv else None,
+            cv_validate_window=window(cv.validate_window, "design.options.cross_validation.validate_window")
+            if cv else None, time_labels=tuple(labels) if labels else None,
         )
         _require_predictor_data(data, start, table.file)
         if cv is not None:
@@ -311,7 +359,7 @@ class SynthDesign(Design):
             _require_predictor_data(training, start, table.file, "training ")
             if not optimize_mask(training, start).any():
                 raise DataError(f"cross_validation.validate_window {list(cv.validate_window)} holds no period "
-                                f"before treatment_start {label(start)}", file=table.file,
+                                f"before treatment_start {period_text(start, labels)}", file=table.file,
                                 key="design.options.cross_validation.validate_window")
         return data
 
@@ -369,7 +417,7 @@ class SynthDesign(Design):
                 lo, hi = conf.periods[i]
                 name += "; interval conformal_cwz"
             effects.append(Estimate(float(post_gaps[i]), None, lo, hi, study.conf_level, float(period_p[i]), name,
-                                    label(t)))
+                                    period_text(t, d.time_labels)))
 
         units = d.units
         weights = {units[j]: float(f.w[j - 1]) for j in donors}
@@ -409,8 +457,10 @@ class SynthDesign(Design):
                 "starts": d.starts if not d.augmented else None,
                 "start_kept": f.start,
                 "loss_v": f.loss_v,
-                "optimize_window": list(d.optimize_window) if d.optimize_window else None,
-                "predictors_window": list(d.predictors_window) if d.predictors_window else None,
+                "optimize_window": ([period_json(x, d.time_labels) for x in d.optimize_window]
+                                    if d.optimize_window else None),
+                "predictors_window": ([period_json(x, d.time_labels) for x in d.predictors_window]
+                                      if d.predictors_window else None),
                 **_fit_extra(f.extra, units),
             },
             "placebo_in_space": {
@@ -424,10 +474,10 @@ class SynthDesign(Design):
             },
             "conformal": conformal_note if conf is None else conf.to_dict(),
             "path": {
-                "time": [float(t) for t in d.times],
+                "time": [period_json(t, d.time_labels) for t in d.times],
                 "treated": [float(x) for x in d.Y[:, 0]],
                 "synthetic": [float(x) for x in f.synthetic],
-                "treatment_start": d.start,
+                "treatment_start": period_json(d.start, d.time_labels),
                 "treated_unit": units[0],
             },
             "placebo_gaps": {units[j]: [float(x) for x in placebo[:, j - 1]] for j in donors},

@@ -356,7 +356,7 @@ class WeightingDesign(Design):
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         roles = study_roles(study, "binary")
-        require_columns(table, roles)
+        require_columns(table, roles, study.design.treated_value)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> WeightingData:

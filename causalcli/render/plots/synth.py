@@ -12,15 +12,25 @@ from causalcli.result import Result
 PLACEBO_FIT_CUTOFF = 5.0
 
 
+def _axis(values: list) -> list:
+    """Periods for the x axis: ISO dates (a date time column) as datetime64 days, numbers as they are."""
+    if values and isinstance(values[0], str):
+        import numpy as np
+
+        return list(np.array(values, dtype="datetime64[D]"))
+    return values
+
+
 def path_plot(result: Result) -> bytes | None:
     path = result.diagnostics.get("path")
     if not path:
         return None
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
-    ax.plot(path["time"], path["treated"], color="#1f4e79", linewidth=2, label=path.get("treated_unit", "treated"))
-    ax.plot(path["time"], path["synthetic"], color="#c0504d", linewidth=2, linestyle="--", label="synthetic control")
-    ax.axvline(path["treatment_start"], color="grey", linestyle=":", linewidth=1)
+    times = _axis(path["time"])
+    ax.plot(times, path["treated"], color="#1f4e79", linewidth=2, label=path.get("treated_unit", "treated"))
+    ax.plot(times, path["synthetic"], color="#c0504d", linewidth=2, linestyle="--", label="synthetic control")
+    ax.axvline(_axis([path["treatment_start"]])[0], color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("period")
     ax.set_ylabel("outcome")
     ax.set_title(f"{result.study}: treated vs synthetic control")
@@ -35,7 +45,7 @@ def gaps_plot(result: Result) -> bytes | None:
         return None
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
-    times = path["time"]
+    times = _axis(path["time"])
     pre_rmspe = result.diagnostics.get("pre_rmspe") or 0.0
     placebo_pre = (result.diagnostics.get("placebo_in_space") or {}).get("pre_rmspe", {})
     shown = dropped = 0
@@ -48,7 +58,7 @@ def gaps_plot(result: Result) -> bytes | None:
     treated_gap = [a - b for a, b in zip(path["treated"], path["synthetic"])]
     ax.plot(times, treated_gap, color="#1f4e79", linewidth=2.2, label=path.get("treated_unit", "treated"))
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.axvline(path["treatment_start"], color="grey", linestyle=":", linewidth=1)
+    ax.axvline(_axis([path["treatment_start"]])[0], color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("period")
     ax.set_ylabel("gap (treated - synthetic)")
     note = f"{shown} placebos" + (f"; {dropped} with pre-RMSPE > {PLACEBO_FIT_CUTOFF:g}x left out" if dropped else "")

@@ -1,0 +1,385 @@
+"""Inputs as they come: treatment codings, CSV delimiters, date time columns and messages that name the row.
+
+Equality checks are exact (or to 1e-12): a recoded treatment, a semicolon file or a date time
+column must give the very rows and periods of the reference version, so the same arithmetic runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from causalcli.errors import DataError, SpecError
+from causalcli.study import run_study
+from tests.conftest import base_spec, invoke, run_json, simulate
+from tests.test_did import simulate_panel
+
+EXACT = 1e-12  # same rows and periods, same arithmetic: only the last bits of summation order may differ
+
+
+def _one_error(res) -> str:
+    assert "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.stderr
+    return errors[0]
+
+
+def _save(df: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+    return path
+
+
+# ---------------------------------------------------------------- treatments
+
+
+@pytest.fixture(scope="module")
+def sim() -> pd.DataFrame:
+    return simulate(300)
+
+
+@pytest.fixture(scope="module")
+def matching_reference(sim, tmp_path_factory) -> float:
+    path = _save(sim, tmp_path_factory.mktemp("ref") / "ref.csv")
+    return run_study(base_spec(str(path))).estimate.value
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+@pytest.mark.parametrize("control, treated, treated_value", [
+    ("no", "yes", None), ("No", "Yes", None), ("F", "T", None), ("false", "true", None), (False, True, None),
+    ("control", "treated", "treated"), ("placebo", "drug", "drug"), (1, 2, 2), ("A", "B", "b"),
+])
+def test_treatment_codings_give_the_0_1_estimate(tmp_path, sim, matching_reference, ext, control, treated,
+                                                  treated_value):
+    df = sim.copy()
+    df["t"] = np.where(sim.t == 1, treated, control)
+    spec = base_spec(str(_save(df, tmp_path / f"d.{ext}")))
+    if treated_value is not None:
+        spec["design"]["treated_value"] = treated_value
+    assert run_study(spec).estimate.value == pytest.approx(matching_reference, abs=EXACT)
+
+
+def test_treated_value_can_be_the_zero_like_value(tmp_path, sim, matching_reference):
+    """treated_value names the treated arm even when it is the value that would read as 0."""
+    df = sim.copy()
+    df["t"] = np.where(sim.t == 1, "no", "yes")
+    spec = base_spec(str(_save(df, tmp_path / "d.csv")))
+    spec["design"]["treated_value"] = "no"
+    assert run_study(spec).estimate.value == pytest.approx(matching_reference, abs=EXACT)
+
+
+def test_yaml_yes_as_treated_value_matches_a_yes_column(tmp_path, sim, matching_reference, write_spec, runner):
+    """YAML 1.1 reads an unquoted yes as true: it must still pick the 'yes' rows."""
+    df = sim.copy()
+    df["t"] = np.where(sim.t == 1, "yes", "no")
+    _save(df, tmp_path / "d.parquet")
+    spec = write_spec(yaml.safe_dump(base_spec("d.parquet")) .replace("method: matching",
+                                                                        "method: matching\n  treated_value: yes"))
+    code, payload, res = run_json(runner, [str(spec)])
+    assert code in (0, 1), res.stderr  # 1: the simulated data fail the balance check, as the 0/1 version does
+    assert payload["estimate"]["value"] == pytest.approx(matching_reference, abs=EXACT)
+
+
+@pytest.mark.parametrize("method", ["weighting", pytest.param("dml", marks=pytest.mark.slow), "did"])
+def test_other_designs_read_string_treatments(tmp_path, method):
+    if method == "did":
+        df = simulate_panel(units=60, periods=6, cohorts=(4,))
+        ref = {"version": 1, "outcome": "y", "treatment": "d", "refute": [],
+               "design": {"method": "did", "unit": "unit", "time": "time"}}
+    else:
+        df = simulate(300)
+        df["d"] = df.t
+        ref = base_spec("", treatment="d")
+        ref["design"] = {"method": method, "estimand": "ate"}
+        if method == "dml":
+            ref["design"]["options"] = {"learner": "linear", "folds": 2}
+    ref["data"] = {"path": str(_save(df, tmp_path / "ref.csv"))}
+    expected = run_study(ref).estimate.value
+    coded = df.assign(d=np.where(df.d == 1, "treated", "control"))
+    spec = {**ref, "data": {"path": str(_save(coded, tmp_path / "coded.parquet"))},
+            "design": {**ref["design"], "treated_value": "treated"}}
+    assert run_study(spec).estimate.value == pytest.approx(expected, abs=EXACT)
+
+
+def test_two_unnamed_strings_exit_3_naming_both_values_and_the_key(runner, tmp_path, sim, write_spec):
+    df = sim.copy()
+    df["t"] = np.where(sim.t == 1, "treated", "control")
+    _save(df, tmp_path / "d.parquet")
+    res = invoke(runner, ["estimate", str(write_spec(base_spec("d.parquet")))])
+    assert res.exit_code == 3
+    line = _one_error(res)
+    assert "'treated'" in line and "'control'" in line and "design.treated_value" in line
+
+
+def test_treated_value_not_in_the_column_exits_3(tmp_path, sim):
+    df = sim.copy()
+    df["t"] = np.where(sim.t == 1, "treated", "control")
+    spec = base_spec(str(_save(df, tmp_path / "d.csv")))
+    spec["design"]["treated_value"] = "treatment"
+    with pytest.raises(DataError, match=r"treated_value 'treatment' is not a value of treatment column 't'") as info:
+        run_study(spec)
+    assert info.value.key == "design.treated_value" and "'treated'" in str(info.value) and "'control'" in str(info.value)
+
+
+def test_treatment_with_three_values_names_them(tmp_path, sim):
+    df = sim.copy()
+    df["t"] = np.where(sim.t == 1, "a", np.where(sim.x1 > 0, "b", "c"))
+    with pytest.raises(DataError, match=r"must be binary .* found 3: 'a', 'b', 'c'|must be binary .*found 3"):
+        run_study(base_spec(str(_save(df, tmp_path / "d.csv"))))
+
+
+def test_treated_value_is_refused_by_designs_without_a_two_valued_treatment():
+    with pytest.raises(SpecError, match="treated_value"):
+        run_study({"version": 1, "data": {"path": "x.csv"}, "treatment": "v", "outcome": "y",
+                   "design": {"method": "experiment", "control": "a", "treated_value": "b"}})
+
+
+# ---------------------------------------------------------------- experiments: arm values of any type
+
+
+def _experiment(tmp_path: Path, variant: np.ndarray, **design) -> dict:
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=variant.size) + 0.3 * (variant == variant.max())
+    _save(pd.DataFrame({"variant": variant, "y": y}), tmp_path / "e.csv")
+    return {"version": 1, "data": {"path": str(tmp_path / "e.csv")}, "treatment": "variant", "outcome": "y",
+            "design": {"method": "experiment", "control": 0, **design}}
+
+
+def test_control_0_matches_a_float_column_and_integer_split_keys_are_accepted(tmp_path):
+    arms = np.arange(600) % 2
+    ints = run_study(_experiment(tmp_path, arms))
+    # pandas writes 0.0 / 1.0: DuckDB reads the variant as DOUBLE
+    floats = _experiment(tmp_path, arms.astype(float), expected_split={0: 0.5, 1: 0.5})
+    assert "\n0.0," in (tmp_path / "e.csv").read_text()
+    res = run_study(floats)
+    assert res.estimate.value == pytest.approx(ints.estimate.value, rel=1e-12)
+    srm = next(c for c in res.checks if c.name == "srm")
+    assert srm.passed is True
+    assert [e.label for e in res.effects][:1] == [e.label for e in ints.effects][:1]
+
+
+# ---------------------------------------------------------------- delimiters
+
+
+@pytest.mark.parametrize("delimiter, name, given", [
+    (";", "d.csv", None), ("\t", "d.csv", None), ("\t", "d.tsv", None), ("|", "d.txt", "|"), (";", "d.csv", ";"),
+])
+def test_delimiters_are_detected_or_given(tmp_path, sim, matching_reference, delimiter, name, given):
+    sim.to_csv(tmp_path / name, index=False, sep=delimiter)
+    spec = base_spec(str(tmp_path / name))
+    if given:
+        spec["data"]["delimiter"] = given
+    if name.endswith(".txt"):
+        spec["data"]["format"] = "csv"
+    assert run_study(spec).estimate.value == pytest.approx(matching_reference, abs=EXACT)
+
+
+def test_semicolon_file_with_decimal_commas_says_what_to_do(tmp_path, sim):
+    sim.to_csv(tmp_path / "d.csv", index=False, sep=";", decimal=",")
+    with pytest.raises(DataError, match=r"column 'y' \(outcome\) must be numeric: row 1 has '-?\d+,\d+'; write "
+                                        r"decimals with a point"):
+        run_study(base_spec(str(tmp_path / "d.csv")))
+
+
+def test_bad_delimiter_is_exit_2(tmp_path):
+    with pytest.raises(SpecError, match="data.delimiter"):
+        run_study(base_spec(str(tmp_path / "d.csv"), data={"path": "d.csv", "delimiter": ";;"}))
+
+
+# ---------------------------------------------------------------- numbers: messages that name the row
+
+
+@pytest.mark.parametrize("column, bad, role, needle", [
+    ("y", "6,825.50", "outcome", "remove the thousands separators (6825.50)"),
+    ("y", "n/a", "outcome", "write missing values as empty fields, or drop those rows with data.filter"),
+    ("x1", "high", "covariate", "list the column under 'categorical' if it is a category"),
+    ("x1", "$12.50", "covariate", "without currency or percent signs"),
+])
+def test_non_numeric_value_names_column_role_row_and_value(runner, tmp_path, sim, write_spec, column, bad, role,
+                                                           needle):
+    df = sim.astype({column: object})
+    df.loc[16, column] = bad  # data row 17
+    _save(df, tmp_path / "d.csv")
+    res = invoke(runner, ["validate", str(write_spec(base_spec("d.csv")))])
+    assert res.exit_code == 3
+    line = _one_error(res)
+    assert f"column {column!r} ({role}) must be numeric: row 17 has {bad!r}" in line, line
+    assert needle in line, line
+
+
+def test_following_the_missing_value_advice_works(tmp_path, sim):
+    """The advice for a stray 'n/a' is to filter it out: the filtered column is then read as numbers."""
+    df = sim.astype({"y": object})
+    df.loc[16, "y"] = "n/a"
+    path = _save(df, tmp_path / "d.csv")
+    with pytest.raises(DataError, match=r"data.filter \(e.g. \"y <> 'n/a'\"\)"):
+        run_study(base_spec(str(path)))
+    res = run_study(base_spec(str(path), data={"path": str(path), "filter": "y <> 'n/a'"}))
+    expected = run_study(base_spec(str(_save(sim.drop(index=16), tmp_path / "ok.csv"))))
+    assert res.estimate.value == pytest.approx(expected.estimate.value, abs=EXACT)
+
+
+# ---------------------------------------------------------------- date time columns: DiD
+
+
+def _month(t: int) -> dt.date:
+    return dt.date(2011 + (t - 1) // 12, (t - 1) % 12 + 1, 1)
+
+
+@pytest.fixture(scope="module")
+def panels(tmp_path_factory) -> dict[str, Path]:
+    """One staggered panel with integer periods 1..8, and the same panel with monthly dates in several types."""
+    out = tmp_path_factory.mktemp("panels")
+    df = simulate_panel(units=80, periods=8, cohorts=(4, 6))
+    days = df.assign(time=[_month(t) for t in df.time], g=[_month(g) if g else None for g in df.g])
+    stamps = days.assign(time=[pd.Timestamp(d).tz_localize("UTC") + pd.Timedelta(hours=13) for d in days.time])
+    text = days.assign(time=[d.isoformat() for d in days.time], g=[d.isoformat() if d else "0" for d in days.g])
+    return {"integer": _save(df, out / "int.csv"), "date_csv": _save(days, out / "date.csv"),
+            "date_parquet": _save(days, out / "date.parquet"), "timestamp_parquet": _save(stamps, out / "ts.parquet"),
+            "iso_text_parquet": _save(text, out / "text.parquet")}
+
+
+DID_CASES = {
+    "twfe": {"estimator": "twfe"},
+    "event_study": {"estimator": "twfe", "event_study": {"leads": 2, "lags": 2}, "options": {"honest_did": False}},
+    "callaway_santanna": {"estimator": "callaway_santanna", "options": {"honest_did": False}},
+}
+
+
+@pytest.mark.parametrize("case", list(DID_CASES))
+def test_did_on_date_time_equals_integer_time_and_labels_are_dates(panels, case):
+    def spec(path: Path) -> dict:
+        s = {"version": 1, "data": {"path": str(path)}, "outcome": "y", "treatment": "d", "refute": [],
+             "design": {"method": "did", "unit": "unit", "time": "time", "cohort": "g", **DID_CASES[case]}}
+        if case == "callaway_santanna":
+            s.pop("treatment")
+        return s
+
+    ref = run_study(spec(panels["integer"]))
+    for kind in ("date_csv", "date_parquet", "timestamp_parquet", "iso_text_parquet"):
+        res = run_study(spec(panels[kind]))
+        assert res.estimate.value == pytest.approx(ref.estimate.value, abs=EXACT), kind
+        assert res.estimate.std_error == pytest.approx(ref.estimate.std_error, abs=EXACT), kind
+        assert [e.value for e in res.effects] == pytest.approx([e.value for e in ref.effects], abs=EXACT)
+        panel = res.diagnostics["panel"]
+        assert panel["cohorts"] == {"2011-04-01": ref.diagnostics["panel"]["cohorts"]["4"],
+                                    "2011-06-01": ref.diagnostics["panel"]["cohorts"]["6"]}, kind
+        assert (panel["first_period"], panel["last_period"]) == ("2011-01-01", "2011-08-01")
+        if case == "callaway_santanna":
+            groups = res.diagnostics["aggregations"]["group"]["elements"]
+            assert [e["label"] for e in groups] == ["group=2011-04-01", "group=2011-06-01"]
+            first = res.diagnostics["group_time"][0]
+            assert (first["group"], first["time"]) == ("2011-04-01", "2011-02-01")
+
+
+def test_timestamps_are_cut_to_days_in_data_timezone(tmp_path):
+    """23:30 UTC is the same day in New York and the next day in Tokyo."""
+    from causalcli.data import load_table, require_columns
+    from causalcli.study import as_loaded
+
+    stamps = pd.to_datetime(["2011-07-01T23:30:00Z", "2011-07-02T10:00:00Z", "2011-07-03T01:00:00Z"])
+    _save(pd.DataFrame({"ts": stamps, "naive": stamps.tz_localize(None), "y": [1.0, 2.0, 3.0]}),
+          tmp_path / "t.parquet")
+    expected = {"UTC": ["2011-07-01", "2011-07-02", "2011-07-03"],
+                "America/New_York": ["2011-07-01", "2011-07-02"],
+                "Asia/Tokyo": ["2011-07-02", "2011-07-03"]}
+    for zone, days in expected.items():
+        spec = as_loaded({"version": 1, "data": {"path": str(tmp_path / "t.parquet"), "timezone": zone},
+                          "outcome": "y", "design": {"method": "experiment", "control": 0}})
+        for column in ("ts", "naive"):  # naive timestamps are read as UTC
+            table = load_table(spec)
+            require_columns(table, {column: ("design.time", "time")}, timezone=zone)
+            assert table.period_labels[column] == days, (zone, column)
+
+
+def test_unknown_timezone_is_exit_2(runner, tmp_path, sim, write_spec):
+    _save(sim, tmp_path / "d.csv")
+    res = invoke(runner, ["validate", str(write_spec(base_spec("d.csv", data={"path": "d.csv",
+                                                                            "timezone": "Mars/Olympus"})))])
+    assert res.exit_code == 2 and "data.timezone" in _one_error(res)
+
+
+def test_bad_time_and_cohort_values_name_the_row(panels, tmp_path):
+    df = pd.read_parquet(panels["iso_text_parquet"])
+    bad_time = df.copy()
+    bad_time.loc[9, "time"] = "July 2011"
+    spec = {"version": 1, "data": {"path": str(_save(bad_time, tmp_path / "t.parquet"))}, "outcome": "y",
+            "design": {"method": "did", "unit": "unit", "time": "time", "cohort": "g"}, "refute": []}
+    with pytest.raises(DataError, match=r"column 'time' \(time\) must hold numbers, dates \(YYYY-MM-DD\) or "
+                                        r"timestamps: row 10 has 'July 2011'") as info:
+        run_study(spec)
+    assert info.value.key == "design.time"
+    bad_cohort = df.copy()
+    bad_cohort.loc[bad_cohort.g != "0", "g"] = bad_cohort.loc[bad_cohort.g != "0", "g"].where(
+        bad_cohort.index[bad_cohort.g != "0"] != bad_cohort.index[bad_cohort.g != "0"][0], "soon")
+    first = int(bad_cohort.index[bad_cohort.g == "soon"][0]) + 1
+    spec["data"]["path"] = str(_save(bad_cohort, tmp_path / "c.parquet"))
+    with pytest.raises(DataError, match=rf"column 'g' \(cohort\) must hold dates like the time column 'time': "
+                                        rf"row {first} has 'soon'"):
+        run_study(spec)
+
+
+def test_date_cohort_with_integer_time_is_refused(panels, tmp_path):
+    df = pd.read_parquet(panels["date_parquet"]).assign(time=lambda d: [x.month for x in d.time])
+    spec = {"version": 1, "data": {"path": str(_save(df, tmp_path / "m.parquet"))}, "outcome": "y",
+            "design": {"method": "did", "unit": "unit", "time": "time", "cohort": "g"}, "refute": []}
+    with pytest.raises(DataError, match=r"column 'g' \(cohort\) is DATE but the time column 'time' holds numbers"):
+        run_study(spec)
+
+
+# ---------------------------------------------------------------- date time columns: synthetic control
+
+
+def _synth_panel() -> pd.DataFrame:
+    from tests.test_synth import factor_panel
+
+    return pd.DataFrame(factor_panel(1, effect=3.0, units=10, periods=20, start=14))
+
+
+def _synth_spec(path: Path, period) -> dict:
+    return {"version": 1, "data": {"path": str(path)}, "outcome": "y", "refute": [],
+            "design": {"method": "synthetic_control", "unit": "unit", "time": "t", "treated_unit": "u0",
+                       "treatment_start": period(2014), "predictors": ["x"],
+                       "special_predictors": [["y", period(2005)], ["y", [period(2008), period(2010)]],
+                                              ["y", {"from": period(2011), "to": period(2013)}]],
+                       "options": {"conformal": False, "predictors_window": [period(2003), period(2013)]}}}
+
+
+def test_synth_on_date_time_equals_integer_time_and_labels_are_dates(tmp_path, write_spec, runner):
+    df = _synth_panel()
+    ref = run_study(_synth_spec(_save(df, tmp_path / "int.csv"), int), jobs=1)
+    days = df.assign(t=[dt.date(t, 1, 1) for t in df.t])
+    _save(days, tmp_path / "days.parquet")
+    # treatment_start and the periods as YAML dates (datetime.date under safe_load)
+    spec = write_spec(yaml.safe_dump(_synth_spec(Path("days.parquet"), lambda y: dt.date(y, 1, 1))))
+    assert "treatment_start: 2014-01-01" in spec.read_text()
+    code, payload, res = run_json(runner, [str(spec)])
+    assert code == 0, res.stderr
+    # and as ISO strings, on a timestamp column
+    stamps = df.assign(t=[f"{t}-01-01T09:00:00" for t in df.t])
+    text = run_study(_synth_spec(_save(stamps, tmp_path / "ts.csv"), lambda y: f"{y}-01-01"), jobs=1).to_dict()
+    for out in (payload, text):
+        assert out["estimate"]["value"] == pytest.approx(ref.estimate.value, abs=EXACT)
+        assert out["estimate"]["p_value"] == ref.estimate.p_value
+        assert [e["label"] for e in out["effects"]] == [f"{y}-01-01" for y in range(2014, 2020)]
+        assert out["diagnostics"]["path"]["treatment_start"] == "2014-01-01"
+        assert list(out["diagnostics"]["v_weights"]) == ["x", "y (2005-01-01)", "y (2008-01-01 to 2010-01-01)",
+                                                         "y (2011-01-01 to 2013-01-01)"]
+        assert out["diagnostics"]["weights"] == pytest.approx(ref.diagnostics["weights"], abs=EXACT)
+
+
+def test_synth_treatment_start_must_be_a_period_in_the_time_columns_type(tmp_path):
+    df = _synth_panel().assign(t=lambda d: [dt.date(t, 1, 1) for t in d.t])
+    path = _save(df, tmp_path / "d.parquet")
+    with pytest.raises(SpecError, match=r"treatment_start must be a date like the time column 't'"):
+        run_study(_synth_spec(path, int), jobs=1)
+    with pytest.raises(DataError, match=r"treatment_start 2014-02-01 is not a period of column 't' \(periods "
+                                        r"2000-01-01 to 2019-01-01\)"):
+        run_study(_synth_spec(path, lambda y: f"{y}-02-01" if y == 2014 else f"{y}-01-01"), jobs=1)
