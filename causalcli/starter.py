@@ -265,7 +265,8 @@ def treated_expr(data: _Data, treatment: str) -> str | None:
 
 def _id_like(c: str) -> bool:
     n = norm(c)
-    return n in ("id", "index", "row", "rownum", "row_id", "obs", "idx") or n.endswith("_id") or n.startswith("id_")
+    return (n in ("id", "index", "row", "rownum", "row_id", "obs", "idx", "seq", "seqn", "serial", "record", "key")
+            or n.endswith(("_id", "_key", "_seq")) or n.startswith("id_"))
 
 
 def screen_columns(data: _Data, candidates: list[str], treatment: str | None, outcome: str | None,
@@ -322,7 +323,7 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
                 kept.remove(c)
     categorical = [c for c in kept if data.kind(c) == "text"]
     if rank_check and kept:
-        collinear = _collinear(frame, kept, categorical, treatment if treatment else None, np)
+        collinear = _collinear(frame, kept, categorical, treatment, outcome, np)
         left_out.update(collinear)
         kept = [c for c in kept if c not in collinear]
         categorical = [c for c in categorical if c in kept]
@@ -409,61 +410,85 @@ def _arm_determined(values: Any, treated: Any, column: str, treatment: str, labe
     return None
 
 
-def _collinear(frame: Any, kept: list[str], categorical: list[str], treatment: str | None, np: Any) -> dict[str, str]:
-    """Columns whose standardised block adds no rank to [1, treatment, columns kept before it]."""
-    cols = [c for c in kept]
-    use = [treatment, *cols] if treatment else cols
-    complete = frame[use].notna().all(axis=1).to_numpy()
-    sub = frame.loc[complete, use]
+def _collinear(frame: Any, kept: list[str], categorical: list[str], treatment: str | None, outcome: str | None,
+               np: Any) -> dict[str, str]:
+    """Columns whose standardised block adds no rank to [1, treatment, columns kept before it], on the rows
+    complete in all of them (as the estimators use them); then columns that with the kept ones give the
+    outcome exactly (NHEFS: wt82_71 = wt82 - wt71), the later of them each time."""
+    use = [treatment, *kept] if treatment else list(kept)
+    complete = frame[use + ([outcome] if outcome else [])].notna().all(axis=1).to_numpy()
+    sub = frame.loc[complete]
     if len(sub) < 2:
         return {}
     basis: list[Any] = [np.ones(len(sub)) / math.sqrt(len(sub))]
     owners: list[str] = ["(intercept)"]
+    columns: list[Any] = []  # the standardised columns behind basis[1:], to name what a new one depends on
 
     def block(name: str, is_text: bool) -> list[Any]:
-        s = sub[name]
-        if is_text or (name == treatment and s.dtype == object):
-            text = s.astype(str).to_numpy()
+        values = sub[name]
+        if is_text or (name == treatment and values.dtype == object):
+            text = values.astype(str).to_numpy()
             return [(text == level).astype(float) for level in np.unique(text)[1:]]
-        return [s.astype(float).to_numpy()]
+        return [values.astype(float).to_numpy()]
 
-    columns: list[Any] = []  # the standardised columns behind the basis, to name what a new one depends on
-
-    def add(vectors: list[Any], owner: str) -> tuple[int, list[str]]:
-        """Add the vectors to the basis; returns (rank added, owners of the kept columns they depend on)."""
-        added, depends = 0, []
-        for v in vectors:
-            v = v - v.mean()
-            norm_v = np.linalg.norm(v)
-            if norm_v == 0:
-                continue
-            v = v / norm_v
-            B = np.column_stack(basis)
-            r = v - B @ (B.T @ v)
-            r = r - B @ (B.T @ r)  # second pass: one Gram-Schmidt pass loses orthogonality on near-collinear columns
-            if np.linalg.norm(r) ** 2 < COLLINEAR_RESIDUAL:
-                coef = np.linalg.lstsq(np.column_stack(columns), v, rcond=None)[0]
-                depends += [owners[j + 1] for j in np.flatnonzero(np.abs(coef) > 1e-6)]
-                continue
+    def depends_on(v: Any) -> list[str] | None:
+        """None when v adds rank to the basis, else the owners of the kept columns it is a combination of."""
+        v = v - v.mean()
+        norm_v = np.linalg.norm(v)
+        if norm_v == 0:
+            return []
+        v = v / norm_v
+        B = np.column_stack(basis)
+        r = v - B @ (B.T @ v)
+        r = r - B @ (B.T @ r)  # second pass: one Gram-Schmidt pass loses orthogonality on near-collinear columns
+        if np.linalg.norm(r) ** 2 >= COLLINEAR_RESIDUAL:
             basis.append(r / np.linalg.norm(r))
             columns.append(v)
-            owners.append(owner)
-            added += 1
-        return added, depends
+            return None
+        if not columns:
+            return []
+        coef = np.linalg.lstsq(np.column_stack(columns), v, rcond=None)[0]
+        return [owners[j + 1] for j in np.flatnonzero(np.abs(coef) > 1e-6)]
+
+    def add(name: str, is_text: bool) -> list[str] | None:
+        """Add a column's block; None when it adds full rank, else (block taken back) what it depends on."""
+        before, depends, full = len(basis), [], True
+        for v in block(name, is_text):
+            found = depends_on(v)
+            if found is None:
+                owners.append(name)
+            else:
+                full = False
+                depends += found
+        if full:
+            return None
+        del basis[before:], owners[before:], columns[before - 1:]
+        return sorted(set(depends), key=owners.index)  # in column order
 
     if treatment:
-        add(block(treatment, False), treatment)
+        add(treatment, False)
     out: dict[str, str] = {}
-    for c in cols:
-        vectors = block(c, c in categorical)
-        before = len(basis)
-        added, depends = add(vectors, c)
-        if added < len(vectors):
-            del basis[before:], owners[before:], columns[before - 1:]
-            depends = sorted(set(depends), key=owners.index)  # in column order
-            names = ["the treatment" if d == treatment else repr(d) for d in depends]
-            out[c] = ("collinear with " + (", ".join(names) if names else "the intercept")
-                      + " (a linear combination of the columns kept before it)")
+    for c in kept:
+        depends = add(c, c in categorical)
+        if depends is None:
+            continue
+        if not depends:
+            out[c] = f"constant on the {len(sub):,} rows complete in the treatment and the other covariates"
+            continue
+        names = ["the treatment" if d == treatment else repr(d) for d in depends]
+        out[c] = f"collinear with {', '.join(names)} (a linear combination of the columns kept before it)"
+    if outcome and sub[outcome].dtype.kind in "biuf":
+        depends = depends_on(sub[outcome].astype(float).to_numpy())
+        if depends is None:  # the outcome adds rank, as it should: take it back out of the basis
+            basis.pop(), columns.pop()
+            return out
+        parts = [d for d in depends if d != treatment]
+        if parts:
+            last, others = parts[-1], ", ".join(repr(d) for d in parts[:-1])
+            out[last] = ((f"with {others} it gives" if others else "gives") + f" the outcome {outcome!r} exactly "
+                         "(a linear function of them): part of the outcome, measured after treatment")
+            keep = [c for c in kept if c not in out]
+            return {**out, **_collinear(frame, keep, [c for c in categorical if c in keep], treatment, outcome, np)}
     return out
 
 

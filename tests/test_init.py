@@ -410,3 +410,31 @@ def test_wooldridge_401k_participation_is_left_out(runner, tmp_path):
 def test_init_errors_are_one_line_with_their_exit_code(runner, args, code, message):
     res = invoke(runner, ["init", *args])
     assert res.exit_code == code and message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_columns_that_make_up_the_outcome_are_left_out(runner, tmp_path):
+    """NHEFS-like: the outcome is the weight change wt82 - wt71; wt82 (measured after quitting) with wt71 gives
+    it exactly, so the later column, wt82, goes; wt71 (before treatment) stays."""
+    rng = np.random.default_rng(8)
+    n = 500
+    age = rng.normal(45, 10, n).round()
+    wt71 = rng.normal(70, 12, n).round(1)
+    qsmk = (rng.uniform(size=n) < 1 / (1 + np.exp(-(age - 45) / 10))).astype(int)
+    wt82 = (wt71 + 3 * qsmk + 0.05 * age + rng.normal(scale=4, size=n)).round(1)
+    df = pd.DataFrame({"qsmk": qsmk, "age": age, "wt71": wt71, "wt82": wt82, "wt82_71": (wt82 - wt71).round(1)})
+    df.to_csv(tmp_path / "d.csv", index=False)
+    text, spec = init(runner, tmp_path / "d.csv", "-t", "qsmk", "-y", "wt82_71", "-d", "weighting")
+    assert spec["covariates"] == ["age", "wt71"]
+    assert left_out(text) == {"wt82": "with 'wt71' it gives the outcome 'wt82_71' exactly (a linear function of "
+                                      "them): part of the outcome, measured after treatment"}
+
+
+def test_a_column_constant_where_the_other_covariates_are_observed_is_named_so(runner, tmp_path):
+    df = confounded()
+    df["income"] = np.where(np.arange(len(df)) % 3 == 0, np.nan, df.age * 0 + np.arange(len(df)) % 7)
+    df["flag"] = np.where(df.income.isna(), 1, 0)  # varies only on rows where income is missing
+    df.to_csv(tmp_path / "d.csv", index=False)
+    text, spec = init(runner, tmp_path / "d.csv", "-t", "t", "-y", "y")
+    complete = int(df.income.notna().sum())
+    assert left_out(text) == {"flag": f"constant on the {complete:,} rows complete in the treatment and the other "
+                                      "covariates"}
