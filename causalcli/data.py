@@ -45,6 +45,7 @@ class Table:
     # date time columns, read as period numbers 1..T: the ISO day of each, and the DuckDB table of days
     period_labels: dict[str, list[str]] = field(default_factory=dict)
     period_tables: dict[str, str] = field(default_factory=dict)
+    filtered_out: int | None = None  # rows data.filter removed (None: no filter)
 
     @property
     def columns(self) -> list[str]:
@@ -77,6 +78,23 @@ class Table:
         arrays = {c: out[c] for c in cols}
         kept = len(arrays[cols[0]]) if cols else self.rows
         return arrays, self.rows - kept
+
+    def missing_by_column(self, columns: list[str]) -> dict[str, int]:
+        """Rows with a missing value (NULL, or NaN in a floating column), each counted under its first missing column.
+
+        One DuckDB pass; the counts add up to the rows that ``arrays(columns)`` drops.
+        """
+        cols = list(dict.fromkeys(columns))
+        ok = []
+        for c in cols:
+            q = _quote(c)
+            nan = f" AND NOT isnan({q})" if self.types[c].upper() in ("DOUBLE", "FLOAT", "REAL") else ""
+            ok.append(f"coalesce({q} IS NOT NULL{nan}, false)")
+        counts = [f"count(*) FILTER (WHERE {' AND '.join([*ok[:i], 'NOT ' + ok[i]])})" for i in range(len(cols))]
+        if not counts:
+            return {}
+        row = self.con.execute(f"SELECT {', '.join(counts)} FROM {TABLE}").fetchone()
+        return {c: int(k) for c, k in zip(cols, row) if k}
 
     def frame(self, columns: list[str]) -> tuple["pd.DataFrame", int]:
         """The given columns as pandas, rows with a missing value dropped; returns (frame, dropped)."""
@@ -155,6 +173,11 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
     for old in renames:
         if old not in types:
             raise DataError(f"column to rename not found{_suggest(old, types)}", file=display, key=f"data.columns.{old}", column=old)
+    renamed = [renames.get(c, c) for c in types]
+    for old, new in renames.items():
+        if renamed.count(new) > 1:  # DuckDB would rename one of them silently (name_1)
+            raise DataError(f"renaming {old!r} to {new!r} gives two columns named {new!r}; choose another name",
+                            file=display, key=f"data.columns.{old}", column=new)
     select = ", ".join(f"{_quote(c)} AS {_quote(renames.get(c, c))}" for c in types)
 
     # From here on the filter runs: nothing outside this table can be read.
@@ -166,6 +189,7 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
         _check_filter_text(data.filter, display)
         seen = _renamed_types(types, renames)
         _check_single_select(con, f"SELECT {select} FROM raw_data{where}", display, data.filter, list(seen), seen)
+    raw_rows = con.execute("SELECT count(*) FROM raw_data").fetchone()[0] if where and not lazy else None
     create = f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS SELECT {select} FROM raw_data{where}"
     try:
         if not lazy and not where and not renames:  # nothing to change: no second copy of the data
@@ -190,7 +214,12 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
     if rows == 0:
         what = "no rows are left after data.filter; loosen the filter" if data.filter else "the data file has no rows"
         raise DataError(what, file=display, key="data.filter" if data.filter else "data.path")
-    return Table(con=con, file=display, rows=int(rows), types=types, provenance=provenance)
+    filtered_out = None
+    if data.filter is not None:  # the rows the user's filter removed, for n (lazy: the view is still there)
+        if raw_rows is None:
+            raw_rows = con.execute("SELECT count(*) FROM raw_data").fetchone()[0]
+        filtered_out = int(raw_rows) - int(rows)
+    return Table(con=con, file=display, rows=int(rows), types=types, provenance=provenance, filtered_out=filtered_out)
 
 
 def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: str, table: str = "raw_data",
@@ -216,6 +245,40 @@ def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: st
         if ragged:
             raise DataError(ragged + "; fix the file so every row has the header's columns", file=display) from None
         raise DataError(f"cannot read as {fmt}: {_first_line(exc)}", file=display) from None
+    duplicate = _duplicate_column(con, path, fmt, delim)
+    if duplicate is not None:  # DuckDB would rename the second one silently (name_1) and the first would be used
+        raise DataError(f"column name {duplicate!r} appears more than once in the file's header; rename or remove "
+                        "the copies so each column has its own name", file=display, column=duplicate)
+
+
+def _duplicate_column(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, delim: str) -> str | None:
+    """The first column name the file's header repeats (the header as written, before DuckDB dedupes it)."""
+    if fmt == "parquet":
+        literal = "'" + path.replace("'", "''") + "'"
+        schema = con.execute(f"SELECT name, num_children FROM parquet_schema({literal})").fetchall()
+        names, i = [], 1
+        while i < len(schema):  # top-level fields; nested ones are skipped with their subtree
+            names.append(schema[i][0])
+            skip, i = schema[i][1] or 0, i + 1
+            while skip:
+                skip += (schema[i][1] or 0) - 1
+                i += 1
+    else:
+        import csv
+        import gzip
+
+        opener = gzip.open if path.endswith(".gz") else open
+        try:
+            with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as fh:
+                names = next(csv.reader(fh, delimiter=delim), [])
+        except (OSError, csv.Error):
+            return None
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name != "":
+            return name
+        seen.add(name)
+    return None
 
 
 def _check_single_select(con: "duckdb.DuckDBPyConnection", query: str, display: str, text: str,
@@ -511,6 +574,38 @@ def check_weights(table: Table, column: str) -> None:
 
 
 @dataclass(frozen=True)
+class MissingRows:
+    """Rows dropped for a missing value: the ``n`` entries and the warning that names them."""
+
+    n: dict[str, int]
+    warnings: tuple[str, ...] = ()
+
+
+def dropped_missing(table: Table, roles: list[tuple[str, str, str]], dropped: int) -> MissingRows:
+    """The ``n`` entries and the warning for rows dropped because a column the study uses is missing.
+
+    ``roles`` lists ``(column, role, label)`` in the order rows are attributed: a row
+    missing several columns counts under the first one. ``n`` gets ``dropped_missing``
+    (every such row) and ``dropped_missing_<role>`` per role that lost rows; they add up.
+    """
+    n = {"dropped_missing": int(dropped)}
+    if not dropped:
+        return MissingRows(n)
+    by_column = table.missing_by_column([c for c, _, _ in roles])
+    described = {}
+    for column, role, label in roles:
+        k = by_column.pop(column, 0)
+        if k:
+            n[f"dropped_missing_{role}"] = n.get(f"dropped_missing_{role}", 0) + k
+            described[f"{label} {column!r}"] = k
+    parts = ", ".join(f"{what} in {k}" for what, k in described.items())
+    several = " (a row missing several columns counts under the first)" if len(described) > 1 else ""
+    return MissingRows(n, (f"{dropped} of {table.rows} rows were dropped for a missing value (NULL or NaN): "
+                           f"{parts}{several}; fill them, or filter them out with data.filter to make the choice "
+                           "explicit",))
+
+
+@dataclass(frozen=True)
 class BinaryStudyArrays:
     """Complete rows of a study: the columns, the covariate matrix and the treatment."""
 
@@ -519,6 +614,7 @@ class BinaryStudyArrays:
     names: list
     t: "np.ndarray"
     dropped: int
+    missing: MissingRows | None = None  # the dropped rows by role, for n and warnings
 
 
 def study_roles(study: Any, treatment_kind: str) -> dict[str, tuple[str, str]]:
@@ -532,7 +628,8 @@ def study_roles(study: Any, treatment_kind: str) -> dict[str, tuple[str, str]]:
 
 
 def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
-                 extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = ()) -> BinaryStudyArrays:
+                 extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = (),
+                 extra_role: tuple[str, str] = ("other", "column")) -> BinaryStudyArrays:
     """Complete rows, one-hot covariates (a constant one is a data error, exit 3), the treatment as floats."""
     import numpy as np
 
@@ -545,19 +642,31 @@ def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[st
     if constant:
         raise DataError(f"covariate {constant[0]!r} is constant in the rows used; drop it from covariates",
                         file=table.file, column=constant[0], key="covariates")
-    return BinaryStudyArrays(cols, X, names, np.asarray(cols[treatment], dtype=np.float64), dropped)
+    roles = [(treatment, "treatment", "treatment"), (outcome, "outcome", "outcome")]
+    roles += [(c, "covariates", "covariate") for c in covariates] + [(c, *extra_role) for c in extra]
+    return BinaryStudyArrays(cols, X, names, np.asarray(cols[treatment], dtype=np.float64), dropped,
+                             dropped_missing(table, roles, dropped))
 
 
 def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
-                        extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = ()) -> BinaryStudyArrays:
+                        extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = (),
+                        extra_role: tuple[str, str] = ("other", "column")) -> BinaryStudyArrays:
     """What matching and weighting both start from: ``study_arrays`` with a two-arm (bool) treatment."""
-    arrays = study_arrays(table, treatment, outcome, covariates, categorical, extra, extra_text)
+    arrays = study_arrays(table, treatment, outcome, covariates, categorical, extra, extra_text, extra_role)
     _require_rows_for_columns(arrays, covariates, categorical, table.file)
     t = arrays.t.astype(bool)
     if t.all() or not t.any():
         raise DataError(f"treatment {treatment!r} has only one arm in the complete rows", file=table.file,
                         column=treatment, key="treatment")
-    return BinaryStudyArrays(arrays.cols, arrays.X, arrays.names, t, arrays.dropped)
+    return BinaryStudyArrays(arrays.cols, arrays.X, arrays.names, t, arrays.dropped, arrays.missing)
+
+
+def single_treated_warning(t: "np.ndarray") -> list[str]:
+    """A warning when an arm of a binary treatment holds a single unit: its effect and SE rest on that unit."""
+    n_treated = int(t.sum())
+    lone = [arm for arm, k in (("treated", n_treated), ("control", t.size - n_treated)) if k == 1]
+    return [f"only one {arm} unit in the rows used: the estimate rests on that single unit and its standard error, "
+            "which assumes many units per arm, cannot be trusted" for arm in lone]
 
 
 def _require_rows_for_columns(arrays: BinaryStudyArrays, covariates: list[str], categorical: list[str],

@@ -100,6 +100,7 @@ class Statistics:
     passes: int
     complete_cases_by_metric: bool
     notes: list[str] = field(default_factory=list)
+    arm_order: tuple = ()  # arms in order of first appearance in the data
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
 
     all_cols = tuple(dict.fromkeys(c for cs in metric_columns.values() for c in cs))
     all_pairs = tuple(dict.fromkeys(p for ps in metric_pairs.values() for p in ps))
-    centres, second = _head_estimates(table, all_cols, expr)
+    centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment)
     passes = 0
     notes: list[str] = []
     groups = [Group(None, all_cols, all_pairs)]
@@ -185,19 +186,24 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         _check_finite(result, table.file)
         ok, new_centres, new_second = _verify(result, groups, centres, second, table.rows, safety)
         if ok:
-            return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes)
+            return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
+                              _arm_order(table, treatment, head_arms, arm_counts))
         centres, second, safety = new_centres, new_second, RETRY_SAFETY
         notes.append("the first rows underestimated the spread: the pass was repeated with bounds from the first pass")
     raise EstimationError("could not bound the sums for exact summation (values too extreme); cap the metrics "
                           "(design.options.cap_quantile) or filter extreme rows", key="design.metrics")
 
 
-def _head_estimates(table: "Table", cols: tuple[str, ...], expr) -> tuple[dict[str, float], dict[str, float]]:
-    """Centres (means) and second moments about them from the first rows (insertion order is kept)."""
+def _head_estimates(table: "Table", cols: tuple[str, ...], expr,
+                    treatment: str) -> tuple[dict[str, float], dict[str, float], list]:
+    """Centres (means) and second moments about them from the first rows (insertion order is kept),
+    and the arms in the order they first appear there."""
     import numpy as np
 
-    select = ", ".join(f"{expr(c)} AS {quote('h' + str(i))}" for i, c in enumerate(cols))
+    select = ", ".join([*(f"{expr(c)} AS {quote('h' + str(i))}" for i, c in enumerate(cols)),
+                        f"{quote(treatment)} AS arm"])
     out = table.con.execute(f"SELECT {select} FROM {TABLE} LIMIT {HEAD_ROWS}").fetchnumpy()
+    head_arms = list(dict.fromkeys(a for a in out["arm"].tolist() if a is not None))
     centres, second = {}, {}
     for i, c in enumerate(cols):
         v = np.asarray(out["h" + str(i)], dtype=np.float64)
@@ -211,8 +217,19 @@ def _head_estimates(table: "Table", cols: tuple[str, ...], expr) -> tuple[dict[s
         # a constant column in the first rows: use the centre's scale so bounds are not zero
         second[c] = max(float(np.mean((v - k) ** 2)), (abs(k) * 1e-6) ** 2, 1e-300)
         centres[c] = _round_centre(k, second[c])
-    return centres, second
+    return centres, second, head_arms
 
+
+def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict) -> tuple:
+    """Every arm in order of first appearance: from the first rows, or (an arm first seen later) one more
+    pass numbering the rows in insertion order, which DuckDB keeps."""
+    order = [a for a in head_arms if a in arm_counts]
+    if len(order) == len(arm_counts):
+        return tuple(order)
+    q = quote(treatment)
+    rows = table.sql(f"SELECT arm FROM (SELECT {q} AS arm, row_number() OVER () AS r FROM {TABLE}) "
+                     "WHERE arm IS NOT NULL GROUP BY arm ORDER BY min(r)")
+    return tuple(r[0] for r in rows)
 
 def _grain(c: str, centres: dict[str, float], integer_columns: set[str]) -> float:
     """For an integer column, the power of two that every centred value is a multiple of; else 0.

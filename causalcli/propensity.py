@@ -565,7 +565,10 @@ def require_common_support(p: np.ndarray, t: np.ndarray, file: str | None = None
     t = np.asarray(t, dtype=bool)
     lo = max(float(p[t].min()), float(p[~t].min()))
     hi = min(float(p[t].max()), float(p[~t].max()))
-    if lo > hi or (lo == hi and (p[t] == lo).sum() + (p[~t] == lo).sum() < 2):
+    # ranges meeting at one point overlap only if units sit there; one arm of a single score (a lone
+    # treated unit, say) inside the other's range does overlap
+    single_point = float(p[t].min()) == float(p[t].max()) or float(p[~t].min()) == float(p[~t].max())
+    if lo > hi or (lo == hi and not single_point and (p[t] == lo).sum() + (p[~t] == lo).sum() < 2):
         raise EstimationError(
             f"no overlap: the propensity scores of treated ({float(p[t].min()):.3g} to {float(p[t].max()):.3g}) and "
             f"control units ({float(p[~t].min()):.3g} to {float(p[~t].max()):.3g}) do not overlap, so all "

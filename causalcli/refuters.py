@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -95,21 +96,64 @@ def _stream(seed: int, name: str, sim: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, REFUTER_IDS[name], sim]))
 
 
-def _one(design: "Design", prepared: Any, name: str, options: Any, seed: int, sim: int) -> float:
+def distinct_permutations(values: np.ndarray, limit: int) -> list[np.ndarray] | None:
+    """Every distinct rearrangement of ``values`` except ``values`` itself, when there are at most ``limit``
+    (in lexicographic order of the sorted levels, so the list is deterministic); None when there are more.
+
+    With them all, the permutation p-value (1 + #extreme) / (1 + k) is the exact randomisation p-value.
+    """
+    values = np.asarray(values)
+    n = values.size
+    levels, codes = np.unique(values, return_inverse=True)
+    codes = codes.reshape(-1)
+    if levels.size < 2 or n - 1 > limit:  # two levels give at least n arrangements
+        return None
+    count, left = 1, n
+    for k in np.bincount(codes):
+        count *= math.comb(left, int(k))
+        left -= int(k)
+        if count - 1 > limit:
+            return None
+    out = []
+    perm = np.sort(codes)
+    while True:
+        if not np.array_equal(perm, codes):
+            out.append(levels[perm])
+        # next lexicographic permutation of a multiset (Knuth, TAOCP 7.2.1.2, algorithm L)
+        i = n - 2
+        while i >= 0 and perm[i] >= perm[i + 1]:
+            i -= 1
+        if i < 0:
+            return out
+        j = n - 1
+        while perm[j] <= perm[i]:
+            j -= 1
+        perm[i], perm[j] = perm[j], perm[i]
+        perm[i + 1:] = perm[i + 1:][::-1].copy()
+
+
+# what the enumerated placebos of a refuter are, for its detail
+_PLACEBO_NOUN = {"placebo_treatment": "re-assignments of the treatment (besides the real one)",
+                 "placebo_in_time": "fake starts"}
+
+
+def _one(design: "Design", prepared: Any, name: str, options: Any, seed: int, sim: int, placebo: Any = None) -> float:
     try:
+        if placebo is not None:  # one of the enumerated distinct placebos
+            return design.refute_placebo(prepared, name, placebo)
         return design.refute_once(prepared, name, options, _stream(seed, name, sim))
     except CausalcliError:
         return float("nan")  # e.g. a subset with one arm only; counted as a failed simulation
 
 
-def _chunk(design_name: str, prepared: Any, tasks: list[tuple[str, Any, int, int]]) -> list[float]:
+def _chunk(design_name: str, prepared: Any, tasks: list[tuple[str, Any, int, int, Any]]) -> list[float]:
     from causalcli.designs import get_design
 
     design = get_design(design_name)
-    return [_one(design, prepared, name, options, seed, sim) for name, options, seed, sim in tasks]
+    return [_one(design, prepared, name, options, seed, sim, placebo) for name, options, seed, sim, placebo in tasks]
 
 
-def _worker_chunk(design_name: str, prepared: Any, tasks: list[tuple[str, Any, int, int]]) -> list[float]:
+def _worker_chunk(design_name: str, prepared: Any, tasks: list[tuple[str, Any, int, int, Any]]) -> list[float]:
     """A chunk in a forked worker, on one thread: the workers already fill the cores, and
     an OpenMP pool inherited through fork (scikit-learn's boosting) can hang if used."""
     from threadpoolctl import threadpool_limits
@@ -130,7 +174,11 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
     plan = planned_refuters(study, design)
     if not plan:
         return []
-    tasks = [(name, opts, seed, sim) for name, opts in plan for sim in range(opts.simulations)]
+    # fewer distinct placebos than simulations (three possible fake starts, say): each runs once, no draws
+    enumerated = [design.distinct_placebos(prepared, name, opts) for name, opts in plan]
+    sizes = [opts.simulations if pl is None else len(pl) for (_, opts), pl in zip(plan, enumerated)]
+    tasks = [(name, opts, seed, sim, None if pl is None else pl[sim])
+             for (name, opts), pl, size in zip(plan, enumerated, sizes) for sim in range(size)]
     n_jobs = min(resolve_jobs(jobs), len(tasks))
     # A few chunks per worker, so progress moves; each simulation's stream depends only
     # on (seed, refuter, simulation), so chunking never changes a number.
@@ -158,11 +206,16 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                         advance(len(part))
     out: list[Refutation] = []
     i = 0
-    for name, opts in plan:
-        sims = np.asarray(values[i:i + opts.simulations], dtype=float)
-        i += opts.simulations
+    for (name, opts), pl, size in zip(plan, enumerated, sizes):
+        sims = np.asarray(values[i:i + size], dtype=float)
+        i += size
         # a design with refuters of its own (synthetic control) summarises them itself
-        out.append(getattr(design, "summarise_refuter", summarise)(name, sims, estimate, study.thresholds.alpha))
+        r = getattr(design, "summarise_refuter", summarise)(name, sims, estimate, study.thresholds.alpha)
+        if pl is not None:
+            r = replace(r, detail=f"{r.detail}; the data allow only {size} distinct {_PLACEBO_NOUN.get(name, 'placebos')}"
+                                  f", no more than the {opts.simulations} simulations asked for: each was run once "
+                                  f"(none drawn at random), so p moves in steps of 1/{size + 1}")
+        out.append(r)
     return out
 
 

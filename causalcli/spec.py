@@ -148,7 +148,8 @@ class DataSubset(_Strict):
 class PlaceboInTimeOptions(_Strict):
     """Synthetic control: refit with a fake treatment start inside the pre-period."""
 
-    simulations: int = Field(10, ge=1, le=1000, description="Fake starts, drawn at random from the eligible pre-periods.")
+    simulations: int = Field(10, ge=1, le=1000, description="Fake starts, drawn at random from the eligible pre-periods; "
+                             "when there are no more eligible starts than this, each is run once.")
     min_pre: int = Field(5, ge=2, description="Pre-periods a fake start must leave before it.")
 
 

@@ -121,16 +121,44 @@ def run_study(
         estimator=fit.estimator,
         estimand=fit.estimand,
         estimate=fit.estimate,
-        n=fit.n,
+        n=_with_filtered(fit.n, prep.table),
         effects=fit.effects,
         diagnostics=diagnostics,
         checks=fit.checks,
         refutations=refutations,
-        warnings=fit.warnings,
+        warnings=[*unused_covariates(study, design, prep.identification), *fit.warnings],
         fail_on=fail_on,
         provenance=provenance,
         timing_s=timing,
     )
+
+
+def _with_filtered(n: dict[str, int], table: Table) -> dict[str, int]:
+    """``n`` with ``filtered_out`` (rows data.filter removed) after ``rows``, when a filter was given."""
+    if table.filtered_out is None:
+        return n
+    out: dict[str, int] = {}
+    for key, value in n.items():
+        out[key] = value
+        if key == "rows":
+            out["filtered_out"] = table.filtered_out
+    out.setdefault("filtered_out", table.filtered_out)
+    return out
+
+
+def unused_covariates(study: Any, design: Any, identification: Any) -> list[str]:
+    """A warning naming the covariates the graph's adjustment set leaves out (they are not used)."""
+    if study.graph is None or identification.estimand != "backdoor":
+        return []
+    if not getattr(design, "uses_adjustment_set", False):
+        return [f"the {design.name} design does not use the graph's adjustment set; it adjusts for the covariates "
+                "as listed (the graph only documents the assumptions)"]
+    left_out = [c for c in study.covariates if c not in identification.adjustment_set]
+    if not left_out:
+        return []
+    kept = ", ".join(identification.adjustment_set) or "nothing"
+    return [f"covariate(s) {', '.join(map(repr, left_out))} are not in the graph's adjustment set ({kept}) and are "
+            "not used; add the edges that make them confounders to the graph, or remove them from covariates"]
 
 
 def versions() -> dict[str, str]:

@@ -53,6 +53,8 @@ class SynthData:
     cv_predictors: tuple[Predictor, ...] = ()
     cv_predictors_window: tuple[float, float] | None = None
     cv_validate_window: tuple[float, float] | None = None
+    missing_n: dict | None = None  # rows dropped for a missing unit or time (n entries)
+    notes: tuple[str, ...] = ()  # warnings about dropped rows and missing predictor values
     time_labels: tuple[str, ...] | None = None  # ISO day of each period number when time holds dates
 
     @property

@@ -375,8 +375,55 @@ def test_srm_passes_on_a_fair_split_and_respects_unequal_plans(tmp_path):
     ok = run_study(spec_for(path, metrics=[{"name": "y", "outcome": "y"}], control="a",
                             expected_split={"a": 0.8, "b": 0.2}))
     assert ok.checks[0].passed is True
-    bad = run_study(spec_for(path, metrics=[{"name": "y", "outcome": "y"}], control="a"))  # equal split assumed
-    assert bad.checks[0].passed is False and "equal shares assumed" in bad.checks[0].detail
+    assert ok.diagnostics["srm"]["expected"] == pytest.approx({"a": 0.8 * n, "b": 0.2 * n})
+    # an 80/20 plan against 50/50 would fail: the check fails where the plan says so
+    wrong = run_study(spec_for(path, metrics=[{"name": "y", "outcome": "y"}], control="a",
+                               expected_split={"a": 0.5, "b": 0.5}))
+    assert wrong.checks[0].passed is False
+
+
+def test_srm_is_not_run_without_a_planned_split(tmp_path, runner, write_spec):
+    """No expected_split: no equal shares assumed (an unequal 80/20 design would fail it); passed is null with
+    the reason, and the study exits 0."""
+    rng = np.random.default_rng(1)
+    n = 100_000
+    df = pd.DataFrame({"variant": np.where(rng.random(n) < 0.2, "b", "a"), "y": rng.normal(size=n)})
+    path = tmp_path / "f.parquet"
+    df.to_parquet(path)
+    res = run_study(spec_for(path, metrics=[{"name": "y", "outcome": "y"}], control="a"))
+    check = res.checks[0]
+    assert check.name == "srm" and check.passed is None
+    assert "no planned allocation given" in check.detail and "b 19,955" in check.detail
+    srm = res.diagnostics["srm"]
+    assert srm["p_value"] is None and srm["passed"] is None and srm["expected_split_given"] is False
+    assert srm["observed"] == {"a": 80_045, "b": 19_955}
+    code, payload, out = run_json(runner, [str(write_spec(spec_for(path, metrics=[{"name": "y", "outcome": "y"}],
+                                                                 control="a")))])
+    assert code == 0, out.stderr
+    assert payload["checks"][0]["passed"] is None and payload["diagnostics"]["srm"]["p_value"] is None
+
+
+@pytest.mark.parametrize("head", [6, 20_000])  # arms seen in the first rows, or first seen after them
+def test_headline_arm_is_the_first_treatment_arm_in_the_data(tmp_path, head):
+    """Without expected_split, arms come in order of first appearance (not alphabetical): the headline is the
+    first treatment arm in the data; with it, the order of expected_split."""
+    rng = np.random.default_rng(3)
+    n = 30_000
+    variant = np.where(np.arange(n) < head, "ctl", rng.choice(["zeta", "alpha", "ctl"], n))
+    variant[head] = "zeta"  # zeta is seen before alpha
+    variant[head + 1] = "alpha"
+    variant[:head] = "ctl"
+    y = rng.normal(size=n) + np.select([variant == "zeta", variant == "alpha"], [1.0, 2.0], 0.0)
+    path = tmp_path / "arms.parquet"
+    pd.DataFrame({"variant": variant, "y": y}).to_parquet(path)
+    res = run_study(spec_for(path, metrics=[{"name": "y", "outcome": "y"}], control="ctl"))
+    assert res.diagnostics["arms"]["treatment"] == ["zeta", "alpha"]
+    assert res.estimate.value == effects(res)["y/zeta/abs"].value
+    assert res.estimate.value == pytest.approx(1.0, abs=0.1)  # zeta's true effect 1 (SE ~ 0.014)
+    planned = run_study(spec_for(path, metrics=[{"name": "y", "outcome": "y"}], control="ctl",
+                                 expected_split={"ctl": 0.4, "alpha": 0.3, "zeta": 0.3}))
+    assert planned.diagnostics["arms"]["treatment"] == ["alpha", "zeta"]
+    assert planned.estimate.value == effects(planned)["y/alpha/abs"].value
 
 
 def _aa_rates(draws: int, n: int, seed: int) -> dict[str, float]:

@@ -593,9 +593,12 @@ def test_default_refuters_run_on_basque_and_ten_fake_starts_cannot_reach_alpha()
     assert by["leave_one_donor_out"].simulations == 1 and by["leave_one_donor_out"].p_value is None
     assert by["placebo_in_time"].simulations == 10
     assert all(r.tested for r in res.refutations) and by["leave_one_donor_out"].passed is True
-    # no fake start as large, but 1/11 > alpha = 0.05: not judged rather than passed (RULES)
+    # the 10 eligible fake starts (1960-1969) are each run once, not drawn with repeats; 1960 has no
+    # predictor data before it and cannot be fit. No fake start as large, but 1/10 > alpha = 0.05:
+    # not judged rather than passed (RULES)
     pit = by["placebo_in_time"]
-    assert pit.p_value == pytest.approx(1 / 11) and pit.passed is None and "too few fake starts" in pit.detail
+    assert pit.p_value == pytest.approx(1 / 10) and pit.passed is None and "too few fake starts" in pit.detail
+    assert "only 10 distinct fake starts" in pit.detail and "1 of 10 refits could not be estimated" in pit.detail
 
 
 def test_leave_one_donor_out_fails_when_one_donor_carries_the_effect(tmp_path):

@@ -47,6 +47,7 @@ class Design:
     inference: ClassVar[tuple[str, ...]]
     default_refuters: ClassVar[tuple[str, ...]] = ("placebo_treatment", "random_common_cause", "data_subset")
     weights_built: ClassVar[bool] = True  # False: a spec with `weights` is refused (exit 2) before any work
+    uses_adjustment_set: ClassVar[bool] = False  # True: prepare adjusts for the graph's set, not `covariates`
     reference: ClassVar[str] = ""
 
     def estimand(self, study: "Study", spec: "LoadedSpec") -> str:
@@ -93,6 +94,26 @@ class Design:
             return self.point(prepared, rows=rows)
         raise SpecError(f"refuter {name!r} does not apply to the {self.name} design; "
                         f"its refuters: {', '.join(self.default_refuters)}", key="refute")
+
+    def distinct_placebos(self, prepared: Any, name: str, options: Any) -> list | None:
+        """Every distinct placebo but the real one, when they are no more than ``options.simulations``
+        (each is then run once, rather than drawn at random with repeats); None when there are more.
+
+        The default covers ``placebo_treatment``: the distinct rearrangements of ``treatment_of``.
+        """
+        if name != "placebo_treatment":
+            return None
+        try:
+            t = self.treatment_of(prepared)
+        except NotImplementedError:
+            return None
+        from causalcli.refuters import distinct_permutations
+
+        return distinct_permutations(t, options.simulations)
+
+    def refute_placebo(self, prepared: Any, name: str, placebo: Any) -> float:
+        """One refuter simulation on a placebo listed by ``distinct_placebos``."""
+        return self.point(prepared, treatment=placebo)
 
     def treatment_of(self, prepared: Any) -> "np.ndarray":
         """The treatment vector that placebo refuters permute."""

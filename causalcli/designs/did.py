@@ -193,7 +193,7 @@ class DidDesign(Design):
                             f"period {period_text(float(t), table.period_labels.get(d.time))} (columns {d.unit!r}, "
                             f"{d.time!r}); aggregate or deduplicate "
                             "first", file=table.file, key="design.unit", column=d.unit)
-        out = {"arr": arr, "dropped": dropped, "unit_raw": unit_raw, "time_raw": time_raw, "times": times,
+        out = {"arr": arr, "dropped": dropped, "missing": missing, "unit_raw": unit_raw, "time_raw": time_raw, "times": times,
                "tcode": tcode, "ucode": ucode, "n_units": n_units, "unit_labels": unit_labels}
         self._cache = (table, out)
         return out
@@ -207,7 +207,7 @@ class DidDesign(Design):
         self._cache = None
         arr, dropped, unit_raw, time_raw = c["arr"], c["dropped"], c["unit_raw"], c["time_raw"]
         times, tcode, ucode, n_units, unit_labels = c["times"], c["tcode"], c["ucode"], c["n_units"], c["unit_labels"]
-        warnings: list[str] = []
+        warnings: list[str] = list(c["missing"].warnings)
         absorbing = d.estimator != "twfe" or d.event_study is not None
         row_d = None
         if d.cohort:
@@ -316,7 +316,7 @@ class DidDesign(Design):
         if not balanced:
             warnings.append(f"unbalanced panel: {panel['missing_unit_periods']} unit-periods are missing "
                             f"({n_units} units x {times.size} periods, {y.size} rows)")
-        n = {"rows": table.rows, "dropped_missing": int(dropped), "units": n_units,
+        n = {"rows": table.rows, **c["missing"].n, "units": n_units,
              "treated_units": int((g_idx >= 0).sum()), "control_units": int((g_idx < 0).sum()),
              "units_treated_first_period_dropped": n_first, "units_always_treated_kept": int((g_idx == 0).sum()),
              "periods": int(times.size), "clusters": int(G)}

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data import TABLE, _quote, require_columns, study_arrays, study_roles
+from causalcli.data import TABLE, MissingRows, _quote, require_columns, study_arrays, study_roles
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference import normal_estimate
@@ -83,6 +83,7 @@ class DmlData:
     dropped_missing: int
     file: str
     state: dict = field(default_factory=dict, compare=False)
+    missing: MissingRows | None = None  # rows dropped for a missing value, by role
 
 
 class DmlDesign(Design):
@@ -97,6 +98,7 @@ class DmlDesign(Design):
     reference = ("Chernozhukov et al. (2018), Econometrics Journal; Athey, Tibshirani and Wager (2019), "
                  "Annals of Statistics; EconML (py-why)")
     weights_built = False
+    uses_adjustment_set = True  # covariates outside the graph's adjustment set are left out (and warned)
 
     # ------------------------------------------------------------ spec and data
 
@@ -147,7 +149,7 @@ class DmlDesign(Design):
         segs = list(study.segments)
         categorical = tuple(c for c in study.categorical if c in covs)
         arrays = study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=tuple(segs),
-                              extra_text=tuple(segs))
+                              extra_text=tuple(segs), extra_role=("segments", "segment"))
         cols, W, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         n = t.size
         binary = self._binary(study, table, spec)
@@ -174,7 +176,7 @@ class DmlDesign(Design):
             S=S, segment_dummies=tuple(dummy_names), segment_columns=tuple(segs), segment_values=seg_values,
             model=opts.model, learner=opts.learner, folds=opts.folds, trees=opts.trees, min_leaf=opts.min_leaf,
             estimand=self.estimand(study, spec), treatment=study.treatment, rows=table.rows,
-            dropped_missing=dropped, file=table.file,
+            dropped_missing=dropped, file=table.file, missing=arrays.missing,
         )
 
     # ------------------------------------------------------------ estimation
@@ -200,7 +202,8 @@ class DmlDesign(Design):
         treated = d.t == 1 if d.binary else None
         estimate = headline(est, d, X, study.conf_level)
         effects, warn_seg = segment_effects(est, d, X, study.conf_level)
-        n = {"rows": d.rows, "dropped_missing": d.dropped_missing, "used": int(d.t.size)}
+        missing = d.missing or MissingRows({"dropped_missing": d.dropped_missing})
+        n = {"rows": d.rows, **missing.n, "used": int(d.t.size)}
         if d.binary:
             n.update(treated=int(treated.sum()), control=int((~treated).sum()))
         nuisance = nuisance_summary(est, d, y_res, t_res, study.thresholds.propensity_bounds)
@@ -224,7 +227,7 @@ class DmlDesign(Design):
             diagnostics["heterogeneity"] = heterogeneity_tests(est, d, effects, y_res, t_res)
         if d.model == "forest":
             diagnostics["cate"] = cate_summary(est, d, X)
-        warnings_out = [*caught, *warn_seg]
+        warnings_out = [*missing.warnings, *caught, *warn_seg]
         if d.model == "linear" and not d.segment_columns and d.estimand == "att":
             warnings_out.append("model: linear without segments estimates one constant effect, so the ATT equals "
                                 "the ATE; use segments or model: forest for effects that differ among the treated")

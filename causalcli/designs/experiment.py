@@ -198,10 +198,12 @@ class ExperimentDesign(Design):
         if len(values) < 2:
             raise DataError(f"variant column {study.treatment!r} has only the control arm; an experiment needs "
                             "two or more arms", file=file, key="treatment", column=study.treatment)
+        # the order of expected_split when given, else the order in which arms first appear in the data
         order = list(study.design.expected_split or {})
         rank = {name: i for i, name in enumerate(order)}
+        seen = {v: i for i, v in enumerate(stats.arm_order)}
         arms = sorted((v for v in values if v is not control and labels[v] != want),
-                      key=lambda v: (rank.get(labels[v], len(rank)), labels[v]))
+                      key=lambda v: (rank.get(labels[v], len(rank)), seen.get(v, len(seen)), labels[v]))
         for v in (control, *arms):
             if stats.arm_counts[v] < 2:
                 raise DataError(f"arm {labels[v]!r} has {stats.arm_counts[v]} unit(s); every arm needs at least two",
@@ -229,7 +231,7 @@ class ExperimentDesign(Design):
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: ExperimentData, study: "Study", seed: int) -> Fit:
-        from causalcli.experiment_analysis import absolute, adjust, compare, mde, relative_delta, relative_log, srm
+        from causalcli.experiment_analysis import absolute, adjust, compare, mde, relative_delta, relative_log
         from causalcli.experiment_stats import moments
 
         d = prepared
@@ -284,30 +286,32 @@ class ExperimentDesign(Design):
                             first.inference, None, first.p_value_adjusted)
 
         observed = {d.labels[a]: stats.arm_counts[a] for a in (d.control, *d.arms)}
-        s = srm(observed, d.expected_split)
-        passed = bool(s["p_value"] >= study.thresholds.srm_alpha)
-        s["passed"] = passed
-        s["expected_split_given"] = d.split_given
-        shares = ", ".join(f"{a} {observed[a]:,} ({observed[a] / sum(observed.values()):.2%} vs "
-                           f"{s['expected_share'][a]:.2%})" for a in observed)
-        detail = (f"chi-square {s['statistic']:.2f} on {s['df']} df, p = {s['p_value']:.3g} "
-                  f"{'>=' if passed else '<'} {study.thresholds.srm_alpha}: {shares}")
-        if not d.split_given:
-            detail += " (expected_split not given: equal shares assumed)"
-        if not passed:
-            detail += ("; the arms are not the sizes planned, so the randomisation or logging is broken and the "
-                       "effects cannot be trusted: find the cause before reading them")
-        checks = [Check("srm", passed, detail)]
+        s, check = _srm_check(observed, d, study.thresholds.srm_alpha)
+        checks = [check]
         warnings = list(stats.notes) + notes
         if stats.missing_variant:
-            warnings.append(f"{stats.missing_variant} row(s) with no variant value were left out")
+            warnings.append(f"{stats.missing_variant} of {d.rows} rows were dropped for a missing value: variant "
+                            f"column {study.treatment!r} in {stats.missing_variant}; fill them, or filter them out "
+                            "with data.filter to make the choice explicit")
+        used = sum(observed.values())
+        metric_missing = {}
+        for s_ in d.shapes:  # rows of the arms compared that a metric leaves out (a missing value in its columns)
+            group = stats.groups[s_.name if stats.complete_cases_by_metric else None]
+            left_out = used - sum(group[a].n for a in (d.control, *d.arms) if a in group)
+            if left_out:
+                metric_missing[s_.name] = left_out
+                warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} rows with a missing value in "
+                                f"its columns ({', '.join(_columns(s_))}); it uses the complete ones")
         for e in effects:
             if e.value != e.value:
                 warnings.append(f"{e.label}: the relative effect is undefined (control mean is zero"
                                 f"{' or a mean is not positive, needed by relative_ci: log' if opts.relative_ci == 'log' else ''})")
         n = {"rows": d.rows, "used": sum(observed.values()), "control": observed[d.labels[d.control]],
              "treatment": sum(observed.values()) - observed[d.labels[d.control]],
-             "dropped_missing_variant": stats.missing_variant}
+             "dropped_missing": stats.missing_variant}
+        if stats.missing_variant:
+            n["dropped_missing_treatment"] = stats.missing_variant
+        n.update({f"missing_in_metric[{name}]": k for name, k in metric_missing.items()})
         diagnostics = {
             "srm": s,
             "arms": {"control": d.labels[d.control], "treatment": [d.labels[a] for a in d.arms], "units": observed},
@@ -330,6 +334,36 @@ class ExperimentDesign(Design):
 
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
         raise SpecError("refuters do not apply to randomised experiments", key="refute")
+
+
+def _srm_check(observed: dict[str, int], d: ExperimentData, srm_alpha: float) -> tuple[dict, Check]:
+    """The sample-ratio check against the planned allocation; not run (passed null) without one.
+
+    Equal shares are not assumed: a trial planned with unequal arms would fail such a check
+    for no fault of its randomisation.
+    """
+    from causalcli.experiment_analysis import srm
+
+    total = sum(observed.values())
+    if not d.split_given:
+        reason = ("not run: no planned allocation given (design.expected_split), so the arm sizes cannot be "
+                  "checked against a plan; add expected_split to check the randomisation")
+        s = {"statistic": None, "df": None, "p_value": None, "expected": None, "observed": dict(observed),
+             "expected_share": None, "passed": None, "expected_split_given": False, "reason": reason}
+        shares = ", ".join(f"{a} {k:,} ({k / total:.2%})" for a, k in observed.items())
+        return s, Check("srm", None, f"{reason}; observed: {shares}")
+    s = srm(observed, d.expected_split)
+    passed = bool(s["p_value"] >= srm_alpha)
+    s["passed"] = passed
+    s["expected_split_given"] = True
+    shares = ", ".join(f"{a} {observed[a]:,} ({observed[a] / total:.2%} vs {s['expected_share'][a]:.2%})"
+                       for a in observed)
+    detail = (f"chi-square {s['statistic']:.2f} on {s['df']} df, p = {s['p_value']:.3g} "
+              f"{'>=' if passed else '<'} {srm_alpha}: {shares}")
+    if not passed:
+        detail += ("; the arms are not the sizes planned, so the randomisation or logging is broken and the "
+                   "effects cannot be trusted: find the cause before reading them")
+    return s, Check("srm", passed, detail)
 
 
 def _inference(shape: "MetricShape", which: str, opts: Any) -> str:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from causalcli.data import binary_study_arrays, require_columns, study_roles
+from causalcli.data import MissingRows, binary_study_arrays, require_columns, single_treated_warning, study_roles
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import SpecError
 from causalcli.inference import normal_estimate
@@ -64,6 +64,7 @@ class MatchingData:
     extra_metric: np.ndarray | None = None  # exact columns outside the covariates (Mahalanobis metric)
     replace: bool = True
     se: str = "ai2016"  # headline SE on the propensity score: ai2016 (adjusted where it applies) or ai2006
+    missing: MissingRows | None = None  # rows dropped for a missing value, by role
 
 
 class MatchingDesign(Design):
@@ -74,6 +75,7 @@ class MatchingDesign(Design):
     inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity")
     reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
     weights_built = False
+    uses_adjustment_set = True  # covariates outside the graph's adjustment set are left out (and warned)
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome", "covariates")
@@ -103,7 +105,8 @@ class MatchingDesign(Design):
         categorical = tuple(c for c in study.categorical if c in covs)
         exact = tuple(study.design.options.exact)
         arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=exact,
-                                     extra_text=tuple(c for c in exact if c not in covs))
+                                     extra_text=tuple(c for c in exact if c not in covs),
+                                     extra_role=("exact", "exact-matching column"))
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         from causalcli.propensity import (SeparationError, balance_matrix, explain_separation, fit_logit,
                                           require_common_support)
@@ -124,7 +127,7 @@ class MatchingDesign(Design):
             strata=_strata(cols, exact), exact=exact,
             bias_correction=opts.bias_correction, distance=opts.distance,
             extra_metric=_codes(cols, tuple(c for c in exact if c not in covs)),
-            replace=opts.replace, se=opts.se,
+            replace=opts.replace, se=opts.se, missing=arrays.missing,
         )
 
     # ------------------------------------------------------------ estimation
@@ -141,7 +144,8 @@ class MatchingDesign(Design):
         # R's Match keeps caliper-dropped units in N (with a zero contrast), which
         # understates the SE; report the SE of the matched-sample effect and keep
         # R's number beside it (equal when the caliper drops nobody).
-        warnings = []
+        missing = d.missing or MissingRows({"dropped_missing": d.dropped_missing})
+        warnings = [*missing.warnings, *single_treated_warning(d.t)]
         se_2016, why_not_2016 = _ai2016(d, m, score, probability)
         if se_2016 is not None and d.se == "ai2016":
             estimate = normal_estimate(m.estimate, se_2016, study.conf_level,
@@ -155,7 +159,7 @@ class MatchingDesign(Design):
         weights = m.match_weights + m.focal_matched
         n = {
             "rows": d.rows,
-            "dropped_missing": d.dropped_missing,
+            **missing.n,
             "treated": int(d.t.sum()),
             "control": int((~d.t).sum()),
             "used": int(np.count_nonzero(weights)),
@@ -337,6 +341,8 @@ def _ai2016(d: MatchingData, m, score: np.ndarray, probability: np.ndarray) -> t
         reasons.append("bias correction")
     if m.n_dropped:
         reasons.append("units dropped by the caliper")
+    if min(int(d.t.sum()), int((~d.t).sum())) < 2:  # its within-arm covariances need two units per arm
+        reasons.append("an arm with a single unit")
     if reasons:
         return None, "the Abadie-Imbens (2016) theory does not cover " + ", ".join(reasons)
     from causalcli.matching_ai2016 import ai2016_ate_variance_reduction, ai2016_att_terms

@@ -31,11 +31,12 @@ method for counterfactual and synthetic controls. JASA 116(536), 1849-1864.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data import _quote, require_columns
+from causalcli.data import _quote, dropped_missing, require_columns
 from causalcli.data_types import period_json, period_text
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
@@ -116,6 +117,22 @@ def _predictors(plain: list[str], special: list, where: str, times: np.ndarray,
         name = f"{c} ({first})" if len(ps) == 1 else f"{c} ({first} to {last})" if labels else f"{c} ({first}-{last})"
         out.append(Predictor(name, c, ps, key))
     return out
+
+
+def _missing_predictor_notes(d: "SynthData") -> list[str]:
+    """Predictors with missing values in the periods they average, in the units used: averaged over the rest."""
+    pre = d.pre
+    holes: dict[str, int] = {}
+    for p in d.predictors:
+        if p.periods is None:
+            mask = pre.copy()
+            if d.predictors_window is not None:
+                mask &= (d.times >= d.predictors_window[0]) & (d.times <= d.predictors_window[1])
+        else:
+            mask = np.isin(d.times, np.asarray(p.periods, dtype=float)) & pre
+        holes[p.column] = max(holes.get(p.column, 0), int(np.isnan(d.panels[p.column][mask]).sum()))
+    return [f"predictor {column!r} is missing in {k} unit-periods it is averaged over (units used); its averages "
+            "are over the periods observed, as R's Synth does" for column, k in holes.items() if k]
 
 
 def _require_predictor_data(data: "SynthData", start: float, file: str, which: str = "") -> None:
@@ -293,7 +310,8 @@ class SynthDesign(Design):
         def window(value: Any, key: str) -> tuple[float, float] | None:
             return None if value is None else (to_period(value[0], key), to_period(value[1], key))
 
-        base, _ = table.arrays([d.unit, d.time])
+        base, dropped = table.arrays([d.unit, d.time])
+        missing = dropped_missing(table, [(d.unit, "unit", "unit"), (d.time, "time", "time")], dropped)
         all_units = sorted({label(x) for x in base[d.unit]})
         times = np.unique(np.asarray(base[d.time], dtype=np.float64))
         treated = label(d.treated_unit)
@@ -350,7 +368,9 @@ class SynthDesign(Design):
             if cv else None,
             cv_validate_window=window(cv.validate_window, "design.options.cross_validation.validate_window")
             if cv else None, time_labels=tuple(labels) if labels else None,
+            missing_n=missing.n,
         )
+        data = replace(data, notes=(*missing.warnings, *_missing_predictor_notes(data)))
         _require_predictor_data(data, start, table.file)
         if cv is not None:
             from causalcli.synth_panel import optimize_mask, training_problem
@@ -486,6 +506,7 @@ class SynthDesign(Design):
             diagnostics["scm_weights"] = {units[j]: float(f.extra["scm_weights"][j - 1]) for j in donors}
         n = {
             "rows": d.rows,
+            **(d.missing_n or {}),
             "units": J + 1,
             "treated": 1,
             "control": J,
@@ -495,7 +516,8 @@ class SynthDesign(Design):
             "post_periods": int(post.sum()),
         }
         estimator = "augmented_synthetic_control_ridge" if d.augmented else "synthetic_control"
-        return Fit(estimator, "att", estimate, n, effects=effects, diagnostics=diagnostics, checks=checks)
+        return Fit(estimator, "att", estimate, n, effects=effects, diagnostics=diagnostics, checks=checks,
+                   warnings=list(d.notes))
 
     # ------------------------------------------------------------ refuters
 
@@ -508,6 +530,23 @@ class SynthDesign(Design):
             return leave_one_donor_out(prepared, options)
         raise SpecError(f"refuter {name!r} does not apply to synthetic control; its refuters: "
                         f"{', '.join(self.default_refuters)}", key="refute")
+
+    def distinct_placebos(self, prepared: "SynthData", name: str, options: Any) -> list | None:
+        """placebo_in_time with no more eligible fake starts than simulations: each start once, in order."""
+        from causalcli.synth_refute import fake_starts
+
+        if name != "placebo_in_time":
+            return None
+        try:
+            starts = fake_starts(prepared, options)
+        except EstimationError:
+            return None  # the simulations fail one by one and the summary says why
+        return [float(s) for s in starts] if starts.size <= options.simulations else None
+
+    def refute_placebo(self, prepared: "SynthData", name: str, placebo: Any) -> float:
+        from causalcli.synth_refute import placebo_in_time_at
+
+        return placebo_in_time_at(prepared, float(placebo))
 
     def summarise_refuter(self, name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> Refutation:
         from causalcli.synth_refute import summarise

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data import binary_study_arrays, require_columns, study_roles
+from causalcli.data import MissingRows, binary_study_arrays, require_columns, single_treated_warning, study_roles
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import EstimationError, SpecError
 from causalcli.inference import normal_estimate
@@ -281,6 +281,7 @@ class WeightingData:
     dropped_missing: int
     file: str
     categorical: tuple[str, ...] = ()  # categorical covariates, to name a level that separates the arms
+    missing: MissingRows | None = None  # rows dropped for a missing value, by role
 
 
 @dataclass(frozen=True)
@@ -340,6 +341,7 @@ class WeightingDesign(Design):
     inference = ("influence_function", "robust_weights_known")
     reference = "Lunceford and Davidian (2004); Robins, Rotnitzky and Zhao (1994); pinned to R survey::svyglm"
     weights_built = False
+    uses_adjustment_set = True  # covariates outside the graph's adjustment set are left out (and warned)
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome", "covariates")
@@ -374,7 +376,7 @@ class WeightingDesign(Design):
             estimand=_estimand_of(self.estimand(study, spec), opts.overlap), estimator=opts.estimator,
             trim=opts.trim, propensity_model=opts.propensity_model, outcome_model=opts.outcome_model,
             folds=opts.folds, seed=study.seed, rows=table.rows, dropped_missing=dropped, file=table.file,
-            categorical=categorical,
+            categorical=categorical, missing=arrays.missing,
         )
 
     def fit(self, prepared: WeightingData, study: "Study", seed: int) -> Fit:
@@ -392,10 +394,11 @@ class WeightingDesign(Design):
         weights = run.extra["weights"]
         n_trim_t = int((~keep & d.t).sum())
         n_trim_c = int((~keep & ~d.t).sum())
-        n = {"rows": d.rows, "dropped_missing": d.dropped_missing, "treated": int(d.t.sum()),
+        missing = d.missing or MissingRows({"dropped_missing": d.dropped_missing})
+        n = {"rows": d.rows, **missing.n, "treated": int(d.t.sum()),
              "control": int((~d.t).sum()), "used": int(keep.sum()), "trimmed_treated": n_trim_t,
              "trimmed_control": n_trim_c}
-        warnings = []
+        warnings = [*missing.warnings, *single_treated_warning(d.t)]
         if n_trim_t + n_trim_c:
             warnings.append(f"trim {d.trim} dropped {n_trim_t} treated and {n_trim_c} control units with a "
                             f"propensity score outside [{d.trim}, {1 - d.trim}]; the estimate is the effect in "

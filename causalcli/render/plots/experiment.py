@@ -40,11 +40,16 @@ def arm_sizes(result: Result) -> bytes | None:
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     xs = range(len(arms))
     ax.bar([x - 0.2 for x in xs], [srm["observed"][a] for a in arms], width=0.4, color="#1f4e79", label="observed")
-    ax.bar([x + 0.2 for x in xs], [srm["expected"][a] for a in arms], width=0.4, color="#c0c0c0", label="planned")
+    if srm.get("expected"):
+        ax.bar([x + 0.2 for x in xs], [srm["expected"][a] for a in arms], width=0.4, color="#c0c0c0",
+               label="planned")
     ax.set_xticks(list(xs), arms)
     ax.set_ylabel("units")
-    verdict = "passed" if srm.get("passed") else "FAILED"
-    ax.set_title(f"{result.study}: sample ratio (chi-square p = {srm['p_value']:.3g}, {verdict})")
+    if srm.get("p_value") is None:  # no planned allocation: nothing to compare with
+        ax.set_title(f"{result.study}: units per arm (no expected_split: sample ratio not checked)")
+    else:
+        verdict = "passed" if srm.get("passed") else "FAILED"
+        ax.set_title(f"{result.study}: sample ratio (chi-square p = {srm['p_value']:.3g}, {verdict})")
     ax.legend(loc="lower right")
     return _png(fig, plt)
 
