@@ -288,7 +288,7 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
             left_out[c] = f"text with {data.distinct[c]} levels (more than {CATEGORICAL_MAX_LEVELS}; an identifier?)"
         elif POST_PATTERN.search(n):
             left_out[c] = "named like a post-treatment column (post/after)"
-        elif outcome_stem and _contains_tokens(n, outcome_stem) and not PRE_PATTERN.search(n):
+        elif outcome_stem and _outcome_like(n, outcome_stem) and not PRE_PATTERN.search(n):
             left_out[c] = f"named like the outcome {outcome!r} (a post-treatment measure?)"
         elif missing_check and data.missing_share(c) > MISSING_MAX_SHARE:
             left_out[c] = f"missing in {data.missing_share(c):.0%} of rows (those rows would be dropped)"
@@ -307,7 +307,7 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
     for c in kept:
         if frame[c].dtype == bool:
             frame[c] = frame[c].astype(float)
-    dup = _duplicates(frame, kept, roles)
+    dup = _duplicates(frame, kept, treatment, outcome)
     left_out.update(dup)
     kept = [c for c in kept if c not in dup]
     treated = None
@@ -330,10 +330,16 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
     return kept, categorical
 
 
-def _contains_tokens(name: str, stem: str) -> bool:
-    """'log_re78' contains 're78', 'y_log' contains 'y'; 'yield' does not contain 'y'."""
-    words, part = name.split("_"), stem.split("_")
-    return any(words[i:i + len(part)] == part for i in range(len(words) - len(part) + 1))
+TRANSFORM_WORDS = {"l", "ln", "log", "lg", "sq", "sqrt", "std", "z", "d", "diff", "delta", "pct", "share", "rate",
+                   "raw", "level", "levels", "abs", "total", "tot", "mean", "avg"}
+
+
+def _outcome_like(name: str, stem: str) -> bool:
+    """'log_re78' and 're78_log' are like 're78', 'homicide' like 'l_homicide', 'y_log' like 'y'; 're74' and
+    'yield' are not: the same words once transformation words (log, l, pct, ...) are set aside."""
+    words = [w for w in name.split("_") if w not in TRANSFORM_WORDS]
+    part = [w for w in stem.split("_") if w not in TRANSFORM_WORDS] or stem.split("_")
+    return bool(words) and any(words[i:i + len(part)] == part for i in range(len(words) - len(part) + 1))
 
 
 def _consecutive(data: _Data, c: str) -> bool:
@@ -355,20 +361,32 @@ def _treated_vector(values: Any, coding: tuple[str, Any]) -> Any:
     return np.where(missing, np.nan, on.astype(float))
 
 
-def _duplicates(frame: Any, kept: list[str], roles: list[str]) -> dict[str, str]:
+def _duplicates(frame: Any, kept: list[str], treatment: str | None, outcome: str | None) -> dict[str, str]:
+    """Columns with the same values (numbers compared as floats, missing where missing) as an earlier one."""
+    import numpy as np
+    import pandas as pd
+
+    def key(name: str) -> bytes:
+        values = frame[name]
+        if values.dtype.kind in "biuf":
+            return b"n" + np.ascontiguousarray(values.astype(float).fillna(np.inf).to_numpy()).tobytes()
+        return b"s" + pd.util.hash_pandas_object(values.astype(str).where(values.notna(), None),
+                                                 index=False).to_numpy().tobytes()
+
+    roles = {treatment: "the treatment", outcome: "the outcome"}
+    first: dict[bytes, str] = {}
+    for name in (treatment, outcome):
+        if name:
+            first.setdefault(key(name), name)
     out: dict[str, str] = {}
-    seen: list[str] = list(roles)
     for c in kept:
-        for other in seen:
-            if frame[c].equals(frame[other]) or (
-                    frame[c].dtype.kind in "if" and frame[other].dtype.kind in "if"
-                    and frame[c].isna().equals(frame[other].isna())
-                    and (frame[c].dropna().astype(float).to_numpy() == frame[other].dropna().astype(float).to_numpy()).all()):
-                what = ("the treatment" if other == roles[0] else "the outcome") if other in roles else repr(other)
-                out[c] = f"the same values as {what}"
-                break
+        k = key(c)
+        if k in first:
+            other = first[k]
+            what = roles.get(other, repr(other))
+            out[c] = f"the same values as {what}"
         else:
-            seen.append(c)
+            first[k] = c
     return out
 
 
@@ -594,7 +612,7 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
         d["estimator"] = "twfe"
     candidates = [c for c in data.types if c not in taken | roles and c not in st.left_out]
     if d["estimator"] == "twfe":
-        # A column constant within each unit is absorbed by the unit fixed effects.
+        # A column constant within each unit (or period) is absorbed by the unit (period) fixed effects.
         for c in list(candidates):
             if data.distinct[c] <= 1:
                 continue

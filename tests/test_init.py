@@ -438,3 +438,19 @@ def test_a_column_constant_where_the_other_covariates_are_observed_is_named_so(r
     complete = int(df.income.notna().sum())
     assert left_out(text) == {"flag": f"constant on the {complete:,} rows complete in the treatment and the other "
                                       "covariates"}
+
+
+def test_the_outcome_in_other_units_is_named_like_it(runner, tmp_path):
+    """Castle-doctrine style: the outcome is l_homicide; homicide (its level) and homicide_rate are the same
+    measure; robbery and yield_index are not."""
+    rng = np.random.default_rng(9)
+    n = 300
+    homicide = rng.poisson(50, n) + 1
+    df = pd.DataFrame({"t": rng.integers(0, 2, n), "l_homicide": np.log(homicide), "homicide": homicide,
+                       "homicide_rate": homicide / 1000, "robbery": rng.poisson(80, n),
+                       "yield_index": rng.normal(size=n)})
+    df.to_csv(tmp_path / "d.csv", index=False)
+    text, spec = init(runner, tmp_path / "d.csv", "-t", "t", "-y", "l_homicide")
+    assert left_out(text) == {c: "named like the outcome 'l_homicide' (a post-treatment measure?)"
+                              for c in ("homicide", "homicide_rate")}
+    assert spec["covariates"] == ["robbery", "yield_index"]
