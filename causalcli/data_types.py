@@ -178,15 +178,22 @@ def coded_binary(table: "Table", column: str, treated_value: Any = None) -> bool
 
 def binary_treatment(table: "Table", column: str, key: str = "treatment", treated_value: Any = None,
                      value_key: str = "design.treated_value") -> None:
-    """Make a two-valued treatment column 0/1 (1 = treated) in ``study_data``; exit 3 when which is treated is unclear."""
+    """Make a two-valued treatment column 0/1 (1 = treated) in ``study_data``; exit 3 if the treated one is unclear."""
     q = _quote(column)
     t = table.types[column].upper()
     values = _distinct(table, column)
     if len(values) > 2:
         more = _distinct(table, column, 11)
         shown = ", ".join(_show(v) for v in more[:10]) + (", ..." if len(more) > 10 else "")
+        advice = ""
+        stray = next((v for v in more if str(v).strip().lower() in MISSING_TOKENS | {""}), None)
+        if stray is not None:
+            where = first_row(table, column, f"CAST({{v}} AS VARCHAR) = {_literal(str(stray))}")
+            advice = (f"; {str(stray)!r} (first in row {where[0]}{_where(table)}) looks like a missing value: write "
+                      f"it as an empty field, or drop those rows with data.filter (e.g. "
+                      f"\"{column} <> {_literal(str(stray))}\")")
         raise DataError(f"treatment column {column!r} must be binary (two values: treated and control); found "
-                        f"{len(more) if len(more) <= 10 else 'more than 10'}: {shown}", file=table.file,
+                        f"{len(more) if len(more) <= 10 else 'more than 10'}: {shown}{advice}", file=table.file,
                         key=key, column=column)
     if treated_value is not None:
         hits = [v for v in values if _matches(v, treated_value)]
@@ -268,8 +275,8 @@ def period_column(table: "Table", column: str, key: str, timezone: str = "UTC") 
             if numbers is None:  # numbers written as text: read them as numbers
                 numeric_column(table, column, key)
                 return
-            bad = first_row(table, column, "{v} IS NOT NULL AND trim({v}) <> '' AND TRY_CAST(trim({v}) AS DATE) IS NULL "
-                                           "AND TRY_CAST(trim({v}) AS DOUBLE) IS NULL")
+            bad = first_row(table, column, "{v} IS NOT NULL AND trim({v}) <> '' AND "
+                                           "TRY_CAST(trim({v}) AS DATE) IS NULL AND TRY_CAST(trim({v}) AS DOUBLE) IS NULL")
             row, value = bad or numbers
             advice = number_advice(str(value), "time").replace("{column}", column.replace('"', '\\"'))
             raise DataError(f"column {column!r} (time) must hold numbers, dates (YYYY-MM-DD) or timestamps: row "
@@ -308,8 +315,8 @@ def cohort_column(table: "Table", column: str, time: str, key: str = "design.coh
                         key=key, column=column)
     if is_text(table, column):
         never = f"trim({q}) IN ('', '0')"
-        bad = first_row(table, column, "{v} IS NOT NULL AND trim({v}) NOT IN ('', '0') AND "
-                                       "TRY_CAST(trim({v}) AS DATE) IS NULL AND TRY_CAST(trim({v}) AS TIMESTAMPTZ) IS NULL")
+        bad = first_row(table, column, "{v} IS NOT NULL AND trim({v}) NOT IN ('', '0') AND TRY_CAST(trim({v}) AS DATE) "
+                                       "IS NULL AND TRY_CAST(trim({v}) AS TIMESTAMPTZ) IS NULL")
         if bad:
             raise DataError(f"column {column!r} (cohort) must hold dates like the time column {time!r}: row {bad[0]}"
                             f"{_where(table)} has {str(bad[1])!r}; write the first treated day as YYYY-MM-DD "

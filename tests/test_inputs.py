@@ -125,7 +125,8 @@ def test_treated_value_not_in_the_column_exits_3(tmp_path, sim):
     spec["design"]["treated_value"] = "treatment"
     with pytest.raises(DataError, match=r"treated_value 'treatment' is not a value of treatment column 't'") as info:
         run_study(spec)
-    assert info.value.key == "design.treated_value" and "'treated'" in str(info.value) and "'control'" in str(info.value)
+    assert info.value.key == "design.treated_value"
+    assert "'treated'" in str(info.value) and "'control'" in str(info.value)
 
 
 def test_treatment_with_three_values_names_them(tmp_path, sim):
@@ -133,6 +134,21 @@ def test_treatment_with_three_values_names_them(tmp_path, sim):
     df["t"] = np.where(sim.t == 1, "a", np.where(sim.x1 > 0, "b", "c"))
     with pytest.raises(DataError, match=r"must be binary .* found 3: 'a', 'b', 'c'|must be binary .*found 3"):
         run_study(base_spec(str(_save(df, tmp_path / "d.csv"))))
+
+
+def test_stray_missing_marker_in_a_treatment_is_named_with_its_row_and_filtering_it_works(tmp_path, sim,
+                                                                                         matching_reference):
+    df = sim.copy()
+    df["t"] = np.where(sim.t == 1, "yes", "no").astype(object)
+    df.loc[16, "t"] = "n/a"
+    path = _save(df, tmp_path / "d.parquet")
+    with pytest.raises(DataError, match=r"treatment column 't' must be binary .* found 3: .*'n/a' \(first in row 17\) "
+                                        r"looks like a missing value: .*data.filter \(e.g. \"t <> 'n/a'\"\)") as info:
+        run_study(base_spec(str(path)))
+    assert info.value.key == "treatment"
+    res = run_study(base_spec(str(path), data={"path": str(path), "filter": "t <> 'n/a'"}))
+    expected = run_study(base_spec(str(_save(sim.drop(index=16), tmp_path / "ok.csv"))))
+    assert res.estimate.value == pytest.approx(expected.estimate.value, abs=EXACT)
 
 
 def test_treated_value_is_refused_by_designs_without_a_two_valued_treatment():
@@ -224,6 +240,14 @@ def test_following_the_missing_value_advice_works(tmp_path, sim):
     res = run_study(base_spec(str(path), data={"path": str(path), "filter": "y <> 'n/a'"}))
     expected = run_study(base_spec(str(_save(sim.drop(index=16), tmp_path / "ok.csv"))))
     assert res.estimate.value == pytest.approx(expected.estimate.value, abs=EXACT)
+
+
+def test_row_numbers_say_when_they_count_filtered_rows(tmp_path, sim):
+    df = sim.astype({"y": object})
+    df.loc[16, "y"] = "oops"
+    path = _save(df, tmp_path / "d.csv")
+    with pytest.raises(DataError, match="row 16 of the filtered data has 'oops'"):
+        run_study(base_spec(str(path), data={"path": str(path), "filter": "x1 <> " + repr(float(sim.x1[0]))}))
 
 
 # ---------------------------------------------------------------- date time columns: DiD

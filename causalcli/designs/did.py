@@ -284,7 +284,8 @@ class DidDesign(Design):
             if not (hi & ~lo).any():
                 raise DataError(
                     f"no unit changes treatment within the panel: the {n_always} treated units are treated in every "
-                    f"period from the first ({first_period:g}) on, so the unit fixed effects absorb the treatment; "
+                    f"period from the first ({period_text(first_period, labels)}) on, so the unit fixed effects absorb "
+                    "the treatment; "
                     "twfe needs units observed both before and after their treatment starts",
                     file=table.file, key="design.cohort" if d.cohort else "treatment")
         if not (g_idx < 0).any() and d.estimator == "2x2":
@@ -413,7 +414,7 @@ class DidDesign(Design):
         start = int(cohorts[0])
         if not ((p.g[p.unit] >= 0) & (p.time < start)).any():
             # 'treated' would equal 'treated x post': say what the 2x2 needs instead of "collinear"
-            when = f"{p.times[start]:g}"
+            when = period_text(p.times[start], p.time_labels)
             raise DataError(
                 f"2x2: no unit of the treated group is observed before the treatment starts ({when}): every unit "
                 "with treatment 1 appears only from then on, so its pre-period rows (treatment 0 for everyone) "
