@@ -212,9 +212,10 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
         # a design with refuters of its own (synthetic control) summarises them itself
         r = getattr(design, "summarise_refuter", summarise)(name, sims, estimate, study.thresholds.alpha)
         if pl is not None:
-            r = replace(r, detail=f"{r.detail}; the data allow only {size} distinct {_PLACEBO_NOUN.get(name, 'placebos')}"
-                                  f", no more than the {opts.simulations} simulations asked for: each was run once "
-                                  f"(none drawn at random), so p moves in steps of 1/{size + 1}")
+            noun = _PLACEBO_NOUN.get(name, "placebos")
+            r = replace(r, detail=f"{r.detail}; the data allow only {size} distinct {noun}, no more than the "
+                                  f"{opts.simulations} simulations asked for: each was run once (none drawn at "
+                                  f"random), so p moves in steps of 1/{size + 1} and more simulations cannot lower it")
         out.append(r)
     return out
 
