@@ -179,18 +179,34 @@ def test_covariates_outside_the_adjustment_set_are_named(tmp_path):
     assert not [w for w in plain.warnings if "adjustment set" in w]
 
 
-def test_one_treated_unit_is_a_warning_for_matching(tmp_path):
+@pytest.mark.parametrize("method", ["matching", "weighting"])
+def test_one_treated_unit_is_a_warning(tmp_path, method):
     df = simulate(200, seed=3)
     df["t"] = 0
     df.loc[df.x1.abs().idxmin(), "t"] = 1  # a single treated unit, in the middle of the controls
     path = tmp_path / "d.csv"
     df.to_csv(path, index=False)
-    res = run_study(base_spec(str(path)))
+    design = {"method": method, "estimand": "att"}
+    res = run_study(base_spec(str(path), design=design))
     assert res.n["treated"] == 1
-    assert "only one treated unit" in _warning(res, "only one treated unit")
+    assert "cannot be trusted" in _warning(res, "only one treated unit")
     path2 = tmp_path / "e.csv"
     simulate(200, seed=3).to_csv(path2, index=False)
-    assert not [w for w in run_study(base_spec(str(path2))).warnings if "only one" in w]
+    assert not [w for w in run_study(base_spec(str(path2), design=design)).warnings if "only one" in w]
+
+
+def test_dml_refuses_one_treated_unit_naming_the_arm(tmp_path):
+    """Cross-fitting needs units of both arms in every fold: one treated unit is exit 3, not a silent fit."""
+    from causalcli.errors import DataError
+
+    df = simulate(200, seed=3)
+    df["t"] = 0
+    df.loc[0, "t"] = 1
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match="1 units in the smaller arm") as err:
+        run_study(base_spec(str(path), design={"method": "dml", "estimand": "ate"}))
+    assert err.value.exit_code == 3
 
 
 # ---------------------------------------------------------------- enumerated placebos
