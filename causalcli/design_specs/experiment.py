@@ -73,8 +73,8 @@ class ExperimentDesign(DesignBase):
     control: bool | int | float | str = Field(
         description="The value of `treatment` that marks the control arm (0 matches 0.0 in a float column).")
     expected_split: dict[str, float] | None = Field(
-        None, description="Planned allocation {arm: share}, for the sample-ratio-mismatch check; default: equal "
-                          "shares over the arms found. Keys are arm values (numbers match as in `control`).")
+        None, description="Planned allocation {arm: share}, for the sample-ratio-mismatch check (not run without "
+                          "it; its order also orders the arms). Keys are arm values (numbers match as in `control`).")
 
     @field_validator("expected_split", mode="before")
     @classmethod
