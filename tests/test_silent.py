@@ -56,6 +56,10 @@ def test_filtered_rows_are_counted(tmp_path):
     assert res.n["rows"] == kept and res.n["filtered_out"] == 400 - kept
     assert list(res.n)[:2] == ["rows", "filtered_out"]
     assert "filtered_out" not in run_study(base_spec(str(path))).n
+    # an experiment reads a view over the file: the raw rows are counted there
+    exp = run_study({"data": {"path": str(path), "filter": "x1 > -1"}, "treatment": "t",
+                     "design": {"method": "experiment", "control": 0, "metrics": [{"name": "y", "outcome": "y"}]}})
+    assert exp.n["rows"] == kept and exp.n["filtered_out"] == 400 - kept
 
 
 def _panel(units: int = 24, periods: int = 6, seed: int = 0) -> pd.DataFrame:
