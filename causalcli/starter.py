@@ -8,7 +8,8 @@ left out, and why. What it cannot guess it writes as the placeholder ``TODO``, w
 Rules for covariates (and synthetic-control predictors), applied in column order:
 
 * not usable: dates, lists, text with more than ``CATEGORICAL_MAX_LEVELS`` levels;
-* named like a post-treatment or outcome column (``post_``, ``_after``, the outcome's name);
+* named like a post-treatment or outcome column (``post_``, ``_after``, the outcome's name up to
+  transformation words: ``homicide`` beside ``l_homicide``);
 * missing in more than half of the rows (every design drops incomplete rows);
 * constant; an identifier (unique per row, named like one or consecutive integers);
 * the same values as the treatment, the outcome or an earlier column;
@@ -16,7 +17,9 @@ Rules for covariates (and synthetic-control predictors), applied in column order
   takes far less often, e.g. 401(k) participation beside eligibility (no one ineligible
   participates): a consequence of treatment, or a positivity failure, either way not a confounder;
 * collinear with the intercept, the treatment and the columns kept before it, found by a
-  Gram-Schmidt pass over (a sample of) the standardised design matrix; the later column goes.
+  Gram-Schmidt pass over (a sample of) the standardised design matrix; the later column goes;
+* with the kept columns, gives the outcome exactly (a part of it, e.g. wt82 for wt82 - wt71);
+* TWFE: constant within unit or period (absorbed by the fixed effects).
 """
 
 from __future__ import annotations
@@ -28,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from causalcli.errors import DataError, SpecError
-
-TODO = "TODO"
+from causalcli.placeholders import TODO
 CATEGORICAL_MAX_LEVELS = 50
 SAMPLE_ROWS = 100_000         # rows read into numpy for the rank and post-treatment checks
 MISSING_MAX_SHARE = 0.5
