@@ -84,11 +84,17 @@ def test_bundled_data_init_validate_estimate(runner, tmp_path, file, treatment, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("design", ["dml", "matching", "weighting"])
-def test_bundled_nsw_cps_estimates_with_defaults_and_refuters(runner, tmp_path, design):
-    text, _ = init(runner, DATA / "nsw_cps.parquet", "-t", "treat", "-y", "re78", "-d", design)
-    res = invoke(runner, ["estimate", str(write(tmp_path, text)), "--format", "json"])
+@pytest.mark.parametrize("file,treatment,outcome,design,todo,fast", [
+    *BUNDLED, ("nsw_cps.parquet", "treat", "re78", "dml", [], [])], ids=[f"{b[0]}-{b[3]}" for b in BUNDLED] + ["dml"])
+def test_bundled_data_estimate_with_default_options_and_refuters(runner, tmp_path, file, treatment, outcome, design,
+                                                                   todo, fast):
+    args = ["--outcome", outcome, "--design", design] + (["--treatment", treatment] if treatment else [])
+    text, _ = init(runner, DATA / file, *args)
+    res = invoke(runner, ["estimate", str(write(tmp_path, text)), "--format", "json",
+                          *[x for kv in todo for x in ("--set", kv)]])
     assert res.exit_code in (0, 1), res.stderr
+    out = json.loads(res.stdout)
+    assert out["provenance"]["refuted"] and np.isfinite(out["estimate"]["value"])
 
 
 def test_nsw_keeps_exactly_the_published_covariates(runner):
