@@ -66,6 +66,12 @@ def wide(p: "PanelData") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     return Y[keep], X[keep], w[keep], p.g[keep], units, dropped
 
 
+def _expit(eta: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-eta)) without overflow: a separating logit (one treated unit and a random covariate in a
+    refuter) drives eta to +/- hundreds, where exp(-eta) overflows."""
+    return np.exp(-np.logaddexp(0.0, -eta))
+
+
 def _logit(Z: np.ndarray, D: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted logistic regression (as glm with weights); returns fitted p and (Z' diag(w p (1-p)) Z)^-1."""
     k = Z.shape[1]
@@ -76,7 +82,7 @@ def _logit(Z: np.ndarray, D: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.
     beta[0] = np.log(share / (1 - share))  # exact when Z is the intercept alone
     for _ in range(100):
         eta = Z @ beta
-        pr = 1.0 / (1.0 + np.exp(-eta))
+        pr = _expit(eta)
         W = w * pr * (1 - pr)
         H = Z.T @ (Z * W[:, None])
         grad = Z.T @ (w * (D - pr))
@@ -86,7 +92,7 @@ def _logit(Z: np.ndarray, D: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.
             break
     else:
         raise EstimationError("the propensity-score logit did not converge in a group-time comparison")
-    pr = 1.0 / (1.0 + np.exp(-(Z @ beta)))
+    pr = _expit(Z @ beta)
     W = w * pr * (1 - pr)
     return pr, np.linalg.inv(Z.T @ (Z * W[:, None]))
 
