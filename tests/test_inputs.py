@@ -181,6 +181,24 @@ def test_control_0_matches_a_float_column_and_integer_split_keys_are_accepted(tm
     assert [e.label for e in res.effects][:1] == [e.label for e in ints.effects][:1]
 
 
+def test_experiment_metric_with_a_stray_marker_is_named_and_the_filter_fixes_it(tmp_path):
+    """The experiment reads the file lazily (a DuckDB view): text holding numbers is read as numbers there too."""
+    spec = _experiment(tmp_path, np.arange(600) % 2)
+    clean = run_study(spec).estimate.value
+    df = pd.read_csv(tmp_path / "e.csv").astype({"y": object})
+    df.loc[[41, 300], "y"] = "n/a"
+    _save(df, tmp_path / "e.csv")
+    with pytest.raises(DataError, match=r"column 'y' \(outcome\) must be numeric: row 42 has 'n/a'; write missing "
+                                        r"values as empty fields") as info:
+        run_study(spec)
+    assert info.value.key == "design.metrics[0].outcome"
+    res = run_study({**spec, "data": {**spec["data"], "filter": "y <> 'n/a'"}})
+    assert res.n["rows"] == 598 and res.estimate.value != clean
+    expected = _save(df.drop(index=[41, 300]), tmp_path / "ok.csv")
+    assert res.estimate.value == pytest.approx(run_study({**spec, "data": {"path": str(expected)}}).estimate.value,
+                                               rel=1e-12)
+
+
 # ---------------------------------------------------------------- delimiters
 
 

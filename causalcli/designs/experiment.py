@@ -129,6 +129,7 @@ class ExperimentDesign(Design):
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         from causalcli.data import _suggest
+        from causalcli.data_types import numeric_column
 
         if study.treatment not in table.types:
             raise DataError(f"variant column {study.treatment!r} not found{_suggest(study.treatment, table.types)}",
@@ -143,9 +144,7 @@ class ExperimentDesign(Design):
                     if col not in table.types:
                         raise DataError(f"column {col!r} not found{_suggest(col, table.types)}", file=table.file,
                                         key=key, column=col)
-                    if not table.is_numeric(col):
-                        raise DataError(f"metric column {col!r} must be numeric but is {table.types[col]}",
-                                        file=table.file, key=key, column=col)
+                    numeric_column(table, col, key)  # numbers written as text are read; else row and advice
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> ExperimentData:
