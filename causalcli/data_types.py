@@ -113,9 +113,9 @@ def numeric_column(table: "Table", column: str, key: str) -> None:
     role = role_name(key)
     q = _quote(column)
     if is_text(table, column):
-        bad = first_row(table, column, "{v} IS NOT NULL AND TRY_CAST(trim({v}) AS DOUBLE) IS NULL")
-        if bad is None:
-            replace_column(table, column, f"CAST(trim({q}) AS DOUBLE)")
+        bad = first_row(table, column, "{v} IS NOT NULL AND trim({v}) <> '' AND TRY_CAST(trim({v}) AS DOUBLE) IS NULL")
+        if bad is None:  # an empty text counts as missing, as an empty CSV field does
+            replace_column(table, column, f"CAST(NULLIF(trim({q}), '') AS DOUBLE)")
             return
         row, value = bad
         advice = number_advice(str(value), role).replace("{column}", column.replace('"', '\\"'))

@@ -260,6 +260,15 @@ def test_following_the_missing_value_advice_works(tmp_path, sim):
     assert res.estimate.value == pytest.approx(expected.estimate.value, abs=EXACT)
 
 
+def test_numbers_written_as_text_are_read_as_numbers_and_empty_text_is_missing(tmp_path, sim):
+    df = sim.astype({"y": str, "x1": str})
+    df.loc[5, "y"] = ""
+    res = run_study(base_spec(str(_save(df, tmp_path / "d.parquet"))))
+    expected = run_study(base_spec(str(_save(sim.drop(index=5), tmp_path / "ok.csv"))))
+    assert res.estimate.value == pytest.approx(expected.estimate.value, abs=EXACT)
+    assert res.n["dropped_missing"] == 1
+
+
 def test_row_numbers_say_when_they_count_filtered_rows(tmp_path, sim):
     df = sim.astype({"y": object})
     df.loc[16, "y"] = "oops"
