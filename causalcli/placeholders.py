@@ -19,6 +19,7 @@ ADVICE = {
                      "treated), or remove it and give 'treatment' (1 in treated unit-periods)",
     "design.treated_unit": "set it to the treated unit, a value of the unit column (e.g. 'California')",
     "design.treatment_start": "set it to the first treated period, a value of the time column (e.g. 1989)",
+    "design.treated_value": "set it to the value of the treatment column that marks treated rows (e.g. 'treated')",
     "design.control": "set it to the value of the treatment column that marks the control arm (e.g. 'control')",
 }
 

@@ -53,7 +53,8 @@ COHORT_NAMES = {"cohort", "g", "gname", "first_treat", "first_treated", "first_t
 UNIT_WORDS = ("id", "unit", "state", "county", "country", "region", "firm", "company", "district", "city",
               "school", "person", "individual", "user", "household", "fips", "code", "name", "market", "store")
 CONTROL_NAMES = ("control", "ctrl", "0", "a", "baseline", "base", "false", "no", "placebo", "c", "off")
-TREATED_WORDS = ("1", "true", "t", "yes", "y", "treated", "treatment", "on")
+TREATED_WORDS = ("1", "true", "t", "yes", "y", "treated", "treatment", "treat", "on", "exposed", "intervention",
+                 "test", "variant", "b")
 POST_PATTERN = re.compile(r"(^|_)(post|after)(_|$)")
 PRE_PATTERN = re.compile(r"(^|_)(pre|lag|lagged|baseline|before|prior)(_|$)")
 TIME_TYPES = ("DATE", "TIMESTAMP")
@@ -242,11 +243,40 @@ def treated_level(data: _Data, treatment: str) -> tuple[str, Any] | None:
     if kind == "boolean":
         return ("boolean", None)
     if kind == "text" and data.distinct[treatment] == 2:
-        levels = [r[0] for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} IS NOT NULL")]
-        on = [v for v in levels if v.strip().lower() in TREATED_WORDS]
-        if len(on) == 1:
+        levels = sorted(r[0] for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} IS NOT NULL"))
+        on = treated_of(levels)
+        if on is not None:
             return ("text", on[0])
     return None
+
+
+def treated_of(levels: list[str]) -> tuple[str, str] | None:
+    """(treated level, why) of two text levels: by the codings the data layer reads itself (yes/no, t/f,
+    ...), else the one named like a treated arm, or the other of one named like a control arm; None if unclear."""
+    from causalcli.data_types import BINARY_CODES
+
+    lowered = [v.strip().lower() for v in levels]
+    for control, treated in BINARY_CODES:
+        if set(lowered) <= {control, treated} and treated in lowered:
+            return levels[lowered.index(treated)], f"{control}/{treated} coding"
+    on = [v for v, low in zip(levels, lowered) if low in TREATED_WORDS]
+    off = [v for v, low in zip(levels, lowered) if low in CONTROL_NAMES]
+    if len(on) == 1:
+        return on[0], "named like a treated arm"
+    if len(off) == 1:
+        return next(v for v in levels if v != off[0]), f"the other, {off[0]!r}, is named like a control arm"
+    return None
+
+
+def needs_treated_value(data: _Data, treatment: str) -> bool:
+    """A two-valued text treatment the data layer cannot code by itself (not 0/1, yes/no, t/f, ...)."""
+    from causalcli.data_types import BINARY_CODES
+
+    if data.kind(treatment) != "text" or data.distinct[treatment] != 2:
+        return False
+    lowered = {r[0].strip().lower() for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d "
+                                                        f"WHERE {q(treatment)} IS NOT NULL")}
+    return not any(lowered <= set(pair) for pair in BINARY_CODES)
 
 
 def treated_expr(data: _Data, treatment: str) -> str | None:
@@ -544,6 +574,18 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
     d: dict[str, Any] = {"method": design, "estimand": design_obj.estimands[0]}
     builder = {"did": _did, "synthetic_control": _synth, "experiment": _experiment}.get(design, _cross_section)
     builder(data, spec, d, st, treatment, outcome)
+    if spec.get("treatment") and design in ("matching", "weighting", "dml", "did") and needs_treated_value(
+            data, treatment):
+        levels = sorted(r[0] for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} "
+                                               "IS NOT NULL"))
+        on = treated_of(levels)
+        d["treated_value"] = on[0] if on is not None else TODO
+        if on is not None:
+            st.guessed.append(f"design.treated_value: {on[0]} (of {treatment}'s values {levels[0]!r} and "
+                              f"{levels[1]!r}: {on[1]})")
+        else:
+            st.notes.append(f"{treatment} holds {levels[0]!r} and {levels[1]!r}: set design.treated_value to the "
+                            "treated one")
     spec["design"] = d
     spec["seed"] = 0
     st.spec = spec

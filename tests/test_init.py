@@ -460,3 +460,31 @@ def test_the_outcome_in_other_units_is_named_like_it(runner, tmp_path):
     assert left_out(text) == {c: "named like the outcome 'l_homicide' (a post-treatment measure?)"
                               for c in ("homicide", "homicide_rate")}
     assert spec["covariates"] == ["robbery", "yield_index"]
+
+
+@pytest.mark.parametrize("levels,treated", [(("control", "treated"), "treated"), (("ctrl", "promo"), "promo"),
+                                            (("north", "south"), "TODO")])
+def test_text_treatment_gets_treated_value(runner, tmp_path, levels, treated):
+    """Two text values other than yes/no, t/f, ...: the data layer needs design.treated_value."""
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=400)
+    df = pd.DataFrame({"arm": np.where(rng.uniform(size=400) < 0.4, levels[1], levels[0]), "x": x,
+                       "y": x + rng.normal(size=400)})
+    df.to_parquet(tmp_path / "d.parquet")
+    text, spec = init(runner, tmp_path / "d.parquet", "-t", "arm", "-y", "y", "-d", "weighting")
+    assert spec["design"]["treated_value"] == treated
+    res = invoke(runner, ["validate", str(write(tmp_path, text))])
+    if treated == "TODO":
+        assert res.exit_code == 2 and "key 'design.treated_value': is still TODO: set it to the value of the " \
+                                      "treatment column that marks treated rows" in res.stderr
+    else:
+        assert res.exit_code == 0, res.stderr
+
+
+def test_yes_no_treatment_needs_no_treated_value(runner, tmp_path):
+    rng = np.random.default_rng(11)
+    df = pd.DataFrame({"took": rng.choice(["Yes", "No"], 300), "x": rng.normal(size=300), "y": rng.normal(size=300)})
+    df.to_parquet(tmp_path / "d.parquet")  # Parquet keeps them as text, unlike DuckDB's CSV reader
+    text, spec = init(runner, tmp_path / "d.parquet", "-t", "took", "-y", "y")
+    assert "treated_value" not in spec["design"]
+    assert invoke(runner, ["validate", str(write(tmp_path, text))]).exit_code == 0
