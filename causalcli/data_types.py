@@ -359,7 +359,11 @@ def period_number(table: "Table", time: str, value: Any, key: str) -> float:
         if as_day(value) is not None and not isinstance(value, (int, float)):
             raise SpecError(f"{key} is a date ({value}) but the time column {time!r} holds numbers: give a "
                             "value of the time column", file=table.file, key=key)
-        return float(value)
+        number = None if isinstance(value, bool) else _as_number(value)
+        if number is None:
+            raise SpecError(f"{key} must be a value of the time column {time!r} (a number), found {value!r}",
+                            file=table.file, key=key)
+        return number
     day = as_day(value)
     if day is None:
         raise SpecError(f"{key} must be a date like the time column {time!r} (e.g. {labels[0]}), found {value!r}",

@@ -434,3 +434,7 @@ def test_synth_treatment_start_must_be_a_period_in_the_time_columns_type(tmp_pat
     with pytest.raises(DataError, match=r"treatment_start 2014-02-01 is not a period of column 't' \(periods "
                                         r"2000-01-01 to 2019-01-01\)"):
         run_study(_synth_spec(path, lambda y: f"{y}-02-01" if y == 2014 else f"{y}-01-01"), jobs=1)
+    numbers = _save(_synth_panel(), tmp_path / "n.csv")
+    with pytest.raises(SpecError, match=r"treatment_start is a date \(2014-01-01\) but the time column 't' holds "
+                                        r"numbers"):
+        run_study(_synth_spec(numbers, lambda y: f"{y}-01-01" if y == 2014 else y), jobs=1)
