@@ -55,6 +55,7 @@ UNIT_WORDS = ("id", "unit", "state", "county", "country", "region", "firm", "com
 CONTROL_NAMES = ("control", "ctrl", "0", "a", "baseline", "base", "false", "no", "placebo", "c", "off")
 TREATED_WORDS = ("1", "true", "t", "yes", "y", "treated", "treatment", "treat", "on", "exposed", "intervention",
                  "test", "variant", "b")
+CLUSTER_NAMES = {"cluster", "clusters", "cluster_id", "clusterid", "psu", "cl"}
 POST_PATTERN = re.compile(r"(^|_)(post|after)(_|$)")
 PRE_PATTERN = re.compile(r"(^|_)(pre|lag|lagged|baseline|before|prior)(_|$)")
 TIME_TYPES = ("DATE", "TIMESTAMP")
@@ -629,6 +630,14 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
     if not (unit and time):
         spec["covariates"] = []
         return
+    for c in data.types:
+        if (c not in taken | roles and norm(c) in CLUSTER_NAMES and 2 <= data.distinct[c] < data.distinct[unit]
+                and data.constant_within(c, unit)):
+            d["cluster"] = c
+            roles.add(c)
+            st.guessed.append(f"design.cluster: {c} (named like a cluster, constant within {unit}, "
+                              f"{data.distinct[c]} values)")
+            break
     # Staggered adoption (several first-treated periods, treatment never switching off): Callaway-Sant'Anna,
     # since TWFE then compares later- with earlier-treated units (Goodman-Bacon 2021).
     cohorts, never, absorbing = None, None, False

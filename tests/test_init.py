@@ -203,9 +203,11 @@ def test_did_single_cohort_is_twfe_without_role_or_unit_constant_covariates(runn
 def test_did_staggered_adoption_is_callaway_santanna(runner, tmp_path):
     cohorts = [2003, 2003, 2005, 2005, 2006, 0, 0, 0, 0, 0, 0, 0]
     df = panel(dict(zip(STATES, cohorts)))
+    df["cluster"] = df.state.str[-1].astype(int) % 3  # 3 clusters of 4 states
     df.to_csv(tmp_path / "p.csv", index=False)
     text, spec = init(runner, tmp_path / "p.csv", "-t", "treated", "-y", "y", "-d", "did")
     assert spec["design"]["estimator"] == "callaway_santanna" and "3 treatment cohorts" in text
+    assert spec["design"]["cluster"] == "cluster" and "cluster" not in spec["covariates"]
     assert invoke(runner, ["validate", str(write(tmp_path, text))]).exit_code == 0
 
 
