@@ -695,7 +695,7 @@ def _synth(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None,
             if len(units) == 1:
                 u = units[0][0]
                 first, lo = data.sql(f"SELECT min({q(time)}) FILTER (WHERE {expr}), min({q(time)}) FROM d "
-                                     f"WHERE {q(unit)} = ?".replace("?", _literal(u)))[0]
+                                     f"WHERE {q(unit)} = {_literal(u)}")[0]
                 treated_unit = plain(u)
                 st.guessed.append(f"design.treated_unit: {show(u)} (the one unit with {treatment} on)")
                 if first is not None and first > lo:
@@ -775,7 +775,9 @@ def _render(st: Starter, data: _Data, design: str) -> str:
         lines += [f"#   {c}: {why}" for c, why in st.left_out.items()]
     if design in ("matching", "weighting", "dml", "did"):
         lines.append("# Keep only covariates measured before treatment (confounders), then run `causalcli validate`.")
-    return "\n".join(lines) + "\n" + yaml.safe_dump(st.spec, sort_keys=False, allow_unicode=True)
+    # a column name with a line break must not end a comment early
+    comments = "\n".join(line.replace("\r", " ").replace("\n", " ") for line in lines)
+    return comments + "\n" + yaml.safe_dump(st.spec, sort_keys=False, allow_unicode=True)
 
 
 def _todo_keys(node: Any, path: str = "") -> list[str]:
