@@ -490,3 +490,15 @@ def test_yes_no_treatment_needs_no_treated_value(runner, tmp_path):
     text, spec = init(runner, tmp_path / "d.parquet", "-t", "took", "-y", "y")
     assert "treated_value" not in spec["design"]
     assert invoke(runner, ["validate", str(write(tmp_path, text))]).exit_code == 0
+
+
+def test_todo_inside_a_list_is_named_by_its_index(runner, tmp_path):
+    df = confounded()
+    df.to_csv(tmp_path / "d.csv", index=False)
+    spec = tmp_path / "s.yaml"
+    spec.write_text("data: {path: d.csv}\ntreatment: t\noutcome: y\ncovariates:\n  - age\n  - TODO\n"
+                    "design: {method: matching}\n")
+    res = invoke(runner, ["validate", str(spec)])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == (f"error: {spec}:6: key 'covariates[1]': is still TODO: replace it with a value "
+                                  "(`causalcli methods` lists each key)")
