@@ -74,6 +74,16 @@ class Starter:
     left_out: dict[str, str] = field(default_factory=dict)  # column -> reason
     notes: list[str] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """One line for stderr: what the comments of the spec hold."""
+        todo = _todo_keys(self.spec)
+        parts = [f"{len(self.guessed)} guessed" if self.guessed else "nothing guessed",
+                 f"{len(self.left_out)} column{'s' * (len(self.left_out) != 1)} left out"]
+        if todo:
+            parts.append(f"set {', '.join(todo)} (TODO)")
+        why = "; the spec's comments say why" if self.guessed or self.left_out or todo else ""
+        return f"init: {'; '.join(parts)}{why}"
+
 
 def norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")

@@ -139,6 +139,9 @@ def test_synth_guesses_treated_unit_and_start_from_a_treatment_column(runner, tm
 def test_todo_is_named_by_key_and_line_in_validate_and_estimate(runner, tmp_path):
     text, spec = init(runner, DATA / "prop99_smoking.csv", "-y", "cigsale", "-d", "synthetic_control")
     assert spec["design"]["treated_unit"] == "TODO" and spec["design"]["treatment_start"] == "TODO"
+    res = invoke(runner, ["init", str(DATA / "prop99_smoking.csv"), "-y", "cigsale", "-d", "synthetic_control"])
+    assert res.stderr.strip() == ("init: 1 guessed; 0 columns left out; set design.treated_unit, "
+                                  "design.treatment_start (TODO); the spec's comments say why")
     assert "Set design.treated_unit, design.treatment_start (written as TODO)" in text
     path = write(tmp_path, text)
     line = next(i for i, s in enumerate(text.splitlines(), 1) if s.strip().startswith("treated_unit:"))

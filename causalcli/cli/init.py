@@ -33,4 +33,6 @@ def init_command(
     """
     from causalcli.starter import starter_spec
 
-    typer.echo(starter_spec(data, treatment, outcome, design, name).text, nl=False)
+    starter = starter_spec(data, treatment, outcome, design, name)
+    typer.echo(starter.text, nl=False)
+    typer.echo(starter.summary(), err=True)
