@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,10 @@ def check_writable(path: str | Path, option: str = "--output", *, folder: bool =
     """
     target = Path(path)
     where = f"{option} {path}"
+    if not folder and _is_special(target):
+        if not os.access(target, os.W_OK):
+            raise SpecError(f"{where}: cannot be written; choose a file you can write to")
+        return
     if folder:
         if target.exists() and not target.is_dir():
             raise SpecError(f"{where}: exists and is not a folder; give a folder for the plots")
@@ -51,6 +56,15 @@ def check_writable(path: str | Path, option: str = "--output", *, folder: bool =
                         "choose a folder you can write to") from None
 
 
+def _is_special(target: Path) -> bool:
+    """An existing target that is neither a regular file nor a folder (a device, a pipe, a socket)."""
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _reason(exc: OSError) -> str:
     # /proc and /sys answer 'No such file or directory' for a new name in a folder that exists
     if exc.errno == errno.ENOENT:
@@ -65,6 +79,14 @@ def write_atomic(path: str | Path, data: str | bytes, option: str = "--output") 
     failure here (disk full, folder removed meanwhile) is one line naming ``option``.
     """
     target = Path(path)
+    if _is_special(target):
+        # /dev/null, /dev/stdout, a named pipe: renaming over it would replace the device itself
+        try:
+            with open(target, "wb") as fh:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        except OSError as exc:
+            raise SpecError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
+        return
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:

@@ -368,3 +368,27 @@ def test_validate_names_the_set_and_survives_an_internal_error(runner, sim_spec,
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert res.exit_code == 4 and len(lines) == 2  # both specs reported, neither stops the other
     assert "internal error: ZeroDivisionError: division by zero" in lines[0] and "Traceback" not in res.stderr
+
+
+def test_output_to_a_device_or_pipe_writes_through_it_and_never_replaces_it(runner, sim_spec, tmp_path):
+    """Renaming a temporary file over /dev/null (as root) would replace the device with a regular file."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "results.pipe"
+    os.mkfifo(fifo)
+    got = {}
+
+    def read_pipe():
+        with open(fifo, "rb") as fh:
+            got["data"] = fh.read()
+
+    reader = threading.Thread(target=read_pipe)
+    reader.start()
+    res = invoke(runner, ["estimate", str(sim_spec), "--no-refute", "--format", "json", "-o", str(fifo)])
+    reader.join(timeout=60)
+    assert res.exit_code in (0, 1), res.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and json.loads(got["data"])["estimate"]["value"] is not None
+    res = invoke(runner, ["estimate", str(sim_spec), "--no-refute", "--format", "json", "-o", "/dev/null"])
+    assert res.exit_code in (0, 1), res.stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
