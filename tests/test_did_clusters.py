@@ -193,6 +193,9 @@ def test_organ_donations_twfe_equals_pyfixest_and_uses_randomization_inference(t
     assert p_at(lo - eps) <= 0.05 and p_at(hi + eps) <= 0.05  # just outside: rejected
     checks = {ch.name: ch for ch in res.checks}
     assert checks["clusters"].passed is None and "randomization p" in checks["clusters"].detail
+    # the pre-trend Wald test is CRV1 too: reported (F and p) but not judged with one treated cluster
+    assert checks["pre_trend"].passed is None and "not judged" in checks["pre_trend"].detail
+    assert res.diagnostics["pre_trend"]["statistic"] > 0
     assert any(w.startswith("one treated cluster (California)") for w in res.warnings)
 
 

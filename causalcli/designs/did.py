@@ -544,11 +544,12 @@ class DidDesign(Design):
         passed = bool(test["p_value"] > alpha)
         diag["pre_trend"] = {**test, "passed": passed, "leads": [rel[j] for j in pre], "source": source,
                              "coefficients": {f"event_time={rel[j]}": float(fit.coef[j]) for j in pre}}
-        return Check("pre_trend", passed,
-                     f"joint Wald test of {len(pre)} leads in an auxiliary event study (every pre-period, reference "
-                     f"-1): F = {test['statistic']:.3g}, p = {test['p_value']:.3g} {'>' if passed else '<='} "
-                     f"{alpha}; " + ("no evidence against parallel pre-trends" if passed else
-                                     "pre-treatment effects are jointly non-zero: parallel trends look doubtful"))
+        return _judge_pre_trend(Check(
+            "pre_trend", passed,
+            f"joint Wald test of {len(pre)} leads in an auxiliary event study (every pre-period, reference "
+            f"-1): F = {test['statistic']:.3g}, p = {test['p_value']:.3g} {'>' if passed else '<='} "
+            f"{alpha}; " + ("no evidence against parallel pre-trends" if passed else
+                            "pre-treatment effects are jointly non-zero: parallel trends look doubtful")), diag)
 
     def _fit_event_study(self, p: PanelData, study: "Study", seed: int) -> Fit:
         from causalcli.did_fe import t_estimate, wald_f
@@ -593,11 +594,12 @@ class DidDesign(Design):
             test = wald_f(b, V, fit.df_t)
             passed = bool(test["p_value"] > alpha)
             diag["pre_trend"] = {**test, "passed": passed, "leads": [rel[j] for j in pre]}
-            checks.insert(0, Check("pre_trend", passed,
-                                f"joint Wald test of {len(pre)} leads: F = {test['statistic']:.3g}, "
-                                f"p = {test['p_value']:.3g} {'>' if passed else '<='} {alpha}; " +
-                                ("no evidence against parallel pre-trends" if passed else
-                                 "pre-treatment effects are jointly non-zero: parallel trends look doubtful")))
+            checks.insert(0, _judge_pre_trend(Check(
+                "pre_trend", passed,
+                f"joint Wald test of {len(pre)} leads: F = {test['statistic']:.3g}, "
+                f"p = {test['p_value']:.3g} {'>' if passed else '<='} {alpha}; " +
+                ("no evidence against parallel pre-trends" if passed else
+                 "pre-treatment effects are jointly non-zero: parallel trends look doubtful")), diag))
             if p.options.honest_did:
                 from causalcli.did_honest import relative_magnitude_sets
 
@@ -701,6 +703,21 @@ def _unit_vector(k: int, j: int) -> np.ndarray:
     a = np.zeros(k)
     a[j] = 1.0
     return a
+
+
+def _judge_pre_trend(check: Check, diag: dict) -> Check:
+    """The pre-trend Wald test is a CRV1 test: with one treated cluster it over-rejects as badly as the headline
+    t-test would (MacKinnon and Webb 2017), so it is reported but not judged; with few clusters it says so."""
+    method = diag.get("clusters", {}).get("method", "crv1_fixest")
+    if method == "randomization_inference_units":
+        diag["pre_trend"]["passed"] = None
+        diag["pre_trend"]["not_judged"] = "one treated cluster: the CRV1 Wald test cannot be trusted"
+        return Check(check.name, None, check.detail + " -- not judged: with one treated cluster this CRV1 test "
+                     "over-rejects (see the clusters check); look at the leads in diagnostics.pre_trend")
+    if method.startswith("wild_cluster_bootstrap"):
+        return Check(check.name, check.passed, check.detail + " (a CRV1 test: with few clusters it tends to "
+                     "over-reject, see the clusters check)")
+    return check
 
 
 def _guard_honest_did(fit: Fit) -> Fit:
