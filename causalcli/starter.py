@@ -58,6 +58,12 @@ TREATED_WORDS = ("1", "true", "t", "yes", "y", "treated", "treatment", "treat", 
 CLUSTER_NAMES = {"cluster", "clusters", "cluster_id", "clusterid", "psu", "cl"}
 POST_PATTERN = re.compile(r"(^|_)(post|after)(_|$)")
 PRE_PATTERN = re.compile(r"(^|_)(pre|lag|lagged|baseline|before|prior)(_|$)")
+# A row index that pandas wrote with the data (to_parquet keeps a non-default index as
+# __index_level_0__; to_csv writes an unnamed first column that read_csv calls "Unnamed: 0"). After a
+# concat it repeats, so the "unique per row" rule misses it, and sorted by arm it acts as a confounder.
+# DuckDB names that empty CSV header "column0" (only the first column counts: a headerless file has
+# column0..columnN).
+PANDAS_INDEX = re.compile(r"__index_level_\d+__|Unnamed: \d+")
 TIME_TYPES = ("DATE", "TIMESTAMP")
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT")
@@ -329,6 +335,9 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
             left_out[c] = "text (this design takes numeric columns only; encode levels as 0/1 columns)"
         elif kind == "text" and data.distinct[c] > CATEGORICAL_MAX_LEVELS:
             left_out[c] = f"text with {data.distinct[c]} levels (more than {CATEGORICAL_MAX_LEVELS}; an identifier?)"
+        elif PANDAS_INDEX.fullmatch(c) or (c == "column0" and c == next(iter(data.types))
+                                           and "column1" not in data.types):
+            left_out[c] = "a row index saved by pandas with the data, not a measurement"
         elif POST_PATTERN.search(n):
             left_out[c] = "named like a post-treatment column (post/after)"
         elif outcome_stem and _outcome_like(n, outcome_stem) and not PRE_PATTERN.search(n):
