@@ -15,7 +15,11 @@ a power of two ``q``, with the two-operation split ``(t + s) - s`` where
 "Accurate floating-point summation", the ExtractScalar step). When every ``|t|``
 stays below ``2**(p-1)`` and the sum of ``|t|`` below ``2**(p+1)``, every partial
 sum is a multiple of ``q`` below ``2**53 * q``, so every addition is exact and the
-total does not depend on the order. Centres lie on a power-of-two grid, so integer
+total does not depend on the order. With a time column the pass groups by arm and
+period: each period's sum is exact in the same way, and so is every sum of period
+sums (a sum over a subset of the rows, so within the same bound), which makes the
+arm totals and the cumulative sums up to each period exact and order-independent
+too. Centres lie on a power-of-two grid, so integer
 columns are already multiples of ``q`` and are summed without the split. ``p`` is chosen from the first rows with a safety margin; after the pass
 the bound is proved from the sums of squares (Cauchy-Schwarz bounds the sums of
 ``|t|`` of linear and cross terms) and, in the rare case it fails (sorted or very
@@ -101,6 +105,15 @@ class Statistics:
     complete_cases_by_metric: bool
     notes: list[str] = field(default_factory=list)
     arm_order: tuple = ()  # arms in order of first appearance in the data
+    # with a time column: period -> group metric -> arm -> sums of that period alone (periods in order)
+    periods: dict[Any, dict[str | None, dict[Any, ArmSums]]] = field(default_factory=dict)
+    missing_period: int = 0  # rows with a variant but no period
+
+
+def add_sums(total: ArmSums, part: ArmSums) -> ArmSums:
+    """``total + part``; exact for sums of one pass, whose every sum over a subset of rows lies on its grid."""
+    return ArmSums(total.n + part.n, {c: total.s.get(c, 0.0) + v for c, v in part.s.items()},
+                   {k: total.ss.get(k, 0.0) + v for k, v in part.ss.items()})
 
 
 @dataclass(frozen=True)
@@ -148,10 +161,12 @@ def _split_constant(bound: float, linear: bool = False) -> tuple[float, float]:
 def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str, tuple[str, ...]],
                        metric_pairs: dict[str, tuple[tuple[str, str], ...]], float_columns: set[str],
                        cap_quantile: float | None, capped: set[str],
-                       integer_columns: set[str] = frozenset()) -> Statistics:
+                       integer_columns: set[str] = frozenset(), period: str | None = None) -> Statistics:
     """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
 
     ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
+    With ``period`` (a numeric column: period numbers) the same pass groups by arm and period and also returns
+    the sums of each period.
     """
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
@@ -174,8 +189,9 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     safety = SAFETY
     for _attempt in range(4):
         passes += 1
-        result, arm_counts, missing, nonnull = _one_pass(table, treatment, groups, centres, second, safety, expr,
-                                                         float_columns, complete_cases, integer_columns)
+        result, arm_counts, missing, nonnull, by_period, missing_period = _one_pass(
+            table, treatment, groups, centres, second, safety, expr, float_columns, complete_cases, integer_columns,
+            period)
         if not complete_cases:
             has_missing = any(v < sum(arm_counts.values()) for v in nonnull.values()) or _has_nan(result)
             if has_missing:
@@ -187,7 +203,7 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         ok, new_centres, new_second = _verify(result, groups, centres, second, table.rows, safety)
         if ok:
             return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
-                              _arm_order(table, treatment, head_arms, arm_counts))
+                              _arm_order(table, treatment, head_arms, arm_counts), by_period, missing_period)
         centres, second, safety = new_centres, new_second, RETRY_SAFETY
         notes.append("the first rows underestimated the spread: the pass was repeated with bounds from the first pass")
     raise EstimationError("could not bound the sums for exact summation (values too extreme); cap the metrics "
@@ -260,10 +276,13 @@ def _bounds(group: Group, second: dict[str, float], n: float, safety: float) -> 
 
 
 def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict[str, float], second: dict[str, float],
-              safety: float, expr, float_columns: set[str], complete_cases: bool, integer_columns: set[str]):
+              safety: float, expr, float_columns: set[str], complete_cases: bool, integer_columns: set[str],
+              period: str | None = None):
     cols = tuple(dict.fromkeys(c for g in groups for c in g.columns))
     idx = {c: i for i, c in enumerate(cols)}
     inner = [f"{quote(treatment)} AS arm"]
+    if period is not None:
+        inner.append(f"{quote(period)} AS period")
     inner += [f"({expr(c)} - {lit(centres[c])}) AS d{idx[c]}" for c in cols]
     conds = []
     if complete_cases:
@@ -277,7 +296,8 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
             conds.append(f" FILTER (WHERE ok{gi})")
     else:
         conds = [""] * len(groups)
-    outer = ["arm", "count(*)"]
+    keys = ["arm", "period"] if period is not None else ["arm"]
+    outer = [*keys, "count(*)"]
     if not complete_cases:
         outer += [f"count(d{idx[c]})" for c in cols]
     layout = []  # (group index, kind, key)
@@ -300,7 +320,7 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
             else:
                 outer.append(f"sum((d{idx[a]} * d{idx[b]} + {lit(s)}) - {lit(s)}){conds[gi]}")
             layout.append((gi, "ss", (a, b)))
-    query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE}) GROUP BY arm"
+    query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE}) GROUP BY {', '.join(keys)}"
     try:
         rows = table.sql(query)
     except Exception as exc:  # duckdb.Error: a value DuckDB cannot cast to DOUBLE, say
@@ -308,31 +328,45 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
     result: dict[str | None, dict[Any, ArmSums]] = {g.metric: {} for g in groups}
     arm_counts: dict[Any, int] = {}
     missing = 0
+    missing_period = 0
+    by_period: dict[Any, dict[str | None, dict[Any, ArmSums]]] = {}
     nonnull = {c: 0 for c in cols}
+    width = len(keys)
     for row in rows:
-        arm, count = row[0], int(row[1])
+        arm, count = row[0], int(row[width])
         if arm is None:
             missing += count
             continue
-        arm_counts[arm] = count
-        pos = 2
+        arm_counts[arm] = arm_counts.get(arm, 0) + count
+        pos = width + 1
         if not complete_cases:
             for c in cols:
                 nonnull[c] += int(row[pos])
                 pos += 1
-        for gi, g in enumerate(groups):
-            result[g.metric][arm] = ArmSums(count, {}, {})
+        part = {g.metric: ArmSums(count, {}, {}) for g in groups}
         for gi, kind, key in layout:
             value = row[pos]
             pos += 1
-            sums = result[groups[gi].metric][arm]
+            sums = part[groups[gi].metric]
             if kind == "n":
                 sums.n = int(value)
             elif kind == "s":
                 sums.s[key] = float(value) if value is not None else 0.0
             else:
                 sums.ss[key] = float(value) if value is not None else 0.0
-    return result, arm_counts, missing, nonnull
+        for metric, sums in part.items():
+            previous = result[metric].get(arm)
+            result[metric][arm] = sums if previous is None else add_sums(previous, sums)
+        if period is not None:
+            when = row[1]
+            if when is None or when != when:  # NULL or NaN: no period
+                missing_period += count
+            else:
+                slot = by_period.setdefault(when, {m: {} for m in part})
+                for metric, sums in part.items():
+                    slot[metric][arm] = sums
+    by_period = {k: by_period[k] for k in sorted(by_period)}
+    return result, arm_counts, missing, nonnull, by_period, missing_period
 
 
 def _has_nan(result) -> bool:

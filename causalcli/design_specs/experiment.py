@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from causalcli.design_specs.base import DesignBase, Strict
+from causalcli.design_specs.base import DesignBase, FreeOptions, Strict
 
 
 def arm_label(value: Any) -> str:
@@ -83,6 +83,12 @@ class ExperimentDesign(DesignBase):
         if isinstance(v, dict):
             return {arm_label(k): share for k, share in v.items()}
         return v
+    time: str | None = Field(
+        None, description="Exposure or analysis date column: an integer period, a date, a timestamp (cut to the day "
+                          "in data.timezone) or an ISO date string. Adds the cumulative effect of the first metric "
+                          "by period (diagnostics.cumulative, fixed-horizon intervals) and its plot.")
+    sequential: FreeOptions | None = Field(
+        None, description="Sequential testing (always-valid or group-sequential intervals): not built yet; refused.")
     correction: Literal["holm", "bh", "none"] = Field(
         "holm", description="Multiple-testing correction across metrics and arms: holm, bh (Benjamini-Hochberg), none.")
     metrics: list[Metric] = Field(default_factory=list, description="Metrics; the first is primary (`estimate`).")

@@ -9,7 +9,9 @@ multiple-testing correction across metrics and arms, a sample-ratio-mismatch
 check and the minimum detectable effect. Every number comes from per-arm counts,
 sums and cross-products that DuckDB computes in one pass over the data
 (``causalcli.experiment_stats``); the formulas are in
-``causalcli.experiment_analysis``.
+``causalcli.experiment_analysis``. With ``design.time`` the same pass groups by
+arm and period, and the first metric's effect on all data up to each period
+(the cumulative effect) is computed from the running sums of the periods.
 
 References
 ----------
@@ -40,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec import LoadedSpec, Study
 
 
+MAX_PERIODS = 1000  # a cumulative point per period: more than this is a timestamp or an id, not a day
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
                  "BOOLEAN")
 
@@ -58,6 +61,8 @@ class ExperimentData:
     split_given: bool
     rows: int
     file: str
+    time: str | None = None
+    period_labels: tuple[str, ...] | None = None  # ISO dates of periods 1..T when time is a date
 
 
 def metric_shapes(study: "Study") -> list["MetricShape"]:
@@ -126,6 +131,11 @@ class ExperimentDesign(Design):
         if study.refute:
             raise SpecError("refuters do not apply to randomised experiments (the SRM check guards the "
                             "randomisation); remove 'refute'", file=file, key="refute")
+        if study.design.sequential is not None:
+            raise SpecError("sequential testing (always-valid or group-sequential intervals) is not built yet; "
+                            "remove design.sequential. With design.time, diagnostics.cumulative gives the effect "
+                            "by date with fixed-horizon intervals, which are not valid for stopping early",
+                            file=file, key="design.sequential")
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         from causalcli.data import _suggest
@@ -145,6 +155,18 @@ class ExperimentDesign(Design):
                         raise DataError(f"column {col!r} not found{_suggest(col, table.types)}", file=table.file,
                                         key=key, column=col)
                     numeric_column(table, col, key)  # numbers written as text are read; else row and advice
+        time = study.design.time
+        if time is not None:
+            from causalcli.data_types import period_column
+
+            if time not in table.types:
+                raise DataError(f"time column {time!r} not found{_suggest(time, table.types)}", file=table.file,
+                                key="design.time", column=time)
+            if time == study.treatment:
+                raise SpecError("design.time cannot be the variant column", file=spec.source.display,
+                                key="design.time")
+            # integers stay; dates, timestamps (cut to days in data.timezone) and ISO strings become 1..T
+            period_column(table, time, "design.time", study.data.timezone)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> ExperimentData:
@@ -159,12 +181,17 @@ class ExperimentDesign(Design):
         capped = {c for s in shapes for c in (s.num, *[x for x, _ in s.covariates])} if opts.cap_quantile else set()
         int_cols = {c for cols in metric_columns.values() for c in cols
                     if table.types[c].upper() in INTEGER_TYPES}
+        time = study.design.time
         stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
-                                   opts.cap_quantile, capped, int_cols)
-        control, arms, labels = self._arms(study, stats, table.file)
-        split_given = study.design.expected_split is not None
+                                   opts.cap_quantile, capped, int_cols, period=time)
+        if time is not None and len(stats.periods) > MAX_PERIODS:
+            raise DataError(f"time column {time!r} has {len(stats.periods):,} distinct periods; the cumulative effect "
+                            f"is reported per period (at most {MAX_PERIODS:,}): give a date or a day number, not a "
+                            "timestamp read as a number or an id", file=table.file, key="design.time", column=time)
+        control, arms, labels, split = self._arms(study, stats, table.file)
+        split_given = split is not None
         if split_given:
-            expected = dict(study.design.expected_split)
+            expected = dict(split)
             unknown = [labels[a] for a in stats.arm_counts if labels[a] not in expected]
             if unknown:
                 raise DataError(f"variant value(s) {', '.join(map(repr, unknown))} are not in design.expected_split "
@@ -177,8 +204,9 @@ class ExperimentDesign(Design):
         else:
             expected = {labels[a]: 1.0 for a in (control, *arms)}
         self._check_metric_data(study, stats, shapes, control, arms, labels, table.file)
+        period_labels = table.period_labels.get(time) if time is not None else None
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
-                              table.rows, table.file)
+                              table.rows, table.file, time, tuple(period_labels) if period_labels else None)
 
     def _arms(self, study: "Study", stats: "Statistics", file: str):
         values = list(stats.arm_counts)
@@ -188,8 +216,8 @@ class ExperimentDesign(Design):
         if len(set(labels.values())) < len(labels):
             raise DataError(f"variant values of {study.treatment!r} collide when written as text", file=file,
                             key="treatment", column=study.treatment)
-        want = arm_label(study.design.control)
-        control = next((v for v in values if labels[v] == want), None)
+        control = _arm_value(study.design.control, values, labels)
+        want = labels[control] if control is not None else arm_label(study.design.control)
         if control is None:
             found = ", ".join(sorted(map(repr, labels.values()))[:10])
             raise DataError(f"control arm {study.design.control!r} not found in {study.treatment!r}; its values: "
@@ -197,8 +225,14 @@ class ExperimentDesign(Design):
         if len(values) < 2:
             raise DataError(f"variant column {study.treatment!r} has only the control arm; an experiment needs "
                             "two or more arms", file=file, key="treatment", column=study.treatment)
+        split = None
+        if study.design.expected_split is not None:  # keys as the data's labels ('no' -> 'false' on a boolean)
+            split = {}
+            for key, share in study.design.expected_split.items():
+                hit = _arm_value(key, values, labels)
+                split[labels[hit] if hit is not None else key] = share
         # the order of expected_split when given, else the order in which arms first appear in the data
-        order = list(study.design.expected_split or {})
+        order = list(split or {})
         rank = {name: i for i, name in enumerate(order)}
         seen = {v: i for i, v in enumerate(stats.arm_order)}
         arms = sorted((v for v in values if v is not control and labels[v] != want),
@@ -207,7 +241,7 @@ class ExperimentDesign(Design):
             if stats.arm_counts[v] < 2:
                 raise DataError(f"arm {labels[v]!r} has {stats.arm_counts[v]} unit(s); every arm needs at least two",
                                 file=file, key="treatment", column=study.treatment)
-        return control, arms, labels
+        return control, arms, labels, split
 
     def _check_metric_data(self, study, stats, shapes, control, arms, labels, file) -> None:
         for i, s in enumerate(shapes):
@@ -311,6 +345,24 @@ class ExperimentDesign(Design):
         if stats.missing_variant:
             n["dropped_missing_treatment"] = stats.missing_variant
         n.update({f"missing_in_metric[{name}]": k for name, k in metric_missing.items()})
+        if d.time is not None:
+            cumulative = cumulative_effects(d, conf, opts.distribution)
+            head = d.shapes[0]
+            cumulative_method = {
+                "metric": head.name, "arm": d.labels[d.arms[0]], "effect": "abs", "time": d.time,
+                "periods": len(cumulative), "rows_without_time": stats.missing_period,
+                "inference": _inference(head, "abs", opts),
+                "interval": "fixed-horizon",
+                "note": ("each point is the estimate on all data up to and including that period, with the interval "
+                         "of a single analysis planned for that day: NOT valid for peeking (stopping when an "
+                         "interval first excludes zero inflates false positives); sequential testing "
+                         "(design.sequential) is not built yet. Covariate adjustment is re-estimated on the data so "
+                         "far; null where an arm has fewer than two units so far or the interval is undefined"),
+            }
+            if stats.missing_period:
+                warnings.append(f"{stats.missing_period} of {used} rows have no value in time column {d.time!r}: "
+                                "they count in the estimate but in no period of diagnostics.cumulative, so its last "
+                                "point differs from the estimate")
         diagnostics = {
             "srm": s,
             "arms": {"control": d.labels[d.control], "treatment": [d.labels[a] for a in d.arms], "units": observed},
@@ -328,11 +380,76 @@ class ExperimentDesign(Design):
                 "centres": stats.centres,
             },
         }
+        if d.time is not None:
+            diagnostics["cumulative"] = cumulative
+            diagnostics["cumulative_method"] = cumulative_method
         return Fit("difference_in_means", "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
         raise SpecError("refuters do not apply to randomised experiments", key="refute")
+
+
+def _arm_value(wanted: Any, values: list[Any], labels: dict[Any, str]) -> Any:
+    """The data's arm that a spec value names: the same text (0 matches 0.0), else the one arm equal as a word.
+
+    YAML reads an unquoted `no` as false and DuckDB reads a yes/no column as BOOLEAN, so a quoted
+    "no" must find false, and an unquoted no must find a text arm 'no'.
+    """
+    from causalcli.design_specs.experiment import arm_label
+    from causalcli.data_types import _matches
+
+    want = arm_label(wanted)
+    exact = next((v for v in values if labels[v] == want), None)
+    if exact is not None:
+        return exact
+    hits = [v for v in values if isinstance(v, bool) or isinstance(wanted, bool)]
+    hits = [v for v in hits if _matches(v, wanted)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def cumulative_effects(d: ExperimentData, conf: float, distribution: str) -> list[dict[str, Any]]:
+    """The first metric's absolute effect for the headline arm on all data up to each period.
+
+    Running sums of the periods' exact sums are exact, so the last point, when every row has a
+    period, is computed from the very sums of the headline and equals it. CUPED and regression
+    adjustment re-estimate their coefficient on the data so far, as an analysis on that day would.
+    Intervals are fixed-horizon: each one is valid for a single look decided in advance.
+    """
+    from causalcli.data_types import period_text
+    from causalcli.errors import EstimationError
+    from causalcli.experiment_analysis import absolute, compare
+    from causalcli.experiment_stats import add_sums, moments
+
+    stats = d.stats
+    shape, arm = d.shapes[0], d.arms[0]
+    group = shape.name if stats.complete_cases_by_metric else None
+    pairs = d.pairs[shape.name]
+    running: dict[Any, Any] = {d.control: None, arm: None}
+    points = []
+    for period, groups in stats.periods.items():
+        sums = groups.get(group, {})
+        for a in running:
+            if a in sums:
+                running[a] = sums[a] if running[a] is None else add_sums(running[a], sums[a])
+        rc, rt = running[d.control], running[arm]
+        point: dict[str, Any] = {"label": period_text(period, d.period_labels), "value": None, "std_error": None,
+                                 "ci_lower": None, "ci_upper": None, "n_control": rc.n if rc else 0,
+                                 "n_treatment": rt.n if rt else 0}
+        if point["n_control"] >= 2 and point["n_treatment"] >= 2:
+            try:
+                c = compare(shape, moments([rc], stats.centres, pairs), moments([rt], stats.centres, pairs),
+                            moments([rc, rt], stats.centres, pairs), d.labels[arm], d.file)
+                t = absolute(c, conf, distribution)
+            except (ZeroDivisionError, EstimationError):  # a zero denominator or collinear covariates so far
+                t = None
+            if t is not None and math.isfinite(t.value):
+                point["value"] = float(t.value)
+                if math.isfinite(t.std_error) and t.std_error > 0 and math.isfinite(t.ci_lower):
+                    point.update(std_error=float(t.std_error), ci_lower=float(t.ci_lower),
+                                 ci_upper=float(t.ci_upper))
+        points.append(point)
+    return points
 
 
 def _srm_check(observed: dict[str, int], d: ExperimentData, srm_alpha: float) -> tuple[dict, Check]:

@@ -1,4 +1,5 @@
-"""Experiment plots: relative lifts per metric and arm with their intervals, and arm sizes against the plan."""
+"""Experiment plots: relative lifts per metric and arm with their intervals, arm sizes against the plan, and
+(with design.time) the cumulative effect by period."""
 
 from __future__ import annotations
 
@@ -54,4 +55,30 @@ def arm_sizes(result: Result) -> bytes | None:
     return _png(fig, plt)
 
 
-PLOTS: dict[str, Callable[[Result], bytes | None]] = {"lifts": lifts, "arm_sizes": arm_sizes}
+def cumulative(result: Result) -> bytes | None:
+    """The primary metric's effect on all data up to each period, with its fixed-horizon interval."""
+    points = result.diagnostics.get("cumulative")
+    if not points:
+        return None
+    about = result.diagnostics.get("cumulative_method") or {}
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7.2, 4), dpi=110)
+    xs = list(range(len(points)))
+    shown = [(x, p) for x, p in zip(xs, points) if p["value"] is not None]
+    band = [(x, p) for x, p in shown if p["ci_lower"] is not None]
+    if band:
+        ax.fill_between([x for x, _ in band], [p["ci_lower"] for _, p in band], [p["ci_upper"] for _, p in band],
+                        color="#1f4e79", alpha=0.2, linewidth=0)
+    ax.plot([x for x, _ in shown], [p["value"] for _, p in shown], "-o", color="#1f4e79", markersize=3)
+    ax.axhline(0, color="black", linewidth=0.8)
+    step = max(1, len(points) // 10)  # at most about ten labels on the axis
+    ax.set_xticks(xs[::step], [p["label"] for p in points][::step], rotation=45, ha="right")
+    level = int(round(100 * result.estimate.conf_level)) if result.estimate else 95
+    ax.set_ylabel(f"cumulative effect ({about.get('metric', '')}/{about.get('arm', '')}/abs)")
+    ax.set_xlabel(f"{about.get('time', 'period')}; band: {level}% fixed-horizon interval, not valid for peeking")
+    ax.set_title(f"{result.study}: cumulative effect by period")
+    return _png(fig, plt)
+
+
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"lifts": lifts, "arm_sizes": arm_sizes,
+                                                      "cumulative": cumulative}
