@@ -11,7 +11,8 @@ Rules for covariates (and synthetic-control predictors), applied in column order
 * named like a post-treatment or outcome column (``post_``, ``_after``, the outcome's name up to
   transformation words: ``homicide`` beside ``l_homicide``);
 * missing in more than half of the rows (every design drops incomplete rows);
-* constant; an identifier (unique per row, named like one or consecutive integers);
+* constant; an identifier (unique per row, named like one or consecutive integers); a row index
+  pandas saved with the data (``__index_level_0__``, ``Unnamed: 0``);
 * the same values as the treatment, the outcome or an earlier column;
 * near-determined by a binary treatment: one arm (almost) all at one value that the other arm
   takes far less often, e.g. 401(k) participation beside eligibility (no one ineligible
@@ -19,7 +20,9 @@ Rules for covariates (and synthetic-control predictors), applied in column order
 * collinear with the intercept, the treatment and the columns kept before it, found by a
   Gram-Schmidt pass over (a sample of) the standardised design matrix; the later column goes;
 * with the kept columns, gives the outcome exactly (a part of it, e.g. wt82 for wt82 - wt71);
-* TWFE: constant within unit or period (absorbed by the fixed effects).
+* TWFE: constant within unit or period (absorbed by the fixed effects);
+* last, named with the outcome's time (the latest number of two or more digits in its name: tax82
+  beside wt82_71).
 """
 
 from __future__ import annotations
@@ -326,6 +329,7 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
 
     kept: list[str] = []
     outcome_stem = norm(outcome) if outcome else ""
+    outcome_time = _outcome_time(outcome) if outcome else None
     for c in candidates:
         kind = data.kind(c)
         n = norm(c)
@@ -379,11 +383,25 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
         left_out.update(collinear)
         kept = [c for c in kept if c not in collinear]
         categorical = [c for c in categorical if c in kept]
+    # last, so that a column the data show to be part of the outcome (wt82 of wt82_71) is named so
+    for c in [c for c in kept if outcome_time in re.findall(r"\d+", c) and not PRE_PATTERN.search(norm(c))]:
+        left_out[c] = (f"named with {outcome_time}, the time in the outcome's name {outcome!r}: measured "
+                       "with the outcome, after treatment?")
+        kept.remove(c)
+    categorical = [c for c in categorical if c in kept]
     return kept, categorical
 
 
 TRANSFORM_WORDS = {"l", "ln", "log", "lg", "sq", "sqrt", "std", "z", "d", "diff", "delta", "pct", "share", "rate",
                    "raw", "level", "levels", "abs", "total", "tot", "mean", "avg"}
+
+
+def _outcome_time(outcome: str) -> str | None:
+    """The latest number of two or more digits in the outcome's name (82 in NHEFS's wt82_71, 78 in re78),
+    read as when the outcome was measured: a covariate named with it (smkintensity82_71, tax82, unem78)
+    is measured then too, after treatment. One-digit numbers are too often plain labels (y1, x1)."""
+    numbers = [t for t in re.findall(r"\d+", outcome) if len(t) >= 2]
+    return max(numbers, key=int) if numbers else None
 
 
 def _outcome_like(name: str, stem: str) -> bool:

@@ -37,3 +37,23 @@ def test_init_leaves_out_a_row_index_pandas_saved_with_the_data(runner, tmp_path
         assert res.exit_code == 0, res.stderr
         assert yaml.safe_load(res.stdout)["covariates"] == ["age"]
         assert "row index" in _left_out(res.stdout)[index]
+
+
+def test_init_leaves_out_columns_named_with_the_outcomes_time(runner, tmp_path):
+    # NHEFS (outcome wt82_71) had smkintensity82_71, price82, tax82 kept as covariates, jtrain3
+    # (outcome re78) unem78 and em78: measured with the outcome, after treatment. re74 and a
+    # one-digit label (x1 beside y1) stay.
+    rng = np.random.default_rng(1)
+    n = 300
+    treat = rng.integers(0, 2, n)
+    df = pd.DataFrame({"treat": treat, "re74": rng.normal(size=n), "unem78": rng.integers(0, 2, n),
+                       "price75_78": rng.normal(size=n), "x1": rng.normal(size=n), "re78": rng.normal(size=n)})
+    df.to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "treat", "-y", "re78"])
+    assert res.exit_code == 0, res.stderr
+    assert yaml.safe_load(res.stdout)["covariates"] == ["re74", "x1"]
+    why = _left_out(res.stdout)
+    assert set(why) == {"unem78", "price75_78"} and "78, the time in the outcome's name" in why["unem78"]
+    df.rename(columns={"re78": "y1"}).to_csv(tmp_path / "e.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "e.csv"), "-t", "treat", "-y", "y1"])
+    assert yaml.safe_load(res.stdout)["covariates"] == ["re74", "unem78", "price75_78", "x1"]
