@@ -169,6 +169,12 @@ def test_bad_time_values_name_the_row_as_for_did(tmp_path, files):
     with pytest.raises(DataError, match=r"time column 'dat' not found.*'date'") as info:
         run_study(spec(files["csv"], "dat"))
     assert info.value.key == "design.time"
+    # a timestamp read as a number (epoch seconds) is not a day: one point per second is refused
+    df["epoch"] = np.arange(len(df)) * 7 + 1_772_400_000
+    df.loc[41, "iso"] = "2026-03-03"
+    df.to_csv(tmp_path / "epoch.csv", index=False)
+    with pytest.raises(DataError, match=r"time column 'epoch' has 3,000 distinct periods; .*at most 1,000"):
+        run_study(spec(tmp_path / "epoch.csv", "epoch"))
 
 
 def test_sequential_testing_is_refused_with_what_exists_instead(files, runner, write_spec):
