@@ -222,8 +222,9 @@ def _cohort_like(c: str) -> bool:
 
 def guess_panel(data: _Data, taken: set[str]) -> tuple[str | None, str | None, str]:
     """(unit, time, why): the first time-named column and the unit column unique with it."""
-    times = [c for c in data.types if c not in taken and _time_like(c) and not _cohort_like(c)
-             and data.kind(c) in ("integer", "time") and data.distinct[c] >= 2]
+    # a DATE or TIMESTAMP column is a time whatever its name (qdate, obs_dt)
+    times = [c for c in data.types if c not in taken and not _cohort_like(c) and data.distinct[c] >= 2
+             and (data.kind(c) == "time" or (_time_like(c) and data.kind(c) == "integer"))]
     units = [c for c in data.types if c not in taken and c not in times and not _cohort_like(c)
              and data.kind(c) in ("integer", "text") and 2 <= data.distinct[c] <= data.rows // 2]
     units.sort(key=lambda c: (not any(w in norm(c) for w in UNIT_WORDS), data.kind(c) != "text"

@@ -57,3 +57,22 @@ def test_init_leaves_out_columns_named_with_the_outcomes_time(runner, tmp_path):
     df.rename(columns={"re78": "y1"}).to_csv(tmp_path / "e.csv", index=False)
     res = invoke(runner, ["init", str(tmp_path / "e.csv"), "-t", "treat", "-y", "y1"])
     assert yaml.safe_load(res.stdout)["covariates"] == ["re74", "unem78", "price75_78", "x1"]
+
+
+def test_init_did_guesses_a_date_time_column_whatever_its_name(runner, tmp_path):
+    # organ donations with the quarter as a DATE column named qdate (beside the text 'Q42010'):
+    # DiD takes date time columns, but init only looked at time-named integer columns and wrote
+    # unit, time and cohort as TODO.
+    states, quarters = ["A", "B", "C", "D"], pd.date_range("2010-10-01", periods=6, freq="QS")
+    df = pd.DataFrame([(s, q) for s in states for q in quarters], columns=["State", "qdate"])
+    df["Quarter"] = "Q" + df.qdate.dt.quarter.astype(str) + df.qdate.dt.year.astype(str)
+    df["treated"] = ((df.State == "A") & (df.qdate >= "2011-07-01")).astype(int)
+    df["Rate"] = np.random.default_rng(2).normal(size=len(df))
+    df["qdate"] = df.qdate.dt.date
+    df.to_parquet(tmp_path / "d.parquet", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.parquet"), "-t", "treated", "-y", "Rate", "-d", "did"])
+    assert res.exit_code == 0, res.stderr
+    design = yaml.safe_load(res.stdout)["design"]
+    assert (design["unit"], design["time"]) == ("State", "qdate")
+    (tmp_path / "s.yaml").write_text(res.stdout)
+    assert invoke(runner, ["validate", str(tmp_path / "s.yaml")]).exit_code == 0
