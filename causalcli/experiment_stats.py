@@ -171,13 +171,18 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
         cols = sorted(capped)
-        row = table.sql("SELECT " + ", ".join(f"quantile_disc({quote(c)}, {lit(cap_quantile)})" for c in cols)
+        # NaN sorts above every number in DuckDB: it is a missing value here, not the top of the tail
+        row = table.sql("SELECT " + ", ".join(f"quantile_disc(CAST({quote(c)} AS DOUBLE), {lit(cap_quantile)}) "
+                                              f"FILTER (WHERE NOT isnan(CAST({quote(c)} AS DOUBLE)))" for c in cols)
                         + f" FROM {TABLE}")[0]
         caps = {c: float(v) for c, v in zip(cols, row) if v is not None}
 
     def expr(c: str) -> str:
         e = f"CAST({quote(c)} AS DOUBLE)"
-        return f"least({e}, {lit(caps[c])})" if c in caps else e
+        if c not in caps:
+            return e
+        # least() skips NULL and ranks NaN highest: a missing value must stay missing, not become the cap
+        return f"CASE WHEN {e} IS NULL OR isnan({e}) THEN {e} ELSE least({e}, {lit(caps[c])}) END"
 
     all_cols = tuple(dict.fromkeys(c for cs in metric_columns.values() for c in cs))
     all_pairs = tuple(dict.fromkeys(p for ps in metric_pairs.values() for p in ps))

@@ -347,6 +347,26 @@ def test_capping_winsorises_at_the_pooled_quantile(tmp_path):
                                                                  rel=CLOSED_RTOL)
 
 
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_capping_keeps_missing_values_missing(tmp_path, ext):
+    """DuckDB's least() skips NULL and ranks NaN highest: a capped column must not turn them into the cap."""
+    df = users(2000, seed=12)
+    df["revenue"] = df.revenue.astype(float)
+    df.loc[::9, "revenue"] = np.nan  # NULL in CSV; NaN in Parquet
+    path = tmp_path / f"c.{ext}"
+    df.to_csv(path, index=False) if ext == "csv" else df.to_parquet(path, index=False)
+    res = run_study(spec_for(path, metrics=[METRICS[0]], options={"cap_quantile": 0.95}, correction="none"))
+    y = df.revenue.to_numpy()
+    kept = ~np.isnan(y)
+    cap = np.sort(y[kept])[math.ceil(0.95 * kept.sum()) - 1]
+    assert res.diagnostics["caps"]["revenue"] == pytest.approx(cap, rel=1e-15)
+    assert res.n["missing_in_metric[revenue]"] == int((~kept).sum())
+    v = df.variant.to_numpy()
+    capped = np.minimum(y, cap)
+    assert effects(res)["revenue/1/abs"].value == pytest.approx(
+        capped[kept & (v == 1)].mean() - capped[kept & (v == 0)].mean(), rel=CLOSED_RTOL)
+
+
 # ---------------------------------------------------------------- SRM and A/A
 
 
