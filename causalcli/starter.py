@@ -714,6 +714,14 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
                     break
     arm_treatment = treatment if time_varying else None
     covariates, _ = screen_columns(data, candidates, arm_treatment, outcome, st.left_out, allow_text=False)
+    if d["estimator"] == "callaway_santanna" and never and len(covariates) + 2 > never:
+        # Callaway-Sant'Anna regresses on the covariates over the never-treated units of each group-time
+        # cell: with as many covariates as those units it is singular (castle: 124 columns, 29 units).
+        shown = ", ".join(covariates[:10]) + (f" and {len(covariates) - 10} more" if len(covariates) > 10 else "")
+        st.notes.append(f"covariates: none kept of {len(covariates)} candidates ({shown}): callaway_santanna "
+                        f"regresses on them across the {never} never-treated units, which needs fewer covariates "
+                        f"than units; add the few confounders measured before treatment that parallel trends need")
+        covariates = []
     spec["covariates"] = covariates
 
 

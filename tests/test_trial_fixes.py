@@ -76,3 +76,30 @@ def test_init_did_guesses_a_date_time_column_whatever_its_name(runner, tmp_path)
     assert (design["unit"], design["time"]) == ("State", "qdate")
     (tmp_path / "s.yaml").write_text(res.stdout)
     assert invoke(runner, ["validate", str(tmp_path / "s.yaml")]).exit_code == 0
+
+
+def _staggered(n_units: int, n_never: int, n_covariates: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    first = np.where(np.arange(n_units) < n_never, 0, 2001 + np.arange(n_units) % 3)
+    rows = [(u, t, int(first[u] > 0 and t >= first[u])) for u in range(n_units) for t in range(1998, 2006)]
+    df = pd.DataFrame(rows, columns=["sid", "year", "post"])
+    for k in range(n_covariates):
+        df[f"x{k}"] = rng.normal(size=len(df))
+    df["y"] = 0.1 * df.post + rng.normal(size=len(df))
+    return df
+
+
+def test_init_callaway_santanna_keeps_no_more_covariates_than_its_regressions_allow(runner, tmp_path):
+    # castle doctrine: init kept 124 covariates for callaway_santanna with 29 never-treated states,
+    # and estimate stopped at "the outcome regression of the controls is singular" (exit 4).
+    _staggered(12, 4, 6, 3).to_csv(tmp_path / "many.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "many.csv"), "-t", "post", "-y", "y", "-d", "did"])
+    assert res.exit_code == 0, res.stderr
+    spec = yaml.safe_load(res.stdout)
+    assert spec["design"]["estimator"] == "callaway_santanna" and spec["covariates"] == []
+    assert "none kept of 6 candidates (x0, x1, x2, x3, x4, x5)" in res.stdout
+    (tmp_path / "many.yaml").write_text(res.stdout)
+    assert invoke(runner, ["estimate", str(tmp_path / "many.yaml"), "--no-refute"]).exit_code in (0, 1)
+    _staggered(40, 20, 2, 4).to_csv(tmp_path / "few.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "few.csv"), "-t", "post", "-y", "y", "-d", "did"])
+    assert yaml.safe_load(res.stdout)["covariates"] == ["x0", "x1"]
