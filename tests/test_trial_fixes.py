@@ -99,7 +99,7 @@ def test_init_callaway_santanna_keeps_no_more_covariates_than_its_regressions_al
     assert spec["design"]["estimator"] == "callaway_santanna" and spec["covariates"] == []
     assert "none kept of 6 candidates (x0, x1, x2, x3, x4, x5)" in res.stdout
     (tmp_path / "many.yaml").write_text(res.stdout)
-    assert invoke(runner, ["estimate", str(tmp_path / "many.yaml"), "--no-refute"]).exit_code in (0, 1)
+    assert invoke(runner, ["validate", str(tmp_path / "many.yaml")]).exit_code == 0
     _staggered(40, 20, 2, 4).to_csv(tmp_path / "few.csv", index=False)
     res = invoke(runner, ["init", str(tmp_path / "few.csv"), "-t", "post", "-y", "y", "-d", "did"])
     assert yaml.safe_load(res.stdout)["covariates"] == ["x0", "x1"]
