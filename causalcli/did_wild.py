@@ -55,15 +55,33 @@ def wcr_test(y: np.ndarray, X: np.ndarray, a: np.ndarray, cluster: np.ndarray, G
     """WCR test of a'b = 0; ``V`` (draws x G) replaces the drawn weights (to reuse a peer's draws in tests)."""
     Z = demean(np.column_stack([y, X]), groups, w, tol)
     yd, Xd = Z[:, 0], Z[:, 1:]
+    s = None
     if w is not None:
         s = np.sqrt(w)
         yd, Xd = yd * s, Xd * s[:, None]
-    return wcr_demeaned(yd, Xd, a, cluster, G, draws, seed, weights, V)
+    project = _fe_projection(groups, w, tol)
+    return wcr_demeaned(yd, Xd, a, cluster, G, draws, seed, weights, V, project, s)
+
+
+def _fe_projection(groups: list, w: np.ndarray | None, tol: float):
+    """The projection on the fixed effects (x minus its demeaned self), or None without fixed effects."""
+    if not groups:
+        return None
+    return lambda M: M - demean(M, groups, w, tol)
 
 
 def wcr_demeaned(yd: np.ndarray, Xd: np.ndarray, a: np.ndarray, cluster: np.ndarray, G: int, draws: int, seed: int,
-                 weights: str = "rademacher", V: np.ndarray | None = None) -> dict[str, Any]:
-    """``wcr_test`` on data already freed of the fixed effects (and scaled by sqrt(w))."""
+                 weights: str = "rademacher", V: np.ndarray | None = None, project=None,
+                 scale: np.ndarray | None = None) -> dict[str, Any]:
+    """``wcr_test`` on data already freed of the fixed effects (and scaled by ``scale`` = sqrt(w)).
+
+    ``project`` (columns -> their projection on the fixed effects, unscaled) makes each draw the full
+    regression with the fixed effects re-estimated, as a bootstrap with the fixed-effect dummies does: the draw
+    v * u_r is not orthogonal to fixed effects that are not nested in the clusters (the period effects), so
+    its bootstrap residuals lose their projection on them, P(v * u_r) = sum_h v_h P(u_r 1[cluster h]), a
+    G x G correction to the cluster scores. Without it (fixed effects partialled out once) the t* would
+    differ from the standard WCR.
+    """
     k = Xd.shape[1]
     A = np.linalg.inv(Xd.T @ Xd)
     beta = A @ (Xd.T @ yd)
@@ -78,6 +96,16 @@ def wcr_demeaned(yd: np.ndarray, Xd: np.ndarray, a: np.ndarray, cluster: np.ndar
     xc = Xd @ c
     Hc = np.column_stack([np.bincount(cluster, weights=Xd[:, j] * xc, minlength=G) for j in range(k)])
     se_hat = float(np.sqrt(np.sum((S_hat @ c) ** 2)))  # the ssc factor cancels in t and t*
+    Cc = None
+    if project is not None:
+        s = np.ones_like(yd) if scale is None else scale
+        ur = np.divide(u_r, s, out=np.zeros_like(u_r), where=s > 0)  # unscaled restricted residuals
+        cols = np.zeros((yd.size, G))
+        cols[np.arange(yd.size), cluster] = ur
+        P = project(cols)  # n x G: P(u_r 1[cluster h])
+        # Cc[g, h] = sum_{i in g} (x_i'c) s_i P_ih: cluster g's score change per unit weight on cluster h
+        Cc = np.zeros((G, G))
+        np.add.at(Cc, cluster, ((Xd @ c) * s)[:, None] * P)
     t_hat = theta / se_hat if se_hat > 0 else float("nan")
     Sc = S @ c
     if V is None:
@@ -90,10 +118,14 @@ def wcr_demeaned(yd: np.ndarray, Xd: np.ndarray, a: np.ndarray, cluster: np.ndar
         num = Sc @ Vb
         delta = A @ (S.T @ Vb)  # k x b
         z = Vb * Sc[:, None] - Hc @ delta
+        if Cc is not None:
+            z -= Cc @ Vb
         # a draw whose bootstrap SE is zero gives no t* (NaN): left out below
         with np.errstate(invalid="ignore", divide="ignore"):
             tstar[lo:lo + 256] = num / np.sqrt(np.sum(z ** 2, axis=0))
-    # ties (the identity draw reproduces t exactly) count as extreme, as wildboottest does
+    # ties count as extreme: the draws v = 1 and v = -1 reproduce |t| exactly (up to rounding), and, as the
+    # observed assignment in a permutation test, belong to the distribution (wildboottest's strict |t*| > |t|
+    # counts them or not as rounding falls)
     ok = np.isfinite(tstar)
     p = float(np.mean(np.abs(tstar[ok]) >= abs(t_hat) * (1 - 1e-9))) if ok.any() and np.isfinite(t_hat) else None
     return {"theta": theta, "t": t_hat, "tstar": tstar[ok], "p_value": p,
@@ -114,9 +146,11 @@ def wild_cluster_bootstrap(p: "PanelData", X: np.ndarray, fe: bool, contrasts: l
     if p.w is not None:
         s = np.sqrt(p.w)
         yd, Xd = yd * s, Xd * s[:, None]
+    project = _fe_projection(groups, p.w, p.options.tolerance)
     out = []
     for a in contrasts:
-        res = wcr_demeaned(yd, Xd, a, p.cluster, p.n_clusters, draws, seed, weights)
+        res = wcr_demeaned(yd, Xd, a, p.cluster, p.n_clusters, draws, seed, weights, None, project,
+                           None if p.w is None else np.sqrt(p.w))
         se = float(np.sqrt(a @ vcov @ a))
         entry = {"p_value": res["p_value"], "ci_lower": None, "ci_upper": None, "critical_value": None,
                  "weights": weights, "draws": res["draws"], "enumerated": res["enumerated"]}
