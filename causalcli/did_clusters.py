@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MIN_CLUSTERS = 42          # MacKinnon and Webb (2017): CRV1 t-tests are reliable from about 42 balanced clusters
 MIN_TREATED_CLUSTERS = 6   # ... and over-reject with fewer than about 6 treated (or untreated) clusters
 WEBB_BELOW = 12            # Webb weights below 12 clusters (2^G Rademacher draws are too few to resolve p)
+RI_ROW_BUDGET = 1e8        # randomization inference: assignments x rows refitted, about 10-20 s
 
 CRV1 = "crv1_fixest"
 RI = "randomization_inference_units"
@@ -149,11 +150,14 @@ def randomization_inference(p: "PanelData", point: Callable[..., float], estimat
     is {tau : p(tau) > 1 - conf_level}, from the breakpoints where an inequality flips.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5249]))
+    # each assignment costs two fits over every row: a large panel gets fewer random assignments (at least 99),
+    # so that the whole takes about as long as 1e8 rows of fitting
+    budget = max(99, min(draws, int(RI_ROW_BUDGET // max(p.y.size, 1))))
     gr = p.g[p.unit]
     D = ((gr >= 0) & (p.time >= gr)).astype(np.float64)
     pD = replace(p, y=D)
     c0 = point(pD, treatment=p.g)
-    plans, enumerated = assignments(p.g, draws, rng)
+    plans, enumerated = assignments(p.g, budget, rng)
     b, c = [], []
     failed = 0
     for gp in plans:
@@ -175,6 +179,9 @@ def randomization_inference(p: "PanelData", point: Callable[..., float], estimat
     m = bv.size
     out: dict[str, Any] = {"assignments": int(m), "enumerated": enumerated, "statistic": "the estimate itself",
                            "failed_assignments": failed, "ci_lower": None, "ci_upper": None}
+    if budget < draws and not enumerated:
+        out["note"] = (f"{budget} random assignments instead of draws = {draws}: each one refits the "
+                       f"{p.y.size:,} rows twice")
     if m == 0:
         out.update(p_value=None, reason="no placebo assignment could be estimated")
         return out

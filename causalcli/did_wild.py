@@ -59,13 +59,18 @@ def wcr_test(y: np.ndarray, X: np.ndarray, a: np.ndarray, cluster: np.ndarray, G
     if w is not None:
         s = np.sqrt(w)
         yd, Xd = yd * s, Xd * s[:, None]
-    project = _fe_projection(groups, w, tol)
+    project = _fe_projection(groups, w, tol, G)
     return wcr_demeaned(yd, Xd, a, cluster, G, draws, seed, weights, V, project, s)
 
 
-def _fe_projection(groups: list, w: np.ndarray | None, tol: float):
-    """The projection on the fixed effects (x minus its demeaned self), or None without fixed effects."""
-    if not groups:
+REPROJECT_MAX_CLUSTERS = 400  # the per-draw correction is G x G (G demeanings to build, G^2 per draw to apply)
+
+
+def _fe_projection(groups: list, w: np.ndarray | None, tol: float, G: int = 0):
+    """The projection on the fixed effects (x minus its demeaned self), or None without fixed effects or with more
+    than ``REPROJECT_MAX_CLUSTERS`` clusters, where the fixed effects are partialled out once: the period means
+    of v * u_r that the re-projection removes shrink like 1/sqrt(G) there."""
+    if not groups or G > REPROJECT_MAX_CLUSTERS:
         return None
     return lambda M: M - demean(M, groups, w, tol)
 
@@ -100,12 +105,19 @@ def wcr_demeaned(yd: np.ndarray, Xd: np.ndarray, a: np.ndarray, cluster: np.ndar
     if project is not None:
         s = np.ones_like(yd) if scale is None else scale
         ur = np.divide(u_r, s, out=np.zeros_like(u_r), where=s > 0)  # unscaled restricted residuals
-        cols = np.zeros((yd.size, G))
-        cols[np.arange(yd.size), cluster] = ur
-        P = project(cols)  # n x G: P(u_r 1[cluster h])
-        # Cc[g, h] = sum_{i in g} (x_i'c) s_i P_ih: cluster g's score change per unit weight on cluster h
+        xcs = (Xd @ c) * s
+        rows = np.arange(yd.size)
+        # Cc[g, h] = sum_{i in g} (x_i'c) s_i P(u_r 1[cluster h])_i: cluster g's score change per unit weight on
+        # cluster h; built a block of clusters at a time (n x 64 at most in memory)
         Cc = np.zeros((G, G))
-        np.add.at(Cc, cluster, ((Xd @ c) * s)[:, None] * P)
+        for lo in range(0, G, 64):
+            hs = np.arange(lo, min(G, lo + 64))
+            cols = np.zeros((yd.size, hs.size))
+            inside = (cluster >= lo) & (cluster < lo + hs.size)
+            cols[rows[inside], cluster[inside] - lo] = ur[inside]
+            P = project(cols)
+            for j, h in enumerate(hs):
+                Cc[:, h] = np.bincount(cluster, weights=xcs * P[:, j], minlength=G)
     t_hat = theta / se_hat if se_hat > 0 else float("nan")
     Sc = S @ c
     if V is None:
@@ -146,14 +158,16 @@ def wild_cluster_bootstrap(p: "PanelData", X: np.ndarray, fe: bool, contrasts: l
     if p.w is not None:
         s = np.sqrt(p.w)
         yd, Xd = yd * s, Xd * s[:, None]
-    project = _fe_projection(groups, p.w, p.options.tolerance)
+    project = _fe_projection(groups, p.w, p.options.tolerance, p.n_clusters)
     out = []
     for a in contrasts:
         res = wcr_demeaned(yd, Xd, a, p.cluster, p.n_clusters, draws, seed, weights, None, project,
                            None if p.w is None else np.sqrt(p.w))
         se = float(np.sqrt(a @ vcov @ a))
         entry = {"p_value": res["p_value"], "ci_lower": None, "ci_upper": None, "critical_value": None,
-                 "weights": weights, "draws": res["draws"], "enumerated": res["enumerated"]}
+                 "weights": weights, "draws": res["draws"], "enumerated": res["enumerated"],
+                 "fixed_effects": ("none" if not groups else "re-estimated in every draw" if project is not None else
+                                   f"partialled out once ({p.n_clusters} clusters > {REPROJECT_MAX_CLUSTERS})")}
         if res["p_value"] is not None and res["tstar"].size and np.isfinite(se):
             crit = float(np.quantile(np.abs(res["tstar"]), conf_level, method="inverted_cdf"))
             entry.update(critical_value=crit, ci_lower=res["theta"] - crit * se, ci_upper=res["theta"] + crit * se)
