@@ -17,6 +17,8 @@ Rules for covariates (and synthetic-control predictors), applied in column order
 * near-determined by a binary treatment: one arm (almost) all at one value that the other arm
   takes far less often, e.g. 401(k) participation beside eligibility (no one ineligible
   participates): a consequence of treatment, or a positivity failure, either way not a confounder;
+* a category or a two-valued column with a level only one arm has (on the complete rows): the
+  propensity logit separates there (NHEFS hf beside qsmk);
 * collinear with the intercept, the treatment and the columns kept before it, found by a
   Gram-Schmidt pass over (a sample of) the standardised design matrix; the later column goes;
 * with the kept columns, gives the outcome exactly (a part of it, e.g. wt82 for wt82 - wt71);
@@ -384,6 +386,10 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
         left_out.update(collinear)
         kept = [c for c in kept if c not in collinear]
         categorical = [c for c in categorical if c in kept]
+    if treated is not None and kept:
+        _one_arm_levels(frame, kept, categorical, treated, treatment, outcome, labels, left_out, np)
+        kept = [c for c in kept if c not in left_out]
+        categorical = [c for c in categorical if c in kept]
     # last, so that a column the data show to be part of the outcome (wt82 of wt82_71) is named so
     for c in [c for c in kept if outcome_time in re.findall(r"\d+", c) and not PRE_PATTERN.search(norm(c))]:
         left_out[c] = (f"named with {outcome_time}, the time in the outcome's name {outcome!r}: measured "
@@ -497,6 +503,31 @@ def _arm_determined(values: Any, treated: Any, column: str, treatment: str, labe
                     f"(against {share_other:.0%} with {treatment} = {other_label}); a column the treatment "
                     "determines is a consequence of it, not a confounder")
     return None
+
+
+def _one_arm_levels(frame: Any, kept: list[str], categorical: list[str], treated: Any, treatment: str,
+                    outcome: str | None, labels: tuple[str, str], left_out: dict[str, str], np: Any) -> None:
+    """A categorical or two-valued covariate with a level that only one arm has, on the rows complete in
+    the treatment, the outcome and the kept covariates (those the estimators use): those rows have a propensity
+    of 0 or 1, the propensity logit separates and no unit of the other arm compares with them (NHEFS: the 2
+    complete rows with heart failure are all non-quitters; weighting stopped at 'no common support')."""
+    # a level of a numeric column with more values is a point on a line, which a logit does not separate
+    use = [c for c in kept if c in categorical or frame[c].nunique(dropna=True) == 2]
+    if not use:
+        return
+    complete = frame[kept + ([outcome] if outcome else [])].notna().all(axis=1).to_numpy() & ~np.isnan(treated)
+    on = treated[complete] == 1
+    for c in use:
+        v = frame[c].to_numpy()[complete]
+        for level in np.unique(v):
+            at = v == level
+            n_on, n_off = int((at & on).sum()), int((at & ~on).sum())
+            if min(n_on, n_off) == 0 and max(n_on, n_off) > 0 and at.sum() < len(v):
+                arm = labels[1] if n_on else labels[0]
+                left_out[c] = (f"{c} = {show(level)} occurs only where {treatment} = {arm} ({max(n_on, n_off)} of the "
+                               f"{len(v):,} complete rows): no overlap between the arms there (the propensity "
+                               "model separates); coarsen it or restrict the sample")
+                break
 
 
 def _collinear(frame: Any, kept: list[str], categorical: list[str], treatment: str | None, outcome: str | None,

@@ -103,3 +103,41 @@ def test_init_callaway_santanna_keeps_no_more_covariates_than_its_regressions_al
     _staggered(40, 20, 2, 4).to_csv(tmp_path / "few.csv", index=False)
     res = invoke(runner, ["init", str(tmp_path / "few.csv"), "-t", "post", "-y", "y", "-d", "did"])
     assert yaml.safe_load(res.stdout)["covariates"] == ["x0", "x1"]
+
+
+def test_init_leaves_out_a_flag_whose_level_only_one_arm_has(runner, tmp_path):
+    # NHEFS: the 2 complete rows with hf (heart failure) = 1 are all non-quitters; init kept hf and
+    # weighting stopped at "no common support ... drop or coarsen 'hf'" (exit 4). A many-valued numeric
+    # column with a value only one arm has (age) is no separation and stays.
+    rng = np.random.default_rng(5)
+    n = 400
+    qsmk = rng.integers(0, 2, n)
+    hf = np.zeros(n, dtype=int)
+    hf[np.flatnonzero(qsmk == 0)[:3]] = 1
+    asthma = (rng.uniform(size=n) < 0.2).astype(int)
+    age = rng.integers(25, 70, n)
+    age[np.flatnonzero(qsmk == 1)[0]] = 90
+    y = 2 * qsmk + 0.1 * age + rng.normal(size=n)
+    pd.DataFrame({"qsmk": qsmk, "hf": hf, "asthma": asthma, "age": age, "y": y}).to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "qsmk", "-y", "y", "-d", "weighting"])
+    assert res.exit_code == 0, res.stderr
+    assert yaml.safe_load(res.stdout)["covariates"] == ["asthma", "age"]
+    assert _left_out(res.stdout)["hf"].startswith("hf = 1 occurs only where qsmk = 0 (3 of the 400 complete rows)")
+    (tmp_path / "s.yaml").write_text(res.stdout)
+    assert invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute"]).exit_code == 0
+
+
+def test_plots_say_when_a_study_has_nothing_to_plot(runner, tmp_path):
+    # organ donations with estimator twfe: --plots wrote no file for it and said nothing.
+    rng = np.random.default_rng(6)
+    df = pd.DataFrame([(u, t) for u in range(12) for t in range(1, 5)], columns=["unit", "period"])
+    df["d"] = ((df.unit < 6) & (df.period >= 3)).astype(int)
+    df["y"] = df.d + rng.normal(size=len(df))
+    df.to_csv(tmp_path / "p.csv", index=False)
+    (tmp_path / "s.yaml").write_text(
+        "version: 1\nname: panel\ndata: {path: p.csv}\ntreatment: d\noutcome: y\n"
+        "design: {method: did, unit: unit, time: period, estimator: twfe}\n")
+    res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute", "--plots", str(tmp_path / "plots")])
+    assert res.exit_code == 0, res.stderr
+    assert list((tmp_path / "plots").iterdir()) == []
+    assert "panel: nothing to plot for did / twfe (the plots of did: event_study, honest_did;" in res.stderr

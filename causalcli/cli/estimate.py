@@ -233,15 +233,20 @@ def _write_report(items: list, report: Path) -> int:
 
 
 def _write_plots(items: list, directory: Path) -> int:
-    from causalcli.render.plots import write_plots
+    from causalcli.render.plots import plots_for, write_plots
     from causalcli.result import Result
 
     code = 0
     for item in items:
         if isinstance(item, Result):
             try:
-                for path in write_plots(item, directory):
+                written = write_plots(item, directory)
+                for path in written:
                     say(f"wrote {path}")
+                if not written:  # say so, rather than leave the folder without this study's plots silently
+                    names = ", ".join(plots_for(item.design)) or "none"
+                    say(f"{item.study}: nothing to plot for {item.design} / {item.estimator} "
+                        f"(the plots of {item.design}: {names}; each needs results this study does not have)")
             except Exception as exc:  # noqa: BLE001 (one study's plots do not stop the others')
                 code = max(code, _output_error(exc, "--plots", directory, item.study))
     return code
