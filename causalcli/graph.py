@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class Identification:
     """What the graph says the estimator must adjust for."""
 
-    estimand: str  # "backdoor"
+    estimand: str  # "backdoor", "randomised", "parallel_trends", "synthetic_control"
     adjustment_set: tuple[str, ...]
     source: str  # "default graph" or "dowhy.identify_effect_auto"
     expression: str
@@ -137,6 +137,18 @@ def identify(g: "nx.DiGraph | None", spec: "LoadedSpec") -> Identification:
     if study.design.method == "experiment":  # randomised: no graph, nothing to adjust for
         return Identification("randomised", (), "random assignment of the variant",
                               f"E[metric | {t} = arm] - E[metric | {t} = control]")
+    if study.graph is None and study.design.method == "did":  # not backdoor: a comparison of changes
+        adj = tuple(study.covariates)
+        given = f" given {', '.join(adj)}" if adj else ""
+        return Identification("parallel_trends", adj, "design: difference-in-differences (parallel trends"
+                              f"{given}, no anticipation)",
+                              f"E[{y}(1) - {y}(0) | treated] = change of {y} in the treated - change in the "
+                              "comparison units")
+    if study.graph is None and study.design.method == "synthetic_control":
+        d = study.design
+        return Identification("synthetic_control", (), "design: donor weights that reproduce the treated unit's "
+                              "pre-treatment path", f"{y}[{d.treated_unit}, t] - sum_j w_j {y}[j, t] for t >= "
+                              f"{d.treatment_start}")
     if study.graph is None:
         adj = tuple(study.covariates)
         return Identification("backdoor", adj, "default graph (every covariate -> treatment and outcome)",

@@ -141,3 +141,18 @@ def test_plots_say_when_a_study_has_nothing_to_plot(runner, tmp_path):
     assert res.exit_code == 0, res.stderr
     assert list((tmp_path / "plots").iterdir()) == []
     assert "panel: nothing to plot for did / twfe (the plots of did: event_study, honest_did;" in res.stderr
+
+
+def test_graph_names_the_identification_of_did_and_synthetic_control(runner):
+    # graph (and diagnostics.identification) said "backdoor  d/d[None] E[cigsale]" for prop99 and
+    # "backdoor  d/d[treated] E[Rate]" for a DiD: neither design identifies by backdoor adjustment.
+    from conftest import SPECS
+
+    res = invoke(runner, ["graph", str(SPECS / "prop99_synth.yaml")])
+    assert res.exit_code == 0, res.stderr
+    assert "None" not in res.stdout and "backdoor" not in res.stdout
+    assert "estimand: synthetic_control  cigsale[California, t] - sum_j w_j cigsale[j, t] for t >= 1989" in res.stdout
+    assert "treatment: state = California from year = 1989" in res.stdout
+    res = invoke(runner, ["graph", str(SPECS / "mpdta_did.yaml")])
+    assert "estimand: parallel_trends" in res.stdout and "backdoor" not in res.stdout
+    assert "treatment: year >= first.treat (the cohort column)" in res.stdout

@@ -63,7 +63,8 @@ def graph_command(
         text = json.dumps({"nodes": sorted(g.nodes), "edges": sorted([list(e) for e in g.edges]),
                            **ident.to_dict()}, indent=2) + "\n"
     else:
-        lines = [f"treatment: {loaded.study.treatment}", f"outcome: {loaded.study.outcome}",
+        lines = [f"treatment: {loaded.study.treatment or _treatment_by_design(loaded.study.design)}",
+                 f"outcome: {loaded.study.outcome or '(each metric)'}",
                  f"edges ({g.number_of_edges()}):"]
         lines += [f"  {a} -> {b}" for a, b in sorted(g.edges)]
         lines += [f"estimand: {ident.estimand}  {ident.expression}",
@@ -75,6 +76,15 @@ def graph_command(
         say(f"wrote {output}")
     else:
         sys.stdout.write(text)
+
+
+def _treatment_by_design(design) -> str:
+    """Who is treated when the spec has no treatment column (synthetic control; DiD from a cohort column)."""
+    if design.method == "synthetic_control":
+        return f"{design.unit} = {design.treated_unit} from {design.time} = {design.treatment_start}"
+    if getattr(design, "cohort", None):
+        return f"{design.time} >= {design.cohort} (the cohort column)"
+    return "(none)"
 
 
 def _png(g, treatment, outcome, adjustment) -> bytes:
