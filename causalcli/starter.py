@@ -340,6 +340,8 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
             left_out[c] = f"type {data.types[c]} is neither numeric nor categorical"
         elif kind == "text" and not allow_text:
             left_out[c] = "text (this design takes numeric columns only; encode levels as 0/1 columns)"
+        elif kind == "text" and (why := _numbers_as_text(data, c)):
+            left_out[c] = why
         elif kind == "text" and data.distinct[c] > CATEGORICAL_MAX_LEVELS:
             left_out[c] = f"text with {data.distinct[c]} levels (more than {CATEGORICAL_MAX_LEVELS}; an identifier?)"
         elif PANDAS_INDEX.fullmatch(c) or (c == "column0" and c == next(iter(data.types))
@@ -401,6 +403,27 @@ def screen_columns(data: _Data, candidates: list[str], treatment: str | None, ou
 
 TRANSFORM_WORDS = {"l", "ln", "log", "lg", "sq", "sqrt", "std", "z", "d", "diff", "delta", "pct", "share", "rate",
                    "raw", "level", "levels", "abs", "total", "tot", "mean", "avg"}
+
+
+def _numbers_as_text(data: _Data, c: str) -> str | None:
+    """Why a text column that mostly holds numbers (age with a '.' for missing, 6,825.50) is no covariate as it
+    stands: as text it would be a category with a level per value; estimate refuses it as a covariate."""
+    from causalcli.data_types import number_advice
+
+    v = f"trim({q(c)})"
+    # numbers with thousands separators, currency or percent signs count as numbers here (the advice says how)
+    bare = f"regexp_replace({v}, '[,$€£%[:space:]]', '', 'g')"
+    numbers, present = data.sql(f"SELECT count(TRY_CAST({bare} AS DOUBLE)), count(NULLIF({v}, '')) FROM d")[0]
+    if not present or numbers < 0.9 * present:
+        return None
+    other = [r[0] for r in data.sql(f"SELECT {v} AS x, count(*) FROM d WHERE x <> '' AND TRY_CAST(x AS DOUBLE) IS NULL "
+                                    "GROUP BY x ORDER BY 2 DESC, 1 LIMIT 3")]
+    if not other:  # every value is a plain number: the data layer reads the column as numbers
+        return None
+    advice = number_advice(other[0], "covariate").replace("{column}", c.replace('"', '\\"'))
+    k = data.sql(f"SELECT count(*) FROM d WHERE {v} <> '' AND TRY_CAST({v} AS DOUBLE) IS NULL")[0][0]
+    return (f"numbers written as text, with {', '.join(map(repr, other))} in {k:,} row{'s' * (k != 1)}: {advice}; "
+            "then add it back")
 
 
 def _outcome_time(outcome: str) -> str | None:

@@ -156,3 +156,24 @@ def test_graph_names_the_identification_of_did_and_synthetic_control(runner):
     res = invoke(runner, ["graph", str(SPECS / "mpdta_did.yaml")])
     assert "estimand: parallel_trends" in res.stdout and "backdoor" not in res.stdout
     assert "treatment: year >= first.treat (the cohort column)" in res.stdout
+
+
+def test_init_names_numbers_written_as_text_instead_of_using_them_as_categories(runner, tmp_path):
+    # NSW with one age written as '.' and re75 with thousands separators: init kept age as a
+    # text column, and the new overlap rule then blamed "age = . occurs only where treat = true";
+    # re75 was "text with 154 levels (an identifier?)". estimate refuses both as covariates.
+    rng = np.random.default_rng(9)
+    n = 300
+    df = pd.DataFrame({"treat": rng.integers(0, 2, n), "age": rng.integers(18, 60, n).astype(str),
+                       "re75": [f"{v:,.2f}" for v in rng.uniform(0, 20000, n)], "educ": rng.integers(8, 16, n),
+                       "y": rng.normal(size=n)})
+    df.loc[7, "age"] = "."
+    df.to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "treat", "-y", "y"])
+    assert res.exit_code == 0, res.stderr
+    spec = yaml.safe_load(res.stdout)
+    assert spec["covariates"] == ["educ"] and spec["categorical"] == []
+    why = _left_out(res.stdout)
+    assert why["age"] == ("numbers written as text, with '.' in 1 row: write missing values as empty fields, or "
+                          "drop those rows with data.filter (e.g. \"age <> '.'\"); then add it back")
+    assert why["re75"].startswith("numbers written as text, with '") and "remove the thousands separators" in why["re75"]
