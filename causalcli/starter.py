@@ -70,6 +70,10 @@ PRE_PATTERN = re.compile(r"(^|_)(pre|lag|lagged|baseline|before|prior)(_|$)")
 # column0..columnN).
 PANDAS_INDEX = re.compile(r"__index_level_\d+__|Unnamed: \d+")
 TIME_TYPES = ("DATE", "TIMESTAMP")
+OTHER_FORMATS = {".json": "a JSON file", ".jsonl": "a JSON lines file", ".ndjson": "a JSON lines file",
+                 ".xlsx": "an Excel workbook", ".xls": "an Excel workbook", ".dta": "a Stata file",
+                 ".sav": "an SPSS file", ".rds": "an R data file", ".rdata": "an R data file",
+                 ".feather": "a Feather file", ".arrow": "an Arrow file", ".sas7bdat": "a SAS file"}
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT")
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "DECIMAL", "REAL")
@@ -648,6 +652,10 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
     design_obj = get_design(design)
     if not path.is_file():
         raise DataError("data file not found; check the path", file=str(path))
+    kind = OTHER_FORMATS.get("".join(path.suffixes[-1:]).lower())
+    if kind:  # read as CSV it would give a misleading error (a JSON file's 'duplicate column')
+        raise DataError(f"this is {kind}, and causalcli reads CSV and Parquet: save it as one of those (e.g. "
+                        f"DataFrame.to_parquet, or duckdb's COPY ... TO 'data.parquet')", file=str(path))
     if treatment is None and design in ("matching", "weighting", "dml", "experiment"):
         raise SpecError(f"--treatment is needed: the {design} design compares by a treatment column")
     if outcome is None:

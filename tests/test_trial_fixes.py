@@ -177,3 +177,12 @@ def test_init_names_numbers_written_as_text_instead_of_using_them_as_categories(
     assert why["age"] == ("numbers written as text, with '.' in 1 row: write missing values as empty fields, or "
                           "drop those rows with data.filter (e.g. \"age <> '.'\"); then add it back")
     assert why["re75"].startswith("numbers written as text, with '") and "remove the thousands separators" in why["re75"]
+
+
+def test_init_refuses_a_json_or_excel_file_by_its_kind(runner, tmp_path):
+    # nsw.json read as CSV gave "column name 'treat:1' appears more than once in the file's header".
+    pd.DataFrame({"treat": [0, 1], "y": [1.0, 2.0]}).to_json(tmp_path / "d.json", orient="records")
+    res = invoke(runner, ["init", str(tmp_path / "d.json"), "-t", "treat", "-y", "y"])
+    assert res.exit_code == 3
+    assert "d.json: this is a JSON file, and causalcli reads CSV and Parquet" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
