@@ -186,3 +186,16 @@ def test_init_refuses_a_json_or_excel_file_by_its_kind(runner, tmp_path):
     assert res.exit_code == 3
     assert "d.json: this is a JSON file, and causalcli reads CSV and Parquet" in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_refused_spec_keeps_its_study_name_in_the_error_object(runner, tmp_path):
+    # k401.yaml (name: 401ksubs) with --set design.estimand=atx gave "study": "k401" while its results
+    # carry "401ksubs": a batch keyed by study saw a different study.
+    import json
+
+    pd.DataFrame({"t": [0, 1] * 20, "y": np.arange(40.0)}).to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "k401.yaml").write_text("version: 1\nname: savings\ndata: {path: d.csv}\ntreatment: t\noutcome: y\n"
+                                        "design: {method: weighting}\n")
+    res = invoke(runner, ["estimate", str(tmp_path / "k401.yaml"), "--set", "design.estimand=atx", "--format", "jsonl"])
+    assert res.exit_code == 2
+    assert json.loads(res.stdout)["study"] == "savings"

@@ -118,7 +118,7 @@ def _run_all(specs: list[str], overrides: list[str], fmt: str, **run: Any) -> It
             yield failed, render([failed], fmt)
             continue
         for source in sources:
-            name = "stdin" if source.path == "-" else Path(source.path).stem
+            name = _declared_name(source.text) or ("stdin" if source.path == "-" else Path(source.path).stem)
             try:
                 spec = load_spec(source, overrides)
                 name = spec.name
@@ -140,6 +140,19 @@ def _run_all(specs: list[str], overrides: list[str], fmt: str, **run: Any) -> It
                 yield failed, render([failed], fmt)
             else:
                 yield result, text
+
+
+def _declared_name(text: str) -> Optional[str]:
+    """The spec's top-level ``name`` when the YAML reads, so that a spec refused by validation keeps the study name
+    its results carry (a batch keyed by study otherwise sees '401ksubs' turn into the file stem 'k401')."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name.strip() else None
 
 
 def _failure(spec_path: str, name: str, exc: Exception, display: Optional[str]) -> Any:
