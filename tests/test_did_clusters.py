@@ -433,3 +433,15 @@ def test_coverage_with_six_clusters_full():
     assert three["crv1"] < 0.95 - 3 * sd, three
     for k in ("wild_rademacher", "randomization"):
         assert three[k] >= 0.95 - 3 * sd, (k, three)
+
+
+def test_callaway_santanna_with_one_treated_state_gives_no_analytic_p_for_its_effects(tmp_path):
+    """Organ donations under Callaway-Sant'Anna: the headline p is randomization inference over the 27 states;
+    the event-time effects keep their analytic SEs but no p or interval (analytic p for event time 0 was 6.5e-6),
+    and the analytic pre-test is reported, not judged."""
+    res = _no_runtime_warnings(_organ_spec(tmp_path, estimator="callaway_santanna"))
+    assert res.estimate.inference == "randomization_inference_units" and res.estimate.p_value > 0.05
+    assert res.effects and all(e.p_value is None and e.ci_lower is None and e.std_error > 0 for e in res.effects)
+    assert any("carry their analytic standard errors but no p-value" in w for w in res.warnings)
+    pre = {c.name: c for c in res.checks}["pre_trend"]
+    assert pre.passed is None and "not judged" in pre.detail and res.diagnostics["pre_trend"]["passed"] is None

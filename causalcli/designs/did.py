@@ -385,12 +385,26 @@ class DidDesign(Design):
                                         draws=p.options.draws, seed=seed, wild=None, point=self.point,
                                         analytic_name=fit.estimate.inference, unit_level=True)
         fit.diagnostics["clusters"] = diag
-        effects = fit.effects
+        effects, checks, warns = fit.effects, list(fit.checks), list(warns)
         if est.std_error is None:
             effects = [replace(e, std_error=None, ci_lower=None, ci_upper=None, p_value=None, inference="none")
                        for e in effects]
-        return replace(fit, estimate=est, effects=effects, checks=[*fit.checks, check],
-                       warnings=[*fit.warnings, *warns])
+        elif diag.get("method") == "randomization_inference_units":
+            # The analytic influence-function p-values of the other aggregations over-reject as the headline's
+            # would; randomization inference is run for the headline only, so they carry no p or interval.
+            effects = [replace(e, ci_lower=None, ci_upper=None, p_value=None, inference="none") for e in effects]
+            warns.append("Callaway-Sant'Anna effects by group, period and event time carry their analytic standard "
+                         "errors but no p-value or interval: with this few (treated) units the analytic (influence-function) "
+                         "inference cannot be trusted, and randomization inference is run for the headline only")
+            for i, c in enumerate(checks):
+                if c.name == "pre_trend" and c.passed is not None:
+                    if isinstance(fit.diagnostics.get("pre_trend"), dict):
+                        fit.diagnostics["pre_trend"]["passed"] = None
+                        fit.diagnostics["pre_trend"]["not_judged"] = ("few (treated) units: the analytic Wald "
+                                                                      "test cannot be trusted")
+                    checks[i] = Check(c.name, None, c.detail + " -- not judged: with this few (treated) units this "
+                                      "analytic test over-rejects (see the clusters check); look at the pre-period effects")
+        return replace(fit, estimate=est, effects=effects, checks=[*checks, check], warnings=[*fit.warnings, *warns])
 
     def _base_n(self, p: PanelData, used: int) -> dict:
         n = dict(p.n)
