@@ -61,7 +61,9 @@ CONTROL_NAMES = ("control", "ctrl", "0", "a", "baseline", "base", "false", "no",
 TREATED_WORDS = ("1", "true", "t", "yes", "y", "treated", "treatment", "treat", "on", "exposed", "intervention",
                  "test", "variant", "b")
 CLUSTER_NAMES = {"cluster", "clusters", "cluster_id", "clusterid", "psu", "cl"}
-POST_PATTERN = re.compile(r"(^|_)(post|after)(_|$)")
+# "post" as in after treatment, not post-secondary schooling or a post code (basque's school.post.high)
+POST_PATTERN = re.compile(r"(^|_)(post(?!_(high|secondary|sec|graduate|grad|doc|doctoral|code|codes|office|school|"
+                          r"college)(_|$))|after)(_|$)")
 PRE_PATTERN = re.compile(r"(^|_)(pre|lag|lagged|baseline|before|prior)(_|$)")
 # A row index that pandas wrote with the data (to_parquet keeps a non-default index as
 # __index_level_0__; to_csv writes an unnamed first column that read_csv calls "Unnamed: 0"). After a
@@ -774,6 +776,8 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
                     st.left_out[c] = f"constant within each {within} (absorbed by the {effects} fixed effects)"
                     candidates.remove(c)
                     break
+    else:
+        candidates = _drop_unit_codes(data, unit, candidates, st.left_out)
     arm_treatment = treatment if time_varying else None
     covariates, _ = screen_columns(data, candidates, arm_treatment, outcome, st.left_out, allow_text=False)
     if d["estimator"] == "callaway_santanna" and never and len(covariates) + 2 > never:
@@ -820,11 +824,32 @@ def _synth(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None,
     d["treatment_start"] = start
     roles = taken | {c for c in (unit, time) if c}
     candidates = [c for c in data.types if c not in roles]
+    if unit:
+        candidates = _drop_unit_codes(data, unit, candidates, st.left_out)
     # Predictors are pre-period averages: missing years are skipped, so no missing-share rule here;
     # neither treatment-arm nor rank rules apply (V weights them, one treated unit).
     predictors, _ = screen_columns(data, candidates, None, outcome, st.left_out, allow_text=False,
                                    rank_check=False, arm_check=False, missing_check=False)
     d["predictors"] = predictors
+
+
+UNIT_CODE_ENDINGS = ("code", "no", "num", "nr", "number", "fips", "id", "idx", "index")
+
+
+def _drop_unit_codes(data: _Data, unit: str, candidates: list[str], left_out: dict[str, str]) -> list[str]:
+    """Candidates without another numbering of the units (basque's regionno beside regionname: consecutive
+    integers, one per unit, constant within it): a label, which would match donors or units by their number."""
+    n_units = data.distinct.exact_count(unit)
+    kept = []
+    for c in candidates:
+        if (data.kind(c) == "integer" and data.distinct[c] >= 2 and data.distinct.exact_count(c) == n_units
+                and data.constant_within(c, unit)):
+            lo, hi = data.sql(f"SELECT min({q(c)}), max({q(c)}) FROM d")[0]
+            if hi - lo + 1 == n_units or _id_like(c) or norm(c).endswith(UNIT_CODE_ENDINGS):
+                left_out[c] = f"numbers the units (one value per {unit}, {lo:g} to {hi:g}): a label, not a measurement"
+                continue
+        kept.append(c)
+    return kept
 
 
 def _literal(v: Any) -> str:

@@ -199,3 +199,26 @@ def test_a_refused_spec_keeps_its_study_name_in_the_error_object(runner, tmp_pat
     res = invoke(runner, ["estimate", str(tmp_path / "k401.yaml"), "--set", "design.estimand=atx", "--format", "jsonl"])
     assert res.exit_code == 2
     assert json.loads(res.stdout)["study"] == "savings"
+
+
+def test_init_synth_leaves_out_a_numbering_of_the_units_but_not_post_secondary_schooling(runner, tmp_path):
+    # basque.csv: regionno (1..18, one per regionname) became a predictor, so donors were matched
+    # on their number (and the placebo p moved from 0.389 to 0.333), and school.post.high
+    # (post-secondary schooling) was left out as "named like a post-treatment column".
+    # germany.csv's code (1..21 with gaps for 17 countries) is the same kind of label.
+    rng = np.random.default_rng(10)
+    regions = [f"region {k}" for k in range(8)]
+    codes = [1, 2, 3, 5, 8, 9, 11, 12]
+    rows = [(r, c, y) for r, c in zip(regions, codes) for y in range(1960, 1980)]
+    df = pd.DataFrame(rows, columns=["regionname", "code", "year"])
+    df["regionno"] = df.regionname.str[-1].astype(int) + 1
+    df["school.post.high"] = rng.uniform(size=len(df))
+    df["invest"] = rng.uniform(size=len(df))
+    df["gdpcap"] = rng.normal(size=len(df))
+    df.to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-y", "gdpcap", "-d", "synthetic_control"])
+    assert res.exit_code == 0, res.stderr
+    assert yaml.safe_load(res.stdout)["design"]["predictors"] == ["school.post.high", "invest"]
+    why = _left_out(res.stdout)
+    assert why["regionno"] == "numbers the units (one value per regionname, 1 to 8): a label, not a measurement"
+    assert why["code"].startswith("numbers the units (one value per regionname, 1 to 12)")
