@@ -356,8 +356,9 @@ def make_learners(learner: str, binary: bool, seed: int) -> tuple[Any, Any]:
     elif learner == "forest":
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-        reg = RandomForestRegressor(n_estimators=100, min_samples_leaf=5, random_state=seed, n_jobs=-1)
-        clf = RandomForestClassifier(n_estimators=100, min_samples_leaf=5, random_state=seed, n_jobs=-1)
+        # one job: with several, tree predictions are summed in thread-finishing order and the last digits vary
+        reg = RandomForestRegressor(n_estimators=100, min_samples_leaf=5, random_state=seed, n_jobs=1)
+        clf = RandomForestClassifier(n_estimators=100, min_samples_leaf=5, random_state=seed, n_jobs=1)
     else:
         from sklearn.linear_model import LinearRegression, LogisticRegression
 
@@ -375,7 +376,8 @@ def build_estimator(d: DmlData, seed: int, ids: np.ndarray) -> Any:
     from econml.dml import CausalForestDML
 
     return CausalForestDML(model_y=model_y, model_t=model_t, discrete_treatment=d.binary, cv=cv, random_state=seed,
-                           n_estimators=d.trees, min_samples_leaf=d.min_leaf, drate=True, n_jobs=-1)
+                           n_estimators=d.trees, min_samples_leaf=d.min_leaf, drate=True,
+                           n_jobs=1)  # as the learners: reruns byte-identical (parallel predictions sum in any order)
 
 
 def effect_modifiers(d: DmlData) -> np.ndarray | None:
