@@ -57,6 +57,10 @@ SAFETY = 4.0         # margin on the bounds estimated from the first rows
 RETRY_SAFETY = 4.0   # margin on bounds taken from a completed pass (always enough)
 TABLE = "study_data"
 
+# Said once per study when a metric column has missing values; the design replaces it by one line per metric
+# naming the rows each leaves out.
+MISSING_METRIC_NOTE = "missing values (NULL or NaN) in metric columns: each metric uses its complete rows"
+
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -202,7 +206,7 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
             if has_missing:
                 complete_cases = True
                 groups = [Group(m, metric_columns[m], metric_pairs[m]) for m in metric_columns]
-                notes.append("missing values (NULL or NaN) in metric columns: each metric uses its complete rows")
+                notes.append(MISSING_METRIC_NOTE)
                 continue
         _check_finite(result, table.file)
         ok, new_centres, new_second = _verify(result, groups, centres, second, table.rows, safety)

@@ -334,7 +334,11 @@ class ExperimentDesign(Design):
             if left_out:
                 metric_missing[s_.name] = left_out
                 warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} rows with a missing value in "
-                                f"its columns ({', '.join(_columns(s_))}); it uses the complete ones")
+                                f"its columns ({', '.join(_columns(s_))}); it uses its complete rows")
+        if metric_missing:  # the per-metric lines say it with the counts
+            from causalcli.experiment_stats import MISSING_METRIC_NOTE
+
+            warnings = [w for w in warnings if w != MISSING_METRIC_NOTE]
         for e in effects:
             if e.value != e.value:
                 warnings.append(f"{e.label}: the relative effect is undefined (control mean is zero"
