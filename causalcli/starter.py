@@ -440,9 +440,20 @@ def _outcome_time(outcome: str) -> str | None:
     return max(numbers, key=int) if numbers else None
 
 
+def _unglued(word: str) -> str:
+    """'lwage' -> 'wage', 'lnwage' -> 'wage', 'logwage' -> 'wage': a log prefix written without '_'."""
+    for prefix in ("log", "ln", "l"):
+        if word.startswith(prefix) and len(word) - len(prefix) >= 3:
+            return word[len(prefix):]
+    return word
+
+
 def _outcome_like(name: str, stem: str) -> bool:
-    """'log_re78' and 're78_log' are like 're78', 'homicide' like 'l_homicide', 'y_log' like 'y'; 're74' and
-    'yield' are not: the same words once transformation words (log, l, pct, ...) are set aside."""
+    """'log_re78' and 're78_log' are like 're78', 'homicide' like 'l_homicide', 'y_log' like 'y', 'wage' like
+    'lwage' (card.csv); 're74' and 'yield' are not: the same words once transformation words (log, l, pct, ...)
+    and glued log prefixes are set aside."""
+    if "_" not in name and "_" not in stem and name != stem and (_unglued(name) == stem or name == _unglued(stem)):
+        return True
     words = [w for w in name.split("_") if w not in TRANSFORM_WORDS]
     part = [w for w in stem.split("_") if w not in TRANSFORM_WORDS] or stem.split("_")
     return bool(words) and any(words[i:i + len(part)] == part for i in range(len(words) - len(part) + 1))

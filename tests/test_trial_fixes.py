@@ -240,3 +240,17 @@ def test_experiment_missing_metric_values_are_warned_once(runner, tmp_path):
     warnings = json.loads(res.stdout)["warnings"]
     assert warnings == ["metric 'got' leaves out 10 of 200 rows with a missing value in its columns (got); it uses "
                         "its complete rows"]
+
+
+def test_init_leaves_out_the_outcome_before_its_glued_log_prefix(runner, tmp_path):
+    # card.csv (-t nearc4 -y lwage): wage, the outcome in levels, was kept as a covariate.
+    rng = np.random.default_rng(12)
+    n = 300
+    wage = rng.lognormal(6, 0.4, n)
+    df = pd.DataFrame({"nearc4": rng.integers(0, 2, n), "age": rng.integers(24, 35, n), "wage": wage,
+                       "lage": rng.normal(size=n), "lwage": np.log(wage)})
+    df.to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "nearc4", "-y", "lwage", "-d", "weighting"])
+    assert res.exit_code == 0, res.stderr
+    assert yaml.safe_load(res.stdout)["covariates"] == ["age", "lage"]
+    assert _left_out(res.stdout)["wage"] == "named like the outcome 'lwage' (a post-treatment measure?)"
