@@ -663,6 +663,9 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
     if design not in DESIGNS:
         raise SpecError(f"--design {design}: unknown design; choose one of: {', '.join(DESIGNS)}")
     design_obj = get_design(design)
+    if str(path) == "-":
+        raise DataError("init reads a data file, not stdin (it reads the data several times): save it to a file "
+                        "first, then give that file", file="-")
     if not path.is_file():
         raise DataError("data file not found; check the path", file=str(path))
     kind = OTHER_FORMATS.get("".join(path.suffixes[-1:]).lower())

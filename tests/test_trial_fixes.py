@@ -272,3 +272,10 @@ def test_init_says_how_many_rows_estimate_will_drop(runner, tmp_path):
             "and drop the others (rows missing, by covariate: iq 30, feduc 25).") in res.stdout
     df.dropna().to_csv(tmp_path / "e.csv", index=False)
     assert "estimate will use" not in invoke(runner, ["init", str(tmp_path / "e.csv"), "-t", "t", "-y", "y"]).stdout
+
+
+def test_init_from_stdin_says_it_needs_a_file(runner):
+    res = invoke(runner, ["init", "-", "-t", "t", "-y", "y"])
+    assert res.exit_code == 3
+    assert res.stderr.strip() == ("error: -: init reads a data file, not stdin (it reads the data several times): "
+                                  "save it to a file first, then give that file")
