@@ -279,3 +279,18 @@ def test_init_from_stdin_says_it_needs_a_file(runner):
     assert res.exit_code == 3
     assert res.stderr.strip() == ("error: -: init reads a data file, not stdin (it reads the data several times): "
                                   "save it to a file first, then give that file")
+
+
+def test_report_escapes_a_p_value_written_as_less_than(runner, tmp_path):
+    # --report wrote "p <0.001</div>" and "<td class=num><0.001</td>": a raw '<' in the HTML text.
+    rng = np.random.default_rng(14)
+    df = pd.DataFrame({"arm": np.repeat(["control", "treated"], 200)})
+    df["y"] = (df.arm == "treated") * 3.0 + rng.normal(size=400)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "s.yaml").write_text("version: 1\nname: ab\ndata: {path: d.csv}\ntreatment: arm\n"
+                                     "design: {method: experiment, control: control, metrics: [{name: y, outcome: y}]}\n")
+    res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--report", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert "&lt;0.001" in page and ">&lt;0.001</td>" in page
+    assert "<0.001" not in page

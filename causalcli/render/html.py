@@ -106,7 +106,7 @@ def _summary_table(items: list[Item]) -> str:
             rows.append(
                 f"<tr><td><a href=\"#{_id(it.study)}\">{_e(it.study)}</a></td><td>{_e(it.design)}</td>"
                 f"<td>{_e(it.estimand)}</td><td class=num>{num(e.value)}</td><td class=num>{_ci(e)}</td>"
-                f"<td class=num>{pval(e.p_value)}</td><td>{_badge(it.passed)}</td></tr>"
+                f"<td class=num>{_e(pval(e.p_value))}</td><td>{_badge(it.passed)}</td></tr>"
             )
         else:
             rows.append(f"<tr><td><a href=\"#{_id(it.study)}\">{_e(it.study)}</a></td><td colspan=5>"
@@ -124,7 +124,7 @@ def _study(r: Result, plots: dict[str, bytes]) -> str:
            f"spec {_e(r.spec_path)}</p>",
            '<div class="headline">',
            f'<div><div class="effect">{num(e.value)}</div><div class="muted">effect</div></div>',
-           f"<div><div>{level} interval {_ci(e)}</div><div>SE {num(e.std_error)}, p {pval(e.p_value)}</div>"
+           f"<div><div>{level} interval {_ci(e)}</div><div>SE {num(e.std_error)}, p {_e(pval(e.p_value))}</div>"
            f'<div class="muted">inference: {_e(e.inference)}</div></div>',
            f'<div><div>n: {", ".join(f"{_e(k)} {v:,}" for k, v in r.n.items())}</div></div>',
            "</div>"]
@@ -160,7 +160,7 @@ def _effects_table(r: Result) -> str:
     for x in r.effects:
         rows.append(f"<tr><td>{_e(x.label or '')}</td><td class=num>{num(x.value)}</td>"
                     f"<td class=num>{num(x.std_error)}</td><td class=num>{_ci(x)}</td>"
-                    f"<td class=num>{pval(x.p_value)}</td></tr>")
+                    f"<td class=num>{_e(pval(x.p_value))}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
 
