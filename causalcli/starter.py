@@ -40,6 +40,7 @@ from causalcli.placeholders import TODO
 CATEGORICAL_MAX_LEVELS = 50
 SAMPLE_ROWS = 100_000         # rows read into numpy for the rank and post-treatment checks
 MISSING_MAX_SHARE = 0.5
+ATT_SHARE = 0.05  # a treated share below which init writes estimand: att rather than the design's ate
 # Residual share of a standardised column after projecting on the kept ones below which it is
 # collinear. The estimators refuse a design whose normalised Gram matrix has a pivot below
 # 1e-13 (propensity._solve_spd); 1e-9 also catches columns that are collinear up to rounding
@@ -718,6 +719,15 @@ def _cross_section(data: _Data, spec: dict, d: dict, st: Starter, treatment: str
     note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
     if note:
         st.notes.append(note)
+    treated = treated_expr(data, treatment) if treatment and d["estimand"] == "ate" else None
+    if treated:
+        n_treated, n_known = data.sql(f"SELECT count(*) FILTER (WHERE {treated}), count({q(treatment)}) FROM d")[0]
+        if n_known and n_treated < ATT_SHARE * n_known:
+            # NSW + CPS: 185 treated among 16,177; the ATE needs treated units comparable to every control,
+            # and weighting it gave -6,456 with 90% of the units outside the overlap bounds
+            d["estimand"] = "att"
+            st.guessed.append(f"design.estimand: att ({n_treated:,} treated of {n_known:,} rows, "
+                              f"{n_treated / n_known:.1%}: too few to stand for every control, as the ATE asks)")
 
 
 def _incomplete_rows(data: _Data, roles: list[str], covariates: list[str]) -> str | None:

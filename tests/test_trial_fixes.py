@@ -294,3 +294,20 @@ def test_report_escapes_a_p_value_written_as_less_than(runner, tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert "&lt;0.001" in page and ">&lt;0.001</td>" in page
     assert "<0.001" not in page
+
+
+def test_init_writes_att_when_the_treated_are_a_small_share(runner, tmp_path):
+    # NSW + CPS (185 treated of 16,177): init -d weighting wrote estimand: ate, and the ATE came out
+    # at -6,456 with 90% of the units outside the overlap bounds.
+    rng = np.random.default_rng(15)
+    for n_treated, expected in ((20, "att"), (200, "ate")):
+        df = pd.DataFrame({"t": np.r_[np.ones(n_treated), np.zeros(1000)].astype(int)})
+        df["x"] = rng.normal(size=len(df))
+        df["y"] = df.t + rng.normal(size=len(df))
+        df.to_csv(tmp_path / "d.csv", index=False)
+        for design in ("weighting", "dml"):
+            res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "t", "-y", "y", "-d", design])
+            assert res.exit_code == 0, res.stderr
+            assert yaml.safe_load(res.stdout)["design"]["estimand"] == expected
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "t", "-y", "y", "-d", "weighting"])
+    assert "design.estimand" not in res.stdout.split("version: 1")[0]
