@@ -876,7 +876,7 @@ def _synth(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None,
     d["predictors"] = predictors
 
 
-UNIT_CODE_ENDINGS = ("code", "no", "num", "nr", "number", "fips", "id", "idx", "index")
+UNIT_CODE_ENDINGS = ("code", "no", "num", "nr", "number", "fip", "fips", "id", "idx", "index")
 
 
 def _drop_unit_codes(data: _Data, unit: str, candidates: list[str], left_out: dict[str, str]) -> list[str]:

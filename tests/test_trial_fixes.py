@@ -208,10 +208,11 @@ def test_init_synth_leaves_out_a_numbering_of_the_units_but_not_post_secondary_s
     # germany.csv's code (1..21 with gaps for 17 countries) is the same kind of label.
     rng = np.random.default_rng(10)
     regions = [f"region {k}" for k in range(8)]
-    codes = [1, 2, 3, 5, 8, 9, 11, 12]
+    codes = [1, 2, 3, 5, 8, 9, 11, 12]  # with gaps, as germany.csv code and texas.csv statefip
     rows = [(r, c, y) for r, c in zip(regions, codes) for y in range(1960, 1980)]
     df = pd.DataFrame(rows, columns=["regionname", "code", "year"])
     df["regionno"] = df.regionname.str[-1].astype(int) + 1
+    df["statefip"] = df.code * 2
     df["school.post.high"] = rng.uniform(size=len(df))
     df["invest"] = rng.uniform(size=len(df))
     df["gdpcap"] = rng.normal(size=len(df))
@@ -222,6 +223,7 @@ def test_init_synth_leaves_out_a_numbering_of_the_units_but_not_post_secondary_s
     why = _left_out(res.stdout)
     assert why["regionno"] == "numbers the units (one value per regionname, 1 to 8): a label, not a measurement"
     assert why["code"].startswith("numbers the units (one value per regionname, 1 to 12)")
+    assert why["statefip"].startswith("numbers the units (one value per regionname, 2 to 24)")
 
 
 def test_experiment_missing_metric_values_are_warned_once(runner, tmp_path):
