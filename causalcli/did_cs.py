@@ -110,9 +110,16 @@ def drdid_panel(dy: np.ndarray, D: np.ndarray, Z: np.ndarray, w: np.ndarray, met
     ctrl = ~D
     if method in ("dr", "reg"):
         try:
+            if np.linalg.matrix_rank(Z[ctrl]) < Z.shape[1]:  # solve() may not notice a rank-deficient system
+                raise np.linalg.LinAlgError
             coef = _wls(Z[ctrl], dy[ctrl], w[ctrl])
         except np.linalg.LinAlgError:
-            raise EstimationError("the outcome regression of the controls is singular") from None
+            k, m = Z.shape[1], int(ctrl.sum())
+            advice = (f"keep fewer covariates than control units (here {k - 1} covariates for {m} control units)"
+                      if k >= m else "a covariate is constant or collinear among them: drop it")
+            raise EstimationError(f"the outcome regression of the control units is singular in a group-time "
+                                  f"comparison ({k} columns with the intercept, {m} control units): {advice}",
+                                  key="covariates") from None
         out = Z @ coef
         wols_x = (w * (1 - Df))[:, None] * Z
         wols_ex = (w * (1 - Df) * (dy - out))[:, None] * Z
@@ -337,7 +344,11 @@ def pretest(gt: GroupTime) -> dict[str, Any] | None:
     V = gt.inf[:, pre].T @ gt.inf[:, pre] / gt.n
     b = gt.att[pre]
     if np.linalg.cond(V) > 1 / np.finfo(float).eps:
-        return {"statistic": None, "df": int(pre.size), "p_value": None, "reason": "singular pre-period covariance"}
+        rank = int(np.linalg.matrix_rank(V))
+        return {"statistic": None, "df": int(pre.size), "p_value": None,
+                "reason": f"the covariance of the {pre.size} pre-treatment ATT(g,t) is singular (rank {rank}): too "
+                          "few units behind them for a joint test of every one; look at the pre-treatment effects "
+                          "one by one, or test fewer pre-periods (e.g. data.filter on the time column)"}
     W = float(gt.n * b @ np.linalg.solve(V, b))
     return {"statistic": W, "df": int(pre.size), "p_value": chi2_sf(W, pre.size),
             "distribution": f"chi2({pre.size})", "test": "Wald on the pre-treatment ATT(g,t), as R did::att_gt"}

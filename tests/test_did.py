@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from causalcli.errors import EstimationError
 from causalcli.study import run_study
 from tests.conftest import invoke, run_json
 
@@ -811,3 +812,26 @@ def test_honest_did_warns_of_the_approximation_with_several_cohorts_and_a_varyin
     universal = run_study(cs_spec("mpdta_nev_dr", base_period="universal")).diagnostics["sensitivity"]["honest_did"]
     assert "base_period: universal" in varying["caveat"] and "caveat" not in universal
     assert "significant" in varying["note"] and "significant" in universal["note"]
+
+
+def test_callaway_santanna_with_more_covariates_than_control_units_says_so(tmp_path):
+    """Castle doctrine from a careless starter spec: CS regresses on the covariates over the never-treated units
+    of each group-time cell; with as many columns as those units the message gives both counts and what to do."""
+    rng = np.random.default_rng(3)
+    units, periods = 8, 5
+    unit = np.repeat(np.arange(units), periods)
+    time = np.tile(np.arange(1, periods + 1), units)
+    cohort = np.array([0, 0, 0, 3, 3, 4, 4, 4])[unit]
+    frame = pd.DataFrame({"unit": unit, "time": time, "cohort": cohort, "y": rng.normal(size=unit.size)})
+    for j in range(3):  # 3 covariates + intercept = 4 columns over 3 never-treated units
+        frame[f"x{j}"] = rng.normal(size=units)[unit]
+    path = tmp_path / "p.csv"
+    frame.to_csv(path, index=False)
+    spec = {"version": 1, "data": {"path": str(path)}, "outcome": "y", "covariates": ["x0", "x1", "x2"],
+            "design": {"method": "did", "unit": "unit", "time": "time", "cohort": "cohort",
+                       "estimator": "callaway_santanna"}, "refute": []}
+    with pytest.raises(EstimationError) as err:
+        run_study(spec)
+    assert err.value.key == "covariates"
+    assert "(4 columns with the intercept, 3 control units)" in err.value.message
+    assert "keep fewer covariates than control units" in err.value.message
