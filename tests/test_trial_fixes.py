@@ -313,3 +313,21 @@ def test_init_writes_att_when_the_treated_are_a_small_share(runner, tmp_path):
             assert yaml.safe_load(res.stdout)["design"]["estimand"] == expected
     res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "t", "-y", "y", "-d", "weighting"])
     assert "design.estimand" not in res.stdout.split("version: 1")[0]
+
+
+def test_synth_says_why_its_interval_is_null(runner, tmp_path):
+    # texas.csv (8 pre- and 8 post-periods): "95% CI -" with the reason only in diagnostics.conformal.
+    import json
+
+    rng = np.random.default_rng(16)
+    rows = [(f"s{u}", t, 10 + u + 0.5 * t + rng.normal(scale=0.3) + (3 if u == 0 and t >= 9 else 0))
+            for u in range(8) for t in range(1, 13)]
+    pd.DataFrame(rows, columns=["state", "year", "y"]).to_csv(tmp_path / "p.csv", index=False)
+    (tmp_path / "s.yaml").write_text("version: 1\nname: short\ndata: {path: p.csv}\noutcome: y\ndesign: {method: "
+                                     "synthetic_control, unit: state, time: year, treated_unit: s0, treatment_start: 9, "
+                                     "special_predictors: [[y, 2], [y, 5], [y, 8]]}\n")
+    res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute"])
+    out = json.loads(res.stdout)
+    assert out["estimate"]["ci_lower"] is None
+    assert ("no confidence interval for the effect (p-values are placebo-in-space ones): the mean-effect interval "
+            "needs at least 20 periods for level 0.95; the panel has 12") in " ".join(out["warnings"])

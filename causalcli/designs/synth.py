@@ -516,8 +516,14 @@ class SynthDesign(Design):
             "post_periods": int(post.sum()),
         }
         estimator = "augmented_synthetic_control_ridge" if d.augmented else "synthetic_control"
+        warnings = list(d.notes)
+        # a null interval says why, not only in diagnostics.conformal (texas.csv: 16 periods, 8 before)
+        no_period = conf is not None and any(e.ci_lower is None for e in effects)
+        if d.conformal and (ci_lo is None or no_period):
+            what = "the effect" if ci_lo is None else "the per-period effects"
+            warnings.append(f"no confidence interval for {what} (p-values are placebo-in-space ones): {conformal_note}")
         return Fit(estimator, "att", estimate, n, effects=effects, diagnostics=diagnostics, checks=checks,
-                   warnings=list(d.notes))
+                   warnings=warnings)
 
     # ------------------------------------------------------------ refuters
 
