@@ -1,0 +1,53 @@
+"""Golden test: the JSON of every bundled spec and of option combinations per family is unchanged, byte for byte.
+
+The cases and the comparison live in tests/golden/golden.py; expected/ is written by
+tests/golden/regenerate.py from the code as it stood (docs/DEVELOPING.md, "Golden test").
+A difference here means users would see another output: either fix the change, or regenerate
+deliberately and say in the commit which output changed and why.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.golden.golden import CASES, EXIT_CODES, EXPECTED, RELATIVE_TOLERANCE, differences, expected_path, run_case, \
+    serialise
+
+
+def _param(case):
+    return pytest.param(case, id=case.name, marks=[pytest.mark.slow] if case.slow else [])
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_output_equals_the_golden_file(case):
+    code, payload = run_case(case)
+    diff = differences(case, serialise(payload), expected_path(case).read_text())
+    assert not diff, (f"{case.name}: the output changed (tests/golden/regenerate.py if deliberate):\n"
+                      + "\n".join(diff[:20]))
+    assert code == json.loads(EXIT_CODES.read_text())[case.name]
+
+
+def test_every_case_has_its_golden_file_and_nothing_else_is_there():
+    names = {c.name for c in CASES}
+    files = {p.stem for p in EXPECTED.glob("*.json") if p != EXIT_CODES}
+    assert files == names
+    assert set(json.loads(EXIT_CODES.read_text())) == names
+    assert set(RELATIVE_TOLERANCE) <= names
+
+
+def test_the_comparison_sees_a_last_digit_and_a_key_order():
+    """The comparison is not looser than it says: a last-digit move fails unless its key is listed; key order counts."""
+    case = CASES[0]
+    want = json.dumps({"estimate": {"value": 1.0000000000000002, "std_error": 0.5}}, indent=2) + "\n"
+    moved = want.replace("1.0000000000000002", "1.0000000000000004")
+    assert differences(case, moved, want) == ["estimate.value: 1.0000000000000004 != 1.0000000000000002"]
+    reordered = json.dumps({"estimate": {"std_error": 0.5, "value": 1.0000000000000002}}, indent=2) + "\n"
+    assert differences(case, reordered, want)
+    RELATIVE_TOLERANCE[case.name] = {"estimate.value": "test of the tolerance itself"}
+    try:
+        assert differences(case, moved, want) == []
+        assert differences(case, want.replace("1.0000000000000002", "1.000000000002"), want)  # 2e-12: beyond the bound
+    finally:
+        del RELATIVE_TOLERANCE[case.name]
