@@ -124,6 +124,8 @@ CASES: list[Case] = [
         "windows": ("design.options.predictors_window=[3, 13]", "design.options.optimize_window=[6, 13]"),
         "donors": ("design.options.donors={exclude: [donor03, donor07]}",),
         "conformal": ("design.options.conformal=true", "design.options.conformal_grid=25"),
+        # 13 pre-periods give per-period intervals from level 0.93 down (0.95 needs 19: a warning above)
+        "conformal-level_0.9": ("design.options.conformal=true", "design.options.conformal_grid=25", "conf_level=0.9"),
         "augmented": ("design.options.augmented=ridge", *NO_PREDICTORS),
         "augmented-lambda-conformal": ("design.options.augmented=ridge", *NO_PREDICTORS,
                                        "design.options.ridge_lambda=0.5",
