@@ -785,16 +785,21 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
             break
     # Staggered adoption (several first-treated periods, treatment never switching off): Callaway-Sant'Anna,
     # since TWFE then compares later- with earlier-treated units (Goodman-Bacon 2021).
-    cohorts, never, absorbing = None, None, False
+    cohorts, never, absorbing, smallest = None, None, False, None
     if d.get("cohort") not in (None, TODO):
         g = f"coalesce(CAST({q(cohort)} AS DOUBLE), 0)"
         cohorts, never = data.sql(f"SELECT count(DISTINCT {g}) FILTER (WHERE {g} > 0), "
                                   f"count(DISTINCT {q(unit)}) FILTER (WHERE {g} = 0) FROM d")[0]
+        smallest = data.sql(f"SELECT min(n) FROM (SELECT {g} AS g_, count(DISTINCT {q(unit)}) AS n FROM d "
+                            f"WHERE {g} > 0 GROUP BY g_)")[0][0]
         absorbing = True
     elif treated is not None and time_varying:
         cohorts, never = data.sql(
             f"SELECT count(DISTINCT first) FILTER (WHERE first IS NOT NULL), count(*) FILTER (WHERE first IS NULL) "
             f"FROM (SELECT min({q(time)}) FILTER (WHERE {treated}) AS first FROM d GROUP BY {q(unit)})")[0]
+        smallest = data.sql(f"SELECT min(n) FROM (SELECT first, count(*) AS n FROM (SELECT min({q(time)}) FILTER "
+                            f"(WHERE {treated}) AS first FROM d GROUP BY {q(unit)}) WHERE first IS NOT NULL "
+                            "GROUP BY first)")[0][0]
         absorbing = not data.sql(
             f"SELECT 1 FROM (SELECT {treated} AS on_, bool_or({treated}) OVER (PARTITION BY {q(unit)} ORDER BY "
             f"{q(time)} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM d) "
@@ -831,6 +836,14 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
                         f"regresses on them across the {never} never-treated units, which needs fewer covariates "
                         f"than units; add the few confounders measured before treatment that parallel trends need")
         covariates = []
+    if d["estimator"] == "callaway_santanna" and covariates and smallest and smallest <= len(covariates) + 1:
+        # the doubly robust default fits a propensity logit per cohort; a cohort of one unit (castle: 2006
+        # and 2010) is separated by its covariates, and estimate stopped at "the propensity-score logit is
+        # singular"; the outcome regression needs no propensity
+        d.setdefault("options", {})["method"] = "reg"
+        st.guessed.append(f"design.options.method: reg (the smallest cohort has {smallest} unit"
+                          f"{'s' * (smallest != 1)}, too few for a propensity model on {len(covariates)} "
+                          "covariate" + "s" * (len(covariates) != 1) + ")")
     spec["covariates"] = covariates
 
 

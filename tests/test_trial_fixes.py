@@ -103,6 +103,7 @@ def test_init_callaway_santanna_keeps_no_more_covariates_than_its_regressions_al
     _staggered(40, 20, 2, 4).to_csv(tmp_path / "few.csv", index=False)
     res = invoke(runner, ["init", str(tmp_path / "few.csv"), "-t", "post", "-y", "y", "-d", "did"])
     assert yaml.safe_load(res.stdout)["covariates"] == ["x0", "x1"]
+    assert "options" not in yaml.safe_load(res.stdout)["design"]  # cohorts of 6 or 7 units: the default method
 
 
 def test_init_leaves_out_a_flag_whose_level_only_one_arm_has(runner, tmp_path):
@@ -331,3 +332,16 @@ def test_synth_says_why_its_interval_is_null(runner, tmp_path):
     assert out["estimate"]["ci_lower"] is None
     assert ("no confidence interval for the effect (p-values are placebo-in-space ones): the mean-effect interval "
             "needs at least 20 periods for level 0.95; the panel has 12") in " ".join(out["warnings"])
+
+
+def test_init_callaway_santanna_uses_outcome_regression_with_a_one_unit_cohort(runner, tmp_path):
+    # castle doctrine with two covariates: the 2006 and 2010 cohorts have one state each, and the
+    # doubly robust default stopped at "the propensity-score logit is singular in a group-time comparison".
+    df = _staggered(40, 20, 2, 17)
+    df = df[~df.sid.isin([s for s in range(20, 40) if s % 3 == 0 and s != 21])]  # cohort 2001: one unit
+    df.to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "post", "-y", "y", "-d", "did"])
+    assert res.exit_code == 0, res.stderr
+    design = yaml.safe_load(res.stdout)["design"]
+    assert design["estimator"] == "callaway_santanna" and design["options"] == {"method": "reg"}
+    assert "design.options.method: reg (the smallest cohort has 1 unit, too few for a propensity model on 2" in res.stdout
