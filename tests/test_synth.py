@@ -531,6 +531,17 @@ def test_cross_validation_spec_errors_exit_2(runner, tmp_path, change, message):
     assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
+def test_cross_validation_special_predictors_must_pair_with_the_main_ones(runner, tmp_path):
+    """V chosen on the training predictors weights the main ones entry by entry: a count that differs is exit 2
+    (it was an internal error: 'operands could not be broadcast together')."""
+    spec = spec_of("germany_cv")
+    spec["design"]["options"]["cross_validation"]["special_predictors"].append(["trade", 1975])
+    res = invoke(runner, ["estimate", str(_write(tmp_path, spec))])
+    assert res.exit_code == 2, res.stderr
+    assert "must give one entry per design.special_predictors entry (3)" in res.stderr and "found 4" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
 def test_cross_validation_training_predictor_without_data_exits_3(runner, tmp_path):
     """invest60 is recorded in 1980 only (as in the paper's data): a training window without 1980 fails."""
     spec = spec_of("germany_cv")

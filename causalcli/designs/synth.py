@@ -218,6 +218,14 @@ class SynthDesign(Design):
         if cv is not None:
             for i, (column, periods) in enumerate(cv.special_predictors or []):
                 _periods(periods, f"design.options.cross_validation.special_predictors[{i}]", spec)
+            if cv.special_predictors is not None and len(cv.special_predictors) != len(d.special_predictors):
+                # V is chosen on the training predictors and then weights the main ones, entry by entry
+                raise SpecError(f"cross_validation.special_predictors must give one entry per "
+                                f"design.special_predictors entry ({len(d.special_predictors)}), each the training-"
+                                f"period version of the main one in the same order (e.g. invest70 for invest80); "
+                                f"found {len(cv.special_predictors)}: the V chosen on them weights the main "
+                                f"predictors one to one", file=file,
+                                key="design.options.cross_validation.special_predictors")
             if start is not None and isinstance(cv.validate_window[1], (int, float)) and cv.validate_window[1] >= start:
                 raise SpecError(f"cross_validation.validate_window must end before treatment_start "
                                 f"{label(start)}: the validation fit may use pre-periods only", file=file,
