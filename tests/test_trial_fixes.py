@@ -345,3 +345,21 @@ def test_init_callaway_santanna_uses_outcome_regression_with_a_one_unit_cohort(r
     design = yaml.safe_load(res.stdout)["design"]
     assert design["estimator"] == "callaway_santanna" and design["options"] == {"method": "reg"}
     assert "design.options.method: reg (the smallest cohort has 1 unit, too few for a propensity model on 2" in res.stdout
+
+
+def test_init_did_leaves_out_a_covariate_empty_in_a_whole_period(runner, tmp_path):
+    # jtrain (firms x 1987-89): clemploy, clsales (changes from the year before) are empty in 1987; kept,
+    # they drop that year, and with the other gaps 82 of 471 rows were left (now a note gives the count).
+    rng = np.random.default_rng(19)
+    df = pd.DataFrame([(u, t) for u in range(30) for t in (1987, 1988, 1989)], columns=["fcode", "year"])
+    df["grant"] = ((df.fcode < 10) & (df.year >= 1988)).astype(int)
+    df["lemploy"] = rng.normal(size=len(df))
+    df["clemploy"] = np.where(df.year == 1987, np.nan, rng.normal(size=len(df)))
+    df["lsales"] = np.where(rng.uniform(size=len(df)) < 0.1, np.nan, rng.normal(size=len(df)))
+    df["lscrap"] = rng.normal(size=len(df))
+    df.to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "grant", "-y", "lscrap", "-d", "did"])
+    assert res.exit_code == 0, res.stderr
+    assert yaml.safe_load(res.stdout)["covariates"] == ["lemploy", "lsales"]
+    assert _left_out(res.stdout)["clemploy"].startswith("empty in every row of year 1987")
+    assert "# Note: estimate will use the " in res.stdout and "(rows missing, by covariate: lsales " in res.stdout
