@@ -755,6 +755,10 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
         st.guessed.append(f"design.unit: {unit}, design.time: {time} ({why})")
     elif time:
         st.guessed.append(f"design.time: {time} (named like a period); no column is unique per unit x {time}")
+        # kielmc, injury: each row is another house or person, seen once (repeated cross-sections)
+        st.notes.append(f"if each row is a different person or firm seen once (repeated cross-sections), give the "
+                        f"file a row number column as design.unit and a column holding each row's group's first "
+                        f"treated {time} (0 for the comparison group) as design.cohort, with estimator: 2x2")
     roles = {c for c in (unit, time) if c}
     cohort = guess_cohort(data, unit, time, taken | roles) if unit and time else None
     if cohort:
