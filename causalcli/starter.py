@@ -657,8 +657,9 @@ def _collinear(frame: Any, kept: list[str], categorical: list[str], treatment: s
 
 
 def starter_spec(path: Path, treatment: str | None, outcome: str | None, design: str,
-                 name: str | None = None) -> Starter:
-    """A starter spec for ``design`` on the data at ``path``."""
+                 name: str | None = None, spec_dir: Path | None = None) -> Starter:
+    """A starter spec for ``design`` on the data at ``path``; ``spec_dir``: the folder the spec will be saved in
+    (``init -o``), which data.path is written relative to."""
     from causalcli.designs import DESIGNS, get_design
 
     if design not in DESIGNS:
@@ -685,7 +686,10 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
             raise DataError(f"--{role} {col}: no such column{_suggest(col, data.types)}; columns: "
                             f"{', '.join(data.types)}", file=str(path))
     st = Starter(spec={}, text="")
-    spec: dict[str, Any] = {"version": 1, "name": name or path.stem, "data": {"path": str(path)}}
+    import os
+
+    written = str(path) if spec_dir is None else os.path.relpath(path.resolve(), spec_dir.resolve())
+    spec: dict[str, Any] = {"version": 1, "name": name or path.stem, "data": {"path": written}}
     if treatment:
         spec["treatment"] = treatment
     spec["outcome"] = outcome
@@ -707,7 +711,7 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
     spec["design"] = d
     spec["seed"] = 0
     st.spec = spec
-    st.text = _render(st, data, design)
+    st.text = _render(st, data, design, spec_dir is not None)
     return st
 
 
@@ -961,11 +965,12 @@ def _experiment(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | 
     st.notes.append("add design.expected_split with the planned allocation for the sample-ratio check")
 
 
-def _render(st: Starter, data: _Data, design: str) -> str:
+def _render(st: Starter, data: _Data, design: str, placed: bool = False) -> str:
     import yaml
 
+    where = "this file's folder" if placed else "where you save this file (or use init -o FILE)"
     lines = [f"# Starter spec written by `causalcli init` from {data.path} ({data.rows:,} rows, "
-             f"{len(data.types)} columns); data.path is relative to where you save this file."]
+             f"{len(data.types)} columns); data.path is relative to {where}."]
     if st.guessed:
         lines.append("# Guessed from the data (check them):")
         lines += [f"#   {g}" for g in st.guessed]

@@ -377,3 +377,19 @@ def test_init_did_on_repeated_cross_sections_says_how_to_set_unit_and_cohort(run
     assert res.exit_code == 0, res.stderr
     assert ("# Note: if each row is a different person or firm seen once (repeated cross-sections), give the file a "
             "row number column as design.unit") in res.stdout
+
+
+def test_init_output_writes_data_path_relative_to_the_spec(runner, tmp_path):
+    # `init data.csv > specs/k.yaml` left data.path 'data.csv', which is looked for in specs/.
+    pd.DataFrame({"t": [0, 1] * 30, "x": np.arange(60.0) % 7, "y": np.arange(60.0)}).to_csv(tmp_path / "d.csv",
+                                                                                            index=False)
+    (tmp_path / "specs").mkdir()
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "t", "-y", "y", "-o", str(tmp_path / "specs" / "k.yaml")])
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == ""
+    text = (tmp_path / "specs" / "k.yaml").read_text()
+    assert yaml.safe_load(text)["data"]["path"] == "../d.csv"
+    assert "data.path is relative to this file's folder" in text
+    assert invoke(runner, ["validate", str(tmp_path / "specs" / "k.yaml")]).exit_code == 0
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "t", "-y", "y", "-o", str(tmp_path / "no" / "k.yaml")])
+    assert res.exit_code == 2 and "--output" in res.stderr and not (tmp_path / "no").exists()

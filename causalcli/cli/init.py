@@ -24,6 +24,9 @@ def init_command(
     outcome: str = typer.Option(..., "--outcome", "-y", help="Outcome column."),
     design: str = typer.Option("matching", "--design", "-d", help="design.method of the spec."),
     name: Optional[str] = typer.Option(None, "--name", help="Study name (default: the data file's stem)."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the spec to this file, with data.path relative to its folder "
+                                     "(default: stdout, data.path as given)."),
 ) -> None:
     """Write a starter spec for DATA to stdout.
 
@@ -31,8 +34,16 @@ def init_command(
     cannot (validate names each TODO). Leaves out constant, duplicated, collinear and
     post-treatment-looking columns, and says why in the spec's comments.
     """
+    from causalcli.atomic import check_writable, write_atomic
     from causalcli.starter import starter_spec
 
-    starter = starter_spec(data, treatment, outcome, design, name)
-    typer.echo(starter.text, nl=False)
+    if output is not None:
+        check_writable(output, "--output")
+    starter = starter_spec(data, treatment, outcome, design, name,
+                           spec_dir=output.parent if output is not None else None)
+    if output is None:
+        typer.echo(starter.text, nl=False)
+    else:
+        write_atomic(output, starter.text, "--output")
+        typer.echo(f"wrote {output}", err=True)
     typer.echo(starter.summary(), err=True)
