@@ -112,6 +112,13 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# Files people save data in that are not CSV or Parquet (read as CSV they give misleading errors).
+OTHER_FORMATS = {".json": "a JSON file", ".jsonl": "a JSON lines file", ".ndjson": "a JSON lines file",
+                 ".xlsx": "an Excel workbook", ".xls": "an Excel workbook", ".dta": "a Stata file",
+                 ".sav": "an SPSS file", ".rds": "an R data file", ".rdata": "an R data file",
+                 ".feather": "a Feather file", ".arrow": "an Arrow file", ".sas7bdat": "a SAS file"}
+
+
 def resolve_path(spec: "LoadedSpec") -> str:
     path = spec.study.data.path
     if path == "-":
@@ -141,7 +148,7 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
         provenance = {"data_sha256": hashlib.sha256(raw).hexdigest(), "data_source": "stdin"}
     else:
         if not os.path.exists(path):
-            raise DataError("data file not found; check data.path (relative to the spec file)", file=display, key="data.path")
+            raise DataError(_not_found(spec, path), file=display, key="data.path")
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
             raise DataError("data file is not a readable file", file=display, key="data.path")
         fmt = data.format
@@ -151,6 +158,10 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
                 fmt = "parquet"
             elif ext in (".csv", ".tsv", ".txt", ".gz"):
                 fmt = "csv"
+            elif ext in OTHER_FORMATS:
+                raise DataError(f"this is {OTHER_FORMATS[ext]}, and causalcli reads CSV and Parquet: save it as one "
+                                "of those (e.g. DataFrame.to_parquet, or duckdb's COPY ... TO 'data.parquet')",
+                                file=display, key="data.path")
             else:
                 raise DataError(f"cannot tell the format from extension {ext!r}; set data.format to csv or parquet",
                                 file=display, key="data.format")
@@ -244,6 +255,9 @@ def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: st
         ragged = _ragged_line(path, delim) if fmt == "csv" else None
         if ragged:
             raise DataError(ragged + "; fix the file so every row has the header's columns", file=display) from None
+        if "not utf-8 encoded" in str(exc).lower():  # DuckDB says so on its second line
+            raise DataError("the file is not UTF-8 text (CSV is read as UTF-8): re-save it as UTF-8, e.g. "
+                            "`iconv -f latin1 -t utf-8 in.csv > out.csv`", file=display) from None
         raise DataError(f"cannot read as {fmt}: {_first_line(exc)}", file=display) from None
     duplicate = _duplicate_column(con, path, fmt, delim)
     if duplicate is not None:  # DuckDB would rename the second one silently (name_1) and the first would be used
@@ -480,6 +494,17 @@ def _sniff_delimiter(path: str) -> str:
     counts = {d: outside.count(d) for d in (",", ";", "\t", "|")}
     best = max(counts, key=lambda d: (counts[d], d == ","))
     return best if counts[best] else ","
+
+
+def _not_found(spec: "LoadedSpec", path: str) -> str:
+    """Where the data was looked for and, when data.path names a file from the current folder instead of the
+    spec's (init's output saved into another folder), the path that works."""
+    message = f"data file not found: looked for {path} (data.path is relative to the spec file's folder)"
+    given = Path(spec.study.data.path)
+    if not given.is_absolute() and given.is_file():
+        fixed = os.path.relpath(given.resolve(), Path(spec.source.base_dir).resolve())
+        message += f"; it is {fixed!r} from there: set data.path: {fixed}"
+    return message
 
 
 def _first_line(exc: Exception) -> str:

@@ -73,10 +73,6 @@ PRE_PATTERN = re.compile(r"(^|_)(pre|lag|lagged|baseline|before|prior)(_|$)")
 # column0..columnN).
 PANDAS_INDEX = re.compile(r"__index_level_\d+__|Unnamed: \d+")
 TIME_TYPES = ("DATE", "TIMESTAMP")
-OTHER_FORMATS = {".json": "a JSON file", ".jsonl": "a JSON lines file", ".ndjson": "a JSON lines file",
-                 ".xlsx": "an Excel workbook", ".xls": "an Excel workbook", ".dta": "a Stata file",
-                 ".sav": "an SPSS file", ".rds": "an R data file", ".rdata": "an R data file",
-                 ".feather": "a Feather file", ".arrow": "an Arrow file", ".sas7bdat": "a SAS file"}
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT")
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "DECIMAL", "REAL")
@@ -670,6 +666,8 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
                         "first, then give that file", file="-")
     if not path.is_file():
         raise DataError("data file not found; check the path", file=str(path))
+    from causalcli.data import OTHER_FORMATS
+
     kind = OTHER_FORMATS.get("".join(path.suffixes[-1:]).lower())
     if kind:  # read as CSV it would give a misleading error (a JSON file's 'duplicate column')
         raise DataError(f"this is {kind}, and causalcli reads CSV and Parquet: save it as one of those (e.g. "

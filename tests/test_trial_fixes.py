@@ -393,3 +393,99 @@ def test_init_output_writes_data_path_relative_to_the_spec(runner, tmp_path):
     assert invoke(runner, ["validate", str(tmp_path / "specs" / "k.yaml")]).exit_code == 0
     res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "t", "-y", "y", "-o", str(tmp_path / "no" / "k.yaml")])
     assert res.exit_code == 2 and "--output" in res.stderr and not (tmp_path / "no").exists()
+
+
+def test_twfe_converges_with_a_covariate_in_the_millions(runner, tmp_path):
+    # jtrain with sales (about 1e7) as a covariate: "fixed-effect demeaning did not converge in 10000
+    # sweeps" (exit 4); the same column in millions converged. The estimate must not depend on the unit.
+    import json
+
+    import pytest
+
+    rng = np.random.default_rng(20)
+    df = pd.DataFrame([(u, t) for u in range(60) for t in (1987, 1988, 1989)], columns=["fcode", "year"])
+    df = df.drop(index=rng.choice(len(df), 25, replace=False))  # unbalanced: the demeaning iterates
+    df["grant"] = ((df.fcode < 20) & (df.year >= 1988)).astype(int)
+    df["sales"] = rng.lognormal(15, 1, len(df))
+    df["sales_m"] = df.sales / 1e6
+    df["y"] = -0.1 * df.grant + 0.05 * df.sales_m + rng.normal(size=len(df))
+    df.to_csv(tmp_path / "d.csv", index=False)
+    values = []
+    for cov in ("sales", "sales_m"):
+        (tmp_path / "s.yaml").write_text(f"version: 1\nname: j\ndata: {{path: d.csv}}\ntreatment: grant\noutcome: y\n"
+                                         f"covariates: [{cov}]\ndesign: {{method: did, unit: fcode, time: year}}\n")
+        res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute"])
+        assert res.exit_code in (0, 1), res.stderr  # 1: a check may fail on random data; 4 was the bug
+        values.append(json.loads(res.stdout)["estimate"]["value"])
+    assert values[0] == pytest.approx(values[1], rel=1e-8)  # rescaling a covariate leaves the TWFE coefficient
+
+
+def test_data_errors_for_a_misplaced_spec_a_json_file_and_a_latin1_csv(runner, tmp_path):
+    # init's spec saved into another folder: "data file not found; check data.path"; a .json data.path:
+    # "set data.format to csv or parquet"; a Latin-1 CSV: "Invalid Input Error: CSV Error on Line: 1".
+    import os
+
+    pd.DataFrame({"t": [0, 1] * 20, "x": np.arange(40.0) % 3, "y": np.arange(40.0)}).to_csv(tmp_path / "d.csv",
+                                                                                            index=False)
+    (tmp_path / "specs").mkdir()
+    spec = ("version: 1\nname: s\ndata: {path: %s}\ntreatment: t\noutcome: y\ncovariates: [x]\n"
+            "design: {method: weighting}\n")
+    (tmp_path / "specs" / "s.yaml").write_text(spec % "d.csv")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        res = invoke(runner, ["validate", "specs/s.yaml"])
+    finally:
+        os.chdir(cwd)
+    assert res.exit_code == 3
+    assert "data file not found: looked for " in res.stderr
+    assert "it is '../d.csv' from there: set data.path: ../d.csv" in res.stderr
+    (tmp_path / "d.json").write_text("[]")
+    (tmp_path / "j.yaml").write_text(spec % "d.json")
+    res = invoke(runner, ["validate", str(tmp_path / "j.yaml")])
+    assert res.exit_code == 3 and "this is a JSON file, and causalcli reads CSV and Parquet" in res.stderr
+    (tmp_path / "l.csv").write_bytes("t,y,\xe9duc\n0,1.0,3\n1,2.0,4\n".encode("latin-1"))
+    (tmp_path / "l.yaml").write_text(spec % "l.csv")
+    res = invoke(runner, ["validate", str(tmp_path / "l.yaml")])
+    assert res.exit_code == 3
+    assert "the file is not UTF-8 text (CSV is read as UTF-8): re-save it as UTF-8" in res.stderr
+
+
+
+def test_callaway_santanna_with_one_treated_unit_skips_honest_did(runner, tmp_path):
+    # organ donations, estimator callaway_santanna (one treated state): the Honest-DiD set at Mbar 0 was
+    # [-0.032, -0.011] from the analytic SEs, beside a randomization p of 0.148 for the same average.
+    import json
+
+    rng = np.random.default_rng(18)
+    df = pd.DataFrame([(u, t) for u in range(10) for t in range(1, 7)], columns=["unit", "period"])
+    df["d"] = ((df.unit == 0) & (df.period >= 4)).astype(int)
+    df["y"] = 0.5 * df.d + rng.normal(scale=0.2, size=len(df))
+    df.to_csv(tmp_path / "p.csv", index=False)
+    (tmp_path / "s.yaml").write_text("version: 1\nname: one\ndata: {path: p.csv}\ntreatment: d\noutcome: y\n"
+                                     "design: {method: did, unit: unit, time: period, estimator: callaway_santanna}\n")
+    res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute"])
+    out = json.loads(res.stdout)
+    assert out["estimate"]["inference"] == "randomization_inference_units"
+    honest = out["diagnostics"]["sensitivity"]["honest_did"]
+    assert list(honest) == ["skipped"] and "analytic standard errors" in honest["skipped"]
+
+
+def test_did_on_repeated_cross_sections_does_not_call_them_an_unbalanced_panel(runner, tmp_path):
+    # kielmc with a row id as unit and the group's start as cohort: right estimate, but the warning said
+    # "unbalanced panel: 321 unit-periods are missing (321 units x 2 periods, 321 rows)".
+    import json
+
+    rng = np.random.default_rng(22)
+    df = pd.DataFrame({"id": np.arange(300), "year": rng.choice([1978, 1981], 300), "nearinc": rng.integers(0, 2, 300)})
+    df["y81nrinc"] = ((df.year == 1981) & (df.nearinc == 1)).astype(int)
+    df["start"] = df.nearinc * 1981
+    df["rprice"] = rng.normal(80000, 20000, 300)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "s.yaml").write_text("version: 1\nname: k\ndata: {path: d.csv}\ntreatment: y81nrinc\noutcome: rprice\n"
+                                     "design: {method: did, unit: id, time: year, cohort: start, estimator: 2x2}\n")
+    res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute"])
+    warnings = json.loads(res.stdout)["warnings"]
+    assert not any(w.startswith("unbalanced panel") for w in warnings)
+    assert any(w.startswith("each unit appears in one period only (300 units, 2 periods): repeated cross-sections")
+               for w in warnings)
