@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/causalcli estimate specs/lalonde_psm.yaml --format table || [ $$? -eq 1 ]
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n 2
 
 # The report test opens the HTML in headless Chromium (Debian's package). If it cannot
 # be installed here, the test fails and says so; it is never skipped.
