@@ -85,6 +85,21 @@ def _where(table: "Table") -> str:
 # ---------------------------------------------------------------- numbers
 
 
+def _time_advice(text: str) -> str:
+    """The exact rewrite for time values people often write; the message already says what the column takes."""
+    month = re.fullmatch(r"(\d{4})[-/](\d{1,2})", text)
+    if month and 1 <= int(month.group(2)) <= 12:
+        return f"write a month as its first day ({month.group(1)}-{int(month.group(2)):02d}-01) or as a number"
+    quarter = re.fullmatch(r"[Qq]([1-4])[ -]?(\d{4})|(\d{4})[ -]?[Qq]([1-4])", text)
+    if quarter:
+        q, year = (quarter.group(1), quarter.group(2)) if quarter.group(1) else (quarter.group(4), quarter.group(3))
+        return (f"write a quarter as its first day ({year}-{3 * (int(q) - 1) + 1:02d}-01) or number the quarters "
+                "(e.g. 1, 2, 3, ...)")
+    if re.fullmatch(r"\d{1,2}[/.]\d{1,2}[/.]\d{2,4}", text):
+        return "write dates as YYYY-MM-DD (the order of day and month in this form is ambiguous)"
+    return "fix the value, or drop the row with data.filter"
+
+
 def number_advice(value: str, role: str) -> str:
     """What to do about a text value in a column that must hold numbers, for this role."""
     text = value.strip()
@@ -100,7 +115,7 @@ def number_advice(value: str, role: str) -> str:
     if role == "covariate":
         return "list the column under 'categorical' if it is a category, or fix the value"
     if role == "time":
-        return "the time column takes numbers (e.g. years), dates (YYYY-MM-DD) or timestamps; fix the value"
+        return _time_advice(text)
     if role == "cohort":
         return "write the first treated period like the time column (0 or empty = never treated)"
     return f"the {role} must be a number in every row; fix the value or drop the row with data.filter"

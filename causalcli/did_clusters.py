@@ -254,7 +254,7 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
         warnings.append(f"one treated {'unit' if unit_level else 'cluster'} "
                         f"({_treated_label(p, unit_level)}): the effect rests on a single "
                         f"{'unit' if unit_level else 'cluster'}, whose own shocks cannot be told apart from the "
-                        "treatment; the clusters check says how the p-value was computed")
+                        "treatment; the clusters check says how the p-value was computed, or why there is none")
     elif int((p.g >= 0).sum()) == 1:
         warnings.append("one treated unit: the effect rests on a single unit, whose own shocks cannot be told apart "
                         "from the treatment")

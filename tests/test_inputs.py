@@ -438,3 +438,21 @@ def test_synth_treatment_start_must_be_a_period_in_the_time_columns_type(tmp_pat
     with pytest.raises(SpecError, match=r"treatment_start is a date \(2014-01-01\) but the time column 't' holds "
                                         r"numbers"):
         run_study(_synth_spec(numbers, lambda y: f"{y}-01-01" if y == 2014 else y), jobs=1)
+
+
+@pytest.mark.parametrize("value,advice", [
+    ("2010-10", "write a month as its first day (2010-10-01) or as a number"),
+    ("Q42010", "write a quarter as its first day (2010-10-01)"),
+    ("2010Q2", "write a quarter as its first day (2010-04-01)"),
+    ("01/10/2010", "write dates as YYYY-MM-DD (the order of day and month in this form is ambiguous)"),
+    ("soon", "fix the value, or drop the row with data.filter"),
+])
+def test_time_values_in_other_formats_get_their_exact_rewrite(runner, tmp_path, value, advice):
+    """Months, quarters and day/month dates are common in exports: the message gives the rewrite, once."""
+    (tmp_path / "t.csv").write_text(f"u,t,y,d\na,1,1,0\na,{value},2,0\nb,1,1,0\nb,2,3,1\n")
+    spec = tmp_path / "s.yaml"
+    spec.write_text("data: {path: t.csv}\noutcome: y\ntreatment: d\ndesign: {method: did, unit: u, time: t}\n")
+    res = invoke(runner, ["validate", str(spec)])
+    err = res.stderr.strip()
+    assert res.exit_code == 3 and "\n" not in err
+    assert f"row 2 has {value!r}; {advice}" in err and err.count("YYYY-MM-DD") <= 2
