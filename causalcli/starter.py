@@ -748,14 +748,20 @@ def _incomplete_rows(data: _Data, roles: list[str], covariates: list[str]) -> st
             f"these covariates, and drop the others" + (f" (rows missing, by covariate: {named})" if named else ""))
 
 
-def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
-    taken = {c for c in (treatment, outcome) if c}
-    unit, time, why = guess_panel(data, taken)
+def _panel_keys(data: _Data, d: dict, st: Starter, treatment: str | None, outcome: str) -> tuple:
+    """design.unit and design.time of a panel design, guessed from the data (TODO where they cannot be)."""
+    unit, time, why = guess_panel(data, {c for c in (treatment, outcome) if c})
     d["unit"] = unit or TODO
     d["time"] = time or TODO
     if unit and time:
         st.guessed.append(f"design.unit: {unit}, design.time: {time} ({why})")
-    elif time:
+    return unit, time
+
+
+def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    unit, time = _panel_keys(data, d, st, treatment, outcome)
+    taken = {c for c in (treatment, outcome) if c}
+    if time and not unit:
         st.guessed.append(f"design.time: {time} (named like a period); no column is unique per unit x {time}")
         # kielmc, injury: each row is another house or person, seen once (repeated cross-sections)
         st.notes.append(f"if each row is a different person or firm seen once (repeated cross-sections), give the "
@@ -865,12 +871,8 @@ def _did(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, o
 
 
 def _synth(data: _Data, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    unit, time = _panel_keys(data, d, st, treatment, outcome)
     taken = {c for c in (treatment, outcome) if c}
-    unit, time, why = guess_panel(data, taken)
-    d["unit"] = unit or TODO
-    d["time"] = time or TODO
-    if unit and time:
-        st.guessed.append(f"design.unit: {unit}, design.time: {time} ({why})")
     treated_unit, start = TODO, TODO
     if treatment:
         del spec["treatment"]
