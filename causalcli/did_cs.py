@@ -91,7 +91,9 @@ def _logit(Z: np.ndarray, D: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.
         if np.max(np.abs(step)) < 1e-12:
             break
     else:
-        raise EstimationError("the propensity-score logit did not converge in a group-time comparison")
+        raise EstimationError("the propensity-score logit did not converge in a group-time comparison: a covariate "
+                              "(nearly) separates a cohort from its controls; use options.method: reg (no propensity "
+                              "score) or fewer covariates", key="design.options.method")
     pr = _expit(Z @ beta)
     W = w * pr * (1 - pr)
     return pr, np.linalg.inv(Z.T @ (Z * W[:, None]))
@@ -138,7 +140,11 @@ def drdid_panel(dy: np.ndarray, D: np.ndarray, Z: np.ndarray, w: np.ndarray, met
     try:
         ps, Hinv = _logit(Z, Df, w)
     except np.linalg.LinAlgError:
-        raise EstimationError("the propensity-score logit is singular in a group-time comparison") from None
+        k, m = Z.shape[1], int(D.sum())
+        raise EstimationError(f"the propensity-score logit is singular in a group-time comparison ({k} columns with "
+                              f"the intercept, {m} units in the cohort): a covariate separates the cohort from its "
+                              "controls or there are too few units for the covariates; use options.method: reg "
+                              "(no propensity score) or fewer covariates", key="design.options.method") from None
     ps = np.minimum(ps, PS_CAP)
     trim = np.where(D, True, ps < PS_TRIM)
     w_t = trim * w * Df

@@ -835,3 +835,26 @@ def test_callaway_santanna_with_more_covariates_than_control_units_says_so(tmp_p
     assert err.value.key == "covariates"
     assert "(4 columns with the intercept, 3 control units)" in err.value.message
     assert "keep fewer covariates than control units" in err.value.message
+
+
+def test_callaway_santanna_with_a_separated_cohort_points_to_method_reg(tmp_path):
+    """A one-unit cohort with two covariates: its propensity logit separates (castle's 2006 and 2010 cohorts);
+    the message says what to use instead, and method: reg then estimates."""
+    rng = np.random.default_rng(4)
+    units, periods = 12, 5
+    unit = np.repeat(np.arange(units), periods)
+    time = np.tile(np.arange(1, periods + 1), units)
+    cohort = np.array([0] * 9 + [3, 4, 4])[unit]
+    frame = pd.DataFrame({"unit": unit, "time": time, "cohort": cohort, "y": rng.normal(size=unit.size)})
+    for j in range(2):
+        frame[f"x{j}"] = rng.normal(size=units)[unit]
+    path = tmp_path / "p.csv"
+    frame.to_csv(path, index=False)
+    spec = {"version": 1, "data": {"path": str(path)}, "outcome": "y", "covariates": ["x0", "x1"],
+            "design": {"method": "did", "unit": "unit", "time": "time", "cohort": "cohort",
+                       "estimator": "callaway_santanna"}, "refute": []}
+    with pytest.raises(EstimationError) as err:
+        run_study(spec)
+    assert err.value.key == "design.options.method" and "use options.method: reg" in err.value.message
+    spec["design"]["options"] = {"method": "reg"}
+    assert run_study(spec).estimate.value is not None
