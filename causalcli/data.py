@@ -68,11 +68,11 @@ class Table:
         cols = list(dict.fromkeys(columns))
         tests = []
         for c in cols:
-            q = _quote(c)
+            q = quote_identifier(c)
             tests.append(f"{q} IS NOT NULL")
             if self.types[c].upper() in ("DOUBLE", "FLOAT", "REAL"):
                 tests.append(f"NOT isnan({q})")
-        select = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote(c)}" if c in as_text else _quote(c) for c in cols)
+        select = ", ".join(f"CAST({quote_identifier(c)} AS VARCHAR) AS {quote_identifier(c)}" if c in as_text else quote_identifier(c) for c in cols)
         where = " AND ".join(tests) or "true"
         out = self.con.execute(f"SELECT {select} FROM {TABLE} WHERE {where}").fetchnumpy()
         arrays = {c: out[c] for c in cols}
@@ -87,7 +87,7 @@ class Table:
         cols = list(dict.fromkeys(columns))
         ok = []
         for c in cols:
-            q = _quote(c)
+            q = quote_identifier(c)
             nan = f" AND NOT isnan({q})" if self.types[c].upper() in ("DOUBLE", "FLOAT", "REAL") else ""
             ok.append(f"coalesce({q} IS NOT NULL{nan}, false)")
         counts = [f"count(*) FILTER (WHERE {' AND '.join([*ok[:i], 'NOT ' + ok[i]])})" for i in range(len(cols))]
@@ -99,7 +99,7 @@ class Table:
     def frame(self, columns: list[str]) -> tuple["pd.DataFrame", int]:
         """The given columns as pandas, rows with a missing value dropped; returns (frame, dropped)."""
         cols = list(dict.fromkeys(columns))
-        select = ", ".join(_quote(c) for c in cols)
+        select = ", ".join(quote_identifier(c) for c in cols)
         df = self.con.execute(f"SELECT {select} FROM {TABLE}").df()
         complete = df.notna().all(axis=1)
         dropped = int((~complete).sum())
@@ -108,7 +108,8 @@ class Table:
         return df, dropped
 
 
-def _quote(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """A column or table name as a DuckDB identifier (the one place that quotes them for new code)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -189,7 +190,7 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
         if renamed.count(new) > 1:  # DuckDB would rename one of them silently (name_1)
             raise DataError(f"renaming {old!r} to {new!r} gives two columns named {new!r}; choose another name",
                             file=display, key=f"data.columns.{old}", column=new)
-    select = ", ".join(f"{_quote(c)} AS {_quote(renames.get(c, c))}" for c in types)
+    select = ", ".join(f"{quote_identifier(c)} AS {quote_identifier(renames.get(c, c))}" for c in types)
 
     # From here on the filter runs: nothing outside this table can be read.
     con.execute("SET enable_external_access = false")
@@ -567,7 +568,7 @@ def require_columns(table: Table, roles: dict[str, tuple[str, str]], treated_val
         elif kind == "numeric":
             numeric_column(table, column, key)
         if kind == "binary":
-            q = _quote(column)
+            q = quote_identifier(column)
             bad = table.sql(
                 f"SELECT count(DISTINCT {q}), min(CAST({q} AS DOUBLE)), max(CAST({q} AS DOUBLE)), "
                 f"count(*) FILTER (WHERE CAST({q} AS DOUBLE) NOT IN (0, 1)) FROM {TABLE}"
@@ -588,7 +589,7 @@ def require_columns(table: Table, roles: dict[str, tuple[str, str]], treated_val
 def check_weights(table: Table, column: str) -> None:
     """Observation weights: a numeric column, finite, non-negative, not all zero."""
     require_columns(table, {column: ("weights", "numeric")})
-    q = _quote(column)
+    q = quote_identifier(column)
     negative, total = table.sql(f"SELECT count(*) FILTER (WHERE {q} < 0 OR isinf(CAST({q} AS DOUBLE))), "
                                 f"sum(CAST({q} AS DOUBLE)) FROM {TABLE}")[0]
     if negative:

@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
+from causalcli.data import quote_identifier as _quote
 from causalcli.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,10 +34,6 @@ FALSE_WORDS = {"false", "f", "no", "n", "off", "0", "0.0"}
 MISSING_TOKENS = {"na", "n/a", "nan", "null", "none", "-", ".", "?", "missing", "#n/a", "nil"}
 ROLE_NAMES = {"treatment": "treatment", "outcome": "outcome", "weights": "weights", "design.time": "time",
               "design.cohort": "cohort", "design.unit": "unit", "design.cluster": "cluster"}
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(text: str) -> str:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from causalcli.data import quote_identifier as q
 from causalcli.errors import DataError, SpecError
 from causalcli.placeholders import TODO
 CATEGORICAL_MAX_LEVELS = 50
@@ -103,8 +104,6 @@ def norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def show(v: Any) -> str:

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data import TABLE, MissingRows, _quote, require_columns, study_arrays, study_roles
+from causalcli.data import TABLE, MissingRows, require_columns, study_arrays, study_roles
+from causalcli.data import quote_identifier as _quote
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference import normal_estimate

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data import _quote, dropped_missing, require_columns
+from causalcli.data import dropped_missing, require_columns
+from causalcli.data import quote_identifier as _quote
 from causalcli.data_types import period_json, period_text
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
