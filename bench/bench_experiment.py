@@ -103,7 +103,7 @@ def in_memory_check(path: Path) -> float:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from causalcli.study import run_study
+    from causalcli.study.run import run_study
 
     sample = OUT / "experiment_sample.parquet"
     pq.write_table(pq.ParquetFile(path).read_row_groups([0]).slice(0, SAMPLE), sample)

@@ -54,8 +54,8 @@ def single_fit_seconds(spec: dict, repeat: int = 5) -> float:
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from causalcli.study import as_loaded, prepare_study
-    from causalcli.synth_panel import fit_unit
+    from causalcli.study.run import as_loaded, prepare_study
+    from causalcli.designs.synthetic_control.panel import fit_unit
 
     loaded = as_loaded(spec)
     prep = prepare_study(loaded)

@@ -18,7 +18,7 @@ from causalcli.errors import SpecError
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
 
-    from causalcli.spec import LoadedSpec
+    from causalcli.spec.loading import LoadedSpec
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``starter_spec(path, treatment, outcome, design)`` reads the file with DuckDB and returns the
 spec as a mapping and as YAML text whose comments say what was guessed and which columns were
 left out, and why. What it cannot guess it writes as the placeholder ``TODO``, which
-``validate`` refuses by key (``causalcli.spec``).
+``validate`` refuses by key (``causalcli.spec.loading``).
 
 Rules for covariates (and synthetic-control predictors), applied in column order:
 
@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from causalcli.data import quote_identifier as q
+from causalcli.data.table import quote_identifier as q
 from causalcli.errors import DataError, SpecError
-from causalcli.placeholders import TODO
+from causalcli.spec.placeholders import TODO
 CATEGORICAL_MAX_LEVELS = 50
 SAMPLE_ROWS = 100_000         # rows read into numpy for the rank and post-treatment checks
 MISSING_MAX_SHARE = 0.5
@@ -131,7 +131,7 @@ class _Data:
     def __init__(self, path: Path) -> None:
         import duckdb
 
-        from causalcli.data import read_file
+        from causalcli.data.table import read_file
 
         self.path = path
         self.con = duckdb.connect(":memory:")
@@ -278,7 +278,7 @@ def treated_level(data: _Data, treatment: str) -> tuple[str, Any] | None:
 def treated_of(levels: list[str]) -> tuple[str, str] | None:
     """(treated level, why) of two text levels: by the codings the data layer reads itself (yes/no, t/f,
     ...), else the one named like a treated arm, or the other of one named like a control arm; None if unclear."""
-    from causalcli.data_types import BINARY_CODES
+    from causalcli.data.types import BINARY_CODES
 
     lowered = [v.strip().lower() for v in levels]
     for control, treated in BINARY_CODES:
@@ -295,7 +295,7 @@ def treated_of(levels: list[str]) -> tuple[str, str] | None:
 
 def needs_treated_value(data: _Data, treatment: str) -> bool:
     """A two-valued text treatment the data layer cannot code by itself (not 0/1, yes/no, t/f, ...)."""
-    from causalcli.data_types import BINARY_CODES
+    from causalcli.data.types import BINARY_CODES
 
     if data.kind(treatment) != "text" or data.distinct[treatment] != 2:
         return False
@@ -410,7 +410,7 @@ TRANSFORM_WORDS = {"l", "ln", "log", "lg", "sq", "sqrt", "std", "z", "d", "diff"
 def _numbers_as_text(data: _Data, c: str) -> str | None:
     """Why a text column that mostly holds numbers (age with a '.' for missing, 6,825.50) is no covariate as it
     stands: as text it would be a category with a level per value; estimate refuses it as a covariate."""
-    from causalcli.data_types import number_advice
+    from causalcli.data.types import number_advice
 
     v = f"trim({q(c)})"
     # numbers with thousands separators, currency or percent signs count as numbers here (the advice says how)
@@ -655,17 +655,19 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
                  name: str | None = None, spec_dir: Path | None = None) -> Starter:
     """A starter spec for ``design`` on the data at ``path``; ``spec_dir``: the folder the spec will be saved in
     (``init -o``), which data.path is written relative to."""
-    from causalcli.designs import DESIGNS, get_design
+    from causalcli.designs import families, get_design
 
-    if design not in DESIGNS:
-        raise SpecError(f"--design {design}: unknown design; choose one of: {', '.join(DESIGNS)}")
+    designs = families()
+
+    if design not in designs:
+        raise SpecError(f"--design {design}: unknown design; choose one of: {', '.join(designs)}")
     design_obj = get_design(design)
     if str(path) == "-":
         raise DataError("init reads a data file, not stdin (it reads the data several times): save it to a file "
                         "first, then give that file", file="-")
     if not path.is_file():
         raise DataError("data file not found; check the path", file=str(path))
-    from causalcli.data import OTHER_FORMATS
+    from causalcli.data.table import OTHER_FORMATS
 
     kind = OTHER_FORMATS.get("".join(path.suffixes[-1:]).lower())
     if kind:  # read as CSV it would give a misleading error (a JSON file's 'duplicate column')
@@ -678,7 +680,7 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
     data = _Data(path)
     for role, col in (("treatment", treatment), ("outcome", outcome)):
         if col is not None and col not in data.types:
-            from causalcli.data import _suggest
+            from causalcli.data.table import _suggest
 
             raise DataError(f"--{role} {col}: no such column{_suggest(col, data.types)}; columns: "
                             f"{', '.join(data.types)}", file=str(path))

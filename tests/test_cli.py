@@ -268,8 +268,8 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(runner, sim_csv, write_sp
 
 
 def test_progress_reporter_counts_every_simulation(sim_csv, write_spec, monkeypatch):
-    from causalcli import progress
-    from causalcli.study import run_study
+    from causalcli.runtime import progress
+    from causalcli.study.run import run_study
 
     seen = []
 
@@ -309,11 +309,15 @@ def test_graph_file_errors(runner, sim_csv, write_spec, tmp_path):
     assert res.exit_code == 2 and "digraph" in res.stderr
 
 
-def test_design_not_built_is_refused(runner, sim_csv, write_spec, monkeypatch):
+def test_design_not_built_is_refused(runner, sim_csv, write_spec, request):
     from causalcli import designs
 
-    entry = designs.DesignEntry("dml", "test stand-in", "causalcli.designs.not_a_module:Nothing", "planned: later")
-    monkeypatch.setitem(designs.DESIGNS, "dml", entry)
+    from causalcli.designs.dml.spec import DmlDesign
+
+    entry = designs.Family("dml", "test stand-in", DmlDesign, "causalcli.designs.not_a_module:Nothing",
+                           planned="planned: later")
+    designs.register(entry)
+    request.addfinalizer(lambda: designs.unregister("dml"))
     spec = base_spec(sim_csv.name)
     spec["design"] = {"method": "dml"}
     res = invoke(runner, ["estimate", str(write_spec(spec)), "--format", "json"])

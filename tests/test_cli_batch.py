@@ -40,14 +40,14 @@ def batch(tmp_path, sim_csv) -> Path:
 @pytest.fixture
 def boom_inside_fit(monkeypatch):
     """The matching design's fit raises ZeroDivisionError for the study named 'boom' (a bug, not a user error)."""
-    from causalcli.designs.matching import MatchingDesign
+    from causalcli.designs.matching.design import MatchingDesign
 
     real_fit = MatchingDesign.fit
 
-    def fit(self, prepared, study, seed):
+    def fit(self, prepared, study, seed, jobs=None):
         if study.name == "boom":
             return 1 / 0
-        return real_fit(self, prepared, study, seed)
+        return real_fit(self, prepared, study, seed, jobs)
 
     monkeypatch.setattr(MatchingDesign, "fit", fit)
 
@@ -130,16 +130,16 @@ def test_head_takes_the_first_line_and_the_run_ends_quietly(batch):
 @pytest.fixture
 def no_estimation(monkeypatch):
     """Records every run_study call: a refused output must come before any."""
-    import causalcli.study
+    import causalcli.study.run
 
     calls = []
-    real = causalcli.study.run_study
+    real = causalcli.study.run.run_study
 
     def run_study(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(causalcli.study, "run_study", run_study)
+    monkeypatch.setattr(causalcli.study.run, "run_study", run_study)
     return calls
 
 
@@ -201,7 +201,7 @@ def test_writable_outputs_leave_no_trace_of_the_check(runner, sim_spec, tmp_path
 
 
 def test_write_atomic_needs_the_folder_and_leaves_no_partial_file(tmp_path):
-    from causalcli.atomic import write_atomic
+    from causalcli.runtime.atomic import write_atomic
     from causalcli.errors import SpecError
 
     with pytest.raises(SpecError, match=r"--report .*/missing/r.html: cannot write"):
@@ -286,9 +286,10 @@ def filter_data(tmp_path) -> Path:
 
 
 def _filter_error(folder: Path, text: str) -> str:
-    from causalcli.data import load_table
+    from causalcli.data.table import load_table
     from causalcli.errors import SpecError
-    from causalcli.spec import SpecSource, load_spec
+    from causalcli.spec.loading import SpecSource
+    from causalcli.study import load_spec
 
     spec = base_spec("d.csv", data={"path": "d.csv", "filter": text, "columns": {"x1": "score"}})
     loaded = load_spec(SpecSource(str(folder / "s.yaml"), yaml.safe_dump(spec), folder))
@@ -358,7 +359,7 @@ def test_validate_names_the_set_and_survives_an_internal_error(runner, sim_spec,
     res = invoke(runner, ["validate", str(sim_spec), "--set", "outcome=nosuch"])
     assert res.exit_code == 3 and "--set outcome=nosuch: column 'nosuch' not found" in _error_line(res)
 
-    from causalcli.designs.matching import MatchingDesign
+    from causalcli.designs.matching.design import MatchingDesign
 
     def boom(self, *args, **kwargs):
         raise ZeroDivisionError("division by zero")

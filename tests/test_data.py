@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.data import design_matrix, load_table, require_columns
+from causalcli.data.table import design_matrix, load_table, require_columns
 from causalcli.errors import DataError, SpecError
-from causalcli.spec import SpecSource, load_spec
+from causalcli.spec.loading import SpecSource
+from causalcli.study import load_spec
 from tests.conftest import base_spec, simulate
 
 
@@ -132,7 +133,7 @@ def test_arrays_match_frame_and_drop_missing_in_duckdb(tmp_path):
 
 
 def test_weights_column_checks(tmp_path):
-    from causalcli.data import check_weights
+    from causalcli.data.table import check_weights
 
     df = simulate(30)
     df["w_ok"] = 1.5
@@ -191,7 +192,7 @@ def test_categorical_level_in_one_arm_only_exits_3_naming_the_level(runner, tmp_
 
 
 def test_single_arm_levels_include_the_reference_level():
-    from causalcli.propensity import balance_matrix, single_arm_levels
+    from causalcli.models.propensity import balance_matrix, single_arm_levels
 
     region = np.array(["a", "a", "b", "b", "c", "c", "c"])
     t = np.array([0, 0, 1, 0, 1, 1, 0], dtype=bool)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from causalcli.errors import EstimationError
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 from tests.conftest import invoke, run_json
 
 REF = Path(__file__).resolve().parent / "reference" / "did"
@@ -480,7 +480,7 @@ def test_refuters_permute_units_and_are_deterministic_across_jobs(runner, tmp_pa
 
 
 def test_placebo_permutes_whole_units():
-    from causalcli.designs.did import DidDesign
+    from causalcli.designs.did.design import DidDesign
 
     calls = []
 
@@ -614,7 +614,7 @@ def test_stdlib_distributions_match_scipy():
     """did_dist avoids importing scipy (0.4-1 s); lgamma cancellation limits it to ~1e-10 at df = 1e5."""
     from scipy import stats
 
-    from causalcli.did_dist import chi2_sf, f_sf, t_quantile, t_two_sided
+    from causalcli.inference.distributions import chi2_sf, f_sf, t_quantile, t_two_sided
 
     for df in (1, 3, 29, 499, 99_999):
         for t in (0.01, 1.0, 1.96, 4.0, 10.0):
@@ -671,7 +671,7 @@ def _fast_panel(units: int, periods: int, rng: np.random.Generator, rho_noise: f
 
 def test_crv1_twfe_interval_covers_at_its_nominal_rate():
     """400 panels with AR(1) errors: the 95% CRV1 t(G-1) interval covers the true 1.0 (binomial SE 1.1 points)."""
-    from causalcli.did_fe import ols_crv1, t_estimate
+    from causalcli.models.fixed_effects import ols_crv1, t_estimate
 
     rng = np.random.default_rng(2024)
     hits, draws = 0, 400
@@ -685,7 +685,7 @@ def test_crv1_twfe_interval_covers_at_its_nominal_rate():
 
 def test_callaway_santanna_analytic_interval_covers_at_its_nominal_rate():
     """300 panels: the 95% interval of the simple ATT (truth 1.0) covers at about 95%."""
-    from causalcli.did_cs import aggregate, group_time, se_of
+    from causalcli.designs.did.callaway_santanna import aggregate, group_time, se_of
 
     rng = np.random.default_rng(7)
     hits, draws = 0, 300
@@ -718,7 +718,7 @@ def test_absorbed_or_collinear_covariates_are_exit_4(runner, tmp_path, write_spe
 def test_group_time_closed_form_without_covariates_equals_the_2x2_estimators(control, method):
     """Without covariates ATT(g,t) and its influence function have a closed form; the per-cell DRDID
     estimators must give the same numbers (weighted units, staggered cohorts, never-treated units)."""
-    from causalcli.did_cs import group_time
+    from causalcli.designs.did.callaway_santanna import group_time
 
     rng = np.random.default_rng(0)
     N, T = 3000, 8

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 from tests.conftest import invoke
 from tests.test_did import COEF_TOL, SE_RTOL
 

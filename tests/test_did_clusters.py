@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 from tests.conftest import run_json
 
 REF = Path(__file__).resolve().parent / "reference" / "did"
@@ -107,8 +107,8 @@ def test_mississippi_banks_1929_1934_every_null_has_its_reason(tmp_path, design)
 
 def test_refuter_z_is_not_computed_on_a_near_zero_standard_error():
     """A 4e-15 SE against an estimate of 20.5 (the issue's Mississippi TWFE) is rounding noise: passed null."""
-    from causalcli.inference import SE_RELATIVE_TOLERANCE, unusable_se_reason
-    from causalcli.refuters import summarise
+    from causalcli.inference.estimate import SE_RELATIVE_TOLERANCE, unusable_se_reason
+    from causalcli.checks.refutation import summarise
     from causalcli.result import Estimate
 
     est = Estimate(20.5, 4e-15, 20.5, 20.5, 0.95, 1e-30, "crv1_fixest")
@@ -124,8 +124,8 @@ def test_refuter_z_is_not_computed_on_a_near_zero_standard_error():
 
 
 def test_no_residual_degrees_of_freedom_and_one_cluster_give_reasons():
-    from causalcli.did_clusters import no_inference_reason
-    from causalcli.did_fe import ols_crv1
+    from causalcli.designs.did.clusters import no_inference_reason
+    from causalcli.models.fixed_effects import ols_crv1
 
     assert "no residual degrees of freedom: 4 observations for 4 parameters" in no_inference_reason(10, 4, 4)
     assert no_inference_reason(43, 100, 10) is None
@@ -196,7 +196,7 @@ def test_organ_donations_wild_bootstrap_equals_wildboottest_on_the_same_draws(tm
     directly), every |t*| and the p-value agree to 1e-10; the run's own draws agree within Monte Carlo error."""
     from wildboottest.wildboottest import WildboottestCL
 
-    from causalcli.did_wild import wcr_test
+    from causalcli.inference.wild import wcr_test
 
     df = _organ_frame()
     codes = pd.factorize(df.State, sort=True)[0]
@@ -243,7 +243,7 @@ def test_wild_bootstrap_with_fixed_effects_equals_the_dummy_regression():
     dummies (what wildboottest/pyfixest run), draw by draw, with and without weights: the period effects are not
     nested in the clusters, so each draw's residuals are re-projected (without that, organ donations gave p =
     0.21 instead of 0.45)."""
-    from causalcli.did_wild import bootstrap_weights, wcr_test
+    from causalcli.inference.wild import bootstrap_weights, wcr_test
 
     df = _organ_frame()
     sid = pd.factorize(df.State, sort=True)[0]
@@ -289,7 +289,7 @@ def test_webb_weights_equal_wildboottest_on_its_draws_and_enumeration_matches_it
     wildboottest's 99,999-draw Monte Carlo p lies within 4 of its sd (sqrt(p(1-p)/99,999) <= 0.0016)."""
     from wildboottest.wildboottest import WildboottestCL
 
-    from causalcli.did_wild import WEBB_POINTS, bootstrap_weights, wcr_test
+    from causalcli.inference.wild import WEBB_POINTS, bootstrap_weights, wcr_test
 
     unit, time, cluster, g, d, y = _small_panel(5, 2, seed=4, effect=0.8, units_per_cluster=3)
     tr = (g[unit] >= 0).astype(float)
@@ -378,11 +378,11 @@ def _coverage(reps: int, treated: int, seed: int) -> dict[str, float]:
     """Share of simulated 6-cluster panels (one unit per cluster, true effect 0) whose 95% test does not reject
     the truth, for CRV1 t(G-1), the wild bootstrap (Rademacher, Webb; both enumerated) and randomization
     inference over units."""
-    from causalcli.design_specs.did import DidOptions
-    from causalcli.designs.did import DidDesign, PanelData
-    from causalcli.did_clusters import randomization_inference
-    from causalcli.did_fe import ols_crv1, t_estimate
-    from causalcli.did_wild import wcr_test
+    from causalcli.designs.did.spec import DidOptions
+    from causalcli.designs.did.design import DidDesign, PanelData
+    from causalcli.designs.did.clusters import randomization_inference
+    from causalcli.models.fixed_effects import ols_crv1, t_estimate
+    from causalcli.inference.wild import wcr_test
 
     design = DidDesign()
     hold = {"crv1": 0, "wild_rademacher": 0, "wild_webb": 0, "randomization": 0}

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.did_honest import (RelativeMagnitudes, _levels, dual_vertices, identified_set,
+from causalcli.designs.did.honest import (RelativeMagnitudes, _levels, dual_vertices, identified_set,
                                   relative_magnitude_sets)
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 
 REF = Path(__file__).resolve().parent / "reference" / "did"
 Z975 = 1.959963984540054

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.did_honest import (LF_SIMS_LP, LP_BUDGET, MAX_SUPPORTED_POST, RelativeMagnitudes, _BatchLP, _Budget,
+from causalcli.designs.did.honest import (LF_SIMS_LP, LP_BUDGET, MAX_SUPPORTED_POST, RelativeMagnitudes, _BatchLP, _Budget,
                                   relative_magnitude_sets)
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 from tests.test_did_honest import _random_case
 
 Z975 = 1.959963984540054

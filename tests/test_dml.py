@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 from tests.conftest import invoke, run_json
 
 SEGMENT_EFFECTS = {"a": 1.0, "b": 2.0, "c": 3.0}
@@ -141,7 +141,7 @@ def test_final_stage_by_hand_matches_econml_hc1():
     from econml.dml import LinearDML
     from sklearn.linear_model import LinearRegression, LogisticRegression
 
-    from causalcli.designs.dml import final_ols, fold_ids, splits
+    from causalcli.designs.dml.design import final_ols, fold_ids, splits
 
     df, _ = simulate_dml(1500, seed=2, heterogeneous=True)
     W = df[["x0", "x1", "x2", "x3"]].to_numpy()
@@ -169,7 +169,7 @@ def test_agrees_with_doubleml_plr_on_the_same_folds(csv, binary):
     import doubleml as dml
     from sklearn.linear_model import LinearRegression, LogisticRegression
 
-    from causalcli.designs.dml import fold_ids, splits
+    from causalcli.designs.dml.design import fold_ids, splits
 
     df, _ = simulate_dml(2000, seed=11, binary=binary)
     res = run_study(dml_spec(csv(df)))
@@ -193,7 +193,7 @@ def test_gbm_agrees_with_doubleml_irm_within_standard_errors(csv):
     import doubleml as dml
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    from causalcli.designs.dml import fold_ids, splits
+    from causalcli.designs.dml.design import fold_ids, splits
 
     df, _ = simulate_dml(3000, seed=13, nonlinear=True)
     e = run_study(dml_spec(csv(df), learner="gbm")).estimate
@@ -276,7 +276,7 @@ def test_causal_forest_cate_distribution_and_effect_modifiers(csv):
 def test_refuter_points_reuse_the_fit(csv):
     """With nothing changed, the refuters' recomputation gives the reported estimate back."""
     from causalcli.designs import get_design
-    from causalcli.study import as_loaded, prepare_study
+    from causalcli.study.run import as_loaded, prepare_study
 
     df, _ = simulate_dml(1500, seed=41, heterogeneous=True)
     for model, estimand in (("linear", "att"), ("forest", "ate")):
@@ -373,7 +373,7 @@ def test_ate_and_segment_intervals_cover_at_their_nominal_rate():
     Calls the design's estimator directly on each draw (no files). The bounds 0.91-0.99 are
     about three binomial SEs around 0.95.
     """
-    from causalcli.designs.dml import DmlDesign, DmlData
+    from causalcli.designs.dml.design import DmlDesign, DmlData
 
     draws, hits_ate, hits_seg, seg_total = 200, 0, 0, 0
     design = DmlDesign()

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.experiment_analysis import Comparison, absolute, adjust, relative_delta
-from causalcli.experiment_stats import Moments
-from causalcli.study import run_study
+from causalcli.designs.experiment.analysis import Comparison, absolute, adjust, relative_delta
+from causalcli.designs.experiment.stats import Moments
+from causalcli.study.run import run_study
 from tests.conftest import invoke, run_json
 
 PEER_RTOL = 1e-6
@@ -242,8 +242,8 @@ def test_sums_are_exact_and_thread_order_independent(tmp_path):
 
     import duckdb
 
-    from causalcli.data import Table
-    from causalcli.experiment_stats import compute_statistics
+    from causalcli.data.table import Table
+    from causalcli.designs.experiment.stats import compute_statistics
 
     rng = np.random.default_rng(0)
     n = 300_000
@@ -448,7 +448,7 @@ def test_headline_arm_is_the_first_treatment_arm_in_the_data(tmp_path, head):
 
 def _aa_rates(draws: int, n: int, seed: int) -> dict[str, float]:
     """A/A experiments from per-arm moments of simulated skewed data: rejection rates at 5%."""
-    from causalcli.experiment_analysis import MetricShape, compare
+    from causalcli.designs.experiment.analysis import MetricShape, compare
 
     rng = np.random.default_rng(seed)
     shapes = {
@@ -539,8 +539,8 @@ def test_experiment_needs_no_outcome_covariates_or_graph(users_csv):
 
 def test_data_is_a_view_and_the_filter_cannot_read_other_files(tmp_path, runner, write_spec):
     """The experiment reads the file through a view (no copy); the spec's filter still reads nothing else."""
-    from causalcli.data import load_table
-    from causalcli.study import as_loaded
+    from causalcli.data.table import load_table
+    from causalcli.study.run import as_loaded
 
     df = users(2000, seed=8)
     path = tmp_path / "u.parquet"
@@ -599,7 +599,7 @@ def test_integer_metrics_are_summed_exactly(tmp_path):
 
 def test_srm_false_alarm_rate_under_fair_randomisation():
     """Binomial arm sizes of fair 50/50 experiments: the SRM p-value is uniform, P(p < 0.05) ~ 5%."""
-    from causalcli.experiment_analysis import srm
+    from causalcli.designs.experiment.analysis import srm
 
     rng = np.random.default_rng(77)
     draws = 4000
@@ -632,7 +632,7 @@ def test_aa_false_positive_rate_through_the_whole_pipeline(tmp_path):
 
 def test_intervals_cover_a_known_effect_at_their_nominal_rate():
     """A true lift of 0.3 on a skewed metric: 95% Welch and CUPED intervals cover it ~95% (SE 0.49 points)."""
-    from causalcli.experiment_analysis import MetricShape, compare
+    from causalcli.designs.experiment.analysis import MetricShape, compare
 
     rng = np.random.default_rng(31)
     shapes = [MetricShape("m", "y", None, (), "mean", "none"),

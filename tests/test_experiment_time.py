@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from causalcli.errors import DataError, SpecError
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 from tests.conftest import run_json
 
 EXACT = 1e-12

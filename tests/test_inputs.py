@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from causalcli.errors import DataError, SpecError
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 from tests.conftest import base_spec, invoke, run_json, simulate
 from tests.test_did import simulate_panel
 
@@ -332,8 +332,8 @@ def test_did_on_date_time_equals_integer_time_and_labels_are_dates(panels, case)
 
 def test_timestamps_are_cut_to_days_in_data_timezone(tmp_path):
     """23:30 UTC is the same day in New York and the next day in Tokyo."""
-    from causalcli.data import load_table, require_columns
-    from causalcli.study import as_loaded
+    from causalcli.data.table import load_table, require_columns
+    from causalcli.study.run import as_loaded
 
     stamps = pd.to_datetime(["2011-07-01T23:30:00Z", "2011-07-02T10:00:00Z", "2011-07-03T01:00:00Z"])
     _save(pd.DataFrame({"ts": stamps, "naive": stamps.tz_localize(None), "y": [1.0, 2.0, 3.0]}),

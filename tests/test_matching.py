@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 from tests.conftest import SPECS, simulate
 
 EXPERIMENTAL_BENCHMARK = 1794.34
@@ -68,7 +68,7 @@ def test_a_narrower_caliper_drops_the_treated_units_with_no_control_within_it():
     """One neighbour, caliper 0.001: a treated unit is dropped exactly when no control's logit score lies
     within 0.001 population SDs of the score (of all units) of its own; counted independently here on
     the propensity fit (pinned to R's glm in tests/reference/matching)."""
-    from causalcli.propensity import fit_logit
+    from causalcli.models.propensity import fit_logit
 
     df = pd.read_parquet(SPECS / "data" / "nsw_cps.parquet")
     t = df["treat"].to_numpy() == 1
@@ -103,8 +103,8 @@ def test_simulated_known_effect_recovered():
 
 def test_abadie_imbens_interval_covers_at_its_nominal_rate():
     """Coverage of the 95% interval over 300 simulated studies (binomial SE of the rate: 1.3 points)."""
-    from causalcli.designs.nearest import match_att
-    from causalcli.propensity import fit_logit
+    from causalcli.designs.matching.nearest import match_att
+    from causalcli.models.propensity import fit_logit
 
     hits = 0
     draws = 300
@@ -129,7 +129,7 @@ def test_dowhy_agrees_given_the_same_propensity_scores():
     tied scores: causalcli (as R's Match) averages all tied controls, DoWhy takes
     one of them. On the NSW experimental sample (no ties that matter) they agree.
     """
-    from causalcli.propensity import fit_logit
+    from causalcli.models.propensity import fit_logit
     from tests.peers.dowhy_peer import dowhy_psm_att
 
     df = pd.read_csv(SPECS / "data" / "nsw_experimental.csv")
@@ -252,7 +252,7 @@ def test_rosenbaum_gamma_in_plain_words_on_pairs_with_a_known_answer(tmp_path):
     Gamma is where the bound crosses alpha."""
     from scipy import stats
 
-    from causalcli.sensitivity import rosenbaum_pvalue
+    from causalcli.checks.sensitivity import rosenbaum_pvalue
 
     d = np.round(np.random.default_rng(8).normal(0.5, 1.0, 150), 2)
     res, d = _paired_study(tmp_path, d)
@@ -337,7 +337,7 @@ def test_rosenbaum_bound_at_gamma_1_is_the_wilcoxon_signed_rank_test():
     reported breakdown Gamma."""
     from scipy import stats
 
-    from causalcli.sensitivity import rosenbaum_bounds, rosenbaum_pvalue
+    from causalcli.checks.sensitivity import rosenbaum_bounds, rosenbaum_pvalue
 
     rng = np.random.default_rng(3)
     d = np.round(rng.normal(0.25, 1.0, 300), 1)  # rounding makes ties and zeros, as real outcomes have
@@ -456,8 +456,8 @@ def test_interval_covers_for_every_estimand(estimand, bias):
     The score is estimated but the SE treats it as known (as Match does): for the ATE that is
     conservative (Abadie and Imbens 2016), so the upper bound is 1.
     """
-    from causalcli.designs.nearest import match
-    from causalcli.propensity import fit_logit
+    from causalcli.designs.matching.nearest import match
+    from causalcli.models.propensity import fit_logit
 
     hits = 0
     draws = 200
@@ -498,9 +498,9 @@ def test_abadie_imbens_2016_adjusted_se_tracks_the_sampling_sd_for_the_ate():
     """
     import math
 
-    from causalcli.designs.nearest import match
-    from causalcli.matching_ai2016 import ai2016_ate_variance_reduction
-    from causalcli.propensity import fit_logit
+    from causalcli.designs.matching.nearest import match
+    from causalcli.inference.abadie_imbens import ai2016_ate_variance_reduction
+    from causalcli.models.propensity import fit_logit
 
     est, adj, hits = [], [], 0
     for s in range(200):
@@ -571,7 +571,7 @@ def _exact_rosenbaum_upper_p(d: np.ndarray, gamma: float) -> float:
 @pytest.mark.parametrize("gamma", [1.0, 1.3, 1.6, 2.0])
 def test_rosenbaum_normal_bound_agrees_with_the_exact_bound(gamma):
     """For Gamma > 1 too: the normal approximation is within 0.01 of the exact bound on 120 untied pairs."""
-    from causalcli.sensitivity import rosenbaum_pvalue
+    from causalcli.checks.sensitivity import rosenbaum_pvalue
 
     rng = np.random.default_rng(11)
     d = rng.normal(0.35, 1.0, 120)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from causalcli.designs.nearest import match
-from causalcli.matching_ai2016 import ai2016_ate_variance_reduction, ai2016_att_terms
-from causalcli.propensity import fit_logit
+from causalcli.designs.matching.nearest import match
+from causalcli.inference.abadie_imbens import ai2016_ate_variance_reduction, ai2016_att_terms
+from causalcli.models.propensity import fit_logit
 
 THETA = np.array([-0.3, 0.8, -0.5])
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 
 REF = Path(__file__).parent / "reference" / "matching"
 SIM = pd.read_csv(REF / "noreplace_sim.csv")
@@ -53,8 +53,8 @@ def test_fixture_is_tie_free_and_match_computes_no_ai_se_without_replacement():
 @pytest.mark.parametrize("r", CASES, ids=_id)
 def test_without_replacement_equals_r_match(r):
     """Matches, estimate, AI SE (R's convention: dropped units counted) and se.standard equal R's."""
-    from causalcli.designs.nearest import mahalanobis_coordinates, match
-    from causalcli.propensity import fit_logit
+    from causalcli.designs.matching.nearest import mahalanobis_coordinates, match
+    from causalcli.models.propensity import fit_logit
 
     X = SIM[COVS].to_numpy(float)
     t = SIM["treat"].to_numpy().astype(bool)
@@ -106,7 +106,7 @@ def test_whole_study_without_replacement_equals_r_match(r):
 def test_ties_are_broken_by_data_order_and_warned(tmp_path):
     """Two controls equidistant from the first treated unit: the earlier row is its match, the
     later one goes to the next treated unit, and the study warns that R would randomise."""
-    from causalcli.designs.nearest import match
+    from causalcli.designs.matching.nearest import match
 
     score = np.array([0.0, 1.0, -1.0, 0.05, 5.0, 6.0])
     t = np.array([1, 0, 0, 1, 0, 0], dtype=bool)
@@ -131,7 +131,7 @@ def test_ties_are_broken_by_data_order_and_warned(tmp_path):
 
 def test_running_out_of_controls_drops_the_last_units_in_data_order():
     """More treated than controls: the first treated units (data order) get the controls."""
-    from causalcli.designs.nearest import match
+    from causalcli.designs.matching.nearest import match
 
     rng = np.random.default_rng(2)
     score = rng.normal(size=30)

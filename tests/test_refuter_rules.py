@@ -1,4 +1,4 @@
-"""One truth per rule: each refuter's pass rule lives in causalcli.refuters.RULES; `methods`, the docs and the
+"""One truth per rule: each refuter's pass rule lives in causalcli.checks.refutation.RULES; `methods`, the docs and the
 summaries all say and apply that rule."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from causalcli.refuters import RULES, permutation_verdict, summarise
+from causalcli.checks.refutation import RULES, permutation_verdict, summarise
 from causalcli.result import Estimate
-from causalcli.spec import REFUTERS
+from causalcli.spec.models import REFUTERS
 from tests.conftest import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_permutation_verdict(k, extreme, alpha, passed):
 def test_placebo_treatment_and_placebo_in_time_apply_the_same_rule():
     """Ten placebos, none as large as the estimate: p = 1/11 > 0.05 for both refuters, not judged by both
     (the synthetic control design used to pass it, as Brexit's did at p = 0.091); with nineteen, both pass."""
-    from causalcli.synth_refute import summarise as synth_summarise
+    from causalcli.designs.synthetic_control.refute import summarise as synth_summarise
 
     for k, expected in ((10, None), (19, True)):
         sims = np.zeros(k)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.refuters import summarise
+from causalcli.checks.refutation import summarise
 from causalcli.result import Estimate
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 
 EST = Estimate(10.0, 2.0, 6.08, 13.92, 0.95, 0.0, "abadie_imbens")
 

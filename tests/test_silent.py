@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.study import run_study
+from causalcli.study.run import run_study
 from tests.conftest import base_spec, invoke, simulate
 
 
@@ -217,7 +217,7 @@ def test_dml_refuses_one_treated_unit_naming_the_arm(tmp_path):
 
 
 def test_distinct_permutations_are_every_other_arrangement_once():
-    from causalcli.refuters import distinct_permutations
+    from causalcli.checks.refutation import distinct_permutations
 
     t = np.array([1, 0, 0, 1, 0, 2])
     out = distinct_permutations(t, 100)
@@ -233,7 +233,7 @@ def test_placebo_treatment_on_a_tiny_sample_enumerates_and_gives_the_exact_p(tmp
     """8 units, 3 treated: C(8, 3) = 56 assignments, 55 besides the real one, fewer than 100 simulations.
     The p-value is the exact randomisation p, recomputed here over every assignment."""
     from causalcli.designs import get_design
-    from causalcli.study import prepare_study, as_loaded
+    from causalcli.study.run import prepare_study, as_loaded
 
     rng = np.random.default_rng(5)
     df = pd.DataFrame({"t": [1, 1, 1, 0, 0, 0, 0, 0], "x1": rng.normal(size=8)})
@@ -279,8 +279,8 @@ def test_placebo_in_time_with_three_possible_starts_runs_each_once(tmp_path):
     assert r.simulations == 3
     assert "only 3 distinct fake starts" in r.detail and "steps of 1/4" in r.detail
     from causalcli.designs import get_design
-    from causalcli.study import as_loaded, prepare_study
-    from causalcli.synth_refute import placebo_in_time_at
+    from causalcli.study.run import as_loaded, prepare_study
+    from causalcli.designs.synthetic_control.refute import placebo_in_time_at
 
     loaded = as_loaded(spec)
     prep = prepare_study(loaded)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from causalcli.errors import SpecError
-from causalcli.spec import SpecSource, json_schema, load_spec
+from causalcli.spec.loading import SpecSource
+from causalcli.study import json_schema, load_spec
 
 BASE = """version: 1
 data: {path: d.csv}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from causalcli.study import as_loaded, prepare_study, run_study
+from causalcli.study.run import as_loaded, prepare_study, run_study
 from tests.conftest import invoke, run_json
 
 REF = Path(__file__).resolve().parent / "reference" / "synth"
@@ -44,7 +44,7 @@ def prepared(name: str, **options):
 
 
 def published_loss(d, weights: dict[str, float]) -> tuple[float, np.ndarray]:
-    from causalcli.synth_panel import optimize_mask
+    from causalcli.designs.synthetic_control.panel import optimize_mask
 
     w = np.array([weights.get(u, 0.0) for u in d.units[1:]])
     w = w / w.sum()
@@ -65,7 +65,7 @@ def test_simplex_qp_is_exact_against_kkt_and_slsqp():
     """The active-set solution satisfies the KKT conditions and is no worse than SLSQP's."""
     from scipy.optimize import minimize
 
-    from causalcli.synth_core import simplex_ls
+    from causalcli.models.synthetic_weights import simplex_ls
 
     rng = np.random.default_rng(3)
     for trial in range(30):
@@ -87,7 +87,7 @@ def test_simplex_qp_is_exact_against_kkt_and_slsqp():
 
 
 def test_outer_gradient_matches_finite_differences():
-    from causalcli.synth_core import _loss_and_grad_softmax
+    from causalcli.models.synthetic_weights import _loss_and_grad_softmax
 
     rng = np.random.default_rng(5)
     k, J, T0 = 5, 12, 15
@@ -256,7 +256,7 @@ def test_fit_no_worse_than_pysyncon_fixture():
     """Pre-period loss no higher than pysyncon's Synth on the same data (committed fixture)."""
     fixture = json.loads((REF / "pysyncon_fits.json").read_text())["fits"]
     for name in ("prop99", "basque", "germany"):
-        from causalcli.synth_panel import fit_unit
+        from causalcli.designs.synthetic_control.panel import fit_unit
 
         d = prepared(name)
         ours = fit_unit(d, 0, np.arange(1, len(d.units))).loss_v
@@ -268,7 +268,7 @@ def test_fit_no_worse_than_pysyncon_live():
     """pysyncon 1.x fitted live on the Basque study (its smallest), same predictors and windows."""
     import importlib.util
 
-    from causalcli.synth_panel import fit_unit
+    from causalcli.designs.synthetic_control.panel import fit_unit
 
     spec = importlib.util.spec_from_file_location("mk", REF / "make_pysyncon_fixture.py")
     mk = importlib.util.module_from_spec(spec)
@@ -323,7 +323,7 @@ def factor_spec(path, start: int = 2020, **options) -> dict:
 
 def prepared_fit(spec: dict):
     """The prepared SynthData of a spec and the treated unit's fit, as the design's ``fit`` makes them."""
-    from causalcli.synth_panel import fit_unit
+    from causalcli.designs.synthetic_control.panel import fit_unit
 
     loaded = as_loaded(spec)
     p = prepare_study(loaded)
@@ -343,7 +343,7 @@ def test_conformal_interval_endpoints_sit_at_the_alpha_boundary(tmp_path, augmen
     """
     import pandas as pd
 
-    from causalcli.synth_conformal import conformal_intervals, mean_effect_pvalue, period_pvalue
+    from causalcli.designs.synthetic_control.conformal import conformal_intervals, mean_effect_pvalue, period_pvalue
 
     pd.DataFrame(factor_panel(4, effect=2.0)).to_csv(tmp_path / "p.csv", index=False)
     opts = {"augmented": augmented} if augmented else {}
@@ -420,7 +420,7 @@ def stationary_factor_panel(seed: int, effect: float, units: int = 20, periods: 
 def conformal_coverage(tmp_path, reps: int, effect: float = 3.0, off: float = 4.0) -> tuple[float, float, float]:
     """Share of simulated panels whose mean-effect interval covers the truth, covers truth +/- ``off``,
     and the mean width (equal V on ten pre-period outcomes: the ADH fit without nesting, to be quick)."""
-    from causalcli.synth_conformal import conformal_intervals
+    from causalcli.designs.synthetic_control.conformal import conformal_intervals
 
     cover = shifted = 0
     widths = []
@@ -655,7 +655,7 @@ def test_augmented_ridge_recovers_a_known_effect(tmp_path):
 
 def test_augmented_weights_equal_the_closed_form():
     """w_aug = w_scm + Xc (Xc'Xc + lam I)^-1 (x1c - Xc'w_scm), checked against a direct solve."""
-    from causalcli.synth_augmented import fit_ridge_ascm
+    from causalcli.designs.synthetic_control.augmented import fit_ridge_ascm
 
     rng = np.random.default_rng(9)
     Y0 = rng.normal(size=(12, 8)).cumsum(axis=0)
@@ -677,7 +677,7 @@ def test_plots_draw_from_the_result_alone(prop99):
 
 def test_conformal_moving_block_pvalue_by_hand():
     """p = share of the T cyclic shifts whose post-window sum of |u| is at least the observed one."""
-    from causalcli.synth_conformal import _pvalue
+    from causalcli.designs.synthetic_control.conformal import _pvalue
 
     u = np.array([0.1, -0.2, 0.3, 0.0, 5.0, -4.0])  # two post-periods carry the largest residuals
     assert _pvalue(u, 2) == pytest.approx(1 / 6)
@@ -708,8 +708,8 @@ def test_fixed_v_options_solve_w_once_exactly(v):
     """v: equal / regression fix V (R Synth's regression V: diag(B B') of outcomes on predictors) and solve W."""
     from scipy.optimize import minimize
 
-    from causalcli.synth_core import regression_v, scale_predictors
-    from causalcli.synth_panel import fit_unit, optimize_mask, predictor_matrix
+    from causalcli.models.synthetic_weights import regression_v, scale_predictors
+    from causalcli.designs.synthetic_control.panel import fit_unit, optimize_mask, predictor_matrix
 
     d = prepared("prop99", v=v)
     f = fit_unit(d, 0, np.arange(1, len(d.units)))

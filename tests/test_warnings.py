@@ -23,7 +23,7 @@ def test_a_numpy_warning_inside_a_causalcli_module_is_an_error():
 def test_a_separating_propensity_logit_in_callaway_santanna_fails_cleanly_without_overflow():
     """One treated unit with the largest value of a covariate (a refuter's random covariate can do this):
     the logit separates; the group-time comparison is an EstimationError, with no overflow warning."""
-    from causalcli.did_cs import drdid_panel
+    from causalcli.designs.did.callaway_santanna import drdid_panel
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=27)

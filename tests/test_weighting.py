@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.designs.weighting import aipw, fit_outcome, fit_propensity, ipw
-from causalcli.study import run_study
+from causalcli.designs.weighting.design import aipw, fit_outcome, fit_propensity, ipw
+from causalcli.study.run import run_study
 from tests.conftest import SPECS, invoke, simulate
 
 HERE = Path(__file__).resolve().parent / "reference" / "weighting"
@@ -105,7 +105,7 @@ def _stacked_sandwich_se(X, t, y, estimand):
     Parameters (beta, mu1, mu0); estimating functions: the logistic score and
     the two weighted-mean equations. V = A^-1 B A^-T / n.
     """
-    from causalcli.propensity import fit_logit
+    from causalcli.models.propensity import fit_logit
 
     Z = np.column_stack([np.ones(len(t)), X])
     beta = fit_logit(X, t.astype(float)).coef
@@ -449,7 +449,7 @@ def test_refuters_run_and_json_is_reproducible(runner, write_spec):
 def test_e_value_reproduces_vanderweele_ding_published_example():
     """VanderWeele and Ding (2017), Ann Intern Med: smoking and lung cancer, RR 10.73 (CI lower 8.02)
     gives E-values 20.95 and 15.52 (published to two decimals)."""
-    from causalcli.sensitivity import evalue, evalue_rr
+    from causalcli.checks.sensitivity import evalue, evalue_rr
 
     assert evalue_rr(10.73) == pytest.approx(20.95, abs=0.005)
     assert evalue_rr(8.02) == pytest.approx(15.52, abs=0.005)

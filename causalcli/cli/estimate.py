@@ -10,7 +10,7 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 
-from causalcli.atomic import write_atomic
+from causalcli.runtime.atomic import write_atomic
 from causalcli.cli.common import (
     DEBUG_OPTION, PIPE_CLOSED_EXIT, QUIET_OPTION, STATE, guarded, say, silence_closed_streams, stdout_is_terminal,
 )
@@ -54,7 +54,7 @@ def estimate_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Estimate the effect of each study, with checks and refutations."""
-    from causalcli.atomic import check_writable
+    from causalcli.runtime.atomic import check_writable
     from causalcli.result import Result
 
     if specs.count("-") > 1:
@@ -66,7 +66,7 @@ def estimate_command(
         check_writable(report, "--report")
     if plots is not None:
         check_writable(plots, "--plots", folder=True)
-    from causalcli import progress
+    from causalcli.runtime import progress
 
     if not STATE.quiet and _stderr_is_terminal():
         progress.set_reporter(progress.RichReporter())
@@ -107,8 +107,10 @@ def estimate_command(
 def _run_all(specs: list[str], overrides: list[str], fmt: str, **run: Any) -> Iterator[tuple[Any, str]]:
     """Each study in turn, as (Result or StudyFailure, its rendering in ``fmt``): no exception ends the batch."""
     from causalcli.render import render
-    from causalcli.spec import blame_override, collect_sources, load_spec
-    from causalcli.study import run_study
+    from causalcli.spec.loading import collect_sources
+    from causalcli.spec.overrides import blame_override
+    from causalcli.study import load_spec
+    from causalcli.study.run import run_study
 
     for arg in specs:
         try:
@@ -157,7 +159,7 @@ def _declared_name(text: str) -> Optional[str]:
 
 def _failure(spec_path: str, name: str, exc: Exception, display: Optional[str]) -> Any:
     """A study's error object: a CausalcliError keeps its code; anything else is an internal error (4)."""
-    from causalcli.study import failure
+    from causalcli.study.run import failure
 
     if STATE.debug:
         traceback.print_exception(type(exc), exc, exc.__traceback__)

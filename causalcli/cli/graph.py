@@ -35,10 +35,11 @@ def graph_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Show the causal graph, the estimand and the adjustment set."""
-    from causalcli.atomic import write_atomic
+    from causalcli.runtime.atomic import write_atomic
     from causalcli.graph import build_graph, check_nodes, identify, to_dot
-    from causalcli.data import load_table
-    from causalcli.spec import collect_sources, load_spec
+    from causalcli.data.table import load_table
+    from causalcli.spec.loading import collect_sources
+    from causalcli.study import load_spec
 
     loaded = load_spec(collect_sources([spec])[0], set_)
     g = build_graph(loaded)

@@ -34,7 +34,7 @@ def init_command(
     cannot (validate names each TODO). Leaves out constant, duplicated, collinear and
     post-treatment-looking columns, and says why in the spec's comments.
     """
-    from causalcli.atomic import check_writable, write_atomic
+    from causalcli.runtime.atomic import check_writable, write_atomic
     from causalcli.starter import starter_spec
 
     if output is not None:

@@ -21,28 +21,21 @@ def register(app: typer.Typer) -> None:
 
 def catalogue() -> dict:
     """Everything ``methods`` lists, from the registry and the spec models (no heavy imports)."""
-    from causalcli.designs import DESIGNS
-    from causalcli.refuters import RULES, TESTED
-    import typing
+    from causalcli.checks.refutation import RULES, TESTED
+    from causalcli.designs import families, get_design
+    from causalcli.spec.models import Thresholds, refuter_options
 
-    from causalcli.spec import Design, Thresholds, refuter_options
-
-    option_models = {}
-    for model in typing.get_args(typing.get_args(Design)[0]):
-        method = typing.get_args(model.model_fields["method"].annotation)[0]
-        option_models[method] = model.model_fields["options"].default_factory
     designs = []
-    for name, entry in DESIGNS.items():
+    for name, entry in families().items():
         d = {"name": name, "built": entry.built, "summary": entry.summary}
         if entry.built:
-            design = entry.load()
+            design = get_design(name)
             d.update(estimators=list(design.estimators), estimands=list(design.estimands),
                      inference=list(design.inference), default_refuters=list(design.default_refuters),
-                     default_simulations=dict(getattr(design, "default_simulations", {})),
+                     default_simulations=dict(design.default_simulations),
                      reference=design.reference)
-            if getattr(design, "default_simulations", None):
-                d["default_simulations"] = dict(design.default_simulations)
-            factory = option_models.get(name)
+            options_field = entry.spec.model_fields.get("options")
+            factory = options_field.default_factory if options_field is not None else None
             if factory is not None and getattr(factory, "model_fields", None):
                 model = factory()
                 d["options"] = {k: {"default": getattr(model, k), "help": f.description or ""}
@@ -50,8 +43,8 @@ def catalogue() -> dict:
         else:
             d["planned"] = entry.planned
         designs.append(d)
-    from causalcli.spec import REFUTER_MODELS
-    from causalcli.synth_refute import TESTED as SYNTH_TESTED
+    from causalcli.spec.models import REFUTER_MODELS
+    from causalcli.designs.synthetic_control.refute import TESTED as SYNTH_TESTED
 
     tested = {**TESTED, **SYNTH_TESTED}
     refuters = []

@@ -16,6 +16,6 @@ def register(app: typer.Typer) -> None:
 @guarded
 def schema_command() -> None:
     """Print the JSON Schema of the study spec (for editors and CI checks)."""
-    from causalcli.spec import json_schema
+    from causalcli.study import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))

@@ -25,8 +25,10 @@ def validate_command(
 ) -> None:
     """Check specs and their data (columns, types, graph) without estimating."""
     from causalcli.errors import EstimationError
-    from causalcli.spec import blame_override, collect_sources, load_spec
-    from causalcli.study import prepare_study
+    from causalcli.spec.loading import collect_sources
+    from causalcli.spec.overrides import blame_override
+    from causalcli.study import load_spec
+    from causalcli.study.run import prepare_study
 
     code = 0
     for arg in specs:

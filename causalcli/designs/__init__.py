@@ -1,68 +1,80 @@
-"""The registry of design families.
+"""The registry of design families: every folder ``causalcli/designs/<name>/`` with a ``FAMILY``.
 
-Entries name their module, imported only when a study uses the design, so
-``causalcli --help`` and ``validate`` stay light.
+From the registry come the study model (``study_schema``: the spec union of every family's
+`design:` model), ``get_design`` for ``estimate``, the plots of a design and ``causalcli
+methods``. ``register`` adds a family from outside the package (the test suite's toy family).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import pkgutil
+from functools import lru_cache
+from typing import TYPE_CHECKING, Annotated, Union
 
+from causalcli.designs.family import Family
+
+__all__ = ["Family", "families", "get_design", "get_family", "register", "study_schema", "unregister"]
 from causalcli.errors import SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.base import Design
+    from causalcli.spec.loading import StudySchema
+
+_REGISTERED: dict[str, Family] = {}
 
 
-@dataclass(frozen=True)
-class DesignEntry:
-    """A design family; ``target`` ("module:Class") is built once its module exists."""
-
-    name: str
-    summary: str
-    target: str
-    planned: str = ""
-
-    @property
-    def built(self) -> bool:
-        return importlib.util.find_spec(self.target.split(":")[0]) is not None
-
-    def load(self) -> "Design":
-        module, cls = self.target.split(":")
-        if not self.built:
-            raise SpecError(
-                f"design '{self.name}' is not built yet in this version of causalcli ({self.planned}); "
-                f"built designs: {', '.join(n for n, e in DESIGNS.items() if e.built)}",
-                key="design.method",
-            )
-        return getattr(importlib.import_module(module), cls)()
+@lru_cache(maxsize=1)
+def _discovered() -> tuple[Family, ...]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg:
+            family = getattr(importlib.import_module(f"{__name__}.{info.name}"), "FAMILY", None)
+            if isinstance(family, Family):
+                found.append(family)
+    return tuple(found)
 
 
-DESIGNS: dict[str, DesignEntry] = {
-    "matching": DesignEntry(
-        "matching", "Nearest-neighbour matching (ATT, ATC, ATE; score or Mahalanobis), Abadie-Imbens standard errors",
-        "causalcli.designs.matching:MatchingDesign",
-    ),
-    "weighting": DesignEntry("weighting", "Inverse-probability and doubly robust weighting",
-                             "causalcli.designs.weighting:WeightingDesign", "planned: IPW and AIPW"),
-    "did": DesignEntry("did", "Difference-in-differences: 2x2, TWFE, event study, Callaway-Sant'Anna",
-                       "causalcli.designs.did:DidDesign", "planned: 2x2, TWFE, event study, Callaway-Sant'Anna"),
-    "synthetic_control": DesignEntry("synthetic_control", "Synthetic control with placebo inference",
-                                     "causalcli.designs.synth:SynthDesign",
-                                     "planned: Abadie-Diamond-Hainmueller with placebo inference"),
-    "dml": DesignEntry("dml", "Double machine learning through EconML", "causalcli.designs.dml:DmlDesign",
-                       "planned: LinearDML and CausalForestDML"),
-    "experiment": DesignEntry("experiment", "A/B/n experiments from sufficient statistics",
-                              "causalcli.designs.experiment:ExperimentDesign",
-                              "planned: Welch, delta method, CUPED, SRM"),
-}
+def families() -> dict[str, Family]:
+    """Every family by method name, in listing order."""
+    every = {f.name: f for f in _discovered()}
+    every.update(_REGISTERED)
+    return dict(sorted(every.items(), key=lambda kv: (kv[1].order, kv[0])))
+
+
+def register(family: Family) -> None:
+    """Add (or replace) a family; the study model is rebuilt on next use."""
+    _REGISTERED[family.name] = family
+    study_schema.cache_clear()
+
+
+def unregister(name: str) -> None:
+    _REGISTERED.pop(name, None)
+    study_schema.cache_clear()
+
+
+def get_family(name: str) -> Family:
+    family = families().get(name)
+    if family is None:
+        raise SpecError(f"unknown method {name!r}; choose one of: {', '.join(families())}", key="design.method")
+    return family
 
 
 def get_design(name: str) -> "Design":
-    entry = DESIGNS.get(name)
-    if entry is None:
-        raise SpecError(f"unknown method {name!r}; choose one of: {', '.join(DESIGNS)}", key="design.method")
-    return entry.load()
+    every = families()
+    return get_family(name).load([n for n, f in every.items() if f.built])
+
+
+@lru_cache(maxsize=1)
+def study_schema() -> "StudySchema":
+    """The concrete study model: ``spec.models.Study`` with `design` the union of every family's model."""
+    from pydantic import Field, create_model
+
+    from causalcli.spec.loading import StudySchema
+    from causalcli.spec.models import Study
+
+    every = families()
+    models = tuple(f.spec for f in every.values())
+    union = Annotated[Union[models], Field(discriminator="method")] if len(models) > 1 else models[0]
+    model = create_model("Study", __base__=Study, design=(union, ...))
+    return StudySchema(model=model, methods=tuple(every))

@@ -6,14 +6,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from causalcli.errors import SpecError
-from causalcli.result import Check, Estimate
+from causalcli.result import Check, Estimate, Refutation
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from causalcli.data import Table
+    from causalcli.data.table import Table
     from causalcli.graph import Identification
-    from causalcli.spec import LoadedSpec, Study
+    from causalcli.spec.loading import LoadedSpec
+    from causalcli.spec.models import Study
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class Design:
     weights_built: ClassVar[bool] = True  # False: a spec with `weights` is refused (exit 2) before any work
     uses_adjustment_set: ClassVar[bool] = False  # True: prepare adjusts for the graph's set, not `covariates`
     reference: ClassVar[str] = ""
+    # refuters that run fewer simulations than their option default when the spec names none (dml)
+    default_simulations: ClassVar[dict[str, int]] = {}
+    # True: the data stay a view over the file (aggregates in the engine), never a copy in memory
+    streams_data: ClassVar[bool] = False
 
     def estimand(self, study: "Study", spec: "LoadedSpec") -> str:
         chosen = study.design.estimand or self.estimands[0]
@@ -68,7 +73,8 @@ class Design:
     def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> Any:
         raise NotImplementedError
 
-    def fit(self, prepared: Any, study: "Study", seed: int) -> Fit:
+    def fit(self, prepared: Any, study: "Study", seed: int, jobs: int | None = None) -> Fit:
+        """The full result; ``jobs`` (from ``--jobs``) is for designs that parallelise their own fit."""
         raise NotImplementedError
 
     def point(self, prepared: Any, *, treatment: "np.ndarray | None" = None,
@@ -107,13 +113,19 @@ class Design:
             t = self.treatment_of(prepared)
         except NotImplementedError:
             return None
-        from causalcli.refuters import distinct_permutations
+        from causalcli.checks.refutation import distinct_permutations
 
         return distinct_permutations(t, options.simulations)
 
     def refute_placebo(self, prepared: Any, name: str, placebo: Any) -> float:
         """One refuter simulation on a placebo listed by ``distinct_placebos``."""
         return self.point(prepared, treatment=placebo)
+
+    def summarise_refuter(self, name: str, sims: "np.ndarray", estimate: Estimate, alpha: float) -> Refutation:
+        """Judge one refuter's simulations by its rule in ``causalcli.checks.refutation.RULES``."""
+        from causalcli.checks.refutation import summarise
+
+        return summarise(name, sims, estimate, alpha)
 
     def treatment_of(self, prepared: Any) -> "np.ndarray":
         """The treatment vector that placebo refuters permute."""

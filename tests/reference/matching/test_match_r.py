@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.designs.nearest import match_att, match_att_point
+from causalcli.designs.matching.nearest import match_att, match_att_point
 from causalcli.errors import EstimationError
-from causalcli.propensity import fit_logit
+from causalcli.models.propensity import fit_logit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -245,7 +245,7 @@ def _opt_id(r) -> str:
 @pytest.mark.parametrize("row", [r for _, r in OPTIONS.iterrows()], ids=_opt_id)
 def test_match_options_equal_r_match(row):
     """ATE / ATC, exact strata and BiasAdjust: estimate, SE and drops equal Match's (match_options.R)."""
-    from causalcli.designs.nearest import match
+    from causalcli.designs.matching.nearest import match
 
     d = DATA["nsw_experimental"]
     y, t, score = _match_inputs("nsw_experimental")

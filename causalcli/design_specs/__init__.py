@@ -1,1 +1,0 @@
-"""The `design:` block of the spec, one module per design family (pydantic models only)."""

@@ -1,0 +1,83 @@
+"""Difference-in-differences plots: the event study, and the honest-DiD confidence sets by Mbar."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from causalcli.charts import figure as _figure, png as _png
+from causalcli.result import Result
+
+
+def _period(label: str) -> float | None:
+    text = label.split("=", 1)[-1].lstrip("<>=")
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def event_study_plot(result: Result) -> bytes | None:
+    rows = [(e, _period(e.label or "")) for e in result.effects if (e.label or "").startswith("event_time=")]
+    rows = [(e, k) for e, k in rows if k is not None]
+    if not rows:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
+    xs = [k for _, k in rows]
+    ys = [e.value for e, _ in rows]
+    lo = [e.value - e.ci_lower if e.ci_lower is not None else 0.0 for e, _ in rows]
+    hi = [e.ci_upper - e.value if e.ci_upper is not None else 0.0 for e, _ in rows]
+    colours = ["#c0504d" if k < 0 else "#1f4e79" for k in xs]
+    for x, y, l, h, c in zip(xs, ys, lo, hi, colours):
+        ax.errorbar([x], [y], yerr=[[l], [h]], fmt="o", color=c, capsize=3)
+    if result.estimator == "twfe_event_study":
+        ax.scatter([-1], [0], marker="D", color="grey", zorder=3, label="reference (-1)")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.axvline(-0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(xs + ([-1] if result.estimator == "twfe_event_study" else []))
+    ax.set_xticklabels([(e.label or "").split("=", 1)[-1] for e, _ in rows]
+                       + (["-1"] if result.estimator == "twfe_event_study" else []))
+    ax.set_xlabel("period relative to first treatment")
+    ax.set_ylabel("effect")
+    band = rows[0][0].inference
+    pt = result.diagnostics.get("pre_trend") or {}
+    title = f"{result.study}: event study ({int(round(rows[0][0].conf_level * 100))}% {band})"
+    if pt.get("p_value") is not None:
+        title += f"\npre-trend test p = {pt['p_value']:.3g}"
+    ax.set_title(title, fontsize=10)
+    if result.estimator == "twfe_event_study":
+        ax.legend(loc="best", fontsize=8)
+    return _png(fig, plt)
+
+
+def honest_did_plot(result: Result) -> bytes | None:
+    """Relative-magnitude confidence sets against Mbar (as HonestDiD's createSensitivityPlot_relativeMagnitudes)."""
+    hd = (result.diagnostics.get("sensitivity") or {}).get("honest_did") or {}
+    sets = [s for s in hd.get("sets", []) if s.get("lb") is not None]
+    if not sets:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
+    ms = [s["mbar"] for s in sets]
+    gap = min((b - a for a, b in zip(ms, ms[1:])), default=0.25)
+    z = 1.959963984540054 if abs(hd.get("alpha", 0.05) - 0.05) < 1e-9 else None
+    if z is not None:
+        est, se = hd["estimate"], hd["std_error"]
+        ax.errorbar([ms[0] - gap], [est], yerr=[[z * se], [z * se]], fmt="o", color="#c0504d", capsize=3,
+                    label="conventional")
+    mid = [(s["lb"] + s["ub"]) / 2 for s in sets]
+    ax.errorbar(ms, mid, yerr=[[m - s["lb"] for m, s in zip(mid, sets)], [s["ub"] - m for m, s in zip(mid, sets)]],
+                fmt="none", color="#1f4e79", capsize=3, label="C-LF robust set")
+    ax.axhline(0, color="black", linewidth=0.8)
+    bd = hd.get("breakdown_mbar")
+    if bd:
+        ax.axvline(bd, color="grey", linestyle="--", linewidth=1, label=f"breakdown Mbar = {bd:.3g}")
+    ax.set_xlabel("Mbar (post-treatment trend changes relative to the largest pre-treatment one)")
+    ax.set_ylabel(hd.get("target", "effect"))
+    ax.set_title(f"{result.study}: honest DiD, relative magnitudes ({int(round((1 - hd.get('alpha', 0.05)) * 100))}%)",
+                 fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    return _png(fig, plt)
+
+
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"event_study": event_study_plot, "honest_did": honest_did_plot}

@@ -1,0 +1,506 @@
+"""Randomised A/B/n experiments from sufficient statistics.
+
+Per metric and treatment arm: the absolute effect (difference of means) with a
+Welch t interval, the relative effect (ratio of means minus one) by the delta
+method (or tea-tasting's log-scale interval), ratio metrics analysed per
+randomisation unit with the delta method, CUPED or regression adjustment with a
+coefficient pooled over the two arms compared, optional capping, a
+multiple-testing correction across metrics and arms, a sample-ratio-mismatch
+check and the minimum detectable effect. Every number comes from per-arm counts,
+sums and cross-products that DuckDB computes in one pass over the data
+(``causalcli.designs.experiment.stats``); the formulas are in
+``causalcli.designs.experiment.analysis``. With ``design.time`` the same pass groups by
+arm and period, and the first metric's effect on all data up to each period
+(the cumulative effect) is computed from the running sums of the periods.
+
+References
+----------
+Welch, B. L. (1947). The generalization of Student's problem when several different
+population variances are involved. Biometrika 34, 28-35.
+Deng, A., Xu, Y., Kohavi, R. and Walker, T. (2013). Improving the sensitivity of online
+controlled experiments by utilizing pre-experiment data (CUPED). WSDM.
+Deng, A., Knoblich, U. and Lu, J. (2018). Applying the delta method in metric analytics. KDD.
+Fabijan, A. et al. (2019). Diagnosing sample ratio mismatch in online controlled experiments. KDD.
+Holm, S. (1979). Scand. J. Statist. 6, 65-70; Benjamini, Y. and Hochberg, Y. (1995). JRSS B 57, 289-300.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from causalcli.designs.base import Design, Fit
+from causalcli.errors import DataError, SpecError
+from causalcli.result import Check, Estimate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+    from causalcli.designs.experiment.analysis import MetricShape
+    from causalcli.designs.experiment.stats import Statistics
+    from causalcli.graph import Identification
+    from causalcli.spec.loading import LoadedSpec
+    from causalcli.spec.models import Study
+
+
+MAX_PERIODS = 1000  # a cumulative point per period: more than this is a timestamp or an id, not a day
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+                 "BOOLEAN")
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """The sufficient statistics and what the analysis needs to read them (picklable, no rows)."""
+
+    stats: "Statistics"
+    shapes: tuple["MetricShape", ...]
+    pairs: dict[str, tuple[tuple[str, str], ...]]
+    control: Any
+    arms: tuple[Any, ...]  # treatment arms, in order
+    labels: dict[Any, str]
+    expected_split: dict[str, float]
+    split_given: bool
+    rows: int
+    file: str
+    time: str | None = None
+    period_labels: tuple[str, ...] | None = None  # ISO dates of periods 1..T when time is a date
+
+
+def metric_shapes(study: "Study") -> list["MetricShape"]:
+    from causalcli.designs.experiment.analysis import MetricShape
+
+    shapes = []
+    for m in metrics_of(study):
+        if m.outcome is not None:
+            num, den, kind = m.outcome, None, "mean"
+        else:
+            num, den, kind = m.numerator, m.denominator, "ratio"
+        if m.covariate is not None:
+            covs, adj = ((m.covariate, m.covariate_denominator),), "cuped"
+        else:
+            covs = tuple((c, None) for c in m.covariates)
+            adj = "regression" if len(covs) > 1 else ("cuped" if covs else "none")
+        shapes.append(MetricShape(m.name, num, den, covs, kind, adj))
+    return shapes
+
+
+def metrics_of(study: "Study") -> list[Any]:
+    """The spec's metrics; a bare `outcome` (no metrics listed) is one mean metric."""
+    from causalcli.designs.experiment.spec import Metric
+
+    if study.design.metrics:
+        return list(study.design.metrics)
+    return [Metric(name=study.outcome, outcome=study.outcome)]
+
+
+def _columns(shape: "MetricShape") -> tuple[str, ...]:
+    cols = [shape.num, shape.den, *[c for pair in shape.covariates for c in pair]]
+    return tuple(dict.fromkeys(c for c in cols if c is not None))
+
+
+class ExperimentDesign(Design):
+    name = "experiment"
+    summary = "Randomised A/B/n experiment: Welch, delta method, CUPED, SRM, from DuckDB sufficient statistics"
+    estimators = ("difference_in_means",)
+    estimands = ("ate",)
+    inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio")
+    default_refuters = ()
+    streams_data = True  # study_data is a view over the file: aggregates only, never a copy in memory
+    reference = "Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention)"
+
+    # ------------------------------------------------------------ spec and data
+
+    def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        file = spec.source.display
+        self.estimand(study, spec)
+        if not study.treatment:
+            raise SpecError("the experiment design needs 'treatment' (the variant column)", file=file, key="treatment")
+        if not study.design.metrics and not study.outcome:
+            raise SpecError("list the metrics under design.metrics (or give 'outcome' for one mean metric)",
+                            file=file, key="design.metrics")
+        for key in ("covariates", "categorical", "segments"):
+            if getattr(study, key):
+                hint = ("put pre-experiment columns on a metric (covariate: or covariates:)" if key != "segments"
+                        else "segments are not built yet for experiments")
+                raise SpecError(f"'{key}' is not used by the experiment design; {hint}", file=file, key=key)
+        if study.weights:
+            raise SpecError("observation weights are not built yet for experiments; remove 'weights'",
+                            file=file, key="weights")
+        if study.graph is not None:
+            raise SpecError("an experiment is randomised and needs no causal graph; remove 'graph'",
+                            file=file, key="graph")
+        if study.refute:
+            raise SpecError("refuters do not apply to randomised experiments (the SRM check guards the "
+                            "randomisation); remove 'refute'", file=file, key="refute")
+        if study.design.sequential is not None:
+            raise SpecError("sequential testing (always-valid or group-sequential intervals) is not built yet; "
+                            "remove design.sequential. With design.time, diagnostics.cumulative gives the effect "
+                            "by date with fixed-horizon intervals, which are not valid for stopping early",
+                            file=file, key="design.sequential")
+
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        from causalcli.data.table import _suggest
+        from causalcli.data.types import numeric_column
+
+        if study.treatment not in table.types:
+            raise DataError(f"variant column {study.treatment!r} not found{_suggest(study.treatment, table.types)}",
+                            file=table.file, key="treatment", column=study.treatment)
+        for i, m in enumerate(metrics_of(study)):
+            for field in ("outcome", "numerator", "denominator", "covariate", "covariate_denominator", "covariates"):
+                value = getattr(m, field)
+                for j, col in enumerate(value if isinstance(value, list) else [value]):
+                    if col is None:
+                        continue
+                    key = f"design.metrics[{i}].{field}" + (f"[{j}]" if isinstance(value, list) else "")
+                    if col not in table.types:
+                        raise DataError(f"column {col!r} not found{_suggest(col, table.types)}", file=table.file,
+                                        key=key, column=col)
+                    numeric_column(table, col, key)  # numbers written as text are read; else row and advice
+        time = study.design.time
+        if time is not None:
+            from causalcli.data.types import period_column
+
+            if time not in table.types:
+                raise DataError(f"time column {time!r} not found{_suggest(time, table.types)}", file=table.file,
+                                key="design.time", column=time)
+            if time == study.treatment:
+                raise SpecError("design.time cannot be the variant column", file=spec.source.display,
+                                key="design.time")
+            # integers stay; dates, timestamps (cut to days in data.timezone) and ISO strings become 1..T
+            period_column(table, time, "design.time", study.data.timezone)
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification",
+                spec: "LoadedSpec") -> ExperimentData:
+        from causalcli.designs.experiment.stats import compute_statistics
+
+        shapes = metric_shapes(study)
+        opts = study.design.options
+        metric_columns = {s.name: _columns(s) for s in shapes}
+        pairs = {name: tuple((a, b) for i, a in enumerate(cols) for b in cols[i:]) for name, cols in metric_columns.items()}
+        float_cols = {c for cols in metric_columns.values() for c in cols
+                      if table.types[c].upper() in ("DOUBLE", "FLOAT", "REAL")}
+        capped = {c for s in shapes for c in (s.num, *[x for x, _ in s.covariates])} if opts.cap_quantile else set()
+        int_cols = {c for cols in metric_columns.values() for c in cols
+                    if table.types[c].upper() in INTEGER_TYPES}
+        time = study.design.time
+        stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
+                                   opts.cap_quantile, capped, int_cols, period=time)
+        if time is not None and len(stats.periods) > MAX_PERIODS:
+            raise DataError(f"time column {time!r} has {len(stats.periods):,} distinct periods; the cumulative effect "
+                            f"is reported per period (at most {MAX_PERIODS:,}): give a date or a day number, not a "
+                            "timestamp read as a number or an id", file=table.file, key="design.time", column=time)
+        control, arms, labels, split = self._arms(study, stats, table.file)
+        split_given = split is not None
+        if split_given:
+            expected = dict(split)
+            unknown = [labels[a] for a in stats.arm_counts if labels[a] not in expected]
+            if unknown:
+                raise DataError(f"variant value(s) {', '.join(map(repr, unknown))} are not in design.expected_split "
+                                f"({', '.join(expected)})", file=table.file, key="design.expected_split",
+                                column=study.treatment)
+            missing = [a for a in expected if a not in labels.values()]
+            if missing:
+                raise DataError(f"arm(s) {', '.join(map(repr, missing))} of design.expected_split have no rows",
+                                file=table.file, key="design.expected_split", column=study.treatment)
+        else:
+            expected = {labels[a]: 1.0 for a in (control, *arms)}
+        self._check_metric_data(study, stats, shapes, control, arms, labels, table.file)
+        period_labels = table.period_labels.get(time) if time is not None else None
+        return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
+                              table.rows, table.file, time, tuple(period_labels) if period_labels else None)
+
+    def _arms(self, study: "Study", stats: "Statistics", file: str):
+        values = list(stats.arm_counts)
+        from causalcli.designs.experiment.spec import arm_label
+
+        labels = {v: arm_label(v) for v in values}
+        if len(set(labels.values())) < len(labels):
+            raise DataError(f"variant values of {study.treatment!r} collide when written as text", file=file,
+                            key="treatment", column=study.treatment)
+        control = _arm_value(study.design.control, values, labels)
+        want = labels[control] if control is not None else arm_label(study.design.control)
+        if control is None:
+            found = ", ".join(sorted(map(repr, labels.values()))[:10])
+            raise DataError(f"control arm {study.design.control!r} not found in {study.treatment!r}; its values: "
+                            f"{found}", file=file, key="design.control", column=study.treatment)
+        if len(values) < 2:
+            raise DataError(f"variant column {study.treatment!r} has only the control arm; an experiment needs "
+                            "two or more arms", file=file, key="treatment", column=study.treatment)
+        split = None
+        if study.design.expected_split is not None:  # keys as the data's labels ('no' -> 'false' on a boolean)
+            split = {}
+            for key, share in study.design.expected_split.items():
+                hit = _arm_value(key, values, labels)
+                split[labels[hit] if hit is not None else key] = share
+        # the order of expected_split when given, else the order in which arms first appear in the data
+        order = list(split or {})
+        rank = {name: i for i, name in enumerate(order)}
+        seen = {v: i for i, v in enumerate(stats.arm_order)}
+        arms = sorted((v for v in values if v is not control and labels[v] != want),
+                      key=lambda v: (rank.get(labels[v], len(rank)), seen.get(v, len(seen)), labels[v]))
+        for v in (control, *arms):
+            if stats.arm_counts[v] < 2:
+                raise DataError(f"arm {labels[v]!r} has {stats.arm_counts[v]} unit(s); every arm needs at least two",
+                                file=file, key="treatment", column=study.treatment)
+        return control, arms, labels, split
+
+    def _check_metric_data(self, study, stats, shapes, control, arms, labels, file) -> None:
+        for i, s in enumerate(shapes):
+            group = stats.groups[s.name if stats.complete_cases_by_metric else None]
+            for v in (control, *arms):
+                sums = group.get(v)
+                n = 0 if sums is None else sums.n
+                if n < 2:
+                    raise DataError(f"metric {s.name!r}: arm {labels[v]!r} has {n} complete unit(s); at least two "
+                                    "are needed", file=file, key=f"design.metrics[{i}]")
+                if s.den is not None:
+                    # exact sums of centred values: a mean within rounding of zero is a zero total
+                    mean = stats.centres[s.den] + sums.s[s.den] / n
+                    scale = abs(stats.centres[s.den]) + math.sqrt(max(sums.ss[(s.den, s.den)], 0.0) / n)
+                    if abs(mean) <= 1e-12 * scale:
+                        raise DataError(f"ratio metric {s.name!r}: denominator {s.den!r} totals zero in arm "
+                                        f"{labels[v]!r}", file=file, key=f"design.metrics[{i}].denominator",
+                                        column=s.den)
+
+    # ------------------------------------------------------------ estimation
+
+    def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
+        from causalcli.designs.experiment.analysis import absolute, adjust, compare, mde, relative_delta, relative_log
+        from causalcli.designs.experiment.stats import moments
+
+        d = prepared
+        opts = study.design.options
+        conf = study.conf_level
+        stats = d.stats
+        rel_fn = relative_log if opts.relative_ci == "log" else relative_delta
+        rows_abs: list[tuple[str, Any, Any]] = []
+        rows_rel: list[tuple[str, Any, Any]] = []
+        per_metric = []
+        notes: list[str] = []
+        for s in d.shapes:
+            group = stats.groups[s.name if stats.complete_cases_by_metric else None]
+            pairs = d.pairs[s.name]
+            mc = moments([group[d.control]], stats.centres, pairs)
+            for arm in d.arms:
+                mt = moments([group[arm]], stats.centres, pairs)
+                pooled = moments([group[d.control], group[arm]], stats.centres, pairs)
+                c = compare(s, mc, mt, pooled, d.labels[arm], d.file)
+                ta = absolute(c, conf, opts.distribution)
+                tr = rel_fn(c, conf, opts.distribution)
+                label = f"{s.name}/{d.labels[arm]}"
+                rows_abs.append((label + "/abs", ta, _inference(s, "abs", opts)))
+                rows_rel.append((label + "/rel", tr, _inference(s, "rel", opts)))
+                unadj = (c.var_treatment_unadjusted / c.n_treatment + c.var_control_unadjusted / c.n_control)
+                reduction = 1 - ta.std_error ** 2 / unadj if s.covariates and unadj > 0 else None
+                if s.covariates and not any(c.theta):
+                    notes.append(f"{label}: the covariate is constant in the arms compared, so CUPED adjusts nothing")
+                m_abs = mde(ta.std_error, opts.alpha, opts.power)
+                per_metric.append({
+                    "metric": s.name, "arm": d.labels[arm], "kind": s.kind, "adjustment": s.adjustment,
+                    "n_control": c.n_control, "n_treatment": c.n_treatment,
+                    "mean_control": c.mean_control, "mean_treatment": c.mean_treatment,
+                    "raw_mean_control": c.raw_mean_control, "raw_mean_treatment": c.raw_mean_treatment,
+                    "theta": list(c.theta) if s.covariates else None,
+                    "variance_reduction": reduction,
+                    "df": ta.df, "df_relative": tr.df,
+                    "mde_abs": m_abs,
+                    "mde_rel": m_abs / abs(c.mean_control) if c.mean_control else None,
+                })
+        method = study.design.correction
+        adj_abs = adjust([t.p_value for _, t, _ in rows_abs], method)
+        adj_rel = adjust([t.p_value for _, t, _ in rows_rel], method)
+        family = len(rows_abs)
+        suffix = "" if method == "none" else f"; p_value_adjusted: {method} over {family} test{'s' if family > 1 else ''}"
+        effects = []
+        for (label, t, inf), pa, (label_r, tr, inf_r), pr in zip(rows_abs, adj_abs, rows_rel, adj_rel):
+            effects.append(_estimate(label, t, conf, inf + suffix, pa))
+            effects.append(_estimate(label_r, tr, conf, inf_r + suffix, pr))
+        first = effects[0]
+        estimate = Estimate(first.value, first.std_error, first.ci_lower, first.ci_upper, conf, first.p_value,
+                            first.inference, None, first.p_value_adjusted)
+
+        observed = {d.labels[a]: stats.arm_counts[a] for a in (d.control, *d.arms)}
+        s, check = _srm_check(observed, d, study.thresholds.srm_alpha)
+        checks = [check]
+        warnings = list(stats.notes) + notes
+        if stats.missing_variant:
+            warnings.append(f"{stats.missing_variant} of {d.rows} rows were dropped for a missing value: variant "
+                            f"column {study.treatment!r} in {stats.missing_variant}; fill them, or filter them out "
+                            "with data.filter to make the choice explicit")
+        used = sum(observed.values())
+        metric_missing = {}
+        for s_ in d.shapes:  # rows of the arms compared that a metric leaves out (a missing value in its columns)
+            group = stats.groups[s_.name if stats.complete_cases_by_metric else None]
+            left_out = used - sum(group[a].n for a in (d.control, *d.arms) if a in group)
+            if left_out:
+                metric_missing[s_.name] = left_out
+                warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} rows with a missing value in "
+                                f"its columns ({', '.join(_columns(s_))}); it uses its complete rows")
+        if metric_missing:  # the per-metric lines say it with the counts
+            from causalcli.designs.experiment.stats import MISSING_METRIC_NOTE
+
+            warnings = [w for w in warnings if w != MISSING_METRIC_NOTE]
+        for e in effects:
+            if e.value != e.value:
+                warnings.append(f"{e.label}: the relative effect is undefined (control mean is zero"
+                                f"{' or a mean is not positive, needed by relative_ci: log' if opts.relative_ci == 'log' else ''})")
+        n = {"rows": d.rows, "used": sum(observed.values()), "control": observed[d.labels[d.control]],
+             "treatment": sum(observed.values()) - observed[d.labels[d.control]],
+             "dropped_missing": stats.missing_variant}
+        if stats.missing_variant:
+            n["dropped_missing_treatment"] = stats.missing_variant
+        n.update({f"missing_in_metric[{name}]": k for name, k in metric_missing.items()})
+        if d.time is not None:
+            cumulative = cumulative_effects(d, conf, opts.distribution)
+            head = d.shapes[0]
+            cumulative_method = {
+                "metric": head.name, "arm": d.labels[d.arms[0]], "effect": "abs", "time": d.time,
+                "periods": len(cumulative), "rows_without_time": stats.missing_period,
+                "inference": _inference(head, "abs", opts),
+                "interval": "fixed-horizon",
+                "note": ("each point is the estimate on all data up to and including that period, with the interval "
+                         "of a single analysis planned for that day: NOT valid for peeking (stopping when an "
+                         "interval first excludes zero inflates false positives); sequential testing "
+                         "(design.sequential) is not built yet. Covariate adjustment is re-estimated on the data so "
+                         "far; null where an arm has fewer than two units so far or the interval is undefined"),
+            }
+            if stats.missing_period:
+                warnings.append(f"{stats.missing_period} of {used} rows have no value in time column {d.time!r}: "
+                                "they count in the estimate but in no period of diagnostics.cumulative, so its last "
+                                "point differs from the estimate")
+        diagnostics = {
+            "srm": s,
+            "arms": {"control": d.labels[d.control], "treatment": [d.labels[a] for a in d.arms], "units": observed},
+            "metrics": per_metric,
+            "mde": {"alpha": opts.alpha, "power": opts.power,
+                    "method": "two-sided z approximation: (z_(1-alpha/2) + z_power) x std_error of the absolute effect "
+                              "(after CUPED), at the achieved sample sizes; mde_rel divides by the control mean"},
+            "correction": {"method": method, "tests": family,
+                           "family": "metrics x treatment arms; absolute and relative effects corrected separately"},
+            "caps": stats.caps or None,
+            "sufficient_statistics": {
+                "passes": stats.passes + (1 if stats.caps else 0),
+                "summation": "exact fixed-point sums of centred terms (order-independent)",
+                "complete_cases_by_metric": stats.complete_cases_by_metric,
+                "centres": stats.centres,
+            },
+        }
+        if d.time is not None:
+            diagnostics["cumulative"] = cumulative
+            diagnostics["cumulative_method"] = cumulative_method
+        return Fit("difference_in_means", "ate", estimate, n, effects=effects,
+                   diagnostics=diagnostics, checks=checks, warnings=warnings)
+
+    def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
+        raise SpecError("refuters do not apply to randomised experiments", key="refute")
+
+
+def _arm_value(wanted: Any, values: list[Any], labels: dict[Any, str]) -> Any:
+    """The data's arm that a spec value names: the same text (0 matches 0.0), else the one arm equal as a word.
+
+    YAML reads an unquoted `no` as false and DuckDB reads a yes/no column as BOOLEAN, so a quoted
+    "no" must find false, and an unquoted no must find a text arm 'no'.
+    """
+    from causalcli.designs.experiment.spec import arm_label
+    from causalcli.data.types import _matches
+
+    want = arm_label(wanted)
+    exact = next((v for v in values if labels[v] == want), None)
+    if exact is not None:
+        return exact
+    hits = [v for v in values if isinstance(v, bool) or isinstance(wanted, bool)]
+    hits = [v for v in hits if _matches(v, wanted)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def cumulative_effects(d: ExperimentData, conf: float, distribution: str) -> list[dict[str, Any]]:
+    """The first metric's absolute effect for the headline arm on all data up to each period.
+
+    Running sums of the periods' exact sums are exact, so the last point, when every row has a
+    period, is computed from the very sums of the headline and equals it. CUPED and regression
+    adjustment re-estimate their coefficient on the data so far, as an analysis on that day would.
+    Intervals are fixed-horizon: each one is valid for a single look decided in advance.
+    """
+    from causalcli.data.types import period_text
+    from causalcli.errors import EstimationError
+    from causalcli.designs.experiment.analysis import absolute, compare
+    from causalcli.designs.experiment.stats import add_sums, moments
+
+    stats = d.stats
+    shape, arm = d.shapes[0], d.arms[0]
+    group = shape.name if stats.complete_cases_by_metric else None
+    pairs = d.pairs[shape.name]
+    running: dict[Any, Any] = {d.control: None, arm: None}
+    points = []
+    for period, groups in stats.periods.items():
+        sums = groups.get(group, {})
+        for a in running:
+            if a in sums:
+                running[a] = sums[a] if running[a] is None else add_sums(running[a], sums[a])
+        rc, rt = running[d.control], running[arm]
+        point: dict[str, Any] = {"label": period_text(period, d.period_labels), "value": None, "std_error": None,
+                                 "ci_lower": None, "ci_upper": None, "n_control": rc.n if rc else 0,
+                                 "n_treatment": rt.n if rt else 0}
+        if point["n_control"] >= 2 and point["n_treatment"] >= 2:
+            try:
+                c = compare(shape, moments([rc], stats.centres, pairs), moments([rt], stats.centres, pairs),
+                            moments([rc, rt], stats.centres, pairs), d.labels[arm], d.file)
+                t = absolute(c, conf, distribution)
+            except (ZeroDivisionError, EstimationError):  # a zero denominator or collinear covariates so far
+                t = None
+            if t is not None and math.isfinite(t.value):
+                point["value"] = float(t.value)
+                if math.isfinite(t.std_error) and t.std_error > 0 and math.isfinite(t.ci_lower):
+                    point.update(std_error=float(t.std_error), ci_lower=float(t.ci_lower),
+                                 ci_upper=float(t.ci_upper))
+        points.append(point)
+    return points
+
+
+def _srm_check(observed: dict[str, int], d: ExperimentData, srm_alpha: float) -> tuple[dict, Check]:
+    """The sample-ratio check against the planned allocation; not run (passed null) without one.
+
+    Equal shares are not assumed: a trial planned with unequal arms would fail such a check
+    for no fault of its randomisation.
+    """
+    from causalcli.designs.experiment.analysis import srm
+
+    total = sum(observed.values())
+    if not d.split_given:
+        reason = ("not run: no planned allocation given (design.expected_split), so the arm sizes cannot be "
+                  "checked against a plan; add expected_split to check the randomisation")
+        s = {"statistic": None, "df": None, "p_value": None, "expected": None, "observed": dict(observed),
+             "expected_share": None, "passed": None, "expected_split_given": False, "reason": reason}
+        shares = ", ".join(f"{a} {k:,} ({k / total:.2%})" for a, k in observed.items())
+        return s, Check("srm", None, f"{reason}; observed: {shares}")
+    s = srm(observed, d.expected_split)
+    passed = bool(s["p_value"] >= srm_alpha)
+    s["passed"] = passed
+    s["expected_split_given"] = True
+    shares = ", ".join(f"{a} {observed[a]:,} ({observed[a] / total:.2%} vs {s['expected_share'][a]:.2%})"
+                       for a in observed)
+    detail = (f"chi-square {s['statistic']:.2f} on {s['df']} df, p = {s['p_value']:.3g} "
+              f"{'>=' if passed else '<'} {srm_alpha}: {shares}")
+    if not passed:
+        detail += ("; the arms are not the sizes planned, so the randomisation or logging is broken and the "
+                   "effects cannot be trusted: find the cause before reading them")
+    return s, Check("srm", passed, detail)
+
+
+def _inference(shape: "MetricShape", which: str, opts: Any) -> str:
+    base = "welch_t" if opts.distribution == "t" else "welch_z"
+    parts = []
+    if shape.adjustment == "cuped":
+        parts.append("cuped")
+    elif shape.adjustment == "regression":
+        parts.append("regression_adjusted")
+    if shape.kind == "ratio":
+        parts.append("delta_method")
+    if which == "rel":
+        parts.append("log_ratio" if opts.relative_ci == "log" else "delta_method_relative")
+    return "+".join([*dict.fromkeys(parts), base])
+
+
+def _estimate(label: str, t: Any, conf: float, inference: str, p_adj: float) -> Estimate:
+    return Estimate(float(t.value), float(t.std_error), float(t.ci_lower), float(t.ci_upper), conf, float(t.p_value),
+                    inference, label, float(p_adj))

@@ -1,0 +1,111 @@
+"""`design:` keys of `method: experiment` (randomised A/B/n experiments)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from causalcli.spec.base import DesignBase, FreeOptions, Strict
+
+
+def arm_label(value: Any) -> str:
+    """An arm value as text, the same for the data and the spec: 1.0 -> '1', True -> 'true'."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class Metric(Strict):
+    """One metric: a mean (`outcome`) or a ratio of means (`numerator` / `denominator`)."""
+
+    name: str = Field(description="Label of the metric in `effects` (metric/arm/abs|rel).")
+    outcome: str | None = Field(None, description="Mean metric: the per-unit value column (Welch).")
+    numerator: str | None = Field(None, description="Ratio metric: numerator column, summed per arm (delta method).")
+    denominator: str | None = Field(None, description="Ratio metric: denominator column (e.g. sessions).")
+    covariate: str | None = Field(
+        None, description="CUPED: a pre-experiment value of the metric (for a ratio, the covariate numerator).")
+    covariate_denominator: str | None = Field(
+        None, description="Ratio metric CUPED: the covariate's denominator (the covariate is then a ratio).")
+    covariates: list[str] = Field(
+        default_factory=list,
+        description="Regression adjustment on several pre-experiment columns (one coefficient vector pooled over "
+                    "the two arms compared; with one column this is CUPED). Exclusive with `covariate`.")
+
+    @model_validator(mode="after")
+    def _kind(self) -> "Metric":
+        ratio = self.numerator is not None or self.denominator is not None
+        if ratio and self.outcome is not None:
+            raise ValueError("give either 'outcome' (a mean metric) or 'numerator' and 'denominator' (a ratio), not both")
+        if ratio and (self.numerator is None or self.denominator is None):
+            raise ValueError("a ratio metric needs both 'numerator' and 'denominator'")
+        if not ratio and self.outcome is None:
+            raise ValueError("a metric needs 'outcome' (a mean) or 'numerator' and 'denominator' (a ratio)")
+        if self.covariate is not None and self.covariates:
+            raise ValueError("give 'covariate' (CUPED) or 'covariates' (regression adjustment), not both")
+        if self.covariate_denominator is not None and (self.covariate is None or not ratio):
+            raise ValueError("'covariate_denominator' needs a ratio metric with 'covariate'")
+        return self
+
+
+class ExperimentOptions(Strict):
+    """Tuning of the experiment analysis."""
+
+    distribution: Literal["t", "normal"] = Field(
+        "t", description="t: Student t with Welch-Satterthwaite degrees of freedom (as tea-tasting); normal: z.")
+    relative_ci: Literal["delta", "log"] = Field(
+        "delta", description="Relative effect interval: delta method on the ratio of means (symmetric), or "
+                             "tea-tasting's interval on the log ratio of means (asymmetric).")
+    cap_quantile: float | None = Field(
+        None, gt=0.5, lt=1,
+        description="Cap (winsorise) outcome, numerator and covariate columns at this upper quantile of the pooled "
+                    "data (exact quantile; one extra pass over the data).")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the minimum detectable effect (MDE).")
+    power: float = Field(0.8, gt=0, lt=1, description="Power of the minimum detectable effect (MDE).")
+
+
+class ExperimentDesign(DesignBase):
+    method: Literal["experiment"]
+    control: bool | int | float | str = Field(
+        description="The value of `treatment` that marks the control arm (0 matches 0.0 in a float column).")
+    expected_split: dict[str, float] | None = Field(
+        None, description="Planned allocation {arm: share}, for the sample-ratio-mismatch check (not run without "
+                          "it; its order also orders the arms). Keys are arm values (numbers match as in `control`).")
+
+    @field_validator("expected_split", mode="before")
+    @classmethod
+    def _arm_keys(cls, v: Any) -> Any:
+        """YAML reads `0: 0.5` with an integer key: arms are matched by their text (arm_label)."""
+        if isinstance(v, dict):
+            return {arm_label(k): share for k, share in v.items()}
+        return v
+    time: str | None = Field(
+        None, description="Exposure or analysis date column: an integer period, a date, a timestamp (cut to the day "
+                          "in data.timezone) or an ISO date string. Adds the cumulative effect of the first metric "
+                          "by period (diagnostics.cumulative, fixed-horizon intervals) and its plot.")
+    sequential: FreeOptions | None = Field(
+        None, description="Sequential testing (always-valid or group-sequential intervals): not built yet; refused.")
+    correction: Literal["holm", "bh", "none"] = Field(
+        "holm", description="Multiple-testing correction across metrics and arms: holm, bh (Benjamini-Hochberg), none.")
+    metrics: list[Metric] = Field(default_factory=list, description="Metrics; the first is primary (`estimate`).")
+    options: ExperimentOptions = Field(default_factory=ExperimentOptions)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "ExperimentDesign":
+        names = [m.name for m in self.metrics]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"metric names must be unique; repeated: {', '.join(dup)}")
+        if any("/" in n for n in names):
+            raise ValueError("metric names cannot contain '/' (effects are labelled metric/arm/abs)")
+        if self.expected_split is not None:
+            if any(v <= 0 for v in self.expected_split.values()):
+                raise ValueError("expected_split shares must be positive")
+            total = sum(self.expected_split.values())
+            if abs(total - 1) > 1e-6 and abs(total - 100) > 1e-6:
+                raise ValueError(f"expected_split shares must sum to 1 (or 100); they sum to {total:g}")
+        return self

@@ -1,0 +1,431 @@
+"""Sufficient statistics of an experiment, computed by DuckDB in one pass, and the tests built on them.
+
+The pass
+--------
+Per arm, DuckDB returns the count, the sums of every column and the sums of the
+products of every pair of columns a metric needs, never the rows. Each column is
+first centred at a value ``K`` taken from the first rows of the data (a
+shifted-data algorithm), so that variances and CUPED coefficients computed from
+the sums lose no digits to cancellation.
+
+The sums must be the same whatever order DuckDB's threads add rows in (reruns
+are byte-identical). Every summand ``t`` is therefore rounded to a multiple of
+a power of two ``q``, with the two-operation split ``(t + s) - s`` where
+``s = 1.5 * 2**p`` and ``q = 2**(p - 52)`` (Rump, Ogita and Oishi 2008,
+"Accurate floating-point summation", the ExtractScalar step). When every ``|t|``
+stays below ``2**(p-1)`` and the sum of ``|t|`` below ``2**(p+1)``, every partial
+sum is a multiple of ``q`` below ``2**53 * q``, so every addition is exact and the
+total does not depend on the order. With a time column the pass groups by arm and
+period: each period's sum is exact in the same way, and so is every sum of period
+sums (a sum over a subset of the rows, so within the same bound), which makes the
+arm totals and the cumulative sums up to each period exact and order-independent
+too. Centres lie on a power-of-two grid, so integer
+columns are already multiples of ``q`` and are summed without the split. ``p`` is chosen from the first rows with a safety margin; after the pass
+the bound is proved from the sums of squares (Cauchy-Schwarz bounds the sums of
+``|t|`` of linear and cross terms) and, in the rare case it fails (sorted or very
+heavy-tailed data), the pass is repeated once with bounds from the first pass,
+which always hold. ``q`` is about ``2**-47`` times the sum of ``|t|``, so the
+rounding costs far less than double-precision summation itself.
+
+Statistics
+----------
+Every metric is a ratio of means ``mean(num) / mean(den)`` (a mean metric has
+``den = 1``), with covariates that are ratios too. The variance of a ratio of
+means and the covariances between ratios come from the delta method (Deng,
+Knoblich and Lu 2018); CUPED and regression adjustment use one coefficient
+vector pooled over the two arms compared (tea-tasting's convention; Deng, Xu,
+Kohavi and Walker 2013), treated as fixed. These formulas are the ones
+tea-tasting 1.14 uses (``tea_tasting.aggr.Aggregates.ratio_var`` and
+``ratio_cov``, ``tea_tasting.metrics.mean.RatioOfMeans``), generalised from one
+covariate to several.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from causalcli.errors import DataError, EstimationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+
+HEAD_ROWS = 10_000   # rows read first, for centres and summation bounds
+SAFETY = 4.0         # margin on the bounds estimated from the first rows
+RETRY_SAFETY = 4.0   # margin on bounds taken from a completed pass (always enough)
+TABLE = "study_data"
+
+# Said once per study when a metric column has missing values; the design replaces it by one line per metric
+# naming the rows each leaves out.
+MISSING_METRIC_NOTE = "missing values (NULL or NaN) in metric columns: each metric uses its complete rows"
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(x: float) -> str:
+    """A DOUBLE literal that DuckDB parses back to exactly ``x``.
+
+    Scientific notation: DuckDB reads ``180.25`` as a DECIMAL and converts it to DOUBLE
+    with rounding error (about 1% of random values), but parses ``1.8025e+02`` exactly.
+    """
+    return f"{float(x):.17e}"
+
+
+# ---------------------------------------------------------------- sufficient statistics
+
+
+@dataclass(frozen=True)
+class Group:
+    """A set of rows summed together: every row (``metric is None``) or one metric's complete rows."""
+
+    metric: str | None
+    columns: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class ArmSums:
+    """Exact sums (floats holding exact values) of one arm over one group of rows."""
+
+    n: int
+    s: dict[str, float]
+    ss: dict[tuple[str, str], float]
+
+
+@dataclass
+class Statistics:
+    """What the pass returns: sums per group and arm, the centres and how they were computed."""
+
+    centres: dict[str, float]
+    groups: dict[str | None, dict[Any, ArmSums]]  # group metric -> arm value -> sums
+    arm_counts: dict[Any, int]                    # rows per arm (every row with a variant)
+    missing_variant: int
+    caps: dict[str, float]
+    passes: int
+    complete_cases_by_metric: bool
+    notes: list[str] = field(default_factory=list)
+    arm_order: tuple = ()  # arms in order of first appearance in the data
+    # with a time column: period -> group metric -> arm -> sums of that period alone (periods in order)
+    periods: dict[Any, dict[str | None, dict[Any, ArmSums]]] = field(default_factory=dict)
+    missing_period: int = 0  # rows with a variant but no period
+
+
+def add_sums(total: ArmSums, part: ArmSums) -> ArmSums:
+    """``total + part``; exact for sums of one pass, whose every sum over a subset of rows lies on its grid."""
+    return ArmSums(total.n + part.n, {c: total.s.get(c, 0.0) + v for c, v in part.s.items()},
+                   {k: total.ss.get(k, 0.0) + v for k, v in part.ss.items()})
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Means and sample covariances (n - 1) of the columns of a group, for one arm or pooled arms."""
+
+    n: int
+    mean: dict[str, float]
+    cov: dict[tuple[str, str], float]
+
+    def m(self, col: str | None) -> float:
+        return 1.0 if col is None else self.mean[col]
+
+    def c(self, a: str | None, b: str | None) -> float:
+        if a is None or b is None:
+            return 0.0
+        return self.cov[(a, b)] if (a, b) in self.cov else self.cov[(b, a)]
+
+
+def moments(sums: list[ArmSums], centres: dict[str, float], pairs: tuple[tuple[str, str], ...]) -> Moments:
+    """Exact pooling of arms (rational arithmetic on the exact sums), then floats."""
+    n = sum(a.n for a in sums)
+    S = {c: sum((Fraction(a.s[c]) for a in sums), Fraction(0)) for c in sums[0].s}
+    mean = {c: float(Fraction(centres[c]) + S[c] / n) for c in S}
+    cov = {}
+    for a, b in pairs:
+        SS = sum((Fraction(x.ss[(a, b)]) for x in sums), Fraction(0))
+        cov[(a, b)] = float((SS - S[a] * S[b] / n) / (n - 1)) if n > 1 else float("nan")
+    return Moments(n, mean, cov)
+
+
+def _split_constant(bound: float, linear: bool = False) -> tuple[float, float]:
+    """``(s, q)``: ``s = 1.5 * 2**p``, ``q = 2**(p-52)`` the rounding quantum.
+
+    Exactness needs every ``|t| <= 2**(p-1)`` (so ``t + s`` stays in ``[2**p, 2**(p+1)]``) and
+    every partial sum below ``2**53 q = 2**(p+1)``. Products: ``2**(p-1) >= bound`` (the bound
+    on the sum of ``|t|`` also bounds each term). Linear terms: ``2**(p+1) >= bound``, the
+    single terms being checked apart (``max |d| <= sqrt(sum d**2)``), two bits finer.
+    """
+    bound = max(bound, 2.0 ** -900)
+    p = math.ceil(math.log2(bound)) + (-1 if linear else 1)
+    return 1.5 * 2.0 ** p, 2.0 ** (p - 52)
+
+
+def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str, tuple[str, ...]],
+                       metric_pairs: dict[str, tuple[tuple[str, str], ...]], float_columns: set[str],
+                       cap_quantile: float | None, capped: set[str],
+                       integer_columns: set[str] = frozenset(), period: str | None = None) -> Statistics:
+    """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
+
+    ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
+    With ``period`` (a numeric column: period numbers) the same pass groups by arm and period and also returns
+    the sums of each period.
+    """
+    caps: dict[str, float] = {}
+    if cap_quantile is not None and capped:
+        cols = sorted(capped)
+        # NaN sorts above every number in DuckDB: it is a missing value here, not the top of the tail
+        row = table.sql("SELECT " + ", ".join(f"quantile_disc(CAST({quote(c)} AS DOUBLE), {lit(cap_quantile)}) "
+                                              f"FILTER (WHERE NOT isnan(CAST({quote(c)} AS DOUBLE)))" for c in cols)
+                        + f" FROM {TABLE}")[0]
+        caps = {c: float(v) for c, v in zip(cols, row) if v is not None}
+
+    def expr(c: str) -> str:
+        e = f"CAST({quote(c)} AS DOUBLE)"
+        if c not in caps:
+            return e
+        # least() skips NULL and ranks NaN highest: a missing value must stay missing, not become the cap
+        return f"CASE WHEN {e} IS NULL OR isnan({e}) THEN {e} ELSE least({e}, {lit(caps[c])}) END"
+
+    all_cols = tuple(dict.fromkeys(c for cs in metric_columns.values() for c in cs))
+    all_pairs = tuple(dict.fromkeys(p for ps in metric_pairs.values() for p in ps))
+    centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment)
+    passes = 0
+    notes: list[str] = []
+    groups = [Group(None, all_cols, all_pairs)]
+    complete_cases = False
+    safety = SAFETY
+    for _attempt in range(4):
+        passes += 1
+        result, arm_counts, missing, nonnull, by_period, missing_period = _one_pass(
+            table, treatment, groups, centres, second, safety, expr, float_columns, complete_cases, integer_columns,
+            period)
+        if not complete_cases:
+            has_missing = any(v < sum(arm_counts.values()) for v in nonnull.values()) or _has_nan(result)
+            if has_missing:
+                complete_cases = True
+                groups = [Group(m, metric_columns[m], metric_pairs[m]) for m in metric_columns]
+                notes.append(MISSING_METRIC_NOTE)
+                continue
+        _check_finite(result, table.file)
+        ok, new_centres, new_second = _verify(result, groups, centres, second, table.rows, safety)
+        if ok:
+            return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
+                              _arm_order(table, treatment, head_arms, arm_counts), by_period, missing_period)
+        centres, second, safety = new_centres, new_second, RETRY_SAFETY
+        notes.append("the first rows underestimated the spread: the pass was repeated with bounds from the first pass")
+    raise EstimationError("could not bound the sums for exact summation (values too extreme); cap the metrics "
+                          "(design.options.cap_quantile) or filter extreme rows", key="design.metrics")
+
+
+def _head_estimates(table: "Table", cols: tuple[str, ...], expr,
+                    treatment: str) -> tuple[dict[str, float], dict[str, float], list]:
+    """Centres (means) and second moments about them from the first rows (insertion order is kept),
+    and the arms in the order they first appear there."""
+    import numpy as np
+
+    select = ", ".join([*(f"{expr(c)} AS {quote('h' + str(i))}" for i, c in enumerate(cols)),
+                        f"{quote(treatment)} AS arm"])
+    out = table.con.execute(f"SELECT {select} FROM {TABLE} LIMIT {HEAD_ROWS}").fetchnumpy()
+    head_arms = list(dict.fromkeys(a for a in out["arm"].tolist() if a is not None))
+    centres, second = {}, {}
+    for i, c in enumerate(cols):
+        v = np.asarray(out["h" + str(i)], dtype=np.float64)
+        if np.ma.isMaskedArray(out["h" + str(i)]):
+            v = np.asarray(out["h" + str(i)].compressed(), dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            centres[c], second[c] = 0.0, 1.0
+            continue
+        k = float(np.mean(v))
+        # a constant column in the first rows: use the centre's scale so bounds are not zero
+        second[c] = max(float(np.mean((v - k) ** 2)), (abs(k) * 1e-6) ** 2, 1e-300)
+        centres[c] = _round_centre(k, second[c])
+    return centres, second, head_arms
+
+
+def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict) -> tuple:
+    """Every arm in order of first appearance: from the first rows, or (an arm first seen later) one more
+    pass numbering the rows in insertion order, which DuckDB keeps."""
+    order = [a for a in head_arms if a in arm_counts]
+    if len(order) == len(arm_counts):
+        return tuple(order)
+    q = quote(treatment)
+    rows = table.sql(f"SELECT arm FROM (SELECT {q} AS arm, row_number() OVER () AS r FROM {TABLE}) "
+                     "WHERE arm IS NOT NULL GROUP BY arm ORDER BY min(r)")
+    return tuple(r[0] for r in rows)
+
+def _grain(c: str, centres: dict[str, float], integer_columns: set[str]) -> float:
+    """For an integer column, the power of two that every centred value is a multiple of; else 0.
+
+    The centre is a dyadic float: its denominator is a power of two, and integers are
+    multiples of any power of two up to 1.
+    """
+    if c not in integer_columns:
+        return 0.0
+    return min(1.0, 1.0 / Fraction(centres[c]).denominator)
+
+
+def _round_centre(k: float, second: float) -> float:
+    """The centre rounded to a power-of-two grid about 1/1000 of the spread.
+
+    Rounding each centred value to the summation quantum is then exact for integer and
+    other coarse-grained columns (their centred values and products lie on the grid), so
+    no rounding error repeats row after row; centring loses nothing by being 0.1% off.
+    """
+    grid = 2.0 ** (math.floor(math.log2(math.sqrt(second))) - 10)
+    return round(k / grid) * grid
+
+
+def _bounds(group: Group, second: dict[str, float], n: float, safety: float) -> tuple[dict, dict]:
+    lin = {c: safety * n * math.sqrt(second[c]) for c in group.columns}
+    prod = {(a, b): safety * n * math.sqrt(second[a] * second[b]) for a, b in group.pairs}
+    return lin, prod
+
+
+def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict[str, float], second: dict[str, float],
+              safety: float, expr, float_columns: set[str], complete_cases: bool, integer_columns: set[str],
+              period: str | None = None):
+    cols = tuple(dict.fromkeys(c for g in groups for c in g.columns))
+    idx = {c: i for i, c in enumerate(cols)}
+    inner = [f"{quote(treatment)} AS arm"]
+    if period is not None:
+        inner.append(f"{quote(period)} AS period")
+    inner += [f"({expr(c)} - {lit(centres[c])}) AS d{idx[c]}" for c in cols]
+    conds = []
+    if complete_cases:
+        for gi, g in enumerate(groups):
+            tests = []
+            for c in g.columns:
+                tests.append(f"{quote(c)} IS NOT NULL")
+                if c in float_columns:
+                    tests.append(f"NOT isnan({quote(c)})")
+            inner.append(f"({' AND '.join(tests)}) AS ok{gi}")
+            conds.append(f" FILTER (WHERE ok{gi})")
+    else:
+        conds = [""] * len(groups)
+    keys = ["arm", "period"] if period is not None else ["arm"]
+    outer = [*keys, "count(*)"]
+    if not complete_cases:
+        outer += [f"count(d{idx[c]})" for c in cols]
+    layout = []  # (group index, kind, key)
+    for gi, g in enumerate(groups):
+        lin, prod = _bounds(g, second, table.rows, safety)
+        if complete_cases:
+            outer.append(f"count(*){conds[gi]}")
+            layout.append((gi, "n", None))
+        for c in g.columns:
+            s, q = _split_constant(lin[c], linear=True)
+            if _grain(c, centres, integer_columns) >= q:  # already on the grid: summed exactly as it is
+                outer.append(f"sum(d{idx[c]}){conds[gi]}")
+            else:
+                outer.append(f"sum((d{idx[c]} + {lit(s)}) - {lit(s)}){conds[gi]}")
+            layout.append((gi, "s", c))
+        for a, b in g.pairs:
+            s, q = _split_constant(prod[(a, b)])
+            if _grain(a, centres, integer_columns) * _grain(b, centres, integer_columns) >= q:
+                outer.append(f"sum(d{idx[a]} * d{idx[b]}){conds[gi]}")
+            else:
+                outer.append(f"sum((d{idx[a]} * d{idx[b]} + {lit(s)}) - {lit(s)}){conds[gi]}")
+            layout.append((gi, "ss", (a, b)))
+    query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE}) GROUP BY {', '.join(keys)}"
+    try:
+        rows = table.sql(query)
+    except Exception as exc:  # duckdb.Error: a value DuckDB cannot cast to DOUBLE, say
+        raise DataError(f"cannot aggregate the metric columns: {str(exc).splitlines()[0]}", file=table.file) from None
+    result: dict[str | None, dict[Any, ArmSums]] = {g.metric: {} for g in groups}
+    arm_counts: dict[Any, int] = {}
+    missing = 0
+    missing_period = 0
+    by_period: dict[Any, dict[str | None, dict[Any, ArmSums]]] = {}
+    nonnull = {c: 0 for c in cols}
+    width = len(keys)
+    for row in rows:
+        arm, count = row[0], int(row[width])
+        if arm is None:
+            missing += count
+            continue
+        arm_counts[arm] = arm_counts.get(arm, 0) + count
+        pos = width + 1
+        if not complete_cases:
+            for c in cols:
+                nonnull[c] += int(row[pos])
+                pos += 1
+        part = {g.metric: ArmSums(count, {}, {}) for g in groups}
+        for gi, kind, key in layout:
+            value = row[pos]
+            pos += 1
+            sums = part[groups[gi].metric]
+            if kind == "n":
+                sums.n = int(value)
+            elif kind == "s":
+                sums.s[key] = float(value) if value is not None else 0.0
+            else:
+                sums.ss[key] = float(value) if value is not None else 0.0
+        for metric, sums in part.items():
+            previous = result[metric].get(arm)
+            result[metric][arm] = sums if previous is None else add_sums(previous, sums)
+        if period is not None:
+            when = row[1]
+            if when is None or when != when:  # NULL or NaN: no period
+                missing_period += count
+            else:
+                slot = by_period.setdefault(when, {m: {} for m in part})
+                for metric, sums in part.items():
+                    slot[metric][arm] = sums
+    by_period = {k: by_period[k] for k in sorted(by_period)}
+    return result, arm_counts, missing, nonnull, by_period, missing_period
+
+
+def _has_nan(result) -> bool:
+    return any(math.isnan(v) for g in result.values() for a in g.values() for v in [*a.s.values(), *a.ss.values()])
+
+
+def _check_finite(result, file: str) -> None:
+    for g in result.values():
+        for a in g.values():
+            for c, v in a.s.items():
+                if not math.isfinite(v):
+                    raise DataError(f"metric column {c!r} holds infinite values; filter them out with data.filter",
+                                    file=file, column=c, key="design.metrics")
+            for (c, d), v in a.ss.items():
+                if not math.isfinite(v):
+                    raise DataError(f"metric column {c!r} or {d!r} holds values too large to square; cap them "
+                                    "(design.options.cap_quantile) or rescale", file=file, column=c, key="design.metrics")
+
+
+def _verify(result, groups: list[Group], centres, second, rows: int, safety: float):
+    """Prove that every summation was exact; else return centres and bounds for a repeat that will be."""
+    ok = True
+    new_centres, new_second = dict(centres), dict(second)
+    for g in groups:
+        arms = list(result[g.metric].values())
+        n = sum(a.n for a in arms)
+        if not arms or n == 0:
+            continue
+        lin, prod = _bounds(g, second, rows, safety)
+        # sum of d**2 over every arm, plus the rounding slack: bounds sum |t| of every term
+        sq = {}
+        for c in g.columns:
+            _, q = _split_constant(prod[(c, c)])
+            sq[c] = sum(a.ss[(c, c)] for a in arms) + rows * q
+            if sq[c] > _limit(prod[(c, c)]):
+                ok = False
+        for (a, b), bound in prod.items():
+            if math.sqrt(sq[a] * sq[b]) > _limit(bound):
+                ok = False
+        for c, bound in lin.items():
+            term_limit = _limit(bound, linear=True)
+            if math.sqrt(rows * sq[c]) > 4 * term_limit * (1 - 2.0 ** -40) or math.sqrt(sq[c]) > term_limit:
+                ok = False
+        for c in g.columns:
+            new_centres[c] = _round_centre(centres[c] + sum(a.s[c] for a in arms) / n, max(sq[c] / n, 1e-300))
+            new_second[c] = max(sq[c] / n, 1e-300)
+    return ok, new_centres, new_second
+
+
+def _limit(bound: float, linear: bool = False) -> float:
+    """The proved limit ``2**(p-1)`` of the split constant chosen for ``bound``."""
+    s, _ = _split_constant(bound, linear)
+    return s / 3.0

@@ -1,0 +1,60 @@
+"""``Family``: what a design family declares in its package's ``__init__.py``.
+
+A family is a folder ``causalcli/designs/<name>/`` whose ``__init__`` holds ``FAMILY``.
+The registry (``causalcli.designs``) finds the folders; the spec union, ``causalcli
+methods``, the JSON Schema, the plot list and ``estimate`` all read it from there.
+The spec model is imported with the family (pydantic only: ``validate`` stays light);
+the design and its plots are named as ``"module:attribute"`` and imported when a study
+uses them, so ``causalcli --help`` never loads a numerical library.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from causalcli.errors import SpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.designs.base import Design
+    from causalcli.result import Result
+
+
+@dataclass(frozen=True)
+class Family:
+    """One design family: ``method`` in specs, its `design:` model, its Design and its plots."""
+
+    name: str  # the value of design.method
+    summary: str  # one line for `causalcli methods`
+    spec: type  # the pydantic model of the `design:` block (its `method` is Literal[name])
+    design: str | type  # "module:Class" (imported on use) or the class itself
+    plots: str | None = None  # "module:PLOTS", a dict {name: fn(Result) -> PNG bytes or None}
+    order: int = 100  # position in listings (`methods`, "choose one of"); ties by name
+    planned: str = ""  # what is planned, shown when the design module is not there yet
+
+    @property
+    def built(self) -> bool:
+        if not isinstance(self.design, str):
+            return True
+        return importlib.util.find_spec(self.design.split(":")[0]) is not None
+
+    def load(self, built_names: list[str]) -> "Design":
+        if not self.built:
+            raise SpecError(
+                f"design '{self.name}' is not built yet in this version of causalcli ({self.planned}); "
+                f"built designs: {', '.join(built_names)}",
+                key="design.method",
+            )
+        return _resolve(self.design)()
+
+    def plot_functions(self) -> "dict[str, Callable[[Result], bytes | None]]":
+        return dict(_resolve(self.plots)) if self.plots else {}
+
+
+def _resolve(target: Any) -> Any:
+    if not isinstance(target, str):
+        return target
+    module, attribute = target.split(":")
+    return getattr(importlib.import_module(module), attribute)

@@ -1,0 +1,364 @@
+"""Nearest-neighbour matching: ATT, ATC and ATE.
+
+Matching with replacement and ties kept (or without replacement, greedy in
+data order), on the logit of an estimated propensity score or by Mahalanobis
+distance on the covariates, optionally within exact strata and with the
+Abadie-Imbens (2011) bias correction, with the Abadie-Imbens (2006) standard
+error, adjusted for the estimated score (Abadie and Imbens 2016) where that
+applies. The semantics mirror R's
+``Matching::Match`` (see ``causalcli.designs.matching.nearest``), against which the tests
+are pinned. Diagnostics: a MatchIt-style balance table, overlap, E-value and
+Rosenbaum bounds (``causalcli.models.propensity``, ``causalcli.checks.sensitivity``).
+
+References
+----------
+Abadie, A. and Imbens, G. W. (2006). Large sample properties of matching
+estimators for average treatment effects. Econometrica 74(1), 235-267.
+Abadie, A. and Imbens, G. W. (2016). Matching on the estimated propensity
+score. Econometrica 84(2), 781-807.
+Rosenbaum, P. R. and Rubin, D. B. (1983). The central role of the propensity
+score in observational studies for causal effects. Biometrika 70(1), 41-55.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from causalcli.data.table import MissingRows, binary_study_arrays, require_columns, single_treated_warning, study_roles
+from causalcli.designs.base import Design, Fit, require
+from causalcli.errors import SpecError
+from causalcli.inference.estimate import normal_estimate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+    from causalcli.graph import Identification
+    from causalcli.designs.matching.spec import MatchingOptions
+    from causalcli.spec.loading import LoadedSpec
+    from causalcli.spec.models import Study
+
+@dataclass(frozen=True)
+class MatchingData:
+    """Arrays the estimator and the refuters share (picklable for joblib workers)."""
+
+    X: np.ndarray
+    t: np.ndarray  # bool
+    y: np.ndarray
+    covariates: tuple[str, ...]
+    X_balance: np.ndarray  # every level of a categorical covariate, for the balance table
+    balance_names: tuple[str, ...]
+    neighbors: int
+    caliper: float | None
+    tolerance: float
+    estimand: str
+    rows: int
+    dropped_missing: int
+    file: str
+    coef: np.ndarray  # full-data propensity coefficients: refuters start their refits here
+    iterations: int
+    scaling: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))  # full-data centre and SD of X
+    strata: np.ndarray | None = None  # exact-matching cell per row (codes), or None
+    exact: tuple[str, ...] = ()
+    bias_correction: bool = False
+    distance: str = "propensity"
+    extra_metric: np.ndarray | None = None  # exact columns outside the covariates (Mahalanobis metric)
+    replace: bool = True
+    se: str = "ai2016"  # headline SE on the propensity score: ai2016 (adjusted where it applies) or ai2006
+    missing: MissingRows | None = None  # rows dropped for a missing value, by role
+
+
+class MatchingDesign(Design):
+    name = "matching"
+    summary = "Nearest-neighbour matching, with or without replacement (score or Mahalanobis; ATT, ATC, ATE)"
+    estimators = ("psm_nearest",)
+    estimands = ("att", "atc", "ate")
+    inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity")
+    reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
+    weights_built = False
+    uses_adjustment_set = True  # covariates outside the graph's adjustment set are left out (and warned)
+
+    def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        require(study, spec, "treatment", "outcome", "covariates")
+        self.estimand(study, spec)
+        opts: MatchingOptions = study.design.options
+        if not opts.replace and opts.bias_correction:
+            # Match switches BiasAdjust off without replacement (ties = FALSE); not guessed here
+            raise SpecError("bias_correction is not available with replace: false (R's Match has no bias "
+                            "adjustment without replacement); remove one of them",
+                            file=spec.source.display, key="design.options")
+        unbuilt = []
+        if opts.distance == "mahalanobis" and opts.caliper is not None:
+            unbuilt.append("caliper with distance: mahalanobis (the caliper is on the propensity score)")
+        if unbuilt:
+            raise SpecError(f"matching option(s) {', '.join(unbuilt)} are not built yet; remove them",
+                            file=spec.source.display, key="design.options")
+
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        roles = study_roles(study, "binary")
+        for i, c in enumerate(study.design.options.exact):
+            roles.setdefault(c, (f"design.options.exact[{i}]", "any"))
+        require_columns(table, roles, study.design.treated_value)
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification",
+                spec: "LoadedSpec") -> MatchingData:
+        covs = list(identification.adjustment_set)
+        categorical = tuple(c for c in study.categorical if c in covs)
+        exact = tuple(study.design.options.exact)
+        arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=exact,
+                                     extra_text=tuple(c for c in exact if c not in covs),
+                                     extra_role=("exact", "exact-matching column"))
+        cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
+        from causalcli.models.propensity import (SeparationError, balance_matrix, explain_separation, fit_logit,
+                                          require_common_support)
+
+        Xb, bnames = balance_matrix(cols, covs, categorical)
+        try:
+            ps = fit_logit(X, t.astype(np.float64), names=names)
+        except SeparationError as err:
+            raise explain_separation(err, Xb, bnames, categorical, t, table.file) from None
+        require_common_support(ps.probability, t, table.file)
+        opts = study.design.options
+        return MatchingData(
+            X=X, t=t, y=np.asarray(cols[study.outcome], dtype=np.float64), covariates=tuple(names),
+            X_balance=Xb, balance_names=tuple(bnames),
+            neighbors=opts.neighbors, caliper=opts.caliper, tolerance=opts.tolerance,
+            estimand=self.estimand(study, spec), rows=table.rows, dropped_missing=dropped, file=table.file,
+            coef=ps.coef, iterations=ps.iterations, scaling=(X.mean(axis=0), X.std(axis=0)),
+            strata=_strata(cols, exact), exact=exact,
+            bias_correction=opts.bias_correction, distance=opts.distance,
+            extra_metric=_codes(cols, tuple(c for c in exact if c not in covs)),
+            replace=opts.replace, se=opts.se, missing=arrays.missing,
+        )
+
+    # ------------------------------------------------------------ estimation
+
+    def fit(self, prepared: MatchingData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
+        from causalcli.designs.matching.nearest import match
+
+        d = prepared
+        score = d.coef[0] + d.X @ d.coef[1:]
+        probability = 1.0 / (1.0 + np.exp(-score))
+        m = match(d.y, d.t, score, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
+                  tolerance=d.tolerance, strata=d.strata, Z=d.X if d.bias_correction else None,
+                  U=_metric(d, d.X, d.extra_metric), replace=d.replace)
+        # R's Match keeps caliper-dropped units in N (with a zero contrast), which
+        # understates the SE; report the SE of the matched-sample effect and keep
+        # R's number beside it (equal when the caliper drops nobody).
+        missing = d.missing or MissingRows({"dropped_missing": d.dropped_missing})
+        warnings = [*missing.warnings, *single_treated_warning(d.t)]
+        se_2016, why_not_2016 = _ai2016(d, m, score, probability)
+        if se_2016 is not None and d.se == "ai2016":
+            estimate = normal_estimate(m.estimate, se_2016, study.conf_level,
+                                       "abadie_imbens_2016_estimated_propensity")
+        else:
+            estimate = normal_estimate(m.estimate, m.std_error_matched, study.conf_level, "abadie_imbens")
+            if d.se == "ai2016" and why_not_2016.startswith("the adjusted variance"):
+                warnings.append(f"the Abadie-Imbens (2016) adjustment is not used: {why_not_2016}; the standard "
+                                "error treats the propensity score as known")
+        focal_name = {"att": "treated", "atc": "control", "ate": "all"}[d.estimand]
+        weights = m.match_weights + m.focal_matched
+        n = {
+            "rows": d.rows,
+            **missing.n,
+            "treated": int(d.t.sum()),
+            "control": int((~d.t).sum()),
+            "used": int(np.count_nonzero(weights)),
+            "matched": int(m.n_focal_matched),
+            "dropped_unmatched": int(m.n_dropped),
+        }
+        if d.estimand == "att":
+            n.update({"treated_matched": int(m.n_focal_matched),
+                      "controls_matched": int(np.count_nonzero(m.match_weights)),
+                      "treated_dropped_caliper": int(m.n_dropped)})
+        if m.n_dropped:
+            why = []
+            if d.caliper is not None:
+                why.append(f"the caliper of {d.caliper} SD")
+            if d.exact:
+                why.append(f"exact matching on {', '.join(d.exact)}")
+            if not d.replace:
+                why.append("matching without replacement (unused matches ran out)")
+            units = "units" if d.estimand == "ate" else f"{focal_name} units"
+            warnings.append(
+                f"{' and '.join(why)} dropped {m.n_dropped} of {m.n_focal} {units} with no match close enough "
+                f"({_ids(m.dropped)}); the estimate is the effect on the units that were matched"
+            )
+        if m.ties_broken:
+            warnings.append(
+                f"without replacement, {m.ties_broken} units had more than {d.neighbors} candidate matches within "
+                f"the tie tolerance ({d.tolerance}); the first in data order were kept. R's Match breaks such ties "
+                "at random, so its matches and estimate can differ"
+            )
+        from causalcli.models.propensity import balance_check, balance_table, overlap_check, overlap_summary
+        from causalcli.checks.sensitivity import evalue, rosenbaum_bounds
+
+        balance = balance_table(d.X_balance, d.t, d.balance_names, weights, d.estimand)
+        bounds = study.thresholds.propensity_bounds
+        overlap = overlap_summary(probability, d.t, bounds, weights,
+                                  share_unmatched=float(m.n_dropped / max(m.n_focal, 1)))
+        if d.estimand == "att":
+            overlap["share_treated_unmatched"] = overlap["share_unmatched"]
+        arm = {"att": "treated", "atc": "control"}.get(d.estimand, "all")
+        checks = [balance_check(balance, study.thresholds.balance_smd, "matching"),
+                  overlap_check(overlap, study.thresholds.max_outside, bounds, arm)]
+        sensitivity = {
+            "e_value": evalue(estimate.value, estimate.ci_lower, estimate.ci_upper, float(np.std(d.y, ddof=1))),
+            "rosenbaum": rosenbaum_bounds(m.differences, study.thresholds.alpha, estimate.value),
+        }
+        diagnostics = {
+            "balance": balance,
+            "balance_threshold": study.thresholds.balance_smd,
+            "overlap": overlap,
+            "sensitivity": sensitivity,
+            "propensity_model": {
+                "model": "logistic regression (unpenalised maximum likelihood)",
+                "iterations": d.iterations,
+                "coefficients": dict(zip(("(intercept)", *d.covariates), map(float, d.coef))),
+            },
+            "matching": {
+                "neighbors": d.neighbors,
+                "caliper_sd": d.caliper,
+                "replace": d.replace,
+                "ties": ("kept, weighted equally" if d.replace else
+                         f"broken by data order ({m.ties_broken} units had ties; R's Match breaks them at random)"),
+                "distance": ("Mahalanobis distance on the covariates (Match's Weight = 2)"
+                             if d.distance == "mahalanobis" else "absolute difference of the logit propensity score"),
+                "exact": list(d.exact),
+                "bias_correction": ({"covariates": list(d.covariates), "slopes": m.bias_coefficients,
+                                     "estimate_unadjusted": m.estimate_unadjusted}
+                                    if d.bias_correction else None),
+                "std_error_ai2006": float(m.std_error_matched),
+                "std_error_ai2016": se_2016,
+                "std_error_ai2016_note": (
+                    "Abadie-Imbens (2016) standard error for matching on an estimated logit score: "
+                    "std_error_ai2006^2 - c' I^-1 c / N for the ATE, plus dtau' I^-1 dtau / N for the ATT and "
+                    "ATC (can go either way)" if se_2016 is not None else f"not computed: {why_not_2016}"),
+                "std_error_r_match": float(m.std_error if d.replace else m.std_error_standard),
+                "std_error_note": (
+                    f"std_error_ai2006 is Abadie-Imbens (2006) over the matched {focal_name} units, treating the "
+                    "score as known; "
+                    + ("std_error_r_match is R Matching::Match's se, which also counts units dropped by the caliper "
+                       "or exact matching (equal when none is dropped)" if d.replace else
+                       "without replacement R's Match computes no Abadie-Imbens se; std_error_r_match is its "
+                       "se.standard (pair differences as independent), what its summary() prints")
+                    + f"; the headline std_error is {estimate.inference}"),
+            },
+        }
+        return Fit("psm_nearest", d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings)
+
+    def point(self, prepared: MatchingData, *, treatment=None, extra_covariate=None, rows=None) -> float:
+        from causalcli.designs.matching.nearest import match, match_att_point
+        from causalcli.models.propensity import fit_logit
+
+        d = prepared
+        X, t, y, strata, extra = d.X, d.t, d.y, d.strata, d.extra_metric
+        start = d.coef
+        if rows is not None:
+            X, t, y = X[rows], t[rows], y[rows]
+            strata = None if strata is None else strata[rows]
+            extra = None if extra is None else extra[rows]
+        if d.distance == "mahalanobis":
+            if extra_covariate is not None:
+                X = np.column_stack([X, extra_covariate])
+            return match(y, t, np.zeros(t.size), estimand=d.estimand, neighbors=d.neighbors,
+                         tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None,
+                         U=_metric(d, X, extra), replace=d.replace).estimate
+        if treatment is not None:
+            t = treatment
+            # a permuted treatment is unrelated to X: start from the intercept-only model
+            start = np.zeros_like(d.coef)
+            start[0] = np.log(t.mean() / (1.0 - t.mean()))
+        # the full data's centring and scaling serve every refit (an added standard-normal
+        # covariate is already centred and scaled): no pass over X to recompute them
+        scaling = d.scaling
+        if extra_covariate is not None:
+            X = np.column_stack([X, extra_covariate])
+            start = np.append(start, 0.0)
+            scaling = (np.append(scaling[0], 0.0), np.append(scaling[1], 1.0))
+        ps = fit_logit(X, t.astype(np.float64), start=start, scaling=scaling)
+        if d.estimand == "att" and strata is None and not d.bias_correction and d.replace:
+            return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper,
+                                   tolerance=d.tolerance)
+        return match(y, t, ps.linear_predictor, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
+                     tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None,
+                     replace=d.replace).estimate
+
+    def treatment_of(self, prepared: MatchingData) -> np.ndarray:
+        return prepared.t
+
+    def units(self, prepared: MatchingData) -> int:
+        return int(prepared.t.size)
+
+
+def _strata(cols: dict, exact: tuple[str, ...]) -> np.ndarray | None:
+    """One integer code per combination of the exact-matching columns (None without them)."""
+    if not exact:
+        return None
+    codes = np.column_stack([np.unique(np.asarray(cols[c]).astype(str), return_inverse=True)[1].reshape(-1)
+                             for c in exact])
+    return np.unique(codes, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def _ids(rows: np.ndarray, limit: int = 10) -> str:
+    """Row numbers (1-based, in the rows used) of dropped units, the first ``limit`` of them."""
+    shown = ", ".join(str(int(r) + 1) for r in rows[:limit])
+    return f"rows {shown}{', ...' if rows.size > limit else ''}"
+
+
+def _codes(cols: dict, names: tuple[str, ...]) -> np.ndarray | None:
+    """Integer codes of the given columns (None without any)."""
+    if not names:
+        return None
+    return np.column_stack([np.unique(np.asarray(cols[c]).astype(str), return_inverse=True)[1].reshape(-1)
+                            for c in names]).astype(np.float64)
+
+
+def _metric(d: MatchingData, X: np.ndarray, extra: np.ndarray | None) -> np.ndarray | None:
+    """Mahalanobis coordinates of the covariates (and exact columns outside them, as Match's X), or None."""
+    if d.distance != "mahalanobis":
+        return None
+    from causalcli.designs.matching.nearest import mahalanobis_coordinates
+
+    return mahalanobis_coordinates(X if extra is None else np.column_stack([X, extra]))
+
+
+def _ai2016(d: MatchingData, m, score: np.ndarray, probability: np.ndarray) -> tuple[float | None, str]:
+    """Abadie-Imbens (2016) SE on the estimated logit score, or None and the reason it does not apply.
+
+    The paper covers nearest-neighbour matching with replacement on a logit score
+    estimated by maximum likelihood, on the whole sample: not Mahalanobis
+    distance, exact strata, the bias correction, matching without replacement, or
+    a caliper that drops units (the estimand then changes with the score).
+    """
+    reasons = []
+    if d.distance != "propensity":
+        reasons.append("Mahalanobis matching does not use the score")
+    if not d.replace:
+        reasons.append("no derivation for matching without replacement")
+    if d.strata is not None:
+        reasons.append("exact matching")
+    if d.bias_correction:
+        reasons.append("bias correction")
+    if m.n_dropped:
+        reasons.append("units dropped by the caliper")
+    if min(int(d.t.sum()), int((~d.t).sum())) < 2:  # its within-arm covariances need two units per arm
+        reasons.append("an arm with a single unit")
+    if reasons:
+        return None, "the Abadie-Imbens (2016) theory does not cover " + ", ".join(reasons)
+    from causalcli.inference.abadie_imbens import ai2016_ate_variance_reduction, ai2016_att_terms
+    from causalcli.models.propensity import LogitFit
+
+    fit = LogitFit(coef=d.coef, linear_predictor=score, probability=probability, converged=True,
+                   iterations=d.iterations)
+    if d.estimand == "ate":
+        adj = -ai2016_ate_variance_reduction(d.y, d.t, d.X, probability, information=fit.information(d.X))
+    elif d.estimand == "att":
+        adj = ai2016_att_terms(d.y, d.t, d.X, probability, m.estimate, fit.information(d.X)).adjustment
+    else:  # the ATC is the ATT of the controls, on the score 1 - p
+        adj = ai2016_att_terms(d.y, ~d.t, d.X, 1.0 - probability, -m.estimate, fit.information(d.X)).adjustment
+    var = m.std_error_matched ** 2 + adj
+    if not var > 0:
+        return None, f"the adjusted variance is not positive ({var:.3g})"
+    return float(np.sqrt(var)), ""

@@ -1,0 +1,10 @@
+"""Matching plots: a love plot and propensity-score histograms by arm (drawn in ``causalcli.charts``)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from causalcli.charts import love_plot, propensity_histogram
+from causalcli.result import Result
+
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"love": love_plot, "propensity": propensity_histogram}

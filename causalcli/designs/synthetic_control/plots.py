@@ -1,0 +1,70 @@
+"""Synthetic control plots: the treated unit against its synthetic control, and the gaps with placebo gaps behind."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from causalcli.charts import figure as _figure, png as _png
+from causalcli.result import Result
+
+# Placebos whose pre-period fit is this many times worse than the treated unit's are left out of the
+# gap plot, as Abadie, Diamond and Hainmueller (2010, Figures 5-7) do (they show 20x, 5x and 2x).
+PLACEBO_FIT_CUTOFF = 5.0
+
+
+def _axis(values: list) -> list:
+    """Periods for the x axis: ISO dates (a date time column) as datetime64 days, numbers as they are."""
+    if values and isinstance(values[0], str):
+        import numpy as np
+
+        return list(np.array(values, dtype="datetime64[D]"))
+    return values
+
+
+def path_plot(result: Result) -> bytes | None:
+    path = result.diagnostics.get("path")
+    if not path:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
+    times = _axis(path["time"])
+    ax.plot(times, path["treated"], color="#1f4e79", linewidth=2, label=path.get("treated_unit", "treated"))
+    ax.plot(times, path["synthetic"], color="#c0504d", linewidth=2, linestyle="--", label="synthetic control")
+    ax.axvline(_axis([path["treatment_start"]])[0], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("period")
+    ax.set_ylabel("outcome")
+    ax.set_title(f"{result.study}: treated vs synthetic control")
+    ax.legend(loc="best")
+    return _png(fig, plt)
+
+
+def gaps_plot(result: Result) -> bytes | None:
+    path = result.diagnostics.get("path")
+    placebos = result.diagnostics.get("placebo_gaps") or {}
+    if not path:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
+    times = _axis(path["time"])
+    pre_rmspe = result.diagnostics.get("pre_rmspe") or 0.0
+    placebo_pre = (result.diagnostics.get("placebo_in_space") or {}).get("pre_rmspe", {})
+    shown = dropped = 0
+    for unit, gaps in placebos.items():
+        if pre_rmspe > 0 and placebo_pre.get(unit, 0.0) > PLACEBO_FIT_CUTOFF * pre_rmspe:
+            dropped += 1
+            continue
+        ax.plot(times, gaps, color="#b0b0b0", linewidth=0.8, alpha=0.8)
+        shown += 1
+    treated_gap = [a - b for a, b in zip(path["treated"], path["synthetic"])]
+    ax.plot(times, treated_gap, color="#1f4e79", linewidth=2.2, label=path.get("treated_unit", "treated"))
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.axvline(_axis([path["treatment_start"]])[0], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("period")
+    ax.set_ylabel("gap (treated - synthetic)")
+    note = f"{shown} placebos" + (f"; {dropped} with pre-RMSPE > {PLACEBO_FIT_CUTOFF:g}x left out" if dropped else "")
+    ax.set_title(f"{result.study}: gaps, placebos in grey ({note})", fontsize=9)
+    ax.legend(loc="best")
+    return _png(fig, plt)
+
+
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"path": path_plot, "gaps": gaps_plot}

@@ -1,0 +1,112 @@
+"""Refuters of the synthetic control design: placebo-in-time and leave-one-donor-out.
+
+* ``placebo_in_time`` (Abadie et al. 2015, sec. 4; "backdating"): the data are cut
+  at the real start, a fake start is drawn from the pre-periods that leave at least
+  ``min_pre`` periods before it (every such start once, in order, when there are no
+  more of them than simulations), and the synthetic control is refit; its effect is
+  the mean gap between the fake and the real start; the p-value is
+  (1 + #|fake| >= |estimate|) / (1 + fake starts), judged by the permutation rule
+  of ``causalcli.checks.refutation.RULES`` (not judged when too few fake starts can reach alpha).
+* ``leave_one_donor_out`` (Abadie et al. 2015, sec. 4, robustness to the donor
+  pool): each of the ``donors`` largest-weight donors is dropped in turn and the
+  fit redone; ``new_effect`` is the estimate that moves closest to zero (or past
+  it). Passed when it keeps the sign of the estimate (``RULES``). One run covers every donor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.errors import EstimationError
+from causalcli.result import Estimate, Refutation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.designs.synthetic_control.panel import SynthData
+
+TESTED = {
+    "placebo_in_time": "Pretends the treatment started earlier, inside the pre-period, and refits. A real effect "
+                       "should appear only at the real start; an effect as large at a fake start means the gap "
+                       "may come from a poor fit, not the treatment.",
+    "leave_one_donor_out": "Drops each heavily weighted donor in turn and refits. A sound estimate keeps its sign; "
+                           "if dropping one donor flips it, the result hangs on that unit.",
+}
+
+
+def placebo_in_time(d: "SynthData", options: Any, rng: np.random.Generator) -> float:
+    return placebo_in_time_at(d, float(rng.choice(fake_starts(d, options))))
+
+
+def fake_starts(d: "SynthData", options: Any) -> np.ndarray:
+    """The pre-periods a fake start may take (``min_pre`` periods before it, and a validation period)."""
+    pre_times = d.times[d.pre]
+    eligible = pre_times[options.min_pre:]
+    if d.v == "cross_validated" and d.cv_validate_window is not None:
+        # cross-validated V needs part of its validation window before the fake start
+        eligible = eligible[eligible > d.cv_validate_window[0]]
+    if eligible.size == 0:
+        raise EstimationError(f"no fake start leaves {options.min_pre} pre-periods before it"
+                              + (" and a validation period" if d.v == "cross_validated" else ""))
+    return eligible
+
+
+def placebo_in_time_at(d: "SynthData", fake: float) -> float:
+    """The refit with the treatment pretended to start at ``fake``: its mean gap up to the real start."""
+    from causalcli.designs.synthetic_control.panel import fit_unit
+
+    keep = d.pre
+    f = fit_unit(d, 0, np.arange(1, len(d.units)), start=fake, times_mask=keep)
+    window = (d.times >= fake) & keep
+    return float(f.gaps[window].mean())
+
+
+def leave_one_donor_out(d: "SynthData", options: Any) -> float:
+    from causalcli.designs.synthetic_control.panel import fit_unit, without_donor
+
+    J = len(d.units) - 1
+    base = fit_unit(d, 0, np.arange(1, J + 1))
+    estimate = float(base.gaps[d.post].mean())
+    order = [int(j) for j in np.argsort(-base.w, kind="stable") if base.w[j] > 1e-6][:options.donors]
+    if J - 1 < 2 or not order:
+        raise EstimationError("too few donors to leave one out")
+    effects = []
+    for j in order:
+        d2 = without_donor(d, j + 1)
+        f = fit_unit(d2, 0, np.arange(1, J))
+        effects.append(float(f.gaps[d2.post].mean()))
+    # the weakest: closest to zero on the estimate's side, or furthest past it
+    return min(effects) if estimate > 0 else max(effects)
+
+
+def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> Refutation:
+    ok = sims[np.isfinite(sims)]
+    total = int(sims.size)
+    failed = total - ok.size
+    note = f" ({failed} of {total} refits could not be estimated and were left out)" if failed else ""
+    est = estimate.value
+    if ok.size == 0:
+        return Refutation(name, None, None, None, f"no refit could be estimated{note}", total, TESTED[name])
+    if name == "placebo_in_time":
+        from causalcli.checks.refutation import permutation_verdict
+
+        extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
+        p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "fake starts")
+        detail = (f"{extreme} of {ok.size} fake starts in the pre-period gave an effect as large as {est:.4g} "
+                  f"(largest |fake effect| {np.abs(ok).max():.4g}, {compared}); "
+                  + ("the effect appears only at the real start" if passed else
+                     "the fit produces gaps this large without treatment: do not trust the estimate"
+                     if passed is False else "no fake start gave an effect as large, but there are too few of them "
+                                             "to test at alpha")
+                  + note)
+        return Refutation(name, float(ok.mean()), p, passed, detail, total, TESTED[name])
+    if name == "leave_one_donor_out":
+        weakest = float(ok[0])
+        passed = bool(np.sign(weakest) == np.sign(est) and weakest != 0)
+        detail = (f"dropping the heavily weighted donors one at a time, the estimate closest to zero is "
+                  f"{weakest:.4g} against {est:.4g}; "
+                  + ("the sign holds without any single donor" if passed else
+                     "one donor alone carries the result: the estimate changes sign without it")
+                  + note)
+        return Refutation(name, weakest, None, passed, detail, total, TESTED[name])
+    raise EstimationError(f"unknown synthetic control refuter {name!r}")

@@ -1,0 +1,132 @@
+"""`design:` keys of `method: synthetic_control`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from causalcli.spec.base import DesignBase, Strict
+
+# a value of the time column: a number, or a date (a YAML date or an ISO string) when time holds dates
+Period = int | float | dt.date | str
+
+
+def _reversed(a: Any, b: Any) -> bool:
+    """first > last, for two numbers or two dates (YAML dates or ISO strings, compared as ISO text)."""
+    if all(isinstance(x, (int, float)) for x in (a, b)):
+        return a > b
+    if all(isinstance(x, (dt.date, str)) for x in (a, b)):
+        return str(a)[:10] > str(b)[:10]
+    return False  # mixed: the design says the period is not of the time column's type
+
+
+class DonorOptions(Strict):
+    """Which units may enter the synthetic control (default: every unit but the treated one)."""
+
+    include: list[str | int] = Field(
+        default_factory=list, description="Only these units are donors (empty: every unit but the treated one)."
+    )
+    exclude: list[str | int] = Field(default_factory=list, description="Units never used as donors.")
+
+
+class CrossValidation(Strict):
+    """Cross-validated V (Abadie, Diamond and Hainmueller 2015, sec. 3): a training fit on earlier
+    predictors picks the V whose synthetic control best predicts the outcome over a validation window;
+    the donor weights then come from the main predictors with that V."""
+
+    predictors_window: tuple[Period, Period] = Field(
+        description="[first, last] period over which `predictors` are averaged in the training fit."
+    )
+    validate_window: tuple[Period, Period] = Field(
+        description="[first, last] pre-period whose outcome fit chooses V (after the training window)."
+    )
+    special_predictors: list[tuple[str, Any]] | None = Field(
+        None, description="Special predictors of the training fit, as design.special_predictors "
+        "(default: the design's own)."
+    )
+
+    @field_validator("predictors_window", "validate_window")
+    @classmethod
+    def _ordered(cls, v: tuple[Period, Period]) -> tuple[Period, Period]:
+        if _reversed(v[0], v[1]):
+            raise ValueError("needs [first, last] with first <= last")
+        return v
+
+
+class SynthOptions(Strict):
+    """Synthetic control (Abadie, Diamond and Hainmueller 2010)."""
+
+    v: Literal["nested", "equal", "regression", "cross_validated"] = Field(
+        "nested",
+        description="Predictor weights V: nested (optimised for the pre-period outcome fit, as R Synth), "
+        "equal, regression (R Synth's regression-based V, not optimised), or cross_validated (chosen on a "
+        "training/validation split, as Abadie, Diamond and Hainmueller 2015; needs options.cross_validation).",
+    )
+    cross_validation: CrossValidation | None = Field(
+        None, description="Training and validation windows of v: cross_validated."
+    )
+    starts: int = Field(
+        8, ge=1, le=64,
+        description="Deterministic starts of the nested V search (equal, regression, then fixed Dirichlet "
+        "draws); the lowest pre-period outcome loss is kept.",
+    )
+    donors: DonorOptions = Field(default_factory=DonorOptions, description="Donor pool: include / exclude units.")
+    predictors_window: tuple[Period, Period] | None = Field(
+        None, description="[first, last] period over which `predictors` are averaged (default: every pre-period)."
+    )
+    optimize_window: tuple[Period, Period] | None = Field(
+        None, description="[first, last] pre-period whose outcome fit V minimises (default: every pre-period)."
+    )
+    augmented: Literal["ridge"] | None = Field(
+        None, description="ridge: the augmented synthetic control of Ben-Michael, Feller and Rothstein (2021) "
+        "on the pre-period outcomes, instead of the predictor-based fit."
+    )
+    ridge_lambda: float | None = Field(
+        None, gt=0, description="Ridge penalty of the augmented estimator (default: forward validation over "
+        "the pre-period on a 20-value log grid, one-standard-error rule, in the manner of augsynth)."
+    )
+    conformal: bool = Field(
+        True, description="Conformal interval of the mean post-period effect and per-period intervals "
+        "(Chernozhukov, Wuethrich and Zhu 2021, moving-block permutations)."
+    )
+    conformal_grid: int = Field(
+        100, ge=10, le=2000, description="Candidate effects tried when inverting the conformal test."
+    )
+
+    @field_validator("predictors_window", "optimize_window")
+    @classmethod
+    def _ordered(cls, v: tuple[Period, Period] | None) -> tuple[Period, Period] | None:
+        if v is not None and _reversed(v[0], v[1]):
+            raise ValueError("needs [first, last] with first <= last")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_validation_pairs(self) -> "SynthOptions":
+        if self.v == "cross_validated" and self.cross_validation is None:
+            raise ValueError("v: cross_validated needs cross_validation: {predictors_window: [a, b], "
+                             "validate_window: [c, d]}")
+        if self.cross_validation is not None and self.v != "cross_validated":
+            raise ValueError("cross_validation is used only with v: cross_validated")
+        if self.cross_validation is not None and self.augmented:
+            raise ValueError("augmented: ridge fits the outcome path and takes no V: drop cross_validation")
+        return self
+
+
+class SynthDesign(DesignBase):
+    method: Literal["synthetic_control"]
+    unit: str = Field(description="Unit column (state, region, market).")
+    time: str = Field(description="Period column: numbers (year, week number), dates, timestamps (cut to days in "
+                                  "data.timezone) or ISO date strings; results are labelled by date.")
+    treated_unit: str | int = Field(description="The one treated unit, a value of the unit column.")
+    treatment_start: int | float | dt.date | str = Field(
+        description="First treated period, a value of the time column (a date such as 2011-07-01 when it holds dates).")
+    predictors: list[str] = Field(
+        default_factory=list, description="Columns averaged over the pre-period (or options.predictors_window)."
+    )
+    special_predictors: list[tuple[str, Any]] = Field(
+        default_factory=list,
+        description="[column, period], [column, [periods...]] (averaged) or [column, {from: a, to: b}].",
+    )
+    options: SynthOptions = Field(default_factory=SynthOptions)

@@ -1,0 +1,1 @@
+"""What running needs, whatever the design: atomic writes, progress, threads, worker counts."""

@@ -1,0 +1,195 @@
+"""The study spec's models (pydantic v2): every key but the `design:` block.
+
+Each design family declares its own `design:` model in ``causalcli/designs/<family>/spec.py``;
+the registry (``causalcli.designs``) joins them into the concrete ``Study`` model, so this
+layer never imports a family. ``causalcli schema`` prints that model's JSON Schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from causalcli.spec.base import Strict as _Strict
+
+# ---------------------------------------------------------------- data, graph
+
+
+class DataSpec(_Strict):
+    """Where the data is and which rows and columns to use."""
+
+    path: str = Field(description='Data file, relative to the spec file; "-" reads CSV from stdin.')
+    format: Literal["auto", "csv", "parquet"] = Field(
+        "auto", description="auto chooses by extension (.csv, .parquet/.pq)."
+    )
+    filter: str | None = Field(
+        None,
+        description="SQL boolean expression over the columns (DuckDB dialect). It can read "
+        "only this data: external access is off while it runs.",
+    )
+    columns: dict[str, str] = Field(default_factory=dict, description="Renames {old: new}.")
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1, pattern=r"^[^\"'\r\n]$",
+        description="CSV field delimiter, one character (e.g. ';' or a tab, written \"\\t\" in YAML); default: "
+        "tab for .tsv files, else the one of , ; tab | found most often in the header line.",
+    )
+    timezone: str = Field(
+        "UTC", description="IANA time zone (e.g. Europe/Berlin) in which timestamps of a time column are cut to "
+        "days; naive timestamps are read as UTC.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as UTC or Europe/Berlin") from None
+        return v
+
+
+class GraphSpec(_Strict):
+    """A causal graph; give exactly one of ``edges``, ``dot`` or ``file``."""
+
+    edges: list[tuple[str, str]] | None = Field(None, description="Directed edges [from, to].")
+    dot: str | None = Field(None, description='A DOT digraph, e.g. "digraph {a -> t; a -> y; t -> y}".')
+    file: str | None = Field(None, description="A .dot or .gml file, relative to the spec file.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "GraphSpec":
+        given = [k for k in ("edges", "dot", "file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'edges', 'dot' or 'file'"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+# ---------------------------------------------------------------- checks, refuters
+
+
+class Thresholds(_Strict):
+    """What fails a check."""
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="Refutations and pre-trend test.")
+    balance_smd: float = Field(0.1, gt=0, description="Max |standardised mean difference| after adjustment.")
+    propensity_bounds: tuple[float, float] = Field(
+        (0.01, 0.99), description="Overlap: propensity scores outside these bounds count as lacking support."
+    )
+    max_outside: float = Field(0.05, ge=0, le=1, description="Largest share of units allowed outside the bounds.")
+    srm_alpha: float = Field(0.001, gt=0, lt=1, description="Sample-ratio mismatch.")
+    pre_fit: float = Field(0.1, gt=0, description="Synthetic control: pre-RMSPE / mean |treated pre outcome|.")
+
+    @field_validator("propensity_bounds")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if not 0 <= lo < hi <= 1:
+            raise ValueError("needs 0 <= lower < upper <= 1")
+        return v
+
+
+class SimulationOptions(_Strict):
+    simulations: int = Field(100, ge=1, le=100_000)
+
+
+class SubsetOptions(_Strict):
+    fraction: float = Field(0.8, gt=0, lt=1)
+    simulations: int = Field(100, ge=1, le=100_000)
+
+
+class PlaceboTreatment(_Strict):
+    placebo_treatment: SimulationOptions = Field(default_factory=SimulationOptions)
+
+
+class RandomCommonCause(_Strict):
+    random_common_cause: SimulationOptions = Field(default_factory=SimulationOptions)
+
+
+class DataSubset(_Strict):
+    data_subset: SubsetOptions = Field(default_factory=SubsetOptions)
+
+
+class PlaceboInTimeOptions(_Strict):
+    """Synthetic control: refit with a fake treatment start inside the pre-period."""
+
+    simulations: int = Field(10, ge=1, le=1000, description="Fake starts, drawn at random from the eligible pre-periods; "
+                             "when there are no more eligible starts than this, each is run once.")
+    min_pre: int = Field(5, ge=2, description="Pre-periods a fake start must leave before it.")
+
+
+class LeaveOneDonorOutOptions(_Strict):
+    """Synthetic control: refit without each weighted donor in turn (one run covers them all)."""
+
+    donors: int = Field(10, ge=1, le=1000, description="Drop each of up to this many largest-weight donors.")
+
+    @property
+    def simulations(self) -> int:
+        return 1
+
+
+class PlaceboInTime(_Strict):
+    placebo_in_time: PlaceboInTimeOptions = Field(default_factory=PlaceboInTimeOptions)
+
+
+class LeaveOneDonorOut(_Strict):
+    leave_one_donor_out: LeaveOneDonorOutOptions = Field(default_factory=LeaveOneDonorOutOptions)
+
+
+Refuter = Union[PlaceboTreatment, RandomCommonCause, DataSubset, PlaceboInTime, LeaveOneDonorOut]
+REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset", "placebo_in_time", "leave_one_donor_out")
+_REFUTER_CLASSES = {"placebo_treatment": PlaceboTreatment, "random_common_cause": RandomCommonCause, "data_subset": DataSubset,
+                    "placebo_in_time": PlaceboInTime, "leave_one_donor_out": LeaveOneDonorOut}
+REFUTER_MODELS = _REFUTER_CLASSES
+
+
+def refuter_name(item: BaseModel) -> str:
+    return next(iter(type(item).model_fields))
+
+
+def refuter_options(item: BaseModel) -> BaseModel:
+    return getattr(item, refuter_name(item))
+
+
+# ---------------------------------------------------------------- the study
+
+
+class Study(_Strict):
+    """One causal study: data, roles of columns, design, checks and refutations."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"title": "causalcli study spec", "$id": "causalcli.spec/v1"},
+    )
+
+    version: Literal[1] = 1
+    name: str | None = Field(None, description="Default: the file name without extension.")
+    description: str | None = None
+    data: DataSpec
+    treatment: str | None = Field(None, description="Binary 0/1 or boolean treatment column.")
+    outcome: str | None = Field(None, description="Numeric outcome column.")
+    covariates: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list, description="Covariates to one-hot encode.")
+    weights: str | None = Field(None, description="Observation-weight column.")
+    graph: GraphSpec | None = None
+    design: Any = Field(description="The design block; its model is chosen by `method` (see causalcli.designs).")
+    segments: list[str] = Field(default_factory=list)
+    conf_level: float = Field(0.95, gt=0, lt=1)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    refute: list[Refuter] | None = Field(
+        None, description="Refuters to run; default depends on the method; [] runs none."
+    )
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _roles(self) -> "Study":
+        unknown_cat = [c for c in self.categorical if c not in self.covariates]
+        if unknown_cat:
+            raise ValueError(f"categorical columns must also be covariates: {', '.join(unknown_cat)}")
+        return self
+
