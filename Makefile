@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/causalcli estimate specs/lalonde_psm.yaml --format table || [ $$? -eq 1 ]
 
 test: $(STAMP) browser
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow" -n 2
 
 # The report test opens the HTML in headless Chromium (Debian's package). If it cannot

@@ -381,7 +381,8 @@ def _coverage(reps: int, treated: int, seed: int) -> dict[str, float]:
     from causalcli.designs.did.spec import DidOptions
     from causalcli.designs.did.design import DidDesign, PanelData
     from causalcli.designs.did.clusters import randomization_inference
-    from causalcli.models.fixed_effects import ols_crv1, t_estimate
+    from causalcli.inference.estimate import t_estimate
+    from causalcli.models.fixed_effects import ols_crv1
     from causalcli.inference.wild import wcr_test
 
     design = DidDesign()

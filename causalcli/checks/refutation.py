@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from causalcli.inference.estimate import normal_two_sided_p, unusable_se_reason
-from causalcli.result import Estimate, Refutation
+from causalcli.records import Estimate, Refutation
 
 TESTED = {
     "placebo_treatment": "Shuffles who was treated at random and re-estimates. A real effect should vanish "
@@ -25,6 +25,11 @@ TESTED = {
                            "not move; if it does, the estimator is fragile to irrelevant covariates.",
     "data_subset": "Re-estimates on random subsets of the rows. A sound estimate stays close; if it moves "
                    "beyond its standard error, it hangs on a few units.",
+    "placebo_in_time": "Pretends the treatment started earlier, inside the pre-period, and refits. A real effect "
+                       "should appear only at the real start; an effect as large at a fake start means the gap "
+                       "may come from a poor fit, not the treatment.",
+    "leave_one_donor_out": "Drops each heavily weighted donor in turn and refits. A sound estimate keeps its sign; "
+                           "if dropping one donor flips it, the result hangs on that unit.",
 }
 
 # A permutation p-value (1 + #extreme) / (1 + k) cannot go below 1 / (1 + k): with too few placebos the rule

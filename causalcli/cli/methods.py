@@ -44,9 +44,7 @@ def catalogue() -> dict:
             d["planned"] = entry.planned
         designs.append(d)
     from causalcli.spec.models import REFUTER_MODELS
-    from causalcli.designs.synthetic_control.refute import TESTED as SYNTH_TESTED
-
-    tested = {**TESTED, **SYNTH_TESTED}
+    tested = TESTED
     refuters = []
     for name, model in REFUTER_MODELS.items():
         refuters.append({"name": name, "defaults": refuter_options(model()).model_dump(), "tests": tested.get(name, "")})

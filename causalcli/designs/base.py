@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from causalcli.errors import SpecError
-from causalcli.result import Check, Estimate, Refutation
+from causalcli.records import Check, Estimate, Refutation
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

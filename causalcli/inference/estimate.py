@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
-from causalcli.result import Estimate
+from causalcli.records import Estimate
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 _STANDARD_NORMAL = NormalDist()
 
@@ -66,3 +70,30 @@ def unusable_se_reason(std_error: float | None, value: float, scale: float | Non
         return (f"the standard error ({std_error:.3g}) is below {SE_RELATIVE_TOLERANCE:g} of the estimate's scale "
                 f"({ref:.3g}): rounding noise of a fit with no residual variation, not a measure of uncertainty")
     return None
+
+
+def t_estimate(value: float, se: float, df: int, conf_level: float, inference: str, label: str | None = None):
+    """An Estimate with a t(df) interval and two-sided p-value."""
+    import numpy as np
+
+    from causalcli.inference.distributions import t_quantile, t_two_sided
+
+    if not np.isfinite(se) or se <= 0:
+        return Estimate(float(value), None, None, None, conf_level, None, inference, label)
+    q = t_quantile(0.5 + conf_level / 2, df)
+    p = t_two_sided(value / se, df)
+    return Estimate(float(value), float(se), float(value - q * se), float(value + q * se), conf_level, p,
+                    inference, label)
+
+
+def wald_f(b: "np.ndarray", V: "np.ndarray", df2: int) -> dict:
+    """Joint Wald test that ``b`` is zero: F = b'V^-1 b / q against F(q, df2) (as fixest's ``wald``)."""
+    import numpy as np
+
+    from causalcli.inference.distributions import f_sf
+
+    q = int(b.size)
+    W = float(b @ np.linalg.solve(V, b))
+    F = W / q
+    return {"statistic": F, "wald": W, "df": q, "df2": int(df2), "distribution": f"F({q}, {df2})",
+            "p_value": f_sf(F, q, df2)}

@@ -208,27 +208,3 @@ def ols_crv1_cells(y: np.ndarray, X: np.ndarray, names: list[str], cell: np.ndar
     for j in range(kx):
         S[:, kd + j] = np.bincount(cl, weights=Xd[:, j] * resid, minlength=G)
     return _crv1(coef, bread, S, resid, n, kd + kx, cluster, [unit, time])
-
-
-def t_estimate(value: float, se: float, df: int, conf_level: float, inference: str, label: str | None = None):
-    """An Estimate with a t(df) interval and two-sided p-value."""
-    from causalcli.inference.distributions import t_quantile, t_two_sided
-    from causalcli.result import Estimate
-
-    if not np.isfinite(se) or se <= 0:
-        return Estimate(float(value), None, None, None, conf_level, None, inference, label)
-    q = t_quantile(0.5 + conf_level / 2, df)
-    p = t_two_sided(value / se, df)
-    return Estimate(float(value), float(se), float(value - q * se), float(value + q * se), conf_level, p,
-                    inference, label)
-
-
-def wald_f(b: np.ndarray, V: np.ndarray, df2: int) -> dict:
-    """Joint Wald test that ``b`` is zero: F = b'V^-1 b / q against F(q, df2) (as fixest's ``wald``)."""
-    from causalcli.inference.distributions import f_sf
-
-    q = int(b.size)
-    W = float(b @ np.linalg.solve(V, b))
-    F = W / q
-    return {"statistic": F, "wald": W, "df": q, "df2": int(df2), "distribution": f"F({q}, {df2})",
-            "p_value": f_sf(F, q, df2)}

@@ -498,7 +498,7 @@ def balance_table(X: np.ndarray, t: np.ndarray, names: "list[str] | tuple[str, .
 
 def balance_check(balance: list[dict], limit: float, what: str):
     """Check: every |SMD| after adjustment at most ``limit`` (``thresholds.balance_smd``)."""
-    from causalcli.result import Check
+    from causalcli.records import Check
 
     worst = max(balance, key=lambda r: abs(r["smd_after"]) if np.isfinite(r["smd_after"]) else np.inf)
     value = abs(worst["smd_after"])
@@ -547,7 +547,7 @@ def overlap_summary(p: np.ndarray, t: np.ndarray, bounds: "tuple[float, float]",
 
 def overlap_check(overlap: dict, max_outside: float, bounds: "tuple[float, float]", arm: str = "all"):
     """Check: the share of units (of ``arm``) with a score outside ``bounds`` at most ``max_outside``."""
-    from causalcli.result import Check
+    from causalcli.records import Check
 
     key = {"all": "share_all_outside", "treated": "share_treated_outside", "control": "share_control_outside"}[arm]
     share = overlap[key]

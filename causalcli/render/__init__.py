@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-from causalcli.result import Result, StudyFailure
+from causalcli.records import StudyFailure
 
-Item = Union[Result, StudyFailure]
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
+
+Item = Union["Result", StudyFailure]
 MACHINE_FORMATS = ("json", "jsonl", "markdown", "csv")
 FORMATS = ("table", *MACHINE_FORMATS)
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import csv
 import io
 
+from causalcli.records import StudyFailure
 from causalcli.render import Item
-from causalcli.result import Result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
 
 # p_value_adjusted: experiments' p-values corrected across metrics and arms (empty where there is none)
 COLUMNS = ("study", "design", "estimand", "kind", "label", "value", "std_error", "ci_lower", "ci_upper",
@@ -18,7 +23,7 @@ def render_csv(items: list[Item]) -> str:
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for item in items:
-        if not isinstance(item, Result):
+        if isinstance(item, StudyFailure):
             w.writerow({"study": item.study, "kind": "error", "error": item.message})
             continue
         base = {"study": item.study, "design": item.design, "estimand": item.estimand}

@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import html
 import json
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from causalcli import __version__
+from causalcli.records import StudyFailure
 from causalcli.render import Item
 from causalcli.render.fmt import num, pval, verdict
-from causalcli.result import Result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
 
 CSS = """
 :root { --fg:#1b1f24; --muted:#57606a; --bg:#ffffff; --card:#f6f8fa; --line:#d0d7de;
@@ -76,7 +79,7 @@ def render_html(items: list[Item]) -> str:
 
     parts = []
     for item in items:
-        if isinstance(item, Result):
+        if not isinstance(item, StudyFailure):
             parts.append(_study(item, draw(item)))
         else:
             parts.append(
@@ -85,7 +88,7 @@ def render_html(items: list[Item]) -> str:
                 f'<p>{_e(item.message)}</p><p class="muted">spec: {_e(item.spec_path)}'
                 f'{" key " + _e(item.key) if item.key else ""}</p></section>'
             )
-    n_ok = sum(1 for i in items if isinstance(i, Result) and i.passed)
+    n_ok = sum(1 for i in items if not isinstance(i, StudyFailure) and i.passed)
     summary = _summary_table(items)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -101,7 +104,7 @@ def render_html(items: list[Item]) -> str:
 def _summary_table(items: list[Item]) -> str:
     rows = []
     for it in items:
-        if isinstance(it, Result):
+        if not isinstance(it, StudyFailure):
             e = it.estimate
             rows.append(
                 f"<tr><td><a href=\"#{_id(it.study)}\">{_e(it.study)}</a></td><td>{_e(it.design)}</td>"

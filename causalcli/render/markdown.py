@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from causalcli.records import StudyFailure
 from causalcli.render import Item
 from causalcli.render.fmt import num, pval, verdict
-from causalcli.result import Result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
 
 
 def render_markdown(items: list[Item]) -> str:
     lines = ["| study | design | estimand | effect | SE | CI | p | inference | result |",
              "| --- | --- | --- | ---: | ---: | --- | ---: | --- | --- |"]
     for it in items:
-        if not isinstance(it, Result):
+        if isinstance(it, StudyFailure):
             lines.append(f"| {it.study} | | | | | | | | error (exit {it.exit_code}): {_esc(it.message)} |")
             continue
         e = it.estimate
@@ -19,7 +24,7 @@ def render_markdown(items: list[Item]) -> str:
         lines.append(f"| {it.study} | {it.design} | {it.estimand} | {num(e.value)} | {num(e.std_error)} | {ci} | "
                      f"{pval(e.p_value)} | {e.inference} | {'pass' if it.passed else '**FAIL**'} |")
     for it in items:
-        if not isinstance(it, Result):
+        if isinstance(it, StudyFailure):
             continue
         lines += ["", f"### {it.study}", ""]
         if it.checks or it.refutations:

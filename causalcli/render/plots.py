@@ -7,11 +7,13 @@ Each design family lists its plots in its folder (``causalcli/designs/<family>/p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 from causalcli.designs import families
-from causalcli.result import Result
 from causalcli.runtime.atomic import write_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
 
 
 def plots_for(design: str) -> dict[str, Callable[[Result], bytes | None]]:

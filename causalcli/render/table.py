@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
+from causalcli.records import StudyFailure
 from causalcli.render import Item
 from causalcli.render.fmt import num, pval, verdict
-from causalcli.result import Result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
 
 
 def build(items: list[Item]) -> list[Any]:
@@ -17,7 +20,7 @@ def build(items: list[Item]) -> list[Any]:
 
     out: list[Any] = []
     for item in items:
-        if not isinstance(item, Result):
+        if isinstance(item, StudyFailure):
             out.append(Panel(Text(f"error (exit {item.exit_code}): {item.message}", style="red"),
                              title=f"{item.study}", title_align="left", border_style="red"))
             continue

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.errors import CausalcliError
-from causalcli.result import Estimate, Refutation
+from causalcli.records import Estimate, Refutation
 from causalcli.runtime import progress
 from causalcli.runtime.jobs import resolve_jobs
 from causalcli.spec.models import REFUTER_MODELS, REFUTERS, refuter_name, refuter_options

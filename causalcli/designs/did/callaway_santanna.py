@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.errors import EstimationError
-from causalcli.result import Check, Estimate
+from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.did.design import PanelData

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from causalcli.errors import CausalcliError
-from causalcli.result import Check, Estimate
+from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.did.design import PanelData

@@ -33,7 +33,7 @@ from causalcli.data.table import require_columns
 from causalcli.data.types import period_json, period_text
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
-from causalcli.result import Check, Estimate
+from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -366,7 +366,7 @@ class DidDesign(Design):
         """The estimate a'b with CRV1 SE and, with few clusters, wild-bootstrap or randomization p and interval
         (``causalcli.designs.did.clusters``); also ``diagnostics.clusters``, the ``clusters`` check and warnings."""
         from causalcli.designs.did.clusters import apply
-        from causalcli.models.fixed_effects import t_estimate
+        from causalcli.inference.estimate import t_estimate
 
         var = float(a @ fit.vcov @ a)
         se = float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else float("nan")
@@ -514,7 +514,7 @@ class DidDesign(Design):
         (CRV1). The joint Wald test of the leads is F = W/q against F(q, G-1),
         as fixest's ``wald``. Recorded in ``diagnostics.pre_trend`` with its source.
         """
-        from causalcli.models.fixed_effects import wald_f
+        from causalcli.inference.estimate import wald_f
 
         def not_run(reason: str) -> Check:
             diag["pre_trend"] = {"passed": None, "reason": reason}
@@ -578,7 +578,7 @@ class DidDesign(Design):
                             "pre-treatment effects are jointly non-zero: parallel trends look doubtful")), diag)
 
     def _fit_event_study(self, p: PanelData, study: "Study", seed: int) -> Fit:
-        from causalcli.models.fixed_effects import t_estimate, wald_f
+        from causalcli.inference.estimate import t_estimate, wald_f
 
         D, labels, rel = event_dummies(p, p.g, p.leads, p.lags)
         X = np.column_stack([D, p.X])

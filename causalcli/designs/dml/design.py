@@ -35,7 +35,7 @@ from causalcli.data.table import quote_identifier as _quote
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
-from causalcli.result import Check, Estimate
+from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table

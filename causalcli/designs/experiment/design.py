@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from causalcli.designs.base import Design, Fit
 from causalcli.errors import DataError, SpecError
-from causalcli.result import Check, Estimate
+from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table

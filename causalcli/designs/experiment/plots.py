@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 from causalcli.charts import figure as _figure, png as _png
-from causalcli.result import Result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
 
 
 def lifts(result: Result) -> bytes | None:

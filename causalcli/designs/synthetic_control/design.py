@@ -41,7 +41,7 @@ from causalcli.data.table import quote_identifier as _quote
 from causalcli.data.types import period_json, period_text
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
-from causalcli.result import Check, Estimate, Refutation
+from causalcli.records import Check, Estimate, Refutation
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 from causalcli.charts import figure as _figure, png as _png
-from causalcli.result import Result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
 
 # Placebos whose pre-period fit is this many times worse than the treated unit's are left out of the
 # gap plot, as Abadie, Diamond and Hainmueller (2010, Figures 5-7) do (they show 20x, 5x and 2x).

@@ -20,18 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.errors import EstimationError
-from causalcli.result import Estimate, Refutation
+from causalcli.checks.refutation import TESTED
+from causalcli.records import Estimate, Refutation
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.synthetic_control.panel import SynthData
 
-TESTED = {
-    "placebo_in_time": "Pretends the treatment started earlier, inside the pre-period, and refits. A real effect "
-                       "should appear only at the real start; an effect as large at a fake start means the gap "
-                       "may come from a poor fit, not the treatment.",
-    "leave_one_donor_out": "Drops each heavily weighted donor in turn and refits. A sound estimate keeps its sign; "
-                           "if dropping one donor flips it, the result hangs on that unit.",
-}
 
 
 def placebo_in_time(d: "SynthData", options: Any, rng: np.random.Generator) -> float:
