@@ -1,17 +1,8 @@
-"""Difference-in-differences: 2x2, two-way fixed effects, event study, Callaway-Sant'Anna.
+"""Difference-in-differences: 2x2, two-way fixed effects, event study, Callaway-Sant'Anna, honest bounds."""
 
-The family's files: ``spec`` (the `design:` model), ``design`` (the ``Design``), ``plots``
-and the estimator modules beside them. ``FAMILY`` registers it (``causalcli.designs``).
-"""
-
-from causalcli.designs.family import Family
 from causalcli.designs.did.spec import DidDesign
+from causalcli.designs.family import Family
 
-FAMILY = Family(
-    name="did",
-    summary="Difference-in-differences: 2x2, TWFE, event study, Callaway-Sant'Anna",
-    spec=DidDesign,
-    design="causalcli.designs.did.design:DidDesign",
-    plots="causalcli.designs.did.plots:PLOTS",
-    order=30,
-)
+FAMILY = Family("did", "Difference-in-differences: 2x2, TWFE, event study, Callaway-Sant'Anna", DidDesign,
+                design="causalcli.designs.did.design:DidDesign", plots="causalcli.designs.did.plots:PLOTS",
+                order=30)

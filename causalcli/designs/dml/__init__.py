@@ -1,17 +1,8 @@
-"""Double machine learning through EconML: LinearDML and CausalForestDML.
+"""Double machine learning through EconML: LinearDML and CausalForestDML with cross-fitted nuisances."""
 
-The family's files: ``spec`` (the `design:` model), ``design`` (the ``Design``), ``plots``
-and the estimator modules beside them. ``FAMILY`` registers it (``causalcli.designs``).
-"""
-
-from causalcli.designs.family import Family
 from causalcli.designs.dml.spec import DmlDesign
+from causalcli.designs.family import Family
 
-FAMILY = Family(
-    name="dml",
-    summary='Double machine learning through EconML',
-    spec=DmlDesign,
-    design="causalcli.designs.dml.design:DmlDesign",
-    plots="causalcli.designs.dml.plots:PLOTS",
-    order=50,
-)
+FAMILY = Family("dml", 'Double machine learning through EconML', DmlDesign,
+                design="causalcli.designs.dml.design:DmlDesign", plots="causalcli.designs.dml.plots:PLOTS",
+                order=50)
