@@ -141,7 +141,8 @@ def test_final_stage_by_hand_matches_econml_hc1():
     from econml.dml import LinearDML
     from sklearn.linear_model import LinearRegression, LogisticRegression
 
-    from causalcli.designs.dml.design import final_ols, fold_ids, splits
+    from causalcli.designs.dml.design import final_ols
+    from causalcli.models.folds import fold_ids, splits
 
     df, _ = simulate_dml(1500, seed=2, heterogeneous=True)
     W = df[["x0", "x1", "x2", "x3"]].to_numpy()
@@ -169,7 +170,7 @@ def test_agrees_with_doubleml_plr_on_the_same_folds(csv, binary):
     import doubleml as dml
     from sklearn.linear_model import LinearRegression, LogisticRegression
 
-    from causalcli.designs.dml.design import fold_ids, splits
+    from causalcli.models.folds import fold_ids, splits
 
     df, _ = simulate_dml(2000, seed=11, binary=binary)
     res = run_study(dml_spec(csv(df)))
@@ -193,7 +194,7 @@ def test_gbm_agrees_with_doubleml_irm_within_standard_errors(csv):
     import doubleml as dml
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    from causalcli.designs.dml.design import fold_ids, splits
+    from causalcli.models.folds import fold_ids, splits
 
     df, _ = simulate_dml(3000, seed=13, nonlinear=True)
     e = run_study(dml_spec(csv(df), learner="gbm")).estimate

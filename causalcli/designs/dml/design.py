@@ -35,6 +35,7 @@ from causalcli.data.table import quote_identifier as _quote
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
+from causalcli.models.folds import fold_ids, splits, training_fold_means
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -301,31 +302,6 @@ def thread_limit(rows: int | None = None) -> Any:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1)
-
-
-def fold_ids(t: np.ndarray, binary: bool, folds: int, seed: int) -> np.ndarray:
-    """Fold of each row: shuffled, stratified by a binary treatment, fixed by the seed."""
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    n = t.size
-    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if binary
-                else KFold(folds, shuffle=True, random_state=seed))
-    ids = np.empty(n, dtype=np.int64)
-    for k, (_, test) in enumerate(splitter.split(np.zeros((n, 1)), t.astype(int) if binary else None)):
-        ids[test] = k
-    return ids
-
-
-def splits(ids: np.ndarray, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(np.flatnonzero(ids != k), np.flatnonzero(ids == k)) for k in range(folds)]
-
-
-def training_fold_means(t: np.ndarray, ids: np.ndarray, folds: int) -> np.ndarray:
-    """For each row, the mean of ``t`` over the rows outside its fold."""
-    total, count = t.sum(), t.size
-    sums = np.bincount(ids, weights=t, minlength=folds)
-    sizes = np.bincount(ids, minlength=folds)
-    return ((total - sums) / (count - sizes))[ids]
 
 
 def learner_names(learner: str, binary: bool) -> dict[str, str]:
