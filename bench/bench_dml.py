@@ -68,7 +68,7 @@ def econml_alone(df) -> tuple[float, float]:
     from econml.dml import LinearDML
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    from causalcli.designs.dml.design import fold_ids, splits
+    from causalcli.models.folds import fold_ids, splits
 
     W = df[[f"x{j}" for j in range(P)]].to_numpy(np.float64)
     t = df["t"].to_numpy(np.float64)
@@ -89,7 +89,7 @@ def dowhy_wrapper(df) -> tuple[float, float]:
     from dowhy import CausalModel
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    from causalcli.designs.dml.design import fold_ids, splits
+    from causalcli.models.folds import fold_ids, splits
 
     logging.getLogger("dowhy").setLevel(logging.ERROR)
     covs = [f"x{j}" for j in range(P)]
