@@ -192,7 +192,8 @@ def test_categorical_level_in_one_arm_only_exits_3_naming_the_level(runner, tmp_
 
 
 def test_single_arm_levels_include_the_reference_level():
-    from causalcli.models.propensity import balance_matrix, single_arm_levels
+    from causalcli.checks.balance import balance_matrix
+    from causalcli.models.logit import single_arm_levels
 
     region = np.array(["a", "a", "b", "b", "c", "c", "c"])
     t = np.array([0, 0, 1, 0, 1, 1, 0], dtype=bool)

@@ -68,7 +68,7 @@ def test_a_narrower_caliper_drops_the_treated_units_with_no_control_within_it():
     """One neighbour, caliper 0.001: a treated unit is dropped exactly when no control's logit score lies
     within 0.001 population SDs of the score (of all units) of its own; counted independently here on
     the propensity fit (pinned to R's glm in tests/reference/matching)."""
-    from causalcli.models.propensity import fit_logit
+    from causalcli.models.logit import fit_logit
 
     df = pd.read_parquet(SPECS / "data" / "nsw_cps.parquet")
     t = df["treat"].to_numpy() == 1
@@ -104,7 +104,7 @@ def test_simulated_known_effect_recovered():
 def test_abadie_imbens_interval_covers_at_its_nominal_rate():
     """Coverage of the 95% interval over 300 simulated studies (binomial SE of the rate: 1.3 points)."""
     from causalcli.designs.matching.nearest import match_att
-    from causalcli.models.propensity import fit_logit
+    from causalcli.models.logit import fit_logit
 
     hits = 0
     draws = 300
@@ -129,7 +129,7 @@ def test_dowhy_agrees_given_the_same_propensity_scores():
     tied scores: causalcli (as R's Match) averages all tied controls, DoWhy takes
     one of them. On the NSW experimental sample (no ties that matter) they agree.
     """
-    from causalcli.models.propensity import fit_logit
+    from causalcli.models.logit import fit_logit
     from tests.peers.dowhy_peer import dowhy_psm_att
 
     df = pd.read_csv(SPECS / "data" / "nsw_experimental.csv")
@@ -457,7 +457,7 @@ def test_interval_covers_for_every_estimand(estimand, bias):
     conservative (Abadie and Imbens 2016), so the upper bound is 1.
     """
     from causalcli.designs.matching.nearest import match
-    from causalcli.models.propensity import fit_logit
+    from causalcli.models.logit import fit_logit
 
     hits = 0
     draws = 200
@@ -500,7 +500,7 @@ def test_abadie_imbens_2016_adjusted_se_tracks_the_sampling_sd_for_the_ate():
 
     from causalcli.designs.matching.nearest import match
     from causalcli.inference.abadie_imbens import ai2016_ate_variance_reduction
-    from causalcli.models.propensity import fit_logit
+    from causalcli.models.logit import fit_logit
 
     est, adj, hits = [], [], 0
     for s in range(200):

@@ -22,7 +22,7 @@ import pytest
 
 from causalcli.designs.matching.nearest import match
 from causalcli.inference.abadie_imbens import ai2016_ate_variance_reduction, ai2016_att_terms
-from causalcli.models.propensity import fit_logit
+from causalcli.models.logit import fit_logit
 
 THETA = np.array([-0.3, 0.8, -0.5])
 

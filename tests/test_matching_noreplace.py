@@ -54,7 +54,7 @@ def test_fixture_is_tie_free_and_match_computes_no_ai_se_without_replacement():
 def test_without_replacement_equals_r_match(r):
     """Matches, estimate, AI SE (R's convention: dropped units counted) and se.standard equal R's."""
     from causalcli.designs.matching.nearest import mahalanobis_coordinates, match
-    from causalcli.models.propensity import fit_logit
+    from causalcli.models.logit import fit_logit
 
     X = SIM[COVS].to_numpy(float)
     t = SIM["treat"].to_numpy().astype(bool)

@@ -105,7 +105,7 @@ def _stacked_sandwich_se(X, t, y, estimand):
     Parameters (beta, mu1, mu0); estimating functions: the logistic score and
     the two weighted-mean equations. V = A^-1 B A^-T / n.
     """
-    from causalcli.models.propensity import fit_logit
+    from causalcli.models.logit import fit_logit
 
     Z = np.column_stack([np.ones(len(t)), X])
     beta = fit_logit(X, t.astype(float)).coef

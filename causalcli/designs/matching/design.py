@@ -8,7 +8,8 @@ error, adjusted for the estimated score (Abadie and Imbens 2016) where that
 applies. The semantics mirror R's
 ``Matching::Match`` (see ``causalcli.designs.matching.nearest``), against which the tests
 are pinned. Diagnostics: a MatchIt-style balance table, overlap, E-value and
-Rosenbaum bounds (``causalcli.models.propensity``, ``causalcli.checks.sensitivity``).
+Rosenbaum bounds (``causalcli.checks.balance``, ``causalcli.checks.overlap``,
+``causalcli.checks.sensitivity``).
 
 References
 ----------
@@ -110,8 +111,9 @@ class MatchingDesign(Design):
                                      extra_text=tuple(c for c in exact if c not in covs),
                                      extra_role=("exact", "exact-matching column"))
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
-        from causalcli.models.propensity import (SeparationError, balance_matrix, explain_separation, fit_logit,
-                                          require_common_support)
+        from causalcli.checks.balance import balance_matrix
+        from causalcli.checks.overlap import require_common_support
+        from causalcli.models.logit import SeparationError, explain_separation, fit_logit
 
         Xb, bnames = balance_matrix(cols, covs, categorical)
         try:
@@ -191,7 +193,8 @@ class MatchingDesign(Design):
                 f"the tie tolerance ({d.tolerance}); the first in data order were kept. R's Match breaks such ties "
                 "at random, so its matches and estimate can differ"
             )
-        from causalcli.models.propensity import balance_check, balance_table, overlap_check, overlap_summary
+        from causalcli.checks.balance import balance_check, balance_table
+        from causalcli.checks.overlap import overlap_check, overlap_summary
         from causalcli.checks.sensitivity import evalue, rosenbaum_bounds
 
         balance = balance_table(d.X_balance, d.t, d.balance_names, weights, d.estimand)
@@ -250,7 +253,7 @@ class MatchingDesign(Design):
 
     def point(self, prepared: MatchingData, *, treatment=None, extra_covariate=None, rows=None) -> float:
         from causalcli.designs.matching.nearest import match, match_att_point
-        from causalcli.models.propensity import fit_logit
+        from causalcli.models.logit import fit_logit
 
         d = prepared
         X, t, y, strata, extra = d.X, d.t, d.y, d.strata, d.extra_metric
@@ -348,7 +351,7 @@ def _ai2016(d: MatchingData, m, score: np.ndarray, probability: np.ndarray) -> t
     if reasons:
         return None, "the Abadie-Imbens (2016) theory does not cover " + ", ".join(reasons)
     from causalcli.inference.abadie_imbens import ai2016_ate_variance_reduction, ai2016_att_terms
-    from causalcli.models.propensity import LogitFit
+    from causalcli.models.logit import LogitFit
 
     fit = LogitFit(coef=d.coef, linear_predictor=score, probability=probability, converged=True,
                    iterations=d.iterations)

@@ -28,7 +28,7 @@ Estimators (``e`` the propensity score, ``t`` the treatment, ``y`` the outcome):
   ``psi`` (``inference: influence_function``). The ATC is the ATT with the
   arms swapped.
 
-Nuisance models: logistic regression (``causalcli.models.propensity.fit_logit``) and
+Nuisance models: logistic regression (``causalcli.models.logit.fit_logit``) and
 OLS per arm by default; gradient boosting (scikit-learn's histogram GBM) with
 ``folds``-fold cross-fitting (Chernozhukov et al. 2018) as options.
 
@@ -103,7 +103,7 @@ def fit_propensity(X: np.ndarray, t: np.ndarray, model: str = "logistic", *, fol
                    start: np.ndarray | None = None, names: tuple[str, ...] | None = None) -> Nuisance:
     """Propensity scores: logistic regression (in sample) or cross-fitted gradient boosting."""
     if model == "logistic":
-        from causalcli.models.propensity import fit_logit
+        from causalcli.models.logit import fit_logit
 
         f = fit_logit(X, t.astype(np.float64), start=start, names=names)
         return Nuisance(f.probability, model, f.coef, f.iterations)
@@ -303,7 +303,8 @@ def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: in
          start: np.ndarray | None = None) -> _Run:
     """Fit the nuisance models, trim if asked, and estimate."""
     if with_se:  # the study's own fit (refuters' refits skip this): say which units lack support and why
-        from causalcli.models.propensity import SeparationError, explain_separation, require_common_support
+        from causalcli.checks.overlap import require_common_support
+        from causalcli.models.logit import SeparationError, explain_separation
 
         try:
             nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start,
@@ -368,7 +369,7 @@ class WeightingDesign(Design):
         arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical))
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         opts = study.design.options
-        from causalcli.models.propensity import balance_matrix
+        from causalcli.checks.balance import balance_matrix
 
         Xb, bnames = balance_matrix(cols, covs, categorical)
         return WeightingData(
@@ -381,7 +382,8 @@ class WeightingDesign(Design):
         )
 
     def fit(self, prepared: WeightingData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
-        from causalcli.models.propensity import balance_check, balance_table, overlap_check, overlap_summary
+        from causalcli.checks.balance import balance_check, balance_table
+        from causalcli.checks.overlap import overlap_check, overlap_summary
         from causalcli.checks.sensitivity import evalue
 
         d = prepared

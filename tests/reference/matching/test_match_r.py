@@ -19,7 +19,7 @@ import pytest
 
 from causalcli.designs.matching.nearest import match_att, match_att_point
 from causalcli.errors import EstimationError
-from causalcli.models.propensity import fit_logit
+from causalcli.models.logit import fit_logit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]

@@ -1,0 +1,121 @@
+"""Overlap of the propensity score between the arms: summaries, the histogram, the check, the common-support stop.
+
+Shared by matching and weighting (a score fitted in sample) and dml (a
+cross-fitted score). Each caller assembles its own ``diagnostics`` dict from the
+pieces here, in the key order its JSON has always had; the check's wording is
+the same for all, with the name of the score and the advice as arguments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from causalcli.errors import EstimationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.records import Check
+
+__all__ = ["HIST_BINS", "SHARE_KEYS", "arm_ranges", "score_histogram", "overlap_summary", "overlap_check",
+           "no_propensity_check", "require_common_support"]
+
+HIST_BINS = 20  # bins of width 0.05 on [0, 1]
+
+# Which share of units outside the bounds a check reads, by the arm it is about.
+SHARE_KEYS = {"all": "share_all_outside", "treated": "share_treated_outside", "control": "share_control_outside"}
+
+TRIM_ADVICE = "those units have few comparable units in the other arm: trim, restrict the sample or add a caliper"
+
+
+def arm_ranges(p: np.ndarray, t: np.ndarray) -> dict:
+    """``propensity_treated`` and ``propensity_control``: min, max and mean of the score in each arm."""
+    t = np.asarray(t, dtype=bool)
+    return {f"propensity_{arm}": {"min": float(p[m].min()), "max": float(p[m].max()), "mean": float(p[m].mean())}
+            for arm, m in (("treated", t), ("control", ~t))}
+
+
+def score_histogram(p: np.ndarray, t: np.ndarray, *, clip: bool = False) -> dict:
+    """Counts of the score per arm in ``HIST_BINS`` equal bins on [0, 1].
+
+    ``clip`` folds scores a learner put a hair outside [0, 1] into the end bins
+    (cross-fitted learners need not stay inside; a logit does).
+    """
+    t = np.asarray(t, dtype=bool)
+    edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
+    treated, control = (np.clip(p[m], 0, 1) if clip else p[m] for m in (t, ~t))
+    return {"edges": edges.tolist(), "treated": np.histogram(treated, bins=edges)[0].tolist(),
+            "control": np.histogram(control, bins=edges)[0].tolist()}
+
+
+def _effective_size(w: np.ndarray) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` (0 without weight)."""
+    ww = float(np.dot(w, w))
+    return float(w.sum() ** 2 / ww) if ww > 0 else 0.0
+
+
+def overlap_summary(p: np.ndarray, t: np.ndarray, bounds: "tuple[float, float]", weights: np.ndarray,
+                    **extra) -> dict:
+    """Score range by arm, share outside ``bounds``, Kish effective sample sizes under ``weights``, a histogram.
+
+    ``extra`` entries (a design's own shares: unmatched, trimmed) go after the shares.
+    """
+    t = np.asarray(t, dtype=bool)
+    lo, hi = bounds
+    outside = (p < lo) | (p > hi)
+    return {
+        **arm_ranges(p, t),
+        "bounds": [lo, hi],
+        "share_treated_outside": float(outside[t].mean()),
+        "share_control_outside": float(outside[~t].mean()),
+        "share_all_outside": float(outside.mean()),
+        **extra,
+        "effective_sample_size_treated": _effective_size(weights[t]),
+        "effective_sample_size_control": _effective_size(weights[~t]),
+        "histogram": score_histogram(p, t),
+    }
+
+
+def overlap_check(overlap: dict, max_outside: float, bounds: "tuple[float, float]", arm: str = "all", *,
+                  score: str = "propensity score", extreme: int = 0, advice: str = TRIM_ADVICE) -> "Check":
+    """Check: the share of units (of ``arm``) with a score outside ``bounds`` is at most ``max_outside``.
+
+    ``overlap`` holds the shares under ``SHARE_KEYS``; ``score`` names the score
+    in the detail (``cross-fitted propensity``), ``extreme`` counts units at a
+    score of 0 or 1 (said when there are any), ``advice`` follows a failure.
+    """
+    from causalcli.records import Check
+
+    share = overlap[SHARE_KEYS[arm]]
+    passed = bool(share <= max_outside)
+    who = "units" if arm == "all" else f"{arm} units"
+    detail = (f"{share:.1%} of {who} have a {score} outside [{bounds[0]}, {bounds[1]}] "
+              f"({'<=' if passed else '>'} {max_outside:.0%} allowed)")
+    if extreme:
+        detail += f"; {extreme} units sit at a propensity of 0 or 1"
+    if not passed:
+        detail += f"; {advice}"
+    return Check("overlap", passed, detail)
+
+
+def no_propensity_check(reason: str) -> "Check":
+    """The overlap check where it cannot apply (no propensity score): no verdict, the reason."""
+    from causalcli.records import Check
+
+    return Check("overlap", None, reason)
+
+
+def require_common_support(p: np.ndarray, t: np.ndarray, file: str | None = None) -> None:
+    """Exit 4 when the propensity ranges of the two arms do not overlap at all."""
+    t = np.asarray(t, dtype=bool)
+    lo = max(float(p[t].min()), float(p[~t].min()))
+    hi = min(float(p[t].max()), float(p[~t].max()))
+    # ranges meeting at one point overlap only if units sit there; one arm of a single score (a lone
+    # treated unit, say) inside the other's range does overlap
+    single_point = float(p[t].min()) == float(p[t].max()) or float(p[~t].min()) == float(p[~t].max())
+    if lo > hi or (lo == hi and not single_point and (p[t] == lo).sum() + (p[~t] == lo).sum() < 2):
+        raise EstimationError(
+            f"no overlap: the propensity scores of treated ({float(p[t].min()):.3g} to {float(p[t].max()):.3g}) and "
+            f"control units ({float(p[~t].min()):.3g} to {float(p[~t].max()):.3g}) do not overlap, so all "
+            f"{p.size} units lack common support; drop the covariate that separates the arms or restrict the sample",
+            file=file)
