@@ -1,9 +1,17 @@
-"""What every design family exposes, so the CLI, refuters and renderers stay generic."""
+"""The one interface every design family implements, so the CLI, refuters and renderers stay generic.
+
+``Design`` is an abstract base class. A family must implement ``prepare`` and ``fit``; every
+other hook has a typed default here, so callers (``causalcli.study``, ``causalcli.cli``,
+``causalcli.render``) call hooks directly and never probe a design with ``hasattr``/``getattr``.
+A design instance holds no state: what ``prepare`` builds travels in the object it returns,
+what ``fit`` learns travels in the ``Fit`` it returns, and nothing is set on a design from outside.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from causalcli.errors import SpecError
 from causalcli.records import Check, Estimate, Refutation
@@ -16,46 +24,80 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
+# What ``prepare`` returns: a family's own picklable data object (e.g. ``PanelData``).
+Prepared = TypeVar("Prepared")
+
 
 @dataclass(frozen=True)
 class Fit:
-    """What a design's ``fit`` returns; ``run_study`` adds refutations and provenance."""
+    """What a design's ``fit`` returns; ``run_study`` adds refutations, provenance and timing to make
+    the ``Result``."""
 
-    estimator: str
-    estimand: str
-    estimate: Estimate
-    n: dict[str, int]
-    effects: list[Estimate] = field(default_factory=list)
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-    checks: list[Check] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    estimator: str  # one of the design's ``estimators``
+    estimand: str  # one of its ``estimands`` (or what the options make of it: ATO for overlap weights)
+    estimate: Estimate  # the headline; its ``inference`` names how the SE was computed
+    n: dict[str, int]  # rows, dropped_missing and its dropped_missing_<role> parts, one count per rule dropping rows
+    effects: list[Estimate] = field(default_factory=list)  # secondary estimates: event times, arms, segments
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # design-specific, JSON-ready
+    checks: list[Check] = field(default_factory=list)  # passed=None when a check cannot apply
+    warnings: list[str] = field(default_factory=list)  # one line each, for the user
 
 
-class Design:
-    """A design family. Subclasses set the class attributes and implement the methods.
+class Design(ABC, Generic[Prepared]):
+    """A design family's estimator: declared facts as class attributes, and the hooks below.
 
-    ``prepare`` turns the table into a picklable object holding the arrays the
-    estimator needs (built once); ``fit`` gives the full result; ``point``
-    recomputes only the point estimate under a change that a refuter asks for
-    (a permuted treatment, an extra random covariate, a subset of rows), so
-    refuters never redo work that does not change.
+    The order of calls, for ``validate`` and ``estimate`` (``causalcli.study.run``):
+    ``check_spec`` (spec alone) -> data loaded -> ``validate`` (data) -> ``prepare`` (the arrays,
+    built once) -> ``fit`` (the full result) -> refuters (``causalcli.study.refute``), which call
+    ``distinct_placebos`` once per refuter, then ``refute_once`` or ``refute_placebo`` per simulation,
+    possibly in forked workers (``prepared`` and the design are pickled), then ``summarise_refuter``.
     """
 
+    # ---------------------------------------------------------------- declared facts
     name: ClassVar[str]
-    summary: ClassVar[str]
+    """The value of ``design.method``; equal to the family's ``Family.name``."""
     estimators: ClassVar[tuple[str, ...]]
+    """The estimators the design runs (``causalcli methods`` lists them)."""
     estimands: ClassVar[tuple[str, ...]]
+    """The estimands it supports; the first is the default of ``design.estimand``."""
     inference: ClassVar[tuple[str, ...]]
-    default_refuters: ClassVar[tuple[str, ...]] = ("placebo_treatment", "random_common_cause", "data_subset")
-    weights_built: ClassVar[bool] = True  # False: a spec with `weights` is refused (exit 2) before any work
-    uses_adjustment_set: ClassVar[bool] = False  # True: prepare adjusts for the graph's set, not `covariates`
+    """The names an ``Estimate.inference`` of this design can carry."""
     reference: ClassVar[str] = ""
-    # refuters that run fewer simulations than their option default when the spec names none (dml)
+    """The papers and the peer implementation the design follows (``methods``)."""
+    default_refuters: ClassVar[tuple[str, ...]] = ("placebo_treatment", "random_common_cause", "data_subset")
+    """Refuters run when the spec has no ``refute:``; ``()`` runs none."""
     default_simulations: ClassVar[dict[str, int]] = {}
-    # True: the data stay a view over the file (aggregates in the engine), never a copy in memory
+    """Simulations of a default refuter when the spec names none, where fewer than the refuter's option
+    default suffice (dml's fits are slow); refuters not listed keep their option default."""
+    weights_built: ClassVar[bool] = True
+    """False: a spec with ``weights`` is refused (exit 2) before any work (``refuse_unbuilt``)."""
+    uses_adjustment_set: ClassVar[bool] = False
+    """True: ``prepare`` adjusts for the graph's adjustment set rather than ``covariates`` as listed, and
+    ``run_study`` warns about covariates the set leaves out."""
     streams_data: ClassVar[bool] = False
+    """True: the table stays a view over the file (aggregates computed in the engine), never a copy in memory."""
 
+    # ---------------------------------------------------------------- what every family implements
+    @abstractmethod
+    def prepare(self, study: "Study", table: "Table", identification: "Identification",
+                spec: "LoadedSpec") -> Prepared:
+        """The arrays the estimator needs, read from ``table`` once, in one picklable object.
+
+        Raise ``DataError`` (exit 3) for data the checks of ``validate`` could only find here.
+        The object is read-only from then on: ``fit`` and the refuter hooks must not change it.
+        """
+
+    @abstractmethod
+    def fit(self, prepared: Prepared, study: "Study", seed: int, jobs: int | None = None) -> Fit:
+        """The full result: the headline estimate and its inference, ``n``, effects, diagnostics, checks.
+
+        The same ``prepared`` and ``seed`` give the same ``Fit`` whatever ``jobs`` is (``--jobs``, for a
+        design that parallelises its own fit). Raise ``EstimationError`` (exit 4) when it cannot estimate.
+        """
+
+    # ---------------------------------------------------------------- hooks with defaults
     def estimand(self, study: "Study", spec: "LoadedSpec") -> str:
+        """``design.estimand``, or the first of ``estimands``; a SpecError when the design lacks it."""
         chosen = study.design.estimand or self.estimands[0]
         if chosen not in self.estimands:
             raise SpecError(
@@ -65,28 +107,38 @@ class Design:
         return chosen
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
-        """Design-specific checks of the spec alone (no data)."""
+        """Design-specific checks of the spec alone, before any data are read: ``SpecError`` (exit 2)
+        naming the key. The default checks nothing."""
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
-        """Design-specific checks of the data (columns, types, shape)."""
+        """Design-specific checks of the data (columns, types, panel shape): ``DataError`` (exit 3) naming
+        the column. ``causalcli validate`` stops here. The default checks nothing."""
 
-    def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> Any:
-        raise NotImplementedError
-
-    def fit(self, prepared: Any, study: "Study", seed: int, jobs: int | None = None) -> Fit:
-        """The full result; ``jobs`` (from ``--jobs``) is for designs that parallelise their own fit."""
-        raise NotImplementedError
-
-    def point(self, prepared: Any, *, treatment: "np.ndarray | None" = None,
+    def point(self, prepared: Prepared, *, treatment: "np.ndarray | None" = None,
               extra_covariate: "np.ndarray | None" = None, rows: "np.ndarray | None" = None) -> float:
-        raise NotImplementedError
+        """The point estimate alone under one change a refuter asks for: the treatment replaced by
+        ``treatment``, ``extra_covariate`` added to the adjustment, or only ``rows`` kept (indices, of
+        the units ``units`` counts). Recompute only what the change touches. ``EstimationError`` when a
+        simulation cannot be estimated (counted as failed). The default: such refuters do not apply."""
+        raise self.refuters_not_built("point")
 
-    def refute_once(self, prepared: Any, name: str, options: Any, rng: "np.random.Generator") -> float:
-        """One refuter simulation: the new point estimate under the change ``name`` asks for.
+    def treatment_of(self, prepared: Prepared) -> "np.ndarray":
+        """The treatment vector that ``placebo_treatment`` permutes (per row, or per unit in a panel).
+        The default: the design has none to permute."""
+        raise self.refuters_not_built("treatment_of")
 
-        The default permutes the treatment over rows, adds a standard-normal covariate,
-        or keeps a random ``options.fraction`` of rows. Panel designs override this to
-        permute and subset whole units; a design may add refuters of its own here.
+    def units(self, prepared: Prepared) -> int:
+        """How many units (rows, or panel units) ``data_subset`` samples from and ``random_common_cause``
+        draws a covariate for. The default: the design has none."""
+        raise self.refuters_not_built("units")
+
+    def refute_once(self, prepared: Prepared, name: str, options: Any, rng: "np.random.Generator") -> float:
+        """One simulation of refuter ``name``: the new point estimate under the change it asks for,
+        drawn from ``rng`` alone (its own stream, so numbers do not depend on ``--jobs``).
+
+        The default permutes ``treatment_of`` over rows, adds a standard-normal covariate, or keeps a
+        random ``options.fraction`` of ``units``, each through ``point``. Panel designs override this to
+        permute and subset whole units; a design may add refuters of its own here (synthetic control).
         """
         import numpy as np
 
@@ -98,12 +150,12 @@ class Design:
             n = self.units(prepared)
             rows = np.sort(rng.choice(n, size=max(2, int(round(options.fraction * n))), replace=False))
             return self.point(prepared, rows=rows)
-        raise SpecError(f"refuter {name!r} does not apply to the {self.name} design; "
-                        f"its refuters: {', '.join(self.default_refuters)}", key="refute")
+        raise self.refuter_does_not_apply(name)
 
-    def distinct_placebos(self, prepared: Any, name: str, options: Any) -> list | None:
+    def distinct_placebos(self, prepared: Prepared, name: str, options: Any) -> list | None:
         """Every distinct placebo but the real one, when they are no more than ``options.simulations``
-        (each is then run once, rather than drawn at random with repeats); None when there are more.
+        (each is then run once through ``refute_placebo``, rather than drawn at random with repeats);
+        None when there are more, or when refuter ``name`` has no placebos to enumerate.
 
         The default covers ``placebo_treatment``: the distinct rearrangements of ``treatment_of``.
         """
@@ -111,29 +163,34 @@ class Design:
             return None
         try:
             t = self.treatment_of(prepared)
-        except NotImplementedError:
+        except SpecError:
             return None
         from causalcli.checks.refutation import distinct_permutations
 
         return distinct_permutations(t, options.simulations)
 
-    def refute_placebo(self, prepared: Any, name: str, placebo: Any) -> float:
-        """One refuter simulation on a placebo listed by ``distinct_placebos``."""
+    def refute_placebo(self, prepared: Prepared, name: str, placebo: Any) -> float:
+        """One simulation on a placebo listed by ``distinct_placebos``. The default: ``point`` with the
+        placebo as the treatment."""
         return self.point(prepared, treatment=placebo)
 
     def summarise_refuter(self, name: str, sims: "np.ndarray", estimate: Estimate, alpha: float) -> Refutation:
-        """Judge one refuter's simulations by its rule in ``causalcli.checks.refutation.RULES``."""
+        """Judge one refuter's simulations (NaN: a failed one) against the headline ``estimate``.
+        The default applies the refuter's rule in ``causalcli.checks.refutation.RULES``."""
         from causalcli.checks.refutation import summarise
 
         return summarise(name, sims, estimate, alpha)
 
-    def treatment_of(self, prepared: Any) -> "np.ndarray":
-        """The treatment vector that placebo refuters permute."""
-        raise NotImplementedError
+    def refuter_does_not_apply(self, name: str) -> SpecError:
+        """The error for a refuter that ``refute_once`` does not know (key ``refute``)."""
+        return SpecError(f"refuter {name!r} does not apply to the {self.name} design; its refuters: "
+                         f"{', '.join(self.default_refuters) or 'none'}", key="refute")
 
-    def units(self, prepared: Any) -> int:
-        """How many rows the refuters may subset or extend."""
-        raise NotImplementedError
+    def refuters_not_built(self, hook: str) -> SpecError:
+        """The error of a default refuter hook the design does not implement (key ``refute``)."""
+        return SpecError(f"the refuters that re-estimate the effect (placebo_treatment, random_common_cause, "
+                         f"data_subset) are not built for the {self.name} design (it has no {hook}); its "
+                         f"refuters: {', '.join(self.default_refuters) or 'none'}", key="refute")
 
 
 def refuse_unbuilt(design: Design, study: "Study", spec: "LoadedSpec") -> None:

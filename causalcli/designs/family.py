@@ -33,6 +33,11 @@ class Family:
     plots: str | None = None  # "module:PLOTS", a dict {name: fn(Result) -> PNG bytes or None}
     order: int = 100  # position in listings (`methods`, "choose one of"); ties by name
     planned: str = ""  # what is planned, shown when the design module is not there yet
+    docs: str = ""  # the user page, from the repository root; default docs/designs/<name>.md
+
+    def __post_init__(self) -> None:
+        if not self.docs:
+            object.__setattr__(self, "docs", f"docs/designs/{self.name}.md")
 
     @property
     def built(self) -> bool:

@@ -5,4 +5,4 @@ from causalcli.designs.family import Family
 
 FAMILY = Family("synthetic_control", 'Synthetic control with placebo inference', SynthDesign,
                 design="causalcli.designs.synthetic_control.design:SynthDesign", plots="causalcli.designs.synthetic_control.plots:PLOTS",
-                order=40)
+                order=40, docs="docs/designs/synth.md")
