@@ -177,13 +177,3 @@ def _expression(t: str | None, y: str | None, adj: tuple[str, ...]) -> str:
     cond = f" | {', '.join(adj)}" if adj else ""
     return f"d/d[{t}] E[{y}{cond}]"
 
-
-def to_dot(g: "nx.DiGraph", highlight: tuple[str, ...] = ()) -> str:
-    lines = ["digraph causal {"]
-    for n in sorted(g.nodes):
-        attrs = ' [style=filled, fillcolor="#dde8f5"]' if n in highlight else ""
-        lines.append(f'  "{n}"{attrs};')
-    for a, b in sorted(g.edges):
-        lines.append(f'  "{a}" -> "{b}";')
-    lines.append("}")
-    return "\n".join(lines) + "\n"

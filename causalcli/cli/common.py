@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Callable
 
 import typer
@@ -34,16 +35,21 @@ QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="Print nothing to stder
 PIPE_CLOSED_EXIT = 141
 
 
-def stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
+def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """An option's choices as the str Enum Typer lists in --help, read from where the values are defined."""
+    return Enum(name, {value: value for value in values}, type=str)  # type: ignore[return-value]
 
 
 def say(message: str) -> None:
     """Human output for stderr (suppressed by --quiet)."""
     if not STATE.quiet:
         typer.echo(message, err=True)
+
+
+def trace_on_debug(exc: BaseException) -> None:
+    """The traceback of an exception the command turns into an error line (shown with --debug)."""
+    if STATE.debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
 
 
 def error_line(exc: CausalcliError) -> str:

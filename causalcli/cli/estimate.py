@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import sys
-import traceback
-from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import List, Optional
 
 import typer
 
-from causalcli.runtime.atomic import write_atomic
 from causalcli.cli.common import (
-    DEBUG_OPTION, PIPE_CLOSED_EXIT, QUIET_OPTION, STATE, guarded, say, silence_closed_streams, stdout_is_terminal,
+    DEBUG_OPTION, PIPE_CLOSED_EXIT, QUIET_OPTION, STATE, choices, guarded, say, silence_closed_streams,
+    stdout_is_terminal, trace_on_debug,
 )
-from causalcli.errors import CausalcliError, EstimationError, SpecError
+from causalcli.errors import CausalcliError, SpecError
+from causalcli.render.items import FORMATS
+from causalcli.runtime.atomic import write_atomic
 
-
-class Format(str, Enum):
-    auto = "auto"
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    markdown = "markdown"
-    csv = "csv"
-
-
-class FailOn(str, Enum):
-    all = "all"
-    checks = "checks"
-    refutations = "refutations"
-    none = "none"
+Format = choices("Format", ("auto", *FORMATS))
+FailOn = choices("FailOn", ("all", "checks", "refutations", "none"))  # Result.passed reads them
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +27,7 @@ def register(app: typer.Typer) -> None:
 @guarded
 def estimate_command(
     specs: List[str] = typer.Argument(..., metavar="SPEC...", help="Spec files, folders of *.yaml, or - for stdin."),
-    format: Format = typer.Option(Format.auto, "--format", "-f",
+    format: Format = typer.Option(Format("auto"), "--format", "-f",
                                   help="auto = table on a terminal, json when piped."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the output here (atomically)."),
     set_: List[str] = typer.Option([], "--set", help="Override a spec key: --set design.estimand=att (repeatable)."),
@@ -49,13 +36,14 @@ def estimate_command(
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write each study's plots as PNG files here."),
     no_refute: bool = typer.Option(False, "--no-refute", help="Skip refutations."),
-    fail_on: FailOn = typer.Option(FailOn.all, "--fail-on", help="What turns exit 0 into 1."),
+    fail_on: FailOn = typer.Option(FailOn("all"), "--fail-on", help="What turns exit 0 into 1."),
     debug: bool = DEBUG_OPTION,
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Estimate the effect of each study, with checks and refutations."""
-    from causalcli.runtime.atomic import check_writable
     from causalcli.result import Result
+    from causalcli.runtime.atomic import check_writable
+    from causalcli.study import run_studies
 
     if specs.count("-") > 1:
         raise SpecError("'-' (spec on stdin) can be given once")
@@ -79,7 +67,9 @@ def estimate_command(
     stream = fmt == "jsonl" and output is None
     stdout = _Stdout()
     items = []
-    for item, text in _run_all(specs, set_, fmt, seed=seed, jobs=jobs, refute=not no_refute, fail_on=fail_on.value):
+    batch = run_studies(specs, set_, fmt, seed=seed, jobs=jobs, refute=not no_refute, fail_on=fail_on.value,
+                        on_exception=trace_on_debug)
+    for item, text in batch:
         items.append(item)
         if not isinstance(item, Result):
             typer.echo(f"error: {_located(item)}", err=True)
@@ -102,75 +92,6 @@ def estimate_command(
         silence_closed_streams()
         raise typer.Exit(PIPE_CLOSED_EXIT)
     raise typer.Exit(code)
-
-
-def _run_all(specs: list[str], overrides: list[str], fmt: str, **run: Any) -> Iterator[tuple[Any, str]]:
-    """Each study in turn, as (Result or StudyFailure, its rendering in ``fmt``): no exception ends the batch."""
-    from causalcli.render import render
-    from causalcli.spec.loading import collect_sources
-    from causalcli.spec.overrides import blame_override
-    from causalcli.study import load_spec
-    from causalcli.study.run import run_study
-
-    for arg in specs:
-        try:
-            sources = collect_sources([arg])
-        except Exception as exc:  # noqa: BLE001 (any failure is this argument's error object)
-            failed = _failure(arg, Path(arg).stem or arg, exc, None)
-            yield failed, render([failed], fmt)
-            continue
-        for source in sources:
-            name = _declared_name(source.text) or ("stdin" if source.path == "-" else Path(source.path).stem)
-            try:
-                spec = load_spec(source, overrides)
-                name = spec.name
-                stdin_bytes = None
-                if spec.study.data.path == "-":
-                    if "-" in specs:
-                        raise SpecError("data.path '-' reads stdin, which already carries the spec",
-                                        file=source.display, key="data.path")
-                    stdin_bytes = sys.stdin.buffer.read()
-                try:
-                    result = run_study(spec, stdin_bytes=stdin_bytes, **run)
-                except CausalcliError as exc:
-                    blame_override(exc, overrides)
-                    raise
-                # Render now: a result that cannot be rendered is this study's error, not the batch's.
-                text = render([result], fmt)
-            except Exception as exc:  # noqa: BLE001
-                failed = _failure(source.path, name, exc, source.display)
-                yield failed, render([failed], fmt)
-            else:
-                yield result, text
-
-
-def _declared_name(text: str) -> Optional[str]:
-    """The spec's top-level ``name`` when the YAML reads, so that a spec refused by validation keeps the study name
-    its results carry (a batch keyed by study otherwise sees '401ksubs' turn into the file stem 'k401')."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) and name.strip() else None
-
-
-def _failure(spec_path: str, name: str, exc: Exception, display: Optional[str]) -> Any:
-    """A study's error object: a CausalcliError keeps its code; anything else is an internal error (4)."""
-    from causalcli.study.run import failure
-
-    if STATE.debug:
-        traceback.print_exception(type(exc), exc, exc.__traceback__)
-    if isinstance(exc, CausalcliError):
-        exc.file = exc.file or display
-        return failure(spec_path, name, exc)
-    text = str(exc).strip().splitlines()
-    detail = f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
-    internal = EstimationError(f"internal error: {detail} (run with --debug for a traceback, and please report it)",
-                               file=display)
-    return failure(spec_path, name, internal)
 
 
 class _Stdout:
@@ -268,8 +189,7 @@ def _write_plots(items: list, directory: Path) -> int:
 
 
 def _output_error(exc: Exception, option: str, path: Path, study: Optional[str] = None) -> int:
-    if STATE.debug:
-        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    trace_on_debug(exc)
     if isinstance(exc, CausalcliError):
         typer.echo(f"error: {exc.located()}", err=True)
         return exc.exit_code

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
-
 import typer
 
-from causalcli.cli.common import guarded
+from causalcli.cli.common import choices, guarded
 
-
-class MethodsFormat(str, Enum):
-    text = "text"
-    json = "json"
+MethodsFormat = choices("MethodsFormat", ("text", "json"))
 
 
 def register(app: typer.Typer) -> None:
@@ -55,10 +50,10 @@ def catalogue() -> dict:
 
 
 @guarded
-def methods_command(format: MethodsFormat = typer.Option(MethodsFormat.text, "--format", "-f")) -> None:
+def methods_command(format: MethodsFormat = typer.Option(MethodsFormat("text"), "--format", "-f")) -> None:
     """List designs, estimators, refuters, their options and defaults."""
     cat = catalogue()
-    if format is MethodsFormat.json:
+    if format.value == "json":
         typer.echo(json.dumps(cat, indent=2, default=str))
         return
     lines = ["designs (design.method):"]

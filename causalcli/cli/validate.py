@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import List
 
 import typer
 
-from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, STATE, guarded
+from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, guarded, trace_on_debug
 from causalcli.errors import CausalcliError
 
 
@@ -24,39 +22,15 @@ def validate_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Check specs and their data (columns, types, graph) without estimating."""
-    from causalcli.errors import EstimationError
-    from causalcli.spec.loading import collect_sources
-    from causalcli.spec.overrides import blame_override
-    from causalcli.study import load_spec
-    from causalcli.study.run import prepare_study
+    from causalcli.study import check_studies
 
     code = 0
-    for arg in specs:
-        try:
-            sources = collect_sources([arg])
-        except CausalcliError as exc:
-            typer.echo(f"error: {exc.located()}", err=True)
-            code = max(code, exc.exit_code)
+    for display, checked in check_studies(specs, set_, on_exception=trace_on_debug):
+        if isinstance(checked, CausalcliError):
+            typer.echo(f"error: {checked.located()}", err=True)
+            code = max(code, checked.exit_code)
             continue
-        for source in sources:
-            try:
-                spec = load_spec(source, set_)
-                stdin_bytes = sys.stdin.buffer.read() if spec.study.data.path == "-" and source.path != "-" else None
-                prep = prepare_study(spec, stdin_bytes)
-                adj = ", ".join(prep.identification.adjustment_set) or "(none)"
-                typer.echo(f"ok {source.display}: study '{spec.name}', {spec.study.design.method}, "
-                           f"{prep.table.rows:,} rows, adjusting for {adj}")
-            except Exception as exc:  # one spec's failure never stops the others
-                if STATE.debug:
-                    import traceback
-
-                    traceback.print_exception(type(exc), exc, exc.__traceback__)
-                if not isinstance(exc, CausalcliError):
-                    first = (str(exc).strip().splitlines() or [""])[0]
-                    exc = EstimationError(f"internal error: {exc.__class__.__name__}: {first} (run with --debug "
-                                          "for a traceback, and please report it)")
-                blame_override(exc, set_)
-                exc.file = exc.file or source.display
-                typer.echo(f"error: {exc.located()}", err=True)
-                code = max(code, exc.exit_code)
+        adjustment = ", ".join(checked.identification.adjustment_set) or "(none)"
+        typer.echo(f"ok {display}: study '{checked.spec.name}', {checked.spec.study.design.method}, "
+                   f"{checked.table.rows:,} rows, adjusting for {adjustment}")
     raise typer.Exit(code)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
+from causalcli.render.items import FORMATS, MACHINE_FORMATS, Item
 
-from causalcli.records import StudyFailure
-
-if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.result import Result
-
-Item = Union["Result", StudyFailure]
-MACHINE_FORMATS = ("json", "jsonl", "markdown", "csv")
-FORMATS = ("table", *MACHINE_FORMATS)
+__all__ = ["FORMATS", "MACHINE_FORMATS", "Item", "render"]
 
 
 def render(items: list[Item], fmt: str) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import csv
 import io
 
 from causalcli.records import StudyFailure
-from causalcli.render import Item
+from causalcli.render.items import Item
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -23,16 +23,27 @@ def render_csv(items: list[Item]) -> str:
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for item in items:
-        if isinstance(item, StudyFailure):
-            w.writerow({"study": item.study, "kind": "error", "error": item.message})
-            continue
-        base = {"study": item.study, "design": item.design, "estimand": item.estimand}
-        w.writerow({**base, "kind": "estimate", "label": "estimate", **_values(item.estimate.to_dict())})
-        for e in item.effects:
-            d = e.to_dict()
-            w.writerow({**base, "kind": "effect", "label": d.pop("label"), **_values(d)})
+        w.writerows(tidy_rows(item))  # None is written as an empty field
     return buf.getvalue()
 
 
+def tidy_rows(item: Item) -> list[dict[str, Any]]:
+    """The rows of one study, every column present (None where it has no value): the CSV's and
+    ``Result.to_frame()``'s. A failed study is one row of kind ``error``."""
+    if isinstance(item, StudyFailure):
+        return [_row({"study": item.study, "kind": "error", "error": item.message})]
+    base = {"study": item.study, "design": item.design, "estimand": item.estimand}
+    rows = [_row({**base, "kind": "estimate", "label": "estimate", **_values(item.estimate.to_dict())})]
+    for e in item.effects:
+        d = e.to_dict()
+        rows.append(_row({**base, "kind": "effect", "label": d.pop("label"), **_values(d)}))
+    return rows
+
+
+def _row(values: dict[str, Any]) -> dict[str, Any]:
+    return {column: values.get(column) for column in COLUMNS}
+
+
 def _values(d: dict) -> dict:
-    return {k: ("" if v is None else v) for k, v in d.items() if k in COLUMNS}
+    """An estimate's fields that are CSV columns (a labelled headline keeps its label)."""
+    return {k: v for k, v in d.items() if k in COLUMNS}

@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from typing import Any, TYPE_CHECKING
 
 from causalcli import __version__
 from causalcli.records import StudyFailure
-from causalcli.render import Item
+from causalcli.render.items import Item
 from causalcli.render.fmt import num, pval, verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,12 +76,10 @@ window.addEventListener('load', function () {
 
 
 def render_html(items: list[Item]) -> str:
-    from causalcli.render.plots import draw
-
     parts = []
     for item in items:
         if not isinstance(item, StudyFailure):
-            parts.append(_study(item, draw(item)))
+            parts.append(study_section(item))
         else:
             parts.append(
                 f'<section class="study error" id="{_id(item.study)}"><h2>{_e(item.study)} '
@@ -99,6 +98,34 @@ def render_html(items: list[Item]) -> str:
         + "".join(parts)
         + "</body></html>\n"
     )
+
+
+def study_section(r: Result) -> str:
+    """One study's section of the report, with its plots: the report shows one per study, and
+    ``Result._repr_html_`` shows it in a notebook."""
+    from causalcli.render.plots import draw
+
+    return _study(r, draw(r))
+
+
+def study_html(r: Result) -> str:
+    """A study's section standing alone (a notebook cell): the report's styles, kept inside it."""
+    scope = ".causalcli"
+    return f'<div class="{scope[1:]}"><style>{_scoped(CSS, scope)}</style>{study_section(r)}</div>'
+
+
+def _scoped(css: str, scope: str) -> str:
+    """The styles applied only inside ``scope`` (a notebook keeps its own page styles): each selector
+    is put under it, and the page's own (:root, body) become the scope itself."""
+    def under_scope(m: re.Match) -> str:
+        selectors = m.group(1)
+        if selectors.strip().startswith("@"):  # @media: its rules are scoped one by one
+            return m.group(0)
+        lead = selectors[:len(selectors) - len(selectors.lstrip())]
+        parts = [s.strip() for s in selectors.split(",")]
+        return lead + ", ".join(scope if s in (":root", "body") else f"{scope} {s}" for s in parts) + " {"
+
+    return re.sub(r"([^{};]+)\{", under_scope, css)
 
 
 def _summary_table(items: list[Item]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from causalcli.render import Item
+from causalcli.render.items import Item
 
 
 def render_json(items: list[Item]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from causalcli.records import StudyFailure
-from causalcli.render import Item
+from causalcli.render.items import Item
 from causalcli.render.fmt import num, pval, verdict
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -6,7 +6,7 @@ import io
 from typing import Any, TYPE_CHECKING
 
 from causalcli.records import StudyFailure
-from causalcli.render import Item
+from causalcli.render.items import Item
 from causalcli.render.fmt import num, pval, verdict
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -18,7 +18,7 @@ from causalcli.designs import get_design
 from causalcli.designs.base import refuse_unbuilt
 from causalcli.errors import CausalcliError
 from causalcli.graph import build_graph, check_nodes, identify
-from causalcli.result import Result, StudyFailure
+from causalcli.result import Result
 from causalcli.spec.loading import LoadedSpec
 from causalcli.study.load import as_loaded
 
@@ -35,7 +35,7 @@ class Prepared:
     identification: Any
 
 
-def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepared:
+def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any = None) -> Prepared:
     """Everything ``validate`` checks: spec, design keys, data, graph."""
     study = spec.study
     try:
@@ -45,7 +45,7 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepare
         raise
     refuse_unbuilt(design, study, spec)
     design.check_spec(study, spec)
-    table = load_table(spec, stdin_bytes, lazy=design.streams_data)
+    table = load_table(spec, stdin_bytes, lazy=design.streams_data, frame=frame)
     graph = None
     if study.graph is not None:  # the default graph needs neither networkx nor DoWhy
         graph = build_graph(spec)
@@ -57,6 +57,14 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepare
     return Prepared(spec, design, table, ident)
 
 
+def study_graph(spec: LoadedSpec) -> tuple[Any, Any]:
+    """(graph, identification) of a study; a graph the spec draws is checked against the data's columns."""
+    graph = build_graph(spec)
+    if spec.study.graph is not None:
+        check_nodes(graph, spec, load_table(spec).columns)
+    return graph, identify(graph, spec)
+
+
 def run_study(
     spec: LoadedSpec | str | Path | dict,
     *,
@@ -65,8 +73,12 @@ def run_study(
     refute: bool = True,
     fail_on: str = "all",
     stdin_bytes: bytes | None = None,
+    frame: Any = None,
 ) -> Result:
-    """Estimate one study; raises a ``CausalcliError`` (with exit code) when it cannot."""
+    """Estimate one study; raises a ``CausalcliError`` (with exit code) when it cannot.
+
+    ``frame``: an in-memory pandas/polars DataFrame or Arrow table read in place of ``data.path``.
+    """
     from causalcli.study.refute import run_refuters
 
     loaded = as_loaded(spec)
@@ -74,7 +86,7 @@ def run_study(
     seed = study.seed if seed is None else seed
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    prep = prepare_study(loaded, stdin_bytes)
+    prep = prepare_study(loaded, stdin_bytes, frame)
     design = prep.design
     data = design.prepare(study, prep.table, prep.identification, loaded)
     timing["load"] = time.perf_counter() - t0
@@ -82,7 +94,8 @@ def run_study(
     fit = design.fit(data, study, seed, jobs)
     timing["estimate"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    refutations = run_refuters(design, data, study, fit.estimate, seed, jobs) if refute else []
+    refute_on = data if fit.refute_on is None else fit.refute_on  # what fit learnt that refuters reuse
+    refutations = run_refuters(design, refute_on, study, fit.estimate, seed, jobs) if refute else []
     timing["refute"] = time.perf_counter() - t2
     timing["total"] = time.perf_counter() - t0
     diagnostics = {"identification": prep.identification.to_dict(), **fit.diagnostics}
@@ -150,7 +163,3 @@ def versions() -> dict[str, str]:
             pass
     return out
 
-
-def failure(spec_path: str, study: str, exc: CausalcliError) -> StudyFailure:
-    return StudyFailure(study=study, spec_path=spec_path, exit_code=exc.exit_code, message=exc.message,
-                        key=exc.key, line=exc.line, column=exc.column, file=exc.file)
