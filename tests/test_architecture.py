@@ -141,7 +141,8 @@ def test_no_module_longer_than_600_lines():
 
 
 def _code_lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, text with whitespace normalised), without blank, comment-only and import lines."""
+    """(line number, text with whitespace normalised), without blank, comment-only, import and
+    lone-punctuation lines (``)``, ``],``), as ``duplicates`` reads them."""
     text = path.read_text()
     imports = set()
     for node in ast.walk(ast.parse(text, str(path))):
@@ -150,7 +151,7 @@ def _code_lines(path: Path) -> list[tuple[int, str]]:
     out = []
     for number, line in enumerate(text.splitlines(), 1):
         normal = re.sub(r"\s+", " ", line).strip()
-        if normal and not normal.startswith("#") and number not in imports:
+        if re.search(r"\w", normal) and not normal.startswith("#") and number not in imports:
             out.append((number, normal))
     return out
 

@@ -4,7 +4,8 @@
 other hook has a typed default here, so callers (``causalcli.study``, ``causalcli.cli``,
 ``causalcli.render``) call hooks directly and never probe a design with ``hasattr``/``getattr``.
 A design instance holds no state: what ``prepare`` builds travels in the object it returns,
-what ``fit`` learns travels in the ``Fit`` it returns, and nothing is set on a design from outside.
+what ``fit`` learns that refuters need travels in the ``Fit`` it returns (``Fit.refute_on``), and
+nothing is set on a design from outside.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class Fit:
     diagnostics: dict[str, Any] = field(default_factory=dict)  # design-specific, JSON-ready
     checks: list[Check] = field(default_factory=list)  # passed=None when a check cannot apply
     warnings: list[str] = field(default_factory=list)  # one line each, for the user
+    # What the refuter hooks get as ``prepared`` when ``fit`` learns something they reuse (dml's
+    # cross-fitted residuals): a new frozen object, e.g. ``dataclasses.replace(prepared, cross_fit=...)``.
+    # None: they get ``prepare``'s object. Never part of the output.
+    refute_on: Any = field(default=None, repr=False, compare=False)
 
 
 class Design(ABC, Generic[Prepared]):
@@ -48,9 +53,10 @@ class Design(ABC, Generic[Prepared]):
 
     The order of calls, for ``validate`` and ``estimate`` (``causalcli.study.run``):
     ``check_spec`` (spec alone) -> data loaded -> ``validate`` (data) -> ``prepare`` (the arrays,
-    built once) -> ``fit`` (the full result) -> refuters (``causalcli.study.refute``), which call
-    ``distinct_placebos`` once per refuter, then ``refute_once`` or ``refute_placebo`` per simulation,
-    possibly in forked workers (``prepared`` and the design are pickled), then ``summarise_refuter``.
+    built once) -> ``fit`` (the full result) -> refuters (``causalcli.study.refute``) on ``fit``'s
+    ``refute_on`` (or ``prepare``'s object), which call ``distinct_placebos`` once per refuter, then
+    ``refute_once`` or ``refute_placebo`` per simulation, possibly in forked workers (``prepared``
+    and the design are pickled), then ``summarise_refuter``.
     """
 
     # ---------------------------------------------------------------- declared facts
@@ -93,6 +99,7 @@ class Design(ABC, Generic[Prepared]):
 
         The same ``prepared`` and ``seed`` give the same ``Fit`` whatever ``jobs`` is (``--jobs``, for a
         design that parallelises its own fit). Raise ``EstimationError`` (exit 4) when it cannot estimate.
+        What the refuters should reuse (folds, residuals) goes into ``Fit.refute_on``, not onto ``self``.
         """
 
     # ---------------------------------------------------------------- hooks with defaults

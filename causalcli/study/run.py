@@ -90,7 +90,8 @@ def run_study(
     fit = design.fit(data, study, seed, jobs)
     timing["estimate"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    refutations = run_refuters(design, data, study, fit.estimate, seed, jobs) if refute else []
+    refute_on = data if fit.refute_on is None else fit.refute_on  # what fit learnt that refuters reuse
+    refutations = run_refuters(design, refute_on, study, fit.estimate, seed, jobs) if refute else []
     timing["refute"] = time.perf_counter() - t2
     timing["total"] = time.perf_counter() - t0
     diagnostics = {"identification": prep.identification.to_dict(), **fit.diagnostics}
