@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from causalcli.data.table import MissingRows, binary_study_arrays, require_columns, single_treated_warning, study_roles
-from causalcli.designs.base import Design, Fit, require
+from causalcli.data.table import MissingRows, binary_study_arrays, single_treated_warning
+from causalcli.designs.base import Fit
+from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.errors import SpecError
 from causalcli.inference.estimate import normal_estimate
 
@@ -70,19 +71,16 @@ class MatchingData:
     missing: MissingRows | None = None  # rows dropped for a missing value, by role
 
 
-class MatchingDesign(Design):
+class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
     name = "matching"
     summary = "Nearest-neighbour matching, with or without replacement (score or Mahalanobis; ATT, ATC, ATE)"
     estimators = ("psm_nearest",)
     estimands = ("att", "atc", "ate")
     inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity")
     reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
-    weights_built = False
-    uses_adjustment_set = True  # covariates outside the graph's adjustment set are left out (and warned)
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
-        require(study, spec, "treatment", "outcome", "covariates")
-        self.estimand(study, spec)
+        super().check_spec(study, spec)
         opts: MatchingOptions = study.design.options
         if not opts.replace and opts.bias_correction:
             # Match switches BiasAdjust off without replacement (ties = FALSE); not guessed here
@@ -96,11 +94,11 @@ class MatchingDesign(Design):
             raise SpecError(f"matching option(s) {', '.join(unbuilt)} are not built yet; remove them",
                             file=spec.source.display, key="design.options")
 
-    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
-        roles = study_roles(study, "binary")
+    def column_roles(self, study: "Study") -> dict[str, tuple[str, str]]:
+        roles = super().column_roles(study)
         for i, c in enumerate(study.design.options.exact):
             roles.setdefault(c, (f"design.options.exact[{i}]", "any"))
-        require_columns(table, roles, study.design.treated_value)
+        return roles
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> MatchingData:
@@ -287,12 +285,6 @@ class MatchingDesign(Design):
         return match(y, t, ps.linear_predictor, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
                      tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None,
                      replace=d.replace).estimate
-
-    def treatment_of(self, prepared: MatchingData) -> np.ndarray:
-        return prepared.t
-
-    def units(self, prepared: MatchingData) -> int:
-        return int(prepared.t.size)
 
 
 def _strata(cols: dict, exact: tuple[str, ...]) -> np.ndarray | None:

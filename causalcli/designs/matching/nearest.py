@@ -1,10 +1,12 @@
 """Nearest-neighbour matching with ties kept, as R's ``Matching::Match``.
 
-:func:`match_att` (below, the ATT on a scalar score) is the fast path;
-:func:`match` adds the ATC and ATE, exact strata, Mahalanobis distance, the
-bias adjustment and matching without replacement (its docstring lists what each
-maps to in ``Match``; the Abadie-Imbens (2016) estimated-score terms are in
-``causalcli.inference.abadie_imbens``). The rules below hold for all of them.
+:func:`match` is the one matching routine: the ATT, ATC and ATE, exact strata,
+Mahalanobis distance, the bias adjustment and matching without replacement
+(its docstring lists what each maps to in ``Match``; the greedy passes without
+replacement are in ``causalcli.designs.matching.without_replacement``, the
+Abadie-Imbens (2016) estimated-score terms in ``causalcli.inference.abadie_imbens``).
+:func:`match_att_point` is its point estimate alone, for the refuters. The
+rules below hold for all of them.
 
 The semantics are those of R's ``Matching::Match(Y, Tr, X = score,
 estimand = "ATT", M, caliper, replace = TRUE, ties = TRUE, Weight = 1,
@@ -52,7 +54,7 @@ treated, ``x`` the score):
   SE of the matched-sample ATT: on the NSW experimental sample with M = 3
   and a 0.01 caliper (126 of 185 dropped), Match's SE is 280 against 853
   with ``N1`` the number of matched units.
-* ``se.standard`` (``std_error_naive``): ``sqrt(sum W (tau - est)^2) /
+* ``se.standard`` (``std_error_standard``): ``sqrt(sum W (tau - est)^2) /
   sum W``, the SE treating pair differences as independent.
 
 References
@@ -71,62 +73,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from causalcli.designs.matching.without_replacement import greedy_metric, greedy_scalar
 from causalcli.errors import EstimationError
 
-__all__ = ["MatchOutcome", "match_att", "match_att_point"]
+__all__ = ["MatchResult", "match", "match_att_point", "mahalanobis_coordinates"]
 
 # Match's ``tolerance`` default, sqrt(.Machine$double.eps): the floor of the
 # score's SD and of the sum of squares used to compute it.
 _CCC = math.sqrt(np.finfo(np.float64).eps)
-
-
-@dataclass(frozen=True)
-class MatchOutcome:
-    """Result of :func:`match_att`.
-
-    Attributes
-    ----------
-    estimate : float
-        ATT on the matched treated units (Match's ``est``).
-    std_error : float
-        Abadie-Imbens standard error (Match's ``se``, ``Var.calc = 0``).
-        As in Match, treated units dropped by the caliper still count in
-        ``N1`` and contribute ``estimate**2`` each, which understates the
-        SE when many are dropped (see the module docstring).
-    std_error_naive : float
-        Match's ``se.standard``: pair differences treated as independent.
-    std_error_matched : float
-        The same Abadie-Imbens formula with ``N1`` and the first sum over
-        the matched treated units only: the SE of the matched-sample ATT.
-        Equal to ``std_error`` when the caliper drops nobody.
-    n_treated : int
-        Treated units in the input.
-    n_treated_matched : int
-        Treated units with at least one match.
-    n_dropped : int
-        Treated units dropped by the caliper.
-    dropped : numpy.ndarray
-        Input indices of the dropped treated units, ascending.
-    control_weights : numpy.ndarray
-        Per input unit, the total weight with which it is used as a control
-        (``K_j``; 0 for treated and unused units). Sums to
-        ``n_treated_matched``.
-    pairs : tuple of numpy.ndarray
-        ``(treated index, control index, weight)`` per matched pair, ordered
-        by treated then control index, as Match's ``index.treated``,
-        ``index.control`` and ``weights`` (0-based).
-    """
-
-    estimate: float
-    std_error: float
-    std_error_naive: float
-    std_error_matched: float
-    n_treated: int
-    n_treated_matched: int
-    n_dropped: int
-    dropped: np.ndarray
-    control_weights: np.ndarray
-    pairs: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -189,8 +143,6 @@ def _match_within(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: 
     Returns ``(focal row per pair, matched input index per pair, M_i per focal unit)``.
     """
     nt = tr_idx.size
-    if c_idx.size < m:  # fewer candidates than M: every focal unit here is dropped
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.zeros(nt, np.int64)
     # Sort candidates by the raw score; standardising is monotone, so the
     # standardised scores are then sorted too (equal scores in any order:
     # pairs are put in Match's order at the end).
@@ -272,8 +224,6 @@ def _match_within_metric(tr_idx: np.ndarray, c_idx: np.ndarray, U: np.ndarray, m
     from scipy.spatial import cKDTree
 
     nt = tr_idx.size
-    if c_idx.size < m:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.zeros(nt, np.int64)
     tree = cKDTree(U[c_idx])
     a = U[tr_idx]
     dist, _ = tree.query(a, k=m)
@@ -291,23 +241,18 @@ def _match_within_metric(tr_idx: np.ndarray, c_idx: np.ndarray, U: np.ndarray, m
 
 def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, caliper: float | None,
                   tolerance: float, strata: np.ndarray | None = None, m_cap: int | None = None,
-                  U: np.ndarray | None = None) -> _Matches:
-    """Matches of every treated unit among the controls (Match's MatchLoopC for one direction).
+                  U: np.ndarray | None = None, replace: bool = True) -> tuple[_Matches, int]:
+    """Matches of every ``treated`` (focal) unit among the others (Match's MatchLoopC, one direction).
 
     ``strata`` (integer codes, optional) restricts matches to equal codes, as
     Match's ``exact``; the score is standardised over all units either way.
     ``m_cap`` caps M (Match: ``min(M, #controls)``, for the ATE ``min(M, #treated, #controls)``).
     ``U``: match on the squared Euclidean distance in these coordinates (see
     :func:`mahalanobis_coordinates`) instead of the score; no caliper then.
+    ``replace = False``: each control is used at most once
+    (``causalcli.designs.matching.without_replacement``). Returns the matches and
+    the number of focal units whose ties were cut to M (0 with replacement).
     """
-    return _match_in_strata(treated, score, neighbors, caliper, tolerance, strata, m_cap, U, replace=True)[0]
-
-
-def _match_in_strata(treated: np.ndarray, score: np.ndarray, neighbors: int, caliper: float | None,
-                     tolerance: float, strata: np.ndarray | None, m_cap: int | None, U: np.ndarray | None,
-                     replace: bool) -> tuple[_Matches, int]:
-    """The set-up and the loop over exact strata shared by matching with and without replacement;
-    returns the matches and the number of focal units whose ties were broken (0 with replacement)."""
     xs, pop_sd = _standardise(score)
     tr_idx = np.flatnonzero(treated)
     c_idx = np.flatnonzero(~treated)
@@ -315,13 +260,15 @@ def _match_in_strata(treated: np.ndarray, score: np.ndarray, neighbors: int, cal
     ecal = caliper * pop_sd if caliper is not None else math.inf
 
     def within(ft: np.ndarray, fc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        if fc.size < m:  # fewer candidates than M: every focal unit here is dropped
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.zeros(ft.size, np.int64), 0
         if replace:
             if U is not None:
                 return (*_match_within_metric(ft, fc, U, m, tolerance), 0)
             return (*_match_within(ft, fc, xs, score, m, ecal, caliper is not None, tolerance), 0)
         if U is not None:
-            return _sequential_metric(ft, fc, U, m, tolerance)
-        return _sequential_scalar(ft, fc, xs, score, m, ecal, caliper is not None, tolerance)
+            return greedy_metric(ft, fc, U, m, tolerance)
+        return greedy_scalar(ft, fc, xs, score, m, ecal, caliper is not None, tolerance)
 
     if strata is None:  # the common case: no copies of the matches
         rows, c_in, n_per, ties = within(tr_idx, c_idx)
@@ -341,150 +288,6 @@ def _match_in_strata(treated: np.ndarray, score: np.ndarray, neighbors: int, cal
     return _Matches(rows, c_in, n_per, tr_idx), ties
 
 
-# ---------------------------------------------------------------- without replacement (Match's replace = FALSE)
-
-
-def _find(parent: list, k: int) -> int:
-    """Root of ``k`` in a next-alive (or previous-alive) pointer forest, compressing the path."""
-    root = k
-    while parent[root] != root:
-        root = parent[root]
-    while parent[k] != root:
-        parent[k], k = root, parent[k]
-    return root
-
-
-def _sequential_scalar(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: np.ndarray, m: int,
-                       ecal: float, caliper: bool, tolerance: float) -> tuple[list, list, np.ndarray, int]:
-    """Greedy matching without replacement on a scalar score, focal units in data order.
-
-    Candidates are kept sorted by score; two pointer forests give, from any
-    position, the nearest position to the right (left) whose candidate is still
-    unused, so each focal unit walks outwards over unused candidates only.
-    Returns ``(focal row per pair, matched input index per pair, M_i per focal, ties)``.
-    """
-    nt, nc = tr_idx.size, c_idx.size
-    n_per = np.zeros(nt, np.int64)
-    rows: list[int] = []
-    cols: list[int] = []
-    ties = 0
-    if nc < m:
-        return rows, cols, n_per, ties
-    order = np.argsort(score[c_idx], kind="stable")
-    cand = c_idx[order].tolist()
-    cs = xs[c_idx[order]].tolist()
-    co = score[c_idx[order]].tolist()
-    right = list(range(nc + 1))  # right[k]: k if position k is unused, else a later position; nc = none
-    left = list(range(nc + 1))  # left[k + 1] for position k; 0 = none
-    ins = np.searchsorted(xs[c_idx[order]], xs[tr_idx], side="left").tolist()
-    a_all = xs[tr_idx].tolist()
-    r_all = score[tr_idx].tolist()
-    for row in range(nt):
-        a, r = a_all[row], r_all[row]
-        hi = _find(right, ins[row])
-        lo = _find(left, ins[row]) - 1  # position, or -1
-        found: list[tuple[float, int]] = []  # (squared distance, position), nearest first
-        # the m nearest unused candidates, merging the two sides outwards
-        while len(found) < m:
-            dl = (cs[lo] - a) ** 2 if lo >= 0 and not (caliper and abs(co[lo] - r) > ecal) else math.inf
-            dr = (cs[hi] - a) ** 2 if hi < nc and not (caliper and abs(co[hi] - r) > ecal) else math.inf
-            if dl == math.inf and dr == math.inf:
-                break
-            if dr <= dl:
-                found.append((dr, hi))
-                hi = _find(right, hi + 1)
-            else:
-                found.append((dl, lo))
-                lo = _find(left, lo) - 1
-        if len(found) < m:  # fewer than M unused candidates (inside the caliper): dropped
-            continue
-        thr = found[m - 1][0] + tolerance
-        # every further unused candidate within the tolerance of the M-th distance is a tie
-        for side in (0, 1):
-            pos = lo if side == 0 else hi
-            while 0 <= pos < nc:
-                if caliper and abs(co[pos] - r) > ecal:
-                    break
-                d = (cs[pos] - a) ** 2
-                if d > thr:
-                    break
-                found.append((d, pos))
-                pos = _find(left, pos) - 1 if side == 0 else _find(right, pos + 1)
-        tied = [p for d, p in found if d <= thr]
-        if len(tied) > m:
-            ties += 1
-            # R drops tied candidates at random; here the first M in data order are kept
-            tied = sorted(tied, key=lambda p: cand[p])[:m]
-        for p in tied:
-            right[p] = p + 1
-            left[p + 1] = p
-            rows.append(row)
-            cols.append(cand[p])
-        n_per[row] = m
-    return rows, cols, n_per, ties
-
-
-def _sequential_metric(tr_idx: np.ndarray, c_idx: np.ndarray, U: np.ndarray, m: int,
-                       tolerance: float) -> tuple[list, list, np.ndarray, int]:
-    """As :func:`_sequential_scalar` for the squared Euclidean distance in ``U`` (Mahalanobis)."""
-    from scipy.spatial import cKDTree
-
-    nt, nc = tr_idx.size, c_idx.size
-    n_per = np.zeros(nt, np.int64)
-    rows: list[int] = []
-    cols: list[int] = []
-    ties = 0
-    if nc < m:
-        return rows, cols, n_per, ties
-    tree = cKDTree(U[c_idx])
-    used = np.zeros(nc, dtype=bool)
-    n_used = 0
-    for row in range(nt):
-        if nc - n_used < m:
-            continue
-        a = U[tr_idx[row]]
-        k = min(nc, m + n_used, 2 * m + 8)
-        while True:
-            dist, pos = tree.query(a, k=k)
-            dist, pos = np.atleast_1d(dist), np.atleast_1d(pos)
-            free = ~used[pos]
-            if free.sum() >= m or k == nc:
-                break
-            k = min(nc, 2 * k)
-        dm = float(np.sum((U[c_idx[pos[free][m - 1]]] - a) ** 2))
-        thr = dm + tolerance
-        near = np.asarray(tree.query_ball_point(a, math.sqrt(thr) * (1 + 1e-9) + 1e-12), dtype=np.int64)
-        near = near[~used[near]]
-        d2 = np.sum((U[c_idx[near]] - a) ** 2, axis=1)
-        tied = near[d2 <= thr]
-        if tied.size > m:
-            ties += 1
-        tied = np.sort(tied)[:m]  # candidates are in data order (c_idx ascending): the first M
-        used[tied] = True
-        n_used += tied.size
-        rows.extend([row] * tied.size)
-        cols.extend(c_idx[tied].tolist())
-        n_per[row] = m
-    return rows, cols, n_per, ties
-
-
-def _find_matches_without_replacement(treated: np.ndarray, score: np.ndarray, neighbors: int,
-                                      caliper: float | None, tolerance: float, strata: np.ndarray | None = None,
-                                      m_cap: int | None = None, U: np.ndarray | None = None) -> tuple[_Matches, int]:
-    """Matches of every treated unit, each control used at most once (Match's ``replace = FALSE``).
-
-    Match (MatchLoopCfast with ``replace = 0``) visits the focal units in data
-    order; each takes its ``M`` nearest controls among those not yet used (and
-    inside the caliper and its exact stratum), and a unit with fewer than ``M``
-    such controls left is dropped. ``replace = FALSE`` forces ``ties = FALSE``:
-    when more than ``M`` unused controls lie within ``distance.tolerance`` of
-    the ``M``-th distance, Match drops the excess at random (R's generator);
-    here the first ``M`` of them in data order are kept, and the number of focal
-    units where that happened is returned beside the matches.
-    """
-    return _match_in_strata(treated, score, neighbors, caliper, tolerance, strata, m_cap, U, replace=False)
-
-
 def _no_match_error(n_treated: int, caliper: float | None) -> EstimationError:
     if caliper is None:
         return EstimationError(
@@ -497,107 +300,6 @@ def _no_match_error(n_treated: int, caliper: float | None) -> EstimationError:
     )
 
 
-def match_att(
-    y: np.ndarray,
-    treated: np.ndarray,
-    score: np.ndarray,
-    *,
-    neighbors: int = 1,
-    caliper: float | None = None,
-    tolerance: float = 1e-5,
-    with_se: bool = True,
-) -> MatchOutcome:
-    """ATT by nearest-neighbour matching on a score, with replacement and ties.
-
-    Mirrors ``Matching::Match(Y = y, Tr = treated, X = score, estimand =
-    "ATT", M = neighbors, caliper = caliper, replace = TRUE, ties = TRUE,
-    Weight = 1, Var.calc = 0, distance.tolerance = tolerance)``; see the
-    module docstring for the exact rules. The standard error is that of
-    Abadie and Imbens (2006), as Match's ``se``.
-
-    Parameters
-    ----------
-    y : numpy.ndarray
-        Outcome, shape ``(n,)``.
-    treated : numpy.ndarray
-        Boolean (or 0/1) treatment indicator, shape ``(n,)``.
-    score : numpy.ndarray
-        Matching variable, usually the logit of the propensity score.
-    neighbors : int
-        ``M``, the number of matches per treated unit before ties.
-    caliper : float, optional
-        Maximum distance to a match in population SDs of ``score``.
-    tolerance : float
-        Match's ``distance.tolerance``: distances (squared differences of
-        the standardised score) within this of the ``M``-th nearest are ties.
-    with_se : bool
-        Compute the standard errors (else they are NaN).
-
-    Returns
-    -------
-    MatchOutcome
-
-    Raises
-    ------
-    EstimationError
-        Invalid data (non-finite values, one arm only) or no treated unit
-        left after the caliper (Match returns NA).
-    """
-    y, treated, score, m = _check(y, treated, score, neighbors, caliper, tolerance)
-    mt = _find_matches(treated, score, m, caliper, tolerance)
-    nt = mt.tr_idx.size
-    matched = mt.n_per_treated > 0
-    n_matched = int(matched.sum())
-    if n_matched == 0:
-        raise _no_match_error(nt, caliper)
-
-    t_in = mt.tr_idx[mt.tr_rows]
-    c_in = mt.c_in
-    w = 1.0 / mt.n_per_treated[mt.tr_rows]
-    # Match's pair order: by treated index, then control index.
-    # (One integer key sorts far faster than np.lexsort on millions of pairs.)
-    o = np.argsort(t_in.astype(np.int64) * y.size + c_in, kind="stable")
-    t_in, c_in, w = t_in[o], c_in[o], w[o]
-    tau = y[t_in] - y[c_in]
-    sw = w.sum()
-    est = float(np.dot(w, tau) / sw)
-    control_weights = np.bincount(c_in, weights=w, minlength=y.size)
-
-    se = se_naive = se_matched = math.nan
-    if with_se:
-        resid2 = (tau - est) ** 2
-        se_naive = math.sqrt(float(np.dot(w, resid2))) / sw
-        # Homoskedastic conditional variance from the pair differences.
-        sigma2 = 0.5 * float(np.dot(w, resid2)) / sw
-        kk = np.bincount(c_in, weights=w * w, minlength=y.size)
-        # Each treated unit's own contrast Y_i - mean of its matches; units
-        # dropped by the caliper keep 0, as in Match's EstFuncC.
-        rows = np.searchsorted(mt.tr_idx, t_in)
-        ycaus = np.zeros(nt)
-        mean_c = (np.bincount(rows, weights=w * y[c_in], minlength=nt)[matched]
-                  / np.bincount(rows, weights=w, minlength=nt)[matched])
-        ycaus[matched] = y[mt.tr_idx[matched]] - mean_c
-        control_term = sigma2 * float(np.sum(control_weights ** 2 - kk))
-        var = (float(np.sum((ycaus - est) ** 2)) + control_term) / (nt * nt)
-        se = math.sqrt(var)
-        var_matched = (float(np.sum((ycaus[matched] - est) ** 2)) + control_term) / (n_matched * n_matched)
-        se_matched = math.sqrt(var_matched)
-
-    dropped = mt.tr_idx[~matched]
-    return MatchOutcome(
-        estimate=est,
-        std_error=se,
-        std_error_naive=se_naive,
-        std_error_matched=se_matched,
-        n_treated=nt,
-        n_treated_matched=n_matched,
-        n_dropped=int(dropped.size),
-        dropped=dropped,
-        control_weights=control_weights,
-        pairs=(t_in, c_in, w),
-    )
-
-
 def match_att_point(
     y: np.ndarray,
     treated: np.ndarray,
@@ -607,26 +309,25 @@ def match_att_point(
     caliper: float | None = None,
     tolerance: float = 1e-5,
 ) -> float:
-    """ATT point estimate only: :func:`match_att` without SEs or outputs.
+    """ATT point estimate only: :func:`match` with ``estimand = "att"`` and no options, without SEs.
 
-    Same matches as :func:`match_att` (so the same estimate up to rounding),
-    skipping pair ordering, per-unit weights and variances; for refuters and
-    resampling that call it many times.
+    Same matches as :func:`match` (so the same estimate up to summation order),
+    skipping pair ordering, per-unit weights and variances: the design's
+    ``point`` calls it for the refuters, which estimate many times.
 
     Raises
     ------
     EstimationError
-        As :func:`match_att`.
+        As :func:`match`.
     """
     y, treated, score, m = _check(y, treated, score, neighbors, caliper, tolerance)
-    mt = _find_matches(treated, score, m, caliper, tolerance)
+    mt = _find_matches(treated, score, m, caliper, tolerance)[0]
     nt = mt.tr_idx.size
     matched = mt.n_per_treated > 0
     if not matched.any():
         raise _no_match_error(nt, caliper)
     mean_c = np.bincount(mt.tr_rows, weights=y[mt.c_in], minlength=nt)[matched] / mt.n_per_treated[matched]
     return float(np.mean(y[mt.tr_idx[matched]] - mean_c))
-
 
 # ---------------------------------------------------------------- every estimand, exact strata, bias adjustment
 
@@ -639,8 +340,12 @@ class MatchResult:
     the controls for the ATC, every unit for the ATE. ``std_error`` is Match's
     ``se`` (focal units dropped by the caliper still count in N);
     ``std_error_matched`` the same formula over the matched focal units only.
-    ``unit_weights`` is each unit's weight in the matched sample: 1 for a
-    matched focal unit, plus the total weight with which it serves as a match.
+    Each unit's weight in the matched sample is ``focal_matched`` (1 for a
+    matched focal unit) plus ``match_weights`` (the total weight with which it
+    serves as a match). ``pairs`` is ``(focal index, match index, weight)`` per
+    matched pair, ordered by focal then match index (0-based; for the ATT,
+    Match's ``index.treated``, ``index.control`` and ``weights``), the ATE's
+    second direction (controls as focal units) after the first.
     """
 
     estimand: str
@@ -659,6 +364,7 @@ class MatchResult:
     std_error_standard: float = math.nan  # Match's se.standard: pair differences as independent
     ties_broken: int = 0  # replace = False: focal units whose tied candidates were cut to M (data order)
     contrasts: np.ndarray | None = None  # per unit: own contrast S_i (treated minus control; 0 if unmatched)
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _wls_slopes(Z: np.ndarray, y: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -717,7 +423,7 @@ def match(
       :func:`mahalanobis_coordinates`) instead of the score.
     * ``replace = False``: each unit serves as a match at most once, focal
       units matched greedily in data order (see
-      :func:`_find_matches_without_replacement`); Match then forces ``ties =
+      ``causalcli.designs.matching.without_replacement``); Match then forces ``ties =
       FALSE`` and computes no ``se``, so the standard error is its internal
       ``RmatchLoop(version = "standard")`` formula on these matches (below),
       where every ``K_j`` is at most ``1 / M``. No bias adjustment (Match
@@ -737,7 +443,8 @@ def match(
     Raises
     ------
     EstimationError
-        As :func:`match_att`; also when every focal unit is dropped.
+        Invalid data (non-finite values, one arm only) or every focal unit dropped
+        (by the caliper or exact strata; Match returns NA).
     """
     y, treated, score, m = _check(y, treated, score, neighbors, caliper, tolerance)
     n = y.size
@@ -751,19 +458,13 @@ def match(
         raise ValueError("a caliper applies to the score; Mahalanobis matching takes none")
     if not replace and Z is not None:
         raise ValueError("Match has no bias adjustment without replacement")
-    ties = 0
-    if replace:
-        directions = [(_find_matches(tr, score, m, caliper, tolerance, strata, cap, U), True)]
-        if estimand == "ate":
-            directions.append((_find_matches(~tr, score, m, caliper, tolerance, strata, cap, U), False))
-    else:
-        # Match visits all units in data order for the ATE, but a treated focal unit only
-        # uses controls and a control only treated units: the two passes are independent.
-        directions = []
-        for arm, is_treated_focal in ((tr, True), (~tr, False))[: 2 if estimand == "ate" else 1]:
-            mt, t_ = _find_matches_without_replacement(arm, score, m, caliper, tolerance, strata, cap, U)
-            directions.append((mt, is_treated_focal))
-            ties += t_
+    # Without replacement Match visits all units in data order for the ATE, but a treated focal
+    # unit only uses controls and a control only treated units: the two passes are independent.
+    directions, ties = [], 0
+    for arm, is_treated_focal in ((tr, True), (~tr, False))[: 2 if estimand == "ate" else 1]:
+        mt, cut = _find_matches(arm, score, m, caliper, tolerance, strata, cap, U, replace)
+        directions.append((mt, is_treated_focal))
+        ties += cut
 
     K = np.zeros(n)
     KK = np.zeros(n)
@@ -838,4 +539,5 @@ def match(
         n_dropped=int(dropped.size), dropped=dropped, match_weights=K, focal_matched=focal_matched,
         differences=differences, bias_coefficients=coefs, std_error_standard=se_standard, ties_broken=ties,
         contrasts=np.where(focal_matched, flip * S, 0.0),
+        pairs=tuple(np.concatenate([part[i] for part in parts]) for i in range(3)),
     )

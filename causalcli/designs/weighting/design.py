@@ -59,10 +59,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data.table import MissingRows, binary_study_arrays, require_columns, single_treated_warning, study_roles
-from causalcli.designs.base import Design, Fit, require
+from causalcli.data.table import MissingRows, binary_study_arrays, single_treated_warning
+from causalcli.designs.base import Fit
+from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.errors import EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
+from causalcli.models.folds import permuted_fold_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -91,14 +93,6 @@ class Nuisance:
     iterations: int | None = None
 
 
-def _folds(n: int, folds: int, seed: int) -> np.ndarray:
-    """Fold label per row: a seeded permutation cut into ``folds`` near-equal parts."""
-    perm = np.random.default_rng(seed).permutation(n)
-    label = np.empty(n, dtype=np.int64)
-    label[perm] = np.arange(n) % folds
-    return label
-
-
 def fit_propensity(X: np.ndarray, t: np.ndarray, model: str = "logistic", *, folds: int = 5, seed: int = 0,
                    start: np.ndarray | None = None, names: tuple[str, ...] | None = None) -> Nuisance:
     """Propensity scores: logistic regression (in sample) or cross-fitted gradient boosting."""
@@ -110,7 +104,7 @@ def fit_propensity(X: np.ndarray, t: np.ndarray, model: str = "logistic", *, fol
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
-    label = _folds(t.size, folds, seed)
+    label = permuted_fold_ids(t.size, folds, seed)
     e = np.empty(t.size)
     for k in range(folds):
         test = label == k
@@ -156,7 +150,7 @@ def fit_outcome(X: np.ndarray, t: np.ndarray, y: np.ndarray, model: str = "linea
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
-    label = _folds(t.size, folds, seed + 1)
+    label = permuted_fold_ids(t.size, folds, seed + 1)
     m0, m1 = np.empty(t.size), np.empty(t.size)
     for k in range(folds):
         test = label == k
@@ -335,19 +329,16 @@ def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: in
     return _Run(keep, nu, r["value"], r["std_error"], r, nu.e)
 
 
-class WeightingDesign(Design):
+class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
     name = "weighting"
     summary = "Inverse-probability (Hajek) and doubly robust (AIPW) weighting; ATE, ATT, ATC, overlap weights"
     estimators = ("ipw", "aipw")
     estimands = ("ate", "att", "atc")
     inference = ("influence_function", "robust_weights_known")
     reference = "Lunceford and Davidian (2004); Robins, Rotnitzky and Zhao (1994); pinned to R survey::svyglm"
-    weights_built = False
-    uses_adjustment_set = True  # covariates outside the graph's adjustment set are left out (and warned)
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
-        require(study, spec, "treatment", "outcome", "covariates")
-        self.estimand(study, spec)
+        super().check_spec(study, spec)
         opts = study.design.options
         if opts.overlap and opts.estimator == "aipw":
             raise SpecError("overlap weights with estimator aipw are not built yet; use estimator: ipw "
@@ -357,10 +348,6 @@ class WeightingDesign(Design):
             raise SpecError("overlap weights estimate the effect in the overlap population (ATO), not "
                             f"{study.design.estimand!r}; remove design.estimand or overlap",
                             file=spec.source.display, key="design.estimand")
-
-    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
-        roles = study_roles(study, "binary")
-        require_columns(table, roles, study.design.treated_value)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> WeightingData:
@@ -462,12 +449,6 @@ class WeightingDesign(Design):
         if extra_covariate is not None:
             X = np.column_stack([X, extra_covariate])
         return _run(d, X, t, y, d.seed, with_se=False).value
-
-    def treatment_of(self, prepared: WeightingData) -> np.ndarray:
-        return prepared.t
-
-    def units(self, prepared: WeightingData) -> int:
-        return int(prepared.t.size)
 
 
 def _expand(w: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.designs.matching.nearest import match_att, match_att_point
+from causalcli.designs.matching.nearest import match, match_att_point
 from causalcli.errors import EstimationError
 from causalcli.models.logit import fit_logit
 
@@ -38,7 +38,7 @@ LP_ATOL = 1e-12
 MATCH_RTOL = 1e-6
 # Match's pair weights are 1/M_i; both sides compute them in one division.
 WEIGHT_RTOL = 1e-14
-# match_att_point forms the same mean by a different summation order.
+# match_att_point (the refuters' point estimate) forms the same mean by a different summation order.
 POINT_RTOL = 1e-12
 
 R_SESSION = (HERE / "r_session.txt").read_text().splitlines()
@@ -165,12 +165,12 @@ def test_collinear_covariates_raise():
 def test_match_equals_r_match(row):
     """Estimate, Abadie-Imbens SE and se.standard equal R's Matching::Match (version in the id)."""
     y, t, score = _match_inputs(row["dataset"])
-    m = match_att(y, t, score, neighbors=int(row["neighbors"]), caliper=_caliper(row["caliper"]))
+    m = match(y, t, score, estimand="att", neighbors=int(row["neighbors"]), caliper=_caliper(row["caliper"]))
     assert m.estimate == pytest.approx(row["estimate"], rel=MATCH_RTOL)
     assert m.std_error == pytest.approx(row["se"], rel=MATCH_RTOL)
-    assert m.std_error_naive == pytest.approx(row["se_standard"], rel=MATCH_RTOL)
-    assert m.n_treated == row["n_treated"]
-    assert m.n_treated_matched == pytest.approx(row["n_treated_matched"], abs=1e-9)
+    assert m.std_error_standard == pytest.approx(row["se_standard"], rel=MATCH_RTOL)
+    assert m.n_focal == row["n_treated"]
+    assert m.n_focal_matched == pytest.approx(row["n_treated_matched"], abs=1e-9)
     assert m.n_dropped == pytest.approx(row["n_dropped"], abs=1e-9)
     dropped = [] if pd.isna(row["dropped"]) else [int(i) for i in str(row["dropped"]).split(";")]
     assert m.dropped.tolist() == dropped
@@ -180,7 +180,7 @@ def test_match_equals_r_match(row):
 def test_matched_pairs_equal_r_match(row):
     """The same pairs, in Match's order, with Match's weights; control weights K_M(j) follow."""
     y, t, score = _match_inputs(row["dataset"])
-    m = match_att(y, t, score, neighbors=int(row["neighbors"]), caliper=_caliper(row["caliper"]))
+    m = match(y, t, score, estimand="att", neighbors=int(row["neighbors"]), caliper=_caliper(row["caliper"]))
     sel = (PAIRS["dataset"] == row["dataset"]) & (PAIRS["neighbors"] == row["neighbors"])
     sel &= PAIRS["caliper"].isna() if math.isnan(row["caliper"]) else np.isclose(PAIRS["caliper"], row["caliper"])
     ref = PAIRS[sel]
@@ -190,28 +190,28 @@ def test_matched_pairs_equal_r_match(row):
     np.testing.assert_array_equal(control, ref["control"].to_numpy())
     np.testing.assert_allclose(weight, ref["weight"].to_numpy(), rtol=WEIGHT_RTOL, atol=0)
     expected_k = np.bincount(ref["control"].to_numpy(), weights=ref["weight"].to_numpy(), minlength=y.size)
-    np.testing.assert_allclose(m.control_weights, expected_k, rtol=WEIGHT_RTOL, atol=0)
-    assert m.control_weights[t].sum() == 0.0
+    np.testing.assert_allclose(m.match_weights, expected_k, rtol=WEIGHT_RTOL, atol=0)
+    assert m.match_weights[t].sum() == 0.0
 
 
 @pytest.mark.parametrize("row", [r for r in OK_ROWS if r["dataset"].startswith("nsw")], ids=_row_id)
 def test_end_to_end_logit_then_match_equals_r(row):
-    """fit_logit's score, matched by match_att, reproduces Match on glm's score."""
+    """fit_logit's score, matched by match, reproduces Match on glm's score."""
     X, t, _ = _glm_inputs(row["dataset"])
     d = DATA[row["dataset"]]
     fit = fit_logit(X, t)
-    m = match_att(d["re78"].to_numpy(float), t == 1, fit.linear_predictor,
-                  neighbors=int(row["neighbors"]), caliper=_caliper(row["caliper"]))
+    m = match(d["re78"].to_numpy(float), t == 1, fit.linear_predictor, estimand="att",
+              neighbors=int(row["neighbors"]), caliper=_caliper(row["caliper"]))
     assert m.estimate == pytest.approx(row["estimate"], rel=MATCH_RTOL)
     assert m.std_error == pytest.approx(row["se"], rel=MATCH_RTOL)
 
 
 @pytest.mark.parametrize("row", OK_ROWS, ids=_row_id)
-def test_point_path_agrees_with_match_att(row):
+def test_point_path_agrees_with_match(row):
+    """The refuters' point estimate (match_att_point) equals the full match's."""
     y, t, score = _match_inputs(row["dataset"])
     kw = dict(neighbors=int(row["neighbors"]), caliper=_caliper(row["caliper"]))
-    full = match_att(y, t, score, with_se=False, **kw)
-    assert math.isnan(full.std_error)
+    full = match(y, t, score, estimand="att", **kw)
     assert match_att_point(y, t, score, **kw) == pytest.approx(full.estimate, rel=POINT_RTOL)
 
 
@@ -221,14 +221,14 @@ def test_caliper_dropping_every_treated_unit_raises(row):
     y, t, score = _match_inputs(row["dataset"])
     kw = dict(neighbors=int(row["neighbors"]), caliper=_caliper(row["caliper"]))
     with pytest.raises(EstimationError, match="caliper"):
-        match_att(y, t, score, **kw)
+        match(y, t, score, estimand="att", **kw)
     with pytest.raises(EstimationError, match="caliper"):
         match_att_point(y, t, score, **kw)
 
 
 def test_one_arm_only_raises():
     with pytest.raises(EstimationError):
-        match_att(np.arange(4.0), np.ones(4, dtype=bool), np.arange(4.0))
+        match(np.arange(4.0), np.ones(4, dtype=bool), np.arange(4.0))
 
 
 # ------------------------------------------------------------------ estimands, exact, bias adjustment
@@ -245,8 +245,6 @@ def _opt_id(r) -> str:
 @pytest.mark.parametrize("row", [r for _, r in OPTIONS.iterrows()], ids=_opt_id)
 def test_match_options_equal_r_match(row):
     """ATE / ATC, exact strata and BiasAdjust: estimate, SE and drops equal Match's (match_options.R)."""
-    from causalcli.designs.matching.nearest import match
-
     d = DATA["nsw_experimental"]
     y, t, score = _match_inputs("nsw_experimental")
     exact = [c for c in row["exact"].split(";") if c]
