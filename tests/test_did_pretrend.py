@@ -190,3 +190,15 @@ def test_callaway_santanna_pre_trend_rejection_exits_1(runner, tmp_path, write_s
                 assert np.mean([r["att"] for r in pre]) == pytest.approx(0.3, abs=0.15)
         else:
             assert check["passed"] is True and pt["p_value"] > 0.05
+
+
+def test_a_pre_trend_check_that_cannot_apply_gives_its_reason_not_an_exception():
+    """The shared check (causalcli.checks.pretrend): not run is passed None with the reason; p > alpha passes."""
+    from causalcli.checks.pretrend import not_judged, pre_trend_check, pre_trend_not_run
+
+    c = pre_trend_not_run("one pre-treatment period only")
+    assert (c.name, c.passed, c.detail) == ("pre_trend", None, "pre-trend test not run: one pre-treatment period only")
+    assert pre_trend_check(3.0, 0.01, 0.05, "joint Wald test of 2 leads").passed is False
+    ok = pre_trend_check(0.5, 0.6, 0.05, "joint Wald test of 2 leads")
+    assert ok.passed is True and ok.detail.startswith("joint Wald test of 2 leads: F = 0.5, p = 0.6 > 0.05")
+    assert not_judged(ok, "few clusters").passed is None

@@ -22,15 +22,11 @@ error (a bootstrap-t critical value).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from causalcli.models.fixed_effects import demean
-
-if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.designs.did.design import PanelData
-
 
 WEBB_POINTS = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 WEBB_ENUMERATE_MAX_CLUSTERS = 6  # 6^6 = 46,656 weight vectors
@@ -53,14 +49,19 @@ def wcr_test(y: np.ndarray, X: np.ndarray, a: np.ndarray, cluster: np.ndarray, G
              groups: list, w: np.ndarray | None, draws: int, seed: int, tol: float = 1e-10,
              weights: str = "rademacher", V: np.ndarray | None = None) -> dict[str, Any]:
     """WCR test of a'b = 0; ``V`` (draws x G) replaces the drawn weights (to reuse a peer's draws in tests)."""
+    yd, Xd, project, scale = _partial_out(y, X, groups, w, tol, G)
+    return wcr_demeaned(yd, Xd, a, cluster, G, draws, seed, weights, V, project, scale)
+
+
+def _partial_out(y: np.ndarray, X: np.ndarray, groups: list, w: np.ndarray | None, tol: float, G: int):
+    """(y, X) freed of the fixed effects and scaled by sqrt(w), the projection for the draws, and the scale."""
     Z = demean(np.column_stack([y, X]), groups, w, tol)
     yd, Xd = Z[:, 0], Z[:, 1:]
-    s = None
+    scale = None
     if w is not None:
-        s = np.sqrt(w)
-        yd, Xd = yd * s, Xd * s[:, None]
-    project = _fe_projection(groups, w, tol, G)
-    return wcr_demeaned(yd, Xd, a, cluster, G, draws, seed, weights, V, project, s)
+        scale = np.sqrt(w)
+        yd, Xd = yd * scale, Xd * scale[:, None]
+    return yd, Xd, _fe_projection(groups, w, tol, G), scale
 
 
 REPROJECT_MAX_CLUSTERS = 400  # the per-draw correction is G x G (G demeanings to build, G^2 per draw to apply)
@@ -144,30 +145,27 @@ def wcr_demeaned(yd: np.ndarray, Xd: np.ndarray, a: np.ndarray, cluster: np.ndar
             "draws": int(V.shape[0]), "enumerated": enumerated, "weights": weights}
 
 
-def wild_cluster_bootstrap(p: "PanelData", X: np.ndarray, fe: bool, contrasts: list[np.ndarray], vcov: np.ndarray,
-                           conf_level: float, draws: int, seed: int, weights: str) -> list[dict[str, Any]]:
-    """WCR p-value and bootstrap-t interval of each contrast a'b (the fixed effects swept out once).
+def wild_cluster_bootstrap(y: np.ndarray, X: np.ndarray, cluster: tuple[np.ndarray, int],
+                           fixed_effects: list[tuple[np.ndarray, int]], w: np.ndarray | None,
+                           contrasts: list[np.ndarray], vcov: np.ndarray, conf_level: float, draws: int, seed: int,
+                           weights: str, tol: float = 1e-10) -> list[dict[str, Any]]:
+    """WCR p-value and bootstrap-t interval of each contrast a'b of the regression of y on X absorbing
+    ``fixed_effects`` (swept out once), clustered on ``cluster`` (codes, count).
 
     Each entry: ``p_value``, ``ci_lower``, ``ci_upper`` (estimate +/- the conf_level quantile of |t*| times the
     CRV1 SE from ``vcov``), ``critical_value``, ``draws``, ``enumerated``, ``weights``; the p-value and interval
     are None when no draw gives a t statistic.
     """
-    groups = [(p.unit, p.n_units), (p.time, int(p.times.size))] if fe else []
-    Z = demean(np.column_stack([p.y, X]), groups, p.w, p.options.tolerance)
-    yd, Xd = Z[:, 0], Z[:, 1:]
-    if p.w is not None:
-        s = np.sqrt(p.w)
-        yd, Xd = yd * s, Xd * s[:, None]
-    project = _fe_projection(groups, p.w, p.options.tolerance, p.n_clusters)
+    codes, G = cluster
+    yd, Xd, project, scale = _partial_out(y, X, fixed_effects, w, tol, G)
     out = []
     for a in contrasts:
-        res = wcr_demeaned(yd, Xd, a, p.cluster, p.n_clusters, draws, seed, weights, None, project,
-                           None if p.w is None else np.sqrt(p.w))
+        res = wcr_demeaned(yd, Xd, a, codes, G, draws, seed, weights, None, project, scale)
         se = float(np.sqrt(a @ vcov @ a))
         entry = {"p_value": res["p_value"], "ci_lower": None, "ci_upper": None, "critical_value": None,
                  "weights": weights, "draws": res["draws"], "enumerated": res["enumerated"],
-                 "fixed_effects": ("none" if not groups else "re-estimated in every draw" if project is not None else
-                                   f"partialled out once ({p.n_clusters} clusters > {REPROJECT_MAX_CLUSTERS})")}
+                 "fixed_effects": ("none" if not fixed_effects else "re-estimated in every draw" if project is not None
+                                   else f"partialled out once ({G} clusters > {REPROJECT_MAX_CLUSTERS})")}
         if res["p_value"] is not None and res["tstar"].size and np.isfinite(se):
             crit = float(np.quantile(np.abs(res["tstar"]), conf_level, method="inverted_cdf"))
             entry.update(critical_value=crit, ci_lower=res["theta"] - crit * se, ci_upper=res["theta"] + crit * se)

@@ -149,7 +149,7 @@ def _crv1(coef, bread, S, resid, n, k, cluster, fixed_effects) -> OlsFit:
     df_k = k + k_fe_adj - sum(L for _, L in nested) + len(nested) if n_fe else k
     if G < 2 or n - df_k <= 0:
         # no residual degrees of freedom (or one cluster): the covariance does not exist; callers report
-        # null standard errors with the reason (``did_clusters.no_inference_reason``)
+        # null standard errors with the reason (``no_inference_reason`` of the did family)
         nan = np.full((k, k), np.nan)
         return OlsFit(coef, nan, resid, n, G, int(df_k), G - 1, float("nan"))
     ssc = (G / (G - 1)) * ((n - 1) / (n - df_k))

@@ -25,7 +25,7 @@ from causalcli.models.fixed_effects import demean
 from causalcli.errors import EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.designs.did.design import PanelData
+    from causalcli.designs.did.panel import PanelData
 
 
 def _twfe_sub(y: np.ndarray, d: np.ndarray, cell: np.ndarray, time: np.ndarray, size: np.ndarray
@@ -99,3 +99,29 @@ def bacon_decomposition(p: "PanelData") -> dict[str, Any]:
         "twfe_from_decomposition": float(sum(r["weight"] * r["estimate"] for r in rows)),
         "reference": "Goodman-Bacon (2021), Theorem 1",
     }
+
+
+def staggered_adoption(p: "PanelData", diag: dict, warnings: list[str]) -> None:
+    """With several cohorts of an absorbing treatment: ``diagnostics.goodman_bacon`` and the warning that TWFE
+    uses already-treated units as controls, with their share of the weight when the decomposition runs."""
+    cohorts = np.unique(p.g[p.g >= 0])
+    if cohorts.size < 2 or p.d is not None:
+        return
+    advice = ("with effects that change over time TWFE is biased: use estimator: callaway_santanna")
+    what = f"{cohorts.size} cohorts" + (", one of them the units treated in every period" if cohorts[0] == 0
+                                         else "")
+    try:
+        bacon = bacon_decomposition(p)
+    except EstimationError as exc:
+        diag["goodman_bacon"] = {"skipped": exc.message}
+        # the warning does not depend on the decomposition: TWFE still compares later with earlier cohorts
+        warnings.append(
+            f"staggered adoption ({what}): TWFE uses already-treated units as controls for "
+            f"later cohorts; the share of weight on those comparisons is not computed ({exc.message}); "
+            + advice)
+        return
+    diag["goodman_bacon"] = bacon
+    share = bacon["weight_later_vs_earlier_treated"]
+    warnings.append(
+        f"staggered adoption ({what}): {share:.1%} of the TWFE weight is on comparisons that "
+        "use already-treated units as controls (Goodman-Bacon decomposition); " + advice)

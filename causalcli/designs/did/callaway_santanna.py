@@ -13,23 +13,27 @@ varying base period, ``aggte``) and of ``DRDID`` for the 2x2 estimators:
   standard error is sqrt(mean(IF^2)/n); aggregations add the estimation of the
   cohort shares (``aggte``'s ``wif``);
 * the pre-test is W = n * b' V^-1 b over the pre-treatment ATT(g,t), chi2(q);
-* the multiplier bootstrap draws Mammen weights per unit, scales by the
-  interquartile range, and takes the (1 - alpha) quantile of the largest
-  |t| across event times for the uniform band of the dynamic aggregation.
+* the multiplier bootstrap (``causalcli.inference.bootstrap``) draws Mammen
+  weights per unit, scales by the interquartile range, and takes the
+  (1 - alpha) quantile of the largest |t| across event times for the uniform
+  band of the dynamic aggregation;
+* with few units or few treated units the headline's p-value and interval
+  come from randomization inference over units (``with_few_units``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from causalcli.errors import EstimationError
-from causalcli.records import Check, Estimate
+from causalcli.records import Check
 
 if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.designs.did.design import PanelData
+    from causalcli.designs.base import Fit
+    from causalcli.designs.did.panel import PanelData
     from causalcli.spec.models import Study
 
 PS_TRIM = 0.995  # DRDID's trim.level for control propensity scores
@@ -360,49 +364,7 @@ def pretest(gt: GroupTime) -> dict[str, Any] | None:
             "distribution": f"chi2({pre.size})", "test": "Wald on the pre-treatment ATT(g,t), as R did::att_gt"}
 
 
-def multiplier_bootstrap(inf: np.ndarray, draws: int, rng: np.random.Generator, block: int = 256) -> np.ndarray:
-    """sqrt(n) * mean(v * IF) for Mammen weights v, draws x columns.
-
-    The draws x n by n x columns product runs in single precision (twice as fast as double; its rounding,
-    about 1e-6 relative, is far below the Monte Carlo error of 999 draws, about 2%). Drawing the weights
-    costs more than the product, so they come from raw 32-bit draws compared with the Mammen probability
-    (exact to 2^-32), and the product uses v = lo + (hi - lo) * 1[v = hi]: a 0/1 matrix instead of a
-    select, which numpy builds ten times faster.
-    """
-    n = inf.shape[0]
-    kappa = (np.sqrt(5) + 1) / 2
-    p_low = kappa / np.sqrt(5)
-    threshold = np.uint32(round(p_low * 2.0**32))
-    lo_v, hi_v = 1 - kappa, kappa
-    A = np.asfortranarray(inf, dtype=np.float32)
-    base = lo_v * inf.sum(axis=0)  # lo * 1'IF, in double
-    from causalcli.runtime import progress
-
-    from causalcli.runtime.threads import all_cores_blas
-
-    out = np.empty((draws, inf.shape[1]))
-    with progress.task("did: multiplier bootstrap", draws) as advance, all_cores_blas():
-        for a in range(0, draws, block):
-            b = min(draws, a + block)
-            bits = rng.bit_generator.random_raw(((b - a) * n + 1) // 2).view(np.uint32)[:(b - a) * n]
-            high = (bits >= threshold).reshape(b - a, n).astype(np.float32)
-            out[a:b] = (base + (hi_v - lo_v) * (high @ A).astype(np.float64)) / np.sqrt(n)
-            advance(b - a)
-    return out
-
-
-def boot_se(bres: np.ndarray, n: int) -> np.ndarray:
-    """IQR-based bootstrap SE (R did's mboot): (q75 - q25) / (z75 - z25) / sqrt(n)."""
-    from causalcli.inference.estimate import normal_quantile
-
-    q75 = np.quantile(bres, 0.75, axis=0, method="inverted_cdf")
-    q25 = np.quantile(bres, 0.25, axis=0, method="inverted_cdf")
-    return (q75 - q25) / (normal_quantile(0.75) - normal_quantile(0.25)) / np.sqrt(n)
-
-
 def run_cs(p: "PanelData", g: np.ndarray | None = None):
-    from dataclasses import replace
-
     if g is not None and g is not p.g:
         p = replace(p, g=g)
     Y, X, w, gu, units, dropped = wide(p)
@@ -412,16 +374,100 @@ def run_cs(p: "PanelData", g: np.ndarray | None = None):
     return gt, dropped
 
 
-def point_cs(p: "PanelData", g: np.ndarray) -> float:
-    gt, _ = run_cs(p, g)
+def point_cs(p: "PanelData", treatment: np.ndarray) -> float:
+    """The headline aggregation with cohorts ``treatment`` (refuters, randomization inference)."""
+    gt, _ = run_cs(p, treatment)
     agg = aggregate(gt, p.times, p.time_labels)
     return agg[p.options.aggregation]["overall"][0]
 
 
-def fit_cs(p: "PanelData", study: "Study", seed: int):
+KINDS = ("simple", "group", "dynamic", "calendar")
+
+
+@dataclass(frozen=True)
+class StandardErrors:
+    """Standard errors of every ATT(g,t) and aggregation: analytic, or from the multiplier bootstrap."""
+
+    group_time: np.ndarray
+    by_name: dict[str, float]        # "kind:label" -> bootstrap SE (empty: analytic)
+    n: int
+    inference: str = "cs_analytic"
+    band: float | None = None        # critical value of the uniform band of the dynamic effects
+
+    def of(self, kind: str, label: str, inf: np.ndarray) -> float:
+        if self.by_name:
+            return self.by_name[f"{kind}:{label}"]
+        return float(se_of(inf[:, None], self.n)[0])
+
+
+def standard_errors(gt: GroupTime, agg: dict[str, Any], options: Any, conf_level: float, seed: int) -> StandardErrors:
+    """Analytic SEs, or (``bootstrap: multiplier``) bootstrap SEs of every estimate at once and the uniform band."""
+    from causalcli.inference.bootstrap import iqr_standard_error, multiplier_bootstrap, uniform_critical_value
+
+    n = gt.n
+    if options.bootstrap != "multiplier":
+        return StandardErrors(se_of(gt.inf, n), {}, n)
+    cols = [gt.inf]
+    names = ["gt"] * gt.inf.shape[1]
+    for kind in KINDS:
+        cols.append(agg[kind]["overall"][1][:, None])
+        names.append(f"{kind}:overall")
+        for lab, _, inf in agg[kind]["elements"]:
+            cols.append(inf[:, None])
+            names.append(f"{kind}:{lab}")
+    draws = multiplier_bootstrap(np.column_stack(cols), options.draws, np.random.default_rng(seed),
+                                 "did: multiplier bootstrap")
+    bse = iqr_standard_error(draws, n)
+    dynamic = [i for i, nm in enumerate(names) if nm.startswith("dynamic:event_time")]
+    return StandardErrors(bse[: gt.att.size], {nm: float(s) for nm, s in zip(names, bse)}, n,
+                          "cs_multiplier_bootstrap", uniform_critical_value(draws[:, dynamic], bse[dynamic], n, conf_level))
+
+
+def pre_trend(gt: GroupTime, alpha: float, diagnostics: dict[str, Any]) -> Check:
+    """The ``pre_trend`` check from R did's Wald pre-test (``pretest``), recorded in ``diagnostics.pre_trend``."""
+    from causalcli.checks.pretrend import pre_trend_check, pre_trend_not_run
+
+    pt = pretest(gt)
+    if pt is None:
+        return pre_trend_not_run("no pre-treatment ATT(g,t) to test", prefix="")
+    diagnostics["pre_trend"] = pt
+    if pt["p_value"] is None:
+        return pre_trend_not_run(pt["reason"], prefix="")
+    check = pre_trend_check(pt["statistic"], pt["p_value"], alpha,
+                            f"Wald pre-test of {pt['df']} pre-treatment ATT(g,t)", symbol="W",
+                            reassurance="no evidence against parallel trends")
+    pt["passed"] = check.passed
+    return check
+
+
+def honest_did(gt: GroupTime, agg: dict[str, Any], options: Any, conf_level: float) -> dict[str, Any] | None:
+    """Honest-DiD sets on the dynamic effects, or None without pre- and post-treatment event times."""
+    from causalcli.designs.did.honest import relative_magnitude_sets
+
+    elements = agg["dynamic"]["elements"]
+    E = np.column_stack([inf for _, _, inf in elements])
+    b = np.array([v for _, v, _ in elements])
+    V = E.T @ E / gt.n ** 2
+    rel = [int(round(e)) for e in agg["dynamic"]["event_times"]]
+    if not (any(r <= -1 for r in rel) and any(r >= 0 for r in rel)):
+        return None
+    # varying base: pre-period effects are one-period changes; universal: levels against g-1
+    varying = options.base_period == "varying"
+    honest = relative_magnitude_sets(b, V, rel, conf_level, reference_included=varying, inputs=None if varying else
+                                     "Callaway-Sant'Anna dynamic effects, universal base period: levels relative to "
+                                     "event time -1")
+    if varying and np.unique(gt.group).size > 1 and "skipped" not in honest:
+        honest["caveat"] = ("several cohorts with a varying base period: the pre-period changes are cumulated "
+                            "into levels, an approximation; options.base_period: universal gives the levels "
+                            "HonestDiD assumes")
+    return honest
+
+
+def fit_cs(p: "PanelData", study: "Study", seed: int) -> "Fit":
     """The full Callaway-Sant'Anna fit (``DidDesign.fit`` runs it with BLAS on one thread)."""
+    from causalcli.data.types import period_json
     from causalcli.designs.base import Fit
-    from causalcli.inference.estimate import normal_estimate, normal_quantile
+    from causalcli.inference.estimate import normal_estimate
 
     o = p.options
     gt, dropped = run_cs(p)
@@ -430,112 +476,83 @@ def fit_cs(p: "PanelData", study: "Study", seed: int):
         warnings.append(f"{dropped} units not observed in every period were dropped (the panel estimator needs a "
                         "balanced panel, as R did::att_gt with panel = TRUE)")
     agg = aggregate(gt, p.times, p.time_labels)
-    n = gt.n
     conf = study.conf_level
-    z = normal_quantile(0.5 + conf / 2)
-    gt_se = se_of(gt.inf, n)
-    boot = None
-    inference = "cs_analytic"
-    crit = None
-    if o.bootstrap == "multiplier":
-        inference = "cs_multiplier_bootstrap"
-        cols = [gt.inf]
-        names = ["gt"] * gt.inf.shape[1]
-        for kind in ("simple", "group", "dynamic", "calendar"):
-            cols.append(agg[kind]["overall"][1][:, None])
-            names.append(f"{kind}:overall")
-            for lab, _, inf in agg[kind]["elements"]:
-                cols.append(inf[:, None])
-                names.append(f"{kind}:{lab}")
-        M = np.column_stack(cols)
-        bres = multiplier_bootstrap(M, o.draws, np.random.default_rng(seed))
-        bse = boot_se(bres, n)
-        boot = dict(zip(range(len(names)), bse))
-        gt_se = bse[: gt.att.size]
-        dyn_idx = [i for i, nm in enumerate(names) if nm.startswith("dynamic:event_time")]
-        sig = bse[dyn_idx] * np.sqrt(n)
-        ok = sig > 0
-        bT = np.max(np.abs(bres[:, dyn_idx][:, ok] / sig[ok]), axis=1)
-        crit = float(np.quantile(bT, conf, method="inverted_cdf"))
-        se_lookup = {nm: float(s) for nm, s in zip(names, bse)}
-    else:
-        se_lookup = {}
-
-    def se_for(kind: str, label: str, inf: np.ndarray) -> float:
-        if se_lookup:
-            return se_lookup[f"{kind}:{label}"]
-        return float(se_of(inf[:, None], n)[0])
-
+    ses = standard_errors(gt, agg, o, conf, seed)
     aggregations: dict[str, Any] = {}
-    for kind in ("simple", "group", "dynamic", "calendar"):
+    for kind in KINDS:
         val, inf = agg[kind]["overall"]
-        se = se_for(kind, "overall", inf)
-        entry = {"att": val, "std_error": se, "elements": []}
+        entry = {"att": val, "std_error": ses.of(kind, "overall", inf), "elements": []}
         for lab, v, inf_e in agg[kind]["elements"]:
-            entry["elements"].append({"label": lab, "att": v, "std_error": se_for(kind, lab, inf_e)})
+            entry["elements"].append({"label": lab, "att": v, "std_error": ses.of(kind, lab, inf_e)})
         aggregations[kind] = entry
     hv, hinf = agg[o.aggregation]["overall"]
-    estimate = normal_estimate(hv, se_for(o.aggregation, "overall", hinf), conf, inference)
+    estimate = normal_estimate(hv, ses.of(o.aggregation, "overall", hinf), conf, ses.inference)
     effects = []
     for el in aggregations["dynamic"]["elements"]:
-        e = normal_estimate(el["att"], el["std_error"], conf, inference, el["label"])
-        if crit is not None and e.std_error:
-            e = Estimate(e.value, e.std_error, e.value - crit * e.std_error, e.value + crit * e.std_error, conf,
-                         e.p_value, "cs_multiplier_bootstrap_uniform_band", e.label)
+        e = normal_estimate(el["att"], el["std_error"], conf, ses.inference, el["label"])
+        if ses.band is not None and e.std_error:
+            e = replace(e, ci_lower=e.value - ses.band * e.std_error, ci_upper=e.value + ses.band * e.std_error,
+                        inference="cs_multiplier_bootstrap_uniform_band")
         effects.append(e)
-    from causalcli.data.types import period_json
-
     group_time_rows = [{"group": period_json(p.times[a], p.time_labels),
                         "time": period_json(p.times[b], p.time_labels), "att": float(v),
                         "std_error": float(s) if np.isfinite(s) else None}
-                       for a, b, v, s in zip(gt.group, gt.time, gt.att, gt_se)]
+                       for a, b, v, s in zip(gt.group, gt.time, gt.att, ses.group_time)]
     diagnostics: dict[str, Any] = {
         "panel": p.panel,
         "callaway_santanna": {"control_group": o.control_group, "method": o.method, "base_period": o.base_period,
                               "aggregation": o.aggregation, "covariates": list(p.xnames),
                               "standard_errors": ("multiplier bootstrap (Mammen weights, IQR scale), "
-                                                  f"{o.draws} draws" if crit is not None else
+                                                  f"{o.draws} draws" if ses.band is not None else
                                                   "analytic, from the influence function: sqrt(mean(IF^2)/n)"),
-                              "uniform_band_critical_value": crit},
+                              "uniform_band_critical_value": ses.band},
         "group_time": group_time_rows,
         "aggregations": aggregations,
     }
-    checks = []
-    pt = pretest(gt)
-    alpha = study.thresholds.alpha
-    if pt is None or pt["p_value"] is None:
-        checks.append(Check("pre_trend", None, "no pre-treatment ATT(g,t) to test" if pt is None else pt["reason"]))
-    else:
-        passed = bool(pt["p_value"] > alpha)
-        pt["passed"] = passed
-        checks.append(Check("pre_trend", passed,
-                            f"Wald pre-test of {pt['df']} pre-treatment ATT(g,t): W = {pt['statistic']:.3g}, "
-                            f"p = {pt['p_value']:.3g} {'>' if passed else '<='} {alpha}; " +
-                            ("no evidence against parallel trends" if passed else
-                             "pre-treatment effects are jointly non-zero: parallel trends look doubtful")))
-    if pt is not None:
-        diagnostics["pre_trend"] = pt
-    if o.honest_did:
-        from causalcli.designs.did.honest import relative_magnitude_sets
-
-        es = agg["dynamic"]["event_times"]
-        E = np.column_stack([inf for _, _, inf in agg["dynamic"]["elements"]])
-        b = np.array([v for _, v, _ in agg["dynamic"]["elements"]])
-        V = E.T @ E / n ** 2
-        rel = [int(round(e)) for e in es]
-        if any(r <= -1 for r in rel) and any(r >= 0 for r in rel):
-            # varying base: pre-period effects are one-period changes; universal: levels against g-1
-            diagnostics.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_sets(
-                b, V, rel, conf, reference_included=o.base_period == "varying",
-                inputs=None if o.base_period == "varying" else
-                "Callaway-Sant'Anna dynamic effects, universal base period: levels relative to event time -1")
-            honest = diagnostics["sensitivity"]["honest_did"]
-            if o.base_period == "varying" and np.unique(gt.group).size > 1 and "skipped" not in honest:
-                honest["caveat"] = ("several cohorts with a varying base period: the pre-period changes are cumulated "
-                                  "into levels, an approximation; options.base_period: universal gives the levels "
-                                  "HonestDiD assumes")
-    used = int(gt.n)
+    checks = [pre_trend(gt, study.thresholds.alpha, diagnostics)]
+    honest = honest_did(gt, agg, o, conf) if o.honest_did else None
+    if honest is not None:
+        diagnostics.setdefault("sensitivity", {})["honest_did"] = honest
     nn = dict(p.n)
-    nn.update({"used": used, "units_dropped_unbalanced": dropped, "group_time_cells": int(gt.att.size)})
+    nn.update({"used": int(gt.n), "units_dropped_unbalanced": dropped, "group_time_cells": int(gt.att.size)})
     return Fit("callaway_santanna", "att", estimate, nn, effects=effects, diagnostics=diagnostics, checks=checks,
                warnings=warnings)
+
+
+def with_few_units(p: "PanelData", fit: "Fit", study: "Study", seed: int) -> "Fit":
+    """Callaway-Sant'Anna's SEs are unit-level (influence function); with few units or few treated units the
+    p-value and interval come from randomization inference over units (``causalcli.designs.did.clusters``)."""
+    from causalcli.checks.pretrend import not_judged
+    from causalcli.designs.did.clusters import apply
+
+    est, diag, check, warns = apply(p, estimate=fit.estimate, n_obs=None, k=None, conf_level=study.conf_level,
+                                    draws=p.options.draws, seed=seed, wild=None, point=point_cs,
+                                    analytic_name=fit.estimate.inference, unit_level=True)
+    fit.diagnostics["clusters"] = diag
+    effects, checks, warns = fit.effects, list(fit.checks), list(warns)
+    if est.std_error is None:
+        effects = [replace(e, std_error=None, ci_lower=None, ci_upper=None, p_value=None, inference="none")
+                   for e in effects]
+    elif diag.get("method") == "randomization_inference_units":
+        # The analytic influence-function p-values of the other aggregations over-reject as the headline's
+        # would; randomization inference is run for the headline only, so they carry no p or interval.
+        effects = [replace(e, ci_lower=None, ci_upper=None, p_value=None, inference="none") for e in effects]
+        warns.append("Callaway-Sant'Anna effects by group, period and event time carry their analytic standard "
+                     "errors but no p-value or interval: with this few (treated) units the analytic (influence-function) "
+                     "inference cannot be trusted, and randomization inference is run for the headline only")
+        for i, c in enumerate(checks):
+            if c.name == "pre_trend" and c.passed is not None:
+                if isinstance(fit.diagnostics.get("pre_trend"), dict):
+                    fit.diagnostics["pre_trend"]["passed"] = None
+                    fit.diagnostics["pre_trend"]["not_judged"] = ("few (treated) units: the analytic Wald "
+                                                                  "test cannot be trusted")
+                checks[i] = not_judged(c, "with this few (treated) units this analytic test over-rejects (see the "
+                                          "clusters check); look at the pre-period effects")
+        # Honest-DiD sets are built on the same analytic SEs (organ donations: [-0.032, -0.011] at Mbar 0
+        # beside a randomization p of 0.148); skipped, as the event study skips them on an unusable SE.
+        sensitivity = fit.diagnostics.get("sensitivity")
+        if isinstance(sensitivity, dict) and "honest_did" in sensitivity:
+            sensitivity["honest_did"] = {"skipped": "its confidence sets rest on the analytic standard errors, "
+                                                    "which cannot be trusted with this few (treated) units (see the "
+                                                    "clusters check)"}
+    return replace(fit, estimate=est, effects=effects, checks=[*checks, check], warnings=[*fit.warnings, *warns])

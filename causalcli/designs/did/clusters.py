@@ -14,7 +14,7 @@ are treated: with one treated cluster a 5% test can reject half the time
   with an estimate at least as large in absolute value; the interval inverts
   the test of a constant effect tau (Y(0) = Y - tau D), which is exact
   because every estimator here is linear in the outcome;
-* otherwise the restricted wild cluster bootstrap (``did_wild``), Webb weights
+* otherwise the restricted wild cluster bootstrap (``causalcli.inference.wild``), Webb weights
   below ``WEBB_BELOW`` clusters, Rademacher from there on;
 * two clusters or fewer, or no residual degrees of freedom: no standard error,
   p-value or interval (null, with the reason in ``warnings``).
@@ -47,7 +47,7 @@ from causalcli.errors import CausalcliError
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.designs.did.design import PanelData
+    from causalcli.designs.did.panel import PanelData
 
 MIN_CLUSTERS = 42          # MacKinnon and Webb (2017): CRV1 t-tests are reliable from about 42 balanced clusters
 MIN_TREATED_CLUSTERS = 6   # ... and over-reject with fewer than about 6 treated (or untreated) clusters
@@ -259,13 +259,13 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
         warnings.append("one treated unit: the effect rests on a single unit, whose own shocks cannot be told apart "
                         "from the treatment")
     reason = no_inference_reason(G, n_obs, k, what)
-    from causalcli.inference.estimate import unusable_se_reason
+    from causalcli.inference.estimate import normal_estimate, unusable_se_reason
 
     se_reason = unusable_se_reason(estimate.std_error, estimate.value)
     if reason is None and se_reason is not None:
         reason = se_reason
     if reason is not None:
-        est = Estimate(estimate.value, None, None, None, conf_level, None, NONE, estimate.label)
+        est = normal_estimate(estimate.value, None, conf_level, NONE, estimate.label)
         diag["method"] = NONE
         diag["reason"] = reason
         diag["crv1_se" if not unit_level else "analytic_se"] = None
@@ -324,12 +324,12 @@ def _fmt_p(p: float | None) -> str:
 
 
 def _treated_label(p: "PanelData", unit_level: bool) -> str:
-    from causalcli.designs.did.panel import _show
+    from causalcli.designs.did.panel import show
 
     units = np.flatnonzero(p.g >= 0) if p.d is None else np.unique(p.unit[p.d > 0])
     if units.size == 0:
         return "?"
-    first = _show(p.unit_labels[units[0]])
+    first = show(p.unit_labels[units[0]])
     if unit_level or (p.n_clusters == p.n_units and np.array_equal(p.cluster, p.unit)):
         return first
     return f"holding unit {first}"

@@ -42,27 +42,10 @@ default method for Delta^RM):
     v's / (1 - v'b) over the v with 1 - v'b > 0 / < 0, vectorised over the theta
     grid; 100,000 least-favourable draws;
   - beyond that the candidate bases are too many (C(2T, T)) and each eta is a
-    linear program solved by HiGHS (``scipy.optimize.linprog``; g from its
-    marginals). vlo/vup, derived here: g stays optimal at c iff
-    max over the polytope of gamma'(s + b c) <= c, iff (LP duality) some delta
-    has s + b c - X delta <= c sd, i.e. c (sd - b) + X delta >= s. The c with
-    such a delta form an interval (a projection of a polyhedron in (c, delta))
-    holding eta, so vlo = min c and vup = max c over it are two LPs in
-    (c, delta) with the same constraints, exact where the bisection stops at a
-    tolerance (unbounded: -inf / +inf). Their duals, max gamma's over
-    {gamma >= 0, X'gamma = 0, (sd - b)'gamma = +1 / -1}, have the rescaled
-    vertices v / (1 - v'b) as vertices: the closed form above. To keep the
-    thousands of programs (grid points, draws, both bounds) affordable, the
-    programs of one shape keep the optimal bases they have met (a basis S with
-    dual W_S^{-T} f >= 0 is optimal for all y with W W_S^{-1} y_S >= y, checked
-    for all columns at once; the value is then exact, computed by numpy) and
-    calls HiGHS only for the columns no stored basis certifies: a few hundred
-    programs for a whole analysis. 10,000 least-favourable draws on this path
-    (``least_favourable_draws``), and a deterministic work limit (LP_BUDGET, in
-    units of one linear program, the draws counted too: about 10 s on two
-    cores) beyond which the analysis is skipped with the reason. If HiGHS
-    fails on a program, eta is NaN and the test does not reject, vlo = eta and
-    vup = inf (HonestDiD's fallbacks).
+    linear program solved by HiGHS, vlo/vup two more (``causalcli.designs.did.honest_lp``,
+    whose docstring derives them); 10,000 least-favourable draws on this path
+    (``least_favourable_draws``) and a deterministic work limit beyond which the
+    analysis is skipped with the reason.
     Where both run the two give the same eta, g, vlo/vup (to rounding) and the
     same accepted grid points (tests/test_did_honest_lp.py).
 
@@ -96,6 +79,8 @@ from typing import Any
 
 import numpy as np
 
+from causalcli.designs.did.honest_lp import LF_UNIT, BatchLP, LPBudgetExceeded, WorkBudget, independent_columns
+
 GRID_POINTS = 1000   # HonestDiD's gridPoints default
 GRID_HALF_WIDTH = 20.0  # standard errors of l'beta_post, HonestDiD's default grid
 LF_SIMS = 100_000    # draws for the least-favourable critical value (HonestDiD: 1000; see the docstring)
@@ -104,11 +89,6 @@ LF_SEED = 0          # HonestDiD's default seed (its draws come from R's generat
 MAX_BASES = 60_000   # vertex enumeration: at most this many candidate bases (9 post periods)
 MAX_SUPPORTED_POST = 6  # beyond it (or beyond MAX_BASES) the pieces solve linear programs instead: from 7
 #                         post periods on the enumeration is slower (3 s at 7, 21 s at 9, 4 pre periods)
-# LP path work limit, in units of one HiGHS solve with what goes with it (about 5 ms on the 2 development cores);
-# the least-favourable draws of a piece cost rows * draws / LF_UNIT units. 2200 units is about 10 s there; a
-# bigger analysis is skipped with the reason (a count, not a clock: the outcome does not depend on the machine).
-LP_BUDGET = 2_200
-LF_UNIT = 255_000
 MBAR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 BREAKDOWN_TOL = 1e-3
 _TOL = 1e-10
@@ -228,184 +208,6 @@ def dual_vertices(sd: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.unique(np.round(G, 12), axis=0)
 
 
-class LPBudgetExceeded(ValueError):
-    """The LP path would need more HiGHS solves than its budget."""
-
-
-class _Budget:
-    """Counts HiGHS solves (deterministic limit) and keeps the optimal row sets found so far.
-
-    Row sets are shared between linear programs of the same kind and shape (the pieces, Mbar values and
-    targets of one analysis): a row set optimal for one is tried on the others before HiGHS is called.
-    """
-
-    def __init__(self, limit: int = LP_BUDGET):
-        self.limit, self.used = limit, 0
-        self.row_sets: dict[tuple, dict[bytes, np.ndarray]] = {}
-
-    def spend(self, units: float = 1.0) -> None:
-        self.used += units
-        if self.used > self.limit:
-            raise LPBudgetExceeded(f"more than {self.limit} units of work (one unit: one linear program)")
-
-
-class _BatchLP:
-    """min f'u s.t. W u >= y for many right-hand sides y, each certified optimal by a stored basis.
-
-    A basis S (len(u) rows of W, W_S invertible) with dual gamma_S = W_S^{-T} f >= 0 is optimal for every y
-    whose basic solution u = W_S^{-1} y_S is feasible (W u >= y): that check is a matrix product over all
-    columns at once. Columns no stored basis certifies are solved by HiGHS (``scipy.optimize.linprog``);
-    the basis read from its solution (the support of its dual, the marginals, completed by active rows) joins
-    the store. The value is f'u, the dual vertex gamma (zero off S). If the LP is unbounded (its dual
-    polytope is empty, which does not depend on y) the value is -inf for every y.
-    """
-
-    def __init__(self, W: np.ndarray, f: np.ndarray, budget: _Budget, kind: str):
-        self.W, self.f, self.budget = W, f, budget
-        self.m, self.r = W.shape
-        self.bases: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows S, K = W W_S^{-1}, gamma)
-        self.tried: set[bytes] = set()
-        self.shared = budget.row_sets.setdefault((kind, self.m, self.r), {})
-        self.unbounded = False
-
-    def _basis(self, S: np.ndarray):
-        """(S, W W_S^{-1}, gamma) if the rows S form a dual-feasible basis, else None."""
-        WS = self.W[S]
-        try:
-            WS_inv = np.linalg.inv(WS)
-        except np.linalg.LinAlgError:
-            return None
-        if np.abs(WS).sum(axis=1).max() * np.abs(WS_inv).sum(axis=1).max() > 1e10:  # condition number (inf-norm)
-            return None
-        gS = WS_inv.T @ self.f
-        if (gS < -1e-12).any():
-            return None
-        g = np.zeros(self.m)
-        g[S] = np.clip(gS, 0.0, None)
-        return S, self.W @ WS_inv, g
-
-    def solve(self, Y: np.ndarray, want_gamma: bool = True, rows: bool = False
-              ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(values (P,), dual vertices (P, m) or None) for the columns of Y (m, P) (the rows if ``rows``)."""
-        if rows:
-            Y = Y.T
-        P = Y.shape[1]
-        value = np.full(P, np.nan)
-        which = np.full(P, -1)              # index of the certifying basis
-        own: dict[int, np.ndarray] = {}     # columns kept with HiGHS's own dual
-        failed: list[int] = []
-        self.which = which
-        if self.unbounded or P == 0:
-            return np.full(P, -np.inf), (np.zeros((P, self.m)) if want_gamma else None)
-        Yt = Y.T if rows else np.ascontiguousarray(Y.T)   # (P, m): rows gathered contiguously
-        tol = 1e-9 * (1.0 + float(np.abs(Yt).max(initial=0.0)))
-        for key, S in list(self.shared.items()):  # row sets optimal in related programs
-            if key not in self.tried:
-                self.tried.add(key)
-                basis = self._basis(S)
-                if basis is not None:
-                    self.bases.append(basis)
-        pending = np.arange(P)
-        best_val = np.full(P, -np.inf)   # max over the stored dual vertices of gamma'y: a lower bound
-        if self.bases:
-            # each column against the basis whose dual vertex gives it the largest value (the optimum when
-            # that vertex is optimal), then the few left against the bases of tied vertices (degenerate)
-            vals = Yt @ np.stack([bs[2] for bs in self.bases]).T     # (P, B)
-            best = vals.argmax(axis=1)
-            best_val = vals[np.arange(P), best]
-            order = np.argsort(best, kind="stable")
-            bounds = np.searchsorted(best[order], np.arange(len(self.bases) + 1))
-            for k in range(len(self.bases)):
-                cols = order[bounds[k]:bounds[k + 1]]
-                if cols.size:
-                    self._certify(k, Yt, cols, value, which, tol)
-            pending = np.flatnonzero(np.isnan(value))
-            if pending.size:
-                top = vals[pending] >= best_val[pending, None] - tol
-                for k in range(len(self.bases)):
-                    cols = pending[top[:, k] & np.isnan(value[pending])]
-                    if cols.size:
-                        self._certify(k, Yt, cols, value, which, tol)
-                pending = pending[np.isnan(value[pending])]
-        while pending.size:
-            j = pending[0]
-            found = self._lp(Yt[j])
-            if found is None:  # unbounded
-                return np.full(P, -np.inf), (np.zeros((P, self.m)) if want_gamma else None)
-            if found == "failed":  # HiGHS did not solve it: NaN (callers then act as HonestDiD does)
-                failed.append(j)
-                pending = pending[1:]
-                continue
-            basis, val_j, g_j = found
-            if basis is not None:
-                self.bases.append(basis)
-                key = basis[0].tobytes()
-                self.tried.add(key)
-                self.shared.setdefault(key, basis[0])
-                v = Yt[pending] @ basis[2]
-                cand = pending[v >= best_val[pending] - tol]   # only where the new vertex is (tied) best
-                best_val[pending] = np.maximum(best_val[pending], v)
-                self._certify(len(self.bases) - 1, Yt, cand, value, which, tol)
-                pending = pending[np.isnan(value[pending])]
-            if pending.size and pending[0] == j:  # no basis, or not certified to tol: HiGHS's own optimum
-                value[j], own[j] = val_j, g_j
-                pending = pending[1:]
-        value[failed] = np.nan
-        if not want_gamma:
-            return value, None
-        gamma = np.zeros((P, self.m))
-        ok = which >= 0
-        if ok.any():
-            gamma[ok] = np.stack([bs[2] for bs in self.bases])[which[ok]]
-        for j, g in own.items():
-            gamma[j] = g
-        return value, gamma
-
-    def _certify(self, k, Yt, cols, value, which, tol) -> None:
-        S, K, g = self.bases[k]
-        Yp = Yt[cols]
-        YS = Yp[:, S]
-        ok = (YS @ K.T - Yp >= -tol).all(axis=1)
-        done = cols[ok]
-        value[done] = YS[ok] @ g[S]
-        which[done] = k
-
-    def _lp(self, y: np.ndarray):
-        from scipy.optimize import linprog
-
-        self.budget.spend()
-        res = linprog(self.f, A_ub=-self.W, b_ub=-y, bounds=(None, None), method="highs",
-                      options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
-        if res.status == 3:
-            self.unbounded = True
-            return None
-        if res.status != 0:
-            return "failed"
-        g = np.clip(-res.ineqlin.marginals, 0.0, None)   # duals of W u >= y
-        val = float(res.fun)
-        # basis: the rows with a positive dual, completed by the tightest other rows while they add rank
-        slack = res.ineqlin.residual
-        support = np.flatnonzero(g > 1e-12)
-        others = [i for i in np.argsort(slack, kind="stable") if g[i] <= 1e-12]
-        S: list[int] = []
-        Q = np.zeros((0, self.r))   # orthonormal basis of the chosen rows (Gram-Schmidt)
-        for i in [*support, *others]:
-            if len(S) == self.r or (g[i] <= 1e-12 and slack[i] > 1e-7 * (1.0 + np.abs(y).max())):
-                break
-            w = self.W[i]
-            res_w = w - Q.T @ (Q @ w)
-            norm = np.linalg.norm(res_w)
-            if norm > 1e-9 * np.linalg.norm(w):
-                S.append(i)
-                Q = np.vstack([Q, res_w / norm])
-            elif g[i] > 1e-12:
-                return None, val, g  # the dual's support is not independent: no basis from it
-        if len(S) < self.r:
-            return None, val, g
-        basis = self._basis(np.sort(np.array(S)))
-        return basis, val, g
-
-
 class _Piece:
     """The ARP C-LF test for one polyhedron {A delta <= 0}, vectorised over theta.
 
@@ -415,7 +217,7 @@ class _Piece:
     """
 
     def __init__(self, A: np.ndarray, beta: np.ndarray, sigma: np.ndarray, l_vec: np.ndarray, n_pre: int,
-                 alpha: float, kappa: float, z: np.ndarray, method: str = "auto", budget: _Budget | None = None):
+                 alpha: float, kappa: float, z: np.ndarray, method: str = "auto", budget: WorkBudget | None = None):
         n_post = l_vec.size
         post_rows = np.flatnonzero(np.abs(A[:, n_pre:]).sum(axis=1) > 0)
         self.alpha, self.kappa = alpha, kappa
@@ -449,16 +251,16 @@ class _Piece:
                 eta = ((self.G @ root) @ z[: r.size]).max(axis=0)   # eta of each draw: max over vertices
                 self.lf_cv = float(np.quantile(eta, 1 - kappa))
             return
-        self.sd, self.X = sd, X[:, _independent_columns(X)]
-        self.budget = budget if budget is not None else _Budget()
+        self.sd, self.X = sd, X[:, independent_columns(X)]
+        self.budget = budget if budget is not None else WorkBudget()
         self.budget.spend(r.size * z.shape[1] / LF_UNIT)
-        self.eta_lp = _BatchLP(np.column_stack([sd, self.X]), np.eye(1 + self.X.shape[1])[0], self.budget, "eta")
+        self.eta_lp = BatchLP(np.column_stack([sd, self.X]), np.eye(1 + self.X.shape[1])[0], self.budget, "eta")
         draws_t = z[: r.size].T @ root.T  # the draws as rows (sims, m), contiguous
         eta, _ = self.eta_lp.solve(draws_t, want_gamma=False, rows=True)
         self.empty = self.eta_lp.unbounded
         if not self.empty:  # draws whose LP failed are left out, as HonestDiD's quantile(na.rm = TRUE)
             self.lf_cv = float(np.nanquantile(eta, 1 - kappa))
-        self._bound_lps: dict[bytes, tuple[_BatchLP, _BatchLP]] = {}
+        self._bound_lps: dict[bytes, tuple[BatchLP, BatchLP]] = {}
 
     def accept(self, theta: np.ndarray) -> np.ndarray:
         theta = np.asarray(theta, float)
@@ -549,7 +351,7 @@ class _Piece:
             if key not in self._bound_lps:
                 W = np.column_stack([self.sd - b[cols[0]], self.X])
                 e1 = np.eye(1 + k)[0]
-                self._bound_lps[key] = (_BatchLP(W, e1, self.budget, "vlo"), _BatchLP(W, -e1, self.budget, "vup"))
+                self._bound_lps[key] = (BatchLP(W, e1, self.budget, "vlo"), BatchLP(W, -e1, self.budget, "vup"))
             lo_lp, up_lp = self._bound_lps[key]
             S = sT[cols].T
             vlo[cols] = lo_lp.solve(S, want_gamma=False)[0]
@@ -573,18 +375,6 @@ class _Piece:
         return ~reject
 
 
-def _independent_columns(X: np.ndarray) -> np.ndarray:
-    """Columns of X spanning its column space (a dependent nuisance direction changes no moment's reach)."""
-    from scipy.linalg import qr
-
-    if X.shape[1] == 0:
-        return np.arange(0)
-    _, R, piv = qr(X, mode="economic", pivoting=True)
-    d = np.abs(np.diag(R))
-    rank = int((d > 1e-9 * max(d[0], 1e-300)).sum())
-    return np.sort(piv[:rank])
-
-
 def _root(cov: np.ndarray) -> np.ndarray:
     """R with R R' = cov (symmetric eigen square root; cov may be singular): R z ~ N(0, cov)."""
     w, U = np.linalg.eigh((cov + cov.T) / 2)
@@ -598,7 +388,7 @@ class RelativeMagnitudes:
     """C-LF confidence sets for l'tau_post under Delta^RM(Mbar) (levels relative to the reference period)."""
 
     def __init__(self, beta: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray, alpha: float = 0.05,
-                 seed: int = LF_SEED, sims: int | None = None, method: str = "auto", budget: _Budget | None = None):
+                 seed: int = LF_SEED, sims: int | None = None, method: str = "auto", budget: WorkBudget | None = None):
         self.beta, self.sigma, self.n_pre = np.asarray(beta, float), np.asarray(sigma, float), int(n_pre)
         self.l_vec = np.asarray(l_vec, float)
         self.alpha, self.kappa = alpha, alpha / 10
@@ -613,7 +403,7 @@ class RelativeMagnitudes:
         self.theta = float(self.l_vec @ self.beta[post])
         self.se = float(np.sqrt(self.l_vec @ self.sigma[post, post] @ self.l_vec))
         self._pieces: dict[float, list[_Piece]] = {}
-        self.budget = budget if budget is not None else _Budget()
+        self.budget = budget if budget is not None else WorkBudget()
 
     def _iter_pieces(self, mbar: float):
         """The polyhedra of Delta^RM(Mbar) as tests, built on first use and kept."""
@@ -758,7 +548,7 @@ def relative_magnitude_sets(b: np.ndarray, V: np.ndarray, rel: list[int], conf_l
     targets = [("average", "average of the post-treatment event-time effects", np.full(n_post, 1.0 / n_post))]
     if n_post > 1:
         targets.append(("first_post_period", "effect at event time 0", np.eye(n_post)[0]))
-    budget = _Budget()
+    budget = WorkBudget()
     if use_lp:
         # pieces built: 2 n_pre per Mbar, for the grid and about 4 more Mbar in the breakdown bisection (which
         # stops at the first piece that accepts), per target; linear programs: about 150 + 30 per piece of one
