@@ -1,16 +1,13 @@
-"""Weighting (IPW, AIPW) against R survey and MatchIt, DoubleML and DoWhy, and simulated truths.
+"""Weighting (IPW, AIPW) against DoubleML and DoWhy, an independent sandwich, and simulated truths.
 
-R fixtures: ``tests/reference/weighting/weighting_survey.R`` (versions in
-``r_session.txt``) fits the glm propensity score, the Hajek weights, and
-``survey::svyglm(y ~ treat)`` on ``svydesign(ids = ~1, weights = ~w)``, and
-writes MatchIt 4.5's ``summary()`` of the same weights.
+The tests pinned to R (survey::svyglm and MatchIt::summary) are in
+``tests/reference/weighting/test_r_survey_matchit.py``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,81 +16,7 @@ import pytest
 from causalcli.designs.weighting.design import aipw, fit_outcome, fit_propensity, ipw
 from causalcli.study.run import run_study
 from tests.conftest import SPECS, invoke, simulate
-
-HERE = Path(__file__).resolve().parent / "reference" / "weighting"
-R_SESSION = (HERE / "r_session.txt").read_text().splitlines()
-SURVEY = pd.read_csv(HERE / "ipw_survey.csv")
-MATCHIT = pd.read_csv(HERE / "balance_matchit.csv")
-NSW_COVS = ["age", "educ", "black", "hisp", "marr", "nodegree", "re74", "re75"]
-
-# Same weighted regression, same glm fit (R to epsilon 1e-14; ours to 1e-10 on
-# the coefficients): the estimates differ by rounding, observed ~1e-14. 1e-6 is
-# the agreement the design promises.
-R_RTOL = 1e-6
-# Balance: same weighted means and variances; rounding of the propensity fit only.
-BALANCE_ATOL = 1e-8
-
-
-def spec_for(dataset: str, estimand: str, trim: float, **options) -> dict:
-    if dataset == "nsw_experimental":
-        base = {"data": {"path": str(SPECS / "data" / "nsw_experimental.csv")}, "treatment": "treat",
-                "outcome": "re78", "covariates": NSW_COVS}
-    else:
-        base = {"data": {"path": str(HERE / "sim_region.csv")}, "treatment": "t", "outcome": "y",
-                "covariates": ["x1", "x2", "region"], "categorical": ["region"]}
-    opts = dict(options)
-    if trim:
-        opts["trim"] = trim
-    design = {"method": "weighting", "options": opts}
-    if estimand == "ato":
-        opts["overlap"] = True
-    else:
-        design["estimand"] = estimand
-    return {"version": 1, "name": f"{dataset}-{estimand}", **base, "design": design, "refute": []}
-
-
-SURVEY_ROWS = [r for _, r in SURVEY.iterrows()]
-
-
-def _id(r) -> str:
-    return f"{R_SESSION[1].replace(' ', '-')}:{r['dataset']}:{r['estimand']}:trim={r['trim']:g}"
-
-
-@pytest.mark.parametrize("row", SURVEY_ROWS, ids=_id)
-def test_ipw_equals_r_survey_svyglm(row):
-    """Hajek IPW estimate and svyglm's (weights-known) sandwich SE equal R survey's."""
-    res = run_study(spec_for(row["dataset"], row["estimand"], row["trim"]))
-    assert res.n["used"] == row["n_used"]
-    assert res.estimate.value == pytest.approx(row["estimate"], rel=R_RTOL)
-    w = res.diagnostics["weighting"]
-    assert w["std_error_weights_known"] == pytest.approx(row["se"], rel=R_RTOL)
-    # the reported SE accounts for the estimated score: a different, named number
-    assert res.estimate.inference == "influence_function"
-    assert res.estimate.std_error != pytest.approx(row["se"], rel=1e-3)
-
-
-BAL_KEYS = sorted({(r.dataset, r.estimand, r.trim) for r in MATCHIT.itertuples()})
-
-
-@pytest.mark.parametrize("key", BAL_KEYS,
-                         ids=lambda k: f"MatchIt-{R_SESSION[2].split()[1]}:{k[0]}:{k[1]}:trim={k[2]:g}")
-def test_balance_table_equals_matchit_summary(key):
-    """SMD and variance ratio before and after weighting equal MatchIt::summary's on the same weights."""
-    dataset, estimand, trim = key
-    res = run_study(spec_for(dataset, estimand, trim))
-    ours = {r["covariate"].replace("[", "").replace("]", ""): r for r in res.diagnostics["balance"]}
-    sub = MATCHIT[(MATCHIT.dataset == dataset) & (MATCHIT.estimand == estimand) & (MATCHIT.trim == trim)]
-    assert set(sub.covariate) == set(ours)
-    for r in sub.itertuples():
-        o = ours[r.covariate]
-        when = "before" if r.part == "all" else "after"
-        assert o[f"smd_{when}"] == pytest.approx(r.smd, abs=BALANCE_ATOL), (r.covariate, when)
-        assert o[f"mean_treated_{when}"] == pytest.approx(r.mean_treated, rel=1e-9)
-        assert o[f"mean_control_{when}"] == pytest.approx(r.mean_control, rel=1e-9)
-        if math.isnan(r.variance_ratio):
-            assert o[f"variance_ratio_{when}"] is None
-        else:
-            assert o[f"variance_ratio_{when}"] == pytest.approx(r.variance_ratio, rel=1e-8)
+from tests.reference.weighting.studies import NSW_COVS, spec_for
 
 
 # ---------------------------------------------------------------- the stacked-equation SE
