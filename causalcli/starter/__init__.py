@@ -1,0 +1,58 @@
+"""Starter specs for ``causalcli init``: roles guessed from the data, doubtful columns left out.
+
+``starter_spec(path, treatment, outcome, design)`` reads the file with DuckDB and returns the
+spec as a mapping and as YAML text whose comments say what was guessed and which columns were
+left out, and why. What it cannot guess it writes as the placeholder ``TODO``, which
+``validate`` refuses by key (``causalcli.spec.loading``).
+
+The package by concern: ``profile`` reads the file and computes its facts once, ``roles`` guesses
+unit, time, cohort and the treated level, ``columns`` keeps or leaves out covariates by the rules
+listed there, ``designs`` builds each design's section, ``text`` writes the YAML with its comments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from causalcli.errors import SpecError
+from causalcli.starter.designs import build_design, build_treated_value
+from causalcli.starter.profile import DataProfile, check_data_file
+from causalcli.starter.text import Starter, spec_text
+
+__all__ = ["Starter", "starter_spec"]
+
+
+def starter_spec(path: Path, treatment: str | None, outcome: str | None, design: str,
+                 name: str | None = None, spec_dir: Path | None = None) -> Starter:
+    """A starter spec for ``design`` on the data at ``path``; ``spec_dir``: the folder the spec will be saved in
+    (``init -o``), which data.path is written relative to."""
+    from causalcli.designs import families, get_design
+
+    designs = families()
+    if design not in designs:
+        raise SpecError(f"--design {design}: unknown design; choose one of: {', '.join(designs)}")
+    design_obj = get_design(design)
+    check_data_file(path)
+    if treatment is None and design in ("matching", "weighting", "dml", "experiment"):
+        raise SpecError(f"--treatment is needed: the {design} design compares by a treatment column")
+    if outcome is None:
+        raise SpecError("--outcome is needed (the outcome column)")
+    data = DataProfile(path)
+    data.check_columns({"treatment": treatment, "outcome": outcome})
+    st = Starter(spec={}, text="")
+    written = str(path) if spec_dir is None else os.path.relpath(path.resolve(), spec_dir.resolve())
+    spec: dict[str, Any] = {"version": 1, "name": name or path.stem, "data": {"path": written}}
+    if treatment:
+        spec["treatment"] = treatment
+    spec["outcome"] = outcome
+    d: dict[str, Any] = {"method": design, "estimand": design_obj.estimands[0]}
+    build_design(design, data, spec, d, st, treatment, outcome)
+    if spec.get("treatment") and design in ("matching", "weighting", "dml", "did"):
+        build_treated_value(data, d, st, treatment)
+    spec["design"] = d
+    spec["seed"] = 0
+    st.spec = spec
+    st.text = spec_text(st, data, design, spec_dir is not None)
+    return st

@@ -1,0 +1,290 @@
+"""The design section of a starter spec, one builder per kind of design: cross-section (matching,
+weighting, dml), difference-in-differences, synthetic control, experiment.
+
+Each builder fills ``spec`` and its ``design`` mapping ``d`` in place and records in ``st`` what
+it guessed, left out or could not tell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from causalcli.data.table import quote_identifier as q
+from causalcli.spec.placeholders import TODO
+from causalcli.starter.columns import screen_columns
+from causalcli.starter.profile import DataProfile, norm, plain, show, sql_literal
+from causalcli.starter.roles import (
+    CLUSTER_NAMES, CONTROL_NAMES, guess_cohort, guess_panel, id_like, needs_treated_value, treated_expr, treated_of,
+)
+from causalcli.starter.text import Starter
+
+ATT_SHARE = 0.05  # a treated share below which init writes estimand: att rather than the design's ate
+UNIT_CODE_ENDINGS = ("code", "no", "num", "nr", "number", "fip", "fips", "id", "idx", "index")
+
+
+def build_cross_section(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    candidates = [c for c in data.types if c not in (treatment, outcome)]
+    covariates, categorical = screen_columns(data, candidates, treatment, outcome, st.left_out)
+    spec["covariates"] = covariates
+    spec["categorical"] = categorical
+    note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
+    if note:
+        st.notes.append(note)
+    treated = treated_expr(data, treatment) if treatment and d["estimand"] == "ate" else None
+    if treated:
+        n_treated, n_known = data.sql(f"SELECT count(*) FILTER (WHERE {treated}), count({q(treatment)}) FROM d")[0]
+        if n_known and n_treated < ATT_SHARE * n_known:
+            # NSW + CPS: 185 treated among 16,177; the ATE needs treated units comparable to every control,
+            # and weighting it gave -6,456 with 90% of the units outside the overlap bounds
+            d["estimand"] = "att"
+            st.guessed.append(f"design.estimand: att ({n_treated:,} treated of {n_known:,} rows, "
+                              f"{n_treated / n_known:.1%}: too few to stand for every control, as the ATE asks)")
+
+
+def _incomplete_rows(data: DataProfile, roles: list[str], covariates: list[str]) -> str | None:
+    """How many rows estimate will drop for a missing value in the kept columns, and the covariates that cost
+    most: each column may miss under half of the rows, and together they can still drop many (card.csv: 47%)."""
+    def missing(c: str) -> str:
+        return f"{q(c)} IS NULL" + (f" OR isnan({q(c)})" if c in data.nan else "")
+
+    columns = [*roles, *covariates]
+    complete = data.sql(f"SELECT count(*) FROM d WHERE NOT ({' OR '.join(missing(c) for c in columns)})")[0][0]
+    if complete == data.rows:
+        return None
+    worst = sorted(((data.rows - data.present[c] + data.nan.get(c, 0), c) for c in covariates), reverse=True)
+    named = ", ".join(f"{c} {k:,}" for k, c in worst[:4] if k)
+    return (f"estimate will use the {complete:,} of {data.rows:,} rows complete in the treatment, the outcome and "
+            f"these covariates, and drop the others" + (f" (rows missing, by covariate: {named})" if named else ""))
+
+
+def _panel_keys(data: DataProfile, d: dict, st: Starter, treatment: str | None, outcome: str) -> tuple:
+    """design.unit and design.time of a panel design, guessed from the data (TODO where they cannot be)."""
+    unit, time, why = guess_panel(data, {c for c in (treatment, outcome) if c})
+    d["unit"] = unit or TODO
+    d["time"] = time or TODO
+    if unit and time:
+        st.guessed.append(f"design.unit: {unit}, design.time: {time} ({why})")
+    return unit, time
+
+
+def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    unit, time = _panel_keys(data, d, st, treatment, outcome)
+    taken = {c for c in (treatment, outcome) if c}
+    if time and not unit:
+        st.guessed.append(f"design.time: {time} (named like a period); no column is unique per unit x {time}")
+        # kielmc, injury: each row is another house or person, seen once (repeated cross-sections)
+        st.notes.append(f"if each row is a different person or firm seen once (repeated cross-sections), give the "
+                        f"file a row number column as design.unit and a column holding each row's group's first "
+                        f"treated {time} (0 for the comparison group) as design.cohort, with estimator: 2x2")
+    roles = {c for c in (unit, time) if c}
+    cohort = guess_cohort(data, unit, time, taken | roles) if unit and time else None
+    if cohort:
+        roles.add(cohort)
+    treated = treated_expr(data, treatment) if treatment else None
+    time_varying = bool(treatment and unit and not data.constant_within(treatment, unit))
+    if treatment and unit and not time_varying:
+        del spec["treatment"]
+        st.notes.append(f"treatment {treatment!r} is constant within each {unit}: an ever-treated indicator, not "
+                        "the treated-period indicator DiD needs, so it is left out and the cohort defines treatment")
+        roles.add(treatment)
+    if treatment is None or not time_varying:
+        d["cohort"] = cohort or TODO
+        if cohort:
+            st.guessed.append(f"design.cohort: {cohort} (named like a first treated period, constant within {unit})")
+    elif cohort:
+        st.left_out[cohort] = "the cohort (first treated period): the treatment defines timing, so it is no covariate"
+    if not (unit and time):
+        spec["covariates"] = []
+        return
+    for c in data.types:
+        if (c not in taken | roles and norm(c) in CLUSTER_NAMES and 2 <= data.distinct[c] < data.distinct[unit]
+                and data.constant_within(c, unit)):
+            d["cluster"] = c
+            roles.add(c)
+            st.guessed.append(f"design.cluster: {c} (named like a cluster, constant within {unit}, "
+                              f"{data.distinct[c]} values)")
+            break
+    # Staggered adoption (several first-treated periods, treatment never switching off): Callaway-Sant'Anna,
+    # since TWFE then compares later- with earlier-treated units (Goodman-Bacon 2021).
+    cohorts, never, absorbing, smallest = None, None, False, None
+    if d.get("cohort") not in (None, TODO):
+        g = f"coalesce(CAST({q(cohort)} AS DOUBLE), 0)"
+        cohorts, never = data.sql(f"SELECT count(DISTINCT {g}) FILTER (WHERE {g} > 0), "
+                                  f"count(DISTINCT {q(unit)}) FILTER (WHERE {g} = 0) FROM d")[0]
+        smallest = data.sql(f"SELECT min(n) FROM (SELECT {g} AS g_, count(DISTINCT {q(unit)}) AS n FROM d "
+                            f"WHERE {g} > 0 GROUP BY g_)")[0][0]
+        absorbing = True
+    elif treated is not None and time_varying:
+        cohorts, never = data.sql(
+            f"SELECT count(DISTINCT first) FILTER (WHERE first IS NOT NULL), count(*) FILTER (WHERE first IS NULL) "
+            f"FROM (SELECT min({q(time)}) FILTER (WHERE {treated}) AS first FROM d GROUP BY {q(unit)})")[0]
+        smallest = data.sql(f"SELECT min(n) FROM (SELECT first, count(*) AS n FROM (SELECT min({q(time)}) FILTER "
+                            f"(WHERE {treated}) AS first FROM d GROUP BY {q(unit)}) WHERE first IS NOT NULL "
+                            "GROUP BY first)")[0][0]
+        absorbing = not data.sql(
+            f"SELECT 1 FROM (SELECT {treated} AS on_, bool_or({treated}) OVER (PARTITION BY {q(unit)} ORDER BY "
+            f"{q(time)} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM d) "
+            "WHERE before AND NOT on_ LIMIT 1")
+    if absorbing and cohorts and cohorts >= 2:
+        d["estimator"] = "callaway_santanna"
+        st.guessed.append(f"design.estimator: callaway_santanna ({cohorts} treatment cohorts: staggered adoption, "
+                          "where TWFE compares later- with earlier-treated units)")
+        if not never:
+            d["options"] = {"control_group": "not_yet_treated"}
+            st.guessed.append("design.options.control_group: not_yet_treated (no unit is never treated)")
+    else:
+        d["estimator"] = "twfe"
+    candidates = [c for c in data.types if c not in taken | roles and c not in st.left_out]
+    if d["estimator"] == "twfe":
+        # A column constant within each unit (or period) is absorbed by the unit (period) fixed effects.
+        for c in list(candidates):
+            if data.distinct[c] <= 1:
+                continue
+            for within, effects in ((unit, "unit"), (time, "period")):
+                if data.constant_within(c, within):
+                    st.left_out[c] = f"constant within each {within} (absorbed by the {effects} fixed effects)"
+                    candidates.remove(c)
+                    break
+    else:
+        candidates = _drop_unit_codes(data, unit, candidates, st.left_out)
+    for c in list(candidates):
+        # jtrain: clemploy, clsales (changes from the year before) are empty in 1987; keeping them drops that
+        # year from the panel (with the other gaps, 82 of 471 rows were left)
+        empty = data.sql(f"SELECT {q(time)} FROM d GROUP BY {q(time)} HAVING count({q(c)}) = 0 ORDER BY 1 LIMIT 1")
+        if empty and data.present[c] > 0:
+            st.left_out[c] = (f"empty in every row of {time} {show(empty[0][0])} (a change or lag from the period "
+                              "before?): that period would be dropped from the panel")
+            candidates.remove(c)
+    arm_treatment = treatment if time_varying else None
+    covariates, _ = screen_columns(data, candidates, arm_treatment, outcome, st.left_out, allow_text=False)
+    note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
+    if note:
+        st.notes.append(note)
+    if d["estimator"] == "callaway_santanna" and never and len(covariates) + 2 > never:
+        # Callaway-Sant'Anna regresses on the covariates over the never-treated units of each group-time
+        # cell: with as many covariates as those units it is singular (castle: 124 columns, 29 units).
+        shown = ", ".join(covariates[:10]) + (f" and {len(covariates) - 10} more" if len(covariates) > 10 else "")
+        st.notes.append(f"covariates: none kept of {len(covariates)} candidates ({shown}): callaway_santanna "
+                        f"regresses on them across the {never} never-treated units, which needs fewer covariates "
+                        f"than units; add the few confounders measured before treatment that parallel trends need")
+        covariates = []
+    if d["estimator"] == "callaway_santanna" and covariates and smallest and smallest <= len(covariates) + 1:
+        # the doubly robust default fits a propensity logit per cohort; a cohort of one unit (castle: 2006
+        # and 2010) is separated by its covariates, and estimate stopped at "the propensity-score logit is
+        # singular"; the outcome regression needs no propensity
+        d.setdefault("options", {})["method"] = "reg"
+        st.guessed.append(f"design.options.method: reg (the smallest cohort has {smallest} unit"
+                          f"{'s' * (smallest != 1)}, too few for a propensity model on {len(covariates)} "
+                          "covariate" + "s" * (len(covariates) != 1) + ")")
+    spec["covariates"] = covariates
+
+
+def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    unit, time = _panel_keys(data, d, st, treatment, outcome)
+    taken = {c for c in (treatment, outcome) if c}
+    treated_unit, start = TODO, TODO
+    if treatment:
+        del spec["treatment"]
+        expr = treated_expr(data, treatment)
+        if expr and unit and time:
+            units = data.sql(f"SELECT DISTINCT {q(unit)} FROM d WHERE {expr} ORDER BY 1 LIMIT 3")
+            if len(units) == 1:
+                u = units[0][0]
+                first, lo = data.sql(f"SELECT min({q(time)}) FILTER (WHERE {expr}), min({q(time)}) FROM d "
+                                     f"WHERE {q(unit)} = {sql_literal(u)}")[0]
+                treated_unit = plain(u)
+                st.guessed.append(f"design.treated_unit: {show(u)} (the one unit with {treatment} on)")
+                if first is not None and first > lo:
+                    start = plain(first)
+                    st.guessed.append(f"design.treatment_start: {show(first)} (its first period with {treatment} on)")
+                else:
+                    st.notes.append(f"{show(u)} is treated from its first period: there is no pre-period to fit")
+            else:
+                st.notes.append(f"{len(units) if len(units) < 3 else 'several'} units have {treatment} on: "
+                                "synthetic control takes one treated unit; set design.treated_unit")
+        st.notes.append(f"treatment {treatment!r} is not a key of synthetic_control: treated_unit and "
+                        "treatment_start define who is treated and when")
+    d["treated_unit"] = treated_unit
+    d["treatment_start"] = start
+    roles = taken | {c for c in (unit, time) if c}
+    candidates = [c for c in data.types if c not in roles]
+    if unit:
+        candidates = _drop_unit_codes(data, unit, candidates, st.left_out)
+    # Predictors are pre-period averages: missing years are skipped, so no missing-share rule here;
+    # neither treatment-arm nor rank rules apply (V weights them, one treated unit).
+    predictors, _ = screen_columns(data, candidates, None, outcome, st.left_out, allow_text=False,
+                                   rank_check=False, arm_check=False, missing_check=False)
+    d["predictors"] = predictors
+
+
+def _drop_unit_codes(data: DataProfile, unit: str, candidates: list[str], left_out: dict[str, str]) -> list[str]:
+    """Candidates without another numbering of the units (basque's regionno beside regionname: consecutive
+    integers, one per unit, constant within it): a label, which would match donors or units by their number."""
+    n_units = data.distinct.exact_count(unit)
+    kept = []
+    for c in candidates:
+        if (data.kind(c) == "integer" and data.distinct[c] >= 2 and data.distinct.exact_count(c) == n_units
+                and data.constant_within(c, unit)):
+            lo, hi = data.sql(f"SELECT min({q(c)}), max({q(c)}) FROM d")[0]
+            if hi - lo + 1 == n_units or id_like(c) or norm(c).endswith(UNIT_CODE_ENDINGS):
+                left_out[c] = f"numbers the units (one value per {unit}, {lo:g} to {hi:g}): a label, not a measurement"
+                continue
+        kept.append(c)
+    return kept
+
+
+def build_experiment(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    del d["estimand"]  # one estimand (ate); the design's default
+    levels = [r[0] for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} IS NOT NULL "
+                                     "ORDER BY 1 LIMIT 101")]
+    control = TODO
+    for wanted in CONTROL_NAMES:
+        match = [v for v in levels if str(plain(v)).strip().lower() == wanted]
+        if match:
+            control = plain(match[0])
+            st.guessed.append(f"design.control: {show(control)} (a level of {treatment} named like a control arm)")
+            break
+    if control == TODO:
+        st.notes.append(f"no level of {treatment} is named like a control arm (levels: "
+                        f"{', '.join(show(v) for v in levels[:10])}); set design.control")
+    d["control"] = control
+    metric: dict[str, Any] = {"name": outcome, "outcome": outcome}
+    stem = norm(outcome)
+    for c in data.types:
+        if c not in (treatment, outcome) and data.kind(c) in ("integer", "numeric") and norm(c) in (
+                f"pre_{stem}", f"{stem}_pre", f"baseline_{stem}", f"{stem}_baseline", f"lag_{stem}", f"{stem}_lag"):
+            metric["covariate"] = c
+            st.guessed.append(f"design.metrics[0].covariate: {c} (named like the pre-experiment {outcome}: CUPED)")
+            break
+    d["metrics"] = [metric]
+    spec.pop("outcome", None)
+    others = [c for c in data.types if c not in (treatment, outcome, metric.get("covariate"))
+              and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1 and data.distinct[c] < data.rows]
+    if others:
+        st.notes.append(f"other numeric columns, possible further metrics: {', '.join(others)}")
+    st.notes.append("add design.expected_split with the planned allocation for the sample-ratio check")
+
+
+BUILDERS = {"did": build_did, "synthetic_control": build_synthetic_control, "experiment": build_experiment}
+
+
+def build_design(design: str, data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None,
+                 outcome: str) -> None:
+    """The section of ``design``: its own builder, else the cross-section one (matching, weighting, dml)."""
+    BUILDERS.get(design, build_cross_section)(data, spec, d, st, treatment, outcome)
+
+
+def build_treated_value(data: DataProfile, d: dict, st: Starter, treatment: str) -> None:
+    """design.treated_value for a two-valued text treatment the data layer cannot code by itself."""
+    if not needs_treated_value(data, treatment):
+        return
+    levels = sorted(r[0] for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} "
+                                           "IS NOT NULL"))
+    on = treated_of(levels)
+    d["treated_value"] = on[0] if on is not None else TODO
+    if on is not None:
+        st.guessed.append(f"design.treated_value: {on[0]} (of {treatment}'s values {levels[0]!r} and "
+                          f"{levels[1]!r}: {on[1]})")
+    else:
+        st.notes.append(f"{treatment} holds {levels[0]!r} and {levels[1]!r}: set design.treated_value to the "
+                        "treated one")

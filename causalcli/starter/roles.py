@@ -1,0 +1,128 @@
+"""Guessing the roles of columns from their names and values: panel unit and time, cohort, treated level."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from causalcli.data.table import quote_identifier as q
+from causalcli.starter.profile import DataProfile, norm, sql_literal
+
+TIME_WORDS = {"year", "yr", "date", "period", "time", "month", "week", "quarter", "day", "wave", "t"}
+COHORT_NAMES = {"cohort", "g", "gname", "first_treat", "first_treated", "first_treatment", "treat_year",
+                "year_treated", "treatment_year", "adopt_year", "adoption_year", "year_first_treated",
+                "first_year_treated", "treat_date", "treatment_date", "first_treat_period"}
+UNIT_WORDS = ("id", "unit", "state", "county", "country", "region", "firm", "company", "district", "city",
+              "school", "person", "individual", "user", "household", "fips", "code", "name", "market", "store")
+CONTROL_NAMES = ("control", "ctrl", "0", "a", "baseline", "base", "false", "no", "placebo", "c", "off")
+TREATED_WORDS = ("1", "true", "t", "yes", "y", "treated", "treatment", "treat", "on", "exposed", "intervention",
+                 "test", "variant", "b")
+CLUSTER_NAMES = {"cluster", "clusters", "cluster_id", "clusterid", "psu", "cl"}
+
+
+def time_like(c: str) -> bool:
+    tokens = norm(c).split("_")
+    return any(t in TIME_WORDS for t in tokens) or norm(c) in ("yearmonth", "yearweek", "ym")
+
+
+def cohort_like(c: str) -> bool:
+    n = norm(c)
+    return n in COHORT_NAMES or ("first" in n and "treat" in n)
+
+
+def id_like(c: str) -> bool:
+    n = norm(c)
+    return (n in ("id", "index", "row", "rownum", "row_id", "obs", "idx", "seq", "seqn", "serial", "record", "key")
+            or n.endswith(("_id", "_key", "_seq")) or n.startswith("id_"))
+
+
+def guess_panel(data: DataProfile, taken: set[str]) -> tuple[str | None, str | None, str]:
+    """(unit, time, why): the first time-named column and the unit column unique with it."""
+    # a DATE or TIMESTAMP column is a time whatever its name (qdate, obs_dt)
+    times = [c for c in data.types if c not in taken and not cohort_like(c) and data.distinct[c] >= 2
+             and (data.kind(c) == "time" or (time_like(c) and data.kind(c) == "integer"))]
+    units = [c for c in data.types if c not in taken and c not in times and not cohort_like(c)
+             and data.kind(c) in ("integer", "text") and 2 <= data.distinct[c] <= data.rows // 2]
+    units.sort(key=lambda c: (not any(w in norm(c) for w in UNIT_WORDS), data.kind(c) != "text"
+                              and not norm(c).endswith("id")))
+    for t in times:
+        for u in units:
+            pairs = data.sql(f"SELECT count(*) FROM (SELECT DISTINCT {q(u)}, {q(t)} FROM d "
+                             f"WHERE {q(u)} IS NOT NULL AND {q(t)} IS NOT NULL)")[0][0]
+            if pairs != data.present[u] or data.present[u] != data.rows:
+                continue
+            if data.constant_within(t, u):
+                continue
+            n_u, n_t = data.distinct.exact_count(u), data.distinct.exact_count(t)
+            shape = (f"a balanced panel of {n_u} units x {n_t} periods" if n_u * n_t == data.rows
+                     else f"{n_u} units x {n_t} periods, {data.rows} rows (unbalanced)")
+            return u, t, f"unique per {u} x {t}: {shape}"
+    return None, times[0] if times else None, ""
+
+
+def guess_cohort(data: DataProfile, unit: str, time: str, taken: set[str]) -> str | None:
+    for c in data.types:
+        if c in taken or not cohort_like(c) or data.kind(c) not in ("integer", "time"):
+            continue
+        if data.constant_within(c, unit):
+            return c
+    return None
+
+
+def treated_level(data: DataProfile, treatment: str) -> tuple[str, Any] | None:
+    """How 'treated' reads in this column, for the guesses only (the data layer decides the real coding):
+    ("number", None) for 0/1, ("boolean", None), ("text", level), or None when it cannot tell."""
+    kind = data.kind(treatment)
+    if kind in ("integer", "numeric"):
+        values = {r[0] for r in data.sql(f"SELECT DISTINCT CAST({q(treatment)} AS DOUBLE) FROM d "
+                                          f"WHERE {q(treatment)} IS NOT NULL LIMIT 3")}
+        return ("number", None) if values == {0.0, 1.0} else None
+    if kind == "boolean":
+        return ("boolean", None)
+    if kind == "text" and data.distinct[treatment] == 2:
+        levels = sorted(r[0] for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} IS NOT NULL"))
+        on = treated_of(levels)
+        if on is not None:
+            return ("text", on[0])
+    return None
+
+
+def treated_of(levels: list[str]) -> tuple[str, str] | None:
+    """(treated level, why) of two text levels: by the codings the data layer reads itself (yes/no, t/f,
+    ...), else the one named like a treated arm, or the other of one named like a control arm; None if unclear."""
+    from causalcli.data.types import BINARY_CODES
+
+    lowered = [v.strip().lower() for v in levels]
+    for control, treated in BINARY_CODES:
+        if set(lowered) <= {control, treated} and treated in lowered:
+            return levels[lowered.index(treated)], f"{control}/{treated} coding"
+    on = [v for v, low in zip(levels, lowered) if low in TREATED_WORDS]
+    off = [v for v, low in zip(levels, lowered) if low in CONTROL_NAMES]
+    if len(on) == 1:
+        return on[0], "named like a treated arm"
+    if len(off) == 1:
+        return next(v for v in levels if v != off[0]), f"the other, {off[0]!r}, is named like a control arm"
+    return None
+
+
+def needs_treated_value(data: DataProfile, treatment: str) -> bool:
+    """A two-valued text treatment the data layer cannot code by itself (not 0/1, yes/no, t/f, ...)."""
+    from causalcli.data.types import BINARY_CODES
+
+    if data.kind(treatment) != "text" or data.distinct[treatment] != 2:
+        return False
+    lowered = {r[0].strip().lower() for r in data.sql(f"SELECT DISTINCT {q(treatment)} FROM d "
+                                                        f"WHERE {q(treatment)} IS NOT NULL")}
+    return not any(lowered <= set(pair) for pair in BINARY_CODES)
+
+
+def treated_expr(data: DataProfile, treatment: str) -> str | None:
+    """A SQL boolean for 'treated', or None."""
+    coding = treated_level(data, treatment)
+    if coding is None:
+        return None
+    col = q(treatment)
+    if coding[0] == "number":
+        return f"(CAST({col} AS DOUBLE) = 1)"
+    if coding[0] == "boolean":
+        return f"({col})"
+    return f"({col} = {sql_literal(coding[1])})"
