@@ -4,9 +4,8 @@ Simulated data carry a known effect: constant, by segment, or varying with a
 covariate, with confounding through the covariates. Unless a test says
 otherwise the nuisance learners are ``linear`` (OLS / logistic regression),
 which are exact for these data-generating processes and fast; gradient boosting
-is exercised on a nonlinear one. DoubleML's partially linear model (PLR) with
-the same folds and the same learners computes the same estimator, so it must
-agree to rounding.
+is exercised on a nonlinear one. The comparisons with DoubleML and EconML are in
+``tests/reference/dml``; the data-generating process is ``tests/reference/dml/simulate.py``.
 """
 
 from __future__ import annotations
@@ -20,46 +19,7 @@ import pytest
 
 from causalcli.study.run import run_study
 from tests.conftest import invoke, run_json
-
-SEGMENT_EFFECTS = {"a": 1.0, "b": 2.0, "c": 3.0}
-
-
-def simulate_dml(n: int = 2000, seed: int = 0, *, binary: bool = True, heterogeneous: bool = False,
-                 nonlinear: bool = False, forest_cate: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
-    """Confounded data and each row's true effect.
-
-    x0 and x1 drive both treatment and outcome; ``seg`` (a, b, c) sets the effect when
-    ``heterogeneous`` (1, 2, 3), else the effect is 2; ``forest_cate`` makes it 1 + x0.
-    """
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 4))
-    seg = rng.choice(list(SEGMENT_EFFECTS), size=n)
-    index = 0.8 * x[:, 0] - 0.5 * x[:, 1] + (0.6 * np.sin(2 * x[:, 2]) if nonlinear else 0.0)
-    if binary:
-        t = (rng.uniform(size=n) < 1 / (1 + np.exp(-index))).astype(int)
-    else:
-        t = index + rng.normal(size=n)
-    if forest_cate:
-        effect = 1.0 + x[:, 0]
-    elif heterogeneous:
-        effect = np.array([SEGMENT_EFFECTS[s] for s in seg])
-    else:
-        effect = np.full(n, 2.0)
-    g = (2 * np.sin(x[:, 0]) + x[:, 1] ** 2) if nonlinear else (1.5 * x[:, 0] + x[:, 1])
-    y = effect * t + g + 0.5 * x[:, 3] + rng.normal(size=n)
-    df = pd.DataFrame({"t": t, "y": y, **{f"x{j}": x[:, j] for j in range(4)}, "seg": seg})
-    return df, effect
-
-
-def dml_spec(path: Path, **design_options) -> dict:
-    extra = design_options.pop("_study", {})
-    spec = {"version": 1, "name": "dml", "data": {"path": str(path)}, "treatment": "t", "outcome": "y",
-            "covariates": ["x0", "x1", "x2", "x3"],
-            "design": {"method": "dml", "estimand": design_options.pop("estimand", "ate"),
-                       "options": {"learner": "linear", **design_options}},
-            "refute": [], "seed": 0}
-    spec.update(extra)
-    return spec
+from tests.reference.dml.simulate import SEGMENT_EFFECTS, dml_spec, simulate_dml
 
 
 @pytest.fixture
@@ -134,80 +94,6 @@ def test_lasso_learners_both_models_both_treatment_types(csv, binary, model):
         "StandardScaler + LogisticRegressionCV" if binary else "StandardScaler + LassoCV")
     expected = {(True, "forest"): "econml_forest_doubly_robust", (False, "forest"): "econml_forest_blb_conservative"}
     assert e.inference == expected.get((binary, model), "econml_linear_dml_hc1")
-
-
-def test_final_stage_by_hand_matches_econml_hc1():
-    """The HC1 sandwich computed by hand (used for the heterogeneity test) is EconML's, to rounding."""
-    from econml.dml import LinearDML
-    from sklearn.linear_model import LinearRegression, LogisticRegression
-
-    from causalcli.designs.dml.design import final_ols
-    from causalcli.models.folds import fold_ids, splits
-
-    df, _ = simulate_dml(1500, seed=2, heterogeneous=True)
-    W = df[["x0", "x1", "x2", "x3"]].to_numpy()
-    S = pd.get_dummies(df.seg, drop_first=True).to_numpy(float)
-    t = df.t.to_numpy(float)
-    ids = fold_ids(t, True, 5, 0)
-    est = LinearDML(model_y=LinearRegression(), model_t=LogisticRegression(penalty=None, max_iter=2000),
-                    discrete_treatment=True, cv=splits(ids, 5), random_state=0)
-    est.fit(df.y.to_numpy(), t, X=S, W=W, cache_values=True)
-    y_res, t_res, _, _ = est.residuals_
-    beta, cov = final_ols(np.column_stack([np.ones(len(t)), S]), np.ravel(t_res), np.ravel(y_res))
-    inf = est.coef__inference()
-    np.testing.assert_allclose(beta[1:], np.ravel(inf.point_estimate), rtol=1e-8)
-    np.testing.assert_allclose(np.sqrt(np.diag(cov))[1:], np.ravel(inf.stderr), rtol=1e-6)
-
-
-@pytest.mark.peer
-@pytest.mark.parametrize("binary", [True, False])
-def test_agrees_with_doubleml_plr_on_the_same_folds(csv, binary):
-    """DoubleML 0.11 PLR (partialling out) with the same folds and learners is the same estimator.
-
-    Point estimates then agree to rounding. DoubleML's score-based variance is the HC0 sandwich,
-    EconML's the HC1 one (times n / (n - 1) = 1.0005 here): standard errors agree within 0.1%.
-    """
-    import doubleml as dml
-    from sklearn.linear_model import LinearRegression, LogisticRegression
-
-    from causalcli.models.folds import fold_ids, splits
-
-    df, _ = simulate_dml(2000, seed=11, binary=binary)
-    res = run_study(dml_spec(csv(df)))
-    data = dml.DoubleMLData(df, y_col="y", d_cols="t", x_cols=["x0", "x1", "x2", "x3"])
-    ml_m = LogisticRegression(penalty=None, max_iter=2000) if binary else LinearRegression()
-    plr = dml.DoubleMLPLR(data, LinearRegression(), ml_m, n_folds=5, draw_sample_splitting=False)
-    plr.set_sample_splitting(splits(fold_ids(df.t.to_numpy(float), binary, 5, 0), 5))
-    plr.fit()
-    e = res.estimate
-    assert e.value == pytest.approx(float(plr.coef[0]), abs=1e-3 * e.std_error)
-    assert e.std_error == pytest.approx(float(plr.se[0]), rel=1e-3)
-
-
-@pytest.mark.peer
-def test_gbm_agrees_with_doubleml_irm_within_standard_errors(csv):
-    """DoubleML IRM (AIPW) and LinearDML (PLR) on the same data with boosting, different estimators.
-
-    With a constant effect both are consistent for 2; their difference has a standard deviation
-    below either SE (they share the data), so 1.5 times the larger SE bounds it generously.
-    """
-    import doubleml as dml
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-    from causalcli.models.folds import fold_ids, splits
-
-    df, _ = simulate_dml(3000, seed=13, nonlinear=True)
-    e = run_study(dml_spec(csv(df), learner="gbm")).estimate
-    data = dml.DoubleMLData(df, y_col="y", d_cols="t", x_cols=["x0", "x1", "x2", "x3"])
-    irm = dml.DoubleMLIRM(data, HistGradientBoostingRegressor(random_state=0),
-                          HistGradientBoostingClassifier(random_state=0), n_folds=5, draw_sample_splitting=False,
-                          trimming_threshold=0.01)
-    irm.set_sample_splitting(splits(fold_ids(df.t.to_numpy(float), True, 5, 0), 5))
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):  # as causalcli below 20,000 rows: faster on a busy machine
-        irm.fit()
-    assert abs(e.value - float(irm.coef[0])) < 1.5 * max(e.std_error, float(irm.se[0]))
 
 
 def test_overlap_check_fails_when_propensities_sit_at_zero_or_one(csv, runner, write_spec):
@@ -286,9 +172,10 @@ def test_refuter_points_reuse_the_fit(csv):
         design = get_design("dml")
         data = design.prepare(loaded.study, prep.table, prep.identification, loaded)
         fit = design.fit(data, loaded.study, 0)
-        again = design.point(data, rows=np.arange(len(df)))
+        learned = fit.refute_on  # the data with the fit's cross-fitted residuals, as the refuters get them
+        again = design.point(learned, rows=np.arange(len(df)))
         assert again == pytest.approx(fit.estimate.value, rel=1e-9, abs=1e-9), model
-        placebo = design.point(data, treatment=np.random.default_rng(0).permutation(data.t))
+        placebo = design.point(learned, treatment=np.random.default_rng(0).permutation(data.t))
         assert abs(placebo) < 4 * fit.estimate.std_error
 
 
@@ -374,7 +261,8 @@ def test_ate_and_segment_intervals_cover_at_their_nominal_rate():
     Calls the design's estimator directly on each draw (no files). The bounds 0.91-0.99 are
     about three binomial SEs around 0.95.
     """
-    from causalcli.designs.dml.design import DmlDesign, DmlData
+    from causalcli.designs.dml.data import DmlData
+    from causalcli.designs.dml.design import DmlDesign
 
     draws, hits_ate, hits_seg, seg_total = 200, 0, 0, 0
     design = DmlDesign()

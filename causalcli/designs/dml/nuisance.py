@@ -1,0 +1,187 @@
+"""The nuisance stage of dml: the learners of E[Y|X] and E[T|X], the EconML estimator that
+cross-fits them on explicit folds, and the out-of-fold diagnostics (fit scores, propensity range)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.checks.overlap import arm_ranges, no_propensity_check, overlap_check, score_histogram
+from causalcli.designs.dml.data import CrossFit, DmlData
+from causalcli.errors import EstimationError
+from causalcli.models.folds import fold_ids, splits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.records import Check
+
+THREADED_ROWS = 20_000  # below this, nuisance models fit on one thread (see thread_limit)
+EXTREME = 1e-6  # a cross-fitted propensity this close to 0 or 1 counts as "at 0 or 1"
+EXTRAPOLATION = ("the covariates nearly determine treatment there, so the effect rests on extrapolation: "
+                 "restrict the sample (data.filter) or drop covariates that decide treatment")
+
+
+def thread_limit(rows: int | None = None) -> Any:
+    """The OpenMP/BLAS thread limit for a fit: none for the main fit of large data, else one thread.
+
+    Refuter refits (``rows=None``) always run on one thread: the refuters fork their workers,
+    and OpenMP (used by scikit-learn's gradient boosting) is not fork-safe once the parent has
+    started its thread pool: a multi-threaded child can hang. One thread everywhere also keeps
+    the refuters' numbers independent of ``--jobs`` (parallel sums may round differently), and
+    the workers together still use every core. Below ``THREADED_ROWS`` rows the main fit also
+    stays on one thread: starting and synchronising OpenMP threads costs more than it saves
+    there (five times more on a busy 2-core machine).
+    """
+    import contextlib
+
+    if rows is not None and rows >= THREADED_ROWS:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def learner_names(learner: str, binary: bool) -> dict[str, str]:
+    names = {
+        "gbm": ("HistGradientBoostingRegressor", "HistGradientBoostingClassifier"),
+        "lasso": ("StandardScaler + LassoCV(cv=3)", "StandardScaler + LogisticRegressionCV(penalty='l1', cv=3)"),
+        "forest": ("RandomForestRegressor(100 trees, min_samples_leaf=5)",
+                   "RandomForestClassifier(100 trees, min_samples_leaf=5)"),
+        "linear": ("LinearRegression", "LogisticRegression(unpenalised)"),
+    }[learner]
+    return {"outcome": names[0], "treatment": names[1] if binary else names[0]}
+
+
+def make_learners(learner: str, binary: bool, seed: int) -> tuple[Any, Any]:
+    """(model_y, model_t) for a learner name; every random_state is the seed."""
+    from sklearn.base import clone
+
+    if learner == "gbm":
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        reg, clf = HistGradientBoostingRegressor(random_state=seed), HistGradientBoostingClassifier(random_state=seed)
+    elif learner == "lasso":
+        from sklearn.linear_model import LassoCV, LogisticRegressionCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        reg = make_pipeline(StandardScaler(), LassoCV(cv=3, random_state=seed))
+        clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=10, cv=3, penalty="l1", solver="liblinear",
+                                                                   random_state=seed))
+    elif learner == "forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        # one job: with several, tree predictions are summed in thread-finishing order and the last digits vary
+        reg = RandomForestRegressor(n_estimators=100, min_samples_leaf=5, random_state=seed, n_jobs=1)
+        clf = RandomForestClassifier(n_estimators=100, min_samples_leaf=5, random_state=seed, n_jobs=1)
+    else:
+        from sklearn.linear_model import LinearRegression, LogisticRegression
+
+        reg, clf = LinearRegression(), LogisticRegression(penalty=None, max_iter=2000)
+    return reg, (clf if binary else clone(reg))
+
+
+def build_estimator(d: DmlData, seed: int, ids: np.ndarray) -> Any:
+    model_y, model_t = make_learners(d.learner, d.binary, seed)
+    cv = splits(ids, d.folds)
+    if d.model == "linear":
+        from econml.dml import LinearDML
+
+        return LinearDML(model_y=model_y, model_t=model_t, discrete_treatment=d.binary, cv=cv, random_state=seed)
+    from econml.dml import CausalForestDML
+
+    return CausalForestDML(model_y=model_y, model_t=model_t, discrete_treatment=d.binary, cv=cv, random_state=seed,
+                           n_estimators=d.trees, min_samples_leaf=d.min_leaf, drate=True,
+                           n_jobs=1)  # as the learners: reruns byte-identical (parallel predictions sum in any order)
+
+
+def fit_quietly(est: Any, y: np.ndarray, t: np.ndarray, X: np.ndarray | None, W: np.ndarray | None) -> list[str]:
+    """Fit with EconML's and scikit-learn's warnings caught; returns the distinct ones worth reporting."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from causalcli.runtime import progress
+
+    with warnings.catch_warnings(record=True) as caught, progress.task("dml: cross-fitting", 1) as advance:
+        warnings.simplefilter("always")
+        try:
+            est.fit(y, t, X=X, W=W, cache_values=True)
+            advance(1)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            raise EstimationError(f"EconML could not fit the model ({exc.__class__.__name__}: "
+                                  f"{str(exc).splitlines()[0]})") from exc
+    out = []
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        out.append("a nuisance learner did not converge in some fold (scikit-learn ConvergenceWarning); "
+                   "consider another learner or scaling the covariates")
+    return out
+
+
+def cross_fit(d: DmlData, X: np.ndarray | None, seed: int) -> tuple[Any, CrossFit, list[str]]:
+    """The fitted EconML estimator, its ``CrossFit`` (folds drawn from the seed, out-of-fold
+    residuals) and the warnings worth reporting; exit 4 when the residuals cannot carry an effect."""
+    ids = fold_ids(d.t, d.binary, d.folds, seed)
+    est = build_estimator(d, seed, ids)
+    with thread_limit(d.t.size):
+        caught = fit_quietly(est, d.y, d.t, X, d.W if d.model == "linear" else None)
+    y_res, t_res, _, _ = est.residuals_
+    y_res = np.asarray(y_res, dtype=np.float64).ravel()
+    t_res = np.asarray(t_res, dtype=np.float64).ravel()
+    if not np.isfinite(y_res).all() or not np.isfinite(t_res).all():
+        raise EstimationError("the nuisance models gave non-finite predictions; try another learner",
+                              key="design.options.learner")
+    if np.dot(t_res, t_res) <= 1e-12 * max(np.dot(d.t - d.t.mean(), d.t - d.t.mean()), 1e-300):
+        raise EstimationError("the covariates predict the treatment perfectly: no treatment variation is left "
+                              "to estimate an effect (no overlap at all)", key="covariates")
+    # model: forest: the final forest unfitted, same parameters: refuters refit the final forest only
+    final = est.model_final if d.model == "forest" else None
+    return est, CrossFit(seed=seed, ids=ids, y_res=y_res, t_res=t_res, final=final), caught
+
+
+def nuisance_summary(est: Any, d: DmlData, y_res: np.ndarray, t_res: np.ndarray,
+                     bounds: tuple[float, float]) -> dict[str, Any]:
+    """Cross-fitted (out-of-fold) fit of the nuisance models, and the propensity range for a binary treatment."""
+
+    def r2(res: np.ndarray, v: np.ndarray) -> float:
+        ss = float(np.dot(v - v.mean(), v - v.mean()))
+        return 1.0 - float(np.dot(res, res)) / ss if ss > 0 else float("nan")
+
+    out: dict[str, Any] = {
+        "outcome_r2": r2(y_res, d.y),
+        "outcome_r2_by_fold": [float(v) for v in np.ravel(est.nuisance_scores_y)],
+        "what": "out-of-fold scores of the nuisance models: each row predicted by a model fitted without its fold",
+    }
+    if not d.binary:
+        out["treatment_r2"] = r2(t_res, d.t)
+        out["treatment_r2_by_fold"] = [float(v) for v in np.ravel(est.nuisance_scores_t)]
+        out["treatment_residual_share"] = float(np.dot(t_res, t_res) / np.dot(d.t - d.t.mean(), d.t - d.t.mean()))
+        return out
+    from sklearn.metrics import roc_auc_score
+
+    p = d.t - t_res
+    t = d.t == 1
+    lo, hi = bounds
+    outside = (p < lo) | (p > hi)
+    out.update({
+        "propensity_auc": float(roc_auc_score(t, p)),
+        "propensity_brier": float(np.mean((d.t - p) ** 2)),
+        "treatment_accuracy_by_fold": [float(v) for v in np.ravel(est.nuisance_scores_t)],
+        **arm_ranges(p, t),
+        "bounds": [lo, hi],
+        "share_all_outside": float(outside.mean()),
+        "share_treated_outside": float(outside[t].mean()),
+        "at_zero_or_one": int(np.count_nonzero((p <= EXTREME) | (p >= 1 - EXTREME))),
+        "histogram": score_histogram(p, t, clip=True),  # learners may stray a hair outside [0, 1]
+    })
+    return out
+
+
+def dml_overlap_check(nuisance: dict[str, Any], d: DmlData, max_outside: float,
+                      bounds: tuple[float, float]) -> Check:
+    """Overlap of the cross-fitted propensity (of all units for the ATE, of the treated for the ATT)."""
+    if not d.binary:
+        return no_propensity_check("the treatment is continuous: there is no propensity score; "
+                                   "diagnostics.nuisance.treatment_residual_share shows how much of the "
+                                   "treatment the covariates leave unexplained")
+    return overlap_check(nuisance, max_outside, bounds, "all" if d.estimand == "ate" else "treated",
+                         score="cross-fitted propensity", extreme=nuisance["at_zero_or_one"], advice=EXTRAPOLATION)
