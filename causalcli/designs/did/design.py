@@ -35,7 +35,7 @@ import numpy as np
 from causalcli.data.table import require_columns
 from causalcli.designs.base import Design, Fit, require
 from causalcli.designs.did.panel import (PanelData, build_panel, check_absorbing, check_cohort,
-                                         check_constant_within_unit, check_nonnegative_weights, check_unique_cells,
+                                         check_constant_within_unit, check_nonnegative_weights, check_rows,
                                          read_panel, subset_units)
 from causalcli.errors import SpecError
 
@@ -107,7 +107,7 @@ class DidDesign(Design):
             from causalcli.data.types import cohort_column
 
             cohort_column(table, d.cohort, d.time, timezone=spec.study.data.timezone)
-        check_unique_cells(study, table)
+        check_rows(study, table)
         if d.cohort:
             check_cohort(table, d.unit, d.time, d.cohort, study.treatment)
         absorbing = d.estimator != "twfe" or d.event_study is not None

@@ -156,18 +156,30 @@ def _first_repeated_cell(ucode: np.ndarray, n_units: int, tcode: np.ndarray, n_t
     return k, int(counts[k])
 
 
-def check_unique_cells(study: "Study", table: "Table") -> None:
-    """Unit x time unique on the rows the study uses (``read_panel`` raises the error).
+def _has_complete_row(table: "Table", columns: list[str]) -> bool:
+    """Whether some row has every column present (not NULL, nor NaN in a floating column), as ``Table.arrays``
+    keeps them; one row is enough for DuckDB to stop."""
+    present = []
+    for c in dict.fromkeys(columns):
+        present.append(f"{q(c)} IS NOT NULL")
+        if table.types[c].upper() in ("DOUBLE", "FLOAT", "REAL"):
+            present.append(f"NOT isnan({q(c)})")
+    return bool(table.sql(f"SELECT 1 FROM {TABLE} WHERE {' AND '.join(present)} LIMIT 1"))
 
-    Only unit and time are fetched: a panel unique on every row is unique on the complete ones, and only
-    when it is not are the other columns read to find the repeated cell among the rows kept.
+
+def check_rows(study: "Study", table: "Table") -> None:
+    """Some complete row, and unit x time unique on the complete rows (``read_panel`` raises the errors).
+
+    Without reading every column: a panel unique on all its rows is unique on the complete ones, so unit and
+    time are fetched alone, and only when a cell repeats (or no row is complete) is ``read_panel`` run to find
+    it among the rows the study keeps.
     """
     from causalcli.models.fixed_effects import codes_of
 
     d = study.design
+    if not _has_complete_row(table, _used_columns(study)):
+        read_panel(study, table)
     arr, _ = table.arrays([d.unit, d.time])
-    if len(arr[d.unit]) == 0:
-        return
     tcode, n_times = codes_of(np.asarray(arr[d.time], dtype=np.float64))
     ucode, n_units = codes_of(np.asarray(arr[d.unit]))
     if _first_repeated_cell(ucode, n_units, tcode, n_times) is not None:
