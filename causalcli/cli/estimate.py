@@ -41,6 +41,7 @@ def estimate_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Estimate the effect of each study, with checks and refutations."""
+    from causalcli.render.table import failure_line
     from causalcli.result import Result
     from causalcli.runtime.atomic import check_writable
     from causalcli.study import run_studies
@@ -72,7 +73,7 @@ def estimate_command(
     for item, text in batch:
         items.append(item)
         if not isinstance(item, Result):
-            typer.echo(f"error: {_located(item)}", err=True)
+            typer.echo(f"error: {failure_line(item)}", err=True)
         if stream:
             stdout.write(text)
             if stdout.closed and report is None and plots is None:
@@ -199,25 +200,11 @@ def _output_error(exc: Exception, option: str, path: Path, study: Optional[str] 
     return 4
 
 
-def _located(item) -> str:
-    where = item.file or item.spec_path
-    if item.line:
-        where += f":{item.line}"
-    key = f": key '{item.key}'" if item.key else (f": column '{item.column}'" if item.column else "")
-    return f"{where}{key}: {item.message}"
-
-
 def _summary(items: list) -> None:
     """One human line per estimated study on stderr, beside a machine format."""
-    from causalcli.render.fmt import num, pval
+    from causalcli.render.table import summary_line
     from causalcli.result import Result
 
     for item in items:
         if isinstance(item, Result):
-            e = item.estimate
-            failed = [c.name for c in item.checks if c.passed is False] + \
-                     [r.name for r in item.refutations if r.passed is False]
-            status = "passed" if item.passed else "FAILED"
-            extra = f" (failed: {', '.join(failed)})" if failed else ""
-            say(f"{item.study}: {item.estimand} {num(e.value)} (SE {num(e.std_error)}, p {pval(e.p_value)}, "
-                f"{e.inference}) {status}{extra}")
+            say(summary_line(item))

@@ -1,4 +1,4 @@
-"""The human table (rich): headline, checks, refutations, warnings."""
+"""The human table (rich): headline, checks, refutations, warnings; and the one-line forms for stderr."""
 
 from __future__ import annotations
 
@@ -81,3 +81,22 @@ def render_table_text(items: list[Item], width: int = 110) -> str:
     console = Console(file=buf, width=width, force_terminal=False, color_system=None)
     print_table(items, console)
     return buf.getvalue()
+
+
+def summary_line(item: "Result") -> str:
+    """One human line for an estimated study, printed on stderr beside a machine format."""
+    e = item.estimate
+    failed = [c.name for c in item.checks if c.passed is False] + [r.name for r in item.refutations if r.passed is False]
+    status = "passed" if item.passed else "FAILED"
+    extra = f" (failed: {', '.join(failed)})" if failed else ""
+    return (f"{item.study}: {item.estimand} {num(e.value)} (SE {num(e.std_error)}, p {pval(e.p_value)}, "
+            f"{e.inference}) {status}{extra}")
+
+
+def failure_line(item: StudyFailure) -> str:
+    """Where a study failed and why, as ``file:line: key 'k': message`` (the form of every error line)."""
+    where = item.file or item.spec_path
+    if item.line:
+        where += f":{item.line}"
+    key = f": key '{item.key}'" if item.key else (f": column '{item.column}'" if item.column else "")
+    return f"{where}{key}: {item.message}"
