@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from causalcli.inference.estimate import normal_two_sided_p, unusable_se_reason
+from causalcli.inference.distributions import normal_two_sided_p
+from causalcli.inference.estimate import unusable_se_reason
 from causalcli.records import Estimate, Refutation
 
 TESTED = {

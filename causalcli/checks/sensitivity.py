@@ -33,6 +33,8 @@ import math
 
 import numpy as np
 
+from causalcli.inference.distributions import normal_upper_tail
+
 
 
 __all__ = ["evalue_rr", "evalue", "rosenbaum_pvalue", "rosenbaum_gamma", "rosenbaum_bounds"]
@@ -92,7 +94,7 @@ def _bound(stats: tuple[float, float, float], gamma: float) -> float:
         return 1.0
     p = gamma / (1.0 + gamma)
     z = (t - p * s1) / math.sqrt(p * (1.0 - p) * s2)
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
+    return normal_upper_tail(z)
 
 
 def rosenbaum_pvalue(d: np.ndarray, gamma: float) -> float:

@@ -43,7 +43,7 @@ def multiplier_bootstrap(inf: np.ndarray, draws: int, rng: np.random.Generator, 
 
 def iqr_standard_error(draws: np.ndarray, n: int) -> np.ndarray:
     """IQR-based bootstrap SE per column (R did's mboot): (q75 - q25) / (z75 - z25) / sqrt(n)."""
-    from causalcli.inference.estimate import normal_quantile
+    from causalcli.inference.distributions import normal_quantile
 
     q75 = np.quantile(draws, 0.75, axis=0, method="inverted_cdf")
     q25 = np.quantile(draws, 0.25, axis=0, method="inverted_cdf")

@@ -1,33 +1,19 @@
 """Inference helpers: every standard error leaves here with its name.
 
-Normal-theory intervals and p-values use the standard library
-(``statistics.NormalDist`` and ``math.erfc``, accurate to double precision):
-``scipy.stats`` alone costs half a second to import, ``scipy.special`` a fifth.
+Tails and quantiles come from ``causalcli.inference.distributions`` (the normal there stays on the standard library).
 """
 
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from typing import TYPE_CHECKING
 
+from causalcli.inference.distributions import f_sf, normal_quantile, normal_two_sided_p, t_quantile
+from causalcli.inference.distributions import t_two_sided_hand_written as t_two_sided
 from causalcli.records import Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
-
-_STANDARD_NORMAL = NormalDist()
-
-
-def normal_quantile(p: float) -> float:
-    return _STANDARD_NORMAL.inv_cdf(p)
-
-
-def normal_two_sided_p(z: float) -> float:
-    """P(|Z| >= |z|) for a standard normal Z."""
-    if not math.isfinite(z):
-        return float("nan")
-    return math.erfc(abs(z) / math.sqrt(2.0))
 
 
 def normal_estimate(value: float, std_error: float | None, conf_level: float, inference: str,
@@ -76,8 +62,6 @@ def t_estimate(value: float, se: float, df: int, conf_level: float, inference: s
     """An Estimate with a t(df) interval and two-sided p-value."""
     import numpy as np
 
-    from causalcli.inference.distributions import t_quantile, t_two_sided
-
     if not np.isfinite(se) or se <= 0:
         return Estimate(float(value), None, None, None, conf_level, None, inference, label)
     q = t_quantile(0.5 + conf_level / 2, df)
@@ -89,8 +73,6 @@ def t_estimate(value: float, se: float, df: int, conf_level: float, inference: s
 def wald_f(b: "np.ndarray", V: "np.ndarray", df2: int) -> dict:
     """Joint Wald test that ``b`` is zero: F = b'V^-1 b / q against F(q, df2) (as fixest's ``wald``)."""
     import numpy as np
-
-    from causalcli.inference.distributions import f_sf
 
     q = int(b.size)
     W = float(b @ np.linalg.solve(V, b))

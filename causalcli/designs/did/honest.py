@@ -80,6 +80,7 @@ from typing import Any
 import numpy as np
 
 from causalcli.designs.did.honest_lp import LF_UNIT, BatchLP, LPBudgetExceeded, WorkBudget, independent_columns
+from causalcli.inference.distributions import normal_cdf_array, normal_quantile_array
 
 GRID_POINTS = 1000   # HonestDiD's gridPoints default
 GRID_HALF_WIDTH = 20.0  # standard errors of l'beta_post, HonestDiD's default grid
@@ -147,15 +148,13 @@ def identified_set(beta: np.ndarray, l_vec: np.ndarray, n_pre: int, mbar: float)
 
 def _truncnorm_quantile(p: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Quantile p of N(0,1) truncated to [lo, hi], computed on the side of the smaller tail."""
-    from scipy.special import ndtr, ndtri
-
     lo, hi = np.broadcast_arrays(np.asarray(lo, float), np.asarray(hi, float))
     out = np.empty(lo.shape)
     right = lo > 0  # mass far in the right tail: use survival functions -x
-    a, b = ndtr(lo[~right]), ndtr(hi[~right])
-    out[~right] = ndtri(a + p * (b - a))
-    sa, sb = ndtr(-lo[right]), ndtr(-hi[right])
-    out[right] = -ndtri(sa - p * (sa - sb))
+    a, b = normal_cdf_array(lo[~right]), normal_cdf_array(hi[~right])
+    out[~right] = normal_quantile_array(a + p * (b - a))
+    sa, sb = normal_cdf_array(-lo[right]), normal_cdf_array(-hi[right])
+    out[right] = -normal_quantile_array(sa - p * (sa - sb))
     return np.clip(out, lo, hi)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from causalcli.designs.dml.data import CrossFit, DmlData, effect_modifier_names, final_features
 from causalcli.designs.dml.nuisance import thread_limit
+from causalcli.inference.distributions import chi2_sf
 from causalcli.inference.estimate import normal_estimate
 from causalcli.models.folds import training_fold_means
 from causalcli.records import Estimate
@@ -74,12 +75,6 @@ def final_ols(F: np.ndarray, t_res: np.ndarray, y_res: np.ndarray) -> tuple[np.n
     return beta, inv @ meat @ inv * (n / (n - k) if n > k else 1.0)
 
 
-def _chi2_sf(stat: float, df: int) -> float:
-    from scipy.stats import chi2
-
-    return float(chi2.sf(stat, df))
-
-
 def heterogeneity_tests(est: Any, d: DmlData, effects: list[Estimate], y_res: np.ndarray,
                         t_res: np.ndarray) -> list[dict[str, Any]]:
     """Does the effect differ across the values of each segment column? One Wald test per column.
@@ -102,7 +97,7 @@ def heterogeneity_tests(est: Any, d: DmlData, effects: list[Estimate], y_res: np
                 continue
             b, V = beta[idx], cov[np.ix_(idx, idx)]
             stat = float(b @ np.linalg.solve(V, b))
-            out.append({"segment": column, "statistic": stat, "df": k, "p_value": _chi2_sf(stat, k),
+            out.append({"segment": column, "statistic": stat, "df": k, "p_value": chi2_sf(stat, k),
                         "test": "Wald chi-square: the segment's dummy coefficients in the LinearDML final stage "
                                 "are all zero (HC1 covariance, as EconML's)"})
         return out
@@ -116,7 +111,7 @@ def heterogeneity_tests(est: Any, d: DmlData, effects: list[Estimate], y_res: np
         w = 1.0 / np.array([e.std_error for e in rows]) ** 2
         pooled = float(np.dot(w, m) / w.sum())
         stat = float(np.dot(w, (m - pooled) ** 2))
-        out.append({"segment": column, "statistic": stat, "df": len(rows) - 1, "p_value": _chi2_sf(stat, len(rows) - 1),
+        out.append({"segment": column, "statistic": stat, "df": len(rows) - 1, "p_value": chi2_sf(stat, len(rows) - 1),
                     "test": "Wald chi-square of equal segment effects, segments treated as independent with "
                             "EconML's conservative standard errors"})
     return out

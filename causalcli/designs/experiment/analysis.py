@@ -1,20 +1,17 @@
 """Effects of an experiment from per-arm moments: Welch, delta method, CUPED, corrections, SRM, MDE.
 
 Only small numbers live here (means and covariance matrices per arm), never rows.
-Distributions come from ``scipy.special`` (imported inside the functions):
-``stdtrit``/``stdtr`` for Student t, ``chdtrc`` for the chi-square tail.
+Distributions come from ``causalcli.inference.distributions``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
 from causalcli.errors import EstimationError
 from causalcli.designs.experiment.stats import Moments
-
-_Z = NormalDist()
+from causalcli.inference.distributions import chi2_sf, normal_quantile, t_quantile, t_two_sided
 
 
 @dataclass(frozen=True)
@@ -119,21 +116,13 @@ def welch_df(a: float, b: float, na: int, nb: int) -> float:
 
 
 def _quantile(q: float, df: float | None) -> float:
-    if df is None or not math.isfinite(df):
-        return _Z.inv_cdf(q)
-    from scipy.special import stdtrit
-
-    return float(stdtrit(df, q))
+    return t_quantile(q, df)
 
 
 def _two_sided(stat: float, df: float | None) -> float:
     if not math.isfinite(stat):
         return float("nan")
-    if df is None or not math.isfinite(df):
-        return math.erfc(abs(stat) / math.sqrt(2.0))
-    from scipy.special import stdtr
-
-    return float(2.0 * stdtr(df, -abs(stat)))
+    return t_two_sided(stat, df)
 
 
 def absolute(c: Comparison, conf_level: float, distribution: str) -> Test:
@@ -180,7 +169,7 @@ def relative_log(c: Comparison, conf_level: float, distribution: str) -> Test:
 
 def mde(se: float, alpha: float, power: float) -> float:
     """Minimum detectable effect of a two-sided level-alpha z test with the given power: (z_{1-a/2} + z_power) se."""
-    return (_Z.inv_cdf(1 - alpha / 2) + _Z.inv_cdf(power)) * se
+    return (normal_quantile(1 - alpha / 2) + normal_quantile(power)) * se
 
 
 # ---------------------------------------------------------------- multiple testing
@@ -215,8 +204,6 @@ def adjust(p_values: list[float], method: str) -> list[float]:
 
 def srm(observed: dict[str, int], expected_share: dict[str, float]) -> dict:
     """Pearson chi-square goodness of fit of the arm counts against the planned shares (k - 1 df)."""
-    from scipy.special import chdtrc
-
     total = sum(observed.values())
     share_total = sum(expected_share.values())
     stat = 0.0
@@ -226,5 +213,5 @@ def srm(observed: dict[str, int], expected_share: dict[str, float]) -> dict:
         expected[arm] = e
         stat += (observed.get(arm, 0) - e) ** 2 / e
     df = len(expected_share) - 1
-    return {"statistic": stat, "df": df, "p_value": float(chdtrc(df, stat)), "expected": expected,
+    return {"statistic": stat, "df": df, "p_value": chi2_sf(stat, df), "expected": expected,
             "observed": dict(observed), "expected_share": {a: s / share_total for a, s in expected_share.items()}}
