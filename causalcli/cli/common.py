@@ -112,8 +112,9 @@ def silence_closed_streams() -> None:
             pass
 
 
-def stdout_is_terminal() -> bool:
+def is_terminal(stream: Any) -> bool:
+    """Whether a standard stream is a terminal (False for a closed or replaced one)."""
     try:
-        return sys.stdout.isatty()
+        return stream.isatty()
     except (AttributeError, ValueError):
         return False

@@ -9,8 +9,8 @@ from typing import List, Optional
 import typer
 
 from causalcli.cli.common import (
-    DEBUG_OPTION, PIPE_CLOSED_EXIT, QUIET_OPTION, STATE, choices, guarded, say, silence_closed_streams,
-    stdout_is_terminal, trace_on_debug,
+    DEBUG_OPTION, PIPE_CLOSED_EXIT, QUIET_OPTION, STATE, choices, guarded, is_terminal, say,
+    silence_closed_streams, trace_on_debug,
 )
 from causalcli.errors import CausalcliError, SpecError
 from causalcli.render.items import FORMATS
@@ -57,11 +57,11 @@ def estimate_command(
         check_writable(plots, "--plots", folder=True)
     from causalcli.runtime import progress
 
-    if not STATE.quiet and _stderr_is_terminal():
+    if not STATE.quiet and is_terminal(sys.stderr):
         progress.set_reporter(progress.RichReporter())
     fmt = format.value
     if fmt == "auto":
-        fmt = "table" if stdout_is_terminal() and output is None else "json"
+        fmt = "table" if is_terminal(sys.stdout) and output is None else "json"
 
     # jsonl on stdout is written study by study: a long batch shows (and keeps) each result as it
     # comes, and a reader that left early is noticed at once.
@@ -127,13 +127,6 @@ class _Stdout:
         except BrokenPipeError:
             self.closed = True
             silence_closed_streams()
-
-
-def _stderr_is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _emit(items: list, fmt: str, output: Optional[Path], stdout: _Stdout) -> int:

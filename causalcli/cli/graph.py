@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, choices, guarded, say
+from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, choices, guarded, is_terminal, say
 from causalcli.errors import SpecError
 from causalcli.render.graph import GRAPH_FORMATS
 
@@ -36,7 +36,7 @@ def graph_command(
 
     loaded = load_spec(collect_sources([spec])[0], set_)
     graph, identification = study_graph(loaded)
-    if format.value == "png" and output is None and sys.stdout.isatty():
+    if format.value == "png" and output is None and is_terminal(sys.stdout):
         raise SpecError("a PNG is binary: give --output FILE.png or redirect stdout")
     rendered = render_graph(graph, identification, loaded.study, format.value)
     if output is not None:
