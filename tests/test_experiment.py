@@ -1,8 +1,8 @@
-"""A/B/n experiments: tea-tasting 1.14 parity, closed forms, exact summation, SRM, A/A error rates, bad input.
+"""A/B/n experiments: closed forms, exact summation, SRM, A/A error rates, bad input.
+
+The comparisons with tea-tasting 1.14 and statsmodels are in tests/reference/experiment/.
 
 Tolerances:
-* PEER_RTOL = 1e-6: tea-tasting computes the same formulas from DuckDB/pandas
-  variances in double precision; both sides agree to ~1e-12, the issue asks 1e-6.
 * CLOSED_RTOL = 1e-9: our sums are exact up to a rounding quantum ~2**-47 of the sum
   of |terms|; a two-pass numpy computation on the same rows agrees far below 1e-9.
 * A/A rates: 4000 simulated experiments, binomial SE of a 5% rate 0.34 points;
@@ -23,39 +23,9 @@ from causalcli.designs.experiment.analysis import Comparison, absolute, adjust, 
 from causalcli.designs.experiment.stats import Moments
 from causalcli.study.run import run_study
 from tests.conftest import invoke, run_json
+from tests.reference.experiment.simulated_users import METRICS, spec_for, users
 
-PEER_RTOL = 1e-6
 CLOSED_RTOL = 1e-9
-
-
-def users(n: int = 4000, seed: int = 42, arms: int = 2) -> pd.DataFrame:
-    """Per-user data in tea-tasting's shape: sessions, orders, revenue and their pre-period covariates."""
-    rng = np.random.default_rng(seed)
-    variant = rng.integers(0, arms, n)
-    sessions_cov = rng.poisson(2, n) + 1
-    sessions = rng.poisson(sessions_cov * (1 + 0.05 * variant)) + 1
-    orders_cov = rng.binomial(sessions_cov, 0.25)
-    orders = rng.binomial(sessions, 0.25 + 0.02 * variant)
-    basket = rng.lognormal(2.3, 0.6, n)  # a user's typical basket: what makes CUPED work
-    revenue_cov = orders_cov * basket * rng.lognormal(0, 0.2, n)
-    revenue = orders * basket * rng.lognormal(0, 0.2, n) * (1 + 0.05 * variant)
-    return pd.DataFrame({"user": np.arange(n), "variant": variant, "sessions": sessions, "orders": orders,
-                         "revenue": revenue, "sessions_covariate": sessions_cov, "orders_covariate": orders_cov,
-                         "revenue_covariate": revenue_cov})
-
-
-METRICS = [
-    {"name": "revenue", "outcome": "revenue"},
-    {"name": "revenue_cuped", "outcome": "revenue", "covariate": "revenue_covariate"},
-    {"name": "orders_per_session", "numerator": "orders", "denominator": "sessions"},
-    {"name": "orders_per_session_cuped", "numerator": "orders", "denominator": "sessions",
-     "covariate": "orders_covariate", "covariate_denominator": "sessions_covariate"},
-]
-
-
-def spec_for(path: Path, metrics=None, control=0, **design) -> dict:
-    return {"version": 1, "name": "ab", "data": {"path": str(path)}, "treatment": "variant",
-            "design": {"method": "experiment", "control": control, "metrics": metrics or METRICS, **design}}
 
 
 @pytest.fixture
@@ -69,51 +39,7 @@ def effects(result) -> dict:
     return {e.label: e for e in result.effects}
 
 
-# ---------------------------------------------------------------- tea-tasting parity
-
-
-def _tea(df: pd.DataFrame, relative: str):
-    import tea_tasting as tt
-
-    exp = tt.Experiment(variant="variant", metrics={
-        "revenue": tt.Mean("revenue"),
-        "revenue_cuped": tt.Mean("revenue", "revenue_covariate"),
-        "orders_per_session": tt.RatioOfMeans("orders", "sessions"),
-        "orders_per_session_cuped": tt.RatioOfMeans("orders", "sessions", "orders_covariate", "sessions_covariate"),
-    })
-    return exp.analyze(df, control=0, all_variants=True)
-
-
-@pytest.mark.peer
-@pytest.mark.parametrize("source", ["csv", "ibis"])
-def test_equal_to_tea_tasting_means_ratios_cuped_and_log_relative(tmp_path, source):
-    """tea-tasting 1.14 (Welch t, delta method, CUPED pooled over the two arms, log-scale relative CI), 3 arms."""
-    df = users(6000, seed=7, arms=3)
-    path = tmp_path / "u.csv"
-    df.to_csv(path, index=False)
-    ours = effects(run_study(spec_for(path, options={"relative_ci": "log"}, correction="none")))
-    if source == "ibis":
-        import ibis
-
-        con = ibis.duckdb.connect()
-        theirs = _tea(con.read_csv(str(path)), "log")
-    else:
-        theirs = _tea(df, "log")
-    checked = 0
-    for (_, arm), res in theirs.items():
-        for row in res.to_dicts():
-            m = row["metric"]
-            a = ours[f"{m}/{arm}/abs"]
-            r = ours[f"{m}/{arm}/rel"]
-            assert a.value == pytest.approx(row["effect_size"], rel=PEER_RTOL)
-            assert a.ci_lower == pytest.approx(row["effect_size_ci_lower"], rel=PEER_RTOL)
-            assert a.ci_upper == pytest.approx(row["effect_size_ci_upper"], rel=PEER_RTOL)
-            assert a.p_value == pytest.approx(row["pvalue"], rel=PEER_RTOL)
-            assert r.value == pytest.approx(row["rel_effect_size"], rel=PEER_RTOL)
-            assert r.ci_lower == pytest.approx(row["rel_effect_size_ci_lower"], rel=PEER_RTOL)
-            assert r.ci_upper == pytest.approx(row["rel_effect_size_ci_upper"], rel=PEER_RTOL)
-            checked += 1
-    assert checked == 8  # 4 metrics x 2 treatment arms
+# ---------------------------------------------------------------- CUPED
 
 
 @pytest.mark.peer
@@ -201,15 +127,6 @@ def test_normal_distribution_option_uses_z():
 
 
 # ---------------------------------------------------------------- multiple testing, MDE
-
-
-def test_holm_and_bh_match_statsmodels():
-    from statsmodels.stats.multitest import multipletests
-
-    p = [0.01, 0.04, 0.03, 0.005, 0.2, 0.5]
-    assert adjust(p, "holm") == pytest.approx(list(multipletests(p, method="holm")[1]), rel=1e-12)
-    assert adjust(p, "bh") == pytest.approx(list(multipletests(p, method="fdr_bh")[1]), rel=1e-12)
-    assert adjust(p, "none") == p
 
 
 def test_correction_named_and_applied_across_metrics_and_arms(tmp_path):

@@ -1,9 +1,9 @@
-"""Synthetic control against the published studies, pysyncon, exact solvers and simulated truths.
+"""Synthetic control: the inner QP and outer gradient, simulated truths, conformal inference, bad input,
+refuters and the augmented estimator.
 
-References (data and weights in tests/reference/synth/, see its README):
-Abadie, Diamond and Hainmueller (2010), JASA, Table 2 (Proposition 99);
-Abadie and Gardeazabal (2003), AER, with R Synth's basque example output;
-Abadie, Diamond and Hainmueller (2015), AJPS, Table 2 (West Germany).
+The comparisons with the published studies (Abadie, Diamond and Hainmueller 2010 and 2015; Abadie and
+Gardeazabal 2003) and with pysyncon are in tests/reference/synth/; this file uses their data for bad input
+and options.
 """
 
 from __future__ import annotations
@@ -17,45 +17,12 @@ import yaml
 
 from causalcli.study.run import as_loaded, prepare_study, run_study
 from tests.conftest import invoke, run_json
-
-REF = Path(__file__).resolve().parent / "reference" / "synth"
-
-PUBLISHED = {
-    "prop99": {"Utah": 0.334, "Nevada": 0.234, "Montana": 0.199, "Colorado": 0.164, "Connecticut": 0.069},
-    "basque": {"Cataluna": 0.851, "Madrid (Comunidad De)": 0.149},
-    "germany": {"Austria": 0.42, "USA": 0.22, "Japan": 0.16, "Switzerland": 0.11, "Netherlands": 0.09},
-}
-# The paper prints weights to 3 decimals and its optimiser stopped at a loss 0.4% above the one
-# kept here; near-tied optima of the nested problem move single weights by up to ~0.005.
-PROP99_WEIGHT_TOL = 0.01
-
-
-def spec_of(name: str, **options) -> dict:
-    spec = yaml.safe_load((REF / f"{name}.yaml").read_text())
-    spec["data"]["path"] = str(REF / spec["data"]["path"])
-    spec["design"].setdefault("options", {}).update(options)
-    return spec
-
-
-def prepared(name: str, **options):
-    loaded = as_loaded(spec_of(name, **options))
-    p = prepare_study(loaded)
-    return p.design.prepare(loaded.study, p.table, p.identification, loaded)
-
-
-def published_loss(d, weights: dict[str, float]) -> tuple[float, np.ndarray]:
-    from causalcli.designs.synthetic_control.panel import optimize_mask
-
-    w = np.array([weights.get(u, 0.0) for u in d.units[1:]])
-    w = w / w.sum()
-    opt = optimize_mask(d, d.start)
-    e = d.Y[opt, 0] - d.Y[opt, 1:] @ w
-    return float(e @ e / e.size), d.Y[:, 0] - d.Y[:, 1:] @ w
+from tests.reference.synth.studies import REF, fitted, prepared, spec_of
 
 
 @pytest.fixture(scope="module")
 def prop99():
-    return run_study(spec_of("prop99"), jobs=1)
+    return fitted("prop99")
 
 
 # ---------------------------------------------------------------- the inner QP and the outer gradient
@@ -104,127 +71,7 @@ def test_outer_gradient_matches_finite_differences():
     assert np.allclose(grad, fd, rtol=1e-4, atol=1e-7 * max(1.0, abs(loss)))
 
 
-# ---------------------------------------------------------------- published studies
-
-
-def test_prop99_reproduces_the_published_weights(prop99):
-    w = prop99.diagnostics["weights"]
-    for unit, pub in PUBLISHED["prop99"].items():
-        assert abs(w[unit] - pub) < PROP99_WEIGHT_TOL, (unit, w[unit], pub)
-    others = {u: x for u, x in w.items() if u not in PUBLISHED["prop99"]}
-    assert max(others.values()) < PROP99_WEIGHT_TOL
-    assert sum(w.values()) == pytest.approx(1.0, abs=1e-12) and min(w.values()) >= 0
-    assert sum(prop99.diagnostics["v_weights"].values()) == pytest.approx(1.0, abs=1e-12)
-
-
-def test_prop99_fits_no_worse_than_the_paper_and_gives_its_effect(prop99):
-    d = prepared("prop99")
-    loss_pub, gaps_pub = published_loss(d, PUBLISHED["prop99"])
-    assert prop99.diagnostics["fit"]["loss_v"] <= loss_pub
-    post = d.post
-    # the same counterfactual: mean post-1989 gap within 0.5 packs of the published weights' gap
-    assert prop99.estimate.value == pytest.approx(gaps_pub[post].mean(), abs=0.5)
-    # ADH 2010: "by 2000 annual per-capita cigarette sales in California were about 26 packs lower"
-    assert prop99.effects[-1].label == "2000" and -28 < prop99.effects[-1].value < -23
-    # ADH 2010 sec. 4: California's post/pre RMSPE ratio is the highest of the 39 states: p = 1/39
-    assert prop99.estimate.p_value == pytest.approx(1 / 39)
-    assert prop99.diagnostics["placebo_in_space"]["rank"] == 1
-    assert prop99.estimate.std_error is None and "placebo_in_space" in prop99.estimate.inference
-
-
-def test_prop99_diagnostics_and_checks(prop99):
-    diag = prop99.diagnostics
-    names = [b["predictor"] for b in diag["balance"]]
-    assert names == ["lnincome", "beer", "age15to24", "retprice", "cigsale (1975)", "cigsale (1980)",
-                     "cigsale (1988)"]
-    beer = diag["balance"][1]
-    # ADH 2010 Table 1: beer 24.28 (California), synthetic 24.20; cigsale 1988: 90.10 vs 91.62
-    assert beer["treated"] == pytest.approx(24.28, abs=0.01) and beer["synthetic"] == pytest.approx(24.2, abs=0.3)
-    assert diag["balance"][6]["treated"] == pytest.approx(90.1, abs=0.01)
-    assert diag["balance"][6]["synthetic"] == pytest.approx(91.62, abs=0.5)
-    assert diag["pre_rmspe"] == pytest.approx(1.76, abs=0.05)
-    assert diag["post_pre_rmspe_ratio"] > 10
-    assert prop99.checks[0].name == "pre_fit" and prop99.checks[0].passed is True
-    assert len(prop99.effects) == 12 and prop99.n["pre_periods"] == 19 and prop99.n["control"] == 38
-    assert len(diag["placebo_gaps"]) == 38 and len(diag["path"]["synthetic"]) == 31
-
-
-@pytest.mark.parametrize("name", ["basque", "germany"])
-def test_basque_and_germany_fit_at_least_as_well_as_the_papers(name):
-    """Lower pre-period loss than the published weights, and an effect of the same sign and size.
-
-    Tolerance on the effect: within 50% of the published weights' mean post-period gap; the two
-    fits are different optima of a non-convex problem (see tests/reference/synth/README.md).
-    """
-    res = run_study(spec_of(name, conformal=False), jobs=1)
-    d = prepared(name)
-    loss_pub, gaps_pub = published_loss(d, PUBLISHED[name])
-    assert res.diagnostics["fit"]["loss_v"] < loss_pub
-    target = gaps_pub[d.post].mean()
-    assert np.sign(res.estimate.value) == np.sign(target)
-    assert abs(res.estimate.value - target) < 0.5 * abs(target)
-    w = res.diagnostics["weights"]
-    assert sum(w.values()) == pytest.approx(1.0, abs=1e-12)
-
-
-def test_basque_published_weights_are_a_local_optimum_that_causalcli_reaches():
-    """R Synth's Basque solution (Cataluna .851, Madrid .149) is one of the nested problem's local optima.
-
-    Two of causalcli's deterministic starts converge to it (weights within 0.001 of the paper's
-    three decimals, and the outcome loss of the published weights within 0.1%); the start from
-    equal V reaches a different optimum with a lower loss, which is the one kept. So the
-    disagreement in weights is a better optimum of the same problem, not a different problem.
-    """
-    res = run_study(spec_of("basque", conformal=False), jobs=1)
-    d = prepared("basque")
-    loss_pub, _ = published_loss(d, PUBLISHED["basque"])
-    optima = res.diagnostics["fit"]["local_optima"]
-    reached = [o for o in optima
-               if set(o["weights"]) == set(PUBLISHED["basque"])
-               and all(abs(o["weights"][k] - w) <= 0.001 for k, w in PUBLISHED["basque"].items())]
-    assert len(reached) >= 1, optima
-    assert all(o["loss"] == pytest.approx(loss_pub, rel=1e-3) for o in reached)
-    assert res.diagnostics["fit"]["loss_v"] < 0.99 * loss_pub
-    assert min(o["loss"] for o in optima) == pytest.approx(res.diagnostics["fit"]["loss_v"], rel=TIE)
-
-
-TIE = 1e-3  # synth_core.TIE_RTOL: losses this close count as tied and the earliest start is kept
-
-
-def _germany_weights(res) -> dict[str, float]:
-    return {k: v for k, v in res.diagnostics["weights"].items() if v > 0.005}
-
-
-def test_germany_cross_validated_v_reproduces_the_published_weights():
-    """ADH (2015) chose V on 1971-80 predictors by the 1981-90 fit; with that procedure (windows
-    ending in 1989, the last pre-period here) every published weight is met within 0.01 (the paper
-    prints two decimals), no other donor gets 0.005 or more, and the mean 1990-2003 gap is the
-    paper's "about 1,600 USD per year" (within 100)."""
-    res = run_study(spec_of("germany_cv", conformal=False), jobs=1)
-    w = _germany_weights(res)
-    assert set(w) == set(PUBLISHED["germany"]), w
-    for k, v in PUBLISHED["germany"].items():
-        assert w[k] == pytest.approx(v, abs=0.01), (k, w[k])
-    assert res.estimate.value == pytest.approx(-1600, abs=100)
-    fit = res.diagnostics["fit"]
-    assert fit["v"] == "cross_validated" and fit["start_kept"].startswith("cross_validated")
-    assert fit["validation_loss"] > 0 and len(fit["training_local_optima"]) == 8
-
-
-def test_germany_cross_validated_v_with_the_papers_own_windows():
-    """The paper's windows run to 1990 (predictors 1981-90, validation 1981-90). To use 1990 as a
-    pre-period the start moves to 1991 here; the weights again meet the published ones within 0.01."""
-    spec = spec_of("germany_cv", conformal=False)
-    d = spec["design"]
-    d["treatment_start"] = 1991
-    d["special_predictors"][0] = ["industry", {"from": 1981, "to": 1990}]
-    d["options"]["predictors_window"] = [1981, 1990]
-    d["options"]["cross_validation"]["validate_window"] = [1981, 1990]
-    res = run_study(spec, jobs=1)
-    w = _germany_weights(res)
-    assert set(w) == set(PUBLISHED["germany"]), w
-    for k, v in PUBLISHED["germany"].items():
-        assert w[k] == pytest.approx(v, abs=0.01), (k, w[k])
+# ---------------------------------------------------------------- options on the reference studies' data
 
 
 def test_placebo_in_time_with_cross_validated_v_draws_starts_it_can_fit():
@@ -238,45 +85,9 @@ def test_placebo_in_time_with_cross_validated_v_draws_starts_it_can_fit():
     assert "could not be estimated" not in r.detail and r.passed is None and "too few fake starts" in r.detail
 
 
-def test_cross_validated_v_differs_from_nested_v_on_germany():
-    """The option changes the answer: the nested V (lowest 1960-89 loss) puts weight on other donors."""
-    nested = run_study(spec_of("germany", conformal=False), jobs=1)
-    assert set(_germany_weights(nested)) != set(PUBLISHED["germany"])
-
-
 def test_basque_excluded_donor_is_not_used():
     d = prepared("basque")
     assert "Spain (Espana)" not in d.units and d.units[0] == "Basque Country (Pais Vasco)" and len(d.units) == 17
-
-
-# ---------------------------------------------------------------- pysyncon
-
-
-def test_fit_no_worse_than_pysyncon_fixture():
-    """Pre-period loss no higher than pysyncon's Synth on the same data (committed fixture)."""
-    fixture = json.loads((REF / "pysyncon_fits.json").read_text())["fits"]
-    for name in ("prop99", "basque", "germany"):
-        from causalcli.designs.synthetic_control.panel import fit_unit
-
-        d = prepared(name)
-        ours = fit_unit(d, 0, np.arange(1, len(d.units))).loss_v
-        assert ours <= fixture[name]["loss_v"] * (1 + 1e-9), (name, ours, fixture[name]["loss_v"])
-
-
-@pytest.mark.peer
-def test_fit_no_worse_than_pysyncon_live():
-    """pysyncon 1.x fitted live on the Basque study (its smallest), same predictors and windows."""
-    import importlib.util
-
-    from causalcli.designs.synthetic_control.panel import fit_unit
-
-    spec = importlib.util.spec_from_file_location("mk", REF / "make_pysyncon_fixture.py")
-    mk = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mk)
-    theirs = mk.fit("basque")
-    d = prepared("basque")
-    ours = fit_unit(d, 0, np.arange(1, len(d.units)))
-    assert ours.loss_v <= theirs["loss_v"] * (1 + 1e-9)
 
 
 # ---------------------------------------------------------------- simulated truth

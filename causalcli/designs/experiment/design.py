@@ -27,7 +27,7 @@ Holm, S. (1979). Scand. J. Statist. 6, 65-70; Benjamini, Y. and Hochberg, Y. (19
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from causalcli.designs.base import Design, Fit
@@ -189,7 +189,7 @@ class ExperimentDesign(Design):
             raise DataError(f"time column {time!r} has {len(stats.periods):,} distinct periods; the cumulative effect "
                             f"is reported per period (at most {MAX_PERIODS:,}): give a date or a day number, not a "
                             "timestamp read as a number or an id", file=table.file, key="design.time", column=time)
-        control, arms, labels, split = self._arms(study, stats, table.file)
+        control, arms, labels, split = _arms(study, stats, table.file)
         split_given = split is not None
         if split_given:
             expected = dict(split)
@@ -204,63 +204,10 @@ class ExperimentDesign(Design):
                                 file=table.file, key="design.expected_split", column=study.treatment)
         else:
             expected = {labels[a]: 1.0 for a in (control, *arms)}
-        self._check_metric_data(study, stats, shapes, control, arms, labels, table.file)
+        _check_metric_data(stats, shapes, control, arms, labels, table.file)
         period_labels = table.period_labels.get(time) if time is not None else None
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
                               table.rows, table.file, time, tuple(period_labels) if period_labels else None)
-
-    def _arms(self, study: "Study", stats: "Statistics", file: str):
-        values = list(stats.arm_counts)
-        from causalcli.designs.experiment.spec import arm_label
-
-        labels = {v: arm_label(v) for v in values}
-        if len(set(labels.values())) < len(labels):
-            raise DataError(f"variant values of {study.treatment!r} collide when written as text", file=file,
-                            key="treatment", column=study.treatment)
-        control = _arm_value(study.design.control, values, labels)
-        want = labels[control] if control is not None else arm_label(study.design.control)
-        if control is None:
-            found = ", ".join(sorted(map(repr, labels.values()))[:10])
-            raise DataError(f"control arm {study.design.control!r} not found in {study.treatment!r}; its values: "
-                            f"{found}", file=file, key="design.control", column=study.treatment)
-        if len(values) < 2:
-            raise DataError(f"variant column {study.treatment!r} has only the control arm; an experiment needs "
-                            "two or more arms", file=file, key="treatment", column=study.treatment)
-        split = None
-        if study.design.expected_split is not None:  # keys as the data's labels ('no' -> 'false' on a boolean)
-            split = {}
-            for key, share in study.design.expected_split.items():
-                hit = _arm_value(key, values, labels)
-                split[labels[hit] if hit is not None else key] = share
-        # the order of expected_split when given, else the order in which arms first appear in the data
-        order = list(split or {})
-        rank = {name: i for i, name in enumerate(order)}
-        seen = {v: i for i, v in enumerate(stats.arm_order)}
-        arms = sorted((v for v in values if v is not control and labels[v] != want),
-                      key=lambda v: (rank.get(labels[v], len(rank)), seen.get(v, len(seen)), labels[v]))
-        for v in (control, *arms):
-            if stats.arm_counts[v] < 2:
-                raise DataError(f"arm {labels[v]!r} has {stats.arm_counts[v]} unit(s); every arm needs at least two",
-                                file=file, key="treatment", column=study.treatment)
-        return control, arms, labels, split
-
-    def _check_metric_data(self, study, stats, shapes, control, arms, labels, file) -> None:
-        for i, s in enumerate(shapes):
-            group = stats.groups[s.name if stats.complete_cases_by_metric else None]
-            for v in (control, *arms):
-                sums = group.get(v)
-                n = 0 if sums is None else sums.n
-                if n < 2:
-                    raise DataError(f"metric {s.name!r}: arm {labels[v]!r} has {n} complete unit(s); at least two "
-                                    "are needed", file=file, key=f"design.metrics[{i}]")
-                if s.den is not None:
-                    # exact sums of centred values: a mean within rounding of zero is a zero total
-                    mean = stats.centres[s.den] + sums.s[s.den] / n
-                    scale = abs(stats.centres[s.den]) + math.sqrt(max(sums.ss[(s.den, s.den)], 0.0) / n)
-                    if abs(mean) <= 1e-12 * scale:
-                        raise DataError(f"ratio metric {s.name!r}: denominator {s.den!r} totals zero in arm "
-                                        f"{labels[v]!r}", file=file, key=f"design.metrics[{i}].denominator",
-                                        column=s.den)
 
     # ------------------------------------------------------------ estimation
 
@@ -316,8 +263,7 @@ class ExperimentDesign(Design):
             effects.append(_estimate(label, t, conf, inf + suffix, pa))
             effects.append(_estimate(label_r, tr, conf, inf_r + suffix, pr))
         first = effects[0]
-        estimate = Estimate(first.value, first.std_error, first.ci_lower, first.ci_upper, conf, first.p_value,
-                            first.inference, None, first.p_value_adjusted)
+        estimate = replace(first, label=None)  # the headline: the first metric's absolute effect, first arm
 
         observed = {d.labels[a]: stats.arm_counts[a] for a in (d.control, *d.arms)}
         s, check = _srm_check(observed, d, study.thresholds.srm_alpha)
@@ -393,6 +339,64 @@ class ExperimentDesign(Design):
 
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
         raise SpecError("refuters do not apply to randomised experiments", key="refute")
+
+
+def _arms(study: "Study", stats: "Statistics", file: str) -> tuple[Any, list[Any], dict[Any, str], dict | None]:
+    """The control value, the treatment arms in order, every arm's label and the planned split (by label)."""
+    from causalcli.designs.experiment.spec import arm_label
+
+    values = list(stats.arm_counts)
+    labels = {v: arm_label(v) for v in values}
+    if len(set(labels.values())) < len(labels):
+        raise DataError(f"variant values of {study.treatment!r} collide when written as text", file=file,
+                        key="treatment", column=study.treatment)
+    control = _arm_value(study.design.control, values, labels)
+    want = labels[control] if control is not None else arm_label(study.design.control)
+    if control is None:
+        found = ", ".join(sorted(map(repr, labels.values()))[:10])
+        raise DataError(f"control arm {study.design.control!r} not found in {study.treatment!r}; its values: "
+                        f"{found}", file=file, key="design.control", column=study.treatment)
+    if len(values) < 2:
+        raise DataError(f"variant column {study.treatment!r} has only the control arm; an experiment needs "
+                        "two or more arms", file=file, key="treatment", column=study.treatment)
+    split = None
+    if study.design.expected_split is not None:  # keys as the data's labels ('no' -> 'false' on a boolean)
+        split = {}
+        for key, share in study.design.expected_split.items():
+            hit = _arm_value(key, values, labels)
+            split[labels[hit] if hit is not None else key] = share
+    # the order of expected_split when given, else the order in which arms first appear in the data
+    order = list(split or {})
+    rank = {name: i for i, name in enumerate(order)}
+    seen = {v: i for i, v in enumerate(stats.arm_order)}
+    arms = sorted((v for v in values if v is not control and labels[v] != want),
+                  key=lambda v: (rank.get(labels[v], len(rank)), seen.get(v, len(seen)), labels[v]))
+    for v in (control, *arms):
+        if stats.arm_counts[v] < 2:
+            raise DataError(f"arm {labels[v]!r} has {stats.arm_counts[v]} unit(s); every arm needs at least two",
+                            file=file, key="treatment", column=study.treatment)
+    return control, arms, labels, split
+
+
+def _check_metric_data(stats: "Statistics", shapes: list["MetricShape"], control: Any, arms: list[Any],
+                       labels: dict[Any, str], file: str) -> None:
+    """Every arm has two complete units per metric, and no ratio metric's denominator totals zero."""
+    for i, s in enumerate(shapes):
+        group = stats.groups[s.name if stats.complete_cases_by_metric else None]
+        for v in (control, *arms):
+            sums = group.get(v)
+            n = 0 if sums is None else sums.n
+            if n < 2:
+                raise DataError(f"metric {s.name!r}: arm {labels[v]!r} has {n} complete unit(s); at least two "
+                                "are needed", file=file, key=f"design.metrics[{i}]")
+            if s.den is not None:
+                # exact sums of centred values: a mean within rounding of zero is a zero total
+                mean = stats.centres[s.den] + sums.s[s.den] / n
+                scale = abs(stats.centres[s.den]) + math.sqrt(max(sums.ss[(s.den, s.den)], 0.0) / n)
+                if abs(mean) <= 1e-12 * scale:
+                    raise DataError(f"ratio metric {s.name!r}: denominator {s.den!r} totals zero in arm "
+                                    f"{labels[v]!r}", file=file, key=f"design.metrics[{i}].denominator",
+                                    column=s.den)
 
 
 def _arm_value(wanted: Any, values: list[Any], labels: dict[Any, str]) -> Any:

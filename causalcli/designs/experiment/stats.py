@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from causalcli.data.table import TABLE, quote_identifier
 from causalcli.errors import DataError, EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,15 +56,10 @@ if TYPE_CHECKING:  # pragma: no cover
 HEAD_ROWS = 10_000   # rows read first, for centres and summation bounds
 SAFETY = 4.0         # margin on the bounds estimated from the first rows
 RETRY_SAFETY = 4.0   # margin on bounds taken from a completed pass (always enough)
-TABLE = "study_data"
 
 # Said once per study when a metric column has missing values; the design replaces it by one line per metric
 # naming the rows each leaves out.
 MISSING_METRIC_NOTE = "missing values (NULL or NaN) in metric columns: each metric uses its complete rows"
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def lit(x: float) -> str:
@@ -176,13 +172,15 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     if cap_quantile is not None and capped:
         cols = sorted(capped)
         # NaN sorts above every number in DuckDB: it is a missing value here, not the top of the tail
-        row = table.sql("SELECT " + ", ".join(f"quantile_disc(CAST({quote(c)} AS DOUBLE), {lit(cap_quantile)}) "
-                                              f"FILTER (WHERE NOT isnan(CAST({quote(c)} AS DOUBLE)))" for c in cols)
-                        + f" FROM {TABLE}")[0]
+        quantiles = []
+        for c in cols:
+            value = f"CAST({quote_identifier(c)} AS DOUBLE)"
+            quantiles.append(f"quantile_disc({value}, {lit(cap_quantile)}) FILTER (WHERE NOT isnan({value}))")
+        row = table.sql(f"SELECT {', '.join(quantiles)} FROM {TABLE}")[0]
         caps = {c: float(v) for c, v in zip(cols, row) if v is not None}
 
     def expr(c: str) -> str:
-        e = f"CAST({quote(c)} AS DOUBLE)"
+        e = f"CAST({quote_identifier(c)} AS DOUBLE)"
         if c not in caps:
             return e
         # least() skips NULL and ranks NaN highest: a missing value must stay missing, not become the cap
@@ -225,8 +223,8 @@ def _head_estimates(table: "Table", cols: tuple[str, ...], expr,
     and the arms in the order they first appear there."""
     import numpy as np
 
-    select = ", ".join([*(f"{expr(c)} AS {quote('h' + str(i))}" for i, c in enumerate(cols)),
-                        f"{quote(treatment)} AS arm"])
+    select = ", ".join([*(f"{expr(c)} AS {quote_identifier('h' + str(i))}" for i, c in enumerate(cols)),
+                        f"{quote_identifier(treatment)} AS arm"])
     out = table.con.execute(f"SELECT {select} FROM {TABLE} LIMIT {HEAD_ROWS}").fetchnumpy()
     head_arms = list(dict.fromkeys(a for a in out["arm"].tolist() if a is not None))
     centres, second = {}, {}
@@ -251,7 +249,7 @@ def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict
     order = [a for a in head_arms if a in arm_counts]
     if len(order) == len(arm_counts):
         return tuple(order)
-    q = quote(treatment)
+    q = quote_identifier(treatment)
     rows = table.sql(f"SELECT arm FROM (SELECT {q} AS arm, row_number() OVER () AS r FROM {TABLE}) "
                      "WHERE arm IS NOT NULL GROUP BY arm ORDER BY min(r)")
     return tuple(r[0] for r in rows)
@@ -289,18 +287,18 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
               period: str | None = None):
     cols = tuple(dict.fromkeys(c for g in groups for c in g.columns))
     idx = {c: i for i, c in enumerate(cols)}
-    inner = [f"{quote(treatment)} AS arm"]
+    inner = [f"{quote_identifier(treatment)} AS arm"]
     if period is not None:
-        inner.append(f"{quote(period)} AS period")
+        inner.append(f"{quote_identifier(period)} AS period")
     inner += [f"({expr(c)} - {lit(centres[c])}) AS d{idx[c]}" for c in cols]
     conds = []
     if complete_cases:
         for gi, g in enumerate(groups):
             tests = []
             for c in g.columns:
-                tests.append(f"{quote(c)} IS NOT NULL")
+                tests.append(f"{quote_identifier(c)} IS NOT NULL")
                 if c in float_columns:
-                    tests.append(f"NOT isnan({quote(c)})")
+                    tests.append(f"NOT isnan({quote_identifier(c)})")
             inner.append(f"({' AND '.join(tests)}) AS ok{gi}")
             conds.append(f" FILTER (WHERE ok{gi})")
     else:

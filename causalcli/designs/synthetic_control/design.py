@@ -36,8 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.data.table import dropped_missing, require_columns
-from causalcli.data.table import quote_identifier as _quote
+from causalcli.data.table import TABLE, dropped_missing, quote_identifier, require_columns
 from causalcli.data.types import period_json, period_text
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
@@ -58,7 +57,7 @@ INFERENCE = "placebo_in_space_rmspe_ratio"
 
 def label(value: Any) -> str:
     """A unit or period as text: 3.0 -> '3', 'Utah' -> 'Utah'."""
-    if hasattr(value, "item"):
+    if isinstance(value, np.generic):  # a numpy scalar read from the data: its Python value
         value = value.item()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -278,20 +277,20 @@ class SynthDesign(Design):
                 roles.setdefault(c, (f"design.options.cross_validation.special_predictors[{i}]", "numeric"))
         require_columns(table, roles, timezone=spec.study.data.timezone)
         labels = table.period_labels.get(d.time)
-        u, t = _quote(d.unit), _quote(d.time)
-        dup = table.sql(f"SELECT {u}, {t}, count(*) AS n FROM study_data WHERE {u} IS NOT NULL AND {t} IS NOT NULL "
+        u, t = quote_identifier(d.unit), quote_identifier(d.time)
+        dup = table.sql(f"SELECT {u}, {t}, count(*) AS n FROM {TABLE} WHERE {u} IS NOT NULL AND {t} IS NOT NULL "
                         f"GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1")
         if dup:
             raise DataError(f"panel is not unique on unit x time: unit {label(dup[0][0])!r} has {dup[0][2]} rows "
                             f"in period {period_text(dup[0][1], labels)}", file=table.file, key="design.unit",
                             column=d.unit)
-        units = {label(r[0]) for r in table.sql(f"SELECT DISTINCT {u} FROM study_data WHERE {u} IS NOT NULL")}
+        units = {label(r[0]) for r in table.sql(f"SELECT DISTINCT {u} FROM {TABLE} WHERE {u} IS NOT NULL")}
         treated = label(d.treated_unit)
         if treated not in units:
             raise DataError(f"treated unit {treated!r} not found in column {d.unit!r}", file=table.file,
                             key="design.treated_unit", column=d.unit)
         start = self.start_value(study, spec, table)
-        times = sorted(float(r[0]) for r in table.sql(f"SELECT DISTINCT {t} FROM study_data WHERE {t} IS NOT NULL"))
+        times = sorted(float(r[0]) for r in table.sql(f"SELECT DISTINCT {t} FROM {TABLE} WHERE {t} IS NOT NULL"))
         shown = _start_text(d.treatment_start)
         if start not in times:
             raise DataError(f"treatment_start {shown} is not a period of column {d.time!r} (periods "

@@ -2,7 +2,8 @@
 
 pysyncon's outer V search (scipy Nelder-Mead from equal weights, SLSQP inner QP)
 takes from seconds to minutes per fit, too slow for the test suite, so its
-results are committed here; tests/test_synth.py re-runs the smallest (Basque) live.
+results are committed here with the versions that made them; test_pysyncon.py
+re-runs the smallest (Basque) live.
 
 Run: .venv/bin/python tests/reference/synth/make_pysyncon_fixture.py
 """
@@ -10,6 +11,7 @@ Run: .venv/bin/python tests/reference/synth/make_pysyncon_fixture.py
 from __future__ import annotations
 
 import json
+import platform
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -67,7 +69,10 @@ def fit(name: str) -> dict:
 
 
 def main() -> None:
-    out = {"pysyncon": version("pysyncon"), "call": "Synth().fit(dataprep) with its defaults "
+    out = {"pysyncon": version("pysyncon"),
+           "versions": {"python": platform.python_version(),
+                        **{p: version(p) for p in ("pysyncon", "numpy", "scipy", "pandas")}},
+           "call": "Synth().fit(dataprep) with its defaults "
            "(optim_method='Nelder-Mead', optim_initial='equal', maxiter 1000)", "fits": {}}
     for name in SPECS:
         out["fits"][name] = fit(name)
