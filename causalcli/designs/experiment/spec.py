@@ -11,7 +11,7 @@ from causalcli.spec.base import DesignBase, FreeOptions, Strict
 
 def arm_label(value: Any) -> str:
     """An arm value as text, the same for the data and the spec: 1.0 -> '1', True -> 'true'."""
-    if hasattr(value, "item"):
+    if hasattr(value, "item"):  # a numpy scalar read from the data (numpy is not imported by spec modules)
         value = value.item()
     if isinstance(value, bool):
         return str(value).lower()
