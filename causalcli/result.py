@@ -1,15 +1,20 @@
 """The one Result of a study, mirroring the ``causalcli.result/v1`` JSON.
 
 Renderers and plots take only a Result (or a ``StudyFailure``), never the data,
-so a result read back from JSON draws the same tables and pictures.
+so a result read back from JSON draws the same tables and pictures. A Result reads
+well in a notebook: ``to_dict()`` is the JSON, ``to_frame()`` the CSV's tidy rows, and
+it shows itself as its section of the HTML report (``_repr_html_``, plots included).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from causalcli.records import SCHEMA, Check, Estimate, Refutation, StudyFailure, clean_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 __all__ = ["SCHEMA", "Check", "Estimate", "Refutation", "Result", "StudyFailure"]
 
@@ -71,3 +76,17 @@ class Result:
             "provenance": clean_json(self.provenance),
             "timing_s": {k: round(v, 4) for k, v in self.timing_s.items()},
         }
+
+    def to_frame(self) -> "pd.DataFrame":
+        """The estimate and every effect as tidy rows: the columns and rows of ``--format csv``."""
+        import pandas as pd
+
+        from causalcli.render.csv import COLUMNS, tidy_rows
+
+        return pd.DataFrame(tidy_rows(self), columns=list(COLUMNS))
+
+    def _repr_html_(self) -> str:
+        """The study's section of the HTML report (``--report``), plots included, for Jupyter."""
+        from causalcli.render.html import study_html
+
+        return study_html(self)

@@ -1,4 +1,7 @@
 """The data layer: the engine (DuckDB) reads, renames and filters; columns are read as their role needs.
 
-``table``: ``Table`` and ``load_table``; ``types``: treatment codings, time columns, numbers as text.
+``sql``: the study table's name and the one quoting of identifiers and literals; ``load``: files,
+stdin and in-memory tables into DuckDB; ``filter``: renames and the sandboxed ``data.filter``;
+``table``: ``Table``, ``load_table`` and the columns a design reads; ``types``: treatment codings,
+time columns, numbers written as text.
 """

@@ -19,13 +19,13 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
-from causalcli.data.table import quote_identifier as _quote
+from causalcli.data.sql import TABLE, quote_literal as _literal
+from causalcli.data.sql import quote_identifier as _quote
 from causalcli.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
 
-TABLE = "study_data"
 TEXT_TYPES = ("VARCHAR", "TEXT", "STRING")
 # word pairs a treatment may be coded in (compared in lower case): (control, treated)
 BINARY_CODES = (("0", "1"), ("false", "true"), ("no", "yes"), ("f", "t"), ("n", "y"))
@@ -34,10 +34,6 @@ FALSE_WORDS = {"false", "f", "no", "n", "off", "0", "0.0"}
 MISSING_TOKENS = {"na", "n/a", "nan", "null", "none", "-", ".", "?", "missing", "#n/a", "nil"}
 ROLE_NAMES = {"treatment": "treatment", "outcome": "outcome", "weights": "weights", "design.time": "time",
               "design.cohort": "cohort", "design.unit": "unit", "design.cluster": "cluster"}
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def role_name(key: str) -> str:

@@ -29,7 +29,7 @@ def check_data_file(path: Path) -> None:
                         "first, then give that file", file="-")
     if not path.is_file():
         raise DataError("data file not found; check the path", file=str(path))
-    from causalcli.data.table import OTHER_FORMATS
+    from causalcli.data.load import OTHER_FORMATS
 
     kind = OTHER_FORMATS.get("".join(path.suffixes[-1:]).lower())
     if kind:  # read as CSV it would give a misleading error (a JSON file's 'duplicate column')
@@ -72,7 +72,7 @@ class DataProfile:
     def __init__(self, path: Path) -> None:
         import duckdb
 
-        from causalcli.data.table import read_file
+        from causalcli.data.load import read_file
 
         self.path = path
         self.con = duckdb.connect(":memory:")

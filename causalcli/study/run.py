@@ -35,7 +35,7 @@ class Prepared:
     identification: Any
 
 
-def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepared:
+def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any = None) -> Prepared:
     """Everything ``validate`` checks: spec, design keys, data, graph."""
     study = spec.study
     try:
@@ -45,7 +45,7 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None) -> Prepare
         raise
     refuse_unbuilt(design, study, spec)
     design.check_spec(study, spec)
-    table = load_table(spec, stdin_bytes, lazy=design.streams_data)
+    table = load_table(spec, stdin_bytes, lazy=design.streams_data, frame=frame)
     graph = None
     if study.graph is not None:  # the default graph needs neither networkx nor DoWhy
         graph = build_graph(spec)
@@ -73,8 +73,12 @@ def run_study(
     refute: bool = True,
     fail_on: str = "all",
     stdin_bytes: bytes | None = None,
+    frame: Any = None,
 ) -> Result:
-    """Estimate one study; raises a ``CausalcliError`` (with exit code) when it cannot."""
+    """Estimate one study; raises a ``CausalcliError`` (with exit code) when it cannot.
+
+    ``frame``: an in-memory pandas/polars DataFrame or Arrow table read in place of ``data.path``.
+    """
     from causalcli.study.refute import run_refuters
 
     loaded = as_loaded(spec)
@@ -82,7 +86,7 @@ def run_study(
     seed = study.seed if seed is None else seed
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    prep = prepare_study(loaded, stdin_bytes)
+    prep = prepare_study(loaded, stdin_bytes, frame)
     design = prep.design
     data = design.prepare(study, prep.table, prep.identification, loaded)
     timing["load"] = time.perf_counter() - t0
