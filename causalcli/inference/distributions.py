@@ -70,57 +70,6 @@ def t_two_sided(t: float, df: float | None) -> float:
     return float(2.0 * stdtr(df, -abs(t)))
 
 
-# Temporary: the t tail of t_estimate (TWFE, the DiD regressions) is still the hand-written incomplete beta
-# (Numerical Recipes 3rd ed., 6.2), off by up to 2e-12 at df = 499 where scipy's stdtr is right to 1e-16. Moving it
-# to t_two_sided moves one golden value (did-twfe-event_study effects.1.p_value) by 1.7e-12, beyond the 1e-12 the
-# golden test allows; it goes when that value is settled (issue 14).
-_EPS = 1e-16
-_TINY = 1e-300
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > _TINY else _TINY)
-    h = d
-    for m in range(1, 100_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < _EPS:
-            return h
-    return h  # pragma: no cover - converges long before
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    lbt = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(lbt) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(lbt) * _betacf(b, a, 1.0 - x) / b
-
-
-def t_two_sided_hand_written(t: float, df: float) -> float:
-    """P(|T| >= |t|) for T ~ t(df) by the hand-written incomplete beta (temporary, see above)."""
-    if not math.isfinite(t):
-        return 0.0 if math.isinf(t) else float("nan")
-    return _betainc(df / 2.0, 0.5, df / (df + t * t))
-
-
 def t_quantile(p: float, df: float | None) -> float:
     """The p-quantile of t(df)."""
     if _is_normal(df):

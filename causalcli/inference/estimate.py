@@ -8,8 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from causalcli.inference.distributions import f_sf, normal_quantile, normal_two_sided_p, t_quantile
-from causalcli.inference.distributions import t_two_sided_hand_written as t_two_sided
+from causalcli.inference.distributions import f_sf, normal_quantile, normal_two_sided_p, t_quantile, t_two_sided
 from causalcli.records import Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
