@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+from dataclasses import replace
 from pathlib import Path
 
 from causalcli.designs import study_schema
@@ -32,8 +31,7 @@ def as_loaded(spec: LoadedSpec | str | Path | dict, overrides: list[str] | None 
     if isinstance(spec, dict):
         import yaml
 
-        source = SpecSource("<dict>", yaml.safe_dump(spec), Path.cwd())
-        study = validate_mapping(spec, source)
-        sha = hashlib.sha256(json.dumps(study.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-        return LoadedSpec(study, source, study.name or "study", sha)
+        # the same loading (and so the same spec_sha256) as a file holding this mapping
+        loaded = load_spec(SpecSource("<dict>", yaml.safe_dump(spec), Path.cwd()), overrides)
+        return replace(loaded, name=loaded.study.name or "study")
     return load_spec(collect_sources([str(spec)])[0], overrides)
