@@ -28,7 +28,7 @@ def render_graph(g: "nx.DiGraph", identification: "Identification", study: Any, 
 
 
 def graph_text(g: "nx.DiGraph", identification: "Identification", study: Any) -> str:
-    lines = [f"treatment: {study.treatment or _treatment_by_design(study.design)}",
+    lines = [f"treatment: {study.treatment or study.design.treated_rule() or '(none)'}",
              f"outcome: {study.outcome or '(each metric)'}",
              f"edges ({g.number_of_edges()}):"]
     lines += [f"  {a} -> {b}" for a, b in sorted(g.edges)]
@@ -36,15 +36,6 @@ def graph_text(g: "nx.DiGraph", identification: "Identification", study: Any) ->
               f"adjustment set: {', '.join(identification.adjustment_set) or '(none)'}",
               f"identified by: {identification.source}"]
     return "\n".join(lines) + "\n"
-
-
-def _treatment_by_design(design: Any) -> str:
-    """Who is treated when the spec has no treatment column (synthetic control; DiD from a cohort column)."""
-    if design.method == "synthetic_control":
-        return f"{design.unit} = {design.treated_unit} from {design.time} = {design.treatment_start}"
-    if getattr(design, "cohort", None):
-        return f"{design.time} >= {design.cohort} (the cohort column)"
-    return "(none)"
 
 
 def to_dot(g: "nx.DiGraph", highlight: tuple[str, ...] = ()) -> str:

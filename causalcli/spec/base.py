@@ -26,6 +26,10 @@ class DesignBase(Strict):
         None, description="Target estimand; default: the design's first supported estimand."
     )
 
+    def treated_rule(self) -> str | None:
+        """Who is treated, in words, when the design says it instead of a treatment column (`graph` prints it)."""
+        return None
+
 
 class TreatedDesignBase(DesignBase):
     """Keys of designs whose treatment column has a treated and a control value."""

@@ -57,3 +57,6 @@ class DidDesign(TreatedDesignBase):
     event_study: EventStudy | None = Field(None, description="TWFE event study with binned end points.")
     cluster: str | None = Field(None, description="Cluster column for CRV1 standard errors (default: the unit).")
     options: DidOptions = Field(default_factory=DidOptions)
+
+    def treated_rule(self) -> str | None:
+        return f"{self.time} >= {self.cohort} (the cohort column)" if self.cohort else None

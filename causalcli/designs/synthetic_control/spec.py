@@ -130,3 +130,6 @@ class SynthDesign(DesignBase):
         description="[column, period], [column, [periods...]] (averaged) or [column, {from: a, to: b}].",
     )
     options: SynthOptions = Field(default_factory=SynthOptions)
+
+    def treated_rule(self) -> str | None:
+        return f"{self.unit} = {self.treated_unit} from {self.time} = {self.treatment_start}"
