@@ -614,7 +614,7 @@ def _fast_panel(units: int, periods: int, rng: np.random.Generator, rho_noise: f
 def test_crv1_twfe_interval_covers_at_its_nominal_rate():
     """400 panels with AR(1) errors: the 95% CRV1 t(G-1) interval covers the true 1.0 (binomial SE 1.1 points)."""
     from causalcli.inference.estimate import t_estimate
-    from causalcli.models.fixed_effects import ols_crv1
+    from causalcli.inference.cluster_robust import ols_crv1
 
     rng = np.random.default_rng(2024)
     hits, draws = 0, 400

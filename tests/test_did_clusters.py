@@ -43,7 +43,7 @@ def test_refuter_z_is_not_computed_on_a_near_zero_standard_error():
 
 def test_no_residual_degrees_of_freedom_and_one_cluster_give_reasons():
     from causalcli.designs.did.clusters import no_inference_reason
-    from causalcli.models.fixed_effects import ols_crv1
+    from causalcli.inference.cluster_robust import ols_crv1
 
     assert "no residual degrees of freedom: 4 observations for 4 parameters" in no_inference_reason(10, 4, 4)
     assert no_inference_reason(43, 100, 10) is None
@@ -191,7 +191,7 @@ def _coverage(reps: int, treated: int, seed: int) -> dict[str, float]:
     from causalcli.designs.did.design import DidDesign, PanelData
     from causalcli.designs.did.clusters import randomization_inference
     from causalcli.inference.estimate import t_estimate
-    from causalcli.models.fixed_effects import ols_crv1
+    from causalcli.inference.cluster_robust import ols_crv1
     from causalcli.inference.wild import wcr_test
 
     design = DidDesign()

@@ -128,7 +128,7 @@ def test_fail_on_chooses_whether_the_pre_trend_fails_the_study(runner, tmp_path,
 
 def test_cell_level_regression_equals_the_expanded_design():
     """ols_crv1_cells (dummies demeaned on the cohort x period table) = ols_crv1 on the n x k design."""
-    from causalcli.models.fixed_effects import ols_crv1, ols_crv1_cells
+    from causalcli.inference.cluster_robust import ols_crv1, ols_crv1_cells
 
     rng = np.random.default_rng(4)
     n_units, T = 120, 6

@@ -1,18 +1,12 @@
-"""Least squares with absorbed fixed effects and CRV1 cluster-robust standard errors.
+"""Least squares with absorbed fixed effects: the within transformation and the fit.
 
 The within transformation is computed in numpy by alternating projections
 (Gaure 2013): subtract weighted group means of each fixed effect in turn until
 the largest change is below ``tol``. A balanced panel without weights is
-exact after one sweep. The covariance is CRV1 with the small-sample
-corrections of R ``fixest`` (``ssc(adj = TRUE, fixef.K = "nested",
-cluster.adj = TRUE)``, the default of ``fixest`` and ``pyfixest``):
-
-    V = G/(G-1) * (N-1)/(N-K) * (X'WX)^-1 (sum_g s_g s_g') (X'WX)^-1,  s_g = sum_{i in g} w_i x_i e_i
-
-where K counts the regressors plus the fixed effects that are not nested in
-the clusters (``fixest``: one level per fixed effect beyond the first is
-redundant; a fixed effect fully nested in the clusters counts one), and
-t statistics are referred to t(G-1).
+exact after one sweep. The fit returns what any sandwich variance needs, the
+coefficients, the bread (X'WX)^-1 and the scores w_i x_i e_i summed within
+groups; the cluster-robust variance built from them (CRV1) is
+``causalcli.inference.cluster_robust``.
 """
 
 from __future__ import annotations
@@ -25,15 +19,13 @@ from causalcli.errors import EstimationError
 
 
 @dataclass(frozen=True)
-class OlsFit:
+class WithinFit:
+    """OLS (WLS) on demeaned data, before any variance."""
     coef: np.ndarray
-    vcov: np.ndarray
-    resid: np.ndarray
+    bread: np.ndarray  # (X'WX)^-1 of the demeaned regressors
+    scores: np.ndarray  # G x k: the scores w_i x_i e_i summed within each group of ``score_groups``
+    resid: np.ndarray  # of the demeaned outcome
     n: int
-    clusters: int
-    df_k: int
-    df_t: int  # t(G-1)
-    ssc: float
 
 
 def codes_of(values: np.ndarray, labels: bool = False):
@@ -93,17 +85,10 @@ def demean(M: np.ndarray, groups: list[tuple[np.ndarray, int]], w: np.ndarray | 
     return out
 
 
-def nested_in(fe_codes: np.ndarray, fe_levels: int, cl_codes: np.ndarray) -> bool:
-    """Is every level of the fixed effect inside a single cluster?"""
-    first = np.full(fe_levels, -1, dtype=np.int64)
-    first[fe_codes] = cl_codes  # any row's cluster per level
-    return bool(np.all(first[fe_codes] == cl_codes))
-
-
-def ols_crv1(y: np.ndarray, X: np.ndarray, names: list[str], cluster: tuple[np.ndarray, int],
-             fixed_effects: list[tuple[np.ndarray, int]], w: np.ndarray | None = None,
-             tol: float = 1e-10) -> OlsFit:
-    """OLS (WLS with ``w``) of y on X absorbing ``fixed_effects``; CRV1 on ``cluster`` with fixest's corrections."""
+def within_ols(y: np.ndarray, X: np.ndarray, names: list[str], score_groups: tuple[np.ndarray, int],
+               fixed_effects: list[tuple[np.ndarray, int]], w: np.ndarray | None = None,
+               tol: float = 1e-10) -> WithinFit:
+    """OLS (WLS with ``w``) of y on X absorbing ``fixed_effects``; scores summed within ``score_groups``."""
     n, k = X.shape
     Z = demean(np.column_stack([y, X]), fixed_effects, w, tol)
     yd, Xd = Z[:, 0], Z[:, 1:]
@@ -119,11 +104,11 @@ def ols_crv1(y: np.ndarray, X: np.ndarray, names: list[str], cluster: tuple[np.n
     Xty = Xw.T @ yd
     coef, bread = _solve(XtX, Xty, names)
     resid = yd - Xd @ coef
-    cl, G = cluster
+    cl, G = score_groups
     S = np.empty((G, k))
-    for j in range(k):  # cluster sums of the scores, one column at a time (no n x k scores matrix)
+    for j in range(k):  # group sums of the scores, one column at a time (no n x k scores matrix)
         S[:, j] = np.bincount(cl, weights=Xw[:, j] * resid, minlength=G)
-    return _crv1(coef, bread, S, resid, n, k, cluster, fixed_effects)
+    return WithinFit(coef, bread, S, resid, n)
 
 
 def _solve(XtX: np.ndarray, Xty: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -138,35 +123,16 @@ def _solve(XtX: np.ndarray, Xty: np.ndarray, names: list[str]) -> tuple[np.ndarr
     return bread @ Xty, bread
 
 
-def _crv1(coef, bread, S, resid, n, k, cluster, fixed_effects) -> OlsFit:
-    """CRV1 with fixest's small-sample corrections from the cluster score sums S (G x k)."""
-    cl, G = cluster
-    meat = S.T @ S
-    k_fe = sum(L for _, L in fixed_effects)
-    n_fe = len(fixed_effects)
-    nested = [(c, L) for c, L in fixed_effects if nested_in(c, L, cl)]
-    k_fe_adj = k_fe - (n_fe - 1) if n_fe > 1 else k_fe
-    df_k = k + k_fe_adj - sum(L for _, L in nested) + len(nested) if n_fe else k
-    if G < 2 or n - df_k <= 0:
-        # no residual degrees of freedom (or one cluster): the covariance does not exist; callers report
-        # null standard errors with the reason (``no_inference_reason`` of the did family)
-        nan = np.full((k, k), np.nan)
-        return OlsFit(coef, nan, resid, n, G, int(df_k), G - 1, float("nan"))
-    ssc = (G / (G - 1)) * ((n - 1) / (n - df_k))
-    vcov = ssc * bread @ meat @ bread
-    return OlsFit(coef, vcov, resid, n, G, int(df_k), G - 1, float(ssc))
-
-
-def ols_crv1_cells(y: np.ndarray, X: np.ndarray, names: list[str], cell: np.ndarray, table: np.ndarray,
-                   table_names: list[str], cluster: tuple[np.ndarray, int], unit: tuple[np.ndarray, int],
-                   time: tuple[np.ndarray, int], tol: float = 1e-10) -> OlsFit:
-    """``ols_crv1`` of y on [table[cell], X] with unit and period fixed effects, balanced panel, no weights.
+def within_ols_cells(y: np.ndarray, X: np.ndarray, names: list[str], cell: np.ndarray, table: np.ndarray,
+                     table_names: list[str], score_groups: tuple[np.ndarray, int], unit: tuple[np.ndarray, int],
+                     time: tuple[np.ndarray, int], tol: float = 1e-10) -> WithinFit:
+    """``within_ols`` of y on [table[cell], X] with unit and period fixed effects, balanced panel, no weights.
 
     Regressors that depend on the row only through its cell (``cell`` = cohort x period, every unit of a
     cohort sharing its periods), such as event-time dummies, are demeaned on the cell table, where the
     within transformation of a balanced panel is exact: value - unit mean - period mean + grand mean. The
-    normal equations and the cluster score sums then need cell sums only, never an n x k matrix. Same
-    result as ``ols_crv1`` on the expanded design (tests: 1e-10).
+    normal equations and the group score sums then need cell sums only, never an n x k matrix. Same
+    result as ``within_ols`` on the expanded design (tests: 1e-10).
     """
     uc, n_units = unit
     tc, n_times = time
@@ -197,7 +163,7 @@ def ols_crv1_cells(y: np.ndarray, X: np.ndarray, names: list[str], cell: np.ndar
     Xty = np.concatenate([Dt.T @ cy, Xd.T @ yd])
     coef, bread = _solve(XtX, Xty, list(table_names) + list(names))
     resid = yd - (Dt @ coef[:kd])[cell] - Xd @ coef[kd:]
-    cl, G = cluster
+    cl, G = score_groups
     S = np.empty((G, kd + kx))
     if G * ncell <= 20_000_000:
         E = np.bincount(cl * ncell + cell, weights=resid, minlength=G * ncell).reshape(G, ncell)
@@ -207,4 +173,4 @@ def ols_crv1_cells(y: np.ndarray, X: np.ndarray, names: list[str], cell: np.ndar
             S[:, j] = np.bincount(cl, weights=Dt[cell, j] * resid, minlength=G)
     for j in range(kx):
         S[:, kd + j] = np.bincount(cl, weights=Xd[:, j] * resid, minlength=G)
-    return _crv1(coef, bread, S, resid, n, kd + kx, cluster, [unit, time])
+    return WithinFit(coef, bread, S, resid, n)

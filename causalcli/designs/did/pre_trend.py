@@ -20,7 +20,7 @@ from causalcli.designs.did.regression import event_dummies, regress, standard_er
 from causalcli.errors import EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.models.fixed_effects import OlsFit
+    from causalcli.inference.cluster_robust import OlsFit
     from causalcli.records import Check
     from causalcli.spec.models import Study
 
@@ -80,7 +80,7 @@ def _auxiliary_fit(p: PanelData, leads: int, k: int) -> tuple["OlsFit", list[int
         # balanced, unweighted: the dummies depend on cohort x period only; demeaned on that table
         from types import SimpleNamespace
 
-        from causalcli.models.fixed_effects import ols_crv1_cells
+        from causalcli.inference.cluster_robust import ols_crv1_cells
 
         present = np.unique(p.g)
         cells = np.arange(present.size * T)

@@ -2,7 +2,7 @@
 inference and the point estimate the refuters and randomization inference recompute.
 
 Standard errors are CRV1 on ``cluster`` (default: the unit) with fixest's small-sample corrections and t(G-1)
-p-values (``causalcli.models.fixed_effects``); with few clusters the headline's p-value and interval come from
+p-values (``causalcli.inference.cluster_robust``); with few clusters the headline's p-value and interval come from
 the wild cluster bootstrap or randomization inference (``causalcli.designs.did.clusters``).
 """
 
@@ -16,7 +16,7 @@ from causalcli.designs.did.panel import PanelData
 from causalcli.errors import EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.models.fixed_effects import OlsFit
+    from causalcli.inference.cluster_robust import OlsFit
     from causalcli.records import Check, Estimate
     from causalcli.spec.models import Study
 
@@ -76,7 +76,7 @@ def event_dummies(p: PanelData, g: np.ndarray, leads: int, lags: int) -> tuple[n
 
 
 def regress(p: PanelData, X: np.ndarray, names: list[str], fe: bool) -> "OlsFit":
-    from causalcli.models.fixed_effects import ols_crv1
+    from causalcli.inference.cluster_robust import ols_crv1
 
     return ols_crv1(p.y, X, names, (p.cluster, p.n_clusters), fixed_effects(p) if fe else [], p.w,
                     p.options.tolerance)

@@ -23,7 +23,7 @@ from causalcli.designs.did.regression import (event_dummies, headline, panel_dia
 from causalcli.errors import EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.models.fixed_effects import OlsFit
+    from causalcli.inference.cluster_robust import OlsFit
     from causalcli.records import Check, Estimate
     from causalcli.spec.models import Study
 
