@@ -217,7 +217,7 @@ def test_dml_refuses_one_treated_unit_naming_the_arm(tmp_path):
 
 
 def test_distinct_permutations_are_every_other_arrangement_once():
-    from causalcli.checks.refutation import distinct_permutations
+    from causalcli.inference.permutation import distinct_permutations
 
     t = np.array([1, 0, 0, 1, 0, 2])
     out = distinct_permutations(t, 100)

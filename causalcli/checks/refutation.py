@@ -1,8 +1,9 @@
 """Refutation tests: does the estimate survive changes that should (or should not) move it?
 
 What a refuter tests (``TESTED``), its pass rule (``RULES``), how its simulations are
-judged (``summarise``) and the exact placebo list when the data allow few
-(``distinct_permutations``). Running the simulations is ``causalcli.study.refute``.
+judged (``summarise``). The permutation p-value and the exact placebo list when the data allow few
+(``distinct_permutations``) are ``causalcli.inference.permutation``; running the simulations is
+``causalcli.study.refute``.
 
 The pass rule of every refuter (synthetic control's included) is stated once, in ``RULES``:
 ``causalcli methods`` prints it, the docs quote it (a test checks both) and the summaries apply it
@@ -17,6 +18,7 @@ import numpy as np
 
 from causalcli.inference.distributions import normal_two_sided_p
 from causalcli.inference.estimate import unusable_se_reason
+from causalcli.inference.permutation import permutation_p_value
 from causalcli.records import Estimate, Refutation
 
 TESTED = {
@@ -53,7 +55,7 @@ RULES = {
 
 def permutation_verdict(extreme: int, k: int, alpha: float, what: str) -> tuple[float, bool | None, str]:
     """RULES' permutation rule: p, passed, and the comparison in words (``what``: "simulations", ...)."""
-    p = (1 + extreme) / (1 + k)
+    p = permutation_p_value(extreme, k)
     if p <= alpha:
         return p, True, f"p = {p:.3g} <= {alpha}"
     if extreme == 0:
@@ -66,42 +68,6 @@ def permutation_verdict(extreme: int, k: int, alpha: float, what: str) -> tuple[
 def stability_verdict(p: float, alpha: float) -> bool:
     """RULES' z rule (random_common_cause, data_subset)."""
     return bool(p > alpha)
-
-
-def distinct_permutations(values: np.ndarray, limit: int) -> list[np.ndarray] | None:
-    """Every distinct rearrangement of ``values`` except ``values`` itself, when there are at most ``limit``
-    (in lexicographic order of the sorted levels, so the list is deterministic); None when there are more.
-
-    With them all, the permutation p-value (1 + #extreme) / (1 + k) is the exact randomisation p-value.
-    """
-    values = np.asarray(values)
-    n = values.size
-    levels, codes = np.unique(values, return_inverse=True)
-    codes = codes.reshape(-1)
-    if levels.size < 2 or n - 1 > limit:  # two levels give at least n arrangements
-        return None
-    count, left = 1, n
-    for k in np.bincount(codes):
-        count *= math.comb(left, int(k))
-        left -= int(k)
-        if count - 1 > limit:
-            return None
-    out = []
-    perm = np.sort(codes)
-    while True:
-        if not np.array_equal(perm, codes):
-            out.append(levels[perm])
-        # next lexicographic permutation of a multiset (Knuth, TAOCP 7.2.1.2, algorithm L)
-        i = n - 2
-        while i >= 0 and perm[i] >= perm[i + 1]:
-            i -= 1
-        if i < 0:
-            return out
-        j = n - 1
-        while perm[j] <= perm[i]:
-            j -= 1
-        perm[i], perm[j] = perm[j], perm[i]
-        perm[i + 1:] = perm[i + 1:][::-1].copy()
 
 
 def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> Refutation:

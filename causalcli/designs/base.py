@@ -172,7 +172,7 @@ class Design(ABC, Generic[Prepared]):
             t = self.treatment_of(prepared)
         except SpecError:
             return None
-        from causalcli.checks.refutation import distinct_permutations
+        from causalcli.inference.permutation import distinct_permutations
 
         return distinct_permutations(t, options.simulations)
 

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from causalcli.errors import CausalcliError
+from causalcli.inference.permutation import permutation_p_value, smallest_permutation_p
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -191,11 +192,11 @@ def randomization_inference(p: "PanelData", point: Callable[..., float], estimat
         extreme = np.abs(bv[None, :] - tau[:, None] * cv[None, :]) >= obs[:, None] * (1 - 1e-9) - 1e-12 * (
             1 + np.abs(obs[:, None]))
         count = extreme.sum(axis=1)
-        return count / m if enumerated else (1 + count) / (1 + m)
+        return permutation_p_value(count, m, actual_included=enumerated)
 
     out["p_value"] = float(p_of(np.array([0.0]))[0])
     alpha = 1 - conf_level
-    smallest = 1 / m if enumerated else 1 / (1 + m)
+    smallest = smallest_permutation_p(m, actual_included=enumerated)
     out["smallest_attainable_p"] = smallest
     if smallest > alpha:
         out["reason"] = (f"no interval: with {m} assignments the smallest attainable p-value is {smallest:.3g}, "
