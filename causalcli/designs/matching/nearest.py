@@ -73,6 +73,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from causalcli.designs.matching import runs
+from causalcli.designs.matching.runs import expand_runs, match_runs
 from causalcli.designs.matching.without_replacement import greedy_metric, greedy_scalar
 from causalcli.errors import EstimationError
 
@@ -91,6 +93,8 @@ class _Matches:
     c_in: np.ndarray  # input index of the matched unit, per pair
     n_per_treated: np.ndarray  # M_i per focal unit (0 if dropped)
     tr_idx: np.ndarray  # input index of each focal unit, ascending
+    # instead of pairs (tr_rows, c_in None): candidates in score order and each focal unit's run start
+    runs: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _rsum(x: np.ndarray) -> float:
@@ -142,55 +146,9 @@ def _match_within(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: 
 
     Returns ``(focal row per pair, matched input index per pair, M_i per focal unit)``.
     """
-    nt = tr_idx.size
-    # Sort candidates by the raw score; standardising is monotone, so the
-    # standardised scores are then sorted too (equal scores in any order:
-    # pairs are put in Match's order at the end).
-    order = np.argsort(score[c_idx], kind="stable")
-    c_idx_sorted = c_idx[order]
-    cs = xs[c_idx_sorted]
-    co = score[c_idx_sorted]
-    a = xs[tr_idx]
-    r = score[tr_idx]
-    nc = cs.size
-
-    # The m nearest eligible candidates lie within m positions either side of
-    # the focal unit's insertion point (eligibility under the caliper is an
-    # interval of the sorted scores around it).
-    p = np.searchsorted(cs, a, side="left")
-    win = p[:, None] + np.arange(-m, m)
-    inside = (win >= 0) & (win < nc)
-    wc = np.clip(win, 0, nc - 1)
-    d2 = (cs[wc] - a[:, None]) ** 2
-    ok = inside
-    if caliper:
-        ok = ok & ~(np.abs(co[wc] - r[:, None]) > ecal)
-    d2 = np.where(ok, d2, np.inf)
-    distmax = np.partition(d2, m - 1, axis=1)[:, m - 1]
-    kept = np.isfinite(distmax)  # fewer than m candidates: dropped by the caliper
-    thr = distmax + tolerance
-
-    # Every candidate with squared distance <= thr is a match: on each side of
-    # the insertion point a contiguous run. Bracket it generously by value,
-    # then filter exactly with Match's own comparison.
-    rad = np.sqrt(np.where(kept, thr, 0.0))
-    slack = 1e-12 * (rad + np.abs(a)) + 1e-300
-    lo = np.searchsorted(cs, a - rad - slack, side="left")
-    hi = np.searchsorted(cs, a + rad + slack, side="right")
-    if caliper:
-        cslack = 1e-12 * (ecal + np.abs(r)) + 1e-300
-        lo = np.maximum(lo, np.searchsorted(co, r - ecal - cslack, side="left"))
-        hi = np.minimum(hi, np.searchsorted(co, r + ecal + cslack, side="right"))
-    cnt = np.where(kept, np.maximum(hi - lo, 0), 0)
-    total = int(cnt.sum())
-    rows = np.repeat(np.arange(nt), cnt)
-    starts = np.cumsum(cnt) - cnt
-    pos = np.arange(total) - np.repeat(starts - lo, cnt)
-    good = (cs[pos] - a[rows]) ** 2 <= thr[rows]
-    if caliper:
-        good &= ~(np.abs(co[pos] - r[rows]) > ecal)
-    rows, pos = rows[good], pos[good]
-    return rows, c_idx_sorted[pos], np.bincount(rows, minlength=nt)
+    c_sorted, lo, cnt = match_runs(tr_idx, c_idx, xs, score, m, ecal, caliper, tolerance)
+    rows, pos = expand_runs(lo, cnt)
+    return rows, c_sorted[pos], cnt
 
 
 def mahalanobis_coordinates(X: np.ndarray) -> np.ndarray:
@@ -241,7 +199,7 @@ def _match_within_metric(tr_idx: np.ndarray, c_idx: np.ndarray, U: np.ndarray, m
 
 def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, caliper: float | None,
                   tolerance: float, strata: np.ndarray | None = None, m_cap: int | None = None,
-                  U: np.ndarray | None = None, replace: bool = True) -> tuple[_Matches, int]:
+                  U: np.ndarray | None = None, replace: bool = True, as_runs: bool = False) -> tuple[_Matches, int]:
     """Matches of every ``treated`` (focal) unit among the others (Match's MatchLoopC, one direction).
 
     ``strata`` (integer codes, optional) restricts matches to equal codes, as
@@ -252,12 +210,20 @@ def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, calipe
     ``replace = False``: each control is used at most once
     (``causalcli.designs.matching.without_replacement``). Returns the matches and
     the number of focal units whose ties were cut to M (0 with replacement).
+    ``as_runs``: with a scalar score, replacement and no strata, return runs
+    (``_Matches.runs``) instead of pairs when there are more than ``runs.PAIRS_LIMIT`` pairs.
     """
     xs, pop_sd = _standardise(score)
     tr_idx = np.flatnonzero(treated)
     c_idx = np.flatnonzero(~treated)
     m = min(neighbors, c_idx.size if m_cap is None else m_cap)
     ecal = caliper * pop_sd if caliper is not None else math.inf
+    if as_runs and replace and strata is None and U is None and c_idx.size >= m:
+        c_sorted, lo, cnt = match_runs(tr_idx, c_idx, xs, score, m, ecal, caliper is not None, tolerance)
+        if int(cnt.sum()) > runs.PAIRS_LIMIT:
+            return _Matches(None, None, cnt, tr_idx, runs=(c_sorted, lo)), 0
+        rows, pos = expand_runs(lo, cnt)
+        return _Matches(rows, c_sorted[pos], cnt, tr_idx), 0
 
     def within(ft: np.ndarray, fc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         if fc.size < m:  # fewer candidates than M: every focal unit here is dropped
@@ -321,11 +287,13 @@ def match_att_point(
         As :func:`match`.
     """
     y, treated, score, m = _check(y, treated, score, neighbors, caliper, tolerance)
-    mt = _find_matches(treated, score, m, caliper, tolerance)[0]
+    mt = _find_matches(treated, score, m, caliper, tolerance, as_runs=True)[0]
     nt = mt.tr_idx.size
     matched = mt.n_per_treated > 0
     if not matched.any():
         raise _no_match_error(nt, caliper)
+    if mt.runs is not None:
+        return runs.run_statistics(y, *mt.runs, mt.n_per_treated, mt.tr_idx).estimate
     mean_c = np.bincount(mt.tr_rows, weights=y[mt.c_in], minlength=nt)[matched] / mt.n_per_treated[matched]
     return float(np.mean(y[mt.tr_idx[matched]] - mean_c))
 
@@ -364,7 +332,8 @@ class MatchResult:
     std_error_standard: float = math.nan  # Match's se.standard: pair differences as independent
     ties_broken: int = 0  # replace = False: focal units whose tied candidates were cut to M (data order)
     contrasts: np.ndarray | None = None  # per unit: own contrast S_i (treated minus control; 0 if unmatched)
-    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # None above runs.PAIRS_LIMIT pairs
+    n_pairs: int = 0  # matched (focal, match) pairs, ties included
 
 
 def _wls_slopes(Z: np.ndarray, y: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -390,6 +359,58 @@ def _direction(mt: _Matches, y: np.ndarray, Z: np.ndarray | None, n: int):
         zbar = np.zeros((n, Z.shape[1]))
         np.add.at(zbar, f_in, w[:, None] * Z[c_in])
     return f_in, c_in, w, ybar, zbar
+
+
+def _pair_statistics(directions, y: np.ndarray, Z: np.ndarray | None, tr: np.ndarray, estimand: str,
+                     caliper: float | None):
+    """Weights, contrasts, estimates and pair variance of :func:`match` from the listed pairs."""
+    n = y.size
+    K = np.zeros(n)
+    KK = np.zeros(n)
+    parts = []
+    focal_matched = np.zeros(n, dtype=bool)
+    for mt, is_treated_focal in directions:
+        f_in, c_in, w, ybar, zbar = _direction(mt, y, Z, n)
+        K += np.bincount(c_in, weights=w, minlength=n)
+        KK += np.bincount(c_in, weights=w * w, minlength=n)
+        focal_matched[mt.tr_idx[mt.n_per_treated > 0]] = True
+        parts.append((f_in, c_in, w, ybar, zbar, is_treated_focal))
+    if not focal_matched.any():
+        raise _no_match_error(n if estimand == "ate" else int(tr.sum()), caliper)
+
+    slopes_c = slopes_t = None
+    if Z is not None:
+        slopes_c = _wls_slopes(Z, y, np.where(~tr, K, 0.0))
+        slopes_t = _wls_slopes(Z, y, np.where(tr, K, 0.0)) if estimand == "ate" else np.zeros(Z.shape[1])
+
+    taus, ws = [], []
+    S = np.zeros(n)
+    raw = []
+    for f_in, c_in, w, ybar, zbar, is_treated_focal in parts:
+        sign = 1.0 if is_treated_focal else -1.0
+        tau = sign * (y[f_in] - y[c_in])
+        raw.append(tau)
+        if Z is not None:
+            # adjust the matched unit's outcome to the focal unit's covariates
+            slopes = slopes_c if is_treated_focal else slopes_t
+            tau = tau - sign * ((Z[f_in] - Z[c_in]) @ slopes)
+        taus.append(tau)
+        ws.append(w)
+        foc = np.unique(f_in)
+        s_i = sign * (y[foc] - ybar[foc])
+        if Z is not None:
+            s_i = s_i - sign * ((Z[foc] - zbar[foc]) @ slopes)
+        S[foc] = s_i
+    tau = np.concatenate(taus)
+    w = np.concatenate(ws)
+    sw = float(w.sum())
+    est = float(np.dot(w, tau) / sw)
+    raw = np.concatenate(raw)
+    est_raw = float(np.dot(w, raw) / sw)
+    se_standard = math.sqrt(float(np.dot(w, (raw - est_raw) ** 2))) / sw
+    sigma2 = 0.5 * float(np.dot(w, (tau - est) ** 2)) / sw
+    pairs = tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
+    return K, KK, focal_matched, S, est, est_raw, se_standard, sigma2, slopes_c, slopes_t, pairs
 
 
 def match(
@@ -462,56 +483,24 @@ def match(
     # unit only uses controls and a control only treated units: the two passes are independent.
     directions, ties = [], 0
     for arm, is_treated_focal in ((tr, True), (~tr, False))[: 2 if estimand == "ate" else 1]:
-        mt, cut = _find_matches(arm, score, m, caliper, tolerance, strata, cap, U, replace)
+        mt, cut = _find_matches(arm, score, m, caliper, tolerance, strata, cap, U, replace,
+                                as_runs=Z is None and estimand != "ate")
         directions.append((mt, is_treated_focal))
         ties += cut
 
-    K = np.zeros(n)
-    KK = np.zeros(n)
-    parts = []
-    focal_matched = np.zeros(n, dtype=bool)
-    for mt, is_treated_focal in directions:
-        f_in, c_in, w, ybar, zbar = _direction(mt, y, Z, n)
-        K += np.bincount(c_in, weights=w, minlength=n)
-        KK += np.bincount(c_in, weights=w * w, minlength=n)
-        focal_matched[mt.tr_idx[mt.n_per_treated > 0]] = True
-        parts.append((f_in, c_in, w, ybar, zbar, is_treated_focal))
+    mt = directions[0][0]
+    if mt.runs is not None:  # one direction, no bias adjustment: see causalcli.designs.matching.runs
+        if not mt.n_per_treated.any():
+            raise _no_match_error(int(tr.sum()), caliper)
+        rs = runs.run_statistics(y, *mt.runs, mt.n_per_treated, mt.tr_idx)
+        K, KK, focal_matched, S, est, sigma2 = rs.K, rs.KK, rs.focal_matched, rs.contrasts, rs.estimate, rs.sigma2
+        est_raw, se_standard = est, math.sqrt(2.0 * sigma2 * rs.focal_matched.sum()) / rs.focal_matched.sum()
+        slopes_c = slopes_t = pairs = None
+    else:
+        K, KK, focal_matched, S, est, est_raw, se_standard, sigma2, slopes_c, slopes_t, pairs = _pair_statistics(
+            directions, y, Z, tr, estimand, caliper)
     n_focal = n if estimand == "ate" else int(tr.sum())
     n_matched = int(focal_matched.sum())
-    if n_matched == 0:
-        raise _no_match_error(n_focal, caliper)
-
-    slopes_c = slopes_t = None
-    if Z is not None:
-        slopes_c = _wls_slopes(Z, y, np.where(~tr, K, 0.0))
-        slopes_t = _wls_slopes(Z, y, np.where(tr, K, 0.0)) if estimand == "ate" else np.zeros(Z.shape[1])
-
-    taus, ws = [], []
-    S = np.zeros(n)
-    raw = []
-    for f_in, c_in, w, ybar, zbar, is_treated_focal in parts:
-        sign = 1.0 if is_treated_focal else -1.0
-        tau = sign * (y[f_in] - y[c_in])
-        raw.append(tau)
-        if Z is not None:
-            # adjust the matched unit's outcome to the focal unit's covariates
-            slopes = slopes_c if is_treated_focal else slopes_t
-            tau = tau - sign * ((Z[f_in] - Z[c_in]) @ slopes)
-        taus.append(tau)
-        ws.append(w)
-        foc = np.unique(f_in)
-        s_i = sign * (y[foc] - ybar[foc])
-        if Z is not None:
-            s_i = s_i - sign * ((Z[foc] - zbar[foc]) @ slopes)
-        S[foc] = s_i
-    tau = np.concatenate(taus)
-    w = np.concatenate(ws)
-    sw = float(w.sum())
-    est = float(np.dot(w, tau) / sw)
-    raw = np.concatenate(raw)
-    est_raw = float(np.dot(w, raw) / sw)
-    se_standard = math.sqrt(float(np.dot(w, (raw - est_raw) ** 2))) / sw
-    sigma2 = 0.5 * float(np.dot(w, (tau - est) ** 2)) / sw
     if estimand == "ate":
         control_term = sigma2 * float(np.sum(K * K + 2.0 * K - KK))
         focal = np.ones(n, dtype=bool)
@@ -539,5 +528,5 @@ def match(
         n_dropped=int(dropped.size), dropped=dropped, match_weights=K, focal_matched=focal_matched,
         differences=differences, bias_coefficients=coefs, std_error_standard=se_standard, ties_broken=ties,
         contrasts=np.where(focal_matched, flip * S, 0.0),
-        pairs=tuple(np.concatenate([part[i] for part in parts]) for i in range(3)),
+        pairs=pairs, n_pairs=sum(int(mt.n_per_treated.sum()) for mt, _ in directions),
     )
