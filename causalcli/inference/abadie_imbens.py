@@ -21,13 +21,19 @@ def _nearest_in_arm(p: np.ndarray, arm: np.ndarray, L: int) -> np.ndarray:
     sidx, sp = idx[order], p[idx][order]
     n = sp.size
     L = min(L, n)
-    pos = np.searchsorted(sp, p)
+    # Units visited in score order: the binary searches and the gathers below then walk memory in
+    # order (on a million units several times faster than in data order); each row is computed alone.
+    by_p = np.argsort(p, kind="stable")
+    q = p[by_p]
+    pos = np.searchsorted(sp, q)
     win = pos[:, None] + np.arange(-L, L)
     inside = (win >= 0) & (win < n)
     wc = np.clip(win, 0, n - 1)
-    d = np.where(inside, np.abs(sp[wc] - p[:, None]), np.inf)
+    d = np.where(inside, np.abs(sp[wc] - q[:, None]), np.inf)
     pick = np.argsort(d, axis=1, kind="stable")[:, :L]
-    return sidx[np.take_along_axis(wc, pick, axis=1)]
+    out = np.empty((p.size, L), dtype=sidx.dtype)
+    out[by_p] = sidx[np.take_along_axis(wc, pick, axis=1)]
+    return out
 
 
 def ai2016_ate_variance_reduction(y: np.ndarray, treated: np.ndarray, X: np.ndarray, p: np.ndarray,
