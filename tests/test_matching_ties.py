@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from causalcli.designs.matching import nearest, runs
+from causalcli.study import run_study
 
 
 def _coarse(n: int = 2000, seed: int = 3, levels: int = 10):
@@ -69,3 +71,34 @@ def test_runs_are_exact_at_the_tolerance_boundary():
         d2 = (xs[c] - xs[tr[i]]) ** 2
         expected = np.sort(c[d2 <= np.sort(d2)[1] + 1e-5])
         np.testing.assert_array_equal(np.sort(c_sorted[lo[i]:lo[i] + cnt[i]]), expected)
+
+
+def test_heavy_ties_warn_and_count_the_matched_pairs(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 1500
+    x = rng.integers(0, 3, n).astype(float)  # a score with three distinct values
+    t = (rng.random(n) < 1.0 / (1.0 + np.exp(-(x - 1.5)))).astype(int)
+    y = x + t + rng.normal(size=n)
+    pd.DataFrame({"t": t, "y": y, "x": x}).to_csv(tmp_path / "ties.csv", index=False)
+    spec = {"version": 1, "data": {"path": str(tmp_path / "ties.csv")}, "treatment": "t", "outcome": "y",
+            "covariates": ["x"], "design": {"method": "matching", "estimand": "att"}, "refute": [], "seed": 0}
+    res = run_study(spec)
+    pairs = res.n["matched_pairs"]
+    assert pairs > 100 * t.sum()
+    # every treated unit is matched to all controls with its value of x
+    assert pairs == sum(int(((x == v) & (t == 1)).sum() * ((x == v) & (t == 0)).sum()) for v in (0, 1, 2))
+    warning = next(w for w in res.warnings if w.startswith("ties within the tolerance"))
+    assert str(pairs) in warning and "design.options.tolerance" in warning
+
+
+def test_no_tie_warning_when_matches_are_near_neighbors(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 400
+    x = rng.normal(size=n)
+    t = (rng.random(n) < 1.0 / (1.0 + np.exp(-x))).astype(int)
+    pd.DataFrame({"t": t, "y": x + t + rng.normal(size=n), "x": x}).to_csv(tmp_path / "a.csv", index=False)
+    spec = {"version": 1, "data": {"path": str(tmp_path / "a.csv")}, "treatment": "t", "outcome": "y",
+            "covariates": ["x"], "design": {"method": "matching", "estimand": "att"}, "refute": [], "seed": 0}
+    res = run_study(spec)
+    assert "matched_pairs" not in res.n
+    assert not any(w.startswith("ties within the tolerance") for w in res.warnings)

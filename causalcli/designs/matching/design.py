@@ -185,6 +185,18 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
                 f"{' and '.join(why)} dropped {m.n_dropped} of {m.n_focal} {units} with no match close enough "
                 f"({_ids(m.dropped)}); the estimate is the effect on the units that were matched"
             )
+        per_focal = m.n_pairs / max(m.n_focal_matched, 1)
+        if d.replace and per_focal > 2 * d.neighbors:
+            # R's ties = TRUE keeps every control within the tolerance of the k-th nearest: on large or
+            # coarse data that is many more than k, which changes the estimand's variance and the refuters' cost
+            n["matched_pairs"] = int(m.n_pairs)
+            warnings.append(
+                f"ties within the tolerance ({d.tolerance} on the squared standardised score) gave {m.n_pairs} "
+                f"matched pairs, {per_focal:.1f} matches per {focal_name} unit for neighbors: {d.neighbors}; "
+                "all tied matches share the weight (as R's Match with ties = TRUE). To match closer to "
+                f"{d.neighbors} per unit, lower design.options.tolerance (e.g. 1e-9), or add a continuous "
+                "covariate if the score takes few distinct values"
+            )
         if m.ties_broken:
             warnings.append(
                 f"without replacement, {m.ties_broken} units had more than {d.neighbors} candidate matches within "
