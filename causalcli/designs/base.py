@@ -82,6 +82,9 @@ class Design(ABC, Generic[Prepared]):
     ``run_study`` warns about covariates the set leaves out."""
     streams_data: ClassVar[bool] = False
     """True: the table stays a view over the file (aggregates computed in the engine), never a copy in memory."""
+    preload_modules: ClassVar[tuple[str, ...]] = ()
+    """Heavy modules ``fit`` imports (e.g. ``scipy.special``), imported in a background thread while
+    ``estimate`` loads the data (``runtime.preload``); ``validate`` never imports them."""
 
     # ---------------------------------------------------------------- what every family implements
     @abstractmethod

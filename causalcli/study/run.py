@@ -19,6 +19,7 @@ from causalcli.designs.base import refuse_unbuilt
 from causalcli.errors import CausalcliError
 from causalcli.graph import build_graph, check_nodes, identify
 from causalcli.result import Result
+from causalcli.runtime.preload import preload
 from causalcli.spec.loading import LoadedSpec
 from causalcli.study.load import as_loaded
 
@@ -35,7 +36,8 @@ class Prepared:
     identification: Any
 
 
-def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any = None) -> Prepared:
+def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any = None,
+                  warm: bool = False) -> Prepared:
     """Everything ``validate`` checks: spec, design keys, data, graph."""
     study = spec.study
     try:
@@ -45,6 +47,8 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any
         raise
     refuse_unbuilt(design, study, spec)
     design.check_spec(study, spec)
+    if warm:  # estimate, not validate: the fit's heavy imports run while the data load
+        preload(design.preload_modules)
     table = load_table(spec, stdin_bytes, lazy=design.streams_data, frame=frame)
     graph = None
     if study.graph is not None:  # the default graph needs neither networkx nor DoWhy
@@ -86,7 +90,7 @@ def run_study(
     seed = study.seed if seed is None else seed
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    prep = prepare_study(loaded, stdin_bytes, frame)
+    prep = prepare_study(loaded, stdin_bytes, frame, warm=True)
     design = prep.design
     data = design.prepare(study, prep.table, prep.identification, loaded)
     timing["load"] = time.perf_counter() - t0
