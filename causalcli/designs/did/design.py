@@ -51,7 +51,6 @@ __all__ = ["DidDesign", "PanelData"]
 class DidDesign(Design):
     name = "did"
     preload_modules = ("scipy.special",)  # t and chi-square tails of the headline and the pre-trend test
-    summary = "Difference-in-differences: 2x2, TWFE, event study, Callaway-Sant'Anna"
     estimators = ("twfe", "2x2", "callaway_santanna")
     estimands = ("att",)
     inference = ("crv1_fixest", "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher",

@@ -54,7 +54,6 @@ MAX_SEGMENT_LEVELS = 50
 
 class DmlDesign(Design):
     name = "dml"
-    summary = "Double machine learning through EconML: LinearDML and CausalForestDML, effects by segment"
     estimators = ("linear_dml", "causal_forest_dml")
     estimands = ("ate", "att")
     inference = tuple(INFERENCE.values())

@@ -101,7 +101,6 @@ def _columns(shape: "MetricShape") -> tuple[str, ...]:
 class ExperimentDesign(Design):
     name = "experiment"
     preload_modules = ("scipy.special",)  # Welch t and chi-square (SRM) tails
-    summary = "Randomised A/B/n experiment: Welch, delta method, CUPED, SRM, from DuckDB sufficient statistics"
     estimators = ("difference_in_means",)
     estimands = ("ate",)
     inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio")

@@ -73,7 +73,6 @@ class MatchingData:
 
 class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
     name = "matching"
-    summary = "Nearest-neighbour matching, with or without replacement (score or Mahalanobis; ATT, ATC, ATE)"
     estimators = ("psm_nearest",)
     estimands = ("att", "atc", "ate")
     inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity")

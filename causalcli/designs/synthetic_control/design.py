@@ -179,7 +179,6 @@ def _fit_extra(extra: dict[str, Any], units: tuple[str, ...]) -> dict[str, Any]:
 
 class SynthDesign(Design):
     name = "synthetic_control"
-    summary = "Synthetic control (Abadie-Diamond-Hainmueller) with placebo-in-space inference"
     estimators = ("synthetic_control", "augmented_synthetic_control_ridge")
     estimands = ("att",)
     inference = (INFERENCE, "conformal_cwz")

@@ -331,7 +331,6 @@ def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: in
 
 class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
     name = "weighting"
-    summary = "Inverse-probability (Hajek) and doubly robust (AIPW) weighting; ATE, ATT, ATC, overlap weights"
     estimators = ("ipw", "aipw")
     estimands = ("ate", "att", "atc")
     inference = ("influence_function", "robust_weights_known")
