@@ -3,7 +3,7 @@
 Each simulation draws from its own random stream, derived from the study seed,
 the refuter and the simulation number only, so the numbers are the same for a
 seed whatever ``--jobs`` is. Simulations run in parallel with joblib, in a few
-contiguous chunks per worker; a design's ``point`` recomputes only what the change
+chunks per worker (tasks dealt in turn); a design's ``point`` recomputes only what the change
 touches. How each refuter is judged lives in ``causalcli.checks.refutation``.
 """
 
@@ -87,15 +87,16 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
              for (name, opts), pl, size in zip(plan, enumerated, sizes) for sim in range(size)]
     n_jobs = min(resolve_jobs(jobs), len(tasks))
     # A few chunks per worker, so progress moves; each simulation's stream depends only
-    # on (seed, refuter, simulation), so chunking never changes a number.
+    # on (seed, refuter, simulation), so chunking never changes a number. Tasks are dealt
+    # to the chunks in turn, not cut into runs: a refuter that refits everything (dml's
+    # random_common_cause) then spreads over the workers instead of queuing in one chunk.
     n_chunks = 1 if n_jobs <= 1 else min(len(tasks), 4 * n_jobs)
-    bounds = np.linspace(0, len(tasks), n_chunks + 1).astype(int)
-    chunks = [tasks[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    values: list[float] = []
+    dealt = [list(range(c, len(tasks), n_chunks)) for c in range(n_chunks)]
+    values = [float("nan")] * len(tasks)
     with progress.task(f"{design.name}: refuting", len(tasks)) as advance:
         if n_jobs <= 1:
-            for task in tasks:
-                values.extend(_chunk(design, prepared, [task]))
+            for k, task in enumerate(tasks):
+                values[k] = _chunk(design, prepared, [task])[0]
                 advance(1)
         else:
             from joblib import Parallel, delayed
@@ -105,10 +106,13 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
             # second each, more than the simulations themselves here.
             # (The pool is kept across the rounds; one round of chunks per worker at a time.)
             with Parallel(n_jobs=n_jobs, backend="multiprocessing") as parallel:
-                for start in range(0, len(chunks), n_jobs):
-                    for part in parallel(delayed(_worker_chunk)(design, prepared, c)
-                                         for c in chunks[start:start + n_jobs]):
-                        values.extend(part)
+                for start in range(0, n_chunks, n_jobs):
+                    batch = dealt[start:start + n_jobs]
+                    parts = parallel(delayed(_worker_chunk)(design, prepared, [tasks[k] for k in idx])
+                                     for idx in batch)
+                    for idx, part in zip(batch, parts):
+                        for k, value in zip(idx, part):
+                            values[k] = value
                         advance(len(part))
     out: list[Refutation] = []
     i = 0
