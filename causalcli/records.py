@@ -61,6 +61,7 @@ class Refutation:
     detail: str
     simulations: int | None = None
     tested: str = ""
+    monte_carlo_se: float | None = None  # of p_value: how far more simulations could move it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +71,7 @@ class Refutation:
             "passed": self.passed,
             "detail": self.detail,
             "simulations": self.simulations,
+            "monte_carlo_se": clean_json(self.monte_carlo_se),
             "tested": self.tested,
         }
 

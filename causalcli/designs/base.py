@@ -72,9 +72,6 @@ class Design(ABC, Generic[Prepared]):
     """The papers and the peer implementation the design follows (``methods``)."""
     default_refuters: ClassVar[tuple[str, ...]] = ("placebo_treatment", "random_common_cause", "data_subset")
     """Refuters run when the spec has no ``refute:``; ``()`` runs none."""
-    default_simulations: ClassVar[dict[str, int]] = {}
-    """Simulations of a default refuter when the spec names none, where fewer than the refuter's option
-    default suffice (dml's fits are slow); refuters not listed keep their option default."""
     weights_built: ClassVar[bool] = True
     """False: a spec with ``weights`` is refused (exit 2) before any work (``refuse_unbuilt``)."""
     uses_adjustment_set: ClassVar[bool] = False

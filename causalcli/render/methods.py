@@ -13,8 +13,7 @@ def render_catalogue(cat: dict) -> str:
         lines.append(f"  {d['name']:<18} {d['summary']}")
         lines.append(f"      estimators: {', '.join(d['estimators'])}; estimands: {', '.join(d['estimands'])}; "
                      f"inference: {', '.join(d['inference'])}")
-        sims = d.get("default_simulations", {})
-        refs = ", ".join(n + (f" x {sims[n]}" if n in sims else "") for n in d["default_refuters"])
+        refs = ", ".join(d["default_refuters"])
         lines.append(f"      default refuters: {refs or 'none (randomised: nothing to refute)'}")
         for k, o in d.get("options", {}).items():
             lines.append(f"      options.{k} = {o['default']!r}: {o['help']}")
@@ -24,6 +23,7 @@ def render_catalogue(cat: dict) -> str:
         lines.append(f"  {r['name']:<20} {{{opts}}}")
         lines.append(f"      {r['tests']}")
         lines.append(f"      rule: {cat['refutation_rules'][r['name']]}")
+    lines.append(f"  how many simulations: {cat['refutation_budget']}")
     lines.append("thresholds (what fails a check):")
     for k, t in cat["thresholds"].items():
         lines.append(f"  {k:<18} {t['default']!s:<14} {t['help']}")

@@ -93,13 +93,19 @@ class Thresholds(_Strict):
         return v
 
 
+_AT_MOST = "At most this many: rounds stop once the verdict is settled (causalcli.checks.refutation.BUDGET)."
+_STOP_EARLY = "false: run every one of the simulations, settled or not."
+
+
 class SimulationOptions(_Strict):
-    simulations: int = Field(100, ge=1, le=100_000)
+    simulations: int = Field(100, ge=1, le=100_000, description=_AT_MOST)
+    stop_early: bool = Field(True, description=_STOP_EARLY)
 
 
 class SubsetOptions(_Strict):
     fraction: float = Field(0.8, gt=0, lt=1)
-    simulations: int = Field(100, ge=1, le=100_000)
+    simulations: int = Field(100, ge=1, le=100_000, description=_AT_MOST)
+    stop_early: bool = Field(True, description=_STOP_EARLY)
 
 
 class PlaceboTreatment(_Strict):
@@ -120,6 +126,7 @@ class PlaceboInTimeOptions(_Strict):
     simulations: int = Field(10, ge=1, le=1000, description="Fake starts, drawn at random from the eligible pre-periods; "
                              "when there are no more eligible starts than this, each is run once.")
     min_pre: int = Field(5, ge=2, description="Pre-periods a fake start must leave before it.")
+    stop_early: bool = Field(True, description=_STOP_EARLY)
 
 
 class LeaveOneDonorOutOptions(_Strict):
@@ -130,6 +137,10 @@ class LeaveOneDonorOutOptions(_Strict):
     @property
     def simulations(self) -> int:
         return 1
+
+    @property
+    def stop_early(self) -> bool:
+        return False  # one run covers every donor
 
 
 class PlaceboInTime(_Strict):

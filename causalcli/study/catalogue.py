@@ -5,7 +5,7 @@ Read from the registry and the spec models alone, so listing them imports no hea
 
 from __future__ import annotations
 
-from causalcli.checks.refutation import RULES, TESTED
+from causalcli.checks.refutation import BUDGET, RULES, TESTED
 from causalcli.designs import families, get_design
 from causalcli.spec.models import REFUTER_MODELS, Thresholds, refuter_options
 
@@ -19,7 +19,6 @@ def catalogue() -> dict:
             design = get_design(name)
             d.update(estimators=list(design.estimators), estimands=list(design.estimands),
                      inference=list(design.inference), default_refuters=list(design.default_refuters),
-                     default_simulations=dict(design.default_simulations),
                      reference=design.reference)
             options_field = entry.spec.model_fields.get("options")
             factory = options_field.default_factory if options_field is not None else None
@@ -36,4 +35,4 @@ def catalogue() -> dict:
     thresholds = {k: {"default": v, "help": Thresholds.model_fields[k].description}
                   for k, v in Thresholds().model_dump().items()}
     return {"designs": designs, "refuters": refuters, "thresholds": thresholds,
-            "refutation_rules": dict(RULES)}
+            "refutation_rules": dict(RULES), "refutation_budget": BUDGET}

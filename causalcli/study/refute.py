@@ -2,18 +2,23 @@
 
 Each simulation draws from its own random stream, derived from the study seed,
 the refuter and the simulation number only, so the numbers are the same for a
-seed whatever ``--jobs`` is. Simulations run in parallel with joblib, in a few
-chunks per worker (tasks dealt in turn); a design's ``point`` recomputes only what the change
-touches. How each refuter is judged lives in ``causalcli.checks.refutation``.
+seed whatever ``--jobs`` is. Simulations run in rounds (``causalcli.checks.refutation.BUDGET``:
+a refuter stops once its verdict is settled); whether to stop depends on the values alone,
+so the number of simulations is deterministic too. Within a round they run in parallel with
+joblib, in a few chunks per worker (tasks dealt in turn); a design's ``point`` recomputes only
+what the change touches. How each refuter is judged lives in ``causalcli.checks.refutation``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from causalcli.checks.refutation import round_size, settled
 from causalcli.errors import CausalcliError
 from causalcli.records import Estimate, Refutation
 from causalcli.runtime import progress
@@ -28,14 +33,8 @@ REFUTER_IDS = {name: i for i, name in enumerate(REFUTERS)}
 
 
 def default_refuters(design: "Design") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    sims = design.default_simulations  # a design may run fewer by default (e.g. dml)
-    for name in design.default_refuters:
-        opts = refuter_options(REFUTER_MODELS[name]())  # each refuter's own option defaults
-        if name in sims:
-            opts = opts.model_copy(update={"simulations": sims[name]})
-        out.append((name, opts))
-    return out
+    """The design's default refuters with each refuter's own option defaults (one budget rule for all)."""
+    return [(name, refuter_options(REFUTER_MODELS[name]())) for name in design.default_refuters]
 
 
 def planned_refuters(study: "Study", design: "Design") -> list[tuple[str, Any]]:
@@ -77,53 +76,92 @@ def _worker_chunk(design: "Design", prepared: Any, tasks: list[tuple[str, Any, i
 
 def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Estimate, seed: int,
                  jobs: int | None = None) -> list[Refutation]:
+    """Every planned refuter, in rounds (``BUDGET``): each round runs the next simulations of the
+    refuters not yet settled, all refuters' tasks together on the workers."""
     plan = planned_refuters(study, design)
     if not plan:
         return []
+    alpha = study.thresholds.alpha
     # fewer distinct placebos than simulations (three possible fake starts, say): each runs once, no draws
     enumerated = [design.distinct_placebos(prepared, name, opts) for name, opts in plan]
-    sizes = [opts.simulations if pl is None else len(pl) for (_, opts), pl in zip(plan, enumerated)]
-    tasks = [(name, opts, seed, sim, None if pl is None else pl[sim])
-             for (name, opts), pl, size in zip(plan, enumerated, sizes) for sim in range(size)]
-    n_jobs = min(resolve_jobs(jobs), len(tasks))
-    # A few chunks per worker, so progress moves; each simulation's stream depends only
-    # on (seed, refuter, simulation), so chunking never changes a number. Tasks are dealt
-    # to the chunks in turn, not cut into runs: a refuter that refits everything (dml's
-    # random_common_cause) then spreads over the workers instead of queuing in one chunk.
-    n_chunks = 1 if n_jobs <= 1 else min(len(tasks), 4 * n_jobs)
-    dealt = [list(range(c, len(tasks), n_chunks)) for c in range(n_chunks)]
-    values = [float("nan")] * len(tasks)
-    with progress.task(f"{design.name}: refuting", len(tasks)) as advance:
-        if n_jobs <= 1:
-            for k, task in enumerate(tasks):
-                values[k] = _chunk(design, prepared, [task])[0]
-                advance(1)
-        else:
-            from joblib import Parallel, delayed
-
-            # Forked workers (joblib's multiprocessing backend) start in milliseconds with
-            # every module already loaded; loky's fresh interpreters cost about half a
-            # second each, more than the simulations themselves here.
-            # (The pool is kept across the rounds; one round of chunks per worker at a time.)
-            with Parallel(n_jobs=n_jobs, backend="multiprocessing") as parallel:
-                for start in range(0, n_chunks, n_jobs):
-                    batch = dealt[start:start + n_jobs]
-                    parts = parallel(delayed(_worker_chunk)(design, prepared, [tasks[k] for k in idx])
-                                     for idx in batch)
-                    for idx, part in zip(batch, parts):
-                        for k, value in zip(idx, part):
-                            values[k] = value
-                        advance(len(part))
+    caps = [opts.simulations if pl is None else len(pl) for (_, opts), pl in zip(plan, enumerated)]
+    # an enumerated list is the whole population: one round, nothing to stop early
+    rounds = [cap if pl is not None or not opts.stop_early else min(cap, round_size(name, alpha))
+              for (name, opts), pl, cap in zip(plan, enumerated, caps)]
+    values: list[list[float]] = [[] for _ in plan]
+    active = list(range(len(plan)))
+    n_jobs = resolve_jobs(jobs)
+    with progress.task(f"{design.name}: refuting", sum(caps)) as advance, _pool(n_jobs) as parallel:
+        while active:
+            tasks, owner = [], []
+            for r in active:
+                (name, opts), pl = plan[r], enumerated[r]
+                start = len(values[r])
+                for sim in range(start, min(caps[r], start + rounds[r])):
+                    tasks.append((name, opts, seed, sim, None if pl is None else pl[sim]))
+                    owner.append(r)
+            for r, value in zip(owner, _run_tasks(design, prepared, tasks, parallel, advance)):
+                values[r].append(value)
+            still = []
+            for r in active:
+                name, opts = plan[r]
+                done = len(values[r])
+                if done < caps[r] and not (opts.stop_early and settled(name, np.asarray(values[r]), estimate, alpha)):
+                    still.append(r)
+                else:
+                    advance(caps[r] - done)  # the bar counts the simulations a settled refuter skipped
+            active = still
     out: list[Refutation] = []
-    i = 0
-    for (name, opts), pl, size in zip(plan, enumerated, sizes):
-        sims = np.asarray(values[i:i + size], dtype=float)
-        i += size
-        r = design.summarise_refuter(name, sims, estimate, study.thresholds.alpha)
+    for (name, opts), pl, sims in zip(plan, enumerated, values):
+        r = design.summarise_refuter(name, np.asarray(sims, dtype=float), estimate, alpha)
         if pl is not None:
             noun = _PLACEBO_NOUN.get(name, "placebos")
-            r = replace(r, detail=f"{r.detail}; the data allow only {size} distinct {noun}, no more than the "
-                                  f"{opts.simulations} simulations asked for: each was run once (none drawn at "
-                                  f"random), so p moves in steps of 1/{size + 1} and more simulations cannot lower it")
+            r = replace(r, monte_carlo_se=0.0,  # every placebo ran: p is exact, no Monte Carlo error
+                        detail=f"{r.detail}; the data allow only {len(pl)} distinct {noun}, no more than the "
+                               f"{opts.simulations} simulations asked for: each was run once (none drawn at "
+                               f"random), so p moves in steps of 1/{len(pl) + 1} and more simulations cannot lower it")
+        elif len(sims) < opts.simulations:
+            r = replace(r, detail=f"{r.detail}; settled after {len(sims)} of at most {opts.simulations} simulations")
         out.append(r)
     return out
+
+
+@contextmanager
+def _pool(n_jobs: int) -> Iterator[Any]:
+    """joblib's pool, kept across the rounds; None on one job."""
+    if n_jobs <= 1:
+        yield None
+        return
+    from joblib import Parallel
+
+    # Forked workers (joblib's multiprocessing backend) start in milliseconds with every
+    # module already loaded; loky's fresh interpreters cost about half a second each.
+    with Parallel(n_jobs=n_jobs, backend="multiprocessing") as parallel:
+        yield parallel
+
+
+def _run_tasks(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int, int, Any]], parallel: Any,
+               advance: Any) -> list[float]:
+    """One round's simulations, in order. Each simulation's stream depends only on (seed,
+    refuter, simulation), so how the tasks are split never changes a number. Tasks are dealt
+    to a few chunks per worker in turn (so progress moves, and a refuter whose simulations
+    refit everything spreads over the workers instead of queuing in one chunk)."""
+    values = [float("nan")] * len(tasks)
+    if parallel is None or len(tasks) <= 1:
+        for k, task in enumerate(tasks):
+            values[k] = _chunk(design, prepared, [task])[0]
+            advance(1)
+        return values
+    from joblib import delayed
+
+    n_jobs = parallel.n_jobs
+    n_chunks = min(len(tasks), 4 * n_jobs)
+    dealt = [list(range(c, len(tasks), n_chunks)) for c in range(n_chunks)]
+    for start in range(0, n_chunks, n_jobs):
+        batch = dealt[start:start + n_jobs]
+        parts = parallel(delayed(_worker_chunk)(design, prepared, [tasks[k] for k in idx]) for idx in batch)
+        for idx, part in zip(batch, parts):
+            for k, value in zip(idx, part):
+                values[k] = value
+            advance(len(part))
+    return values

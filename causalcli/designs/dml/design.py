@@ -59,7 +59,6 @@ class DmlDesign(Design):
     inference = tuple(INFERENCE.values())
     # Refuters reuse the cross-fitted residuals (placebo_treatment, data_subset) or the folds
     # (random_common_cause refits the nuisance models), so fewer simulations suffice by default.
-    default_simulations = {"placebo_treatment": 20, "random_common_cause": 5, "data_subset": 20}
     reference = ("Chernozhukov et al. (2018), Econometrics Journal; Athey, Tibshirani and Wager (2019), "
                  "Annals of Statistics; EconML (py-why)")
     weights_built = False

@@ -45,8 +45,11 @@ def match_runs(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: np.
     c_idx_sorted = c_idx[order]
     cs = xs[c_idx_sorted]
     co = score[c_idx_sorted]
-    a = xs[tr_idx]
-    r = score[tr_idx]
+    # Focal units in score order too: searchsorted and the gathers below then walk the sorted
+    # candidates forwards (several times faster on a million rows); results go back to input order.
+    focal_order = np.argsort(score[tr_idx], kind="stable")
+    a = xs[tr_idx[focal_order]]
+    r = score[tr_idx[focal_order]]
     nc = cs.size
 
     # The m nearest eligible candidates lie within m positions either side of
@@ -87,7 +90,9 @@ def match_runs(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: np.
     start = _first_true(lo, np.clip(p, lo, np.maximum(hi, lo)), good, want=True)
     end = _first_true(np.clip(p, lo, np.maximum(hi, lo)), np.maximum(hi, lo), good, want=False)
     cnt = np.where(kept, np.maximum(end - start, 0), 0)
-    return c_idx_sorted, start, cnt
+    start_in, cnt_in = np.empty_like(start), np.empty_like(cnt)
+    start_in[focal_order], cnt_in[focal_order] = start, cnt
+    return c_idx_sorted, start_in, cnt_in
 
 
 def _first_true(lo: np.ndarray, hi: np.ndarray, good, want: bool) -> np.ndarray:

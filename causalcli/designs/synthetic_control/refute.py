@@ -82,7 +82,7 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
     if ok.size == 0:
         return Refutation(name, None, None, None, f"no refit could be estimated{note}", total, TESTED[name])
     if name == "placebo_in_time":
-        from causalcli.checks.refutation import permutation_verdict
+        from causalcli.checks.refutation import permutation_verdict, placebo_monte_carlo_se
 
         extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
         p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "fake starts")
@@ -93,7 +93,8 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
                      if passed is False else "no fake start gave an effect as large, but there are too few of them "
                                              "to test at alpha")
                   + note)
-        return Refutation(name, float(ok.mean()), p, passed, detail, total, TESTED[name])
+        return Refutation(name, float(ok.mean()), p, passed, detail, total, TESTED[name],
+                          placebo_monte_carlo_se(p, int(ok.size)))
     if name == "leave_one_donor_out":
         weakest = float(ok[0])
         passed = bool(np.sign(weakest) == np.sign(est) and weakest != 0)

@@ -1,0 +1,141 @@
+"""One refuter budget for every design (issue 15, point 3): simulations run in rounds and stop once the
+verdict is settled (``causalcli.checks.refutation.BUDGET``), deterministically for a seed."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from causalcli.checks.refutation import BUDGET, clopper_pearson, round_size, settled, summarise
+from causalcli.records import Estimate
+from causalcli.study.run import run_study
+from tests.conftest import invoke
+
+ROOT = Path(__file__).resolve().parents[1]
+EST = Estimate(value=1.0, std_error=0.2, ci_lower=0.6, ci_upper=1.4, conf_level=0.95, p_value=0.001,
+               inference="analytic")
+
+
+@pytest.mark.parametrize("x,k", [(0, 19), (0, 76), (3, 19), (5, 100), (19, 19), (40, 57)])
+def test_clopper_pearson_equals_statsmodels(x, k):
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(x, k, alpha=0.05, method="beta")
+    ours = clopper_pearson(x, k, 0.95)
+    assert ours == pytest.approx((float(low), float(high)), abs=1e-12)
+
+
+def test_rounds_are_the_fewest_that_can_reach_alpha():
+    assert round_size("placebo_treatment", 0.05) == 19
+    assert round_size("placebo_in_time", 0.05) == 19
+    assert round_size("placebo_treatment", 0.01) == 99
+    assert round_size("placebo_treatment", 0.1) == 9
+    assert round_size("random_common_cause", 0.05) == round_size("data_subset", 0.05) == 5
+
+
+@pytest.mark.parametrize("extreme,k,expected", [
+    (0, 19, False),   # p = 0.05, but the chance of a placebo as large could still be 0.18
+    (0, 57, False),   # the 95% interval still reaches 0.0627
+    (0, 72, True),    # the first k whose interval lies below 0.05: a clean pass needs 4 rounds of 19
+    (5, 19, True),    # five placebos as large in nineteen: failing is settled after one round
+    (2, 100, False),  # near alpha: every simulation runs
+])
+def test_placebo_settles_when_the_interval_leaves_alpha(extreme, k, expected):
+    sims = np.concatenate([np.full(extreme, 2.0), np.zeros(k - extreme)])
+    assert settled("placebo_treatment", sims, EST, 0.05) is expected
+    low, high = clopper_pearson(extreme, k, 0.95)
+    assert expected == (high < 0.05 or low > 0.05)
+
+
+def test_stability_settles_when_the_monte_carlo_band_clears_the_critical_value():
+    rng = np.random.default_rng(0)
+    still = EST.value + 0.01 * rng.standard_normal(5)  # moves by 0.05 SE: a settled pass
+    assert settled("random_common_cause", still, EST, 0.05)
+    far = EST.value + 1.0 + 0.01 * rng.standard_normal(5)  # 5 SE away: a settled failure
+    assert settled("data_subset", far, EST, 0.05)
+    # a shift of 1.9 SE with a wide spread: the band straddles 1.96, run more
+    edge = EST.value + 0.38 + 0.2 * np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    assert not settled("data_subset", edge, EST, 0.05)
+    assert not settled("data_subset", still[:1], EST, 0.05)  # one value has no spread
+
+
+def test_monte_carlo_standard_errors():
+    placebo = summarise("placebo_treatment", np.r_[np.full(3, 2.0), np.zeros(96)], EST, 0.05)
+    assert placebo.p_value == pytest.approx(4 / 100)
+    assert placebo.monte_carlo_se == pytest.approx(math.sqrt(0.04 * 0.96 / 99))
+    sims = EST.value + 0.05 * np.array([-1.0, 0.0, 1.0, 2.0, 3.0])
+    stable = summarise("random_common_cause", sims, EST, 0.05)
+    z = (sims.mean() - EST.value) / EST.std_error
+    mc_z = sims.std(ddof=1) / (EST.std_error * math.sqrt(sims.size))
+    phi = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    assert stable.monte_carlo_se == pytest.approx(2 * phi * mc_z)
+    assert "Monte Carlo SE" in stable.detail and "Monte Carlo SE" in placebo.detail
+    # a finite-difference check of the delta method
+    h = 1e-6
+    from causalcli.inference.distributions import normal_two_sided_p
+    slope = (normal_two_sided_p(z + h) - normal_two_sided_p(z - h)) / (2 * h)
+    assert abs(slope) * mc_z == pytest.approx(stable.monte_carlo_se, rel=1e-6)
+
+
+def _frame(n: int = 600, effect: float = 3.0):
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    t = (rng.uniform(size=n) < 1 / (1 + np.exp(-(0.7 * x1 - 0.4 * x2)))).astype(int)
+    y = effect * t + 2 * x1 + x2 + rng.normal(size=n)
+    return pd.DataFrame({"t": t, "y": y, "x1": x1, "x2": x2})
+
+
+def _spec(tmp_path, frame, refute=None):
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    spec = {"version": 1, "data": {"path": str(path)}, "treatment": "t", "outcome": "y", "covariates": ["x1", "x2"],
+            "design": {"method": "weighting"}}
+    if refute is not None:
+        spec["refute"] = refute
+    return spec
+
+
+def test_default_refuters_stop_when_settled_and_say_so(tmp_path):
+    """A clear effect: no placebo comes near it, so the placebo test stops after four rounds of 19; the
+    stability tests after one round of 5. Serial and parallel runs give the same numbers and counts."""
+    spec = _spec(tmp_path, _frame())
+    serial = run_study(spec, jobs=1)
+    counts = {r.name: r.simulations for r in serial.refutations}
+    assert counts == {"placebo_treatment": 76, "random_common_cause": 5, "data_subset": 5}
+    for r in serial.refutations:
+        assert r.passed is True
+        assert f"settled after {r.simulations} of at most 100 simulations" in r.detail
+        assert r.monte_carlo_se is not None and r.monte_carlo_se >= 0
+    parallel = run_study(spec, jobs=2)
+    assert [r.to_dict() for r in parallel.refutations] == [r.to_dict() for r in serial.refutations]
+
+
+def test_no_effect_fails_the_placebo_test_after_one_round(tmp_path):
+    spec = _spec(tmp_path, _frame(effect=0.0), refute=[{"placebo_treatment": {}}])
+    placebo = run_study(spec, jobs=1).refutations[0]
+    assert placebo.passed is False
+    assert placebo.simulations == 19
+
+
+def test_stop_early_false_runs_every_simulation(tmp_path):
+    spec = _spec(tmp_path, _frame(), refute=[{"placebo_treatment": {"simulations": 30, "stop_early": False}},
+                                             {"data_subset": {"simulations": 12, "stop_early": False}}])
+    out = run_study(spec, jobs=1).refutations
+    assert [r.simulations for r in out] == [30, 12]
+    assert not any("settled after" in r.detail for r in out)
+    # the first simulations are the same draws whether or not the run stops early
+    early = run_study(_spec(tmp_path, _frame(), refute=[{"data_subset": {"simulations": 12}}]), jobs=1)
+    assert early.refutations[0].simulations == 5
+
+
+def test_methods_and_docs_state_the_budget(runner):
+    text = invoke(runner, ["methods"]).stdout
+    assert f"how many simulations: {BUDGET}" in text
+    assert json.loads(invoke(runner, ["methods", "--format", "json"]).stdout)["refutation_budget"] == BUDGET
+    assert BUDGET in " ".join((ROOT / "README.md").read_text().split())
