@@ -32,10 +32,9 @@ import numpy as np
 from common import BIN, ROOT, row, time_process, verdict
 
 
-def make_twfe(path: Path) -> None:
+def make_twfe(path: Path, units: int = 100_000, periods: int = 10) -> None:
     import pandas as pd
 
-    units, periods = 100_000, 10
     rng = np.random.default_rng(0)
     g = rng.choice([0, 4, 6, 8], size=units)
     unit = np.repeat(np.arange(units), periods)
