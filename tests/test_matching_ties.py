@@ -102,3 +102,17 @@ def test_no_tie_warning_when_matches_are_near_neighbors(tmp_path):
     res = run_study(spec)
     assert "matched_pairs" not in res.n
     assert not any(w.startswith("ties within the tolerance") for w in res.warnings)
+
+
+@pytest.mark.parametrize("levels", [3, 50, 10**9])
+def test_stable_argsort_equals_numpy_stable_sort(levels):
+    """The fast sort that orders the candidates gives exactly numpy's stable order, ties included."""
+    from causalcli.designs.matching.runs import stable_argsort
+
+    rng = np.random.default_rng(levels)
+    values = rng.integers(0, levels, 20_000).astype(np.float64) / 7.0
+    values[::97] = -0.0  # equal to 0.0 for a sort
+    values[::89] = 0.0
+    assert np.array_equal(stable_argsort(values), np.argsort(values, kind="stable"))
+    smooth = rng.normal(size=5_000)
+    assert np.array_equal(stable_argsort(smooth), np.argsort(smooth, kind="stable"))
