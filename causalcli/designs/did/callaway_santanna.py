@@ -45,7 +45,7 @@ class GroupTime:
     group: np.ndarray   # cohort period index per cell
     time: np.ndarray    # period index per cell
     att: np.ndarray
-    inf: np.ndarray     # n_units x cells (already scaled by n / n_gt)
+    inf: np.ndarray | None  # n_units x cells (already scaled by n / n_gt); None: the values alone (refuters)
     n: int
     w: np.ndarray       # unit weights (mean 1)
     g_unit: np.ndarray  # unit cohort index (-1 never)
@@ -178,7 +178,7 @@ def drdid_panel(dy: np.ndarray, D: np.ndarray, Z: np.ndarray, w: np.ndarray, met
 
 
 def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, control: str, method: str,
-               closed_form: bool = True, base_period: str = "varying") -> GroupTime:
+               closed_form: bool = True, base_period: str = "varying", with_inf: bool = True) -> GroupTime:
     """ATT(g,t) and their influence functions (units x cells) for every cohort g and period t.
 
     Without covariates the three methods coincide: the propensity score is the treated share and the
@@ -214,7 +214,7 @@ def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, contr
     if not cells:
         raise EstimationError("no group-time comparison has control units; try control_group: not_yet_treated")
     if closed_form and X.shape[2] == 0:
-        fast = _group_time_means(Y, wn, g, cells)
+        fast = _group_time_means(Y, wn, g, cells, with_inf=with_inf)
         if fast is not None:
             atts, inf = fast
             return GroupTime(np.asarray([x[0] for x in cells]), np.asarray([x[1] for x in cells]), atts, inf, N,
@@ -235,7 +235,7 @@ def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, contr
 
 
 def _group_time_means(Y: np.ndarray, w: np.ndarray, g: np.ndarray, cells: list,
-                      chunk: int = 32) -> tuple[np.ndarray, np.ndarray] | None:
+                      chunk: int = 32, with_inf: bool = True) -> tuple[np.ndarray, np.ndarray | None] | None:
     """ATT(g,t) = treated minus control weighted mean change, and the influence functions, for all cells.
 
     IF_i = N [w_i D_i (dy_i - m_t) / sum(w D) - w_i C_i (dy_i - m_c) / sum(w C)], which is what DRDID's
@@ -245,7 +245,7 @@ def _group_time_means(Y: np.ndarray, w: np.ndarray, g: np.ndarray, cells: list,
     N = Y.shape[0]
     K = len(cells)
     atts = np.empty(K)
-    inf = np.empty((N, K))
+    inf = np.empty((N, K)) if with_inf else None
     for a in range(0, K, chunk):
         part = cells[a:a + chunk]
         dy = Y[:, [c for _, c, _, _ in part]] - Y[:, [b for _, _, b, _ in part]]
@@ -257,7 +257,8 @@ def _group_time_means(Y: np.ndarray, w: np.ndarray, g: np.ndarray, cells: list,
         mt = (wt * dy).sum(axis=0) / st
         mc = (wc * dy).sum(axis=0) / sc
         atts[a:a + len(part)] = mt - mc
-        inf[:, a:a + len(part)] = N * (wt * (dy - mt) / st - wc * (dy - mc) / sc)
+        if with_inf:  # a refuter's point estimate needs the ATT(g,t) alone
+            inf[:, a:a + len(part)] = N * (wt * (dy - mt) / st - wc * (dy - mc) / sc)
     return atts, inf
 
 
@@ -279,6 +280,8 @@ def _wif(keep: np.ndarray, pg: np.ndarray, w: np.ndarray, G: np.ndarray, group: 
 def _agg(gt: GroupTime, keep: np.ndarray, pg: np.ndarray, with_wif: bool = True) -> tuple[float, np.ndarray]:
     wts = pg[keep] / pg[keep].sum()
     value = float(gt.att[keep] @ wts)
+    if gt.inf is None:  # the value alone (refuters)
+        return value, None
     inf = gt.inf[:, keep] @ wts
     if with_wif:
         inf = inf + _wif(keep, pg, gt.w, gt.g_unit, gt.group) @ gt.att[keep]
@@ -301,16 +304,17 @@ def aggregate(gt: GroupTime, times: np.ndarray, labels: tuple[str, ...] | None =
     for gi in glist:
         keep = np.flatnonzero((gt.group == gi) & (gt.group <= gt.time))
         val = float(gt.att[keep].mean())
-        inf_g = gt.inf[:, keep] @ (pg[keep] / pg[keep].sum())
+        inf_g = None if gt.inf is None else gt.inf[:, keep] @ (pg[keep] / pg[keep].sum())
         els.append((f"group={period_text(times[gi], labels)}", val, inf_g))
         infs_g.append(inf_g)
         vals_g.append(val)
     pgg = np.array([pg_group[gi] for gi in glist])
     vals_g = np.asarray(vals_g)
-    G_inf = np.column_stack(infs_g)
     value = float(vals_g @ (pgg / pgg.sum()))
-    wif = _wif(np.arange(glist.size), pgg, gt.w, gt.g_unit, glist)
-    inf = G_inf @ (pgg / pgg.sum()) + wif @ vals_g
+    inf = None
+    if gt.inf is not None:
+        wif = _wif(np.arange(glist.size), pgg, gt.w, gt.g_unit, glist)
+        inf = np.column_stack(infs_g) @ (pgg / pgg.sum()) + wif @ vals_g
     out["group"] = {"overall": (value, inf), "elements": els}
     # dynamic
     e_all = times[gt.time] - times[gt.group]
@@ -324,9 +328,8 @@ def aggregate(gt: GroupTime, times: np.ndarray, labels: tuple[str, ...] | None =
         es.append(float(e))
     es_arr = np.asarray(es)
     pos = es_arr >= 0
-    E = np.column_stack(infs_e)
     value = float(np.mean(np.asarray(vals_e)[pos]))
-    inf = E[:, pos].mean(axis=1)
+    inf = None if gt.inf is None else np.column_stack(infs_e)[:, pos].mean(axis=1)
     out["dynamic"] = {"overall": (value, inf), "elements": els, "event_times": es}
     # calendar
     tlist = np.unique(gt.time)
@@ -339,7 +342,7 @@ def aggregate(gt: GroupTime, times: np.ndarray, labels: tuple[str, ...] | None =
         vals_t.append(val)
         infs_t.append(inf_t)
     value = float(np.mean(vals_t))
-    inf = np.column_stack(infs_t).mean(axis=1)
+    inf = None if gt.inf is None else np.column_stack(infs_t).mean(axis=1)
     out["calendar"] = {"overall": (value, inf), "elements": els}
     return out
 
@@ -364,19 +367,20 @@ def pretest(gt: GroupTime) -> dict[str, Any] | None:
             "distribution": f"chi2({pre.size})", "test": "Wald on the pre-treatment ATT(g,t), as R did::att_gt"}
 
 
-def run_cs(p: "PanelData", g: np.ndarray | None = None):
+def run_cs(p: "PanelData", g: np.ndarray | None = None, with_inf: bool = True):
     if g is not None and g is not p.g:
         p = replace(p, g=g)
     Y, X, w, gu, units, dropped = wide(p)
     if Y.shape[0] < 2:
         raise EstimationError("no unit is observed in every period; Callaway-Sant'Anna (panel) needs a balanced panel")
-    gt = group_time(Y, X, w, gu, p.options.control_group, p.options.method, base_period=p.options.base_period)
+    gt = group_time(Y, X, w, gu, p.options.control_group, p.options.method, base_period=p.options.base_period,
+                    with_inf=with_inf)
     return gt, dropped
 
 
 def point_cs(p: "PanelData", treatment: np.ndarray) -> float:
     """The headline aggregation with cohorts ``treatment`` (refuters, randomization inference)."""
-    gt, _ = run_cs(p, treatment)
+    gt, _ = run_cs(p, treatment, with_inf=False)
     agg = aggregate(gt, p.times, p.time_labels)
     return agg[p.options.aggregation]["overall"][0]
 
