@@ -2,18 +2,18 @@
 
 The data are generated here at run time (``bench/out/experiment_<rows>.parquet``, not
 committed; ``BENCH_EXPERIMENT_ROWS`` changes the size). Both tools run as fresh
-processes (imports included) on the same file; wall time and the peak resident
-memory of the whole process (``wait4``'s ``ru_maxrss``) are measured. Targets
-(issue 8): no more than 1.5x tea-tasting's time, peak RSS under 1 GiB, the same
-numbers as tea-tasting (1e-6) and, on a 1,000,000-row sample, the same numbers as
-an in-memory numpy two-pass computation (1e-9).
+processes (imports included) on the same file, alternately, twice each; the best of
+the two wall times and the peak resident memory of the whole process (``wait4``'s
+``ru_maxrss``) are reported, with the load average before and after (the machine may be
+shared). Targets (issue 15, point 4): no slower than tea-tasting, peak RSS under 1 GiB,
+the same numbers as tea-tasting (1e-6) and, on a 1,000,000-row sample, the same numbers
+as an in-memory numpy two-pass computation (1e-9).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -98,6 +98,14 @@ def run_rss(argv: list[str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 2**20, out
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages (Linux), as ``/proc/loadavg`` gives them."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def in_memory_check(path: Path) -> float:
     """Largest relative gap between causalcli on a 1M-row Parquet sample and numpy two-pass formulas."""
     import numpy as np
@@ -140,11 +148,13 @@ def main() -> None:
     ours_cmd = [str(BIN / "causalcli"), "estimate", spec_path, "--format", "json", "--quiet"]
     peer_cmd = [sys.executable, "-c", PEER, str(path)]
     ours_runs, peer_runs = [], []
+    load_before = load_average()
     for _ in range(2):  # alternate, so load from other work on the machine hits both alike
         ours_runs.append(run_rss(ours_cmd))
         peer_runs.append(run_rss(peer_cmd))
-    ours_t = statistics.median(r[0] for r in ours_runs)
-    peer_t = statistics.median(r[0] for r in peer_runs)
+    load_after = load_average()
+    ours_t = min(r[0] for r in ours_runs)  # best of two: the run least disturbed by other work
+    peer_t = min(r[0] for r in peer_runs)
     ours_rss = max(r[1] for r in ours_runs)
     peer_rss = max(r[1] for r in peer_runs)
     result = json.loads(ours_runs[-1][2])
@@ -156,12 +166,16 @@ def main() -> None:
         for ours_key, peer_key in (("value", "effect_size"), ("ci_lower", "effect_size_ci_lower"),
                                    ("ci_upper", "effect_size_ci_upper")):
             gaps.append(abs(a[ours_key] - p[peer_key]) / abs(p[peer_key]))
+    sums = result["diagnostics"]["sufficient_statistics"]
     row(f"causalcli estimate ({ROWS:,} rows, CUPED mean + ratio)", ours_t,
-        f"peak RSS {ours_rss:.2f} GiB, passes {result['diagnostics']['sufficient_statistics']['passes']}")
+        f"peak RSS {ours_rss:.2f} GiB, passes {sums['passes']}, {sums['summation'].split(' (')[0]}")
     row("tea-tasting 1.14 via Ibis + DuckDB (same file, same metrics)", peer_t, f"peak RSS {peer_rss:.2f} GiB")
     ratio = ours_t / peer_t
+    print(f"  best of two fresh processes each; runs {', '.join(f'{r[0]:.2f}' for r in ours_runs)} s against "
+          f"{', '.join(f'{r[0]:.2f}' for r in peer_runs)} s; load average {load_before} before, {load_after} after",
+          flush=True)
     print(f"  ratio causalcli / tea-tasting: {ratio:.2f}x", flush=True)
-    verdict(ratio <= 1.5, f"no more than 1.5x tea-tasting's time ({ratio:.2f}x)")
+    verdict(ratio <= 1.0, f"no slower than tea-tasting ({ratio:.2f}x)")
     verdict(ours_rss < 1.0, f"peak RSS of the whole process under 1 GiB ({ours_rss:.2f} GiB)")
     verdict(max(gaps) <= 1e-6, f"same effects and intervals as tea-tasting to 1e-6 (max gap {max(gaps):.1e})")
     gap = in_memory_check(path)

@@ -184,7 +184,8 @@ class ExperimentDesign(Design):
                     if table.types[c].upper() in INTEGER_TYPES}
         time = study.design.time
         stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
-                                   opts.cap_quantile, capped, int_cols, period=time)
+                                   opts.cap_quantile, capped, int_cols, period=time,
+                                   parquet=_file_as_read(study, table, spec))
         if time is not None and len(stats.periods) > MAX_PERIODS:
             raise DataError(f"time column {time!r} has {len(stats.periods):,} distinct periods; the cumulative effect "
                             f"is reported per period (at most {MAX_PERIODS:,}): give a date or a day number, not a "
@@ -326,7 +327,7 @@ class ExperimentDesign(Design):
             "caps": stats.caps or None,
             "sufficient_statistics": {
                 "passes": stats.passes + (1 if stats.caps else 0),
-                "summation": "exact fixed-point sums of centred terms (order-independent)",
+                "summation": stats.summation,
                 "complete_cases_by_metric": stats.complete_cases_by_metric,
                 "centres": stats.centres,
             },
@@ -339,6 +340,16 @@ class ExperimentDesign(Design):
 
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
         raise SpecError("refuters do not apply to randomised experiments", key="refute")
+
+
+def _file_as_read(study: "Study", table: "Table", spec: "LoadedSpec") -> str | None:
+    """The data file when the study's rows are its rows as they are (no filter, no renames), else None."""
+    from causalcli.data.load import resolve_path
+
+    if study.data.filter is not None or study.data.columns or "data_source" in table.provenance:
+        return None  # filtered, renamed, stdin or an in-memory table
+    path = resolve_path(spec)
+    return None if path == "-" else path
 
 
 def _arms(study: "Study", stats: "Statistics", file: str) -> tuple[Any, list[Any], dict[Any, str], dict | None]:

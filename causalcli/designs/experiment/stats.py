@@ -27,6 +27,19 @@ heavy-tailed data), the pass is repeated once with bounds from the first pass,
 which always hold. ``q`` is about ``2**-47`` times the sum of ``|t|``, so the
 rounding costs far less than double-precision summation itself.
 
+Large Parquet files
+-------------------
+The split costs two operations per term, a third of the pass. From ``BLOCKED_ROWS``
+rows, when the study's rows are a Parquet file as it is (no filter, no renames, no time
+column), the pass sums the terms as they are, per arm and per block of rows that never
+crosses a row group (``file_row_number // block``, the block being the greatest common
+divisor of the row-group boundaries), and Python adds the block sums with ``math.fsum``
+(correctly rounded, so in any order). DuckDB reads a row group in one thread, in order
+(it parallelises Parquet over row groups), so each block's double sum, and hence the
+total, comes back with the same bits for any number of threads. A block holds at most
+a row group, so its rounding error stays near ``2**-53`` times its row count of the sum
+of ``|t|``, which is smaller than the fixed-point rounding above at these sizes.
+
 Statistics
 ----------
 Every metric is a ratio of means ``mean(num) / mean(den)`` (a mean metric has
@@ -56,6 +69,11 @@ if TYPE_CHECKING:  # pragma: no cover
 HEAD_ROWS = 10_000   # rows read first, for centres and summation bounds
 SAFETY = 4.0         # margin on the bounds estimated from the first rows
 RETRY_SAFETY = 4.0   # margin on bounds taken from a completed pass (always enough)
+BLOCKED_ROWS = 1 << 22  # from this many rows a Parquet file read as is is summed per row-group block
+MAX_BLOCKS = 4096       # more blocks (irregular row groups): the fixed-point pass instead
+EXACT_SUMMATION = "exact fixed-point sums of centred terms (order-independent)"
+BLOCKED_SUMMATION = ("double sums per arm and row-group block of centred terms, added with math.fsum "
+                     "(the same bits for any number of threads)")
 
 # Said once per study when a metric column has missing values; the design replaces it by one line per metric
 # naming the rows each leaves out.
@@ -108,6 +126,7 @@ class Statistics:
     # with a time column: period -> group metric -> arm -> sums of that period alone (periods in order)
     periods: dict[Any, dict[str | None, dict[Any, ArmSums]]] = field(default_factory=dict)
     missing_period: int = 0  # rows with a variant but no period
+    summation: str = EXACT_SUMMATION
 
 
 def add_sums(total: ArmSums, part: ArmSums) -> ArmSums:
@@ -161,12 +180,14 @@ def _split_constant(bound: float, linear: bool = False) -> tuple[float, float]:
 def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str, tuple[str, ...]],
                        metric_pairs: dict[str, tuple[tuple[str, str], ...]], float_columns: set[str],
                        cap_quantile: float | None, capped: set[str],
-                       integer_columns: set[str] = frozenset(), period: str | None = None) -> Statistics:
+                       integer_columns: set[str] = frozenset(), period: str | None = None,
+                       parquet: str | None = None) -> Statistics:
     """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
 
     ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
     With ``period`` (a numeric column: period numbers) the same pass groups by arm and period and also returns
-    the sums of each period.
+    the sums of each period. ``parquet``: the file, when the study's rows are that Parquet file as it is (large
+    files are then summed per row-group block).
     """
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
@@ -194,14 +215,26 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     groups = [Group(None, all_cols, all_pairs)]
     complete_cases = False
     safety = SAFETY
+    blocks = _row_group_blocks(table, parquet, all_cols) if parquet is not None and period is None else None
+    if blocks is not None:
+        passes += 1
+        result, arm_counts, missing, incomplete = _blocked_pass(table, parquet, blocks, treatment, groups[0],
+                                                                centres, expr)
+        if incomplete or _has_nan(result):  # complete cases per metric: the fixed-point passes below
+            complete_cases = True
+            groups = [Group(m, metric_columns[m], metric_pairs[m]) for m in metric_columns]
+            notes.append(MISSING_METRIC_NOTE)
+        else:
+            _check_finite(result, table.file)
+            return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
+                              _arm_order(table, treatment, head_arms, arm_counts), summation=BLOCKED_SUMMATION)
     for _attempt in range(4):
         passes += 1
-        result, arm_counts, missing, nonnull, by_period, missing_period = _one_pass(
+        result, arm_counts, missing, incomplete, by_period, missing_period = _one_pass(
             table, treatment, groups, centres, second, safety, expr, float_columns, complete_cases, integer_columns,
             period)
         if not complete_cases:
-            has_missing = any(v < sum(arm_counts.values()) for v in nonnull.values()) or _has_nan(result)
-            if has_missing:
+            if incomplete or _has_nan(result):
                 complete_cases = True
                 groups = [Group(m, metric_columns[m], metric_pairs[m]) for m in metric_columns]
                 notes.append(MISSING_METRIC_NOTE)
@@ -305,8 +338,8 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
         conds = [""] * len(groups)
     keys = ["arm", "period"] if period is not None else ["arm"]
     outer = [*keys, "count(*)"]
-    if not complete_cases:
-        outer += [f"count(d{idx[c]})" for c in cols]
+    if not complete_cases:  # rows with a NULL in some column (NaN shows in the sums)
+        outer.append(_incomplete_rows(len(cols)))
     layout = []  # (group index, kind, key)
     for gi, g in enumerate(groups):
         lin, prod = _bounds(g, second, table.rows, safety)
@@ -337,7 +370,7 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
     missing = 0
     missing_period = 0
     by_period: dict[Any, dict[str | None, dict[Any, ArmSums]]] = {}
-    nonnull = {c: 0 for c in cols}
+    incomplete = 0
     width = len(keys)
     for row in rows:
         arm, count = row[0], int(row[width])
@@ -347,9 +380,8 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
         arm_counts[arm] = arm_counts.get(arm, 0) + count
         pos = width + 1
         if not complete_cases:
-            for c in cols:
-                nonnull[c] += int(row[pos])
-                pos += 1
+            incomplete += int(row[pos])
+            pos += 1
         part = {g.metric: ArmSums(count, {}, {}) for g in groups}
         for gi, kind, key in layout:
             value = row[pos]
@@ -373,7 +405,89 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
                 for metric, sums in part.items():
                     slot[metric][arm] = sums
     by_period = {k: by_period[k] for k in sorted(by_period)}
-    return result, arm_counts, missing, nonnull, by_period, missing_period
+    return result, arm_counts, missing, incomplete, by_period, missing_period
+
+
+def _incomplete_rows(width: int) -> str:
+    """The aggregate counting rows where one of ``d0 .. d{width-1}`` is NULL (one filter, not a count per column)."""
+    return f"count(*) FILTER (WHERE {' OR '.join(f'd{i} IS NULL' for i in range(width))})"
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """How the blocked pass cuts a Parquet file: rows per block, and whether its metadata shows no NULL."""
+
+    rows: int
+    no_nulls: bool  # every metric column's null count is in the metadata and zero: no NULL count needed
+
+
+def _row_group_blocks(table: "Table", parquet: str, cols: tuple[str, ...]) -> Blocks | None:
+    """Blocks of the gcd of the row-group boundaries, so that none crosses a row group; None below
+    ``BLOCKED_ROWS`` rows, when the file is not the study's rows, or with too many blocks."""
+    from causalcli.data.sql import quote_literal
+
+    if table.rows < BLOCKED_ROWS:
+        return None
+    try:
+        meta = table.sql("SELECT row_group_id, row_group_num_rows, path_in_schema, stats_null_count FROM "
+                         f"parquet_metadata({quote_literal(parquet)})")
+    except Exception:  # duckdb.Error: not Parquet after all; the fixed-point pass reads it
+        return None
+    sizes = dict(sorted((int(r[0]), int(r[1])) for r in meta))
+    if sum(sizes.values()) != table.rows:
+        return None
+    block, start = 0, 0
+    for size in list(sizes.values())[:-1]:
+        start += size
+        block = math.gcd(block, start)
+    block = block or table.rows
+    if table.rows > block * MAX_BLOCKS:
+        return None
+    nulls = [r[3] for r in meta if r[2] in cols]
+    return Blocks(block, len(nulls) == len(cols) * len(sizes) and not any(v is None or v > 0 for v in nulls))
+
+
+def _blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, group: Group,
+                  centres: dict[str, float], expr):
+    """Plain double sums per arm and row-group block, added per arm with ``math.fsum`` (module docstring)."""
+    from causalcli.data.sql import quote_literal
+
+    cols = group.columns
+    idx = {c: i for i, c in enumerate(cols)}
+    inner = [f"{quote_identifier(treatment)} AS arm", f"file_row_number // {blocks.rows} AS blk",
+             *(f"({expr(c)} - {lit(centres[c])}) AS d{idx[c]}" for c in cols)]
+    outer = ["arm", "count(*)", "0" if blocks.no_nulls else _incomplete_rows(len(cols)),
+             *(f"sum(d{idx[c]})" for c in cols), *(f"sum(d{idx[a]} * d{idx[b]})" for a, b in group.pairs)]
+    query = (f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM read_parquet("
+             f"{quote_literal(parquet)})) GROUP BY arm, blk")
+    try:
+        rows = table.sql(query)
+    except Exception as exc:  # duckdb.Error: a value DuckDB cannot cast to DOUBLE, say
+        raise DataError(f"cannot aggregate the metric columns: {str(exc).splitlines()[0]}", file=table.file) from None
+    blocks: dict[Any, list] = {}
+    missing = incomplete = 0
+    for row in rows:
+        if row[0] is None:
+            missing += int(row[1])
+            continue
+        blocks.setdefault(row[0], []).append(row)
+        incomplete += int(row[2])
+    result: dict[Any, ArmSums] = {}
+    for arm, parts in blocks.items():
+        totals = [_fsum(0.0 if r[k] is None else r[k] for r in parts) for k in range(3, len(outer))]
+        result[arm] = ArmSums(sum(int(r[1]) for r in parts), dict(zip(cols, totals)),
+                              dict(zip(group.pairs, totals[len(cols):])))
+    arm_counts = {arm: sums.n for arm, sums in result.items()}
+    return {group.metric: result}, arm_counts, missing, incomplete
+
+
+def _fsum(values) -> float:
+    """The correctly rounded sum; inf or NaN (reported by the finiteness check) when it overflows."""
+    values = list(values)
+    try:
+        return math.fsum(values)
+    except (OverflowError, ValueError):
+        return sum(values)
 
 
 def _has_nan(result) -> bool:
