@@ -11,6 +11,7 @@ what the change touches. How each refuter is judged lives in ``causalcli.checks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -65,11 +66,18 @@ def _chunk(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int, int
     return [_one(design, prepared, name, options, seed, sim, placebo) for name, options, seed, sim, placebo in tasks]
 
 
-def _worker_chunk(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int, int, Any]]) -> list[float]:
+# What the forked workers refute: set before the pool forks, so they inherit it instead of
+# receiving the prepared arrays (a million rows: hundreds of MB) pickled with every chunk.
+_SHARED: tuple["Design", Any] | None = None
+_SHARED_LOCK = threading.Lock()  # one parallel refutation at a time per process (notebook threads)
+
+
+def _worker_chunk(tasks: list[tuple[str, Any, int, int, Any]]) -> list[float]:
     """A chunk in a forked worker, on one thread: the workers already fill the cores, and
     an OpenMP pool inherited through fork (scikit-learn's boosting) can hang if used."""
     from threadpoolctl import threadpool_limits
 
+    design, prepared = _SHARED
     with threadpool_limits(limits=1):
         return _chunk(design, prepared, tasks)
 
@@ -91,7 +99,8 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
     values: list[list[float]] = [[] for _ in plan]
     active = list(range(len(plan)))
     n_jobs = resolve_jobs(jobs)
-    with progress.task(f"{design.name}: refuting", sum(caps)) as advance, _pool(n_jobs) as parallel:
+    with progress.task(f"{design.name}: refuting", sum(caps)) as advance, \
+            _pool(n_jobs, design, prepared) as parallel:
         while active:
             tasks, owner = [], []
             for r in active:
@@ -127,8 +136,9 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
 
 
 @contextmanager
-def _pool(n_jobs: int) -> Iterator[Any]:
-    """joblib's pool, kept across the rounds; None on one job."""
+def _pool(n_jobs: int, design: "Design", prepared: Any) -> Iterator[Any]:
+    """joblib's pool, kept across the rounds, its workers forked with (design, prepared); None on one job."""
+    global _SHARED
     if n_jobs <= 1:
         yield None
         return
@@ -136,8 +146,13 @@ def _pool(n_jobs: int) -> Iterator[Any]:
 
     # Forked workers (joblib's multiprocessing backend) start in milliseconds with every
     # module already loaded; loky's fresh interpreters cost about half a second each.
-    with Parallel(n_jobs=n_jobs, backend="multiprocessing") as parallel:
-        yield parallel
+    with _SHARED_LOCK:
+        _SHARED = (design, prepared)
+        try:
+            with Parallel(n_jobs=n_jobs, backend="multiprocessing") as parallel:  # the workers fork here
+                yield parallel
+        finally:
+            _SHARED = None
 
 
 def _run_tasks(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int, int, Any]], parallel: Any,
@@ -159,7 +174,7 @@ def _run_tasks(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int,
     dealt = [list(range(c, len(tasks), n_chunks)) for c in range(n_chunks)]
     for start in range(0, n_chunks, n_jobs):
         batch = dealt[start:start + n_jobs]
-        parts = parallel(delayed(_worker_chunk)(design, prepared, [tasks[k] for k in idx]) for idx in batch)
+        parts = parallel(delayed(_worker_chunk)([tasks[k] for k in idx]) for idx in batch)
         for idx, part in zip(batch, parts):
             for k, value in zip(idx, part):
                 values[k] = value
