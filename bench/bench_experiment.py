@@ -80,8 +80,9 @@ def spec(path: Path) -> str:
     return str(out)
 
 
-def run_rss(argv: list[str]) -> tuple[float, float, str]:
-    """Like ``run`` but with the child's own peak RSS from wait4 (Linux: KiB)."""
+def run_rss(argv: list[str]) -> tuple[float, float, str, float]:
+    """Wall time, the child's own peak RSS in GiB from wait4 (Linux: KiB), its stdout and its CPU seconds
+    (user + system: the part of the time that load from other work does not inflate)."""
     import tempfile
 
     with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
@@ -95,7 +96,7 @@ def run_rss(argv: list[str]) -> tuple[float, float, str]:
         out, err = fo.read(), fe.read()
     if proc.returncode not in (0, 1):
         raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(argv)}\n{err[-2000:]}")
-    return wall, usage.ru_maxrss / 2**20, out
+    return wall, usage.ru_maxrss / 2**20, out, usage.ru_utime + usage.ru_stime
 
 
 def load_average() -> str:
@@ -171,9 +172,11 @@ def main() -> None:
         f"peak RSS {ours_rss:.2f} GiB, passes {sums['passes']}, {sums['summation'].split(' (')[0]}")
     row("tea-tasting 1.14 via Ibis + DuckDB (same file, same metrics)", peer_t, f"peak RSS {peer_rss:.2f} GiB")
     ratio = ours_t / peer_t
-    print(f"  best of two fresh processes each; runs {', '.join(f'{r[0]:.2f}' for r in ours_runs)} s against "
-          f"{', '.join(f'{r[0]:.2f}' for r in peer_runs)} s; load average {load_before} before, {load_after} after",
-          flush=True)
+    def runs(rs):
+        return ", ".join(f"{r[0]:.2f} s (CPU {r[3]:.1f} s)" for r in rs)
+
+    print(f"  best of two fresh processes each; runs {runs(ours_runs)} against {runs(peer_runs)}; "
+          f"load average {load_before} before, {load_after} after", flush=True)
     print(f"  ratio causalcli / tea-tasting: {ratio:.2f}x", flush=True)
     verdict(ratio <= 1.0, f"no slower than tea-tasting ({ratio:.2f}x)")
     verdict(ours_rss < 1.0, f"peak RSS of the whole process under 1 GiB ({ours_rss:.2f} GiB)")
