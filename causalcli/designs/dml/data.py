@@ -4,7 +4,8 @@ what ``fit`` learns that the refuters reuse (``CrossFit``). Both are frozen and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,14 +15,19 @@ from causalcli.data.table import MissingRows
 
 @dataclass(frozen=True)
 class CrossFit:
-    """The cross-fitting of one ``fit``: folds, out-of-fold residuals and, for ``model: forest``,
-    the final forest unfitted with the fitted one's parameters (refuters refit only that)."""
+    """The cross-fitting of one ``fit``: folds, out-of-fold residuals, the fitted nuisance model of
+    each fold (random_common_cause continues them) and, for ``model: forest``, the final forest
+    unfitted with the fitted one's parameters (refuters refit only that)."""
 
     seed: int
     ids: np.ndarray  # fold of each row
     y_res: np.ndarray  # outcome minus its out-of-fold prediction
     t_res: np.ndarray  # treatment minus its out-of-fold prediction (propensity when binary)
     final: Any = None
+    models_y: tuple = ()  # fitted outcome model of each fold (EconML's models_y)
+    models_t: tuple = ()  # fitted treatment model of each fold (a classifier when binary)
+    # names this fit across pickled copies (forked refuter workers), for the fold predictions memo
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,15 @@ def effect_modifier_names(d: DmlData) -> list[str]:
     if d.model == "linear":
         return list(d.segment_dummies)
     return [*d.covariates, *d.segment_dummies]
+
+
+def nuisance_inputs(d: DmlData) -> np.ndarray:
+    """What EconML's nuisance models see: [X, W] as its ``_combine`` stacks them (linear: segment
+    dummies then covariates; forest: the effect modifiers, no W)."""
+    X = effect_modifiers(d)
+    if d.model == "forest":
+        return X
+    return d.W if X is None else np.column_stack([X, d.W])
 
 
 def final_features(d: DmlData) -> np.ndarray:

@@ -36,11 +36,11 @@ import numpy as np
 from causalcli.data.table import TABLE, MissingRows, require_columns, study_arrays, study_roles
 from causalcli.data.table import quote_identifier as _quote
 from causalcli.designs.base import Design, Fit, require
+from causalcli.designs.dml.common_cause import prime, warm_common_cause_point
 from causalcli.designs.dml.data import DmlData, effect_modifier_names, effect_modifiers
 from causalcli.designs.dml.final import (INFERENCE, cate_summary, final_stage_point, headline, heterogeneity_tests,
                                          segment_effects)
-from causalcli.designs.dml.nuisance import (build_estimator, cross_fit, fit_quietly, learner_names,
-                                            dml_overlap_check, nuisance_summary, thread_limit)
+from causalcli.designs.dml.nuisance import cross_fit, dml_overlap_check, learner_names, nuisance_summary
 from causalcli.errors import DataError, EstimationError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -191,9 +191,9 @@ class DmlDesign(Design):
         """The point estimate under a refuter's change, recomputing only what it touches.
 
         ``prepared`` is the copy ``fit`` returned in ``Fit.refute_on``, with the fit's ``CrossFit``.
-        An added covariate changes the nuisance models: they are refitted on the same folds. A
-        permuted treatment or a subset of rows reuses the out-of-fold residuals and refits only the
-        final stage (``final_stage_point``).
+        A permuted treatment or a subset of rows reuses the out-of-fold residuals and refits only the
+        final stage (``final_stage_point``). An added covariate continues each fold's nuisance models
+        on it (``common_cause``), then refits the final stage.
         """
         d, cf = prepared, prepared.cross_fit
         if cf is None:
@@ -201,12 +201,14 @@ class DmlDesign(Design):
                                   "the cross-fitted residuals")
         if extra_covariate is None:
             return final_stage_point(d, cf, treatment, rows)
-        W = np.column_stack([d.W, extra_covariate])
-        e = replace(d, W=W, covariates=(*d.covariates, "random"), cross_fit=None)
-        est = build_estimator(e, cf.seed, cf.ids)
-        with thread_limit():
-            fit_quietly(est, e.y, e.t, effect_modifiers(e), W if e.model == "linear" else None)
-            return headline(est, e, effect_modifiers(e), 0.95).value
+        return warm_common_cause_point(d, cf, extra_covariate)
+
+    def distinct_placebos(self, prepared: DmlData, name: str, options: Any) -> list | None:
+        """The default's, and for random_common_cause the fold models' predictions computed here: the
+        runner calls this once per refuter in the parent before its workers fork, and they inherit them."""
+        if name == "random_common_cause":
+            prime(prepared)
+        return super().distinct_placebos(prepared, name, options)
 
     def treatment_of(self, prepared: DmlData) -> np.ndarray:
         return prepared.t

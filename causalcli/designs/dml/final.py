@@ -135,20 +135,38 @@ def cate_summary(est: Any, d: DmlData, X: np.ndarray) -> dict[str, Any]:
     }
 
 
-def forest_final_point(final: Any, X: np.ndarray, t: np.ndarray, t_res: np.ndarray, y_res: np.ndarray,
-                       binary: bool, estimand: str) -> float:
-    """Refit only the final causal forest on given residuals; the same average EconML reports.
+REFUTER_TREES = 8  # trees of the refuters' causal forests (module docstring of common_cause, docs/designs/dml.md)
 
-    Binary treatment: the doubly robust mean of out-of-bag CATE plus the residual correction
-    (Y_res - tau T_res) T_res / clip(p (1 - p), 0.01), p = T - T_res; else the mean CATE.
-    """
+
+def refuter_forest(final: Any, trees: int | None = REFUTER_TREES) -> Any:
+    """The final forest the refuters refit: the fit's parameters with ``trees`` trees (None: as many
+    as the fit's) and no inference (the refuters use the point estimate only, so the trees need not
+    come in the half-sampled groups EconML's confidence intervals need)."""
     from sklearn.base import clone
 
     forest = clone(final)
+    if trees is not None:
+        forest.set_params(estimator__n_estimators=min(trees, forest.get_params()["estimator__n_estimators"]),
+                          estimator__inference=False)
+    return forest
+
+
+def forest_final_point(final: Any, X: np.ndarray, t: np.ndarray, t_res: np.ndarray, y_res: np.ndarray,
+                       binary: bool, estimand: str, trees: int | None = REFUTER_TREES) -> float:
+    """Refit the final causal forest on given residuals (``refuter_forest``); the average EconML reports.
+
+    Binary treatment: the doubly robust mean of out-of-bag CATE plus the residual correction
+    (Y_res - tau T_res) T_res / clip(p (1 - p), 0.01), p = T - T_res; else the mean CATE. A row no
+    tree left out (a few with a small forest) takes the forest's in-bag prediction.
+    """
+    forest = refuter_forest(final, trees)
     forest.fit(X, t_res.reshape(-1, 1), y_res.reshape(-1, 1))
     if not binary:
         return float(np.mean(np.ravel(forest.predict(X))))
     tau = np.ravel(forest.oob_predict(X))
+    unseen = ~np.isfinite(tau)
+    if unseen.any():
+        tau[unseen] = np.ravel(forest.predict(X[unseen]))
     p = t - t_res
     score = tau + (y_res - tau * t_res) * t_res / np.clip(p * (1 - p), 1e-2, np.inf)
     if estimand == "att":
@@ -157,12 +175,13 @@ def forest_final_point(final: Any, X: np.ndarray, t: np.ndarray, t_res: np.ndarr
 
 
 def final_stage_point(d: DmlData, cf: CrossFit, treatment: np.ndarray | None = None,
-                      rows: np.ndarray | None = None) -> float:
+                      rows: np.ndarray | None = None, trees: int | None = REFUTER_TREES) -> float:
     """The point estimate from a fit's out-of-fold residuals, refitting the final stage only.
 
     A permuted ``treatment`` is independent of the covariates by construction, so its
     cross-fitted propensity is its share in the training folds: the outcome residuals are
     reused. A subset of ``rows`` keeps the out-of-fold residuals (still out of fold).
+    model: forest refits a forest of ``trees`` trees (None: the fit's size).
     """
     y_res, t_res, t = cf.y_res, cf.t_res, d.t
     if treatment is not None:
@@ -176,4 +195,4 @@ def final_stage_point(d: DmlData, cf: CrossFit, treatment: np.ndarray | None = N
         target = (t == 1) if d.estimand == "att" else slice(None)
         return float(np.mean(F[target] @ beta))
     with thread_limit():
-        return forest_final_point(cf.final, F, t, t_res, y_res, d.binary, d.estimand)
+        return forest_final_point(cf.final, F, t, t_res, y_res, d.binary, d.estimand, trees)

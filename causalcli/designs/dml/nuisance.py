@@ -89,11 +89,49 @@ def build_estimator(d: DmlData, seed: int, ids: np.ndarray) -> Any:
         from econml.dml import LinearDML
 
         return LinearDML(model_y=model_y, model_t=model_t, discrete_treatment=d.binary, cv=cv, random_state=seed)
-    from econml.dml import CausalForestDML
+    return forest_dml_class()(model_y=model_y, model_t=model_t, discrete_treatment=d.binary, cv=cv,
+                              random_state=seed, n_estimators=d.trees, min_samples_leaf=d.min_leaf, drate=True,
+                              n_jobs=1)  # predictions on one thread: see forest_dml_class
 
-    return CausalForestDML(model_y=model_y, model_t=model_t, discrete_treatment=d.binary, cv=cv, random_state=seed,
-                           n_estimators=d.trees, min_samples_leaf=d.min_leaf, drate=True,
-                           n_jobs=1)  # as the learners: reruns byte-identical (parallel predictions sum in any order)
+
+_FOREST_DML: list[type] = []  # the class forest_dml_class builds, once a process
+
+
+def forest_dml_class() -> type:
+    """EconML's CausalForestDML whose final forest grows its trees on every core and predicts on one thread.
+
+    EconML's forest sums tree predictions in the order its threads finish, so with ``n_jobs`` > 1 the
+    last digits of a prediction vary from run to run. Growing the trees is most of the cost and is
+    order-free (each tree has its seed and subsample drawn before the threads start, and comes back
+    in its place): only that runs on every core (``n_jobs=-1`` during ``fit``, as EconML's default).
+    The class is built on first use because econml is imported on use.
+    """
+    if _FOREST_DML:
+        return _FOREST_DML[0]
+    from econml.dml import CausalForestDML
+    from econml.grf import CausalForest, MultiOutputGRF
+
+    class ThreadedGrowthForest(CausalForest):
+        def fit(self, X, T, y, **kwargs):
+            jobs, self.n_jobs = self.n_jobs, -1
+            try:
+                return super().fit(X, T, y, **kwargs)
+            finally:
+                self.n_jobs = jobs
+
+    class ThreadedGrowthCausalForestDML(CausalForestDML):
+        def _gen_model_final(self):
+            return MultiOutputGRF(ThreadedGrowthForest(**super()._gen_model_final().estimator.get_params()))
+
+    _FOREST_DML.append(ThreadedGrowthCausalForestDML)
+    return ThreadedGrowthCausalForestDML
+
+
+def plain_final_forest(est: Any) -> Any:
+    """The fit's final forest, unfitted, as EconML's own classes (picklable for the refuters' workers)."""
+    from econml.grf import CausalForest, MultiOutputGRF
+
+    return MultiOutputGRF(CausalForest(**est.model_final.estimator.get_params()))
 
 
 def fit_quietly(est: Any, y: np.ndarray, t: np.ndarray, X: np.ndarray | None, W: np.ndarray | None) -> list[str]:
@@ -134,8 +172,11 @@ def cross_fit(d: DmlData, X: np.ndarray | None, seed: int) -> tuple[Any, CrossFi
         raise EstimationError("the covariates predict the treatment perfectly: no treatment variation is left "
                               "to estimate an effect (no overlap at all)", key="covariates")
     # model: forest: the final forest unfitted, same parameters: refuters refit the final forest only
-    final = est.model_final if d.model == "forest" else None
-    return est, CrossFit(seed=seed, ids=ids, y_res=y_res, t_res=t_res, final=final), caught
+    final = plain_final_forest(est) if d.model == "forest" else None
+    # the fold models (first of EconML's Monte Carlo iterations, the only one here): random_common_cause continues them
+    cf = CrossFit(seed=seed, ids=ids, y_res=y_res, t_res=t_res, final=final, models_y=tuple(est.models_y[0]),
+                  models_t=tuple(est.models_t[0]))
+    return est, cf, caught
 
 
 def nuisance_summary(est: Any, d: DmlData, y_res: np.ndarray, t_res: np.ndarray,
