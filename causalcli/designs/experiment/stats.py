@@ -426,7 +426,7 @@ def _row_group_blocks(table: "Table", parquet: str, cols: tuple[str, ...]) -> Bl
     ``BLOCKED_ROWS`` rows, when the file is not the study's rows, or with too many blocks."""
     from causalcli.data.sql import quote_literal
 
-    if table.rows < BLOCKED_ROWS:
+    if table.rows < BLOCKED_ROWS or "file_row_number" in table.types:  # a column of that name hides DuckDB's
         return None
     try:
         meta = table.sql("SELECT row_group_id, row_group_num_rows, path_in_schema, stats_null_count FROM "
