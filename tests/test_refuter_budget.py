@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from causalcli.checks.refutation import BUDGET, clopper_pearson, round_size, settled, summarise
+from causalcli.checks.refutation import BUDGET, interval_excludes, round_size, settled, summarise
+from causalcli.inference.distributions import binomial_cdf, t_central_probability, t_quantile_integer_df
 from causalcli.records import Estimate
 from causalcli.study.run import run_study
 from tests.conftest import invoke
@@ -20,13 +21,37 @@ EST = Estimate(value=1.0, std_error=0.2, ci_lower=0.6, ci_upper=1.4, conf_level=
                inference="analytic")
 
 
-@pytest.mark.parametrize("x,k", [(0, 19), (0, 76), (3, 19), (5, 100), (19, 19), (40, 57)])
-def test_clopper_pearson_equals_statsmodels(x, k):
+def clopper_pearson(x: int, k: int, level: float = 0.95) -> tuple[float, float]:
     from statsmodels.stats.proportion import proportion_confint
 
-    low, high = proportion_confint(x, k, alpha=0.05, method="beta")
-    ours = clopper_pearson(x, k, 0.95)
-    assert ours == pytest.approx((float(low), float(high)), abs=1e-12)
+    low, high = proportion_confint(x, k, alpha=1 - level, method="beta")
+    return float(low), float(high)
+
+
+@pytest.mark.parametrize("x,k", [(0, 19), (0, 71), (0, 72), (0, 76), (1, 19), (3, 19), (5, 100), (19, 19),
+                                 (40, 57), (2, 100), (4, 19), (6, 1000)])
+@pytest.mark.parametrize("alpha", [0.05, 0.01, 0.1])
+def test_the_stopping_rule_equals_the_clopper_pearson_interval_of_statsmodels(x, k, alpha):
+    """The runner decides from binomial tails (no scipy import); that is the exact interval excluding alpha."""
+    low, high = clopper_pearson(x, k)
+    assert interval_excludes(x, k, alpha, 0.95) == (high < alpha or low > alpha)
+
+
+@pytest.mark.parametrize("x,k,p", [(0, 19, 0.05), (3, 76, 0.05), (50, 100, 0.3), (999, 1000, 0.99), (7, 7, 0.5)])
+def test_binomial_cdf_equals_scipy(x, k, p):
+    from scipy.stats import binom
+
+    assert binomial_cdf(x, k, p) == pytest.approx(float(binom.cdf(x, k, p)), rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 9, 20, 99])
+def test_integer_df_t_quantile_equals_scipy(df):
+    from scipy.special import stdtr, stdtrit
+
+    for t in (0.1, 1.0, 2.5, 10.0):
+        assert t_central_probability(t, df) == pytest.approx(1 - 2 * float(stdtr(df, -t)), rel=1e-12, abs=1e-14)
+    for p in (0.9, 0.975, 0.995):
+        assert t_quantile_integer_df(p, df) == pytest.approx(float(stdtrit(df, p)), rel=1e-10)
 
 
 def test_rounds_are_the_fewest_that_can_reach_alpha():
@@ -47,7 +72,7 @@ def test_rounds_are_the_fewest_that_can_reach_alpha():
 def test_placebo_settles_when_the_interval_leaves_alpha(extreme, k, expected):
     sims = np.concatenate([np.full(extreme, 2.0), np.zeros(k - extreme)])
     assert settled("placebo_treatment", sims, EST, 0.05) is expected
-    low, high = clopper_pearson(extreme, k, 0.95)
+    low, high = clopper_pearson(extreme, k)
     assert expected == (high < 0.05 or low > 0.05)
 
 
@@ -139,3 +164,27 @@ def test_methods_and_docs_state_the_budget(runner):
     assert f"how many simulations: {BUDGET}" in text
     assert json.loads(invoke(runner, ["methods", "--format", "json"]).stdout)["refutation_budget"] == BUDGET
     assert BUDGET in " ".join((ROOT / "README.md").read_text().split())
+
+
+def test_the_pool_gives_the_numbers_of_one_process(tmp_path, monkeypatch):
+    """Cheap rounds run in the main process; forced onto the workers, the numbers and counts are the same."""
+    from causalcli.study import refute
+
+    spec = _spec(tmp_path, _frame())
+    serial = run_study(spec, jobs=1)
+    monkeypatch.setattr(refute, "SERIAL_ROUND_SECONDS", 0.0)
+    calls = []
+    real_pool = refute._pool
+    monkeypatch.setattr(refute, "_pool", lambda n, d, p: calls.append(n) or real_pool(n, d, p))
+    pooled = run_study(spec, jobs=2)
+    assert calls == [2]
+    assert [r.to_dict() for r in pooled.refutations] == [r.to_dict() for r in serial.refutations]
+
+
+def test_a_verdict_left_open_at_the_cap_says_so(tmp_path):
+    """Two placebos as large in 19: the interval still holds alpha, and 19 is all that was allowed."""
+    spec = _spec(tmp_path, _frame(effect=0.25), refute=[{"placebo_treatment": {"simulations": 19}}])
+    placebo = run_study(spec, jobs=1).refutations[0]
+    assert placebo.simulations == 19
+    assert "not settled after all 19 simulations" in placebo.detail
+    assert "raise placebo_treatment.simulations" in placebo.detail

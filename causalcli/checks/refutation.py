@@ -16,7 +16,8 @@ import math
 
 import numpy as np
 
-from causalcli.inference.distributions import normal_quantile, normal_two_sided_p, t_quantile
+from causalcli.inference.distributions import (binomial_cdf, normal_quantile, normal_two_sided_p,
+                                                t_quantile_integer_df)
 from causalcli.inference.estimate import unusable_se_reason
 from causalcli.inference.permutation import permutation_p_value
 from causalcli.records import Estimate, Refutation
@@ -84,16 +85,25 @@ def settled(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> bo
         return False
     if name in PLACEBO_REFUTERS:
         extreme = int(np.count_nonzero(np.abs(ok) >= abs(estimate.value)))
-        low, high = clopper_pearson(extreme, int(ok.size), MONTE_CARLO_LEVEL)
-        return high < alpha or low > alpha
+        return interval_excludes(extreme, int(ok.size), alpha, MONTE_CARLO_LEVEL)
     if name in STABILITY_REFUTERS:
         if ok.size < 2 or unusable_se_reason(estimate.std_error, estimate.value) is not None:
             return ok.size >= 2  # no z to settle: more simulations cannot help
         z, mc = _shift(ok, estimate)
-        reach = t_quantile(0.5 + MONTE_CARLO_LEVEL / 2, ok.size - 1) * mc
+        reach = t_quantile_integer_df(0.5 + MONTE_CARLO_LEVEL / 2, ok.size - 1) * mc
         crit = normal_quantile(1 - alpha / 2)
         return abs(z) + reach < crit or abs(z) - reach > crit
     return False
+
+
+def interval_excludes(x: int, k: int, alpha: float, level: float) -> bool:
+    """Does the Clopper-Pearson interval (at ``level``) of a binomial probability from x of k exclude alpha?
+
+    By the duality of the exact interval with the binomial tails: its upper end is below alpha when
+    P(X <= x | alpha) < (1 - level) / 2, its lower end above alpha when P(X >= x | alpha) < (1 - level) / 2.
+    """
+    tail = (1 - level) / 2
+    return binomial_cdf(x, k, alpha) < tail or 1.0 - binomial_cdf(x - 1, k, alpha) < tail
 
 
 def _shift(ok: np.ndarray, estimate: Estimate) -> tuple[float, float]:
@@ -102,16 +112,6 @@ def _shift(ok: np.ndarray, estimate: Estimate) -> tuple[float, float]:
     z = (float(ok.mean()) - estimate.value) / se
     mc = float(ok.std(ddof=1)) / (se * math.sqrt(ok.size)) if ok.size > 1 else float("nan")
     return z, mc
-
-
-def clopper_pearson(x: int, k: int, level: float) -> tuple[float, float]:
-    """The exact (Clopper-Pearson) interval of a binomial probability from x successes in k trials."""
-    from scipy.special import betaincinv
-
-    tail = (1 - level) / 2
-    low = 0.0 if x == 0 else float(betaincinv(x, k - x + 1, tail))
-    high = 1.0 if x == k else float(betaincinv(x + 1, k - x, 1 - tail))
-    return low, high
 
 
 def permutation_verdict(extreme: int, k: int, alpha: float, what: str) -> tuple[float, bool | None, str]:

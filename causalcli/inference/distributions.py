@@ -95,3 +95,55 @@ def chi2_sf(x: float, k: float) -> float:
     from scipy.special import chdtrc
 
     return float(chdtrc(k, x))
+
+
+# ---------------------------------------------------------------- without scipy, for the refuter runner
+# The refuters' stopping rule (causalcli.checks.refutation.BUDGET) asks after every round of a few
+# simulations; importing scipy.special for it would cost more (0.3 s) than a small study's refuters.
+
+
+def t_central_probability(t: float, df: int) -> float:
+    """P(|T| <= t) for T ~ t(df), df a positive integer: the finite sums of Abramowitz and Stegun
+    26.7.3 (odd df) and 26.7.4 (even df) in theta = atan(t / sqrt(df))."""
+    if t <= 0:
+        return 0.0
+    theta = math.atan(t / math.sqrt(df))
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2 == 0:
+        term, total = 1.0, 1.0
+        for j in range(2, df - 1, 2):  # (1 3 ... (j-1)) / (2 4 ... j) cos^j
+            term *= (j - 1) / j * c2
+            total += term
+        return s * total
+    if df == 1:
+        return 2.0 / math.pi * theta
+    term, total = 1.0, 1.0
+    for j in range(2, df - 1, 2):  # (2 4 ... j) / (3 5 ... (j+1)) cos^j
+        term *= j / (j + 1) * c2
+        total += term
+    return 2.0 / math.pi * (theta + s * math.cos(theta) * total)
+
+
+def t_quantile_integer_df(p: float, df: int) -> float:
+    """The p-quantile (p > 0.5) of t(df) for a positive integer df, by bisection on
+    ``t_central_probability`` to 1e-12 relative."""
+    target = 2.0 * p - 1.0
+    lo, hi = 0.0, 1.0
+    while t_central_probability(hi, df) < target:
+        hi *= 2.0
+    while hi - lo > 1e-12 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if t_central_probability(mid, df) < target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def binomial_cdf(x: int, k: int, p: float) -> float:
+    """P(X <= x) for X ~ Binomial(k, p), 0 < p < 1, summed exactly term by term in log space."""
+    if x < 0:
+        return 0.0
+    if x >= k:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    lk = math.lgamma(k + 1)
+    return min(1.0, math.fsum(math.exp(lk - math.lgamma(j + 1) - math.lgamma(k - j + 1) + j * lp + (k - j) * lq)
+                              for j in range(x + 1)))

@@ -12,6 +12,7 @@ what the change touches. How each refuter is judged lives in ``causalcli.checks.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.checks.refutation import round_size, settled
+from causalcli.checks.refutation import PLACEBO_REFUTERS, STABILITY_REFUTERS, round_size, settled
 from causalcli.errors import CausalcliError
 from causalcli.records import Estimate, Refutation
 from causalcli.runtime import progress
@@ -31,6 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.models import Study
 
 REFUTER_IDS = {name: i for i, name in enumerate(REFUTERS)}
+# Below this much work per round (timed on the first simulation), the refuters run in the main
+# process: forking a pool and sending chunks costs about 0.1-0.3 s, more than two cores save.
+SERIAL_ROUND_SECONDS = 0.25
 
 
 def default_refuters(design: "Design") -> list[tuple[str, Any]]:
@@ -98,28 +102,47 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
               for (name, opts), pl, cap in zip(plan, enumerated, caps)]
     values: list[list[float]] = [[] for _ in plan]
     active = list(range(len(plan)))
+
+    def task(r: int, sim: int) -> tuple[str, Any, int, int, Any]:
+        return plan[r][0], plan[r][1], seed, sim, None if enumerated[r] is None else enumerated[r][sim]
+
     n_jobs = resolve_jobs(jobs)
-    with progress.task(f"{design.name}: refuting", sum(caps)) as advance, \
-            _pool(n_jobs, design, prepared) as parallel:
-        while active:
-            tasks, owner = [], []
+    with progress.task(f"{design.name}: refuting", sum(caps)) as advance:
+        if n_jobs > 1:
+            # The first two simulations of each refuter run here, the second timed (the first pays
+            # one-off costs): when a round is this cheap, forking workers would cost more than they
+            # save (a value is the same wherever it runs).
+            round_cost = 0.0
             for r in active:
-                (name, opts), pl = plan[r], enumerated[r]
-                start = len(values[r])
-                for sim in range(start, min(caps[r], start + rounds[r])):
-                    tasks.append((name, opts, seed, sim, None if pl is None else pl[sim]))
-                    owner.append(r)
-            for r, value in zip(owner, _run_tasks(design, prepared, tasks, parallel, advance)):
-                values[r].append(value)
-            still = []
-            for r in active:
-                name, opts = plan[r]
-                done = len(values[r])
-                if done < caps[r] and not (opts.stop_early and settled(name, np.asarray(values[r]), estimate, alpha)):
-                    still.append(r)
-                else:
-                    advance(caps[r] - done)  # the bar counts the simulations a settled refuter skipped
-            active = still
+                took = 0.0
+                for sim in range(min(2, caps[r], rounds[r])):
+                    t0 = time.perf_counter()
+                    values[r].extend(_chunk(design, prepared, [task(r, sim)]))
+                    took = time.perf_counter() - t0
+                    advance(1)
+                round_cost += took * rounds[r]
+            if round_cost < SERIAL_ROUND_SECONDS:
+                n_jobs = 1
+        with _pool(n_jobs, design, prepared) as parallel:
+            done_rounds = [0] * len(plan)
+            while active:
+                tasks, owner = [], []
+                for r in active:
+                    done_rounds[r] += 1
+                    for sim in range(len(values[r]), min(caps[r], done_rounds[r] * rounds[r])):
+                        tasks.append(task(r, sim))
+                        owner.append(r)
+                for r, value in zip(owner, _run_tasks(design, prepared, tasks, parallel, advance)):
+                    values[r].append(value)
+                still = []
+                for r in active:
+                    name, opts = plan[r]
+                    done = len(values[r])
+                    if done < caps[r] and not (opts.stop_early and settled(name, np.asarray(values[r]), estimate, alpha)):
+                        still.append(r)
+                    else:
+                        advance(caps[r] - done)  # the bar counts the simulations a settled refuter skipped
+                active = still
     out: list[Refutation] = []
     for (name, opts), pl, sims in zip(plan, enumerated, values):
         r = design.summarise_refuter(name, np.asarray(sims, dtype=float), estimate, alpha)
@@ -131,6 +154,10 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                                f"random), so p moves in steps of 1/{len(pl) + 1} and more simulations cannot lower it")
         elif len(sims) < opts.simulations:
             r = replace(r, detail=f"{r.detail}; settled after {len(sims)} of at most {opts.simulations} simulations")
+        elif r.passed is not None and opts.stop_early and name in (*PLACEBO_REFUTERS, *STABILITY_REFUTERS) \
+                and not settled(name, np.asarray(sims), estimate, alpha):
+            r = replace(r, detail=f"{r.detail}; not settled after all {len(sims)} simulations: more could change "
+                                  f"the verdict (raise {name}.simulations)")
         out.append(r)
     return out
 
