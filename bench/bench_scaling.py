@@ -50,6 +50,7 @@ MAX_ROWS = int(float(os.environ.get("BENCH_SCALING_MAX_ROWS", "1e8")))
 MAX_GIB = float(os.environ.get("BENCH_SCALING_MAX_GIB", "12"))
 FRESH = os.environ.get("BENCH_SCALING_FRESH", "") == "1"
 REPEAT_BELOW = 30.0  # seconds: cheaper runs are run twice
+ABOVE_FLOOR = 1.5  # a size enters the growth fit when its cost is at least this times the smallest size's
 SIZES = [10**4, 10**5, 10**6, 10**7]
 COVARIATES = 10  # matching, weighting, dml
 SYNTH_PERIODS = 16  # synthetic control: units = rows / 16 (12 pre-periods, 4 post)
@@ -184,7 +185,9 @@ CASES = [
     Case("did", f"TWFE, staggered adoption, one covariate, CRV1; units x {TWFE_PERIODS} periods (bench_did's data)",
          "pyfixest feols", SIZES, _did),
     Case("synthetic_control", f"units x {SYNTH_PERIODS} periods, 12 predictors, nested V, conformal interval "
-         "(bench_synth's data)", "pysyncon, one fit", [10**3, 3 * 10**3, *SIZES], _synth, peer_max_rows=10**3),
+         "(bench_synth's data)", "pysyncon, one fit",
+         # smaller sizes too: past 625 units (10^4 rows) it exceeds the timeout, and its growth is in units
+         [400, 10**3, 3 * 10**3, 5 * 10**3, *SIZES], _synth, peer_max_rows=10**3),
     Case("matching", f"ATT, 1:1 on the propensity score, {COVARIATES} covariates (bench_matching's data)",
          "DoWhy PSM (no SE)", SIZES, _matching),
     Case("weighting", f"IPW ATE, logistic score, {COVARIATES} covariates (bench_observational's data)",
@@ -254,9 +257,13 @@ def measure(argv: list[str], timeout: float) -> dict:
         stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
     largest = usage["maxrss_kib"] / 1024
     ok = not timed_out and usage["exit"] in (0, 1)
+    try:  # causalcli's own split of its time (load, estimate, refute); peers print other things
+        timing = json.loads(stdout)["timing_s"]
+    except (ValueError, KeyError, TypeError):
+        timing = None
     return {"seconds": round(usage["seconds"], 3), "peak_mib": round(max(tree_pss / 2**20, largest), 1),
             "tree_pss_mib": round(tree_pss / 2**20, 1), "largest_rss_mib": round(largest, 1),
-            "exit": usage["exit"], "timed_out": timed_out, "ok": ok, "stdout_tail": stdout[-300:],
+            "exit": usage["exit"], "timed_out": timed_out, "ok": ok, "timing_s": timing, "stdout_tail": stdout[-300:],
             "stderr_tail": "" if ok else stderr[-1500:]}
 
 
@@ -276,9 +283,14 @@ def _git() -> str:
 
 
 def load_cache() -> dict:
-    if CACHE.exists():
-        return json.loads(CACHE.read_text())
-    return {}
+    import re
+
+    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    for cell in cache.values():  # cells measured before timing_s was kept: it ends the JSON output
+        if "timing_s" not in cell:
+            found = re.search(r'"timing_s": (\{[^}]*\})', cell.get("stdout_tail", ""))
+            cell["timing_s"] = json.loads(found.group(1)) if found else None
+    return cache
 
 
 def save_cache(cache: dict) -> None:
@@ -378,16 +390,16 @@ def exponent(points: list[tuple[int, float]]) -> tuple[float | None, list[int] |
     """Growth exponent of the cost above the start-up floor.
 
     The floor is the cost at the smallest size; the slope is the least-squares slope of
-    log(cost - floor) on log(rows) over the sizes whose cost is at least twice the floor (at the
-    smallest of them the subtracted floor is at most half the cost). Fewer than two such sizes: None
-    (and the sizes: the cost stays near the floor); fewer than three measured sizes: None, None.
+    log(cost - floor) on log(rows) over the sizes whose cost is at least 1.5 times the floor (at the
+    smallest of them the subtracted floor is at most two thirds of the cost). Fewer than two such
+    sizes: None (and those sizes); fewer than three measured sizes: None, None.
     """
     import numpy as np
 
     if len(points) < 3:
         return None, None
     floor = points[0][1]
-    used = [(n, v - floor) for n, v in points[1:] if v >= 2 * floor]
+    used = [(n, v - floor) for n, v in points[1:] if v >= ABOVE_FLOOR * floor]
     if len(used) < 2:
         return None, [n for n, _ in used]
     slope = np.polyfit(np.log([n for n, _ in used]), np.log([v for _, v in used]), 1)[0]
@@ -427,17 +439,21 @@ def _cell(cell: dict | None, reason: str | None) -> tuple[str, str]:
     return f"{cell['seconds']:.1f} s", f"{cell['peak_mib'] / 1024:.2f} GiB"
 
 
-def _exp_text(value: float | None, used: list[int] | None) -> str:
+def _exp_text(value: float | None, used: list[int] | None, points: list[tuple[int, float]]) -> str:
+    if used is None and len(points) == 2:  # no floor to subtract: the raw slope, a lower bound
+        (n0, v0), (n1, v1) = points
+        return f"≥ {math.log(v1 / v0) / math.log(n1 / n0):.2f} ({_rows(n0)}, {_rows(n1)}; floor not subtracted)"
     if used is None:
         return "— (too few sizes)"
     if value is None:
-        return "— (near the start-up floor)"
+        return f"— ({'one size' if used else 'no size'} above {ABOVE_FLOOR}x the floor)"
     return f"{value:.2f} ({', '.join(_rows(n) for n in used)})"
 
 
 def table(cache: dict) -> str:
-    lines = ["| design | rows | causalcli time | causalcli peak memory | peer | peer time | peer peak memory |",
-             "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+    lines = ["| design | rows | causalcli time | of which refuters | causalcli peak memory | peer | peer time "
+             "| peer peak memory |",
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     notes: dict[str, list[str]] = {}  # reason -> cells
     for case in CASES:
         for rows in case.sizes:
@@ -454,16 +470,20 @@ def table(cache: dict) -> str:
                 shown.append(_cell(cell, reason))
             if not any(s[0] for s in shown):
                 continue
-            lines.append(f"| {case.design} | {_rows(rows)} | {shown[0][0]} | {shown[0][1]} | {case.peer_label} | "
-                         f"{shown[1][0]} | {shown[1][1]} |")
-    lines += ["", "Growth exponents (slope of log(cost - floor) on log(rows); the sizes used in brackets):", "",
+            timing = (cache.get(key(case.design, rows, "causalcli")) or {}).get("timing_s") or {}
+            refute = f"{timing['refute']:.1f} s" if "refute" in timing else ""
+            lines.append(f"| {case.design} | {_rows(rows)} | {shown[0][0]} | {refute} | {shown[0][1]} | "
+                         f"{case.peer_label} | {shown[1][0]} | {shown[1][1]} |")
+    lines += ["", f"Growth exponents: slope of log(cost - floor) on log(rows), floor = the smallest size's cost, "
+              f"over the sizes costing at least {ABOVE_FLOOR}x the floor (in brackets):", "",
               "| design | causalcli time | causalcli memory | peer time | peer memory |",
               "| --- | --- | --- | --- | --- |"]
     for case in CASES:
         texts = []
         for tool in ("causalcli", "peer"):
             for field in ("seconds", "peak_mib"):
-                texts.append(_exp_text(*exponent(series(cache, case, tool, field))))
+                points = series(cache, case, tool, field)
+                texts.append(_exp_text(*exponent(points), points))
         lines.append(f"| {case.design} | {' | '.join(texts)} |")
     cells = [c for c in cache.values() if isinstance(c, dict) and "load_before" in c]
     loads = sorted(c["load_before"] for c in cells)
@@ -493,6 +513,7 @@ def plot(cache: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     fig, axes = plt.subplots(2, len(CASES), figsize=(4 * len(CASES), 7.5), squeeze=False)
     for j, case in enumerate(CASES):
@@ -511,6 +532,13 @@ def plot(cache: dict) -> None:
                 ax.set_title(case.design)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            low, high = ax.get_xlim()
+            for axis in (ax.xaxis, ax.yaxis):  # decades as 10^k over a wide range, else 1, 2, 5 per decade
+                wide = axis is ax.xaxis and high / low > 100
+                axis.set_major_locator(ticker.LogLocator(subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+                axis.set_major_formatter(ticker.LogFormatterSciNotation() if wide
+                                         else ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                axis.set_minor_formatter(ticker.NullFormatter())
             ax.set_xlabel("rows")
             ax.set_ylabel(label)
             ax.grid(True, which="major", lw=0.3)
