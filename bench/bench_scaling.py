@@ -4,11 +4,12 @@ Issue 15, point 5: 10^4 to 10^7 rows (10^8 for the experiment; panels are units 
 
 Every cell is a fresh process run as a user runs it (``causalcli estimate spec.yaml --format json
 --quiet``: default refuters, default ``--jobs``), on data made by the other benchmarks' generators
-(imported from them) and kept in ``bench/out/``. Wall time, and peak memory of the whole process
-tree: the larger of (a) the sum of the proportional set size (PSS) of every process of the tree,
-sampled by psutil every 0.1 s (forked refuter workers count; pages they share with their parent
-count once), and (b) ``ru_maxrss`` of the tree from ``wait4`` (exact, but only the largest single
-process). Runs under 30 s are run twice: the faster time and the larger peak are kept.
+(imported from them) and kept in ``bench/out/``. Each runs under a small wrapper process, which
+times it and reads its ``ru_maxrss`` from ``wait4``. Peak memory of the whole process tree is the
+larger of (a) the sum of the proportional set size (PSS) of every process of the tree, sampled by
+psutil every 0.1 s (forked refuter workers count; pages they share with their parent count once),
+and (b) that ``ru_maxrss`` (exact, but of the largest single process only). Runs under 30 s are
+run twice: the faster time and the larger peak are kept.
 
 The peer runs on the same file, as a fresh process that imports its library, reads the file and
 fits: experiment tea-tasting, did pyfixest, matching and weighting DoWhy, dml EconML, synthetic
@@ -16,11 +17,11 @@ control pysyncon (one fit, no placebo inference: it has none).
 
 Every cell is cached in ``bench/out/scaling.json`` as soon as it is measured and skipped on the next
 run (``BENCH_SCALING_FRESH=1`` measures again). A cell runs at most ``BENCH_SCALING_TIMEOUT`` s
-(600); a cell is not run when the cell ten times smaller timed out, or when it predicts more than
-the timeout or more than ``BENCH_SCALING_MAX_GIB`` (12) of memory (start-up floor plus ten times
-the cost above it). ``BENCH_SCALING_MAX_ROWS`` caps the sizes, ``BENCH_SCALING_DESIGNS`` (comma
-list) picks designs. Writes ``bench/out/scaling.png`` and the table between the markers of
-``docs/performance.md``.
+(600); a cell is not run when the next smaller size timed out, failed or was not run, or when
+the smaller sizes predict more than the timeout or more than ``BENCH_SCALING_MAX_GIB`` (12) of
+memory (``predict``). ``BENCH_SCALING_MAX_ROWS`` caps the sizes measured, ``BENCH_SCALING_DESIGNS``
+(comma list) picks designs; the table and the plot show every cell in the cache. Writes
+``bench/out/scaling.png`` and the table between the markers of ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from common import BIN, ROOT
 
@@ -60,8 +60,7 @@ TWFE_PERIODS = 10  # did: units = rows / 10
 # ---------------------------------------------------------------------------------------------- the cases
 
 
-@dataclass
-class Case:
+class Case(NamedTuple):  # not a dataclass: bench/run.py loads this file without registering the module
     """One design: its sizes, how to make the data and spec of a size, and the peer's command on it."""
 
     design: str
@@ -321,16 +320,16 @@ def predict(cache: dict, case: Case, earlier: list[int], rows: int, tool: str, f
 
 
 def why_not(cache: dict, case: Case, rows: int, tool: str) -> str | None:
-    """The reason not to run a cell, read from the measured cells ten times smaller (None: run it)."""
+    """The reason not to run a cell, read from the smaller sizes' cells (None: run it)."""
     if tool == "peer" and rows > case.peer_max_rows:
         return f"not run: the peer is run up to {case.peer_max_rows:,} rows"
     earlier = [n for n in case.sizes if n < rows]
     if not earlier:
         return None
     prev = cache.get(key(case.design, earlier[-1], tool))
-    if prev is None:  # not measured: not run for a reason (which then holds here too), or not yet
-        return why_not(cache, case, earlier[-1], tool)  # the smaller size's reason holds here too
-    if prev.get("timed_out") or prev.get("skipped"):
+    if prev is None:  # not measured: not run for a reason, which then holds here too, or not yet
+        return why_not(cache, case, earlier[-1], tool)
+    if prev.get("timed_out"):
         return f"not run: {earlier[-1]:,} rows already exceeded {TIMEOUT:.0f} s"
     if not prev.get("ok"):
         return f"not run: {earlier[-1]:,} rows failed"
@@ -410,7 +409,7 @@ def series(cache: dict, case: Case, tool: str, field: str) -> list[tuple[int, fl
     pts = []
     for rows in case.sizes:
         cell = cache.get(key(case.design, rows, tool))
-        if cell and cell.get("ok") and rows <= MAX_ROWS:
+        if cell and cell.get("ok"):
             pts.append((rows, cell[field]))
     return pts
 
@@ -456,9 +455,7 @@ def table(cache: dict) -> str:
              "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     notes: dict[str, list[str]] = {}  # reason -> cells
     for case in CASES:
-        for rows in case.sizes:
-            if rows > MAX_ROWS:
-                continue
+        for rows in case.sizes:  # every cached cell, whatever BENCH_SCALING_MAX_ROWS limits the measuring to
             shown = []
             for tool in ("causalcli", "peer"):
                 cell = cache.get(key(case.design, rows, tool))
