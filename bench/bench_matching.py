@@ -1,15 +1,18 @@
-"""Matching ATT at scale (issue 15, point 2): simulated rows x 10 covariates, ``--no-refute``.
+"""Matching ATT at scale (issue 15, point 2): simulated rows x 10 covariates, ``--no-refute`` and default refuters.
 
 ``python bench/bench_matching.py --rows 1000000`` writes ``bench/out/matching_<rows>.parquet`` and a
 spec beside it (once), then times the whole ``causalcli estimate`` and a DoWhy process doing
 propensity-score matching on the same file, each a fresh process, and reports peak RSS (ru_maxrss of
-the children). Target: under 2 GiB and no slower than DoWhy.
+the children). Target: under 2 GiB and no slower than DoWhy. Then the whole command with its default
+refuters, once, with the peak memory of its whole process tree (forked refuter workers included, by
+``bench_scaling.measure``: summed PSS); targets under 2 minutes and under 2 GiB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -70,11 +73,12 @@ def timed(argv: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, run
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """``make bench`` (bench/run.py) calls main() with the defaults; run alone, it reads the command line."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--no-peer", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args([] if argv is None else argv)
     data, spec = write_case(args.rows)
     ours = [str(BIN / "causalcli"), "estimate", spec, "--no-refute", "--format", "json", "--quiet"]
     seconds, peak, run = min((timed(ours) for _ in range(2)), key=lambda r: r[0])
@@ -87,8 +91,16 @@ def main() -> None:
         peer = min(timed(peer_cmd)[0] for _ in range(2))
         row("DoWhy propensity_score_matching (fresh process)", peer)
         verdict(seconds <= peer, f"no slower than DoWhy ({seconds:.2f} s against {peer:.2f} s)")
+    from bench_scaling import measure
+
+    cell = measure([str(BIN / "causalcli"), "estimate", spec, "--format", "json", "--quiet"], timeout=900)
+    row(f"causalcli matching ATT, {args.rows:,} rows, default refuters", cell["seconds"],
+        f"peak {cell['peak_mib'] / 1024:.2f} GiB (process tree), load average {os.getloadavg()[0]:.1f}")
+    verdict(cell["ok"] and cell["seconds"] < 120, f"default refuters under 2 minutes ({cell['seconds']:.0f} s)")
+    verdict(cell["peak_mib"] < 2048, f"peak memory of the command's processes under 2 GiB "
+                                     f"({cell['peak_mib'] / 1024:.2f} GiB)")
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "bench"))
-    main()
+    main(sys.argv[1:])
