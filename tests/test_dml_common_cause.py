@@ -85,3 +85,21 @@ def test_warm_start_moves_the_estimate_little_for_every_learner(tmp_path, learne
     fit, d = fitted(tmp_path / "d.csv", learner=learner)
     u = np.random.default_rng(0).standard_normal(len(df))
     assert abs(warm_common_cause_point(d, d.cross_fit, u) - fit.estimate.value) < 0.5 * fit.estimate.std_error
+
+
+def test_boosting_shortcuts_change_no_number(tmp_path):
+    """The fold models predict from their own bins and the continuations take cached bins of W:
+    both give exactly what scikit-learn's plain predict and fit give."""
+    from causalcli.designs.dml.common_cause import _predict
+
+    df, _ = simulate_dml(1200, seed=17, nonlinear=True)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    _, d = fitted(tmp_path / "d.csv", learner="gbm", _study={"segments": ["seg"]})
+    cf = d.cross_fit
+    W = d.W
+    for models, classifier in ((cf.models_y, False), (cf.models_t, True)):
+        for model in models:
+            Z = np.column_stack([d.S, W])
+            assert np.array_equal(_predict(model, Z, classifier, boosting=True), _predict(model, Z, classifier))
+    u = np.random.default_rng(3).standard_normal(len(df))
+    assert warm_common_cause_point(d, cf, u) == warm_common_cause_point(d, cf, u, prebinned=False)

@@ -54,8 +54,17 @@ class FoldCache:
     binned: tuple = ()
 
 
-def _predict(model: Any, Z: np.ndarray, classifier: bool) -> np.ndarray:
-    return model.predict_proba(Z)[:, 1] if classifier else model.predict(Z)
+def _predict(model: Any, Z: np.ndarray, classifier: bool, boosting: bool = False) -> np.ndarray:
+    """The fold model's prediction. Boosting predicts from its own bins of Z (the same trees, the same
+    sums, a third faster than on raw values), through scikit-learn's flag for predicting binned data."""
+    if boosting:
+        Z = model._bin_data(Z, is_training_data=False)
+        model._in_fit = True
+    try:
+        return model.predict_proba(Z)[:, 1] if classifier else model.predict(Z)
+    finally:
+        if boosting:
+            del model._in_fit
 
 
 def fold_cache(d: DmlData, cf: CrossFit, rows: int | None = None) -> FoldCache:
@@ -72,7 +81,7 @@ def fold_cache(d: DmlData, cf: CrossFit, rows: int | None = None) -> FoldCache:
         for k, model in enumerate(models):
             train, held = cf.ids != k, cf.ids == k
             with thread_limit(rows):
-                P[train, k] = _predict(model, Z[train], classifier)
+                P[train, k] = _predict(model, Z[train], classifier, boosting=d.learner == "gbm")
             P[held, k] = target[held] - res[held]
         out.append(P)
     binned: tuple = ()

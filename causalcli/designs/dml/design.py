@@ -38,8 +38,8 @@ from causalcli.data.table import quote_identifier as _quote
 from causalcli.designs.base import Design, Fit, require
 from causalcli.designs.dml.common_cause import prime, warm_common_cause_point
 from causalcli.designs.dml.data import DmlData, effect_modifier_names, effect_modifiers
-from causalcli.designs.dml.final import (INFERENCE, cate_summary, final_stage_point, headline, heterogeneity_tests,
-                                         segment_effects)
+from causalcli.designs.dml.final import (INFERENCE, PLACEBO_TREES, REFUTER_TREES, cate_summary, final_stage_point,
+                                         headline, heterogeneity_tests, segment_effects)
 from causalcli.designs.dml.nuisance import cross_fit, dml_overlap_check, learner_names, nuisance_summary
 from causalcli.errors import DataError, EstimationError, SpecError
 
@@ -200,7 +200,8 @@ class DmlDesign(Design):
             raise EstimationError("the dml refuters need the data its fit returned (Fit.refute_on), which carry "
                                   "the cross-fitted residuals")
         if extra_covariate is None:
-            return final_stage_point(d, cf, treatment, rows)
+            trees = REFUTER_TREES if treatment is None else PLACEBO_TREES  # model: forest only
+            return final_stage_point(d, cf, treatment, rows, trees=trees)
         return warm_common_cause_point(d, cf, extra_covariate)
 
     def distinct_placebos(self, prepared: DmlData, name: str, options: Any) -> list | None:
