@@ -94,12 +94,13 @@ class Nuisance:
 
 
 def fit_propensity(X: np.ndarray, t: np.ndarray, model: str = "logistic", *, folds: int = 5, seed: int = 0,
-                   start: np.ndarray | None = None, names: tuple[str, ...] | None = None) -> Nuisance:
+                   start: np.ndarray | None = None, names: tuple[str, ...] | None = None,
+                   scaling: tuple[np.ndarray, np.ndarray] | None = None) -> Nuisance:
     """Propensity scores: logistic regression (in sample) or cross-fitted gradient boosting."""
     if model == "logistic":
         from causalcli.models.logit import fit_logit
 
-        f = fit_logit(X, t.astype(np.float64), start=start, names=names)
+        f = fit_logit(X, t.astype(np.float64), start=start, names=names, scaling=scaling)
         return Nuisance(f.probability, model, f.coef, f.iterations)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
@@ -197,12 +198,7 @@ def ipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Z: np.ndarra
     """
     if keep is None:
         keep = np.ones(t.size, dtype=bool)
-    w, dw = ipw_weights(e, t, estimand)
-    w, dw = np.where(keep, w, 0.0), np.where(keep, dw, 0.0)
-    tk, ck = t & keep, ~t & keep
-    s1, s0 = float(w[tk].sum()), float(w[ck].sum())
-    mu1 = float(np.dot(w[tk], y[tk]) / s1)
-    mu0 = float(np.dot(w[ck], y[ck]) / s0)
+    w, dw, tk, ck, s1, s0, mu1, mu0 = _hajek_means(y, t, e, estimand, keep)
     r1 = np.where(tk, y - mu1, 0.0)
     r0 = np.where(ck, y - mu0, 0.0)
     phi_known = w * r1 / s1 - w * r0 / s0
@@ -222,6 +218,15 @@ def ipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Z: np.ndarra
     weights = np.where(t, w / s1, w / s0)[keep]
     return {"value": mu1 - mu0, "std_error": se, "std_error_weights_known": se_known, "mean_treated": mu1,
             "mean_control": mu0, "weights": weights}
+
+
+def _hajek_means(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, keep: np.ndarray) -> tuple:
+    """Weights, their derivatives, the kept arms, the weight sums and the weighted means of each arm."""
+    w, dw = ipw_weights(e, t, estimand)
+    w, dw = np.where(keep, w, 0.0), np.where(keep, dw, 0.0)
+    tk, ck = t & keep, ~t & keep
+    s1, s0 = float(w[tk].sum()), float(w[ck].sum())
+    return w, dw, tk, ck, s1, s0, float(np.dot(w[tk], y[tk]) / s1), float(np.dot(w[ck], y[ck]) / s0)
 
 
 def aipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: np.ndarray,
@@ -277,8 +282,10 @@ class WeightingData:
     file: str
     categorical: tuple[str, ...] = ()  # categorical covariates, to name a level that separates the arms
     missing: MissingRows | None = None  # rows dropped for a missing value, by role
-    # the fit's logistic coefficients (intercept first), which the refuters' refits start from
+    # the fit's logistic coefficients (intercept first) and X's centre and SD: the refuters' refits
+    # start there and scale by them (no pass over X to recompute them)
     start_coef: np.ndarray | None = None
+    scaling: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -296,7 +303,7 @@ def _estimand_of(estimand: str, overlap: bool) -> str:
 
 
 def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: int, *, with_se: bool = True,
-         start: np.ndarray | None = None) -> _Run:
+         start: np.ndarray | None = None, scaling: tuple[np.ndarray, np.ndarray] | None = None) -> _Run:
     """Fit the nuisance models, trim if asked, and estimate."""
     if with_se:  # the study's own fit (refuters' refits skip this): say which units lack support and why
         from causalcli.checks.overlap import require_common_support
@@ -309,7 +316,7 @@ def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: in
             raise explain_separation(err, d.X_balance, d.balance_names, d.categorical, t, d.file) from None
         require_common_support(nu.e, t, d.file)
     else:
-        nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start)
+        nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start, scaling=scaling)
     keep = np.ones(t.size, dtype=bool)
     if d.trim:
         keep = (nu.e >= d.trim) & (nu.e <= 1.0 - d.trim)
@@ -320,6 +327,9 @@ def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: in
     if np.any(e <= 0) or np.any(e >= 1):
         raise EstimationError("propensity scores of exactly 0 or 1: some units have no chance of the other arm; "
                               "set design.options.trim or drop the covariate that separates the arms")
+    if d.estimator == "ipw" and not with_se:  # a refuter's refit: the value alone
+        _, _, _, _, _, _, mu1, mu0 = _hajek_means(y, t, nu.e, d.estimand, keep)
+        return _Run(keep, nu, mu1 - mu0, float("nan"), {}, nu.e)
     if d.estimator == "ipw":
         Z = np.column_stack([np.ones(t.size), X]) if (with_se and nu.coef is not None) else None
         r = ipw(y, t, nu.e, d.estimand, Z=Z, keep=keep)
@@ -440,14 +450,14 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
             diagnostics["outcome_model"] = {"model": "OLS per arm" if d.outcome_model == "linear" else
                                             f"gradient boosting per arm, {d.folds}-fold cross-fitted"}
         return Fit(d.estimator, d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings,
-                   refute_on=replace(d, start_coef=run.nuisance.coef))
+                   refute_on=replace(d, start_coef=run.nuisance.coef, scaling=(d.X.mean(axis=0), d.X.std(axis=0))))
 
     def point(self, prepared: WeightingData, *, treatment=None, extra_covariate=None, rows=None) -> float:
         d = prepared
         X, t, y = d.X, d.t, d.y
         if rows is not None:
             X, t, y = X[rows], t[rows], y[rows]
-        start = d.start_coef
+        start, scaling = d.start_coef, d.scaling
         if treatment is not None:
             t = treatment
             if start is not None:  # a permuted treatment is independent of X: start from no slopes
@@ -457,8 +467,10 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
         if extra_covariate is not None:
             X = np.column_stack([X, extra_covariate])
             start = None if start is None else np.append(start, 0.0)
+            # an added standard-normal covariate is already centred and scaled
+            scaling = None if scaling is None else (np.append(scaling[0], 0.0), np.append(scaling[1], 1.0))
         # Newton from a nearby start reaches the same optimum (to fit_logit's tolerance) in fewer steps
-        return _run(d, X, t, y, d.seed, with_se=False, start=start).value
+        return _run(d, X, t, y, d.seed, with_se=False, start=start, scaling=scaling).value
 
 
 def _expand(w: np.ndarray, keep: np.ndarray) -> np.ndarray:
