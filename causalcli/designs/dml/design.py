@@ -57,8 +57,6 @@ class DmlDesign(Design):
     estimators = ("linear_dml", "causal_forest_dml")
     estimands = ("ate", "att")
     inference = tuple(INFERENCE.values())
-    # Refuters reuse the cross-fitted residuals (placebo_treatment, data_subset) or the folds
-    # (random_common_cause refits the nuisance models), so fewer simulations suffice by default.
     reference = ("Chernozhukov et al. (2018), Econometrics Journal; Athey, Tibshirani and Wager (2019), "
                  "Annals of Statistics; EconML (py-why)")
     weights_built = False
