@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from causalcli.checks.refutation import BUDGET, interval_excludes, round_size, settled, summarise
+from causalcli.checks.refutation import BUDGET, interval_above, round_size, settled, summarise
 from causalcli.inference.distributions import binomial_cdf, t_central_probability, t_quantile_integer_df
 from causalcli.records import Estimate
 from causalcli.study.run import run_study
@@ -32,9 +32,9 @@ def clopper_pearson(x: int, k: int, level: float = 0.95) -> tuple[float, float]:
                                  (40, 57), (2, 100), (4, 19), (6, 1000)])
 @pytest.mark.parametrize("alpha", [0.05, 0.01, 0.1])
 def test_the_stopping_rule_equals_the_clopper_pearson_interval_of_statsmodels(x, k, alpha):
-    """The runner decides from binomial tails (no scipy import); that is the exact interval excluding alpha."""
+    """The runner decides from binomial tails (no scipy import); that is the exact interval above alpha."""
     low, high = clopper_pearson(x, k)
-    assert interval_excludes(x, k, alpha, 0.95) == (high < alpha or low > alpha)
+    assert interval_above(x, k, alpha, 0.95) == (low > alpha)
 
 
 @pytest.mark.parametrize("x,k,p", [(0, 19, 0.05), (3, 76, 0.05), (50, 100, 0.3), (999, 1000, 0.99), (7, 7, 0.5)])
@@ -63,17 +63,17 @@ def test_rounds_are_the_fewest_that_can_reach_alpha():
 
 
 @pytest.mark.parametrize("extreme,k,expected", [
-    (0, 19, False),   # p = 0.05, but the chance of a placebo as large could still be 0.18
-    (0, 57, False),   # the 95% interval still reaches 0.0627
-    (0, 72, True),    # the first k whose interval lies below 0.05: a clean pass needs 4 rounds of 19
+    (0, 19, False),   # a pass is never settled early: it needs every simulation asked for
+    (0, 76, False),
+    (1, 19, False),   # p = 0.1 now, but the chance of a placebo as large could still be below 0.05
     (5, 19, True),    # five placebos as large in nineteen: failing is settled after one round
     (2, 100, False),  # near alpha: every simulation runs
 ])
-def test_placebo_settles_when_the_interval_leaves_alpha(extreme, k, expected):
+def test_only_a_failure_settles_a_placebo_test_early(extreme, k, expected):
     sims = np.concatenate([np.full(extreme, 2.0), np.zeros(k - extreme)])
     assert settled("placebo_treatment", sims, EST, 0.05) is expected
-    low, high = clopper_pearson(extreme, k)
-    assert expected == (high < 0.05 or low > 0.05)
+    low, _ = clopper_pearson(extreme, k)
+    assert expected == (low > 0.05)
 
 
 def test_stability_settles_when_the_monte_carlo_band_clears_the_critical_value():
@@ -127,25 +127,40 @@ def _spec(tmp_path, frame, refute=None):
 
 
 def test_default_refuters_stop_when_settled_and_say_so(tmp_path):
-    """A clear effect: no placebo comes near it, so the placebo test stops after four rounds of 19; the
-    stability tests after one round of 5. Serial and parallel runs give the same numbers and counts."""
+    """A clear effect: the placebo test runs its 19 simulations (the fewest that reach alpha) and passes;
+    the stability tests stop after one round of 5. Serial and parallel runs give the same numbers."""
     spec = _spec(tmp_path, _frame())
     serial = run_study(spec, jobs=1)
     counts = {r.name: r.simulations for r in serial.refutations}
-    assert counts == {"placebo_treatment": 76, "random_common_cause": 5, "data_subset": 5}
+    assert counts == {"placebo_treatment": 19, "random_common_cause": 5, "data_subset": 5}
     for r in serial.refutations:
         assert r.passed is True
-        assert f"settled after {r.simulations} of at most 100 simulations" in r.detail
         assert r.monte_carlo_se is not None and r.monte_carlo_se >= 0
+    for r in serial.refutations[1:]:
+        assert f"settled after {r.simulations} of at most 100 simulations" in r.detail
     parallel = run_study(spec, jobs=2)
     assert [r.to_dict() for r in parallel.refutations] == [r.to_dict() for r in serial.refutations]
 
 
 def test_no_effect_fails_the_placebo_test_after_one_round(tmp_path):
-    spec = _spec(tmp_path, _frame(effect=0.0), refute=[{"placebo_treatment": {}}])
+    spec = _spec(tmp_path, _frame(effect=0.0), refute=[{"placebo_treatment": {"simulations": 190}}])
     placebo = run_study(spec, jobs=1).refutations[0]
     assert placebo.passed is False
     assert placebo.simulations == 19
+    assert "settled after 19 of at most 190 simulations" in placebo.detail
+
+
+def test_a_clear_effect_runs_every_placebo_asked_for(tmp_path):
+    """Stopping on a pass would let a null effect pass at any of several looks; a pass needs them all."""
+    spec = _spec(tmp_path, _frame(), refute=[{"placebo_treatment": {"simulations": 60}}])
+    placebo = run_study(spec, jobs=1).refutations[0]
+    assert placebo.passed is True and placebo.simulations == 60
+
+
+def test_the_default_placebo_count_follows_alpha(tmp_path):
+    spec = _spec(tmp_path, _frame(), refute=[{"placebo_treatment": {}}])
+    spec["thresholds"] = {"alpha": 0.1}
+    assert run_study(spec, jobs=1).refutations[0].simulations == 9
 
 
 def test_stop_early_false_runs_every_simulation(tmp_path):

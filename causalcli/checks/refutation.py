@@ -59,16 +59,17 @@ PLACEBO_REFUTERS = ("placebo_treatment", "placebo_in_time")
 STABILITY_REFUTERS = ("random_common_cause", "data_subset")
 STABILITY_ROUND = 5  # the fewest that give the spread of the new estimates a usable standard deviation
 MONTE_CARLO_LEVEL = 0.95
-BUDGET = ("simulations run in rounds and stop as soon as the verdict is settled, never beyond `simulations` "
-          "(stop_early: false runs them all). Placebo tests (placebo_treatment, placebo_in_time) run rounds of "
-          "ceil(1/alpha) - 1 (19 at alpha 0.05: the fewest whose p can reach alpha) and are settled when the 95% "
-          "Clopper-Pearson interval of the chance that a placebo is as large as the estimate lies wholly below or "
-          "above alpha (with none as large, 72 simulations at alpha 0.05, so a clean pass takes 76). Stability "
-          "tests (random_common_cause, data_subset) run rounds of 5 and are settled when the shift in standard "
-          "errors, plus or minus t(0.975, k-1) Monte Carlo standard errors (sd of the new estimates / "
-          "(std_error * sqrt(k))), lies wholly on one side of z(1 - alpha/2). Every refutation reports "
-          "monte_carlo_se: the Monte Carlo standard error of its p-value (sqrt(p (1 - p) / k) for a placebo "
-          "test, the delta method through the shift for a stability test)")
+BUDGET = ("placebo_treatment runs ceil(1/alpha) - 1 simulations unless `simulations` says otherwise (19 at alpha "
+          "0.05: the fewest whose p can reach alpha; the permutation test is exact at any number, more simulations "
+          "add power and precision); placebo tests (placebo_treatment, placebo_in_time) run in rounds of that size "
+          "and stop early only on a settled failure, when the 95% Clopper-Pearson interval of the chance that a "
+          "placebo is as large as the estimate lies wholly above alpha (a pass needs every simulation, so stopping "
+          "never inflates the false-pass rate). Stability tests (random_common_cause, data_subset) run rounds of "
+          "5, at most `simulations`, and stop when the shift in standard errors, plus or minus t(0.975, k-1) Monte "
+          "Carlo standard errors (sd of the new estimates / (std_error * sqrt(k))), lies wholly on one side of "
+          "z(1 - alpha/2). stop_early: false runs every simulation. Every refutation reports monte_carlo_se: the "
+          "Monte Carlo standard error of its p-value (sqrt(p (1 - p) / k) for a placebo test, the delta method "
+          "through the shift for a stability test)")
 
 
 def round_size(name: str, alpha: float) -> int:
@@ -85,7 +86,7 @@ def settled(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> bo
         return False
     if name in PLACEBO_REFUTERS:
         extreme = int(np.count_nonzero(np.abs(ok) >= abs(estimate.value)))
-        return interval_excludes(extreme, int(ok.size), alpha, MONTE_CARLO_LEVEL)
+        return interval_above(extreme, int(ok.size), alpha, MONTE_CARLO_LEVEL)
     if name in STABILITY_REFUTERS:
         if ok.size < 2 or unusable_se_reason(estimate.std_error, estimate.value) is not None:
             return ok.size >= 2  # no z to settle: more simulations cannot help
@@ -96,14 +97,13 @@ def settled(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> bo
     return False
 
 
-def interval_excludes(x: int, k: int, alpha: float, level: float) -> bool:
-    """Does the Clopper-Pearson interval (at ``level``) of a binomial probability from x of k exclude alpha?
+def interval_above(x: int, k: int, alpha: float, level: float) -> bool:
+    """Does the Clopper-Pearson interval (at ``level``) of a binomial probability from x of k lie above alpha?
 
-    By the duality of the exact interval with the binomial tails: its upper end is below alpha when
-    P(X <= x | alpha) < (1 - level) / 2, its lower end above alpha when P(X >= x | alpha) < (1 - level) / 2.
+    By the duality of the exact interval with the binomial tails: its lower end is above alpha when
+    P(X >= x | alpha) < (1 - level) / 2.
     """
-    tail = (1 - level) / 2
-    return binomial_cdf(x, k, alpha) < tail or 1.0 - binomial_cdf(x - 1, k, alpha) < tail
+    return 1.0 - binomial_cdf(x - 1, k, alpha) < (1 - level) / 2
 
 
 def _shift(ok: np.ndarray, estimate: Estimate) -> tuple[float, float]:

@@ -108,8 +108,15 @@ class SubsetOptions(_Strict):
     stop_early: bool = Field(True, description=_STOP_EARLY)
 
 
+class PlaceboOptions(_Strict):
+    simulations: int | None = Field(None, ge=1, le=100_000, description=(
+        "Default: ceil(1/alpha) - 1 (19 at alpha 0.05), the fewest whose permutation p-value can reach alpha. "
+        "A pass needs every one of them; a failure may stop early (causalcli.checks.refutation.BUDGET)."))
+    stop_early: bool = Field(True, description=_STOP_EARLY)
+
+
 class PlaceboTreatment(_Strict):
-    placebo_treatment: SimulationOptions = Field(default_factory=SimulationOptions)
+    placebo_treatment: PlaceboOptions = Field(default_factory=PlaceboOptions)
 
 
 class RandomCommonCause(_Strict):

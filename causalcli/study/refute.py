@@ -94,6 +94,7 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
     if not plan:
         return []
     alpha = study.thresholds.alpha
+    plan = [(name, _with_count(name, opts, alpha)) for name, opts in plan]
     # fewer distinct placebos than simulations (three possible fake starts, say): each runs once, no draws
     enumerated = [design.distinct_placebos(prepared, name, opts) for name, opts in plan]
     caps = [opts.simulations if pl is None else len(pl) for (_, opts), pl in zip(plan, enumerated)]
@@ -160,6 +161,14 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                                   f"the verdict (raise {name}.simulations)")
         out.append(r)
     return out
+
+
+def _with_count(name: str, opts: Any, alpha: float) -> Any:
+    """The options with the simulations a refuter may run: as given, or for a placebo test without
+    a number the fewest that can reach alpha (``BUDGET``)."""
+    if opts.simulations is not None:
+        return opts
+    return opts.model_copy(update={"simulations": round_size(name, alpha)})
 
 
 @contextmanager

@@ -136,7 +136,7 @@ def cate_summary(est: Any, d: DmlData, X: np.ndarray) -> dict[str, Any]:
 
 
 # Trees of the refuters' causal forests (docs/designs/dml.md): data_subset and random_common_cause run a
-# few simulations; placebo_treatment runs dozens (76 for a clean pass), so its forests are the smallest
+# few simulations; placebo_treatment the most (19 by default, more when asked), so its forests are the smallest
 # that keep its values (2 trees: all placebo forests together grow fewer trees than the fit's 200).
 REFUTER_TREES = 8
 PLACEBO_TREES = 2
