@@ -54,7 +54,7 @@ class Design(ABC, Generic[Prepared]):
     The order of calls, for ``validate`` and ``estimate`` (``causalcli.study.run``):
     ``check_spec`` (spec alone) -> data loaded -> ``validate`` (data) -> ``prepare`` (the arrays,
     built once) -> ``fit`` (the full result) -> refuters (``causalcli.study.refute``) on ``fit``'s
-    ``refute_on`` (or ``prepare``'s object), which call ``distinct_placebos`` once per refuter, then
+    ``refute_on`` (or ``prepare``'s object), which call ``before_refuters`` once, ``distinct_placebos`` once per refuter, then
     ``refute_once`` or ``refute_placebo`` per simulation, possibly in forked workers (``prepared``
     and the design are pickled), then ``summarise_refuter``.
     """
@@ -158,6 +158,12 @@ class Design(ABC, Generic[Prepared]):
             rows = np.sort(rng.choice(n, size=max(2, int(round(options.fraction * n))), replace=False))
             return self.point(prepared, rows=rows)
         raise self.refuter_does_not_apply(name)
+
+    def before_refuters(self, prepared: Prepared, names: list[str]) -> None:
+        """Called once in the main process before the refuters' simulations of ``names`` start (and
+        before any worker forks): fill what every simulation reuses and may not compute per simulation
+        (dml: the fold models' predictions). It must not change any value a simulation returns. The
+        default does nothing."""
 
     def distinct_placebos(self, prepared: Prepared, name: str, options: Any) -> list | None:
         """Every distinct placebo but the real one, when they are no more than ``options.simulations``

@@ -95,6 +95,7 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
         return []
     alpha = study.thresholds.alpha
     plan = [(name, _with_count(name, opts, alpha)) for name, opts in plan]
+    design.before_refuters(prepared, [name for name, _ in plan])
     # fewer distinct placebos than simulations (three possible fake starts, say): each runs once, no draws
     enumerated = [design.distinct_placebos(prepared, name, opts) for name, opts in plan]
     caps = [opts.simulations if pl is None else len(pl) for (_, opts), pl in zip(plan, enumerated)]

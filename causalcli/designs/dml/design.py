@@ -202,12 +202,11 @@ class DmlDesign(Design):
             return final_stage_point(d, cf, treatment, rows, trees=trees)
         return warm_common_cause_point(d, cf, extra_covariate)
 
-    def distinct_placebos(self, prepared: DmlData, name: str, options: Any) -> list | None:
-        """The default's, and for random_common_cause the fold models' predictions computed here: the
-        runner calls this once per refuter in the parent before its workers fork, and they inherit them."""
-        if name == "random_common_cause":
+    def before_refuters(self, prepared: DmlData, names: list[str]) -> None:
+        """random_common_cause: the fold models' predictions, computed once here in the main process;
+        the forked workers inherit them."""
+        if "random_common_cause" in names:
             prime(prepared)
-        return super().distinct_placebos(prepared, name, options)
 
     def treatment_of(self, prepared: DmlData) -> np.ndarray:
         return prepared.t
