@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import BIN, ROOT, row, time_process, verdict
+from common import BIN, ROOT, print_load, row, time_process, verdict
 
 
 def timed(argv: list[str], repeat: int = 3):
@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = write_data(folder)
-        print(f"  load average before the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        print_load("before the runs")
         cli = [str(BIN / "causalcli"), "estimate", "--no-refute", "--format", "json", "--quiet", "--jobs", "2"]
         peer = [sys.executable, str(ROOT / "bench" / "peers" / "observational_peers.py")]
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BIN, ROOT, row, verdict
+from common import BIN, ROOT, print_load, row, verdict
 
 OUT = ROOT / "bench" / "out"
 
@@ -68,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         todo = cases(folder)
-        print(f"  load average before the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        print_load("before the runs")
         missed = []
         for label, spec, extra in todo:
             base = [str(BIN / "causalcli"), "estimate", str(spec), "--format", "json", "--quiet", *extra]
@@ -80,7 +80,7 @@ def main() -> None:
                 f"without {without:.2f} s, ratio {with_refuters / without:.2f}, limit {limit:.2f} s ({sims})")
             if with_refuters > limit:
                 missed.append(label)
-        print(f"  load average after the runs: {os.getloadavg()[0]:.1f}", flush=True)
+        print_load("after the runs")
         verdict(not missed, "every case within max(3x, +1 s) of the command without refuters"
                 + (f"; over: {', '.join(missed)}" if missed else ""))
 

@@ -32,3 +32,8 @@ def row(label: str, seconds: float, note: str = "") -> None:
 
 def verdict(ok: bool, text: str) -> None:
     print(f"  [{'met' if ok else 'MISSED'}] {text}", flush=True)
+
+
+def print_load(when: str) -> None:
+    """The machine's load average, printed beside timings (wall times stretch with it)."""
+    print(f"  load average {when}: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
