@@ -10,7 +10,6 @@ three, peers one run. Targets: matching ATT with its Abadie-Imbens SE under
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 import tempfile
