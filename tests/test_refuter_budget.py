@@ -198,8 +198,12 @@ def test_the_pool_gives_the_numbers_of_one_process(tmp_path, monkeypatch):
 
 def test_a_verdict_left_open_at_the_cap_says_so(tmp_path):
     """Two placebos as large in 19: the interval still holds alpha, and 19 is all that was allowed."""
-    spec = _spec(tmp_path, _frame(effect=0.25), refute=[{"placebo_treatment": {"simulations": 19}}])
+    spec = _spec(tmp_path, _frame(effect=0.15), refute=[{"placebo_treatment": {"simulations": 19}}])
     placebo = run_study(spec, jobs=1).refutations[0]
     assert placebo.simulations == 19
+    assert placebo.passed is False
     assert "not settled after all 19 simulations" in placebo.detail
     assert "raise placebo_treatment.simulations" in placebo.detail
+    # a pass is an exact test at any count: no such note
+    clear = run_study(_spec(tmp_path, _frame(), refute=[{"placebo_treatment": {}}]), jobs=1).refutations[0]
+    assert clear.passed is True and "not settled" not in clear.detail

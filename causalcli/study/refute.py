@@ -156,7 +156,9 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                                f"random), so p moves in steps of 1/{len(pl) + 1} and more simulations cannot lower it")
         elif len(sims) < opts.simulations:
             r = replace(r, detail=f"{r.detail}; settled after {len(sims)} of at most {opts.simulations} simulations")
-        elif r.passed is not None and opts.stop_early and name in (*PLACEBO_REFUTERS, *STABILITY_REFUTERS) \
+        # A placebo pass is an exact test at any count; a failure, or a stability verdict, can be open
+        elif opts.stop_early and (r.passed is False and name in PLACEBO_REFUTERS
+                                  or r.passed is not None and name in STABILITY_REFUTERS) \
                 and not settled(name, np.asarray(sims), estimate, alpha):
             r = replace(r, detail=f"{r.detail}; not settled after all {len(sims)} simulations: more could change "
                                   f"the verdict (raise {name}.simulations)")
