@@ -55,8 +55,8 @@ class Design(ABC, Generic[Prepared]):
     ``check_spec`` (spec alone) -> data loaded -> ``validate`` (data) -> ``prepare`` (the arrays,
     built once) -> ``fit`` (the full result) -> refuters (``causalcli.study.refute``) on ``fit``'s
     ``refute_on`` (or ``prepare``'s object), which call ``before_refuters`` once, ``distinct_placebos`` once per refuter, then
-    ``refute_once`` or ``refute_placebo`` per simulation, possibly in forked workers (``prepared``
-    and the design are pickled), then ``summarise_refuter``.
+    ``refute_once`` or ``refute_placebo`` per simulation, possibly in forked workers (which inherit
+    ``prepared`` and the design through fork), then ``summarise_refuter``.
     """
 
     # ---------------------------------------------------------------- declared facts

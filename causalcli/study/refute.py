@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.models import Study
 
 REFUTER_IDS = {name: i for i, name in enumerate(REFUTERS)}
-# Below this much work per round (timed on the first simulation), the refuters run in the main
+# Below this much work per round (timed on each refuter's second simulation), the refuters run in the main
 # process: forking a pool and sending chunks costs about 0.1-0.3 s, more than two cores save.
 SERIAL_ROUND_SECONDS = 0.25
 
@@ -145,25 +145,30 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                     else:
                         advance(caps[r] - done)  # the bar counts the simulations a settled refuter skipped
                 active = still
-    out: list[Refutation] = []
-    for (name, opts), pl, sims in zip(plan, enumerated, values):
-        r = design.summarise_refuter(name, np.asarray(sims, dtype=float), estimate, alpha)
-        if pl is not None:
-            noun = _PLACEBO_NOUN.get(name, "placebos")
-            r = replace(r, monte_carlo_se=0.0,  # every placebo ran: p is exact, no Monte Carlo error
-                        detail=f"{r.detail}; the data allow only {len(pl)} distinct {noun}, no more than the "
-                               f"{opts.simulations} simulations asked for: each was run once (none drawn at "
-                               f"random), so p moves in steps of 1/{len(pl) + 1} and more simulations cannot lower it")
-        elif len(sims) < opts.simulations:
-            r = replace(r, detail=f"{r.detail}; settled after {len(sims)} of at most {opts.simulations} simulations")
-        # A placebo pass is an exact test at any count; a failure, or a stability verdict, can be open
-        elif opts.stop_early and (r.passed is False and name in PLACEBO_REFUTERS
-                                  or r.passed is not None and name in STABILITY_REFUTERS) \
-                and not settled(name, np.asarray(sims), estimate, alpha):
-            r = replace(r, detail=f"{r.detail}; not settled after all {len(sims)} simulations: more could change "
-                                  f"the verdict (raise {name}.simulations)")
-        out.append(r)
-    return out
+    return [_how_many_ran(design.summarise_refuter(name, np.asarray(sims, dtype=float), estimate, alpha),
+                          opts, pl, sims, estimate, alpha)
+            for (name, opts), pl, sims in zip(plan, enumerated, values)]
+
+
+def _how_many_ran(r: Refutation, opts: Any, pl: list | None, sims: list[float], estimate: Estimate,
+                  alpha: float) -> Refutation:
+    """The refutation with its detail saying how its number of simulations came about."""
+    name = r.name
+    if pl is not None:
+        noun = _PLACEBO_NOUN.get(name, "placebos")
+        return replace(r, monte_carlo_se=0.0,  # every placebo ran: p is exact, no Monte Carlo error
+                       detail=f"{r.detail}; the data allow only {len(pl)} distinct {noun}, no more than the "
+                              f"{opts.simulations} simulations asked for: each was run once (none drawn at "
+                              f"random), so p moves in steps of 1/{len(pl) + 1} and more simulations cannot lower it")
+    if len(sims) < opts.simulations:
+        return replace(r, detail=f"{r.detail}; settled after {len(sims)} of at most {opts.simulations} simulations")
+    # A placebo pass is an exact test at any count; a failure, or a stability verdict, can be open
+    if opts.stop_early and (r.passed is False and name in PLACEBO_REFUTERS
+                            or r.passed is not None and name in STABILITY_REFUTERS) \
+            and not settled(name, np.asarray(sims), estimate, alpha):
+        return replace(r, detail=f"{r.detail}; not settled after all {len(sims)} simulations: more could change "
+                                 f"the verdict (raise {name}.simulations)")
+    return r
 
 
 def _with_count(name: str, opts: Any, alpha: float) -> Any:
