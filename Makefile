@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench setup clean browser
+.PHONY: demo test test-slow bench setup clean browser engines
 
 setup: $(STAMP)
 
@@ -15,13 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) engines
 	@# exit 1 means "estimated, but a check failed": the demo shows that honestly
 	$(BIN)/causalcli estimate specs/lalonde_psm.yaml --format table || [ $$? -eq 1 ]
 
-test: $(STAMP) browser
+# --dist loadgroup: the Spark tests (xdist_group "spark") share one worker, so the suite starts one JVM
+test: $(STAMP) browser engines
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -m "not slow" -n 2
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadgroup
 
 # The report test opens the HTML in headless Chromium (Debian's package). If it cannot
 # be installed here, the test fails and says so; it is never skipped.
@@ -31,7 +32,20 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	  || echo "chromium could not be installed: the report test will fail"; }
 
-test-slow: $(STAMP)
+# Spark needs a Java runtime; the PostgreSQL tests start their own server from Debian's binaries
+# (kept in /usr/lib/postgresql/<major>/bin, off PATH). If they cannot be installed here, the engine
+# tests fail and say so; they are never skipped.
+engines:
+	@missing=""; \
+	command -v java >/dev/null 2>&1 || missing="openjdk-17-jre-headless"; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+	  || missing="$${missing:+$$missing }postgresql"; \
+	[ -z "$$missing" ] || { \
+	  echo "installing Debian's $$missing for the Spark and PostgreSQL tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null 2>&1 \
+	  || echo "$$missing could not be installed: the Spark/PostgreSQL tests will fail"; }
+
+test-slow: $(STAMP) engines
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)

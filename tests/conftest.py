@@ -84,3 +84,21 @@ def run_json(runner: CliRunner, args: list[str], input=None) -> tuple[int, objec
     res = invoke(runner, ["estimate", *args, "--format", "json"], input=input)
     payload = json.loads(res.stdout) if res.stdout.strip() else None
     return res.exit_code, payload, res
+
+
+# Real engines (tests/engines.py): started once per test process, failing (never skipping) when they cannot.
+# Spark tests also carry @pytest.mark.xdist_group("spark") so that one worker holds the suite's only JVM.
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    from tests.engines import postgres_server
+
+    return postgres_server().url
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from tests.engines import spark_session
+
+    return spark_session()
