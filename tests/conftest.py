@@ -102,3 +102,11 @@ def spark():
     from tests.engines import spark_session
 
     return spark_session()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_engines_at_session_end():
+    yield
+    from tests.engines import stop_engines
+
+    stop_engines()

@@ -271,11 +271,22 @@ def _stop_spark(session) -> None:
             shutil.rmtree(_spark_dir, ignore_errors=True)
 
 
+def stop_engines() -> None:
+    """Stop whatever this process started (also registered with atexit, which a killed worker skips)."""
+    global _spark
+    if _postgres is not None:
+        _postgres.stop()
+    if _spark is not None:
+        session, _spark = _spark, None
+        _stop_spark(session)
+
+
 def register_spark(name: str, source) -> None:
     """Make ``name`` readable by SQL in the session: a temp view over a Parquet path or a pyarrow Table.
 
     An Arrow table is first written to Parquet in the session's scratch directory (exact types and
-    doubles; no pandas round trip), then read like any Parquet source.
+    doubles; no pandas round trip), then read like any Parquet source. Timestamps are written in
+    microseconds (Spark's resolution); a nanosecond value that would be truncated raises.
     """
     session = spark_session()
     if isinstance(source, (str, Path)):
@@ -286,5 +297,6 @@ def register_spark(name: str, source) -> None:
         # a fresh file per call: Spark caches file listings, so a view must never see its file rewritten
         path = _spark_dir / "tables" / f"{name}-{uuid.uuid4().hex}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(source, path)
+        # Spark cannot read Parquet's nanosecond timestamps: write microseconds, refusing to truncate
+        pq.write_table(source, path, coerce_timestamps="us", allow_truncated_timestamps=False)
     session.read.parquet(str(path)).createOrReplaceTempView(name)

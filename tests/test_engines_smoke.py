@@ -76,14 +76,13 @@ def test_postgres_round_trips_doubles_bit_for_bit():
     assert bits(back["x"].to_pylist()) == bits(AWKWARD_DOUBLES)
 
 
-def test_postgres_replaces_a_table():
+def test_postgres_replaces_a_table(postgres_url):
     import ibis
     import pyarrow as pa
 
-    server = postgres_server()
-    load_postgres(server.url, "smoke_replace", small_table())
-    load_postgres(server.url, "smoke_replace", pa.table({"only": [1, 2]}))
-    connection = ibis.connect(server.url)
+    load_postgres(postgres_url, "smoke_replace", small_table())
+    load_postgres(postgres_url, "smoke_replace", pa.table({"only": [1, 2]}))
+    connection = ibis.connect(postgres_url)
     try:
         assert connection.table("smoke_replace").columns == ("only",)
     finally:
@@ -110,13 +109,13 @@ def test_spark_starts_and_answers_through_ibis():
 
 
 @pytest.mark.xdist_group("spark")
-def test_spark_reads_parquet_and_round_trips_doubles(tmp_path):
+def test_spark_reads_parquet_and_round_trips_doubles(spark, tmp_path):
     import ibis
     import pyarrow.parquet as pq
 
     path = tmp_path / "doubles.parquet"
     pq.write_table(awkward_table(), path)
     register_spark("smoke_doubles", path)
-    connection = ibis.pyspark.connect(spark_session())
+    connection = ibis.pyspark.connect(spark)
     back = connection.table("smoke_doubles").order_by("i").to_pyarrow()
     assert bits(back["x"].to_pylist()) == bits(AWKWARD_DOUBLES)
