@@ -90,7 +90,9 @@ def _postgres_bin_dir() -> Path:
     for directory in candidates:
         if (directory / "pg_ctl").exists():
             return directory
-    raise EngineUnavailable(f"no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin: {INSTALL_HINT}")
+    raise EngineUnavailable(
+        f"no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin: {INSTALL_HINT}"
+    )
 
 
 def _is_root() -> bool:
@@ -108,7 +110,8 @@ def _ensure_system_user() -> None:
             capture_output=True, text=True,
         )
         if done.returncode != 0:
-            raise EngineUnavailable(f"running as root and could not create the '{PG_SYSTEM_USER}' user: {done.stderr.strip()}") from None
+            reason = done.stderr.strip()
+            raise EngineUnavailable(f"running as root and could not create the '{PG_SYSTEM_USER}' user: {reason}")
 
 
 def _run_as_server_user(command: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
@@ -230,7 +233,8 @@ def _start_spark():
     global _spark_startup_seconds, _spark_dir
     started = time.perf_counter()
     if not _java_available():
-        where = f"JAVA_HOME={os.environ['JAVA_HOME']} has no bin/java" if os.environ.get("JAVA_HOME") else "no `java` on PATH"
+        java_home = os.environ.get("JAVA_HOME")
+        where = f"JAVA_HOME={java_home} has no bin/java" if java_home else "no `java` on PATH"
         raise EngineUnavailable(f"{where}: {INSTALL_HINT}")
     try:
         from pyspark.sql import SparkSession

@@ -34,7 +34,9 @@ def small_table():
 def awkward_table():
     import pyarrow as pa
 
-    return pa.table({"i": pa.array(range(len(AWKWARD_DOUBLES)), pa.int64()), "x": pa.array(AWKWARD_DOUBLES, pa.float64())})
+    return pa.table(
+        {"i": pa.array(range(len(AWKWARD_DOUBLES)), pa.int64()), "x": pa.array(AWKWARD_DOUBLES, pa.float64())}
+    )
 
 
 def bits(values) -> list[bytes]:
