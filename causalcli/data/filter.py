@@ -1,10 +1,12 @@
 """From the data as read (``raw_data``) to the study's table: renames, then ``data.filter`` in a sandbox.
 
-Before the filter runs, DuckDB's external access is switched off and its configuration
-locked: the filter can read this data and nothing else. The filter text must close its
-own quotes and parentheses and leave one SELECT, so it cannot reach past its
-``WHERE ( ... )``. DuckDB's errors about it are said in plain words: which column,
-token or type is wrong, with the character it points at.
+The filter is parsed and checked (``filter_sql.parse_filter``: one expression over the
+table's own columns, nothing else) and DuckDB runs its rendering, never the text as
+written. A second wall: before the filter runs, DuckDB's external access is switched off
+and its configuration locked, so the filter can read this data and nothing else.
+DuckDB's own parser reads the text first, for its syntax errors; its errors are said in
+plain words: which column, token or type is wrong, with the character it points at in
+the filter as written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from causalcli.data.filter_sql import missing_column_message, original_offset, parse_filter, render_filter
 from causalcli.data.sql import NUMERIC_PREFIXES, TABLE, did_you_mean, first_line, quote_identifier
 from causalcli.errors import DataError, SpecError
 
@@ -55,11 +58,13 @@ def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", displa
     # From here on the filter runs: nothing outside this table can be read.
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
-    where = ""
+    where = rendered = ""
     if data.filter is not None:
-        where = f" WHERE ({data.filter})"
         _check_filter_text(data.filter, display)
-        _check_single_select(con, f"SELECT {select} FROM raw_data{where}", display, data.filter, seen)
+        _check_single_select(con, f"SELECT {select} FROM raw_data WHERE ({data.filter})", display, data.filter,
+                             seen)
+        rendered = render_filter(parse_filter(data.filter, seen, display), "duckdb")
+        where = f" WHERE ({rendered})"
     raw_rows = con.execute("SELECT count(*) FROM raw_data").fetchone()[0] if where and not lazy else None
     create = f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS SELECT {select} FROM raw_data{where}"
     try:
@@ -73,7 +78,7 @@ def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", displa
         rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
     except duckdb.Error as exc:
         if data.filter is not None:
-            raise _filter_error(exc, data.filter, create, seen, display) from None
+            raise _filter_error(exc, data.filter, create, seen, display, rendered) from None
         raise DataError(f"cannot read: {first_line(exc)}", file=display) from None
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {TABLE})").fetchall())
     if rows == 0:
@@ -144,9 +149,14 @@ _PLAIN_TYPES = {"VARCHAR": "text", "STRING_LITERAL": "quoted text", "INTEGER_LIT
                 "DECIMAL_LITERAL": "a number", "DATE": "a date", "TIMESTAMP": "a timestamp", "BOOLEAN": "true/false"}
 
 
-def _filter_error(exc: Exception, text: str, query: str, types: dict[str, str], display: str) -> SpecError:
-    """DuckDB's error about the filter, said in plain words: which column, token or type is wrong."""
-    return SpecError(_explain_filter(str(exc), text, query, types), file=display, key="data.filter")
+def _filter_error(exc: Exception, text: str, query: str, types: dict[str, str], display: str,
+                  rendered: str | None = None) -> SpecError:
+    """DuckDB's error about the filter, said in plain words: which column, token or type is wrong.
+
+    ``rendered``: the filter as ``query`` holds it when that is not ``text`` itself.
+    """
+    return SpecError(_explain_filter(str(exc), text, query, types, rendered or text), file=display,
+                     key="data.filter")
 
 
 @dataclass(frozen=True)
@@ -158,16 +168,6 @@ class _Failed:
     at: int | None
     near: str  # ' at character N', or ''
     types: dict[str, str]
-
-
-def _missing_column(m: re.Match, f: _Failed) -> str:
-    name = m.group(1)
-    if f'"{name}"' in f.text:
-        return f"column {name!r} not found: double quotes name a column; text values take single quotes ('{name}')"
-    columns = list(f.types)
-    hint = did_you_mean(name, columns)
-    listed = "" if hint else "; the data has: " + ", ".join(columns[:20]) + (", ..." if len(columns) > 20 else "")
-    return f"column {name!r} not found{hint}{listed}"
 
 
 def _syntax(m: re.Match, f: _Failed) -> str:
@@ -199,7 +199,7 @@ def _nothing_on_the_right(operator: str, f: _Failed) -> str:
 
 # (pattern searched in DuckDB's first line, plain words): the first that matches says it
 _RULES: tuple[tuple[str, Callable[[re.Match, _Failed], str]], ...] = (
-    (r'Referenced column "(.+?)" not found', _missing_column),
+    (r'Referenced column "(.+?)" not found', lambda m, f: missing_column_message(m.group(1), f.text, f.types)),
     (r'Referenced table "(.+?)" not found', lambda m, f: f"{m.group(1)!r} is not a column; the filter sees only "
                                                          "the data's columns: write a column name alone"),
     (r'syntax error at or near "(.*)"', _syntax),
@@ -220,10 +220,12 @@ _RULES: tuple[tuple[str, Callable[[re.Match, _Failed], str]], ...] = (
 )
 
 
-def _explain_filter(raw: str, text: str, query: str, types: dict[str, str]) -> str:
+def _explain_filter(raw: str, text: str, query: str, types: dict[str, str], rendered: str) -> str:
     first = first_line(Exception(raw))
     detail = re.sub(r"^[A-Za-z ]*Error: ", "", first)
-    at = _filter_offset(raw, query, text)
+    at = _filter_offset(raw, query, rendered)
+    if at is not None and rendered != text:  # the character of the filter as written
+        at = original_offset(text, rendered, at)
     failed = _Failed(text, detail, at, f" at character {at + 1}" if at is not None and at < len(text) else "", types)
     for pattern, plain in _RULES:
         m = re.search(pattern, first)
