@@ -46,6 +46,15 @@ def bits(values) -> list[bytes]:
 EXPECTED_ARMS = {"control": (3, 1.5 + 3.0 + 7.0), "treatment": (4, 2.5 + 4.0 + 6.25 + 8.0)}
 
 
+def assert_engine_reads_and_aggregates(connection) -> None:
+    """The small table reads back whole, and one GROUP BY in the engine's own SQL gives the known sums."""
+    assert connection.table("smoke_arms").count().execute() == 8
+    summary = connection.sql(
+        "SELECT arm, COUNT(y) AS n, SUM(y) AS total FROM smoke_arms GROUP BY arm ORDER BY arm"
+    ).to_pyarrow()
+    assert {row["arm"]: (row["n"], row["total"]) for row in summary.to_pylist()} == EXPECTED_ARMS
+
+
 def test_postgres_starts_and_answers_through_ibis():
     import ibis
 
@@ -54,12 +63,7 @@ def test_postgres_starts_and_answers_through_ibis():
     load_postgres(server.url, "smoke_arms", small_table())
     connection = ibis.connect(server.url)
     try:
-        table = connection.table("smoke_arms")
-        assert table.count().execute() == 8
-        summary = connection.sql(
-            "SELECT arm, COUNT(y) AS n, SUM(y) AS total FROM smoke_arms GROUP BY arm ORDER BY arm"
-        ).to_pyarrow()
-        assert {row["arm"]: (row["n"], row["total"]) for row in summary.to_pylist()} == EXPECTED_ARMS
+        assert_engine_reads_and_aggregates(connection)
     finally:
         connection.disconnect()
 
@@ -101,13 +105,8 @@ def test_spark_starts_and_answers_through_ibis():
     # production code calls getOrCreate() too: it must land on the same JVM and session
     assert SparkSession.builder.getOrCreate() is session
     register_spark("smoke_arms", small_table())
-    connection = ibis.pyspark.connect(session)
-    table = connection.table("smoke_arms")
-    assert table.count().execute() == 8
-    summary = connection.sql(
-        "SELECT arm, COUNT(y) AS n, SUM(y) AS total FROM smoke_arms GROUP BY arm ORDER BY arm"
-    ).to_pyarrow()
-    assert {row["arm"]: (row["n"], row["total"]) for row in summary.to_pylist()} == EXPECTED_ARMS
+    # never connection.disconnect() here: Ibis's PySpark backend stops the (shared) session on disconnect
+    assert_engine_reads_and_aggregates(ibis.pyspark.connect(session))
 
 
 @pytest.mark.xdist_group("spark")
