@@ -31,6 +31,10 @@ ACCEPTED = [
     "round(x, 1) = 0.5", "greatest(n, 3) = 3", "flag", "NOT flag", "flag IS NULL", "x > 0 OR n IS NULL",
     "X > 0", "x IS DISTINCT FROM 1.5", "substring(region, 1, 1) = 'n'", "try_cast(region AS INTEGER) IS NULL",
     "(x > 0) = flag",
+    # where sqlglot groups otherwise than DuckDB: regrouped as DuckDB reads them
+    "x > 0 IS NOT TRUE", "n = 2 IS DISTINCT FROM TRUE", "flag IS DISTINCT FROM n = 2", "1 < x IS NULL",
+    "NOT n > 2 IS NOT NULL", "(n + 1) % 2 = 0", "x * 2 + 1 > 0 AND -n ^ 2 < 10 OR n // 2 = 1",
+    "region || 'x' LIKE 'n%' OR n IN (1, 2) = flag",
 ]
 
 
@@ -116,7 +120,7 @@ def test_spark_and_postgres_renderings_parse_back_with_the_same_columns_and_valu
 def test_columns_come_back_spelled_as_the_table_spells_them():
     """DuckDB matches names case-insensitively; a case-sensitive engine gets the table's own spelling."""
     rendered = render_filter(parse_filter("AGE > 1 AND Region = 'x'", ["age", "Region"], "t.csv"), "postgres")
-    assert rendered == "\"age\" > 1 AND \"Region\" = 'x'"
+    assert rendered == "(\"age\" > 1) AND (\"Region\" = 'x')"
     assert render_filter(parse_filter('"a`b" > 1', ["a`b"], "t.csv"), "spark") == "`a``b` > 1"
 
 
@@ -199,6 +203,10 @@ REFUSED = [
     ("x1 > 0 --\n; DROP TABLE t", "';'"),
     ("region = 'a\\' OR 1=1 --'", "never closed"),  # a backslash ends no string in DuckDB
     ("x1 + 1", "a value, not true or false"),
+    # groupings sqlglot and DuckDB could read apart: parentheses say which
+    ("x1 + 1 % 2 = 0", "'%' beside another arithmetic operator needs parentheses"),
+    ("x1 = 1 < 2", "syntax error near '<' at character 8"),  # DuckDB's parser says it first
+    ("x1 > 0 = NOT x1 IS NULL", "syntax error near '=' at character 8"),
     # words the rendering writes bare: a date part, a type, an interval
     ("extract(\"year) OR (1=1\" FROM x1) > 1", "not one plain word"),
     ("date_diff('day) OR (1=1', x1, x1) > 1", "not one plain word"),
@@ -244,6 +252,17 @@ def test_a_doubled_quote_stays_inside_its_text_value():
     assert render_filter(expression, "spark") == "`region` = 'a\\' OR 1=1 --'"
 
 
+def test_groupings_that_could_be_read_apart_ask_for_parentheses():
+    for text, message in [("x1 = 1 < 2", "a comparison or IS test of another one needs parentheses"),
+                          ("x1 > 0 = NOT x1 IS NULL", "NOT at character 10 follows a comparison"),
+                          ("x1 - 4 % 3 > 0", "'%' beside another arithmetic operator needs parentheses")]:
+        with pytest.raises(SpecError, match=message):
+            parse_filter(text, ["x1"], "d.csv")
+    rendered = [render_filter(parse_filter(text, ["x", "n"], "d.csv"), "postgres")
+                for text in ("n < x IS NOT NULL", "n IS DISTINCT FROM x = 2", "x - (4 % n) > 0")]
+    assert rendered == ['NOT (("n" < "x") IS NULL)', '"n" IS DISTINCT FROM ("x" = 2)', '("x" - (4 % "n")) > 0']
+
+
 def test_unknown_columns_name_the_nearest_one():
     with pytest.raises(SpecError, match=r"column 'agee' not found \(did you mean 'age'\?\)$") as info:
         parse_filter("agee > 3", ["age", "region"], "d.csv")
@@ -266,3 +285,61 @@ def test_nan_rows_are_kept_as_duckdb_keeps_them(con):
     rows = con.execute(f"SELECT x FROM t WHERE ({render_filter(parse_filter('x > 2', _columns(con), 't'), 'duckdb')})"
                        ).fetchall()
     assert sum(math.isnan(r[0]) for r in rows) == 2 and len(rows) == 3
+
+
+def _random_filter(rng, depth: int = 0) -> str:
+    """A condition from a small grammar that mixes every operator the groupings above are about."""
+    def number(d):
+        pick = rng.random()
+        if d > 2 or pick < 0.3:
+            return rng.choice(["x", "n", "i", "x1", "age", "1", "2.5", "-1", "0", "NULL", "'NaN'::DOUBLE"])
+        if pick < 0.65:
+            return f"{number(d + 1)} {rng.choice(['+', '-', '*', '/', '%', '//', '^', '**'])} {number(d + 1)}"
+        if pick < 0.8:
+            return rng.choice(["-{}", "({})", "abs({})", "round({})"]).format(number(d + 1))
+        return f"CASE WHEN {_random_filter(rng, d + 1)} THEN {number(d + 1)} ELSE {number(d + 1)} END"
+
+    def text(d):
+        if d > 2 or rng.random() < 0.6:
+            return rng.choice(["region", "country", "'north'", "'it''s'", "'é✓'", "NULL"])
+        return rng.choice(["{} || {}".format(text(d + 1), text(d + 1)), "lower({})".format(text(d + 1))])
+
+    pick, d = rng.random(), depth + 1
+    if depth > 3 or pick < 0.35:
+        return rng.choice([
+            lambda: f"{number(d)} {rng.choice(['=', '<>', '!=', '<', '>=', 'IS DISTINCT FROM'])} {number(d)}",
+            lambda: f"{text(d)} {rng.choice(['=', '<>', 'LIKE', 'ILIKE', 'NOT LIKE'])} {text(d)}",
+            lambda: f"{number(d)} {rng.choice(['IN', 'NOT IN'])} ({number(d)}, {number(d)})",
+            lambda: f"{number(d)} {rng.choice(['BETWEEN', 'NOT BETWEEN'])} {number(d)} AND {number(d)}",
+            lambda: f"{number(d)} IS {rng.choice(['', 'NOT '])}NULL",
+            lambda: rng.choice(["flag", "TRUE", "isnan(x)"]),
+        ])()
+    if pick < 0.55:
+        return f"{_random_filter(rng, d)} {rng.choice(['AND', 'OR'])} {_random_filter(rng, d)}"
+    if pick < 0.75:
+        return rng.choice(["NOT {}", "({})"]).format(_random_filter(rng, d))
+    if pick < 0.88:
+        return f"{_random_filter(rng, d)} = {_random_filter(rng, d)}"
+    return f"{_random_filter(rng, d)} IS {rng.choice(['', 'NOT '])}{rng.choice(['TRUE', 'FALSE', 'NULL'])}"
+
+
+def test_random_filters_select_the_rows_duckdb_selects_or_are_refused(con):
+    """Filters DuckDB runs are either refused (exit 2, asking for parentheses) or select the same rows."""
+    import random
+
+    import duckdb
+
+    rng, compared = random.Random(16), 0
+    for _ in range(600):
+        text = _random_filter(rng)
+        try:
+            written = con.execute(f"SELECT i FROM t WHERE ({text}) ORDER BY i").fetchall()
+        except duckdb.Error:
+            continue  # not a filter DuckDB runs: nothing to compare
+        try:
+            rendered = render_filter(parse_filter(text, _columns(con), "t.csv"), "duckdb")
+        except SpecError:
+            continue
+        assert con.execute(f"SELECT i FROM t WHERE ({rendered}) ORDER BY i").fetchall() == written, (text, rendered)
+        compared += 1
+    assert compared > 300

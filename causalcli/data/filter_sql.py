@@ -101,14 +101,14 @@ def parse_filter(text: str, columns: Iterable[str], display: str) -> "exp.Expres
     by_name = _column_lookup(columns)
     for node in list(expression.walk()):
         _check_node(node, text, tokens, by_name, display)
-    return expression
+    return _as_duckdb_reads(expression, display)
 
 
 def render_filter(expression: "exp.Expression", dialect: str) -> str:
     """The checked filter as SQL text for ``dialect`` ("duckdb", "spark" or "postgres")."""
     if dialect not in DIALECTS:
         raise ValueError(f"no filter dialect {dialect!r}; known: {', '.join(DIALECTS)}")
-    rendered = expression.sql(dialect=DIALECTS[dialect], identify=True)
+    rendered = _parenthesised(expression).sql(dialect=DIALECTS[dialect], identify=True)
     _check_rendering(expression, rendered, DIALECTS[dialect])
     return rendered
 
@@ -133,6 +133,84 @@ def _check_rendering(expression: "exp.Expression", rendered: str, dialect: str) 
             or any(c.table or c.name not in columns for c in back.find_all(exp.Column))):
         raise SpecError(f"the filter cannot be written for {dialect} as one condition over its columns; "
                         "simplify it", key="data.filter")
+
+
+# ---------------------------------------------------------------- one reading, written without ambiguity
+
+
+def _as_duckdb_reads(expression: "exp.Expression", display: str) -> "exp.Expression":
+    """The tree regrouped where sqlglot and DuckDB read the same text differently; the rest refused.
+
+    DuckDB (PostgreSQL's grammar) binds IS [NOT] NULL/TRUE/FALSE and IS [NOT] DISTINCT FROM more
+    loosely than =, <, > and friends: ``a < b IS NULL`` is ``(a < b) IS NULL`` and
+    ``a IS DISTINCT FROM b = c`` is ``a IS DISTINCT FROM (b = c)``; sqlglot reads both the other
+    way, and regrouped they read as DuckDB reads them. Where the two could still disagree (a
+    comparison of comparisons, % beside another arithmetic operator) the filter must say it with
+    parentheses. The user's own parentheses are kept as they are.
+    """
+    from sqlglot import exp
+
+    holder = exp.Paren(this=expression)
+    for node in reversed(list(expression.walk(bfs=False))):  # children first
+        if isinstance(node, _comparisons()):
+            node.replace(_regrouped(node))
+    for node in holder.this.walk():
+        _check_grouping(node, display)
+    return holder.this.pop()
+
+
+def _comparisons() -> tuple:
+    from sqlglot import exp
+
+    return exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE
+
+
+def _regrouped(node: "exp.Expression") -> "exp.Expression":
+    """One comparison as DuckDB groups it with an IS test on either side (see ``_as_duckdb_reads``)."""
+    from sqlglot import exp
+
+    null_safe = (exp.NullSafeEQ, exp.NullSafeNEQ)
+    left, right = node.this, node.expression
+    is_test = right.this if isinstance(right, exp.Not) and isinstance(right.this, exp.Is) else right
+    if isinstance(is_test, (exp.Is, *null_safe)):  # a < (b IS NULL) as sqlglot read it: (a < b) IS NULL
+        is_test.set("this", exp.Paren(this=_regrouped(type(node)(this=left, expression=is_test.this))))
+        return right
+    if isinstance(left, null_safe):  # (a IS DISTINCT FROM b) = c as sqlglot read it: a IS DISTINCT FROM (b = c)
+        left.set("expression", exp.Paren(this=_regrouped(type(node)(this=left.expression, expression=right))))
+        return left
+    return node
+
+
+def _check_grouping(node: "exp.Expression", display: str) -> None:
+    from sqlglot import exp
+
+    tests = (*_comparisons(), exp.Is, exp.NullSafeEQ, exp.NullSafeNEQ)
+    arithmetic = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Pow)
+    operands = [node.this, node.expression] if isinstance(node, exp.Binary) else []
+    if isinstance(node, tests) and any(isinstance(side, (*tests, exp.Not)) for side in operands):
+        raise _refuse("a comparison or IS test of another one needs parentheses (write (a = b) = c or "
+                      "(a < b) IS NULL)", display)
+    if isinstance(node, exp.Mod) and (isinstance(node.parent, arithmetic)
+                                      or any(isinstance(side, arithmetic) for side in operands)):
+        raise _refuse("'%' beside another arithmetic operator needs parentheses (write a + (b % c) or "
+                      "(a + b) % c)", display)
+
+
+def _parenthesised(expression: "exp.Expression") -> "exp.Expression":
+    """A copy with every operation inside another in parentheses: no engine's precedence can regroup it."""
+    from sqlglot import exp
+
+    copy = expression.copy()
+    operations = (exp.Binary, exp.Unary, exp.In, exp.Between)
+    for node in list(copy.walk()):
+        parent = node.parent
+        if (isinstance(node, operations) and not isinstance(node, exp.Paren)
+                and isinstance(parent, operations) and not isinstance(parent, (exp.Paren, exp.Escape))
+                and not (isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal))):
+            wrapper = exp.Paren()
+            node.replace(wrapper)
+            wrapper.set("this", node)
+    return copy
 
 
 def original_offset(text: str, rendered: str, offset: int) -> int | None:
@@ -183,6 +261,8 @@ def _check_tokens(tokens: list, display: str) -> None:
     """No comment and no ';': what a filter says is what the engine runs."""
     from sqlglot.tokens import TokenType
 
+    _BEFORE_NOT = {TokenType.EQ, TokenType.NEQ, TokenType.LT, TokenType.LTE, TokenType.GT, TokenType.GTE,
+                   TokenType.NULLSAFE_EQ, TokenType.FROM}  # sqlglot and DuckDB group 'a = NOT b IS NULL' apart
     for token, next_token in zip(tokens, [*tokens[1:], None]):
         if token.comments:
             raise _refuse("the filter holds a comment (-- or /* */); remove it: a filter is one condition", display)
@@ -194,6 +274,9 @@ def _check_tokens(tokens: list, display: str) -> None:
                 next_token.token_type == TokenType.IDENTIFIER:  # sqlglot would read only a part of it
             raise _refuse(f"the type at character {next_token.start + 1} is in double quotes; cast to a built-in "
                           "type written without quotes (e.g. CAST(x AS INTEGER))", display)
+        if token.token_type in _BEFORE_NOT and next_token is not None and next_token.token_type == TokenType.NOT:
+            raise _refuse(f"NOT at character {next_token.start + 1} follows a comparison; put it in parentheses "
+                          "(a = (NOT b))", display)
         if token.token_type == TokenType.SEMICOLON:
             raise _refuse(f"syntax error near ';' at character {token.start + 1}: the filter is one condition, "
                           "with no ';' and no other statement", display)
