@@ -8,7 +8,7 @@ file, setting or second statement can be named, so the sandbox holds on an engin
 has no lock of its own. ``render_filter`` writes the checked expression in an engine's
 dialect, with every column quoted as the table spells it.
 
-sqlglot is imported inside the functions: it takes about 0.1 s to import, and only a
+sqlglot is imported inside the functions: it takes 0.1-0.2 s to import, and only a
 spec with a filter pays for it.
 """
 
@@ -52,7 +52,8 @@ ALLOWED_FUNCTIONS = {
     "date_add": "DateAdd", "year": "Year", "month": "Month", "day": "Day", "dayofweek": "DayOfWeek",
 }
 
-# names that read files, tables, settings or the environment, or change state: said so by name
+# names that read files, tables, settings or the environment, or change state: the refusal says so
+# (the wording only: the allow-list above decides what is refused)
 _READS_OUTSIDE = ("read_", "parquet_", "glob", "getenv", "current_setting", "pg_", "sniff_csv", "query",
                   "duckdb_", "pragma_", "nextval", "currval", "setseed", "system", "load", "install",
                   "iceberg_", "delta_", "sqlite_", "postgres_", "mysql_", "json_execute", "range",
