@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from causalcli.spec.loading import LoadedSpec
 
-__all__ = ["TABLE", "BinaryStudyArrays", "MissingRows", "Table", "binary_study_arrays", "check_weights",
+__all__ = ["TABLE", "BinaryStudyArrays", "MissingRows", "Table", "binary_study_arrays", "check_weights", "require_present",
            "design_matrix", "dropped_missing", "load_table", "quote_identifier", "require_columns",
            "single_treated_warning", "study_arrays", "study_roles"]
 
@@ -45,6 +45,8 @@ class Table:
     period_labels: dict[str, list[str]] = field(default_factory=dict)
     period_tables: dict[str, str] = field(default_factory=dict)
     filtered_out: int | None = None  # rows data.filter removed (None: no filter)
+    # an engine other than DuckDB holding study_data as a view (designs that only aggregate); None: ``con``
+    engine: Any = None
 
     @property
     def columns(self) -> list[str]:
@@ -55,8 +57,19 @@ class Table:
         return t.startswith(NUMERIC_PREFIXES) or t == "BOOLEAN"
 
     def sql(self, query: str, params: list | None = None) -> list[tuple]:
-        """Run a query of the design's own over ``study_data`` (never spec text)."""
+        """Run a query of the design's own over ``study_data`` (never spec text), in DuckDB's dialect."""
+        if self.engine is not None:
+            if params:
+                raise ValueError("queries sent to an engine take no parameters")  # pragma: no cover - a bug
+            return self.engine.rows(query)
         return self.con.execute(query, params or []).fetchall()
+
+    def numpy(self, query: str) -> dict[str, "np.ndarray"]:
+        """A query's result as numpy arrays by column (DuckDB's ``fetchnumpy``; from an engine through Arrow)."""
+        if self.engine is None:
+            return self.con.execute(query).fetchnumpy()
+        fetched = self.engine.arrow(query)
+        return {name: fetched.column(name).to_numpy(zero_copy_only=False) for name in fetched.column_names}
 
     def arrays(self, columns: list[str], as_text: tuple[str, ...] = ()) -> tuple[dict[str, "np.ndarray"], int]:
         """The given columns as numpy arrays (no pandas), complete rows only; returns (arrays, dropped).
@@ -73,7 +86,7 @@ class Table:
                 tests.append(f"NOT isnan({q})")
         select = ", ".join(f"CAST({quote_identifier(c)} AS VARCHAR) AS {quote_identifier(c)}" if c in as_text else quote_identifier(c) for c in cols)
         where = " AND ".join(tests) or "true"
-        out = self.con.execute(f"SELECT {select} FROM {TABLE} WHERE {where}").fetchnumpy()
+        out = self.numpy(f"SELECT {select} FROM {TABLE} WHERE {where}")
         arrays = {c: out[c] for c in cols}
         kept = len(arrays[cols[0]]) if cols else self.rows
         return arrays, self.rows - kept
@@ -92,7 +105,7 @@ class Table:
         counts = [f"count(*) FILTER (WHERE {' AND '.join([*ok[:i], 'NOT ' + ok[i]])})" for i in range(len(cols))]
         if not counts:
             return {}
-        row = self.con.execute(f"SELECT {', '.join(counts)} FROM {TABLE}").fetchone()
+        row = self.sql(f"SELECT {', '.join(counts)} FROM {TABLE}")[0]
         return {c: int(k) for c, k in zip(cols, row) if k}
 
     def frame(self, columns: list[str]) -> tuple["pd.DataFrame", int]:
@@ -109,17 +122,51 @@ class Table:
 
 
 
-def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool = False, frame: Any = None) -> Table:
+def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool = False, frame: Any = None,
+               columns: list[str] | None = None, schema_only: bool = False) -> Table:
     """Read, rename and filter the spec's data; every failure is a one-line DataError.
 
     ``frame``: an in-memory pandas or polars DataFrame or Arrow table, read in place of
     ``data.path``. ``lazy`` (designs that only aggregate in DuckDB): ``study_data`` is a view
     over the file, never copied into memory; DuckDB may then read that one file and no other.
+    ``columns``: what the design reads (``Design.columns``): an engine other than DuckDB sends only
+    them, ordered by them (``causalcli.data.remote``); a file keeps its own columns and row order.
+    ``schema_only`` (validate on an engine): the columns and their types, no row read.
     """
+    if spec.study.data.backend != "duckdb" and frame is None:
+        return _engine_table(spec, lazy, columns, schema_only)
     opened = open_data(spec, stdin_bytes, lazy, frame)
     selected = select_study_rows(opened.con, spec.study.data, opened.display, opened.lazy)
-    return Table(con=opened.con, file=opened.display, rows=selected.rows, types=selected.types,
-                 provenance=opened.provenance, filtered_out=selected.filtered_out)
+    table = Table(con=opened.con, file=opened.display, rows=selected.rows, types=selected.types,
+                  provenance=opened.provenance, filtered_out=selected.filtered_out)
+    return table
+
+
+def _engine_table(spec: "LoadedSpec", lazy: bool, columns: list[str] | None, schema_only: bool) -> Table:
+    """The study's table from an engine: a view there (``lazy``), or its columns fetched into local DuckDB."""
+    import duckdb
+
+    from causalcli.data.load import resolve_path
+    from causalcli.data.remote import create_view, fetch_rows, open_remote
+
+    data = spec.study.data
+    path = resolve_path(spec) if data.path is not None else None
+    remote = open_remote(data, path, None if lazy else columns, schema_only)
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    if schema_only:
+        return Table(con=con, file=remote.display, rows=0, types=remote.types, provenance=remote.provenance)
+    if lazy:
+        create_view(remote)
+        provenance = {**remote.provenance, "rows": remote.rows}
+        return Table(con=con, file=remote.display, rows=remote.rows, types=remote.types, provenance=provenance,
+                     filtered_out=remote.filtered_out, engine=remote.engine)
+    fetched = fetch_rows(remote, con, data.max_rows)
+    plain = data.model_copy(update={"columns": {}, "filter": None})  # done in the engine
+    selected = select_study_rows(con, plain, remote.display, lazy=False)
+    provenance = {**remote.provenance, "rows": remote.rows, "fetched_rows": fetched}
+    return Table(con=con, file=remote.display, rows=selected.rows, types=selected.types, provenance=provenance,
+                 filtered_out=remote.filtered_out)
 
 
 # ---------------------------------------------------------------- column checks
@@ -168,6 +215,15 @@ def require_columns(table: Table, roles: dict[str, tuple[str, str]], treated_val
                     f"treatment column {column!r} has only one value; both treated (1) and control (0) units are needed",
                     file=table.file, key=key, column=column,
                 )
+
+
+def require_present(table: Table, columns: list[str]) -> None:
+    """Every column the design reads is in the table (validate on an engine: the schema is all it reads)."""
+    for column in dict.fromkeys(columns):
+        if column not in table.types:
+            raise DataError(f"column {column!r} not found{_suggest(column, table.types)}; the table has: "
+                            f"{', '.join(table.columns[:20])}{' ...' if len(table.columns) > 20 else ''}",
+                            file=table.file, column=column)
 
 
 def check_weights(table: Table, column: str) -> None:

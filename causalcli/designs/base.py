@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
+COLUMN_KEYS = ("unit", "time", "cohort", "cluster", "exact", "predictors")  # design keys that name columns
+
 # What ``prepare`` returns: a family's own picklable data object (e.g. ``PanelData``).
 Prepared = TypeVar("Prepared")
 
@@ -120,6 +122,18 @@ class Design(ABC, Generic[Prepared]):
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         """Design-specific checks of the data (columns, types, panel shape): ``DataError`` (exit 3) naming
         the column. ``causalcli validate`` stops here. The default checks nothing."""
+
+    def columns(self, study: "Study") -> list[str]:
+        """The columns the design reads (after ``data.columns`` renames), in a fixed order: on an engine other
+        than DuckDB only these are fetched, and rows are ordered by them. The default: the study's roles and
+        the design keys that name columns (``COLUMN_KEYS``); a family with other such keys overrides it."""
+        d = study.design
+        names = [study.treatment, study.outcome, *study.covariates, *study.categorical, study.weights, *study.segments]
+        for key in COLUMN_KEYS:
+            value = getattr(d, key, None)
+            names.extend(value if isinstance(value, list) else [value])
+        names.extend(p[0] for p in getattr(d, "special_predictors", []) or [])
+        return list(dict.fromkeys(n for n in names if isinstance(n, str)))
 
     def point(self, prepared: Prepared, *, treatment: "np.ndarray | None" = None,
               extra_covariate: "np.ndarray | None" = None, rows: "np.ndarray | None" = None) -> float:

@@ -7,19 +7,42 @@ layer never imports a family. ``causalcli schema`` prints that model's JSON Sche
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from causalcli.spec.base import Strict as _Strict
 
 # ---------------------------------------------------------------- data, graph
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENGINE_DEFAULTS = {"table": None, "backend": "duckdb", "connection_env": None, "sample": None, "max_rows": None}
+
+
+class SampleSpec(_Strict):
+    """A deterministic sample of rows, drawn in the engine: the rows whose seeded hash is smallest."""
+
+    rows: int = Field(ge=1, description="How many rows to keep (all of them when the data has fewer).")
+    seed: int = Field(0, ge=0, description="Another seed draws another sample.")
+
+
 class DataSpec(_Strict):
     """Where the data is and which rows and columns to use."""
 
-    path: str = Field(description='Data file, relative to the spec file; "-" reads CSV from stdin.')
+    path: str | None = Field(None, description='Data file, relative to the spec file; "-" reads CSV from stdin. '
+                             "With backend spark the file is read by Spark (a folder of Parquet files too).")
+    table: str | None = Field(None, description="A table or view in the engine (instead of path), e.g. analytics.ab_exposures.")
+    backend: str = Field("duckdb", description="The engine that reads and aggregates the data: duckdb (embedded, the default), "
+                         "spark, postgres, or another Ibis backend whose client library is installed.")
+    connection_env: str | None = Field(
+        None, description="The NAME of an environment variable holding the connection (an Ibis URL such as "
+        "postgres://..., or for spark a master or Spark Connect URL); never the connection itself.")
+    sample: SampleSpec | None = Field(None, description="Row-level designs: a deterministic sample drawn in the engine.")
+    max_rows: int | None = Field(None, ge=1, description="Row-level designs refuse (exit 3) to fetch more rows than this "
+                                 "from the engine (default 20,000,000 for engines other than duckdb); set data.sample to "
+                                 "work on a sample.")
     format: Literal["auto", "csv", "parquet"] = Field(
         "auto", description="auto chooses by extension (.csv, .parquet/.pq)."
     )
@@ -49,6 +72,48 @@ class DataSpec(_Strict):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}; use an IANA name such as UTC or Europe/Berlin") from None
         return v
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        from causalcli.spec import backends
+
+        if not backends.known(v):
+            raise ValueError(f"unknown backend {v!r}; installed: {', '.join(backends.installed())}")
+        name = backends.canonical(v)
+        if name not in backends.installed():
+            extra = f" (pip install 'causalcli[{name}]')" if name in ("spark", "postgres") else ""
+            raise ValueError(f"backend {name!r} is not installed{extra}; installed: {', '.join(backends.installed())}")
+        return name
+
+    @field_validator("connection_env")
+    @classmethod
+    def _a_variable_name(cls, v: str | None) -> str | None:
+        # the value is never repeated: a spec that holds a URL here may hold a password
+        if v is not None and not _ENV_NAME.match(v):
+            raise ValueError("must be the NAME of an environment variable (letters, digits and _), not a "
+                             "connection: export the URL in that variable (the value given is not shown)")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _without_unused_engine_keys(self, handler: Any) -> dict:
+        # A spec that names no engine dumps (and so hashes: provenance.spec_sha256) as it did before these keys.
+        out = handler(self)
+        for key, default in _ENGINE_DEFAULTS.items():
+            if out.get(key, default) == default:
+                out.pop(key, None)
+        return out
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataSpec":
+        if (self.path is None) == (self.table is None):
+            raise ValueError("give exactly one of 'path' (a file) or 'table' (a table in the engine)")
+        if self.table is not None and self.backend == "duckdb":
+            raise ValueError("data.table reads a table in an engine: set data.backend (spark, postgres, ...), "
+                             "or give the file as data.path")
+        if self.path is not None and self.backend not in ("duckdb", "spark"):
+            raise ValueError(f"backend {self.backend} reads tables, not files: give data.table")
+        return self
 
 
 class GraphSpec(_Strict):

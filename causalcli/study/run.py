@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from causalcli import __version__
-from causalcli.data.table import Table, check_weights, load_table
+from causalcli.data.table import Table, check_weights, load_table, require_present
 from causalcli.designs import get_design
 from causalcli.designs.base import refuse_unbuilt
 from causalcli.errors import CausalcliError
@@ -49,11 +49,17 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any
     design.check_spec(study, spec)
     if warm:  # estimate, not validate: the fit's heavy imports run while the data load
         preload(design.preload_modules)
-    table = load_table(spec, stdin_bytes, lazy=design.streams_data, frame=frame)
-    graph = None
-    if study.graph is not None:  # the default graph needs neither networkx nor DoWhy
-        graph = build_graph(spec)
+    graph = build_graph(spec) if study.graph is not None else None  # the default graph needs neither networkx nor DoWhy
+    columns = [*design.columns(study), *(sorted(graph.nodes) if graph is not None else [])]
+    # validate on an engine other than DuckDB reads the table's schema, not its rows
+    schema_only = not warm and frame is None and study.data.backend != "duckdb"
+    table = load_table(spec, stdin_bytes, lazy=design.streams_data, frame=frame, columns=columns,
+                       schema_only=schema_only)
+    if graph is not None:
         check_nodes(graph, spec, table.columns)
+    if schema_only:
+        require_present(table, columns)
+        return Prepared(spec, design, table, identify(graph, spec))
     if study.weights:
         check_weights(table, study.weights)
     design.validate(study, table, spec)
@@ -65,7 +71,7 @@ def study_graph(spec: LoadedSpec) -> tuple[Any, Any]:
     """(graph, identification) of a study; a graph the spec draws is checked against the data's columns."""
     graph = build_graph(spec)
     if spec.study.graph is not None:
-        check_nodes(graph, spec, load_table(spec).columns)
+        check_nodes(graph, spec, load_table(spec, schema_only=True).columns)
     return graph, identify(graph, spec)
 
 
@@ -103,6 +109,8 @@ def run_study(
     timing["refute"] = time.perf_counter() - t2
     timing["total"] = time.perf_counter() - t0
     diagnostics = {"identification": prep.identification.to_dict(), **fit.diagnostics}
+    if prep.table.engine is not None:  # aggregates computed in the engine: what came back, over every query
+        prep.table.provenance["fetched_rows"] = prep.table.engine.fetched
     provenance = {
         **prep.table.provenance,
         "spec_sha256": loaded.sha256,

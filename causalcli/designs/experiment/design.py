@@ -138,6 +138,12 @@ class ExperimentDesign(Design):
                             "by date with fixed-horizon intervals, which are not valid for stopping early",
                             file=file, key="design.sequential")
 
+    def columns(self, study: "Study") -> list[str]:
+        names = [study.treatment, study.design.time, *study.segments]
+        for m in metrics_of(study):
+            names += [m.outcome, m.numerator, m.denominator, m.covariate, m.covariate_denominator, *m.covariates]
+        return list(dict.fromkeys(n for n in names if isinstance(n, str)))
+
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         from causalcli.data.table import _suggest
         from causalcli.data.types import numeric_column
@@ -346,8 +352,9 @@ def _file_as_read(study: "Study", table: "Table", spec: "LoadedSpec") -> str | N
     """The data file when the study's rows are its rows as they are (no filter, no renames), else None."""
     from causalcli.data.load import resolve_path
 
-    if study.data.filter is not None or study.data.columns or "data_source" in table.provenance:
-        return None  # filtered, renamed, stdin or an in-memory table
+    if study.data.filter is not None or study.data.columns or "data_source" in table.provenance or \
+            table.engine is not None:
+        return None  # filtered, renamed, stdin, an in-memory table, or rows another engine holds
     path = resolve_path(spec)
     return None if path == "-" else path
 

@@ -256,9 +256,11 @@ def _head_estimates(table: "Table", cols: tuple[str, ...], expr,
     and the arms in the order they first appear there."""
     import numpy as np
 
+    if table.engine is not None:
+        return _engine_estimates(table, cols, expr)
     select = ", ".join([*(f"{expr(c)} AS {quote_identifier('h' + str(i))}" for i, c in enumerate(cols)),
                         f"{quote_identifier(treatment)} AS arm"])
-    out = table.con.execute(f"SELECT {select} FROM {TABLE} LIMIT {HEAD_ROWS}").fetchnumpy()
+    out = table.numpy(f"SELECT {select} FROM {TABLE} LIMIT {HEAD_ROWS}")
     head_arms = list(dict.fromkeys(a for a in out["arm"].tolist() if a is not None))
     centres, second = {}, {}
     for i, c in enumerate(cols):
@@ -276,12 +278,32 @@ def _head_estimates(table: "Table", cols: tuple[str, ...], expr,
     return centres, second, head_arms
 
 
+def _engine_estimates(table: "Table", cols: tuple[str, ...], expr) -> tuple[dict[str, float], dict[str, float], list]:
+    """Centres and second moments from the whole table, in the engine: an engine has no "first rows" (a
+    parallel scan returns any), and rounding the centre to its grid makes the last bits of a parallel
+    average irrelevant. No arm order: arms are then ordered by value (``_arm_order``)."""
+    parts = [f"avg({expr(c)}), var_pop({expr(c)})" for c in cols]
+    row = table.sql(f"SELECT {', '.join(parts)} FROM {TABLE}")[0]
+    centres, second = {}, {}
+    for i, c in enumerate(cols):
+        k, v = row[2 * i], row[2 * i + 1]
+        if k is None:
+            centres[c], second[c] = 0.0, 1.0
+            continue
+        k = float(k)
+        second[c] = max(float(v or 0.0), (abs(k) * 1e-6) ** 2, 1e-300)
+        centres[c] = _round_centre(k, second[c])
+    return centres, second, []
+
+
 def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict) -> tuple:
     """Every arm in order of first appearance: from the first rows, or (an arm first seen later) one more
-    pass numbering the rows in insertion order, which DuckDB keeps."""
+    pass numbering the rows in insertion order, which DuckDB keeps; in another engine, by value."""
     order = [a for a in head_arms if a in arm_counts]
     if len(order) == len(arm_counts):
         return tuple(order)
+    if table.engine is not None:  # rows in an engine have no order of appearance
+        return tuple(sorted(arm_counts, key=lambda a: (type(a).__name__, a)))
     q = quote_identifier(treatment)
     rows = table.sql(f"SELECT arm FROM (SELECT {q} AS arm, row_number() OVER () AS r FROM {TABLE}) "
                      "WHERE arm IS NOT NULL GROUP BY arm ORDER BY min(r)")

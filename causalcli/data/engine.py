@@ -1,0 +1,169 @@
+"""Engines other than embedded DuckDB (Spark, PostgreSQL, any Ibis backend): connecting, and running the
+SQL that causalcli writes for DuckDB there.
+
+Credentials come from the environment only: ``data.connection_env`` names a variable, its value is read
+here and goes to Ibis, never into a message, a log line or the result (errors name the variable).
+Queries are written once, in DuckDB's dialect; ``Engine.render`` parses them with sqlglot and writes
+them in the engine's (the few functions sqlglot leaves DuckDB-only are rewritten first, see
+``_portable``). Results come back as Arrow (``Engine.arrow``) or rows (``Engine.rows``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from causalcli.errors import DataError, SpecError
+from causalcli.spec import backends
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from causalcli.spec.models import DataSpec
+
+
+@dataclass
+class Engine:
+    """A connected engine: its name, sqlglot dialect, the Ibis backend, and how messages name it."""
+
+    name: str  # causalcli's name: spark, postgres, ...
+    dialect: str
+    ibis: Any  # the Ibis backend object
+    where: str  # "spark (local session)", "postgres at $WAREHOUSE_URL": never the URL itself
+    fetched: int = 0  # rows that came back to the client, over every query (provenance.fetched_rows)
+
+    def render(self, sql: str) -> str:
+        """DuckDB SQL of causalcli's own (never spec text) in the engine's dialect."""
+        import sqlglot
+
+        tree = _portable(sqlglot.parse_one(sql, read="duckdb"), self.dialect)
+        return tree.sql(dialect=self.dialect)
+
+    def execute(self, sql: str) -> None:
+        """A statement (a temporary view) run for its effect."""
+        result = self.ibis.raw_sql(self.render(sql))
+        if hasattr(result, "close"):  # DB-API cursors (postgres) are closed; Spark returns a DataFrame
+            result.close()
+
+    def arrow(self, sql: str) -> "pa.Table":
+        """The query's result as an Arrow table."""
+        text = self.render(sql)
+        if self.name == "spark":  # PySpark >= 4 hands Arrow over directly
+            result = self.ibis._session.sql(text).toArrow()
+        else:
+            result = self.ibis.sql(text, dialect=self.dialect).to_pyarrow()
+        self.fetched += result.num_rows
+        return result
+
+    def rows(self, sql: str) -> list[tuple]:
+        """The query's result as tuples (small results: aggregates, counts)."""
+        text = self.render(sql)
+        if self.name == "spark":
+            out = [tuple(r) for r in self.ibis._session.sql(text).collect()]
+        else:
+            cursor = self.ibis.raw_sql(text)
+            try:
+                out = [tuple(r) for r in cursor.fetchall()]
+            finally:
+                cursor.close()
+        self.fetched += len(out)
+        return out
+
+    def version(self) -> str | None:
+        """The engine's version, for provenance."""
+        try:
+            return str(self.ibis.version)
+        except Exception:  # noqa: BLE001 - a version is provenance, never a reason to fail
+            return None
+
+
+def _portable(tree: Any, dialect: str) -> Any:
+    """Rewrite what sqlglot writes as DuckDB-only or wrongly: NaN and infinity tests, Spark's exact
+    percentiles, and unnamed subqueries (PostgreSQL before 16 needs a name on each)."""
+    from sqlglot import exp
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, exp.IsNan) and dialect != "spark":
+            return exp.EQ(this=node.this, expression=exp.cast(exp.Literal.string("NaN"), "double"))
+        if isinstance(node, exp.IsInf):
+            value = exp.func("abs", node.this)
+            return exp.EQ(this=value, expression=exp.cast(exp.Literal.string("Infinity"), "double"))
+        if dialect == "spark" and isinstance(node, (exp.PercentileDisc, exp.PercentileCont)):
+            # sqlglot writes Spark's exact percentiles as PERCENTILE_DISC(x, q), which Spark refuses
+            name = "PERCENTILE_DISC" if isinstance(node, exp.PercentileDisc) else "PERCENTILE_CONT"
+            return exp.WithinGroup(this=exp.Anonymous(this=name, expressions=[node.expression]),
+                                   expression=exp.Order(expressions=[exp.Ordered(this=node.this)]))
+        if isinstance(node, exp.Subquery) and not node.alias and isinstance(node.parent, (exp.From, exp.Join)):
+            node.set("alias", exp.TableAlias(this=exp.to_identifier(f"q{id(node) % 10**8}")))
+        return node
+
+    return tree.transform(fix)
+
+
+def connection_value(data: "DataSpec", display: str) -> str | None:
+    """The connection held by the variable ``data.connection_env`` names (None: none named); exit 2 when unset."""
+    if data.connection_env is None:
+        return None
+    value = os.environ.get(data.connection_env, "")
+    if not value.strip():
+        raise SpecError(f"environment variable {data.connection_env} (named by data.connection_env) is not set: "
+                        f"export it with the {data.backend} connection before running", file=display,
+                        key="data.connection_env")
+    return value
+
+
+def connect(data: "DataSpec", display: str) -> Engine:
+    """Connect to ``data.backend``: exit 2 for a spec that cannot name a connection, exit 3 when the engine
+    cannot be reached (the message names the variable, never its value)."""
+    value = connection_value(data, display)
+    name = data.backend
+    dialect = backends.DIALECTS.get(name, name)
+    where = f"{name} at ${data.connection_env}" if data.connection_env else f"{name} (local session)"
+    if name != "spark" and value is None:
+        raise SpecError(f"backend {name} needs data.connection_env: the name of an environment variable holding "
+                        f"its URL (e.g. WAREHOUSE_URL, exported as {name}://user@host:port/database)",
+                        file=display, key="data.connection_env")
+    try:
+        import ibis
+
+        if name == "spark":
+            backend = ibis.pyspark.connect(_spark_session(value))
+        else:
+            backend = ibis.connect(value)
+    except (SpecError, DataError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any driver error; its text may hold the host or a password
+        raise DataError(f"cannot connect to {where} ({type(exc).__name__}); check that the engine is running and "
+                        "that the variable holds a working connection (run with --debug for the driver's message)",
+                        file=display, key="data.connection_env" if data.connection_env else "data.backend") from exc
+    return Engine(name, dialect, backend, where)
+
+
+def _spark_session(master: str | None) -> Any:
+    """The process's Spark session: an existing one (a notebook's, the test suite's), else a new one:
+    ``local[*]``, or the master or Spark Connect URL the variable holds."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None and master is None:
+        return active
+    from pathlib import Path
+
+    quiet = Path(__file__).with_name("spark-log4j2.properties")
+    builder = (SparkSession.builder.appName("causalcli")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{quiet}"))
+    if master is not None and master.startswith("sc://"):
+        return builder.remote(master).getOrCreate()
+    if master is None:  # one machine: a few shuffle partitions, not 200; no network name lookups
+        cores = os.cpu_count() or 2
+        builder = (builder.master("local[*]").config("spark.sql.shuffle.partitions", str(2 * cores))
+                   .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
+    else:
+        builder = builder.master(master)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session

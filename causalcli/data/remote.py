@@ -1,0 +1,183 @@
+"""A study's data in an engine other than embedded DuckDB (``data.backend``: spark, postgres, ...).
+
+The engine does the work that touches every row: renames, the sandboxed ``data.filter``, the optional
+``data.sample``, and either
+- for designs that only aggregate (``Design.streams_data``), every aggregate: ``study_data`` is a
+  temporary view in the engine and the design's SQL is rendered in its dialect (``Engine.render``); or
+- for row-level designs, one fetch of just the columns the design reads, as Arrow, into a local DuckDB
+  table, after which the design runs exactly as on a file. The fetch is refused above ``data.max_rows``.
+
+Rows fetched are ordered by their values (``ORDER BY`` every column, in DuckDB, after the fetch): an
+engine returns rows in no fixed order, and a design that draws random numbers per row must see the same
+rows in the same place on every run and every engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from causalcli.data.engine import Engine, connect
+from causalcli.data.sql import TABLE, did_you_mean, first_line, quote_identifier
+from causalcli.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+    from causalcli.spec.models import DataSpec
+
+DEFAULT_MAX_ROWS = 20_000_000  # row-level designs on an engine, unless data.max_rows says otherwise
+SOURCE = "causalcli_source"  # the engine's name for a file Spark reads (data.path)
+
+
+@dataclass
+class Remote:
+    """The study's rows as the engine holds them: a query over the source, and what is known of it."""
+
+    engine: Engine
+    display: str  # how messages name the data: the table or file
+    select: str  # DuckDB SQL: the renamed, filtered (and sampled) rows
+    types: dict[str, str]  # DuckDB type names of the columns of ``select``
+    rows: int
+    filtered_out: int | None
+    provenance: dict[str, Any]
+
+
+def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, schema_only: bool = False) -> Remote:
+    """Connect, check the columns and build the study's query; count its rows unless ``schema_only``.
+
+    ``columns``: the columns the design reads (None: all). ``path``: data.path resolved (Spark reads it).
+    """
+    display = data.table or data.path or "<engine>"
+    engine = connect(data, display)
+    source = _source(engine, data, path, display)
+    raw = _schema(engine, source, display, data)
+    renames = data.columns
+    for old in renames:
+        if old not in raw:
+            raise DataError(f"column to rename not found{did_you_mean(old, raw)}", file=display,
+                            key=f"data.columns.{old}", column=old)
+    renamed = {renames.get(c, c): t for c, t in raw.items()}
+    wanted = list(renamed) if columns is None else list(dict.fromkeys(c for c in columns if c in renamed))
+    inner = ", ".join(["*", *(f"{quote_identifier(old)} AS {quote_identifier(new)}" for old, new in renames.items())])
+    where = ""
+    if data.filter is not None:
+        from causalcli.data.filter_sql import parse_filter, render_filter
+
+        where = f" WHERE ({render_filter(parse_filter(data.filter, {**raw, **renamed}, display), 'duckdb')})"
+    projected = ", ".join(quote_identifier(c) for c in wanted)
+    select = f"SELECT {projected} FROM (SELECT {inner} FROM {source}) AS s{where}"
+    provenance = {"backend": engine.name, **({"table": data.table} if data.table else {"data_path": data.path}),
+                  "engine_version": engine.version()}
+    types = {c: renamed[c] for c in wanted}
+    if schema_only:
+        return Remote(engine, display, select, types, 0, None, provenance)
+    total, kept = _counts(engine, source, select, display, data.filter is not None)
+    if kept == 0:
+        what = "no rows are left after data.filter; loosen the filter" if data.filter else "the table has no rows"
+        raise DataError(what, file=display, key="data.filter" if data.filter else "data.table")
+    if data.sample is not None and data.sample.rows < kept:
+        select = _sampled(select, wanted, data.sample.rows, data.sample.seed)
+        kept = data.sample.rows
+        provenance["sample"] = {"rows": data.sample.rows, "seed": data.sample.seed}
+    provenance["source_rows"] = total
+    return Remote(engine, display, select, types, kept, (total - kept) if data.filter is not None else None,
+                  provenance)
+
+
+def fetch_rows(remote: Remote, con: "duckdb.DuckDBPyConnection", max_rows: int | None) -> int:
+    """Fetch the study's rows into the local table ``raw_data``, ordered by their values; returns the rows fetched."""
+    limit = DEFAULT_MAX_ROWS if max_rows is None else max_rows
+    if remote.rows > limit:
+        raise DataError(f"{remote.rows:,} rows to fetch from {remote.engine.where} is above data.max_rows "
+                        f"({limit:,}): set data.sample: {{rows: {limit}, seed: 0}} to work on a sample drawn in the "
+                        "engine, narrow data.filter, or raise data.max_rows", file=remote.display, key="data.max_rows")
+    try:
+        fetched = remote.engine.arrow(remote.select)
+    except Exception as exc:  # noqa: BLE001 - the engine's error, named by its class (its text may hold a host)
+        raise DataError(f"{remote.engine.where} could not return the rows ({type(exc).__name__}: "
+                        f"{_safe(exc)})", file=remote.display) from exc
+    con.register("fetched", fetched)
+    order = ", ".join(f"{quote_identifier(c)} NULLS LAST" for c in fetched.column_names)
+    con.execute(f"CREATE TABLE raw_data AS SELECT * FROM fetched ORDER BY {order}")
+    con.unregister("fetched")
+    return fetched.num_rows
+
+
+def create_view(remote: Remote) -> None:
+    """``study_data`` in the engine, as a temporary view, for designs that aggregate there."""
+    remote.engine.execute(f"CREATE OR REPLACE TEMPORARY VIEW {TABLE} AS {remote.select}")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _source(engine: Engine, data: "DataSpec", path: str | None, display: str) -> str:
+    """The FROM item: the table's name, quoted part by part, or a view over the file Spark reads."""
+    import sqlglot
+    from sqlglot import exp
+
+    if data.table is not None:
+        try:
+            return exp.to_table(data.table, dialect="duckdb").sql(dialect="duckdb")
+        except sqlglot.errors.ParseError:
+            raise DataError("data.table must be a table name (schema.table), not SQL", file=display,
+                            key="data.table") from None
+    reader = "parquet" if (data.format == "parquet" or (data.format == "auto" and not path.lower().endswith(
+        (".csv", ".tsv", ".txt", ".gz")))) else "csv"
+    session = engine.ibis._session
+    try:
+        frame = (session.read.parquet(path) if reader == "parquet"
+                 else session.read.option("header", True).option("inferSchema", True).csv(path))
+    except Exception as exc:  # noqa: BLE001 - Spark's AnalysisException for a missing path, say
+        raise DataError(f"Spark cannot read the file as {reader} ({type(exc).__name__}: {_safe(exc)})",
+                        file=display, key="data.path") from None
+    frame.createOrReplaceTempView(SOURCE)
+    return SOURCE
+
+
+def _schema(engine: Engine, source: str, display: str, data: "DataSpec") -> dict[str, str]:
+    """The source's columns with DuckDB's type names (an empty Arrow result described by a local DuckDB)."""
+    import duckdb
+
+    try:
+        empty = engine.arrow(f"SELECT * FROM {source} LIMIT 0")
+    except Exception as exc:  # noqa: BLE001 - a missing table, or no rights to read it
+        variable = f" (connection from ${data.connection_env})" if data.connection_env else ""
+        raise DataError(f"cannot read {'table ' + data.table if data.table else 'the file'} in "
+                        f"{engine.name}{variable}: {type(exc).__name__}: {_safe(exc)}; check the name and your "
+                        "rights to read it", file=display, key="data.table" if data.table else "data.path") from exc
+    local = duckdb.connect(":memory:")
+    local.register("empty", empty)
+    return dict(local.execute("SELECT column_name, column_type FROM (DESCRIBE empty)").fetchall())
+
+
+def _counts(engine: Engine, source: str, select: str, display: str, filtered: bool) -> tuple[int, int]:
+    """(rows in the source, rows the study keeps): one query."""
+    total = f"(SELECT count(*) FROM {source})" if filtered else "NULL"
+    try:
+        row = engine.rows(f"SELECT {total}, (SELECT count(*) FROM ({select}) AS k)")[0]
+    except Exception as exc:  # noqa: BLE001 - e.g. the filter's types do not fit the engine's
+        raise DataError(f"{engine.where} cannot run the study's query ({type(exc).__name__}: {_safe(exc)})",
+                        file=display) from exc
+    kept = int(row[1])
+    return (int(row[0]) if row[0] is not None else kept), kept
+
+
+def _sampled(select: str, columns: list[str], rows: int, seed: int) -> str:
+    """The ``rows`` rows of smallest seeded hash of their values: the same rows on every run of that engine,
+    whatever order the engine stores them in (ties between equal rows cannot change the data)."""
+    cols = [quote_identifier(c) for c in columns]
+    # md5 and concat_ws exist in every engine; values print as the engine prints them (the same on each run)
+    texts = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '(null)')" for c in cols)
+    key = f"md5(concat_ws('|', '{int(seed)}', {texts}))"
+    order = ", ".join([key, *(f"{c} NULLS LAST" for c in cols)])
+    return f"SELECT {', '.join(cols)} FROM ({select}) AS r ORDER BY {order} LIMIT {rows}"
+
+
+def _safe(exc: Exception) -> str:
+    """An engine error's first line, with anything that looks like a connection (scheme://...) cut out."""
+    import re
+
+    line = first_line(exc)
+    return re.sub(r"\b[a-z][a-z0-9+.-]*://\S+", "<connection>", line)[:300]
