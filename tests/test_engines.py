@@ -252,3 +252,35 @@ def test_spark_reads_a_file_itself_and_reruns_are_identical(spark, runner, tmp_p
     assert json.dumps({**first, "timing_s": None}) == json.dumps({**second, "timing_s": None})
     assert not differences(first, estimate(runner, on_file)[1])
     assert first["provenance"]["backend"] == "spark" and first["provenance"]["data_path"] == str(path)
+
+
+@pytest.mark.engines
+@pytest.mark.xdist_group("spark")
+@pytest.mark.parametrize("time,zone", [("date", None), ("stamp", "Europe/Berlin"), ("iso", None)])
+def test_experiment_by_day_in_the_engine_equals_the_file(time, zone, spark, postgres_url, runner, tmp_path,
+                                                          monkeypatch):
+    """Dates, timestamps cut to days in data.timezone, and ISO text: period numbers computed in the engine."""
+    from tests.test_experiment_time import METRICS, exposures
+
+    monkeypatch.setenv(ENV, postgres_url)
+    frame = exposures()
+    path = tmp_path / "e.parquet"
+    frame.to_parquet(path, index=False)
+    arrow = pq.read_table(path)
+    load_postgres(postgres_url, "exposures", arrow)
+    register_spark("exposures", arrow)
+    design = {"method": "experiment", "control": 0, "time": time, "metrics": METRICS}
+    zone_key = {"timezone": zone} if zone else {}
+    results = []
+    for name, data in [("file", {"path": str(path)}),
+                       ("pg", {"backend": "postgres", "table": "exposures", "connection_env": ENV}),
+                       ("spark", {"backend": "spark", "table": "exposures"})]:
+        spec = tmp_path / f"{name}.yaml"
+        spec.write_text(yaml.safe_dump({"version": 1, "name": "by-day", "treatment": "variant", "design": design,
+                                        "data": {**data, **zone_key}}))
+        code, got, err = estimate(runner, spec)
+        assert code == 0, (name, err)
+        results.append(got)
+    assert len(results[0]["diagnostics"]["cumulative"]) == 13
+    for other in results[1:]:
+        assert not differences(other, results[0]), differences(other, results[0])[:5]

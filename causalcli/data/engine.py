@@ -86,6 +86,13 @@ def _portable(tree: Any, dialect: str) -> Any:
     def fix(node: Any) -> Any:
         if isinstance(node, exp.IsNan) and dialect != "spark":
             return exp.EQ(this=node.this, expression=exp.cast(exp.Literal.string("NaN"), "double"))
+        if isinstance(node, exp.Anonymous) and str(node.this).lower() == "timezone" and dialect == "spark":
+            zone, value = node.expressions  # DuckDB's timezone(zone, instant): the wall-clock time there
+            return exp.func("from_utc_timestamp", value, zone)
+        if dialect == "spark" and isinstance(node, exp.Window) and isinstance(node.this, exp.RowNumber) \
+                and node.args.get("order") is None:  # Spark numbers rows only in an order: the scan's
+            node.set("order", exp.Order(expressions=[exp.Ordered(this=exp.func("monotonically_increasing_id"))]))
+            return node
         if isinstance(node, exp.IsInf):
             value = exp.func("abs", node.this)
             return exp.EQ(this=value, expression=exp.cast(exp.Literal.string("Infinity"), "double"))
@@ -131,6 +138,8 @@ def connect(data: "DataSpec", display: str) -> Engine:
             backend = ibis.pyspark.connect(_spark_session(value))
         else:
             backend = ibis.connect(value)
+            if name == "postgres":  # naive timestamps are UTC, as on DuckDB (data.timezone cuts them to days)
+                backend.raw_sql("SET TIME ZONE 'UTC'").close()
     except (SpecError, DataError):
         raise
     except Exception as exc:  # noqa: BLE001 - any driver error; its text may hold the host or a password

@@ -104,9 +104,20 @@ def fetch_rows(remote: Remote, con: "duckdb.DuckDBPyConnection", max_rows: int |
     return fetched.num_rows
 
 
-def create_view(remote: Remote) -> None:
-    """``study_data`` in the engine, as a temporary view, for designs that aggregate there."""
-    remote.engine.execute(f"CREATE OR REPLACE TEMPORARY VIEW {TABLE} AS {remote.select}")
+def create_view(engine: Engine, select: str) -> None:
+    """``study_data`` in the engine, as a temporary view, for designs that aggregate there. Dropped first:
+    PostgreSQL cannot replace a view by one whose columns change type."""
+    engine.execute(f"DROP VIEW IF EXISTS {TABLE}")
+    engine.execute(f"CREATE TEMPORARY VIEW {TABLE} AS {select}")
+
+
+def describe(engine: Engine, relation: str) -> dict[str, str]:
+    """A relation's columns with DuckDB's type names: an empty result of the engine, described by a local DuckDB."""
+    import duckdb
+
+    local = duckdb.connect(":memory:")
+    local.register("empty", engine.arrow(f"SELECT * FROM {relation} LIMIT 0"))
+    return dict(local.execute("SELECT column_name, column_type FROM (DESCRIBE empty)").fetchall())
 
 
 # ---------------------------------------------------------------- helpers
@@ -138,18 +149,13 @@ def _source(engine: Engine, data: "DataSpec", path: str | None, display: str) ->
 
 def _schema(engine: Engine, source: str, display: str, data: "DataSpec") -> dict[str, str]:
     """The source's columns with DuckDB's type names (an empty Arrow result described by a local DuckDB)."""
-    import duckdb
-
     try:
-        empty = engine.arrow(f"SELECT * FROM {source} LIMIT 0")
+        return describe(engine, source)
     except Exception as exc:  # noqa: BLE001 - a missing table, or no rights to read it
         variable = f" (connection from ${data.connection_env})" if data.connection_env else ""
         raise DataError(f"cannot read {'table ' + data.table if data.table else 'the file'} in "
                         f"{engine.name}{variable}: {type(exc).__name__}: {_safe(exc)}; check the name and your "
                         "rights to read it", file=display, key="data.table" if data.table else "data.path") from exc
-    local = duckdb.connect(":memory:")
-    local.register("empty", empty)
-    return dict(local.execute("SELECT column_name, column_type FROM (DESCRIBE empty)").fetchall())
 
 
 def _counts(engine: Engine, source: str, select: str, display: str, filtered: bool) -> tuple[int, int]:

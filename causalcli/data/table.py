@@ -47,6 +47,7 @@ class Table:
     filtered_out: int | None = None  # rows data.filter removed (None: no filter)
     # an engine other than DuckDB holding study_data as a view (designs that only aggregate); None: ``con``
     engine: Any = None
+    view_sql: str = ""  # with an engine: the DuckDB SQL of its study_data view (replace_column builds on it)
 
     @property
     def columns(self) -> list[str]:
@@ -157,10 +158,10 @@ def _engine_table(spec: "LoadedSpec", lazy: bool, columns: list[str] | None, sch
     if schema_only:
         return Table(con=con, file=remote.display, rows=0, types=remote.types, provenance=remote.provenance)
     if lazy:
-        create_view(remote)
+        create_view(remote.engine, remote.select)
         provenance = {**remote.provenance, "rows": remote.rows}
         return Table(con=con, file=remote.display, rows=remote.rows, types=remote.types, provenance=provenance,
-                     filtered_out=remote.filtered_out, engine=remote.engine)
+                     filtered_out=remote.filtered_out, engine=remote.engine, view_sql=remote.select)
     fetched = fetch_rows(remote, con, data.max_rows)
     plain = data.model_copy(update={"columns": {}, "filter": None})  # done in the engine
     selected = select_study_rows(con, plain, remote.display, lazy=False)

@@ -59,6 +59,9 @@ def first_row(table: "Table", column: str, condition: str) -> tuple[int, Any] | 
 
 def replace_column(table: "Table", column: str, expr: str) -> None:
     """Put ``expr`` (over the current ``study_data``) in place of ``column``: a view over the previous relation."""
+    if table.engine is not None:
+        _replace_in_engine(table, column, expr)
+        return
     kind = table.sql(f"SELECT table_type FROM information_schema.tables WHERE table_name = '{TABLE}'")[0][0]
     layer = 0
     names = {r[0] for r in table.sql("SELECT table_name FROM information_schema.tables")}
@@ -69,6 +72,16 @@ def replace_column(table: "Table", column: str, expr: str) -> None:
     table.con.execute(f"CREATE VIEW {TABLE} AS SELECT * REPLACE ({expr} AS "
                       f"{_quote(column)}) FROM {previous}")
     table.types = dict(table.sql(f"SELECT column_name, column_type FROM (DESCRIBE {TABLE})"))
+
+
+def _replace_in_engine(table: "Table", column: str, expr: str) -> None:
+    """``replace_column`` in an engine: its temporary view redefined over the previous view's query."""
+    from causalcli.data.remote import create_view, describe
+
+    select = ", ".join(f"{expr} AS {_quote(c)}" if c == column else _quote(c) for c in table.types)
+    table.view_sql = f"SELECT {select} FROM ({table.view_sql}) AS {TABLE}"
+    create_view(table.engine, table.view_sql)
+    table.types = describe(table.engine, TABLE)
 
 
 def _where(table: "Table") -> str:
@@ -294,8 +307,12 @@ def period_column(table: "Table", column: str, key: str, timezone: str = "UTC") 
                         "a date or a timestamp", file=table.file, key=key, column=column)
     periods = f"period_days_{len(table.period_labels)}"
     days = [r[0] for r in table.sql(f"SELECT DISTINCT {day} AS p FROM {TABLE} WHERE {day} IS NOT NULL ORDER BY p")]
-    table.con.execute(f"CREATE TABLE {periods} AS SELECT DISTINCT {day} AS p FROM {TABLE} WHERE {day} IS NOT NULL")
-    replace_column(table, column, f"list_position((SELECT list(p ORDER BY p) FROM {periods}), {day})")
+    if table.engine is not None:  # the days are few: their numbers travel as one CASE to the engine
+        cases = " ".join(f"WHEN {day} = DATE '{d.isoformat()}' THEN {i}" for i, d in enumerate(days, 1))
+        replace_column(table, column, f"CASE {cases} END" if days else "CAST(NULL AS INTEGER)")
+    else:
+        table.con.execute(f"CREATE TABLE {periods} AS SELECT DISTINCT {day} AS p FROM {TABLE} WHERE {day} IS NOT NULL")
+        replace_column(table, column, f"list_position((SELECT list(p ORDER BY p) FROM {periods}), {day})")
     table.period_labels[column] = [d.isoformat() for d in days]
     table.period_tables[column] = periods
 
