@@ -31,6 +31,10 @@ def validate_command(
             code = max(code, checked.exit_code)
             continue
         adjustment = ", ".join(checked.identification.adjustment_set) or "(none)"
+        data = checked.spec.study.data
+        # on an engine, validate reads the table's columns and types, never its rows
+        rows = (f"{checked.table.rows:,} rows" if data.backend == "duckdb" else
+                f"{data.table or data.path} on {data.backend} (its columns; rows are read by estimate)")
         typer.echo(f"ok {display}: study '{checked.spec.name}', {checked.spec.study.design.method}, "
-                   f"{checked.table.rows:,} rows, adjusting for {adjustment}")
+                   f"{rows}, adjusting for {adjustment}")
     raise typer.Exit(code)

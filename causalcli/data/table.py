@@ -139,7 +139,7 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
     opened = open_data(spec, stdin_bytes, lazy, frame)
     selected = select_study_rows(opened.con, spec.study.data, opened.display, opened.lazy)
     table = Table(con=opened.con, file=opened.display, rows=selected.rows, types=selected.types,
-                  provenance=opened.provenance, filtered_out=selected.filtered_out)
+                  provenance={"backend": "duckdb", **opened.provenance}, filtered_out=selected.filtered_out)
     return table
 
 
