@@ -107,10 +107,15 @@ def parse_filter(text: str, columns: Iterable[str], display: str) -> "exp.Expres
 
 def render_filter(expression: "exp.Expression", dialect: str) -> str:
     """The checked filter as SQL text for ``dialect`` ("duckdb", "spark" or "postgres")."""
-    if dialect not in DIALECTS:
-        raise ValueError(f"no filter dialect {dialect!r}; known: {', '.join(DIALECTS)}")
-    rendered = _parenthesised(expression).sql(dialect=DIALECTS[dialect], identify=True)
-    _check_rendering(expression, rendered, DIALECTS[dialect])
+    from sqlglot.dialects.dialect import Dialect
+
+    name = DIALECTS.get(dialect, dialect)  # another Ibis engine: sqlglot's dialect of the same name
+    try:
+        Dialect.get_or_raise(name)
+    except ValueError:
+        raise ValueError(f"no filter dialect {dialect!r}; known: {', '.join(DIALECTS)} and sqlglot's") from None
+    rendered = _parenthesised(expression).sql(dialect=name, identify=True)
+    _check_rendering(expression, rendered, name)
     return rendered
 
 

@@ -64,7 +64,9 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
     if data.filter is not None:
         from causalcli.data.filter_sql import parse_filter, render_filter
 
-        where = f" WHERE ({render_filter(parse_filter(data.filter, {**raw, **renamed}, display), 'duckdb')})"
+        parsed = parse_filter(data.filter, {**raw, **renamed}, display)
+        render_filter(parsed, engine.dialect)  # the checks of the engine's own rendering (a SpecError if unsafe)
+        where = f" WHERE ({render_filter(parsed, 'duckdb')})"  # rendered with the query for the engine
     projected = ", ".join(quote_identifier(c) for c in wanted)
     select = f"SELECT {projected} FROM (SELECT {inner} FROM {source}) AS s{where}"
     provenance = {"backend": engine.name, **({"table": data.table} if data.table else {"data_path": data.path}),
