@@ -142,6 +142,9 @@ def connect(data: "DataSpec", display: str) -> Engine:
                 backend.raw_sql("SET TIME ZONE 'UTC'").close()
     except (SpecError, DataError):
         raise
+    except ImportError as exc:  # a client library missing (Spark Connect's grpcio, say): its name is no secret
+        raise DataError(f"cannot connect to {where}: {exc}; install the client library it names (for Spark "
+                        "Connect: pip install 'pyspark[connect]')", file=display, key="data.backend") from exc
     except Exception as exc:  # noqa: BLE001 - any driver error; its text may hold the host or a password
         raise DataError(f"cannot connect to {where} ({type(exc).__name__}); check that the engine is running and "
                         "that the variable holds a working connection (run with --debug for the driver's message)",
