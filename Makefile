@@ -48,7 +48,7 @@ engines:
 test-slow: $(STAMP) engines
 	$(BIN)/python -m pytest -q -m slow
 
-bench: $(STAMP)
+bench: $(STAMP) engines
 	$(BIN)/python bench/run.py
 
 clean:

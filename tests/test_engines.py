@@ -36,8 +36,9 @@ def differences(a, b, path="") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            # centres: where an experiment's exact sums are centred (a file's first rows, an engine's mean)
-            if k not in ("provenance", "timing_s", "spec_path") and f"{path}.{k}" != ".diagnostics.sufficient_statistics.centres":
+            # how an experiment's exact sums were computed: their centres (a file's first rows, an engine's
+            # mean) and the passes over the data (an engine's centres take one more)
+            if k not in ("provenance", "timing_s", "spec_path") and f"{path}.{k}" != ".diagnostics.sufficient_statistics":
                 out += differences(a.get(k), b.get(k), f"{path}.{k}")
         return out
     if isinstance(a, list) and isinstance(b, list):
@@ -191,6 +192,8 @@ def test_engine_errors_name_the_table_and_variable_never_the_connection(postgres
     assert code == 2 and "duckdb" in err and "postgres" in err
     code, err = run({**base, "connection_env": closed, "table": "t"})
     assert code == 2 and "s3cret" not in err and "NAME of an environment variable" in err
+    code, err = run({**base, "table": "lalonde_errors"}, "--set", f"data.connection_env={closed}")
+    assert code == 2 and "s3cret" not in err and "connection_env=<not shown>" in err
     code, err = run({**base, "table": "lalonde_errors", "filter": "age > (SELECT 1)"})
     assert code == 2 and "data.filter" in err
 
@@ -284,3 +287,17 @@ def test_experiment_by_day_in_the_engine_equals_the_file(time, zone, spark, post
     assert len(results[0]["diagnostics"]["cumulative"]) == 13
     for other in results[1:]:
         assert not differences(other, results[0]), differences(other, results[0])[:5]
+
+
+@pytest.mark.engines
+def test_data_sample_keeps_whole_units_of_a_panel(postgres_url, runner, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV, postgres_url)
+    spec_file = ROOT / "specs" / "mpdta_did.yaml"
+    load_postgres(postgres_url, "mpdta_sample", arrow_of(ROOT / "specs" / "data" / "mpdta.csv"))
+    spec = engine_spec(tmp_path, spec_file, {"backend": "postgres", "table": "mpdta_sample", "connection_env": ENV,
+                                             "sample": {"rows": 1002, "seed": 1}})
+    code, got, err = estimate(runner, spec, "--no-refute")
+    assert "provenance" in got, err
+    assert got["provenance"]["sample"] == {"rows": 1002, "seed": 1, "by": "countyreal"}
+    assert got["provenance"]["fetched_rows"] == 1000  # 200 counties x 5 years: no county is cut
+    assert got["n"]["rows"] == 1000 and not any("balanc" in w for w in got["warnings"])

@@ -162,17 +162,18 @@ def _spark_session(master: str | None) -> Any:
         return active
     from pathlib import Path
 
+    if master is not None and master.startswith("sc://"):  # Spark Connect: the server has its own settings
+        return SparkSession.builder.remote(master).getOrCreate()
     quiet = Path(__file__).with_name("spark-log4j2.properties")
     builder = (SparkSession.builder.appName("causalcli")
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{quiet}"))
-    if master is not None and master.startswith("sc://"):
-        return builder.remote(master).getOrCreate()
     if master is None:  # one machine: a few shuffle partitions, not 200; no network name lookups
         cores = os.cpu_count() or 2
         builder = (builder.master("local[*]").config("spark.sql.shuffle.partitions", str(2 * cores))
+                   .config("spark.driver.maxResultSize", "0")  # the fetch is capped by data.max_rows instead
                    .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
     else:
         builder = builder.master(master)

@@ -44,8 +44,8 @@ class Opened:
 
 def resolve_path(spec: "LoadedSpec") -> str:
     path = spec.study.data.path
-    if path == "-":
-        return "-"
+    if path == "-" or "://" in path:  # stdin, or a URI an engine reads itself (s3a://, hdfs://, file://)
+        return path
     p = Path(path)
     return str(p if p.is_absolute() else spec.source.base_dir / p)
 

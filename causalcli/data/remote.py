@@ -43,10 +43,12 @@ class Remote:
     provenance: dict[str, Any]
 
 
-def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, schema_only: bool = False) -> Remote:
+def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, schema_only: bool = False,
+                sample_unit: str | None = None) -> Remote:
     """Connect, check the columns and build the study's query; count its rows unless ``schema_only``.
 
     ``columns``: the columns the design reads (None: all). ``path``: data.path resolved (Spark reads it).
+    ``sample_unit``: a panel's unit column: ``data.sample`` then keeps whole units.
     """
     display = data.table or data.path or "<engine>"
     engine = connect(data, display)
@@ -79,9 +81,14 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
         what = "no rows are left after data.filter; loosen the filter" if data.filter else "the table has no rows"
         raise DataError(what, file=display, key="data.filter" if data.filter else "data.table")
     if data.sample is not None and data.sample.rows < kept:
-        select = _sampled(select, wanted, data.sample.rows, data.sample.seed)
-        kept = data.sample.rows
-        provenance["sample"] = {"rows": data.sample.rows, "seed": data.sample.seed}
+        if sample_unit is not None and sample_unit in renamed:  # a panel: whole units, or it is no panel
+            select = _sampled_units(select, sample_unit, data.sample.rows, data.sample.seed)
+            kept = _counts(engine, source, select, display, False)[1]
+        else:
+            select = _sampled(select, wanted, data.sample.rows, data.sample.seed)
+            kept = data.sample.rows
+        provenance["sample"] = {"rows": data.sample.rows, "seed": data.sample.seed,
+                                **({"by": sample_unit} if sample_unit is not None else {})}
     provenance["source_rows"] = total
     return Remote(engine, display, select, types, kept, (total - kept) if data.filter is not None else None,
                   provenance)
@@ -97,6 +104,11 @@ def fetch_rows(remote: Remote, con: "duckdb.DuckDBPyConnection", max_rows: int |
     try:
         fetched = remote.engine.arrow(remote.select)
     except Exception as exc:  # noqa: BLE001 - the engine's error, named by its class (its text may hold a host)
+        if "maxResultSize" in str(exc):  # Spark's cap on what a driver collects (1 GiB by default on a cluster)
+            raise DataError(f"{remote.rows:,} rows are more than {remote.engine.where} lets its driver collect "
+                            "(spark.driver.maxResultSize): set data.sample or data.max_rows lower, or raise "
+                            "spark.driver.maxResultSize in spark-defaults.conf", file=remote.display,
+                            key="data.max_rows") from exc
         raise DataError(f"{remote.engine.where} could not return the rows ({type(exc).__name__}: "
                         f"{_safe(exc)})", file=remote.display) from exc
     con.register("fetched", fetched)
@@ -181,6 +193,16 @@ def _sampled(select: str, columns: list[str], rows: int, seed: int) -> str:
     key = f"md5(concat_ws('|', '{int(seed)}', {texts}))"
     order = ", ".join([key, *(f"{c} NULLS LAST" for c in cols)])
     return f"SELECT {', '.join(cols)} FROM ({select}) AS r ORDER BY {order} LIMIT {rows}"
+
+
+def _sampled_units(select: str, unit: str, rows: int, seed: int) -> str:
+    """Whole units, in the order of a seeded hash of their value, while their rows add up to at most ``rows``."""
+    u = quote_identifier(unit)
+    hashed = f"md5(concat_ws('|', '{int(seed)}', coalesce(CAST({u} AS VARCHAR), '(null)')))"
+    units = f"SELECT {u} AS u, count(*) AS n, {hashed} AS h FROM ({select}) AS r GROUP BY {u}"
+    running = (f"SELECT u, sum(n) OVER (ORDER BY h, u ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c "
+               f"FROM ({units}) AS g")
+    return f"SELECT * FROM ({select}) AS r WHERE {u} IN (SELECT u FROM ({running}) AS k WHERE c <= {rows})"
 
 
 def _safe(exc: Exception) -> str:

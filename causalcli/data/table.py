@@ -124,7 +124,7 @@ class Table:
 
 
 def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool = False, frame: Any = None,
-               columns: list[str] | None = None, schema_only: bool = False) -> Table:
+               columns: list[str] | None = None, schema_only: bool = False, unit: str | None = None) -> Table:
     """Read, rename and filter the spec's data; every failure is a one-line DataError.
 
     ``frame``: an in-memory pandas or polars DataFrame or Arrow table, read in place of
@@ -132,10 +132,11 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
     over the file, never copied into memory; DuckDB may then read that one file and no other.
     ``columns``: what the design reads (``Design.columns``): an engine other than DuckDB sends only
     them, ordered by them (``causalcli.data.remote``); a file keeps its own columns and row order.
-    ``schema_only`` (validate on an engine): the columns and their types, no row read.
+    ``schema_only`` (validate on an engine): the columns and their types, no row read. ``unit``: a
+    panel's unit column, by which ``data.sample`` keeps whole units.
     """
     if spec.study.data.backend != "duckdb" and frame is None:
-        return _engine_table(spec, lazy, columns, schema_only)
+        return _engine_table(spec, lazy, columns, schema_only, unit)
     opened = open_data(spec, stdin_bytes, lazy, frame)
     selected = select_study_rows(opened.con, spec.study.data, opened.display, opened.lazy)
     table = Table(con=opened.con, file=opened.display, rows=selected.rows, types=selected.types,
@@ -143,7 +144,8 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
     return table
 
 
-def _engine_table(spec: "LoadedSpec", lazy: bool, columns: list[str] | None, schema_only: bool) -> Table:
+def _engine_table(spec: "LoadedSpec", lazy: bool, columns: list[str] | None, schema_only: bool,
+                  unit: str | None) -> Table:
     """The study's table from an engine: a view there (``lazy``), or its columns fetched into local DuckDB."""
     import duckdb
 
@@ -152,7 +154,7 @@ def _engine_table(spec: "LoadedSpec", lazy: bool, columns: list[str] | None, sch
 
     data = spec.study.data
     path = resolve_path(spec) if data.path is not None else None
-    remote = open_remote(data, path, None if lazy else columns, schema_only)
+    remote = open_remote(data, path, None if lazy else columns, schema_only, sample_unit=unit)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     if schema_only:

@@ -53,8 +53,9 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any
     columns = [*design.columns(study), *(sorted(graph.nodes) if graph is not None else [])]
     # validate on an engine other than DuckDB reads the table's schema, not its rows
     schema_only = not warm and frame is None and study.data.backend != "duckdb"
+    unit = getattr(study.design, "unit", None)  # a panel's units: data.sample keeps whole ones
     table = load_table(spec, stdin_bytes, lazy=design.streams_data, frame=frame, columns=columns,
-                       schema_only=schema_only)
+                       schema_only=schema_only, unit=unit if isinstance(unit, str) else None)
     if graph is not None:
         check_nodes(graph, spec, table.columns)
     if schema_only:

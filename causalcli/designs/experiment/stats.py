@@ -210,7 +210,7 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     all_cols = tuple(dict.fromkeys(c for cs in metric_columns.values() for c in cs))
     all_pairs = tuple(dict.fromkeys(p for ps in metric_pairs.values() for p in ps))
     centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment)
-    passes = 0
+    passes = 0 if table.engine is None else 1  # an engine's centres come from a pass of their own
     notes: list[str] = []
     groups = [Group(None, all_cols, all_pairs)]
     complete_cases = False
