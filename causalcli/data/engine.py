@@ -177,6 +177,29 @@ def _spark_session(master: str | None) -> Any:
                    .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
     else:
         builder = builder.master(master)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+    session = _quietly(builder.getOrCreate)
+    session.sparkContext.setLogLevel("FATAL")
     return session
+
+
+def _quietly(start: Any) -> Any:
+    """Start the JVM with its stderr in a file, not the user's terminal: Java and Spark print start-up
+    lines (incubator modules, the default log level) that no log setting silences. A failure to start
+    quotes that file's last line (URLs cut out)."""
+    import re
+    import tempfile
+
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)  # the JVM inherits this descriptor
+        try:
+            return start()
+        except Exception as exc:
+            log.seek(0)
+            lines = [ln.strip() for ln in log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+            if lines:
+                exc.args = (*exc.args, "spark: " + re.sub(r"\b[a-z][a-z0-9+.-]*://\S+", "<connection>", lines[-1])[:300])
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
