@@ -59,6 +59,11 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
         if old not in raw:
             raise DataError(f"column to rename not found{did_you_mean(old, raw)}", file=display,
                             key=f"data.columns.{old}", column=old)
+    names = [renames.get(c, c) for c in raw]
+    for old, new in renames.items():
+        if names.count(new) > 1:
+            raise DataError(f"renaming {old!r} to {new!r} gives two columns named {new!r}; choose another name",
+                            file=display, key=f"data.columns.{old}", column=new)
     renamed = {renames.get(c, c): t for c, t in raw.items()}
     wanted = list(renamed) if columns is None else list(dict.fromkeys(c for c in columns if c in renamed))
     inner = ", ".join(["*", *(f"{quote_identifier(old)} AS {quote_identifier(new)}" for old, new in renames.items())])
@@ -80,6 +85,7 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
     if kept == 0:
         what = "no rows are left after data.filter; loosen the filter" if data.filter else "the table has no rows"
         raise DataError(what, file=display, key="data.filter" if data.filter else "data.table")
+    filtered_out = (total - kept) if data.filter is not None else None  # the filter's rows, not the sample's
     if data.sample is not None and data.sample.rows < kept:
         if sample_unit is not None and sample_unit in renamed:  # a panel: whole units, or it is no panel
             select = _sampled_units(select, sample_unit, data.sample.rows, data.sample.seed)
@@ -90,8 +96,7 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
         provenance["sample"] = {"rows": data.sample.rows, "seed": data.sample.seed,
                                 **({"by": sample_unit} if sample_unit is not None else {})}
     provenance["source_rows"] = total
-    return Remote(engine, display, select, types, kept, (total - kept) if data.filter is not None else None,
-                  provenance)
+    return Remote(engine, display, select, types, kept, filtered_out, provenance)
 
 
 def fetch_rows(remote: Remote, con: "duckdb.DuckDBPyConnection", max_rows: int | None) -> int:
