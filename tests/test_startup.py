@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import SPECS
 
-HEAVY = ("dowhy", "econml", "linearmodels", "sklearn", "matplotlib")
+HEAVY = ("dowhy", "econml", "linearmodels", "sklearn", "matplotlib", "ibis", "pyspark", "psycopg", "sqlglot")
 
 PROBE = """
 import json, sys
