@@ -32,6 +32,11 @@ EPS_W = 1e-6  # ||w||^2 penalty of the inner QP: unique W (the least-norm one am
 TIE_RTOL = 1e-3  # outcome losses within 0.1% count as tied (see ``choose``)
 MAX_STEP = 3.0  # largest move of log V per BFGS step
 MAX_ACTIVE_SET_ITER = 500
+# Up to this many donors the inner QP forms G = X0'VX0 (J x J); beyond, it works from the factors (``_FactoredGram``).
+# Both give the same G to rounding, but not the same last digits, and the studies users fit
+# (and the golden files) have tens of donors; past ~230 donors the dense G's last digits already
+# depended on the BLAS thread count, so no reproducible digits are lost above this.
+DENSE_MAX_DONORS = 200
 STARTS_SEED = 20100601  # fixed stream for the extra Dirichlet starts (ADH 2010's JASA issue date)
 
 
@@ -40,6 +45,53 @@ class SimplexFit:
     w: np.ndarray
     passive: np.ndarray  # indices with positive weight
     loss: float
+
+
+class _DenseGram:
+    """``G`` given as a matrix (conformal and augmented fits pass ``Y0'Y0``)."""
+
+    def __init__(self, G: np.ndarray):
+        self.G = G
+        self.diag = np.diag(G)
+
+    def block(self, p: np.ndarray) -> np.ndarray:
+        return self.G[np.ix_(p, p)]
+
+    def times(self, w: np.ndarray) -> np.ndarray:
+        return self.G @ w
+
+    def quadratic(self, w: np.ndarray) -> float:
+        return float(w @ self.G @ w)
+
+
+class _FactoredGram:
+    """``G = X0' diag(v) X0 + eps I`` kept as its factors: the J x J matrix is never formed.
+
+    Forming it costs k J^2 time and J^2 memory per inner solve, while the active set only
+    ever reads the block of its few passive donors and the product ``G w``, each O(k J)
+    from the factors. The numbers are G's to rounding; BLAS sums the short dot products
+    of a small block in another order than those of the full matrix, so the last digits
+    may differ (hence ``DENSE_MAX_DONORS``).
+    """
+
+    def __init__(self, X0: np.ndarray, Xv: np.ndarray, eps: float):
+        self.X0, self.Xv, self.eps = X0, Xv, eps
+        self.diag = np.einsum("kj,kj->j", X0, Xv) + eps
+
+    def block(self, p: np.ndarray) -> np.ndarray:
+        H = self.X0[:, p].T @ self.Xv[:, p]
+        H.flat[::H.shape[0] + 1] += self.eps
+        return H
+
+    def times(self, w: np.ndarray) -> np.ndarray:
+        p = np.flatnonzero(w)
+        out = self.X0.T @ (self.Xv[:, p] @ w[p])
+        out[p] += self.eps * w[p]
+        return out
+
+    def quadratic(self, w: np.ndarray) -> float:
+        p = np.flatnonzero(w)
+        return float(w[p] @ self.block(p) @ w[p])
 
 
 def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray | None = None) -> SimplexFit:
@@ -52,8 +104,22 @@ def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray |
     donor whose KKT multiplier is most violated, and steps back to the simplex
     whenever the equality-constrained solution on the passive set leaves it.
     """
-    J = G.shape[0]
-    diag = np.diag(G)
+    return _active_set(_DenseGram(G), c, b2, warm)
+
+
+def simplex_ls_rows(A: np.ndarray, b: np.ndarray) -> SimplexFit:
+    """``simplex_ls`` for ``0.5 ||Aw - b||^2`` given A (rows x J): G = A'A is formed only up to
+    ``DENSE_MAX_DONORS`` columns (the reported loss leaves out 0.5 b'b, as ``simplex_ls(A'A, A'b)``)."""
+    c = A.T @ b
+    if A.shape[1] <= DENSE_MAX_DONORS:
+        return _active_set(_DenseGram(A.T @ A), c, 0.0, None)
+    return _active_set(_FactoredGram(A, A, 0.0), c, 0.0, None)
+
+
+def _active_set(gram: "_DenseGram | _FactoredGram", c: np.ndarray, b2: float,
+                warm: np.ndarray | None) -> SimplexFit:
+    J = c.shape[0]
+    diag = gram.diag
     scale = max(float(np.max(np.abs(diag))), 1e-300)
     tol = TOL * scale
     ridge = 1e-13 * scale
@@ -71,7 +137,7 @@ def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray |
         if settle:
             while True:
                 p = np.asarray(passive)
-                z = _kkt_solve(G[np.ix_(p, p)], c[p], ridge)
+                z = _kkt_solve(gram.block(p), c[p], ridge)
                 if z.min() > 0:
                     w[:] = 0.0
                     w[p] = z
@@ -89,7 +155,7 @@ def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray |
                     w[:] = 0.0
                     w[passive[0]] = 1.0
                     break
-        g = G @ w - c
+        g = gram.times(w) - c
         gp = float(g[passive].sum()) / len(passive)
         reduced = g - gp
         reduced[passive] = 0.0
@@ -100,7 +166,7 @@ def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray |
         settle = True
     w = np.clip(w, 0.0, None)
     w /= w.sum()
-    loss = float(0.5 * w @ G @ w - c @ w + 0.5 * b2)
+    loss = float(0.5 * gram.quadratic(w) - c @ w + 0.5 * b2)
     return SimplexFit(w, np.flatnonzero(w > 0), loss)
 
 
@@ -150,10 +216,12 @@ def scale_predictors(X1: np.ndarray, X0: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def weights_for_v(v: np.ndarray, X1: np.ndarray, X0: np.ndarray, warm: np.ndarray | None = None) -> SimplexFit:
     Xv = X0 * v[:, None]
-    G = X0.T @ Xv
-    G.flat[::G.shape[0] + 1] += EPS_W
     c = Xv.T @ X1
-    return simplex_ls(G, c, float(X1 @ (v * X1)), warm)
+    if X0.shape[1] <= DENSE_MAX_DONORS:
+        G = X0.T @ Xv
+        G.flat[::G.shape[0] + 1] += EPS_W
+        return _active_set(_DenseGram(G), c, float(X1 @ (v * X1)), warm)
+    return _active_set(_FactoredGram(X0, Xv, EPS_W), c, float(X1 @ (v * X1)), warm)
 
 
 def _loss_and_grad(x: np.ndarray, X1, X0, Z1, Z0, warm=None, lazy: bool = False):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from causalcli.models.synthetic_weights import simplex_ls
+from causalcli.models.synthetic_weights import simplex_ls_rows
 
 N_LAMBDA = 20
 LAMBDA_MIN_RATIO = 1e-8
@@ -37,7 +37,7 @@ class RidgeAscm:
 
 def _weights(y1: np.ndarray, Y0: np.ndarray, lambdas: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """SCM weights and the augmented weights for each penalty (Y0: periods x donors)."""
-    w_scm = simplex_ls(Y0.T @ Y0, Y0.T @ y1).w
+    w_scm = simplex_ls_rows(Y0, y1).w
     mean = Y0.mean(axis=1)
     Xc = (Y0 - mean[:, None]).T  # donors x periods
     r = (y1 - mean) - Xc.T @ w_scm

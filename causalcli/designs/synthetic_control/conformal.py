@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from causalcli.models.synthetic_weights import simplex_ls
+from causalcli.models.synthetic_weights import simplex_ls_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.synthetic_control.panel import SynthData, UnitFit
@@ -71,7 +71,7 @@ def _refitter(d: "SynthData") -> tuple[Callable[[np.ndarray, np.ndarray, Any], n
         return ridge, "ridge-augmented synthetic control on the outcome path (penalty of the fit)"
 
     def scm(y1: np.ndarray, Y0: np.ndarray, lam: float) -> np.ndarray:
-        f = simplex_ls(Y0.T @ Y0, Y0.T @ y1)
+        f = simplex_ls_rows(Y0, y1)
         return y1 - Y0 @ f.w
 
     return scm, "simplex-weighted synthetic control on the outcome path (CWZ sec. 3)"
@@ -149,6 +149,13 @@ def period_pvalue(d: "SynthData", f: "UnitFit", k: int) -> Callable[[float], flo
 
 
 def conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float) -> Conformal:
+    from causalcli.runtime.threads import single_threaded_blas
+
+    with single_threaded_blas():  # thin products, as in panel.fit_unit
+        return _conformal_intervals(d, f, alpha)
+
+
+def _conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float) -> Conformal:
     pre, post = d.pre, d.post
     T0, T1 = int(pre.sum()), int(post.sum())
     _, what = _refitter(d)

@@ -127,7 +127,18 @@ def fit_unit(d: SynthData, treated: int, donors: np.ndarray, start: float | None
     """Fit unit ``treated`` (a column of Y) from the ``donors`` columns, treatment at ``start``.
 
     ``times_mask`` restricts the periods used at all (placebo-in-time drops the real post-period).
+    BLAS runs on one thread: every product here has k or T0 rows, and past about 230 donors
+    OpenBLAS splits them over threads that only spin (on a busy machine, 20-50 times the CPU
+    of one thread per product) and, through another summation order, move the last digits.
     """
+    from causalcli.runtime.threads import single_threaded_blas
+
+    with single_threaded_blas():
+        return _fit_unit(d, treated, donors, start, times_mask)
+
+
+def _fit_unit(d: SynthData, treated: int, donors: np.ndarray, start: float | None,
+              times_mask: np.ndarray | None) -> UnitFit:
     start = d.start if start is None else start
     keep = np.ones(d.times.size, dtype=bool) if times_mask is None else times_mask
     Xall, labels = predictor_matrix(d, start)
