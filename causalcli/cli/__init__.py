@@ -38,9 +38,9 @@ def main_options(
     STATE.quiet = STATE.quiet or quiet
 
 
-from causalcli.cli import estimate, graph, init, methods, schema, validate  # noqa: E402  (registers commands)
+from causalcli.cli import estimate, graph, init, methods, plan, schema, validate  # noqa: E402  (registers commands)
 
-for module in (estimate, validate, graph, methods, init, schema):
+for module in (estimate, validate, plan, graph, methods, init, schema):
     module.register(app)
 
 

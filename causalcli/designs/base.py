@@ -119,6 +119,11 @@ class Design(ABC, Generic[Prepared]):
         """Design-specific checks of the spec alone, before any data are read: ``SpecError`` (exit 2)
         naming the key. The default checks nothing."""
 
+    def plan(self, study: "Study", spec: "LoadedSpec") -> dict[str, Any]:
+        """``causalcli plan``: sample sizes and detectable effects (the body of ``causalcli.plan/v1``)."""
+        raise SpecError(f"plan is for method: experiment, not {self.name}", file=spec.source.display,
+                        key="design.method")
+
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         """Design-specific checks of the data (columns, types, panel shape): ``DataError`` (exit 3) naming
         the column. ``causalcli validate`` stops here. The default checks nothing."""

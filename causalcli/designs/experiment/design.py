@@ -344,6 +344,12 @@ class ExperimentDesign(Design):
         return Fit("difference_in_means", "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 
+    def plan(self, study: "Study", spec: "LoadedSpec") -> dict[str, Any]:
+        from causalcli.designs.experiment.plan import plan_experiment
+
+        self.check_spec(study, spec)
+        return plan_experiment(study, spec, metrics_of(study), metric_shapes(study), _arm_value)
+
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
         raise SpecError("refuters do not apply to randomised experiments", key="refute")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from causalcli.spec.base import DesignBase, FreeOptions, Strict
 
@@ -18,6 +18,14 @@ def arm_label(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+PLAN_KEYS = ("mde", "mean", "sd", "power")  # read by `causalcli plan` only
+
+
+def _without_unset_plan_keys(dumped: dict) -> dict:
+    """A spec that gives no planning key dumps (and so hashes: provenance.spec_sha256) as it did before them."""
+    return {k: v for k, v in dumped.items() if not (k in PLAN_KEYS and v is None)}
 
 
 class Metric(Strict):
@@ -35,6 +43,17 @@ class Metric(Strict):
         default_factory=list,
         description="Regression adjustment on several pre-experiment columns (one coefficient vector pooled over "
                     "the two arms compared; with one column this is CUPED). Exclusive with `covariate`.")
+    mde: float | None = Field(
+        None, gt=0, description="For `causalcli plan`: the relative effect to detect (0.02 = 2% of the control mean).")
+    mean: float | None = Field(
+        None, description="For `causalcli plan` without data: the control mean (baseline rate of a proportion).")
+    sd: float | None = Field(
+        None, gt=0, description="For `causalcli plan` without data: the per-unit standard deviation (after CUPED); "
+                                "for a proportion p, sqrt(p(1-p)). Given with `mean`, it is used instead of the data.")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        return _without_unset_plan_keys(handler(self))
 
     @model_validator(mode="after")
     def _kind(self) -> "Metric":
@@ -92,7 +111,14 @@ class ExperimentDesign(DesignBase):
     correction: Literal["holm", "bh", "none"] = Field(
         "holm", description="Multiple-testing correction across metrics and arms: holm, bh (Benjamini-Hochberg), none.")
     metrics: list[Metric] = Field(default_factory=list, description="Metrics; the first is primary (`estimate`).")
+    power: float | None = Field(
+        None, gt=0, lt=1, description="For `causalcli plan`: the power to detect each metric's `mde` (default "
+                                      "options.power, 0.8).")
     options: ExperimentOptions = Field(default_factory=ExperimentOptions)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        return _without_unset_plan_keys(handler(self))
 
     @model_validator(mode="after")
     def _unique(self) -> "ExperimentDesign":

@@ -1,0 +1,357 @@
+"""Planning an experiment (``causalcli plan``): sample size per arm, minimum detectable effect, days.
+
+Per metric and treatment arm, a two-sided z test at level alpha with power ``1 - beta``. The
+power of a test of an effect ``k`` standard errors away from zero is
+``Phi(k - z) + Phi(-k - z)`` with ``z = z_(1-alpha/2)`` (both tails, as statsmodels'
+``NormalIndPower`` and tea-tasting's power with ``use_t=False`` count them). ``k`` is solved
+once, to machine precision, and then, with ``w`` the arms' shares of the allocation:
+
+    MDE at n_control, n_arm   = k * sqrt(var / n_control + var / n_arm)
+    units needed, all arms    N = k**2 * var * (1 / w_control + 1 / w_arm) / delta**2,  n_arm = N * w_arm
+
+``var`` is one per-unit variance for both arms (the null hypothesis's), as statsmodels (one
+effect size in standard deviations) and tea-tasting (one sample variance) assume: the spec's
+``sd``, else the data's control arm (all rows when the data have no variant column, as
+pre-period data do). A mean metric uses the sample variance (n - 1); a proportion (a 0/1
+column) ``p(1 - p)`` at the baseline rate ``p``, the variance statsmodels' ``NormalIndPower``
+sees with effect size ``delta / sqrt(p(1 - p))`` (not Cohen's arcsine ``h`` of
+``proportion_effectsize``); a ratio metric the delta method's variance of
+``(num - R den) / mean(den)`` per unit; CUPED and regression adjustment multiply by
+``1 - R**2``, the share of variance the covariates leave (``rho**2`` for one covariate), in
+the same rows. With a correction (holm or bh) each test is planned at ``alpha / m`` over the
+``m`` metric x arm tests: Bonferroni's level, the one Holm's first step and BH's smallest
+p-value use, so the plan is conservative for both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from causalcli.data.table import TABLE, quote_identifier
+from causalcli.errors import DataError, SpecError
+from causalcli.inference.distributions import normal_quantile
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+    from causalcli.designs.experiment.analysis import MetricShape
+    from causalcli.designs.experiment.stats import Moments
+    from causalcli.spec.loading import LoadedSpec
+    from causalcli.spec.models import Study
+
+# (the spec's value, the data's arm values, their labels) -> the arm value it names, or None
+ArmFinder = Callable[[Any, list[Any], dict[Any, str]], Any]
+
+METHOD = ("two-sided z test; power = Phi(k - z) + Phi(-k - z) with both tails; MDE = k x standard error; one "
+          "per-unit variance for both arms (the control arm's, or all rows without a variant column); "
+          "proportions p(1-p) at the baseline; ratios by the delta method; CUPED x (1 - rho^2)")
+
+
+# ---------------------------------------------------------------- the formulas
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _normal_density(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def power_at(k: float, alpha: float) -> float:
+    """Power of a two-sided level-alpha z test of an effect ``k`` standard errors from zero (both tails)."""
+    z = normal_quantile(1 - alpha / 2)
+    return _normal_cdf(k - z) + _normal_cdf(-k - z)
+
+
+def detectable_multiplier(alpha: float, power: float) -> float:
+    """The effect, in standard errors, that a two-sided level-alpha z test detects with this power.
+
+    Newton's method from ``z_(1-alpha/2) + z_power`` (the answer when the far tail is left out);
+    power rises with ``k``, so it converges in a few steps to the last bit.
+    """
+    if not alpha < power < 1:
+        raise ValueError("power must lie between alpha and 1")
+    z = normal_quantile(1 - alpha / 2)
+    k = z + normal_quantile(power)
+    for _ in range(50):
+        step = (power_at(k, alpha) - power) / (_normal_density(k - z) - _normal_density(-k - z))
+        k -= step
+        if abs(step) <= 1e-15 * k:
+            break
+    return k
+
+
+def units_needed(variance: float, delta: float, k: float, share_control: float, share_arm: float) -> float:
+    """Units over all arms (before rounding up) for the arm to detect ``delta`` against control."""
+    return k * k * variance * (1 / share_control + 1 / share_arm) / (delta * delta)
+
+
+def detectable_effect(variance: float, n_control: float, n_arm: float, k: float) -> float:
+    """The absolute effect detectable with ``n_control`` and ``n_arm`` units."""
+    return k * math.sqrt(variance / n_control + variance / n_arm)
+
+
+def _ceil(x: float) -> int:
+    """Units to recruit: rounded up, but not past a float's last-bit excess over a whole number."""
+    return math.ceil(x * (1 - 4e-16))
+
+
+# ---------------------------------------------------------------- the data
+
+
+@dataclass(frozen=True)
+class DataBasis:
+    """What the data say: per arm label, per metric, the moments of its complete rows; rows; days."""
+
+    file: str
+    rows: int
+    arms: dict[str, dict[str, "Moments"]]  # arm label (or "" without a variant column) -> metric -> moments
+    arm_rows: dict[str, int]                # arm label (or "") -> rows
+    binary: dict[str, bool]                 # metric -> a 0/1 column in every row read
+    control: str | None                     # the control's label; None without a variant column
+    days: int | None
+
+
+def _metric_columns(shape: "MetricShape") -> tuple[str, ...]:
+    cols = [shape.num, shape.den, *[c for pair in shape.covariates for c in pair]]
+    return tuple(dict.fromkeys(c for c in cols if c is not None))
+
+
+def read_basis(study: "Study", spec: "LoadedSpec", shapes: list["MetricShape"], wanted: list[int],
+               find_arm: ArmFinder) -> DataBasis:
+    """One grouped pass over the data for the metrics ``wanted`` (indices): counts, means, covariances."""
+    from causalcli.data.table import load_table
+    from causalcli.data.types import numeric_column, period_column
+    from causalcli.designs.experiment.stats import Moments
+
+    table = load_table(spec, lazy=True)
+    for i in wanted:
+        for col in _metric_columns(shapes[i]):
+            if col not in table.types:
+                raise SpecError(f"metric {shapes[i].name!r}: column {col!r} is not in the data ({table.file}); plan "
+                                f"reads its variance there: give design.metrics[{i}].mean and .sd to plan without "
+                                "it", file=spec.source.display, key=f"design.metrics[{i}]")
+            numeric_column(table, col, f"design.metrics[{i}]")
+    has_arms = bool(study.treatment) and study.treatment in table.types
+    arm = quote_identifier(study.treatment) if has_arms else "NULL"
+    parts = ["count(*)"]
+    layout: list[tuple[int, tuple[str, ...], list[tuple[str, str]]]] = []
+    for i in wanted:
+        cols = _metric_columns(shapes[i])
+        pairs = [(a, b) for j, a in enumerate(cols) for b in cols[j:]]
+        ok = " AND ".join(_present(table, c) for c in cols)
+        parts.append(f"count(*) FILTER (WHERE {ok})")
+        parts += [f"avg({_double(c)}) FILTER (WHERE {ok})" for c in cols]
+        parts += [f"covar_samp({_double(a)}, {_double(b)}) FILTER (WHERE {ok})" for a, b in pairs]
+        parts.append(f"count(*) FILTER (WHERE {ok} AND {_double(cols[0])} NOT IN (0, 1))")
+        layout.append((i, cols, pairs))
+    where = f"WHERE {arm} IS NOT NULL" if has_arms else ""
+    result = table.sql(f"SELECT {arm} AS arm, {', '.join(parts)} FROM {TABLE} {where} GROUP BY arm")
+    labels = _labels(study, [r[0] for r in result], table.file) if has_arms else {None: ""}
+    arms: dict[str, dict[str, Moments]] = {}
+    nonbinary = {shapes[i].name: 0 for i in wanted}
+    for r in result:
+        at, by_metric = 2, {}
+        for i, cols, pairs in layout:
+            n = int(r[at])
+            mean = {c: _float(v) for c, v in zip(cols, r[at + 1:at + 1 + len(cols)])}
+            at += 1 + len(cols)
+            cov = {p: _float(v) for p, v in zip(pairs, r[at:at + len(pairs)])}
+            at += len(pairs)
+            nonbinary[shapes[i].name] += int(r[at])
+            at += 1
+            by_metric[shapes[i].name] = Moments(n, mean, cov)
+        arms[labels[r[0]]] = by_metric
+    control = labels[_control(study, labels, find_arm, table.file)] if has_arms else None
+    days = None
+    time = study.design.time
+    if time is not None:
+        if time not in table.types:
+            raise DataError(f"time column {time!r} not found: plan counts the days of the data in it",
+                            file=table.file, key="design.time", column=time)
+        period_column(table, time, "design.time", study.data.timezone)
+        q = quote_identifier(time)
+        days = int(table.sql(f"SELECT count(DISTINCT {q}) FROM {TABLE} WHERE {q} IS NOT NULL")[0][0]) or None
+    rows = sum(int(r[1]) for r in result)
+    binary = {shapes[i].name: nonbinary[shapes[i].name] == 0 and shapes[i].den is None for i in wanted}
+    arm_rows = {labels[r[0]]: int(r[1]) for r in result}
+    return DataBasis(table.file, rows, arms, arm_rows, binary, control, days)
+
+
+def _double(column: str) -> str:
+    return f"CAST({quote_identifier(column)} AS DOUBLE)"
+
+
+def _present(table: "Table", column: str) -> str:
+    q = quote_identifier(column)
+    nan = f" AND NOT isnan({_double(column)})" if table.types[column].upper() in ("DOUBLE", "FLOAT", "REAL") else ""
+    return f"({q} IS NOT NULL{nan})"
+
+
+def _float(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _labels(study: "Study", values: list[Any], file: str) -> dict[Any, str]:
+    from causalcli.designs.experiment.spec import arm_label
+
+    labels = {v: arm_label(v) for v in values}
+    if len(set(labels.values())) < len(labels):
+        raise DataError(f"variant values of {study.treatment!r} collide when written as text", file=file,
+                        key="treatment", column=study.treatment)
+    return labels
+
+
+def _control(study: "Study", labels: dict[Any, str], find_arm: ArmFinder, file: str) -> Any:
+    control = find_arm(study.design.control, list(labels), labels)
+    if control is None:
+        found = ", ".join(sorted(map(repr, labels.values()))[:10])
+        raise DataError(f"control arm {study.design.control!r} not found in {study.treatment!r}; its values: "
+                        f"{found}", file=file, key="design.control", column=study.treatment)
+    return control
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shapes: list["MetricShape"],
+                    find_arm: ArmFinder) -> dict[str, Any]:
+    """The plan's body (``causalcli.plan/v1`` without its schema and study name), for the design's
+    ``metrics`` and their ``shapes``; ``find_arm`` finds the data's control value as ``estimate`` does."""
+    file = spec.source.display
+    design = study.design
+    wanted = [i for i, m in enumerate(metrics) if m.mean is None or m.sd is None]
+    for i, m in enumerate(metrics):
+        if (m.mean is None) != (m.sd is None):
+            raise SpecError(f"metric {m.name!r}: give both mean and sd (or neither, to read them from the data)",
+                            file=file, key=f"design.metrics[{i}]")
+    basis = read_basis(study, spec, shapes, wanted, find_arm) if wanted else None
+    control, shares = _allocation(study, basis)
+    arms = [a for a in shares if a != control]
+    alpha = design.options.alpha
+    power = design.power if design.power is not None else design.options.power
+    tests = len(metrics) * len(arms)
+    per_test = alpha / tests if design.correction != "none" else alpha
+    if not per_test < power:
+        raise SpecError(f"power {power:g} must exceed the level of each test ({per_test:g})", file=file,
+                        key="design.power")
+    k = detectable_multiplier(per_test, power)
+    units_per_day = basis.rows / basis.days if basis is not None and basis.days else None
+    rows = []
+    for i, (m, shape) in enumerate(zip(metrics, shapes)):
+        baseline, variance, kind, source, reduction = _variance(i, m, shape, basis, file)
+        if m.mde is None and basis is None:
+            raise SpecError(f"metric {m.name!r}: give design.metrics[{i}].mde (the relative effect to detect)",
+                            file=file, key=f"design.metrics[{i}].mde")
+        if m.mde is not None and baseline == 0:
+            raise DataError(f"metric {m.name!r}: the control mean is 0, so a relative mde has no size; "
+                            "give design.metrics[{i}].mean", file=basis.file if basis else file,
+                            key=f"design.metrics[{i}]")
+        for arm in arms:
+            row = _row(m, arm, kind, shape, baseline, variance, source, reduction, k, shares, control)
+            n_c, n_a = _data_sizes(basis, m.name, control, arm, shares)
+            if n_c is not None:
+                mde_abs = detectable_effect(variance, n_c, n_a, k)
+                row.update(n_control=n_c, n_arm=n_a, mde_absolute=mde_abs, mde_relative=mde_abs / abs(baseline)
+                           if baseline else None)
+            total = row["sample_size_total"]
+            row["days"] = _ceil(total / units_per_day) if total is not None and units_per_day else None
+            rows.append(row)
+    correction = {"method": design.correction, "tests": tests,
+                  "planned_as": ("none" if design.correction == "none" else
+                                 f"Bonferroni: each test at alpha / {tests}, the level of "
+                                 f"{design.correction}'s smallest p-value (conservative)")}
+    data = None
+    if basis is not None:
+        data = {"file": basis.file, "rows": basis.rows, "days": basis.days, "units_per_day": units_per_day,
+                "variant_column": basis.control is not None}
+    return {"alpha": alpha, "alpha_per_test": per_test, "power": power, "multiplier": k, "correction": correction,
+            "allocation": {a: shares[a] for a in shares}, "control": control, "data": data, "method": METHOD,
+            "metrics": rows}
+
+
+def _allocation(study: "Study", basis: DataBasis | None) -> tuple[str, dict[str, float]]:
+    """The control's label and every arm's share, control first: expected_split, else equal shares of the
+    data's arms, else control and one treatment arm."""
+    from causalcli.designs.experiment.spec import arm_label
+
+    design = study.design
+    control = basis.control if basis is not None and basis.control is not None else arm_label(design.control)
+    if design.expected_split is not None:
+        split = dict(design.expected_split)
+        if control not in split:
+            raise SpecError(f"design.expected_split gives no share to the control arm {control!r}",
+                            key="design.expected_split")
+    elif basis is not None and basis.control is not None:
+        split = {a: 1.0 for a in sorted(basis.arm_rows)}
+    else:
+        split = {control: 1.0, "treatment": 1.0}
+    total = sum(split.values())
+    order = [control, *(a for a in split if a != control)]
+    return control, {a: split[a] / total for a in order}
+
+
+def _variance(i: int, m: Any, shape: "MetricShape", basis: DataBasis | None,
+              file: str) -> tuple[float, float, str, str, float | None]:
+    """(baseline mean, per-unit variance, kind, where the variance comes from, share of variance CUPED removes)."""
+    from causalcli.designs.experiment.analysis import compare
+
+    binary = basis is not None and basis.binary.get(m.name, False)
+    kind = "ratio" if shape.den is not None else ("proportion" if binary else "mean")
+    if m.sd is not None:
+        return m.mean, m.sd * m.sd, kind, "spec: mean and sd", None
+    where = "the control arm" if basis.control is not None else "the data"
+    moments = basis.arms.get(basis.control if basis.control is not None else "", {}).get(m.name)
+    if moments is None or moments.n < 2:
+        raise DataError(f"metric {m.name!r}: {where} has {0 if moments is None else moments.n} complete unit(s); "
+                        "a variance needs two", file=basis.file, key=f"design.metrics[{i}]")
+    if shape.den is not None and moments.mean[shape.den] == 0:
+        raise DataError(f"ratio metric {m.name!r}: denominator {shape.den!r} totals zero in {where}",
+                        file=basis.file, key=f"design.metrics[{i}].denominator", column=shape.den)
+    c = compare(shape, moments, moments, moments, "plan", basis.file)
+    raw_variance = c.var_control_unadjusted
+    if not raw_variance > 0:
+        raise DataError(f"metric {m.name!r} has zero variance in {where}: no sample size follows from it; give "
+                        f"design.metrics[{i}].mean and .sd", file=basis.file, key=f"design.metrics[{i}]")
+    explained = 1 - c.var_control / raw_variance if shape.covariates else None
+    p = c.raw_mean_control
+    base = p * (1 - p) if kind == "proportion" else raw_variance
+    source = f"data: {where}" + (" (Bernoulli p(1-p))" if kind == "proportion" else "")
+    return p, base * (1 - (explained or 0.0)), kind, source, explained
+
+
+def _row(m: Any, arm: str, kind: str, shape: "MetricShape", baseline: float, variance: float, source: str,
+         explained: float | None, k: float, shares: dict[str, float], control: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "name": m.name, "arm": arm, "kind": kind, "adjustment": shape.adjustment, "baseline": baseline,
+        "sd": math.sqrt(variance), "variance_from": source, "variance_reduction": explained, "mde": m.mde,
+        "sample_size_per_arm": None, "sample_size_control": None, "sample_size_total": None,
+        "mde_absolute": None, "mde_relative": None, "n_control": None, "n_arm": None, "days": None,
+    }
+    if m.mde is not None:
+        delta = m.mde * abs(baseline)
+        total = units_needed(variance, delta, k, shares[control], shares[arm])
+        row.update(sample_size_per_arm=_ceil(total * shares[arm]), sample_size_control=_ceil(total * shares[control]),
+                   sample_size_total=sum(_ceil(total * w) for w in shares.values()),
+                   mde_absolute=delta, mde_relative=m.mde)
+    return row
+
+
+def _data_sizes(basis: DataBasis | None, name: str, control: str, arm: str,
+                shares: dict[str, float]) -> tuple[float | None, float | None]:
+    """Units of control and arm in the data (the metric's complete rows), or the data's rows at the allocation."""
+    if basis is None:
+        return None, None
+    if basis.control is None:
+        moments = basis.arms[""].get(name)
+        rows = moments.n if moments is not None else basis.rows
+        return rows * shares[control], rows * shares[arm]
+    if arm not in basis.arm_rows:
+        return None, None
+    sizes = []
+    for label in (control, arm):
+        moments = basis.arms[label].get(name)
+        sizes.append(moments.n if moments is not None else basis.arm_rows[label])
+    return sizes[0], sizes[1]
