@@ -121,10 +121,11 @@ def _metric_columns(shape: "MetricShape") -> tuple[str, ...]:
 
 def read_basis(study: "Study", spec: "LoadedSpec", shapes: list["MetricShape"], wanted: list[int],
                find_arm: ArmFinder) -> DataBasis:
-    """One grouped pass over the data for the metrics ``wanted`` (indices): counts, means, covariances."""
+    """The design's exact pass (``stats.compute_statistics``) over the data for the metrics ``wanted``
+    (indices): per arm, counts, means and covariances, the same digits on every rerun."""
     from causalcli.data.table import load_table
     from causalcli.data.types import numeric_column, period_column
-    from causalcli.designs.experiment.stats import Moments
+    from causalcli.designs.experiment.stats import compute_statistics, moments
 
     table = load_table(spec, lazy=True)
     for i in wanted:
@@ -135,35 +136,19 @@ def read_basis(study: "Study", spec: "LoadedSpec", shapes: list["MetricShape"], 
                                 "it", file=spec.source.display, key=f"design.metrics[{i}]")
             numeric_column(table, col, f"design.metrics[{i}]")
     has_arms = bool(study.treatment) and study.treatment in table.types
-    arm = quote_identifier(study.treatment) if has_arms else "NULL"
-    parts = ["count(*)"]
-    layout: list[tuple[int, tuple[str, ...], list[tuple[str, str]]]] = []
-    for i in wanted:
-        cols = _metric_columns(shapes[i])
-        pairs = [(a, b) for j, a in enumerate(cols) for b in cols[j:]]
-        ok = " AND ".join(_present(table, c) for c in cols)
-        parts.append(f"count(*) FILTER (WHERE {ok})")
-        parts += [f"avg({_double(c)}) FILTER (WHERE {ok})" for c in cols]
-        parts += [f"covar_samp({_double(a)}, {_double(b)}) FILTER (WHERE {ok})" for a, b in pairs]
-        parts.append(f"count(*) FILTER (WHERE {ok} AND {_double(cols[0])} NOT IN (0, 1))")
-        layout.append((i, cols, pairs))
-    where = f"WHERE {arm} IS NOT NULL" if has_arms else ""
-    result = table.sql(f"SELECT {arm} AS arm, {', '.join(parts)} FROM {TABLE} {where} GROUP BY arm")
-    labels = _labels(study, [r[0] for r in result], table.file) if has_arms else {None: ""}
-    arms: dict[str, dict[str, Moments]] = {}
-    nonbinary = {shapes[i].name: 0 for i in wanted}
-    for r in result:
-        at, by_metric = 2, {}
-        for i, cols, pairs in layout:
-            n = int(r[at])
-            mean = {c: _float(v) for c, v in zip(cols, r[at + 1:at + 1 + len(cols)])}
-            at += 1 + len(cols)
-            cov = {p: _float(v) for p, v in zip(pairs, r[at:at + len(pairs)])}
-            at += len(pairs)
-            nonbinary[shapes[i].name] += int(r[at])
-            at += 1
-            by_metric[shapes[i].name] = Moments(n, mean, cov)
-        arms[labels[r[0]]] = by_metric
+    variant = study.treatment if has_arms else _one_arm(table)
+    columns = {shapes[i].name: _metric_columns(shapes[i]) for i in wanted}
+    pairs = {name: tuple((a, b) for j, a in enumerate(cols) for b in cols[j:]) for name, cols in columns.items()}
+    floating = {c for cols in columns.values() for c in cols if table.types[c].upper() in ("DOUBLE", "FLOAT", "REAL")}
+    stats = compute_statistics(table, variant, columns, pairs, floating, None, set())
+    labels = _labels(study, list(stats.arm_counts), table.file) if has_arms else {v: "" for v in stats.arm_counts}
+    arms: dict[str, dict[str, "Moments"]] = {}
+    for value, label in labels.items():
+        arms[label] = {}
+        for name in columns:
+            sums = stats.groups[name if stats.complete_cases_by_metric else None].get(value)
+            if sums is not None:
+                arms[label][name] = moments([sums], stats.centres, pairs[name])
     control = labels[_control(study, labels, find_arm, table.file)] if has_arms else None
     days = None
     time = study.design.time
@@ -174,10 +159,35 @@ def read_basis(study: "Study", spec: "LoadedSpec", shapes: list["MetricShape"], 
         period_column(table, time, "design.time", study.data.timezone)
         q = quote_identifier(time)
         days = int(table.sql(f"SELECT count(DISTINCT {q}) FROM {TABLE} WHERE {q} IS NOT NULL")[0][0]) or None
-    rows = sum(int(r[1]) for r in result)
-    binary = {shapes[i].name: nonbinary[shapes[i].name] == 0 and shapes[i].den is None for i in wanted}
-    arm_rows = {labels[r[0]]: int(r[1]) for r in result}
-    return DataBasis(table.file, rows, arms, arm_rows, binary, control, days)
+    arm_rows = {labels[v]: int(n) for v, n in stats.arm_counts.items()}
+    return DataBasis(table.file, sum(arm_rows.values()), arms, arm_rows, _binary(table, shapes, wanted), control, days)
+
+
+def _one_arm(table: "Table") -> str:
+    """Pre-period data have no variant column: a constant one puts every row in one arm for the pass."""
+    name = "causalcli_plan_arm"
+    if table.engine is not None:
+        from causalcli.data.remote import create_view, describe
+
+        table.view_sql = f"SELECT *, 0 AS {quote_identifier(name)} FROM ({table.view_sql}) AS {TABLE}"
+        create_view(table.engine, table.view_sql)
+        table.types = describe(table.engine, TABLE)
+        return name
+    kind = table.sql(f"SELECT table_type FROM information_schema.tables WHERE table_name = '{TABLE}'")[0][0]
+    table.con.execute(f"ALTER {'VIEW' if kind == 'VIEW' else 'TABLE'} {TABLE} RENAME TO {TABLE}_without_arm")
+    table.con.execute(f"CREATE VIEW {TABLE} AS SELECT *, 0 AS {quote_identifier(name)} FROM {TABLE}_without_arm")
+    return name
+
+
+def _binary(table: "Table", shapes: list["MetricShape"], wanted: list[int]) -> dict[str, bool]:
+    """Which mean metrics hold only 0 and 1 (proportions), in their complete rows."""
+    means = [i for i in wanted if shapes[i].den is None]
+    counts = []
+    for i in means:
+        ok = " AND ".join(_present(table, c) for c in _metric_columns(shapes[i]))
+        counts.append(f"count(*) FILTER (WHERE {ok} AND {_double(shapes[i].num)} NOT IN (0, 1))")
+    found = table.sql(f"SELECT {', '.join(counts)} FROM {TABLE}")[0] if counts else ()
+    return {shapes[i].name: int(k) == 0 for i, k in zip(means, found)}
 
 
 def _double(column: str) -> str:
@@ -188,10 +198,6 @@ def _present(table: "Table", column: str) -> str:
     q = quote_identifier(column)
     nan = f" AND NOT isnan({_double(column)})" if table.types[column].upper() in ("DOUBLE", "FLOAT", "REAL") else ""
     return f"({q} IS NOT NULL{nan})"
-
-
-def _float(value: Any) -> float:
-    return float("nan") if value is None else float(value)
 
 
 def _labels(study: "Study", values: list[Any], file: str) -> dict[Any, str]:
@@ -247,7 +253,7 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
                             file=file, key=f"design.metrics[{i}].mde")
         if m.mde is not None and baseline == 0:
             raise DataError(f"metric {m.name!r}: the control mean is 0, so a relative mde has no size; "
-                            "give design.metrics[{i}].mean", file=basis.file if basis else file,
+                            f"give design.metrics[{i}].mean", file=basis.file if basis else file,
                             key=f"design.metrics[{i}]")
         for arm in arms:
             row = _row(m, arm, kind, shape, baseline, variance, source, reduction, k, shares, control)
