@@ -227,3 +227,21 @@ def test_zero_variance_is_a_data_error(tmp_path):
     df["flat"] = 3.0
     res = runner.invoke(app, ["plan", str(_spec(tmp_path, df, [{"name": "m", "outcome": "flat", "mde": 0.1}]))])
     assert res.exit_code == 3 and "zero variance" in res.stderr
+
+
+def test_three_arm_results_data_plans_each_arm_against_control():
+    from tests.conftest import SPECS
+
+    plan = plan_study(SPECS / "ab_test.yaml", ["design.power=0.9"])
+    assert list(plan["allocation"]) == ["control", "new_feed", "new_feed_plus"] and plan["power"] == 0.9
+    assert plan["alpha_per_test"] == 0.05 / 4 and plan["data"]["variant_column"] is True
+    rows = {(m["name"], m["arm"]): m for m in plan["metrics"]}
+    assert set(rows) == {(n, a) for n in ("revenue", "watch_per_session") for a in ("new_feed", "new_feed_plus")}
+    revenue = rows[("revenue", "new_feed")]
+    assert revenue["adjustment"] == "cuped" and 0 < revenue["variance_reduction"] < 1
+    assert rows[("watch_per_session", "new_feed")]["kind"] == "ratio"
+    k = plan["multiplier"]
+    assert revenue["mde_absolute"] == pytest.approx(
+        detectable_effect(revenue["sd"] ** 2, revenue["n_control"], revenue["n_arm"], k), rel=1e-15)
+    # the same digits on a rerun (exact sums, whatever the order DuckDB's threads add rows in)
+    assert plan_study(SPECS / "ab_test.yaml", ["design.power=0.9"]) == plan
