@@ -308,6 +308,7 @@ def _variance(i: int, m: Any, shape: "MetricShape", basis: DataBasis | None,
     kind = "ratio" if shape.den is not None else ("proportion" if binary else "mean")
     if m.sd is not None:
         return m.mean, m.sd * m.sd, kind, "spec: mean and sd", None
+    assert basis is not None  # a metric without mean and sd is read from the data
     where = "the control arm" if basis.control is not None else "the data"
     moments = basis.arms.get(basis.control if basis.control is not None else "", {}).get(m.name)
     if moments is None or moments.n < 2:
