@@ -198,7 +198,8 @@ def _quietly(start: Any) -> Any:
             log.seek(0)
             lines = [ln.strip() for ln in log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
             if lines:
-                exc.args = (*exc.args, "spark: " + re.sub(r"\b[a-z][a-z0-9+.-]*://\S+", "<connection>", lines[-1])[:300])
+                last = re.sub(r"\b[a-z][a-z0-9+.-]*://\S+", "<connection>", lines[-1])[:300]
+                exc.args = (*exc.args, "spark: " + last)
             raise
         finally:
             os.dup2(saved, 2)

@@ -43,15 +43,7 @@ def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", displa
 
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw_data)").fetchall())
     renames = data.columns
-    for old in renames:
-        if old not in types:
-            raise DataError(f"column to rename not found{did_you_mean(old, types)}", file=display,
-                            key=f"data.columns.{old}", column=old)
-    renamed = [renames.get(c, c) for c in types]
-    for old, new in renames.items():
-        if renamed.count(new) > 1:  # DuckDB would rename one of them silently (name_1)
-            raise DataError(f"renaming {old!r} to {new!r} gives two columns named {new!r}; choose another name",
-                            file=display, key=f"data.columns.{old}", column=new)
+    check_renames(list(types), renames, display)
     select = ", ".join(f"{quote_identifier(c)} AS {quote_identifier(renames.get(c, c))}" for c in types)
     seen = _renamed_types(types, renames)
 
@@ -90,6 +82,20 @@ def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", displa
             raw_rows = con.execute("SELECT count(*) FROM raw_data").fetchone()[0]
         filtered_out = int(raw_rows) - int(rows)
     return Selected(int(rows), types, filtered_out)
+
+
+def check_renames(columns: list[str], renames: dict[str, str], display: str) -> None:
+    """``data.columns`` must rename columns that exist, and give no two columns one name (DuckDB would
+    rename one of them silently, name_1; another engine would refuse the query)."""
+    for old in renames:
+        if old not in columns:
+            raise DataError(f"column to rename not found{did_you_mean(old, columns)}", file=display,
+                            key=f"data.columns.{old}", column=old)
+    renamed = [renames.get(c, c) for c in columns]
+    for old, new in renames.items():
+        if renamed.count(new) > 1:
+            raise DataError(f"renaming {old!r} to {new!r} gives two columns named {new!r}; choose another name",
+                            file=display, key=f"data.columns.{old}", column=new)
 
 
 def _renamed_types(types: dict[str, str], renames: dict[str, str]) -> dict[str, str]:

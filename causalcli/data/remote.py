@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from causalcli.data.engine import Engine, connect
-from causalcli.data.sql import TABLE, did_you_mean, first_line, quote_identifier
+from causalcli.data.filter import check_renames
+from causalcli.data.sql import TABLE, first_line, quote_identifier
 from causalcli.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,15 +56,7 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
     source = _source(engine, data, path, display)
     raw = _schema(engine, source, display, data)
     renames = data.columns
-    for old in renames:
-        if old not in raw:
-            raise DataError(f"column to rename not found{did_you_mean(old, raw)}", file=display,
-                            key=f"data.columns.{old}", column=old)
-    names = [renames.get(c, c) for c in raw]
-    for old, new in renames.items():
-        if names.count(new) > 1:
-            raise DataError(f"renaming {old!r} to {new!r} gives two columns named {new!r}; choose another name",
-                            file=display, key=f"data.columns.{old}", column=new)
+    check_renames(list(raw), renames, display)
     renamed = {renames.get(c, c): t for c, t in raw.items()}
     wanted = list(renamed) if columns is None else list(dict.fromkeys(c for c in columns if c in renamed))
     inner = ", ".join(["*", *(f"{quote_identifier(old)} AS {quote_identifier(new)}" for old, new in renames.items())])
