@@ -83,6 +83,8 @@ def _portable(tree: Any, dialect: str) -> Any:
     percentiles, and unnamed subqueries (PostgreSQL before 16 needs a name on each)."""
     from sqlglot import exp
 
+    names = iter(range(1, 1 << 30))  # q1, q2, ...: the same text for the same query on every run
+
     def fix(node: Any) -> Any:
         if isinstance(node, exp.IsNan) and dialect != "spark":
             return exp.EQ(this=node.this, expression=exp.cast(exp.Literal.string("NaN"), "double"))
@@ -102,7 +104,7 @@ def _portable(tree: Any, dialect: str) -> Any:
             return exp.WithinGroup(this=exp.Anonymous(this=name, expressions=[node.expression]),
                                    expression=exp.Order(expressions=[exp.Ordered(this=node.this)]))
         if isinstance(node, exp.Subquery) and not node.alias and isinstance(node.parent, (exp.From, exp.Join)):
-            node.set("alias", exp.TableAlias(this=exp.to_identifier(f"q{id(node) % 10**8}")))
+            node.set("alias", exp.TableAlias(this=exp.to_identifier(f"q{next(names)}")))
         return node
 
     return tree.transform(fix)
@@ -186,7 +188,6 @@ def _quietly(start: Any) -> Any:
     """Start the JVM with its stderr in a file, not the user's terminal: Java and Spark print start-up
     lines (incubator modules, the default log level) that no log setting silences. A failure to start
     quotes that file's last line (URLs cut out)."""
-    import re
     import tempfile
 
     with tempfile.TemporaryFile() as log:
@@ -198,9 +199,16 @@ def _quietly(start: Any) -> Any:
             log.seek(0)
             lines = [ln.strip() for ln in log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
             if lines:
-                last = re.sub(r"\b[a-z][a-z0-9+.-]*://\S+", "<connection>", lines[-1])[:300]
-                exc.args = (*exc.args, "spark: " + last)
+                exc.args = (*exc.args, "spark: " + hide_connections(lines[-1]))
             raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def hide_connections(text: str) -> str:
+    """An engine's message with anything that looks like a connection (scheme://...) cut out, at most 300
+    characters: its driver may name the host, the user or the password."""
+    import re
+
+    return re.sub(r"\b[a-z][a-z0-9+.-]*://\S+", "<connection>", text)[:300]

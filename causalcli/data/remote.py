@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from causalcli.data.engine import Engine, connect
+from causalcli.data.engine import Engine, connect, hide_connections
 from causalcli.data.filter import check_renames
 from causalcli.data.sql import TABLE, first_line, quote_identifier
 from causalcli.errors import DataError
@@ -204,8 +204,5 @@ def _sampled_units(select: str, unit: str, rows: int, seed: int) -> str:
 
 
 def _safe(exc: Exception) -> str:
-    """An engine error's first line, with anything that looks like a connection (scheme://...) cut out."""
-    import re
-
-    line = first_line(exc)
-    return re.sub(r"\b[a-z][a-z0-9+.-]*://\S+", "<connection>", line)[:300]
+    """An engine error's first line, connections cut out."""
+    return hide_connections(first_line(exc))

@@ -58,9 +58,24 @@ def first_row(table: "Table", column: str, condition: str) -> tuple[int, Any] | 
 
 
 def replace_column(table: "Table", column: str, expr: str) -> None:
-    """Put ``expr`` (over the current ``study_data``) in place of ``column``: a view over the previous relation."""
+    """Put ``expr`` (over the current ``study_data``) in place of ``column``."""
+    _redefine(table, ", ".join(f"{expr} AS {_quote(c)}" if c == column else _quote(c) for c in table.types))
+
+
+def add_column(table: "Table", column: str, expr: str) -> None:
+    """Add ``expr`` (over the current ``study_data``) as a new last column ``column``."""
+    _redefine(table, f"*, {expr} AS {_quote(column)}")
+
+
+def _redefine(table: "Table", select: str) -> None:
+    """``study_data`` becomes ``SELECT <select>`` over its previous relation: in DuckDB a view over the
+    renamed previous relation, in another engine its temporary view redefined over the previous query."""
     if table.engine is not None:
-        _replace_in_engine(table, column, expr)
+        from causalcli.data.remote import create_view, describe
+
+        table.view_sql = f"SELECT {select} FROM ({table.view_sql}) AS {TABLE}"
+        create_view(table.engine, table.view_sql)
+        table.types = describe(table.engine, TABLE)
         return
     kind = table.sql(f"SELECT table_type FROM information_schema.tables WHERE table_name = '{TABLE}'")[0][0]
     layer = 0
@@ -69,19 +84,8 @@ def replace_column(table: "Table", column: str, expr: str) -> None:
         layer += 1
     previous = f"{TABLE}_{layer}"
     table.con.execute(f"ALTER {'VIEW' if kind == 'VIEW' else 'TABLE'} {TABLE} RENAME TO {previous}")
-    table.con.execute(f"CREATE VIEW {TABLE} AS SELECT * REPLACE ({expr} AS "
-                      f"{_quote(column)}) FROM {previous}")
+    table.con.execute(f"CREATE VIEW {TABLE} AS SELECT {select} FROM {previous}")
     table.types = dict(table.sql(f"SELECT column_name, column_type FROM (DESCRIBE {TABLE})"))
-
-
-def _replace_in_engine(table: "Table", column: str, expr: str) -> None:
-    """``replace_column`` in an engine: its temporary view redefined over the previous view's query."""
-    from causalcli.data.remote import create_view, describe
-
-    select = ", ".join(f"{expr} AS {_quote(c)}" if c == column else _quote(c) for c in table.types)
-    table.view_sql = f"SELECT {select} FROM ({table.view_sql}) AS {TABLE}"
-    create_view(table.engine, table.view_sql)
-    table.types = describe(table.engine, TABLE)
 
 
 def _where(table: "Table") -> str:

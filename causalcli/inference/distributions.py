@@ -31,6 +31,16 @@ def normal_quantile(p: float) -> float:
     return _STANDARD_NORMAL.inv_cdf(p)
 
 
+def normal_cdf(x: float) -> float:
+    """P(Z <= x) for a standard normal Z."""
+    return _STANDARD_NORMAL.cdf(x)
+
+
+def normal_density(x: float) -> float:
+    """The standard normal density at x."""
+    return _STANDARD_NORMAL.pdf(x)
+
+
 def normal_two_sided_p(z: float) -> float:
     """P(|Z| >= |z|) for a standard normal Z; NaN when z is not finite."""
     if not math.isfinite(z):

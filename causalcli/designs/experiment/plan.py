@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from causalcli.data.table import TABLE, quote_identifier
 from causalcli.errors import DataError, SpecError
-from causalcli.inference.distributions import normal_quantile
+from causalcli.inference.distributions import normal_cdf, normal_density, normal_quantile
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -51,18 +51,10 @@ METHOD = ("two-sided z test; power = Phi(k - z) + Phi(-k - z) with both tails; M
 # ---------------------------------------------------------------- the formulas
 
 
-def _normal_cdf(x: float) -> float:
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
-
-
-def _normal_density(x: float) -> float:
-    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-
-
 def power_at(k: float, alpha: float) -> float:
     """Power of a two-sided level-alpha z test of an effect ``k`` standard errors from zero (both tails)."""
     z = normal_quantile(1 - alpha / 2)
-    return _normal_cdf(k - z) + _normal_cdf(-k - z)
+    return normal_cdf(k - z) + normal_cdf(-k - z)
 
 
 def detectable_multiplier(alpha: float, power: float) -> float:
@@ -76,7 +68,7 @@ def detectable_multiplier(alpha: float, power: float) -> float:
     z = normal_quantile(1 - alpha / 2)
     k = z + normal_quantile(power)
     for _ in range(50):
-        step = (power_at(k, alpha) - power) / (_normal_density(k - z) - _normal_density(-k - z))
+        step = (power_at(k, alpha) - power) / (normal_density(k - z) - normal_density(-k - z))
         k -= step
         if abs(step) <= 1e-15 * k:
             break
@@ -165,17 +157,10 @@ def read_basis(study: "Study", spec: "LoadedSpec", shapes: list["MetricShape"], 
 
 def _one_arm(table: "Table") -> str:
     """Pre-period data have no variant column: a constant one puts every row in one arm for the pass."""
-    name = "causalcli_plan_arm"
-    if table.engine is not None:
-        from causalcli.data.remote import create_view, describe
+    from causalcli.data.types import add_column
 
-        table.view_sql = f"SELECT *, 0 AS {quote_identifier(name)} FROM ({table.view_sql}) AS {TABLE}"
-        create_view(table.engine, table.view_sql)
-        table.types = describe(table.engine, TABLE)
-        return name
-    kind = table.sql(f"SELECT table_type FROM information_schema.tables WHERE table_name = '{TABLE}'")[0][0]
-    table.con.execute(f"ALTER {'VIEW' if kind == 'VIEW' else 'TABLE'} {TABLE} RENAME TO {TABLE}_without_arm")
-    table.con.execute(f"CREATE VIEW {TABLE} AS SELECT *, 0 AS {quote_identifier(name)} FROM {TABLE}_without_arm")
+    name = "causalcli_plan_arm"
+    add_column(table, name, "0")
     return name
 
 

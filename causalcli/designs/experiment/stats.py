@@ -273,8 +273,7 @@ def _head_estimates(table: "Table", cols: tuple[str, ...], expr,
             continue
         k = float(np.mean(v))
         # a constant column in the first rows: use the centre's scale so bounds are not zero
-        second[c] = max(float(np.mean((v - k) ** 2)), (abs(k) * 1e-6) ** 2, 1e-300)
-        centres[c] = _round_centre(k, second[c])
+        centres[c], second[c] = _centre(k, float(np.mean((v - k) ** 2)))
     return centres, second, head_arms
 
 
@@ -290,9 +289,7 @@ def _engine_estimates(table: "Table", cols: tuple[str, ...], expr) -> tuple[dict
         if k is None:
             centres[c], second[c] = 0.0, 1.0
             continue
-        k = float(k)
-        second[c] = max(float(v or 0.0), (abs(k) * 1e-6) ** 2, 1e-300)
-        centres[c] = _round_centre(k, second[c])
+        centres[c], second[c] = _centre(float(k), float(v or 0.0))
     return centres, second, []
 
 
@@ -318,6 +315,13 @@ def _grain(c: str, centres: dict[str, float], integer_columns: set[str]) -> floa
     if c not in integer_columns:
         return 0.0
     return min(1.0, 1.0 / Fraction(centres[c]).denominator)
+
+
+def _centre(mean: float, variance: float) -> tuple[float, float]:
+    """(centre, second moment) of a column: the second moment kept off zero at the mean's scale (a
+    constant column), the centre rounded to its grid."""
+    second = max(variance, (abs(mean) * 1e-6) ** 2, 1e-300)
+    return _round_centre(mean, second), second
 
 
 def _round_centre(k: float, second: float) -> float:
