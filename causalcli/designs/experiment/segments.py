@@ -103,12 +103,12 @@ def segment_effects(d: "ExperimentData", study: "Study") -> tuple[list["Estimate
                     if not ta.std_error > 0:
                         no_se.append(label.format("abs"))
                     rows.append((label, ta, tr))
-                inference = _inference_text(d, shape, study, method, column, len(rows))
-                p_abs = adjust([ta.p_value for _, ta, _ in rows], method)
-                p_rel = adjust([tr.p_value for _, _, tr in rows], method)
-                for (label, ta, tr), pa, pr in zip(rows, p_abs, p_rel):
-                    effects.append(_estimate(label.format("abs"), ta, conf, inference[0], pa))
-                    effects.append(_estimate(label.format("rel"), tr, conf, inference[1], pr))
+                p_abs, p_rel = [ta.p_value for _, ta, _ in rows], [tr.p_value for _, _, tr in rows]
+                inf_abs, inf_rel = (_inference_text(d, shape, study, kind, column, p)
+                                    for kind, p in (("abs", p_abs), ("rel", p_rel)))
+                for (label, ta, tr), pa, pr in zip(rows, adjust(p_abs, method), adjust(p_rel, method)):
+                    effects.append(_estimate(label.format("abs"), ta, conf, inf_abs, pa))
+                    effects.append(_estimate(label.format("rel"), tr, conf, inf_rel, pr))
                 test = cochran_q([(ta.value, ta.std_error) for _, ta, _ in rows])
                 test = {"metric": shape.name, "arm": d.labels[arm], "segment": column, **test}
                 heterogeneity.append(test)
@@ -180,11 +180,13 @@ def _units(cell: dict, arm: Any) -> int:
     return sums[arm].n if arm in sums else 0
 
 
-def _inference_text(d: "ExperimentData", shape: Any, study: "Study", method: str, column: str,
-                    k: int) -> tuple[str, str]:
+def _inference_text(d: "ExperimentData", shape: Any, study: "Study", kind: str, column: str,
+                    p_values: list[float]) -> str:
+    """The overall effects' inference, and the family the adjusted p-value was corrected over (its tests)."""
     from causalcli.designs.experiment.design import _inference
 
-    suffix = "" if method == "none" else f"; p_value_adjusted: {method} over the {k} values of {column}"
-    opts = study.design.options
-    return (_inference(shape, "abs", opts, d.stats) + suffix, _inference(shape, "rel", opts, d.stats) + suffix)
+    method = study.design.correction
+    k = sum(p == p for p in p_values)  # a segment without a p-value is not a test
+    suffix = "" if method == "none" else f"; p_value_adjusted: {method} over {k} values of {column}"
+    return _inference(shape, kind, study.design.options, d.stats) + suffix
 

@@ -39,8 +39,8 @@ class Guardrail(Strict):
     @classmethod
     def _not_negative(cls, v: float) -> float:
         if not v >= 0:
-            raise ValueError(f"a guardrail's margin is a relative harm of 0 or more (0.01 = 1% of the control "
-                             f"mean); got {v!r}: give its size, and the harm's sign by 'direction'")
+            raise ValueError("a guardrail's margin is a relative harm of 0 or more (0.01 = 1% of the control "
+                             "mean): give its size, and the harm's sign by 'direction'")
         return v
 
 
