@@ -363,7 +363,7 @@ def _segments_and_guardrails(d: ExperimentData, study: "Study", effects: list, c
     from causalcli.designs.experiment.segments import segment_effects
 
     if study.segments:
-        more, diagnostics["segments"], notes = segment_effects(d, study)
+        more, diagnostics["segments"], notes = segment_effects(d, study, _inference, _estimate)
         effects.extend(more)
         warnings.extend(notes)
     found, rows = guardrail_checks(metrics_of(study), effects, [d.labels[a] for a in d.arms], study.conf_level)

@@ -22,7 +22,7 @@ one column are disjoint sets of units, so their estimates are independent, as Q 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from causalcli.errors import DataError, SpecError
 
@@ -80,10 +80,14 @@ def value_label(value: Any) -> str:
     return arm_label(value)
 
 
-def segment_effects(d: "ExperimentData", study: "Study") -> tuple[list["Estimate"], dict[str, Any], list[str]]:
-    """The segment effects (after the overall ones in ``effects``), ``diagnostics.segments`` and warnings."""
+def segment_effects(d: "ExperimentData", study: "Study", inference: Callable,
+                    estimate: Callable) -> tuple[list["Estimate"], dict[str, Any], list[str]]:
+    """The segment effects (after the overall ones in ``effects``), ``diagnostics.segments`` and warnings.
+
+    ``inference(shape, "abs" | "rel", options, stats)`` names an effect's inference and
+    ``estimate(label, test, conf, inference, p_adjusted)`` makes its record, as for the overall effects.
+    """
     from causalcli.designs.experiment.analysis import adjust
-    from causalcli.designs.experiment.design import _estimate
 
     stats, opts, conf = d.stats, study.design.options, study.conf_level
     method = study.design.correction
@@ -104,11 +108,11 @@ def segment_effects(d: "ExperimentData", study: "Study") -> tuple[list["Estimate
                         no_se.append(label.format("abs"))
                     rows.append((label, ta, tr))
                 p_abs, p_rel = [ta.p_value for _, ta, _ in rows], [tr.p_value for _, _, tr in rows]
-                inf_abs, inf_rel = (_inference_text(d, shape, study, kind, column, p)
+                inf_abs, inf_rel = (inference(shape, kind, opts, stats) + _family(study, column, p)
                                     for kind, p in (("abs", p_abs), ("rel", p_rel)))
                 for (label, ta, tr), pa, pr in zip(rows, adjust(p_abs, method), adjust(p_rel, method)):
-                    effects.append(_estimate(label.format("abs"), ta, conf, inf_abs, pa))
-                    effects.append(_estimate(label.format("rel"), tr, conf, inf_rel, pr))
+                    effects.append(estimate(label.format("abs"), ta, conf, inf_abs, pa))
+                    effects.append(estimate(label.format("rel"), tr, conf, inf_rel, pr))
                 test = cochran_q([(ta.value, ta.std_error) for _, ta, _ in rows])
                 test = {"metric": shape.name, "arm": d.labels[arm], "segment": column, **test}
                 heterogeneity.append(test)
@@ -180,13 +184,8 @@ def _units(cell: dict, arm: Any) -> int:
     return sums[arm].n if arm in sums else 0
 
 
-def _inference_text(d: "ExperimentData", shape: Any, study: "Study", kind: str, column: str,
-                    p_values: list[float]) -> str:
-    """The overall effects' inference, and the family the adjusted p-value was corrected over (its tests)."""
-    from causalcli.designs.experiment.design import _inference
-
+def _family(study: "Study", column: str, p_values: list[float]) -> str:
+    """What the adjusted p-value was corrected over: the column's values that have a p-value."""
     method = study.design.correction
     k = sum(p == p for p in p_values)  # a segment without a p-value is not a test
-    suffix = "" if method == "none" else f"; p_value_adjusted: {method} over {k} values of {column}"
-    return _inference(shape, kind, study.design.options, d.stats) + suffix
-
+    return "" if method == "none" else f"; p_value_adjusted: {method} over {k} values of {column}"
