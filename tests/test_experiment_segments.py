@@ -191,3 +191,15 @@ def test_segments_on_postgres_give_the_file_s_json(data, postgres_url, runner, t
     assert not differences(got, want)
     assert got["provenance"]["backend"] == "postgres"
     assert math.isfinite(got["diagnostics"]["segments"]["heterogeneity"][0]["statistic"])
+
+
+def test_the_forest_plot_draws_every_metric_arm_and_segment(segmented):
+    from causalcli.designs.experiment.segments import forest_rows
+    from causalcli.render.plots import draw
+
+    pngs = draw(segmented)
+    assert set(pngs) == {"lifts", "arm_sizes", "forest"} and pngs["forest"].startswith(b"\x89PNG")
+    rows = forest_rows(segmented.effects)
+    assert len(rows) == 4 * 2 * (1 + 5)  # metric x arm: the overall effect, then 3 countries and 2 platforms
+    assert [text for text, _, _ in rows[:3]] == [rows[0][1].label[:-len("/rel")], "  country=DE", "  country=FR"]
+    assert all(e.label.split("/")[2] == "rel" for _, e, _ in rows)

@@ -189,3 +189,22 @@ def _family(study: "Study", column: str, p_values: list[float]) -> str:
     method = study.design.correction
     k = sum(p == p for p in p_values)  # a segment without a p-value is not a test
     return "" if method == "none" else f"; p_value_adjusted: {method} over {k} values of {column}"
+
+
+def forest_rows(effects: list["Estimate"]) -> list[tuple[str, "Estimate", bool]]:
+    """The forest plot's rows (text, relative effect, overall?): each metric/arm overall, then its segments;
+    none without segment effects."""
+    overall = [e for e in effects if (e.label or "").count("/") == 2 and e.label.endswith("/rel")]
+    by_head: dict[str, list] = {}
+    for e in effects:
+        parts = (e.label or "").split("/")
+        if len(parts) == 4 and parts[2] == "rel":
+            by_head.setdefault(f"{parts[0]}/{parts[1]}", []).append(e)
+    if not by_head:
+        return []
+    rows = []
+    for e in overall:
+        head = e.label[: -len("/rel")]
+        rows.append((head, e, True))
+        rows += [(f"  {s.label.split('/')[3]}", s, False) for s in by_head.get(head, [])]
+    return rows
