@@ -167,30 +167,36 @@ def test_bad_segments_are_refused_with_one_line(data):
 
 
 @pytest.mark.engines
-def test_segments_on_postgres_give_the_file_s_json(data, postgres_url, runner, tmp_path, monkeypatch):
+@pytest.mark.xdist_group("spark")
+def test_segments_in_postgres_and_spark_give_the_file_s_json(data, spark, postgres_url, runner, tmp_path,
+                                                             monkeypatch):
     import pyarrow.parquet as pq
     import yaml
 
-    from tests.engines import load_postgres
+    from tests.engines import load_postgres, register_spark
     from tests.test_engines import ENV, differences, estimate
 
     monkeypatch.setenv(ENV, postgres_url)
-    load_postgres(postgres_url, "segmented_ab", pq.read_table(data))
+    arrow = pq.read_table(data)
+    load_postgres(postgres_url, "segmented_ab", arrow)
+    register_spark("segmented_ab", arrow)
     base = spec(data, metrics=METRICS + [{"name": "crash", "outcome": "converted",
                                           "guardrail": {"direction": "increase_is_bad", "margin": 0.5}}],
                 # an engine orders arms by value, a file by appearance: the plan orders both
                 expected_split={"control": 33.4, "B": 33.3, "C": 33.3})
-    on_file, on_pg = tmp_path / "file.yaml", tmp_path / "pg.yaml"
+    on_file = tmp_path / "file.yaml"
     on_file.write_text(yaml.safe_dump(base))
-    on_pg.write_text(yaml.safe_dump({**base, "data": {"backend": "postgres", "table": "segmented_ab",
-                                                      "connection_env": ENV}}))
-    code, got, err = estimate(runner, on_pg)
     want_code, want, _ = estimate(runner, on_file)
-    assert code == want_code, err
-    assert len(got["effects"]) == 5 * 2 * 2 + 5 * 2 * 5 * 2
-    assert not differences(got, want)
-    assert got["provenance"]["backend"] == "postgres"
-    assert math.isfinite(got["diagnostics"]["segments"]["heterogeneity"][0]["statistic"])
+    assert len(want["effects"]) == 5 * 2 * 2 + 5 * 2 * 5 * 2
+    assert math.isfinite(want["diagnostics"]["segments"]["heterogeneity"][0]["statistic"])
+    for name, source in (("postgres", {"backend": "postgres", "table": "segmented_ab", "connection_env": ENV}),
+                         ("spark", {"backend": "spark", "table": "segmented_ab"})):
+        on_engine = tmp_path / f"{name}.yaml"
+        on_engine.write_text(yaml.safe_dump({**base, "data": source}))
+        code, got, err = estimate(runner, on_engine)
+        assert code == want_code, (name, err)
+        assert not differences(got, want), (name, differences(got, want)[:5])
+        assert got["provenance"]["backend"] == name
 
 
 def test_the_forest_plot_draws_every_metric_arm_and_segment(segmented):
