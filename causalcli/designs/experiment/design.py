@@ -182,6 +182,7 @@ class ExperimentDesign(Design):
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> ExperimentData:
         from causalcli.designs.experiment.proportions import proportion_candidates
+        from causalcli.designs.experiment.segments import check_segment_values
         from causalcli.designs.experiment.stats import compute_statistics
 
         shapes = metric_shapes(study)
@@ -198,6 +199,7 @@ class ExperimentDesign(Design):
                                    opts.cap_quantile, capped, int_cols, period=time,
                                    parquet=_file_as_read(study, table, spec), segments=tuple(study.segments),
                                    binary=proportion_candidates(shapes))
+        check_segment_values(study, stats, table.file)
         if time is not None and len(stats.periods) > MAX_PERIODS:
             raise DataError(f"time column {time!r} has {len(stats.periods):,} distinct periods; the cumulative effect "
                             f"is reported per period (at most {MAX_PERIODS:,}): give a date or a day number, not a "

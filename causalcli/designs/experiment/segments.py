@@ -29,6 +29,7 @@ from causalcli.errors import DataError, SpecError
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
     from causalcli.designs.experiment.design import ExperimentData
+    from causalcli.designs.experiment.stats import Statistics
     from causalcli.records import Estimate
     from causalcli.spec.models import Study
 
@@ -50,8 +51,15 @@ def check_segments(study: "Study", file: str) -> None:
 
 
 def validate_segments(study: "Study", table: "Table") -> None:
-    """Every segment column exists and has at most MAX_SEGMENT_VALUES values (one count query for all)."""
+    """Every segment column exists and has at most MAX_SEGMENT_VALUES values.
+
+    In a file, the first rows tell a column of ids or fine categories at the cost of reading
+    them (a count over the whole file would be one more pass, a quarter of the study's time at
+    10^8 rows); the exact counts come from the grouped pass (``check_segment_values``). An
+    engine has no first rows: one query counts the values of every column.
+    """
     from causalcli.data.table import TABLE, _suggest, quote_identifier
+    from causalcli.designs.experiment.stats import HEAD_ROWS
 
     if not study.segments:
         return
@@ -59,19 +67,33 @@ def validate_segments(study: "Study", table: "Table") -> None:
         if column not in table.types:
             raise DataError(f"segment column {column!r} not found{_suggest(column, table.types)}", file=table.file,
                             key=f"segments[{i}]", column=column)
-    counts = table.sql("SELECT " + ", ".join(f"count(DISTINCT {quote_identifier(c)})" for c in study.segments)
-                       + f" FROM {TABLE}")[0]
-    cells = 1
-    for i, (column, k) in enumerate(zip(study.segments, counts)):
+
+    def counts(source: str) -> list[int]:
+        parts = ", ".join(f"count(DISTINCT {quote_identifier(c)})" for c in study.segments)
+        return [int(k) for k in table.sql(f"SELECT {parts} FROM {source}")[0]]
+
+    found = counts(f"(SELECT * FROM {TABLE} LIMIT {HEAD_ROWS})" if table.engine is None else TABLE)
+    if table.engine is None and max(found) > MAX_SEGMENT_VALUES:
+        found = counts(TABLE)  # the message says the whole column's number
+    _refuse_too_many(study, dict(zip(study.segments, found)), table.file, exact=table.engine is not None)
+
+
+def check_segment_values(study: "Study", stats: "Statistics", file: str) -> None:
+    """The limits on the values the grouped pass found (exact, NULL and NaN aside)."""
+    _refuse_too_many(study, {c: len(stats.segments.get(c, {})) for c in study.segments}, file, exact=True)
+
+
+def _refuse_too_many(study: "Study", counts: dict[str, int], file: str, exact: bool) -> None:
+    for i, (column, k) in enumerate(counts.items()):
         if k > MAX_SEGMENT_VALUES:
             raise DataError(f"segment column {column!r} has {k:,} distinct values (at most {MAX_SEGMENT_VALUES}); "
                             "coarsen it into fewer groups (a column of its own: top countries and 'other', say)",
-                            file=table.file, key=f"segments[{i}]", column=column)
-        cells *= max(int(k), 1)
-    if cells > MAX_SEGMENT_CELLS:
-        sizes = " x ".join(f"{c} {k}" for c, k in zip(study.segments, counts))
+                            file=file, key=f"segments[{i}]", column=column)
+    cells = math.prod(max(k, 1) for k in counts.values())
+    if exact and cells > MAX_SEGMENT_CELLS:
+        sizes = " x ".join(f"{c} {k}" for c, k in counts.items())
         raise DataError(f"segments {sizes} make {cells:,} combinations (at most {MAX_SEGMENT_CELLS:,}); list fewer "
-                        "segment columns or coarsen one", file=table.file, key="segments")
+                        "segment columns or coarsen one", file=file, key="segments")
 
 
 def value_label(value: Any) -> str:
