@@ -144,3 +144,13 @@ def test_a_negative_margin_is_a_spec_error(tmp_path):
         run_study(spec(write(tmp_path, sessions(n=100)), bad))
     assert e.value.exit_code == 2 and e.value.key == "design.metrics[0].guardrail.margin"
     assert "\n" not in str(e.value)
+
+
+def test_the_cumulative_effect_of_a_proportion_ends_at_its_estimate(tmp_path):
+    df = sessions(n=3000)
+    df["day"] = np.random.default_rng(2).integers(1, 6, len(df))
+    result = run_study(spec(write(tmp_path, df), [{"name": "conversion", "outcome": "converted"}], time="day"))
+    last = result.diagnostics["cumulative"][-1]
+    assert result.diagnostics["cumulative_method"]["inference"] == "difference_in_proportions_wald"
+    assert (last["value"], last["std_error"], last["ci_lower"], last["ci_upper"]) == (
+        result.estimate.value, result.estimate.std_error, result.estimate.ci_lower, result.estimate.ci_upper)
