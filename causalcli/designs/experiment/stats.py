@@ -30,8 +30,8 @@ rounding costs far less than double-precision summation itself.
 Large Parquet files
 -------------------
 The split costs two operations per term, a third of the pass. From ``BLOCKED_ROWS``
-rows, when the study's rows are a Parquet file as it is (no filter, no renames, no time
-column), the pass sums the terms as they are, per arm and per block of rows that never
+rows, when the study's rows are a Parquet file as it is (no filter, no renames, no time or
+segment column), the pass sums the terms as they are, per arm and per block of rows that never
 crosses a row group (``file_row_number // block``, the block being the greatest common
 divisor of the row-group boundaries), and Python adds the block sums with ``math.fsum``
 (correctly rounded, so in any order). DuckDB reads a row group in one thread, in order
@@ -194,8 +194,8 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     With ``period`` (a numeric column: period numbers) the same pass groups by arm and period and also returns
     the sums of each period; with ``segments`` (columns) it also groups by their values and returns the sums of
     each value of each column (sums over subsets of rows, exact like the periods'). ``binary``: columns whose
-    rows not 0 or 1 are counted (proportion metrics). ``parquet``: the file, when the study's rows are that Parquet file as it is (large
-    files are then summed per row-group block).
+    values other than 0 and 1 are counted (proportions). ``parquet``: the file, when the study's rows are that
+    Parquet file as it is (large files are then summed per row-group block).
     """
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
@@ -223,8 +223,7 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     groups = [Group(None, all_cols, all_pairs)]
     complete_cases = False
     safety = SAFETY
-    blocked = parquet is not None and period is None and not segments
-    blocks = _row_group_blocks(table, parquet, all_cols) if blocked else None
+    blocks = _row_group_blocks(table, parquet, all_cols) if parquet and period is None and not segments else None
     if blocks is not None:
         passes += 1
         result, arm_counts, missing, incomplete, not_binary = _blocked_pass(
@@ -533,7 +532,8 @@ def _blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, 
         totals = [_fsum(0.0 if r[k] is None else r[k] for r in parts) for k in range(3, sums_end)]
         result[arm] = ArmSums(sum(int(r[1]) for r in parts), dict(zip(cols, totals)),
                               dict(zip(group.pairs, totals[len(cols):])))
-    not_binary = {b.column: sum(int(r[sums_end + i]) for ps in blocks.values() for r in ps) for i, b in enumerate(binary)}
+    not_binary = {b.column: sum(int(r[sums_end + i]) for ps in blocks.values() for r in ps)
+                  for i, b in enumerate(binary)}
     arm_counts = {arm: sums.n for arm, sums in result.items()}
     return {group.metric: result}, arm_counts, missing, incomplete, not_binary
 
