@@ -146,9 +146,9 @@ def segment_effects(d: "ExperimentData", study: "Study", inference: Callable,
                                     "the segment effects")
     if no_se:
         shown = ", ".join(no_se[:LISTED]) + (f" and {len(no_se) - LISTED} more" if len(no_se) > LISTED else "")
-        warnings.append(f"{len(no_se)} segment effect(s) have no standard error (an arm with fewer than two units in "
-                        f"the segment, or no variation): {shown}; they are reported with nulls and left out of the "
-                        "correction and of the heterogeneity test")
+        warnings.append(f"{len(no_se)} segment effect(s) have no standard error: {shown}; an arm with fewer than two "
+                        "units in the segment gives nulls, no variation a zero standard error and no p-value; they are "
+                        "left out of the correction and of the heterogeneity test")
     for column, k in stats.missing_segment.items():
         if k:
             warnings.append(f"{k} rows have no value in segment column {column!r}: they count in the overall effects "
@@ -219,14 +219,13 @@ def forest_rows(effects: list["Estimate"]) -> list[tuple[str, "Estimate", bool]]
     overall = [e for e in effects if (e.label or "").count("/") == 2 and e.label.endswith("/rel")]
     by_head: dict[str, list] = {}
     for e in effects:
-        parts = (e.label or "").split("/")
+        parts = (e.label or "").split("/", 3)  # a segment's value may hold '/'; a metric's name may not
         if len(parts) == 4 and parts[2] == "rel":
-            by_head.setdefault(f"{parts[0]}/{parts[1]}", []).append(e)
+            by_head.setdefault(f"{parts[0]}/{parts[1]}", []).append((f"  {parts[3]}", e, False))
     if not by_head:
         return []
     rows = []
     for e in overall:
         head = e.label[: -len("/rel")]
-        rows.append((head, e, True))
-        rows += [(f"  {s.label.split('/')[3]}", s, False) for s in by_head.get(head, [])]
+        rows += [(head, e, True), *by_head.get(head, [])]
     return rows
