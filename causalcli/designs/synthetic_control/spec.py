@@ -94,6 +94,17 @@ class SynthOptions(Strict):
     conformal_grid: int = Field(
         100, ge=10, le=2000, description="Candidate effects tried when inverting the conformal test."
     )
+    variant: Literal["sdid", "sc", "did"] = Field(
+        "sdid", description="estimator: synthetic_did only. sdid: unit and time weights (Arkhangelsky et al. 2021); "
+        "sc: synthdid's sc_estimate (unit weights without intercept, no time weights); did: uniform weights.",
+    )
+    se: Literal["placebo", "bootstrap", "jackknife"] = Field(
+        "placebo", description="estimator: synthetic_did only. Standard error: placebo (Algorithm 4), bootstrap "
+        "(Algorithm 2) or jackknife (Algorithm 3); the last two need several treated units.",
+    )
+    replications: int = Field(
+        200, ge=2, le=100_000, description="estimator: synthetic_did only. Placebo or bootstrap replications.",
+    )
 
     @field_validator("predictors_window", "optimize_window")
     @classmethod
@@ -119,6 +130,10 @@ class SynthDesign(DesignBase):
     unit: str = Field(description="Unit column (state, region, market).")
     time: str = Field(description="Period column: numbers (year, week number), dates, timestamps (cut to days in "
                                   "data.timezone) or ISO date strings; results are labelled by date.")
+    estimator: Literal["synthetic_control", "synthetic_did"] = Field(
+        "synthetic_control", description="synthetic_control: donor weights on predictors (Abadie et al. 2010); "
+        "synthetic_did: unit and time weights on the outcome path (Arkhangelsky et al. 2021).",
+    )
     treated_unit: str | int = Field(description="The one treated unit, a value of the unit column.")
     treatment_start: int | float | dt.date | str = Field(
         description="First treated period, a value of the time column (a date such as 2011-07-01 when it holds dates).")
