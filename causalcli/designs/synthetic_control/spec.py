@@ -5,12 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from causalcli.spec.base import DesignBase, Strict
 
 # a value of the time column: a number, or a date (a YAML date or an ISO string) when time holds dates
 Period = int | float | dt.date | str
+
+
+# keys added with synthetic DiD (v1.1): a spec that leaves them at their defaults dumps (and so hashes:
+# provenance.spec_sha256) as it did before them
+_SDID_OPTION_DEFAULTS = {"variant": "sdid", "se": "placebo", "replications": 200}
+_SDID_DESIGN_DEFAULTS = {"estimator": "synthetic_control"}
+
+
+def _without_defaults(out: dict, defaults: dict[str, Any]) -> dict:
+    for key, default in defaults.items():
+        if out.get(key, default) == default:
+            out.pop(key, None)
+    return out
 
 
 def _reversed(a: Any, b: Any) -> bool:
@@ -113,6 +126,10 @@ class SynthOptions(Strict):
             raise ValueError("needs [first, last] with first <= last")
         return v
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        return _without_defaults(handler(self), _SDID_OPTION_DEFAULTS)
+
     @model_validator(mode="after")
     def _cross_validation_pairs(self) -> "SynthOptions":
         if self.v == "cross_validated" and self.cross_validation is None:
@@ -145,6 +162,10 @@ class SynthDesign(DesignBase):
         description="[column, period], [column, [periods...]] (averaged) or [column, {from: a, to: b}].",
     )
     options: SynthOptions = Field(default_factory=SynthOptions)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        return _without_defaults(handler(self), _SDID_DESIGN_DEFAULTS)
 
     def treated_rule(self) -> str | None:
         return f"{self.unit} = {self.treated_unit} from {self.time} = {self.treatment_start}"
