@@ -37,11 +37,16 @@ class Replicates:
 
 def unusable_reason(method: str, N0: int, N1: int) -> str | None:
     """Why ``method`` gives no standard error on N0 controls and N1 treated units, or None."""
+    return several_treated_reason(method, N1) or (
+        f"placebo standard errors need more control units ({N0}) than treated units ({N1})"
+        if method == "placebo" and N0 <= N1 else None)
+
+
+def several_treated_reason(method: str, N1: int) -> str | None:
+    """Why ``method`` needs more than ``N1`` treated units, or None."""
     if method in ("bootstrap", "jackknife") and N1 < 2:
         return (f"{method} standard errors need at least two treated units (Arkhangelsky et al. 2021, sec. 5: with "
                 "one, leaving it out or resampling it leaves no treated unit to compare; synthdid returns NA)")
-    if method == "placebo" and N0 <= N1:
-        return f"placebo standard errors need more control units ({N0}) than treated units ({N1})"
     return None
 
 
@@ -50,6 +55,22 @@ def _placebo_one(Y: np.ndarray, N1: int, perm: np.ndarray, base: sw.SdidFit) -> 
     omega0 = sw.sum_normalize(base.omega[perm[:n0]]) if base.tuning.variant != "did" else None
     lam0 = base.lam if base.tuning.variant == "sdid" else None
     return sw.fit(Y[perm], n0, base.lam.size, base.tuning.variant, base.tuning, omega0, lam0).estimate
+
+
+def _placebo_batch(Y_controls: np.ndarray, N1: int, perms: list[np.ndarray], base: sw.SdidFit) -> list[float]:
+    """The placebo estimates of ``perms``, their unit weights solved side by side (``placebo_unit_weights``)."""
+    tuning, T0 = base.tuning, base.lam.size
+    n0 = Y_controls.shape[0] - N1
+    if tuning.variant == "did" or Y_controls.shape[0] > sw.BATCH_MAX_CONTROLS:
+        return [_placebo_one(Y_controls, N1, p, base) for p in perms]
+    starts = [sw.sum_normalize(base.omega[p[:n0]]) for p in perms]
+    omegas, _ = sw.placebo_unit_weights(Y_controls, T0, perms, N1, tuning, starts, tuning.variant == "sdid")
+    out = []
+    for p, omega in zip(perms, omegas):
+        Yp = Y_controls[p]
+        lam, _ = sw.time_weights(sw.collapsed(Yp, n0, T0), n0, T0, tuning, base.lam)
+        out.append(sw.weighted_did(Yp, n0, T0, omega, lam))
+    return out
 
 
 def _bootstrap_one(Y: np.ndarray, N0: int, draw: np.ndarray, base: sw.SdidFit) -> float:
@@ -66,7 +87,7 @@ def _chunk(kind: str, Y: np.ndarray, N0: int, draws: list[np.ndarray], base: sw.
     N1 = Y.shape[0] - N0
     with single_threaded_blas():
         if kind == "placebo":
-            return [_placebo_one(Y[:N0], N1, d, base) for d in draws]
+            return _placebo_batch(Y[:N0], N1, draws, base)
         return [_bootstrap_one(Y, N0, d, base) for d in draws]
 
 

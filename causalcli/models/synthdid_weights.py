@@ -195,10 +195,111 @@ def fit(Y: np.ndarray, N0: int, T0: int, variant: str = "sdid", tuning: Tuning |
         omega, lam, its = np.full(N0, 1.0 / N0), np.full(T0, 1.0 / T0), (0, 0)
         return SdidFit(weighted_did(Y, N0, T0, omega, lam), omega, lam, tuning, its)
     Yc = collapsed(Y, N0, T0)
-    if variant == "sc":
-        lam, t_lam = np.zeros(T0), 0
-        omega, t_om = two_pass(Yc[:, :T0].T, tuning.zeta_omega, False, omega_start, tuning.min_decrease)
-    else:
-        lam, t_lam = two_pass(Yc[:N0], tuning.zeta_lambda, True, lambda_start, tuning.min_decrease)
-        omega, t_om = two_pass(Yc[:, :T0].T, tuning.zeta_omega, True, omega_start, tuning.min_decrease)
+    lam, t_lam = time_weights(Yc, N0, T0, tuning, lambda_start)
+    omega, t_om = two_pass(Yc[:, :T0].T, tuning.zeta_omega, variant == "sdid", omega_start, tuning.min_decrease)
     return SdidFit(weighted_did(Y, N0, T0, omega, lam), omega, lam, tuning, (t_om, t_lam))
+
+
+def time_weights(Yc: np.ndarray, N0: int, T0: int, tuning: Tuning, start: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """lambda from the collapsed panel: synthdid's for sdid, zeros for sc (no time weights)."""
+    if tuning.variant == "sc":
+        return np.zeros(T0), 0
+    return two_pass(Yc[:N0], tuning.zeta_lambda, True, start, tuning.min_decrease)
+
+
+# ---------------------------------------------------------------- many unit-weight problems at once
+# The placebo standard error solves B unit-weight problems that share their columns: every draw's
+# donors and pseudo-treated units are some of the same controls, whose pre-period paths (centred over
+# time, the intercept) do not depend on the draw. Solving them side by side, one Frank-Wolfe iteration
+# for all at each step, turns B x 10,000 small Python steps into 10,000 steps on B-row arrays. Each row's
+# arithmetic is its own (row-wise products, no matrix product across rows), so a draw's weights do not
+# depend on which other draws share its batch, and the answer does not depend on the number of workers.
+BATCH_MAX_CONTROLS = 3000  # the controls' Gram matrix (N0 x N0) is formed once: at most 72 MB
+
+
+def _frank_wolfe_rows(C: np.ndarray, gram: np.ndarray, B: np.ndarray, eligible: np.ndarray, X: np.ndarray,
+                      zeta: float, min_decrease: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """``frank_wolfe`` (intercept) for each row r: weights over the columns ``eligible[r]`` of the centred
+    ``C`` (n x N0) reproducing ``B[r]`` (n), from ``X[r]`` (zero off ``eligible[r]``). Returns weights, iterations."""
+    R, n = B.shape
+    eta, zeta2, threshold = n * zeta * zeta, zeta * zeta, min_decrease * min_decrease
+    CT = np.ascontiguousarray(C.T)
+    X = X.copy()
+    AX = np.vstack([C @ x for x in X])  # row by row: the same bits whatever the batch
+    GXe = np.vstack([gram @ x for x in X]) + eta * X  # A'A x + eta x, over every control
+    ATB = np.vstack([CT @ b for b in B])
+    ATB[~eligible] = -np.inf  # a control outside the problem never has the smallest gradient
+    xx = np.einsum("ij,ij->i", X, X)
+    err = AX - B
+    ax_err = np.einsum("ij,ij->i", AX, err)
+    prev = np.full(R, np.inf)
+    cur = np.full(R, np.inf)
+    done_at = np.zeros(R, dtype=int)
+    out = np.zeros_like(X)
+    active = np.arange(R)
+    t = 0
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 where x is the vertex already: step 0 (fmax)
+        while active.size:
+            t += 1
+            rows = np.arange(active.size)
+            HG = GXe - ATB
+            i = np.argmin(HG, axis=1)
+            xi = X[rows, i]
+            d_err = CT[i] - AX
+            dd = 1.0 - 2.0 * xi + xx
+            step = np.fmin(np.fmax((ax_err + eta * xx - HG[rows, i]) / (np.einsum("ij,ij->i", d_err, d_err) + eta * dd),
+                                   0.0), 1.0)
+            keep = (1.0 - step)[:, None]
+            X *= keep
+            X[rows, i] += step
+            GXe *= keep
+            GXe += step[:, None] * gram[i]
+            GXe[rows, i] += eta * step
+            xx = (keep[:, 0] * xx + 2.0 * step * xi) * keep[:, 0] + step * step
+            AX += step[:, None] * d_err
+            err = AX - B
+            ax_err = np.einsum("ij,ij->i", AX, err)
+            prev, cur = cur, zeta2 * xx + np.einsum("ij,ij->i", err, err) / n
+            going = (prev - cur > threshold) | (t < 2)
+            if t >= max_iter:
+                going[:] = False
+            if not going.all():
+                done_at[active[~going]] = t
+                out[active[~going]] = X[~going]
+                active = active[going]
+                X, AX, GXe, ATB, B = X[going], AX[going], GXe[going], ATB[going], B[going]
+                xx, err, ax_err, prev, cur = xx[going], err[going], ax_err[going], prev[going], cur[going]
+    return out, done_at
+
+
+def placebo_unit_weights(Y_controls: np.ndarray, T0: int, perms: list[np.ndarray], N1: int, tuning: Tuning,
+                         starts: np.ndarray, intercept: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Unit weights of every placebo draw (``two_pass``): draw r treats controls ``perms[r][n0:]`` as
+    treated and ``perms[r][:n0]`` as donors, starting from ``starts[r]`` (over the donors, in draw order).
+    Returns weights (draws x donors, in draw order) and iterations."""
+    N0 = Y_controls.shape[0]
+    n0 = N0 - N1
+    C = Y_controls[:, :T0].T  # periods x controls
+    if intercept:
+        C = C - C.mean(axis=0)
+    gram = C.T @ C
+    R = len(perms)
+    P = np.vstack(perms)
+    B = np.vstack([C[:, p[n0:]].mean(axis=1) for p in P])
+    eligible = np.zeros((R, N0), dtype=bool)
+    X = np.zeros((R, N0))
+    for r, p in enumerate(P):
+        eligible[r, p[:n0]] = True
+        X[r, p[:n0]] = starts[r]
+    X, t1 = _frank_wolfe_rows(C, gram, B, eligible, X, tuning.zeta_omega, tuning.min_decrease,
+                              PRE_SPARSIFY_ITERATIONS)
+    X = np.vstack([np.where(e, _sparsify_on(x, e), 0.0) for x, e in zip(X, eligible)])
+    X, t2 = _frank_wolfe_rows(C, gram, B, eligible, X, tuning.zeta_omega, tuning.min_decrease, MAX_ITERATIONS)
+    return np.vstack([x[p[:n0]] for x, p in zip(X, P)]), t1 + t2
+
+
+def _sparsify_on(x: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """``sparsify`` of the weights on the eligible controls, zeros elsewhere."""
+    out = np.zeros_like(x)
+    out[eligible] = sparsify(x[eligible])
+    return out

@@ -37,7 +37,7 @@ WEIGHT_FLOOR = 1e-6  # weights below this are reported as zero donors in n.donor
 
 def check_spec(study: "Study", spec: "LoadedSpec") -> None:
     """What synthetic DiD refuses before reading data (exit 2)."""
-    from causalcli.inference.synthdid_se import unusable_reason
+    from causalcli.inference.synthdid_se import several_treated_reason
 
     file, d = spec.source.display, study.design
     if d.predictors or d.special_predictors:
@@ -48,8 +48,7 @@ def check_spec(study: "Study", spec: "LoadedSpec") -> None:
         if name in d.options.model_fields_set:
             raise SpecError(f"design.options.{name} belongs to estimator: synthetic_control and is not read by "
                             f"synthetic_did; remove it", file=file, key=f"design.options.{name}")
-    # one treated unit (treated_unit is one value): the reason is the shared layer's
-    reason = unusable_reason(d.options.se, 10**9, 1)
+    reason = several_treated_reason(d.options.se, 1)  # treated_unit names one unit
     if reason:
         raise SpecError(f"options.se: {d.options.se} with the one treated unit {d.treated_unit!r}: {reason}; use "
                         f"se: placebo", file=file, key="design.options.se")
