@@ -78,7 +78,12 @@ def test_frank_wolfe_takes_synthdids_iterates(shape, zeta, intercept, with_start
 
 
 def test_prop99_reproduces_table_1_and_r_synthdid():
-    res = run_study(_spec(replications=2), jobs=1).to_dict()
+    from causalcli.render.plots import draw
+
+    result = run_study(_spec(replications=2), jobs=1)
+    plots = draw(result)
+    assert set(plots) == {"sdid"} and plots["sdid"].startswith(b"\x89PNG")  # the ADH path and gaps do not apply
+    res = result.to_dict()
     assert res["estimator"] == "synthetic_did"
     assert abs(res["estimate"]["value"] - R_SYNTHDID_PROP99) < 1e-3
     Y, N0, T0, _ = _prop99_matrix()

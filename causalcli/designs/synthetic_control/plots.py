@@ -25,7 +25,7 @@ def _axis(values: list) -> list:
 
 def path_plot(result: Result) -> bytes | None:
     path = result.diagnostics.get("path")
-    if not path:
+    if not path or "time_weights" in path:  # synthetic DiD: sdid_plot
         return None
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
@@ -43,7 +43,7 @@ def path_plot(result: Result) -> bytes | None:
 def gaps_plot(result: Result) -> bytes | None:
     path = result.diagnostics.get("path")
     placebos = result.diagnostics.get("placebo_gaps") or {}
-    if not path:
+    if not path or "time_weights" in path:  # synthetic DiD: sdid_plot
         return None
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
