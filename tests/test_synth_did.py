@@ -161,6 +161,20 @@ def test_prop99_placebo_se_equals_diff_diff():
     assert abs(res["estimate"]["std_error"] - peer.se) < 1e-6 * peer.se
 
 
+@pytest.mark.parametrize("variant", ["sdid", "sc"])
+def test_placebo_weights_solved_side_by_side_equal_one_at_a_time(variant):
+    from causalcli.inference import synthdid_se
+
+    Y = _panel(8, n_units=14, n_treated=2, periods=9, pre=6).pivot(index="unit", columns="period", values="y")
+    Y = Y.to_numpy()
+    base = sw.fit(Y, 12, 6, variant)
+    rng = np.random.default_rng(4)
+    perms = [rng.permutation(12) for _ in range(5)]
+    one_at_a_time = [synthdid_se._placebo_one(Y[:12], 2, p, base) for p in perms]
+    side_by_side = synthdid_se._placebo_batch(Y[:12], 2, perms, base)
+    np.testing.assert_allclose(side_by_side, one_at_a_time, rtol=0, atol=1e-9)
+
+
 def test_placebo_draws_do_not_depend_on_the_workers(monkeypatch):
     from causalcli.inference import synthdid_se
 

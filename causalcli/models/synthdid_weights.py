@@ -230,6 +230,7 @@ def _frank_wolfe_rows(C: np.ndarray, gram: np.ndarray, B: np.ndarray, eligible: 
     ATB = np.vstack([CT @ b for b in B])
     ATB[~eligible] = -np.inf  # a control outside the problem never has the smallest gradient
     xx = np.einsum("ij,ij->i", X, X)
+    V, cx = X, np.ones(R)  # x = cx * V: a step rescales cx and moves one entry of V
     err = AX - B
     ax_err = np.einsum("ij,ij->i", AX, err)
     prev = np.full(R, np.inf)
@@ -237,25 +238,36 @@ def _frank_wolfe_rows(C: np.ndarray, gram: np.ndarray, B: np.ndarray, eligible: 
     done_at = np.zeros(R, dtype=int)
     out = np.zeros_like(X)
     active = np.arange(R)
+    HG, towards = np.empty_like(GXe), np.empty_like(GXe)  # reused: fresh large arrays cost page faults
     t = 0
     with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 where x is the vertex already: step 0 (fmax)
         while active.size:
             t += 1
             rows = np.arange(active.size)
-            HG = GXe - ATB
+            np.subtract(GXe, ATB, out=HG)
             i = np.argmin(HG, axis=1)
-            xi = X[rows, i]
+            xi = cx * V[rows, i]
             d_err = CT[i] - AX
             dd = 1.0 - 2.0 * xi + xx
             step = np.fmin(np.fmax((ax_err + eta * xx - HG[rows, i]) / (np.einsum("ij,ij->i", d_err, d_err) + eta * dd),
                                    0.0), 1.0)
-            keep = (1.0 - step)[:, None]
-            X *= keep
-            X[rows, i] += step
-            GXe *= keep
-            GXe += step[:, None] * gram[i]
+            keep = 1.0 - step
+            GXe *= keep[:, None]
+            np.take(gram, i, axis=0, out=towards)
+            towards *= step[:, None]
+            GXe += towards
             GXe[rows, i] += eta * step
-            xx = (keep[:, 0] * xx + 2.0 * step * xi) * keep[:, 0] + step * step
+            vertex = keep == 0.0
+            cx *= keep
+            if vertex.any():  # a full step: x is the vertex e_i
+                V[vertex] = 0.0
+                cx[vertex] = 1.0
+            V[rows, i] += np.where(vertex, 1.0, step / np.where(vertex, 1.0, cx))
+            small = cx < 1e-100 if t % 64 == 0 else None  # cx falls by at most the steps' product
+            if small is not None and small.any():  # rescale before cx underflows
+                V[small] *= cx[small, None]
+                cx[small] = 1.0
+            xx = (keep * xx + 2.0 * step * xi) * keep + step * step
             AX += step[:, None] * d_err
             err = AX - B
             ax_err = np.einsum("ij,ij->i", AX, err)
@@ -265,10 +277,11 @@ def _frank_wolfe_rows(C: np.ndarray, gram: np.ndarray, B: np.ndarray, eligible: 
                 going[:] = False
             if not going.all():
                 done_at[active[~going]] = t
-                out[active[~going]] = X[~going]
+                out[active[~going]] = cx[~going, None] * V[~going]
                 active = active[going]
-                X, AX, GXe, ATB, B = X[going], AX[going], GXe[going], ATB[going], B[going]
+                V, cx, AX, GXe, ATB, B = V[going], cx[going], AX[going], GXe[going], ATB[going], B[going]
                 xx, err, ax_err, prev, cur = xx[going], err[going], ax_err[going], prev[going], cur[going]
+                HG, towards = HG[:active.size], towards[:active.size]
     return out, done_at
 
 
