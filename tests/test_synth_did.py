@@ -93,6 +93,7 @@ def test_prop99_reproduces_table_1_and_r_synthdid():
     assert len(weights) == 38 and abs(sum(weights.values()) - 1) < 1e-12 and min(weights.values()) >= 0
     # the paper (Figure 1) puts the time weight on the last pre-treatment years
     assert set(k for k, w in time_weights.items() if w > 0) == {"1986", "1987", "1988"}
+    assert [(c["name"], c["passed"]) for c in res["checks"]] == [("pre_fit", True)]
     effects = res["effects"]
     assert [e["label"] for e in effects] == [str(y) for y in range(1989, 2001)]
     assert abs(np.mean([e["value"] for e in effects]) - res["estimate"]["value"]) < 1e-9  # the curve averages to it

@@ -19,7 +19,7 @@ import numpy as np
 from causalcli.data.types import period_json, period_text
 from causalcli.designs.base import Fit
 from causalcli.errors import EstimationError, SpecError
-from causalcli.records import Estimate
+from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.synthetic_control.panel import SynthData
@@ -147,8 +147,21 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> Fit:
                  "time_weights": [float(x) for x in base.lam] + [0.0] * T1,
                  "treatment_start": period_json(d.start, d.time_labels), "treated_unit": units[0]},
     }
-    return Fit(ESTIMATOR, "att", estimate, n, effects=effects, diagnostics=diagnostics, checks=[],
-               warnings=warnings)
+    return Fit(ESTIMATOR, "att", estimate, n, effects=effects, diagnostics=diagnostics,
+               checks=[_pre_fit(pre_rmse, treated[:T0], study.thresholds.pre_fit)], warnings=warnings)
+
+
+def _pre_fit(pre_rmse: float, treated_pre: np.ndarray, limit: float) -> Check:
+    """The synthetic control family's pre_fit rule on SDiD's fit: the pre-period RMSE of the treated path
+    against the weighted donors shifted by the intercept SDiD allows, over the treated unit's mean |outcome|."""
+    scale = float(np.mean(np.abs(treated_pre)))
+    ratio = pre_rmse / scale if scale > 0 else float("inf")
+    passed = bool(ratio <= limit)
+    detail = (f"pre-period RMSE after the intercept {pre_rmse:.4g} is {ratio:.1%} of the treated unit's mean "
+              f"|outcome| {scale:.4g} ({'<=' if passed else '>'} {limit:.0%} allowed)")
+    if not passed:
+        detail += "; the weighted donors do not move with the treated unit before treatment"
+    return Check("pre_fit", passed, detail)
 
 
 def placebo_in_time_at(d: "SynthData", fake: float) -> float:
