@@ -159,6 +159,7 @@ class IvDesign(Design[IvData]):
                 "std_errors": dict(zip(d.instrument_names, map(float, np.sqrt(np.diag(fs.cov))))),
                 "f": fs.f, "wald_chi2": fs.wald, "df": q, "p_value": chi2_sf(fs.wald, q),
                 "effective_f": fs.effective_f, "partial_r2": fs.partial_r2,
+                "bins": _bins(d, study),
                 "note": f"F = Wald/{q} with the {d.cov_type} covariance (linearmodels' first_stage f.stat is the "
                         "Wald chi-square with a robust or clustered covariance, this F with the unadjusted one); "
                         "the effective F equals F with one instrument",
@@ -207,6 +208,31 @@ class IvDesign(Design[IvData]):
                         clusters=clusters)
         fit, _ = _fit(d, _covariance(d, None) if rows is None or d.clusters is None else _covariance(d))
         return float(fit.params[-1])
+
+
+BINS = 20  # the first-stage plot's bins of the first instrument (fewer when it takes fewer values)
+
+
+def _bins(d: IvData, study: "Study") -> list[dict[str, Any]]:
+    """Means of the instrument, treatment and outcome by bins of the first instrument (its values when it takes
+    at most BINS of them, else equal-count bins): the data of the first-stage plot."""
+    z = d.instruments[:, 0]
+    values = np.unique(z)
+    if values.size <= BINS:
+        codes = np.searchsorted(values, z)
+    else:
+        edges = np.quantile(z, np.linspace(0, 1, BINS + 1)[1:-1])
+        codes = np.searchsorted(edges, z, side="right")
+    count = np.bincount(codes)
+    keep = count > 0
+
+    def mean(a: np.ndarray) -> list[float]:
+        return (np.bincount(codes, weights=a)[keep] / count[keep]).tolist()
+
+    names = {"instrument_name": d.instrument_names[0], "treatment_name": study.treatment,
+             "outcome_name": study.outcome}
+    return [{"instrument": a, "treatment": b, "outcome": c, "n": int(k), **names}
+            for a, b, c, k in zip(mean(z), mean(d.x), mean(d.y), count[keep])]
 
 
 def _finite(v: float) -> float | None:
