@@ -132,11 +132,9 @@ class ExperimentDesign(Design):
         if study.refute:
             raise SpecError("refuters do not apply to randomised experiments (the SRM check guards the "
                             "randomisation); remove 'refute'", file=file, key="refute")
-        if study.design.sequential is not None:
-            raise SpecError("sequential testing (always-valid or group-sequential intervals) is not built yet; "
-                            "remove design.sequential. With design.time, diagnostics.cumulative gives the effect "
-                            "by date with fixed-horizon intervals, which are not valid for stopping early",
-                            file=file, key="design.sequential")
+        from causalcli.designs.experiment.sequential_fit import check_sequential
+
+        check_sequential(study, file)
 
     def columns(self, study: "Study") -> list[str]:
         names = [study.treatment, study.design.time, *study.segments]
@@ -220,9 +218,11 @@ class ExperimentDesign(Design):
 
     def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.designs.experiment.analysis import absolute, adjust, compare, mde, relative_delta, relative_log
+        from causalcli.designs.experiment.sequential_fit import sequential_analysis
         from causalcli.designs.experiment.stats import moments
 
         d = prepared
+        seq = sequential_analysis(d, study)  # None without design.sequential
         opts = study.design.options
         conf = study.conf_level
         stats = d.stats
@@ -242,8 +242,12 @@ class ExperimentDesign(Design):
                 ta = absolute(c, conf, opts.distribution)
                 tr = rel_fn(c, conf, opts.distribution)
                 label = f"{s.name}/{d.labels[arm]}"
-                rows_abs.append((label + "/abs", ta, _inference(s, "abs", opts)))
-                rows_rel.append((label + "/rel", tr, _inference(s, "rel", opts)))
+                inf_abs, inf_rel = _inference(s, "abs", opts), _inference(s, "rel", opts)
+                if seq is not None:
+                    ta, tr = seq.test(ta, c), seq.test(tr, c, log_scale=opts.relative_ci == "log")
+                    inf_abs, inf_rel = seq.inference(inf_abs), seq.inference(inf_rel)
+                rows_abs.append((label + "/abs", ta, inf_abs))
+                rows_rel.append((label + "/rel", tr, inf_rel))
                 unadj = (c.var_treatment_unadjusted / c.n_treatment + c.var_control_unadjusted / c.n_control)
                 reduction = 1 - ta.std_error ** 2 / unadj if s.covariates and unadj > 0 else None
                 if s.covariates and not any(c.theta):
@@ -341,6 +345,13 @@ class ExperimentDesign(Design):
         if d.time is not None:
             diagnostics["cumulative"] = cumulative
             diagnostics["cumulative_method"] = cumulative_method
+        if seq is not None:
+            from causalcli.designs.experiment.sequential_fit import SEQUENTIAL_NOTE
+
+            diagnostics["sequential"] = seq.describe()
+            if d.time is not None:
+                seq.extend(cumulative)
+                cumulative_method.update(interval="fixed-horizon and sequential", note=SEQUENTIAL_NOTE)
         return Fit("difference_in_means", "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 
