@@ -38,12 +38,13 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from causalcli.inference.distributions import normal_cdf, normal_quantile, normal_upper_tail
+from causalcli.inference.distributions import normal_cdf, normal_quantile, normal_two_sided_p, normal_upper_tail
 
 # Simpson's rule: grid step of the score scale, as a fraction of the sd of the increment between looks
 STEPS_PER_SD = 12
 MIN_POINTS = 101
-MAX_CRITICAL = 40.0
+MAX_CRITICAL = 40.0  # a boundary no z reaches (the spending of a look is below double precision)
+TAIL_SD = 9.0       # grid of the score's sub-density: to this many sds of its mean (exp(-81 / 2) ~ 2e-18)
 SMALLEST_P = 1e-300  # the repeated p-value's floor (its boundary stays below MAX_CRITICAL)  # a boundary no z reaches (the spending of a look is below double precision)
 
 
@@ -90,7 +91,7 @@ def spent(t: float, alpha: float, spending: Spending) -> float:
     if t <= 0:
         return 0.0
     if spending == "obrien_fleming":  # alpha / 2 on each side, each spent as 2 - 2 Phi(z_(1-alpha/4) / sqrt t)
-        return 4 * normal_upper_tail(normal_quantile(1 - alpha / 4) / math.sqrt(t))  # the tail: no 1 - 1
+        return 4 * normal_upper_tail(-normal_quantile(alpha / 4) / math.sqrt(t))  # tails: no 1 - tiny
     if spending == "pocock":
         return alpha * math.log(1 + (math.e - 1) * t)
     raise ValueError(spending)
@@ -129,7 +130,12 @@ def _exit_probability(region: _Region | None, t: float, bound: float, drift: flo
 def _next_region(region: _Region | None, t: float, bound: float, drift: float, step_sd: float) -> _Region:
     from scipy.special import ndtr  # noqa: F401  (scipy.stats is not needed: the normal density is closed form)
 
-    points, weights = _simpson(-bound, bound, step_sd)
+    # the sub-density is below 1e-18 of its mass beyond TAIL_SD sds of S_k's mean: no grid there
+    centre, reach = drift * t, TAIL_SD * math.sqrt(t)
+    low, high = max(-bound, centre - reach), min(bound, centre + reach)
+    if low >= high:  # the continuation region holds no mass (a drift far beyond the boundary)
+        return _Region(np.zeros(1), np.zeros(1), t)
+    points, weights = _simpson(low, high, step_sd)
     if region is None:
         sd = math.sqrt(t)
         density = np.exp(-0.5 * ((points - drift * t) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
@@ -213,11 +219,14 @@ def repeated_p_value(z: float, fractions: Sequence[float], spending: str) -> flo
     def gap(log_level: float) -> float:
         return spending_boundaries(fractions, math.exp(log_level), spending)[-1] - abs(z)
 
-    high, low = math.log(1 - 1e-12), math.log(SMALLEST_P)
+    # every boundary is at least the fixed-horizon one (|Z_k| >= c_k is a crossing by look k), so the
+    # repeated p-value is at least the fixed-horizon p-value: the bracket's lower end
+    high = math.log(1 - 1e-12)
+    low = math.log(max(SMALLEST_P, min(1 - 2e-12, normal_two_sided_p(z))))
     if gap(high) > 0:
         return 1.0
     if gap(low) <= 0:
-        return SMALLEST_P
+        return math.exp(low)
     return math.exp(brentq(gap, low, high, xtol=1e-7))
 
 
