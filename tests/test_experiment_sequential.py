@@ -332,3 +332,61 @@ def test_daily_peeking_keeps_the_false_positive_rate_at_alpha_over_2000_aa_runs(
     assert rates["always_valid"] <= 0.05 + 3 * sd
     assert rates["group_sequential"] <= 0.05 + 3 * sd
     assert rates["group_sequential"] >= 0.05 - 3 * sd  # spending uses the whole alpha, not less
+
+
+# ---------------------------------------------------------------- causalcli plan
+
+
+def _plan(tmp_path: Path, sequential: dict | None, df: pd.DataFrame | None = None, **design) -> dict:
+    from tests.test_plan import _spec
+    from causalcli.study.plan import plan_study
+
+    metric = {"name": "m", "outcome": "y", "mde": 0.05} | ({} if df is not None else {"mean": 10.0, "sd": 4.0})
+    extra = {"sequential": sequential} if sequential else {}
+    return plan_study(_spec(tmp_path, df, [metric], **extra, **design))
+
+
+@pytest.mark.parametrize("spending", ["obrien_fleming", "pocock"])
+def test_group_sequential_plan_inflates_the_fixed_size_by_the_boundaries_drift(tmp_path, spending):
+    from causalcli.designs.experiment.plan import detectable_multiplier, units_needed
+
+    fixed = _plan(tmp_path, None)["metrics"][0]
+    plan = _plan(tmp_path, {"method": "group_sequential", "looks": 5, "spending": spending})
+    row, about = plan["metrics"][0], plan["sequential"]
+    fractions = seq.equally_spaced(5)
+    bounds = seq.spending_boundaries(fractions, 0.05, spending)
+    # the drift gives the power against the boundaries, and the inflation is (drift / k)**2
+    assert sum(seq.exit_probabilities(bounds, fractions, about["drift"])) == pytest.approx(0.8, abs=1e-9)
+    assert about["inflation"] == pytest.approx((about["drift"] / detectable_multiplier(0.05, 0.8)) ** 2, rel=1e-12)
+    # O'Brien-Fleming-type spending costs a few percent, Pocock-type about a fifth (J&T Table 2.2: R_P(5) ~ 1.23
+    # for Pocock's own test, which spends alpha in the same way)
+    assert (1.01 < about["inflation"] < 1.05) if spending == "obrien_fleming" else (1.18 < about["inflation"] < 1.24)
+    fixed_total = units_needed(4.0 ** 2, 0.05 * 10.0, detectable_multiplier(0.05, 0.8), 0.5, 0.5)
+    assert row["sample_size_per_arm"] == math.ceil(fixed_total * about["inflation"] / 2 * (1 - 4e-16))
+    assert row["sample_size_per_arm"] > fixed["sample_size_per_arm"]
+
+
+def test_always_valid_plan_reaches_the_power_at_the_planned_size(tmp_path):
+    plan = _plan(tmp_path, {"method": "always_valid", "tuning": 5000})
+    row = plan["metrics"][0]
+    n = row["sample_size_per_arm"]  # equal arms
+    se = 4.0 * math.sqrt(2 / n)
+    m = seq.always_valid_multiplier(2 * n, 0.05, 5000)
+    k = 0.05 * 10.0 / se
+    power = 0.5 * math.erfc((m - k) / math.sqrt(2)) + 0.5 * math.erfc((m + k) / math.sqrt(2))
+    assert 0.8 <= power < 0.8 + 1e-3  # rounded up to whole units
+    se_less = 4.0 * math.sqrt(2 / (n - 2))
+    k_less = 0.05 * 10.0 / se_less
+    m_less = seq.always_valid_multiplier(2 * n - 4, 0.05, 5000)
+    assert 0.5 * math.erfc((m_less - k_less) / math.sqrt(2)) < 0.8
+    assert plan["sequential"]["method"] == "always_valid"
+
+
+def test_plan_mde_at_the_data_size_uses_the_sequential_multiplier(tmp_path):
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"variant": np.repeat(["control", "b"], 2000), "y": rng.normal(10, 4, 4000)})
+    fixed = _plan(tmp_path, None, df)["metrics"][0]
+    plan = _plan(tmp_path, {"method": "group_sequential", "looks": 7}, df)
+    row = plan["metrics"][0]
+    assert row["mde_absolute"] == pytest.approx(fixed["mde_absolute"] * plan["sequential"]["drift"] /
+                                                plan["multiplier"], rel=1e-12)

@@ -132,9 +132,6 @@ class ExperimentDesign(Design):
         if study.refute:
             raise SpecError("refuters do not apply to randomised experiments (the SRM check guards the "
                             "randomisation); remove 'refute'", file=file, key="refute")
-        from causalcli.designs.experiment.sequential_fit import check_sequential
-
-        check_sequential(study, file)
 
     def columns(self, study: "Study") -> list[str]:
         names = [study.treatment, study.design.time, *study.segments]
@@ -145,7 +142,9 @@ class ExperimentDesign(Design):
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         from causalcli.data.table import _suggest
         from causalcli.data.types import numeric_column
+        from causalcli.designs.experiment.sequential_fit import check_sequential
 
+        check_sequential(study, spec.source.display)  # here, not in check_spec: `plan` plans looks without time
         if study.treatment not in table.types:
             raise DataError(f"variant column {study.treatment!r} not found{_suggest(study.treatment, table.types)}",
                             file=table.file, key="treatment", column=study.treatment)

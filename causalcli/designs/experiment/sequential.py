@@ -240,27 +240,28 @@ def inflation_factor(looks: int, alpha: float, power: float, spending: str) -> t
 
 
 def always_valid_units(units_fixed: float, alpha: float, power: float, tuning: float) -> float:
-    """Units (both arms) at which the confidence sequence, read once at that size, has the power that a
-    fixed design reaches with ``units_fixed``: the n where ``(m(n) + tail) se(n)`` reaches the effect."""
+    """Units (of the two arms) at which the confidence sequence, read once at that size, has the power that a
+    fixed design reaches with ``units_fixed``: where ``k_cs(n) se(n)`` reaches the effect, ``k_cs(n)`` being
+    the effect in standard errors detected with critical value ``m(n)``; se(n) falls as ``1 / sqrt(n)``."""
     from scipy.optimize import brentq
 
     from causalcli.designs.experiment.plan import detectable_multiplier
 
     k_fixed = detectable_multiplier(alpha, power)
 
-    def short(units: float) -> float:  # effect detectable at `units`, in fixed-design standard errors, minus k
-        m = always_valid_multiplier(units, alpha, tuning)
-        return _power_multiplier(m, power) * math.sqrt(units_fixed / units) - k_fixed
+    def short(units: float) -> float:  # the effect detectable at `units`, in fixed-design standard errors, minus k
+        return power_multiplier(always_valid_multiplier(units, alpha, tuning), power) * \
+            math.sqrt(units_fixed / units) - k_fixed
 
-    high = units_fixed
+    low, high = units_fixed, 2 * units_fixed  # the sequence is wider than the fixed interval: more units
     while short(high) > 0:
-        high *= 2
-    return brentq(short, high / 2 if high > units_fixed else 1e-9 * units_fixed, high, xtol=1e-9, rtol=1e-13)
+        low, high = high, 2 * high
+    return brentq(short, low, high, xtol=1e-9 * units_fixed, rtol=1e-13)
 
 
-def _power_multiplier(critical: float, power: float) -> float:
+def power_multiplier(critical: float, power: float) -> float:
     """The effect in standard errors that a two-sided test with critical value ``critical`` detects with power
-    ``power`` (both tails, as ``plan.detectable_multiplier``)."""
+    ``power`` (both tails, as ``plan.detectable_multiplier`` counts them)."""
     from scipy.optimize import brentq
 
     def short(k: float) -> float:

@@ -170,3 +170,69 @@ SEQUENTIAL_NOTE = ("each point is the estimate on all data up to and including t
                    "fixed-horizon (valid for one look decided in advance), sequential_lower/sequential_upper the "
                    "sequential ones, valid for stopping at any look (critical_z is the boundary on |z|). Covariate "
                    "adjustment is re-estimated on the data so far")
+
+
+# ---------------------------------------------------------------- planning (`causalcli plan`)
+
+
+@dataclass(frozen=True)
+class SequentialSizing:
+    """How a sequential design changes the plan: more units for the same power, a larger detectable effect.
+
+    group_sequential: the maximum size is ``R`` times the fixed design's, ``R = (drift / k)**2`` with ``drift``
+    the expected z at the last of ``looks`` equally spaced looks that gives the power against the spending
+    boundaries (Jennison and Turnbull 2000, section 2.5 and ch. 7). always_valid: the size at which the
+    sequence, read at that size, rejects with the power (the effect is ``k_cs(N) se(N)`` with ``k_cs`` the
+    fixed design's multiplier for critical value ``m(N)``): a bound on the size needed, since a sequence read
+    every day can also stop earlier.
+    """
+
+    method: str
+    alpha: float
+    power: float
+    k_fixed: float
+    tuning: float | None = None
+    drift: float | None = None
+    spending: str | None = None
+    looks: int | None = None
+
+    def units(self, fixed_total: float, pair_share: float) -> float:
+        """Units over all arms for the arm's power, from the fixed design's; ``pair_share`` is the share of
+        the two arms compared (the sequence's sample size is theirs)."""
+        from causalcli.designs.experiment.sequential import always_valid_units
+
+        if self.method == "group_sequential":
+            return fixed_total * (self.drift / self.k_fixed) ** 2
+        pair = always_valid_units(fixed_total * pair_share, self.alpha, self.power, self.tuning)
+        return pair / pair_share
+
+    def multiplier(self, pair_units: float) -> float:
+        """The detectable effect in standard errors at ``pair_units`` units of the two arms (the final look)."""
+        from causalcli.designs.experiment.sequential import always_valid_multiplier, power_multiplier
+
+        if self.method == "group_sequential":
+            return self.drift
+        return power_multiplier(always_valid_multiplier(pair_units, self.alpha, self.tuning), self.power)
+
+    def describe(self) -> dict[str, Any]:
+        if self.method == "group_sequential":
+            return {"method": self.method, "spending": self.spending, "looks": self.looks, "drift": self.drift,
+                    "inflation": (self.drift / self.k_fixed) ** 2,
+                    "sizing": "maximum units (the last look) = inflation x the fixed design's; equally spaced looks"}
+        return {"method": self.method, "tuning": self.tuning,
+                "sizing": "units at which the confidence sequence, read at that size, has the power (a bound: it "
+                          "may stop earlier); the MDE at the data's size uses the sequence's width there"}
+
+
+def sequential_sizing(study: "Study", alpha: float, power: float, k_fixed: float) -> SequentialSizing | None:
+    from causalcli.designs.experiment.sequential import drift_for_power, equally_spaced, spending_boundaries
+
+    seq = study.design.sequential
+    if seq is None:
+        return None
+    if seq.method == "always_valid":
+        return SequentialSizing("always_valid", alpha, power, k_fixed, tuning=seq.tuning)
+    fractions = equally_spaced(seq.looks)
+    drift = drift_for_power(spending_boundaries(fractions, alpha, seq.spending), fractions, power)
+    return SequentialSizing("group_sequential", alpha, power, k_fixed, drift=drift, spending=seq.spending,
+                            looks=seq.looks)
