@@ -390,3 +390,15 @@ def test_plan_mde_at_the_data_size_uses_the_sequential_multiplier(tmp_path):
     row = plan["metrics"][0]
     assert row["mde_absolute"] == pytest.approx(fixed["mde_absolute"] * plan["sequential"]["drift"] /
                                                 plan["multiplier"], rel=1e-12)
+
+
+def test_the_cumulative_plot_draws_the_sequential_band(ab_file):
+    from causalcli.designs.experiment.plots import cumulative
+    from causalcli.render.plots import draw
+
+    path, _ = ab_file
+    result = run_study(ab_spec(path, {"method": "always_valid"}, time="day"))
+    assert "cumulative" in draw(result)  # the report and --plots draw every plot that has something to draw
+    with_band = cumulative(result)
+    result.diagnostics.pop("sequential")
+    assert with_band[:8] == b"\x89PNG\r\n\x1a\n" and cumulative(result) != with_band
