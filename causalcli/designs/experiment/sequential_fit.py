@@ -191,8 +191,10 @@ class SequentialSizing:
     alpha: float
     power: float
     k_fixed: float
-    tuning: float | None = None
-    drift: float | None = None
+
+    tuning: float | None = None  # always_valid
+
+    drift: float | None = None   # group_sequential
     spending: str | None = None
     looks: int | None = None
 
