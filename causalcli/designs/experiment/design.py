@@ -11,7 +11,9 @@ sums and cross-products that DuckDB computes in one pass over the data
 (``causalcli.designs.experiment.stats``); the formulas are in
 ``causalcli.designs.experiment.analysis``. With ``design.time`` the same pass groups by
 arm and period, and the first metric's effect on all data up to each period
-(the cumulative effect) is computed from the running sums of the periods.
+(the cumulative effect) is computed from the running sums of the periods. With
+``design.sequential`` the intervals and p-values are always-valid or group-sequential ones
+(``causalcli.designs.experiment.sequential_fit``, formulas in ``...sequential``).
 
 References
 ----------
@@ -103,10 +105,12 @@ class ExperimentDesign(Design):
     preload_modules = ("scipy.special",)  # Welch t and chi-square (SRM) tails
     estimators = ("difference_in_means",)
     estimands = ("ate",)
-    inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio")
+    inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio",
+                 "always_valid", "group_sequential_obrien_fleming", "group_sequential_pocock")  # design.sequential
     default_refuters = ()
     streams_data = True  # study_data is a view over the file: aggregates only, never a copy in memory
-    reference = "Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention)"
+    reference = ("Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention); sequential: "
+                 "Waudby-Smith et al. (2023) as gbstats 0.8, Lan and DeMets (1983)")
 
     # ------------------------------------------------------------ spec and data
 
