@@ -177,13 +177,15 @@ def test_bad_time_values_name_the_row_as_for_did(tmp_path, files):
         run_study(spec(tmp_path / "epoch.csv", "epoch"))
 
 
-def test_sequential_testing_is_refused_with_what_exists_instead(files, runner, write_spec):
-    with pytest.raises(SpecError, match="sequential testing .* is not built yet; remove design.sequential") as info:
-        run_study(spec(files["csv"], "date", sequential={"method": "always_valid", "tuning": 5000}))
+def test_group_sequential_without_time_is_refused_in_one_line(files, runner, write_spec):
+    # sequential testing is built (tests/test_experiment_sequential.py); its looks are the periods of design.time
+    without_time = spec(files["csv"], "date", sequential={"method": "group_sequential", "looks": 14})
+    del without_time["design"]["time"]
+    with pytest.raises(SpecError, match="group_sequential needs design.time") as info:
+        run_study(without_time)
     assert info.value.key == "design.sequential"
-    code, payload, _ = run_json(runner, [str(write_spec(spec(files["csv"], "date",
-                                                             sequential={"method": "group_sequential"})))])
-    assert code == 2 and "diagnostics.cumulative" in payload["error"]["message"]
+    code, payload, _ = run_json(runner, [str(write_spec(without_time))])
+    assert code == 2 and "\n" not in payload["error"]["message"] and "always_valid" in payload["error"]["message"]
 
 
 # ---------------------------------------------------------------- yes/no variants read as BOOLEAN

@@ -11,7 +11,9 @@ sums and cross-products that DuckDB computes in one pass over the data
 (``causalcli.designs.experiment.stats``); the formulas are in
 ``causalcli.designs.experiment.analysis``. With ``design.time`` the same pass groups by
 arm and period, and the first metric's effect on all data up to each period
-(the cumulative effect) is computed from the running sums of the periods.
+(the cumulative effect) is computed from the running sums of the periods. With
+``design.sequential`` the intervals and p-values are always-valid or group-sequential ones
+(``causalcli.designs.experiment.sequential_fit``, formulas in ``...sequential``).
 
 References
 ----------
@@ -103,10 +105,12 @@ class ExperimentDesign(Design):
     preload_modules = ("scipy.special",)  # Welch t and chi-square (SRM) tails
     estimators = ("difference_in_means",)
     estimands = ("ate",)
-    inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio")
+    inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio",
+                 "always_valid", "group_sequential_obrien_fleming", "group_sequential_pocock")  # design.sequential
     default_refuters = ()
     streams_data = True  # study_data is a view over the file: aggregates only, never a copy in memory
-    reference = "Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention)"
+    reference = ("Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention); sequential: "
+                 "Waudby-Smith et al. (2023) as gbstats 0.8, Lan and DeMets (1983)")
 
     # ------------------------------------------------------------ spec and data
 
@@ -134,11 +138,6 @@ class ExperimentDesign(Design):
         if study.refute:
             raise SpecError("refuters do not apply to randomised experiments (the SRM check guards the "
                             "randomisation); remove 'refute'", file=file, key="refute")
-        if study.design.sequential is not None:
-            raise SpecError("sequential testing (always-valid or group-sequential intervals) is not built yet; "
-                            "remove design.sequential. With design.time, diagnostics.cumulative gives the effect "
-                            "by date with fixed-horizon intervals, which are not valid for stopping early",
-                            file=file, key="design.sequential")
 
     def columns(self, study: "Study") -> list[str]:
         names = [study.treatment, study.design.time, *study.segments]
@@ -150,7 +149,9 @@ class ExperimentDesign(Design):
         from causalcli.data.table import _suggest
         from causalcli.data.types import numeric_column
         from causalcli.designs.experiment.segments import validate_segments
+        from causalcli.designs.experiment.sequential_fit import check_sequential
 
+        check_sequential(study, spec.source.display)  # here, not in check_spec: `plan` plans looks without time
         if study.treatment not in table.types:
             raise DataError(f"variant column {study.treatment!r} not found{_suggest(study.treatment, table.types)}",
                             file=table.file, key="treatment", column=study.treatment)
@@ -229,8 +230,11 @@ class ExperimentDesign(Design):
     def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.designs.experiment.analysis import adjust, mde
         from causalcli.designs.experiment.proportions import arm_tests
+        from causalcli.designs.experiment.sequential_fit import sequential_analysis
 
         d = prepared
+        seq = sequential_analysis(d, study)  # None without design.sequential
+        inference = _inference if seq is None else seq.named(_inference)
         opts = study.design.options
         conf = study.conf_level
         stats = d.stats
@@ -245,8 +249,10 @@ class ExperimentDesign(Design):
                                   conf, opts)
                 c, ta, tr = tests.comparison, tests.absolute, tests.relative
                 label = f"{s.name}/{d.labels[arm]}"
-                rows_abs.append((label + "/abs", ta, _inference(s, "abs", opts, stats)))
-                rows_rel.append((label + "/rel", tr, _inference(s, "rel", opts, stats)))
+                if seq is not None:
+                    ta, tr = seq.tests(tests, opts)
+                rows_abs.append((label + "/abs", ta, inference(s, "abs", opts, stats)))
+                rows_rel.append((label + "/rel", tr, inference(s, "rel", opts, stats)))
                 unadj = (c.var_treatment_unadjusted / c.n_treatment + c.var_control_unadjusted / c.n_control)
                 reduction = 1 - ta.std_error ** 2 / unadj if s.covariates and unadj > 0 else None
                 if s.covariates and not any(c.theta):
@@ -344,7 +350,14 @@ class ExperimentDesign(Design):
         if d.time is not None:
             diagnostics["cumulative"] = cumulative
             diagnostics["cumulative_method"] = cumulative_method
-        _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics)
+        if seq is not None:
+            from causalcli.designs.experiment.sequential_fit import SEQUENTIAL_NOTE
+
+            diagnostics["sequential"] = seq.describe()
+            if d.time is not None:
+                seq.extend(cumulative)
+                cumulative_method.update(interval="fixed-horizon and sequential", note=SEQUENTIAL_NOTE)
+        _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics, seq, inference)
         return Fit("difference_in_means", "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 
@@ -359,13 +372,14 @@ class ExperimentDesign(Design):
 
 
 def _segments_and_guardrails(d: ExperimentData, study: "Study", effects: list, checks: list, warnings: list,
-                             diagnostics: dict) -> None:
-    """Effects by segment after the overall ones, and the guardrail checks (only with those keys)."""
+                             diagnostics: dict, seq: Any, inference: Any) -> None:
+    """Effects by segment after the overall ones (sequential with design.sequential), and the guardrail checks
+    (only with those keys)."""
     from causalcli.designs.experiment.guardrails import guardrail_checks
     from causalcli.designs.experiment.segments import segment_effects
 
     if study.segments:
-        more, diagnostics["segments"], notes = segment_effects(d, study, _inference, _estimate)
+        more, diagnostics["segments"], notes = segment_effects(d, study, inference, _estimate, seq)
         effects.extend(more)
         warnings.extend(notes)
     found, rows = guardrail_checks(metrics_of(study), effects, [d.labels[a] for a in d.arms], study.conf_level)

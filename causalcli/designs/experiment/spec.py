@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from causalcli.spec.base import DesignBase, FreeOptions, Strict
+from causalcli.spec.base import DesignBase, Strict
 
 
 def arm_label(value: Any) -> str:
@@ -107,6 +107,33 @@ class ExperimentOptions(Strict):
     power: float = Field(0.8, gt=0, lt=1, description="Power of the minimum detectable effect (MDE).")
 
 
+class Sequential(Strict):
+    """Sequential testing: intervals and p-values valid however often the results are read."""
+
+    method: Literal["always_valid", "group_sequential"] = Field(
+        description="always_valid: asymptotic confidence sequences (Waudby-Smith et al. 2023, as GrowthBook); "
+                    "group_sequential: Lan-DeMets alpha spending over `looks` (needs design.time).")
+    tuning: float = Field(
+        5000, gt=0, description="always_valid: the total sample size (both arms) at which the sequence is "
+                                "narrowest relative to a fixed-horizon interval (GrowthBook's default 5000).")
+    looks: int | None = Field(
+        None, ge=1, le=1000, description="group_sequential: planned looks, one per period of design.time.")
+    spending: Literal["obrien_fleming", "pocock"] = Field(
+        "obrien_fleming", description="group_sequential: the Lan-DeMets spending function.")
+
+    @model_validator(mode="after")
+    def _keys_of_method(self) -> "Sequential":
+        if self.method == "group_sequential" and self.looks is None:
+            raise ValueError("group_sequential needs 'looks' (the number of planned looks, one per period of "
+                             "design.time)")
+        given = self.model_fields_set
+        wrong = ["tuning"] if self.method == "group_sequential" and "tuning" in given else \
+            [k for k in ("looks", "spending") if self.method == "always_valid" and k in given]
+        if wrong:
+            raise ValueError(f"'{wrong[0]}' does not apply to method {self.method}; remove it")
+        return self
+
+
 class ExperimentDesign(DesignBase):
     method: Literal["experiment"]
     control: bool | int | float | str = Field(
@@ -126,8 +153,9 @@ class ExperimentDesign(DesignBase):
         None, description="Exposure or analysis date column: an integer period, a date, a timestamp (cut to the day "
                           "in data.timezone) or an ISO date string. Adds the cumulative effect of the first metric "
                           "by period (diagnostics.cumulative, fixed-horizon intervals) and its plot.")
-    sequential: FreeOptions | None = Field(
-        None, description="Sequential testing (always-valid or group-sequential intervals): not built yet; refused.")
+    sequential: Sequential | None = Field(
+        None, description="Sequential testing: the final intervals and p-values are always-valid or group-sequential "
+                          "ones, valid when results are read every day.")
     correction: Literal["holm", "bh", "none"] = Field(
         "holm", description="Multiple-testing correction across metrics and arms: holm, bh (Benjamini-Hochberg), none.")
     metrics: list[Metric] = Field(default_factory=list, description="Metrics; the first is primary (`estimate`).")
