@@ -181,13 +181,14 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
                        metric_pairs: dict[str, tuple[tuple[str, str], ...]], float_columns: set[str],
                        cap_quantile: float | None, capped: set[str],
                        integer_columns: set[str] = frozenset(), period: str | None = None,
-                       parquet: str | None = None) -> Statistics:
+                       parquet: str | None = None, grouped: bool = False) -> Statistics:
     """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
 
     ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
     With ``period`` (a numeric column: period numbers) the same pass groups by arm and period and also returns
     the sums of each period. ``parquet``: the file, when the study's rows are that Parquet file as it is (large
-    files are then summed per row-group block).
+    files are then summed per row-group block). ``grouped``: ``study_data`` is a GROUP BY view (rows summed to
+    units), whose rows have no order: centres come from the whole view and arms are ordered by value, as in an engine.
     """
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
@@ -209,8 +210,9 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
 
     all_cols = tuple(dict.fromkeys(c for cs in metric_columns.values() for c in cs))
     all_pairs = tuple(dict.fromkeys(p for ps in metric_pairs.values() for p in ps))
-    centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment)
-    passes = 0 if table.engine is None else 1  # an engine's centres come from a pass of their own
+    unordered = table.engine is not None or grouped
+    centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment, unordered)
+    passes = 0 if not unordered else 1  # an engine's centres come from a pass of their own
     notes: list[str] = []
     groups = [Group(None, all_cols, all_pairs)]
     complete_cases = False
@@ -227,7 +229,7 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         else:
             _check_finite(result, table.file)
             return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
-                              _arm_order(table, treatment, head_arms, arm_counts), summation=BLOCKED_SUMMATION)
+                              _arm_order(table, treatment, head_arms, arm_counts, unordered), summation=BLOCKED_SUMMATION)
     for _attempt in range(4):
         passes += 1
         result, arm_counts, missing, incomplete, by_period, missing_period = _one_pass(
@@ -243,20 +245,20 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         ok, new_centres, new_second = _verify(result, groups, centres, second, table.rows, safety)
         if ok:
             return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
-                              _arm_order(table, treatment, head_arms, arm_counts), by_period, missing_period)
+                              _arm_order(table, treatment, head_arms, arm_counts, unordered), by_period, missing_period)
         centres, second, safety = new_centres, new_second, RETRY_SAFETY
         notes.append("the first rows underestimated the spread: the pass was repeated with bounds from the first pass")
     raise EstimationError("could not bound the sums for exact summation (values too extreme); cap the metrics "
                           "(design.options.cap_quantile) or filter extreme rows", key="design.metrics")
 
 
-def _head_estimates(table: "Table", cols: tuple[str, ...], expr,
-                    treatment: str) -> tuple[dict[str, float], dict[str, float], list]:
+def _head_estimates(table: "Table", cols: tuple[str, ...], expr, treatment: str,
+                    unordered: bool) -> tuple[dict[str, float], dict[str, float], list]:
     """Centres (means) and second moments about them from the first rows (insertion order is kept),
     and the arms in the order they first appear there."""
     import numpy as np
 
-    if table.engine is not None:
+    if unordered:
         return _engine_estimates(table, cols, expr)
     select = ", ".join([*(f"{expr(c)} AS {quote_identifier('h' + str(i))}" for i, c in enumerate(cols)),
                         f"{quote_identifier(treatment)} AS arm"])
@@ -293,13 +295,13 @@ def _engine_estimates(table: "Table", cols: tuple[str, ...], expr) -> tuple[dict
     return centres, second, []
 
 
-def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict) -> tuple:
+def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict, unordered: bool) -> tuple:
     """Every arm in order of first appearance: from the first rows, or (an arm first seen later) one more
     pass numbering the rows in insertion order, which DuckDB keeps; in another engine, by value."""
     order = [a for a in head_arms if a in arm_counts]
     if len(order) == len(arm_counts):
         return tuple(order)
-    if table.engine is not None:  # rows in an engine have no order of appearance
+    if unordered:  # rows in an engine (or groups of a GROUP BY) have no order of appearance
         return tuple(sorted(arm_counts, key=lambda a: (type(a).__name__, a)))
     q = quote_identifier(treatment)
     rows = table.sql(f"SELECT arm FROM (SELECT {q} AS arm, row_number() OVER () AS r FROM {TABLE}) "
