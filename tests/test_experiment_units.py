@@ -154,14 +154,14 @@ def test_row_level_analysis_understates_the_error_with_correlated_rows(tmp_path)
     clustered = run_study(spec(path, metric)).estimate
     rows = run_study(spec(path, metric, unit=None)).estimate
     assert clustered.value == pytest.approx(rows.value, rel=ESTIMATE)
-    assert rows.std_error < 0.45 * clustered.std_error
+    assert rows.std_error < 0.5 * clustered.std_error
     assert rows.p_value < 0.001 and clustered.p_value > 0.1
 
 
 @pytest.mark.slow
 def test_false_positive_rates_over_simulated_aa_experiments(tmp_path):
     """600 A/A draws: clustered on the unit the rate stays at alpha (within 3 Monte Carlo SE); on rows it is
-    several times alpha."""
+    several times alpha (the row-level standard error is under half the clustered one here)."""
     draws, alpha = 600, 0.05
     metric = [{"name": "y", "outcome": "y"}]
     hits = {"unit": 0, "rows": 0}
@@ -173,7 +173,7 @@ def test_false_positive_rates_over_simulated_aa_experiments(tmp_path):
         path.unlink()
     mc = 3 * math.sqrt(alpha * (1 - alpha) / draws)
     assert hits["unit"] / draws <= alpha + mc
-    assert hits["rows"] / draws > 0.3
+    assert hits["rows"] / draws > 0.25  # 37% in a 300-draw run: over seven times alpha
 
 
 def test_time_is_the_units_first_exposure_and_srm_counts_units(tmp_path):
@@ -235,3 +235,69 @@ def test_unit_equal_to_the_variant_column_is_exit_2(data):
     with pytest.raises(SpecError, match="design.unit 'variant' is the treatment column") as err:
         run_study(spec(path, [{"name": "y", "outcome": "y"}], unit="variant"))
     assert err.value.exit_code == 2
+
+
+# ---------------------------------------------------------------- engines
+
+
+@pytest.mark.engines
+@pytest.mark.xdist_group("spark")
+def test_postgres_and_spark_give_the_files_json(data, spark, postgres_url, runner, tmp_path, monkeypatch):
+    """The GROUP BY view and the DECIMAL unit sums render for PostgreSQL and Spark: the same JSON (numbers to
+    1e-9, tests/test_engines.differences) as DuckDB on the file, with missing values, CUPED, a ratio and time."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    from tests.engines import load_postgres, register_spark
+    from tests.test_engines import ENV, differences, estimate
+
+    _, path = data
+    monkeypatch.setenv(ENV, postgres_url)
+    arrow = pq.read_table(path)
+    load_postgres(postgres_url, "sessions", arrow)
+    register_spark("sessions", arrow)
+    design = spec(path, [{"name": "y", "outcome": "y"}, {"name": "yc", "outcome": "y", "covariate": "pre"},
+                         {"name": "r", "numerator": "num", "denominator": "den"}],
+                  time="day", expected_split={0: 0.5, 1: 0.5})["design"]
+    results = []
+    for name, source in [("file", {"path": str(path)}),
+                         ("pg", {"backend": "postgres", "table": "sessions", "connection_env": ENV}),
+                         ("spark", {"backend": "spark", "table": "sessions"})]:
+        file = tmp_path / f"{name}.yaml"
+        file.write_text(yaml.safe_dump({"version": 1, "name": "clustered", "treatment": "variant",
+                                        "design": design, "data": source}))
+        code, got, err = estimate(runner, file)
+        assert code == 0, (name, err)
+        results.append(got)
+    assert results[0]["n"]["used"] == 2 * UNITS and results[0]["diagnostics"]["unit"]["units"] == 2 * UNITS
+    for other in results[1:]:
+        assert not differences(other, results[0]), differences(other, results[0])[:5]
+
+
+def test_plan_with_a_unit_needs_per_unit_mean_and_sd(data, runner, write_spec):
+    """plan reads per-row variances from data: with design.unit it refuses (exit 2) unless given per-unit sd."""
+    from tests.conftest import invoke
+
+    _, path = data
+    file = write_spec(spec(path, [{"name": "y", "outcome": "y", "mde": 0.05}]))
+    res = invoke(runner, ["plan", str(file)])
+    assert res.exit_code == 2 and "design.metrics[0]" in res.stderr and "per unit" in res.stderr
+    given = write_spec(spec(path, [{"name": "y", "outcome": "y", "mde": 0.05, "mean": 5.0, "sd": 2.0}]), "g.yaml")
+    assert invoke(runner, ["plan", str(given)]).exit_code == 0
+
+
+def test_rows_without_a_unit_or_a_variant_are_dropped_and_counted(tmp_path):
+    df = sessions(units_per_arm=80, seed=6)
+    df["user"] = df.user.astype("Int64")
+    df.loc[:4, "user"] = pd.NA            # 5 rows with no user
+    df["variant"] = df.variant.astype("Int64")
+    df.loc[5:11, "variant"] = pd.NA       # 7 rows of known users with no variant
+    path = tmp_path / "gaps.parquet"
+    df.to_parquet(path, index=False)
+    res = run_study(spec(path, [{"name": "y", "outcome": "y"}]))
+    kept = df.dropna(subset=["user", "variant"])
+    assert res.n["rows"] == len(df) and res.n["rows_without_unit"] == 5 and res.n["dropped_missing"] == 7
+    assert res.n["used"] == kept.user.nunique() == res.diagnostics["unit"]["units"]
+    assert any("5 of" in w and "unit column 'user'" in w for w in res.warnings)
+    t, c = kept[kept.variant == 1].y.mean(), kept[kept.variant == 0].y.mean()
+    assert res.estimate.value == pytest.approx(t - c, rel=ESTIMATE)
