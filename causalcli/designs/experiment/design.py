@@ -204,7 +204,7 @@ class ExperimentDesign(Design):
         stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
                                    opts.cap_quantile, capped, int_cols, period=time,
                                    parquet=_file_as_read(study, table, spec) if unit is None else None,
-                                   grouped=unit is not None)
+                                   grouped=unit is not None, head=(unit.centres, unit.second) if unit else None)
         if unit is not None:  # rows without a variant are dropped before the grouping: count them as rows
             stats.missing_variant = unit.rows_without_variant
             stats.passes += 1  # the pass that checked the units and sized the exact sums

@@ -181,14 +181,16 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
                        metric_pairs: dict[str, tuple[tuple[str, str], ...]], float_columns: set[str],
                        cap_quantile: float | None, capped: set[str],
                        integer_columns: set[str] = frozenset(), period: str | None = None,
-                       parquet: str | None = None, grouped: bool = False) -> Statistics:
+                       parquet: str | None = None, grouped: bool = False,
+                       head: tuple[dict[str, float], dict[str, float]] | None = None) -> Statistics:
     """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
 
     ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
     With ``period`` (a numeric column: period numbers) the same pass groups by arm and period and also returns
     the sums of each period. ``parquet``: the file, when the study's rows are that Parquet file as it is (large
     files are then summed per row-group block). ``grouped``: ``study_data`` is a GROUP BY view (rows summed to
-    units), whose rows have no order: centres come from the whole view and arms are ordered by value, as in an engine.
+    units), whose rows have no order: centres come from the whole view (or ``head``: centres and second moments
+    found by a pass of the caller's) and arms are ordered by value, as in an engine.
     """
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
@@ -211,8 +213,11 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     all_cols = tuple(dict.fromkeys(c for cs in metric_columns.values() for c in cs))
     all_pairs = tuple(dict.fromkeys(p for ps in metric_pairs.values() for p in ps))
     unordered = table.engine is not None or grouped
-    centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment, unordered)
-    passes = 0 if not unordered else 1  # an engine's centres come from a pass of their own
+    if head is not None:
+        centres, second, head_arms = {c: head[0][c] for c in all_cols}, {c: head[1][c] for c in all_cols}, []
+    else:
+        centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment, unordered)
+    passes = 1 if unordered and head is None else 0  # an engine's centres come from a pass of their own
     notes: list[str] = []
     groups = [Group(None, all_cols, all_pairs)]
     complete_cases = False

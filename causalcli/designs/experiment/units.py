@@ -62,6 +62,10 @@ class UnitSummary:
     max_rows_per_unit: int
     sums: dict[str, str] = field(default_factory=dict)  # unit-level column -> what it sums
     double_sums: tuple[str, ...] = ()  # floating columns too large for DECIMAL: summed as DOUBLE
+    # centres and second moments of the unit-level columns, from the check pass (the statistics need no pass
+    # of their own for them): unit sums over rows where the column is present, close enough to centre on
+    centres: dict[str, float] = field(default_factory=dict)
+    second: dict[str, float] = field(default_factory=dict)
 
 
 def check_unit_spec(study: "Study", spec: "LoadedSpec") -> None:
@@ -106,6 +110,7 @@ def group_by_unit(study: "Study", table: "Table",
     found = _check_pass(table, unit, arm, source, floating)
     mixed, example, no_unit, no_variant, units, largest_unit = found[:6]
     incomplete = {c for c, k in zip(source, found[6:6 + len(source)]) if k}
+    spread = found[6 + len(source) + len(floating):]  # avg and var_pop of the unit sums, then of the row counts
     if mixed:
         raise DataError(f"{mixed:,} unit(s) of {unit!r} appear in more than one arm of {arm!r} (for example "
                         f"{unit} = {example!r}); a unit must be randomised to one arm: fix the assignment or "
@@ -117,7 +122,10 @@ def group_by_unit(study: "Study", table: "Table",
         select.append(f"min({quote_identifier(time)}) AS {quote_identifier(time)}")
     sums: dict[str, str] = {}
     double_sums = []
+    centres, second = {}, {}
     for (column, columns), name in names.items():
+        i = len(source) if column is None else source.index(column)
+        centres[name], second[name] = _centre(spread[2 * i], spread[2 * i + 1])
         ok = _complete(table, columns) if columns else "true"
         if column is None:
             select.append(f"count(CASE WHEN {ok} THEN 1 END) AS {quote_identifier(name)}")
@@ -133,7 +141,7 @@ def group_by_unit(study: "Study", table: "Table",
     q_unit, q_arm = quote_identifier(unit), quote_identifier(arm)
     group_rows(table, ", ".join(select), f"{q_unit} IS NOT NULL AND {q_arm} IS NOT NULL", f"{q_unit}, {q_arm}")
     summary = UnitSummary(unit, int(units or 0), int(no_unit or 0), int(no_variant or 0), int(largest_unit or 0),
-                          sums, tuple(dict.fromkeys(double_sums)))
+                          sums, tuple(dict.fromkeys(double_sums)), centres, second)
     return summary, [_unit_shape(s, names, incomplete, unit) for s in shapes]
 
 
@@ -155,12 +163,15 @@ def _is_integer(kind: str) -> bool:
 
 def _check_pass(table: "Table", unit: str, arm: str, source: list[str], floating: list[str]) -> tuple:
     """One grouped pass over the rows: units in more than one arm (how many, one example), rows without a
-    unit or a variant, units, the largest unit, each metric column's missing values and each floating
-    column's largest absolute value."""
+    unit or a variant, units, the largest unit, each metric column's missing values, each floating
+    column's largest absolute value, and the mean and variance of each column's unit sums and of the
+    units' row counts (the centres of the statistics pass)."""
     u, a = quote_identifier(unit), quote_identifier(arm)
     inner = [f"{u} AS u", f"min({a}) AS lo", f"max({a}) AS hi", "count(*) AS k",
              f"sum(CASE WHEN {a} IS NULL THEN 1 ELSE 0 END) AS na"]
     inner += [f"sum(CASE WHEN {_complete(table, (c,))} THEN 0 ELSE 1 END) AS x{i}" for i, c in enumerate(source)]
+    inner += [f"sum(CASE WHEN {_complete(table, (c,))} THEN CAST({quote_identifier(c)} AS DOUBLE) END) AS s{i}"
+              for i, c in enumerate(source)]
     for i, c in enumerate(floating):
         q = quote_identifier(c)
         finite = f"NOT isnan({q})" if table.types[c].upper() in FLOAT_TYPES else "true"
@@ -170,13 +181,23 @@ def _check_pass(table: "Table", unit: str, arm: str, source: list[str], floating
              "sum(CASE WHEN u IS NULL THEN k ELSE 0 END)", "sum(CASE WHEN u IS NOT NULL THEN na ELSE 0 END)",
              "sum(CASE WHEN u IS NOT NULL AND lo IS NOT NULL THEN 1 ELSE 0 END)",
              "max(CASE WHEN u IS NOT NULL THEN k END)", *(f"sum(x{i})" for i in range(len(source))),
-             *(f"max(m{i})" for i in range(len(floating)))]
+             *(f"max(m{i})" for i in range(len(floating))),
+             *(f"avg(CASE WHEN u IS NOT NULL THEN {v} END), var_pop(CASE WHEN u IS NOT NULL THEN {v} END)"
+               for v in [*(f"s{i}" for i in range(len(source))), "k"])]
     query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE} GROUP BY {u}) AS by_unit"
     try:
         return table.sql(query)[0]
     except Exception as exc:  # duckdb.Error or an engine's: a unit column the engine cannot group by, say
         raise DataError(f"cannot group the rows by unit column {unit!r}: {str(exc).splitlines()[0]}",
                         file=table.file, key="design.unit", column=unit) from None
+
+
+def _centre(mean: Any, variance: Any) -> tuple[float, float]:
+    from causalcli.designs.experiment.stats import _centre as centre
+
+    if mean is None:  # a column with no value in any unit
+        return 0.0, 1.0
+    return centre(float(mean), float(variance or 0.0))
 
 
 def _names(shapes: list["MetricShape"], incomplete: set[str],
