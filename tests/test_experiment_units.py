@@ -187,6 +187,7 @@ def test_time_is_the_units_first_exposure_and_srm_counts_units(tmp_path):
         seen = first[first.day <= int(p["label"])]
         assert (p["n_control"], p["n_treatment"]) == ((seen.variant == 0).sum(), (seen.variant == 1).sum())
     assert points[-1]["value"] == pytest.approx(res.estimate.value, rel=1e-12)
+    assert res.diagnostics["cumulative_method"]["counts"].startswith("units, each with all its rows in the period")
     srm = res.diagnostics["srm"]
     assert srm["observed"] == {"0": 100, "1": 100} and srm["counts"] == "units"
     assert "units of 'user', not rows" in next(c for c in res.checks if c.name == "srm").detail

@@ -298,6 +298,9 @@ def annotate(summary: UnitSummary, diagnostics: dict, n: dict, checks: list["Che
     }
     if isinstance(diagnostics.get("srm"), dict):
         diagnostics["srm"]["counts"] = "units"
+    if "cumulative_method" in diagnostics:
+        diagnostics["cumulative_method"]["counts"] = ("units, each with all its rows in the period of its first "
+                                                      "exposure (rows_without_time counts units too)")
     for i, check in enumerate(checks):
         if check.name == "srm":
             checks[i] = replace(check, detail=f"{check.detail} (units of {summary.column!r}, not rows)")
