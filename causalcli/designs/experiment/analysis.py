@@ -24,6 +24,7 @@ class MetricShape:
     covariates: tuple[tuple[str, str | None], ...]
     kind: str  # "mean" or "ratio"
     adjustment: str  # "none", "cuped" or "regression"
+    unit: str | None = None  # design.unit: the columns are sums per unit (mean metrics then have a denominator)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ class ExperimentData:
     file: str
     time: str | None = None
     period_labels: tuple[str, ...] | None = None  # ISO dates of periods 1..T when time is a date
+    unit: Any = None  # units.UnitSummary with design.unit
 
 
 def metric_shapes(study: "Study") -> list["MetricShape"]:
@@ -138,9 +139,12 @@ class ExperimentDesign(Design):
         if study.refute:
             raise SpecError("refuters do not apply to randomised experiments (the SRM check guards the "
                             "randomisation); remove 'refute'", file=file, key="refute")
+        from causalcli.designs.experiment.units import check_unit_spec
+
+        check_unit_spec(study, spec)
 
     def columns(self, study: "Study") -> list[str]:
-        names = [study.treatment, study.design.time, *study.segments]
+        names = [study.treatment, study.design.time, study.design.unit, *study.segments]
         for m in metrics_of(study):
             names += [m.outcome, m.numerator, m.denominator, m.covariate, m.covariate_denominator, *m.covariates]
         return list(dict.fromkeys(n for n in names if isinstance(n, str)))
@@ -179,6 +183,9 @@ class ExperimentDesign(Design):
             # integers stay; dates, timestamps (cut to days in data.timezone) and ISO strings become 1..T
             period_column(table, time, "design.time", study.data.timezone)
         validate_segments(study, table)
+        from causalcli.designs.experiment.units import check_unit_column
+
+        check_unit_column(study, table)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> ExperimentData:
@@ -188,6 +195,11 @@ class ExperimentDesign(Design):
 
         shapes = metric_shapes(study)
         opts = study.design.options
+        unit = None
+        if study.design.unit is not None:  # study_data becomes one row per unit and arm, metrics ratios of its sums
+            from causalcli.designs.experiment.units import group_by_unit
+
+            unit, shapes = group_by_unit(study, table, shapes)
         metric_columns = {s.name: _columns(s) for s in shapes}
         pairs = {name: tuple((a, b) for i, a in enumerate(cols) for b in cols[i:]) for name, cols in metric_columns.items()}
         float_cols = {c for cols in metric_columns.values() for c in cols
@@ -198,8 +210,12 @@ class ExperimentDesign(Design):
         time = study.design.time
         stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
                                    opts.cap_quantile, capped, int_cols, period=time,
-                                   parquet=_file_as_read(study, table, spec), segments=tuple(study.segments),
-                                   binary=proportion_candidates(shapes))
+                                   parquet=_file_as_read(study, table, spec) if unit is None else None,
+                                   segments=tuple(study.segments), binary=proportion_candidates(shapes),
+                                   grouped=unit is not None, head=(unit.centres, unit.second) if unit else None)
+        if unit is not None:  # rows without a variant are dropped before the grouping: count them as rows
+            stats.missing_variant = unit.rows_without_variant
+            stats.passes += 1  # the pass that checked the units and sized the exact sums
         check_segment_values(study, stats, table.file)
         if time is not None and len(stats.periods) > MAX_PERIODS:
             raise DataError(f"time column {time!r} has {len(stats.periods):,} distinct periods; the cumulative effect "
@@ -223,7 +239,7 @@ class ExperimentDesign(Design):
         _check_metric_data(stats, shapes, control, arms, labels, table.file)
         period_labels = table.period_labels.get(time) if time is not None else None
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
-                              table.rows, table.file, time, tuple(period_labels) if period_labels else None)
+                              table.rows, table.file, time, tuple(period_labels) if period_labels else None, unit)
 
     # ------------------------------------------------------------ estimation
 
@@ -296,7 +312,8 @@ class ExperimentDesign(Design):
             left_out = used - sum(group[a].n for a in (d.control, *d.arms) if a in group)
             if left_out:
                 metric_missing[s_.name] = left_out
-                warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} rows with a missing value in "
+                warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} {'units' if d.unit else 'rows'} "
+                                "with a missing value in "
                                 f"its columns ({', '.join(_columns(s_))}); it uses its complete rows")
         if metric_missing:  # the per-metric lines say it with the counts
             from causalcli.designs.experiment.stats import MISSING_METRIC_NOTE
@@ -358,13 +375,19 @@ class ExperimentDesign(Design):
                 seq.extend(cumulative)
                 cumulative_method.update(interval="fixed-horizon and sequential", note=SEQUENTIAL_NOTE)
         _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics, seq, inference)
+        if d.unit is not None:
+            from causalcli.designs.experiment.units import annotate
+
+            annotate(d.unit, diagnostics, n, checks, warnings, d.rows)
         return Fit("difference_in_means", "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 
     def plan(self, study: "Study", spec: "LoadedSpec") -> dict[str, Any]:
         from causalcli.designs.experiment.plan import plan_experiment
+        from causalcli.designs.experiment.units import check_plan
 
         self.check_spec(study, spec)
+        check_plan(study, metrics_of(study), spec)
         return plan_experiment(study, spec, metrics_of(study), metric_shapes(study), _arm_value)
 
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
@@ -558,8 +581,10 @@ def _inference(shape: "MetricShape", which: str, opts: Any, stats: "Statistics")
         parts.append("cuped")
     elif shape.adjustment == "regression":
         parts.append("regression_adjusted")
-    if shape.kind == "ratio":
+    if shape.kind == "ratio" or shape.unit is not None:
         parts.append("delta_method")
+    if shape.unit is not None:
+        parts.append("clustered_by_unit")
     if which == "rel":
         parts.append("log_ratio" if opts.relative_ci == "log" else "delta_method_relative")
     return "+".join([*dict.fromkeys(parts), base])

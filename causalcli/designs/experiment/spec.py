@@ -149,6 +149,9 @@ class ExperimentDesign(DesignBase):
         if isinstance(v, dict):
             return {arm_label(k): share for k, share in v.items()}
         return v
+    unit: str | None = Field(
+        None, description="The randomisation unit column when rows are finer (sessions, views): rows are summed to "
+                          "units in the engine and analysed with the delta method (clustered on the unit).")
     time: str | None = Field(
         None, description="Exposure or analysis date column: an integer period, a date, a timestamp (cut to the day "
                           "in data.timezone) or an ISO date string. Adds the cumulative effect of the first metric "
@@ -166,7 +169,10 @@ class ExperimentDesign(DesignBase):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:
-        return _without_unset_plan_keys(handler(self))
+        dumped = _without_unset_plan_keys(handler(self))
+        if dumped.get("unit") is None:  # a spec without a unit hashes as it did before the key
+            dumped.pop("unit", None)
+        return dumped
 
     @model_validator(mode="after")
     def _unique(self) -> "ExperimentDesign":

@@ -187,7 +187,8 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
                        cap_quantile: float | None, capped: set[str],
                        integer_columns: set[str] = frozenset(), period: str | None = None,
                        parquet: str | None = None, segments: tuple[str, ...] = (),
-                       binary: tuple[str, ...] = ()) -> Statistics:
+                       binary: tuple[str, ...] = (), grouped: bool = False,
+                       head: tuple[dict[str, float], dict[str, float]] | None = None) -> Statistics:
     """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
 
     ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
@@ -195,7 +196,10 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     the sums of each period; with ``segments`` (columns) it also groups by their values and returns the sums of
     each value of each column (sums over subsets of rows, exact like the periods'). ``binary``: columns whose
     values other than 0 and 1 are counted (proportions). ``parquet``: the file, when the study's rows are that
-    Parquet file as it is (large files are then summed per row-group block).
+    Parquet file as it is (large files are then summed per row-group block). ``grouped``: ``study_data`` is a
+    GROUP BY view (rows summed to units), whose rows have no order: centres come from the whole view (or
+    ``head``: centres and second moments found by a pass of the caller's) and arms are ordered by value, as in
+    an engine.
     """
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
@@ -217,8 +221,12 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
 
     all_cols = tuple(dict.fromkeys(c for cs in metric_columns.values() for c in cs))
     all_pairs = tuple(dict.fromkeys(p for ps in metric_pairs.values() for p in ps))
-    centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment)
-    passes = 0 if table.engine is None else 1  # an engine's centres come from a pass of their own
+    unordered = table.engine is not None or grouped
+    if head is not None:
+        centres, second, head_arms = {c: head[0][c] for c in all_cols}, {c: head[1][c] for c in all_cols}, []
+    else:
+        centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment, unordered)
+    passes = 1 if unordered and head is None else 0  # an engine's centres come from a pass of their own
     notes: list[str] = []
     groups = [Group(None, all_cols, all_pairs)]
     complete_cases = False
@@ -235,8 +243,8 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         else:
             _check_finite(result, table.file)
             return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
-                              _arm_order(table, treatment, head_arms, arm_counts), summation=BLOCKED_SUMMATION,
-                              not_binary=not_binary)
+                              _arm_order(table, treatment, head_arms, arm_counts, unordered),
+                              summation=BLOCKED_SUMMATION, not_binary=not_binary)
     for _attempt in range(4):
         passes += 1
         result, arm_counts, missing, incomplete, by_period, missing_period, extra = _one_pass(
@@ -252,8 +260,8 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         ok, new_centres, new_second = _verify(result, groups, centres, second, table.rows, safety)
         if ok:
             return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
-                              _arm_order(table, treatment, head_arms, arm_counts), by_period, missing_period,
-                              segments=extra.by_segment, missing_segment=extra.missing_segment,
+                              _arm_order(table, treatment, head_arms, arm_counts, unordered), by_period,
+                              missing_period, segments=extra.by_segment, missing_segment=extra.missing_segment,
                               not_binary=extra.not_binary)
         centres, second, safety = new_centres, new_second, RETRY_SAFETY
         notes.append("the first rows underestimated the spread: the pass was repeated with bounds from the first pass")
@@ -261,13 +269,13 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
                           "(design.options.cap_quantile) or filter extreme rows", key="design.metrics")
 
 
-def _head_estimates(table: "Table", cols: tuple[str, ...], expr,
-                    treatment: str) -> tuple[dict[str, float], dict[str, float], list]:
+def _head_estimates(table: "Table", cols: tuple[str, ...], expr, treatment: str,
+                    unordered: bool) -> tuple[dict[str, float], dict[str, float], list]:
     """Centres (means) and second moments about them from the first rows (insertion order is kept),
     and the arms in the order they first appear there."""
     import numpy as np
 
-    if table.engine is not None:
+    if unordered:
         return _engine_estimates(table, cols, expr)
     select = ", ".join([*(f"{expr(c)} AS {quote_identifier('h' + str(i))}" for i, c in enumerate(cols)),
                         f"{quote_identifier(treatment)} AS arm"])
@@ -304,13 +312,13 @@ def _engine_estimates(table: "Table", cols: tuple[str, ...], expr) -> tuple[dict
     return centres, second, []
 
 
-def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict) -> tuple:
+def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict, unordered: bool) -> tuple:
     """Every arm in order of first appearance: from the first rows, or (an arm first seen later) one more
     pass numbering the rows in insertion order, which DuckDB keeps; in another engine, by value."""
     order = [a for a in head_arms if a in arm_counts]
     if len(order) == len(arm_counts):
         return tuple(order)
-    if table.engine is not None:  # rows in an engine have no order of appearance
+    if unordered:  # rows in an engine (or groups of a GROUP BY) have no order of appearance
         return tuple(sorted(arm_counts, key=lambda a: (type(a).__name__, a)))
     q = quote_identifier(treatment)
     rows = table.sql(f"SELECT arm FROM (SELECT {q} AS arm, row_number() OVER () AS r FROM {TABLE}) "
