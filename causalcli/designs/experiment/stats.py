@@ -29,16 +29,9 @@ rounding costs far less than double-precision summation itself.
 
 Large Parquet files
 -------------------
-The split costs two operations per term, a third of the pass. From ``BLOCKED_ROWS``
-rows, when the study's rows are a Parquet file as it is (no filter, no renames, no time or
-segment column), the pass sums the terms as they are, per arm and per block of rows that never
-crosses a row group (``file_row_number // block``, the block being the greatest common
-divisor of the row-group boundaries), and Python adds the block sums with ``math.fsum``
-(correctly rounded, so in any order). DuckDB reads a row group in one thread, in order
-(it parallelises Parquet over row groups), so each block's double sum, and hence the
-total, comes back with the same bits for any number of threads. A block holds at most
-a row group, so its rounding error stays near ``2**-53`` times its row count of the sum
-of ``|t|``, which is smaller than the fixed-point rounding above at these sizes.
+From ``BLOCKED_ROWS`` rows, when the study's rows are a Parquet file as it is (no filter, no
+renames, no time or segment column), plain double sums per arm and row-group block replace the
+fixed-point pass: ``causalcli.designs.experiment.blocked``.
 
 Statistics
 ----------
@@ -61,7 +54,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from causalcli.data.table import TABLE, quote_identifier
-from causalcli.designs.experiment.grouping import BinaryCount, PassExtras, binary_counts as _binary_counts
+from causalcli.designs.experiment.grouping import PassExtras, binary_counts as _binary_counts
 from causalcli.errors import DataError, EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -231,10 +224,14 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     groups = [Group(None, all_cols, all_pairs)]
     complete_cases = False
     safety = SAFETY
-    blocks = _row_group_blocks(table, parquet, all_cols) if parquet and period is None and not segments else None
+    blocks = None
+    if parquet and period is None and not segments:
+        from causalcli.designs.experiment.blocked import blocked_pass, row_group_blocks
+
+        blocks = row_group_blocks(table, parquet, all_cols, BLOCKED_ROWS, MAX_BLOCKS)
     if blocks is not None:
         passes += 1
-        result, arm_counts, missing, incomplete, not_binary = _blocked_pass(
+        result, arm_counts, missing, incomplete, not_binary = blocked_pass(
             table, parquet, blocks, treatment, groups[0], centres, expr, _binary_counts(binary, expr, float_columns))
         if incomplete or _has_nan(result):  # complete cases per metric: the fixed-point passes below
             complete_cases = True
@@ -386,7 +383,7 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
     keys = (["arm", "period"] if period is not None else ["arm"]) + [f"g{i}" for i in range(len(segments))]
     outer = [*keys, "count(*)"]
     if not complete_cases:  # rows with a NULL in some column (NaN shows in the sums)
-        outer.append(_incomplete_rows(len(cols)))
+        outer.append(incomplete_rows(len(cols)))
     layout = []  # (group index, kind, key)
     for gi, g in enumerate(groups):
         lin, prod = _bounds(g, second, table.rows, safety)
@@ -469,90 +466,9 @@ def _accumulate(into: dict[str | None, dict[Any, ArmSums]], arm: Any, part: dict
         into[metric][arm] = sums if previous is None else add_sums(previous, sums)
 
 
-def _incomplete_rows(width: int) -> str:
+def incomplete_rows(width: int) -> str:
     """The aggregate counting rows where one of ``d0 .. d{width-1}`` is NULL (one filter, not a count per column)."""
     return f"count(*) FILTER (WHERE {' OR '.join(f'd{i} IS NULL' for i in range(width))})"
-
-
-@dataclass(frozen=True)
-class Blocks:
-    """How the blocked pass cuts a Parquet file: rows per block, and whether its metadata shows no NULL."""
-
-    rows: int
-    no_nulls: bool  # every metric column's null count is in the metadata and zero: no NULL count needed
-
-
-def _row_group_blocks(table: "Table", parquet: str, cols: tuple[str, ...]) -> Blocks | None:
-    """Blocks of the gcd of the row-group boundaries, so that none crosses a row group; None below
-    ``BLOCKED_ROWS`` rows, when the file is not the study's rows, or with too many blocks."""
-    from causalcli.data.sql import quote_literal
-
-    if table.rows < BLOCKED_ROWS or "file_row_number" in table.types:  # a column of that name hides DuckDB's
-        return None
-    try:
-        meta = table.sql("SELECT row_group_id, row_group_num_rows, path_in_schema, stats_null_count FROM "
-                         f"parquet_metadata({quote_literal(parquet)})")
-    except Exception:  # duckdb.Error: not Parquet after all; the fixed-point pass reads it
-        return None
-    sizes = dict(sorted((int(r[0]), int(r[1])) for r in meta))
-    if sum(sizes.values()) != table.rows:
-        return None
-    block, start = 0, 0
-    for size in list(sizes.values())[:-1]:
-        start += size
-        block = math.gcd(block, start)
-    block = block or table.rows
-    if table.rows > block * MAX_BLOCKS:
-        return None
-    nulls = [r[3] for r in meta if r[2] in cols]
-    return Blocks(block, len(nulls) == len(cols) * len(sizes) and not any(v is None or v > 0 for v in nulls))
-
-
-def _blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, group: Group,
-                  centres: dict[str, float], expr, binary: tuple[BinaryCount, ...] = ()):
-    """Plain double sums per arm and row-group block, added per arm with ``math.fsum`` (module docstring)."""
-    from causalcli.data.sql import quote_literal
-
-    cols = group.columns
-    idx = {c: i for i, c in enumerate(cols)}
-    inner = [f"{quote_identifier(treatment)} AS arm", f"file_row_number // {blocks.rows} AS blk",
-             *(f"({expr(c)} - {lit(centres[c])}) AS d{idx[c]}" for c in cols), *(b.inner for b in binary)]
-    outer = ["arm", "count(*)", "0" if blocks.no_nulls else _incomplete_rows(len(cols)),
-             *(f"sum(d{idx[c]})" for c in cols), *(f"sum(d{idx[a]} * d{idx[b]})" for a, b in group.pairs),
-             *(b.count for b in binary)]
-    query = (f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM read_parquet("
-             f"{quote_literal(parquet)})) GROUP BY arm, blk")
-    try:
-        rows = table.sql(query)
-    except Exception as exc:  # duckdb.Error: a value DuckDB cannot cast to DOUBLE, say
-        raise DataError(f"cannot aggregate the metric columns: {str(exc).splitlines()[0]}", file=table.file) from None
-    blocks: dict[Any, list] = {}
-    missing = incomplete = 0
-    for row in rows:
-        if row[0] is None:
-            missing += int(row[1])
-            continue
-        blocks.setdefault(row[0], []).append(row)
-        incomplete += int(row[2])
-    result: dict[Any, ArmSums] = {}
-    sums_end = len(outer) - len(binary)
-    for arm, parts in blocks.items():
-        totals = [_fsum(0.0 if r[k] is None else r[k] for r in parts) for k in range(3, sums_end)]
-        result[arm] = ArmSums(sum(int(r[1]) for r in parts), dict(zip(cols, totals)),
-                              dict(zip(group.pairs, totals[len(cols):])))
-    not_binary = {b.column: sum(int(r[sums_end + i]) for ps in blocks.values() for r in ps)
-                  for i, b in enumerate(binary)}
-    arm_counts = {arm: sums.n for arm, sums in result.items()}
-    return {group.metric: result}, arm_counts, missing, incomplete, not_binary
-
-
-def _fsum(values) -> float:
-    """The correctly rounded sum; inf or NaN (reported by the finiteness check) when it overflows."""
-    values = list(values)
-    try:
-        return math.fsum(values)
-    except (OverflowError, ValueError):
-        return sum(values)
 
 
 def _has_nan(result) -> bool:
