@@ -12,7 +12,9 @@ type keeps working on units:
 - a CUPED covariate ``x`` is summed per unit with its own denominator: ``covariate_denominator``
   summed when given, else the unit's row count (ratio CUPED: a per-unit value repeated on each
   of its rows stays that value; a per-row pre-period value becomes the unit's mean per row);
-- with ``design.time`` a unit's period is its first exposure (the least period of its rows).
+- with ``design.time`` a unit's period is its first exposure (the least period of its rows);
+- a segment column (``segments``) must be a property of the unit: its value is carried to the unit
+  (rows without a value take the unit's), and a unit whose rows hold two values is a data error.
 
 Each metric sums only its complete rows (none of its columns missing); a unit with none is left
 out of that metric. This is the estimate of a regression of the outcome on arm dummies over the
@@ -104,22 +106,25 @@ def check_unit_column(study: "Study", table: "Table") -> None:
 def group_by_unit(study: "Study", table: "Table",
                   shapes: list["MetricShape"]) -> tuple[UnitSummary, list["MetricShape"]]:
     """Redefine ``study_data`` as one row per unit and arm, and the metrics as ratios of its columns."""
-    unit, arm, time = study.design.unit, study.treatment, study.design.time
+    unit, arm, time, segments = study.design.unit, study.treatment, study.design.time, list(study.segments)
     source = list(dict.fromkeys(c for s in shapes for c in _source_columns(s)))
     floating = [c for c in source if not _is_integer(table.types[c])]
-    found = _check_pass(table, unit, arm, source, floating)
+    found = _check_pass(table, unit, arm, source, floating, segments)
     mixed, example, no_unit, no_variant, units, largest_unit = found[:6]
     incomplete = {c for c, k in zip(source, found[6:6 + len(source)]) if k}
-    spread = found[6 + len(source) + len(floating):]  # avg and var_pop of the unit sums, then of the row counts
+    at = 6 + len(source) + len(floating)
+    _refuse_varying_segments(table, unit, segments, found[at:at + 2 * len(segments)])
+    spread = found[at + 2 * len(segments):]  # avg and var_pop of the unit sums, then of the row counts
     if mixed:
         raise DataError(f"{mixed:,} unit(s) of {unit!r} appear in more than one arm of {arm!r} (for example "
                         f"{unit} = {example!r}); a unit must be randomised to one arm: fix the assignment or "
                         "filter those units out with data.filter", file=table.file, key="design.unit", column=unit)
     largest = dict(zip(floating, found[6 + len(source):]))
-    names = _names(shapes, incomplete, {unit, arm, time})
+    names = _names(shapes, incomplete, {unit, arm, time, *segments})
     select = [f"{quote_identifier(unit)} AS {quote_identifier(unit)}", f"{quote_identifier(arm)} AS {quote_identifier(arm)}"]
     if time is not None:
         select.append(f"min({quote_identifier(time)}) AS {quote_identifier(time)}")
+    select += [f"min({quote_identifier(c)}) AS {quote_identifier(c)}" for c in segments]  # one value per unit
     sums: dict[str, str] = {}
     double_sums = []
     centres, second = {}, {}
@@ -161,11 +166,13 @@ def _is_integer(kind: str) -> bool:
     return kind.upper() in INTEGER_TYPES
 
 
-def _check_pass(table: "Table", unit: str, arm: str, source: list[str], floating: list[str]) -> tuple:
+def _check_pass(table: "Table", unit: str, arm: str, source: list[str], floating: list[str],
+                segments: list[str]) -> tuple:
     """One grouped pass over the rows: units in more than one arm (how many, one example), rows without a
     unit or a variant, units, the largest unit, each metric column's missing values, each floating
-    column's largest absolute value, and the mean and variance of each column's unit sums and of the
-    units' row counts (the centres of the statistics pass)."""
+    column's largest absolute value, units with two values of a segment column (how many, one example),
+    and the mean and variance of each column's unit sums and of the units' row counts (the centres of
+    the statistics pass)."""
     u, a = quote_identifier(unit), quote_identifier(arm)
     inner = [f"{u} AS u", f"min({a}) AS lo", f"max({a}) AS hi", "count(*) AS k",
              f"sum(CASE WHEN {a} IS NULL THEN 1 ELSE 0 END) AS na"]
@@ -176,12 +183,16 @@ def _check_pass(table: "Table", unit: str, arm: str, source: list[str], floating
         q = quote_identifier(c)
         finite = f"NOT isnan({q})" if table.types[c].upper() in FLOAT_TYPES else "true"
         inner.append(f"max(abs(CASE WHEN {finite} THEN CAST({q} AS DOUBLE) END)) AS m{i}")
+    for i, c in enumerate(segments):
+        inner.append(f"min({quote_identifier(c)}) <> max({quote_identifier(c)}) AS g{i}")
     mixed = "u IS NOT NULL AND lo <> hi"
     outer = [f"sum(CASE WHEN {mixed} THEN 1 ELSE 0 END)", f"min(CASE WHEN {mixed} THEN u END)",
              "sum(CASE WHEN u IS NULL THEN k ELSE 0 END)", "sum(CASE WHEN u IS NOT NULL THEN na ELSE 0 END)",
              "sum(CASE WHEN u IS NOT NULL AND lo IS NOT NULL THEN 1 ELSE 0 END)",
              "max(CASE WHEN u IS NOT NULL THEN k END)", *(f"sum(x{i})" for i in range(len(source))),
              *(f"max(m{i})" for i in range(len(floating))),
+             *(f"sum(CASE WHEN u IS NOT NULL AND g{i} THEN 1 ELSE 0 END), min(CASE WHEN u IS NOT NULL AND g{i} "
+               "THEN u END)" for i in range(len(segments))),
              *(f"avg(CASE WHEN u IS NOT NULL THEN {v} END), var_pop(CASE WHEN u IS NOT NULL THEN {v} END)"
                for v in [*(f"s{i}" for i in range(len(source))), "k"])]
     query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE} GROUP BY {u}) AS by_unit"
@@ -190,6 +201,17 @@ def _check_pass(table: "Table", unit: str, arm: str, source: list[str], floating
     except Exception as exc:  # duckdb.Error or an engine's: a unit column the engine cannot group by, say
         raise DataError(f"cannot group the rows by unit column {unit!r}: {str(exc).splitlines()[0]}",
                         file=table.file, key="design.unit", column=unit) from None
+
+
+def _refuse_varying_segments(table: "Table", unit: str, segments: list[str], found: tuple) -> None:
+    """A segment is a property of the unit: a unit whose rows hold two values of it is a data error (exit 3)."""
+    for i, column in enumerate(segments):
+        varying, example = found[2 * i], found[2 * i + 1]
+        if varying:
+            raise DataError(f"segment column {column!r} takes more than one value within {varying:,} unit(s) of "
+                            f"{unit!r} (for example {unit} = {example!r}); with design.unit a segment must be a "
+                            "property of the unit: segment by a unit-level column (its value at the first exposure, "
+                            "say)", file=table.file, key=f"segments[{i}]", column=column)
 
 
 def _centre(mean: Any, variance: Any) -> tuple[float, float]:
