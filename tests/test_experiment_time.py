@@ -87,7 +87,7 @@ def test_integer_date_timestamp_and_iso_time_give_the_same_cumulative_effect(fil
         assert values(points) == pytest.approx(values(by_day), rel=EXACT), (path.suffix, time)
         about = res.diagnostics["cumulative_method"]
         assert about["interval"] == "fixed-horizon" and "NOT valid for peeking" in about["note"]
-        assert "sequential testing (design.sequential) is not built yet" in about["note"]
+        assert "design.sequential gives intervals that are" in about["note"]
     # the same timestamps cut to days in UTC put the first local hour on the day before
     utc = run_study(spec(files["parquet"], "stamp")).diagnostics["cumulative"]
     assert utc[0]["label"] == (START - dt.timedelta(days=1)).isoformat()

@@ -339,8 +339,8 @@ class ExperimentDesign(Design):
                 "interval": "fixed-horizon",
                 "note": ("each point is the estimate on all data up to and including that period, with the interval "
                          "of a single analysis planned for that day: NOT valid for peeking (stopping when an "
-                         "interval first excludes zero inflates false positives); sequential testing "
-                         "(design.sequential) is not built yet. Covariate adjustment is re-estimated on the data so "
+                         "interval first excludes zero inflates false positives); design.sequential gives intervals "
+                         "that are. Covariate adjustment is re-estimated on the data so "
                          "far; null where an arm has fewer than two units so far or the interval is undefined"),
             }
             if stats.missing_period:
