@@ -64,6 +64,7 @@ class ExperimentData:
     file: str
     time: str | None = None
     period_labels: tuple[str, ...] | None = None  # ISO dates of periods 1..T when time is a date
+    quantiles: Any = None  # quantile.QuantileData when a metric is a quantile metric
 
 
 def metric_shapes(study: "Study") -> list["MetricShape"]:
@@ -72,7 +73,7 @@ def metric_shapes(study: "Study") -> list["MetricShape"]:
     shapes = []
     for m in metrics_of(study):
         if m.outcome is not None:
-            num, den, kind = m.outcome, None, "mean"
+            num, den, kind = m.outcome, None, "quantile" if getattr(m, "quantile", None) is not None else "mean"
         else:
             num, den, kind = m.numerator, m.denominator, "ratio"
         if m.covariate is not None:
@@ -111,6 +112,8 @@ class ExperimentDesign(Design):
     # ------------------------------------------------------------ spec and data
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        from causalcli.designs.experiment.quantile import check_quantile_spec
+
         file = spec.source.display
         self.estimand(study, spec)
         if not study.treatment:
@@ -137,6 +140,7 @@ class ExperimentDesign(Design):
                             "remove design.sequential. With design.time, diagnostics.cumulative gives the effect "
                             "by date with fixed-horizon intervals, which are not valid for stopping early",
                             file=file, key="design.sequential")
+        check_quantile_spec(study, metrics_of(study), spec)
 
     def columns(self, study: "Study") -> list[str]:
         names = [study.treatment, study.design.time, *study.segments]
@@ -185,7 +189,8 @@ class ExperimentDesign(Design):
         pairs = {name: tuple((a, b) for i, a in enumerate(cols) for b in cols[i:]) for name, cols in metric_columns.items()}
         float_cols = {c for cols in metric_columns.values() for c in cols
                       if table.types[c].upper() in ("DOUBLE", "FLOAT", "REAL")}
-        capped = {c for s in shapes for c in (s.num, *[x for x, _ in s.covariates])} if opts.cap_quantile else set()
+        capped = {c for s in shapes if s.kind != "quantile"  # a capped column would bias a high quantile
+                  for c in (s.num, *[x for x, _ in s.covariates])} if opts.cap_quantile else set()
         int_cols = {c for cols in metric_columns.values() for c in cols
                     if table.types[c].upper() in INTEGER_TYPES}
         time = study.design.time
@@ -213,13 +218,22 @@ class ExperimentDesign(Design):
             expected = {labels[a]: 1.0 for a in (control, *arms)}
         _check_metric_data(stats, shapes, control, arms, labels, table.file)
         period_labels = table.period_labels.get(time) if time is not None else None
+        quantiles = None
+        if any(s.kind == "quantile" for s in shapes):
+            from causalcli.designs.experiment.quantile import arm_quantiles
+
+            quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
+                                      study.conf_level)
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
-                              table.rows, table.file, time, tuple(period_labels) if period_labels else None)
+                              table.rows, table.file, time, tuple(period_labels) if period_labels else None,
+                              quantiles)
 
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.designs.experiment.analysis import absolute, adjust, compare, mde, relative_delta, relative_log
+        from causalcli.designs.experiment.quantile import (describe, quantile_comparison, quantile_diagnostics,
+                                                          quantile_levels, zero_width_note)
         from causalcli.designs.experiment.stats import moments
 
         d = prepared
@@ -236,9 +250,14 @@ class ExperimentDesign(Design):
             pairs = d.pairs[s.name]
             mc = moments([group[d.control]], stats.centres, pairs)
             for arm in d.arms:
-                mt = moments([group[arm]], stats.centres, pairs)
-                pooled = moments([group[d.control], group[arm]], stats.centres, pairs)
-                c = compare(s, mc, mt, pooled, d.labels[arm], d.file)
+                if s.kind == "quantile":
+                    qs = d.quantiles.arms[s.name]
+                    c = quantile_comparison(qs[d.control], qs[arm], s.name, d.labels[arm])
+                    notes.append(zero_width_note(f"{s.name}/{d.labels[arm]}", qs[d.control], qs[arm]))
+                else:
+                    mt = moments([group[arm]], stats.centres, pairs)
+                    pooled = moments([group[d.control], group[arm]], stats.centres, pairs)
+                    c = compare(s, mc, mt, pooled, d.labels[arm], d.file)
                 ta = absolute(c, conf, opts.distribution)
                 tr = rel_fn(c, conf, opts.distribution)
                 label = f"{s.name}/{d.labels[arm]}"
@@ -260,6 +279,9 @@ class ExperimentDesign(Design):
                     "mde_abs": m_abs,
                     "mde_rel": m_abs / abs(c.mean_control) if c.mean_control else None,
                 })
+                if s.kind == "quantile":
+                    per_metric[-1].update(quantile=qs[arm].level, control=describe(qs[d.control]),
+                                          treatment=describe(qs[arm]))
         method = study.design.correction
         adj_abs = adjust([t.p_value for _, t, _ in rows_abs], method)
         adj_rel = adjust([t.p_value for _, t, _ in rows_rel], method)
@@ -275,7 +297,7 @@ class ExperimentDesign(Design):
         observed = {d.labels[a]: stats.arm_counts[a] for a in (d.control, *d.arms)}
         s, check = _srm_check(observed, d, study.thresholds.srm_alpha)
         checks = [check]
-        warnings = list(stats.notes) + notes
+        warnings = list(stats.notes) + [n for n in notes if n]
         if stats.missing_variant:
             warnings.append(f"{stats.missing_variant} of {d.rows} rows were dropped for a missing value: variant "
                             f"column {study.treatment!r} in {stats.missing_variant}; fill them, or filter them out "
@@ -338,6 +360,7 @@ class ExperimentDesign(Design):
                 "centres": stats.centres,
             },
         }
+        diagnostics.update(quantile_diagnostics(d.quantiles, quantile_levels(metrics_of(study))))
         if d.time is not None:
             diagnostics["cumulative"] = cumulative
             diagnostics["cumulative_method"] = cumulative_method
@@ -346,8 +369,10 @@ class ExperimentDesign(Design):
 
     def plan(self, study: "Study", spec: "LoadedSpec") -> dict[str, Any]:
         from causalcli.designs.experiment.plan import plan_experiment
+        from causalcli.designs.experiment.quantile import refuse_in_plan
 
         self.check_spec(study, spec)
+        refuse_in_plan(metrics_of(study), spec)
         return plan_experiment(study, spec, metrics_of(study), metric_shapes(study), _arm_value)
 
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
@@ -524,6 +549,8 @@ def _inference(shape: "MetricShape", which: str, opts: Any) -> str:
         parts.append("regression_adjusted")
     if shape.kind == "ratio":
         parts.append("delta_method")
+    if shape.kind == "quantile":
+        parts.append("quantile_order_statistics")
     if which == "rel":
         parts.append("log_ratio" if opts.relative_ci == "log" else "delta_method_relative")
     return "+".join([*dict.fromkeys(parts), base])
