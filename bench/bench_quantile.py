@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from common import BIN, ROOT, row, verdict
@@ -70,15 +69,9 @@ def sample_check(path: Path) -> bool:
 
 
 def main() -> None:
-    from bench_experiment import generate, load_average, run_rss
+    from bench_experiment import data_file, load_average, run_rss
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"experiment_{ROWS}.parquet"
-    if not path.exists():
-        t0 = time.perf_counter()
-        generate(path, ROWS)
-        print(f"  (generated {ROWS:,} rows, {path.stat().st_size / 2**30:.2f} GiB, in {time.perf_counter() - t0:.0f} s)",
-              flush=True)
+    path = data_file(ROWS)
     ours_cmd = [str(BIN / "causalcli"), "estimate", spec(path), "--format", "json", "--quiet"]
     peer_cmd = [sys.executable, "-c", PEER, str(path)]
     ours_runs, peer_runs = [], []

@@ -181,6 +181,7 @@ class ExperimentDesign(Design):
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> ExperimentData:
+        from causalcli.designs.experiment.quantile import arm_quantiles
         from causalcli.designs.experiment.stats import compute_statistics
 
         shapes = metric_shapes(study)
@@ -218,12 +219,8 @@ class ExperimentDesign(Design):
             expected = {labels[a]: 1.0 for a in (control, *arms)}
         _check_metric_data(stats, shapes, control, arms, labels, table.file)
         period_labels = table.period_labels.get(time) if time is not None else None
-        quantiles = None
-        if any(s.kind == "quantile" for s in shapes):
-            from causalcli.designs.experiment.quantile import arm_quantiles
-
-            quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
-                                      study.conf_level)
+        quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
+                                  study.conf_level)
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
                               table.rows, table.file, time, tuple(period_labels) if period_labels else None,
                               quantiles)
@@ -232,8 +229,7 @@ class ExperimentDesign(Design):
 
     def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.designs.experiment.analysis import absolute, adjust, compare, mde, relative_delta, relative_log
-        from causalcli.designs.experiment.quantile import (describe, quantile_comparison, quantile_diagnostics,
-                                                          quantile_levels, zero_width_note)
+        from causalcli.designs.experiment.quantile import compare_quantiles, quantile_diagnostics
         from causalcli.designs.experiment.stats import moments
 
         d = prepared
@@ -250,10 +246,9 @@ class ExperimentDesign(Design):
             pairs = d.pairs[s.name]
             mc = moments([group[d.control]], stats.centres, pairs)
             for arm in d.arms:
+                extra: dict[str, Any] = {}  # a quantile metric's order statistics
                 if s.kind == "quantile":
-                    qs = d.quantiles.arms[s.name]
-                    c = quantile_comparison(qs[d.control], qs[arm], s.name, d.labels[arm])
-                    notes.append(zero_width_note(f"{s.name}/{d.labels[arm]}", qs[d.control], qs[arm]))
+                    c, extra = compare_quantiles(d.quantiles, s.name, d.control, arm, d.labels[arm], notes)
                 else:
                     mt = moments([group[arm]], stats.centres, pairs)
                     pooled = moments([group[d.control], group[arm]], stats.centres, pairs)
@@ -277,11 +272,8 @@ class ExperimentDesign(Design):
                     "variance_reduction": reduction,
                     "df": ta.df, "df_relative": tr.df,
                     "mde_abs": m_abs,
-                    "mde_rel": m_abs / abs(c.mean_control) if c.mean_control else None,
+                    "mde_rel": m_abs / abs(c.mean_control) if c.mean_control else None, **extra,
                 })
-                if s.kind == "quantile":
-                    per_metric[-1].update(quantile=qs[arm].level, control=describe(qs[d.control]),
-                                          treatment=describe(qs[arm]))
         method = study.design.correction
         adj_abs = adjust([t.p_value for _, t, _ in rows_abs], method)
         adj_rel = adjust([t.p_value for _, t, _ in rows_rel], method)
@@ -297,7 +289,7 @@ class ExperimentDesign(Design):
         observed = {d.labels[a]: stats.arm_counts[a] for a in (d.control, *d.arms)}
         s, check = _srm_check(observed, d, study.thresholds.srm_alpha)
         checks = [check]
-        warnings = list(stats.notes) + [n for n in notes if n]
+        warnings = list(stats.notes) + notes
         if stats.missing_variant:
             warnings.append(f"{stats.missing_variant} of {d.rows} rows were dropped for a missing value: variant "
                             f"column {study.treatment!r} in {stats.missing_variant}; fill them, or filter them out "
@@ -360,7 +352,7 @@ class ExperimentDesign(Design):
                 "centres": stats.centres,
             },
         }
-        diagnostics.update(quantile_diagnostics(d.quantiles, quantile_levels(metrics_of(study))))
+        diagnostics.update(quantile_diagnostics(d.quantiles))
         if d.time is not None:
             diagnostics["cumulative"] = cumulative
             diagnostics["cumulative_method"] = cumulative_method

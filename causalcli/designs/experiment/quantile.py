@@ -154,6 +154,18 @@ def refuse_in_plan(metrics: list[Any], spec: "LoadedSpec") -> None:
 # ---------------------------------------------------------------- the analysis
 
 
+def compare_quantiles(data: "QuantileData", metric: str, control: Any, arm: Any, label: str,
+                      notes: list[str]) -> tuple["Comparison", dict[str, Any]]:
+    """One metric, control against one arm: the Comparison, its entries of diagnostics.metrics, and a note in
+    ``notes`` when the interval has zero width."""
+    qs = data.arms[metric]
+    note = zero_width_note(f"{metric}/{label}", qs[control], qs[arm])
+    if note:
+        notes.append(note)
+    extra = {"quantile": qs[arm].level, "control": describe(qs[control]), "treatment": describe(qs[arm])}
+    return quantile_comparison(qs[control], qs[arm], metric, label), extra
+
+
 def quantile_comparison(control: ArmQuantile, treatment: ArmQuantile, metric: str, arm: str) -> "Comparison":
     """The two arms' quantiles as a Comparison: means are the quantiles, per-unit variances ``n SE^2``, so that
     ``analysis.absolute`` and the relative intervals combine them as for a mean metric."""
@@ -353,21 +365,25 @@ def _fetch(table, rows_sql, names, windows, targets, values, column, key) -> int
 
 @dataclass(frozen=True)
 class QuantileData:
-    """Per quantile metric: arm value -> its quantile; and how the passes went."""
+    """Per quantile metric: arm value -> its quantile; the levels; and how the passes went."""
 
     arms: dict[str, dict[Any, ArmQuantile]]
+    levels: dict[str, float]
     passes: int
     fetched: int
 
 
 def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list[Any], labels: dict[Any, str],
-                  conf_level: float, keys: list[str] | None = None, where: str | None = None) -> QuantileData:
-    """Every quantile metric's quantile per arm (``keys``: the grouping, the variant column first by default).
+                  conf_level: float, keys: list[str] | None = None, where: str | None = None) -> QuantileData | None:
+    """Every quantile metric's quantile per arm (None without quantile metrics). ``keys``: the grouping, the
+    variant column first (by default alone: results by arm value; else by tuple of key values).
 
     Metrics on the same column share their passes. An arm too small for the interval is exit 3.
     """
     from causalcli.inference.distributions import normal_quantile
 
+    if not quantile_levels(metrics):
+        return None
     z = normal_quantile((1 + conf_level) / 2)
     by_column: dict[str, list[tuple[int, Any]]] = {}
     for i, m in enumerate(metrics):
@@ -404,12 +420,12 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
                     per_arm[group if keys else group[0]] = ArmQuantile(
                         n, float(m.quantile), ranks, (vals[ranks[0]], vals[ranks[1]], vals[ranks[2]]), z)
             out[m.name] = per_arm
-    return QuantileData(out, passes, fetched)
+    return QuantileData(out, quantile_levels(metrics), passes, fetched)
 
 
-def quantile_diagnostics(data: QuantileData | None, levels: dict[str, float]) -> dict[str, Any]:
+def quantile_diagnostics(data: QuantileData | None) -> dict[str, Any]:
     """diagnostics.quantiles: how quantile metrics were computed ({} without quantile metrics)."""
-    if not levels or data is None:
+    if data is None:
         return {}
-    return {"quantiles": {"metrics": levels, "definition": DEFINITION, "interval": METHOD,
+    return {"quantiles": {"metrics": data.levels, "definition": DEFINITION, "interval": METHOD,
                           "capped": False, "passes": data.passes, "fetched_values": data.fetched}}
