@@ -220,7 +220,7 @@ class ExperimentDesign(Design):
         _check_metric_data(stats, shapes, control, arms, labels, table.file)
         period_labels = table.period_labels.get(time) if time is not None else None
         quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
-                                  study.conf_level)
+                                  study.conf_level, stats=stats)
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
                               table.rows, table.file, time, tuple(period_labels) if period_labels else None,
                               quantiles)

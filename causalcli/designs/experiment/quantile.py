@@ -53,7 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
-BINS = 4096          # bins per window and pass
+FIRST_BINS = 16384   # bins of the first pass, one range for all groups (every non-empty bin comes back)
+BINS = 4096          # bins per window in the later passes (only each rank's bin comes back)
 FETCH_ROWS = 10_000  # a window holding at most this many values is fetched and sorted in Python
 MAX_PASSES = 64      # a histogram pass at least drops one distinct value per window: never reached in practice
 DEFINITION = 'order statistic X_(k), k = ceil(n q): numpy.quantile(method="inverted_cdf"), Hyndman-Fan type 1'
@@ -219,12 +220,14 @@ class OrderStatistics:
 
 
 def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, where: str | None = None,
-                     key: str = "design.metrics") -> OrderStatistics:
+                     start: tuple[float, float] | None = None, key: str = "design.metrics") -> OrderStatistics:
     """Exact order statistics of ``column`` per group of ``keys`` (column names; the first must be non-null).
 
     ``ranks_of(group, n)`` gives the 1-based ranks wanted in a group of ``n`` complete values (it may raise).
-    ``where``: an extra SQL condition on the study's columns (a segment, say). Rows with a missing value
-    (NULL or NaN) in ``column`` or a NULL first key are left out.
+    ``where``: an extra SQL condition on the study's columns (a segment, say). ``start``: a range that holds
+    most values (from the means and variances, say; values outside it are counted too), else one pass finds
+    the minimum and maximum. Rows with a missing value (NULL or NaN) in ``column`` or a NULL first key are
+    left out.
     """
     from causalcli.designs.experiment.stats import lit
 
@@ -235,22 +238,42 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
         conds.append(f"({where})")
     rows_sql = (f"SELECT {', '.join(f'{quote_identifier(k)} AS {n}' for k, n in zip(keys, names))}, {value} AS v "
                 f"FROM {TABLE} WHERE {' AND '.join(conds)}")
-    first = _run(table, f"SELECT {', '.join(names)}, count(*), min(v), max(v) FROM ({rows_sql}) "
-                        f"GROUP BY {', '.join(names)}", column, key)
+    passes = fetched = 0
+    if start is None or not (math.isfinite(start[0]) and math.isfinite(start[1])):
+        passes += 1
+        start = _run(table, f"SELECT min(v), max(v) FROM ({rows_sql})", column, key)[0]
+        if start[0] is None:
+            return OrderStatistics({}, {}, passes, fetched)
+    lo, hi = float(start[0]), max(float(start[1]), float(start[0]))
+    # pass 1: one range for every group, so the bin needs no CASE per group; values outside it in bins -1 and FIRST_BINS
+    bins = (f"CASE WHEN v < {lit(lo)} THEN -1 WHEN v > {lit(hi)} THEN {FIRST_BINS} ELSE "
+            f"{_bin_formula(lo, hi, FIRST_BINS, lit)} END")
+    group_by = ", ".join(names)
+    passes += 1
+    histogram = _run(table, f"SELECT {group_by}, b, count(*), min(v), max(v) FROM (SELECT {group_by}, {bins} AS b, v "
+                            f"FROM ({rows_sql})) GROUP BY {group_by}, b", column, key)
     width = len(keys)
+    by_group: dict[tuple, list[tuple[int, int, float, float]]] = {}
+    for row in histogram:
+        by_group.setdefault(tuple(row[:width]), []).append(
+            (int(row[width]), int(row[width + 1]), float(row[width + 2]), float(row[width + 3])))
     counts: dict[tuple, int] = {}
     values: dict[tuple, dict[int, float]] = {}
     targets: dict[tuple[tuple, int], _Window] = {}
-    for row in first:
-        group, n, lo, hi = tuple(row[:width]), int(row[width]), float(row[width + 1]), float(row[width + 2])
-        counts[group] = n
+    for group, parts in by_group.items():
+        parts.sort()
+        counts[group] = n = sum(p[1] for p in parts)
         values[group] = {}
+        before, i = 0, 0
         for r in sorted(set(ranks_of(group, n))):
-            if lo == hi:
-                values[group][r] = lo
+            while before + parts[i][1] < r:
+                before += parts[i][1]
+                i += 1
+            _, cnt, blo, bhi = parts[i]
+            if blo == bhi:
+                values[group][r] = blo
             else:
-                targets[(group, r)] = _Window(group, lo, hi, 0, n)
-    passes, fetched = 1, 0
+                targets[(group, r)] = _Window(group, blo, bhi, before, cnt)
     while targets:
         windows = list({(w.group, w.lo, w.hi): w for w in targets.values()}.values())
         if passes > MAX_PASSES:  # pragma: no cover - each pass shrinks every window
@@ -297,29 +320,33 @@ def _match(names: list[str], group: tuple) -> str:
 
 
 def _windowed(rows_sql: str, names: list[str], windows: list[_Window], lit) -> str:
-    """The rows inside a window, with the window's number ``w`` (windows of a group never overlap)."""
+    """The rows inside a window, with the window's number ``w`` (windows of a group never overlap). The value
+    ranges alone filter first: the CASE on the groups then runs on the few rows left."""
+    ranges = " OR ".join(f"(v >= {lit(lo)} AND v <= {lit(hi)})" for lo, hi in dict.fromkeys((w.lo, w.hi)
+                                                                                          for w in windows))
     cases = " ".join(f"WHEN {_match(names, w.group)} AND v >= {lit(w.lo)} AND v <= {lit(w.hi)} THEN {i}"
                      for i, w in enumerate(windows))
-    return f"SELECT w, v FROM (SELECT CASE {cases} END AS w, v FROM ({rows_sql})) WHERE w IS NOT NULL"
+    return (f"SELECT w, v FROM (SELECT CASE {cases} END AS w, v FROM ({rows_sql}) WHERE {ranges}) "
+            "WHERE w IS NOT NULL")
 
 
-def _bin(i: int, w: _Window, lit) -> str:
-    """The bin of a value in window ``i``: floor of a monotone function of the value, in 0 .. BINS - 1.
+def _bin_formula(lo: float, hi: float, bins: int, lit) -> str:
+    """The bin of a value in ``[lo, hi]``: floor of a monotone function of the value, in 0 .. bins - 1.
 
-    Halves, so that ``hi - lo`` cannot overflow; a window too narrow for the scale to be finite splits
-    its smallest value from the rest."""
-    half = w.hi * 0.5 - w.lo * 0.5
-    scale = BINS / half
+    Halves, so that ``hi - lo`` cannot overflow; a range too narrow for the scale to be finite (or empty)
+    splits its smallest value from the rest."""
+    half = hi * 0.5 - lo * 0.5
+    scale = bins / half if half > 0 else math.inf
     if not math.isfinite(scale):
-        return f"WHEN {i} THEN CASE WHEN v = {lit(w.lo)} THEN 0 ELSE {BINS - 1} END"
-    return f"WHEN {i} THEN least({BINS - 1}, CAST(floor((v * 0.5 - {lit(w.lo * 0.5)}) * {lit(scale)}) AS BIGINT))"
+        return f"CASE WHEN v = {lit(lo)} THEN 0 ELSE {bins - 1} END"
+    return f"least({bins - 1}, CAST(floor((v * 0.5 - {lit(lo * 0.5)}) * {lit(scale)}) AS BIGINT))"
 
 
 def _histogram(table, rows_sql, names, windows, targets, values, column, key, lit) -> None:
     """One pass: for each rank, its bin of its window; the bins become the windows (or give the value)."""
     index = {(w.group, w.lo, w.hi): i for i, w in enumerate(windows)}
     wanted = sorted({(index[(t.group, t.lo, t.hi)], r - t.below) for (_, r), t in targets.items()})
-    bins = f"CASE w {' '.join(_bin(i, w, lit) for i, w in enumerate(windows))} END"
+    bins = f"CASE w {' '.join(f'WHEN {i} THEN {_bin_formula(w.lo, w.hi, BINS, lit)}' for i, w in enumerate(windows))} END"
     query = (f"WITH h AS (SELECT w, b, count(*) AS cnt, min(v) AS lo, max(v) AS hi FROM "
              f"(SELECT w, {bins} AS b, v FROM ({_windowed(rows_sql, names, windows, lit)})) GROUP BY w, b), "
              "c AS (SELECT w, b, cnt, lo, hi, CAST(sum(cnt) OVER (PARTITION BY w ORDER BY b) AS BIGINT) AS upto "
@@ -373,12 +400,27 @@ class QuantileData:
     fetched: int
 
 
+def start_range(stats: Any, column: str, spread: float = 8.0) -> tuple[float, float] | None:
+    """mean -/+ ``spread`` sd of a column over every arm, from the one-pass sums (None when it is not summed)."""
+    for group in (stats.groups.values() if stats is not None else ()):
+        arms = [a for a in group.values() if column in a.s and a.n]
+        n = sum(a.n for a in arms)
+        if n:
+            shift = sum(a.s[column] for a in arms) / n
+            sd = math.sqrt(max(sum(a.ss[(column, column)] for a in arms) / n - shift * shift, 0.0))
+            centre = stats.centres[column] + shift
+            return centre - spread * sd, centre + spread * sd
+    return None
+
+
 def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list[Any], labels: dict[Any, str],
-                  conf_level: float, keys: list[str] | None = None, where: str | None = None) -> QuantileData | None:
+                  conf_level: float, keys: list[str] | None = None, where: str | None = None,
+                  stats: Any = None) -> QuantileData | None:
     """Every quantile metric's quantile per arm (None without quantile metrics). ``keys``: the grouping, the
     variant column first (by default alone: results by arm value; else by tuple of key values).
 
-    Metrics on the same column share their passes. An arm too small for the interval is exit 3.
+    Metrics on the same column share their passes. An arm too small for the interval is exit 3. ``stats``: the
+    one-pass sums (stats.Statistics), whose means and variances set the first pass's range.
     """
     from causalcli.inference.distributions import normal_quantile
 
@@ -408,15 +450,15 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
                 found += ranks
             return found
 
-        stats = order_statistics(table, keys or [treatment], column, ranks_of, where, key="design.metrics")
-        passes += stats.passes
-        fetched += stats.fetched
+        found = order_statistics(table, keys or [treatment], column, ranks_of, where, start_range(stats, column))
+        passes += found.passes
+        fetched += found.fetched
         for i, m in ms:
             per_arm = {}
-            for group, n in stats.counts.items():
+            for group, n in found.counts.items():
                 if group[0] in wanted:
                     ranks = ranks_for(n, m.quantile, z)
-                    vals = stats.values[group]
+                    vals = found.values[group]
                     per_arm[group if keys else group[0]] = ArmQuantile(
                         n, float(m.quantile), ranks, (vals[ranks[0]], vals[ranks[1]], vals[ranks[2]]), z)
             out[m.name] = per_arm
