@@ -302,6 +302,7 @@ def test_postgres_and_spark_give_the_same_json_as_duckdb(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(quantile_module, "FETCH_ROWS", 30)
     monkeypatch.setattr(quantile_module, "BINS", 16)
+    monkeypatch.setattr(quantile_module, "FIRST_BINS", 16)
     monkeypatch.setenv(ENV, postgres_url)
     df = awkward(3000, seed=6)
     df["cont"] = np.random.default_rng(7).lognormal(0, 1, len(df))  # no ties: the last windows are fetched
@@ -322,7 +323,7 @@ def test_postgres_and_spark_give_the_same_json_as_duckdb(tmp_path, monkeypatch, 
         assert code == 0, (name, err)
         results.append(got)
     how = results[0]["diagnostics"]["quantiles"]
-    assert how["passes"] > 2 * 3 and how["fetched_values"] > 0  # histogram passes and a fetch on each column
+    assert how["passes"] > 2 * 2 and how["fetched_values"] > 0  # histogram passes after the first, and a fetch
     for other in results[1:]:
         assert not differences(other, results[0]), differences(other, results[0])[:5]
     assert results[1]["provenance"]["fetched_rows"] < 2000  # counts, target bins and a few windows' values

@@ -24,18 +24,19 @@ Computation in the engine (no row is loaded)
 The order statistics come exactly, in a few grouped passes written once in DuckDB's SQL (rendered for
 Spark and PostgreSQL by ``causalcli.data.engine``):
 
-1. per group (arm): the count, minimum and maximum of the complete values;
-2. for each rank wanted, a window ``[lo, hi]`` of values known to hold it and the number of values
-   below the window. A pass cuts every open window into ``BINS`` equal bins (``floor``, a monotone
-   function of the value, so bins are consecutive runs of the sorted values) and returns, for each
-   rank, only its bin: the count, the count before it, and the bin's minimum and maximum, which are
-   the next window. A bin whose minimum equals its maximum gives the value. Each pass removes at
-   least the window's smallest value from the next window, so the search ends;
-3. once every open window holds at most ``FETCH_ROWS`` values, one query fetches them and Python
-   sorts them.
+1. one histogram of ``FIRST_BINS`` bins over a range shared by every group (the mean -/+ 8 sd from the
+   one-pass sums, else the minimum and maximum from one more pass; values outside it in two end bins),
+   grouped by group and bin: the groups' counts and, for each rank wanted, its bin, whose minimum and
+   maximum bound a window of values known to hold it, with the count of values below the window;
+2. while a window holds more than ``FETCH_ROWS`` values, a pass cuts every window into ``BINS`` equal bins
+   and returns only each rank's bin (the rows are first filtered on the windows' value ranges). Bins are
+   ``floor`` of a monotone function of the value, so each is a run of the sorted values; a bin whose
+   minimum equals its maximum gives the value; each pass drops at least the window's smallest or largest
+   value, so the search ends;
+3. one query fetches the windows' values and Python sorts them.
 
-On 100M rows of a smooth distribution that is four scans (counts, two histograms, the fetch), with a
-few thousand values fetched and memory independent of the rows.
+On 100M rows of a smooth distribution that is two or three scans besides the one-pass sums, with a few
+ten thousand values fetched at most and memory independent of the rows.
 """
 
 from __future__ import annotations
