@@ -81,6 +81,9 @@ def _worker_chunk(tasks: list[tuple[str, Any, int, int, Any]]) -> list[float]:
     an OpenMP pool inherited through fork (scikit-learn's boosting) can hang if used."""
     from threadpoolctl import threadpool_limits
 
+    from causalcli.runtime.allocator import keep_freed_memory
+
+    keep_freed_memory()
     design, prepared = _SHARED
     with threadpool_limits(limits=1):
         return _chunk(design, prepared, tasks)
@@ -111,18 +114,23 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
     n_jobs = resolve_jobs(jobs)
     with progress.task(f"{design.name}: refuting", sum(caps)) as advance:
         if n_jobs > 1:
-            # The first two simulations of each refuter run here, the second timed (the first pays
-            # one-off costs): when a round is this cheap, forking workers would cost more than they
-            # save (a value is the same wherever it runs).
+            # Each refuter's first two simulations run here, the second timed (the first pays one-off
+            # costs): when a round is this cheap, forking workers would cost more than they save (a
+            # value is the same wherever it runs). The probe stops once the round is known to be
+            # costly (a first simulation ten times over the limit leaves no doubt): the rest run on
+            # the workers.
             round_cost = 0.0
             for r in active:
-                took = 0.0
-                for sim in range(min(2, caps[r], rounds[r])):
+                probes = min(2, caps[r], rounds[r])
+                for sim in range(probes):
+                    if round_cost >= SERIAL_ROUND_SECONDS:
+                        break
                     t0 = time.perf_counter()
                     values[r].extend(_chunk(design, prepared, [task(r, sim)]))
                     took = time.perf_counter() - t0
                     advance(1)
-                round_cost += took * rounds[r]
+                    if sim == probes - 1 or took * rounds[r] >= 10 * SERIAL_ROUND_SECONDS:
+                        round_cost += took * rounds[r]
             if round_cost < SERIAL_ROUND_SECONDS:
                 n_jobs = 1
         with _pool(n_jobs, design, prepared) as parallel:
@@ -134,7 +142,7 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                     for sim in range(len(values[r]), min(caps[r], done_rounds[r] * rounds[r])):
                         tasks.append(task(r, sim))
                         owner.append(r)
-                for r, value in zip(owner, _run_tasks(design, prepared, tasks, parallel, advance)):
+                for r, value in zip(owner, _run_tasks(design, prepared, tasks, parallel, n_jobs, advance)):
                     values[r].append(value)
                 still = []
                 for r in active:
@@ -181,26 +189,26 @@ def _with_count(name: str, opts: Any, alpha: float) -> Any:
 
 @contextmanager
 def _pool(n_jobs: int, design: "Design", prepared: Any) -> Iterator[Any]:
-    """joblib's pool, kept across the rounds, its workers forked with (design, prepared); None on one job."""
+    """A process pool kept across the rounds, its workers forked with (design, prepared); None on one job."""
     global _SHARED
     if n_jobs <= 1:
         yield None
         return
-    from joblib import Parallel
+    import multiprocessing
 
-    # Forked workers (joblib's multiprocessing backend) start in milliseconds with every
-    # module already loaded; loky's fresh interpreters cost about half a second each.
+    # Forked workers start in milliseconds with every module already loaded; fresh
+    # interpreters (joblib's loky) cost about half a second each.
     with _SHARED_LOCK:
         _SHARED = (design, prepared)
         try:
-            with Parallel(n_jobs=n_jobs, backend="multiprocessing") as parallel:  # the workers fork here
-                yield parallel
+            with multiprocessing.get_context("fork").Pool(n_jobs) as pool:  # the workers fork here
+                yield pool
         finally:
             _SHARED = None
 
 
 def _run_tasks(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int, int, Any]], parallel: Any,
-               advance: Any) -> list[float]:
+               n_jobs: int, advance: Any) -> list[float]:
     """One round's simulations, in order. Each simulation's stream depends only on (seed,
     refuter, simulation), so how the tasks are split never changes a number. Tasks are dealt
     to a few chunks per worker in turn (so progress moves, and a refuter whose simulations
@@ -211,16 +219,13 @@ def _run_tasks(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int,
             values[k] = _chunk(design, prepared, [task])[0]
             advance(1)
         return values
-    from joblib import delayed
-
-    n_jobs = parallel.n_jobs
     n_chunks = min(len(tasks), 4 * n_jobs)
     dealt = [list(range(c, len(tasks), n_chunks)) for c in range(n_chunks)]
-    for start in range(0, n_chunks, n_jobs):
-        batch = dealt[start:start + n_jobs]
-        parts = parallel(delayed(_worker_chunk)([tasks[k] for k in idx]) for idx in batch)
-        for idx, part in zip(batch, parts):
-            for k, value in zip(idx, part):
-                values[k] = value
-            advance(len(part))
+    # all chunks submitted at once (a worker takes the next as it finishes: no barrier between
+    # batches), their results read back in order as they arrive, so progress still moves
+    parts = parallel.imap(_worker_chunk, [[tasks[k] for k in idx] for idx in dealt])
+    for idx, part in zip(dealt, parts):
+        for k, value in zip(idx, part):
+            values[k] = value
+        advance(len(part))
     return values
