@@ -162,6 +162,34 @@ def test_order_statistics_equal_numpy_inverted_cdf(tmp_path, monkeypatch, fetch_
     assert res.diagnostics["quantiles"]["fetched_values"] <= targets * fetch_rows
 
 
+def test_the_passes_take_a_grouping_and_a_condition_for_segments(monkeypatch):
+    """order_statistics by (arm, segment) under a WHERE, without a starting range (one more pass finds it)."""
+    import duckdb
+
+    from causalcli.data.table import Table
+    from causalcli.designs.experiment.quantile import order_statistics
+
+    monkeypatch.setattr(quantile_module, "FETCH_ROWS", 5)
+    monkeypatch.setattr(quantile_module, "FIRST_BINS", 8)
+    monkeypatch.setattr(quantile_module, "BINS", 4)
+    rng = np.random.default_rng(8)
+    n = 900
+    df = pd.DataFrame({"arm": rng.integers(0, 2, n), "country": rng.choice(["de", "fr", None], n),
+                       "y": rng.gamma(2.0, 3.0, n), "keep": rng.random(n) < 0.8})
+    con = duckdb.connect()
+    con.register("frame", df)
+    con.execute("CREATE VIEW study_data AS SELECT * FROM frame")
+    table = Table(con, "frame", n, {"arm": "BIGINT", "country": "VARCHAR", "y": "DOUBLE", "keep": "BOOLEAN"})
+    got = order_statistics(table, ["arm", "country"], "y", lambda group, size: [1, size // 2, size], where="keep")
+    kept = df[df.keep]
+    assert got.passes > 3
+    assert len(got.counts) == 6  # 2 arms x (de, fr, missing country)
+    for (arm, country), size in got.counts.items():
+        ys = np.sort(kept.y[(kept.arm == arm) & (kept.country.isna() if country is None else kept.country == country)])
+        assert size == len(ys)
+        assert got.values[(arm, country)] == {1: ys[0], size // 2: ys[size // 2 - 1], size: ys[-1]}
+
+
 def test_extreme_values_are_found_exactly(tmp_path, monkeypatch):
     """Huge, tiny (subnormal) and signed-zero values, on Parquet, through many
     histogram passes."""
