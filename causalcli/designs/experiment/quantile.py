@@ -156,16 +156,20 @@ def refuse_in_plan(metrics: list[Any], spec: "LoadedSpec") -> None:
 # ---------------------------------------------------------------- the analysis
 
 
-def compare_quantiles(data: "QuantileData", metric: str, control: Any, arm: Any, label: str,
-                      notes: list[str]) -> tuple["Comparison", dict[str, Any]]:
-    """One metric, control against one arm: the Comparison, its entries of diagnostics.metrics, and a note in
-    ``notes`` when the interval has zero width."""
+def quantile_tests(data: "QuantileData", metric: str, control: Any, arm: Any, label: str, notes: list[str],
+                   conf: float, opts: Any) -> tuple["Comparison", Any, Any, dict[str, Any]]:
+    """One metric, control against one arm: the Comparison, its absolute and relative tests (as for a mean
+    metric), its entries of diagnostics.metrics, and a note in ``notes`` when the interval has zero width."""
+    from causalcli.designs.experiment.analysis import absolute, relative_delta, relative_log
+
     qs = data.arms[metric]
     note = zero_width_note(f"{metric}/{label}", qs[control], qs[arm])
     if note:
         notes.append(note)
     extra = {"quantile": qs[arm].level, "control": describe(qs[control]), "treatment": describe(qs[arm])}
-    return quantile_comparison(qs[control], qs[arm], metric, label), extra
+    c = quantile_comparison(qs[control], qs[arm], metric, label)
+    relative = relative_log if opts.relative_ci == "log" else relative_delta
+    return c, absolute(c, conf, opts.distribution), relative(c, conf, opts.distribution), extra
 
 
 def quantile_comparison(control: ArmQuantile, treatment: ArmQuantile, metric: str, arm: str) -> "Comparison":
