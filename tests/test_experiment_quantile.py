@@ -238,6 +238,21 @@ def test_quantile_metrics_are_not_capped_and_leave_other_metrics_as_they_were(tm
     assert after.diagnostics["quantiles"]["capped"] is False
 
 
+@pytest.mark.parametrize("margin, passed", [(0.01, False), (0.5, True)])
+def test_a_quantile_guardrail_reads_the_relative_change_of_the_quantile(tmp_path, margin, passed):
+    """Treatment multiplies every value by 1.2: its P90 is about 20% higher, a harm beyond 1% and within 50%."""
+    rng = np.random.default_rng(9)
+    arm = rng.choice(["control", "treatment"], 4000)
+    path = tmp_path / "latency.csv"
+    pd.DataFrame({"variant": arm, "y": rng.lognormal(0, 1, 4000) * np.where(arm == "treatment", 1.2, 1.0)}).to_csv(
+        path, index=False)
+    res = run_study(spec(path, [{"name": "p90", "outcome": "y", "quantile": 0.9,
+                                 "guardrail": {"direction": "increase_is_bad", "margin": margin}}]))
+    check = next(c for c in res.checks if c.name == "guardrail:p90")
+    assert check.passed is passed
+    assert 0.1 < effects(res)["p90/treatment/rel"].value < 0.3
+
+
 # ---------------------------------------------------------------- GrowthBook
 
 
@@ -301,6 +316,16 @@ def test_bad_input_is_one_line_with_its_exit_code(tmp_path, runner, write_spec, 
     assert res.exit_code == code, (res.exit_code, res.stderr)
     err = res.stderr.strip()
     assert needle in err and "\n" not in err and "Traceback" not in err
+
+
+def test_segments_with_a_quantile_metric_are_refused(tmp_path, runner, write_spec):
+    df = awkward(600, seed=1)
+    df["country"] = np.where(np.arange(len(df)) % 2 == 0, "de", "fr")
+    path = tmp_path / "seg.csv"
+    df.to_csv(path, index=False)
+    s = {**spec(path, [{"name": "q", "outcome": "y", "quantile": 0.5}]), "segments": ["country"]}
+    res = invoke(runner, ["estimate", str(write_spec(s)), "--format", "json"])
+    assert res.exit_code == 2 and "by segment is not built" in res.stderr.strip() and "\n" not in res.stderr.strip()
 
 
 def test_plan_refuses_a_quantile_metric(tmp_path, runner, write_spec):
