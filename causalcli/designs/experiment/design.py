@@ -67,6 +67,7 @@ class ExperimentData:
     time: str | None = None
     period_labels: tuple[str, ...] | None = None  # ISO dates of periods 1..T when time is a date
     unit: Any = None  # units.UnitSummary with design.unit
+    quantiles: Any = None  # quantile.QuantileData when a metric is a quantile metric
 
 
 def metric_shapes(study: "Study") -> list["MetricShape"]:
@@ -75,7 +76,7 @@ def metric_shapes(study: "Study") -> list["MetricShape"]:
     shapes = []
     for m in metrics_of(study):
         if m.outcome is not None:
-            num, den, kind = m.outcome, None, "mean"
+            num, den, kind = m.outcome, None, "quantile" if getattr(m, "quantile", None) is not None else "mean"
         else:
             num, den, kind = m.numerator, m.denominator, "ratio"
         if m.covariate is not None:
@@ -116,6 +117,7 @@ class ExperimentDesign(Design):
     # ------------------------------------------------------------ spec and data
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        from causalcli.designs.experiment.quantile import check_quantile_spec
         from causalcli.designs.experiment.segments import check_segments
 
         file = spec.source.display
@@ -142,6 +144,7 @@ class ExperimentDesign(Design):
         from causalcli.designs.experiment.units import check_unit_spec
 
         check_unit_spec(study, spec)
+        check_quantile_spec(study, metrics_of(study), spec)
 
     def columns(self, study: "Study") -> list[str]:
         names = [study.treatment, study.design.time, study.design.unit, *study.segments]
@@ -190,6 +193,7 @@ class ExperimentDesign(Design):
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> ExperimentData:
         from causalcli.designs.experiment.proportions import proportion_candidates
+        from causalcli.designs.experiment.quantile import arm_quantiles
         from causalcli.designs.experiment.segments import check_segment_values
         from causalcli.designs.experiment.stats import compute_statistics
 
@@ -204,7 +208,8 @@ class ExperimentDesign(Design):
         pairs = {name: tuple((a, b) for i, a in enumerate(cols) for b in cols[i:]) for name, cols in metric_columns.items()}
         float_cols = {c for cols in metric_columns.values() for c in cols
                       if table.types[c].upper() in ("DOUBLE", "FLOAT", "REAL")}
-        capped = {c for s in shapes for c in (s.num, *[x for x, _ in s.covariates])} if opts.cap_quantile else set()
+        capped = {c for s in shapes if s.kind != "quantile"  # a capped column would bias a high quantile
+                  for c in (s.num, *[x for x, _ in s.covariates])} if opts.cap_quantile else set()
         int_cols = {c for cols in metric_columns.values() for c in cols
                     if table.types[c].upper() in INTEGER_TYPES}
         time = study.design.time
@@ -238,14 +243,18 @@ class ExperimentDesign(Design):
             expected = {labels[a]: 1.0 for a in (control, *arms)}
         _check_metric_data(stats, shapes, control, arms, labels, table.file)
         period_labels = table.period_labels.get(time) if time is not None else None
+        quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
+                                  study.conf_level, stats=stats)
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
-                              table.rows, table.file, time, tuple(period_labels) if period_labels else None, unit)
+                              table.rows, table.file, time, tuple(period_labels) if period_labels else None, unit,
+                              quantiles)
 
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.designs.experiment.analysis import adjust, mde
         from causalcli.designs.experiment.proportions import arm_tests
+        from causalcli.designs.experiment.quantile import quantile_diagnostics, quantile_tests
         from causalcli.designs.experiment.sequential_fit import sequential_analysis
 
         d = prepared
@@ -261,9 +270,14 @@ class ExperimentDesign(Design):
         for s in d.shapes:
             group = stats.groups[s.name if stats.complete_cases_by_metric else None]
             for arm in d.arms:
-                tests = arm_tests(s, group[d.control], group[arm], stats, d.pairs[s.name], d.labels[arm], d.file,
-                                  conf, opts)
-                c, ta, tr = tests.comparison, tests.absolute, tests.relative
+                extra: dict[str, Any] = {}  # a quantile metric's order statistics
+                if s.kind == "quantile":
+                    c, ta, tr, extra = quantile_tests(d.quantiles, s.name, d.control, arm, d.labels[arm], notes,
+                                                      conf, opts)
+                else:
+                    tests = arm_tests(s, group[d.control], group[arm], stats, d.pairs[s.name], d.labels[arm],
+                                      d.file, conf, opts)
+                    c, ta, tr = tests.comparison, tests.absolute, tests.relative
                 label = f"{s.name}/{d.labels[arm]}"
                 if seq is not None:
                     ta, tr = seq.tests(tests, opts)
@@ -283,7 +297,7 @@ class ExperimentDesign(Design):
                     "variance_reduction": reduction,
                     "df": ta.df, "df_relative": tr.df,
                     "mde_abs": m_abs,
-                    "mde_rel": m_abs / abs(c.mean_control) if c.mean_control else None,
+                    "mde_rel": m_abs / abs(c.mean_control) if c.mean_control else None, **extra,
                 })
         method = study.design.correction
         adj_abs = adjust([t.p_value for _, t, _ in rows_abs], method)
@@ -329,24 +343,11 @@ class ExperimentDesign(Design):
         if stats.missing_variant:
             n["dropped_missing_treatment"] = stats.missing_variant
         n.update({f"missing_in_metric[{name}]": k for name, k in metric_missing.items()})
-        if d.time is not None:
-            cumulative = cumulative_effects(d, conf, opts)
-            head = d.shapes[0]
-            cumulative_method = {
-                "metric": head.name, "arm": d.labels[d.arms[0]], "effect": "abs", "time": d.time,
-                "periods": len(cumulative), "rows_without_time": stats.missing_period,
-                "inference": _inference(head, "abs", opts, stats),
-                "interval": "fixed-horizon",
-                "note": ("each point is the estimate on all data up to and including that period, with the interval "
-                         "of a single analysis planned for that day: NOT valid for peeking (stopping when an "
-                         "interval first excludes zero inflates false positives); design.sequential gives intervals "
-                         "that are. Covariate adjustment is re-estimated on the data so "
-                         "far; null where an arm has fewer than two units so far or the interval is undefined"),
-            }
-            if stats.missing_period:
-                warnings.append(f"{stats.missing_period} of {used} rows have no value in time column {d.time!r}: "
-                                "they count in the estimate but in no period of diagnostics.cumulative, so its last "
-                                "point differs from the estimate")
+        if d.time is not None:  # the first metric's effect by period (with design.sequential, its sequence too)
+            from causalcli.designs.experiment.cumulative import cumulative_diagnostics
+
+            cumulative = cumulative_diagnostics(d, conf, opts, _inference(d.shapes[0], "abs", opts, stats), seq,
+                                                used, warnings)
         diagnostics = {
             "srm": s,
             "arms": {"control": d.labels[d.control], "treatment": [d.labels[a] for a in d.arms], "units": observed},
@@ -364,16 +365,11 @@ class ExperimentDesign(Design):
                 "centres": stats.centres,
             },
         }
+        diagnostics.update(quantile_diagnostics(d.quantiles))
         if d.time is not None:
-            diagnostics["cumulative"] = cumulative
-            diagnostics["cumulative_method"] = cumulative_method
+            diagnostics.update(cumulative)
         if seq is not None:
-            from causalcli.designs.experiment.sequential_fit import SEQUENTIAL_NOTE
-
             diagnostics["sequential"] = seq.describe()
-            if d.time is not None:
-                seq.extend(cumulative)
-                cumulative_method.update(interval="fixed-horizon and sequential", note=SEQUENTIAL_NOTE)
         _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics, seq, inference)
         if d.unit is not None:
             from causalcli.designs.experiment.units import annotate
@@ -384,10 +380,12 @@ class ExperimentDesign(Design):
 
     def plan(self, study: "Study", spec: "LoadedSpec") -> dict[str, Any]:
         from causalcli.designs.experiment.plan import plan_experiment
+        from causalcli.designs.experiment.quantile import refuse_in_plan
         from causalcli.designs.experiment.units import check_plan
 
         self.check_spec(study, spec)
         check_plan(study, metrics_of(study), spec)
+        refuse_in_plan(metrics_of(study), spec)
         return plan_experiment(study, spec, metrics_of(study), metric_shapes(study), _arm_value)
 
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
@@ -498,48 +496,6 @@ def _arm_value(wanted: Any, values: list[Any], labels: dict[Any, str]) -> Any:
     return hits[0] if len(hits) == 1 else None
 
 
-def cumulative_effects(d: ExperimentData, conf: float, opts: Any) -> list[dict[str, Any]]:
-    """The first metric's absolute effect for the headline arm on all data up to each period.
-
-    Running sums of the periods' exact sums are exact, so the last point, when every row has a
-    period, is computed from the very sums of the headline and equals it. CUPED and regression
-    adjustment re-estimate their coefficient on the data so far, as an analysis on that day would.
-    Intervals are fixed-horizon: each one is valid for a single look decided in advance.
-    """
-    from causalcli.data.types import period_text
-    from causalcli.errors import EstimationError
-    from causalcli.designs.experiment.proportions import arm_tests
-    from causalcli.designs.experiment.stats import add_sums
-
-    stats = d.stats
-    shape, arm = d.shapes[0], d.arms[0]
-    group = shape.name if stats.complete_cases_by_metric else None
-    pairs = d.pairs[shape.name]
-    running: dict[Any, Any] = {d.control: None, arm: None}
-    points = []
-    for period, groups in stats.periods.items():
-        sums = groups.get(group, {})
-        for a in running:
-            if a in sums:
-                running[a] = sums[a] if running[a] is None else add_sums(running[a], sums[a])
-        rc, rt = running[d.control], running[arm]
-        point: dict[str, Any] = {"label": period_text(period, d.period_labels), "value": None, "std_error": None,
-                                 "ci_lower": None, "ci_upper": None, "n_control": rc.n if rc else 0,
-                                 "n_treatment": rt.n if rt else 0}
-        if point["n_control"] >= 2 and point["n_treatment"] >= 2:
-            try:
-                t = arm_tests(shape, rc, rt, stats, pairs, d.labels[arm], d.file, conf, opts).absolute
-            except (ZeroDivisionError, EstimationError):  # a zero denominator or collinear covariates so far
-                t = None
-            if t is not None and math.isfinite(t.value):
-                point["value"] = float(t.value)
-                if math.isfinite(t.std_error) and t.std_error > 0 and math.isfinite(t.ci_lower):
-                    point.update(std_error=float(t.std_error), ci_lower=float(t.ci_lower),
-                                 ci_upper=float(t.ci_upper))
-        points.append(point)
-    return points
-
-
 def _srm_check(observed: dict[str, int], d: ExperimentData, srm_alpha: float) -> tuple[dict, Check]:
     """The sample-ratio check against the planned allocation; not run (passed null) without one.
 
@@ -574,7 +530,7 @@ def _inference(shape: "MetricShape", which: str, opts: Any, stats: "Statistics")
     from causalcli.designs.experiment.proportions import PROPORTION_INFERENCE, is_proportion
 
     base = "welch_t" if opts.distribution == "t" else "welch_z"
-    if is_proportion(shape, stats):
+    if is_proportion(shape, stats) and shape.kind != "quantile":
         base = PROPORTION_INFERENCE
     parts = []
     if shape.adjustment == "cuped":
@@ -585,6 +541,8 @@ def _inference(shape: "MetricShape", which: str, opts: Any, stats: "Statistics")
         parts.append("delta_method")
     if shape.unit is not None:
         parts.append("clustered_by_unit")
+    if shape.kind == "quantile":
+        parts.append("quantile_order_statistics")
     if which == "rel":
         parts.append("log_ratio" if opts.relative_ci == "log" else "delta_method_relative")
     return "+".join([*dict.fromkeys(parts), base])

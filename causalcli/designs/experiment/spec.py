@@ -21,11 +21,12 @@ def arm_label(value: Any) -> str:
 
 
 PLAN_KEYS = ("mde", "mean", "sd", "power")  # read by `causalcli plan` only
+QUANTILE_KEYS = ("quantile",)  # likewise left out of the dump when unset
 
 
 def _without_unset_plan_keys(dumped: dict) -> dict:
     """A spec that gives no planning key dumps (and so hashes: provenance.spec_sha256) as it did before them."""
-    return {k: v for k, v in dumped.items() if not (k in (*PLAN_KEYS, "guardrail") and v is None)}
+    return {k: v for k, v in dumped.items() if not (k in (*PLAN_KEYS, *QUANTILE_KEYS, "guardrail") and v is None)}
 
 
 class Guardrail(Strict):
@@ -59,6 +60,9 @@ class Metric(Strict):
         default_factory=list,
         description="Regression adjustment on several pre-experiment columns (one coefficient vector pooled over "
                     "the two arms compared; with one column this is CUPED). Exclusive with `covariate`.")
+    quantile: float | None = Field(
+        None, gt=0, lt=1, description="Quantile metric: the difference of this quantile of `outcome` between arms "
+                                      "(0.5, 0.9, 0.99...), with an order-statistic interval.")
     mde: float | None = Field(
         None, gt=0, description="For `causalcli plan`: the relative effect to detect (0.02 = 2% of the control mean).")
     mean: float | None = Field(
@@ -75,6 +79,14 @@ class Metric(Strict):
     def _dump(self, handler: Any) -> dict:
         return _without_unset_plan_keys(handler(self))
 
+    @field_validator("quantile", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not 0 < v < 1:
+            hint = f" (did you mean {v / 100:g}?)" if 1 < v < 100 else ""
+            raise ValueError(f"a quantile lies strictly between 0 and 1, e.g. 0.5 (median) or 0.99{hint}")
+        return v
+
     @model_validator(mode="after")
     def _kind(self) -> "Metric":
         ratio = self.numerator is not None or self.denominator is not None
@@ -88,6 +100,9 @@ class Metric(Strict):
             raise ValueError("give 'covariate' (CUPED) or 'covariates' (regression adjustment), not both")
         if self.covariate_denominator is not None and (self.covariate is None or not ratio):
             raise ValueError("'covariate_denominator' needs a ratio metric with 'covariate'")
+        if self.quantile is not None and (ratio or self.covariate is not None or self.covariates):
+            raise ValueError("a quantile metric takes 'outcome' only: quantiles of ratios and covariate-adjusted "
+                             "(CUPED) quantiles are not built; remove 'quantile' or the other keys")
         return self
 
 
