@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from causalcli.data.table import quote_identifier
 from causalcli.designs.experiment.grouping import BinaryCount
-from causalcli.designs.experiment.stats import ArmSums, Group, incomplete_rows, lit
+from causalcli.designs.experiment.sums import ArmSums, Group, incomplete_rows, lit
 from causalcli.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -46,8 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 MAX_PERIODS = 1000  # a cumulative point per period: more than this is a timestamp or an id, not a day
-INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-                 "BOOLEAN")
 
 
 @dataclass(frozen=True)
@@ -195,7 +193,7 @@ class ExperimentDesign(Design):
         from causalcli.designs.experiment.proportions import proportion_candidates
         from causalcli.designs.experiment.quantile import arm_quantiles
         from causalcli.designs.experiment.segments import check_segment_values
-        from causalcli.designs.experiment.stats import compute_statistics
+        from causalcli.designs.experiment.stats import INTEGER_TYPES, compute_statistics
 
         shapes = metric_shapes(study)
         opts = study.design.options

@@ -230,24 +230,12 @@ def repeated_p_value(z: float, fractions: Sequence[float], spending: str) -> flo
     return math.exp(brentq(gap, low, high, xtol=1e-7))
 
 
-def inflation_factor(looks: int, alpha: float, power: float, spending: str) -> tuple[float, float]:
-    """(drift, R): the maximum sample size of the group sequential design is R times the fixed design's."""
-    from causalcli.designs.experiment.plan import detectable_multiplier
-
-    fractions = equally_spaced(looks)
-    drift = drift_for_power(spending_boundaries(fractions, alpha, spending), fractions, power)
-    return drift, (drift / detectable_multiplier(alpha, power)) ** 2
-
-
-def always_valid_units(units_fixed: float, alpha: float, power: float, tuning: float) -> float:
+def always_valid_units(units_fixed: float, alpha: float, power: float, tuning: float, k_fixed: float) -> float:
     """Units (of the two arms) at which the confidence sequence, read once at that size, has the power that a
     fixed design reaches with ``units_fixed``: where ``k_cs(n) se(n)`` reaches the effect, ``k_cs(n)`` being
-    the effect in standard errors detected with critical value ``m(n)``; se(n) falls as ``1 / sqrt(n)``."""
+    the effect in standard errors detected with critical value ``m(n)``; se(n) falls as ``1 / sqrt(n)``.
+    ``k_fixed`` is the fixed design's multiplier (``plan.detectable_multiplier``)."""
     from scipy.optimize import brentq
-
-    from causalcli.designs.experiment.plan import detectable_multiplier
-
-    k_fixed = detectable_multiplier(alpha, power)
 
     def short(units: float) -> float:  # the effect detectable at `units`, in fixed-design standard errors, minus k
         return power_multiplier(always_valid_multiplier(units, alpha, tuning), power) * \

@@ -217,7 +217,7 @@ class SequentialSizing:
 
         if self.method == "group_sequential":
             return fixed_total * (self.drift / self.k_fixed) ** 2
-        pair = always_valid_units(fixed_total * pair_share, self.alpha, self.power, self.tuning)
+        pair = always_valid_units(fixed_total * pair_share, self.alpha, self.power, self.tuning, self.k_fixed)
         return pair / pair_share
 
     def multiplier(self, pair_units: float) -> float:

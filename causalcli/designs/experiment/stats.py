@@ -55,6 +55,8 @@ from typing import TYPE_CHECKING, Any
 
 from causalcli.data.table import TABLE, quote_identifier
 from causalcli.designs.experiment.grouping import PassExtras, binary_counts as _binary_counts
+from causalcli.designs.experiment.sums import (  # noqa: F401 - other modules read them from stats
+    ArmSums, Group, add_sums, incomplete_rows, lit)
 from causalcli.errors import DataError, EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,36 +74,11 @@ BLOCKED_SUMMATION = ("double sums per arm and row-group block of centred terms, 
 # Said once per study when a metric column has missing values; the design replaces it by one line per metric
 # naming the rows each leaves out.
 MISSING_METRIC_NOTE = "missing values (NULL or NaN) in metric columns: each metric uses its complete rows"
-
-
-def lit(x: float) -> str:
-    """A DOUBLE literal that DuckDB parses back to exactly ``x``.
-
-    Scientific notation: DuckDB reads ``180.25`` as a DECIMAL and converts it to DOUBLE
-    with rounding error (about 1% of random values), but parses ``1.8025e+02`` exactly.
-    """
-    return f"{float(x):.17e}"
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+                 "BOOLEAN")  # summed exactly as they are (no rounding split)
 
 
 # ---------------------------------------------------------------- sufficient statistics
-
-
-@dataclass(frozen=True)
-class Group:
-    """A set of rows summed together: every row (``metric is None``) or one metric's complete rows."""
-
-    metric: str | None
-    columns: tuple[str, ...]
-    pairs: tuple[tuple[str, str], ...]
-
-
-@dataclass
-class ArmSums:
-    """Exact sums (floats holding exact values) of one arm over one group of rows."""
-
-    n: int
-    s: dict[str, float]
-    ss: dict[tuple[str, str], float]
 
 
 @dataclass
@@ -125,12 +102,6 @@ class Statistics:
     segments: dict[str, dict[Any, dict[str | None, dict[Any, ArmSums]]]] = field(default_factory=dict)
     missing_segment: dict[str, int] = field(default_factory=dict)  # rows with a variant but no value, per column
     not_binary: dict[str, int] = field(default_factory=dict)  # rows whose value is not 0 or 1, per column asked
-
-
-def add_sums(total: ArmSums, part: ArmSums) -> ArmSums:
-    """``total + part``; exact for sums of one pass, whose every sum over a subset of rows lies on its grid."""
-    return ArmSums(total.n + part.n, {c: total.s.get(c, 0.0) + v for c, v in part.s.items()},
-                   {k: total.ss.get(k, 0.0) + v for k, v in part.ss.items()})
 
 
 @dataclass(frozen=True)
@@ -466,9 +437,7 @@ def _accumulate(into: dict[str | None, dict[Any, ArmSums]], arm: Any, part: dict
         into[metric][arm] = sums if previous is None else add_sums(previous, sums)
 
 
-def incomplete_rows(width: int) -> str:
-    """The aggregate counting rows where one of ``d0 .. d{width-1}`` is NULL (one filter, not a count per column)."""
-    return f"count(*) FILTER (WHERE {' OR '.join(f'd{i} IS NULL' for i in range(width))})"
+
 
 
 def _has_nan(result) -> bool:

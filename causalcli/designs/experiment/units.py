@@ -161,7 +161,7 @@ def _filter_columns(shape: "MetricShape", incomplete: set[str]) -> tuple[str, ..
 
 
 def _is_integer(kind: str) -> bool:
-    from causalcli.designs.experiment.design import INTEGER_TYPES
+    from causalcli.designs.experiment.stats import INTEGER_TYPES
 
     return kind.upper() in INTEGER_TYPES
 
