@@ -180,6 +180,47 @@ def test_group_sequential_with_units_takes_each_unit_at_its_first_exposure(unit_
     assert all(p["sequential_lower"] <= p["ci_lower"] for p in points if p["std_error"] is not None)
 
 
+def test_a_0_1_outcome_with_units_is_a_ratio_of_unit_sums_not_a_proportion(unit_file, tmp_path):
+    _, df = unit_file
+    path = tmp_path / "bought.parquet"
+    df.assign(bought=(df.y > 5).astype(int)).to_parquet(path, index=False)
+    e = by_label(run_study(unit_spec(path, metrics=[{"name": "bought", "outcome": "bought"}])))["bought/1/abs"]
+    assert e.inference.split(";")[0] == "delta_method+clustered_by_unit+welch_t"
+
+
+@pytest.mark.engines
+@pytest.mark.xdist_group("spark")
+def test_units_segments_and_sequential_in_postgres_and_spark_give_the_file_s_json(unit_file, spark, postgres_url,
+                                                                                 runner, tmp_path, monkeypatch):
+    """The GROUP BY view carrying a segment and the first exposure renders for PostgreSQL and Spark: the same
+    JSON (numbers to 1e-9, tests/test_engines.differences) as DuckDB on the file."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    from tests.engines import load_postgres, register_spark
+    from tests.test_engines import ENV, differences, estimate
+
+    path, _ = unit_file
+    monkeypatch.setenv(ENV, postgres_url)
+    arrow = pq.read_table(path)
+    load_postgres(postgres_url, "sessions_combo", arrow)
+    register_spark("sessions_combo", arrow)
+    design = unit_spec(path, time="day", sequential={"method": "group_sequential", "looks": 7})["design"]
+    results = []
+    for name, source in [("file", {"path": str(path)}),
+                         ("pg", {"backend": "postgres", "table": "sessions_combo", "connection_env": ENV}),
+                         ("spark", {"backend": "spark", "table": "sessions_combo"})]:
+        file = tmp_path / f"{name}.yaml"
+        file.write_text(yaml.safe_dump({"version": 1, "name": "combo", "treatment": "variant", "segments": ["country"],
+                                        "design": design, "data": source}))
+        code, got, err = estimate(runner, file)
+        assert code == 0, (name, err)
+        results.append(got)
+    assert results[0]["diagnostics"]["segments"]["values"]["country"] == ["DE", "FR"]
+    for other in results[1:]:
+        assert not differences(other, results[0]), differences(other, results[0])[:5]
+
+
 # ---------------------------------------------------------------- quantile metrics x the others
 
 
