@@ -106,6 +106,7 @@ class ExperimentDesign(Design):
     estimators = ("difference_in_means",)
     estimands = ("ate",)
     inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio",
+                 "difference_in_proportions_wald", "clustered_by_unit", "quantile_order_statistics",
                  "always_valid", "group_sequential_obrien_fleming", "group_sequential_pocock")  # design.sequential
     default_refuters = ()
     streams_data = True  # study_data is a view over the file: aggregates only, never a copy in memory
