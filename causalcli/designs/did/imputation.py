@@ -148,22 +148,20 @@ def standard_errors(p: "PanelData", imp: Imputed, W: np.ndarray) -> np.ndarray:
         rhs_u[:, j] = np.bincount(p.unit[rows1], weights=W[:, j], minlength=p.n_units)
     z_u, z_rest = imp.system.solve(rhs_u, R1.T @ W)
     v0 = -(z_u[p.unit[rows0]] + R0 @ z_rest)
-    # Equation 8: the effect's v^2-weighted average within cohort x horizon, per estimand
+    # Equation 8: the effect's v^2-weighted average within cohort x horizon (= cohort x period), per estimand
     ok = np.isfinite(imp.tau)
     tau = np.where(ok, imp.tau, 0.0)
-    cell_codes, cell = np.unique(np.column_stack([imp.cohort, imp.rel]), axis=0, return_inverse=True)
-    cell = cell.ravel()
-    psi = np.zeros((p.y.size, W.shape[1]))
+    T = int(p.times.size)
+    cell = imp.cohort * T + p.time[rows1]
+    by_cluster = np.zeros((p.n_clusters, W.shape[1]))
+    cl0, cl1 = p.cluster[rows0], p.cluster[rows1]
     for j in range(W.shape[1]):
         v = np.where(ok, W[:, j], 0.0)
-        num = np.bincount(cell, weights=v * v * tau, minlength=len(cell_codes))
-        den = np.bincount(cell, weights=v * v, minlength=len(cell_codes))
+        num = np.bincount(cell, weights=v * v * tau, minlength=T * T)
+        den = np.bincount(cell, weights=v * v, minlength=T * T)
         tilde = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-300)
-        psi[rows1, j] = v * (tau - tilde[cell])
-        psi[rows0, j] = v0[:, j] * imp.resid0
-    by_cluster = np.zeros((p.n_clusters, W.shape[1]))
-    for j in range(W.shape[1]):
-        by_cluster[:, j] = np.bincount(p.cluster, weights=psi[:, j], minlength=p.n_clusters)
+        by_cluster[:, j] = (np.bincount(cl1, weights=v * (tau - tilde[cell]), minlength=p.n_clusters)
+                            + np.bincount(cl0, weights=v0[:, j] * imp.resid0, minlength=p.n_clusters))
     return np.sqrt((by_cluster ** 2).sum(axis=0))
 
 
@@ -249,6 +247,13 @@ def fit_imputation(p: "PanelData", study: "Study", seed: int) -> "Fit":
         },
     }
     checks = [pre_trend(p, study, diagnostics)]
+    if p.options.honest_did:
+        # the leads come from a separate regression on the untreated rows, with no joint covariance with the
+        # imputed effects: the event study HonestDiD needs (estimates and covariance together) does not exist
+        diagnostics.setdefault("sensitivity", {})["honest_did"] = {
+            "skipped": "the imputation estimator has no pre-period effects estimated jointly with its post-period "
+                       "effects (its pre-trend test is a separate regression on the untreated rows); use "
+                       "estimator: sun_abraham or callaway_santanna for honest-DiD sets"}
     nn = dict(p.n)
     nn.update({"used": int(p.y.size), "treated_rows": int(imp.treated.sum())})
     return Fit("imputation", "att", estimate, nn, effects=effects, diagnostics=diagnostics, checks=checks,
