@@ -141,7 +141,9 @@ def fit_sun_abraham(p: "PanelData", study: "Study", seed: int) -> "Fit":
         else:
             from causalcli.designs.did.honest import relative_magnitude_sets
 
-            diag.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_sets(beta, Vbeta, rel, conf)
+            diag.setdefault("sensitivity", {})["honest_did"] = relative_magnitude_sets(
+                beta, Vbeta, rel, conf, inputs="Sun-Abraham interaction-weighted event study, levels relative to "
+                                               "event time -1 (omitted)")
     return Fit("sun_abraham", "att", estimate, used_n(p, fit.n), effects=effects, diagnostics=diag,
                checks=checks, warnings=list(p.warnings))
 
