@@ -20,7 +20,7 @@ class TimeSeriesOptions(Strict):
         1000, ge=100, le=100000, description="structural: simulated post-period paths (parameter draws from the "
         "MLE's asymptotic normal x simulation-smoother paths), seeded by the study's seed.")
     parameter_draws: int = Field(
-        100, ge=10, le=10000, description="structural: how many parameter vectors the draws are spread over "
+        50, ge=10, le=10000, description="structural: how many parameter vectors the draws are spread over "
         "(each filtered once; draws / parameter_draws paths each).")
     trend: bool = Field(True, description="segmented: a linear time trend (and its change at the intervention).")
     hac_lags: int | None = Field(

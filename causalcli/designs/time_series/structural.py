@@ -104,26 +104,36 @@ def _matrices(mod):
         float(first("obs_cov")[0, 0])
 
 
-def _forward(mod, a: np.ndarray, P: np.ndarray, X_post: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
-    """``reps`` paths of y over the post-period from the state distribution N(a, P) at the intervention."""
+def _root(S: np.ndarray) -> np.ndarray:
+    """A square root L (L L' = S) of a covariance that may be singular (a variance at zero)."""
+    vals, vecs = np.linalg.eigh((S + S.T) / 2)
+    return vecs * np.sqrt(np.maximum(vals, 0.0))
+
+
+def _start(mod, a: np.ndarray, P: np.ndarray) -> tuple:
+    """What a forward simulation from N(a, P) under ``mod``'s current parameters needs."""
     Z0, Tm, R, Q, h = _matrices(mod)
+    return a, _root(P), Z0, Tm, R @ _root(Q), np.sqrt(max(h, 0.0))
+
+
+def _forward(starts: list[tuple], X_post: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """``reps`` paths of y over the post-period for each parameter draw (``_start``), all draws advanced
+    together: (draws * reps, post periods), the draws' paths in order."""
+    a, root, Z0, Tm, shock_root, obs_sd = (np.stack([s[i] for s in starts]) for i in range(6))
+    D, m = a.shape
     k = X_post.shape[1]
-    m = a.size
-    vals, vecs = np.linalg.eigh((P + P.T) / 2)
-    root = vecs * np.sqrt(np.maximum(vals, 0.0))
-    state = a[None, :] + rng.standard_normal((reps, m)) @ root.T
-    qv, qe = np.linalg.eigh(Q)
-    q_root = R @ (qe * np.sqrt(np.maximum(qv, 0.0)))
     H = X_post.shape[0]
-    out = np.empty((reps, H))
-    obs_sd = np.sqrt(max(h, 0.0))
+    state = a[:, None, :] + np.matmul(rng.standard_normal((D, reps, m)), root.transpose(0, 2, 1))
+    Tt = Tm.transpose(0, 2, 1)
+    shock_t = shock_root.transpose(0, 2, 1)
+    Z = np.repeat(Z0[:, None, :], H, axis=1)  # (D, H, m): the controls' values in the regression states
+    if k:
+        Z[:, :, m - k:] = X_post[None, :, :]
+    out = np.empty((D, reps, H))
     for t in range(H):
-        Z = Z0.copy()
-        if k:
-            Z[m - k:] = X_post[t]
-        out[:, t] = state @ Z + obs_sd * rng.standard_normal(reps)
-        state = state @ Tm.T + rng.standard_normal((reps, q_root.shape[1])) @ q_root.T
-    return out
+        out[:, :, t] = np.einsum("drm,dm->dr", state, Z[:, t]) + obs_sd[:, None] * rng.standard_normal((D, reps))
+        state = np.matmul(state, Tt) + np.matmul(rng.standard_normal((D, reps, shock_t.shape[1])), shock_t)
+    return out.reshape(D * reps, H)
 
 
 def _plug_in(mod, a: np.ndarray, P: np.ndarray, X_post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -169,16 +179,14 @@ def fit_structural(y: np.ndarray, X: np.ndarray, start: int, season: int | None,
     # parameter uncertainty: draws of the unconstrained parameters, each filtered and simulated forward
     rng = np.random.default_rng(seed)
     per = int(np.ceil(draws / parameter_draws))
-    vals, vecs = np.linalg.eigh(cov)
-    root = vecs * np.sqrt(np.maximum(vals, 0.0))
-    paths = []
+    root = _root(cov)
+    starts = []
     for _ in range(parameter_draws):
         theta = mod.transform_params(u + root @ rng.standard_normal(u.size))
         f = mod.filter(theta, return_ssm=True, cov_type="none")
-        a, P = np.asarray(f.predicted_state)[:, -1], np.asarray(f.predicted_state_cov)[:, :, -1]
-        paths.append(_forward(mod, a, P, X_post, per, rng))
+        starts.append(_start(mod, np.asarray(f.predicted_state)[:, -1], np.asarray(f.predicted_state_cov)[:, :, -1]))
     mod.update(params)
-    sim = np.vstack(paths)[:draws]
+    sim = _forward(starts, X_post, per, rng)[:draws]
     point = np.concatenate([pre_mean, post_mean]) * sc.y_sd + sc.y_mean
     point_sd = np.sqrt(np.concatenate([pre_var, post_var])) * sc.y_sd
     point[:burn] = np.nan
