@@ -162,7 +162,11 @@ def fit_structural(y: np.ndarray, X: np.ndarray, start: int, season: int | None,
     y_std = (y - sc.y_mean) / sc.y_sd
     X_std = (X - sc.x_mean) / sc.x_sd if X.shape[1] else X
     mod = model(y_std[:start], X_std[:start], season, ar1)
-    res = mod.fit(disp=False, cov_type="none", maxiter=500)
+    import warnings
+
+    with warnings.catch_warnings():  # non-convergence is reported in the result (diagnostics.model, a warning)
+        warnings.simplefilter("ignore")
+        res = mod.fit(disp=False, cov_type="none", maxiter=500)
     params = np.asarray(res.params, dtype=float)
     u = np.asarray(mod.untransform_params(params), dtype=float)
     H = _hessian(lambda v: float(mod.loglike(v, transformed=False)), u)
