@@ -149,6 +149,13 @@ def identify(g: "nx.DiGraph | None", spec: "LoadedSpec") -> Identification:
         return Identification("synthetic_control", (), "design: donor weights that reproduce the treated unit's "
                               "pre-treatment path", f"{y}[{d.treated_unit}, t] - sum_j w_j {y}[j, t] for t >= "
                               f"{d.treatment_start}")
+    if study.graph is None and study.design.method == "iv":  # not backdoor: the instruments' exclusion
+        adj = tuple(study.covariates)
+        z = ", ".join(study.design.instruments)
+        given = f" given {', '.join(adj)}" if adj else ""
+        return Identification("iv", adj, f"design: instruments {z} move {t} and reach {y} only through it{given} "
+                              "(relevance, exclusion, independence; monotonicity for a local average effect)",
+                              f"Cov({y}, {z}) / Cov({t}, {z}) net of the covariates (Wald ratio; 2SLS with several)")
     if study.graph is None:
         adj = tuple(study.covariates)
         return Identification("backdoor", adj, "default graph (every covariate -> treatment and outcome)",

@@ -138,6 +138,14 @@ CASES: list[Case] = [
         "special_predictors: [[y, 2], [y, 4], [y, {from: 5, to: 6}]], "
         "validate_window: [7, 13]}")),
     Case("synth-germany-cross_validated", f"{BASE}/synth_germany_cv.yaml", slow=True),
+    *_family("synth-sdid", f"{BASE}/synth.yaml", {
+        variant: ("design.estimator=synthetic_did", *NO_PREDICTORS,
+                  f"design.options={{variant: {variant}, replications: {reps}}}")
+        for variant, reps in (("sdid", 20), ("sc", 5), ("did", 20))  # sc's unit weights take 10,000 iterations
+    }),
+    Case("synth-sdid-refuters", f"{BASE}/synth.yaml", (
+        "design.estimator=synthetic_did", *NO_PREDICTORS, "design.options={replications: 5}",
+        "refute=[{placebo_in_time: {simulations: 3, min_pre: 5}}, {leave_one_donor_out: {donors: 3}}]")),
     *_family("dml", f"{BASE}/dml.yaml", {
         "linear-lasso-ate": (),
         "linear-lasso-att": ("design.estimand=att",),

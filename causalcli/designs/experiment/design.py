@@ -111,6 +111,8 @@ class ExperimentDesign(Design):
     # ------------------------------------------------------------ spec and data
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        from causalcli.designs.experiment.segments import check_segments
+
         file = spec.source.display
         self.estimand(study, spec)
         if not study.treatment:
@@ -118,11 +120,11 @@ class ExperimentDesign(Design):
         if not study.design.metrics and not study.outcome:
             raise SpecError("list the metrics under design.metrics (or give 'outcome' for one mean metric)",
                             file=file, key="design.metrics")
-        for key in ("covariates", "categorical", "segments"):
+        for key in ("covariates", "categorical"):
             if getattr(study, key):
-                hint = ("put pre-experiment columns on a metric (covariate: or covariates:)" if key != "segments"
-                        else "segments are not built yet for experiments")
-                raise SpecError(f"'{key}' is not used by the experiment design; {hint}", file=file, key=key)
+                raise SpecError(f"'{key}' is not used by the experiment design; put pre-experiment columns on a "
+                                "metric (covariate: or covariates:)", file=file, key=key)
+        check_segments(study, file)
         if study.weights:
             raise SpecError("observation weights are not built yet for experiments; remove 'weights'",
                             file=file, key="weights")
@@ -147,6 +149,7 @@ class ExperimentDesign(Design):
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         from causalcli.data.table import _suggest
         from causalcli.data.types import numeric_column
+        from causalcli.designs.experiment.segments import validate_segments
 
         if study.treatment not in table.types:
             raise DataError(f"variant column {study.treatment!r} not found{_suggest(study.treatment, table.types)}",
@@ -174,9 +177,12 @@ class ExperimentDesign(Design):
                                 key="design.time")
             # integers stay; dates, timestamps (cut to days in data.timezone) and ISO strings become 1..T
             period_column(table, time, "design.time", study.data.timezone)
+        validate_segments(study, table)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> ExperimentData:
+        from causalcli.designs.experiment.proportions import proportion_candidates
+        from causalcli.designs.experiment.segments import check_segment_values
         from causalcli.designs.experiment.stats import compute_statistics
 
         shapes = metric_shapes(study)
@@ -191,7 +197,9 @@ class ExperimentDesign(Design):
         time = study.design.time
         stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
                                    opts.cap_quantile, capped, int_cols, period=time,
-                                   parquet=_file_as_read(study, table, spec))
+                                   parquet=_file_as_read(study, table, spec), segments=tuple(study.segments),
+                                   binary=proportion_candidates(shapes))
+        check_segment_values(study, stats, table.file)
         if time is not None and len(stats.periods) > MAX_PERIODS:
             raise DataError(f"time column {time!r} has {len(stats.periods):,} distinct periods; the cumulative effect "
                             f"is reported per period (at most {MAX_PERIODS:,}): give a date or a day number, not a "
@@ -219,31 +227,26 @@ class ExperimentDesign(Design):
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
-        from causalcli.designs.experiment.analysis import absolute, adjust, compare, mde, relative_delta, relative_log
-        from causalcli.designs.experiment.stats import moments
+        from causalcli.designs.experiment.analysis import adjust, mde
+        from causalcli.designs.experiment.proportions import arm_tests
 
         d = prepared
         opts = study.design.options
         conf = study.conf_level
         stats = d.stats
-        rel_fn = relative_log if opts.relative_ci == "log" else relative_delta
         rows_abs: list[tuple[str, Any, Any]] = []
         rows_rel: list[tuple[str, Any, Any]] = []
         per_metric = []
         notes: list[str] = []
         for s in d.shapes:
             group = stats.groups[s.name if stats.complete_cases_by_metric else None]
-            pairs = d.pairs[s.name]
-            mc = moments([group[d.control]], stats.centres, pairs)
             for arm in d.arms:
-                mt = moments([group[arm]], stats.centres, pairs)
-                pooled = moments([group[d.control], group[arm]], stats.centres, pairs)
-                c = compare(s, mc, mt, pooled, d.labels[arm], d.file)
-                ta = absolute(c, conf, opts.distribution)
-                tr = rel_fn(c, conf, opts.distribution)
+                tests = arm_tests(s, group[d.control], group[arm], stats, d.pairs[s.name], d.labels[arm], d.file,
+                                  conf, opts)
+                c, ta, tr = tests.comparison, tests.absolute, tests.relative
                 label = f"{s.name}/{d.labels[arm]}"
-                rows_abs.append((label + "/abs", ta, _inference(s, "abs", opts)))
-                rows_rel.append((label + "/rel", tr, _inference(s, "rel", opts)))
+                rows_abs.append((label + "/abs", ta, _inference(s, "abs", opts, stats)))
+                rows_rel.append((label + "/rel", tr, _inference(s, "rel", opts, stats)))
                 unadj = (c.var_treatment_unadjusted / c.n_treatment + c.var_control_unadjusted / c.n_control)
                 reduction = 1 - ta.std_error ** 2 / unadj if s.covariates and unadj > 0 else None
                 if s.covariates and not any(c.theta):
@@ -304,12 +307,12 @@ class ExperimentDesign(Design):
             n["dropped_missing_treatment"] = stats.missing_variant
         n.update({f"missing_in_metric[{name}]": k for name, k in metric_missing.items()})
         if d.time is not None:
-            cumulative = cumulative_effects(d, conf, opts.distribution)
+            cumulative = cumulative_effects(d, conf, opts)
             head = d.shapes[0]
             cumulative_method = {
                 "metric": head.name, "arm": d.labels[d.arms[0]], "effect": "abs", "time": d.time,
                 "periods": len(cumulative), "rows_without_time": stats.missing_period,
-                "inference": _inference(head, "abs", opts),
+                "inference": _inference(head, "abs", opts, stats),
                 "interval": "fixed-horizon",
                 "note": ("each point is the estimate on all data up to and including that period, with the interval "
                          "of a single analysis planned for that day: NOT valid for peeking (stopping when an "
@@ -341,6 +344,7 @@ class ExperimentDesign(Design):
         if d.time is not None:
             diagnostics["cumulative"] = cumulative
             diagnostics["cumulative_method"] = cumulative_method
+        _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics)
         return Fit("difference_in_means", "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 
@@ -352,6 +356,22 @@ class ExperimentDesign(Design):
 
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
         raise SpecError("refuters do not apply to randomised experiments", key="refute")
+
+
+def _segments_and_guardrails(d: ExperimentData, study: "Study", effects: list, checks: list, warnings: list,
+                             diagnostics: dict) -> None:
+    """Effects by segment after the overall ones, and the guardrail checks (only with those keys)."""
+    from causalcli.designs.experiment.guardrails import guardrail_checks
+    from causalcli.designs.experiment.segments import segment_effects
+
+    if study.segments:
+        more, diagnostics["segments"], notes = segment_effects(d, study, _inference, _estimate)
+        effects.extend(more)
+        warnings.extend(notes)
+    found, rows = guardrail_checks(metrics_of(study), effects, [d.labels[a] for a in d.arms], study.conf_level)
+    if found:
+        checks.extend(found)
+        diagnostics["guardrails"] = rows
 
 
 def _file_as_read(study: "Study", table: "Table", spec: "LoadedSpec") -> str | None:
@@ -441,7 +461,7 @@ def _arm_value(wanted: Any, values: list[Any], labels: dict[Any, str]) -> Any:
     return hits[0] if len(hits) == 1 else None
 
 
-def cumulative_effects(d: ExperimentData, conf: float, distribution: str) -> list[dict[str, Any]]:
+def cumulative_effects(d: ExperimentData, conf: float, opts: Any) -> list[dict[str, Any]]:
     """The first metric's absolute effect for the headline arm on all data up to each period.
 
     Running sums of the periods' exact sums are exact, so the last point, when every row has a
@@ -451,8 +471,8 @@ def cumulative_effects(d: ExperimentData, conf: float, distribution: str) -> lis
     """
     from causalcli.data.types import period_text
     from causalcli.errors import EstimationError
-    from causalcli.designs.experiment.analysis import absolute, compare
-    from causalcli.designs.experiment.stats import add_sums, moments
+    from causalcli.designs.experiment.proportions import arm_tests
+    from causalcli.designs.experiment.stats import add_sums
 
     stats = d.stats
     shape, arm = d.shapes[0], d.arms[0]
@@ -471,9 +491,7 @@ def cumulative_effects(d: ExperimentData, conf: float, distribution: str) -> lis
                                  "n_treatment": rt.n if rt else 0}
         if point["n_control"] >= 2 and point["n_treatment"] >= 2:
             try:
-                c = compare(shape, moments([rc], stats.centres, pairs), moments([rt], stats.centres, pairs),
-                            moments([rc, rt], stats.centres, pairs), d.labels[arm], d.file)
-                t = absolute(c, conf, distribution)
+                t = arm_tests(shape, rc, rt, stats, pairs, d.labels[arm], d.file, conf, opts).absolute
             except (ZeroDivisionError, EstimationError):  # a zero denominator or collinear covariates so far
                 t = None
             if t is not None and math.isfinite(t.value):
@@ -515,8 +533,12 @@ def _srm_check(observed: dict[str, int], d: ExperimentData, srm_alpha: float) ->
     return s, Check("srm", passed, detail)
 
 
-def _inference(shape: "MetricShape", which: str, opts: Any) -> str:
+def _inference(shape: "MetricShape", which: str, opts: Any, stats: "Statistics") -> str:
+    from causalcli.designs.experiment.proportions import PROPORTION_INFERENCE, is_proportion
+
     base = "welch_t" if opts.distribution == "t" else "welch_z"
+    if is_proportion(shape, stats):
+        base = PROPORTION_INFERENCE
     parts = []
     if shape.adjustment == "cuped":
         parts.append("cuped")

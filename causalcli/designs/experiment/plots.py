@@ -82,5 +82,38 @@ def cumulative(result: Result) -> bytes | None:
     return _png(fig, plt)
 
 
+def forest(result: Result) -> bytes | None:
+    """With segments: each metric x arm's relative effect on all units (diamond) and in each segment (dots),
+    with intervals; one panel per metric, each on its own scale."""
+    from causalcli.designs.experiment.segments import forest_rows
+
+    rows = forest_rows(result.effects)
+    if not rows:
+        return None
+    panels: dict[str, list] = {}
+    for text, e, overall in rows:
+        panels.setdefault(e.label.split("/")[0], []).append((text, e, overall))
+    plt = _figure()
+    sizes = [len(r) for r in panels.values()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.2, 0.26 * sum(sizes) + 1.2 * len(panels) + 0.6), dpi=110,
+                             gridspec_kw={"height_ratios": sizes}, squeeze=False)
+    for ax, (metric, part) in zip(axes[:, 0], panels.items()):
+        ys = list(range(len(part)))[::-1]
+        for y, (_, e, overall) in zip(ys, part):
+            if e.value != e.value:  # no estimate in this segment: the label stays, the row is empty
+                continue
+            colour = "#1f4e79" if overall else "#5b9bd5"
+            if e.ci_lower == e.ci_lower and e.ci_upper == e.ci_upper:
+                ax.plot([100 * e.ci_lower, 100 * e.ci_upper], [y, y], color=colour, linewidth=2.2 if overall else 1.4)
+            ax.plot([100 * e.value], [y], "D" if overall else "o", color=colour, markersize=6 if overall else 4)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(ys, [text for text, _, _ in part], fontsize=8)
+        ax.set_title(metric, fontsize=9, loc="left")
+    level = int(round(100 * rows[0][1].conf_level))
+    axes[-1, 0].set_xlabel(f"relative effect (%), {level}% interval; diamonds: all units, dots: one segment")
+    fig.suptitle(f"{result.study}: effects by metric, arm and segment")
+    return _png(fig, plt)
+
+
 PLOTS: dict[str, Callable[[Result], bytes | None]] = {"lifts": lifts, "arm_sizes": arm_sizes,
-                                                      "cumulative": cumulative}
+                                                      "cumulative": cumulative, "forest": forest}

@@ -25,7 +25,23 @@ PLAN_KEYS = ("mde", "mean", "sd", "power")  # read by `causalcli plan` only
 
 def _without_unset_plan_keys(dumped: dict) -> dict:
     """A spec that gives no planning key dumps (and so hashes: provenance.spec_sha256) as it did before them."""
-    return {k: v for k, v in dumped.items() if not (k in PLAN_KEYS and v is None)}
+    return {k: v for k, v in dumped.items() if not (k in (*PLAN_KEYS, "guardrail") and v is None)}
+
+
+class Guardrail(Strict):
+    """A metric that must not get worse: a non-inferiority check (causalcli.designs.experiment.guardrails)."""
+
+    direction: Literal["increase_is_bad", "decrease_is_bad"] = Field(description="Which change is a harm.")
+    margin: float = Field(description="The largest relative harm tolerated, as a share of the control mean "
+                                      "(0.01 = 1%); 0 or more.")
+
+    @field_validator("margin")
+    @classmethod
+    def _not_negative(cls, v: float) -> float:
+        if not v >= 0:
+            raise ValueError("a guardrail's margin is a relative harm of 0 or more (0.01 = 1% of the control "
+                             "mean): give its size, and the harm's sign by 'direction'")
+        return v
 
 
 class Metric(Strict):
@@ -50,6 +66,10 @@ class Metric(Strict):
     sd: float | None = Field(
         None, gt=0, description="For `causalcli plan` without data: the per-unit standard deviation (after CUPED); "
                                 "for a proportion p, sqrt(p(1-p)). Given with `mean`, it is used instead of the data.")
+    guardrail: Guardrail | None = Field(
+        None, description="A metric that must not get worse: {direction: increase_is_bad | decrease_is_bad, margin}; "
+                          "check guardrail:<metric> fails the study when the relative effect's interval does not "
+                          "exclude a harm larger than margin.")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:

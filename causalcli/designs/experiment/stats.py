@@ -30,8 +30,8 @@ rounding costs far less than double-precision summation itself.
 Large Parquet files
 -------------------
 The split costs two operations per term, a third of the pass. From ``BLOCKED_ROWS``
-rows, when the study's rows are a Parquet file as it is (no filter, no renames, no time
-column), the pass sums the terms as they are, per arm and per block of rows that never
+rows, when the study's rows are a Parquet file as it is (no filter, no renames, no time or
+segment column), the pass sums the terms as they are, per arm and per block of rows that never
 crosses a row group (``file_row_number // block``, the block being the greatest common
 divisor of the row-group boundaries), and Python adds the block sums with ``math.fsum``
 (correctly rounded, so in any order). DuckDB reads a row group in one thread, in order
@@ -61,6 +61,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from causalcli.data.table import TABLE, quote_identifier
+from causalcli.designs.experiment.grouping import BinaryCount, PassExtras, binary_counts as _binary_counts
 from causalcli.errors import DataError, EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,6 +128,10 @@ class Statistics:
     periods: dict[Any, dict[str | None, dict[Any, ArmSums]]] = field(default_factory=dict)
     missing_period: int = 0  # rows with a variant but no period
     summation: str = EXACT_SUMMATION
+    # with segments: segment column -> value -> group metric -> arm -> sums (causalcli.designs.experiment.segments)
+    segments: dict[str, dict[Any, dict[str | None, dict[Any, ArmSums]]]] = field(default_factory=dict)
+    missing_segment: dict[str, int] = field(default_factory=dict)  # rows with a variant but no value, per column
+    not_binary: dict[str, int] = field(default_factory=dict)  # rows whose value is not 0 or 1, per column asked
 
 
 def add_sums(total: ArmSums, part: ArmSums) -> ArmSums:
@@ -181,13 +186,16 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
                        metric_pairs: dict[str, tuple[tuple[str, str], ...]], float_columns: set[str],
                        cap_quantile: float | None, capped: set[str],
                        integer_columns: set[str] = frozenset(), period: str | None = None,
-                       parquet: str | None = None) -> Statistics:
+                       parquet: str | None = None, segments: tuple[str, ...] = (),
+                       binary: tuple[str, ...] = ()) -> Statistics:
     """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
 
     ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
     With ``period`` (a numeric column: period numbers) the same pass groups by arm and period and also returns
-    the sums of each period. ``parquet``: the file, when the study's rows are that Parquet file as it is (large
-    files are then summed per row-group block).
+    the sums of each period; with ``segments`` (columns) it also groups by their values and returns the sums of
+    each value of each column (sums over subsets of rows, exact like the periods'). ``binary``: columns whose
+    values other than 0 and 1 are counted (proportions). ``parquet``: the file, when the study's rows are that
+    Parquet file as it is (large files are then summed per row-group block).
     """
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
@@ -215,11 +223,11 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     groups = [Group(None, all_cols, all_pairs)]
     complete_cases = False
     safety = SAFETY
-    blocks = _row_group_blocks(table, parquet, all_cols) if parquet is not None and period is None else None
+    blocks = _row_group_blocks(table, parquet, all_cols) if parquet and period is None and not segments else None
     if blocks is not None:
         passes += 1
-        result, arm_counts, missing, incomplete = _blocked_pass(table, parquet, blocks, treatment, groups[0],
-                                                                centres, expr)
+        result, arm_counts, missing, incomplete, not_binary = _blocked_pass(
+            table, parquet, blocks, treatment, groups[0], centres, expr, _binary_counts(binary, expr, float_columns))
         if incomplete or _has_nan(result):  # complete cases per metric: the fixed-point passes below
             complete_cases = True
             groups = [Group(m, metric_columns[m], metric_pairs[m]) for m in metric_columns]
@@ -227,12 +235,13 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         else:
             _check_finite(result, table.file)
             return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
-                              _arm_order(table, treatment, head_arms, arm_counts), summation=BLOCKED_SUMMATION)
+                              _arm_order(table, treatment, head_arms, arm_counts), summation=BLOCKED_SUMMATION,
+                              not_binary=not_binary)
     for _attempt in range(4):
         passes += 1
-        result, arm_counts, missing, incomplete, by_period, missing_period = _one_pass(
+        result, arm_counts, missing, incomplete, by_period, missing_period, extra = _one_pass(
             table, treatment, groups, centres, second, safety, expr, float_columns, complete_cases, integer_columns,
-            period)
+            period, segments, _binary_counts(binary, expr, float_columns))
         if not complete_cases:
             if incomplete or _has_nan(result):
                 complete_cases = True
@@ -243,7 +252,9 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         ok, new_centres, new_second = _verify(result, groups, centres, second, table.rows, safety)
         if ok:
             return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
-                              _arm_order(table, treatment, head_arms, arm_counts), by_period, missing_period)
+                              _arm_order(table, treatment, head_arms, arm_counts), by_period, missing_period,
+                              segments=extra.by_segment, missing_segment=extra.missing_segment,
+                              not_binary=extra.not_binary)
         centres, second, safety = new_centres, new_second, RETRY_SAFETY
         notes.append("the first rows underestimated the spread: the pass was repeated with bounds from the first pass")
     raise EstimationError("could not bound the sums for exact summation (values too extreme); cap the metrics "
@@ -343,13 +354,15 @@ def _bounds(group: Group, second: dict[str, float], n: float, safety: float) -> 
 
 def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict[str, float], second: dict[str, float],
               safety: float, expr, float_columns: set[str], complete_cases: bool, integer_columns: set[str],
-              period: str | None = None):
+              period: str | None = None, segments: tuple[str, ...] = (), binary: tuple = ()):
     cols = tuple(dict.fromkeys(c for g in groups for c in g.columns))
     idx = {c: i for i, c in enumerate(cols)}
     inner = [f"{quote_identifier(treatment)} AS arm"]
     if period is not None:
         inner.append(f"{quote_identifier(period)} AS period")
+    inner += [f"{quote_identifier(c)} AS g{i}" for i, c in enumerate(segments)]
     inner += [f"({expr(c)} - {lit(centres[c])}) AS d{idx[c]}" for c in cols]
+    inner += [b.inner for b in binary]
     conds = []
     if complete_cases:
         for gi, g in enumerate(groups):
@@ -362,7 +375,7 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
             conds.append(f" FILTER (WHERE ok{gi})")
     else:
         conds = [""] * len(groups)
-    keys = ["arm", "period"] if period is not None else ["arm"]
+    keys = (["arm", "period"] if period is not None else ["arm"]) + [f"g{i}" for i in range(len(segments))]
     outer = [*keys, "count(*)"]
     if not complete_cases:  # rows with a NULL in some column (NaN shows in the sums)
         outer.append(_incomplete_rows(len(cols)))
@@ -386,6 +399,7 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
             else:
                 outer.append(f"sum((d{idx[a]} * d{idx[b]} + {lit(s)}) - {lit(s)}){conds[gi]}")
             layout.append((gi, "ss", (a, b)))
+    outer += [b.count for b in binary]
     query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE}) GROUP BY {', '.join(keys)}"
     try:
         rows = table.sql(query)
@@ -396,6 +410,7 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
     missing = 0
     missing_period = 0
     by_period: dict[Any, dict[str | None, dict[Any, ArmSums]]] = {}
+    extra = PassExtras({c: {} for c in segments}, {c: 0 for c in segments}, {b.column: 0 for b in binary})
     incomplete = 0
     width = len(keys)
     for row in rows:
@@ -419,19 +434,31 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
                 sums.s[key] = float(value) if value is not None else 0.0
             else:
                 sums.ss[key] = float(value) if value is not None else 0.0
-        for metric, sums in part.items():
-            previous = result[metric].get(arm)
-            result[metric][arm] = sums if previous is None else add_sums(previous, sums)
+        _accumulate(result, arm, part)
+        for b in binary:
+            extra.not_binary[b.column] += int(row[pos])
+            pos += 1
         if period is not None:
             when = row[1]
             if when is None or when != when:  # NULL or NaN: no period
                 missing_period += count
             else:
-                slot = by_period.setdefault(when, {m: {} for m in part})
-                for metric, sums in part.items():
-                    slot[metric][arm] = sums
+                _accumulate(by_period.setdefault(when, {m: {} for m in part}), arm, part)
+        for i, column in enumerate(segments):
+            value = row[width - len(segments) + i]
+            if value is None or value != value:  # NULL or NaN: in no segment of this column
+                extra.missing_segment[column] += count
+            else:
+                _accumulate(extra.by_segment[column].setdefault(value, {m: {} for m in part}), arm, part)
     by_period = {k: by_period[k] for k in sorted(by_period)}
-    return result, arm_counts, missing, incomplete, by_period, missing_period
+    return result, arm_counts, missing, incomplete, by_period, missing_period, extra
+
+
+def _accumulate(into: dict[str | None, dict[Any, ArmSums]], arm: Any, part: dict[str | None, ArmSums]) -> None:
+    """Add one result row's sums to a table of sums by group metric and arm (exact: module docstring)."""
+    for metric, sums in part.items():
+        previous = into[metric].get(arm)
+        into[metric][arm] = sums if previous is None else add_sums(previous, sums)
 
 
 def _incomplete_rows(width: int) -> str:
@@ -474,16 +501,17 @@ def _row_group_blocks(table: "Table", parquet: str, cols: tuple[str, ...]) -> Bl
 
 
 def _blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, group: Group,
-                  centres: dict[str, float], expr):
+                  centres: dict[str, float], expr, binary: tuple[BinaryCount, ...] = ()):
     """Plain double sums per arm and row-group block, added per arm with ``math.fsum`` (module docstring)."""
     from causalcli.data.sql import quote_literal
 
     cols = group.columns
     idx = {c: i for i, c in enumerate(cols)}
     inner = [f"{quote_identifier(treatment)} AS arm", f"file_row_number // {blocks.rows} AS blk",
-             *(f"({expr(c)} - {lit(centres[c])}) AS d{idx[c]}" for c in cols)]
+             *(f"({expr(c)} - {lit(centres[c])}) AS d{idx[c]}" for c in cols), *(b.inner for b in binary)]
     outer = ["arm", "count(*)", "0" if blocks.no_nulls else _incomplete_rows(len(cols)),
-             *(f"sum(d{idx[c]})" for c in cols), *(f"sum(d{idx[a]} * d{idx[b]})" for a, b in group.pairs)]
+             *(f"sum(d{idx[c]})" for c in cols), *(f"sum(d{idx[a]} * d{idx[b]})" for a, b in group.pairs),
+             *(b.count for b in binary)]
     query = (f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM read_parquet("
              f"{quote_literal(parquet)})) GROUP BY arm, blk")
     try:
@@ -499,12 +527,15 @@ def _blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, 
         blocks.setdefault(row[0], []).append(row)
         incomplete += int(row[2])
     result: dict[Any, ArmSums] = {}
+    sums_end = len(outer) - len(binary)
     for arm, parts in blocks.items():
-        totals = [_fsum(0.0 if r[k] is None else r[k] for r in parts) for k in range(3, len(outer))]
+        totals = [_fsum(0.0 if r[k] is None else r[k] for r in parts) for k in range(3, sums_end)]
         result[arm] = ArmSums(sum(int(r[1]) for r in parts), dict(zip(cols, totals)),
                               dict(zip(group.pairs, totals[len(cols):])))
+    not_binary = {b.column: sum(int(r[sums_end + i]) for ps in blocks.values() for r in ps)
+                  for i, b in enumerate(binary)}
     arm_counts = {arm: sums.n for arm, sums in result.items()}
-    return {group.metric: result}, arm_counts, missing, incomplete
+    return {group.metric: result}, arm_counts, missing, incomplete, not_binary
 
 
 def _fsum(values) -> float:

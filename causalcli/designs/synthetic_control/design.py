@@ -179,7 +179,7 @@ def _fit_extra(extra: dict[str, Any], units: tuple[str, ...]) -> dict[str, Any]:
 
 class SynthDesign(Design):
     name = "synthetic_control"
-    estimators = ("synthetic_control", "augmented_synthetic_control_ridge")
+    estimators = ("synthetic_control", "augmented_synthetic_control_ridge", "synthetic_did")
     estimands = ("att",)
     inference = (INFERENCE, "conformal_cwz")
     default_refuters = ("placebo_in_time", "leave_one_donor_out")
@@ -211,6 +211,9 @@ class SynthDesign(Design):
                         f"column to permute); use placebo_in_time or leave_one_donor_out (placebo-in-space is "
                         f"the design's own inference)", file=file, key=f"refute[{i}]")
         start = self.start_value(study, spec)
+        from causalcli.designs.synthetic_control import synthdid
+
+        (synthdid.check_spec if d.estimator == synthdid.ESTIMATOR else synthdid.check_adh_spec)(study, spec)
         for i, (column, periods) in enumerate(d.special_predictors):
             _periods(periods, f"design.special_predictors[{i}]", spec)
         cv = d.options.cross_validation
@@ -233,7 +236,7 @@ class SynthDesign(Design):
             raise SpecError("augmented: ridge balances the pre-period outcomes only (as augsynth without "
                             "covariates); predictors with it are not built yet: remove predictors and "
                             "special_predictors", file=file, key="design.options.augmented")
-        if d.options.augmented is None and not (d.predictors or d.special_predictors):
+        if d.estimator == "synthetic_control" and not (d.options.augmented or d.predictors or d.special_predictors):
             raise SpecError("synthetic control needs design.predictors or design.special_predictors "
                             "(e.g. [[outcome, period], ...])", file=file, key="design.predictors")
 
@@ -298,7 +301,8 @@ class SynthDesign(Design):
         pre = [x for x in times if x < start]
         if len(pre) < MIN_PRE_PERIODS:
             raise DataError(f"too few pre-periods: {len(pre)} before treatment_start {shown}, at least "
-                            f"{MIN_PRE_PERIODS} needed", file=table.file, key="design.treatment_start")
+                            f"{MIN_PRE_PERIODS} needed" + (" for synthetic DiD's time weights and noise level"
+                                                           if d.estimator == "synthetic_did" else ""), file=table.file, key="design.treatment_start")
         missing = [label(x) for x in (*d.options.donors.include, *d.options.donors.exclude) if label(x) not in units]
         if missing:
             raise DataError(f"donor unit(s) not found in column {d.unit!r}: {', '.join(missing)}", file=table.file,
@@ -375,7 +379,8 @@ class SynthDesign(Design):
             if cv else None,
             cv_validate_window=window(cv.validate_window, "design.options.cross_validation.validate_window")
             if cv else None, time_labels=tuple(labels) if labels else None,
-            missing_n=missing.n,
+            missing_n=missing.n, estimator=d.estimator, variant=opts.variant, se=opts.se,
+            replications=opts.replications,
         )
         data = replace(data, notes=(*missing.warnings, *_missing_predictor_notes(data)))
         _require_predictor_data(data, start, table.file)
@@ -397,6 +402,10 @@ class SynthDesign(Design):
         from causalcli.designs.synthetic_control.panel import fit_unit, placebo_in_space, rmspe
 
         d = prepared
+        if d.estimator == "synthetic_did":
+            from causalcli.designs.synthetic_control import synthdid
+
+            return synthdid.fit(d, study, seed, resolve_jobs(jobs))
         J = len(d.units) - 1
         donors = np.arange(1, J + 1)
         try:

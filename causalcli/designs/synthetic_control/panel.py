@@ -56,6 +56,10 @@ class SynthData:
     missing_n: dict | None = None  # rows dropped for a missing unit or time (n entries)
     notes: tuple[str, ...] = ()  # warnings about dropped rows and missing predictor values
     time_labels: tuple[str, ...] | None = None  # ISO day of each period number when time holds dates
+    estimator: str = "synthetic_control"  # or synthetic_did (synthdid.py), with the three options below
+    variant: str = "sdid"
+    se: str = "placebo"
+    replications: int = 200
 
     @property
     def pre(self) -> np.ndarray:

@@ -25,7 +25,7 @@ def _axis(values: list) -> list:
 
 def path_plot(result: Result) -> bytes | None:
     path = result.diagnostics.get("path")
-    if not path:
+    if not path or "time_weights" in path:  # synthetic DiD: sdid_plot
         return None
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
@@ -43,7 +43,7 @@ def path_plot(result: Result) -> bytes | None:
 def gaps_plot(result: Result) -> bytes | None:
     path = result.diagnostics.get("path")
     placebos = result.diagnostics.get("placebo_gaps") or {}
-    if not path:
+    if not path or "time_weights" in path:  # synthetic DiD: sdid_plot
         return None
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
@@ -69,4 +69,29 @@ def gaps_plot(result: Result) -> bytes | None:
     return _png(fig, plt)
 
 
-PLOTS: dict[str, Callable[[Result], bytes | None]] = {"path": path_plot, "gaps": gaps_plot}
+def sdid_plot(result: Result) -> bytes | None:
+    """Synthetic DiD (as synthdid's plot): the treated unit and the unit-weighted donors shifted by the
+    intercept, the time weights as bars under the pre-period, the effect as the gap after the start."""
+    path = result.diagnostics.get("path")
+    if not path or "time_weights" not in path:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
+    times = _axis(path["time"])
+    ax.plot(times, path["treated"], color="#1f4e79", linewidth=2, label=path.get("treated_unit", "treated"))
+    ax.plot(times, path["synthetic_shifted"], color="#c0504d", linewidth=2, linestyle="--",
+            label="weighted donors + intercept")
+    low = min(min(path["treated"]), min(path["synthetic_shifted"]))
+    high = max(max(path["treated"]), max(path["synthetic_shifted"]))
+    height = 0.15 * (high - low or 1.0)
+    ax.bar(times, [w * height for w in path["time_weights"]], bottom=low - height, color="#7f7f7f", alpha=0.6,
+           label="time weights")
+    ax.axvline(_axis([path["treatment_start"]])[0], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("period")
+    ax.set_ylabel("outcome")
+    ax.set_title(f"{result.study}: synthetic DiD, estimate {result.estimate.value:.4g}", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    return _png(fig, plt)
+
+
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"path": path_plot, "gaps": gaps_plot, "sdid": sdid_plot}

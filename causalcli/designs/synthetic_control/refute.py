@@ -49,6 +49,10 @@ def placebo_in_time_at(d: "SynthData", fake: float) -> float:
     """The refit with the treatment pretended to start at ``fake``: its mean gap up to the real start."""
     from causalcli.designs.synthetic_control.panel import fit_unit
 
+    if d.estimator == "synthetic_did":
+        from causalcli.designs.synthetic_control.synthdid import placebo_in_time_at as sdid_placebo_in_time_at
+
+        return sdid_placebo_in_time_at(d, fake)
     keep = d.pre
     f = fit_unit(d, 0, np.arange(1, len(d.units)), start=fake, times_mask=keep)
     window = (d.times >= fake) & keep
@@ -57,6 +61,11 @@ def placebo_in_time_at(d: "SynthData", fake: float) -> float:
 
 def leave_one_donor_out(d: "SynthData", options: Any) -> float:
     from causalcli.designs.synthetic_control.panel import fit_unit, without_donor
+
+    if d.estimator == "synthetic_did":
+        from causalcli.designs.synthetic_control.synthdid import leave_one_donor_out as sdid_leave_one_donor_out
+
+        return sdid_leave_one_donor_out(d, options)
 
     J = len(d.units) - 1
     base = fit_unit(d, 0, np.arange(1, J + 1))

@@ -5,12 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from causalcli.spec.base import DesignBase, Strict
 
 # a value of the time column: a number, or a date (a YAML date or an ISO string) when time holds dates
 Period = int | float | dt.date | str
+
+
+# keys added with synthetic DiD (v1.1): a spec that leaves them at their defaults dumps (and so hashes:
+# provenance.spec_sha256) as it did before them
+_SDID_OPTION_DEFAULTS = {"variant": "sdid", "se": "placebo", "replications": 200}
+_SDID_DESIGN_DEFAULTS = {"estimator": "synthetic_control"}
+
+
+def _without_defaults(out: dict, defaults: dict[str, Any]) -> dict:
+    for key, default in defaults.items():
+        if out.get(key, default) == default:
+            out.pop(key, None)
+    return out
 
 
 def _reversed(a: Any, b: Any) -> bool:
@@ -94,6 +107,17 @@ class SynthOptions(Strict):
     conformal_grid: int = Field(
         100, ge=10, le=2000, description="Candidate effects tried when inverting the conformal test."
     )
+    variant: Literal["sdid", "sc", "did"] = Field(
+        "sdid", description="estimator: synthetic_did only. sdid: unit and time weights (Arkhangelsky et al. 2021); "
+        "sc: synthdid's sc_estimate (unit weights without intercept, no time weights); did: uniform weights.",
+    )
+    se: Literal["placebo", "bootstrap", "jackknife"] = Field(
+        "placebo", description="estimator: synthetic_did only. Standard error: placebo (Algorithm 4), bootstrap "
+        "(Algorithm 2) or jackknife (Algorithm 3); the last two need several treated units.",
+    )
+    replications: int = Field(
+        200, ge=2, le=100_000, description="estimator: synthetic_did only. Placebo or bootstrap replications.",
+    )
 
     @field_validator("predictors_window", "optimize_window")
     @classmethod
@@ -101,6 +125,10 @@ class SynthOptions(Strict):
         if v is not None and _reversed(v[0], v[1]):
             raise ValueError("needs [first, last] with first <= last")
         return v
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        return _without_defaults(handler(self), _SDID_OPTION_DEFAULTS)
 
     @model_validator(mode="after")
     def _cross_validation_pairs(self) -> "SynthOptions":
@@ -119,6 +147,10 @@ class SynthDesign(DesignBase):
     unit: str = Field(description="Unit column (state, region, market).")
     time: str = Field(description="Period column: numbers (year, week number), dates, timestamps (cut to days in "
                                   "data.timezone) or ISO date strings; results are labelled by date.")
+    estimator: Literal["synthetic_control", "synthetic_did"] = Field(
+        "synthetic_control", description="synthetic_control: donor weights on predictors (Abadie et al. 2010); "
+        "synthetic_did: unit and time weights on the outcome path (Arkhangelsky et al. 2021).",
+    )
     treated_unit: str | int = Field(description="The one treated unit, a value of the unit column.")
     treatment_start: int | float | dt.date | str = Field(
         description="First treated period, a value of the time column (a date such as 2011-07-01 when it holds dates).")
@@ -130,6 +162,10 @@ class SynthDesign(DesignBase):
         description="[column, period], [column, [periods...]] (averaged) or [column, {from: a, to: b}].",
     )
     options: SynthOptions = Field(default_factory=SynthOptions)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        return _without_defaults(handler(self), _SDID_DESIGN_DEFAULTS)
 
     def treated_rule(self) -> str | None:
         return f"{self.unit} = {self.treated_unit} from {self.time} = {self.treatment_start}"

@@ -1,0 +1,250 @@
+"""Instrumental variables: 2SLS or LIML of the outcome on the treatment (endogenous) and covariates (exogenous).
+
+Pinned to linearmodels' ``IV2SLS``/``IVLIML`` (estimates, and standard errors for every covariance type and
+``debiased`` setting). The weak-instrument diagnostics (first-stage F, Montiel Olea-Pflueger effective F,
+Anderson-Rubin set) and Sargan's over-identification test are in ``estimator.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.data.table import MissingRows, require_columns, study_arrays
+from causalcli.designs.base import Design, Fit, require
+from causalcli.errors import DataError, SpecError
+from causalcli.inference.estimate import normal_estimate, t_estimate
+from causalcli.records import Check
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+    from causalcli.graph import Identification
+    from causalcli.spec.loading import LoadedSpec
+    from causalcli.spec.models import Study
+
+
+@dataclass(frozen=True)
+class IvData:
+    """The arrays of the complete rows (picklable for the refuters' workers)."""
+
+    y: np.ndarray
+    x: np.ndarray  # the treatment: the endogenous regressor
+    exog: np.ndarray  # constant first, then the covariates
+    instruments: np.ndarray
+    exog_names: tuple[str, ...]
+    instrument_names: tuple[str, ...]
+    clusters: np.ndarray | None
+    n_clusters: int
+    cov_type: str
+    debiased: bool
+    liml: bool
+    rows: int
+    missing: MissingRows
+    file: str
+
+
+def _covariance(d: IvData, rows: np.ndarray | None = None):
+    from causalcli.designs.iv.estimator import Covariance
+
+    if d.clusters is None:
+        return Covariance(d.cov_type, d.debiased)
+    codes = d.clusters if rows is None else np.unique(d.clusters[rows], return_inverse=True)[1].reshape(-1)
+    return Covariance(d.cov_type, d.debiased, codes, int(codes.max()) + 1)
+
+
+def _fit(d: IvData, cov: Any):
+    from causalcli.designs.iv.estimator import kclass, liml_kappa
+
+    X = np.column_stack([d.exog, d.x])
+    Z = np.column_stack([d.exog, d.instruments])
+    kappa = liml_kappa(d.y, d.exog, d.x[:, None], Z) if d.liml else 1.0
+    return kclass(d.y, X, Z, kappa, cov), Z
+
+
+class IvDesign(Design[IvData]):
+    name = "iv"
+    estimators = ("2sls", "liml")
+    estimands = ("late",)
+    inference = ("iv_robust", "iv_unadjusted", "iv_clustered")
+    reference = ("Two-stage least squares and LIML (Anderson and Rubin 1949), effective F of Montiel Olea and "
+                 "Pflueger (2013), Anderson-Rubin sets; pinned to linearmodels IV2SLS/IVLIML")
+    default_refuters = ("random_common_cause", "data_subset")
+    preload_modules = ("scipy.linalg",)
+
+    def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        require(study, spec, "treatment", "outcome")
+        d = study.design
+        roles = {study.treatment: "treatment", study.outcome: "outcome"}
+        for i, z in enumerate(d.instruments):
+            if z in roles:
+                raise SpecError(f"instrument {z!r} is also the {roles[z]}; an instrument must be another column",
+                                file=spec.source.display, key=f"design.instruments[{i}]")
+            if z in study.covariates:
+                raise SpecError(f"instrument {z!r} is also a covariate; a column is either an instrument (excluded "
+                                "from the outcome equation) or a covariate, not both",
+                                file=spec.source.display, key=f"design.instruments[{i}]")
+
+    def columns(self, study: "Study") -> list[str]:
+        return list(dict.fromkeys([*super().columns(study), *study.design.instruments]))
+
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        roles = {study.treatment: ("treatment", "numeric"), study.outcome: ("outcome", "numeric")}
+        for i, c in enumerate(study.covariates):
+            roles.setdefault(c, (f"covariates[{i}]", "any" if c in study.categorical else "numeric"))
+        for i, z in enumerate(study.design.instruments):
+            roles.setdefault(z, (f"design.instruments[{i}]", "numeric"))
+        if study.design.cluster:
+            roles.setdefault(study.design.cluster, ("design.cluster", "any"))
+        require_columns(table, roles)
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification",
+                spec: "LoadedSpec") -> IvData:
+        d = study.design
+        cluster = (d.cluster,) if d.cluster else ()
+        arrays = study_arrays(table, study.treatment, study.outcome, list(study.covariates), list(study.categorical),
+                              extra=(*d.instruments, *cluster), extra_text=cluster,
+                              extra_role=("instruments", "instrument or cluster"))
+        cols = arrays.cols
+        n = arrays.t.size
+        Zi = np.column_stack([np.asarray(cols[z], dtype=np.float64) for z in d.instruments])
+        for j, z in enumerate(d.instruments):
+            if np.ptp(Zi[:, j]) == 0:
+                raise DataError(f"instrument {z!r} is constant ({Zi[0, j]:g}) in the {n} rows used, so it cannot "
+                                "move the treatment; use an instrument that varies", file=table.file,
+                                key=f"design.instruments[{j}]", column=z)
+        exog = np.column_stack([np.ones(n), arrays.X])
+        _require_full_rank(np.column_stack([exog, Zi]), ["(intercept)", *arrays.names, *d.instruments], table.file)
+        codes, G = None, 0
+        if d.cluster:
+            codes = np.unique(np.asarray(cols[d.cluster]).astype(str), return_inverse=True)[1].reshape(-1)
+            G = int(codes.max()) + 1
+            if G < 2:
+                raise DataError(f"cluster column {d.cluster!r} has a single value: clustered standard errors need "
+                                "at least 2 clusters", file=table.file, key="design.cluster", column=d.cluster)
+        return IvData(y=np.asarray(cols[study.outcome], dtype=np.float64), x=arrays.t, exog=exog, instruments=Zi,
+                      exog_names=("(intercept)", *arrays.names), instrument_names=tuple(d.instruments),
+                      clusters=codes, n_clusters=G, cov_type=d.covariance(), debiased=d.options.debiased,
+                      liml=d.estimator == "liml", rows=table.rows, missing=arrays.missing or MissingRows({}),
+                      file=table.file)
+
+    def fit(self, prepared: IvData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
+        from causalcli.designs.iv.estimator import anderson_rubin_set, first_stage, sargan
+        from causalcli.inference.distributions import chi2_sf
+
+        d = prepared
+        opts = study.design.options
+        cov = _covariance(d)
+        fit, Z = _fit(d, cov)
+        value, se = float(fit.params[-1]), float(np.sqrt(fit.cov[-1, -1]))
+        inference = f"iv_{d.cov_type}"
+        estimate = (t_estimate(value, se, fit.df_resid, study.conf_level, inference) if d.debiased
+                    else normal_estimate(value, se, study.conf_level, inference))
+        fs = first_stage(d.x, d.exog, d.instruments, cov)
+        q = d.instruments.shape[1]
+        from scipy.stats import chi2
+
+        critical = float(chi2.ppf(study.conf_level, q))
+        lower, upper, shape = anderson_rubin_set(d.y, d.x, d.exog, d.instruments, cov, critical)
+        weak = fs.effective_f < opts.weak_instrument_f
+        checks = [Check("weak_instrument", not weak,
+                        f"effective first-stage F {fs.effective_f:.2f} (Montiel Olea-Pflueger; {d.cov_type} "
+                        f"covariance) {'below' if weak else 'at or above'} {opts.weak_instrument_f:g}"
+                        + ("; the 2SLS interval cannot be trusted: use the Anderson-Rubin set in "
+                           "diagnostics.anderson_rubin, which stays valid with weak instruments" if weak else ""))]
+        diagnostics: dict[str, Any] = {
+            "first_stage": {
+                "coefficients": dict(zip(d.instrument_names, map(float, fs.coef))),
+                "std_errors": dict(zip(d.instrument_names, map(float, np.sqrt(np.diag(fs.cov))))),
+                "f": fs.f, "wald_chi2": fs.wald, "df": q, "p_value": chi2_sf(fs.wald, q),
+                "effective_f": fs.effective_f, "partial_r2": fs.partial_r2,
+                "bins": _bins(d, study),
+                "note": f"F = Wald/{q} with the {d.cov_type} covariance (linearmodels' first_stage f.stat is the "
+                        "Wald chi-square with a robust or clustered covariance, this F with the unadjusted one); "
+                        "the effective F equals F with one instrument",
+            },
+            "anderson_rubin": {"lower": _finite(lower), "upper": _finite(upper), "shape": shape,
+                               "conf_level": study.conf_level,
+                               "note": "weak-instrument-robust set {b: AR(b) <= chi2(q) quantile}; shape: interval, "
+                                       "unbounded (the whole line), outside (the complement of (lower, upper)), "
+                                       "empty"},
+            "coefficients": dict(zip((*d.exog_names, study.treatment), map(float, fit.params))),
+            "kappa": fit.kappa,
+            "covariance": {"type": d.cov_type, "debiased": d.debiased,
+                           **({"clusters": d.n_clusters} if d.clusters is not None else {})},
+        }
+        warnings = list(d.missing.warnings)
+        if shape != "interval":
+            warnings.append(f"the Anderson-Rubin confidence set is {shape}: the instruments are too weak to "
+                            "bound the effect")
+        if q > 1:
+            stat, df = sargan(fit, Z)
+            p = chi2_sf(stat, df)
+            diagnostics["overidentification"] = {"sargan": stat, "df": df, "p_value": p,
+                                                 "note": "Sargan's n R^2 (valid under homoskedasticity)"}
+            checks.append(Check("overidentification", p >= study.thresholds.alpha,
+                                f"Sargan statistic {stat:.3f} on {df} df, p = {p:.4f}: "
+                                + ("the instruments disagree about the effect (one of them may violate the "
+                                   "exclusion restriction)" if p < study.thresholds.alpha else
+                                   "no evidence that the instruments disagree")))
+        n = {"rows": d.rows, **d.missing.n, "used": int(d.y.size)}
+        return Fit(study.design.estimator, "late", estimate, n, diagnostics=diagnostics, checks=checks,
+                   warnings=warnings)
+
+    # ---------------------------------------------------------------- refuters
+    def units(self, prepared: IvData) -> int:
+        return int(prepared.y.size)
+
+    def point(self, prepared: IvData, *, treatment=None, extra_covariate=None, rows=None) -> float:
+        d = prepared
+        if treatment is not None:
+            raise self.refuters_not_built("point")
+        if extra_covariate is not None:
+            d = replace(d, exog=np.column_stack([d.exog, extra_covariate]))
+        if rows is not None:
+            clusters = d.clusters[rows] if d.clusters is not None else None
+            d = replace(d, y=d.y[rows], x=d.x[rows], exog=d.exog[rows], instruments=d.instruments[rows],
+                        clusters=clusters)
+        fit, _ = _fit(d, _covariance(d, None) if rows is None or d.clusters is None else _covariance(d))
+        return float(fit.params[-1])
+
+
+BINS = 20  # the first-stage plot's bins of the first instrument (fewer when it takes fewer values)
+
+
+def _bins(d: IvData, study: "Study") -> list[dict[str, Any]]:
+    """Means of the instrument, treatment and outcome by bins of the first instrument (its values when it takes
+    at most BINS of them, else equal-count bins): the data of the first-stage plot."""
+    z = d.instruments[:, 0]
+    values = np.unique(z)
+    if values.size <= BINS:
+        codes = np.searchsorted(values, z)
+    else:
+        edges = np.quantile(z, np.linspace(0, 1, BINS + 1)[1:-1])
+        codes = np.searchsorted(edges, z, side="right")
+    count = np.bincount(codes)
+    keep = count > 0
+
+    def mean(a: np.ndarray) -> list[float]:
+        return (np.bincount(codes, weights=a)[keep] / count[keep]).tolist()
+
+    names = {"instrument_name": d.instrument_names[0], "treatment_name": study.treatment,
+             "outcome_name": study.outcome}
+    return [{"instrument": a, "treatment": b, "outcome": c, "n": int(k), **names}
+            for a, b, c, k in zip(mean(z), mean(d.x), mean(d.y), count[keep])]
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def _require_full_rank(M: np.ndarray, names: list[str], file: str) -> None:
+    """A covariate or instrument that is a linear combination of the others: exit 3, naming it."""
+    rank = np.linalg.matrix_rank(M)
+    if rank == M.shape[1]:
+        return
+    for j in range(1, M.shape[1]):
+        if np.linalg.matrix_rank(M[:, :j + 1]) <= j:
+            raise DataError(f"{names[j]!r} is a linear combination of the constant and the columns before it "
+                            f"({', '.join(names[:j])}): perfectly collinear; drop it", file=file, column=names[j])

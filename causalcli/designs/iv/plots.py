@@ -1,0 +1,32 @@
+"""IV plots: the first stage and the reduced form, binned by the first instrument."""
+
+from __future__ import annotations
+
+from typing import Callable, TYPE_CHECKING
+
+from causalcli.charts import figure as _figure, png as _png
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
+
+
+def first_stage(result: Result) -> bytes | None:
+    """Mean treatment (first stage) and mean outcome (reduced form) by bins of the first instrument; their slopes'
+    ratio is the Wald estimate."""
+    bins = (result.diagnostics.get("first_stage") or {}).get("bins")
+    if not bins:
+        return None
+    plt = _figure()
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=110)
+    z = [b["instrument"] for b in bins]
+    for ax, key, what in ((axes[0], "treatment", "first stage"), (axes[1], "outcome", "reduced form")):
+        ax.plot(z, [b[key] for b in bins], "o-", color="#1f4e79")
+        ax.set_xlabel(f"{bins[0]['instrument_name']} (binned mean)")
+        ax.set_ylabel(f"mean {bins[0][key + '_name']}")
+        ax.set_title(what)
+    fs = result.diagnostics["first_stage"]
+    fig.suptitle(f"{result.study}: effective F {fs['effective_f']:.1f}", fontsize=10)
+    return _png(fig, plt)
+
+
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"first_stage": first_stage}
