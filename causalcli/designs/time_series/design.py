@@ -53,6 +53,11 @@ class TimeSeriesData:
     aggregate: str | None
     params: np.ndarray | None = None
 
+# study keys a single series has no use for, and what to write instead
+NOT_TAKEN = (("treatment", "design.intervention says when the series is treated"),
+             ("covariates", "list control series under design.controls"),
+             ("segments", "one series has no segments"), ("categorical", "controls are numeric"))
+
 
 class TimeSeriesDesign(Design):
     name = "time_series"
@@ -69,14 +74,13 @@ class TimeSeriesDesign(Design):
     # ------------------------------------------------------------ spec
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
-        file = spec.source.display
         require(study, spec, "outcome")
         self.estimand(study, spec)
-        for key, hint in (("treatment", "design.intervention says when the series is treated"),
-                          ("covariates", "list control series under design.controls"),
-                          ("segments", "one series has no segments"), ("categorical", "controls are numeric")):
-            if getattr(study, key) not in (None, [], ""):
-                raise SpecError(f"time_series takes no '{key}' ({hint}); remove it", file=file, key=key)
+        file = spec.source.display
+        given = [(key, hint) for key, hint in NOT_TAKEN if getattr(study, key) not in (None, [], "")]
+        if given:
+            key, hint = given[0]
+            raise SpecError(f"time_series takes no '{key}' ({hint}); remove it", file=file, key=key)
         if study.refute:
             from causalcli.spec.models import refuter_name
 
