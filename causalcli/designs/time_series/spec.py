@@ -18,7 +18,7 @@ class TimeSeriesOptions(Strict):
         "local level only; with autocorrelated noise the local level alone under-covers).")
     draws: int = Field(
         1000, ge=100, le=100000, description="structural: simulated post-period paths (parameter draws from the "
-        "MLE's asymptotic normal x simulation-smoother paths), seeded by the study's seed.")
+        "MLE's asymptotic normal, each filtered and simulated forward), seeded by the study's seed.")
     parameter_draws: int = Field(
         50, ge=10, le=10000, description="structural: how many parameter vectors the draws are spread over "
         "(each filtered once; draws / parameter_draws paths each).")
