@@ -217,3 +217,25 @@ def test_causalimpact_vignette_data_from_r():
     seg = causalcli.estimate({**base, "design": {**base["design"], "estimator": "segmented"}}, data=data,
                              refute=False)
     assert abs(seg.estimate.value - 10) < 4 * seg.estimate.std_error
+
+
+def test_ljung_box_equals_statsmodels():
+    from statsmodels.stats.diagnostic import acorr_ljungbox
+
+    from causalcli.designs.time_series.checks import ljung_box
+
+    e = simulate(T=200, season=False)[0] - 20
+    q, p = ljung_box(e, 10)
+    ref = acorr_ljungbox(e, lags=[10])
+    assert np.isclose(q, ref["lb_stat"].iloc[0], rtol=1e-12) and np.isclose(p, ref["lb_pvalue"].iloc[0], rtol=1e-9)
+
+
+def test_controls_check_flags_a_control_the_intervention_reached():
+    y, X = simulate()
+    X = X.copy()
+    X[240:, 1] += 3.0  # the campaign spilled over into the second control
+    r = causalcli.estimate(spec(), data=frame(y, X), refute=False)
+    check = next(c for c in r.checks if c.name == "controls")
+    assert check.passed is False and "c1" in check.detail and "c0" not in check.detail.split("(")[0]
+    clean = causalcli.estimate(spec(), data=frame(*simulate()), refute=False)
+    assert next(c for c in clean.checks if c.name == "controls").passed is True
