@@ -265,7 +265,33 @@ def build_experiment(data: DataProfile, spec: dict, d: dict, st: Starter, treatm
     st.notes.append("add design.expected_split with the planned allocation for the sample-ratio check")
 
 
-BUILDERS = {"did": build_did, "synthetic_control": build_synthetic_control, "experiment": build_experiment}
+# column names that suggest an instrument: a randomised assignment, invitation, offer or eligibility
+INSTRUMENT_WORDS = ("assign", "instrument", "invit", "offer", "eligib", "lottery", "encourag", "nudge")
+
+
+def build_iv(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    """The covariates as for a cross-section, and design.instruments: a column named like a randomised
+    assignment (taken out of the covariates), else TODO."""
+    build_cross_section(data, spec, d, st, treatment, outcome)
+    del d["estimand"]  # one estimand (late); the design's default
+    covariates = spec.get("covariates") or []
+    named = [c for c in data.types if c not in (treatment, outcome) and any(w in norm(c) for w in INSTRUMENT_WORDS)]
+    if named:
+        d["instruments"] = named[:1]
+        st.guessed.append(f"design.instruments: [{named[0]}] (named like an assignment or offer)")
+    else:
+        d["instruments"] = [TODO]
+        binary = [c for c in covariates if data.distinct[c] == 2]
+        st.notes.append("set design.instruments: the column(s) that move the treatment and reach the outcome only "
+                        "through it, e.g. the randomised assignment when uptake is partial"
+                        + (f" (two-valued columns here: {', '.join(binary[:8])})" if binary else "")
+                        + "; remove them from covariates")
+    spec["covariates"] = [c for c in covariates if c not in d["instruments"]]
+    spec["categorical"] = [c for c in spec.get("categorical") or [] if c not in d["instruments"]]
+
+
+BUILDERS = {"did": build_did, "synthetic_control": build_synthetic_control, "experiment": build_experiment,
+            "iv": build_iv}
 
 
 def build_design(design: str, data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None,
