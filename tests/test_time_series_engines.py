@@ -34,16 +34,19 @@ def test_event_level_series_aggregated_in_the_engine(period, aggregate, spark, p
     register_spark("orders", arrow)
     design = {"method": "time_series", "time": "stamp", "intervention": "2024-04-10", "controls": ["visits"],
               "estimator": "segmented", "aggregate": aggregate, "period": period}
-    results = []
-    for name, data in [("file", {"path": str(path)}),
-                       ("pg", {"backend": "postgres", "table": "orders", "connection_env": ENV}),
-                       ("spark", {"backend": "spark", "table": "orders"})]:
+    sources = {"file": {"path": str(path)},
+               "pg": {"backend": "postgres", "table": "orders", "connection_env": ENV},
+               "spark": {"backend": "spark", "table": "orders"}}
+
+    def run(name: str) -> dict:
         spec = tmp_path / f"{name}.yaml"
         spec.write_text(yaml.safe_dump({"version": 1, "name": "orders", "outcome": "amount", "design": design,
-                                        "data": {**data, "timezone": "Asia/Jakarta"}}))
+                                        "data": {**sources[name], "timezone": "Asia/Jakarta"}}))
         code, got, err = estimate(runner, spec)
         assert code in (0, 1), (name, err)
-        results.append(got)
+        return got
+
+    results = [run(name) for name in sources]
     assert results[0]["diagnostics"]["series"]["period"] == period
     assert results[1]["provenance"]["fetched_rows"] <= results[0]["n"]["periods"] + 5  # periods, not orders
     for other in results[1:]:
