@@ -191,3 +191,14 @@ def test_weights_are_a_spec_error(runner, tmp_path, write_spec):
     df.to_csv(tmp_path / "p.csv", index=False)
     res = invoke(runner, ["estimate", str(write_spec(spec("p.csv", "imputation", weights="w")))])
     assert res.exit_code == 2 and "weights" in res.stderr
+
+
+def test_few_clusters_are_warned_about(tmp_path):
+    df = staggered_panel(200, periods=6, covariate=False)
+    df["state"] = df.unit % 10
+    df.to_csv(tmp_path / "p.csv", index=False)
+    s = spec(tmp_path / "p.csv", "imputation")
+    s["design"]["cluster"] = "state"
+    res = run_study(s)
+    assert any("10 clusters" in w and "too small" in w for w in res.warnings)
+    assert not any("clusters" in w for w in run_study(mpdta_spec("imputation")).warnings)

@@ -33,13 +33,31 @@ def check_staggered_spec(study: "Study", file: str) -> None:
 
 
 def fit_staggered(p: "PanelData", study: "Study", seed: int) -> "Fit":
+    from dataclasses import replace
+
     if p.estimator == "imputation":
         from causalcli.designs.did.imputation import fit_imputation
 
-        return fit_imputation(p, study, seed)
-    from causalcli.designs.did.sun_abraham import fit_sun_abraham
+        fit = fit_imputation(p, study, seed)
+    else:
+        from causalcli.designs.did.sun_abraham import fit_sun_abraham
 
-    return fit_sun_abraham(p, study, seed)
+        fit = fit_sun_abraham(p, study, seed)
+    few = few_clusters_warning(p)
+    return replace(fit, warnings=[*fit.warnings, few]) if few else fit
+
+
+def few_clusters_warning(p: "PanelData") -> str | None:
+    """These estimators have analytic cluster-robust SEs only: with few (treated) clusters they say so."""
+    from causalcli.designs.did.clusters import MIN_CLUSTERS, MIN_TREATED_CLUSTERS, cluster_counts
+
+    treated, untreated = cluster_counts(p)
+    if p.n_clusters >= MIN_CLUSTERS and min(treated, untreated) >= MIN_TREATED_CLUSTERS:
+        return None
+    return (f"{p.n_clusters} clusters ({treated} treated, {untreated} not): the analytic cluster-robust standard "
+            f"errors of estimator: {p.estimator} tend to be too small below about {MIN_CLUSTERS} clusters or "
+            f"{MIN_TREATED_CLUSTERS} treated ones, and no few-cluster correction is built for it yet; "
+            "twfe and callaway_santanna have one")
 
 
 def point_staggered(p: "PanelData", g: np.ndarray) -> float:
