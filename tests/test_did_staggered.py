@@ -89,6 +89,8 @@ def test_mpdta_equals_diff_diff(estimator):
     res = run_study(mpdta_spec(estimator))
     assert_same(res, *peer(estimator, pd.read_csv(MPDTA), "lemp", "countyreal", "year", "first.treat"))
     assert res.estimator == estimator and res.estimate.inference.startswith(estimator)
+    assert res.estimate.inference.endswith("_overall_att")  # the headline names diff-diff's aggregation
+    assert all(e.inference == res.estimate.inference.removesuffix("_overall_att") for e in res.effects)
 
 
 @pytest.mark.peer

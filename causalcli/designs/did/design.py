@@ -56,7 +56,8 @@ class DidDesign(Design):
     estimands = ("att",)
     inference = ("crv1_fixest", "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher",
                  "randomization_inference_units", "cs_analytic", "cs_multiplier_bootstrap",
-                 "imputation_conservative_clustered", "sun_abraham_crv1", "none")
+                 "imputation_conservative_clustered", "imputation_conservative_clustered_overall_att",
+                 "sun_abraham_crv1", "sun_abraham_crv1_overall_att", "none")
     reference = ("Callaway and Sant'Anna (2021); semantics of R did::att_gt/aggte; TWFE as fixest/pyfixest feols "
                  "with CRV1")
 

@@ -217,7 +217,8 @@ def fit_imputation(p: "PanelData", study: "Study", seed: int) -> "Fit":
     values = np.where(ok, imp.tau, 0.0) @ W
     ses = standard_errors(p, imp, W)
     conf = study.conf_level
-    estimate = normal_estimate(float(values[0]), float(ses[0]), conf, "imputation_conservative_clustered")
+    # the headline names its aggregation: diff-diff's overall_att (every imputable treated row alike)
+    estimate = normal_estimate(float(values[0]), float(ses[0]), conf, "imputation_conservative_clustered_overall_att")
     effects = [normal_estimate(float(v), float(s), conf, "imputation_conservative_clustered", lab)
                for (lab, _), v, s in zip(labels[1:], values[1:], ses[1:])]
     warnings = list(p.warnings)

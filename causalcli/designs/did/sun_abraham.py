@@ -111,7 +111,8 @@ def fit_sun_abraham(p: "PanelData", study: "Study", seed: int) -> "Fit":
     se = float(np.sqrt(max(w_all @ V @ w_all, 0.0)))
     # t on the residual degrees of freedom (rows - unit and period effects - regressors), as diff-diff
     df_resid = int(fit.n - (p.n_units + p.times.size - 1) - fit.coef.size)
-    estimate = t_estimate(float(w_all @ b), se, df_resid, conf, "sun_abraham_crv1")
+    # the headline names its aggregation: diff-diff's overall_att (post event times by their treated rows)
+    estimate = t_estimate(float(w_all @ b), se, df_resid, conf, "sun_abraham_crv1_overall_att")
     effects = [t_estimate(float(v), float(np.sqrt(max(Vbeta[i, i], 0.0))), df_resid, conf, "sun_abraham_crv1",
                           f"event_time={e:g}") for i, (e, v) in enumerate(zip(events, beta))]
     post = np.array(events) >= 0
