@@ -102,6 +102,17 @@ def test_simulated_staggered_panel_with_a_covariate_equals_diff_diff(tmp_path, e
     assert_same(res, *peer(estimator, df, covariates=["x"]))
 
 
+@pytest.mark.peer
+@pytest.mark.parametrize("estimator", ["imputation", "sun_abraham"])
+def test_unbalanced_panel_equals_diff_diff(tmp_path, estimator):
+    df = staggered_panel(400, periods=8, seed=11)
+    df = df.drop(index=np.random.default_rng(0).choice(df.index, size=len(df) // 20, replace=False))
+    df.to_csv(tmp_path / "p.csv", index=False)
+    res = run_study(spec(tmp_path / "p.csv", estimator, covariates=["x"], honest_did=False))
+    assert res.diagnostics["panel"]["balanced"] is False
+    assert_same(res, *peer(estimator, df, covariates=["x"]))
+
+
 @pytest.mark.slow
 @pytest.mark.peer
 @pytest.mark.parametrize("estimator", ["imputation", "sun_abraham"])
