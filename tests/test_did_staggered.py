@@ -215,3 +215,14 @@ def test_few_clusters_are_warned_about(tmp_path):
     res = run_study(s)
     assert any("10 clusters" in w and "too small" in w for w in res.warnings)
     assert not any("clusters" in w for w in run_study(mpdta_spec("imputation")).warnings)
+
+
+@pytest.mark.parametrize("option, value", [("control_group", "not_yet_treated"), ("aggregation", "dynamic"),
+                                           ("bootstrap", "multiplier")])
+def test_callaway_santanna_options_are_a_spec_error(runner, tmp_path, write_spec, option, value):
+    df = staggered_panel(40, periods=6, covariate=False)
+    df.to_csv(tmp_path / "p.csv", index=False)
+    s = spec("p.csv", "sun_abraham")
+    s["design"]["options"][option] = value
+    res = invoke(runner, ["estimate", str(write_spec(s))])
+    assert res.exit_code == 2 and f"design.options.{option}" in res.stderr and value in res.stderr

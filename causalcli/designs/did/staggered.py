@@ -26,6 +26,16 @@ def check_staggered_spec(study: "Study", file: str) -> None:
     if study.weights:
         raise SpecError(f"weights are not built yet for estimator: {d.estimator}; remove 'weights' or use "
                         "estimator: callaway_santanna", file=file, key="weights")
+    o = d.options
+    if o.control_group != "never_treated":
+        why = ("imputation fits its model on every untreated row, never and not-yet treated alike, by construction"
+               if d.estimator == "imputation" else "Sun and Abraham's controls are the never-treated units")
+        raise SpecError(f"control_group: {o.control_group} does not apply to estimator: {d.estimator} ({why}); "
+                        "remove design.options.control_group", file=file, key="design.options.control_group")
+    if o.aggregation != "simple":
+        raise SpecError(f"aggregation: {o.aggregation} is a Callaway-Sant'Anna option; estimator: {d.estimator} "
+                        "reports the overall effect as its estimate and the event-time effects in effects",
+                        file=file, key="design.options.aggregation")
     if d.options.bootstrap != "none":
         raise SpecError(f"bootstrap: {d.options.bootstrap} does not apply to estimator: {d.estimator} (analytic "
                         "standard errors only); remove design.options.bootstrap", file=file,
