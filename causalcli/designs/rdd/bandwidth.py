@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from causalcli.designs.rdd.local_poly import PILOT_CONSTANT, Side, distinct, inverse, meat, powers, residuals
+from causalcli.designs.rdd.local_poly import (PILOT_CONSTANT, Side, distinct, fuzzy_gradient, inverse, meat, powers,
+                                              residuals)
 
 SELECTORS = ("mserd", "msetwo", "cerrd", "certwo")
 _EDGE = 1 + math.sqrt(np.finfo(np.float64).eps)
@@ -53,7 +54,7 @@ class _SidePilot:
         s = np.ones(1)
         if self.fuzzy:
             tau_y, tau_t = math.factorial(nu) * beta[nu, 0], math.factorial(nu) * beta[nu, 1]
-            s = np.array([1 / tau_t, -tau_y / tau_t ** 2])
+            s = fuzzy_gradient(tau_y, tau_t)
         clusters = self._clusters(part)
         res = residuals(x, D, None if clusters is None else R @ beta, self.matches)
         V = (invG @ meat(RW, res @ s, clusters, o + 1) @ invG)[nu, nu]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from causalcli.designs.rdd.local_poly import Side, distinct, inverse, meat, powers, residuals
+from causalcli.designs.rdd.local_poly import Side, distinct, fuzzy_gradient, inverse, meat, powers, residuals
 
 
 class TooFewValues(ValueError):
@@ -110,8 +110,8 @@ def estimate(left: Side, right: Side, h_l: float, h_r: float, b_l: float, b_r: f
     fuzzy = left.D.shape[1] > 1
     if fuzzy:
         tau_y, tau_t = float(jump_p[0]), float(jump_p[1])
+        s = fuzzy_gradient(tau_y, tau_t)
         conventional = tau_y / tau_t
-        s = np.array([1 / tau_t, -tau_y / tau_t ** 2])  # the ratio's gradient
         bias_corrected = conventional - float(s @ (jump_p - jump_bc))
     else:
         s = np.ones(1)

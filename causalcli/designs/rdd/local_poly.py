@@ -19,6 +19,17 @@ PILOT_CONSTANT = {"triangular": 2.576, "uniform": 1.843, "epanechnikov": 2.34}
 _TIE_TOLERANCE = float(np.sqrt(np.finfo(np.float64).eps))
 
 
+class NoJump(ValueError):
+    """The take-up's fitted jump at the cutoff is exactly zero: the fuzzy ratio is not defined."""
+
+
+def fuzzy_gradient(tau_y: float, tau_t: float) -> np.ndarray:
+    """The gradient of tau_y / tau_t in (tau_y, tau_t): the linearisation of the fuzzy ratio."""
+    if tau_t == 0:
+        raise NoJump()
+    return np.array([1 / tau_t, -tau_y / tau_t ** 2])
+
+
 def kernel_weights(x: np.ndarray, h: float, kernel: str) -> np.ndarray:
     """K(x/h)/h for x centred at the cutoff."""
     u = np.abs(x) / h
