@@ -34,6 +34,16 @@ class _SidePilot:
     fuzzy: bool
     pilot: float
     fits: dict[tuple[int, int], tuple[float, float, np.ndarray]] = field(default_factory=dict)
+    nn: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # by window: the same rows, the same residuals
+
+    def _residuals(self, part: slice, R: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        x, D = self.side.x[part], self.side.D[part]
+        if self.side.clusters is not None:
+            return residuals(x, D, R @ beta, self.matches)
+        key = (part.start, part.stop)
+        if key not in self.nn:
+            self.nn[key] = residuals(x, D, None, self.matches)
+        return self.nn[key]
 
     def _variance_fit(self, o: int, nu: int) -> tuple[float, float, np.ndarray]:
         """Var of the nu-th derivative of an order-o fit at the pilot bandwidth, its bias constant, and the
@@ -55,9 +65,8 @@ class _SidePilot:
         if self.fuzzy:
             tau_y, tau_t = math.factorial(nu) * beta[nu, 0], math.factorial(nu) * beta[nu, 1]
             s = fuzzy_gradient(tau_y, tau_t)
-        clusters = self._clusters(part)
-        res = residuals(x, D, None if clusters is None else R @ beta, self.matches)
-        V = (invG @ meat(RW, res @ s, clusters, o + 1) @ invG)[nu, nu]
+        res = self._residuals(part, R, beta)
+        V = (invG @ meat(RW, res @ s, self._clusters(part), o + 1) @ invG)[nu, nu]
         bias_constant = (h ** nu) * (invG @ (RW.T @ (x / h) ** (o + 1)))[nu]
         self.fits[key] = (float(V), float(bias_constant), s)
         return self.fits[key]
@@ -84,9 +93,8 @@ class _SidePilot:
         beta = invG @ (RW.T @ D)
         regularisation = 0.0
         if scale > 0:
-            clusters = self._clusters(part)
-            res = residuals(x, D, None if clusters is None else R @ beta, self.matches)
-            V_B = (invG @ meat(RW, res @ s, clusters, o_bias + 1) @ invG)[-1, -1]
+            res = self._residuals(part, R, beta)
+            V_B = (invG @ meat(RW, res @ s, self._clusters(part), o_bias + 1) @ invG)[-1, -1]
             regularisation = 3 * bias_constant ** 2 * V_B
         B = math.sqrt(2 * (o + 1 - nu)) * bias_constant * float(s @ beta[-1, :])
         V = (2 * nu + 1) * self.pilot ** (2 * nu + 1) * V_V
@@ -141,8 +149,8 @@ def select(left: Side, right: Side, *, p: int, q: int, kernel: str, selector: st
     pilot = min(pilot, max(max_l, max_r))
     min_l = min_r = 0.0
     if mass:  # at least 10 distinct values of x on each side within the pilot windows
-        min_l = abs(float(np.unique(sl.x)[::-1][min(MASS_POINT_MINIMUM, distinct_l) - 1])) * _EDGE
-        min_r = abs(float(np.unique(sr.x)[min(MASS_POINT_MINIMUM, distinct_r) - 1])) * _EDGE
+        min_l = abs(float(_values(sl.x)[::-1][min(MASS_POINT_MINIMUM, distinct_l) - 1])) * _EDGE
+        min_r = abs(float(_values(sr.x)[min(MASS_POINT_MINIMUM, distinct_r) - 1])) * _EDGE
         pilot = max(pilot, min_l, min_r)
     L = _SidePilot(sl, kernel, matches, fuzzy, pilot)
     Rt = _SidePilot(sr, kernel, matches, fuzzy, pilot)
@@ -167,6 +175,11 @@ def select(left: Side, right: Side, *, p: int, q: int, kernel: str, selector: st
         size = n_clusters if n_clusters is not None else N
         scale = size ** (-(p / ((3 + p) * (3 + 2 * p))))
     return Bandwidths(x_sd * h_l * scale, x_sd * h_r * scale, x_sd * b_l, x_sd * b_r, selector)
+
+
+def _values(x_sorted: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array, ascending."""
+    return x_sorted[np.r_[True, x_sorted[1:] != x_sorted[:-1]]]
 
 
 def _combined(c_l: tuple[float, float, float, float], c_r: tuple[float, float, float, float]) -> float:

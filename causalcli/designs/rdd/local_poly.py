@@ -50,13 +50,19 @@ class Side:
     clusters: np.ndarray | None = None  # integer codes
 
     def window(self, h: float, kernel: str) -> tuple[slice, np.ndarray]:
-        """The contiguous rows with a positive kernel weight at bandwidth h, and their weights."""
-        w = kernel_weights(self.x, h, kernel)
+        """The contiguous rows with a positive kernel weight at bandwidth h, and their weights.
+
+        x is sorted, so |x| <= h is a slice found by bisection; the weights are computed on a slightly wider
+        slice and trimmed to the positive ones, so the rows are exactly those K(x/h) > 0 selects."""
+        wide = h * (1 + 1e-9)
+        start = int(np.searchsorted(self.x, -wide, side="left"))
+        stop = int(np.searchsorted(self.x, wide, side="right"))
+        w = kernel_weights(self.x[start:stop], h, kernel)
         rows = np.flatnonzero(w > 0)
         if rows.size == 0:
             return slice(0, 0), w[:0]
-        part = slice(int(rows[0]), int(rows[-1]) + 1)
-        return part, w[part]
+        part = slice(start + int(rows[0]), start + int(rows[-1]) + 1)
+        return part, w[rows[0]:rows[-1] + 1]
 
 
 def distinct(x: np.ndarray) -> int:

@@ -27,9 +27,10 @@ def binned_means(x: np.ndarray, y: np.ndarray, cutoff: float) -> list[dict[str, 
         codes = np.clip(np.searchsorted(edges, xs, side="right") - 1, 0, BINS_PER_SIDE - 1)
         count = np.bincount(codes, minlength=BINS_PER_SIDE)
         sums = np.bincount(codes, weights=ys, minlength=BINS_PER_SIDE)
+        running = np.bincount(codes, weights=xs, minlength=BINS_PER_SIDE)
         for j in np.flatnonzero(count):
             out.append({"side": side, "lower": float(edges[j]), "upper": float(edges[j + 1]),
-                        "running": float(np.bincount(codes, weights=xs, minlength=BINS_PER_SIDE)[j] / count[j]),
+                        "running": float(running[j] / count[j]),
                         "outcome": float(sums[j] / count[j]), "n": int(count[j])})
     return out
 
