@@ -127,13 +127,17 @@ def test_fuzzy_and_clustered_equal_rdrobust(runner, tmp_path, simulated, cluster
 
 
 @pytest.mark.peer
-def test_sharp_clustered_equals_rdrobust(runner, tmp_path, simulated):
+@pytest.mark.parametrize("bandwidth", ["cerrd", 0.3])  # a number: h = b, rdrobust's other clustered variance
+def test_sharp_clustered_equals_rdrobust(runner, tmp_path, simulated, bandwidth):
     d, path = simulated
     code, out, err = run(runner, write_spec(tmp_path, path, {"running": "score", "cutoff": 0.2, "cluster": "cluster",
-                                                             "options": {"bandwidth": "cerrd"}}))
+                                                             "options": {"bandwidth": bandwidth}}))
     assert code in (0, 1), err
-    assert_equal_to_rdrobust(out, rdrobust_fit(d, "y", "score", 0.2, cluster=d["cluster"].to_numpy(),
-                                               bwselect="cerrd"))
+    kw = {"h": bandwidth} if isinstance(bandwidth, float) else {"bwselect": bandwidth}
+    r = rdrobust_fit(d, "y", "score", 0.2, cluster=d["cluster"].to_numpy(), **kw)
+    if isinstance(bandwidth, float):
+        assert out["diagnostics"]["bandwidth"]["selector"] == "manual"
+    assert_equal_to_rdrobust(out, r)
 
 
 def test_checks_pass_on_a_clean_design_and_fail_on_a_jumping_covariate(runner, tmp_path, simulated):
