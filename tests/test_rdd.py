@@ -146,7 +146,8 @@ def test_checks_pass_on_a_clean_design_and_fail_on_a_jumping_covariate(runner, t
                                             covariates=["age"]))
     assert code == 0, err
     checks = {c["name"]: c["passed"] for c in out["checks"]}
-    assert checks == {"bandwidth_sensitivity": True, "covariate_balance": True, "placebo_cutoffs": True}
+    assert checks == {"bandwidth_sensitivity": True, "covariate_balance": True, "placebo_cutoffs": True,
+                      "manipulation": True}
     assert [e["label"].split(" (")[0] for e in out["effects"]] == [f"bandwidth {m}x" for m in
                                                                     ("0.5", "0.75", "1", "1.5", "2")]
     assert out["effects"][2]["value"] == out["estimate"]["value"]
@@ -187,3 +188,39 @@ def test_treatment_and_fuzzy_must_agree(runner, tmp_path, simulated):
     code, out, _ = run(runner, write_spec(tmp_path, path, {"running": "score", "cutoff": 0.2, "fuzzy": "take"},
                                           treatment="age"))
     assert code == 2 and out["error"]["key"] == "design.fuzzy"
+
+
+def rddensity_fit(x: np.ndarray, c: float):
+    from rddensity import rddensity
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return rddensity(x, c=c)
+
+
+@pytest.mark.peer
+def test_density_test_equals_rddensity(runner, tmp_path, senate):
+    d, path = senate
+    code, out, err = run(runner, write_spec(tmp_path, path, {"running": "margin", "cutoff": 0}, outcome="vote"))
+    assert code in (0, 1), err
+    r = rddensity_fit(d.dropna(subset=["vote", "margin"]).margin.to_numpy(), 0.0)  # the rows the study uses
+    ours = out["diagnostics"]["density"]
+    np.testing.assert_allclose([ours["h_left"], ours["h_right"]], r.h.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose([ours["f_left"], ours["f_right"]], [r.hat["left"], r.hat["right"]], rtol=1e-6)
+    np.testing.assert_allclose([ours["statistic"], ours["p_value"]], [r.test["t_jk"], r.test["p_jk"]], rtol=1e-6)
+    assert next(c for c in out["checks"] if c["name"] == "manipulation")["passed"] is True
+
+
+@pytest.mark.peer
+def test_manipulation_fails_when_units_bunch_above_the_cutoff(runner, tmp_path):
+    rng = np.random.default_rng(4)
+    x = np.r_[rng.uniform(-1, 1, 1500), rng.uniform(0, 0.1, 150)]  # some units push themselves just above 0
+    d = pd.DataFrame({"score": np.round(x, 3), "y": 1 + x + rng.normal(0, 1, x.size)})
+    path = tmp_path / "bunch.csv"
+    d.to_csv(path, index=False)
+    code, out, err = run(runner, write_spec(tmp_path, path, {"running": "score", "cutoff": 0}))
+    assert code == 1, err
+    check = next(c for c in out["checks"] if c["name"] == "manipulation")
+    assert check["passed"] is False and "jumps" in check["detail"]
+    r = rddensity_fit(d.score.to_numpy(), 0.0)  # ties (3 decimals): rddensity's mass-point jackknife
+    np.testing.assert_allclose(out["diagnostics"]["density"]["statistic"], r.test["t_jk"], rtol=1e-6)

@@ -4,6 +4,8 @@
   ``effects``; fails when the headline estimate lies outside one of their robust intervals.
 - ``covariate_balance``: each covariate as the outcome of the same RD (its own bandwidths), as Cattaneo, Idrobo
   and Titiunik (2020, section 5.1) recommend; fails when one jumps (robust p below alpha / covariates).
+- ``manipulation``: the density test of Cattaneo, Jansson and Ma (2020) (``density.py``); fails when the running
+  variable's density jumps at the cutoff (p below alpha).
 - ``placebo_cutoffs``: the outcome's RD at cutoffs where nothing happens, each fitted on the rows of its own side
   of the real cutoff only (so the real jump cannot leak in); fails when one jumps (p below alpha / cutoffs).
 """
@@ -115,5 +117,22 @@ def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study") -> tuple
 
 
 def density(d: "RddData", alpha: float) -> tuple[Check | None, dict[str, Any]]:
-    """The manipulation test (Cattaneo, Jansson and Ma 2020): not built yet."""
-    return None, {}
+    """The manipulation test (Cattaneo, Jansson and Ma 2020), as rddensity computes it with its defaults."""
+    from causalcli.designs.rdd.density import density_test
+
+    try:
+        t = density_test(d.x, d.cutoff)
+    except (ValueError, ZeroDivisionError, np.linalg.LinAlgError) as e:
+        return Check("manipulation", None, f"the density test could not be computed ({e})"), {}
+    if not np.isfinite(t.p_value):
+        return Check("manipulation", None, "the density test's jackknife variance is not positive"), {}
+    jumps = t.p_value < alpha
+    detail = (f"the running variable's density jumps at the cutoff ({t.f_left:.4g} below, {t.f_right:.4g} above; "
+              f"p = {t.p_value:.4f}): units may sort themselves around the cutoff" if jumps else
+              f"no jump in the running variable's density at the cutoff ({t.f_left:.4g} below, {t.f_right:.4g} "
+              f"above; p = {t.p_value:.4f})")
+    info = {"f_left": t.f_left, "f_right": t.f_right, "statistic": t.statistic, "p_value": t.p_value,
+            "h_left": t.h_left, "h_right": t.h_right, "n_left": t.n_left, "n_right": t.n_right,
+            "note": "Cattaneo-Jansson-Ma local polynomial density test (rddensity defaults: p = 2, triangular, "
+                    "jackknife variance, comb bandwidths)"}
+    return Check("manipulation", not jumps, detail), {"density": info}
