@@ -56,15 +56,15 @@ def _fit(X: np.ndarray, Y: np.ndarray, n: int, h_l: float, h_r: float, p: int, s
     """The order-p local fit of the empirical CDF Y on each side (rddensity's unrestricted fit): for (left,
     right, right - left, right + left), the density (the slope at the cutoff), its jackknife variance, and the
     s-th derivative's coefficient."""
-    left = X < 0
-    u = np.where(left, X / h_l, X / h_r)
-    W = np.where(left, (1 + u) / h_l, (1 - u) / h_r)
+    nl = int(np.searchsorted(X, 0.0, side="left"))  # X is sorted: the left rows come first
+    u = np.r_[X[:nl] / h_l, X[nl:] / h_r]
+    W = np.r_[(1 + u[:nl]) / h_l, (1 - u[nl:]) / h_r]
     k = 2 * p + 2
     Xp = np.zeros((X.size, k))
     scale = np.empty(k)
     for power in range(p + 1):
-        Xp[left, 2 * power] = u[left] ** power
-        Xp[~left, 2 * power + 1] = u[~left] ** power
+        Xp[:nl, 2 * power] = u[:nl] ** power
+        Xp[nl:, 2 * power + 1] = u[nl:] ** power
         scale[2 * power], scale[2 * power + 1] = h_l ** power, h_r ** power
     XpW = Xp * W[:, None]
     Sinv = np.linalg.inv(XpW.T @ Xp)
@@ -118,7 +118,7 @@ def density_test(x: np.ndarray, cutoff: float) -> DensityTest:
         Y = np.repeat(Y[last], count)
 
     def window(h_l: float, h_r: float) -> tuple[np.ndarray, np.ndarray]:
-        keep = (X >= -h_l) & (X <= h_r)
+        keep = slice(int(np.searchsorted(X, -h_l, side="left")), int(np.searchsorted(X, h_r, side="right")))
         return X[keep], Y[keep]
 
     Xb, Yb = window(bn, bn)
@@ -147,5 +147,5 @@ def density_test(x: np.ndarray, cutoff: float) -> DensityTest:
     hat, var, _ = _fit(Xq, Yq, n, h_l, h_r, P + 1, 1, ties)
     statistic = float(hat[2] / math.sqrt(var[2]))
     p_value = math.erfc(abs(statistic) / math.sqrt(2))
-    return DensityTest(float(hat[0]), float(hat[1]), statistic, p_value, h_l, h_r, int(np.sum(Xq < 0)),
-                       int(np.sum(Xq >= 0)))
+    below = int(np.searchsorted(Xq, 0.0, side="left"))
+    return DensityTest(float(hat[0]), float(hat[1]), statistic, p_value, h_l, h_r, below, Xq.size - below)

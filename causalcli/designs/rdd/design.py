@@ -101,7 +101,7 @@ class RddDesign(Design[RddData]):
         fuzzy = _fuzzy(study)
         main = [d.running, study.outcome, *([fuzzy] if fuzzy else []), *([d.cluster] if d.cluster else [])]
         text = (d.cluster,) if d.cluster else ()
-        cols, dropped = table.arrays(main, as_text=text)
+        cols, dropped = table.arrays(main, as_text=text, sort_in_query=True)
         roles = [(d.running, "running", "running variable"), (study.outcome, "outcome", "outcome")]
         roles += [(fuzzy, "fuzzy", "take-up")] if fuzzy else []
         roles += [(d.cluster, "cluster", "cluster")] if d.cluster else []
@@ -118,7 +118,7 @@ class RddDesign(Design[RddData]):
             _require_jump(x, D[:, 1], d.cutoff, fuzzy, table.file)
         covariates = {}
         for c in study.covariates:
-            got, _ = table.arrays([d.running, c])
+            got, _ = table.arrays([d.running, c], sort_in_query=True)
             covariates[c] = _sorted(np.asarray(got[d.running], dtype=np.float64), np.asarray(got[c], dtype=np.float64))
         return RddData(x, D, codes, covariates, d.cutoff, d.running, fuzzy, table.rows, missing, table.file,
                        _settings(study))
