@@ -228,3 +228,22 @@ def test_a_shuffled_copy_of_the_file_gives_the_same_json(spec_name, flags, runne
         return out
 
     assert run(copy) == run(root / f"{spec_name}.yaml")
+
+
+def test_value_order_equals_sql_order_by_on_ties_and_text():
+    """Table.arrays' row order (value_order: a sort refined on tied rows only) is SQL's ORDER BY over the
+    columns in turn, here DuckDB's, on data with heavy ties, text (non-ASCII) and negative zero-free floats."""
+    import duckdb
+
+    from causalcli.data.table import value_order
+
+    rng = np.random.default_rng(1)
+    n = 5000
+    a = {"t": rng.integers(0, 2, n).astype(float), "y": rng.integers(0, 3, n).astype(float),
+         "s": np.array(rng.choice(["b", "a", "é", "c"], n), dtype=object), "x": rng.integers(-2, 5, n),
+         "z": rng.normal(size=n).round(1)}
+    order = value_order(a, list(a))
+    frame = pd.DataFrame(a)  # noqa: F841 - read by DuckDB below
+    want = duckdb.connect().execute("SELECT t, y, s, x, z FROM frame ORDER BY t, y, s, x, z").fetchnumpy()
+    for c in a:
+        np.testing.assert_array_equal(a[c][order], want[c])

@@ -146,24 +146,37 @@ ROW_POSITION = "__row_position__"  # arrays(positions=True): where each row stoo
 
 
 def value_order(arrays: dict[str, "np.ndarray"], cols: list[str]) -> "np.ndarray":
-    """The permutation that sorts rows by their values, column by column (ties, rows equal in every column,
-    kept in their order): DuckDB's parallel sort over the fetched arrays, far faster than numpy's lexsort on
-    many columns."""
-    import duckdb
-    import numpy as np
-    import pyarrow as pa
+    """The permutation that sorts rows by their values, column by column, as SQL's ``ORDER BY`` would (ties,
+    rows equal in every column, kept in their order).
 
-    n = len(arrays[cols[0]])
-    data = {f"c{i}": pa.array(np.asarray(arrays[c]) if arrays[c].dtype != object else list(arrays[c]))
-            for i, c in enumerate(cols)}
-    data["p"] = pa.array(np.arange(n, dtype=np.int64))
-    con = duckdb.connect()
-    try:
-        con.register("fetched_rows", pa.table(data))
-        keys = ", ".join(f"c{i}" for i in range(len(cols)))
-        return con.execute(f"SELECT p FROM fetched_rows ORDER BY {keys}, p").fetchnumpy()["p"]
-    finally:
-        con.close()
+    One stable sort on the first column, then each further column sorts only the rows still tied: with a
+    continuous column early (the outcome) that is one sort, where a sort on every column at once costs a
+    pass per column over all rows (a second on a million rows x 12).
+    """
+    import numpy as np
+
+    keys = [np.asarray(arrays[c]) for c in cols]
+    order = np.argsort(keys[0], kind="stable")
+    first = keys[0][order]
+    group = np.concatenate([[0], np.cumsum(first[1:] != first[:-1])])  # run number of each sorted row
+    for key in keys[1:]:
+        size = np.bincount(group)
+        tied = np.flatnonzero(size[group] > 1)  # sorted positions inside runs of two or more
+        if tied.size == 0:
+            break
+        rows = order[tied]
+        values = key[rows]
+        inner = np.lexsort((values, group[tied]))  # by run, then by this column, stable
+        order[tied] = rows[inner]
+        values, runs = values[inner], group[tied][inner]
+        split = np.concatenate([[False], (values[1:] != values[:-1]) | (runs[1:] != runs[:-1])])
+        # new run numbers: the old run's boundaries plus where this column changes within a run
+        renumbered = np.zeros(order.size, dtype=np.int64)
+        boundary = np.concatenate([[False], group[1:] != group[:-1]])
+        boundary[tied] |= split
+        renumbered[:] = np.cumsum(boundary)
+        group = renumbered
+    return order
 
 
 def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool = False, frame: Any = None,
