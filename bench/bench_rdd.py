@@ -40,15 +40,16 @@ def simulate(rows: int, seed: int = 0):
 
 
 def write_case(rows: int) -> tuple[str, str]:
+    """The data file (written once) and its spec, in bench/out."""
     import pyarrow.parquet as pq
 
     OUT.mkdir(parents=True, exist_ok=True)
-    data = OUT / f"rdd_{rows}.parquet"
-    spec = OUT / f"rdd_{rows}.yaml"
+    data, spec = (OUT / f"rdd_{rows}.{ext}" for ext in ("parquet", "yaml"))
     if not data.exists():
         pq.write_table(simulate(rows), data)
-    spec.write_text(f"version: 1\nname: rdd-{rows}\ndata:\n  path: {data.name}\noutcome: y\n"
-                    "design:\n  method: rdd\n  running: score\n  cutoff: 0\n")
+    design = {"method": "rdd", "running": "score", "cutoff": 0}
+    spec.write_text(json.dumps({"version": 1, "name": f"rdd-{rows}", "data": {"path": data.name}, "outcome": "y",
+                                "design": design}))  # JSON is YAML
     return str(data), str(spec)
 
 

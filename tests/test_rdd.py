@@ -224,3 +224,13 @@ def test_manipulation_fails_when_units_bunch_above_the_cutoff(runner, tmp_path):
     assert check["passed"] is False and "jumps" in check["detail"]
     r = rddensity_fit(d.score.to_numpy(), 0.0)  # ties (3 decimals): rddensity's mass-point jackknife
     np.testing.assert_allclose(out["diagnostics"]["density"]["statistic"], r.test["t_jk"], rtol=1e-6)
+
+
+def test_plots_binned_scatter_and_density(runner, tmp_path, simulated):
+    _, path = simulated
+    spec = write_spec(tmp_path, path, {"running": "score", "cutoff": 0.2})
+    res = invoke(runner, ["estimate", spec, "--quiet", "--no-refute", "--plots", str(tmp_path / "plots")])
+    assert res.exit_code in (0, 1), res.stderr
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert pngs == ["rdd-binned_scatter.png", "rdd-density.png"]
+    assert all((tmp_path / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
