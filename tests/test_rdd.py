@@ -234,3 +234,23 @@ def test_plots_binned_scatter_and_density(runner, tmp_path, simulated):
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert pngs == ["rdd-binned_scatter.png", "rdd-density.png"]
     assert all((tmp_path / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+@pytest.mark.peer
+def test_plot_bins_equal_rdplot(runner, tmp_path, senate):
+    import contextlib
+    import io
+
+    from rdrobust import rdplot
+
+    d, path = senate
+    code, out, err = run(runner, write_spec(tmp_path, path, {"running": "margin", "cutoff": 0}, outcome="vote"))
+    assert code in (0, 1), err
+    d = d.dropna(subset=["vote", "margin"])
+    with contextlib.redirect_stdout(io.StringIO()):  # rdplot prints
+        r = rdplot(d.vote.to_numpy(), d.margin.to_numpy(), c=0.0, hide=True)
+    assert [out["diagnostics"]["bin_count"][s] for s in ("below", "above")] == list(r.J)  # 15 and 35
+    ours = out["diagnostics"]["bins"]
+    theirs = r.vars_bins.dropna(subset=["rdplot_mean_y"])
+    np.testing.assert_allclose(sorted(b["outcome"] for b in ours), np.sort(theirs.rdplot_mean_y), rtol=1e-9)
+    np.testing.assert_allclose(sorted(b["running"] for b in ours), np.sort(theirs.rdplot_mean_x), rtol=1e-9)

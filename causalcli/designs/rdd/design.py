@@ -157,9 +157,9 @@ class RddDesign(Design[RddData]):
             if check is not None:
                 checks.append(check)
                 diagnostics.update(extra)
-        from causalcli.designs.rdd.plots import binned_means
+        from causalcli.designs.rdd.bins import binned_means
 
-        diagnostics["bins"] = binned_means(d.x, d.D[:, 0], d.cutoff)
+        diagnostics["bins"], diagnostics["bin_count"] = binned_means(d.x, d.D[:, 0], d.cutoff)
         n = {"rows": d.rows, **d.missing.n, "used": int(d.x.size), "below_cutoff": result.n_left,
              "above_cutoff": result.n_right, "within_h_below": est.n_left, "within_h_above": est.n_right}
         return Fit("local_polynomial", "late" if d.fuzzy else "ate", estimate, n, effects=effects,

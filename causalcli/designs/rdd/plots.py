@@ -1,4 +1,6 @@
-"""RD plots: binned means of the outcome with the local fits on each side; the running variable's density."""
+"""RD plots: binned means of the outcome with the local fits on each side; the running variable's density.
+
+The bins are rdplot's (``bins.py``), computed in ``fit`` into ``diagnostics.bins``."""
 
 from __future__ import annotations
 
@@ -11,36 +13,13 @@ from causalcli.charts import figure as _figure, png as _png
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
 
-BINS_PER_SIDE = 20  # evenly spaced bins of the running variable on each side of the cutoff
-
-
-def binned_means(x: np.ndarray, y: np.ndarray, cutoff: float) -> list[dict[str, Any]]:
-    """Mean outcome and row count in evenly spaced bins of the running variable, each side separately (the
-    data of the binned scatter and of the density plot)."""
-    out = []
-    for side, part in (("below", x < cutoff), ("above", x >= cutoff)):
-        xs, ys = x[part], y[part]
-        if xs.size == 0:
-            continue
-        lo, hi = (float(xs.min()), cutoff) if side == "below" else (cutoff, float(xs.max()))
-        edges = np.linspace(lo, hi, BINS_PER_SIDE + 1)
-        codes = np.clip(np.searchsorted(edges, xs, side="right") - 1, 0, BINS_PER_SIDE - 1)
-        count = np.bincount(codes, minlength=BINS_PER_SIDE)
-        sums = np.bincount(codes, weights=ys, minlength=BINS_PER_SIDE)
-        running = np.bincount(codes, weights=xs, minlength=BINS_PER_SIDE)
-        for j in np.flatnonzero(count):
-            out.append({"side": side, "lower": float(edges[j]), "upper": float(edges[j + 1]),
-                        "running": float(running[j] / count[j]),
-                        "outcome": float(sums[j] / count[j]), "n": int(count[j])})
-    return out
-
 
 def _bins(result: "Result") -> list[dict[str, Any]] | None:
     return result.diagnostics.get("bins") or None
 
 
 def binned_scatter(result: "Result") -> bytes | None:
-    """Binned means of the outcome and the order-p local fit on each side within h."""
+    """Binned means of the outcome (rdplot's bins) and the order-p local fit on each side within h."""
     bins = _bins(result)
     if not bins:
         return None
