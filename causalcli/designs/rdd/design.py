@@ -74,6 +74,9 @@ class RddDesign(Design[RddData]):
         if d.running in roles:
             raise SpecError(f"running variable {d.running!r} is also the {roles[d.running]}; use another column",
                             file=spec.source.display, key="design.running")
+        if study.graph is not None:
+            raise SpecError("rdd does not use a causal graph: identification comes from continuity at the cutoff; "
+                            "remove graph", file=spec.source.display, key="graph")
         if study.categorical:
             raise SpecError("categorical covariates are not used by rdd (covariates are checked for balance at the "
                             "cutoff, each as an outcome); list numeric covariates", file=spec.source.display,
