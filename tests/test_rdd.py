@@ -254,3 +254,13 @@ def test_plot_bins_equal_rdplot(runner, tmp_path, senate):
     theirs = r.vars_bins.dropna(subset=["rdplot_mean_y"])
     np.testing.assert_allclose(sorted(b["outcome"] for b in ours), np.sort(theirs.rdplot_mean_y), rtol=1e-9)
     np.testing.assert_allclose(sorted(b["running"] for b in ours), np.sort(theirs.rdplot_mean_x), rtol=1e-9)
+
+
+def test_default_refuter_is_data_subset(runner, tmp_path, simulated):
+    _, path = simulated
+    res = invoke(runner, ["estimate", write_spec(tmp_path, path, {"running": "score", "cutoff": 0.2}),
+                          "--format", "json", "--quiet"])
+    out = json.loads(res.stdout)
+    assert [r["name"] for r in out["refutations"]] == ["data_subset"]
+    assert out["refutations"][0]["simulations"] >= 1
+    assert abs(out["refutations"][0]["new_effect"] - out["estimate"]["value"]) < 3 * out["estimate"]["std_error"]

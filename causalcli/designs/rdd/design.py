@@ -59,8 +59,7 @@ class RddDesign(Design[RddData]):
     inference = ("rd_robust_bias_corrected", "rd_robust_bias_corrected_clustered")
     reference = ("Local-polynomial RD with robust bias-corrected inference (Calonico, Cattaneo and Titiunik 2014), "
                  "MSE/CER-optimal bandwidths (Calonico, Cattaneo and Farrell 2020); pinned to rdrobust")
-    default_refuters = ()
-    preload_modules = ()
+    default_refuters = ("data_subset",)  # the placebo and covariate refuters have no meaning here: checks do it
 
     # ---------------------------------------------------------------- spec and data
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
