@@ -48,10 +48,16 @@ engines:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null 2>&1 \
 	  || echo "$$missing could not be installed: the Spark/PostgreSQL tests will fail"; }
 
-test-slow: $(STAMP) engines
+# The slow tests and the benchmarks also compare with peers too heavy for make test's set-up (PyMC).
+SLOW_STAMP := $(VENV)/.installed-slow
+$(SLOW_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,slow]'
+	touch $(SLOW_STAMP)
+
+test-slow: $(SLOW_STAMP) engines
 	$(BIN)/python -m pytest -q -m slow
 
-bench: $(STAMP) engines
+bench: $(SLOW_STAMP) engines
 	$(BIN)/python bench/run.py
 
 clean:

@@ -332,3 +332,25 @@ def test_weights_refused_by_designs_that_lack_them(runner, tmp_path, write_spec)
     res = invoke(runner, ["estimate", str(write_spec(base_spec("w.csv", weights="w"))), "--format", "json"])
     assert res.exit_code == 2
     assert "observation weights are not supported by matching yet" in _one_error_line(res)
+
+
+def test_the_table_shows_the_first_and_last_effects_of_a_long_list():
+    """A time series' 144 pointwise and cumulative effects would bury the checks: the terminal table keeps the
+    first and last 15 and says how many more the other formats hold."""
+    from rich.console import Console
+
+    from causalcli.records import Estimate
+    from causalcli.render.table import TABLE_EFFECTS, build
+    from causalcli.result import Result
+
+    effects = [Estimate(float(i), 1.0, i - 2.0, i + 2.0, 0.95, 0.5, "x", f"pointwise/{i}") for i in range(100)]
+    head = Estimate(1.0, 1.0, -1.0, 3.0, 0.95, 0.3, "x")
+    result = Result(study="long", spec_path="long.yaml", design="time_series", estimator="structural", estimand="att", estimate=head,
+                    n={"rows": 100}, effects=effects)
+    console = Console(width=200, record=True)
+    for part in build([result]):
+        console.print(part)
+    text = console.export_text()
+    assert "pointwise/0 " in text and "pointwise/14 " in text and "pointwise/99 " in text
+    assert "pointwise/50 " not in text
+    assert f"... {100 - TABLE_EFFECTS} more" in text

@@ -2,10 +2,9 @@
 
 Engines come from tests/engines.py (started once per test process; a test that cannot start one fails).
 Results are compared key by key: numbers to 1e-9 relative, everything else exactly; ``provenance``,
-``timing_s`` and ``spec_path`` may differ. A file keeps its own row order, an engine's rows are ordered
-by the columns the design reads (an engine has no row order): designs whose numbers depend on row
-order (random draws per row, cross-fitting folds) are compared between the two engines, which must
-agree exactly, and with the file for the parts that do not depend on order.
+``timing_s`` and ``spec_path`` may differ. Rows are read in the order of their values on every path
+(``Table.arrays``: an engine's table has no row order), so designs whose numbers depend on row position
+(random draws per row, cross-fitting folds, greedy matching) give the file's numbers on every engine too.
 """
 
 from __future__ import annotations
@@ -27,8 +26,6 @@ from tests.engines import load_postgres, register_spark
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
-# order-independent results: equal to the file's on every engine, default refuters included
-SAME_AS_FILE = {"ab_test", "mpdta_did", "prop99_synth"}
 ENV = "CAUSALCLI_TEST_WAREHOUSE"
 
 
@@ -105,18 +102,10 @@ def test_every_bundled_example_on_postgres_equals_the_file(spec_file, postgres_u
     source = yaml.safe_load(spec_file.read_text())["data"]["path"]
     load_postgres(postgres_url, spec_file.stem, arrow_of(spec_file.parent / source))
     spec = engine_spec(tmp_path, spec_file, {"backend": "postgres", "table": spec_file.stem, "connection_env": ENV})
-    flags = () if spec_file.stem in SAME_AS_FILE else ("--no-refute",)
-    code, got, err = estimate(runner, spec, *flags)
-    want_code, want, _ = estimate(runner, spec_file, *flags)
+    code, got, err = estimate(runner, spec)  # default refuters included
+    want_code, want, _ = estimate(runner, spec_file)
     assert code == want_code, err
     diffs = differences(got, want)
-    if spec_file.stem == "lalonde_dml":  # cross-fitting folds are drawn by row position: compared across engines
-        assert got["estimate"]["inference"] == want["estimate"]["inference"]
-        diffs = [d for d in diffs if not d.startswith((".estimate", ".effects", ".diagnostics", ".checks"))]
-    if spec_file.stem == "lalonde_psm":  # the matched variance pairs tied units by row position
-        assert got["estimate"]["value"] == pytest.approx(want["estimate"]["value"], rel=1e-12)
-        diffs = [d for d in diffs if ".std_error" not in d and ".ci_" not in d and ".p_value" not in d
-                 and "e_value_ci" not in d and ".checks" not in d]
     assert not diffs, diffs[:5]
     assert got["provenance"]["backend"] == "postgres"
     assert got["provenance"]["table"] == spec_file.stem
@@ -240,16 +229,14 @@ def test_every_bundled_example_on_spark_equals_postgres_and_the_file(spec_file, 
     name = f"spark_{spec_file.stem}"
     register_spark(name, arrow_of(source))
     load_postgres(postgres_url, name, arrow_of(source))
-    flags = () if spec_file.stem in SAME_AS_FILE else ("--no-refute",)
-    on_spark = estimate(runner, engine_spec(tmp_path, spec_file, {"backend": "spark", "table": name}, "s"), *flags)
+    on_spark = estimate(runner, engine_spec(tmp_path, spec_file, {"backend": "spark", "table": name}, "s"))
     on_pg = estimate(runner, engine_spec(tmp_path, spec_file, {"backend": "postgres", "table": name,
-                                                               "connection_env": ENV}, "p"), *flags)
+                                                               "connection_env": ENV}, "p"))
     assert on_spark[0] == on_pg[0], on_spark[2]
     assert not differences(on_spark[1], on_pg[1]), differences(on_spark[1], on_pg[1])[:5]
     assert on_spark[1]["provenance"]["backend"] == "spark"
-    if spec_file.stem in SAME_AS_FILE:
-        on_file = estimate(runner, spec_file, *flags)[1]
-        assert not differences(on_spark[1], on_file), differences(on_spark[1], on_file)[:5]
+    on_file = estimate(runner, spec_file)[1]  # default refuters included
+    assert not differences(on_spark[1], on_file), differences(on_spark[1], on_file)[:5]
 
 
 @pytest.mark.engines

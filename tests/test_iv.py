@@ -204,3 +204,16 @@ def test_bad_input_is_one_line_with_the_spec_exit_code(runner, tmp_path, change,
     assert words in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert "Traceback" not in res.stderr
+
+
+def test_init_writes_an_iv_spec_with_the_instrument_out_of_the_covariates(runner, tmp_path):
+    d = simulate(300, strength=1.0).rename(columns={"z": "assigned"})
+    d.to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "x", "-y", "y", "-d", "iv"])
+    spec = yaml.safe_load(res.stdout)
+    assert spec["design"] == {"method": "iv", "instruments": ["assigned"]}  # no estimand: the design's late
+    assert "assigned" not in spec["covariates"] and "w" in spec["covariates"]
+    d.rename(columns={"assigned": "nearby"}).to_csv(tmp_path / "e.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "e.csv"), "-t", "x", "-y", "y", "-d", "iv"])
+    assert yaml.safe_load(res.stdout)["design"]["instruments"] == ["TODO"]
+    assert "two-valued columns here: nearby" in res.stdout

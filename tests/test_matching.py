@@ -121,12 +121,15 @@ def test_abadie_imbens_interval_covers_at_its_nominal_rate():
     template = design = None
     for seed in range(draws):
         df = simulate(500, seed=1000 + seed)
+        # the outcome ignores region here: regenerate it without the region shift
+        df["y"] = (2.0 * df["t"].to_numpy() + 1.5 * df.x1.to_numpy() + df.x2.to_numpy()
+                   + np.random.default_rng(seed).normal(size=500))
+        # rows in the order a study reads them (by their values: treatment, outcome, covariates)
+        df = df.sort_values(["t", "y", "x1", "x2"], kind="stable").reset_index(drop=True)
         X = df[["x1", "x2"]].to_numpy()
         t = df["t"].to_numpy().astype(bool)
-        # the outcome ignores region here: regenerate it without the region shift
-        y = 2.0 * t + 1.5 * df.x1.to_numpy() + df.x2.to_numpy() + np.random.default_rng(seed).normal(size=500)
+        y = df["y"].to_numpy()
         if template is None:
-            df["y"] = y
             prep = prepare_study(loaded, frame=df[["t", "y", "x1", "x2"]])
             design = prep.design
             template = design.prepare(loaded.study, prep.table, prep.identification, loaded)

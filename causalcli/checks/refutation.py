@@ -170,6 +170,39 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
     return Refutation(name, new, p, passed, detail, total, TESTED[name], mc)
 
 
+def refits(name: str, sims: np.ndarray) -> tuple[np.ndarray, int, str, Refutation | None]:
+    """A refitting refuter's finite simulations, their count, the note on failed ones, and the refutation
+    to return when none could be estimated (else None)."""
+    ok = sims[np.isfinite(sims)]
+    total = int(sims.size)
+    failed = total - ok.size
+    note = f" ({failed} of {total} refits could not be estimated and were left out)" if failed else ""
+    if ok.size == 0:
+        return ok, total, note, Refutation(name, None, None, None, f"no refit could be estimated{note}", total,
+                                           TESTED[name])
+    return ok, total, note, None
+
+
+def placebo_in_time_refutation(sims: np.ndarray, estimate: Estimate, alpha: float) -> Refutation:
+    """placebo_in_time (synthetic control, time series): the real effect against the effects at fake starts."""
+    name = "placebo_in_time"
+    ok, total, note, empty = refits(name, sims)
+    if empty is not None:
+        return empty
+    est = estimate.value
+    extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
+    p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "fake starts")
+    detail = (f"{extreme} of {ok.size} fake starts in the pre-period gave an effect as large as {est:.4g} "
+              f"(largest |fake effect| {np.abs(ok).max():.4g}, {compared}); "
+              + ("the effect appears only at the real start" if passed else
+                 "the fit produces gaps this large without treatment: do not trust the estimate"
+                 if passed is False else "no fake start gave an effect as large, but there are too few of them "
+                                         "to test at alpha")
+              + note)
+    return Refutation(name, float(ok.mean()), p, passed, detail, total, TESTED[name],
+                      placebo_monte_carlo_se(p, int(ok.size)))
+
+
 def placebo_monte_carlo_se(p: float, k: int) -> float:
     """The Monte Carlo standard error of a permutation p-value from k simulations."""
     return math.sqrt(p * (1.0 - p) / k)

@@ -295,6 +295,12 @@ def _day_expr(table: "Table", column: str, timezone: str) -> str | None:
     return None
 
 
+def day_expression(table: "Table", column: str, timezone: str) -> str | None:
+    """SQL giving each row's day (a date, a timestamp cut in ``timezone``, an ISO date string); None for numbers
+    and for text that is not dates. Designs that truncate days further (weeks, months) start from it."""
+    return _day_expr(table, column, timezone)
+
+
 def period_column(table: "Table", column: str, key: str, timezone: str = "UTC") -> None:
     """Numbers stay; dates, timestamps and ISO date strings become period numbers 1..T labelled by ISO date."""
     if table.is_numeric(column):

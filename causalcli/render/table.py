@@ -12,6 +12,8 @@ from causalcli.render.fmt import num, pval, verdict
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
 
+TABLE_EFFECTS = 30  # effects the terminal table shows: the first and last 15 of a longer list
+
 
 def build(items: list[Item]) -> list[Any]:
     from rich.panel import Panel
@@ -40,7 +42,15 @@ def build(items: list[Item]) -> list[Any]:
             eff = Table(title="effects", title_justify="left", expand=False)
             for c in ("label", "value", "SE", "CI", "p"):
                 eff.add_column(c, justify="right" if c != "label" else "left")
-            for r in item.effects:
+            shown = item.effects
+            if len(shown) > TABLE_EFFECTS:  # a long path (144 periods of a time series) would bury the checks
+                half = TABLE_EFFECTS // 2
+                shown = [*shown[:half], None, *shown[-half:]]
+            for r in shown:
+                if r is None:
+                    eff.add_row(f"... {len(item.effects) - 2 * half} more (all in --format json or csv, "
+                                "and --report)", "", "", "", "")
+                    continue
                 eff.add_row(r.label or "", num(r.value), num(r.std_error),
                             f"[{num(r.ci_lower)}, {num(r.ci_upper)}]", pval(r.p_value))
             parts.append(eff)

@@ -195,8 +195,10 @@ class DataSubset(_Strict):
 class PlaceboInTimeOptions(_Strict):
     """Synthetic control: refit with a fake treatment start inside the pre-period."""
 
-    simulations: int = Field(10, ge=1, le=1000, description="Fake starts, drawn at random from the eligible pre-periods; "
-                             "when there are no more eligible starts than this, each is run once.")
+    simulations: int | None = Field(
+        None, ge=1, le=1000, description="Fake starts, drawn at random from the eligible pre-periods; when there are "
+        "no more eligible starts than this, each is run once. Default: the fewest that can reach alpha, "
+        "ceil(1/alpha) - 1 (19 at alpha 0.05), as placebo_treatment.")
     min_pre: int = Field(5, ge=2, description="Pre-periods a fake start must leave before it.")
     stop_early: bool = Field(True, description=_STOP_EARLY)
 

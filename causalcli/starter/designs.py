@@ -14,7 +14,8 @@ from causalcli.spec.placeholders import TODO
 from causalcli.starter.columns import screen_columns
 from causalcli.starter.profile import DataProfile, norm, plain, show, sql_literal
 from causalcli.starter.roles import (
-    CLUSTER_NAMES, CONTROL_NAMES, guess_cohort, guess_panel, id_like, needs_treated_value, treated_expr, treated_of,
+    CLUSTER_NAMES, CONTROL_NAMES, guess_cohort, guess_panel, id_like, needs_treated_value, time_like, treated_expr,
+    treated_of,
 )
 from causalcli.starter.text import Starter
 
@@ -265,7 +266,60 @@ def build_experiment(data: DataProfile, spec: dict, d: dict, st: Starter, treatm
     st.notes.append("add design.expected_split with the planned allocation for the sample-ratio check")
 
 
-BUILDERS = {"did": build_did, "synthetic_control": build_synthetic_control, "experiment": build_experiment}
+# column names that suggest an instrument: a randomised assignment, invitation, offer or eligibility
+INSTRUMENT_WORDS = ("assign", "instrument", "invit", "offer", "eligib", "lottery", "encourag", "nudge")
+
+
+def build_iv(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    """The covariates as for a cross-section, and design.instruments: a column named like a randomised
+    assignment (taken out of the covariates), else TODO."""
+    build_cross_section(data, spec, d, st, treatment, outcome)
+    del d["estimand"]  # one estimand (late); the design's default
+    covariates = spec.get("covariates") or []
+    named = [c for c in data.types if c not in (treatment, outcome) and any(w in norm(c) for w in INSTRUMENT_WORDS)]
+    if named:
+        d["instruments"] = named[:1]
+        st.guessed.append(f"design.instruments: [{named[0]}] (named like an assignment or offer)")
+    else:
+        d["instruments"] = [TODO]
+        binary = [c for c in covariates if data.distinct[c] == 2]
+        st.notes.append("set design.instruments: the column(s) that move the treatment and reach the outcome only "
+                        "through it, e.g. the randomised assignment when uptake is partial"
+                        + (f" (two-valued columns here: {', '.join(binary[:8])})" if binary else "")
+                        + "; remove them from covariates")
+    spec["covariates"] = [c for c in covariates if c not in d["instruments"]]
+    spec["categorical"] = [c for c in spec.get("categorical") or [] if c not in d["instruments"]]
+
+
+def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None,
+                      outcome: str) -> None:
+    """design.time (a date column, or one named like a time), intervention TODO with the series' range, and the
+    other numeric columns as candidate control series."""
+    del d["estimand"]  # the effect on the affected series after the intervention; the design's own
+    spec.pop("treatment", None)  # a time series has no treatment column: the intervention date says who is treated
+    times = [c for c in data.types if c != outcome and data.kind(c) == "time"]
+    times += [c for c in data.types if c not in (outcome, *times) and time_like(c)]
+    time = times[0] if times else None
+    d["time"] = time or TODO
+    if time:
+        first, last = data.sql(f"SELECT min({q(time)}), max({q(time)}) FROM d")[0]
+        st.guessed.append(f"design.time: {time} (a date column, or named like a time)")
+        st.notes.append(f"set design.intervention: the first affected period, a value of {time} between "
+                        f"{show(plain(first))} and {show(plain(last))}")
+    else:
+        st.notes.append("set design.time (the date column) and design.intervention (the first affected period)")
+    d["intervention"] = TODO
+    controls = [c for c in data.types if c not in (outcome, time, treatment)
+                and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1]
+    if controls:
+        d["controls"] = controls
+        st.guessed.append(f"design.controls: {', '.join(controls)} (the other numeric columns)")
+        st.notes.append("keep as controls only series the intervention cannot have moved (the `controls` check "
+                        "tests each for a break at the intervention)")
+
+
+BUILDERS = {"did": build_did, "synthetic_control": build_synthetic_control, "experiment": build_experiment,
+            "iv": build_iv, "time_series": build_time_series}
 
 
 def build_design(design: str, data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from causalcli.data.table import MissingRows, binary_study_arrays, single_treated_warning
+from causalcli.data.table import ROW_POSITION, MissingRows, binary_study_arrays, single_treated_warning
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.errors import SpecError
@@ -69,6 +69,7 @@ class MatchingData:
     replace: bool = True
     se: str = "ai2016"  # headline SE on the propensity score: ai2016 (adjusted where it applies) or ai2006
     missing: MissingRows | None = None  # rows dropped for a missing value, by role
+    positions: np.ndarray | None = None  # each row's place among the rows used, in the file's order (messages)
 
 
 class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
@@ -127,7 +128,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             coef=ps.coef, iterations=ps.iterations, scaling=(X.mean(axis=0), X.std(axis=0)),
             strata=_strata(cols, exact), exact=exact,
             bias_correction=opts.bias_correction, distance=opts.distance,
-            extra_metric=_codes(cols, tuple(c for c in exact if c not in covs)),
+            extra_metric=_codes(cols, tuple(c for c in exact if c not in covs)), positions=cols.get(ROW_POSITION),
             replace=opts.replace, se=opts.se, missing=arrays.missing,
         )
 
@@ -182,7 +183,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             units = "units" if d.estimand == "ate" else f"{focal_name} units"
             warnings.append(
                 f"{' and '.join(why)} dropped {m.n_dropped} of {m.n_focal} {units} with no match close enough "
-                f"({_ids(m.dropped)}); the estimate is the effect on the units that were matched"
+                f"({_ids(m.dropped, d.positions)}); the estimate is the effect on the units that were matched"
             )
         per_focal = m.n_pairs / max(m.n_focal_matched, 1)
         if d.replace and per_focal > 2 * d.neighbors:
@@ -307,8 +308,9 @@ def _strata(cols: dict, exact: tuple[str, ...]) -> np.ndarray | None:
     return np.unique(codes, axis=0, return_inverse=True)[1].reshape(-1)
 
 
-def _ids(rows: np.ndarray, limit: int = 10) -> str:
-    """Row numbers (1-based, in the rows used) of dropped units, the first ``limit`` of them."""
+def _ids(rows: np.ndarray, positions: np.ndarray | None, limit: int = 10) -> str:
+    """Row numbers (1-based, among the rows used, in the table's order) of dropped units, the first ``limit``."""
+    rows = np.sort(positions[rows]) if positions is not None else rows
     shown = ", ".join(str(int(r) + 1) for r in rows[:limit])
     return f"rows {shown}{', ...' if rows.size > limit else ''}"
 

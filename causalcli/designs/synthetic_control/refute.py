@@ -83,27 +83,14 @@ def leave_one_donor_out(d: "SynthData", options: Any) -> float:
 
 
 def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> Refutation:
-    ok = sims[np.isfinite(sims)]
-    total = int(sims.size)
-    failed = total - ok.size
-    note = f" ({failed} of {total} refits could not be estimated and were left out)" if failed else ""
-    est = estimate.value
-    if ok.size == 0:
-        return Refutation(name, None, None, None, f"no refit could be estimated{note}", total, TESTED[name])
-    if name == "placebo_in_time":
-        from causalcli.checks.refutation import permutation_verdict, placebo_monte_carlo_se
+    from causalcli.checks.refutation import placebo_in_time_refutation, refits
 
-        extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
-        p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "fake starts")
-        detail = (f"{extreme} of {ok.size} fake starts in the pre-period gave an effect as large as {est:.4g} "
-                  f"(largest |fake effect| {np.abs(ok).max():.4g}, {compared}); "
-                  + ("the effect appears only at the real start" if passed else
-                     "the fit produces gaps this large without treatment: do not trust the estimate"
-                     if passed is False else "no fake start gave an effect as large, but there are too few of them "
-                                             "to test at alpha")
-                  + note)
-        return Refutation(name, float(ok.mean()), p, passed, detail, total, TESTED[name],
-                          placebo_monte_carlo_se(p, int(ok.size)))
+    if name == "placebo_in_time":
+        return placebo_in_time_refutation(sims, estimate, alpha)
+    ok, total, note, empty = refits(name, sims)
+    if empty is not None:
+        return empty
+    est = estimate.value
     if name == "leave_one_donor_out":
         weakest = float(ok[0])
         passed = bool(np.sign(weakest) == np.sign(est) and weakest != 0)

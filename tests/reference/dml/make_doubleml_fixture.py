@@ -1,7 +1,8 @@
 """Write ``doubleml_fits.json``: DoubleML's estimates on the data the dml reference tests use.
 
 Run from the repository root: ``.venv/bin/python tests/reference/dml/make_doubleml_fixture.py``
-(about a minute). The folds are drawn here with scikit-learn, as causalcli draws them
+(about a minute). The rows are put in the order causalcli reads them (by their values), and the
+folds are drawn here with scikit-learn, as causalcli draws them
 (``StratifiedKFold`` for a binary treatment, ``KFold`` otherwise, shuffled, ``random_state``
 the study seed 0), and handed to DoubleML as explicit splits, so both programs fit the
 same nuisance models on the same rows. Nothing from causalcli is imported.
@@ -31,7 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from simulate import simulate_dml  # noqa: E402
+from simulate import in_reading_order, simulate_dml  # noqa: E402
 
 FOLDS = 5
 SEED = 0
@@ -50,6 +51,7 @@ def plr(df, y: str, d: str, x: list[str], binary: bool) -> dict:
     import doubleml as dml
     from sklearn.linear_model import LinearRegression, LogisticRegression
 
+    df = in_reading_order(df, d, y, x)
     data = dml.DoubleMLData(df, y_col=y, d_cols=d, x_cols=x)
     ml_m = LogisticRegression(penalty=None, max_iter=2000) if binary else LinearRegression()
     model = dml.DoubleMLPLR(data, LinearRegression(), ml_m, n_folds=FOLDS, draw_sample_splitting=False)
@@ -63,6 +65,7 @@ def irm_gbm(df) -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
+    df = in_reading_order(df, "t", "y", ["x0", "x1", "x2", "x3"])
     data = dml.DoubleMLData(df, y_col="y", d_cols="t", x_cols=["x0", "x1", "x2", "x3"])
     model = dml.DoubleMLIRM(data, HistGradientBoostingRegressor(random_state=SEED),
                             HistGradientBoostingClassifier(random_state=SEED), n_folds=FOLDS,

@@ -51,3 +51,9 @@ def dml_spec(path: Path, **design_options) -> dict:
             "refute": [], "seed": 0}
     spec.update(extra)
     return spec
+
+
+def in_reading_order(df, treatment: str, outcome: str, covariates: list[str]):
+    """The rows in the order causalcli reads a study's rows: by their values, treatment, outcome, then the
+    covariates (``Table.arrays``); folds drawn by position then fall on the same rows in both programs."""
+    return df.sort_values([treatment, outcome, *covariates], kind="stable").reset_index(drop=True)

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from causalcli.study.run import run_study
-from tests.reference.dml.simulate import dml_spec, simulate_dml
+from tests.reference.dml.simulate import dml_spec, in_reading_order, simulate_dml
 
 REF = Path(__file__).resolve().parent
 FIXTURE = json.loads((REF / "doubleml_fits.json").read_text())
@@ -125,7 +125,7 @@ def test_agrees_with_doubleml_plr_on_the_same_folds(plr_estimates, binary):
 
     from causalcli.models.folds import fold_ids, splits
 
-    df, _ = simulate_dml(2000, seed=11, binary=binary)
+    df = in_reading_order(simulate_dml(2000, seed=11, binary=binary)[0], "t", "y", ["x0", "x1", "x2", "x3"])
     e = plr_estimates[binary]
     data = dml.DoubleMLData(df, y_col="y", d_cols="t", x_cols=["x0", "x1", "x2", "x3"])
     ml_m = LogisticRegression(penalty=None, max_iter=2000) if binary else LinearRegression()
@@ -148,7 +148,7 @@ def test_gbm_agrees_with_doubleml_irm_within_standard_errors(gbm_estimate):
 
     from causalcli.models.folds import fold_ids, splits
 
-    df, _ = simulate_dml(3000, seed=13, nonlinear=True)
+    df = in_reading_order(simulate_dml(3000, seed=13, nonlinear=True)[0], "t", "y", ["x0", "x1", "x2", "x3"])
     e = gbm_estimate
     data = dml.DoubleMLData(df, y_col="y", d_cols="t", x_cols=["x0", "x1", "x2", "x3"])
     irm = dml.DoubleMLIRM(data, HistGradientBoostingRegressor(random_state=0),

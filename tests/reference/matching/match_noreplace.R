@@ -25,6 +25,10 @@ g <- rbinom(n, 1, 0.5)
 treat <- rbinom(n, 1, plogis(-0.7 + 0.8 * x1 - 0.5 * x2 + 0.4 * x3 + 0.3 * g))
 y <- round(1 + 1.5 * treat + x1 + 0.5 * x2 - x3 + 0.5 * g + 0.5 * treat * x1 + rnorm(n), 6)
 sim <- data.frame(treat, x1 = round(x1, 6), x2 = round(x2, 6), x3 = round(x3, 6), g, y)
+## Rows in causalcli's order: it reads a study's rows sorted by their values (treatment, outcome, then
+## covariates), never in the file's order, and greedy matching without replacement visits treated units in
+## row order; y is continuous, so (treat, y) fixes the order.
+sim <- sim[order(sim$treat, sim$y), ]
 write.csv(sim, file.path(out_dir, "noreplace_sim.csv"), row.names = FALSE, quote = FALSE)
 sim <- read.csv(file.path(out_dir, "noreplace_sim.csv"))
 

@@ -1,0 +1,122 @@
+"""Checks of a time-series fit: pre-period fit (MAPE), residual autocorrelation (Ljung-Box), and
+``controls``: are the control series themselves broken at the intervention?"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from causalcli.records import Check
+
+
+def mape_check(y: np.ndarray, predicted: np.ndarray, limit: float) -> tuple[Check, float | None]:
+    """Mean absolute percentage error of the pre-period predictions (periods where y is 0 left out)."""
+    ok = np.isfinite(predicted) & (y != 0)
+    if ok.sum() < 2:
+        return Check("pre_fit", None, "the pre-period has fewer than two non-zero values to measure the fit on"), None
+    mape = float(np.mean(np.abs((y[ok] - predicted[ok]) / y[ok])))
+    passed = mape <= limit
+    zeros = int(np.count_nonzero(np.isfinite(predicted) & (y == 0)))
+    detail = (f"pre-period MAPE {mape:.2%} ({'<=' if passed else '>'} {limit:.0%} allowed, thresholds.pre_fit)"
+              + (f"; {zeros} periods with outcome 0 left out" if zeros else "")
+              + ("" if passed else "; the model does not track the outcome before the intervention, so its "
+                                   "counterfactual after it is not credible: add controls or seasonality"))
+    return Check("pre_fit", passed, detail), mape
+
+
+def ljung_box(residuals: np.ndarray, lags: int) -> tuple[float, float]:
+    """Ljung-Box Q over ``lags`` autocorrelations and its chi-square(lags) p-value (Ljung and Box 1978)."""
+    from causalcli.inference.distributions import chi2_sf
+
+    e = residuals - residuals.mean()
+    n = e.size
+    denom = float(e @ e)
+    q = sum((float(e[j:] @ e[:-j]) / denom) ** 2 / (n - j) for j in range(1, lags + 1)) * n * (n + 2)
+    return q, chi2_sf(q, lags)
+
+
+def ljung_box_lags(n: int, season: int | None) -> int:
+    """min(10, n / 5), or two seasons when that is more and the series allows (Hyndman and Athanasopoulos)."""
+    return max(1, min(2 * season if season else 10, n // 5))
+
+
+def autocorrelation_check(residuals: np.ndarray, season: int | None, alpha: float, judged: bool) -> tuple[Check, dict]:
+    lags = ljung_box_lags(residuals.size, season)
+    q, p = ljung_box(residuals, lags)
+    about = {"statistic": q, "lags": lags, "p_value": p}
+    if not judged:
+        return Check("residual_autocorrelation", None,
+                     f"Ljung-Box Q = {q:.4g} over {lags} lags, p = {p:.3g}: not judged, the segmented model's "
+                     "Newey-West standard errors allow for autocorrelated errors"), about
+    passed = p > alpha
+    detail = (f"Ljung-Box Q = {q:.4g} over {lags} lags of the pre-period one-step-ahead errors, p = {p:.3g} "
+              + ("> alpha: no autocorrelation left" if passed else
+                 "<= alpha: the model leaves autocorrelation, so its intervals are too narrow; add seasonality "
+                 "or keep options.ar1"))
+    return Check("residual_autocorrelation", passed, detail), about
+
+
+def _deseasoned(x: np.ndarray, start: int, season: int | None) -> np.ndarray:
+    """x less the pre-period mean of its position in the season (nothing without seasonality)."""
+    if not season:
+        return x
+    position = np.arange(x.size) % season
+    means = np.array([x[:start][position[:start] == j].mean() for j in range(season)])
+    return x - means[position] + means.mean()
+
+
+LEVEL_RATIOS = np.concatenate([[0.0], np.logspace(-5, 2, 36)])  # s2_level / s2_noise tried by level_break
+
+
+def level_break(x: np.ndarray, start: int, season: int | None) -> tuple[float, float, float]:
+    """Does the series leave its own forecast at ``start``? A local level model (random walk plus noise,
+    Harvey 1989, ch. 2) fitted on the deseasoned pre-period by profile likelihood (the noise variance
+    concentrated out, the ratio q = s2_level / s2_noise on a grid), then the post-period mean against the
+    flat forecast, whose error variance is s2_noise (P + q sum_{j<H} (H - j)^2 / H^2 + 1 / H).
+    Returns (post mean - forecast, z, two-sided p)."""
+    from causalcli.inference.distributions import normal_two_sided_p
+
+    z = _deseasoned(x, start, season)
+    q = LEVEL_RATIOS
+    a = np.full(q.size, z[0])  # after the first value, with a diffuse start: a = y_1, P = 1 + q
+    P = 1.0 + q
+    ss = np.zeros(q.size)
+    logdet = np.zeros(q.size)
+    for value in z[1:start]:
+        F = P + 1.0
+        v = value - a
+        ss += v * v / F
+        logdet += np.log(F)
+        a = a + P / F * v
+        P = P * (1 - P / F) + q
+    n = start - 1
+    noise = ss / n
+    loglike = -0.5 * n * np.log(np.maximum(noise, 1e-300)) - 0.5 * logdet
+    best = int(np.argmax(loglike))
+    H = x.size - start
+    weights = np.arange(H - 1, 0, -1, dtype=float)
+    var = noise[best] * (P[best] + q[best] * float(weights @ weights) / H ** 2 + 1.0 / H)
+    gap = float(z[start:].mean() - a[best])
+    stat = gap / np.sqrt(var) if var > 0 else (0.0 if gap == 0 else np.inf)
+    return gap, float(stat), normal_two_sided_p(float(stat)) if np.isfinite(stat) else 0.0
+
+
+def controls_check(y_controls: np.ndarray, names: tuple[str, ...], start: int, season: int | None,
+                   alpha: float) -> tuple[Check, dict]:
+    """``level_break`` on each control; Bonferroni over controls."""
+    if not names:
+        return Check("controls", None, "no control series to check"), {}
+    tests = {}
+    for j, name in enumerate(names):
+        gap, z, p = level_break(y_controls[:, j], start, season)
+        tests[name] = {"shift": gap, "z": z, "p_value": p}
+    level = alpha / len(names)
+    broken = [n for n, t in tests.items() if t["p_value"] <= level]
+    if broken:
+        detail = (f"control(s) {', '.join(broken)} leave their own forecast after the intervention (local level "
+                  f"model of each control, p <= {level:.3g} = alpha / {len(names)} controls): if the intervention "
+                  "reached them, the counterfactual absorbs part of the effect; drop them from design.controls")
+    else:
+        detail = (f"no control leaves its own forecast after the intervention (local level model of each control; "
+                  f"smallest p = {min(t['p_value'] for t in tests.values()):.3g} > alpha / {len(names)} = "
+                  f"{level:.3g})")
+    return Check("controls", not broken, detail), tests

@@ -1,0 +1,241 @@
+"""method: time_series: data shapes, bad input, segmented regression against statsmodels, the structural
+model's recovery of a known effect, the placebo-in-time refuter and the plot."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import causalcli
+from causalcli.errors import DataError, SpecError
+
+START = dt.date(2024, 1, 1)
+
+
+def simulate(T: int = 300, start: int = 240, k: int = 2, effect: float = 3.0, phi: float = 0.5, seed: int = 0,
+             season: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """y = 20 + controls b + weekly pattern + AR(1) noise, plus ``effect`` from ``start`` on."""
+    rng = np.random.default_rng(seed)
+    X = 10 + np.cumsum(rng.normal(scale=0.2, size=(T, k)), axis=0) + rng.normal(size=(T, k))
+    noise = np.zeros(T)
+    for t in range(1, T):
+        noise[t] = phi * noise[t - 1] + rng.normal()
+    weekly = np.tile([0.0, 1.0, 2.0, 1.0, 0.0, -2.0, -2.0], T // 7 + 1)[:T] if season else 0.0
+    y = 20 + X @ np.linspace(1.0, 0.5, k) + weekly + noise
+    y[start:] += effect
+    return y, X
+
+
+def frame(y: np.ndarray, X: np.ndarray, step: str = "day") -> pd.DataFrame:
+    if step == "month":
+        dates = [dt.date(2020 + (m // 12), m % 12 + 1, 1) for m in range(y.size)]
+    else:
+        dates = [START + dt.timedelta(days=(7 if step == "week" else 1) * i) for i in range(y.size)]
+    return pd.DataFrame({"date": dates, "sales": y, **{f"c{j}": X[:, j] for j in range(X.shape[1])}})
+
+
+def spec(**design) -> dict:
+    base = {"method": "time_series", "time": "date", "intervention": str(START + dt.timedelta(days=240)),
+            "controls": ["c0", "c1"], "estimator": "segmented", "seasonality": 7}
+    base.update(design)
+    return {"version": 1, "name": "ts", "outcome": "sales", "design": base}
+
+
+# ---------------------------------------------------------------- segmented regression
+
+
+def test_segmented_equals_statsmodels_hac():
+    """Coefficients (1e-8) and Newey-West SEs (1e-6) equal statsmodels OLS with cov_type=HAC, the same lags,
+    Bartlett kernel and the n/(n-k) correction."""
+    import statsmodels.api as sm
+
+    from causalcli.designs.time_series.segmented import design_matrix, fit_segmented, newey_west_lags
+
+    y, X = simulate()
+    f = fit_segmented(y, X, ("c0", "c1"), 240, 7)
+    M, names, _ = design_matrix(y.size, 240, X, ("c0", "c1"), 7, True)
+    assert f.lags == newey_west_lags(300) == 5  # floor(4 * 3^(2/9))
+    ref = sm.OLS(y, M).fit(cov_type="HAC", cov_kwds={"maxlags": f.lags, "use_correction": True})
+    np.testing.assert_allclose(f.beta, ref.params, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(np.sqrt(np.diag(f.V)), ref.bse, rtol=0, atol=1e-6)
+    other = fit_segmented(y, X, ("c0", "c1"), 240, 7, lags=2)
+    ref2 = sm.OLS(y, M).fit(cov_type="HAC", cov_kwds={"maxlags": 2, "use_correction": True})
+    np.testing.assert_allclose(np.sqrt(np.diag(other.V)), ref2.bse, rtol=0, atol=1e-6)
+
+
+def test_segmented_result_recovers_the_effect():
+    y, X = simulate(effect=3.0)
+    r = causalcli.estimate(spec(), data=frame(y, X), refute=False)
+    assert r.estimator == "segmented"
+    # one draw: within 4 standard errors (the coverage of the interval is the slow test's)
+    assert abs(r.estimate.value - 3.0) < 4 * r.estimate.std_error and r.estimate.p_value < 1e-6
+    labels = [e.label for e in r.effects]
+    assert labels[0] == "pointwise/2024-08-28" and labels[60] == "cumulative/2024-08-28"
+    assert labels[-1] == "relative/average" and len(labels) == 2 * 60 + 1
+    # the average of the pointwise effects is the headline; the last cumulative is their sum
+    assert np.isclose(np.mean([e.value for e in r.effects[:60]]), r.estimate.value)
+    assert np.isclose(r.effects[119].value, sum(e.value for e in r.effects[:60]))
+    assert {c.name for c in r.checks} == {"pre_fit", "residual_autocorrelation", "controls"}
+    assert r.diagnostics["model"]["hac_lag_rule"].startswith("floor(4 (T/100)^(2/9))")
+
+
+# ---------------------------------------------------------------- data shapes
+
+
+def test_weekly_and_monthly_spacing_read_from_the_dates():
+    y, X = simulate(T=120, start=100, season=False)
+    week = causalcli.estimate(spec(seasonality=None, intervention=str(START + dt.timedelta(weeks=100))),
+                              data=frame(y, X, "week"), refute=False)
+    assert week.diagnostics["series"]["period"] == "week" and week.n["pre_periods"] == 100
+    month = causalcli.estimate(spec(seasonality=12, intervention="2028-05-20"), data=frame(y, X, "month"),
+                               refute=False)
+    # the intervention falls inside May 2028: that month is the first treated one
+    assert month.diagnostics["series"]["period"] == "month" and month.n["pre_periods"] == 100
+    assert month.diagnostics["path"]["intervention"] == "2028-05-01"
+
+
+def test_event_level_rows_aggregated_in_the_engine():
+    """Timestamps cut to days in data.timezone, then summed per day: the same series as pandas' groupby."""
+    rng = np.random.default_rng(3)
+    days = 90
+    n = 6000
+    stamp = pd.Timestamp("2024-01-01 00:00", tz="UTC") + pd.to_timedelta(rng.uniform(0, days * 24, n), unit="h")
+    events = pd.DataFrame({"ts": stamp, "sales": rng.gamma(2.0, 5.0, n), "c0": rng.normal(10, 1, n)})
+    s = spec(time="ts", controls=["c0"], seasonality=None, aggregate="sum", intervention="2024-03-01")
+    r = causalcli.estimate({**s, "data": {"timezone": "America/New_York"}}, data=events, refute=False)
+    local = events.assign(day=events.ts.dt.tz_convert("America/New_York").dt.date).groupby("day")[["sales"]].sum()
+    assert r.diagnostics["path"]["time"][0] == str(local.index[0])
+    np.testing.assert_allclose(r.diagnostics["path"]["observed"], local.sales.to_numpy(), rtol=1e-9)
+    mean = causalcli.estimate({**s, "design": {**s["design"], "aggregate": "count", "period": "week"}},
+                              data=events, refute=False)
+    assert mean.diagnostics["series"]["period"] == "week"
+    assert sum(mean.diagnostics["path"]["observed"]) == n
+    assert mean.diagnostics["path"]["time"][0] == "2024-01-01"  # a Monday: ISO weeks
+
+
+def test_panel_input_equals_the_long_table():
+    y, X = simulate()
+    long = frame(y, X)
+    panel = pd.concat([pd.DataFrame({"date": long.date, "market": name, "sales": long[col]})
+                       for name, col in (("a", "sales"), ("b", "c0"), ("c", "c1"))])
+    wide = causalcli.estimate(spec(), data=long, refute=False)
+    stacked = causalcli.estimate(spec(unit="market", treated_unit="a", controls=[]), data=panel, refute=False)
+    assert stacked.diagnostics["series"]["controls"] == ["b", "c"]
+    assert np.isclose(stacked.estimate.value, wide.estimate.value, rtol=1e-12)
+    assert np.isclose(stacked.estimate.std_error, wide.estimate.std_error, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 3
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"intervention": "2023-06-01"}, "design.intervention 2023-06-01 is before the second period"),
+    ({"intervention": "2025-06-01"}, "design.intervention 2025-06-01 is after the last period"),
+    ({"intervention": "2024-01-10", "seasonality": 7}, "seasonality 7 needs two full seasons (14)"),
+])
+def test_bad_intervention(change, words):
+    y, X = simulate()
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec(**change), data=frame(y, X), refute=False)
+    assert err.value.exit_code == 3 and words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_control_with_missing_dates_and_repeated_dates():
+    y, X = simulate()
+    data = frame(y, X)
+    holes = data.copy()
+    holes.loc[17, "c1"] = np.nan
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec(), data=holes, refute=False)
+    assert err.value.exit_code == 3 and "control 'c1' has no value for 2024-01-18" in str(err.value)
+    gap = data.drop(index=30)
+    with pytest.raises(DataError, match="has no row for 2024-01-31"):
+        causalcli.estimate(spec(), data=gap, refute=False)
+    twice = pd.concat([data, data.iloc[[5]]])
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec(), data=twice, refute=False)
+    assert err.value.exit_code == 3 and "2 rows for period 2024-01-06" in str(err.value)
+    assert "design.aggregate" in str(err.value)
+    panel = pd.DataFrame({"date": list(data.date) * 2, "market": ["a"] * 300 + ["b"] * 300,
+                          "sales": np.concatenate([y, X[:, 0]])}).drop(index=[300 + 40])
+    with pytest.raises(DataError, match="control unit 'b' has no 'sales' for 2024-02-10"):
+        causalcli.estimate(spec(unit="market", treated_unit="a", controls=[]), data=panel, refute=False)
+
+
+def test_spec_errors():
+    y, X = simulate()
+    with pytest.raises(SpecError, match="refuter 'placebo_treatment' does not apply"):
+        causalcli.estimate({**spec(), "refute": [{"placebo_treatment": {}}]}, data=frame(y, X))
+    with pytest.raises(SpecError, match="design.intervention must be a date"):
+        causalcli.estimate(spec(intervention=5), data=frame(y, X), refute=False)
+
+
+# ---------------------------------------------------------------- structural model
+
+
+def test_structural_recovers_a_known_effect_and_refuter_passes():
+    y, X = simulate(T=200, start=160, effect=4.0)
+    s = spec(estimator="structural", intervention=str(START + dt.timedelta(days=160)),
+             options={"draws": 400, "parameter_draws": 40})
+    r = causalcli.estimate({**s, "refute": [{"placebo_in_time": {"simulations": 19}}]}, data=frame(y, X))
+    assert r.estimate.ci_lower < 4.0 < r.estimate.ci_upper
+    assert r.diagnostics["posterior_probability"] > 0.99
+    assert r.estimate.inference.startswith("structural_kalman_mle_simulated")
+    assert set(r.diagnostics["model"]["parameters"]) >= {"sigma2.irregular", "sigma2.level", "ar.L1"}
+    (ref,) = r.refutations
+    assert ref.name == "placebo_in_time" and ref.passed is True
+    # seeded: the same draws again
+    again = causalcli.estimate(s, data=frame(y, X), refute=False)
+    assert again.estimate == r.estimate
+
+
+def test_impact_plot_draws_three_panels():
+    from causalcli.designs.time_series.plots import PLOTS
+
+    y, X = simulate()
+    r = causalcli.estimate(spec(), data=frame(y, X), refute=False)
+    png = PLOTS["impact"](r)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_causalimpact_vignette_data_from_r():
+    """CausalImpact's vignette example regenerated by base R's arima.sim (tests/reference/time_series/
+    make_vignette.R; the CSV is committed): +10 from period 71 on, integer periods."""
+    from pathlib import Path
+
+    data = pd.read_csv(Path(__file__).parent / "reference" / "time_series" / "vignette.csv")
+    base = {"version": 1, "name": "vignette", "outcome": "y",
+            "design": {"method": "time_series", "time": "t", "intervention": 71, "controls": ["x1"],
+                       "options": {"draws": 400, "parameter_draws": 40}}}
+    r = causalcli.estimate(base, data=data, refute=False)
+    assert r.diagnostics["series"]["period"] == "step" and r.n["pre_periods"] == 70
+    assert r.estimate.ci_lower < 10 < r.estimate.ci_upper and r.estimate.ci_upper - r.estimate.ci_lower < 3
+    assert r.diagnostics["posterior_probability"] > 0.99
+    seg = causalcli.estimate({**base, "design": {**base["design"], "estimator": "segmented"}}, data=data,
+                             refute=False)
+    assert abs(seg.estimate.value - 10) < 4 * seg.estimate.std_error
+
+
+def test_ljung_box_equals_statsmodels():
+    from statsmodels.stats.diagnostic import acorr_ljungbox
+
+    from causalcli.designs.time_series.checks import ljung_box
+
+    e = simulate(T=200, season=False)[0] - 20
+    q, p = ljung_box(e, 10)
+    ref = acorr_ljungbox(e, lags=[10])
+    assert np.isclose(q, ref["lb_stat"].iloc[0], rtol=1e-12) and np.isclose(p, ref["lb_pvalue"].iloc[0], rtol=1e-9)
+
+
+def test_controls_check_flags_a_control_the_intervention_reached():
+    y, X = simulate()
+    X = X.copy()
+    X[240:, 1] += 3.0  # the campaign spilled over into the second control
+    r = causalcli.estimate(spec(), data=frame(y, X), refute=False)
+    check = next(c for c in r.checks if c.name == "controls")
+    assert check.passed is False and "c1" in check.detail and "c0" not in check.detail.split("(")[0]
+    clean = causalcli.estimate(spec(), data=frame(*simulate()), refute=False)
+    assert next(c for c in clean.checks if c.name == "controls").passed is True
