@@ -18,8 +18,8 @@ for: ``placebo`` (Algorithm 4 generalised: the never-treated units are permuted,
 treated units with their cohorts' adoption periods, the rest the controls), ``bootstrap`` (Algorithm 2:
 units resampled; draws without a control or a treated unit redrawn) or ``jackknife`` (Algorithm 3: each
 unit left out with every cohort's weights kept; a cohort left empty drops out of the aggregate).
-The placebo and bootstrap refits take each replicate's own regularisation (synthdid passes the
-original's): the SE is that of the procedure as run on the data.
+The placebo and bootstrap refits keep each cohort's regularisation and start from its weights, as
+synthdid's refits do.
 """
 
 from __future__ import annotations
@@ -137,8 +137,14 @@ def _event_effects(curves: list[np.ndarray], sizes: np.ndarray, horizon: int) ->
     return out
 
 
-def estimate(Y: np.ndarray, N0: int, t0s: np.ndarray, variant: str, horizon: int) -> Staggered:
-    """One synthetic DiD per distinct T0 in ``t0s`` (the treated rows' pre-period counts), aggregated."""
+def estimate(Y: np.ndarray, N0: int, t0s: np.ndarray, variant: str, horizon: int,
+             base: Staggered | None = None, controls: np.ndarray | None = None) -> Staggered:
+    """One synthetic DiD per distinct T0 in ``t0s`` (the treated rows' pre-period counts), aggregated.
+
+    A replicate passes the ``base`` estimate and which of its controls are its own (``controls``): each
+    cohort's weights are then re-solved with the base's regularisation from its weights, as synthdid's
+    placebo and bootstrap refits are.
+    """
     from causalcli.models import synthdid_weights as sw
 
     T = Y.shape[1]
@@ -147,7 +153,12 @@ def estimate(Y: np.ndarray, N0: int, t0s: np.ndarray, variant: str, horizon: int
     for T0 in starts:
         rows = N0 + np.flatnonzero(t0s == T0)
         M = np.vstack([Y[:N0], Y[rows]])
-        f = sw.fit(M, N0, int(T0), variant)
+        if base is None:
+            f = sw.fit(M, N0, int(T0), variant)
+        else:
+            f0 = base.fits[int(np.searchsorted(base.starts, T0))]
+            omega0 = sw.sum_normalize(f0.omega[controls]) if variant != "did" else None
+            f = sw.fit(M, N0, int(T0), variant, f0.tuning, omega0, f0.lam if variant == "sdid" else None)
         sizes.append(rows.size)
         fits.append(f)
         taus.append(f.estimate)
@@ -181,7 +192,8 @@ def replicates(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, method:
             for _ in range(replications):
                 perm = rng.permutation(N0)
                 Yp = np.vstack([Y[perm[N1:]], Y[perm[:N1]]])
-                rows.append(_vector(estimate(Yp, N0 - N1, t0s, variant, horizon), base.starts, horizon))
+                s = estimate(Yp, N0 - N1, t0s, variant, horizon, base, perm[N1:])
+                rows.append(_vector(s, base.starts, horizon))
             attempts = replications
         elif method == "bootstrap":
             while len(rows) < replications and attempts < 20 * replications:
@@ -191,7 +203,7 @@ def replicates(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, method:
                 if controls.size == 0 or treated.size == 0:
                     continue
                 Yb = np.vstack([Y[controls], Y[treated]])
-                s = estimate(Yb, controls.size, t0s[treated - N0], variant, horizon)
+                s = estimate(Yb, controls.size, t0s[treated - N0], variant, horizon, base, controls)
                 rows.append(_vector(s, base.starts, horizon))
         else:
             rows = [_jackknife_one(Y, N0, t0s, base, j, horizon) for j in range(N)]
