@@ -164,6 +164,10 @@ def test_several_units_for_adh_and_jackknife_with_one_unit_exit_2(runner, tmp_pa
     res = invoke(runner, ["estimate", _write(tmp_path, spec)])
     assert res.exit_code == 2 and "estimator: synthetic_control takes one treated unit, found 2" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+    spec["design"].update(treated_unit="u001", treatment_start="first")
+    res = invoke(runner, ["estimate", _write(tmp_path, spec)])
+    assert res.exit_code == 2 and "names a column (staggered adoption), which only estimator: synthetic_did" \
+        in res.stderr
     res = invoke(runner, ["estimate", _write(tmp_path, _spec(tmp_path / "panel.csv", ["u001"], 6, se="jackknife"))])
     assert res.exit_code == 2 and "jackknife standard errors need at least two treated units" in res.stderr
 

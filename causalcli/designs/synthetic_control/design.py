@@ -288,7 +288,7 @@ class SynthDesign(Design):
                             f"in period {period_text(dup[0][1], labels)}", file=table.file, key="design.unit",
                             column=d.unit)
         units = {label(r[0]) for r in table.sql(f"SELECT DISTINCT {u} FROM {TABLE} WHERE {u} IS NOT NULL")}
-        from causalcli.designs.synthetic_control.staggered import is_staggered, treated_labels, validate_adoption
+        from causalcli.designs.synthetic_control.staggered import adoption_periods, is_staggered, treated_labels
 
         for treated in treated_labels(d):
             if treated not in units:
@@ -296,7 +296,7 @@ class SynthDesign(Design):
                                 key="design.treated_unit", column=d.unit)
         times = sorted(float(r[0]) for r in table.sql(f"SELECT DISTINCT {t} FROM {TABLE} WHERE {t} IS NOT NULL"))
         if is_staggered(d):
-            validate_adoption(study, table, spec, times)
+            adoption_periods(study, table, spec, times)
         start = times[-1] if is_staggered(d) else self.start_value(study, spec, table)
         shown = _start_text(d.treatment_start)
         if start not in times:

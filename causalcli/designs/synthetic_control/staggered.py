@@ -51,11 +51,16 @@ def treated_labels(design: Any) -> list[str]:
 
 
 def is_staggered(design: Any) -> bool:
-    """treatment_start names a column (synthetic DiD only): neither a number nor a date."""
+    """treatment_start names a column under synthetic DiD (staggered adoption)."""
+    return design.estimator == "synthetic_did" and names_column(design)
+
+
+def names_column(design: Any) -> bool:
+    """treatment_start is neither a number nor a date: a column name."""
     from causalcli.data.types import as_day
 
     start = design.treatment_start
-    if design.estimator != "synthetic_did" or not isinstance(start, str) or as_day(start) is not None:
+    if not isinstance(start, str) or as_day(start) is not None:
         return False
     try:
         float(start)
@@ -64,14 +69,10 @@ def is_staggered(design: Any) -> bool:
     return False
 
 
-def validate_adoption(study: "Study", table: "Table", spec: "LoadedSpec", times: list[float]) -> None:
-    """The adoption column: one period per unit, a period of the panel with pre-periods before it (exit 3)."""
-    adoption_periods(study, table, spec, times)
-
-
 def adoption_periods(study: "Study", table: "Table", spec: "LoadedSpec",
                      times: list[float]) -> dict[str, float | None]:
-    """Each unit's adoption period (None: never treated), checked."""
+    """Each unit's adoption period (None: never treated), checked: one per unit, a period of the panel
+    with pre-periods before it, for every listed unit (exit 3)."""
     from causalcli.data.table import TABLE, quote_identifier, require_columns
     from causalcli.data.types import period_text
     from causalcli.designs.synthetic_control.design import label
@@ -286,7 +287,10 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> "Fit":
         ses = standard_errors(reps, d.se)
     else:
         warnings.append(f"no standard error: {reason}")
-    se = lambda k: float(ses[k]) if np.isfinite(ses[k]) else None  # noqa: E731
+
+    def se(k: int) -> float | None:
+        return float(ses[k]) if np.isfinite(ses[k]) else None
+
     inference = f"synthetic_did_staggered_{d.se}_se_normal"
     conf = study.conf_level
     value = normal_estimate(base.estimate, se(0), conf, inference)

@@ -60,9 +60,13 @@ def check_spec(study: "Study", spec: "LoadedSpec") -> None:
 
 def check_adh_spec(study: "Study", spec: "LoadedSpec") -> None:
     """Options of synthetic DiD given to the predictor-based estimator (exit 2)."""
-    from causalcli.designs.synthetic_control.staggered import treated_labels
+    from causalcli.designs.synthetic_control.staggered import names_column, treated_labels
 
     d = study.design
+    if names_column(d):
+        raise SpecError(f"treatment_start {d.treatment_start!r} names a column (staggered adoption), which only "
+                        f"estimator: synthetic_did reads; set design.estimator: synthetic_did or give the first "
+                        f"treated period", file=spec.source.display, key="design.treatment_start")
     if len(treated_labels(d)) > 1:
         raise SpecError(f"estimator: synthetic_control takes one treated unit, found {len(treated_labels(d))} "
                         f"in treated_unit; for several (or staggered) treated units set design.estimator: "
