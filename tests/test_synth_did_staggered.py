@@ -182,3 +182,16 @@ def test_staggered_runs_through_the_cli(runner, tmp_path):
     out = json.loads(res.stdout)
     assert [e["label"] for e in out["effects"]][:2] == ["cohort 6", "cohort 8"]
     assert {r["name"] for r in out["refutations"]} == {"placebo_in_time", "leave_one_donor_out"}
+
+
+def test_staggered_placebo_does_not_depend_on_the_workers(monkeypatch):
+    from causalcli.designs.synthetic_control import staggered
+
+    monkeypatch.setattr(staggered, "PARALLEL_FROM", 2)
+    df = _factor_panel(5, n_units=14, periods=9, adoption={10: 5, 11: 5, 12: 7}, effects={5: 1.0, 7: 2.0})
+    Y = df.pivot(index="unit", columns="period", values="y").to_numpy()
+    t0s = np.array([5, 5, 7])
+    base = staggered.estimate(Y, 11, t0s, "sdid", 4)
+    one, _ = staggered.replicates(Y, 11, t0s, base, "placebo", 4, 3, "sdid", jobs=1)
+    two, _ = staggered.replicates(Y, 11, t0s, base, "placebo", 4, 3, "sdid", jobs=2)
+    assert one.tobytes() == two.tobytes()

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.models import Study
 
 MIN_PRE_PERIODS = 2  # synthetic DiD's noise level and time weights need two pre-periods
+PARALLEL_FROM = 20  # replicates below this many run in the main process (forking costs more)
 
 
 def treated_labels(design: Any) -> list[str]:
@@ -179,37 +180,59 @@ def _vector(s: Staggered, all_starts: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def replicates(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, method: str, replications: int,
-               seed: int, variant: str) -> tuple[np.ndarray, int]:
-    """Rows of (aggregate, cohorts, event times) from the placebo, bootstrap or jackknife; attempts made."""
+               seed: int, variant: str, jobs: int = 1) -> tuple[np.ndarray, int]:
+    """Rows of (aggregate, cohorts, event times) from the placebo, bootstrap or jackknife; attempts made.
+
+    The draws are made up front from one seeded stream and refitted in order (over ``jobs`` processes
+    from PARALLEL_FROM draws on), so the result does not depend on the number of workers.
+    """
+    N = Y.shape[0]
+    rng = np.random.default_rng(seed)
+    draws: list[np.ndarray] = []
+    attempts = 0
+    if method == "placebo":
+        draws = [rng.permutation(N0) for _ in range(replications)]
+        attempts = replications
+    elif method == "bootstrap":
+        while len(draws) < replications and attempts < 20 * replications:
+            attempts += 1
+            draw = rng.choice(N, size=N, replace=True)
+            if 0 < np.count_nonzero(draw < N0) < N:
+                draws.append(draw)
+    else:
+        draws = [np.asarray([j]) for j in range(N)]
+        attempts = N
+    if jobs <= 1 or len(draws) < PARALLEL_FROM:
+        return np.asarray(_rows(method, Y, N0, t0s, base, draws, variant)), attempts
+    from joblib import Parallel, delayed
+
+    bounds = np.linspace(0, len(draws), min(len(draws), 4 * jobs) + 1).astype(int)
+    parts = Parallel(n_jobs=jobs, backend="multiprocessing")(
+        delayed(_rows)(method, Y, N0, t0s, base, draws[a:b], variant) for a, b in zip(bounds[:-1], bounds[1:]))
+    return np.asarray([row for part in parts for row in part]), attempts
+
+
+def _rows(method: str, Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, draws: list[np.ndarray],
+          variant: str) -> list[np.ndarray]:
+    """The replicate of every draw: a permutation of the controls, a bootstrap draw or the unit left out."""
     from causalcli.runtime.threads import single_threaded_blas
 
     horizon = base.event_effects.size
-    N, N1 = Y.shape[0], Y.shape[0] - N0
-    rows: list[np.ndarray] = []
-    attempts = 0
-    rng = np.random.default_rng(seed)
+    N1 = Y.shape[0] - N0
+    rows = []
     with single_threaded_blas():
-        if method == "placebo":
-            for _ in range(replications):
-                perm = rng.permutation(N0)
-                Yp = np.vstack([Y[perm[N1:]], Y[perm[:N1]]])
-                s = estimate(Yp, N0 - N1, t0s, variant, horizon, base, perm[N1:])
-                rows.append(_vector(s, base.starts, horizon))
-            attempts = replications
-        elif method == "bootstrap":
-            while len(rows) < replications and attempts < 20 * replications:
-                attempts += 1
-                draw = rng.choice(N, size=N, replace=True)
+        for draw in draws:
+            if method == "jackknife":
+                rows.append(_jackknife_one(Y, N0, t0s, base, int(draw[0]), horizon))
+                continue
+            if method == "placebo":
+                controls, treated, t0 = draw[N1:], draw[:N1], t0s
+            else:
                 controls, treated = draw[draw < N0], draw[draw >= N0]
-                if controls.size == 0 or treated.size == 0:
-                    continue
-                Yb = np.vstack([Y[controls], Y[treated]])
-                s = estimate(Yb, controls.size, t0s[treated - N0], variant, horizon, base, controls)
-                rows.append(_vector(s, base.starts, horizon))
-        else:
-            rows = [_jackknife_one(Y, N0, t0s, base, j, horizon) for j in range(N)]
-            attempts = N
-    return np.asarray(rows), attempts
+                t0 = t0s[treated - N0]
+            s = estimate(np.vstack([Y[controls], Y[treated]]), controls.size, t0, variant, horizon, base, controls)
+            rows.append(_vector(s, base.starts, horizon))
+    return rows
 
 
 def _jackknife_one(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, j: int, horizon: int) -> np.ndarray:
@@ -283,7 +306,7 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> "Fit":
     ses = np.full(1 + base.starts.size + horizon, np.nan)
     attempts = 0
     if reason is None:
-        reps, attempts = replicates(Y, N0, t0s, base, d.se, d.replications, seed, d.variant)
+        reps, attempts = replicates(Y, N0, t0s, base, d.se, d.replications, seed, d.variant, jobs)
         ses = standard_errors(reps, d.se)
     else:
         warnings.append(f"no standard error: {reason}")
