@@ -123,13 +123,19 @@ def test_staggered_bootstrap_redoes_every_cohort(tmp_path):
 
 @pytest.mark.slow
 def test_staggered_placebo_interval_covers_near_95_percent(tmp_path):
-    """120 panels, 40 placebo draws each: coverage of the 95% interval of the aggregate effect within
-    about 2.5 binomial SEs of 0.95 (sd of a coverage rate from 120 panels: 0.02)."""
-    covered = []
-    for seed in range(120):
-        est = _staggered_result(tmp_path, seed=100 + seed, reps=40)["estimate"]
+    """60 factor-model panels, 20 placebo draws of the whole staggered procedure each: the 95% interval
+    of the aggregate effect covers the truth in 0.85-0.99 of them (binomial sd from 60 panels: 0.028),
+    and the SEs match the spread of the estimates (root mean square SE within a factor 2 of the RMSE: the
+    placebo SE is conditional on each panel's factors, so it varies a lot from panel to panel)."""
+    covered, errors, ses = [], [], []
+    for seed in range(60):
+        est = _staggered_result(tmp_path, seed=100 + seed, reps=20)["estimate"]
         covered.append(est["ci_lower"] <= _truth() <= est["ci_upper"])
-    assert 0.89 <= np.mean(covered) <= 0.995
+        errors.append(est["value"] - _truth())
+        ses.append(est["std_error"])
+    assert 0.85 <= np.mean(covered) <= 0.99
+    rmse, rms_se = np.sqrt(np.mean(np.square(errors))), np.sqrt(np.mean(np.square(ses)))
+    assert 0.5 < rms_se / rmse < 2.0
 
 
 def _write(tmp_path, spec) -> str:
