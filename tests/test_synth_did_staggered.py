@@ -201,3 +201,13 @@ def test_staggered_placebo_does_not_depend_on_the_workers(monkeypatch):
     one, _ = staggered.replicates(Y, 11, t0s, base, "placebo", 4, 3, "sdid", jobs=1)
     two, _ = staggered.replicates(Y, 11, t0s, base, "placebo", 4, 3, "sdid", jobs=2)
     assert one.tobytes() == two.tobytes()
+
+
+def test_several_treated_units_plot_their_mean(runner, tmp_path):
+    df = _factor_panel(6, n_units=12, periods=8, adoption={9: 6, 10: 6}, effects={6: 1.0})
+    df.to_csv(tmp_path / "panel.csv", index=False)
+    spec = _spec(tmp_path / "panel.csv", ["u009", "u010"], 6, se="jackknife")
+    (tmp_path / "plots").mkdir()
+    res = invoke(runner, ["estimate", _write(tmp_path, spec), "--plots", str(tmp_path / "plots")])
+    assert res.exit_code in (0, 1), res.stderr
+    assert (tmp_path / "plots" / "sdid-multi-sdid.png").read_bytes()[:4] == b"\x89PNG"

@@ -78,7 +78,9 @@ def sdid_plot(result: Result) -> bytes | None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
     times = _axis(path["time"])
-    ax.plot(times, path["treated"], color="#1f4e79", linewidth=2, label=path.get("treated_unit", "treated"))
+    who = path.get("treated_unit", "treated")
+    who = who if not isinstance(who, list) else f"mean of the {len(who)} treated units"
+    ax.plot(times, path["treated"], color="#1f4e79", linewidth=2, label=who)
     ax.plot(times, path["synthetic_shifted"], color="#c0504d", linewidth=2, linestyle="--",
             label="weighted donors + intercept")
     low = min(min(path["treated"]), min(path["synthetic_shifted"]))
