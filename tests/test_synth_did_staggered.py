@@ -211,3 +211,23 @@ def test_several_treated_units_plot_their_mean(runner, tmp_path):
     res = invoke(runner, ["estimate", _write(tmp_path, spec), "--plots", str(tmp_path / "plots")])
     assert res.exit_code in (0, 1), res.stderr
     assert (tmp_path / "plots" / "sdid-multi-sdid.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("method", ["placebo", "bootstrap", "jackknife"])
+def test_one_cohort_is_the_common_start_estimator(method):
+    """Staggered with a single cohort is synthdid with N1 > 1: estimate, and the SE on the same draws."""
+    from causalcli.designs.synthetic_control import staggered
+    from causalcli.inference import synthdid_se
+    from causalcli.models import synthdid_weights as sw
+
+    df = _factor_panel(7, n_units=14, periods=9, adoption={11: 6, 12: 6, 13: 6}, effects={6: 1.0})
+    Y = df.pivot(index="unit", columns="period", values="y").to_numpy()
+    t0s = np.array([6, 6, 6])
+    base = staggered.estimate(Y, 11, t0s, "sdid", 3)
+    rows, _ = staggered.replicates(Y, 11, t0s, base, method, 6, 5, "sdid")
+    common = sw.fit(Y, 11, 6)
+    reps = (synthdid_se.jackknife(Y, 11, common) if method == "jackknife"
+            else getattr(synthdid_se, method)(Y, 11, common, 6, 5))
+    assert abs(base.estimate - common.estimate) < 1e-12
+    np.testing.assert_allclose(rows[:, 0], reps.estimates, rtol=0, atol=1e-8)
+    assert abs(staggered.standard_errors(rows, method)[0] - reps.se) < 1e-8

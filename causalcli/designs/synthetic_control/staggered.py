@@ -14,7 +14,7 @@ as the single-cohort estimate is). The effect at event time e averages the cohor
 weighted by their units, N1_a, over the cohorts observed e periods after adopting.
 
 Inference redoes the whole procedure (every cohort's weights re-solved), so the aggregation is accounted
-for: ``placebo`` (Algorithm 4 generalised: the never-treated units are permuted, the first N1 play the
+for: ``placebo`` (Algorithm 4 generalised: the never-treated units are permuted, the last N1 play the
 treated units with their cohorts' adoption periods, the rest the controls), ``bootstrap`` (Algorithm 2:
 units resampled; draws without a control or a treated unit redrawn) or ``jackknife`` (Algorithm 3: each
 unit left out with every cohort's weights kept; a cohort left empty drops out of the aggregate).
@@ -226,7 +226,7 @@ def _rows(method: str, Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered,
                 rows.append(_jackknife_one(Y, N0, t0s, base, int(draw[0]), horizon))
                 continue
             if method == "placebo":
-                controls, treated, t0 = draw[N1:], draw[:N1], t0s
+                controls, treated, t0 = draw[:N0 - N1], draw[N0 - N1:], t0s  # synthdid_se.placebo's split
             else:
                 controls, treated = draw[draw < N0], draw[draw >= N0]
                 t0 = t0s[treated - N0]
