@@ -231,3 +231,9 @@ def test_one_cohort_is_the_common_start_estimator(method):
     assert abs(base.estimate - common.estimate) < 1e-12
     np.testing.assert_allclose(rows[:, 0], reps.estimates, rtol=0, atol=1e-8)
     assert abs(staggered.standard_errors(rows, method)[0] - reps.se) < 1e-8
+
+
+def test_staggered_pre_fit_check_names_its_cohort(tmp_path):
+    res = _staggered_result(tmp_path, seed=1, se="jackknife")
+    check = next(c for c in res["checks"] if c["name"] == "pre_fit")
+    assert check["detail"].startswith("cohort ") and check["passed"] in (True, False)

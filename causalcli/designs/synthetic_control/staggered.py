@@ -347,7 +347,27 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> "Fit":
                            **({"draws": attempts} if attempts else {}),
                            "procedure": "the whole staggered procedure redone on each replicate"},
     }
-    return Fit("synthetic_did", "att", value, n, effects=effects, diagnostics=diagnostics, warnings=warnings)
+    return Fit("synthetic_did", "att", value, n, effects=effects, diagnostics=diagnostics, warnings=warnings,
+               checks=[_worst_pre_fit(Y, N0, t0s, base, study.thresholds.pre_fit,
+                                      [period_text(a, None) for a in cohort_times])])
+
+
+def _worst_pre_fit(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, limit: float,
+                   cohort_names: list[str]) -> Any:
+    """The family's pre_fit check on each cohort (pre-period RMSE after SDiD's intercept); the first failing
+    one, else the last, named by its adoption period."""
+    from causalcli.designs.synthetic_control.synthdid import pre_fit_check
+    from causalcli.records import Check
+
+    checks = []
+    for T0, f, name in zip(base.starts, base.fits, cohort_names):
+        treated = Y[N0 + np.flatnonzero(t0s == T0)].mean(axis=0)[:T0]
+        gap = treated - f.omega @ Y[:N0, :T0]
+        variant = f.tuning.variant
+        offset = float(gap @ f.lam) if variant == "sdid" else float(gap.mean()) if variant == "did" else 0.0
+        c = pre_fit_check(float(np.sqrt(np.mean((gap - offset) ** 2))), treated, limit)
+        checks.append(Check(c.name, c.passed, f"cohort {name}: {c.detail}"))
+    return next((c for c in checks if not c.passed), checks[-1])
 
 
 def estimate_of(d: "SynthData", start: float | None = None, keep: np.ndarray | None = None,

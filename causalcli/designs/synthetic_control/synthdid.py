@@ -171,10 +171,10 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> Fit:
                  "treatment_start": period_json(d.start, d.time_labels), "treated_unit": units[0] if N1 == 1 else list(units[:N1])},
     }
     return Fit(ESTIMATOR, "att", estimate, n, effects=effects, diagnostics=diagnostics,
-               checks=[_pre_fit(pre_rmse, treated[:T0], study.thresholds.pre_fit)], warnings=warnings)
+               checks=[pre_fit_check(pre_rmse, treated[:T0], study.thresholds.pre_fit)], warnings=warnings)
 
 
-def _pre_fit(pre_rmse: float, treated_pre: np.ndarray, limit: float) -> Check:
+def pre_fit_check(pre_rmse: float, treated_pre: np.ndarray, limit: float) -> Check:
     """The synthetic control family's pre_fit rule on SDiD's fit: the pre-period RMSE of the treated path
     against the weighted donors shifted by the intercept SDiD allows, over the treated unit's mean |outcome|."""
     scale = float(np.mean(np.abs(treated_pre)))
