@@ -183,11 +183,13 @@ def test_staggered_runs_through_the_cli(runner, tmp_path):
     df.to_csv(tmp_path / "panel.csv", index=False)
     spec = _spec(tmp_path / "panel.csv", ["u012", "u013", "u014"], "first", replications=5)
     spec["refute"] = [{"placebo_in_time": {"simulations": 3, "min_pre": 3}}, {"leave_one_donor_out": {}}]
-    res = invoke(runner, ["estimate", _write(tmp_path, spec), "--format", "json"])
+    (tmp_path / "plots").mkdir()
+    res = invoke(runner, ["estimate", _write(tmp_path, spec), "--format", "json", "--plots", str(tmp_path / "plots")])
     assert res.exit_code in (0, 1), res.stderr  # 1: a refuter's check failed, which this test does not judge
     out = json.loads(res.stdout)
     assert [e["label"] for e in out["effects"]][:2] == ["cohort 6", "cohort 8"]
     assert {r["name"] for r in out["refutations"]} == {"placebo_in_time", "leave_one_donor_out"}
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["sdid-multi-event_study.png"]
 
 
 def test_staggered_placebo_does_not_depend_on_the_workers(monkeypatch):
