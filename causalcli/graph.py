@@ -156,6 +156,15 @@ def identify(g: "nx.DiGraph | None", spec: "LoadedSpec") -> Identification:
         return Identification("iv", adj, f"design: instruments {z} move {t} and reach {y} only through it{given} "
                               "(relevance, exclusion, independence; monotonicity for a local average effect)",
                               f"Cov({y}, {z}) / Cov({t}, {z}) net of the covariates (Wald ratio; 2SLS with several)")
+    if study.design.method == "rdd":  # not backdoor: continuity at the cutoff
+        d = study.design
+        take_up = d.fuzzy or t
+        jump = f"lim E[{{v}} | {d.running} -> {d.cutoff:g} from above] - lim from below"
+        return Identification("continuity", (), f"design: the potential outcomes' means are continuous in {d.running} "
+                              f"at the cutoff {d.cutoff:g} (no precise sorting around it)" + (
+                                  f"; the cutoff moves {take_up} and reaches {y} only through it (monotonicity "
+                                  "for the compliers' effect)" if take_up else ""),
+                              jump.format(v=y) + (f", divided by the same for {take_up}" if take_up else ""))
     if study.graph is None:
         adj = tuple(study.covariates)
         return Identification("backdoor", adj, "default graph (every covariate -> treatment and outcome)",

@@ -34,6 +34,7 @@ import numpy as np
 
 from causalcli.data.table import require_columns
 from causalcli.designs.base import Design, Fit, require
+from causalcli.designs.did.staggered import STAGGERED, check_staggered_spec, fit_staggered, point_staggered
 from causalcli.designs.did.panel import (PanelData, build_panel, check_absorbing, check_cohort,
                                          check_constant_within_unit, check_nonnegative_weights, check_rows,
                                          read_panel, subset_units)
@@ -51,10 +52,12 @@ __all__ = ["DidDesign", "PanelData"]
 class DidDesign(Design):
     name = "did"
     preload_modules = ("scipy.special",)  # t and chi-square tails of the headline and the pre-trend test
-    estimators = ("twfe", "2x2", "callaway_santanna")
+    estimators = ("twfe", "2x2", "callaway_santanna", "imputation", "sun_abraham")
     estimands = ("att",)
     inference = ("crv1_fixest", "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher",
-                 "randomization_inference_units", "cs_analytic", "cs_multiplier_bootstrap", "none")
+                 "randomization_inference_units", "cs_analytic", "cs_multiplier_bootstrap",
+                 "imputation_conservative_clustered", "imputation_conservative_clustered_overall_att",
+                 "sun_abraham_crv1", "sun_abraham_crv1_overall_att", "none")
     reference = ("Callaway and Sant'Anna (2021); semantics of R did::att_gt/aggte; TWFE as fixest/pyfixest feols "
                  "with CRV1")
 
@@ -75,6 +78,8 @@ class DidDesign(Design):
             raise SpecError("event_study goes with estimator: twfe (callaway_santanna reports its dynamic "
                             "aggregation in effects)", file=file, key="design.event_study")
         o = d.options
+        if d.estimator in STAGGERED:
+            check_staggered_spec(study, file)
         if o.bootstrap == "multiplier" and d.estimator != "callaway_santanna":
             raise SpecError("bootstrap: multiplier is the Callaway-Sant'Anna bootstrap; use bootstrap: wild for "
                             f"{d.estimator}", file=file, key="design.options.bootstrap")
@@ -145,6 +150,8 @@ class DidDesign(Design):
             from causalcli.designs.did.callaway_santanna import point_cs
 
             return point_cs(p, g)
+        if p.estimator in STAGGERED:
+            return point_staggered(p, g)
         from causalcli.designs.did.regression import point_linear
 
         return point_linear(p, g, own_treatment=treatment is None)
@@ -178,6 +185,8 @@ def _fit(p: PanelData, study: "Study", seed: int) -> Fit:
         from causalcli.designs.did.callaway_santanna import fit_cs, with_few_units
 
         return with_few_units(p, fit_cs(p, study, seed), study, seed)
+    if p.estimator in STAGGERED:
+        return fit_staggered(p, study, seed)
     if p.estimator == "2x2":
         from causalcli.designs.did.two_by_two import fit_2x2
 

@@ -10,6 +10,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
 
 
+# event studies whose reference period -1 is an omitted coefficient (drawn as a grey diamond at 0)
+OMITTED_REFERENCE = ("twfe_event_study", "sun_abraham")
+
+
 def _period(label: str) -> float | None:
     text = label.split("=", 1)[-1].lstrip("<>=")
     try:
@@ -32,13 +36,13 @@ def event_study_plot(result: Result) -> bytes | None:
     colours = ["#c0504d" if k < 0 else "#1f4e79" for k in xs]
     for x, y, l, h, c in zip(xs, ys, lo, hi, colours):
         ax.errorbar([x], [y], yerr=[[l], [h]], fmt="o", color=c, capsize=3)
-    if result.estimator == "twfe_event_study":
+    if result.estimator in OMITTED_REFERENCE:
         ax.scatter([-1], [0], marker="D", color="grey", zorder=3, label="reference (-1)")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.axvline(-0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_xticks(xs + ([-1] if result.estimator == "twfe_event_study" else []))
+    ax.set_xticks(xs + ([-1] if result.estimator in OMITTED_REFERENCE else []))
     ax.set_xticklabels([(e.label or "").split("=", 1)[-1] for e, _ in rows]
-                       + (["-1"] if result.estimator == "twfe_event_study" else []))
+                       + (["-1"] if result.estimator in OMITTED_REFERENCE else []))
     ax.set_xlabel("period relative to first treatment")
     ax.set_ylabel("effect")
     band = rows[0][0].inference
@@ -47,7 +51,7 @@ def event_study_plot(result: Result) -> bytes | None:
     if pt.get("p_value") is not None:
         title += f"\npre-trend test p = {pt['p_value']:.3g}"
     ax.set_title(title, fontsize=10)
-    if result.estimator == "twfe_event_study":
+    if result.estimator in OMITTED_REFERENCE:
         ax.legend(loc="best", fontsize=8)
     return _png(fig, plt)
 

@@ -50,8 +50,10 @@ class DidDesign(TreatedDesignBase):
     unit: str = Field(description="Unit identifier column (panel).")
     time: str = Field(description="Time period column: numbers (e.g. years), dates, timestamps (cut to days in "
                                   "data.timezone) or ISO date strings; results are labelled by date.")
-    estimator: Literal["twfe", "2x2", "callaway_santanna"] = Field(
-        "twfe", description="twfe: unit and time fixed effects; 2x2: treated x post; callaway_santanna: staggered adoption.")
+    estimator: Literal["twfe", "2x2", "callaway_santanna", "imputation", "sun_abraham"] = Field(
+        "twfe", description="twfe: unit and time fixed effects; 2x2: treated x post; callaway_santanna: staggered "
+                            "adoption; imputation: Borusyak, Jaravel and Spiess (2024); sun_abraham: Sun and Abraham "
+                            "(2021) interaction-weighted event study.")
     cohort: str | None = Field(None, description="Column: first treated period of each unit, in the time column's "
                                                 "type (a date when time is a date); 0 or empty = never treated.")
     event_study: EventStudy | None = Field(None, description="TWFE event study with binned end points.")

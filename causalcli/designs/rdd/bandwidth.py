@@ -1,0 +1,202 @@
+"""MSE- and CER-optimal bandwidths of local-polynomial RD, as rdrobust's ``rdbwselect`` computes them.
+
+Calonico, Cattaneo and Titiunik (2014, Econometrica), Calonico, Cattaneo and Farrell (2020, Econometrics
+Journal), and the rdrobust software article (Calonico, Cattaneo, Farrell and Titiunik 2017, Stata Journal):
+a rule-of-thumb pilot bandwidth; a pilot fit of order q+1 for the bias of the bias estimator (bandwidth d);
+the bias bandwidth b; the main bandwidth h, each (V / (B^2 + R))^(1/(2o+3)) with R the regularisation term
+3 BConst^2 Var(B) (scale 1). The running variable and the outcome are divided by their standard deviations
+first (rdrobust's ``stdvars``), and bandwidths are capped at the range of the running variable (``bwrestrict``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from causalcli.designs.rdd.local_poly import (PILOT_CONSTANT, Side, distinct, fuzzy_gradient, inverse, meat, powers,
+                                              residuals)
+
+SELECTORS = ("mserd", "msetwo", "cerrd", "certwo")
+_EDGE = 1 + math.sqrt(np.finfo(np.float64).eps)
+MASS_POINT_SHARE = 0.2  # rdrobust: at least this share of repeated values makes the pilot keep 10 distinct values
+MASS_POINT_MINIMUM = 10
+
+
+@dataclass
+class _SidePilot:
+    """One side's data (standardised) and the pilot fits at the pilot bandwidth, by (order, derivative)."""
+
+    side: Side
+    kernel: str
+    matches: int
+    fuzzy: bool
+    pilot: float
+    fits: dict[tuple[int, int], tuple[float, float, np.ndarray]] = field(default_factory=dict)
+    nn: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # by window: the same rows, the same residuals
+
+    def _residuals(self, part: slice, R: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        x, D = self.side.x[part], self.side.D[part]
+        if self.side.clusters is not None:
+            return residuals(x, D, R @ beta, self.matches)
+        key = (part.start, part.stop)
+        if key not in self.nn:
+            self.nn[key] = residuals(x, D, None, self.matches)
+        return self.nn[key]
+
+    def _variance_fit(self, o: int, nu: int) -> tuple[float, float, np.ndarray]:
+        """Var of the nu-th derivative of an order-o fit at the pilot bandwidth, its bias constant, and the
+        linear combination s of (outcome, treatment) that the fuzzy ratio's linearisation gives."""
+        key = (o, nu)
+        if key in self.fits:
+            return self.fits[key]
+        h = self.pilot
+        part, w = self.side.window(h, self.kernel)
+        x, D = self.side.x[part], self.side.D[part]
+        if distinct(x) < o + 1:
+            self.fits[key] = (math.nan, math.nan, np.ones(1))
+            return self.fits[key]
+        R = powers(x, o)
+        RW = R * w[:, None]
+        invG = inverse(RW.T @ R)
+        beta = invG @ (RW.T @ D)
+        s = np.ones(1)
+        if self.fuzzy:
+            tau_y, tau_t = math.factorial(nu) * beta[nu, 0], math.factorial(nu) * beta[nu, 1]
+            s = fuzzy_gradient(tau_y, tau_t)
+        res = self._residuals(part, R, beta)
+        V = (invG @ meat(RW, res @ s, self._clusters(part), o + 1) @ invG)[nu, nu]
+        bias_constant = (h ** nu) * (invG @ (RW.T @ (x / h) ** (o + 1)))[nu]
+        self.fits[key] = (float(V), float(bias_constant), s)
+        return self.fits[key]
+
+    def _clusters(self, part: slice) -> np.ndarray | None:
+        return None if self.side.clusters is None else self.side.clusters[part]
+
+    def constants(self, o: int, nu: int, o_bias: int, h_bias: float, scale: float
+                  ) -> tuple[float, float, float, float]:
+        """(V, B, R, rate) of rdrobust's ``rdrobust_bw``: variance and bias of the order-o estimator of the
+        nu-th derivative, the bias's leading term from an order-``o_bias`` fit at ``h_bias``, and R, the
+        regularisation (the variance of that bias estimate)."""
+        rate = 1 / (2 * o + 3)
+        V_V, bias_constant, s = self._variance_fit(o, nu)
+        if not math.isfinite(V_V) or not (math.isfinite(h_bias) and h_bias > 0):
+            return math.nan, math.nan, math.nan, rate
+        part, w = self.side.window(h_bias, self.kernel)
+        x, D = self.side.x[part], self.side.D[part]
+        if distinct(x) < o_bias + 1:
+            return math.nan, math.nan, math.nan, rate
+        R = powers(x, o_bias)
+        RW = R * w[:, None]
+        invG = inverse(RW.T @ R)
+        beta = invG @ (RW.T @ D)
+        regularisation = 0.0
+        if scale > 0:
+            res = self._residuals(part, R, beta)
+            V_B = (invG @ meat(RW, res @ s, self._clusters(part), o_bias + 1) @ invG)[-1, -1]
+            regularisation = 3 * bias_constant ** 2 * V_B
+        B = math.sqrt(2 * (o + 1 - nu)) * bias_constant * float(s @ beta[-1, :])
+        V = (2 * nu + 1) * self.pilot ** (2 * nu + 1) * V_V
+        return V, B, scale * 2 * (o + 1 - nu) * regularisation, rate
+
+
+@dataclass(frozen=True)
+class Bandwidths:
+    h_left: float
+    h_right: float
+    b_left: float
+    b_right: float
+    selector: str
+
+    def as_dict(self) -> dict[str, float | str]:
+        return {"h_left": self.h_left, "h_right": self.h_right, "b_left": self.b_left, "b_right": self.b_right,
+                "selector": self.selector}
+
+
+def _type2_quantile(x_sorted: np.ndarray, prob: float) -> float:
+    """Hyndman-Fan type 2 quantile (R's type=2, as rdrobust uses for the interquartile range)."""
+    n = x_sorted.size
+    pos = n * prob
+    j = int(math.floor(pos))
+    return float(0.5 * (x_sorted[j - 1] + x_sorted[j])) if pos == j else float(x_sorted[j])
+
+
+def select(left: Side, right: Side, *, p: int, q: int, kernel: str, selector: str, matches: int = 3,
+           n_clusters: int | None = None) -> Bandwidths:
+    """The bandwidths (h_left, h_right, b_left, b_right) of ``selector`` in the running variable's units.
+
+    ``left``/``right`` hold x - cutoff (sorted) and the outcome (and treatment, fuzzy); ``n_clusters`` is the
+    clusters counted on each side and added (the CER rate's sample size with clusters, as rdrobust).
+    """
+    x_all = np.concatenate([left.x, right.x])  # sorted: left is below the cutoff
+    N = x_all.size
+    x_sd = float(np.std(x_all, ddof=1))
+    y_sd = float(np.std(np.concatenate([left.D[:, 0], right.D[:, 0]]), ddof=1))
+    iqr = _type2_quantile(x_all, 0.75) - _type2_quantile(x_all, 0.25)
+    spread = min(1.0, (iqr / x_sd) / 1.349)
+    scaled = {}
+    fuzzy = left.D.shape[1] > 1 and np.var(left.D[:, 1]) > 0 and np.var(right.D[:, 1]) > 0
+    for name, side in (("left", left), ("right", right)):
+        D = side.D[:, :2 if fuzzy else 1].copy()
+        D[:, 0] /= y_sd
+        scaled[name] = Side(side.x / x_sd, D, side.clusters)
+    sl, sr = scaled["left"], scaled["right"]
+    distinct_l, distinct_r = distinct(sl.x), distinct(sr.x)
+    mass = max(1 - distinct_l / sl.x.size, 1 - distinct_r / sr.x.size) >= MASS_POINT_SHARE
+    pilot = PILOT_CONSTANT[kernel] * spread * (distinct_l + distinct_r) ** (-1 / 5)
+    max_l, max_r = abs(float(sl.x[0])), abs(float(sr.x[-1]))
+    pilot = min(pilot, max(max_l, max_r))
+    min_l = min_r = 0.0
+    if mass:  # at least 10 distinct values of x on each side within the pilot windows
+        min_l = abs(float(_values(sl.x)[::-1][min(MASS_POINT_MINIMUM, distinct_l) - 1])) * _EDGE
+        min_r = abs(float(_values(sr.x)[min(MASS_POINT_MINIMUM, distinct_r) - 1])) * _EDGE
+        pilot = max(pilot, min_l, min_r)
+    L = _SidePilot(sl, kernel, matches, fuzzy, pilot)
+    Rt = _SidePilot(sr, kernel, matches, fuzzy, pilot)
+    d_l = L.constants(q + 1, q + 1, q + 2, max_l * _EDGE, 0)
+    d_r = Rt.constants(q + 1, q + 1, q + 2, max_r * _EDGE, 0)
+    two = selector in ("msetwo", "certwo")
+    if two:
+        h_l, b_l = _one_side(L, d_l, p, q, max_l, min_l if mass else None)
+        h_r, b_r = _one_side(Rt, d_r, p, q, max_r, min_r if mass else None)
+    else:
+        bound = max(max_l, max_r)
+        d = _combined(d_l, d_r)
+        d = min(d, bound)
+        if mass:
+            d = max(d, min_l, min_r)
+        b = min(_combined(L.constants(q, p + 1, q + 1, d, 1), Rt.constants(q, p + 1, q + 1, d, 1)), bound)
+        h = min(_combined(L.constants(p, 0, q, b, 1), Rt.constants(p, 0, q, b, 1)), bound)
+        h_l = h_r = h
+        b_l = b_r = b
+    scale = 1.0
+    if selector.startswith("cer"):  # Calonico, Cattaneo and Farrell (2020): shrink h to the CER-optimal rate
+        size = n_clusters if n_clusters is not None else N
+        scale = size ** (-(p / ((3 + p) * (3 + 2 * p))))
+    return Bandwidths(x_sd * h_l * scale, x_sd * h_r * scale, x_sd * b_l, x_sd * b_r, selector)
+
+
+def _values(x_sorted: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array, ascending."""
+    return x_sorted[np.r_[True, x_sorted[1:] != x_sorted[:-1]]]
+
+
+def _combined(c_l: tuple[float, float, float, float], c_r: tuple[float, float, float, float]) -> float:
+    """The common bandwidth for the difference of the two sides' estimates."""
+    (V_l, B_l, R_l, rate), (V_r, B_r, R_r, _) = c_l, c_r
+    return ((V_l + V_r) / ((B_r - B_l) ** 2 + R_l + R_r)) ** rate
+
+
+def _one_side(side: _SidePilot, d_const: tuple[float, float, float, float], p: int, q: int, bound: float,
+              minimum: float | None) -> tuple[float, float]:
+    """One side's own (h, b) (msetwo)."""
+    V, B, _, rate = d_const
+    d = min((V / B ** 2) ** rate, bound)
+    if minimum is not None:
+        d = max(d, minimum)
+    V, B, R, rate = side.constants(q, p + 1, q + 1, d, 1)
+    b = min((V / (B ** 2 + R)) ** rate, bound)
+    V, B, R, rate = side.constants(p, 0, q, b, 1)
+    h = min((V / (B ** 2 + R)) ** rate, bound)
+    return h, b

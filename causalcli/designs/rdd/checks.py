@@ -1,0 +1,138 @@
+"""The checks of an RD design, each able to fail the study.
+
+- ``bandwidth_sensitivity``: the estimate at 0.5x to 2x the selected bandwidths (h and b scaled together), in
+  ``effects``; fails when the headline estimate lies outside one of their robust intervals.
+- ``covariate_balance``: each covariate as the outcome of the same RD (its own bandwidths), as Cattaneo, Idrobo
+  and Titiunik (2020, section 5.1) recommend; fails when one jumps (robust p below alpha / covariates).
+- ``manipulation``: the density test of Cattaneo, Jansson and Ma (2020) (``density.py``); fails when the running
+  variable's density jumps at the cutoff (p below alpha).
+- ``placebo_cutoffs``: the outcome's RD at cutoffs where nothing happens, each fitted on the rows of its own side
+  of the real cutoff only (so the real jump cannot leak in); fails when one jumps (p below alpha / cutoffs).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.designs.rdd.estimator import TooFewValues
+from causalcli.designs.rdd.fitting import RdResult, RdSettings, rd_fit
+from causalcli.records import Check, Estimate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.designs.rdd.design import RddData
+    from causalcli.spec.models import Study
+
+BANDWIDTH_MULTIPLES = (0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def _summary(result: RdResult, conf_level: float) -> dict[str, float]:
+    lower, upper, p = result.robust_interval(conf_level)
+    return {"estimate": result.fit.conventional, "ci_lower": lower, "ci_upper": upper, "p_value": p,
+            "h_left": result.bandwidths.h_left, "h_right": result.bandwidths.h_right}
+
+
+def bandwidth_sensitivity(d: "RddData", settings: RdSettings, result: RdResult, alpha: float
+                          ) -> tuple[list[Estimate], Check]:
+    effects, outside, skipped = [], [], []
+    bw = result.bandwidths
+    headline = result.fit.conventional
+    for m in BANDWIDTH_MULTIPLES:
+        try:
+            r = result if m == 1.0 else rd_fit(d.x, d.D, d.cutoff, settings, d.clusters, h_scale=m, bandwidths=bw)
+        except TooFewValues:
+            skipped.append(f"{m:g}x")
+            continue
+        lower, upper, p = r.robust_interval(settings.conf_level)
+        label = f"bandwidth {m:g}x (h = {bw.h_left * m:.6g}" + (
+            f", {bw.h_right * m:.6g})" if bw.h_right != bw.h_left else ")")
+        effects.append(Estimate(r.fit.conventional, r.fit.se_robust, lower, upper, settings.conf_level, p,
+                                "rd_robust_bias_corrected", label))
+        if not lower <= headline <= upper:
+            outside.append(f"{m:g}x")
+    detail = (f"the estimate {headline:.4g} lies outside the robust interval at {', '.join(outside)} the bandwidth: "
+              "the effect depends on the bandwidth" if outside else
+              f"the estimate {headline:.4g} lies inside the robust interval at every bandwidth from 0.5x to 2x")
+    if skipped:
+        detail += f" ({', '.join(skipped)} not estimable: too few distinct running values within it)"
+    return effects, Check("bandwidth_sensitivity", not outside, detail)
+
+
+def balance(d: "RddData", settings: RdSettings, alpha: float) -> tuple[Check | None, dict[str, Any]]:
+    if not d.covariates:
+        return None, {}
+    table, failed, skipped = {}, [], []
+    k = len(d.covariates)
+    for name, (x, z) in d.covariates.items():
+        try:
+            r = rd_fit(x, z[:, None], d.cutoff, settings)
+        except (TooFewValues, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
+            skipped.append(name)
+            continue
+        table[name] = _summary(r, settings.conf_level)
+        if table[name]["p_value"] < alpha / k:
+            failed.append(name)
+    detail = (f"{', '.join(failed)} jump{'s' if len(failed) == 1 else ''} at the cutoff (robust p below "
+              f"{alpha:g}/{k}): units on either side differ in more than the treatment" if failed else
+              f"no covariate jumps at the cutoff (robust p at or above {alpha:g}/{k} for each)")
+    if skipped:
+        detail += f"; not estimable: {', '.join(skipped)}"
+    return Check("covariate_balance", not failed if table else None, detail), {"balance": table}
+
+
+def _default_placebos(x: np.ndarray, cutoff: float) -> list[float]:
+    below, above = x[x < cutoff], x[x >= cutoff]
+    return [float(np.median(below)), float(np.median(above))]
+
+
+def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study") -> tuple[Check | None, dict[str, Any]]:
+    alpha = study.thresholds.alpha
+    given = study.design.options.placebo_cutoffs
+    placebos = [c for c in (given if given is not None else _default_placebos(d.x, d.cutoff)) if c != d.cutoff]
+    table, failed, skipped = {}, [], []
+    for c in placebos:
+        keep = d.x < d.cutoff if c < d.cutoff else d.x >= d.cutoff
+        x, y = d.x[keep], d.D[keep, :1]
+        clusters = None if d.clusters is None else d.clusters[keep]
+        try:
+            if not x.size or not x[0] < c < x[-1]:
+                raise TooFewValues("", 0, 0, 0)
+            r = rd_fit(x, y, c, settings, clusters)  # the outcome alone (sharp)
+        except (TooFewValues, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
+            skipped.append(f"{c:g}")
+            continue
+        table[f"{c:g}"] = _summary(r, settings.conf_level)
+        if table[f"{c:g}"]["p_value"] < alpha / len(placebos):
+            failed.append(f"{c:g}")
+    if not table and not skipped:
+        return None, {}
+    k = max(len(placebos), 1)
+    detail = (f"the outcome jumps at placebo cutoff(s) {', '.join(failed)} (robust p below {alpha:g}/{k}): the "
+              "running variable moves the outcome by itself, so the jump at the cutoff may not be the treatment's"
+              if failed else f"no jump at the placebo cutoffs {', '.join(table)} (robust p at or above {alpha:g}/{k})")
+    if skipped:
+        detail += f"; not estimable (too few rows on that side): {', '.join(skipped)}"
+    return Check("placebo_cutoffs", not failed if table else None, detail), {"placebo_cutoffs": table}
+
+
+def density(d: "RddData", alpha: float) -> tuple[Check | None, dict[str, Any]]:
+    """The manipulation test (Cattaneo, Jansson and Ma 2020), as rddensity computes it with its defaults."""
+    from causalcli.designs.rdd.density import density_test
+
+    try:
+        t = density_test(d.x, d.cutoff)
+    except (ValueError, ZeroDivisionError, np.linalg.LinAlgError) as e:
+        return Check("manipulation", None, f"the density test could not be computed ({e})"), {}
+    if not np.isfinite(t.p_value):
+        return Check("manipulation", None, "the density test's jackknife variance is not positive"), {}
+    jumps = t.p_value < alpha
+    detail = (f"the running variable's density jumps at the cutoff ({t.f_left:.4g} below, {t.f_right:.4g} above; "
+              f"p = {t.p_value:.4f}): units may sort themselves around the cutoff" if jumps else
+              f"no jump in the running variable's density at the cutoff ({t.f_left:.4g} below, {t.f_right:.4g} "
+              f"above; p = {t.p_value:.4f})")
+    info = {"f_left": t.f_left, "f_right": t.f_right, "statistic": t.statistic, "p_value": t.p_value,
+            "h_left": t.h_left, "h_right": t.h_right, "n_left": t.n_left, "n_right": t.n_right,
+            "note": "Cattaneo-Jansson-Ma local polynomial density test (rddensity defaults: p = 2, triangular, "
+                    "jackknife variance, comb bandwidths)"}
+    return Check("manipulation", not jumps, detail), {"density": info}

@@ -1,0 +1,151 @@
+"""The manipulation test: is the running variable's density continuous at the cutoff?
+
+Cattaneo, Jansson and Ma (2020, JASA), "Simple local polynomial density estimators", with the defaults of the
+``rddensity`` package (Cattaneo, Jansson and Ma 2018, Stata Journal; Python ``rddensity`` 3.0): local polynomial
+fits of the empirical distribution function on each side (p = 2, triangular kernel, unrestricted), the slope at
+the cutoff is the density; bandwidths by ``rdbwdensity``'s plug-in rule (pilots from a normal reference) and the
+``comb`` choice (per side, the median of that side's, the difference's and the sum's bandwidths); the jackknife
+variance; the statistic (f_right - f_left) / se of the order-(p+1) fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+P = 2
+NEIGHBOURS = 20 + P + 1  # rddensity's nLocalMin and nUniqueMin: each side keeps at least this many (distinct) points
+# rddensity's pilot-bandwidth constants for p = 2 (triangular kernel): the bias (b) and variance (c) pilots.
+PILOT_BIAS = 3430865.4551236177795
+PILOT_VARIANCE = 548.57142857155463389
+
+
+@dataclass(frozen=True)
+class DensityTest:
+    f_left: float
+    f_right: float
+    statistic: float
+    p_value: float
+    h_left: float
+    h_right: float
+    n_left: int  # rows within the bandwidths
+    n_right: int
+
+
+def _triangular_moment(e: int) -> float:
+    """Integral over [0, 1] of (1 - l) l^e."""
+    return 1 / (e + 1) - 1 / (e + 2)
+
+
+def _hermite(x: float, k: int) -> float:
+    """Probabilists' Hermite polynomials He_2 and He_4 (the normal reference's derivatives)."""
+    return x * x - 1 if k == 2 else x ** 4 - 6 * x * x + 3
+
+
+def _group_starts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a sorted array: each distinct value's first row, last row and count."""
+    last = np.flatnonzero(np.r_[x[1:] != x[:-1], True])
+    count = np.diff(np.r_[-1, last])
+    return last - count + 1, last, count
+
+
+def _fit(X: np.ndarray, Y: np.ndarray, n: int, h_l: float, h_r: float, p: int, s: int, ties: bool
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The order-p local fit of the empirical CDF Y on each side (rddensity's unrestricted fit): for (left,
+    right, right - left, right + left), the density (the slope at the cutoff), its jackknife variance, and the
+    s-th derivative's coefficient."""
+    nl = int(np.searchsorted(X, 0.0, side="left"))  # X is sorted: the left rows come first
+    u = np.r_[X[:nl] / h_l, X[nl:] / h_r]
+    W = np.r_[(1 + u[:nl]) / h_l, (1 - u[nl:]) / h_r]
+    k = 2 * p + 2
+    Xp = np.zeros((X.size, k))
+    scale = np.empty(k)
+    for power in range(p + 1):
+        Xp[:nl, 2 * power] = u[:nl] ** power
+        Xp[nl:, 2 * power + 1] = u[nl:] ** power
+        scale[2 * power], scale[2 * power + 1] = h_l ** power, h_r ** power
+    XpW = Xp * W[:, None]
+    Sinv = np.linalg.inv(XpW.T @ Xp)
+    b = ((XpW.T @ Y) @ Sinv) / scale
+    # the jackknife: each row's influence is the sum of the weighted regressors of the rows after it (of its
+    # whole tie group, with ties)
+    after = np.cumsum(XpW[::-1], axis=0)[::-1] - XpW
+    if ties:
+        first, _, count = _group_starts(X)
+        after = np.repeat(after[first], count, axis=0)
+    L = after / (n - 1)
+    V = (Sinv @ (L.T @ L) @ Sinv) / np.outer(scale, scale)
+    hat = np.array([b[2], b[3], b[3] - b[2], b[3] + b[2]])
+    var = np.array([V[2, 2], V[3, 3], V[2, 2] + V[3, 3] - 2 * V[2, 3], V[2, 2] + V[3, 3] + 2 * V[2, 3]])
+    var[var < 0] = np.nan
+    hat_s = np.array([b[2 * s], b[2 * s + 1], b[2 * s + 1] - b[2 * s], b[2 * s + 1] + b[2 * s]])
+    return hat, var, hat_s
+
+
+def _kth(values: np.ndarray, k: int) -> float:
+    """The k-th smallest (1-based, capped at the size) of a sorted array."""
+    return float(values[min(k, values.size) - 1])
+
+
+def density_test(x: np.ndarray, cutoff: float) -> DensityTest:
+    """rddensity(X, c) with its defaults; ``x`` sorted ascending."""
+    X = x - cutoff
+    n = X.size
+    nl = int(np.searchsorted(X, 0.0, side="left"))
+    first, last, count = _group_starts(X)
+    values = X[first]
+    ties = values.size != n
+    below_abs = -X[:nl][::-1]  # distances below the cutoff, nearest first
+    above = X[nl:]
+    values_below = -values[values < 0][::-1]
+    values_above = values[values >= 0]
+    mu, sd = float(np.mean(X)), float(np.std(X, ddof=1))
+    z = mu / sd
+    phi = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    f_b = 1 / (_hermite(z, P + 2) ** 2 * phi)
+    f_c = 1 / (_hermite(z, P) ** 2 * phi)
+    bn = ((2 * P + 1) / 4 * f_b * PILOT_BIAS / n) ** (1 / (2 * P + 5)) * sd
+    cn = (1 / (2 * P) * f_c * PILOT_VARIANCE / n) ** (1 / (2 * P + 1)) * sd
+    widest = float(np.max(np.abs(values)))
+    bn, cn = min(bn, widest), min(cn, widest)
+    for data_l, data_r in ((below_abs, above), (values_below, values_above)):
+        bn = max(bn, _kth(data_l, NEIGHBOURS + 2), _kth(data_r, NEIGHBOURS + 2))
+        cn = max(cn, _kth(data_l, NEIGHBOURS), _kth(data_r, NEIGHBOURS))
+    Y = np.arange(n) / (n - 1)
+    if ties:
+        Y = np.repeat(Y[last], count)
+
+    def window(h_l: float, h_r: float) -> tuple[np.ndarray, np.ndarray]:
+        keep = slice(int(np.searchsorted(X, -h_l, side="left")), int(np.searchsorted(X, h_r, side="right")))
+        return X[keep], Y[keep]
+
+    Xb, Yb = window(bn, bn)
+    Xc, Yc = window(cn, cn)
+    derivative = _fit(Xb, Yb, n, bn, bn, P + 2, P + 1, ties)[2]
+    variance = _fit(Xc, Yc, n, cn, cn, P, 1, ties)[1]
+    S = np.array([[_triangular_moment(i + j) for j in range(P + 1)] for i in range(P + 1)])
+    C = np.array([_triangular_moment(i + P + 1) for i in range(P + 1)])
+    bias_constant = float(np.linalg.solve(S, C)[1])
+    bias = np.empty(4)
+    bias[0] = derivative[0] * bias_constant * (-1) ** P
+    bias[1] = derivative[1] * bias_constant
+    bias[2], bias[3] = bias[1] - bias[0], bias[1] + bias[0]
+    var_n = n * cn * variance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = (1 / (2 * P) * var_n / bias ** 2 / n) ** (1 / (2 * P + 1))
+    h = np.where(np.isnan(h) | (var_n < 0), 0.0, h)
+    range_l, range_r = abs(float(values[0])), float(values[-1])
+    h = np.minimum(h, [range_l, range_r, max(range_l, range_r), max(range_l, range_r)])
+    for data_l, data_r in ((below_abs, above), (values_below, values_above)):
+        low_l, low_r = _kth(data_l, NEIGHBOURS), _kth(data_r, NEIGHBOURS)
+        h = np.maximum(h, [low_l, low_r, max(low_l, low_r), max(low_l, low_r)])
+    h_l = float(np.median([h[0], h[2], h[3]]))
+    h_r = float(np.median([h[1], h[2], h[3]]))
+    Xq, Yq = window(h_l, h_r)
+    hat, var, _ = _fit(Xq, Yq, n, h_l, h_r, P + 1, 1, ties)
+    statistic = float(hat[2] / math.sqrt(var[2]))
+    p_value = math.erfc(abs(statistic) / math.sqrt(2))
+    below = int(np.searchsorted(Xq, 0.0, side="left"))
+    return DensityTest(float(hat[0]), float(hat[1]), statistic, p_value, h_l, h_r, below, Xq.size - below)

@@ -1,0 +1,259 @@
+"""Regression discontinuity: the jump at the cutoff of a local polynomial in the running variable.
+
+Sharp (treated at or above the cutoff) and fuzzy (``fuzzy:``, the take-up column: the ratio of the outcome's jump
+to the take-up's) designs, as rdrobust estimates them (Calonico, Cattaneo and Titiunik 2014): ``estimate.value``
+is the conventional estimate, its interval the robust bias-corrected one. Numerics in ``estimator.py`` and
+``bandwidth.py``; the checks (balance, placebo cutoffs, bandwidth sensitivity, density) in ``checks.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.data.table import MissingRows, dropped_missing, require_columns
+from causalcli.designs.base import Design, Fit, require
+from causalcli.errors import DataError, SpecError
+from causalcli.records import Estimate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+    from causalcli.designs.rdd.fitting import RdResult, RdSettings
+    from causalcli.graph import Identification
+    from causalcli.spec.loading import LoadedSpec
+    from causalcli.spec.models import Study
+
+MIN_ROWS = 20  # rdrobust selects no bandwidth below 20 rows
+
+
+@dataclass(frozen=True)
+class RddData:
+    """The complete rows, sorted by the running variable (picklable for the refuters' workers)."""
+
+    x: np.ndarray
+    D: np.ndarray  # the outcome, then the take-up (fuzzy)
+    clusters: np.ndarray | None
+    covariates: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (running, covariate), complete rows, sorted
+    cutoff: float
+    running: str
+    fuzzy: str | None
+    rows: int
+    missing: MissingRows
+    file: str
+    settings: "RdSettings"
+
+
+def _sorted(x: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    if x.size < 2 or not np.any(x[1:] < x[:-1]):
+        return (x, *others)
+    order = np.argsort(x, kind="stable")
+    return (x[order], *(a[order] for a in others))
+
+
+class RddDesign(Design[RddData]):
+    name = "rdd"
+    estimators = ("local_polynomial",)
+    estimands = ("ate", "late")
+    inference = ("rd_robust_bias_corrected", "rd_robust_bias_corrected_clustered")
+    reference = ("Local-polynomial RD with robust bias-corrected inference (Calonico, Cattaneo and Titiunik 2014), "
+                 "MSE/CER-optimal bandwidths (Calonico, Cattaneo and Farrell 2020); pinned to rdrobust")
+    default_refuters = ("data_subset",)  # the placebo and covariate refuters have no meaning here: checks do it
+
+    # ---------------------------------------------------------------- spec and data
+    def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        require(study, spec, "outcome")
+        d = study.design
+        if study.treatment and d.fuzzy and study.treatment != d.fuzzy:
+            raise SpecError(f"treatment {study.treatment!r} and design.fuzzy {d.fuzzy!r} differ: in an RD design the "
+                            "treatment is the take-up column; give it once (design.fuzzy), or neither for a sharp "
+                            "design", file=spec.source.display, key="design.fuzzy")
+        roles = {study.outcome: "outcome", _fuzzy(study): "design.fuzzy"}
+        if d.running in roles:
+            raise SpecError(f"running variable {d.running!r} is also the {roles[d.running]}; use another column",
+                            file=spec.source.display, key="design.running")
+        if study.graph is not None:
+            raise SpecError("rdd does not use a causal graph: identification comes from continuity at the cutoff; "
+                            "remove graph", file=spec.source.display, key="graph")
+        if study.categorical:
+            raise SpecError("categorical covariates are not used by rdd (covariates are checked for balance at the "
+                            "cutoff, each as an outcome); list numeric covariates", file=spec.source.display,
+                            key="categorical")
+
+    def columns(self, study: "Study") -> list[str]:
+        d = study.design
+        names = [d.running, study.outcome, _fuzzy(study), d.cluster, *study.covariates]
+        return list(dict.fromkeys(n for n in names if n))
+
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        d = study.design
+        roles = {d.running: ("design.running", "numeric"), study.outcome: ("outcome", "numeric")}
+        if _fuzzy(study):
+            roles.setdefault(_fuzzy(study), ("design.fuzzy", "numeric"))
+        for i, c in enumerate(study.covariates):
+            roles.setdefault(c, (f"covariates[{i}]", "numeric"))
+        if d.cluster:
+            roles.setdefault(d.cluster, ("design.cluster", "any"))
+        require_columns(table, roles)
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification",
+                spec: "LoadedSpec") -> RddData:
+        d = study.design
+        fuzzy = _fuzzy(study)
+        main = [d.running, study.outcome, *([fuzzy] if fuzzy else []), *([d.cluster] if d.cluster else [])]
+        text = (d.cluster,) if d.cluster else ()
+        cols, dropped = table.arrays(main, as_text=text, sort_in_query=True)
+        roles = [(d.running, "running", "running variable"), (study.outcome, "outcome", "outcome")]
+        roles += [(fuzzy, "fuzzy", "take-up")] if fuzzy else []
+        roles += [(d.cluster, "cluster", "cluster")] if d.cluster else []
+        missing = dropped_missing(table, roles, dropped)
+        x = np.asarray(cols[d.running], dtype=np.float64)
+        D = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in (study.outcome, fuzzy) if c])
+        codes = None
+        if d.cluster:
+            codes = np.unique(np.asarray(cols[d.cluster]).astype(str), return_inverse=True)[1].reshape(-1)
+        x, D, *rest = _sorted(x, D, *([codes] if codes is not None else []))
+        codes = rest[0] if rest else None
+        _require_sides(x, d.cutoff, d.running, d.options.p, table.file)
+        if fuzzy:
+            _require_jump(x, D[:, 1], d.cutoff, fuzzy, table.file)
+        covariates = {}
+        for c in study.covariates:
+            got, _ = table.arrays([d.running, c], sort_in_query=True)
+            covariates[c] = _sorted(np.asarray(got[d.running], dtype=np.float64), np.asarray(got[c], dtype=np.float64))
+        return RddData(x, D, codes, covariates, d.cutoff, d.running, fuzzy, table.rows, missing, table.file,
+                       _settings(study))
+
+    # ---------------------------------------------------------------- fit
+    def fit(self, prepared: RddData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
+        from causalcli.designs.rdd.checks import balance, bandwidth_sensitivity, density, placebo_cutoffs
+
+        d = prepared
+        settings = d.settings
+        result = _fit_or_explain(d, settings)
+        est = result.fit
+        lower, upper, p_value = result.robust_interval(settings.conf_level)
+        inference = "rd_robust_bias_corrected" + ("_clustered" if d.clusters is not None else "")
+        estimate = Estimate(est.conventional, est.se_robust, lower, upper, settings.conf_level, p_value, inference)
+        effects, sensitivity = bandwidth_sensitivity(d, settings, result, study.thresholds.alpha)
+        checks = [sensitivity]
+        diagnostics: dict[str, Any] = {
+            "bandwidth": result.bandwidths.as_dict(),
+            "conventional": _conventional(est, settings.conf_level),
+            "bias_corrected": {"estimate": est.bias_corrected, "robust_std_error": est.se_robust},
+            "polynomial": {"p": settings.p, "q": settings.p + 1, "kernel": settings.kernel,
+                           "vce": "cr1" if d.clusters is not None else "nn (3 neighbours)"},
+            "cutoff": d.cutoff, "running": d.running,
+            "limits": {"below": est.left_intercepts[0], "above": est.right_intercepts[0]},
+            "fit": {"below": list(est.left_coefficients), "above": list(est.right_coefficients),
+                    "note": "the outcome's order-p polynomial in (running - cutoff) on each side, within h"},
+        }
+        warnings = list(d.missing.warnings)
+        if est.first_stage is not None:
+            jump, se_cl, se_rb = est.first_stage
+            diagnostics["first_stage"] = {"jump": jump, "std_error": se_cl, "robust_std_error": se_rb,
+                                          "below": est.left_intercepts[1], "above": est.right_intercepts[1]}
+        for check, extra in (balance(d, settings, study.thresholds.alpha), placebo_cutoffs(d, settings, study),
+                             density(d, study.thresholds.alpha)):
+            if check is not None:
+                checks.append(check)
+                diagnostics.update(extra)
+        from causalcli.designs.rdd.bins import binned_means
+
+        diagnostics["bins"], diagnostics["bin_count"] = binned_means(d.x, d.D[:, 0], d.cutoff)
+        n = {"rows": d.rows, **d.missing.n, "used": int(d.x.size), "below_cutoff": result.n_left,
+             "above_cutoff": result.n_right, "within_h_below": est.n_left, "within_h_above": est.n_right}
+        return Fit("local_polynomial", "late" if d.fuzzy else "ate", estimate, n, effects=effects,
+                   diagnostics=diagnostics, checks=checks, warnings=warnings)
+
+    # ---------------------------------------------------------------- refuters
+    def units(self, prepared: RddData) -> int:
+        return int(prepared.x.size)
+
+    def point(self, prepared: RddData, *, treatment=None, extra_covariate=None, rows=None) -> float:
+        from causalcli.designs.rdd.fitting import rd_fit
+
+        if treatment is not None or extra_covariate is not None:
+            raise self.refuters_not_built("point")
+        d = prepared
+        if rows is not None:
+            d = replace(d, x=d.x[rows], D=d.D[rows], clusters=None if d.clusters is None else d.clusters[rows])
+        from causalcli.designs.rdd.estimator import TooFewValues
+        from causalcli.errors import EstimationError
+
+        try:
+            return rd_fit(d.x, d.D, d.cutoff, d.settings, d.clusters).fit.conventional
+        except TooFewValues as e:
+            raise EstimationError(f"too few distinct running values on the {e.side} side") from e
+
+
+def _fuzzy(study: "Study") -> str | None:
+    return study.design.fuzzy or study.treatment
+
+
+def _settings(study: "Study") -> "RdSettings":
+    from causalcli.designs.rdd.fitting import RdSettings
+
+    o = study.design.options
+    return RdSettings(o.p, o.kernel, o.bandwidth, study.conf_level)
+
+
+def _fit_or_explain(d: RddData, settings: "RdSettings") -> "RdResult":
+    from causalcli.designs.rdd.estimator import TooFewValues
+    from causalcli.designs.rdd.fitting import rd_fit
+    from causalcli.designs.rdd.local_poly import NoJump
+
+    try:
+        return rd_fit(d.x, d.D, d.cutoff, settings, d.clusters)
+    except NoJump as e:
+        raise DataError(f"take-up column {d.fuzzy!r} does not jump at the cutoff {d.cutoff:g} (its fitted jump is 0), "
+                        "so the fuzzy effect is not identified; drop design.fuzzy for a sharp design", file=d.file,
+                        key="design.fuzzy", column=d.fuzzy) from e
+    except TooFewValues as e:
+        raise DataError(f"only {e.found} distinct value(s) of {d.running!r} within the bandwidth {e.bandwidth:g} "
+                        f"{'below' if e.side == 'left' else 'at or above'} the cutoff {d.cutoff:g}; an order-"
+                        f"{e.needed - 1} fit needs {e.needed}: give a larger options.bandwidth or a smaller "
+                        "options.p", file=d.file, key="design.options.bandwidth", column=d.running) from e
+
+
+def _conventional(est: Any, conf_level: float) -> dict[str, float]:
+    from causalcli.inference.distributions import normal_quantile, normal_two_sided_p
+
+    z = normal_quantile(0.5 + conf_level / 2)
+    return {"estimate": est.conventional, "std_error": est.se_conventional,
+            "ci_lower": est.conventional - z * est.se_conventional,
+            "ci_upper": est.conventional + z * est.se_conventional,
+            "p_value": normal_two_sided_p(est.conventional / est.se_conventional)}
+
+
+def _require_sides(x: np.ndarray, cutoff: float, running: str, p: int, file: str) -> None:
+    """The cutoff inside the running variable's range, and enough rows and distinct values on each side."""
+    if x.size == 0:
+        raise DataError("no complete rows: every row misses a value in the columns used", file=file)
+    lo, hi = float(x[0]), float(x[-1])
+    if not lo < cutoff < hi:
+        raise DataError(f"cutoff {cutoff:g} is outside the range of running variable {running!r} ({lo:g} to {hi:g}) "
+                        "in the rows used, so one side of the cutoff is empty; set design.cutoff inside that range",
+                        file=file, key="design.cutoff", column=running)
+    k = int(np.searchsorted(x, cutoff, side="left"))
+    needed = p + 2  # the bias-correction fit has order p+1
+    for side, part in (("below", x[:k]), ("at or above", x[k:])):
+        values = int(1 + np.count_nonzero(part[1:] != part[:-1]))
+        if values < needed:
+            raise DataError(f"only {part.size} row(s) with {values} distinct value(s) of {running!r} {side} the cutoff "
+                            f"{cutoff:g}; the local fits of order p={p} and its bias correction need at least "
+                            f"{needed}: move the cutoff or add data", file=file, key="design.cutoff", column=running)
+    if x.size < MIN_ROWS:
+        raise DataError(f"only {x.size} complete rows: bandwidth selection needs at least {MIN_ROWS}", file=file,
+                        column=running)
+
+
+def _require_jump(x: np.ndarray, t: np.ndarray, cutoff: float, fuzzy: str, file: str) -> None:
+    """A take-up column that does not move at the cutoff identifies nothing (rdrobust's own test)."""
+    k = int(np.searchsorted(x, cutoff, side="left"))
+    below, above = t[:k], t[k:]
+    if np.ptp(below) == 0 and np.ptp(above) == 0 and abs(below.mean() - above.mean()) < 1.5e-8:
+        raise DataError(f"take-up column {fuzzy!r} is {below[0]:g} on both sides of the cutoff {cutoff:g}: no jump, "
+                        "so the fuzzy effect is not identified; drop design.fuzzy for a sharp design",
+                        file=file, key="design.fuzzy", column=fuzzy)

@@ -1,0 +1,61 @@
+"""RD plots: binned means of the outcome with the local fits on each side; the running variable's density.
+
+The bins are rdplot's (``bins.py``), computed in ``fit`` into ``diagnostics.bins``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from causalcli.charts import figure as _figure, png as _png
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.result import Result
+
+
+def _bins(result: "Result") -> list[dict[str, Any]] | None:
+    return result.diagnostics.get("bins") or None
+
+
+def binned_scatter(result: "Result") -> bytes | None:
+    """Binned means of the outcome (rdplot's bins) and the order-p local fit on each side within h."""
+    bins = _bins(result)
+    if not bins:
+        return None
+    diag = result.diagnostics
+    c = diag["cutoff"]
+    bw = diag["bandwidth"]
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    ax.scatter([b["running"] for b in bins], [b["outcome"] for b in bins], s=14, color="#555555", label="binned mean")
+    for side, h, sign in (("below", bw["h_left"], -1), ("above", bw["h_right"], 1)):
+        coef = diag["fit"][side]
+        u = np.linspace(0, sign * h, 60)
+        ax.plot(c + u, np.polyval(coef[::-1], u), color="#1f4e79", lw=2)
+    ax.axvline(c, color="#b22222", ls="--", lw=1)
+    ax.set_xlabel(diag["running"])
+    ax.set_ylabel("outcome")
+    ax.set_title(f"{result.study}: jump {result.estimate.value:.4g} at {c:g}", fontsize=10)
+    return _png(fig, plt)
+
+
+def density(result: "Result") -> bytes | None:
+    """Rows per unit of the running variable in the bins on each side of the cutoff."""
+    bins = _bins(result)
+    if not bins:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    for side, color in (("below", "#1f4e79"), ("above", "#b22222")):
+        part = [b for b in bins if b["side"] == side]
+        ax.bar([(b["lower"] + b["upper"]) / 2 for b in part], [b["n"] / (b["upper"] - b["lower"]) for b in part],
+               width=[b["upper"] - b["lower"] for b in part], color=color, alpha=0.6, label=side)
+    ax.axvline(result.diagnostics["cutoff"], color="black", ls="--", lw=1)
+    ax.set_xlabel(result.diagnostics["running"])
+    ax.set_ylabel("rows per unit")
+    ax.legend(fontsize=8)
+    return _png(fig, plt)
+
+
+PLOTS: dict[str, Callable[["Result"], bytes | None]] = {"binned_scatter": binned_scatter, "density": density}
