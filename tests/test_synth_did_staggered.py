@@ -28,7 +28,8 @@ def _factor_panel(seed: int, n_units: int, periods: int, adoption: dict[int, flo
     ``adoption[i]`` (others never) and then gains ``effects[adoption period]``."""
     rng = np.random.default_rng(seed)
     F = rng.normal(size=(periods, 2)).cumsum(axis=0)
-    Y = rng.normal(size=(n_units, 2)) @ F.T + rng.normal(size=(n_units, 1)) + noise * rng.normal(size=(n_units, periods))
+    Y = rng.normal(size=(n_units, 2)) @ F.T + rng.normal(size=(n_units, 1))
+    Y = Y + noise * rng.normal(size=(n_units, periods))
     first = np.zeros(n_units)
     for i, a in adoption.items():
         first[i] = a

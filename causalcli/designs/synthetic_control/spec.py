@@ -179,4 +179,11 @@ class SynthDesign(DesignBase):
         return _without_defaults(handler(self), _SDID_DESIGN_DEFAULTS)
 
     def treated_rule(self) -> str | None:
-        return f"{self.unit} = {self.treated_unit} from {self.time} = {self.treatment_start}"
+        if not isinstance(self.treated_unit, list):
+            return f"{self.unit} = {self.treated_unit} from {self.time} = {self.treatment_start}"
+        who = f"{self.unit} in ({', '.join(str(u) for u in self.treated_unit)})"
+        from causalcli.designs.synthetic_control.staggered import is_staggered
+
+        if is_staggered(self):
+            return f"{who}, each from its {self.treatment_start}"
+        return f"{who} from {self.time} = {self.treatment_start}"
