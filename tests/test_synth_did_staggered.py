@@ -189,6 +189,7 @@ def test_staggered_runs_through_the_cli(runner, tmp_path):
     assert res.exit_code in (0, 1), res.stderr  # 1: a refuter's check failed, which this test does not judge
     out = json.loads(res.stdout)
     assert [e["label"] for e in out["effects"]][:2] == ["cohort 6", "cohort 8"]
+    assert out["n"]["control"] == 13 and not out["warnings"]
     assert {r["name"] for r in out["refutations"]} == {"placebo_in_time", "leave_one_donor_out"}
     assert [p.name for p in (tmp_path / "plots").iterdir()] == ["sdid-multi-event_study.png"]
 
@@ -240,3 +241,12 @@ def test_staggered_pre_fit_check_names_its_cohort(tmp_path):
     res = _staggered_result(tmp_path, seed=1, se="jackknife")
     check = next(c for c in res["checks"] if c["name"] == "pre_fit")
     assert check["detail"].startswith("cohort ") and check["passed"] in (True, False)
+
+
+def test_unlisted_adopters_are_left_out_of_the_donors_with_a_warning(tmp_path):
+    df = _factor_panel(4, n_units=16, periods=10, adoption={12: 6, 13: 6, 14: 8}, effects={6: 1.0, 8: 2.0})
+    df.to_csv(tmp_path / "panel.csv", index=False)
+    res = run_study(_spec(tmp_path / "panel.csv", ["u012", "u013"], "first", se="jackknife"), jobs=1).to_dict()
+    assert res["n"]["treated"] == 2 and res["n"]["control"] == 13
+    assert any("1 unit(s) adopting in column 'first' but not in treated_unit are left out of the donors: u014" in w
+               for w in res["warnings"])

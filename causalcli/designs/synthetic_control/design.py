@@ -392,7 +392,11 @@ class SynthDesign(Design):
             replications=opts.replications, treated=len(treated), adoption=tuple(adopts[u] for u in treated)
             if adopts else (),
         )
-        data = replace(data, notes=(*missing.warnings, *_missing_predictor_notes(data)))
+        unlisted = sorted(u for u, a in adopts.items() if a is not None and u not in treated)
+        shown_out = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
+        left_out = [f"{len(unlisted)} unit(s) adopting in column {d.treatment_start!r} but not in treated_unit are "
+                    f"left out of the donors: {shown_out}"] if unlisted else []
+        data = replace(data, notes=(*missing.warnings, *_missing_predictor_notes(data), *left_out))
         _require_predictor_data(data, start, table.file)
         if cv is not None:
             from causalcli.designs.synthetic_control.panel import optimize_mask, training_problem
