@@ -151,6 +151,8 @@ BAD_DATA = [
     (["u010"], "first", {10: 40}, "adoption period 40 of unit 'u010' in column 'first' is not a period of column "
                                  "'period' (periods 0 to 17)"),
     (["u010"], "first", {10: 1}, "the cohort adopting at 1 (unit 'u010') has 1 pre-period(s) in column 'period'"),
+    (["u010"], "first", {11: "switch"}, "unit 'u011' has several adoption periods in column 'first' (8 and 9)"),
+    (["u010"], "missing_column", {}, "column 'missing_column' not found"),
 ]
 
 
@@ -158,7 +160,11 @@ BAD_DATA = [
 def test_bad_treated_units_exit_3_in_one_line(runner, tmp_path, treated, start, adoption, message):
     df = _factor_panel(0, n_units=24, periods=PERIODS, adoption={10: 8, 11: 8}, effects={8: 1.0})
     for i, a in adoption.items():
-        df.loc[df.unit == f"u{i:03d}", "first"] = a
+        rows = df.unit == f"u{i:03d}"
+        if a == "switch":  # a unit whose adoption period changes within the panel
+            df.loc[rows & (df.period > 3), "first"] = 9
+        else:
+            df.loc[rows, "first"] = a
     df.to_csv(tmp_path / "panel.csv", index=False)
     res = invoke(runner, ["estimate", _write(tmp_path, _spec(tmp_path / "panel.csv", treated, start))])
     assert res.exit_code == 3, res.stderr
