@@ -256,3 +256,21 @@ def test_unlisted_adopters_are_left_out_of_the_donors_with_a_warning(tmp_path):
     assert res["n"]["treated"] == 2 and res["n"]["control"] == 13
     assert any("1 unit(s) adopting in column 'first' but not in treated_unit are left out of the donors: u014" in w
                for w in res["warnings"])
+
+
+@pytest.mark.parametrize("variant", ["sdid", "sc"])
+def test_staggered_placebo_side_by_side_equals_one_at_a_time(variant):
+    from causalcli.designs.synthetic_control import staggered
+
+    df = _factor_panel(9, n_units=15, periods=9, adoption={10: 5, 11: 5, 12: 7}, effects={5: 1.0, 7: 2.0})
+    Y = df.pivot(index="unit", columns="period", values="y").to_numpy()
+    t0s = np.array([5, 5, 7])
+    base = staggered.estimate(Y, 12, t0s, variant, 4)
+    rng = np.random.default_rng(2)
+    draws = [rng.permutation(12) for _ in range(4)]
+    side_by_side = staggered._placebo_side_by_side(Y, 12, t0s, base, draws, variant)
+    one_at_a_time = []
+    for p in draws:  # the estimate redone on the drawn donors and placebo units, from the base's weights
+        s = staggered.estimate(np.vstack([Y[p[:9]], Y[p[9:]]]), 9, t0s, variant, 4, base, p[:9])
+        one_at_a_time.append(staggered._vector(s, base.starts, 4))
+    np.testing.assert_allclose(side_by_side, one_at_a_time, rtol=0, atol=1e-8)

@@ -217,10 +217,14 @@ def _rows(method: str, Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered,
     """The replicate of every draw: a permutation of the controls, a bootstrap draw or the unit left out."""
     from causalcli.runtime.threads import single_threaded_blas
 
+    from causalcli.models import synthdid_weights as sw
+
     horizon = base.event_effects.size
     N1 = Y.shape[0] - N0
     rows = []
     with single_threaded_blas():
+        if method == "placebo" and variant != "did" and N0 <= sw.BATCH_MAX_CONTROLS:
+            return _placebo_side_by_side(Y, N0, t0s, base, draws, variant)
         for draw in draws:
             if method == "jackknife":
                 rows.append(_jackknife_one(Y, N0, t0s, base, int(draw[0]), horizon))
@@ -232,6 +236,37 @@ def _rows(method: str, Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered,
                 t0 = t0s[treated - N0]
             s = estimate(np.vstack([Y[controls], Y[treated]]), controls.size, t0, variant, horizon, base, controls)
             rows.append(_vector(s, base.starts, horizon))
+    return rows
+
+
+def _placebo_side_by_side(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, draws: list[np.ndarray],
+                          variant: str) -> list[np.ndarray]:
+    """The placebo replicates with each cohort's unit weights solved for every draw side by side
+    (``placebo_unit_weights``, as ``synthdid_se`` does for one block of treated units): draw r's donors are
+    ``draws[r][:N0 - N1]``, its placebo units for a cohort the cohort's positions in ``draws[r][N0 - N1:]``."""
+    from causalcli.models import synthdid_weights as sw
+
+    horizon = base.event_effects.size
+    n0 = 2 * N0 - Y.shape[0]
+    Yc = Y[:N0]
+    by_cohort = []
+    for T0, f0 in zip(base.starts.tolist(), base.fits):
+        positions = np.flatnonzero(t0s == T0)
+        perms = [np.concatenate([p[:n0], p[n0:][positions]]) for p in draws]
+        starts = [sw.sum_normalize(f0.omega[p[:n0]]) for p in draws]
+        omegas, _ = sw.placebo_unit_weights(Yc, T0, perms, positions.size, f0.tuning, starts, variant == "sdid")
+        fits = []
+        for p, omega in zip(perms, omegas):
+            M = Yc[p]
+            lam, _ = sw.time_weights(sw.collapsed(M, n0, T0), n0, T0, f0.tuning, f0.lam)
+            fits.append((sw.weighted_did(M, n0, T0, omega, lam), sw.effect_path(M, n0, T0, omega, lam)))
+        by_cohort.append(fits)
+    rows = []
+    for r in range(len(draws)):
+        taus = np.asarray([fits[r][0] for fits in by_cohort])
+        events = _event_effects([fits[r][1] for fits in by_cohort], base.sizes, horizon)
+        s = Staggered(float(base.weights @ taus), base.starts, base.sizes, base.weights, taus, events, ())
+        rows.append(_vector(s, base.starts, horizon))
     return rows
 
 
