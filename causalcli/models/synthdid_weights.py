@@ -291,7 +291,7 @@ def placebo_unit_weights(Y_controls: np.ndarray, T0: int, perms: list[np.ndarray
     treated and ``perms[r][:n0]`` as donors, starting from ``starts[r]`` (over the donors, in draw order).
     Returns weights (draws x donors, in draw order) and iterations."""
     N0 = Y_controls.shape[0]
-    n0 = N0 - N1
+    n0 = len(perms[0]) - N1  # full permutations of the controls, or (staggered) donors then one cohort's placebos
     C = Y_controls[:, :T0].T  # periods x controls
     if intercept:
         C = C - C.mean(axis=0)

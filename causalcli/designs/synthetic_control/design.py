@@ -210,10 +210,11 @@ class SynthDesign(Design):
                         f"refuter {name!r} does not apply to synthetic control (one treated unit, no treatment "
                         f"column to permute); use placebo_in_time or leave_one_donor_out (placebo-in-space is "
                         f"the design's own inference)", file=file, key=f"refute[{i}]")
-        start = self.start_value(study, spec)
         from causalcli.designs.synthetic_control import synthdid
+        from causalcli.designs.synthetic_control.staggered import is_staggered
 
         (synthdid.check_spec if d.estimator == synthdid.ESTIMATOR else synthdid.check_adh_spec)(study, spec)
+        start = None if is_staggered(d) else self.start_value(study, spec)
         for i, (column, periods) in enumerate(d.special_predictors):
             _periods(periods, f"design.special_predictors[{i}]", spec)
         cv = d.options.cross_validation
@@ -287,12 +288,16 @@ class SynthDesign(Design):
                             f"in period {period_text(dup[0][1], labels)}", file=table.file, key="design.unit",
                             column=d.unit)
         units = {label(r[0]) for r in table.sql(f"SELECT DISTINCT {u} FROM {TABLE} WHERE {u} IS NOT NULL")}
-        treated = label(d.treated_unit)
-        if treated not in units:
-            raise DataError(f"treated unit {treated!r} not found in column {d.unit!r}", file=table.file,
-                            key="design.treated_unit", column=d.unit)
-        start = self.start_value(study, spec, table)
+        from causalcli.designs.synthetic_control.staggered import adoption_periods, is_staggered, treated_labels
+
+        for treated in treated_labels(d):
+            if treated not in units:
+                raise DataError(f"treated unit {treated!r} not found in column {d.unit!r}", file=table.file,
+                                key="design.treated_unit", column=d.unit)
         times = sorted(float(r[0]) for r in table.sql(f"SELECT DISTINCT {t} FROM {TABLE} WHERE {t} IS NOT NULL"))
+        if is_staggered(d):
+            adoption_periods(study, table, spec, times)
+        start = times[-1] if is_staggered(d) else self.start_value(study, spec, table)
         shown = _start_text(d.treatment_start)
         if start not in times:
             raise DataError(f"treatment_start {shown} is not a period of column {d.time!r} (periods "
@@ -314,7 +319,8 @@ class SynthDesign(Design):
 
         d = study.design
         opts = d.options
-        start = self.start_value(study, spec, table)
+        from causalcli.designs.synthetic_control.staggered import adoption_periods, is_staggered, treated_labels
+
         labels = table.period_labels.get(d.time)
         to_period = self._to_period(study, table)
 
@@ -325,14 +331,17 @@ class SynthDesign(Design):
         missing = dropped_missing(table, [(d.unit, "unit", "unit"), (d.time, "time", "time")], dropped)
         all_units = sorted({label(x) for x in base[d.unit]})
         times = np.unique(np.asarray(base[d.time], dtype=np.float64))
-        treated = label(d.treated_unit)
+        treated = treated_labels(d)
+        adopts = adoption_periods(study, table, spec, list(times)) if is_staggered(d) else {}
+        start = min(adopts[u] for u in treated) if adopts else self.start_value(study, spec, table)
         include = [label(x) for x in opts.donors.include]
-        exclude = {label(x) for x in opts.donors.exclude}
-        donors = sorted(u for u in (include or all_units) if u != treated and u not in exclude)
+        # staggered: a unit adopting at some period but not listed is no clean control
+        exclude = {label(x) for x in opts.donors.exclude} | {u for u, a in adopts.items() if a is not None}
+        donors = sorted(u for u in (include or all_units) if u not in treated and u not in exclude)
         if len(donors) < MIN_DONORS:
             raise DataError(f"the donor pool has {len(donors)} unit(s) ({', '.join(donors) or 'none'}); at least "
                             f"{MIN_DONORS} are needed", file=table.file, key="design.options.donors")
-        pool = [treated, *donors]
+        pool = [*treated, *donors]
         col = {u: i for i, u in enumerate(pool)}
         row = {t: i for i, t in enumerate(times)}
 
@@ -349,7 +358,7 @@ class SynthDesign(Design):
         holes = np.argwhere(np.isnan(Y))
         if holes.size:
             i, j = holes[0]
-            role = "treated unit" if j == 0 else "donor"
+            role = "treated unit" if j < len(treated) else "donor"
             raise DataError(f"outcome {study.outcome!r} is missing for {role} {pool[j]!r} in period "
                             f"{period_text(times[i], labels)} ({len(holes)} missing unit-periods); the panel must be "
                             "complete "
@@ -380,9 +389,14 @@ class SynthDesign(Design):
             cv_validate_window=window(cv.validate_window, "design.options.cross_validation.validate_window")
             if cv else None, time_labels=tuple(labels) if labels else None,
             missing_n=missing.n, estimator=d.estimator, variant=opts.variant, se=opts.se,
-            replications=opts.replications,
+            replications=opts.replications, treated=len(treated), adoption=tuple(adopts[u] for u in treated)
+            if adopts else (),
         )
-        data = replace(data, notes=(*missing.warnings, *_missing_predictor_notes(data)))
+        unlisted = sorted(u for u, a in adopts.items() if a is not None and u not in treated)
+        shown_out = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
+        left_out = [f"{len(unlisted)} unit(s) adopting in column {d.treatment_start!r} but not in treated_unit are "
+                    f"left out of the donors: {shown_out}"] if unlisted else []
+        data = replace(data, notes=(*missing.warnings, *_missing_predictor_notes(data), *left_out))
         _require_predictor_data(data, start, table.file)
         if cv is not None:
             from causalcli.designs.synthetic_control.panel import optimize_mask, training_problem

@@ -30,7 +30,7 @@ class Predictor:
 
 @dataclass(frozen=True)
 class SynthData:
-    units: tuple[str, ...]  # treated unit first, then donors
+    units: tuple[str, ...]  # treated unit(s) first, then donors
     times: np.ndarray  # sorted periods
     start: float
     Y: np.ndarray  # outcome, periods x units
@@ -60,6 +60,8 @@ class SynthData:
     variant: str = "sdid"
     se: str = "placebo"
     replications: int = 200
+    treated: int = 1  # synthetic DiD: the first ``treated`` columns are treated units (staggered.py)
+    adoption: tuple[float, ...] = ()  # staggered adoption: each treated column's first treated period
 
     @property
     def pre(self) -> np.ndarray:

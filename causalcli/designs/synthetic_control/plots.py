@@ -78,7 +78,9 @@ def sdid_plot(result: Result) -> bytes | None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
     times = _axis(path["time"])
-    ax.plot(times, path["treated"], color="#1f4e79", linewidth=2, label=path.get("treated_unit", "treated"))
+    who = path.get("treated_unit", "treated")
+    who = who if not isinstance(who, list) else f"mean of the {len(who)} treated units"
+    ax.plot(times, path["treated"], color="#1f4e79", linewidth=2, label=who)
     ax.plot(times, path["synthetic_shifted"], color="#c0504d", linewidth=2, linestyle="--",
             label="weighted donors + intercept")
     low = min(min(path["treated"]), min(path["synthetic_shifted"]))
@@ -94,4 +96,29 @@ def sdid_plot(result: Result) -> bytes | None:
     return _png(fig, plt)
 
 
-PLOTS: dict[str, Callable[[Result], bytes | None]] = {"path": path_plot, "gaps": gaps_plot, "sdid": sdid_plot}
+def event_plot(result: Result) -> bytes | None:
+    """Staggered synthetic DiD: the effect by event time with its interval (effects labelled 'event time e')."""
+    events = [e for e in result.effects if (e.label or "").startswith("event time ")]
+    if not events:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.8, 4.2), dpi=110)
+    x = [int(e.label.rsplit(" ", 1)[1]) for e in events]
+    ax.plot(x, [e.value for e in events], color="#1f4e79", marker="o", linewidth=1.8, label="effect")
+    with_ci = [(i, e) for i, e in zip(x, events) if e.ci_lower is not None]
+    if with_ci:
+        ax.fill_between([i for i, _ in with_ci], [e.ci_lower for _, e in with_ci], [e.ci_upper for _, e in with_ci],
+                        color="#1f4e79", alpha=0.15, label=f"{events[0].conf_level:.0%} interval")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("periods since adoption")
+    ax.set_ylabel("effect")
+    ax.set_title(f"{result.study}: staggered synthetic DiD by event time", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    return _png(fig, plt)
+
+
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"path": path_plot, "gaps": gaps_plot, "sdid": sdid_plot,
+                                                       "event_study": event_plot}

@@ -151,9 +151,13 @@ class SynthDesign(DesignBase):
         "synthetic_control", description="synthetic_control: donor weights on predictors (Abadie et al. 2010); "
         "synthetic_did: unit and time weights on the outcome path (Arkhangelsky et al. 2021).",
     )
-    treated_unit: str | int = Field(description="The one treated unit, a value of the unit column.")
+    treated_unit: str | int | list[str | int] = Field(
+        description="The treated unit, a value of the unit column; a list of them for several treated units "
+                    "(estimator: synthetic_did).")
     treatment_start: int | float | dt.date | str = Field(
-        description="First treated period, a value of the time column (a date such as 2011-07-01 when it holds dates).")
+        description="First treated period, a value of the time column (a date such as 2011-07-01 when it holds "
+                    "dates); with estimator: synthetic_did, or a column holding each unit's adoption period "
+                    "(staggered adoption; empty or 0: never treated).")
     predictors: list[str] = Field(
         default_factory=list, description="Columns averaged over the pre-period (or options.predictors_window)."
     )
@@ -163,9 +167,23 @@ class SynthDesign(DesignBase):
     )
     options: SynthOptions = Field(default_factory=SynthOptions)
 
+    @field_validator("treated_unit")
+    @classmethod
+    def _some_unit(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError("needs at least one unit")
+        return v
+
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:
         return _without_defaults(handler(self), _SDID_DESIGN_DEFAULTS)
 
     def treated_rule(self) -> str | None:
-        return f"{self.unit} = {self.treated_unit} from {self.time} = {self.treatment_start}"
+        if not isinstance(self.treated_unit, list):
+            return f"{self.unit} = {self.treated_unit} from {self.time} = {self.treatment_start}"
+        who = f"{self.unit} in ({', '.join(str(u) for u in self.treated_unit)})"
+        from causalcli.designs.synthetic_control.staggered import is_staggered
+
+        if is_staggered(self):
+            return f"{who}, each from its {self.treatment_start}"
+        return f"{who} from {self.time} = {self.treatment_start}"

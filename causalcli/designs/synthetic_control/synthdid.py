@@ -48,27 +48,42 @@ def check_spec(study: "Study", spec: "LoadedSpec") -> None:
         if name in d.options.model_fields_set:
             raise SpecError(f"design.options.{name} belongs to estimator: synthetic_control and is not read by "
                             f"synthetic_did; remove it", file=file, key=f"design.options.{name}")
-    reason = several_treated_reason(d.options.se, 1)  # treated_unit names one unit
+    from causalcli.designs.synthetic_control.staggered import is_staggered, treated_labels
+
+    treated = treated_labels(d)
+    # with an adoption column the count is known from the data: checked at the fit
+    reason = None if is_staggered(d) else several_treated_reason(d.options.se, len(treated))
     if reason:
-        raise SpecError(f"options.se: {d.options.se} with the one treated unit {d.treated_unit!r}: {reason}; use "
+        raise SpecError(f"options.se: {d.options.se} with the one treated unit {treated[0]!r}: {reason}; use "
                         f"se: placebo", file=file, key="design.options.se")
 
 
 def check_adh_spec(study: "Study", spec: "LoadedSpec") -> None:
     """Options of synthetic DiD given to the predictor-based estimator (exit 2)."""
+    from causalcli.designs.synthetic_control.staggered import names_column, treated_labels
+
+    d = study.design
+    if names_column(d):
+        raise SpecError(f"treatment_start {d.treatment_start!r} names a column (staggered adoption), which only "
+                        f"estimator: synthetic_did reads; set design.estimator: synthetic_did or give the first "
+                        f"treated period", file=spec.source.display, key="design.treatment_start")
+    if len(treated_labels(d)) > 1:
+        raise SpecError(f"estimator: synthetic_control takes one treated unit, found {len(treated_labels(d))} "
+                        f"in treated_unit; for several (or staggered) treated units set design.estimator: "
+                        f"synthetic_did", file=spec.source.display, key="design.treated_unit")
     for name in SDID_OPTIONS:
-        if name in study.design.options.model_fields_set:
+        if name in d.options.model_fields_set:
             raise SpecError(f"design.options.{name} is an option of estimator: synthetic_did; set "
                             f"design.estimator: synthetic_did or remove it", file=spec.source.display,
                             key=f"design.options.{name}")
 
 
 def matrix(d: "SynthData", keep: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
-    """Y as units x periods with the donors first and the treated unit last; N0, T0."""
+    """Y as units x periods with the donors first and the treated units last; N0, T0."""
     times = d.times if keep is None else d.times[keep]
     Y = d.Y if keep is None else d.Y[keep]
-    M = np.vstack([Y[:, 1:].T, Y[:, :1].T])
-    return M, M.shape[0] - 1, int(np.count_nonzero(times < d.start))
+    M = np.vstack([Y[:, d.treated:].T, Y[:, :d.treated].T])
+    return M, M.shape[0] - d.treated, int(np.count_nonzero(times < d.start))
 
 
 def estimate_of(d: "SynthData", start: float | None = None, keep: np.ndarray | None = None,
@@ -76,6 +91,10 @@ def estimate_of(d: "SynthData", start: float | None = None, keep: np.ndarray | N
     """The fit of ``d``'s variant, with the start moved (placebo in time), periods kept, or a donor dropped."""
     from causalcli.models import synthdid_weights as sw
 
+    if d.adoption:
+        from causalcli.designs.synthetic_control import staggered
+
+        return staggered.estimate_of(d, start, keep, drop)
     if start is not None:
         from dataclasses import replace
 
@@ -93,6 +112,10 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> Fit:
     from causalcli.inference.estimate import normal_estimate
     from causalcli.models import synthdid_weights as sw
 
+    if d.adoption:
+        from causalcli.designs.synthetic_control import staggered
+
+        return staggered.fit(d, study, seed, jobs)
     Y, N0, T0 = matrix(d)
     N1, T1 = Y.shape[0] - N0, Y.shape[1] - T0
     base = sw.fit(Y, N0, T0, d.variant)
@@ -129,7 +152,7 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> Fit:
          "donors_weighted": int(np.count_nonzero(base.omega > WEIGHT_FLOOR)), "periods": int(Y.shape[1]),
          "pre_periods": T0, "post_periods": T1}
     diagnostics: dict[str, Any] = {
-        "weights": {units[j + 1]: float(w) for j, w in enumerate(base.omega)},
+        "weights": {units[j + N1]: float(w) for j, w in enumerate(base.omega)},
         "time_weights": {period_text(t, d.time_labels): float(w) for t, w in zip(d.times[:T0], base.lam)},
         "fit": {"estimator": ESTIMATOR, "variant": d.variant, "noise_level": base.tuning.noise_level,
                 "zeta_omega": base.tuning.zeta_omega, "zeta_lambda": base.tuning.zeta_lambda,
@@ -145,13 +168,14 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> Fit:
                  "treated": [float(x) for x in treated], "synthetic": [float(x) for x in synthetic],
                  "synthetic_shifted": [float(x + offset) for x in synthetic],
                  "time_weights": [float(x) for x in base.lam] + [0.0] * T1,
-                 "treatment_start": period_json(d.start, d.time_labels), "treated_unit": units[0]},
+                 "treatment_start": period_json(d.start, d.time_labels),
+                 "treated_unit": units[0] if N1 == 1 else list(units[:N1])},
     }
     return Fit(ESTIMATOR, "att", estimate, n, effects=effects, diagnostics=diagnostics,
-               checks=[_pre_fit(pre_rmse, treated[:T0], study.thresholds.pre_fit)], warnings=warnings)
+               checks=[pre_fit_check(pre_rmse, treated[:T0], study.thresholds.pre_fit)], warnings=warnings)
 
 
-def _pre_fit(pre_rmse: float, treated_pre: np.ndarray, limit: float) -> Check:
+def pre_fit_check(pre_rmse: float, treated_pre: np.ndarray, limit: float) -> Check:
     """The synthetic control family's pre_fit rule on SDiD's fit: the pre-period RMSE of the treated path
     against the weighted donors shifted by the intercept SDiD allows, over the treated unit's mean |outcome|."""
     scale = float(np.mean(np.abs(treated_pre)))
@@ -172,9 +196,11 @@ def placebo_in_time_at(d: "SynthData", fake: float) -> float:
 def leave_one_donor_out(d: "SynthData", options: Any) -> float:
     """The estimate closest to zero (or furthest past it) with one of the heaviest donors left out."""
     base = estimate_of(d)
-    order = [int(j) for j in np.argsort(-base.omega, kind="stable") if base.omega[j] > WEIGHT_FLOOR]
+    # staggered: the donors' weights averaged over the cohorts as the estimate averages them
+    omega = base.omega if hasattr(base, "omega") else sum(w * f.omega for w, f in zip(base.weights, base.fits))
+    order = [int(j) for j in np.argsort(-omega, kind="stable") if omega[j] > WEIGHT_FLOOR]
     order = order[:options.donors]
-    if base.omega.size < 3 or not order:
+    if omega.size < 3 or not order:
         raise EstimationError("too few donors to leave one out")
     effects = [estimate_of(d, drop=j).estimate for j in order]
     return min(effects) if base.estimate > 0 else max(effects)

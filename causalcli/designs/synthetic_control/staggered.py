@@ -1,0 +1,425 @@
+"""Several treated units and staggered adoption for `estimator: synthetic_did`.
+
+``treated_unit`` may list several units. With one ``treatment_start`` they form one treated block and
+synthetic DiD averages them as R synthdid does (N1 > 1, ``synthdid.fit``). With ``treatment_start``
+naming a column (each unit's adoption period; empty or 0: never treated) the estimate is the staggered
+synthetic DiD of Arkhangelsky et al. (2021, appendix; synthdid's vignette on staggered adoption): one
+synthetic DiD per adoption cohort a, on the never-treated units plus that cohort over the whole panel
+(pre-periods: before a), aggregated as
+
+    tau = sum_a w_a tau_a,   w_a = N1_a * T1_a / sum_b N1_b * T1_b
+
+(the cohort's treated unit-periods, so the aggregate is the average effect over every treated unit-period,
+as the single-cohort estimate is). The effect at event time e averages the cohorts' effect curves at e
+weighted by their units, N1_a, over the cohorts observed e periods after adopting.
+
+Inference redoes the whole procedure (every cohort's weights re-solved), so the aggregation is accounted
+for: ``placebo`` (Algorithm 4 generalised: the never-treated units are permuted, the last N1 play the
+treated units with their cohorts' adoption periods, the rest the controls), ``bootstrap`` (Algorithm 2:
+units resampled; draws without a control or a treated unit redrawn) or ``jackknife`` (Algorithm 3: each
+unit left out with every cohort's weights kept; a cohort left empty drops out of the aggregate).
+The placebo and bootstrap refits keep each cohort's regularisation and start from its weights, as
+synthdid's refits do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalcli.errors import DataError, EstimationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+    from causalcli.designs.base import Fit
+    from causalcli.designs.synthetic_control.panel import SynthData
+    from causalcli.models.synthdid_weights import SdidFit
+    from causalcli.spec.loading import LoadedSpec
+    from causalcli.spec.models import Study
+
+MIN_PRE_PERIODS = 2  # synthetic DiD's noise level and time weights need two pre-periods
+PARALLEL_FROM = 20  # replicates below this many run in the main process (forking costs more)
+
+
+def treated_labels(design: Any) -> list[str]:
+    """The treated units of the spec as labels of the unit column, in the spec's order."""
+    from causalcli.designs.synthetic_control.design import label
+
+    units = design.treated_unit if isinstance(design.treated_unit, list) else [design.treated_unit]
+    return list(dict.fromkeys(label(u) for u in units))
+
+
+def is_staggered(design: Any) -> bool:
+    """treatment_start names a column under synthetic DiD (staggered adoption)."""
+    return design.estimator == "synthetic_did" and names_column(design)
+
+
+def names_column(design: Any) -> bool:
+    """treatment_start is neither a number nor a date: a column name."""
+    from causalcli.data.types import as_day
+
+    start = design.treatment_start
+    if not isinstance(start, str) or as_day(start) is not None:
+        return False
+    try:
+        float(start)
+    except ValueError:
+        return True
+    return False
+
+
+def adoption_periods(study: "Study", table: "Table", spec: "LoadedSpec",
+                     times: list[float]) -> dict[str, float | None]:
+    """Each unit's adoption period (None: never treated), checked: one per unit, a period of the panel
+    with pre-periods before it, for every listed unit (exit 3)."""
+    from causalcli.data.table import TABLE, quote_identifier, require_columns
+    from causalcli.data.types import period_text
+    from causalcli.designs.synthetic_control.design import label
+
+    d = study.design
+    column, key = d.treatment_start, "design.treatment_start"
+    if table.period_labels.get(d.time) is not None:
+        raise DataError(f"treatment_start {column!r} (staggered adoption) needs a numeric time column; {d.time!r} "
+                        "holds dates: give the periods as numbers (e.g. week 1..T)", file=table.file, key=key,
+                        column=d.time)
+    require_columns(table, {column: (key, "numeric")}, timezone=spec.study.data.timezone)
+    u, c = quote_identifier(d.unit), quote_identifier(column)
+    rows = table.sql(f"SELECT {u}, min(NULLIF({c}, 0)), max(NULLIF({c}, 0)), count(NULLIF({c}, 0)) FROM {TABLE} "
+                     f"WHERE {u} IS NOT NULL GROUP BY ALL ORDER BY ALL")
+    out: dict[str, float | None] = {}
+    for unit, lo, hi, k in rows:
+        name = label(unit)
+        if lo is not None and lo != hi:
+            raise DataError(f"unit {name!r} has several adoption periods in column {column!r} ({label(lo)} and "
+                            f"{label(hi)}); give one per unit", file=table.file, key=key, column=column)
+        out[name] = None if lo is None else float(lo)
+    first, last = times[0], times[-1]
+    for name in treated_labels(d):
+        a = out.get(name)
+        if a is None:
+            raise DataError(f"treated unit {name!r} has no adoption period in column {column!r} (empty or 0); "
+                            "give its first treated period or remove it from treated_unit", file=table.file,
+                            key=key, column=column)
+        if a not in times:
+            raise DataError(f"adoption period {label(a)} of unit {name!r} in column {column!r} is not a period of "
+                            f"column {d.time!r} (periods {period_text(first, None)} to {period_text(last, None)})",
+                            file=table.file, key=key, column=column)
+        pre = sum(t < a for t in times)
+        if pre < MIN_PRE_PERIODS:
+            raise DataError(f"the cohort adopting at {label(a)} (unit {name!r}) has {pre} pre-period(s) in column "
+                            f"{d.time!r}; synthetic DiD needs at least {MIN_PRE_PERIODS}: drop the cohort from "
+                            "treated_unit", file=table.file, key=key, column=column)
+    return out
+
+
+# ------------------------------------------------------------------ estimation
+
+
+@dataclass(frozen=True)
+class Staggered:
+    """The staggered estimate on a units x periods matrix (controls first, then the treated rows)."""
+
+    estimate: float
+    starts: np.ndarray  # T0 of each cohort (sorted)
+    sizes: np.ndarray  # treated units of each cohort
+    weights: np.ndarray  # w_a
+    cohort_estimates: np.ndarray
+    event_effects: np.ndarray  # by event time 0..max T1 - 1
+    fits: tuple  # SdidFit per cohort
+
+
+def _event_effects(curves: list[np.ndarray], sizes: np.ndarray, horizon: int) -> np.ndarray:
+    out = np.full(horizon, np.nan)
+    for e in range(horizon):
+        have = [(c[e], n) for c, n in zip(curves, sizes) if c.size > e]
+        if have:
+            out[e] = sum(v * n for v, n in have) / sum(n for _, n in have)
+    return out
+
+
+def estimate(Y: np.ndarray, N0: int, t0s: np.ndarray, variant: str, horizon: int,
+             base: Staggered | None = None, controls: np.ndarray | None = None) -> Staggered:
+    """One synthetic DiD per distinct T0 in ``t0s`` (the treated rows' pre-period counts), aggregated.
+
+    A replicate passes the ``base`` estimate and which of its controls are its own (``controls``): each
+    cohort's weights are then re-solved with the base's regularisation from its weights, as synthdid's
+    placebo and bootstrap refits are.
+    """
+    from causalcli.models import synthdid_weights as sw
+
+    T = Y.shape[1]
+    starts = np.unique(t0s)
+    sizes, fits, taus, curves = [], [], [], []
+    for T0 in starts:
+        rows = N0 + np.flatnonzero(t0s == T0)
+        M = np.vstack([Y[:N0], Y[rows]])
+        if base is None:
+            f = sw.fit(M, N0, int(T0), variant)
+        else:
+            f0 = base.fits[int(np.searchsorted(base.starts, T0))]
+            omega0 = sw.sum_normalize(f0.omega[controls]) if variant != "did" else None
+            f = sw.fit(M, N0, int(T0), variant, f0.tuning, omega0, f0.lam if variant == "sdid" else None)
+        sizes.append(rows.size)
+        fits.append(f)
+        taus.append(f.estimate)
+        curves.append(sw.effect_path(M, N0, int(T0), f.omega, f.lam))
+    n = np.asarray(sizes, dtype=float)
+    w = n * (T - starts)
+    w = w / w.sum()
+    taus_a = np.asarray(taus)
+    return Staggered(float(w @ taus_a), starts, n, w, taus_a, _event_effects(curves, n, horizon), tuple(fits))
+
+
+def _vector(s: Staggered, all_starts: np.ndarray, horizon: int) -> np.ndarray:
+    """(aggregate, every cohort's estimate (NaN when absent), every event time's) of one replicate."""
+    cohorts = np.full(all_starts.size, np.nan)
+    cohorts[np.searchsorted(all_starts, s.starts)] = s.cohort_estimates
+    return np.concatenate([[s.estimate], cohorts, s.event_effects[:horizon]])
+
+
+def replicates(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, method: str, replications: int,
+               seed: int, variant: str, jobs: int = 1) -> tuple[np.ndarray, int]:
+    """Rows of (aggregate, cohorts, event times) from the placebo, bootstrap or jackknife; attempts made.
+
+    The draws are made up front from one seeded stream and refitted in order (over ``jobs`` processes
+    from PARALLEL_FROM draws on), so the result does not depend on the number of workers.
+    """
+    N = Y.shape[0]
+    rng = np.random.default_rng(seed)
+    draws: list[np.ndarray] = []
+    attempts = 0
+    if method == "placebo":
+        draws = [rng.permutation(N0) for _ in range(replications)]
+        attempts = replications
+    elif method == "bootstrap":
+        while len(draws) < replications and attempts < 20 * replications:
+            attempts += 1
+            draw = rng.choice(N, size=N, replace=True)
+            if 0 < np.count_nonzero(draw < N0) < N:
+                draws.append(draw)
+    else:
+        draws = [np.asarray([j]) for j in range(N)]
+        attempts = N
+    if jobs <= 1 or len(draws) < PARALLEL_FROM:
+        return np.asarray(_rows(method, Y, N0, t0s, base, draws, variant)), attempts
+    from joblib import Parallel, delayed
+
+    bounds = np.linspace(0, len(draws), min(len(draws), 4 * jobs) + 1).astype(int)
+    parts = Parallel(n_jobs=jobs, backend="multiprocessing")(
+        delayed(_rows)(method, Y, N0, t0s, base, draws[a:b], variant) for a, b in zip(bounds[:-1], bounds[1:]))
+    return np.asarray([row for part in parts for row in part]), attempts
+
+
+def _rows(method: str, Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, draws: list[np.ndarray],
+          variant: str) -> list[np.ndarray]:
+    """The replicate of every draw: a permutation of the controls, a bootstrap draw or the unit left out."""
+    from causalcli.runtime.threads import single_threaded_blas
+
+    from causalcli.models import synthdid_weights as sw
+
+    horizon = base.event_effects.size
+    N1 = Y.shape[0] - N0
+    rows = []
+    with single_threaded_blas():
+        if method == "placebo" and variant != "did" and N0 <= sw.BATCH_MAX_CONTROLS:
+            return _placebo_side_by_side(Y, N0, t0s, base, draws, variant)
+        for draw in draws:
+            if method == "jackknife":
+                rows.append(_jackknife_one(Y, N0, t0s, base, int(draw[0]), horizon))
+                continue
+            if method == "placebo":
+                controls, treated, t0 = draw[:N0 - N1], draw[N0 - N1:], t0s  # synthdid_se.placebo's split
+            else:
+                controls, treated = draw[draw < N0], draw[draw >= N0]
+                t0 = t0s[treated - N0]
+            s = estimate(np.vstack([Y[controls], Y[treated]]), controls.size, t0, variant, horizon, base, controls)
+            rows.append(_vector(s, base.starts, horizon))
+    return rows
+
+
+def _placebo_side_by_side(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, draws: list[np.ndarray],
+                          variant: str) -> list[np.ndarray]:
+    """The placebo replicates with each cohort's unit weights solved for every draw side by side
+    (``placebo_unit_weights``, as ``synthdid_se`` does for one block of treated units): draw r's donors are
+    ``draws[r][:N0 - N1]``, its placebo units for a cohort the cohort's positions in ``draws[r][N0 - N1:]``."""
+    from causalcli.models import synthdid_weights as sw
+
+    horizon = base.event_effects.size
+    n0 = 2 * N0 - Y.shape[0]
+    Yc = Y[:N0]
+    by_cohort = []
+    for T0, f0 in zip(base.starts.tolist(), base.fits):
+        positions = np.flatnonzero(t0s == T0)
+        perms = [np.concatenate([p[:n0], p[n0:][positions]]) for p in draws]
+        starts = [sw.sum_normalize(f0.omega[p[:n0]]) for p in draws]
+        omegas, _ = sw.placebo_unit_weights(Yc, T0, perms, positions.size, f0.tuning, starts, variant == "sdid")
+        fits = []
+        for p, omega in zip(perms, omegas):
+            M = Yc[p]
+            lam, _ = sw.time_weights(sw.collapsed(M, n0, T0), n0, T0, f0.tuning, f0.lam)
+            fits.append((sw.weighted_did(M, n0, T0, omega, lam), sw.effect_path(M, n0, T0, omega, lam)))
+        by_cohort.append(fits)
+    rows = []
+    for r in range(len(draws)):
+        taus = np.asarray([fits[r][0] for fits in by_cohort])
+        events = _event_effects([fits[r][1] for fits in by_cohort], base.sizes, horizon)
+        s = Staggered(float(base.weights @ taus), base.starts, base.sizes, base.weights, taus, events, ())
+        rows.append(_vector(s, base.starts, horizon))
+    return rows
+
+
+def _jackknife_one(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, j: int, horizon: int) -> np.ndarray:
+    """The aggregate without unit ``j``, every cohort's weights kept (control weights renormalised)."""
+    from causalcli.models import synthdid_weights as sw
+
+    T = Y.shape[1]
+    taus, sizes, starts, curves = [], [], [], []
+    for T0, f in zip(base.starts, base.fits):
+        rows = N0 + np.flatnonzero(t0s == T0)
+        rows = rows[rows != j]
+        if rows.size == 0:
+            continue
+        keep = np.delete(np.arange(N0), j) if j < N0 else np.arange(N0)
+        omega = sw.sum_normalize(np.delete(f.omega, j) if j < N0 else f.omega)
+        M = np.vstack([Y[keep], Y[rows]])
+        taus.append(sw.weighted_did(M, keep.size, int(T0), omega, f.lam))
+        curves.append(sw.effect_path(M, keep.size, int(T0), omega, f.lam))
+        sizes.append(rows.size)
+        starts.append(T0)
+    n, st = np.asarray(sizes, dtype=float), np.asarray(starts)
+    w = n * (T - st)
+    w = w / w.sum()
+    s = Staggered(float(w @ np.asarray(taus)), st, n, w, np.asarray(taus), _event_effects(curves, n, horizon), ())
+    return _vector(s, base.starts, horizon)
+
+
+def standard_errors(reps: np.ndarray, method: str) -> np.ndarray:
+    """Per column: sqrt((B-1)/B) sd (placebo, bootstrap) or the jackknife's sqrt((n-1)/n sum (x - mean)^2),
+    over the replicates where the quantity exists."""
+    out = np.full(reps.shape[1], np.nan)
+    for k in range(reps.shape[1]):
+        x = reps[:, k][np.isfinite(reps[:, k])]
+        B = x.size
+        if B < 2:
+            continue
+        if method == "jackknife":
+            out[k] = np.sqrt((B - 1) / B * np.sum((x - x.mean()) ** 2))
+        else:
+            out[k] = np.sqrt((B - 1) / B) * np.std(x, ddof=1)
+    return out
+
+
+def unusable_reason(method: str, N0: int, N1: int) -> str | None:
+    from causalcli.inference import synthdid_se
+
+    return synthdid_se.unusable_reason(method, N0, N1)
+
+
+def matrix(d: "SynthData") -> tuple[np.ndarray, int, np.ndarray]:
+    """Units x periods (never-treated first, then the treated in column order), N0, each treated row's T0."""
+    N1 = d.treated
+    Y = np.vstack([d.Y[:, N1:].T, d.Y[:, :N1].T])
+    t0s = np.asarray([int(np.count_nonzero(d.times < a)) for a in d.adoption])
+    return Y, Y.shape[0] - N1, t0s
+
+
+def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> "Fit":
+    """The staggered estimate as a ``Fit``: cohorts and event times in ``effects``, their SEs from the same
+    replicates as the aggregate's."""
+    from causalcli.data.types import period_json, period_text
+    from causalcli.designs.base import Fit
+    from causalcli.inference.estimate import normal_estimate
+
+    Y, N0, t0s = matrix(d)
+    N1, T = Y.shape[0] - N0, Y.shape[1]
+    horizon = int(T - t0s.min())
+    base = estimate(Y, N0, t0s, d.variant, horizon)
+    reason = unusable_reason(d.se, N0, N1)
+    warnings = list(d.notes)
+    ses = np.full(1 + base.starts.size + horizon, np.nan)
+    attempts = 0
+    if reason is None:
+        reps, attempts = replicates(Y, N0, t0s, base, d.se, d.replications, seed, d.variant, jobs)
+        ses = standard_errors(reps, d.se)
+    else:
+        warnings.append(f"no standard error: {reason}")
+
+    def se(k: int) -> float | None:
+        return float(ses[k]) if np.isfinite(ses[k]) else None
+
+    inference = f"synthetic_did_staggered_{d.se}_se_normal"
+    conf = study.conf_level
+    value = normal_estimate(base.estimate, se(0), conf, inference)
+    cohort_times = d.times[base.starts]
+    effects = [normal_estimate(float(t), se(1 + k), conf, inference, f"cohort {period_text(a, None)}")
+               for k, (a, t) in enumerate(zip(cohort_times, base.cohort_estimates))]
+    effects += [normal_estimate(float(v), se(1 + base.starts.size + e), conf, inference, f"event time {e}")
+                for e, v in enumerate(base.event_effects)]
+    units = d.units
+    cohorts = []
+    for k, (a, f) in enumerate(zip(cohort_times, base.fits)):
+        members = [units[i] for i in range(N1) if d.adoption[i] == a]
+        cohorts.append({"adoption": period_json(a, None), "units": members, "estimate": float(f.estimate),
+                        "aggregation_weight": float(base.weights[k]), "pre_periods": int(base.starts[k]),
+                        "post_periods": int(T - base.starts[k]),
+                        "weights": {units[N1 + j]: float(w) for j, w in enumerate(f.omega)},
+                        "time_weights": {period_text(t, None): float(w) for t, w in zip(d.times, f.lam)},
+                        "zeta_omega": f.tuning.zeta_omega, "noise_level": f.tuning.noise_level})
+    post_unit_periods = int(sum(n * (T - s) for n, s in zip(base.sizes, base.starts)))
+    n = {"rows": d.rows, **(d.missing_n or {}), "units": N0 + N1, "treated": N1, "control": N0,
+         "cohorts": int(base.starts.size), "periods": T, "treated_unit_periods": post_unit_periods}
+    diagnostics: dict[str, Any] = {
+        "weights": {units[N1 + j]: float(sum(w * f.omega[j] for w, f in zip(base.weights, base.fits)))
+                    for j in range(N0)},
+        "cohorts": cohorts,
+        "fit": {"estimator": "synthetic_did", "variant": d.variant, "staggered": True,
+                "aggregation": "cohort estimates weighted by their treated unit-periods N1_a * T1_a; event times "
+                               "by the units of the cohorts observed there (Arkhangelsky et al. 2021, appendix)"},
+        "standard_error": {"method": d.se, "replications": d.replications if d.se != "jackknife" else N0 + N1,
+                           "usable": reason is None, **({"reason": reason} if reason else {}),
+                           **({"draws": attempts} if attempts else {}),
+                           "procedure": "the whole staggered procedure redone on each replicate"},
+    }
+    return Fit("synthetic_did", "att", value, n, effects=effects, diagnostics=diagnostics, warnings=warnings,
+               checks=[_worst_pre_fit(Y, N0, t0s, base, study.thresholds.pre_fit,
+                                      [period_text(a, None) for a in cohort_times])])
+
+
+def _worst_pre_fit(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, limit: float,
+                   cohort_names: list[str]) -> Any:
+    """The family's pre_fit check on each cohort (pre-period RMSE after SDiD's intercept); the first failing
+    one, else the last, named by its adoption period."""
+    from causalcli.designs.synthetic_control.synthdid import pre_fit_check
+    from causalcli.records import Check
+
+    checks = []
+    for T0, f, name in zip(base.starts, base.fits, cohort_names):
+        treated = Y[N0 + np.flatnonzero(t0s == T0)].mean(axis=0)[:T0]
+        gap = treated - f.omega @ Y[:N0, :T0]
+        variant = f.tuning.variant
+        offset = float(gap @ f.lam) if variant == "sdid" else float(gap.mean()) if variant == "did" else 0.0
+        c = pre_fit_check(float(np.sqrt(np.mean((gap - offset) ** 2))), treated, limit)
+        checks.append(Check(c.name, c.passed, f"cohort {name}: {c.detail}"))
+    return next((c for c in checks if not c.passed), checks[-1])
+
+
+def estimate_of(d: "SynthData", start: float | None = None, keep: np.ndarray | None = None,
+                drop: int | None = None) -> "SdidFit | Staggered":
+    """The staggered estimate with the adoptions moved by ``start - d.start`` (placebo in time, on the
+    periods kept) or a never-treated unit dropped."""
+    Y, N0, t0s = matrix(d)
+    if start is not None:
+        shift = int(np.count_nonzero(d.times < start)) - int(np.count_nonzero(d.times < d.start))
+        t0s = t0s + shift
+    if keep is not None:
+        Y = Y[:, keep]
+        t0s = np.minimum(t0s, Y.shape[1])
+    if drop is not None:
+        Y, N0 = np.delete(Y, drop, axis=0), N0 - 1
+    t0s_ok = t0s[(t0s >= 1) & (t0s < Y.shape[1])]
+    if t0s_ok.size == 0:
+        raise EstimationError("no cohort keeps a pre-period and a post-period")
+    rows = np.concatenate([np.arange(N0), N0 + np.flatnonzero((t0s >= 1) & (t0s < Y.shape[1]))])
+    return estimate(Y[rows], N0, t0s_ok, d.variant, 1)
