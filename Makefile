@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# peers of the sequential tests, without their pins: gbstats pins numpy<2 (it runs on numpy 2), and
+	@# spotify-confidence pulls chartify/bokeh for plots (the tests load only its bound solver)
+	$(BIN)/python -m pip install --quiet --no-deps 'gbstats==0.8.0' 'spotify-confidence==4.1.0'
 	touch $(STAMP)
 
 demo: $(STAMP) engines

@@ -137,14 +137,20 @@ def in_memory_check(path: Path) -> float:
     return max(abs(a - b) / abs(b) for a, b in pairs)
 
 
-def main() -> None:
+def data_file(rows: int) -> Path:
+    """``bench/out/experiment_<rows>.parquet``, generated when missing (bench_quantile reads it too)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"experiment_{ROWS}.parquet"
+    path = OUT / f"experiment_{rows}.parquet"
     if not path.exists():
         t0 = time.perf_counter()
-        generate(path, ROWS)
-        print(f"  (generated {ROWS:,} rows, {path.stat().st_size / 2**30:.2f} GiB, in {time.perf_counter() - t0:.0f} s)",
+        generate(path, rows)
+        print(f"  (generated {rows:,} rows, {path.stat().st_size / 2**30:.2f} GiB, in {time.perf_counter() - t0:.0f} s)",
               flush=True)
+    return path
+
+
+def main() -> None:
+    path = data_file(ROWS)
     spec_path = spec(path)
     ours_cmd = [str(BIN / "causalcli"), "estimate", spec_path, "--format", "json", "--quiet"]
     peer_cmd = [sys.executable, "-c", PEER, str(path)]

@@ -87,7 +87,7 @@ def test_integer_date_timestamp_and_iso_time_give_the_same_cumulative_effect(fil
         assert values(points) == pytest.approx(values(by_day), rel=EXACT), (path.suffix, time)
         about = res.diagnostics["cumulative_method"]
         assert about["interval"] == "fixed-horizon" and "NOT valid for peeking" in about["note"]
-        assert "sequential testing (design.sequential) is not built yet" in about["note"]
+        assert "design.sequential gives intervals that are" in about["note"]
     # the same timestamps cut to days in UTC put the first local hour on the day before
     utc = run_study(spec(files["parquet"], "stamp")).diagnostics["cumulative"]
     assert utc[0]["label"] == (START - dt.timedelta(days=1)).isoformat()
@@ -177,13 +177,15 @@ def test_bad_time_values_name_the_row_as_for_did(tmp_path, files):
         run_study(spec(tmp_path / "epoch.csv", "epoch"))
 
 
-def test_sequential_testing_is_refused_with_what_exists_instead(files, runner, write_spec):
-    with pytest.raises(SpecError, match="sequential testing .* is not built yet; remove design.sequential") as info:
-        run_study(spec(files["csv"], "date", sequential={"method": "always_valid", "tuning": 5000}))
+def test_group_sequential_without_time_is_refused_in_one_line(files, runner, write_spec):
+    # sequential testing is built (tests/test_experiment_sequential.py); its looks are the periods of design.time
+    without_time = spec(files["csv"], "date", sequential={"method": "group_sequential", "looks": 14})
+    del without_time["design"]["time"]
+    with pytest.raises(SpecError, match="group_sequential needs design.time") as info:
+        run_study(without_time)
     assert info.value.key == "design.sequential"
-    code, payload, _ = run_json(runner, [str(write_spec(spec(files["csv"], "date",
-                                                             sequential={"method": "group_sequential"})))])
-    assert code == 2 and "diagnostics.cumulative" in payload["error"]["message"]
+    code, payload, _ = run_json(runner, [str(write_spec(without_time))])
+    assert code == 2 and "\n" not in payload["error"]["message"] and "always_valid" in payload["error"]["message"]
 
 
 # ---------------------------------------------------------------- yes/no variants read as BOOLEAN

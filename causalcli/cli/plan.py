@@ -70,6 +70,12 @@ def plan_table(plan: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
         lines.append("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))))
+    sequential = plan.get("sequential")
+    if sequential is not None:
+        lines.append(f"sequential: group_sequential ({sequential['spending']}, {sequential['looks']} looks): sizes are "
+                     f"{sequential['inflation']:.3f} x the fixed design's" if sequential["method"] == "group_sequential"
+                     else f"sequential: always_valid (tuning {sequential['tuning']:g}): sizes for the confidence "
+                          "sequence read at that size")
     data = plan.get("data")
     if data is not None:
         per_day = "" if data["units_per_day"] is None else f", {data['units_per_day']:,.0f} units per day"

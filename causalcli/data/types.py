@@ -67,13 +67,19 @@ def add_column(table: "Table", column: str, expr: str) -> None:
     _redefine(table, f"*, {expr} AS {_quote(column)}")
 
 
-def _redefine(table: "Table", select: str) -> None:
-    """``study_data`` becomes ``SELECT <select>`` over its previous relation: in DuckDB a view over the
-    renamed previous relation, in another engine its temporary view redefined over the previous query."""
+def group_rows(table: "Table", select: str, where: str, group_by: str) -> None:
+    """``study_data`` becomes ``SELECT <select> ... WHERE <where> GROUP BY <group_by>`` over its rows (one row
+    per group: e.g. rows summed to randomisation units); ``table.rows`` still counts the rows."""
+    _redefine(table, select, f" WHERE {where} GROUP BY {group_by}")
+
+
+def _redefine(table: "Table", select: str, tail: str = "") -> None:
+    """``study_data`` becomes ``SELECT <select>`` (then ``tail``) over its previous relation: in DuckDB a view
+    over the renamed previous relation, in another engine its temporary view redefined over the previous query."""
     if table.engine is not None:
         from causalcli.data.remote import create_view, describe
 
-        table.view_sql = f"SELECT {select} FROM ({table.view_sql}) AS {TABLE}"
+        table.view_sql = f"SELECT {select} FROM ({table.view_sql}) AS {TABLE}{tail}"
         create_view(table.engine, table.view_sql)
         table.types = describe(table.engine, TABLE)
         return
@@ -84,7 +90,7 @@ def _redefine(table: "Table", select: str) -> None:
         layer += 1
     previous = f"{TABLE}_{layer}"
     table.con.execute(f"ALTER {'VIEW' if kind == 'VIEW' else 'TABLE'} {TABLE} RENAME TO {previous}")
-    table.con.execute(f"CREATE VIEW {TABLE} AS SELECT {select} FROM {previous}")
+    table.con.execute(f"CREATE VIEW {TABLE} AS SELECT {select} FROM {previous}{tail}")
     table.types = dict(table.sql(f"SELECT column_name, column_type FROM (DESCRIBE {TABLE})"))
 
 

@@ -24,6 +24,7 @@ class MetricShape:
     covariates: tuple[tuple[str, str | None], ...]
     kind: str  # "mean" or "ratio"
     adjustment: str  # "none", "cuped" or "regression"
+    unit: str | None = None  # design.unit: the columns are sums per unit (mean metrics then have a denominator)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def absolute(c: Comparison, conf_level: float, distribution: str) -> Test:
 def relative_delta(c: Comparison, conf_level: float, distribution: str) -> Test:
     """mean_t / mean_c - 1 with the delta-method standard error (arms independent)."""
     mc, mt = c.mean_control, c.mean_treatment
-    if mc == 0:
+    if mc == 0 or mc ** 4 == 0:  # a control value so near zero (a subnormal quantile) that its powers vanish
         nan = float("nan")
         return Test(nan, nan, nan, nan, nan, None)
     a = c.var_treatment / c.n_treatment / (mc * mc)

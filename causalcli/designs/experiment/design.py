@@ -11,7 +11,9 @@ sums and cross-products that DuckDB computes in one pass over the data
 (``causalcli.designs.experiment.stats``); the formulas are in
 ``causalcli.designs.experiment.analysis``. With ``design.time`` the same pass groups by
 arm and period, and the first metric's effect on all data up to each period
-(the cumulative effect) is computed from the running sums of the periods.
+(the cumulative effect) is computed from the running sums of the periods. With
+``design.sequential`` the intervals and p-values are always-valid or group-sequential ones
+(``causalcli.designs.experiment.sequential_fit``, formulas in ``...sequential``).
 
 References
 ----------
@@ -44,8 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 MAX_PERIODS = 1000  # a cumulative point per period: more than this is a timestamp or an id, not a day
-INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-                 "BOOLEAN")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class ExperimentData:
     file: str
     time: str | None = None
     period_labels: tuple[str, ...] | None = None  # ISO dates of periods 1..T when time is a date
+    unit: Any = None  # units.UnitSummary with design.unit
+    quantiles: Any = None  # quantile.QuantileData when a metric is a quantile metric
 
 
 def metric_shapes(study: "Study") -> list["MetricShape"]:
@@ -72,7 +74,7 @@ def metric_shapes(study: "Study") -> list["MetricShape"]:
     shapes = []
     for m in metrics_of(study):
         if m.outcome is not None:
-            num, den, kind = m.outcome, None, "mean"
+            num, den, kind = m.outcome, None, "quantile" if getattr(m, "quantile", None) is not None else "mean"
         else:
             num, den, kind = m.numerator, m.denominator, "ratio"
         if m.covariate is not None:
@@ -103,14 +105,18 @@ class ExperimentDesign(Design):
     preload_modules = ("scipy.special",)  # Welch t and chi-square (SRM) tails
     estimators = ("difference_in_means",)
     estimands = ("ate",)
-    inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio")
+    inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio",
+                 "difference_in_proportions_wald", "clustered_by_unit", "quantile_order_statistics",
+                 "always_valid", "group_sequential_obrien_fleming", "group_sequential_pocock")  # design.sequential
     default_refuters = ()
     streams_data = True  # study_data is a view over the file: aggregates only, never a copy in memory
-    reference = "Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention)"
+    reference = ("Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention); sequential: "
+                 "Waudby-Smith et al. (2023) as gbstats 0.8, Lan and DeMets (1983)")
 
     # ------------------------------------------------------------ spec and data
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
+        from causalcli.designs.experiment.quantile import check_quantile_spec
         from causalcli.designs.experiment.segments import check_segments
 
         file = spec.source.display
@@ -134,14 +140,13 @@ class ExperimentDesign(Design):
         if study.refute:
             raise SpecError("refuters do not apply to randomised experiments (the SRM check guards the "
                             "randomisation); remove 'refute'", file=file, key="refute")
-        if study.design.sequential is not None:
-            raise SpecError("sequential testing (always-valid or group-sequential intervals) is not built yet; "
-                            "remove design.sequential. With design.time, diagnostics.cumulative gives the effect "
-                            "by date with fixed-horizon intervals, which are not valid for stopping early",
-                            file=file, key="design.sequential")
+        from causalcli.designs.experiment.units import check_unit_spec
+
+        check_unit_spec(study, spec)
+        check_quantile_spec(study, metrics_of(study), spec)
 
     def columns(self, study: "Study") -> list[str]:
-        names = [study.treatment, study.design.time, *study.segments]
+        names = [study.treatment, study.design.time, study.design.unit, *study.segments]
         for m in metrics_of(study):
             names += [m.outcome, m.numerator, m.denominator, m.covariate, m.covariate_denominator, *m.covariates]
         return list(dict.fromkeys(n for n in names if isinstance(n, str)))
@@ -150,7 +155,9 @@ class ExperimentDesign(Design):
         from causalcli.data.table import _suggest
         from causalcli.data.types import numeric_column
         from causalcli.designs.experiment.segments import validate_segments
+        from causalcli.designs.experiment.sequential_fit import check_sequential
 
+        check_sequential(study, spec.source.display)  # here, not in check_spec: `plan` plans looks without time
         if study.treatment not in table.types:
             raise DataError(f"variant column {study.treatment!r} not found{_suggest(study.treatment, table.types)}",
                             file=table.file, key="treatment", column=study.treatment)
@@ -178,27 +185,41 @@ class ExperimentDesign(Design):
             # integers stay; dates, timestamps (cut to days in data.timezone) and ISO strings become 1..T
             period_column(table, time, "design.time", study.data.timezone)
         validate_segments(study, table)
+        from causalcli.designs.experiment.units import check_unit_column
+
+        check_unit_column(study, table)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> ExperimentData:
         from causalcli.designs.experiment.proportions import proportion_candidates
+        from causalcli.designs.experiment.quantile import arm_quantiles
         from causalcli.designs.experiment.segments import check_segment_values
-        from causalcli.designs.experiment.stats import compute_statistics
+        from causalcli.designs.experiment.stats import INTEGER_TYPES, compute_statistics
 
         shapes = metric_shapes(study)
         opts = study.design.options
+        unit = None
+        if study.design.unit is not None:  # study_data becomes one row per unit and arm, metrics ratios of its sums
+            from causalcli.designs.experiment.units import group_by_unit
+
+            unit, shapes = group_by_unit(study, table, shapes)
         metric_columns = {s.name: _columns(s) for s in shapes}
         pairs = {name: tuple((a, b) for i, a in enumerate(cols) for b in cols[i:]) for name, cols in metric_columns.items()}
         float_cols = {c for cols in metric_columns.values() for c in cols
                       if table.types[c].upper() in ("DOUBLE", "FLOAT", "REAL")}
-        capped = {c for s in shapes for c in (s.num, *[x for x, _ in s.covariates])} if opts.cap_quantile else set()
+        capped = {c for s in shapes if s.kind != "quantile"  # a capped column would bias a high quantile
+                  for c in (s.num, *[x for x, _ in s.covariates])} if opts.cap_quantile else set()
         int_cols = {c for cols in metric_columns.values() for c in cols
                     if table.types[c].upper() in INTEGER_TYPES}
         time = study.design.time
         stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
                                    opts.cap_quantile, capped, int_cols, period=time,
-                                   parquet=_file_as_read(study, table, spec), segments=tuple(study.segments),
-                                   binary=proportion_candidates(shapes))
+                                   parquet=_file_as_read(study, table, spec) if unit is None else None,
+                                   segments=tuple(study.segments), binary=proportion_candidates(shapes),
+                                   grouped=unit is not None, head=(unit.centres, unit.second) if unit else None)
+        if unit is not None:  # rows without a variant are dropped before the grouping: count them as rows
+            stats.missing_variant = unit.rows_without_variant
+            stats.passes += 1  # the pass that checked the units and sized the exact sums
         check_segment_values(study, stats, table.file)
         if time is not None and len(stats.periods) > MAX_PERIODS:
             raise DataError(f"time column {time!r} has {len(stats.periods):,} distinct periods; the cumulative effect "
@@ -221,16 +242,23 @@ class ExperimentDesign(Design):
             expected = {labels[a]: 1.0 for a in (control, *arms)}
         _check_metric_data(stats, shapes, control, arms, labels, table.file)
         period_labels = table.period_labels.get(time) if time is not None else None
+        quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
+                                  study.conf_level, stats=stats)
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
-                              table.rows, table.file, time, tuple(period_labels) if period_labels else None)
+                              table.rows, table.file, time, tuple(period_labels) if period_labels else None, unit,
+                              quantiles)
 
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.designs.experiment.analysis import adjust, mde
         from causalcli.designs.experiment.proportions import arm_tests
+        from causalcli.designs.experiment.quantile import quantile_diagnostics, quantile_tests
+        from causalcli.designs.experiment.sequential_fit import sequential_analysis
 
         d = prepared
+        seq = sequential_analysis(d, study)  # None without design.sequential
+        inference = _inference if seq is None else seq.named(_inference)
         opts = study.design.options
         conf = study.conf_level
         stats = d.stats
@@ -241,12 +269,19 @@ class ExperimentDesign(Design):
         for s in d.shapes:
             group = stats.groups[s.name if stats.complete_cases_by_metric else None]
             for arm in d.arms:
-                tests = arm_tests(s, group[d.control], group[arm], stats, d.pairs[s.name], d.labels[arm], d.file,
-                                  conf, opts)
-                c, ta, tr = tests.comparison, tests.absolute, tests.relative
+                extra: dict[str, Any] = {}  # a quantile metric's order statistics
+                if s.kind == "quantile":
+                    c, ta, tr, extra = quantile_tests(d.quantiles, s.name, d.control, arm, d.labels[arm], notes,
+                                                      conf, opts)
+                else:
+                    tests = arm_tests(s, group[d.control], group[arm], stats, d.pairs[s.name], d.labels[arm],
+                                      d.file, conf, opts)
+                    c, ta, tr = tests.comparison, tests.absolute, tests.relative
                 label = f"{s.name}/{d.labels[arm]}"
-                rows_abs.append((label + "/abs", ta, _inference(s, "abs", opts, stats)))
-                rows_rel.append((label + "/rel", tr, _inference(s, "rel", opts, stats)))
+                if seq is not None:
+                    ta, tr = seq.tests(tests, opts)
+                rows_abs.append((label + "/abs", ta, inference(s, "abs", opts, stats)))
+                rows_rel.append((label + "/rel", tr, inference(s, "rel", opts, stats)))
                 unadj = (c.var_treatment_unadjusted / c.n_treatment + c.var_control_unadjusted / c.n_control)
                 reduction = 1 - ta.std_error ** 2 / unadj if s.covariates and unadj > 0 else None
                 if s.covariates and not any(c.theta):
@@ -261,7 +296,7 @@ class ExperimentDesign(Design):
                     "variance_reduction": reduction,
                     "df": ta.df, "df_relative": tr.df,
                     "mde_abs": m_abs,
-                    "mde_rel": m_abs / abs(c.mean_control) if c.mean_control else None,
+                    "mde_rel": m_abs / abs(c.mean_control) if c.mean_control else None, **extra,
                 })
         method = study.design.correction
         adj_abs = adjust([t.p_value for _, t, _ in rows_abs], method)
@@ -290,7 +325,8 @@ class ExperimentDesign(Design):
             left_out = used - sum(group[a].n for a in (d.control, *d.arms) if a in group)
             if left_out:
                 metric_missing[s_.name] = left_out
-                warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} rows with a missing value in "
+                warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} {'units' if d.unit else 'rows'} "
+                                "with a missing value in "
                                 f"its columns ({', '.join(_columns(s_))}); it uses its complete rows")
         if metric_missing:  # the per-metric lines say it with the counts
             from causalcli.designs.experiment.stats import MISSING_METRIC_NOTE
@@ -306,24 +342,11 @@ class ExperimentDesign(Design):
         if stats.missing_variant:
             n["dropped_missing_treatment"] = stats.missing_variant
         n.update({f"missing_in_metric[{name}]": k for name, k in metric_missing.items()})
-        if d.time is not None:
-            cumulative = cumulative_effects(d, conf, opts)
-            head = d.shapes[0]
-            cumulative_method = {
-                "metric": head.name, "arm": d.labels[d.arms[0]], "effect": "abs", "time": d.time,
-                "periods": len(cumulative), "rows_without_time": stats.missing_period,
-                "inference": _inference(head, "abs", opts, stats),
-                "interval": "fixed-horizon",
-                "note": ("each point is the estimate on all data up to and including that period, with the interval "
-                         "of a single analysis planned for that day: NOT valid for peeking (stopping when an "
-                         "interval first excludes zero inflates false positives); sequential testing "
-                         "(design.sequential) is not built yet. Covariate adjustment is re-estimated on the data so "
-                         "far; null where an arm has fewer than two units so far or the interval is undefined"),
-            }
-            if stats.missing_period:
-                warnings.append(f"{stats.missing_period} of {used} rows have no value in time column {d.time!r}: "
-                                "they count in the estimate but in no period of diagnostics.cumulative, so its last "
-                                "point differs from the estimate")
+        if d.time is not None:  # the first metric's effect by period (with design.sequential, its sequence too)
+            from causalcli.designs.experiment.cumulative import cumulative_diagnostics
+
+            cumulative = cumulative_diagnostics(d, conf, opts, _inference(d.shapes[0], "abs", opts, stats), seq,
+                                                used, warnings)
         diagnostics = {
             "srm": s,
             "arms": {"control": d.labels[d.control], "treatment": [d.labels[a] for a in d.arms], "units": observed},
@@ -341,17 +364,27 @@ class ExperimentDesign(Design):
                 "centres": stats.centres,
             },
         }
+        diagnostics.update(quantile_diagnostics(d.quantiles))
         if d.time is not None:
-            diagnostics["cumulative"] = cumulative
-            diagnostics["cumulative_method"] = cumulative_method
-        _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics)
+            diagnostics.update(cumulative)
+        if seq is not None:
+            diagnostics["sequential"] = seq.describe()
+        _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics, seq, inference)
+        if d.unit is not None:
+            from causalcli.designs.experiment.units import annotate
+
+            annotate(d.unit, diagnostics, n, checks, warnings, d.rows)
         return Fit("difference_in_means", "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 
     def plan(self, study: "Study", spec: "LoadedSpec") -> dict[str, Any]:
         from causalcli.designs.experiment.plan import plan_experiment
+        from causalcli.designs.experiment.quantile import refuse_in_plan
+        from causalcli.designs.experiment.units import check_plan
 
         self.check_spec(study, spec)
+        check_plan(study, metrics_of(study), spec)
+        refuse_in_plan(metrics_of(study), spec)
         return plan_experiment(study, spec, metrics_of(study), metric_shapes(study), _arm_value)
 
     def point(self, prepared: Any, **_: Any) -> float:  # pragma: no cover - no refuters apply
@@ -359,13 +392,14 @@ class ExperimentDesign(Design):
 
 
 def _segments_and_guardrails(d: ExperimentData, study: "Study", effects: list, checks: list, warnings: list,
-                             diagnostics: dict) -> None:
-    """Effects by segment after the overall ones, and the guardrail checks (only with those keys)."""
+                             diagnostics: dict, seq: Any, inference: Any) -> None:
+    """Effects by segment after the overall ones (sequential with design.sequential), and the guardrail checks
+    (only with those keys)."""
     from causalcli.designs.experiment.guardrails import guardrail_checks
     from causalcli.designs.experiment.segments import segment_effects
 
     if study.segments:
-        more, diagnostics["segments"], notes = segment_effects(d, study, _inference, _estimate)
+        more, diagnostics["segments"], notes = segment_effects(d, study, inference, _estimate, seq)
         effects.extend(more)
         warnings.extend(notes)
     found, rows = guardrail_checks(metrics_of(study), effects, [d.labels[a] for a in d.arms], study.conf_level)
@@ -461,48 +495,6 @@ def _arm_value(wanted: Any, values: list[Any], labels: dict[Any, str]) -> Any:
     return hits[0] if len(hits) == 1 else None
 
 
-def cumulative_effects(d: ExperimentData, conf: float, opts: Any) -> list[dict[str, Any]]:
-    """The first metric's absolute effect for the headline arm on all data up to each period.
-
-    Running sums of the periods' exact sums are exact, so the last point, when every row has a
-    period, is computed from the very sums of the headline and equals it. CUPED and regression
-    adjustment re-estimate their coefficient on the data so far, as an analysis on that day would.
-    Intervals are fixed-horizon: each one is valid for a single look decided in advance.
-    """
-    from causalcli.data.types import period_text
-    from causalcli.errors import EstimationError
-    from causalcli.designs.experiment.proportions import arm_tests
-    from causalcli.designs.experiment.stats import add_sums
-
-    stats = d.stats
-    shape, arm = d.shapes[0], d.arms[0]
-    group = shape.name if stats.complete_cases_by_metric else None
-    pairs = d.pairs[shape.name]
-    running: dict[Any, Any] = {d.control: None, arm: None}
-    points = []
-    for period, groups in stats.periods.items():
-        sums = groups.get(group, {})
-        for a in running:
-            if a in sums:
-                running[a] = sums[a] if running[a] is None else add_sums(running[a], sums[a])
-        rc, rt = running[d.control], running[arm]
-        point: dict[str, Any] = {"label": period_text(period, d.period_labels), "value": None, "std_error": None,
-                                 "ci_lower": None, "ci_upper": None, "n_control": rc.n if rc else 0,
-                                 "n_treatment": rt.n if rt else 0}
-        if point["n_control"] >= 2 and point["n_treatment"] >= 2:
-            try:
-                t = arm_tests(shape, rc, rt, stats, pairs, d.labels[arm], d.file, conf, opts).absolute
-            except (ZeroDivisionError, EstimationError):  # a zero denominator or collinear covariates so far
-                t = None
-            if t is not None and math.isfinite(t.value):
-                point["value"] = float(t.value)
-                if math.isfinite(t.std_error) and t.std_error > 0 and math.isfinite(t.ci_lower):
-                    point.update(std_error=float(t.std_error), ci_lower=float(t.ci_lower),
-                                 ci_upper=float(t.ci_upper))
-        points.append(point)
-    return points
-
-
 def _srm_check(observed: dict[str, int], d: ExperimentData, srm_alpha: float) -> tuple[dict, Check]:
     """The sample-ratio check against the planned allocation; not run (passed null) without one.
 
@@ -537,15 +529,19 @@ def _inference(shape: "MetricShape", which: str, opts: Any, stats: "Statistics")
     from causalcli.designs.experiment.proportions import PROPORTION_INFERENCE, is_proportion
 
     base = "welch_t" if opts.distribution == "t" else "welch_z"
-    if is_proportion(shape, stats):
+    if is_proportion(shape, stats) and shape.kind != "quantile":
         base = PROPORTION_INFERENCE
     parts = []
     if shape.adjustment == "cuped":
         parts.append("cuped")
     elif shape.adjustment == "regression":
         parts.append("regression_adjusted")
-    if shape.kind == "ratio":
+    if shape.kind == "ratio" or shape.unit is not None:
         parts.append("delta_method")
+    if shape.unit is not None:
+        parts.append("clustered_by_unit")
+    if shape.kind == "quantile":
+        parts.append("quantile_order_statistics")
     if which == "rel":
         parts.append("log_ratio" if opts.relative_ci == "log" else "delta_method_relative")
     return "+".join([*dict.fromkeys(parts), base])

@@ -229,6 +229,9 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
         raise SpecError(f"power {power:g} must exceed the level of each test ({per_test:g})", file=file,
                         key="design.power")
     k = detectable_multiplier(per_test, power)
+    from causalcli.designs.experiment.sequential_fit import sequential_sizing
+
+    sizing = sequential_sizing(study, per_test, power, k)  # None without design.sequential
     units_per_day = basis.rows / basis.days if basis is not None and basis.days else None
     rows = []
     for i, (m, shape) in enumerate(zip(metrics, shapes)):
@@ -241,10 +244,10 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
                             f"give design.metrics[{i}].mean", file=basis.file if basis else file,
                             key=f"design.metrics[{i}]")
         for arm in arms:
-            row = _row(m, arm, kind, shape, baseline, variance, source, reduction, k, shares, control)
+            row = _row(m, arm, kind, shape, baseline, variance, source, reduction, k, shares, control, sizing)
             n_c, n_a = _data_sizes(basis, m.name, control, arm, shares)
             if n_c is not None:
-                mde_abs = detectable_effect(variance, n_c, n_a, k)
+                mde_abs = detectable_effect(variance, n_c, n_a, k if sizing is None else sizing.multiplier(n_c + n_a))
                 row.update(n_control=n_c, n_arm=n_a, mde_absolute=mde_abs, mde_relative=mde_abs / abs(baseline)
                            if baseline else None)
             total = row["sample_size_total"]
@@ -258,9 +261,12 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
     if basis is not None:
         data = {"file": basis.file, "rows": basis.rows, "days": basis.days, "units_per_day": units_per_day,
                 "variant_column": basis.control is not None}
-    return {"alpha": alpha, "alpha_per_test": per_test, "power": power, "multiplier": k, "correction": correction,
-            "allocation": {a: shares[a] for a in shares}, "control": control, "data": data, "method": METHOD,
-            "metrics": rows}
+    out = {"alpha": alpha, "alpha_per_test": per_test, "power": power, "multiplier": k, "correction": correction,
+           "allocation": {a: shares[a] for a in shares}, "control": control, "data": data, "method": METHOD,
+           "metrics": rows}
+    if sizing is not None:
+        out["sequential"] = sizing.describe()
+    return out
 
 
 def _allocation(study: "Study", basis: DataBasis | None) -> tuple[str, dict[str, float]]:
@@ -315,7 +321,8 @@ def _variance(i: int, m: Any, shape: "MetricShape", basis: DataBasis | None,
 
 
 def _row(m: Any, arm: str, kind: str, shape: "MetricShape", baseline: float, variance: float, source: str,
-         explained: float | None, k: float, shares: dict[str, float], control: str) -> dict[str, Any]:
+         explained: float | None, k: float, shares: dict[str, float], control: str,
+         sizing: Any = None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "name": m.name, "arm": arm, "kind": kind, "adjustment": shape.adjustment, "baseline": baseline,
         "sd": math.sqrt(variance), "variance_from": source, "variance_reduction": explained, "mde": m.mde,
@@ -325,6 +332,8 @@ def _row(m: Any, arm: str, kind: str, shape: "MetricShape", baseline: float, var
     if m.mde is not None:
         delta = m.mde * abs(baseline)
         total = units_needed(variance, delta, k, shares[control], shares[arm])
+        if sizing is not None:  # a sequential design: more units for the same power
+            total = sizing.units(total, shares[control] + shares[arm])
         row.update(sample_size_per_arm=_ceil(total * shares[arm]), sample_size_control=_ceil(total * shares[control]),
                    sample_size_total=sum(_ceil(total * w) for w in shares.values()),
                    mde_absolute=delta, mde_relative=m.mde)

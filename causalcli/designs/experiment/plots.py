@@ -68,16 +68,24 @@ def cumulative(result: Result) -> bytes | None:
     xs = list(range(len(points)))
     shown = [(x, p) for x, p in zip(xs, points) if p["value"] is not None]
     band = [(x, p) for x, p in shown if p["ci_lower"] is not None]
+    sequential = (result.diagnostics.get("sequential") or {}).get("method")
     if band:
         ax.fill_between([x for x, _ in band], [p["ci_lower"] for _, p in band], [p["ci_upper"] for _, p in band],
                         color="#1f4e79", alpha=0.2, linewidth=0)
+    if sequential:  # the band valid for peeking, drawn as lines over the fixed-horizon one
+        _sequential_band(ax, [(x, p) for x, p in band if p.get("sequential_lower") is not None], sequential)
     ax.plot([x for x, _ in shown], [p["value"] for _, p in shown], "-o", color="#1f4e79", markersize=3)
     ax.axhline(0, color="black", linewidth=0.8)
     step = max(1, len(points) // 10)  # at most about ten labels on the axis
     ax.set_xticks(xs[::step], [p["label"] for p in points][::step], rotation=45, ha="right")
     level = int(round(100 * result.estimate.conf_level)) if result.estimate else 95
     ax.set_ylabel(f"cumulative effect ({about.get('metric', '')}/{about.get('arm', '')}/abs)")
-    ax.set_xlabel(f"{about.get('time', 'period')}; band: {level}% fixed-horizon interval, not valid for peeking")
+    if sequential:
+        ax.set_xlabel(f"{about.get('time', 'period')}; shaded: {level}% fixed-horizon; dashed: {level}% "
+                      f"{sequential.replace('_', '-')} (valid for peeking)")
+        ax.legend(loc="best", fontsize=8)
+    else:
+        ax.set_xlabel(f"{about.get('time', 'period')}; band: {level}% fixed-horizon interval, not valid for peeking")
     ax.set_title(f"{result.study}: cumulative effect by period")
     return _png(fig, plt)
 
@@ -113,6 +121,14 @@ def forest(result: Result) -> bytes | None:
     axes[-1, 0].set_xlabel(f"relative effect (%), {level}% interval; diamonds: all units, dots: one segment")
     fig.suptitle(f"{result.study}: effects by metric, arm and segment")
     return _png(fig, plt)
+
+
+def _sequential_band(ax, band: list, method: str) -> None:
+    """The confidence sequence (always_valid) or repeated confidence intervals (group_sequential), by look."""
+    xs = [x for x, _ in band]
+    label = "confidence sequence" if method == "always_valid" else "repeated confidence interval"
+    ax.plot(xs, [p["sequential_lower"] for _, p in band], "--", color="#c55a11", linewidth=1.2, label=label)
+    ax.plot(xs, [p["sequential_upper"] for _, p in band], "--", color="#c55a11", linewidth=1.2)
 
 
 PLOTS: dict[str, Callable[[Result], bytes | None]] = {"lifts": lifts, "arm_sizes": arm_sizes,

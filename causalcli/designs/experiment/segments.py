@@ -102,12 +102,14 @@ def value_label(value: Any) -> str:
     return arm_label(value)
 
 
-def segment_effects(d: "ExperimentData", study: "Study", inference: Callable,
-                    estimate: Callable) -> tuple[list["Estimate"], dict[str, Any], list[str]]:
+def segment_effects(d: "ExperimentData", study: "Study", inference: Callable, estimate: Callable,
+                    seq: Any = None) -> tuple[list["Estimate"], dict[str, Any], list[str]]:
     """The segment effects (after the overall ones in ``effects``), ``diagnostics.segments`` and warnings.
 
     ``inference(shape, "abs" | "rel", options, stats)`` names an effect's inference and
     ``estimate(label, test, conf, inference, p_adjusted)`` makes its record, as for the overall effects.
+    With ``seq`` (design.sequential's analysis) a segment's interval and p-value are sequential, at the
+    segment's own units (always_valid) or at the overall boundary of the latest look (group_sequential).
     """
     from causalcli.designs.experiment.analysis import adjust
 
@@ -125,7 +127,7 @@ def segment_effects(d: "ExperimentData", study: "Study", inference: Callable,
                 for value in values_of[column]:
                     cell = stats.segments[column][value].get(group_key, {})
                     label = f"{shape.name}/{d.labels[arm]}/{{}}/{column}={value_label(value)}"
-                    ta, tr = _cell_tests(d, shape, cell, arm, conf, opts)
+                    ta, tr = _cell_tests(d, shape, cell, arm, conf, opts, seq)
                     if not ta.std_error > 0:
                         no_se.append(label.format("abs"))
                     rows.append((label, ta, tr))
@@ -168,7 +170,7 @@ def segment_effects(d: "ExperimentData", study: "Study", inference: Callable,
     return effects, diagnostics, warnings
 
 
-def _cell_tests(d: "ExperimentData", shape: Any, cell: dict, arm: Any, conf: float, opts: Any):
+def _cell_tests(d: "ExperimentData", shape: Any, cell: dict, arm: Any, conf: float, opts: Any, seq: Any):
     """The absolute and relative tests of one segment value; all NaN when an arm has fewer than two units."""
     from causalcli.designs.experiment.analysis import Test
     from causalcli.designs.experiment.proportions import arm_tests
@@ -183,7 +185,7 @@ def _cell_tests(d: "ExperimentData", shape: Any, cell: dict, arm: Any, conf: flo
         tests = arm_tests(shape, control, treatment, d.stats, d.pairs[shape.name], d.labels[arm], d.file, conf, opts)
     except (ZeroDivisionError, EstimationError):  # a zero denominator or collinear covariates in the segment
         return empty, empty
-    return tests.absolute, tests.relative
+    return (tests.absolute, tests.relative) if seq is None else seq.tests(tests, opts)
 
 
 def cochran_q(estimates: list[tuple[float, float]]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from causalcli.spec.base import DesignBase, FreeOptions, Strict
+from causalcli.spec.base import DesignBase, Strict
 
 
 def arm_label(value: Any) -> str:
@@ -21,11 +21,12 @@ def arm_label(value: Any) -> str:
 
 
 PLAN_KEYS = ("mde", "mean", "sd", "power")  # read by `causalcli plan` only
+QUANTILE_KEYS = ("quantile",)  # likewise left out of the dump when unset
 
 
 def _without_unset_plan_keys(dumped: dict) -> dict:
     """A spec that gives no planning key dumps (and so hashes: provenance.spec_sha256) as it did before them."""
-    return {k: v for k, v in dumped.items() if not (k in (*PLAN_KEYS, "guardrail") and v is None)}
+    return {k: v for k, v in dumped.items() if not (k in (*PLAN_KEYS, *QUANTILE_KEYS, "guardrail") and v is None)}
 
 
 class Guardrail(Strict):
@@ -59,6 +60,9 @@ class Metric(Strict):
         default_factory=list,
         description="Regression adjustment on several pre-experiment columns (one coefficient vector pooled over "
                     "the two arms compared; with one column this is CUPED). Exclusive with `covariate`.")
+    quantile: float | None = Field(
+        None, gt=0, lt=1, description="Quantile metric: the difference of this quantile of `outcome` between arms "
+                                      "(0.5, 0.9, 0.99...), with an order-statistic interval.")
     mde: float | None = Field(
         None, gt=0, description="For `causalcli plan`: the relative effect to detect (0.02 = 2% of the control mean).")
     mean: float | None = Field(
@@ -75,6 +79,14 @@ class Metric(Strict):
     def _dump(self, handler: Any) -> dict:
         return _without_unset_plan_keys(handler(self))
 
+    @field_validator("quantile", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not 0 < v < 1:
+            hint = f" (did you mean {v / 100:g}?)" if 1 < v < 100 else ""
+            raise ValueError(f"a quantile lies strictly between 0 and 1, e.g. 0.5 (median) or 0.99{hint}")
+        return v
+
     @model_validator(mode="after")
     def _kind(self) -> "Metric":
         ratio = self.numerator is not None or self.denominator is not None
@@ -88,6 +100,9 @@ class Metric(Strict):
             raise ValueError("give 'covariate' (CUPED) or 'covariates' (regression adjustment), not both")
         if self.covariate_denominator is not None and (self.covariate is None or not ratio):
             raise ValueError("'covariate_denominator' needs a ratio metric with 'covariate'")
+        if self.quantile is not None and (ratio or self.covariate is not None or self.covariates):
+            raise ValueError("a quantile metric takes 'outcome' only: quantiles of ratios and covariate-adjusted "
+                             "(CUPED) quantiles are not built; remove 'quantile' or the other keys")
         return self
 
 
@@ -107,6 +122,33 @@ class ExperimentOptions(Strict):
     power: float = Field(0.8, gt=0, lt=1, description="Power of the minimum detectable effect (MDE).")
 
 
+class Sequential(Strict):
+    """Sequential testing: intervals and p-values valid however often the results are read."""
+
+    method: Literal["always_valid", "group_sequential"] = Field(
+        description="always_valid: asymptotic confidence sequences (Waudby-Smith et al. 2023, as GrowthBook); "
+                    "group_sequential: Lan-DeMets alpha spending over `looks` (needs design.time).")
+    tuning: float = Field(
+        5000, gt=0, description="always_valid: the total sample size (both arms) at which the sequence is "
+                                "narrowest relative to a fixed-horizon interval (GrowthBook's default 5000).")
+    looks: int | None = Field(
+        None, ge=1, le=1000, description="group_sequential: planned looks, one per period of design.time.")
+    spending: Literal["obrien_fleming", "pocock"] = Field(
+        "obrien_fleming", description="group_sequential: the Lan-DeMets spending function.")
+
+    @model_validator(mode="after")
+    def _keys_of_method(self) -> "Sequential":
+        if self.method == "group_sequential" and self.looks is None:
+            raise ValueError("group_sequential needs 'looks' (the number of planned looks, one per period of "
+                             "design.time)")
+        given = self.model_fields_set
+        wrong = ["tuning"] if self.method == "group_sequential" and "tuning" in given else \
+            [k for k in ("looks", "spending") if self.method == "always_valid" and k in given]
+        if wrong:
+            raise ValueError(f"'{wrong[0]}' does not apply to method {self.method}; remove it")
+        return self
+
+
 class ExperimentDesign(DesignBase):
     method: Literal["experiment"]
     control: bool | int | float | str = Field(
@@ -122,12 +164,16 @@ class ExperimentDesign(DesignBase):
         if isinstance(v, dict):
             return {arm_label(k): share for k, share in v.items()}
         return v
+    unit: str | None = Field(
+        None, description="The randomisation unit column when rows are finer (sessions, views): rows are summed to "
+                          "units in the engine and analysed with the delta method (clustered on the unit).")
     time: str | None = Field(
         None, description="Exposure or analysis date column: an integer period, a date, a timestamp (cut to the day "
                           "in data.timezone) or an ISO date string. Adds the cumulative effect of the first metric "
                           "by period (diagnostics.cumulative, fixed-horizon intervals) and its plot.")
-    sequential: FreeOptions | None = Field(
-        None, description="Sequential testing (always-valid or group-sequential intervals): not built yet; refused.")
+    sequential: Sequential | None = Field(
+        None, description="Sequential testing: the final intervals and p-values are always-valid or group-sequential "
+                          "ones, valid when results are read every day.")
     correction: Literal["holm", "bh", "none"] = Field(
         "holm", description="Multiple-testing correction across metrics and arms: holm, bh (Benjamini-Hochberg), none.")
     metrics: list[Metric] = Field(default_factory=list, description="Metrics; the first is primary (`estimate`).")
@@ -138,7 +184,10 @@ class ExperimentDesign(DesignBase):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:
-        return _without_unset_plan_keys(handler(self))
+        dumped = _without_unset_plan_keys(handler(self))
+        if dumped.get("unit") is None:  # a spec without a unit hashes as it did before the key
+            dumped.pop("unit", None)
+        return dumped
 
     @model_validator(mode="after")
     def _unique(self) -> "ExperimentDesign":

@@ -29,16 +29,9 @@ rounding costs far less than double-precision summation itself.
 
 Large Parquet files
 -------------------
-The split costs two operations per term, a third of the pass. From ``BLOCKED_ROWS``
-rows, when the study's rows are a Parquet file as it is (no filter, no renames, no time or
-segment column), the pass sums the terms as they are, per arm and per block of rows that never
-crosses a row group (``file_row_number // block``, the block being the greatest common
-divisor of the row-group boundaries), and Python adds the block sums with ``math.fsum``
-(correctly rounded, so in any order). DuckDB reads a row group in one thread, in order
-(it parallelises Parquet over row groups), so each block's double sum, and hence the
-total, comes back with the same bits for any number of threads. A block holds at most
-a row group, so its rounding error stays near ``2**-53`` times its row count of the sum
-of ``|t|``, which is smaller than the fixed-point rounding above at these sizes.
+From ``BLOCKED_ROWS`` rows, when the study's rows are a Parquet file as it is (no filter, no
+renames, no time or segment column), plain double sums per arm and row-group block replace the
+fixed-point pass: ``causalcli.designs.experiment.blocked``.
 
 Statistics
 ----------
@@ -61,7 +54,9 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from causalcli.data.table import TABLE, quote_identifier
-from causalcli.designs.experiment.grouping import BinaryCount, PassExtras, binary_counts as _binary_counts
+from causalcli.designs.experiment.grouping import PassExtras, binary_counts as _binary_counts
+from causalcli.designs.experiment.sums import (  # noqa: F401 - other modules read them from stats
+    ArmSums, Group, add_sums, incomplete_rows, lit)
 from causalcli.errors import DataError, EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,36 +74,11 @@ BLOCKED_SUMMATION = ("double sums per arm and row-group block of centred terms, 
 # Said once per study when a metric column has missing values; the design replaces it by one line per metric
 # naming the rows each leaves out.
 MISSING_METRIC_NOTE = "missing values (NULL or NaN) in metric columns: each metric uses its complete rows"
-
-
-def lit(x: float) -> str:
-    """A DOUBLE literal that DuckDB parses back to exactly ``x``.
-
-    Scientific notation: DuckDB reads ``180.25`` as a DECIMAL and converts it to DOUBLE
-    with rounding error (about 1% of random values), but parses ``1.8025e+02`` exactly.
-    """
-    return f"{float(x):.17e}"
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+                 "BOOLEAN")  # summed exactly as they are (no rounding split)
 
 
 # ---------------------------------------------------------------- sufficient statistics
-
-
-@dataclass(frozen=True)
-class Group:
-    """A set of rows summed together: every row (``metric is None``) or one metric's complete rows."""
-
-    metric: str | None
-    columns: tuple[str, ...]
-    pairs: tuple[tuple[str, str], ...]
-
-
-@dataclass
-class ArmSums:
-    """Exact sums (floats holding exact values) of one arm over one group of rows."""
-
-    n: int
-    s: dict[str, float]
-    ss: dict[tuple[str, str], float]
 
 
 @dataclass
@@ -132,12 +102,6 @@ class Statistics:
     segments: dict[str, dict[Any, dict[str | None, dict[Any, ArmSums]]]] = field(default_factory=dict)
     missing_segment: dict[str, int] = field(default_factory=dict)  # rows with a variant but no value, per column
     not_binary: dict[str, int] = field(default_factory=dict)  # rows whose value is not 0 or 1, per column asked
-
-
-def add_sums(total: ArmSums, part: ArmSums) -> ArmSums:
-    """``total + part``; exact for sums of one pass, whose every sum over a subset of rows lies on its grid."""
-    return ArmSums(total.n + part.n, {c: total.s.get(c, 0.0) + v for c, v in part.s.items()},
-                   {k: total.ss.get(k, 0.0) + v for k, v in part.ss.items()})
 
 
 @dataclass(frozen=True)
@@ -187,7 +151,8 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
                        cap_quantile: float | None, capped: set[str],
                        integer_columns: set[str] = frozenset(), period: str | None = None,
                        parquet: str | None = None, segments: tuple[str, ...] = (),
-                       binary: tuple[str, ...] = ()) -> Statistics:
+                       binary: tuple[str, ...] = (), grouped: bool = False,
+                       head: tuple[dict[str, float], dict[str, float]] | None = None) -> Statistics:
     """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
 
     ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
@@ -195,7 +160,10 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     the sums of each period; with ``segments`` (columns) it also groups by their values and returns the sums of
     each value of each column (sums over subsets of rows, exact like the periods'). ``binary``: columns whose
     values other than 0 and 1 are counted (proportions). ``parquet``: the file, when the study's rows are that
-    Parquet file as it is (large files are then summed per row-group block).
+    Parquet file as it is (large files are then summed per row-group block). ``grouped``: ``study_data`` is a
+    GROUP BY view (rows summed to units), whose rows have no order: centres come from the whole view (or
+    ``head``: centres and second moments found by a pass of the caller's) and arms are ordered by value, as in
+    an engine.
     """
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
@@ -217,16 +185,24 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
 
     all_cols = tuple(dict.fromkeys(c for cs in metric_columns.values() for c in cs))
     all_pairs = tuple(dict.fromkeys(p for ps in metric_pairs.values() for p in ps))
-    centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment)
-    passes = 0 if table.engine is None else 1  # an engine's centres come from a pass of their own
+    unordered = table.engine is not None or grouped
+    if head is not None:
+        centres, second, head_arms = {c: head[0][c] for c in all_cols}, {c: head[1][c] for c in all_cols}, []
+    else:
+        centres, second, head_arms = _head_estimates(table, all_cols, expr, treatment, unordered)
+    passes = 1 if unordered and head is None else 0  # an engine's centres come from a pass of their own
     notes: list[str] = []
     groups = [Group(None, all_cols, all_pairs)]
     complete_cases = False
     safety = SAFETY
-    blocks = _row_group_blocks(table, parquet, all_cols) if parquet and period is None and not segments else None
+    blocks = None
+    if parquet and period is None and not segments:
+        from causalcli.designs.experiment.blocked import blocked_pass, row_group_blocks
+
+        blocks = row_group_blocks(table, parquet, all_cols, BLOCKED_ROWS, MAX_BLOCKS)
     if blocks is not None:
         passes += 1
-        result, arm_counts, missing, incomplete, not_binary = _blocked_pass(
+        result, arm_counts, missing, incomplete, not_binary = blocked_pass(
             table, parquet, blocks, treatment, groups[0], centres, expr, _binary_counts(binary, expr, float_columns))
         if incomplete or _has_nan(result):  # complete cases per metric: the fixed-point passes below
             complete_cases = True
@@ -235,8 +211,8 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         else:
             _check_finite(result, table.file)
             return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
-                              _arm_order(table, treatment, head_arms, arm_counts), summation=BLOCKED_SUMMATION,
-                              not_binary=not_binary)
+                              _arm_order(table, treatment, head_arms, arm_counts, unordered),
+                              summation=BLOCKED_SUMMATION, not_binary=not_binary)
     for _attempt in range(4):
         passes += 1
         result, arm_counts, missing, incomplete, by_period, missing_period, extra = _one_pass(
@@ -252,8 +228,8 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         ok, new_centres, new_second = _verify(result, groups, centres, second, table.rows, safety)
         if ok:
             return Statistics(centres, result, arm_counts, missing, caps, passes, complete_cases, notes,
-                              _arm_order(table, treatment, head_arms, arm_counts), by_period, missing_period,
-                              segments=extra.by_segment, missing_segment=extra.missing_segment,
+                              _arm_order(table, treatment, head_arms, arm_counts, unordered), by_period,
+                              missing_period, segments=extra.by_segment, missing_segment=extra.missing_segment,
                               not_binary=extra.not_binary)
         centres, second, safety = new_centres, new_second, RETRY_SAFETY
         notes.append("the first rows underestimated the spread: the pass was repeated with bounds from the first pass")
@@ -261,13 +237,13 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
                           "(design.options.cap_quantile) or filter extreme rows", key="design.metrics")
 
 
-def _head_estimates(table: "Table", cols: tuple[str, ...], expr,
-                    treatment: str) -> tuple[dict[str, float], dict[str, float], list]:
+def _head_estimates(table: "Table", cols: tuple[str, ...], expr, treatment: str,
+                    unordered: bool) -> tuple[dict[str, float], dict[str, float], list]:
     """Centres (means) and second moments about them from the first rows (insertion order is kept),
     and the arms in the order they first appear there."""
     import numpy as np
 
-    if table.engine is not None:
+    if unordered:
         return _engine_estimates(table, cols, expr)
     select = ", ".join([*(f"{expr(c)} AS {quote_identifier('h' + str(i))}" for i, c in enumerate(cols)),
                         f"{quote_identifier(treatment)} AS arm"])
@@ -304,13 +280,13 @@ def _engine_estimates(table: "Table", cols: tuple[str, ...], expr) -> tuple[dict
     return centres, second, []
 
 
-def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict) -> tuple:
+def _arm_order(table: "Table", treatment: str, head_arms: list, arm_counts: dict, unordered: bool) -> tuple:
     """Every arm in order of first appearance: from the first rows, or (an arm first seen later) one more
     pass numbering the rows in insertion order, which DuckDB keeps; in another engine, by value."""
     order = [a for a in head_arms if a in arm_counts]
     if len(order) == len(arm_counts):
         return tuple(order)
-    if table.engine is not None:  # rows in an engine have no order of appearance
+    if unordered:  # rows in an engine (or groups of a GROUP BY) have no order of appearance
         return tuple(sorted(arm_counts, key=lambda a: (type(a).__name__, a)))
     q = quote_identifier(treatment)
     rows = table.sql(f"SELECT arm FROM (SELECT {q} AS arm, row_number() OVER () AS r FROM {TABLE}) "
@@ -378,7 +354,7 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
     keys = (["arm", "period"] if period is not None else ["arm"]) + [f"g{i}" for i in range(len(segments))]
     outer = [*keys, "count(*)"]
     if not complete_cases:  # rows with a NULL in some column (NaN shows in the sums)
-        outer.append(_incomplete_rows(len(cols)))
+        outer.append(incomplete_rows(len(cols)))
     layout = []  # (group index, kind, key)
     for gi, g in enumerate(groups):
         lin, prod = _bounds(g, second, table.rows, safety)
@@ -461,90 +437,7 @@ def _accumulate(into: dict[str | None, dict[Any, ArmSums]], arm: Any, part: dict
         into[metric][arm] = sums if previous is None else add_sums(previous, sums)
 
 
-def _incomplete_rows(width: int) -> str:
-    """The aggregate counting rows where one of ``d0 .. d{width-1}`` is NULL (one filter, not a count per column)."""
-    return f"count(*) FILTER (WHERE {' OR '.join(f'd{i} IS NULL' for i in range(width))})"
 
-
-@dataclass(frozen=True)
-class Blocks:
-    """How the blocked pass cuts a Parquet file: rows per block, and whether its metadata shows no NULL."""
-
-    rows: int
-    no_nulls: bool  # every metric column's null count is in the metadata and zero: no NULL count needed
-
-
-def _row_group_blocks(table: "Table", parquet: str, cols: tuple[str, ...]) -> Blocks | None:
-    """Blocks of the gcd of the row-group boundaries, so that none crosses a row group; None below
-    ``BLOCKED_ROWS`` rows, when the file is not the study's rows, or with too many blocks."""
-    from causalcli.data.sql import quote_literal
-
-    if table.rows < BLOCKED_ROWS or "file_row_number" in table.types:  # a column of that name hides DuckDB's
-        return None
-    try:
-        meta = table.sql("SELECT row_group_id, row_group_num_rows, path_in_schema, stats_null_count FROM "
-                         f"parquet_metadata({quote_literal(parquet)})")
-    except Exception:  # duckdb.Error: not Parquet after all; the fixed-point pass reads it
-        return None
-    sizes = dict(sorted((int(r[0]), int(r[1])) for r in meta))
-    if sum(sizes.values()) != table.rows:
-        return None
-    block, start = 0, 0
-    for size in list(sizes.values())[:-1]:
-        start += size
-        block = math.gcd(block, start)
-    block = block or table.rows
-    if table.rows > block * MAX_BLOCKS:
-        return None
-    nulls = [r[3] for r in meta if r[2] in cols]
-    return Blocks(block, len(nulls) == len(cols) * len(sizes) and not any(v is None or v > 0 for v in nulls))
-
-
-def _blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, group: Group,
-                  centres: dict[str, float], expr, binary: tuple[BinaryCount, ...] = ()):
-    """Plain double sums per arm and row-group block, added per arm with ``math.fsum`` (module docstring)."""
-    from causalcli.data.sql import quote_literal
-
-    cols = group.columns
-    idx = {c: i for i, c in enumerate(cols)}
-    inner = [f"{quote_identifier(treatment)} AS arm", f"file_row_number // {blocks.rows} AS blk",
-             *(f"({expr(c)} - {lit(centres[c])}) AS d{idx[c]}" for c in cols), *(b.inner for b in binary)]
-    outer = ["arm", "count(*)", "0" if blocks.no_nulls else _incomplete_rows(len(cols)),
-             *(f"sum(d{idx[c]})" for c in cols), *(f"sum(d{idx[a]} * d{idx[b]})" for a, b in group.pairs),
-             *(b.count for b in binary)]
-    query = (f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM read_parquet("
-             f"{quote_literal(parquet)})) GROUP BY arm, blk")
-    try:
-        rows = table.sql(query)
-    except Exception as exc:  # duckdb.Error: a value DuckDB cannot cast to DOUBLE, say
-        raise DataError(f"cannot aggregate the metric columns: {str(exc).splitlines()[0]}", file=table.file) from None
-    blocks: dict[Any, list] = {}
-    missing = incomplete = 0
-    for row in rows:
-        if row[0] is None:
-            missing += int(row[1])
-            continue
-        blocks.setdefault(row[0], []).append(row)
-        incomplete += int(row[2])
-    result: dict[Any, ArmSums] = {}
-    sums_end = len(outer) - len(binary)
-    for arm, parts in blocks.items():
-        totals = [_fsum(0.0 if r[k] is None else r[k] for r in parts) for k in range(3, sums_end)]
-        result[arm] = ArmSums(sum(int(r[1]) for r in parts), dict(zip(cols, totals)),
-                              dict(zip(group.pairs, totals[len(cols):])))
-    not_binary = {b.column: sum(int(r[sums_end + i]) for ps in blocks.values() for r in ps)
-                  for i, b in enumerate(binary)}
-    arm_counts = {arm: sums.n for arm, sums in result.items()}
-    return {group.metric: result}, arm_counts, missing, incomplete, not_binary
-
-
-def _fsum(values) -> float:
-    """The correctly rounded sum; inf or NaN (reported by the finiteness check) when it overflows."""
-    values = list(values)
-    try:
-        return math.fsum(values)
-    except (OverflowError, ValueError):
-        return sum(values)
 
 
 def _has_nan(result) -> bool:

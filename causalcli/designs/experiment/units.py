@@ -1,0 +1,350 @@
+"""Clustered randomisation (``design.unit``): rows summed to their randomisation unit in the engine.
+
+When rows are finer than the unit that was randomised (sessions or views of a user, orders of a
+merchant), rows of one unit are correlated and a row-level analysis understates the standard error.
+``study_data`` is then redefined as one row per unit and arm, a ``GROUP BY unit, arm`` view that the
+one-pass statistics of ``causalcli.designs.experiment.stats`` read like any table, so every metric
+type keeps working on units:
+
+- a mean metric ``outcome: y`` becomes the ratio ``sum(y) / rows`` over each unit's rows (the
+  delta method on unit sums, Deng, Knoblich and Lu 2018);
+- a ratio metric sums its numerator and its denominator per unit;
+- a CUPED covariate ``x`` is summed per unit with its own denominator: ``covariate_denominator``
+  summed when given, else the unit's row count (ratio CUPED: a per-unit value repeated on each
+  of its rows stays that value; a per-row pre-period value becomes the unit's mean per row);
+- with ``design.time`` a unit's period is its first exposure (the least period of its rows);
+- a segment column (``segments``) must be a property of the unit: its value is carried to the unit
+  (rows without a value take the unit's), and a unit whose rows hold two values is a data error.
+
+Each metric sums only its complete rows (none of its columns missing); a unit with none is left
+out of that metric. This is the estimate of a regression of the outcome on arm dummies over the
+rows, with a cluster-robust (CR) variance clustered on the unit; the delta method's variance is
+that regression's CR0 variance with each arm's term multiplied by ``n_arm / (n_arm - 1)`` units
+(where CRV1 multiplies the whole by ``G / (G - 1) * (N - 1) / (N - K)``).
+
+Exact sums: the unit sums of a floating column are summed as DECIMAL(38, s) (exact integer
+arithmetic in every engine), with ``s`` chosen from the column's largest value and the largest
+unit, so that they do not depend on the order in which threads add rows and reruns stay
+byte-identical; the statistics pass then sums the units as it sums rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from causalcli.data.sql import TABLE, quote_identifier
+from causalcli.errors import DataError, SpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+    from causalcli.designs.experiment.analysis import MetricShape
+    from causalcli.records import Check
+    from causalcli.spec.loading import LoadedSpec
+    from causalcli.spec.models import Study
+
+FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
+DECIMAL_DIGITS = 38  # the widest DECIMAL of DuckDB, Spark and the SQL standard
+MIN_SCALE = 6        # fewer fractional digits than this: sums too large for DECIMAL, summed as DOUBLE
+# SPEC "Inference with few clusters": cluster-robust (CRV1-like) tests are reliable from about 42 balanced
+# clusters (MacKinnon and Webb 2017) with at least 6 in each arm
+MIN_UNITS = 42
+MIN_UNITS_PER_ARM = 6
+
+
+@dataclass(frozen=True)
+class UnitSummary:
+    """What the grouping pass found, for the diagnostics (no rows)."""
+
+    column: str
+    units: int                 # units with a variant
+    rows_without_unit: int     # dropped: no unit value
+    rows_without_variant: int  # dropped: a unit value but no variant
+    max_rows_per_unit: int
+    sums: dict[str, str] = field(default_factory=dict)  # unit-level column -> what it sums
+    double_sums: tuple[str, ...] = ()  # floating columns too large for DECIMAL: summed as DOUBLE
+    # centres and second moments of the unit-level columns, from the check pass (the statistics need no pass
+    # of their own for them): unit sums over rows where the column is present, close enough to centre on
+    centres: dict[str, float] = field(default_factory=dict)
+    second: dict[str, float] = field(default_factory=dict)
+
+
+def check_unit_spec(study: "Study", spec: "LoadedSpec") -> None:
+    """The unit must be a column of its own (exit 2)."""
+    unit = study.design.unit
+    if unit is None:
+        return
+    for key, other in (("treatment", study.treatment), ("design.time", study.design.time)):
+        if unit == other:
+            raise SpecError(f"design.unit {unit!r} is the {key} column; give the column that identifies the "
+                            "randomised unit (user_id, say)", file=spec.source.display, key="design.unit")
+
+
+def check_plan(study: "Study", metrics: list[Any], spec: "LoadedSpec") -> None:
+    """``causalcli plan`` reads per-row variances from data: with a unit they would be the wrong ones (exit 2)."""
+    if study.design.unit is None:
+        return
+    for i, m in enumerate(metrics):
+        if m.sd is None:
+            raise SpecError(f"plan does not read per-unit variances from data with design.unit yet (metric {m.name!r}); "
+                            f"give design.metrics[{i}].mean and .sd per unit (the sd of the unit's value), or plan "
+                            "without design.unit on one row per unit", file=spec.source.display,
+                            key=f"design.metrics[{i}]")
+
+
+def check_unit_column(study: "Study", table: "Table") -> None:
+    """The unit column exists (exit 3, naming it)."""
+    from causalcli.data.sql import did_you_mean
+
+    unit = study.design.unit
+    if unit is not None and unit not in table.types:
+        raise DataError(f"unit column {unit!r} (design.unit) not found{did_you_mean(unit, table.types)}",
+                        file=table.file, key="design.unit", column=unit)
+
+
+def group_by_unit(study: "Study", table: "Table",
+                  shapes: list["MetricShape"]) -> tuple[UnitSummary, list["MetricShape"]]:
+    """Redefine ``study_data`` as one row per unit and arm, and the metrics as ratios of its columns."""
+    unit, arm, time, segments = study.design.unit, study.treatment, study.design.time, list(study.segments)
+    source = list(dict.fromkeys(c for s in shapes for c in _source_columns(s)))
+    floating = [c for c in source if not _is_integer(table.types[c])]
+    found = _check_pass(table, unit, arm, source, floating, segments)
+    mixed, example, no_unit, no_variant, units, largest_unit = found[:6]
+    incomplete = {c for c, k in zip(source, found[6:6 + len(source)]) if k}
+    at = 6 + len(source) + len(floating)
+    _refuse_varying_segments(table, unit, segments, found[at:at + 2 * len(segments)])
+    spread = found[at + 2 * len(segments):]  # avg and var_pop of the unit sums, then of the row counts
+    if mixed:
+        raise DataError(f"{mixed:,} unit(s) of {unit!r} appear in more than one arm of {arm!r} (for example "
+                        f"{unit} = {example!r}); a unit must be randomised to one arm: fix the assignment or "
+                        "filter those units out with data.filter", file=table.file, key="design.unit", column=unit)
+    largest = dict(zip(floating, found[6 + len(source):]))
+    names = _names(shapes, incomplete, {unit, arm, time, *segments})
+    select = [f"{quote_identifier(unit)} AS {quote_identifier(unit)}", f"{quote_identifier(arm)} AS {quote_identifier(arm)}"]
+    if time is not None:
+        select.append(f"min({quote_identifier(time)}) AS {quote_identifier(time)}")
+    select += [f"min({quote_identifier(c)}) AS {quote_identifier(c)}" for c in segments]  # one value per unit
+    sums: dict[str, str] = {}
+    double_sums = []
+    centres, second = {}, {}
+    for (column, columns), name in names.items():
+        i = len(source) if column is None else source.index(column)
+        centres[name], second[name] = _centre(spread[2 * i], spread[2 * i + 1])
+        ok = _complete(table, columns) if columns else "true"
+        if column is None:
+            select.append(f"count(CASE WHEN {ok} THEN 1 END) AS {quote_identifier(name)}")
+            sums[name] = f"rows with {', '.join(columns)} present" if columns else "rows"
+            continue
+        value, exact = _summand(table, column, largest.get(column), max(largest_unit or 1, 1))
+        if not exact:
+            double_sums.append(column)
+        select.append(f"{_sum(value, ok, table.types[column], exact)} AS {quote_identifier(name)}")
+        sums[name] = f"sum of {column}" + (f" over rows with {', '.join(columns)} present" if columns else "")
+    from causalcli.data.types import group_rows
+
+    q_unit, q_arm = quote_identifier(unit), quote_identifier(arm)
+    group_rows(table, ", ".join(select), f"{q_unit} IS NOT NULL AND {q_arm} IS NOT NULL", f"{q_unit}, {q_arm}")
+    summary = UnitSummary(unit, int(units or 0), int(no_unit or 0), int(no_variant or 0), int(largest_unit or 0),
+                          sums, tuple(dict.fromkeys(double_sums)), centres, second)
+    return summary, [_unit_shape(s, names, incomplete, unit) for s in shapes]
+
+
+def _source_columns(shape: "MetricShape") -> tuple[str, ...]:
+    cols = [shape.num, shape.den, *[c for pair in shape.covariates for c in pair]]
+    return tuple(dict.fromkeys(c for c in cols if c is not None))
+
+
+def _filter_columns(shape: "MetricShape", incomplete: set[str]) -> tuple[str, ...]:
+    """The metric's columns that have missing values: its complete rows are the rows where these are present."""
+    return tuple(c for c in _source_columns(shape) if c in incomplete)
+
+
+def _is_integer(kind: str) -> bool:
+    from causalcli.designs.experiment.stats import INTEGER_TYPES
+
+    return kind.upper() in INTEGER_TYPES
+
+
+def _check_pass(table: "Table", unit: str, arm: str, source: list[str], floating: list[str],
+                segments: list[str]) -> tuple:
+    """One grouped pass over the rows: units in more than one arm (how many, one example), rows without a
+    unit or a variant, units, the largest unit, each metric column's missing values, each floating
+    column's largest absolute value, units with two values of a segment column (how many, one example),
+    and the mean and variance of each column's unit sums and of the units' row counts (the centres of
+    the statistics pass)."""
+    u, a = quote_identifier(unit), quote_identifier(arm)
+    inner = [f"{u} AS u", f"min({a}) AS lo", f"max({a}) AS hi", "count(*) AS k",
+             f"sum(CASE WHEN {a} IS NULL THEN 1 ELSE 0 END) AS na"]
+    inner += [f"sum(CASE WHEN {_complete(table, (c,))} THEN 0 ELSE 1 END) AS x{i}" for i, c in enumerate(source)]
+    inner += [f"sum(CASE WHEN {_complete(table, (c,))} THEN CAST({quote_identifier(c)} AS DOUBLE) END) AS s{i}"
+              for i, c in enumerate(source)]
+    for i, c in enumerate(floating):
+        q = quote_identifier(c)
+        finite = f"NOT isnan({q})" if table.types[c].upper() in FLOAT_TYPES else "true"
+        inner.append(f"max(abs(CASE WHEN {finite} THEN CAST({q} AS DOUBLE) END)) AS m{i}")
+    for i, c in enumerate(segments):
+        inner.append(f"min({quote_identifier(c)}) <> max({quote_identifier(c)}) AS g{i}")
+    mixed = "u IS NOT NULL AND lo <> hi"
+    outer = [f"sum(CASE WHEN {mixed} THEN 1 ELSE 0 END)", f"min(CASE WHEN {mixed} THEN u END)",
+             "sum(CASE WHEN u IS NULL THEN k ELSE 0 END)", "sum(CASE WHEN u IS NOT NULL THEN na ELSE 0 END)",
+             "sum(CASE WHEN u IS NOT NULL AND lo IS NOT NULL THEN 1 ELSE 0 END)",
+             "max(CASE WHEN u IS NOT NULL THEN k END)", *(f"sum(x{i})" for i in range(len(source))),
+             *(f"max(m{i})" for i in range(len(floating))),
+             *(f"sum(CASE WHEN u IS NOT NULL AND g{i} THEN 1 ELSE 0 END), min(CASE WHEN u IS NOT NULL AND g{i} "
+               "THEN u END)" for i in range(len(segments))),
+             *(f"avg(CASE WHEN u IS NOT NULL THEN {v} END), var_pop(CASE WHEN u IS NOT NULL THEN {v} END)"
+               for v in [*(f"s{i}" for i in range(len(source))), "k"])]
+    query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE} GROUP BY {u}) AS by_unit"
+    try:
+        return table.sql(query)[0]
+    except Exception as exc:  # duckdb.Error or an engine's: a unit column the engine cannot group by, say
+        raise DataError(f"cannot group the rows by unit column {unit!r}: {str(exc).splitlines()[0]}",
+                        file=table.file, key="design.unit", column=unit) from None
+
+
+def _refuse_varying_segments(table: "Table", unit: str, segments: list[str], found: tuple) -> None:
+    """A segment is a property of the unit: a unit whose rows hold two values of it is a data error (exit 3)."""
+    for i, column in enumerate(segments):
+        varying, example = found[2 * i], found[2 * i + 1]
+        if varying:
+            raise DataError(f"segment column {column!r} takes more than one value within {varying:,} unit(s) of "
+                            f"{unit!r} (for example {unit} = {example!r}); with design.unit a segment must be a "
+                            "property of the unit: segment by a unit-level column (its value at the first exposure, "
+                            "say)", file=table.file, key=f"segments[{i}]", column=column)
+
+
+def _centre(mean: Any, variance: Any) -> tuple[float, float]:
+    from causalcli.designs.experiment.stats import _centre as centre
+
+    if mean is None:  # a column with no value in any unit
+        return 0.0, 1.0
+    return centre(float(mean), float(variance or 0.0))
+
+
+def _names(shapes: list["MetricShape"], incomplete: set[str],
+           taken: set) -> dict[tuple[str | None, tuple[str, ...]], str]:
+    """Unit-level column names: (source column or None for the row count, the metric's columns with missing
+    values) -> name. A column summed over the same rows by every metric keeps its own name; otherwise the
+    metric's name is added (``y|metric``). The row count is ``rows``.
+    """
+    keys: list[tuple[str | None, tuple[str, ...], str]] = []
+    for s in shapes:
+        columns = _filter_columns(s, incomplete)
+        for c in (*_source_columns(s), None):
+            if not any(k[:2] == (c, columns) for k in keys):
+                keys.append((c, columns, s.name))
+    out: dict[tuple[str | None, tuple[str, ...]], str] = {}
+    used = {t for t in taken if t is not None}
+    for c, columns, metric in keys:
+        base = c if c is not None else "rows"
+        name = base if sum(k[0] == c for k in keys) == 1 else f"{base}|{metric}"
+        while name in used:
+            name += "_"
+        used.add(name)
+        out[(c, columns)] = name
+    return out
+
+
+def _complete(table: "Table", columns: tuple[str, ...]) -> str:
+    tests = []
+    for c in columns:
+        q = quote_identifier(c)
+        tests.append(f"{q} IS NOT NULL")
+        if table.types[c].upper() in FLOAT_TYPES:
+            tests.append(f"NOT isnan({q})")
+    return " AND ".join(tests)
+
+
+def _summand(table: "Table", column: str, largest: float | None, rows: int) -> tuple[str, bool]:
+    """The row value to sum and whether its sum is exact: an integer as it is, a boolean as 0/1, any other
+    number as DECIMAL(38, s) with ``s`` leaving room for the largest unit's sum of absolute values."""
+    q = quote_identifier(column)
+    kind = table.types[column].upper()
+    if kind == "BOOLEAN":
+        return f"CASE WHEN {q} THEN 1 ELSE 0 END", True
+    if _is_integer(kind):
+        return q, True
+    if largest is None or not math.isfinite(largest):
+        return f"CAST({q} AS DOUBLE)", False
+    bound = max(largest * rows, 1.0)
+    scale = DECIMAL_DIGITS - (math.floor(math.log10(bound)) + 2)  # one digit of margin above the bound
+    if scale < MIN_SCALE:
+        return f"CAST({q} AS DOUBLE)", False
+    return f"CAST({q} AS DECIMAL({DECIMAL_DIGITS}, {min(scale, DECIMAL_DIGITS - 2)}))", True
+
+
+def _sum(value: str, ok: str, kind: str, exact: bool) -> str:
+    total = f"sum(CASE WHEN {ok} THEN {value} END)"
+    if _is_integer(kind) or kind.upper() == "BOOLEAN":
+        return f"CAST({total} AS BIGINT)"
+    return f"CAST({total} AS DOUBLE)" if exact else total
+
+
+def _unit_shape(shape: "MetricShape", names: dict, incomplete: set[str], unit: str) -> "MetricShape":
+    columns = _filter_columns(shape, incomplete)
+    rows = names[(None, columns)]
+
+    def name(c: str | None) -> str:
+        return rows if c is None else names[(c, columns)]
+
+    covariates = tuple((name(x), name(w)) for x, w in shape.covariates)
+    return replace(shape, num=name(shape.num), den=name(shape.den), covariates=covariates, unit=unit)
+
+
+# ---------------------------------------------------------------- the result
+
+
+def annotate(summary: UnitSummary, diagnostics: dict, n: dict, checks: list["Check"], warnings: list[str],
+             rows: int) -> None:
+    """Say that units were analysed, what each unit-level column sums, and that the SRM check counts units."""
+    n["units"] = summary.units
+    n["rows_without_unit"] = summary.rows_without_unit
+    if summary.rows_without_unit:
+        warnings.append(f"{summary.rows_without_unit} of {rows} rows have no value in unit column "
+                        f"{summary.column!r} (design.unit) and were dropped; fill them, or filter them out with "
+                        "data.filter to make the choice explicit")
+    if summary.double_sums:
+        warnings.append(f"column(s) {', '.join(summary.double_sums)} hold values too large (or infinite) for exact "
+                        "DECIMAL sums per unit: summed as DOUBLE, whose last bits may differ between reruns")
+    diagnostics["unit"] = {
+        "column": summary.column, "units": summary.units, "rows": rows,
+        "rows_without_unit": summary.rows_without_unit, "rows_without_variant": summary.rows_without_variant,
+        "max_rows_per_unit": summary.max_rows_per_unit, "unit_columns": summary.sums,
+        "method": ("rows summed per unit and arm in the engine (GROUP BY unit, arm); every metric analysed as a "
+                   "ratio of unit sums by the delta method (a mean metric: sum of the outcome over the unit's row "
+                   "count), equal to a regression on arm dummies over the rows with a cluster-robust variance "
+                   "clustered on the unit; CUPED covariates summed per unit over their own denominator "
+                   "(covariate_denominator, else the unit's rows); with design.time a unit's period is its first"),
+        "counts": "n.used, n.control, n.treatment, diagnostics.arms.units and the SRM check count units, not rows",
+    }
+    if isinstance(diagnostics.get("srm"), dict):
+        diagnostics["srm"]["counts"] = "units"
+    if "cumulative_method" in diagnostics:
+        diagnostics["cumulative_method"]["counts"] = ("units, each with all its rows in the period of its first "
+                                                      "exposure (rows_without_time counts units too)")
+    for i, check in enumerate(checks):
+        if check.name == "srm":
+            checks[i] = replace(check, detail=f"{check.detail} (units of {summary.column!r}, not rows)")
+    checks.append(_clusters(summary, diagnostics))
+
+
+def _clusters(summary: UnitSummary, diagnostics: dict) -> "Check":
+    """``diagnostics.clusters`` and the ``clusters`` check: the delta method on units is a cluster-robust
+    analysis, which needs enough units; the wild cluster bootstrap that SPEC asks for below that is not built
+    for experiments, so the check fails (exit 1) rather than report an interval that cannot be trusted."""
+    from causalcli.records import Check
+
+    per_arm = dict(diagnostics["arms"]["units"])
+    control = diagnostics["arms"]["control"]
+    total, fewest = sum(per_arm.values()), min(per_arm.values())
+    diagnostics["clusters"] = {"n_clusters": total, "treated_clusters": total - per_arm[control],
+                               "clusters_per_arm": per_arm, "column": summary.column,
+                               "thresholds": {"clusters": MIN_UNITS, "per_arm": MIN_UNITS_PER_ARM}}
+    if total >= MIN_UNITS and fewest >= MIN_UNITS_PER_ARM:
+        return Check("clusters", True, f"{total:,} units of {summary.column!r} ({fewest:,} in the smallest arm): "
+                                       "enough for the delta method on unit sums (cluster-robust)")
+    return Check("clusters", False, f"{total:,} units of {summary.column!r} ({fewest:,} in the smallest arm), fewer "
+                                    f"than {MIN_UNITS} (or {MIN_UNITS_PER_ARM} in an arm): cluster-robust intervals "
+                                    "are too narrow with so few units, and the wild cluster bootstrap is not built for "
+                                    "experiments yet; randomise more units or read the effects as indicative only")
