@@ -41,6 +41,7 @@ from causalcli.data.types import period_json, period_text
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.records import Check, Estimate, Refutation
+from causalcli.designs.synthetic_control.panel import label  # noqa: F401 - used here and by staggered
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -53,15 +54,6 @@ MIN_PRE_PERIODS = 2
 MIN_DONORS = 2
 GENERIC_REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset")
 INFERENCE = "placebo_in_space_rmspe_ratio"
-
-
-def label(value: Any) -> str:
-    """A unit or period as text: 3.0 -> '3', 'Utah' -> 'Utah'."""
-    if isinstance(value, np.generic):  # a numpy scalar read from the data: its Python value
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _start_text(value: Any) -> str:

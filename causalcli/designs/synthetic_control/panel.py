@@ -18,6 +18,15 @@ from causalcli.models.synthetic_weights import fit_nested, scale_predictors, wei
 PARALLEL_FROM = 12  # placebo refits run in parallel from this many donors on (forking costs more below)
 
 
+
+def label(value: Any) -> str:
+    """A unit or period as text: 3.0 -> '3', 'Utah' -> 'Utah'."""
+    if isinstance(value, np.generic):  # a numpy scalar read from the data: its Python value
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
 @dataclass(frozen=True)
 class Predictor:
     """One row of X: ``column`` averaged over ``periods`` (None: the predictors window)."""

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.errors import DataError, EstimationError
+from causalcli.records import Check
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -45,7 +46,7 @@ PARALLEL_FROM = 20  # replicates below this many run in the main process (forkin
 
 def treated_labels(design: Any) -> list[str]:
     """The treated units of the spec as labels of the unit column, in the spec's order."""
-    from causalcli.designs.synthetic_control.design import label
+    from causalcli.designs.synthetic_control.panel import label
 
     units = design.treated_unit if isinstance(design.treated_unit, list) else [design.treated_unit]
     return list(dict.fromkeys(label(u) for u in units))
@@ -76,7 +77,7 @@ def adoption_periods(study: "Study", table: "Table", spec: "LoadedSpec",
     with pre-periods before it, for every listed unit (exit 3)."""
     from causalcli.data.table import TABLE, quote_identifier, require_columns
     from causalcli.data.types import period_text
-    from causalcli.designs.synthetic_control.design import label
+    from causalcli.designs.synthetic_control.panel import label
 
     d = study.design
     column, key = d.treatment_start, "design.treatment_start"
@@ -391,8 +392,6 @@ def _worst_pre_fit(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, lim
                    cohort_names: list[str]) -> Any:
     """The family's pre_fit check on each cohort (pre-period RMSE after SDiD's intercept); the first failing
     one, else the last, named by its adoption period."""
-    from causalcli.designs.synthetic_control.synthdid import pre_fit_check
-    from causalcli.records import Check
 
     checks = []
     for T0, f, name in zip(base.starts, base.fits, cohort_names):
@@ -423,3 +422,16 @@ def estimate_of(d: "SynthData", start: float | None = None, keep: np.ndarray | N
         raise EstimationError("no cohort keeps a pre-period and a post-period")
     rows = np.concatenate([np.arange(N0), N0 + np.flatnonzero((t0s >= 1) & (t0s < Y.shape[1]))])
     return estimate(Y[rows], N0, t0s_ok, d.variant, 1)
+
+
+def pre_fit_check(pre_rmse: float, treated_pre: np.ndarray, limit: float) -> Check:
+    """The synthetic control family's pre_fit rule on SDiD's fit: the pre-period RMSE of the treated path
+    against the weighted donors shifted by the intercept SDiD allows, over the treated unit's mean |outcome|."""
+    scale = float(np.mean(np.abs(treated_pre)))
+    ratio = pre_rmse / scale if scale > 0 else float("inf")
+    passed = bool(ratio <= limit)
+    detail = (f"pre-period RMSE after the intercept {pre_rmse:.4g} is {ratio:.1%} of the treated unit's mean "
+              f"|outcome| {scale:.4g} ({'<=' if passed else '>'} {limit:.0%} allowed)")
+    if not passed:
+        detail += "; the weighted donors do not move with the treated unit before treatment"
+    return Check("pre_fit", passed, detail)

@@ -19,6 +19,7 @@ import numpy as np
 from causalcli.data.types import period_json, period_text
 from causalcli.designs.base import Fit
 from causalcli.errors import EstimationError, SpecError
+from causalcli.designs.synthetic_control.staggered import pre_fit_check
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,19 +174,6 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> Fit:
     }
     return Fit(ESTIMATOR, "att", estimate, n, effects=effects, diagnostics=diagnostics,
                checks=[pre_fit_check(pre_rmse, treated[:T0], study.thresholds.pre_fit)], warnings=warnings)
-
-
-def pre_fit_check(pre_rmse: float, treated_pre: np.ndarray, limit: float) -> Check:
-    """The synthetic control family's pre_fit rule on SDiD's fit: the pre-period RMSE of the treated path
-    against the weighted donors shifted by the intercept SDiD allows, over the treated unit's mean |outcome|."""
-    scale = float(np.mean(np.abs(treated_pre)))
-    ratio = pre_rmse / scale if scale > 0 else float("inf")
-    passed = bool(ratio <= limit)
-    detail = (f"pre-period RMSE after the intercept {pre_rmse:.4g} is {ratio:.1%} of the treated unit's mean "
-              f"|outcome| {scale:.4g} ({'<=' if passed else '>'} {limit:.0%} allowed)")
-    if not passed:
-        detail += "; the weighted donors do not move with the treated unit before treatment"
-    return Check("pre_fit", passed, detail)
 
 
 def placebo_in_time_at(d: "SynthData", fake: float) -> float:
