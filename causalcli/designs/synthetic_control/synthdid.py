@@ -20,7 +20,7 @@ from causalcli.data.types import period_json, period_text
 from causalcli.designs.base import Fit
 from causalcli.errors import EstimationError, SpecError
 from causalcli.designs.synthetic_control.staggered import pre_fit_check
-from causalcli.records import Check, Estimate
+from causalcli.records import Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.synthetic_control.panel import SynthData
