@@ -508,3 +508,17 @@ def test_todo_inside_a_list_is_named_by_its_index(runner, tmp_path):
     assert res.exit_code == 2
     assert res.stderr.strip() == (f"error: {spec}:6: key 'covariates[1]': is still TODO: replace it with a value "
                                   "(`causalcli methods` lists each key)")
+
+
+def test_experiment_init_reads_tea_tastings_column_names(runner, tmp_path):
+    """tea-tasting's sample users data: the pre-period column is `revenue_covariate` (CUPED), and the user id is
+    no candidate metric."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    df = pd.DataFrame({"user": np.arange(n), "variant": rng.integers(0, 2, n), "sessions": rng.poisson(2, n) + 1,
+                       "revenue": rng.gamma(2, 5, n), "revenue_covariate": rng.gamma(2, 5, n)})
+    path = tmp_path / "users.csv"
+    df.to_csv(path, index=False)
+    text, spec = init(runner, path, "-t", "variant", "-y", "revenue", "-d", "experiment")
+    assert spec["design"]["metrics"] == [{"name": "revenue", "outcome": "revenue", "covariate": "revenue_covariate"}]
+    assert "possible further metrics: sessions." in text and "user," not in text

@@ -253,13 +253,15 @@ def build_experiment(data: DataProfile, spec: dict, d: dict, st: Starter, treatm
     stem = norm(outcome)
     for c in data.types:
         if c not in (treatment, outcome) and data.kind(c) in ("integer", "numeric") and norm(c) in (
-                f"pre_{stem}", f"{stem}_pre", f"baseline_{stem}", f"{stem}_baseline", f"lag_{stem}", f"{stem}_lag"):
+                f"pre_{stem}", f"{stem}_pre", f"baseline_{stem}", f"{stem}_baseline", f"lag_{stem}", f"{stem}_lag",
+                f"{stem}_covariate", f"{stem}_pre_period", f"pre_period_{stem}"):
             metric["covariate"] = c
             st.guessed.append(f"design.metrics[0].covariate: {c} (named like the pre-experiment {outcome}: CUPED)")
             break
     d["metrics"] = [metric]
     spec.pop("outcome", None)
-    others = [c for c in data.types if c not in (treatment, outcome, metric.get("covariate"))
+    others = [c for c in data.types if c not in (treatment, outcome, metric.get("covariate")) and not id_like(c)
+              and c not in ("user", "users", "customer", "account", "member", "visitor")
               and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1 and data.distinct[c] < data.rows]
     if others:
         st.notes.append(f"other numeric columns, possible further metrics: {', '.join(others)}")
