@@ -72,15 +72,14 @@ class Table:
         fetched = self.engine.arrow(query)
         return {name: fetched.column(name).to_numpy(zero_copy_only=False) for name in fetched.column_names}
 
-    def arrays(self, columns: list[str], as_text: tuple[str, ...] = (), positions: bool = False,
-               sort_in_query: bool = False) -> tuple[dict[str, "np.ndarray"], int]:
+    def arrays(self, columns: list[str], as_text: tuple[str, ...] = (), positions: bool = False
+               ) -> tuple[dict[str, "np.ndarray"], int]:
         """The given columns as numpy arrays (no pandas), complete rows only, ordered by their values (the
         columns in the order given); returns (arrays, dropped).
 
         Rows with a NULL, or a NaN in a floating column, are dropped in DuckDB and
         counted. Columns in ``as_text`` come back as strings (categorical levels). With ``positions``,
         ``arrays[ROW_POSITION]`` is each row's 0-based place among the complete rows in the table's order.
-        ``sort_in_query`` (not with ``positions``): the same order from the query's ORDER BY, cheaper on many rows.
         """
         cols = list(dict.fromkeys(columns))
         tests = []
@@ -91,12 +90,9 @@ class Table:
                 tests.append(f"NOT isnan({q})")
         select = ", ".join(f"CAST({quote_identifier(c)} AS VARCHAR) AS {quote_identifier(c)}" if c in as_text else quote_identifier(c) for c in cols)
         where = " AND ".join(tests) or "true"
-        order_by = f" ORDER BY {', '.join(map(quote_identifier, cols))}" if sort_in_query and cols else ""
-        out = self.numpy(f"SELECT {select} FROM {TABLE} WHERE {where}{order_by}")
+        out = self.numpy(f"SELECT {select} FROM {TABLE} WHERE {where}")
         arrays = {c: out[c] for c in cols}
         kept = len(arrays[cols[0]]) if cols else self.rows
-        if order_by:
-            return arrays, self.rows - kept
         # Rows in the order of their values, not of the file: a result never depends on how the rows were
         # stored (an engine's table has no order, and cross-fitting folds, refuter draws and greedy matching
         # deal rows by position), so a file and the same data in Spark or PostgreSQL give the same numbers.
@@ -171,11 +167,9 @@ def value_order(arrays: dict[str, "np.ndarray"], cols: list[str]) -> "np.ndarray
         values, runs = values[inner], group[tied][inner]
         split = np.concatenate([[False], (values[1:] != values[:-1]) | (runs[1:] != runs[:-1])])
         # new run numbers: the old run's boundaries plus where this column changes within a run
-        renumbered = np.zeros(order.size, dtype=np.int64)
         boundary = np.concatenate([[False], group[1:] != group[:-1]])
         boundary[tied] |= split
-        renumbered[:] = np.cumsum(boundary)
-        group = renumbered
+        group = np.cumsum(boundary)
     return order
 
 

@@ -45,13 +45,6 @@ class RddData:
     settings: "RdSettings"
 
 
-def _sorted(x: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    if x.size < 2 or not np.any(x[1:] < x[:-1]):
-        return (x, *others)
-    order = np.argsort(x, kind="stable")
-    return (x[order], *(a[order] for a in others))
-
-
 class RddDesign(Design[RddData]):
     name = "rdd"
     estimators = ("local_polynomial",)
@@ -103,7 +96,9 @@ class RddDesign(Design[RddData]):
         fuzzy = _fuzzy(study)
         main = [d.running, study.outcome, *([fuzzy] if fuzzy else []), *([d.cluster] if d.cluster else [])]
         text = (d.cluster,) if d.cluster else ()
-        cols, dropped = table.arrays(main, as_text=text, sort_in_query=True)
+        # Table.arrays returns rows sorted by their values, the running variable first: every bandwidth
+        # window is then a contiguous slice
+        cols, dropped = table.arrays(main, as_text=text)
         roles = [(d.running, "running", "running variable"), (study.outcome, "outcome", "outcome")]
         roles += [(fuzzy, "fuzzy", "take-up")] if fuzzy else []
         roles += [(d.cluster, "cluster", "cluster")] if d.cluster else []
@@ -113,15 +108,13 @@ class RddDesign(Design[RddData]):
         codes = None
         if d.cluster:
             codes = np.unique(np.asarray(cols[d.cluster]).astype(str), return_inverse=True)[1].reshape(-1)
-        x, D, *rest = _sorted(x, D, *([codes] if codes is not None else []))
-        codes = rest[0] if rest else None
         _require_sides(x, d.cutoff, d.running, d.options.p, table.file)
         if fuzzy:
             _require_jump(x, D[:, 1], d.cutoff, fuzzy, table.file)
         covariates = {}
         for c in study.covariates:
-            got, _ = table.arrays([d.running, c], sort_in_query=True)
-            covariates[c] = _sorted(np.asarray(got[d.running], dtype=np.float64), np.asarray(got[c], dtype=np.float64))
+            got, _ = table.arrays([d.running, c])  # sorted by the running variable, as above
+            covariates[c] = (np.asarray(got[d.running], dtype=np.float64), np.asarray(got[c], dtype=np.float64))
         return RddData(x, D, codes, covariates, d.cutoff, d.running, fuzzy, table.rows, missing, table.file,
                        _settings(study))
 
