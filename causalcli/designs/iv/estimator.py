@@ -60,6 +60,25 @@ def liml_kappa(y: np.ndarray, exog: np.ndarray, endog: np.ndarray, Z: np.ndarray
     return float(eigh(a.T @ a, b.T @ b, eigvals_only=True)[0])
 
 
+def _summed(scores: np.ndarray, cov: Covariance) -> np.ndarray:
+    """Per-observation scores, or (clustered) their sums within clusters: the rows of the sandwich's meat."""
+    if cov.kind != "clustered":
+        return scores
+    out = np.zeros((cov.n_clusters, scores.shape[1]))
+    np.add.at(out, cov.clusters, scores)
+    return out
+
+
+def _scale(cov: Covariance, n: int, k: int) -> float:
+    """The sandwich's small-sample factor: none, or with ``debiased`` n/(n-k) (clustered: (n-1)/(n-k) G/(G-1))."""
+    if not cov.debiased:
+        return 1.0
+    if cov.kind == "clustered":
+        G = cov.n_clusters
+        return (n - 1) / (n - k) * G / (G - 1)
+    return n / (n - k)
+
+
 def kclass(y: np.ndarray, X: np.ndarray, Z: np.ndarray, kappa: float, cov: Covariance) -> KClassFit:
     """The k-class estimate of y on X with instruments Z, and its covariance (``cov``)."""
     n, k = X.shape
@@ -74,15 +93,8 @@ def kclass(y: np.ndarray, X: np.ndarray, Z: np.ndarray, kappa: float, cov: Covar
         s2 = float(e @ e) / (n - k if cov.debiased else n)
         V = s2 * ainv
     else:
-        if cov.kind == "robust":
-            scores = PzX * e[:, None]
-            scale = n / (n - k) if cov.debiased else 1.0
-        else:  # clustered: scores summed within clusters
-            scores = np.zeros((cov.n_clusters, k))
-            np.add.at(scores, cov.clusters, PzX * e[:, None])
-            G = cov.n_clusters
-            scale = (n - 1) / (n - k) * G / (G - 1) if cov.debiased else 1.0
-        V = scale * ainv @ (scores.T @ scores) @ ainv.T
+        scores = _summed(PzX * e[:, None], cov)
+        V = _scale(cov, n, k) * ainv @ (scores.T @ scores) @ ainv.T
     return KClassFit(params=beta, cov=V, kappa=kappa, resid=e, n=n, k=k, df_resid=n - k)
 
 
@@ -132,15 +144,8 @@ def anderson_rubin_set(y: np.ndarray, endog: np.ndarray, exog: np.ndarray, instr
     def meat(ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
         if cov.kind == "unadjusted":
             return float(ea @ eb) / (n - k if cov.debiased else n) * np.linalg.inv(X.T @ X)[-q:, -q:]
-        if cov.kind == "robust":
-            sa, sb, scale = X * ea[:, None], X * eb[:, None], n / (n - k) if cov.debiased else 1.0
-        else:
-            sa, sb = np.zeros((cov.n_clusters, k)), np.zeros((cov.n_clusters, k))
-            np.add.at(sa, cov.clusters, X * ea[:, None])
-            np.add.at(sb, cov.clusters, X * eb[:, None])
-            G = cov.n_clusters
-            scale = (n - 1) / (n - k) * G / (G - 1) if cov.debiased else 1.0
-        return scale * ainv @ (sa.T @ sb) @ ainv.T
+        sa, sb = _summed(X * ea[:, None], cov), _summed(X * eb[:, None], cov)
+        return _scale(cov, n, k) * ainv @ (sa.T @ sb) @ ainv.T
 
     Vyy, Vxx = meat(fy.resid, fy.resid), meat(fx.resid, fx.resid)
     Vyx = meat(fy.resid, fx.resid)
