@@ -335,17 +335,20 @@ def test_postgres_and_spark_give_the_files_json(spark, postgres_url, runner, tmp
     register_spark("compliance", arrow)
     metrics = [{"name": "y", "outcome": "y", "uptake": "u"}, {"name": "yc", "outcome": "y", "covariate": "pre",
                                                                "uptake": "u"}]
+    engines = {"pg": {"backend": "postgres", "table": "compliance", "connection_env": ENV},
+               "spark": {"backend": "spark", "table": "compliance"}}
+
+    def run(design: dict, source: dict) -> dict:
+        file = tmp_path / "study.yaml"
+        file.write_text(yaml.safe_dump({"version": 1, "name": "compliance", "treatment": "variant", "design": design,
+                                        "data": source}))
+        code, got, err = estimate(runner, file)
+        assert code == 0, (source, err)
+        return got
+
     for design in (spec(path, metrics)["design"], spec(path, metrics[:1], unit="user")["design"]):
-        results = []
-        for name, source in [("file", {"path": str(path)}),
-                             ("pg", {"backend": "postgres", "table": "compliance", "connection_env": ENV}),
-                             ("spark", {"backend": "spark", "table": "compliance"})]:
-            file = tmp_path / f"{name}.yaml"
-            file.write_text(yaml.safe_dump({"version": 1, "name": "compliance", "treatment": "variant",
-                                            "design": design, "data": source}))
-            code, got, err = estimate(runner, file)
-            assert code == 0, (name, err)
-            results.append(got)
-        assert any(e["label"] == "y/2/cace" for e in results[0]["effects"])
-        for other in results[1:]:
-            assert not differences(other, results[0]), differences(other, results[0])[:5]
+        on_file = run(design, {"path": str(path)})
+        assert any(e["label"] == "y/2/cace" for e in on_file["effects"])
+        for name, source in engines.items():
+            found = differences(run(design, source), on_file)
+            assert not found, (name, found[:5])
