@@ -138,14 +138,18 @@ def test_with_a_unit_the_cace_equals_iv2sls_clustered_on_the_unit(tmp_path):
     assert result.diagnostics["compliance"]["rows"][0]["uptake"] == "u"
 
 
-def test_full_uptake_gives_the_itt_with_and_without_cuped(tmp_path):
-    """Uptake equal to the arm: the CACE, its interval and p-value are the ITT's (CUPED-adjusted too)."""
-    df = compliance_data(seed=2)
+@pytest.mark.parametrize("unit", [None, "user"])
+def test_full_uptake_gives_the_itt_with_and_without_cuped(tmp_path, unit):
+    """Uptake equal to the arm: the CACE, its interval and p-value are the ITT's (CUPED-adjusted too; with
+    design.unit, where uptake per unit is a ratio constant within each arm)."""
+    df = compliance_data(seed=2).sort_values("variant", kind="stable").reset_index(drop=True)
     df["u"] = df.variant
+    df["user"] = np.arange(len(df)) // 2  # two rows a user, in one arm (3,000 rows an arm)
     path = tmp_path / "full.csv"
     df.to_csv(path, index=False)
     result = run_study(spec(path, [{"name": "y", "outcome": "y", "uptake": "u"},
-                                   {"name": "yc", "outcome": "y", "covariate": "pre", "uptake": "u"}]), refute=False)
+                                   {"name": "yc", "outcome": "y", "covariate": "pre", "uptake": "u"}],
+                            **({"unit": unit} if unit else {})), refute=False)
     got = effects(result)
     for name in ("y", "yc"):
         itt, cace = got[f"{name}/1/abs"], got[f"{name}/1/cace"]

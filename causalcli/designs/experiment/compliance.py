@@ -129,8 +129,8 @@ def complier_test(shape: "MetricShape", control: "ArmSums", treatment: "ArmSums"
     h = np.zeros(len(terms))
     h[1] = 1.0  # the uptake
 
-    def variance(w: Any) -> tuple[float, float]:
-        return float(w @ St @ w) / nt, float(w @ Sc @ w) / nc
+    def variance(w: Any) -> tuple[float, float]:  # kept off rounding below zero (a ratio constant in an arm)
+        return max(float(w @ St @ w), 0.0) / nt, max(float(w @ Sc @ w), 0.0) / nc
 
     vu = sum(variance(h))
     se_u = math.sqrt(vu)
