@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from causalcli.errors import EstimationError
+from causalcli.inference.weak_instruments import quadratic_set
 
 
 @dataclass(frozen=True)
@@ -159,22 +160,8 @@ def anderson_rubin_set(y: np.ndarray, endog: np.ndarray, exog: np.ndarray, instr
         a2 = float(gx[0] ** 2 - critical * Vxx[0, 0])
         a1 = float(-2 * (gy[0] * gx[0] - critical * Vyx[0, 0]))
         a0 = float(gy[0] ** 2 - critical * Vyy[0, 0])
-        return _quadratic_set(a2, a1, a0)
+        return quadratic_set(a2, a1, a0)
     return _numeric_set(ar, critical, gy, gx)
-
-
-def _quadratic_set(a2: float, a1: float, a0: float) -> tuple[float, float, str]:
-    """{b : a2 b^2 + a1 b + a0 <= 0}."""
-    disc = a1 * a1 - 4 * a2 * a0
-    if a2 == 0.0:
-        if a1 == 0.0:
-            return (-np.inf, np.inf, "unbounded") if a0 <= 0 else (np.nan, np.nan, "empty")
-        root = -a0 / a1
-        return (-np.inf, root, "interval") if a1 > 0 else (root, np.inf, "interval")
-    if disc < 0:
-        return (-np.inf, np.inf, "unbounded") if a2 < 0 else (np.nan, np.nan, "empty")
-    r = sorted(((-a1 - np.sqrt(disc)) / (2 * a2), (-a1 + np.sqrt(disc)) / (2 * a2)))
-    return (r[0], r[1], "interval") if a2 > 0 else (r[0], r[1], "outside")
 
 
 def _numeric_set(ar, critical: float, gy: np.ndarray, gx: np.ndarray) -> tuple[float, float, str]:
