@@ -156,8 +156,9 @@ def test_order_statistics_equal_numpy_inverted_cdf(tmp_path, monkeypatch, fetch_
             assert effects(res)[f"{m['name']}/{arm}/abs"].value == \
                 row["treatment"]["quantile"] - row["control"]["quantile"]
     passes = res.diagnostics["quantiles"]["passes"]
-    # two columns: at most one histogram and a fetch each; with 4 bins and windows of 20 values, many passes
-    assert passes <= 4 if fetch_rows == 10_000 else passes > 8
+    # two columns; with 4 bins and windows of 20 values, many passes
+    # the first histogram comes out of the statistics pass (not counted): a fetch per column at 10,000 rows
+    assert passes <= 2 if fetch_rows == 10_000 else passes > 6
     targets = 3 * 3 * 3 + 3 * 1  # ranks x arms x metrics on y, and on ties
     assert res.diagnostics["quantiles"]["fetched_values"] <= targets * fetch_rows
 

@@ -42,7 +42,7 @@ ten thousand values fetched at most and memory independent of the rows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from causalcli.data.sql import TABLE, quote_identifier, quote_literal
@@ -128,16 +128,11 @@ def check_quantile_spec(study: "Study", metrics: list[Any], spec: "LoadedSpec") 
     file = spec.source.display
     name = next(iter(levels))
     design = study.design
-    if getattr(design, "unit", None) is not None:
-        raise SpecError(f"quantile metric {name!r} with design.unit is not built: the quantile of per-unit sums and "
-                        "the clustered (session-level) quantile differ, and neither is computed; remove design.unit "
-                        "or the quantile metric", file=file, key="design.unit")
     if getattr(design, "sequential", None) is not None:
-        raise SpecError(f"quantile metric {name!r} has a fixed-horizon interval only (no confidence sequence); "
-                        "remove design.sequential or the quantile metric", file=file, key="design.sequential")
-    if study.segments:
-        raise SpecError(f"quantile metric {name!r} by segment is not built; remove 'segments' or the quantile "
-                        "metric", file=file, key="segments")
+        raise SpecError(f"quantile metric {name!r} has a fixed-horizon interval only (the order-statistic interval "
+                        "is no confidence sequence: peeking would inflate its error); remove design.sequential, or "
+                        "move the quantile metric to a study of its own (causalcli estimate takes several specs)",
+                        file=file, key="design.sequential")
     if design.time is not None and metrics[0].name in levels:
         raise SpecError(f"the first metric {metrics[0].name!r} is a quantile metric, but design.time's cumulative "
                         "effect is computed for the first metric from running sums, which quantiles do not have; "
@@ -170,6 +165,22 @@ def quantile_tests(data: "QuantileData", metric: str, control: Any, arm: Any, la
     c = quantile_comparison(qs[control], qs[arm], metric, label)
     relative = relative_log if opts.relative_ci == "log" else relative_delta
     return c, absolute(c, conf, opts.distribution), relative(c, conf, opts.distribution), extra
+
+
+def cell_tests(data: "QuantileData", metric: str, cell: tuple[str, Any], control: Any, arm: Any, conf: float,
+               opts: Any) -> tuple[Any, Any]:
+    """The absolute and relative tests of one segment value (``cell``: column, value); all NaN when an arm of
+    the value has too few units for the interval."""
+    from causalcli.designs.experiment.analysis import Test, absolute, relative_delta, relative_log
+
+    arms = data.cells[metric].get(cell, {})
+    if arms.get(control) is None or arms.get(arm) is None:
+        nan = float("nan")
+        empty = Test(nan, nan, nan, nan, nan, None)
+        return empty, empty
+    c = quantile_comparison(arms[control], arms[arm], metric, str(cell))
+    relative = relative_log if opts.relative_ci == "log" else relative_delta
+    return absolute(c, conf, opts.distribution), relative(c, conf, opts.distribution)
 
 
 def quantile_comparison(control: ArmQuantile, treatment: ArmQuantile, metric: str, arm: str) -> "Comparison":
@@ -225,14 +236,17 @@ class OrderStatistics:
 
 
 def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, where: str | None = None,
-                     start: tuple[float, float] | None = None, key: str = "design.metrics") -> OrderStatistics:
+                     start: tuple[float, float] | None = None, key: str = "design.metrics",
+                     first: dict[tuple, list] | None = None, margins: bool = False) -> OrderStatistics:
     """Exact order statistics of ``column`` per group of ``keys`` (column names; the first must be non-null).
 
     ``ranks_of(group, n)`` gives the 1-based ranks wanted in a group of ``n`` complete values (it may raise).
     ``where``: an extra SQL condition on the study's columns (a segment, say). ``start``: a range that holds
-    most values (from the means and variances, say; values outside it are counted too), else one pass finds
-    the minimum and maximum. Rows with a missing value (NULL or NaN) in ``column`` or a NULL first key are
-    left out.
+    most values (values outside it are counted too), else one pass finds the minimum and maximum. ``first``:
+    the first histogram, already computed (by the statistics pass: ``quantile_pass``): group -> sorted
+    ``(bin, count, min, max)``, where a group may leave keys free (``quantile_pass.ANY``). Rows with a missing
+    value (NULL or NaN) in ``column`` or a NULL first key are left out. ``margins``: the groups are the first
+    key alone and with each other key alone (the others ``ANY``), not every combination of keys.
     """
     from causalcli.designs.experiment.stats import lit
 
@@ -244,29 +258,20 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
     rows_sql = (f"SELECT {', '.join(f'{quote_identifier(k)} AS {n}' for k, n in zip(keys, names))}, {value} AS v "
                 f"FROM {TABLE} WHERE {' AND '.join(conds)}")
     passes = fetched = 0
-    if start is None or not (math.isfinite(start[0]) and math.isfinite(start[1])):
+    if first is None:
+        if start is None or not (math.isfinite(start[0]) and math.isfinite(start[1])):
+            passes += 1
+            start = _run(table, f"SELECT min(v), max(v) FROM ({rows_sql})", column, key)[0]
+            if start[0] is None:
+                return OrderStatistics({}, {}, passes, fetched)
+        first = _first_pass(table, rows_sql, names, float(start[0]), float(start[1]), column, key)
         passes += 1
-        start = _run(table, f"SELECT min(v), max(v) FROM ({rows_sql})", column, key)[0]
-        if start[0] is None:
-            return OrderStatistics({}, {}, passes, fetched)
-    lo, hi = float(start[0]), max(float(start[1]), float(start[0]))
-    # pass 1: one range for every group, so the bin needs no CASE per group; values outside it in bins -1 and FIRST_BINS
-    bins = (f"CASE WHEN v < {lit(lo)} THEN -1 WHEN v > {lit(hi)} THEN {FIRST_BINS} ELSE "
-            f"{_bin_formula(lo, hi, FIRST_BINS, lit)} END")
-    group_by = ", ".join(names)
-    passes += 1
-    histogram = _run(table, f"SELECT {group_by}, b, count(*), min(v), max(v) FROM (SELECT {group_by}, {bins} AS b, v "
-                            f"FROM ({rows_sql})) GROUP BY {group_by}, b", column, key)
-    width = len(keys)
-    by_group: dict[tuple, list[tuple[int, int, float, float]]] = {}
-    for row in histogram:
-        by_group.setdefault(tuple(row[:width]), []).append(
-            (int(row[width]), int(row[width + 1]), float(row[width + 2]), float(row[width + 3])))
+        if margins:
+            first = _margins(first, len(keys))
     counts: dict[tuple, int] = {}
     values: dict[tuple, dict[int, float]] = {}
     targets: dict[tuple[tuple, int], _Window] = {}
-    for group, parts in by_group.items():
-        parts.sort()
+    for group, parts in first.items():
         counts[group] = n = sum(p[1] for p in parts)
         values[group] = {}
         before, i = 0, 0
@@ -285,11 +290,61 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
             raise EstimationError(f"could not locate the order statistics of {column!r} in {MAX_PASSES} passes",
                                   file=table.file, key=key, column=column)
         passes += 1
-        if all(w.count <= FETCH_ROWS for w in windows):
+        if sum(w.count for w in windows) <= FETCH_ROWS:
             fetched += _fetch(table, rows_sql, names, windows, targets, values, column, key)
             break
-        _histogram(table, rows_sql, names, windows, targets, values, column, key, lit)
+        for fixed in dict.fromkeys(_fixed(w.group) for w in windows):  # windows of one pattern never overlap
+            passes += 1 if fixed != _fixed(windows[0].group) else 0
+            part = {k: t for k, t in targets.items() if _fixed(t.group) == fixed}
+            for k in part:
+                del targets[k]
+            _histogram(table, rows_sql, names, [w for w in windows if _fixed(w.group) == fixed], part, values,
+                       column, key, lit)
+            targets.update(part)
     return OrderStatistics(counts, values, passes, fetched)
+
+
+def _fixed(group: tuple) -> tuple[int, ...]:
+    """The keys a group fixes (the others are ``quantile_pass.ANY``)."""
+    from causalcli.designs.experiment.quantile_pass import ANY
+
+    return tuple(j for j, v in enumerate(group) if v is not ANY)
+
+
+def _margins(by_keys: dict[tuple, list], width: int) -> dict[tuple, list]:
+    """Histograms by every key -> by the first key alone, and with each other key alone (NULL: no group)."""
+    from causalcli.designs.experiment.quantile_pass import ANY
+
+    out: dict[tuple, dict[int, tuple]] = {}
+    for group, parts in by_keys.items():
+        free = (ANY,) * (width - 1)
+        targets = [(group[0], *free)] + [(group[0], *free[:j], v, *free[j + 1:]) for j, v in enumerate(group[1:])
+                                        if v is not None and v == v]
+        for target in targets:
+            bins = out.setdefault(target, {})
+            for b, k, lo, hi in parts:
+                k0, lo0, hi0 = bins.get(b, (0, lo, hi))
+                bins[b] = (k0 + k, min(lo0, lo), max(hi0, hi))
+    return {g: sorted((b, *v) for b, v in bins.items()) for g, bins in out.items()}
+
+
+def _first_pass(table, rows_sql, names, lo, hi, column, key) -> dict[tuple, list[tuple[int, int, float, float]]]:
+    """One histogram over a range shared by every group, so the bin needs no CASE per group; values outside it
+    in bins -1 and FIRST_BINS."""
+    from causalcli.designs.experiment.stats import lit
+
+    hi = max(hi, lo)
+    bins = (f"CASE WHEN v < {lit(lo)} THEN -1 WHEN v > {lit(hi)} THEN {FIRST_BINS} ELSE "
+            f"{bin_formula(lo, hi, FIRST_BINS, lit)} END")
+    group_by = ", ".join(names)
+    histogram = _run(table, f"SELECT {group_by}, b, count(*), min(v), max(v) FROM (SELECT {group_by}, {bins} AS b, v "
+                            f"FROM ({rows_sql})) GROUP BY {group_by}, b", column, key)
+    width = len(names)
+    by_group: dict[tuple, list[tuple[int, int, float, float]]] = {}
+    for row in histogram:
+        by_group.setdefault(tuple(row[:width]), []).append(
+            (int(row[width]), int(row[width + 1]), float(row[width + 2]), float(row[width + 3])))
+    return {g: sorted(parts) for g, parts in by_group.items()}
 
 
 def _run(table: "Table", query: str, column: str, key: str) -> list[tuple]:
@@ -307,8 +362,12 @@ def _match(names: list[str], group: tuple) -> str:
     """SQL that holds for the rows of ``group`` (its key values written as literals)."""
     from causalcli.designs.experiment.stats import lit
 
+    from causalcli.designs.experiment.quantile_pass import ANY
+
     parts = []
     for name, v in zip(names, group):
+        if v is ANY:  # a key the group leaves free
+            continue
         if v is None:
             parts.append(f"{name} IS NULL")
         elif isinstance(v, bool):
@@ -335,7 +394,7 @@ def _windowed(rows_sql: str, names: list[str], windows: list[_Window], lit) -> s
             "WHERE w IS NOT NULL")
 
 
-def _bin_formula(lo: float, hi: float, bins: int, lit) -> str:
+def bin_formula(lo: float, hi: float, bins: int, lit, v: str = "v") -> str:
     """The bin of a value in ``[lo, hi]``: floor of a monotone function of the value, in 0 .. bins - 1.
 
     Halves, so that ``hi - lo`` cannot overflow; a range too narrow for the scale to be finite (or empty)
@@ -343,15 +402,15 @@ def _bin_formula(lo: float, hi: float, bins: int, lit) -> str:
     half = hi * 0.5 - lo * 0.5
     scale = bins / half if half > 0 else math.inf
     if not math.isfinite(scale):
-        return f"CASE WHEN v = {lit(lo)} THEN 0 ELSE {bins - 1} END"
-    return f"least({bins - 1}, CAST(floor((v * 0.5 - {lit(lo * 0.5)}) * {lit(scale)}) AS BIGINT))"
+        return f"CASE WHEN {v} = {lit(lo)} THEN 0 ELSE {bins - 1} END"
+    return f"least({bins - 1}, CAST(floor(({v} * 0.5 - {lit(lo * 0.5)}) * {lit(scale)}) AS BIGINT))"
 
 
 def _histogram(table, rows_sql, names, windows, targets, values, column, key, lit) -> None:
     """One pass: for each rank, its bin of its window; the bins become the windows (or give the value)."""
     index = {(w.group, w.lo, w.hi): i for i, w in enumerate(windows)}
     wanted = sorted({(index[(t.group, t.lo, t.hi)], r - t.below) for (_, r), t in targets.items()})
-    bins = f"CASE w {' '.join(f'WHEN {i} THEN {_bin_formula(w.lo, w.hi, BINS, lit)}' for i, w in enumerate(windows))} END"
+    bins = f"CASE w {' '.join(f'WHEN {i} THEN {bin_formula(w.lo, w.hi, BINS, lit)}' for i, w in enumerate(windows))} END"
     query = (f"WITH h AS (SELECT w, b, count(*) AS cnt, min(v) AS lo, max(v) AS hi FROM "
              f"(SELECT w, {bins} AS b, v FROM ({_windowed(rows_sql, names, windows, lit)})) GROUP BY w, b), "
              "c AS (SELECT w, b, cnt, lo, hi, CAST(sum(cnt) OVER (PARTITION BY w ORDER BY b) AS BIGINT) AS upto "
@@ -374,20 +433,32 @@ def _histogram(table, rows_sql, names, windows, targets, values, column, key, li
 
 
 def _fetch(table, rows_sql, names, windows, targets, values, column, key) -> int:
-    """The values of the windows, sorted in Python: every remaining rank found."""
+    """The values of the windows, sorted in Python: every remaining rank found. The query filters on the
+    windows' value ranges alone (which the engine pushes down to the scan); rows go to their windows here."""
+    from causalcli.designs.experiment.quantile_pass import ANY
     from causalcli.designs.experiment.stats import lit
 
-    got: dict[int, list[float]] = {}
-    for w, v in _run(table, _windowed(rows_sql, names, windows, lit), column, key):
-        got.setdefault(int(w), []).append(float(v))
+    ranges = " OR ".join(f"(v >= {lit(lo)} AND v <= {lit(hi)})" for lo, hi in dict.fromkeys((w.lo, w.hi)
+                                                                                          for w in windows))
+    by_pattern: dict[tuple[int, ...], dict[tuple, list[tuple[int, _Window]]]] = {}
+    for i, w in enumerate(windows):  # which keys a window fixes -> its fixed values -> windows
+        fixed = tuple(j for j, v in enumerate(w.group) if v is not ANY)
+        by_pattern.setdefault(fixed, {}).setdefault(tuple(w.group[j] for j in fixed), []).append((i, w))
+    got: dict[int, list[float]] = {i: [] for i in range(len(windows))}
+    for row in _run(table, f"SELECT {', '.join(names)}, v FROM ({rows_sql}) WHERE {ranges}", column, key):
+        v = row[-1]
+        for fixed, groups in by_pattern.items():
+            for i, w in groups.get(tuple(row[j] for j in fixed), ()):
+                if w.lo <= v <= w.hi:
+                    got[i].append(v)
     index = {(w.group, w.lo, w.hi): i for i, w in enumerate(windows)}
     for i, w in enumerate(windows):
-        if len(got.get(i, ())) != w.count:  # pragma: no cover - as above
+        if len(got[i]) != w.count:  # pragma: no cover - the counts of pass 1 and this pass disagree
             raise EstimationError(f"the values of {column!r} changed between passes", file=table.file, key=key,
                                   column=column)
         got[i].sort()
     for (group, r), t in targets.items():
-        values[group][r] = got[index[(t.group, t.lo, t.hi)]][r - t.below - 1]
+        values[group][r] = float(got[index[(t.group, t.lo, t.hi)]][r - t.below - 1])
     targets.clear()
     return sum(w.count for w in windows)
 
@@ -403,6 +474,7 @@ class QuantileData:
     levels: dict[str, float]
     passes: int
     fetched: int
+    cells: dict[str, dict[tuple[str, Any], dict[Any, ArmQuantile | None]]] = field(default_factory=dict)
 
 
 def start_range(stats: Any, column: str, spread: float = 8.0) -> tuple[float, float] | None:
@@ -419,14 +491,17 @@ def start_range(stats: Any, column: str, spread: float = 8.0) -> tuple[float, fl
 
 
 def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list[Any], labels: dict[Any, str],
-                  conf_level: float, keys: list[str] | None = None, where: str | None = None,
-                  stats: Any = None) -> QuantileData | None:
-    """Every quantile metric's quantile per arm (None without quantile metrics). ``keys``: the grouping, the
-    variant column first (by default alone: results by arm value; else by tuple of key values).
+                  conf_level: float, stats: Any = None, first: Any = None, segments: tuple[str, ...] = (),
+                  columns: dict[str, str] | None = None) -> QuantileData | None:
+    """Every quantile metric's quantile per arm, and per arm and segment value (None without quantile metrics).
 
-    Metrics on the same column share their passes. An arm too small for the interval is exit 3. ``stats``: the
-    one-pass sums (stats.Statistics), whose means and variances set the first pass's range.
+    Metrics on the same column share their passes. An arm too small for the interval is exit 3; a segment value
+    too small gives no test (``cells`` holds None). ``stats``: the one-pass sums (stats.Statistics), whose means
+    and variances set the first histogram's range when the statistics pass did not compute it (``first``: a
+    ``quantile_pass.FirstHistogram``). ``columns``: metric name -> its column in ``study_data`` (the unit sums
+    with design.unit).
     """
+    from causalcli.designs.experiment.quantile_pass import ANY
     from causalcli.inference.distributions import normal_quantile
 
     if not quantile_levels(metrics):
@@ -435,10 +510,16 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
     by_column: dict[str, list[tuple[int, Any]]] = {}
     for i, m in enumerate(metrics):
         if getattr(m, "quantile", None) is not None:
-            by_column.setdefault(m.outcome, []).append((i, m))
+            by_column.setdefault((columns or {}).get(m.name, m.outcome), []).append((i, m))
     out: dict[str, dict[Any, ArmQuantile]] = {}
+    cells: dict[str, dict[tuple[str, Any], dict[Any, ArmQuantile | None]]] = {}
     passes = fetched = 0
     wanted = set(arms)
+    keys = [treatment, *segments]
+
+    def overall(group: tuple) -> bool:
+        return all(v is ANY for v in group[1:])
+
     for column, ms in by_column.items():
         def ranks_of(group: tuple, n: int, ms=ms) -> list[int]:
             if group[0] not in wanted:  # an arm left out of the comparison: nothing to find
@@ -446,28 +527,35 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
             found = []
             for i, m in ms:
                 ranks = ranks_for(n, m.quantile, z)
-                if ranks is None:
+                if ranks is None and overall(group):
                     need = minimum_units(m.quantile, z)
                     raise DataError(f"quantile metric {m.name!r} (q = {m.quantile:g}): arm {labels[group[0]]!r} has "
                                     f"{n} complete unit(s); its {conf_level:.0%} order-statistic interval needs at "
                                     f"least {need} (n > z^2 max(q/(1-q), (1-q)/q)); use a less extreme quantile or "
                                     "more data", file=table.file, key=f"design.metrics[{i}].quantile")
-                found += ranks
+                found += ranks or []
             return found
 
-        found = order_statistics(table, keys or [treatment], column, ranks_of, where, start_range(stats, column))
+        histogram = first.groups(first.columns.index(column)) if first and column in first.columns else None
+        found = order_statistics(table, keys, column, ranks_of, None, start_range(stats, column), first=histogram,
+                                 margins=True)
         passes += found.passes
         fetched += found.fetched
         for i, m in ms:
-            per_arm = {}
+            per_arm, by_cell = {}, {}
             for group, n in found.counts.items():
-                if group[0] in wanted:
-                    ranks = ranks_for(n, m.quantile, z)
-                    vals = found.values[group]
-                    per_arm[group if keys else group[0]] = ArmQuantile(
-                        n, float(m.quantile), ranks, (vals[ranks[0]], vals[ranks[1]], vals[ranks[2]]), z)
-            out[m.name] = per_arm
-    return QuantileData(out, quantile_levels(metrics), passes, fetched)
+                if group[0] not in wanted:
+                    continue
+                ranks = ranks_for(n, m.quantile, z)
+                vals = found.values[group]
+                arm = ArmQuantile(n, float(m.quantile), ranks, tuple(vals[r] for r in ranks), z) if ranks else None
+                if overall(group):
+                    per_arm[group[0]] = arm
+                else:
+                    j = next(j for j, v in enumerate(group[1:]) if v is not ANY)
+                    by_cell.setdefault((segments[j], group[1 + j]), {})[group[0]] = arm
+            out[m.name], cells[m.name] = per_arm, by_cell
+    return QuantileData(out, quantile_levels(metrics), passes, fetched, cells)
 
 
 def quantile_diagnostics(data: QuantileData | None) -> dict[str, Any]:
