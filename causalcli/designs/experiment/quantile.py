@@ -55,8 +55,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.models import Study
 
 FIRST_BINS = 16384   # bins of the first pass, one range for all groups (every non-empty bin comes back)
+MARGIN_BINS = 4096   # the same by arm and segment values: fewer bins, as many more groups come back
 BINS = 4096          # bins per window in the later passes (only each rank's bin comes back)
-FETCH_ROWS = 10_000  # a window holding at most this many values is fetched and sorted in Python
+FETCH_ROWS = 1_000_000  # windows holding at most this many values in all are fetched and sorted with numpy
 MAX_PASSES = 64      # a histogram pass at least drops one distinct value per window: never reached in practice
 DEFINITION = 'order statistic X_(k), k = ceil(n q): numpy.quantile(method="inverted_cdf"), Hyndman-Fan type 1'
 METHOD = ("order-statistic interval (Deng, Knoblich and Lu 2018; the method GrowthBook documents): the order "
@@ -264,7 +265,8 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
             start = _run(table, f"SELECT min(v), max(v) FROM ({rows_sql})", column, key)[0]
             if start[0] is None:
                 return OrderStatistics({}, {}, passes, fetched)
-        first = _first_pass(table, rows_sql, names, float(start[0]), float(start[1]), column, key)
+        bins = MARGIN_BINS if margins and len(keys) > 1 else FIRST_BINS
+        first = _first_pass(table, rows_sql, names, float(start[0]), float(start[1]), column, key, bins)
         passes += 1
         if margins:
             first = _margins(first, len(keys))
@@ -328,14 +330,14 @@ def _margins(by_keys: dict[tuple, list], width: int) -> dict[tuple, list]:
     return {g: sorted((b, *v) for b, v in bins.items()) for g, bins in out.items()}
 
 
-def _first_pass(table, rows_sql, names, lo, hi, column, key) -> dict[tuple, list[tuple[int, int, float, float]]]:
+def _first_pass(table, rows_sql, names, lo, hi, column, key, bins_wanted) -> dict[tuple, list[tuple[int, int, float, float]]]:
     """One histogram over a range shared by every group, so the bin needs no CASE per group; values outside it
     in bins -1 and FIRST_BINS."""
     from causalcli.designs.experiment.stats import lit
 
     hi = max(hi, lo)
-    bins = (f"CASE WHEN v < {lit(lo)} THEN -1 WHEN v > {lit(hi)} THEN {FIRST_BINS} ELSE "
-            f"{bin_formula(lo, hi, FIRST_BINS, lit)} END")
+    bins = (f"CASE WHEN v < {lit(lo)} THEN -1 WHEN v > {lit(hi)} THEN {bins_wanted} ELSE "
+            f"{bin_formula(lo, hi, bins_wanted, lit)} END")
     group_by = ", ".join(names)
     histogram = _run(table, f"SELECT {group_by}, b, count(*), min(v), max(v) FROM (SELECT {group_by}, {bins} AS b, v "
                             f"FROM ({rows_sql})) GROUP BY {group_by}, b", column, key)
@@ -383,11 +385,23 @@ def _match(names: list[str], group: tuple) -> str:
     return " AND ".join(parts)
 
 
+def _ranges(windows: list[_Window], lit) -> str:
+    """SQL true for values in some window: the envelope first (one comparison pair rules out most rows), then
+    the windows' ranges merged where they overlap."""
+    merged: list[list[float]] = []
+    for lo, hi in sorted((w.lo, w.hi) for w in windows):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    each = " OR ".join(f"(v >= {lit(lo)} AND v <= {lit(hi)})" for lo, hi in merged)
+    return f"v >= {lit(merged[0][0])} AND v <= {lit(merged[-1][1])} AND ({each})"
+
+
 def _windowed(rows_sql: str, names: list[str], windows: list[_Window], lit) -> str:
     """The rows inside a window, with the window's number ``w`` (windows of a group never overlap). The value
     ranges alone filter first: the CASE on the groups then runs on the few rows left."""
-    ranges = " OR ".join(f"(v >= {lit(lo)} AND v <= {lit(hi)})" for lo, hi in dict.fromkeys((w.lo, w.hi)
-                                                                                          for w in windows))
+    ranges = _ranges(windows, lit)
     cases = " ".join(f"WHEN {_match(names, w.group)} AND v >= {lit(w.lo)} AND v <= {lit(w.hi)} THEN {i}"
                      for i, w in enumerate(windows))
     return (f"SELECT w, v FROM (SELECT CASE {cases} END AS w, v FROM ({rows_sql}) WHERE {ranges}) "
@@ -433,32 +447,40 @@ def _histogram(table, rows_sql, names, windows, targets, values, column, key, li
 
 
 def _fetch(table, rows_sql, names, windows, targets, values, column, key) -> int:
-    """The values of the windows, sorted in Python: every remaining rank found. The query filters on the
-    windows' value ranges alone (which the engine pushes down to the scan); rows go to their windows here."""
-    from causalcli.designs.experiment.quantile_pass import ANY
+    """The values of the windows, sorted with numpy: every remaining rank found. The query filters on the
+    windows' value ranges alone (which the engine pushes down to the scan), then numbers each row's window, one
+    column per pattern of keys (windows of one pattern never overlap; a row may be in an arm's window and in a
+    segment value's)."""
+    import numpy as np
+
     from causalcli.designs.experiment.stats import lit
 
-    ranges = " OR ".join(f"(v >= {lit(lo)} AND v <= {lit(hi)})" for lo, hi in dict.fromkeys((w.lo, w.hi)
-                                                                                          for w in windows))
-    by_pattern: dict[tuple[int, ...], dict[tuple, list[tuple[int, _Window]]]] = {}
-    for i, w in enumerate(windows):  # which keys a window fixes -> its fixed values -> windows
-        fixed = tuple(j for j, v in enumerate(w.group) if v is not ANY)
-        by_pattern.setdefault(fixed, {}).setdefault(tuple(w.group[j] for j in fixed), []).append((i, w))
-    got: dict[int, list[float]] = {i: [] for i in range(len(windows))}
-    for row in _run(table, f"SELECT {', '.join(names)}, v FROM ({rows_sql}) WHERE {ranges}", column, key):
-        v = row[-1]
-        for fixed, groups in by_pattern.items():
-            for i, w in groups.get(tuple(row[j] for j in fixed), ()):
-                if w.lo <= v <= w.hi:
-                    got[i].append(v)
-    index = {(w.group, w.lo, w.hi): i for i, w in enumerate(windows)}
+    ranges = _ranges(windows, lit)
+    patterns: dict[tuple[int, ...], list[int]] = {}
     for i, w in enumerate(windows):
-        if len(got[i]) != w.count:  # pragma: no cover - the counts of pass 1 and this pass disagree
-            raise EstimationError(f"the values of {column!r} changed between passes", file=table.file, key=key,
-                                  column=column)
-        got[i].sort()
+        patterns.setdefault(_fixed(w.group), []).append(i)
+    cases = []
+    for p, members in enumerate(patterns.values()):
+        whens = " ".join(f"WHEN {_match(names, windows[i].group) or 'TRUE'} AND v >= {lit(windows[i].lo)} AND v <= "
+                         f"{lit(windows[i].hi)} THEN {i}" for i in members)
+        cases.append(f"COALESCE(CASE {whens} END, -1) AS w{p}")
+    try:
+        got = table.numpy(f"SELECT {', '.join(cases)}, v FROM ({rows_sql}) WHERE {ranges}")
+    except Exception:  # an engine's or DuckDB's error: as _run reports it
+        _run(table, f"SELECT {', '.join(cases)}, v FROM ({rows_sql}) WHERE {ranges}", column, key)
+        raise
+    v = np.asarray(got["v"], dtype=np.float64)
+    sorted_values: dict[int, np.ndarray] = {}
+    for p, members in enumerate(patterns.values()):
+        number = np.asarray(got[f"w{p}"])
+        for i in members:
+            sorted_values[i] = np.sort(v[number == i])
+            if len(sorted_values[i]) != windows[i].count:  # pragma: no cover - pass 1 and this pass disagree
+                raise EstimationError(f"the values of {column!r} changed between passes", file=table.file, key=key,
+                                      column=column)
+    index = {(w.group, w.lo, w.hi): i for i, w in enumerate(windows)}
     for (group, r), t in targets.items():
-        values[group][r] = float(got[index[(t.group, t.lo, t.hi)]][r - t.below - 1])
+        values[group][r] = float(sorted_values[index[(t.group, t.lo, t.hi)]][r - t.below - 1])
     targets.clear()
     return sum(w.count for w in windows)
 
