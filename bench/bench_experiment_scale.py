@@ -18,10 +18,8 @@ randomised by user, 14 days, a country and a platform per user.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from common import BIN, ROOT, row, verdict
@@ -33,11 +31,10 @@ ROWS_PER_USER = 100
 PEER = r'''
 import json, sys
 import ibis, tea_tasting as tt
-con = ibis.duckdb.connect()
-data = con.read_parquet(sys.argv[1])
-exp = tt.Experiment(variant="variant", metrics={
-    "revenue": tt.Mean("revenue"), "watch_time": tt.Mean("watch_time"), "sessions": tt.Mean("sessions")})
-print(json.dumps(exp.analyze(data, control="control").to_dicts()))
+metrics = {c: tt.Mean(c) for c in ("revenue", "watch_time", "sessions")}  # plain means of the outcome columns
+result = tt.Experiment(variant="variant", metrics=metrics).analyze(ibis.duckdb.connect().read_parquet(sys.argv[1]),
+                                                                   control="control")
+print(json.dumps(result.to_dicts()))
 '''
 
 
@@ -45,49 +42,31 @@ def generate(path: Path, n: int, seed: int = 17) -> None:
     """Rows of users (about ROWS_PER_USER each), randomised by user; +2 revenue, +1.7% watch time per session."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from bench_experiment import metric_columns, write_parquet
 
     rng = np.random.default_rng(seed)
     users = max(n // ROWS_PER_USER, 100)
     user_arm = (rng.random(users) < 0.5).astype(np.int8)
     user_country = rng.choice(5, users, p=[0.4, 0.25, 0.15, 0.1, 0.1]).astype(np.int8)
     user_platform = rng.choice(2, users, p=[0.6, 0.4]).astype(np.int8)
-    countries = pa.array(["US", "DE", "FR", "BR", "JP"])
-    platforms = pa.array(["web", "app"])
-    arms = pa.array(["control", "treatment"])
-    chunk = 2_000_000
-    tmp = path.with_suffix(".tmp")
-    writer = None
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
+    labels = {"variant": pa.array(["control", "treatment"]), "country": pa.array(["US", "DE", "FR", "BR", "JP"]),
+              "platform": pa.array(["web", "app"])}
+
+    def chunk(m: int) -> "pa.Table":
         user = rng.integers(0, users, m)
         arm = user_arm[user]
-        pre = rng.gamma(2.0, 50.0, m)
-        revenue = 0.8 * pre + rng.normal(0, 40, m) + 2.0 * arm + 100
-        sessions = rng.poisson(5, m) + 1
-        watch = sessions * (30 + 0.5 * arm) + rng.normal(0, 10, m) * np.sqrt(sessions)
-        table = pa.table({
-            "variant": pa.DictionaryArray.from_arrays(pa.array(arm), arms),
-            "user": user.astype(np.int64), "day": rng.integers(1, 15, m).astype(np.int16),
-            "country": pa.DictionaryArray.from_arrays(pa.array(user_country[user]), countries),
-            "platform": pa.DictionaryArray.from_arrays(pa.array(user_platform[user]), platforms),
-            "revenue": revenue, "pre_revenue": pre, "sessions": sessions.astype(np.int32), "watch_time": watch})
-        if writer is None:
-            writer = pq.ParquetWriter(tmp, table.schema, compression="snappy")
-        writer.write_table(table, row_group_size=1_000_000)
-    writer.close()
-    tmp.rename(path)
+        metrics = metric_columns(rng, arm)
 
+        def coded(name: str, codes) -> "pa.DictionaryArray":
+            return pa.DictionaryArray.from_arrays(pa.array(codes), labels[name])
 
-def data_file(rows: int) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"experiment_scale_{rows}.parquet"
-    if not path.exists():
-        t0 = time.perf_counter()
-        generate(path, rows)
-        print(f"  (generated {rows:,} rows, {path.stat().st_size / 2**30:.2f} GiB, in {time.perf_counter() - t0:.0f} s)",
-              flush=True)
-    return path
+        return pa.table({"variant": coded("variant", arm), "user": user.astype(np.int64),
+                         "day": rng.integers(1, 15, m).astype(np.int16),
+                         "country": coded("country", user_country[user]),
+                         "platform": coded("platform", user_platform[user]), **metrics})
+
+    write_parquet(path, n, chunk)
 
 
 def specs(path: Path) -> list[str]:
@@ -112,10 +91,10 @@ def specs(path: Path) -> list[str]:
 
 
 def main() -> None:
-    from bench_experiment import load_average
+    from bench_experiment import data_file, load_average
     from bench_scaling import measure
 
-    path = data_file(ROWS)
+    path = data_file(ROWS, "experiment_scale", generate)
     ours_cmd = [str(BIN / "causalcli"), "estimate", *specs(path), "--format", "jsonl", "--quiet"]
     peer_cmd = [sys.executable, "-c", PEER, str(path)]
     ours_runs, peer_runs = [], []

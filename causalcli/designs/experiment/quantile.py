@@ -21,22 +21,24 @@ that is ``n > z^2 max(q / (1 - q), (1 - q) / q)`` per arm (GrowthBook's limit: 3
 
 Computation in the engine (no row is loaded)
 --------------------------------------------
-The order statistics come exactly, in a few grouped passes written once in DuckDB's SQL (rendered for
-Spark and PostgreSQL by ``causalcli.data.engine``):
+The order statistics come exactly, in one or two grouped passes written once in DuckDB's SQL (rendered
+for Spark and PostgreSQL by ``causalcli.data.engine``):
 
-1. one histogram of ``FIRST_BINS`` bins over a range shared by every group (the mean -/+ 8 sd from the
-   one-pass sums, else the minimum and maximum from one more pass; values outside it in two end bins),
-   grouped by group and bin: the groups' counts and, for each rank wanted, its bin, whose minimum and
-   maximum bound a window of values known to hold it, with the count of values below the window;
-2. while a window holds more than ``FETCH_ROWS`` values, a pass cuts every window into ``BINS`` equal bins
-   and returns only each rank's bin (the rows are first filtered on the windows' value ranges). Bins are
-   ``floor`` of a monotone function of the value, so each is a run of the sorted values; a bin whose
-   minimum equals its maximum gives the value; each pass drops at least the window's smallest or largest
-   value, so the search ends;
-3. one query fetches the windows' values and Python sorts them.
+1. one histogram of ``FIRST_BINS`` bins over a range shared by every group (values outside it in two end
+   bins), grouped by group and bin: the groups' counts and, for each rank wanted, its bin, whose minimum
+   and maximum bound a window of values known to hold it, with the count of values below the window. It
+   comes out of the statistics pass itself (``quantile_pass``: GROUPING SETS); by segment, from a query
+   of its own grouped by arm, segment values and bin (``MARGIN_BINS``), whose margins give each arm and
+   each segment value (groups that leave a key free hold ``quantile_pass.ANY`` there);
+2. when the windows hold at most ``FETCH_ROWS`` values in all, one query fetches them (filtered on their
+   value ranges, numbered by window in SQL) and numpy sorts them;
+3. otherwise passes cut every window into ``BINS`` equal bins and return only each rank's bin until they
+   fit. Bins are ``floor`` of a monotone function of the value, so each is a run of the sorted values; a
+   bin whose minimum equals its maximum gives the value; each pass drops at least the window's smallest
+   or largest value, so the search ends.
 
-On 100M rows of a smooth distribution that is two or three scans besides the one-pass sums, with a few
-ten thousand values fetched at most and memory independent of the rows.
+On 100M rows of a smooth distribution that is the statistics pass and one fetch of a few ten thousand
+values, with memory independent of the rows.
 """
 
 from __future__ import annotations
