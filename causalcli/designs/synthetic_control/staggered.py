@@ -53,8 +53,8 @@ def treated_labels(design: Any) -> list[str]:
 
 
 def is_staggered(design: Any) -> bool:
-    """treatment_start names a column under synthetic DiD (staggered adoption)."""
-    return design.estimator == "synthetic_did" and names_column(design)
+    """treatment_start names a column (staggered adoption: synthetic DiD, or the pooled synthetic control)."""
+    return names_column(design)
 
 
 def names_column(design: Any) -> bool:
@@ -97,6 +97,7 @@ def adoption_periods(study: "Study", table: "Table", spec: "LoadedSpec",
                             f"{label(hi)}); give one per unit", file=table.file, key=key, column=column)
         out[name] = None if lo is None else float(lo)
     first, last = times[0], times[-1]
+    what = "synthetic DiD" if d.estimator == "synthetic_did" else "the synthetic control"
     for name in treated_labels(d):
         a = out.get(name)
         if a is None:
@@ -110,7 +111,7 @@ def adoption_periods(study: "Study", table: "Table", spec: "LoadedSpec",
         pre = sum(t < a for t in times)
         if pre < MIN_PRE_PERIODS:
             raise DataError(f"the cohort adopting at {label(a)} (unit {name!r}) has {pre} pre-period(s) in column "
-                            f"{d.time!r}; synthetic DiD needs at least {MIN_PRE_PERIODS}: drop the cohort from "
+                            f"{d.time!r}; {what} needs at least {MIN_PRE_PERIODS}: drop the cohort from "
                             "treated_unit", file=table.file, key=key, column=column)
     return out
 
@@ -187,30 +188,13 @@ def replicates(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, method:
     The draws are made up front from one seeded stream and refitted in order (over ``jobs`` processes
     from PARALLEL_FROM draws on), so the result does not depend on the number of workers.
     """
-    N = Y.shape[0]
-    rng = np.random.default_rng(seed)
-    draws: list[np.ndarray] = []
-    attempts = 0
-    if method == "placebo":
-        draws = [rng.permutation(N0) for _ in range(replications)]
-        attempts = replications
-    elif method == "bootstrap":
-        while len(draws) < replications and attempts < 20 * replications:
-            attempts += 1
-            draw = rng.choice(N, size=N, replace=True)
-            if 0 < np.count_nonzero(draw < N0) < N:
-                draws.append(draw)
-    else:
-        draws = [np.asarray([j]) for j in range(N)]
-        attempts = N
-    if jobs <= 1 or len(draws) < PARALLEL_FROM:
-        return np.asarray(_rows(method, Y, N0, t0s, base, draws, variant)), attempts
-    from joblib import Parallel, delayed
+    from functools import partial
 
-    bounds = np.linspace(0, len(draws), min(len(draws), 4 * jobs) + 1).astype(int)
-    parts = Parallel(n_jobs=jobs, backend="multiprocessing")(
-        delayed(_rows)(method, Y, N0, t0s, base, draws[a:b], variant) for a, b in zip(bounds[:-1], bounds[1:]))
-    return np.asarray([row for part in parts for row in part]), attempts
+    from causalcli.inference.unit_draws import in_order, unit_draws
+
+    draws, attempts = unit_draws(method, Y.shape[0], N0, replications, seed)
+    work = partial(_rows, method, Y, N0, t0s, base, variant=variant)
+    return np.asarray(in_order(work, draws, jobs, PARALLEL_FROM)), attempts
 
 
 def _rows(method: str, Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, draws: list[np.ndarray],
