@@ -22,9 +22,13 @@ squares on the simplex, solved exactly by the active set of ``synthetic_weights.
     min (a + b) ||x_j + theta r_j - A_j gamma||^2 + lambda ||gamma||^2,
     a = nu / (L J^2),  b = (1 - nu) / (J L_j),  theta = a / (a + b),
 
-with r_j the other units' summed imbalance at unit j's lags. Every step lowers the convex objective, and
-the sweeps stop when a sweep lowers it by less than ``REL_TOL`` of its value. With nu = 0 the units
-decouple and one sweep is the separate fits, each exactly ``simplex_ls(A_j'A_j, A_j'x_j)``.
+with r_j the other units' summed imbalance at unit j's lags. Every step lowers the convex objective, but
+descent by blocks crawls when the pooled term couples the units strongly (nu near 1): ``SEED_SWEEPS``
+sweeps only seed an active set on the whole problem (``_polish``), the KKT system of every unit's
+positive weights at once solved exactly, donors added or dropped until every multiplier has its sign,
+which ends at the optimum to rounding (should it not settle, the sweeps go on until one lowers the
+objective by less than ``SWEEP_TOL`` of it). With nu = 0 the units decouple and one sweep is the
+separate fits, each exactly ``simplex_ls(A_j'A_j, A_j'x_j)``.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ import numpy as np
 
 from causalcli.models.synthetic_weights import simplex_ls
 
-REL_TOL = 1e-12
-MAX_SWEEPS = 2000
+SWEEP_TOL = 1e-12
+SEED_SWEEPS = 2  # block sweeps that seed the active set of _polish
+MAX_SWEEPS = 5000
+MAX_POLISH_STEPS = 500
 
 
 @dataclass(frozen=True)
@@ -83,47 +89,48 @@ def fit(targets: list[np.ndarray], donors: list[np.ndarray], nu: float, lam: flo
     """The weights for ``nu`` in [0, 1] and ridge ``lam`` >= 0. Units passing the same ``donors`` array
     object (a cohort) share its Gram matrix; ``warm`` (J x N0) starts the sweeps from other weights."""
     J, N0 = len(targets), donors[0].shape[1]
-    L = max(x.size for x in targets)
-    grams: dict[int, np.ndarray] = {}
-    for A in donors:
-        if id(A) not in grams:
-            G = A.T @ A
-            grams[id(A)] = G
+    grams = {id(A): A.T @ A for A in donors}
     gammas = np.zeros((J, N0)) if warm is None else warm.copy()
     imbalances = [x - A @ g for x, A, g in zip(targets, donors, gammas)]
     coupled = nu > 0 and J > 1
-    previous = _objective(imbalances, gammas, nu, lam) if warm is not None else np.inf
-    sweeps = 0
-    while sweeps < MAX_SWEEPS:
-        sweeps += 1
-        s = _pooled_sum(imbalances, L)
-        for j, (x, A) in enumerate(zip(targets, donors)):
-            Lj = x.size
-            a, b = nu / (L * J * J), (1 - nu) / (J * Lj)
-            theta = a / (a + b)
-            target = x
-            if coupled:
-                r = s[L - Lj:] - imbalances[j]
-                target = x + theta * r
-            G = grams[id(A)]
-            if lam > 0:
-                G = G + (lam / (a + b)) * np.eye(N0)
-            warm_j = gammas[j] if sweeps > 1 or warm is not None else None
-            gammas[j] = simplex_ls(G, A.T @ target, warm=warm_j).w
-            e = x - A @ gammas[j]
-            if coupled:
-                s[L - Lj:] += e - imbalances[j]
-            imbalances[j] = e
-        if not coupled:
-            break
-        value = _objective(imbalances, gammas, nu, lam)
-        if previous - value <= REL_TOL * max(abs(value), 1e-300):
-            previous = value
-            break
-        previous = value
+    if not coupled:  # separate fits: one exact sweep
+        sweeps = _sweeps(targets, donors, grams, gammas, imbalances, nu, lam, 1, warm is not None)
+    else:
+        sweeps = _sweeps(targets, donors, grams, gammas, imbalances, nu, lam, SEED_SWEEPS, warm is not None)
+        polished = _polish(targets, donors, gammas, nu, lam)
+        trial = None if polished is None else [x - A @ g for x, A, g in zip(targets, donors, polished)]
+        if trial is not None and _objective(trial, polished, nu, lam) <= _objective(imbalances, gammas, nu, lam):
+            gammas, imbalances = polished, trial
+        elif polished is None:  # the active set did not settle: descend to convergence instead
+            sweeps += _sweeps(targets, donors, grams, gammas, imbalances, nu, lam, MAX_SWEEPS, True)
     q_pool, q_sep = measures(imbalances)
     return PooledWeights(gammas, float(nu), tuple(imbalances), q_pool, q_sep,
                          _objective(imbalances, gammas, nu, lam), sweeps)
+
+
+def _sweeps(targets: list[np.ndarray], donors: list[np.ndarray], grams: dict[int, np.ndarray], gammas: np.ndarray,
+            imbalances: list[np.ndarray], nu: float, lam: float, limit: int, warm: bool) -> int:
+    """Up to ``limit`` sweeps of exact block steps, ``gammas`` and ``imbalances`` updated in place; stops
+    when a sweep lowers the objective by less than ``SWEEP_TOL`` of it. Returns the sweeps made."""
+    J, N0 = gammas.shape
+    L = max(x.size for x in targets)
+    previous = _objective(imbalances, gammas, nu, lam) if warm else np.inf
+    for sweep in range(1, limit + 1):
+        s = _pooled_sum(imbalances, L)
+        for j, (x, A) in enumerate(zip(targets, donors)):
+            a, b = nu / (L * J * J), (1 - nu) / (J * x.size)
+            # the other units' summed imbalance at unit j's lags pulls its target (theta = 0 when nu = 0)
+            target = x + (a / (a + b)) * (s[L - x.size:] - imbalances[j]) if nu > 0 else x
+            G = grams[id(A)] + (lam / (a + b)) * np.eye(N0) if lam > 0 else grams[id(A)]
+            gammas[j] = simplex_ls(G, A.T @ target, warm=gammas[j] if warm or sweep > 1 else None).w
+            e = x - A @ gammas[j]
+            s[L - x.size:] += e - imbalances[j]
+            imbalances[j] = e
+        value = _objective(imbalances, gammas, nu, lam)
+        if previous - value <= SWEEP_TOL * max(abs(value), 1e-300):
+            return sweep
+        previous = value
+    return limit
 
 
 def fit_default_nu(targets: list[np.ndarray], donors: list[np.ndarray], lam: float = 0.0
@@ -132,3 +139,82 @@ def fit_default_nu(targets: list[np.ndarray], donors: list[np.ndarray], lam: flo
     separate = fit(targets, donors, 0.0, lam)
     nu = heuristic_nu(list(separate.imbalances))
     return separate, fit(targets, donors, nu, lam, warm=separate.gammas)
+
+
+def _polish(targets: list[np.ndarray], donors: list[np.ndarray], gammas: np.ndarray, nu: float,
+            lam: float) -> np.ndarray | None:
+    """The optimum from ``gammas`` by a primal active set on all units' weights at once (None if it fails).
+
+    Half the objective is 0.5 z'Hz - c'z over z = (gamma_1, ..., gamma_J) with, for donor columns
+    C_j = A_j placed at unit j's lags (zeros above),
+    H_jk = a C_j'C_k + [j = k] (b_j A_j'A_j + lambda I) and c_j = C_j'(a sum_k P_k x_k) + b_j A_j'x_j.
+    """
+    J, N0 = gammas.shape
+    L = max(x.size for x in targets)
+    a = nu / (L * J * J)
+    b = [(1 - nu) / (J * x.size) for x in targets]
+    placed = [np.vstack([np.zeros((L - A.shape[0], N0)), A]) for A in donors]
+    X = _pooled_sum(list(targets), L)
+    active = [list(np.flatnonzero(g > 0)) for g in gammas]
+    w = gammas.copy()
+
+    def gradient(z: np.ndarray) -> np.ndarray:
+        e = [x - A @ g for x, A, g in zip(targets, donors, z)]
+        s = _pooled_sum(e, L)
+        return np.asarray([-(a * C.T @ s + bj * A.T @ ej) + lam * g
+                           for C, A, ej, bj, g in zip(placed, donors, e, b, z)])
+
+    def kkt(sets: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        cols = [C[:, p] for C, p in zip(placed, sets)]
+        sizes = [len(p) for p in sets]
+        n = sum(sizes)
+        M = np.zeros((n + J, n + J))
+        rhs = np.zeros(n + J)
+        Cp = np.hstack(cols)
+        M[:n, :n] = a * (Cp.T @ Cp)
+        at = 0
+        for j, (p, A) in enumerate(zip(sets, donors)):
+            block = slice(at, at + len(p))
+            Ap = A[:, p]
+            M[block, block] += b[j] * (Ap.T @ Ap) + lam * np.eye(len(p))
+            rhs[block] = a * (cols[j].T @ X) + b[j] * (Ap.T @ targets[j])
+            M[block, n + j] = M[n + j, block] = 1.0
+            rhs[n + j] = 1.0
+            at += len(p)
+        scale = max(float(np.max(np.abs(np.diag(M)[:n]))), 1e-300)
+        M[np.arange(n), np.arange(n)] += 1e-13 * scale  # a singular block (no ridge, nu = 1): the least-norm side
+        try:
+            sol = np.linalg.solve(M, rhs)
+        except np.linalg.LinAlgError:
+            sol = np.linalg.lstsq(M, rhs, rcond=None)[0]
+        z = np.zeros((J, N0))
+        at = 0
+        for j, p in enumerate(sets):
+            z[j, p] = sol[at:at + len(p)]
+            at += len(p)
+        return z, -sol[n:]  # multipliers of the sums, signed as the gradient
+
+    for _ in range(MAX_POLISH_STEPS):
+        z, mu = kkt(active)
+        mask = np.zeros((J, N0), dtype=bool)
+        for j, p in enumerate(active):
+            mask[j, p] = True
+        if np.any(z[mask] <= 0):  # step back to the boundary and drop the weights reaching zero
+            neg = mask & (z <= 0)
+            step = float(np.min(w[neg] / (w[neg] - z[neg])))
+            w = np.where(mask, w + step * (z - w), 0.0)
+            active = [[int(i) for i in p if w[j, i] > 1e-14] for j, p in enumerate(active)]
+            if any(not p for p in active):
+                return None
+            continue
+        w = z
+        g = gradient(w)
+        reduced = g - mu[:, None]
+        reduced[mask] = 0.0
+        j, i = np.unravel_index(int(np.argmin(reduced)), reduced.shape)
+        scale = max(float(np.max(np.abs(g))), 1e-300)
+        if reduced[j, i] >= -1e-10 * scale:
+            w = np.clip(w, 0.0, None)
+            return w / w.sum(axis=1, keepdims=True)
+        active[j].append(int(i))
+    return None
