@@ -197,37 +197,21 @@ def estimate_of(d: "SynthData", start: float | None = None, keep: np.ndarray | N
 def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> "Fit":
     """The pooled estimate as a ``Fit``: cohorts and event times in ``effects``, their SEs from the same
     replicates as the headline's."""
-    from causalcli.data.types import period_json, period_text
+    from causalcli.data.types import period_json
     from causalcli.designs.base import Fit
-    from causalcli.designs.synthetic_control.staggered import standard_errors, unusable_reason
-    from causalcli.inference.estimate import normal_estimate
+    from causalcli.designs.synthetic_control.staggered import headline_and_effects, replicate_ses
 
     Y, N0, t0s = matrix(d)
     N1, T = Y.shape[0] - N0, Y.shape[1]
     base = estimate(Y, N0, t0s, d.nu, d.weight_penalty, d.fixed_effects)
     K = base.event_effects.size
-    reason = unusable_reason(d.se, N0, N1)
-    warnings = list(d.notes)
-    ses = np.full(1 + base.starts.size + K, np.nan)
-    attempts = 0
-    if reason is None:
-        reps, attempts = replicates(Y, N0, t0s, base, d.se, d.replications, seed, d.weight_penalty,
-                                    d.fixed_effects, jobs)
-        ses = standard_errors(reps, d.se)
-    else:
-        warnings.append(f"no standard error: {reason}")
-
-    def se(k: int) -> float | None:
-        return float(ses[k]) if np.isfinite(ses[k]) else None
-
+    ses, attempts, reason = replicate_ses(d.se, N0, N1, 1 + base.starts.size + K, lambda: replicates(
+        Y, N0, t0s, base, d.se, d.replications, seed, d.weight_penalty, d.fixed_effects, jobs))
+    warnings = list(d.notes) + ([f"no standard error: {reason}"] if reason else [])
     inference = f"pooled_synthetic_control_{d.se}_se_normal"
-    conf, labels = study.conf_level, d.time_labels
-    value = normal_estimate(base.estimate, se(0), conf, inference)
+    labels = d.time_labels
     cohort_times = d.times[base.starts]
-    effects = [normal_estimate(float(t), se(1 + k), conf, inference, f"cohort {period_text(a, labels)}")
-               for k, (a, t) in enumerate(zip(cohort_times, base.cohort_estimates))]
-    effects += [normal_estimate(float(v), se(1 + base.starts.size + e), conf, inference, f"event time {e}")
-                for e, v in enumerate(base.event_effects)]
+    value, effects = headline_and_effects(ses, base, cohort_times, study.conf_level, inference, labels)
     units, f = d.units, base.fit
     donors = units[N1:]
     cohorts = []
