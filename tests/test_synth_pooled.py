@@ -103,7 +103,7 @@ def test_nu_one_is_the_fit_of_the_average_treated_unit():
     lam = 0.05
     ridge = pooled.estimate(Y, 12, t0s, 1.0, lam, False)
     expected = simplex_ls(A.T @ A + lam * 4 * 7 * np.eye(12), A.T @ mean_path).w
-    np.testing.assert_allclose(ridge.fit.gammas, np.tile(expected, (4, 1)), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ridge.fit.gammas, np.tile(expected, (4, 1)), rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("nu,lam", [(0.4, 0.0), (1.0, 0.02)])

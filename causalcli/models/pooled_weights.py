@@ -56,19 +56,21 @@ class PooledWeights:
     sweeps: int
 
 
-def _pooled_sum(imbalances: list[np.ndarray], L: int) -> np.ndarray:
-    """sum_j e_j aligned on the last pre-period (lag 1 last)."""
+def _pooled_sum(imbalances: list[np.ndarray], L: int, counts: np.ndarray | None = None) -> np.ndarray:
+    """sum_j n_j e_j aligned on the last pre-period (lag 1 last); n_j = 1 but for cohorts standing for
+    their units (``counts``)."""
     s = np.zeros(L)
-    for e in imbalances:
-        s[L - e.size:] += e
+    for j, e in enumerate(imbalances):
+        s[L - e.size:] += e if counts is None else counts[j] * e
     return s
 
 
-def measures(imbalances: list[np.ndarray]) -> tuple[float, float]:
+def measures(imbalances: list[np.ndarray], counts: np.ndarray | None = None) -> tuple[float, float]:
     """(q_pool, q_sep) of the imbalances."""
-    J, L = len(imbalances), max(e.size for e in imbalances)
-    q_pool = float(np.sqrt(np.sum((_pooled_sum(imbalances, L) / J) ** 2) / L))
-    q_sep = float(np.sqrt(sum(float(e @ e) / e.size for e in imbalances) / J))
+    n = np.ones(len(imbalances)) if counts is None else counts
+    J, L = float(n.sum()), max(e.size for e in imbalances)
+    q_pool = float(np.sqrt(np.sum((_pooled_sum(imbalances, L, counts) / J) ** 2) / L))
+    q_sep = float(np.sqrt(sum(k * float(e @ e) / e.size for k, e in zip(n, imbalances)) / J))
     return q_pool, q_sep
 
 
@@ -79,54 +81,79 @@ def heuristic_nu(imbalances: list[np.ndarray]) -> float:
     return float(np.linalg.norm(_pooled_sum(imbalances, L)) / total) if total > 0 else 0.0
 
 
-def _objective(imbalances: list[np.ndarray], gammas: np.ndarray, nu: float, lam: float) -> float:
-    q_pool, q_sep = measures(imbalances)
-    return nu * q_pool ** 2 + (1 - nu) * q_sep ** 2 + lam * float(np.sum(gammas ** 2))
+def _objective(imbalances: list[np.ndarray], gammas: np.ndarray, nu: float, lam: float,
+               counts: np.ndarray | None = None) -> float:
+    q_pool, q_sep = measures(imbalances, counts)
+    ridge = np.sum(gammas ** 2, axis=1)
+    return nu * q_pool ** 2 + (1 - nu) * q_sep ** 2 + lam * float(ridge.sum() if counts is None else counts @ ridge)
 
 
 def fit(targets: list[np.ndarray], donors: list[np.ndarray], nu: float, lam: float = 0.0,
         warm: np.ndarray | None = None) -> PooledWeights:
     """The weights for ``nu`` in [0, 1] and ridge ``lam`` >= 0. Units passing the same ``donors`` array
-    object (a cohort) share its Gram matrix; ``warm`` (J x N0) starts the sweeps from other weights."""
-    J, N0 = len(targets), donors[0].shape[1]
-    grams = {id(A): A.T @ A for A in donors}
-    gammas = np.zeros((J, N0)) if warm is None else warm.copy()
-    imbalances = [x - A @ g for x, A, g in zip(targets, donors, gammas)]
-    coupled = nu > 0 and J > 1
-    if not coupled:  # separate fits: one exact sweep
-        sweeps = _sweeps(targets, donors, grams, gammas, imbalances, nu, lam, 1, warm is not None)
+    object (a cohort) share its Gram matrix; ``warm`` (J x N0) starts the sweeps from other weights.
+
+    At nu = 1 a cohort enters only through its mean path: its units get one weight vector, that of the
+    cohort's mean path counted n_c times (the optimum when lam > 0, one of the equal optima when lam = 0),
+    which shrinks the problem to one block a cohort, and to one exact fit for a single cohort."""
+    J = len(targets)
+    cohorts = list(dict.fromkeys(id(A) for A in donors))
+    if nu >= 1 and len(cohorts) < J:
+        members = [[j for j, A in enumerate(donors) if id(A) == key] for key in cohorts]
+        counts = np.asarray([len(m) for m in members], dtype=float)
+        means = [np.mean([targets[j] for j in m], axis=0) for m in members]
+        start = None if warm is None else np.asarray([warm[m].mean(axis=0) for m in members])
+        weights, sweeps = _solve(means, [donors[m[0]] for m in members], counts, nu, lam, start)
+        gammas = np.empty((J, weights.shape[1]))
+        for m, w in zip(members, weights):
+            gammas[m] = w
     else:
-        sweeps = _sweeps(targets, donors, grams, gammas, imbalances, nu, lam, SEED_SWEEPS, warm is not None)
-        polished = _polish(targets, donors, gammas, nu, lam)
-        trial = None if polished is None else [x - A @ g for x, A, g in zip(targets, donors, polished)]
-        if trial is not None and _objective(trial, polished, nu, lam) <= _objective(imbalances, gammas, nu, lam):
-            gammas, imbalances = polished, trial
-        elif polished is None:  # the active set did not settle: descend to convergence instead
-            sweeps += _sweeps(targets, donors, grams, gammas, imbalances, nu, lam, MAX_SWEEPS, True)
+        gammas, sweeps = _solve(targets, donors, np.ones(J), nu, lam, warm)
+    imbalances = [x - A @ g for x, A, g in zip(targets, donors, gammas)]
     q_pool, q_sep = measures(imbalances)
     return PooledWeights(gammas, float(nu), tuple(imbalances), q_pool, q_sep,
                          _objective(imbalances, gammas, nu, lam), sweeps)
 
 
-def _sweeps(targets: list[np.ndarray], donors: list[np.ndarray], grams: dict[int, np.ndarray], gammas: np.ndarray,
-            imbalances: list[np.ndarray], nu: float, lam: float, limit: int, warm: bool) -> int:
+def _solve(targets: list[np.ndarray], donors: list[np.ndarray], counts: np.ndarray, nu: float, lam: float,
+           warm: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """The weights (one row a block, block j standing for ``counts[j]`` units) and the sweeps made."""
+    J, N0 = len(targets), donors[0].shape[1]
+    grams = {id(A): A.T @ A for A in donors}
+    gammas = np.zeros((J, N0)) if warm is None else warm.copy()
+    imbalances = [x - A @ g for x, A, g in zip(targets, donors, gammas)]
+    state = (targets, donors, counts, grams, gammas, imbalances, nu, lam)
+    if nu == 0 or J == 1:  # no coupling: one exact sweep
+        return gammas, _sweeps(*state, 1, warm is not None)
+    sweeps = _sweeps(*state, SEED_SWEEPS, warm is not None)
+    polished = _polish(targets, donors, counts, gammas, nu, lam)
+    if polished is not None:
+        trial = [x - A @ g for x, A, g in zip(targets, donors, polished)]
+        if _objective(trial, polished, nu, lam, counts) <= _objective(imbalances, gammas, nu, lam, counts):
+            return polished, sweeps
+    # the active set did not settle: descend to convergence instead
+    return gammas, sweeps + _sweeps(*state, MAX_SWEEPS, True)
+
+
+def _sweeps(targets: list[np.ndarray], donors: list[np.ndarray], counts: np.ndarray, grams: dict[int, np.ndarray],
+            gammas: np.ndarray, imbalances: list[np.ndarray], nu: float, lam: float, limit: int, warm: bool) -> int:
     """Up to ``limit`` sweeps of exact block steps, ``gammas`` and ``imbalances`` updated in place; stops
     when a sweep lowers the objective by less than ``SWEEP_TOL`` of it. Returns the sweeps made."""
-    J, N0 = gammas.shape
-    L = max(x.size for x in targets)
-    previous = _objective(imbalances, gammas, nu, lam) if warm else np.inf
+    N0 = gammas.shape[1]
+    J, L = float(counts.sum()), max(x.size for x in targets)
+    previous = _objective(imbalances, gammas, nu, lam, counts) if warm else np.inf
     for sweep in range(1, limit + 1):
-        s = _pooled_sum(imbalances, L)
-        for j, (x, A) in enumerate(zip(targets, donors)):
-            a, b = nu / (L * J * J), (1 - nu) / (J * x.size)
-            # the other units' summed imbalance at unit j's lags pulls its target (theta = 0 when nu = 0)
-            target = x + (a / (a + b)) * (s[L - x.size:] - imbalances[j]) if nu > 0 else x
+        s = _pooled_sum(imbalances, L, counts)
+        for j, (x, A, n) in enumerate(zip(targets, donors, counts)):
+            # block j over n: a n ||x + r / n - A g||^2 + b ||x - A g||^2 + lam ||g||^2, r the other blocks' sum
+            a, b = nu * n / (L * J * J), (1 - nu) / (J * x.size)
+            target = x + (a / (a + b)) * (s[L - x.size:] - n * imbalances[j]) / n if nu > 0 else x
             G = grams[id(A)] + (lam / (a + b)) * np.eye(N0) if lam > 0 else grams[id(A)]
             gammas[j] = simplex_ls(G, A.T @ target, warm=gammas[j] if warm or sweep > 1 else None).w
             e = x - A @ gammas[j]
-            s[L - x.size:] += e - imbalances[j]
+            s[L - x.size:] += n * (e - imbalances[j])
             imbalances[j] = e
-        value = _objective(imbalances, gammas, nu, lam)
+        value = _objective(imbalances, gammas, nu, lam, counts)
         if previous - value <= SWEEP_TOL * max(abs(value), 1e-300):
             return sweep
         previous = value
@@ -141,28 +168,30 @@ def fit_default_nu(targets: list[np.ndarray], donors: list[np.ndarray], lam: flo
     return separate, fit(targets, donors, nu, lam, warm=separate.gammas)
 
 
-def _polish(targets: list[np.ndarray], donors: list[np.ndarray], gammas: np.ndarray, nu: float,
+def _polish(targets: list[np.ndarray], donors: list[np.ndarray], counts: np.ndarray, gammas: np.ndarray, nu: float,
             lam: float) -> np.ndarray | None:
     """The optimum from ``gammas`` by a primal active set on all units' weights at once (None if it fails).
 
     Half the objective is 0.5 z'Hz - c'z over z = (gamma_1, ..., gamma_J) with, for donor columns
     C_j = A_j placed at unit j's lags (zeros above),
-    H_jk = a C_j'C_k + [j = k] (b_j A_j'A_j + lambda I) and c_j = C_j'(a sum_k P_k x_k) + b_j A_j'x_j.
+    H_jk = a C_j'C_k + [j = k] (b_j A_j'A_j + lambda I) and c_j = C_j'(a sum_k P_k x_k) + b_j A_j'x_j;
+    a block standing for n_j units has C_j scaled by n_j and its b_j and lambda terms by n_j.
     """
     J, N0 = gammas.shape
-    L = max(x.size for x in targets)
-    a = nu / (L * J * J)
-    b = [(1 - nu) / (J * x.size) for x in targets]
-    placed = [np.vstack([np.zeros((L - A.shape[0], N0)), A]) for A in donors]
-    X = _pooled_sum(list(targets), L)
+    total, L = float(counts.sum()), max(x.size for x in targets)
+    a = nu / (L * total * total)
+    b = [n * (1 - nu) / (total * x.size) for n, x in zip(counts, targets)]
+    ridge = lam * counts
+    placed = [n * np.vstack([np.zeros((L - A.shape[0], N0)), A]) for n, A in zip(counts, donors)]
+    X = _pooled_sum(list(targets), L, counts)
     active = [list(np.flatnonzero(g > 0)) for g in gammas]
     w = gammas.copy()
 
     def gradient(z: np.ndarray) -> np.ndarray:
         e = [x - A @ g for x, A, g in zip(targets, donors, z)]
-        s = _pooled_sum(e, L)
-        return np.asarray([-(a * C.T @ s + bj * A.T @ ej) + lam * g
-                           for C, A, ej, bj, g in zip(placed, donors, e, b, z)])
+        s = _pooled_sum(e, L, counts)
+        return np.asarray([-(a * C.T @ s + bj * A.T @ ej) + rj * g
+                           for C, A, ej, bj, rj, g in zip(placed, donors, e, b, ridge, z)])
 
     def kkt(sets: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         cols = [C[:, p] for C, p in zip(placed, sets)]
@@ -176,7 +205,7 @@ def _polish(targets: list[np.ndarray], donors: list[np.ndarray], gammas: np.ndar
         for j, (p, A) in enumerate(zip(sets, donors)):
             block = slice(at, at + len(p))
             Ap = A[:, p]
-            M[block, block] += b[j] * (Ap.T @ Ap) + lam * np.eye(len(p))
+            M[block, block] += b[j] * (Ap.T @ Ap) + ridge[j] * np.eye(len(p))
             rhs[block] = a * (cols[j].T @ X) + b[j] * (Ap.T @ targets[j])
             M[block, n + j] = M[n + j, block] = 1.0
             rhs[n + j] = 1.0
