@@ -114,11 +114,13 @@ class SynthOptions(Strict):
         "sc: synthdid's sc_estimate (unit weights without intercept, no time weights); did: uniform weights.",
     )
     se: Literal["placebo", "bootstrap", "jackknife"] = Field(
-        "placebo", description="estimator: synthetic_did only. Standard error: placebo (Algorithm 4), bootstrap "
-        "(Algorithm 2) or jackknife (Algorithm 3); the last two need several treated units.",
+        "placebo", description="estimator: synthetic_did, and the pooled synthetic control of several or "
+        "staggered treated units. Standard error: placebo (Algorithm 4), bootstrap (Algorithm 2) or jackknife "
+        "(Algorithm 3); the last two need several treated units.",
     )
     replications: int = Field(
-        200, ge=2, le=100_000, description="estimator: synthetic_did only. Placebo or bootstrap replications.",
+        200, ge=2, le=100_000, description="estimator: synthetic_did, and the pooled synthetic control. Placebo or "
+        "bootstrap replications.",
     )
     nu: float | None = Field(
         None, ge=0, le=1, description="Several or staggered treated units under estimator: synthetic_control "
