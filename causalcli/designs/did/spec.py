@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from causalcli.spec.base import Strict, TreatedDesignBase
 
@@ -47,6 +47,14 @@ class DidOptions(Strict):
         None, description="estimator: all only. The estimator whose overall effect is the headline estimate "
                           "(default callaway_santanna; the next that runs when it cannot: imputation, sun_abraham, "
                           "twfe).")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        # added with estimator: all: a spec without it dumps (and so hashes: provenance.spec_sha256) as before
+        out = handler(self)
+        if out.get("headline") is None:
+            out.pop("headline", None)
+        return out
 
 
 class DidDesign(TreatedDesignBase):
