@@ -85,8 +85,8 @@ def _cannot_run(p: "PanelData", study: "Study", name: str) -> str | None:
 
 
 def _run(p: "PanelData", study: "Study", name: str, fit_one: Callable[["PanelData"], "Fit"],
-         honest: bool, window: tuple[int, int]) -> tuple["Fit", "Fit | None"]:
-    """The single run of ``name`` (TWFE: the static fit and the event study)."""
+         honest: bool, window: tuple[int, int]) -> tuple["Fit", "Fit | str | None"]:
+    """The single run of ``name`` (TWFE: the static fit and the event study, or why the latter failed)."""
     options = options_for(name, p.options)
     if not honest:
         options = options.model_copy(update={"honest_did": False})
@@ -95,10 +95,11 @@ def _run(p: "PanelData", study: "Study", name: str, fit_one: Callable[["PanelDat
         return fit_one(q), None
     static = fit_one(q)
     try:
-        dynamic = fit_one(replace(q, leads=window[0], lags=window[1]))
-    except (DataError, EstimationError, np.linalg.LinAlgError):
-        dynamic = None  # the static coefficient still reports; the event study's reason is in diagnostics
-    return static, dynamic
+        return static, fit_one(replace(q, leads=window[0], lags=window[1]))
+    except (DataError, EstimationError) as exc:  # the static coefficient still reports
+        return static, exc.message
+    except np.linalg.LinAlgError as exc:
+        return static, f"a linear system of the event study is singular ({exc})"
 
 
 def fit_all(p: "PanelData", study: "Study", seed: int, jobs: int, fit_one: Callable[["PanelData"], "Fit"]) -> "Fit":
@@ -108,7 +109,7 @@ def fit_all(p: "PanelData", study: "Study", seed: int, jobs: int, fit_one: Calla
     wanted = p.options.headline or HEADLINE_ORDER[0]
     window = event_window(p, study.design.event_study)
     fits: dict[str, Fit] = {}
-    event_studies: dict[str, Fit | None] = {}
+    event_studies: dict[str, Fit | str | None] = {}
     left_out: dict[str, str] = {}
     for name in COMPARED:
         reason = synthetic_did_reason(p, study) if name == "synthetic_did" else _cannot_run(p, study, name)
@@ -134,11 +135,12 @@ def fit_all(p: "PanelData", study: "Study", seed: int, jobs: int, fit_one: Calla
     effects: list[Estimate] = []
     for name, f in fits.items():
         effects.append(replace(f.estimate, label=f"{name}/att"))
-        dynamic = event_studies.get(name) or f
-        effects += [replace(e, label=f"{name}/{e.label}") for e in dynamic.effects
+        dynamic = event_studies.get(name)
+        if isinstance(dynamic, str):
+            left_out[f"{name}/event_time"] = dynamic
+            continue
+        effects += [replace(e, label=f"{name}/{e.label}") for e in (dynamic or f).effects
                     if (e.label or "").startswith("event_time=")]
-    if "twfe" in fits and event_studies.get("twfe") is None:
-        left_out["twfe/event_time"] = "the TWFE event study cannot be estimated on this panel"
     diagnostics = dict(main.diagnostics)
     diagnostics["comparison"] = _summary(p, study, fits, left_out, headline, wanted, window)
     warnings = list(main.warnings)

@@ -9,7 +9,9 @@ The estimators live one to a module beside this one:
 * ``callaway_santanna``: group-time ATT(g,t) and their aggregations, the semantics of R ``did::att_gt`` /
   ``aggte``;
 * ``honest`` (and ``honest_lp``): Rambachan-Roth relative-magnitude confidence sets;
-* ``clusters``: the inference with few clusters; ``panel``: the panel's checks and arrays (``PanelData``).
+* ``clusters``: the inference with few clusters; ``panel``: the panel's checks and arrays (``PanelData``);
+* ``comparison`` (``estimator: all``): every estimator above, and ``synthetic_did`` with few treated units,
+  on the same ``PanelData``, side by side.
 
 ``prepare`` returns ``PanelData`` (picklable, never changed afterwards); nothing is kept on the design.
 
