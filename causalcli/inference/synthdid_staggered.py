@@ -118,7 +118,12 @@ def replicates(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, method:
         return np.asarray(_rows(method, Y, N0, t0s, base, draws, variant)), attempts
     from joblib import Parallel, delayed
 
-    bounds = np.linspace(0, len(draws), min(len(draws), 4 * jobs) + 1).astype(int)
+    # placebo draws solved side by side: one batch a worker, as synthdid_se does (a Frank-Wolfe step costs
+    # about the same for 25 rows as for 100, so more chunks only repeat the 10,000 steps); others in a few chunks
+    from causalcli.models.synthdid_weights import BATCH_MAX_CONTROLS
+
+    side_by_side = method == "placebo" and variant != "did" and N0 <= BATCH_MAX_CONTROLS
+    bounds = np.linspace(0, len(draws), min(len(draws), jobs if side_by_side else 4 * jobs) + 1).astype(int)
     parts = Parallel(n_jobs=jobs, backend="multiprocessing")(
         delayed(_rows)(method, Y, N0, t0s, base, draws[a:b], variant) for a, b in zip(bounds[:-1], bounds[1:]))
     return np.asarray([row for part in parts for row in part]), attempts

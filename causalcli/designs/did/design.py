@@ -145,8 +145,11 @@ class DidDesign(Design):
         with single_threaded_blas():
             if prepared.estimator == "all":
                 from causalcli.designs.did.comparison import fit_all
+                from causalcli.runtime.jobs import resolve_jobs
 
-                return fit_all(prepared, study, seed, jobs or 1, lambda p: _guard_honest_did(_fit(p, study, seed)))
+                # jobs: synthetic DiD's placebo draws, spread over processes as method: synthetic_control does
+                return fit_all(prepared, study, seed, resolve_jobs(jobs),
+                               lambda p: _guard_honest_did(_fit(p, study, seed)))
             return _guard_honest_did(_fit(prepared, study, seed))
 
     # ------------------------------------------------------------ refuters
