@@ -74,19 +74,26 @@ def test_headline_option_and_refuters_follow_the_headline(tmp_path):
 
 
 def test_an_estimator_that_cannot_run_is_left_out_with_its_reason(tmp_path):
-    """No never-treated unit: Sun-Abraham (and synthetic DiD) cannot run; the others still report."""
+    """No never-treated unit: Sun-Abraham, Callaway-Sant'Anna with never-treated controls, synthetic DiD and the
+    fully dynamic TWFE event study cannot run; the others still report, and the headline falls back."""
     df = staggered_panel(60, periods=10, covariate=False)
     df["g"] = np.where(df.g > 0, df.g, 9)
     df.to_csv(tmp_path / "p.csv", index=False)
-    res = run_study(spec(tmp_path / "p.csv", "all", honest_did=False))
+    s = spec(tmp_path / "p.csv", "all", honest_did=False)
+    s["design"]["options"]["headline"] = "sun_abraham"
+    res = run_study(s)
     left_out = res.diagnostics["comparison"]["left_out"]
-    assert "never-treated units" in left_out["sun_abraham"]
-    assert "never-treated" in left_out["synthetic_did"]
-    labels = {e.label.split("/")[0] for e in res.effects}
-    assert "sun_abraham" not in labels and {"twfe", "imputation"} <= labels
+    assert set(left_out) == {"callaway_santanna", "sun_abraham", "synthetic_did", "twfe/event_time"}
+    assert "never-treated units" in left_out["sun_abraham"] and "control units" in left_out["callaway_santanna"]
+    assert "never-treated" in left_out["synthetic_did"] and "collinear" in left_out["twfe/event_time"]
+    assert {e.label.split("/")[0] for e in res.effects} == {"twfe", "imputation"}
     assert any(w.startswith("sun_abraham is left out of the comparison") for w in res.warnings)
-    headline = res.diagnostics["comparison"]["headline"]
-    assert headline in labels and same(res.estimate, next(e for e in res.effects if e.label == f"{headline}/att"))
+    # the requested headline cannot run: the first of callaway_santanna, imputation, ... that does
+    assert res.diagnostics["comparison"]["headline"] == "imputation"
+    assert any(w.startswith("the headline is imputation's overall effect: sun_abraham cannot run")
+               for w in res.warnings)
+    assert same(res.estimate, next(e for e in res.effects if e.label == "imputation/att"))
+    assert same(res.estimate, run_study(spec(tmp_path / "p.csv", "imputation", honest_did=False)).estimate)
 
 
 def test_weights_leave_out_the_estimators_that_do_not_take_them(tmp_path):
