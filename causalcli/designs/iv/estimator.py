@@ -203,3 +203,22 @@ def sargan(fit: KClassFit, Z: np.ndarray) -> tuple[float, int]:
     e = fit.resid
     u = _residualise(e, Z)
     return float(fit.n * (1.0 - (u @ u) / (e @ e))), Z.shape[1] - fit.k
+
+
+def score_overid(fit: KClassFit, exog: np.ndarray, endog: np.ndarray, instruments: np.ndarray,
+                 cov: Covariance) -> tuple[float, int]:
+    """Wooldridge's score test of over-identification, robust to heteroskedasticity (Wooldridge 2010,
+    section 6.3.2; linearmodels' ``wooldridge_overid``) and, with clusters, to correlation within them.
+
+    The surplus instruments (the first q - 1 of one endogenous regressor's q) are residualised on the
+    exogenous regressors and the first-stage fit of the endogenous one; h = residual x that residual,
+    summed within clusters when clustered, and the statistic is n R^2 of 1 regressed on h without a
+    constant: s'(H'H)^{-1}s with s the column sums of H (the robust LM form), chi-square with q - 1 df."""
+    Z = np.column_stack([exog, instruments])
+    endog = endog.reshape(fit.n, -1)
+    surplus = instruments.shape[1] - endog.shape[1]
+    fitted_endog = endog - _residualise(endog, Z)
+    q_res = _residualise(instruments[:, :surplus], np.column_stack([exog, fitted_endog]))
+    H = _summed(q_res * fit.resid[:, None], cov)
+    s = H.sum(axis=0)
+    return float(s @ _solve(H.T @ H, s, "the over-identification test's score cross-product")), surplus
