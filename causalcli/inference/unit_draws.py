@@ -35,15 +35,15 @@ def unit_draws(method: str, N: int, N0: int, replications: int, seed: int) -> tu
 
 
 def in_order(work: Callable[[list[np.ndarray]], list[Any]], draws: list[np.ndarray], jobs: int,
-             parallel_from: int) -> list[Any]:
+             parallel_from: int, chunks_per_job: int = 4) -> list[Any]:
     """``work`` (a picklable function of a list of draws returning one row a draw) over ``draws``: in this
-    process below ``parallel_from`` draws or with one job, else in chunks over ``jobs`` processes; rows in
-    the order of the draws."""
+    process below ``parallel_from`` draws or with one job, else in ``chunks_per_job`` chunks a process over
+    ``jobs`` processes; rows in the order of the draws."""
     if jobs <= 1 or len(draws) < parallel_from:
         return list(work(draws))
     from joblib import Parallel, delayed
 
-    bounds = np.linspace(0, len(draws), min(len(draws), 4 * jobs) + 1).astype(int)
+    bounds = np.linspace(0, len(draws), min(len(draws), chunks_per_job * jobs) + 1).astype(int)
     parts = Parallel(n_jobs=jobs, backend="multiprocessing")(
         delayed(work)(draws[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
     return [row for part in parts for row in part]
