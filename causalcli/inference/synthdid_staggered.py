@@ -98,35 +98,17 @@ def replicates(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, method:
     The draws are made up front from one seeded stream and refitted in order (over ``jobs`` processes
     from PARALLEL_FROM draws on), so the result does not depend on the number of workers.
     """
-    N = Y.shape[0]
-    rng = np.random.default_rng(seed)
-    draws: list[np.ndarray] = []
-    attempts = 0
-    if method == "placebo":
-        draws = [rng.permutation(N0) for _ in range(replications)]
-        attempts = replications
-    elif method == "bootstrap":
-        while len(draws) < replications and attempts < 20 * replications:
-            attempts += 1
-            draw = rng.choice(N, size=N, replace=True)
-            if 0 < np.count_nonzero(draw < N0) < N:
-                draws.append(draw)
-    else:
-        draws = [np.asarray([j]) for j in range(N)]
-        attempts = N
-    if jobs <= 1 or len(draws) < PARALLEL_FROM:
-        return np.asarray(_rows(method, Y, N0, t0s, base, draws, variant)), attempts
-    from joblib import Parallel, delayed
+    from functools import partial
 
-    # placebo draws solved side by side: one batch a worker, as synthdid_se does (a Frank-Wolfe step costs
-    # about the same for 25 rows as for 100, so more chunks only repeat the 10,000 steps); others in a few chunks
+    from causalcli.inference.unit_draws import in_order, unit_draws
     from causalcli.models.synthdid_weights import BATCH_MAX_CONTROLS
 
+    draws, attempts = unit_draws(method, Y.shape[0], N0, replications, seed)
+    # placebo draws solved side by side: one batch a worker, as synthdid_se does (a Frank-Wolfe step costs
+    # about the same for 25 rows as for 100, so more chunks only repeat the 10,000 steps); others in a few chunks
     side_by_side = method == "placebo" and variant != "did" and N0 <= BATCH_MAX_CONTROLS
-    bounds = np.linspace(0, len(draws), min(len(draws), jobs if side_by_side else 4 * jobs) + 1).astype(int)
-    parts = Parallel(n_jobs=jobs, backend="multiprocessing")(
-        delayed(_rows)(method, Y, N0, t0s, base, draws[a:b], variant) for a, b in zip(bounds[:-1], bounds[1:]))
-    return np.asarray([row for part in parts for row in part]), attempts
+    work = partial(_rows, method, Y, N0, t0s, base, variant=variant)
+    return np.asarray(in_order(work, draws, jobs, PARALLEL_FROM, 1 if side_by_side else 4)), attempts
 
 
 def _rows(method: str, Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, draws: list[np.ndarray],

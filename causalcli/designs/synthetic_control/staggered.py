@@ -53,8 +53,8 @@ def treated_labels(design: Any) -> list[str]:
 
 
 def is_staggered(design: Any) -> bool:
-    """treatment_start names a column under synthetic DiD (staggered adoption)."""
-    return design.estimator == "synthetic_did" and names_column(design)
+    """treatment_start names a column (staggered adoption: synthetic DiD, or the pooled synthetic control)."""
+    return names_column(design)
 
 
 def names_column(design: Any) -> bool:
@@ -97,6 +97,7 @@ def adoption_periods(study: "Study", table: "Table", spec: "LoadedSpec",
                             f"{label(hi)}); give one per unit", file=table.file, key=key, column=column)
         out[name] = None if lo is None else float(lo)
     first, last = times[0], times[-1]
+    what = "synthetic DiD" if d.estimator == "synthetic_did" else "the synthetic control"
     for name in treated_labels(d):
         a = out.get(name)
         if a is None:
@@ -110,13 +111,42 @@ def adoption_periods(study: "Study", table: "Table", spec: "LoadedSpec",
         pre = sum(t < a for t in times)
         if pre < MIN_PRE_PERIODS:
             raise DataError(f"the cohort adopting at {label(a)} (unit {name!r}) has {pre} pre-period(s) in column "
-                            f"{d.time!r}; synthetic DiD needs at least {MIN_PRE_PERIODS}: drop the cohort from "
+                            f"{d.time!r}; {what} needs at least {MIN_PRE_PERIODS}: drop the cohort from "
                             "treated_unit", file=table.file, key=key, column=column)
     return out
 
 
 # ------------------------------------------------------------------ estimation (the numerics:
 # ``causalcli.inference.synthdid_staggered``, shared with did's estimator: all)
+
+
+def replicate_ses(method: str, N0: int, N1: int, size: int, run: Any) -> tuple[np.ndarray, int, str | None]:
+    """The SEs of (aggregate, cohorts, event times) from ``run()`` -> (replicate rows, attempts), with the
+    attempts; or NaNs, 0 and why ``method`` cannot give them."""
+    reason = unusable_reason(method, N0, N1)
+    if reason is not None:
+        return np.full(size, np.nan), 0, reason
+    reps, attempts = run()
+    return standard_errors(reps, method), attempts, None
+
+
+def headline_and_effects(ses: np.ndarray, base: Any, cohort_times: np.ndarray, conf: float, inference: str,
+                         labels: Any) -> tuple[Any, list]:
+    """The aggregate and the effects ``cohort a`` and ``event time e`` of a staggered fit (``base`` with
+    ``estimate``, ``cohort_estimates`` and ``event_effects``), their SEs in the order of ``_vector``."""
+    from causalcli.data.types import period_text
+    from causalcli.inference.estimate import normal_estimate
+
+    def se(k: int) -> float | None:
+        return float(ses[k]) if np.isfinite(ses[k]) else None
+
+    n_cohorts = len(base.cohort_estimates)
+    value = normal_estimate(base.estimate, se(0), conf, inference)
+    effects = [normal_estimate(float(t), se(1 + k), conf, inference, f"cohort {period_text(a, labels)}")
+               for k, (a, t) in enumerate(zip(cohort_times, base.cohort_estimates))]
+    effects += [normal_estimate(float(v), se(1 + n_cohorts + e), conf, inference, f"event time {e}")
+                for e, v in enumerate(base.event_effects)]
+    return value, effects
 
 
 def unusable_reason(method: str, N0: int, N1: int) -> str | None:
@@ -138,33 +168,18 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> "Fit":
     replicates as the aggregate's."""
     from causalcli.data.types import period_json, period_text
     from causalcli.designs.base import Fit
-    from causalcli.inference.estimate import normal_estimate
 
     Y, N0, t0s = matrix(d)
     N1, T = Y.shape[0] - N0, Y.shape[1]
     horizon = int(T - t0s.min())
     base = estimate(Y, N0, t0s, d.variant, horizon)
-    reason = unusable_reason(d.se, N0, N1)
-    warnings = list(d.notes)
-    ses = np.full(1 + base.starts.size + horizon, np.nan)
-    attempts = 0
-    if reason is None:
-        reps, attempts = replicates(Y, N0, t0s, base, d.se, d.replications, seed, d.variant, jobs)
-        ses = standard_errors(reps, d.se)
-    else:
-        warnings.append(f"no standard error: {reason}")
-
-    def se(k: int) -> float | None:
-        return float(ses[k]) if np.isfinite(ses[k]) else None
-
+    ses, attempts, reason = replicate_ses(d.se, N0, N1, 1 + base.starts.size + horizon, lambda: replicates(
+        Y, N0, t0s, base, d.se, d.replications, seed, d.variant, jobs))
+    warnings = list(d.notes) + ([f"no standard error: {reason}"] if reason else [])
     inference = f"synthetic_did_staggered_{d.se}_se_normal"
     conf = study.conf_level
-    value = normal_estimate(base.estimate, se(0), conf, inference)
     cohort_times = d.times[base.starts]
-    effects = [normal_estimate(float(t), se(1 + k), conf, inference, f"cohort {period_text(a, None)}")
-               for k, (a, t) in enumerate(zip(cohort_times, base.cohort_estimates))]
-    effects += [normal_estimate(float(v), se(1 + base.starts.size + e), conf, inference, f"event time {e}")
-                for e, v in enumerate(base.event_effects)]
+    value, effects = headline_and_effects(ses, base, cohort_times, conf, inference, None)
     units = d.units
     cohorts = []
     for k, (a, f) in enumerate(zip(cohort_times, base.fits)):
