@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
 FIRST_BINS = 16384   # bins of the first pass, one range for all groups (every non-empty bin comes back)
 MARGIN_BINS = 4096   # the same by arm and segment values: fewer bins, as many more groups come back
 BINS = 4096          # bins per window in the later passes (only each rank's bin comes back)
-FETCH_ROWS = 1_000_000  # windows holding at most this many values in all are fetched and sorted with numpy
+FETCH_ROWS = 4_000_000  # windows holding at most this many values in all are fetched and sorted with numpy
 MAX_PASSES = 64      # a histogram pass at least drops one distinct value per window: never reached in practice
 DEFINITION = 'order statistic X_(k), k = ceil(n q): numpy.quantile(method="inverted_cdf"), Hyndman-Fan type 1'
 METHOD = ("order-statistic interval (Deng, Knoblich and Lu 2018; the method GrowthBook documents): the order "
@@ -560,7 +560,10 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
                 found += ranks or []
             return found
 
-        histogram = first.groups(first.columns.index(column)) if first and column in first.columns else None
+        histogram = None
+        if first is not None and column in first.columns:
+            i = first.columns.index(column)
+            histogram = first.groups(i, ranks_of) if hasattr(first, "windows") else first.groups(i)
         found = order_statistics(table, keys, column, ranks_of, None, start_range(stats, column), first=histogram,
                                  margins=True)
         passes += found.passes

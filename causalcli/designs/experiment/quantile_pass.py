@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 HEAD_ROWS = 10_000
 SPREAD = 8.0  # standard deviations either side of the mean
+SAMPLE_MIN_ROWS = 1_000_000  # from this many rows, windows from the first rows replace the first histogram
+SAMPLE_ROWS = 100_000        # the first rows that predict the windows
+SAMPLE_MIN_ARM = 1_000       # fewer complete values of an arm among them: the histogram instead
+SAMPLE_SDS = 4.0             # standard errors of a sample quantile either side (a miss costs passes, not accuracy)
 
 
 class _Any:
@@ -104,14 +108,143 @@ class FirstHistogram:
         return {g: sorted(parts) for g, parts in out.items()}
 
 
-def first_histogram(table: "Table", shapes: list[Any], segments: int, unit: Any = None) -> FirstHistogram | None:
-    """The histogram for the statistics pass (None without quantile metrics, or a column with no finite value
-    in the first rows: the quantile passes then find their own range)."""
+@dataclass
+class SampleWindows:
+    """Windows of values per column and arm, predicted from the first rows to hold the ranks wanted, and the
+    counts the statistics pass returns for them (``count(*) FILTER``: no grouping of its own): each arm's
+    complete values, and per window the values below it and up to its top."""
+
+    columns: tuple[str, ...]
+    windows: dict[tuple[int, Any], list[tuple[float, float]]]  # (column, arm) -> disjoint [a, b], in order
+    counts: dict[tuple[int, Any], list[int]] = field(default_factory=dict)
+
+    def _aggregates(self) -> list[tuple[int, str]]:
+        """(column, SQL condition) of each count, in the order the pass returns them."""
+        out = []
+        for i in range(len(self.columns)):
+            out.append((i, f"qv{i} IS NOT NULL AND NOT isnan(qv{i})"))
+            ends = sorted({(a, b) for (j, _), ws in self.windows.items() if j == i for a, b in ws})
+            for a, b in ends:
+                out += [(i, f"qv{i} < {_lit(a)}"), (i, f"qv{i} <= {_lit(b)}")]
+        return out
+
+    def inner(self) -> list[str]:
+        return [f"CAST({quote_identifier(c)} AS DOUBLE) AS qv{i}" for i, c in enumerate(self.columns)]
+
+    def outer(self) -> list[str]:
+        return [f"count(*) FILTER (WHERE {cond})" for _, cond in self._aggregates()]
+
+    def group_by(self, keys: list[str]) -> str:
+        return ", ".join(keys)
+
+    def keep(self, rows: list[tuple]) -> list[tuple]:
+        """Add up the counts per arm (the pass's own rows keep them at their end, where it does not read)."""
+        aggregates = self._aggregates()
+        self.counts = {}
+        for row in rows:
+            if row[0] is None:
+                continue
+            tail = row[len(row) - len(aggregates):]
+            for i in range(len(self.columns)):
+                got = [int(v) for (j, _), v in zip(aggregates, tail) if j == i]
+                total = self.counts.setdefault((i, row[0]), [0] * len(got))
+                self.counts[(i, row[0])] = [x + y for x, y in zip(total, got)]
+        return rows
+
+    def groups(self, i: int, ranks_of) -> dict[tuple, list[tuple[int, int, float, float]]] | None:
+        """Column ``i``'s arms as histograms whose parts are the windows and the gaps between them; None when a
+        rank wanted falls in no window (the first rows did not represent the column: the histogram passes
+        then run)."""
+        ends = sorted({(a, b) for (j, _), ws in self.windows.items() if j == i for a, b in ws})
+        out = {}
+        for (j, arm), counts in self.counts.items():
+            if j != i:
+                continue
+            n, at = counts[0], {e: (counts[1 + 2 * k], counts[2 + 2 * k]) for k, e in enumerate(ends)}
+            parts, before = [], 0
+            for a, b in self.windows.get((i, arm), []):
+                below, upto = at[(a, b)]
+                parts += [(len(parts), below - before, math.nan, math.nan), (len(parts) + 1, upto - below, a, b)]
+                before = upto
+            parts.append((len(parts), n - before, math.nan, math.nan))
+            ranks = ranks_of((arm,), n)
+            if ranks and not all(_in_window(parts, r) for r in ranks):
+                return None
+            out[(arm,)] = parts
+        return out
+
+
+def _in_window(parts: list[tuple[int, int, float, float]], r: int) -> bool:
+    seen = 0
+    for _, count, lo, _hi in parts:
+        if seen < r <= seen + count:
+            return lo == lo  # a window (gaps have no bounds)
+        seen += count
+    return False
+
+
+def _lit(x: float) -> str:
+    from causalcli.designs.experiment.stats import lit
+
+    return lit(x)
+
+
+def sample_windows(table: "Table", treatment: str, columns: tuple[str, ...], levels: dict[str, list[float]],
+                   z: float) -> SampleWindows | None:
+    """Per column and arm, the values between the first rows' quantiles at ``q -/+ (h + delta)`` for each level
+    q: ``h`` bounds the interval's half-width on the sample's size, ``delta`` is ``SAMPLE_SDS`` standard errors
+    of a sample quantile; overlapping windows merge. None when an arm has too few complete first rows."""
+    import numpy as np
+
+    values = ", ".join(f"CAST({quote_identifier(c)} AS DOUBLE)" for c in columns)
+    rows = table.sql(f"SELECT {quote_identifier(treatment)}, {values} FROM {TABLE} LIMIT {SAMPLE_ROWS}")
+    by_arm: dict[Any, list[tuple]] = {}
+    for row in rows:
+        if row[0] is not None:
+            by_arm.setdefault(row[0], []).append(row[1:])
+    windows: dict[tuple[int, Any], list[tuple[float, float]]] = {}
+    for arm, part in by_arm.items():
+        for i, c in enumerate(columns):
+            x = np.sort(np.array([r[i] for r in part if r[i] is not None], dtype=np.float64))
+            x = x[~np.isnan(x)]
+            m = len(x)
+            if m < SAMPLE_MIN_ARM:
+                return None
+            spans = []
+            for q in levels[c]:
+                spread = (z + SAMPLE_SDS) * math.sqrt(q * (1 - q) / m) + 2 / m
+                lo, hi = max(0, math.floor((q - spread) * m)), min(m - 1, math.ceil((q + spread) * m))
+                spans.append((float(x[lo]), float(x[hi])))
+            merged: list[list[float]] = []
+            for a, b in sorted(spans):
+                if merged and a <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], b)
+                else:
+                    merged.append([a, b])
+            windows[(i, arm)] = [(a, b) for a, b in merged]
+    return SampleWindows(columns, windows) if windows else None
+
+
+def first_histogram(table: "Table", shapes: list[Any], segments: int, unit: Any = None, metrics: list[Any] = (),
+                    conf_level: float = 0.95, treatment: str | None = None) -> "FirstHistogram | SampleWindows | None":
+    """What the statistics pass computes for the quantile metrics: on rows of a large table (no segments),
+    windows from the first rows (``SampleWindows``); else the first histogram (None without quantile metrics,
+    by segment, or a column with no finite value in the first rows: the quantile passes then find their own
+    range)."""
     from causalcli.designs.experiment.quantile import FIRST_BINS
+    from causalcli.inference.distributions import normal_quantile
 
     columns = tuple(dict.fromkeys(s.num for s in shapes if s.kind == "quantile"))
     if not columns or segments:  # by segment: a histogram query of its own is cheaper (module docstring)
         return None
+    if unit is None and table.rows >= SAMPLE_MIN_ROWS and treatment is not None:
+        levels: dict[str, list[float]] = {}
+        for m in metrics:
+            if getattr(m, "quantile", None) is not None:
+                levels.setdefault(m.outcome, []).append(float(m.quantile))
+        windows = sample_windows(table, treatment, columns, levels, normal_quantile((1 + conf_level) / 2))
+        if windows is not None:
+            return windows
     ranges = []
     if unit is not None:  # the unit pass measured every unit's sums
         for c in columns:
