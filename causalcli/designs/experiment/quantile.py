@@ -24,6 +24,9 @@ Computation in the engine (no row is loaded)
 The order statistics come exactly, in one or two grouped passes written once in DuckDB's SQL (rendered
 for Spark and PostgreSQL by ``causalcli.data.engine``):
 
+0. on a large table of rows without segments, windows predicted from the first rows and counted by the
+   statistics pass replace the histogram (``quantile_pass.SampleWindows``); a rank outside its window
+   falls back to:
 1. one histogram of ``FIRST_BINS`` bins over a range shared by every group (values outside it in two end
    bins), grouped by group and bin: the groups' counts and, for each rank wanted, its bin, whose minimum
    and maximum bound a window of values known to hold it, with the count of values below the window. It

@@ -11,6 +11,12 @@ rows (``HEAD_ROWS``) or, with ``design.unit``, over every unit (the unit pass co
 outside fall in two end bins, which a later pass narrows like any other bin, so the range affects speed
 only, never the result.
 
+On a large table of rows without segments (``SAMPLE_MIN_ROWS``) even the histogram goes: the first
+``SAMPLE_ROWS`` rows predict a window of values per arm and level, and the statistics pass only counts the
+values below and inside each window (``count(*) FILTER``), which costs a few comparisons per row where the
+histogram's grouping costs a hash lookup (10^7 Parquet rows: 0.50 s for the pass with the counts, against
+0.6-1.2 s with the histogram and 0.26-0.45 s without either).
+
 By segment the histogram is a query of its own (``quantile.order_statistics`` with margins): grouping
 sets carrying the segment keys made the statistics pass cost more than the two queries apart (10^7
 rows: 4.1 s against 1.05 s + 2.2 s), since every aggregate of the pass is computed for every set.
