@@ -57,6 +57,9 @@ class DataSpec(_Strict):
         description="CSV field delimiter, one character (e.g. ';' or a tab, written \"\\t\" in YAML); default: "
         "tab for .tsv files, else the one of , ; tab | found most often in the header line.",
     )
+    na_values: list[str] = Field(
+        default_factory=list, description="CSV: strings that stand for a missing value besides the empty field, "
+        "e.g. [NA] for files written by R or ['.'] for Stata's; read as missing in every column.")
     timezone: str = Field(
         "UTC", description="IANA time zone (e.g. Europe/Berlin) in which timestamps of a time column are cut to "
         "days; naive timestamps are read as UTC.",
