@@ -58,7 +58,8 @@ def test_senate_rdd_guesses_margin_and_cutoff_zero_and_estimates_rdrobusts_numbe
     assert "margin" not in spec["covariates"] and spec["categorical"] == []
     assert "state" not in spec["covariates"]  # text: rdd checks numeric covariates only
     path = saved(tmp_path, text)
-    assert invoke(runner, ["validate", str(path)]).exit_code == 0
+    res = invoke(runner, ["validate", str(path)])
+    assert res.exit_code == 0 and "adjusting for (none); covariates checked for balance at the cutoff: year" in res.stdout
     res = invoke(runner, ["estimate", str(path), "--no-refute", "--format", "json",
                           "--set", "covariates=[population]"])
     assert res.exit_code in (0, 1), res.stderr

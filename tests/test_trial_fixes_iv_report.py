@@ -91,3 +91,22 @@ def test_report_tables_only_flat_records_and_collapses_long_ones():
     assert "<h3>balance</h3>" in html
     assert f"<summary>bins ({TABLE_ROWS_OPEN + 1} rows)</summary>" in html and "<h3>bins</h3>" not in html
     assert "<h3>cohorts</h3>" not in html and "&quot;weights&quot;" in html  # in the JSON block
+
+
+def test_effects_without_an_interval_show_a_dash_not_empty_brackets(runner, tmp_path):
+    """synthetic DiD's per-period effects have no SE: the table and markdown printed "[-, -]"."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    rows = [{"unit": u, "year": t, "y": u + 0.1 * t + (0.5 if u == 0 and t >= 2006 else 0) + rng.normal(0, 0.1)}
+            for u in range(8) for t in range(2000, 2010)]
+    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
+    spec = {"version": 1, "name": "sdid", "data": {"path": str(tmp_path / "p.csv")}, "outcome": "y",
+            "design": {"method": "synthetic_control", "estimator": "synthetic_did", "unit": "unit", "time": "year",
+                       "treated_unit": 0, "treatment_start": 2006, "options": {"replications": 5}}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    for fmt, row in (("markdown", "| 2006 |"), ("table", "│ 2006 ")):
+        res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute", "--format", fmt, "--quiet"])
+        line = next(x for x in res.stdout.splitlines() if row in x)
+        assert "[-, -]" not in line and line.count("-") >= 3, line

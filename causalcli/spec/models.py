@@ -18,7 +18,8 @@ from causalcli.spec.base import Strict as _Strict
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ENGINE_DEFAULTS = {"table": None, "backend": "duckdb", "connection_env": None, "sample": None, "max_rows": None}
+_ENGINE_DEFAULTS = {"table": None, "backend": "duckdb", "connection_env": None, "sample": None, "max_rows": None,
+                    "na_values": []}
 
 
 class SampleSpec(_Strict):
@@ -100,7 +101,8 @@ class DataSpec(_Strict):
 
     @model_serializer(mode="wrap")
     def _without_unused_engine_keys(self, handler: Any) -> dict:
-        # A spec that names no engine dumps (and so hashes: provenance.spec_sha256) as it did before these keys.
+        # A spec that names no engine (nor na_values) dumps (and so hashes: provenance.spec_sha256) as it did
+        # before these keys.
         out = handler(self)
         for key, default in _ENGINE_DEFAULTS.items():
             if out.get(key, default) == default:
