@@ -110,3 +110,21 @@ def test_effects_without_an_interval_show_a_dash_not_empty_brackets(runner, tmp_
         res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute", "--format", fmt, "--quiet"])
         line = next(x for x in res.stdout.splitlines() if row in x)
         assert "[-, -]" not in line and line.count("-") >= 3, line
+
+
+def test_imputation_event_study_draws_the_pre_trend_tests_leads(monkeypatch):
+    """Imputation's effects are post-treatment only: the plot named a failed pre-trend test and showed no lead."""
+    from causalcli.designs.did import plots
+
+    captured = {}
+    monkeypatch.setattr(plots, "_png", lambda fig, plt: captured.setdefault("fig", fig) and b"")
+    effects = [SimpleNamespace(label=f"event_time={e}", value=0.1, ci_lower=0.0, ci_upper=0.2, conf_level=0.95,
+                               inference="imputation_conservative_clustered") for e in (0, 1)]
+    pre_trend = {"p_value": 2e-7, "coefficients": {"event_time=-3": -0.3, "event_time=-2": -0.1}}
+    result = SimpleNamespace(study="castle", estimator="imputation", effects=effects,
+                             diagnostics={"pre_trend": pre_trend})
+    plots.event_study_plot(result)
+    ax = captured["fig"].axes[0]
+    hollow = [c for c in ax.collections if c.get_label() == "pre-trend test leads (no interval)"]
+    assert len(hollow) == 1 and hollow[0].get_offsets().tolist() == [[-3.0, -0.3], [-2.0, -0.1]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "-3", "-2"]
