@@ -202,14 +202,20 @@ def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter,
                 else:
                     st.notes.append(f"{show(u)} is treated from its first period: there is no pre-period to fit")
             elif units:
-                from causalcli.starter.synth_did import several_treated
+                from causalcli.starter.treated_units import several_treated
 
-                treated_unit, start = several_treated(data, d, st, treatment, expr, unit, time, taken | {unit, time})
+                treated_unit, start = several_treated(data, st, treatment, expr, unit, time, taken | {unit, time})
         st.notes.append(f"treatment {treatment!r} is not a key of synthetic_control: treated_unit and "
                         "treatment_start define who is treated and when")
+    cohort = guess_cohort(data, unit, time, taken) if unit and time and treated_unit == TODO else None
+    several = False
+    if cohort:
+        treated_unit, start, several = _adoption(data, unit, cohort, st)
     d["treated_unit"] = treated_unit
     d["treatment_start"] = start
-    roles = taken | {c for c in (unit, time) if c}
+    roles = taken | {c for c in (unit, time, cohort) if c}
+    if several or isinstance(treated_unit, list):  # the partially pooled fit takes no predictors
+        return
     candidates = [c for c in data.types if c not in roles]
     if unit:
         candidates = _drop_unit_codes(data, unit, candidates, st.left_out)
@@ -217,12 +223,27 @@ def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter,
     # neither treatment-arm nor rank rules apply (V weights them, one treated unit).
     predictors, _ = screen_columns(data, candidates, None, outcome, st.left_out, allow_text=False,
                                    rank_check=False, arm_check=False, missing_check=False)
-    if d.get("estimator") == "synthetic_did":  # weighs units and periods on the outcome path alone
-        if predictors:
-            st.notes.append(f"synthetic_did reads no predictors ({', '.join(predictors[:8])}"
-                            f"{' ...' if len(predictors) > 8 else ''} not written)")
-        return
     d["predictors"] = predictors
+
+
+def _adoption(data: DataProfile, unit: str, cohort: str, st: Starter) -> tuple[Any, Any, bool]:
+    """treated_unit and treatment_start from a column of adoption periods (empty or 0: never treated):
+    one adopting unit takes its period, several take the column (staggered adoption)."""
+    adopted = (f"{q(cohort)} IS NOT NULL" if data.kind(cohort) == "time"
+               else f"coalesce(CAST({q(cohort)} AS DOUBLE), 0) > 0")
+    rows = data.sql(f"SELECT {q(unit)}, min({q(cohort)}) FROM d WHERE {adopted} GROUP BY 1 ORDER BY 1")
+    st.left_out[cohort] = "the adoption period (treatment_start), not a predictor"
+    if not rows:
+        st.notes.append(f"{cohort} names no adopting unit: set design.treated_unit")
+        return TODO, TODO, False
+    if len(rows) == 1:
+        st.guessed.append(f"design.treated_unit: {show(rows[0][0])}, design.treatment_start: {show(rows[0][1])} "
+                          f"(the one unit with {cohort} set)")
+        return plain(rows[0][0]), plain(rows[0][1]), False
+    st.guessed.append(f"design.treated_unit: the {len(rows)} units with {cohort} set, design.treatment_start: "
+                      f"{cohort} (staggered adoption: the partially pooled synthetic control, which takes no "
+                      "predictors; estimator: synthetic_did is the other choice)")
+    return [plain(u) for u, _ in rows], cohort, True
 
 
 def _drop_unit_codes(data: DataProfile, unit: str, candidates: list[str], left_out: dict[str, str]) -> list[str]:

@@ -1,8 +1,8 @@
 """`causalcli init` for regression discontinuity and for synthetic control with several treated units.
 
 Found in a new-user trial: init wrote an rdd spec without `running` (validate: "required key is missing")
-with the score among the covariates, and for castle doctrine's 21 treated states said "synthetic control
-takes one treated unit" where `estimator: synthetic_did` takes them all.
+with the score among the covariates, and for castle doctrine's 21 states with `--treatment post` said
+"synthetic control takes one treated unit" where the pooled fit and `estimator: synthetic_did` take them all.
 """
 
 from __future__ import annotations
@@ -113,22 +113,24 @@ def panel(tmp_path, starts: dict[int, int], name="panel.csv", adoption_column=Fa
     return path
 
 
-def test_synth_several_treated_units_with_one_start_is_synthetic_did(runner, tmp_path):
+def test_synth_several_treated_units_with_one_start_are_listed_without_predictors(runner, tmp_path):
     text, spec = init(runner, panel(tmp_path, {1: 2006, 4: 2006, 6: 2006}), "--outcome", "y",
                       "--design", "synthetic_control", "--treatment", "treated")
     d = spec["design"]
-    assert d["estimator"] == "synthetic_did" and d["treated_unit"] == [1, 4, 6] and d["treatment_start"] == 2006
-    assert "predictors" not in d
-    res = invoke(runner, ["estimate", str(saved(tmp_path, text)), "--no-refute", "--format", "json",
-                          "--set", "design.options.se=jackknife"])
-    assert res.exit_code in (0, 1), res.stderr
+    assert d["treated_unit"] == [1, 4, 6] and d["treatment_start"] == 2006
+    assert "predictors" not in d and "estimator" not in d  # the partially pooled synthetic control
+    assert "estimator: synthetic_did is the other choice" in text
+    for estimator in ("synthetic_control", "synthetic_did"):
+        res = invoke(runner, ["estimate", str(saved(tmp_path, text)), "--no-refute", "--format", "json",
+                              "--set", f"design.estimator={estimator}", "--set", "design.options.se=jackknife"])
+        assert res.exit_code in (0, 1), res.stderr
 
 
 def test_synth_staggered_adoption_names_the_adoption_column_or_says_how_to_add_one(runner, tmp_path):
     starts = {1: 2005, 4: 2006, 6: 2006}
     text, spec = init(runner, panel(tmp_path, starts), "--outcome", "y", "--design", "synthetic_control",
                       "--treatment", "treated")
-    assert spec["design"]["estimator"] == "synthetic_did" and spec["design"]["treatment_start"] == "TODO"
+    assert spec["design"]["treated_unit"] == [1, 4, 6] and spec["design"]["treatment_start"] == "TODO"
     assert "units by period 2005: 1, 2006: 2" in text and "AS adoption" in text
     text, spec = init(runner, panel(tmp_path, starts, "with.csv", adoption_column=True), "--outcome", "y",
                       "--design", "synthetic_control", "--treatment", "treated")

@@ -1,9 +1,8 @@
-"""A synthetic-control starter spec when several units are treated: synthetic DiD (one block or staggered).
+"""A synthetic-control starter spec when several units have the treatment on: their list, and one start or
+a column of adoption periods (the partially pooled synthetic control, or `estimator: synthetic_did`).
 
-The predictor-based synthetic control takes one treated unit; `estimator: synthetic_did` takes a list, with
-one start or, when the units adopt at different periods, a column holding each unit's adoption period. init
-used to write TODO for both keys and say "synthetic control takes one treated unit" (castle doctrine: 21
-states adopting from 2006 to 2010).
+init used to write TODO for both keys and say "synthetic control takes one treated unit" (castle doctrine:
+21 states adopting from 2006 to 2010, given as `--treatment post`).
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ from causalcli.starter.roles import guess_cohort
 from causalcli.starter.text import Starter
 
 
-def several_treated(data: DataProfile, d: dict, st: Starter, treatment: str, expr: str, unit: str, time: str,
+def several_treated(data: DataProfile, st: Starter, treatment: str, expr: str, unit: str, time: str,
                     taken: set[str]) -> tuple[Any, Any]:
-    """(treated_unit, treatment_start) for several units with ``treatment`` on; sets estimator: synthetic_did.
-    Units treated from their first period have no pre-period and are left out (a note names them)."""
+    """(treated_unit, treatment_start) for several units with ``treatment`` on. Units treated from their first
+    period have no pre-period and are left out (a note names them)."""
     rows = data.sql(f"SELECT {q(unit)}, min({q(time)}) FILTER (WHERE {expr}) AS first_on, min({q(time)}) FROM d "
                     f"GROUP BY {q(unit)} HAVING bool_or({expr}) ORDER BY first_on, {q(unit)}")
     usable = [(u, first) for u, first, lo in rows if first > lo]
@@ -31,11 +30,10 @@ def several_treated(data: DataProfile, d: dict, st: Starter, treatment: str, exp
                         "design.treated_unit: no pre-period to fit")
     if len(usable) < 2:
         return (plain(usable[0][0]) if usable else TODO), (plain(usable[0][1]) if usable else TODO)
-    d["estimator"] = "synthetic_did"
     units = [plain(u) for u, _ in usable]
-    st.guessed.append(f"design.estimator: synthetic_did ({len(units)} units have {treatment} on; the "
-                      "predictor-based synthetic control takes one)")
-    st.guessed.append(f"design.treated_unit: the {len(units)} units with {treatment} on")
+    st.guessed.append(f"design.treated_unit: the {len(units)} units with {treatment} on (several: the partially "
+                      "pooled synthetic control, which takes no predictors; estimator: synthetic_did is the other "
+                      "choice)")
     starts: dict[Any, int] = {}
     for _, first in usable:
         starts[first] = starts.get(first, 0) + 1
@@ -50,7 +48,7 @@ def several_treated(data: DataProfile, d: dict, st: Starter, treatment: str, exp
                           f"staggered adoption, units by period {cohorts})")
         return units, column
     st.notes.append(
-        f"the treated units adopt at different periods (units by period {cohorts}): staggered synthetic DiD reads "
+        f"the treated units adopt at different periods (units by period {cohorts}): staggered adoption reads "
         "each unit's adoption period from a column (0 for never treated); add one and name it in "
         f"design.treatment_start, e.g. in duckdb: COPY (SELECT *, coalesce(min({time}) FILTER (WHERE {expr}) "
         f"OVER (PARTITION BY {unit}), 0) AS adoption FROM '{data.path.name}') TO 'with_adoption.csv'")
