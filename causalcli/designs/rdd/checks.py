@@ -40,7 +40,8 @@ def bandwidth_sensitivity(d: "RddData", settings: RdSettings, result: RdResult, 
     headline = result.fit.conventional
     for m in BANDWIDTH_MULTIPLES:
         try:
-            r = result if m == 1.0 else rd_fit(d.x, d.D, d.cutoff, settings, d.clusters, h_scale=m, bandwidths=bw)
+            r = result if m == 1.0 else rd_fit(d.x, d.D, d.cutoff, settings, d.clusters, h_scale=m, bandwidths=bw,
+                                                        split=result.split)
         except TooFewValues:
             skipped.append(f"{m:g}x")
             continue

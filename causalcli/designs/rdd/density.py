@@ -51,12 +51,14 @@ def _group_starts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return last - count + 1, last, count
 
 
-def _fit(X: np.ndarray, Y: np.ndarray, n: int, h_l: float, h_r: float, p: int, s: int, ties: bool
+def _fit(X: np.ndarray, Y: np.ndarray, counts: np.ndarray, n: int, h_l: float, h_r: float, p: int, s: int
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The order-p local fit of the empirical CDF Y on each side (rddensity's unrestricted fit): for (left,
     right, right - left, right + left), the density (the slope at the cutoff), its jackknife variance, and the
-    s-th derivative's coefficient."""
-    nl = int(np.searchsorted(X, 0.0, side="left"))  # X is sorted: the left rows come first
+    s-th derivative's coefficient. X holds the distinct values (sorted) and ``counts`` their rows: rows at one
+    value have the same X, Y and jackknife influence, so each sum over rows is a sum over values weighted by
+    their counts."""
+    nl = int(np.searchsorted(X, 0.0, side="left"))  # X is sorted: the left values come first
     u = np.r_[X[:nl] / h_l, X[nl:] / h_r]
     W = np.r_[(1 + u[:nl]) / h_l, (1 - u[nl:]) / h_r]
     k = 2 * p + 2
@@ -67,16 +69,14 @@ def _fit(X: np.ndarray, Y: np.ndarray, n: int, h_l: float, h_r: float, p: int, s
         Xp[nl:, 2 * power + 1] = u[nl:] ** power
         scale[2 * power], scale[2 * power + 1] = h_l ** power, h_r ** power
     XpW = Xp * W[:, None]
-    Sinv = np.linalg.inv(XpW.T @ Xp)
-    b = ((XpW.T @ Y) @ Sinv) / scale
-    # the jackknife: each row's influence is the sum of the weighted regressors of the rows after it (of its
-    # whole tie group, with ties)
-    after = np.cumsum(XpW[::-1], axis=0)[::-1] - XpW
-    if ties:
-        first, _, count = _group_starts(X)
-        after = np.repeat(after[first], count, axis=0)
+    XpW_rows = XpW * counts[:, None]
+    Sinv = np.linalg.inv(XpW_rows.T @ Xp)
+    b = ((XpW_rows.T @ Y) @ Sinv) / scale
+    # the jackknife: each row's influence is the sum of the weighted regressors of the rows after it, of its
+    # whole tie group with ties (rddensity's mass-point rule): the other rows at its value and every later value
+    after = np.cumsum(XpW_rows[::-1], axis=0)[::-1] - XpW_rows + (counts - 1)[:, None] * XpW
     L = after / (n - 1)
-    V = (Sinv @ (L.T @ L) @ Sinv) / np.outer(scale, scale)
+    V = (Sinv @ (L.T @ (L * counts[:, None])) @ Sinv) / np.outer(scale, scale)
     hat = np.array([b[2], b[3], b[3] - b[2], b[3] + b[2]])
     var = np.array([V[2, 2], V[3, 3], V[2, 2] + V[3, 3] - 2 * V[2, 3], V[2, 2] + V[3, 3] + 2 * V[2, 3]])
     var[var < 0] = np.nan
@@ -96,7 +96,6 @@ def density_test(x: np.ndarray, cutoff: float) -> DensityTest:
     nl = int(np.searchsorted(X, 0.0, side="left"))
     first, last, count = _group_starts(X)
     values = X[first]
-    ties = values.size != n
     below_abs = -X[:nl][::-1]  # distances below the cutoff, nearest first
     above = X[nl:]
     values_below = -values[values < 0][::-1]
@@ -113,18 +112,16 @@ def density_test(x: np.ndarray, cutoff: float) -> DensityTest:
     for data_l, data_r in ((below_abs, above), (values_below, values_above)):
         bn = max(bn, _kth(data_l, NEIGHBOURS + 2), _kth(data_r, NEIGHBOURS + 2))
         cn = max(cn, _kth(data_l, NEIGHBOURS), _kth(data_r, NEIGHBOURS))
-    Y = np.arange(n) / (n - 1)
-    if ties:
-        Y = np.repeat(Y[last], count)
+    Y = last / (n - 1)  # the empirical CDF at each value: rows tied with a later one count as below it
+    weights = count.astype(np.float64)
 
-    def window(h_l: float, h_r: float) -> tuple[np.ndarray, np.ndarray]:
-        keep = slice(int(np.searchsorted(X, -h_l, side="left")), int(np.searchsorted(X, h_r, side="right")))
-        return X[keep], Y[keep]
+    def window(h_l: float, h_r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        keep = slice(int(np.searchsorted(values, -h_l, side="left")),
+                     int(np.searchsorted(values, h_r, side="right")))
+        return values[keep], Y[keep], weights[keep]
 
-    Xb, Yb = window(bn, bn)
-    Xc, Yc = window(cn, cn)
-    derivative = _fit(Xb, Yb, n, bn, bn, P + 2, P + 1, ties)[2]
-    variance = _fit(Xc, Yc, n, cn, cn, P, 1, ties)[1]
+    derivative = _fit(*window(bn, bn), n, bn, bn, P + 2, P + 1)[2]
+    variance = _fit(*window(cn, cn), n, cn, cn, P, 1)[1]
     S = np.array([[_triangular_moment(i + j) for j in range(P + 1)] for i in range(P + 1)])
     C = np.array([_triangular_moment(i + P + 1) for i in range(P + 1)])
     bias_constant = float(np.linalg.solve(S, C)[1])
@@ -143,9 +140,9 @@ def density_test(x: np.ndarray, cutoff: float) -> DensityTest:
         h = np.maximum(h, [low_l, low_r, max(low_l, low_r), max(low_l, low_r)])
     h_l = float(np.median([h[0], h[2], h[3]]))
     h_r = float(np.median([h[1], h[2], h[3]]))
-    Xq, Yq = window(h_l, h_r)
-    hat, var, _ = _fit(Xq, Yq, n, h_l, h_r, P + 1, 1, ties)
+    Xq, Yq, Cq = window(h_l, h_r)
+    hat, var, _ = _fit(Xq, Yq, Cq, n, h_l, h_r, P + 1, 1)
     statistic = float(hat[2] / math.sqrt(var[2]))
     p_value = math.erfc(abs(statistic) / math.sqrt(2))
-    below = int(np.searchsorted(Xq, 0.0, side="left"))
-    return DensityTest(float(hat[0]), float(hat[1]), statistic, p_value, h_l, h_r, below, Xq.size - below)
+    below = int(Cq[:int(np.searchsorted(Xq, 0.0, side="left"))].sum())
+    return DensityTest(float(hat[0]), float(hat[1]), statistic, p_value, h_l, h_r, below, int(Cq.sum()) - below)

@@ -9,7 +9,7 @@ import numpy as np
 
 from causalcli.designs.rdd.bandwidth import Bandwidths, select
 from causalcli.designs.rdd.estimator import RdEstimate, estimate
-from causalcli.designs.rdd.local_poly import Side, distinct
+from causalcli.designs.rdd.local_poly import Side, collapse, distinct
 from causalcli.inference.distributions import normal_quantile, normal_two_sided_p
 
 
@@ -22,11 +22,22 @@ class RdSettings:
 
 
 @dataclass(frozen=True)
+class Split:
+    """The rows below (left) and at or above (right) the cutoff, x centred; and the sides the fits use: the
+    same rows with clusters, else collapsed by distinct x (``local_poly.collapse``), which gives the same
+    numbers from far fewer entries when the running variable has ties."""
+
+    rows: tuple[Side, Side]
+    fits: tuple[Side, Side]
+
+
+@dataclass(frozen=True)
 class RdResult:
     bandwidths: Bandwidths
     fit: RdEstimate
     n_left: int  # rows on each side
     n_right: int
+    split: Split  # for refits at other bandwidths (sensitivity)
 
     def robust_interval(self, conf_level: float) -> tuple[float, float, float]:
         """The robust bias-corrected interval and its p-value (centred at the bias-corrected estimate)."""
@@ -35,18 +46,26 @@ class RdResult:
         return bc - z * se, bc + z * se, normal_two_sided_p(bc / se) if se > 0 else math.nan
 
 
-def sides(x: np.ndarray, D: np.ndarray, cutoff: float, clusters: np.ndarray | None = None) -> tuple[Side, Side]:
-    """Rows below the cutoff (left) and at or above it (right), x centred; ``x`` sorted ascending."""
+def sides(x: np.ndarray, D: np.ndarray, cutoff: float, clusters: np.ndarray | None = None,
+          collapsed: bool = True) -> Split:
+    """Rows below the cutoff (left) and at or above it (right), x centred; ``x`` sorted ascending. Without
+    clusters, the fits use the rows collapsed by distinct x unless ``collapsed`` is False (the row path,
+    which tests hold the collapsed one equal to)."""
     k = int(np.searchsorted(x, cutoff, side="left"))
     xc = x - cutoff
     cl = (None, None) if clusters is None else (clusters[:k], clusters[k:])
-    return Side(xc[:k], D[:k], cl[0]), Side(xc[k:], D[k:], cl[1])
+    rows = Side(xc[:k], D[:k], cl[0]), Side(xc[k:], D[k:], cl[1])
+    if clusters is not None or not collapsed:
+        return Split(rows, rows)
+    return Split(rows, (collapse(rows[0]), collapse(rows[1])))
 
 
 def rd_fit(x: np.ndarray, D: np.ndarray, cutoff: float, settings: RdSettings, clusters: np.ndarray | None = None,
-           h_scale: float = 1.0, bandwidths: Bandwidths | None = None) -> RdResult:
-    """Select the bandwidths (unless given) and estimate; ``h_scale`` multiplies h and b (sensitivity)."""
-    left, right = sides(x, D, cutoff, clusters)
+           h_scale: float = 1.0, bandwidths: Bandwidths | None = None, split: Split | None = None) -> RdResult:
+    """Select the bandwidths (unless given) and estimate; ``h_scale`` multiplies h and b (sensitivity).
+    ``split``: the rows' ``sides`` when already made (a refit of the same rows)."""
+    split = split if split is not None else sides(x, D, cutoff, clusters)
+    (left, right), rows = split.fits, split.rows
     q = settings.p + 1
     if bandwidths is None:
         if isinstance(settings.bandwidth, str):
@@ -54,11 +73,11 @@ def rd_fit(x: np.ndarray, D: np.ndarray, cutoff: float, settings: RdSettings, cl
             if clusters is not None:
                 g = distinct(np.sort(left.clusters)) + distinct(np.sort(right.clusters))
             bandwidths = select(left, right, p=settings.p, q=q, kernel=settings.kernel,
-                                selector=settings.bandwidth, n_clusters=g)
+                                selector=settings.bandwidth, n_clusters=g, rows=rows)
         else:
             h = float(settings.bandwidth)
             bandwidths = Bandwidths(h, h, h, h, "manual")
     bw = bandwidths
     fit = estimate(left, right, bw.h_left * h_scale, bw.h_right * h_scale, bw.b_left * h_scale,
                    bw.b_right * h_scale, p=settings.p, q=q, kernel=settings.kernel)
-    return RdResult(bw, fit, left.x.size, right.x.size)
+    return RdResult(bw, fit, rows[0].x.size, rows[1].x.size, split)
