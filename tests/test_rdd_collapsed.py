@@ -3,8 +3,8 @@ on the rows themselves, and rdrobust / rddensity / rdplot, on running variables 
 
 Tolerances: with a bandwidth given, the collapsed and row fits agree to 1e-12; the selected bandwidths go
 through pilot fits of order up to p+3, badly conditioned, where the same sums taken in another order move
-the last 7-8 digits (as far as either path is from rdrobust): 1e-8 there. Against the peers, the issue's 1e-6 (estimates, bandwidths) and 1e-4
-(intervals), as tests/test_rdd.py.
+the last 7-8 digits (as far as either path is from rdrobust): 1e-8 there. Against the peers, the issue's
+1e-6 (estimates, bandwidths) and 1e-4 (intervals), as tests/test_rdd.py.
 """
 
 from __future__ import annotations

@@ -87,19 +87,25 @@ def _default_placebos(x: np.ndarray, cutoff: float) -> list[float]:
     return [float(np.median(below)), float(np.median(above))]
 
 
-def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study") -> tuple[Check | None, dict[str, Any]]:
+def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: RdResult
+                    ) -> tuple[Check | None, dict[str, Any]]:
     alpha = study.thresholds.alpha
     given = study.design.options.placebo_cutoffs
     placebos = [c for c in (given if given is not None else _default_placebos(d.x, d.cutoff)) if c != d.cutoff]
     table, failed, skipped = {}, [], []
+    values = result.split.values  # the rows by value (no clusters): each placebo's side is a slice of them
     for c in placebos:
         keep = d.x < d.cutoff if c < d.cutoff else d.x >= d.cutoff
         x, y = d.x[keep], d.D[keep, :1]
         clusters = None if d.clusters is None else d.clusters[keep]
+        side_values = None
+        if values is not None:
+            k = int(np.searchsorted(values.x, d.cutoff, side="left"))
+            side_values = values.part(slice(0, k) if c < d.cutoff else slice(k, None), columns=1)
         try:
             if not x.size or not x[0] < c < x[-1]:
                 raise TooFewValues("", 0, 0, 0)
-            r = rd_fit(x, y, c, settings, clusters)  # the outcome alone (sharp)
+            r = rd_fit(x, y, c, settings, clusters, values=side_values)  # the outcome alone (sharp)
         except (TooFewValues, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
             skipped.append(f"{c:g}")
             continue

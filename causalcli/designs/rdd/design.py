@@ -147,7 +147,7 @@ class RddDesign(Design[RddData]):
             jump, se_cl, se_rb = est.first_stage
             diagnostics["first_stage"] = {"jump": jump, "std_error": se_cl, "robust_std_error": se_rb,
                                           "below": est.left_intercepts[1], "above": est.right_intercepts[1]}
-        for check, extra in (balance(d, settings, study.thresholds.alpha), placebo_cutoffs(d, settings, study),
+        for check, extra in (balance(d, settings, study.thresholds.alpha), placebo_cutoffs(d, settings, study, result),
                              density(d, study.thresholds.alpha)):
             if check is not None:
                 checks.append(check)

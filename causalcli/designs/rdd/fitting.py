@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,6 +29,7 @@ class Split:
 
     rows: tuple[Side, Side]
     fits: tuple[Side, Side]
+    values: Side | None = None  # collapsed: all the rows by value, x not centred (placebo cutoffs reuse it)
 
 
 @dataclass(frozen=True)
@@ -47,24 +48,31 @@ class RdResult:
 
 
 def sides(x: np.ndarray, D: np.ndarray, cutoff: float, clusters: np.ndarray | None = None,
-          collapsed: bool = True) -> Split:
+          collapsed: bool = True, values: Side | None = None) -> Split:
     """Rows below the cutoff (left) and at or above it (right), x centred; ``x`` sorted ascending. Without
-    clusters, the fits use the rows collapsed by distinct x unless ``collapsed`` is False (the row path,
-    which tests hold the collapsed one equal to)."""
+    clusters, the fits use the rows collapsed by distinct x (``values``: ``collapse`` of these very rows,
+    when already made) unless ``collapsed`` is False (the row path, which tests hold the collapsed one
+    equal to)."""
     k = int(np.searchsorted(x, cutoff, side="left"))
     xc = x - cutoff
     cl = (None, None) if clusters is None else (clusters[:k], clusters[k:])
     rows = Side(xc[:k], D[:k], cl[0]), Side(xc[k:], D[k:], cl[1])
     if clusters is not None or not collapsed:
         return Split(rows, rows)
-    return Split(rows, (collapse(rows[0]), collapse(rows[1])))
+    values = values if values is not None else collapse(Side(x, D))
+    kv = int(np.searchsorted(values.x, cutoff, side="left"))
+    left, right = values.part(slice(0, kv)), values.part(slice(kv, None))
+    # centred value by value: the same numbers as each row's x - cutoff
+    return Split(rows, (replace(left, x=left.x - cutoff), replace(right, x=right.x - cutoff)), values)
 
 
 def rd_fit(x: np.ndarray, D: np.ndarray, cutoff: float, settings: RdSettings, clusters: np.ndarray | None = None,
-           h_scale: float = 1.0, bandwidths: Bandwidths | None = None, split: Split | None = None) -> RdResult:
+           h_scale: float = 1.0, bandwidths: Bandwidths | None = None, split: Split | None = None,
+           values: Side | None = None) -> RdResult:
     """Select the bandwidths (unless given) and estimate; ``h_scale`` multiplies h and b (sensitivity).
-    ``split``: the rows' ``sides`` when already made (a refit of the same rows)."""
-    split = split if split is not None else sides(x, D, cutoff, clusters)
+    ``split``: the rows' ``sides`` when already made (a refit of the same rows); ``values``: the rows
+    collapsed by value (``Split.values`` of a fit on more rows, cut to these)."""
+    split = split if split is not None else sides(x, D, cutoff, clusters, values=values)
     (left, right), rows = split.fits, split.rows
     q = settings.p + 1
     if bandwidths is None:
@@ -73,7 +81,7 @@ def rd_fit(x: np.ndarray, D: np.ndarray, cutoff: float, settings: RdSettings, cl
             if clusters is not None:
                 g = distinct(np.sort(left.clusters)) + distinct(np.sort(right.clusters))
             bandwidths = select(left, right, p=settings.p, q=q, kernel=settings.kernel,
-                                selector=settings.bandwidth, n_clusters=g, rows=rows)
+                                selector=settings.bandwidth, n_clusters=g)
         else:
             h = float(settings.bandwidth)
             bandwidths = Bandwidths(h, h, h, h, "manual")

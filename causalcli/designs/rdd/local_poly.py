@@ -60,11 +60,12 @@ class Side:
     def rows(self) -> int:
         return self.x.size if self.counts is None else int(self.counts.sum())
 
-    def part(self, part: slice) -> "Side":
-        """The rows (or values) of a slice."""
-        return Side(self.x[part], self.D[part], None if self.clusters is None else self.clusters[part],
+    def part(self, part: slice, columns: int | None = None) -> "Side":
+        """The rows (or values) of a slice, with the first ``columns`` columns of D (all by default)."""
+        k = self.D.shape[1] if columns is None else columns
+        return Side(self.x[part], self.D[part, :k], None if self.clusters is None else self.clusters[part],
                     None if self.counts is None else self.counts[part],
-                    None if self.scatter is None else self.scatter[part])
+                    None if self.scatter is None else self.scatter[part, :k, :k])
 
     def scaled(self, x_scale: float, y_scale: float, columns: int) -> "Side":
         """x divided by ``x_scale``, the outcome by ``y_scale``; the first ``columns`` columns of D."""
