@@ -51,6 +51,19 @@ def test_collapsed_fit_equals_the_row_fit(decimals, columns, kernel, bandwidth, 
     assert collapsed.n_left == rows.n_left and collapsed.n_right == rows.n_right
 
 
+def test_one_sided_take_up_selects_sharp_bandwidths_on_values_as_on_rows():
+    """Take-up constant below the cutoff (nobody below is treated): bandwidths are selected for the outcome
+    alone (rdrobust's rule), from values as from rows."""
+    x, D = tied(3000, 2)
+    D[x < 0, 1] = 0.0
+    settings = RdSettings(1, "triangular", "mserd", 0.95)
+    collapsed = rd_fit(x, D, 0.0, settings)
+    rows = rd_fit(x, D, 0.0, settings, split=sides(x, D, 0.0, collapsed=False))
+    sharp = rd_fit(x, D[:, :1], 0.0, settings)
+    np.testing.assert_allclose(numbers(collapsed), numbers(rows), rtol=1e-8)
+    np.testing.assert_allclose(numbers(collapsed)[:4], numbers(sharp)[:4], rtol=1e-12)
+
+
 def test_value_residuals_give_the_row_meat():
     """The nearest-neighbour meat from per-value sums is the row meat, whole ties and window edges included."""
     x, D = tied(2000, 2)
