@@ -64,6 +64,23 @@ def test_one_sided_take_up_selects_sharp_bandwidths_on_values_as_on_rows():
     np.testing.assert_allclose(numbers(collapsed)[:4], numbers(sharp)[:4], rtol=1e-12)
 
 
+@pytest.mark.parametrize("bandwidth", ["mserd", 0.6])
+def test_values_that_centring_rounds_together_are_one_tie(bandwidth):
+    """Two adjacent doubles below 0.5 become one number once the cutoff 1 is subtracted: the rows group them
+    as one tie (one set of neighbours), so the collapsed entries are merged likewise (local_poly.merge_equal)."""
+    rng = np.random.default_rng(7)
+    x = np.round(rng.uniform(0, 2, 3000), 2)
+    nudge = (x < 0.5) & (rng.uniform(size=x.size) < 0.5)
+    x[nudge] = np.nextafter(x[nudge], 1.0)
+    x = np.sort(x)
+    assert np.unique(x - 1.0).size < np.unique(x).size
+    D = (1 + x + 0.5 * (x >= 1) + rng.standard_normal(x.size))[:, None]
+    settings = RdSettings(1, "triangular", bandwidth, 0.95)
+    collapsed = rd_fit(x, D, 1.0, settings)
+    rows = rd_fit(x, D, 1.0, settings, split=sides(x, D, 1.0, collapsed=False))
+    np.testing.assert_allclose(numbers(collapsed), numbers(rows), rtol=1e-10)
+
+
 def test_value_residuals_give_the_row_meat():
     """The nearest-neighbour meat from per-value sums is the row meat, whole ties and window edges included."""
     x, D = tied(2000, 2)

@@ -9,7 +9,7 @@ import numpy as np
 
 from causalcli.designs.rdd.bandwidth import Bandwidths, select
 from causalcli.designs.rdd.estimator import RdEstimate, estimate
-from causalcli.designs.rdd.local_poly import Side, collapse, distinct
+from causalcli.designs.rdd.local_poly import Side, collapse, distinct, merge_equal
 from causalcli.inference.distributions import normal_quantile, normal_two_sided_p
 
 
@@ -62,8 +62,9 @@ def sides(x: np.ndarray, D: np.ndarray, cutoff: float, clusters: np.ndarray | No
     values = values if values is not None else collapse(Side(x, D))
     kv = int(np.searchsorted(values.x, cutoff, side="left"))
     left, right = values.part(slice(0, kv)), values.part(slice(kv, None))
-    # centred value by value: the same numbers as each row's x - cutoff
-    return Split(rows, (replace(left, x=left.x - cutoff), replace(right, x=right.x - cutoff)), values)
+    # centred value by value: the same numbers as each row's x - cutoff (values that round to one are merged)
+    fits = merge_equal(replace(left, x=left.x - cutoff)), merge_equal(replace(right, x=right.x - cutoff))
+    return Split(rows, fits, values)
 
 
 def rd_fit(x: np.ndarray, D: np.ndarray, cutoff: float, settings: RdSettings, clusters: np.ndarray | None = None,

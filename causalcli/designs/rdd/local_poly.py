@@ -76,7 +76,7 @@ class Side:
             scatter = self.scatter[:, :columns, :columns].copy()
             scatter[:, 0, :] /= y_scale
             scatter[:, :, 0] /= y_scale
-        return Side(self.x / x_scale, D, self.clusters, self.counts, scatter)
+        return merge_equal(Side(self.x / x_scale, D, self.clusters, self.counts, scatter))
 
     def gram(self, part: slice, RW: np.ndarray, R: np.ndarray) -> np.ndarray:
         """sum over the rows of ``part`` of RW_i R_i' (RW, R given per entry of the slice)."""
@@ -252,3 +252,18 @@ def collapse(side: Side) -> Side:
     deviations = D - np.repeat(sums / sizes[:, None], sizes, axis=0)
     scatter = np.add.reduceat(deviations[:, :, None] * deviations[:, None, :], starts, axis=0)
     return Side(x[starts], sums, None, sizes.astype(np.float64), scatter)
+
+
+def merge_equal(side: Side) -> Side:
+    """A collapsed side whose values became equal (centring or scaling can round two adjacent doubles to one
+    number) with those entries merged, as rows at one x are one tie: counts and sums add, and scatters add
+    with the spread of the entries' means about the merged mean."""
+    x = side.x
+    if side.counts is None or x.size < 2 or not np.any(x[1:] == x[:-1]):
+        return side
+    starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
+    counts = np.add.reduceat(side.counts, starts)
+    sums = np.add.reduceat(side.D, starts, axis=0)
+    gaps = side.D / side.counts[:, None] - np.repeat(sums / counts[:, None], np.diff(np.r_[starts, x.size]), axis=0)
+    between = side.counts[:, None, None] * gaps[:, :, None] * gaps[:, None, :]
+    return Side(x[starts], sums, None, counts, np.add.reduceat(side.scatter + between, starts, axis=0))
