@@ -117,6 +117,30 @@ def test_sargan_equals_linearmodels(card, runner, tmp_path):
     assert {c["name"] for c in got["checks"]} == {"weak_instrument", "overidentification"}
 
 
+@pytest.mark.peer
+@pytest.mark.parametrize("estimator", ["2sls", "liml"])
+def test_robust_overidentification_test_equals_linearmodels_wooldridge_score(card, runner, tmp_path, estimator):
+    """With a robust covariance the check uses Wooldridge's score test, equal to linearmodels'
+    wooldridge_overid; with each row its own cluster the clustered version is the same statistic."""
+    d, path = card
+    ref = linearmodels_fit(d, ["nearc4", "nearc2"], estimator, "robust", False).wooldridge_overid
+    code, got, err = run(runner, write_spec(tmp_path, path, {"instruments": ["nearc4", "nearc2"],
+                                                             "estimator": estimator}))
+    over = got["diagnostics"]["overidentification"]
+    assert over["wooldridge_score"] == pytest.approx(ref.stat, rel=1e-8)
+    assert over["wooldridge_score_p_value"] == pytest.approx(ref.pval, rel=1e-6)
+    check = {c["name"]: c for c in got["checks"]}["overidentification"]
+    assert "Wooldridge" in check["detail"] and check["passed"] == (ref.pval >= 0.05)
+    rows = tmp_path / "rows.csv"
+    d.assign(row=np.arange(len(d))).to_csv(rows, index=False)
+    _, clustered, _ = run(runner, write_spec(tmp_path, rows, {"instruments": ["nearc4", "nearc2"], "estimator": estimator,
+                                                              "cluster": "row", "options": {"cov_type": "clustered"}}))
+    assert clustered["diagnostics"]["overidentification"]["wooldridge_score"] == pytest.approx(ref.stat, rel=1e-8)
+    _, by_region, _ = run(runner, write_spec(tmp_path, path, {"instruments": ["nearc4", "nearc2"], "estimator": estimator,
+                                                              "cluster": "region", "options": {"cov_type": "clustered"}}))
+    assert by_region["diagnostics"]["overidentification"]["wooldridge_score"] != pytest.approx(ref.stat, rel=1e-3)
+
+
 def simulate(n: int, strength: float, seed: int = 3) -> pd.DataFrame:
     """x is confounded by u (OLS is biased up); z moves x with the given strength; the effect of x is 2."""
     rng = np.random.default_rng(seed)

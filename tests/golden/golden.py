@@ -172,6 +172,12 @@ CASES: list[Case] = [
         "cuped_two_covariates": ("design.metrics=[{name: revenue, outcome: revenue, "
                                  "covariates: [pre_revenue, sessions]}]",),
     }),
+    *_family("compliance", f"{BASE}/compliance.yaml", {  # uptake: the complier effect beside the ITT
+        "wald": (),
+        "cuped-normal": ("design.metrics=[{name: purchases, outcome: purchases, covariate: pre_purchases, "
+                         "uptake: used}]", "design.options.distribution=normal"),
+        "unit": ("design.unit=user_id",),
+    }),
     # refusals are output too: the error object of a study that cannot run
     Case("error-unknown-column", f"{BASE}/matching.yaml", ("covariates=[x1, x2, region, nosuch]",)),
     Case("error-bad-option", f"{BASE}/weighting.yaml",

@@ -1,5 +1,6 @@
-"""random_common_cause for dml by warm start: the noise column enters the nuisance models as a
-continuation of the fitted fold models, not through a full refit.
+"""random_common_cause for dml: on small data the tree learners' fold models are refitted in full
+on [W, U] (``refits_in_full``); otherwise, by warm start, the noise column enters the nuisance
+models as a continuation of the fitted fold models, not through a full refit.
 
 For fold k, with f_k the fitted nuisance model of fold k (EconML's ``models_y`` / ``models_t``), a
 small model r_k is fitted on the training rows of fold k to the residual y - f_k(W), on [W, U],
@@ -36,6 +37,13 @@ from causalcli.designs.dml.final import final_stage_point, headline
 from causalcli.designs.dml.nuisance import build_estimator, fit_quietly, thread_limit
 
 MIN_BOOSTING_ITERATIONS = 10
+# Tree learners fitted on at most this many rows per fold are refitted in full: scikit-learn's boosting
+# runs every iteration there (no early stopping up to 10,000 rows), and a noise column displaces
+# splits of W all through the fit, which no continuation of the fitted trees reproduces (the slow test
+# in tests/test_dml_common_cause.py measured the warm start 6.8 Monte Carlo SEs off on 1,500 rows).
+# The refits are cheap at this size.
+FULL_REFIT_TRAINING_ROWS = 10_000
+TREE_LEARNERS = ("gbm", "forest")
 CONTINUATION_SHARE = 5  # the continuation runs 1/5 of the fold model's boosting iterations or trees
 
 # what random_common_cause reuses of the last fit seen in this process: {CrossFit.token: FoldCache}
@@ -136,9 +144,15 @@ def prebinned_boosting() -> type:
     return PrebinnedBoosting
 
 
+def refits_in_full(d: DmlData, cf: CrossFit) -> bool:
+    """Whether random_common_cause refits the fold models on [W, U] rather than continuing them."""
+    training_rows = cf.ids.size - np.bincount(cf.ids).min()  # the largest fold's complement
+    return d.learner in TREE_LEARNERS and int(training_rows) <= FULL_REFIT_TRAINING_ROWS
+
+
 def prime(d: DmlData) -> None:
     """Compute the fold predictions here (the parent, every core) before the workers fork."""
-    if d.cross_fit is not None and d.cross_fit.models_y:
+    if d.cross_fit is not None and d.cross_fit.models_y and not refits_in_full(d, d.cross_fit):
         fold_cache(d, d.cross_fit, rows=d.t.size)
 
 
@@ -167,6 +181,33 @@ def continuation(fold_model: Any, learner: str, seed: int, classifier: bool) -> 
 
     return RandomForestRegressor(n_estimators=max(1, fold_model.n_estimators // CONTINUATION_SHARE),
                                  min_samples_leaf=fold_model.min_samples_leaf, random_state=seed, n_jobs=1)
+
+
+def common_cause_point(d: DmlData, cf: CrossFit, u: np.ndarray) -> float:
+    """random_common_cause's value for one noise column: fold models refitted in full on small data
+    of the tree learners (``refits_in_full``), continued (warm start) otherwise."""
+    if refits_in_full(d, cf):
+        return refitted_folds_point(d, cf, u)
+    return warm_common_cause_point(d, cf, u)
+
+
+def refitted_folds_point(d: DmlData, cf: CrossFit, u: np.ndarray) -> float:
+    """The point estimate with ``u`` added, each fold model refitted from scratch on [W, U] (a clone:
+    the same learner and seed, as EconML fits it) and the final stage refitted as the warm start's."""
+    from sklearn.base import clone
+
+    Z = np.column_stack([nuisance_inputs(d), u])
+    residuals = []
+    with thread_limit():
+        for target, res, models, classifier in ((d.y, cf.y_res, cf.models_y, False),
+                                                (d.t, cf.t_res, cf.models_t, d.binary)):
+            new = res.copy()
+            for k, model in enumerate(models):
+                train, held = cf.ids != k, cf.ids == k
+                refit = clone(model).fit(Z[train], target[train])
+                new[held] = target[held] - (refit.predict_proba(Z[held])[:, 1] if classifier else refit.predict(Z[held]))
+            residuals.append(new)
+    return final_stage_point(with_covariate(d, u), replace(cf, y_res=residuals[0], t_res=residuals[1]))
 
 
 def warm_common_cause_point(d: DmlData, cf: CrossFit, u: np.ndarray, prebinned: bool = True) -> float:

@@ -36,7 +36,7 @@ import numpy as np
 from causalcli.data.table import TABLE, MissingRows, require_columns, study_arrays, study_roles
 from causalcli.data.table import quote_identifier as _quote
 from causalcli.designs.base import Design, Fit, require
-from causalcli.designs.dml.common_cause import prime, warm_common_cause_point
+from causalcli.designs.dml.common_cause import common_cause_point, prime
 from causalcli.designs.dml.data import DmlData, effect_modifier_names, effect_modifiers
 from causalcli.designs.dml.final import (INFERENCE, PLACEBO_TREES, REFUTER_TREES, cate_summary, final_stage_point,
                                          headline, heterogeneity_tests, segment_effects)
@@ -190,8 +190,8 @@ class DmlDesign(Design):
 
         ``prepared`` is the copy ``fit`` returned in ``Fit.refute_on``, with the fit's ``CrossFit``.
         A permuted treatment or a subset of rows reuses the out-of-fold residuals and refits only the
-        final stage (``final_stage_point``). An added covariate continues each fold's nuisance models
-        on it (``common_cause``), then refits the final stage.
+        final stage (``final_stage_point``). An added covariate refits (small data, tree learners) or
+        continues each fold's nuisance models on it (``common_cause``), then refits the final stage.
         """
         d, cf = prepared, prepared.cross_fit
         if cf is None:
@@ -200,7 +200,7 @@ class DmlDesign(Design):
         if extra_covariate is None:
             trees = REFUTER_TREES if treatment is None else PLACEBO_TREES  # model: forest only
             return final_stage_point(d, cf, treatment, rows, trees=trees)
-        return warm_common_cause_point(d, cf, extra_covariate)
+        return common_cause_point(d, cf, extra_covariate)
 
     def before_refuters(self, prepared: DmlData, names: list[str]) -> None:
         """random_common_cause: the fold models' predictions, computed once here in the main process;

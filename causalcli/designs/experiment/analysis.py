@@ -25,6 +25,7 @@ class MetricShape:
     kind: str  # "mean" or "ratio"
     adjustment: str  # "none", "cuped" or "regression"
     unit: str | None = None  # design.unit: the columns are sums per unit (mean metrics then have a denominator)
+    uptake: str | None = None  # partial compliance: the uptake column, a ratio over ``den`` like the metric
 
 
 @dataclass(frozen=True)

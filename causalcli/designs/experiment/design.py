@@ -82,7 +82,7 @@ def metric_shapes(study: "Study") -> list["MetricShape"]:
         else:
             covs = tuple((c, None) for c in m.covariates)
             adj = "regression" if len(covs) > 1 else ("cuped" if covs else "none")
-        shapes.append(MetricShape(m.name, num, den, covs, kind, adj))
+        shapes.append(MetricShape(m.name, num, den, covs, kind, adj, uptake=m.uptake))
     return shapes
 
 
@@ -96,7 +96,7 @@ def metrics_of(study: "Study") -> list[Any]:
 
 
 def _columns(shape: "MetricShape") -> tuple[str, ...]:
-    cols = [shape.num, shape.den, *[c for pair in shape.covariates for c in pair]]
+    cols = [shape.num, shape.den, *[c for pair in shape.covariates for c in pair], shape.uptake]
     return tuple(dict.fromkeys(c for c in cols if c is not None))
 
 
@@ -107,7 +107,8 @@ class ExperimentDesign(Design):
     estimands = ("ate",)
     inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio",
                  "difference_in_proportions_wald", "clustered_by_unit", "quantile_order_statistics",
-                 "always_valid", "group_sequential_obrien_fleming", "group_sequential_pocock")  # design.sequential
+                 "always_valid", "group_sequential_obrien_fleming", "group_sequential_pocock",  # design.sequential
+                 "cace_wald")  # uptake: the complier effect
     default_refuters = ()
     streams_data = True  # study_data is a view over the file: aggregates only, never a copy in memory
     reference = ("Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention); sequential: "
@@ -144,11 +145,15 @@ class ExperimentDesign(Design):
 
         check_unit_spec(study, spec)
         check_quantile_spec(study, metrics_of(study), spec)
+        from causalcli.designs.experiment.compliance import check_uptake_spec
+
+        check_uptake_spec(study, metrics_of(study), file)
 
     def columns(self, study: "Study") -> list[str]:
         names = [study.treatment, study.design.time, study.design.unit, *study.segments]
         for m in metrics_of(study):
-            names += [m.outcome, m.numerator, m.denominator, m.covariate, m.covariate_denominator, *m.covariates]
+            names += [m.outcome, m.numerator, m.denominator, m.covariate, m.covariate_denominator, *m.covariates,
+                      m.uptake]
         return list(dict.fromkeys(n for n in names if isinstance(n, str)))
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
@@ -162,7 +167,8 @@ class ExperimentDesign(Design):
             raise DataError(f"variant column {study.treatment!r} not found{_suggest(study.treatment, table.types)}",
                             file=table.file, key="treatment", column=study.treatment)
         for i, m in enumerate(metrics_of(study)):
-            for field in ("outcome", "numerator", "denominator", "covariate", "covariate_denominator", "covariates"):
+            for field in ("outcome", "numerator", "denominator", "covariate", "covariate_denominator", "covariates",
+                          "uptake"):
                 value = getattr(m, field)
                 for j, col in enumerate(value if isinstance(value, list) else [value]):
                     if col is None:
@@ -369,6 +375,9 @@ class ExperimentDesign(Design):
             diagnostics.update(cumulative)
         if seq is not None:
             diagnostics["sequential"] = seq.describe()
+        from causalcli.designs.experiment.compliance import complier_effects
+
+        complier_effects(d, study, effects, checks, warnings, diagnostics, inference)  # with uptake: metric/arm/cace
         _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics, seq, inference)
         if d.unit is not None:
             from causalcli.designs.experiment.units import annotate

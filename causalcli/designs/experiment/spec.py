@@ -22,11 +22,12 @@ def arm_label(value: Any) -> str:
 
 PLAN_KEYS = ("mde", "mean", "sd", "power")  # read by `causalcli plan` only
 QUANTILE_KEYS = ("quantile",)  # likewise left out of the dump when unset
+UPTAKE_KEYS = ("uptake",)  # likewise
 
 
 def _without_unset_plan_keys(dumped: dict) -> dict:
     """A spec that gives no planning key dumps (and so hashes: provenance.spec_sha256) as it did before them."""
-    return {k: v for k, v in dumped.items() if not (k in (*PLAN_KEYS, *QUANTILE_KEYS, "guardrail") and v is None)}
+    return {k: v for k, v in dumped.items() if not (k in (*PLAN_KEYS, *QUANTILE_KEYS, *UPTAKE_KEYS, "guardrail") and v is None)}
 
 
 class Guardrail(Strict):
@@ -63,6 +64,10 @@ class Metric(Strict):
     quantile: float | None = Field(
         None, gt=0, lt=1, description="Quantile metric: the difference of this quantile of `outcome` between arms "
                                       "(0.5, 0.9, 0.99...), with an order-statistic interval.")
+    uptake: str | None = Field(
+        None, description="Partial compliance: the column saying whether (0/1) or how much (a dose) a unit took up "
+                          "what its arm offers; adds the complier average effect metric/arm/cace (Wald: the ITT "
+                          "over the uptake difference, delta-method interval) and the check uptake:<metric>.")
     mde: float | None = Field(
         None, gt=0, description="For `causalcli plan`: the relative effect to detect (0.02 = 2% of the control mean).")
     mean: float | None = Field(

@@ -151,7 +151,7 @@ def group_by_unit(study: "Study", table: "Table",
 
 
 def _source_columns(shape: "MetricShape") -> tuple[str, ...]:
-    cols = [shape.num, shape.den, *[c for pair in shape.covariates for c in pair]]
+    cols = [shape.num, shape.den, *[c for pair in shape.covariates for c in pair], shape.uptake]
     return tuple(dict.fromkeys(c for c in cols if c is not None))
 
 
@@ -289,7 +289,8 @@ def _unit_shape(shape: "MetricShape", names: dict, incomplete: set[str], unit: s
         return rows if c is None else names[(c, columns)]
 
     covariates = tuple((name(x), name(w)) for x, w in shape.covariates)
-    return replace(shape, num=name(shape.num), den=name(shape.den), covariates=covariates, unit=unit)
+    return replace(shape, num=name(shape.num), den=name(shape.den), covariates=covariates, unit=unit,
+                   uptake=None if shape.uptake is None else name(shape.uptake))
 
 
 # ---------------------------------------------------------------- the result

@@ -63,6 +63,28 @@ def _fit(d: IvData, cov: Any):
     return kclass(d.y, X, Z, kappa, cov), Z
 
 
+def _overidentification(d: IvData, fit: Any, Z: np.ndarray, diagnostics: dict, alpha: float) -> Check:
+    """Sargan's n R^2 (valid under homoskedasticity) and Wooldridge's robust score test, both in
+    ``diagnostics.overidentification``; the check uses the one that matches the covariance."""
+    from causalcli.designs.iv.estimator import sargan, score_overid
+    from causalcli.inference.distributions import chi2_sf
+
+    stat, df = sargan(fit, Z)
+    robust, _ = score_overid(fit, d.exog, d.x, d.instruments, _covariance(d))
+    diagnostics["overidentification"] = {
+        "sargan": stat, "df": df, "p_value": chi2_sf(stat, df), "wooldridge_score": robust,
+        "wooldridge_score_p_value": chi2_sf(robust, df),
+        "note": "Sargan's n R^2 is valid under homoskedasticity; Wooldridge's score test is robust to "
+                "heteroskedasticity (and, with clusters, to correlation within them); the check uses Sargan with "
+                "cov_type unadjusted and Wooldridge's test otherwise"}
+    name, stat = ("Sargan", stat) if d.cov_type == "unadjusted" else ("Wooldridge's robust score", robust)
+    p = chi2_sf(stat, df)
+    return Check("overidentification", p >= alpha,
+                 f"{name} statistic {stat:.3f} on {df} df, p = {p:.4f}: "
+                 + ("the instruments disagree about the effect (one of them may violate the exclusion restriction)"
+                    if p < alpha else "no evidence that the instruments disagree"))
+
+
 class IvDesign(Design[IvData]):
     name = "iv"
     estimators = ("2sls", "liml")
@@ -130,7 +152,7 @@ class IvDesign(Design[IvData]):
                       file=table.file)
 
     def fit(self, prepared: IvData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
-        from causalcli.designs.iv.estimator import anderson_rubin_set, first_stage, sargan
+        from causalcli.designs.iv.estimator import anderson_rubin_set, first_stage
         from causalcli.inference.distributions import chi2_sf
 
         d = prepared
@@ -179,15 +201,7 @@ class IvDesign(Design[IvData]):
             warnings.append(f"the Anderson-Rubin confidence set is {shape}: the instruments are too weak to "
                             "bound the effect")
         if q > 1:
-            stat, df = sargan(fit, Z)
-            p = chi2_sf(stat, df)
-            diagnostics["overidentification"] = {"sargan": stat, "df": df, "p_value": p,
-                                                 "note": "Sargan's n R^2 (valid under homoskedasticity)"}
-            checks.append(Check("overidentification", p >= study.thresholds.alpha,
-                                f"Sargan statistic {stat:.3f} on {df} df, p = {p:.4f}: "
-                                + ("the instruments disagree about the effect (one of them may violate the "
-                                   "exclusion restriction)" if p < study.thresholds.alpha else
-                                   "no evidence that the instruments disagree")))
+            checks.append(_overidentification(d, fit, Z, diagnostics, study.thresholds.alpha))
         n = {"rows": d.rows, **d.missing.n, "used": int(d.y.size)}
         return Fit(study.design.estimator, "late", estimate, n, diagnostics=diagnostics, checks=checks,
                    warnings=warnings)

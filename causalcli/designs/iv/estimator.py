@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from causalcli.errors import EstimationError
+from causalcli.inference.weak_instruments import quadratic_set
 
 
 @dataclass(frozen=True)
@@ -159,22 +160,8 @@ def anderson_rubin_set(y: np.ndarray, endog: np.ndarray, exog: np.ndarray, instr
         a2 = float(gx[0] ** 2 - critical * Vxx[0, 0])
         a1 = float(-2 * (gy[0] * gx[0] - critical * Vyx[0, 0]))
         a0 = float(gy[0] ** 2 - critical * Vyy[0, 0])
-        return _quadratic_set(a2, a1, a0)
+        return quadratic_set(a2, a1, a0)
     return _numeric_set(ar, critical, gy, gx)
-
-
-def _quadratic_set(a2: float, a1: float, a0: float) -> tuple[float, float, str]:
-    """{b : a2 b^2 + a1 b + a0 <= 0}."""
-    disc = a1 * a1 - 4 * a2 * a0
-    if a2 == 0.0:
-        if a1 == 0.0:
-            return (-np.inf, np.inf, "unbounded") if a0 <= 0 else (np.nan, np.nan, "empty")
-        root = -a0 / a1
-        return (-np.inf, root, "interval") if a1 > 0 else (root, np.inf, "interval")
-    if disc < 0:
-        return (-np.inf, np.inf, "unbounded") if a2 < 0 else (np.nan, np.nan, "empty")
-    r = sorted(((-a1 - np.sqrt(disc)) / (2 * a2), (-a1 + np.sqrt(disc)) / (2 * a2)))
-    return (r[0], r[1], "interval") if a2 > 0 else (r[0], r[1], "outside")
 
 
 def _numeric_set(ar, critical: float, gy: np.ndarray, gx: np.ndarray) -> tuple[float, float, str]:
@@ -203,3 +190,22 @@ def sargan(fit: KClassFit, Z: np.ndarray) -> tuple[float, int]:
     e = fit.resid
     u = _residualise(e, Z)
     return float(fit.n * (1.0 - (u @ u) / (e @ e))), Z.shape[1] - fit.k
+
+
+def score_overid(fit: KClassFit, exog: np.ndarray, endog: np.ndarray, instruments: np.ndarray,
+                 cov: Covariance) -> tuple[float, int]:
+    """Wooldridge's score test of over-identification, robust to heteroskedasticity (Wooldridge 2010,
+    section 6.3.2; linearmodels' ``wooldridge_overid``) and, with clusters, to correlation within them.
+
+    The surplus instruments (the first q - 1 of one endogenous regressor's q) are residualised on the
+    exogenous regressors and the first-stage fit of the endogenous one; h = residual x that residual,
+    summed within clusters when clustered, and the statistic is n R^2 of 1 regressed on h without a
+    constant: s'(H'H)^{-1}s with s the column sums of H (the robust LM form), chi-square with q - 1 df."""
+    Z = np.column_stack([exog, instruments])
+    endog = endog.reshape(fit.n, -1)
+    surplus = instruments.shape[1] - endog.shape[1]
+    fitted_endog = endog - _residualise(endog, Z)
+    q_res = _residualise(instruments[:, :surplus], np.column_stack([exog, fitted_endog]))
+    H = _summed(q_res * fit.resid[:, None], cov)
+    s = H.sum(axis=0)
+    return float(s @ _solve(H.T @ H, s, "the over-identification test's score cross-product")), surplus

@@ -7,10 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from causalcli.spec.base import DesignBase, Strict
-
-# Montiel Olea and Pflueger (2013), the "simplified" critical value of the effective F: worst-case Nagar
-# bias of 2SLS at most 10% of the OLS benchmark, tested at 5%; conservative for any number of instruments.
-MOP_CRITICAL_10PCT = 23.109
+from causalcli.inference.weak_instruments import MOP_CRITICAL_10PCT
 
 
 class IvOptions(Strict):
