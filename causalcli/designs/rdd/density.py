@@ -84,23 +84,46 @@ def _fit(X: np.ndarray, Y: np.ndarray, counts: np.ndarray, n: int, h_l: float, h
     return hat, var, hat_s
 
 
-def _kth(values: np.ndarray, k: int) -> float:
-    """The k-th smallest (1-based, capped at the size) of a sorted array."""
-    return float(values[min(k, values.size) - 1])
+def _kth(values: np.ndarray, k: int, counts: np.ndarray | None = None) -> float:
+    """The k-th smallest (1-based, capped at the size) of a sorted array; with ``counts``, of the rows that
+    many times each value."""
+    if counts is None:
+        return float(values[min(k, values.size) - 1])
+    ends = np.cumsum(counts)
+    return float(values[int(np.searchsorted(ends, min(k, ends[-1]), side="left"))])
 
 
-def density_test(x: np.ndarray, cutoff: float) -> DensityTest:
-    """rddensity(X, c) with its defaults; ``x`` sorted ascending."""
-    X = x - cutoff
-    n = X.size
-    nl = int(np.searchsorted(X, 0.0, side="left"))
-    first, last, count = _group_starts(X)
-    values = X[first]
-    below_abs = -X[:nl][::-1]  # distances below the cutoff, nearest first
-    above = X[nl:]
-    values_below = -values[values < 0][::-1]
-    values_above = values[values >= 0]
-    mu, sd = float(np.mean(X)), float(np.std(X, ddof=1))
+def _least(below: tuple[np.ndarray, np.ndarray], above: tuple[np.ndarray, np.ndarray], k: int
+           ) -> tuple[float, float]:
+    """Below and above the cutoff (distances, nearest first, and their row counts): the k-th nearest row or
+    distinct value, whichever is farther (rddensity's nLocalMin and nUniqueMin)."""
+    return max(_kth(below[0], k, below[1]), _kth(below[0], k)), max(_kth(above[0], k, above[1]), _kth(above[0], k))
+
+
+def _merged(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted values and their row counts, values that became equal (centring rounds) made one."""
+    if values.size < 2 or not np.any(values[1:] == values[:-1]):
+        return values, counts
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    return values[starts], np.add.reduceat(counts, starts)
+
+
+def density_test(x: np.ndarray, cutoff: float, by_value: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> DensityTest:
+    """rddensity(X, c) with its defaults; ``x`` sorted ascending; ``by_value``: its distinct values and their
+    row counts, when already known (the test runs on them, as the rows at a value share every term)."""
+    if by_value is None:
+        first, _, count = _group_starts(x)
+        by_value = x[first], count
+    values, count = _merged(by_value[0] - cutoff, by_value[1])
+    n = int(count.sum())
+    last = np.cumsum(count) - 1
+    nl = int(np.searchsorted(values, 0.0, side="left"))
+    # per side, the distance from the cutoff within which lie at least k rows and k distinct values
+    least = {k: _least((-values[:nl][::-1], count[:nl][::-1]), (values[nl:], count[nl:]), k)
+             for k in (NEIGHBOURS, NEIGHBOURS + 2)}
+    mu = float(count @ values) / n
+    sd = math.sqrt(float(count @ (values - mu) ** 2) / (n - 1))
     z = mu / sd
     phi = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
     f_b = 1 / (_hermite(z, P + 2) ** 2 * phi)
@@ -109,9 +132,7 @@ def density_test(x: np.ndarray, cutoff: float) -> DensityTest:
     cn = (1 / (2 * P) * f_c * PILOT_VARIANCE / n) ** (1 / (2 * P + 1)) * sd
     widest = float(np.max(np.abs(values)))
     bn, cn = min(bn, widest), min(cn, widest)
-    for data_l, data_r in ((below_abs, above), (values_below, values_above)):
-        bn = max(bn, _kth(data_l, NEIGHBOURS + 2), _kth(data_r, NEIGHBOURS + 2))
-        cn = max(cn, _kth(data_l, NEIGHBOURS), _kth(data_r, NEIGHBOURS))
+    bn, cn = max(bn, *least[NEIGHBOURS + 2]), max(cn, *least[NEIGHBOURS])
     Y = last / (n - 1)  # the empirical CDF at each value: rows tied with a later one count as below it
     weights = count.astype(np.float64)
 
@@ -135,9 +156,8 @@ def density_test(x: np.ndarray, cutoff: float) -> DensityTest:
     h = np.where(np.isnan(h) | (var_n < 0), 0.0, h)
     range_l, range_r = abs(float(values[0])), float(values[-1])
     h = np.minimum(h, [range_l, range_r, max(range_l, range_r), max(range_l, range_r)])
-    for data_l, data_r in ((below_abs, above), (values_below, values_above)):
-        low_l, low_r = _kth(data_l, NEIGHBOURS), _kth(data_r, NEIGHBOURS)
-        h = np.maximum(h, [low_l, low_r, max(low_l, low_r), max(low_l, low_r)])
+    low_l, low_r = least[NEIGHBOURS]
+    h = np.maximum(h, [low_l, low_r, max(low_l, low_r), max(low_l, low_r)])
     h_l = float(np.median([h[0], h[2], h[3]]))
     h_r = float(np.median([h[1], h[2], h[3]]))
     Xq, Yq, Cq = window(h_l, h_r)
