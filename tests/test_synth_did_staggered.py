@@ -201,7 +201,7 @@ def test_staggered_runs_through_the_cli(runner, tmp_path):
 
 
 def test_staggered_placebo_does_not_depend_on_the_workers(monkeypatch):
-    from causalcli.designs.synthetic_control import staggered
+    from causalcli.inference import synthdid_staggered as staggered  # the numerics, shared with did's all
 
     monkeypatch.setattr(staggered, "PARALLEL_FROM", 2)
     df = _factor_panel(5, n_units=14, periods=9, adoption={10: 5, 11: 5, 12: 7}, effects={5: 1.0, 7: 2.0})
@@ -260,7 +260,7 @@ def test_unlisted_adopters_are_left_out_of_the_donors_with_a_warning(tmp_path):
 
 @pytest.mark.parametrize("variant", ["sdid", "sc"])
 def test_staggered_placebo_side_by_side_equals_one_at_a_time(variant):
-    from causalcli.designs.synthetic_control import staggered
+    from causalcli.inference import synthdid_staggered as staggered  # the numerics, shared with did's all
 
     df = _factor_panel(9, n_units=15, periods=9, adoption={10: 5, 11: 5, 12: 7}, effects={5: 1.0, 7: 2.0})
     Y = df.pivot(index="unit", columns="period", values="y").to_numpy()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from causalcli.inference.unit_draws import unit_draws
 from causalcli.models import synthdid_weights as sw
 
 METHODS = ("placebo", "bootstrap", "jackknife")
@@ -113,24 +114,14 @@ def _scaled_sd(estimates: np.ndarray) -> float:
 def placebo(Y: np.ndarray, N0: int, base: sw.SdidFit, replications: int, seed: int, jobs: int = 1) -> Replicates:
     """Algorithm 4 on ``Y`` (controls first). Permutation r is the r-th ``permutation(N0)`` of the seeded
     generator (the order diff-diff draws them in)."""
-    rng = np.random.default_rng(seed)
-    draws = [rng.permutation(N0) for _ in range(replications)]
+    draws, _ = unit_draws("placebo", Y.shape[0], N0, replications, seed)
     est = _refits("placebo", Y, N0, draws, base, jobs)
     return Replicates(_scaled_sd(est), est, "placebo", replications)
 
 
 def bootstrap(Y: np.ndarray, N0: int, base: sw.SdidFit, replications: int, seed: int, jobs: int = 1) -> Replicates:
     """Algorithm 2 on ``Y`` (controls first): draws lacking controls or treated units are redrawn."""
-    rng = np.random.default_rng(seed)
-    N = Y.shape[0]
-    draws: list[np.ndarray] = []
-    attempts = 0
-    while len(draws) < replications and attempts < 20 * replications:
-        attempts += 1
-        d = rng.choice(N, size=N, replace=True)
-        n_controls = int(np.count_nonzero(d < N0))
-        if 0 < n_controls < N:
-            draws.append(d)
+    draws, attempts = unit_draws("bootstrap", Y.shape[0], N0, replications, seed)
     est = _refits("bootstrap", Y, N0, draws, base, jobs)
     return Replicates(_scaled_sd(est), est, "bootstrap", attempts)
 

@@ -9,7 +9,9 @@ The estimators live one to a module beside this one:
 * ``callaway_santanna``: group-time ATT(g,t) and their aggregations, the semantics of R ``did::att_gt`` /
   ``aggte``;
 * ``honest`` (and ``honest_lp``): Rambachan-Roth relative-magnitude confidence sets;
-* ``clusters``: the inference with few clusters; ``panel``: the panel's checks and arrays (``PanelData``).
+* ``clusters``: the inference with few clusters; ``panel``: the panel's checks and arrays (``PanelData``);
+* ``comparison`` (``estimator: all``): every estimator above, and ``synthetic_did`` with few treated units,
+  on the same ``PanelData``, side by side.
 
 ``prepare`` returns ``PanelData`` (picklable, never changed afterwards); nothing is kept on the design.
 
@@ -52,12 +54,13 @@ __all__ = ["DidDesign", "PanelData"]
 class DidDesign(Design):
     name = "did"
     preload_modules = ("scipy.special",)  # t and chi-square tails of the headline and the pre-trend test
-    estimators = ("twfe", "2x2", "callaway_santanna", "imputation", "sun_abraham")
+    estimators = ("twfe", "2x2", "callaway_santanna", "imputation", "sun_abraham", "all")
     estimands = ("att",)
     inference = ("crv1_fixest", "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher",
                  "randomization_inference_units", "cs_analytic", "cs_multiplier_bootstrap",
                  "imputation_conservative_clustered", "imputation_conservative_clustered_overall_att",
-                 "sun_abraham_crv1", "sun_abraham_crv1_overall_att", "none")
+                 "sun_abraham_crv1", "sun_abraham_crv1_overall_att", "synthetic_did_placebo_se_normal",
+                 "synthetic_did_staggered_placebo_se_normal", "none")
     reference = ("Callaway and Sant'Anna (2021); semantics of R did::att_gt/aggte; TWFE as fixest/pyfixest feols "
                  "with CRV1")
 
@@ -74,13 +77,18 @@ class DidDesign(Design):
         if d.estimator == "callaway_santanna" and not study.treatment and not d.cohort:
             raise SpecError("callaway_santanna needs 'design.cohort' (first treated period) or 'treatment'",
                             file=file, key="design.cohort")
-        if d.event_study is not None and d.estimator != "twfe":
+        if d.event_study is not None and d.estimator not in ("twfe", "all"):
             raise SpecError("event_study goes with estimator: twfe (callaway_santanna reports its dynamic "
                             "aggregation in effects)", file=file, key="design.event_study")
         o = d.options
+        if o.headline is not None and d.estimator != "all":
+            raise SpecError(f"headline chooses among the estimators of estimator: all; estimator: {d.estimator} "
+                            "reports its own: remove design.options.headline", file=file,
+                            key="design.options.headline")
         if d.estimator in STAGGERED:
             check_staggered_spec(study, file)
-        if o.bootstrap == "multiplier" and d.estimator != "callaway_santanna":
+        # estimator: all gives each option to the estimators it applies to (comparison.options_for)
+        if o.bootstrap == "multiplier" and d.estimator not in ("callaway_santanna", "all"):
             raise SpecError("bootstrap: multiplier is the Callaway-Sant'Anna bootstrap; use bootstrap: wild for "
                             f"{d.estimator}", file=file, key="design.options.bootstrap")
         if o.bootstrap == "wild" and d.estimator == "callaway_santanna":
@@ -135,6 +143,13 @@ class DidDesign(Design):
 
         # thin products (rows x a few regressors): a second BLAS thread only spins, and stalls on a busy machine
         with single_threaded_blas():
+            if prepared.estimator == "all":
+                from causalcli.designs.did.comparison import fit_all
+                from causalcli.runtime.jobs import resolve_jobs
+
+                # jobs: synthetic DiD's placebo draws, spread over processes as method: synthetic_control does
+                return fit_all(prepared, study, seed, resolve_jobs(jobs),
+                               lambda p: _guard_honest_did(_fit(p, study, seed)))
             return _guard_honest_did(_fit(prepared, study, seed))
 
     # ------------------------------------------------------------ refuters

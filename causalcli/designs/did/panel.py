@@ -261,7 +261,9 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
     first_period = float(times[0])
     if n_first:
         why = {"2x2": "the 2x2 compares treated units before and after the start",
-               "callaway_santanna": "no group-time effect can be formed for them, as in R's did"}.get(
+               "callaway_santanna": "no group-time effect can be formed for them, as in R's did",
+               "all": "the staggered estimators cannot use them, and the comparison runs every estimator on the "
+                      "same units (twfe alone would keep them)"}.get(
             d.estimator, "their event time is not known (treated at or before the panel's start), so no "
                          "relative-period dummy can place them against the reference period -1, as in Sun and "
                          "Abraham (2021); plain twfe without event_study keeps them")

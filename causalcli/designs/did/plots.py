@@ -23,6 +23,8 @@ def _period(label: str) -> float | None:
 
 
 def event_study_plot(result: Result) -> bytes | None:
+    if result.estimator == "all":
+        return comparison_plot(result)
     rows = [(e, _period(e.label or "")) for e in result.effects if (e.label or "").startswith("event_time=")]
     rows = [(e, k) for e, k in rows if k is not None]
     if not rows:
@@ -53,6 +55,51 @@ def event_study_plot(result: Result) -> bytes | None:
     ax.set_title(title, fontsize=10)
     if result.estimator in OMITTED_REFERENCE:
         ax.legend(loc="best", fontsize=8)
+    return _png(fig, plt)
+
+
+# one colour and marker per estimator of estimator: all, in the comparison's order
+COMPARISON_STYLE = {"twfe": ("#7f7f7f", "s"), "callaway_santanna": ("#1f4e79", "o"), "imputation": ("#c0504d", "^"),
+                    "sun_abraham": ("#4f8f3a", "D"), "synthetic_did": ("#8064a2", "v")}
+
+
+def comparison_plot(result: Result) -> bytes | None:
+    """estimator: all: each estimator's event-time effects and intervals, side by side (offset in x)."""
+    series: dict[str, list[tuple[float, object]]] = {}
+    overall: dict[str, object] = {}
+    for e in result.effects:
+        name, _, what = (e.label or "").partition("/")
+        k = _period(what) if what.startswith("event_time=") else None
+        if what == "att":
+            overall[name] = e
+        elif k is not None:
+            series.setdefault(name, []).append((k, e))
+    if not series:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(8.0, 4.6), dpi=110)
+    width = 0.6 / max(len(series), 1)
+    for i, (name, rows) in enumerate(series.items()):
+        colour, marker = COMPARISON_STYLE.get(name, ("black", "o"))
+        shift = (i - (len(series) - 1) / 2) * width
+        xs = [k + shift for k, _ in rows]
+        ys = [e.value for _, e in rows]
+        lo = [e.value - e.ci_lower if e.ci_lower is not None else 0.0 for _, e in rows]
+        hi = [e.ci_upper - e.value if e.ci_upper is not None else 0.0 for _, e in rows]
+        att = overall.get(name)
+        label = name if att is None else f"{name} (overall {att.value:.3g})"
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, color=colour, capsize=2, markersize=4, label=label)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.axvline(-0.5, color="grey", linestyle="--", linewidth=1)
+    ticks = sorted({k for rows in series.values() for k, _ in rows})
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{k:g}" for k in ticks])
+    ax.set_xlabel("period relative to first treatment (twfe: end points binned)")
+    ax.set_ylabel("effect")
+    conf = int(round(next(iter(series.values()))[0][1].conf_level * 100))
+    headline = (result.diagnostics.get("comparison") or {}).get("headline")
+    ax.set_title(f"{result.study}: event studies side by side ({conf}% intervals; headline {headline})", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
     return _png(fig, plt)
 
 

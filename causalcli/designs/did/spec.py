@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from causalcli.spec.base import Strict, TreatedDesignBase
 
@@ -43,6 +43,18 @@ class DidOptions(Strict):
                                                "relative-magnitude confidence sets (C-LF) and breakdown value.")
     tolerance: float = Field(1e-10, gt=0, le=1e-4,
                              description="Convergence of the fixed-effect demeaning (alternating projections).")
+    headline: Literal["callaway_santanna", "imputation", "sun_abraham", "twfe"] | None = Field(
+        None, description="estimator: all only. The estimator whose overall effect is the headline estimate "
+                          "(default callaway_santanna; the next that runs when it cannot: imputation, sun_abraham, "
+                          "twfe).")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        # added with estimator: all: a spec without it dumps (and so hashes: provenance.spec_sha256) as before
+        out = handler(self)
+        if out.get("headline") is None:
+            out.pop("headline", None)
+        return out
 
 
 class DidDesign(TreatedDesignBase):
@@ -50,13 +62,15 @@ class DidDesign(TreatedDesignBase):
     unit: str = Field(description="Unit identifier column (panel).")
     time: str = Field(description="Time period column: numbers (e.g. years), dates, timestamps (cut to days in "
                                   "data.timezone) or ISO date strings; results are labelled by date.")
-    estimator: Literal["twfe", "2x2", "callaway_santanna", "imputation", "sun_abraham"] = Field(
+    estimator: Literal["twfe", "2x2", "callaway_santanna", "imputation", "sun_abraham", "all"] = Field(
         "twfe", description="twfe: unit and time fixed effects; 2x2: treated x post; callaway_santanna: staggered "
                             "adoption; imputation: Borusyak, Jaravel and Spiess (2024); sun_abraham: Sun and Abraham "
-                            "(2021) interaction-weighted event study.")
+                            "(2021) interaction-weighted event study; all: twfe, callaway_santanna, imputation, "
+                            "sun_abraham and (few treated units) synthetic DiD on the same panel, side by side.")
     cohort: str | None = Field(None, description="Column: first treated period of each unit, in the time column's "
                                                 "type (a date when time is a date); 0 or empty = never treated.")
-    event_study: EventStudy | None = Field(None, description="TWFE event study with binned end points.")
+    event_study: EventStudy | None = Field(None, description="TWFE event study with binned end points (with "
+                                                              "estimator: all, the window of TWFE's event study).")
     cluster: str | None = Field(None, description="Cluster column for CRV1 standard errors (default: the unit).")
     options: DidOptions = Field(default_factory=DidOptions)
 

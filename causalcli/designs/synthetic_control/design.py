@@ -229,7 +229,10 @@ class SynthDesign(Design):
             raise SpecError("augmented: ridge balances the pre-period outcomes only (as augsynth without "
                             "covariates); predictors with it are not built yet: remove predictors and "
                             "special_predictors", file=file, key="design.options.augmented")
-        if d.estimator == "synthetic_control" and not (d.options.augmented or d.predictors or d.special_predictors):
+        from causalcli.designs.synthetic_control.pooled import is_pooled
+
+        if (d.estimator == "synthetic_control" and not (d.options.augmented or d.predictors or d.special_predictors)
+                and not is_pooled(d)):
             raise SpecError("synthetic control needs design.predictors or design.special_predictors "
                             "(e.g. [[outcome, period], ...])", file=file, key="design.predictors")
 
@@ -382,7 +385,7 @@ class SynthDesign(Design):
             if cv else None, time_labels=tuple(labels) if labels else None,
             missing_n=missing.n, estimator=d.estimator, variant=opts.variant, se=opts.se,
             replications=opts.replications, treated=len(treated), adoption=tuple(adopts[u] for u in treated)
-            if adopts else (),
+            if adopts else (), nu=opts.nu, weight_penalty=opts.weight_penalty, fixed_effects=opts.fixed_effects,
         )
         unlisted = sorted(u for u, a in adopts.items() if a is not None and u not in treated)
         shown_out = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
@@ -408,6 +411,10 @@ class SynthDesign(Design):
         from causalcli.designs.synthetic_control.panel import fit_unit, placebo_in_space, rmspe
 
         d = prepared
+        if d.estimator == "synthetic_control" and (d.treated > 1 or d.adoption):
+            from causalcli.designs.synthetic_control import pooled
+
+            return pooled.fit(d, study, seed, resolve_jobs(jobs))
         if d.estimator == "synthetic_did":
             from causalcli.designs.synthetic_control import synthdid
 

@@ -71,6 +71,10 @@ class SynthData:
     replications: int = 200
     treated: int = 1  # synthetic DiD: the first ``treated`` columns are treated units (staggered.py)
     adoption: tuple[float, ...] = ()  # staggered adoption: each treated column's first treated period
+    # several or staggered treated units under estimator: synthetic_control (pooled.py)
+    nu: float | None = None
+    weight_penalty: float = 0.0
+    fixed_effects: bool = False
 
     @property
     def pre(self) -> np.ndarray:

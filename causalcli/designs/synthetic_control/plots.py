@@ -97,7 +97,8 @@ def sdid_plot(result: Result) -> bytes | None:
 
 
 def event_plot(result: Result) -> bytes | None:
-    """Staggered synthetic DiD: the effect by event time with its interval (effects labelled 'event time e')."""
+    """Staggered synthetic DiD or the pooled synthetic control: the effect by event time with its interval
+    (effects labelled 'event time e')."""
     events = [e for e in result.effects if (e.label or "").startswith("event time ")]
     if not events:
         return None
@@ -115,7 +116,8 @@ def event_plot(result: Result) -> bytes | None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("periods since adoption")
     ax.set_ylabel("effect")
-    ax.set_title(f"{result.study}: staggered synthetic DiD by event time", fontsize=10)
+    what = "staggered synthetic DiD" if result.estimator == "synthetic_did" else "pooled synthetic control"
+    ax.set_title(f"{result.study}: {what} by event time", fontsize=10)
     ax.legend(loc="best", fontsize=8)
     return _png(fig, plt)
 

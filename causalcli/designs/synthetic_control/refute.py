@@ -49,7 +49,7 @@ def placebo_in_time_at(d: "SynthData", fake: float) -> float:
     """The refit with the treatment pretended to start at ``fake``: its mean gap up to the real start."""
     from causalcli.designs.synthetic_control.panel import fit_unit
 
-    if d.estimator == "synthetic_did":
+    if d.estimator == "synthetic_did" or d.treated > 1 or d.adoption:  # synthetic DiD or the pooled fit
         from causalcli.designs.synthetic_control.synthdid import placebo_in_time_at as sdid_placebo_in_time_at
 
         return sdid_placebo_in_time_at(d, fake)
@@ -62,7 +62,7 @@ def placebo_in_time_at(d: "SynthData", fake: float) -> float:
 def leave_one_donor_out(d: "SynthData", options: Any) -> float:
     from causalcli.designs.synthetic_control.panel import fit_unit, without_donor
 
-    if d.estimator == "synthetic_did":
+    if d.estimator == "synthetic_did" or d.treated > 1 or d.adoption:  # synthetic DiD or the pooled fit
         from causalcli.designs.synthetic_control.synthdid import leave_one_donor_out as sdid_leave_one_donor_out
 
         return sdid_leave_one_donor_out(d, options)

@@ -16,6 +16,8 @@ Period = int | float | dt.date | str
 # keys added with synthetic DiD (v1.1): a spec that leaves them at their defaults dumps (and so hashes:
 # provenance.spec_sha256) as it did before them
 _SDID_OPTION_DEFAULTS = {"variant": "sdid", "se": "placebo", "replications": 200}
+# and with the partially pooled synthetic control (several or staggered treated units, pooled.py)
+_POOLED_OPTION_DEFAULTS = {"nu": None, "weight_penalty": 0.0, "fixed_effects": False}
 _SDID_DESIGN_DEFAULTS = {"estimator": "synthetic_control"}
 
 
@@ -112,11 +114,27 @@ class SynthOptions(Strict):
         "sc: synthdid's sc_estimate (unit weights without intercept, no time weights); did: uniform weights.",
     )
     se: Literal["placebo", "bootstrap", "jackknife"] = Field(
-        "placebo", description="estimator: synthetic_did only. Standard error: placebo (Algorithm 4), bootstrap "
-        "(Algorithm 2) or jackknife (Algorithm 3); the last two need several treated units.",
+        "placebo", description="estimator: synthetic_did, and the pooled synthetic control of several or "
+        "staggered treated units. Standard error: placebo (Algorithm 4), bootstrap (Algorithm 2) or jackknife "
+        "(Algorithm 3); the last two need several treated units.",
     )
     replications: int = Field(
-        200, ge=2, le=100_000, description="estimator: synthetic_did only. Placebo or bootstrap replications.",
+        200, ge=2, le=100_000, description="estimator: synthetic_did, and the pooled synthetic control. Placebo or "
+        "bootstrap replications.",
+    )
+    nu: float | None = Field(
+        None, ge=0, le=1, description="Several or staggered treated units under estimator: synthetic_control "
+        "(the partially pooled synthetic control of Ben-Michael, Feller and Rothstein 2022): the weight of the "
+        "pooled imbalance against the units' own (0: a separate fit per unit; 1: the average unit alone). "
+        "Default: the paper's heuristic, the ratio of pooled to unit-level imbalance of the separate fits.",
+    )
+    weight_penalty: float = Field(
+        0.0, ge=0, description="Partially pooled synthetic control: ridge penalty lambda on the weights "
+        "(augsynth multisynth's lambda; 0: none).",
+    )
+    fixed_effects: bool = Field(
+        False, description="Partially pooled synthetic control: each unit's pre-period mean taken out before "
+        "the fit (the intercept-shifted estimator; augsynth multisynth's fixedeff).",
     )
 
     @field_validator("predictors_window", "optimize_window")
@@ -128,7 +146,7 @@ class SynthOptions(Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:
-        return _without_defaults(handler(self), _SDID_OPTION_DEFAULTS)
+        return _without_defaults(handler(self), {**_SDID_OPTION_DEFAULTS, **_POOLED_OPTION_DEFAULTS})
 
     @model_validator(mode="after")
     def _cross_validation_pairs(self) -> "SynthOptions":
@@ -153,10 +171,10 @@ class SynthDesign(DesignBase):
     )
     treated_unit: str | int | list[str | int] = Field(
         description="The treated unit, a value of the unit column; a list of them for several treated units "
-                    "(estimator: synthetic_did).")
+                    "(estimator: synthetic_did, or synthetic_control without predictors: partially pooled).")
     treatment_start: int | float | dt.date | str = Field(
         description="First treated period, a value of the time column (a date such as 2011-07-01 when it holds "
-                    "dates); with estimator: synthetic_did, or a column holding each unit's adoption period "
+                    "dates), or a column holding each unit's adoption period "
                     "(staggered adoption; empty or 0: never treated).")
     predictors: list[str] = Field(
         default_factory=list, description="Columns averaged over the pre-period (or options.predictors_window)."

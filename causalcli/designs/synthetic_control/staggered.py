@@ -19,17 +19,18 @@ treated units with their cohorts' adoption periods, the rest the controls), ``bo
 units resampled; draws without a control or a treated unit redrawn) or ``jackknife`` (Algorithm 3: each
 unit left out with every cohort's weights kept; a cohort left empty drops out of the aggregate).
 The placebo and bootstrap refits keep each cohort's regularisation and start from its weights, as
-synthdid's refits do.
+synthdid's refits do. The numerics sit below the families, in ``causalcli.inference.synthdid_staggered``
+(did's ``estimator: all`` runs them too); this module reads the spec and the data and builds the ``Fit``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from causalcli.errors import DataError, EstimationError
+from causalcli.inference.synthdid_staggered import Staggered, estimate, replicates, standard_errors
 from causalcli.records import Check
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,7 +42,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.models import Study
 
 MIN_PRE_PERIODS = 2  # synthetic DiD's noise level and time weights need two pre-periods
-PARALLEL_FROM = 20  # replicates below this many run in the main process (forking costs more)
 
 
 def treated_labels(design: Any) -> list[str]:
@@ -53,8 +53,8 @@ def treated_labels(design: Any) -> list[str]:
 
 
 def is_staggered(design: Any) -> bool:
-    """treatment_start names a column under synthetic DiD (staggered adoption)."""
-    return design.estimator == "synthetic_did" and names_column(design)
+    """treatment_start names a column (staggered adoption: synthetic DiD, or the pooled synthetic control)."""
+    return names_column(design)
 
 
 def names_column(design: Any) -> bool:
@@ -97,6 +97,7 @@ def adoption_periods(study: "Study", table: "Table", spec: "LoadedSpec",
                             f"{label(hi)}); give one per unit", file=table.file, key=key, column=column)
         out[name] = None if lo is None else float(lo)
     first, last = times[0], times[-1]
+    what = "synthetic DiD" if d.estimator == "synthetic_did" else "the synthetic control"
     for name in treated_labels(d):
         a = out.get(name)
         if a is None:
@@ -110,206 +111,42 @@ def adoption_periods(study: "Study", table: "Table", spec: "LoadedSpec",
         pre = sum(t < a for t in times)
         if pre < MIN_PRE_PERIODS:
             raise DataError(f"the cohort adopting at {label(a)} (unit {name!r}) has {pre} pre-period(s) in column "
-                            f"{d.time!r}; synthetic DiD needs at least {MIN_PRE_PERIODS}: drop the cohort from "
+                            f"{d.time!r}; {what} needs at least {MIN_PRE_PERIODS}: drop the cohort from "
                             "treated_unit", file=table.file, key=key, column=column)
     return out
 
 
-# ------------------------------------------------------------------ estimation
+# ------------------------------------------------------------------ estimation (the numerics:
+# ``causalcli.inference.synthdid_staggered``, shared with did's estimator: all)
 
 
-@dataclass(frozen=True)
-class Staggered:
-    """The staggered estimate on a units x periods matrix (controls first, then the treated rows)."""
-
-    estimate: float
-    starts: np.ndarray  # T0 of each cohort (sorted)
-    sizes: np.ndarray  # treated units of each cohort
-    weights: np.ndarray  # w_a
-    cohort_estimates: np.ndarray
-    event_effects: np.ndarray  # by event time 0..max T1 - 1
-    fits: tuple  # SdidFit per cohort
+def replicate_ses(method: str, N0: int, N1: int, size: int, run: Any) -> tuple[np.ndarray, int, str | None]:
+    """The SEs of (aggregate, cohorts, event times) from ``run()`` -> (replicate rows, attempts), with the
+    attempts; or NaNs, 0 and why ``method`` cannot give them."""
+    reason = unusable_reason(method, N0, N1)
+    if reason is not None:
+        return np.full(size, np.nan), 0, reason
+    reps, attempts = run()
+    return standard_errors(reps, method), attempts, None
 
 
-def _event_effects(curves: list[np.ndarray], sizes: np.ndarray, horizon: int) -> np.ndarray:
-    out = np.full(horizon, np.nan)
-    for e in range(horizon):
-        have = [(c[e], n) for c, n in zip(curves, sizes) if c.size > e]
-        if have:
-            out[e] = sum(v * n for v, n in have) / sum(n for _, n in have)
-    return out
+def headline_and_effects(ses: np.ndarray, base: Any, cohort_times: np.ndarray, conf: float, inference: str,
+                         labels: Any) -> tuple[Any, list]:
+    """The aggregate and the effects ``cohort a`` and ``event time e`` of a staggered fit (``base`` with
+    ``estimate``, ``cohort_estimates`` and ``event_effects``), their SEs in the order of ``_vector``."""
+    from causalcli.data.types import period_text
+    from causalcli.inference.estimate import normal_estimate
 
+    def se(k: int) -> float | None:
+        return float(ses[k]) if np.isfinite(ses[k]) else None
 
-def estimate(Y: np.ndarray, N0: int, t0s: np.ndarray, variant: str, horizon: int,
-             base: Staggered | None = None, controls: np.ndarray | None = None) -> Staggered:
-    """One synthetic DiD per distinct T0 in ``t0s`` (the treated rows' pre-period counts), aggregated.
-
-    A replicate passes the ``base`` estimate and which of its controls are its own (``controls``): each
-    cohort's weights are then re-solved with the base's regularisation from its weights, as synthdid's
-    placebo and bootstrap refits are.
-    """
-    from causalcli.models import synthdid_weights as sw
-
-    T = Y.shape[1]
-    starts = np.unique(t0s)
-    sizes, fits, taus, curves = [], [], [], []
-    for T0 in starts:
-        rows = N0 + np.flatnonzero(t0s == T0)
-        M = np.vstack([Y[:N0], Y[rows]])
-        if base is None:
-            f = sw.fit(M, N0, int(T0), variant)
-        else:
-            f0 = base.fits[int(np.searchsorted(base.starts, T0))]
-            omega0 = sw.sum_normalize(f0.omega[controls]) if variant != "did" else None
-            f = sw.fit(M, N0, int(T0), variant, f0.tuning, omega0, f0.lam if variant == "sdid" else None)
-        sizes.append(rows.size)
-        fits.append(f)
-        taus.append(f.estimate)
-        curves.append(sw.effect_path(M, N0, int(T0), f.omega, f.lam))
-    n = np.asarray(sizes, dtype=float)
-    w = n * (T - starts)
-    w = w / w.sum()
-    taus_a = np.asarray(taus)
-    return Staggered(float(w @ taus_a), starts, n, w, taus_a, _event_effects(curves, n, horizon), tuple(fits))
-
-
-def _vector(s: Staggered, all_starts: np.ndarray, horizon: int) -> np.ndarray:
-    """(aggregate, every cohort's estimate (NaN when absent), every event time's) of one replicate."""
-    cohorts = np.full(all_starts.size, np.nan)
-    cohorts[np.searchsorted(all_starts, s.starts)] = s.cohort_estimates
-    return np.concatenate([[s.estimate], cohorts, s.event_effects[:horizon]])
-
-
-def replicates(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, method: str, replications: int,
-               seed: int, variant: str, jobs: int = 1) -> tuple[np.ndarray, int]:
-    """Rows of (aggregate, cohorts, event times) from the placebo, bootstrap or jackknife; attempts made.
-
-    The draws are made up front from one seeded stream and refitted in order (over ``jobs`` processes
-    from PARALLEL_FROM draws on), so the result does not depend on the number of workers.
-    """
-    N = Y.shape[0]
-    rng = np.random.default_rng(seed)
-    draws: list[np.ndarray] = []
-    attempts = 0
-    if method == "placebo":
-        draws = [rng.permutation(N0) for _ in range(replications)]
-        attempts = replications
-    elif method == "bootstrap":
-        while len(draws) < replications and attempts < 20 * replications:
-            attempts += 1
-            draw = rng.choice(N, size=N, replace=True)
-            if 0 < np.count_nonzero(draw < N0) < N:
-                draws.append(draw)
-    else:
-        draws = [np.asarray([j]) for j in range(N)]
-        attempts = N
-    if jobs <= 1 or len(draws) < PARALLEL_FROM:
-        return np.asarray(_rows(method, Y, N0, t0s, base, draws, variant)), attempts
-    from joblib import Parallel, delayed
-
-    bounds = np.linspace(0, len(draws), min(len(draws), 4 * jobs) + 1).astype(int)
-    parts = Parallel(n_jobs=jobs, backend="multiprocessing")(
-        delayed(_rows)(method, Y, N0, t0s, base, draws[a:b], variant) for a, b in zip(bounds[:-1], bounds[1:]))
-    return np.asarray([row for part in parts for row in part]), attempts
-
-
-def _rows(method: str, Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, draws: list[np.ndarray],
-          variant: str) -> list[np.ndarray]:
-    """The replicate of every draw: a permutation of the controls, a bootstrap draw or the unit left out."""
-    from causalcli.runtime.threads import single_threaded_blas
-
-    from causalcli.models import synthdid_weights as sw
-
-    horizon = base.event_effects.size
-    N1 = Y.shape[0] - N0
-    rows = []
-    with single_threaded_blas():
-        if method == "placebo" and variant != "did" and N0 <= sw.BATCH_MAX_CONTROLS:
-            return _placebo_side_by_side(Y, N0, t0s, base, draws, variant)
-        for draw in draws:
-            if method == "jackknife":
-                rows.append(_jackknife_one(Y, N0, t0s, base, int(draw[0]), horizon))
-                continue
-            if method == "placebo":
-                controls, treated, t0 = draw[:N0 - N1], draw[N0 - N1:], t0s  # synthdid_se.placebo's split
-            else:
-                controls, treated = draw[draw < N0], draw[draw >= N0]
-                t0 = t0s[treated - N0]
-            s = estimate(np.vstack([Y[controls], Y[treated]]), controls.size, t0, variant, horizon, base, controls)
-            rows.append(_vector(s, base.starts, horizon))
-    return rows
-
-
-def _placebo_side_by_side(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, draws: list[np.ndarray],
-                          variant: str) -> list[np.ndarray]:
-    """The placebo replicates with each cohort's unit weights solved for every draw side by side
-    (``placebo_unit_weights``, as ``synthdid_se`` does for one block of treated units): draw r's donors are
-    ``draws[r][:N0 - N1]``, its placebo units for a cohort the cohort's positions in ``draws[r][N0 - N1:]``."""
-    from causalcli.models import synthdid_weights as sw
-
-    horizon = base.event_effects.size
-    n0 = 2 * N0 - Y.shape[0]
-    Yc = Y[:N0]
-    by_cohort = []
-    for T0, f0 in zip(base.starts.tolist(), base.fits):
-        positions = np.flatnonzero(t0s == T0)
-        perms = [np.concatenate([p[:n0], p[n0:][positions]]) for p in draws]
-        starts = [sw.sum_normalize(f0.omega[p[:n0]]) for p in draws]
-        omegas, _ = sw.placebo_unit_weights(Yc, T0, perms, positions.size, f0.tuning, starts, variant == "sdid")
-        fits = []
-        for p, omega in zip(perms, omegas):
-            M = Yc[p]
-            lam, _ = sw.time_weights(sw.collapsed(M, n0, T0), n0, T0, f0.tuning, f0.lam)
-            fits.append((sw.weighted_did(M, n0, T0, omega, lam), sw.effect_path(M, n0, T0, omega, lam)))
-        by_cohort.append(fits)
-    rows = []
-    for r in range(len(draws)):
-        taus = np.asarray([fits[r][0] for fits in by_cohort])
-        events = _event_effects([fits[r][1] for fits in by_cohort], base.sizes, horizon)
-        s = Staggered(float(base.weights @ taus), base.starts, base.sizes, base.weights, taus, events, ())
-        rows.append(_vector(s, base.starts, horizon))
-    return rows
-
-
-def _jackknife_one(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Staggered, j: int, horizon: int) -> np.ndarray:
-    """The aggregate without unit ``j``, every cohort's weights kept (control weights renormalised)."""
-    from causalcli.models import synthdid_weights as sw
-
-    T = Y.shape[1]
-    taus, sizes, starts, curves = [], [], [], []
-    for T0, f in zip(base.starts, base.fits):
-        rows = N0 + np.flatnonzero(t0s == T0)
-        rows = rows[rows != j]
-        if rows.size == 0:
-            continue
-        keep = np.delete(np.arange(N0), j) if j < N0 else np.arange(N0)
-        omega = sw.sum_normalize(np.delete(f.omega, j) if j < N0 else f.omega)
-        M = np.vstack([Y[keep], Y[rows]])
-        taus.append(sw.weighted_did(M, keep.size, int(T0), omega, f.lam))
-        curves.append(sw.effect_path(M, keep.size, int(T0), omega, f.lam))
-        sizes.append(rows.size)
-        starts.append(T0)
-    n, st = np.asarray(sizes, dtype=float), np.asarray(starts)
-    w = n * (T - st)
-    w = w / w.sum()
-    s = Staggered(float(w @ np.asarray(taus)), st, n, w, np.asarray(taus), _event_effects(curves, n, horizon), ())
-    return _vector(s, base.starts, horizon)
-
-
-def standard_errors(reps: np.ndarray, method: str) -> np.ndarray:
-    """Per column: sqrt((B-1)/B) sd (placebo, bootstrap) or the jackknife's sqrt((n-1)/n sum (x - mean)^2),
-    over the replicates where the quantity exists."""
-    out = np.full(reps.shape[1], np.nan)
-    for k in range(reps.shape[1]):
-        x = reps[:, k][np.isfinite(reps[:, k])]
-        B = x.size
-        if B < 2:
-            continue
-        if method == "jackknife":
-            out[k] = np.sqrt((B - 1) / B * np.sum((x - x.mean()) ** 2))
-        else:
-            out[k] = np.sqrt((B - 1) / B) * np.std(x, ddof=1)
-    return out
+    n_cohorts = len(base.cohort_estimates)
+    value = normal_estimate(base.estimate, se(0), conf, inference)
+    effects = [normal_estimate(float(t), se(1 + k), conf, inference, f"cohort {period_text(a, labels)}")
+               for k, (a, t) in enumerate(zip(cohort_times, base.cohort_estimates))]
+    effects += [normal_estimate(float(v), se(1 + n_cohorts + e), conf, inference, f"event time {e}")
+                for e, v in enumerate(base.event_effects)]
+    return value, effects
 
 
 def unusable_reason(method: str, N0: int, N1: int) -> str | None:
@@ -331,33 +168,18 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> "Fit":
     replicates as the aggregate's."""
     from causalcli.data.types import period_json, period_text
     from causalcli.designs.base import Fit
-    from causalcli.inference.estimate import normal_estimate
 
     Y, N0, t0s = matrix(d)
     N1, T = Y.shape[0] - N0, Y.shape[1]
     horizon = int(T - t0s.min())
     base = estimate(Y, N0, t0s, d.variant, horizon)
-    reason = unusable_reason(d.se, N0, N1)
-    warnings = list(d.notes)
-    ses = np.full(1 + base.starts.size + horizon, np.nan)
-    attempts = 0
-    if reason is None:
-        reps, attempts = replicates(Y, N0, t0s, base, d.se, d.replications, seed, d.variant, jobs)
-        ses = standard_errors(reps, d.se)
-    else:
-        warnings.append(f"no standard error: {reason}")
-
-    def se(k: int) -> float | None:
-        return float(ses[k]) if np.isfinite(ses[k]) else None
-
+    ses, attempts, reason = replicate_ses(d.se, N0, N1, 1 + base.starts.size + horizon, lambda: replicates(
+        Y, N0, t0s, base, d.se, d.replications, seed, d.variant, jobs))
+    warnings = list(d.notes) + ([f"no standard error: {reason}"] if reason else [])
     inference = f"synthetic_did_staggered_{d.se}_se_normal"
     conf = study.conf_level
-    value = normal_estimate(base.estimate, se(0), conf, inference)
     cohort_times = d.times[base.starts]
-    effects = [normal_estimate(float(t), se(1 + k), conf, inference, f"cohort {period_text(a, None)}")
-               for k, (a, t) in enumerate(zip(cohort_times, base.cohort_estimates))]
-    effects += [normal_estimate(float(v), se(1 + base.starts.size + e), conf, inference, f"event time {e}")
-                for e, v in enumerate(base.event_effects)]
+    value, effects = headline_and_effects(ses, base, cohort_times, conf, inference, None)
     units = d.units
     cohorts = []
     for k, (a, f) in enumerate(zip(cohort_times, base.fits)):

@@ -45,7 +45,9 @@ def check_spec(study: "Study", spec: "LoadedSpec") -> None:
         key = "design.predictors" if d.predictors else "design.special_predictors"
         raise SpecError("estimator: synthetic_did weights units and periods on the outcome path alone (covariate "
                         "adjustment is not built); remove predictors and special_predictors", file=file, key=key)
-    for name in ADH_OPTIONS:
+    from causalcli.designs.synthetic_control.pooled import POOLED_OPTIONS
+
+    for name in (*ADH_OPTIONS, *POOLED_OPTIONS):
         if name in d.options.model_fields_set:
             raise SpecError(f"design.options.{name} belongs to estimator: synthetic_control and is not read by "
                             f"synthetic_did; remove it", file=file, key=f"design.options.{name}")
@@ -60,22 +62,35 @@ def check_spec(study: "Study", spec: "LoadedSpec") -> None:
 
 
 def check_adh_spec(study: "Study", spec: "LoadedSpec") -> None:
-    """Options of synthetic DiD given to the predictor-based estimator (exit 2)."""
+    """Options of synthetic DiD given to the predictor-based estimator, several or staggered treated units
+    with predictors (exit 2); several or staggered units without them are the pooled fit's (pooled.py)."""
+    from causalcli.designs.synthetic_control.pooled import POOLED_OPTIONS, is_pooled
     from causalcli.designs.synthetic_control.staggered import names_column, treated_labels
 
-    d = study.design
+    d, file = study.design, spec.source.display
+    weighted_by = next((k for k in ("predictors", "special_predictors") if getattr(d, k)), None)
+    if weighted_by is None and d.options.augmented:
+        weighted_by = "options.augmented"
+    if is_pooled(d) and weighted_by is None:
+        from causalcli.designs.synthetic_control.pooled import check_spec as check_pooled_spec
+
+        return check_pooled_spec(study, spec)
     if names_column(d):
         raise SpecError(f"treatment_start {d.treatment_start!r} names a column (staggered adoption), which only "
-                        f"estimator: synthetic_did reads; set design.estimator: synthetic_did or give the first "
-                        f"treated period", file=spec.source.display, key="design.treatment_start")
+                        f"estimator: synthetic_did and the pooled synthetic control (estimator: synthetic_control "
+                        f"on the outcome path) read; remove design.{weighted_by} or set design.estimator: "
+                        f"synthetic_did", file=file, key="design.treatment_start")
     if len(treated_labels(d)) > 1:
         raise SpecError(f"estimator: synthetic_control takes one treated unit, found {len(treated_labels(d))} "
-                        f"in treated_unit; for several (or staggered) treated units set design.estimator: "
-                        f"synthetic_did", file=spec.source.display, key="design.treated_unit")
-    for name in SDID_OPTIONS:
+                        f"in treated_unit, with design.{weighted_by}; the pooled synthetic control of several "
+                        f"(or staggered) treated units balances the outcome path alone: remove design.{weighted_by}, "
+                        f"or set design.estimator: synthetic_did", file=file, key="design.treated_unit")
+    for name in (*SDID_OPTIONS, *POOLED_OPTIONS):
         if name in d.options.model_fields_set:
-            raise SpecError(f"design.options.{name} is an option of estimator: synthetic_did; set "
-                            f"design.estimator: synthetic_did or remove it", file=spec.source.display,
+            owner = ("estimator: synthetic_did; set design.estimator: synthetic_did" if name in SDID_OPTIONS else
+                     "the pooled synthetic control of several or staggered treated units; list them in "
+                     "treated_unit")
+            raise SpecError(f"design.options.{name} is an option of {owner} or remove it", file=file,
                             key=f"design.options.{name}")
 
 
@@ -88,10 +103,14 @@ def matrix(d: "SynthData", keep: np.ndarray | None = None) -> tuple[np.ndarray, 
 
 
 def estimate_of(d: "SynthData", start: float | None = None, keep: np.ndarray | None = None,
-                drop: int | None = None) -> "SdidFit":
+                drop: int | None = None) -> "SdidFit | Any":
     """The fit of ``d``'s variant, with the start moved (placebo in time), periods kept, or a donor dropped."""
     from causalcli.models import synthdid_weights as sw
 
+    if d.estimator == "synthetic_control":  # several or staggered treated units: the pooled fit
+        from causalcli.designs.synthetic_control import pooled
+
+        return pooled.estimate_of(d, start, keep, drop)
     if d.adoption:
         from causalcli.designs.synthetic_control import staggered
 
