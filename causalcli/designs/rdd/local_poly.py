@@ -250,7 +250,11 @@ def collapse(side: Side) -> Side:
     sizes = np.diff(np.r_[starts, x.size])
     sums = np.add.reduceat(D, starts, axis=0)
     deviations = D - np.repeat(sums / sizes[:, None], sizes, axis=0)
-    scatter = np.add.reduceat(deviations[:, :, None] * deviations[:, None, :], starts, axis=0)
+    k = D.shape[1]
+    scatter = np.empty((starts.size, k, k))
+    for i in range(k):  # one column pair at a time: temporaries of one float per row
+        for j in range(i, k):
+            scatter[:, i, j] = scatter[:, j, i] = np.add.reduceat(deviations[:, i] * deviations[:, j], starts)
     return Side(x[starts], sums, None, sizes.astype(np.float64), scatter)
 
 
