@@ -133,6 +133,24 @@ def test_synth_guesses_treated_unit_and_start_from_a_treatment_column(runner, tm
     assert invoke(runner, ["validate", str(write(tmp_path, text))]).exit_code == 0
 
 
+@pytest.mark.parametrize("adopters", [{"California": 1989}, {"California": 1989, "Utah": 1990, "Nevada": 1990}])
+def test_synth_takes_treated_units_and_start_from_an_adoption_column(runner, tmp_path, adopters):
+    """An adoption-period column (empty for never-treated units): one adopting unit gives its name and
+    period; several give the list and the column (staggered: the pooled fit, which takes no predictors)."""
+    df = pd.read_csv(DATA / "prop99_smoking.csv")
+    df["adopt"] = df.state.map(adopters)
+    path = tmp_path / "adoption.csv"
+    df.to_csv(path, index=False)
+    text, spec = init(runner, path, "-y", "cigsale", "-d", "synthetic_control")
+    d = spec["design"]
+    assert "adopt" in left_out(text) and "adopt" not in d.get("predictors", [])
+    if len(adopters) == 1:
+        assert (d["treated_unit"], d["treatment_start"]) == ("California", 1989) and d["predictors"]
+    else:
+        assert d["treated_unit"] == sorted(adopters) and d["treatment_start"] == "adopt" and "predictors" not in d
+    assert invoke(runner, ["validate", str(write(tmp_path, text))]).exit_code == 0
+
+
 # ------------------------------------------------------------------ TODO
 
 

@@ -158,9 +158,6 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
             candidates.remove(c)
     arm_treatment = treatment if time_varying else None
     covariates, _ = screen_columns(data, candidates, arm_treatment, outcome, st.left_out, allow_text=False)
-    note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
-    if note:
-        st.notes.append(note)
     if d["estimator"] == "callaway_santanna" and never and len(covariates) + 2 > never:
         # Callaway-Sant'Anna regresses on the covariates over the never-treated units of each group-time
         # cell: with as many covariates as those units it is singular (castle: 124 columns, 29 units).
@@ -177,6 +174,10 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
         st.guessed.append(f"design.options.method: reg (the smallest cohort has {smallest} unit"
                           f"{'s' * (smallest != 1)}, too few for a propensity model on {len(covariates)} "
                           "covariate" + "s" * (len(covariates) != 1) + ")")
+    # after the Callaway-Sant'Anna rule, which may keep none: castle's note named robbery_gun_r's missing rows
+    note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
+    if note:
+        st.notes.append(note)
     spec["covariates"] = covariates
 
 
@@ -200,14 +201,21 @@ def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter,
                     st.guessed.append(f"design.treatment_start: {show(first)} (its first period with {treatment} on)")
                 else:
                     st.notes.append(f"{show(u)} is treated from its first period: there is no pre-period to fit")
-            else:
-                st.notes.append(f"{len(units) if len(units) < 3 else 'several'} units have {treatment} on: "
-                                "synthetic control takes one treated unit; set design.treated_unit")
+            elif units:
+                from causalcli.starter.treated_units import several_treated
+
+                treated_unit, start = several_treated(data, st, treatment, expr, unit, time, taken | {unit, time})
         st.notes.append(f"treatment {treatment!r} is not a key of synthetic_control: treated_unit and "
                         "treatment_start define who is treated and when")
+    cohort = guess_cohort(data, unit, time, taken) if unit and time and treated_unit == TODO else None
+    several = False
+    if cohort:
+        treated_unit, start, several = _adoption(data, unit, cohort, st)
     d["treated_unit"] = treated_unit
     d["treatment_start"] = start
-    roles = taken | {c for c in (unit, time) if c}
+    roles = taken | {c for c in (unit, time, cohort) if c}
+    if several or isinstance(treated_unit, list):  # the partially pooled fit takes no predictors
+        return
     candidates = [c for c in data.types if c not in roles]
     if unit:
         candidates = _drop_unit_codes(data, unit, candidates, st.left_out)
@@ -216,6 +224,26 @@ def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter,
     predictors, _ = screen_columns(data, candidates, None, outcome, st.left_out, allow_text=False,
                                    rank_check=False, arm_check=False, missing_check=False)
     d["predictors"] = predictors
+
+
+def _adoption(data: DataProfile, unit: str, cohort: str, st: Starter) -> tuple[Any, Any, bool]:
+    """treated_unit and treatment_start from a column of adoption periods (empty or 0: never treated):
+    one adopting unit takes its period, several take the column (staggered adoption)."""
+    adopted = (f"{q(cohort)} IS NOT NULL" if data.kind(cohort) == "time"
+               else f"coalesce(CAST({q(cohort)} AS DOUBLE), 0) > 0")
+    rows = data.sql(f"SELECT {q(unit)}, min({q(cohort)}) FROM d WHERE {adopted} GROUP BY 1 ORDER BY 1")
+    st.left_out[cohort] = "the adoption period (treatment_start), not a predictor"
+    if not rows:
+        st.notes.append(f"{cohort} names no adopting unit: set design.treated_unit")
+        return TODO, TODO, False
+    if len(rows) == 1:
+        st.guessed.append(f"design.treated_unit: {show(rows[0][0])}, design.treatment_start: {show(rows[0][1])} "
+                          f"(the one unit with {cohort} set)")
+        return plain(rows[0][0]), plain(rows[0][1]), False
+    st.guessed.append(f"design.treated_unit: the {len(rows)} units with {cohort} set, design.treatment_start: "
+                      f"{cohort} (staggered adoption: the partially pooled synthetic control, which takes no "
+                      "predictors; estimator: synthetic_did is the other choice)")
+    return [plain(u) for u, _ in rows], cohort, True
 
 
 def _drop_unit_codes(data: DataProfile, unit: str, candidates: list[str], left_out: dict[str, str]) -> list[str]:
@@ -320,8 +348,14 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
                         "tests each for a break at the intervention)")
 
 
+def build_rdd(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    from causalcli.starter.rdd import build_rdd as build
+
+    build(data, spec, d, st, treatment, outcome)
+
+
 BUILDERS = {"did": build_did, "synthetic_control": build_synthetic_control, "experiment": build_experiment,
-            "iv": build_iv, "time_series": build_time_series}
+            "iv": build_iv, "time_series": build_time_series, "rdd": build_rdd}
 
 
 def build_design(design: str, data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None,

@@ -26,7 +26,7 @@ def time_like(c: str) -> bool:
 
 def cohort_like(c: str) -> bool:
     n = norm(c)
-    return n in COHORT_NAMES or ("first" in n and "treat" in n)
+    return n in COHORT_NAMES or ("first" in n and "treat" in n) or n.startswith("adopt")
 
 
 def id_like(c: str) -> bool:
