@@ -147,8 +147,8 @@ class RddDesign(Design[RddData]):
             jump, se_cl, se_rb = est.first_stage
             diagnostics["first_stage"] = {"jump": jump, "std_error": se_cl, "robust_std_error": se_rb,
                                           "below": est.left_intercepts[1], "above": est.right_intercepts[1]}
-        for check, extra in (balance(d, settings, study.thresholds.alpha), placebo_cutoffs(d, settings, study),
-                             density(d, study.thresholds.alpha)):
+        for check, extra in (balance(d, settings, study.thresholds.alpha), placebo_cutoffs(d, settings, study, result),
+                             density(d, study.thresholds.alpha, result)):
             if check is not None:
                 checks.append(check)
                 diagnostics.update(extra)
