@@ -63,3 +63,14 @@ def test_a_cycle_is_json_dumps_error():
     loop.append(loop)
     with pytest.raises(ValueError, match="Circular reference"):
         dumps_indented({"a": loop})
+
+
+def test_numpy_floats_stay_on_the_fast_writer(monkeypatch):
+    """numpy.float64 (a float subclass, which json.dumps writes as float.__repr__) does not send the whole
+    payload back to json.dumps: rdd's diagnostics hold some, beside 11,379 plot bins."""
+    import causalcli.render.json as writer
+
+    payload = {"h": np.float64(0.25), "bins": [{"x": np.float64(1.5), "n": 3}, {"x": 2.0, "n": 4}]}
+    expected = stdlib(payload)
+    monkeypatch.setattr(writer.json, "dumps", lambda *a, **k: pytest.fail("fell back to json.dumps"))
+    assert dumps_indented(payload) == expected

@@ -59,6 +59,12 @@ def _scalar(value: Any) -> str | None:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, float):  # numpy.float64 and other subclasses: json.dumps writes float.__repr__
+        if value - value != 0.0:
+            raise _Unusual()
+        return _float_repr(value)
+    if isinstance(value, str):
+        return encode_basestring(value)
     return None
 
 
