@@ -220,3 +220,21 @@ def test_panel_too_short_for_time_weights_exits_3(runner, tmp_path):
     assert res.exit_code == 3, res.stderr
     assert "too few pre-periods: 1 before treatment_start 1971, at least 2 needed for synthetic DiD's time weights" \
         in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_placebo_time_weights_side_by_side_equal_one_draw_at_a_time(monkeypatch):
+    """The placebo draws' time weights solved side by side are each draw's own Frank-Wolfe solution
+    (to rounding), and splitting the draws into chunks changes no number."""
+    from causalcli.models import synthdid_weights as sw
+
+    rng = np.random.default_rng(0)
+    N0, T, T0, n1 = 40, 12, 8, 3
+    Y = rng.normal(size=(N0, T)).cumsum(axis=1) + rng.normal(size=(N0, 1))
+    fit = sw.fit(np.vstack([Y, Y[:n1] + 1.0]), N0, T0)
+    perms = [rng.permutation(N0) for _ in range(30)]
+    n0 = N0 - n1
+    one = np.vstack([sw.time_weights(sw.collapsed(Y[p], n0, T0), n0, T0, fit.tuning, fit.lam)[0] for p in perms])
+    side_by_side = sw.placebo_time_weights(Y, [p[:n0] for p in perms], T0, fit.tuning, fit.lam)
+    assert np.abs(one - side_by_side).max() < 1e-10
+    monkeypatch.setattr(sw, "BATCH_MAX_CELLS", 4 * n0 * (T0 + 1))
+    assert np.array_equal(sw.placebo_time_weights(Y, [p[:n0] for p in perms], T0, fit.tuning, fit.lam), side_by_side)

@@ -67,11 +67,12 @@ def estimate_command(
     # comes, and a reader that left early is noticed at once.
     stream = fmt == "jsonl" and output is None
     stdout = _Stdout()
-    items = []
+    items, texts = [], []
     batch = run_studies(specs, set_, fmt, seed=seed, jobs=jobs, refute=not no_refute, fail_on=fail_on.value,
                         on_exception=trace_on_debug)
     for item, text in batch:
         items.append(item)
+        texts.append(text)
         if not isinstance(item, Result):
             typer.echo(f"error: {failure_line(item)}", err=True)
         if stream:
@@ -82,7 +83,8 @@ def estimate_command(
     estimated = [item for item in items if isinstance(item, Result)]
 
     if not stream:
-        code = max(code, _emit(items, fmt, output, stdout))
+        # one study: its rendering by the batch is the output (a large result is not encoded twice)
+        code = max(code, _emit(items, fmt, output, stdout, texts[0] if len(items) == 1 else None))
     if report is not None and estimated:
         code = max(code, _write_report(items, report))
     if plots is not None:
@@ -129,8 +131,9 @@ class _Stdout:
             silence_closed_streams()
 
 
-def _emit(items: list, fmt: str, output: Optional[Path], stdout: _Stdout) -> int:
-    """Write the machine format to ``--output`` or stdout; returns an exit code (0, or 2 if it could not)."""
+def _emit(items: list, fmt: str, output: Optional[Path], stdout: _Stdout, rendered: Optional[str] = None) -> int:
+    """Write the machine format to ``--output`` or stdout (``rendered``: the items' text when already made);
+    returns an exit code (0, or 2 if it could not)."""
     from causalcli.render import render
     from causalcli.result import Result
 
@@ -138,7 +141,7 @@ def _emit(items: list, fmt: str, output: Optional[Path], stdout: _Stdout) -> int
     if output is not None:
         if estimated:
             try:
-                write_atomic(output, render(items, fmt), "--output")
+                write_atomic(output, rendered if rendered is not None else render(items, fmt), "--output")
             except CausalcliError as exc:
                 typer.echo(f"error: {exc.located()}", err=True)
                 return exc.exit_code
@@ -147,7 +150,7 @@ def _emit(items: list, fmt: str, output: Optional[Path], stdout: _Stdout) -> int
     if fmt == "table":
         stdout.print_table(items)
         return 0
-    stdout.write(render(items, fmt))
+    stdout.write(rendered if rendered is not None else render(items, fmt))
     return 0
 
 

@@ -28,11 +28,9 @@ def init_command(
         None, "--output", "-o", help="Write the spec to this file, with data.path relative to its folder "
                                      "(default: stdout, data.path as given)."),
 ) -> None:
-    """Write a starter spec for DATA to stdout.
-
-    Guesses unit, time, cohort and control from the data where it can, and writes TODO where it
-    cannot (validate names each TODO). Leaves out constant, duplicated, collinear and
-    post-treatment-looking columns, and says why in the spec's comments.
+    """Write a starter spec for DATA to stdout. Guesses unit, time, cohort, control, running variable and
+    cutoff from the data where it can, and writes TODO where it cannot (validate names each TODO). Leaves out
+    constant, duplicated, collinear and post-treatment-looking columns, and says why in the spec's comments.
     """
     from causalcli.runtime.atomic import check_writable, write_atomic
     from causalcli.starter import starter_spec

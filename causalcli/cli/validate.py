@@ -31,6 +31,9 @@ def validate_command(
             code = max(code, checked.exit_code)
             continue
         adjustment = ", ".join(checked.identification.adjustment_set) or "(none)"
+        study = checked.spec.study
+        if study.design.method == "rdd" and study.covariates:  # not adjusted for: each is its own RD (balance)
+            adjustment += f"; covariates checked for balance at the cutoff: {', '.join(study.covariates)}"
         data = checked.spec.study.data
         # on an engine, validate reads the table's columns and types, never its rows
         rows = (f"{checked.table.rows:,} rows" if data.backend == "duckdb" else

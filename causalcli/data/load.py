@@ -72,7 +72,7 @@ def open_data(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool =
         with tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False) as tmp:
             tmp.write(raw)
         try:
-            read_file(con, tmp.name, "csv", "<stdin>", delimiter=data.delimiter)
+            read_file(con, tmp.name, "csv", "<stdin>", delimiter=data.delimiter, na_values=data.na_values)
         finally:
             os.unlink(tmp.name)
         return Opened(con, "<stdin>", {"data_sha256": hashlib.sha256(raw).hexdigest(), "data_source": "stdin"},
@@ -82,7 +82,8 @@ def open_data(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool =
     if lazy:  # the view reads the file at each query: allow exactly this file, nothing else
         con.execute(f"SET allowed_paths = [{quote_literal(path)}]")
         con.execute("SET enable_external_access = false")
-    read_file(con, path, fmt, display, kind="VIEW" if lazy else "TABLE", delimiter=data.delimiter)
+    read_file(con, path, fmt, display, kind="VIEW" if lazy else "TABLE", delimiter=data.delimiter,
+              na_values=data.na_values)
     return Opened(con, display, file_provenance(path), lazy)
 
 
@@ -110,11 +111,12 @@ def _file_format(spec: "LoadedSpec", path: str) -> str:
 
 
 def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: str, table: str = "raw_data",
-              kind: str = "TABLE", delimiter: str | None = None) -> None:
+              kind: str = "TABLE", delimiter: str | None = None, na_values: list[str] | None = None) -> None:
     """Read a CSV or Parquet file into a DuckDB table; failures are one-line DataErrors.
 
     The CSV delimiter is ``delimiter`` when given, else tab for .tsv files, else the one of
     ',', ';', tab and '|' that the header line has most of outside quotes (',' on a tie).
+    ``na_values``: CSV strings read as missing besides the empty field (DuckDB's nullstr).
     """
     import duckdb
 
@@ -123,8 +125,10 @@ def read_file(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, display: st
     # The path goes in as an escaped string literal, not a prepared parameter:
     # DuckDB imports pandas (0.3 s) to inspect Python parameters.
     literal = quote_literal(path)
+    nulls = ("" if not na_values else
+             f", nullstr = [{', '.join(quote_literal(v) for v in dict.fromkeys(['', *na_values]))}]")
     reader = (f"read_parquet({literal})" if fmt == "parquet"
-              else f"read_csv({literal}, header = true, delim = '{delim}')")
+              else f"read_csv({literal}, header = true, delim = '{delim}'{nulls})")
     try:
         con.execute(f"CREATE {kind} {table} AS SELECT * FROM {reader}")
     except duckdb.Error as exc:

@@ -149,9 +149,16 @@ def _source(engine: Engine, data: "DataSpec", path: str | None, display: str) ->
     reader = "parquet" if (data.format == "parquet" or (data.format == "auto" and not path.lower().endswith(
         (".csv", ".tsv", ".txt", ".gz")))) else "csv"
     session = engine.ibis._session
+    csv = session.read.option("header", True).option("inferSchema", True)
+    if data.na_values:
+        if len(data.na_values) > 1:  # Spark's CSV reader takes one nullValue
+            from causalcli.errors import SpecError
+
+            raise SpecError(f"Spark reads one missing-value string, not {len(data.na_values)}: keep one in "
+                            "data.na_values", file=display, key="data.na_values")
+        csv = csv.option("nullValue", data.na_values[0])
     try:
-        frame = (session.read.parquet(path) if reader == "parquet"
-                 else session.read.option("header", True).option("inferSchema", True).csv(path))
+        frame = session.read.parquet(path) if reader == "parquet" else csv.csv(path)
     except Exception as exc:  # noqa: BLE001 - Spark's AnalysisException for a missing path, say
         raise DataError(f"Spark cannot read the file as {reader} ({type(exc).__name__}: {_safe(exc)})",
                         file=display, key="data.path") from None

@@ -150,6 +150,9 @@ def numeric_column(table: "Table", column: str, key: str) -> None:
             return
         row, value = bad
         advice = number_advice(str(value), role).replace("{column}", column.replace('"', '\\"'))
+        text = str(value).strip()
+        if text.lower() in MISSING_TOKENS:  # a CSV of R's (NA) or Stata's ('.'): one key reads it as missing
+            advice = f"{advice}; or set data.na_values: [{_literal(text)}] to read it as missing"
         raise DataError(f"column {column!r} ({role}) must be numeric: row {row}{_where(table)} has {str(value)!r}; "
                         f"{advice}", file=table.file, key=key, column=column)
     advice = ("list it under 'categorical' if it is a category" if role == "covariate"

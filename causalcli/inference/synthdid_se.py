@@ -66,12 +66,8 @@ def _placebo_batch(Y_controls: np.ndarray, N1: int, perms: list[np.ndarray], bas
         return [_placebo_one(Y_controls, N1, p, base) for p in perms]
     starts = [sw.sum_normalize(base.omega[p[:n0]]) for p in perms]
     omegas, _ = sw.placebo_unit_weights(Y_controls, T0, perms, N1, tuning, starts, tuning.variant == "sdid")
-    out = []
-    for p, omega in zip(perms, omegas):
-        Yp = Y_controls[p]
-        lam, _ = sw.time_weights(sw.collapsed(Yp, n0, T0), n0, T0, tuning, base.lam)
-        out.append(sw.weighted_did(Yp, n0, T0, omega, lam))
-    return out
+    lams = sw.placebo_time_weights(Y_controls, [p[:n0] for p in perms], T0, tuning, base.lam)
+    return [sw.weighted_did(Y_controls[p], n0, T0, omega, lam) for p, omega, lam in zip(perms, omegas, lams)]
 
 
 def _bootstrap_one(Y: np.ndarray, N0: int, draw: np.ndarray, base: sw.SdidFit) -> float:

@@ -154,10 +154,10 @@ def _placebo_side_by_side(Y: np.ndarray, N0: int, t0s: np.ndarray, base: Stagger
         perms = [np.concatenate([p[:n0], p[n0:][positions]]) for p in draws]
         starts = [sw.sum_normalize(f0.omega[p[:n0]]) for p in draws]
         omegas, _ = sw.placebo_unit_weights(Yc, T0, perms, positions.size, f0.tuning, starts, variant == "sdid")
+        lams = sw.placebo_time_weights(Yc, [p[:n0] for p in perms], T0, f0.tuning, f0.lam)
         fits = []
-        for p, omega in zip(perms, omegas):
+        for p, omega, lam in zip(perms, omegas, lams):
             M = Yc[p]
-            lam, _ = sw.time_weights(sw.collapsed(M, n0, T0), n0, T0, f0.tuning, f0.lam)
             fits.append((sw.weighted_did(M, n0, T0, omega, lam), sw.effect_path(M, n0, T0, omega, lam)))
         by_cohort.append(fits)
     rows = []

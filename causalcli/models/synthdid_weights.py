@@ -316,3 +316,81 @@ def _sparsify_on(x: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     out = np.zeros_like(x)
     out[eligible] = sparsify(x[eligible])
     return out
+
+
+# ---------------------------------------------------------------- many time-weight problems at once
+# Each placebo draw has its own donors, so its time-weight problem (the donors' pre-periods predicting
+# their post-period mean) has its own rows; the problems are small (periods x donors) and many. They
+# are solved side by side: ``frank_wolfe``'s iterates for every draw at each step, on stacked arrays.
+BATCH_MAX_CELLS = 20_000_000  # draws x donors x pre-periods held at once (160 MB)
+
+
+def placebo_time_weights(Y: np.ndarray, donors: list[np.ndarray], T0: int, tuning: Tuning,
+                         start: np.ndarray) -> np.ndarray:
+    """``time_weights`` of every draw, all started from ``start``: draw r's donors are the rows
+    ``donors[r]`` of ``Y`` (every draw the same number). Returns draws x T0, in draw order."""
+    if tuning.variant == "sc":
+        return np.zeros((len(donors), T0))
+    pre, post = Y[:, :T0], Y[:, T0:].mean(axis=1)
+    per_draw = max(1, BATCH_MAX_CELLS // (len(donors[0]) * (T0 + 1)))
+    out = []
+    for first in range(0, len(donors), per_draw):  # draws are independent: chunks change no number
+        M = np.stack([np.column_stack([pre[d], post[d]]) for d in donors[first:first + per_draw]])
+        M = M - M.mean(axis=1, keepdims=True)  # the intercept: columns centred within each draw's donors
+        X = np.tile(np.asarray(start, dtype=float), (M.shape[0], 1))
+        X = _frank_wolfe_stacked(M, X, tuning.zeta_lambda, tuning.min_decrease, PRE_SPARSIFY_ITERATIONS)
+        X = np.vstack([sparsify(x) for x in X])
+        out.append(_frank_wolfe_stacked(M, X, tuning.zeta_lambda, tuning.min_decrease, MAX_ITERATIONS))
+    return np.vstack(out)
+
+
+def _frank_wolfe_stacked(M: np.ndarray, X: np.ndarray, zeta: float, min_decrease: float, max_iter: int) -> np.ndarray:
+    """``frank_wolfe`` (columns already centred) for each draw r: min over the simplex of
+    zeta^2 ||x||^2 + ||A_r x - b_r||^2 / n, M[r] = [A_r | b_r]; the same steps and stopping rule, each
+    draw's arithmetic its own (no product across draws), so a draw's weights do not depend on the batch."""
+    R, n, k1 = M.shape
+    k = k1 - 1
+    A, b = M[:, :, :k], M[:, :, k]
+    eta, zeta2, threshold = n * zeta * zeta, zeta * zeta, min_decrease * min_decrease
+    G = np.einsum("rni,rnj->rij", A, A)
+    Atb = np.einsum("rni,rn->ri", A, b)
+    X = X.copy()
+    Ax = np.einsum("rni,ri->rn", A, X)
+    U = np.einsum("rij,rj->ri", G, X) - Atb + eta * X  # the half-gradient
+    xx = np.einsum("ri,ri->r", X, X)
+    out = np.empty_like(X)
+    active = np.arange(R)
+    prev = np.full(R, np.inf)
+    cur = np.full(R, np.inf)
+    t = 0
+    while active.size:
+        t += 1
+        rows = np.arange(active.size)
+        i = np.argmin(U, axis=1)
+        xi = X[rows, i]
+        r = Ax - b
+        gd = U[rows, i] - (np.einsum("rn,rn->r", Ax, r) + eta * xx)
+        d_err = A[rows, :, i] - Ax
+        dd = 1.0 - 2.0 * xi + xx
+        denom = np.einsum("rn,rn->r", d_err, d_err) + eta * dd
+        ok = (dd > 0.0) & (denom > 0.0)
+        step = np.where(ok, np.clip(-gd / np.where(ok, denom, 1.0), 0.0, 1.0), 0.0)
+        keep = 1.0 - step
+        h = G[rows, :, i] - Atb
+        h[rows, i] += eta
+        U = keep[:, None] * U + step[:, None] * h
+        X *= keep[:, None]
+        X[rows, i] += step
+        xx = keep * keep * xx + 2.0 * step * keep * xi + step * step
+        Ax = Ax + step[:, None] * d_err
+        err = Ax - b
+        prev, cur = cur, zeta2 * xx + np.einsum("rn,rn->r", err, err) / n
+        going = (prev - cur > threshold) | (t < 2)
+        if t >= max_iter:
+            going[:] = False
+        if not going.all():
+            out[active[~going]] = X[~going]
+            active = active[going]
+            A, b, G, Atb, X, Ax, U = A[going], b[going], G[going], Atb[going], X[going], Ax[going], U[going]
+            xx, prev, cur = xx[going], prev[going], cur[going]
+    return out

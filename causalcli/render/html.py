@@ -195,17 +195,28 @@ def _effects_table(r: Result) -> str:
     return "".join(rows)
 
 
+TABLE_ROWS_OPEN = 20  # a diagnostics table longer than this starts collapsed (rdd's 58 plot bins filled a page)
+
+
+def _flat(record: Any) -> bool:
+    return isinstance(record, dict) and all(v is None or isinstance(v, (str, int, float, bool))
+                                            for v in record.values())
+
+
 def _diagnostics(diag: dict[str, Any]) -> str:
-    """Lists of flat records become tables; everything else a collapsed JSON block."""
+    """Lists of flat records become tables (collapsed when long); everything else, records holding lists or
+    mappings too (synthetic DiD's cohorts with every donor's weight), a collapsed JSON block."""
     out = []
     rest = {}
     for key, value in diag.items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if isinstance(value, list) and value and all(_flat(v) for v in value):
             cols = list(dict.fromkeys(k for v in value for k in v))
             head = "".join(f"<th>{_e(c)}</th>" for c in cols)
             body = "".join("<tr>" + "".join(_cell(v.get(c)) for c in cols) + "</tr>" for v in value)
-            out.append(f"<h3>{_e(key.replace('_', ' '))}</h3><div class=\"scroll\"><table><tr>{head}</tr>"
-                       f"{body}</table></div>")
+            title = _e(key.replace('_', ' '))
+            table = f"<div class=\"scroll\"><table><tr>{head}</tr>{body}</table></div>"
+            out.append(f"<h3>{title}</h3>{table}" if len(value) <= TABLE_ROWS_OPEN else
+                       f"<details><summary>{title} ({len(value)} rows)</summary>{table}</details>")
         else:
             rest[key] = value
     if rest:

@@ -40,7 +40,8 @@ def render_markdown(items: list[Item]) -> str:
         if it.effects:
             lines += ["", "| label | value | SE | CI | p |", "| --- | ---: | ---: | --- | ---: |"]
             for r in it.effects:
-                lines.append(f"| {r.label} | {num(r.value)} | {num(r.std_error)} | [{num(r.ci_lower)}, {num(r.ci_upper)}] | {pval(r.p_value)} |")
+                ci = "-" if r.ci_lower is None else f"[{num(r.ci_lower)}, {num(r.ci_upper)}]"
+                lines.append(f"| {r.label} | {num(r.value)} | {num(r.std_error)} | {ci} | {pval(r.p_value)} |")
         bal = it.diagnostics.get("balance")
         if bal:
             lines += ["", "| covariate | SMD before | SMD after |", "| --- | ---: | ---: |"]

@@ -51,8 +51,8 @@ def build(items: list[Item]) -> list[Any]:
                     eff.add_row(f"... {len(item.effects) - 2 * half} more (all in --format json or csv, "
                                 "and --report)", "", "", "", "")
                     continue
-                eff.add_row(r.label or "", num(r.value), num(r.std_error),
-                            f"[{num(r.ci_lower)}, {num(r.ci_upper)}]", pval(r.p_value))
+                eff.add_row(r.label or "", num(r.value), num(r.std_error),  # no interval: "-", not "[-, -]"
+                            "-" if r.ci_lower is None else f"[{num(r.ci_lower)}, {num(r.ci_upper)}]", pval(r.p_value))
             parts.append(eff)
         if item.checks or item.refutations:
             t = Table(title="checks and refutations", title_justify="left", expand=False, show_lines=False)

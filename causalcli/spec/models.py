@@ -18,7 +18,8 @@ from causalcli.spec.base import Strict as _Strict
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ENGINE_DEFAULTS = {"table": None, "backend": "duckdb", "connection_env": None, "sample": None, "max_rows": None}
+_ENGINE_DEFAULTS = {"table": None, "backend": "duckdb", "connection_env": None, "sample": None, "max_rows": None,
+                    "na_values": []}
 
 
 class SampleSpec(_Strict):
@@ -57,6 +58,9 @@ class DataSpec(_Strict):
         description="CSV field delimiter, one character (e.g. ';' or a tab, written \"\\t\" in YAML); default: "
         "tab for .tsv files, else the one of , ; tab | found most often in the header line.",
     )
+    na_values: list[str] = Field(
+        default_factory=list, description="CSV: strings that stand for a missing value besides the empty field, "
+        "e.g. [NA] for files written by R or ['.'] for Stata's; read as missing in every column.")
     timezone: str = Field(
         "UTC", description="IANA time zone (e.g. Europe/Berlin) in which timestamps of a time column are cut to "
         "days; naive timestamps are read as UTC.",
@@ -97,7 +101,8 @@ class DataSpec(_Strict):
 
     @model_serializer(mode="wrap")
     def _without_unused_engine_keys(self, handler: Any) -> dict:
-        # A spec that names no engine dumps (and so hashes: provenance.spec_sha256) as it did before these keys.
+        # A spec that names no engine (nor na_values) dumps (and so hashes: provenance.spec_sha256) as it did
+        # before these keys.
         out = handler(self)
         for key, default in _ENGINE_DEFAULTS.items():
             if out.get(key, default) == default:

@@ -44,6 +44,10 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
     st = Starter(spec={}, text="")
     written = str(path) if spec_dir is None else os.path.relpath(path.resolve(), spec_dir.resolve())
     spec: dict[str, Any] = {"version": 1, "name": name or path.stem, "data": {"path": written}}
+    if data.na_values:
+        spec["data"]["na_values"] = data.na_values
+        st.guessed.append(f"data.na_values: [{', '.join(data.na_values)}] (numbers written with "
+                          f"{' or '.join(repr(v) for v in data.na_values)} for missing, as R or Stata write them)")
     if treatment:
         spec["treatment"] = treatment
     spec["outcome"] = outcome

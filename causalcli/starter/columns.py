@@ -72,10 +72,10 @@ def screen_columns(data: DataProfile, candidates: list[str], treatment: str | No
         n = norm(c)
         if kind in ("time", "other"):
             left_out[c] = f"type {data.types[c]} is neither numeric nor categorical"
+        elif kind == "text" and (why := _numbers_as_text(data, c)):  # before the text rule: its advice fixes it
+            left_out[c] = why
         elif kind == "text" and not allow_text:
             left_out[c] = "text (this design takes numeric columns only; encode levels as 0/1 columns)"
-        elif kind == "text" and (why := _numbers_as_text(data, c)):
-            left_out[c] = why
         elif kind == "text" and data.distinct[c] > CATEGORICAL_MAX_LEVELS:
             left_out[c] = f"text with {data.distinct[c]} levels (more than {CATEGORICAL_MAX_LEVELS}; an identifier?)"
         elif PANDAS_INDEX.fullmatch(c) or (c == "column0" and c == next(iter(data.types))

@@ -158,9 +158,6 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
             candidates.remove(c)
     arm_treatment = treatment if time_varying else None
     covariates, _ = screen_columns(data, candidates, arm_treatment, outcome, st.left_out, allow_text=False)
-    note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
-    if note:
-        st.notes.append(note)
     if d["estimator"] == "callaway_santanna" and never and len(covariates) + 2 > never:
         # Callaway-Sant'Anna regresses on the covariates over the never-treated units of each group-time
         # cell: with as many covariates as those units it is singular (castle: 124 columns, 29 units).
@@ -177,6 +174,10 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
         st.guessed.append(f"design.options.method: reg (the smallest cohort has {smallest} unit"
                           f"{'s' * (smallest != 1)}, too few for a propensity model on {len(covariates)} "
                           "covariate" + "s" * (len(covariates) != 1) + ")")
+    # after the Callaway-Sant'Anna rule, which may keep none: castle's note named robbery_gun_r's missing rows
+    note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
+    if note:
+        st.notes.append(note)
     spec["covariates"] = covariates
 
 
@@ -200,9 +201,10 @@ def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter,
                     st.guessed.append(f"design.treatment_start: {show(first)} (its first period with {treatment} on)")
                 else:
                     st.notes.append(f"{show(u)} is treated from its first period: there is no pre-period to fit")
-            else:
-                st.notes.append(f"{len(units) if len(units) < 3 else 'several'} units have {treatment} on: "
-                                "synthetic control takes one treated unit; set design.treated_unit")
+            elif units:
+                from causalcli.starter.treated_units import several_treated
+
+                treated_unit, start = several_treated(data, st, treatment, expr, unit, time, taken | {unit, time})
         st.notes.append(f"treatment {treatment!r} is not a key of synthetic_control: treated_unit and "
                         "treatment_start define who is treated and when")
     cohort = guess_cohort(data, unit, time, taken) if unit and time and treated_unit == TODO else None
@@ -212,7 +214,7 @@ def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter,
     d["treated_unit"] = treated_unit
     d["treatment_start"] = start
     roles = taken | {c for c in (unit, time, cohort) if c}
-    if several:  # the partially pooled fit takes no predictors
+    if several or isinstance(treated_unit, list):  # the partially pooled fit takes no predictors
         return
     candidates = [c for c in data.types if c not in roles]
     if unit:
@@ -346,8 +348,14 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
                         "tests each for a break at the intervention)")
 
 
+def build_rdd(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
+    from causalcli.starter.rdd import build_rdd as build
+
+    build(data, spec, d, st, treatment, outcome)
+
+
 BUILDERS = {"did": build_did, "synthetic_control": build_synthetic_control, "experiment": build_experiment,
-            "iv": build_iv, "time_series": build_time_series}
+            "iv": build_iv, "time_series": build_time_series, "rdd": build_rdd}
 
 
 def build_design(design: str, data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None,

@@ -20,6 +20,7 @@ TIME_TYPES = ("DATE", "TIMESTAMP")
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT")
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "DECIMAL", "REAL")
+NA_WORDS = {"na", "n/a", "#n/a", "null"}  # missing numbers as R (write.csv) and spreadsheets write them
 
 
 def check_data_file(path: Path) -> None:
@@ -79,6 +80,13 @@ class DataProfile:
         fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
         read_file(self.con, str(path), fmt, str(path), "d")
         self.types = dict(self.con.execute("SELECT column_name, column_type FROM (DESCRIBE d)").fetchall())
+        # R writes missing numbers as NA, Stata as '.': such columns read as text; read them again with those
+        # strings as missing, and the spec says so (data.na_values)
+        self.na_values = self._missing_markers() if fmt == "csv" else []
+        if self.na_values:
+            self.con.execute("DROP TABLE d")
+            read_file(self.con, str(path), fmt, str(path), "d", na_values=self.na_values)
+            self.types = dict(self.con.execute("SELECT column_name, column_type FROM (DESCRIBE d)").fetchall())
         self.rows = self.con.execute("SELECT count(*) FROM d").fetchone()[0]
         if self.rows == 0:
             raise DataError("the data file has no rows", file=str(path))
@@ -93,6 +101,22 @@ class DataProfile:
         self.nan = {c: row[2 * k + i] for i, c in enumerate(floats)}
         self.distinct = DistinctCounts(self)
         self.integral = {c: self._integral(c) for c, t in self.types.items() if t.upper().startswith(FLOAT_TYPES)}
+
+    def _missing_markers(self) -> list[str]:
+        """R's and spreadsheets' missing-value words (NA, N/A, #N/A, NULL) that are the only non-numbers of some
+        text column holding numbers otherwise. Stata's '.' and a '-' stay text (they may mean something else):
+        the column is left out with advice that names data.na_values."""
+        found: set[str] = set()
+        for c, t in self.types.items():
+            if not t.upper().startswith("VARCHAR"):
+                continue
+            v = f"trim({q(c)})"
+            rows = self.sql(f"SELECT DISTINCT {v} FROM d WHERE {v} <> '' AND TRY_CAST({v} AS DOUBLE) IS NULL LIMIT 4")
+            others = {r[0] for r in rows}
+            numbers = self.sql(f"SELECT count(TRY_CAST({v} AS DOUBLE)) FROM d")[0][0]
+            if others and numbers and len(others) <= 3 and all(o.lower() in NA_WORDS for o in others):
+                found |= others
+        return sorted(found)
 
     def check_columns(self, roles: dict[str, str | None]) -> None:
         """Each role's column is in the file (``--treatment x``: no such column, with a suggestion)."""

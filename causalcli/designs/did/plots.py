@@ -40,11 +40,15 @@ def event_study_plot(result: Result) -> bytes | None:
         ax.errorbar([x], [y], yerr=[[l], [h]], fmt="o", color=c, capsize=3)
     if result.estimator in OMITTED_REFERENCE:
         ax.scatter([-1], [0], marker="D", color="grey", zorder=3, label="reference (-1)")
+    leads = _test_leads(result, xs)
+    if leads:
+        ax.scatter(list(leads), list(leads.values()), marker="o", facecolors="none", edgecolors="#c0504d", zorder=3,
+                   label="pre-trend test leads (no interval)")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.axvline(-0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_xticks(xs + ([-1] if result.estimator in OMITTED_REFERENCE else []))
+    ax.set_xticks(xs + ([-1] if result.estimator in OMITTED_REFERENCE else []) + list(leads))
     ax.set_xticklabels([(e.label or "").split("=", 1)[-1] for e, _ in rows]
-                       + (["-1"] if result.estimator in OMITTED_REFERENCE else []))
+                       + (["-1"] if result.estimator in OMITTED_REFERENCE else []) + [f"{k:g}" for k in leads])
     ax.set_xlabel("period relative to first treatment")
     ax.set_ylabel("effect")
     band = rows[0][0].inference
@@ -53,9 +57,18 @@ def event_study_plot(result: Result) -> bytes | None:
     if pt.get("p_value") is not None:
         title += f"\npre-trend test p = {pt['p_value']:.3g}"
     ax.set_title(title, fontsize=10)
-    if result.estimator in OMITTED_REFERENCE:
+    if result.estimator in OMITTED_REFERENCE or leads:
         ax.legend(loc="best", fontsize=8)
     return _png(fig, plt)
+
+
+def _test_leads(result: Result, shown: list[float]) -> dict[float, float]:
+    """The pre-trend test's lead coefficients at event times the effects do not cover: imputation's effects are
+    post-treatment only, and its plot named a failed pre-trend test (castle doctrine: p = 2e-7) without a lead."""
+    coefficients = (result.diagnostics.get("pre_trend") or {}).get("coefficients") or {}
+    leads = {k: v for k, v in ((_period(label), v) for label, v in coefficients.items())
+             if k is not None and k not in shown and v is not None}
+    return dict(sorted(leads.items()))
 
 
 # one colour and marker per estimator of estimator: all, in the comparison's order

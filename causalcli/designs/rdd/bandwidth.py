@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from causalcli.designs.rdd.local_poly import (PILOT_CONSTANT, Side, distinct, fuzzy_gradient, inverse, meat, powers,
-                                              residuals)
+from causalcli.designs.rdd.local_poly import (PILOT_CONSTANT, RowResiduals, Side, ValueResiduals, distinct,
+                                              fuzzy_gradient, inverse, powers, residuals)
 
 SELECTORS = ("mserd", "msetwo", "cerrd", "certwo")
 _EDGE = 1 + math.sqrt(np.finfo(np.float64).eps)
@@ -34,15 +34,15 @@ class _SidePilot:
     fuzzy: bool
     pilot: float
     fits: dict[tuple[int, int], tuple[float, float, np.ndarray]] = field(default_factory=dict)
-    nn: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # by window: the same rows, the same residuals
+    # by window: the same rows, the same residuals
+    nn: dict[tuple[int, int], RowResiduals | ValueResiduals] = field(default_factory=dict)
 
-    def _residuals(self, part: slice, R: np.ndarray, beta: np.ndarray) -> np.ndarray:
-        x, D = self.side.x[part], self.side.D[part]
+    def _residuals(self, part: slice, R: np.ndarray, beta: np.ndarray) -> RowResiduals | ValueResiduals:
         if self.side.clusters is not None:
-            return residuals(x, D, R @ beta, self.matches)
+            return residuals(self.side, part, R @ beta, self.matches)
         key = (part.start, part.stop)
         if key not in self.nn:
-            self.nn[key] = residuals(x, D, None, self.matches)
+            self.nn[key] = residuals(self.side, part, None, self.matches)
         return self.nn[key]
 
     def _variance_fit(self, o: int, nu: int) -> tuple[float, float, np.ndarray]:
@@ -59,20 +59,17 @@ class _SidePilot:
             return self.fits[key]
         R = powers(x, o)
         RW = R * w[:, None]
-        invG = inverse(RW.T @ R)
+        invG = inverse(self.side.gram(part, RW, R))
         beta = invG @ (RW.T @ D)
         s = np.ones(1)
         if self.fuzzy:
             tau_y, tau_t = math.factorial(nu) * beta[nu, 0], math.factorial(nu) * beta[nu, 1]
             s = fuzzy_gradient(tau_y, tau_t)
         res = self._residuals(part, R, beta)
-        V = (invG @ meat(RW, res @ s, self._clusters(part), o + 1) @ invG)[nu, nu]
-        bias_constant = (h ** nu) * (invG @ (RW.T @ (x / h) ** (o + 1)))[nu]
+        V = (invG @ res.meat(RW, s, o + 1) @ invG)[nu, nu]
+        bias_constant = (h ** nu) * (invG @ self.side.gram(part, RW, (x / h) ** (o + 1)))[nu]
         self.fits[key] = (float(V), float(bias_constant), s)
         return self.fits[key]
-
-    def _clusters(self, part: slice) -> np.ndarray | None:
-        return None if self.side.clusters is None else self.side.clusters[part]
 
     def constants(self, o: int, nu: int, o_bias: int, h_bias: float, scale: float
                   ) -> tuple[float, float, float, float]:
@@ -89,12 +86,12 @@ class _SidePilot:
             return math.nan, math.nan, math.nan, rate
         R = powers(x, o_bias)
         RW = R * w[:, None]
-        invG = inverse(RW.T @ R)
+        invG = inverse(self.side.gram(part, RW, R))
         beta = invG @ (RW.T @ D)
         regularisation = 0.0
         if scale > 0:
             res = self._residuals(part, R, beta)
-            V_B = (invG @ meat(RW, res @ s, self._clusters(part), o_bias + 1) @ invG)[-1, -1]
+            V_B = (invG @ res.meat(RW, s, o_bias + 1) @ invG)[-1, -1]
             regularisation = 3 * bias_constant ** 2 * V_B
         B = math.sqrt(2 * (o + 1 - nu)) * bias_constant * float(s @ beta[-1, :])
         V = (2 * nu + 1) * self.pilot ** (2 * nu + 1) * V_V
@@ -114,36 +111,59 @@ class Bandwidths:
                 "selector": self.selector}
 
 
-def _type2_quantile(x_sorted: np.ndarray, prob: float) -> float:
-    """Hyndman-Fan type 2 quantile (R's type=2, as rdrobust uses for the interquartile range)."""
-    n = x_sorted.size
+def _type2_quantile(x: np.ndarray, ends: np.ndarray | None, prob: float) -> float:
+    """Hyndman-Fan type 2 quantile (R's type=2, as rdrobust uses for the interquartile range) of sorted rows;
+    or of sorted values with ``ends``, the cumulated counts (row i is at the value whose end passes i)."""
+    n = x.size if ends is None else int(ends[-1])
     pos = n * prob
     j = int(math.floor(pos))
-    return float(0.5 * (x_sorted[j - 1] + x_sorted[j])) if pos == j else float(x_sorted[j])
+
+    def row(i: int) -> float:
+        return x[i] if ends is None else x[int(np.searchsorted(ends, i, side="right"))]
+
+    return float(0.5 * (row(j - 1) + row(j))) if pos == j else float(row(j))
+
+
+def _spreads(left: Side, right: Side) -> tuple[int, float, float, float, bool]:
+    """Rows, the standard deviations of x and of the outcome, x's interquartile range, and whether the take-up
+    varies on both sides; from rows, or from values with their counts, sums and scatter."""
+    x = np.concatenate([left.x, right.x])  # sorted: left is below the cutoff
+    D = np.concatenate([left.D, right.D])
+    if left.counts is None:
+        N = x.size
+        iqr = _type2_quantile(x, None, 0.75) - _type2_quantile(x, None, 0.25)
+        fuzzy = D.shape[1] > 1 and np.var(left.D[:, 1]) > 0 and np.var(right.D[:, 1]) > 0
+        return N, float(np.std(x, ddof=1)), float(np.std(D[:, 0], ddof=1)), iqr, fuzzy
+    counts = np.concatenate([left.counts, right.counts])
+    ends = np.cumsum(counts)
+    N = int(ends[-1])
+    x_ss = float(counts @ (x - (counts @ x) / N) ** 2)
+    y_ss = _sum_of_squares(counts, D[:, 0], np.concatenate([left.scatter, right.scatter])[:, 0, 0])
+    iqr = _type2_quantile(x, ends, 0.75) - _type2_quantile(x, ends, 0.25)
+    fuzzy = D.shape[1] > 1 and all(_sum_of_squares(s.counts, s.D[:, 1], s.scatter[:, 1, 1]) > 0
+                                    for s in (left, right))
+    return N, math.sqrt(x_ss / (N - 1)), math.sqrt(y_ss / (N - 1)), iqr, fuzzy
+
+
+def _sum_of_squares(counts: np.ndarray, sums: np.ndarray, within: np.ndarray) -> float:
+    """Sum over rows of (d - mean)^2 from each value's count, sum and scatter: within plus between values."""
+    mean = sums.sum() / counts.sum()
+    return float(within.sum() + counts @ (sums / counts - mean) ** 2)
 
 
 def select(left: Side, right: Side, *, p: int, q: int, kernel: str, selector: str, matches: int = 3,
            n_clusters: int | None = None) -> Bandwidths:
     """The bandwidths (h_left, h_right, b_left, b_right) of ``selector`` in the running variable's units.
 
-    ``left``/``right`` hold x - cutoff (sorted) and the outcome (and treatment, fuzzy); ``n_clusters`` is the
-    clusters counted on each side and added (the CER rate's sample size with clusters, as rdrobust).
+    ``left``/``right`` hold x - cutoff (sorted) and the outcome (and treatment, fuzzy), as rows or collapsed;
+    ``n_clusters`` is the clusters counted on each side and added (the CER rate's sample size with clusters,
+    as rdrobust).
     """
-    x_all = np.concatenate([left.x, right.x])  # sorted: left is below the cutoff
-    N = x_all.size
-    x_sd = float(np.std(x_all, ddof=1))
-    y_sd = float(np.std(np.concatenate([left.D[:, 0], right.D[:, 0]]), ddof=1))
-    iqr = _type2_quantile(x_all, 0.75) - _type2_quantile(x_all, 0.25)
+    N, x_sd, y_sd, iqr, fuzzy = _spreads(left, right)
     spread = min(1.0, (iqr / x_sd) / 1.349)
-    scaled = {}
-    fuzzy = left.D.shape[1] > 1 and np.var(left.D[:, 1]) > 0 and np.var(right.D[:, 1]) > 0
-    for name, side in (("left", left), ("right", right)):
-        D = side.D[:, :2 if fuzzy else 1].copy()
-        D[:, 0] /= y_sd
-        scaled[name] = Side(side.x / x_sd, D, side.clusters)
-    sl, sr = scaled["left"], scaled["right"]
+    sl, sr = (side.scaled(x_sd, y_sd, 2 if fuzzy else 1) for side in (left, right))
     distinct_l, distinct_r = distinct(sl.x), distinct(sr.x)
-    mass = max(1 - distinct_l / sl.x.size, 1 - distinct_r / sr.x.size) >= MASS_POINT_SHARE
+    mass = max(1 - distinct_l / left.rows, 1 - distinct_r / right.rows) >= MASS_POINT_SHARE
     pilot = PILOT_CONSTANT[kernel] * spread * (distinct_l + distinct_r) ** (-1 / 5)
     max_l, max_r = abs(float(sl.x[0])), abs(float(sr.x[-1]))
     pilot = min(pilot, max(max_l, max_r))

@@ -19,56 +19,66 @@ MASS_POINT_SHARE = 0.2
 GLOBAL_ORDER = 4
 
 
-def _global_variance(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Var(y | x) at ``at`` from global polynomial fits of y and y^2 on x (order 4, lower if singular)."""
+def _global_variance(x: np.ndarray, counts: np.ndarray, y_sums: np.ndarray, y2_sums: np.ndarray, at: np.ndarray
+                     ) -> np.ndarray:
+    """Var(y | x) at ``at`` from global polynomial fits of y and y^2 on x (order 4, lower if singular); x holds
+    the distinct values, with each one's row count and sums of y and y^2 (the fits' sums over rows)."""
     for k in range(GLOBAL_ORDER, 1, -1):
         R = np.column_stack([x ** i for i in range(k + 1)])
         try:
-            L = np.linalg.cholesky(R.T @ R)
+            L = np.linalg.cholesky((R * counts[:, None]).T @ R)
         except np.linalg.LinAlgError:
             continue
         Linv = np.linalg.inv(L)
         G = Linv.T @ Linv
-        fit1, fit2 = G @ (R.T @ y), G @ (R.T @ y ** 2)
+        fit1, fit2 = G @ (R.T @ y_sums), G @ (R.T @ y2_sums)
         Ra = np.column_stack([at ** i for i in range(k + 1)])
         return Ra @ fit2 - (Ra @ fit1) ** 2
     return np.full(at.size, np.nan)
 
 
-def bin_count(x: np.ndarray, y: np.ndarray, span: float, n: int, mass_points: bool) -> int:
-    """rdplot's mimicking-variance number of evenly spaced bins on one side (x sorted)."""
+def bin_count(x: np.ndarray, y: np.ndarray, starts: np.ndarray, y_sums: np.ndarray, span: float, n: int,
+              mass_points: bool) -> int:
+    """rdplot's mimicking-variance number of evenly spaced bins on one side (x sorted; ``starts``: the first
+    row of each distinct value, ``y_sums`` the sums of y there)."""
     var_y = float(np.var(y, ddof=1)) if y.size > 1 else 0.0
     if var_y == 0:
         return 1
-    dx = np.diff(x)
     if mass_points:
-        sigma2 = _global_variance(x, y, (x[1:] + x[:-1]) / 2)
+        # only consecutive rows at different values have dx > 0: the sum runs over the distinct values
+        values, counts = x[starts], np.diff(np.r_[starts, x.size]).astype(np.float64)
+        sigma2 = _global_variance(values, counts, y_sums, np.add.reduceat(y * y, starts),
+                                  (values[1:] + values[:-1]) / 2)
         sigma2[sigma2 < 0] = var_y
-        V = float(np.sum(dx * sigma2)) / span
+        V = float(np.sum(np.diff(values) * sigma2)) / span
     else:
-        V = 0.5 / span * float(np.sum(dx * np.diff(y) ** 2))
+        V = 0.5 / span * float(np.sum(np.diff(x) * np.diff(y) ** 2))
     return int(math.ceil(var_y / V * (n / math.log(n) ** 2)))
 
 
 def binned_means(x: np.ndarray, y: np.ndarray, cutoff: float) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Mean running value and outcome, and row count, in rdplot's evenly spaced bins on each side (x sorted),
-    the empty bins left out; and the number of bins on each side."""
+    the empty bins left out; and the number of bins on each side. Rows at one value fall in one bin, so the
+    bins' sums are sums over the distinct values."""
     k = int(np.searchsorted(x, cutoff, side="left"))
     n = x.size
     out, counts = [], {}
     for side, xs, ys in (("below", x[:k], y[:k]), ("above", x[k:], y[k:])):
         if xs.size < 2:
             continue
-        values = 1 + np.count_nonzero(xs[1:] != xs[:-1])
+        starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+        values, sizes, y_sums = xs[starts], np.diff(np.r_[starts, xs.size]), np.add.reduceat(ys, starts)
         lo, hi = (float(x[0]), cutoff) if side == "below" else (cutoff, float(x[-1]))
-        J = counts[side] = bin_count(xs, ys, hi - lo, n, 1 - values / xs.size >= MASS_POINT_SHARE)
+        J = counts[side] = bin_count(xs, ys, starts, y_sums, hi - lo, n,
+                                     1 - values.size / xs.size >= MASS_POINT_SHARE)
         edges = np.linspace(lo, hi, J + 1)
-        codes = np.minimum(np.searchsorted(edges, xs, side="right") - 1, J - 1)
-        count = np.bincount(codes, minlength=J)
-        sums = np.bincount(codes, weights=ys, minlength=J)
-        running = np.bincount(codes, weights=xs, minlength=J)
-        for j in np.flatnonzero(count):
-            out.append({"side": side, "lower": float(edges[j]), "upper": float(edges[j + 1]),
-                        "running": float(running[j] / count[j]), "outcome": float(sums[j] / count[j]),
-                        "n": int(count[j])})
+        codes = np.minimum(np.searchsorted(edges, values, side="right") - 1, J - 1)
+        count = np.bincount(codes, weights=sizes, minlength=J)
+        sums = np.bincount(codes, weights=y_sums, minlength=J)
+        running = np.bincount(codes, weights=values * sizes, minlength=J)
+        used = np.flatnonzero(count)
+        rows = zip(edges[used].tolist(), edges[used + 1].tolist(), (running[used] / count[used]).tolist(),
+                   (sums[used] / count[used]).tolist(), count[used].astype(np.int64).tolist())
+        out += [{"side": side, "lower": lower, "upper": upper, "running": mean_x, "outcome": mean_y, "n": size}
+                for lower, upper, mean_x, mean_y, size in rows]
     return out, counts

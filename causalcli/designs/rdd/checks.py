@@ -40,7 +40,8 @@ def bandwidth_sensitivity(d: "RddData", settings: RdSettings, result: RdResult, 
     headline = result.fit.conventional
     for m in BANDWIDTH_MULTIPLES:
         try:
-            r = result if m == 1.0 else rd_fit(d.x, d.D, d.cutoff, settings, d.clusters, h_scale=m, bandwidths=bw)
+            r = result if m == 1.0 else rd_fit(d.x, d.D, d.cutoff, settings, d.clusters, h_scale=m, bandwidths=bw,
+                                                        split=result.split)
         except TooFewValues:
             skipped.append(f"{m:g}x")
             continue
@@ -82,23 +83,39 @@ def balance(d: "RddData", settings: RdSettings, alpha: float) -> tuple[Check | N
 
 
 def _default_placebos(x: np.ndarray, cutoff: float) -> list[float]:
-    below, above = x[x < cutoff], x[x >= cutoff]
-    return [float(np.median(below)), float(np.median(above))]
+    """The median of the running variable on each side (x sorted, so each side is a slice)."""
+    k = int(np.searchsorted(x, cutoff, side="left"))
+    return [_sorted_median(x[:k]), _sorted_median(x[k:])]
 
 
-def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study") -> tuple[Check | None, dict[str, Any]]:
+def _sorted_median(x: np.ndarray) -> float:
+    """np.median of a sorted array, without its copy and partition."""
+    m = x.size // 2
+    if x.size == 0:
+        return float("nan")
+    return float(x[m]) if x.size % 2 else float((x[m - 1] + x[m]) / 2)
+
+
+def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: RdResult
+                    ) -> tuple[Check | None, dict[str, Any]]:
     alpha = study.thresholds.alpha
     given = study.design.options.placebo_cutoffs
     placebos = [c for c in (given if given is not None else _default_placebos(d.x, d.cutoff)) if c != d.cutoff]
     table, failed, skipped = {}, [], []
+    values = result.split.values  # the rows by value (no clusters): each placebo's side is a slice of them
+    k_rows = int(np.searchsorted(d.x, d.cutoff, side="left"))
     for c in placebos:
-        keep = d.x < d.cutoff if c < d.cutoff else d.x >= d.cutoff
+        keep = slice(0, k_rows) if c < d.cutoff else slice(k_rows, None)  # x is sorted: a side is a slice
         x, y = d.x[keep], d.D[keep, :1]
         clusters = None if d.clusters is None else d.clusters[keep]
+        side_values = None
+        if values is not None:
+            k = int(np.searchsorted(values.x, d.cutoff, side="left"))
+            side_values = values.part(slice(0, k) if c < d.cutoff else slice(k, None), columns=1)
         try:
             if not x.size or not x[0] < c < x[-1]:
                 raise TooFewValues("", 0, 0, 0)
-            r = rd_fit(x, y, c, settings, clusters)  # the outcome alone (sharp)
+            r = rd_fit(x, y, c, settings, clusters, values=side_values)  # the outcome alone (sharp)
         except (TooFewValues, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
             skipped.append(f"{c:g}")
             continue
@@ -116,12 +133,13 @@ def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study") -> tuple
     return Check("placebo_cutoffs", not failed if table else None, detail), {"placebo_cutoffs": table}
 
 
-def density(d: "RddData", alpha: float) -> tuple[Check | None, dict[str, Any]]:
+def density(d: "RddData", alpha: float, result: RdResult) -> tuple[Check | None, dict[str, Any]]:
     """The manipulation test (Cattaneo, Jansson and Ma 2020), as rddensity computes it with its defaults."""
     from causalcli.designs.rdd.density import density_test
 
+    values = result.split.values  # the fit's rows by value (none with clusters): the test's counts
     try:
-        t = density_test(d.x, d.cutoff)
+        t = density_test(d.x, d.cutoff, None if values is None else (values.x, values.counts))
     except (ValueError, ZeroDivisionError, np.linalg.LinAlgError) as e:
         return Check("manipulation", None, f"the density test could not be computed ({e})"), {}
     if not np.isfinite(t.p_value):

@@ -137,7 +137,7 @@ class RddDesign(Design[RddData]):
             "bias_corrected": {"estimate": est.bias_corrected, "robust_std_error": est.se_robust},
             "polynomial": {"p": settings.p, "q": settings.p + 1, "kernel": settings.kernel,
                            "vce": "cr1" if d.clusters is not None else "nn (3 neighbours)"},
-            "cutoff": d.cutoff, "running": d.running,
+            "cutoff": d.cutoff, "running": d.running, "outcome": study.outcome,
             "limits": {"below": est.left_intercepts[0], "above": est.right_intercepts[0]},
             "fit": {"below": list(est.left_coefficients), "above": list(est.right_coefficients),
                     "note": "the outcome's order-p polynomial in (running - cutoff) on each side, within h"},
@@ -147,8 +147,8 @@ class RddDesign(Design[RddData]):
             jump, se_cl, se_rb = est.first_stage
             diagnostics["first_stage"] = {"jump": jump, "std_error": se_cl, "robust_std_error": se_rb,
                                           "below": est.left_intercepts[1], "above": est.right_intercepts[1]}
-        for check, extra in (balance(d, settings, study.thresholds.alpha), placebo_cutoffs(d, settings, study),
-                             density(d, study.thresholds.alpha)):
+        for check, extra in (balance(d, settings, study.thresholds.alpha), placebo_cutoffs(d, settings, study, result),
+                             density(d, study.thresholds.alpha, result)):
             if check is not None:
                 checks.append(check)
                 diagnostics.update(extra)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from causalcli.designs.rdd.local_poly import Side, distinct, fuzzy_gradient, inverse, meat, powers, residuals
+from causalcli.designs.rdd.local_poly import (RowResiduals, Side, ValueResiduals, distinct, fuzzy_gradient, inverse,
+                                              kernel_weights, powers, residuals)
 
 
 class TooFewValues(ValueError):
@@ -35,27 +36,24 @@ class SideFit:
     RW_p: np.ndarray  # R_p * W_h on the rows used
     Q: np.ndarray  # the bias-corrected design (rdrobust's Q_q)
     RW_q_h: np.ndarray | None  # R_q * W_h, for clustered variance when h == b
-    res_h: np.ndarray
-    res_b: np.ndarray
-    clusters: np.ndarray | None
+    res_h: RowResiduals | ValueResiduals
+    res_b: RowResiduals | ValueResiduals
+    clustered: bool
     n_h: int  # rows with a positive weight at h
     same_bandwidths: bool
 
     def variances(self, s: np.ndarray, p: int, q: int) -> tuple[float, float]:
         """(conventional, robust) variance of the intercept of s'(outcome, treatment) fits."""
-        conventional = (self.invG_p @ meat(self.RW_p, self.res_h @ s, self.clusters, p + 1) @ self.invG_p)[0, 0]
-        if self.clusters is not None and self.same_bandwidths:
-            M = meat(self.RW_q_h, self.res_b @ s, self.clusters, q + 1)
-            robust = (self.invG_q @ M @ self.invG_q)[0, 0]
+        conventional = (self.invG_p @ self.res_h.meat(self.RW_p, s, p + 1) @ self.invG_p)[0, 0]
+        if self.clustered and self.same_bandwidths:
+            robust = (self.invG_q @ self.res_b.meat(self.RW_q_h, s, q + 1) @ self.invG_q)[0, 0]
         else:
-            robust = (self.invG_p @ meat(self.Q, self.res_b @ s, self.clusters, q + 1) @ self.invG_p)[0, 0]
+            robust = (self.invG_p @ self.res_b.meat(self.Q, s, q + 1) @ self.invG_p)[0, 0]
         return float(conventional), float(robust)
 
 
 def fit_side(side: Side, name: str, h: float, b: float, p: int, q: int, kernel: str, matches: int) -> SideFit:
     """The order-p fit at h and order-q fit at b on one side (rows within the larger bandwidth)."""
-    from causalcli.designs.rdd.local_poly import kernel_weights
-
     part, _ = side.window(max(h, b), kernel)
     x, D = side.x[part], side.D[part]
     W_h, W_b = kernel_weights(x, h, kernel), kernel_weights(x, b, kernel)
@@ -67,22 +65,24 @@ def fit_side(side: Side, name: str, h: float, b: float, p: int, q: int, kernel: 
     R_p = R_q[:, :p + 1]
     RW_p = R_p * W_h[:, None]
     RW_q = R_q * W_b[:, None]
-    invG_p = inverse(RW_p.T @ R_p)
-    invG_q = inverse(RW_q.T @ R_q)
-    L = RW_p.T @ (x / h) ** (p + 1)
+    invG_p = inverse(side.gram(part, RW_p, R_p))
+    invG_q = inverse(side.gram(part, RW_q, R_q))
+    L = side.gram(part, RW_p, (x / h) ** (p + 1))
     m = (R_q @ invG_q[p + 1, :]) * W_b
     Q = RW_p - h ** (p + 1) * m[:, None] * L[None, :]
     beta_p = invG_p @ (RW_p.T @ D)
     beta_bc = invG_p @ (Q.T @ D)
-    clusters = None if side.clusters is None else side.clusters[part]
-    if clusters is None:
-        res_h = res_b = residuals(x, D, None, matches)
+    clustered = side.clusters is not None
+    if not clustered:
+        res_h = res_b = residuals(side, part, None, matches)
     else:
-        res_h = residuals(x, D, R_p @ beta_p, matches)
-        res_b = residuals(x, D, R_q @ (invG_q @ (RW_q.T @ D)), matches)
+        res_h = residuals(side, part, R_p @ beta_p, matches)
+        res_b = residuals(side, part, R_q @ (invG_q @ (RW_q.T @ D)), matches)
+    inside = W_h > 0
+    n_h = int(np.count_nonzero(inside)) if side.counts is None else int(side.counts[part][inside].sum())
     same = h == b
     return SideFit(beta_p, beta_bc, invG_p, invG_q, RW_p, Q, R_q * W_h[:, None] if same else None, res_h, res_b,
-                   clusters, int(np.count_nonzero(W_h > 0)), same)
+                   clustered, n_h, same)
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from causalcli.designs.rdd.bandwidth import Bandwidths, select
 from causalcli.designs.rdd.estimator import RdEstimate, estimate
-from causalcli.designs.rdd.local_poly import Side, distinct
+from causalcli.designs.rdd.local_poly import Side, collapse, distinct, merge_equal
 from causalcli.inference.distributions import normal_quantile, normal_two_sided_p
 
 
@@ -22,11 +22,23 @@ class RdSettings:
 
 
 @dataclass(frozen=True)
+class Split:
+    """The rows below (left) and at or above (right) the cutoff, x centred; and the sides the fits use: the
+    same rows with clusters, else collapsed by distinct x (``local_poly.collapse``), which gives the same
+    numbers from far fewer entries when the running variable has ties."""
+
+    rows: tuple[Side, Side]
+    fits: tuple[Side, Side]
+    values: Side | None = None  # collapsed: all the rows by value, x not centred (placebo cutoffs reuse it)
+
+
+@dataclass(frozen=True)
 class RdResult:
     bandwidths: Bandwidths
     fit: RdEstimate
     n_left: int  # rows on each side
     n_right: int
+    split: Split  # for refits at other bandwidths (sensitivity)
 
     def robust_interval(self, conf_level: float) -> tuple[float, float, float]:
         """The robust bias-corrected interval and its p-value (centred at the bias-corrected estimate)."""
@@ -35,18 +47,34 @@ class RdResult:
         return bc - z * se, bc + z * se, normal_two_sided_p(bc / se) if se > 0 else math.nan
 
 
-def sides(x: np.ndarray, D: np.ndarray, cutoff: float, clusters: np.ndarray | None = None) -> tuple[Side, Side]:
-    """Rows below the cutoff (left) and at or above it (right), x centred; ``x`` sorted ascending."""
+def sides(x: np.ndarray, D: np.ndarray, cutoff: float, clusters: np.ndarray | None = None,
+          collapsed: bool = True, values: Side | None = None) -> Split:
+    """Rows below the cutoff (left) and at or above it (right), x centred; ``x`` sorted ascending. Without
+    clusters, the fits use the rows collapsed by distinct x (``values``: ``collapse`` of these very rows,
+    when already made) unless ``collapsed`` is False (the row path, which tests hold the collapsed one
+    equal to)."""
     k = int(np.searchsorted(x, cutoff, side="left"))
     xc = x - cutoff
     cl = (None, None) if clusters is None else (clusters[:k], clusters[k:])
-    return Side(xc[:k], D[:k], cl[0]), Side(xc[k:], D[k:], cl[1])
+    rows = Side(xc[:k], D[:k], cl[0]), Side(xc[k:], D[k:], cl[1])
+    if clusters is not None or not collapsed:
+        return Split(rows, rows)
+    values = values if values is not None else collapse(Side(x, D))
+    kv = int(np.searchsorted(values.x, cutoff, side="left"))
+    left, right = values.part(slice(0, kv)), values.part(slice(kv, None))
+    # centred value by value: the same numbers as each row's x - cutoff (values that round to one are merged)
+    fits = merge_equal(replace(left, x=left.x - cutoff)), merge_equal(replace(right, x=right.x - cutoff))
+    return Split(rows, fits, values)
 
 
 def rd_fit(x: np.ndarray, D: np.ndarray, cutoff: float, settings: RdSettings, clusters: np.ndarray | None = None,
-           h_scale: float = 1.0, bandwidths: Bandwidths | None = None) -> RdResult:
-    """Select the bandwidths (unless given) and estimate; ``h_scale`` multiplies h and b (sensitivity)."""
-    left, right = sides(x, D, cutoff, clusters)
+           h_scale: float = 1.0, bandwidths: Bandwidths | None = None, split: Split | None = None,
+           values: Side | None = None) -> RdResult:
+    """Select the bandwidths (unless given) and estimate; ``h_scale`` multiplies h and b (sensitivity).
+    ``split``: the rows' ``sides`` when already made (a refit of the same rows); ``values``: the rows
+    collapsed by value (``Split.values`` of a fit on more rows, cut to these)."""
+    split = split if split is not None else sides(x, D, cutoff, clusters, values=values)
+    (left, right), rows = split.fits, split.rows
     q = settings.p + 1
     if bandwidths is None:
         if isinstance(settings.bandwidth, str):
@@ -61,4 +89,4 @@ def rd_fit(x: np.ndarray, D: np.ndarray, cutoff: float, settings: RdSettings, cl
     bw = bandwidths
     fit = estimate(left, right, bw.h_left * h_scale, bw.h_right * h_scale, bw.b_left * h_scale,
                    bw.b_right * h_scale, p=settings.p, q=q, kernel=settings.kernel)
-    return RdResult(bw, fit, left.x.size, right.x.size)
+    return RdResult(bw, fit, rows[0].x.size, rows[1].x.size, split)

@@ -35,8 +35,8 @@ def binned_scatter(result: "Result") -> bytes | None:
         ax.plot(c + u, np.polyval(coef[::-1], u), color="#1f4e79", lw=2)
     ax.axvline(c, color="#b22222", ls="--", lw=1)
     ax.set_xlabel(diag["running"])
-    ax.set_ylabel("outcome")
-    ax.set_title(f"{result.study}: jump {result.estimate.value:.4g} at {c:g}", fontsize=10)
+    ax.set_ylabel(f"{diag.get('outcome', 'outcome')} (mean per bin)")
+    ax.set_title(f"{result.study}: jump {result.estimate.value:.4g} at {diag['running']} = {c:g}", fontsize=10)
     return _png(fig, plt)
 
 
@@ -52,8 +52,14 @@ def density(result: "Result") -> bytes | None:
         ax.bar([(b["lower"] + b["upper"]) / 2 for b in part], [b["n"] / (b["upper"] - b["lower"]) for b in part],
                width=[b["upper"] - b["lower"] for b in part], color=color, alpha=0.6, label=side)
     ax.axvline(result.diagnostics["cutoff"], color="black", ls="--", lw=1)
-    ax.set_xlabel(result.diagnostics["running"])
-    ax.set_ylabel("rows per unit")
+    running = result.diagnostics["running"]
+    ax.set_xlabel(running)
+    ax.set_ylabel(f"rows per unit of {running}")
+    test = result.diagnostics.get("density")
+    title = f"{result.study}: density of {running} around the cutoff (rdplot's bins; width differs by side)"
+    if test:
+        title += f"\nmanipulation test (Cattaneo-Jansson-Ma): p = {test['p_value']:.3g}"
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     return _png(fig, plt)
 

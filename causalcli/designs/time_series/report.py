@@ -90,21 +90,26 @@ def _z(level: float) -> float:
 
 
 def _segmented(d: "TimeSeriesData", study: "Study") -> dict[str, Any]:
-    from causalcli.designs.time_series.segmented import fit_segmented, linear_effect
-    from causalcli.inference.estimate import normal_estimate
+    from causalcli.designs.time_series.segmented import (fit_segmented, fixed_b_critical, fixed_b_reference,
+                                                        linear_effect)
 
     s = d.series
     start, level = s.start, study.conf_level
     f = fit_segmented(s.y, s.X, s.controls, start, s.seasonality, d.trend, d.hac_lags)
-    inference = f"{SEGMENTED_INFERENCE} (Bartlett kernel, {f.lags} lags, n/(n-k) correction, normal)"
+    inference = (f"{SEGMENTED_INFERENCE} (Bartlett kernel, {f.lags} lags, n/(n-k) correction, fixed-b reference "
+                 f"over {s.y.size - start} post periods)")
+    reference = fixed_b_reference(s.y.size - start, f.lags)
+    crit = fixed_b_critical(reference, level)
+
+    def estimate(c: np.ndarray, label: str | None = None) -> Estimate:
+        return _fixed_b_estimate(*linear_effect(f, c), level, crit, reference, inference, label)
+
     labels = s.labels[start:]
     rows = f.effect_rows
-    pointwise = [normal_estimate(*linear_effect(f, rows[t]), level, inference, f"pointwise/{labels[t]}")
-                 for t in range(rows.shape[0])]
+    pointwise = [estimate(rows[t], f"pointwise/{labels[t]}") for t in range(rows.shape[0])]
     sums = np.cumsum(rows, axis=0)
-    cumulative = [normal_estimate(*linear_effect(f, sums[t]), level, inference, f"cumulative/{labels[t]}")
-                  for t in range(rows.shape[0])]
-    headline = normal_estimate(*linear_effect(f, rows.mean(axis=0)), level, inference)
+    cumulative = [estimate(sums[t], f"cumulative/{labels[t]}") for t in range(rows.shape[0])]
+    headline = estimate(rows.mean(axis=0))
     base = float(f.counterfactual[start:].mean())
     relative = Estimate(headline.value / base, _ratio(headline.std_error, base), _ratio(headline.ci_lower, base),
                         _ratio(headline.ci_upper, base), level, headline.p_value,
@@ -112,16 +117,30 @@ def _segmented(d: "TimeSeriesData", study: "Study") -> dict[str, Any]:
     if base < 0 and relative.ci_lower is not None:
         relative = replace(relative, ci_lower=relative.ci_upper, ci_upper=relative.ci_lower,
                            std_error=abs(relative.std_error))
-    z = _z(level)
+    z = crit
     coefficients = {n: {"estimate": float(b), "std_error": float(np.sqrt(max(v, 0.0)))}
                     for n, b, v in zip(f.names, f.beta, np.diag(f.V))}
     model = {"estimator": "segmented", "coefficients": coefficients, "hac_lags": f.lags,
-             "hac_lag_rule": "floor(4 (T/100)^(2/9)) (Newey and West 1994)" if d.hac_lags is None
-             else "design.options.hac_lags", "trend": d.trend}
+             "hac_lag_rule": "max(floor(4 (T/100)^(2/9)) (Newey and West 1994), floor(post periods / 4))"
+             if d.hac_lags is None else "design.options.hac_lags", "trend": d.trend,
+             "critical_value": crit, "critical_value_rule": "fixed-b (Kiefer and Vogelsang 2005): the "
+             f"{level:g} quantile of |t| in a location model of the post periods with the same lags, "
+             "simulated"}
     return {"headline": headline, "pointwise": pointwise, "cumulative": cumulative, "relative": relative,
             "counterfactual": f.counterfactual, "lower": f.counterfactual - z * f.counterfactual_se,
             "upper": f.counterfactual + z * f.counterfactual_se, "pre_prediction": f.fitted[:start],
             "residuals": f.residuals[:start], "model": model, "params": None, "warnings": []}
+
+
+def _fixed_b_estimate(value: float, std_error: float, level: float, crit: float, reference: np.ndarray,
+                      inference: str, label: str | None) -> Estimate:
+    """An effect with its interval value -/+ crit SE and its p-value from the fixed-b reference."""
+    from causalcli.designs.time_series.segmented import fixed_b_p_value
+
+    if std_error is None or not np.isfinite(std_error) or std_error <= 0:
+        return Estimate(value, None, None, None, level, None, inference, label)
+    return Estimate(float(value), float(std_error), float(value - crit * std_error), float(value + crit * std_error),
+                    level, fixed_b_p_value(reference, value / std_error), inference, label)
 
 
 def _ratio(x: float | None, base: float) -> float | None:

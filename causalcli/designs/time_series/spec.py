@@ -24,7 +24,7 @@ class TimeSeriesOptions(Strict):
         "(each filtered once; draws / parameter_draws paths each).")
     trend: bool = Field(True, description="segmented: a linear time trend (and its change at the intervention).")
     hac_lags: int | None = Field(
-        None, ge=0, description="segmented: Newey-West lags (default floor(4 (T/100)^(2/9)), Newey and West 1994).")
+        None, ge=0, description="segmented: Newey-West lags (default max(floor(4 (T/100)^(2/9)), post periods // 4)).")
 
 
 class TimeSeriesDesign(DesignBase):
