@@ -42,22 +42,38 @@ def generate(path: Path, n: int, seed: int = 42) -> None:
     """Users with a pre-period revenue (CUPED), sessions and watch time; +1.1% revenue, +1.7% watch per session."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
-    chunk = 2_000_000
+
+    def chunk(m: int) -> "pa.Table":
+        arm = (rng.random(m) < 0.5).astype(np.int8)
+        return pa.table({"variant": pa.array(np.where(arm == 1, "treatment", "control")).dictionary_encode(),
+                         **metric_columns(rng, arm)})
+
+    write_parquet(path, n, chunk)
+
+
+def metric_columns(rng, arm) -> dict:
+    """revenue (with a pre-period revenue for CUPED), sessions and watch time of rows in arms ``arm`` (0/1)."""
+    import numpy as np
+
+    m = len(arm)
+    pre = rng.gamma(2.0, 50.0, m)
+    revenue = 0.8 * pre + rng.normal(0, 40, m) + 2.0 * arm + 100
+    sessions = rng.poisson(5, m) + 1
+    watch = sessions * (30 + 0.5 * arm) + rng.normal(0, 10, m) * np.sqrt(sessions)
+    return {"revenue": revenue, "pre_revenue": pre, "sessions": sessions.astype(np.int32), "watch_time": watch}
+
+
+def write_parquet(path: Path, n: int, chunk, rows: int = 2_000_000) -> None:
+    """``n`` rows from ``chunk(m)`` (a pyarrow table of m rows) written in row groups of 1,000,000, renamed at
+    the end so that an interrupted run leaves no half file."""
+    import pyarrow.parquet as pq
+
     tmp = path.with_suffix(".tmp")
     writer = None
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
-        arm = (rng.random(m) < 0.5).astype(np.int8)
-        pre = rng.gamma(2.0, 50.0, m)
-        revenue = 0.8 * pre + rng.normal(0, 40, m) + 2.0 * arm + 100
-        sessions = rng.poisson(5, m) + 1
-        watch = sessions * (30 + 0.5 * arm) + rng.normal(0, 10, m) * np.sqrt(sessions)
-        table = pa.table({"variant": pa.array(np.where(arm == 1, "treatment", "control")).dictionary_encode(),
-                          "revenue": revenue, "pre_revenue": pre, "sessions": sessions.astype(np.int32),
-                          "watch_time": watch})
+    for start in range(0, n, rows):
+        table = chunk(min(rows, n - start))
         if writer is None:
             writer = pq.ParquetWriter(tmp, table.schema, compression="snappy")
         writer.write_table(table, row_group_size=1_000_000)
@@ -137,13 +153,14 @@ def in_memory_check(path: Path) -> float:
     return max(abs(a - b) / abs(b) for a, b in pairs)
 
 
-def data_file(rows: int) -> Path:
-    """``bench/out/experiment_<rows>.parquet``, generated when missing (bench_quantile reads it too)."""
+def data_file(rows: int, stem: str = "experiment", make=None) -> Path:
+    """``bench/out/<stem>_<rows>.parquet``, generated (by ``make``, else ``generate``) when missing (bench_quantile
+    reads the experiment file too)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"experiment_{rows}.parquet"
+    path = OUT / f"{stem}_{rows}.parquet"
     if not path.exists():
         t0 = time.perf_counter()
-        generate(path, rows)
+        (make or generate)(path, rows)
         print(f"  (generated {rows:,} rows, {path.stat().st_size / 2**30:.2f} GiB, in {time.perf_counter() - t0:.0f} s)",
               flush=True)
     return path

@@ -225,12 +225,10 @@ def test_units_segments_and_sequential_in_postgres_and_spark_give_the_file_s_jso
 
 
 @pytest.mark.parametrize("design, key", [
-    ({"unit": "user"}, "design.unit"),
     ({"sequential": {"method": "always_valid"}}, "design.sequential"),
-    ({"segments": ["country"]}, "segments"),
 ])
-def test_a_quantile_metric_refuses_units_sequential_and_segments_in_one_line(unit_file, runner, write_spec,
-                                                                              design, key):
+def test_a_quantile_metric_refuses_sequential_in_one_line(unit_file, runner, write_spec, design, key):
+    """Units and segments are built for quantiles (tests/test_experiment_quantile_scale.py); sequential is not."""
     path, _ = unit_file
     d = {"method": "experiment", "control": 0, "metrics": [{"name": "y", "outcome": "y"},
                                                             {"name": "p90", "outcome": "y", "quantile": 0.9}]}

@@ -65,7 +65,7 @@ def row_group_blocks(table: "Table", parquet: str, cols: tuple[str, ...], min_ro
 
 
 def blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, group: Group,
-                  centres: dict[str, float], expr, binary: tuple[BinaryCount, ...] = ()):
+                  centres: dict[str, float], expr, binary: tuple[BinaryCount, ...] = (), histogram: Any = None):
     """Plain double sums per arm and row-group block, added per arm with ``math.fsum`` (the module docstring)."""
     from causalcli.data.sql import quote_literal
 
@@ -76,12 +76,16 @@ def blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, g
     outer = ["arm", "count(*)", "0" if blocks.no_nulls else incomplete_rows(len(cols)),
              *(f"sum(d{idx[c]})" for c in cols), *(f"sum(d{idx[a]} * d{idx[b]})" for a, b in group.pairs),
              *(b.count for b in binary)]
+    group_by = "arm, blk" if histogram is None else histogram.group_by(["arm", "blk"])  # the quantiles' histograms
+    if histogram is not None:
+        inner, outer = inner + histogram.inner(), outer + histogram.outer()
     query = (f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM read_parquet("
-             f"{quote_literal(parquet)})) GROUP BY arm, blk")
+             f"{quote_literal(parquet)})) GROUP BY {group_by}")
     try:
         rows = table.sql(query)
     except Exception as exc:  # duckdb.Error: a value DuckDB cannot cast to DOUBLE, say
         raise DataError(f"cannot aggregate the metric columns: {str(exc).splitlines()[0]}", file=table.file) from None
+    rows = rows if histogram is None else histogram.keep(rows)
     blocks: dict[Any, list] = {}
     missing = incomplete = 0
     for row in rows:
@@ -91,7 +95,7 @@ def blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, g
         blocks.setdefault(row[0], []).append(row)
         incomplete += int(row[2])
     result: dict[Any, ArmSums] = {}
-    sums_end = len(outer) - len(binary)
+    sums_end = 3 + len(cols) + len(group.pairs)
     for arm, parts in blocks.items():
         totals = [_fsum(0.0 if r[k] is None else r[k] for r in parts) for k in range(3, sums_end)]
         result[arm] = ArmSums(sum(int(r[1]) for r in parts), dict(zip(cols, totals)),

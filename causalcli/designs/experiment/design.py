@@ -199,6 +199,7 @@ class ExperimentDesign(Design):
                 spec: "LoadedSpec") -> ExperimentData:
         from causalcli.designs.experiment.proportions import proportion_candidates
         from causalcli.designs.experiment.quantile import arm_quantiles
+        from causalcli.designs.experiment.quantile_pass import first_histogram
         from causalcli.designs.experiment.segments import check_segment_values
         from causalcli.designs.experiment.stats import INTEGER_TYPES, compute_statistics
 
@@ -218,11 +219,14 @@ class ExperimentDesign(Design):
         int_cols = {c for cols in metric_columns.values() for c in cols
                     if table.types[c].upper() in INTEGER_TYPES}
         time = study.design.time
+        first = first_histogram(table, shapes, len(study.segments), unit, metrics_of(study), study.conf_level,
+                                study.treatment)  # quantiles: what the statistics pass computes for them
         stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
                                    opts.cap_quantile, capped, int_cols, period=time,
                                    parquet=_file_as_read(study, table, spec) if unit is None else None,
                                    segments=tuple(study.segments), binary=proportion_candidates(shapes),
-                                   grouped=unit is not None, head=(unit.centres, unit.second) if unit else None)
+                                   grouped=unit is not None, head=(unit.centres, unit.second) if unit else None,
+                                   histogram=first)
         if unit is not None:  # rows without a variant are dropped before the grouping: count them as rows
             stats.missing_variant = unit.rows_without_variant
             stats.passes += 1  # the pass that checked the units and sized the exact sums
@@ -249,7 +253,7 @@ class ExperimentDesign(Design):
         _check_metric_data(stats, shapes, control, arms, labels, table.file)
         period_labels = table.period_labels.get(time) if time is not None else None
         quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
-                                  study.conf_level, stats=stats)
+                                  study.conf_level, stats, first, tuple(study.segments), {s.name: s.num for s in shapes})
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
                               table.rows, table.file, time, tuple(period_labels) if period_labels else None, unit,
                               quantiles)
@@ -545,7 +549,7 @@ def _inference(shape: "MetricShape", which: str, opts: Any, stats: "Statistics")
         parts.append("cuped")
     elif shape.adjustment == "regression":
         parts.append("regression_adjusted")
-    if shape.kind == "ratio" or shape.unit is not None:
+    if shape.kind == "ratio" or (shape.unit is not None and shape.kind != "quantile"):  # a quantile: of unit sums
         parts.append("delta_method")
     if shape.unit is not None:
         parts.append("clustered_by_unit")

@@ -21,28 +21,33 @@ that is ``n > z^2 max(q / (1 - q), (1 - q) / q)`` per arm (GrowthBook's limit: 3
 
 Computation in the engine (no row is loaded)
 --------------------------------------------
-The order statistics come exactly, in a few grouped passes written once in DuckDB's SQL (rendered for
-Spark and PostgreSQL by ``causalcli.data.engine``):
+The order statistics come exactly, in one or two grouped passes written once in DuckDB's SQL (rendered
+for Spark and PostgreSQL by ``causalcli.data.engine``):
 
-1. one histogram of ``FIRST_BINS`` bins over a range shared by every group (the mean -/+ 8 sd from the
-   one-pass sums, else the minimum and maximum from one more pass; values outside it in two end bins),
-   grouped by group and bin: the groups' counts and, for each rank wanted, its bin, whose minimum and
-   maximum bound a window of values known to hold it, with the count of values below the window;
-2. while a window holds more than ``FETCH_ROWS`` values, a pass cuts every window into ``BINS`` equal bins
-   and returns only each rank's bin (the rows are first filtered on the windows' value ranges). Bins are
-   ``floor`` of a monotone function of the value, so each is a run of the sorted values; a bin whose
-   minimum equals its maximum gives the value; each pass drops at least the window's smallest or largest
-   value, so the search ends;
-3. one query fetches the windows' values and Python sorts them.
+0. on a large table of rows without segments, windows predicted from the first rows and counted by the
+   statistics pass replace the histogram (``quantile_pass.SampleWindows``); a rank outside its window
+   falls back to:
+1. one histogram of ``FIRST_BINS`` bins over a range shared by every group (values outside it in two end
+   bins), grouped by group and bin: the groups' counts and, for each rank wanted, its bin, whose minimum
+   and maximum bound a window of values known to hold it, with the count of values below the window. It
+   comes out of the statistics pass itself (``quantile_pass``: GROUPING SETS); by segment, from a query
+   of its own grouped by arm, segment values and bin (``MARGIN_BINS``), whose margins give each arm and
+   each segment value (groups that leave a key free hold ``quantile_pass.ANY`` there);
+2. when the windows hold at most ``FETCH_ROWS`` values in all, one query fetches them (filtered on their
+   value ranges, numbered by window in SQL) and numpy sorts them;
+3. otherwise passes cut every window into ``BINS`` equal bins and return only each rank's bin until they
+   fit. Bins are ``floor`` of a monotone function of the value, so each is a run of the sorted values; a
+   bin whose minimum equals its maximum gives the value; each pass drops at least the window's smallest
+   or largest value, so the search ends.
 
-On 100M rows of a smooth distribution that is two or three scans besides the one-pass sums, with a few
-ten thousand values fetched at most and memory independent of the rows.
+On 100M rows of a smooth distribution that is the statistics pass and one fetch of a few ten thousand
+values, with memory independent of the rows.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from causalcli.data.sql import TABLE, quote_identifier, quote_literal
@@ -55,8 +60,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.models import Study
 
 FIRST_BINS = 16384   # bins of the first pass, one range for all groups (every non-empty bin comes back)
+MARGIN_BINS = 4096   # the same by arm and segment values: fewer bins, as many more groups come back
 BINS = 4096          # bins per window in the later passes (only each rank's bin comes back)
-FETCH_ROWS = 10_000  # a window holding at most this many values is fetched and sorted in Python
+FETCH_ROWS = 4_000_000  # windows holding at most this many values in all are fetched and sorted with numpy
 MAX_PASSES = 64      # a histogram pass at least drops one distinct value per window: never reached in practice
 DEFINITION = 'order statistic X_(k), k = ceil(n q): numpy.quantile(method="inverted_cdf"), Hyndman-Fan type 1'
 METHOD = ("order-statistic interval (Deng, Knoblich and Lu 2018; the method GrowthBook documents): the order "
@@ -128,16 +134,11 @@ def check_quantile_spec(study: "Study", metrics: list[Any], spec: "LoadedSpec") 
     file = spec.source.display
     name = next(iter(levels))
     design = study.design
-    if getattr(design, "unit", None) is not None:
-        raise SpecError(f"quantile metric {name!r} with design.unit is not built: the quantile of per-unit sums and "
-                        "the clustered (session-level) quantile differ, and neither is computed; remove design.unit "
-                        "or the quantile metric", file=file, key="design.unit")
     if getattr(design, "sequential", None) is not None:
-        raise SpecError(f"quantile metric {name!r} has a fixed-horizon interval only (no confidence sequence); "
-                        "remove design.sequential or the quantile metric", file=file, key="design.sequential")
-    if study.segments:
-        raise SpecError(f"quantile metric {name!r} by segment is not built; remove 'segments' or the quantile "
-                        "metric", file=file, key="segments")
+        raise SpecError(f"quantile metric {name!r} has a fixed-horizon interval only (the order-statistic interval "
+                        "is no confidence sequence: peeking would inflate its error); remove design.sequential, or "
+                        "move the quantile metric to a study of its own (causalcli estimate takes several specs)",
+                        file=file, key="design.sequential")
     if design.time is not None and metrics[0].name in levels:
         raise SpecError(f"the first metric {metrics[0].name!r} is a quantile metric, but design.time's cumulative "
                         "effect is computed for the first metric from running sums, which quantiles do not have; "
@@ -170,6 +171,22 @@ def quantile_tests(data: "QuantileData", metric: str, control: Any, arm: Any, la
     c = quantile_comparison(qs[control], qs[arm], metric, label)
     relative = relative_log if opts.relative_ci == "log" else relative_delta
     return c, absolute(c, conf, opts.distribution), relative(c, conf, opts.distribution), extra
+
+
+def cell_tests(data: "QuantileData", metric: str, cell: tuple[str, Any], control: Any, arm: Any, conf: float,
+               opts: Any) -> tuple[Any, Any]:
+    """The absolute and relative tests of one segment value (``cell``: column, value); all NaN when an arm of
+    the value has too few units for the interval."""
+    from causalcli.designs.experiment.analysis import Test, absolute, relative_delta, relative_log
+
+    arms = data.cells[metric].get(cell, {})
+    if arms.get(control) is None or arms.get(arm) is None:
+        nan = float("nan")
+        empty = Test(nan, nan, nan, nan, nan, None)
+        return empty, empty
+    c = quantile_comparison(arms[control], arms[arm], metric, str(cell))
+    relative = relative_log if opts.relative_ci == "log" else relative_delta
+    return absolute(c, conf, opts.distribution), relative(c, conf, opts.distribution)
 
 
 def quantile_comparison(control: ArmQuantile, treatment: ArmQuantile, metric: str, arm: str) -> "Comparison":
@@ -225,14 +242,17 @@ class OrderStatistics:
 
 
 def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, where: str | None = None,
-                     start: tuple[float, float] | None = None, key: str = "design.metrics") -> OrderStatistics:
+                     start: tuple[float, float] | None = None, key: str = "design.metrics",
+                     first: dict[tuple, list] | None = None, margins: bool = False) -> OrderStatistics:
     """Exact order statistics of ``column`` per group of ``keys`` (column names; the first must be non-null).
 
     ``ranks_of(group, n)`` gives the 1-based ranks wanted in a group of ``n`` complete values (it may raise).
     ``where``: an extra SQL condition on the study's columns (a segment, say). ``start``: a range that holds
-    most values (from the means and variances, say; values outside it are counted too), else one pass finds
-    the minimum and maximum. Rows with a missing value (NULL or NaN) in ``column`` or a NULL first key are
-    left out.
+    most values (values outside it are counted too), else one pass finds the minimum and maximum. ``first``:
+    the first histogram, already computed (by the statistics pass: ``quantile_pass``): group -> sorted
+    ``(bin, count, min, max)``, where a group may leave keys free (``quantile_pass.ANY``). Rows with a missing
+    value (NULL or NaN) in ``column`` or a NULL first key are left out. ``margins``: the groups are the first
+    key alone and with each other key alone (the others ``ANY``), not every combination of keys.
     """
     from causalcli.designs.experiment.stats import lit
 
@@ -244,29 +264,21 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
     rows_sql = (f"SELECT {', '.join(f'{quote_identifier(k)} AS {n}' for k, n in zip(keys, names))}, {value} AS v "
                 f"FROM {TABLE} WHERE {' AND '.join(conds)}")
     passes = fetched = 0
-    if start is None or not (math.isfinite(start[0]) and math.isfinite(start[1])):
+    if first is None:
+        if start is None or not (math.isfinite(start[0]) and math.isfinite(start[1])):
+            passes += 1
+            start = _run(table, f"SELECT min(v), max(v) FROM ({rows_sql})", column, key)[0]
+            if start[0] is None:
+                return OrderStatistics({}, {}, passes, fetched)
+        bins = MARGIN_BINS if margins and len(keys) > 1 else FIRST_BINS
+        first = _first_pass(table, rows_sql, names, float(start[0]), float(start[1]), column, key, bins)
         passes += 1
-        start = _run(table, f"SELECT min(v), max(v) FROM ({rows_sql})", column, key)[0]
-        if start[0] is None:
-            return OrderStatistics({}, {}, passes, fetched)
-    lo, hi = float(start[0]), max(float(start[1]), float(start[0]))
-    # pass 1: one range for every group, so the bin needs no CASE per group; values outside it in bins -1 and FIRST_BINS
-    bins = (f"CASE WHEN v < {lit(lo)} THEN -1 WHEN v > {lit(hi)} THEN {FIRST_BINS} ELSE "
-            f"{_bin_formula(lo, hi, FIRST_BINS, lit)} END")
-    group_by = ", ".join(names)
-    passes += 1
-    histogram = _run(table, f"SELECT {group_by}, b, count(*), min(v), max(v) FROM (SELECT {group_by}, {bins} AS b, v "
-                            f"FROM ({rows_sql})) GROUP BY {group_by}, b", column, key)
-    width = len(keys)
-    by_group: dict[tuple, list[tuple[int, int, float, float]]] = {}
-    for row in histogram:
-        by_group.setdefault(tuple(row[:width]), []).append(
-            (int(row[width]), int(row[width + 1]), float(row[width + 2]), float(row[width + 3])))
+        if margins:
+            first = _margins(first, len(keys))
     counts: dict[tuple, int] = {}
     values: dict[tuple, dict[int, float]] = {}
     targets: dict[tuple[tuple, int], _Window] = {}
-    for group, parts in by_group.items():
-        parts.sort()
+    for group, parts in first.items():
         counts[group] = n = sum(p[1] for p in parts)
         values[group] = {}
         before, i = 0, 0
@@ -285,11 +297,61 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
             raise EstimationError(f"could not locate the order statistics of {column!r} in {MAX_PASSES} passes",
                                   file=table.file, key=key, column=column)
         passes += 1
-        if all(w.count <= FETCH_ROWS for w in windows):
+        if sum(w.count for w in windows) <= FETCH_ROWS:
             fetched += _fetch(table, rows_sql, names, windows, targets, values, column, key)
             break
-        _histogram(table, rows_sql, names, windows, targets, values, column, key, lit)
+        for fixed in dict.fromkeys(_fixed(w.group) for w in windows):  # windows of one pattern never overlap
+            passes += 1 if fixed != _fixed(windows[0].group) else 0
+            part = {k: t for k, t in targets.items() if _fixed(t.group) == fixed}
+            for k in part:
+                del targets[k]
+            _histogram(table, rows_sql, names, [w for w in windows if _fixed(w.group) == fixed], part, values,
+                       column, key, lit)
+            targets.update(part)
     return OrderStatistics(counts, values, passes, fetched)
+
+
+def _fixed(group: tuple) -> tuple[int, ...]:
+    """The keys a group fixes (the others are ``quantile_pass.ANY``)."""
+    from causalcli.designs.experiment.quantile_pass import ANY
+
+    return tuple(j for j, v in enumerate(group) if v is not ANY)
+
+
+def _margins(by_keys: dict[tuple, list], width: int) -> dict[tuple, list]:
+    """Histograms by every key -> by the first key alone, and with each other key alone (NULL: no group)."""
+    from causalcli.designs.experiment.quantile_pass import ANY
+
+    out: dict[tuple, dict[int, tuple]] = {}
+    for group, parts in by_keys.items():
+        free = (ANY,) * (width - 1)
+        targets = [(group[0], *free)] + [(group[0], *free[:j], v, *free[j + 1:]) for j, v in enumerate(group[1:])
+                                        if v is not None and v == v]
+        for target in targets:
+            bins = out.setdefault(target, {})
+            for b, k, lo, hi in parts:
+                k0, lo0, hi0 = bins.get(b, (0, lo, hi))
+                bins[b] = (k0 + k, min(lo0, lo), max(hi0, hi))
+    return {g: sorted((b, *v) for b, v in bins.items()) for g, bins in out.items()}
+
+
+def _first_pass(table, rows_sql, names, lo, hi, column, key, bins_wanted) -> dict[tuple, list[tuple[int, int, float, float]]]:
+    """One histogram over a range shared by every group, so the bin needs no CASE per group; values outside it
+    in bins -1 and FIRST_BINS."""
+    from causalcli.designs.experiment.stats import lit
+
+    hi = max(hi, lo)
+    bins = (f"CASE WHEN v < {lit(lo)} THEN -1 WHEN v > {lit(hi)} THEN {bins_wanted} ELSE "
+            f"{bin_formula(lo, hi, bins_wanted, lit)} END")
+    group_by = ", ".join(names)
+    histogram = _run(table, f"SELECT {group_by}, b, count(*), min(v), max(v) FROM (SELECT {group_by}, {bins} AS b, v "
+                            f"FROM ({rows_sql})) GROUP BY {group_by}, b", column, key)
+    width = len(names)
+    by_group: dict[tuple, list[tuple[int, int, float, float]]] = {}
+    for row in histogram:
+        by_group.setdefault(tuple(row[:width]), []).append(
+            (int(row[width]), int(row[width + 1]), float(row[width + 2]), float(row[width + 3])))
+    return {g: sorted(parts) for g, parts in by_group.items()}
 
 
 def _run(table: "Table", query: str, column: str, key: str) -> list[tuple]:
@@ -307,8 +369,12 @@ def _match(names: list[str], group: tuple) -> str:
     """SQL that holds for the rows of ``group`` (its key values written as literals)."""
     from causalcli.designs.experiment.stats import lit
 
+    from causalcli.designs.experiment.quantile_pass import ANY
+
     parts = []
     for name, v in zip(names, group):
+        if v is ANY:  # a key the group leaves free
+            continue
         if v is None:
             parts.append(f"{name} IS NULL")
         elif isinstance(v, bool):
@@ -324,18 +390,30 @@ def _match(names: list[str], group: tuple) -> str:
     return " AND ".join(parts)
 
 
+def _ranges(windows: list[_Window], lit) -> str:
+    """SQL true for values in some window: the envelope first (one comparison pair rules out most rows), then
+    the windows' ranges merged where they overlap."""
+    merged: list[list[float]] = []
+    for lo, hi in sorted((w.lo, w.hi) for w in windows):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    each = " OR ".join(f"(v >= {lit(lo)} AND v <= {lit(hi)})" for lo, hi in merged)
+    return f"v >= {lit(merged[0][0])} AND v <= {lit(merged[-1][1])} AND ({each})"
+
+
 def _windowed(rows_sql: str, names: list[str], windows: list[_Window], lit) -> str:
     """The rows inside a window, with the window's number ``w`` (windows of a group never overlap). The value
     ranges alone filter first: the CASE on the groups then runs on the few rows left."""
-    ranges = " OR ".join(f"(v >= {lit(lo)} AND v <= {lit(hi)})" for lo, hi in dict.fromkeys((w.lo, w.hi)
-                                                                                          for w in windows))
+    ranges = _ranges(windows, lit)
     cases = " ".join(f"WHEN {_match(names, w.group)} AND v >= {lit(w.lo)} AND v <= {lit(w.hi)} THEN {i}"
                      for i, w in enumerate(windows))
     return (f"SELECT w, v FROM (SELECT CASE {cases} END AS w, v FROM ({rows_sql}) WHERE {ranges}) "
             "WHERE w IS NOT NULL")
 
 
-def _bin_formula(lo: float, hi: float, bins: int, lit) -> str:
+def bin_formula(lo: float, hi: float, bins: int, lit, v: str = "v") -> str:
     """The bin of a value in ``[lo, hi]``: floor of a monotone function of the value, in 0 .. bins - 1.
 
     Halves, so that ``hi - lo`` cannot overflow; a range too narrow for the scale to be finite (or empty)
@@ -343,15 +421,15 @@ def _bin_formula(lo: float, hi: float, bins: int, lit) -> str:
     half = hi * 0.5 - lo * 0.5
     scale = bins / half if half > 0 else math.inf
     if not math.isfinite(scale):
-        return f"CASE WHEN v = {lit(lo)} THEN 0 ELSE {bins - 1} END"
-    return f"least({bins - 1}, CAST(floor((v * 0.5 - {lit(lo * 0.5)}) * {lit(scale)}) AS BIGINT))"
+        return f"CASE WHEN {v} = {lit(lo)} THEN 0 ELSE {bins - 1} END"
+    return f"least({bins - 1}, CAST(floor(({v} * 0.5 - {lit(lo * 0.5)}) * {lit(scale)}) AS BIGINT))"
 
 
 def _histogram(table, rows_sql, names, windows, targets, values, column, key, lit) -> None:
     """One pass: for each rank, its bin of its window; the bins become the windows (or give the value)."""
     index = {(w.group, w.lo, w.hi): i for i, w in enumerate(windows)}
     wanted = sorted({(index[(t.group, t.lo, t.hi)], r - t.below) for (_, r), t in targets.items()})
-    bins = f"CASE w {' '.join(f'WHEN {i} THEN {_bin_formula(w.lo, w.hi, BINS, lit)}' for i, w in enumerate(windows))} END"
+    bins = f"CASE w {' '.join(f'WHEN {i} THEN {bin_formula(w.lo, w.hi, BINS, lit)}' for i, w in enumerate(windows))} END"
     query = (f"WITH h AS (SELECT w, b, count(*) AS cnt, min(v) AS lo, max(v) AS hi FROM "
              f"(SELECT w, {bins} AS b, v FROM ({_windowed(rows_sql, names, windows, lit)})) GROUP BY w, b), "
              "c AS (SELECT w, b, cnt, lo, hi, CAST(sum(cnt) OVER (PARTITION BY w ORDER BY b) AS BIGINT) AS upto "
@@ -374,20 +452,40 @@ def _histogram(table, rows_sql, names, windows, targets, values, column, key, li
 
 
 def _fetch(table, rows_sql, names, windows, targets, values, column, key) -> int:
-    """The values of the windows, sorted in Python: every remaining rank found."""
+    """The values of the windows, sorted with numpy: every remaining rank found. The query filters on the
+    windows' value ranges alone (which the engine pushes down to the scan), then numbers each row's window, one
+    column per pattern of keys (windows of one pattern never overlap; a row may be in an arm's window and in a
+    segment value's)."""
+    import numpy as np
+
     from causalcli.designs.experiment.stats import lit
 
-    got: dict[int, list[float]] = {}
-    for w, v in _run(table, _windowed(rows_sql, names, windows, lit), column, key):
-        got.setdefault(int(w), []).append(float(v))
-    index = {(w.group, w.lo, w.hi): i for i, w in enumerate(windows)}
+    ranges = _ranges(windows, lit)
+    patterns: dict[tuple[int, ...], list[int]] = {}
     for i, w in enumerate(windows):
-        if len(got.get(i, ())) != w.count:  # pragma: no cover - as above
-            raise EstimationError(f"the values of {column!r} changed between passes", file=table.file, key=key,
-                                  column=column)
-        got[i].sort()
+        patterns.setdefault(_fixed(w.group), []).append(i)
+    cases = []
+    for p, members in enumerate(patterns.values()):
+        whens = " ".join(f"WHEN {_match(names, windows[i].group) or 'TRUE'} AND v >= {lit(windows[i].lo)} AND v <= "
+                         f"{lit(windows[i].hi)} THEN {i}" for i in members)
+        cases.append(f"COALESCE(CASE {whens} END, -1) AS w{p}")
+    try:
+        got = table.numpy(f"SELECT {', '.join(cases)}, v FROM ({rows_sql}) WHERE {ranges}")
+    except Exception:  # an engine's or DuckDB's error: as _run reports it
+        _run(table, f"SELECT {', '.join(cases)}, v FROM ({rows_sql}) WHERE {ranges}", column, key)
+        raise
+    v = np.asarray(got["v"], dtype=np.float64)
+    sorted_values: dict[int, np.ndarray] = {}
+    for p, members in enumerate(patterns.values()):
+        number = np.asarray(got[f"w{p}"])
+        for i in members:
+            sorted_values[i] = np.sort(v[number == i])
+            if len(sorted_values[i]) != windows[i].count:  # pragma: no cover - pass 1 and this pass disagree
+                raise EstimationError(f"the values of {column!r} changed between passes", file=table.file, key=key,
+                                      column=column)
+    index = {(w.group, w.lo, w.hi): i for i, w in enumerate(windows)}
     for (group, r), t in targets.items():
-        values[group][r] = got[index[(t.group, t.lo, t.hi)]][r - t.below - 1]
+        values[group][r] = float(sorted_values[index[(t.group, t.lo, t.hi)]][r - t.below - 1])
     targets.clear()
     return sum(w.count for w in windows)
 
@@ -403,6 +501,7 @@ class QuantileData:
     levels: dict[str, float]
     passes: int
     fetched: int
+    cells: dict[str, dict[tuple[str, Any], dict[Any, ArmQuantile | None]]] = field(default_factory=dict)
 
 
 def start_range(stats: Any, column: str, spread: float = 8.0) -> tuple[float, float] | None:
@@ -419,14 +518,17 @@ def start_range(stats: Any, column: str, spread: float = 8.0) -> tuple[float, fl
 
 
 def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list[Any], labels: dict[Any, str],
-                  conf_level: float, keys: list[str] | None = None, where: str | None = None,
-                  stats: Any = None) -> QuantileData | None:
-    """Every quantile metric's quantile per arm (None without quantile metrics). ``keys``: the grouping, the
-    variant column first (by default alone: results by arm value; else by tuple of key values).
+                  conf_level: float, stats: Any = None, first: Any = None, segments: tuple[str, ...] = (),
+                  columns: dict[str, str] | None = None) -> QuantileData | None:
+    """Every quantile metric's quantile per arm, and per arm and segment value (None without quantile metrics).
 
-    Metrics on the same column share their passes. An arm too small for the interval is exit 3. ``stats``: the
-    one-pass sums (stats.Statistics), whose means and variances set the first pass's range.
+    Metrics on the same column share their passes. An arm too small for the interval is exit 3; a segment value
+    too small gives no test (``cells`` holds None). ``stats``: the one-pass sums (stats.Statistics), whose means
+    and variances set the first histogram's range when the statistics pass did not compute it (``first``: a
+    ``quantile_pass.FirstHistogram``). ``columns``: metric name -> its column in ``study_data`` (the unit sums
+    with design.unit).
     """
+    from causalcli.designs.experiment.quantile_pass import ANY
     from causalcli.inference.distributions import normal_quantile
 
     if not quantile_levels(metrics):
@@ -435,10 +537,16 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
     by_column: dict[str, list[tuple[int, Any]]] = {}
     for i, m in enumerate(metrics):
         if getattr(m, "quantile", None) is not None:
-            by_column.setdefault(m.outcome, []).append((i, m))
+            by_column.setdefault((columns or {}).get(m.name, m.outcome), []).append((i, m))
     out: dict[str, dict[Any, ArmQuantile]] = {}
+    cells: dict[str, dict[tuple[str, Any], dict[Any, ArmQuantile | None]]] = {}
     passes = fetched = 0
     wanted = set(arms)
+    keys = [treatment, *segments]
+
+    def overall(group: tuple) -> bool:
+        return all(v is ANY for v in group[1:])
+
     for column, ms in by_column.items():
         def ranks_of(group: tuple, n: int, ms=ms) -> list[int]:
             if group[0] not in wanted:  # an arm left out of the comparison: nothing to find
@@ -446,28 +554,38 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
             found = []
             for i, m in ms:
                 ranks = ranks_for(n, m.quantile, z)
-                if ranks is None:
+                if ranks is None and overall(group):
                     need = minimum_units(m.quantile, z)
                     raise DataError(f"quantile metric {m.name!r} (q = {m.quantile:g}): arm {labels[group[0]]!r} has "
                                     f"{n} complete unit(s); its {conf_level:.0%} order-statistic interval needs at "
                                     f"least {need} (n > z^2 max(q/(1-q), (1-q)/q)); use a less extreme quantile or "
                                     "more data", file=table.file, key=f"design.metrics[{i}].quantile")
-                found += ranks
+                found += ranks or []
             return found
 
-        found = order_statistics(table, keys or [treatment], column, ranks_of, where, start_range(stats, column))
+        histogram = None
+        if first is not None and column in first.columns:
+            i = first.columns.index(column)
+            histogram = first.groups(i, ranks_of) if hasattr(first, "windows") else first.groups(i)
+        found = order_statistics(table, keys, column, ranks_of, None, start_range(stats, column), first=histogram,
+                                 margins=True)
         passes += found.passes
         fetched += found.fetched
         for i, m in ms:
-            per_arm = {}
+            per_arm, by_cell = {}, {}
             for group, n in found.counts.items():
-                if group[0] in wanted:
-                    ranks = ranks_for(n, m.quantile, z)
-                    vals = found.values[group]
-                    per_arm[group if keys else group[0]] = ArmQuantile(
-                        n, float(m.quantile), ranks, (vals[ranks[0]], vals[ranks[1]], vals[ranks[2]]), z)
-            out[m.name] = per_arm
-    return QuantileData(out, quantile_levels(metrics), passes, fetched)
+                if group[0] not in wanted:
+                    continue
+                ranks = ranks_for(n, m.quantile, z)
+                vals = found.values[group]
+                arm = ArmQuantile(n, float(m.quantile), ranks, tuple(vals[r] for r in ranks), z) if ranks else None
+                if overall(group):
+                    per_arm[group[0]] = arm
+                else:
+                    j = next(j for j, v in enumerate(group[1:]) if v is not ANY)
+                    by_cell.setdefault((segments[j], group[1 + j]), {})[group[0]] = arm
+            out[m.name], cells[m.name] = per_arm, by_cell
+    return QuantileData(out, quantile_levels(metrics), passes, fetched, cells)
 
 
 def quantile_diagnostics(data: QuantileData | None) -> dict[str, Any]:

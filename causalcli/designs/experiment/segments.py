@@ -127,7 +127,12 @@ def segment_effects(d: "ExperimentData", study: "Study", inference: Callable, es
                 for value in values_of[column]:
                     cell = stats.segments[column][value].get(group_key, {})
                     label = f"{shape.name}/{d.labels[arm]}/{{}}/{column}={value_label(value)}"
-                    ta, tr = _cell_tests(d, shape, cell, arm, conf, opts, seq)
+                    if shape.kind == "quantile":  # order statistics of the segment value's rows
+                        from causalcli.designs.experiment.quantile import cell_tests
+
+                        ta, tr = cell_tests(d.quantiles, shape.name, (column, value), d.control, arm, conf, opts)
+                    else:
+                        ta, tr = _cell_tests(d, shape, cell, arm, conf, opts, seq)
                     if not ta.std_error > 0:
                         no_se.append(label.format("abs"))
                     rows.append((label, ta, tr))

@@ -152,7 +152,8 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
                        integer_columns: set[str] = frozenset(), period: str | None = None,
                        parquet: str | None = None, segments: tuple[str, ...] = (),
                        binary: tuple[str, ...] = (), grouped: bool = False,
-                       head: tuple[dict[str, float], dict[str, float]] | None = None) -> Statistics:
+                       head: tuple[dict[str, float], dict[str, float]] | None = None,
+                       histogram: Any = None) -> Statistics:
     """Run the pass (and, only when needed, a quantile pass for capping or a repeat pass).
 
     ``metric_columns`` and ``metric_pairs`` list, per metric, its columns and the pairs whose product sums it needs.
@@ -163,7 +164,7 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     Parquet file as it is (large files are then summed per row-group block). ``grouped``: ``study_data`` is a
     GROUP BY view (rows summed to units), whose rows have no order: centres come from the whole view (or
     ``head``: centres and second moments found by a pass of the caller's) and arms are ordered by value, as in
-    an engine.
+    an engine. ``histogram``: a ``quantile_pass.FirstHistogram``, computed by the same pass (GROUPING SETS).
     """
     caps: dict[str, float] = {}
     if cap_quantile is not None and capped:
@@ -203,7 +204,8 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
     if blocks is not None:
         passes += 1
         result, arm_counts, missing, incomplete, not_binary = blocked_pass(
-            table, parquet, blocks, treatment, groups[0], centres, expr, _binary_counts(binary, expr, float_columns))
+            table, parquet, blocks, treatment, groups[0], centres, expr, _binary_counts(binary, expr, float_columns),
+            histogram)
         if incomplete or _has_nan(result):  # complete cases per metric: the fixed-point passes below
             complete_cases = True
             groups = [Group(m, metric_columns[m], metric_pairs[m]) for m in metric_columns]
@@ -217,7 +219,7 @@ def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str,
         passes += 1
         result, arm_counts, missing, incomplete, by_period, missing_period, extra = _one_pass(
             table, treatment, groups, centres, second, safety, expr, float_columns, complete_cases, integer_columns,
-            period, segments, _binary_counts(binary, expr, float_columns))
+            period, segments, _binary_counts(binary, expr, float_columns), histogram)
         if not complete_cases:
             if incomplete or _has_nan(result):
                 complete_cases = True
@@ -330,7 +332,7 @@ def _bounds(group: Group, second: dict[str, float], n: float, safety: float) -> 
 
 def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict[str, float], second: dict[str, float],
               safety: float, expr, float_columns: set[str], complete_cases: bool, integer_columns: set[str],
-              period: str | None = None, segments: tuple[str, ...] = (), binary: tuple = ()):
+              period: str | None = None, segments: tuple[str, ...] = (), binary: tuple = (), histogram: Any = None):
     cols = tuple(dict.fromkeys(c for g in groups for c in g.columns))
     idx = {c: i for i, c in enumerate(cols)}
     inner = [f"{quote_identifier(treatment)} AS arm"]
@@ -376,11 +378,15 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
                 outer.append(f"sum((d{idx[a]} * d{idx[b]} + {lit(s)}) - {lit(s)}){conds[gi]}")
             layout.append((gi, "ss", (a, b)))
     outer += [b.count for b in binary]
-    query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE}) GROUP BY {', '.join(keys)}"
+    group_by = ", ".join(keys) if histogram is None else histogram.group_by(keys)  # the quantiles' histograms too
+    if histogram is not None:
+        inner, outer = inner + histogram.inner(), outer + histogram.outer()
+    query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE}) GROUP BY {group_by}"
     try:
         rows = table.sql(query)
     except Exception as exc:  # duckdb.Error: a value DuckDB cannot cast to DOUBLE, say
         raise DataError(f"cannot aggregate the metric columns: {str(exc).splitlines()[0]}", file=table.file) from None
+    rows = rows if histogram is None else histogram.keep(rows)
     result: dict[str | None, dict[Any, ArmSums]] = {g.metric: {} for g in groups}
     arm_counts: dict[Any, int] = {}
     missing = 0

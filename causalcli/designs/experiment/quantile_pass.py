@@ -1,0 +1,274 @@
+"""The first histogram of the quantile metrics, computed in the statistics pass itself.
+
+``causalcli.designs.experiment.quantile`` finds exact order statistics from a histogram per arm followed
+by a fetch of the few values in the bins that hold the ranks wanted. The histogram needs no scan of its
+own: the statistics pass (``stats._one_pass`` or ``blocked.blocked_pass``) groups by ``GROUPING SETS``
+(its own keys, and ``(arm, bin)`` per quantile column), so one read of the rows returns both the sums
+and the histograms (standard SQL: DuckDB, Spark and PostgreSQL all run it). On 10^7 Parquet rows the
+pass took 1.39 s with the histogram against 1.36 s without (and 1.62 s for the histogram alone). The
+bins' range must be known before that pass: the column's mean -/+ 8 standard deviations in the first
+rows (``HEAD_ROWS``) or, with ``design.unit``, over every unit (the unit pass computes them); values
+outside fall in two end bins, which a later pass narrows like any other bin, so the range affects speed
+only, never the result.
+
+On a large table of rows without segments (``SAMPLE_MIN_ROWS``) even the histogram goes: the first
+``SAMPLE_ROWS`` rows predict a window of values per arm and level, and the statistics pass only counts the
+values below and inside each window (``count(*) FILTER``), which costs a few comparisons per row where the
+histogram's grouping costs a hash lookup (10^7 Parquet rows: 0.50 s for the pass with the counts, against
+0.6-1.2 s with the histogram and 0.26-0.45 s without either).
+
+By segment the histogram is a query of its own (``quantile.order_statistics`` with margins): grouping
+sets carrying the segment keys made the statistics pass cost more than the two queries apart (10^7
+rows: 4.1 s against 1.05 s + 2.2 s), since every aggregate of the pass is computed for every set.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from causalcli.data.sql import TABLE, quote_identifier
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+
+HEAD_ROWS = 10_000
+SPREAD = 8.0  # standard deviations either side of the mean
+SAMPLE_MIN_ROWS = 1_000_000  # from this many rows, windows from the first rows replace the first histogram
+SAMPLE_ROWS = 100_000        # the first rows that predict the windows
+SAMPLE_MIN_ARM = 1_000       # fewer complete values of an arm among them: the histogram instead
+SAMPLE_SDS = 4.0             # standard errors of a sample quantile either side (a miss costs passes, not accuracy)
+
+
+class _Any:
+    """A key that a group leaves free (an arm's histogram beside those of its segment values)."""
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = _Any()
+
+
+def bin_case(value: str, lo: float, hi: float, bins: int) -> str:
+    """The bin of a value: -1 below ``lo``, ``bins`` above ``hi``, NULL when missing (NULL or NaN: tested first,
+    since least() skips a NULL)."""
+    from causalcli.designs.experiment.quantile import bin_formula
+    from causalcli.designs.experiment.stats import lit
+
+    return (f"CASE WHEN {value} IS NULL OR isnan({value}) THEN NULL WHEN {value} < {lit(lo)} THEN -1 WHEN {value} > {lit(hi)} "
+            f"THEN {bins} ELSE {bin_formula(lo, hi, bins, lit, value)} END")
+
+
+@dataclass
+class FirstHistogram:
+    """The histogram SQL added to the statistics pass, and the histogram rows it returned: ``groups(i)`` gives
+    column ``i``'s histogram, ``(arm,)`` -> sorted ``[(bin, count, min, max)]``."""
+
+    columns: tuple[str, ...]
+    ranges: tuple[tuple[float, float], ...]
+    bins: int
+    rows: list = field(default_factory=list)
+
+    def inner(self) -> list[str]:
+        out = []
+        for i, (column, (lo, hi)) in enumerate(zip(self.columns, self.ranges)):
+            value = f"CAST({quote_identifier(column)} AS DOUBLE)"
+            out += [f"{value} AS qv{i}", f"{bin_case(value, lo, hi, self.bins)} AS qb{i}"]
+        return out
+
+    def outer(self) -> list[str]:
+        c = range(len(self.columns))
+        return ["arm", *(f"qb{i}" for i in c), *(f"GROUPING(qb{i})" for i in c), "count(*)",
+                *(f"min(qv{i}), max(qv{i})" for i in c)]
+
+    def group_by(self, keys: list[str]) -> str:
+        """``GROUPING SETS``: the pass's own keys, then arm x bin per column."""
+        sets = [", ".join(keys), *(f"arm, qb{i}" for i in range(len(self.columns)))]
+        return f"GROUPING SETS ({', '.join(f'({s})' for s in sets)})"
+
+    def keep(self, rows: list[tuple]) -> list[tuple]:
+        """Take the histogram rows (kept here) out of the pass's rows; the pass's own rows are returned."""
+        c = len(self.columns)
+        width = 1 + 2 * c + 1 + 2 * c
+        own, self.rows = [], []
+        for row in rows:
+            tail = row[len(row) - width:]
+            if all(tail[1 + c:1 + 2 * c]):  # grouped by no bin: a row of the pass's own
+                own.append(row)
+            else:
+                self.rows.append(tail)
+        return own
+
+    def groups(self, i: int) -> dict[tuple, list[tuple[int, int, float, float]]]:
+        c = len(self.columns)
+        out: dict[tuple, list] = {}
+        for tail in self.rows:
+            arm, b = tail[0], tail[1 + i]
+            if tail[1 + c + i] or arm is None or b is None:  # another column's histogram; no variant or value
+                continue
+            at = 1 + 2 * c
+            out.setdefault((arm,), []).append((int(b), int(tail[at]), float(tail[at + 1 + 2 * i]),
+                                               float(tail[at + 2 + 2 * i])))
+        return {g: sorted(parts) for g, parts in out.items()}
+
+
+@dataclass
+class SampleWindows:
+    """Windows of values per column and arm, predicted from the first rows to hold the ranks wanted, and the
+    counts the statistics pass returns for them (``count(*) FILTER``: no grouping of its own): each arm's
+    complete values, and per window the values below it and up to its top."""
+
+    columns: tuple[str, ...]
+    windows: dict[tuple[int, Any], list[tuple[float, float]]]  # (column, arm) -> disjoint [a, b], in order
+    counts: dict[tuple[int, Any], list[int]] = field(default_factory=dict)
+
+    def _aggregates(self) -> list[tuple[int, str]]:
+        """(column, SQL condition) of each count, in the order the pass returns them."""
+        out = []
+        for i in range(len(self.columns)):
+            out.append((i, f"NOT isnan(qv{i})"))  # NULL: not summed
+            ends = sorted({(a, b) for (j, _), ws in self.windows.items() if j == i for a, b in ws})
+            for a, b in ends:
+                out += [(i, f"qv{i} < {_lit(a)}"), (i, f"qv{i} <= {_lit(b)}")]  # NaN: false
+        return out
+
+    def inner(self) -> list[str]:
+        return [f"CAST({quote_identifier(c)} AS DOUBLE) AS qv{i}" for i, c in enumerate(self.columns)]
+
+    def outer(self) -> list[str]:
+        # a sum of 0/1 costs less than count(*) FILTER (10^7 rows: +0.28 s for five against +0.40 s)
+        return [f"sum(CAST({cond} AS INTEGER))" for _, cond in self._aggregates()]
+
+    def group_by(self, keys: list[str]) -> str:
+        return ", ".join(keys)
+
+    def keep(self, rows: list[tuple]) -> list[tuple]:
+        """Add up the counts per arm (the pass's own rows keep them at their end, where it does not read)."""
+        aggregates = self._aggregates()
+        self.counts = {}
+        for row in rows:
+            if row[0] is None:
+                continue
+            tail = row[len(row) - len(aggregates):]
+            for i in range(len(self.columns)):
+                got = [int(v or 0) for (j, _), v in zip(aggregates, tail) if j == i]
+                total = self.counts.setdefault((i, row[0]), [0] * len(got))
+                self.counts[(i, row[0])] = [x + y for x, y in zip(total, got)]
+        return rows
+
+    def groups(self, i: int, ranks_of) -> dict[tuple, list[tuple[int, int, float, float]]] | None:
+        """Column ``i``'s arms as histograms whose parts are the windows and the gaps between them; None when a
+        rank wanted falls in no window (the first rows did not represent the column: the histogram passes
+        then run)."""
+        ends = sorted({(a, b) for (j, _), ws in self.windows.items() if j == i for a, b in ws})
+        out = {}
+        for (j, arm), counts in self.counts.items():
+            if j != i:
+                continue
+            n, at = counts[0], {e: (counts[1 + 2 * k], counts[2 + 2 * k]) for k, e in enumerate(ends)}
+            parts, before = [], 0
+            for a, b in self.windows.get((i, arm), []):
+                below, upto = at[(a, b)]
+                parts += [(len(parts), below - before, math.nan, math.nan), (len(parts) + 1, upto - below, a, b)]
+                before = upto
+            parts.append((len(parts), n - before, math.nan, math.nan))
+            ranks = ranks_of((arm,), n)
+            if ranks and not all(_in_window(parts, r) for r in ranks):
+                return None
+            out[(arm,)] = parts
+        return out
+
+
+def _in_window(parts: list[tuple[int, int, float, float]], r: int) -> bool:
+    seen = 0
+    for _, count, lo, _hi in parts:
+        if seen < r <= seen + count:
+            return lo == lo  # a window (gaps have no bounds)
+        seen += count
+    return False
+
+
+def _lit(x: float) -> str:
+    from causalcli.designs.experiment.stats import lit
+
+    return lit(x)
+
+
+def sample_windows(table: "Table", treatment: str, columns: tuple[str, ...], levels: dict[str, list[float]],
+                   z: float) -> SampleWindows | None:
+    """Per column, the values between the first rows' quantiles at ``q -/+ (h + delta)`` in each arm, for each
+    level q: ``h`` bounds the interval's half-width on the sample's size, ``delta`` is ``SAMPLE_SDS`` standard
+    errors of a sample quantile; the arms' windows merge where they overlap, and every arm is counted in the
+    same windows. None when an arm has too few complete first rows."""
+    import numpy as np
+
+    values = ", ".join(f"CAST({quote_identifier(c)} AS DOUBLE)" for c in columns)
+    rows = table.sql(f"SELECT {quote_identifier(treatment)}, {values} FROM {TABLE} LIMIT {SAMPLE_ROWS}")
+    by_arm: dict[Any, list[tuple]] = {}
+    for row in rows:
+        if row[0] is not None:
+            by_arm.setdefault(row[0], []).append(row[1:])
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for arm, part in by_arm.items():
+        for i, c in enumerate(columns):
+            x = np.sort(np.array([r[i] for r in part if r[i] is not None], dtype=np.float64))
+            x = x[~np.isnan(x)]
+            m = len(x)
+            if m < SAMPLE_MIN_ARM:
+                return None
+            for q in levels[c]:
+                spread = (z + SAMPLE_SDS) * math.sqrt(q * (1 - q) / m) + 2 / m
+                lo, hi = max(0, math.floor((q - spread) * m)), min(m - 1, math.ceil((q + spread) * m))
+                spans.setdefault(i, []).append((float(x[lo]), float(x[hi])))
+    windows: dict[tuple[int, Any], list[tuple[float, float]]] = {}
+    for i, found in spans.items():  # every arm shares a column's windows: fewer counts in the pass
+        merged: list[list[float]] = []
+        for a, b in sorted(found):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        for arm in by_arm:
+            windows[(i, arm)] = [(a, b) for a, b in merged]
+    return SampleWindows(columns, windows) if windows else None
+
+
+def first_histogram(table: "Table", shapes: list[Any], segments: int, unit: Any = None, metrics: list[Any] = (),
+                    conf_level: float = 0.95, treatment: str | None = None) -> "FirstHistogram | SampleWindows | None":
+    """What the statistics pass computes for the quantile metrics: on rows of a large table (no segments),
+    windows from the first rows (``SampleWindows``); else the first histogram (None without quantile metrics,
+    by segment, or a column with no finite value in the first rows: the quantile passes then find their own
+    range)."""
+    from causalcli.designs.experiment.quantile import FIRST_BINS
+    from causalcli.inference.distributions import normal_quantile
+
+    columns = tuple(dict.fromkeys(s.num for s in shapes if s.kind == "quantile"))
+    if not columns or segments:  # by segment: a histogram query of its own is cheaper (module docstring)
+        return None
+    if unit is None and table.rows >= SAMPLE_MIN_ROWS and treatment is not None:
+        levels: dict[str, list[float]] = {}
+        for m in metrics:
+            if getattr(m, "quantile", None) is not None:
+                levels.setdefault(m.outcome, []).append(float(m.quantile))
+        windows = sample_windows(table, treatment, columns, levels, normal_quantile((1 + conf_level) / 2))
+        if windows is not None:
+            return windows
+    ranges = []
+    if unit is not None:  # the unit pass measured every unit's sums
+        for c in columns:
+            sd = math.sqrt(unit.second[c])
+            ranges.append((unit.centres[c] - SPREAD * sd, unit.centres[c] + SPREAD * sd))
+    else:
+        values = [f"CAST({quote_identifier(c)} AS DOUBLE)" for c in columns]
+        finite = [f"CASE WHEN NOT isnan({v}) THEN {v} END" for v in values]
+        parts = ", ".join(f"avg(f{i}), stddev_pop(f{i})" for i in range(len(columns)))
+        head = ", ".join(f"{f} AS f{i}" for i, f in enumerate(finite))
+        row = table.sql(f"SELECT {parts} FROM (SELECT {head} FROM {TABLE} LIMIT {HEAD_ROWS}) AS head")[0]
+        for i in range(len(columns)):
+            mean, sd = row[2 * i], row[2 * i + 1]
+            if mean is None or not math.isfinite(mean) or not math.isfinite(sd or 0.0):
+                return None
+            ranges.append((float(mean) - SPREAD * float(sd or 0.0), float(mean) + SPREAD * float(sd or 0.0)))
+    return FirstHistogram(columns, tuple(ranges), FIRST_BINS)

@@ -1,0 +1,123 @@
+"""Quantile metrics at scale (issue 17, point 7): the first histogram comes out of the statistics pass
+(GROUPING SETS), quantiles by segment value and of per-unit sums, exactly numpy's inverted-CDF order
+statistics; a quantile under design.sequential stays refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from causalcli.designs.experiment import quantile as quantile_module
+from causalcli.errors import SpecError
+from causalcli.study.run import run_study
+from tests.test_experiment_quantile import by_metric, effects, numpy_order_statistics, spec
+
+
+def rows(n: int, seed: int) -> pd.DataFrame:
+    """Users (randomised) with several rows each, a heavy tail, ties, missing values and two segments."""
+    rng = np.random.default_rng(seed)
+    users = n // 4
+    user = rng.integers(0, users, n)
+    arm = np.where(user % 2 == 0, "control", "treatment")
+    y = np.round(rng.lognormal(0, 1.2, n) * np.where(arm == "treatment", 1.1, 1.0), 2)
+    y[rng.random(n) < 0.03] = np.nan
+    country = np.array(["de", "fr", "us"])[user % 3]  # a property of the user
+    platform = np.where(user % 5 == 0, "ios", "web")
+    platform = np.where(user % 7 == 0, None, platform)  # rows without a segment value
+    return pd.DataFrame({"variant": arm, "user": user, "y": y, "country": country, "platform": platform})
+
+
+@pytest.mark.parametrize("fetch_rows", [100_000, 25])  # one fetch; narrowing passes per group pattern
+def test_quantiles_by_segment_value_equal_numpy(tmp_path, monkeypatch, fetch_rows):
+    monkeypatch.setattr(quantile_module, "FETCH_ROWS", fetch_rows)
+    monkeypatch.setattr(quantile_module, "FIRST_BINS", 64)
+    monkeypatch.setattr(quantile_module, "BINS", 16)
+    df = rows(8000, seed=1)
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    metrics = [{"name": "mean", "outcome": "y"}, {"name": "p90", "outcome": "y", "quantile": 0.9},
+               {"name": "p50", "outcome": "y", "quantile": 0.5}]
+    res = run_study({**spec(path, metrics), "segments": ["country", "platform"]})
+    found = {e.label: e for e in res.effects}
+    for m in metrics[1:]:
+        q = m["quantile"]
+        row = by_metric(res)[(m["name"], "treatment")]
+        for side in ("control", "treatment"):
+            assert row[side]["order_statistics"] == numpy_order_statistics(df.y[df.variant == side].to_numpy(), q)
+        for column in ("country", "platform"):
+            for value in df[column].dropna().unique():
+                cell = df[df[column] == value]
+                want = {side: numpy_order_statistics(cell.y[cell.variant == side].to_numpy(), q)["quantile"]
+                        for side in ("control", "treatment")}
+                e = found[f"{m['name']}/treatment/abs/{column}={value}"]
+                assert e.value == want["treatment"] - want["control"]
+                assert e.std_error > 0
+    assert res.diagnostics["quantiles"]["passes"] >= (1 if fetch_rows > 1000 else 3)
+
+
+def test_quantile_of_unit_sums_equals_numpy(tmp_path):
+    df = rows(6000, seed=2)
+    # whole numbers with missing values (an integer column): unit sums are exact in the engine and in pandas
+    df["y"] = np.round(df.y * 4).astype("Int64")
+    path = tmp_path / "rows.csv"
+    df.to_csv(path, index=False)
+    metrics = [{"name": "p75", "outcome": "y", "quantile": 0.75}, {"name": "mean", "outcome": "y"}]
+    res = run_study({**spec(path, metrics, unit="user"), "segments": ["country"]})
+    complete = df.dropna(subset=["y"])  # a unit sums its complete rows; a unit with none is left out
+    sums = complete.groupby(["user", "variant", "country"], as_index=False).y.sum().astype({"y": float})
+    row = by_metric(res)[("p75", "treatment")]
+    for side in ("control", "treatment"):
+        assert row[side]["order_statistics"] == numpy_order_statistics(sums.y[sums.variant == side].to_numpy(), 0.75)
+    for value in ("de", "fr", "us"):
+        cell = sums[sums.country == value]
+        want = [numpy_order_statistics(cell.y[cell.variant == s].to_numpy(), 0.75)["quantile"]
+                for s in ("control", "treatment")]
+        assert effects(res)[f"p75/treatment/abs/country={value}"].value == want[1] - want[0]
+    assert "delta_method" not in effects(res)["p75/treatment/abs"].inference
+    assert "clustered_by_unit" in effects(res)["p75/treatment/abs"].inference
+
+
+def test_a_quantile_under_design_sequential_is_refused(tmp_path):
+    df = rows(400, seed=3).assign(day=lambda d: d.user % 5 + 1)
+    path = tmp_path / "rows.csv"
+    df.to_csv(path, index=False)
+    study = spec(path, [{"name": "mean", "outcome": "y"}, {"name": "p90", "outcome": "y", "quantile": 0.9}],
+                 time="day", sequential={"method": "always_valid"})
+    with pytest.raises(SpecError, match="design.sequential|fixed-horizon") as err:
+        run_study(study)
+    assert err.value.key == "design.sequential"
+
+
+@pytest.mark.parametrize("order", ["shuffled", "sorted"])  # sorted: the first rows mislead, histograms take over
+def test_windows_from_the_first_rows_give_numpy_order_statistics(tmp_path, monkeypatch, order):
+    from causalcli.designs.experiment import quantile_pass
+
+    monkeypatch.setattr(quantile_pass, "SAMPLE_MIN_ROWS", 1000)
+    monkeypatch.setattr(quantile_pass, "SAMPLE_ROWS", 2000)
+    monkeypatch.setattr(quantile_pass, "SAMPLE_MIN_ARM", 200)
+    monkeypatch.setattr(quantile_module, "FIRST_BINS", 64)
+    rng = np.random.default_rng(5)
+    n = 20_000
+    arm = rng.choice(["control", "treatment"], n)
+    y = np.round(rng.lognormal(0, 1, n), 3)
+    y[rng.random(n) < 0.02] = np.nan
+    df = pd.DataFrame({"variant": arm, "y": y})
+    if order == "sorted":
+        df = df.sort_values("y", na_position="first")
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    metrics = [{"name": "p50", "outcome": "y", "quantile": 0.5}, {"name": "p95", "outcome": "y", "quantile": 0.95},
+               {"name": "p96", "outcome": "y", "quantile": 0.96}]  # p95 and p96 windows overlap: merged
+    res = run_study(spec(path, metrics))
+    for m in metrics:
+        row = by_metric(res)[(m["name"], "treatment")]
+        for side in ("control", "treatment"):
+            assert row[side]["order_statistics"] == numpy_order_statistics(df.y[df.variant == side].to_numpy(),
+                                                                           m["quantile"])
+    passes = res.diagnostics["quantiles"]["passes"]
+    assert passes == 1 if order == "shuffled" else passes >= 2  # one fetch; else a histogram pass too
