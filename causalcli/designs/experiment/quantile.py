@@ -32,7 +32,7 @@ for Spark and PostgreSQL by ``causalcli.data.engine``):
    and maximum bound a window of values known to hold it, with the count of values below the window. It
    comes out of the statistics pass itself (``quantile_pass``: GROUPING SETS); by segment, from a query
    of its own grouped by arm, segment values and bin (``MARGIN_BINS``), whose margins give each arm and
-   each segment value (groups that leave a key free hold ``quantile_pass.ANY`` there);
+   each segment value (groups that leave a key free hold ``ANY`` there);
 2. when the windows hold at most ``FETCH_ROWS`` values in all, one query fetches them (filtered on their
    value ranges, numbered by window in SQL) and numpy sorts them;
 3. otherwise passes cut every window into ``BINS`` equal bins and return only each rank's bin until they
@@ -59,6 +59,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
+class _Any:
+    """A key that a group leaves free (an arm's histogram beside those of its segment values)."""
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = _Any()
 FIRST_BINS = 16384   # bins of the first pass, one range for all groups (every non-empty bin comes back)
 MARGIN_BINS = 4096   # the same by arm and segment values: fewer bins, as many more groups come back
 BINS = 4096          # bins per window in the later passes (only each rank's bin comes back)
@@ -250,7 +258,7 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
     ``where``: an extra SQL condition on the study's columns (a segment, say). ``start``: a range that holds
     most values (values outside it are counted too), else one pass finds the minimum and maximum. ``first``:
     the first histogram, already computed (by the statistics pass: ``quantile_pass``): group -> sorted
-    ``(bin, count, min, max)``, where a group may leave keys free (``quantile_pass.ANY``). Rows with a missing
+    ``(bin, count, min, max)``, where a group may leave keys free (``ANY``). Rows with a missing
     value (NULL or NaN) in ``column`` or a NULL first key are left out. ``margins``: the groups are the first
     key alone and with each other key alone (the others ``ANY``), not every combination of keys.
     """
@@ -312,15 +320,13 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
 
 
 def _fixed(group: tuple) -> tuple[int, ...]:
-    """The keys a group fixes (the others are ``quantile_pass.ANY``)."""
-    from causalcli.designs.experiment.quantile_pass import ANY
+    """The keys a group fixes (the others are ``ANY``)."""
 
     return tuple(j for j, v in enumerate(group) if v is not ANY)
 
 
 def _margins(by_keys: dict[tuple, list], width: int) -> dict[tuple, list]:
     """Histograms by every key -> by the first key alone, and with each other key alone (NULL: no group)."""
-    from causalcli.designs.experiment.quantile_pass import ANY
 
     out: dict[tuple, dict[int, tuple]] = {}
     for group, parts in by_keys.items():
@@ -369,7 +375,6 @@ def _match(names: list[str], group: tuple) -> str:
     """SQL that holds for the rows of ``group`` (its key values written as literals)."""
     from causalcli.designs.experiment.stats import lit
 
-    from causalcli.designs.experiment.quantile_pass import ANY
 
     parts = []
     for name, v in zip(names, group):
@@ -528,7 +533,6 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
     ``quantile_pass.FirstHistogram``). ``columns``: metric name -> its column in ``study_data`` (the unit sums
     with design.unit).
     """
-    from causalcli.designs.experiment.quantile_pass import ANY
     from causalcli.inference.distributions import normal_quantile
 
     if not quantile_levels(metrics):

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from causalcli.data.sql import TABLE, quote_identifier
+from causalcli.designs.experiment import quantile
+from causalcli.designs.experiment.quantile import ANY, bin_formula
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -41,20 +43,11 @@ SAMPLE_MIN_ARM = 1_000       # fewer complete values of an arm among them: the h
 SAMPLE_SDS = 4.0             # standard errors of a sample quantile either side (a miss costs passes, not accuracy)
 
 
-class _Any:
-    """A key that a group leaves free (an arm's histogram beside those of its segment values)."""
-
-    def __repr__(self) -> str:
-        return "ANY"
-
-
-ANY = _Any()
 
 
 def bin_case(value: str, lo: float, hi: float, bins: int) -> str:
     """The bin of a value: -1 below ``lo``, ``bins`` above ``hi``, NULL when missing (NULL or NaN: tested first,
     since least() skips a NULL)."""
-    from causalcli.designs.experiment.quantile import bin_formula
     from causalcli.designs.experiment.stats import lit
 
     return (f"CASE WHEN {value} IS NULL OR isnan({value}) THEN NULL WHEN {value} < {lit(lo)} THEN -1 WHEN {value} > {lit(hi)} "
@@ -241,7 +234,6 @@ def first_histogram(table: "Table", shapes: list[Any], segments: int, unit: Any 
     windows from the first rows (``SampleWindows``); else the first histogram (None without quantile metrics,
     by segment, or a column with no finite value in the first rows: the quantile passes then find their own
     range)."""
-    from causalcli.designs.experiment.quantile import FIRST_BINS
     from causalcli.inference.distributions import normal_quantile
 
     columns = tuple(dict.fromkeys(s.num for s in shapes if s.kind == "quantile"))
@@ -271,4 +263,4 @@ def first_histogram(table: "Table", shapes: list[Any], segments: int, unit: Any 
             if mean is None or not math.isfinite(mean) or not math.isfinite(sd or 0.0):
                 return None
             ranges.append((float(mean) - SPREAD * float(sd or 0.0), float(mean) + SPREAD * float(sd or 0.0)))
-    return FirstHistogram(columns, tuple(ranges), FIRST_BINS)
+    return FirstHistogram(columns, tuple(ranges), quantile.FIRST_BINS)  # read at call time: tests lower it
