@@ -3,7 +3,8 @@
 When rows are finer than the unit that was randomised (sessions or views of a user, orders of a
 merchant), rows of one unit are correlated and a row-level analysis understates the standard error.
 ``study_data`` is then redefined as one row per unit and arm, a ``GROUP BY unit, arm`` view that the
-one-pass statistics of ``causalcli.designs.experiment.stats`` read like any table, so every metric
+one-pass statistics of ``causalcli.designs.experiment.stats`` read like any table (grouped once, into the
+temporary table ``study_units`` that the unit checks read too), so every metric
 type keeps working on units:
 
 - a mean metric ``outcome: y`` becomes the ratio ``sum(y) / rows`` over each unit's rows (the
@@ -23,8 +24,8 @@ that regression's CR0 variance with each arm's term multiplied by ``n_arm / (n_a
 (where CRV1 multiplies the whole by ``G / (G - 1) * (N - 1) / (N - K)``).
 
 Exact sums: the unit sums of a floating column are summed as DECIMAL(38, s) (exact integer
-arithmetic in every engine), with ``s`` chosen from the column's largest value and the largest
-unit, so that they do not depend on the order in which threads add rows and reruns stay
+arithmetic in every engine), with ``s`` chosen from the column's largest value and the number of
+rows (a bound on any unit's sum known before grouping), so that they do not depend on the order in which threads add rows and reruns stay
 byte-identical; the statistics pass then sums the units as it sums rows.
 """
 
@@ -286,7 +287,7 @@ def _complete(table: "Table", columns: tuple[str, ...]) -> str:
 
 def _summand(table: "Table", column: str, largest: float | None, rows: int) -> tuple[str, bool]:
     """The row value to sum and whether its sum is exact: an integer as it is, a boolean as 0/1, any other
-    number as DECIMAL(38, s) with ``s`` leaving room for the largest unit's sum of absolute values."""
+    number as DECIMAL(38, s) with ``s`` leaving room for a sum of absolute values over ``rows`` rows."""
     q = quote_identifier(column)
     kind = table.types[column].upper()
     if kind == "BOOLEAN":
