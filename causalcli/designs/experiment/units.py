@@ -129,28 +129,34 @@ def group_by_unit(study: "Study", table: "Table",
     for i, c in enumerate(segments):  # the unit's value (the least), and what the check compares
         select += _segment_aggregates(table, quote_identifier(c), i)
         view.append(f"g{i} AS {quote_identifier(c)}")
-    select += [f"sum(CASE WHEN {_complete(table, (c,))} THEN CAST({quote_identifier(c)} AS DOUBLE) END) AS s{i}"
-               for i, c in enumerate(source)]  # for the centres only (rounded): DOUBLE is close enough
+    centre_sums: dict[int, str] = {}  # each source column's sum over its rows, for the centres
     sums: dict[str, str] = {}
     double_sums = []
     centres, second = {}, {}
     for j, ((column, columns), name) in enumerate(names.items()):
         ok = _complete(table, columns) if columns else "true"
-        view.append(f"v{j} AS {quote_identifier(name)}")
-        if column is None:
-            select.append(f"count(CASE WHEN {ok} THEN 1 END) AS v{j}")
+        view.append(f"{'v' + str(j) if columns or column is not None else 'k'} AS {quote_identifier(name)}")
+        if column is None:  # over all rows: the row count k
+            if columns:
+                select.append(f"count(CASE WHEN {ok} THEN 1 END) AS v{j}")
             sums[name] = f"rows with {', '.join(columns)} present" if columns else "rows"
             continue
         value, exact = _summand(table, column, largest.get(column), max(int(rows or 0), 1))
         if not exact:
             double_sums.append(column)
         select.append(f"{_sum(value, ok, table.types[column], exact)} AS v{j}")
+        if not columns:
+            centre_sums.setdefault(source.index(column), f"v{j}")
         sums[name] = f"sum of {column}" + (f" over rows with {', '.join(columns)} present" if columns else "")
+    # the centres are rounded, so a DOUBLE sum is close enough where no exact one over the same rows is at hand
+    select += [f"sum(CASE WHEN {_complete(table, (c,))} THEN CAST({quote_identifier(c)} AS DOUBLE) END) AS s{i}"
+               for i, c in enumerate(source) if i not in centre_sums]
+    centre_sums = {i: centre_sums.get(i, f"s{i}") for i in range(len(source))}
     from causalcli.data.types import group_rows_once
 
     try:
         group_rows_once(table, UNITS, ", ".join(select), f"{q_unit}, {q_arm}")
-        found = _check_pass(table, len(source), len(segments))
+        found = _check_pass(table, [centre_sums[i] for i in range(len(source))], len(segments))
     except Exception as exc:  # duckdb.Error or an engine's: a unit column the engine cannot group by, say
         raise DataError(f"cannot group the rows by unit column {unit!r}: {str(exc).splitlines()[0]}",
                         file=table.file, key="design.unit", column=unit) from None
@@ -212,14 +218,14 @@ def _size_pass(table: "Table", source: list[str], floating: list[str]) -> tuple:
     return table.sql(f"SELECT {', '.join(parts)} FROM {TABLE}")[0]
 
 
-def _check_pass(table: "Table", sources: int, segments: int) -> tuple:
+def _check_pass(table: "Table", sums: list[str], segments: int) -> tuple:
     """One pass over the units (``study_units``, one row per unit and arm): units in more than one arm (how
     many, one example), rows without a unit or a variant, units, the largest unit, units with two values of a
     segment column (how many, one example), and the mean and variance of each column's unit sums and of the
     units' row counts (the centres of the statistics pass)."""
     inner = ["u", "min(a) AS lo", "max(a) AS hi", "sum(k) AS k", "sum(CASE WHEN a IS NULL THEN k ELSE 0 END) AS na"]
     inner += [f"min(h{i}) <> max(i{i}) AS g{i}" for i in range(segments)]
-    inner += [f"sum(s{i}) AS s{i}" for i in range(sources)]
+    inner += [f"sum({c}) AS s{i}" for i, c in enumerate(sums)]
     mixed = "u IS NOT NULL AND lo <> hi"
     outer = [f"sum(CASE WHEN {mixed} THEN 1 ELSE 0 END)", f"min(CASE WHEN {mixed} THEN u END)",
              "sum(CASE WHEN u IS NULL THEN k ELSE 0 END)", "sum(CASE WHEN u IS NOT NULL THEN na ELSE 0 END)",
@@ -228,7 +234,7 @@ def _check_pass(table: "Table", sources: int, segments: int) -> tuple:
              *(f"sum(CASE WHEN u IS NOT NULL AND g{i} THEN 1 ELSE 0 END), min(CASE WHEN u IS NOT NULL AND g{i} "
                "THEN u END)" for i in range(segments)),
              *(f"avg(CASE WHEN u IS NOT NULL THEN {v} END), var_pop(CASE WHEN u IS NOT NULL THEN {v} END)"
-               for v in [*(f"s{i}" for i in range(sources)), "k"])]
+               for v in [*(f"s{i}" for i in range(len(sums))), "k"])]
     return table.sql(f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {UNITS} GROUP BY u) AS by_unit")[0]
 
 
