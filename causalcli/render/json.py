@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -76,7 +77,7 @@ def _write(value: Any, newline: str, out: list[str]) -> None:
     elif isinstance(value, (list, tuple)):
         if not value:
             out.append("[]")
-        elif not _write_records(value, newline, out):
+        elif not (_write_numbers(value, newline, out) or _write_records(value, newline, out)):
             inner = newline + "  "
             separator = "[" + inner
             for item in value:
@@ -99,6 +100,17 @@ def _write(value: Any, newline: str, out: list[str]) -> None:
         out.append(newline + "}")
     else:
         raise _Unusual()
+
+
+def _write_numbers(items: list | tuple, newline: str, out: list[str]) -> bool:
+    """A list of ints and finite floats (exactly those types), one repr each; False (and nothing written)
+    when the list is not that."""
+    kinds = set(map(type, items))
+    if not kinds <= {int, float} or (float in kinds and not all(map(math.isfinite, items))):
+        return False
+    inner = newline + "  "
+    out.append("[" + inner + ("," + inner).join(map(repr, items)) + newline + "]")
+    return True
 
 
 def _write_records(items: list | tuple, newline: str, out: list[str]) -> bool:
