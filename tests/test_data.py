@@ -260,6 +260,7 @@ def test_value_order_is_the_stable_lexicographic_order_of_numbers():
     a = {"few": np.round(rng.uniform(-1, 1, n), 2), "wide": rng.integers(0, 150_000, n),
          "zero": np.where(rng.uniform(size=n) < 0.5, -0.0, 0.0), "distinct": rng.normal(size=n),
          "flag": rng.integers(0, 2, n).astype(bool)}
-    for cols in (["few", "distinct"], ["zero", "flag", "few"], ["wide", "zero"], ["distinct"], ["flag", "wide"]):
+    for cols in (["few", "distinct"], ["zero", "flag", "few"], ["wide", "zero"], ["distinct"], ["flag", "wide"],
+                 ["few", "wide", "zero"]):  # a tied first column last (radix on its ranks), the rest before it
         want = np.lexsort([a[c] for c in reversed(cols)])
         np.testing.assert_array_equal(value_order(a, cols), want)
