@@ -199,17 +199,48 @@ def _runs(ranked: "np.ndarray") -> "np.ndarray":
 
 
 def _sorted_ranks(key: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"] | None:
-    """Numbers: an order that sorts ``key`` (numpy's quicksort, not stable) and the rank of each sorted row's
-    value; None for other types, fewer than two rows, or a NaN (numpy leaves those to its stable sort)."""
+    """Numbers: an order that sorts ``key`` (not necessarily stable) and the rank of each sorted row's value;
+    None for other types, fewer than two rows, or a NaN (numpy leaves those to its stable sort)."""
     import numpy as np
 
     if key.dtype.kind not in "iuf" or key.size < 2:
         return None
-    order = np.argsort(key)
+    if key.dtype == np.float64 and key.size < 1 << 32:
+        if np.isnan(key).any():
+            return None
+        order = _argsort_doubles(key)
+    else:
+        order = np.argsort(key)
     ranked = key[order]
     if ranked.dtype.kind == "f" and np.isnan(ranked[-1]):  # NaN last, in no defined order
         return None
     return order, _runs(ranked)
+
+
+def _argsort_doubles(key: "np.ndarray") -> "np.ndarray":
+    """``np.argsort(key, kind="stable")`` of doubles without NaN, through numpy's sort of values (SIMD, 3x its
+    argsort on AVX2): each value's order-preserving 64 bits, their last ``bits`` bits replaced by the row
+    number, sorted as integers; rows whose values agree but for those last bits (one pair in 10^5 draws
+    from a normal) are then put in order by their whole value, within such a group only."""
+    import numpy as np
+
+    n = key.size
+    bits = np.uint64(max(1, int(n - 1).bit_length()))
+    u = (key + 0.0).view(np.uint64)  # (+ 0.0: -0.0 becomes 0.0, equal as numpy compares them)
+    u = u ^ ((u >> np.uint64(63)) * np.uint64(0x7FFF_FFFF_FFFF_FFFF) | np.uint64(1 << 63))  # negatives reversed
+    packed = (u >> bits << bits) | np.arange(n, dtype=np.uint64)
+    packed.sort()
+    order = (packed & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.intp)
+    whole = u[order]
+    swapped = np.flatnonzero(whole[1:] < whole[:-1])
+    if swapped.size:
+        prefix = packed >> bits
+        groups = np.unique(prefix[swapped])
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(np.searchsorted(prefix, groups, "left"),
+                                                                 np.searchsorted(prefix, groups, "right"))])
+        part = order[rows]
+        order[rows] = part[np.lexsort((part, whole[rows]))]  # (one group's rows are contiguous, groups in order)
+    return order
 
 
 def _stable_argsort(key: "np.ndarray", sorted_ranks: tuple["np.ndarray", "np.ndarray"] | None = None
