@@ -99,6 +99,13 @@ class StudyFailure:
         return {"schema": SCHEMA, "study": self.study, "spec_path": self.spec_path, "error": error}
 
 
+def _plain_scalars(values: list | tuple) -> bool:
+    """Every entry a str, or every entry an int or a finite float, exactly those types (not bool, not numpy
+    scalars)."""
+    kinds = set(map(type, values))
+    return kinds == {str} or kinds <= {int, float} and (float not in kinds or all(map(math.isfinite, values)))
+
+
 def clean_json(value: Any) -> Any:
     """JSON-safe: NaN/inf -> None, numpy scalars -> Python, tuples -> lists."""
     if value is None or isinstance(value, (bool, str, int)):
@@ -108,6 +115,8 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if _plain_scalars(value):  # (a long column, as RD plot bins: no call per entry)
+            return list(value)
         return [clean_json(v) for v in value]
     if hasattr(value, "item"):  # numpy scalar
         return clean_json(value.item())

@@ -260,6 +260,21 @@ def test_value_order_is_the_stable_lexicographic_order_of_numbers():
     a = {"few": np.round(rng.uniform(-1, 1, n), 2), "wide": rng.integers(0, 150_000, n),
          "zero": np.where(rng.uniform(size=n) < 0.5, -0.0, 0.0), "distinct": rng.normal(size=n),
          "flag": rng.integers(0, 2, n).astype(bool)}
-    for cols in (["few", "distinct"], ["zero", "flag", "few"], ["wide", "zero"], ["distinct"], ["flag", "wide"]):
+    for cols in (["few", "distinct"], ["zero", "flag", "few"], ["wide", "zero"], ["distinct"], ["flag", "wide"],
+                 ["few", "wide", "zero"]):  # a tied first column last (radix on its ranks), the rest before it
         want = np.lexsort([a[c] for c in reversed(cols)])
         np.testing.assert_array_equal(value_order(a, cols), want)
+
+
+def test_the_sort_of_doubles_is_numpys_stable_argsort_where_values_differ_in_the_last_bits():
+    """value_order sorts doubles as integers with the row number in their last bits (table._argsort_doubles);
+    values that differ only there (a few ulps apart, either sign, -0.0 and 0.0, subnormals) are then ordered
+    by their whole value, ties by row: numpy's stable argsort exactly."""
+    from causalcli.data.table import _argsort_doubles
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    ulps = rng.integers(-3, 4, n) * np.finfo(float).eps
+    for key in (1 + ulps, -(1 + ulps), np.where(rng.uniform(size=n) < 0.5, -0.0, 0.0) + rng.integers(0, 2, n) * 5e-324,
+                rng.choice([-1.5, 1.5], n) * (1 + ulps), rng.normal(size=n)):
+        np.testing.assert_array_equal(_argsort_doubles(key), np.argsort(key, kind="stable"))

@@ -252,8 +252,9 @@ def test_plot_bins_equal_rdplot(runner, tmp_path, senate):
     assert [out["diagnostics"]["bin_count"][s] for s in ("below", "above")] == list(r.J)  # 15 and 35
     ours = out["diagnostics"]["bins"]
     theirs = r.vars_bins.dropna(subset=["rdplot_mean_y"])
-    np.testing.assert_allclose(sorted(b["outcome"] for b in ours), np.sort(theirs.rdplot_mean_y), rtol=1e-9)
-    np.testing.assert_allclose(sorted(b["running"] for b in ours), np.sort(theirs.rdplot_mean_x), rtol=1e-9)
+    np.testing.assert_allclose(sorted(ours["outcome"]), np.sort(theirs.rdplot_mean_y), rtol=1e-9)
+    np.testing.assert_allclose(sorted(ours["running"]), np.sort(theirs.rdplot_mean_x), rtol=1e-9)
+    assert {len(column) for column in ours.values()} == {len(theirs)}  # columns, one entry per bin
 
 
 def test_default_refuter_is_data_subset(runner, tmp_path, simulated):

@@ -164,6 +164,6 @@ def test_bins_with_mass_points_equal_rdplot():
         peer = rdplot(D[:, 0], x, c=0.0, hide=True)
     assert [count["below"], count["above"]] == list(peer.J)
     theirs = peer.vars_bins.dropna(subset=["rdplot_mean_y"])
-    np.testing.assert_allclose(sorted(b["outcome"] for b in bins), np.sort(theirs.rdplot_mean_y), rtol=1e-9)
-    np.testing.assert_allclose(sorted(b["running"] for b in bins), np.sort(theirs.rdplot_mean_x), rtol=1e-9)
-    assert sum(b["n"] for b in bins) == x.size
+    np.testing.assert_allclose(sorted(bins["outcome"]), np.sort(theirs.rdplot_mean_y), rtol=1e-9)
+    np.testing.assert_allclose(sorted(bins["running"]), np.sort(theirs.rdplot_mean_x), rtol=1e-9)
+    assert sum(bins["n"]) == x.size

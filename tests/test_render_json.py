@@ -41,6 +41,9 @@ CASES = [
     {1: "int key", 2.5: "float key", True: "bool key", None: "null key"},
     {"enum": Level.HIGH, "np_float": np.float64(0.1), "np_bool": [True, False]},
     [Level.HIGH, {"k": Level.HIGH}], [{"k": np.float64(2.0)}, {"k": 1.0}],
+    {"lower": [-1.0, 0.25, 1e16, 5e-324, -0.0], "n": [3, 10 ** 30, 0], "mixed": (1, 2.5), "bools": [True, 1],
+     "levels": [Level.HIGH, 1], "np": [np.float64(0.5), 1.0], "side": ["below", "é \u2028 \" %s", "above"],
+     "text_and_numbers": ["a", 1.0], "none": [None, 1]},  # columns (rdd's bins): one join
 ]
 
 
@@ -74,3 +77,15 @@ def test_numpy_floats_stay_on_the_fast_writer(monkeypatch):
     expected = stdlib(payload)
     monkeypatch.setattr(writer.json, "dumps", lambda *a, **k: pytest.fail("fell back to json.dumps"))
     assert dumps_indented(payload) == expected
+
+
+def test_clean_json_of_number_columns():
+    """Flat number lists (rdd's bin columns) take clean_json's shortcut, with its answers: NaN and inf become
+    null, tuples lists, and a bool or numpy scalar among them sends the list through the entry-by-entry path."""
+    from causalcli.records import clean_json
+
+    assert clean_json({"a": (1, 2.5)}) == {"a": [1, 2.5]} and type(clean_json((1, 2.5))) is list
+    assert clean_json([1.0, float("nan"), float("inf"), 2]) == [1.0, None, None, 2]
+    assert [type(v) for v in clean_json([True, 1, np.float64(0.5), np.int64(2)])] == [bool, int, np.float64, int]
+    assert clean_json(("below", "above")) == ["below", "above"]
+    assert clean_json(["a", float("nan")]) == ["a", None]

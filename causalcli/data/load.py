@@ -51,12 +51,13 @@ def resolve_path(spec: "LoadedSpec") -> str:
 
 
 def open_data(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool = False,
-              frame: Any = None) -> Opened:
+              frame: Any = None, view_parquet: bool = False) -> Opened:
     """Read the spec's data (or ``frame``, an in-memory table, in place of ``data.path``) into ``raw_data``.
 
     ``lazy`` (designs that only aggregate in DuckDB): ``raw_data`` is a view over the file,
     never copied into memory; DuckDB may then read that one file and no other. Stdin and
-    in-memory tables are always copied.
+    in-memory tables are always copied. ``view_parquet``: a Parquet file is read as with ``lazy`` (a
+    columnar file: a query reads only its columns, where a copy reads all of them once more).
     """
     import duckdb
 
@@ -79,6 +80,7 @@ def open_data(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool =
                       lazy=False)
     display = data.path
     fmt = _file_format(spec, path)
+    lazy = lazy or (view_parquet and fmt == "parquet")
     if lazy:  # the view reads the file at each query: allow exactly this file, nothing else
         con.execute(f"SET allowed_paths = [{quote_literal(path)}]")
         con.execute("SET enable_external_access = false")

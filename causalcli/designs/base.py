@@ -81,6 +81,9 @@ class Design(ABC, Generic[Prepared]):
     ``run_study`` warns about covariates the set leaves out."""
     streams_data: ClassVar[bool] = False
     """True: the table stays a view over the file (aggregates computed in the engine), never a copy in memory."""
+    views_parquet: ClassVar[bool] = False
+    """True: a local Parquet file stays a view (each query reads only its columns), not a copy, for designs
+    that read their columns once or twice; CSV (parsed again at every query), stdin and engines as without it."""
     preload_modules: ClassVar[tuple[str, ...]] = ()
     """Heavy modules ``fit`` imports (e.g. ``scipy.special``), imported in a background thread while
     ``estimate`` loads the data (``runtime.preload``); ``validate`` never imports them."""

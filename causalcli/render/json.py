@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -76,7 +77,7 @@ def _write(value: Any, newline: str, out: list[str]) -> None:
     elif isinstance(value, (list, tuple)):
         if not value:
             out.append("[]")
-        elif not _write_records(value, newline, out):
+        elif not (_write_flat(value, newline, out) or _write_records(value, newline, out)):
             inner = newline + "  "
             separator = "[" + inner
             for item in value:
@@ -99,6 +100,21 @@ def _write(value: Any, newline: str, out: list[str]) -> None:
         out.append(newline + "}")
     else:
         raise _Unusual()
+
+
+def _write_flat(items: list | tuple, newline: str, out: list[str]) -> bool:
+    """A list of strings, or of ints and finite floats (exactly those types), as a column of RD plot bins: one
+    join; False (and nothing written) when the list is not that."""
+    kinds = set(map(type, items))
+    if kinds == {str}:
+        texts = map(encode_basestring, items)
+    elif kinds <= {int, float} and (float not in kinds or all(map(math.isfinite, items))):
+        texts = map(repr, items)
+    else:
+        return False
+    inner = newline + "  "
+    out.append("[" + inner + ("," + inner).join(texts) + newline + "]")
+    return True
 
 
 def _write_records(items: list | tuple, newline: str, out: list[str]) -> bool:

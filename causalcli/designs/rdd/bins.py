@@ -56,13 +56,16 @@ def bin_count(x: np.ndarray, y: np.ndarray, starts: np.ndarray, y_sums: np.ndarr
     return int(math.ceil(var_y / V * (n / math.log(n) ** 2)))
 
 
-def binned_means(x: np.ndarray, y: np.ndarray, cutoff: float) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def binned_means(x: np.ndarray, y: np.ndarray, cutoff: float) -> tuple[dict[str, list[Any]], dict[str, int]]:
     """Mean running value and outcome, and row count, in rdplot's evenly spaced bins on each side (x sorted),
-    the empty bins left out; and the number of bins on each side. Rows at one value fall in one bin, so the
-    bins' sums are sums over the distinct values."""
+    the empty bins left out, as columns (``side``, ``lower``, ``upper``, ``running``, ``outcome``, ``n``: one
+    entry per bin, the bins below the cutoff first; columns, not one object per bin, because a million rows
+    give some ten thousand bins); and the number of bins on each side. Rows at one value fall in one bin, so
+    the bins' sums are sums over the distinct values."""
     k = int(np.searchsorted(x, cutoff, side="left"))
     n = x.size
-    out, counts = [], {}
+    parts: list[tuple] = []  # (side, lower, upper, running, outcome, n) of each side's bins
+    counts = {}
     for side, xs, ys in (("below", x[:k], y[:k]), ("above", x[k:], y[k:])):
         if xs.size < 2:
             continue
@@ -77,8 +80,9 @@ def binned_means(x: np.ndarray, y: np.ndarray, cutoff: float) -> tuple[list[dict
         sums = np.bincount(codes, weights=y_sums, minlength=J)
         running = np.bincount(codes, weights=values * sizes, minlength=J)
         used = np.flatnonzero(count)
-        rows = zip(edges[used].tolist(), edges[used + 1].tolist(), (running[used] / count[used]).tolist(),
-                   (sums[used] / count[used]).tolist(), count[used].astype(np.int64).tolist())
-        out += [{"side": side, "lower": lower, "upper": upper, "running": mean_x, "outcome": mean_y, "n": size}
-                for lower, upper, mean_x, mean_y, size in rows]
-    return out, counts
+        parts.append((side, edges[used], edges[used + 1], running[used] / count[used], sums[used] / count[used],
+                      count[used].astype(np.int64)))
+    columns: dict[str, list[Any]] = {"side": [side for side, *rest in parts for _ in range(rest[0].size)]}
+    for i, name in enumerate(("lower", "upper", "running", "outcome", "n"), start=1):
+        columns[name] = np.concatenate([part[i] for part in parts]).tolist() if parts else []
+    return columns, counts

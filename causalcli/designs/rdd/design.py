@@ -52,6 +52,7 @@ class RddDesign(Design[RddData]):
     inference = ("rd_robust_bias_corrected", "rd_robust_bias_corrected_clustered")
     reference = ("Local-polynomial RD with robust bias-corrected inference (Calonico, Cattaneo and Titiunik 2014), "
                  "MSE/CER-optimal bandwidths (Calonico, Cattaneo and Farrell 2020); pinned to rdrobust")
+    views_parquet = True  # reads its columns once (a second time per covariate): no copy of the file
     default_refuters = ("data_subset",)  # the placebo and covariate refuters have no meaning here: checks do it
 
     # ---------------------------------------------------------------- spec and data

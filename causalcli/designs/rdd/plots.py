@@ -14,8 +14,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
 
 
-def _bins(result: "Result") -> list[dict[str, Any]] | None:
-    return result.diagnostics.get("bins") or None
+def _bins(result: "Result") -> dict[str, list[Any]] | None:
+    """``diagnostics.bins``: columns, one entry per bin (``bins.binned_means``)."""
+    bins = result.diagnostics.get("bins")
+    return bins if bins and bins.get("side") else None
 
 
 def binned_scatter(result: "Result") -> bytes | None:
@@ -28,7 +30,7 @@ def binned_scatter(result: "Result") -> bytes | None:
     bw = diag["bandwidth"]
     plt = _figure()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    ax.scatter([b["running"] for b in bins], [b["outcome"] for b in bins], s=14, color="#555555", label="binned mean")
+    ax.scatter(bins["running"], bins["outcome"], s=14, color="#555555", label="binned mean")
     for side, h, sign in (("below", bw["h_left"], -1), ("above", bw["h_right"], 1)):
         coef = diag["fit"][side]
         u = np.linspace(0, sign * h, 60)
@@ -48,9 +50,9 @@ def density(result: "Result") -> bytes | None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
     for side, color in (("below", "#1f4e79"), ("above", "#b22222")):
-        part = [b for b in bins if b["side"] == side]
-        ax.bar([(b["lower"] + b["upper"]) / 2 for b in part], [b["n"] / (b["upper"] - b["lower"]) for b in part],
-               width=[b["upper"] - b["lower"] for b in part], color=color, alpha=0.6, label=side)
+        on_side = np.asarray(bins["side"]) == side
+        lower, upper, n = (np.asarray(bins[k], dtype=np.float64)[on_side] for k in ("lower", "upper", "n"))
+        ax.bar((lower + upper) / 2, n / (upper - lower), width=upper - lower, color=color, alpha=0.6, label=side)
     ax.axvline(result.diagnostics["cutoff"], color="black", ls="--", lw=1)
     running = result.diagnostics["running"]
     ax.set_xlabel(running)
