@@ -123,6 +123,17 @@ def create_view(engine: Engine, select: str) -> None:
     engine.execute(f"CREATE TEMPORARY VIEW {TABLE} AS {select}")
 
 
+def create_relation(engine: Engine, name: str, select: str) -> None:
+    """A relation that several queries read: a temporary table in PostgreSQL (computed once), a temporary view
+    in Spark (recomputed by each query that reads it). Dropped first, as ``create_view``."""
+    if engine.name == "postgres":
+        engine.execute(f"DROP TABLE IF EXISTS {name}")
+        engine.execute(f"CREATE TEMPORARY TABLE {name} AS {select}")
+        return
+    engine.execute(f"DROP VIEW IF EXISTS {name}")
+    engine.execute(f"CREATE TEMPORARY VIEW {name} AS {select}")
+
+
 def describe(engine: Engine, relation: str) -> dict[str, str]:
     """A relation's columns with DuckDB's type names: an empty result of the engine, described by a local DuckDB."""
     import duckdb

@@ -67,19 +67,32 @@ def add_column(table: "Table", column: str, expr: str) -> None:
     _redefine(table, f"*, {expr} AS {_quote(column)}")
 
 
-def group_rows(table: "Table", select: str, where: str, group_by: str) -> None:
-    """``study_data`` becomes ``SELECT <select> ... WHERE <where> GROUP BY <group_by>`` over its rows (one row
-    per group: e.g. rows summed to randomisation units); ``table.rows`` still counts the rows."""
-    _redefine(table, select, f" WHERE {where} GROUP BY {group_by}")
+def group_rows_once(table: "Table", name: str, select: str, group_by: str) -> None:
+    """``name`` becomes ``SELECT <select> FROM study_data GROUP BY <group_by>``, computed once: a temporary
+    table in DuckDB (and PostgreSQL), so that several passes read the groups without grouping the rows again;
+    ``select_rows`` then makes it ``study_data``."""
+    if table.engine is not None:
+        from causalcli.data.remote import create_relation
+
+        create_relation(table.engine, name, f"SELECT {select} FROM ({table.view_sql}) AS {TABLE} GROUP BY {group_by}")
+        return
+    table.con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {name} AS SELECT {select} FROM {TABLE} GROUP BY {group_by}")
 
 
-def _redefine(table: "Table", select: str, tail: str = "") -> None:
-    """``study_data`` becomes ``SELECT <select>`` (then ``tail``) over its previous relation: in DuckDB a view
-    over the renamed previous relation, in another engine its temporary view redefined over the previous query."""
+def select_rows(table: "Table", select: str, source: str, where: str) -> None:
+    """``study_data`` becomes ``SELECT <select> FROM <source> WHERE <where>`` (a relation of ``group_rows_once``:
+    e.g. rows summed to randomisation units); ``table.rows`` still counts the rows."""
+    _redefine(table, select, f" WHERE {where}", source)
+
+
+def _redefine(table: "Table", select: str, tail: str = "", source: str | None = None) -> None:
+    """``study_data`` becomes ``SELECT <select>`` (then ``tail``) over its previous relation (or ``source``): in
+    DuckDB a view over the renamed previous relation, in another engine its temporary view redefined over the
+    previous query."""
     if table.engine is not None:
         from causalcli.data.remote import create_view, describe
 
-        table.view_sql = f"SELECT {select} FROM ({table.view_sql}) AS {TABLE}{tail}"
+        table.view_sql = f"SELECT {select} FROM {source or f'({table.view_sql}) AS {TABLE}'}{tail}"
         create_view(table.engine, table.view_sql)
         table.types = describe(table.engine, TABLE)
         return
@@ -90,7 +103,7 @@ def _redefine(table: "Table", select: str, tail: str = "") -> None:
         layer += 1
     previous = f"{TABLE}_{layer}"
     table.con.execute(f"ALTER {'VIEW' if kind == 'VIEW' else 'TABLE'} {TABLE} RENAME TO {previous}")
-    table.con.execute(f"CREATE VIEW {TABLE} AS SELECT {select} FROM {previous}{tail}")
+    table.con.execute(f"CREATE VIEW {TABLE} AS SELECT {select} FROM {source or previous}{tail}")
     table.types = dict(table.sql(f"SELECT column_name, column_type FROM (DESCRIBE {TABLE})"))
 
 

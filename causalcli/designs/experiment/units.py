@@ -3,7 +3,8 @@
 When rows are finer than the unit that was randomised (sessions or views of a user, orders of a
 merchant), rows of one unit are correlated and a row-level analysis understates the standard error.
 ``study_data`` is then redefined as one row per unit and arm, a ``GROUP BY unit, arm`` view that the
-one-pass statistics of ``causalcli.designs.experiment.stats`` read like any table, so every metric
+one-pass statistics of ``causalcli.designs.experiment.stats`` read like any table (grouped once, into the
+temporary table ``study_units`` that the unit checks read too), so every metric
 type keeps working on units:
 
 - a mean metric ``outcome: y`` becomes the ratio ``sum(y) / rows`` over each unit's rows (the
@@ -23,8 +24,8 @@ that regression's CR0 variance with each arm's term multiplied by ``n_arm / (n_a
 (where CRV1 multiplies the whole by ``G / (G - 1) * (N - 1) / (N - K)``).
 
 Exact sums: the unit sums of a floating column are summed as DECIMAL(38, s) (exact integer
-arithmetic in every engine), with ``s`` chosen from the column's largest value and the largest
-unit, so that they do not depend on the order in which threads add rows and reruns stay
+arithmetic in every engine), with ``s`` chosen from the column's largest value and the number of
+rows (a bound on any unit's sum known before grouping), so that they do not depend on the order in which threads add rows and reruns stay
 byte-identical; the statistics pass then sums the units as it sums rows.
 """
 
@@ -51,6 +52,7 @@ MIN_SCALE = 6        # fewer fractional digits than this: sums too large for DEC
 # clusters (MacKinnon and Webb 2017) with at least 6 in each arm
 MIN_UNITS = 42
 MIN_UNITS_PER_ARM = 6
+UNITS = "study_units"  # the rows grouped by unit and arm, once
 
 
 @dataclass(frozen=True)
@@ -105,46 +107,72 @@ def check_unit_column(study: "Study", table: "Table") -> None:
 
 def group_by_unit(study: "Study", table: "Table",
                   shapes: list["MetricShape"]) -> tuple[UnitSummary, list["MetricShape"]]:
-    """Redefine ``study_data`` as one row per unit and arm, and the metrics as ratios of its columns."""
+    """Redefine ``study_data`` as one row per unit and arm, and the metrics as ratios of its columns.
+
+    The rows are grouped once: a pass without grouping sizes the exact sums (each column's missing values and
+    largest absolute value), one ``GROUP BY unit, arm`` is materialised (``study_units``, a temporary table in
+    DuckDB), and the unit checks and the statistics pass both read that table of units, never the rows again.
+    """
     unit, arm, time, segments = study.design.unit, study.treatment, study.design.time, list(study.segments)
     source = list(dict.fromkeys(c for s in shapes for c in _source_columns(s)))
     floating = [c for c in source if not _is_integer(table.types[c])]
-    found = _check_pass(table, unit, arm, source, floating, segments)
+    sized = _size_pass(table, source, floating)
+    rows, missing, largest = sized[0], sized[1:1 + len(source)], dict(zip(floating, sized[1 + len(source):]))
+    incomplete = {c for c, k in zip(source, missing) if k}
+    names = _names(shapes, incomplete, {unit, arm, time, *segments})
+    q_unit, q_arm = quote_identifier(unit), quote_identifier(arm)
+    select = [f"{q_unit} AS u", f"{q_arm} AS a", "count(*) AS k"]  # u, a, k: the check's columns
+    view = [f"u AS {q_unit}", f"a AS {q_arm}"]  # study_data over the units: one row per unit and arm
+    if time is not None:
+        select.append(f"min({quote_identifier(time)}) AS t")
+        view.append(f"t AS {quote_identifier(time)}")
+    for i, c in enumerate(segments):  # the unit's value (the least), and what the check compares
+        select += _segment_aggregates(table, quote_identifier(c), i)
+        view.append(f"g{i} AS {quote_identifier(c)}")
+    centre_sums: dict[int, str] = {}  # each source column's sum over its rows, for the centres
+    sums: dict[str, str] = {}
+    double_sums = []
+    centres, second = {}, {}
+    for j, ((column, columns), name) in enumerate(names.items()):
+        ok = _complete(table, columns) if columns else "true"
+        view.append(f"{'v' + str(j) if columns or column is not None else 'k'} AS {quote_identifier(name)}")
+        if column is None:  # over all rows: the row count k
+            if columns:
+                select.append(f"count(CASE WHEN {ok} THEN 1 END) AS v{j}")
+            sums[name] = f"rows with {', '.join(columns)} present" if columns else "rows"
+            continue
+        value, exact = _summand(table, column, largest.get(column), max(int(rows or 0), 1))
+        if not exact:
+            double_sums.append(column)
+        select.append(f"{_sum(value, ok, table.types[column], exact)} AS v{j}")
+        if not columns:
+            centre_sums.setdefault(source.index(column), f"v{j}")
+        sums[name] = f"sum of {column}" + (f" over rows with {', '.join(columns)} present" if columns else "")
+    # the centres are rounded, so a DOUBLE sum is close enough where no exact one over the same rows is at hand
+    select += [f"sum(CASE WHEN {_complete(table, (c,))} THEN CAST({quote_identifier(c)} AS DOUBLE) END) AS s{i}"
+               for i, c in enumerate(source) if i not in centre_sums]
+    centre_sums = {i: centre_sums.get(i, f"s{i}") for i in range(len(source))}
+    from causalcli.data.types import group_rows_once
+
+    try:
+        group_rows_once(table, UNITS, ", ".join(select), f"{q_unit}, {q_arm}")
+        found = _check_pass(table, [centre_sums[i] for i in range(len(source))], len(segments))
+    except Exception as exc:  # duckdb.Error or an engine's: a unit column the engine cannot group by, say
+        raise DataError(f"cannot group the rows by unit column {unit!r}: {str(exc).splitlines()[0]}",
+                        file=table.file, key="design.unit", column=unit) from None
     mixed, example, no_unit, no_variant, units, largest_unit = found[:6]
-    incomplete = {c for c, k in zip(source, found[6:6 + len(source)]) if k}
-    at = 6 + len(source) + len(floating)
-    _refuse_varying_segments(table, unit, segments, found[at:at + 2 * len(segments)])
-    spread = found[at + 2 * len(segments):]  # avg and var_pop of the unit sums, then of the row counts
+    _refuse_varying_segments(table, unit, segments, found[6:6 + 2 * len(segments)])
+    spread = found[6 + 2 * len(segments):]  # avg and var_pop of the unit sums, then of the row counts
     if mixed:
         raise DataError(f"{mixed:,} unit(s) of {unit!r} appear in more than one arm of {arm!r} (for example "
                         f"{unit} = {example!r}); a unit must be randomised to one arm: fix the assignment or "
                         "filter those units out with data.filter", file=table.file, key="design.unit", column=unit)
-    largest = dict(zip(floating, found[6 + len(source):]))
-    names = _names(shapes, incomplete, {unit, arm, time, *segments})
-    select = [f"{quote_identifier(unit)} AS {quote_identifier(unit)}", f"{quote_identifier(arm)} AS {quote_identifier(arm)}"]
-    if time is not None:
-        select.append(f"min({quote_identifier(time)}) AS {quote_identifier(time)}")
-    select += [f"min({quote_identifier(c)}) AS {quote_identifier(c)}" for c in segments]  # one value per unit
-    sums: dict[str, str] = {}
-    double_sums = []
-    centres, second = {}, {}
-    for (column, columns), name in names.items():
+    for column, columns in names:
         i = len(source) if column is None else source.index(column)
-        centres[name], second[name] = _centre(spread[2 * i], spread[2 * i + 1])
-        ok = _complete(table, columns) if columns else "true"
-        if column is None:
-            select.append(f"count(CASE WHEN {ok} THEN 1 END) AS {quote_identifier(name)}")
-            sums[name] = f"rows with {', '.join(columns)} present" if columns else "rows"
-            continue
-        value, exact = _summand(table, column, largest.get(column), max(largest_unit or 1, 1))
-        if not exact:
-            double_sums.append(column)
-        select.append(f"{_sum(value, ok, table.types[column], exact)} AS {quote_identifier(name)}")
-        sums[name] = f"sum of {column}" + (f" over rows with {', '.join(columns)} present" if columns else "")
-    from causalcli.data.types import group_rows
+        centres[names[(column, columns)]], second[names[(column, columns)]] = _centre(spread[2 * i], spread[2 * i + 1])
+    from causalcli.data.types import select_rows
 
-    q_unit, q_arm = quote_identifier(unit), quote_identifier(arm)
-    group_rows(table, ", ".join(select), f"{q_unit} IS NOT NULL AND {q_arm} IS NOT NULL", f"{q_unit}, {q_arm}")
+    select_rows(table, ", ".join(view), UNITS, "u IS NOT NULL AND a IS NOT NULL")
     summary = UnitSummary(unit, int(units or 0), int(no_unit or 0), int(no_variant or 0), int(largest_unit or 0),
                           sums, tuple(dict.fromkeys(double_sums)), centres, second)
     return summary, [_unit_shape(s, names, incomplete, unit) for s in shapes]
@@ -166,41 +194,48 @@ def _is_integer(kind: str) -> bool:
     return kind.upper() in INTEGER_TYPES
 
 
-def _check_pass(table: "Table", unit: str, arm: str, source: list[str], floating: list[str],
-                segments: list[str]) -> tuple:
-    """One grouped pass over the rows: units in more than one arm (how many, one example), rows without a
-    unit or a variant, units, the largest unit, each metric column's missing values, each floating
-    column's largest absolute value, units with two values of a segment column (how many, one example),
-    and the mean and variance of each column's unit sums and of the units' row counts (the centres of
-    the statistics pass)."""
-    u, a = quote_identifier(unit), quote_identifier(arm)
-    inner = [f"{u} AS u", f"min({a}) AS lo", f"max({a}) AS hi", "count(*) AS k",
-             f"sum(CASE WHEN {a} IS NULL THEN 1 ELSE 0 END) AS na"]
-    inner += [f"sum(CASE WHEN {_complete(table, (c,))} THEN 0 ELSE 1 END) AS x{i}" for i, c in enumerate(source)]
-    inner += [f"sum(CASE WHEN {_complete(table, (c,))} THEN CAST({quote_identifier(c)} AS DOUBLE) END) AS s{i}"
-              for i, c in enumerate(source)]
-    for i, c in enumerate(floating):
+def _segment_aggregates(table: "Table", column: str, i: int) -> list[str]:
+    """``g<i>``: the value of a segment column in a unit and arm; ``h<i>``/``i<i>``: the least and greatest
+    of something equal exactly when the rows agree. In DuckDB the 64-bit hashes of the values (min/max of
+    strings cost as much as the rest of the grouping; a collision of two values of one unit, about 2^-64, is
+    the only way a varying unit would pass) and any non-missing value, which is then the only one; in
+    another engine the least and greatest values themselves."""
+    if table.engine is not None:
+        return [f"min({column}) AS g{i}", f"min({column}) AS h{i}", f"max({column}) AS i{i}"]
+    hashed = f"CASE WHEN {column} IS NOT NULL THEN hash({column}) END"
+    return [f"any_value({column}) AS g{i}", f"min({hashed}) AS h{i}", f"max({hashed}) AS i{i}"]
+
+
+def _size_pass(table: "Table", source: list[str], floating: list[str]) -> tuple:
+    """One pass over the rows without grouping (a scan, no hash table): the rows, each metric column's missing
+    values and each floating column's largest absolute value, which size the exact sums."""
+    parts = ["count(*)"]
+    parts += [f"sum(CASE WHEN {_complete(table, (c,))} THEN 0 ELSE 1 END)" for c in source]
+    for c in floating:
         q = quote_identifier(c)
         finite = f"NOT isnan({q})" if table.types[c].upper() in FLOAT_TYPES else "true"
-        inner.append(f"max(abs(CASE WHEN {finite} THEN CAST({q} AS DOUBLE) END)) AS m{i}")
-    for i, c in enumerate(segments):
-        inner.append(f"min({quote_identifier(c)}) <> max({quote_identifier(c)}) AS g{i}")
+        parts.append(f"max(abs(CASE WHEN {finite} THEN CAST({q} AS DOUBLE) END))")
+    return table.sql(f"SELECT {', '.join(parts)} FROM {TABLE}")[0]
+
+
+def _check_pass(table: "Table", sums: list[str], segments: int) -> tuple:
+    """One pass over the units (``study_units``, one row per unit and arm): units in more than one arm (how
+    many, one example), rows without a unit or a variant, units, the largest unit, units with two values of a
+    segment column (how many, one example), and the mean and variance of each column's unit sums and of the
+    units' row counts (the centres of the statistics pass)."""
+    inner = ["u", "min(a) AS lo", "max(a) AS hi", "sum(k) AS k", "sum(CASE WHEN a IS NULL THEN k ELSE 0 END) AS na"]
+    inner += [f"min(h{i}) <> max(i{i}) AS g{i}" for i in range(segments)]
+    inner += [f"sum({c}) AS s{i}" for i, c in enumerate(sums)]
     mixed = "u IS NOT NULL AND lo <> hi"
     outer = [f"sum(CASE WHEN {mixed} THEN 1 ELSE 0 END)", f"min(CASE WHEN {mixed} THEN u END)",
              "sum(CASE WHEN u IS NULL THEN k ELSE 0 END)", "sum(CASE WHEN u IS NOT NULL THEN na ELSE 0 END)",
              "sum(CASE WHEN u IS NOT NULL AND lo IS NOT NULL THEN 1 ELSE 0 END)",
-             "max(CASE WHEN u IS NOT NULL THEN k END)", *(f"sum(x{i})" for i in range(len(source))),
-             *(f"max(m{i})" for i in range(len(floating))),
+             "max(CASE WHEN u IS NOT NULL THEN k END)",
              *(f"sum(CASE WHEN u IS NOT NULL AND g{i} THEN 1 ELSE 0 END), min(CASE WHEN u IS NOT NULL AND g{i} "
-               "THEN u END)" for i in range(len(segments))),
+               "THEN u END)" for i in range(segments)),
              *(f"avg(CASE WHEN u IS NOT NULL THEN {v} END), var_pop(CASE WHEN u IS NOT NULL THEN {v} END)"
-               for v in [*(f"s{i}" for i in range(len(source))), "k"])]
-    query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE} GROUP BY {u}) AS by_unit"
-    try:
-        return table.sql(query)[0]
-    except Exception as exc:  # duckdb.Error or an engine's: a unit column the engine cannot group by, say
-        raise DataError(f"cannot group the rows by unit column {unit!r}: {str(exc).splitlines()[0]}",
-                        file=table.file, key="design.unit", column=unit) from None
+               for v in [*(f"s{i}" for i in range(len(sums))), "k"])]
+    return table.sql(f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {UNITS} GROUP BY u) AS by_unit")[0]
 
 
 def _refuse_varying_segments(table: "Table", unit: str, segments: list[str], found: tuple) -> None:
@@ -258,7 +293,7 @@ def _complete(table: "Table", columns: tuple[str, ...]) -> str:
 
 def _summand(table: "Table", column: str, largest: float | None, rows: int) -> tuple[str, bool]:
     """The row value to sum and whether its sum is exact: an integer as it is, a boolean as 0/1, any other
-    number as DECIMAL(38, s) with ``s`` leaving room for the largest unit's sum of absolute values."""
+    number as DECIMAL(38, s) with ``s`` leaving room for a sum of absolute values over ``rows`` rows."""
     q = quote_identifier(column)
     kind = table.types[column].upper()
     if kind == "BOOLEAN":
