@@ -196,42 +196,47 @@ def refitted_folds_point(d: DmlData, cf: CrossFit, u: np.ndarray) -> float:
     the same learner and seed, as EconML fits it) and the final stage refitted as the warm start's."""
     from sklearn.base import clone
 
-    Z = np.column_stack([nuisance_inputs(d), u])
-    residuals = []
-    with thread_limit():
-        for target, res, models, classifier in ((d.y, cf.y_res, cf.models_y, False),
-                                                (d.t, cf.t_res, cf.models_t, d.binary)):
-            new = res.copy()
-            for k, model in enumerate(models):
-                train, held = cf.ids != k, cf.ids == k
-                refit = clone(model).fit(Z[train], target[train])
-                new[held] = target[held] - (refit.predict_proba(Z[held])[:, 1] if classifier else refit.predict(Z[held]))
-            residuals.append(new)
-    return final_stage_point(with_covariate(d, u), replace(cf, y_res=residuals[0], t_res=residuals[1]))
+    def held_out(which, k, model, classifier, Z, target, train, held):
+        refit = clone(model).fit(Z[train], target[train])
+        return refit.predict_proba(Z[held])[:, 1] if classifier else refit.predict(Z[held])
+
+    return _point_with_noise(d, cf, u, held_out)
 
 
 def warm_common_cause_point(d: DmlData, cf: CrossFit, u: np.ndarray, prebinned: bool = True) -> float:
     """The point estimate with ``u`` added as a covariate, the nuisances continued fold by fold
     (``prebinned``: gbm continuations take the cached bins of the inputs, the same fit, faster)."""
-    Z = np.column_stack([nuisance_inputs(d), u])
     cache = fold_cache(d, cf)
-    residuals = []
     with thread_limit():
         bins = [with_noise_bins(b, u[cf.ids != k], cf.seed) for k, b in enumerate(cache.binned)] if prebinned else []
-        for target, res, P, models, classifier in ((d.y, cf.y_res, cache.outcome, cf.models_y, False),
-                                                   (d.t, cf.t_res, cache.treatment, cf.models_t, d.binary)):
+    fitted = (cache.outcome, cache.treatment)
+
+    def held_out(which, k, model, classifier, Z, target, train, held):
+        P = fitted[which]
+        r = continuation(model, d.learner, cf.seed, classifier)
+        if bins:
+            r.prebinned = bins[k]
+        r.fit(Z[train], target[train] - P[train, k])
+        pred = P[held, k] + r.predict(Z[held])
+        return np.clip(pred, 0.0, 1.0) if classifier else pred
+
+    return _point_with_noise(d, cf, u, held_out)
+
+
+def _point_with_noise(d: DmlData, cf: CrossFit, u: np.ndarray, held_out: Any) -> float:
+    """The final stage on the residuals of both nuisances (outcome: 0, treatment: 1) whose fold-k held-out
+    predictions ``held_out(which, k, fold model, classifier, [W, U], target, train rows, held rows)`` gives."""
+    Z = np.column_stack([nuisance_inputs(d), u])
+    residuals = []
+    with thread_limit():
+        for which, (target, res, models, classifier) in enumerate(((d.y, cf.y_res, cf.models_y, False),
+                                                                   (d.t, cf.t_res, cf.models_t, d.binary))):
             new = res.copy()
             for k, model in enumerate(models):
                 train, held = cf.ids != k, cf.ids == k
-                r = continuation(model, d.learner, cf.seed, classifier)
-                if bins:
-                    r.prebinned = bins[k]
-                r.fit(Z[train], target[train] - P[train, k])
-                pred = P[held, k] + r.predict(Z[held])
-                new[held] = target[held] - (np.clip(pred, 0.0, 1.0) if classifier else pred)
+                new[held] = target[held] - held_out(which, k, model, classifier, Z, target, train, held)
             residuals.append(new)
-    e = with_covariate(d, u)
-    return final_stage_point(e, replace(cf, y_res=residuals[0], t_res=residuals[1]))
+    return final_stage_point(with_covariate(d, u), replace(cf, y_res=residuals[0], t_res=residuals[1]))
 
 
 def with_covariate(d: DmlData, u: np.ndarray) -> DmlData:
