@@ -179,6 +179,11 @@ def check_rows(study: "Study", table: "Table") -> None:
     d = study.design
     if not _has_complete_row(table, _used_columns(study)):
         read_panel(study, table)
+    if table.engine is not None:  # the panel stays in the engine (did's cells): a repeated cell found there
+        if table.sql(f"SELECT 1 FROM {TABLE} WHERE {q(d.unit)} IS NOT NULL AND {q(d.time)} IS NOT NULL "
+                     f"GROUP BY {q(d.unit)}, {q(d.time)} HAVING count(*) > 1 LIMIT 1"):
+            read_panel(study, table)
+        return
     arr, _ = table.arrays([d.unit, d.time])
     tcode, n_times = codes_of(np.asarray(arr[d.time], dtype=np.float64))
     ucode, n_units = codes_of(np.asarray(arr[d.unit]))
