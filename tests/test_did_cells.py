@@ -77,7 +77,7 @@ def staggered_panel(path, units: int, periods: int, seed: int, treatment: bool =
 @pytest.mark.parametrize("seed", [1, 2])
 def test_cells_equal_the_rows_on_simulated_staggered_panels(seed, tmp_path):
     path = tmp_path / "panel.parquet"
-    staggered_panel(path, 300, 7, seed, treatment=seed == 2)
+    staggered_panel(path, 90, 6, seed, treatment=seed == 2)
     design = {"method": "did", "unit": "id", "time": "period", "estimator": "callaway_santanna",
               **({"cohort": "first"} if seed == 1 else {})}
     spec = {"version": 1, "name": "sim", "data": {"path": str(path)}, "outcome": "y", "design": design,
