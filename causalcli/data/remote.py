@@ -157,6 +157,13 @@ def _source(engine: Engine, data: "DataSpec", path: str | None, display: str) ->
         except sqlglot.errors.ParseError:
             raise DataError("data.table must be a table name (schema.table), not SQL", file=display,
                             key="data.table") from None
+    from causalcli.data.table_formats import detect
+
+    table_format = detect(path) if "://" not in path else None
+    if table_format is not None:  # Spark would read every Parquet file in the folder, old versions' too
+        raise DataError(f"this is a {table_format} table, and Spark reads data.path as plain Parquet files (every "
+                        "version's): register the table in Spark's catalog and give data.table, or read it on the "
+                        "embedded engine (data.backend: duckdb)", file=display, key="data.path")
     reader = "parquet" if (data.format == "parquet" or (data.format == "auto" and not path.lower().endswith(
         (".csv", ".tsv", ".txt", ".gz")))) else "csv"
     session = engine.ibis._session

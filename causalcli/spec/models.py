@@ -19,7 +19,7 @@ from causalcli.spec.base import Strict as _Strict
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENGINE_DEFAULTS = {"table": None, "backend": "duckdb", "connection_env": None, "sample": None, "max_rows": None,
-                    "na_values": []}
+                    "na_values": [], "version": None}
 
 
 class SampleSpec(_Strict):
@@ -44,9 +44,13 @@ class DataSpec(_Strict):
     max_rows: int | None = Field(None, ge=1, description="Row-level designs refuse (exit 3) to fetch more rows than this "
                                  "from the engine (default 20,000,000 for engines other than duckdb); set data.sample to "
                                  "work on a sample.")
-    format: Literal["auto", "csv", "parquet"] = Field(
-        "auto", description="auto chooses by extension (.csv, .parquet/.pq)."
+    format: Literal["auto", "csv", "parquet", "delta", "iceberg"] = Field(
+        "auto", description="auto chooses by extension (.csv, .parquet/.pq), or by the folder: a Delta table "
+        "(a folder with _delta_log/) or an Iceberg table (a folder with metadata/*.metadata.json, or that file).",
     )
+    version: int | None = Field(
+        None, ge=0, description="A Delta or Iceberg table read on the embedded engine: the Delta version, or the "
+        "Iceberg snapshot id, to read (time travel); default: the latest.")
     filter: str | None = Field(
         None,
         description="SQL boolean expression over the columns (DuckDB dialect). It can read "
@@ -118,6 +122,10 @@ class DataSpec(_Strict):
                              "or give the file as data.path")
         if self.path is not None and self.backend not in ("duckdb", "spark"):
             raise ValueError(f"backend {self.backend} reads tables, not files: give data.table")
+        if self.backend != "duckdb" and (self.version is not None or self.format in ("delta", "iceberg")):
+            key = "version" if self.version is not None else f"format: {self.format}"
+            raise ValueError(f"data.{key} reads a Delta or Iceberg table on the embedded engine (backend duckdb); "
+                             f"on {self.backend} name the table in its catalog with data.table")
         return self
 
 
