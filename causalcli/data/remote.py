@@ -71,6 +71,10 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
     select = f"SELECT {projected} FROM (SELECT {inner} FROM {source}) AS s{where}"
     provenance = {"backend": engine.name, **({"table": data.table} if data.table else {"data_path": data.path}),
                   "engine_version": engine.version()}
+    if engine.name == "spark" and data.table is not None:  # PostgreSQL and the others keep no table versions
+        from causalcli.data.table_formats import spark_snapshot
+
+        provenance.update(spark_snapshot(engine.ibis._session, data.table))
     types = {c: renamed[c] for c in wanted}
     if schema_only:
         return Remote(engine, display, select, types, 0, None, provenance)
