@@ -125,6 +125,30 @@ def test_an_iceberg_table_gives_the_parquet_files_result_and_its_snapshot(runner
     assert code == 3 and "no snapshot 12345" in err and str(first) in err
 
 
+def test_an_iceberg_table_named_in_its_catalog(runner, tmp_path, ab, iceberg_ab, monkeypatch):
+    """data.catalog + data.table: the catalog's pointer says which metadata file is current; its URI stays in
+    pyiceberg's configuration (here its variables), never in the spec or a message."""
+    uri = f"sqlite:///{tmp_path / 'catalog.db'}"
+    monkeypatch.setenv("PYICEBERG_CATALOG__LOCAL__URI", uri)
+    monkeypatch.setenv("PYICEBERG_CATALOG__LOCAL__TYPE", "sql")
+    named = {"table": "analytics.exposures", "catalog": "local"}
+    code, got, err = estimate(runner, spec_on(tmp_path, AB_SPEC, named, "cat"))
+    assert code == 0, err
+    assert not differences(got, estimate(runner, spec_on(tmp_path, AB_SPEC, {"path": parquet_of(tmp_path, ab, "ab")},
+                                                         "f"))[1])
+    assert {k: got["provenance"][k] for k in ("table_format", "catalog", "table", "snapshot_id", "source_rows")} == {
+        "table_format": "iceberg", "catalog": "local", "table": "analytics.exposures",
+        "snapshot_id": iceberg_ab.current_snapshot().snapshot_id, "source_rows": 40_000}
+    code, _, err = estimate(runner, spec_on(tmp_path, AB_SPEC, {**named, "table": "analytics.nope"}, "nope"))
+    assert code == 3 and "key 'data.table'" in err and "NoSuchTableError" in err and uri not in err
+    code, _, err = estimate(runner, spec_on(tmp_path, AB_SPEC, {**named, "catalog": "other"}, "other"))
+    assert code == 2 and "pyiceberg catalog 'other' is not configured" in err
+    code, _, err = estimate(runner, spec_on(tmp_path, AB_SPEC, {**named, "catalog": uri}, "uri"))
+    assert code == 2 and "key 'data.catalog'" in err and uri not in err
+    code, _, err = estimate(runner, spec_on(tmp_path, AB_SPEC, named, "cat"), "--set", f"data.catalog={uri}")
+    assert code == 2 and "--set data.catalog=<not shown>" in err and uri not in err
+
+
 def test_an_iceberg_column_renamed_since_files_were_written_is_refused(runner, tmp_path, iceberg_ab):
     with iceberg_ab.update_schema() as update:
         update.rename_column("revenue", "sales")

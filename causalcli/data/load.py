@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from causalcli.data.sql import first_line, quote_literal
 from causalcli.data.table_formats import FORMATS as TABLE_FORMATS
-from causalcli.data.table_formats import check_version_key, detect, read_snapshot
+from causalcli.data.table_formats import check_version_key, detect, read_catalog_table, read_snapshot
 from causalcli.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,6 +69,10 @@ def open_data(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool =
         display, provenance = register_memory(con, frame)
         return Opened(con, display, provenance, lazy=False)
     data = spec.study.data
+    if data.catalog is not None:  # an Iceberg table named in its catalog
+        kind = "VIEW" if lazy or view_parquet else "TABLE"
+        provenance = read_catalog_table(con, data.catalog, data.table, data.version, kind)
+        return Opened(con, data.table, provenance, kind == "VIEW")
     path = resolve_path(spec)
     if path == "-":
         check_version_key("csv", data.version, "<stdin>")

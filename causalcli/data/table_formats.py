@@ -62,13 +62,14 @@ def detect(path: str) -> str | None:
 
 
 def read_snapshot(con: "duckdb.DuckDBPyConnection", path: str, fmt: str, version: int | None, display: str,
-                  kind: str, table: str = "raw_data") -> dict[str, Any]:
-    """Create ``table`` (a VIEW or TABLE) over the snapshot's files; returns its provenance.
+                  kind: str, table: str = "raw_data", snapshot: Snapshot | None = None) -> dict[str, Any]:
+    """Create ``table`` (a VIEW or TABLE) over the files of the snapshot at ``path`` (or of ``snapshot``, already
+    resolved); returns its provenance.
 
     A view may read these files and nothing else: DuckDB's ``allowed_paths`` is set to them and external
     access is switched off before the view is created.
     """
-    snapshot = resolve(path, fmt, version, display)
+    snapshot = snapshot or resolve(path, fmt, version, display)
     if not snapshot.files:
         raise DataError(f"the {fmt} table has no data files at {_which(snapshot)}: nothing to read", file=display,
                         key="data.version" if version is not None else "data.path")
@@ -243,6 +244,45 @@ def _iceberg(path: str, version: int | None, display: str) -> Snapshot:
     except Exception as exc:  # noqa: BLE001 - pyiceberg's errors for an unreadable or invalid metadata file
         raise DataError(f"cannot read the Iceberg metadata {os.path.basename(metadata)}: {first_line(exc)}",
                         file=display, key="data.path") from None
+    snapshot = _iceberg_snapshot(table, version, display, os.path.dirname(os.path.abspath(metadata)))
+    return Snapshot(snapshot.files, snapshot.schema, None, {"table_format": ICEBERG, "data_path": display,
+                                                            "snapshot_id": _snapshot_id(snapshot)})
+
+
+def read_catalog_table(con: "duckdb.DuckDBPyConnection", catalog: str, name: str, version: int | None,
+                       kind: str) -> dict[str, Any]:
+    """``read_snapshot`` for an Iceberg table named in a pyiceberg catalog (``data.catalog``, ``data.table``):
+    the catalog says which metadata file is current. Its configuration (URI, credentials) stays in pyiceberg's
+    own places, ``~/.pyiceberg.yaml`` or ``PYICEBERG_CATALOG__<NAME>__*`` variables, and in no message."""
+    from causalcli.data.engine import hide_connections
+
+    _import("pyiceberg", ICEBERG, name)
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.utils.config import Config
+
+    properties = Config().get_catalog_config(catalog)  # read at each run: pyiceberg's own copy is from import
+    if not properties:
+        raise SpecError(f"pyiceberg catalog {catalog!r} is not configured: describe it in ~/.pyiceberg.yaml or in "
+                        f"the variables PYICEBERG_CATALOG__{catalog.upper()}__URI (and __TYPE, __WAREHOUSE, ...)",
+                        file=name, key="data.catalog")
+    try:
+        table = load_catalog(catalog, **properties).load_table(name)
+    except Exception as exc:  # noqa: BLE001 - the catalog's driver errors; their text may hold its URI
+        raise DataError(f"cannot read table {name} in pyiceberg catalog {catalog!r} ({type(exc).__name__}: "
+                        f"{hide_connections(first_line(exc))}); check the name and the catalog's configuration",
+                        file=name, key="data.table") from None
+    snapshot = _iceberg_snapshot(table, version, name, table.location())
+    named = {"table_format": ICEBERG, "catalog": catalog, "table": name, "snapshot_id": _snapshot_id(snapshot)}
+    return read_snapshot(con, "", ICEBERG, version, name, kind,
+                         snapshot=Snapshot(snapshot.files, snapshot.schema, None, named))
+
+
+def _snapshot_id(snapshot: Snapshot) -> int:
+    return snapshot.provenance["snapshot_id"]
+
+
+def _iceberg_snapshot(table: Any, version: int | None, display: str, root: str) -> Snapshot:
+    """The files and schema of an Iceberg table's current snapshot, or of snapshot ``version``."""
     snapshot = table.current_snapshot() if version is None else table.snapshot_by_id(version)
     if snapshot is None:
         if version is None:
@@ -255,7 +295,6 @@ def _iceberg(path: str, version: int | None, display: str) -> Snapshot:
     scan = table.scan(snapshot_id=snapshot.snapshot_id)
     schema = scan.projection()
     _check_iceberg_names(table, schema, display)
-    root = os.path.dirname(os.path.abspath(metadata))
     files = []
     for task in scan.plan_files():
         if task.delete_files:
@@ -268,7 +307,7 @@ def _iceberg(path: str, version: int | None, display: str) -> Snapshot:
                             "Parquet only", file=display, key="data.path")
         files.append(_local_file(task.file.file_path, root, ICEBERG, display))
     return Snapshot(sorted(files), schema.as_arrow(), None,
-                    {"table_format": ICEBERG, "data_path": display, "snapshot_id": int(snapshot.snapshot_id)})
+                    {"table_format": ICEBERG, "snapshot_id": int(snapshot.snapshot_id)})
 
 
 def _check_iceberg_names(table: Any, schema: Any, display: str) -> None:
