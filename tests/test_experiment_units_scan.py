@@ -73,18 +73,20 @@ def run(tmp_path, df: pd.DataFrame, name: str) -> dict:
     return {k: v for k, v in result.items() if k not in ("timing_s", "provenance", "spec_path")}
 
 
-@pytest.mark.parametrize("case", ["fast", "null_segment_row", "null_variant_row"])
+@pytest.mark.parametrize("case", ["fast", "null_segment_row", "null_variant_row", "unit_without_variant"])
 def test_fast_grouping_gives_the_same_result_as_the_grouping_by_unit_and_arm(tmp_path, monkeypatch, case):
     df = sessions(3)
     if case == "null_segment_row":  # a unit whose segment is missing on one row: the fast check refuses it
         df.loc[5, "country"] = None
-    elif case == "null_variant_row":  # rows with a unit and no arm: the first pass sends them to the old grouping
+    elif case == "null_variant_row":  # a row with a unit and no arm: two hashes in its unit, the old grouping
         df.loc[7, "variant"] = None
+    elif case == "unit_without_variant":  # every row of a unit without an arm: its arm is NULL, the old grouping
+        df.loc[df.user == df.user.iloc[9], "variant"] = None
     used = []
     real = unit_scan.group
     monkeypatch.setattr(unit_scan, "group", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
     fast = run(tmp_path, df, "fast")
-    assert used == ([True] if case == "fast" else [] if case == "null_variant_row" else [False])
+    assert used == [case == "fast"]
     monkeypatch.setattr(unit_scan, "applies", lambda table: False)
     old = run(tmp_path, df, "old")
     assert json.dumps(fast, sort_keys=True, default=str) == json.dumps(old, sort_keys=True, default=str)

@@ -10,8 +10,9 @@ module writes the grouping with less per row, and the result is the same table, 
   perfect hash aggregate (an array indexed by the unit, no hashing or probing; ``duckdb_settings``);
 - the arm and the segment columns are carried by ``any_value`` and checked by the least and greatest of one
   hash of them all: a unit whose rows all agree has one hash. When some unit's rows do not agree (a unit in
-  two arms, a segment that varies or is missing on some rows) or some rows with a unit have no arm, the
-  fast table is dropped and the grouping by ``(unit, arm)`` runs, which says what is wrong or handles it;
+  two arms, a segment that varies or is missing on some rows, rows with no arm: NULL hashes to a value) or
+  a unit has no arm, the fast table is dropped and the grouping by ``(unit, arm)`` runs, which says what is
+  wrong or handles it;
 - the exact sums: ``CAST(x AS DECIMAL(38, s))`` is the integer ``round(x * 10^s)`` computed in DOUBLE (DuckDB
   1.x; ``tests/test_experiment_units_scan.py`` checks it, ties included). That integer ``D`` is split
   without error into ``hi = trunc(D / 2^k)`` and ``lo = D - hi * 2^k``, each a BIGINT, with ``2^k`` chosen
@@ -40,12 +41,6 @@ PERFECT_HASH_MAX_BITS = 20  # DuckDB's perfect hash table holds 2^bits groups pe
 def applies(table: "Table") -> bool:
     """The fast grouping is written for embedded DuckDB."""
     return table.engine is None
-
-
-def size_terms(table: "Table", unit: str, arm: str) -> list[str]:
-    """What the first pass adds for the fast grouping: rows with a unit and no arm (then it does not apply)."""
-    q_unit, q_arm = quote_identifier(unit), quote_identifier(arm)
-    return [f"count(*) FILTER (WHERE {q_unit} IS NOT NULL AND {q_arm} IS NULL)"]
 
 
 def duckdb_settings(unit: str | None) -> dict[str, int]:
@@ -98,7 +93,8 @@ def group(table: "Table", name: str, unit: str, arm: str, segments: list[str], s
     con = table.con
     con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {name} AS SELECT {', '.join(outer)}, hash_lo <> hash_hi AS "
                 f"disagree FROM (SELECT {', '.join(inner)} FROM {TABLE} GROUP BY {q_unit}) AS by_unit")
-    if con.execute(f"SELECT count(*) FROM {name} WHERE u IS NOT NULL AND disagree").fetchall()[0][0]:
+    # a unit with rows of no arm has two hashes (NULL hashes to a value), or no arm at all
+    if con.execute(f"SELECT count(*) FROM {name} WHERE u IS NOT NULL AND (disagree OR a IS NULL)").fetchall()[0][0]:
         con.execute(f"DROP TABLE {name}")
         return False
     return True

@@ -118,12 +118,8 @@ def group_by_unit(study: "Study", table: "Table",
     floating = [c for c in source if not _is_integer(table.types[c])]
     from causalcli.designs.experiment import unit_scan
 
-    fast = unit_scan.applies(table)
-    sized = _size_pass(table, source, floating, unit_scan.size_terms(table, unit, arm) if fast else [])
-    rows, missing = sized[0], sized[1:1 + len(source)]
-    largest = dict(zip(floating, sized[1 + len(source):1 + len(source) + len(floating)]))
-    if fast:  # not with rows that have a unit and no arm
-        fast = not sized[1 + len(source) + len(floating)]
+    sized = _size_pass(table, source, floating)
+    rows, missing, largest = sized[0], sized[1:1 + len(source)], dict(zip(floating, sized[1 + len(source):]))
     fast_select: list[str] = []  # the grouping by unit alone: what stays as it is, and the exact sums in parts
     fast_sums: dict[str, tuple[list[str], str]] = {}
     incomplete = {c for c, k in zip(source, missing) if k}
@@ -173,7 +169,7 @@ def group_by_unit(study: "Study", table: "Table",
     from causalcli.data.types import group_rows_once
 
     try:
-        if not (fast and unit_scan.group(table, UNITS, unit, arm, segments, ["count(*) AS k", *fast_select],
+        if not (unit_scan.applies(table) and unit_scan.group(table, UNITS, unit, arm, segments, ["count(*) AS k", *fast_select],
                                          fast_sums)):
             group_rows_once(table, UNITS, ", ".join(select), f"{q_unit}, {q_arm}")
         found = _check_pass(table, [centre_sums[i] for i in range(len(source))], len(segments))
@@ -226,16 +222,15 @@ def _segment_aggregates(table: "Table", column: str, i: int) -> list[str]:
     return [f"any_value({column}) AS g{i}", f"min({hashed}) AS h{i}", f"max({hashed}) AS i{i}"]
 
 
-def _size_pass(table: "Table", source: list[str], floating: list[str], more: list[str]) -> tuple:
+def _size_pass(table: "Table", source: list[str], floating: list[str]) -> tuple:
     """One pass over the rows without grouping (a scan, no hash table): the rows, each metric column's missing
-    values and each floating column's largest absolute value, which size the exact sums (then ``more``)."""
+    values and each floating column's largest absolute value, which size the exact sums."""
     parts = ["count(*)"]
     parts += [f"sum(CASE WHEN {_complete(table, (c,))} THEN 0 ELSE 1 END)" for c in source]
     for c in floating:
         q = quote_identifier(c)
         finite = f"NOT isnan({q})" if table.types[c].upper() in FLOAT_TYPES else "true"
         parts.append(f"max(abs(CASE WHEN {finite} THEN CAST({q} AS DOUBLE) END))")
-    parts += more
     return table.sql(f"SELECT {', '.join(parts)} FROM {TABLE}")[0]
 
 
