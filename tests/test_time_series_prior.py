@@ -85,22 +85,6 @@ def test_filter_by_augmentation_is_statsmodels(ar1):
     assert np.array_equal(wide.inclusion, np.ones(k))
 
 
-def test_steady_state_filter_equals_the_full_recursion():
-    """After the gains settle the filter runs as a difference equation (lfilter): same states."""
-    from dataclasses import replace
-
-    from causalcli.designs.time_series import kalman
-
-    rng = np.random.default_rng(0)
-    C = rng.normal(size=(300, 4)).cumsum(axis=0)
-    for params, ar1 in ((np.array([0.3, 0.05, 0.5, 0.6]), True), (np.array([0.5, 0.2]), False)):
-        g = kalman.riccati(params, ar1, 300)
-        assert g.steady < 200
-        A, after = kalman.predicted_states(g, C)
-        A_loop, after_loop = kalman.predicted_states(replace(g, steady=300), C)
-        assert np.abs(A - A_loop).max() < 1e-10 and np.abs(after - after_loop).max() < 1e-10
-
-
 def _relevant_and_noise(seed: int = 7):
     T, start = 230, 200
     coefs = np.array([1.0, 0.8, *np.zeros(8)])

@@ -30,19 +30,6 @@ import numpy as np
 LOG_2PI = float(np.log(2 * np.pi))
 
 
-@dataclass(frozen=True)
-class Gains:
-    """The data-independent part of the filter at one parameter vector."""
-
-    F: np.ndarray  # (n,) innovation variances
-    K: np.ndarray  # (n, m) Kalman gains (of the transition: a_t+1 = T a_t + K_t v_t)
-    steady: int  # from this period on F and K are constant
-    P_next: np.ndarray  # (m, m) covariance of the state after the last period
-    T: np.ndarray  # (m, m) transition
-    Q: np.ndarray  # (m, m) state noise covariance
-    h: float  # irregular variance
-
-
 def unpack(params: np.ndarray, ar1: bool) -> tuple[float, float, float, float]:
     """(s2_irregular, s2_level, s2_ar, phi) from statsmodels' parameter order."""
     if ar1:
@@ -50,103 +37,134 @@ def unpack(params: np.ndarray, ar1: bool) -> tuple[float, float, float, float]:
     return float(params[0]), float(params[1]), 0.0, 0.0
 
 
-def riccati(params: np.ndarray, ar1: bool, n: int, tol: float = 1e-14) -> Gains:
-    """F_t and K_t for t < n. Scalar arithmetic (m <= 2) is faster than small numpy arrays here; once
-    an update changes nothing beyond ``tol`` the rest is filled with the steady values."""
-    h, q_level, q_ar, phi = unpack(params, ar1)
-    F = np.empty(n)
-    K = np.empty((n, 2 if ar1 else 1))
-    steady = n
-    if ar1:
-        p00, p01, p11 = 0.0, 0.0, q_ar / (1 - phi * phi)
-        for t in range(n):
-            f = p00 + 2 * p01 + p11 + h
-            k0, k1 = (p00 + p01) / f, phi * (p01 + p11) / f
-            F[t], K[t, 0], K[t, 1] = f, k0, k1
-            n00 = p00 + q_level - k0 * k0 * f
-            n01 = phi * p01 - k0 * k1 * f
-            n11 = phi * phi * p11 + q_ar - k1 * k1 * f
-            if t and abs(f - F[t - 1]) <= tol * f and abs(k0 - K[t - 1, 0]) <= tol and abs(k1 - K[t - 1, 1]) <= tol:
-                steady = t
-                F[t:], K[t:] = f, (k0, k1)
-                break
-            p00, p01, p11 = n00, n01, n11
-        P_next = np.array([[n00, n01], [n01, n11]]) if n else np.array([[p00, p01], [p01, p11]])
-        return Gains(F, K, steady, P_next, np.diag([1.0, phi]), np.diag([q_level, q_ar]), h)
-    p = 0.0
-    nxt = p
-    for t in range(n):
-        f = p + h
-        k = p / f
-        F[t], K[t, 0] = f, k
-        nxt = p + q_level - k * k * f
-        if t and abs(f - F[t - 1]) <= tol * f and abs(k - K[t - 1, 0]) <= tol:
-            steady = t
-            F[t:], K[t:] = f, k
-            break
-        p = nxt
-    return Gains(F, K, steady, np.array([[nxt]]), np.eye(1), np.array([[q_level]]), h)
+def _autocovariances(params: np.ndarray, ar1: bool) -> tuple[float, float, float]:
+    """gamma_0, gamma_1, gamma_2 of w_t = (1 - phi B)(1 - B) y_t's noise, an MA(2):
+    u_t-1 - phi u_t-2 + v_t-1 - v_t-2 + e_t - (1 + phi) e_t-1 + phi e_t-2."""
+    h, q, s, phi = unpack(params, ar1)
+    return (q * (1 + phi * phi) + 2 * s + h * (1 + (1 + phi) ** 2 + phi * phi),
+            -phi * q - s - h * (1 + phi) ** 2, phi * h)
 
 
-def predicted_states(g: Gains, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The one-step predicted states of every column of C (n, c): (n, m, c) before each period and the
-    (m, c) state after the last one. A python loop until the gains settle, then the time-invariant
-    recursion a_t+1 = L a_t + K c_t (L = T - K Z') by lfilter, as its order-m difference equation
-    (Cayley-Hamilton: det(zI - L) a = adj(zI - L) K c), started from the loop's last m states."""
-    n, c = C.shape
-    m = g.T.shape[0]
-    A = np.empty((n + 1, m, c))
-    a = np.zeros((m, c))
-    loop_end = min(n, g.steady + m)
-    Tdiag = np.diag(g.T)[:, None]
-    for t in range(loop_end):
-        A[t] = a
-        v = C[t] - a.sum(axis=0)
-        a = Tdiag * a + g.K[t][:, None] * v[None, :]
-    A[loop_end] = a
-    if loop_end < n:
-        from scipy.signal import lfilter
+def transform(C: np.ndarray, phi: float) -> np.ndarray:
+    """w = (y_2 - y_1, then (1 - phi B)(1 - B) y_t for t >= 3) for every column: n - 1 rows."""
+    d = np.diff(C, axis=0)
+    w = d.copy()
+    w[1:] -= phi * d[:-1]
+    return w
 
-        K = g.K[-1]
-        L = g.T - np.outer(K, np.ones(m))
-        den = np.poly(L)  # (1, d1, ..., dm)
-        B = np.eye(m)
-        numer = [B @ K]
-        for j in range(1, m):
-            B = L @ B + den[j] * np.eye(m)
-            numer.append(B @ K)
-        s0 = loop_end  # first period the difference equation gives: the m before it are known
-        x = np.vstack([C[s0:n], np.zeros((1, c))])  # output i is a_(s0+i), from inputs before it: the last is unused
-        past_a = A[s0 - m:s0][::-1]  # most recent first
-        past_c = C[s0 - m:s0][::-1]
-        for i in range(m):
-            b = np.concatenate([[0.0], [e[i] for e in numer]])
-            zi = np.zeros((m, c))
-            for k in range(m):  # transposed direct form II state from the past inputs and outputs
-                for j in range(k + 1, m + 1):
-                    zi[k] += b[j] * past_c[j - k - 1] - den[j] * past_a[j - k - 1, i]
-            A[s0:n + 1, i] = lfilter(b, den, x, axis=0, zi=zi)[0]
-    return A[:n], A[n]
+
+def covariance_band(params: np.ndarray, ar1: bool, rows: int) -> np.ndarray:
+    """Cov(w) in LAPACK's lower band form (3, rows): the first row holds y_2 - y_1 = u_1 + (phi - 1) a_1
+    + v_1 + e_2 - e_1 (a_1 stationary), whose covariances with the others differ from the MA's."""
+    h, q, s, phi = unpack(params, ar1)
+    g0, g1, g2 = _autocovariances(params, ar1)
+    band = np.empty((3, rows))
+    band[0], band[1], band[2] = g0, g1, g2
+    band[0, 0] = q + 2 * s / (1 + phi) + 2 * h
+    band[1, 0] = -phi * q - s - h * (1 + 2 * phi)
+    return band
 
 
 @dataclass(frozen=True)
 class Filtered:
-    """y and the regression columns through the filter at one parameter vector."""
+    """y and the regression columns (the constant dropped: differencing removes it) at one parameter
+    vector: standardised one-step innovations of periods 2..n, and, with a horizon, the forecast."""
 
-    gains: Gains
-    u: np.ndarray  # (n,) standardised innovations of y
-    U: np.ndarray  # (n, p) standardised innovations of the columns of w
-    a_y: np.ndarray  # (m,) state of y after the last period
-    A_w: np.ndarray  # (m, p) states of the columns after the last period
+    u: np.ndarray  # (n - 1,) of y
+    U: np.ndarray  # (n - 1, p) of the columns
+    F: np.ndarray  # (n - 1,) innovation variances
+    M_y: np.ndarray  # (H,) forecast of y given the past (coefficients zero)
+    M_w: np.ndarray  # (H, p) the same for each column: the forecast of y - W b is M_y - M_w b
+    root: np.ndarray  # (H, H) R with R R' the forecast's covariance given the coefficients
 
 
-def filter_series(params: np.ndarray, ar1: bool, y: np.ndarray, W: np.ndarray) -> Filtered:
-    g = riccati(params, ar1, y.size)
+def filter_series(params: np.ndarray, ar1: bool, y: np.ndarray, W: np.ndarray, horizon: int = 0) -> Filtered:
+    """Innovations by the banded Cholesky factor L of Cov(w): L^-1 w (the prediction errors of the
+    Kalman filter, with the level's diffuse start integrated out by the differencing, Jacobian 1)."""
+    from scipy.linalg import cholesky_banded
+
+    phi = unpack(params, ar1)[3]
     C = np.column_stack([y, W])
-    A, after = predicted_states(g, C)
-    V = C - A.sum(axis=1)
-    scale = 1.0 / np.sqrt(g.F)
-    return Filtered(g, V[:, 0] * scale, V[:, 1:] * scale[:, None], after[:, 0], after[:, 1:])
+    w = transform(C, phi)
+    L = cholesky_banded(covariance_band(params, ar1, w.shape[0]), lower=True, check_finite=False)
+    Z = _triangular_solve(L, w)
+    F = L[0] ** 2
+    u, U = Z[:, 0], Z[:, 1:]
+    if not horizon:
+        empty = np.empty((0, C.shape[1] - 1))
+        return Filtered(u, U, F, np.empty(0), empty, np.empty((0, 0)))
+    M, root = _forecast(params, ar1, C, Z, L, horizon)
+    return Filtered(u, U, F, M[:, 0], M[:, 1:], root)
+
+
+def _forecast(params: np.ndarray, ar1: bool, C: np.ndarray, Z: np.ndarray, L: np.ndarray, H: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's forecast mean over H periods and the forecast covariance's root. The future w are
+    MA(2): only the first two covary with the past (with its last two), so E[w_f | past] =
+    Cov(w_f, w_p) Cov(w_p)^-1 w_p needs x = Cov(w_p)^-1 w_p = L'^-1 Z at the last two rows, and their conditional
+    covariance corrects only the top-left 2 x 2 block (by the last 2 x 2 block of Cov(w_p)^-1, from
+    L's last 2 x 2 block, L being lower triangular). Then d_t = w_t + phi d_t-1 and y_t = y_t-1 + d_t."""
+    from scipy.linalg import cholesky_banded
+
+    phi = unpack(params, ar1)[3]
+    g0, g1, g2 = _autocovariances(params, ar1)
+    x = _triangular_solve(L, Z, transpose=True)
+    B = np.array([[g2, g1], [0.0, g2]])  # Cov(w_n+1, w_n+2 ; w_n-1, w_n)
+    w_mean = np.zeros((H, C.shape[1]))
+    w_mean[:min(H, 2)] = (B @ x[-2:])[:min(H, 2)]
+    last = np.array([[L[0, -2], 0.0], [L[1, -2], L[0, -1]]])
+    corner = np.linalg.inv(last)
+    S = corner.T @ corner  # last 2 x 2 block of Cov(w_p)^-1
+    band = np.zeros((3, H))  # Cov(w_f | past) in lower band form: the MA(2)'s, its first 2 x 2 corrected
+    band[0], band[1], band[2] = g0, g1, g2
+    k = min(H, 2)
+    corrected = (B @ S @ B.T)[:k, :k]
+    band[0, :k] -= np.diag(corrected)
+    if k == 2:
+        band[1, 0] -= corrected[1, 0]
+    # y_f = y_n + (AR(1) filter, then cumulative sum) of w_f + g d_n, g[h] = phi + ... + phi^(h + 1)
+    powers = phi ** np.arange(1, H + 1)
+    g = np.cumsum(powers)
+    d_n = C[-1] - C[-2]
+    M = C[-1][None, :] + _integrate(w_mean, phi) + g[:, None] * d_n[None, :]
+    try:
+        root_w = _dense_lower(cholesky_banded(band, lower=True, check_finite=False))
+    except np.linalg.LinAlgError:  # a zero variance: only semi-definite
+        vals, vecs = np.linalg.eigh(_dense_symmetric(band))
+        root_w = vecs * np.sqrt(np.maximum(vals, 0.0))
+    root = _integrate(root_w, phi)
+    return M, root
+
+
+def _triangular_solve(L: np.ndarray, B: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """L^-1 B (or L'^-1 B) for L lower triangular in band form (LAPACK dtbtrs)."""
+    from scipy.linalg import lapack
+
+    out, info = lapack.dtbtrs(L, B, uplo="L", trans="T" if transpose else "N")
+    if info != 0:
+        raise np.linalg.LinAlgError(f"singular banded factor (dtbtrs info {info})")
+    return out
+
+
+def _integrate(w: np.ndarray, phi: float) -> np.ndarray:
+    """From future w to future y (minus the last value and the d_n term): d_t = w_t + phi d_t-1 from
+    d = 0, then y_t = y_t-1 + d_t from 0, down the rows."""
+    from scipy.signal import lfilter
+
+    return np.cumsum(lfilter([1.0], [1.0, -phi], w, axis=0), axis=0)
+
+
+def _dense_lower(band: np.ndarray) -> np.ndarray:
+    H = band.shape[1]
+    out = np.zeros((H, H))
+    for k in range(band.shape[0]):
+        out[np.arange(k, H), np.arange(H - k)] = band[k, :H - k]
+    return out
+
+
+def _dense_symmetric(band: np.ndarray) -> np.ndarray:
+    lower = _dense_lower(band)
+    return lower + lower.T - np.diag(np.diag(lower))
 
 
 def _marginal_terms(u: np.ndarray, U: np.ndarray) -> tuple[float, float]:
@@ -156,17 +174,25 @@ def _marginal_terms(u: np.ndarray, U: np.ndarray) -> tuple[float, float]:
     return 2.0 * float(np.sum(np.log(np.abs(np.diag(R)[:p])))), float(R[p, p] ** 2)
 
 
-def diffuse_loglike(f: Filtered) -> float:
-    """statsmodels' log-likelihood: the periods after the first p given those, beta flat."""
-    n, p = f.U.shape
+def _likelihood_terms(f: Filtered) -> tuple[int, float, float]:
+    """(periods counted, sum of log F over them + log |S_n| - log |S_p|, RSS): the density of the
+    periods after the first p + 1 given those (p columns besides the constant)."""
+    rows, p = f.U.shape
     logdet_n, rss = _marginal_terms(f.u, f.U)
-    logdet_p = 2.0 * float(np.linalg.slogdet(f.U[:p])[1])
-    return -0.5 * ((n - p) * LOG_2PI + float(np.sum(np.log(f.gains.F[p:]))) + rss + logdet_n - logdet_p)
+    logdet_p = 2.0 * float(np.linalg.slogdet(f.U[:p])[1]) if p else 0.0
+    return rows - p, float(np.sum(np.log(f.F[p:]))) + logdet_n - logdet_p, rss
 
 
 def loglike(params: np.ndarray, ar1: bool, y: np.ndarray, W: np.ndarray) -> float:
-    with np.errstate(all="ignore"):
-        value = diffuse_loglike(filter_series(params, ar1, y, W))
+    """statsmodels' log-likelihood (W without the constant)."""
+    from numpy.linalg import LinAlgError
+
+    try:
+        with np.errstate(all="ignore"):
+            count, logs, rss = _likelihood_terms(filter_series(params, ar1, y, W))
+    except (LinAlgError, ValueError):
+        return -np.inf
+    value = -0.5 * (count * LOG_2PI + logs + rss)
     return value if np.isfinite(value) else -np.inf
 
 
@@ -190,47 +216,63 @@ def to_constrained(u: np.ndarray, ar1: bool) -> np.ndarray:
     return out
 
 
+def _shares(theta: np.ndarray, ar1: bool) -> np.ndarray:
+    """The parameters with variances summing to 1, from angles: irregular cos^2 a, level sin^2 a cos^2 b,
+    AR sin^2 a sin^2 b (no bounds, and every variance can reach 0 at a finite angle, where the
+    likelihood is smooth in the angle: the optimiser is not slowed by a boundary), phi's unconstrained x."""
+    if ar1:
+        a, b, x = theta
+        return np.array([np.cos(a) ** 2, np.sin(a) ** 2 * np.cos(b) ** 2, np.sin(a) ** 2 * np.sin(b) ** 2,
+                         -x / np.sqrt(1 + x * x)])
+    return np.array([np.cos(theta[0]) ** 2, np.sin(theta[0]) ** 2])
+
+
 def _concentrated(theta: np.ndarray, ar1: bool, y: np.ndarray, W: np.ndarray) -> tuple[float, float]:
-    """(-log-likelihood with the irregular variance profiled out, that variance). theta: log variance
-    ratios to the irregular variance (level[, AR]) and phi's unconstrained value."""
-    ratios = np.exp(theta[:2 if ar1 else 1])
-    params = np.array([1.0, ratios[0], ratios[1], -theta[2] / np.sqrt(1 + theta[2] ** 2)] if ar1
-                      else [1.0, ratios[0]])
-    with np.errstate(all="ignore"):
-        f = filter_series(params, ar1, y, W)
-        n, p = f.U.shape
-        logdet_n, rss = _marginal_terms(f.u, f.U)
-        logdet_p = 2.0 * float(np.linalg.slogdet(f.U[:p])[1])
-        s2 = rss / (n - p)
-        value = 0.5 * ((n - p) * (LOG_2PI + np.log(s2) + 1) + float(np.sum(np.log(f.gains.F[p:])))
-                       + logdet_n - logdet_p)
+    """(-log-likelihood with the variances' total profiled out, that total)."""
+    from numpy.linalg import LinAlgError
+
+    try:
+        with np.errstate(all="ignore"):
+            count, logs, rss = _likelihood_terms(filter_series(_shares(theta, ar1), ar1, y, W))
+    except (LinAlgError, ValueError):
+        return np.inf, np.nan
+    s2 = rss / count
+    value = 0.5 * (count * (LOG_2PI + np.log(s2) + 1) + logs)
     return (float(value), float(s2)) if np.isfinite(value) and s2 > 0 else (np.inf, np.nan)
+
+
+def _converged(res) -> bool:
+    # BFGS stops with "precision loss" when the finite-difference gradient cannot be brought lower: at
+    # an optimum when that gradient is already small
+    return bool(res.success or (res.status == 2 and float(np.max(np.abs(res.jac))) < 1e-3))
 
 
 def maximise(y: np.ndarray, W: np.ndarray, ar1: bool) -> tuple[np.ndarray, float, bool]:
     """The MLE (statsmodels' parameter order), its log-likelihood and whether the optimiser converged.
-    The irregular variance is profiled out, so the search is over 1 (local level) or 3 parameters, from
-    the best point of a coarse grid (the likelihood of these models can have several local maxima)."""
+    The variances' total is profiled out, so BFGS searches 1 (local level) or 3 parameters, from the
+    best point of a coarse grid (the likelihood of these models can have several local maxima)."""
     from scipy.optimize import minimize
 
     def objective(theta: np.ndarray) -> float:
         return _concentrated(theta, ar1, y, W)[0]
 
-    grid_ratios = np.log([1e-4, 1e-2, 1.0])
     if ar1:
-        grid = [np.array([lv, la, x]) for lv in grid_ratios for la in np.log([0.1, 1.0, 10.0])
+        grid = [np.array([a, b, x]) for a in (0.3, 0.8, 1.3) for b in (0.4, 0.8, 1.2)
                 for x in (-1.0, 0.0, 1.0)]  # phi 0.71, 0, -0.71
     else:
-        grid = [np.array([lv]) for lv in np.log([1e-6, 1e-4, 1e-2, 1.0, 100.0])]
+        grid = [np.array([a]) for a in np.linspace(0.05, 1.5, 6)]
     start = min(grid, key=objective)
-    bounds = [(-30.0, 15.0)] * (2 if ar1 else 1) + ([(-50.0, 50.0)] if ar1 else [])
-    res = minimize(objective, start, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
-    theta = res.x
-    value, s2 = _concentrated(theta, ar1, y, W)
-    ratios = np.exp(theta[:2 if ar1 else 1])
-    params = (np.array([s2, s2 * ratios[0], s2 * ratios[1], -theta[2] / np.sqrt(1 + theta[2] ** 2)]) if ar1
-              else np.array([s2, s2 * ratios[0]]))
-    return params, -value, bool(res.success)
+    res = minimize(objective, start, method="BFGS", options={"maxiter": 500, "gtol": 1e-6})
+    value, s2 = _concentrated(res.x, ar1, y, W)
+    params = _shares(res.x, ar1)
+    params[:3 if ar1 else 2] *= s2
+    converged = _converged(res)
+    if not converged:  # finish in statsmodels' own space (square roots of the variances)
+        polish = minimize(lambda v: -loglike(to_constrained(v, ar1), ar1, y, W), to_unconstrained(params, ar1),
+                          method="BFGS", options={"maxiter": 500, "gtol": 1e-6})
+        if polish.fun <= value:
+            params, value, converged = to_constrained(polish.x, ar1), float(polish.fun), _converged(polish)
+    return params, -value, converged
 
 
 def param_names(ar1: bool) -> tuple[str, ...]:
@@ -252,7 +294,8 @@ def seasonal_columns(n: int, season: int | None) -> np.ndarray:
 
 
 def one_step(f: Filtered, offset: np.ndarray, diffuse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One-step-ahead standardised errors and their variance ratios (to F_t) of y - w' offset, the
+    """One-step-ahead standardised errors and their variance ratios (to F_t) of y - w' offset in
+    periods 2..n (the first has no prediction: the level starts diffuse), the
     coefficients of the columns ``diffuse`` (bool, p) learned as the periods come (flat prior: the
     Kalman filter with those coefficients as diffuse states), the others fixed at ``offset``."""
     u = f.u - f.U @ offset

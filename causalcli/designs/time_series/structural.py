@@ -118,19 +118,20 @@ class Posterior:
 
 
 def _design(n: int, season: int | None, X_std: np.ndarray) -> tuple[np.ndarray, int]:
-    """The regression columns [constant, seasonal contrasts, controls] and how many are flat (not controls)."""
+    """The regression columns [seasonal contrasts, controls] and how many are flat (the seasonal ones); the
+    level's start, the constant, is integrated out by the filter's differencing (kalman.py)."""
     from causalcli.designs.time_series.kalman import seasonal_columns
 
-    flat = np.column_stack([np.ones(n), seasonal_columns(n, season)])
+    flat = seasonal_columns(n, season)
     return np.column_stack([flat, X_std]), flat.shape[1]
 
 
 def _posterior(params: np.ndarray, ar1: bool, y: np.ndarray, W: np.ndarray, flat: int, prior: "SlabPrior",
-               rng: np.random.Generator, sweeps: int, chain: np.ndarray | None = None) -> Posterior:
+               rng: np.random.Generator, sweeps: int, horizon: int, chain: np.ndarray | None = None) -> Posterior:
     from causalcli.designs.time_series.kalman import filter_series
     from causalcli.designs.time_series.selection import Regression
 
-    f = filter_series(params, ar1, y, W)
+    f = filter_series(params, ar1, y, W, horizon)
     reg = Regression.of(f, flat, prior)
     subsets, probs, end = reg.posterior(rng, sweeps, chain)
     return Posterior(f, reg, subsets, probs, end)
@@ -139,42 +140,25 @@ def _posterior(params: np.ndarray, ar1: bool, y: np.ndarray, W: np.ndarray, flat
 def _forecast(post: Posterior, W_post: np.ndarray, beta: np.ndarray, beta_cov: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of the post-period forecast with the coefficients' posterior mean and covariance:
-    y_T+h = w_T+h' beta + Z T^(h-1) (a_y - A_w beta) + state noise + e (the state given beta is the
-    filtered state of y - W beta, exact: the filter is linear)."""
-    f, g = post.filtered, post.filtered.gains
-    H = W_post.shape[0]
-    decay = np.diag(g.T)[None, :] ** np.arange(H)[:, None]  # (H, m): T is diagonal
-    loading = W_post - decay @ f.A_w  # (H, p): how y_T+h moves with beta
-    mean = decay @ f.a_y + loading @ beta
-    var = np.empty(H)
-    P = g.P_next.copy()
-    for t in range(H):
-        var[t] = P.sum() + g.h
-        P = g.T @ P @ g.T.T + g.Q
-    var += np.einsum("hp,pq,hq->h", loading, beta_cov, loading)
+    the forecast of y - W b plus W_post b, where the first is M_y - M_w b (the filter is linear)."""
+    f = post.filtered
+    loading = W_post - f.M_w  # (H, p): how y_T+h moves with b
+    mean = f.M_y + loading @ beta
+    var = np.sum(f.root ** 2, axis=1) + np.einsum("hp,pq,hq->h", loading, beta_cov, loading)
     return mean, var
 
 
 def _simulate(posts: list[Posterior], betas: list[np.ndarray], W_post: np.ndarray, rng: np.random.Generator
               ) -> np.ndarray:
-    """For each parameter draw and each of its coefficient draws one post-period path: the state at the
-    intervention from N(a_y - A_w beta, P), then forward with state and observation noise; all draws
-    advanced together: (draws * reps, post periods), the parameter draws' paths in order."""
-    D, reps = len(posts), betas[0].shape[0]
-    m = posts[0].filtered.gains.T.shape[0]
-    H = W_post.shape[0]
-    state = np.stack([p.filtered.a_y[None, :] - b @ p.filtered.A_w.T for p, b in zip(posts, betas)])  # (D, reps, m)
-    roots = np.stack([_root(p.filtered.gains.P_next) for p in posts])
-    state = state + np.matmul(rng.standard_normal((D, reps, m)), roots.transpose(0, 2, 1))
-    phis = np.stack([np.diag(p.filtered.gains.T) for p in posts])[:, None, :]  # (D, 1, m)
-    shock_sd = np.stack([np.sqrt(np.maximum(np.diag(p.filtered.gains.Q), 0.0)) for p in posts])[:, None, :]
-    obs_sd = np.array([np.sqrt(max(p.filtered.gains.h, 0.0)) for p in posts])[:, None]
-    regression = np.stack([b @ W_post.T for b in betas])  # (D, reps, H)
-    out = np.empty((D, reps, H))
-    for t in range(H):
-        out[:, :, t] = state.sum(axis=2) + regression[:, :, t] + obs_sd * rng.standard_normal((D, reps))
-        state = phis * state + shock_sd * rng.standard_normal((D, reps, m))
-    return out.reshape(D * reps, H)
+    """For each parameter draw and each of its coefficient draws one post-period path: the forecast given
+    the coefficients plus a draw of its (data-independent) error: (draws * reps, post periods), the
+    parameter draws' paths in order."""
+    out = []
+    for post, b in zip(posts, betas):
+        f = post.filtered
+        mean = f.M_y[None, :] + b @ (W_post - f.M_w).T
+        out.append(mean + rng.standard_normal((b.shape[0], f.root.shape[1])) @ f.root.T)
+    return np.concatenate(out)
 
 
 def fit_structural(y: np.ndarray, X: np.ndarray, start: int, season: int | None, ar1: bool, draws: int,
@@ -196,11 +180,11 @@ def _fit(y: np.ndarray, X: np.ndarray, start: int, season: int | None, ar1: bool
     y_std = (y - sc.y_mean) / sc.y_sd
     X_std = (X - sc.x_mean) / sc.x_sd if X.shape[1] else X
     W, flat = _design(y.size, season, X_std)
-    if start <= W.shape[1]:
+    if start <= W.shape[1] + 1:
         from causalcli.errors import EstimationError
 
-        raise EstimationError(f"the structural model has {W.shape[1]} regression terms (level, seasonal effects, "
-                              f"controls) and needs more pre-periods than that ({start}): use fewer controls")
+        raise EstimationError(f"the structural model has {W.shape[1] + 1} regression terms (level, seasonal "
+                              f"effects, controls) and needs more pre-periods than that ({start}): use fewer controls")
     y_pre, W_pre, W_post = y_std[:start], W[:start], W[start:]
     params, llf, converged = kalman.maximise(y_pre, W_pre, ar1)
     u = kalman.to_unconstrained(params, ar1)
@@ -208,16 +192,17 @@ def _fit(y: np.ndarray, X: np.ndarray, start: int, season: int | None, ar1: bool
     cov = _covariance(H)
     prior = prior_for(X.shape[1], expected_model_size, information_weight)
     rng = np.random.default_rng(seed)
-    at_mle = _posterior(params, ar1, y_pre, W_pre, flat, prior, rng, GIBBS_SWEEPS)
+    horizon = y.size - start
+    at_mle = _posterior(params, ar1, y_pre, W_pre, flat, prior, rng, GIBBS_SWEEPS, horizon)
     reg = at_mle.regression
     beta, beta_cov = reg.moments(at_mle.subsets, at_mle.probs)
     # one-step-ahead predictions of the pre-period: the flat coefficients learned as the periods come
     # (the Kalman filter's diffuse states), the controls' at their posterior mean (with no prior: learned too)
     learned = np.arange(W.shape[1]) < flat if prior.inclusion is not None else np.ones(W.shape[1], dtype=bool)
     err, ratio = kalman.one_step(at_mle.filtered, np.where(learned, 0.0, beta), learned)
-    burn = int(learned.sum())
-    pre_sd = np.sqrt(at_mle.filtered.gains.F * ratio)
-    pre_mean = y_pre - err * np.sqrt(at_mle.filtered.gains.F)
+    burn = 1 + int(learned.sum())  # the level's start, then one period per learned coefficient
+    pre_sd = np.concatenate([[np.nan], np.sqrt(at_mle.filtered.F * ratio)])
+    pre_mean = y_pre - np.concatenate([[np.nan], err * np.sqrt(at_mle.filtered.F)])
     post_mean, post_var = _forecast(at_mle, W_post, beta, beta_cov)
     # parameter uncertainty: each parameter draw filtered, its controls' posterior computed, then
     # draws / parameter_draws (subset, coefficients, path) triples
@@ -227,7 +212,7 @@ def _fit(y: np.ndarray, X: np.ndarray, start: int, season: int | None, ar1: bool
     chain = at_mle.chain_end
     for _ in range(parameter_draws):
         theta = kalman.to_constrained(u + root @ rng.standard_normal(u.size), ar1)
-        post = _posterior(theta, ar1, y_pre, W_pre, flat, prior, rng, per, chain)
+        post = _posterior(theta, ar1, y_pre, W_pre, flat, prior, rng, per, horizon, chain)
         chain = post.chain_end
         posts.append(post)
         betas.append(post.regression.draw_beta(post.subsets, post.probs, per, rng))
@@ -238,7 +223,7 @@ def _fit(y: np.ndarray, X: np.ndarray, start: int, season: int | None, ar1: bool
     point_sd[:burn] = np.nan
     inclusion = (at_mle.subsets * at_mle.probs[:, None]).sum(axis=0) if X.shape[1] else np.empty(0)
     return StructuralFit(params, kalman.param_names(ar1), cov, u, point, point_sd, sim * sc.y_sd + sc.y_mean,
-                         err[burn:] / np.sqrt(ratio[burn:]), burn, llf, converged, inclusion,
+                         err[burn - 1:] / np.sqrt(ratio[burn - 1:]), burn, llf, converged, inclusion,
                          beta[flat:] * sc.y_sd / sc.x_sd, prior)
 
 
@@ -259,7 +244,7 @@ def placebo_effect(y: np.ndarray, X: np.ndarray, start: int, fake: int, end: int
 
     with single_threaded_blas():
         post = _posterior(params, ar1, y_std[:fake], W[:fake], flat, prior, np.random.default_rng(fake),
-                          PLACEBO_SWEEPS)
+                          PLACEBO_SWEEPS, end - fake)
     beta, beta_cov = post.regression.moments(post.subsets, post.probs)
     forecast = _forecast(post, W[fake:end], beta, beta_cov)[0] * sc.y_sd + sc.y_mean
     return float(np.mean(y[fake:end] - forecast))
