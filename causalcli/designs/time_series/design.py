@@ -68,7 +68,7 @@ class TimeSeriesDesign(Design):
     inference = (STRUCTURAL_INFERENCE, SEGMENTED_INFERENCE)
     default_refuters = ("placebo_in_time",)
     streams_data = True  # one grouped pass where the data live; only the periods come back
-    preload_modules = ("scipy.optimize", "scipy.signal")
+    preload_modules = ("scipy.optimize",)  # BFGS; it loads scipy.linalg (banded Cholesky)
     weights_built = False
     reference = ("Brodersen et al. (2015), CausalImpact; Harvey (1989); Wagner et al. (2002) segmented regression; "
                  "Newey and West (1987, 1994)")
