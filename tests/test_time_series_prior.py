@@ -50,7 +50,7 @@ def test_filter_by_augmentation_is_statsmodels(ar1):
     from causalcli.designs.time_series import kalman
     from causalcli.designs.time_series.structural import _design, fit_structural, scaling
 
-    T, start, k = 200, 170, 3
+    T, start, k = 150, 120, 3
     y, X = _series(T, k, np.array([1.0, 0.5, 0.0]), seed=3)
     sc = scaling(y, X, start)
     y_std, X_std = (y - sc.y_mean) / sc.y_sd, (X - sc.x_mean) / sc.x_sd
@@ -93,10 +93,11 @@ def _relevant_and_noise(seed: int = 7):
 
 def test_spike_and_slab_keeps_the_relevant_controls():
     """2 relevant and 8 pure-noise controls, CausalImpact's prior (expected model size 3: inclusion 0.3
-    each). A noise control's Bayes factor under the Zellner slab worth kappa = 0.01 observations is
-    about (1 + n/kappa)^(-1/2) exp(t^2/2) = exp(t^2/2) / 137 for n = 190, so its posterior inclusion
-    is below 0.2 unless |t| > 3 (a 0.3% event) and below 0.03 for |t| < 2: each noise control < 0.2,
-    their mean < 0.1; the relevant ones (t in the tens) >= 0.9. The average effect's interval covers 3."""
+    each, prior odds 3/7). A noise control's Bayes factor under the Zellner slab worth kappa = 0.01
+    observations is about (1 + n/kappa)^(-1/2) exp(t^2/2) = exp(t^2/2) / 141 for n = 199 differences,
+    so its posterior odds are exp(t^2/2) / 329: its inclusion is below 0.2 unless |t| > 2.97 (a 0.3%
+    event) and below 0.03 for |t| < 2: each noise control < 0.2, their mean < 0.1; the relevant ones
+    (t in the tens) >= 0.9. The average effect's interval covers 3."""
     y, X, start = _relevant_and_noise()
     spec = {"version": 1, "name": "ts", "outcome": "sales",
             "design": {"method": "time_series", "time": "date", "intervention": str(START + dt.timedelta(days=start)),
