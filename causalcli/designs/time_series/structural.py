@@ -98,6 +98,28 @@ def _covariance(H: np.ndarray) -> np.ndarray:
     return (vecs * inv) @ vecs.T
 
 
+def _parameter_covariance(u: np.ndarray, ar1: bool, y: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """The asymptotic covariance of the unconstrained parameters, a variance at its boundary (zero, to
+    1e-6 of the variances' total) held there: at u = 0 the likelihood's curvature in u = sqrt(variance)
+    misses how that variance trades off with the others (the cross derivatives vanish there), and
+    draws of it would only add noise (intervals over-covered: every A/A series passed)."""
+    from causalcli.designs.time_series import kalman
+
+    n_var = 3 if ar1 else 2
+    free = np.ones(u.size, dtype=bool)
+    free[:n_var] = u[:n_var] ** 2 > 1e-6 * float(np.sum(u[:n_var] ** 2))
+    cov = np.zeros((u.size, u.size))
+    if free.any():
+
+        def loglike(v: np.ndarray) -> float:
+            full = u.copy()
+            full[free] = v
+            return kalman.loglike(kalman.to_constrained(full, ar1), ar1, y, W)
+
+        cov[np.ix_(free, free)] = _covariance(_hessian(loglike, u[free]))
+    return cov
+
+
 def _root(S: np.ndarray) -> np.ndarray:
     """A square root L (L L' = S) of a covariance that may be singular (a variance at zero)."""
     vals, vecs = np.linalg.eigh((S + S.T) / 2)
@@ -188,8 +210,7 @@ def _fit(y: np.ndarray, X: np.ndarray, start: int, season: int | None, ar1: bool
     y_pre, W_pre, W_post = y_std[:start], W[:start], W[start:]
     params, llf, converged = kalman.maximise(y_pre, W_pre, ar1)
     u = kalman.to_unconstrained(params, ar1)
-    H = _hessian(lambda v: kalman.loglike(kalman.to_constrained(v, ar1), ar1, y_pre, W_pre), u)
-    cov = _covariance(H)
+    cov = _parameter_covariance(u, ar1, y_pre, W_pre)
     prior = prior_for(X.shape[1], expected_model_size, information_weight)
     rng = np.random.default_rng(seed)
     horizon = y.size - start
