@@ -158,7 +158,7 @@ class Regression:
                 flip = state.copy()
                 flip[j] = not flip[j]
                 other = self._log_posterior_one(flip)
-                if rng.random() < 1.0 / (1.0 + np.exp(current - other)):
+                if rng.random() < 1.0 / (1.0 + np.exp(min(current - other, 700.0))):
                     state, current = flip, other
             if s >= GIBBS_BURN:
                 kept[s - GIBBS_BURN] = state
