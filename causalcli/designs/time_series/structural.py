@@ -20,8 +20,9 @@ square roots of the variances, phi's stationarity transform, as statsmodels' opt
 from their asymptotic normal (the inverse of the negative Hessian of the log-likelihood there,
 numerically); for each of ``parameter_draws`` draws the pre-period is filtered, the controls'
 posterior computed, and ``draws / parameter_draws`` paths simulated: a subset of controls and the
-coefficients from their posterior, the state at the intervention given them, then forward with
-state and observation noise. The point counterfactual is the forecast at the MLE with the
+coefficients from their posterior, then the path from the forecast's exact Gaussian distribution
+given them (its mean from the filtered series, its covariance, state and observation noise
+together, from kalman.py). The point counterfactual is the forecast at the MLE with the
 coefficients' posterior mean (no simulation noise); intervals are quantiles of the simulated
 paths; everything is seeded by the study's seed.
 """
