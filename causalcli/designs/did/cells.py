@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.did.panel import PanelData
     from causalcli.spec.models import Study
 
-CELLS_ESTIMATORS = ("callaway_santanna",)
+CELLS_ESTIMATORS = ("callaway_santanna", "twfe", "2x2")
 EXACT = "exact fixed-point sums of centred outcomes and their products by cohort and period pair (order-independent)"
 
 
@@ -57,6 +57,7 @@ class Cells:
     sums: np.ndarray            # cohorts x T: sum_i (y_it - centre_t)
     products: np.ndarray        # cohorts x T x T: sum_i (y_it - centre_t)(y_is - centre_s)
     fetched_rows: int
+    centres: np.ndarray         # T: the period centres the sums are taken about
 
 
 @dataclass
@@ -65,7 +66,7 @@ class CellsData:
     the panel's rows for the refuters (``rows``, filled once by ``DidDesign.before_refuters``)."""
 
     panel: "PanelData"
-    group_time: "GroupTime"
+    group_time: "GroupTime | None"  # None: a regression (``cells_regression``)
     diagnostics: dict[str, Any]
     fetch: Callable[[], "PanelData"]
     rows: "PanelData | None" = None
@@ -151,6 +152,12 @@ def engine_cells(table: "Table", study: "Study") -> Cells:
     g_idx = np.where(values > 0, np.searchsorted(times, values, side="left"), -1)
     if np.any(g_idx == 0):
         raise RowsNeeded("some units are treated in the first period")
+    d = study.design
+    if not d.cohort and d.estimator == "twfe" and d.event_study is None:  # on/off treatments are used as given
+        switching = table.sql(f"SELECT count(*) FROM ({rows}) AS r JOIN ({units}) AS v ON r.u = v.u "
+                              "WHERE (r.g0 IS NOT NULL) <> (v.g > 0 AND r.t >= v.g)")[0][0]
+        if switching:
+            raise RowsNeeded(f"the treatment switches off in {switching} rows (an on/off treatment)")
     cohorts, where = np.unique(g_idx, return_inverse=True)
     counts = np.bincount(where, weights=[int(k) for _, _, k in shapes]).astype(np.int64)
     centres, bound, squares = [], 0.0, 0.0
@@ -177,7 +184,7 @@ def engine_cells(table: "Table", study: "Study") -> Cells:
         c, i, j = position[int(k)], int(np.searchsorted(times, float(t))), int(np.searchsorted(times, float(s)))
         products[c, i, j] = products[c, j, i] = float(yy)
         sums[c, i] = float(y)
-    return Cells(times, cohorts, counts, sums, products, fetched() - before)
+    return Cells(times, cohorts, counts, sums, products, fetched() - before, np.asarray(centres))
 
 
 # ---------------------------------------------------------------- Callaway-Sant'Anna from the cells
@@ -259,9 +266,14 @@ def prepare_cells(study: "Study", table: "Table", fetch: Callable[[], "PanelData
     if treated == 0:
         raise RowsNeeded("no unit is ever treated")  # the row path says so, naming the key
     if int(cells.counts.sum()) < MIN_CLUSTERS or min(treated, untreated) < MIN_TREATED_CLUSTERS:
-        raise RowsNeeded(f"few units ({treated} treated, {untreated} not): randomization inference permutes units")
-    o = study.design.options
-    gt = group_time_from_cells(cells, o.control_group, o.base_period)
+        raise RowsNeeded(f"few units ({treated} treated, {untreated} not): few-cluster inference "
+                          "permutes or resamples units")
     info = {"computed_from": "cohort x period cells in the engine", "fetched_rows": cells.fetched_rows,
             "summation": EXACT}
+    o = study.design.options
+    if study.design.estimator != "callaway_santanna":
+        from causalcli.designs.did.cells_regression import cell_panel
+
+        return CellsData(cell_panel(stand_in_panel(study, table, cells), cells), None, info, fetch)
+    gt = group_time_from_cells(cells, o.control_group, o.base_period)
     return CellsData(stand_in_panel(study, table, cells), gt, info, fetch)
