@@ -230,17 +230,17 @@ def group_time_from_cells(cells: Cells, control: str, base_period: str) -> "Grou
                      np.asarray(atts), np.column_stack(infs), N, one, row_cohort, one=one, shares=shares)
 
 
-def stand_in_panel(study: "Study", table: "Table", cells: Cells) -> "PanelData":
+def stand_in_panel(study: "Study", table: "Table", cells: Cells, per_unit: bool = True) -> "PanelData":
     """The ``PanelData`` the Callaway-Sant'Anna fit reads besides the ATT(g,t): counts, the panel's shape, the
-    unit cohorts (for the count of treated units); no rows."""
+    unit cohorts (for the count of treated units; ``per_unit`` False: the cohorts, once each); no rows."""
     from causalcli.data.types import period_json, period_text
     from causalcli.designs.did.panel import PanelData
 
     d = study.design
     labels = table.period_labels.get(d.time)
     times, T = cells.times, int(cells.times.size)
-    g = np.repeat(cells.cohorts, cells.counts).astype(np.int64)
-    N, treated = int(g.size), int((g >= 0).sum())
+    g = (np.repeat(cells.cohorts, cells.counts) if per_unit else cells.cohorts).astype(np.int64)
+    N, treated = int(cells.counts.sum()), int(cells.counts[cells.cohorts >= 0].sum())
     panel = {"units": N, "periods": T, "rows": N * T, "balanced": True, "missing_unit_periods": 0,
              "first_period": period_json(times[0], labels), "last_period": period_json(times[-1], labels),
              "cohorts": {period_text(times[k], labels): int(n) for k, n in zip(cells.cohorts, cells.counts) if k >= 0},
@@ -274,6 +274,6 @@ def prepare_cells(study: "Study", table: "Table", fetch: Callable[[], "PanelData
     if study.design.estimator != "callaway_santanna":
         from causalcli.designs.did.cells_regression import cell_panel
 
-        return CellsData(cell_panel(stand_in_panel(study, table, cells), cells), None, info, fetch)
+        return CellsData(cell_panel(stand_in_panel(study, table, cells, per_unit=False), cells), None, info, fetch)
     gt = group_time_from_cells(cells, o.control_group, o.base_period)
     return CellsData(stand_in_panel(study, table, cells), gt, info, fetch)

@@ -91,7 +91,8 @@ def _within(Xc: np.ndarray, n_c: np.ndarray) -> np.ndarray:
 
 
 def cell_panel(stand_in: "PanelData", cells: "Cells") -> "PanelData":
-    """The cohort x period table as a ``PanelData``: cohorts as units, cell means as outcomes (module docstring)."""
+    """The cohort x period table as a ``PanelData``: cohorts as units, cell means as outcomes (module docstring);
+    ``stand_in`` carries the panel's counts and one cohort per "unit" (``cells.stand_in_panel``)."""
     from causalcli.designs.did.cells import gram_factor
 
     C, T = cells.cohorts.size, cells.times.size
@@ -101,4 +102,4 @@ def cell_panel(stand_in: "PanelData", cells: "Cells") -> "PanelData":
                                       zip(cells.counts, cells.sums, cells.products)),
                                 int(cells.counts[cells.cohorts >= 0].sum()))
     return replace(stand_in, unit=np.repeat(np.arange(C), T), time=np.tile(np.arange(T), C), y=means.ravel(),
-                   g=cells.cohorts.astype(np.int64), X=np.empty((C * T, 0)), cells=regression)
+                   X=np.empty((C * T, 0)), cells=regression)
