@@ -16,10 +16,15 @@ Sums are exact and order-independent: each outcome is centred on its period's ro
 (a centred value, a product of two) is rounded to a power-of-two grid fine enough that no partial sum can
 round (as the experiment's fixed-point pass), so an engine adding in any order gives the same bits.
 
+2x2, TWFE, the event study and Sun-Abraham read the same cells: their regressors depend on cohort and period
+only, and a unit's CRV1 score is linear in (1, y_i1..y_iT) with cohort-wide coefficients
+(``cells_regression``).
+
 What needs units falls back to the rows (``RowsNeeded`` names why; ``DidDesign.prepare`` fetches the panel):
 covariates, weights, clusters other than the unit, bootstraps (a weight per unit), an unbalanced panel, rows
 with a missing value, units treated in the first period or after the last, few (treated) units (randomization
-inference permutes units), a cohort near the propensity trim. The refuters permute and subsample units: they
+inference permutes units, the wild bootstrap reweights them), a cohort near the propensity trim, an on/off
+treatment (static twfe uses it as given). The refuters permute and subsample units: they
 run on the panel, fetched once before them (``DidDesign.before_refuters``).
 """
 
@@ -39,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.did.panel import PanelData
     from causalcli.spec.models import Study
 
-CELLS_ESTIMATORS = ("callaway_santanna", "twfe", "2x2")
+CELLS_ESTIMATORS = ("callaway_santanna", "twfe", "2x2", "sun_abraham")
 EXACT = "exact fixed-point sums of centred outcomes and their products by cohort and period pair (order-independent)"
 
 

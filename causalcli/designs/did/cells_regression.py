@@ -1,4 +1,4 @@
-"""2x2, TWFE and the event study from the engine's cohort x period cells (``cells``): no panel rows.
+"""2x2, TWFE, the event study and Sun-Abraham from the engine's cohort x period cells (``cells``): no panel rows.
 
 On a balanced panel without covariates or weights, clustered by unit, every regressor of these regressions
 depends on a row only through its cohort and period, so the fit runs on the cohort x period table:
@@ -14,9 +14,10 @@ depends on a row only through its cohort and period, so the fit runs on the coho
   effects are nested in the clusters and count one), else K = regressors.
 
 ``cell_panel`` is a ``PanelData`` whose "units" are the cohorts and whose rows are the cells (``cells`` set:
-``regression.regress``, ``clusters.cluster_counts`` and the Goodman-Bacon decomposition read the cohort sizes
-from it), so ``fit_twfe``, ``fit_event_study`` and ``fit_2x2`` run unchanged, with the auxiliary pre-trend
-event study, the Goodman-Bacon decomposition and the honest-DiD sets. The few-cluster inference (wild
+``regression.regress``, ``clusters.cluster_counts``, the Goodman-Bacon decomposition and Sun-Abraham's
+treated-row counts read the cohort sizes from it), so ``fit_twfe``, ``fit_event_study``, ``fit_2x2`` and
+``fit_sun_abraham`` run unchanged, with the auxiliary pre-trend event study, the Goodman-Bacon decomposition
+and the honest-DiD sets. The few-cluster inference (wild
 bootstrap, randomization inference) needs units: ``cells.prepare_cells`` sends such panels to the rows.
 """
 
