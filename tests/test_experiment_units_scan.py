@@ -73,10 +73,14 @@ def run(tmp_path, df: pd.DataFrame, name: str) -> dict:
     return {k: v for k, v in result.items() if k not in ("timing_s", "provenance", "spec_path")}
 
 
-@pytest.mark.parametrize("case", ["fast", "null_segment_row", "null_variant_row", "unit_without_variant"])
+@pytest.mark.parametrize("case", ["fast", "rows_without_unit", "null_segment_row", "null_variant_row",
+                                  "unit_without_variant"])
 def test_fast_grouping_gives_the_same_result_as_the_grouping_by_unit_and_arm(tmp_path, monkeypatch, case):
     df = sessions(3)
-    if case == "null_segment_row":  # a unit whose segment is missing on one row: the fast check refuses it
+    if case == "rows_without_unit":  # counted and dropped alike (their NULL group holds both arms)
+        df["user"] = df["user"].astype("Int64")
+        df.loc[[11, 12, 13], "user"] = pd.NA
+    elif case == "null_segment_row":  # a unit whose segment is missing on one row: the fast check refuses it
         df.loc[5, "country"] = None
     elif case == "null_variant_row":  # a row with a unit and no arm: two hashes in its unit, the old grouping
         df.loc[7, "variant"] = None
@@ -86,7 +90,7 @@ def test_fast_grouping_gives_the_same_result_as_the_grouping_by_unit_and_arm(tmp
     real = unit_scan.group
     monkeypatch.setattr(unit_scan, "group", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
     fast = run(tmp_path, df, "fast")
-    assert used == [case == "fast"]
+    assert used == [case in ("fast", "rows_without_unit")]
     monkeypatch.setattr(unit_scan, "applies", lambda table: False)
     old = run(tmp_path, df, "old")
     assert json.dumps(fast, sort_keys=True, default=str) == json.dumps(old, sort_keys=True, default=str)

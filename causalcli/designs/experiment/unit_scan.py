@@ -60,8 +60,8 @@ def decimal_sum_parts(value: str, ok: str, scale: int, largest: float) -> tuple[
     bound = largest * 10.0 ** scale
     k = max(0, math.ceil(math.log2(bound)) - BIGINT_BITS) if bound >= 1 else 0
     scaled = f"round({value} * {power})"
-    unit = "0." + "0" * (scale - 1) + "1" if scale > 0 else "1"
-    to_double = f"CAST(CAST({{total}} AS DECIMAL(38, 0)) * CAST('{unit}' AS DECIMAL(38, {scale})) AS DOUBLE)"
+    quantum = "0." + "0" * (scale - 1) + "1" if scale > 0 else "1"  # 10^-s: the DECIMAL whose integer is 1
+    to_double = f"CAST(CAST({{total}} AS DECIMAL(38, 0)) * CAST('{quantum}' AS DECIMAL(38, {scale})) AS DOUBLE)"
     if k == 0:  # every rounded value fits a BIGINT
         return [f"sum(CASE WHEN {ok} THEN CAST({scaled} AS BIGINT) END)"], to_double.format(total="{0}")
     high = f"trunc({scaled} * {lit(2.0 ** -k)})"  # exact: a power of two, then an integer part
