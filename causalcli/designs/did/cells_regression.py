@@ -13,7 +13,7 @@ depends on a row only through its cohort and period, so the fit runs on the coho
 * fixest's small-sample factor with clusters = units: K = regressors + periods with fixed effects (the unit
   effects are nested in the clusters and count one), else K = regressors.
 
-``cell_panel`` is a ``PanelData`` whose "units" are the cohorts and whose rows are the cells (``cells`` set:
+``cells.cell_panel`` is a ``PanelData`` whose "units" are the cohorts and whose rows are the cells (``cells`` set:
 ``regression.regress``, ``clusters.cluster_counts``, the Goodman-Bacon decomposition and Sun-Abraham's
 treated-row counts read the cohort sizes from it), so ``fit_twfe``, ``fit_event_study``, ``fit_2x2`` and
 ``fit_sun_abraham`` run unchanged, with the auxiliary pre-trend event study, the Goodman-Bacon decomposition
