@@ -136,6 +136,11 @@ class Design(ABC, Generic[Prepared]):
         """Design-specific checks of the data (columns, types, panel shape): ``DataError`` (exit 3) naming
         the column. ``causalcli validate`` stops here. The default checks nothing."""
 
+    def duckdb_settings(self, study: "Study") -> dict[str, Any]:
+        """DuckDB settings the design's queries need, set on the study's connection before its configuration is
+        locked (``data.filter``). The default: none."""
+        return {}
+
     def columns(self, study: "Study") -> list[str]:
         """The columns the design reads (after ``data.columns`` renames), in a fixed order: on an engine other
         than DuckDB only these are fetched, and rows are ordered by them. The default: the study's roles and
