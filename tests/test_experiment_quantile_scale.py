@@ -121,3 +121,34 @@ def test_windows_from_the_first_rows_give_numpy_order_statistics(tmp_path, monke
                                                                            m["quantile"])
     passes = res.diagnostics["quantiles"]["passes"]
     assert passes == 1 if order == "shuffled" else passes >= 2  # one fetch; else a histogram pass too
+
+
+@pytest.mark.parametrize("order", ["shuffled", "sorted"])  # sorted: the first rows mislead, histograms take over
+def test_windows_by_segment_value_give_numpy_order_statistics(tmp_path, monkeypatch, order):
+    from causalcli.designs.experiment import quantile_pass
+
+    monkeypatch.setattr(quantile_pass, "SAMPLE_MIN_ROWS", 1000)
+    monkeypatch.setattr(quantile_pass, "SEGMENT_SAMPLE_ROWS", 6000)
+    monkeypatch.setattr(quantile_pass, "SAMPLE_MIN_ARM", 100)
+    monkeypatch.setattr(quantile_module, "MARGIN_BINS", 64)
+    df = rows(16_000, seed=6)
+    df["y"] = df.y * np.where(df.country == "us", 3.0, 1.0)  # one value's quantiles far from the others'
+    if order == "sorted":
+        df = df.sort_values("y", na_position="first")
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    metrics = [{"name": "p90", "outcome": "y", "quantile": 0.9}, {"name": "p50", "outcome": "y", "quantile": 0.5}]
+    res = run_study({**spec(path, metrics), "segments": ["country", "platform"]})
+    for m in metrics:
+        q = m["quantile"]
+        row = by_metric(res)[(m["name"], "treatment")]
+        for side in ("control", "treatment"):
+            assert row[side]["order_statistics"] == numpy_order_statistics(df.y[df.variant == side].to_numpy(), q)
+        for column in ("country", "platform"):
+            for value in df[column].dropna().unique():
+                cell = df[df[column] == value]
+                want = [numpy_order_statistics(cell.y[cell.variant == s].to_numpy(), q)["quantile"]
+                        for s in ("control", "treatment")]
+                assert effects(res)[f"{m['name']}/treatment/abs/{column}={value}"].value == want[1] - want[0]
+    passes = res.diagnostics["quantiles"]["passes"]
+    assert passes == 1 if order == "shuffled" else passes >= 2  # one fetch; else the histogram query too
