@@ -18,10 +18,10 @@ histogram's grouping costs a hash lookup (10^7 Parquet rows: 0.50 s for the pass
 0.6-1.2 s with the histogram and 0.26-0.45 s without either).
 
 By segment, on a large table the windows come from the first ``SEGMENT_SAMPLE_ROWS`` rows too
-(``segment_windows``): one set of windows per column, wide enough for the smallest arm and segment value
-and shared by every group, so the pass still counts three sums per window and adds its rows (per arm and
-segment values) up to each group. That replaces the histogram query by arm, segments and bin (10^8 rows:
-12.1 s) with two queries over the sample (about 1 s together) and a larger fetch. Otherwise (a small
+(``segment_windows``): per column and arm, one set of windows wide enough for the arm's smallest segment
+value and shared by the arm's groups, so the pass counts two sums per window (and one per column) and adds
+its rows (per arm and segment values) up to each group. That replaces the histogram query by arm, segments
+and bin (10^8 rows: 12.1 s) with two queries over the sample and a larger fetch. Otherwise (a small
 table, a group with few values among the first rows) the histogram is a query of its own
 (``quantile.order_statistics`` with margins): grouping sets carrying the segment keys made the statistics
 pass cost more than the two queries apart (10^7 rows: 4.1 s against 1.05 s + 2.2 s), since every
@@ -116,24 +116,27 @@ class FirstHistogram:
 
 @dataclass
 class SampleWindows:
-    """Windows of values per column, predicted from the first rows to hold the ranks wanted in every group (each
-    arm, and with ``segments`` each arm and segment value), and the counts the statistics pass returns for them
-    (sums of 0/1 comparisons: no grouping of its own): each group's complete values, and per window the values
-    below it and up to its top. Every group shares a column's windows, so a window costs two sums whatever the
-    groups; the pass's rows (per arm, and segment values) add up to each group's counts here."""
+    """Windows of values per column and arm, predicted from the first rows to hold the ranks wanted in every group
+    (each arm, and with ``segments`` each arm and segment value: an arm's groups share its windows), and the counts
+    the statistics pass returns for them (sums of 0/1 comparisons: no grouping of its own): each group's complete
+    values, and per window the values below it and up to its top. The pass's rows (per arm, and segment values)
+    add up to each group's counts here."""
 
     columns: tuple[str, ...]
-    windows: dict[int, list[tuple[float, float]]]  # column -> disjoint [a, b], in order
+    windows: dict[tuple[int, Any], list[tuple[float, float]]]  # (column, arm) -> disjoint [a, b], in order
     segments: int = 0
     counts: dict[tuple[int, tuple], list[int]] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)
+
+    def _ends(self, i: int) -> list[tuple[float, float]]:
+        return sorted({(a, b) for (j, _), ws in self.windows.items() if j == i for a, b in ws})
 
     def _aggregates(self) -> list[tuple[int, str]]:
         """(column, SQL condition) of each count, in the order the pass returns them."""
         out = []
         for i in range(len(self.columns)):
             out.append((i, f"NOT isnan(qv{i})"))  # NULL: not summed
-            for a, b in self.windows.get(i, []):
+            for a, b in self._ends(i):
                 out += [(i, f"qv{i} < {_lit(a)}"), (i, f"qv{i} <= {_lit(b)}")]  # NaN: false
         return out
 
@@ -171,13 +174,15 @@ class SampleWindows:
         """Column ``i``'s groups as histograms whose parts are the windows and the gaps between them; None when
         a rank wanted falls in no window (the first rows did not represent the column: the histogram passes
         then run)."""
+        ends = self._ends(i)
         out = {}
         for (j, group), counts in self.counts.items():
             if j != i:
                 continue
-            n, parts, before = counts[0], [], 0
-            for k, (a, b) in enumerate(self.windows.get(i, [])):
-                below, upto = counts[1 + 2 * k], counts[2 + 2 * k]
+            n, at = counts[0], {e: (counts[1 + 2 * k], counts[2 + 2 * k]) for k, e in enumerate(ends)}
+            parts, before = [], 0
+            for a, b in self.windows.get((i, group[0]), []):
+                below, upto = at[(a, b)]
                 parts += [(len(parts), below - before, math.nan, math.nan), (len(parts) + 1, upto - below, a, b)]
                 before = upto
             parts.append((len(parts), n - before, math.nan, math.nan))
@@ -229,7 +234,7 @@ def sample_windows(table: "Table", treatment: str, columns: tuple[str, ...], lev
                 spread = (z + SAMPLE_SDS) * math.sqrt(q * (1 - q) / m) + 2 / m
                 lo, hi = max(0, math.floor((q - spread) * m)), min(m - 1, math.ceil((q + spread) * m))
                 spans.setdefault(i, []).append((float(x[lo]), float(x[hi])))
-    windows = {i: _merged(found) for i, found in spans.items()}  # every arm shares them: fewer counts
+    windows = {(i, arm): _merged(found) for i, found in spans.items() for arm in by_arm}  # shared: fewer sums
     return SampleWindows(columns, windows) if windows else None
 
 
@@ -245,19 +250,20 @@ def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 def segment_windows(table: "Table", treatment: str, segments: tuple[str, ...], columns: tuple[str, ...],
                     levels: dict[str, list[float]], z: float) -> SampleWindows | None:
-    """``sample_windows`` by segment: per column, the values between the quantiles at ``q -/+ (h + delta)`` of
-    every arm and of every arm and segment value (the groups whose quantiles are reported) in the first
-    ``SEGMENT_SAMPLE_ROWS`` rows, ``h`` and ``delta`` those of the smallest group (the widest: the windows merge
-    into one set that every group shares, so the smallest group's window is in it anyway). DuckDB counts the
-    groups, then finds their quantiles (``quantile_disc``, one query for every group: 10^7 rows, a sample of
-    2,000,000 and two segments: 0.9 s where sorting each group's values took 2.2 s). None when some group has
-    fewer than ``SAMPLE_MIN_ARM`` complete values among those rows."""
+    """``sample_windows`` by segment: per column and arm, the values between the quantiles at ``q -/+ (h +
+    delta)`` of the arm and of each of its segment values (the groups whose quantiles are reported) in the first
+    ``SEGMENT_SAMPLE_ROWS`` rows, ``h`` and ``delta`` those of the smallest group (the widest: an arm's windows
+    merge into one set that its groups share, so the smallest group's window is in it anyway). DuckDB counts
+    the groups, then finds their quantiles (``quantile_disc``, one query for every group: 10^7 rows, a sample
+    of 2,000,000 and two segments: 0.9 s where sorting each group's values took 2.2 s). The arms keep windows
+    of their own: an effect moves them apart, and one set for both would double the values fetched. None when
+    some group has fewer than ``SAMPLE_MIN_ARM`` complete values among those rows."""
     names = [f"g{j}" for j in range(len(segments))]
     sets = ", ".join(["(arm)", *(f"(arm, {g})" for g in names)])
     # the arms, and the values of a segment (rows without one, NULL, are grouped too, and left out)
     reported = " OR ".join([" AND ".join(f"GROUPING({g}) = 1" for g in names),
                             *(f"(GROUPING({g}) = 0 AND {g} IS NOT NULL)" for g in names)])
-    windows: dict[int, list[tuple[float, float]]] = {}
+    windows: dict[tuple[int, Any], list[tuple[float, float]]] = {}
     for i, column in enumerate(columns):
         head = ", ".join([f"{quote_identifier(treatment)} AS arm",
                           *(f"{quote_identifier(c)} AS {g}" for c, g in zip(segments, names)),
@@ -272,9 +278,10 @@ def segment_windows(table: "Table", treatment: str, segments: tuple[str, ...], c
         for q in levels[column]:
             spread = (z + SAMPLE_SDS) * math.sqrt(q * (1 - q) / m) + 2 / m
             fractions += [max(0.0, q - spread), min(1.0, q + spread)]
-        found = table.sql(f"SELECT quantile_disc(v, [{', '.join(map(_lit, fractions))}]) FROM {sample}")
-        windows[i] = _merged([(float(ends[k]), float(ends[k + 1])) for (ends,) in found
-                              for k in range(0, len(ends), 2)])
+        spans: dict[Any, list[tuple[float, float]]] = {}
+        for arm, ends in table.sql(f"SELECT arm, quantile_disc(v, [{', '.join(map(_lit, fractions))}]) FROM {sample}"):
+            spans.setdefault(arm, []).extend((float(ends[k]), float(ends[k + 1])) for k in range(0, len(ends), 2))
+        windows.update({(i, arm): _merged(found) for arm, found in spans.items()})
     return SampleWindows(columns, windows, len(segments))
 
 
@@ -319,3 +326,16 @@ def first_histogram(table: "Table", shapes: list[Any], segments: tuple[str, ...]
                 return None
             ranges.append((float(mean) - SPREAD * float(sd or 0.0), float(mean) + SPREAD * float(sd or 0.0)))
     return FirstHistogram(columns, tuple(ranges), quantile.FIRST_BINS)  # read at call time: tests lower it
+
+
+def start_range(stats: Any, column: str, spread: float = 8.0) -> tuple[float, float] | None:
+    """mean -/+ ``spread`` sd of a column over every arm, from the one-pass sums (None when it is not summed)."""
+    for group in (stats.groups.values() if stats is not None else ()):
+        arms = [a for a in group.values() if column in a.s and a.n]
+        n = sum(a.n for a in arms)
+        if n:
+            shift = sum(a.s[column] for a in arms) / n
+            sd = math.sqrt(max(sum(a.ss[(column, column)] for a in arms) / n - shift * shift, 0.0))
+            centre = stats.centres[column] + shift
+            return centre - spread * sd, centre + spread * sd
+    return None
