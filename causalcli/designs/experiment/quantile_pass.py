@@ -303,8 +303,11 @@ def first_histogram(table: "Table", shapes: list[Any], segments: tuple[str, ...]
             if getattr(m, "quantile", None) is not None:
                 levels.setdefault(m.outcome, []).append(float(m.quantile))
         z = normal_quantile((1 + conf_level) / 2)
-        windows = (segment_windows(table, treatment, tuple(segments), columns, levels, z) if segments else
-                   sample_windows(table, treatment, columns, levels, z))
+        windows = None
+        if not segments:
+            windows = sample_windows(table, treatment, columns, levels, z)
+        elif table.engine is None:  # quantile_disc over GROUPING SETS: written for DuckDB alone
+            windows = segment_windows(table, treatment, tuple(segments), columns, levels, z)
         if windows is not None:
             return windows
     if segments:  # by segment: a histogram query of its own is cheaper than one in the pass (module docstring)
