@@ -384,7 +384,7 @@ class SynthDesign(Design):
             cv_validate_window=window(cv.validate_window, "design.options.cross_validation.validate_window")
             if cv else None, time_labels=tuple(labels) if labels else None,
             missing_n=missing.n, estimator=d.estimator, variant=opts.variant, se=opts.se,
-            replications=opts.replications, treated=len(treated), adoption=tuple(adopts[u] for u in treated)
+            replications=opts.replications, placebo_units=opts.placebo_units, treated=len(treated), adoption=tuple(adopts[u] for u in treated)
             if adopts else (), nu=opts.nu, weight_penalty=opts.weight_penalty, fixed_effects=opts.fixed_effects,
         )
         unlisted = sorted(u for u, a in adopts.items() if a is not None and u not in treated)
@@ -408,7 +408,8 @@ class SynthDesign(Design):
 
     def fit(self, prepared: "SynthData", study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.runtime.jobs import resolve_jobs
-        from causalcli.designs.synthetic_control.panel import fit_unit, placebo_in_space, rmspe
+        from causalcli.designs.synthetic_control.panel import fit_unit
+        from causalcli.designs.synthetic_control.space import default_placebo_units, placebo_in_space_test
 
         d = prepared
         if d.estimator == "synthetic_control" and (d.treated > 1 or d.adoption):
@@ -428,21 +429,11 @@ class SynthDesign(Design):
         pre, post = d.pre, d.post
         post_gaps = f.gaps[post]
         value = float(post_gaps.mean())
-        # placebo in space: every donor as if treated, the others as its donors
-        placebo = placebo_in_space(d, resolve_jobs(jobs))
-        pre_r = rmspe(placebo, pre)
-        post_r = rmspe(placebo, post)
+        # placebo in space: donors as if treated, the others as their donors (every donor up to the budget)
+        budget = d.placebo_units or default_placebo_units(study.thresholds.alpha)
+        space = placebo_in_space_test(d, f, budget, seed, resolve_jobs(jobs))
+        p_value, rank, period_p = space.p_value, space.rank, space.period_p
         ratio_treated = f.post_rmspe / f.pre_rmspe if f.pre_rmspe > 0 else math.inf
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = np.where(pre_r > 0, post_r / pre_r, np.inf)
-        # rank among all J + 1 units, ties counted against the treated unit
-        rank = 1 + int(np.count_nonzero(ratios >= ratio_treated))
-        p_value = rank / (J + 1)
-        # per-period: |gap| scaled by the unit's pre-RMSPE, ranked the same way
-        std_treated = np.abs(post_gaps) / max(f.pre_rmspe, 1e-300)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            std_placebo = np.abs(placebo[post]) / np.where(pre_r > 0, pre_r, np.nan)
-        period_p = (1 + np.sum(np.nan_to_num(std_placebo, nan=np.inf) >= std_treated[:, None], axis=1)) / (J + 1)
 
         conf = None
         conformal_note = "not requested (design.options.conformal: false)"
@@ -480,10 +471,11 @@ class SynthDesign(Design):
             detail += ("; the synthetic unit does not track the treated unit before treatment, so the gaps "
                        "after it are not credible: add predictors or donors, or use augmented: ridge")
         checks = [Check("pre_fit", passed, detail)]
-        min_p = 1 / (J + 1)
+        min_p = 1 / space.units
         if min_p > study.thresholds.alpha:
+            who = f"{space.units - 1} placebo units drawn from {J} donors" if space.drawn else f"{J} donors"
             checks.append(Check("placebo_power", None,
-                                f"with {J} donors the smallest attainable placebo p-value is {min_p:.3g} > alpha "
+                                f"with {who} the smallest attainable placebo p-value is {min_p:.3g} > alpha "
                                 f"{study.thresholds.alpha}: the permutation test cannot reject at this level"))
         balance = []
         if f.labels:
@@ -512,15 +504,7 @@ class SynthDesign(Design):
                                       if d.predictors_window else None),
                 **_fit_extra(f.extra, units),
             },
-            "placebo_in_space": {
-                "p_value": p_value,
-                "rank": rank,
-                "units": J + 1,
-                "statistic": "post/pre RMSPE ratio; p = rank of the treated unit's ratio among all units "
-                             "(ties count against it) / units",
-                "ratios": {units[j]: float(ratios[j - 1]) for j in donors},
-                "pre_rmspe": {units[j]: float(pre_r[j - 1]) for j in donors},
-            },
+            "placebo_in_space": space.to_dict(units),
             "conformal": conformal_note if conf is None else conf.to_dict(),
             "path": {
                 "time": [period_json(t, d.time_labels) for t in d.times],
@@ -529,7 +513,7 @@ class SynthDesign(Design):
                 "treatment_start": period_json(d.start, d.time_labels),
                 "treated_unit": units[0],
             },
-            "placebo_gaps": {units[j]: [float(x) for x in placebo[:, j - 1]] for j in donors},
+            "placebo_gaps": {units[j]: [float(x) for x in space.gaps[:, i]] for i, j in enumerate(space.columns)},
         }
         if d.augmented:
             diagnostics["scm_weights"] = {units[j]: float(f.extra["scm_weights"][j - 1]) for j in donors}
