@@ -131,6 +131,10 @@ class Design(ABC, Generic[Prepared]):
         """Design-specific checks of the data (columns, types, panel shape): ``DataError`` (exit 3) naming
         the column. ``causalcli validate`` stops here. The default checks nothing."""
 
+    def streams(self, study: "Study") -> bool:
+        """``streams_data`` for this study: a family whose aggregation is optional (a spec key) overrides it."""
+        return self.streams_data
+
     def columns(self, study: "Study") -> list[str]:
         """The columns the design reads (after ``data.columns`` renames), in a fixed order: on an engine other
         than DuckDB only these are fetched, and rows are ordered by them. The default: the study's roles and

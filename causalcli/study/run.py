@@ -54,7 +54,7 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any
     # validate on an engine other than DuckDB reads the table's schema, not its rows
     schema_only = not warm and frame is None and study.data.backend != "duckdb"
     unit = getattr(study.design, "unit", None)  # a panel's units: data.sample keeps whole ones
-    table = load_table(spec, stdin_bytes, lazy=design.streams_data, frame=frame,
+    table = load_table(spec, stdin_bytes, lazy=design.streams(study), frame=frame,
                        view_parquet=design.views_parquet, columns=columns,
                        schema_only=schema_only, unit=unit if isinstance(unit, str) else None)
     if graph is not None:

@@ -178,6 +178,10 @@ class SynthDesign(Design):
     reference = ("Abadie, Diamond and Hainmueller (2010), JASA; Ben-Michael, Feller and Rothstein (2021); "
                  "Chernozhukov, Wuethrich and Zhu (2021)")
 
+    def streams(self, study: "Study") -> bool:
+        """With design.aggregate the rows stay where they are (a view): only the unit x period cells come back."""
+        return study.design.aggregate is not None
+
     # ------------------------------------------------------------ spec
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
@@ -276,12 +280,14 @@ class SynthDesign(Design):
         require_columns(table, roles, timezone=spec.study.data.timezone)
         labels = table.period_labels.get(d.time)
         u, t = quote_identifier(d.unit), quote_identifier(d.time)
-        dup = table.sql(f"SELECT {u}, {t}, count(*) AS n FROM {TABLE} WHERE {u} IS NOT NULL AND {t} IS NOT NULL "
-                        f"GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1")
+        dup = [] if d.aggregate else table.sql(
+            f"SELECT {u}, {t}, count(*) AS n FROM {TABLE} WHERE {u} IS NOT NULL AND {t} IS NOT NULL "
+            f"GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1")
         if dup:
             raise DataError(f"panel is not unique on unit x time: unit {label(dup[0][0])!r} has {dup[0][2]} rows "
-                            f"in period {period_text(dup[0][1], labels)}", file=table.file, key="design.unit",
-                            column=d.unit)
+                            f"in period {period_text(dup[0][1], labels)}; give one row per unit and period, or set "
+                            f"design.aggregate (sum, mean or count) to aggregate finer rows", file=table.file,
+                            key="design.unit", column=d.unit)
         units = {label(r[0]) for r in table.sql(f"SELECT DISTINCT {u} FROM {TABLE} WHERE {u} IS NOT NULL")}
         from causalcli.designs.synthetic_control.staggered import adoption_periods, is_staggered, treated_labels
 
@@ -322,10 +328,18 @@ class SynthDesign(Design):
         def window(value: Any, key: str) -> tuple[float, float] | None:
             return None if value is None else (to_period(value[0], key), to_period(value[1], key))
 
-        base, dropped = table.arrays([d.unit, d.time])
-        missing = dropped_missing(table, [(d.unit, "unit", "unit"), (d.time, "time", "time")], dropped)
-        all_units = sorted({label(x) for x in base[d.unit]})
-        times = np.unique(np.asarray(base[d.time], dtype=np.float64))
+        from causalcli.designs.synthetic_control.cells import pivot, read_cells
+
+        cv = opts.cross_validation
+        read = list(dict.fromkeys([study.outcome, *d.predictors, *(c for c, _ in d.special_predictors),
+                                   *(c for c, _ in ((cv.special_predictors or []) if cv else []))]))
+        cells = read_cells(table, d.unit, d.time, read, d.aggregate)  # one grouped pass: only the cells come back
+        missing = dropped_missing(table, [(d.unit, "unit", "unit"), (d.time, "time", "time")],
+                                  table.rows - cells.rows)
+        cell_units, unit_of_cell = np.unique(cells.units, return_inverse=True)
+        unit_names = [label(x) for x in cell_units]
+        all_units = sorted(set(unit_names))
+        times = np.unique(cells.times)
         treated = treated_labels(d)
         adopts = adoption_periods(study, table, spec, list(times)) if is_staggered(d) else {}
         start = min(adopts[u] for u in treated) if adopts else self.start_value(study, spec, table)
@@ -338,16 +352,11 @@ class SynthDesign(Design):
                             f"{MIN_DONORS} are needed", file=table.file, key="design.options.donors")
         pool = [*treated, *donors]
         col = {u: i for i, u in enumerate(pool)}
-        row = {t: i for i, t in enumerate(times)}
+        unit_index = np.array([col.get(name, -1) for name in unit_names], dtype=np.int64)[unit_of_cell]
+        time_index = np.searchsorted(times, cells.times)
 
         def panel(column: str) -> np.ndarray:
-            arrays, _ = table.arrays([d.unit, d.time, column])
-            out = np.full((times.size, len(pool)), np.nan)
-            for u, t, v in zip(arrays[d.unit], arrays[d.time], arrays[column]):
-                j = col.get(label(u))
-                if j is not None:
-                    out[row[float(t)], j] = float(v)
-            return out
+            return pivot(cells, column, unit_index, time_index, (times.size, len(pool)))
 
         Y = panel(study.outcome)
         holes = np.argwhere(np.isnan(Y))
@@ -361,7 +370,6 @@ class SynthDesign(Design):
                             key="outcome", column=study.outcome)
         predictors = _predictors(d.predictors, d.special_predictors, "design.special_predictors", times, spec,
                                  to_period, labels)
-        cv = opts.cross_validation
         cv_predictors: list["Predictor"] = []
         if cv is not None:
             special = d.special_predictors if cv.special_predictors is None else cv.special_predictors
