@@ -392,8 +392,9 @@ class SynthDesign(Design):
             cv_validate_window=window(cv.validate_window, "design.options.cross_validation.validate_window")
             if cv else None, time_labels=tuple(labels) if labels else None,
             missing_n=missing.n, estimator=d.estimator, variant=opts.variant, se=opts.se,
-            replications=opts.replications, placebo_units=opts.placebo_units, treated=len(treated), adoption=tuple(adopts[u] for u in treated)
+            replications=opts.replications, treated=len(treated), adoption=tuple(adopts[u] for u in treated)
             if adopts else (), nu=opts.nu, weight_penalty=opts.weight_penalty, fixed_effects=opts.fixed_effects,
+            placebo_units=opts.placebo_units,
         )
         unlisted = sorted(u for u, a in adopts.items() if a is not None and u not in treated)
         shown_out = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
