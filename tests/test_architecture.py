@@ -94,7 +94,7 @@ def test_family_folders_are_shaped_alike():
             problems.append(f"{folder.relative_to(ROOT)}: __init__ declares no FAMILY with its design in the folder")
             continue
         prefix = f"causalcli.designs.{folder.name}."
-        if family.spec.__module__ != prefix + "spec" or family.plots != f"{prefix}plots:PLOTS":
+        if family.spec_model.__module__ != prefix + "spec" or family.plots != f"{prefix}plots:PLOTS":
             problems.append(f"{folder.name}: FAMILY's spec must come from spec.py and its plots be plots:PLOTS")
         if not family.design.startswith(prefix + "design:"):
             problems.append(f"{folder.name}: FAMILY.design must be design.py's class")

@@ -51,3 +51,27 @@ def test_the_probe_can_see_heavy_imports():
     # a heavy library (graph drawing) shows up in the probe
     got = _probe("graph", str(SPECS / "lalonde_psm.yaml"), "--format", "png", "--output", "/dev/null")
     assert "matplotlib" in got["heavy"]
+
+
+def test_provenance_versions_match_importlib_metadata(tmp_path, monkeypatch):
+    # the fast path reads dist-info folder names; it must give what importlib.metadata gives, first match on
+    # sys.path included, and fall back to it for what has no dist-info folder
+    from importlib import metadata
+
+    from causalcli.runtime.packages import installed_versions
+    from causalcli.study.run import PROVENANCE_PACKAGES
+
+    installed_versions.cache_clear()
+    assert installed_versions(PROVENANCE_PACKAGES) == {n: metadata.version(n) for n in PROVENANCE_PACKAGES}
+    (tmp_path / "Shadow_Pkg-9.1.dist-info").mkdir()
+    (tmp_path / "Shadow_Pkg-9.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: shadow-pkg\nVersion: 9.1\n")
+    (tmp_path / "numpy-0.0.1.dist-info").mkdir()  # earlier on sys.path: it wins, as in importlib.metadata
+    (tmp_path / "numpy-0.0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: numpy\nVersion: 0.0.1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    installed_versions.cache_clear()
+    try:
+        names = ("shadow.pkg", "numpy", "no-such-package-here")
+        assert installed_versions(names) == {"shadow.pkg": "9.1", "numpy": "0.0.1"}
+        assert metadata.version("shadow.pkg") == "9.1" and metadata.version("numpy") == "0.0.1"
+    finally:
+        installed_versions.cache_clear()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from causalcli.spec.loading import LoadedSpec
 
-__all__ = ["ROW_POSITION", "TABLE", "BinaryStudyArrays", "MissingRows", "Table", "binary_study_arrays", "check_weights", "require_present",
+__all__ = ["ROW_POSITION", "TABLE", "BinaryStudyArrays", "MissingRows", "Table", "binary_study_arrays", "check_weights", "fetch_engine_rows", "require_present",
            "design_matrix", "dropped_missing", "load_table", "quote_identifier", "require_columns",
            "single_treated_warning", "study_arrays", "study_roles"]
 
@@ -306,7 +306,7 @@ def _engine_table(spec: "LoadedSpec", lazy: bool, columns: list[str] | None, sch
     import duckdb
 
     from causalcli.data.load import resolve_path
-    from causalcli.data.remote import create_view, fetch_rows, open_remote
+    from causalcli.data.remote import create_view, open_remote
 
     data = spec.study.data
     path = resolve_path(spec) if data.path is not None else None
@@ -320,12 +320,37 @@ def _engine_table(spec: "LoadedSpec", lazy: bool, columns: list[str] | None, sch
         provenance = {**remote.provenance, "rows": remote.rows}
         return Table(con=con, file=remote.display, rows=remote.rows, types=remote.types, provenance=provenance,
                      filtered_out=remote.filtered_out, engine=remote.engine, view_sql=remote.select)
+    return _fetched_table(remote, con, data)
+
+
+def _fetched_table(remote: Any, con: "duckdb.DuckDBPyConnection", data: Any) -> Table:
+    from causalcli.data.remote import fetch_rows
+
     fetched = fetch_rows(remote, con, data.max_rows)
     plain = data.model_copy(update={"columns": {}, "filter": None})  # done in the engine
     selected = select_study_rows(con, plain, remote.display, lazy=False)
     provenance = {**remote.provenance, "rows": remote.rows, "fetched_rows": fetched}
     return Table(con=con, file=remote.display, rows=selected.rows, types=selected.types, provenance=provenance,
                  filtered_out=remote.filtered_out)
+
+
+def fetch_engine_rows(table: Table, spec: "LoadedSpec", columns: list[str]) -> Table:
+    """A local copy of ``columns`` of an engine's ``study_data`` view (as a row-level design fetches them), for
+    a design that aggregates in the engine when it can and needs the rows when it cannot; the period labels
+    and the engine's count of fetched rows carry over."""
+    import duckdb
+
+    from causalcli.data.remote import Remote
+
+    cols = list(dict.fromkeys(c for c in columns if c in table.types))
+    select = f"SELECT {', '.join(quote_identifier(c) for c in cols)} FROM {TABLE}"
+    remote = Remote(table.engine, table.file, select, {c: table.types[c] for c in cols}, table.rows,
+                    table.filtered_out, table.provenance)
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    local = _fetched_table(remote, con, spec.study.data)
+    local.period_labels = dict(table.period_labels)
+    return local
 
 
 # ---------------------------------------------------------------- column checks

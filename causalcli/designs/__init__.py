@@ -47,13 +47,13 @@ def families() -> dict[str, Family]:
 def register(family: Family) -> None:
     """Add (or replace) a family; the study model is rebuilt on next use."""
     _REGISTERED[family.name] = family
-    study_schema.cache_clear()
+    _study_model.cache_clear()
 
 
 def unregister(name: str) -> None:
     """Remove a family added by ``register`` (the families in this package stay)."""
     _REGISTERED.pop(name, None)
-    study_schema.cache_clear()
+    _study_model.cache_clear()
 
 
 def get_family(name: str) -> Family:
@@ -68,19 +68,25 @@ def get_design(name: str) -> "Design":
     return get_family(name).load([n for n, f in every.items() if f.built])
 
 
-@lru_cache(maxsize=1)
 def study_schema() -> "StudySchema":
-    """The concrete study model: ``spec.models.Study`` with `design` the union of every family's model."""
+    """The study schema: ``spec.models.Study`` with `design` the union of every family's model, or one family's
+    model for a spec whose `design.method` names it (``StudySchema.validate_mapping`` chooses)."""
+    from causalcli.spec.loading import StudySchema
+
+    return StudySchema(build=_study_model, methods=tuple(families()))
+
+
+@lru_cache(maxsize=None)
+def _study_model(method: str | None) -> type:
     from pydantic import Field, create_model
 
-    from causalcli.spec.loading import StudySchema
     from causalcli.spec.models import Study
 
     every = families()
-    models = tuple(f.spec for f in every.values())
+    chosen = [every[method]] if method in every else list(every.values())
+    models = tuple(f.spec_model for f in chosen)
     union = Annotated[Union[models], Field(discriminator="method")] if len(models) > 1 else models[0]
-    model = create_model("Study", __base__=Study, design=(union, ...))
-    return StudySchema(model=model, methods=tuple(every))
+    return create_model("Study", __base__=Study, design=(union, ...))
 
 
 DOCS_FOLDER = "docs/designs"

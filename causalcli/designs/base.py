@@ -108,6 +108,11 @@ class Design(ABC, Generic[Prepared]):
         """
 
     # ---------------------------------------------------------------- hooks with defaults
+    def streams(self, study: "Study") -> bool:
+        """Whether this study's table stays a view (over the file, or in the engine) rather than a copy:
+        ``streams_data``, or a choice per study (did: cohort x period cells in the engine when it can)."""
+        return self.streams_data
+
     def estimand(self, study: "Study", spec: "LoadedSpec") -> str:
         """``design.estimand``, or the first of ``estimands``; a SpecError when the design lacks it."""
         chosen = study.design.estimand or self.estimands[0]

@@ -3,9 +3,10 @@
 A family is a folder ``causalcli/designs/<name>/`` whose ``__init__`` holds ``FAMILY``.
 The registry (``causalcli.designs``) finds the folders; the spec union, ``causalcli
 methods``, the JSON Schema, the plot list and ``estimate`` all read it from there.
-The spec model is imported with the family (pydantic only: ``validate`` stays light);
-the design and its plots are named as ``"module:attribute"`` and imported when a study
-uses them, so ``causalcli --help`` never loads a numerical library.
+The spec model, the design and its plots are named as ``"module:attribute"`` and imported
+when a study uses them: a spec loads only its own family's model (building every family's
+pydantic models costs 50-60 ms of start-up), and ``causalcli --help`` never loads a numerical
+library.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Family:
 
     name: str  # the value of design.method
     summary: str  # one line for `causalcli methods`
-    spec: type  # the pydantic model of the `design:` block (its `method` is Literal[name])
+    spec: type | str  # the pydantic model of the `design:` block (its `method` is Literal[name]), or "module:Class"
     design: str | type  # "module:Class" (imported on use) or the class itself
     plots: str | None = None  # "module:PLOTS", a dict {name: fn(Result) -> PNG bytes or None}
     order: int = 100  # position in listings (`methods`, "choose one of"); ties by name
@@ -38,6 +39,11 @@ class Family:
     def __post_init__(self) -> None:
         if not self.docs:
             object.__setattr__(self, "docs", f"docs/designs/{self.name}.md")
+
+    @property
+    def spec_model(self) -> type:
+        """The `design:` model itself (imported on first use)."""
+        return _resolve(self.spec)
 
     @property
     def built(self) -> bool:

@@ -14,8 +14,9 @@ import hashlib
 import json
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Callable, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -246,10 +247,24 @@ def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
 
 @dataclass(frozen=True)
 class StudySchema:
-    """The concrete study model (``Study`` with every family's `design:` model joined by `method`)."""
+    """The concrete study model (``Study`` with every family's `design:` model joined by `method`).
 
-    model: type[Study]
+    ``build(None)`` makes that model, ``build(method)`` the same with one family's `design:` model: a spec
+    naming a known method is validated against the latter, so a command builds only its own family's models.
+    A spec that fails it is validated again against the whole union, so every error reads as it always has.
+    """
+
+    build: Callable[[str | None], type[Study]]
     methods: tuple[str, ...]
+
+    @cached_property
+    def model(self) -> type[Study]:
+        return self.build(None)
+
+    def _model_for(self, data: dict) -> type[Study] | None:
+        design = data.get("design")
+        method = design.get("method") if isinstance(design, dict) else None
+        return self.build(method) if isinstance(method, str) and method in self.methods else None
 
     @property
     def union_tags(self) -> set[str]:
@@ -265,6 +280,12 @@ class StudySchema:
             where = key_path(todo)
             raise SpecError(f"is still TODO: {advice(where)}", file=source.display, key=where,
                             line=_line_for(todo, lines or {}))
+        narrow = self._model_for(data)
+        if narrow is not None:
+            try:
+                return narrow.model_validate(data)
+            except ValidationError:
+                pass  # reported below, against the whole union, as always
         try:
             return self.model.model_validate(data)
         except ValidationError as exc:

@@ -20,7 +20,7 @@ def catalogue() -> dict:
             d.update(estimators=list(design.estimators), estimands=list(design.estimands),
                      inference=list(design.inference), default_refuters=list(design.default_refuters),
                      reference=design.reference)
-            options_field = entry.spec.model_fields.get("options")
+            options_field = entry.spec_model.model_fields.get("options")
             factory = options_field.default_factory if options_field is not None else None
             if factory is not None and getattr(factory, "model_fields", None):
                 model = factory()

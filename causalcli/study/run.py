@@ -8,7 +8,6 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from causalcli.designs.base import refuse_unbuilt
 from causalcli.errors import CausalcliError
 from causalcli.graph import build_graph, check_nodes, identify
 from causalcli.result import Result
+from causalcli.runtime.packages import installed_versions
 from causalcli.runtime.preload import preload
 from causalcli.spec.loading import LoadedSpec
 from causalcli.study.load import as_loaded
@@ -169,11 +169,5 @@ def unused_covariates(study: Any, design: Any, identification: Any) -> list[str]
 
 def versions() -> dict[str, str]:
     """Versions read from package metadata (no imports)."""
-    out = {"causalcli": __version__, "python": platform.python_version()}
-    for name in PROVENANCE_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            pass
-    return out
+    return {"causalcli": __version__, "python": platform.python_version(), **installed_versions(PROVENANCE_PACKAGES)}
 

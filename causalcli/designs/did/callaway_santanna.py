@@ -49,6 +49,10 @@ class GroupTime:
     n: int
     w: np.ndarray       # unit weights (mean 1)
     g_unit: np.ndarray  # unit cohort index (-1 never)
+    # From cohort x period cells (``cells``): the rows of ``inf`` are not units but a factor of each cohort's
+    # Gram matrix of (1, y_i1..y_iT); ``one`` is each such row's "1" coordinate, ``shares`` the cohort shares
+    one: np.ndarray | None = None
+    shares: dict | None = None
 
 
 def wide(p: "PanelData") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
@@ -177,16 +181,8 @@ def drdid_panel(dy: np.ndarray, D: np.ndarray, Z: np.ndarray, w: np.ndarray, met
     return float(eta_t - eta_c), inf_t - inf_c
 
 
-def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, control: str, method: str,
-               closed_form: bool = True, base_period: str = "varying", with_inf: bool = True) -> GroupTime:
-    """ATT(g,t) and their influence functions (units x cells) for every cohort g and period t.
-
-    Without covariates the three methods coincide: the propensity score is the treated share and the
-    outcome regression the controls' mean, so ATT(g,t) is a difference of weighted mean changes and its
-    influence function has a closed form; ``closed_form`` computes all cells at once that way (the
-    per-cell 2x2 estimators give the same numbers, as a test checks).
-    """
-    N, T = Y.shape
+def comparisons(g: np.ndarray, T: int, control: str, base_period: str) -> list[tuple[int, int, int, np.ndarray]]:
+    """(cohort, period, base period, control units) of every ATT(g,t) with controls (``g``: unit cohorts)."""
     cohorts = np.unique(g[g >= 0])
     if control == "not_yet_treated" and not (g < 0).any():
         # as R's did without a never-treated group: periods from the last cohort's start on have no
@@ -195,8 +191,6 @@ def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, contr
         cohorts = cohorts[cohorts < T]
         if cohorts.size == 0:
             raise EstimationError("no never-treated units and a single cohort: nothing to compare with")
-    gs, ts, atts, infs = [], [], [], []
-    wn = w / w.mean()
     cells = []
     universal = base_period == "universal"
     for gi in cohorts:
@@ -213,6 +207,22 @@ def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, contr
             cells.append((gi, c, base, ctrl))
     if not cells:
         raise EstimationError("no group-time comparison has control units; try control_group: not_yet_treated")
+    return cells
+
+
+def group_time(Y: np.ndarray, X: np.ndarray, w: np.ndarray, g: np.ndarray, control: str, method: str,
+               closed_form: bool = True, base_period: str = "varying", with_inf: bool = True) -> GroupTime:
+    """ATT(g,t) and their influence functions (units x cells) for every cohort g and period t.
+
+    Without covariates the three methods coincide: the propensity score is the treated share and the
+    outcome regression the controls' mean, so ATT(g,t) is a difference of weighted mean changes and its
+    influence function has a closed form; ``closed_form`` computes all cells at once that way (the
+    per-cell 2x2 estimators give the same numbers, as a test checks).
+    """
+    N = Y.shape[0]
+    gs, ts, atts, infs = [], [], [], []
+    wn = w / w.mean()
+    cells = comparisons(g, Y.shape[1], control, base_period)
     if closed_form and X.shape[2] == 0:
         fast = _group_time_means(Y, wn, g, cells, with_inf=with_inf)
         if fast is not None:
@@ -264,14 +274,15 @@ def _group_time_means(Y: np.ndarray, w: np.ndarray, g: np.ndarray, cells: list,
 
 def se_of(inf: np.ndarray, n: int) -> np.ndarray:
     """sqrt(mean(IF^2)/n) per column; tiny values are undefined, as R's did."""
-    se = np.sqrt((inf ** 2).mean(axis=0) / n)
+    se = np.sqrt((inf ** 2).sum(axis=0) / n / n)  # the mean over the n units (``cells``: fewer rows, same sums)
     return np.where(se <= np.sqrt(np.finfo(float).eps) * 10, np.nan, se)
 
 
-def _wif(keep: np.ndarray, pg: np.ndarray, w: np.ndarray, G: np.ndarray, group: np.ndarray) -> np.ndarray:
+def _wif(keep: np.ndarray, pg: np.ndarray, w: np.ndarray, G: np.ndarray, group: np.ndarray,
+         one: np.ndarray | None = None) -> np.ndarray:
     """aggte's influence of estimating the cohort shares (n x len(keep))."""
     spg = pg[keep].sum()
-    ind = np.column_stack([w * (G == group[k]) - pg[k] for k in keep])
+    ind = np.column_stack([w * (G == group[k]) - (pg[k] if one is None else pg[k] * one) for k in keep])
     if1 = ind / spg
     if2 = ind.sum(axis=1)[:, None] * (pg[keep] / spg ** 2)[None, :]
     return if1 - if2
@@ -284,7 +295,7 @@ def _agg(gt: GroupTime, keep: np.ndarray, pg: np.ndarray, with_wif: bool = True)
         return value, None
     inf = gt.inf[:, keep] @ wts
     if with_wif:
-        inf = inf + _wif(keep, pg, gt.w, gt.g_unit, gt.group) @ gt.att[keep]
+        inf = inf + _wif(keep, pg, gt.w, gt.g_unit, gt.group, gt.one) @ gt.att[keep]
     return value, inf
 
 
@@ -292,7 +303,7 @@ def aggregate(gt: GroupTime, times: np.ndarray, labels: tuple[str, ...] | None =
     """The four aggregations of ``aggte``: values, labels (ISO days with ``labels``) and influence functions."""
     from causalcli.data.types import period_text
 
-    pg_group = {gi: float(np.mean(gt.w * (gt.g_unit == gi))) for gi in np.unique(gt.group)}
+    pg_group = gt.shares or {gi: float(np.mean(gt.w * (gt.g_unit == gi))) for gi in np.unique(gt.group)}
     pg = np.array([pg_group[gi] for gi in gt.group])
     post = np.flatnonzero(gt.group <= gt.time)
     out: dict[str, Any] = {}
@@ -313,7 +324,7 @@ def aggregate(gt: GroupTime, times: np.ndarray, labels: tuple[str, ...] | None =
     value = float(vals_g @ (pgg / pgg.sum()))
     inf = None
     if gt.inf is not None:
-        wif = _wif(np.arange(glist.size), pgg, gt.w, gt.g_unit, glist)
+        wif = _wif(np.arange(glist.size), pgg, gt.w, gt.g_unit, glist, gt.one)
         inf = np.column_stack(infs_g) @ (pgg / pgg.sum()) + wif @ vals_g
     out["group"] = {"overall": (value, inf), "elements": els}
     # dynamic
@@ -467,14 +478,15 @@ def honest_did(gt: GroupTime, agg: dict[str, Any], options: Any, conf_level: flo
     return honest
 
 
-def fit_cs(p: "PanelData", study: "Study", seed: int) -> "Fit":
-    """The full Callaway-Sant'Anna fit (``DidDesign.fit`` runs it with BLAS on one thread)."""
+def fit_cs(p: "PanelData", study: "Study", seed: int, computed: tuple[GroupTime, int] | None = None) -> "Fit":
+    """The full Callaway-Sant'Anna fit (``DidDesign.fit`` runs it with BLAS on one thread); ``computed``: the
+    ATT(g,t) and dropped units already known (from the engine's cells, ``cells``)."""
     from causalcli.data.types import period_json
     from causalcli.designs.base import Fit
     from causalcli.inference.estimate import normal_estimate
 
     o = p.options
-    gt, dropped = run_cs(p)
+    gt, dropped = run_cs(p) if computed is None else computed
     warnings = list(p.warnings)
     if dropped:
         warnings.append(f"{dropped} units not observed in every period were dropped (the panel estimator needs a "

@@ -36,6 +36,7 @@ import numpy as np
 
 from causalcli.data.table import require_columns
 from causalcli.designs.base import Design, Fit, require
+from causalcli.designs.did.cells import CellsData
 from causalcli.designs.did.staggered import STAGGERED, check_staggered_spec, fit_staggered, point_staggered
 from causalcli.designs.did.panel import (PanelData, build_panel, check_absorbing, check_cohort,
                                          check_constant_within_unit, check_nonnegative_weights, check_rows,
@@ -133,13 +134,42 @@ class DidDesign(Design):
             if d.estimator == "callaway_santanna":
                 check_constant_within_unit(table, d.unit, study.weights, "weights", "weight")
 
-    def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> PanelData:
-        return build_panel(study, table, read_panel(study, table))
+    def streams(self, study: "Study") -> bool:
+        # on an engine, no covariates, weights or bootstrap: cohort x period cells there (``cells``)
+        from causalcli.designs.did.cells import spec_reason
+
+        return study.data.backend != "duckdb" and spec_reason(study) is None
+
+    def prepare(self, study: "Study", table: "Table", identification: "Identification",
+                spec: "LoadedSpec") -> "PanelData | CellsData":
+        if table.engine is None:
+            return build_panel(study, table, read_panel(study, table))
+        from causalcli.data.table import fetch_engine_rows
+        from causalcli.designs.did.cells import RowsNeeded, prepare_cells
+
+        def fetch() -> PanelData:
+            local = fetch_engine_rows(table, spec, self.columns(study))
+            return build_panel(study, local, read_panel(study, local))
+
+        try:
+            prepared = prepare_cells(study, table, fetch)
+        except RowsNeeded as why:
+            table.provenance["did_cells"] = {"computed_from": "the panel's rows, fetched", "why": str(why)}
+            return fetch()
+        table.provenance["did_cells"] = prepared.diagnostics
+        return prepared
 
     # ------------------------------------------------------------ estimation
 
-    def fit(self, prepared: PanelData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
+    def fit(self, prepared: "PanelData | CellsData", study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.runtime.threads import single_threaded_blas
+
+        if isinstance(prepared, CellsData):
+            from causalcli.designs.did.callaway_santanna import fit_cs, with_few_units
+
+            p = prepared.panel
+            return _guard_honest_did(with_few_units(p, fit_cs(p, study, seed, (prepared.group_time, 0)), study,
+                                                    seed))
 
         # thin products (rows x a few regressors): a second BLAS thread only spins, and stalls on a busy machine
         with single_threaded_blas():
@@ -154,8 +184,12 @@ class DidDesign(Design):
 
     # ------------------------------------------------------------ refuters
 
-    def point(self, prepared: PanelData, *, treatment=None, extra_covariate=None, rows=None) -> float:
-        p = prepared
+    def before_refuters(self, prepared: "PanelData | CellsData", names: list[str]) -> None:
+        if isinstance(prepared, CellsData) and names and prepared.rows is None:
+            prepared.rows = prepared.fetch()  # refuters permute and subsample units: the panel's rows, once
+
+    def point(self, prepared: "PanelData | CellsData", *, treatment=None, extra_covariate=None, rows=None) -> float:
+        p = _rows(prepared)
         g = p.g if treatment is None else treatment
         if rows is not None:
             p, g = subset_units(p, rows, g)
@@ -171,8 +205,9 @@ class DidDesign(Design):
 
         return point_linear(p, g, own_treatment=treatment is None)
 
-    def refute_once(self, prepared: PanelData, name: str, options: Any, rng: np.random.Generator) -> float:
-        p = prepared
+    def refute_once(self, prepared: "PanelData | CellsData", name: str, options: Any,
+                    rng: np.random.Generator) -> float:
+        p = _rows(prepared)
         if name == "placebo_treatment":
             # permute whole treatment paths (cohorts) across units, not rows
             return self.point(p, treatment=rng.permutation(p.g))
@@ -188,11 +223,19 @@ class DidDesign(Design):
         raise SpecError(f"refuter {name!r} does not apply to the did design; its refuters: "
                         f"{', '.join(self.default_refuters)}", key="refute")
 
-    def treatment_of(self, prepared: PanelData) -> np.ndarray:
-        return prepared.g
+    def treatment_of(self, prepared: "PanelData | CellsData") -> np.ndarray:
+        return _rows(prepared).g
 
-    def units(self, prepared: PanelData) -> int:
-        return prepared.n_units
+    def units(self, prepared: "PanelData | CellsData") -> int:
+        return _rows(prepared).n_units
+
+
+def _rows(prepared: "PanelData | CellsData") -> PanelData:
+    """The panel's rows: ``prepare``'s own, or those the cells path fetched for the refuters."""
+    if isinstance(prepared, CellsData):
+        assert prepared.rows is not None, "before_refuters fetches the rows"
+        return prepared.rows
+    return prepared
 
 
 def _fit(p: PanelData, study: "Study", seed: int) -> Fit:

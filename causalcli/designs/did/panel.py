@@ -79,7 +79,8 @@ def check_absorbing(table: "Table", unit: str, time: str, treatment: str) -> Non
 def check_cohort(table: "Table", unit: str, time: str, cohort: str, treatment: str | None) -> None:
     """Cohort constant within a unit, and (with a treatment column) treatment == 1(time >= cohort > 0)."""
     row = table.sql(f"SELECT {q(unit)}, count(DISTINCT coalesce(CAST({q(cohort)} AS DOUBLE), 0)) FROM {TABLE} "
-                    f"GROUP BY ALL HAVING count(DISTINCT coalesce(CAST({q(cohort)} AS DOUBLE), 0)) > 1 ORDER BY 1 LIMIT 1")
+                    f"GROUP BY {q(unit)} HAVING count(DISTINCT coalesce(CAST({q(cohort)} AS DOUBLE), 0)) > 1 ORDER BY 1 "
+                    "LIMIT 1")
     if row:
         raise DataError(f"cohort {cohort!r} varies within unit {show(row[0][0])}; it must be the unit's first "
                         "treated period (0 or empty = never treated) in every row", file=table.file,
@@ -109,8 +110,8 @@ def check_cohort(table: "Table", unit: str, time: str, cohort: str, treatment: s
 
 
 def check_constant_within_unit(table: "Table", unit: str, column: str, key: str, what: str) -> None:
-    row = table.sql(f"SELECT {q(unit)} FROM {TABLE} GROUP BY ALL HAVING count(DISTINCT {q(column)}) > 1 ORDER BY 1 "
-                    "LIMIT 1")
+    row = table.sql(f"SELECT {q(unit)} FROM {TABLE} GROUP BY {q(unit)} HAVING count(DISTINCT {q(column)}) > 1 "
+                    "ORDER BY 1 LIMIT 1")
     if row:
         raise DataError(f"{what} {column!r} varies within unit {show(row[0][0])}; it must be constant per unit",
                         file=table.file, key=key, column=column)
@@ -179,6 +180,11 @@ def check_rows(study: "Study", table: "Table") -> None:
     d = study.design
     if not _has_complete_row(table, _used_columns(study)):
         read_panel(study, table)
+    if table.engine is not None:  # the panel stays in the engine (did's cells): a repeated cell found there
+        if table.sql(f"SELECT 1 FROM {TABLE} WHERE {q(d.unit)} IS NOT NULL AND {q(d.time)} IS NOT NULL "
+                     f"GROUP BY {q(d.unit)}, {q(d.time)} HAVING count(*) > 1 LIMIT 1"):
+            read_panel(study, table)
+        return
     arr, _ = table.arrays([d.unit, d.time])
     tcode, n_times = codes_of(np.asarray(arr[d.time], dtype=np.float64))
     ucode, n_units = codes_of(np.asarray(arr[d.unit]))

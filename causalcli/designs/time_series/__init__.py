@@ -1,8 +1,7 @@
 """Time-series counterfactuals: a structural model (CausalImpact-style) or segmented regression (ITS)."""
 
 from causalcli.designs.family import Family
-from causalcli.designs.time_series.spec import TimeSeriesDesign
 
 FAMILY = Family("time_series", "Time-series counterfactuals: structural model or interrupted time series",
-                TimeSeriesDesign, design="causalcli.designs.time_series.design:TimeSeriesDesign",
+                "causalcli.designs.time_series.spec:TimeSeriesDesign", design="causalcli.designs.time_series.design:TimeSeriesDesign",
                 plots="causalcli.designs.time_series.plots:PLOTS", order=80)

@@ -1,8 +1,7 @@
 """Weighting: inverse-probability (IPW) and doubly robust (AIPW) estimators with cross-fitting."""
 
-from causalcli.designs.weighting.spec import WeightingDesign
 from causalcli.designs.family import Family
 
-FAMILY = Family("weighting", 'Inverse-probability and doubly robust weighting', WeightingDesign,
+FAMILY = Family("weighting", 'Inverse-probability and doubly robust weighting', "causalcli.designs.weighting.spec:WeightingDesign",
                 design="causalcli.designs.weighting.design:WeightingDesign", plots="causalcli.designs.weighting.plots:PLOTS",
                 order=20)
