@@ -110,7 +110,8 @@ class Design(ABC, Generic[Prepared]):
     # ---------------------------------------------------------------- hooks with defaults
     def streams(self, study: "Study") -> bool:
         """Whether this study's table stays a view (over the file, or in the engine) rather than a copy:
-        ``streams_data``, or a choice per study (did: cohort x period cells in the engine when it can)."""
+        ``streams_data``, or a choice per study (did: cohort x period cells in the engine when it can;
+        synthetic_control: with design.aggregate)."""
         return self.streams_data
 
     def estimand(self, study: "Study", spec: "LoadedSpec") -> str:
@@ -135,10 +136,6 @@ class Design(ABC, Generic[Prepared]):
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         """Design-specific checks of the data (columns, types, panel shape): ``DataError`` (exit 3) naming
         the column. ``causalcli validate`` stops here. The default checks nothing."""
-
-    def streams(self, study: "Study") -> bool:
-        """``streams_data`` for this study: a family whose aggregation is optional (a spec key) overrides it."""
-        return self.streams_data
 
     def columns(self, study: "Study") -> list[str]:
         """The columns the design reads (after ``data.columns`` renames), in a fixed order: on an engine other
