@@ -1,8 +1,9 @@
-"""Issue 16 point 2 for did: Callaway-Sant'Anna from cohort x period cells (``causalcli/designs/did/cells.py``).
+"""Issue 16 point 2 for did: Callaway-Sant'Anna, TWFE, the event study and 2x2 from cohort x period cells
+(``causalcli/designs/did/cells.py``, ``cells_regression.py``).
 
 The cells' SQL runs in local DuckDB here against the row-level path on the same table (estimates, SEs, every
-aggregation, the pre-test and honest-DiD to 1e-9 relative), and through PostgreSQL and Spark end to end,
-where only O(cohorts x periods^2) rows come back.
+aggregation, the pre-tests, Goodman-Bacon and honest-DiD to 1e-9 relative), and through PostgreSQL and Spark
+end to end, where only O(cohorts x periods^2) rows come back, however many units.
 """
 
 from __future__ import annotations
@@ -42,26 +43,47 @@ def fit_both(spec: dict):
     return plain(rows), plain(cells)
 
 
-def mpdta_spec(**options) -> dict:
+def mpdta_spec(design: dict | None = None, **options) -> dict:
     spec = yaml.safe_load(MPDTA.read_text())
     spec["data"]["path"] = str(MPDTA.parent / spec["data"]["path"])
+    if design:  # another estimator: Callaway-Sant'Anna's options do not apply
+        spec["design"].update(design, options={})
     spec["design"]["options"].update(options)
     return spec
 
 
-@pytest.mark.parametrize("options", [{}, {"control_group": "not_yet_treated"}, {"base_period": "universal"},
-                                     {"aggregation": "dynamic", "method": "reg"}])
-def test_cells_equal_the_rows_on_mpdta(options):
-    rows, cells = fit_both(mpdta_spec(**options))
+TWFE = {"estimator": "twfe"}
+EVENT_STUDY = {"estimator": "twfe", "event_study": {"leads": 3, "lags": 2}}
+SUN_ABRAHAM = {"estimator": "sun_abraham"}
+
+
+# honest-DiD's linear programs take most of the time: checked once per estimator family
+QUICK = {"honest_did": False}
+
+
+@pytest.mark.parametrize("design,options", [(None, {}), (None, {"control_group": "not_yet_treated", **QUICK}),
+                                            (None, {"base_period": "universal", **QUICK}),
+                                            (None, {"aggregation": "dynamic", "method": "reg", **QUICK}),
+                                            (TWFE, {}), (EVENT_STUDY, {}), (SUN_ABRAHAM, QUICK)])
+def test_cells_equal_the_rows_on_mpdta(design, options):
+    rows, cells = fit_both(mpdta_spec(design, **options))
     diffs = differences(cells, rows)
     assert not diffs, diffs[:5]
-    assert rows["estimate"]["std_error"] > 0 and len(rows["diagnostics"]["group_time"]) >= 12
+    assert rows["estimate"]["std_error"] > 0
+    d = rows["diagnostics"]
+    if design is None:
+        assert len(d["group_time"]) >= 12 and ("sensitivity" in d) == (options.get("honest_did") is not False)
+    else:  # what the regressions carry besides the estimate came from the cells too
+        assert d["pre_trend"]["p_value"] > 0 and d["standard_errors"]["clusters"] == 500
+        assert ("sensitivity" in d) == (design is EVENT_STUDY)
+        assert len(d["goodman_bacon"]["comparisons"]) >= 3 if design is not SUN_ABRAHAM else d["sun_abraham"]
 
 
-def staggered_panel(path, units: int, periods: int, seed: int, treatment: bool = False) -> None:
+def staggered_panel(path, units: int, periods: int, seed: int, treatment: bool = False,
+                    cohorts: tuple[int, ...] = (0, 3, 5)) -> None:
     """A balanced staggered panel: cohorts 3, 5 and never, unit and period effects, dynamic effects."""
     rng = np.random.default_rng(seed)
-    cohort = rng.choice(np.array([0, 3, 5]), size=units)
+    cohort = rng.choice(np.array(cohorts), size=units)
     unit_effect = rng.normal(50.0, 10.0, units)
     u = np.repeat(np.arange(units), periods)
     t = np.tile(np.arange(1, periods + 1), units)
@@ -74,29 +96,46 @@ def staggered_panel(path, units: int, periods: int, seed: int, treatment: bool =
     pq.write_table(pa.table(columns), path)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_cells_equal_the_rows_on_simulated_staggered_panels(seed, tmp_path):
+def sim_spec(path, design: dict, treatment: bool = True) -> dict:
+    return {"version": 1, "name": "sim", "data": {"path": str(path)}, "outcome": "y",
+            "design": {"method": "did", "unit": "id", "time": "period", **design},
+            **({"treatment": "d"} if treatment else {})}
+
+
+@pytest.mark.parametrize("design", [{"estimator": "callaway_santanna", "options": QUICK}, TWFE])
+def test_cells_equal_the_rows_on_a_simulated_staggered_panel(design, tmp_path):
+    # cohorts from the treatment column (mpdta above has a cohort column): its first treated periods in SQL
     path = tmp_path / "panel.parquet"
-    staggered_panel(path, 90, 6, seed, treatment=seed == 2)
-    design = {"method": "did", "unit": "id", "time": "period", "estimator": "callaway_santanna",
-              **({"cohort": "first"} if seed == 1 else {})}
-    spec = {"version": 1, "name": "sim", "data": {"path": str(path)}, "outcome": "y", "design": design,
-            **({"treatment": "d"} if seed == 2 else {})}
-    rows, cells = fit_both(spec)
+    staggered_panel(path, 90, 6, 2, treatment=True)
+    rows, cells = fit_both(sim_spec(path, design))
     diffs = differences(cells, rows)
     assert not diffs, diffs[:5]
 
 
-def test_an_unbalanced_panel_needs_the_rows(tmp_path):
+def test_the_2x2_from_cells_equals_the_rows(tmp_path):
     path = tmp_path / "panel.parquet"
-    staggered_panel(path, 80, 6, 3)
+    staggered_panel(path, 60, 5, 4, treatment=True, cohorts=(0, 3))
+    rows, cells = fit_both(sim_spec(path, {"estimator": "2x2"}))
+    diffs = differences(cells, rows)
+    assert not diffs, diffs[:5]
+    assert set(rows["diagnostics"]["coefficients"]) == {"(intercept)", "treated", "post", "treated_x_post"}
+
+
+@pytest.mark.parametrize("change,why", [("unbalanced", "unbalanced"), ("on_off", "switches off in 1 rows")])
+def test_panels_the_cells_cannot_describe_need_the_rows(change, why, tmp_path):
+    path = tmp_path / "panel.parquet"
+    staggered_panel(path, 80, 6, 3, treatment=True)
     table = pq.read_table(path)
-    pq.write_table(table.slice(1), path)  # the first unit loses a period
-    loaded = as_loaded({"version": 1, "name": "sim", "data": {"path": str(path)}, "outcome": "y",
-                        "design": {"method": "did", "unit": "id", "time": "period", "cohort": "first",
-                                   "estimator": "callaway_santanna"}})
+    if change == "unbalanced":
+        table = table.slice(1)  # the first unit loses a period
+    else:  # one treated unit-period turned off: twfe uses an on/off treatment as given
+        d = table.column("d").to_numpy().copy()
+        d[np.flatnonzero(d)[1]] = 0
+        table = table.set_column(table.schema.get_field_index("d"), "d", pa.array(d))
+    pq.write_table(table, path)
+    loaded = as_loaded(sim_spec(path, TWFE))
     prep = prepare_study(loaded, warm=True)
-    with pytest.raises(RowsNeeded, match="unbalanced"):
+    with pytest.raises(RowsNeeded, match=why):
         engine_cells(prep.table, loaded.study)
 
 
@@ -105,12 +144,23 @@ def estimate(runner, spec, *flags):
     return res.exit_code, json.loads(res.stdout) if res.stdout.strip() else {}, res.stderr
 
 
-def engine_spec(tmp_path, name: str, data: dict):
-    spec = yaml.safe_load(MPDTA.read_text())
-    spec["data"] = data
+def engine_spec(tmp_path, name: str, data: dict, spec: dict | None = None):
+    spec = dict(spec or yaml.safe_load(MPDTA.read_text()), data=data)
     out = tmp_path / f"{name}.yaml"
     out.write_text(yaml.safe_dump(spec))
     return out
+
+
+def file_and_engine(tmp_path, name: str, spec: dict, data: dict):
+    """The spec on its file and on the engine's table ``data``."""
+    return engine_spec(tmp_path, f"{name}_file", spec["data"], spec), engine_spec(tmp_path, name, data, spec)
+
+
+def simulated(tmp_path, units: int, seed: int = 5):
+    """A staggered panel (treatment column, 6 periods) as a file and as Arrow, with a static TWFE spec."""
+    path = tmp_path / f"panel{units}.parquet"
+    staggered_panel(path, units, 6, seed, treatment=True)
+    return sim_spec(path, TWFE), pq.read_table(path)
 
 
 @pytest.mark.engines
@@ -130,15 +180,50 @@ def test_postgres_sends_back_the_cells_not_the_panel(postgres_url, runner, tmp_p
 
 
 @pytest.mark.engines
+def test_postgres_runs_the_regressions_from_cells_whatever_the_number_of_units(postgres_url, runner, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setenv(ENV, postgres_url)
+    load_postgres(postgres_url, "mpdta_es", arrow_of(MPDTA.parent / "data" / "mpdta.csv"))
+    data = {"backend": "postgres", "table": "mpdta_es", "connection_env": ENV}
+    local, remote = file_and_engine(tmp_path, "es", mpdta_spec(EVENT_STUDY), data)
+    code, got, err = estimate(runner, remote, "--no-refute")
+    assert code == 0, err
+    assert not differences(got, estimate(runner, local, "--no-refute")[1])
+    assert got["provenance"]["did_cells"]["computed_from"] == "cohort x period cells in the engine"
+    assert got["provenance"]["fetched_rows"] < 100 and got["estimator"] == "twfe_event_study"
+    fetched = []
+    for units in (100, 1000):  # static TWFE, cohorts from the treatment column
+        spec, arrow = simulated(tmp_path, units)
+        load_postgres(postgres_url, f"sim{units}", arrow)
+        local, remote = file_and_engine(tmp_path, f"sim{units}", spec,
+                                        {"backend": "postgres", "table": f"sim{units}", "connection_env": ENV})
+        code, got, err = estimate(runner, remote, "--no-refute")
+        assert code == 0, err
+        assert not differences(got, estimate(runner, local, "--no-refute")[1])
+        assert got["n"]["units"] == units and "goodman_bacon" in got["diagnostics"]
+        fetched.append(got["provenance"]["fetched_rows"])
+    assert fetched[0] == fetched[1] < 100  # 3 cohorts x 21 period pairs and a few counts, however many units
+
+
+@pytest.mark.engines
 @pytest.mark.xdist_group("spark")
 def test_spark_sends_back_the_cells_and_fetches_the_panel_for_the_refuters(spark, runner, tmp_path):
     register_spark("mpdta_cells", arrow_of(MPDTA.parent / "data" / "mpdta.csv"))
-    spec = engine_spec(tmp_path, "spark", {"backend": "spark", "table": "mpdta_cells"})
-    code, got, err = estimate(runner, spec, "--no-refute")
+    # honest-DiD from the cells is compared on PostgreSQL and locally: here it would only cost time
+    local, remote = file_and_engine(tmp_path, "spark", mpdta_spec(**QUICK), {"backend": "spark",
+                                                                            "table": "mpdta_cells"})
+    code, got, err = estimate(runner, remote, "--no-refute")
     assert code == 0, err
-    assert not differences(got, estimate(runner, MPDTA, "--no-refute")[1])
+    assert not differences(got, estimate(runner, local, "--no-refute")[1])
     cells_only = got["provenance"]["fetched_rows"]
     assert cells_only < 100
-    refuted = estimate(runner, spec)[1]  # the refuters permute units: the panel's 2,500 rows come back too
+    refuted = estimate(runner, remote)[1]  # the refuters permute units: the panel's 2,500 rows come back too
     assert refuted["provenance"]["fetched_rows"] == cells_only + 2500
-    assert not differences(refuted, estimate(runner, MPDTA)[1])
+    assert not differences(refuted, estimate(runner, local)[1])
+    spec, arrow = simulated(tmp_path, 100)  # static TWFE: the check that the treatment stays on, in Spark SQL
+    register_spark("sim_cells", arrow)
+    local, remote = file_and_engine(tmp_path, "sim", spec, {"backend": "spark", "table": "sim_cells"})
+    code, got, err = estimate(runner, remote, "--no-refute")
+    assert code == 0, err
+    assert got["provenance"]["did_cells"]["computed_from"] == "cohort x period cells in the engine"
+    assert not differences(got, estimate(runner, local, "--no-refute")[1])

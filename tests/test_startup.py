@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import SPECS
 
-HEAVY = ("dowhy", "econml", "linearmodels", "sklearn", "matplotlib", "ibis", "pyspark", "psycopg", "sqlglot")
+HEAVY = ("dowhy", "econml", "linearmodels", "sklearn", "matplotlib", "ibis", "pyspark", "psycopg", "sqlglot",
+         "deltalake", "pyiceberg")
 
 PROBE = """
 import json, sys

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from causalcli.data.sql import first_line, quote_literal
+from causalcli.data.table_formats import FORMATS as TABLE_FORMATS
+from causalcli.data.table_formats import check_version_key, detect, read_catalog_table, read_snapshot
 from causalcli.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,8 +69,13 @@ def open_data(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool =
         display, provenance = register_memory(con, frame)
         return Opened(con, display, provenance, lazy=False)
     data = spec.study.data
+    if data.catalog is not None:  # an Iceberg table named in its catalog
+        kind = "VIEW" if lazy or view_parquet else "TABLE"
+        provenance = read_catalog_table(con, data.catalog, data.table, data.version, kind)
+        return Opened(con, data.table, provenance, kind == "VIEW")
     path = resolve_path(spec)
     if path == "-":
+        check_version_key("csv", data.version, "<stdin>")
         raw = stdin_bytes if stdin_bytes is not None else sys.stdin.buffer.read()
         with tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False) as tmp:
             tmp.write(raw)
@@ -80,7 +87,11 @@ def open_data(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool =
                       lazy=False)
     display = data.path
     fmt = _file_format(spec, path)
-    lazy = lazy or (view_parquet and fmt == "parquet")
+    check_version_key(fmt, data.version, display)
+    lazy = lazy or (view_parquet and fmt in ("parquet", *TABLE_FORMATS))
+    if fmt in TABLE_FORMATS:  # a Delta or Iceberg table: one snapshot's Parquet files
+        provenance = read_snapshot(con, path, fmt, data.version, display, kind="VIEW" if lazy else "TABLE")
+        return Opened(con, display, provenance, lazy)
     if lazy:  # the view reads the file at each query: allow exactly this file, nothing else
         con.execute(f"SET allowed_paths = [{quote_literal(path)}]")
         con.execute("SET enable_external_access = false")
@@ -90,13 +101,17 @@ def open_data(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool =
 
 
 def _file_format(spec: "LoadedSpec", path: str) -> str:
-    """csv or parquet: ``data.format``, or told by the extension; a file that is neither is refused by kind."""
+    """csv, parquet, delta or iceberg: ``data.format``, or told by the extension (a Delta or Iceberg table by its
+    folder, ``table_formats.detect``); a file that is none of them is refused by kind."""
     display = spec.study.data.path
     if not os.path.exists(path):
         raise DataError(_not_found(spec, path), file=display, key="data.path")
+    fmt = spec.study.data.format
+    table_format = detect(path) if fmt == "auto" else fmt if fmt in TABLE_FORMATS else None
+    if table_format is not None:
+        return table_format
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
         raise DataError("data file is not a readable file", file=display, key="data.path")
-    fmt = spec.study.data.format
     if fmt != "auto":
         return fmt
     ext = Path(path).suffix.lower()

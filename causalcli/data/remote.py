@@ -71,6 +71,10 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
     select = f"SELECT {projected} FROM (SELECT {inner} FROM {source}) AS s{where}"
     provenance = {"backend": engine.name, **({"table": data.table} if data.table else {"data_path": data.path}),
                   "engine_version": engine.version()}
+    if engine.name == "spark" and data.table is not None:  # PostgreSQL and the others keep no table versions
+        from causalcli.data.table_formats import spark_snapshot
+
+        provenance.update(spark_snapshot(engine.ibis._session, data.table))
     types = {c: renamed[c] for c in wanted}
     if schema_only:
         return Remote(engine, display, select, types, 0, None, provenance)
@@ -157,6 +161,13 @@ def _source(engine: Engine, data: "DataSpec", path: str | None, display: str) ->
         except sqlglot.errors.ParseError:
             raise DataError("data.table must be a table name (schema.table), not SQL", file=display,
                             key="data.table") from None
+    from causalcli.data.table_formats import detect
+
+    table_format = detect(path) if "://" not in path else None
+    if table_format is not None:  # Spark would read every Parquet file in the folder, old versions' too
+        raise DataError(f"this is a {table_format} table, and Spark reads data.path as plain Parquet files (every "
+                        "version's): register the table in Spark's catalog and give data.table, or read it on the "
+                        "embedded engine (data.backend: duckdb)", file=display, key="data.path")
     reader = "parquet" if (data.format == "parquet" or (data.format == "auto" and not path.lower().endswith(
         (".csv", ".tsv", ".txt", ".gz")))) else "csv"
     session = engine.ibis._session

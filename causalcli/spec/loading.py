@@ -191,7 +191,7 @@ def _describe(err: dict, methods: tuple[str, ...]) -> str:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     found = err.get("input")
-    secret = any(part in ("connection_env",) for part in err.get("loc", ()))  # may hold a URL with a password
+    secret = any(part in ("connection_env", "catalog") for part in err.get("loc", ()))  # may hold a URL, a password
     if kind not in ("extra_forbidden",) and not isinstance(found, (dict, list)) and not secret:
         msg += f" (found {found!r})"
     return msg

@@ -18,8 +18,9 @@ from causalcli.spec.base import Strict as _Strict
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CATALOG_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _ENGINE_DEFAULTS = {"table": None, "backend": "duckdb", "connection_env": None, "sample": None, "max_rows": None,
-                    "na_values": []}
+                    "na_values": [], "version": None, "catalog": None}
 
 
 class SampleSpec(_Strict):
@@ -44,9 +45,17 @@ class DataSpec(_Strict):
     max_rows: int | None = Field(None, ge=1, description="Row-level designs refuse (exit 3) to fetch more rows than this "
                                  "from the engine (default 20,000,000 for engines other than duckdb); set data.sample to "
                                  "work on a sample.")
-    format: Literal["auto", "csv", "parquet"] = Field(
-        "auto", description="auto chooses by extension (.csv, .parquet/.pq)."
+    format: Literal["auto", "csv", "parquet", "delta", "iceberg"] = Field(
+        "auto", description="auto chooses by extension (.csv, .parquet/.pq), or by the folder: a Delta table "
+        "(a folder with _delta_log/) or an Iceberg table (a folder with metadata/*.metadata.json, or that file).",
     )
+    catalog: str | None = Field(
+        None, description="With data.table on the embedded engine: the NAME of the pyiceberg catalog holding that "
+        "Iceberg table, configured in ~/.pyiceberg.yaml or PYICEBERG_CATALOG__<NAME>__* variables (never in the "
+        "spec); the catalog says which metadata file is current.")
+    version: int | None = Field(
+        None, ge=0, description="A Delta or Iceberg table read on the embedded engine: the Delta version, or the "
+        "Iceberg snapshot id, to read (time travel); default: the latest.")
     filter: str | None = Field(
         None,
         description="SQL boolean expression over the columns (DuckDB dialect). It can read "
@@ -99,6 +108,14 @@ class DataSpec(_Strict):
                              "connection: export the URL in that variable (the value given is not shown)")
         return v
 
+    @field_validator("catalog")
+    @classmethod
+    def _a_catalog_name(cls, v: str | None) -> str | None:
+        if v is not None and not _CATALOG_NAME.match(v):  # never repeated: it may be a URI with a password
+            raise ValueError("must be the NAME of a pyiceberg catalog (letters, digits, _ and -), not its URI: "
+                             "configure the catalog in ~/.pyiceberg.yaml (the value given is not shown)")
+        return v
+
     @model_serializer(mode="wrap")
     def _without_unused_engine_keys(self, handler: Any) -> dict:
         # A spec that names no engine (nor na_values) dumps (and so hashes: provenance.spec_sha256) as it did
@@ -113,11 +130,19 @@ class DataSpec(_Strict):
     def _one_source(self) -> "DataSpec":
         if (self.path is None) == (self.table is None):
             raise ValueError("give exactly one of 'path' (a file) or 'table' (a table in the engine)")
-        if self.table is not None and self.backend == "duckdb":
+        if self.table is not None and self.backend == "duckdb" and self.catalog is None:
             raise ValueError("data.table reads a table in an engine: set data.backend (spark, postgres, ...), "
-                             "or give the file as data.path")
+                             "name its Iceberg catalog with data.catalog, or give the file as data.path")
+        if self.catalog is not None and (self.table is None or self.backend != "duckdb" or
+                                         self.format not in ("auto", "iceberg")):
+            raise ValueError("data.catalog names the pyiceberg catalog of the Iceberg table data.table, read on the "
+                             "embedded engine: give data.table, and no backend, path or other format")
         if self.path is not None and self.backend not in ("duckdb", "spark"):
             raise ValueError(f"backend {self.backend} reads tables, not files: give data.table")
+        if self.backend != "duckdb" and (self.version is not None or self.format in ("delta", "iceberg")):
+            key = "version" if self.version is not None else f"format: {self.format}"
+            raise ValueError(f"data.{key} reads a Delta or Iceberg table on the embedded engine (backend duckdb); "
+                             f"on {self.backend} name the table in its catalog with data.table")
         return self
 
 

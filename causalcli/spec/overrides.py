@@ -120,8 +120,8 @@ def cite_overrides(exc: Any, items: list[str]) -> None:
     if exc.message.startswith("--set "):
         return
     # a connection variable's override may hold a URL with a password: cite its key, never its value
-    shown = [i.split("=", 1)[0] + "=<not shown>" if i.split("=", 1)[0].endswith("connection_env") else i
-             for i in items]
+    secret = ("connection_env", "catalog")
+    shown = [i.split("=", 1)[0] + "=<not shown>" if i.split("=", 1)[0].endswith(secret) else i for i in items]
     exc.message = " ".join(f"--set {i}" for i in shown) + f": {exc.message}"
     exc.line = None  # no line of the file holds this value
 

@@ -54,9 +54,10 @@ def bacon_decomposition(p: "PanelData") -> dict[str, Any]:
     T = int(p.times.size)
     levels, gcode = np.unique(p.g, return_inverse=True)  # cohorts (-1 = never treated) -> 0..C-1
     C = levels.size
-    n_c = np.bincount(gcode, minlength=C).astype(float)
+    # on the engine's cells (``cells_regression``) each "unit" is a cohort of ``cells.counts`` units
+    n_c = np.bincount(gcode, weights=None if p.cells is None else p.cells.counts, minlength=C).astype(float)
     cell_of_row = gcode[p.unit] * T + p.time
-    ybar = np.bincount(cell_of_row, weights=p.y, minlength=C * T) / np.repeat(n_c, T)
+    ybar = np.bincount(cell_of_row, weights=p.y, minlength=C * T) / np.bincount(cell_of_row, minlength=C * T)
     cg = np.repeat(levels, T)           # cohort of each cell
     ct = np.tile(np.arange(T), C)       # period of each cell
     csize = np.repeat(n_c, T)

@@ -16,17 +16,22 @@ Sums are exact and order-independent: each outcome is centred on its period's ro
 (a centred value, a product of two) is rounded to a power-of-two grid fine enough that no partial sum can
 round (as the experiment's fixed-point pass), so an engine adding in any order gives the same bits.
 
+2x2, TWFE, the event study and Sun-Abraham read the same cells: their regressors depend on cohort and period
+only, and a unit's CRV1 score is linear in (1, y_i1..y_iT) with cohort-wide coefficients
+(``cells_regression``).
+
 What needs units falls back to the rows (``RowsNeeded`` names why; ``DidDesign.prepare`` fetches the panel):
 covariates, weights, clusters other than the unit, bootstraps (a weight per unit), an unbalanced panel, rows
 with a missing value, units treated in the first period or after the last, few (treated) units (randomization
-inference permutes units), a cohort near the propensity trim. The refuters permute and subsample units: they
+inference permutes units, the wild bootstrap reweights them), a cohort near the propensity trim, an on/off
+treatment (static twfe uses it as given). The refuters permute and subsample units: they
 run on the panel, fetched once before them (``DidDesign.before_refuters``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -39,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.did.panel import PanelData
     from causalcli.spec.models import Study
 
-CELLS_ESTIMATORS = ("callaway_santanna",)
+CELLS_ESTIMATORS = ("callaway_santanna", "twfe", "2x2", "sun_abraham")
 EXACT = "exact fixed-point sums of centred outcomes and their products by cohort and period pair (order-independent)"
 
 
@@ -57,6 +62,7 @@ class Cells:
     sums: np.ndarray            # cohorts x T: sum_i (y_it - centre_t)
     products: np.ndarray        # cohorts x T x T: sum_i (y_it - centre_t)(y_is - centre_s)
     fetched_rows: int
+    centres: np.ndarray         # T: the period centres the sums are taken about
 
 
 @dataclass
@@ -65,7 +71,7 @@ class CellsData:
     the panel's rows for the refuters (``rows``, filled once by ``DidDesign.before_refuters``)."""
 
     panel: "PanelData"
-    group_time: "GroupTime"
+    group_time: "GroupTime | None"  # None: a regression (``cells_regression``)
     diagnostics: dict[str, Any]
     fetch: Callable[[], "PanelData"]
     rows: "PanelData | None" = None
@@ -151,6 +157,12 @@ def engine_cells(table: "Table", study: "Study") -> Cells:
     g_idx = np.where(values > 0, np.searchsorted(times, values, side="left"), -1)
     if np.any(g_idx == 0):
         raise RowsNeeded("some units are treated in the first period")
+    d = study.design
+    if not d.cohort and d.estimator == "twfe" and d.event_study is None:  # on/off treatments are used as given
+        switching = table.sql(f"SELECT count(*) FROM ({rows}) AS r JOIN ({units}) AS v ON r.u = v.u "
+                              "WHERE (r.g0 IS NOT NULL) <> (v.g > 0 AND r.t >= v.g)")[0][0]
+        if switching:
+            raise RowsNeeded(f"the treatment switches off in {switching} rows (an on/off treatment)")
     cohorts, where = np.unique(g_idx, return_inverse=True)
     counts = np.bincount(where, weights=[int(k) for _, _, k in shapes]).astype(np.int64)
     centres, bound, squares = [], 0.0, 0.0
@@ -177,7 +189,7 @@ def engine_cells(table: "Table", study: "Study") -> Cells:
         c, i, j = position[int(k)], int(np.searchsorted(times, float(t))), int(np.searchsorted(times, float(s)))
         products[c, i, j] = products[c, j, i] = float(yy)
         sums[c, i] = float(y)
-    return Cells(times, cohorts, counts, sums, products, fetched() - before)
+    return Cells(times, cohorts, counts, sums, products, fetched() - before, np.asarray(centres))
 
 
 # ---------------------------------------------------------------- Callaway-Sant'Anna from the cells
@@ -223,17 +235,17 @@ def group_time_from_cells(cells: Cells, control: str, base_period: str) -> "Grou
                      np.asarray(atts), np.column_stack(infs), N, one, row_cohort, one=one, shares=shares)
 
 
-def stand_in_panel(study: "Study", table: "Table", cells: Cells) -> "PanelData":
+def stand_in_panel(study: "Study", table: "Table", cells: Cells, per_unit: bool = True) -> "PanelData":
     """The ``PanelData`` the Callaway-Sant'Anna fit reads besides the ATT(g,t): counts, the panel's shape, the
-    unit cohorts (for the count of treated units); no rows."""
+    unit cohorts (for the count of treated units; ``per_unit`` False: the cohorts, once each); no rows."""
     from causalcli.data.types import period_json, period_text
     from causalcli.designs.did.panel import PanelData
 
     d = study.design
     labels = table.period_labels.get(d.time)
     times, T = cells.times, int(cells.times.size)
-    g = np.repeat(cells.cohorts, cells.counts).astype(np.int64)
-    N, treated = int(g.size), int((g >= 0).sum())
+    g = (np.repeat(cells.cohorts, cells.counts) if per_unit else cells.cohorts).astype(np.int64)
+    N, treated = int(cells.counts.sum()), int(cells.counts[cells.cohorts >= 0].sum())
     panel = {"units": N, "periods": T, "rows": N * T, "balanced": True, "missing_unit_periods": 0,
              "first_period": period_json(times[0], labels), "last_period": period_json(times[-1], labels),
              "cohorts": {period_text(times[k], labels): int(n) for k, n in zip(cells.cohorts, cells.counts) if k >= 0},
@@ -259,9 +271,27 @@ def prepare_cells(study: "Study", table: "Table", fetch: Callable[[], "PanelData
     if treated == 0:
         raise RowsNeeded("no unit is ever treated")  # the row path says so, naming the key
     if int(cells.counts.sum()) < MIN_CLUSTERS or min(treated, untreated) < MIN_TREATED_CLUSTERS:
-        raise RowsNeeded(f"few units ({treated} treated, {untreated} not): randomization inference permutes units")
-    o = study.design.options
-    gt = group_time_from_cells(cells, o.control_group, o.base_period)
+        raise RowsNeeded(f"few units ({treated} treated, {untreated} not): few-cluster inference "
+                          "permutes or resamples units")
     info = {"computed_from": "cohort x period cells in the engine", "fetched_rows": cells.fetched_rows,
             "summation": EXACT}
+    o = study.design.options
+    if study.design.estimator != "callaway_santanna":
+        return CellsData(cell_panel(stand_in_panel(study, table, cells, per_unit=False), cells), None, info, fetch)
+    gt = group_time_from_cells(cells, o.control_group, o.base_period)
     return CellsData(stand_in_panel(study, table, cells), gt, info, fetch)
+
+
+def cell_panel(stand_in: "PanelData", cells: "Cells") -> "PanelData":
+    """The cohort x period table as a ``PanelData``: cohorts as units, cell means as outcomes (cells_regression's docstring);
+    ``stand_in`` carries the panel's counts and one cohort per "unit" (``stand_in_panel``)."""
+    from causalcli.designs.did.cells_regression import CellRegression
+
+    C, T = cells.cohorts.size, cells.times.size
+    means = cells.sums / cells.counts[:, None] + cells.centres[None, :]
+    regression = CellRegression(cells.counts, cells.centres,
+                                tuple(gram_factor(int(n), s, Q) for n, s, Q in
+                                      zip(cells.counts, cells.sums, cells.products)),
+                                int(cells.counts[cells.cohorts >= 0].sum()))
+    return replace(stand_in, unit=np.repeat(np.arange(C), T), time=np.tile(np.arange(T), C), y=means.ravel(),
+                   X=np.empty((C * T, 0)), cells=regression)

@@ -66,6 +66,8 @@ def wild_name(weights: str) -> str:
 
 def cluster_counts(p: "PanelData") -> tuple[int, int]:
     """(treated clusters, untreated clusters): a cluster is treated when any of its units ever is."""
+    if p.cells is not None:  # cohort x period cells, clustered by unit
+        return p.cells.treated_units, p.n_clusters - p.cells.treated_units
     if p.d is not None:
         ever = np.zeros(p.n_units, dtype=bool)
         ever[p.unit[p.d > 0]] = True
@@ -256,7 +258,7 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
                         f"({_treated_label(p, unit_level)}): the effect rests on a single "
                         f"{'unit' if unit_level else 'cluster'}, whose own shocks cannot be told apart from the "
                         "treatment; the clusters check says how the p-value was computed, or why there is none")
-    elif int((p.g >= 0).sum()) == 1:
+    elif (p.cells.treated_units if p.cells is not None else int((p.g >= 0).sum())) == 1:
         warnings.append("one treated unit: the effect rests on a single unit, whose own shocks cannot be told apart "
                         "from the treatment")
     reason = no_inference_reason(G, n_obs, k, what)

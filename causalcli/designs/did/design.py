@@ -164,6 +164,8 @@ class DidDesign(Design):
     def fit(self, prepared: "PanelData | CellsData", study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.runtime.threads import single_threaded_blas
 
+        if isinstance(prepared, CellsData) and prepared.group_time is None:
+            prepared = prepared.panel  # 2x2, twfe, event study on the cells (``cells_regression``)
         if isinstance(prepared, CellsData):
             from causalcli.designs.did.callaway_santanna import fit_cs, with_few_units
 

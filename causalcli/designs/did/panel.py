@@ -48,6 +48,7 @@ class PanelData:
     warnings: tuple[str, ...]
     unit_labels: np.ndarray
     time_labels: tuple[str, ...] | None = None  # ISO day of each period number when time holds dates
+    cells: Any = None  # ``cells_regression.CellRegression``: the rows are cohort x period cells, the units cohorts
 
 
 def show(v) -> str:

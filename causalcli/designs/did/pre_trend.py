@@ -76,7 +76,7 @@ def judged_for_clusters(check: "Check", diag: dict) -> "Check":
 def _auxiliary_fit(p: PanelData, leads: int, k: int) -> tuple["OlsFit", list[int]]:
     """The auxiliary event study with leads -leads..-2 and lags 0..k, and its relative periods."""
     T = int(p.times.size)
-    if p.w is None and p.y.size == p.n_units * T:
+    if p.w is None and p.y.size == p.n_units * T and p.cells is None:
         # balanced, unweighted: the dummies depend on cohort x period only; demeaned on that table
         from types import SimpleNamespace
 

@@ -78,6 +78,8 @@ def event_dummies(p: PanelData, g: np.ndarray, leads: int, lags: int) -> tuple[n
 def regress(p: PanelData, X: np.ndarray, names: list[str], fe: bool) -> "OlsFit":
     from causalcli.inference.cluster_robust import ols_crv1
 
+    if p.cells is not None:  # the engine's cohort x period cells (``cells_regression``)
+        return p.cells.ols(p.y, X, names, fe, p.options.tolerance)
     return ols_crv1(p.y, X, names, (p.cluster, p.n_clusters), fixed_effects(p) if fe else [], p.w,
                     p.options.tolerance)
 

@@ -66,7 +66,8 @@ def saturated_fit(p: "PanelData", g: np.ndarray) -> tuple["OlsFit", list[tuple[i
         return fit, pairs, counts
     D, pairs = _interactions(p, g, p.unit, p.time)
     fit = regress(p, np.column_stack([D, p.X]), names_of(pairs) + list(p.xnames), fe=True)
-    return fit, pairs, D.sum(axis=0)
+    # treated rows per pair; on the engine's cells (``cells_regression``) a row is a cohort's cell
+    return fit, pairs, D.sum(axis=0) if p.cells is None else np.repeat(p.cells.counts, T) @ D
 
 
 def interaction_weights(pairs: list[tuple[int, float]], counts: np.ndarray) -> tuple[list[float], np.ndarray]:

@@ -425,9 +425,9 @@ def _file_as_read(study: "Study", table: "Table", spec: "LoadedSpec") -> str | N
     """The data file when the study's rows are its rows as they are (no filter, no renames), else None."""
     from causalcli.data.load import resolve_path
 
-    if study.data.filter is not None or study.data.columns or "data_source" in table.provenance or \
-            table.engine is not None:
-        return None  # filtered, renamed, stdin, an in-memory table, or rows another engine holds
+    if study.data.filter is not None or study.data.columns or table.engine is not None or \
+            {"data_source", "table_format"} & set(table.provenance):
+        return None  # filtered, renamed, stdin, an in-memory table, a Delta or Iceberg table's files, another engine
     path = resolve_path(spec)
     return None if path == "-" else path
 

@@ -52,6 +52,8 @@ class TimeSeriesData:
     hac_lags: int | None
     aggregate: str | None
     params: np.ndarray | None = None
+    expected_model_size: float | None = 3.0
+    prior_information_weight: float = 0.01
 
 # study keys a single series has no use for, and what to write instead
 NOT_TAKEN = (("treatment", "design.intervention says when the series is treated"),
@@ -66,7 +68,7 @@ class TimeSeriesDesign(Design):
     inference = (STRUCTURAL_INFERENCE, SEGMENTED_INFERENCE)
     default_refuters = ("placebo_in_time",)
     streams_data = True  # one grouped pass where the data live; only the periods come back
-    preload_modules = ("statsmodels.tsa.statespace.structural",)
+    preload_modules = ("scipy.optimize",)  # BFGS; it loads scipy.linalg (banded Cholesky)
     weights_built = False
     reference = ("Brodersen et al. (2015), CausalImpact; Harvey (1989); Wagner et al. (2002) segmented regression; "
                  "Newey and West (1987, 1994)")
@@ -117,7 +119,8 @@ class TimeSeriesDesign(Design):
         d = study.design
         o = d.options
         return TimeSeriesData(read_series(study, table), d.estimator, o.ar1, o.draws, o.parameter_draws, o.trend,
-                              o.hac_lags, d.aggregate)
+                              o.hac_lags, d.aggregate, expected_model_size=o.expected_model_size,
+                              prior_information_weight=o.prior_information_weight)
 
     # ------------------------------------------------------------ estimation
 

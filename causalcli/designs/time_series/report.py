@@ -44,7 +44,8 @@ def _structural(d: "TimeSeriesData", study: "Study", seed: int) -> dict[str, Any
     s = d.series
     start, level = s.start, study.conf_level
     try:
-        f = fit_structural(s.y, s.X, start, s.seasonality, d.ar1, d.draws, d.parameter_draws, seed)
+        f = fit_structural(s.y, s.X, start, s.seasonality, d.ar1, d.draws, d.parameter_draws, seed,
+                           d.expected_model_size, d.prior_information_weight)
     except np.linalg.LinAlgError as exc:
         raise EstimationError(f"the structural model could not be fitted: {exc}") from None
     observed = s.y[start:]
@@ -75,12 +76,30 @@ def _structural(d: "TimeSeriesData", study: "Study", seed: int) -> dict[str, Any
              "scale": "y and controls standardised by their pre-period mean and sd",
              "loglike": f.loglike, "converged": f.converged, "diffuse_periods": f.burn,
              "draws": d.draws, "parameter_draws": d.parameter_draws}
+    if s.controls:
+        model["controls"] = {name: {"inclusion_probability": float(p), "coefficient": float(b)}
+                             for name, p, b in zip(s.controls, f.inclusion, f.coefficients)}
+        model["prior"] = _prior(f.prior, d.expected_model_size, len(s.controls))
     return {"headline": headline, "pointwise": pointwise, "cumulative": cumulative, "relative": relative,
             "counterfactual": f.point, "lower": lower, "upper": upper, "pre_prediction": f.point[:start],
             "residuals": f.residuals, "model": model, "posterior_probability": 1 - one_sided,
             "tail_area_p": one_sided, "params": f.params,
             "warnings": [] if f.converged else ["the likelihood maximisation did not converge: read the "
                                                 "parameters in diagnostics.model before trusting the intervals"]}
+
+
+def _prior(prior: Any, expected_model_size: float | None, k: int) -> dict[str, Any]:
+    """diagnostics.model.prior: the controls' spike-and-slab prior as used (selection.py)."""
+    from causalcli.designs.time_series.selection import ENUMERATE_UP_TO, GIBBS_SWEEPS
+
+    if prior.inclusion is None:
+        return {"kind": "flat (no sparsity prior: every control in)"}
+    return {"kind": "spike and slab (Zellner slab)", "expected_model_size": expected_model_size,
+            "prior_inclusion_probability": prior.inclusion, "prior_information_weight": prior.information_weight,
+            "diagonal_shrinkage": prior.diagonal_shrinkage,
+            "subsets": "all in (inclusion probability 1)" if prior.search == "none"
+            else f"all {2 ** k} enumerated" if k <= ENUMERATE_UP_TO
+            else f"Gibbs sampler over the inclusion indicators ({GIBBS_SWEEPS} sweeps at the MLE, seeded)"}
 
 
 def _z(level: float) -> float:
@@ -226,4 +245,5 @@ def placebo_at(d: "TimeSeriesData", fake: int) -> float:
         return placebo_effect(s.y, s.X, s.controls, fake, end, s.seasonality, d.trend, d.hac_lags)
     from causalcli.designs.time_series.structural import placebo_effect as structural_placebo
 
-    return structural_placebo(s.y, s.X, s.start, fake, end, s.seasonality, d.ar1, d.params)
+    return structural_placebo(s.y, s.X, s.start, fake, end, s.seasonality, d.ar1, d.params, d.expected_model_size,
+                              d.prior_information_weight)

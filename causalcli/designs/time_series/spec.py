@@ -22,6 +22,13 @@ class TimeSeriesOptions(Strict):
     parameter_draws: int = Field(
         50, ge=10, le=10000, description="structural: how many parameter vectors the draws are spread over "
         "(each filtered once; draws / parameter_draws paths each).")
+    expected_model_size: float | None = Field(
+        3.0, gt=0, description="structural: spike-and-slab prior on the controls: how many are expected to matter "
+        "(each control is in with prior probability min(1, size / controls); 3 is CausalImpact's); null: no "
+        "sparsity prior, every control in with a flat prior.")
+    prior_information_weight: float = Field(
+        0.01, gt=0, description="structural: the slab's weight in observations (BoomSpikeSlab's default 0.01: "
+        "a Zellner prior worth a hundredth of an observation).")
     trend: bool = Field(True, description="segmented: a linear time trend (and its change at the intervention).")
     hac_lags: int | None = Field(
         None, ge=0, description="segmented: Newey-West lags (default max(floor(4 (T/100)^(2/9)), post periods // 4)).")
