@@ -110,7 +110,8 @@ class Design(ABC, Generic[Prepared]):
     # ---------------------------------------------------------------- hooks with defaults
     def streams(self, study: "Study") -> bool:
         """Whether this study's table stays a view (over the file, or in the engine) rather than a copy:
-        ``streams_data``, or a choice per study (did: cohort x period cells in the engine when it can)."""
+        ``streams_data``, or a choice per study (did: cohort x period cells in the engine when it can;
+        synthetic_control: with design.aggregate)."""
         return self.streams_data
 
     def estimand(self, study: "Study", spec: "LoadedSpec") -> str:
