@@ -192,6 +192,25 @@ def test_postgres_sends_back_the_cells_not_the_panel(postgres_url, runner, tmp_p
 
 
 @pytest.mark.engines
+def test_a_panel_above_max_rows_keeps_its_estimate_and_reports_the_refuters_not_run(postgres_url, runner, tmp_path,
+                                                                                    monkeypatch):
+    # the estimate needs only the cells; the refuters need the 2,500 rows, above data.max_rows: they are reported
+    # as not run with the reason, and the study still succeeds with the file's estimate
+    monkeypatch.setenv(ENV, postgres_url)
+    load_postgres(postgres_url, "mpdta_capped", arrow_of(MPDTA.parent / "data" / "mpdta.csv"))
+    spec = engine_spec(tmp_path, "capped", {"backend": "postgres", "table": "mpdta_capped", "connection_env": ENV,
+                                            "max_rows": 1000})
+    code, got, err = estimate(runner, spec)
+    assert code == 0, err
+    want = estimate(runner, MPDTA, "--no-refute")[1]["estimate"]
+    assert {k: v for k, v in got["estimate"].items() if isinstance(v, float)} == pytest.approx(
+        {k: v for k, v in want.items() if isinstance(v, float)}, rel=1e-9)  # the cells' sums, as elsewhere here
+    assert got["refutations"] and all(r["passed"] is None and r["p_value"] is None for r in got["refutations"])
+    assert all("not run" in r["detail"] and "data.max_rows" in r["detail"] for r in got["refutations"])
+    assert got["provenance"]["fetched_rows"] < 100
+
+
+@pytest.mark.engines
 def test_postgres_runs_the_regressions_from_cells_whatever_the_number_of_units(postgres_url, runner, tmp_path,
                                                                                monkeypatch):
     monkeypatch.setenv(ENV, postgres_url)

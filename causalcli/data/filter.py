@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from causalcli.data.filter_sql import missing_column_message, original_offset, parse_filter, render_filter
 from causalcli.data.sql import NUMERIC_PREFIXES, TABLE, did_you_mean, first_line, quote_identifier
@@ -34,10 +34,12 @@ class Selected:
     filtered_out: int | None  # rows data.filter removed (None: no filter)
 
 
-def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", display: str, lazy: bool) -> Selected:
+def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", display: str, lazy: bool,
+                      settings: dict[str, Any] | None = None) -> Selected:
     """Make ``study_data`` from ``raw_data``: columns renamed, rows filtered; every failure is one line.
 
-    ``lazy``: ``raw_data`` is a view over the file and ``study_data`` becomes one too.
+    ``lazy``: ``raw_data`` is a view over the file and ``study_data`` becomes one too. ``settings``: the
+    design's DuckDB settings (names and values of causalcli's own), set before the configuration is locked.
     """
     import duckdb
 
@@ -47,6 +49,8 @@ def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", displa
     select = ", ".join(f"{quote_identifier(c)} AS {quote_identifier(renames.get(c, c))}" for c in types)
     seen = _renamed_types(types, renames)
 
+    for name, value in (settings or {}).items():
+        con.execute(f"SET {name} = {value}")
     # From here on the filter runs: nothing outside this table can be read.
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")

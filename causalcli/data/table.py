@@ -279,7 +279,7 @@ def _stable_rank_order(ranks: "np.ndarray", size: int) -> "np.ndarray":
 
 def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool = False, frame: Any = None,
                columns: list[str] | None = None, schema_only: bool = False, unit: str | None = None,
-               view_parquet: bool = False) -> Table:
+               view_parquet: bool = False, settings: dict[str, Any] | None = None) -> Table:
     """Read, rename and filter the spec's data; every failure is a one-line DataError.
 
     ``frame``: an in-memory pandas or polars DataFrame or Arrow table, read in place of
@@ -289,12 +289,13 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
     them, ordered by them (``causalcli.data.remote``); a file keeps its own columns and row order.
     ``schema_only`` (validate on an engine): the columns and their types, no row read. ``unit``: a
     panel's unit column, by which ``data.sample`` keeps whole units. ``view_parquet``: a local Parquet file
-    is read as with ``lazy`` (``Design.views_parquet``).
+    is read as with ``lazy`` (``Design.views_parquet``). ``settings``: DuckDB settings set before the
+    configuration is locked (``Design.duckdb_settings``).
     """
     if spec.study.data.backend != "duckdb" and frame is None:
         return _engine_table(spec, lazy, columns, schema_only, unit)
     opened = open_data(spec, stdin_bytes, lazy, frame, view_parquet)
-    selected = select_study_rows(opened.con, spec.study.data, opened.display, opened.lazy)
+    selected = select_study_rows(opened.con, spec.study.data, opened.display, opened.lazy, settings)
     table = Table(con=opened.con, file=opened.display, rows=selected.rows, types=selected.types,
                   provenance={"backend": "duckdb", **opened.provenance}, filtered_out=selected.filtered_out)
     return table

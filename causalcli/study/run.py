@@ -56,7 +56,8 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any
     unit = getattr(study.design, "unit", None)  # a panel's units: data.sample keeps whole ones
     table = load_table(spec, stdin_bytes, lazy=design.streams(study), frame=frame,
                        view_parquet=design.views_parquet, columns=columns,
-                       schema_only=schema_only, unit=unit if isinstance(unit, str) else None)
+                       schema_only=schema_only, unit=unit if isinstance(unit, str) else None,
+                       settings=design.duckdb_settings(study))
     if graph is not None:
         check_nodes(graph, spec, table.columns)
     if schema_only:

@@ -31,7 +31,7 @@ run on the panel, fetched once before them (``DidDesign.before_refuters``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -277,8 +277,21 @@ def prepare_cells(study: "Study", table: "Table", fetch: Callable[[], "PanelData
             "summation": EXACT}
     o = study.design.options
     if study.design.estimator != "callaway_santanna":
-        from causalcli.designs.did.cells_regression import cell_panel
-
         return CellsData(cell_panel(stand_in_panel(study, table, cells, per_unit=False), cells), None, info, fetch)
     gt = group_time_from_cells(cells, o.control_group, o.base_period)
     return CellsData(stand_in_panel(study, table, cells), gt, info, fetch)
+
+
+def cell_panel(stand_in: "PanelData", cells: "Cells") -> "PanelData":
+    """The cohort x period table as a ``PanelData``: cohorts as units, cell means as outcomes (cells_regression's docstring);
+    ``stand_in`` carries the panel's counts and one cohort per "unit" (``stand_in_panel``)."""
+    from causalcli.designs.did.cells_regression import CellRegression
+
+    C, T = cells.cohorts.size, cells.times.size
+    means = cells.sums / cells.counts[:, None] + cells.centres[None, :]
+    regression = CellRegression(cells.counts, cells.centres,
+                                tuple(gram_factor(int(n), s, Q) for n, s, Q in
+                                      zip(cells.counts, cells.sums, cells.products)),
+                                int(cells.counts[cells.cohorts >= 0].sum()))
+    return replace(stand_in, unit=np.repeat(np.arange(C), T), time=np.tile(np.arange(T), C), y=means.ravel(),
+                   X=np.empty((C * T, 0)), cells=regression)

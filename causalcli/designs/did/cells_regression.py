@@ -13,7 +13,7 @@ depends on a row only through its cohort and period, so the fit runs on the coho
 * fixest's small-sample factor with clusters = units: K = regressors + periods with fixed effects (the unit
   effects are nested in the clusters and count one), else K = regressors.
 
-``cell_panel`` is a ``PanelData`` whose "units" are the cohorts and whose rows are the cells (``cells`` set:
+``cells.cell_panel`` is a ``PanelData`` whose "units" are the cohorts and whose rows are the cells (``cells`` set:
 ``regression.regress``, ``clusters.cluster_counts``, the Goodman-Bacon decomposition and Sun-Abraham's
 treated-row counts read the cohort sizes from it), so ``fit_twfe``, ``fit_event_study``, ``fit_2x2`` and
 ``fit_sun_abraham`` run unchanged, with the auxiliary pre-trend event study, the Goodman-Bacon decomposition
@@ -23,13 +23,12 @@ bootstrap, randomization inference) needs units: ``cells.prepare_cells`` sends s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.designs.did.cells import Cells
     from causalcli.designs.did.panel import PanelData
     from causalcli.inference.cluster_robust import OlsFit
 
@@ -89,18 +88,3 @@ def _within(Xc: np.ndarray, n_c: np.ndarray) -> np.ndarray:
     period_mean = np.einsum("c,ctk->tk", n_c, Xc)[None] / n_c.sum()
     grand = np.einsum("c,ck->k", n_c, unit_mean[:, 0])[None, None] / n_c.sum()
     return Xc - unit_mean - period_mean + grand
-
-
-def cell_panel(stand_in: "PanelData", cells: "Cells") -> "PanelData":
-    """The cohort x period table as a ``PanelData``: cohorts as units, cell means as outcomes (module docstring);
-    ``stand_in`` carries the panel's counts and one cohort per "unit" (``cells.stand_in_panel``)."""
-    from causalcli.designs.did.cells import gram_factor
-
-    C, T = cells.cohorts.size, cells.times.size
-    means = cells.sums / cells.counts[:, None] + cells.centres[None, :]
-    regression = CellRegression(cells.counts, cells.centres,
-                                tuple(gram_factor(int(n), s, Q) for n, s, Q in
-                                      zip(cells.counts, cells.sums, cells.products)),
-                                int(cells.counts[cells.cohorts >= 0].sum()))
-    return replace(stand_in, unit=np.repeat(np.arange(C), T), time=np.tile(np.arange(T), C), y=means.ravel(),
-                   X=np.empty((C * T, 0)), cells=regression)

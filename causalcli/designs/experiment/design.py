@@ -149,6 +149,11 @@ class ExperimentDesign(Design):
 
         check_uptake_spec(study, metrics_of(study), file)
 
+    def duckdb_settings(self, study: "Study") -> dict[str, Any]:
+        from causalcli.designs.experiment.unit_scan import duckdb_settings
+
+        return duckdb_settings(study.design.unit)
+
     def columns(self, study: "Study") -> list[str]:
         names = [study.treatment, study.design.time, study.design.unit, *study.segments]
         for m in metrics_of(study):

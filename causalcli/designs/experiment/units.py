@@ -116,8 +116,12 @@ def group_by_unit(study: "Study", table: "Table",
     unit, arm, time, segments = study.design.unit, study.treatment, study.design.time, list(study.segments)
     source = list(dict.fromkeys(c for s in shapes for c in _source_columns(s)))
     floating = [c for c in source if not _is_integer(table.types[c])]
+    from causalcli.designs.experiment import unit_scan
+
     sized = _size_pass(table, source, floating)
     rows, missing, largest = sized[0], sized[1:1 + len(source)], dict(zip(floating, sized[1 + len(source):]))
+    fast_select: list[str] = []  # the grouping by unit alone: what stays as it is, and the exact sums in parts
+    fast_sums: dict[str, tuple[list[str], str]] = {}
     incomplete = {c for c, k in zip(source, missing) if k}
     names = _names(shapes, incomplete, {unit, arm, time, *segments})
     q_unit, q_arm = quote_identifier(unit), quote_identifier(arm)
@@ -125,9 +129,11 @@ def group_by_unit(study: "Study", table: "Table",
     view = [f"u AS {q_unit}", f"a AS {q_arm}"]  # study_data over the units: one row per unit and arm
     if time is not None:
         select.append(f"min({quote_identifier(time)}) AS t")
+        fast_select.append(select[-1])
         view.append(f"t AS {quote_identifier(time)}")
     for i, c in enumerate(segments):  # the unit's value (the least), and what the check compares
         select += _segment_aggregates(table, quote_identifier(c), i)
+        fast_select.append(f"any_value({quote_identifier(c)}) AS g{i}")
         view.append(f"g{i} AS {quote_identifier(c)}")
     centre_sums: dict[int, str] = {}  # each source column's sum over its rows, for the centres
     sums: dict[str, str] = {}
@@ -139,23 +145,33 @@ def group_by_unit(study: "Study", table: "Table",
         if column is None:  # over all rows: the row count k
             if columns:
                 select.append(f"count(CASE WHEN {ok} THEN 1 END) AS v{j}")
+                fast_select.append(select[-1])
             sums[name] = f"rows with {', '.join(columns)} present" if columns else "rows"
             continue
         value, exact = _summand(table, column, largest.get(column), max(int(rows or 0), 1))
         if not exact:
             double_sums.append(column)
         select.append(f"{_sum(value, ok, table.types[column], exact)} AS v{j}")
+        scale = _decimal_scale(largest.get(column), max(int(rows or 0), 1))
+        if exact and scale is not None and table.types[column].upper() == "DOUBLE":  # DuckDB's cast, replicated
+            fast_sums[f"v{j}"] = unit_scan.decimal_sum_parts(quote_identifier(column), ok, scale,
+                                                             float(largest[column]))
+        else:
+            fast_select.append(select[-1])
         if not columns:
             centre_sums.setdefault(source.index(column), f"v{j}")
         sums[name] = f"sum of {column}" + (f" over rows with {', '.join(columns)} present" if columns else "")
     # the centres are rounded, so a DOUBLE sum is close enough where no exact one over the same rows is at hand
     select += [f"sum(CASE WHEN {_complete(table, (c,))} THEN CAST({quote_identifier(c)} AS DOUBLE) END) AS s{i}"
                for i, c in enumerate(source) if i not in centre_sums]
+    fast_select += [item for item in select if item.rsplit(" AS ", 1)[1].startswith("s")]
     centre_sums = {i: centre_sums.get(i, f"s{i}") for i in range(len(source))}
     from causalcli.data.types import group_rows_once
 
     try:
-        group_rows_once(table, UNITS, ", ".join(select), f"{q_unit}, {q_arm}")
+        if not (unit_scan.applies(table) and unit_scan.group(table, UNITS, unit, arm, segments, ["count(*) AS k", *fast_select],
+                                         fast_sums)):
+            group_rows_once(table, UNITS, ", ".join(select), f"{q_unit}, {q_arm}")
         found = _check_pass(table, [centre_sums[i] for i in range(len(source))], len(segments))
     except Exception as exc:  # duckdb.Error or an engine's: a unit column the engine cannot group by, say
         raise DataError(f"cannot group the rows by unit column {unit!r}: {str(exc).splitlines()[0]}",
@@ -300,13 +316,20 @@ def _summand(table: "Table", column: str, largest: float | None, rows: int) -> t
         return f"CASE WHEN {q} THEN 1 ELSE 0 END", True
     if _is_integer(kind):
         return q, True
-    if largest is None or not math.isfinite(largest):
+    scale = _decimal_scale(largest, rows)
+    if scale is None:
         return f"CAST({q} AS DOUBLE)", False
+    return f"CAST({q} AS DECIMAL({DECIMAL_DIGITS}, {scale}))", True
+
+
+def _decimal_scale(largest: float | None, rows: int) -> int | None:
+    """The DECIMAL(38, s) scale leaving room for a sum of absolute values over ``rows`` rows; None when the
+    values are too large for ``MIN_SCALE`` fractional digits (or none is finite)."""
+    if largest is None or not math.isfinite(largest):
+        return None
     bound = max(largest * rows, 1.0)
     scale = DECIMAL_DIGITS - (math.floor(math.log10(bound)) + 2)  # one digit of margin above the bound
-    if scale < MIN_SCALE:
-        return f"CAST({q} AS DOUBLE)", False
-    return f"CAST({q} AS DECIMAL({DECIMAL_DIGITS}, {min(scale, DECIMAL_DIGITS - 2)}))", True
+    return None if scale < MIN_SCALE else min(scale, DECIMAL_DIGITS - 2)
 
 
 def _sum(value: str, ok: str, kind: str, exact: bool) -> str:

@@ -1,0 +1,104 @@
+"""design.unit's fast grouping (``causalcli.designs.experiment.unit_scan``): the same numbers as the grouping by
+(unit, arm) with DECIMAL(38, s) sums, bit for bit, and the fallback to that grouping when the rows need it."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from causalcli.designs.experiment import unit_scan
+from causalcli.study.run import run_study
+
+
+def adversarial_values(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Values of many magnitudes and signs, and exact halves at the scales tested (ties of the rounding)."""
+    spread = rng.normal(size=n) * 10.0 ** rng.uniform(-9, 5, n)
+    ties = (rng.integers(-10**6, 10**6, n) + 0.5) / 10.0 ** rng.choice([6, 8, 12], n)
+    return np.where(rng.random(n) < 0.2, ties, spread)
+
+
+@pytest.mark.parametrize("scale", [6, 8, 12, 20, 27, 30])
+def test_decimal_cast_is_the_rounded_product_and_the_parts_give_the_decimal_sum(scale):
+    rng = np.random.default_rng(scale)
+    n = 40_000
+    con = duckdb.connect()
+    frame = pd.DataFrame({"g": rng.integers(0, 300, n), "x": adversarial_values(rng, n)})
+    con.register("frame", frame)
+    # DuckDB's CAST(x AS DECIMAL(38, s)) is the integer round(x * 10^s) computed in DOUBLE (what unit_scan relies on)
+    q = f"CAST(x AS DECIMAL(38, {scale}))"
+    differ = con.execute(f"SELECT count(*) FILTER (WHERE replace(CAST({q} AS VARCHAR), '.', '')::HUGEINT <> "
+                         f"CAST(round(x * {10.0 ** scale!r}) AS HUGEINT)) FROM frame").fetchall()[0][0]
+    assert differ == 0
+    largest = float(np.abs(frame.x).max())
+    parts, expression = unit_scan.decimal_sum_parts("x", "x IS NOT NULL", scale, largest)
+    names = [f"p{j}" for j in range(len(parts))]
+    fast = con.execute(f"SELECT g, {expression.format(*names)} FROM (SELECT g, "
+                       f"{', '.join(f'{p} AS {m}' for p, m in zip(parts, names))} FROM frame GROUP BY g) ORDER BY g"
+                       ).fetchall()
+    exact = con.execute(f"SELECT g, CAST(sum({q}) AS DOUBLE) FROM frame GROUP BY g ORDER BY g").fetchall()
+    assert fast == exact  # bit for bit
+    assert (len(parts) == 2) == (largest * 10.0 ** scale >= 2.0 ** 62)  # the split only where a BIGINT cannot hold it
+
+
+def sessions(seed: int, units: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    arm = rng.integers(0, 2, units)
+    country = rng.choice(["US", "DE", "FR"], units)
+    user = rng.integers(0, units, 20 * units)
+    y = rng.lognormal(3, 1, len(user)) + 2 * arm[user]
+    pre = rng.gamma(2, 50, len(user))
+    pre[rng.random(len(user)) < 0.05] = np.nan  # a covariate with missing values: sums over complete rows
+    return pd.DataFrame({"user": user, "variant": np.where(arm[user] == 1, "treatment", "control"),
+                         "country": country[user], "day": rng.integers(1, 8, len(user)), "y": y, "pre": pre,
+                         "orders": rng.poisson(2, len(user))})
+
+
+def run(tmp_path, df: pd.DataFrame, name: str) -> dict:
+    folder = tmp_path / name
+    folder.mkdir()
+    path = folder / "s.parquet"
+    df.to_parquet(path, index=False)
+    spec = {"version": 1, "name": "units", "data": {"path": "s.parquet"}, "treatment": "variant", "segments": ["country"],
+            "design": {"method": "experiment", "control": "control", "unit": "user", "time": "day",
+                       "metrics": [{"name": "y", "outcome": "y", "covariate": "pre"},
+                                   {"name": "per_order", "numerator": "y", "denominator": "orders"}]}}
+    file = folder / "s.yaml"
+    file.write_text(yaml.safe_dump(spec))
+    result = run_study(str(file)).to_dict()
+    return {k: v for k, v in result.items() if k not in ("timing_s", "provenance", "spec_path")}
+
+
+@pytest.mark.parametrize("case", ["fast", "rows_without_unit", "null_segment_row", "null_variant_row",
+                                  "unit_without_variant"])
+def test_fast_grouping_gives_the_same_result_as_the_grouping_by_unit_and_arm(tmp_path, monkeypatch, case):
+    df = sessions(3)
+    if case == "rows_without_unit":  # counted and dropped alike (their NULL group holds both arms)
+        df["user"] = df["user"].astype("Int64")
+        df.loc[[11, 12, 13], "user"] = pd.NA
+    elif case == "null_segment_row":  # a unit whose segment is missing on one row: the fast check refuses it
+        df.loc[5, "country"] = None
+    elif case == "null_variant_row":  # a row with a unit and no arm: two hashes in its unit, the old grouping
+        df.loc[7, "variant"] = None
+    elif case == "unit_without_variant":  # every row of a unit without an arm: its arm is NULL, the old grouping
+        df.loc[df.user == df.user.iloc[9], "variant"] = None
+    used = []
+    real = unit_scan.group
+    monkeypatch.setattr(unit_scan, "group", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    fast = run(tmp_path, df, "fast")
+    assert used == [case in ("fast", "rows_without_unit")]
+    monkeypatch.setattr(unit_scan, "applies", lambda table: False)
+    old = run(tmp_path, df, "old")
+    assert json.dumps(fast, sort_keys=True, default=str) == json.dumps(old, sort_keys=True, default=str)
+
+
+def test_a_unit_in_two_arms_is_still_named(tmp_path):
+    df = sessions(4)
+    df.loc[df.user == df.user.iloc[0], "variant"] = ["control", "treatment"] * int((df.user == df.user.iloc[0]).sum() // 2) + \
+        ["control"] * int((df.user == df.user.iloc[0]).sum() % 2)
+    with pytest.raises(Exception, match=r"unit\(s\) of 'user' appear in more than one arm"):
+        run(tmp_path, df, "mixed")
