@@ -112,6 +112,18 @@ def test_cells_equal_the_rows_on_a_simulated_staggered_panel(design, tmp_path):
     assert not diffs, diffs[:5]
 
 
+def test_a_singular_pre_test_covariance_is_singular_from_the_cells_too(tmp_path):
+    """Many small cohorts: more pre-treatment ATT(g,t) than the units can span. The cells' covariance carries
+    rounding noise (~1e-14 of its scale) that R did's rule (solve() fails below eps) took for information: the
+    cells gave a Wald test of W ~ 1e13, p = 0 where the rows said singular, and another rank."""
+    path = tmp_path / "panel.parquet"
+    staggered_panel(path, 50, 12, 1, treatment=True, cohorts=(0, 0, 0, 0, 3, 4, 5, 6, 7, 8, 9, 10, 11))
+    rows, cells = fit_both(sim_spec(path, {"estimator": "callaway_santanna", "options": QUICK}))
+    (from_rows,), (from_cells,) = ([c for c in f["checks"] if c["name"] == "pre_trend"] for f in (rows, cells))
+    assert from_rows == from_cells and from_rows["passed"] is None
+    assert "is singular (rank 28)" in from_rows["detail"]
+
+
 def test_the_2x2_from_cells_equals_the_rows(tmp_path):
     path = tmp_path / "panel.parquet"
     staggered_panel(path, 60, 5, 4, treatment=True, cohorts=(0, 3))
