@@ -112,6 +112,18 @@ def test_cells_equal_the_rows_on_a_simulated_staggered_panel(design, tmp_path):
     assert not diffs, diffs[:5]
 
 
+def test_a_singular_pre_test_covariance_is_singular_from_the_cells_too(tmp_path):
+    """Many small cohorts: more pre-treatment ATT(g,t) than the units can span. The cells' covariance carries
+    rounding noise (~1e-14 of its scale) that R did's rule (solve() fails below eps) took for information: the
+    cells gave a Wald test of W ~ 1e13, p = 0 where the rows said singular, and another rank."""
+    path = tmp_path / "panel.parquet"
+    staggered_panel(path, 50, 12, 1, treatment=True, cohorts=(0, 0, 0, 0, 3, 4, 5, 6, 7, 8, 9, 10, 11))
+    rows, cells = fit_both(sim_spec(path, {"estimator": "callaway_santanna", "options": QUICK}))
+    (from_rows,), (from_cells,) = ([c for c in f["checks"] if c["name"] == "pre_trend"] for f in (rows, cells))
+    assert from_rows == from_cells and from_rows["passed"] is None
+    assert "is singular (rank 28)" in from_rows["detail"]
+
+
 def test_the_2x2_from_cells_equals_the_rows(tmp_path):
     path = tmp_path / "panel.parquet"
     staggered_panel(path, 60, 5, 4, treatment=True, cohorts=(0, 3))
@@ -177,6 +189,25 @@ def test_postgres_sends_back_the_cells_not_the_panel(postgres_url, runner, tmp_p
     # 4 cohorts x 15 period pairs, and a few counts: far fewer than the 2,500 rows of 500 counties
     assert provenance["fetched_rows"] < 100 < 2500 == got["n"]["rows"]
     assert estimate(runner, spec, "--no-refute")[1]["estimate"] == got["estimate"]  # reruns: the same bits
+
+
+@pytest.mark.engines
+def test_a_panel_above_max_rows_keeps_its_estimate_and_reports_the_refuters_not_run(postgres_url, runner, tmp_path,
+                                                                                    monkeypatch):
+    # the estimate needs only the cells; the refuters need the 2,500 rows, above data.max_rows: they are reported
+    # as not run with the reason, and the study still succeeds with the file's estimate
+    monkeypatch.setenv(ENV, postgres_url)
+    load_postgres(postgres_url, "mpdta_capped", arrow_of(MPDTA.parent / "data" / "mpdta.csv"))
+    spec = engine_spec(tmp_path, "capped", {"backend": "postgres", "table": "mpdta_capped", "connection_env": ENV,
+                                            "max_rows": 1000})
+    code, got, err = estimate(runner, spec)
+    assert code == 0, err
+    want = estimate(runner, MPDTA, "--no-refute")[1]["estimate"]
+    assert {k: v for k, v in got["estimate"].items() if isinstance(v, float)} == pytest.approx(
+        {k: v for k, v in want.items() if isinstance(v, float)}, rel=1e-9)  # the cells' sums, as elsewhere here
+    assert got["refutations"] and all(r["passed"] is None and r["p_value"] is None for r in got["refutations"])
+    assert all("not run" in r["detail"] and "data.max_rows" in r["detail"] for r in got["refutations"])
+    assert got["provenance"]["fetched_rows"] < 100
 
 
 @pytest.mark.engines

@@ -540,3 +540,20 @@ def test_experiment_init_reads_tea_tastings_column_names(runner, tmp_path):
     text, spec = init(runner, path, "-t", "variant", "-y", "revenue", "-d", "experiment")
     assert spec["design"]["metrics"] == [{"name": "revenue", "outcome": "revenue", "covariate": "revenue_covariate"}]
     assert "possible further metrics: sessions." in text and "user," not in text
+
+
+def test_time_series_leaves_out_a_control_that_is_a_function_of_the_outcome(runner, tmp_path):
+    """On statsmodels' macrodata with log consumption beside consumption, init proposed log_cons as a control of
+    realcons: a series that carries the effect itself. Copies, logs and rescalings of the outcome are left out."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    sales = 100 + np.cumsum(rng.normal(size=60))
+    market = sales * 0.5 + rng.normal(size=60)  # related to the outcome, not a function of it
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=60).date, "sales": sales, "market_b": market,
+                          "log_sales": np.log(sales), "minus_sales": -2 * sales})
+    frame.to_csv(tmp_path / "daily.csv", index=False)
+    text, spec = init(runner, tmp_path / "daily.csv", "-y", "sales", "-d", "time_series")
+    assert spec["design"]["controls"] == ["market_b"]
+    assert "log_sales: a monotone function of the outcome 'sales'" in text and "minus_sales: a monotone" in text

@@ -81,3 +81,20 @@ def test_the_outcome_path_fit_on_many_donors_matches_the_dense_one():
         np.testing.assert_allclose(got.w, dense.w, rtol=0, atol=1e-8)
         if J <= DENSE_MAX_DONORS:
             assert np.array_equal(got.w, dense.w)
+
+
+def test_the_weighted_gram_without_x0v_finds_the_dense_weights():
+    """weights_for_v past the threshold (``_WeightedGram``: X0 diag(v) never formed, the squares of X0 reused)."""
+    from causalcli.models.synthetic_weights import DENSE_MAX_DONORS, EPS_W, simplex_ls, weights_for_v
+
+    for seed in range(5):
+        X1, X0, _, _ = _problem(12, DENSE_MAX_DONORS + 60, 12, 40 + seed)
+        v = np.random.default_rng(200 + seed).dirichlet(np.ones(12))
+        Xv = X0 * v[:, None]
+        G = X0.T @ Xv + EPS_W * np.eye(X0.shape[1])
+        dense = simplex_ls(G, Xv.T @ X1, float(X1 @ (v * X1)))
+        for warm in (None, dense.w):  # a cold start, and the warm start the outer search gives
+            got = weights_for_v(v, X1, X0, warm)
+            assert np.array_equal(got.passive, dense.passive)
+            np.testing.assert_allclose(got.w, dense.w, rtol=0, atol=1e-8)
+            assert abs(got.loss - dense.loss) <= 1e-8 * max(1.0, abs(dense.loss))

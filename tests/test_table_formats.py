@@ -277,3 +277,16 @@ def test_spark_provenance_reads_the_version_of_delta_and_iceberg_tables():
                                                               "snapshot_id": 4872427656825007636}
     assert iceberg.sent[1] == "SELECT snapshot_id FROM `analytics`.`exposures`.`refs` WHERE name = 'main'"
     assert spark_snapshot(_Catalog("parquet"), "analytics.exposures") == {}
+
+
+def test_init_reads_a_delta_tables_folder(runner, tmp_path, ab, delta_ab):
+    """init on a Delta folder said 'data file not found'; it now reads the latest version, as data.path does,
+    and the spec it writes names the folder. Another folder is refused saying what init reads."""
+    from tests.conftest import invoke
+
+    res = invoke(runner, ["init", str(delta_ab), "-y", "revenue", "-t", "variant", "-d", "experiment"])
+    assert res.exit_code == 0, res.output
+    spec = yaml.safe_load(res.stdout)
+    assert spec["data"]["path"] == str(delta_ab) and "(40,000 rows" in res.stdout
+    res = invoke(runner, ["init", str(tmp_path), "-y", "revenue"])
+    assert res.exit_code == 3 and "this is a folder" in res.output and "Delta or Iceberg" in res.output

@@ -187,6 +187,19 @@ def test_control_with_missing_dates_and_repeated_dates():
         causalcli.estimate(spec(unit="market", treated_unit="a", controls=[]), data=panel, refute=False)
 
 
+def test_quarterly_dates_are_refused_with_what_to_do():
+    """Quarterly dates were read as days with holes ("no row for 1959-01-02 ... set design.period"), but
+    design.period has no quarter: the message says to use integer periods."""
+    y, X = simulate(T=60, start=50, season=False)
+    quarters = [dt.date(2000 + q // 4, 3 * (q % 4) + 1, 1) for q in range(60)]
+    data = frame(y, X).assign(date=quarters)
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec(intervention="2012-07-01", seasonality=None), data=data, refute=False)
+    message = str(err.value)
+    assert err.value.exit_code == 3 and "\n" not in message
+    assert "dates 90 to 92 days apart (2000-01-01, 2000-04-01, ...)" in message and "integer periods" in message
+
+
 def test_spec_errors():
     y, X = simulate()
     with pytest.raises(SpecError, match="refuter 'placebo_treatment' does not apply"):
@@ -219,6 +232,19 @@ def test_impact_plot_draws_three_panels():
 
     y, X = simulate()
     r = causalcli.estimate(spec(), data=frame(y, X), refute=False)
+    png = PLOTS["impact"](r)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_impact_plot_with_integer_periods():
+    """Integer periods reach the plot as text ("169"); they were read as years, and a series starting at
+    period 1 put the axis margin before year 1, which matplotlib refuses."""
+    from causalcli.designs.time_series.plots import PLOTS
+
+    y, X = simulate(T=120, start=100, season=False)
+    data = frame(y, X).assign(date=np.arange(1, 121))
+    r = causalcli.estimate(spec(intervention=101, seasonality=None), data=data, refute=False)
+    assert r.diagnostics["path"]["time"][0] == "1"
     png = PLOTS["impact"](r)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -261,3 +287,35 @@ def test_controls_check_flags_a_control_the_intervention_reached():
     assert check.passed is False and "c1" in check.detail and "c0" not in check.detail.split("(")[0]
     clean = causalcli.estimate(spec(), data=frame(*simulate()), refute=False)
     assert next(c for c in clean.checks if c.name == "controls").passed is True
+
+
+def test_pre_fit_on_an_outcome_near_zero_says_the_percentages_blow_up():
+    """A series crossing 0 (a rate, a difference) fails MAPE however well it is tracked: the check says the
+    errors are small next to the outcome's size; a real misfit keeps the advice to add controls."""
+    from causalcli.designs.time_series.checks import mape_check
+
+    rng = np.random.default_rng(1)
+    y = 2 * np.sin(np.arange(80) / 5) + rng.normal(scale=0.05, size=80)
+    y[7] = 1e-3
+    tracked, mape = mape_check(y, y + 0.05, 0.1)
+    assert tracked.passed is False and mape > 0.1
+    assert "of the mean |outcome|: the outcome comes near 0" in tracked.detail and "add controls" not in tracked.detail
+    missed, _ = mape_check(y, np.zeros(80) + 0.5, 0.1)
+    assert missed.passed is False and "add controls or seasonality" in missed.detail
+
+
+def test_report_shows_each_controls_inclusion_probability_as_a_table():
+    """diagnostics.model.controls (name -> inclusion probability, coefficient) was only inside the report's
+    collapsed JSON block; the report now shows it as a table, one row a control."""
+    from causalcli.render.html import _diagnostics
+
+    y, X = simulate(T=150, start=120, k=4, season=False)
+    s = spec(estimator="structural", intervention=str(START + dt.timedelta(days=120)), seasonality=None,
+             controls=["c0", "c1", "c2", "c3"], options={"draws": 100, "parameter_draws": 10})
+    r = causalcli.estimate(s, data=frame(y, X), refute=False)
+    html = _diagnostics(r.diagnostics)
+    table = html[html.index("<h3>model: controls</h3>"):]
+    table = table[:table.index("</table>")]
+    assert "<th>name</th><th>inclusion_probability</th><th>coefficient</th>" in table
+    assert all(f"<td>c{j}</td>" in table for j in range(4))
+    assert "<h3>controls</h3>" in html  # the controls check's shift, z and p per control

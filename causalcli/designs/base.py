@@ -50,6 +50,10 @@ class Fit:
     refute_on: Any = field(default=None, repr=False, compare=False)
 
 
+class RefutersNotRun(Exception):
+    """``before_refuters``: the refuters cannot run on this study's data; the message says why and what to do."""
+
+
 class Design(ABC, Generic[Prepared]):
     """A design family's estimator: declared facts as class attributes, and the hooks below.
 
@@ -110,7 +114,8 @@ class Design(ABC, Generic[Prepared]):
     # ---------------------------------------------------------------- hooks with defaults
     def streams(self, study: "Study") -> bool:
         """Whether this study's table stays a view (over the file, or in the engine) rather than a copy:
-        ``streams_data``, or a choice per study (did: cohort x period cells in the engine when it can)."""
+        ``streams_data``, or a choice per study (did: cohort x period cells in the engine when it can;
+        synthetic_control: with design.aggregate)."""
         return self.streams_data
 
     def estimand(self, study: "Study", spec: "LoadedSpec") -> str:
@@ -195,7 +200,9 @@ class Design(ABC, Generic[Prepared]):
         """Called once in the main process before the refuters' simulations of ``names`` start (and
         before any worker forks): fill what every simulation reuses and may not compute per simulation
         (dml: the fold models' predictions). It must not change any value a simulation returns. The
-        default does nothing."""
+        default does nothing. Raise ``RefutersNotRun`` when the refuters cannot run on what the estimate
+        could (did on an engine: the panel's rows above ``data.max_rows``): they are reported as not run,
+        with the reason, and the estimate stands."""
 
     def distinct_placebos(self, prepared: Prepared, name: str, options: Any) -> list | None:
         """Every distinct placebo but the real one, when they are no more than ``options.simulations``

@@ -210,19 +210,43 @@ def _diagnostics(diag: dict[str, Any]) -> str:
     rest = {}
     for key, value in diag.items():
         if isinstance(value, list) and value and all(_flat(v) for v in value):
-            cols = list(dict.fromkeys(k for v in value for k in v))
-            head = "".join(f"<th>{_e(c)}</th>" for c in cols)
-            body = "".join("<tr>" + "".join(_cell(v.get(c)) for c in cols) + "</tr>" for v in value)
-            title = _e(key.replace('_', ' '))
-            table = f"<div class=\"scroll\"><table><tr>{head}</tr>{body}</table></div>"
-            out.append(f"<h3>{title}</h3>{table}" if len(value) <= TABLE_ROWS_OPEN else
-                       f"<details><summary>{title} ({len(value)} rows)</summary>{table}</details>")
+            out.append(_records_table(key.replace('_', ' '), value))
         else:
             rest[key] = value
+    out.extend(_records_table(title, [{"name": name, **record} for name, record in value.items()])
+               for title, value in _named_tables(rest))
     if rest:
         out.append("<details><summary>all diagnostics</summary><pre>"
                    + _e(json.dumps(rest, indent=2, default=str, allow_nan=True)) + "</pre></details>")
     return "".join(out)
+
+
+def _records_table(title: str, records: list[dict[str, Any]]) -> str:
+    cols = list(dict.fromkeys(k for v in records for k in v))
+    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(_cell(v.get(c)) for c in cols) + "</tr>" for v in records)
+    table = f"<div class=\"scroll\"><table><tr>{head}</tr>{body}</table></div>"
+    return (f"<h3>{_e(title)}</h3>{table}" if len(records) <= TABLE_ROWS_OPEN else
+            f"<details><summary>{_e(title)} ({len(records)} rows)</summary>{table}</details>")
+
+
+def _named_tables(diag: dict[str, Any]) -> list[tuple[str, dict[str, dict]]]:
+    """Mappings of names to numeric records with the same keys, at the top or one level down (time series'
+    `model.controls`: each control's inclusion probability and coefficient), which a reader wants as a table
+    rather than deep in the JSON block; they stay in the block too."""
+    def numeric_records(value: Any) -> bool:
+        records = list(value.values()) if isinstance(value, dict) else []
+        return (len(records) > 1 and all(isinstance(r, dict) and r and r.keys() == records[0].keys() for r in records)
+                and all(v is None or isinstance(v, (int, float)) for r in records for v in r.values()))
+
+    found = []
+    for key, value in diag.items():
+        if numeric_records(value):
+            found.append((key.replace("_", " "), value))
+        elif isinstance(value, dict):
+            found.extend((f"{key}: {inner}".replace("_", " "), table) for inner, table in value.items()
+                         if numeric_records(table))
+    return found
 
 
 def _cell(v: Any) -> str:

@@ -341,11 +341,33 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
     d["intervention"] = TODO
     controls = [c for c in data.types if c not in (outcome, time, treatment)
                 and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1]
+    for c, why in _outcome_transforms(data, outcome, controls).items():
+        st.left_out[c] = why
+        controls.remove(c)
     if controls:
         d["controls"] = controls
         st.guessed.append(f"design.controls: {', '.join(controls)} (the other numeric columns)")
         st.notes.append("keep as controls only series the intervention cannot have moved (the `controls` check "
                         "tests each for a break at the intervention)")
+
+
+def _outcome_transforms(data: DataProfile, outcome: str, columns: list[str]) -> dict[str, str]:
+    """Columns that are a monotone function of the outcome (a copy, its log, a rescaling): as a control such a
+    series carries the effect itself, and the counterfactual would follow the observed series."""
+    import numpy as np
+
+    frame = data.sample([outcome, *columns])
+    out = {}
+    for c in columns:
+        pair = frame[[outcome, c]].dropna().astype(float).to_numpy()
+        if np.unique(pair[:, 0]).size <= 2:
+            continue
+        pair = pair[np.argsort(pair[:, 0], kind="stable")]
+        step_y, step_c = np.diff(pair[:, 0]), np.diff(pair[:, 1])
+        if np.all(step_c[step_y == 0] == 0) and (np.all(step_c[step_y > 0] > 0) or np.all(step_c[step_y > 0] < 0)):
+            out[c] = (f"a monotone function of the outcome {outcome!r} (a copy, its log, a rescaling?): it would "
+                      "carry the effect")
+    return out
 
 
 def build_rdd(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:

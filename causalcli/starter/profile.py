@@ -28,6 +28,13 @@ def check_data_file(path: Path) -> None:
     if str(path) == "-":
         raise DataError("init reads a data file, not stdin (it reads the data several times): save it to a file "
                         "first, then give that file", file="-")
+    from causalcli.data.table_formats import detect
+
+    if detect(str(path)):  # a Delta or Iceberg table: read at its latest snapshot, as data.path reads it
+        return
+    if path.is_dir():
+        raise DataError("this is a folder, and init reads a CSV or Parquet file, or a Delta or Iceberg table's "
+                        "folder (with _delta_log/ or metadata/*.metadata.json): give one of those", file=str(path))
     if not path.is_file():
         raise DataError("data file not found; check the path", file=str(path))
     from causalcli.data.load import OTHER_FORMATS
@@ -77,8 +84,14 @@ class DataProfile:
 
         self.path = path
         self.con = duckdb.connect(":memory:")
-        fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
-        read_file(self.con, str(path), fmt, str(path), "d")
+        from causalcli.data.table_formats import detect, read_snapshot
+
+        table_format = detect(str(path))
+        fmt = "parquet" if table_format or path.suffix.lower() in (".parquet", ".pq") else "csv"
+        if table_format:
+            read_snapshot(self.con, str(path), table_format, None, str(path), kind="TABLE", table="d")
+        else:
+            read_file(self.con, str(path), fmt, str(path), "d")
         self.types = dict(self.con.execute("SELECT column_name, column_type FROM (DESCRIBE d)").fetchall())
         # R writes missing numbers as NA, Stata as '.': such columns read as text; read them again with those
         # strings as missing, and the spec says so (data.na_values)

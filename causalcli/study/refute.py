@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.checks.refutation import PLACEBO_REFUTERS, STABILITY_REFUTERS, round_size, settled
+from causalcli.designs.base import RefutersNotRun
 from causalcli.errors import CausalcliError
 from causalcli.records import Estimate, Refutation
 from causalcli.runtime import progress
@@ -98,7 +99,10 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
         return []
     alpha = study.thresholds.alpha
     plan = [(name, _with_count(name, opts, alpha)) for name, opts in plan]
-    design.before_refuters(prepared, [name for name, _ in plan])
+    try:
+        design.before_refuters(prepared, [name for name, _ in plan])
+    except RefutersNotRun as why:
+        return [Refutation(name, None, None, None, f"not run: {why}") for name, _ in plan]
     # fewer distinct placebos than simulations (three possible fake starts, say): each runs once, no draws
     enumerated = [design.distinct_placebos(prepared, name, opts) for name, opts in plan]
     caps = [opts.simulations if pl is None else len(pl) for (_, opts), pl in zip(plan, enumerated)]

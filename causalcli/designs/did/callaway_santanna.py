@@ -358,6 +358,9 @@ def aggregate(gt: GroupTime, times: np.ndarray, labels: tuple[str, ...] | None =
     return out
 
 
+SINGULAR_TOLERANCE = 1e-9  # a pre-test covariance is singular below this share of its largest singular value
+
+
 def pretest(gt: GroupTime) -> dict[str, Any] | None:
     """R did's Wald pre-test: W = n b' V^-1 b on the pre-treatment ATT(g,t), V = IF'IF/n, chi2(q)."""
     from causalcli.inference.distributions import chi2_sf
@@ -367,8 +370,13 @@ def pretest(gt: GroupTime) -> dict[str, Any] | None:
         return None
     V = gt.inf[:, pre].T @ gt.inf[:, pre] / gt.n
     b = gt.att[pre]
-    if np.linalg.cond(V) > 1 / np.finfo(float).eps:
-        rank = int(np.linalg.matrix_rank(V))
+    # Singular, and its rank, relative to the largest singular value with room for rounding (as honest.py): V
+    # from an engine's cells carries noise of ~1e-14 of it where the rows' V has ~1e-17, so R did's rule (solve()
+    # fails below eps) passed a singular V from the cells to a Wald test of W ~ 1e13, p = 0, and numpy's default
+    # rank counted the noise (castle: rank 21 from PostgreSQL, 19 from the file)
+    singular_values = np.linalg.svd(V, compute_uv=False)
+    rank = int(np.count_nonzero(singular_values > SINGULAR_TOLERANCE * singular_values[0]))
+    if rank < pre.size:
         return {"statistic": None, "df": int(pre.size), "p_value": None,
                 "reason": f"the covariance of the {pre.size} pre-treatment ATT(g,t) is singular (rank {rank}): too "
                           "few units behind them for a joint test of every one; look at the pre-treatment effects "

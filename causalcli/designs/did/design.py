@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.table import require_columns
-from causalcli.designs.base import Design, Fit, require
+from causalcli.designs.base import Design, Fit, RefutersNotRun, require
 from causalcli.designs.did.cells import CellsData
 from causalcli.designs.did.staggered import STAGGERED, check_staggered_spec, fit_staggered, point_staggered
 from causalcli.designs.did.panel import (PanelData, build_panel, check_absorbing, check_cohort,
                                          check_constant_within_unit, check_nonnegative_weights, check_rows,
                                          read_panel, subset_units)
-from causalcli.errors import SpecError
+from causalcli.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -188,7 +188,13 @@ class DidDesign(Design):
 
     def before_refuters(self, prepared: "PanelData | CellsData", names: list[str]) -> None:
         if isinstance(prepared, CellsData) and names and prepared.rows is None:
-            prepared.rows = prepared.fetch()  # refuters permute and subsample units: the panel's rows, once
+            try:
+                prepared.rows = prepared.fetch()  # refuters permute and subsample units: the panel's rows, once
+            except DataError as exc:  # e.g. above data.max_rows: the estimate from the cells stands
+                raise RefutersNotRun(f"the refuters permute and subsample units, so they need the panel's rows, "
+                                     f"and fetching them failed ({exc.message}); the estimate comes from the "
+                                     "engine's cohort x period cells. Run them on a data.sample of units, or "
+                                     "pass --no-refute") from None
 
     def point(self, prepared: "PanelData | CellsData", *, treatment=None, extra_covariate=None, rows=None) -> float:
         p = _rows(prepared)

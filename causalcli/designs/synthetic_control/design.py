@@ -178,6 +178,10 @@ class SynthDesign(Design):
     reference = ("Abadie, Diamond and Hainmueller (2010), JASA; Ben-Michael, Feller and Rothstein (2021); "
                  "Chernozhukov, Wuethrich and Zhu (2021)")
 
+    def streams(self, study: "Study") -> bool:
+        """With design.aggregate the rows stay where they are (a view): only the unit x period cells come back."""
+        return study.design.aggregate is not None
+
     # ------------------------------------------------------------ spec
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
@@ -276,12 +280,14 @@ class SynthDesign(Design):
         require_columns(table, roles, timezone=spec.study.data.timezone)
         labels = table.period_labels.get(d.time)
         u, t = quote_identifier(d.unit), quote_identifier(d.time)
-        dup = table.sql(f"SELECT {u}, {t}, count(*) AS n FROM {TABLE} WHERE {u} IS NOT NULL AND {t} IS NOT NULL "
-                        f"GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1")
+        dup = [] if d.aggregate else table.sql(
+            f"SELECT {u}, {t}, count(*) AS n FROM {TABLE} WHERE {u} IS NOT NULL AND {t} IS NOT NULL "
+            f"GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1")
         if dup:
             raise DataError(f"panel is not unique on unit x time: unit {label(dup[0][0])!r} has {dup[0][2]} rows "
-                            f"in period {period_text(dup[0][1], labels)}", file=table.file, key="design.unit",
-                            column=d.unit)
+                            f"in period {period_text(dup[0][1], labels)}; give one row per unit and period, or set "
+                            f"design.aggregate (sum, mean or count) to aggregate finer rows", file=table.file,
+                            key="design.unit", column=d.unit)
         units = {label(r[0]) for r in table.sql(f"SELECT DISTINCT {u} FROM {TABLE} WHERE {u} IS NOT NULL")}
         from causalcli.designs.synthetic_control.staggered import adoption_periods, is_staggered, treated_labels
 
@@ -322,10 +328,18 @@ class SynthDesign(Design):
         def window(value: Any, key: str) -> tuple[float, float] | None:
             return None if value is None else (to_period(value[0], key), to_period(value[1], key))
 
-        base, dropped = table.arrays([d.unit, d.time])
-        missing = dropped_missing(table, [(d.unit, "unit", "unit"), (d.time, "time", "time")], dropped)
-        all_units = sorted({label(x) for x in base[d.unit]})
-        times = np.unique(np.asarray(base[d.time], dtype=np.float64))
+        from causalcli.designs.synthetic_control.cells import pivot, read_cells
+
+        cv = opts.cross_validation
+        read = list(dict.fromkeys([study.outcome, *d.predictors, *(c for c, _ in d.special_predictors),
+                                   *(c for c, _ in ((cv.special_predictors or []) if cv else []))]))
+        cells = read_cells(table, d.unit, d.time, read, d.aggregate)  # one grouped pass: only the cells come back
+        missing = dropped_missing(table, [(d.unit, "unit", "unit"), (d.time, "time", "time")],
+                                  table.rows - cells.rows)
+        cell_units, unit_of_cell = np.unique(cells.units, return_inverse=True)
+        unit_names = [label(x) for x in cell_units]
+        all_units = sorted(set(unit_names))
+        times = np.unique(cells.times)
         treated = treated_labels(d)
         adopts = adoption_periods(study, table, spec, list(times)) if is_staggered(d) else {}
         start = min(adopts[u] for u in treated) if adopts else self.start_value(study, spec, table)
@@ -338,16 +352,11 @@ class SynthDesign(Design):
                             f"{MIN_DONORS} are needed", file=table.file, key="design.options.donors")
         pool = [*treated, *donors]
         col = {u: i for i, u in enumerate(pool)}
-        row = {t: i for i, t in enumerate(times)}
+        unit_index = np.array([col.get(name, -1) for name in unit_names], dtype=np.int64)[unit_of_cell]
+        time_index = np.searchsorted(times, cells.times)
 
         def panel(column: str) -> np.ndarray:
-            arrays, _ = table.arrays([d.unit, d.time, column])
-            out = np.full((times.size, len(pool)), np.nan)
-            for u, t, v in zip(arrays[d.unit], arrays[d.time], arrays[column]):
-                j = col.get(label(u))
-                if j is not None:
-                    out[row[float(t)], j] = float(v)
-            return out
+            return pivot(cells, column, unit_index, time_index, (times.size, len(pool)))
 
         Y = panel(study.outcome)
         holes = np.argwhere(np.isnan(Y))
@@ -361,7 +370,6 @@ class SynthDesign(Design):
                             key="outcome", column=study.outcome)
         predictors = _predictors(d.predictors, d.special_predictors, "design.special_predictors", times, spec,
                                  to_period, labels)
-        cv = opts.cross_validation
         cv_predictors: list["Predictor"] = []
         if cv is not None:
             special = d.special_predictors if cv.special_predictors is None else cv.special_predictors
@@ -386,6 +394,7 @@ class SynthDesign(Design):
             missing_n=missing.n, estimator=d.estimator, variant=opts.variant, se=opts.se,
             replications=opts.replications, treated=len(treated), adoption=tuple(adopts[u] for u in treated)
             if adopts else (), nu=opts.nu, weight_penalty=opts.weight_penalty, fixed_effects=opts.fixed_effects,
+            placebo_units=opts.placebo_units,
         )
         unlisted = sorted(u for u, a in adopts.items() if a is not None and u not in treated)
         shown_out = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
@@ -408,7 +417,8 @@ class SynthDesign(Design):
 
     def fit(self, prepared: "SynthData", study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.runtime.jobs import resolve_jobs
-        from causalcli.designs.synthetic_control.panel import fit_unit, placebo_in_space, rmspe
+        from causalcli.designs.synthetic_control.panel import fit_unit
+        from causalcli.designs.synthetic_control.space import default_placebo_units, placebo_in_space_test
 
         d = prepared
         if d.estimator == "synthetic_control" and (d.treated > 1 or d.adoption):
@@ -428,21 +438,11 @@ class SynthDesign(Design):
         pre, post = d.pre, d.post
         post_gaps = f.gaps[post]
         value = float(post_gaps.mean())
-        # placebo in space: every donor as if treated, the others as its donors
-        placebo = placebo_in_space(d, resolve_jobs(jobs))
-        pre_r = rmspe(placebo, pre)
-        post_r = rmspe(placebo, post)
+        # placebo in space: donors as if treated, the others as their donors (every donor up to the budget)
+        budget = d.placebo_units or default_placebo_units(study.thresholds.alpha)
+        space = placebo_in_space_test(d, f, budget, seed, resolve_jobs(jobs))
+        p_value, rank, period_p = space.p_value, space.rank, space.period_p
         ratio_treated = f.post_rmspe / f.pre_rmspe if f.pre_rmspe > 0 else math.inf
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = np.where(pre_r > 0, post_r / pre_r, np.inf)
-        # rank among all J + 1 units, ties counted against the treated unit
-        rank = 1 + int(np.count_nonzero(ratios >= ratio_treated))
-        p_value = rank / (J + 1)
-        # per-period: |gap| scaled by the unit's pre-RMSPE, ranked the same way
-        std_treated = np.abs(post_gaps) / max(f.pre_rmspe, 1e-300)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            std_placebo = np.abs(placebo[post]) / np.where(pre_r > 0, pre_r, np.nan)
-        period_p = (1 + np.sum(np.nan_to_num(std_placebo, nan=np.inf) >= std_treated[:, None], axis=1)) / (J + 1)
 
         conf = None
         conformal_note = "not requested (design.options.conformal: false)"
@@ -480,10 +480,11 @@ class SynthDesign(Design):
             detail += ("; the synthetic unit does not track the treated unit before treatment, so the gaps "
                        "after it are not credible: add predictors or donors, or use augmented: ridge")
         checks = [Check("pre_fit", passed, detail)]
-        min_p = 1 / (J + 1)
+        min_p = 1 / space.units
         if min_p > study.thresholds.alpha:
+            who = f"{space.units - 1} placebo units drawn from {J} donors" if space.drawn else f"{J} donors"
             checks.append(Check("placebo_power", None,
-                                f"with {J} donors the smallest attainable placebo p-value is {min_p:.3g} > alpha "
+                                f"with {who} the smallest attainable placebo p-value is {min_p:.3g} > alpha "
                                 f"{study.thresholds.alpha}: the permutation test cannot reject at this level"))
         balance = []
         if f.labels:
@@ -512,15 +513,7 @@ class SynthDesign(Design):
                                       if d.predictors_window else None),
                 **_fit_extra(f.extra, units),
             },
-            "placebo_in_space": {
-                "p_value": p_value,
-                "rank": rank,
-                "units": J + 1,
-                "statistic": "post/pre RMSPE ratio; p = rank of the treated unit's ratio among all units "
-                             "(ties count against it) / units",
-                "ratios": {units[j]: float(ratios[j - 1]) for j in donors},
-                "pre_rmspe": {units[j]: float(pre_r[j - 1]) for j in donors},
-            },
+            "placebo_in_space": space.to_dict(units),
             "conformal": conformal_note if conf is None else conf.to_dict(),
             "path": {
                 "time": [period_json(t, d.time_labels) for t in d.times],
@@ -529,7 +522,7 @@ class SynthDesign(Design):
                 "treatment_start": period_json(d.start, d.time_labels),
                 "treated_unit": units[0],
             },
-            "placebo_gaps": {units[j]: [float(x) for x in placebo[:, j - 1]] for j in donors},
+            "placebo_gaps": {units[j]: [float(x) for x in space.gaps[:, i]] for i, j in enumerate(space.columns)},
         }
         if d.augmented:
             diagnostics["scm_weights"] = {units[j]: float(f.extra["scm_weights"][j - 1]) for j in donors}

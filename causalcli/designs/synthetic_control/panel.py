@@ -69,6 +69,7 @@ class SynthData:
     variant: str = "sdid"
     se: str = "placebo"
     replications: int = 200
+    placebo_units: int | None = None  # placebo-in-space fits at most (None: space.default_placebo_units)
     treated: int = 1  # synthetic DiD: the first ``treated`` columns are treated units (staggered.py)
     adoption: tuple[float, ...] = ()  # staggered adoption: each treated column's first treated period
     # several or staggered treated units under estimator: synthetic_control (pooled.py)
@@ -231,15 +232,16 @@ def _placebo_gaps(d: SynthData, js: list[int]) -> list[np.ndarray]:
     return out
 
 
-def placebo_in_space(d: SynthData, jobs: int = 1) -> np.ndarray:
-    """Gaps (periods x donors) with each donor in turn as the treated unit, the others as its donors.
+def placebo_in_space(d: SynthData, jobs: int = 1, js: list[int] | None = None) -> np.ndarray:
+    """Gaps (periods x placebo units) with each donor of ``js`` (columns of Y; default every donor) in turn
+    as the treated unit, all the other donors as its donors.
 
     The real treated unit never serves as a donor of a placebo (Abadie et al. 2010, sec. 4.2).
     Fits are deterministic, so any number of workers gives the same numbers.
     """
     from causalcli.runtime import progress
 
-    js = list(range(1, d.Y.shape[1]))
+    js = list(range(1, d.Y.shape[1])) if js is None else js
     gaps: list[np.ndarray] = []
     with progress.task("synthetic control: placebo fits", len(js)) as advance:
         if jobs <= 1 or len(js) < PARALLEL_FROM:

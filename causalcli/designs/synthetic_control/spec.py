@@ -18,7 +18,9 @@ Period = int | float | dt.date | str
 _SDID_OPTION_DEFAULTS = {"variant": "sdid", "se": "placebo", "replications": 200}
 # and with the partially pooled synthetic control (several or staggered treated units, pooled.py)
 _POOLED_OPTION_DEFAULTS = {"nu": None, "weight_penalty": 0.0, "fixed_effects": False}
-_SDID_DESIGN_DEFAULTS = {"estimator": "synthetic_control"}
+# and with the placebo budget and the engine's aggregation (issues 15 and 16)
+_BUDGET_OPTION_DEFAULTS = {"placebo_units": None}
+_SDID_DESIGN_DEFAULTS = {"estimator": "synthetic_control", "aggregate": None}
 
 
 def _without_defaults(out: dict, defaults: dict[str, Any]) -> dict:
@@ -137,6 +139,13 @@ class SynthOptions(Strict):
         "the fit (the intercept-shifted estimator; augsynth multisynth's fixedeff).",
     )
 
+    placebo_units: int | None = Field(
+        None, ge=19, description="Placebo-in-space fits at most: with more donors than this, this many are drawn "
+        "(seeded) and the p-value reports its Monte Carlo standard error. Default: the fewest whose Monte Carlo "
+        "standard error at p = alpha is at most alpha / 3, rounded so that fits + 1 is a multiple of 100 (199 at "
+        "alpha 0.05); every donor below it, as before.",
+    )
+
     @field_validator("predictors_window", "optimize_window")
     @classmethod
     def _ordered(cls, v: tuple[Period, Period] | None) -> tuple[Period, Period] | None:
@@ -146,7 +155,8 @@ class SynthOptions(Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:
-        return _without_defaults(handler(self), {**_SDID_OPTION_DEFAULTS, **_POOLED_OPTION_DEFAULTS})
+        return _without_defaults(handler(self), {**_SDID_OPTION_DEFAULTS, **_POOLED_OPTION_DEFAULTS,
+                                                 **_BUDGET_OPTION_DEFAULTS})
 
     @model_validator(mode="after")
     def _cross_validation_pairs(self) -> "SynthOptions":
@@ -183,6 +193,10 @@ class SynthDesign(DesignBase):
         default_factory=list,
         description="[column, period], [column, [periods...]] (averaged) or [column, {from: a, to: b}].",
     )
+    aggregate: Literal["sum", "mean", "count"] | None = Field(
+        None, description="Finer-than-panel input (e.g. one row per user and day): sum, mean or count of the rows of "
+        "each unit and period, computed in the engine (as time_series' aggregate); without it a repeated unit and "
+        "period is a data error.")
     options: SynthOptions = Field(default_factory=SynthOptions)
 
     @field_validator("treated_unit")

@@ -18,9 +18,21 @@ def mape_check(y: np.ndarray, predicted: np.ndarray, limit: float) -> tuple[Chec
     zeros = int(np.count_nonzero(np.isfinite(predicted) & (y == 0)))
     detail = (f"pre-period MAPE {mape:.2%} ({'<=' if passed else '>'} {limit:.0%} allowed, thresholds.pre_fit)"
               + (f"; {zeros} periods with outcome 0 left out" if zeros else "")
-              + ("" if passed else "; the model does not track the outcome before the intervention, so its "
-                                   "counterfactual after it is not credible: add controls or seasonality"))
+              + ("" if passed else _misfit_hint(y[ok], predicted[ok], limit)))
     return Check("pre_fit", passed, detail), mape
+
+
+def _misfit_hint(y: np.ndarray, predicted: np.ndarray, limit: float) -> str:
+    """What a failed pre_fit means. When the errors are small next to the outcome's typical size (their mean
+    over the mean |y|, the weighted APE) the MAPE is large only because y comes near 0 in some periods, where a
+    percentage error blows up (an inflation rate, a difference): the fit is not what failed."""
+    weighted = float(np.sum(np.abs(y - predicted)) / np.sum(np.abs(y)))
+    if weighted <= limit:
+        return (f"; but the errors are {weighted:.2%} of the mean |outcome|: the outcome comes near 0 in some "
+                f"periods (smallest |value| {np.min(np.abs(y)):.4g}), where percentage errors blow up; judge the "
+                "fit by the impact plot (--plots) and raise thresholds.pre_fit if it tracks the outcome")
+    return ("; the model does not track the outcome before the intervention, so its counterfactual after it is "
+            "not credible: add controls or seasonality")
 
 
 def ljung_box(residuals: np.ndarray, lags: int) -> tuple[float, float]:

@@ -12,12 +12,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _axis(values: list) -> list:
-    """ISO dates as datetime64 days; numbers as they are."""
-    if values and isinstance(values[0], str):
+    """ISO dates as datetime64 days; numbers, and integer periods (labelled as text: "169"), as numbers."""
+    if values and isinstance(values[0], str) and not _numeric(values[0]):
         import numpy as np
 
         return list(np.array(values, dtype="datetime64[D]"))
     return [float(v) for v in values]
+
+
+def _numeric(text: str) -> bool:
+    # "169" would otherwise be read as the year 169, and matplotlib's margins fall before year 1
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _band(ax, times: list, lower: list, upper: list, color: str) -> None:
@@ -58,7 +67,8 @@ def impact_plot(result: "Result") -> bytes | None:
         ax.axvline(start, color="grey", linestyle=":", linewidth=1)
     bottom.set_xlabel(f"period; bands: {level}% intervals")
     top.set_title(f"{result.study}: {result.estimator} counterfactual", fontsize=10)
-    fig.autofmt_xdate()
+    if not isinstance(start, float):
+        fig.autofmt_xdate()
     return _png(fig, plt)
 
 

@@ -220,6 +220,8 @@ def _calendar(times: list, dated: bool, study: "Study", table: "Table") -> tuple
         return times, "step"
     days = [t if isinstance(t, dt.date) and not isinstance(t, dt.datetime) else t.date() for t in times]
     kind = d.period or ("day" if d.aggregate else _spacing(days))
+    if kind == "day" and not (d.period or d.aggregate) and min((b - a).days for a, b in zip(days, days[1:])) > 1:
+        raise DataError(_unread_spacing(d.time, days), file=table.file, key="design.time", column=d.time)
     for a, b in zip(days, days[1:]):
         expected = _next(a, kind)
         if b != expected:
@@ -237,6 +239,16 @@ def _spacing(days: list[dt.date]) -> str:
     if min(gaps) == 7:
         return "week"
     return "day"
+
+
+def _unread_spacing(time: str, days: list[dt.date]) -> str:
+    """Dates never a day apart (quarterly, yearly): design.period has no such choice, integer periods do."""
+    gaps = sorted({(b - a).days for a, b in zip(days, days[1:])})
+    spread = f"{gaps[0]}" if len(gaps) == 1 else f"{gaps[0]} to {gaps[-1]}"
+    return (f"time column {time!r} has dates {spread} days apart ({days[0].isoformat()}, {days[1].isoformat()}, ...): "
+            f"only daily, weekly and monthly (the 1st of each month) dates are read; for quarters or years give "
+            f"design.time a column of consecutive integer periods (1, 2, 3, ...) and design.intervention the "
+            f"first treated one")
 
 
 def _next(day: dt.date, kind: str) -> dt.date:
