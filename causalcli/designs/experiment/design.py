@@ -224,7 +224,7 @@ class ExperimentDesign(Design):
         int_cols = {c for cols in metric_columns.values() for c in cols
                     if table.types[c].upper() in INTEGER_TYPES}
         time = study.design.time
-        first = first_histogram(table, shapes, len(study.segments), unit, metrics_of(study), study.conf_level,
+        first = first_histogram(table, shapes, tuple(study.segments), unit, metrics_of(study), study.conf_level,
                                 study.treatment)  # quantiles: what the statistics pass computes for them
         stats = compute_statistics(table, study.treatment, metric_columns, pairs, float_cols,
                                    opts.cap_quantile, capped, int_cols, period=time,

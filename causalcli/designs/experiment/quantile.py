@@ -305,7 +305,7 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
             raise EstimationError(f"could not locate the order statistics of {column!r} in {MAX_PASSES} passes",
                                   file=table.file, key=key, column=column)
         passes += 1
-        if sum(w.count for w in windows) <= FETCH_ROWS:
+        if _rows_in(windows) <= FETCH_ROWS:
             fetched += _fetch(table, rows_sql, names, windows, targets, values, column, key)
             break
         for fixed in dict.fromkeys(_fixed(w.group) for w in windows):  # windows of one pattern never overlap
@@ -321,13 +321,19 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
 
 def _fixed(group: tuple) -> tuple[int, ...]:
     """The keys a group fixes (the others are ``ANY``)."""
-
     return tuple(j for j, v in enumerate(group) if v is not ANY)
+
+
+def _rows_in(windows: list[_Window]) -> int:
+    """The values a fetch returns: windows of one arm over one range (the arm's, its segment values') once."""
+    most: dict[tuple, int] = {}
+    for w in windows:
+        most[(w.group[0], w.lo, w.hi)] = max(most.get((w.group[0], w.lo, w.hi), 0), w.count)
+    return sum(most.values())
 
 
 def _margins(by_keys: dict[tuple, list], width: int) -> dict[tuple, list]:
     """Histograms by every key -> by the first key alone, and with each other key alone (NULL: no group)."""
-
     out: dict[tuple, dict[int, tuple]] = {}
     for group, parts in by_keys.items():
         free = (ANY,) * (width - 1)
@@ -374,7 +380,6 @@ def _run(table: "Table", query: str, column: str, key: str) -> list[tuple]:
 def _match(names: list[str], group: tuple) -> str:
     """SQL that holds for the rows of ``group`` (its key values written as literals)."""
     from causalcli.designs.experiment.stats import lit
-
 
     parts = []
     for name, v in zip(names, group):
@@ -509,19 +514,6 @@ class QuantileData:
     cells: dict[str, dict[tuple[str, Any], dict[Any, ArmQuantile | None]]] = field(default_factory=dict)
 
 
-def start_range(stats: Any, column: str, spread: float = 8.0) -> tuple[float, float] | None:
-    """mean -/+ ``spread`` sd of a column over every arm, from the one-pass sums (None when it is not summed)."""
-    for group in (stats.groups.values() if stats is not None else ()):
-        arms = [a for a in group.values() if column in a.s and a.n]
-        n = sum(a.n for a in arms)
-        if n:
-            shift = sum(a.s[column] for a in arms) / n
-            sd = math.sqrt(max(sum(a.ss[(column, column)] for a in arms) / n - shift * shift, 0.0))
-            centre = stats.centres[column] + shift
-            return centre - spread * sd, centre + spread * sd
-    return None
-
-
 def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list[Any], labels: dict[Any, str],
                   conf_level: float, stats: Any = None, first: Any = None, segments: tuple[str, ...] = (),
                   columns: dict[str, str] | None = None) -> QuantileData | None:
@@ -533,6 +525,7 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
     ``quantile_pass.FirstHistogram``). ``columns``: metric name -> its column in ``study_data`` (the unit sums
     with design.unit).
     """
+    from causalcli.designs.experiment.quantile_pass import start_range
     from causalcli.inference.distributions import normal_quantile
 
     if not quantile_levels(metrics):
