@@ -278,3 +278,24 @@ def test_the_sort_of_doubles_is_numpys_stable_argsort_where_values_differ_in_the
     for key in (1 + ulps, -(1 + ulps), np.where(rng.uniform(size=n) < 0.5, -0.0, 0.0) + rng.integers(0, 2, n) * 5e-324,
                 rng.choice([-1.5, 1.5], n) * (1 + ulps), rng.normal(size=n)):
         np.testing.assert_array_equal(_argsort_doubles(key), np.argsort(key, kind="stable"))
+
+
+def test_few_columns_sorted_by_duckdb_equal_value_order(tmp_path):
+    # Table.arrays lets DuckDB sort up to SORT_IN_DUCKDB_COLUMNS columns; value_order (taken with positions=True)
+    # must give the same arrays: ties, negative numbers, -0.0 and text included
+    from causalcli.data.table import ROW_POSITION, SORT_IN_DUCKDB_COLUMNS
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    df = pd.DataFrame({"t": rng.integers(0, 2, n), "y": np.round(rng.normal(size=n), 1),
+                       "x1": rng.integers(-3, 3, n).astype(float), "region": rng.choice(["b", "a", "é", "Z"], n)})
+    df.loc[:10, "y"] = -0.0
+    df.to_parquet(tmp_path / "d.parquet", index=False)
+    table = load_table(loaded(tmp_path, "d.parquet"))
+    assert SORT_IN_DUCKDB_COLUMNS >= 3
+    for cols, text in ((["x1", "y"], ()), (["region", "y", "t"], ("region",)), (["y", "x1", "t"], ())):
+        by_duckdb, _ = table.arrays(cols, as_text=text)
+        by_numpy, _ = table.arrays(cols, as_text=text, positions=True)
+        by_numpy.pop(ROW_POSITION)
+        for c in cols:
+            assert list(by_duckdb[c]) == list(by_numpy[c]), c  # (-0.0 and 0.0 are one value to both sorts)
