@@ -525,7 +525,7 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
     ``quantile_pass.FirstHistogram``). ``columns``: metric name -> its column in ``study_data`` (the unit sums
     with design.unit).
     """
-    from causalcli.designs.experiment.quantile_pass import start_range
+    from causalcli.designs.experiment.sums import start_range
     from causalcli.inference.distributions import normal_quantile
 
     if not quantile_levels(metrics):

@@ -329,16 +329,3 @@ def first_histogram(table: "Table", shapes: list[Any], segments: tuple[str, ...]
                 return None
             ranges.append((float(mean) - SPREAD * float(sd or 0.0), float(mean) + SPREAD * float(sd or 0.0)))
     return FirstHistogram(columns, tuple(ranges), quantile.FIRST_BINS)  # read at call time: tests lower it
-
-
-def start_range(stats: Any, column: str, spread: float = 8.0) -> tuple[float, float] | None:
-    """mean -/+ ``spread`` sd of a column over every arm, from the one-pass sums (None when it is not summed)."""
-    for group in (stats.groups.values() if stats is not None else ()):
-        arms = [a for a in group.values() if column in a.s and a.n]
-        n = sum(a.n for a in arms)
-        if n:
-            shift = sum(a.s[column] for a in arms) / n
-            sd = math.sqrt(max(sum(a.ss[(column, column)] for a in arms) / n - shift * shift, 0.0))
-            centre = stats.centres[column] + shift
-            return centre - spread * sd, centre + spread * sd
-    return None

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 
 def lit(x: float) -> str:
@@ -42,3 +44,16 @@ def add_sums(total: ArmSums, part: ArmSums) -> ArmSums:
     """``total + part``; exact for sums of one pass, whose every sum over a subset of rows lies on its grid."""
     return ArmSums(total.n + part.n, {c: total.s.get(c, 0.0) + v for c, v in part.s.items()},
                    {k: total.ss.get(k, 0.0) + v for k, v in part.ss.items()})
+
+
+def start_range(stats: Any, column: str, spread: float = 8.0) -> tuple[float, float] | None:
+    """mean -/+ ``spread`` sd of a column over every arm, from the one-pass sums (None when it is not summed)."""
+    for group in (stats.groups.values() if stats is not None else ()):
+        arms = [a for a in group.values() if column in a.s and a.n]
+        n = sum(a.n for a in arms)
+        if n:
+            shift = sum(a.s[column] for a in arms) / n
+            sd = math.sqrt(max(sum(a.ss[(column, column)] for a in arms) / n - shift * shift, 0.0))
+            centre = stats.centres[column] + shift
+            return centre - spread * sd, centre + spread * sd
+    return None
