@@ -66,14 +66,16 @@ def _exit(code: object) -> None:
 
     After a large study the teardown (every module's objects freed, DuckDB's destructors) takes 70-80
     ms, a tenth of a one-second command; the results are written (atomically) by then. Exit handlers
-    still run and the streams are flushed. With a thread or a process pool still alive (dml's joblib
-    workers, say) the ordinary exit joins and shuts them down as usual.
+    still run and the streams are flushed. With a thread still alive, or joblib loaded (dml: its workers
+    outlive their pool), the ordinary exit joins and shuts them down as usual.
     """
     import atexit
     import threading
 
     status = 0 if code is None else code if isinstance(code, int) else 1
-    pooled = any(name in sys.modules for name in ("multiprocessing", "joblib", "concurrent.futures"))
+    # joblib's reusable workers outlive their pool; concurrent.futures' executors keep a non-daemon thread
+    # while they live, and multiprocessing's exit handler (run below) joins its children
+    pooled = "joblib" in sys.modules
     if pooled or any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         raise SystemExit(code)
     if not isinstance(code, (int, type(None))):
