@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from causalcli.data.exact_sums import round_to_grid, split_constant
 from causalcli.data.table import TABLE, quote_identifier as q
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,19 +105,12 @@ def _lit(x: float) -> str:
     return f"CAST({float(x)!r} AS DOUBLE)" if math.isfinite(x) else "CAST(NULL AS DOUBLE)"
 
 
-def _split(bound: float) -> float:
-    """``s = 1.5 * 2**p`` with ``(x + s) - s`` rounding x to a multiple of 2**(p-52), where every summand and
-    every partial sum of up to ``bound`` in absolute value stays exact (2**(p-1) >= bound)."""
-    return 1.5 * 2.0 ** (math.ceil(math.log2(max(bound, 2.0 ** -900))) + 1)
-
-
 def _round_centre(mean: float, spread: float) -> float:
     """A period's centre on a power-of-two grid about 1/1000 of its spread: the engine's mean, whose last bits
     depend on the order it adds in, gives the same centre on every run."""
     if not math.isfinite(mean) or spread <= 0:
         return mean if math.isfinite(mean) else 0.0
-    grid = 2.0 ** (math.floor(math.log2(spread)) - 10)
-    return round(mean / grid) * grid
+    return round_to_grid(mean, spread)
 
 
 def _panel_sql(study: "Study") -> tuple[str, str]:
@@ -174,7 +168,8 @@ def engine_cells(table: "Table", study: "Study") -> Cells:
         squares = max(squares, n_units * (float(var or 0.0) + (float(mean) - c) ** 2))
     bound = bound * (1 + 1e-9) + 2.0 ** -900
     # sum_i |y_it y_is| <= max_t sum_i y_it^2 (Cauchy-Schwarz), with room for the engine's rounding of var_pop
-    s1, s2 = _split(n_units * bound), _split(min(n_units * bound * bound, 1.01 * squares + bound * bound))
+    s1, s2 = (split_constant(n_units * bound)[0],
+              split_constant(min(n_units * bound * bound, 1.01 * squares + bound * bound))[0])
     centre = "CASE t " + " ".join(f"WHEN {_lit(t)} THEN {_lit(c)}" for t, c in zip(times, centres)) + " END"
     g_case = "CASE " + " ".join(f"WHEN g = {_lit(v)} THEN {int(k)}" for v, k in zip(values, g_idx)) + " END"
     centred = (f"SELECT r.u AS u, r.t AS t, {g_case} AS k, r.y - {centre} AS y FROM ({rows}) AS r "

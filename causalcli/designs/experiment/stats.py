@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from causalcli.data.exact_sums import round_to_grid, split_constant
 from causalcli.data.table import TABLE, quote_identifier
 from causalcli.designs.experiment.grouping import PassExtras, binary_counts as _binary_counts
 from causalcli.designs.experiment.sums import (  # noqa: F401 - other modules read them from stats
@@ -131,19 +132,6 @@ def moments(sums: list[ArmSums], centres: dict[str, float], pairs: tuple[tuple[s
         SS = sum((Fraction(x.ss[(a, b)]) for x in sums), Fraction(0))
         cov[(a, b)] = float((SS - S[a] * S[b] / n) / (n - 1)) if n > 1 else float("nan")
     return Moments(n, mean, cov)
-
-
-def _split_constant(bound: float, linear: bool = False) -> tuple[float, float]:
-    """``(s, q)``: ``s = 1.5 * 2**p``, ``q = 2**(p-52)`` the rounding quantum.
-
-    Exactness needs every ``|t| <= 2**(p-1)`` (so ``t + s`` stays in ``[2**p, 2**(p+1)]``) and
-    every partial sum below ``2**53 q = 2**(p+1)``. Products: ``2**(p-1) >= bound`` (the bound
-    on the sum of ``|t|`` also bounds each term). Linear terms: ``2**(p+1) >= bound``, the
-    single terms being checked apart (``max |d| <= sqrt(sum d**2)``), two bits finer.
-    """
-    bound = max(bound, 2.0 ** -900)
-    p = math.ceil(math.log2(bound)) + (-1 if linear else 1)
-    return 1.5 * 2.0 ** p, 2.0 ** (p - 52)
 
 
 def compute_statistics(table: "Table", treatment: str, metric_columns: dict[str, tuple[str, ...]],
@@ -314,14 +302,10 @@ def _centre(mean: float, variance: float) -> tuple[float, float]:
 
 
 def _round_centre(k: float, second: float) -> float:
-    """The centre rounded to a power-of-two grid about 1/1000 of the spread.
-
-    Rounding each centred value to the summation quantum is then exact for integer and
-    other coarse-grained columns (their centred values and products lie on the grid), so
-    no rounding error repeats row after row; centring loses nothing by being 0.1% off.
-    """
-    grid = 2.0 ** (math.floor(math.log2(math.sqrt(second))) - 10)
-    return round(k / grid) * grid
+    """The centre rounded to a power-of-two grid about 1/1000 of the spread (``exact_sums.round_to_grid``):
+    rounding each centred value to the summation quantum is then exact for integer and other coarse-grained
+    columns, so no rounding error repeats row after row."""
+    return round_to_grid(k, math.sqrt(second))
 
 
 def _bounds(group: Group, second: dict[str, float], n: float, safety: float) -> tuple[dict, dict]:
@@ -364,14 +348,14 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
             outer.append(f"count(*){conds[gi]}")
             layout.append((gi, "n", None))
         for c in g.columns:
-            s, q = _split_constant(lin[c], linear=True)
+            s, q = split_constant(lin[c], linear=True)
             if _grain(c, centres, integer_columns) >= q:  # already on the grid: summed exactly as it is
                 outer.append(f"sum(d{idx[c]}){conds[gi]}")
             else:
                 outer.append(f"sum((d{idx[c]} + {lit(s)}) - {lit(s)}){conds[gi]}")
             layout.append((gi, "s", c))
         for a, b in g.pairs:
-            s, q = _split_constant(prod[(a, b)])
+            s, q = split_constant(prod[(a, b)])
             if _grain(a, centres, integer_columns) * _grain(b, centres, integer_columns) >= q:
                 outer.append(f"sum(d{idx[a]} * d{idx[b]}){conds[gi]}")
             else:
@@ -476,7 +460,7 @@ def _verify(result, groups: list[Group], centres, second, rows: int, safety: flo
         # sum of d**2 over every arm, plus the rounding slack: bounds sum |t| of every term
         sq = {}
         for c in g.columns:
-            _, q = _split_constant(prod[(c, c)])
+            _, q = split_constant(prod[(c, c)])
             sq[c] = sum(a.ss[(c, c)] for a in arms) + rows * q
             if sq[c] > _limit(prod[(c, c)]):
                 ok = False
@@ -495,5 +479,5 @@ def _verify(result, groups: list[Group], centres, second, rows: int, safety: flo
 
 def _limit(bound: float, linear: bool = False) -> float:
     """The proved limit ``2**(p-1)`` of the split constant chosen for ``bound``."""
-    s, _ = _split_constant(bound, linear)
+    s, _ = split_constant(bound, linear)
     return s / 3.0
