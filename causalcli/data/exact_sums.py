@@ -10,6 +10,10 @@ The experiment's fixed-point pass and did's cohort x period cells both use these
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
 
 
 def split_constant(bound: float, linear: bool = False) -> tuple[float, float]:
@@ -30,3 +34,29 @@ def round_to_grid(value: float, spread: float) -> float:
     off, and coarse-grained columns (integers) keep their centred values on the summation quantum."""
     grid = 2.0 ** (math.floor(math.log2(spread)) - 10)
     return round(value / grid) * grid
+
+
+DECIMAL = "DECIMAL(38, 10)"  # design.aggregate's sums: each value rounded to 1e-10, then added exactly
+
+
+def missing_as_null(table: "Table", column: str) -> str:
+    """The quoted column with NaN read as missing, as ``Table.arrays`` does (DuckDB; engines hold no NaN)."""
+    from causalcli.data.sql import quote_identifier
+
+    q = quote_identifier(column)
+    if table.engine is None and table.types[column].upper() in ("DOUBLE", "FLOAT", "REAL"):
+        return f"(CASE WHEN isnan({q}) THEN NULL ELSE {q} END)"
+    return q
+
+
+def aggregate_sql(table: "Table", column: str, how: str | None) -> str:
+    """One group's value of ``column`` under ``design.aggregate`` (time_series, synthetic_control): ``None`` the
+    group's single row (checked beforehand), ``count``, ``sum`` (exact: DECIMAL) or ``mean`` (that sum over the
+    count); NaN counts as missing."""
+    q = missing_as_null(table, column)
+    if how is None:
+        return f"min({q})"  # one row per group: its value, bit for bit
+    if how == "count":
+        return f"count({q})"
+    total = f"CAST(sum(CAST({q} AS {DECIMAL})) AS DOUBLE)"
+    return total if how == "sum" else f"{total} / nullif(count({q}), 0)"

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from causalcli.data.sql import TABLE, quote_identifier as _q
+from causalcli.data.exact_sums import aggregate_sql, missing_as_null
+from causalcli.data.sql import TABLE
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
 
-DECIMAL = "DECIMAL(38, 10)"
-FLOATING = ("DOUBLE", "FLOAT", "REAL")
 
 
 @dataclass(frozen=True)
@@ -37,28 +36,10 @@ class Cells:
     rows: int  # input rows in the cells (the others lack a unit or a time)
 
 
-def _present(table: "Table", column: str) -> str:
-    """The column with NaN read as missing, as ``Table.arrays`` does (DuckDB; engines have no NaN test here)."""
-    q = _q(column)
-    if table.engine is None and table.types[column].upper() in FLOATING:
-        return f"(CASE WHEN isnan({q}) THEN NULL ELSE {q} END)"
-    return q
-
-
-def _value_sql(table: "Table", column: str, how: str | None) -> str:
-    q = _present(table, column)
-    if how is None:
-        return f"min({q})"  # one row per cell (validate checked): its value, bit for bit
-    if how == "count":
-        return f"count({q})"
-    total = f"CAST(sum(CAST({q} AS {DECIMAL})) AS DOUBLE)"
-    return total if how == "sum" else f"{total} / nullif(count({q}), 0)"
-
-
 def read_cells(table: "Table", unit: str, time: str, columns: list[str], how: str | None) -> Cells:
     """One grouped pass: the cells of ``columns`` by (unit, time), as numpy arrays."""
-    u, t = _present(table, unit), _present(table, time)
-    parts = [f"{_value_sql(table, c, how)} AS v{i}, count({_present(table, c)}) AS k{i}" for i, c in enumerate(columns)]
+    u, t = missing_as_null(table, unit), missing_as_null(table, time)
+    parts = [f"{aggregate_sql(table, c, how)} AS v{i}, count({missing_as_null(table, c)}) AS k{i}" for i, c in enumerate(columns)]
     got = table.numpy(f"SELECT {u} AS u, CAST({t} AS DOUBLE) AS t, count(*) AS n{''.join(', ' + p for p in parts)} "
                       f"FROM {TABLE} WHERE {u} IS NOT NULL AND {t} IS NOT NULL GROUP BY 1, 2")
     values = {c: np.where(np.asarray(got[f"k{i}"]) > 0, _floats(got[f"v{i}"]), np.nan) for i, c in enumerate(columns)}

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from causalcli.data.exact_sums import aggregate_sql
 from causalcli.data.sql import TABLE, quote_identifier as _q
 from causalcli.errors import DataError, SpecError
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.models import Study
 
 MIN_PRE_PERIODS = 3
-DECIMAL = "DECIMAL(38, 10)"
 
 
 @dataclass(frozen=True)
@@ -110,24 +110,12 @@ def _period_sql(study: "Study", table: "Table") -> tuple[str, bool]:
     return day, True
 
 
-def _value_sql(column: str, how: str | None, table: "Table") -> str:
-    q = _q(column)
-    if table.engine is None and table.types[column].upper() in ("DOUBLE", "FLOAT", "REAL"):
-        q = f"(CASE WHEN isnan({q}) THEN NULL ELSE {q} END)"  # NaN is missing, as an empty field is
-    if how is None:
-        return f"min({q})"  # one row per period (checked): its value
-    if how == "count":
-        return f"count({q})"
-    total = f"CAST(sum(CAST({q} AS {DECIMAL})) AS DOUBLE)"
-    return total if how == "sum" else f"{total} / nullif(count({q}), 0)"
-
-
 def read_series(study: "Study", table: "Table") -> Series:
     """The series, one grouped pass; every bad shape is a one-line DataError."""
     d = study.design
     period, dated = _period_sql(study, table)
     columns = value_columns(study)
-    values = ", ".join(f"{_value_sql(c, d.aggregate, table)}, count({_q(c)})" for c in columns)
+    values = ", ".join(f"{aggregate_sql(table, c, d.aggregate)}, count({_q(c)})" for c in columns)
     keys = ([f"{_q(d.unit)}"] if d.unit else []) + ["p"]
     inner = ", ".join([*(f"{_q(d.unit)}" for _ in [0] if d.unit), f"{period} AS p", *(_q(c) for c in columns)])
     rows = table.sql(f"SELECT {', '.join(keys)}, count(*), {values} FROM (SELECT {inner} FROM {TABLE}) AS s "
