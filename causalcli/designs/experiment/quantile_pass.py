@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from causalcli.data.sql import TABLE, quote_identifier
 from causalcli.designs.experiment import quantile
 from causalcli.designs.experiment.quantile import ANY, bin_formula
+from causalcli.designs.experiment.sums import lit
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -55,7 +56,6 @@ SAMPLE_SDS = 4.0             # standard errors of a sample quantile either side 
 def bin_case(value: str, lo: float, hi: float, bins: int) -> str:
     """The bin of a value: -1 below ``lo``, ``bins`` above ``hi``, NULL when missing (NULL or NaN: tested first,
     since least() skips a NULL)."""
-    from causalcli.designs.experiment.stats import lit
 
     return (f"CASE WHEN {value} IS NULL OR isnan({value}) THEN NULL WHEN {value} < {lit(lo)} THEN -1 "
             f"WHEN {value} > {lit(hi)} THEN {bins} ELSE {bin_formula(lo, hi, bins, lit, value)} END")
@@ -137,7 +137,7 @@ class SampleWindows:
         for i in range(len(self.columns)):
             out.append((i, f"NOT isnan(qv{i})"))  # NULL: not summed
             for a, b in self._ends(i):
-                out += [(i, f"qv{i} < {_lit(a)}"), (i, f"qv{i} <= {_lit(b)}")]  # NaN: false
+                out += [(i, f"qv{i} < {lit(a)}"), (i, f"qv{i} <= {lit(b)}")]  # NaN: false
         return out
 
     def inner(self) -> list[str]:
@@ -202,10 +202,10 @@ def _in_window(parts: list[tuple[int, int, float, float]], r: int) -> bool:
     return False
 
 
-def _lit(x: float) -> str:
-    from causalcli.designs.experiment.stats import lit
-
-    return lit(x)
+def _half_width(q: float, m: int, z: float) -> float:
+    """A window's half-width in rank fraction around level ``q`` from ``m`` sampled values: the interval's own
+    half-width on that sample plus ``SAMPLE_SDS`` standard errors of a sample quantile, and two ranks."""
+    return (z + SAMPLE_SDS) * math.sqrt(q * (1 - q) / m) + 2 / m
 
 
 def sample_windows(table: "Table", treatment: str, columns: tuple[str, ...], levels: dict[str, list[float]],
@@ -231,7 +231,7 @@ def sample_windows(table: "Table", treatment: str, columns: tuple[str, ...], lev
             if m < SAMPLE_MIN_ARM:
                 return None
             for q in levels[c]:
-                spread = (z + SAMPLE_SDS) * math.sqrt(q * (1 - q) / m) + 2 / m
+                spread = _half_width(q, m, z)
                 lo, hi = max(0, math.floor((q - spread) * m)), min(m - 1, math.ceil((q + spread) * m))
                 spans.setdefault(i, []).append((float(x[lo]), float(x[hi])))
     windows = {(i, arm): _merged(found) for i, found in spans.items() for arm in by_arm}  # shared: fewer sums
@@ -276,10 +276,10 @@ def segment_windows(table: "Table", treatment: str, segments: tuple[str, ...], c
             return None
         fractions = []
         for q in levels[column]:
-            spread = (z + SAMPLE_SDS) * math.sqrt(q * (1 - q) / m) + 2 / m
+            spread = _half_width(q, m, z)
             fractions += [max(0.0, q - spread), min(1.0, q + spread)]
         spans: dict[Any, list[tuple[float, float]]] = {}
-        for arm, ends in table.sql(f"SELECT arm, quantile_disc(v, [{', '.join(map(_lit, fractions))}]) FROM {sample}"):
+        for arm, ends in table.sql(f"SELECT arm, quantile_disc(v, [{', '.join(map(lit, fractions))}]) FROM {sample}"):
             spans.setdefault(arm, []).extend((float(ends[k]), float(ends[k + 1])) for k in range(0, len(ends), 2))
         windows.update({(i, arm): _merged(found) for arm, found in spans.items()})
     return SampleWindows(columns, windows, len(segments))
