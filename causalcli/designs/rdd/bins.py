@@ -11,9 +11,12 @@ rdplot's ``masspoints: adjust``) V comes from the conditional variance of global
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.designs.rdd.by_value import ByValue
 
 MASS_POINT_SHARE = 0.2
 GLOBAL_ORDER = 4
@@ -37,52 +40,62 @@ def _global_variance(x: np.ndarray, counts: np.ndarray, y_sums: np.ndarray, y2_s
     return np.full(at.size, np.nan)
 
 
-def bin_count(x: np.ndarray, y: np.ndarray, starts: np.ndarray, y_sums: np.ndarray, span: float, n: int,
-              mass_points: bool) -> int:
-    """rdplot's mimicking-variance number of evenly spaced bins on one side (x sorted; ``starts``: the first
-    row of each distinct value, ``y_sums`` the sums of y there)."""
-    var_y = float(np.var(y, ddof=1)) if y.size > 1 else 0.0
+def bin_count(values: np.ndarray, counts: np.ndarray, y_sums: np.ndarray, y_scatter: np.ndarray, y_low: np.ndarray,
+              y_high: np.ndarray, span: float, n: int) -> int:
+    """rdplot's mimicking-variance number of evenly spaced bins on one side, from its distinct running values
+    (ascending) with each one's row count, sum of y, scatter of y about its mean, and least and greatest y."""
+    rows = float(counts.sum())
+    means = y_sums / counts
+    ss = float(y_scatter.sum() + counts @ (means - y_sums.sum() / rows) ** 2)
+    var_y = ss / (rows - 1) if rows > 1 else 0.0
     if var_y == 0:
         return 1
-    if mass_points:
-        # only consecutive rows at different values have dx > 0: the sum runs over the distinct values
-        values, counts = x[starts], np.diff(np.r_[starts, x.size]).astype(np.float64)
-        sigma2 = _global_variance(values, counts, y_sums, np.add.reduceat(y * y, starts),
-                                  (values[1:] + values[:-1]) / 2)
+    if 1 - values.size / rows >= MASS_POINT_SHARE:  # mass points: rdplot's esmvpr
+        sigma2 = _global_variance(values, counts, y_sums, y_scatter + y_sums * means, (values[1:] + values[:-1]) / 2)
         sigma2[sigma2 < 0] = var_y
         V = float(np.sum(np.diff(values) * sigma2)) / span
     else:
-        V = 0.5 / span * float(np.sum(np.diff(x) * np.diff(y) ** 2))
+        # the spacings sum over consecutive rows sorted by x then y: pairs inside a value have dx = 0, and a
+        # pair across values joins the greatest y of one value to the least y of the next
+        V = 0.5 / span * float(np.sum(np.diff(values) * (y_low[1:] - y_high[:-1]) ** 2))
     return int(math.ceil(var_y / V * (n / math.log(n) ** 2)))
 
 
 def binned_means(x: np.ndarray, y: np.ndarray, cutoff: float) -> tuple[dict[str, list[Any]], dict[str, int]]:
-    """Mean running value and outcome, and row count, in rdplot's evenly spaced bins on each side (x sorted),
-    the empty bins left out, as columns (``side``, ``lower``, ``upper``, ``running``, ``outcome``, ``n``: one
-    entry per bin, the bins below the cutoff first; columns, not one object per bin, because a million rows
+    """``binned_means_by_value`` of rows sorted by x (then y)."""
+    from causalcli.designs.rdd.by_value import from_rows
+
+    return binned_means_by_value(from_rows(x, y[:, None]), cutoff)
+
+
+def binned_means_by_value(data: "ByValue", cutoff: float) -> tuple[dict[str, list[Any]], dict[str, int]]:
+    """Mean running value and outcome (D's first column), and row count, in rdplot's evenly spaced bins on each
+    side, the empty bins left out, as columns (``side``, ``lower``, ``upper``, ``running``, ``outcome``, ``n``:
+    one entry per bin, the bins below the cutoff first; columns, not one object per bin, because a million rows
     give some ten thousand bins); and the number of bins on each side. Rows at one value fall in one bin, so
     the bins' sums are sums over the distinct values."""
-    k = int(np.searchsorted(x, cutoff, side="left"))
-    n = x.size
+    v = data.values
+    x, counts, y_sums, y_scatter = v.x, v.counts, v.D[:, 0], v.scatter[:, 0, 0]
+    k = data.cut(cutoff)
+    n = data.rows
     parts: list[tuple] = []  # (side, lower, upper, running, outcome, n) of each side's bins
-    counts = {}
-    for side, xs, ys in (("below", x[:k], y[:k]), ("above", x[k:], y[k:])):
-        if xs.size < 2:
+    bins = {}
+    for side, part in (("below", slice(0, k)), ("above", slice(k, None))):
+        values, sizes, sums = x[part], counts[part], y_sums[part]
+        if sizes.sum() < 2:
             continue
-        starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
-        values, sizes, y_sums = xs[starts], np.diff(np.r_[starts, xs.size]), np.add.reduceat(ys, starts)
         lo, hi = (float(x[0]), cutoff) if side == "below" else (cutoff, float(x[-1]))
-        J = counts[side] = bin_count(xs, ys, starts, y_sums, hi - lo, n,
-                                     1 - values.size / xs.size >= MASS_POINT_SHARE)
+        J = bins[side] = bin_count(values, sizes, sums, y_scatter[part], data.low[part, 0], data.high[part, 0],
+                                   hi - lo, n)
         edges = np.linspace(lo, hi, J + 1)
         codes = np.minimum(np.searchsorted(edges, values, side="right") - 1, J - 1)
         count = np.bincount(codes, weights=sizes, minlength=J)
-        sums = np.bincount(codes, weights=y_sums, minlength=J)
+        y_bins = np.bincount(codes, weights=sums, minlength=J)
         running = np.bincount(codes, weights=values * sizes, minlength=J)
         used = np.flatnonzero(count)
-        parts.append((side, edges[used], edges[used + 1], running[used] / count[used], sums[used] / count[used],
+        parts.append((side, edges[used], edges[used + 1], running[used] / count[used], y_bins[used] / count[used],
                       count[used].astype(np.int64)))
     columns: dict[str, list[Any]] = {"side": [side for side, *rest in parts for _ in range(rest[0].size)]}
     for i, name in enumerate(("lower", "upper", "running", "outcome", "n"), start=1):
         columns[name] = np.concatenate([part[i] for part in parts]).tolist() if parts else []
-    return columns, counts
+    return columns, bins

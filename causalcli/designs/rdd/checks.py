@@ -21,6 +21,7 @@ from causalcli.designs.rdd.fitting import RdResult, RdSettings, rd_fit
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.designs.rdd.by_value import ByValue
     from causalcli.designs.rdd.design import RddData
     from causalcli.spec.models import Study
 
@@ -40,8 +41,8 @@ def bandwidth_sensitivity(d: "RddData", settings: RdSettings, result: RdResult, 
     headline = result.fit.conventional
     for m in BANDWIDTH_MULTIPLES:
         try:
-            r = result if m == 1.0 else rd_fit(d.x, d.D, d.cutoff, settings, d.clusters, h_scale=m, bandwidths=bw,
-                                                        split=result.split)
+            r = result if m == 1.0 else rd_fit(None, None, d.cutoff, settings, h_scale=m, bandwidths=bw,
+                                               split=result.split)  # the same sides, refitted
         except TooFewValues:
             skipped.append(f"{m:g}x")
             continue
@@ -65,9 +66,9 @@ def balance(d: "RddData", settings: RdSettings, alpha: float) -> tuple[Check | N
         return None, {}
     table, failed, skipped = {}, [], []
     k = len(d.covariates)
-    for name, (x, z) in d.covariates.items():
+    for name, values in d.covariates.items():
         try:
-            r = rd_fit(x, z[:, None], d.cutoff, settings)
+            r = rd_fit(None, None, d.cutoff, settings, values=values.values)
         except (TooFewValues, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
             skipped.append(name)
             continue
@@ -82,40 +83,49 @@ def balance(d: "RddData", settings: RdSettings, alpha: float) -> tuple[Check | N
     return Check("covariate_balance", not failed if table else None, detail), {"balance": table}
 
 
-def _default_placebos(x: np.ndarray, cutoff: float) -> list[float]:
-    """The median of the running variable on each side (x sorted, so each side is a slice)."""
-    k = int(np.searchsorted(x, cutoff, side="left"))
-    return [_sorted_median(x[:k]), _sorted_median(x[k:])]
+def _default_placebos(data: "ByValue", cutoff: float) -> list[float]:
+    """The median of the running variable on each side."""
+    k = data.cut(cutoff)
+    v = data.values
+    return [_sorted_median(v.x[part], v.counts[part]) for part in (slice(0, k), slice(k, None))]
 
 
-def _sorted_median(x: np.ndarray) -> float:
-    """np.median of a sorted array, without its copy and partition."""
-    m = x.size // 2
-    if x.size == 0:
+def _sorted_median(values: np.ndarray, counts: np.ndarray) -> float:
+    """np.median of the rows given as ascending distinct values and their counts."""
+    ends = np.cumsum(counts)
+    n = int(ends[-1]) if ends.size else 0
+    if n == 0:
         return float("nan")
-    return float(x[m]) if x.size % 2 else float((x[m - 1] + x[m]) / 2)
+
+    def row(i: int) -> float:  # the i-th row (0-based) in sorted order
+        return float(values[int(np.searchsorted(ends, i, side="right"))])
+
+    m = n // 2
+    return row(m) if n % 2 else (row(m - 1) + row(m)) / 2
 
 
 def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: RdResult
                     ) -> tuple[Check | None, dict[str, Any]]:
     alpha = study.thresholds.alpha
     given = study.design.options.placebo_cutoffs
-    placebos = [c for c in (given if given is not None else _default_placebos(d.x, d.cutoff)) if c != d.cutoff]
+    placebos = [c for c in (given if given is not None else _default_placebos(d.by_value, d.cutoff))
+                if c != d.cutoff]
     table, failed, skipped = {}, [], []
-    values = result.split.values  # the rows by value (no clusters): each placebo's side is a slice of them
-    k_rows = int(np.searchsorted(d.x, d.cutoff, side="left"))
+    values = d.by_value.values
+    k = d.by_value.cut(d.cutoff)
     for c in placebos:
-        keep = slice(0, k_rows) if c < d.cutoff else slice(k_rows, None)  # x is sorted: a side is a slice
-        x, y = d.x[keep], d.D[keep, :1]
-        clusters = None if d.clusters is None else d.clusters[keep]
-        side_values = None
-        if values is not None:
-            k = int(np.searchsorted(values.x, d.cutoff, side="left"))
-            side_values = values.part(slice(0, k) if c < d.cutoff else slice(k, None), columns=1)
+        part = slice(0, k) if c < d.cutoff else slice(k, None)  # each placebo's side is a slice of the values
+        side = values.part(part, columns=1)
         try:
-            if not x.size or not x[0] < c < x[-1]:
+            if not side.x.size or not side.x[0] < c < side.x[-1]:
                 raise TooFewValues("", 0, 0, 0)
-            r = rd_fit(x, y, c, settings, clusters, values=side_values)  # the outcome alone (sharp)
+            if d.clustered:  # the rows of that side, with their clusters
+                x, D, clusters = d.row_source.get()
+                rows = slice(0, int(np.searchsorted(x, d.cutoff, side="left"))) if c < d.cutoff else \
+                    slice(int(np.searchsorted(x, d.cutoff, side="left")), None)
+                r = rd_fit(x[rows], D[rows, :1], c, settings, clusters[rows])
+            else:
+                r = rd_fit(None, None, c, settings, values=side)  # the outcome alone (sharp)
         except (TooFewValues, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
             skipped.append(f"{c:g}")
             continue
@@ -137,9 +147,9 @@ def density(d: "RddData", alpha: float, result: RdResult) -> tuple[Check | None,
     """The manipulation test (Cattaneo, Jansson and Ma 2020), as rddensity computes it with its defaults."""
     from causalcli.designs.rdd.density import density_test
 
-    values = result.split.values  # the fit's rows by value (none with clusters): the test's counts
+    values = d.by_value.values  # the test runs on the counts by value
     try:
-        t = density_test(d.x, d.cutoff, None if values is None else (values.x, values.counts))
+        t = density_test(values.x, d.cutoff, (values.x, values.counts))
     except (ValueError, ZeroDivisionError, np.linalg.LinAlgError) as e:
         return Check("manipulation", None, f"the density test could not be computed ({e})"), {}
     if not np.isfinite(t.p_value):

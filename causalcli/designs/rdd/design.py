@@ -8,7 +8,7 @@ is the conventional estimate, its interval the robust bias-corrected one. Numeri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from causalcli.records import Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
+    from causalcli.designs.rdd.by_value import ByValue
     from causalcli.designs.rdd.fitting import RdResult, RdSettings
     from causalcli.graph import Identification
     from causalcli.spec.loading import LoadedSpec
@@ -28,14 +29,38 @@ if TYPE_CHECKING:  # pragma: no cover
 MIN_ROWS = 20  # rdrobust selects no bandwidth below 20 rows
 
 
+class RowSource:
+    """The complete rows of the outcome's columns, sorted by the running variable, read from the table on first use.
+
+    Without clusters the estimate and its checks need only the rows by value (``ByValue``), so the rows are read
+    only when a refuter subsets them (``before_refuters``, in the main process: forked workers inherit them);
+    with clusters, at once. Pickling reads them first (the table's connection does not travel)."""
+
+    def __init__(self, table: "Table | None", columns: list[str], as_text: tuple[str, ...],
+                 arrays: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None) -> None:
+        self._table, self._columns, self._as_text, self._arrays = table, columns, as_text, arrays
+
+    def get(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(x, D, cluster codes or None)."""
+        if self._arrays is None:
+            self._arrays = _read_rows(self._table, self._columns, self._as_text)[0]
+            self._table = None
+        return self._arrays
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.get()
+        return {**self.__dict__, "_table": None}
+
+
 @dataclass(frozen=True)
 class RddData:
-    """The complete rows, sorted by the running variable (picklable for the refuters' workers)."""
+    """The complete rows by running value, and the rows themselves on demand (picklable for the refuters'
+    workers)."""
 
-    x: np.ndarray
-    D: np.ndarray  # the outcome, then the take-up (fuzzy)
-    clusters: np.ndarray | None
-    covariates: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (running, covariate), complete rows, sorted
+    by_value: "ByValue"  # the outcome (then the take-up) by distinct running value, x not centred
+    row_source: RowSource
+    clustered: bool
+    covariates: dict[str, "ByValue"]  # name -> the covariate by running value, its own complete rows
     cutoff: float
     running: str
     fuzzy: str | None
@@ -43,6 +68,11 @@ class RddData:
     missing: MissingRows
     file: str
     settings: "RdSettings"
+
+    @property
+    def used(self) -> int:
+        """The complete rows used."""
+        return self.by_value.rows
 
 
 class RddDesign(Design[RddData]):
@@ -93,31 +123,34 @@ class RddDesign(Design[RddData]):
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> RddData:
+        from causalcli.designs.rdd import by_value
+
         d = study.design
         fuzzy = _fuzzy(study)
-        main = [d.running, study.outcome, *([fuzzy] if fuzzy else []), *([d.cluster] if d.cluster else [])]
+        outcomes = [study.outcome, *([fuzzy] if fuzzy else [])]
+        main = [d.running, *outcomes, *([d.cluster] if d.cluster else [])]
         text = (d.cluster,) if d.cluster else ()
-        # Table.arrays returns rows sorted by their values, the running variable first: every bandwidth
-        # window is then a contiguous slice
-        cols, dropped = table.arrays(main, as_text=text)
+        if d.cluster:
+            # clustered variances need the rows: read them now (sorted by the running variable, so every
+            # bandwidth window is a contiguous slice), and the per-value form from them
+            arrays, kept = _read_rows(table, main, text)
+            values = by_value.from_rows(arrays[0], arrays[1])
+            source = RowSource(None, main, text, arrays)
+        else:
+            # the per-value sums from the engine; the rows stay there until a refuter asks for them
+            values = by_value.from_table(table, d.running, outcomes)
+            kept = values.rows
+            source = RowSource(table, main, text)
         roles = [(d.running, "running", "running variable"), (study.outcome, "outcome", "outcome")]
         roles += [(fuzzy, "fuzzy", "take-up")] if fuzzy else []
         roles += [(d.cluster, "cluster", "cluster")] if d.cluster else []
-        missing = dropped_missing(table, roles, dropped)
-        x = np.asarray(cols[d.running], dtype=np.float64)
-        D = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in (study.outcome, fuzzy) if c])
-        codes = None
-        if d.cluster:
-            codes = np.unique(np.asarray(cols[d.cluster]).astype(str), return_inverse=True)[1].reshape(-1)
-        _require_sides(x, d.cutoff, d.running, d.options.p, table.file)
+        missing = dropped_missing(table, roles, table.rows - kept)
+        _require_sides(values, d.cutoff, d.running, d.options.p, table.file)
         if fuzzy:
-            _require_jump(x, D[:, 1], d.cutoff, fuzzy, table.file)
-        covariates = {}
-        for c in study.covariates:
-            got, _ = table.arrays([d.running, c])  # sorted by the running variable, as above
-            covariates[c] = (np.asarray(got[d.running], dtype=np.float64), np.asarray(got[c], dtype=np.float64))
-        return RddData(x, D, codes, covariates, d.cutoff, d.running, fuzzy, table.rows, missing, table.file,
-                       _settings(study))
+            _require_jump(values, d.cutoff, fuzzy, table.file)
+        covariates = {c: by_value.from_table(table, d.running, [c]) for c in study.covariates}
+        return RddData(values, source, bool(d.cluster), covariates, d.cutoff, d.running, fuzzy, table.rows, missing,
+                       table.file, _settings(study))
 
     # ---------------------------------------------------------------- fit
     def fit(self, prepared: RddData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
@@ -128,7 +161,7 @@ class RddDesign(Design[RddData]):
         result = _fit_or_explain(d, settings)
         est = result.fit
         lower, upper, p_value = result.robust_interval(settings.conf_level)
-        inference = "rd_robust_bias_corrected" + ("_clustered" if d.clusters is not None else "")
+        inference = "rd_robust_bias_corrected" + ("_clustered" if d.clustered else "")
         estimate = Estimate(est.conventional, est.se_robust, lower, upper, settings.conf_level, p_value, inference)
         effects, sensitivity = bandwidth_sensitivity(d, settings, result, study.thresholds.alpha)
         checks = [sensitivity]
@@ -137,7 +170,7 @@ class RddDesign(Design[RddData]):
             "conventional": _conventional(est, settings.conf_level),
             "bias_corrected": {"estimate": est.bias_corrected, "robust_std_error": est.se_robust},
             "polynomial": {"p": settings.p, "q": settings.p + 1, "kernel": settings.kernel,
-                           "vce": "cr1" if d.clusters is not None else "nn (3 neighbours)"},
+                           "vce": "cr1" if d.clustered else "nn (3 neighbours)"},
             "cutoff": d.cutoff, "running": d.running, "outcome": study.outcome,
             "limits": {"below": est.left_intercepts[0], "above": est.right_intercepts[0]},
             "fit": {"below": list(est.left_coefficients), "above": list(est.right_coefficients),
@@ -153,33 +186,58 @@ class RddDesign(Design[RddData]):
             if check is not None:
                 checks.append(check)
                 diagnostics.update(extra)
-        from causalcli.designs.rdd.bins import binned_means
+        from causalcli.designs.rdd.bins import binned_means_by_value
 
-        diagnostics["bins"], diagnostics["bin_count"] = binned_means(d.x, d.D[:, 0], d.cutoff)
-        n = {"rows": d.rows, **d.missing.n, "used": int(d.x.size), "below_cutoff": result.n_left,
+        diagnostics["bins"], diagnostics["bin_count"] = binned_means_by_value(d.by_value, d.cutoff)
+        n = {"rows": d.rows, **d.missing.n, "used": d.used, "below_cutoff": result.n_left,
              "above_cutoff": result.n_right, "within_h_below": est.n_left, "within_h_above": est.n_right}
         return Fit("local_polynomial", "late" if d.fuzzy else "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 
     # ---------------------------------------------------------------- refuters
     def units(self, prepared: RddData) -> int:
-        return int(prepared.x.size)
+        return prepared.used
+
+    def before_refuters(self, prepared: RddData, names: list[str]) -> None:
+        prepared.row_source.get()  # in the main process: forked workers inherit the rows
 
     def point(self, prepared: RddData, *, treatment=None, extra_covariate=None, rows=None) -> float:
-        from causalcli.designs.rdd.fitting import rd_fit
-
-        if treatment is not None or extra_covariate is not None:
-            raise self.refuters_not_built("point")
-        d = prepared
-        if rows is not None:
-            d = replace(d, x=d.x[rows], D=d.D[rows], clusters=None if d.clusters is None else d.clusters[rows])
         from causalcli.designs.rdd.estimator import TooFewValues
         from causalcli.errors import EstimationError
 
+        if treatment is not None or extra_covariate is not None:
+            raise self.refuters_not_built("point")
         try:
-            return rd_fit(d.x, d.D, d.cutoff, d.settings, d.clusters).fit.conventional
+            return _rd_fit(prepared, prepared.settings, rows).fit.conventional
         except TooFewValues as e:
             raise EstimationError(f"too few distinct running values on the {e.side} side") from e
+
+
+def _read_rows(table: "Table", columns: list[str], as_text: tuple[str, ...]
+               ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], int]:
+    """((x, D, cluster codes or None), rows kept): the complete rows, sorted by their values, the running
+    variable first (``Table.arrays``); D holds the outcome, then the take-up."""
+    cols, _ = table.arrays(columns, as_text=as_text)
+    running, *rest = columns
+    outcomes = [c for c in rest if c not in as_text]
+    x = np.asarray(cols[running], dtype=np.float64)
+    D = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in outcomes])
+    codes = None
+    if as_text:
+        codes = np.unique(np.asarray(cols[as_text[0]]).astype(str), return_inverse=True)[1].reshape(-1)
+    return (x, D, codes), int(x.size)
+
+
+def _rd_fit(d: RddData, settings: "RdSettings", rows: np.ndarray | None = None) -> "RdResult":
+    """The RD fit of the study's rows: by value without clusters, on the rows with them or for a subset."""
+    from causalcli.designs.rdd.fitting import rd_fit
+
+    if rows is None and not d.clustered:
+        return rd_fit(None, None, d.cutoff, settings, values=d.by_value.values)
+    x, D, clusters = d.row_source.get()
+    if rows is not None:
+        x, D, clusters = x[rows], D[rows], None if clusters is None else clusters[rows]
+    return rd_fit(x, D, d.cutoff, settings, clusters)
 
 
 def _fuzzy(study: "Study") -> str | None:
@@ -195,11 +253,10 @@ def _settings(study: "Study") -> "RdSettings":
 
 def _fit_or_explain(d: RddData, settings: "RdSettings") -> "RdResult":
     from causalcli.designs.rdd.estimator import TooFewValues
-    from causalcli.designs.rdd.fitting import rd_fit
     from causalcli.designs.rdd.local_poly import NoJump
 
     try:
-        return rd_fit(d.x, d.D, d.cutoff, settings, d.clusters)
+        return _rd_fit(d, settings)
     except NoJump as e:
         raise DataError(f"take-up column {d.fuzzy!r} does not jump at the cutoff {d.cutoff:g} (its fitted jump is 0), "
                         "so the fuzzy effect is not identified; drop design.fuzzy for a sharp design", file=d.file,
@@ -221,33 +278,37 @@ def _conventional(est: Any, conf_level: float) -> dict[str, float]:
             "p_value": normal_two_sided_p(est.conventional / est.se_conventional)}
 
 
-def _require_sides(x: np.ndarray, cutoff: float, running: str, p: int, file: str) -> None:
+def _require_sides(data: "ByValue", cutoff: float, running: str, p: int, file: str) -> None:
     """The cutoff inside the running variable's range, and enough rows and distinct values on each side."""
-    if x.size == 0:
+    values, counts = data.values.x, data.values.counts
+    if values.size == 0:
         raise DataError("no complete rows: every row misses a value in the columns used", file=file)
-    lo, hi = float(x[0]), float(x[-1])
+    lo, hi = float(values[0]), float(values[-1])
     if not lo < cutoff < hi:
         raise DataError(f"cutoff {cutoff:g} is outside the range of running variable {running!r} ({lo:g} to {hi:g}) "
                         "in the rows used, so one side of the cutoff is empty; set design.cutoff inside that range",
                         file=file, key="design.cutoff", column=running)
-    k = int(np.searchsorted(x, cutoff, side="left"))
+    k = data.cut(cutoff)
     needed = p + 2  # the bias-correction fit has order p+1
-    for side, part in (("below", x[:k]), ("at or above", x[k:])):
-        values = int(1 + np.count_nonzero(part[1:] != part[:-1]))
-        if values < needed:
-            raise DataError(f"only {part.size} row(s) with {values} distinct value(s) of {running!r} {side} the cutoff "
+    for side, part in (("below", slice(0, k)), ("at or above", slice(k, None))):
+        found, rows = values[part].size, int(counts[part].sum())
+        if found < needed:
+            raise DataError(f"only {rows} row(s) with {found} distinct value(s) of {running!r} {side} the cutoff "
                             f"{cutoff:g}; the local fits of order p={p} and its bias correction need at least "
                             f"{needed}: move the cutoff or add data", file=file, key="design.cutoff", column=running)
-    if x.size < MIN_ROWS:
-        raise DataError(f"only {x.size} complete rows: bandwidth selection needs at least {MIN_ROWS}", file=file,
+    if data.rows < MIN_ROWS:
+        raise DataError(f"only {data.rows} complete rows: bandwidth selection needs at least {MIN_ROWS}", file=file,
                         column=running)
 
 
-def _require_jump(x: np.ndarray, t: np.ndarray, cutoff: float, fuzzy: str, file: str) -> None:
+def _require_jump(data: "ByValue", cutoff: float, fuzzy: str, file: str) -> None:
     """A take-up column that does not move at the cutoff identifies nothing (rdrobust's own test)."""
-    k = int(np.searchsorted(x, cutoff, side="left"))
-    below, above = t[:k], t[k:]
-    if np.ptp(below) == 0 and np.ptp(above) == 0 and abs(below.mean() - above.mean()) < 1.5e-8:
-        raise DataError(f"take-up column {fuzzy!r} is {below[0]:g} on both sides of the cutoff {cutoff:g}: no jump, "
+    k = data.cut(cutoff)
+    counts, sums = data.values.counts, data.values.D[:, 1]
+    low, high = data.low[:, 1], data.high[:, 1]
+    constant = all(low[part].min() == high[part].max() for part in (slice(0, k), slice(k, None)))
+    below, above = sums[:k].sum() / counts[:k].sum(), sums[k:].sum() / counts[k:].sum()
+    if constant and abs(below - above) < 1.5e-8:
+        raise DataError(f"take-up column {fuzzy!r} is {low[0]:g} on both sides of the cutoff {cutoff:g}: no jump, "
                         "so the fuzzy effect is not identified; drop design.fuzzy for a sharp design",
                         file=file, key="design.fuzzy", column=fuzzy)

@@ -23,11 +23,11 @@ class RdSettings:
 
 @dataclass(frozen=True)
 class Split:
-    """The rows below (left) and at or above (right) the cutoff, x centred; and the sides the fits use: the
-    same rows with clusters, else collapsed by distinct x (``local_poly.collapse``), which gives the same
-    numbers from far fewer entries when the running variable has ties."""
+    """The sides the fits use: the rows below (left) and at or above (right) the cutoff, x centred, with clusters;
+    else collapsed by distinct x (``local_poly.collapse``), which gives the same numbers from far fewer entries
+    when the running variable has ties. ``rows``: the row sides, when the fit had rows."""
 
-    rows: tuple[Side, Side]
+    rows: tuple[Side, Side] | None
     fits: tuple[Side, Side]
     values: Side | None = None  # collapsed: all the rows by value, x not centred (placebo cutoffs reuse it)
 
@@ -47,18 +47,20 @@ class RdResult:
         return bc - z * se, bc + z * se, normal_two_sided_p(bc / se) if se > 0 else math.nan
 
 
-def sides(x: np.ndarray, D: np.ndarray, cutoff: float, clusters: np.ndarray | None = None,
+def sides(x: np.ndarray | None, D: np.ndarray | None, cutoff: float, clusters: np.ndarray | None = None,
           collapsed: bool = True, values: Side | None = None) -> Split:
     """Rows below the cutoff (left) and at or above it (right), x centred; ``x`` sorted ascending. Without
     clusters, the fits use the rows collapsed by distinct x (``values``: ``collapse`` of these very rows,
-    when already made) unless ``collapsed`` is False (the row path, which tests hold the collapsed one
-    equal to)."""
-    k = int(np.searchsorted(x, cutoff, side="left"))
-    xc = x - cutoff
-    cl = (None, None) if clusters is None else (clusters[:k], clusters[k:])
-    rows = Side(xc[:k], D[:k], cl[0]), Side(xc[k:], D[k:], cl[1])
-    if clusters is not None or not collapsed:
-        return Split(rows, rows)
+    when already made; then ``x`` and ``D`` may be None, the rows never loaded) unless ``collapsed`` is False
+    (the row path, which tests hold the collapsed one equal to)."""
+    rows = None
+    if x is not None:
+        k = int(np.searchsorted(x, cutoff, side="left"))
+        xc = x - cutoff
+        cl = (None, None) if clusters is None else (clusters[:k], clusters[k:])
+        rows = Side(xc[:k], D[:k], cl[0]), Side(xc[k:], D[k:], cl[1])
+        if clusters is not None or not collapsed:
+            return Split(rows, rows)
     values = values if values is not None else collapse(Side(x, D))
     kv = int(np.searchsorted(values.x, cutoff, side="left"))
     left, right = values.part(slice(0, kv)), values.part(slice(kv, None))
@@ -67,14 +69,14 @@ def sides(x: np.ndarray, D: np.ndarray, cutoff: float, clusters: np.ndarray | No
     return Split(rows, fits, values)
 
 
-def rd_fit(x: np.ndarray, D: np.ndarray, cutoff: float, settings: RdSettings, clusters: np.ndarray | None = None,
+def rd_fit(x: np.ndarray | None, D: np.ndarray | None, cutoff: float, settings: RdSettings, clusters: np.ndarray | None = None,
            h_scale: float = 1.0, bandwidths: Bandwidths | None = None, split: Split | None = None,
            values: Side | None = None) -> RdResult:
     """Select the bandwidths (unless given) and estimate; ``h_scale`` multiplies h and b (sensitivity).
     ``split``: the rows' ``sides`` when already made (a refit of the same rows); ``values``: the rows
-    collapsed by value (``Split.values`` of a fit on more rows, cut to these)."""
+    collapsed by value (``Split.values`` of a fit on more rows, cut to these; then ``x`` and ``D`` may be None)."""
     split = split if split is not None else sides(x, D, cutoff, clusters, values=values)
-    (left, right), rows = split.fits, split.rows
+    left, right = split.fits
     q = settings.p + 1
     if bandwidths is None:
         if isinstance(settings.bandwidth, str):
@@ -89,4 +91,4 @@ def rd_fit(x: np.ndarray, D: np.ndarray, cutoff: float, settings: RdSettings, cl
     bw = bandwidths
     fit = estimate(left, right, bw.h_left * h_scale, bw.h_right * h_scale, bw.b_left * h_scale,
                    bw.b_right * h_scale, p=settings.p, q=q, kernel=settings.kernel)
-    return RdResult(bw, fit, rows[0].x.size, rows[1].x.size, split)
+    return RdResult(bw, fit, left.rows, right.rows, split)
