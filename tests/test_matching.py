@@ -181,7 +181,7 @@ def test_dowhy_default_propensity_model_is_not_a_benchmark():
     takes from a Python set (it moves with PYTHONHASHSEED; py-why/dowhy#556, #418).
     In the order of the spec it happens to land near the benchmark (about 1,770); in
     other orders it lands hundreds or thousands of dollars away (1,080, -401, 990 were
-    measured). causalcli's unpenalised, converged model gives one answer in any order.
+    measured on one machine). causalcli's unpenalised, converged model gives one answer in any order.
     """
     from tests.peers.dowhy_peer import dowhy_psm_att
 
@@ -195,8 +195,10 @@ def test_dowhy_default_propensity_model_is_not_a_benchmark():
     print("DoWhy default by column order:", [round(v, 1) for v in theirs], "causalcli:", round(ours[0], 1))
     assert max(ours) - min(ours) < 1e-6 * abs(ours[0])
     assert abs(ours[0] - EXPERIMENTAL_BENCHMARK) < 150
-    assert max(theirs) - min(theirs) > 1000
-    assert max(abs(v - EXPERIMENTAL_BENCHMARK) for v in theirs) > 1000
+    # how far depends on the machine too (an unconverged optimiser's stopping point): 1,080, -401, 990 on one,
+    # 1,461, 1,727, 1,927, 944, 1,044 on another; more than $500 on both, against causalcli's 1e-6 relative
+    assert max(theirs) - min(theirs) > 500
+    assert max(abs(v - EXPERIMENTAL_BENCHMARK) for v in theirs) > 500
 
 
 # ---------------------------------------------------------------- balance against MatchIt, sensitivity
