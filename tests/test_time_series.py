@@ -289,6 +289,36 @@ def test_controls_check_flags_a_control_the_intervention_reached():
     assert next(c for c in clean.checks if c.name == "controls").passed is True
 
 
+def test_controls_check_does_not_fail_a_trending_control():
+    """A control that grows (a straight trend plus noise, or a random walk with drift) is not broken at the
+    intervention: the break test's model has a drift, so its false-alarm rate stays near alpha (a level-only
+    model flagged about 20% of such controls at alpha 0.05), and a real shift of 3 noise SDs is still found.
+    Bounds: 300 draws, Monte Carlo SE 0.013 at a rate of 0.05; 0.09 is 3 SE above."""
+    from causalcli.designs.time_series.checks import level_break
+
+    rng = np.random.default_rng(4)
+    T, start = 300, 240
+    t = np.arange(T)
+
+    def rate(make, shift=0.0, draws=300):
+        hits = 0
+        for _ in range(draws):
+            x = make()
+            x[start:] += shift
+            hits += level_break(x, start, None)[2] <= 0.05
+        return hits / draws
+
+    def trend():
+        return 10 + 0.05 * t + rng.normal(size=T)
+
+    def walk_with_drift():
+        return 10 + np.cumsum(0.05 + 0.2 * rng.normal(size=T)) + rng.normal(size=T)
+
+    assert rate(trend) <= 0.09
+    assert rate(walk_with_drift) <= 0.09
+    assert rate(trend, shift=3.0, draws=100) >= 0.9
+
+
 def test_pre_fit_on_an_outcome_near_zero_says_the_percentages_blow_up():
     """A series crossing 0 (a rate, a difference) fails MAPE however well it is tracked: the check says the
     errors are small next to the outcome's size; a real misfit keeps the advice to add controls."""

@@ -80,34 +80,48 @@ LEVEL_RATIOS = np.concatenate([[0.0], np.logspace(-5, 2, 36)])  # s2_level / s2_
 
 
 def level_break(x: np.ndarray, start: int, season: int | None) -> tuple[float, float, float]:
-    """Does the series leave its own forecast at ``start``? A local level model (random walk plus noise,
-    Harvey 1989, ch. 2) fitted on the deseasoned pre-period by profile likelihood (the noise variance
-    concentrated out, the ratio q = s2_level / s2_noise on a grid), then the post-period mean against the
-    flat forecast, whose error variance is s2_noise (P + q sum_{j<H} (H - j)^2 / H^2 + 1 / H).
-    Returns (post mean - forecast, z, two-sided p)."""
+    """Does the series leave its own forecast at ``start``? A local level model with drift (random walk plus
+    drift plus noise, Harvey 1989, ch. 2; q = 0 is a straight trend plus noise) fitted on the deseasoned
+    pre-period by profile likelihood: the noise variance and the drift concentrated out (the drift enters the
+    state linearly, so it is a GLS coefficient on the filter's innovations, de Jong 1991), the ratio
+    q = s2_level / s2_noise on a grid. Then the post-period mean against the forecast, a straight line from the
+    last filtered level, whose error variance is s2_noise (P + q sum_{j<H} (H - j)^2 / H^2 + 1 / H) plus the
+    drift's own variance times its weight in the mean (orthogonal to the rest: the drift's estimate is a
+    function of past innovations, the filtered state's error is not). A trending control therefore does not
+    fail for its trend. Returns (post mean - forecast, z, two-sided p)."""
     from causalcli.inference.distributions import normal_two_sided_p
 
     z = _deseasoned(x, start, season)
     q = LEVEL_RATIOS
-    a = np.full(q.size, z[0])  # after the first value, with a diffuse start: a = y_1, P = 1 + q
+    # after the first value, with a diffuse start: level = y_1 (plus the drift, in the prediction), P = 1 + q;
+    # ``a`` is the level without the drift's part, ``c`` the drift's coefficient in the predicted level
+    a = np.full(q.size, z[0])
+    c = np.ones(q.size)
     P = 1.0 + q
-    ss = np.zeros(q.size)
+    svv, svc, scc = np.zeros(q.size), np.zeros(q.size), np.zeros(q.size)
     logdet = np.zeros(q.size)
     for value in z[1:start]:
         F = P + 1.0
         v = value - a
-        ss += v * v / F
+        svv += v * v / F
+        svc += v * c / F
+        scc += c * c / F
         logdet += np.log(F)
-        a = a + P / F * v
-        P = P * (1 - P / F) + q
-    n = start - 1
-    noise = ss / n
-    loglike = -0.5 * n * np.log(np.maximum(noise, 1e-300)) - 0.5 * logdet
+        K = P / F
+        a = a + K * v
+        c = c * (1 - K) + 1.0  # the next prediction adds one more drift
+        P = P * (1 - K) + q
+    drift = svc / scc
+    n = start - 2  # two diffuse elements: the first level and the drift
+    noise = (svv - svc * drift) / n
+    loglike = -0.5 * n * np.log(np.maximum(noise, 1e-300)) - 0.5 * logdet - 0.5 * np.log(scc)
     best = int(np.argmax(loglike))
     H = x.size - start
     weights = np.arange(H - 1, 0, -1, dtype=float)
-    var = noise[best] * (P[best] + q[best] * float(weights @ weights) / H ** 2 + 1.0 / H)
-    gap = float(z[start:].mean() - a[best])
+    # the forecast of step h is a + drift * (c - 1 + h): c already holds the first step's drift
+    lead = c[best] - 1.0 + (H + 1) / 2.0
+    var = noise[best] * (P[best] + q[best] * float(weights @ weights) / H ** 2 + 1.0 / H + lead ** 2 / scc[best])
+    gap = float(z[start:].mean() - (a[best] + drift[best] * lead))
     stat = gap / np.sqrt(var) if var > 0 else (0.0 if gap == 0 else np.inf)
     return gap, float(stat), normal_two_sided_p(float(stat)) if np.isfinite(stat) else 0.0
 
@@ -125,10 +139,11 @@ def controls_check(y_controls: np.ndarray, names: tuple[str, ...], start: int, s
     broken = [n for n, t in tests.items() if t["p_value"] <= level]
     if broken:
         detail = (f"control(s) {', '.join(broken)} leave their own forecast after the intervention (local level "
-                  f"model of each control, p <= {level:.3g} = alpha / {len(names)} controls): if the intervention "
+                  f"model with drift of each control, p <= {level:.3g} = alpha / {len(names)} controls): if the intervention "
                   "reached them, the counterfactual absorbs part of the effect; drop them from design.controls")
     else:
-        detail = (f"no control leaves its own forecast after the intervention (local level model of each control; "
+        detail = (f"no control leaves its own forecast after the intervention (local level model with drift of each "
+                  f"control; "
                   f"smallest p = {min(t['p_value'] for t in tests.values()):.3g} > alpha / {len(names)} = "
                   f"{level:.3g})")
     return Check("controls", not broken, detail), tests
