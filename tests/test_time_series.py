@@ -187,17 +187,36 @@ def test_control_with_missing_dates_and_repeated_dates():
         causalcli.estimate(spec(unit="market", treated_unit="a", controls=[]), data=panel, refute=False)
 
 
-def test_quarterly_dates_are_refused_with_what_to_do():
-    """Quarterly dates were read as days with holes ("no row for 1959-01-02 ... set design.period"), but
-    design.period has no quarter: the message says to use integer periods."""
+@pytest.mark.parametrize("kind", ["quarter", "year"])
+def test_quarterly_and_yearly_dates_are_read_and_equal_integer_periods(kind):
+    """Dates on the first day of each quarter (or year) are read as such: the same estimate as the same series
+    on integer periods, the intervention given as a date; a quarter left out is named."""
     y, X = simulate(T=60, start=50, season=False)
-    quarters = [dt.date(2000 + q // 4, 3 * (q % 4) + 1, 1) for q in range(60)]
-    data = frame(y, X).assign(date=quarters)
+    if kind == "quarter":
+        dates = [dt.date(2000 + q // 4, 3 * (q % 4) + 1, 1) for q in range(60)]
+    else:
+        dates = [dt.date(1950 + q, 1, 1) for q in range(60)]
+    dated = causalcli.estimate(spec(intervention=dates[50].isoformat(), seasonality=None),
+                               data=frame(y, X).assign(date=dates), refute=False)
+    numbered = causalcli.estimate(spec(time="t", intervention=51, seasonality=None),
+                                  data=frame(y, X).assign(t=np.arange(1, 61)), refute=False)
+    assert dated.diagnostics["series"]["period"] == kind
+    assert dated.estimate.value == pytest.approx(numbered.estimate.value, rel=1e-12)
+    with pytest.raises(DataError, match=f"has no row for {dates[20].isoformat()}"):
+        causalcli.estimate(spec(intervention=dates[50].isoformat(), seasonality=None, period=kind),
+                           data=frame(y, X).assign(date=dates).drop(index=[20]), refute=False)
+
+
+def test_irregular_dates_are_refused_with_what_to_do():
+    """Dates 10 days apart are no calendar causalcli reads: the message says which are, and what else to do."""
+    y, X = simulate(T=60, start=50, season=False)
+    days = [dt.date(2000, 1, 1) + dt.timedelta(days=10 * i) for i in range(60)]
     with pytest.raises(DataError) as err:
-        causalcli.estimate(spec(intervention="2012-07-01", seasonality=None), data=data, refute=False)
+        causalcli.estimate(spec(intervention=days[50].isoformat(), seasonality=None),
+                           data=frame(y, X).assign(date=days), refute=False)
     message = str(err.value)
     assert err.value.exit_code == 3 and "\n" not in message
-    assert "dates 90 to 92 days apart (2000-01-01, 2000-04-01, ...)" in message and "integer periods" in message
+    assert "dates 10 days apart (2000-01-01, 2000-01-11, ...)" in message and "integer periods" in message
 
 
 def test_spec_errors():

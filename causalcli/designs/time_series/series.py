@@ -105,7 +105,7 @@ def _period_sql(study: "Study", table: "Table") -> tuple[str, bool]:
         raise DataError(f"column {d.time!r} (time) must hold dates, timestamps or integer periods; it is "
                         f"{table.types[d.time]}", file=table.file, key="design.time", column=d.time)
     cut = d.period or ("day" if d.aggregate else None)
-    if cut in ("week", "month"):
+    if cut in ("week", "month", "quarter", "year"):
         return f"CAST(date_trunc('{cut}', {day}) AS DATE)", True
     return day, True
 
@@ -222,26 +222,33 @@ def _calendar(times: list, dated: bool, study: "Study", table: "Table") -> tuple
 
 def _spacing(days: list[dt.date]) -> str:
     gaps = {(b - a).days for a, b in zip(days, days[1:])}
-    if all(x.day == 1 for x in days) and gaps <= {28, 29, 30, 31}:
-        return "month"
+    if all(x.day == 1 for x in days):
+        if all(x.month == 1 for x in days) and gaps <= {365, 366}:
+            return "year"
+        if all(x.month % 3 == 1 for x in days) and gaps <= {90, 91, 92}:
+            return "quarter"
+        if gaps <= {28, 29, 30, 31}:
+            return "month"
     if min(gaps) == 7:
         return "week"
     return "day"
 
 
 def _unread_spacing(time: str, days: list[dt.date]) -> str:
-    """Dates never a day apart (quarterly, yearly): design.period has no such choice, integer periods do."""
+    """Dates never a day apart and not on the first day of a week, month, quarter or year."""
     gaps = sorted({(b - a).days for a, b in zip(days, days[1:])})
     spread = f"{gaps[0]}" if len(gaps) == 1 else f"{gaps[0]} to {gaps[-1]}"
     return (f"time column {time!r} has dates {spread} days apart ({days[0].isoformat()}, {days[1].isoformat()}, ...): "
-            f"only daily, weekly and monthly (the 1st of each month) dates are read; for quarters or years give "
-            f"design.time a column of consecutive integer periods (1, 2, 3, ...) and design.intervention the "
-            f"first treated one")
+            f"daily, weekly, monthly, quarterly and yearly dates are read (months, quarters and years by their "
+            f"first day); set design.period to truncate these dates to one of those, or give design.time a column "
+            f"of consecutive integer periods (1, 2, 3, ...) and design.intervention the first treated one")
 
 
 def _next(day: dt.date, kind: str) -> dt.date:
-    if kind == "month":
-        return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    months = {"month": 1, "quarter": 3, "year": 12}.get(kind)
+    if months:
+        index = day.year * 12 + day.month - 1 + months
+        return dt.date(index // 12, index % 12 + 1, 1)
     return day + dt.timedelta(days=7 if kind == "week" else 1)
 
 

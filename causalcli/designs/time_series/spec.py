@@ -50,9 +50,9 @@ class TimeSeriesDesign(DesignBase):
     aggregate: Literal["sum", "mean", "count"] | None = Field(
         None, description="Event-level input: sum, mean or count of rows per period, computed in the engine; "
         "without it a repeated period is a data error.")
-    period: Literal["day", "week", "month"] | None = Field(
-        None, description="Period dates are truncated to (ISO weeks start on Monday); default: day with aggregate, "
-        "else read from the spacing of the dates.")
+    period: Literal["day", "week", "month", "quarter", "year"] | None = Field(
+        None, description="Period dates are truncated to (ISO weeks start on Monday; months, quarters and years "
+        "to their first day); default: day with aggregate, else read from the spacing of the dates.")
     unit: str | None = Field(None, description="Panel input: the unit column; the other units become controls.")
     treated_unit: str | int | None = Field(None, description="Panel input: the affected unit.")
     options: TimeSeriesOptions = Field(default_factory=TimeSeriesOptions)
