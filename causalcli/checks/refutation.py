@@ -209,7 +209,8 @@ def placebo_monte_carlo_se(p: float, k: int) -> float:
 
 
 def _mc_words(mc_z: float) -> str:
-    return f", Monte Carlo SE {mc_z:.2g}" if math.isfinite(mc_z) else ""
+    # of the shift, in standard errors; the p-value's own Monte Carlo SE is the refutation's monte_carlo_se
+    return f", Monte Carlo SE of the shift {mc_z:.2g}" if math.isfinite(mc_z) else ""
 
 
 def _fmt(x: float) -> str:
