@@ -123,3 +123,23 @@ def test_count_aggregate_counts_rows(tmp_path):
     assert cells.values["y"][first][0] == 1 and cells.values["x"][first][0] == 2
     odd = (cells.units == "u03") & (cells.times == 1)
     assert cells.values["y"][odd][0] == 1
+
+
+def test_aggregate_per_column_sums_the_outcome_and_averages_the_predictor(tmp_path):
+    """Rows of users within unit x period: sales add up, a price-like predictor is averaged. Per column
+    ({y: sum, x: mean}) gives the panel's own estimate; one word for both would not (x tripled by sum)."""
+    from causalcli.errors import SpecError
+
+    data = panel()
+    want = run(spec(tmp_path, data, "panel"))
+    thirds = data.loc[data.index.repeat(3)].reset_index(drop=True)
+    rows = thirds.assign(y=thirds["y"] * np.tile([0.2, 0.3, 0.5], len(data)))  # y splits, x is repeated
+    got = run(spec(tmp_path, rows, "per-column", aggregate={"y": "sum", "x": "mean"}))
+    assert got.estimate.value == pytest.approx(want.estimate.value, rel=1e-7)
+    assert got.estimate.p_value == want.estimate.p_value
+    summed = run(spec(tmp_path, rows, "one-word", aggregate="sum"))
+    assert summed.diagnostics["balance"] != want.diagnostics["balance"]
+    with pytest.raises(SpecError, match=r"design.aggregate has no entry for column 'x' \(design.predictors\[0\]\)"):
+        run(spec(tmp_path, rows, "missing", aggregate={"y": "sum"}))
+    with pytest.raises(SpecError, match="design.aggregate names column 'z', which the study does not aggregate"):
+        run(spec(tmp_path, rows, "extra", aggregate={"y": "sum", "x": "mean", "z": "sum"}))

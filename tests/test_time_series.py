@@ -368,3 +368,18 @@ def test_report_shows_each_controls_inclusion_probability_as_a_table():
     assert "<th>name</th><th>inclusion_probability</th><th>coefficient</th>" in table
     assert all(f"<td>c{j}</td>" in table for j in range(4))
     assert "<h3>controls</h3>" in html  # the controls check's shift, z and p per control
+
+
+def test_aggregate_per_column_on_event_rows():
+    """Event rows (three per day): sales summed, the control averaged, per column; the same estimate as the daily
+    series itself."""
+    y, X = simulate()
+    daily = frame(y, X)
+    events = daily.loc[daily.index.repeat(3)].reset_index(drop=True)
+    events["sales"] = events["sales"] * np.tile([0.2, 0.3, 0.5], len(daily))
+    want = causalcli.estimate(spec(), data=daily, refute=False)
+    got = causalcli.estimate(spec(aggregate={"sales": "sum", "c0": "mean", "c1": "mean"}), data=events,
+                             refute=False)
+    assert got.estimate.value == pytest.approx(want.estimate.value, rel=1e-7)
+    with pytest.raises(SpecError, match=r"no entry for column 'c1' \(design.controls\[1\]\)"):
+        causalcli.estimate(spec(aggregate={"sales": "sum", "c0": "mean"}), data=events, refute=False)

@@ -9,6 +9,8 @@ The experiment's fixed-point pass and did's cohort x period cells both use these
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import math
 from typing import TYPE_CHECKING
 
@@ -49,10 +51,13 @@ def missing_as_null(table: "Table", column: str) -> str:
     return q
 
 
-def aggregate_sql(table: "Table", column: str, how: str | None) -> str:
+def aggregate_sql(table: "Table", column: str, how: "str | Mapping[str, str] | None") -> str:
     """One group's value of ``column`` under ``design.aggregate`` (time_series, synthetic_control): ``None`` the
     group's single row (checked beforehand), ``count``, ``sum`` (exact: DECIMAL) or ``mean`` (that sum over the
-    count); NaN counts as missing."""
+    count), or a mapping of column to one of those (every column read is in it: ``check_aggregate``); NaN
+    counts as missing."""
+    if isinstance(how, Mapping):
+        how = how[column]
     q = missing_as_null(table, column)
     if how is None:
         return f"min({q})"  # one row per group: its value, bit for bit

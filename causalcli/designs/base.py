@@ -257,3 +257,20 @@ def require(study: "Study", spec: "LoadedSpec", *keys: str) -> None:
     for key in keys:
         if getattr(study, key) in (None, "", []):
             raise SpecError(f"the {study.design.method} design needs '{key}'", file=spec.source.display, key=key)
+
+
+def check_aggregate(aggregate: Any, used: dict[str, str], spec: "LoadedSpec") -> None:
+    """``design.aggregate`` given per column (a mapping) names every column the study aggregates and no other;
+    ``used``: each aggregated column and the key it comes from."""
+    if not isinstance(aggregate, dict):
+        return
+    file = spec.source.display
+    missing = [c for c in used if c not in aggregate]
+    if missing:
+        raise SpecError(f"design.aggregate has no entry for column {missing[0]!r} ({used[missing[0]]}); give each "
+                        f"aggregated column one of sum, mean or count, or one word for all", file=file,
+                        key="design.aggregate")
+    unused = [c for c in aggregate if c not in used]
+    if unused:
+        raise SpecError(f"design.aggregate names column {unused[0]!r}, which the study does not aggregate (it "
+                        f"aggregates {', '.join(used)}); remove it", file=file, key=f"design.aggregate.{unused[0]}")

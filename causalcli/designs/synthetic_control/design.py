@@ -38,7 +38,7 @@ import numpy as np
 
 from causalcli.data.table import TABLE, dropped_missing, quote_identifier, require_columns
 from causalcli.data.types import period_json, period_text
-from causalcli.designs.base import Design, Fit, require
+from causalcli.designs.base import Design, Fit, check_aggregate, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.records import Check, Estimate, Refutation
 from causalcli.designs.synthetic_control.panel import label  # noqa: F401 - used here and by staggered
@@ -210,6 +210,13 @@ class SynthDesign(Design):
         from causalcli.designs.synthetic_control.staggered import is_staggered
 
         (synthdid.check_spec if d.estimator == synthdid.ESTIMATOR else synthdid.check_adh_spec)(study, spec)
+        used = {study.outcome: "outcome", **{c: f"design.predictors[{i}]" for i, c in enumerate(d.predictors)}}
+        for i, (column, _) in enumerate(d.special_predictors):
+            used.setdefault(column, f"design.special_predictors[{i}]")
+        cv = d.options.cross_validation
+        for i, (column, _) in enumerate((cv.special_predictors or []) if cv else []):
+            used.setdefault(column, f"design.options.cross_validation.special_predictors[{i}]")
+        check_aggregate(d.aggregate, used, spec)
         start = None if is_staggered(d) else self.start_value(study, spec)
         for i, (column, periods) in enumerate(d.special_predictors):
             _periods(periods, f"design.special_predictors[{i}]", spec)

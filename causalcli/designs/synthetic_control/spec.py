@@ -193,10 +193,10 @@ class SynthDesign(DesignBase):
         default_factory=list,
         description="[column, period], [column, [periods...]] (averaged) or [column, {from: a, to: b}].",
     )
-    aggregate: Literal["sum", "mean", "count"] | None = Field(
+    aggregate: Literal["sum", "mean", "count"] | dict[str, Literal["sum", "mean", "count"]] | None = Field(
         None, description="Finer-than-panel input (e.g. one row per user and day): sum, mean or count of the rows of "
-        "each unit and period, computed in the engine (as time_series' aggregate); without it a repeated unit and "
-        "period is a data error.")
+        "each unit and period, computed in the engine (as time_series' aggregate), one word for every column or "
+        "per column ({sales: sum, price: mean}); without it a repeated unit and period is a data error.")
     options: SynthOptions = Field(default_factory=SynthOptions)
 
     @field_validator("treated_unit")

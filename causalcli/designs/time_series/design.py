@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.designs.base import Design, Fit, require
+from causalcli.designs.base import Design, Fit, check_aggregate, require
 from causalcli.designs.time_series.report import SEGMENTED_INFERENCE, STRUCTURAL_INFERENCE
 from causalcli.errors import EstimationError, SpecError
 from causalcli.records import Estimate
@@ -93,6 +93,9 @@ class TimeSeriesDesign(Design):
                                     f"column to permute or donors to drop); use placebo_in_time", file=file,
                                     key=f"refute[{i}]")
         d = study.design
+        used = {study.outcome: "outcome", **{c: f"design.controls[{i}]" for i, c in enumerate(d.controls)
+                                             if not d.unit}}
+        check_aggregate(d.aggregate, used, spec)
         if d.estimator == "structural" and d.options.parameter_draws > d.options.draws:
             raise SpecError(f"options.parameter_draws ({d.options.parameter_draws}) cannot exceed options.draws "
                             f"({d.options.draws})", file=file, key="design.options.parameter_draws")

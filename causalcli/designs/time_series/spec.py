@@ -47,9 +47,10 @@ class TimeSeriesDesign(DesignBase):
         "structural", description="structural (local level + AR(1) + seasonal + regression, Kalman filter, MLE "
         "with parameter uncertainty simulated) or segmented (interrupted time series regression, HAC errors).")
     seasonality: int | None = Field(None, ge=2, description="Season length in periods (7: weekly in daily data).")
-    aggregate: Literal["sum", "mean", "count"] | None = Field(
-        None, description="Event-level input: sum, mean or count of rows per period, computed in the engine; "
-        "without it a repeated period is a data error.")
+    aggregate: Literal["sum", "mean", "count"] | dict[str, Literal["sum", "mean", "count"]] | None = Field(
+        None, description="Event-level input: sum, mean or count of rows per period, computed in the engine, one "
+        "word for every column or per column ({sales: sum, price: mean}); without it a repeated period is a data "
+        "error.")
     period: Literal["day", "week", "month", "quarter", "year"] | None = Field(
         None, description="Period dates are truncated to (ISO weeks start on Monday; months, quarters and years "
         "to their first day); default: day with aggregate, else read from the spacing of the dates.")
