@@ -10,6 +10,7 @@ so its design's defaults are measured. ``BENCH_BUDGET_SMALL=1`` skips the large 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -61,6 +62,27 @@ def cases(folder: Path) -> list[tuple[str, Path, list[str]]]:
     dml = folder / "dml.parquet"
     bench_dml.simulate(bench_dml.N, bench_dml.P).to_parquet(dml, index=False)
     out.append(("dml linear, gbm, 100,000 x 20", bench_dml.write_spec(folder, str(dml), refute=True), []))
+    # the designs built after this benchmark: iv and rdd at a million rows, three years of a daily series
+    import bench_iv
+    import bench_rdd
+    import bench_time_series
+
+    bench_iv.write_data(folder / "iv.parquet")
+    (folder / "iv.yaml").write_text(
+        "version: 1\ndata: {path: iv.parquet}\ntreatment: x\noutcome: y\n"
+        f"covariates: [{', '.join(f'w{j}' for j in range(bench_iv.COVARIATES))}]\n"
+        "design: {method: iv, instruments: [z]}\n")
+    out.append(("iv 2SLS, 1,000,000 x 5", folder / "iv.yaml", []))
+    _, spec = bench_rdd.write_case(1_000_000)
+    out.append(("rdd sharp, 1,000,000 rows", Path(spec), []))
+    daily = bench_time_series.write_data(folder)
+    start = (dt.date(2023, 1, 1) + dt.timedelta(days=bench_time_series.START)).isoformat()
+    controls = ", ".join(f"c{j}" for j in range(bench_time_series.CONTROLS))
+    (folder / "ts.yaml").write_text(
+        f"version: 1\ndata: {{path: {daily.name}}}\noutcome: sales\n"
+        f"design: {{method: time_series, time: date, intervention: {start}, controls: [{controls}], "
+        "estimator: structural, seasonality: 7}\n")
+    out.append(("time_series structural, 1,095 days x 5 controls", folder / "ts.yaml", []))
     return out
 
 
