@@ -143,3 +143,17 @@ def test_aggregate_per_column_sums_the_outcome_and_averages_the_predictor(tmp_pa
         run(spec(tmp_path, rows, "missing", aggregate={"y": "sum"}))
     with pytest.raises(SpecError, match="design.aggregate names column 'z', which the study does not aggregate"):
         run(spec(tmp_path, rows, "extra", aggregate={"y": "sum", "x": "mean", "z": "sum"}))
+
+
+def test_a_capped_weight_solve_is_said(tmp_path, monkeypatch):
+    """The inner QP's active set stops at MAX_ACTIVE_SET_ITER steps (a pool of 625,000 donors reached ~490
+    weighted donors, near the cap of 500): the result says so instead of passing the weights as optimal."""
+    import causalcli.models.synthetic_weights as sw
+
+    data = panel()
+    clean = run(spec(tmp_path, data, "clean"))
+    assert not any("stopped at its" in w for w in clean.warnings)
+    monkeypatch.setattr(sw, "MAX_ACTIVE_SET_ITER", 1)
+    capped = run(spec(tmp_path, data, "capped"))
+    assert any("donor-weight solver stopped at its 1-step cap" in w for w in capped.warnings)
+    assert capped.diagnostics["fit"]["weights_solver_capped"] is True

@@ -45,6 +45,7 @@ class SimplexFit:
     w: np.ndarray
     passive: np.ndarray  # indices with positive weight
     loss: float
+    capped: bool = False  # stopped at MAX_ACTIVE_SET_ITER steps: feasible weights, the optimum not certified
 
 
 class _DenseGram:
@@ -167,6 +168,7 @@ def _active_set(gram: "_DenseGram | _FactoredGram", c: np.ndarray, b2: float,
         w[j0] = 1.0
         passive = [j0]
         settle = False
+    capped = False
     for _ in range(MAX_ACTIVE_SET_ITER):
         if settle:
             while True:
@@ -198,10 +200,12 @@ def _active_set(gram: "_DenseGram | _FactoredGram", c: np.ndarray, b2: float,
             break
         passive.append(j)
         settle = True
+    else:
+        capped = True
     w = np.clip(w, 0.0, None)
     w /= w.sum()
     loss = float(0.5 * gram.quadratic(w) - c @ w + 0.5 * b2)
-    return SimplexFit(w, np.flatnonzero(w > 0), loss)
+    return SimplexFit(w, np.flatnonzero(w > 0), loss, capped)
 
 
 def _kkt_solve(H: np.ndarray, c: np.ndarray, ridge: float) -> np.ndarray:
@@ -238,6 +242,7 @@ class NestedFit:
     starts_tried: int
     lowest_loss: float | None = None  # the lowest loss any start reached (ties: see ``choose``)
     local_optima: tuple[tuple[str, float, np.ndarray], ...] = ()  # (start, outcome loss, w) of every start
+    capped: bool = False  # the kept W's inner solve stopped at MAX_ACTIVE_SET_ITER steps (``SimplexFit.capped``)
 
 
 def scale_predictors(X1: np.ndarray, X0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -415,7 +420,8 @@ def fit_nested(X1: np.ndarray, X0: np.ndarray, Z1: np.ndarray, Z0: np.ndarray, *
     if v_method in ("equal", "regression") or k == 1:
         v = np.full(k, 1.0 / k) if v_method == "equal" or k == 1 else regression_v(X1, X0, Z1, Z0)
         f = weights_for_v(v, X1, X0)
-        return NestedFit(f.w, v, outcome_loss(f.w), 2 * f.loss, v_method if k > 1 else "single predictor", 1)
+        return NestedFit(f.w, v, outcome_loss(f.w), 2 * f.loss, v_method if k > 1 else "single predictor", 1,
+                         capped=f.capped)
 
     found: list[tuple[float, np.ndarray, SimplexFit, str]] = []
     for name, v0 in start_points(k, X1, X0, Z1, Z0, starts):
@@ -433,4 +439,4 @@ def fit_nested(X1: np.ndarray, X0: np.ndarray, Z1: np.ndarray, Z0: np.ndarray, *
     loss, v, f, name = choose(found)
     lowest = min(x[0] for x in found)
     optima = tuple((x[3], float(x[0]), x[2].w) for x in found)
-    return NestedFit(f.w, v, loss, 2 * f.loss, name, starts, lowest, optima)
+    return NestedFit(f.w, v, loss, 2 * f.loss, name, starts, lowest, optima, f.capped)

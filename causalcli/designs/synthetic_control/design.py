@@ -546,6 +546,13 @@ class SynthDesign(Design):
         }
         estimator = "augmented_synthetic_control_ridge" if d.augmented else "synthetic_control"
         warnings = list(d.notes)
+        if f.extra.get("weights_solver_capped"):
+            from causalcli.models.synthetic_weights import MAX_ACTIVE_SET_ITER
+
+            warnings.append(f"the donor-weight solver stopped at its {MAX_ACTIVE_SET_ITER}-step cap with "
+                            f"{n['donors_weighted']} donors weighted: the weights fit, but are not certified as the "
+                            "least-norm optimum (many donors fit the treated unit about equally well); with a pool "
+                            "this large, fewer, closer donors (data.filter) give a tighter and cheaper fit")
         # a null interval says why, not only in diagnostics.conformal (texas.csv: 16 periods, 8 before)
         no_period = conf is not None and any(e.ci_lower is None for e in effects)
         if d.conformal and (ci_lo is None or no_period):

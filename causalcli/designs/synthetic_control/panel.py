@@ -199,6 +199,8 @@ def _fit_unit(d: SynthData, treated: int, donors: np.ndarray, start: float | Non
         f = fit_nested(X1s, X0s, Y1[opt], Y0[opt], v_method=d.v, starts=d.starts)
         w, v, loss_v, start_name = f.w, f.v, f.loss_v, f.start
         extra = {"lowest_loss_any_start": f.lowest_loss, "predictor_loss": f.loss_w, "local_optima": f.local_optima}
+        if f.capped:
+            extra["weights_solver_capped"] = True
     synthetic = Y0 @ w
     gaps = Y1 - synthetic
     pre_rmspe = float(np.sqrt(np.mean(gaps[pre] ** 2)))
