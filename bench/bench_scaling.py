@@ -179,6 +179,89 @@ def _synth(rows: int) -> tuple[str, list[str]]:
                             "--lags", ",".join(map(str, bench_synth.LAGS))]
 
 
+def _iv(rows: int) -> tuple[str, list[str]]:
+    import bench_iv
+
+    folder = OUT / "scaling"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"iv_{rows}.parquet"
+    if not data.exists():
+        bench_iv.ROWS = rows  # its generator reads the size from a module constant
+        bench_iv.write_data(data)
+    spec = folder / f"iv_{rows}.yaml"
+    spec.write_text(f"version: 1\nname: iv-{rows}\ndata: {{path: {data.name}}}\ntreatment: x\noutcome: y\n"
+                    f"covariates: [{', '.join(f'w{j}' for j in range(bench_iv.COVARIATES))}]\n"
+                    "design: {method: iv, instruments: [z]}\nseed: 0\n")
+    return str(spec), [sys.executable, "-c", bench_iv.PEER, str(data)]
+
+
+def _rdd(rows: int) -> tuple[str, list[str]]:
+    import bench_rdd
+
+    data, spec = bench_rdd.write_case(rows)
+    return spec, [sys.executable, "-c", bench_rdd.PEER, data]
+
+
+TS_PEER = """
+import json, sys
+import pandas as pd
+import pandas.core.dtypes.common as common
+common.is_datetime_or_timedelta_dtype = lambda x: False  # pandas 2 removed it; the package still calls it
+from causalimpact import CausalImpact
+events = pd.read_parquet(sys.argv[1])
+daily = events.groupby("date").agg({"sales": "sum", **{c: "mean" for c in events.columns if c.startswith("c")}})
+start = int(sys.argv[2])
+ci = CausalImpact(daily.reset_index(drop=True), [0, start - 1], [start, len(daily) - 1])
+ci.run()
+post = ci.inferences.iloc[start:]
+print(json.dumps({"average_effect": float((post["response"] - post["point_pred"]).mean())}))
+"""
+
+
+def _time_series(rows: int) -> tuple[str, list[str]]:
+    """Event rows (a sale each) over bench_time_series's three years of days, summed to days in the engine."""
+    import datetime as dt
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import bench_time_series as ts
+
+    folder = OUT / "scaling"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"ts_{rows}.parquet"
+    controls = [f"c{j}" for j in range(ts.CONTROLS)]
+    if not data.exists():
+        import csv
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            daily = list(csv.DictReader(ts.write_data(Path(tmp)).open()))
+        rng = np.random.default_rng(18)
+        day = np.sort(np.concatenate([np.arange(len(daily)), rng.integers(0, len(daily), max(rows - len(daily), 0))]))
+        per_day = np.bincount(day, minlength=len(daily))
+        y = np.array([float(r["sales"]) for r in daily])
+        share = rng.uniform(0.5, 1.5, day.size)
+        share /= np.bincount(day, weights=share)[day]  # each day's events add up to its sales
+        first = dt.date(2023, 1, 1)
+        dates = np.array([first + dt.timedelta(days=int(d)) for d in range(len(daily))], dtype="datetime64[D]")
+        columns = {"date": pa.array(dates[day]), "sales": y[day] * share}
+        for c in controls:  # a control's events average to its day's value
+            x = np.array([float(r[c]) for r in daily])
+            noise = rng.normal(size=day.size)
+            columns[c] = x[day] + noise - (np.bincount(day, weights=noise) / per_day)[day]
+        pq.write_table(pa.table(columns), data)
+    start = (dt.date(2023, 1, 1) + dt.timedelta(days=ts.START)).isoformat()
+    how = ", ".join(["sales: sum", *(f"{c}: mean" for c in controls)])
+    spec = folder / f"ts_{rows}.yaml"
+    spec.write_text(f"version: 1\nname: ts-{rows}\ndata: {{path: {data.name}}}\noutcome: sales\n"
+                    f"design: {{method: time_series, time: date, intervention: {start}, "
+                    f"controls: [{', '.join(controls)}], estimator: structural, seasonality: 7, "
+                    f"aggregate: {{{how}}}}}\nseed: 0\n")
+    return str(spec), [sys.executable, "-c", TS_PEER, str(data), str(ts.START)]
+
+
 CASES = [
     Case("experiment", "CUPED mean + ratio metric (bench_experiment's data); no default refuters", "tea-tasting",
          [*SIZES, 10**8], _experiment),
@@ -194,6 +277,10 @@ CASES = [
          "DoWhy IPW (no SE)", SIZES, _weighting),
     Case("dml", f"LinearDML ATE, gbm learners, 5 folds, {COVARIATES} covariates (bench_dml's data)",
          "EconML LinearDML", SIZES, _dml),
+    Case("iv", "2SLS, one instrument, 5 covariates, robust SE (bench_iv's data)", "linearmodels IV2SLS", SIZES, _iv),
+    Case("rdd", "sharp, 4-decimal score, MSE-optimal bandwidth, checks (bench_rdd's data)", "rdrobust", SIZES, _rdd),
+    Case("time_series", "event rows over 1,095 days, 5 controls, summed/averaged to days in the engine, structural "
+         "model (bench_time_series's series)", "causalimpact (pandas groupby, then fit)", SIZES, _time_series),
 ]
 
 # ---------------------------------------------------------------------------------------------- measuring
