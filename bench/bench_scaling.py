@@ -72,6 +72,13 @@ class Case(NamedTuple):  # not a dataclass: bench/run.py loads this file without
     peer_max_rows: int = 10**8  # larger sizes: the peer is not run (said in the docs)
 
 
+def _scaling_file(name: str) -> Path:
+    """A data file of the scaling cases, in bench/out/scaling/ (made on first use)."""
+    folder = OUT / "scaling"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
 def _experiment(rows: int) -> tuple[str, list[str]]:
     import bench_experiment
 
@@ -84,9 +91,8 @@ def _experiment(rows: int) -> tuple[str, list[str]]:
 def _did(rows: int) -> tuple[str, list[str]]:
     import bench_did
 
-    folder = OUT / "scaling"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / f"did_{rows}.parquet"
+    data = _scaling_file(f"did_{rows}.parquet")
+    folder = data.parent
     if not data.exists():
         bench_did.make_twfe(data, units=rows // TWFE_PERIODS, periods=TWFE_PERIODS)
     spec = folder / f"did_{rows}.yaml"
@@ -134,9 +140,8 @@ def _dml(rows: int) -> tuple[str, list[str]]:
 
     import bench_dml
 
-    folder = OUT / "scaling"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / f"dml_{rows}.parquet"
+    data = _scaling_file(f"dml_{rows}.parquet")
+    folder = data.parent
     if not data.exists():
         bench_dml.simulate(rows, COVARIATES).to_parquet(data)
     if "covariates" in inspect.signature(bench_dml.write_spec).parameters:
@@ -154,9 +159,8 @@ def _synth(rows: int) -> tuple[str, list[str]]:
 
     import bench_synth
 
-    folder = OUT / "scaling"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / f"synth_{rows}.csv"
+    data = _scaling_file(f"synth_{rows}.csv")
+    folder = data.parent
     predictors = [f"x{c}" for c in range(bench_synth.COVARIATES)]
     if not data.exists():
         # its generator reads the panel's shape from module constants
@@ -182,9 +186,8 @@ def _synth(rows: int) -> tuple[str, list[str]]:
 def _iv(rows: int) -> tuple[str, list[str]]:
     import bench_iv
 
-    folder = OUT / "scaling"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / f"iv_{rows}.parquet"
+    data = _scaling_file(f"iv_{rows}.parquet")
+    folder = data.parent
     if not data.exists():
         bench_iv.ROWS = rows  # its generator reads the size from a module constant
         bench_iv.write_data(data)
@@ -228,9 +231,8 @@ def _time_series(rows: int) -> tuple[str, list[str]]:
 
     import bench_time_series as ts
 
-    folder = OUT / "scaling"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / f"ts_{rows}.parquet"
+    data = _scaling_file(f"ts_{rows}.parquet")
+    folder = data.parent
     controls = [f"c{j}" for j in range(ts.CONTROLS)]
     if not data.exists():
         import csv
