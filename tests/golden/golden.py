@@ -200,10 +200,20 @@ assert len({c.name for c in CASES}) == len(CASES), "case names must be unique"
 RTOL, ATOL = 1e-9, 1e-12
 # Cases whose numbers come out of an iterative solver stopped at its tolerance, where last-digit noise in the
 # inputs moves the stopping point: {case-name prefix: (rtol, atol)}. Measured between two machines: synthetic
-# control's weights (nested V, SLSQP/QP at 1e-8) up to 1.3e-8 absolute, 1e-5 relative on a weight of 0.001;
-# the multiplier bootstrap's quantile-based standard errors (Callaway-Sant'Anna) up to 1e-7 relative, 6e-9
-# absolute on an interval end, 2e-6 relative on a p-value of 0.001 (tails amplify).
-SOLVER_TOLERANCE: dict[str, tuple[float, float]] = {"synth-": (1e-6, 1e-7), "did-cs-multiplier": (1e-5, 1e-7)}
+# control's nested V search stops at a relative loss decrease of 1e-5 (``FTOL``) on a flat surface, so V, W and
+# what they give move up to 2.6e-5 relative (a placebo's post/pre RMSPE ratio in prop99), weights (written to 6
+# decimals) by 1e-6; the multiplier bootstrap's quantile-based standard errors (Callaway-Sant'Anna) up to 1e-7
+# relative, 6e-9 absolute on an interval end, 2e-6 relative on a p-value of 0.001 (tails amplify).
+SOLVER_TOLERANCE: dict[str, tuple[float, float]] = {"synth-": (1e-4, 2e-6), "spec-prop99_synth": (1e-4, 2e-6),
+                                                    "did-cs-multiplier": (1e-5, 1e-7)}
+# Keys of a case whose numbers are in the outcome's units and come from placebo fits on the flattest V surfaces:
+# {case: {key prefix: atol}}, about 1e-4 of the outcome's level. Between two machines germany's cross-validated
+# placebo for Austria moved its gaps by up to 1.9 (GDP per capita, about 20,000), prop99's placebo for Missouri
+# by up to 5e-4 (packs per capita, about 100), while every other number stayed within the case's tolerance.
+KEY_TOLERANCE: dict[str, dict[str, float]] = {
+    "synth-germany-cross_validated": {"diagnostics.placebo_gaps.": 2.5, "diagnostics.placebo_in_space.pre_rmspe.": 0.5,
+                                      "diagnostics.placebo_in_space.ratios.": 0.005},  # Austria's: 8e-4 relative
+    **{c: {"diagnostics.placebo_gaps.": 0.01} for c in ("spec-prop99_synth", "spec-prop99_synth-no_refute")}}
 
 
 def tolerance(case: "Case") -> tuple[float, float]:
@@ -260,26 +270,25 @@ def differences(case: Case, got: str, want: str) -> list[str]:
     if got == want:
         return []
     out: list[str] = []
-    _walk(json.loads(got), json.loads(want), "", tolerance(case), out)
-    if not out and got.replace(" ", "") == want.replace(" ", ""):  # pragma: no cover - same text but spaces
-        out.append("same values, different serialisation")
+    _walk(json.loads(got), json.loads(want), "", tolerance(case), out, KEY_TOLERANCE.get(case.name, {}))
     return out
 
 
-def _walk(got, want, path: str, tol: tuple[float, float], out: list[str]) -> None:
+def _walk(got, want, path: str, tol: tuple[float, float], out: list[str], keys: dict[str, float]) -> None:
     if isinstance(want, dict) and isinstance(got, dict):
         if list(got) != list(want):
             out.append(f"{path or '<root>'}: keys {list(got)} != {list(want)}")
         for k in want:
             if k in got:
-                _walk(got[k], want[k], f"{path}.{k}" if path else k, tol, out)
+                _walk(got[k], want[k], f"{path}.{k}" if path else k, tol, out, keys)
     elif isinstance(want, list) and isinstance(got, list):
         if len(got) != len(want):
             out.append(f"{path}: {len(got)} items != {len(want)}")
         for i, (g, w) in enumerate(zip(got, want)):
-            _walk(g, w, f"{path}.{i}", tol, out)
+            _walk(g, w, f"{path}.{i}", tol, out, keys)
     elif got != want or type(got) is not type(want):
+        atol = max([tol[1], *(a for prefix, a in keys.items() if path.startswith(prefix))])
         close = isinstance(got, float) and isinstance(want, float) and math.isclose(got, want, rel_tol=tol[0],
-                                                                                   abs_tol=tol[1])
+                                                                                   abs_tol=atol)
         if not close:
             out.append(f"{path}: {got!r} != {want!r}")
