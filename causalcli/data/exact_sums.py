@@ -9,9 +9,8 @@ The experiment's fixed-point pass and did's cohort x period cells both use these
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover

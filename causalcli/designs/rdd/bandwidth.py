@@ -111,7 +111,7 @@ class Bandwidths:
                 "selector": self.selector}
 
 
-def _type2_quantile(x: np.ndarray, ends: np.ndarray | None, prob: float) -> float:
+def type2_quantile(x: np.ndarray, ends: np.ndarray | None, prob: float) -> float:
     """Hyndman-Fan type 2 quantile (R's type=2, as rdrobust uses for the interquartile range) of sorted rows;
     or of sorted values with ``ends``, the cumulated counts (row i is at the value whose end passes i)."""
     n = x.size if ends is None else int(ends[-1])
@@ -131,7 +131,7 @@ def _spreads(left: Side, right: Side) -> tuple[int, float, float, float, bool]:
     D = np.concatenate([left.D, right.D])
     if left.counts is None:
         N = x.size
-        iqr = _type2_quantile(x, None, 0.75) - _type2_quantile(x, None, 0.25)
+        iqr = type2_quantile(x, None, 0.75) - type2_quantile(x, None, 0.25)
         fuzzy = D.shape[1] > 1 and np.var(left.D[:, 1]) > 0 and np.var(right.D[:, 1]) > 0
         return N, float(np.std(x, ddof=1)), float(np.std(D[:, 0], ddof=1)), iqr, fuzzy
     counts = np.concatenate([left.counts, right.counts])
@@ -139,7 +139,7 @@ def _spreads(left: Side, right: Side) -> tuple[int, float, float, float, bool]:
     N = int(ends[-1])
     x_ss = float(counts @ (x - (counts @ x) / N) ** 2)
     y_ss = _sum_of_squares(counts, D[:, 0], np.concatenate([left.scatter, right.scatter])[:, 0, 0])
-    iqr = _type2_quantile(x, ends, 0.75) - _type2_quantile(x, ends, 0.25)
+    iqr = type2_quantile(x, ends, 0.75) - type2_quantile(x, ends, 0.25)
     fuzzy = D.shape[1] > 1 and all(_sum_of_squares(s.counts, s.D[:, 1], s.scatter[:, 1, 1]) > 0
                                     for s in (left, right))
     return N, math.sqrt(x_ss / (N - 1)), math.sqrt(y_ss / (N - 1)), iqr, fuzzy

@@ -84,24 +84,13 @@ def balance(d: "RddData", settings: RdSettings, alpha: float) -> tuple[Check | N
 
 
 def _default_placebos(data: "ByValue", cutoff: float) -> list[float]:
-    """The median of the running variable on each side."""
+    """The median of the running variable on each side (R's type 2 quantile at 1/2 is the median)."""
+    from causalcli.designs.rdd.bandwidth import type2_quantile
+
     k = data.cut(cutoff)
     v = data.values
-    return [_sorted_median(v.x[part], v.counts[part]) for part in (slice(0, k), slice(k, None))]
-
-
-def _sorted_median(values: np.ndarray, counts: np.ndarray) -> float:
-    """np.median of the rows given as ascending distinct values and their counts."""
-    ends = np.cumsum(counts)
-    n = int(ends[-1]) if ends.size else 0
-    if n == 0:
-        return float("nan")
-
-    def row(i: int) -> float:  # the i-th row (0-based) in sorted order
-        return float(values[int(np.searchsorted(ends, i, side="right"))])
-
-    m = n // 2
-    return row(m) if n % 2 else (row(m - 1) + row(m)) / 2
+    return [type2_quantile(v.x[part], np.cumsum(v.counts[part]), 0.5) if v.x[part].size else float("nan")
+            for part in (slice(0, k), slice(k, None))]
 
 
 def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: RdResult
@@ -113,16 +102,17 @@ def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: 
     table, failed, skipped = {}, [], []
     values = d.by_value.values
     k = d.by_value.cut(d.cutoff)
+    if d.clustered:  # the rows, with their clusters, split at the cutoff as the values are
+        x, D, clusters = d.row_source.get()
+        k_rows = int(np.searchsorted(x, d.cutoff, side="left"))
     for c in placebos:
         part = slice(0, k) if c < d.cutoff else slice(k, None)  # each placebo's side is a slice of the values
         side = values.part(part, columns=1)
         try:
             if not side.x.size or not side.x[0] < c < side.x[-1]:
                 raise TooFewValues("", 0, 0, 0)
-            if d.clustered:  # the rows of that side, with their clusters
-                x, D, clusters = d.row_source.get()
-                rows = slice(0, int(np.searchsorted(x, d.cutoff, side="left"))) if c < d.cutoff else \
-                    slice(int(np.searchsorted(x, d.cutoff, side="left")), None)
+            if d.clustered:  # the rows of that side
+                rows = slice(0, k_rows) if c < d.cutoff else slice(k_rows, None)
                 r = rd_fit(x[rows], D[rows, :1], c, settings, clusters[rows])
             else:
                 r = rd_fit(None, None, c, settings, values=side)  # the outcome alone (sharp)
