@@ -96,6 +96,21 @@ def test_fast_grouping_gives_the_same_result_as_the_grouping_by_unit_and_arm(tmp
     assert json.dumps(fast, sort_keys=True, default=str) == json.dumps(old, sort_keys=True, default=str)
 
 
+def test_values_of_hashes_missing_from_the_first_rows_are_found_by_a_second_scan(tmp_path, monkeypatch):
+    df = sessions(5)
+    used = []
+    real = unit_scan.group
+    monkeypatch.setattr(unit_scan, "group", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    every = run(tmp_path, df, "every")
+    monkeypatch.setattr(unit_scan, "LOOKUP_ROWS", 1)  # one (arm, country) of six named by the first rows
+    few = run(tmp_path, df, "few")
+    assert used == [True, True]  # the fast table kept both times
+    assert json.dumps(every, sort_keys=True, default=str) == json.dumps(few, sort_keys=True, default=str)
+    monkeypatch.setattr(unit_scan, "applies", lambda table: False)
+    assert json.dumps(run(tmp_path, df, "old"), sort_keys=True, default=str) == json.dumps(every, sort_keys=True,
+                                                                                          default=str)
+
+
 def test_a_unit_in_two_arms_is_still_named(tmp_path):
     df = sessions(4)
     df.loc[df.user == df.user.iloc[0], "variant"] = ["control", "treatment"] * int((df.user == df.user.iloc[0]).sum() // 2) + \

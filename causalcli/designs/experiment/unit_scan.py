@@ -8,10 +8,10 @@ module writes the grouping with less per row, and the result is the same table, 
 
 - grouped by the unit alone: an integer unit with at most 2^20 values in its range is grouped by DuckDB's
   perfect hash aggregate (an array indexed by the unit, no hashing or probing; ``duckdb_settings``);
-- the arm and the segment columns are carried by ``any_value`` and checked by the least and greatest of one
-  hash of them all: a unit whose rows all agree has one hash. When some unit's rows do not agree (a unit in
-  two arms, a segment that varies or is missing on some rows, rows with no arm: NULL hashes to a value) or
-  a unit has no arm, the fast table is dropped and the grouping by ``(unit, arm)`` runs, which says what is
+- the arm and the segment columns are checked by the least and greatest of one hash of them all (a unit whose
+  rows all agree has one hash), and their values are looked up from that hash afterwards (``_unit_values``).
+  When some unit's rows do not agree (a unit in two arms, a segment that varies or is missing on some rows,
+  rows with no arm: NULL hashes to a value) or a unit has no arm, the fast table is dropped and the grouping by ``(unit, arm)`` runs, which says what is
   wrong or handles it;
 - the exact sums: ``CAST(x AS DECIMAL(38, s))`` is the integer ``round(x * 10^s)`` computed in DOUBLE (DuckDB
   1.x; ``tests/test_experiment_units_scan.py`` checks it, ties included). That integer ``D`` is split
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
 
 BIGINT_BITS = 62  # |hi| < 2^62: a BIGINT with room to spare
+LOOKUP_ROWS = 100_000  # the rows that name the units' arm and segment values (``_unit_values``)
 PERFECT_HASH_MAX_BITS = 20  # DuckDB's perfect hash table holds 2^bits groups per thread: 10^6 units at most
 
 
@@ -77,13 +78,14 @@ def group(table: "Table", name: str, unit: str, arm: str, segments: list[str], s
     disagree on the arm or a segment column, and the grouping by (unit, arm) must run instead.
 
     ``select``: the aggregates of the grouping by (unit, arm) that stay as they are; ``sums``: the exact sums
-    written as parts (alias -> (part aggregates, expression over them)).
+    written as parts (alias -> (part aggregates, expression over them)). The arm and the segment values are not
+    aggregated: each unit keeps the one hash of them all, and its values are looked up from that hash
+    (``_unit_values``).
     """
-    q_unit, q_arm = quote_identifier(unit), quote_identifier(arm)
-    together = ", ".join([q_arm, *map(quote_identifier, segments)])
-    inner = [f"{q_unit} AS u", f"any_value({q_arm}) AS a", *select,
-             f"min(hash({together})) AS hash_lo", f"max(hash({together})) AS hash_hi"]
-    outer = ["u", "a", *(_alias(s) for s in select)]
+    q_unit = quote_identifier(unit)
+    together = ", ".join(map(quote_identifier, [arm, *segments]))
+    inner = [f"{q_unit} AS u", *select, f"min(hash({together})) AS hash_lo", f"max(hash({together})) AS hash_hi"]
+    outer = ["u", "a", *(_alias(s) for s in select), *(f"g{i}" for i in range(len(segments)))]
     for i in range(len(segments)):  # the check pass's columns: one hash per unit, so no segment varies
         outer += [f"hash_lo AS h{i}", f"hash_lo AS i{i}"]
     for alias, (parts, expression) in sums.items():
@@ -91,13 +93,40 @@ def group(table: "Table", name: str, unit: str, arm: str, segments: list[str], s
         inner += [f"{p} AS {n}" for p, n in zip(parts, names)]
         outer.append(f"{expression.format(*names)} AS {alias}")
     con = table.con
-    con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {name} AS SELECT {', '.join(outer)}, hash_lo <> hash_hi AS "
-                f"disagree FROM (SELECT {', '.join(inner)} FROM {TABLE} GROUP BY {q_unit}) AS by_unit")
-    # a unit with rows of no arm has two hashes (NULL hashes to a value), or no arm at all
-    if con.execute(f"SELECT count(*) FROM {name} WHERE u IS NOT NULL AND (disagree OR a IS NULL)").fetchall()[0][0]:
+    grouped, values = f"{name}_by_hash", f"{name}_values"
+    con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {grouped} AS SELECT {', '.join(inner)} FROM {TABLE} "
+                f"GROUP BY {q_unit}")
+    try:
+        # a unit with rows of no arm has two hashes (NULL hashes to a value)
+        if con.execute(f"SELECT count(*) FROM {grouped} WHERE u IS NOT NULL AND hash_lo <> hash_hi").fetchall()[0][0] \
+                or not _unit_values(con, grouped, values, arm, segments, together):
+            return False
+        con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {name} AS SELECT {', '.join(outer)}, hash_lo <> hash_hi AS "
+                    f"disagree FROM {grouped} LEFT JOIN {values} ON hash_lo = h")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {grouped}")
+        con.execute(f"DROP TABLE IF EXISTS {values}")
+    if con.execute(f"SELECT count(*) FROM {name} WHERE u IS NOT NULL AND a IS NULL").fetchall()[0][0]:  # no arm at all
         con.execute(f"DROP TABLE {name}")
         return False
     return True
+
+
+def _unit_values(con, grouped: str, values: str, arm: str, segments: list[str], together: str) -> bool:
+    """``values``: the arm and segment values (``a``, ``g<i>``) of every hash that is some unit's (``h``). Carrying
+    them through the grouping cost as much as the rest of it (``any_value`` of three strings, 10^8 rows: 1.6 s of
+    8.4 s); the hashes are few (arms x segment values), so the first ``LOOKUP_ROWS`` rows nearly always name
+    them all, and a scan filtered on the hashes still missing finds the rest. False when two value tuples share
+    a hash (the fast grouping cannot tell them apart)."""
+    columns = ", ".join([f"{quote_identifier(arm)} AS a",
+                         *(f"{quote_identifier(c)} AS g{i}" for i, c in enumerate(segments))])
+    con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {values} AS SELECT DISTINCT hash({together}) AS h, {columns} "
+                f"FROM (SELECT * FROM {TABLE} LIMIT {LOOKUP_ROWS}) AS head")
+    missing = f"SELECT DISTINCT hash_lo FROM {grouped} WHERE hash_lo NOT IN (SELECT h FROM {values})"
+    if con.execute(f"SELECT count(*) FROM ({missing})").fetchall()[0][0]:
+        con.execute(f"INSERT INTO {values} SELECT DISTINCT hash({together}) AS h, {columns} FROM {TABLE} "
+                    f"WHERE hash({together}) IN ({missing})")
+    return not con.execute(f"SELECT count(*) - count(DISTINCT h) FROM {values}").fetchall()[0][0]
 
 
 def _alias(aggregate: str) -> str:

@@ -133,7 +133,6 @@ def group_by_unit(study: "Study", table: "Table",
         view.append(f"t AS {quote_identifier(time)}")
     for i, c in enumerate(segments):  # the unit's value (the least), and what the check compares
         select += _segment_aggregates(table, quote_identifier(c), i)
-        fast_select.append(f"any_value({quote_identifier(c)}) AS g{i}")
         view.append(f"g{i} AS {quote_identifier(c)}")
     centre_sums: dict[int, str] = {}  # each source column's sum over its rows, for the centres
     sums: dict[str, str] = {}
