@@ -117,3 +117,38 @@ def test_a_unit_in_two_arms_is_still_named(tmp_path):
         ["control"] * int((df.user == df.user.iloc[0]).sum() % 2)
     with pytest.raises(Exception, match=r"unit\(s\) of 'user' appear in more than one arm"):
         run(tmp_path, df, "mixed")
+
+
+@pytest.mark.parametrize("view", ["file", "filtered"])
+def test_size_pass_from_file_statistics_equals_a_scan_of_every_value(tmp_path, view):
+    """The size pass's counts and extremes come from the Parquet statistics where DuckDB can use them (no filter)
+    and NaN values from a scan: the same numbers as the old pass's per-value scan, NaN, NULL and infinities
+    included."""
+    from causalcli.data.table import Table
+    from causalcli.designs.experiment.units import _size_pass
+
+    rng = np.random.default_rng(8)
+    n = 5_000
+    df = pd.DataFrame({"y": adversarial_values(rng, n), "pre": rng.normal(size=n) * 1e6, "count": rng.integers(0, 9, n),
+                       "flag": rng.random(n) < 0.5, "f32": rng.normal(size=n).astype(np.float32)})
+    df.loc[rng.random(n) < 0.1, "pre"] = np.nan
+    df.loc[3, "pre"] = -2e7  # the largest magnitude is a minimum
+    df.loc[rng.random(n) < 0.05, "y"] = None
+    df.loc[7, "f32"] = np.inf
+    df["count"] = df["count"].astype("Int64")
+    df.loc[11, "count"] = pd.NA
+    path = tmp_path / "s.parquet"
+    df.to_parquet(path, index=False, row_group_size=1_000)
+    con = duckdb.connect()
+    where = " WHERE count IS DISTINCT FROM 3" if view == "filtered" else ""
+    con.execute(f"CREATE VIEW study_data AS SELECT * FROM read_parquet('{path}'){where}")
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE study_data)").fetchall())
+    rows = con.execute("SELECT count(*) FROM study_data").fetchall()[0][0]
+    table = Table(con=con, file="s.parquet", rows=rows, types=types)
+    source, floating = ["y", "pre", "count", "flag", "f32"], ["y", "pre", "flag", "f32"]
+    got = _size_pass(table, source, floating)
+    missing = [f"sum(CASE WHEN {c} IS NOT NULL AND NOT isnan(CAST({c} AS DOUBLE)) THEN 0 ELSE 1 END)" for c in source]
+    largest = [f"max(abs(CASE WHEN NOT isnan(CAST({c} AS DOUBLE)) THEN CAST({c} AS DOUBLE) END))" for c in floating]
+    expected = con.execute(f"SELECT count(*), {', '.join(missing + largest)} FROM study_data").fetchall()[0]
+    assert got == expected
+    assert got[2] > 0 and got[-3] == 2e7 and got[-1] == np.inf  # NaN counted; a minimum's magnitude; an infinity

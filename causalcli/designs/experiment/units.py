@@ -222,15 +222,34 @@ def _segment_aggregates(table: "Table", column: str, i: int) -> list[str]:
 
 
 def _size_pass(table: "Table", source: list[str], floating: list[str]) -> tuple:
-    """One pass over the rows without grouping (a scan, no hash table): the rows, each metric column's missing
-    values and each floating column's largest absolute value, which size the exact sums."""
-    parts = ["count(*)"]
-    parts += [f"sum(CASE WHEN {_complete(table, (c,))} THEN 0 ELSE 1 END)" for c in source]
+    """The rows, each metric column's missing values and each floating column's largest absolute value, which size
+    the exact sums. Counts, least and greatest values come first: DuckDB answers them from a Parquet file's
+    statistics without reading it (10^8 rows: milliseconds where a scan took 1.3 s). NaN is in neither, so NaN
+    values are counted by a scan of the floating columns alone; a column with some has its largest value found
+    over its other values (the file's statistics leave NaN out, a scan's max does not)."""
+    parts = ["count(*)", *(f"count({quote_identifier(c)})" for c in source)]
     for c in floating:
-        q = quote_identifier(c)
-        finite = f"NOT isnan({q})" if table.types[c].upper() in FLOAT_TYPES else "true"
-        parts.append(f"max(abs(CASE WHEN {finite} THEN CAST({q} AS DOUBLE) END))")
-    return table.sql(f"SELECT {', '.join(parts)} FROM {TABLE}")[0]
+        value = f"CAST({quote_identifier(c)} AS DOUBLE)"
+        parts += [f"min({value})", f"max({value})"]
+    found = table.sql(f"SELECT {', '.join(parts)} FROM {TABLE}")[0]
+    rows, present, ends = found[0], found[1:1 + len(source)], found[1 + len(source):]
+    float_columns = [c for c in floating if table.types[c].upper() in FLOAT_TYPES]
+    nan = dict.fromkeys(floating, 0)
+    if float_columns:
+        counts = table.sql(f"SELECT {', '.join(f'count(*) FILTER (WHERE isnan({quote_identifier(c)}))' for c in float_columns)} "
+                           f"FROM {TABLE}")[0]
+        nan.update(zip(float_columns, counts))
+    largest = []
+    for i, c in enumerate(floating):
+        if nan[c]:
+            q = quote_identifier(c)
+            largest.append(table.sql(f"SELECT max(abs(CASE WHEN NOT isnan({q}) THEN CAST({q} AS DOUBLE) END)) "
+                                     f"FROM {TABLE}")[0][0])
+        else:
+            lo, hi = ends[2 * i], ends[2 * i + 1]
+            largest.append(None if lo is None else max(abs(float(lo)), abs(float(hi))))
+    missing = [rows - k + nan.get(c, 0) for c, k in zip(source, present)]
+    return (rows, *missing, *largest)
 
 
 def _check_pass(table: "Table", sums: list[str], segments: int) -> tuple:
