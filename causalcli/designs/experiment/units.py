@@ -109,8 +109,8 @@ def group_by_unit(study: "Study", table: "Table",
                   shapes: list["MetricShape"]) -> tuple[UnitSummary, list["MetricShape"]]:
     """Redefine ``study_data`` as one row per unit and arm, and the metrics as ratios of its columns.
 
-    The rows are grouped once: a pass without grouping sizes the exact sums (each column's missing values and
-    largest absolute value), one ``GROUP BY unit, arm`` is materialised (``study_units``, a temporary table in
+    The rows are grouped once: ``_size_pass`` sizes the exact sums (each column's missing values and largest
+    absolute value), one ``GROUP BY unit, arm`` is materialised (``study_units``, a temporary table in
     DuckDB), and the unit checks and the statistics pass both read that table of units, never the rows again.
     """
     unit, arm, time, segments = study.design.unit, study.treatment, study.design.time, list(study.segments)
