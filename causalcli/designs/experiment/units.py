@@ -168,10 +168,11 @@ def group_by_unit(study: "Study", table: "Table",
     from causalcli.data.types import group_rows_once
 
     try:
-        if not (unit_scan.applies(table) and unit_scan.group(table, UNITS, unit, arm, segments, ["count(*) AS k", *fast_select],
-                                         fast_sums)):
+        one_row_per_unit = unit_scan.applies(table) and unit_scan.group(
+            table, UNITS, unit, arm, segments, ["count(*) AS k", *fast_select], fast_sums)
+        if not one_row_per_unit:
             group_rows_once(table, UNITS, ", ".join(select), f"{q_unit}, {q_arm}")
-        found = _check_pass(table, [centre_sums[i] for i in range(len(source))], len(segments))
+        found = _check_pass(table, [centre_sums[i] for i in range(len(source))], len(segments), one_row_per_unit)
     except Exception as exc:  # duckdb.Error or an engine's: a unit column the engine cannot group by, say
         raise DataError(f"cannot group the rows by unit column {unit!r}: {str(exc).splitlines()[0]}",
                         file=table.file, key="design.unit", column=unit) from None
@@ -252,14 +253,23 @@ def _size_pass(table: "Table", source: list[str], floating: list[str]) -> tuple:
     return (rows, *missing, *largest)
 
 
-def _check_pass(table: "Table", sums: list[str], segments: int) -> tuple:
+def _check_pass(table: "Table", sums: list[str], segments: int, one_row_per_unit: bool = False) -> tuple:
     """One pass over the units (``study_units``, one row per unit and arm): units in more than one arm (how
     many, one example), rows without a unit or a variant, units, the largest unit, units with two values of a
     segment column (how many, one example), and the mean and variance of each column's unit sums and of the
-    units' row counts (the centres of the statistics pass)."""
-    inner = ["u", "min(a) AS lo", "max(a) AS hi", "sum(k) AS k", "sum(CASE WHEN a IS NULL THEN k ELSE 0 END) AS na"]
-    inner += [f"min(h{i}) <> max(i{i}) AS g{i}" for i in range(segments)]
-    inner += [f"sum({c}) AS s{i}" for i, c in enumerate(sums)]
+    units' row counts (the centres of the statistics pass). ``one_row_per_unit`` (the fast grouping's table):
+    the units are its rows, with no grouping by unit again."""
+    if one_row_per_unit:
+        inner = ["u", "a AS lo", "a AS hi", "k", "CASE WHEN a IS NULL THEN k ELSE 0 END AS na"]
+        inner += [f"h{i} <> i{i} AS g{i}" for i in range(segments)]
+        inner += [f"{c} AS s{i}" for i, c in enumerate(sums)]
+        grouping = ""
+    else:
+        inner = ["u", "min(a) AS lo", "max(a) AS hi", "sum(k) AS k",
+                 "sum(CASE WHEN a IS NULL THEN k ELSE 0 END) AS na"]
+        inner += [f"min(h{i}) <> max(i{i}) AS g{i}" for i in range(segments)]
+        inner += [f"sum({c}) AS s{i}" for i, c in enumerate(sums)]
+        grouping = " GROUP BY u"
     mixed = "u IS NOT NULL AND lo <> hi"
     outer = [f"sum(CASE WHEN {mixed} THEN 1 ELSE 0 END)", f"min(CASE WHEN {mixed} THEN u END)",
              "sum(CASE WHEN u IS NULL THEN k ELSE 0 END)", "sum(CASE WHEN u IS NOT NULL THEN na ELSE 0 END)",
@@ -269,7 +279,7 @@ def _check_pass(table: "Table", sums: list[str], segments: int) -> tuple:
                "THEN u END)" for i in range(segments)),
              *(f"avg(CASE WHEN u IS NOT NULL THEN {v} END), var_pop(CASE WHEN u IS NOT NULL THEN {v} END)"
                for v in [*(f"s{i}" for i in range(len(sums))), "k"])]
-    return table.sql(f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {UNITS} GROUP BY u) AS by_unit")[0]
+    return table.sql(f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {UNITS}{grouping}) AS by_unit")[0]
 
 
 def _refuse_varying_segments(table: "Table", unit: str, segments: list[str], found: tuple) -> None:
