@@ -237,9 +237,9 @@ def _size_pass(table: "Table", source: list[str], floating: list[str]) -> tuple:
     float_columns = [c for c in floating if table.types[c].upper() in FLOAT_TYPES]
     nan = dict.fromkeys(floating, 0)
     if float_columns:
-        counts = table.sql(f"SELECT {', '.join(f'count(*) FILTER (WHERE isnan({quote_identifier(c)}))' for c in float_columns)} "
-                           f"FROM {TABLE}")[0]
-        nan.update(zip(float_columns, counts))
+        nan_sums = (f"sum(CASE WHEN isnan({quote_identifier(c)}) THEN 1 ELSE 0 END)" for c in float_columns)
+        counts = table.sql(f"SELECT {', '.join(nan_sums)} FROM {TABLE}")[0]
+        nan.update(zip(float_columns, (int(k or 0) for k in counts)))
     largest = []
     for i, c in enumerate(floating):
         if nan[c]:
