@@ -152,3 +152,33 @@ def test_size_pass_from_file_statistics_equals_a_scan_of_every_value(tmp_path, v
     expected = con.execute(f"SELECT count(*), {', '.join(missing + largest)} FROM study_data").fetchall()[0]
     assert got == expected
     assert got[2] > 0 and got[-3] == 2e7 and got[-1] == np.inf  # NaN counted; a minimum's magnitude; an infinity
+
+
+@pytest.mark.parametrize("magnitude", [-9, 0, 3, 12, 14])
+def test_the_scale_keeps_one_bigint_per_value_where_it_can_and_unit_sums_stay_closer_than_double_sums(magnitude):
+    """``_decimal_scale`` caps the scale so that round(x * 10^s) fits a BIGINT when that leaves MIN_SCALE digits:
+    the fast grouping sums one part per value, and each unit's sum is within n (half a quantum, about 10^-18 of
+    the largest value, plus the rounding of x * 10^s in DOUBLE, which DuckDB's cast does) of the exact sum
+    (math.fsum)."""
+    from math import fsum
+
+    from causalcli.designs.experiment.units import MIN_SCALE, _decimal_scale
+
+    rng = np.random.default_rng(magnitude + 20)
+    n = 20_000
+    frame = pd.DataFrame({"g": rng.integers(0, 50, n), "x": adversarial_values(rng, n) * 10.0 ** magnitude / 1e5})
+    largest = float(np.abs(frame.x).max())
+    scale = _decimal_scale(largest, n)
+    one = largest * 10.0 ** (MIN_SCALE + 0) < 2.0 ** 61  # a BIGINT holds the values at MIN_SCALE digits
+    parts, expression = unit_scan.decimal_sum_parts("x", "true", scale, largest)
+    assert (len(parts) == 1) == one
+    if one:
+        assert 10.0 ** -scale <= 10 * largest / 2.0 ** 61  # the largest scale that fits, give or take a digit
+    con = duckdb.connect()
+    con.register("frame", frame)
+    names = [f"p{j}" for j in range(len(parts))]
+    got = dict(con.execute(f"SELECT g, {expression.format(*names)} FROM (SELECT g, "
+                           f"{', '.join(f'{p} AS {m}' for p, m in zip(parts, names))} FROM frame GROUP BY g)").fetchall())
+    for g, x in frame.groupby("g").x:
+        exact = fsum(x)
+        assert abs(got[g] - exact) <= len(x) * (0.5 * 10.0 ** -scale + largest * 2.0 ** -52) + np.spacing(abs(exact))
