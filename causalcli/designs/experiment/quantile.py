@@ -246,12 +246,13 @@ class OrderStatistics:
     counts: dict[tuple, int]
     values: dict[tuple, dict[int, float]]
     passes: int
-    fetched: int  # values fetched and sorted in Python
+    fetched: int  # values of the windows returned by a fetch query and sorted in Python
 
 
 def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, where: str | None = None,
                      start: tuple[float, float] | None = None, key: str = "design.metrics",
-                     first: dict[tuple, list] | None = None, margins: bool = False) -> OrderStatistics:
+                     first: dict[tuple, list] | None = None, margins: bool = False,
+                     inside: dict[tuple, Any] | None = None) -> OrderStatistics:
     """Exact order statistics of ``column`` per group of ``keys`` (column names; the first must be non-null).
 
     ``ranks_of(group, n)`` gives the 1-based ranks wanted in a group of ``n`` complete values (it may raise).
@@ -260,7 +261,9 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
     the first histogram, already computed (by the statistics pass: ``quantile_pass``): group -> sorted
     ``(bin, count, min, max)``, where a group may leave keys free (``ANY``). Rows with a missing
     value (NULL or NaN) in ``column`` or a NULL first key are left out. ``margins``: the groups are the first
-    key alone and with each other key alone (the others ``ANY``), not every combination of keys.
+    key alone and with each other key alone (the others ``ANY``), not every combination of keys. ``inside``: with
+    ``first``, each group's values inside the parts of ``first`` that have bounds, as the statistics pass returned
+    them (``quantile_pass.SampleWindows.inside``): the ranks are read from them, with no query.
     """
     from causalcli.designs.experiment.stats import lit
 
@@ -301,6 +304,9 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
                 targets[(group, r)] = _Window(group, blo, bhi, before, cnt)
     while targets:
         windows = list({(w.group, w.lo, w.hi): w for w in targets.values()}.values())
+        if inside is not None:  # the statistics pass returned the windows' values
+            _take(inside, windows, targets, values, table, column, key)
+            break
         if passes > MAX_PASSES:  # pragma: no cover - each pass shrinks every window
             raise EstimationError(f"could not locate the order statistics of {column!r} in {MAX_PASSES} passes",
                                   file=table.file, key=key, column=column)
@@ -497,7 +503,27 @@ def _fetch(table, rows_sql, names, windows, targets, values, column, key) -> int
     for (group, r), t in targets.items():
         values[group][r] = float(sorted_values[index[(t.group, t.lo, t.hi)]][r - t.below - 1])
     targets.clear()
-    return sum(w.count for w in windows)
+    return len(v)
+
+
+def _take(inside, windows, targets, values, table, column, key) -> None:
+    """Every remaining rank read from the values the statistics pass returned: each group's sorted once with
+    numpy, a window's values are the run between its bounds."""
+    import numpy as np
+
+    ordered: dict[tuple, np.ndarray] = {}
+    runs: dict[tuple, np.ndarray] = {}
+    for w in windows:
+        if w.group not in ordered:
+            ordered[w.group] = np.sort(inside[w.group])
+        x = ordered[w.group]
+        runs[(w.group, w.lo, w.hi)] = run = x[np.searchsorted(x, w.lo, "left"):np.searchsorted(x, w.hi, "right")]
+        if len(run) != w.count:  # pragma: no cover - the pass's counts and its lists disagree: a bug
+            raise EstimationError(f"the values of {column!r} in a window do not match its count", file=table.file,
+                                  key=key, column=column)
+    for (group, r), t in targets.items():
+        values[group][r] = float(runs[(t.group, t.lo, t.hi)][r - t.below - 1])
+    targets.clear()
 
 
 # ---------------------------------------------------------------- the design's hook
@@ -560,12 +586,15 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
                 found += ranks or []
             return found
 
-        histogram = None
+        histogram = inside = None
         if first is not None and column in first.columns:
             i = first.columns.index(column)
             histogram = first.groups(i, ranks_of) if hasattr(first, "windows") else first.groups(i)
+            if hasattr(first, "windows"):  # the values the statistics pass returned, read or not
+                inside = first.inside(i) if histogram is not None else None  # None: no values, or too many
+                fetched += first.returned[i] if first.returned else 0
         found = order_statistics(table, keys, column, ranks_of, None, start_range(stats, column), first=histogram,
-                                 margins=True)
+                                 margins=True, inside=inside)
         passes += found.passes
         fetched += found.fetched
         for i, m in ms:
