@@ -144,13 +144,21 @@ class SampleWindows:
     def _ends(self, i: int) -> list[tuple[float, float]]:
         return sorted({(a, b) for (j, _), ws in self.windows.items() if j == i for a, b in ws})
 
+    def _counted(self, i: int) -> list[tuple[tuple[float, float], bool]]:
+        """Column ``i``'s windows (every arm's), each with whether the pass sums the values up to its top: with
+        ``collect`` a window of more than one value needs no sum, since the list holds its values (10^7 rows:
+        the two sums of one window cost about as much as the list of every window)."""
+        return [((a, b), not (self.collect and a < b)) for a, b in self._ends(i)]
+
     def _aggregates(self) -> list[tuple[int, str]]:
         """(column, SQL condition) of each count, in the order the pass returns them."""
         out = []
         for i in range(len(self.columns)):
             out.append((i, f"NOT isnan(qv{i})"))  # NULL: not summed
-            for a, b in self._ends(i):
-                out += [(i, f"qv{i} < {lit(a)}"), (i, f"qv{i} <= {lit(b)}")]  # NaN: false
+            for (a, b), top in self._counted(i):
+                out.append((i, f"qv{i} < {lit(a)}"))  # NaN: false
+                if top:
+                    out.append((i, f"qv{i} <= {lit(b)}"))
         return out
 
     def listed(self, i: int) -> str:
@@ -198,6 +206,7 @@ class SampleWindows:
         import numpy as np
 
         aggregates = self._aggregates()
+        counted = [self._counted(i) for i in range(len(self.columns))]
         width = len(aggregates) + (len(self.columns) if self.collect else 0)
         at = [self.keys.index(f"g{j}") for j in range(self.segments)]
         free = (ANY,) * self.segments
@@ -214,7 +223,12 @@ class SampleWindows:
             groups = [(row[0], *free)] + [(row[0], *free[:j], row[p], *free[j + 1:]) for j, p in enumerate(at)
                                           if row[p] is not None and row[p] == row[p]]  # NULL, NaN: no value
             for i in range(len(self.columns)):
-                got = [int(v or 0) for (j, _), v in zip(aggregates, tail) if j == i]
+                sums = iter([int(v or 0) for (j, _), v in zip(aggregates, tail) if j == i])
+                listed = tail[len(aggregates) + i] if self.collect else None
+                got = [next(sums)]  # the complete values, then per window: below it, up to its top
+                for (a, b), top in counted[i]:
+                    below = next(sums)
+                    got += [below, next(sums) if top else below + _count_in(listed, a, b)]
                 for group in groups:
                     total = self.counts.setdefault((i, group), [0] * len(got))
                     self.counts[(i, group)] = [x + y for x, y in zip(total, got)]
@@ -271,6 +285,12 @@ def in_ranges(value: str, ranges: list[tuple[float, float]]) -> str:
         return f"{value} >= {lit(ranges[0][0])} AND {value} <= {lit(ranges[0][1])}"
     each = " OR ".join(f"({value} >= {lit(a)} AND {value} <= {lit(b)})" for a, b in ranges)
     return f"{value} >= {lit(ranges[0][0])} AND {value} <= {lit(ranges[-1][1])} AND ({each})"
+
+
+def _count_in(values: Any, a: float, b: float) -> int:
+    import numpy as np
+
+    return 0 if values is None else int(np.count_nonzero((values >= a) & (values <= b)))
 
 
 def _arrays(column: Any) -> list:
