@@ -1,4 +1,4 @@
-"""The first histogram of the quantile metrics, computed in the statistics pass itself.
+"""What the statistics pass computes for quantile metrics: the first histogram, or windows and their values.
 
 ``causalcli.designs.experiment.quantile`` finds exact order statistics from a histogram per arm followed
 by a fetch of the few values in the bins that hold the ranks wanted. The histogram needs no scan of its
@@ -17,11 +17,21 @@ values below and inside each window (``count(*) FILTER``), which costs a few com
 histogram's grouping costs a hash lookup (10^7 Parquet rows: 0.50 s for the pass with the counts, against
 0.6-1.2 s with the histogram and 0.26-0.45 s without either).
 
+On embedded DuckDB the pass also returns the values inside the windows (``list(value) FILTER (WHERE value
+in some window)``, one list per row of the pass and column), so the order statistics need no second scan:
+the fetch of those values (10^8 rows by segment: 1.9-4.6 s, a scan of its own) is gone. A list holds every
+value of its windows, so it also gives the values up to each window's top, whose sums the pass then drops:
+at 10^7 rows by segment the pass with the lists took 0.74-0.77 s against 0.77-0.94 s for the pass with the
+counts (load 4.2). The lists are collected when the first ``SAMPLE_ROWS`` rows predict at most
+``quantile.FETCH_ROWS`` values in them, and dropped (the fetch runs instead) when the pass returns more; a
+window of one value (ties) is never listed, as its ranks need no values.
+
 By segment, on a large table the windows come from the first ``SEGMENT_SAMPLE_ROWS`` rows too
 (``segment_windows``): per column and arm, one set of windows wide enough for the arm's smallest segment
-value and shared by the arm's groups, so the pass counts two sums per window (and one per column) and adds
-its rows (per arm and segment values) up to each group. That replaces the histogram query by arm, segments
-and bin (10^8 rows: 12.1 s) with two queries over the sample and a larger fetch. Otherwise (a small
+value and shared by the arm's groups, so the pass counts two sums per window (one with the lists; and one
+per column) and adds its rows (per arm and segment values) up to each group, the lists as the counts. That
+replaces the histogram query by arm, segments and bin (10^8 rows: 12.1 s) with two queries over the sample.
+Otherwise (a small
 table, a group with few values among the first rows) the histogram is a query of its own
 (``quantile.order_statistics`` with margins): grouping sets carrying the segment keys made the statistics
 pass cost more than the two queries apart (10^7 rows: 4.1 s against 1.05 s + 2.2 s), since every
@@ -37,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from causalcli.data.sql import TABLE, quote_identifier
 from causalcli.designs.experiment import quantile
 from causalcli.designs.experiment.quantile import ANY, bin_formula
+from causalcli.designs.experiment.quantile_ranges import in_ranges, merged
 from causalcli.designs.experiment.sums import lit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,10 +138,10 @@ class SampleWindows:
     add up to each group's counts here.
 
     With ``collect`` (embedded DuckDB, and the first rows predict at most ``quantile.FETCH_ROWS`` values in the
-    windows) the pass also returns, per row and column, the values inside the windows of the row's arm (``list()
-    FILTER``), added up to each group as the counts are (``inside``): the order statistics are read from them with
-    no query of their own. More than ``FETCH_ROWS`` values returned: they are dropped, and the values are fetched
-    (or the windows narrowed) as without them."""
+    windows) the pass also returns, per row and column, the values inside the column's windows (any arm's:
+    ``list() FILTER``); each group keeps those in its arm's windows, added up as the counts are (``inside``), and
+    the order statistics are read from them with no query of their own. More than ``FETCH_ROWS`` values
+    returned: they are dropped, and the values are fetched (or the windows narrowed) as without them."""
 
     columns: tuple[str, ...]
     windows: dict[tuple[int, Any], list[tuple[float, float]]]  # (column, arm) -> disjoint [a, b], in order
@@ -146,8 +157,8 @@ class SampleWindows:
 
     def _counted(self, i: int) -> list[tuple[tuple[float, float], bool]]:
         """Column ``i``'s windows (every arm's), each with whether the pass sums the values up to its top: with
-        ``collect`` a window of more than one value needs no sum, since the list holds its values (10^7 rows:
-        the two sums of one window cost about as much as the list of every window)."""
+        ``collect`` a window of more than one value needs no sum, since the list holds its values (10^7 rows by
+        segment: without those sums the pass with the lists costs what the pass with the counts cost)."""
         return [((a, b), not (self.collect and a < b)) for a, b in self._ends(i)]
 
     def _aggregates(self) -> list[tuple[int, str]]:
@@ -166,7 +177,7 @@ class SampleWindows:
         a condition on the arm too made the pass cost more than the values it saved, 10^7 rows by segment: 0.58
         s against 0.45 s, 137,000 values against 224,000). A window of one value is left out: its ranks need no
         values (the counts give them)."""
-        return in_ranges(f"qv{i}", _merged([(a, b) for a, b in self._ends(i) if a < b]))
+        return in_ranges(f"qv{i}", merged([(a, b) for a, b in self._ends(i) if a < b]))
 
     def inner(self) -> list[str]:
         return [f"CAST({quote_identifier(c)} AS DOUBLE) AS qv{i}" for i, c in enumerate(self.columns)]
@@ -232,8 +243,8 @@ class SampleWindows:
                 for group in groups:
                     total = self.counts.setdefault((i, group), [0] * len(got))
                     self.counts[(i, group)] = [x + y for x, y in zip(total, got)]
-                if self.collect and tail[len(aggregates) + i] is not None:  # keep the values in this arm's windows
-                    x = tail[len(aggregates) + i]
+                if listed is not None:  # keep the values in this arm's windows
+                    x = listed
                     own = [(a, b) for a, b in self.windows.get((i, row[0]), []) if a < b]
                     x = x[np.logical_or.reduce([(x >= a) & (x <= b) for a, b in own])] if own else x[:0]
                     for group in groups:
@@ -274,17 +285,6 @@ class SampleWindows:
                 return None
             out[group] = parts
         return out
-
-
-def in_ranges(value: str, ranges: list[tuple[float, float]]) -> str:
-    """SQL true for a value in one of the disjoint, ordered ``ranges``: their envelope first (one pair of
-    comparisons rules out most rows), then each range."""
-    if not ranges:
-        return "FALSE"
-    if len(ranges) == 1:
-        return f"{value} >= {lit(ranges[0][0])} AND {value} <= {lit(ranges[0][1])}"
-    each = " OR ".join(f"({value} >= {lit(a)} AND {value} <= {lit(b)})" for a, b in ranges)
-    return f"{value} >= {lit(ranges[0][0])} AND {value} <= {lit(ranges[-1][1])} AND ({each})"
 
 
 def _count_in(values: Any, a: float, b: float) -> int:
@@ -343,18 +343,8 @@ def sample_windows(table: "Table", treatment: str, columns: tuple[str, ...], lev
                 spread = _half_width(q, m, z)
                 lo, hi = max(0, math.floor((q - spread) * m)), min(m - 1, math.ceil((q + spread) * m))
                 spans.setdefault(i, []).append((float(x[lo]), float(x[hi])))
-    windows = {(i, arm): _merged(found) for i, found in spans.items() for arm in by_arm}  # shared: fewer sums
+    windows = {(i, arm): merged(found) for i, found in spans.items() for arm in by_arm}  # shared: fewer sums
     return SampleWindows(columns, windows) if windows else None
-
-
-def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    merged: list[list[float]] = []
-    for a, b in sorted(spans):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return [(a, b) for a, b in merged]
 
 
 def segment_windows(table: "Table", treatment: str, segments: tuple[str, ...], columns: tuple[str, ...],
@@ -390,13 +380,14 @@ def segment_windows(table: "Table", treatment: str, segments: tuple[str, ...], c
         spans: dict[Any, list[tuple[float, float]]] = {}
         for arm, ends in table.sql(f"SELECT arm, quantile_disc(v, [{', '.join(map(lit, fractions))}]) FROM {sample}"):
             spans.setdefault(arm, []).extend((float(ends[k]), float(ends[k + 1])) for k in range(0, len(ends), 2))
-        windows.update({(i, arm): _merged(found) for arm, found in spans.items()})
+        windows.update({(i, arm): merged(found) for arm, found in spans.items()})
     return SampleWindows(columns, windows, len(segments))
 
 
 def expected_values(table: "Table", windows: SampleWindows) -> float:
     """The values the statistics pass's lists would return, predicted from the share of the first ``SAMPLE_ROWS``
-    rows that they take (by segment too: 2,000,000 rows took 0.28 s at 10^7 rows, for a share of about 2%)."""
+    rows that they take; by segment too (counting in the first SEGMENT_SAMPLE_ROWS took 0.28 s at 10^7 rows,
+    for a share of about 2%, which 100,000 rows measure well enough for a bound on memory)."""
     columns = windows.columns
     values = ", ".join(f"CAST({quote_identifier(c)} AS DOUBLE) AS qv{i}" for i, c in enumerate(columns))
     inside = ", ".join(f"sum(CAST({windows.listed(i)} AS INTEGER))" for i in range(len(columns)))
