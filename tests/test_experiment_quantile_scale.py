@@ -1,6 +1,7 @@
 """Quantile metrics at scale (issue 17, point 7): the first histogram comes out of the statistics pass
 (GROUPING SETS), quantiles by segment value and of per-unit sums, exactly numpy's inverted-CDF order
-statistics; a quantile under design.sequential stays refused."""
+statistics; on a large table the statistics pass returns the values of the windows predicted from the
+first rows, so no fetch query runs; a quantile under design.sequential stays refused."""
 
 from __future__ import annotations
 
@@ -98,10 +99,24 @@ def test_a_quantile_under_design_sequential_is_refused(tmp_path):
     assert err.value.key == "design.sequential"
 
 
+def count_fetches(monkeypatch) -> list:
+    """The fetch queries of the windows' values (quantile._fetch), recorded as they run."""
+    calls = []
+    fetch = quantile_module._fetch
+
+    def recorded(*args):
+        calls.append(args[3])  # the windows
+        return fetch(*args)
+
+    monkeypatch.setattr(quantile_module, "_fetch", recorded)
+    return calls
+
+
 @pytest.mark.parametrize("order", ["shuffled", "sorted"])  # sorted: the first rows mislead, histograms take over
 def test_windows_from_the_first_rows_give_numpy_order_statistics(tmp_path, monkeypatch, order):
     from causalcli.designs.experiment import quantile_pass
 
+    fetches = count_fetches(monkeypatch)
     monkeypatch.setattr(quantile_pass, "SAMPLE_MIN_ROWS", 1000)
     monkeypatch.setattr(quantile_pass, "SAMPLE_ROWS", 2000)
     monkeypatch.setattr(quantile_pass, "SAMPLE_MIN_ARM", 200)
@@ -125,7 +140,11 @@ def test_windows_from_the_first_rows_give_numpy_order_statistics(tmp_path, monke
             assert row[side]["order_statistics"] == numpy_order_statistics(df.y[df.variant == side].to_numpy(),
                                                                            m["quantile"])
     passes = res.diagnostics["quantiles"]["passes"]
-    assert passes == 1 if order == "shuffled" else passes >= 2  # one fetch; else a histogram pass too
+    if order == "shuffled":  # the statistics pass returned the windows' values: no pass of their own, no fetch
+        assert passes == 0 and not fetches
+        assert res.diagnostics["quantiles"]["fetched_values"] > 0  # returned by the pass
+    else:  # a histogram pass and a fetch
+        assert passes >= 2 and fetches
 
 
 @pytest.mark.parametrize("order", ["shuffled", "sorted"])
@@ -134,6 +153,7 @@ def test_windows_by_segment_value_give_numpy_order_statistics(tmp_path, monkeypa
     query by segment takes over); the same order statistics either way."""
     from causalcli.designs.experiment import quantile_pass
 
+    fetches = count_fetches(monkeypatch)
     for name, value in (("SAMPLE_MIN_ROWS", 1000), ("SEGMENT_SAMPLE_ROWS", 6000), ("SAMPLE_MIN_ARM", 100)):
         monkeypatch.setattr(quantile_pass, name, value)
     monkeypatch.setattr(quantile_module, "MARGIN_BINS", 64)
@@ -147,4 +167,82 @@ def test_windows_by_segment_value_give_numpy_order_statistics(tmp_path, monkeypa
     res = run_study({**spec(path, metrics), "segments": ["country", "platform"]})
     assert_numpy_quantiles_by_segment(res, df, metrics)
     passes = res.diagnostics["quantiles"]["passes"]
-    assert passes == 1 if order == "shuffled" else passes >= 2  # one fetch; else the histogram query too
+    if order == "shuffled":  # the values came back with the statistics pass's rows, added up per group
+        assert passes == 0 and not fetches
+    else:  # the histogram query by segment, then a fetch
+        assert passes >= 2 and fetches
+
+
+def sampled_rows(n: int, seed: int, ties: bool = False) -> pd.DataFrame:
+    """``rows``, or with whole values and none missing (ties: windows of one value, which the lists leave out;
+    no missing value: the blocked pass's rows are final, not followed by the pass over complete cases)."""
+    df = rows(n, seed)
+    if ties:
+        df["y"] = np.floor(df.y.fillna(0.0))
+    return df
+
+
+@pytest.mark.parametrize("segments", [[], ["country", "platform"]])
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_statistics_pass_returns_the_window_values_and_no_fetch_runs(tmp_path, monkeypatch, segments, ties):
+    """The values inside the windows come back with the statistics pass (lists per row, added up per arm and
+    segment value): the same JSON as the histogram passes and the fetch, which no longer run."""
+    from causalcli.designs.experiment import quantile_pass
+
+    from causalcli.designs.experiment import stats
+
+    df = sampled_rows(16_000, seed=8, ties=ties)
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=4000)
+    monkeypatch.setattr(stats, "BLOCKED_ROWS", 1)  # without segments, the pass by arm and row-group block first
+    metrics = [{"name": "p90", "outcome": "y", "quantile": 0.9}, {"name": "p25", "outcome": "y", "quantile": 0.25},
+               {"name": "mean", "outcome": "y"}]
+    study = {**spec(path, metrics), "segments": segments}
+    monkeypatch.setattr(quantile_module, "MARGIN_BINS", 64)
+    monkeypatch.setattr(quantile_module, "FIRST_BINS", 64)
+    histograms = run_study(study)  # a small table: histograms, then a fetch
+    for name, value in (("SAMPLE_MIN_ROWS", 1000), ("SAMPLE_ROWS", 4000), ("SEGMENT_SAMPLE_ROWS", 6000),
+                        ("SAMPLE_MIN_ARM", 100)):
+        monkeypatch.setattr(quantile_pass, name, value)
+    fetches = count_fetches(monkeypatch)
+    listed = run_study(study)
+    assert not fetches and listed.diagnostics["quantiles"]["passes"] == 0
+    assert listed.diagnostics["quantiles"]["fetched_values"] > 0
+    assert [e.to_dict() for e in listed.effects] == [e.to_dict() for e in histograms.effects]
+    assert listed.diagnostics["metrics"] == histograms.diagnostics["metrics"]
+    if segments and not ties:  # (ties: zero-width intervals by segment value, which the helper refuses)
+        assert_numpy_quantiles_by_segment(listed, df, metrics[:2])
+
+
+@pytest.mark.parametrize("predicted", ["few", "many"])
+def test_too_many_window_values_fall_back_to_the_fetch(tmp_path, monkeypatch, predicted):
+    """More values in the windows than FETCH_ROWS: predicted from the first rows, the pass returns none; found
+    in the pass's lists only (the first rows predicted few), they are dropped. Either way the fetch (or the
+    narrowing passes) runs as before, with the same order statistics."""
+    from causalcli.designs.experiment import quantile_pass
+
+    for name, value in (("SAMPLE_MIN_ROWS", 1000), ("SAMPLE_ROWS", 4000), ("SAMPLE_MIN_ARM", 100)):
+        monkeypatch.setattr(quantile_pass, name, value)
+    monkeypatch.setattr(quantile_module, "FETCH_ROWS", 300)
+    if predicted == "few":
+        monkeypatch.setattr(quantile_pass, "expected_values", lambda *args: 0.0)
+    from causalcli.data.table import Table
+
+    queries = []
+    sql = Table.sql
+
+    def recorded(self, query, params=None):
+        queries.append(query)
+        return sql(self, query, params)
+
+    monkeypatch.setattr(Table, "sql", recorded)
+    fetches = count_fetches(monkeypatch)
+    df = sampled_rows(20_000, seed=9)
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    res = run_study(spec(path, [{"name": "p90", "outcome": "y", "quantile": 0.9}]))
+    row = by_metric(res)[("p90", "treatment")]
+    for side in ("control", "treatment"):
+        assert row[side]["order_statistics"] == numpy_order_statistics(df.y[df.variant == side].to_numpy(), 0.9)
+    assert res.diagnostics["quantiles"]["passes"] >= 1  # the windows' own passes ran (narrowing, fetch)
+    assert any("list(" in q for q in queries) == (predicted == "few")

@@ -81,8 +81,8 @@ def blocked_pass(table: "Table", parquet: str, blocks: Blocks, treatment: str, g
         inner, outer = inner + histogram.inner(), outer + histogram.outer()
     query = (f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM read_parquet("
              f"{quote_literal(parquet)})) GROUP BY {group_by}")
-    try:
-        rows = table.sql(query)
+    try:  # the quantiles' windows may return values of their own (quantile_pass.SampleWindows.run)
+        rows = table.sql(query) if histogram is None else histogram.run(table, query)
     except Exception as exc:  # duckdb.Error: a value DuckDB cannot cast to DOUBLE, say
         raise DataError(f"cannot aggregate the metric columns: {str(exc).splitlines()[0]}", file=table.file) from None
     rows = rows if histogram is None else histogram.keep(rows)

@@ -24,9 +24,11 @@ Computation in the engine (no row is loaded)
 The order statistics come exactly, in one or two grouped passes written once in DuckDB's SQL (rendered
 for Spark and PostgreSQL by ``causalcli.data.engine``):
 
-0. on a large table of rows without segments, windows predicted from the first rows and counted by the
-   statistics pass replace the histogram (``quantile_pass.SampleWindows``); a rank outside its window
-   falls back to:
+0. on a large table of rows (by segment too, on embedded DuckDB), windows predicted from the first rows
+   and counted by the statistics pass replace the histogram (``quantile_pass.SampleWindows``); on embedded
+   DuckDB the pass also returns the values inside the windows (``list() FILTER``, when the first rows
+   predict at most ``FETCH_ROWS`` of them), from which numpy reads the ranks, so no query follows the
+   pass (step 2 is skipped); a rank outside its window falls back to:
 1. one histogram of ``FIRST_BINS`` bins over a range shared by every group (values outside it in two end
    bins), grouped by group and bin: the groups' counts and, for each rank wanted, its bin, whose minimum
    and maximum bound a window of values known to hold it, with the count of values below the window. It
@@ -40,8 +42,8 @@ for Spark and PostgreSQL by ``causalcli.data.engine``):
    bin whose minimum equals its maximum gives the value; each pass drops at least the window's smallest
    or largest value, so the search ends.
 
-On 100M rows of a smooth distribution that is the statistics pass and one fetch of a few ten thousand
-values, with memory independent of the rows.
+On 100M rows of a smooth distribution that is the statistics pass alone (an engine adds one fetch), holding
+a few million values at most (``FETCH_ROWS``, as the first rows predict them), however many the rows.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from causalcli.data.sql import TABLE, quote_identifier, quote_literal
+from causalcli.designs.experiment.quantile_ranges import in_ranges, merged, take_ranks
 from causalcli.errors import DataError, EstimationError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -246,12 +249,13 @@ class OrderStatistics:
     counts: dict[tuple, int]
     values: dict[tuple, dict[int, float]]
     passes: int
-    fetched: int  # values fetched and sorted in Python
+    fetched: int  # values of the windows returned by a fetch query and sorted in Python
 
 
 def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, where: str | None = None,
                      start: tuple[float, float] | None = None, key: str = "design.metrics",
-                     first: dict[tuple, list] | None = None, margins: bool = False) -> OrderStatistics:
+                     first: dict[tuple, list] | None = None, margins: bool = False,
+                     inside: dict[tuple, Any] | None = None) -> OrderStatistics:
     """Exact order statistics of ``column`` per group of ``keys`` (column names; the first must be non-null).
 
     ``ranks_of(group, n)`` gives the 1-based ranks wanted in a group of ``n`` complete values (it may raise).
@@ -260,7 +264,9 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
     the first histogram, already computed (by the statistics pass: ``quantile_pass``): group -> sorted
     ``(bin, count, min, max)``, where a group may leave keys free (``ANY``). Rows with a missing
     value (NULL or NaN) in ``column`` or a NULL first key are left out. ``margins``: the groups are the first
-    key alone and with each other key alone (the others ``ANY``), not every combination of keys.
+    key alone and with each other key alone (the others ``ANY``), not every combination of keys. ``inside``: with
+    ``first``, each group's values inside the parts of ``first`` that have bounds, as the statistics pass returned
+    them (``quantile_pass.SampleWindows.inside``): the ranks are read from them, with no query.
     """
     from causalcli.designs.experiment.stats import lit
 
@@ -301,6 +307,9 @@ def order_statistics(table: "Table", keys: list[str], column: str, ranks_of, whe
                 targets[(group, r)] = _Window(group, blo, bhi, before, cnt)
     while targets:
         windows = list({(w.group, w.lo, w.hi): w for w in targets.values()}.values())
+        if inside is not None:  # the statistics pass returned the windows' values
+            take_ranks(inside, windows, targets, values, table, column, key)
+            break
         if passes > MAX_PASSES:  # pragma: no cover - each pass shrinks every window
             raise EstimationError(f"could not locate the order statistics of {column!r} in {MAX_PASSES} passes",
                                   file=table.file, key=key, column=column)
@@ -400,23 +409,15 @@ def _match(names: list[str], group: tuple) -> str:
     return " AND ".join(parts)
 
 
-def _ranges(windows: list[_Window], lit) -> str:
-    """SQL true for values in some window: the envelope first (one comparison pair rules out most rows), then
-    the windows' ranges merged where they overlap."""
-    merged: list[list[float]] = []
-    for lo, hi in sorted((w.lo, w.hi) for w in windows):
-        if merged and lo <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    each = " OR ".join(f"(v >= {lit(lo)} AND v <= {lit(hi)})" for lo, hi in merged)
-    return f"v >= {lit(merged[0][0])} AND v <= {lit(merged[-1][1])} AND ({each})"
+def _ranges(windows: list[_Window]) -> str:
+    """SQL true for values in some window: the windows' ranges, merged where they overlap."""
+    return in_ranges("v", merged([(w.lo, w.hi) for w in windows]))
 
 
 def _windowed(rows_sql: str, names: list[str], windows: list[_Window], lit) -> str:
     """The rows inside a window, with the window's number ``w`` (windows of a group never overlap). The value
     ranges alone filter first: the CASE on the groups then runs on the few rows left."""
-    ranges = _ranges(windows, lit)
+    ranges = _ranges(windows)
     cases = " ".join(f"WHEN {_match(names, w.group)} AND v >= {lit(w.lo)} AND v <= {lit(w.hi)} THEN {i}"
                      for i, w in enumerate(windows))
     return (f"SELECT w, v FROM (SELECT CASE {cases} END AS w, v FROM ({rows_sql}) WHERE {ranges}) "
@@ -470,7 +471,7 @@ def _fetch(table, rows_sql, names, windows, targets, values, column, key) -> int
 
     from causalcli.designs.experiment.stats import lit
 
-    ranges = _ranges(windows, lit)
+    ranges = _ranges(windows)
     patterns: dict[tuple[int, ...], list[int]] = {}
     for i, w in enumerate(windows):
         patterns.setdefault(_fixed(w.group), []).append(i)
@@ -497,7 +498,7 @@ def _fetch(table, rows_sql, names, windows, targets, values, column, key) -> int
     for (group, r), t in targets.items():
         values[group][r] = float(sorted_values[index[(t.group, t.lo, t.hi)]][r - t.below - 1])
     targets.clear()
-    return sum(w.count for w in windows)
+    return len(v)
 
 
 # ---------------------------------------------------------------- the design's hook
@@ -560,12 +561,15 @@ def arm_quantiles(table: "Table", treatment: str, metrics: list[Any], arms: list
                 found += ranks or []
             return found
 
-        histogram = None
+        histogram = inside = None
         if first is not None and column in first.columns:
             i = first.columns.index(column)
             histogram = first.groups(i, ranks_of) if hasattr(first, "windows") else first.groups(i)
+            if hasattr(first, "windows"):  # the values the statistics pass returned, read or not
+                inside = first.inside(i) if histogram is not None else None  # None: no values, or too many
+                fetched += first.returned[i] if first.returned else 0
         found = order_statistics(table, keys, column, ranks_of, None, start_range(stats, column), first=histogram,
-                                 margins=True)
+                                 margins=True, inside=inside)
         passes += found.passes
         fetched += found.fetched
         for i, m in ms:

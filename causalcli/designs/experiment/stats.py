@@ -366,8 +366,8 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
     if histogram is not None:
         inner, outer = inner + histogram.inner(), outer + histogram.outer()
     query = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {TABLE}) GROUP BY {group_by}"
-    try:
-        rows = table.sql(query)
+    try:  # the quantiles' windows may return values of their own (quantile_pass.SampleWindows.run)
+        rows = table.sql(query) if histogram is None else histogram.run(table, query)
     except Exception as exc:  # duckdb.Error: a value DuckDB cannot cast to DOUBLE, say
         raise DataError(f"cannot aggregate the metric columns: {str(exc).splitlines()[0]}", file=table.file) from None
     rows = rows if histogram is None else histogram.keep(rows)
