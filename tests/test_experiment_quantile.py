@@ -431,3 +431,21 @@ def test_small_arms_keep_their_coverage_and_the_far_tail_errs_wide(q, n, low, hi
     spread out and the interval is conservative (about 98% at 1,000 units per arm): never too narrow."""
     rate = _coverage(q, n, n, draws=2000, seed=11)
     assert low <= rate <= high, rate
+
+
+def test_a_column_of_quantile_metrics_alone_is_not_summed_by_the_statistics_pass(small_csv, tmp_path):
+    """A quantile's counts and order statistics come from aggregates of its own: the pass sums (and centres) a
+    column only for the mean, ratio or covariate metrics that read it, and the quantile is the same either way."""
+    frame = pd.read_csv(small_csv)
+    frame["x"] = np.arange(len(frame), dtype=float)
+    path = tmp_path / "two.csv"
+    frame.to_csv(path, index=False)
+    alone = run_study(spec(path, [{"name": "p50", "outcome": "y", "quantile": 0.5},
+                                  {"name": "mean_x", "outcome": "x"}]))
+    both = run_study(spec(path, [{"name": "p50", "outcome": "y", "quantile": 0.5},
+                                 {"name": "mean_y", "outcome": "y"}]))
+    assert set(alone.diagnostics["sufficient_statistics"]["centres"]) == {"x"}
+    assert set(both.diagnostics["sufficient_statistics"]["centres"]) == {"y"}
+    a, b = effects(alone)["p50/treatment/abs"], effects(both)["p50/treatment/abs"]
+    assert (a.value, a.std_error, a.ci_lower, a.ci_upper, a.p_value) == (b.value, b.std_error, b.ci_lower, b.ci_upper,
+                                                                         b.p_value)  # adjusted: with another metric's

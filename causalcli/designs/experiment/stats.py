@@ -333,7 +333,7 @@ def _one_pass(table: "Table", treatment: str, groups: list[Group], centres: dict
                 tests.append(f"{quote_identifier(c)} IS NOT NULL")
                 if c in float_columns:
                     tests.append(f"NOT isnan({quote_identifier(c)})")
-            inner.append(f"({' AND '.join(tests)}) AS ok{gi}")
+            inner.append(f"({' AND '.join(tests) or 'true'}) AS ok{gi}")  # no column: a quantile metric's group
             conds.append(f" FILTER (WHERE ok{gi})")
     else:
         conds = [""] * len(groups)

@@ -18,7 +18,10 @@ def lit(x: float) -> str:
 
 
 def incomplete_rows(width: int) -> str:
-    """The aggregate counting rows where one of ``d0 .. d{width-1}`` is NULL (one filter, not a count per column)."""
+    """The aggregate counting rows where one of ``d0 .. d{width-1}`` is NULL (one filter, not a count per column);
+    with no column (quantile metrics alone), none."""
+    if not width:
+        return "0"
     return f"count(*) FILTER (WHERE {' OR '.join(f'd{i} IS NULL' for i in range(width))})"
 
 
