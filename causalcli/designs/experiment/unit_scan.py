@@ -122,7 +122,8 @@ def _unit_values(con, grouped: str, values: str, arm: str, segments: list[str], 
                          *(f"{quote_identifier(c)} AS g{i}" for i, c in enumerate(segments))])
     con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {values} AS SELECT DISTINCT hash({together}) AS h, {columns} "
                 f"FROM (SELECT * FROM {TABLE} LIMIT {LOOKUP_ROWS}) AS head")
-    missing = f"SELECT DISTINCT hash_lo FROM {grouped} WHERE hash_lo NOT IN (SELECT h FROM {values})"
+    # the rows without a unit (u NULL) are counted and dropped: their values are never read
+    missing = f"SELECT DISTINCT hash_lo FROM {grouped} WHERE u IS NOT NULL AND hash_lo NOT IN (SELECT h FROM {values})"
     if con.execute(f"SELECT count(*) FROM ({missing})").fetchall()[0][0]:
         con.execute(f"INSERT INTO {values} SELECT DISTINCT hash({together}) AS h, {columns} FROM {TABLE} "
                     f"WHERE hash({together}) IN ({missing})")
