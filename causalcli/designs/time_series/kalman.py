@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LOG_2PI = float(np.log(2 * np.pi))
+GRADIENT_TOLERANCE = 1e-4  # BFGS's gtol on the profile likelihood (``maximise``)
 
 
 def unpack(params: np.ndarray, ar1: bool) -> tuple[float, float, float, float]:
@@ -266,14 +267,18 @@ def maximise(y: np.ndarray, W: np.ndarray, ar1: bool) -> tuple[np.ndarray, float
     else:
         grid = [np.array([a]) for a in np.linspace(0.05, 1.5, 6)]
     start = min(grid, key=objective)
-    res = minimize(objective, start, method="BFGS", options={"maxiter": 500, "gtol": 1e-6})
+    # gtol: BFGS differentiates by forward differences, whose error here is about 1e-5 (sqrt of the machine
+    # epsilon times the objective, of the order of the periods): a tighter gtol (1e-6 before) is below that
+    # noise, and the search ended in "precision loss" after hundreds of evaluations for an objective already
+    # within 1e-10 of its best (three years of daily data: 562 evaluations, 0.35 s -> 172, 0.05 s)
+    res = minimize(objective, start, method="BFGS", options={"maxiter": 500, "gtol": GRADIENT_TOLERANCE})
     value, s2 = _concentrated(res.x, ar1, y, W)
     params = _shares(res.x, ar1)
     params[:3 if ar1 else 2] *= s2
     converged = _converged(res)
     if not converged:  # finish in statsmodels' own space (square roots of the variances)
         polish = minimize(lambda v: -loglike(to_constrained(v, ar1), ar1, y, W), to_unconstrained(params, ar1),
-                          method="BFGS", options={"maxiter": 500, "gtol": 1e-6})
+                          method="BFGS", options={"maxiter": 500, "gtol": GRADIENT_TOLERANCE})
         if polish.fun <= value:
             params, value, converged = to_constrained(polish.x, ar1), float(polish.fun), _converged(polish)
     return params, -value, converged
