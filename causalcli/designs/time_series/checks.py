@@ -68,41 +68,50 @@ def autocorrelation_check(residuals: np.ndarray, season: int | None, alpha: floa
 
 
 def _deseasoned(x: np.ndarray, start: int, season: int | None) -> np.ndarray:
-    """x less the pre-period mean of its position in the season (nothing without seasonality)."""
+    """x (periods, or periods x series) less the pre-period mean of its position in the season (nothing without
+    seasonality)."""
     if not season:
         return x
-    position = np.arange(x.size) % season
-    means = np.array([x[:start][position[:start] == j].mean() for j in range(season)])
-    return x - means[position] + means.mean()
+    position = np.arange(x.shape[0]) % season
+    means = np.stack([x[:start][position[:start] == j].mean(axis=0) for j in range(season)])
+    return x - means[position] + means.mean(axis=0)
 
 
 LEVEL_RATIOS = np.concatenate([[0.0], np.logspace(-5, 2, 36)])  # s2_level / s2_noise tried by level_break
 
 
 def level_break(x: np.ndarray, start: int, season: int | None) -> tuple[float, float, float]:
-    """Does the series leave its own forecast at ``start``? A local level model with drift (random walk plus
-    drift plus noise, Harvey 1989, ch. 2; q = 0 is a straight trend plus noise) fitted on the deseasoned
+    """Does the series leave its own forecast at ``start``? (post mean - forecast, z, two-sided p): ``level_breaks``
+    of one series."""
+    return level_breaks(np.asarray(x, dtype=float)[:, None], start, season)[0]
+
+
+def level_breaks(X: np.ndarray, start: int, season: int | None) -> list[tuple[float, float, float]]:
+    """Does each series (a column of X) leave its own forecast at ``start``? A local level model with drift (random
+    walk plus drift plus noise, Harvey 1989, ch. 2; q = 0 is a straight trend plus noise) fitted on the deseasoned
     pre-period by profile likelihood: the noise variance and the drift concentrated out (the drift enters the
     state linearly, so it is a GLS coefficient on the filter's innovations, de Jong 1991), the ratio
     q = s2_level / s2_noise on a grid. Then the post-period mean against the forecast, a straight line from the
     last filtered level, whose error variance is s2_noise (P + q sum_{j<H} (H - j)^2 / H^2 + 1 / H) plus the
     drift's own variance times its weight in the mean (orthogonal to the rest: the drift's estimate is a
     function of past innovations, the filtered state's error is not). A trending control therefore does not
-    fail for its trend. Returns (post mean - forecast, z, two-sided p)."""
+    fail for its trend. The filter runs over every series and grid value at once (one loop over the periods).
+    Returns (post mean - forecast, z, two-sided p) per series."""
     from causalcli.inference.distributions import normal_two_sided_p
 
-    z = _deseasoned(x, start, season)
-    q = LEVEL_RATIOS
+    Z = _deseasoned(X, start, season)
+    k = Z.shape[1]
+    q = np.broadcast_to(LEVEL_RATIOS, (k, LEVEL_RATIOS.size))
     # after the first value, with a diffuse start: level = y_1 (plus the drift, in the prediction), P = 1 + q;
     # ``a`` is the level without the drift's part, ``c`` the drift's coefficient in the predicted level
-    a = np.full(q.size, z[0])
-    c = np.ones(q.size)
+    a = np.repeat(Z[0][:, None], q.shape[1], axis=1)
+    c = np.ones(q.shape)
     P = 1.0 + q
-    svv, svc, scc = np.zeros(q.size), np.zeros(q.size), np.zeros(q.size)
-    logdet = np.zeros(q.size)
-    for value in z[1:start]:
+    svv, svc, scc = np.zeros(q.shape), np.zeros(q.shape), np.zeros(q.shape)
+    logdet = np.zeros(q.shape)
+    for value in Z[1:start]:
         F = P + 1.0
-        v = value - a
+        v = value[:, None] - a
         svv += v * v / F
         svc += v * c / F
         scc += c * c / F
@@ -115,15 +124,19 @@ def level_break(x: np.ndarray, start: int, season: int | None) -> tuple[float, f
     n = start - 2  # two diffuse elements: the first level and the drift
     noise = (svv - svc * drift) / n
     loglike = -0.5 * n * np.log(np.maximum(noise, 1e-300)) - 0.5 * logdet - 0.5 * np.log(scc)
-    best = int(np.argmax(loglike))
-    H = x.size - start
+    H = Z.shape[0] - start
     weights = np.arange(H - 1, 0, -1, dtype=float)
-    # the forecast of step h is a + drift * (c - 1 + h): c already holds the first step's drift
-    lead = c[best] - 1.0 + (H + 1) / 2.0
-    var = noise[best] * (P[best] + q[best] * float(weights @ weights) / H ** 2 + 1.0 / H + lead ** 2 / scc[best])
-    gap = float(z[start:].mean() - (a[best] + drift[best] * lead))
-    stat = gap / np.sqrt(var) if var > 0 else (0.0 if gap == 0 else np.inf)
-    return gap, float(stat), normal_two_sided_p(float(stat)) if np.isfinite(stat) else 0.0
+    out = []
+    for j in range(k):
+        best = int(np.argmax(loglike[j]))
+        # the forecast of step h is a + drift * (c - 1 + h): c already holds the first step's drift
+        lead = c[j, best] - 1.0 + (H + 1) / 2.0
+        var = noise[j, best] * (P[j, best] + q[j, best] * float(weights @ weights) / H ** 2 + 1.0 / H
+                                + lead ** 2 / scc[j, best])
+        gap = float(Z[start:, j].mean() - (a[j, best] + drift[j, best] * lead))
+        stat = gap / np.sqrt(var) if var > 0 else (0.0 if gap == 0 else np.inf)
+        out.append((gap, float(stat), normal_two_sided_p(float(stat)) if np.isfinite(stat) else 0.0))
+    return out
 
 
 def controls_check(y_controls: np.ndarray, names: tuple[str, ...], start: int, season: int | None,
@@ -131,10 +144,8 @@ def controls_check(y_controls: np.ndarray, names: tuple[str, ...], start: int, s
     """``level_break`` on each control; Bonferroni over controls."""
     if not names:
         return Check("controls", None, "no control series to check"), {}
-    tests = {}
-    for j, name in enumerate(names):
-        gap, z, p = level_break(y_controls[:, j], start, season)
-        tests[name] = {"shift": gap, "z": z, "p_value": p}
+    tests = {name: {"shift": gap, "z": z, "p_value": p}
+             for name, (gap, z, p) in zip(names, level_breaks(np.asarray(y_controls, dtype=float), start, season))}
     level = alpha / len(names)
     broken = [n for n, t in tests.items() if t["p_value"] <= level]
     if broken:
