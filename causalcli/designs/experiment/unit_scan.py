@@ -11,8 +11,8 @@ module writes the grouping with less per row, and the result is the same table, 
 - the arm and the segment columns are checked by the least and greatest of one hash of them all (a unit whose
   rows all agree has one hash), and their values are looked up from that hash afterwards (``_unit_values``).
   When some unit's rows do not agree (a unit in two arms, a segment that varies or is missing on some rows,
-  rows with no arm: NULL hashes to a value) or a unit has no arm, the fast table is dropped and the grouping by ``(unit, arm)`` runs, which says what is
-  wrong or handles it;
+  rows with no arm: NULL hashes to a value) or a unit has no arm, the fast table is dropped and the grouping
+  by ``(unit, arm)`` runs, which says what is wrong or handles it;
 - the exact sums: ``CAST(x AS DECIMAL(38, s))`` is the integer ``round(x * 10^s)`` computed in DOUBLE (DuckDB
   1.x; ``tests/test_experiment_units_scan.py`` checks it, ties included). That integer ``D`` is split
   without error into ``hi = trunc(D / 2^k)`` and ``lo = D - hi * 2^k``, each a BIGINT, with ``2^k`` chosen

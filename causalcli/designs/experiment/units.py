@@ -25,8 +25,9 @@ that regression's CR0 variance with each arm's term multiplied by ``n_arm / (n_a
 
 Exact sums: the unit sums of a floating column are summed as DECIMAL(38, s) (exact integer
 arithmetic in every engine), with ``s`` chosen from the column's largest value and the number of
-rows (a bound on any unit's sum known before grouping; ``_decimal_scale``), so that they do not depend on the order in which threads add rows and reruns stay
-byte-identical; the statistics pass then sums the units as it sums rows.
+rows (a bound on any unit's sum known before grouping; ``_decimal_scale``), so that they do not depend on
+the order in which threads add rows and reruns stay byte-identical; the statistics pass then sums the
+units as it sums rows.
 """
 
 from __future__ import annotations
@@ -360,7 +361,7 @@ def _decimal_scale(largest: float | None, rows: int) -> int | None:
     Why the BIGINT cap: DuckDB's fast grouping then sums one BIGINT per value instead of two parts
     (``unit_scan.decimal_sum_parts``; 10^8 rows, two columns: about 2 s less), and the rounding stays about
     10^-18 of the column's largest value, a hundred times finer than one double's own rounding there, so a
-    unit's sum is still exact in its integers and closer to the real sum than adding the doubles would be."""
+    unit's sum is still exact in its integers, within a tighter bound of the real sum than adding the doubles."""
     if largest is None or not math.isfinite(largest):
         return None
     bound = max(largest * rows, 1.0)
