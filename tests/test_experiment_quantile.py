@@ -449,3 +449,20 @@ def test_a_column_of_quantile_metrics_alone_is_not_summed_by_the_statistics_pass
     a, b = effects(alone)["p50/treatment/abs"], effects(both)["p50/treatment/abs"]
     assert (a.value, a.std_error, a.ci_lower, a.ci_upper, a.p_value) == (b.value, b.std_error, b.ci_lower, b.ci_upper,
                                                                          b.p_value)  # adjusted: with another metric's
+
+
+def test_a_quantile_metric_says_how_many_rows_its_missing_values_leave_out(tmp_path):
+    """A quantile column is not summed by the statistics pass, yet its missing values (NULL and NaN) are still
+    counted per metric, as for a mean: ``n.missing_in_metric`` and the warning."""
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame({"variant": rng.choice(["control", "treatment"], n), "y": rng.lognormal(size=n)})
+    frame.loc[rng.random(n) < 0.1, "y"] = np.nan
+    frame.loc[:4, "y"] = None
+    path = tmp_path / "gaps.parquet"
+    frame.to_parquet(path, index=False)
+    res = run_study(spec(path, [{"name": "p90", "outcome": "y", "quantile": 0.9}]))
+    missing = int(frame["y"].isna().sum())
+    assert missing > 5
+    assert res.n["missing_in_metric[p90]"] == missing
+    assert any(f"metric 'p90' leaves out {missing} of {n} rows" in w for w in res.warnings)

@@ -341,13 +341,17 @@ class ExperimentDesign(Design):
         used = sum(observed.values())
         metric_missing = {}
         for s_ in d.shapes:  # rows of the arms compared that a metric leaves out (a missing value in its columns)
-            group = stats.groups[s_.name if stats.complete_cases_by_metric else None]
-            left_out = used - sum(group[a].n for a in (d.control, *d.arms) if a in group)
+            if _columns(s_):
+                group = stats.groups[s_.name if stats.complete_cases_by_metric else None]
+                kept = sum(group[a].n for a in (d.control, *d.arms) if a in group)
+            else:  # a quantile of rows: its own counts of complete values
+                kept = sum(q.n for a, q in d.quantiles.arms[s_.name].items() if a in (d.control, *d.arms))
+            left_out = used - kept
             if left_out:
                 metric_missing[s_.name] = left_out
                 warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} {'units' if d.unit else 'rows'} "
                                 "with a missing value in "
-                                f"its columns ({', '.join(_columns(s_))}); it uses its complete rows")
+                                f"its columns ({', '.join(_columns(s_) or (s_.num,))}); it uses its complete rows")
         if metric_missing:  # the per-metric lines say it with the counts
             from causalcli.designs.experiment.stats import MISSING_METRIC_NOTE
 
