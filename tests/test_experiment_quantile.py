@@ -466,3 +466,18 @@ def test_a_quantile_metric_says_how_many_rows_its_missing_values_leave_out(tmp_p
     assert missing > 5
     assert res.n["missing_in_metric[p90]"] == missing
     assert any(f"metric 'p90' leaves out {missing} of {n} rows" in w for w in res.warnings)
+
+
+def test_an_arm_without_any_value_of_a_quantile_metric_is_a_data_error(tmp_path):
+    """Exit 3 naming the metric and the arm (not an internal error): the quantile passes have no group for an arm
+    whose values are all missing."""
+    from causalcli.errors import DataError
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"variant": rng.choice(["control", "treatment"], 300), "y": rng.lognormal(size=300)})
+    frame.loc[frame.variant == "treatment", "y"] = np.nan
+    path = tmp_path / "empty_arm.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"metric 'p90': arm 'treatment' has 0 complete unit\(s\)") as caught:
+        run_study(spec(path, [{"name": "p90", "outcome": "y", "quantile": 0.9}]))
+    assert caught.value.exit_code == 3 and caught.value.key == "design.metrics[0]"

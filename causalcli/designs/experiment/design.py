@@ -264,6 +264,7 @@ class ExperimentDesign(Design):
         period_labels = table.period_labels.get(time) if time is not None else None
         quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
                                   study.conf_level, stats, first, tuple(study.segments), {s.name: s.num for s in shapes})
+        _check_quantile_data(quantiles, shapes, control, arms, labels, table.file)
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
                               table.rows, table.file, time, tuple(period_labels) if period_labels else None, unit,
                               quantiles)
@@ -487,6 +488,8 @@ def _check_metric_data(stats: "Statistics", shapes: list["MetricShape"], control
                        labels: dict[Any, str], file: str) -> None:
     """Every arm has two complete units per metric, and no ratio metric's denominator totals zero."""
     for i, s in enumerate(shapes):
+        if not _columns(s):  # a quantile of rows: its own counts (_check_quantile_data)
+            continue
         group = stats.groups[s.name if stats.complete_cases_by_metric else None]
         for v in (control, *arms):
             sums = group.get(v)
@@ -502,6 +505,20 @@ def _check_metric_data(stats: "Statistics", shapes: list["MetricShape"], control
                     raise DataError(f"ratio metric {s.name!r}: denominator {s.den!r} totals zero in arm "
                                     f"{labels[v]!r}", file=file, key=f"design.metrics[{i}].denominator",
                                     column=s.den)
+
+
+def _check_quantile_data(quantiles: Any, shapes: list["MetricShape"], control: Any, arms: list[Any],
+                         labels: dict[Any, str], file: str) -> None:
+    """Every arm has complete values of each quantile metric of rows (too few for the interval is the quantile
+    passes' own error; none at all leaves the arm out of their groups)."""
+    for i, s in enumerate(shapes):
+        if _columns(s):
+            continue
+        found = quantiles.arms.get(s.name, {}) if quantiles is not None else {}
+        for v in (control, *arms):
+            if v not in found:
+                raise DataError(f"metric {s.name!r}: arm {labels[v]!r} has 0 complete unit(s); at least two are needed",
+                                file=file, key=f"design.metrics[{i}]")
 
 
 def _arm_value(wanted: Any, values: list[Any], labels: dict[Any, str]) -> Any:
