@@ -96,10 +96,8 @@ def metrics_of(study: "Study") -> list[Any]:
 
 
 def _columns(shape: "MetricShape") -> tuple[str, ...]:
-    """The columns whose sums the statistics pass computes for the metric: none for a quantile of rows, whose
-    counts and order statistics come from aggregates of its own (10^8 rows by two segments: the pass 4.1 s ->
-    2.8 s); a quantile of unit sums keeps its columns (the units' checks read them)."""
-    if shape.kind == "quantile" and shape.unit is None:
+    """The columns whose sums the statistics pass computes for the metric (none unless ``shape.summed``)."""
+    if not shape.summed:
         return ()
     cols = [shape.num, shape.den, *[c for pair in shape.covariates for c in pair], shape.uptake]
     return tuple(dict.fromkeys(c for c in cols if c is not None))
@@ -264,7 +262,7 @@ class ExperimentDesign(Design):
         period_labels = table.period_labels.get(time) if time is not None else None
         quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
                                   study.conf_level, stats, first, tuple(study.segments), {s.name: s.num for s in shapes})
-        _check_quantile_data(quantiles, shapes, control, arms, labels, table.file)
+        _check_metric_data(stats, shapes, control, arms, labels, table.file, quantiles)
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
                               table.rows, table.file, time, tuple(period_labels) if period_labels else None, unit,
                               quantiles)
@@ -342,17 +340,14 @@ class ExperimentDesign(Design):
         used = sum(observed.values())
         metric_missing = {}
         for s_ in d.shapes:  # rows of the arms compared that a metric leaves out (a missing value in its columns)
-            if _columns(s_):
-                group = stats.groups[s_.name if stats.complete_cases_by_metric else None]
-                kept = sum(group[a].n for a in (d.control, *d.arms) if a in group)
-            else:  # a quantile of rows: its own counts of complete values
-                kept = sum(q.n for a, q in d.quantiles.arms[s_.name].items() if a in (d.control, *d.arms))
-            left_out = used - kept
+            counts = _complete_counts(s_, stats, d.quantiles)
+            left_out = used - sum(counts.get(a, 0) for a in (d.control, *d.arms))
             if left_out:
                 metric_missing[s_.name] = left_out
                 warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} {'units' if d.unit else 'rows'} "
                                 "with a missing value in "
-                                f"its columns ({', '.join(_columns(s_) or (s_.num,))}); it uses its complete rows")
+                                f"its columns ({', '.join(_columns(s_) if s_.summed else (s_.num,))}); it uses its "
+                                "complete rows")
         if metric_missing:  # the per-metric lines say it with the counts
             from causalcli.designs.experiment.stats import MISSING_METRIC_NOTE
 
@@ -484,20 +479,31 @@ def _arms(study: "Study", stats: "Statistics", file: str) -> tuple[Any, list[Any
     return control, arms, labels, split
 
 
+def _complete_counts(shape: "MetricShape", stats: "Statistics", quantiles: Any) -> dict[Any, int]:
+    """Each arm's complete units (rows) of a metric: the pass's counts, or a quantile of rows' own counts."""
+    if shape.summed:
+        group = stats.groups[shape.name if stats.complete_cases_by_metric else None]
+        return {arm: sums.n for arm, sums in group.items()}
+    found = quantiles.arms.get(shape.name, {}) if quantiles is not None else {}
+    return {arm: q.n for arm, q in found.items()}
+
+
 def _check_metric_data(stats: "Statistics", shapes: list["MetricShape"], control: Any, arms: list[Any],
-                       labels: dict[Any, str], file: str) -> None:
-    """Every arm has two complete units per metric, and no ratio metric's denominator totals zero."""
+                       labels: dict[Any, str], file: str, quantiles: Any = None) -> None:
+    """Every arm has two complete units per metric, and no ratio metric's denominator totals zero. Without
+    ``quantiles`` (before the quantile passes), the metrics the pass sums; with them, the quantiles of rows (too few
+    values for the interval is the quantile passes' own error; none at all leaves the arm out of their groups)."""
     for i, s in enumerate(shapes):
-        if not _columns(s):  # a quantile of rows: its own counts (_check_quantile_data)
+        if s.summed == (quantiles is not None):
             continue
-        group = stats.groups[s.name if stats.complete_cases_by_metric else None]
+        counts = _complete_counts(s, stats, quantiles)
         for v in (control, *arms):
-            sums = group.get(v)
-            n = 0 if sums is None else sums.n
+            n = counts.get(v, 0)
             if n < 2:
                 raise DataError(f"metric {s.name!r}: arm {labels[v]!r} has {n} complete unit(s); at least two "
                                 "are needed", file=file, key=f"design.metrics[{i}]")
-            if s.den is not None:
+            if s.den is not None and s.summed:
+                sums = stats.groups[s.name if stats.complete_cases_by_metric else None][v]
                 # exact sums of centred values: a mean within rounding of zero is a zero total
                 mean = stats.centres[s.den] + sums.s[s.den] / n
                 scale = abs(stats.centres[s.den]) + math.sqrt(max(sums.ss[(s.den, s.den)], 0.0) / n)
@@ -505,20 +511,6 @@ def _check_metric_data(stats: "Statistics", shapes: list["MetricShape"], control
                     raise DataError(f"ratio metric {s.name!r}: denominator {s.den!r} totals zero in arm "
                                     f"{labels[v]!r}", file=file, key=f"design.metrics[{i}].denominator",
                                     column=s.den)
-
-
-def _check_quantile_data(quantiles: Any, shapes: list["MetricShape"], control: Any, arms: list[Any],
-                         labels: dict[Any, str], file: str) -> None:
-    """Every arm has complete values of each quantile metric of rows (too few for the interval is the quantile
-    passes' own error; none at all leaves the arm out of their groups)."""
-    for i, s in enumerate(shapes):
-        if _columns(s):
-            continue
-        found = quantiles.arms.get(s.name, {}) if quantiles is not None else {}
-        for v in (control, *arms):
-            if v not in found:
-                raise DataError(f"metric {s.name!r}: arm {labels[v]!r} has 0 complete unit(s); at least two are needed",
-                                file=file, key=f"design.metrics[{i}]")
 
 
 def _arm_value(wanted: Any, values: list[Any], labels: dict[Any, str]) -> Any:

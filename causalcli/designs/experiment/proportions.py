@@ -26,8 +26,7 @@ PROPORTION_INFERENCE = "difference_in_proportions_wald"
 def proportion_candidates(shapes: list["MetricShape"]) -> tuple[str, ...]:
     """The columns whose 0/1-ness the pass counts: those of mean metrics without covariate adjustment, and the
     uptake columns read per row (diagnostics.compliance says whether uptake is 0/1 or a dose)."""
-    means = [s.num for s in shapes if s.den is None and not s.covariates
-             and not (s.kind == "quantile" and s.unit is None)]  # a quantile of rows: no sums (design._columns)
+    means = [s.num for s in shapes if s.den is None and not s.covariates and s.summed]
     return tuple(dict.fromkeys([*means, *(s.uptake for s in shapes if s.uptake is not None and s.unit is None)]))
 
 

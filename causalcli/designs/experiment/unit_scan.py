@@ -101,8 +101,8 @@ def group(table: "Table", name: str, unit: str, arm: str, segments: list[str], s
         if con.execute(f"SELECT count(*) FROM {grouped} WHERE u IS NOT NULL AND hash_lo <> hash_hi").fetchall()[0][0] \
                 or not _unit_values(con, grouped, values, arm, segments, together):
             return False
-        con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {name} AS SELECT {', '.join(outer)}, hash_lo <> hash_hi AS "
-                    f"disagree FROM {grouped} LEFT JOIN {values} ON hash_lo = h")
+        con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {name} AS SELECT {', '.join(outer)} FROM {grouped} "
+                    f"LEFT JOIN {values} ON hash_lo = h")
     finally:
         con.execute(f"DROP TABLE IF EXISTS {grouped}")
         con.execute(f"DROP TABLE IF EXISTS {values}")
