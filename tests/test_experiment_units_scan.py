@@ -23,25 +23,33 @@ def adversarial_values(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("scale", [6, 8, 12, 20, 27, 30])
-def test_decimal_cast_is_the_rounded_product_and_the_parts_give_the_decimal_sum(scale):
+def test_the_parts_sum_the_decimal_integers_exactly_and_the_double_is_within_two_ulps(scale):
+    from fractions import Fraction
+
     rng = np.random.default_rng(scale)
     n = 40_000
     con = duckdb.connect()
     frame = pd.DataFrame({"g": rng.integers(0, 300, n), "x": adversarial_values(rng, n)})
     con.register("frame", frame)
-    # DuckDB's CAST(x AS DECIMAL(38, s)) is the integer round(x * 10^s) computed in DOUBLE (what unit_scan relies on)
+    # DuckDB's CAST(x AS DECIMAL(38, s)) is the integer round(x * 10^s) computed in DOUBLE: the unit sums are
+    # the exact DECIMAL sums
     q = f"CAST(x AS DECIMAL(38, {scale}))"
     differ = con.execute(f"SELECT count(*) FILTER (WHERE replace(CAST({q} AS VARCHAR), '.', '')::HUGEINT <> "
-                         f"CAST(round(x * {10.0 ** scale!r}) AS HUGEINT)) FROM frame").fetchall()[0][0]
+                         f"CAST({unit_scan.scaled('x', scale)} AS HUGEINT)) FROM frame").fetchall()[0][0]
     assert differ == 0
     largest = float(np.abs(frame.x).max())
-    parts, expression = unit_scan.decimal_sum_parts("x", "x IS NOT NULL", scale, largest)
+    parts, expression = unit_scan.scaled_sum_parts("x", "x IS NOT NULL", scale, largest)
     names = [f"p{j}" for j in range(len(parts))]
     fast = con.execute(f"SELECT g, {expression.format(*names)} FROM (SELECT g, "
                        f"{', '.join(f'{p} AS {m}' for p, m in zip(parts, names))} FROM frame GROUP BY g) ORDER BY g"
                        ).fetchall()
-    exact = con.execute(f"SELECT g, CAST(sum({q}) AS DOUBLE) FROM frame GROUP BY g ORDER BY g").fetchall()
-    assert fast == exact  # bit for bit
+    integer = f"CAST({unit_scan.scaled('x', scale)} AS HUGEINT)"
+    grouped = con.execute(f"SELECT g, {unit_scan.to_double(f'sum({integer})', scale)}, "
+                          f"CAST(sum({q}) AS VARCHAR) FROM frame GROUP BY g ORDER BY g").fetchall()
+    assert fast == [row[:2] for row in grouped]  # bit for bit: the grouping by (unit, arm) sums the same integers
+    for (_, value), (_, _, decimal) in zip(fast, grouped):
+        exact = Fraction(decimal)  # the DECIMAL sum, exactly
+        assert abs(Fraction(value) - exact) <= 2 * Fraction(np.spacing(abs(float(exact))))
     assert (len(parts) == 2) == (largest * 10.0 ** scale >= 2.0 ** 62)  # the split only where a BIGINT cannot hold it
 
 
@@ -170,7 +178,7 @@ def test_the_scale_keeps_one_bigint_per_value_where_it_can_and_unit_sums_stay_cl
     largest = float(np.abs(frame.x).max())
     scale = _decimal_scale(largest, n)
     one = largest * 10.0 ** (MIN_SCALE + 0) < 2.0 ** 61  # a BIGINT holds the values at MIN_SCALE digits
-    parts, expression = unit_scan.decimal_sum_parts("x", "true", scale, largest)
+    parts, expression = unit_scan.scaled_sum_parts("x", "true", scale, largest)
     assert (len(parts) == 1) == one
     if one:
         assert 10.0 ** -scale <= 10 * largest / 2.0 ** 61  # the largest scale that fits, give or take a digit
@@ -182,3 +190,49 @@ def test_the_scale_keeps_one_bigint_per_value_where_it_can_and_unit_sums_stay_cl
     for g, x in frame.groupby("g").x:
         exact = fsum(x)
         assert abs(got[g] - exact) <= len(x) * (0.5 * 10.0 ** -scale + largest * 2.0 ** -52) + np.spacing(abs(exact))
+
+
+@pytest.mark.parametrize("nan_in_y", [False, True])
+def test_nan_values_are_counted_only_when_the_grouping_meets_one(tmp_path, monkeypatch, nan_in_y):
+    """The size pass leaves NaN values uncounted (no scan of the floating columns); in DuckDB the exact sum of a NaN is
+    a conversion error, and the study then counts them and groups again: the result of counting them first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from causalcli.designs.experiment import units
+
+    df = sessions(6)
+    y = df.y.to_numpy().copy()
+    if nan_in_y:
+        y[[3, 40, 41]] = np.nan
+    df["pre"] = df.pre.fillna(1.0)  # no NULL: DuckDB then reads the least and greatest values from the file's
+    columns = {c: pa.array(df[c].to_numpy(), from_pandas=True) for c in df.columns}  # statistics, which hide NaN
+    columns["y"] = pa.array(y, from_pandas=False)  # real NaN values
+    real = units._size_pass
+    calls: list[bool] = []
+    results = []
+    for forced in (False, True):
+        calls.clear()
+        monkeypatch.setattr(units, "_size_pass", lambda t, s, f, count_nan=True, forced=forced:
+                            calls.append(count_nan or forced) or real(t, s, f, count_nan or forced))
+        folder = tmp_path / f"forced{forced}"
+        folder.mkdir()
+        pq.write_table(pa.table(columns), folder / "s.parquet")
+        spec = {"version": 1, "name": "nan", "data": {"path": "s.parquet"}, "treatment": "variant",
+                "design": {"method": "experiment", "control": "control", "unit": "user",
+                           "metrics": [{"name": "y", "outcome": "y", "covariate": "pre"}]}}
+        (folder / "s.yaml").write_text(yaml.safe_dump(spec))
+        result = run_study(str(folder / "s.yaml")).to_dict()
+        results.append({k: v for k, v in result.items() if k not in ("timing_s", "provenance", "spec_path")})
+        if not forced:
+            assert calls == ([False, True] if nan_in_y else [False])
+    assert json.dumps(results[0], sort_keys=True, default=str) == json.dumps(results[1], sort_keys=True, default=str)
+    assert results[0]["effects"] and all(e["value"] == e["value"] for e in results[0]["effects"])
+    if nan_in_y:  # a NaN is a missing value: the same estimate as with NULL there
+        folder = tmp_path / "null"
+        folder.mkdir()
+        columns["y"] = pa.array(y, from_pandas=True)
+        pq.write_table(pa.table(columns), folder / "s.parquet")
+        (folder / "s.yaml").write_text((tmp_path / "forcedTrue" / "s.yaml").read_text())
+        null = run_study(str(folder / "s.yaml")).to_dict()
+        assert [e["value"] for e in null["effects"]] == [e["value"] for e in results[0]["effects"]]
