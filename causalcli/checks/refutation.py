@@ -192,10 +192,15 @@ def placebo_in_time_refutation(sims: np.ndarray, estimate: Estimate, alpha: floa
     est = estimate.value
     extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
     p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "fake starts")
+    # an estimate whose own interval covers 0 is not refuted by fake starts as large: both say no effect is seen
+    null = estimate.ci_lower is not None and estimate.ci_upper is not None \
+        and estimate.ci_lower <= 0.0 <= estimate.ci_upper
+    failed = ("the effect does not stand out from the gaps the fit produces without treatment, and its own "
+              "interval covers 0: no effect can be told from the model's error" if null else
+              "the fit produces gaps this large without treatment: do not trust the estimate")
     detail = (f"{extreme} of {ok.size} fake starts in the pre-period gave an effect as large as {est:.4g} "
               f"(largest |fake effect| {np.abs(ok).max():.4g}, {compared}); "
-              + ("the effect appears only at the real start" if passed else
-                 "the fit produces gaps this large without treatment: do not trust the estimate"
+              + ("the effect appears only at the real start" if passed else failed
                  if passed is False else "no fake start gave an effect as large, but there are too few of them "
                                          "to test at alpha")
               + note)

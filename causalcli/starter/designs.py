@@ -339,6 +339,8 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
     else:
         st.notes.append("set design.time (the date column) and design.intervention (the first affected period)")
     d["intervention"] = TODO
+    if time:
+        _guess_seasonality(data, time, d, st)
     controls = [c for c in data.types if c not in (outcome, time, treatment)
                 and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1]
     for c, why in _outcome_transforms(data, outcome, controls).items():
@@ -349,6 +351,34 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
         st.guessed.append(f"design.controls: {', '.join(controls)} (the other numeric columns)")
         st.notes.append("keep as controls only series the intervention cannot have moved (the `controls` check "
                         "tests each for a break at the intervention)")
+
+
+SEASONS = {"day": 7, "month": 12, "quarter": 4}  # design.seasonality for the dates' spacing: a week, a year
+
+
+def _guess_seasonality(data: DataProfile, time: str, d: dict, st: Starter) -> None:
+    """design.seasonality from the dates' spacing (daily: 7, monthly: 12, quarterly: 4) when the series holds four
+    cycles, so that an intervention halfway leaves the two that the model needs before it; dates only (integer
+    periods have no calendar), one row per date (an event-level table needs design.aggregate first)."""
+    import datetime as dt
+
+    from causalcli.data.calendar import spacing
+
+    if data.kind(time) != "time":
+        return
+    rows = data.sql(f"SELECT DISTINCT CAST({q(time)} AS DATE) AS t FROM d WHERE {q(time)} IS NOT NULL ORDER BY t "
+                    f"LIMIT 20001")
+    days = [r[0] for r in rows if isinstance(r[0], dt.date)]
+    if len(days) < 2 or len(days) > 20_000 or data.sql("SELECT count(*) FROM d")[0][0] != len(days):
+        return
+    kind = spacing(days)
+    season = SEASONS.get(kind)  # weekly data's year, 52, needs 104 pre-periods: left to the user
+    if season is None or len(days) < 4 * season:
+        return
+    d["seasonality"] = season
+    named = {"day": "daily", "month": "monthly", "quarter": "quarterly"}[kind]
+    st.guessed.append(f"design.seasonality: {season} ({named} dates: a {'week' if kind == 'day' else 'year'}'s "
+                      "cycle; remove it if the outcome has none)")
 
 
 def _outcome_transforms(data: DataProfile, outcome: str, columns: list[str]) -> dict[str, str]:

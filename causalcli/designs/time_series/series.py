@@ -193,6 +193,8 @@ def _panel(study: "Study", table: "Table", rows: list[tuple], dated: bool, notes
 
 def _calendar(times: list, dated: bool, study: "Study", table: "Table") -> tuple[list, str]:
     """The periods with their spacing checked: no gap (exit 3 naming the first missing period)."""
+    from causalcli.data.calendar import next_period, spacing
+
     d = study.design
     if len(times) < 2:
         raise DataError(f"time column {d.time!r} has {len(times)} period: a series needs many", file=table.file,
@@ -207,31 +209,17 @@ def _calendar(times: list, dated: bool, study: "Study", table: "Table") -> tuple
                             key="design.time", column=d.time)
         return times, "step"
     days = [t if isinstance(t, dt.date) and not isinstance(t, dt.datetime) else t.date() for t in times]
-    kind = d.period or ("day" if d.aggregate else _spacing(days))
+    kind = d.period or ("day" if d.aggregate else spacing(days))
     if kind == "day" and not (d.period or d.aggregate) and min((b - a).days for a, b in zip(days, days[1:])) > 1:
         raise DataError(_unread_spacing(d.time, days), file=table.file, key="design.time", column=d.time)
     for a, b in zip(days, days[1:]):
-        expected = _next(a, kind)
+        expected = next_period(a, kind)
         if b != expected:
             raise DataError(f"time column {d.time!r} has no row for {expected.isoformat()} (the {kind}s run from "
                             f"{days[0].isoformat()} to {days[-1].isoformat()}): every period needs a row"
                             + ("" if d.period or d.aggregate else "; set design.period if the spacing was misread"),
                             file=table.file, key="design.time", column=d.time)
     return days, kind
-
-
-def _spacing(days: list[dt.date]) -> str:
-    gaps = {(b - a).days for a, b in zip(days, days[1:])}
-    if all(x.day == 1 for x in days):
-        if all(x.month == 1 for x in days) and gaps <= {365, 366}:
-            return "year"
-        if all(x.month % 3 == 1 for x in days) and gaps <= {90, 91, 92}:
-            return "quarter"
-        if gaps <= {28, 29, 30, 31}:
-            return "month"
-    if min(gaps) == 7:
-        return "week"
-    return "day"
 
 
 def _unread_spacing(time: str, days: list[dt.date]) -> str:
@@ -242,14 +230,6 @@ def _unread_spacing(time: str, days: list[dt.date]) -> str:
             f"daily, weekly, monthly, quarterly and yearly dates are read (months, quarters and years by their "
             f"first day); set design.period to truncate these dates to one of those, or give design.time a column "
             f"of consecutive integer periods (1, 2, 3, ...) and design.intervention the first treated one")
-
-
-def _next(day: dt.date, kind: str) -> dt.date:
-    months = {"month": 1, "quarter": 3, "year": 12}.get(kind)
-    if months:
-        index = day.year * 12 + day.month - 1 + months
-        return dt.date(index // 12, index % 12 + 1, 1)
-    return day + dt.timedelta(days=7 if kind == "week" else 1)
 
 
 def _intervention_index(study: "Study", table: "Table", calendar: list, kind: str) -> int:
@@ -274,7 +254,9 @@ def _intervention_index(study: "Study", table: "Table", calendar: list, kind: st
         if point is None or isinstance(value, (int, float)):
             raise SpecError(f"design.intervention must be a date like column {d.time!r} (e.g. {calendar[0]}), found "
                             f"{value!r}", file=table.file, key="design.intervention")
-        end = _next(calendar[-1], kind)
+        from causalcli.data.calendar import next_period
+
+        end = next_period(calendar[-1], kind)
         keys = calendar
     import bisect
 
