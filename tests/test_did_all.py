@@ -170,3 +170,22 @@ def test_options_go_to_the_estimators_that_take_them(tmp_path):
     assert effects["twfe/event_time=<=-2"].inference.startswith("wild_cluster_bootstrap")
     imputation = run("imputation")
     assert same(effects["imputation/att"], imputation.estimate)
+
+
+def test_the_event_study_plot_says_callaway_santannas_pre_periods_are_one_period_changes(mpdta_all):
+    """Castle doctrine under estimator: all: Callaway-Sant'Anna's pre-periods (varying base period) are one-period
+    changes, drawn beside the others' levels against -1 with nothing telling them apart; the legend says so, and
+    not with base_period: universal, whose pre-periods are levels too."""
+    import copy
+
+    from causalcli.designs.did.plots import comparison_label
+
+    cs = [e for e in mpdta_all.effects if e.label.startswith("callaway_santanna/event_time=")]
+    periods = [float(e.label.rsplit("=", 1)[1]) for e in cs]
+    assert mpdta_all.diagnostics["callaway_santanna"]["base_period"] == "varying" and min(periods) < 0
+    varying = comparison_label(mpdta_all, "callaway_santanna", mpdta_all.estimate, periods)
+    assert "pre-periods: one-period changes" in varying
+    assert "one-period" not in comparison_label(mpdta_all, "sun_abraham", None, periods)
+    universal = copy.deepcopy(mpdta_all)
+    universal.diagnostics["callaway_santanna"]["base_period"] = "universal"
+    assert "one-period" not in comparison_label(universal, "callaway_santanna", mpdta_all.estimate, periods)

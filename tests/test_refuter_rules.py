@@ -97,3 +97,19 @@ def test_a_failed_placebo_in_time_says_whether_the_estimate_itself_sees_an_effec
     assert "do not trust the estimate" in seen.detail and "interval covers 0" not in seen.detail
     assert "its own interval covers 0: no effect can be told from the model's error" in unseen.detail
     assert "do not trust" not in unseen.detail
+
+
+def test_a_failed_placebo_treatment_says_whether_the_estimate_itself_sees_an_effect():
+    """Random re-assignments as large fail the refuter either way; the words differ: an estimate whose own interval
+    excludes 0 may be noise, one whose interval covers 0 (castle doctrine under Callaway-Sant'Anna: 0.019,
+    [-0.056, 0.095], 11 of 19 re-assignments as large) already says that no effect is seen, and 'do not trust it'
+    misread as a flaw of the method."""
+    sims = np.r_[np.zeros(15), np.full(4, 2.0)]  # 5 / 20 = 0.25 > alpha
+    seen = summarise("placebo_treatment", sims, EST, alpha=0.05)
+    null = Estimate(value=0.1, std_error=0.2, ci_lower=-0.3, ci_upper=0.5, conf_level=0.95, p_value=0.6,
+                    inference="analytic")
+    unseen = summarise("placebo_treatment", sims, null, alpha=0.05)
+    assert seen.passed is False and unseen.passed is False
+    assert "do not trust it" in seen.detail and "interval covers 0" not in seen.detail
+    assert "the estimate's own interval covers 0: no effect can be told from noise" in unseen.detail
+    assert "do not trust" not in unseen.detail

@@ -143,8 +143,11 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
     if name == "placebo_treatment":
         extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
         p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "simulations")
-        verdict = ("the real effect stands out from what random assignment gives" if passed else
-                   "random assignment often gives an effect this large: the estimate may be noise, do not trust it"
+        # an estimate whose own interval covers 0 already says no effect is seen: the placebos agree with it
+        failed = ("random assignment often gives an effect this large, and the estimate's own interval covers 0: "
+                  "no effect can be told from noise" if covers_zero(estimate) else
+                  "random assignment often gives an effect this large: the estimate may be noise, do not trust it")
+        verdict = ("the real effect stands out from what random assignment gives" if passed else failed
                    if passed is False else "run more simulations to test it")
         mc = placebo_monte_carlo_se(p, int(ok.size))
         detail = (f"{extreme} of {ok.size} random re-assignments of the treatment gave an effect as large as "
@@ -193,10 +196,8 @@ def placebo_in_time_refutation(sims: np.ndarray, estimate: Estimate, alpha: floa
     extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
     p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "fake starts")
     # an estimate whose own interval covers 0 is not refuted by fake starts as large: both say no effect is seen
-    null = estimate.ci_lower is not None and estimate.ci_upper is not None \
-        and estimate.ci_lower <= 0.0 <= estimate.ci_upper
     failed = ("the effect does not stand out from the gaps the fit produces without treatment, and its own "
-              "interval covers 0: no effect can be told from the model's error" if null else
+              "interval covers 0: no effect can be told from the model's error" if covers_zero(estimate) else
               "the fit produces gaps this large without treatment: do not trust the estimate")
     detail = (f"{extreme} of {ok.size} fake starts in the pre-period gave an effect as large as {est:.4g} "
               f"(largest |fake effect| {np.abs(ok).max():.4g}, {compared}); "
@@ -206,6 +207,12 @@ def placebo_in_time_refutation(sims: np.ndarray, estimate: Estimate, alpha: floa
               + note)
     return Refutation(name, float(ok.mean()), p, passed, detail, total, TESTED[name],
                       placebo_monte_carlo_se(p, int(ok.size)))
+
+
+def covers_zero(estimate: Estimate) -> bool:
+    """Does the estimate's own interval cover 0 (no effect seen by the estimate itself)?"""
+    return estimate.ci_lower is not None and estimate.ci_upper is not None \
+        and estimate.ci_lower <= 0.0 <= estimate.ci_upper
 
 
 def placebo_monte_carlo_se(p: float, k: int) -> float:

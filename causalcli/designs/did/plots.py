@@ -99,8 +99,7 @@ def comparison_plot(result: Result) -> bytes | None:
         ys = [e.value for _, e in rows]
         lo = [e.value - e.ci_lower if e.ci_lower is not None else 0.0 for _, e in rows]
         hi = [e.ci_upper - e.value if e.ci_upper is not None else 0.0 for _, e in rows]
-        att = overall.get(name)
-        label = name if att is None else f"{name} (overall {att.value:.3g})"
+        label = comparison_label(result, name, overall.get(name), [k for k, _ in rows])
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, color=colour, capsize=2, markersize=4, label=label)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.axvline(-0.5, color="grey", linestyle="--", linewidth=1)
@@ -114,6 +113,17 @@ def comparison_plot(result: Result) -> bytes | None:
     ax.set_title(f"{result.study}: event studies side by side ({conf}% intervals; headline {headline})", fontsize=10)
     ax.legend(loc="best", fontsize=8)
     return _png(fig, plt)
+
+
+def comparison_label(result: Result, name: str, att: object, periods: list[float]) -> str:
+    """An estimator's legend entry: its overall effect, and for Callaway-Sant'Anna with the varying base period
+    that its pre-periods are one-period changes, not levels against -1 as the others' (castle doctrine: its -1
+    stood beside the others' omitted reference, and its pre-periods read as a different pre-trend)."""
+    label = name if att is None else f"{name} (overall {getattr(att, 'value'):.3g})"
+    cs = result.diagnostics.get("callaway_santanna") or {}
+    if name == "callaway_santanna" and cs.get("base_period") == "varying" and any(k < 0 for k in periods):
+        label += ";\npre-periods: one-period changes (base_period: universal gives levels)"
+    return label
 
 
 def honest_did_plot(result: Result) -> bytes | None:

@@ -14,6 +14,7 @@ from causalcli.errors import SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.base import Fit
+    from causalcli.records import Check
     from causalcli.designs.did.panel import PanelData
     from causalcli.spec.models import Study
 
@@ -54,7 +55,29 @@ def fit_staggered(p: "PanelData", study: "Study", seed: int) -> "Fit":
 
         fit = fit_sun_abraham(p, study, seed)
     few = few_clusters_warning(p)
-    return replace(fit, warnings=[*fit.warnings, few]) if few else fit
+    if not few:
+        return fit
+    return replace(fit, warnings=[*fit.warnings, few], checks=[_pre_trend_for_clusters(c, p, fit.diagnostics)
+                                                               for c in fit.checks])
+
+
+def _pre_trend_for_clusters(check: "Check", p: "PanelData", diag: dict) -> "Check":
+    """The pre-trend test is a CRV1 Wald test: with one treated (or untreated) cluster it over-rejects as the
+    headline t-test does, so it is reported but not judged, as for twfe (``pre_trend.judged_for_clusters``); with
+    few clusters otherwise it carries the caveat."""
+    from causalcli.checks.pretrend import not_judged, with_caveat
+    from causalcli.designs.did.clusters import cluster_counts
+
+    if check.name != "pre_trend" or check.passed is None:
+        return check
+    if min(cluster_counts(p)) == 1:
+        if isinstance(diag.get("pre_trend"), dict):
+            diag["pre_trend"]["passed"] = None
+            diag["pre_trend"]["not_judged"] = "one treated (or untreated) cluster: the CRV1 Wald test cannot be trusted"
+        return not_judged(check, "with one treated (or untreated) cluster this CRV1 test over-rejects, as the "
+                                 "headline's standard errors do (see the warnings); look at the leads in "
+                                 "diagnostics.pre_trend")
+    return with_caveat(check, "a CRV1 test: with few clusters it tends to over-reject (see the warnings)")
 
 
 def few_clusters_warning(p: "PanelData") -> str | None:
