@@ -90,6 +90,18 @@ def test_rdd_treatment_equal_to_the_cutoff_rule_is_sharp(runner, tmp_path):
     assert invoke(runner, ["validate", str(saved(tmp_path, text))]).exit_code == 0
 
 
+def test_rdd_fuzzy_starter_with_its_cutoff_guessed_validates(runner, tmp_path):
+    """init wrote `estimand: late` for a fuzzy design, which the spec refused once the cutoff was known."""
+    path = rd_data(tmp_path)
+    d = pd.read_csv(path)
+    d["exam_score"] -= 60
+    d.to_csv(path, index=False)
+    text, spec = init(runner, path, "--outcome", "y", "--design", "rdd", "--treatment", "took")
+    assert spec["design"]["cutoff"] == 0 and spec["design"]["fuzzy"] == "took"
+    res = invoke(runner, ["validate", str(saved(tmp_path, text))])
+    assert res.exit_code == 0, res.stderr
+
+
 def test_rdd_without_a_score_like_name_writes_todo_and_lists_candidates(runner, tmp_path):
     path = rd_data(tmp_path)
     d = pd.read_csv(path).rename(columns={"exam_score": "points"})

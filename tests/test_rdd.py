@@ -190,6 +190,24 @@ def test_treatment_and_fuzzy_must_agree(runner, tmp_path, simulated):
     assert code == 2 and out["error"]["key"] == "design.fuzzy"
 
 
+@pytest.mark.parametrize("design,estimand,code", [
+    ({"fuzzy": "take"}, "late", (0, 1)),  # the fuzzy design's estimand, as init writes it: was refused
+    ({}, "ate", (0, 1)),
+    ({}, "late", (2,)),  # a sharp design's effect at the cutoff is not a complier effect
+    ({"fuzzy": "take"}, "ate", (2,)),
+    ({}, "att", (2,)),  # was accepted and reported as ate
+])
+def test_estimand_must_be_the_designs(runner, tmp_path, simulated, design, estimand, code):
+    _, path = simulated
+    got, out, err = run(runner, write_spec(tmp_path, path, {"running": "score", "cutoff": 0.2, "estimand": estimand,
+                                                             **design}, outcome="yf"))
+    assert got in code, err
+    if got == 2:
+        assert out["error"]["key"] == "design.estimand" and len(err.strip().splitlines()) == 1
+    else:
+        assert out["estimand"] == estimand
+
+
 def rddensity_fit(x: np.ndarray, c: float):
     from rddensity import rddensity
 
