@@ -215,6 +215,10 @@ REFUSED = [
     ("x1::\"INT) OR (1=1\" > 1", "the type at character 5 is in double quotes"),
     ("x1::my_type IS NULL", "cast to a built-in type"),
     ("x1 + INTERVAL '1 day) OR (1=1' > x1", "is not a number and a unit"),
+    # pandas' operators (a new-user trial wrote `inlf == 1 & age > 30` and read "'BITWISEAND' is not allowed")
+    ("(x1 > 0) & (x1 < 5)", "'&' is not allowed in a filter (write AND"),
+    ("(x1 > 0) | (x1 < -5)", "'|' is not allowed in a filter (write OR"),
+    ("~(x1 > 0)", "'~' is not allowed in a filter (write NOT"),
 ]
 
 

@@ -7,6 +7,7 @@ with the score among the covariates, and for castle doctrine's 21 states with `-
 
 from __future__ import annotations
 
+import json
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -88,6 +89,43 @@ def test_rdd_treatment_equal_to_the_cutoff_rule_is_sharp(runner, tmp_path):
     assert spec["design"]["cutoff"] == 0 and "fuzzy" not in spec["design"] and spec["design"]["estimand"] == "ate"
     assert "a sharp design" in text
     assert invoke(runner, ["validate", str(saved(tmp_path, text))]).exit_code == 0
+
+
+def test_rdd_fuzzy_starter_with_its_cutoff_guessed_validates(runner, tmp_path):
+    """init wrote `estimand: late` for a fuzzy design, which the spec refused once the cutoff was known."""
+    path = rd_data(tmp_path)
+    d = pd.read_csv(path)
+    d["exam_score"] -= 60
+    d.to_csv(path, index=False)
+    text, spec = init(runner, path, "--outcome", "y", "--design", "rdd", "--treatment", "took")
+    assert spec["design"]["cutoff"] == 0 and spec["design"]["fuzzy"] == "took"
+    res = invoke(runner, ["validate", str(saved(tmp_path, text))])
+    assert res.exit_code == 0, res.stderr
+
+
+@pytest.mark.parametrize("below", [False, True])
+def test_rdd_running_and_cutoff_from_a_treatment_that_one_column_thresholds(runner, tmp_path, below):
+    """causaldata's close_elections_lmb (democrat is demvoteshare > 0.5) and gov_transfers (Participation is
+    Income_Centered < 0): no name like a score, so init wrote TODO for both though --treatment gives them."""
+    rng = np.random.default_rng(5)
+    share = np.round(rng.uniform(0.2, 0.8, 600), 6)
+    share = share[np.abs(share - 0.5) > 1e-4]
+    won = share < 0.5 if below else share > 0.5
+    d = pd.DataFrame({"district": rng.integers(1, 30, len(share)), "voteshare": share, "won": won.astype(int),
+                      "y": share + 0.2 * won + rng.normal(0, 0.1, len(share))})
+    path = tmp_path / "elections.csv"
+    d.to_csv(path, index=False)
+    text, spec = init(runner, path, "--outcome", "y", "--design", "rdd", "--treatment", "won")
+    design = spec["design"]
+    assert design["running"] == "voteshare" and design["cutoff"] == 0.5
+    assert "voteshare" not in spec["covariates"]
+    if below:  # kept as the take-up: its jump of -1 gives the effect of winning its sign
+        assert design["fuzzy"] == "won" and "below the cutoff" in text
+    else:
+        assert "fuzzy" not in design and "a sharp design" in text
+    res = invoke(runner, ["estimate", str(saved(tmp_path, text)), "--no-refute", "--format", "json", "--quiet"])
+    assert res.exit_code in (0, 1), res.stderr
+    assert json.loads(res.stdout)["estimate"]["value"] == pytest.approx(0.2, abs=0.1)
 
 
 def test_rdd_without_a_score_like_name_writes_todo_and_lists_candidates(runner, tmp_path):

@@ -219,6 +219,7 @@ def test_refuters_run_on_iv(card, runner, tmp_path):
     ({"instruments": ["w"]}, 2, "instrument 'w' is also a covariate"),
     ({"instruments": ["missing_col"]}, 3, "column 'missing_col' not found"),
     ({"instruments": ["z"], "options": {"cov_type": "clustered"}}, 2, "needs design.cluster"),
+    ({"instruments": ["z"], "estimand": "ate"}, 2, "estimand 'ate' is not supported by iv"),  # was ignored
 ])
 def test_bad_input_is_one_line_with_the_spec_exit_code(runner, tmp_path, change, code, words):
     d = simulate(500, strength=1.0).assign(const_z=1.0)
@@ -228,6 +229,15 @@ def test_bad_input_is_one_line_with_the_spec_exit_code(runner, tmp_path, change,
     assert words in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert "Traceback" not in res.stderr
+
+
+def test_estimand_late_is_accepted_and_reported(runner, tmp_path):
+    """The docs name iv's estimand `late`; the spec refused it ('ate', 'att' or 'atc') and took `ate` silently."""
+    res = invoke(runner, ["estimate", sim_spec(tmp_path, simulate(300, strength=1.0),
+                                               {"instruments": ["z"], "estimand": "late"}),
+                          "--format", "json", "--quiet", "--no-refute"])
+    assert res.exit_code in (0, 1), res.stderr
+    assert json.loads(res.stdout)["estimand"] == "late"
 
 
 def test_init_writes_an_iv_spec_with_the_instrument_out_of_the_covariates(runner, tmp_path):

@@ -190,6 +190,24 @@ def test_treatment_and_fuzzy_must_agree(runner, tmp_path, simulated):
     assert code == 2 and out["error"]["key"] == "design.fuzzy"
 
 
+@pytest.mark.parametrize("design,estimand,code", [
+    ({"fuzzy": "take"}, "late", (0, 1)),  # the fuzzy design's estimand, as init writes it: was refused
+    ({}, "ate", (0, 1)),
+    ({}, "late", (2,)),  # a sharp design's effect at the cutoff is not a complier effect
+    ({"fuzzy": "take"}, "ate", (2,)),
+    ({}, "att", (2,)),  # was accepted and reported as ate
+])
+def test_estimand_must_be_the_designs(runner, tmp_path, simulated, design, estimand, code):
+    _, path = simulated
+    got, out, err = run(runner, write_spec(tmp_path, path, {"running": "score", "cutoff": 0.2, "estimand": estimand,
+                                                             **design}, outcome="yf"))
+    assert got in code, err
+    if got == 2:
+        assert out["error"]["key"] == "design.estimand" and len(err.strip().splitlines()) == 1
+    else:
+        assert out["estimand"] == estimand
+
+
 def rddensity_fit(x: np.ndarray, c: float):
     from rddensity import rddensity
 
@@ -234,6 +252,27 @@ def test_plots_binned_scatter_and_density(runner, tmp_path, simulated):
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert pngs == ["rdd-binned_scatter.png", "rdd-density.png"]
     assert all((tmp_path / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_density_plot_scale_is_not_set_by_a_mass_point_far_from_the_cutoff(tmp_path, simulated):
+    """causaldata's close_elections_lmb: 1,700 uncontested races at a vote share of 1 made one bin 17 times the
+    others, and the density around the cutoff, what the plot is for, was a flat line at the bottom."""
+    import causalcli
+    from causalcli.designs.rdd.plots import density, density_top
+
+    d, _ = simulated
+    spec = {"outcome": "y", "design": {"method": "rdd", "running": "score", "cutoff": 0.2}}
+    plain = causalcli.estimate(spec, data=d, refute=False)
+    assert density_top(plain) is None  # nothing towers: the full scale
+    massed = pd.concat([d, d.head(400).assign(score=1.0)], ignore_index=True)
+    result = causalcli.estimate(spec, data=massed, refute=False)
+    bins, diag = result.diagnostics["bins"], result.diagnostics
+    height = np.asarray(bins["n"]) / (np.asarray(bins["upper"]) - np.asarray(bins["lower"]))
+    centre = (np.asarray(bins["upper"]) + np.asarray(bins["lower"])) / 2
+    near = np.abs(centre - 0.2) <= max(diag["density"]["h_left"], diag["density"]["h_right"])
+    top = density_top(result)
+    assert top is not None and height[near].max() < top < height.max() / 2
+    assert density(result)[:4] == b"\x89PNG"
 
 
 @pytest.mark.peer

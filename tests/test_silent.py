@@ -40,6 +40,17 @@ def test_rows_with_a_missing_treatment_are_counted_and_warned(tmp_path, method):
     assert "45 of 400 rows" in w and "treatment 't' in 40" in w and "covariate 'x2' in 5" in w
 
 
+def test_dropped_rows_warning_writes_thousands_as_the_rest_of_the_output(tmp_path):
+    """rdrobust's Senate data: '93 of 1390 rows were dropped' beside 'rows 1,390' in the same table."""
+    df = simulate(1500)
+    df.loc[:1099, "y"] = np.nan
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    res = run_study(base_spec(str(path), design={"method": "weighting", "estimand": "ate"}, refute=[]))
+    assert "1,100 of 1,500 rows" in _warning(res, "dropped for a missing value")
+    assert "outcome 'y' in 1,100" in _warning(res, "dropped for a missing value")
+
+
 def test_no_missing_rows_no_warning_and_a_zero_count(tmp_path):
     path = tmp_path / "d.csv"
     simulate(400).to_csv(path, index=False)

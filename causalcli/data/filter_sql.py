@@ -351,7 +351,10 @@ def _check_node(node: "exp.Expression", text: str, tokens: list, by_name: dict[s
     elif isinstance(node, exp.Func) and kind not in ALLOWED_OPERATORS:
         _check_function(node, tokens, display)
     elif kind not in ALLOWED_OPERATORS:
-        raise _refuse(f"{_plain_kind(node)} is not allowed in a filter; {_ONLY_COLUMNS}, compared, combined with "
+        word = _PANDAS_OPERATORS.get(kind)
+        hint = f" (write {word}, as SQL does: (x > 0) {word} (y < 5))" if word in ("AND", "OR") else (
+            " (write NOT, as SQL does: NOT (x > 0))" if word else "")
+        raise _refuse(f"{_plain_kind(node)} is not allowed in a filter{hint}; {_ONLY_COLUMNS}, compared, combined with "
                       "AND/OR/NOT or passed to a plain function", display)
 
 
@@ -438,7 +441,9 @@ def _at_word(tokens: list, *words: str) -> str:
 _PLAIN_KINDS = {"Placeholder": "a parameter ($1 or ?)", "Parameter": "a parameter", "Star": "'*'",
                 "Bracket": "indexing with [ ]", "Dot": "a field access (a.b)", "Lambda": "a lambda (->)",
                 "Array": "a list [ ]", "Struct": "a struct { }", "Window": "a window (OVER)", "Tuple": "a tuple",
-                "Var": "a bare word"}
+                "Var": "a bare word", "BitwiseAnd": "'&'", "BitwiseOr": "'|'", "BitwiseNot": "'~'"}
+# pandas' way of combining conditions, which SQL writes as words
+_PANDAS_OPERATORS = {"BitwiseAnd": "AND", "BitwiseOr": "OR", "BitwiseNot": "NOT"}
 
 
 def _plain_kind(node: "exp.Expression") -> str:

@@ -22,8 +22,9 @@ class FreeOptions(BaseModel):
 class DesignBase(Strict):
     """Keys every `design:` block has besides `method`."""
 
-    estimand: Literal["ate", "att", "atc"] | None = Field(
-        None, description="Target estimand; default: the design's first supported estimand."
+    estimand: Literal["ate", "att", "atc", "late"] | None = Field(
+        None, description="Target estimand; default: the design's first supported estimand (late: iv and a fuzzy "
+                          "rdd, the effect on compliers)."
     )
 
     def treated_rule(self) -> str | None:

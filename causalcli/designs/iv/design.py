@@ -97,6 +97,7 @@ class IvDesign(Design[IvData]):
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome")
+        self.estimand(study, spec)
         d = study.design
         roles = {study.treatment: "treatment", study.outcome: "outcome"}
         for i, z in enumerate(d.instruments):

@@ -93,6 +93,13 @@ class RddDesign(Design[RddData]):
             raise SpecError(f"treatment {study.treatment!r} and design.fuzzy {d.fuzzy!r} differ: in an RD design the "
                             "treatment is the take-up column; give it once (design.fuzzy), or neither for a sharp "
                             "design", file=spec.source.display, key="design.fuzzy")
+        wanted = "late" if _fuzzy(study) else "ate"
+        if d.estimand not in (None, wanted):
+            raise SpecError(f"estimand {d.estimand!r} is not what this design estimates: a "
+                            + ("fuzzy RD gives 'late' (the effect on those the cutoff moves)" if wanted == "late" else
+                               "sharp RD gives 'ate' at the cutoff ('late' needs design.fuzzy, the take-up column)")
+                            + f"; write estimand: {wanted} or leave it out", file=spec.source.display,
+                            key="design.estimand")
         roles = {study.outcome: "outcome", _fuzzy(study): "design.fuzzy"}
         if d.running in roles:
             raise SpecError(f"running variable {d.running!r} is also the {roles[d.running]}; use another column",

@@ -49,10 +49,18 @@ def density(result: "Result") -> bytes | None:
         return None
     plt = _figure()
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    top = density_top(result)
     for side, color in (("below", "#1f4e79"), ("above", "#b22222")):
         on_side = np.asarray(bins["side"]) == side
         lower, upper, n = (np.asarray(bins[k], dtype=np.float64)[on_side] for k in ("lower", "upper", "n"))
-        ax.bar((lower + upper) / 2, n / (upper - lower), width=upper - lower, color=color, alpha=0.6, label=side)
+        height = n / (upper - lower)
+        ax.bar((lower + upper) / 2, height if top is None else np.minimum(height, top), width=upper - lower,
+               color=color, alpha=0.6, label=side)
+        for x, count in ([] if top is None else zip((lower + upper)[height > top] / 2, n[height > top])):
+            ax.annotate(f"{count:,.0f} rows", (x, top), textcoords="offset points", xytext=(0, -10), ha="center",
+                        fontsize=7, clip_on=True)
+    if top is not None:
+        ax.set_ylim(0, top)
     ax.axvline(result.diagnostics["cutoff"], color="black", ls="--", lw=1)
     running = result.diagnostics["running"]
     ax.set_xlabel(running)
@@ -64,6 +72,25 @@ def density(result: "Result") -> bytes | None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     return _png(fig, plt)
+
+
+def density_top(result: "Result") -> float | None:
+    """The density plot's y limit when a bin far from the cutoff would flatten the rest: 1.25 times the tallest
+    bin within the density test's bandwidths (the outcome's h without it) when some bin is more than twice
+    that, else None (the full scale). A mass point at the end of the support (vote shares of 0 and 1 in
+    uncontested races: 1,700 rows in one bin of close_elections_lmb) otherwise hides the density at the cutoff."""
+    bins, diag = _bins(result), result.diagnostics
+    if not bins:
+        return None
+    lower, upper, n = (np.asarray(bins[k], dtype=np.float64) for k in ("lower", "upper", "n"))
+    height, centre = n / (upper - lower), (lower + upper) / 2
+    window = diag.get("density") or diag["bandwidth"]
+    c = diag["cutoff"]
+    near = (centre >= c - window["h_left"]) & (centre <= c + window["h_right"])
+    if not near.any():
+        return None
+    top = 1.25 * float(height[near].max())
+    return top if float(height.max()) > 2 * top / 1.25 else None
 
 
 PLOTS: dict[str, Callable[["Result"], bytes | None]] = {"binned_scatter": binned_scatter, "density": density}
