@@ -251,3 +251,24 @@ def test_init_writes_an_iv_spec_with_the_instrument_out_of_the_covariates(runner
     res = invoke(runner, ["init", str(tmp_path / "e.csv"), "-t", "x", "-y", "y", "-d", "iv"])
     assert yaml.safe_load(res.stdout)["design"]["instruments"] == ["TODO"]
     assert "two-valued columns here: nearby" in res.stdout
+
+
+def test_init_takes_the_instruments_from_the_command_line(runner, tmp_path):
+    """Wooldridge's mroz: `init -d iv` wrote instruments: [TODO] and kept fatheduc and motheduc as covariates, so
+    `--set design.instruments=[...]` failed with "also a covariate": `--instrument` names them at init."""
+    d = simulate(300, strength=1.0).rename(columns={"z": "nearby"})
+    d["z2"] = d["nearby"] + np.random.default_rng(0).normal(size=len(d))
+    d.to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "x", "-y", "y", "-d", "iv", "-z", "nearby",
+                          "--instrument", "z2", "-o", str(tmp_path / "s.yaml")])
+    assert res.exit_code == 0, res.stderr
+    spec = yaml.safe_load((tmp_path / "s.yaml").read_text())
+    assert spec["design"]["instruments"] == ["nearby", "z2"]
+    assert not {"nearby", "z2"} & set(spec["covariates"]) and "w" in spec["covariates"]
+    assert invoke(runner, ["validate", str(tmp_path / "s.yaml")]).exit_code == 0
+    wrong = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "x", "-y", "y", "-d", "matching", "-z", "nearby"])
+    assert wrong.exit_code == 2 and "--instrument is for the iv design, not matching" in wrong.stderr
+    missing = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "x", "-y", "y", "-d", "iv", "-z", "nearb"])
+    assert missing.exit_code == 3 and "--instrument nearb: no such column (did you mean 'nearby'?)" in missing.stderr
+    same = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "x", "-y", "y", "-d", "iv", "-z", "x"])
+    assert same.exit_code == 2 and "it is the treatment column" in same.stderr

@@ -23,6 +23,10 @@ def init_command(
              "treated-period indicator, or an ever-treated one beside a cohort column)."),
     outcome: str = typer.Option(..., "--outcome", "-y", help="Outcome column."),
     design: str = typer.Option("matching", "--design", "-d", help="design.method of the spec."),
+    instrument: Optional[list[str]] = typer.Option(
+        None, "--instrument", "-z", help="iv: an instrument column, taken out of the covariates (repeat the option "
+                                         "for several; default: a column named like an assignment or offer, else "
+                                         "TODO)."),
     name: Optional[str] = typer.Option(None, "--name", help="Study name (default: the data file's stem)."),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="Write the spec to this file, with data.path relative to its folder "
@@ -38,7 +42,7 @@ def init_command(
     if output is not None:
         check_writable(output, "--output")
     starter = starter_spec(data, treatment, outcome, design, name,
-                           spec_dir=output.parent if output is not None else None)
+                           spec_dir=output.parent if output is not None else None, instruments=instrument or None)
     if output is None:
         typer.echo(starter.text, nl=False)
     else:

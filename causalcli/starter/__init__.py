@@ -25,9 +25,11 @@ __all__ = ["Starter", "starter_spec"]
 
 
 def starter_spec(path: Path, treatment: str | None, outcome: str | None, design: str,
-                 name: str | None = None, spec_dir: Path | None = None) -> Starter:
+                 name: str | None = None, spec_dir: Path | None = None,
+                 instruments: list[str] | None = None) -> Starter:
     """A starter spec for ``design`` on the data at ``path``; ``spec_dir``: the folder the spec will be saved in
-    (``init -o``), which data.path is written relative to."""
+    (``init -o``), which data.path is written relative to; ``instruments`` (``init --instrument``, iv only): the
+    instrument columns, kept out of the covariates."""
     from causalcli.designs import families, get_design
 
     designs = families()
@@ -39,8 +41,15 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
         raise SpecError(f"--treatment is needed: the {design} design compares by a treatment column")
     if outcome is None:
         raise SpecError("--outcome is needed (the outcome column)")
+    if instruments and design != "iv":
+        raise SpecError(f"--instrument is for the iv design, not {design}")
     data = DataProfile(path)
     data.check_columns({"treatment": treatment, "outcome": outcome})
+    for z in instruments or []:
+        data.check_columns({"instrument": z})
+        if z in (treatment, outcome):
+            raise SpecError(f"--instrument {z}: it is the {'treatment' if z == treatment else 'outcome'} column; "
+                            "an instrument is a third column that moves the treatment")
     st = Starter(spec={}, text="")
     written = str(path) if spec_dir is None else os.path.relpath(path.resolve(), spec_dir.resolve())
     spec: dict[str, Any] = {"version": 1, "name": name or path.stem, "data": {"path": written}}
@@ -52,6 +61,8 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
         spec["treatment"] = treatment
     spec["outcome"] = outcome
     d: dict[str, Any] = {"method": design, "estimand": design_obj.estimands[0]}
+    if instruments:
+        d["instruments"] = list(dict.fromkeys(instruments))
     build_design(design, data, spec, d, st, treatment, outcome)
     if spec.get("treatment") and design in ("matching", "weighting", "dml", "did"):
         build_treated_value(data, d, st, treatment)

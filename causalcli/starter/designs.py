@@ -301,13 +301,18 @@ INSTRUMENT_WORDS = ("assign", "instrument", "invit", "offer", "eligib", "lottery
 
 
 def build_iv(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
-    """The covariates as for a cross-section, and design.instruments: a column named like a randomised
-    assignment (taken out of the covariates), else TODO."""
+    """The covariates as for a cross-section, and design.instruments: those of ``init --instrument``, else a column
+    named like a randomised assignment, else TODO; taken out of the covariates."""
+    given = d.pop("instruments", None)  # init --instrument
     build_cross_section(data, spec, d, st, treatment, outcome)
     del d["estimand"]  # one estimand (late); the design's default
     covariates = spec.get("covariates") or []
     named = [c for c in data.types if c not in (treatment, outcome) and any(w in norm(c) for w in INSTRUMENT_WORDS)]
-    if named:
+    if given:
+        d["instruments"] = given
+        for z in given:  # the user's instruments: never listed as columns left out of the covariates
+            st.left_out.pop(z, None)
+    elif named:
         d["instruments"] = named[:1]
         st.guessed.append(f"design.instruments: [{named[0]}] (named like an assignment or offer)")
     else:
