@@ -117,6 +117,31 @@ def test_linear_learner_propensity_is_the_logistic_mle_on_squared_covariates(csv
 
 
 @pytest.mark.parametrize("binary", [True, False])
+def test_a_nuisance_model_worse_than_a_constant_is_a_warning(csv, binary):
+    """Found on NHEFS: the default gbm learners on 1,566 rows predicted the outcome worse than its mean out
+    of fold (R^2 -0.07) and the treatment worse than the treated share, with nothing said. Covariates of
+    pure noise make any flexible learner do that; the linear learner on covariates that matter does not."""
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"x{j}" for j in range(6)])
+    df["t"] = rng.integers(0, 2, n) if binary else rng.normal(size=n)
+    df["y"] = 0.5 * df.t + rng.normal(size=n)
+    spec = dml_spec(csv(df), learner="gbm")
+    spec["covariates"] = [f"x{j}" for j in range(6)]
+    res = run_study(spec)
+    nuis = res.diagnostics["nuisance"]
+    poor = [w for w in res.warnings if "predicts worse than" in w]
+    assert nuis["outcome_r2"] < 0 and len(poor) == 1
+    assert "learner: gbm overfits these 400 rows" in poor[0] and "lasso, linear" in poor[0]
+    if binary:
+        assert ("Brier" in poor[0]) == (nuis["propensity_brier"] > df.t.mean() * (1 - df.t.mean()))
+    else:
+        assert ("treatment's mean" in poor[0]) == (nuis["treatment_r2"] < 0)
+    good = run_study(dml_spec(csv(simulate_dml(3000, seed=3)[0], "s.csv")))
+    assert not [w for w in good.warnings if "predicts worse than" in w]
+
+
+@pytest.mark.parametrize("binary", [True, False])
 @pytest.mark.parametrize("model", ["linear", "forest"])
 def test_lasso_learners_both_models_both_treatment_types(csv, binary, model):
     """LassoCV / L1 logistic nuisances: exact-enough for linear confounding, so 2 lies in the interval."""

@@ -220,6 +220,28 @@ def nuisance_summary(est: Any, d: DmlData, y_res: np.ndarray, t_res: np.ndarray,
     return out
 
 
+def worse_than_constant(nuisance: dict[str, Any], d: DmlData) -> list[str]:
+    """Warnings for nuisance models that predict worse out of fold than a constant does (the mean, or the
+    treated share): such a learner overfits the rows, and its residuals add noise to the effect."""
+    others = ", ".join(name for name in ("lasso", "linear", "gbm") if name != d.learner)
+    advice = (f"learner: {d.learner} overfits these {d.t.size:,} rows, which adds noise to the estimate; "
+              f"try another learner (design.options.learner: {others})")
+    poor = []
+    if nuisance["outcome_r2"] < 0:
+        poor.append(f"the outcome model predicts worse than the outcome's mean (out-of-fold R^2 "
+                    f"{nuisance['outcome_r2']:.3f})")
+    if d.binary:
+        share = float(d.t.mean())
+        constant = share * (1 - share)
+        if nuisance["propensity_brier"] > constant:
+            poor.append(f"the treatment model predicts worse than the treated share (out-of-fold Brier score "
+                        f"{nuisance['propensity_brier']:.3f} against {constant:.3f})")
+    elif nuisance["treatment_r2"] < 0:
+        poor.append(f"the treatment model predicts worse than the treatment's mean (out-of-fold R^2 "
+                    f"{nuisance['treatment_r2']:.3f})")
+    return [f"{'; '.join(poor)}: {advice}"] if poor else []
+
+
 def dml_overlap_check(nuisance: dict[str, Any], d: DmlData, max_outside: float,
                       bounds: tuple[float, float]) -> Check:
     """Overlap of the cross-fitted propensity (of all units for the ATE, of the treated for the ATT)."""
