@@ -463,9 +463,9 @@ def dropped_missing(table: Table, roles: list[tuple[str, str, str]], dropped: in
         if k:
             n[f"dropped_missing_{role}"] = n.get(f"dropped_missing_{role}", 0) + k
             described[f"{label} {column!r}"] = k
-    parts = ", ".join(f"{what} in {k}" for what, k in described.items())
+    parts = ", ".join(f"{what} in {k:,}" for what, k in described.items())
     several = " (a row missing several columns counts under the first)" if len(described) > 1 else ""
-    return MissingRows(n, (f"{dropped} of {table.rows} rows were dropped for a missing value (NULL or NaN): "
+    return MissingRows(n, (f"{dropped:,} of {table.rows:,} rows were dropped for a missing value (NULL or NaN): "
                            f"{parts}{several}; fill them, or filter them out with data.filter to make the choice "
                            "explicit",))
 
