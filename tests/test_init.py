@@ -596,3 +596,21 @@ def test_time_series_guesses_the_seasonality_of_the_dates(runner, tmp_path, date
     text, spec = init(runner, tmp_path / "series.csv", "-y", "sales", "-d", "time_series")
     assert spec["design"].get("seasonality") == season
     assert ("design.seasonality:" in text) == (season is not None)
+
+
+def test_whole_number_codes_are_named_as_possible_categories(runner, tmp_path):
+    """Found on NHEFS: education (1-5), exercise and active (0-2) are category codes, read as amounts with one
+    slope each, and nothing said so; init names such columns (it cannot tell codes from amounts)."""
+    rng = np.random.default_rng(5)
+    df = confounded().assign(education=lambda d: rng.integers(1, 6, len(d)), smoker=lambda d: rng.integers(0, 2, len(d)),
+                             visits=lambda d: rng.integers(0, 40, len(d)), score=lambda d: rng.normal(size=len(d)))
+    df.to_csv(tmp_path / "d.csv", index=False)
+    text, spec = init(runner, tmp_path / "d.csv", "-t", "t", "-y", "y", "--design", "weighting")
+    notes = [line for line in text.splitlines() if line.startswith("# Note:") and "whole numbers" in line]
+    assert len(notes) == 1 and "education (5 values) holds a few whole numbers" in notes[0]
+    for other in ("age", "race", "smoker", "visits", "score"):
+        assert f"{other} (" not in notes[0]
+    assert {"education", "smoker", "visits", "score"} <= set(spec["covariates"]) and spec["categorical"] == ["race"]
+    coded = text.replace("categorical:\n- race", "categorical:\n- race\n- education")
+    assert coded != text
+    assert invoke(runner, ["validate", str(write(tmp_path, coded))]).exit_code == 0

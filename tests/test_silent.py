@@ -40,13 +40,13 @@ def test_rows_with_a_missing_treatment_are_counted_and_warned(tmp_path, method):
     assert "45 of 400 rows" in w and "treatment 't' in 40" in w and "covariate 'x2' in 5" in w
 
 
-def test_dropped_rows_warning_writes_thousands_as_the_rest_of_the_output(tmp_path):
-    """rdrobust's Senate data: '93 of 1390 rows were dropped' beside 'rows 1,390' in the same table."""
+def test_missing_row_counts_are_written_with_thousands_separators(tmp_path):
+    """Found on NHEFS: '63 of 1629 rows' beside '1,629' everywhere else (init, validate, the report's n)."""
     df = simulate(1500)
-    df.loc[:1099, "y"] = np.nan
+    df.loc[:1099, "y"] = np.nan  # 1,100 of 1,500 rows without an outcome
     path = tmp_path / "d.csv"
     df.to_csv(path, index=False)
-    res = run_study(base_spec(str(path), design={"method": "weighting", "estimand": "ate"}, refute=[]))
+    res = run_study(base_spec(str(path)))
     assert "1,100 of 1,500 rows" in _warning(res, "dropped for a missing value")
     assert "outcome 'y' in 1,100" in _warning(res, "dropped for a missing value")
 
@@ -142,6 +142,7 @@ def test_experiment_counts_missing_variants_and_metric_rows(tmp_path):
     res = run_study(spec)
     assert res.n["dropped_missing"] == res.n["dropped_missing_treatment"] == 30
     assert res.n["used"] == 970 and res.n["missing_in_metric[z]"] == 10 and "missing_in_metric[y]" not in res.n
+    assert "30 of 1,000 rows" in _warning(res, "dropped for a missing value")
     assert "variant column 'variant' in 30" in _warning(res, "dropped for a missing value")
     assert "metric 'z' leaves out 10 of 970 rows" in _warning(res, "metric 'z'")
 

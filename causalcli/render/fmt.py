@@ -12,6 +12,8 @@ def num(x: float | None, digits: int = 4) -> str:
         return f"{x:.{digits - 1}e}"
     if abs(x) >= 1000:
         return f"{x:,.1f}"
+    if isinstance(x, float):  # trailing zeros kept: an interval reads [2.447, 4.300], not [2.447, 4.3]
+        return f"{x:#.{digits}g}".rstrip(".")
     return f"{x:.{digits}g}"
 
 

@@ -31,6 +31,9 @@ def build_cross_section(data: DataProfile, spec: dict, d: dict, st: Starter, tre
     note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
     if note:
         st.notes.append(note)
+    note = _maybe_codes(data, covariates, categorical)
+    if note:
+        st.notes.append(note)
     treated = treated_expr(data, treatment) if treatment and d["estimand"] == "ate" else None
     if treated:
         n_treated, n_known = data.sql(f"SELECT count(*) FILTER (WHERE {treated}), count({q(treatment)}) FROM d")[0]
@@ -40,6 +43,23 @@ def build_cross_section(data: DataProfile, spec: dict, d: dict, st: Starter, tre
             d["estimand"] = "att"
             st.guessed.append(f"design.estimand: att ({n_treated:,} treated of {n_known:,} rows, "
                               f"{n_treated / n_known:.1%}: too few to stand for every control, as the ATE asks)")
+
+
+CODE_LEVELS = (3, 10)  # a whole-number covariate with this many distinct values may be a category's codes
+
+
+def _maybe_codes(data: DataProfile, covariates: list[str], categorical: list[str]) -> str | None:
+    """Numeric covariates of a few whole numbers, which may code categories (NHEFS education 1-5, exercise 0-2):
+    init cannot tell codes from amounts (children 0-4), so it names them rather than choosing."""
+    lo, hi = CODE_LEVELS
+    codes = [(c, data.distinct[c]) for c in covariates
+             if c not in categorical and data.kind(c) == "integer" and lo <= data.distinct[c] <= hi]
+    if not codes:
+        return None
+    listed = ", ".join(f"{c} ({k} values)" for c, k in codes)
+    return (f"{listed} hold{'s' * (len(codes) == 1)} a few whole numbers, read as amounts (one slope each); "
+            "if they code categories (levels of education, regions), list them under categorical: each level "
+            "then gets its own coefficient")
 
 
 def _incomplete_rows(data: DataProfile, roles: list[str], covariates: list[str]) -> str | None:

@@ -40,7 +40,8 @@ from causalcli.designs.dml.common_cause import common_cause_point, prime
 from causalcli.designs.dml.data import DmlData, effect_modifier_names, effect_modifiers
 from causalcli.designs.dml.final import (INFERENCE, PLACEBO_TREES, REFUTER_TREES, cate_summary, final_stage_point,
                                          headline, heterogeneity_tests, segment_effects)
-from causalcli.designs.dml.nuisance import cross_fit, dml_overlap_check, learner_names, nuisance_summary
+from causalcli.designs.dml.nuisance import (cross_fit, dml_overlap_check, learner_names, nuisance_summary,
+                                            worse_than_constant)
 from causalcli.errors import DataError, EstimationError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -175,7 +176,7 @@ class DmlDesign(Design):
             diagnostics["heterogeneity"] = heterogeneity_tests(est, d, effects, cf.y_res, cf.t_res)
         if d.model == "forest":
             diagnostics["cate"] = cate_summary(est, d, X)
-        warnings_out = [*missing.warnings, *caught, *warn_seg]
+        warnings_out = [*missing.warnings, *caught, *worse_than_constant(nuisance, d), *warn_seg]
         if d.model == "linear" and not d.segment_columns and d.estimand == "att":
             warnings_out.append("model: linear without segments estimates one constant effect, so the ATT equals "
                                 "the ATE; use segments or model: forest for effects that differ among the treated")

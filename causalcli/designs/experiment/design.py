@@ -334,8 +334,8 @@ class ExperimentDesign(Design):
         checks = [check]
         warnings = list(stats.notes) + notes
         if stats.missing_variant:
-            warnings.append(f"{stats.missing_variant} of {d.rows} rows were dropped for a missing value: variant "
-                            f"column {study.treatment!r} in {stats.missing_variant}; fill them, or filter them out "
+            warnings.append(f"{stats.missing_variant:,} of {d.rows:,} rows were dropped for a missing value: variant "
+                            f"column {study.treatment!r} in {stats.missing_variant:,}; fill them, or filter them out "
                             "with data.filter to make the choice explicit")
         used = sum(observed.values())
         metric_missing = {}

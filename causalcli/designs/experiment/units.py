@@ -434,7 +434,7 @@ def annotate(summary: UnitSummary, diagnostics: dict, n: dict, checks: list["Che
     n["units"] = summary.units
     n["rows_without_unit"] = summary.rows_without_unit
     if summary.rows_without_unit:
-        warnings.append(f"{summary.rows_without_unit} of {rows} rows have no value in unit column "
+        warnings.append(f"{summary.rows_without_unit:,} of {rows:,} rows have no value in unit column "
                         f"{summary.column!r} (design.unit) and were dropped; fill them, or filter them out with "
                         "data.filter to make the choice explicit")
     if summary.double_sums:

@@ -125,7 +125,7 @@ def read_series(study: "Study", table: "Table") -> Series:
     notes: list[str] = []
     used = sum(int(r[width + 1]) for r in rows)
     if used < table.rows:
-        notes.append(f"{table.rows - used} of {table.rows} rows have no {d.time!r}"
+        notes.append(f"{table.rows - used:,} of {table.rows:,} rows have no {d.time!r}"
                      + (f" or {d.unit!r}" if d.unit else "") + ": they are left out")
     if not rows:
         raise DataError(f"no row has a value in time column {d.time!r}", file=table.file, key="design.time",
