@@ -41,7 +41,7 @@ def guess_panel(data: DataProfile, taken: set[str]) -> tuple[str | None, str | N
     times = [c for c in data.types if c not in taken and not cohort_like(c) and data.distinct[c] >= 2
              and (data.kind(c) == "time" or (time_like(c) and data.kind(c) == "integer"))]
     units = [c for c in data.types if c not in taken and c not in times and not cohort_like(c)
-             and data.kind(c) in ("integer", "text") and 2 <= data.distinct[c] <= data.rows // 2]
+             and data.kind(c) in ("integer", "text") and data.distinct[c] >= 2 and data.distinct.at_most(c, data.rows // 2)]
     units.sort(key=lambda c: (not any(w in norm(c) for w in UNIT_WORDS), data.kind(c) != "text"
                               and not norm(c).endswith("id")))
     for t in times:
@@ -53,8 +53,8 @@ def guess_panel(data: DataProfile, taken: set[str]) -> tuple[str | None, str | N
             if data.constant_within(t, u):
                 continue
             n_u, n_t = data.distinct.exact_count(u), data.distinct.exact_count(t)
-            shape = (f"a balanced panel of {n_u} units x {n_t} periods" if n_u * n_t == data.rows
-                     else f"{n_u} units x {n_t} periods, {data.rows} rows (unbalanced)")
+            shape = (f"a balanced panel of {n_u:,} units x {n_t:,} periods" if n_u * n_t == data.rows
+                     else f"{n_u:,} units x {n_t:,} periods, {data.rows:,} rows (unbalanced)")
             return u, t, f"unique per {u} x {t}: {shape}"
     return None, times[0] if times else None, ""
 
