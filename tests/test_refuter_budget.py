@@ -207,3 +207,37 @@ def test_a_verdict_left_open_at_the_cap_says_so(tmp_path):
     # a pass is an exact test at any count: no such note
     clear = run_study(_spec(tmp_path, _frame(), refute=[{"placebo_treatment": {}}]), jobs=1).refutations[0]
     assert clear.passed is True and "not settled" not in clear.detail
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_refutation_quotes_why_its_failed_simulations_failed(tmp_path, monkeypatch, jobs):
+    """Castle doctrine: '3 of 5 simulations could not be estimated' said nothing of why (a singular propensity
+    model in one-state cohorts); the detail now quotes the failures' messages, the commonest first, the same with
+    the simulations on forked workers."""
+    from causalcli.designs.weighting.design import WeightingDesign
+    from causalcli.errors import EstimationError
+    from tests.conftest import base_spec, simulate
+
+    real = WeightingDesign.refute_once
+
+    def flaky(self, prepared, name, options, rng):
+        draw = rng.random()
+        if draw < 0.3:
+            raise EstimationError("propensity model: covariates are collinear (singular design); drop one")
+        if draw < 0.4:
+            raise EstimationError("a subset holds one arm only")
+        return real(self, prepared, name, options, rng)
+
+    monkeypatch.setattr(WeightingDesign, "refute_once", flaky)
+    path = tmp_path / "d.csv"
+    simulate(400).to_csv(path, index=False)
+    monkeypatch.setattr("causalcli.study.refute.SERIAL_ROUND_SECONDS", 0.0)  # jobs=2: on the workers
+    spec = base_spec(str(path), design={"method": "weighting", "estimand": "ate"}, refute=[
+        {"random_common_cause": {"simulations": 20}}])
+    (r,) = run_study(spec, jobs=jobs).refutations
+    import re
+
+    failed = re.search(r"\((\d+) of (\d+) simulations could not be estimated", r.detail)
+    assert failed and int(failed.group(1)) > 0
+    assert "the failed simulations said: 'propensity model: covariates are collinear (singular design); drop one'" \
+        in r.detail

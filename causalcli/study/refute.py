@@ -58,16 +58,19 @@ _PLACEBO_NOUN = {"placebo_treatment": "re-assignments of the treatment (besides 
                  "placebo_in_time": "fake starts"}
 
 
-def _one(design: "Design", prepared: Any, name: str, options: Any, seed: int, sim: int, placebo: Any = None) -> float:
+def _one(design: "Design", prepared: Any, name: str, options: Any, seed: int, sim: int,
+         placebo: Any = None) -> float | str:
+    """One simulation's value, or for a simulation that could not be estimated (a subset with one arm only, say)
+    its error's message, which the refutation's detail quotes: counted as a failed simulation."""
     try:
         if placebo is not None:  # one of the enumerated distinct placebos
             return design.refute_placebo(prepared, name, placebo)
         return design.refute_once(prepared, name, options, _stream(seed, name, sim))
-    except CausalcliError:
-        return float("nan")  # e.g. a subset with one arm only; counted as a failed simulation
+    except CausalcliError as exc:
+        return exc.message.splitlines()[0] if exc.message else exc.__class__.__name__
 
 
-def _chunk(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int, int, Any]]) -> list[float]:
+def _chunk(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int, int, Any]]) -> list[float | str]:
     return [_one(design, prepared, name, options, seed, sim, placebo) for name, options, seed, sim, placebo in tasks]
 
 
@@ -77,7 +80,7 @@ _SHARED: tuple["Design", Any] | None = None
 _SHARED_LOCK = threading.Lock()  # one parallel refutation at a time per process (notebook threads)
 
 
-def _worker_chunk(tasks: list[tuple[str, Any, int, int, Any]]) -> list[float]:
+def _worker_chunk(tasks: list[tuple[str, Any, int, int, Any]]) -> list[float | str]:
     """A chunk in a forked worker, on one thread: the workers already fill the cores, and
     an OpenMP pool inherited through fork (scikit-learn's boosting) can hang if used."""
     from threadpoolctl import threadpool_limits
@@ -110,7 +113,14 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
     rounds = [cap if pl is not None or not opts.stop_early else min(cap, round_size(name, alpha))
               for (name, opts), pl, cap in zip(plan, enumerated, caps)]
     values: list[list[float]] = [[] for _ in plan]
+    failures: list[dict[str, int]] = [{} for _ in plan]  # per refuter: each failed simulation's message, counted
     active = list(range(len(plan)))
+
+    def keep(r: int, value: float | str) -> None:
+        if isinstance(value, str):
+            failures[r][value] = failures[r].get(value, 0) + 1
+            value = float("nan")
+        values[r].append(value)
 
     def task(r: int, sim: int) -> tuple[str, Any, int, int, Any]:
         return plan[r][0], plan[r][1], seed, sim, None if enumerated[r] is None else enumerated[r][sim]
@@ -130,7 +140,7 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                     if round_cost >= SERIAL_ROUND_SECONDS:
                         break
                     t0 = time.perf_counter()
-                    values[r].extend(_chunk(design, prepared, [task(r, sim)]))
+                    keep(r, _chunk(design, prepared, [task(r, sim)])[0])
                     took = time.perf_counter() - t0
                     advance(1)
                     if sim == probes - 1 or took * rounds[r] >= 10 * SERIAL_ROUND_SECONDS:
@@ -147,7 +157,7 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                         tasks.append(task(r, sim))
                         owner.append(r)
                 for r, value in zip(owner, _run_tasks(design, prepared, tasks, parallel, n_jobs, advance)):
-                    values[r].append(value)
+                    keep(r, value)
                 still = []
                 for r in active:
                     name, opts = plan[r]
@@ -157,9 +167,21 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                     else:
                         advance(caps[r] - done)  # the bar counts the simulations a settled refuter skipped
                 active = still
-    return [_how_many_ran(design.summarise_refuter(name, np.asarray(sims, dtype=float), estimate, alpha),
-                          opts, pl, sims, estimate, alpha)
-            for (name, opts), pl, sims in zip(plan, enumerated, values)]
+    return [_why_failed(_how_many_ran(design.summarise_refuter(name, np.asarray(sims, dtype=float), estimate, alpha),
+                                      opts, pl, sims, estimate, alpha), failed)
+            for (name, opts), pl, sims, failed in zip(plan, enumerated, values, failures)]
+
+
+def _why_failed(r: Refutation, failed: dict[str, int]) -> Refutation:
+    """The refutation with its detail quoting why simulations failed (the commonest message first), which the
+    count of failed simulations alone did not say (castle doctrine: a singular propensity model in one-state
+    cohorts once the random covariate was added)."""
+    if not failed:
+        return r
+    ranked = sorted(failed.items(), key=lambda item: -item[1])
+    said = "; ".join(f"{message!r} ({count})" for message, count in ranked[:2])
+    more = f" and {len(ranked) - 2} other reason(s)" if len(ranked) > 2 else ""
+    return replace(r, detail=f"{r.detail}; the failed simulations said: {said}{more}")
 
 
 def _how_many_ran(r: Refutation, opts: Any, pl: list | None, sims: list[float], estimate: Estimate,
@@ -212,12 +234,12 @@ def _pool(n_jobs: int, design: "Design", prepared: Any) -> Iterator[Any]:
 
 
 def _run_tasks(design: "Design", prepared: Any, tasks: list[tuple[str, Any, int, int, Any]], parallel: Any,
-               n_jobs: int, advance: Any) -> list[float]:
+               n_jobs: int, advance: Any) -> list[float | str]:
     """One round's simulations, in order. Each simulation's stream depends only on (seed,
     refuter, simulation), so how the tasks are split never changes a number. Tasks are dealt
     to a few chunks per worker in turn (so progress moves, and a refuter whose simulations
     refit everything spreads over the workers instead of queuing in one chunk)."""
-    values = [float("nan")] * len(tasks)
+    values: list[float | str] = [float("nan")] * len(tasks)
     if parallel is None or len(tasks) <= 1:
         for k, task in enumerate(tasks):
             values[k] = _chunk(design, prepared, [task])[0]
