@@ -47,7 +47,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: lef
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; }
 figure { margin: 0; background: #ffffff; border: 1px solid var(--line); border-radius: 6px; padding: 8px; }
-figure img { width: 100%; height: auto; display: block; }
+figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }  /* never scaled up: a lone plot keeps its size */
 figcaption { color: #57606a; font-size: 13px; text-align: center; }
 details { margin: 8px 0; } summary { cursor: pointer; color: var(--accent); }
 pre { background: var(--card); padding: 10px; border-radius: 6px; overflow-x: auto; font-size: 12px; }
