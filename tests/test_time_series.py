@@ -219,6 +219,33 @@ def test_irregular_dates_are_refused_with_what_to_do():
     assert "dates 10 days apart (2000-01-01, 2000-01-11, ...)" in message and "integer periods" in message
 
 
+def test_trading_days_are_periods_with_period_trading_day():
+    """causaldata's google_stock (The Effect, ch. 17) has a row per trading day: weekends and holidays missing,
+    so the daily calendar refused it ("no row for 2015-05-09"). The message now names period: trading_day, which
+    reads each day with a row as one period: the same estimate as the series on integer periods, labelled by
+    date; an intervention on a day without a row (a Saturday) starts at the next trading day."""
+    y, X = simulate(T=120, start=100, season=False)
+    days = [d for d in (dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(200)) if d.weekday() < 5]
+    days = [d for d in days if d != dt.date(2024, 1, 15)][:120]  # a holiday too
+    data = frame(y, X).assign(date=days)
+    base = {"intervention": days[100].isoformat(), "seasonality": None}
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec(**base), data=data, refute=False)
+    assert err.value.exit_code == 3 and "period: trading_day" in str(err.value)
+    traded = causalcli.estimate(spec(**base, period="trading_day"), data=data, refute=False)
+    numbered = causalcli.estimate(spec(time="t", intervention=101, seasonality=None),
+                                  data=data.assign(t=np.arange(1, 121)), refute=False)
+    assert traded.diagnostics["series"]["period"] == "trading_day"
+    assert traded.diagnostics["series"]["pre_periods"] == 100
+    assert traded.estimate.value == pytest.approx(numbered.estimate.value, rel=1e-12)
+    assert traded.effects[0].label == f"pointwise/{days[100].isoformat()}"
+    saturday = next(d for d in (days[99] + dt.timedelta(days=i) for i in range(1, 7)) if d.weekday() == 5)
+    weekend = causalcli.estimate(spec(intervention=saturday.isoformat(), seasonality=None, period="trading_day"),
+                                 data=data, refute=False)
+    first = next(d for d in days if d > saturday)
+    assert weekend.effects[0].label == f"pointwise/{first.isoformat()}"
+
+
 def test_spec_errors():
     y, X = simulate()
     with pytest.raises(SpecError, match="refuter 'placebo_treatment' does not apply"):
