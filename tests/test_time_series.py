@@ -394,6 +394,24 @@ def test_pre_fit_on_an_outcome_near_zero_says_the_percentages_blow_up():
     assert missed.passed is False and "add controls or seasonality" in missed.detail
 
 
+def test_pre_fit_on_returns_says_the_mape_cannot_judge_the_fit():
+    """causaldata's google_stock (daily returns, The Effect ch. 17): MAPE 450% and the advice "add controls or
+    seasonality", though the S&P 500 was in and returns have no season. For an outcome that takes both signs
+    and whose errors are not small next to it, the detail says a percentage error cannot judge the fit; a
+    positive series fitted badly keeps the plain advice."""
+    from causalcli.designs.time_series.checks import mape_check
+
+    rng = np.random.default_rng(3)
+    returns = rng.normal(0.001, 0.015, size=80)
+    check, mape = mape_check(returns, returns + rng.normal(0, 0.01, size=80), 0.1)
+    assert check.passed is False and mape > 1
+    assert "takes both signs" in check.detail and "this MAPE cannot judge the fit" in check.detail
+    level = 100 + returns
+    check, _ = mape_check(level, level * 1.5, 0.1)
+    assert check.passed is False and "both signs" not in check.detail
+    assert check.detail.endswith("not credible: add controls or seasonality")
+
+
 def test_report_shows_each_controls_inclusion_probability_as_a_table():
     """diagnostics.model.controls (name -> inclusion probability, coefficient) was only inside the report's
     collapsed JSON block; the report now shows it as a table, one row a control."""
