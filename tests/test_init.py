@@ -598,6 +598,25 @@ def test_time_series_guesses_the_seasonality_of_the_dates(runner, tmp_path, date
     assert ("design.seasonality:" in text) == (season is not None)
 
 
+def test_time_series_guesses_trading_days(runner, tmp_path):
+    """On causaldata's google_stock (daily returns on trading days) init wrote seasonality: 7 and estimate then
+    refused the series (no row for the first Saturday). Weekday-only dates with days skipped are trading days:
+    period: trading_day, no weekly seasonality, and the spec estimates."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    when = [d for d in pd.date_range("2015-05-04", periods=130).date if d.weekday() < 5]
+    when.remove(pd.Timestamp("2015-05-25").date())  # a market holiday
+    frame = pd.DataFrame({"Date": when, "ret": rng.normal(size=len(when)), "market": rng.normal(size=len(when))})
+    frame.to_csv(tmp_path / "stock.csv", index=False)
+    text, spec = init(runner, tmp_path / "stock.csv", "-y", "ret", "-d", "time_series")
+    assert spec["design"].get("period") == "trading_day" and "seasonality" not in spec["design"]
+    assert "design.period: trading_day" in text
+    code, out = estimate(runner, write(tmp_path, text), "--set", f"design.intervention={when[70].isoformat()}")
+    assert code in (0, 1) and out["diagnostics"]["series"]["pre_periods"] == 70
+
+
 def test_whole_number_codes_are_named_as_possible_categories(runner, tmp_path):
     """Found on NHEFS: education (1-5), exercise and active (0-2) are category codes, read as amounts with one
     slope each, and nothing said so; init names such columns (it cannot tell codes from amounts)."""

@@ -295,6 +295,27 @@ def test_poor_pre_period_fit_fails_the_study_with_exit_1(runner, tmp_path):
     assert text.exit_code == 1 and "pre_fit" in text.stdout + text.stderr
 
 
+def test_failed_pre_fit_without_outcome_predictors_advises_them(tmp_path):
+    """causaldata's texas with init's predictors (covariates, none of them bmprison) fit the pre-period to 39% of
+    the level, and the check advised "add predictors or donors, or use augmented: ridge" (refused beside
+    predictors). Without the outcome among the special predictors the advice names them, with the last
+    pre-period; with them, it asks for more predictors or donors."""
+    import pandas as pd
+
+    df = pd.DataFrame(factor_panel(6, effect=2.0))
+    df.loc[df.unit == "u0", "y"] *= 3.0
+    df.to_csv(tmp_path / "p.csv", index=False)
+    covariates_only = factor_spec(tmp_path / "p.csv", conformal=False)
+    del covariates_only["design"]["special_predictors"]
+    check = run_study(covariates_only, jobs=1).checks[0]
+    assert check.name == "pre_fit" and check.passed is False
+    assert "add the outcome's pre-period values as special_predictors (e.g. [y, 2019]" in check.detail
+    assert "remove predictors and use augmented: ridge" in check.detail
+    check = run_study(factor_spec(tmp_path / "p.csv", conformal=False), jobs=1).checks[0]
+    assert check.passed is False and "special_predictors" not in check.detail
+    assert "add predictors or donors" in check.detail
+
+
 # ---------------------------------------------------------------- CLI, bad input, determinism
 
 

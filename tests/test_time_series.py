@@ -219,6 +219,33 @@ def test_irregular_dates_are_refused_with_what_to_do():
     assert "dates 10 days apart (2000-01-01, 2000-01-11, ...)" in message and "integer periods" in message
 
 
+def test_trading_days_are_periods_with_period_trading_day():
+    """causaldata's google_stock (The Effect, ch. 17) has a row per trading day: weekends and holidays missing,
+    so the daily calendar refused it ("no row for 2015-05-09"). The message now names period: trading_day, which
+    reads each day with a row as one period: the same estimate as the series on integer periods, labelled by
+    date; an intervention on a day without a row (a Saturday) starts at the next trading day."""
+    y, X = simulate(T=120, start=100, season=False)
+    days = [d for d in (dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(200)) if d.weekday() < 5]
+    days = [d for d in days if d != dt.date(2024, 1, 15)][:120]  # a holiday too
+    data = frame(y, X).assign(date=days)
+    base = {"intervention": days[100].isoformat(), "seasonality": None}
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec(**base), data=data, refute=False)
+    assert err.value.exit_code == 3 and "period: trading_day" in str(err.value)
+    traded = causalcli.estimate(spec(**base, period="trading_day"), data=data, refute=False)
+    numbered = causalcli.estimate(spec(time="t", intervention=101, seasonality=None),
+                                  data=data.assign(t=np.arange(1, 121)), refute=False)
+    assert traded.diagnostics["series"]["period"] == "trading_day"
+    assert traded.diagnostics["series"]["pre_periods"] == 100
+    assert traded.estimate.value == pytest.approx(numbered.estimate.value, rel=1e-12)
+    assert traded.effects[0].label == f"pointwise/{days[100].isoformat()}"
+    saturday = next(d for d in (days[99] + dt.timedelta(days=i) for i in range(1, 7)) if d.weekday() == 5)
+    weekend = causalcli.estimate(spec(intervention=saturday.isoformat(), seasonality=None, period="trading_day"),
+                                 data=data, refute=False)
+    first = next(d for d in days if d > saturday)
+    assert weekend.effects[0].label == f"pointwise/{first.isoformat()}"
+
+
 def test_spec_errors():
     y, X = simulate()
     with pytest.raises(SpecError, match="refuter 'placebo_treatment' does not apply"):
@@ -365,6 +392,24 @@ def test_pre_fit_on_an_outcome_near_zero_says_the_percentages_blow_up():
     assert "of the mean |outcome|: the outcome comes near 0" in tracked.detail and "add controls" not in tracked.detail
     missed, _ = mape_check(y, np.zeros(80) + 0.5, 0.1)
     assert missed.passed is False and "add controls or seasonality" in missed.detail
+
+
+def test_pre_fit_on_returns_says_the_mape_cannot_judge_the_fit():
+    """causaldata's google_stock (daily returns, The Effect ch. 17): MAPE 450% and the advice "add controls or
+    seasonality", though the S&P 500 was in and returns have no season. For an outcome that takes both signs
+    and whose errors are not small next to it, the detail says a percentage error cannot judge the fit; a
+    positive series fitted badly keeps the plain advice."""
+    from causalcli.designs.time_series.checks import mape_check
+
+    rng = np.random.default_rng(3)
+    returns = rng.normal(0.001, 0.015, size=80)
+    check, mape = mape_check(returns, returns + rng.normal(0, 0.01, size=80), 0.1)
+    assert check.passed is False and mape > 1
+    assert "takes both signs" in check.detail and "this MAPE cannot judge the fit" in check.detail
+    level = 100 + returns
+    check, _ = mape_check(level, level * 1.5, 0.1)
+    assert check.passed is False and "both signs" not in check.detail
+    assert check.detail.endswith("not credible: add controls or seasonality")
 
 
 def test_report_shows_each_controls_inclusion_probability_as_a_table():

@@ -20,6 +20,15 @@ def spacing(days: list[dt.date]) -> str:
     return "day"
 
 
+def weekdays_with_gaps(days: list[dt.date]) -> bool:
+    """Whether sorted daily dates fall on Monday to Friday only and skip some day (a trading calendar: weekends
+    and holidays have no row), so that only ``design.period: trading_day`` reads them as consecutive periods."""
+    if len(days) < 2 or any(x.weekday() > 4 for x in days):
+        return False
+    gaps = {(b - a).days for a, b in zip(days, days[1:])}
+    return min(gaps) == 1 and max(gaps) > 1
+
+
 def next_period(day: dt.date, kind: str) -> dt.date:
     """The period after ``day`` (the first day of a month, quarter or year, or a week or a day later)."""
     months = {"month": 1, "quarter": 3, "year": 12}.get(kind)

@@ -387,7 +387,7 @@ def _guess_seasonality(data: DataProfile, time: str, d: dict, st: Starter) -> No
     periods have no calendar), one row per date (an event-level table needs design.aggregate first)."""
     import datetime as dt
 
-    from causalcli.data.calendar import spacing
+    from causalcli.data.calendar import spacing, weekdays_with_gaps
 
     if data.kind(time) != "time":
         return
@@ -397,6 +397,11 @@ def _guess_seasonality(data: DataProfile, time: str, d: dict, st: Starter) -> No
     if len(days) < 2 or len(days) > 20_000 or data.sql("SELECT count(*) FROM d")[0][0] != len(days):
         return
     kind = spacing(days)
+    if kind == "day" and weekdays_with_gaps(days):  # trading days: a daily calendar would miss every weekend
+        d["period"] = "trading_day"
+        st.guessed.append("design.period: trading_day (weekdays only, with days skipped: each day with a row is one "
+                          "period; no weekly seasonality)")
+        return
     season = SEASONS.get(kind)  # weekly data's year, 52, needs 104 pre-periods: left to the user
     if season is None or len(days) < 4 * season:
         return

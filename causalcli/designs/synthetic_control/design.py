@@ -424,7 +424,7 @@ class SynthDesign(Design):
 
     def fit(self, prepared: "SynthData", study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.runtime.jobs import resolve_jobs
-        from causalcli.designs.synthetic_control.panel import fit_unit
+        from causalcli.designs.synthetic_control.panel import fit_unit, misfit_hint
         from causalcli.designs.synthetic_control.space import default_placebo_units, placebo_in_space_test
 
         d = prepared
@@ -485,7 +485,7 @@ class SynthDesign(Design):
                   f"{pre_mean_abs:.4g} ({'<=' if passed else '>'} {limit:.0%} allowed)")
         if not passed:
             detail += ("; the synthetic unit does not track the treated unit before treatment, so the gaps "
-                       "after it are not credible: add predictors or donors, or use augmented: ridge")
+                       "after it are not credible: " + misfit_hint(d, study.outcome))
         checks = [Check("pre_fit", passed, detail)]
         min_p = 1 / space.units
         if min_p > study.thresholds.alpha:

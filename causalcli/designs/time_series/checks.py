@@ -31,6 +31,10 @@ def _misfit_hint(y: np.ndarray, predicted: np.ndarray, limit: float) -> str:
         return (f"; but the errors are {weighted:.2%} of the mean |outcome|: the outcome comes near 0 in some "
                 f"periods (smallest |value| {np.min(np.abs(y)):.4g}), where percentage errors blow up; judge the "
                 "fit by the impact plot (--plots) and raise thresholds.pre_fit if it tracks the outcome")
+    if y.min() < 0 < y.max():  # a return or growth rate: near 0 everywhere next to its spread
+        return ("; the outcome takes both signs (a return, a growth rate, a difference): its percentage errors are "
+                "large wherever it is near 0, so this MAPE cannot judge the fit; read the impact plot (--plots) and "
+                "set thresholds.pre_fit, or add controls or seasonality if the plot shows a poor fit")
     return ("; the model does not track the outcome before the intervention, so its counterfactual after it is "
             "not credible: add controls or seasonality")
 

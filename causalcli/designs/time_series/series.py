@@ -193,7 +193,7 @@ def _panel(study: "Study", table: "Table", rows: list[tuple], dated: bool, notes
 
 def _calendar(times: list, dated: bool, study: "Study", table: "Table") -> tuple[list, str]:
     """The periods with their spacing checked: no gap (exit 3 naming the first missing period)."""
-    from causalcli.data.calendar import next_period, spacing
+    from causalcli.data.calendar import next_period, spacing, weekdays_with_gaps
 
     d = study.design
     if len(times) < 2:
@@ -210,6 +210,8 @@ def _calendar(times: list, dated: bool, study: "Study", table: "Table") -> tuple
         return times, "step"
     days = [t if isinstance(t, dt.date) and not isinstance(t, dt.datetime) else t.date() for t in times]
     kind = d.period or ("day" if d.aggregate else spacing(days))
+    if kind == "trading_day":  # each day with a row is a period: nothing is missing
+        return days, kind
     if kind == "day" and not (d.period or d.aggregate) and min((b - a).days for a, b in zip(days, days[1:])) > 1:
         raise DataError(_unread_spacing(d.time, days), file=table.file, key="design.time", column=d.time)
     for a, b in zip(days, days[1:]):
@@ -217,7 +219,10 @@ def _calendar(times: list, dated: bool, study: "Study", table: "Table") -> tuple
         if b != expected:
             raise DataError(f"time column {d.time!r} has no row for {expected.isoformat()} (the {kind}s run from "
                             f"{days[0].isoformat()} to {days[-1].isoformat()}): every period needs a row"
-                            + ("" if d.period or d.aggregate else "; set design.period if the spacing was misread"),
+                            + ("" if d.period or d.aggregate else
+                               "; the dates are weekdays only: set design.period: trading_day to count each day with "
+                               "a row as one period (stock prices)" if kind == "day" and weekdays_with_gaps(days) else
+                               "; set design.period if the spacing was misread"),
                             file=table.file, key="design.time", column=d.time)
     return days, kind
 
@@ -256,11 +261,12 @@ def _intervention_index(study: "Study", table: "Table", calendar: list, kind: st
                             f"{value!r}", file=table.file, key="design.intervention")
         from causalcli.data.calendar import next_period
 
-        end = next_period(calendar[-1], kind)
+        end = next_period(calendar[-1], "day" if kind == "trading_day" else kind)
         keys = calendar
     import bisect
 
-    k = bisect.bisect_right(keys, point) - 1
+    # the period holding the intervention; on trading days, a day without a row (a weekend) is held by the next one
+    k = bisect.bisect_left(keys, point) if kind == "trading_day" else bisect.bisect_right(keys, point) - 1
     if k <= 0 or not point < end:
         where = "before the second" if k <= 0 else "after the last"
         raise DataError(f"design.intervention {label(value)} is {where} period of the series ({label(calendar[0])} to "

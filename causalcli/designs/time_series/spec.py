@@ -51,9 +51,11 @@ class TimeSeriesDesign(DesignBase):
         None, description="Event-level input: sum, mean or count of rows per period, computed in the engine, one "
         "word for every column or per column ({sales: sum, price: mean}); without it a repeated period is a data "
         "error.")
-    period: Literal["day", "week", "month", "quarter", "year"] | None = Field(
+    period: Literal["day", "trading_day", "week", "month", "quarter", "year"] | None = Field(
         None, description="Period dates are truncated to (ISO weeks start on Monday; months, quarters and years "
-        "to their first day); default: day with aggregate, else read from the spacing of the dates.")
+        "to their first day); trading_day: each day with a row is one period and days without one (weekends, "
+        "holidays) are not periods (stock prices); default: day with aggregate, else read from the spacing of "
+        "the dates.")
     unit: str | None = Field(None, description="Panel input: the unit column; the other units become controls.")
     treated_unit: str | int | None = Field(None, description="Panel input: the affected unit.")
     options: TimeSeriesOptions = Field(default_factory=TimeSeriesOptions)
