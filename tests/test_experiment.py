@@ -232,6 +232,18 @@ def test_reruns_are_byte_identical(runner, users_csv, write_spec):
     assert outs[0] == outs[1]
 
 
+def test_validate_names_each_metrics_cuped_columns(runner, users_csv, write_spec):
+    """An experiment has no graph: validate names the columns its metrics adjust for (CUPED, regression), not the
+    graph's empty adjustment set, which read as if the covariates of a CUPED spec were ignored."""
+    metrics = [*METRICS, {"name": "orders", "outcome": "orders", "covariates": ["orders_covariate", "sessions_covariate"]}]
+    res = invoke(runner, ["validate", str(write_spec(spec_for(users_csv, metrics=metrics)))])
+    assert res.exit_code == 0, res.stderr
+    assert ("adjusting for revenue_covariate (in revenue_cuped), orders_covariate (in orders_per_session_cuped, "
+            "orders), sessions_covariate (in orders)") in res.stdout
+    res = invoke(runner, ["validate", str(write_spec(spec_for(users_csv, metrics=METRICS[:1])))])
+    assert res.exit_code == 0 and "adjusting for (none: no metric has a covariate)" in res.stdout
+
+
 def test_missing_values_use_each_metrics_complete_rows(tmp_path):
     df = users(4000, seed=9)
     df.loc[::7, "revenue_covariate"] = np.nan
