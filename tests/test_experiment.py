@@ -331,6 +331,17 @@ def test_srm_passes_on_a_fair_split_and_respects_unequal_plans(tmp_path):
     assert wrong.checks[0].passed is False
 
 
+def test_srm_detail_separates_numbered_arms_from_their_counts(users_csv):
+    """Arms 0 and 1 (tea-tasting's variant column) read '0 2,023 (50.58% ...), 1 1,977' without a separator: the
+    arm and its count ran together. Each arm is followed by a colon, planned split or not."""
+    for split in ({0: 0.5, 1: 0.5}, None):
+        res = run_study(spec_for(users_csv, **({"expected_split": split} if split else {})))
+        observed = res.diagnostics["srm"]["observed"]
+        detail = res.checks[0].detail
+        for arm, count in observed.items():
+            assert f"{arm}: {count:,} (" in detail
+
+
 def test_srm_is_not_run_without_a_planned_split(tmp_path, runner, write_spec):
     """No expected_split: no equal shares assumed (an unequal 80/20 design would fail it); passed is null with
     the reason, and the study exits 0."""
@@ -342,7 +353,7 @@ def test_srm_is_not_run_without_a_planned_split(tmp_path, runner, write_spec):
     res = run_study(spec_for(path, metrics=[{"name": "y", "outcome": "y"}], control="a"))
     check = res.checks[0]
     assert check.name == "srm" and check.passed is None
-    assert "no planned allocation given" in check.detail and "b 19,955" in check.detail
+    assert "no planned allocation given" in check.detail and "b: 19,955" in check.detail
     srm = res.diagnostics["srm"]
     assert srm["p_value"] is None and srm["passed"] is None and srm["expected_split_given"] is False
     assert srm["observed"] == {"a": 80_045, "b": 19_955}
