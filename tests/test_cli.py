@@ -354,3 +354,34 @@ def test_the_table_shows_the_first_and_last_effects_of_a_long_list():
     assert "pointwise/0 " in text and "pointwise/14 " in text and "pointwise/99 " in text
     assert "pointwise/50 " not in text
     assert f"... {100 - TABLE_EFFECTS} more" in text
+
+
+def test_the_table_wraps_long_effect_labels_rather_than_cutting_them():
+    """At 80 columns an experiment's labels (``metric/arm/rel/segment=value``) are longer than their column: each
+    wraps onto further lines and keeps its end, which is what tells the absolute, relative and segment rows apart."""
+    from rich.console import Console
+
+    from causalcli.records import Estimate
+    from causalcli.render.table import build
+    from causalcli.result import Result
+
+    labels = [f"revenue_per_session_cuped/treatment/{kind}/platform={p}" for p in ("android", "ios") for kind in ("abs", "rel")]
+    effects = [Estimate(0.1 * i, 0.05, 0.1 * i - 0.1, 0.1 * i + 0.1, 0.95, 0.04, "welch_t", label)
+               for i, label in enumerate(labels)]
+    result = Result(study="ab", spec_path="ab.yaml", design="experiment", estimator="difference_in_means",
+                    estimand="ate", estimate=effects[0], n={"rows": 100}, effects=effects)
+    console = Console(width=80, record=True)
+    for part in build([result]):
+        console.print(part)
+    lines = console.export_text().splitlines()
+    rows: list[str] = []  # each effect's label, its cells joined over the lines it wraps onto
+    for line in lines:
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) < 8 or cells[2] in ("", "label"):
+            continue
+        if cells[3]:  # a value: the first line of a row
+            rows.append(cells[2])
+        elif rows:
+            rows[-1] += cells[2]
+    assert "…" not in "".join(lines)
+    assert rows == labels

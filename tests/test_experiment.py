@@ -232,6 +232,18 @@ def test_reruns_are_byte_identical(runner, users_csv, write_spec):
     assert outs[0] == outs[1]
 
 
+def test_validate_names_each_metrics_cuped_columns(runner, users_csv, write_spec):
+    """An experiment has no graph: validate names the columns its metrics adjust for (CUPED, regression), not the
+    graph's empty adjustment set, which read as if the covariates of a CUPED spec were ignored."""
+    metrics = [*METRICS, {"name": "orders", "outcome": "orders", "covariates": ["orders_covariate", "sessions_covariate"]}]
+    res = invoke(runner, ["validate", str(write_spec(spec_for(users_csv, metrics=metrics)))])
+    assert res.exit_code == 0, res.stderr
+    assert ("adjusting for revenue_covariate (in revenue_cuped), orders_covariate (in orders_per_session_cuped, "
+            "orders), sessions_covariate (in orders)") in res.stdout
+    res = invoke(runner, ["validate", str(write_spec(spec_for(users_csv, metrics=METRICS[:1])))])
+    assert res.exit_code == 0 and "adjusting for (none: no metric has a covariate)" in res.stdout
+
+
 def test_missing_values_use_each_metrics_complete_rows(tmp_path):
     df = users(4000, seed=9)
     df.loc[::7, "revenue_covariate"] = np.nan
@@ -319,6 +331,17 @@ def test_srm_passes_on_a_fair_split_and_respects_unequal_plans(tmp_path):
     assert wrong.checks[0].passed is False
 
 
+def test_srm_detail_separates_numbered_arms_from_their_counts(users_csv):
+    """Arms 0 and 1 (tea-tasting's variant column) read '0 2,023 (50.58% ...), 1 1,977' without a separator: the
+    arm and its count ran together. Each arm is followed by a colon, planned split or not."""
+    for split in ({0: 0.5, 1: 0.5}, None):
+        res = run_study(spec_for(users_csv, **({"expected_split": split} if split else {})))
+        observed = res.diagnostics["srm"]["observed"]
+        detail = res.checks[0].detail
+        for arm, count in observed.items():
+            assert f"{arm}: {count:,} (" in detail
+
+
 def test_srm_is_not_run_without_a_planned_split(tmp_path, runner, write_spec):
     """No expected_split: no equal shares assumed (an unequal 80/20 design would fail it); passed is null with
     the reason, and the study exits 0."""
@@ -330,7 +353,7 @@ def test_srm_is_not_run_without_a_planned_split(tmp_path, runner, write_spec):
     res = run_study(spec_for(path, metrics=[{"name": "y", "outcome": "y"}], control="a"))
     check = res.checks[0]
     assert check.name == "srm" and check.passed is None
-    assert "no planned allocation given" in check.detail and "b 19,955" in check.detail
+    assert "no planned allocation given" in check.detail and "b: 19,955" in check.detail
     srm = res.diagnostics["srm"]
     assert srm["p_value"] is None and srm["passed"] is None and srm["expected_split_given"] is False
     assert srm["observed"] == {"a": 80_045, "b": 19_955}

@@ -557,6 +557,50 @@ def test_experiment_init_reads_tea_tastings_column_names(runner, tmp_path):
     assert "possible further metrics: sessions." in text and "user," not in text
 
 
+def sessions_of(users: pd.DataFrame, rng) -> pd.DataFrame:
+    """One row per session: each user's row repeated 1 to 4 times, as tea-tasting's sessions data."""
+    rows = users.loc[users.index.repeat(rng.integers(1, 5, len(users)))].reset_index(drop=True)
+    rows["revenue"] = rng.gamma(2, 5, len(rows))
+    return rows
+
+
+def test_experiment_init_guesses_the_unit_of_session_rows(runner, tmp_path):
+    """tea-tasting's sessions data: several rows per user, each user in one arm. Analysed as rows, every standard
+    error is too small; init sets design.unit to the user column, and validate accepts the spec."""
+    rng = np.random.default_rng(0)
+    users = pd.DataFrame({"user": np.arange(500), "variant": rng.integers(0, 2, 500)})
+    path = tmp_path / "sessions.csv"
+    sessions_of(users, rng).to_csv(path, index=False)
+    text, spec = init(runner, path, "-t", "variant", "-y", "revenue", "-d", "experiment")
+    assert spec["design"]["unit"] == "user"
+    assert "design.unit: user (" in text and "rows of 500 units, each in one arm" in text
+    assert invoke(runner, ["validate", str(write(tmp_path, text))]).exit_code == 0
+
+
+@pytest.mark.parametrize("layout", ["one_row_per_user", "arm_varies_within_user"])
+def test_experiment_init_sets_no_unit_where_rows_are_the_units(runner, tmp_path, layout):
+    """One row per user is the unit already; a user whose rows are in both arms was not what was randomised
+    (a note says so rather than a unit that every estimate would refuse)."""
+    rng = np.random.default_rng(1)
+    users = pd.DataFrame({"user": np.arange(500), "variant": rng.integers(0, 2, 500)})
+    rows = users.assign(revenue=rng.gamma(2, 5, 500)) if layout == "one_row_per_user" else sessions_of(users, rng)
+    if layout == "arm_varies_within_user":
+        rows["variant"] = rng.integers(0, 2, len(rows))
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    text, spec = init(runner, tmp_path / "rows.csv", "-t", "variant", "-y", "revenue", "-d", "experiment")
+    assert "unit" not in spec["design"]
+    assert ("variant varies within it" in text) == (layout == "arm_varies_within_user")
+
+
+def test_experiment_init_points_at_a_date_column_for_design_time(runner, tmp_path):
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"variant": rng.integers(0, 2, 300), "revenue": rng.gamma(2, 5, 300),
+                       "exposed_on": (pd.Timestamp("2024-03-01") + pd.to_timedelta(rng.integers(0, 7, 300), "D")).date})
+    df.to_parquet(tmp_path / "ab.parquet", index=False)
+    text, spec = init(runner, tmp_path / "ab.parquet", "-t", "variant", "-y", "revenue", "-d", "experiment")
+    assert "design.time: exposed_on gives the cumulative effect by day" in text and "time" not in spec["design"]
+
+
 def test_time_series_leaves_out_a_control_that_is_a_function_of_the_outcome(runner, tmp_path):
     """On statsmodels' macrodata with log consumption beside consumption, init proposed log_cons as a control of
     realcons: a series that carries the effect itself. Copies, logs and rescalings of the outcome are left out."""

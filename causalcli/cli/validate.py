@@ -34,6 +34,8 @@ def validate_command(
         study = checked.spec.study
         if study.design.method == "rdd" and study.covariates:  # not adjusted for: each is its own RD (balance)
             adjustment += f"; covariates checked for balance at the cutoff: {', '.join(study.covariates)}"
+        if study.design.method == "experiment":  # no graph: each metric adjusts for its own CUPED columns
+            adjustment = _experiment_adjustment(study.design.metrics)
         data = checked.spec.study.data
         # on an engine, validate reads the table's columns and types, never its rows
         rows = (f"{checked.table.rows:,} rows" if data.backend == "duckdb" else
@@ -41,3 +43,14 @@ def validate_command(
         typer.echo(f"ok {display}: study '{checked.spec.name}', {checked.spec.study.design.method}, "
                    f"{rows}, adjusting for {adjustment}")
     raise typer.Exit(code)
+
+
+def _experiment_adjustment(metrics) -> str:
+    """What an experiment's metrics adjust for: each CUPED or regression column with the metrics that use it."""
+    users: dict[str, list[str]] = {}
+    for m in metrics:
+        for column in ([m.covariate] if m.covariate else []) + list(m.covariates):
+            users.setdefault(column, []).append(m.name)
+    if not users:
+        return "(none: no metric has a covariate)"
+    return ", ".join(f"{column} (in {', '.join(names)})" for column, names in users.items())

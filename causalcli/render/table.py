@@ -40,8 +40,10 @@ def build(items: list[Item]) -> list[Any]:
         parts: list[Any] = [head]
         if item.effects:
             eff = Table(title="effects", title_justify="left", expand=False)
-            for c in ("label", "value", "SE", "CI", "p"):
-                eff.add_column(c, justify="right" if c != "label" else "left")
+            # the label wraps rather than ending in an ellipsis: its end (abs/rel, the segment) tells the rows apart
+            eff.add_column("label", overflow="fold")
+            for c in ("value", "SE", "CI", "p"):
+                eff.add_column(c, justify="right")
             shown = item.effects
             if len(shown) > TABLE_EFFECTS:  # a long path (144 periods of a time series) would bury the checks
                 half = TABLE_EFFECTS // 2

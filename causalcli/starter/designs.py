@@ -308,12 +308,43 @@ def build_experiment(data: DataProfile, spec: dict, d: dict, st: Starter, treatm
             break
     d["metrics"] = [metric]
     spec.pop("outcome", None)
+    _experiment_unit(data, d, st, treatment, {treatment, outcome, metric.get("covariate")})
+    dates = [c for c in data.types if c not in (treatment, outcome) and data.kind(c) == "time" and data.distinct[c] >= 2]
+    if dates:
+        st.notes.append(f"{dates[0]} holds dates: design.time: {dates[0]} gives the cumulative effect by day, if it "
+                        "is the day each unit entered the experiment")
     others = [c for c in data.types if c not in (treatment, outcome, metric.get("covariate")) and not id_like(c)
-              and c not in ("user", "users", "customer", "account", "member", "visitor")
+              and c not in UNIT_NAMES
               and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1 and data.distinct[c] < data.rows]
     if others:
         st.notes.append(f"other numeric columns, possible further metrics: {', '.join(others)}")
     st.notes.append("add design.expected_split with the planned allocation for the sample-ratio check")
+
+
+# column names of the units an experiment randomises (beside names like *_id)
+UNIT_NAMES = ("user", "users", "customer", "customers", "account", "member", "visitor", "client", "device",
+              "cookie", "merchant", "seller", "buyer", "store", "shop", "household", "player", "driver", "rider")
+
+
+def _experiment_unit(data: DataProfile, d: dict, st: Starter, treatment: str, taken: set) -> None:
+    """design.unit: a column named like a user (or an identifier) that repeats over the rows, with the treatment
+    constant within it: the rows (sessions, orders) are finer than the unit randomised, and a row-level analysis
+    would understate every standard error."""
+    for c in data.types:
+        if (c in taken or data.kind(c) not in ("integer", "text") or not (norm(c) in UNIT_NAMES or id_like(c))
+                or data.missing_share(c) > 0):
+            continue
+        units = data.distinct.exact_count(c)
+        if not 2 <= units < data.rows:
+            continue  # one row per unit (or a constant): the rows are the units
+        if not data.constant_within(treatment, c):
+            st.notes.append(f"rows repeat {c} ({units:,} values in {data.rows:,} rows) but {treatment} varies within "
+                            f"it, so {c} is not the randomised unit; if it was, the assignment is broken")
+            return
+        d["unit"] = c
+        st.guessed.append(f"design.unit: {c} ({data.rows:,} rows of {units:,} units, each in one arm: rows are "
+                          f"summed per unit, with standard errors clustered on it)")
+        return
 
 
 # column names that suggest an instrument: a randomised assignment, invitation, offer or eligibility

@@ -545,13 +545,13 @@ def _srm_check(observed: dict[str, int], d: ExperimentData, srm_alpha: float) ->
                   "checked against a plan; add expected_split to check the randomisation")
         s = {"statistic": None, "df": None, "p_value": None, "expected": None, "observed": dict(observed),
              "expected_share": None, "passed": None, "expected_split_given": False, "reason": reason}
-        shares = ", ".join(f"{a} {k:,} ({k / total:.2%})" for a, k in observed.items())
+        shares = ", ".join(f"{a}: {k:,} ({k / total:.2%})" for a, k in observed.items())  # 0: 2,023, not 0 2,023
         return s, Check("srm", None, f"{reason}; observed: {shares}")
     s = srm(observed, d.expected_split)
     passed = bool(s["p_value"] >= srm_alpha)
     s["passed"] = passed
     s["expected_split_given"] = True
-    shares = ", ".join(f"{a} {observed[a]:,} ({observed[a] / total:.2%} vs {s['expected_share'][a]:.2%})"
+    shares = ", ".join(f"{a}: {observed[a]:,} ({observed[a] / total:.2%} vs {s['expected_share'][a]:.2%})"
                        for a in observed)
     detail = (f"chi-square {s['statistic']:.2f} on {s['df']} df, p = {s['p_value']:.3g} "
               f"{'>=' if passed else '<'} {srm_alpha}: {shares}")
