@@ -8,6 +8,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import causalcli
 from causalcli.designs.time_series.segmented import FIXED_B_DRAWS
@@ -442,3 +443,25 @@ def test_aggregate_per_column_on_event_rows():
     assert got.estimate.value == pytest.approx(want.estimate.value, rel=1e-7)
     with pytest.raises(SpecError, match=r"no entry for column 'c1' \(design.controls\[1\]\)"):
         causalcli.estimate(spec(aggregate={"sales": "sum", "c0": "mean"}), data=events, refute=False)
+
+
+def test_validate_checks_the_series_shape_that_estimate_would_refuse(tmp_path, runner):
+    """causaldata's google_stock: validate said ok to trading days that estimate then refused (exit 3); on embedded
+    DuckDB validate now reads the series' shape (repeated and missing periods, the intervention) as estimate does."""
+    from tests.conftest import invoke
+
+    days = [START + dt.timedelta(days=k) for k in range(40)]
+    frame = pd.DataFrame({"date": days, "sales": np.arange(40.0), "c0": np.sin(np.arange(40.0))})
+    good = {"version": 1, "name": "ts", "data": {"path": "d.csv"}, "outcome": "sales",
+            "design": {"method": "time_series", "time": "date", "intervention": str(days[30]), "controls": ["c0"],
+                       "estimator": "segmented"}}
+    cases = {"ok": (frame, 0, None), "gap": (frame.drop(index=10), 3, f"has no row for {days[10]}"),
+             "repeated": (pd.concat([frame, frame.iloc[[5]]]), 3, f"2 rows for period {days[5]}")}
+    for name, (data, code, message) in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        data.to_csv(folder / "d.csv", index=False)
+        (folder / "s.yaml").write_text(yaml.safe_dump(good))
+        res = invoke(runner, ["validate", str(folder / "s.yaml")])
+        assert res.exit_code == code, (name, res.stderr)
+        assert message is None or message in res.stderr

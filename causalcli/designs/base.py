@@ -141,6 +141,10 @@ class Design(ABC, Generic[Prepared]):
         """Design-specific checks of the data (columns, types, panel shape): ``DataError`` (exit 3) naming
         the column. ``causalcli validate`` stops here. The default checks nothing."""
 
+    def validate_rows(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        """``causalcli validate`` only (``estimate``'s ``prepare`` reads the rows anyway): checks of the data that
+        take a pass over the rows, which ``prepare`` makes again. The default checks nothing."""
+
     def duckdb_settings(self, study: "Study") -> dict[str, Any]:
         """DuckDB settings the design's queries need, set on the study's connection before its configuration is
         locked (``data.filter``). The default: none."""

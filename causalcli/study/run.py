@@ -66,6 +66,8 @@ def prepare_study(spec: LoadedSpec, stdin_bytes: bytes | None = None, frame: Any
     if study.weights:
         check_weights(table, study.weights)
     design.validate(study, table, spec)
+    if not warm:  # validate: the checks that estimate's prepare makes in its own pass over the rows
+        design.validate_rows(study, table, spec)
     ident = identify(graph, spec)
     return Prepared(spec, design, table, ident)
 

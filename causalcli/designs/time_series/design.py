@@ -31,6 +31,8 @@ from causalcli.designs.time_series.report import SEGMENTED_INFERENCE, STRUCTURAL
 from causalcli.errors import EstimationError, SpecError
 from causalcli.records import Estimate
 
+VALIDATE_SERIES_ROWS = 10_000_000  # validate reads the series' shape up to this many rows (embedded DuckDB)
+
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
     from causalcli.designs.time_series.series import Series
@@ -113,6 +115,16 @@ class TimeSeriesDesign(Design):
         from causalcli.designs.time_series.series import check_columns
 
         check_columns(study, table, spec)
+
+    def validate_rows(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        """``causalcli validate`` on embedded DuckDB up to ``VALIDATE_SERIES_ROWS`` rows: the series' shape too
+        (repeated or missing periods, the intervention, the pre-periods), by ``prepare``'s grouped pass; validate
+        said ok to google_stock's trading days, which estimate then refused. Above that, or on an engine, the
+        shape is checked by estimate alone."""
+        from causalcli.designs.time_series.series import read_series
+
+        if table.engine is None and table.rows <= VALIDATE_SERIES_ROWS:
+            read_series(study, table)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> TimeSeriesData:
