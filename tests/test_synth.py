@@ -562,3 +562,12 @@ def test_fixed_v_options_solve_w_once_exactly(v):
 def test_donor_include_restricts_the_pool():
     d = prepared("prop99", donors={"include": ["Utah", "Nevada", "Montana", "Colorado", "Connecticut", "Idaho"]})
     assert d.units == ("California", "Colorado", "Connecticut", "Idaho", "Montana", "Nevada", "Utah")
+
+
+def test_validate_names_the_predictors_the_donors_are_matched_on(runner):
+    """validate said 'adjusting for (none)' for a synthetic control (causaldata's texas trial)."""
+    from tests.conftest import SPECS, invoke
+
+    res = invoke(runner, ["validate", str(SPECS / "prop99_synth.yaml")])
+    assert res.exit_code == 0 and "adjusting for donors matched on lnincome, beer, age15to24, retprice, cigsale" \
+        in res.stdout

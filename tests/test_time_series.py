@@ -465,3 +465,4 @@ def test_validate_checks_the_series_shape_that_estimate_would_refuse(tmp_path, r
         res = invoke(runner, ["validate", str(folder / "s.yaml")])
         assert res.exit_code == code, (name, res.stderr)
         assert message is None or message in res.stderr
+        assert code or "adjusting for control series c0" in res.stdout  # it said "adjusting for (none)"

@@ -36,6 +36,16 @@ def validate_command(
             adjustment += f"; covariates checked for balance at the cutoff: {', '.join(study.covariates)}"
         if study.design.method == "experiment":  # no graph: each metric adjusts for its own CUPED columns
             adjustment = _experiment_adjustment(study.design.metrics)
+        elif study.design.method == "time_series":  # the counterfactual's regressors
+            controls = getattr(study.design, "controls", None) or []
+            adjustment = (f"control series {', '.join(controls)}" if controls else
+                          "(none: no control series)" if not getattr(study.design, "unit", None) else
+                          "the other units' series as controls")
+        elif study.design.method == "synthetic_control":  # donors matched on predictors
+            d = study.design
+            named = [*getattr(d, "predictors", []), *(str(p[0]) for p in getattr(d, "special_predictors", []))]
+            adjustment = ("donors matched on " + ", ".join(dict.fromkeys(named)) if named else
+                          "donors matched on the outcome's pre-period path")
         data = checked.spec.study.data
         # on an engine, validate reads the table's columns and types, never its rows
         rows = (f"{checked.table.rows:,} rows" if data.backend == "duckdb" else
