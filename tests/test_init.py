@@ -164,7 +164,7 @@ def test_todo_is_named_by_key_and_line_in_validate_and_estimate(runner, tmp_path
     path = write(tmp_path, text)
     line = next(i for i, s in enumerate(text.splitlines(), 1) if s.strip().startswith("treated_unit:"))
     expected = (f"{path}:{line}: key 'design.treated_unit': is still TODO: set it to the treated unit, a value "
-                "of the unit column (e.g. 'California')")
+                "of the unit column (e.g. 'California'); also TODO: design.treatment_start")  # every TODO named
     res = invoke(runner, ["validate", str(path)])
     assert res.exit_code == 2 and res.stderr.strip() == f"error: {expected}"
     res = invoke(runner, ["estimate", str(path), "--format", "json"])
@@ -690,3 +690,14 @@ def test_a_two_period_panel_of_many_units_finds_its_unit(runner, tmp_path):
     text, spec = init(runner, tmp_path / "panel.csv", "-t", "treated", "-y", "y", "-d", "did")
     assert (spec["design"]["unit"], spec["design"]["time"]) == ("county", "year")
     assert "a balanced panel of 15,000 units x 2 periods" in text
+
+
+@pytest.mark.parametrize("key,words", [
+    ("design.intervention", "set it to the first affected period, a value of design.time"),
+    ("design.instruments[0]", "set it to the instrument column(s)"),
+])
+def test_a_todo_of_the_newer_designs_says_what_to_put_there(key, words):
+    """time_series' intervention and iv's instruments said only 'replace it with a value' (texas, mroz trials)."""
+    from causalcli.spec.placeholders import advice
+
+    assert advice(key).startswith(words)

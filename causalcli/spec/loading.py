@@ -273,13 +273,15 @@ class StudySchema:
 
     def validate_mapping(self, data: dict, source: SpecSource, lines: dict[tuple, int] | None = None) -> Study:
         """Validate a parsed mapping against the models, with a one-line error."""
-        from causalcli.spec.placeholders import advice, find_todo
+        from causalcli.spec.placeholders import advice, find_todos
 
-        todo = find_todo(data)
-        if todo is not None:  # written by `causalcli init` where it could not guess
-            where = key_path(todo)
-            raise SpecError(f"is still TODO: {advice(where)}", file=source.display, key=where,
-                            line=_line_for(todo, lines or {}))
+        todos = find_todos(data)
+        if todos:  # written by `causalcli init` where it could not guess: the first, and how many more
+            where = key_path(todos[0])
+            more = [key_path(t) for t in todos[1:]]
+            also = f"; also TODO: {', '.join(more)}" if more else ""
+            raise SpecError(f"is still TODO: {advice(where)}{also}", file=source.display, key=where,
+                            line=_line_for(todos[0], lines or {}))
         narrow = self._model_for(data)
         if narrow is not None:
             try:

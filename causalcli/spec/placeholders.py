@@ -21,23 +21,32 @@ ADVICE = {
     "design.treatment_start": "set it to the first treated period, a value of the time column (e.g. 1989)",
     "design.treated_value": "set it to the value of the treatment column that marks treated rows (e.g. 'treated')",
     "design.control": "set it to the value of the treatment column that marks the control arm (e.g. 'control')",
+    "design.intervention": "set it to the first affected period, a value of design.time (e.g. 2024-03-01)",
+    "design.running": "set it to the running variable, the score whose cutoff decides treatment (e.g. 'margin')",
+    "design.cutoff": "set it to the value of the running variable where treatment starts (e.g. 0)",
+    "design.instruments": "set it to the instrument column(s), which move the treatment and reach the outcome only "
+                          "through it (e.g. [assigned]); `causalcli init --instrument Z` writes them",
+    "design.adoption": "set it to the column holding each treated unit's first treated period",
 }
 
 
-def find_todo(node: Any, path: tuple = ()) -> tuple | None:
-    """The key path of the first value equal to ``TODO``, in document order, or None."""
+def find_todos(node: Any, path: tuple = ()) -> list[tuple]:
+    """The key paths of every value equal to ``TODO``, in document order."""
     if isinstance(node, dict):
         items = node.items()
     elif isinstance(node, list):
         items = enumerate(node)
     else:
-        return path if isinstance(node, str) and node.strip() == TODO else None
-    for key, value in items:
-        found = find_todo(value, path + (key,))
-        if found is not None:
-            return found
-    return None
+        return [path] if isinstance(node, str) and node.strip() == TODO else []
+    return [found for key, value in items for found in find_todos(value, path + (key,))]
+
+
+def find_todo(node: Any) -> tuple | None:
+    """The key path of the first value equal to ``TODO``, in document order, or None."""
+    todos = find_todos(node)
+    return todos[0] if todos else None
 
 
 def advice(dotted: str) -> str:
-    return ADVICE.get(dotted, "replace it with a value (`causalcli methods` lists each key)")
+    """What to put in place of a TODO at ``dotted`` (a list's item as its list: design.instruments[0])."""
+    return ADVICE.get(dotted.split("[")[0], "replace it with a value (`causalcli methods` lists each key)")
