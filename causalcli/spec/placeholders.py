@@ -24,16 +24,23 @@ ADVICE = {
 }
 
 
-def find_todo(node: Any, path: tuple = ()) -> tuple | None:
-    """The key path of the first value equal to ``TODO``, in document order, or None."""
+def find_todo(node: Any, path: tuple = (), seen: set[int] | None = None) -> tuple | None:
+    """The key path of the first value equal to ``TODO``, in document order, or None.
+
+    A list or mapping that YAML aliases share is searched once (a recursive alias, or aliases
+    nested to multiply, would otherwise recurse without end or for hours)."""
     if isinstance(node, dict):
         items = node.items()
     elif isinstance(node, list):
         items = enumerate(node)
     else:
         return path if isinstance(node, str) and node.strip() == TODO else None
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return None  # searched already, without a TODO (or the search would have stopped there)
+    seen.add(id(node))
     for key, value in items:
-        found = find_todo(value, path + (key,))
+        found = find_todo(value, path + (key,), seen)
         if found is not None:
             return found
     return None
