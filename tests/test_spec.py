@@ -103,6 +103,19 @@ def test_aliases_are_walked_once():
     assert e.key.startswith("lol")
 
 
+def test_a_column_listed_twice_or_a_role_among_the_covariates_is_refused():
+    # a repeated covariate made a singular propensity model (exit 4, no column named); the outcome among
+    # the covariates was estimated in silence, the treatment made "no common support" (exit 4)
+    e = error(BASE, ["covariates.1=a"])
+    assert e.key == "covariates" and "'a' is listed twice (items 1 and 2)" in str(e)
+    e = error(BASE.replace("[a, b]", "[a, y]"))
+    assert e.key == "covariates" and e.line == 5 and "'y' is the outcome" in str(e)
+    e = error(BASE.replace("[a, b]", "[t, a]"))
+    assert e.key == "covariates" and "'t' is the treatment" in str(e)
+    e = error(BASE + "segments: [a, a]\n")
+    assert e.key == "segments" and "listed twice" in str(e)
+
+
 def test_overrides_take_schema_types():
     s = load(BASE, ["design.options.caliper=0.25", "name=123", "design.estimand=att", "covariates=[a]",
                     "refute=[]", "thresholds.alpha=0.01"])
