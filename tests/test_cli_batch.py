@@ -393,3 +393,19 @@ def test_output_to_a_device_or_pipe_writes_through_it_and_never_replaces_it(runn
     res = invoke(runner, ["estimate", str(sim_spec), "--no-refute", "--format", "json", "-o", "/dev/null"])
     assert res.exit_code in (0, 1), res.stderr
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+@pytest.mark.parametrize("command", ["estimate", "validate"])
+def test_a_data_error_line_names_the_spec_that_read_the_data(runner, sim_csv, write_spec, command):
+    # two specs on one data file: the stderr line of a data error named only the data file
+    # ('error: sim.csv: key ...'), so a CI log did not say which study to fix
+    good = write_spec(base_spec(sim_csv.name), "a_good.yaml")
+    bad = write_spec(base_spec(sim_csv.name, outcome="nosuch"), "b_bad.yaml")
+    res = invoke(runner, [command, str(good), str(bad)])
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert res.exit_code == 3 and len(lines) == 1
+    assert lines[0].startswith(f"error: {bad}: {sim_csv.name}: key 'outcome': column 'nosuch' not found")
+    # a spec error is in the spec itself: named once, with its line
+    write_spec({**base_spec(sim_csv.name), "outcomee": "y"}, "b_bad.yaml")
+    res = invoke(runner, [command, str(good), str(bad)])
+    assert f"error: {bad}:" in res.stderr and res.stderr.count(str(bad)) == 1
