@@ -409,3 +409,15 @@ def test_a_data_error_line_names_the_spec_that_read_the_data(runner, sim_csv, wr
     write_spec({**base_spec(sim_csv.name), "outcomee": "y"}, "b_bad.yaml")
     res = invoke(runner, [command, str(good), str(bad)])
     assert f"error: {bad}:" in res.stderr and res.stderr.count(str(bad)) == 1
+
+
+def test_validate_refuses_data_on_stdin_that_carries_the_spec(runner, sim_csv, write_spec):
+    # validate read the spec from stdin, then the data from the same, emptied stdin: "the data file
+    # has no rows" (exit 3), where estimate names the clash (exit 2)
+    spec = yaml.safe_dump(base_spec("-"))
+    for command in ("estimate", "validate"):
+        res = invoke(runner, [command, "-"], input=spec)
+        assert res.exit_code == 2, (command, res.stderr)
+        assert "data.path '-' reads stdin, which already carries the spec" in res.stderr
+    res = invoke(runner, ["validate", str(write_spec(base_spec("-")))], input=sim_csv.read_text())
+    assert res.exit_code == 0, res.stderr

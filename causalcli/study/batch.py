@@ -77,6 +77,7 @@ def check_studies(
     specs: Iterable[str], overrides: list[str] | None = None, *, on_exception: OnException = None,
 ) -> Iterator[tuple[str, Union[Prepared, CausalcliError]]]:
     """What ``validate`` checks, spec by spec: (the spec as named to the user, its Prepared study or its error)."""
+    specs = list(specs)
     overrides = list(overrides or [])
     for arg in specs:
         try:
@@ -87,7 +88,10 @@ def check_studies(
         for source in sources:
             try:
                 spec = load_spec(source, overrides)
-                stdin_bytes = sys.stdin.buffer.read() if spec.study.data.path == "-" and source.path != "-" else None
+                if spec.study.data.path == "-" and "-" in specs:  # as estimate says it
+                    raise SpecError("data.path '-' reads stdin, which already carries the spec",
+                                    file=source.display, key="data.path")
+                stdin_bytes = sys.stdin.buffer.read() if spec.study.data.path == "-" else None
                 checked: Union[Prepared, CausalcliError] = prepare_study(spec, stdin_bytes)
             except Exception as exc:  # noqa: BLE001 (one spec's failure never stops the others)
                 if on_exception is not None:
