@@ -421,3 +421,29 @@ def test_validate_refuses_data_on_stdin_that_carries_the_spec(runner, sim_csv, w
         assert "data.path '-' reads stdin, which already carries the spec" in res.stderr
     res = invoke(runner, ["validate", str(write_spec(base_spec("-")))], input=sim_csv.read_text())
     assert res.exit_code == 0, res.stderr
+
+
+def test_ctrl_c_turned_into_another_exception_still_stops_the_batch(runner, batch, tmp_path, monkeypatch):
+    # Cython code interrupted mid-parse raises ValueError for the KeyboardInterrupt (EconML's boosting:
+    # "... is not a valid PEP 3118 buffer format string"): the batch counted it as the study's error
+    # (exit 4), estimated the rest and wrote --output as if nobody had pressed Ctrl-C
+    import signal
+
+    import causalcli.study.run as run
+
+    real = run.run_study
+
+    def run_study(spec, **kwargs):
+        if spec.name == "boom":
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                raise ValueError("'T{=d:sum_gradients:}' is not a valid PEP 3118 buffer format string") from None
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(run, "run_study", run_study)
+    out = tmp_path / "out.json"
+    res = invoke(runner, ["estimate", str(batch), "--output", str(out)])
+    assert res.exit_code == 130 and "interrupted" in res.stderr
+    assert not out.exists() and "good" not in res.stderr
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command put it back

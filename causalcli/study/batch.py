@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Iterator, Optional, Union
 
 from causalcli.errors import CausalcliError, EstimationError, SpecError
 from causalcli.records import StudyFailure
+from causalcli.runtime import interrupt
 from causalcli.result import Result
 from causalcli.spec.loading import collect_sources
 from causalcli.spec.overrides import blame_override
@@ -67,6 +68,8 @@ def run_studies(
                     raise
                 text = render([result], fmt)
             except Exception as exc:  # noqa: BLE001
+                if interrupt.interrupted():  # a Ctrl-C that a library turned into another exception
+                    raise KeyboardInterrupt from exc
                 failed = _failure(source.path, name, exc, source.display, on_exception)
                 yield failed, render([failed], fmt)
             else:
