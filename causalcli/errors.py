@@ -29,9 +29,10 @@ class CausalcliError(Exception):
         self.line = line
         self.column = column
 
-    def located(self) -> str:
-        """The message prefixed by file, YAML line and key path, as known."""
-        where = []
+    def located(self, spec: str | None = None) -> str:
+        """The message prefixed by file, YAML line and key path, as known; ``spec``, the spec file as named
+        to the user, leads when the error is in another file (the data), so a batch line says which study."""
+        where = [spec] if spec and self.file and spec != self.file else []
         if self.file:
             where.append(f"{self.file}:{self.line}" if self.line else self.file)
         if self.key:

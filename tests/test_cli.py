@@ -146,7 +146,8 @@ def _one_error_line(res) -> str:
 @pytest.mark.parametrize("mutate, code, needle", [
     (lambda s: s.update(outcome="missing_col"), 3, "missing_col"),
     (lambda s: s.update(outcome="region"), 3, "must be numeric"),
-    (lambda s: s.update(treatment="x1"), 3, "must be binary"),
+    (lambda s: s.update(treatment="x1", covariates=["x2"]), 3, "must be binary"),
+    (lambda s: s.update(treatment="x1"), 2, "'x1' is the treatment"),
     (lambda s: s["data"].update(path="nowhere.csv"), 3, "not found"),
     (lambda s: s["data"].update(filter="x1 > 99"), 3, "no rows are left"),
     (lambda s: s.update(outcomee="y"), 2, "did you mean 'outcome'"),

@@ -393,3 +393,57 @@ def test_output_to_a_device_or_pipe_writes_through_it_and_never_replaces_it(runn
     res = invoke(runner, ["estimate", str(sim_spec), "--no-refute", "--format", "json", "-o", "/dev/null"])
     assert res.exit_code in (0, 1), res.stderr
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+@pytest.mark.parametrize("command", ["estimate", "validate"])
+def test_a_data_error_line_names_the_spec_that_read_the_data(runner, sim_csv, write_spec, command):
+    # two specs on one data file: the stderr line of a data error named only the data file
+    # ('error: sim.csv: key ...'), so a CI log did not say which study to fix
+    good = write_spec(base_spec(sim_csv.name), "a_good.yaml")
+    bad = write_spec(base_spec(sim_csv.name, outcome="nosuch"), "b_bad.yaml")
+    res = invoke(runner, [command, str(good), str(bad)])
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert res.exit_code == 3 and len(lines) == 1
+    assert lines[0].startswith(f"error: {bad}: {sim_csv.name}: key 'outcome': column 'nosuch' not found")
+    # a spec error is in the spec itself: named once, with its line
+    write_spec({**base_spec(sim_csv.name), "outcomee": "y"}, "b_bad.yaml")
+    res = invoke(runner, [command, str(good), str(bad)])
+    assert f"error: {bad}:" in res.stderr and res.stderr.count(str(bad)) == 1
+
+
+def test_validate_refuses_data_on_stdin_that_carries_the_spec(runner, sim_csv, write_spec):
+    # validate read the spec from stdin, then the data from the same, emptied stdin: "the data file
+    # has no rows" (exit 3), where estimate names the clash (exit 2)
+    spec = yaml.safe_dump(base_spec("-"))
+    for command in ("estimate", "validate"):
+        res = invoke(runner, [command, "-"], input=spec)
+        assert res.exit_code == 2, (command, res.stderr)
+        assert "data.path '-' reads stdin, which already carries the spec" in res.stderr
+    res = invoke(runner, ["validate", str(write_spec(base_spec("-")))], input=sim_csv.read_text())
+    assert res.exit_code == 0, res.stderr
+
+
+def test_ctrl_c_turned_into_another_exception_still_stops_the_batch(runner, batch, tmp_path, monkeypatch):
+    # Cython code interrupted mid-parse raises ValueError for the KeyboardInterrupt (EconML's boosting:
+    # "... is not a valid PEP 3118 buffer format string"): the batch counted it as the study's error
+    # (exit 4), estimated the rest and wrote --output as if nobody had pressed Ctrl-C
+    import signal
+
+    import causalcli.study.run as run
+
+    real = run.run_study
+
+    def run_study(spec, **kwargs):
+        if spec.name == "boom":
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                raise ValueError("'T{=d:sum_gradients:}' is not a valid PEP 3118 buffer format string") from None
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(run, "run_study", run_study)
+    out = tmp_path / "out.json"
+    res = invoke(runner, ["estimate", str(batch), "--output", str(out)])
+    assert res.exit_code == 130 and "interrupted" in res.stderr
+    assert not out.exists() and "good" not in res.stderr
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command put it back

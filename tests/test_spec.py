@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from causalcli.errors import SpecError
-from causalcli.spec.loading import SpecSource
+from causalcli.spec.loading import SpecSource, parse_yaml
+from causalcli.spec.placeholders import find_todo
 from causalcli.study import json_schema, load_spec
 
 BASE = """version: 1
@@ -75,6 +77,43 @@ def test_yaml_syntax_error_names_line():
 def test_yaml_is_safe_loaded():
     e = error("!!python/object/apply:os.system ['echo hacked']\n")
     assert "YAML" in str(e)
+
+
+def test_a_key_given_twice_is_refused_with_both_lines():
+    # YAML keeps the last of two equal keys in silence: a second `outcome:` pasted below the first
+    # would run another study than the one the reader sees first
+    e = error(BASE + "outcome: z\n")
+    assert e.key == "outcome" and e.line == 9 and "lines 4 and 9" in str(e)
+    e = error(BASE.replace("{neighbors: 2}", "{neighbors: 2, neighbors: 3}"))
+    assert e.key == "design.options.neighbors" and e.line == 8
+
+
+def test_aliases_are_walked_once():
+    # a recursive alias is a wrong type like any other, not a RecursionError (exit 4)
+    e = error(BASE + "name: &a [*a]\n")
+    assert e.key == "name"
+    # aliases nested to multiply ("billion laughs": 9 ** 5 strings here, 9 ** 9 cost hours): each node
+    # is indexed once, so the key lines stay as many as the text has nodes
+    bomb = "lol0: &l0 [a, a, a, a, a, a, a, a, a]\n" + "".join(
+        f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 5))
+    _, lines = parse_yaml(SpecSource("s.yaml", bomb + BASE, Path(".")))
+    assert len(lines) < 80
+    assert find_todo(yaml.safe_load(bomb + "x: &x [*x]\n")) is None
+    e = error(bomb + BASE)
+    assert e.key.startswith("lol")
+
+
+def test_a_column_listed_twice_or_a_role_among_the_covariates_is_refused():
+    # a repeated covariate made a singular propensity model (exit 4, no column named); the outcome among
+    # the covariates was estimated in silence, the treatment made "no common support" (exit 4)
+    e = error(BASE, ["covariates.1=a"])
+    assert e.key == "covariates" and "'a' is listed twice (items 1 and 2)" in str(e)
+    e = error(BASE.replace("[a, b]", "[a, y]"))
+    assert e.key == "covariates" and e.line == 5 and "'y' is the outcome" in str(e)
+    e = error(BASE.replace("[a, b]", "[t, a]"))
+    assert e.key == "covariates" and "'t' is the treatment" in str(e)
+    e = error(BASE + "segments: [a, a]\n")
+    assert e.key == "segments" and "listed twice" in str(e)
 
 
 def test_overrides_take_schema_types():

@@ -65,6 +65,9 @@ def guarded(fn: Callable) -> Callable:
             STATE.debug = True
         if kwargs.pop("quiet", False):
             STATE.quiet = True
+        from causalcli.runtime import interrupt
+
+        restore_sigint = interrupt.install()
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
@@ -86,6 +89,8 @@ def guarded(fn: Callable) -> Callable:
             typer.echo(f"internal error: {exc.__class__.__name__}: {exc} (run with --debug for a traceback, "
                        "and please report it)", err=True)
             raise typer.Exit(4) from None
+        finally:
+            restore_sigint()
 
     return wrapper
 

@@ -27,7 +27,7 @@ def validate_command(
     code = 0
     for display, checked in check_studies(specs, set_, on_exception=trace_on_debug):
         if isinstance(checked, CausalcliError):
-            typer.echo(f"error: {checked.located()}", err=True)
+            typer.echo(f"error: {checked.located(display)}", err=True)
             code = max(code, checked.exit_code)
             continue
         adjustment = ", ".join(checked.identification.adjustment_set) or "(none)"

@@ -107,7 +107,10 @@ def summary_line(item: "Result") -> str:
 
 def failure_line(item: StudyFailure) -> str:
     """Where a study failed and why, as ``file:line: key 'k': message`` (the form of every error line)."""
-    where = item.file or item.spec_path
+    spec = "<stdin>" if item.spec_path == "-" else item.spec_path
+    where = item.file or spec
+    if item.file and spec and item.file != spec:  # the data file: say which spec read it (a batch shares files)
+        where = f"{spec}: {item.file}"
     if item.line:
         where += f":{item.line}"
     key = f": key '{item.key}'" if item.key else (f": column '{item.column}'" if item.column else "")

@@ -99,22 +99,40 @@ def parse_yaml(source: SpecSource) -> tuple[dict, dict[tuple, int]]:
     if not isinstance(data, dict):
         raise SpecError("a spec must be a mapping of keys (data, treatment, outcome, design, ...)", file=source.display, line=1)
     lines: dict[tuple, int] = {}
-    _index_lines(node, (), lines)
+    _index_lines(node, (), lines, source.display)
     return data, lines
 
 
-def _index_lines(node: Any, path: tuple, lines: dict[tuple, int]) -> None:
+def _index_lines(node: Any, path: tuple, lines: dict[tuple, int], display: str = "",
+                 seen: set[int] | None = None) -> None:
+    """Each key path's line, refusing a key given twice in one mapping (YAML keeps the last in silence).
+
+    A node is walked once: an alias (``*a``) points at a node already indexed, so a recursive
+    alias or nested aliases that multiply (a "billion laughs" spec) cost one pass over the text.
+    """
     if node is None:
         return
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        first: dict[tuple, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            _index_lines(value_node, path + (key,), lines)
+            line = key_node.start_mark.line + 1
+            same = (key_node.tag, key)  # `1:` and `'1':` are two keys; a merge (`<<`) is not a key
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if same in first:
+                    raise SpecError(f"given twice, on lines {first[same]} and {line} (YAML would keep the last "
+                                    "in silence); keep one", file=display, key=key_path(path + (key,)), line=line)
+                first[same] = line
+            lines[path + (key,)] = line
+            _index_lines(value_node, path + (key,), lines, display, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, path + (i,), lines)
+            _index_lines(item, path + (i,), lines, display, seen)
 
 
 _OTHER_TAGS = {

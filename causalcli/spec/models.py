@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator,
+)
 
 from causalcli.spec.base import Strict as _Strict
 
@@ -300,6 +302,21 @@ class Study(_Strict):
         None, description="Refuters to run; default depends on the method; [] runs none."
     )
     seed: int = Field(0, ge=0)
+
+    @field_validator("covariates", "categorical", "segments")
+    @classmethod
+    def _each_once(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        """A column listed twice is a typo (its second entry made a singular design, exit 4), and the
+        treatment or the outcome among the covariates is adjusting for the effect itself."""
+        for i, column in enumerate(v):
+            if column in v[:i]:
+                raise ValueError(f"{column!r} is listed twice (items {v.index(column) + 1} and {i + 1}); keep one")
+        if info.field_name == "covariates":
+            for role in ("treatment", "outcome"):
+                if info.data.get(role) is not None and info.data[role] in v:
+                    raise ValueError(f"{info.data[role]!r} is the {role}, so it cannot be a covariate too; "
+                                     "remove it from covariates")
+        return v
 
     @model_validator(mode="after")
     def _roles(self) -> "Study":

@@ -30,15 +30,22 @@ ADVICE = {
 }
 
 
-def find_todos(node: Any, path: tuple = ()) -> list[tuple]:
-    """The key paths of every value equal to ``TODO``, in document order."""
+def find_todos(node: Any, path: tuple = (), seen: set[int] | None = None) -> list[tuple]:
+    """The key paths of every value equal to ``TODO``, in document order.
+
+    A list or mapping that YAML aliases share is searched once (a recursive alias, or aliases
+    nested to multiply, would otherwise recurse without end or for hours)."""
     if isinstance(node, dict):
         items = node.items()
     elif isinstance(node, list):
         items = enumerate(node)
     else:
         return [path] if isinstance(node, str) and node.strip() == TODO else []
-    return [found for key, value in items for found in find_todos(value, path + (key,))]
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return []  # searched already: its TODOs are named at its first place
+    seen.add(id(node))
+    return [found for key, value in items for found in find_todos(value, path + (key,), seen)]
 
 
 def find_todo(node: Any) -> tuple | None:

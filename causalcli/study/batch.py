@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Iterator, Optional, Union
 
 from causalcli.errors import CausalcliError, EstimationError, SpecError
 from causalcli.records import StudyFailure
+from causalcli.runtime import interrupt
 from causalcli.result import Result
 from causalcli.spec.loading import collect_sources
 from causalcli.spec.overrides import blame_override
@@ -67,6 +68,8 @@ def run_studies(
                     raise
                 text = render([result], fmt)
             except Exception as exc:  # noqa: BLE001
+                if interrupt.interrupted():  # a Ctrl-C that a library turned into another exception
+                    raise KeyboardInterrupt from exc
                 failed = _failure(source.path, name, exc, source.display, on_exception)
                 yield failed, render([failed], fmt)
             else:
@@ -77,6 +80,7 @@ def check_studies(
     specs: Iterable[str], overrides: list[str] | None = None, *, on_exception: OnException = None,
 ) -> Iterator[tuple[str, Union[Prepared, CausalcliError]]]:
     """What ``validate`` checks, spec by spec: (the spec as named to the user, its Prepared study or its error)."""
+    specs = list(specs)
     overrides = list(overrides or [])
     for arg in specs:
         try:
@@ -87,7 +91,10 @@ def check_studies(
         for source in sources:
             try:
                 spec = load_spec(source, overrides)
-                stdin_bytes = sys.stdin.buffer.read() if spec.study.data.path == "-" and source.path != "-" else None
+                if spec.study.data.path == "-" and "-" in specs:  # as estimate says it
+                    raise SpecError("data.path '-' reads stdin, which already carries the spec",
+                                    file=source.display, key="data.path")
+                stdin_bytes = sys.stdin.buffer.read() if spec.study.data.path == "-" else None
                 checked: Union[Prepared, CausalcliError] = prepare_study(spec, stdin_bytes)
             except Exception as exc:  # noqa: BLE001 (one spec's failure never stops the others)
                 if on_exception is not None:
