@@ -152,3 +152,21 @@ def test_bundled_specs_validate_against_the_schema():
     schema = json_schema()
     for path in (Path(__file__).resolve().parents[1] / "specs").glob("*.yaml"):
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_a_spec_not_in_utf8_or_indented_with_tabs_says_where_and_what_to_do(tmp_path):
+    """A Latin-1 spec showed Python's UnicodeDecodeError with a byte position; a tab, YAML's bare 'cannot start
+    any token' (trial as a CI user)."""
+    from causalcli.errors import SpecError
+    from causalcli.spec.loading import collect_sources, parse_yaml
+
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("version: 1\nname: café\n".encode("latin-1"))
+    with pytest.raises(SpecError) as bad:
+        collect_sources([str(latin)])
+    assert bad.value.line == 2 and "is not UTF-8 (byte 0xe9 cannot be read); save the file as UTF-8" in bad.value.message
+    tabs = tmp_path / "tabs.yaml"
+    tabs.write_text("version: 1\ndesign:\n\tmethod: did\n")
+    with pytest.raises(SpecError) as bad:
+        parse_yaml(collect_sources([str(tabs)])[0])
+    assert bad.value.line == 3 and bad.value.message.endswith("indent with spaces, not tabs")

@@ -78,9 +78,15 @@ def _read_source(p: Path) -> SpecSource:
     if not p.exists():
         raise SpecError("spec file not found; check the path", file=str(p))
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = p.read_bytes()
+    except OSError as exc:
         raise SpecError(f"cannot read spec file ({exc.__class__.__name__}: {exc})", file=str(p)) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # Latin-1 or UTF-16 from an editor: say where, and what to do
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SpecError(f"is not UTF-8 (byte 0x{raw[exc.start]:02x} cannot be read); save the file as UTF-8",
+                        file=str(p), line=line) from None
     return SpecSource(str(p), text, p.resolve().parent)
 
 
@@ -93,6 +99,8 @@ def parse_yaml(source: SpecSource) -> tuple[dict, dict[tuple, int]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "'\\t'" in problem:  # YAML allows no tab in indentation
+            problem += ": indent with spaces, not tabs"
         raise SpecError(f"YAML syntax error: {problem}", file=source.display, line=line) from None
     if data is None:
         raise SpecError("spec is empty; start from `causalcli init DATA ...`", file=source.display)
