@@ -86,3 +86,18 @@ def test_a_server_that_never_answers_ends_within_the_connect_timeout(runner, tmp
     listener.close()
     assert code == 3 and "no answer in time" in err and SECRET not in err, err
     assert elapsed < 10, f"{elapsed:.1f} s: the connection waited for the server instead of timing out"
+
+
+def test_debug_never_shows_the_connection_a_driver_quotes(runner, tmp_path, monkeypatch):
+    import ibis
+
+    value = f"postgres://analyst:{SECRET}@db.internal:5432/shop"
+
+    def refuse(url, **options):  # a driver whose message quotes what it was given
+        raise RuntimeError(f"cannot use {url}; password {SECRET}")
+
+    monkeypatch.setattr(ibis, "connect", refuse)
+    monkeypatch.setenv(ENV, value)
+    code, err = run(runner, tmp_path, POSTGRES, "--debug")
+    assert code == 3 and "Traceback" in err and "RuntimeError" in err
+    assert SECRET not in err and value not in err and "<not shown>" in err

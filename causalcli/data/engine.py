@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from causalcli.errors import DataError, SpecError
+from causalcli.errors import DataError, SpecError, keep_secret
 from causalcli.spec import backends
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,6 +119,7 @@ def connection_value(data: "DataSpec", display: str) -> str | None:
         raise SpecError(f"environment variable {data.connection_env} (named by data.connection_env) is not set: "
                         f"export it with the {data.backend} connection before running", file=display,
                         key="data.connection_env")
+    keep_secret(value)
     return value
 
 
