@@ -7,6 +7,8 @@ within the connect timeout instead of hanging.
 
 from __future__ import annotations
 
+import io
+import logging
 import socket
 import threading
 import time
@@ -101,3 +103,25 @@ def test_debug_never_shows_the_connection_a_driver_quotes(runner, tmp_path, monk
     code, err = run(runner, tmp_path, POSTGRES, "--debug")
     assert code == 3 and "Traceback" in err and "RuntimeError" in err
     assert SECRET not in err and value not in err and "<not shown>" in err
+
+
+@pytest.mark.engines
+@pytest.mark.xdist_group("spark")
+def test_a_missing_spark_table_is_one_line_and_says_where_tables_come_from(spark, runner, tmp_path):
+    from pyspark.logger import PySparkLogger
+
+    logger = PySparkLogger.getLogger("SQLQueryContextLogger")
+    saved, captured = list(logger.handlers), io.StringIO()
+    for handler in saved:
+        logger.removeHandler(handler)
+    logger.addHandler(logging.StreamHandler(captured))  # where PySpark would print its JSON record of the failure
+    try:
+        code, err = run(runner, tmp_path, {"backend": "spark", "table": "analytics.no_such_table"})
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        for handler in saved:
+            logger.addHandler(handler)
+    assert code == 3 and "no_such_table" in err and len(err.strip().splitlines()) == 1, err
+    assert "spark.sql.catalogImplementation hive" in err and "data.path" in err
+    assert captured.getvalue() == ""

@@ -184,6 +184,7 @@ def connect(data: "DataSpec", display: str) -> Engine:
 
         if name == "spark":
             backend = ibis.pyspark.connect(_spark_session(value))
+            _quiet_query_loggers()
         else:
             _check_scheme(value, name, data.connection_env, display)
             options: dict[str, Any] = {}
@@ -234,6 +235,19 @@ def _spark_session(master: str | None) -> Any:
     session = _quietly(builder.getOrCreate)
     session.sparkContext.setLogLevel("FATAL")
     return session
+
+
+def _quiet_query_loggers() -> None:
+    """PySpark 4 logs every failed query (a missing table, say) as a JSON record of the JVM's stack trace on
+    stderr before raising it; causalcli turns the exception into its one-line error (--debug shows it whole)."""
+    import logging
+
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # PySpark before 4 has no such logger
+        return
+    for logger in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(logger).setLevel(logging.CRITICAL + 1)
 
 
 def _quietly(start: Any) -> Any:
