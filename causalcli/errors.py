@@ -74,3 +74,29 @@ class OverlapWarning(CausalcliWarning):
 
 class DataWarning(CausalcliWarning):
     """Rows were dropped (missing values) or data look suspicious."""
+
+
+# Connections read from the environment (data.connection_env), kept so that no output can show them: a
+# driver's message, chained under an error and printed by --debug, may quote the value it was given.
+_SECRETS: set[str] = set()
+
+
+def keep_secret(value: str) -> None:
+    """Remember ``value`` (and the password of a URL) as text that ``redact`` cuts out of any output."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = {value.strip()}
+    try:
+        password = urlsplit(value.strip()).password
+    except ValueError:  # a malformed URL (an unclosed [host], say): its whole text is kept
+        password = None
+    if password:
+        parts |= {password, unquote(password)}
+    _SECRETS.update(p for p in parts if len(p) >= 3)
+
+
+def redact(text: str) -> str:
+    """``text`` with every kept secret replaced by ``<not shown>``."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "<not shown>")
+    return text

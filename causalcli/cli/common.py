@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import typer
 
-from causalcli.errors import CausalcliError
+from causalcli.errors import CausalcliError, redact
 
 
 @dataclass
@@ -47,9 +47,12 @@ def say(message: str) -> None:
 
 
 def trace_on_debug(exc: BaseException) -> None:
-    """The traceback of an exception the command turns into an error line (shown with --debug)."""
+    """The traceback of an exception the command turns into an error line (shown with --debug), with any
+    connection read from the environment cut out: a driver's message may quote it."""
     if STATE.debug:
-        traceback.print_exception(type(exc), exc, exc.__traceback__)
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        sys.stderr.write(redact(text))
+        sys.stderr.flush()
 
 
 def error_line(exc: CausalcliError) -> str:
@@ -73,8 +76,7 @@ def guarded(fn: Callable) -> Callable:
         except typer.Exit:
             raise
         except CausalcliError as exc:
-            if STATE.debug:
-                traceback.print_exc()
+            trace_on_debug(exc)
             typer.echo(error_line(exc), err=True)
             raise typer.Exit(exc.exit_code) from None
         except BrokenPipeError:
@@ -84,9 +86,8 @@ def guarded(fn: Callable) -> Callable:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
         except Exception as exc:  # an internal error: say so plainly, trace on --debug
-            if STATE.debug:
-                traceback.print_exc()
-            typer.echo(f"internal error: {exc.__class__.__name__}: {exc} (run with --debug for a traceback, "
+            trace_on_debug(exc)
+            typer.echo(f"internal error: {exc.__class__.__name__}: {redact(str(exc))} (run with --debug for a traceback, "
                        "and please report it)", err=True)
             raise typer.Exit(4) from None
         finally:

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from causalcli.errors import DataError, SpecError
+from causalcli.errors import DataError, SpecError, keep_secret
 from causalcli.spec import backends
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,7 +119,53 @@ def connection_value(data: "DataSpec", display: str) -> str | None:
         raise SpecError(f"environment variable {data.connection_env} (named by data.connection_env) is not set: "
                         f"export it with the {data.backend} connection before running", file=display,
                         key="data.connection_env")
+    keep_secret(value)
     return value
+
+
+# libpq waits without end for a server that accepts the connection and never answers (a proxy, a firewall that
+# drops packets): connect_timeout in the URL or PGCONNECT_TIMEOUT override this
+CONNECT_TIMEOUT_S = 15
+
+# what a refused connection's message means, and what to do: matched in the driver's text, which is never shown
+# (it names the host and the user)
+_CONNECT_REASONS = (
+    (("password authentication failed", "authentication failed", "no password supplied", "role \""),
+     "the server refused the login: check the user and the password (in the URL, PGPASSWORD or ~/.pgpass)"),
+    (("does not exist",), "the server has no such database: check the database in the URL"),
+    (("connection refused",), "nothing answers at that host and port: check the port and that the server runs"),
+    (("could not translate host name", "name or service not known", "nodename nor servname",
+      "temporary failure in name resolution"), "the host name does not resolve: check the host in the URL"),
+    (("timeout expired", "timed out"), "no answer in time: check the host, the port and the network (firewall, "
+     f"VPN); connect_timeout in the URL or PGCONNECT_TIMEOUT sets the wait ({CONNECT_TIMEOUT_S} s by default)"),
+    (("no route to host", "network is unreachable"), "the host cannot be reached from this machine: check the "
+     "host and the network"),
+)
+
+
+def _connect_reason(exc: Exception) -> str:
+    """Why a connection failed, in words that quote nothing of the driver's message; '' when not known."""
+    text = str(exc).lower()
+    for needles, reason in _CONNECT_REASONS:
+        if any(needle in text for needle in needles):
+            return reason
+    return ""
+
+
+def _check_scheme(value: str, name: str, variable: str, display: str) -> None:
+    """The variable of a non-Spark engine holds a URL of that engine (``postgres://...``): exit 2 otherwise,
+    naming the scheme at most (a value without one is not echoed: it may be a bare password or host)."""
+    import re
+
+    scheme = value.strip().split("://", 1)[0].lower() if "://" in value else ""
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]{0,30}", scheme):
+        raise SpecError(f"${variable} (named by data.connection_env) does not hold a URL: export it as "
+                        f"{name}://user@host:port/database (its value is not shown)", file=display,
+                        key="data.connection_env")
+    if scheme.replace("postgresql", "postgres") != name:
+        raise SpecError(f"${variable} (named by data.connection_env) holds a {scheme}:// URL but data.backend is "
+                        f"{name}: export a {name}://user@host:port/database URL, or set data.backend to the engine "
+                        "the URL names", file=display, key="data.connection_env")
 
 
 def connect(data: "DataSpec", display: str) -> Engine:
@@ -138,8 +184,13 @@ def connect(data: "DataSpec", display: str) -> Engine:
 
         if name == "spark":
             backend = ibis.pyspark.connect(_spark_session(value))
+            _quiet_query_loggers()
         else:
-            backend = ibis.connect(value)
+            _check_scheme(value, name, data.connection_env, display)
+            options: dict[str, Any] = {}
+            if name == "postgres" and "connect_timeout" not in value and not os.environ.get("PGCONNECT_TIMEOUT"):
+                options["connect_timeout"] = CONNECT_TIMEOUT_S
+            backend = ibis.connect(value, **options)
             if name == "postgres":  # naive timestamps are UTC, as on DuckDB (data.timezone cuts them to days)
                 backend.raw_sql("SET TIME ZONE 'UTC'").close()
     except (SpecError, DataError):
@@ -148,8 +199,10 @@ def connect(data: "DataSpec", display: str) -> Engine:
         raise DataError(f"cannot connect to {where}: {exc}; install the client library it names (for Spark "
                         "Connect: pip install 'pyspark[connect]')", file=display, key="data.backend") from exc
     except Exception as exc:  # noqa: BLE001 - any driver error; its text may hold the host or a password
-        raise DataError(f"cannot connect to {where} ({type(exc).__name__}); check that the engine is running and "
-                        "that the variable holds a working connection (run with --debug for the driver's message)",
+        reason = _connect_reason(exc) or ("check that the engine is running and that the variable holds a "
+                                          "working connection")
+        raise DataError(f"cannot connect to {where} ({type(exc).__name__}): {reason} (run with --debug for the "
+                        "driver's message)",
                         file=display, key="data.connection_env" if data.connection_env else "data.backend") from exc
     return Engine(name, dialect, backend, where)
 
@@ -182,6 +235,19 @@ def _spark_session(master: str | None) -> Any:
     session = _quietly(builder.getOrCreate)
     session.sparkContext.setLogLevel("FATAL")
     return session
+
+
+def _quiet_query_loggers() -> None:
+    """PySpark 4 logs every failed query (a missing table, say) as a JSON record of the JVM's stack trace on
+    stderr before raising it; causalcli turns the exception into its one-line error (--debug shows it whole)."""
+    import logging
+
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # PySpark before 4 has no such logger
+        return
+    for logger in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(logger).setLevel(logging.CRITICAL + 1)
 
 
 def _quietly(start: Any) -> Any:

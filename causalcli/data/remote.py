@@ -196,7 +196,23 @@ def _schema(engine: Engine, source: str, display: str, data: "DataSpec") -> dict
         variable = f" (connection from ${data.connection_env})" if data.connection_env else ""
         raise DataError(f"cannot read {'table ' + data.table if data.table else 'the file'} in "
                         f"{engine.name}{variable}: {type(exc).__name__}: {_safe(exc)}; check the name and your "
-                        "rights to read it", file=display, key="data.table" if data.table else "data.path") from exc
+                        f"rights to read it{_catalog_hint(engine, data)}", file=display,
+                        key="data.table" if data.table else "data.path") from exc
+
+
+def _catalog_hint(engine: Engine, data: "DataSpec") -> str:
+    """Why a Spark session may not know a table at all: its catalog is the session's own, not a metastore."""
+    if engine.name != "spark" or data.table is None:
+        return ""
+    try:
+        catalog = engine.ibis._session.conf.get("spark.sql.catalogImplementation", "in-memory")
+    except Exception:  # noqa: BLE001 - Spark Connect may not show the setting
+        return ""
+    if catalog != "in-memory":
+        return ""
+    return ("; this Spark session's catalog is in memory and holds no tables of a metastore: set "
+            "spark.sql.catalogImplementation hive in spark-defaults.conf (in SPARK_CONF_DIR), or read the files "
+            "with data.path")
 
 
 def _counts(engine: Engine, source: str, select: str, display: str, filtered: bool) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Union
 
-from causalcli.errors import CausalcliError, EstimationError, SpecError
+from causalcli.errors import CausalcliError, EstimationError, SpecError, redact
 from causalcli.records import StudyFailure
 from causalcli.runtime import interrupt
 from causalcli.result import Result
@@ -109,7 +109,7 @@ def as_error(exc: Exception, file: str | None = None) -> CausalcliError:
     """A CausalcliError as it is; anything else as an internal error (exit 4) named in one line."""
     if isinstance(exc, CausalcliError):
         return exc
-    text = str(exc).strip().splitlines()
+    text = redact(str(exc)).strip().splitlines()  # a driver's error may quote the connection it was given
     detail = f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
     return EstimationError(f"internal error: {detail} (run with --debug for a traceback, and please report it)",
                            file=file)
