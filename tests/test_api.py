@@ -243,3 +243,16 @@ def test_repr_html_is_the_reports_section_with_its_plots(tmp_path, runner, monke
     # the report's styles apply inside the result only, never to the notebook's page
     selectors = [s.strip() for block in re.findall(r"([^{};]+)\{", style) for s in block.split(",")]
     assert selectors and all(s.startswith((".causalcli", "@media")) for s in selectors), selectors
+
+
+def test_repr_is_one_line_with_the_headline_and_the_verdicts(sim_folder):
+    # a list of results, or print(result), shows the repr: the dataclass's printed every diagnostic
+    result = causalcli.estimate("spec.yaml", refute=[{"placebo_treatment": {"simulations": 5}}])
+    text = repr(result)
+    assert "\n" not in text and len(text) < 400 and "diagnostics" not in text, text
+    assert text.startswith("<Result 'sim': matching/") and text.endswith(f"passed={result.passed}>")
+    assert f"{result.estimand.upper()} " in text and f"n {result.n['used']}" in text
+    failed = [c.name for c in result.checks if c.passed is False]
+    assert (f"checks failed: {', '.join(failed)}" if failed else "checks passed") in text
+    assert "refutations " in text
+    assert str(result) == text
