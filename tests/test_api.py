@@ -213,6 +213,31 @@ def test_in_memory_errors_name_the_table(tmp_path, monkeypatch):
         causalcli.estimate({**spec, "data": {"filter": "read_csv('/etc/passwd') IS NOT NULL"}}, data=df)
 
 
+def test_an_index_that_repeats_a_column_is_read_once(tmp_path, monkeypatch):
+    # set_index('x1', drop=False) keeps the column: pandas' reset_index raised "cannot insert x1, already exists"
+    monkeypatch.chdir(tmp_path)
+    spec = {k: v for k, v in base_spec("unused.csv").items() if k != "data"}
+    df = simulate()
+    plain = causalcli.estimate(spec, data=df)
+    for frame in (df.set_index("x1", drop=False), df.set_index(["x1", "x2"], drop=False)):
+        again = causalcli.estimate(spec, data=frame)
+        assert again.estimate == plain.estimate and again.n == plain.n
+    with pytest.raises(DataError) as err:  # a level named like a column but holding other values
+        causalcli.estimate(spec, data=df.set_index(df["x2"].rename("x1")))
+    assert err.value.column == "x1" and "index level 'x1'" in str(err.value) and err.value.exit_code == 3
+
+
+def test_a_column_arrow_cannot_read_is_named_even_when_unused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = {k: v for k, v in base_spec("unused.csv").items() if k != "data"}
+    df = simulate()
+    mixed = df.assign(note=[1 if i % 2 else "a" for i in range(len(df))])  # numbers and text in one column
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec, data=mixed)
+    assert err.value.column == "note" and "column 'note'" in str(err.value)
+    assert "df.drop(columns=" in str(err.value)
+
+
 # ---------------------------------------------------------------- what a notebook shows
 
 
