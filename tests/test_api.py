@@ -207,6 +207,9 @@ def test_in_memory_errors_name_the_table(tmp_path, monkeypatch):
     twice = pd.concat([df, df[["x1"]]], axis=1)
     with pytest.raises(DataError, match="column name 'x1' appears more than once in the table's columns"):
         causalcli.estimate(spec, data=twice)
+    with pytest.raises(DataError) as err:  # not "the data file has no rows" at key 'data.path', which it has not
+        causalcli.estimate(spec, data=df.head(0))
+    assert err.value.key == "data" and "data file" not in str(err.value) and "no rows" in str(err.value)
     with pytest.raises(DataError, match="data= takes a pandas or polars DataFrame or a pyarrow Table, not builtins.list"):
         causalcli.estimate(spec, data=[1, 2, 3])
     with pytest.raises(SpecError, match="data.filter"):

@@ -275,6 +275,8 @@ def register_memory(con: "duckdb.DuckDBPyConnection", frame: Any) -> tuple[str, 
     import duckdb
 
     table, display = as_arrow(frame)
+    if table.num_rows == 0:  # said here: the check after data.filter would blame a data file and data.path
+        raise DataError("the table passed as data= has no rows", file=display, key="data")
     con.register("memory_data", table)
     try:
         con.execute("CREATE TABLE raw_data AS SELECT * FROM memory_data")
