@@ -241,6 +241,25 @@ def test_a_column_arrow_cannot_read_is_named_even_when_unused(tmp_path, monkeypa
     assert "df.drop(columns=" in str(err.value)
 
 
+@pytest.mark.parametrize("design", [{"method": "matching", "estimand": "att"}, {"method": "weighting"},
+                                    {"method": "iv", "instruments": ["x2"]}])
+@pytest.mark.parametrize("column", ["y", "x1"])
+def test_an_infinite_value_is_a_data_error_naming_its_column(design, column, tmp_path, monkeypatch):
+    # weighting and iv returned a NaN estimate, matching an EstimationError that named no column
+    monkeypatch.chdir(tmp_path)
+    spec = {**{k: v for k, v in base_spec("unused.csv").items() if k != "data"}, "design": design}
+    if design["method"] == "iv":
+        spec["covariates"] = ["x1"]
+    df = simulate()
+    df.loc[[3, 7], column] = float("inf")
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec, data=df)
+    assert err.value.column == column and err.value.exit_code == 3
+    assert "infinite value in 2 rows" in str(err.value) and err.value.key == ("outcome" if column == "y" else "covariates")
+    fixed = causalcli.estimate(spec, data=df, data__filter=f"isfinite({column})")  # the advice works
+    assert fixed.n["filtered_out"] == 2
+
+
 # ---------------------------------------------------------------- what a notebook shows
 
 
