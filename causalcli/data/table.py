@@ -521,10 +521,7 @@ def _refuse_infinite(cols: dict[str, "np.ndarray"], roles: list[tuple[str, str, 
     import numpy as np
 
     for column, key, role in roles:
-        values = cols[column]
-        if column in text or values.dtype.kind != "f":
-            continue
-        bad = int(np.isinf(values).sum())
+        bad = 0 if column in text or cols[column].dtype.kind != "f" else int(np.isinf(cols[column]).sum())
         name = column if column.isidentifier() else quote_identifier(column)
         if bad:
             raise DataError(f"{role} {column!r} holds an infinite value in {bad:,} row{'s' * (bad > 1)}; "
