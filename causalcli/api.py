@@ -44,7 +44,10 @@ def estimate(spec: str | Path | Mapping[str, Any], data: Any = None, *, refute: 
     ``data``: a pandas or polars DataFrame or a pyarrow Table used in place of ``data.path``
     (which may then be left out): it goes into DuckDB as the study's table, and
     ``data.filter``, ``data.columns`` and the reading of columns by role work exactly as for
-    a file. ``provenance`` then says ``data_source: memory`` with a fingerprint of the table.
+    a file. A pandas index comes along as columns when its levels are named (``set_index('unit')``;
+    a level that repeats its column, ``drop=False``, once); a column Arrow cannot read (numbers and text
+    in one object column) is a ``DataError`` naming it, used by the study or not. ``provenance`` then
+    says ``data_source: memory`` with a fingerprint of the table.
 
     ``refute=False`` skips refutations (``--no-refute``); a list sets the spec's ``refute``
     key instead. ``jobs`` (workers for refuters; None = every core) and ``fail_on`` are the

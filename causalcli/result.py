@@ -3,7 +3,8 @@
 Renderers and plots take only a Result (or a ``StudyFailure``), never the data,
 so a result read back from JSON draws the same tables and pictures. A Result reads
 well in a notebook: ``to_dict()`` is the JSON, ``to_frame()`` the CSV's tidy rows, and
-it shows itself as its section of the HTML report (``_repr_html_``, plots included).
+it shows itself as its section of the HTML report (``_repr_html_``, plots included); its
+``repr`` is one line.
 """
 
 from __future__ import annotations
@@ -84,6 +85,28 @@ class Result:
         from causalcli.render.csv import COLUMNS, tidy_rows
 
         return pd.DataFrame(tidy_rows(self), columns=list(COLUMNS))
+
+    def __repr__(self) -> str:
+        """One line: the headline, rows used and the verdicts. The dataclass's own repr printed every
+        diagnostic (thousands of characters), which a notebook shows for a list of results or ``print``."""
+        from causalcli.render.fmt import num, pval
+
+        e = self.estimate
+        interval = (f", {e.conf_level:.0%} CI [{num(e.ci_lower)}, {num(e.ci_upper)}]"
+                    if e.ci_lower is not None and e.ci_upper is not None else "")
+        parts = [f"{self.design}/{self.estimator}, {self.estimand.upper()} {num(e.value)}{interval}"
+                 f", SE {num(e.std_error)}, p {pval(e.p_value)}"]
+        if "used" in self.n or "rows" in self.n:
+            parts.append(f"n {self.n.get('used', self.n.get('rows'))}")
+        if self.effects:
+            parts.append(f"{len(self.effects)} effects")
+        for kind, items in (("checks", self.checks), ("refutations", self.refutations)):
+            failed = [i.name for i in items if i.passed is False]
+            if items:
+                parts.append(f"{kind} failed: {', '.join(failed)}" if failed else f"{kind} passed")
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} warning{'s' * (len(self.warnings) > 1)}")
+        return f"<Result {self.study!r}: {'; '.join(parts)}; passed={self.passed}>"
 
     def _repr_html_(self) -> str:
         """The study's section of the HTML report (``--report``), plots included, for Jupyter."""

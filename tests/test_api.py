@@ -207,10 +207,57 @@ def test_in_memory_errors_name_the_table(tmp_path, monkeypatch):
     twice = pd.concat([df, df[["x1"]]], axis=1)
     with pytest.raises(DataError, match="column name 'x1' appears more than once in the table's columns"):
         causalcli.estimate(spec, data=twice)
+    with pytest.raises(DataError) as err:  # not "the data file has no rows" at key 'data.path', which it has not
+        causalcli.estimate(spec, data=df.head(0))
+    assert err.value.key == "data" and "data file" not in str(err.value) and "no rows" in str(err.value)
     with pytest.raises(DataError, match="data= takes a pandas or polars DataFrame or a pyarrow Table, not builtins.list"):
         causalcli.estimate(spec, data=[1, 2, 3])
     with pytest.raises(SpecError, match="data.filter"):
         causalcli.estimate({**spec, "data": {"filter": "read_csv('/etc/passwd') IS NOT NULL"}}, data=df)
+
+
+def test_an_index_that_repeats_a_column_is_read_once(tmp_path, monkeypatch):
+    # set_index('x1', drop=False) keeps the column: pandas' reset_index raised "cannot insert x1, already exists"
+    monkeypatch.chdir(tmp_path)
+    spec = {k: v for k, v in base_spec("unused.csv").items() if k != "data"}
+    df = simulate()
+    plain = causalcli.estimate(spec, data=df)
+    for frame in (df.set_index("x1", drop=False), df.set_index(["x1", "x2"], drop=False)):
+        again = causalcli.estimate(spec, data=frame)
+        assert again.estimate == plain.estimate and again.n == plain.n
+    with pytest.raises(DataError) as err:  # a level named like a column but holding other values
+        causalcli.estimate(spec, data=df.set_index(df["x2"].rename("x1")))
+    assert err.value.column == "x1" and "index level 'x1'" in str(err.value) and err.value.exit_code == 3
+
+
+def test_a_column_arrow_cannot_read_is_named_even_when_unused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = {k: v for k, v in base_spec("unused.csv").items() if k != "data"}
+    df = simulate()
+    mixed = df.assign(note=[1 if i % 2 else "a" for i in range(len(df))])  # numbers and text in one column
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec, data=mixed)
+    assert err.value.column == "note" and "column 'note'" in str(err.value)
+    assert "df.drop(columns=" in str(err.value)
+
+
+@pytest.mark.parametrize("design", [{"method": "matching", "estimand": "att"}, {"method": "weighting"},
+                                    {"method": "iv", "instruments": ["x2"]}])
+@pytest.mark.parametrize("column", ["y", "x1"])
+def test_an_infinite_value_is_a_data_error_naming_its_column(design, column, tmp_path, monkeypatch):
+    # weighting and iv returned a NaN estimate, matching an EstimationError that named no column
+    monkeypatch.chdir(tmp_path)
+    spec = {**{k: v for k, v in base_spec("unused.csv").items() if k != "data"}, "design": design}
+    if design["method"] == "iv":
+        spec["covariates"] = ["x1"]
+    df = simulate()
+    df.loc[[3, 7], column] = float("inf")
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec, data=df)
+    assert err.value.column == column and err.value.exit_code == 3
+    assert "infinite value in 2 rows" in str(err.value) and err.value.key == ("outcome" if column == "y" else "covariates")
+    fixed = causalcli.estimate(spec, data=df, data__filter=f"isfinite({column})")  # the advice works
+    assert fixed.n["filtered_out"] == 2
 
 
 # ---------------------------------------------------------------- what a notebook shows
@@ -243,3 +290,16 @@ def test_repr_html_is_the_reports_section_with_its_plots(tmp_path, runner, monke
     # the report's styles apply inside the result only, never to the notebook's page
     selectors = [s.strip() for block in re.findall(r"([^{};]+)\{", style) for s in block.split(",")]
     assert selectors and all(s.startswith((".causalcli", "@media")) for s in selectors), selectors
+
+
+def test_repr_is_one_line_with_the_headline_and_the_verdicts(sim_folder):
+    # a list of results, or print(result), shows the repr: the dataclass's printed every diagnostic
+    result = causalcli.estimate("spec.yaml", refute=[{"placebo_treatment": {"simulations": 5}}])
+    text = repr(result)
+    assert "\n" not in text and len(text) < 400 and "diagnostics" not in text, text
+    assert text.startswith("<Result 'sim': matching/") and text.endswith(f"passed={result.passed}>")
+    assert f"{result.estimand.upper()} " in text and f"n {result.n['used']}" in text
+    failed = [c.name for c in result.checks if c.passed is False]
+    assert (f"checks failed: {', '.join(failed)}" if failed else "checks passed") in text
+    assert "refutations " in text
+    assert str(result) == text

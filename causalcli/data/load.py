@@ -275,6 +275,8 @@ def register_memory(con: "duckdb.DuckDBPyConnection", frame: Any) -> tuple[str, 
     import duckdb
 
     table, display = as_arrow(frame)
+    if table.num_rows == 0:  # said here: the check after data.filter would blame a data file and data.path
+        raise DataError("the table passed as data= has no rows", file=display, key="data")
     con.register("memory_data", table)
     try:
         con.execute("CREATE TABLE raw_data AS SELECT * FROM memory_data")
@@ -296,12 +298,12 @@ def as_arrow(frame: Any) -> tuple["pa.Table", str]:
     kind = type(frame).__module__.split(".")[0]
     display = {"pandas": "<pandas DataFrame>", "polars": "<polars DataFrame>"}.get(kind, "<Arrow table>")
     if kind == "pandas" and hasattr(frame, "reset_index"):
-        if any(name is not None for name in frame.index.names):
-            frame = frame.reset_index()
+        _refuse_duplicate_column([str(c) for c in frame.columns], display, "the table's columns")
+        frame = _index_as_columns(frame, display)
         _refuse_duplicate_column([str(c) for c in frame.columns], display, "the table's columns")
     try:
         if kind == "pandas" and hasattr(frame, "reset_index"):
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = _pandas_to_arrow(frame, display)
         elif kind == "polars" and hasattr(frame, "to_arrow"):
             table = frame.to_arrow()
         elif isinstance(frame, (pa.Table, pa.RecordBatch)) or hasattr(frame, "__arrow_c_stream__"):
@@ -314,6 +316,44 @@ def as_arrow(frame: Any) -> tuple["pa.Table", str]:
     _refuse_duplicate_column(table.column_names, display, "the table's columns")
     columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
     return pa.table(columns, names=[str(n) for n in table.column_names]), display
+
+
+def _index_as_columns(frame: Any, display: str) -> Any:
+    """A pandas frame with its named index levels as columns. A level that repeats the column of its name
+    (``set_index('unit', drop=False)``) is left out; one whose values differ from that column is refused."""
+    import pandas as pd
+
+    repeated = []
+    for level, name in enumerate(frame.index.names):
+        if name is None or name not in frame.columns:
+            continue
+        if not frame.index.get_level_values(level).equals(pd.Index(frame[name])):
+            raise DataError(f"the index level {str(name)!r} has the name of a column but other values; rename "
+                            "the level (rename_axis) or leave the index out (reset_index(drop=True))",
+                            file=display, column=str(name))
+        repeated.append(level)
+    if repeated:
+        frame = frame.reset_index(level=repeated, drop=True)
+    return frame.reset_index() if any(name is not None for name in frame.index.names) else frame
+
+
+def _pandas_to_arrow(frame: Any, display: str) -> "pa.Table":
+    """``pa.Table.from_pandas``; a column Arrow cannot read (an object column mixing numbers and text)
+    is named in the error, with what to do, even when the study does not use it."""
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        for name in frame.columns:
+            try:
+                pa.Array.from_pandas(frame[name])
+            except (pa.ArrowException, TypeError, ValueError) as column_exc:
+                raise DataError(f"a column of dtype {frame[name].dtype} that Arrow cannot read: "
+                                f"{first_line(column_exc)}; give it one type (astype(str), pd.to_numeric) "
+                                "or leave it out of data= (df.drop(columns=...))",
+                                file=display, column=str(name)) from None
+        raise DataError(f"cannot read the table: {first_line(exc)}", file=display) from None
 
 
 class _Digest:

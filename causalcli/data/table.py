@@ -502,15 +502,31 @@ def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[st
     cols, dropped = table.arrays([treatment, outcome, *covariates, *extra], as_text=text, positions=True)
     if dropped == table.rows:
         raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
+    roles = [(treatment, "treatment", "treatment"), (outcome, "outcome", "outcome")]
+    roles += [(c, "covariates", "covariate") for c in covariates] + [(c, *extra_role) for c in extra]
+    _refuse_infinite(cols, roles, text, table.file)
     X, names = design_matrix(cols, covariates, list(categorical), table.file)
     constant = [n for j, n in enumerate(names) if np.ptp(X[:, j]) == 0]
     if constant:
         raise DataError(f"covariate {constant[0]!r} is constant in the rows used; drop it from covariates",
                         file=table.file, column=constant[0], key="covariates")
-    roles = [(treatment, "treatment", "treatment"), (outcome, "outcome", "outcome")]
-    roles += [(c, "covariates", "covariate") for c in covariates] + [(c, *extra_role) for c in extra]
     return BinaryStudyArrays(cols, X, names, np.asarray(cols[treatment], dtype=np.float64), dropped,
                              dropped_missing(table, roles, dropped))
+
+
+def _refuse_infinite(cols: dict[str, "np.ndarray"], roles: list[tuple[str, str, str]], text: tuple[str, ...],
+                     file: str | None) -> None:
+    """An infinite value is not missing (it is kept), and estimators would turn it into a NaN estimate or an
+    error without the column: refused here, naming the column, its role and a filter that drops it."""
+    import numpy as np
+
+    for column, key, role in roles:
+        bad = 0 if column in text or cols[column].dtype.kind != "f" else int(np.isinf(cols[column]).sum())
+        name = column if column.isidentifier() else quote_identifier(column)
+        if bad:
+            raise DataError(f"{role} {column!r} holds an infinite value in {bad:,} row{'s' * (bad > 1)}; "
+                            f"filter them out with data.filter (e.g. \"isfinite({name})\")",
+                            file=file, column=column, key=key)
 
 
 def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
