@@ -245,3 +245,16 @@ def test_three_arm_results_data_plans_each_arm_against_control():
         detectable_effect(revenue["sd"] ** 2, revenue["n_control"], revenue["n_arm"], k), rel=1e-15)
     # the same digits on a rerun (exact sums, whatever the order DuckDB's threads add rows in)
     assert plan_study(SPECS / "ab_test.yaml", ["design.power=0.9"]) == plan
+
+
+def test_a_zero_baseline_says_which_key_to_change(tmp_path):
+    # from the spec: mean 0 is the user's own value, so the advice is to change it (exit 2), not to give it
+    given = _spec(tmp_path, None, [{"name": "m", "outcome": "y", "mean": 0.0, "sd": 1.0, "mde": 0.05}])
+    res = runner.invoke(app, ["plan", str(given)])
+    assert res.exit_code == 2 and "design.metrics[0].mean" in res.stderr and "is 0" in res.stderr
+    # from the data: mean alone is refused without sd, so the advice names both
+    df = _frame()
+    df["centred"] = np.tile([-1.5, 1.5], len(df) // 2)  # mean exactly 0, variance 2.25
+    read = _spec(tmp_path, df, [{"name": "m", "outcome": "centred", "mde": 0.05}])
+    res = runner.invoke(app, ["plan", str(read)])
+    assert res.exit_code == 3 and "design.metrics[0].mean and .sd" in res.stderr

@@ -240,8 +240,13 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
             raise SpecError(f"metric {m.name!r}: give design.metrics[{i}].mde (the relative effect to detect)",
                             file=file, key=f"design.metrics[{i}].mde")
         if m.mde is not None and baseline == 0:
-            raise DataError(f"metric {m.name!r}: the control mean is 0, so a relative mde has no size; "
-                            f"give design.metrics[{i}].mean", file=basis.file if basis else file,
+            if m.sd is not None:  # the spec's own mean: that is the value to change
+                raise SpecError(f"metric {m.name!r}: design.metrics[{i}].mean is 0, so a relative mde (a share of "
+                                "the control mean) has no size; give the control mean you expect (not 0)",
+                                file=file, key=f"design.metrics[{i}].mean")
+            raise DataError(f"metric {m.name!r}: the control mean in the data is 0, so a relative mde (a share of "
+                            f"the control mean) has no size; give design.metrics[{i}].mean and .sd (a baseline "
+                            "that is not 0) to plan without the data", file=basis.file if basis else file,
                             key=f"design.metrics[{i}]")
         for arm in arms:
             row = _row(m, arm, kind, shape, baseline, variance, source, reduction, k, shares, control, sizing)
