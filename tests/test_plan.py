@@ -258,3 +258,18 @@ def test_a_zero_baseline_says_which_key_to_change(tmp_path):
     read = _spec(tmp_path, df, [{"name": "m", "outcome": "centred", "mde": 0.05}])
     res = runner.invoke(app, ["plan", str(read)])
     assert res.exit_code == 3 and "design.metrics[0].mean and .sd" in res.stderr
+
+
+def test_a_data_mean_that_is_zero_up_to_rounding_is_refused_not_sized(tmp_path):
+    # a centred column's mean is rounding noise (~1e-15 sd): a relative mde of it asked for ~1e28 units per arm
+    df = _frame()
+    df["centred"] = df["revenue"] - df["revenue"].mean()
+    baseline = df["centred"].mean()
+    assert baseline != 0 and abs(baseline) < 1e-9 * df["centred"].std()
+    res = runner.invoke(app, ["plan", str(_spec(tmp_path, df, [{"name": "m", "outcome": "centred", "mde": 0.05}]))])
+    assert res.exit_code == 3 and "0 up to rounding" in res.stderr and ".mean and .sd" in res.stderr
+    # a small mean that is not noise still plans: a rate of 1e-4 with sd 1e-2 is an ordinary metric
+    df["rare"] = df["revenue"] / df["revenue"].std() * 1e-2
+    df["rare"] += 1e-4 - df["rare"].mean()
+    row = plan_study(_spec(tmp_path, df, [{"name": "m", "outcome": "rare", "mde": 0.5}]))["metrics"][0]
+    assert row["baseline"] == pytest.approx(1e-4, rel=1e-9) and row["sample_size_per_arm"] > 0

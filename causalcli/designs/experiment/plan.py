@@ -50,6 +50,8 @@ METHOD = ("two-sided z test; power = Phi(k - z) + Phi(-k - z) with both tails; M
 
 # ---------------------------------------------------------------- the formulas
 
+ZERO_BASELINE = 1e-9  # a data mean below this many sds is 0 for a relative mde (rounding noise of a centred column)
+
 
 def power_at(k: float, alpha: float) -> float:
     """Power of a two-sided level-alpha z test of an effect ``k`` standard errors from zero (both tails)."""
@@ -239,13 +241,17 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
         if m.mde is None and basis is None:
             raise SpecError(f"metric {m.name!r}: give design.metrics[{i}].mde (the relative effect to detect)",
                             file=file, key=f"design.metrics[{i}].mde")
-        if m.mde is not None and baseline == 0:
+        # from data, a mean within rounding noise of 0 (a centred column) is 0: its relative mde would ask for
+        # 1e18 or more units
+        noise = m.sd is None and abs(baseline) <= ZERO_BASELINE * math.sqrt(variance)
+        if m.mde is not None and (baseline == 0 or noise):
             if m.sd is not None:  # the spec's own mean: that is the value to change
                 raise SpecError(f"metric {m.name!r}: design.metrics[{i}].mean is 0, so a relative mde (a share of "
                                 "the control mean) has no size; give the control mean you expect (not 0)",
                                 file=file, key=f"design.metrics[{i}].mean")
-            raise DataError(f"metric {m.name!r}: the control mean in the data is 0, so a relative mde (a share of "
-                            f"the control mean) has no size; give design.metrics[{i}].mean and .sd (a baseline "
+            zero = "0" if baseline == 0 else f"0 up to rounding ({baseline:.3g}, under {ZERO_BASELINE:g} sd)"
+            raise DataError(f"metric {m.name!r}: the control mean in the data is {zero}, so a relative mde (a share "
+                            f"of the control mean) has no size; give design.metrics[{i}].mean and .sd (a baseline "
                             "that is not 0) to plan without the data", file=basis.file if basis else file,
                             key=f"design.metrics[{i}]")
         for arm in arms:
