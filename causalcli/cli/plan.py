@@ -80,6 +80,7 @@ def plan_table(plan: dict[str, Any]) -> str:
     if data is not None:
         per_day = "" if data["units_per_day"] is None else f", {data['units_per_day']:,.0f} units per day"
         lines.append(f"data: {data['file']}, {data['rows']:,} rows{per_day}")
+    lines.extend(f"warning: {w}" for w in plan.get("warnings", ()))
     return "\n".join(lines) + "\n"
 
 

@@ -274,10 +274,23 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
                 "variant_column": basis.control is not None}
     out = {"alpha": alpha, "alpha_per_test": per_test, "power": power, "multiplier": k, "correction": correction,
            "allocation": {a: shares[a] for a in shares}, "control": control, "data": data, "method": METHOD,
-           "metrics": rows}
+           "metrics": rows, "warnings": _look_warnings(study, rows, units_per_day)}
     if sizing is not None:
         out["sequential"] = sizing.describe()
     return out
+
+
+def _look_warnings(study: "Study", rows: list[dict[str, Any]], units_per_day: float | None) -> list[str]:
+    """group_sequential takes one look per period of design.time and refuses more periods than looks: a plan
+    longer than its looks could not be analysed as planned."""
+    seq = study.design.sequential
+    days = [r["days"] for r in rows if r["days"] is not None]
+    if seq is None or seq.method != "group_sequential" or not days or max(days) <= seq.looks:
+        return []
+    return [f"the plan takes up to {max(days):,} days at {units_per_day:,.0f} units per day, but "
+            f"design.sequential.looks is {seq.looks}: estimate takes one look per period of {study.design.time!r} "
+            f"and refuses more periods than looks (exit 3); set looks to at least {max(days)} and plan again "
+            "(more looks cost a few more units)"]
 
 
 def _allocation(study: "Study", basis: DataBasis | None) -> tuple[str, dict[str, float]]:
