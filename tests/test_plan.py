@@ -204,7 +204,7 @@ def test_plan_json_shape_and_table(tmp_path):
     res = runner.invoke(app, ["plan", str(path), "--output", str(out)])
     assert res.exit_code == 0
     text = out.read_text()
-    assert "metric" in text and "n per arm" in text and "revenue" in text
+    assert "metric" in text and "n arm" in text and "revenue" in text
 
 
 def test_plan_refuses_other_designs_and_missing_keys(tmp_path):
@@ -273,3 +273,18 @@ def test_a_data_mean_that_is_zero_up_to_rounding_is_refused_not_sized(tmp_path):
     df["rare"] += 1e-4 - df["rare"].mean()
     row = plan_study(_spec(tmp_path, df, [{"name": "m", "outcome": "rare", "mde": 0.5}]))["metrics"][0]
     assert row["baseline"] == pytest.approx(1e-4, rel=1e-9) and row["sample_size_per_arm"] > 0
+
+
+def test_the_table_shows_the_control_size_of_an_unequal_split(tmp_path):
+    # with 40/35/25 the control needs more units than either arm: the table must show it, not only the arm's
+    path = _spec(tmp_path, None, [{"name": "m", "outcome": "y", "mean": 10.0, "sd": 4.0, "mde": 0.05}],
+                 expected_split={"control": 0.4, "b": 0.35, "c": 0.25})
+    res = runner.invoke(app, ["plan", str(path)])
+    assert res.exit_code == 0, res.output
+    plan = plan_study(path)
+    lines = res.stdout.splitlines()
+    assert "n control" in lines[1]
+    for row in plan["metrics"]:
+        cells = next(line for line in lines if line.split()[:2] == ["m", row["arm"]]).split()
+        assert row["sample_size_control"] > row["sample_size_per_arm"]
+        assert f"{row['sample_size_control']:,}" in cells and f"{row['sample_size_per_arm']:,}" in cells
