@@ -406,3 +406,26 @@ def test_the_cumulative_plot_draws_the_sequential_band(ab_file):
     with_band = cumulative(result)
     result.diagnostics.pop("sequential")
     assert with_band[:8] == b"\x89PNG\r\n\x1a\n" and cumulative(result) != with_band
+
+
+def test_a_group_sequential_plan_longer_than_its_looks_warns_that_estimate_would_refuse(tmp_path):
+    from typer.testing import CliRunner
+
+    from causalcli.cli import app
+    from causalcli.study.plan import plan_study
+    from tests.test_plan import _frame, _spec
+
+    df = _frame(n=1400, days=7)  # 200 units a day
+    metric = [{"name": "m", "outcome": "revenue", "mde": 0.1}]
+    short = {"method": "group_sequential", "looks": 7}
+    plan = plan_study(_spec(tmp_path, df, metric, time="day", sequential=short))
+    days = plan["metrics"][0]["days"]
+    assert 7 < days < 30 and len(plan["warnings"]) == 1
+    assert f"at least {days}" in plan["warnings"][0] and "design.sequential.looks is 7" in plan["warnings"][0]
+    res = CliRunner().invoke(app, ["plan", str(tmp_path / "plan.yaml")])
+    assert res.exit_code == 0 and f"set looks to at least {days}" in res.stdout
+    # with looks enough for the days, or without group_sequential, nothing to say
+    enough = {"method": "group_sequential", "looks": days + 2}
+    assert plan_study(_spec(tmp_path, df, metric, time="day", sequential=enough))["warnings"] == []
+    assert plan_study(_spec(tmp_path, df, metric, time="day"))["warnings"] == []
+

@@ -204,7 +204,7 @@ def test_plan_json_shape_and_table(tmp_path):
     res = runner.invoke(app, ["plan", str(path), "--output", str(out)])
     assert res.exit_code == 0
     text = out.read_text()
-    assert "metric" in text and "n per arm" in text and "revenue" in text
+    assert "metric" in text and "n arm" in text and "revenue" in text
 
 
 def test_plan_refuses_other_designs_and_missing_keys(tmp_path):
@@ -245,3 +245,46 @@ def test_three_arm_results_data_plans_each_arm_against_control():
         detectable_effect(revenue["sd"] ** 2, revenue["n_control"], revenue["n_arm"], k), rel=1e-15)
     # the same digits on a rerun (exact sums, whatever the order DuckDB's threads add rows in)
     assert plan_study(SPECS / "ab_test.yaml", ["design.power=0.9"]) == plan
+
+
+def test_a_zero_baseline_says_which_key_to_change(tmp_path):
+    # from the spec: mean 0 is the user's own value, so the advice is to change it (exit 2), not to give it
+    given = _spec(tmp_path, None, [{"name": "m", "outcome": "y", "mean": 0.0, "sd": 1.0, "mde": 0.05}])
+    res = runner.invoke(app, ["plan", str(given)])
+    assert res.exit_code == 2 and "design.metrics[0].mean" in res.stderr and "is 0" in res.stderr
+    # from the data: mean alone is refused without sd, so the advice names both
+    df = _frame()
+    df["centred"] = np.tile([-1.5, 1.5], len(df) // 2)  # mean exactly 0, variance 2.25
+    read = _spec(tmp_path, df, [{"name": "m", "outcome": "centred", "mde": 0.05}])
+    res = runner.invoke(app, ["plan", str(read)])
+    assert res.exit_code == 3 and "design.metrics[0].mean and .sd" in res.stderr
+
+
+def test_a_data_mean_that_is_zero_up_to_rounding_is_refused_not_sized(tmp_path):
+    # a centred column's mean is rounding noise (~1e-15 sd): a relative mde of it asked for ~1e28 units per arm
+    df = _frame()
+    df["centred"] = df["revenue"] - df["revenue"].mean()
+    baseline = df["centred"].mean()
+    assert baseline != 0 and abs(baseline) < 1e-9 * df["centred"].std()
+    res = runner.invoke(app, ["plan", str(_spec(tmp_path, df, [{"name": "m", "outcome": "centred", "mde": 0.05}]))])
+    assert res.exit_code == 3 and "0 up to rounding" in res.stderr and ".mean and .sd" in res.stderr
+    # a small mean that is not noise still plans: a rate of 1e-4 with sd 1e-2 is an ordinary metric
+    df["rare"] = df["revenue"] / df["revenue"].std() * 1e-2
+    df["rare"] += 1e-4 - df["rare"].mean()
+    row = plan_study(_spec(tmp_path, df, [{"name": "m", "outcome": "rare", "mde": 0.5}]))["metrics"][0]
+    assert row["baseline"] == pytest.approx(1e-4, rel=1e-9) and row["sample_size_per_arm"] > 0
+
+
+def test_the_table_shows_the_control_size_of_an_unequal_split(tmp_path):
+    # with 40/35/25 the control needs more units than either arm: the table must show it, not only the arm's
+    path = _spec(tmp_path, None, [{"name": "m", "outcome": "y", "mean": 10.0, "sd": 4.0, "mde": 0.05}],
+                 expected_split={"control": 0.4, "b": 0.35, "c": 0.25})
+    res = runner.invoke(app, ["plan", str(path)])
+    assert res.exit_code == 0, res.output
+    plan = plan_study(path)
+    lines = res.stdout.splitlines()
+    assert "n control" in lines[1]
+    for row in plan["metrics"]:
+        cells = next(line for line in lines if line.split()[:2] == ["m", row["arm"]]).split()
+        assert row["sample_size_control"] > row["sample_size_per_arm"]
+        assert f"{row['sample_size_control']:,}" in cells and f"{row['sample_size_per_arm']:,}" in cells

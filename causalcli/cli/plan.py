@@ -60,12 +60,13 @@ def plan_table(plan: dict[str, Any]) -> str:
         alpha += f" ({plan['alpha_per_test']:.4g} per test: Bonferroni over {plan['correction']['tests']} tests)"
     split = ", ".join(f"{arm} {share:.0%}" for arm, share in plan["allocation"].items())
     lines = [f"plan {plan['study']}: {alpha}, power {plan['power']:g}, allocation {split}"]
-    head = ("metric", "arm", "kind", "mde", "n per arm", "n total", "days", "MDE at data (rel)")
+    head = ("metric", "arm", "kind", "mde", "n control", "n arm", "n total", "days", "MDE at data (rel)")
     rows = [head]
     for m in plan["metrics"]:
         at_data = "-" if m["n_control"] is None else _number(m["mde_relative"], "{:.2%}")
         rows.append((m["name"], m["arm"], m["kind"] + ("+cuped" if m["adjustment"] != "none" else ""),
-                     _number(m["mde"], "{:.2%}"), _number(m["sample_size_per_arm"], "{:,}"),
+                     _number(m["mde"], "{:.2%}"), _number(m["sample_size_control"], "{:,}"),
+                     _number(m["sample_size_per_arm"], "{:,}"),
                      _number(m["sample_size_total"], "{:,}"), _number(m["days"], "{:,}"), at_data))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
@@ -80,6 +81,7 @@ def plan_table(plan: dict[str, Any]) -> str:
     if data is not None:
         per_day = "" if data["units_per_day"] is None else f", {data['units_per_day']:,.0f} units per day"
         lines.append(f"data: {data['file']}, {data['rows']:,} rows{per_day}")
+    lines.extend(f"warning: {w}" for w in plan.get("warnings", ()))
     return "\n".join(lines) + "\n"
 
 

@@ -50,6 +50,8 @@ METHOD = ("two-sided z test; power = Phi(k - z) + Phi(-k - z) with both tails; M
 
 # ---------------------------------------------------------------- the formulas
 
+ZERO_BASELINE = 1e-9  # a data mean below this many sds is 0 for a relative mde (rounding noise of a centred column)
+
 
 def power_at(k: float, alpha: float) -> float:
     """Power of a two-sided level-alpha z test of an effect ``k`` standard errors from zero (both tails)."""
@@ -239,9 +241,18 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
         if m.mde is None and basis is None:
             raise SpecError(f"metric {m.name!r}: give design.metrics[{i}].mde (the relative effect to detect)",
                             file=file, key=f"design.metrics[{i}].mde")
-        if m.mde is not None and baseline == 0:
-            raise DataError(f"metric {m.name!r}: the control mean is 0, so a relative mde has no size; "
-                            f"give design.metrics[{i}].mean", file=basis.file if basis else file,
+        # from data, a mean within rounding noise of 0 (a centred column) is 0: its relative mde would ask for
+        # 1e18 or more units
+        noise = m.sd is None and abs(baseline) <= ZERO_BASELINE * math.sqrt(variance)
+        if m.mde is not None and (baseline == 0 or noise):
+            if m.sd is not None:  # the spec's own mean: that is the value to change
+                raise SpecError(f"metric {m.name!r}: design.metrics[{i}].mean is 0, so a relative mde (a share of "
+                                "the control mean) has no size; give the control mean you expect (not 0)",
+                                file=file, key=f"design.metrics[{i}].mean")
+            zero = "0" if baseline == 0 else f"0 up to rounding ({baseline:.3g}, under {ZERO_BASELINE:g} sd)"
+            raise DataError(f"metric {m.name!r}: the control mean in the data is {zero}, so a relative mde (a share "
+                            f"of the control mean) has no size; give design.metrics[{i}].mean and .sd (a baseline "
+                            "that is not 0) to plan without the data", file=basis.file if basis else file,
                             key=f"design.metrics[{i}]")
         for arm in arms:
             row = _row(m, arm, kind, shape, baseline, variance, source, reduction, k, shares, control, sizing)
@@ -263,10 +274,23 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
                 "variant_column": basis.control is not None}
     out = {"alpha": alpha, "alpha_per_test": per_test, "power": power, "multiplier": k, "correction": correction,
            "allocation": {a: shares[a] for a in shares}, "control": control, "data": data, "method": METHOD,
-           "metrics": rows}
+           "metrics": rows, "warnings": _look_warnings(study, rows, units_per_day)}
     if sizing is not None:
         out["sequential"] = sizing.describe()
     return out
+
+
+def _look_warnings(study: "Study", rows: list[dict[str, Any]], units_per_day: float | None) -> list[str]:
+    """group_sequential takes one look per period of design.time and refuses more periods than looks: a plan
+    longer than its looks could not be analysed as planned."""
+    seq = study.design.sequential
+    days = [r["days"] for r in rows if r["days"] is not None]
+    if seq is None or seq.method != "group_sequential" or not days or max(days) <= seq.looks:
+        return []
+    return [f"the plan takes up to {max(days):,} days at {units_per_day:,.0f} units per day, but "
+            f"design.sequential.looks is {seq.looks}: estimate takes one look per period of {study.design.time!r} "
+            f"and refuses more periods than looks (exit 3); set looks to at least {max(days)} and plan again "
+            "(more looks cost a few more units)"]
 
 
 def _allocation(study: "Study", basis: DataBasis | None) -> tuple[str, dict[str, float]]:
