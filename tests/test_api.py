@@ -260,6 +260,43 @@ def test_an_infinite_value_is_a_data_error_naming_its_column(design, column, tmp
     assert fixed.n["filtered_out"] == 2
 
 
+def _infinite_cases():
+    """(design, data, column) for the designs that read their data otherwise: did's panel rows, rdd's values by
+    running value, time_series' series."""
+    import datetime as dt
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    units, times = np.repeat(np.arange(40), 6), np.tile(np.arange(6), 40)
+    treated = ((units < 20) & (times >= 3)).astype(int)
+    panel = pd.DataFrame({"u": units, "t": times, "d": treated, "y": rng.normal(size=240) + treated})
+    did = {"version": 1, "name": "d", "treatment": "d", "outcome": "y",
+           "design": {"method": "did", "unit": "u", "time": "t", "estimator": "twfe"}}
+    x = rng.uniform(-1, 1, 2000)
+    rd = pd.DataFrame({"x": x, "y": 1 + x + 0.5 * (x >= 0) + rng.normal(size=2000) * 0.3})
+    rdd = {"version": 1, "name": "r", "outcome": "y", "design": {"method": "rdd", "running": "x", "cutoff": 0}}
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=k) for k in range(200)]
+    series = pd.DataFrame({"date": days, "y": np.cumsum(rng.normal(size=200)), "c": rng.normal(size=200)})
+    ts = {"version": 1, "name": "t", "outcome": "y", "design": {"method": "time_series", "time": "date",
+                                                                "intervention": str(days[150]), "controls": ["c"],
+                                                                "estimator": "segmented"}}
+    return [(did, panel, "y"), (rdd, rd, "y"), (rdd, rd, "x"), (ts, series, "y"), (ts, series, "c")]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_an_infinite_value_is_a_data_error_in_did_rdd_and_time_series(case):
+    """did and time_series returned a NaN estimate with numpy RuntimeWarnings; rdd blamed a NaN bandwidth."""
+    spec, df, column = _infinite_cases()[case]
+    df = df.copy()
+    df.loc[[3, 7], column] = float("-inf")
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec, data=df, refute=False)
+    assert err.value.column == column and err.value.exit_code == 3 and "infinite" in str(err.value)
+    if spec["design"]["method"] != "time_series":  # the advice works (a time series needs every period instead)
+        assert causalcli.estimate(spec, data=df, refute=False, data__filter=f"isfinite({column})").n
+
+
 # ---------------------------------------------------------------- what a notebook shows
 
 

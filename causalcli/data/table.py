@@ -504,7 +504,7 @@ def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[st
         raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
     roles = [(treatment, "treatment", "treatment"), (outcome, "outcome", "outcome")]
     roles += [(c, "covariates", "covariate") for c in covariates] + [(c, *extra_role) for c in extra]
-    _refuse_infinite(cols, roles, text, table.file)
+    refuse_infinite(cols, roles, text, table.file)
     X, names = design_matrix(cols, covariates, list(categorical), table.file)
     constant = [n for j, n in enumerate(names) if np.ptp(X[:, j]) == 0]
     if constant:
@@ -514,7 +514,7 @@ def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[st
                              dropped_missing(table, roles, dropped))
 
 
-def _refuse_infinite(cols: dict[str, "np.ndarray"], roles: list[tuple[str, str, str]], text: tuple[str, ...],
+def refuse_infinite(cols: dict[str, "np.ndarray"], roles: list[tuple[str, str | None, str]], text: tuple[str, ...],
                      file: str | None) -> None:
     """An infinite value is not missing (it is kept), and estimators would turn it into a NaN estimate or an
     error without the column: refused here, naming the column, its role and a filter that drops it."""

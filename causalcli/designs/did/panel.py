@@ -205,6 +205,10 @@ def read_panel(study: "Study", table: "Table") -> PanelColumns:
              (d.time, "time", "time"), (d.cohort, "cohort", "cohort"), (d.cluster, "cluster", "cluster"),
              (study.weights, "weights", "weights")]
     missing = dropped_missing(table, [r for r in roles if r[0]], dropped)
+    from causalcli.data.table import refuse_infinite
+
+    # an infinite outcome or covariate is kept as a value: the fit turned it into a NaN effect with no word
+    refuse_infinite(arr, [r for r in roles if r[0] and r[0] not in (d.unit, d.time)], (), table.file)
     if len(arr[d.unit]) == 0:
         raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
     unit_raw = np.asarray(arr[d.unit])

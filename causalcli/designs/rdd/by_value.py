@@ -77,4 +77,21 @@ def from_table(table: "Table", running: str, columns: list[str]) -> ByValue:
     for i, j in pairs:
         scatter[:, i, j] = scatter[:, j, i] = np.asarray(got[f"c{i}_{j}"], dtype=np.float64) * counts
     values = Side(np.asarray(got["x"], dtype=np.float64), stack("s"), None, counts, scatter)
+    _refuse_infinite(table, running, columns, values.x, stack("lo"), stack("hi"))
     return ByValue(values, stack("lo"), stack("hi"))
+
+
+def _refuse_infinite(table: "Table", running: str, columns: list[str], x: np.ndarray, lo: np.ndarray,
+                     hi: np.ndarray) -> None:
+    """An infinite value is kept as a value: the bandwidth became NaN and the error blamed the bandwidth.
+    Exit 3 naming the column and the filter that leaves such rows out."""
+    from causalcli.errors import DataError
+
+    found = [running] if np.isinf(x).any() else []
+    found += [c for i, c in enumerate(columns) if np.isinf(lo[:, i]).any() or np.isinf(hi[:, i]).any()]
+    if found:
+        c = found[0]
+        name = c if c.isidentifier() else quote_identifier(c)
+        raise DataError(f"{'running variable' if c == running else 'column'} {c!r} holds infinite values; filter "
+                        f"them out with data.filter (e.g. \"isfinite({name})\")", file=table.file, column=c,
+                        key="design.running" if c == running else None)

@@ -224,8 +224,13 @@ def _read_rows(table: "Table", columns: list[str], as_text: tuple[str, ...]
                ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], int]:
     """((x, D, cluster codes or None), rows kept): the complete rows, sorted by their values, the running
     variable first (``Table.arrays``); D holds the outcome, then the take-up."""
+    from causalcli.data.table import refuse_infinite
+
     cols, _ = table.arrays(columns, as_text=as_text)
     running, *rest = columns
+    # an infinite value is kept as a value: the bandwidth turned it into NaN and a misleading error
+    refuse_infinite(cols, [(running, "design.running", "running variable"),
+                           *((c, None, "column") for c in rest if c not in as_text)], as_text, table.file)
     outcomes = [c for c in rest if c not in as_text]
     x = np.asarray(cols[running], dtype=np.float64)
     D = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in outcomes])

@@ -275,9 +275,30 @@ def _intervention_index(study: "Study", table: "Table", calendar: list, kind: st
     return k
 
 
+def _refuse_infinite(study: "Study", table: "Table", y: np.ndarray, X: np.ndarray, controls: tuple[str, ...],
+                     calendar: list) -> None:
+    """An infinite value (a division by zero upstream, or summed into a period) is no missing value: the fit would
+    turn it into a NaN estimate with no word. Exit 3 naming the series, the first period and a filter."""
+    d = study.design
+    for j, name in enumerate([study.outcome, *controls]):
+        bad = np.flatnonzero(np.isinf(y if j == 0 else X[:, j - 1]))
+        if not bad.size:
+            continue
+        column = study.outcome if j == 0 or d.unit else name
+        what = (f"outcome {study.outcome!r}" if j == 0 and not d.unit else f"control {name!r}" if not d.unit else
+                f"{'treated' if j == 0 else 'control'} unit {label(d.treated_unit) if j == 0 else name!r}'s "
+                f"{study.outcome!r}")
+        raise DataError(f"{what} is infinite in {label(calendar[bad[0]])} ({bad.size} of {len(calendar)} periods); "
+                        f"fix the source (a division by zero upstream?)" + (f"; data.filter: \"isfinite({column})\" leaves such "
+                        "rows out of the aggregate" if d.aggregate else ""),
+                        file=table.file, key="outcome" if column == study.outcome else "design.controls",
+                        column=column)
+
+
 def _finish(study: "Study", table: "Table", y: np.ndarray, X: np.ndarray, controls: tuple[str, ...], calendar: list,
             kind: str, notes: list[str]) -> Series:
     d = study.design
+    _refuse_infinite(study, table, y, X, controls, calendar)
     start = _intervention_index(study, table, calendar, kind)
     s = d.seasonality
     needed = max(MIN_PRE_PERIODS, 2 * s if s else 0, X.shape[1] + 3)
