@@ -281,19 +281,24 @@ def _infinite_cases():
     ts = {"version": 1, "name": "t", "outcome": "y", "design": {"method": "time_series", "time": "date",
                                                                 "intervention": str(days[150]), "controls": ["c"],
                                                                 "estimator": "segmented"}}
-    return [(did, panel, "y"), (rdd, rd, "y"), (rdd, rd, "x"), (ts, series, "y"), (ts, series, "c")]
+    synth = yaml.safe_load((ROOT / "specs" / "prop99_synth.yaml").read_text())
+    synth.pop("data")
+    smoking = pd.read_csv(ROOT / "specs" / "data" / "prop99_smoking.csv")
+    return [(did, panel, "y"), (rdd, rd, "y"), (rdd, rd, "x"), (ts, series, "y"), (ts, series, "c"),
+            (synth, smoking, "cigsale"), (synth, smoking, "beer")]
 
 
-@pytest.mark.parametrize("case", range(5))
-def test_an_infinite_value_is_a_data_error_in_did_rdd_and_time_series(case):
-    """did and time_series returned a NaN estimate with numpy RuntimeWarnings; rdd blamed a NaN bandwidth."""
+@pytest.mark.parametrize("case", range(7))
+def test_an_infinite_value_is_a_data_error_in_did_rdd_time_series_and_synth(case):
+    """did and time_series returned a NaN estimate with numpy RuntimeWarnings; rdd blamed a NaN bandwidth;
+    synthetic control failed in LAPACK (exit 4)."""
     spec, df, column = _infinite_cases()[case]
     df = df.copy()
     df.loc[[3, 7], column] = float("-inf")
     with pytest.raises(DataError) as err:
         causalcli.estimate(spec, data=df, refute=False)
     assert err.value.column == column and err.value.exit_code == 3 and "infinite" in str(err.value)
-    if spec["design"]["method"] != "time_series":  # the advice works (a time series needs every period instead)
+    if spec["design"]["method"] in ("did", "rdd"):  # the advice works (a series or a panel needs every period)
         assert causalcli.estimate(spec, data=df, refute=False, data__filter=f"isfinite({column})").n
 
 

@@ -387,6 +387,16 @@ class SynthDesign(Design):
         for p in (*predictors, *cv_predictors):
             if p.column not in panels:
                 panels[p.column] = Y if p.column == study.outcome else panel(p.column)
+        for column, values in {study.outcome: Y, **panels}.items():  # kept as values, the fit's SVD failed (exit 4)
+            infinite = np.argwhere(np.isinf(values))
+            if infinite.size:
+                i, j = infinite[0]
+                raise DataError(f"{'outcome' if column == study.outcome else 'predictor'} {column!r} is infinite for "
+                                f"unit {pool[j]!r} in period {period_text(times[i], labels)} ({len(infinite)} "
+                                "unit-period(s)); fix the source" + ("" if j < len(treated) else
+                                                                     ", or exclude the donor (design.options.donors.exclude)"),
+                                file=table.file, key="outcome" if column == study.outcome else "design.predictors",
+                                column=column)
         data = SynthData(
             units=tuple(pool), times=times, start=start, Y=Y, panels=panels, predictors=tuple(predictors),
             predictors_window=window(opts.predictors_window, "design.options.predictors_window"),
