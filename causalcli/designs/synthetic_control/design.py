@@ -41,7 +41,7 @@ from causalcli.data.types import period_json, period_text
 from causalcli.designs.base import Design, Fit, check_aggregate, require
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.records import Check, Estimate, Refutation
-from causalcli.designs.synthetic_control.panel import label  # noqa: F401 - used here and by staggered
+from causalcli.designs.synthetic_control.panel import label, refuse_infinite  # noqa: F401 (label: staggered)
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -387,16 +387,7 @@ class SynthDesign(Design):
         for p in (*predictors, *cv_predictors):
             if p.column not in panels:
                 panels[p.column] = Y if p.column == study.outcome else panel(p.column)
-        for column, values in {study.outcome: Y, **panels}.items():  # kept as values, the fit's SVD failed (exit 4)
-            infinite = np.argwhere(np.isinf(values))
-            if infinite.size:
-                i, j = infinite[0]
-                raise DataError(f"{'outcome' if column == study.outcome else 'predictor'} {column!r} is infinite for "
-                                f"unit {pool[j]!r} in period {period_text(times[i], labels)} ({len(infinite)} "
-                                "unit-period(s)); fix the source" + ("" if j < len(treated) else
-                                                                     ", or exclude the donor (design.options.donors.exclude)"),
-                                file=table.file, key="outcome" if column == study.outcome else "design.predictors",
-                                column=column)
+        refuse_infinite(study.outcome, {study.outcome: Y, **panels}, pool, len(treated), times, labels, table.file)
         data = SynthData(
             units=tuple(pool), times=times, start=start, Y=Y, panels=panels, predictors=tuple(predictors),
             predictors_window=window(opts.predictors_window, "design.options.predictors_window"),

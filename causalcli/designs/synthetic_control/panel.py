@@ -289,3 +289,21 @@ def without_donor(d: SynthData, donor: int) -> SynthData:
     keep = [i for i in range(d.Y.shape[1]) if i != donor]
     return replace(d, units=tuple(d.units[i] for i in keep), Y=d.Y[:, keep],
                    panels={k: v[:, keep] for k, v in d.panels.items()})
+
+
+def refuse_infinite(outcome: str, panels: dict[str, np.ndarray], pool: list, treated: int, times: np.ndarray,
+                    labels: Any, file: str | None) -> None:
+    """An infinite outcome or predictor value is kept as a value, and the fit's SVD failed (exit 4, LAPACK lines
+    on stderr): exit 3 naming the column, the unit and the period."""
+    from causalcli.data.types import period_text
+    from causalcli.errors import DataError
+
+    for column, values in panels.items():
+        infinite = np.argwhere(np.isinf(values))
+        if infinite.size:
+            i, j = infinite[0]
+            raise DataError(f"{'outcome' if column == outcome else 'predictor'} {column!r} is infinite for unit "
+                            f"{pool[j]!r} in period {period_text(times[i], labels)} ({len(infinite)} unit-period(s)); "
+                            "fix the source" + ("" if j < treated else
+                                                ", or exclude the donor (design.options.donors.exclude)"),
+                            file=file, key="outcome" if column == outcome else "design.predictors", column=column)
