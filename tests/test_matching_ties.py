@@ -88,7 +88,7 @@ def test_heavy_ties_warn_and_count_the_matched_pairs(tmp_path):
     # every treated unit is matched to all controls with its value of x
     assert pairs == sum(int(((x == v) & (t == 1)).sum() * ((x == v) & (t == 0)).sum()) for v in (0, 1, 2))
     warning = next(w for w in res.warnings if w.startswith("ties within the tolerance"))
-    assert str(pairs) in warning and "design.options.tolerance" in warning
+    assert f"{pairs:,} matched pairs" in warning and "design.options.tolerance" in warning
 
 
 def test_no_tie_warning_when_matches_are_near_neighbors(tmp_path):

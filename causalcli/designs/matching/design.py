@@ -191,7 +191,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             # coarse data that is many more than k, which changes the estimand's variance and the refuters' cost
             n["matched_pairs"] = int(m.n_pairs)
             warnings.append(
-                f"ties within the tolerance ({d.tolerance} on the squared standardised score) gave {m.n_pairs} "
+                f"ties within the tolerance ({d.tolerance} on the squared standardised score) gave {int(m.n_pairs):,} "
                 f"matched pairs, {per_focal:.1f} matches per {focal_name} unit for neighbors: {d.neighbors}; "
                 "all tied matches share the weight (as R's Match with ties = TRUE). To match closer to "
                 f"{d.neighbors} per unit, lower design.options.tolerance (e.g. 1e-9), or add a continuous "
