@@ -30,22 +30,8 @@ def validate_command(
             typer.echo(f"error: {checked.located(display)}", err=True)
             code = max(code, checked.exit_code)
             continue
-        adjustment = ", ".join(checked.identification.adjustment_set) or "(none)"
         study = checked.spec.study
-        if study.design.method == "rdd" and study.covariates:  # not adjusted for: each is its own RD (balance)
-            adjustment += f"; covariates checked for balance at the cutoff: {', '.join(study.covariates)}"
-        if study.design.method == "experiment":  # no graph: each metric adjusts for its own CUPED columns
-            adjustment = _experiment_adjustment(study.design.metrics)
-        elif study.design.method == "time_series":  # the counterfactual's regressors
-            controls = getattr(study.design, "controls", None) or []
-            adjustment = (f"control series {', '.join(controls)}" if controls else
-                          "(none: no control series)" if not getattr(study.design, "unit", None) else
-                          "the other units' series as controls")
-        elif study.design.method == "synthetic_control":  # donors matched on predictors
-            d = study.design
-            named = [*getattr(d, "predictors", []), *(str(p[0]) for p in getattr(d, "special_predictors", []))]
-            adjustment = ("donors matched on " + ", ".join(dict.fromkeys(named)) if named else
-                          "donors matched on the outcome's pre-period path")
+        adjustment = study.design.adjusts_for(list(study.covariates), list(checked.identification.adjustment_set))
         data = checked.spec.study.data
         # on an engine, validate reads the table's columns and types, never its rows
         rows = (f"{checked.table.rows:,} rows" if data.backend == "duckdb" else
@@ -54,13 +40,3 @@ def validate_command(
                    f"{rows}, adjusting for {adjustment}")
     raise typer.Exit(code)
 
-
-def _experiment_adjustment(metrics) -> str:
-    """What an experiment's metrics adjust for: each CUPED or regression column with the metrics that use it."""
-    users: dict[str, list[str]] = {}
-    for m in metrics:
-        for column in ([m.covariate] if m.covariate else []) + list(m.covariates):
-            users.setdefault(column, []).append(m.name)
-    if not users:
-        return "(none: no metric has a covariate)"
-    return ", ".join(f"{column} (in {', '.join(names)})" for column, names in users.items())

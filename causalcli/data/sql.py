@@ -36,3 +36,9 @@ def did_you_mean(name: str, choices: Any) -> str:
 
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def drop_infinite(column: str) -> str:
+    """The advice that ends an infinite-value error: the data.filter that leaves such rows out."""
+    name = column if column.isidentifier() else quote_identifier(column)
+    return f"filter them out with data.filter (e.g. \"isfinite({name})\")"

@@ -522,11 +522,11 @@ def refuse_infinite(cols: dict[str, "np.ndarray"], roles: list[tuple[str, str | 
 
     for column, key, role in roles:
         bad = 0 if column in text or cols[column].dtype.kind != "f" else int(np.isinf(cols[column]).sum())
-        name = column if column.isidentifier() else quote_identifier(column)
         if bad:
+            from causalcli.data.sql import drop_infinite
+
             raise DataError(f"{role} {column!r} holds an infinite value in {bad:,} row{'s' * (bad > 1)}; "
-                            f"filter them out with data.filter (e.g. \"isfinite({name})\")",
-                            file=file, column=column, key=key)
+                            f"{drop_infinite(column)}", file=file, column=column, key=key)
 
 
 def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],

@@ -31,6 +31,10 @@ class DesignBase(Strict):
         """Who is treated, in words, when the design says it instead of a treatment column (`graph` prints it)."""
         return None
 
+    def adjusts_for(self, covariates: list[str], adjustment_set: list[str]) -> str:
+        """What the study adjusts for, in words (`validate` prints it): the graph's adjustment set."""
+        return ", ".join(adjustment_set) or "(none)"
+
 
 class TreatedDesignBase(DesignBase):
     """Keys of designs whose treatment column has a treated and a control value."""

@@ -194,10 +194,10 @@ class DistinctCounts:
 
     def at_most(self, c: str, bound: int) -> bool:
         """Does ``c`` hold at most ``bound`` distinct values? The HyperLogLog count decides only far from the bound
-        (it runs 10-20% off: 15,000 counties of a two-period panel counted 17,568, over rows // 2, and the panel's
+        (it runs 10-20% off, low or high: 15,000 counties of a two-period panel counted 17,568, over rows // 2, and the panel's
         unit was not found); near it the exact count does."""
         approx = self.data.approx[c]
-        if approx <= self.EXACT_BELOW or 0.7 * bound < approx < 1.5 * bound:
+        if approx <= self.EXACT_BELOW or 0.5 * bound < approx < 1.5 * bound:
             return self.exact_count(c) <= bound
         return approx <= bound
 

@@ -209,3 +209,13 @@ class ExperimentDesign(DesignBase):
             if abs(total - 1) > 1e-6 and abs(total - 100) > 1e-6:
                 raise ValueError(f"expected_split shares must sum to 1 (or 100); they sum to {total:g}")
         return self
+
+    def adjusts_for(self, covariates: list[str], adjustment_set: list[str]) -> str:
+        """No graph: each metric adjusts for its own CUPED or regression columns, named with the metrics."""
+        users: dict[str, list[str]] = {}
+        for m in self.metrics:
+            for column in ([m.covariate] if m.covariate else []) + list(m.covariates):
+                users.setdefault(column, []).append(m.name)
+        if not users:
+            return "(none: no metric has a covariate)"
+        return ", ".join(f"{column} (in {', '.join(names)})" for column, names in users.items())

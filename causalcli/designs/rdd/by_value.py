@@ -85,13 +85,12 @@ def _refuse_infinite(table: "Table", running: str, columns: list[str], x: np.nda
                      hi: np.ndarray) -> None:
     """An infinite value is kept as a value: the bandwidth became NaN and the error blamed the bandwidth.
     Exit 3 naming the column and the filter that leaves such rows out."""
+    from causalcli.data.sql import drop_infinite
     from causalcli.errors import DataError
 
     found = [running] if np.isinf(x).any() else []
     found += [c for i, c in enumerate(columns) if np.isinf(lo[:, i]).any() or np.isinf(hi[:, i]).any()]
     if found:
         c = found[0]
-        name = c if c.isidentifier() else quote_identifier(c)
-        raise DataError(f"{'running variable' if c == running else 'column'} {c!r} holds infinite values; filter "
-                        f"them out with data.filter (e.g. \"isfinite({name})\")", file=table.file, column=c,
-                        key="design.running" if c == running else None)
+        raise DataError(f"{'running variable' if c == running else 'column'} {c!r} holds infinite values; "
+                        f"{drop_infinite(c)}", file=table.file, column=c, key="design.running" if c == running else None)

@@ -36,3 +36,7 @@ class RddDesign(DesignBase):
     def treated_rule(self) -> str | None:
         rule = f"{self.running} >= {self.cutoff:g}"
         return f"{self.fuzzy} (instrumented by {rule})" if self.fuzzy else rule
+
+    def adjusts_for(self, covariates: list[str], adjustment_set: list[str]) -> str:
+        said = super().adjusts_for(covariates, adjustment_set)  # covariates: each its own RD (balance), not adjusted for
+        return f"{said}; covariates checked for balance at the cutoff: {', '.join(covariates)}" if covariates else said

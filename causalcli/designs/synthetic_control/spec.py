@@ -210,6 +210,12 @@ class SynthDesign(DesignBase):
     def _dump(self, handler: Any) -> dict:
         return _without_defaults(handler(self), _SDID_DESIGN_DEFAULTS)
 
+    def adjusts_for(self, covariates: list[str], adjustment_set: list[str]) -> str:
+        """What the donors are matched on: the predictors, else the outcome's pre-period path."""
+        named = [*self.predictors, *(str(p[0]) for p in self.special_predictors)]
+        return ("donors matched on " + ", ".join(dict.fromkeys(named)) if named else
+                "donors matched on the outcome's pre-period path")
+
     def treated_rule(self) -> str | None:
         if not isinstance(self.treated_unit, list):
             return f"{self.unit} = {self.treated_unit} from {self.time} = {self.treatment_start}"

@@ -69,3 +69,9 @@ class TimeSeriesDesign(DesignBase):
     def treated_rule(self) -> str | None:
         who = f"{self.unit} = {self.treated_unit}" if self.unit else "the outcome series"
         return f"{who} from {self.time} = {self.intervention}"
+
+    def adjusts_for(self, covariates: list[str], adjustment_set: list[str]) -> str:
+        """The counterfactual's regressors: the control series."""
+        if self.unit:
+            return "the other units' series as controls"
+        return f"control series {', '.join(self.controls)}" if self.controls else "(none: no control series)"
