@@ -229,11 +229,12 @@ def test_init_synth_leaves_out_a_numbering_of_the_units_but_not_post_secondary_s
 
 def test_experiment_missing_metric_values_are_warned_once(runner, tmp_path):
     # Thornton HIV: "missing values (NULL or NaN) in metric columns: each metric uses its complete
-    # rows" came beside "metric 'got' leaves out 67 of 2901 rows ...", the same fact twice.
+    # rows" came beside "metric 'got' leaves out 67 of 2901 rows ...", the same fact twice; the
+    # counts carry thousands separators as every other count does.
     import json
 
     rng = np.random.default_rng(11)
-    df = pd.DataFrame({"arm": rng.choice(["control", "treated"], 200), "got": rng.integers(0, 2, 200).astype(float)})
+    df = pd.DataFrame({"arm": rng.choice(["control", "treated"], 2000), "got": rng.integers(0, 2, 2000).astype(float)})
     df.loc[:9, "got"] = np.nan
     df.to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "s.yaml").write_text("version: 1\nname: hiv\ndata: {path: d.csv}\ntreatment: arm\n"
@@ -241,7 +242,7 @@ def test_experiment_missing_metric_values_are_warned_once(runner, tmp_path):
     res = invoke(runner, ["estimate", str(tmp_path / "s.yaml")])
     assert res.exit_code == 0, res.stderr
     warnings = json.loads(res.stdout)["warnings"]
-    assert warnings == ["metric 'got' leaves out 10 of 200 rows with a missing value in its columns (got); it uses "
+    assert warnings == ["metric 'got' leaves out 10 of 2,000 rows with a missing value in its columns (got); it uses "
                         "its complete rows"]
 
 

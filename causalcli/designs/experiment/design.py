@@ -344,7 +344,7 @@ class ExperimentDesign(Design):
             left_out = used - sum(counts.get(a, 0) for a in (d.control, *d.arms))
             if left_out:
                 metric_missing[s_.name] = left_out
-                warnings.append(f"metric {s_.name!r} leaves out {left_out} of {used} {'units' if d.unit else 'rows'} "
+                warnings.append(f"metric {s_.name!r} leaves out {left_out:,} of {used:,} {'units' if d.unit else 'rows'} "
                                 "with a missing value in "
                                 f"its columns ({', '.join(_columns(s_) if s_.summed else (s_.num,))}); it uses its "
                                 "complete rows")
