@@ -97,6 +97,30 @@ def test_derived_columns_read_the_renamed_columns_and_serve_as_outcome_and_treat
     assert close(got["estimate"]["value"], want["estimate"]["value"], 1e-12)
 
 
+def experiment(data: dict, outcome: str) -> dict:
+    """The bundled A/B test with its first metric's outcome replaced (streamed: study_data is a view)."""
+    mapping = yaml.safe_load((ROOT / "specs" / "ab_test.yaml").read_text())
+    mapping["data"] = data
+    mapping["design"]["metrics"][0]["outcome"] = outcome
+    return mapping
+
+
+def test_an_experiment_reads_a_derived_metric_from_its_view(runner, tmp_path):
+    """An experiment aggregates study_data as a view over the file: the derived column is computed there."""
+    source = ROOT / "specs" / "data" / "ab_test.parquet"
+    frame = pd.read_parquet(source)
+    by_pandas = tmp_path / "by_hand.parquet"
+    frame.assign(revenue_cents=frame["revenue"] * 100).to_parquet(by_pandas)
+    code, got, err = estimate(runner, write(tmp_path, experiment(
+        {"path": str(source), "derive": {"revenue_cents": "revenue * 100"}}, "revenue_cents"), "derived.yaml"))
+    want_code, want, _ = estimate(runner, write(tmp_path, experiment({"path": str(by_pandas)}, "revenue_cents"),
+                                                "by_hand.yaml"))
+    assert code == want_code, err
+    assert len(got["effects"]) == len(want["effects"]) > 0
+    for a, b in zip(got["effects"], want["effects"]):
+        assert a["label"] == b["label"] and close(a["value"], b["value"], 1e-12), (a, b)
+
+
 def test_the_filter_runs_first_so_an_expression_never_meets_the_rows_it_removes(runner, tmp_path):
     """ln(0) is an error in DuckDB: with the filter first, ln(re74) is computed on rows with re74 > 0 only."""
     data = {"path": str(LALONDE), "filter": "re74 > 0", "derive": {"l74": "ln(re74)"}}
@@ -234,3 +258,34 @@ def test_derived_columns_on_spark_equal_duckdb(spark, runner, tmp_path):
     got = assert_same_as_duckdb(runner, tmp_path, engine_case(tmp_path, {"backend": "spark",
                                                                          "table": "lalonde_derive"}))
     assert got["provenance"]["backend"] == "spark"
+
+
+def test_a_large_parquet_file_with_derived_columns_is_not_read_as_it_is(runner, tmp_path, monkeypatch):
+    """The experiment's blocked pass reads a large Parquet file as it is, which holds no derived column: a study
+    with data.derive takes the exact pass over study_data (the threshold lowered so a small file counts)."""
+    from causalcli.designs.experiment import stats
+
+    monkeypatch.setattr(stats, "BLOCKED_ROWS", 1)
+    source = str(ROOT / "specs" / "data" / "ab_test.parquet")
+    code, got, err = estimate(runner, write(tmp_path, experiment(
+        {"path": source, "derive": {"revenue_cents": "revenue * 100"}}, "revenue_cents")))
+    assert code == 0, err
+    assert got["diagnostics"]["sufficient_statistics"]["summation"] == stats.EXACT_SUMMATION
+
+
+@pytest.mark.engines
+def test_an_experiment_aggregates_a_derived_metric_in_postgres(postgres_url, runner, tmp_path, monkeypatch):
+    """Experiments stream: study_data is a view in the engine, the derived column part of it."""
+    monkeypatch.setenv(ENV, postgres_url)
+    source = ROOT / "specs" / "data" / "ab_test.parquet"
+    load_postgres(postgres_url, "ab_derive", duckdb.connect().execute("SELECT * FROM read_parquet(?)",
+                                                                      [str(source)]).to_arrow_table())
+    derive = {"derive": {"revenue_cents": "revenue * 100"}}
+    code, got, err = estimate(runner, write(tmp_path, experiment(
+        {"backend": "postgres", "table": "ab_derive", "connection_env": ENV, **derive}, "revenue_cents"), "pg.yaml"))
+    want_code, want, _ = estimate(runner, write(tmp_path, experiment({"path": str(source), **derive},
+                                                                     "revenue_cents"), "file.yaml"))
+    assert code == want_code == 0, err
+    assert got["provenance"]["fetched_rows"] < 20  # aggregated there, not fetched
+    for a, b in zip(got["effects"], want["effects"]):
+        assert a["label"] == b["label"] and close(a["value"], b["value"], 1e-9), (a, b)
