@@ -36,10 +36,7 @@ class Derived:
 
     def sql(self, dialect: str = "duckdb") -> str:
         """The expression for ``dialect``, checked again there (a SpecError naming the key if unsafe)."""
-        return render_filter(self.expression, dialect, self.where(None))
-
-    def where(self, file: str | None):  # noqa: ANN201 - filter_sql.Where
-        return derived_column(file, self.name)
+        return render_filter(self.expression, dialect, derived_column(None, self.name))
 
     def reads(self) -> set[str]:
         from sqlglot import exp
