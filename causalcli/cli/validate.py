@@ -38,5 +38,8 @@ def validate_command(
                 f"{data.table or data.path} on {data.backend} (its columns; rows are read by estimate)")
         typer.echo(f"ok {display}: study '{checked.spec.name}', {checked.spec.study.design.method}, "
                    f"{rows}, adjusting for {adjustment}")
+        if data.derive:  # the new columns with the types the engine gives them
+            types = checked.table.types
+            typer.echo(f"  derived: {', '.join(f'{name} {types.get(name, chr(63))}' for name in data.derive)}")
     raise typer.Exit(code)
 

@@ -103,11 +103,29 @@ def _portable(tree: Any, dialect: str) -> Any:
             name = "PERCENTILE_DISC" if isinstance(node, exp.PercentileDisc) else "PERCENTILE_CONT"
             return exp.WithinGroup(this=exp.Anonymous(this=name, expressions=[node.expression]),
                                    expression=exp.Order(expressions=[exp.Ordered(this=node.this)]))
+        if isinstance(node, exp.Log):
+            return _logarithm(node, dialect)
         if isinstance(node, exp.Subquery) and not node.alias and isinstance(node.parent, (exp.From, exp.Join)):
             node.set("alias", exp.TableAlias(this=exp.to_identifier(f"q{next(names)}")))
         return node
 
     return tree.transform(fix)
+
+
+def _logarithm(node: Any, dialect: str) -> Any:
+    """DuckDB's log(x) is base 10, which Spark's LOG(x) is not (sqlglot writes it as it is); PostgreSQL's
+    log(b, x) takes NUMERIC only."""
+    import sqlglot
+    from sqlglot import exp
+
+    if node.args.get("expression") is None:
+        if not sqlglot.Dialect.get_or_raise(dialect).parser_class.LOG_DEFAULTS_TO_LN:
+            return node
+        return exp.Log(this=exp.Literal.number(10), expression=node.this)
+    if dialect != "postgres":
+        return node
+    base, value = (exp.cast(part, "decimal") for part in (node.this, node.expression))
+    return exp.cast(exp.Log(this=base, expression=value), "double")
 
 
 def connection_value(data: "DataSpec", display: str) -> str | None:

@@ -15,7 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from causalcli.data.filter_sql import missing_column_message, original_offset, parse_filter, render_filter
+from causalcli.data.derive import (
+    blame_rows, check_derive, derive_select, derived_types, parse_filter_before_derive,
+)
+from causalcli.data.filter_sql import missing_column_message, original_offset, render_filter
 from causalcli.data.sql import NUMERIC_PREFIXES, TABLE, did_you_mean, first_line, quote_identifier
 from causalcli.errors import DataError, SpecError
 
@@ -59,12 +62,18 @@ def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", displa
         _check_filter_text(data.filter, display)
         _check_single_select(con, f"SELECT {select} FROM raw_data WHERE ({data.filter})", display, data.filter,
                              seen)
-        rendered = render_filter(parse_filter(data.filter, seen, display), "duckdb")
+        rendered = render_filter(parse_filter_before_derive(data, seen, display), "duckdb")
         where = f" WHERE ({rendered})"
     raw_rows = con.execute("SELECT count(*) FROM raw_data").fetchone()[0] if where and not lazy else None
-    create = f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS SELECT {select} FROM raw_data{where}"
+    kept = f"SELECT {select} FROM raw_data{where}"
+    derived, study_rows = [], kept
+    if data.derive:  # computed on the rows the filter keeps (data.derive)
+        derived = check_derive(data.derive, [renames.get(c, c) for c in types], types, display)
+        derived_types(con, f"({kept}) AS kept", derived, seen, display)
+        study_rows = derive_select(f"({kept}) AS kept", derived)
+    create = f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS {study_rows}"
     try:
-        if not lazy and not where and not renames:  # nothing to change: no second copy of the data
+        if not lazy and not where and not renames and not derived:  # nothing to change: no second copy
             con.execute(f"ALTER TABLE raw_data RENAME TO {TABLE}")
         else:
             con.execute(create)
@@ -73,6 +82,9 @@ def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", displa
         # a view runs the reader and the filter here for the first time
         rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
     except duckdb.Error as exc:
+        blamed = blame_rows(con, study_rows, derived, seen, display) if derived and _filter_runs(con, kept) else None
+        if blamed is not None:
+            raise blamed from None
         if data.filter is not None:
             raise _filter_error(exc, data.filter, create, seen, display, rendered) from None
         raise DataError(f"cannot read: {first_line(exc)}", file=display) from None
@@ -86,6 +98,17 @@ def select_study_rows(con: "duckdb.DuckDBPyConnection", data: "DataSpec", displa
             raw_rows = con.execute("SELECT count(*) FROM raw_data").fetchone()[0]
         filtered_out = int(raw_rows) - int(rows)
     return Selected(int(rows), types, filtered_out)
+
+
+def _filter_runs(con: "duckdb.DuckDBPyConnection", kept: str) -> bool:
+    """The renamed, filtered rows can be counted: a failure is then a derived column's."""
+    import duckdb
+
+    try:
+        con.execute(f"SELECT count(*) FROM ({kept}) AS k").fetchall()
+    except duckdb.Error:
+        return False
+    return True
 
 
 def check_renames(columns: list[str], renames: dict[str, str], display: str) -> None:

@@ -15,6 +15,7 @@ spec with a filter pays for it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from causalcli.data.sql import did_you_mean
@@ -45,7 +46,8 @@ ALLOWED_FUNCTIONS = {
     "starts_with": "StartsWith", "ends_with": "EndsWith", "contains": "Contains",
     "regexp_matches": "RegexpLike",
     "abs": "Abs", "round": "Round", "floor": "Floor", "ceil": "Ceil", "greatest": "Greatest",
-    "least": "Least", "sqrt": "Sqrt", "ln": "Ln", "log": "Log", "exp": "Exp", "sign": "Sign",
+    "least": "Least", "sqrt": "Sqrt", "ln": "Ln", "log": "Log", "log10": "Log", "log2": "Log", "exp": "Exp",
+    "power": "Pow", "pow": "Pow", "sign": "Sign",
     "isnan": "IsNan", "isinf": "IsInf", "isfinite": None,
     "date": "Date", "make_date": "DateFromParts", "strftime": "TimeToStr", "strptime": "StrToTime",
     "date_trunc": "TimestampTrunc", "date_part": None, "extract": "Extract", "date_diff": "DateDiff",
@@ -65,15 +67,41 @@ _VAR_PARENTS = ("Interval", "Extract", "TimestampTrunc", "DateTrunc", "DateDiff"
 # the kinds of node that make a value, never a condition: refused as the whole filter
 _VALUE_ROOTS = ("Add", "Sub", "Mul", "Div", "IntDiv", "Mod", "Neg", "Pow", "DPipe", "Literal")
 
-_ONLY_COLUMNS = "a filter can read only the data's own columns"
+@dataclass(frozen=True)
+class Where:
+    """The spec text being checked, as refusals name it: its file, its key, and the words for it."""
+
+    file: str | None
+    key: str = "data.filter"
+    the: str = "the filter"
+    a: str = "a filter"
+    one: str = "one condition"
+    what: str = "a condition over them"
+    kind: str = "a condition"
+    rule: str = "a filter is one condition"
+
+    @property
+    def only(self) -> str:
+        return f"{self.a} can read only the data's own columns"
 
 
-def parse_filter(text: str, columns: Iterable[str], display: str) -> "exp.Expression":
-    """``text`` (DuckDB's dialect) as one checked expression over ``columns``; every refusal is a SpecError.
+def derived_column(file: str | None, name: str) -> Where:
+    """Where an expression of ``data.derive`` stands: its key names the new column."""
+    return Where(file, f"data.derive.{name}", "the expression", "an expression", "a single expression",
+                 "an expression over them", "an expression", "a derived column is one expression")
+
+
+def parse_filter(text: str, columns: Iterable[str], display: str | None) -> "exp.Expression":
+    """``text`` (DuckDB's dialect) as one checked condition over ``columns``; every refusal is a SpecError.
 
     Columns are matched as DuckDB does (case-insensitively) and come back quoted, spelled as in
     ``columns``: the rendering names the same columns on a case-sensitive engine.
     """
+    return parse_expression(text, columns, Where(display), condition=True)
+
+
+def parse_expression(text: str, columns: Iterable[str], where: Where, condition: bool = False) -> "exp.Expression":
+    """``text`` as one checked expression over ``columns`` (a value, or with ``condition`` true or false)."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ParseError, TokenError
@@ -82,31 +110,34 @@ def parse_filter(text: str, columns: Iterable[str], display: str) -> "exp.Expres
     try:
         tokens = dialect.tokenize(text)
     except TokenError as error:
-        raise _refuse(f"the filter cannot be read: {_first_line(error)}", display) from None
-    _check_tokens(tokens, display)
+        raise _refuse(f"{where.the} cannot be read: {_first_line(error)}", where) from None
+    _check_tokens(tokens, where)
     try:
         statements = [s for s in dialect.parser().parse(tokens, text) if s is not None]
     except ParseError as error:
-        raise _refuse(_syntax_message(error, text), display) from None
+        raise _refuse(_syntax_message(error, text, where), where) from None
+    example = "x1 > 0" if condition else "x1 * x1"
     if not statements:
-        raise _refuse("the filter is empty; write a condition over the columns (e.g. x1 > 0)", display)
+        raise _refuse(f"{where.the} is empty; write {where.what.replace('them', 'the columns')} (e.g. {example})",
+                      where)
     if len(statements) > 1:
-        raise _refuse("the filter is one condition: no second statement", display)
+        raise _refuse(f"{where.the} is {where.one}: no second statement", where)
     expression = statements[0]
     if not isinstance(expression, exp.Condition) or isinstance(expression, (exp.Query, exp.Subquery)):
         found = type(expression).__name__.upper()
-        raise _refuse(f"the filter is a {found} statement, not a condition; {_ONLY_COLUMNS}: write a "
-                      "condition over them (e.g. x1 > 0)", display)
-    if type(expression).__name__ in _VALUE_ROOTS:
-        raise _refuse("the filter gives a value, not true or false; compare it (e.g. x1 > 0)", display)
+        raise _refuse(f"{where.the} is a {found} statement, not {where.kind}; {where.only}: "
+                      f"write {where.what} (e.g. {example})", where)
+    if condition and type(expression).__name__ in _VALUE_ROOTS:
+        raise _refuse("the filter gives a value, not true or false; compare it (e.g. x1 > 0)", where)
     by_name = _column_lookup(columns)
     for node in list(expression.walk()):
-        _check_node(node, text, tokens, by_name, display)
-    return _as_duckdb_reads(expression, display)
+        _check_node(node, text, tokens, by_name, where)
+    return _as_duckdb_reads(expression, where)
 
 
-def render_filter(expression: "exp.Expression", dialect: str) -> str:
-    """The checked filter as SQL text for ``dialect`` ("duckdb", "spark" or "postgres")."""
+def render_filter(expression: "exp.Expression", dialect: str, where: Where | None = None) -> str:
+    """The checked filter (or derived column: ``where``) as SQL text for ``dialect`` ("duckdb", "spark" or
+    "postgres")."""
     from sqlglot.dialects.dialect import Dialect
 
     name = DIALECTS.get(dialect, dialect)  # another Ibis engine: sqlglot's dialect of the same name
@@ -115,11 +146,11 @@ def render_filter(expression: "exp.Expression", dialect: str) -> str:
     except ValueError:
         raise ValueError(f"no filter dialect {dialect!r}; known: {', '.join(DIALECTS)} and sqlglot's") from None
     rendered = _parenthesised(expression).sql(dialect=name, identify=True)
-    _check_rendering(expression, rendered, name)
+    _check_rendering(expression, rendered, name, where or Where(None))
     return rendered
 
 
-def _check_rendering(expression: "exp.Expression", rendered: str, dialect: str) -> None:
+def _check_rendering(expression: "exp.Expression", rendered: str, dialect: str, where: Where) -> None:
     """The rendering, read back by the engine's dialect, is still one expression over the same columns.
 
     A second look that does not trust sqlglot's writer: no subquery, table, command or second
@@ -137,14 +168,14 @@ def _check_rendering(expression: "exp.Expression", rendered: str, dialect: str) 
     back = statements[0] if len(statements) == 1 else None
     if (back is None or back.find(exp.Query, exp.Subquery, exp.Table, exp.Command, exp.Exists) is not None
             or any(c.table or c.name not in columns for c in back.find_all(exp.Column))):
-        raise SpecError(f"the filter cannot be written for {dialect} as one condition over its columns; "
-                        "simplify it", key="data.filter")
+        raise SpecError(f"{where.the} cannot be written for {dialect} as {where.one} over its columns; "
+                        "simplify it", file=where.file, key=where.key)
 
 
 # ---------------------------------------------------------------- one reading, written without ambiguity
 
 
-def _as_duckdb_reads(expression: "exp.Expression", display: str) -> "exp.Expression":
+def _as_duckdb_reads(expression: "exp.Expression", where: Where) -> "exp.Expression":
     """The tree regrouped where sqlglot and DuckDB read the same text differently; the rest refused.
 
     DuckDB (PostgreSQL's grammar) binds IS [NOT] NULL/TRUE/FALSE and IS [NOT] DISTINCT FROM more
@@ -161,7 +192,7 @@ def _as_duckdb_reads(expression: "exp.Expression", display: str) -> "exp.Express
         if isinstance(node, _comparisons()):
             node.replace(_regrouped(node))
     for node in holder.this.walk():
-        _check_grouping(node, display)
+        _check_grouping(node, where)
     return holder.this.pop()
 
 
@@ -187,7 +218,7 @@ def _regrouped(node: "exp.Expression") -> "exp.Expression":
     return node
 
 
-def _check_grouping(node: "exp.Expression", display: str) -> None:
+def _check_grouping(node: "exp.Expression", where: Where) -> None:
     from sqlglot import exp
 
     tests = (*_comparisons(), exp.Is, exp.NullSafeEQ, exp.NullSafeNEQ)
@@ -195,11 +226,11 @@ def _check_grouping(node: "exp.Expression", display: str) -> None:
     operands = [node.this, node.expression] if isinstance(node, exp.Binary) else []
     if isinstance(node, tests) and any(isinstance(side, (*tests, exp.Not)) for side in operands):
         raise _refuse("a comparison or IS test of another one needs parentheses (write (a = b) = c or "
-                      "(a < b) IS NULL)", display)
+                      "(a < b) IS NULL)", where)
     if isinstance(node, exp.Mod) and (isinstance(node.parent, arithmetic)
                                       or any(isinstance(side, arithmetic) for side in operands)):
         raise _refuse("'%' beside another arithmetic operator needs parentheses (write a + (b % c) or "
-                      "(a + b) % c)", display)
+                      "(a + b) % c)", where)
 
 
 def _parenthesised(expression: "exp.Expression") -> "exp.Expression":
@@ -255,15 +286,15 @@ def missing_column_message(name: str, text: str, columns: Iterable[str]) -> str:
 # ---------------------------------------------------------------- the checks
 
 
-def _refuse(message: str, display: str) -> SpecError:
-    return SpecError(message, file=display, key="data.filter")
+def _refuse(message: str, where: Where) -> SpecError:
+    return SpecError(message, file=where.file, key=where.key)
 
 
 def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _check_tokens(tokens: list, display: str) -> None:
+def _check_tokens(tokens: list, where: Where) -> None:
     """No comment and no ';': what a filter says is what the engine runs."""
     from sqlglot.tokens import TokenType
 
@@ -271,34 +302,35 @@ def _check_tokens(tokens: list, display: str) -> None:
                    TokenType.NULLSAFE_EQ, TokenType.FROM}  # sqlglot and DuckDB group 'a = NOT b IS NULL' apart
     for token, next_token in zip(tokens, [*tokens[1:], None]):
         if token.comments:
-            raise _refuse("the filter holds a comment (-- or /* */); remove it: a filter is one condition", display)
+            raise _refuse(f"{where.the} holds a comment (-- or /* */); remove it: {where.rule}", where)
         if token.token_type == TokenType.INTERVAL and next_token is not None and \
                 next_token.token_type == TokenType.STRING and not _INTERVAL_TEXT.fullmatch(next_token.text):
             raise _refuse(f"the interval at character {token.start + 1} is not a number and a unit; write it "
-                          "like INTERVAL 3 DAY or INTERVAL '3 days'", display)
+                          "like INTERVAL 3 DAY or INTERVAL '3 days'", where)
         if token.token_type in (TokenType.DCOLON, TokenType.ALIAS) and next_token is not None and \
                 next_token.token_type == TokenType.IDENTIFIER:  # sqlglot would read only a part of it
             raise _refuse(f"the type at character {next_token.start + 1} is in double quotes; cast to a built-in "
-                          "type written without quotes (e.g. CAST(x AS INTEGER))", display)
+                          "type written without quotes (e.g. CAST(x AS INTEGER))", where)
         if token.token_type in _BEFORE_NOT and next_token is not None and next_token.token_type == TokenType.NOT:
             raise _refuse(f"NOT at character {next_token.start + 1} follows a comparison; put it in parentheses "
-                          "(a = (NOT b))", display)
+                          "(a = (NOT b))", where)
         if token.token_type == TokenType.SEMICOLON:
-            raise _refuse(f"syntax error near ';' at character {token.start + 1}: the filter is one condition, "
-                          "with no ';' and no other statement", display)
+            raise _refuse(f"syntax error near ';' at character {token.start + 1}: {where.the} is {where.one}, "
+                          "with no ';' and no other statement", where)
 
 
 # what sqlglot reads from an interval's quotes without dropping a part: '3', '3 days', '-1.5 hour'
 _INTERVAL_TEXT = re.compile(r"\s*[-+]?\d+(\.\d+)?(\s+[A-Za-z]+)?\s*")
 
 
-def _syntax_message(error: Exception, text: str) -> str:
+def _syntax_message(error: Exception, text: str, where: Where) -> str:
     """sqlglot's parse error as DuckDB's plain words say it: the token, its character, what is missing."""
     found = (getattr(error, "errors", None) or [{}])[0]
     near = found.get("highlight") or ""
     line, col = found.get("line"), found.get("col")
     if not near.strip() or line is None or col is None:
-        return "the filter cannot be read as one condition; write it like x1 > 0 AND region = 'north'"
+        example = "x1 > 0 AND region = 'north'" if where.key == "data.filter" else "x1 * x1 + 1"
+        return f"{where.the} cannot be read as {where.one}; write it like {example}"
     end = sum(len(part) + 1 for part in text.split("\n")[:line - 1]) + col  # col: the token's last character
     start = end - len(near)
     operator = all(ch in _OPERATOR_CHARACTERS for ch in near)
@@ -309,7 +341,7 @@ def _syntax_message(error: Exception, text: str) -> str:
         return f"syntax error near {near!r} at character {start + 1}"
     if operator:
         return f"syntax error near {near!r} at character {start + 1}: the operator has nothing on its right"
-    return f"the filter ends too early: something is missing after {near!r}"
+    return f"{where.the} ends too early: something is missing after {near!r}"
 
 
 _OPERATOR_CHARACTERS = "<>=!~+-*/%|&^@"
@@ -324,41 +356,41 @@ def _column_lookup(columns: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def _check_node(node: "exp.Expression", text: str, tokens: list, by_name: dict[str, str], display: str) -> None:
+def _check_node(node: "exp.Expression", text: str, tokens: list, by_name: dict[str, str], where: Where) -> None:
     from sqlglot import exp
 
     kind = type(node).__name__
-    _check_words(node, display)
+    _check_words(node, where)
     if isinstance(node, (exp.Query, exp.Subquery, exp.Exists, exp.Select)):
-        raise _refuse(f"a subquery{_at_word(tokens, 'select', 'exists')} is not allowed: {_ONLY_COLUMNS}; "
-                      "write a condition over them", display)
+        raise _refuse(f"a subquery{_at_word(tokens, 'select', 'exists')} is not allowed: {where.only}; "
+                      f"write {where.what}", where)
     if isinstance(node, (exp.Table, exp.From, exp.Join)):
-        raise _refuse(f"the filter names a table; {_ONLY_COLUMNS}", display)
+        raise _refuse(f"{where.the} names a table; {where.only}", where)
     if isinstance(node, exp.Column):
-        _check_column(node, text, by_name, display)
+        _check_column(node, text, by_name, where)
     elif isinstance(node, exp.Identifier):
         if not isinstance(node.parent, exp.Column):
-            raise _refuse(f"{node.name!r}{_at_node(node)} is not a column here; {_ONLY_COLUMNS}", display)
+            raise _refuse(f"{node.name!r}{_at_node(node)} is not a column here; {where.only}", where)
     elif isinstance(node, exp.Var):
         if type(node.parent).__name__ not in _VAR_PARENTS:
-            raise _refuse(f"{node.name!r} is not a column or a value; {_ONLY_COLUMNS}", display)
+            raise _refuse(f"{node.name!r} is not a column or a value; {where.only}", where)
     elif isinstance(node, exp.In):
         if node.args.get("query"):
-            raise _refuse(f"a subquery{_at_word(tokens, 'select')} is not allowed: {_ONLY_COLUMNS}; "
-                          "write IN with a list of values (x IN (1, 2))", display)
+            raise _refuse(f"a subquery{_at_word(tokens, 'select')} is not allowed: {where.only}; "
+                          "write IN with a list of values (x IN (1, 2))", where)
         if node.args.get("field") or node.args.get("unnest"):
-            raise _refuse(f"IN takes a list of values in parentheses (x IN (1, 2)); {_ONLY_COLUMNS}", display)
+            raise _refuse(f"IN takes a list of values in parentheses (x IN (1, 2)); {where.only}", where)
     elif isinstance(node, exp.Func) and kind not in ALLOWED_OPERATORS:
-        _check_function(node, tokens, display)
+        _check_function(node, tokens, where)
     elif kind not in ALLOWED_OPERATORS:
         word = _PANDAS_OPERATORS.get(kind)
         hint = f" (write {word}, as SQL does: (x > 0) {word} (y < 5))" if word in ("AND", "OR") else (
             " (write NOT, as SQL does: NOT (x > 0))" if word else "")
-        raise _refuse(f"{_plain_kind(node)} is not allowed in a filter{hint}; {_ONLY_COLUMNS}, compared, combined with "
-                      "AND/OR/NOT or passed to a plain function", display)
+        raise _refuse(f"{_plain_kind(node)} is not allowed in {where.a}{hint}; {where.only}, compared, combined with "
+                      "AND/OR/NOT or passed to a plain function", where)
 
 
-def _check_words(node: "exp.Expression", display: str) -> None:
+def _check_words(node: "exp.Expression", where: Where) -> None:
     """Text a node holds outside quotes (a date part, a type, a number) is one plain word, never SQL.
 
     The rendering writes such words as they are: a word that held ')' or a space could change what the
@@ -370,33 +402,33 @@ def _check_words(node: "exp.Expression", display: str) -> None:
     for key, value in node.args.items():
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and not (quoted and key == "this") and not _PLAIN_WORD.fullmatch(item):
-                raise _refuse("a date part, type or number in the filter is not one plain word (e.g. year, "
-                              "INTEGER, 2.5); write it without quotes or spaces", display)
+                raise _refuse(f"a date part, type or number in {where.the} is not one plain word (e.g. year, "
+                              "INTEGER, 2.5); write it without quotes or spaces", where)
     if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.USERDEFINED:
         raise _refuse(f"cast to a built-in type (INTEGER, DOUBLE, DECIMAL(p, s), VARCHAR, DATE, TIMESTAMP, "
-                      f"BOOLEAN), not {node.sql(dialect='duckdb')!r}", display)
+                      f"BOOLEAN), not {node.sql(dialect='duckdb')!r}", where)
 
 
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_.+-]*")
 
 
-def _check_column(node: "exp.Column", text: str, by_name: dict[str, str], display: str) -> None:
+def _check_column(node: "exp.Column", text: str, by_name: dict[str, str], where: Where) -> None:
     from sqlglot import exp
 
     if isinstance(node.this, exp.Star):
-        raise _refuse(f"'*' is not allowed in a filter; {_ONLY_COLUMNS}: name one", display)
+        raise _refuse(f"'*' is not allowed in {where.a}; {where.only}: name one", where)
     if node.table or node.args.get("db") or node.args.get("catalog"):
-        raise _refuse(f"{node.sql(dialect='duckdb')!r} is not a column; the filter sees only the data's columns: "
-                      "write a column name alone", display)
+        raise _refuse(f"{node.sql(dialect='duckdb')!r} is not a column; {where.the} sees only the data's columns: "
+                      "write a column name alone", where)
     name = node.name
     spelled = by_name.get(name) or by_name.get(name.lower())
     if spelled is None:
         columns = [c for c in dict.fromkeys(by_name.values())]
-        raise _refuse(missing_column_message(name, text, columns), display)
+        raise _refuse(missing_column_message(name, text, columns), where)
     node.set("this", exp.to_identifier(spelled, quoted=True))
 
 
-def _check_function(node: "exp.Func", tokens: list, display: str) -> None:
+def _check_function(node: "exp.Func", tokens: list, where: Where) -> None:
     from sqlglot import exp
 
     if isinstance(node, exp.Anonymous):
@@ -409,12 +441,12 @@ def _check_function(node: "exp.Func", tokens: list, display: str) -> None:
         name, at = _written_name(node, tokens)
     lowered = name.lower()
     if lowered.startswith(_READS_OUTSIDE) or isinstance(node, (exp.ReadCSV, exp.ReadParquet)):
-        raise _refuse(f"{name!r}{at} reads tables, files or settings, which a filter cannot: {_ONLY_COLUMNS}; "
-                      "use a condition over them", display)
+        raise _refuse(f"{name!r}{at} reads tables, files or settings, which {where.a} cannot: {where.only}; "
+                      f"use {where.what}", where)
     allowed = ", ".join(sorted(ALLOWED_FUNCTIONS))
     if isinstance(node, exp.Anonymous):
-        raise _refuse(f"unknown function {name!r}{at}: a filter may call {allowed}", display)
-    raise _refuse(f"function {name!r}{at} is not allowed in a filter (it may call {allowed})", display)
+        raise _refuse(f"unknown function {name!r}{at}: {where.a} may call {allowed}", where)
+    raise _refuse(f"function {name!r}{at} is not allowed in {where.a} (it may call {allowed})", where)
 
 
 def _written_name(node: "exp.Func", tokens: list) -> tuple[str, str]:

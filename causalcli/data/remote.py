@@ -58,17 +58,26 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
     renames = data.columns
     check_renames(list(raw), renames, display)
     renamed = {renames.get(c, c): t for c, t in raw.items()}
-    wanted = list(renamed) if columns is None else list(dict.fromkeys(c for c in columns if c in renamed))
     inner = ", ".join(["*", *(f"{quote_identifier(old)} AS {quote_identifier(new)}" for old, new in renames.items())])
     where = ""
     if data.filter is not None:
-        from causalcli.data.filter_sql import parse_filter, render_filter
+        from causalcli.data.derive import parse_filter_before_derive
+        from causalcli.data.filter_sql import render_filter
 
-        parsed = parse_filter(data.filter, {**raw, **renamed}, display)
+        parsed = parse_filter_before_derive(data, {**raw, **renamed}, display)
         render_filter(parsed, engine.dialect)  # the checks of the engine's own rendering (a SpecError if unsafe)
         where = f" WHERE ({render_filter(parsed, 'duckdb')})"  # rendered with the query for the engine
+    rows = f"SELECT {inner} FROM {source}"
+    if data.derive:  # computed on the rows the filter keeps, in the engine
+        rows, derived = _derived_rows(engine, f"({rows}) AS s{where}", data, renamed, raw, display)
+        renamed, where = {**renamed, **derived}, ""
+    if columns is None:
+        wanted = list(renamed)
+    else:  # validate on an engine shows every derived column with its type
+        shown = [*columns, *data.derive] if schema_only else columns
+        wanted = list(dict.fromkeys(c for c in shown if c in renamed))
     projected = ", ".join(quote_identifier(c) for c in wanted)
-    select = f"SELECT {projected} FROM (SELECT {inner} FROM {source}) AS s{where}"
+    select = f"SELECT {projected} FROM ({rows}) AS s{where}"
     provenance = {"backend": engine.name, **({"table": data.table} if data.table else {"data_path": data.path}),
                   "engine_version": engine.version()}
     if engine.name == "spark" and data.table is not None:  # PostgreSQL and the others keep no table versions
@@ -94,6 +103,32 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
                                 **({"by": sample_unit} if sample_unit is not None else {})}
     provenance["source_rows"] = total
     return Remote(engine, display, select, types, kept, filtered_out, provenance)
+
+
+def _derived_rows(engine: Engine, kept: str, data: "DataSpec", renamed: dict[str, str], raw: dict[str, str],
+                  display: str) -> tuple[str, dict[str, str]]:
+    """The kept rows (a FROM item) with ``data.derive``'s columns, as DuckDB SQL for the engine, and their types
+    as the engine gives them; an expression the engine refuses is named by its key."""
+    from causalcli.data.derive import check_derive, derive_select, failed
+
+    derived = check_derive(data.derive, list(renamed), [*raw, *renamed], display)
+    for d in derived:
+        d.sql(engine.dialect)  # the checks of the engine's own rendering (a SpecError if unsafe)
+    query = derive_select(kept, derived)
+    try:
+        types = describe(engine, f"({query}) AS d")
+    except Exception:  # noqa: BLE001 - the engine's binder: find the first expression it refuses
+        for i, d in enumerate(derived):
+            try:
+                describe(engine, f"({derive_select(kept, derived[:i + 1])}) AS d")
+            except Exception as exc:  # noqa: BLE001
+                raise failed(d, _Hidden(_safe(exc)), renamed, display) from exc
+        raise
+    return query, {d.name: types[d.name] for d in derived}
+
+
+class _Hidden(Exception):
+    """An engine's message with its connections cut out."""
 
 
 def fetch_rows(remote: Remote, con: "duckdb.DuckDBPyConnection", max_rows: int | None) -> int:

@@ -342,7 +342,7 @@ def _fetched_table(remote: Any, con: "duckdb.DuckDBPyConnection", data: Any) -> 
     from causalcli.data.remote import fetch_rows
 
     fetched = fetch_rows(remote, con, data.max_rows)
-    plain = data.model_copy(update={"columns": {}, "filter": None})  # done in the engine
+    plain = data.model_copy(update={"columns": {}, "filter": None, "derive": {}})  # done in the engine
     selected = select_study_rows(con, plain, remote.display, lazy=False)
     provenance = {**remote.provenance, "rows": remote.rows, "fetched_rows": fetched}
     return Table(con=con, file=remote.display, rows=selected.rows, types=selected.types, provenance=provenance,

@@ -22,7 +22,7 @@ from causalcli.spec.base import Strict as _Strict
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CATALOG_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _ENGINE_DEFAULTS = {"table": None, "backend": "duckdb", "connection_env": None, "sample": None, "max_rows": None,
-                    "na_values": [], "version": None, "catalog": None}
+                    "na_values": [], "version": None, "catalog": None, "derive": {}}
 
 
 class SampleSpec(_Strict):
@@ -64,6 +64,11 @@ class DataSpec(_Strict):
         "only this data: external access is off while it runs.",
     )
     columns: dict[str, str] = Field(default_factory=dict, description="Renames {old: new}.")
+    derive: dict[str, str] = Field(
+        default_factory=dict, description="New columns {name: SQL expression} (DuckDB dialect), computed in the "
+        "engine after the renames and the filter, in order: an expression reads the data's columns and the ones "
+        "derived above it, through the filter's sandbox (e.g. {age_sq: 'age * age', old: 'CASE WHEN age >= 65 "
+        "THEN 1 ELSE 0 END'}); usable wherever a column name is, except in data.filter.")
     delimiter: str | None = Field(
         None, min_length=1, max_length=1, pattern=r"^[^\"'\r\n]$",
         description="CSV field delimiter, one character (e.g. ';' or a tab, written \"\\t\" in YAML); default: "
@@ -120,7 +125,7 @@ class DataSpec(_Strict):
 
     @model_serializer(mode="wrap")
     def _without_unused_engine_keys(self, handler: Any) -> dict:
-        # A spec that names no engine (nor na_values) dumps (and so hashes: provenance.spec_sha256) as it did
+        # A spec that names no engine (nor na_values, nor derive) dumps (and so hashes: provenance.spec_sha256) as it did
         # before these keys.
         out = handler(self)
         for key, default in _ENGINE_DEFAULTS.items():

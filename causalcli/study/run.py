@@ -118,6 +118,7 @@ def run_study(
         prep.table.provenance["fetched_rows"] = prep.table.engine.fetched
     provenance = {
         **prep.table.provenance,
+        **({"derive": dict(study.data.derive)} if study.data.derive else {}),  # the new columns' SQL, as written
         "spec_sha256": loaded.sha256,
         "seed": seed,
         "refuted": refute,

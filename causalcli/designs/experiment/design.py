@@ -432,10 +432,12 @@ def _segments_and_guardrails(d: ExperimentData, study: "Study", effects: list, c
 
 
 def _file_as_read(study: "Study", table: "Table", spec: "LoadedSpec") -> str | None:
-    """The data file when the study's rows are its rows as they are (no filter, no renames), else None."""
+    """The data file when the study's rows are its rows as they are (no filter, renames or derived columns), else
+    None."""
     from causalcli.data.load import resolve_path
 
-    if study.data.filter is not None or study.data.columns or table.engine is not None or \
+    data = study.data
+    if data.filter is not None or data.columns or data.derive or table.engine is not None or \
             {"data_source", "table_format"} & set(table.provenance):
         return None  # filtered, renamed, stdin, an in-memory table, a Delta or Iceberg table's files, another engine
     path = resolve_path(spec)
