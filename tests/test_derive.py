@@ -200,18 +200,22 @@ def test_spark_reads_duckdbs_log_as_base_ten():
     tree = sqlglot.parse_one("SELECT log(x), log(2, x), ln(x) FROM t", read="duckdb")
     assert _portable(tree, "spark").sql("spark") == "SELECT LOG(10, x), LOG(2, x), LN(x) FROM t"
     assert _portable(tree, "postgres").sql("postgres").startswith("SELECT LOG(x), CAST(LOG(CAST(2 AS DECIMAL)")
+    rounded = sqlglot.parse_one("SELECT round(x, 2), round(x) FROM t", read="duckdb")
+    assert _portable(rounded, "postgres").sql("postgres") == \
+        "SELECT CAST(ROUND(CAST(x AS DECIMAL), 2) AS DOUBLE PRECISION), ROUND(x) FROM t"
 
 
 # ---------------------------------------------------------------- engines
 
 # log(re74 + 1) > 3 keeps re74 > 999 in base 10 and re74 > 19 in base e: another covariate on Spark without
 # the rewrite above
-ENGINE_DERIVE = {**DERIVE, "high74": "CASE WHEN log(re74 + 1) > 3 THEN 1 ELSE 0 END", "l75": "log10(re75 + 1)"}
+ENGINE_DERIVE = {**DERIVE, "high74": "CASE WHEN log(re74 + 1) > 3 THEN 1 ELSE 0 END", "l75": "log10(re75 + 1)",
+                 "k75": "round(re75 * 0.001, 1)"}  # PostgreSQL has no round(double precision, integer)
 
 
 def engine_case(tmp_path: Path, data: dict) -> Path:
     return write(tmp_path, spec({**data, "derive": ENGINE_DERIVE},
-                                covariates=[*COVARIATES, "re74_sq", "age_sq", "re74_cube", "u74", "high74", "l75"]),
+                                covariates=[*COVARIATES, "re74_sq", "age_sq", "re74_cube", "u74", "high74", "l75", "k75"]),
                  f"{data.get('backend', 'duckdb')}.yaml")
 
 

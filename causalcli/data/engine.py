@@ -80,7 +80,7 @@ class Engine:
 
 def _portable(tree: Any, dialect: str) -> Any:
     """Rewrite what sqlglot writes as DuckDB-only or wrongly: NaN and infinity tests, Spark's exact
-    percentiles, and unnamed subqueries (PostgreSQL before 16 needs a name on each)."""
+    percentiles, logarithms, PostgreSQL's round to n places, and unnamed subqueries (PostgreSQL before 16 needs a name on each)."""
     from sqlglot import exp
 
     names = iter(range(1, 1 << 30))  # q1, q2, ...: the same text for the same query on every run
@@ -105,6 +105,11 @@ def _portable(tree: Any, dialect: str) -> Any:
                                    expression=exp.Order(expressions=[exp.Ordered(this=node.this)]))
         if isinstance(node, exp.Log):
             return _logarithm(node, dialect)
+        if dialect == "postgres" and isinstance(node, exp.Round) and node.args.get("decimals") is not None:
+            # PostgreSQL rounds to n places only a NUMERIC: round(double precision, integer) does not exist
+            node = node.copy()
+            node.set("this", exp.cast(node.this, "decimal"))
+            return exp.cast(node, "double")
         if isinstance(node, exp.Subquery) and not node.alias and isinstance(node.parent, (exp.From, exp.Join)):
             node.set("alias", exp.TableAlias(this=exp.to_identifier(f"q{next(names)}")))
         return node
