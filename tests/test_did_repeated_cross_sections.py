@@ -82,6 +82,31 @@ def test_a_cluster_column_on_repeated_cross_sections_gives_crv1_on_it(tmp_path):
     assert out.diagnostics["clusters"]["n_clusters"] == df.nbh.nunique()
 
 
+def test_the_pre_trend_test_of_repeated_cross_sections_has_group_not_unit_effects(tmp_path):
+    # with a unit per row, unit effects absorbed every lead: the test was "not run" on any such data
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(3)
+    n = 1500
+    df = pd.DataFrame({"g": rng.integers(0, 2, n), "t": rng.integers(1, 6, n)})
+    df["d"] = ((df.g == 1) & (df.t >= 4)).astype(int)
+    df["x"] = rng.normal(size=n)
+    df["y"] = 0.5 * df.g + 0.2 * df.t + 0.4 * df.g * (df.t == 1) + df.d + df.x + rng.normal(size=n)
+    df.to_csv(tmp_path / "rcs.csv", index=False)
+    out = run_study({"version": 1, "data": {"path": str(tmp_path / "rcs.csv")}, "treatment": "d", "outcome": "y",
+                     "covariates": ["x"], "refute": [],
+                     "design": {"method": "did", "estimator": "2x2", "time": "t", "group": "g"}})
+    pre = out.diagnostics["pre_trend"]
+    assert pre["leads"] == [-3, -2] and pre["source"].startswith("auxiliary event study: group and period fixed")
+    for e in (1, 2, 4, 5):
+        df[f"e{e}"] = ((df.g == 1) & (df.t == e)).astype(int)
+    m = smf.ols("y ~ C(g) + C(t) + e1 + e2 + e4 + e5 + x", df).fit(cov_type="HC1")
+    assert pre["coefficients"]["event_time=-3"] == pytest.approx(m.params["e1"], rel=RTOL)
+    assert pre["coefficients"]["event_time=-2"] == pytest.approx(m.params["e2"], rel=RTOL)
+    wald = float(np.squeeze(m.wald_test("e1 = 0, e2 = 0", use_f=False, scalar=True).statistic))
+    assert pre["wald"] == pytest.approx(wald, rel=1e-8)
+
+
 def test_the_refuters_run_on_rows(runner, tmp_path, write_spec):
     _kielmc(tmp_path)
     spec = {**_kielmc_spec(tmp_path), "refute": [{"placebo_treatment": {"simulations": 5}},

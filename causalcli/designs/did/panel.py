@@ -52,6 +52,7 @@ class PanelData:
     unit_labels: np.ndarray
     time_labels: tuple[str, ...] | None = None  # ISO day of each period number when time holds dates
     cells: Any = None  # ``cells_regression.CellRegression``: the rows are cohort x period cells, the units cohorts
+    cross_sections: bool = False  # no design.unit: each row its own unit, the groups in place of unit effects
 
 
 def show(v) -> str:
@@ -421,6 +422,7 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
         X=X, xnames=tuple(covs), w=w, cluster=cl, n_clusters=int(G), cluster_name=cname,
         leads=es.leads if es else None, lags=es.lags if es else None, options=d.options, n=n, panel=panel,
         warnings=tuple(warnings), unit_labels=unit_labels, time_labels=tuple(labels) if labels else None,
+        cross_sections=d.unit is None,
     )
 
 

@@ -28,7 +28,10 @@ def unit_vector(k: int, j: int) -> np.ndarray:
 
 
 def fixed_effects(p: PanelData) -> list[tuple[np.ndarray, int]]:
-    """Unit and period fixed effects (codes, levels)."""
+    """Unit and period fixed effects (codes, levels); for repeated cross-sections, whose unit effects would
+    absorb every row, group (treated or comparison) and period effects."""
+    if p.cross_sections:
+        return [((p.g[p.unit] >= 0).astype(np.int64), 2), (p.time, int(p.times.size))]
     return [(p.unit, p.n_units), (p.time, int(p.times.size))]
 
 
