@@ -186,3 +186,25 @@ def test_init_writes_the_repeated_cross_sections_2x2_with_its_group(runner, tmp_
     res = invoke(runner, ["estimate", str(tmp_path / "k.yaml"), "--no-refute", "--format", "json"])
     assert json.loads(res.stdout)["estimate"]["value"] == pytest.approx(
         _ols_hc1(df, "rprice ~ nearinc + y81 + y81nrinc", "y81nrinc")[0], rel=RTOL)
+
+
+@pytest.mark.engines
+def test_postgres_gives_the_file_s_result(postgres_url, runner, tmp_path, write_spec, monkeypatch):
+    # the checks' SQL (the start as a literal, the group's values) runs in the engine; the rows are fetched
+    import pyarrow as pa
+
+    from tests.engines import load_postgres
+    from tests.test_engines import ENV, differences
+
+    df = _kielmc(tmp_path)
+    monkeypatch.setenv(ENV, postgres_url)
+    load_postgres(postgres_url, "kielmc_rcs", pa.Table.from_pandas(df, preserve_index=False))
+    local = {**_kielmc_spec(tmp_path), "name": "kielmc"}
+    remote = {**local, "data": {"backend": "postgres", "table": "kielmc_rcs", "connection_env": ENV}}
+    got = invoke(runner, ["estimate", str(write_spec(remote, "pg.yaml")), "--format", "json"])
+    want = invoke(runner, ["estimate", str(write_spec(local, "file.yaml")), "--format", "json"])
+    assert got.exit_code == want.exit_code, got.stderr
+    assert not differences(json.loads(got.stdout), json.loads(want.stdout))
+    bad = {**remote, "design": {**remote["design"], "group": "y81"}}
+    res = invoke(runner, ["estimate", str(write_spec(bad, "bad.yaml"))])
+    assert res.exit_code == 3 and "a row in period 1981 with y81 = 1 has treatment 0" in res.stderr, res.stderr

@@ -145,7 +145,7 @@ def check_group(table: "Table", unit: str | None, time: str, group: str, treatme
                         file=table.file, key="treatment",
                         column=treatment)
     row = table.sql(f"SELECT {q(time)}, {g}, {d} FROM {TABLE} WHERE {d} <> CASE WHEN {g} = 1 AND {q(time)} >= "
-                    f"{start!r} THEN 1 ELSE 0 END ORDER BY 1, 2 LIMIT 1")
+                    f"CAST({float(start)!r} AS DOUBLE) THEN 1 ELSE 0 END ORDER BY 1, 2 LIMIT 1")
     if row:
         t, gv, dv = row[0]
         raise DataError(f"treatment {treatment!r} is inconsistent with group {group!r}: a row in period "
