@@ -105,6 +105,13 @@ def test_the_pre_trend_test_of_repeated_cross_sections_has_group_not_unit_effect
     assert pre["coefficients"]["event_time=-2"] == pytest.approx(m.params["e2"], rel=RTOL)
     wald = float(np.squeeze(m.wald_test("e1 = 0, e2 = 0", use_f=False, scalar=True).statistic))
     assert pre["wald"] == pytest.approx(wald, rel=1e-8)
+    # a row id as unit with the group's start as cohort (the route before design.group): the same test
+    df.assign(id=np.arange(n), start=df.g * 4).to_csv(tmp_path / "rcs.csv", index=False)
+    by_id = run_study({"version": 1, "data": {"path": str(tmp_path / "rcs.csv")}, "treatment": "d", "outcome": "y",
+                       "covariates": ["x"], "refute": [],
+                       "design": {"method": "did", "estimator": "2x2", "time": "t", "unit": "id", "cohort": "start"}})
+    assert by_id.diagnostics["pre_trend"]["wald"] == pytest.approx(wald, rel=1e-8)
+    assert by_id.estimate.value == pytest.approx(out.estimate.value, rel=1e-12)
 
 
 def test_the_refuters_run_on_rows(runner, tmp_path, write_spec):

@@ -422,7 +422,8 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
         X=X, xnames=tuple(covs), w=w, cluster=cl, n_clusters=int(G), cluster_name=cname,
         leads=es.leads if es else None, lags=es.lags if es else None, options=d.options, n=n, panel=panel,
         warnings=tuple(warnings), unit_labels=unit_labels, time_labels=tuple(labels) if labels else None,
-        cross_sections=d.unit is None,
+        # a unit seen once (a row id as unit) is a cross-section too: its unit effect would absorb its row
+        cross_sections=d.unit is None or (d.estimator == "2x2" and bool(np.all(counts == 1))),
     )
 
 
