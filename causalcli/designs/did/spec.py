@@ -9,6 +9,14 @@ from pydantic import Field, model_serializer
 from causalcli.spec.base import Strict, TreatedDesignBase
 
 
+def _without_unset(out: dict, key: str) -> dict:
+    """A dump without a key added later when it is unset, so older specs dump (and hash: provenance.spec_sha256)
+    as before."""
+    if out.get(key) is None:
+        out.pop(key, None)
+    return out
+
+
 class EventStudy(Strict):
     """Relative periods -leads..-2 and 0..lags around the first treated period; -1 is the reference."""
 
@@ -50,11 +58,7 @@ class DidOptions(Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:
-        # added with estimator: all: a spec without it dumps (and so hashes: provenance.spec_sha256) as before
-        out = handler(self)
-        if out.get("headline") is None:
-            out.pop("headline", None)
-        return out
+        return _without_unset(handler(self), "headline")  # added with estimator: all
 
 
 class DidDesign(TreatedDesignBase):
@@ -81,11 +85,7 @@ class DidDesign(TreatedDesignBase):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:
-        # group came with repeated cross-sections: a spec without it dumps (and hashes) as before
-        out = handler(self)
-        if out.get("group") is None:
-            out.pop("group", None)
-        return out
+        return _without_unset(handler(self), "group")  # added with repeated cross-sections
 
     def treated_rule(self) -> str | None:
         return f"{self.time} >= {self.cohort} (the cohort column)" if self.cohort else None
