@@ -366,9 +366,10 @@ def test_init_did_leaves_out_a_covariate_empty_in_a_whole_period(runner, tmp_pat
     assert "# Note: estimate will use the " in res.stdout and "(rows missing, by covariate: lsales " in res.stdout
 
 
-def test_init_did_on_repeated_cross_sections_says_how_to_set_unit_and_cohort(runner, tmp_path):
+def test_init_did_on_repeated_cross_sections_writes_the_2x2_by_group(runner, tmp_path):
     # kielmc (houses sold in 1978 or 1981): unit: TODO with the hint "e.g. 'state'", which led to "the
-    # panel is not unique on unit x time"; the route that works was only in a 2x2 error message.
+    # panel is not unique on unit x time"; then a note asked for a row-number and a cohort column added to the
+    # file. Now the spec leaves the unit out and names the group (tests/test_did_repeated_cross_sections.py).
     rng = np.random.default_rng(21)
     df = pd.DataFrame({"year": rng.choice([1978, 1981], 300), "nearinc": rng.integers(0, 2, 300)})
     df["y81nrinc"] = ((df.year == 1981) & (df.nearinc == 1)).astype(int)
@@ -376,8 +377,10 @@ def test_init_did_on_repeated_cross_sections_says_how_to_set_unit_and_cohort(run
     df.to_csv(tmp_path / "d.csv", index=False)
     res = invoke(runner, ["init", str(tmp_path / "d.csv"), "-t", "y81nrinc", "-y", "rprice", "-d", "did"])
     assert res.exit_code == 0, res.stderr
-    assert ("# Note: if each row is a different person or firm seen once (repeated cross-sections), give the file a "
-            "row number column as design.unit") in res.stdout
+    assert ("# Note: no unit: each row is read as a different person or firm seen once (repeated cross-sections), "
+            "compared through design.group") in res.stdout
+    assert yaml.safe_load(res.stdout)["design"] == {"method": "did", "estimand": "att", "time": "year",
+                                                    "estimator": "2x2", "group": "nearinc"}
 
 
 def test_init_output_writes_data_path_relative_to_the_spec(runner, tmp_path):

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
-COLUMN_KEYS = ("unit", "time", "cohort", "cluster", "exact", "predictors")  # design keys that name columns
+COLUMN_KEYS = ("unit", "time", "cohort", "group", "cluster", "exact", "predictors")  # design keys that name columns
 
 # What ``prepare`` returns: a family's own picklable data object (e.g. ``PanelData``).
 Prepared = TypeVar("Prepared")

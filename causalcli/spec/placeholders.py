@@ -17,6 +17,8 @@ ADVICE = {
     "design.time": "set it to the period column (e.g. 'year')",
     "design.cohort": "set it to the column holding each unit's first treated period (0 or empty = never "
                      "treated), or remove it and give 'treatment' (1 in treated unit-periods)",
+    "design.group": "set it to the 0/1 column marking the treated group's rows, before and after the start "
+                    "(e.g. 'nearinc'), or, for a panel, remove it and set design.unit",
     "design.treated_unit": "set it to the treated unit, a value of the unit column (e.g. 'California')",
     "design.treatment_start": "set it to the first treated period, a value of the time column (e.g. 1989)",
     "design.treated_value": "set it to the value of the treatment column that marks treated rows (e.g. 'treated')",

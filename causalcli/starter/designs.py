@@ -88,15 +88,48 @@ def _panel_keys(data: DataProfile, d: dict, st: Starter, treatment: str | None, 
     return unit, time
 
 
+def _build_cross_sections(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None,
+                          time: str) -> None:
+    """Repeated cross-sections (kielmc: each house sold once, in 1978 or 1981): the 2x2 without a unit, the group
+    a 0/1 column whose rows are treated from the first treated period on, exactly as the treatment says."""
+    del d["unit"]
+    d["estimator"] = "2x2"
+    d["group"] = TODO
+    spec["covariates"] = []
+    st.notes.append("no unit: each row is read as a different person or firm seen once (repeated cross-sections), "
+                    "compared through design.group; for a panel, set design.unit and remove design.group")
+    treated = treated_expr(data, treatment) if treatment else None
+    if treated is None:
+        return
+    start = data.sql(f"SELECT min({q(time)}) FROM d WHERE {treated}")[0][0]
+    if start is None:
+        return
+    for c in data.types:
+        if c in (treatment, spec["outcome"], time) or data.kind(c) not in ("integer", "boolean") or not data.sql(
+                f"SELECT count(*) = count(*) FILTER (WHERE CAST({q(c)} AS DOUBLE) IN (0, 1)) AND "
+                f"count(DISTINCT {q(c)}) = 2 FROM d")[0][0]:
+            continue
+        g = f"CAST({q(c)} AS DOUBLE) = 1"
+        if data.sql(f"SELECT count(*) FILTER (WHERE coalesce({treated}, false) <> ({g} AND {q(time)} >= "
+                    f"{sql_literal(start)})) = 0 AND count(*) FILTER (WHERE {g} AND {q(time)} < "
+                    f"{sql_literal(start)}) > 0 FROM d")[0][0]:
+            d["group"] = c
+            st.guessed.append(f"design.group: {c} (0/1, and {treatment} = 1 exactly in its rows from {time} "
+                              f"{show(start)} on)")
+            return
+
+
 def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
     unit, time = _panel_keys(data, d, st, treatment, outcome)
     taken = {c for c in (treatment, outcome) if c}
     if time and not unit:
         st.guessed.append(f"design.time: {time} (named like a period); no column is unique per unit x {time}")
-        # kielmc, injury: each row is another house or person, seen once (repeated cross-sections)
-        st.notes.append(f"if each row is a different person or firm seen once (repeated cross-sections), give the "
-                        f"file a row number column as design.unit and a column holding each row's group's first "
-                        f"treated {time} (0 for the comparison group) as design.cohort, with estimator: 2x2")
+        _build_cross_sections(data, spec, d, st, treatment, time)
+        return
+    if not (unit or time):
+        st.notes.append("if each row is a different person or firm seen once (repeated cross-sections), remove "
+                        "design.unit and design.cohort and set estimator: 2x2, design.time (the before/after "
+                        "column) and design.group (the 0/1 column of the treated group)")
     roles = {c for c in (unit, time) if c}
     cohort = guess_cohort(data, unit, time, taken | roles) if unit and time else None
     if cohort:

@@ -86,6 +86,8 @@ def spec_reason(study: "Study") -> str | None:
     d = study.design
     if d.estimator not in CELLS_ESTIMATORS:
         return f"estimator: {d.estimator} is computed from the panel's rows (cells: {', '.join(CELLS_ESTIMATORS)})"
+    if d.unit is None or d.group:
+        return "repeated cross-sections (design.group, or no design.unit) are read as rows"
     if study.covariates:
         return "covariates enter per unit"
     if study.weights:

@@ -39,8 +39,8 @@ from causalcli.designs.base import Design, Fit, RefutersNotRun, require
 from causalcli.designs.did.cells import CellsData
 from causalcli.designs.did.staggered import STAGGERED, check_staggered_spec, fit_staggered, point_staggered
 from causalcli.designs.did.panel import (PanelData, build_panel, check_absorbing, check_cohort,
-                                         check_constant_within_unit, check_nonnegative_weights, check_rows,
-                                         read_panel, subset_units)
+                                         check_constant_within_unit, check_group,
+                                         check_nonnegative_weights, check_rows, read_panel, subset_units)
 from causalcli.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,7 +57,7 @@ class DidDesign(Design):
     preload_modules = ("scipy.special",)  # t and chi-square tails of the headline and the pre-trend test
     estimators = ("twfe", "2x2", "callaway_santanna", "imputation", "sun_abraham", "all")
     estimands = ("att",)
-    inference = ("crv1_fixest", "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher",
+    inference = ("crv1_fixest", "hc1", "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher",
                  "randomization_inference_units", "cs_analytic", "cs_multiplier_bootstrap",
                  "imputation_conservative_clustered", "imputation_conservative_clustered_overall_att",
                  "sun_abraham_crv1", "sun_abraham_crv1_overall_att", "synthetic_did_placebo_se_normal",
@@ -72,12 +72,20 @@ class DidDesign(Design):
         self.estimand(study, spec)
         d = study.design
         file = spec.source.display
+        if d.group and not study.treatment:
+            raise SpecError("design.group needs 'treatment', the treated-period indicator (1 in the group's rows "
+                            "from the start on), which gives the start", file=file, key="treatment")
         if d.estimator != "callaway_santanna" and not study.treatment and not d.cohort:
             raise SpecError("the did design needs 'treatment' (0/1 per unit and period) or 'design.cohort'",
                             file=file, key="treatment")
         if d.estimator == "callaway_santanna" and not study.treatment and not d.cohort:
             raise SpecError("callaway_santanna needs 'design.cohort' (first treated period) or 'treatment'",
                             file=file, key="design.cohort")
+        if d.group and d.cohort:
+            raise SpecError("design.group and design.cohort both say which rows are treated: keep one", file=file,
+                            key="design.group")
+        if d.unit is None:
+            check_cross_sections_spec(d, file)
         if d.event_study is not None and d.estimator not in ("twfe", "all"):
             raise SpecError("event_study goes with estimator: twfe (callaway_santanna reports its dynamic "
                             "aggregation in effects)", file=file, key="design.event_study")
@@ -104,12 +112,15 @@ class DidDesign(Design):
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         d = study.design
-        roles: dict[str, tuple[str, str]] = {d.unit: ("design.unit", "any"), d.time: ("design.time", "time"),
-                                             study.outcome: ("outcome", "numeric")}
+        roles: dict[str, tuple[str, str]] = {d.unit: ("design.unit", "any")} if d.unit else {}
+        roles.setdefault(d.time, ("design.time", "time"))
+        roles.setdefault(study.outcome, ("outcome", "numeric"))
         if study.treatment:
             roles.setdefault(study.treatment, ("treatment", "binary"))
         if d.cohort:
             roles.setdefault(d.cohort, ("design.cohort", "any"))
+        if d.group:
+            roles.setdefault(d.group, ("design.group", "any"))
         if d.cluster:
             roles.setdefault(d.cluster, ("design.cluster", "any"))
         if study.weights:
@@ -124,10 +135,12 @@ class DidDesign(Design):
         check_rows(study, table)
         if d.cohort:
             check_cohort(table, d.unit, d.time, d.cohort, study.treatment)
+        if d.group:
+            check_group(table, d.unit, d.time, d.group, study.treatment)
         absorbing = d.estimator != "twfe" or d.event_study is not None
-        if study.treatment and absorbing:
+        if study.treatment and absorbing and d.unit:
             check_absorbing(table, d.unit, d.time, study.treatment)
-        if d.cluster:
+        if d.cluster and d.unit:
             check_constant_within_unit(table, d.unit, d.cluster, "design.cluster", "cluster")
         if study.weights:
             check_nonnegative_weights(table, study.weights)
@@ -236,6 +249,19 @@ class DidDesign(Design):
 
     def units(self, prepared: "PanelData | CellsData") -> int:
         return _rows(prepared).n_units
+
+
+def check_cross_sections_spec(d: Any, file: str) -> None:
+    """A did spec without design.unit: repeated cross-sections, which only the 2x2 can compare, by their groups."""
+    if d.estimator != "2x2":
+        raise SpecError(f"design.unit is missing: estimator {d.estimator} follows units over time; set design.unit "
+                        "to the column that identifies units or, for repeated cross-sections (each row a different "
+                        "person or house, seen once), estimator: 2x2 with design.group", file=file, key="design.unit")
+    if not d.group and not d.cohort:
+        raise SpecError("2x2 on repeated cross-sections (no design.unit) needs design.group: the 0/1 column marking "
+                        "the treated group's rows, before and after the start (or design.cohort: the group's first "
+                        "treated period, 0 for the comparison group); for a panel, set design.unit instead",
+                        file=file, key="design.group")
 
 
 def _rows(prepared: "PanelData | CellsData") -> PanelData:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.models import Study
 
 
+ROWS = "(each row)"  # PanelData.cluster_name of repeated cross-sections without design.cluster: HC1
+
+
 @dataclass(frozen=True)
 class PanelData:
     """Arrays shared by the estimator and the refuters (picklable)."""
@@ -49,6 +52,7 @@ class PanelData:
     unit_labels: np.ndarray
     time_labels: tuple[str, ...] | None = None  # ISO day of each period number when time holds dates
     cells: Any = None  # ``cells_regression.CellRegression``: the rows are cohort x period cells, the units cohorts
+    cross_sections: bool = False  # no design.unit: each row its own unit, the groups in place of unit effects
 
 
 def show(v) -> str:
@@ -77,9 +81,10 @@ def check_absorbing(table: "Table", unit: str, time: str, treatment: str) -> Non
                         file=table.file, key="treatment", column=treatment)
 
 
-def check_cohort(table: "Table", unit: str, time: str, cohort: str, treatment: str | None) -> None:
-    """Cohort constant within a unit, and (with a treatment column) treatment == 1(time >= cohort > 0)."""
-    row = table.sql(f"SELECT {q(unit)}, count(DISTINCT coalesce(CAST({q(cohort)} AS DOUBLE), 0)) FROM {TABLE} "
+def check_cohort(table: "Table", unit: str | None, time: str, cohort: str, treatment: str | None) -> None:
+    """Cohort constant within a unit, and (with a treatment column) treatment == 1(time >= cohort > 0); without a
+    unit (repeated cross-sections) each row is its own."""
+    row = unit and table.sql(f"SELECT {q(unit)}, count(DISTINCT coalesce(CAST({q(cohort)} AS DOUBLE), 0)) FROM {TABLE} "
                     f"GROUP BY {q(unit)} HAVING count(DISTINCT coalesce(CAST({q(cohort)} AS DOUBLE), 0)) > 1 ORDER BY 1 "
                     "LIMIT 1")
     if row:
@@ -90,7 +95,7 @@ def check_cohort(table: "Table", unit: str, time: str, cohort: str, treatment: s
         return
     g = f"coalesce(CAST({q(cohort)} AS DOUBLE), 0)"
     row = table.sql(
-        f"SELECT {q(unit)}, {q(time)}, {q(treatment)}, {g} FROM {TABLE} "
+        f"SELECT {q(unit) if unit else 'NULL'}, {q(time)}, {q(treatment)}, {g} FROM {TABLE} "
         f"WHERE CAST({q(treatment)} AS DOUBLE) <> CASE WHEN {g} > 0 AND {q(time)} >= {g} THEN 1 ELSE 0 END "
         "ORDER BY 1, 2 LIMIT 1")
     if row:
@@ -105,9 +110,49 @@ def check_cohort(table: "Table", unit: str, time: str, cohort: str, treatment: s
         if ever == table.rows:
             hint = (f"; {treatment!r} looks like an ever-treated indicator: give the treated-period indicator, "
                     "or leave 'treatment' out and let the cohort define it")
-        raise DataError(f"cohort {cohort!r} is inconsistent with treatment {treatment!r}: unit {show(u)} in period "
+        who = f"unit {show(u)}" if unit else "a row"
+        raise DataError(f"cohort {cohort!r} is inconsistent with treatment {treatment!r}: {who} in period "
                         f"{show(t)} has treatment {show(d)} but cohort {show(gv)} implies "
                         f"{implied}{hint}", file=table.file, key="design.cohort", column=cohort)
+
+
+def check_group(table: "Table", unit: str | None, time: str, group: str, treatment: str) -> None:
+    """design.group: 0/1 (constant within a unit), and treatment == group x 1(time >= start), the start being the
+    first period in which the treatment is 1."""
+    g, d = f"CAST({q(group)} AS DOUBLE)", f"CAST({q(treatment)} AS DOUBLE)"
+    labels = table.period_labels.get(time)
+    if not table.is_numeric(group):
+        example = table.sql(f"SELECT min({q(group)}) FROM {TABLE}")[0][0]
+        raise DataError(f"group column {group!r} must be 0/1 (or boolean), 1 marking the treated group's rows; it "
+                        f"is {table.types[group]} (e.g. {str(example)!r}): make it 0/1 in the data",
+                        file=table.file, key="design.group", column=group)
+    lo, hi, outside = table.sql(f"SELECT min({g}), max({g}), count(*) FILTER (WHERE {g} NOT IN (0, 1)) "
+                                f"FROM {TABLE}")[0]
+    if outside or lo == hi:
+        found = f"values from {show(lo)} to {show(hi)}" if outside else f"only the value {show(lo)}"
+        raise DataError(f"group column {group!r} must be 0/1 (or boolean) with both values, 1 marking the treated "
+                        f"group's rows; found {found}", file=table.file, key="design.group", column=group)
+    if unit:
+        check_constant_within_unit(table, unit, group, "design.group", "group")
+    start = table.sql(f"SELECT min({q(time)}) FROM {TABLE} WHERE {d} = 1")[0][0]
+    if start is None:
+        raise DataError(f"treatment {treatment!r} is never 1, so the start of the treatment is unknown",
+                        file=table.file, key="treatment", column=treatment)
+    if start == table.sql(f"SELECT min({q(time)}) FROM {TABLE}")[0][0]:
+        raise DataError(f"treatment {treatment!r} is 1 from the first period ({period_text(start, labels)}) on: the "
+                        "2x2 needs rows of the group before the start; 'treatment' is the treated-period "
+                        f"indicator (1 in the rows of {group} = 1 from the start on), not the group",
+                        file=table.file, key="treatment",
+                        column=treatment)
+    row = table.sql(f"SELECT {q(time)}, {g}, {d} FROM {TABLE} WHERE {d} <> CASE WHEN {g} = 1 AND {q(time)} >= "
+                    f"CAST({float(start)!r} AS DOUBLE) THEN 1 ELSE 0 END ORDER BY 1, 2 LIMIT 1")
+    if row:
+        t, gv, dv = row[0]
+        raise DataError(f"treatment {treatment!r} is inconsistent with group {group!r}: a row in period "
+                        f"{period_text(t, labels)} with {group} = {show(gv)} has treatment {show(dv)}, but the "
+                        f"treatment starts in {period_text(start, labels)} (its first period with treatment 1), "
+                        f"so it should be {1 - int(dv)}; treatment must be 1 exactly in the group's rows from the "
+                        "start on", file=table.file, key="treatment", column=treatment)
 
 
 def check_constant_within_unit(table: "Table", unit: str, column: str, key: str, what: str) -> None:
@@ -145,8 +190,8 @@ class PanelColumns:
 
 def _used_columns(study: "Study") -> list[str]:
     d = study.design
-    cols = [d.unit, d.time, study.outcome, *dict.fromkeys(study.covariates)]
-    return cols + [c for c in (study.treatment, d.cohort, d.cluster, study.weights) if c]
+    cols = [*([d.unit] if d.unit else []), d.time, study.outcome, *dict.fromkeys(study.covariates)]
+    return cols + [c for c in (study.treatment, d.cohort, d.group, d.cluster, study.weights) if c]
 
 
 def _first_repeated_cell(ucode: np.ndarray, n_units: int, tcode: np.ndarray, n_times: int) -> tuple[int, int] | None:
@@ -181,6 +226,8 @@ def check_rows(study: "Study", table: "Table") -> None:
     d = study.design
     if not _has_complete_row(table, _used_columns(study)):
         read_panel(study, table)
+    if d.unit is None:  # repeated cross-sections: each row its own unit, nothing can repeat
+        return
     if table.engine is not None:  # the panel stays in the engine (did's cells): a repeated cell found there
         if table.sql(f"SELECT 1 FROM {TABLE} WHERE {q(d.unit)} IS NOT NULL AND {q(d.time)} IS NOT NULL "
                      f"GROUP BY {q(d.unit)}, {q(d.time)} HAVING count(*) > 1 LIMIT 1"):
@@ -202,17 +249,19 @@ def read_panel(study: "Study", table: "Table") -> PanelColumns:
     arr, dropped = table.arrays(_used_columns(study))
     roles = [(study.treatment, "treatment", "treatment"), (study.outcome, "outcome", "outcome"),
              *[(c, "covariates", "covariate") for c in dict.fromkeys(study.covariates)], (d.unit, "unit", "unit"),
-             (d.time, "time", "time"), (d.cohort, "cohort", "cohort"), (d.cluster, "cluster", "cluster"),
+             (d.time, "time", "time"), (d.cohort, "cohort", "cohort"), (d.group, "group", "group"),
+             (d.cluster, "cluster", "cluster"),
              (study.weights, "weights", "weights")]
     missing = dropped_missing(table, [r for r in roles if r[0]], dropped)
     from causalcli.data.table import refuse_infinite
 
     # an infinite outcome or covariate is kept as a value: the fit turned it into a NaN effect with no word
     refuse_infinite(arr, [r for r in roles if r[0] and r[0] not in (d.unit, d.time)], (), table.file)
-    if len(arr[d.unit]) == 0:
+    if len(arr[d.time]) == 0:
         raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
-    unit_raw = np.asarray(arr[d.unit])
     time_raw = np.asarray(arr[d.time], dtype=np.float64)
+    # no design.unit: repeated cross-sections, each row its own unit (numbered in the rows' value order)
+    unit_raw = np.asarray(arr[d.unit]) if d.unit else np.arange(time_raw.size)
     tcode, n_times, times = codes_of(time_raw, labels=True)
     ucode, n_units, unit_labels = codes_of(unit_raw, labels=True)
     repeated = _first_repeated_cell(ucode, n_units, tcode, n_times)
@@ -234,6 +283,11 @@ def _first_treated_periods(study: "Study", c: PanelColumns, absorbing: bool) -> 
         g_unit_val[c.ucode] = np.asarray(c.arrays[d.cohort], dtype=np.float64)
         return g_unit_val, None
     dd = np.asarray(c.arrays[study.treatment], dtype=np.float64)
+    if d.group:  # the group's rows are treated from the first period with treatment 1 on (``check_group``)
+        start = c.time_raw[dd > 0].min() if (dd > 0).any() else 0.0
+        g_unit_val = np.zeros(c.n_units)
+        g_unit_val[c.ucode] = np.where(np.asarray(c.arrays[d.group], dtype=np.float64) > 0, start, 0.0)
+        return g_unit_val, None
     # first treated period of each unit (absorbing treatment)
     first = np.full(c.n_units, np.inf)
     np.minimum.at(first, c.ucode[dd > 0], c.time_raw[dd > 0])
@@ -337,7 +391,7 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
         cname = d.cluster
     else:
         cl, G = ucode, n_units
-        cname = d.unit
+        cname = d.unit or ROWS
     counts = np.bincount(ucode, minlength=n_units)
     balanced = bool(np.all(counts == times.size))
     panel = {"units": n_units, "periods": int(times.size), "rows": int(y.size), "balanced": balanced,
@@ -347,7 +401,11 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
                          for k in np.unique(g_idx[g_idx >= 0])},
              "never_treated_units": int((g_idx < 0).sum()),
              "always_treated_units": int((g_idx == 0).sum())}
-    if not balanced and np.all(counts == 1):  # kielmc: each house sold once, in 1978 or 1981
+    if d.unit is None:
+        warnings.append(f"repeated cross-sections (no design.unit): {n_units:,} rows, each its own observation, "
+                        "compared through their groups; no unit is followed over time" +
+                        ("" if d.cluster else ", and the standard errors are heteroskedasticity-robust (HC1)"))
+    elif not balanced and np.all(counts == 1):  # kielmc: each house sold once, in 1978 or 1981
         warnings.append(f"each unit appears in one period only ({n_units} units, {times.size} periods): "
                         "repeated cross-sections, compared through their groups (design.cohort); no unit is "
                         "followed over time")
@@ -364,6 +422,8 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
         X=X, xnames=tuple(covs), w=w, cluster=cl, n_clusters=int(G), cluster_name=cname,
         leads=es.leads if es else None, lags=es.lags if es else None, options=d.options, n=n, panel=panel,
         warnings=tuple(warnings), unit_labels=unit_labels, time_labels=tuple(labels) if labels else None,
+        # a unit seen once (a row id as unit) is a cross-section too: its unit effect would absorb its row
+        cross_sections=d.unit is None or (d.estimator == "2x2" and bool(np.all(counts == 1))),
     )
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from causalcli.designs.did.panel import PanelData
+from causalcli.designs.did.panel import ROWS, PanelData
 from causalcli.errors import EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,7 +28,10 @@ def unit_vector(k: int, j: int) -> np.ndarray:
 
 
 def fixed_effects(p: PanelData) -> list[tuple[np.ndarray, int]]:
-    """Unit and period fixed effects (codes, levels)."""
+    """Unit and period fixed effects (codes, levels); for repeated cross-sections, whose unit effects would
+    absorb every row, group (treated or comparison) and period effects."""
+    if p.cross_sections:
+        return [((p.g[p.unit] >= 0).astype(np.int64), 2), (p.time, int(p.times.size))]
     return [(p.unit, p.n_units), (p.time, int(p.times.size))]
 
 
@@ -139,13 +142,15 @@ def headline(p: PanelData, fit: "OlsFit", a: np.ndarray, X: np.ndarray, fe: bool
     from causalcli.inference.estimate import t_estimate
 
     se = standard_error(float(a @ fit.vcov @ a))
-    est = t_estimate(float(a @ fit.coef), se, fit.df_t, study.conf_level, "crv1_fixest")
+    # one cluster per row (repeated cross-sections): CRV1's G/(G-1) (N-1)/(N-K) is HC1's N/(N-K)
+    name = "hc1" if p.cluster_name == ROWS else "crv1_fixest"
+    est = t_estimate(float(a @ fit.coef), se, fit.df_t, study.conf_level, name)
 
     def wild(weights: str) -> dict:
         return wild_bootstrap(p, X, fe, [a], fit.vcov, study.conf_level, seed, weights)[0]
 
     return apply(p, estimate=est, n_obs=fit.n, k=fit.df_k, conf_level=study.conf_level, draws=p.options.draws,
-                 seed=seed, wild=wild, point=point_for_assignment, analytic_name="crv1_fixest")
+                 seed=seed, wild=wild, point=point_for_assignment, analytic_name=name)
 
 
 def used_n(p: PanelData, used: int) -> dict:
@@ -156,7 +161,8 @@ def used_n(p: PanelData, used: int) -> dict:
 
 def panel_diagnostics(p: PanelData, fit: "OlsFit") -> dict:
     return {"panel": p.panel,
-            "standard_errors": {"type": "CRV1", "cluster": p.cluster_name, "clusters": fit.clusters,
+            "standard_errors": {"type": "HC1 (CRV1 with each row its own cluster)" if p.cluster_name == ROWS
+                                else "CRV1", "cluster": p.cluster_name, "clusters": fit.clusters,
                                 "small_sample": "G/(G-1) * (N-1)/(N-K), fixest ssc(adj=TRUE, "
                                                 "fixef.K='nested', cluster.adj=TRUE)",
                                 "K": fit.df_k, "t_df": fit.df_t, "factor": fit.ssc}}

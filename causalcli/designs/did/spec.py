@@ -9,6 +9,14 @@ from pydantic import Field, model_serializer
 from causalcli.spec.base import Strict, TreatedDesignBase
 
 
+def _without_unset(out: dict, key: str) -> dict:
+    """A dump without a key added later when it is unset, so older specs dump (and hash: provenance.spec_sha256)
+    as before."""
+    if out.get(key) is None:
+        out.pop(key, None)
+    return out
+
+
 class EventStudy(Strict):
     """Relative periods -leads..-2 and 0..lags around the first treated period; -1 is the reference."""
 
@@ -50,16 +58,14 @@ class DidOptions(Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:
-        # added with estimator: all: a spec without it dumps (and so hashes: provenance.spec_sha256) as before
-        out = handler(self)
-        if out.get("headline") is None:
-            out.pop("headline", None)
-        return out
+        return _without_unset(handler(self), "headline")  # added with estimator: all
 
 
 class DidDesign(TreatedDesignBase):
     method: Literal["did"]
-    unit: str = Field(description="Unit identifier column (panel).")
+    unit: str | None = Field(None, description="Unit identifier column (panel). Left out: repeated cross-sections "
+                             "(each row a different person or house, seen once), estimator 2x2 with design.group "
+                             "or design.cohort.")
     time: str = Field(description="Time period column: numbers (e.g. years), dates, timestamps (cut to days in "
                                   "data.timezone) or ISO date strings; results are labelled by date.")
     estimator: Literal["twfe", "2x2", "callaway_santanna", "imputation", "sun_abraham", "all"] = Field(
@@ -69,10 +75,17 @@ class DidDesign(TreatedDesignBase):
                             "sun_abraham and (few treated units) synthetic DiD on the same panel, side by side.")
     cohort: str | None = Field(None, description="Column: first treated period of each unit, in the time column's "
                                                 "type (a date when time is a date); 0 or empty = never treated.")
+    group: str | None = Field(None, description="The 0/1 column marking the treated group's rows, before and after "
+                                                "the start (repeated cross-sections: kielmc's nearinc); the start "
+                                                "is the first period in which 'treatment' is 1.")
     event_study: EventStudy | None = Field(None, description="TWFE event study with binned end points (with "
                                                               "estimator: all, the window of TWFE's event study).")
     cluster: str | None = Field(None, description="Cluster column for CRV1 standard errors (default: the unit).")
     options: DidOptions = Field(default_factory=DidOptions)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        return _without_unset(handler(self), "group")  # added with repeated cross-sections
 
     def treated_rule(self) -> str | None:
         return f"{self.time} >= {self.cohort} (the cohort column)" if self.cohort else None

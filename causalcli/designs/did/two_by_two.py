@@ -33,8 +33,9 @@ def fit_2x2(p: PanelData, study: "Study", seed: int) -> Fit:
             f"2x2: no unit of the treated group is observed before the treatment starts ({when}): every unit "
             "with treatment 1 appears only from then on, so its pre-period rows (treatment 0 for everyone) "
             "cannot be told from the control group's; if the treated group's earlier rows carry other unit ids "
-            "(repeated cross-sections), set design.cohort to a column holding the group's first treated period "
-            f"({when}) in all its rows, before and after the start, and 0 for the control group",
+            "(repeated cross-sections), remove design.unit and set design.group to the 0/1 column marking the "
+            "group's rows, before and after the start (or set design.cohort to a column holding the group's first "
+            f"treated period ({when}) in all its rows, and 0 for the control group)",
             key="design.cohort")
     X, names = design_2x2(p, p.g)
     fit = regress(p, X, names, fe=False)

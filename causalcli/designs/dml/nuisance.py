@@ -250,4 +250,5 @@ def dml_overlap_check(nuisance: dict[str, Any], d: DmlData, max_outside: float,
                                    "diagnostics.nuisance.treatment_residual_share shows how much of the "
                                    "treatment the covariates leave unexplained")
     return overlap_check(nuisance, max_outside, bounds, "all" if d.estimand == "ate" else "treated",
-                         score="cross-fitted propensity", extreme=nuisance["at_zero_or_one"], advice=EXTRAPOLATION)
+                         score="cross-fitted propensity", extreme=nuisance["at_zero_or_one"], advice=EXTRAPOLATION,
+                         narrower=("att",))

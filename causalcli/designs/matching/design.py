@@ -215,7 +215,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             overlap["share_treated_unmatched"] = overlap["share_unmatched"]
         arm = {"att": "treated", "atc": "control"}.get(d.estimand, "all")
         checks = [balance_check(balance, study.thresholds.balance_smd, "matching"),
-                  overlap_check(overlap, study.thresholds.max_outside, bounds, arm)]
+                  overlap_check(overlap, study.thresholds.max_outside, bounds, arm, narrower=self.estimands)]
         sensitivity = {
             "e_value": evalue(estimate.value, estimate.ci_lower, estimate.ci_upper, float(np.std(d.y, ddof=1))),
             "rosenbaum": rosenbaum_bounds(m.differences, study.thresholds.alpha, estimate.value),

@@ -414,10 +414,10 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
                                   propensity_after_trim={"min": float(e.min()), "max": float(e.max())})
         arm = {"att": "treated", "atc": "control"}.get(d.estimand, "all")
         checks = [balance_check(balance, study.thresholds.balance_smd, "weighting"),
-                  overlap_check(overlap, study.thresholds.max_outside, bounds, arm)]
+                  overlap_check(overlap, study.thresholds.max_outside, bounds, arm, narrower=self.estimands)]
         if d.trim:
             checks[1] = overlap_check(overlap_summary(e, t, bounds, weights), study.thresholds.max_outside,
-                                      bounds, arm)
+                                      bounds, arm, narrower=self.estimands)
         sd_y = float(np.std(y, ddof=1))
         sens = {"e_value": evalue(estimate.value, estimate.ci_lower, estimate.ci_upper, sd_y)}
         sens["rosenbaum"] = {"detail": "Rosenbaum bounds need matched sets; they are reported by method: matching."}
