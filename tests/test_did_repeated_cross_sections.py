@@ -40,6 +40,13 @@ def _ols_hc1(df: pd.DataFrame, formula: str, term: str, **fit) -> tuple[float, f
     return float(m.params[term]), float(m.bse[term])
 
 
+def smf_hc1_t(df: pd.DataFrame, covariates: list[str]):
+    import statsmodels.formula.api as smf
+
+    formula = "rprice ~ nearinc + y81 + y81nrinc" + "".join(f" + {c}" for c in covariates)
+    return smf.ols(formula, df).fit(cov_type="HC1", use_t=True)
+
+
 @pytest.mark.parametrize("covariates", [[], CONTROLS])
 def test_kielmc_without_a_unit_is_the_textbook_2x2_with_hc1_errors(tmp_path, covariates):
     df = _kielmc(tmp_path)
@@ -48,6 +55,11 @@ def test_kielmc_without_a_unit_is_the_textbook_2x2_with_hc1_errors(tmp_path, cov
     assert out.estimate.value == pytest.approx(b, rel=RTOL)
     assert out.estimate.std_error == pytest.approx(se, rel=RTOL)
     assert out.estimate.inference == "hc1"
+    # t(N-K) p-value and interval, as statsmodels' HC1 with use_t (and Stata's regress, robust); not t(N-1)
+    m = smf_hc1_t(df, covariates)
+    assert out.estimate.p_value == pytest.approx(float(m.pvalues["y81nrinc"]), rel=1e-7)
+    low, high = (float(v) for v in m.conf_int().loc["y81nrinc"])
+    assert (out.estimate.ci_lower, out.estimate.ci_upper) == (pytest.approx(low, rel=1e-9), pytest.approx(high, rel=1e-9))
     # Wooldridge, Example 13.3: -11,863.9 without controls, -14,177.9 with them (printed to 0.1)
     assert round(out.estimate.value, 1) == (-14177.9 if covariates else -11863.9)
     assert out.diagnostics["standard_errors"]["cluster"] == "(each row)"
@@ -105,6 +117,9 @@ def test_the_pre_trend_test_of_repeated_cross_sections_has_group_not_unit_effect
     assert pre["coefficients"]["event_time=-2"] == pytest.approx(m.params["e2"], rel=RTOL)
     wald = float(np.squeeze(m.wald_test("e1 = 0, e2 = 0", use_f=False, scalar=True).statistic))
     assert pre["wald"] == pytest.approx(wald, rel=1e-8)
+    # its F test on N-K degrees of freedom, as statsmodels' (and Stata's) HC1 Wald test
+    f_test = m.wald_test("e1 = 0, e2 = 0", use_f=True, scalar=True)
+    assert pre["p_value"] == pytest.approx(float(f_test.pvalue), rel=1e-7)
     # a row id as unit with the group's start as cohort (the route before design.group): the same test
     df.assign(id=np.arange(n), start=df.g * 4).to_csv(tmp_path / "rcs.csv", index=False)
     by_id = run_study({"version": 1, "data": {"path": str(tmp_path / "rcs.csv")}, "treatment": "d", "outcome": "y",

@@ -83,8 +83,13 @@ def regress(p: PanelData, X: np.ndarray, names: list[str], fe: bool) -> "OlsFit"
 
     if p.cells is not None:  # the engine's cohort x period cells (``cells_regression``)
         return p.cells.ols(p.y, X, names, fe, p.options.tolerance)
-    return ols_crv1(p.y, X, names, (p.cluster, p.n_clusters), fixed_effects(p) if fe else [], p.w,
-                    p.options.tolerance)
+    fit = ols_crv1(p.y, X, names, (p.cluster, p.n_clusters), fixed_effects(p) if fe else [], p.w,
+                   p.options.tolerance)
+    if p.cluster_name == ROWS:  # HC1: t and F on the residual degrees of freedom N-K (statsmodels, Stata), not G-1
+        from dataclasses import replace
+
+        fit = replace(fit, df_t=fit.n - fit.df_k)
+    return fit
 
 
 def standard_error(var: float) -> float:
