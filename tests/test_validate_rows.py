@@ -24,6 +24,12 @@ def _shared(n: dict) -> dict:
     return {k: v for k, v in n.items() if k in COUNTED or k.startswith("dropped_missing_")}
 
 
+def _saved(df: pd.DataFrame, path) -> str:
+    """The frame as CSV (NaN as an empty field: NULL to DuckDB); its name, beside the spec."""
+    df.to_csv(path, index=False)
+    return path.name
+
+
 def _binary(tmp_path) -> str:
     """NULL (an empty field) and NaN in treatment, outcome, covariates and an exact-matching column, with rows
     missing several of them (counted under the first)."""
@@ -53,9 +59,7 @@ def _panel(tmp_path) -> str:
     df.loc[[17, 60, 61, 62], "x"] = np.nan    # 17 misses the outcome first
     df.loc[[90, 91], "state"] = np.nan
     df.loc[[61, 120], "d"] = np.nan          # 61 misses the treatment before its covariate
-    path = tmp_path / "panel.csv"
-    df.to_csv(path, index=False)
-    return path.name
+    return _saved(df, tmp_path / "panel.csv")
 
 
 def _iv(tmp_path) -> str:
@@ -70,9 +74,7 @@ def _iv(tmp_path) -> str:
     df.loc[5:24, "w"] = np.nan
     df.loc[100:111, "g"] = np.nan
     df.loc[200:203, "y"] = np.nan
-    path = tmp_path / "iv.csv"
-    df.to_csv(path, index=False)
-    return path.name
+    return _saved(df, tmp_path / "iv.csv")
 
 
 def _rdd(tmp_path) -> str:
@@ -86,9 +88,7 @@ def _rdd(tmp_path) -> str:
     df.loc[10:39, "y"] = np.nan
     df.loc[50:59, "take"] = np.nan
     df.loc[60:99, "age"] = np.nan  # a covariate: its balance check only
-    path = tmp_path / "rdd.csv"
-    df.to_csv(path, index=False)
-    return path.name
+    return _saved(df, tmp_path / "rdd.csv")
 
 
 def _experiment(tmp_path) -> str:
@@ -97,9 +97,7 @@ def _experiment(tmp_path) -> str:
     df = pd.DataFrame({"variant": rng.choice(["a", "b"], n), "y": rng.normal(size=n)})
     df.loc[:59, "variant"] = None
     df.loc[100:109, "y"] = np.nan  # the metric's own count (n.missing_in_metric), not a dropped row
-    path = tmp_path / "e.csv"
-    df.to_csv(path, index=False)
-    return path.name
+    return _saved(df, tmp_path / "e.csv")
 
 
 def _synth(tmp_path) -> str:
@@ -109,9 +107,7 @@ def _synth(tmp_path) -> str:
              + (2.0 if i == 0 and t >= 9 else 0.0)} for i in range(10) for t in range(12)]
     rows += [{"unit": None, "t": 2001, "x": 1.0, "y": 1.0}, {"unit": "u1", "t": None, "x": 1.0, "y": 1.0},
              {"unit": None, "t": None, "x": 1.0, "y": 2.0}]
-    path = tmp_path / "synth.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path.name
+    return _saved(pd.DataFrame(rows), tmp_path / "synth.csv")
 
 
 CASES = {

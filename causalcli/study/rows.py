@@ -38,14 +38,14 @@ def row_counts(prep: "Prepared") -> RowCounts:
     study, table = prep.spec.study, prep.table
     backend = study.data.backend
     if backend != "duckdb":
-        return RowCounts(not_counted=f"rows are not counted on {backend}: validate reads the table's columns there, "
+        return RowCounts(not_counted=f"not counted on {backend}: validate reads the table's columns there, "
                                      "not its rows; estimate reports n.dropped_missing")
     n = {"rows": table.rows}
     if table.filtered_out is not None:
         n["filtered_out"] = table.filtered_out
     roles = prep.design.missing_roles(study, prep.identification)
     if roles is None:
-        return RowCounts(n, f"{study.design.method} does not drop rows one by one for a missing value (see its "
+        return RowCounts(n, f"not counted: {study.design.method} does not drop rows one by one for a missing value (see its "
                             "page); estimate counts them")
     missing = count_missing(table, roles)
     n["complete"] = table.rows - missing.n["dropped_missing"]
