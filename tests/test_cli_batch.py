@@ -431,6 +431,9 @@ def test_ctrl_c_turned_into_another_exception_still_stops_the_batch(runner, batc
 
     import causalcli.study.run as run
 
+    # a Spark test earlier in this process leaves PySpark's SIGINT handler installed (it cancels jobs), and
+    # the command keeps a handler it did not expect: start from Python's own, as a fresh process does
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     real = run.run_study
 
     def run_study(spec, **kwargs):
@@ -446,4 +449,7 @@ def test_ctrl_c_turned_into_another_exception_still_stops_the_batch(runner, batc
     res = invoke(runner, ["estimate", str(batch), "--output", str(out)])
     assert res.exit_code == 130 and "interrupted" in res.stderr
     assert not out.exists() and "good" not in res.stderr
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command put it back
+    try:
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command put it back
+    finally:
+        signal.signal(signal.SIGINT, previous)

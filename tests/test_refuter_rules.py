@@ -113,3 +113,22 @@ def test_a_failed_placebo_treatment_says_whether_the_estimate_itself_sees_an_eff
     assert "do not trust it" in seen.detail and "interval covers 0" not in seen.detail
     assert "the estimate's own interval covers 0: no effect can be told from noise" in unseen.detail
     assert "do not trust" not in unseen.detail
+
+
+def test_refuter_details_print_numbers_as_the_estimates_are_printed():
+    """A detail read 'the mean effect is 0.5 against 1' where every table prints 0.5000 and 1.000: the details
+    use the renderers' ``num`` (four significant digits, trailing zeros kept; thousands with one decimal)."""
+    from causalcli.designs.synthetic_control.refute import summarise as synth_summarise
+    from causalcli.render.fmt import num
+
+    half = np.full(20, 0.5)
+    assert "the mean effect is 0.5000 against 1.000 " in summarise("random_common_cause", half, EST, 0.05).detail
+    assert "as large as 1.000 (" in summarise("placebo_treatment", np.zeros(20), EST, 0.05).detail
+    fake = synth_summarise("placebo_in_time", np.r_[np.zeros(19), 0.25], EST, alpha=0.05)
+    assert "as large as 1.000 (largest |fake effect| 0.2500," in fake.detail
+    donors = synth_summarise("leave_one_donor_out", np.array([0.5, 0.7]), EST, alpha=0.05)
+    assert "closest to zero is 0.5000 against 1.000;" in donors.detail
+    big = Estimate(value=1234.0, std_error=100.0, ci_lower=1000.0, ci_upper=1500.0, conf_level=0.95, p_value=0.001,
+                   inference="analytic")
+    assert f"against {num(1234.0)} " in summarise("data_subset", np.full(20, 1200.0), big, 0.05).detail
+    assert num(1234.0) == "1,234.0" and num(0.5) == "0.5000"

@@ -20,6 +20,7 @@ from causalcli.inference.distributions import (binomial_cdf, normal_quantile, no
                                                 t_quantile_integer_df)
 from causalcli.inference.estimate import unusable_se_reason
 from causalcli.inference.permutation import permutation_p_value
+from causalcli.numbers import num
 from causalcli.records import Estimate, Refutation
 
 TESTED = {
@@ -151,7 +152,7 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
                    if passed is False else "run more simulations to test it")
         mc = placebo_monte_carlo_se(p, int(ok.size))
         detail = (f"{extreme} of {ok.size} random re-assignments of the treatment gave an effect as large as "
-                  f"{_fmt(est)} ({compared}, Monte Carlo SE {mc:.2g}); {verdict}{failed_note}")
+                  f"{num(est)} ({compared}, Monte Carlo SE {mc:.2g}); {verdict}{failed_note}")
         return Refutation(name, new, p, passed, detail, total, TESTED[name], mc)
     se = estimate.std_error
     unusable = unusable_se_reason(se, est)
@@ -167,7 +168,7 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
     what = "an added random covariate" if name == "random_common_cause" else "random subsets of the data"
     verdict = ("the estimate does not move" if passed else
                "the estimate moves more than its standard error allows: it is fragile, look at the data before trusting it")
-    detail = (f"with {what} the mean effect is {_fmt(new)} against {_fmt(est)} "
+    detail = (f"with {what} the mean effect is {num(new)} against {num(est)} "
               f"(shift {z:+.2f} standard errors{_mc_words(mc_z)}, p = {p:.3g} {'>' if passed else '<='} "
               f"{alpha}); {verdict}{failed_note}")
     return Refutation(name, new, p, passed, detail, total, TESTED[name], mc)
@@ -199,8 +200,8 @@ def placebo_in_time_refutation(sims: np.ndarray, estimate: Estimate, alpha: floa
     failed = ("the effect does not stand out from the gaps the fit produces without treatment, and its own "
               "interval covers 0: no effect can be told from the model's error" if covers_zero(estimate) else
               "the fit produces gaps this large without treatment: do not trust the estimate")
-    detail = (f"{extreme} of {ok.size} fake starts in the pre-period gave an effect as large as {est:.4g} "
-              f"(largest |fake effect| {np.abs(ok).max():.4g}, {compared}); "
+    detail = (f"{extreme} of {ok.size} fake starts in the pre-period gave an effect as large as {num(est)} "
+              f"(largest |fake effect| {num(float(np.abs(ok).max()))}, {compared}); "
               + ("the effect appears only at the real start" if passed else failed
                  if passed is False else "no fake start gave an effect as large, but there are too few of them "
                                          "to test at alpha")
@@ -223,7 +224,3 @@ def placebo_monte_carlo_se(p: float, k: int) -> float:
 def _mc_words(mc_z: float) -> str:
     # of the shift, in standard errors; the p-value's own Monte Carlo SE is the refutation's monte_carlo_se
     return f", Monte Carlo SE of the shift {mc_z:.2g}" if math.isfinite(mc_z) else ""
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.4g}" if abs(x) < 1000 else f"{x:,.0f}"

@@ -46,6 +46,22 @@ def say(message: str) -> None:
         typer.echo(message, err=True)
 
 
+def write_reports(reports: list[Any], as_json: bool, text_of: Callable[[Any], str], output: Any) -> None:
+    """A command's reports (plan, validate): JSON (one object, or a list of several) or text, to stdout or
+    atomically to ``output`` (said on stderr)."""
+    import json
+
+    from causalcli.runtime.atomic import write_atomic
+
+    text = (json.dumps(reports[0] if len(reports) == 1 else reports, indent=2) + "\n" if as_json else
+            "".join(text_of(r) for r in reports))
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(output, text, "--output")
+        say(f"wrote {output}")
+
+
 def trace_on_debug(exc: BaseException) -> None:
     """The traceback of an exception the command turns into an error line (shown with --debug), with any
     connection read from the environment cut out: a driver's message may quote it."""

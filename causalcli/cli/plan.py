@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
-from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, choices, guarded, say, trace_on_debug
+from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, choices, guarded, trace_on_debug, write_reports
 from causalcli.errors import CausalcliError
 
 Format = choices("PlanFormat", ("table", "json"))
@@ -28,7 +27,7 @@ def plan_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Size an experiment: units per arm for each metric's mde, the effect the data's size detects, and days."""
-    from causalcli.runtime.atomic import check_writable, write_atomic
+    from causalcli.runtime.atomic import check_writable
     from causalcli.study.plan import plan_studies
 
     if output is not None:
@@ -40,16 +39,9 @@ def plan_command(
             code = max(code, planned.exit_code)
             continue
         plans.append(planned)
-    if plans:
-        if format.value == "json":
-            text = json.dumps(plans[0] if len(plans) == 1 else plans, indent=2) + "\n"
-        else:
-            text = "\n".join(plan_table(p) for p in plans)
-        if output is None:
-            typer.echo(text, nl=False)
-        else:
-            write_atomic(output, text, "--output")
-            say(f"wrote {output}")
+    if plans:  # (tables joined by a blank line: each but the last ends with one)
+        write_reports(plans, format.value == "json", lambda p: plan_table(p) + ("\n" if p is not plans[-1] else ""),
+                      output)
     raise typer.Exit(code)
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from causalcli.data.filter import select_study_rows
 from causalcli.data.load import open_data
+from causalcli.data.missing import MissingRows, dropped_missing, study_roles_missing
 from causalcli.data.sql import NUMERIC_PREFIXES, TABLE, quote_identifier
 from causalcli.data.sql import did_you_mean as _suggest  # (also imported under this name by init and experiments)
 from causalcli.errors import DataError
@@ -116,23 +117,6 @@ class Table:
             if self.types[c].upper() in ("DOUBLE", "FLOAT", "REAL"):
                 tests.append(f"NOT isnan({q})")
         return " AND ".join(tests) or "true"
-
-    def missing_by_column(self, columns: list[str]) -> dict[str, int]:
-        """Rows with a missing value (NULL, or NaN in a floating column), each counted under its first missing column.
-
-        One DuckDB pass; the counts add up to the rows that ``arrays(columns)`` drops.
-        """
-        cols = list(dict.fromkeys(columns))
-        ok = []
-        for c in cols:
-            q = quote_identifier(c)
-            nan = f" AND NOT isnan({q})" if self.types[c].upper() in ("DOUBLE", "FLOAT", "REAL") else ""
-            ok.append(f"coalesce({q} IS NOT NULL{nan}, false)")
-        counts = [f"count(*) FILTER (WHERE {' AND '.join([*ok[:i], 'NOT ' + ok[i]])})" for i in range(len(cols))]
-        if not counts:
-            return {}
-        row = self.sql(f"SELECT {', '.join(counts)} FROM {TABLE}")[0]
-        return {c: int(k) for c, k in zip(cols, row) if k}
 
     def frame(self, columns: list[str]) -> tuple["pd.DataFrame", int]:
         """The given columns as pandas, rows with a missing value dropped; returns (frame, dropped)."""
@@ -439,38 +423,6 @@ def check_weights(table: Table, column: str) -> None:
 
 
 @dataclass(frozen=True)
-class MissingRows:
-    """Rows dropped for a missing value: the ``n`` entries and the warning that names them."""
-
-    n: dict[str, int]
-    warnings: tuple[str, ...] = ()
-
-
-def dropped_missing(table: Table, roles: list[tuple[str, str, str]], dropped: int) -> MissingRows:
-    """The ``n`` entries and the warning for rows dropped because a column the study uses is missing.
-
-    ``roles`` lists ``(column, role, label)`` in the order rows are attributed: a row
-    missing several columns counts under the first one. ``n`` gets ``dropped_missing``
-    (every such row) and ``dropped_missing_<role>`` per role that lost rows; they add up.
-    """
-    n = {"dropped_missing": int(dropped)}
-    if not dropped:
-        return MissingRows(n)
-    by_column = table.missing_by_column([c for c, _, _ in roles])
-    described = {}
-    for column, role, label in roles:
-        k = by_column.pop(column, 0)
-        if k:
-            n[f"dropped_missing_{role}"] = n.get(f"dropped_missing_{role}", 0) + k
-            described[f"{label} {column!r}"] = k
-    parts = ", ".join(f"{what} in {k:,}" for what, k in described.items())
-    several = " (a row missing several columns counts under the first)" if len(described) > 1 else ""
-    return MissingRows(n, (f"{dropped:,} of {table.rows:,} rows were dropped for a missing value (NULL or NaN): "
-                           f"{parts}{several}; fill them, or filter them out with data.filter to make the choice "
-                           "explicit",))
-
-
-@dataclass(frozen=True)
 class BinaryStudyArrays:
     """Complete rows of a study: the columns, the covariate matrix and the treatment."""
 
@@ -502,8 +454,7 @@ def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[st
     cols, dropped = table.arrays([treatment, outcome, *covariates, *extra], as_text=text, positions=True)
     if dropped == table.rows:
         raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
-    roles = [(treatment, "treatment", "treatment"), (outcome, "outcome", "outcome")]
-    roles += [(c, "covariates", "covariate") for c in covariates] + [(c, *extra_role) for c in extra]
+    roles = study_roles_missing(treatment, outcome, covariates, extra, extra_role)
     refuse_infinite(cols, roles, text, table.file)
     X, names = design_matrix(cols, covariates, list(categorical), table.file)
     constant = [n for j, n in enumerate(names) if np.ptp(X[:, j]) == 0]

@@ -20,6 +20,7 @@ from causalcli.records import Check, Estimate, Refutation
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from causalcli.data.missing import Roles
     from causalcli.data.table import Table
     from causalcli.graph import Identification
     from causalcli.spec.loading import LoadedSpec
@@ -144,6 +145,13 @@ class Design(ABC, Generic[Prepared]):
     def validate_rows(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         """``causalcli validate`` only (``estimate``'s ``prepare`` reads the rows anyway): checks of the data that
         take a pass over the rows, which ``prepare`` makes again. The default checks nothing."""
+
+    def missing_roles(self, study: "Study", identification: "Identification") -> "Roles | None":
+        """The columns whose missing value (NULL or NaN) drops a row, as ``(column, role, label)`` in the order
+        ``prepare`` attributes such rows (``causalcli.data.missing``): ``validate`` counts them in one query, so
+        its counts are ``estimate``'s ``n.dropped_missing*``. None (the default): the design drops no row that
+        way (a time series needs every period) or counts its missing values otherwise."""
+        return None
 
     def duckdb_settings(self, study: "Study") -> dict[str, Any]:
         """DuckDB settings the design's queries need, set on the study's connection before its configuration is

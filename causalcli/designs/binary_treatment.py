@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
+from causalcli.data.missing import study_roles_missing
 from causalcli.data.table import require_columns, study_roles
 from causalcli.designs.base import Design, require
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from causalcli.data.missing import Roles
     from causalcli.data.table import Table
+    from causalcli.graph import Identification
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
@@ -41,6 +44,10 @@ class BinaryTreatmentDesign(Design[Prepared], Generic[Prepared]):
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         require_columns(table, self.column_roles(study), study.design.treated_value)
+
+    def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
+        """Treatment, outcome, then the covariates of the adjustment set (what ``prepare`` reads)."""
+        return study_roles_missing(study.treatment, study.outcome, list(identification.adjustment_set))
 
     def treatment_of(self, prepared: Prepared) -> "np.ndarray":
         return prepared.t  # type: ignore[attr-defined]

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import math
+from causalcli.numbers import num
 
-
-def num(x: float | None, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-4):
-        return f"{x:.{digits - 1}e}"
-    if abs(x) >= 1000:
-        return f"{x:,.1f}"
-    if isinstance(x, float):  # trailing zeros kept: an interval reads [2.447, 4.300], not [2.447, 4.3]
-        return f"{x:#.{digits}g}".rstrip(".")
-    return f"{x:.{digits}g}"
+__all__ = ["num", "pval", "verdict"]
 
 
 def pval(p: float | None) -> str:

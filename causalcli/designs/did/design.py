@@ -38,6 +38,7 @@ from causalcli.data.table import require_columns
 from causalcli.designs.base import Design, Fit, RefutersNotRun, require
 from causalcli.designs.did.cells import CellsData
 from causalcli.designs.did.staggered import STAGGERED, check_staggered_spec, fit_staggered, point_staggered
+from causalcli.designs.did.panel import missing_roles as panel_missing_roles
 from causalcli.designs.did.panel import (PanelData, build_panel, check_absorbing, check_cohort,
                                          check_constant_within_unit, check_group,
                                          check_nonnegative_weights, check_rows, read_panel, subset_units)
@@ -146,6 +147,10 @@ class DidDesign(Design):
             check_nonnegative_weights(table, study.weights)
             if d.estimator == "callaway_santanna":
                 check_constant_within_unit(table, d.unit, study.weights, "weights", "weight")
+
+    def missing_roles(self, study: "Study", identification: "Identification") -> list[tuple[str, str, str]]:
+        # the cells path (on an engine) reads the rows instead when one is incomplete: the same counts
+        return panel_missing_roles(study)
 
     def streams(self, study: "Study") -> bool:
         # on an engine, no covariates, weights or bootstrap: cohort x period cells there (``cells``)

@@ -240,6 +240,16 @@ def check_rows(study: "Study", table: "Table") -> None:
         read_panel(study, table)
 
 
+def missing_roles(study: "Study") -> list[tuple[str, str, str]]:
+    """The panel's columns in the order a row missing several is attributed (``n.dropped_missing_<role>``)."""
+    d = study.design
+    roles = [(study.treatment, "treatment", "treatment"), (study.outcome, "outcome", "outcome"),
+             *[(c, "covariates", "covariate") for c in dict.fromkeys(study.covariates)], (d.unit, "unit", "unit"),
+             (d.time, "time", "time"), (d.cohort, "cohort", "cohort"), (d.group, "group", "group"),
+             (d.cluster, "cluster", "cluster"), (study.weights, "weights", "weights")]
+    return [r for r in roles if r[0]]
+
+
 def read_panel(study: "Study", table: "Table") -> PanelColumns:
     """The complete rows of the panel and their codes; unit x time must be unique on them."""
     from causalcli.data.table import dropped_missing
@@ -247,16 +257,12 @@ def read_panel(study: "Study", table: "Table") -> PanelColumns:
 
     d = study.design
     arr, dropped = table.arrays(_used_columns(study))
-    roles = [(study.treatment, "treatment", "treatment"), (study.outcome, "outcome", "outcome"),
-             *[(c, "covariates", "covariate") for c in dict.fromkeys(study.covariates)], (d.unit, "unit", "unit"),
-             (d.time, "time", "time"), (d.cohort, "cohort", "cohort"), (d.group, "group", "group"),
-             (d.cluster, "cluster", "cluster"),
-             (study.weights, "weights", "weights")]
-    missing = dropped_missing(table, [r for r in roles if r[0]], dropped)
+    roles = missing_roles(study)
+    missing = dropped_missing(table, roles, dropped)
     from causalcli.data.table import refuse_infinite
 
     # an infinite outcome or covariate is kept as a value: the fit turned it into a NaN effect with no word
-    refuse_infinite(arr, [r for r in roles if r[0] and r[0] not in (d.unit, d.time)], (), table.file)
+    refuse_infinite(arr, [r for r in roles if r[0] not in (d.unit, d.time)], (), table.file)
     if len(arr[d.time]) == 0:
         raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
     time_raw = np.asarray(arr[d.time], dtype=np.float64)

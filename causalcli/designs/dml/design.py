@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from causalcli.data.missing import study_roles_missing
 from causalcli.data.table import TABLE, MissingRows, require_columns, study_arrays, study_roles
 from causalcli.data.table import quote_identifier as _quote
 from causalcli.designs.base import Design, Fit, require
@@ -45,12 +46,14 @@ from causalcli.designs.dml.nuisance import (cross_fit, dml_overlap_check, learne
 from causalcli.errors import DataError, EstimationError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.missing import Roles
     from causalcli.data.table import Table
     from causalcli.graph import Identification
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
 MAX_SEGMENT_LEVELS = 50
+SEGMENT_ROLE = ("segments", "segment")  # n.dropped_missing_segments; how messages name the column
 
 
 class DmlDesign(Design):
@@ -104,6 +107,10 @@ class DmlDesign(Design):
             return not outside
         return kind == "binary"
 
+    def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
+        return study_roles_missing(study.treatment, study.outcome, list(identification.adjustment_set),
+                                   tuple(study.segments), SEGMENT_ROLE)
+
     def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> DmlData:
         covs = list(identification.adjustment_set)
         if not covs:
@@ -112,7 +119,7 @@ class DmlDesign(Design):
         segs = list(study.segments)
         categorical = tuple(c for c in study.categorical if c in covs)
         arrays = study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=tuple(segs),
-                              extra_text=tuple(segs), extra_role=("segments", "segment"))
+                              extra_text=tuple(segs), extra_role=SEGMENT_ROLE)
         cols, W, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         n = t.size
         binary = self._binary(study, table, spec)

@@ -164,6 +164,11 @@ class ExperimentDesign(Design):
                       m.uptake]
         return list(dict.fromkeys(n for n in names if isinstance(n, str)))
 
+    def missing_roles(self, study: "Study", identification: "Identification") -> list[tuple[str, str, str]] | None:
+        # rows without a variant; each metric then uses its complete rows (n.missing_in_metric, counted by the
+        # statistics pass); with design.unit the rows are grouped first, which validate does not do
+        return None if study.design.unit else [(study.treatment, "treatment", "variant column")]
+
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         from causalcli.data.table import _suggest
         from causalcli.data.types import numeric_column

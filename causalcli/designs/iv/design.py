@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from causalcli.data.missing import study_roles_missing
 from causalcli.data.table import MissingRows, require_columns, study_arrays
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, SpecError
@@ -19,10 +20,13 @@ from causalcli.inference.estimate import normal_estimate, t_estimate
 from causalcli.records import Check
 
 if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.missing import Roles
     from causalcli.data.table import Table
     from causalcli.graph import Identification
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
+
+INSTRUMENT_ROLE = ("instruments", "instrument or cluster")  # n.dropped_missing_instruments; the message's label
 
 
 @dataclass(frozen=True)
@@ -122,13 +126,18 @@ class IvDesign(Design[IvData]):
             roles.setdefault(study.design.cluster, ("design.cluster", "any"))
         require_columns(table, roles)
 
+    def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
+        d = study.design
+        return study_roles_missing(study.treatment, study.outcome, list(study.covariates),
+                                   (*d.instruments, *((d.cluster,) if d.cluster else ())), INSTRUMENT_ROLE)
+
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> IvData:
         d = study.design
         cluster = (d.cluster,) if d.cluster else ()
         arrays = study_arrays(table, study.treatment, study.outcome, list(study.covariates), list(study.categorical),
                               extra=(*d.instruments, *cluster), extra_text=cluster,
-                              extra_role=("instruments", "instrument or cluster"))
+                              extra_role=INSTRUMENT_ROLE)
         cols = arrays.cols
         n = arrays.t.size
         Zi = np.column_stack([np.asarray(cols[z], dtype=np.float64) for z in d.instruments])

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from causalcli.data.missing import study_roles_missing
 from causalcli.data.table import ROW_POSITION, MissingRows, binary_study_arrays, single_treated_warning
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
@@ -35,11 +36,15 @@ from causalcli.errors import SpecError
 from causalcli.inference.estimate import normal_estimate
 
 if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.missing import Roles
     from causalcli.data.table import Table
     from causalcli.graph import Identification
     from causalcli.designs.matching.spec import MatchingOptions
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
+
+EXACT_ROLE = ("exact", "exact-matching column")  # n.dropped_missing_exact; how messages name the column
+
 
 @dataclass(frozen=True)
 class MatchingData:
@@ -100,6 +105,10 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             roles.setdefault(c, (f"design.options.exact[{i}]", "any"))
         return roles
 
+    def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
+        return study_roles_missing(study.treatment, study.outcome, list(identification.adjustment_set),
+                                   tuple(study.design.options.exact), EXACT_ROLE)
+
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> MatchingData:
         covs = list(identification.adjustment_set)
@@ -107,7 +116,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
         exact = tuple(study.design.options.exact)
         arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=exact,
                                      extra_text=tuple(c for c in exact if c not in covs),
-                                     extra_role=("exact", "exact-matching column"))
+                                     extra_role=EXACT_ROLE)
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         from causalcli.checks.balance import balance_matrix
         from causalcli.checks.overlap import require_common_support

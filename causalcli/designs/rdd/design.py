@@ -128,6 +128,14 @@ class RddDesign(Design[RddData]):
             roles.setdefault(d.cluster, ("design.cluster", "any"))
         require_columns(table, roles)
 
+    def missing_roles(self, study: "Study", identification: "Identification") -> list[tuple[str, str, str]]:
+        """The running variable, the outcome, take-up and cluster (covariates are read apart, for their balance
+        checks, and drop no row of the estimate)."""
+        d, fuzzy = study.design, _fuzzy(study)
+        roles = [(d.running, "running", "running variable"), (study.outcome, "outcome", "outcome")]
+        roles += [(fuzzy, "fuzzy", "take-up")] if fuzzy else []
+        return roles + ([(d.cluster, "cluster", "cluster")] if d.cluster else [])
+
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> RddData:
         from causalcli.designs.rdd import by_value
@@ -148,10 +156,7 @@ class RddDesign(Design[RddData]):
             values = by_value.from_table(table, d.running, outcomes)
             kept = values.rows
             source = RowSource(table, main, text)
-        roles = [(d.running, "running", "running variable"), (study.outcome, "outcome", "outcome")]
-        roles += [(fuzzy, "fuzzy", "take-up")] if fuzzy else []
-        roles += [(d.cluster, "cluster", "cluster")] if d.cluster else []
-        missing = dropped_missing(table, roles, table.rows - kept)
+        missing = dropped_missing(table, self.missing_roles(study, identification), table.rows - kept)
         _require_sides(values, d.cutoff, d.running, d.options.p, table.file)
         if fuzzy:
             _require_jump(values, d.cutoff, fuzzy, table.file)

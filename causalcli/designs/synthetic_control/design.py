@@ -182,6 +182,9 @@ class SynthDesign(Design):
         """With design.aggregate the rows stay where they are (a view): only the unit x period cells come back."""
         return study.design.aggregate is not None
 
+    def missing_roles(self, study: "Study", identification: "Identification") -> list[tuple[str, str, str]]:
+        return [(study.design.unit, "unit", "unit"), (study.design.time, "time", "time")]  # a cell's key
+
     # ------------------------------------------------------------ spec
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
@@ -341,8 +344,7 @@ class SynthDesign(Design):
         read = list(dict.fromkeys([study.outcome, *d.predictors, *(c for c, _ in d.special_predictors),
                                    *(c for c, _ in ((cv.special_predictors or []) if cv else []))]))
         cells = read_cells(table, d.unit, d.time, read, d.aggregate)  # one grouped pass: only the cells come back
-        missing = dropped_missing(table, [(d.unit, "unit", "unit"), (d.time, "time", "time")],
-                                  table.rows - cells.rows)
+        missing = dropped_missing(table, self.missing_roles(study, identification), table.rows - cells.rows)
         cell_units, unit_of_cell = np.unique(cells.units, return_inverse=True)
         unit_names = [label(x) for x in cell_units]
         all_units = sorted(set(unit_names))

@@ -21,6 +21,7 @@ import numpy as np
 
 from causalcli.errors import EstimationError
 from causalcli.checks.refutation import TESTED
+from causalcli.numbers import num
 from causalcli.records import Estimate, Refutation
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,7 +96,7 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
         weakest = float(ok[0])
         passed = bool(np.sign(weakest) == np.sign(est) and weakest != 0)
         detail = (f"dropping the heavily weighted donors one at a time, the estimate closest to zero is "
-                  f"{weakest:.4g} against {est:.4g}; "
+                  f"{num(weakest)} against {num(est)}; "
                   + ("the sign holds without any single donor" if passed else
                      "one donor alone carries the result: the estimate changes sign without it")
                   + note)
