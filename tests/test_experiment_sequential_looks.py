@@ -139,3 +139,27 @@ def test_the_convolution_between_lattices_equals_the_dense_sum(offset):
     scale = every_pair.max() if every_pair.max() > 0 else 1.0
     assert np.abs(convolved - every_pair).max() <= 1e-12 * scale + 1e-300
     assert np.abs(banded - every_pair).max() <= 1e-12 * scale + 1e-300
+
+
+def test_repeated_p_values_sharing_known_boundaries_equal_fresh_ones_with_fewer_recursions(monkeypatch):
+    """An analysis' effects share the last boundaries computed so far (`SequentialAnalysis.last_boundaries`): each
+    p-value then starts from them. Same p-values (to 1e-9 relative, the fit test's tolerance: both end on a secant
+    step below 1e-7 in the critical value q, after which q's error is about 1e-7 times the previous error, and p's
+    relative error about q times q's; measured 3e-12), fewer boundary recursions."""
+    rng = np.random.default_rng(5)
+    fractions = list(np.cumsum(rng.uniform(0.5, 1.5, 60)) / 60)
+    fractions = [f / fractions[-1] for f in fractions]
+    sizes = (2.1, 2.5, 3.5, 1.7, 4.0, 2.6, 3.1, 2.2)
+    fresh = [seq.repeated_p_value(z, fractions, "pocock") for z in sizes]
+    recursions = []
+    counted = seq.spending_boundaries
+    monkeypatch.setattr(seq, "spending_boundaries", lambda *a, **k: recursions.append(1) or counted(*a, **k))
+    known: dict[float, float] = {}
+    shared = [seq.repeated_p_value(z, fractions, "pocock", known) for z in sizes]
+    assert shared == pytest.approx(fresh, rel=1e-9)
+    assert len(known) == len(recursions)
+    alone = len(recursions)
+    recursions.clear()
+    for z in sizes:
+        seq.repeated_p_value(z, fractions, "pocock")
+    assert alone <= len(recursions) - (len(sizes) - 1)  # at least one recursion fewer an effect after the first

@@ -76,7 +76,7 @@ def grid_steps(fractions: Sequence[float], steps_per_sd: float = STEPS_PER_SD) -
 
 def _quadrature(low: float, high: float, step: float) -> tuple[float, "np.ndarray", "np.ndarray", int]:
     """Points and weights on [low, high]: Simpson's rule on the lattice ``low + i step`` over an even number of
-    intervals, then the piece up to ``high`` (shorter than two steps) by the quadratic through the last two lattice
+    intervals, then the piece up to ``high`` (shorter than two steps) by the quintic through the last five lattice
     points and ``high``. A region too narrow for MIN_POINTS points at this step gets Simpson's rule on MIN_POINTS
     equally spaced points instead (its own step)."""
     intervals = 2 * math.floor((high - low) / step / 2 * (1 + 1e-12))

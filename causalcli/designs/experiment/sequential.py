@@ -192,30 +192,58 @@ def equally_spaced(looks: int) -> list[float]:
     return [k / looks for k in range(1, looks + 1)]
 
 
-def repeated_p_value(z: float, fractions: Sequence[float], spending: str) -> float:
+def repeated_p_value(z: float, fractions: Sequence[float], spending: str,
+                     known: dict[float, float] | None = None) -> float:
     """The smallest level at which the last look's boundary is reached by ``|z|`` (1 when none is). Solved for the
     level's fixed-horizon critical value ``q`` (level = ``2 Phi(-q)``), in which the last boundary is nearly
     ``q`` plus a constant: from the fixed-horizon p-value (every boundary is at least the fixed-horizon one, so
-    the repeated p-value is at least the fixed one) a step of that constant, then secant steps."""
+    the repeated p-value is at least the fixed one) a step of that constant, then secant steps.
+
+    ``known`` (``q`` -> last boundary, for these fractions and spending) keeps the boundaries computed across
+    calls: the p-values of an analysis' many effects then start where the boundaries already known put them."""
     if not math.isfinite(z):
         return float("nan")
     size = abs(z)
+    known = {} if known is None else known
 
     def gap(q: float) -> float:
-        return spending_boundaries(fractions, normal_two_sided_p(q), spending)[-1] - size
+        if q not in known:
+            known[q] = spending_boundaries(fractions, normal_two_sided_p(q), spending)[-1]
+        return known[q] - size
 
     level = max(SMALLEST_P, min(1 - 2e-12, normal_two_sided_p(z)))
     start = -normal_quantile(level / 2)
+    lowest = -normal_quantile((1 - 1e-12) / 2)  # the level 1 - 1e-12: reached by no smaller q
+    if len(known) >= 2 and level == normal_two_sided_p(z):  # the root is below start (c_K(q) >= q)
+        from_known = _from_known(known, size)
+        if from_known is not None and lowest < from_known[0] < start:
+            guess, slope = from_known
+            excess = gap(guess)
+            root = _increasing_root(gap, guess, excess, guess - excess / slope, 1e-7)
+            if lowest < root < start:
+                return normal_two_sided_p(root)
     excess = gap(start)
     if excess <= 0:
         return level
-    lowest = -normal_quantile((1 - 1e-12) / 2)  # the level 1 - 1e-12: reached by no smaller q
     guess = start - excess
     if guess <= lowest:
         if gap(lowest) > 0:
             return 1.0
         guess = lowest
     return normal_two_sided_p(_increasing_root(gap, start, excess, guess, 1e-7))
+
+
+def _from_known(known: dict[float, float], size: float) -> tuple[float, float] | None:
+    """Where the known boundaries put the ``q`` whose last boundary is ``size``, and the slope of the boundary in
+    ``q`` there: the inverse interpolation (``q`` as a polynomial in the boundary) through the two or three known
+    boundaries nearest ``size``."""
+    nearest = sorted(known.items(), key=lambda qc: abs(qc[1] - size))[:3]
+    qs, cs = np.array([q for q, _ in nearest]), np.array([c for _, c in nearest])
+    if len(set(cs)) < len(cs) or np.any(np.diff(qs[np.argsort(cs)]) <= 0):  # not increasing: no interpolation
+        return None
+    fit = np.polynomial.Polynomial.fit(cs, qs, len(cs) - 1)
+    slope = fit.deriv()(size)
+    return (float(fit(size)), 1 / float(slope)) if slope > 0 else None
 
 
 def always_valid_units(units_fixed: float, alpha: float, power: float, tuning: float, k_fixed: float) -> float:
