@@ -39,6 +39,7 @@ STEPS_PER_SD = 12   # grid points per sd of the next look's increment (the kerne
 MIN_POINTS = 101    # at least this many points on a region (Simpson's rule on 100 intervals)
 TAIL_SD = 9.0       # densities and kernels cut at this many sds (exp(-81 / 2) ~ 2e-18)
 MAX_CRITICAL = 40.0  # a boundary no z reaches (the spending of a look is below double precision)
+EXIT_REACH = 9.3   # Phi(-9.3) ~ 7e-21: points farther from both boundaries add nothing to a crossing probability
 NEWTON_LAST = 1e-7  # a Newton step this small (relative to c) is the last: the next would be below 1e-13
 SHORT_INCREMENT = 4.0  # the shared step follows increments down to 1/4 of the median one; shorter ones get their own
 _ROOT_2PI = math.sqrt(2 * math.pi)
@@ -65,8 +66,9 @@ def start() -> Region:
 
 def grid_steps(fractions: Sequence[float], steps_per_sd: float = STEPS_PER_SD) -> list[float]:
     """The grid step of each look but the last (the grid of look k feeds the increment to look k + 1): one step
-    for all, ``sqrt(dt) / steps_per_sd`` at the shortest increment, unless an increment is shorter than 1/SHORT_INCREMENT of
-    the median one, which then gets a finer step of its own (rather than every look paying for it)."""
+    for all, ``sqrt(dt) / steps_per_sd`` at the shortest increment, unless an increment is shorter than
+    1 / SHORT_INCREMENT of the median one, which then gets a finer step of its own (rather than every look paying
+    for it)."""
     increments = [b - a for a, b in zip(fractions, fractions[1:])]
     if not increments:
         return []
@@ -188,22 +190,30 @@ class Look:
         self.rate = math.sqrt(t) / sd  # d(boundary in sds of the increment) / dc
 
     def probability(self, c: float) -> float:
+        """The probability from the points within EXIT_REACH sds of a boundary (the rest adds below 1e-20 a look)."""
         from scipy.special import ndtr
 
-        return float(self.weights @ (ndtr(-c * self.rate - self.centres) + ndtr(self.centres - c * self.rate)))
+        below, above = self._near(c, EXIT_REACH)
+        return float(self.weights[below] @ ndtr(-c * self.rate - self.centres[below]) +
+                     self.weights[above] @ ndtr(self.centres[above] - c * self.rate))
 
     def with_slope(self, c: float, reach: float) -> tuple[float, float]:
         """The probability and its derivative in ``c`` (the normal density at both boundaries, negative), from the
-        points within ``reach`` sds of a boundary (the grid is sorted): the others add tails below ``Phi(-reach)``."""
+        points within ``reach`` sds of a boundary: the others add tails below ``Phi(-reach)``."""
         from scipy.special import ndtr
 
-        below = self.centres[:np.searchsorted(self.centres, -c * self.rate + reach)]
-        above = self.centres[np.searchsorted(self.centres, c * self.rate - reach):]
-        lower, upper = -c * self.rate - below, above - c * self.rate
-        low_weights, up_weights = self.weights[:len(below)], self.weights[len(self.weights) - len(above):]
+        below, above = self._near(c, reach)
+        lower, upper = -c * self.rate - self.centres[below], self.centres[above] - c * self.rate
+        low_weights, up_weights = self.weights[below], self.weights[above]
         probability = low_weights @ ndtr(lower) + up_weights @ ndtr(upper)
         density = low_weights @ np.exp(-0.5 * lower * lower) + up_weights @ np.exp(-0.5 * upper * upper)
         return float(probability), float(-density * self.rate / _ROOT_2PI)
+
+    def _near(self, c: float, reach: float) -> tuple[slice, slice]:
+        """The points within ``reach`` sds of the lower and of the upper boundary at ``c`` (the grid is sorted)."""
+        below = int(np.searchsorted(self.centres, -c * self.rate + reach))
+        above = int(np.searchsorted(self.centres, c * self.rate - reach))
+        return slice(0, below), slice(above, len(self.centres))
 
 
 def boundary(look: Look, target: float, start_at: float) -> float:

@@ -25,9 +25,10 @@ spends ``alpha(t_k) - alpha(t_(k-1))``: the probability, under the null, of firs
 ``k`` is computed by the recursive numerical integration of Armitage, McPherson and Rowe (1969) on
 the score scale ``S_k = Z_k sqrt(t_k)`` (a Brownian motion in ``t``): the sub-density of ``S_k`` on
 the continuation region, carried from look to look by Simpson's rule (Jennison and Turnbull 2000,
-ch. 19). The interval at look ``k`` is the repeated confidence interval ``estimate +- c_k std_error``
-and its p-value the repeated p-value (the smallest level whose boundary ``|z|`` reaches; Jennison
-and Turnbull 2000, ch. 9).
+ch. 19) on one lattice for every look, so that a look costs the same however many there are
+(``recursion.py``). The interval at look ``k`` is the repeated confidence interval
+``estimate +- c_k std_error`` and its p-value the repeated p-value (the smallest level whose boundary
+``|z|`` reaches; Jennison and Turnbull 2000, ch. 9).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from causalcli.designs.experiment.recursion import MAX_CRITICAL, STEPS_PER_SD
+from causalcli.designs.experiment.recursion import (MAX_CRITICAL, STEPS_PER_SD, Look, boundary, grid_steps, next_region,
+                                                   start)
 from causalcli.inference.distributions import (normal_cdf, normal_density, normal_quantile, normal_two_sided_p,
                                                normal_upper_tail)
 
@@ -114,8 +116,6 @@ def spending_boundaries(fractions: Sequence[float], alpha: float, spending: Spen
                         steps_per_sd: float = STEPS_PER_SD) -> list[float]:
     """Two-sided z boundaries ``c_k`` at the given information fractions for the Lan-DeMets spending function:
     each look's by a root-finder on its crossing probability given the previous look's sub-density."""
-    from causalcli.designs.experiment.recursion import Look, boundary, grid_steps, next_region, start
-
     _check_fractions(fractions)
     steps = grid_steps(fractions, steps_per_sd)
     bounds: list[float] = []
@@ -134,8 +134,6 @@ def spending_boundaries(fractions: Sequence[float], alpha: float, spending: Spen
 def exit_probabilities(bounds: Sequence[float], fractions: Sequence[float], drift: float = 0.0,
                        steps_per_sd: float = STEPS_PER_SD) -> list[float]:
     """P(first crossing of ``|Z_k| >= c_k`` at each look) when ``E[Z at t = 1] = drift``."""
-    from causalcli.designs.experiment.recursion import Look, grid_steps, next_region, start
-
     _check_fractions(fractions)
     steps = grid_steps(fractions, steps_per_sd)
     out = []

@@ -52,7 +52,8 @@ def _next_region(region, t: float, bound: float, step: float):
     return points, density * weights, t
 
 
-def spending_boundaries(fractions: Sequence[float], alpha: float, spent: Callable[[float, float], float]) -> list[float]:
+def spending_boundaries(fractions: Sequence[float], alpha: float,
+                        spent: Callable[[float, float], float]) -> list[float]:
     """Two-sided boundaries under the null for the cumulative spending ``spent(t, alpha)``."""
     bounds: list[float] = []
     region = None
