@@ -8,8 +8,9 @@ look ``k`` is the same integral of the normal tails beyond the boundary.
 
 The grid. The integrand's narrowest feature is the kernel, of sd ``sqrt(t_(k+1) - t_k)``, so the grid of look ``k``
 has ``STEPS_PER_SD`` points per sd of the next increment (Jennison and Turnbull's rule of about 6r points per sd of
-``S_k``, r = 16-32, assumes increments comparable to the information: with 365 daily looks the kernel is 20 times
-narrower than that grid's spacing and Simpson's rule would miss it). The grid spans the region, cut at ``TAIL_SD``
+``S_k``, r = 16-32, assumes increments comparable to the information: at 365 daily looks its spacing, with Simpson's
+midpoints, is half the kernel's sd at the last look, and the boundaries come out 4e-4 off in z, against 8e-8 at
+12 points per sd; both measured against 24 points per sd). The grid spans the region, cut at ``TAIL_SD``
 sds of ``S_k``'s mean (below 1e-18 of the mass beyond).
 
 Speed. With K looks the grid holds about ``2 c STEPS_PER_SD sqrt(K)`` points, so a dense kernel matrix costs
