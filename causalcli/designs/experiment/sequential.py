@@ -25,27 +25,25 @@ spends ``alpha(t_k) - alpha(t_(k-1))``: the probability, under the null, of firs
 ``k`` is computed by the recursive numerical integration of Armitage, McPherson and Rowe (1969) on
 the score scale ``S_k = Z_k sqrt(t_k)`` (a Brownian motion in ``t``): the sub-density of ``S_k`` on
 the continuation region, carried from look to look by Simpson's rule (Jennison and Turnbull 2000,
-ch. 19). The interval at look ``k`` is the repeated confidence interval ``estimate +- c_k std_error``
-and its p-value the repeated p-value (the smallest level whose boundary ``|z|`` reaches; Jennison
-and Turnbull 2000, ch. 9).
+ch. 19) on one lattice for every look, so that a look costs the same however many there are
+(``recursion.py``). The interval at look ``k`` is the repeated confidence interval
+``estimate +- c_k std_error`` and its p-value the repeated p-value (the smallest level whose boundary
+``|z|`` reaches; Jennison and Turnbull 2000, ch. 9).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from causalcli.inference.distributions import normal_cdf, normal_quantile, normal_two_sided_p, normal_upper_tail
+from causalcli.designs.experiment.recursion import (MAX_CRITICAL, STEPS_PER_SD, Look, boundary, grid_steps, next_region,
+                                                   start)
+from causalcli.inference.distributions import (normal_cdf, normal_density, normal_quantile, normal_two_sided_p,
+                                               normal_upper_tail)
 
-# Simpson's rule: grid step of the score scale, as a fraction of the sd of the increment between looks
-STEPS_PER_SD = 12
-MIN_POINTS = 101
-MAX_CRITICAL = 40.0  # a boundary no z reaches (the spending of a look is below double precision)
-TAIL_SD = 9.0       # grid of the score's sub-density: to this many sds of its mean (exp(-81 / 2) ~ 2e-18)
-SMALLEST_P = 1e-300  # the repeated p-value's floor (its boundary stays below MAX_CRITICAL)  # a boundary no z reaches (the spending of a look is below double precision)
+SMALLEST_P = 1e-300  # the repeated p-value's floor (its boundary stays below recursion.MAX_CRITICAL)
 
 
 # ---------------------------------------------------------------- always valid (confidence sequences)
@@ -97,137 +95,153 @@ def spent(t: float, alpha: float, spending: Spending) -> float:
     raise ValueError(spending)
 
 
-@dataclass
-class _Region:
-    """The sub-density of the score ``S_k`` on the continuation region of look ``k`` (grid and Simpson weights)."""
-
-    points: "np.ndarray"
-    density_weighted: "np.ndarray"  # density x Simpson weight at each point
-    t: float
-
-
-def _simpson(low: float, high: float, step: float) -> tuple["np.ndarray", "np.ndarray"]:
-    intervals = max(MIN_POINTS - 1, 2 * math.ceil((high - low) / step / 2))
-    points = np.linspace(low, high, intervals + 1)
-    weights = np.ones(intervals + 1)
-    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-    return points, weights * (high - low) / intervals / 3
-
-
-def _exit_probability(region: _Region | None, t: float, bound: float, drift: float) -> float:
-    """P(the score first leaves (-bound, bound) at information ``t``), from the region of the previous look."""
-    from scipy.special import ndtr
-
-    if region is None:  # first look: S ~ N(drift t, t)
-        sd = math.sqrt(t)
-        return float(ndtr((-bound - drift * t) / sd) + ndtr((drift * t - bound) / sd))
-    sd = math.sqrt(t - region.t)
-    mean = region.points + drift * (t - region.t)
-    tails = ndtr((-bound - mean) / sd) + ndtr((mean - bound) / sd)
-    return float(region.density_weighted @ tails)
-
-
-def _next_region(region: _Region | None, t: float, bound: float, drift: float, step_sd: float) -> _Region:
-    from scipy.special import ndtr  # noqa: F401  (scipy.stats is not needed: the normal density is closed form)
-
-    # the sub-density is below 1e-18 of its mass beyond TAIL_SD sds of S_k's mean: no grid there
-    centre, reach = drift * t, TAIL_SD * math.sqrt(t)
-    low, high = max(-bound, centre - reach), min(bound, centre + reach)
-    if low >= high:  # the continuation region holds no mass (a drift far beyond the boundary)
-        return _Region(np.zeros(1), np.zeros(1), t)
-    points, weights = _simpson(low, high, step_sd)
-    if region is None:
-        sd = math.sqrt(t)
-        density = np.exp(-0.5 * ((points - drift * t) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
-    else:
-        sd = math.sqrt(t - region.t)
-        z = (points[:, None] - region.points[None, :] - drift * (t - region.t)) / sd
-        density = (np.exp(-0.5 * z * z) / (sd * math.sqrt(2 * math.pi))) @ region.density_weighted
-    return _Region(points, density * weights, t)
-
-
-def _step(fractions: Sequence[float], k: int) -> float:
-    previous = fractions[k - 1] if k else 0.0
-    return math.sqrt(fractions[k] - previous) / STEPS_PER_SD
-
-
 def _check_fractions(fractions: Sequence[float]) -> None:
     if not fractions or any(b <= a for a, b in zip([0.0, *fractions], fractions)):
         raise ValueError("information fractions must be positive and increasing")
 
 
-def spending_boundaries(fractions: Sequence[float], alpha: float, spending: Spending) -> list[float]:
-    """Two-sided z boundaries ``c_k`` at the given information fractions for the Lan-DeMets spending function."""
-    from scipy.optimize import brentq
+def _first_guess(bounds: list[float], fractions: Sequence[float], target: float) -> float:
+    """Where the root-finder starts for the next look: the normal quantile of the first look's spending, then the
+    line through the last two boundaries (in information), or the last boundary when that is capped."""
+    k = len(bounds)
+    if k == 0:
+        return -normal_quantile(min(0.25, max(target, 1e-300) / 2))
+    if k == 1 or max(bounds[-2:]) >= MAX_CRITICAL:
+        return bounds[-1]
+    slope = (bounds[-1] - bounds[-2]) / (fractions[k - 1] - fractions[k - 2])
+    return bounds[-1] + slope * (fractions[k] - fractions[k - 1])
 
+
+def spending_boundaries(fractions: Sequence[float], alpha: float, spending: Spending,
+                        steps_per_sd: float = STEPS_PER_SD) -> list[float]:
+    """Two-sided z boundaries ``c_k`` at the given information fractions for the Lan-DeMets spending function:
+    each look's by a root-finder on its crossing probability given the previous look's sub-density."""
     _check_fractions(fractions)
+    steps = grid_steps(fractions, steps_per_sd)
     bounds: list[float] = []
-    region: _Region | None = None
+    region = start()
     before = 0.0
     for k, t in enumerate(fractions):
         target = spent(t, alpha, spending) - before
         before += target
-        scale = math.sqrt(t)
-        if _exit_probability(region, t, MAX_CRITICAL * scale, 0.0) >= target:
-            c = MAX_CRITICAL
-        else:
-            c = brentq(lambda c: _exit_probability(region, t, c * scale, 0.0) - target, 0.0, MAX_CRITICAL,
-                       xtol=1e-12, rtol=1e-12)
+        c = boundary(Look(region, t, 0.0), target, _first_guess(bounds, fractions, target))
         bounds.append(c)
         if k + 1 < len(fractions):
-            region = _next_region(region, t, c * scale, 0.0, _step(fractions, k + 1))
+            region = next_region(region, t, c * math.sqrt(t), 0.0, steps[k])
     return bounds
 
 
-def exit_probabilities(bounds: Sequence[float], fractions: Sequence[float], drift: float = 0.0) -> list[float]:
+def exit_probabilities(bounds: Sequence[float], fractions: Sequence[float], drift: float = 0.0,
+                       steps_per_sd: float = STEPS_PER_SD) -> list[float]:
     """P(first crossing of ``|Z_k| >= c_k`` at each look) when ``E[Z at t = 1] = drift``."""
     _check_fractions(fractions)
+    steps = grid_steps(fractions, steps_per_sd)
     out = []
-    region: _Region | None = None
+    region = start()
     for k, (c, t) in enumerate(zip(bounds, fractions)):
-        scale = math.sqrt(t)
-        out.append(_exit_probability(region, t, c * scale, drift))
+        out.append(Look(region, t, drift).probability(c))
         if k + 1 < len(fractions):
-            region = _next_region(region, t, c * scale, drift, _step(fractions, k + 1))
+            region = next_region(region, t, c * math.sqrt(t), drift, steps[k])
     return out
 
 
-def drift_for_power(bounds: Sequence[float], fractions: Sequence[float], power: float) -> float:
-    """The drift (expected z at the last look, fraction 1) at which the test rejects with this power."""
-    from scipy.optimize import brentq
+def _increasing_root(f: Callable[[float], float], x0: float, f0: float, x1: float, tol: float) -> float:
+    """The root of an increasing ``f`` from ``(x0, f0)`` and a second guess ``x1``: secant steps (the functions
+    solved here are nearly linear near their root, so from guesses this good they converge in two or three),
+    bisecting inside the bracket of the signs seen so far whenever a step leaves it. A step shorter than ``tol``
+    is the last: the secant's error after it is about ``tol`` times the previous error."""
+    below, above = (x0, math.inf) if f0 < 0 else (-math.inf, x0)
+    for _ in range(100):
+        f1 = f(x1)
+        if f1 == 0:
+            return x1
+        if f1 < 0:
+            below = max(below, x1)
+        else:
+            above = min(above, x1)
+        following = x1 - f1 * (x1 - x0) / (f1 - f0) if f1 != f0 else math.nan
+        if not below < following < above:
+            if not (math.isfinite(below) and math.isfinite(above)):
+                raise ArithmeticError("the secant left the function's range without a bracket")
+            following = 0.5 * (below + above)
+        if abs(following - x1) <= tol or above - below <= tol:
+            return following
+        x0, f0, x1 = x1, f1, following
+    return x1
 
+
+def drift_for_power(bounds: Sequence[float], fractions: Sequence[float], power: float) -> float:
+    """The drift (expected z at the last look, fraction 1) at which the test rejects with this power. The test
+    rejects whenever ``|Z_K| >= c_K``, so the drift that gives the power to the last look alone is an upper bound
+    (equal for one look); from there a step along that fixed test's power curve, then secant steps."""
     def short(theta: float) -> float:
         return sum(exit_probabilities(bounds, fractions, theta)) - power
 
-    high = bounds[-1] + normal_quantile(power) + 1
-    while short(high) < 0:
-        high *= 2
-    return brentq(short, 0.0, high, xtol=1e-10, rtol=1e-12)
+    last = bounds[-1]
+    high = power_multiplier(last, power)
+    excess = short(high)
+    if excess <= 0:
+        return high
+    slope = normal_density(high - last) - normal_density(high + last)  # d power / d drift of the last look alone
+    return _increasing_root(short, high, excess, high - excess / slope, 1e-7)
 
 
 def equally_spaced(looks: int) -> list[float]:
     return [k / looks for k in range(1, looks + 1)]
 
 
-def repeated_p_value(z: float, fractions: Sequence[float], spending: str) -> float:
-    """The smallest level at which the last look's boundary is reached by ``|z|`` (1 when none is)."""
-    from scipy.optimize import brentq
+def repeated_p_value(z: float, fractions: Sequence[float], spending: str,
+                     known: dict[float, float] | None = None) -> float:
+    """The smallest level at which the last look's boundary is reached by ``|z|`` (1 when none is). Solved for the
+    level's fixed-horizon critical value ``q`` (level = ``2 Phi(-q)``), in which the last boundary is nearly
+    ``q`` plus a constant: from the fixed-horizon p-value (every boundary is at least the fixed-horizon one, so
+    the repeated p-value is at least the fixed one) a step of that constant, then secant steps.
 
+    ``known`` (``q`` -> last boundary, for these fractions and spending) keeps the boundaries computed across
+    calls: the p-values of an analysis' many effects then start where the boundaries already known put them."""
     if not math.isfinite(z):
         return float("nan")
+    size = abs(z)
+    known = {} if known is None else known
 
-    def gap(log_level: float) -> float:
-        return spending_boundaries(fractions, math.exp(log_level), spending)[-1] - abs(z)
+    def gap(q: float) -> float:
+        if q not in known:
+            known[q] = spending_boundaries(fractions, normal_two_sided_p(q), spending)[-1]
+        return known[q] - size
 
-    # every boundary is at least the fixed-horizon one (|Z_k| >= c_k is a crossing by look k), so the
-    # repeated p-value is at least the fixed-horizon p-value: the bracket's lower end
-    high = math.log(1 - 1e-12)
-    low = math.log(max(SMALLEST_P, min(1 - 2e-12, normal_two_sided_p(z))))
-    if gap(high) > 0:
-        return 1.0
-    if gap(low) <= 0:
-        return math.exp(low)
-    return math.exp(brentq(gap, low, high, xtol=1e-7))
+    level = max(SMALLEST_P, min(1 - 2e-12, normal_two_sided_p(z)))
+    start = -normal_quantile(level / 2)
+    lowest = -normal_quantile((1 - 1e-12) / 2)  # the level 1 - 1e-12: reached by no smaller q
+    if len(known) >= 2 and level == normal_two_sided_p(z):  # the root is below start (c_K(q) >= q)
+        from_known = _from_known(known, size)
+        if from_known is not None and lowest < from_known[0] < start:
+            guess, slope = from_known
+            excess = gap(guess)
+            root = _increasing_root(gap, guess, excess, guess - excess / slope, 1e-7)
+            if lowest < root < start:
+                return normal_two_sided_p(root)
+    excess = gap(start)
+    if excess <= 0:
+        return level
+    guess = start - excess
+    if guess <= lowest:
+        if gap(lowest) > 0:
+            return 1.0
+        guess = lowest
+    return normal_two_sided_p(_increasing_root(gap, start, excess, guess, 1e-7))
+
+
+def _from_known(known: dict[float, float], size: float) -> tuple[float, float] | None:
+    """Where the known boundaries put the ``q`` whose last boundary is ``size``, and the slope of the boundary in
+    ``q`` there: the inverse interpolation (``q`` as a polynomial in the boundary) through the two or three known
+    boundaries nearest ``size``."""
+    nearest = sorted(known.items(), key=lambda qc: abs(qc[1] - size))[:3]
+    qs, cs = np.array([q for q, _ in nearest]), np.array([c for _, c in nearest])
+    if len(set(cs)) < len(cs) or np.any(np.diff(qs[np.argsort(cs)]) <= 0):  # not increasing: no interpolation
+        return None
+    fit = np.polynomial.Polynomial.fit(cs, qs, len(cs) - 1)
+    slope = fit.deriv()(size)
+    return (float(fit(size)), 1 / float(slope)) if slope > 0 else None
 
 
 def always_valid_units(units_fixed: float, alpha: float, power: float, tuning: float, k_fixed: float) -> float:

@@ -17,7 +17,7 @@ data error: the spending is used up at the last planned look.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from causalcli.errors import DataError, SpecError
@@ -47,6 +47,9 @@ class SequentialAnalysis:
     looks: int | None
     fractions: tuple[float, ...] = ()     # group_sequential: information fraction of each period so far
     boundaries: tuple[float, ...] = ()    # group_sequential: z boundary of each period so far
+    # group_sequential: the last look's boundary by level (as its fixed-horizon critical value), kept across the
+    # repeated p-values of every effect, which then start from the boundaries already computed
+    last_boundaries: dict[float, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -65,7 +68,7 @@ class SequentialAnalysis:
 
         if self.method == "always_valid":
             return always_valid_p(z, units, self.alpha, self.tuning)
-        return repeated_p_value(z, _distinct(self.fractions), self.spending)
+        return repeated_p_value(z, _distinct(self.fractions), self.spending, self.last_boundaries)
 
     def test(self, t: "Test", c: "Comparison", log_scale: bool = False) -> "Test":
         """A fixed-horizon test of one effect with the sequential interval and p-value (normal, no df)."""
@@ -139,6 +142,7 @@ def _distinct(fractions: tuple[float, ...]) -> list[float]:
 def sequential_analysis(d: "ExperimentData", study: "Study") -> SequentialAnalysis | None:
     """The sequential analysis of the spec for these data; None without design.sequential."""
     from causalcli.designs.experiment.sequential import spending_boundaries
+    from causalcli.inference.distributions import normal_quantile
 
     seq = study.design.sequential
     if seq is None:
@@ -162,7 +166,7 @@ def sequential_analysis(d: "ExperimentData", study: "Study") -> SequentialAnalys
     bounds = spending_boundaries(distinct, alpha, seq.spending)
     at = {f: b for f, b in zip(distinct, bounds)}
     return SequentialAnalysis("group_sequential", alpha, None, seq.spending, seq.looks, fractions,
-                              tuple(at[f] for f in fractions))
+                              tuple(at[f] for f in fractions), {-normal_quantile(alpha / 2): bounds[-1]})
 
 
 def _units_by_period(d: "ExperimentData") -> list[int]:
