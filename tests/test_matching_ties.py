@@ -73,7 +73,8 @@ def test_runs_are_exact_at_the_tolerance_boundary():
         np.testing.assert_array_equal(np.sort(c_sorted[lo[i]:lo[i] + cnt[i]]), expected)
 
 
-def test_heavy_ties_warn_and_count_the_matched_pairs(tmp_path):
+@pytest.mark.parametrize("estimand", ["att", "ate"])
+def test_heavy_ties_warn_and_count_the_matched_pairs(tmp_path, estimand):
     rng = np.random.default_rng(0)
     n = 1500
     x = rng.integers(0, 3, n).astype(float)  # a score with three distinct values
@@ -81,14 +82,20 @@ def test_heavy_ties_warn_and_count_the_matched_pairs(tmp_path):
     y = x + t + rng.normal(size=n)
     pd.DataFrame({"t": t, "y": y, "x": x}).to_csv(tmp_path / "ties.csv", index=False)
     spec = {"version": 1, "data": {"path": str(tmp_path / "ties.csv")}, "treatment": "t", "outcome": "y",
-            "covariates": ["x"], "design": {"method": "matching", "estimand": "att"}, "refute": [], "seed": 0}
+            "covariates": ["x"], "design": {"method": "matching", "estimand": estimand}, "refute": [], "seed": 0}
     res = run_study(spec)
     pairs = res.n["matched_pairs"]
     assert pairs > 100 * t.sum()
-    # every treated unit is matched to all controls with its value of x
-    assert pairs == sum(int(((x == v) & (t == 1)).sum() * ((x == v) & (t == 0)).sum()) for v in (0, 1, 2))
+    # every treated unit is matched to all controls with its value of x (and, for the ATE, every control to
+    # all treated units with its value)
+    within = sum(int(((x == v) & (t == 1)).sum() * ((x == v) & (t == 0)).sum()) for v in (0, 1, 2))
+    assert pairs == (within if estimand == "att" else 2 * within)
     warning = next(w for w in res.warnings if w.startswith("ties within the tolerance"))
     assert f"{pairs:,} matched pairs" in warning and "design.options.tolerance" in warning
+    # the ATE's focal units are all units: "per unit", never "per all unit"
+    assert ("matches per treated unit" if estimand == "att" else "matches per unit for") in warning
+    note = res.diagnostics["matching"]["std_error_note"]
+    assert ("over the matched treated units" if estimand == "att" else "over all the matched units") in note
 
 
 def test_no_tie_warning_when_matches_are_near_neighbors(tmp_path):

@@ -191,3 +191,14 @@ def test_designs_that_count_missing_values_otherwise_say_so(runner, write_spec, 
                                   "estimator": "segmented"}})
     report = _validate_json(runner, spec)
     assert report["n"] == {"rows": 120} and "time_series does not drop rows" in report["not_counted"]
+
+
+def test_validate_text_says_when_every_row_is_complete_and_counts_one_dropped_row(runner, write_spec, tmp_path):
+    simulate(100).to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["validate", str(write_spec(base_spec("d.csv")))])
+    assert res.exit_code == 0 and "  rows: 100, all complete in the columns the study uses\n" in res.stdout
+    df = simulate(100)
+    df.loc[0, "y"] = np.nan
+    df.to_csv(tmp_path / "d.csv", index=False)
+    res = invoke(runner, ["validate", str(write_spec(base_spec("d.csv")))])
+    assert "the study uses 99 complete rows; 1 is dropped for a missing value (outcome 1)" in res.stdout

@@ -77,8 +77,11 @@ def validate_text(report: dict[str, Any]) -> str:
         total = f"{n['rows']:,} after data.filter ({n['filtered_out']:,} filtered out)" if "filtered_out" in n \
             else f"{n['rows']:,}"
         parts = [f"{key[len('dropped_missing_'):]} {k:,}" for key, k in n.items() if key.startswith("dropped_missing_")]
-        dropped = (f"{n['dropped_missing']:,} are dropped for a missing value ({', '.join(parts)})"
-                   if n["dropped_missing"] else "none is dropped for a missing value")
-        lines.append(f"  rows: {total}; the study uses {n['complete']:,} complete rows; {dropped}")
+        if n["dropped_missing"]:
+            lines.append(f"  rows: {total}; the study uses {n['complete']:,} complete rows; {n['dropped_missing']:,} "
+                         f"{'is' if n['dropped_missing'] == 1 else 'are'} dropped for a missing value "
+                         f"({', '.join(parts)})")
+        else:
+            lines.append(f"  rows: {total}, all complete in the columns the study uses")
     lines.extend(f"warning: {w}" for w in report["warnings"])
     return "\n".join(lines) + "\n"

@@ -181,6 +181,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             n.update({"treated_matched": int(m.n_focal_matched),
                       "controls_matched": int(np.count_nonzero(m.match_weights)),
                       "treated_dropped_caliper": int(m.n_dropped)})
+        units = "units" if d.estimand == "ate" else f"{focal_name} units"
         if m.n_dropped:
             why = []
             if d.caliper is not None:
@@ -189,9 +190,8 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
                 why.append(f"exact matching on {', '.join(d.exact)}")
             if not d.replace:
                 why.append("matching without replacement (unused matches ran out)")
-            units = "units" if d.estimand == "ate" else f"{focal_name} units"
             warnings.append(
-                f"{' and '.join(why)} dropped {m.n_dropped} of {m.n_focal} {units} with no match close enough "
+                f"{' and '.join(why)} dropped {m.n_dropped:,} of {m.n_focal:,} {units} with no match close enough "
                 f"({_ids(m.dropped, d.positions)}); the estimate is the effect on the units that were matched"
             )
         per_focal = m.n_pairs / max(m.n_focal_matched, 1)
@@ -201,7 +201,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             n["matched_pairs"] = int(m.n_pairs)
             warnings.append(
                 f"ties within the tolerance ({d.tolerance} on the squared standardised score) gave {int(m.n_pairs):,} "
-                f"matched pairs, {per_focal:.1f} matches per {focal_name} unit for neighbors: {d.neighbors}; "
+                f"matched pairs, {per_focal:.1f} matches per {units[:-1]} for neighbors: {d.neighbors}; "
                 "all tied matches share the weight (as R's Match with ties = TRUE). To match closer to "
                 f"{d.neighbors} per unit, lower design.options.tolerance (e.g. 1e-9), or add a continuous "
                 "covariate if the score takes few distinct values"
@@ -259,7 +259,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
                     "ATC (can go either way)" if se_2016 is not None else f"not computed: {why_not_2016}"),
                 "std_error_r_match": float(m.std_error if d.replace else m.std_error_standard),
                 "std_error_note": (
-                    f"std_error_ai2006 is Abadie-Imbens (2006) over the matched {focal_name} units, treating the "
+                    f"std_error_ai2006 is Abadie-Imbens (2006) over {'all the matched units' if d.estimand == 'ate' else f'the matched {focal_name} units'}, treating the "
                     "score as known; "
                     + ("std_error_r_match is R Matching::Match's se, which also counts units dropped by the caliper "
                        "or exact matching (equal when none is dropped)" if d.replace else
