@@ -230,3 +230,50 @@ def test_postgres_gives_the_file_s_result(postgres_url, runner, tmp_path, write_
     bad = {**remote, "design": {**remote["design"], "group": "y81"}}
     res = invoke(runner, ["estimate", str(write_spec(bad, "bad.yaml"))])
     assert res.exit_code == 3 and "a row in period 1981 with y81 = 1 has treatment 0" in res.stderr, res.stderr
+
+
+def test_repeated_cross_sections_count_rows_not_units(tmp_path):
+    # n.units, treated_units and clusters counted rows, and the panel's balance spoke of units that do not exist
+    df = _kielmc(tmp_path)
+    out = run_study(_kielmc_spec(tmp_path))
+    assert out.n == {"rows": 321, "dropped_missing": 0, "treated_group_rows": int(df.nearinc.sum()),
+                     "comparison_group_rows": int((df.nearinc == 0).sum()),
+                     "treated_rows": int(df.y81nrinc.sum()), "rows_treated_first_period_dropped": 0, "periods": 2,
+                     "used": 321}
+    assert (out.n["treated_group_rows"], out.n["treated_rows"]) == (96, 40)
+    panel = out.diagnostics["panel"]
+    assert not {"units", "balanced", "missing_unit_periods", "never_treated_units"} & set(panel)
+    assert (panel["treated_group_rows"], panel["comparison_group_rows"], panel["cohorts"]) == (96, 225, {"1981": 96})
+    clustered = run_study(_kielmc_spec(tmp_path, cluster="nbh"))
+    assert clustered.n["clusters"] == df.nbh.nunique() and "units" not in clustered.n
+
+
+def test_the_clusters_check_does_not_apply_to_rows_as_observations(tmp_path):
+    _kielmc(tmp_path)
+    out = run_study(_kielmc_spec(tmp_path))
+    [check] = [c for c in out.checks if c.name == "clusters"]
+    assert check.passed is None
+    assert check.detail.startswith("does not apply: no clusters (no design.unit nor design.cluster), each row its "
+                                   "own observation and heteroskedasticity-robust (HC1) standard errors")
+    assert "321 rows, 96 in the treated group and 225 in the comparison group: at least 42 rows and 6 in each " \
+           "group, where HC1 t-tests hold" in check.detail
+    assert out.passed and out.estimate.inference == "hc1"
+    # with design.cluster the check is about clusters again
+    [clustered] = [c for c in run_study(_kielmc_spec(tmp_path, cluster="nbh")).checks if c.name == "clusters"]
+    assert "clusters" in clustered.detail and " rows" not in clustered.detail
+
+
+def test_few_rows_in_a_group_speak_of_rows_and_hc1(tmp_path):
+    # 40 rows, 8 of them in the treated group: HC1 over-rejects as CRV1 with few clusters; the wild bootstrap over rows
+    rng = np.random.default_rng(9)
+    g = np.r_[np.ones(8), np.zeros(32)].astype(int)
+    t = np.tile([0, 1], 20)
+    df = pd.DataFrame({"g": g, "t": t, "d": g * t, "y": g + t + 0.5 * g * t + rng.normal(size=40)})
+    df.to_csv(tmp_path / "few.csv", index=False)
+    out = run_study({"version": 1, "data": {"path": str(tmp_path / "few.csv")}, "treatment": "d", "outcome": "y",
+                     "refute": [], "design": {"method": "did", "estimator": "2x2", "time": "t", "group": "g"}})
+    [check] = [c for c in out.checks if c.name == "clusters"]
+    assert check.passed is None and out.estimate.inference.startswith("wild_cluster_bootstrap")
+    assert ("40 rows, 8 in the treated group and 32 in the comparison group: HC1 t-tests over-reject with fewer "
+            "than 42 rows or fewer than 6 in either group") in check.detail
+    assert "instead of HC1 t" in check.detail and "CRV1" not in check.detail

@@ -45,6 +45,9 @@ class Fit:
     diagnostics: dict[str, Any] = field(default_factory=dict)  # design-specific, JSON-ready
     checks: list[Check] = field(default_factory=list)  # passed=None when a check cannot apply
     warnings: list[str] = field(default_factory=list)  # one line each, for the user
+    # What the data add to ``diagnostics.identification`` (the graph's, from the spec alone): iv's reading of its
+    # estimand given the treatment's support (a complier effect, or an average causal response)
+    identification: dict[str, Any] = field(default_factory=dict)
     # What the refuter hooks get as ``prepared`` when ``fit`` learns something they reuse (dml's
     # cross-fitted residuals): a new frozen object, e.g. ``dataclasses.replace(prepared, cross_fit=...)``.
     # None: they get ``prepare``'s object. Never part of the output.

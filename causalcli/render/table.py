@@ -31,7 +31,9 @@ def build(items: list[Item]) -> list[Any]:
         head.add_column(style="bold")
         head.add_column()
         head.add_row("design", f"{item.design} / {item.estimator}")
-        head.add_row("estimand", item.estimand.upper())
+        # what a design says its estimand means for these data (iv: a complier effect or an average causal response)
+        meaning = (item.diagnostics.get("identification") or {}).get("meaning")
+        head.add_row("estimand", item.estimand.upper() + (f": {meaning}" if meaning else ""))
         ci = f"[{num(e.ci_lower)}, {num(e.ci_upper)}]" if e.ci_lower is not None else "-"
         head.add_row("effect", f"[bold]{num(e.value)}[/bold]  SE {num(e.std_error)}  {int(e.conf_level * 100)}% CI {ci}"
                      f"  p {pval(e.p_value)}")

@@ -110,7 +110,7 @@ def screen_columns(data: DataProfile, candidates: list[str], treatment: str | No
     treated = None
     coding = treated_level(data, treatment) if treatment is not None and arm_check else None
     if coding is not None:
-        treated = _treated_vector(frame[treatment], coding)
+        treated = treated_vector(frame[treatment], coding)
         labels = _arm_labels(data, treatment, coding)
     if treated is not None:
         for c in list(kept):
@@ -192,7 +192,7 @@ def _consecutive(data: DataProfile, c: str) -> bool:
     return hi - lo + 1 == data.rows
 
 
-def _treated_vector(values: Any, coding: tuple[str, Any]) -> Any:
+def treated_vector(values: Any, coding: tuple[str, Any]) -> Any:
     """The sample's treatment as 1.0/0.0, NaN where missing."""
     import numpy as np
 

@@ -17,9 +17,9 @@ from causalcli.starter.roles import (
     CLUSTER_NAMES, CONTROL_NAMES, guess_cohort, guess_panel, id_like, needs_treated_value, time_like, treated_expr,
     treated_of,
 )
+from causalcli.starter.estimand import choose_estimand
 from causalcli.starter.text import Starter
 
-ATT_SHARE = 0.05  # a treated share below which init writes estimand: att rather than the design's ate
 UNIT_CODE_ENDINGS = ("code", "no", "num", "nr", "number", "fip", "fips", "id", "idx", "index")
 
 
@@ -34,15 +34,8 @@ def build_cross_section(data: DataProfile, spec: dict, d: dict, st: Starter, tre
     note = _maybe_codes(data, covariates, categorical)
     if note:
         st.notes.append(note)
-    treated = treated_expr(data, treatment) if treatment and d["estimand"] == "ate" else None
-    if treated:
-        n_treated, n_known = data.sql(f"SELECT count(*) FILTER (WHERE {treated}), count({q(treatment)}) FROM d")[0]
-        if n_known and n_treated < ATT_SHARE * n_known:
-            # NSW + CPS: 185 treated among 16,177; the ATE needs treated units comparable to every control,
-            # and weighting it gave -6,456 with 90% of the units outside the overlap bounds
-            d["estimand"] = "att"
-            st.guessed.append(f"design.estimand: att ({n_treated:,} treated of {n_known:,} rows, "
-                              f"{n_treated / n_known:.1%}: too few to stand for every control, as the ATE asks)")
+    if treatment and d["estimand"] == "ate":
+        choose_estimand(data, d, st, treatment, covariates, categorical)
 
 
 CODE_LEVELS = (3, 10)  # a whole-number covariate with this many distinct values may be a category's codes

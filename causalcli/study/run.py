@@ -113,7 +113,7 @@ def run_study(
     refutations = run_refuters(design, refute_on, study, fit.estimate, seed, jobs) if refute else []
     timing["refute"] = time.perf_counter() - t2
     timing["total"] = time.perf_counter() - t0
-    diagnostics = {"identification": prep.identification.to_dict(), **fit.diagnostics}
+    diagnostics = {"identification": {**prep.identification.to_dict(), **fit.identification}, **fit.diagnostics}
     if prep.table.engine is not None:  # aggregates computed in the engine: what came back, over every query
         prep.table.provenance["fetched_rows"] = prep.table.engine.fetched
     provenance = {

@@ -92,23 +92,29 @@ def no_inference_reason(n_clusters: int, n: int | None = None, k: int | None = N
 
 
 def choose(p: "PanelData", n_clusters: int, treated: int, untreated: int, forced_wild: bool,
-           on_off: bool) -> tuple[str, str]:
-    """(method, why) for the headline p-value and interval: "crv1", "wild" or "randomization"."""
+           on_off: bool, rows: bool = False) -> tuple[str, str]:
+    """(method, why) for the headline p-value and interval: "crv1", "wild" or "randomization". ``rows``: repeated
+    cross-sections without design.cluster, each row its own observation (HC1, CRV1 with one-row clusters), so the
+    words count rows of the treated and comparison groups, and the t-tests are HC1's."""
     few = min(treated, untreated)
+    if rows:
+        what = f"{n_clusters} rows, {treated} in the treated group and {untreated} in the comparison group"
+        noun, analytic, each, either = "rows", "HC1", "in each group", "in either group"
+    else:
+        what = f"{n_clusters} clusters, {treated} treated and {untreated} untreated"
+        noun, analytic, each, either = "clusters", "CRV1", "treated and untreated ones", "treated (or untreated) ones"
     if n_clusters >= MIN_CLUSTERS and few >= MIN_TREATED_CLUSTERS:
         if forced_wild:
             return "wild", "options.bootstrap: wild"
-        return "crv1", (f"{n_clusters} clusters, {treated} treated and {untreated} untreated: at least "
-                        f"{MIN_CLUSTERS} clusters and {MIN_TREATED_CLUSTERS} treated and untreated ones, where CRV1 "
-                        "t-tests hold their size (MacKinnon and Webb 2017)")
+        return "crv1", (f"{what}: at least {MIN_CLUSTERS} {noun} and {MIN_TREATED_CLUSTERS} {each}, where "
+                        f"{analytic} t-tests hold their size (MacKinnon and Webb 2017)")
     side = "treated" if treated <= untreated else "untreated"
-    why = (f"{n_clusters} clusters, {treated} treated and {untreated} untreated: CRV1 t-tests over-reject with "
-           f"fewer than {MIN_CLUSTERS} clusters or fewer than {MIN_TREATED_CLUSTERS} treated (or untreated) ones "
-           "(MacKinnon and Webb 2017; Cameron, Gelbach and Miller 2008)")
+    why = (f"{what}: {analytic} t-tests over-reject with fewer than {MIN_CLUSTERS} {noun} or fewer than "
+           f"{MIN_TREATED_CLUSTERS} {either} (MacKinnon and Webb 2017; Cameron, Gelbach and Miller 2008)")
     if few == 1 and not on_off:
-        return "randomization", (why + f"; with one {side} cluster the wild bootstrap fails too, so the p-value and "
-                                 "interval come from randomization inference over units (Conley and Taber 2011; "
-                                 "MacKinnon and Webb 2020)")
+        return "randomization", (why + f"; with one {side} {noun[:-1]} the wild bootstrap fails too, so the p-value "
+                                 f"and interval come from randomization inference over {'rows' if rows else 'units'} "
+                                 "(Conley and Taber 2011; MacKinnon and Webb 2020)")
     return "wild", why
 
 
@@ -240,8 +246,12 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
     runs the wild cluster bootstrap of the headline contrast (None where it does not apply); ``point`` recomputes
     the estimate for a placebo assignment (randomization inference).
     """
+    from causalcli.designs.did.panel import ROWS
+
     G = p.n_units if unit_level else p.n_clusters
-    what = "units" if unit_level else "clusters"
+    # repeated cross-sections without design.cluster: no clusters, each row its own observation (HC1)
+    rows = not unit_level and p.cluster_name == ROWS
+    what = "units" if unit_level else "rows" if rows else "clusters"
     if unit_level:
         treated = int((p.g >= 0).sum())
         untreated = p.n_units - treated
@@ -254,9 +264,10 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
                                            "webb_weights_below": WEBB_BELOW}}
     warnings: list[str] = []
     if treated == 1:
-        warnings.append(f"one treated {'unit' if unit_level else 'cluster'} "
+        one = what[:-1]
+        warnings.append(f"one treated {one} "
                         f"({_treated_label(p, unit_level)}): the effect rests on a single "
-                        f"{'unit' if unit_level else 'cluster'}, whose own shocks cannot be told apart from the "
+                        f"{one}, whose own shocks cannot be told apart from the "
                         "treatment; the clusters check says how the p-value was computed, or why there is none")
     elif (p.cells.treated_units if p.cells is not None else int((p.g >= 0).sum())) == 1:
         warnings.append("one treated unit: the effect rests on a single unit, whose own shocks cannot be told apart "
@@ -275,7 +286,7 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
         warnings.append(f"no standard error, p-value or interval: {reason}")
         return est, diag, Check("clusters", False, f"no inference is possible: {reason}"), warnings
     forced = p.options.bootstrap == "wild" and not unit_level
-    method, why = choose(p, G, treated, untreated, forced, p.d is not None)
+    method, why = choose(p, G, treated, untreated, forced, p.d is not None, rows)
     if unit_level and method == "wild":
         method = "randomization"  # no wild bootstrap for Callaway-Sant'Anna: permute units instead
         why += "; Callaway-Sant'Anna's p-value and interval come from randomization inference over units"
@@ -286,6 +297,11 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
         diag["wild"] = wild_res
     if method == "crv1":
         diag["method"] = analytic_name
+        if rows:  # a check about clusters, where there are none: it does not apply (HC1 holds its size here)
+            return estimate, diag, Check("clusters", None, (
+                "does not apply: no clusters (no design.unit nor design.cluster), each row its own observation and "
+                f"heteroskedasticity-robust (HC1) standard errors; the few-clusters rule read with one-row clusters "
+                f"holds: {why}")), warnings
         return estimate, diag, Check("clusters", True, f"analytic inference can be trusted: {why}"), warnings
     if method == "wild":
         assert wild_res is not None
@@ -300,7 +316,8 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
                       p_value=wild_res["p_value"], inference=name)
         detail = (f"analytic inference cannot be trusted ({why}); the p-value ({wild_res['p_value']:.3g}) and "
                   f"interval come from the wild cluster bootstrap (restricted, {weights} weights, "
-                  f"{wild_res['draws']} {'enumerated ' if wild_res['enumerated'] else ''}draws) instead of CRV1 t "
+                  f"{wild_res['draws']} {'enumerated ' if wild_res['enumerated'] else ''}draws) instead of "
+                  f"{'HC1' if rows else 'CRV1'} t "
                   f"(p = {_fmt_p(estimate.p_value)})")
         return est, diag, Check("clusters", None, detail), warnings
     # randomization inference over units
@@ -317,7 +334,7 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
         warnings.append(f"no interval from randomization inference: {ri['reason']}")
     detail = (f"analytic inference cannot be trusted ({why}); randomization p = {ri['p_value']:.3g} over "
               f"{ri['assignments']} {'(all) ' if ri['enumerated'] else 'random '}assignments, against "
-              f"{'CRV1 t' if not unit_level else 'analytic'} p = {_fmt_p(estimate.p_value)}"
+              f"{'analytic' if unit_level else 'HC1 t' if rows else 'CRV1 t'} p = {_fmt_p(estimate.p_value)}"
               + (f" and wild bootstrap ({weights}) p = {_fmt_p(wild_res['p_value'])}" if wild_res else ""))
     return est, diag, Check("clusters", None, detail), warnings
 

@@ -338,7 +338,7 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
             d.estimator, "their event time is not known (treated at or before the panel's start), so no "
                          "relative-period dummy can place them against the reference period -1, as in Sun and "
                          "Abraham (2021); plain twfe without event_study keeps them")
-        warnings.append(f"{n_first} units treated in the first period ({period_text(times[0], labels)}) have "
+        warnings.append(f"{n_first} {'rows' if d.unit is None else 'units'} treated in the first period ({period_text(times[0], labels)}) have "
                         "no pre-treatment "
                         f"period and were dropped: {why}")
         keep_rows = ~first_treated[ucode]
@@ -422,6 +422,8 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
          "treated_units": int((g_idx >= 0).sum()), "control_units": int((g_idx < 0).sum()),
          "units_treated_first_period_dropped": n_first, "units_always_treated_kept": int((g_idx == 0).sum()),
          "periods": int(times.size), "clusters": int(G)}
+    if d.unit is None:  # no unit to count: each row is its own observation, so the counts are of rows
+        panel, n = _cross_section_counts(panel, n, g_idx[ucode], tcode, n_first, bool(d.cluster))
     es = d.event_study
     return PanelData(
         estimator=d.estimator, unit=ucode, n_units=n_units, time=tcode, times=times, y=y, g=g_idx, d=row_d,
@@ -431,6 +433,23 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
         # a unit seen once (a row id as unit) is a cross-section too: its unit effect would absorb its row
         cross_sections=d.unit is None or (d.estimator == "2x2" and bool(np.all(counts == 1))),
     )
+
+
+def _cross_section_counts(panel: dict, n: dict, start: np.ndarray, tcode: np.ndarray, n_first: int,
+                          clustered: bool) -> tuple[dict, dict]:
+    """``diagnostics.panel`` and ``n`` of repeated cross-sections (``start``: each row's group start, -1 in the
+    comparison group): rows of the treated and comparison groups and treated rows, in place of units, which do not
+    exist here (and of the unit panel's balance, which cannot apply); clusters only with design.cluster."""
+    group = start >= 0
+    counts = {"treated_group_rows": int(group.sum()), "comparison_group_rows": int((~group).sum()),
+              "treated_rows": int((group & (tcode >= start)).sum())}
+    shape = {"rows": panel["rows"], "periods": panel["periods"], **counts,
+             **{k: panel[k] for k in ("first_period", "last_period")},
+             "cohorts": panel["cohorts"], "cohorts_count": "rows of the treated group, by the period it starts"}
+    rows = {"rows": n["rows"], **{k: v for k, v in n.items() if k.startswith("dropped_missing")}, **counts,
+            "rows_treated_first_period_dropped": n_first, "periods": n["periods"],
+            **({"clusters": n["clusters"]} if clustered else {})}
+    return shape, rows
 
 
 def subset_units(p: PanelData, units: np.ndarray, g: np.ndarray) -> tuple[PanelData, np.ndarray]:

@@ -170,6 +170,7 @@ class IvDesign(Design[IvData]):
             return self._fit(prepared, study)
 
     def _fit(self, prepared: IvData, study: "Study") -> Fit:
+        from causalcli.designs.iv.estimand import reading
         from causalcli.designs.iv.estimator import anderson_rubin_set, first_stage
         from causalcli.inference.distributions import chi2_quantile, chi2_sf
 
@@ -220,8 +221,9 @@ class IvDesign(Design[IvData]):
         if q > 1:
             checks.append(_overidentification(d, fit, Z, diagnostics, study.thresholds.alpha))
         n = {"rows": d.rows, **d.missing.n, "used": int(d.y.size)}
+        identification = reading(d.x, d.instruments, study.treatment, d.instrument_names, d.exog.shape[1] > 1)
         return Fit(study.design.estimator, "late", estimate, n, diagnostics=diagnostics, checks=checks,
-                   warnings=warnings)
+                   warnings=warnings, identification=identification)
 
     # ---------------------------------------------------------------- refuters
     def units(self, prepared: IvData) -> int:
