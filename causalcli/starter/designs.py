@@ -15,7 +15,7 @@ from causalcli.starter.columns import screen_columns
 from causalcli.starter.profile import DataProfile, norm, plain, show, sql_literal
 from causalcli.starter.roles import (
     CLUSTER_NAMES, CONTROL_NAMES, guess_cohort, guess_panel, id_like, needs_treated_value, time_like, treated_expr,
-    treated_of,
+    several_rows_per_cell, treated_of,
 )
 from causalcli.starter.text import Starter
 
@@ -125,6 +125,9 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
     if time and not unit:
         st.guessed.append(f"design.time: {time} (named like a period); no column is unique per unit x {time}")
         _build_cross_sections(data, spec, d, st, treatment, time)
+        cells = several_rows_per_cell(data, time, taken)
+        if cells:
+            st.notes.append(cells)
         return
     if not (unit or time):
         st.notes.append("if each row is a different person or firm seen once (repeated cross-sections), remove "
