@@ -241,6 +241,24 @@ def test_did_ever_treated_indicator_without_cohort_column_asks_for_cohort(runner
     assert res.exit_code == 2 and "key 'design.cohort': is still TODO" in res.stderr
 
 
+def test_did_survey_panel_with_sessions_and_a_few_rows_without_id(runner, tmp_path):
+    """adult_services (causaldata, the Mixtape's panel chapter): providers (`id`) over client `session`s 1-4,
+    written by pandas as floats, and 60 of 1,787 rows without id or session. init guessed nothing (a session
+    was no period, a unit had to be present in every row) and kept no covariate; now the panel is found, the
+    incomplete rows are named, and no covariate is left out as "empty in every row of session None"."""
+    rng = np.random.default_rng(6)
+    rows = [(float(i), float(s), rng.integers(0, 2), rng.normal(), rng.normal(), 20.0 + i % 7)
+            for i in range(40) for s in range(1, 5)]
+    df = pd.DataFrame(rows, columns=["id", "session", "unsafe", "lnw", "age_cl", "age"])
+    df.loc[[3, 50, 90], ["id", "session", "lnw", "age_cl"]] = np.nan
+    df.to_csv(tmp_path / "sessions.csv", index=False)
+    text, spec = init(runner, tmp_path / "sessions.csv", "-t", "unsafe", "-y", "lnw", "-d", "did")
+    assert (spec["design"]["unit"], spec["design"]["time"]) == ("id", "session"), text
+    assert "3 rows miss id or session and will be dropped" in text
+    assert spec["covariates"] == ["age_cl"] and "session None" not in text
+    assert invoke(runner, ["validate", str(write(tmp_path, text))]).exit_code == 0
+
+
 def test_did_panel_of_subgroups_is_named_not_taken_for_cross_sections(runner, tmp_path):
     """abortion (causaldata): a row per state, year, sex and age group; no column is unique per period, and init
     read it as repeated cross-sections without a word about the states. The note names the unit and the

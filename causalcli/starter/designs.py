@@ -207,7 +207,8 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
     for c in list(candidates):
         # jtrain: clemploy, clsales (changes from the year before) are empty in 1987; keeping them drops that
         # year from the panel (with the other gaps, 82 of 471 rows were left)
-        empty = data.sql(f"SELECT {q(time)} FROM d GROUP BY {q(time)} HAVING count({q(c)}) = 0 ORDER BY 1 LIMIT 1")
+        empty = data.sql(f"SELECT {q(time)} FROM d WHERE {q(time)} IS NOT NULL AND {q(unit)} IS NOT NULL "
+                         f"GROUP BY {q(time)} HAVING count({q(c)}) = 0 ORDER BY 1 LIMIT 1")
         if empty and data.present[c] > 0:
             st.left_out[c] = (f"empty in every row of {time} {show(empty[0][0])} (a change or lag from the period "
                               "before?): that period would be dropped from the panel")
