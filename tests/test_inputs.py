@@ -490,3 +490,16 @@ def test_did_categorical_refusal_names_the_derive_way(tmp_path):
             "design": {"method": "did", "unit": "unit", "time": "time"}}
     with pytest.raises(SpecError, match=r"data.derive \(e.g. state_b: \"CAST\(state = 'b' AS INTEGER\)\""):
         run_study(spec)
+
+
+def test_rdd_text_covariate_advice_derives_a_level_column(tmp_path):
+    """rdd refuses `categorical` too: its text covariate gets the same data.derive advice."""
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"score": rng.uniform(-1, 1, 400)})
+    df["y"] = 0.5 * (df.score >= 0) + df.score + rng.normal(scale=0.2, size=400)
+    df["region"] = np.where(rng.uniform(size=400) < 0.5, "north", "south").astype(object)
+    df.loc[0, "region"] = "north"
+    spec = {"version": 1, "data": {"path": str(_save(df, tmp_path / "r.csv"))}, "outcome": "y",
+            "covariates": ["region"], "design": {"method": "rdd", "running": "score", "cutoff": 0}}
+    with pytest.raises(DataError, match=r"data.derive: \{region_north: \"CAST\(region = 'north' AS INTEGER\)\"\}"):
+        run_study(spec)
