@@ -241,6 +241,57 @@ def test_did_ever_treated_indicator_without_cohort_column_asks_for_cohort(runner
     assert res.exit_code == 2 and "key 'design.cohort': is still TODO" in res.stderr
 
 
+def test_did_survey_panel_with_sessions_and_a_few_rows_without_id(runner, tmp_path):
+    """adult_services (causaldata, the Mixtape's panel chapter): providers (`id`) over client `session`s 1-4,
+    written by pandas as floats, and 60 of 1,787 rows without id or session. init guessed nothing (a session
+    was no period, a unit had to be present in every row) and kept no covariate; now the panel is found, the
+    incomplete rows are named, and no covariate is left out as "empty in every row of session None"."""
+    rng = np.random.default_rng(6)
+    rows = [(float(i), float(s), rng.integers(0, 2), rng.normal(), rng.normal(), 20.0 + i % 7)
+            for i in range(40) for s in range(1, 5)]
+    df = pd.DataFrame(rows, columns=["id", "session", "unsafe", "lnw", "age_cl", "age"])
+    df.loc[[3, 50, 90], ["id", "session", "lnw", "age_cl"]] = np.nan
+    df.to_csv(tmp_path / "sessions.csv", index=False)
+    text, spec = init(runner, tmp_path / "sessions.csv", "-t", "unsafe", "-y", "lnw", "-d", "did")
+    assert (spec["design"]["unit"], spec["design"]["time"]) == ("id", "session"), text
+    assert "3 rows miss id or session and will be dropped" in text
+    assert spec["covariates"] == ["age_cl"] and "session None" not in text
+    assert invoke(runner, ["validate", str(write(tmp_path, text))]).exit_code == 0
+
+
+def test_did_panel_of_subgroups_is_named_not_taken_for_cross_sections(runner, tmp_path):
+    """abortion (causaldata): a row per state, year, sex and age group; no column is unique per period, and init
+    read it as repeated cross-sections without a word about the states. The note names the unit and the
+    subgroup columns, and following it (one subgroup, design.unit) gives a spec validate accepts."""
+    base = panel({s: (2004 if i < 5 else 0) for i, s in enumerate(STATES)})
+    cells = pd.DataFrame([(sex, age) for sex in (1, 2) for age in (15, 20, 25)], columns=["sex", "age"])
+    df = base.merge(cells, how="cross")
+    df["y"] = df["y"] + 0.1 * df["sex"] + np.random.default_rng(2).normal(scale=0.1, size=len(df))
+    df.to_csv(tmp_path / "cells.csv", index=False)
+    text, spec = init(runner, tmp_path / "cells.csv", "-t", "treated", "-y", "y", "-d", "did")
+    note = next(line for line in text.splitlines() if line.startswith("# Note: state is seen"))
+    assert "up to 6 rows each (12 values x 8 periods)" in note and "vary within them: sex, age" in note, note
+    spec["data"]["filter"] = "sex = 1 AND age = 15"
+    spec["design"] = {"method": "did", "unit": "state", "time": "year"}
+    spec["covariates"] = []
+    res = invoke(runner, ["validate", str(write(tmp_path, yaml.safe_dump(spec)))])
+    assert res.exit_code == 0, res.stderr
+
+
+def test_did_repeated_cross_sections_with_a_neighbourhood_column_get_no_subgroup_note(runner, tmp_path):
+    """kielmc's shape: houses sold in one of two years, a few-valued neighbourhood seen in both years; the
+    houses of a neighbourhood are not told apart by few-valued columns, so they are no subgroups."""
+    rng = np.random.default_rng(4)
+    n = 240
+    df = pd.DataFrame({"year": rng.choice([1978, 1981], n), "nbh": rng.integers(0, 6, n),
+                       "area": rng.normal(1800, 300, n).round(), "y": rng.normal(size=n)})
+    df["near"] = (df["nbh"] < 2).astype(int)
+    df["near81"] = df["near"] * (df["year"] == 1981)
+    df.to_csv(tmp_path / "houses.csv", index=False)
+    text, spec = init(runner, tmp_path / "houses.csv", "-t", "near81", "-y", "y", "-d", "did")
+    assert spec["design"]["group"] == "near" and "subgroups" not in text
+
+
 # ------------------------------------------------------------------ experiment control
 
 

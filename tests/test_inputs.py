@@ -456,3 +456,50 @@ def test_time_values_in_other_formats_get_their_exact_rewrite(runner, tmp_path, 
     err = res.stderr.strip()
     assert res.exit_code == 3 and "\n" not in err
     assert f"row 2 has {value!r}; {advice}" in err and err.count("YYYY-MM-DD") <= 2
+
+
+def test_did_text_covariate_advice_derives_level_columns_and_following_it_works(tmp_path):
+    """did takes no `categorical`: the advice for a text covariate was to list it there, which did then refused;
+    it now gives the data.derive entry for one level, and that entry, pasted, runs (missing stays missing)."""
+    df = simulate_panel(units=60, periods=4, cohorts=(3,), seed=5)
+    df["shift"] = np.where(df["x"] > 0.2, "1. Night", "2. Day").astype(object)
+    df.loc[0, "shift"] = "1. Night"  # the first row: the one the message quotes
+    df.loc[7, "shift"] = None
+    path = _save(df, tmp_path / "p.csv")
+    spec = {"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "y", "covariates": ["shift"],
+            "design": {"method": "did", "unit": "unit", "time": "time", "estimator": "twfe"}, "refute": []}
+    with pytest.raises(DataError) as err:
+        run_study(spec)
+    message = str(err.value)
+    assert "under 'categorical'" not in message, message
+    entry = message.split("data.derive: ", 1)[1]
+    assert entry == "{shift_1_night: \"CAST(shift = '1. Night' AS INTEGER)\"}", message
+    spec["data"]["derive"] = yaml.safe_load(entry)
+    spec["covariates"] = ["shift_1_night"]
+    res = run_study(spec)
+    assert res.n["dropped_missing_covariates"] == 1
+    df["night"] = np.where(df["shift"].isna(), np.nan, (df["shift"] == "1. Night").astype(float))
+    expected = run_study({**spec, "data": {"path": str(_save(df, tmp_path / "q.csv"))}, "covariates": ["night"]})
+    assert res.estimate.value == pytest.approx(expected.estimate.value, abs=EXACT)
+
+
+def test_did_categorical_refusal_names_the_derive_way(tmp_path):
+    df = simulate_panel(units=30, periods=4, cohorts=(3,), seed=5)
+    spec = {"version": 1, "data": {"path": str(_save(df, tmp_path / "p.csv"))}, "treatment": "d", "outcome": "y",
+            "covariates": ["state"], "categorical": ["state"],
+            "design": {"method": "did", "unit": "unit", "time": "time"}}
+    with pytest.raises(SpecError, match=r"data.derive \(e.g. state_b: \"CAST\(state = 'b' AS INTEGER\)\""):
+        run_study(spec)
+
+
+def test_rdd_text_covariate_advice_derives_a_level_column(tmp_path):
+    """rdd refuses `categorical` too: its text covariate gets the same data.derive advice."""
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"score": rng.uniform(-1, 1, 400)})
+    df["y"] = 0.5 * (df.score >= 0) + df.score + rng.normal(scale=0.2, size=400)
+    df["region"] = np.where(rng.uniform(size=400) < 0.5, "north", "south").astype(object)
+    df.loc[0, "region"] = "north"
+    spec = {"version": 1, "data": {"path": str(_save(df, tmp_path / "r.csv"))}, "outcome": "y",
+            "covariates": ["region"], "design": {"method": "rdd", "running": "score", "cutoff": 0}}
+    with pytest.raises(DataError, match=r"data.derive: \{region_north: \"CAST\(region = 'north' AS INTEGER\)\"\}"):
+        run_study(spec)

@@ -241,6 +241,25 @@ def test_distinct_permutations_are_every_other_arrangement_once():
     assert distinct_permutations(np.zeros(500), 100) is None and distinct_permutations(np.arange(200) % 2, 100) is None
 
 
+def test_enumerated_placebos_that_fail_leave_the_steps_of_p_to_those_estimated(tmp_path):
+    """Snow's cholera 2x2 (causaldata `snow`: four rows, deaths per 10,000 in 1849 and 1854): the group permuted
+    over the rows gives 5 distinct placebos, 2 of them singular (both group rows in one year). p = (1 + 3) / (1 + 3)
+    comes from the 3 estimated: its steps are 1/4, where the detail said 1/6."""
+    df = pd.DataFrame({"year": [1849, 1849, 1854, 1854], "lambeth": [0, 1, 0, 1],
+                       "deathrate": [134.9, 130.1, 146.6, 84.9]})
+    df["moved"] = df.lambeth * (df.year == 1854)
+    path = tmp_path / "snow.csv"
+    df.to_csv(path, index=False)
+    spec = {"version": 1, "data": {"path": str(path)}, "treatment": "moved", "outcome": "deathrate",
+            "design": {"method": "did", "time": "year", "group": "lambeth", "estimator": "2x2"},
+            "refute": [{"placebo_treatment": {}}]}
+    res = run_study(spec, jobs=1)
+    assert res.estimate.value == pytest.approx(-56.9, abs=1e-9)  # (84.9 - 130.1) - (146.6 - 134.9)
+    r = res.refutations[0]
+    assert "only 5 distinct" in r.detail and "2 of 5 simulations could not be estimated" in r.detail, r.detail
+    assert "steps of 1/4" in r.detail and r.p_value == pytest.approx(1.0)
+
+
 def test_placebo_treatment_on_a_tiny_sample_enumerates_and_gives_the_exact_p(tmp_path):
     """8 units, 3 treated: C(8, 3) = 56 assignments, 55 besides the real one, fewer than 100 simulations.
     The p-value is the exact randomisation p, recomputed here over every assignment."""

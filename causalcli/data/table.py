@@ -360,7 +360,8 @@ def require_columns(table: Table, roles: dict[str, tuple[str, str]], treated_val
     """Check that each column exists and read it as its role needs (``causalcli.data.types``).
 
     ``roles`` maps a column to (spec key, kind), kind one of ``numeric`` (text holding only
-    numbers is read as numbers), ``binary`` (0/1, boolean, yes/no, t/f, or two values of which
+    numbers is read as numbers), ``numeric_only`` (the same, for a design that takes no categorical
+    covariates: the advice for text derives 0/1 columns), ``binary`` (0/1, boolean, yes/no, t/f, or two values of which
     ``treated_value`` is the treated one; made 0/1), ``time`` (numbers, or dates, timestamps and
     ISO date strings made period numbers 1..T), ``any``. A ``time`` column comes before the
     columns (cohorts) read in its type.
@@ -379,8 +380,8 @@ def require_columns(table: Table, roles: dict[str, tuple[str, str]], treated_val
             )
         if kind == "binary":
             binary_treatment(table, column, key, treated_value)
-        elif kind == "numeric":
-            numeric_column(table, column, key)
+        elif kind in ("numeric", "numeric_only"):
+            numeric_column(table, column, key, categories=kind == "numeric")
         if kind == "binary":
             q = quote_identifier(column)
             bad = table.sql(

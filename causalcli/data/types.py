@@ -129,8 +129,11 @@ def _time_advice(text: str) -> str:
     return "fix the value, or drop the row with data.filter"
 
 
-def number_advice(value: str, role: str) -> str:
-    """What to do about a text value in a column that must hold numbers, for this role."""
+def number_advice(value: str, role: str, levels_of: str | None = None) -> str:
+    """What to do about a text value in a column that must hold numbers, for this role.
+
+    ``levels_of``: the column, when the design takes no categorical covariates (did, rdd): the advice is then a
+    0/1 column derived from the level, not the ``categorical`` key those designs refuse."""
     text = value.strip()
     if text.lower() in MISSING_TOKENS or text == "":
         return ("write missing values as empty fields, or drop those rows with data.filter "
@@ -141,6 +144,8 @@ def number_advice(value: str, role: str) -> str:
         return f"write decimals with a point ({text.replace(',', '.')}), or set data.delimiter if ',' is not it"
     if re.fullmatch(r"[-+]?[$€£]\s?[\d.,]+|[\d.,]+\s?%", text):
         return "write the bare number, without currency or percent signs"
+    if role == "covariate" and levels_of is not None:
+        return level_column_advice(levels_of, value)
     if role == "covariate":
         return "list the column under 'categorical' if it is a category, or fix the value"
     if role == "time":
@@ -150,8 +155,34 @@ def number_advice(value: str, role: str) -> str:
     return f"the {role} must be a number in every row; fix the value or drop the row with data.filter"
 
 
-def numeric_column(table: "Table", column: str, key: str) -> None:
-    """A numeric column as it is; a text column whose values are all numbers becomes DOUBLE; else exit 3."""
+def _slug(text: str, limit: int = 30) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_")[:limit]
+
+
+def _derive_example(name: str, sql: str) -> str:
+    """A ``data.derive`` entry as YAML flow text (the SQL double-quoted, its own double quotes escaped)."""
+    return "data.derive: {" + name + ": \"" + sql.replace("\\", "\\\\").replace('"', '\\"') + "\"}"
+
+
+def _sql_name(column: str) -> str:
+    """The column as a user writes it in SQL: bare when it is a plain identifier."""
+    return column if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column) else _quote(column)
+
+
+def level_column_advice(column: str, value: str) -> str:
+    """A design without categorical covariates: one 0/1 column per level, through ``data.derive``."""
+    name = f"{_slug(column) or 'column'}_{_slug(value, 20) or 'level'}"
+    if name[0].isdigit():
+        name = f"c_{name}"
+    return ("this design takes no categorical covariates: derive a 0/1 column per level and list those, e.g. "
+            + _derive_example(name, f"CAST({_sql_name(column)} = {_literal(value)} AS INTEGER)"))
+
+
+def numeric_column(table: "Table", column: str, key: str, categories: bool = True) -> None:
+    """A numeric column as it is; a text column whose values are all numbers becomes DOUBLE; else exit 3.
+
+    ``categories``: the design takes categorical covariates; without, a text covariate's advice is a derived
+    0/1 column."""
     if table.is_numeric(column):
         return
     role = role_name(key)
@@ -162,14 +193,17 @@ def numeric_column(table: "Table", column: str, key: str) -> None:
             replace_column(table, column, f"CAST(NULLIF(trim({q}), '') AS DOUBLE)")
             return
         row, value = bad
-        advice = number_advice(str(value), role).replace("{column}", column.replace('"', '\\"'))
+        advice = number_advice(str(value), role, None if categories else column)
+        advice = advice.replace("{column}", column.replace('"', '\\"'))
         text = str(value).strip()
         if text.lower() in MISSING_TOKENS:  # a CSV of R's (NA) or Stata's ('.'): one key reads it as missing
             advice = f"{advice}; or set data.na_values: [{_literal(text)}] to read it as missing"
         raise DataError(f"column {column!r} ({role}) must be numeric: row {row}{_where(table)} has {str(value)!r}; "
                         f"{advice}", file=table.file, key=key, column=column)
-    advice = ("list it under 'categorical' if it is a category" if role == "covariate"
-              else f"the {role} must be a number")
+    advice = (f"the {role} must be a number" if role != "covariate" else
+              "list it under 'categorical' if it is a category" if categories else
+              "this design takes no categorical covariates: derive a number from it, e.g. "
+              + _derive_example(f"{_slug(column) or 'column'}_num", f"CAST({_sql_name(column)} AS INTEGER)"))
     raise DataError(f"column {column!r} ({role}) must be numeric but is {table.types[column]}; {advice}",
                     file=table.file, key=key, column=column)
 

@@ -15,7 +15,7 @@ from causalcli.starter.columns import screen_columns
 from causalcli.starter.profile import DataProfile, norm, plain, show, sql_literal
 from causalcli.starter.roles import (
     CLUSTER_NAMES, CONTROL_NAMES, guess_cohort, guess_panel, id_like, needs_treated_value, time_like, treated_expr,
-    treated_of,
+    several_rows_per_cell, treated_of,
 )
 from causalcli.starter.estimand import choose_estimand
 from causalcli.starter.text import Starter
@@ -118,6 +118,9 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
     if time and not unit:
         st.guessed.append(f"design.time: {time} (named like a period); no column is unique per unit x {time}")
         _build_cross_sections(data, spec, d, st, treatment, time)
+        cells = several_rows_per_cell(data, time, taken)
+        if cells:
+            st.notes.append(cells)
         return
     if not (unit or time):
         st.notes.append("if each row is a different person or firm seen once (repeated cross-sections), remove "
@@ -197,7 +200,8 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
     for c in list(candidates):
         # jtrain: clemploy, clsales (changes from the year before) are empty in 1987; keeping them drops that
         # year from the panel (with the other gaps, 82 of 471 rows were left)
-        empty = data.sql(f"SELECT {q(time)} FROM d GROUP BY {q(time)} HAVING count({q(c)}) = 0 ORDER BY 1 LIMIT 1")
+        empty = data.sql(f"SELECT {q(time)} FROM d WHERE {q(time)} IS NOT NULL AND {q(unit)} IS NOT NULL "
+                         f"GROUP BY {q(time)} HAVING count({q(c)}) = 0 ORDER BY 1 LIMIT 1")
         if empty and data.present[c] > 0:
             st.left_out[c] = (f"empty in every row of {time} {show(empty[0][0])} (a change or lag from the period "
                               "before?): that period would be dropped from the panel")

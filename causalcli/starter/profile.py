@@ -165,7 +165,9 @@ class DataProfile:
         return (self.rows - self.present[c] + self.nan.get(c, 0)) / self.rows
 
     def constant_within(self, column: str, unit: str) -> bool:
-        return not self.sql(f"SELECT 1 FROM d GROUP BY {q(unit)} HAVING count(DISTINCT {q(column)}) > 1 LIMIT 1")
+        # rows without a unit are dropped by estimate: they are no unit of their own
+        return not self.sql(f"SELECT 1 FROM d WHERE {q(unit)} IS NOT NULL GROUP BY {q(unit)} "
+                            f"HAVING count(DISTINCT {q(column)}) > 1 LIMIT 1")
 
     def sample(self, columns: list[str]) -> "Any":
         """Up to SAMPLE_ROWS rows of these columns (all rows when the file is that small), as pandas."""

@@ -7,7 +7,9 @@ from typing import Any
 from causalcli.data.table import quote_identifier as q
 from causalcli.starter.profile import DataProfile, norm, sql_literal
 
-TIME_WORDS = {"year", "yr", "date", "period", "time", "month", "week", "quarter", "day", "wave", "t"}
+# session, round, visit: the waves of a survey panel (causaldata's adult_services: sex workers' client sessions)
+TIME_WORDS = {"year", "yr", "date", "period", "time", "month", "week", "quarter", "day", "wave", "t", "session",
+              "round", "visit"}
 COHORT_NAMES = {"cohort", "g", "gname", "first_treat", "first_treated", "first_treatment", "treat_year",
                 "year_treated", "treatment_year", "adopt_year", "adoption_year", "year_first_treated",
                 "first_year_treated", "treat_date", "treatment_date", "first_treat_period"}
@@ -46,15 +48,18 @@ def guess_panel(data: DataProfile, taken: set[str]) -> tuple[str | None, str | N
                               and not norm(c).endswith("id")))
     for t in times:
         for u in units:
-            pairs = data.sql(f"SELECT count(*) FROM (SELECT DISTINCT {q(u)}, {q(t)} FROM d "
-                             f"WHERE {q(u)} IS NOT NULL AND {q(t)} IS NOT NULL)")[0][0]
-            if pairs != data.present[u] or data.present[u] != data.rows:
+            # a few rows without a unit or period (adult_services: 60 of 1,787) are dropped by estimate, and say so
+            pairs, both = data.sql(f"SELECT count(DISTINCT ({q(u)}, {q(t)})), count(*) FROM d "
+                                   f"WHERE {q(u)} IS NOT NULL AND {q(t)} IS NOT NULL")[0]
+            if pairs != both or both < 0.9 * data.rows:
                 continue
             if data.constant_within(t, u):
                 continue
             n_u, n_t = data.distinct.exact_count(u), data.distinct.exact_count(t)
-            shape = (f"a balanced panel of {n_u:,} units x {n_t:,} periods" if n_u * n_t == data.rows
-                     else f"{n_u:,} units x {n_t:,} periods, {data.rows:,} rows (unbalanced)")
+            shape = (f"a balanced panel of {n_u:,} units x {n_t:,} periods" if n_u * n_t == both
+                     else f"{n_u:,} units x {n_t:,} periods, {both:,} rows (unbalanced)")
+            if both < data.rows:
+                shape += f"; {data.rows - both:,} rows miss {u} or {t} and will be dropped"
             return u, t, f"unique per {u} x {t}: {shape}"
     return None, times[0] if times else None, ""
 
@@ -126,3 +131,33 @@ def treated_expr(data: DataProfile, treatment: str) -> str | None:
     if coding[0] == "boolean":
         return f"({col})"
     return f"({col} = {sql_literal(coding[1])})"
+
+
+def several_rows_per_cell(data: DataProfile, time: str, taken: set[str]) -> str | None:
+    """When no column is unique per period, a unit seen in every period with several rows in each (abortion's states,
+    a row per race, sex and age group): a panel of subgroups, not repeated cross-sections. The note names the unit,
+    the rows per unit and period, and the few-valued columns that tell those rows apart."""
+    n_t = data.distinct.exact_count(time)
+    units = [c for c in data.types if c not in taken | {time} and not cohort_like(c)
+             and data.kind(c) in ("integer", "text") and data.present[c] == data.rows
+             and 2 < data.distinct[c] <= data.rows // (2 * n_t)]
+    # the most units first, names like a unit before others at equal counts
+    units.sort(key=lambda c: (-data.distinct[c], not any(w in norm(c) for w in UNIT_WORDS)))
+    for u in units:
+        pairs, most = data.sql(f"SELECT count(*), max(n) FROM (SELECT count(*) AS n FROM d "
+                               f"WHERE {q(time)} IS NOT NULL GROUP BY {q(u)}, {q(time)})")[0]
+        if pairs != data.distinct[u] * n_t or most < 2:
+            continue  # not seen in every period
+        subgroups = [c for c in data.types if c not in taken | {time, u} and 2 <= data.distinct[c] <= 12
+                     and data.sql(f"SELECT 1 FROM d GROUP BY {q(u)}, {q(time)} "
+                                  f"HAVING count(DISTINCT {q(c)}) > 1 LIMIT 1")]
+        key = ", ".join(q(c) for c in (u, time, *subgroups))
+        # houses of a neighbourhood sold each year (kielmc's nbh) are no subgroups: few-valued columns do not
+        # tell them apart, where a state's race x sex x age rows are told apart exactly
+        if not subgroups or data.sql(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM d)")[0][0] != data.rows:
+            continue
+        told = f"; the columns that vary within them: {', '.join(subgroups[:6])}{' ...' if len(subgroups) > 6 else ''}"
+        return (f"{u} is seen in every {time} with up to {most} rows each ({data.distinct[u]} values x {n_t} "
+                f"periods): subgroups of a panel rather than repeated cross-sections{told}; keep one subgroup per "
+                f"{u} and {time} with data.filter (or aggregate the rows), then set design.unit: {u}")
+    return None

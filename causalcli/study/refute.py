@@ -190,10 +190,13 @@ def _how_many_ran(r: Refutation, opts: Any, pl: list | None, sims: list[float], 
     name = r.name
     if pl is not None:
         noun = _PLACEBO_NOUN.get(name, "placebos")
+        # p counts the placebos that could be estimated (snow's 2x2 on 4 rows: 3 of 5, steps of 1/4)
+        estimated = int(np.count_nonzero(np.isfinite(np.asarray(sims, dtype=float))))
         return replace(r, monte_carlo_se=0.0,  # every placebo ran: p is exact, no Monte Carlo error
                        detail=f"{r.detail}; the data allow only {len(pl)} distinct {noun}, no more than the "
                               f"{opts.simulations} simulations asked for: each was run once (none drawn at "
-                              f"random), so p moves in steps of 1/{len(pl) + 1} and more simulations cannot lower it")
+                              f"random), so p moves in steps of 1/{estimated + 1} and more simulations cannot "
+                              "lower it")
     if len(sims) < opts.simulations:
         return replace(r, detail=f"{r.detail}; settled after {len(sims)} of at most {opts.simulations} simulations")
     # A placebo pass is an exact test at any count; a failure, or a stability verdict, can be open

@@ -108,8 +108,10 @@ class DidDesign(Design):
             raise SpecError("segments are not built yet for the did design; remove 'segments'", file=file,
                             key="segments")
         if study.categorical:
-            raise SpecError("categorical covariates are not built yet for the did design; encode them as 0/1 "
-                            "columns", file=file, key="categorical")
+            c = study.categorical[0]
+            raise SpecError("categorical covariates are not built yet for the did design; encode each level as "
+                            f"a 0/1 column with data.derive (e.g. {c}_b: \"CAST({c} = 'b' AS INTEGER)\": missing "
+                            "stays missing) and list those under covariates", file=file, key="categorical")
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         d = study.design
@@ -127,7 +129,7 @@ class DidDesign(Design):
         if study.weights:
             roles.setdefault(study.weights, ("weights", "numeric"))
         for i, c in enumerate(study.covariates):
-            roles.setdefault(c, (f"covariates[{i}]", "numeric"))
+            roles.setdefault(c, (f"covariates[{i}]", "numeric_only"))
         require_columns(table, roles, d.treated_value, spec.study.data.timezone)
         if d.cohort:  # in the time column's type: read as the same period numbers
             from causalcli.data.types import cohort_column

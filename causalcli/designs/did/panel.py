@@ -186,6 +186,7 @@ class PanelColumns:
     ucode: np.ndarray
     n_units: int
     unit_labels: np.ndarray
+    zero_weight: int = 0  # rows dropped for a weight of 0
 
 
 def _used_columns(study: "Study") -> list[str]:
@@ -265,6 +266,16 @@ def read_panel(study: "Study", table: "Table") -> PanelColumns:
     refuse_infinite(arr, [r for r in roles if r[0] not in (d.unit, d.time)], (), table.file)
     if len(arr[d.time]) == 0:
         raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
+    zero_weight = 0
+    if study.weights:
+        # a row of weight 0 adds nothing to the fit but would count in N (and G) of the small-sample factor;
+        # fixest drops such rows, so CRV1 standard errors equal its own
+        positive = np.asarray(arr[study.weights], dtype=np.float64) > 0
+        zero_weight = int(positive.size - np.count_nonzero(positive))
+        if zero_weight == positive.size:
+            raise DataError("every weight is zero", file=table.file, key="weights")
+        if zero_weight:
+            arr = {k: v[positive] for k, v in arr.items()}
     time_raw = np.asarray(arr[d.time], dtype=np.float64)
     # no design.unit: repeated cross-sections, each row its own unit (numbered in the rows' value order)
     unit_raw = np.asarray(arr[d.unit]) if d.unit else np.arange(time_raw.size)
@@ -278,7 +289,7 @@ def read_panel(study: "Study", table: "Table") -> PanelColumns:
                         f"period {period_text(float(t), table.period_labels.get(d.time))} (columns {d.unit!r}, "
                         f"{d.time!r}); aggregate or deduplicate "
                         "first", file=table.file, key="design.unit", column=d.unit)
-    return PanelColumns(arr, missing, unit_raw, time_raw, times, tcode, ucode, n_units, unit_labels)
+    return PanelColumns(arr, missing, unit_raw, time_raw, times, tcode, ucode, n_units, unit_labels, zero_weight)
 
 
 def _first_treated_periods(study: "Study", c: PanelColumns, absorbing: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -313,6 +324,10 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
     arr, unit_raw, time_raw = c.arrays, c.unit_raw, c.time_raw
     times, tcode, ucode, n_units, unit_labels = c.times, c.tcode, c.ucode, c.n_units, c.unit_labels
     warnings: list[str] = list(c.missing.warnings)
+    if c.zero_weight:
+        warnings.append(f"{c.zero_weight} row{'s' * (c.zero_weight != 1)} with a weight of 0 ({study.weights!r}) "
+                        "were dropped: they add nothing to the estimate and, kept, would count as observations "
+                        "(as fixest drops them)")
     absorbing = d.estimator != "twfe" or d.event_study is not None
     g_unit_val, row_d = _first_treated_periods(study, c, absorbing)
     labels = table.period_labels.get(d.time)
@@ -418,7 +433,8 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
     elif not balanced:
         warnings.append(f"unbalanced panel: {panel['missing_unit_periods']} unit-periods are missing "
                         f"({n_units} units x {times.size} periods, {y.size} rows)")
-    n = {"rows": table.rows, **c.missing.n, "units": n_units,
+    n = {"rows": table.rows, **c.missing.n, **({"dropped_zero_weight": c.zero_weight} if c.zero_weight else {}),
+         "units": n_units,
          "treated_units": int((g_idx >= 0).sum()), "control_units": int((g_idx < 0).sum()),
          "units_treated_first_period_dropped": n_first, "units_always_treated_kept": int((g_idx == 0).sum()),
          "periods": int(times.size), "clusters": int(G)}

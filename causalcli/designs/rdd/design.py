@@ -123,7 +123,7 @@ class RddDesign(Design[RddData]):
         if _fuzzy(study):
             roles.setdefault(_fuzzy(study), ("design.fuzzy", "numeric"))
         for i, c in enumerate(study.covariates):
-            roles.setdefault(c, (f"covariates[{i}]", "numeric"))
+            roles.setdefault(c, (f"covariates[{i}]", "numeric_only"))
         if d.cluster:
             roles.setdefault(d.cluster, ("design.cluster", "any"))
         require_columns(table, roles)
