@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -202,3 +203,24 @@ def test_validate_text_says_when_every_row_is_complete_and_counts_one_dropped_ro
     df.to_csv(tmp_path / "d.csv", index=False)
     res = invoke(runner, ["validate", str(write_spec(base_spec("d.csv")))])
     assert "the study uses 99 complete rows; 1 is dropped for a missing value (outcome 1)" in res.stdout
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_a_failed_spec_is_an_error_object_in_the_json_as_estimate_writes_it(runner, write_spec, tmp_path, command):
+    # jq over a batch saw only the specs that passed: the failed one was a line on stderr alone
+    simulate(100).to_csv(tmp_path / "d.csv", index=False)
+    good = write_spec(base_spec("d.csv")) if command == "validate" else \
+        Path(__file__).resolve().parents[1] / "specs" / "ab_test.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: bad\ndata: {path: d.csv}\ntreatment: t\noutcome: nope\n"
+                   "design: {method: matching}\n")
+    res = invoke(runner, [command, str(bad), str(good), "--format", "json"])
+    assert res.exit_code == 2 and "error: " in res.stderr
+    reports = json.loads(res.stdout)
+    assert isinstance(reports, list) and len(reports) == 2
+    error = reports[0]["error"]
+    assert error["exit_code"] == 2 and error["key"] and error["message"] and error["file"] == str(bad)
+    assert (reports[0]["spec"] if command == "validate" else reports[0]["spec_path"]) == str(bad)
+    assert "error" not in reports[1]
+    alone = invoke(runner, [command, str(bad), "--format", "json"])
+    assert alone.exit_code == 2 and json.loads(alone.stdout)["error"] == error  # one spec: one object

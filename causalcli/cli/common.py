@@ -46,15 +46,23 @@ def say(message: str) -> None:
         typer.echo(message, err=True)
 
 
+def error_object(exc: CausalcliError) -> dict[str, Any]:
+    """A spec's error as ``estimate``'s JSON writes it: exit code, key, message (and line, column, file)."""
+    from causalcli.study.batch import failure
+
+    return failure("", "", exc).to_dict()["error"]
+
+
 def write_reports(reports: list[Any], as_json: bool, text_of: Callable[[Any], str], output: Any) -> None:
-    """A command's reports (plan, validate): JSON (one object, or a list of several) or text, to stdout or
-    atomically to ``output`` (said on stderr)."""
+    """A command's reports (plan, validate): JSON (one object, or a list of several, a failed spec's entry
+    holding its ``error`` object, as estimate's) or text (the failed specs' lines went to stderr), to stdout
+    or atomically to ``output`` (said on stderr)."""
     import json
 
     from causalcli.runtime.atomic import write_atomic
 
     text = (json.dumps(reports[0] if len(reports) == 1 else reports, indent=2) + "\n" if as_json else
-            "".join(text_of(r) for r in reports))
+            "".join(text_of(r) for r in reports if "error" not in r))
     if output is None:
         typer.echo(text, nl=False)
     else:

@@ -7,7 +7,9 @@ from typing import Any, List, Optional
 
 import typer
 
-from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, choices, guarded, trace_on_debug, write_reports
+from causalcli.cli.common import (
+    DEBUG_OPTION, QUIET_OPTION, choices, error_object, guarded, trace_on_debug, write_reports,
+)
 from causalcli.errors import CausalcliError
 
 Format = choices("PlanFormat", ("table", "json"))
@@ -28,7 +30,7 @@ def plan_command(
 ) -> None:
     """Size an experiment: units per arm for each metric's mde, the effect the data's size detects, and days."""
     from causalcli.runtime.atomic import check_writable
-    from causalcli.study.plan import plan_studies
+    from causalcli.study.plan import PLAN_SCHEMA, plan_studies
 
     if output is not None:
         check_writable(output, "--output")
@@ -37,10 +39,12 @@ def plan_command(
         if isinstance(planned, CausalcliError):
             typer.echo(f"error: {planned.located()}", err=True)
             code = max(code, planned.exit_code)
+            plans.append({"schema": PLAN_SCHEMA, "spec_path": display, "error": error_object(planned)})
             continue
         plans.append(planned)
+    tables = [p for p in plans if "error" not in p]
     if plans:  # (tables joined by a blank line: each but the last ends with one)
-        write_reports(plans, format.value == "json", lambda p: plan_table(p) + ("\n" if p is not plans[-1] else ""),
+        write_reports(plans, format.value == "json", lambda p: plan_table(p) + ("\n" if p is not tables[-1] else ""),
                       output)
     raise typer.Exit(code)
 

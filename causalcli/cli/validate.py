@@ -7,7 +7,9 @@ from typing import Any, List, Optional
 
 import typer
 
-from causalcli.cli.common import DEBUG_OPTION, QUIET_OPTION, choices, guarded, trace_on_debug, write_reports
+from causalcli.cli.common import (
+    DEBUG_OPTION, QUIET_OPTION, choices, error_object, guarded, trace_on_debug, write_reports,
+)
 from causalcli.errors import CausalcliError
 
 Format = choices("ValidateFormat", ("text", "json"))
@@ -39,6 +41,7 @@ def validate_command(
         if isinstance(checked, CausalcliError):
             typer.echo(f"error: {checked.located(display)}", err=True)
             code = max(code, checked.exit_code)
+            reports.append({"spec": display, "error": error_object(checked)})
             continue
         study = checked.spec.study
         data = study.data
@@ -48,6 +51,7 @@ def validate_command(
             trace_on_debug(exc)
             typer.echo(f"error: {exc.located(display)}", err=True)
             code = max(code, exc.exit_code)
+            reports.append({"spec": display, "error": error_object(exc)})
             continue
         reports.append({"spec": display, "study": checked.spec.name, "design": study.design.method,
                         "backend": data.backend, "data": data.table or data.path,
