@@ -51,6 +51,16 @@ def test_linear_dml_recovers_a_constant_effect_with_nuisance_diagnostics(csv):
     assert res.n["treated"] + res.n["control"] == 3000
 
 
+def test_provenance_names_the_learners_libraries(csv):
+    # EconML and scikit-learn fit the nuisance models and the final stage: their versions change the numbers
+    from importlib import metadata
+
+    df, _ = simulate_dml(300, seed=3)
+    versions = run_study(dml_spec(csv(df), _study={"refute": []})).provenance["versions"]
+    assert versions["econml"] == metadata.version("econml")
+    assert versions["scikit-learn"] == metadata.version("scikit-learn")
+
+
 def test_gbm_learners_remove_nonlinear_confounding(csv):
     """Nonlinear confounding that a linear adjustment gets wrong; gradient boosting must not."""
     df, _ = simulate_dml(3000, seed=5, nonlinear=True)
