@@ -18,7 +18,7 @@ from typing import Any, TYPE_CHECKING
 from causalcli import __version__
 from causalcli.records import StudyFailure
 from causalcli.render.items import Item
-from causalcli.render.fmt import num, pval, verdict
+from causalcli.render.fmt import estimand_reading, num, pval, verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -148,10 +148,12 @@ def _summary_table(items: list[Item]) -> str:
 def _study(r: Result, plots: dict[str, bytes]) -> str:
     e = r.estimate
     level = f"{round(e.conf_level * 100)}%"
+    meaning, interpretation = estimand_reading(r.diagnostics)  # iv: what late stands for with these data
     out = [f'<section class="study" id="{_id(r.study)}">',
            f"<h2>{_e(r.study)} {_badge(r.passed)}</h2>",
-           f'<p class="muted">{_e(r.design)} / {_e(r.estimator)}, estimand {_e(r.estimand.upper())}; '
-           f"spec {_e(r.spec_path)}</p>",
+           f'<p class="muted">{_e(r.design)} / {_e(r.estimator)}, estimand {_e(r.estimand.upper())}'
+           f"{': ' + _e(meaning) if meaning else ''}; spec {_e(r.spec_path)}</p>",
+           *([f'<p class="estimand">{_e(interpretation)}</p>'] if interpretation else []),
            '<div class="headline">',
            f'<div><div class="effect">{num(e.value)}</div><div class="muted">effect</div></div>',
            f"<div><div>{level} interval {_ci(e)}</div><div>SE {num(e.std_error)}, p {_e(pval(e.p_value))}</div>"
