@@ -398,3 +398,18 @@ def test_ate_and_segment_intervals_cover_at_their_nominal_rate():
             hits_seg += e.ci_lower < SEGMENT_EFFECTS[e.label.split("=")[1]] < e.ci_upper
     assert 0.91 <= hits_ate / draws <= 0.99
     assert 0.91 <= hits_seg / seg_total <= 0.99
+
+
+def test_report_shows_the_nuisance_scores_outside_the_json_block(csv):
+    """The out-of-fold R² and AUC that say whether the learners fit sat only in the collapsed JSON of the report."""
+    from causalcli.numbers import num
+    from causalcli.render.html import render_html
+
+    df, _ = simulate_dml(300, seed=3)
+    res = run_study(dml_spec(csv(df)))
+    page = render_html([res])
+    table = page[page.index("diagnostics in numbers"):page.index("all diagnostics")]
+    nuisance = res.diagnostics["nuisance"]
+    for name in ("outcome_r2", "propensity_auc", "propensity_brier", "at_zero_or_one"):
+        assert f"<td>nuisance</td><td>{name}</td><td class=num>{num(nuisance[name])}</td>" in table
+    assert "<td>dml</td><td>folds</td><td class=num>5</td>" in table

@@ -217,6 +217,9 @@ def _diagnostics(diag: dict[str, Any]) -> str:
             rest[key] = value
     out.extend(_records_table(title, [{"name": name, **record} for name, record in value.items()])
                for title, value in _named_tables(rest))
+    numbers = _section_numbers(rest)
+    if numbers:
+        out.append(_records_table("diagnostics in numbers", numbers))
     if rest:
         out.append("<details><summary>all diagnostics</summary><pre>"
                    + _e(json.dumps(rest, indent=2, default=str, allow_nan=True)) + "</pre></details>")
@@ -249,6 +252,14 @@ def _named_tables(diag: dict[str, Any]) -> list[tuple[str, dict[str, dict]]]:
             found.extend((f"{key}: {inner}".replace("_", " "), table) for inner, table in value.items()
                          if numeric_records(table))
     return found
+
+
+def _section_numbers(diag: dict[str, Any]) -> list[dict[str, Any]]:
+    """The numbers directly under each diagnostics section (dml's nuisance R² and AUC, did's panel counts), which
+    otherwise sat only in the collapsed JSON block; they stay in it too."""
+    return [{"section": key.replace("_", " "), "name": name, "value": value}
+            for key, section in diag.items() if isinstance(section, dict)
+            for name, value in section.items() if isinstance(value, (int, float)) and not isinstance(value, bool)]
 
 
 def _cell(v: Any) -> str:
