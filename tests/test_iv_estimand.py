@@ -125,4 +125,5 @@ def test_spec_level_reading_does_not_call_every_late_a_complier_effect(runner, t
     before = json.loads(res.stdout)["identified_by"]
     assert before == out["diagnostics"]["identification"]["identified_by"]
     assert "local average effect" not in before
-    assert "a complier effect when it is binary, an average causal response when it takes many" in before
+    assert ("a complier effect when it is binary, an average causal response when it takes more than two "
+            "whole-number values, a weighted average of derivatives when it is continuous") in before
