@@ -413,3 +413,9 @@ def test_report_shows_the_nuisance_scores_outside_the_json_block(csv):
     for name in ("outcome_r2", "propensity_auc", "propensity_brier", "at_zero_or_one"):
         assert f"<td>nuisance</td><td>{name}</td><td class=num>{num(nuisance[name])}</td>" in table
     assert "<td>dml</td><td>folds</td><td class=num>5</td>" in table
+    # a whole number stored as a float (did's first period) reads as the integer, not "2,003.0"
+    from dataclasses import replace
+
+    page = render_html([replace(res, diagnostics={"panel": {"first_period": 2003.0, "share": 0.25}})])
+    assert "<td>panel</td><td>first_period</td><td class=num>2003</td>" in page
+    assert f"<td>panel</td><td>share</td><td class=num>{num(0.25)}</td>" in page

@@ -257,7 +257,10 @@ def _named_tables(diag: dict[str, Any]) -> list[tuple[str, dict[str, dict]]]:
 def _section_numbers(diag: dict[str, Any]) -> list[dict[str, Any]]:
     """The numbers directly under each diagnostics section (dml's nuisance R² and AUC, did's panel counts), which
     otherwise sat only in the collapsed JSON block; they stay in it too."""
-    return [{"section": key.replace("_", " "), "name": name, "value": value}
+    def shown(value: float) -> float | int:  # a whole float (did's first period, 2003.0) reads as the integer
+        return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53 else value
+
+    return [{"section": key.replace("_", " "), "name": name, "value": shown(value)}
             for key, section in diag.items() if isinstance(section, dict)
             for name, value in section.items() if isinstance(value, (int, float)) and not isinstance(value, bool)]
 
