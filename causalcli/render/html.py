@@ -18,7 +18,7 @@ from typing import Any, TYPE_CHECKING
 from causalcli import __version__
 from causalcli.records import StudyFailure
 from causalcli.render.items import Item
-from causalcli.render.fmt import num, pval, verdict
+from causalcli.render.fmt import estimand_reading, num, pval, verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -148,10 +148,12 @@ def _summary_table(items: list[Item]) -> str:
 def _study(r: Result, plots: dict[str, bytes]) -> str:
     e = r.estimate
     level = f"{round(e.conf_level * 100)}%"
+    meaning, interpretation = estimand_reading(r.diagnostics)  # iv: what late stands for with these data
     out = [f'<section class="study" id="{_id(r.study)}">',
            f"<h2>{_e(r.study)} {_badge(r.passed)}</h2>",
-           f'<p class="muted">{_e(r.design)} / {_e(r.estimator)}, estimand {_e(r.estimand.upper())}; '
-           f"spec {_e(r.spec_path)}</p>",
+           f'<p class="muted">{_e(r.design)} / {_e(r.estimator)}, estimand {_e(r.estimand.upper())}'
+           f"{': ' + _e(meaning) if meaning else ''}; spec {_e(r.spec_path)}</p>",
+           *([f'<p class="estimand">{_e(interpretation)}</p>'] if interpretation else []),
            '<div class="headline">',
            f'<div><div class="effect">{num(e.value)}</div><div class="muted">effect</div></div>',
            f"<div><div>{level} interval {_ci(e)}</div><div>SE {num(e.std_error)}, p {_e(pval(e.p_value))}</div>"
@@ -215,6 +217,9 @@ def _diagnostics(diag: dict[str, Any]) -> str:
             rest[key] = value
     out.extend(_records_table(title, [{"name": name, **record} for name, record in value.items()])
                for title, value in _named_tables(rest))
+    numbers = _section_numbers(rest)
+    if numbers:
+        out.append(_records_table("diagnostics in numbers", numbers))
     if rest:
         out.append("<details><summary>all diagnostics</summary><pre>"
                    + _e(json.dumps(rest, indent=2, default=str, allow_nan=True)) + "</pre></details>")
@@ -247,6 +252,17 @@ def _named_tables(diag: dict[str, Any]) -> list[tuple[str, dict[str, dict]]]:
             found.extend((f"{key}: {inner}".replace("_", " "), table) for inner, table in value.items()
                          if numeric_records(table))
     return found
+
+
+def _section_numbers(diag: dict[str, Any]) -> list[dict[str, Any]]:
+    """The numbers directly under each diagnostics section (dml's nuisance R² and AUC, did's panel counts), which
+    otherwise sat only in the collapsed JSON block; they stay in it too."""
+    def shown(value: float) -> float | int:  # a whole float (did's first period, 2003.0) reads as the integer
+        return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53 else value
+
+    return [{"section": key.replace("_", " "), "name": name, "value": shown(value)}
+            for key, section in diag.items() if isinstance(section, dict)
+            for name, value in section.items() if isinstance(value, (int, float)) and not isinstance(value, bool)]
 
 
 def _cell(v: Any) -> str:

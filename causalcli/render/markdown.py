@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from causalcli.records import StudyFailure
 from causalcli.render.items import Item
-from causalcli.render.fmt import num, pval, verdict
+from causalcli.render.fmt import estimand_reading, num, pval, verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -27,6 +27,10 @@ def render_markdown(items: list[Item]) -> str:
         if isinstance(it, StudyFailure):
             continue
         lines += ["", f"### {it.study}", ""]
+        meaning, interpretation = estimand_reading(it.diagnostics)  # iv: what late stands for with these data
+        if meaning or interpretation:
+            lines += [f"estimand {it.estimand.upper()}" + (f": {meaning}" if meaning else "")
+                      + (f". {_esc(interpretation)}" if interpretation else ""), ""]
         if it.checks or it.refutations:
             lines += ["| check | result | detail |", "| --- | --- | --- |"]
             for c in it.checks:

@@ -7,7 +7,7 @@ from typing import Any, TYPE_CHECKING
 
 from causalcli.records import StudyFailure
 from causalcli.render.items import Item
-from causalcli.render.fmt import num, pval, verdict
+from causalcli.render.fmt import estimand_reading, num, pval, verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -32,7 +32,7 @@ def build(items: list[Item]) -> list[Any]:
         head.add_column()
         head.add_row("design", f"{item.design} / {item.estimator}")
         # what a design says its estimand means for these data (iv: a complier effect or an average causal response)
-        meaning = (item.diagnostics.get("identification") or {}).get("meaning")
+        meaning, _ = estimand_reading(item.diagnostics)
         head.add_row("estimand", item.estimand.upper() + (f": {meaning}" if meaning else ""))
         ci = f"[{num(e.ci_lower)}, {num(e.ci_upper)}]" if e.ci_lower is not None else "-"
         head.add_row("effect", f"[bold]{num(e.value)}[/bold]  SE {num(e.std_error)}  {int(e.conf_level * 100)}% CI {ci}"

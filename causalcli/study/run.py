@@ -122,7 +122,7 @@ def run_study(
         "spec_sha256": loaded.sha256,
         "seed": seed,
         "refuted": refute,
-        "versions": versions(),
+        "versions": versions(design.provenance_packages),
     }
     return Result(
         study=loaded.name,
@@ -171,7 +171,8 @@ def unused_covariates(study: Any, design: Any, identification: Any) -> list[str]
             "not used; add the edges that make them confounders to the graph, or remove them from covariates"]
 
 
-def versions() -> dict[str, str]:
-    """Versions read from package metadata (no imports)."""
-    return {"causalcli": __version__, "python": platform.python_version(), **installed_versions(PROVENANCE_PACKAGES)}
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions read from package metadata (no imports): the shared numeric libraries and a design's own."""
+    return {"causalcli": __version__, "python": platform.python_version(),
+            **installed_versions((*PROVENANCE_PACKAGES, *extra))}
 

@@ -89,12 +89,33 @@ def build_estimator(d: DmlData, seed: int, ids: np.ndarray) -> Any:
     model_y, model_t = make_learners(d.learner, d.binary, seed)
     cv = splits(ids, d.folds)
     if d.model == "linear":
-        from econml.dml import LinearDML
-
+        LinearDML = econml_dml().LinearDML
         return LinearDML(model_y=model_y, model_t=model_t, discrete_treatment=d.binary, cv=cv, random_state=seed)
     return forest_dml_class()(model_y=model_y, model_t=model_t, discrete_treatment=d.binary, cv=cv,
                               random_state=seed, n_estimators=d.trees, min_samples_leaf=d.min_leaf, drate=True,
                               n_jobs=1)  # predictions on one thread: see forest_dml_class
+
+
+def econml_dml() -> Any:
+    """``econml.dml``, imported without DoWhy unless something already imported it.
+
+    ``econml.dml`` imports ``econml.dowhy``, which imports DoWhy when it is installed (an optional dependency
+    of EconML: without it the wrapper is a placeholder raising on use). causalcli never calls that wrapper,
+    and DoWhy's import (sympy, its plotting) took 1.2 s of a 5 s dml command on the 401(k) data. DoWhy is
+    made unimportable for that one import, so EconML takes its own without-DoWhy path; a study whose graph
+    already imported DoWhy (``causalcli.graph``) keeps it.
+    """
+    import importlib
+    import sys
+
+    if "econml.dml" in sys.modules or "dowhy" in sys.modules:
+        return importlib.import_module("econml.dml")
+    sys.modules["dowhy"] = None  # type: ignore[assignment]  # None in sys.modules: `import dowhy` raises ImportError
+    try:
+        return importlib.import_module("econml.dml")
+    finally:
+        if sys.modules.get("dowhy", 0) is None:
+            del sys.modules["dowhy"]
 
 
 _FOREST_DML: list[type] = []  # the class forest_dml_class builds, once a process
@@ -111,7 +132,7 @@ def forest_dml_class() -> type:
     """
     if _FOREST_DML:
         return _FOREST_DML[0]
-    from econml.dml import CausalForestDML
+    CausalForestDML = econml_dml().CausalForestDML
     from econml.grf import CausalForest, MultiOutputGRF
 
     class ThreadedGrowthForest(CausalForest):

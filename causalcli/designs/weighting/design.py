@@ -348,6 +348,7 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
     estimands = ("ate", "att", "atc")
     inference = ("influence_function", "robust_weights_known")
     reference = "Lunceford and Davidian (2004); Robins, Rotnitzky and Zhao (1994); pinned to R survey::svyglm"
+    provenance_packages = ("scikit-learn",)  # its boosting fits the propensity and outcome models
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         super().check_spec(study, spec)
