@@ -232,15 +232,13 @@ def _first_error(exc: ValidationError, data: dict, lines: dict[tuple, int],
     if loc and loc[0] == "refute" and len(loc) >= 2:
         item = data.get("refute", [])[loc[1]] if isinstance(data.get("refute"), list) and loc[1] < len(data["refute"]) else None
         if isinstance(item, str) or (isinstance(item, dict) and len(item) == 1 and item.get(next(iter(item))) is None):
-            # a bare name or a name without options: pydantic names the union's first member (PlaceboTreatment)
+            # a name alone runs with its defaults (``Study._named_alone``), so only an unknown one reaches here;
+            # pydantic would name the union's first member (PlaceboTreatment)
             name = item if isinstance(item, str) else next(iter(item))
             path = ("refute", loc[1])
             if name not in REFUTERS:
                 return key_path(path), (f"unknown refuter {name!r}{_nearest(str(name), REFUTERS)}; choose from "
                                         f"{', '.join(REFUTERS)}"), _line_for(path, lines)
-            found = repr(item) if isinstance(item, str) else f"'{name}:' with nothing after it"
-            return key_path(path), (f"a refute item maps the refuter to its options: write '- {name}: {{}}' for its "
-                                    f"defaults (found {found})"), _line_for(path, lines)
         if isinstance(item, dict):
             names = list(item)
             bad = [n for n in names if n not in REFUTERS]

@@ -308,6 +308,17 @@ class Study(_Strict):
     )
     seed: int = Field(0, ge=0)
 
+    @field_validator("refute", mode="before")
+    @classmethod
+    def _named_alone(cls, v: Any) -> Any:
+        """A refuter named alone (``refute: [data_subset]``, or ``- data_subset:`` with nothing after it) runs
+        with its defaults, as ``- data_subset: {}`` does."""
+        if not isinstance(v, list):
+            return v
+        return [{item: {}} if isinstance(item, str) else
+                {next(iter(item)): {}} if isinstance(item, dict) and len(item) == 1 and next(iter(item.values())) is None
+                else item for item in v]
+
     @field_validator("covariates", "categorical", "segments")
     @classmethod
     def _each_once(cls, v: list[str], info: ValidationInfo) -> list[str]:
