@@ -21,7 +21,8 @@ import numpy as np
 
 from causalcli.errors import EstimationError
 
-__all__ = ["LogitFit", "LogitDesign", "SeparationError", "fit_logit", "refit_logit", "single_arm_levels", "explain_separation"]
+__all__ = ["LogitFit", "LogitDesign", "SeparationError", "fit_logit", "refit_logit", "single_arm_levels",
+           "explain_separation"]
 
 # |linear predictor| beyond which a fitted probability is within 1e-13 of 0
 # or 1: with coefficients still moving, the signature of separation.
