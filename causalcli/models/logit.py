@@ -21,7 +21,8 @@ import numpy as np
 
 from causalcli.errors import EstimationError
 
-__all__ = ["LogitFit", "SeparationError", "fit_logit", "single_arm_levels", "explain_separation"]
+__all__ = ["LogitFit", "LogitDesign", "SeparationError", "fit_logit", "refit_logit", "single_arm_levels",
+           "explain_separation"]
 
 # |linear predictor| beyond which a fitted probability is within 1e-13 of 0
 # or 1: with coefficients still moving, the signature of separation.
@@ -82,10 +83,11 @@ def _expit_var(eta: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p, e * inv * inv
 
 
-def _deviance(eta: np.ndarray, e: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
+def _deviance(eta: np.ndarray, e: np.ndarray, t: np.ndarray, w: np.ndarray | None) -> float:
     # -2 log-likelihood: log(1 + exp(eta)) - t * eta per unit, with
-    # log(1 + exp(eta)) = max(eta, 0) + log1p(exp(-|eta|)), stable for any eta.
-    return float(2.0 * np.sum(w * (np.maximum(eta, 0.0) + np.log1p(e) - t * eta)))
+    # log(1 + exp(eta)) = max(eta, 0) + log1p(exp(-|eta|)), stable for any eta; w None: unit weights.
+    per_unit = np.maximum(eta, 0.0) + np.log1p(e) - t * eta
+    return float(2.0 * np.sum(per_unit if w is None else w * per_unit))
 
 
 class SeparationError(EstimationError):
@@ -289,30 +291,48 @@ def _fit_logit(
                                   "in the rows used; drop it")
     else:  # a refit of a related design (refuters): any fixed scaling conditions the Hessian as well
         centre, scale = (np.asarray(a, dtype=np.float64) for a in scaling)
-    # Design stored transposed, (k + 1) x n: the Hessian `Dw @ Dw.T` is then
-    # a BLAS syrk on contiguous rows (see _gram).
-    Dt = np.empty((k + 1, Xu.shape[0]))
-    Dt[0] = 1.0
-    for s in range(0, Xu.shape[0], _TRANSPOSE_BLOCK):  # a row-major X read in blocks: the transpose stays in cache
-        np.subtract(Xu[s:s + _TRANSPOSE_BLOCK].T, centre[:, None], out=Dt[1:, s:s + _TRANSPOSE_BLOCK])
-    Dt[1:] /= scale[:, None]
+    Dt = _transposed_design(Xu, centre, scale)
     wu, tu = (w, t) if used.all() else (w[used], t[used])
 
-    # glm's starting values (binomial family$initialize): mu = (w t + 0.5) / (w + 1),
-    # then one weighted least-squares step on the working response.
-    Dw = np.empty_like(Dt)  # reused buffer for the weighted design
-    if start is None:
-        mu0 = (wu * tu + 0.5) / (wu + 1.0)
-        z0 = np.log(mu0 / (1.0 - mu0))
-        np.multiply(Dt, np.sqrt(wu * mu0 * (1.0 - mu0)), out=Dw)
-        beta = _solve_spd(_gram(Dw), Dt @ (wu * mu0 * (1.0 - mu0) * z0), collinear=True)
-    else:
+    if start is not None:
         start = np.asarray(start, dtype=np.float64)
         if start.shape != (k + 1,):
             raise ValueError(f"start needs {k + 1} coefficients, got shape {start.shape}")
-        beta = np.empty(k + 1)
-        beta[1:] = start[1:] * scale
-        beta[0] = start[0] + float(np.dot(start[1:], centre))
+    beta, it = _newton(Dt, tu, None if weights is None else wu, _scaled_start(start, centre, scale), max_iter, tol,
+                       names)
+    coef = _original_scale(beta, centre, scale)
+    lp = coef[0] + X @ coef[1:]
+    return LogitFit(coef=coef, linear_predictor=lp, probability=_expit(lp), converged=True, iterations=it)
+
+
+def _scaled_start(start: np.ndarray | None, centre: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
+    """Starting coefficients (original scale, intercept first) on the centred and scaled covariates."""
+    if start is None:
+        return None
+    beta = np.empty(start.size)
+    beta[1:] = start[1:] * scale
+    beta[0] = start[0] + float(np.dot(start[1:], centre))
+    return beta
+
+
+def _original_scale(beta: np.ndarray, centre: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    coef = np.empty(beta.size)
+    coef[1:] = beta[1:] / scale
+    coef[0] = beta[0] - np.dot(coef[1:], centre)
+    return coef
+
+
+def _newton(Dt: np.ndarray, tu: np.ndarray, wu: np.ndarray | None, beta: np.ndarray | None, max_iter: int,
+            tol: float, names) -> tuple[np.ndarray, int]:
+    """Newton-Raphson on the transposed, scaled design ``Dt``: the standardised coefficients and the
+    iterations taken. ``wu`` None: unit weights (no product by ones: the same numbers, fewer passes)."""
+    if beta is None:
+        # glm's starting values (binomial family$initialize): mu = (w t + 0.5) / (w + 1),
+        # then one weighted least-squares step on the working response.
+        mu0 = (tu + 0.5) / 2.0 if wu is None else (wu * tu + 0.5) / (wu + 1.0)
+        z0 = np.log(mu0 / (1.0 - mu0))
+        v0 = mu0 * (1.0 - mu0) if wu is None else wu * mu0 * (1.0 - mu0)
+        beta = _solve_spd(_weighted_gram(Dt, np.sqrt(v0)), Dt @ (v0 * z0), collinear=True)
     eta = beta @ Dt
     e = np.exp(-np.abs(eta))
     dev = _deviance(eta, e, tu, wu)
@@ -321,10 +341,9 @@ def _fit_logit(
     it = 0
     for it in range(1, max_iter + 1):
         mu, var = _expit_var(eta, e)
-        grad = Dt @ (wu * (tu - mu))
-        np.multiply(Dt, np.sqrt(wu * var), out=Dw)
+        grad = Dt @ (tu - mu if wu is None else wu * (tu - mu))
         try:
-            step = _solve_spd(_gram(Dw), grad, collinear=False)
+            step = _solve_spd(_weighted_gram(Dt, np.sqrt(var if wu is None else wu * var)), grad, collinear=False)
         except np.linalg.LinAlgError:
             # A Hessian that loses rank while fitting (weights underflowing to
             # zero) means fitted probabilities of exactly 0 or 1: separation.
@@ -353,29 +372,38 @@ def _fit_logit(
             raise _separation_error(beta, eta, tu, names)
         raise EstimationError(f"propensity model did not converge in {max_iter} iterations; "
                               "simplify the covariates (drop rare categories or extreme values)")
+    return beta, it
 
-    coef = np.empty(k + 1)
-    coef[1:] = beta[1:] / scale
-    coef[0] = beta[0] - np.dot(coef[1:], centre)
-    lp = coef[0] + X @ coef[1:]
-    return LogitFit(coef=coef, linear_predictor=lp, probability=_expit(lp), converged=True, iterations=it)
+
+def _transposed_design(X: np.ndarray, centre: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``[1, (X - centre) / scale]`` stored transposed, (k + 1) x n: the Hessian is then a BLAS syrk
+    on contiguous rows (``_weighted_gram``)."""
+    Dt = np.empty((X.shape[1] + 1, X.shape[0]))
+    Dt[0] = 1.0
+    for s in range(0, X.shape[0], _TRANSPOSE_BLOCK):  # a row-major X read in blocks: the transpose stays in cache
+        np.subtract(X[s:s + _TRANSPOSE_BLOCK].T, centre[:, None], out=Dt[1:, s:s + _TRANSPOSE_BLOCK])
+    Dt[1:] /= scale[:, None]
+    return Dt
 
 
 _TRANSPOSE_BLOCK = 8192  # rows per block when X is copied into the transposed design (2-4x faster than at once)
 
 
-def _gram(a: np.ndarray, block: int = 4096) -> np.ndarray:
-    """``a @ a.T`` for a short, wide ``a``, accumulated over column blocks.
+def _weighted_gram(d: np.ndarray, root: np.ndarray, block: int = 4096) -> np.ndarray:
+    """``(d * root) @ (d * root).T`` for a short, wide ``d``, accumulated over column blocks.
 
-    Blocks keep each BLAS call below OpenBLAS's threading threshold: on a
-    busy machine its worker threads spin and slow every following numpy
-    operation, which costs more than the threads save on a 9 x 16,000 design.
+    Each block is weighted as it is used, so the weighted design (as large as ``d``: 0.9 GB at
+    10^7 rows by 10 covariates) is never written out; the products and their order are those of
+    the whole weighted matrix taken block by block. Blocks also keep each BLAS call below
+    OpenBLAS's threading threshold: on a busy machine its worker threads spin and slow every
+    following numpy operation, which costs more than the threads save on a 9 x 16,000 design.
     """
-    if a.shape[1] <= block:
+    if d.shape[1] <= block:
+        a = d * root
         return a @ a.T
-    out = np.zeros((a.shape[0], a.shape[0]))
-    for s in range(0, a.shape[1], block):
-        c = a[:, s:s + block]
+    out = np.zeros((d.shape[0], d.shape[0]))
+    for s in range(0, d.shape[1], block):
+        c = d[:, s:s + block] * root[s:s + block]
         out += c @ c.T
     return out
 
@@ -409,3 +437,94 @@ def _solve_spd(a: np.ndarray, b: np.ndarray, *, collinear: bool) -> np.ndarray:
         raise np.linalg.LinAlgError("ill-conditioned")
     y = np.linalg.solve(L, b / d)
     return np.linalg.solve(L.T, y) / d
+
+
+class LogitDesign:
+    """The design a propensity logit's refits share: ``[1, (X - centre) / scale]`` stored transposed,
+    built once (``matrix``) from the full data's ``X`` and a fixed scaling.
+
+    A refuter's refit reads it instead of copying and transposing ``X`` again (``rows``: a subset of
+    the units, ``with_column``: a standard-normal column added), and gives the linear predictor from
+    ``X`` itself, as ``fit_logit`` does. Built in the parent before the refuters' workers fork, its
+    pages are shared by them. Pickled without the built matrix.
+    """
+
+    def __init__(self, X: np.ndarray, scaling: tuple[np.ndarray, np.ndarray], *,
+                 parent: "LogitDesign | None" = None, rows: np.ndarray | None = None,
+                 column: np.ndarray | None = None) -> None:
+        self.X, self.parent, self.rows, self.column = X, parent, rows, column
+        self.centre, self.scale = (np.asarray(a, dtype=np.float64) for a in scaling)
+        self._matrix: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_matrix": None}
+
+    @property
+    def matrix(self) -> np.ndarray:
+        if self._matrix is None:
+            if self.parent is None:
+                from causalcli.runtime.threads import single_threaded_blas
+
+                with single_threaded_blas():
+                    self._matrix = _transposed_design(self.X, self.centre, self.scale)
+            elif self.rows is not None:
+                self._matrix = np.take(self.parent.matrix, self.rows, axis=1)  # C order, as the products expect
+            else:  # the added column is standard normal: centre 0 and scale 1 leave it as it is
+                self._matrix = np.vstack([self.parent.matrix, self.column[None, :]])
+        return self._matrix
+
+    def subset(self, rows: np.ndarray) -> "LogitDesign":
+        """The design of the units ``rows`` (indices)."""
+        return LogitDesign(self.X, (self.centre, self.scale), parent=self, rows=rows)
+
+    def with_column(self, column: np.ndarray) -> "LogitDesign":
+        """The design with a standard-normal covariate added (centred and scaled already)."""
+        return LogitDesign(self.X, (np.append(self.centre, 0.0), np.append(self.scale, 1.0)), parent=self,
+                           column=column)
+
+    def slopes_product(self, slopes: np.ndarray) -> np.ndarray:
+        """``X @ slopes`` for this design's units and columns: the full product taken at ``rows``
+        (each row's product does not depend on the others: the same numbers as on ``X[rows]``)."""
+        if self.parent is None:
+            return self.X @ slopes
+        if self.rows is not None:
+            return self.parent.slopes_product(slopes)[self.rows]
+        # [X, column] @ slopes taken in blocks of rows: the same products as on the stacked matrix
+        # (which a sum of two products is not, in the last bit) without writing it out
+        columns = self.X.shape[1]
+        if self.parent.parent is not None or columns + 1 != slopes.size:
+            raise ValueError("a column is added to the full data's design only")
+        out = np.empty(self.X.shape[0])
+        block = np.empty((_TRANSPOSE_BLOCK, columns + 1))
+        for s in range(0, out.size, _TRANSPOSE_BLOCK):
+            m = min(_TRANSPOSE_BLOCK, out.size - s)
+            block[:m, :columns] = self.X[s:s + m]
+            block[:m, columns] = self.column[s:s + m]
+            np.matmul(block[:m], slopes, out=out[s:s + m])
+        return out
+
+
+def refit_logit(design: LogitDesign, t: np.ndarray, start: np.ndarray, *, max_iter: int = 100,
+                tol: float = 1e-10) -> LogitFit:
+    """``fit_logit`` (unweighted, with ``start`` and the design's scaling) on a shared design: a refuter's
+    refit. ``t`` is 0/1 of the design's units; the design's covariates were checked by the fit it refits."""
+    from causalcli.runtime.threads import single_threaded_blas
+
+    t = np.asarray(t, dtype=np.float64)
+    Dt = design.matrix
+    if t.shape != (Dt.shape[1],):
+        raise EstimationError(f"propensity model: a design of {Dt.shape[1]} units does not fit a treatment of "
+                              f"shape {t.shape}")
+    if not np.all((t == 0.0) | (t == 1.0)):
+        raise EstimationError("propensity model: the treatment must be 0/1")
+    tw = float(np.sum(t))
+    if tw <= 0 or tw >= t.size:
+        raise EstimationError("propensity model: only one treatment arm has positive weight")
+    start = np.asarray(start, dtype=np.float64)
+    if start.shape != (Dt.shape[0],):
+        raise ValueError(f"start needs {Dt.shape[0]} coefficients, got shape {start.shape}")
+    with single_threaded_blas():
+        beta, it = _newton(Dt, t, None, _scaled_start(start, design.centre, design.scale), max_iter, tol, None)
+        coef = _original_scale(beta, design.centre, design.scale)
+        lp = coef[0] + design.slopes_product(coef[1:])
+    return LogitFit(coef=coef, linear_predictor=lp, probability=_expit(lp), converged=True, iterations=it)

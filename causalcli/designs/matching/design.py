@@ -24,6 +24,7 @@ score in observational studies for causal effects. Biometrika 70(1), 41-55.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +35,7 @@ from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.errors import SpecError
 from causalcli.inference.estimate import normal_estimate
+from causalcli.models.logit import LogitDesign
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.missing import Roles
@@ -75,6 +77,12 @@ class MatchingData:
     se: str = "ai2016"  # headline SE on the propensity score: ai2016 (adjusted where it applies) or ai2006
     missing: MissingRows | None = None  # rows dropped for a missing value, by role
     positions: np.ndarray | None = None  # each row's place among the rows used, in the file's order (messages)
+
+    @cached_property
+    def logit(self) -> LogitDesign:
+        """The propensity logit's design the refuters' refits share, from ``X`` and ``scaling``; its
+        matrix is built by ``before_refuters``, before the workers fork."""
+        return LogitDesign(self.X, self.scaling)
 
 
 class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
@@ -270,15 +278,23 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
         }
         return Fit("psm_nearest", d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings)
 
+    def before_refuters(self, prepared: MatchingData, names: list[str]) -> None:
+        if prepared.distance != "mahalanobis":
+            prepared.logit.matrix  # built here, in the main process: forked workers share its pages
+
     def point(self, prepared: MatchingData, *, treatment=None, extra_covariate=None, rows=None) -> float:
         from causalcli.designs.matching.nearest import match, match_att_point
-        from causalcli.models.logit import fit_logit
+        from causalcli.models.logit import refit_logit
 
         d = prepared
         X, t, y, strata, extra = d.X, d.t, d.y, d.strata, d.extra_metric
         start = d.coef
+        # on the propensity score, X itself is read only by the bias correction (the logit reads its design)
+        reads_x = d.distance == "mahalanobis" or d.bias_correction
+        design = None if d.distance == "mahalanobis" else d.logit
         if rows is not None:
-            X, t, y = X[rows], t[rows], y[rows]
+            X, t, y = X[rows] if reads_x else None, t[rows], y[rows]
+            design = None if design is None else design.subset(rows)
             strata = None if strata is None else strata[rows]
             extra = None if extra is None else extra[rows]
         if d.distance == "mahalanobis":
@@ -292,14 +308,13 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             # a permuted treatment is unrelated to X: start from the intercept-only model
             start = np.zeros_like(d.coef)
             start[0] = np.log(t.mean() / (1.0 - t.mean()))
-        # the full data's centring and scaling serve every refit (an added standard-normal
-        # covariate is already centred and scaled): no pass over X to recompute them
-        scaling = d.scaling
+        # the full data's design, centred and scaled once, serves every refit (an added standard-normal
+        # covariate is already centred and scaled): no pass over X to recompute it
         if extra_covariate is not None:
-            X = np.column_stack([X, extra_covariate])
+            X = np.column_stack([X, extra_covariate]) if reads_x else None
             start = np.append(start, 0.0)
-            scaling = (np.append(scaling[0], 0.0), np.append(scaling[1], 1.0))
-        ps = fit_logit(X, t.astype(np.float64), start=start, scaling=scaling)
+            design = design.with_column(extra_covariate)
+        ps = refit_logit(design, t, start)
         if d.estimand == "att" and strata is None and not d.bias_correction and d.replace:
             return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper,
                                    tolerance=d.tolerance)

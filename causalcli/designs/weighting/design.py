@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,6 +66,7 @@ from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.errors import EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.models.folds import permuted_fold_ids
+from causalcli.models.logit import LogitDesign
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -93,14 +95,20 @@ class Nuisance:
     iterations: int | None = None
 
 
-def fit_propensity(X: np.ndarray, t: np.ndarray, model: str = "logistic", *, folds: int = 5, seed: int = 0,
+def fit_propensity(X: np.ndarray | None, t: np.ndarray, model: str = "logistic", *, folds: int = 5, seed: int = 0,
                    start: np.ndarray | None = None, names: tuple[str, ...] | None = None,
-                   scaling: tuple[np.ndarray, np.ndarray] | None = None) -> Nuisance:
-    """Propensity scores: logistic regression (in sample) or cross-fitted gradient boosting."""
-    if model == "logistic":
-        from causalcli.models.logit import fit_logit
+                   design: LogitDesign | None = None) -> Nuisance:
+    """Propensity scores: logistic regression (in sample) or cross-fitted gradient boosting.
 
-        f = fit_logit(X, t.astype(np.float64), start=start, names=names, scaling=scaling)
+    ``design`` with ``start``: a refuter's refit of the logistic model on the fit's shared design
+    (``X`` is then not read)."""
+    if model == "logistic":
+        from causalcli.models.logit import fit_logit, refit_logit
+
+        if design is not None and start is not None:
+            f = refit_logit(design, t, start)
+        else:
+            f = fit_logit(X, t.astype(np.float64), start=start, names=names)
         return Nuisance(f.probability, model, f.coef, f.iterations)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
@@ -287,6 +295,14 @@ class WeightingData:
     start_coef: np.ndarray | None = None
     scaling: tuple[np.ndarray, np.ndarray] | None = None
 
+    @cached_property
+    def logit(self) -> LogitDesign | None:
+        """The logistic propensity model's design the refuters' refits share (None before the fit, or
+        with gradient boosting); its matrix is built by ``before_refuters``, before the workers fork."""
+        if self.start_coef is None or self.scaling is None:
+            return None
+        return LogitDesign(self.X, self.scaling)
+
 
 @dataclass(frozen=True)
 class _Run:
@@ -302,8 +318,8 @@ def _estimand_of(estimand: str, overlap: bool) -> str:
     return "ato" if overlap else estimand
 
 
-def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: int, *, with_se: bool = True,
-         start: np.ndarray | None = None, scaling: tuple[np.ndarray, np.ndarray] | None = None) -> _Run:
+def _run(d: WeightingData, X: np.ndarray | None, t: np.ndarray, y: np.ndarray, seed: int, *, with_se: bool = True,
+         start: np.ndarray | None = None, design: LogitDesign | None = None) -> _Run:
     """Fit the nuisance models, trim if asked, and estimate."""
     if with_se:  # the study's own fit (refuters' refits skip this): say which units lack support and why
         from causalcli.checks.overlap import require_common_support
@@ -316,7 +332,7 @@ def _run(d: WeightingData, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: in
             raise explain_separation(err, d.X_balance, d.balance_names, d.categorical, t, d.file) from None
         require_common_support(nu.e, t, d.file)
     else:
-        nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start, scaling=scaling)
+        nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start, design=design)
     keep = np.ones(t.size, dtype=bool)
     if d.trim:
         keep = (nu.e >= d.trim) & (nu.e <= 1.0 - d.trim)
@@ -453,12 +469,19 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
         return Fit(d.estimator, d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings,
                    refute_on=replace(d, start_coef=run.nuisance.coef, scaling=(d.X.mean(axis=0), d.X.std(axis=0))))
 
+    def before_refuters(self, prepared: WeightingData, names: list[str]) -> None:
+        if prepared.logit is not None:
+            prepared.logit.matrix  # built here, in the main process: forked workers share its pages
+
     def point(self, prepared: WeightingData, *, treatment=None, extra_covariate=None, rows=None) -> float:
         d = prepared
         X, t, y = d.X, d.t, d.y
+        start, design = d.start_coef, d.logit
+        # with the shared design, X itself is read only by aipw's outcome models
+        reads_x = design is None or d.estimator == "aipw"
         if rows is not None:
-            X, t, y = X[rows], t[rows], y[rows]
-        start, scaling = d.start_coef, d.scaling
+            X, t, y = X[rows] if reads_x else None, t[rows], y[rows]
+            design = None if design is None else design.subset(rows)
         if treatment is not None:
             t = treatment
             if start is not None:  # a permuted treatment is independent of X: start from no slopes
@@ -466,12 +489,11 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
                 start = np.zeros_like(start)
                 start[0] = math.log(share / (1.0 - share)) if 0.0 < share < 1.0 else 0.0
         if extra_covariate is not None:
-            X = np.column_stack([X, extra_covariate])
+            X = np.column_stack([X, extra_covariate]) if reads_x else None
             start = None if start is None else np.append(start, 0.0)
-            # an added standard-normal covariate is already centred and scaled
-            scaling = None if scaling is None else (np.append(scaling[0], 0.0), np.append(scaling[1], 1.0))
+            design = None if design is None else design.with_column(extra_covariate)
         # Newton from a nearby start reaches the same optimum (to fit_logit's tolerance) in fewer steps
-        return _run(d, X, t, y, d.seed, with_se=False, start=start, scaling=scaling).value
+        return _run(d, X, t, y, d.seed, with_se=False, start=start, design=design).value
 
 
 def _expand(w: np.ndarray, keep: np.ndarray) -> np.ndarray:
