@@ -21,16 +21,18 @@ Moving blocks give p-values in steps of 1/T: when 1/T > alpha no interval exists
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from causalcli.models.synthetic_weights import simplex_ls_rows
+from causalcli.models.synthetic_weights import rows_gram, simplex_ls_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.synthetic_control.panel import SynthData, UnitFit
 
 BISECTION_STEPS = 30
+PARALLEL_FROM = 12  # intervals inverted on workers from this many on (forking costs more below)
 WIDEN_TIMES = 3
 
 
@@ -59,29 +61,38 @@ class Conformal:
 INTERVAL_FIT_OF = {"augmented_ridge": "outcome_path_ridge_augmented"}
 
 
-def _refitter(d: "SynthData") -> tuple[Callable[[np.ndarray, np.ndarray, Any], np.ndarray], str]:
-    """A function (y1, Y0) -> residuals of the refit on those periods."""
+def _refitter(d: "SynthData", Y0: np.ndarray | None = None) -> tuple[Callable[[np.ndarray, Any], np.ndarray], str]:
+    """A function (y1, lam) -> residuals of the refit of y1 on the donors' outcomes ``Y0`` (those periods).
+
+    Every null refits the same ``Y0`` against another y1, so the simplex fit's Gram matrix is formed once."""
     if d.augmented == "ridge":
         from causalcli.designs.synthetic_control.augmented import fit_ridge_ascm
 
-        def ridge(y1: np.ndarray, Y0: np.ndarray, lam: float) -> np.ndarray:
+        def ridge(y1: np.ndarray, lam: float) -> np.ndarray:
             a = fit_ridge_ascm(y1, Y0, lambda_=lam, cv=False)
             return y1 - Y0 @ a.w
 
         return ridge, "ridge-augmented synthetic control on the outcome path (penalty of the fit)"
+    gram = None if Y0 is None else rows_gram(Y0)
 
-    def scm(y1: np.ndarray, Y0: np.ndarray, lam: float) -> np.ndarray:
-        f = simplex_ls_rows(Y0, y1)
+    def scm(y1: np.ndarray, lam: float) -> np.ndarray:
+        f = simplex_ls_rows(Y0, y1, gram)
         return y1 - Y0 @ f.w
 
     return scm, "simplex-weighted synthetic control on the outcome path (CWZ sec. 3)"
 
 
+@lru_cache(maxsize=8)
+def _shift_windows(T: int, n_post: int) -> np.ndarray:
+    """Row s: the positions of ``np.roll(u, s)[T - n_post:]`` in u, i.e. (i - s) mod T for the last n_post i."""
+    idx = (np.arange(T - n_post, T)[None, :] - np.arange(T)[:, None]) % T
+    idx.setflags(write=False)
+    return idx
+
+
 def _pvalue(u: np.ndarray, n_post: int) -> float:
-    T = u.size
-    stats = np.empty(T)
-    for s in range(T):
-        stats[s] = np.sum(np.abs(np.roll(u, s)[T - n_post:]))
+    # every cyclic shift's post-period window at once; a row sums in the order np.sum sums one shift's window
+    stats = np.abs(u)[_shift_windows(u.size, n_post)].sum(axis=1)
     return float(np.mean(stats >= stats[0] - 1e-12 * max(1.0, abs(stats[0]))))
 
 
@@ -120,66 +131,100 @@ def mean_effect_pvalue(d: "SynthData", f: "UnitFit") -> Callable[[float], float]
     """theta -> conformal p-value of a constant effect theta over the post-period (all periods refit)."""
     pre, post = d.pre, d.post
     T0, T1 = int(pre.sum()), int(post.sum())
-    refit, _ = _refitter(d)
     lam = f.extra.get("lambda") if d.augmented else None
     order = np.concatenate([np.flatnonzero(pre), np.flatnonzero(post)])
     y1, Y0o = d.Y[order, 0], d.Y[order, 1:]
+    refit, _ = _refitter(d, Y0o)
     shift = np.zeros(T0 + T1)
     shift[T0:] = 1.0
 
     def p_avg(theta: float) -> float:
-        return _pvalue(refit(y1 - theta * shift, Y0o, lam), T1)
+        return _pvalue(refit(y1 - theta * shift, lam), T1)
 
     return p_avg
 
 
 def period_pvalue(d: "SynthData", f: "UnitFit", k: int) -> Callable[[float], float]:
     """theta -> conformal p-value of effect theta in the k-th post-period (refit on the pre-period and it)."""
-    refit, _ = _refitter(d)
     lam = f.extra.get("lambda") if d.augmented else None
     rows = np.append(np.flatnonzero(d.pre), np.flatnonzero(d.post)[k])
     yt, Yt = d.Y[rows, 0], d.Y[rows, 1:]
+    refit, _ = _refitter(d, Yt)
     last = np.zeros(rows.size)
     last[-1] = 1.0
 
     def p_one(theta: float) -> float:
-        return _pvalue(refit(yt - theta * last, Yt, lam), 1)
+        return _pvalue(refit(yt - theta * last, lam), 1)
 
     return p_one
 
 
-def conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float) -> Conformal:
+def conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float, jobs: int = 1) -> Conformal:
+    """The intervals; with ``jobs`` > 1 and at least ``PARALLEL_FROM`` of them, inverted on that many workers
+    (each inversion is deterministic and independent of the others, so the numbers do not change)."""
     from causalcli.runtime.threads import single_threaded_blas
 
     with single_threaded_blas():  # thin products, as in panel.fit_unit
-        return _conformal_intervals(d, f, alpha)
+        return _conformal_intervals(d, f, alpha, jobs)
 
 
-def _conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float) -> Conformal:
+def _inversions(d: "SynthData", f: "UnitFit", alpha: float, scale: float, which: list[int]) -> list:
+    """The intervals of ``which``: -1 the mean effect, k >= 0 the k-th post-period's effect."""
+    from causalcli.runtime.threads import single_threaded_blas
+
+    post_times = np.flatnonzero(d.post)
+    out = []
+    with single_threaded_blas():  # a worker too: the same products, in the same order, as in one process
+        for k in which:
+            if k < 0:
+                out.append(_invert(mean_effect_pvalue(d, f), float(f.gaps[post_times].mean()), scale, alpha,
+                                   d.conformal_grid))
+            else:
+                out.append(_invert(period_pvalue(d, f, k), float(f.gaps[post_times[k]]), scale, alpha,
+                                   max(20, d.conformal_grid // 2)))
+    return out
+
+
+def _all_inversions(d: "SynthData", f: "UnitFit", alpha: float, scale: float, which: list[int],
+                    jobs: int) -> list:
+    if jobs <= 1 or len(which) < PARALLEL_FROM:
+        return _inversions(d, f, alpha, scale, which)
+    from dataclasses import replace
+
+    from joblib import Parallel, delayed
+
+    d = replace(d, panels={})  # the refits read the outcomes only: the predictor panels are not sent to workers
+    # the mean effect (about 3 per-period inversions' work) first, the rest in a few chunks per worker
+    bounds = np.linspace(0, len(which), min(len(which), 4 * jobs) + 1).astype(int)
+    chunks = [which[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    with Parallel(n_jobs=jobs, backend="multiprocessing") as parallel:
+        parts = parallel(delayed(_inversions)(d, f, alpha, scale, c) for c in chunks)
+    return [x for part in parts for x in part]
+
+
+def _conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float, jobs: int = 1) -> Conformal:
     pre, post = d.pre, d.post
     T0, T1 = int(pre.sum()), int(post.sum())
     _, what = _refitter(d)
     Y1 = d.Y[:, 0]
     post_gaps = f.gaps[post]
     scale = float(max(np.std(post_gaps), f.pre_rmspe, 1e-8 * max(1.0, float(np.abs(Y1).mean()))))
+    average_ok, periods_ok = (T0 + T1) * alpha >= 1, (T0 + 1) * alpha >= 1
+    which = ([-1] if average_ok else []) + (list(range(T1)) if periods_ok else [])
+    found = dict(zip(which, _all_inversions(d, f, alpha, scale, which, jobs)))
     notes = []
-    average = None
-    if (T0 + T1) * alpha < 1:
+    average = found.get(-1)
+    if not average_ok:
         notes.append(f"the mean-effect interval needs at least {int(np.ceil(1 / alpha))} periods for level "
                      f"{1 - alpha:g}; the panel has {T0 + T1}")
-    else:
-        average = _invert(mean_effect_pvalue(d, f), float(post_gaps.mean()), scale, alpha, d.conformal_grid)
-        if average is None:
-            notes.append("the mean-effect interval is unbounded or empty on the searched range")
+    elif average is None:
+        notes.append("the mean-effect interval is unbounded or empty on the searched range")
     periods: list[tuple[float, float] | None] | None = None
-    if (T0 + 1) * alpha < 1:
+    if not periods_ok:
         notes.append(f"per-period intervals need at least {int(np.ceil(1 / alpha)) - 1} pre-periods for level "
                      f"{1 - alpha:g}; there are {T0}")
     else:
-        periods = []
-        for k, t in enumerate(np.flatnonzero(post)):
-            periods.append(_invert(period_pvalue(d, f, k), float(f.gaps[t]), scale, alpha,
-                                   max(20, d.conformal_grid // 2)))
+        periods = [found[k] for k in range(T1)]
     note = "; ".join(notes) if notes else "computed"
     return Conformal(average, periods, note, what,
                      interval_fit="outcome_path_ridge_augmented" if d.augmented == "ridge" else "outcome_path_simplex",

@@ -1,0 +1,70 @@
+"""The conformal test inversion's shortcuts give the numbers of the plain computation, bit for bit.
+
+The moving-block statistic of every cyclic shift is gathered in one indexed sum instead of one
+``np.roll`` per shift, the outcome path's Gram matrix is formed once per inversion instead of once
+per null, and the intervals are inverted on several workers. None may change a digit: the golden
+files and seed-determinism rest on it. Timings are in bench/ and docs/performance.md, never here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.test_synth import factor_panel, factor_spec, prepared_fit
+
+
+def _pvalue_by_rolling(u: np.ndarray, n_post: int) -> float:
+    """The statistic as CWZ write it: roll the residuals by s, sum |u| over the post window."""
+    T = u.size
+    stats = np.empty(T)
+    for s in range(T):
+        stats[s] = np.sum(np.abs(np.roll(u, s)[T - n_post:]))
+    return float(np.mean(stats >= stats[0] - 1e-12 * max(1.0, abs(stats[0]))))
+
+
+def test_the_moving_block_pvalue_equals_the_shift_by_shift_one_bit_for_bit():
+    """Windows of 1 to 300 periods (numpy sums 8 at a time below 128 and pairwise above, on both paths),
+    residuals over six orders of magnitude, and a residual equal to the observed statistic (a tie)."""
+    from causalcli.designs.synthetic_control.conformal import _pvalue
+
+    rng = np.random.default_rng(3)
+    for T in (20, 39, 301, 365):
+        for n_post in (1, 2, 7, 8, 9, 65, 129, 300):
+            if n_post >= T:
+                continue
+            for _ in range(5):
+                u = rng.standard_normal(T) * 10 ** rng.uniform(-3, 3, T)
+                assert _pvalue(u, n_post) == _pvalue_by_rolling(u, n_post)
+            u[0] = u[-1]  # a tied window at n_post = 1
+            assert _pvalue(u, n_post) == _pvalue_by_rolling(u, n_post)
+
+
+@pytest.mark.parametrize("donors", [40, 260])  # the dense Gram matrix, and the factored one past DENSE_MAX_DONORS
+def test_a_gram_formed_once_refits_every_null_as_a_fresh_one(donors):
+    from causalcli.models.synthetic_weights import DENSE_MAX_DONORS, rows_gram, simplex_ls_rows
+
+    assert (donors > DENSE_MAX_DONORS) is (donors == 260)
+    rng = np.random.default_rng(donors)
+    A = rng.normal(size=(31, donors)) + 5.0
+    b = A @ rng.dirichlet(np.full(donors, 0.1)) + rng.normal(scale=0.3, size=31)
+    gram = rows_gram(A)
+    for theta in np.linspace(-3.0, 3.0, 7):
+        bt = b.copy()
+        bt[-1] -= theta
+        fresh, reused = simplex_ls_rows(A, bt), simplex_ls_rows(A, bt, gram)
+        assert np.array_equal(fresh.w, reused.w) and fresh.loss == reused.loss
+
+
+def test_intervals_inverted_on_workers_equal_those_of_one_process(tmp_path):
+    """12 post-periods and the mean effect: 13 inversions, enough to go to the workers (PARALLEL_FROM)."""
+    import pandas as pd
+
+    from causalcli.designs.synthetic_control.conformal import PARALLEL_FROM, conformal_intervals
+
+    pd.DataFrame(factor_panel(6, effect=2.0, periods=32, start=20)).to_csv(tmp_path / "p.csv", index=False)
+    d, f = prepared_fit(factor_spec(tmp_path / "p.csv"))
+    assert int(d.post.sum()) + 1 >= PARALLEL_FROM
+    one, two = conformal_intervals(d, f, 0.05, jobs=1), conformal_intervals(d, f, 0.05, jobs=2)
+    assert one.average is not None and len(one.periods) == 12 and all(p is not None for p in one.periods)
+    assert one == two
