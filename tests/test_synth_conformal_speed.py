@@ -68,3 +68,29 @@ def test_intervals_inverted_on_workers_equal_those_of_one_process(tmp_path):
     one, two = conformal_intervals(d, f, 0.05, jobs=1), conformal_intervals(d, f, 0.05, jobs=2)
     assert one.average is not None and len(one.periods) == 12 and all(p is not None for p in one.periods)
     assert one == two
+
+
+@pytest.mark.parametrize("donors", [40, 260])
+def test_each_null_warm_started_from_the_last_reaches_the_cold_refit(donors):
+    """The refit of a null starts from the previous null's weights (the grid, then bisection, moves theta a
+    little at a time). The fitted outcome path of a simplex least squares is unique, so the residuals are the
+    cold refit's to the active set's tolerance, and the moving-block p-values are the same; an endpoint can
+    move only when a bisection midpoint lies within that rounding of a jump of p, by one bisection step."""
+    from types import SimpleNamespace
+
+    from causalcli.designs.synthetic_control.conformal import _pvalue, _refitter
+    from causalcli.models.synthetic_weights import simplex_ls_rows
+
+    rng = np.random.default_rng(donors + 1)
+    T = 41
+    A = rng.normal(size=(T, donors)) + np.linspace(0, 4, T)[:, None]
+    b = A @ rng.dirichlet(np.full(donors, 0.1)) + rng.normal(scale=0.3, size=T)
+    last = np.zeros(T)
+    last[-1] = 1.0
+    refit, _ = _refitter(SimpleNamespace(augmented=None), A)
+    for theta in (*np.linspace(-4.0, 4.0, 9), 0.5, 0.75, 0.625, 0.6875):
+        y = b - theta * last
+        warm = refit(y, None)
+        cold = y - A @ simplex_ls_rows(A, y).w
+        np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-8)
+        assert _pvalue(warm, 1) == _pvalue(cold, 1)

@@ -151,11 +151,12 @@ def rows_gram(A: np.ndarray) -> "_DenseGram | _FactoredGram":
     return _FactoredGram(A, A, 0.0)
 
 
-def simplex_ls_rows(A: np.ndarray, b: np.ndarray, gram: "_DenseGram | _FactoredGram | None" = None) -> SimplexFit:
-    """``simplex_ls`` for ``0.5 ||Aw - b||^2`` given A (rows x J) and, optionally, ``rows_gram(A)``
-    (the reported loss leaves out 0.5 b'b, as ``simplex_ls(A'A, A'b)``)."""
+def simplex_ls_rows(A: np.ndarray, b: np.ndarray, gram: "_DenseGram | _FactoredGram | None" = None,
+                    warm: np.ndarray | None = None) -> SimplexFit:
+    """``simplex_ls`` for ``0.5 ||Aw - b||^2`` given A (rows x J) and, optionally, ``rows_gram(A)`` and weights
+    ``warm`` of a nearby problem to start from (the reported loss leaves out 0.5 b'b, as ``simplex_ls(A'A, A'b)``)."""
     c = A.T @ b
-    return _active_set(rows_gram(A) if gram is None else gram, c, 0.0, None)
+    return _active_set(rows_gram(A) if gram is None else gram, c, 0.0, warm)
 
 
 def _active_set(gram: "_DenseGram | _FactoredGram", c: np.ndarray, b2: float,
