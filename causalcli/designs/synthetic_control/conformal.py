@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.synthetic_control.panel import SynthData, UnitFit
 
 BISECTION_STEPS = 30
-PARALLEL_FROM = 12  # intervals inverted on workers from this many on (forking costs more below)
 WIDEN_TIMES = 3
 
 
@@ -165,72 +164,38 @@ def period_pvalue(d: "SynthData", f: "UnitFit", k: int) -> Callable[[float], flo
     return p_one
 
 
-def conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float, jobs: int = 1) -> Conformal:
-    """The intervals; with ``jobs`` > 1 and at least ``PARALLEL_FROM`` of them, inverted on that many workers
-    (each inversion is deterministic and independent of the others, so the numbers do not change)."""
+def conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float) -> Conformal:
     from causalcli.runtime.threads import single_threaded_blas
 
     with single_threaded_blas():  # thin products, as in panel.fit_unit
-        return _conformal_intervals(d, f, alpha, jobs)
+        return _conformal_intervals(d, f, alpha)
 
 
-def _inversions(d: "SynthData", f: "UnitFit", alpha: float, scale: float, which: list[int]) -> list:
-    """The intervals of ``which``: -1 the mean effect, k >= 0 the k-th post-period's effect."""
-    from causalcli.runtime.threads import single_threaded_blas
-
-    post_times = np.flatnonzero(d.post)
-    out = []
-    with single_threaded_blas():  # a worker too: the same products, in the same order, as in one process
-        for k in which:
-            if k < 0:
-                out.append(_invert(mean_effect_pvalue(d, f), float(f.gaps[post_times].mean()), scale, alpha,
-                                   d.conformal_grid))
-            else:
-                out.append(_invert(period_pvalue(d, f, k), float(f.gaps[post_times[k]]), scale, alpha,
-                                   max(20, d.conformal_grid // 2)))
-    return out
-
-
-def _all_inversions(d: "SynthData", f: "UnitFit", alpha: float, scale: float, which: list[int],
-                    jobs: int) -> list:
-    if jobs <= 1 or len(which) < PARALLEL_FROM:
-        return _inversions(d, f, alpha, scale, which)
-    from dataclasses import replace
-
-    from joblib import Parallel, delayed
-
-    d = replace(d, panels={})  # the refits read the outcomes only: the predictor panels are not sent to workers
-    # the mean effect (about 3 per-period inversions' work) first, the rest in a few chunks per worker
-    bounds = np.linspace(0, len(which), min(len(which), 4 * jobs) + 1).astype(int)
-    chunks = [which[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    with Parallel(n_jobs=jobs, backend="multiprocessing") as parallel:
-        parts = parallel(delayed(_inversions)(d, f, alpha, scale, c) for c in chunks)
-    return [x for part in parts for x in part]
-
-
-def _conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float, jobs: int = 1) -> Conformal:
+def _conformal_intervals(d: "SynthData", f: "UnitFit", alpha: float) -> Conformal:
     pre, post = d.pre, d.post
     T0, T1 = int(pre.sum()), int(post.sum())
     _, what = _refitter(d)
     Y1 = d.Y[:, 0]
     post_gaps = f.gaps[post]
     scale = float(max(np.std(post_gaps), f.pre_rmspe, 1e-8 * max(1.0, float(np.abs(Y1).mean()))))
-    average_ok, periods_ok = (T0 + T1) * alpha >= 1, (T0 + 1) * alpha >= 1
-    which = ([-1] if average_ok else []) + (list(range(T1)) if periods_ok else [])
-    found = dict(zip(which, _all_inversions(d, f, alpha, scale, which, jobs)))
     notes = []
-    average = found.get(-1)
-    if not average_ok:
+    average = None
+    if (T0 + T1) * alpha < 1:
         notes.append(f"the mean-effect interval needs at least {int(np.ceil(1 / alpha))} periods for level "
                      f"{1 - alpha:g}; the panel has {T0 + T1}")
-    elif average is None:
-        notes.append("the mean-effect interval is unbounded or empty on the searched range")
+    else:
+        average = _invert(mean_effect_pvalue(d, f), float(post_gaps.mean()), scale, alpha, d.conformal_grid)
+        if average is None:
+            notes.append("the mean-effect interval is unbounded or empty on the searched range")
     periods: list[tuple[float, float] | None] | None = None
-    if not periods_ok:
+    if (T0 + 1) * alpha < 1:
         notes.append(f"per-period intervals need at least {int(np.ceil(1 / alpha)) - 1} pre-periods for level "
                      f"{1 - alpha:g}; there are {T0}")
     else:
-        periods = [found[k] for k in range(T1)]
+        periods = []
+        for k, t in enumerate(np.flatnonzero(post)):
+            periods.append(_invert(period_pvalue(d, f, k), float(f.gaps[t]), scale, alpha,
+                                   max(20, d.conformal_grid // 2)))
     note = "; ".join(notes) if notes else "computed"
     return Conformal(average, periods, note, what,
                      interval_fit="outcome_path_ridge_augmented" if d.augmented == "ridge" else "outcome_path_simplex",

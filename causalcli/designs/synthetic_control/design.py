@@ -459,7 +459,7 @@ class SynthDesign(Design):
         if d.conformal:
             from causalcli.designs.synthetic_control.conformal import conformal_intervals
 
-            conf = conformal_intervals(d, f, 1 - study.conf_level, resolve_jobs(jobs))
+            conf = conformal_intervals(d, f, 1 - study.conf_level)
             conformal_note = conf.note
         inference = INFERENCE
         ci_lo = ci_hi = None
