@@ -142,13 +142,21 @@ def simplex_ls(G: np.ndarray, c: np.ndarray, b2: float = 0.0, warm: np.ndarray |
     return _active_set(_DenseGram(G), c, b2, warm)
 
 
-def simplex_ls_rows(A: np.ndarray, b: np.ndarray) -> SimplexFit:
-    """``simplex_ls`` for ``0.5 ||Aw - b||^2`` given A (rows x J): G = A'A is formed only up to
-    ``DENSE_MAX_DONORS`` columns (the reported loss leaves out 0.5 b'b, as ``simplex_ls(A'A, A'b)``)."""
-    c = A.T @ b
+def rows_gram(A: np.ndarray) -> "_DenseGram | _FactoredGram":
+    """G = A'A for ``simplex_ls_rows``: formed only up to ``DENSE_MAX_DONORS`` columns, else kept as its factor.
+
+    A caller refitting one A against many b (the conformal test inversion) builds it once."""
     if A.shape[1] <= DENSE_MAX_DONORS:
-        return _active_set(_DenseGram(A.T @ A), c, 0.0, None)
-    return _active_set(_FactoredGram(A, A, 0.0), c, 0.0, None)
+        return _DenseGram(A.T @ A)
+    return _FactoredGram(A, A, 0.0)
+
+
+def simplex_ls_rows(A: np.ndarray, b: np.ndarray, gram: "_DenseGram | _FactoredGram | None" = None,
+                    warm: np.ndarray | None = None) -> SimplexFit:
+    """``simplex_ls`` for ``0.5 ||Aw - b||^2`` given A (rows x J) and, optionally, ``rows_gram(A)`` and weights
+    ``warm`` of a nearby problem to start from (the reported loss leaves out 0.5 b'b, as ``simplex_ls(A'A, A'b)``)."""
+    c = A.T @ b
+    return _active_set(rows_gram(A) if gram is None else gram, c, 0.0, warm)
 
 
 def _active_set(gram: "_DenseGram | _FactoredGram", c: np.ndarray, b2: float,

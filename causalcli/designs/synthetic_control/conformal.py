@@ -21,11 +21,12 @@ Moving blocks give p-values in steps of 1/T: when 1/T > alpha no interval exists
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from causalcli.models.synthetic_weights import simplex_ls_rows
+from causalcli.models.synthetic_weights import rows_gram, simplex_ls_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.synthetic_control.panel import SynthData, UnitFit
@@ -59,29 +60,44 @@ class Conformal:
 INTERVAL_FIT_OF = {"augmented_ridge": "outcome_path_ridge_augmented"}
 
 
-def _refitter(d: "SynthData") -> tuple[Callable[[np.ndarray, np.ndarray, Any], np.ndarray], str]:
-    """A function (y1, Y0) -> residuals of the refit on those periods."""
+def _refitter(d: "SynthData", Y0: np.ndarray | None = None) -> tuple[Callable[[np.ndarray, Any], np.ndarray], str]:
+    """A function (y1, lam) -> residuals of the refit of y1 on the donors' outcomes ``Y0`` (those periods).
+
+    Every null refits the same ``Y0`` against another y1, so the simplex fit's Gram matrix is formed once."""
     if d.augmented == "ridge":
         from causalcli.designs.synthetic_control.augmented import fit_ridge_ascm
 
-        def ridge(y1: np.ndarray, Y0: np.ndarray, lam: float) -> np.ndarray:
+        def ridge(y1: np.ndarray, lam: float) -> np.ndarray:
             a = fit_ridge_ascm(y1, Y0, lambda_=lam, cv=False)
             return y1 - Y0 @ a.w
 
         return ridge, "ridge-augmented synthetic control on the outcome path (penalty of the fit)"
+    gram = None if Y0 is None else rows_gram(Y0)
 
-    def scm(y1: np.ndarray, Y0: np.ndarray, lam: float) -> np.ndarray:
-        f = simplex_ls_rows(Y0, y1)
+    # each null starts from the last null's weights (the grid, then bisection, moves theta a little at a time): a
+    # few active-set steps instead of the whole support added one donor at a time. The fitted path is unique, so
+    # the residuals are a cold refit's to the solver's tolerance (tests/test_synth_conformal_speed.py)
+    last: list = [None]
+
+    def scm(y1: np.ndarray, lam: float) -> np.ndarray:
+        f = simplex_ls_rows(Y0, y1, gram, last[0])
+        last[0] = f.w
         return y1 - Y0 @ f.w
 
     return scm, "simplex-weighted synthetic control on the outcome path (CWZ sec. 3)"
 
 
+@lru_cache(maxsize=8)
+def _shift_windows(T: int, n_post: int) -> np.ndarray:
+    """Row s: the positions of ``np.roll(u, s)[T - n_post:]`` in u, i.e. (i - s) mod T for the last n_post i."""
+    idx = (np.arange(T - n_post, T)[None, :] - np.arange(T)[:, None]) % T
+    idx.setflags(write=False)
+    return idx
+
+
 def _pvalue(u: np.ndarray, n_post: int) -> float:
-    T = u.size
-    stats = np.empty(T)
-    for s in range(T):
-        stats[s] = np.sum(np.abs(np.roll(u, s)[T - n_post:]))
+    # every cyclic shift's post-period window at once; a row sums in the order np.sum sums one shift's window
+    stats = np.abs(u)[_shift_windows(u.size, n_post)].sum(axis=1)
     return float(np.mean(stats >= stats[0] - 1e-12 * max(1.0, abs(stats[0]))))
 
 
@@ -120,30 +136,30 @@ def mean_effect_pvalue(d: "SynthData", f: "UnitFit") -> Callable[[float], float]
     """theta -> conformal p-value of a constant effect theta over the post-period (all periods refit)."""
     pre, post = d.pre, d.post
     T0, T1 = int(pre.sum()), int(post.sum())
-    refit, _ = _refitter(d)
     lam = f.extra.get("lambda") if d.augmented else None
     order = np.concatenate([np.flatnonzero(pre), np.flatnonzero(post)])
     y1, Y0o = d.Y[order, 0], d.Y[order, 1:]
+    refit, _ = _refitter(d, Y0o)
     shift = np.zeros(T0 + T1)
     shift[T0:] = 1.0
 
     def p_avg(theta: float) -> float:
-        return _pvalue(refit(y1 - theta * shift, Y0o, lam), T1)
+        return _pvalue(refit(y1 - theta * shift, lam), T1)
 
     return p_avg
 
 
 def period_pvalue(d: "SynthData", f: "UnitFit", k: int) -> Callable[[float], float]:
     """theta -> conformal p-value of effect theta in the k-th post-period (refit on the pre-period and it)."""
-    refit, _ = _refitter(d)
     lam = f.extra.get("lambda") if d.augmented else None
     rows = np.append(np.flatnonzero(d.pre), np.flatnonzero(d.post)[k])
     yt, Yt = d.Y[rows, 0], d.Y[rows, 1:]
+    refit, _ = _refitter(d, Yt)
     last = np.zeros(rows.size)
     last[-1] = 1.0
 
     def p_one(theta: float) -> float:
-        return _pvalue(refit(yt - theta * last, Yt, lam), 1)
+        return _pvalue(refit(yt - theta * last, lam), 1)
 
     return p_one
 
