@@ -246,11 +246,9 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
     runs the wild cluster bootstrap of the headline contrast (None where it does not apply); ``point`` recomputes
     the estimate for a placebo assignment (randomization inference).
     """
-    from causalcli.designs.did.panel import ROWS
-
     G = p.n_units if unit_level else p.n_clusters
     # repeated cross-sections without design.cluster: no clusters, each row its own observation (HC1)
-    rows = not unit_level and p.cluster_name == ROWS
+    rows = not unit_level and p.hc1
     what = "units" if unit_level else "rows" if rows else "clusters"
     if unit_level:
         treated = int((p.g >= 0).sum())

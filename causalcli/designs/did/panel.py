@@ -54,6 +54,11 @@ class PanelData:
     cells: Any = None  # ``cells_regression.CellRegression``: the rows are cohort x period cells, the units cohorts
     cross_sections: bool = False  # no design.unit: each row its own unit, the groups in place of unit effects
 
+    @property
+    def hc1(self) -> bool:
+        """No design.unit nor design.cluster: each row its own cluster, so CRV1 is HC1 (its words and its t)."""
+        return self.cluster_name == ROWS
+
 
 def show(v) -> str:
     """A unit or period value as the user wrote it (3.0 -> '3')."""

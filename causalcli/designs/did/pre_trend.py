@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from causalcli.checks.pretrend import not_judged, pre_trend_check, pre_trend_not_run, with_caveat
-from causalcli.designs.did.panel import ROWS, PanelData, subset_units
+from causalcli.designs.did.panel import PanelData, subset_units
 from causalcli.designs.did.regression import event_dummies, regress, standard_error
 from causalcli.errors import EstimationError
 
@@ -114,7 +114,7 @@ def auxiliary_pre_trend(p: PanelData, study: "Study", diag: dict, lags: int | No
     effects = "group" if p.cross_sections else "unit"  # repeated cross-sections: unit effects absorb every row
     source = (f"auxiliary event study: {effects} and period fixed effects, leads -{leads}..-2 (every pre-treatment "
               f"period), reference -1, lags 0..{k}{' (binned)' if k < horizon else ''}, the same covariates, "
-              + ("weights and standard errors (HC1)" if p.cluster_name == ROWS else "weights and clusters (CRV1)")
+              + ("weights and standard errors (HC1)" if p.hc1 else "weights and clusters (CRV1)")
               + (f"; the {always} units treated in every period are left out (no pre-period)" if always else ""))
     try:
         fit, rel = _auxiliary_fit(p, leads, k)

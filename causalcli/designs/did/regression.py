@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from causalcli.designs.did.panel import ROWS, PanelData
+from causalcli.designs.did.panel import PanelData
 from causalcli.errors import EstimationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,7 +85,7 @@ def regress(p: PanelData, X: np.ndarray, names: list[str], fe: bool) -> "OlsFit"
         return p.cells.ols(p.y, X, names, fe, p.options.tolerance)
     fit = ols_crv1(p.y, X, names, (p.cluster, p.n_clusters), fixed_effects(p) if fe else [], p.w,
                    p.options.tolerance)
-    if p.cluster_name == ROWS:  # HC1: t and F on the residual degrees of freedom N-K (statsmodels, Stata), not G-1
+    if p.hc1:  # HC1: t and F on the residual degrees of freedom N-K (statsmodels, Stata), not G-1
         from dataclasses import replace
 
         fit = replace(fit, df_t=fit.n - fit.df_k)
@@ -148,7 +148,7 @@ def headline(p: PanelData, fit: "OlsFit", a: np.ndarray, X: np.ndarray, fe: bool
 
     se = standard_error(float(a @ fit.vcov @ a))
     # one cluster per row (repeated cross-sections): CRV1's G/(G-1) (N-1)/(N-K) is HC1's N/(N-K)
-    name = "hc1" if p.cluster_name == ROWS else "crv1_fixest"
+    name = "hc1" if p.hc1 else "crv1_fixest"
     est = t_estimate(float(a @ fit.coef), se, fit.df_t, study.conf_level, name)
 
     def wild(weights: str) -> dict:
@@ -166,7 +166,7 @@ def used_n(p: PanelData, used: int) -> dict:
 
 def panel_diagnostics(p: PanelData, fit: "OlsFit") -> dict:
     return {"panel": p.panel,
-            "standard_errors": {"type": "HC1 (CRV1 with each row its own cluster)" if p.cluster_name == ROWS
+            "standard_errors": {"type": "HC1 (CRV1 with each row its own cluster)" if p.hc1
                                 else "CRV1", "cluster": p.cluster_name, "clusters": fit.clusters,
                                 "small_sample": "G/(G-1) * (N-1)/(N-K), fixest ssc(adj=TRUE, "
                                                 "fixef.K='nested', cluster.adj=TRUE)",
