@@ -304,13 +304,13 @@ def test_rows_without_a_unit_or_a_variant_are_dropped_and_counted(tmp_path):
     assert res.estimate.value == pytest.approx(t - c, rel=ESTIMATE)
 
 
-def test_few_units_fail_the_clusters_check(tmp_path, data):
+def test_few_units_are_judged_by_the_clusters_check(tmp_path, data):
     df = sessions(units_per_arm=15, seed=8)
     path = tmp_path / "few.parquet"
     df.to_parquet(path, index=False)
     res = run_study(spec(path, [{"name": "y", "outcome": "y"}]))
-    check = next(c for c in res.checks if c.name == "clusters")
-    assert check.passed is False and "30 units of 'user'" in check.detail and "fewer than 42" in check.detail
+    check = next(c for c in res.checks if c.name == "clusters")  # tests/test_experiment_few_units.py: the rest
+    assert check.passed is None and "30 units of 'user'" in check.detail and "fewer than 42" in check.detail
     assert res.diagnostics["clusters"]["n_clusters"] == 30 and res.diagnostics["clusters"]["treated_clusters"] == 15
     many = run_study(spec(data[1], [{"name": "y", "outcome": "y"}]))
     assert next(c for c in many.checks if c.name == "clusters").passed is True

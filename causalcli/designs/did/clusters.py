@@ -44,24 +44,19 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from causalcli.errors import CausalcliError
+from causalcli.inference.few_clusters import (MIN_CLUSTERS, MIN_TREATED_CLUSTERS, WEBB_BELOW,  # noqa: F401
+                                              no_inference_reason, wild_name, wild_weights)
 from causalcli.inference.permutation import permutation_p_value, smallest_permutation_p
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.did.panel import PanelData
 
-MIN_CLUSTERS = 42          # MacKinnon and Webb (2017): CRV1 t-tests are reliable from about 42 balanced clusters
-MIN_TREATED_CLUSTERS = 6   # ... and over-reject with fewer than about 6 treated (or untreated) clusters
-WEBB_BELOW = 12            # Webb weights below 12 clusters (2^G Rademacher draws are too few to resolve p)
+RI = "randomization_inference_units"
 RI_ROW_BUDGET = 1e8        # randomization inference: assignments x rows refitted, about 10-20 s
 
 CRV1 = "crv1_fixest"
-RI = "randomization_inference_units"
 NONE = "none"
-
-
-def wild_name(weights: str) -> str:
-    return f"wild_cluster_bootstrap_{weights}"
 
 
 def cluster_counts(p: "PanelData") -> tuple[int, int]:
@@ -77,18 +72,6 @@ def cluster_counts(p: "PanelData") -> tuple[int, int]:
     treated[p.cluster[ever[p.unit]]] = True
     t = int(treated.sum())
     return t, p.n_clusters - t
-
-
-def no_inference_reason(n_clusters: int, n: int | None = None, k: int | None = None,
-                        what: str = "clusters") -> str | None:
-    if n_clusters <= 2:
-        return (f"{n_clusters} {what}: the clustered variance has at most one degree of freedom and, with two "
-                "clusters, the scores of the two clusters cancel, so the CRV1 standard error is zero or "
-                "meaningless and no bootstrap or permutation of two clusters can give a p-value below 0.5")
-    if n is not None and k is not None and n - k <= 0:
-        return (f"no residual degrees of freedom: {n} observations for {k} parameters (coefficients and fixed "
-                "effects), so the fit is exact and there is no variation left to measure uncertainty from")
-    return None
 
 
 def choose(p: "PanelData", n_clusters: int, treated: int, untreated: int, forced_wild: bool,
@@ -116,12 +99,6 @@ def choose(p: "PanelData", n_clusters: int, treated: int, untreated: int, forced
                                  f"and interval come from randomization inference over {'rows' if rows else 'units'} "
                                  "(Conley and Taber 2011; MacKinnon and Webb 2020)")
     return "wild", why
-
-
-def wild_weights(option: str, n_clusters: int) -> str:
-    if option != "auto":
-        return option
-    return "webb" if n_clusters < WEBB_BELOW else "rademacher"
 
 
 # ---------------------------------------------------------------- randomization inference over units

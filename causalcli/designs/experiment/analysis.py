@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from causalcli.errors import EstimationError
 from causalcli.designs.experiment.stats import Moments
@@ -224,3 +225,33 @@ def srm(observed: dict[str, int], expected_share: dict[str, float]) -> dict:
     df = len(expected_share) - 1
     return {"statistic": stat, "df": df, "p_value": chi2_sf(stat, df), "expected": expected,
             "observed": dict(observed), "expected_share": {a: s / share_total for a, s in expected_share.items()}}
+
+
+def srm_check(observed: dict[str, int], expected_split: dict[str, float] | None, srm_alpha: float) -> tuple[dict, Any]:
+    """The sample-ratio check against the planned allocation; not run (passed null) without one.
+
+    Equal shares are not assumed: a trial planned with unequal arms would fail such a check
+    for no fault of its randomisation.
+    """
+    from causalcli.records import Check
+
+    total = sum(observed.values())
+    if expected_split is None:
+        reason = ("not run: no planned allocation given (design.expected_split), so the arm sizes cannot be "
+                  "checked against a plan; add expected_split to check the randomisation")
+        s = {"statistic": None, "df": None, "p_value": None, "expected": None, "observed": dict(observed),
+             "expected_share": None, "passed": None, "expected_split_given": False, "reason": reason}
+        shares = ", ".join(f"{a}: {k:,} ({k / total:.2%})" for a, k in observed.items())  # 0: 2,023, not 0 2,023
+        return s, Check("srm", None, f"{reason}; observed: {shares}")
+    s = srm(observed, expected_split)
+    passed = bool(s["p_value"] >= srm_alpha)
+    s["passed"] = passed
+    s["expected_split_given"] = True
+    shares = ", ".join(f"{a}: {observed[a]:,} ({observed[a] / total:.2%} vs {s['expected_share'][a]:.2%})"
+                       for a in observed)
+    detail = (f"chi-square {s['statistic']:.2f} on {s['df']} df, p = {s['p_value']:.3g} "
+              f"{'>=' if passed else '<'} {srm_alpha}: {shares}")
+    if not passed:
+        detail += ("; the arms are not the sizes planned, so the randomisation or logging is broken and the "
+                   "effects cannot be trusted: find the cause before reading them")
+    return s, Check("srm", passed, detail)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from causalcli.designs.base import Design, Fit
 from causalcli.errors import DataError, SpecError
-from causalcli.records import Check, Estimate
+from causalcli.records import Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -66,6 +66,7 @@ class ExperimentData:
     period_labels: tuple[str, ...] | None = None  # ISO dates of periods 1..T when time is a date
     unit: Any = None  # units.UnitSummary with design.unit
     quantiles: Any = None  # quantile.QuantileData when a metric is a quantile metric
+    few_units: Any = None  # few_units.UnitValues with design.unit and too few units for the delta method
 
 
 def metric_shapes(study: "Study") -> list["MetricShape"]:
@@ -268,20 +269,26 @@ class ExperimentDesign(Design):
         quantiles = arm_quantiles(table, study.treatment, metrics_of(study), [control, *arms], labels,
                                   study.conf_level, stats, first, tuple(study.segments), {s.name: s.num for s in shapes})
         _check_metric_data(stats, shapes, control, arms, labels, table.file, quantiles)
+        from causalcli.designs.experiment.few_units import fetch_units
+
+        few = None if unit is None else fetch_units(table, study, shapes, stats.arm_counts)
         return ExperimentData(stats, tuple(shapes), pairs, control, tuple(arms), labels, expected, split_given,
                               table.rows, table.file, time, tuple(period_labels) if period_labels else None, unit,
-                              quantiles)
+                              quantiles, few)
 
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
-        from causalcli.designs.experiment.analysis import adjust, mde
+        from causalcli.designs.experiment.analysis import adjust, mde, srm_check
         from causalcli.designs.experiment.proportions import arm_tests
         from causalcli.designs.experiment.quantile import quantile_diagnostics, quantile_tests
         from causalcli.designs.experiment.sequential_fit import sequential_analysis
 
+        from causalcli.designs.experiment.few_units import FewUnitInference, named
+
         d = prepared
         seq = sequential_analysis(d, study)  # None without design.sequential
+        few = FewUnitInference.of(d.few_units, study, seed) if seq is None else None
         inference = _inference if seq is None else seq.named(_inference)
         opts = study.design.options
         conf = study.conf_level
@@ -301,11 +308,13 @@ class ExperimentDesign(Design):
                     tests = arm_tests(s, group[d.control], group[arm], stats, d.pairs[s.name], d.labels[arm],
                                       d.file, conf, opts)
                     c, ta, tr = tests.comparison, tests.absolute, tests.relative
-                label = f"{s.name}/{d.labels[arm]}"
+                label, how = f"{s.name}/{d.labels[arm]}", None
                 if seq is not None:
                     ta, tr = seq.tests(tests, opts)
-                rows_abs.append((label + "/abs", ta, inference(s, "abs", opts, stats)))
-                rows_rel.append((label + "/rel", tr, inference(s, "rel", opts, stats)))
+                elif few is not None and s.kind != "quantile":  # few units: wild bootstrap or randomization
+                    ta, tr, how = few.tests(s, d.control, arm, ta, tr, label + "/abs")
+                rows_abs.append((label + "/abs", ta, named(inference(s, "abs", opts, stats), how)))
+                rows_rel.append((label + "/rel", tr, named(inference(s, "rel", opts, stats), how)))
                 unadj = (c.var_treatment_unadjusted / c.n_treatment + c.var_control_unadjusted / c.n_control)
                 reduction = 1 - ta.std_error ** 2 / unadj if s.covariates and unadj > 0 else None
                 if s.covariates and not any(c.theta):
@@ -335,7 +344,7 @@ class ExperimentDesign(Design):
         estimate = replace(first, label=None)  # the headline: the first metric's absolute effect, first arm
 
         observed = {d.labels[a]: stats.arm_counts[a] for a in (d.control, *d.arms)}
-        s, check = _srm_check(observed, d, study.thresholds.srm_alpha)
+        s, check = srm_check(observed, d.expected_split if d.split_given else None, study.thresholds.srm_alpha)
         checks = [check]
         warnings = list(stats.notes) + notes
         if stats.missing_variant:
@@ -397,11 +406,11 @@ class ExperimentDesign(Design):
         from causalcli.designs.experiment.compliance import complier_effects
 
         complier_effects(d, study, effects, checks, warnings, diagnostics, inference)  # with uptake: metric/arm/cace
-        _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics, seq, inference)
+        _segments_and_guardrails(d, study, effects, checks, warnings, diagnostics, seq, inference, few)
         if d.unit is not None:
             from causalcli.designs.experiment.units import annotate
 
-            annotate(d.unit, diagnostics, n, checks, warnings, d.rows)
+            annotate(d.unit, diagnostics, n, checks, warnings, d.rows, few, seq is not None)
         return Fit("difference_in_means", "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 
@@ -420,14 +429,14 @@ class ExperimentDesign(Design):
 
 
 def _segments_and_guardrails(d: ExperimentData, study: "Study", effects: list, checks: list, warnings: list,
-                             diagnostics: dict, seq: Any, inference: Any) -> None:
+                             diagnostics: dict, seq: Any, inference: Any, few: Any) -> None:
     """Effects by segment after the overall ones (sequential with design.sequential), and the guardrail checks
     (only with those keys)."""
     from causalcli.designs.experiment.guardrails import guardrail_checks
     from causalcli.designs.experiment.segments import segment_effects
 
     if study.segments:
-        more, diagnostics["segments"], notes = segment_effects(d, study, inference, _estimate, seq)
+        more, diagnostics["segments"], notes = segment_effects(d, study, inference, _estimate, seq, few)
         effects.extend(more)
         warnings.extend(notes)
     found, rows = guardrail_checks(metrics_of(study), effects, [d.labels[a] for a in d.arms], study.conf_level)
@@ -536,36 +545,6 @@ def _arm_value(wanted: Any, values: list[Any], labels: dict[Any, str]) -> Any:
     hits = [v for v in values if isinstance(v, bool) or isinstance(wanted, bool)]
     hits = [v for v in hits if _matches(v, wanted)]
     return hits[0] if len(hits) == 1 else None
-
-
-def _srm_check(observed: dict[str, int], d: ExperimentData, srm_alpha: float) -> tuple[dict, Check]:
-    """The sample-ratio check against the planned allocation; not run (passed null) without one.
-
-    Equal shares are not assumed: a trial planned with unequal arms would fail such a check
-    for no fault of its randomisation.
-    """
-    from causalcli.designs.experiment.analysis import srm
-
-    total = sum(observed.values())
-    if not d.split_given:
-        reason = ("not run: no planned allocation given (design.expected_split), so the arm sizes cannot be "
-                  "checked against a plan; add expected_split to check the randomisation")
-        s = {"statistic": None, "df": None, "p_value": None, "expected": None, "observed": dict(observed),
-             "expected_share": None, "passed": None, "expected_split_given": False, "reason": reason}
-        shares = ", ".join(f"{a}: {k:,} ({k / total:.2%})" for a, k in observed.items())  # 0: 2,023, not 0 2,023
-        return s, Check("srm", None, f"{reason}; observed: {shares}")
-    s = srm(observed, d.expected_split)
-    passed = bool(s["p_value"] >= srm_alpha)
-    s["passed"] = passed
-    s["expected_split_given"] = True
-    shares = ", ".join(f"{a}: {observed[a]:,} ({observed[a] / total:.2%} vs {s['expected_share'][a]:.2%})"
-                       for a in observed)
-    detail = (f"chi-square {s['statistic']:.2f} on {s['df']} df, p = {s['p_value']:.3g} "
-              f"{'>=' if passed else '<'} {srm_alpha}: {shares}")
-    if not passed:
-        detail += ("; the arms are not the sizes planned, so the randomisation or logging is broken and the "
-                   "effects cannot be trusted: find the cause before reading them")
-    return s, Check("srm", passed, detail)
 
 
 def _inference(shape: "MetricShape", which: str, opts: Any, stats: "Statistics") -> str:

@@ -103,14 +103,18 @@ def value_label(value: Any) -> str:
 
 
 def segment_effects(d: "ExperimentData", study: "Study", inference: Callable, estimate: Callable,
-                    seq: Any = None) -> tuple[list["Estimate"], dict[str, Any], list[str]]:
+                    seq: Any = None, few: Any = None) -> tuple[list["Estimate"], dict[str, Any], list[str]]:
     """The segment effects (after the overall ones in ``effects``), ``diagnostics.segments`` and warnings.
 
     ``inference(shape, "abs" | "rel", options, stats)`` names an effect's inference and
     ``estimate(label, test, conf, inference, p_adjusted)`` makes its record, as for the overall effects.
     With ``seq`` (design.sequential's analysis) a segment's interval and p-value are sequential, at the
     segment's own units (always_valid) or at the overall boundary of the latest look (group_sequential).
+    With ``few`` (few units: ``few_units.FewUnitInference``) a segment value's p-values and intervals come from
+    the wild cluster bootstrap or randomization inference over its own units, as the overall ones do.
     """
+    from causalcli.designs.experiment.few_units import named
+
     from causalcli.designs.experiment.analysis import adjust
 
     stats, opts, conf = d.stats, study.design.options, study.conf_level
@@ -127,22 +131,26 @@ def segment_effects(d: "ExperimentData", study: "Study", inference: Callable, es
                 for value in values_of[column]:
                     cell = stats.segments[column][value].get(group_key, {})
                     label = f"{shape.name}/{d.labels[arm]}/{{}}/{column}={value_label(value)}"
+                    how = None
                     if shape.kind == "quantile":  # order statistics of the segment value's rows
                         from causalcli.designs.experiment.quantile import cell_tests
 
                         ta, tr = cell_tests(d.quantiles, shape.name, (column, value), d.control, arm, conf, opts)
                     else:
                         ta, tr = _cell_tests(d, shape, cell, arm, conf, opts, seq)
+                        if few is not None and ta.value == ta.value:
+                            ta, tr, how = few.tests(shape, d.control, arm, ta, tr, label.format("abs"), (column, value))
                     if not ta.std_error > 0:
                         no_se.append(label.format("abs"))
-                    rows.append((label, ta, tr))
-                p_abs, p_rel = [ta.p_value for _, ta, _ in rows], [tr.p_value for _, _, tr in rows]
-                inf_abs, inf_rel = (inference(shape, kind, opts, stats) + _family(study, column, p)
-                                    for kind, p in (("abs", p_abs), ("rel", p_rel)))
-                for (label, ta, tr), pa, pr in zip(rows, adjust(p_abs, method), adjust(p_rel, method)):
-                    effects.append(estimate(label.format("abs"), ta, conf, inf_abs, pa))
-                    effects.append(estimate(label.format("rel"), tr, conf, inf_rel, pr))
-                test = cochran_q([(ta.value, ta.std_error) for _, ta, _ in rows])
+                    rows.append((label, ta, tr, how))
+                p_abs, p_rel = [ta.p_value for _, ta, _, _ in rows], [tr.p_value for _, _, tr, _ in rows]
+                fam_abs, fam_rel = (_family(study, column, p) for p in (p_abs, p_rel))
+                for (label, ta, tr, how), pa, pr in zip(rows, adjust(p_abs, method), adjust(p_rel, method)):
+                    effects.append(estimate(label.format("abs"), ta, conf,
+                                            named(inference(shape, "abs", opts, stats), how) + fam_abs, pa))
+                    effects.append(estimate(label.format("rel"), tr, conf,
+                                            named(inference(shape, "rel", opts, stats), how) + fam_rel, pr))
+                test = cochran_q([(ta.value, ta.std_error) for _, ta, _, _ in rows])
                 test = {"metric": shape.name, "arm": d.labels[arm], "segment": column, **test}
                 heterogeneity.append(test)
                 if test["p_value"] is not None and test["p_value"] < study.thresholds.alpha:

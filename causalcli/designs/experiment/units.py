@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from causalcli.data.sql import TABLE, quote_identifier
 from causalcli.errors import DataError, SpecError
+from causalcli.inference.few_clusters import MIN_CLUSTERS, MIN_TREATED_CLUSTERS
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -52,8 +53,8 @@ MIN_SCALE = 6        # fewer fractional digits than this: sums too large for DEC
 ONE_BIGINT = 2.0 ** 61  # |round(x * 10^s)| below this for every value: one BIGINT each (``_decimal_scale``)
 # SPEC "Inference with few clusters": cluster-robust (CRV1-like) tests are reliable from about 42 balanced
 # clusters (MacKinnon and Webb 2017) with at least 6 in each arm
-MIN_UNITS = 42
-MIN_UNITS_PER_ARM = 6
+MIN_UNITS = MIN_CLUSTERS
+MIN_UNITS_PER_ARM = MIN_TREATED_CLUSTERS
 UNITS = "study_units"  # the rows grouped by unit and arm, once
 
 
@@ -429,7 +430,7 @@ def _unit_shape(shape: "MetricShape", names: dict, incomplete: set[str], unit: s
 
 
 def annotate(summary: UnitSummary, diagnostics: dict, n: dict, checks: list["Check"], warnings: list[str],
-             rows: int) -> None:
+             rows: int, few: Any = None, sequential: bool = False) -> None:
     """Say that units were analysed, what each unit-level column sums, and that the SRM check counts units."""
     n["units"] = summary.units
     n["rows_without_unit"] = summary.rows_without_unit
@@ -459,25 +460,45 @@ def annotate(summary: UnitSummary, diagnostics: dict, n: dict, checks: list["Che
     for i, check in enumerate(checks):
         if check.name == "srm":
             checks[i] = replace(check, detail=f"{check.detail} (units of {summary.column!r}, not rows)")
-    checks.append(_clusters(summary, diagnostics))
+    checks.append(_clusters(summary, diagnostics, few, sequential))
 
 
-def _clusters(summary: UnitSummary, diagnostics: dict) -> "Check":
+def _clusters(summary: UnitSummary, diagnostics: dict, few: Any, sequential: bool) -> "Check":
     """``diagnostics.clusters`` and the ``clusters`` check: the delta method on units is a cluster-robust
-    analysis, which needs enough units; the wild cluster bootstrap that SPEC asks for below that is not built
-    for experiments, so the check fails (exit 1) rather than report an interval that cannot be trusted."""
+    analysis, which needs enough units; below them the p-values and intervals come from the wild cluster
+    bootstrap or randomization inference over units (``few_units``), and the check says so (passed null), or
+    fails where neither could be used."""
     from causalcli.records import Check
 
     per_arm = dict(diagnostics["arms"]["units"])
     control = diagnostics["arms"]["control"]
     total, fewest = sum(per_arm.values()), min(per_arm.values())
-    diagnostics["clusters"] = {"n_clusters": total, "treated_clusters": total - per_arm[control],
-                               "clusters_per_arm": per_arm, "column": summary.column,
-                               "thresholds": {"clusters": MIN_UNITS, "per_arm": MIN_UNITS_PER_ARM}}
+    clusters = diagnostics["clusters"] = {
+        "n_clusters": total, "treated_clusters": total - per_arm[control], "clusters_per_arm": per_arm,
+        "column": summary.column, "thresholds": {"clusters": MIN_UNITS, "per_arm": MIN_UNITS_PER_ARM}}
+    counted = f"{total:,} units of {summary.column!r} ({fewest:,} in the smallest arm)"
     if total >= MIN_UNITS and fewest >= MIN_UNITS_PER_ARM:
-        return Check("clusters", True, f"{total:,} units of {summary.column!r} ({fewest:,} in the smallest arm): "
-                                       "enough for the delta method on unit sums (cluster-robust)")
-    return Check("clusters", False, f"{total:,} units of {summary.column!r} ({fewest:,} in the smallest arm), fewer "
-                                    f"than {MIN_UNITS} (or {MIN_UNITS_PER_ARM} in an arm): cluster-robust intervals "
-                                    "are too narrow with so few units, and the wild cluster bootstrap is not built for "
-                                    "experiments yet; randomise more units or read the effects as indicative only")
+        return Check("clusters", True, f"{counted}: enough for the delta method on unit sums (cluster-robust)")
+    why = (f"{counted}, fewer than {MIN_UNITS} (or {MIN_UNITS_PER_ARM} in an arm): the delta method's cluster-robust "
+           "intervals are too narrow with so few units (MacKinnon and Webb 2017)")
+    if sequential:
+        return Check("clusters", False, f"{why}, and design.sequential's confidence sequences need many units; "
+                                        "randomise more units, or analyse without design.sequential, where the wild "
+                                        "cluster bootstrap and randomization inference over units apply")
+    if few is None or not few.records:
+        return Check("clusters", False, f"{why}, and the units are too many to fetch for the wild cluster bootstrap; "
+                                        "randomise more units in the small arm or read the effects as indicative only")
+    headline = next(iter(few.records.values()))
+    clusters["crv1_se"] = headline["delta_method_se"]  # the delta method's: CRV1-like, std_error stays it
+    clusters["method"] = headline["method"]
+    clusters["wild" if headline["method"].startswith("wild") else "randomization"] = headline
+    clusters["by_effect"] = few.records
+    methods = sorted({r["method"] for r in few.records.values()})
+    none = [label for label, r in few.records.items() if r["method"] == "none"]
+    used = ", ".join(m for m in methods if m != "none")
+    if none:
+        return Check("clusters", False, f"{why}; {len(none)} effect(s) have no p-value or interval (for example "
+                                        f"{none[0]}: {few.records[none[0]]['reason']})"
+                                        + (f"; the others come from {used}" if used else ""))
+    return Check("clusters", None, f"analytic inference cannot be trusted ({why}); the p-values and intervals come "
+                                   f"from {used} over units instead (diagnostics.clusters.by_effect)")
