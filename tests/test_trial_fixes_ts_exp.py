@@ -1,0 +1,52 @@
+"""Fixes from a new user's trials on public data (causaldata's google_stock, social_insure, thornton_hiv,
+nsw_mixtape, training_bias_reduction; statsmodels' co2 and macrodata) for time_series, experiment,
+weighting and dml."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from causalcli.records import Check, Estimate
+from causalcli.render.table import build
+from causalcli.result import Result
+
+
+def _table_text(result: Result, width: int) -> str:
+    console = Console(width=width, record=True)
+    for part in build([result]):
+        console.print(part)
+    return console.export_text()
+
+
+def test_the_table_prints_brackets_from_the_data_as_they_are():
+    """thornton_hiv with two metrics: the table's n row read 'missing_in_metric 67  missing_in_metric 67' (rich took
+    '[got]' for a style tag and dropped it), and a segment value '[/old]' ended the study as an internal error
+    (rich's MarkupError on a closing tag). Text from the data or the spec is printed as it is."""
+    effects = [Estimate(0.43, 0.03, 0.36, 0.49, 0.95, 0.001, "welch_t", "got/1/abs/grp=[/old]"),
+               Estimate(0.47, 0.03, 0.41, 0.52, 0.95, 0.001, "welch_t", "got/1/abs/grp=[young]")]
+    result = Result(study="hiv [b]", spec_path="hiv.yaml", design="experiment", estimator="difference_in_means",
+                    estimand="ate", estimate=effects[0],
+                    n={"rows": 4820, "missing_in_metric[got]": 67, "missing_in_metric[hiv]": 67}, effects=effects,
+                    checks=[Check("guardrail:[bold]x", False, "arm [red]1[/red] fails")],
+                    warnings=["segment value [/old] is sparse"])
+    text = _table_text(result, 200)
+    assert "missing_in_metric[got] 67  missing_in_metric[hiv] 67" in text
+    assert "got/1/abs/grp=[/old]" in text and "got/1/abs/grp=[young]" in text
+    assert "guardrail:[bold]x" in text and "arm [red]1[/red] fails" in text
+    assert "hiv [b]" in text and "segment value [/old] is sparse" in text
+
+
+def test_short_effect_labels_are_not_cut_inside_their_date_at_80_columns():
+    """google_stock at 80 columns: 'pointwise/2015-08-1' on one line and '0' on the next read as a wrong date.
+    Labels up to 24 characters keep their line; the interval wraps at its space instead, and the row that says
+    how many effects are left out folds within the label's width."""
+    labels = [f"{kind}/2015-08-{d:02d}" for kind in ("pointwise", "cumulative") for d in range(10, 30)]
+    effects = [Estimate(-1.323e-05, 0.02424, -0.07226, 0.02389, 0.95, 0.282, "x", label) for label in labels]
+    result = Result(study="google_stock", spec_path="g.yaml", design="time_series", estimator="structural",
+                    estimand="att", estimate=effects[0], n={"rows": 84}, effects=effects)
+    lines = _table_text(result, 80).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    shown = [line.split("│")[2].strip() for line in lines if line.count("│") >= 7]
+    assert "pointwise/2015-08-10" in shown and "cumulative/2015-08-29" in shown
+    assert not any(cell.startswith("pointwise/") and len(cell) < len("pointwise/2015-08-10") for cell in shown)
+    assert any(line.rstrip().endswith("│ │") and "more" in line for line in lines)
