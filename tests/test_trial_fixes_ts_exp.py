@@ -4,11 +4,13 @@ weighting and dml."""
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 from causalcli.records import Check, Estimate
 from causalcli.render.table import build
 from causalcli.result import Result
+from tests.conftest import base_spec, invoke
 
 
 def _table_text(result: Result, width: int) -> str:
@@ -50,3 +52,17 @@ def test_short_effect_labels_are_not_cut_inside_their_date_at_80_columns():
     assert "pointwise/2015-08-10" in shown and "cumulative/2015-08-29" in shown
     assert not any(cell.startswith("pointwise/") and len(cell) < len("pointwise/2015-08-10") for cell in shown)
     assert any(line.rstrip().endswith("│ │") and "more" in line for line in lines)
+
+
+@pytest.mark.parametrize("design, key, home", [
+    ({"method": "weighting", "estimand": "ate", "estimator": "aipw"}, "design.estimator", "design.options.estimator"),
+    ({"method": "weighting", "estimand": "ate", "trim": 0.01}, "design.trim", "design.options.trim"),
+    ({"method": "time_series", "time": "d", "intervention": 5, "ar1": False}, "design.ar1", "design.options.ar1"),
+])
+def test_a_key_that_belongs_under_options_says_so(runner, sim_csv, write_spec, design, key, home):
+    """time_series takes design.estimator, weighting design.options.estimator: '--set design.estimator=aipw' on
+    weighting answered "did you mean 'estimand'?". A key of the options model one level down is named there."""
+    res = invoke(runner, ["validate", str(write_spec(base_spec(sim_csv.name, design=design)))])
+    assert res.exit_code == 2
+    assert f"key '{key}': unknown key here: it belongs under 'design.options' ({home})" in res.stderr
+    assert "did you mean" not in res.stderr
