@@ -66,3 +66,24 @@ def test_a_key_that_belongs_under_options_says_so(runner, sim_csv, write_spec, d
     assert res.exit_code == 2
     assert f"key '{key}': unknown key here: it belongs under 'design.options' ({home})" in res.stderr
     assert "did you mean" not in res.stderr
+
+
+def test_a_refuters_refit_names_the_separating_covariate():
+    """Mixtape's training_bias_reduction (8 units, one covariate X) under weighting: two placebo permutations
+    separate the arms, and their message read "the one on X[:, 0] most; drop or coarsen X[:, 0]". The refits'
+    shared design carries the covariates' names, through subsets and the added random covariate."""
+    import numpy as np
+
+    from causalcli.models.logit import LogitDesign, SeparationError, refit_logit
+
+    X = np.array([[11.0], [7.0], [5.0], [3.0], [10.0], [8.0], [4.0], [1.0]])
+    design = LogitDesign(X, (X.mean(axis=0), X.std(axis=0)), names=("X",))
+    separated = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0])  # X >= 8 exactly
+    for shared, t in ((design, separated), (design.subset(np.arange(1, 8)), separated[1:])):
+        with pytest.raises(SeparationError) as err:
+            refit_logit(shared, t, np.zeros(2))
+        assert "the one on 'X' most" in str(err.value) and "X[:, 0]" not in str(err.value)
+    noise = np.array([0.1, -0.2, 0.3, -0.1, 0.2, 0.0, -0.3, 0.15])
+    with pytest.raises(SeparationError) as err:
+        refit_logit(design.with_column(noise), separated, np.zeros(3))
+    assert "X[:, " not in str(err.value)
