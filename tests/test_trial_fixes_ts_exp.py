@@ -87,3 +87,42 @@ def test_a_refuters_refit_names_the_separating_covariate():
     with pytest.raises(SeparationError) as err:
         refit_logit(design.with_column(noise), separated, np.zeros(3))
     assert "X[:, " not in str(err.value)
+
+
+@pytest.mark.parametrize("sub, per_year, period", [("quarter", 4, "quarter"), ("month", 12, "month")])
+def test_init_dates_a_series_by_its_year_and_quarter_or_month(runner, tmp_path, sub, per_year, period):
+    """statsmodels' macrodata (year and quarter columns, no date): init made 'year' the time and 'quarter' a
+    control, and validate then said 'there are 4 rows for period 1959 ... set design.aggregate', which would sum
+    the quarters. init now derives the first day of each quarter (or month) and estimate reads the period."""
+    import numpy as np
+    import pandas as pd
+
+    from tests.test_init import estimate, init, write
+
+    rng = np.random.default_rng(3)
+    rows = 6 * per_year
+    frame = pd.DataFrame({"year": (1959 + np.arange(rows) // per_year).astype(float),
+                          sub: (1 + np.arange(rows) % per_year).astype(float),
+                          "realcons": 100 + np.cumsum(rng.normal(size=rows)), "pop": rng.normal(size=rows)})
+    frame.to_csv(tmp_path / "macro.csv", index=False)
+    text, spec = init(runner, tmp_path / "macro.csv", "-y", "realcons", "-d", "time_series")
+    assert spec["design"]["time"] == "date" and "date" in spec["data"]["derive"]
+    assert spec["design"]["controls"] == ["pop"] and spec["design"]["seasonality"] == per_year
+    assert "between 1959-01-01 and 1964-" in text
+    code, out = estimate(runner, write(tmp_path, text), "--set", "design.intervention=1963-01-01")
+    assert code in (0, 1), out
+    assert out["diagnostics"]["series"]["period"] == period
+    assert out["diagnostics"]["series"]["pre_periods"] == 4 * per_year
+
+
+def test_init_keeps_the_year_when_year_and_quarter_do_not_date_one_row_each(runner, tmp_path):
+    """A panel of units by year and quarter (two rows per quarter) is not one series: no date is derived."""
+    import pandas as pd
+
+    from tests.test_init import init
+
+    frame = pd.DataFrame({"year": [2000] * 8 + [2001] * 8, "quarter": [1, 1, 2, 2, 3, 3, 4, 4] * 2,
+                          "y": range(16), "x": [v % 3 for v in range(16)]})
+    frame.to_csv(tmp_path / "panel.csv", index=False)
+    _, spec = init(runner, tmp_path / "panel.csv", "-y", "y", "-d", "time_series")
+    assert "derive" not in spec["data"] and spec["design"]["time"] == "year"
