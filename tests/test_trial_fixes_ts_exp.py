@@ -126,3 +126,21 @@ def test_init_keeps_the_year_when_year_and_quarter_do_not_date_one_row_each(runn
     frame.to_csv(tmp_path / "panel.csv", index=False)
     _, spec = init(runner, tmp_path / "panel.csv", "-y", "y", "-d", "time_series")
     assert "derive" not in spec["data"] and spec["design"]["time"] == "year"
+
+
+def test_init_experiment_says_how_many_rows_have_no_arm(runner, tmp_path):
+    """thornton_hiv: 1,919 of 4,820 rows have no value of the incentive column 'any'; init said nothing and
+    estimate dropped 40% of the rows with a warning. init says it, with a filter that parses ('any' is an SQL
+    keyword, so the column is quoted), and the spec with that filter estimates on the assigned rows."""
+    import pandas as pd
+
+    from tests.test_init import estimate, init, write
+
+    frame = pd.DataFrame({"any": [0.0, 1.0, None, 1.0, 0.0, None, 1.0, 0.0] * 10,
+                          "got": [0, 1, None, 1, 1, 0, 1, 0] * 10})
+    frame.to_csv(tmp_path / "hiv.csv", index=False)
+    text, spec = init(runner, tmp_path / "hiv.csv", "-t", "any", "-y", "got", "-d", "experiment")
+    note = """20 of 80 rows have no value of any: estimate drops them (data.filter: '"any" IS NOT NULL'"""
+    assert note in text
+    code, out = estimate(runner, write(tmp_path, text), "--set", 'data.filter="any" IS NOT NULL')
+    assert code in (0, 1) and out["n"]["rows"] == 60 and out["n"]["filtered_out"] == 20

@@ -327,6 +327,10 @@ def build_experiment(data: DataProfile, spec: dict, d: dict, st: Starter, treatm
         st.notes.append(f"no level of {treatment} is named like a control arm (levels: "
                         f"{', '.join(show(v) for v in levels[:10])}); set design.control")
     d["control"] = control
+    unassigned = data.rows - data.present[treatment]
+    if unassigned:  # thornton_hiv: 1,919 of 4,820 people were never assigned an incentive
+        st.notes.append(f"{unassigned:,} of {data.rows:,} rows have no value of {treatment}: estimate drops them "
+                        f"(data.filter: '{q(treatment)} IS NOT NULL' says so in the spec)")
     metric: dict[str, Any] = {"name": outcome, "outcome": outcome}
     stem = norm(outcome)
     for c in data.types:
