@@ -4,6 +4,7 @@ weighting and dml."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -144,3 +145,24 @@ def test_init_experiment_says_how_many_rows_have_no_arm(runner, tmp_path):
     assert note in text
     code, out = estimate(runner, write(tmp_path, text), "--set", 'data.filter="any" IS NOT NULL')
     assert code in (0, 1) and out["n"]["rows"] == 60 and out["n"]["filtered_out"] == 20
+
+
+def test_a_series_with_holes_names_its_last_missing_period():
+    """statsmodels' co2 (weekly, 59 weeks missing up to 1985-08-03): the message named the first hole only,
+    1958-05-10, and said 'cut the series with data.filter', so where to cut took a look at the file. It names the
+    last one too."""
+    import causalcli
+    from causalcli.errors import DataError
+    from tests.test_time_series import frame, simulate, spec
+
+    y, X = simulate()
+    data = frame(y, X)
+    data.loc[[3, 40, 71], "sales"] = np.nan
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec(), data=data, refute=False)
+    assert "outcome 'sales' has no value for 2024-01-04 (3 of 300 periods missing, the last 2024-03-12)" in str(err.value)
+    one = frame(y, X)
+    one.loc[40, "sales"] = np.nan
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(spec(), data=one, refute=False)
+    assert "(1 of 300 periods missing):" in str(err.value)
