@@ -451,8 +451,9 @@ class LogitDesign:
 
     def __init__(self, X: np.ndarray, scaling: tuple[np.ndarray, np.ndarray], *,
                  parent: "LogitDesign | None" = None, rows: np.ndarray | None = None,
-                 column: np.ndarray | None = None) -> None:
+                 column: np.ndarray | None = None, names: tuple[str, ...] | None = None) -> None:
         self.X, self.parent, self.rows, self.column = X, parent, rows, column
+        self.names = names  # the covariates' names, for a refit's separation message
         self.centre, self.scale = (np.asarray(a, dtype=np.float64) for a in scaling)
         self._matrix: np.ndarray | None = None
 
@@ -475,12 +476,13 @@ class LogitDesign:
 
     def subset(self, rows: np.ndarray) -> "LogitDesign":
         """The design of the units ``rows`` (indices)."""
-        return LogitDesign(self.X, (self.centre, self.scale), parent=self, rows=rows)
+        return LogitDesign(self.X, (self.centre, self.scale), parent=self, rows=rows, names=self.names)
 
     def with_column(self, column: np.ndarray) -> "LogitDesign":
         """The design with a standard-normal covariate added (centred and scaled already)."""
+        names = None if self.names is None else (*self.names, "the added random covariate")
         return LogitDesign(self.X, (np.append(self.centre, 0.0), np.append(self.scale, 1.0)), parent=self,
-                           column=column)
+                           column=column, names=names)
 
     def slopes_product(self, slopes: np.ndarray) -> np.ndarray:
         """``X @ slopes`` for this design's units and columns: the full product taken at ``rows``
@@ -524,7 +526,8 @@ def refit_logit(design: LogitDesign, t: np.ndarray, start: np.ndarray, *, max_it
     if start.shape != (Dt.shape[0],):
         raise ValueError(f"start needs {Dt.shape[0]} coefficients, got shape {start.shape}")
     with single_threaded_blas():
-        beta, it = _newton(Dt, t, None, _scaled_start(start, design.centre, design.scale), max_iter, tol, None)
+        beta, it = _newton(Dt, t, None, _scaled_start(start, design.centre, design.scale), max_iter, tol,
+                           design.names)
         coef = _original_scale(beta, design.centre, design.scale)
         lp = coef[0] + design.slopes_product(coef[1:])
     return LogitFit(coef=coef, linear_predictor=lp, probability=_expit(lp), converged=True, iterations=it)

@@ -13,9 +13,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
 
 TABLE_EFFECTS = 30  # effects the terminal table shows: the first and last 15 of a longer list
+LABEL_WIDTH = 24  # effect labels no longer than this are never wrapped
 
 
 def build(items: list[Item]) -> list[Any]:
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -24,26 +26,31 @@ def build(items: list[Item]) -> list[Any]:
     for item in items:
         if isinstance(item, StudyFailure):
             out.append(Panel(Text(f"error (exit {item.exit_code}): {item.message}", style="red"),
-                             title=f"{item.study}", title_align="left", border_style="red"))
+                             title=escape(f"{item.study}"), title_align="left", border_style="red"))
             continue
         e = item.estimate
         head = Table.grid(padding=(0, 2))
         head.add_column(style="bold")
         head.add_column()
-        head.add_row("design", f"{item.design} / {item.estimator}")
+        # text from the data or the spec (a segment value '[/old]', a count 'missing_in_metric[got]') is not
+        # rich markup: escaped, or given as Text, so rich neither drops it nor stops on it
+        head.add_row("design", Text(f"{item.design} / {item.estimator}"))
         # what a design says its estimand means for these data (iv: a complier effect or an average causal response)
         meaning, _ = estimand_reading(item.diagnostics)
-        head.add_row("estimand", item.estimand.upper() + (f": {meaning}" if meaning else ""))
+        head.add_row("estimand", Text(item.estimand.upper() + (f": {meaning}" if meaning else "")))
         ci = f"[{num(e.ci_lower)}, {num(e.ci_upper)}]" if e.ci_lower is not None else "-"
         head.add_row("effect", f"[bold]{num(e.value)}[/bold]  SE {num(e.std_error)}  {int(e.conf_level * 100)}% CI {ci}"
                      f"  p {pval(e.p_value)}")
-        head.add_row("inference", e.inference)
-        head.add_row("n", "  ".join(f"{k} {v:,}" for k, v in item.n.items()))
+        head.add_row("inference", Text(e.inference))
+        head.add_row("n", Text("  ".join(f"{k} {v:,}" for k, v in item.n.items())))
         parts: list[Any] = [head]
         if item.effects:
             eff = Table(title="effects", title_justify="left", expand=False)
             # the label wraps rather than ending in an ellipsis: its end (abs/rel, the segment) tells the rows apart
-            eff.add_column("label", overflow="fold")
+            # labels up to LABEL_WIDTH long are kept whole (the interval wraps instead), so a time series'
+            # 'cumulative/2015-08-12' is not cut inside its date
+            longest = max((len(r.label or "") for r in item.effects), default=0)
+            eff.add_column("label", overflow="fold", width=longest if 0 < longest <= LABEL_WIDTH else None)
             for c in ("value", "SE", "CI", "p"):
                 eff.add_column(c, justify="right")
             shown = item.effects
@@ -55,7 +62,7 @@ def build(items: list[Item]) -> list[Any]:
                     eff.add_row(f"... {len(item.effects) - 2 * half} more (all in --format json or csv, "
                                 "and --report)", "", "", "", "")
                     continue
-                eff.add_row(r.label or "", num(r.value), num(r.std_error),  # no interval: "-", not "[-, -]"
+                eff.add_row(Text(r.label or ""), num(r.value), num(r.std_error),  # no interval: "-", not "[-, -]"
                             "-" if r.ci_lower is None else f"[{num(r.ci_lower)}, {num(r.ci_upper)}]", pval(r.p_value))
             parts.append(eff)
         if item.checks or item.refutations:
@@ -64,16 +71,16 @@ def build(items: list[Item]) -> list[Any]:
             t.add_column("result")
             t.add_column("detail", overflow="fold", max_width=90)
             for c in item.checks:
-                t.add_row(c.name, _styled(c.passed), c.detail)
+                t.add_row(Text(c.name), _styled(c.passed), Text(c.detail or ""))
             for r in item.refutations:
-                t.add_row(r.name, _styled(r.passed), r.detail)
+                t.add_row(Text(r.name), _styled(r.passed), Text(r.detail or ""))
             parts.append(t)
         for w in item.warnings:
             parts.append(Text(f"warning: {w}", style="yellow"))
         from rich.console import Group
 
         status = "[green]passed[/green]" if item.passed else "[red]FAILED[/red]"
-        out.append(Panel(Group(*parts), title=f"{item.study}  {status}", title_align="left",
+        out.append(Panel(Group(*parts), title=f"{escape(item.study)}  {status}", title_align="left",
                          border_style="green" if item.passed else "red"))
     return out
 

@@ -151,6 +151,29 @@ _OTHER_TAGS = {
 
 def _allowed_keys(loc: tuple, data: dict, model: Any) -> list[str]:
     """Valid keys of the model that holds the unknown key at ``loc``."""
+    model = _model_at(loc, data, model)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    if model == "refuter":
+        return list(REFUTERS)
+    return []
+
+
+def _nested_home(loc: tuple, data: dict, model: Any) -> str | None:
+    """``'options'`` when the unknown key at ``loc`` is a key of the model's ``options`` one level down
+    (weighting's ``design.estimator`` is ``design.options.estimator``, time_series' is ``design.estimator``)."""
+    holder = _model_at(loc, data, model)
+    if not (isinstance(holder, type) and issubclass(holder, BaseModel)):
+        return None
+    for name, field in holder.model_fields.items():
+        inner = _model_of(field.annotation, None)
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and loc[-1] in inner.model_fields:
+            return name
+    return None
+
+
+def _model_at(loc: tuple, data: dict, model: Any) -> Any:
+    """The model (or ``'refuter'``) that holds the key at ``loc``; None when the path leaves the models."""
     node: Any = data
     for part in loc[:-1]:
         if isinstance(node, dict):
@@ -165,13 +188,9 @@ def _allowed_keys(loc: tuple, data: dict, model: Any) -> list[str]:
             continue
         field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
         if field is None:
-            return []
+            return None
         model = _model_of(field.annotation, node)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    if model == "refuter":
-        return list(REFUTERS)
-    return []
+    return model
 
 
 def _model_of(annotation: Any, node: Any) -> Any:
@@ -259,7 +278,11 @@ def _first_error(exc: ValidationError, data: dict, lines: dict[tuple, int],
                     break
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(loc, data, schema.model)
-        hint = _nearest(str(loc[-1]), allowed)
+        home = _nested_home(loc, data, schema.model)
+        if home is not None:  # an exact key one level down beats a near one here
+            hint = f" here: it belongs under {key_path(loc[:-1] + (home,))!r} ({key_path(loc[:-1] + (home, loc[-1]))})"
+        else:
+            hint = _nearest(str(loc[-1]), allowed)
         msg = f"unknown key{hint}"
         if allowed:
             msg += f"; valid keys here: {', '.join(allowed)}"

@@ -15,7 +15,7 @@ from causalcli.starter.columns import screen_columns
 from causalcli.starter.profile import DataProfile, norm, plain, show, sql_literal
 from causalcli.starter.roles import (
     CLUSTER_NAMES, CONTROL_NAMES, guess_cohort, guess_panel, id_like, needs_treated_value, time_like, treated_expr,
-    several_rows_per_cell, treated_of,
+    several_rows_per_cell, treated_of, year_and_period,
 )
 from causalcli.starter.estimand import choose_estimand
 from causalcli.starter.text import Starter
@@ -327,6 +327,10 @@ def build_experiment(data: DataProfile, spec: dict, d: dict, st: Starter, treatm
         st.notes.append(f"no level of {treatment} is named like a control arm (levels: "
                         f"{', '.join(show(v) for v in levels[:10])}); set design.control")
     d["control"] = control
+    unassigned = data.rows - data.present[treatment]
+    if unassigned:  # thornton_hiv: 1,919 of 4,820 people were never assigned an incentive
+        st.notes.append(f"{unassigned:,} of {data.rows:,} rows have no value of {treatment}: estimate drops them "
+                        f"(data.filter: '{q(treatment)} IS NOT NULL' says so in the spec)")
     metric: dict[str, Any] = {"name": outcome, "outcome": outcome}
     stem = norm(outcome)
     for c in data.types:
@@ -414,20 +418,37 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
     del d["estimand"]  # the effect on the affected series after the intervention; the design's own
     spec.pop("treatment", None)  # a time series has no treatment column: the intervention date says who is treated
     times = [c for c in data.types if c != outcome and data.kind(c) == "time"]
+    dated = None if times else year_and_period(data, (outcome,))
     times += [c for c in data.types if c not in (outcome, *times) and time_like(c)]
     time = times[0] if times else None
+    if dated:  # a year repeats over its quarters or months: their first days are the periods
+        year, sub, months = dated
+        time = next(n for n in ("date", "period_start", "period_date") if n not in data.types)
+        month = f"CAST({q(sub)} AS INTEGER)" if months == 1 else f"CAST({q(sub)} AS INTEGER) * 3 - 2"
+        expr = f"make_date(CAST({q(year)} AS INTEGER), {month}, 1)"
+        spec["data"]["derive"] = {time: expr}
+        period = "quarter" if months == 3 else "month"
+        st.guessed.append(f"data.derive.{time}: the first day of each {period}, from {year} and {sub} ({year} alone "
+                          "repeats, so it cannot be the series' period)")
     d["time"] = time or TODO
     if time:
-        first, last = data.sql(f"SELECT min({q(time)}), max({q(time)}) FROM d")[0]
-        st.guessed.append(f"design.time: {time} (a date column, or named like a time)")
+        at = expr if dated else q(time)
+        first, last = data.sql(f"SELECT min({at}), max({at}) FROM d")[0]
+        st.guessed.append(f"design.time: {time} " + ("(derived above)" if dated else "(a date column, or named like a time)"))
         st.notes.append(f"set design.intervention: the first affected period, a value of {time} between "
                         f"{show(plain(first))} and {show(plain(last))}")
     else:
         st.notes.append("set design.time (the date column) and design.intervention (the first affected period)")
     d["intervention"] = TODO
-    if time:
+    if dated:
+        season = 12 // months
+        if data.sql("SELECT count(*) FROM d")[0][0] >= 4 * season:
+            d["seasonality"] = season
+            st.guessed.append(f"design.seasonality: {season} ({period}ly dates: a year's cycle; remove it if the "
+                              "outcome has none)")
+    elif time:
         _guess_seasonality(data, time, d, st)
-    controls = [c for c in data.types if c not in (outcome, time, treatment)
+    controls = [c for c in data.types if c not in (outcome, time, treatment, *(dated or ())[:2])
                 and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1]
     for c, why in _outcome_transforms(data, outcome, controls).items():
         st.left_out[c] = why

@@ -161,3 +161,24 @@ def several_rows_per_cell(data: DataProfile, time: str, taken: set[str]) -> str 
                 f"periods): subgroups of a panel rather than repeated cross-sections{told}; keep one subgroup per "
                 f"{u} and {time} with data.filter (or aggregate the rows), then set design.unit: {u}")
     return None
+
+
+SUB_YEAR = {"quarter": 3, "qtr": 3, "month": 1, "mon": 1}  # a column numbering the periods of a year: months each
+
+
+def year_and_period(data: DataProfile, exclude: tuple[str, ...]) -> tuple[str, str, int] | None:
+    """``(year, sub, months)`` when the data date their rows by a year column and a quarter (1-4) or month (1-12)
+    column, one row each (statsmodels' macrodata: year, quarter); None otherwise. A year alone repeats, so it
+    cannot be a series' period; the two make a date with ``make_date``."""
+    names = [c for c in data.types if c not in exclude and data.kind(c) == "integer"]
+    years = [c for c in names if norm(c) in ("year", "yr")]
+    subs = [(c, SUB_YEAR[norm(c)]) for c in names if norm(c) in SUB_YEAR]
+    if len(years) != 1 or len(subs) != 1:
+        return None
+    year, (sub, months) = years[0], subs[0]
+    low, high, rows, distinct, missing = data.sql(
+        f"SELECT min({q(sub)}), max({q(sub)}), count(*), count(DISTINCT ({q(year)}, {q(sub)})), "
+        f"count(*) FILTER (WHERE {q(year)} IS NULL OR {q(sub)} IS NULL) FROM d")[0]
+    if missing or low is None or low < 1 or high > 12 // months or distinct != rows:
+        return None
+    return year, sub, months

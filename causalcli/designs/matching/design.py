@@ -82,7 +82,7 @@ class MatchingData:
     def logit(self) -> LogitDesign:
         """The propensity logit's design the refuters' refits share, from ``X`` and ``scaling``; its
         matrix is built by ``before_refuters``, before the workers fork."""
-        return LogitDesign(self.X, self.scaling)
+        return LogitDesign(self.X, self.scaling, names=self.covariates)
 
 
 class MatchingDesign(BinaryTreatmentDesign[MatchingData]):

@@ -150,7 +150,7 @@ def read_series(study: "Study", table: "Table") -> Series:
         holes = np.flatnonzero(np.isnan(series))
         if holes.size:
             raise DataError(f"{'control' if j else 'outcome'} {name!r} has no value for {label(times[holes[0]])} "
-                            f"({holes.size} of {len(times)} periods missing): every period needs a value; fill it or "
+                            f"({_holes(holes, times)}): every period needs a value; fill it or "
                             f"{'drop the control' if j else 'cut the series with data.filter'}", file=table.file,
                             key=key, column=name)
     return _finish(study, table, y, X, tuple(d.controls), calendar, kind, notes)
@@ -185,10 +185,16 @@ def _panel(study: "Study", table: "Table", rows: list[tuple], dated: bool, notes
         holes = np.flatnonzero(np.isnan(series))
         if holes.size:
             role = "treated unit" if j == 0 else "control unit"
-            raise DataError(f"{role} {name!r} has no {study.outcome!r} for {label(times[holes[0]])} ({holes.size} "
-                            f"of {len(times)} periods missing): every unit needs every period; fill it or leave the "
+            raise DataError(f"{role} {name!r} has no {study.outcome!r} for {label(times[holes[0]])} "
+                            f"({_holes(holes, times)}): every unit needs every period; fill it or leave the "
                             f"unit out of design.controls", file=table.file, key="design.unit", column=study.outcome)
     return _finish(study, table, y, X, tuple(wanted), calendar, kind, notes)
+
+
+def _holes(holes: np.ndarray, times: list) -> str:
+    """'59 of 2284 periods missing, the last 1985-08-03': where a series cut by data.filter could start (co2)."""
+    last = f", the last {label(times[holes[-1]])}" if holes.size > 1 else ""
+    return f"{holes.size} of {len(times)} periods missing{last}"
 
 
 def _calendar(times: list, dated: bool, study: "Study", table: "Table") -> tuple[list, str]:

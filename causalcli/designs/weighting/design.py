@@ -301,7 +301,7 @@ class WeightingData:
         with gradient boosting); its matrix is built by ``before_refuters``, before the workers fork."""
         if self.start_coef is None or self.scaling is None:
             return None
-        return LogitDesign(self.X, self.scaling)
+        return LogitDesign(self.X, self.scaling, names=self.covariates)
 
 
 @dataclass(frozen=True)
