@@ -403,8 +403,14 @@ def build_iv(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str
                         "through it, e.g. the randomised assignment when uptake is partial"
                         + (f" (two-valued columns here: {', '.join(binary[:8])})" if binary else "")
                         + "; remove them from covariates")
+    codes_note = _maybe_codes(data, covariates, spec.get("categorical") or [])
     spec["covariates"] = [c for c in covariates if c not in d["instruments"]]
     spec["categorical"] = [c for c in spec.get("categorical") or [] if c not in d["instruments"]]
+    if codes_note in st.notes:  # said of the covariates before the instruments left them (mroz: fatheduc, motheduc)
+        st.notes.remove(codes_note)
+        note = _maybe_codes(data, spec["covariates"], spec["categorical"])
+        if note:
+            st.notes.append(note)
 
 
 def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None,
