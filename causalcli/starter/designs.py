@@ -274,6 +274,12 @@ def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter,
     predictors, _ = screen_columns(data, candidates, None, outcome, st.left_out, allow_text=False,
                                    rank_check=False, arm_check=False, missing_check=False)
     d["predictors"] = predictors
+    if not predictors:  # validate refuses a fit with nothing to match donors on (organ_donations: State, quarter, Rate)
+        del d["predictors"]
+        d["special_predictors"] = [[outcome, TODO]]
+        st.notes.append(f"no other column to match donors on: set design.special_predictors to {outcome} in "
+                        f"pre-treatment periods, one [{outcome}, period] pair each (or estimator: synthetic_did, "
+                        "which needs none)")
 
 
 def _adoption(data: DataProfile, unit: str, cohort: str, st: Starter) -> tuple[Any, Any, bool]:
