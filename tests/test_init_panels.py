@@ -52,3 +52,19 @@ def test_lead_and_lag_dummies_are_not_kept_as_covariates(runner, tmp_path):
     assert "lag0" not in covariates and "lead1" not in covariates
     assert {"lag1", "income"} <= set(covariates)
     assert "lag0: a 0/1 lead or lag of the treatment's start" in res.stdout
+
+
+def test_effyear_is_the_cohort_and_its_empty_rows_the_never_treated(runner, tmp_path):
+    """Cheng and Hoekstra's castle doctrine data give the adoption year as effyear, empty for the states that
+    never adopted: init took it for nothing (cohort: TODO), and estimate then dropped the empty rows."""
+    rng = np.random.default_rng(7)
+    rows = [{"sid": u, "year": 2000 + t, "effyear": (2003 if u < 3 else 2005) if u < 6 else None,
+             "y": rng.normal() + 0.5 * (u < 6 and 2000 + t >= (2003 if u < 3 else 2005))}
+            for u in range(14) for t in range(1, 8)]
+    pd.DataFrame(rows).to_csv(tmp_path / "c.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "c.csv"), "-y", "y", "-d", "did", "-o", str(tmp_path / "c.yaml")])
+    assert res.exit_code == 0, res.stderr
+    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["design"]["cohort"] == "effyear"
+    res = invoke(runner, ["estimate", str(tmp_path / "c.yaml"), "--format", "json", "--no-refute", "--quiet"])
+    n = yaml.safe_load(res.stdout)["n"]
+    assert n["dropped_missing"] == 0 and n["control_units"] == 8 and n["treated_units"] == 6
