@@ -9,6 +9,7 @@ residual degrees of freedom, as diff-diff).
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -226,3 +227,21 @@ def test_callaway_santanna_options_are_a_spec_error(runner, tmp_path, write_spec
     s["design"]["options"][option] = value
     res = invoke(runner, ["estimate", str(write_spec(s))])
     assert res.exit_code == 2 and f"design.options.{option}" in res.stderr and value in res.stderr
+
+
+@pytest.mark.parametrize("estimator", ["twfe", "callaway_santanna", "sun_abraham"])
+@pytest.mark.parametrize("empty", ["", "NaN"])
+def test_empty_cohort_is_never_treated_as_zero_is(runner, tmp_path, write_spec, estimator, empty):
+    """SPEC: a cohort of 0 or empty means never treated. Empty (castle doctrine's effyear for its 29 control
+    states) was read as missing: the never-treated units were dropped and TWFE ran on the treated alone."""
+    df = staggered_panel(40, periods=6, covariate=False)
+    df.to_csv(tmp_path / "zero.csv", index=False)
+    df.astype({"g": "object"}).assign(g=df.g.where(df.g > 0, empty)).to_csv(tmp_path / "empty.csv", index=False)
+    out = {}
+    for name in ("zero", "empty"):
+        res = invoke(runner, ["estimate", str(write_spec(spec(f"{name}.csv", estimator, honest_did=False),
+                                                         f"{name}.yaml")), "--format", "json", "--quiet"])
+        assert res.exit_code in (0, 1), res.stdout + res.stderr
+        out[name] = json.loads(res.stdout)
+    assert out["empty"]["n"] == out["zero"]["n"] and out["empty"]["n"]["dropped_missing"] == 0
+    assert out["empty"]["estimate"] == out["zero"]["estimate"]

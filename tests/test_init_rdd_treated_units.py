@@ -135,6 +135,8 @@ def test_rdd_without_a_score_like_name_writes_todo_and_lists_candidates(runner, 
     text, spec = init(runner, path, "--outcome", "y", "--design", "rdd")
     assert spec["design"]["running"] == "TODO" and spec["design"]["cutoff"] == "TODO"
     assert "numeric columns with many values here: points" in text
+    # the candidates stay in covariates, and validate refuses the running variable there once it is set
+    assert "points" in spec["covariates"] and "then remove the running variable from covariates" in text
 
 
 def panel(tmp_path, starts: dict[int, int], name="panel.csv", adoption_column=False):

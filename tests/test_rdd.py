@@ -304,3 +304,17 @@ def test_default_refuter_is_data_subset(runner, tmp_path, simulated):
     assert [r["name"] for r in out["refutations"]] == ["data_subset"]
     assert out["refutations"][0]["simulations"] >= 1
     assert abs(out["refutations"][0]["new_effect"] - out["estimate"]["value"]) < 3 * out["estimate"]["std_error"]
+
+
+@pytest.mark.parametrize("design,covariates,key", [
+    ({}, ["age", "score"], "covariates[1]"),  # as init leaves it when the running variable was a TODO
+    ({"fuzzy": "take"}, ["take"], "covariates[0]"),
+])
+def test_running_variable_or_take_up_as_covariate_is_refused(runner, tmp_path, simulated, design, covariates, key):
+    """Each covariate is its own RD (covariate_balance): the running variable was checked and passed by
+    construction (an estimate of 1e-17) and counted in the Bonferroni divisor; the take-up jumps by design."""
+    _, path = simulated
+    code, out, err = run(runner, write_spec(tmp_path, path, {"running": "score", "cutoff": 0.2, **design},
+                                            covariates=covariates))
+    assert code == 2 and out["error"]["key"] == key, err
+    assert "remove it from covariates" in out["error"]["message"] and len(err.strip().splitlines()) == 1

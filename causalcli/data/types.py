@@ -395,6 +395,12 @@ def cohort_column(table: "Table", column: str, time: str, key: str = "design.coh
                             "numbers: give the first treated period as a number (0 or empty = never treated)",
                             file=table.file, key=key, column=column)
         numeric_column(table, column, key)
+        # empty means never treated, as for dates below: left NULL, the never-treated rows were dropped as
+        # missing and the comparison units with them (castle doctrine's effyear, empty for 29 of 50 states)
+        q = _quote(column)
+        floating = table.engine is None and table.types[column].upper() in ("DOUBLE", "FLOAT", "REAL")
+        nan = f" OR isnan({q})" if floating else ""  # engines hold no NaN
+        replace_column(table, column, f"CASE WHEN {q} IS NULL{nan} THEN 0 ELSE {q} END")
         return
     q = _quote(column)
     if table.is_numeric(column):

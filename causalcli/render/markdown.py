@@ -47,7 +47,9 @@ def render_markdown(items: list[Item]) -> str:
                 ci = "-" if r.ci_lower is None else f"[{num(r.ci_lower)}, {num(r.ci_upper)}]"
                 lines.append(f"| {r.label} | {num(r.value)} | {num(r.std_error)} | {ci} | {pval(r.p_value)} |")
         bal = it.diagnostics.get("balance")
-        if bal:
+        # matching's and weighting's SMD records only: rdd's balance maps covariates to RD fits and synthetic
+        # control's lists predictors, and their report sections show them
+        if bal and isinstance(bal, list) and all("smd_before" in b for b in bal):
             lines += ["", "| covariate | SMD before | SMD after |", "| --- | ---: | ---: |"]
             for b in bal:
                 lines.append(f"| {b['covariate']} | {num(b['smd_before'], 3)} | {num(b['smd_after'], 3)} |")

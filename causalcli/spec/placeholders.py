@@ -28,6 +28,8 @@ ADVICE = {
     "design.cutoff": "set it to the value of the running variable where treatment starts (e.g. 0)",
     "design.instruments": "set it to the instrument column(s), which move the treatment and reach the outcome only "
                           "through it (e.g. [assigned]); `causalcli init --instrument Z` writes them",
+    "design.special_predictors": "set it to [column, period] pairs the donors are matched on, usually the outcome "
+                                 "in pre-treatment periods (e.g. [[cigsale, 1975], [cigsale, 1988]])",
     "design.adoption": "set it to the column holding each treated unit's first treated period",
 }
 

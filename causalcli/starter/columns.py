@@ -47,6 +47,9 @@ EXPECTED_OFF_MIN = 10
 # "post" as in after treatment, not post-secondary schooling or a post code (basque's school.post.high)
 POST_PATTERN = re.compile(r"(^|_)(post(?!_(high|secondary|sec|graduate|grad|doc|doctoral|code|codes|office|school|"
                           r"college)(_|$))|after)(_|$)")
+# castle doctrine's lead1..lead9, lag0..lag5: 0/1 dummies of periods relative to adoption, not confounders
+# (kept as covariates, the lags absorb the effect); a many-valued lag1 (a lagged outcome) is not one
+EVENT_TIME_DUMMY = re.compile(r"(lead|lag)_?\d+")
 PRE_PATTERN = re.compile(r"(^|_)(pre|lag|lagged|baseline|before|prior)(_|$)")
 # A row index that pandas wrote with the data (to_parquet keeps a non-default index as
 # __index_level_0__; to_csv writes an unnamed first column that read_csv calls "Unnamed: 0"). After a
@@ -83,6 +86,8 @@ def screen_columns(data: DataProfile, candidates: list[str], treatment: str | No
             left_out[c] = "a row index saved by pandas with the data, not a measurement"
         elif POST_PATTERN.search(n):
             left_out[c] = "named like a post-treatment column (post/after)"
+        elif EVENT_TIME_DUMMY.fullmatch(n) and data.distinct[c] == 2:
+            left_out[c] = "a 0/1 lead or lag of the treatment's start (set by the treatment, not a confounder)"
         elif outcome_stem and _outcome_like(n, outcome_stem) and not PRE_PATTERN.search(n):
             left_out[c] = f"named like the outcome {outcome!r} (a post-treatment measure?)"
         elif missing_check and data.missing_share(c) > MISSING_MAX_SHARE:

@@ -274,6 +274,12 @@ def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter,
     predictors, _ = screen_columns(data, candidates, None, outcome, st.left_out, allow_text=False,
                                    rank_check=False, arm_check=False, missing_check=False)
     d["predictors"] = predictors
+    if not predictors:  # validate refuses a fit with nothing to match donors on (organ_donations: State, quarter, Rate)
+        del d["predictors"]
+        d["special_predictors"] = [[outcome, TODO]]
+        st.notes.append(f"no other column to match donors on: set design.special_predictors to {outcome} in "
+                        f"pre-treatment periods, one [{outcome}, period] pair each (or estimator: synthetic_did, "
+                        "which needs none)")
 
 
 def _adoption(data: DataProfile, unit: str, cohort: str, st: Starter) -> tuple[Any, Any, bool]:
@@ -407,8 +413,14 @@ def build_iv(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str
                         "through it, e.g. the randomised assignment when uptake is partial"
                         + (f" (two-valued columns here: {', '.join(binary[:8])})" if binary else "")
                         + "; remove them from covariates")
+    codes_note = _maybe_codes(data, covariates, spec.get("categorical") or [])
     spec["covariates"] = [c for c in covariates if c not in d["instruments"]]
     spec["categorical"] = [c for c in spec.get("categorical") or [] if c not in d["instruments"]]
+    if codes_note in st.notes:  # said of the covariates before the instruments left them (mroz: fatheduc, motheduc)
+        st.notes.remove(codes_note)
+        note = _maybe_codes(data, spec["covariates"], spec["categorical"])
+        if note:
+            st.notes.append(note)
 
 
 def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None,

@@ -51,7 +51,8 @@ def build_rdd(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
     else:
         shown = ", ".join(numeric[:8]) + (f" and {len(numeric) - 8} more" if len(numeric) > 8 else "")
         st.notes.append("set design.running (the score whose threshold assigns treatment) and design.cutoff"
-                        + (f"; numeric columns with many values here: {shown}" if numeric else ""))
+                        + (f"; numeric columns with many values here: {shown}" if numeric else "")
+                        + ("; then remove the running variable from covariates" if numeric else ""))
     d["running"] = running or TODO
     d["cutoff"] = TODO if cutoff is None else cutoff
     if treatment:

@@ -12,7 +12,8 @@ TIME_WORDS = {"year", "yr", "date", "period", "time", "month", "week", "quarter"
               "round", "visit"}
 COHORT_NAMES = {"cohort", "g", "gname", "first_treat", "first_treated", "first_treatment", "treat_year",
                 "year_treated", "treatment_year", "adopt_year", "adoption_year", "year_first_treated",
-                "first_year_treated", "treat_date", "treatment_date", "first_treat_period"}
+                "first_year_treated", "treat_date", "treatment_date", "first_treat_period",
+                "effyear", "eff_year", "effective_year", "effective_date"}  # Cheng and Hoekstra's law in effect
 UNIT_WORDS = ("id", "unit", "state", "county", "country", "region", "firm", "company", "district", "city",
               "school", "person", "individual", "user", "household", "fips", "code", "name", "market", "store")
 CONTROL_NAMES = ("control", "ctrl", "0", "a", "baseline", "base", "false", "no", "placebo", "c", "off")

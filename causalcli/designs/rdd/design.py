@@ -104,6 +104,14 @@ class RddDesign(Design[RddData]):
         if d.running in roles:
             raise SpecError(f"running variable {d.running!r} is also the {roles[d.running]}; use another column",
                             file=spec.source.display, key="design.running")
+        for i, c in enumerate(study.covariates):
+            # a covariate is its own RD at the cutoff (covariate_balance): the running variable cannot jump there
+            # and take-up must, so either one passes or fails the check by construction
+            if c in (d.running, _fuzzy(study)):
+                role = "design.running" if c == d.running else "design.fuzzy (the take-up, whose jump is the first stage)"
+                raise SpecError(f"covariate {c!r} is {role}; covariates are checked for a jump at the cutoff, which "
+                                "says nothing for this column: remove it from covariates",
+                                file=spec.source.display, key=f"covariates[{i}]")
         if study.graph is not None:
             raise SpecError("rdd does not use a causal graph: identification comes from continuity at the cutoff; "
                             "remove graph", file=spec.source.display, key="graph")
