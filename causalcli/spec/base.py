@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 class Strict(BaseModel):
     """Base of every spec model: unknown keys are errors, values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WildBootstrapOptions(Strict):
+    """The wild cluster bootstrap's settings for designs that use it only with few clusters (iv, experiment)."""
+
+    wild_weights: Literal["auto", "webb", "rademacher"] = Field(
+        "auto", description="With few clusters (under 42, or for experiments with design.unit also under 6 units in "
+                            "an arm): the wild cluster bootstrap's weights, auto (Webb's six-point weights below 12 "
+                            "clusters, Rademacher from there on), webb or rademacher.")
+    draws: int = Field(999, ge=99, le=100_000, description="With few clusters: wild bootstrap draws (enumerated "
+                                                           "instead when there are fewer distinct ones).")
+
+    @model_serializer(mode="wrap")
+    def _without_default_bootstrap_keys(self, handler: Any) -> dict:
+        # at their defaults these keys are left out, so that a spec without them hashes (provenance.spec_sha256)
+        # as it did before they existed
+        out = handler(self)
+        for key, default in (("wild_weights", "auto"), ("draws", 999)):
+            if out.get(key) == default:
+                out.pop(key)
+        return out
 
 
 class FreeOptions(BaseModel):

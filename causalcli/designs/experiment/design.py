@@ -112,7 +112,8 @@ class ExperimentDesign(Design):
     inference = ("welch_t", "delta_method", "cuped", "regression_adjusted", "log_ratio",
                  "difference_in_proportions_wald", "clustered_by_unit", "quantile_order_statistics",
                  "always_valid", "group_sequential_obrien_fleming", "group_sequential_pocock",  # design.sequential
-                 "cace_wald")  # uptake: the complier effect
+                 "cace_wald",  # uptake: the complier effect
+                 "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher")  # design.unit, few units
     default_refuters = ()
     streams_data = True  # study_data is a view over the file: aggregates only, never a copy in memory
     reference = ("Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention); sequential: "

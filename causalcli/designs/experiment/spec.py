@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from causalcli.spec.base import DesignBase, Strict
+from causalcli.spec.base import DesignBase, Strict, WildBootstrapOptions
 
 
 def arm_label(value: Any) -> str:
@@ -111,7 +111,7 @@ class Metric(Strict):
         return self
 
 
-class ExperimentOptions(Strict):
+class ExperimentOptions(WildBootstrapOptions):
     """Tuning of the experiment analysis."""
 
     distribution: Literal["t", "normal"] = Field(
@@ -125,22 +125,6 @@ class ExperimentOptions(Strict):
                     "data (exact quantile; one extra pass over the data).")
     alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the minimum detectable effect (MDE).")
     power: float = Field(0.8, gt=0, lt=1, description="Power of the minimum detectable effect (MDE).")
-    wild_weights: Literal["auto", "webb", "rademacher"] = Field(
-        "auto", description="With design.unit and few units (under 42, or 6 in an arm): the wild cluster bootstrap's "
-                            "weights: auto (Webb's six-point weights below 12 units, Rademacher from there on), webb "
-                            "or rademacher.")
-    draws: int = Field(999, ge=99, le=100_000, description="With few units: wild bootstrap draws (enumerated "
-                                                           "instead when there are fewer distinct ones).")
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: Any) -> dict:
-        # the few-unit keys at their defaults are left out, so that a spec without them hashes
-        # (provenance.spec_sha256) as it did before they existed
-        out = handler(self)
-        for key, default in (("wild_weights", "auto"), ("draws", 999)):
-            if out.get(key) == default:
-                out.pop(key)
-        return out
 
 
 class Sequential(Strict):

@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from causalcli.spec.base import DesignBase, Strict
+from causalcli.spec.base import DesignBase, WildBootstrapOptions
 from causalcli.inference.weak_instruments import MOP_CRITICAL_10PCT
 
 
-class IvOptions(Strict):
+class IvOptions(WildBootstrapOptions):
     """Covariance and weak-instrument settings (linearmodels' IV2SLS/IVLIML conventions)."""
 
     cov_type: Literal["robust", "unadjusted", "clustered"] | None = Field(
