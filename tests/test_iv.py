@@ -72,10 +72,10 @@ def test_card_equals_linearmodels(card, runner, tmp_path, instruments, estimator
     assert got["estimate"]["std_error"] == pytest.approx(ref.std_errors["educ"], rel=1e-6)
     for name in EXOG:
         assert got["diagnostics"]["coefficients"][name] == pytest.approx(ref.params[name], rel=1e-8)
-    # intervals: normal without debiased, t(n - k) with it, as linearmodels; with the 4 regions as clusters 2SLS
+    # intervals: normal without debiased, t(n - k) with it, as linearmodels; with the 4 regions as clusters it
     # takes the wild bootstrap's (tests/test_iv_few_clusters.py) and keeps the CRV1 t's in diagnostics.clusters
     analytic = got["estimate"]
-    if cov_type == "clustered" and estimator == "2sls":
+    if cov_type == "clustered":
         analytic = got["diagnostics"]["clusters"]["analytic"]
         assert got["estimate"]["inference"].startswith("iv_clustered+wild_cluster_bootstrap_webb")
     ci = ref.conf_int().loc["educ"]

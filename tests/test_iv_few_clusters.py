@@ -1,10 +1,10 @@
 """iv with design.cluster and few clusters: the wild restricted efficient (WRE) bootstrap.
 
 References:
-* each draw's t* equals 2SLS with the CRV1 covariance refitted on the bootstrap data built row by row
-  from Davidson and MacKinnon's (2010) WRE data-generating process, by our k-class fit and by
-  linearmodels' IV2SLS (the peer the iv design is pinned to): to 1e-9 (the fast algebra sums per
-  cluster what the refit sums per row; both are exact up to rounding);
+* each draw's t* equals 2SLS (LIML, its k recomputed) with the CRV1 covariance refitted on the bootstrap
+  data built row by row from Davidson and MacKinnon's (2010) WRE data-generating process, by linearmodels'
+  IV2SLS and IVLIML (the peer the iv design is pinned to): to 1e-8 (the fast algebra sums per cluster what
+  the refit sums per row; both are exact up to rounding; LIML's k is a root found two ways);
 * with 8 clusters the 2^8 Rademacher sign vectors are enumerated, so the p-value is a count over those
   refits, exactly;
 * 2,000 simulated null effects with 10 clusters of 30 rows, cluster shocks in the instrument, the
@@ -48,20 +48,25 @@ def _bootstrap_data(y, x, W, z, b0, v):
     return b0 * xs + W @ gamma + u * v, xs
 
 
+@pytest.mark.parametrize("liml", [False, True], ids=["2sls", "liml"])
 @pytest.mark.parametrize("b0", [0.0, 0.3, 1.0])
-def test_each_draw_is_the_2sls_refit_on_its_bootstrap_data(b0):
-    from linearmodels.iv import IV2SLS
+def test_each_draw_is_the_iv_refit_on_its_bootstrap_data(b0, liml):
+    from linearmodels.iv import IV2SLS, IVLIML
+
+    from causalcli.designs.iv.estimator import liml_kappa
 
     y, x, W, z, codes = _data(8)
+    Z = np.column_stack([W, z])
     V, _ = bootstrap_weights(8, 999, np.random.default_rng(1), "webb")
-    t, tstar = WreBootstrap(y, x, W, z, codes, 8, V).t_stats(b0)
+    t, tstar = WreBootstrap(y, x, W, z, codes, 8, V, liml=liml).t_stats(b0)
     cov = Covariance("clustered", False, codes, 8)
-    fit = kclass(y, np.column_stack([W, x]), np.column_stack([W, z]), 1.0, cov)
+    kappa = liml_kappa(y, W, x[:, None], Z) if liml else 1.0
+    fit = kclass(y, np.column_stack([W, x]), Z, kappa, cov)
     assert t == pytest.approx((fit.params[-1] - b0) / np.sqrt(fit.cov[-1, -1]), abs=1e-9)
     for i in (0, 17, 400, 998):
         ys, xs = _bootstrap_data(y, x, W, z, b0, V[i][codes])
-        peer = IV2SLS(ys, W, xs, z).fit(cov_type="clustered", clusters=codes, debiased=False)
-        assert tstar[i] == pytest.approx((peer.params.iloc[-1] - b0) / peer.std_errors.iloc[-1], abs=1e-9)
+        peer = (IVLIML if liml else IV2SLS)(ys, W, xs, z).fit(cov_type="clustered", clusters=codes, debiased=False)
+        assert tstar[i] == pytest.approx((peer.params.iloc[-1] - b0) / peer.std_errors.iloc[-1], abs=1e-8)
 
 
 def test_enumerated_p_value_counts_the_refits():
@@ -141,7 +146,7 @@ def test_few_clusters_take_the_bootstrap_and_many_keep_crv1(tmp_path):
     assert many.estimate.inference == "iv_clustered"
     assert next(c for c in many.checks if c.name == "clusters").passed is True
     liml = run_study(_spec(tmp_path, 15, estimator="liml"))
-    check = next(c for c in liml.checks if c.name == "clusters")
-    assert check.passed is False and "2SLS only" in check.detail
+    assert next(c for c in liml.checks if c.name == "clusters").passed is None
+    assert liml.estimate.inference == "iv_clustered+wild_cluster_bootstrap_rademacher"
     webb = run_study(_spec(tmp_path, 8))
     assert webb.diagnostics["clusters"]["wild"]["weights"] == "webb"

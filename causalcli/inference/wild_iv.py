@@ -1,4 +1,4 @@
-"""Wild restricted efficient (WRE) cluster bootstrap for 2SLS with one endogenous regressor.
+"""Wild restricted efficient (WRE) cluster bootstrap for 2SLS and LIML with one endogenous regressor.
 
 Davidson and MacKinnon (2010, "Wild bootstrap tests for IV regression", JBES 28(1)); the clustered
 version as in Roodman, MacKinnon, Nielsen and Webb (2019, "Fast and wild", Stata Journal 19(1), sec. 3.3).
@@ -8,11 +8,13 @@ For a null beta = b0 of the coefficient of ``x`` in ``y = beta x + W gamma + u``
 * restricted structural fit: ``gamma~`` from OLS of ``y - b0 x`` on ``W``, residuals ``u~``;
 * efficient first stage: OLS of ``x`` on ``Z`` and ``u~``, ``pi~`` its ``Z`` part, ``v~ = x - Z pi~``;
 * a draw multiplies both residuals by the same weight per cluster: ``x* = Z pi~ + v~ w_g``,
-  ``y* = b0 x* + W gamma~ + u~ w_g``; 2SLS on (y*, x*) with the CRV1 covariance gives ``t*``;
+  ``y* = b0 x* + W gamma~ + u~ w_g``; 2SLS (or LIML, its k recomputed from the draw) on (y*, x*) with the
+  CRV1 covariance gives ``t*``;
 * p(b0) = share of draws with ``|t*| >= |t(b0)|``, t(b0) the actual data's (the draw of all ones).
 
 Every quantity of a draw is a sum over clusters of fixed per-cluster cross-products (``Z_g'Z_g``,
-``Z_g'W_g``, ``Z_g'u~_g``, ``Z_g'v~_g``), so a draw costs O(G l k), not O(n). The interval inverts
+``Z_g'W_g``, ``Z_g'u~_g``, ``Z_g'v~_g``; for LIML also the sums of products of the outcome's and the
+treatment's fixed and resampled parts, which give ``[y*, x*]'[y*, x*]``), so a draw costs O(G l k), not O(n). The interval inverts
 the test over b0 (the same draws for every b0), as boottest does; it can be unbounded when the
 instruments are weak.
 """
@@ -31,8 +33,8 @@ class WreBootstrap:
     """The WRE test of b0 for the coefficient of ``x`` (the last regressor), clustered on ``codes``."""
 
     def __init__(self, y: np.ndarray, x: np.ndarray, W: np.ndarray, excluded: np.ndarray, codes: np.ndarray,
-                 G: int, V: np.ndarray, scale: float = 1.0):
-        self.y, self.x, self.W = y, x, W
+                 G: int, V: np.ndarray, scale: float = 1.0, liml: bool = False):
+        self.y, self.x, self.W, self.liml = y, x, W, liml
         self.Z = np.column_stack([W, excluded])
         self.codes, self.G, self.V, self.scale = codes, G, V, scale
         self.Q = np.linalg.inv(self.Z.T @ self.Z)
@@ -62,11 +64,26 @@ class WreBootstrap:
         Zu, Zv = self._by_cluster(u), self._by_cluster(v)
         Zx0 = self.ZZg @ pi                                   # G x l: Z_g' Z_g pi
         Zy0 = b0 * Zx0 + self.ZWg @ gamma                     # G x l
+        quad = self._quadratic(b0, pi, gamma, u, v) if self.liml else None
         ones = np.ones((1, self.G))
-        t_obs = self._t(b0, ones, Zx0, Zy0, Zu, Zv)[0]
-        return float(t_obs), self._t(b0, V, Zx0, Zy0, Zu, Zv)
+        t_obs = self._t(b0, ones, Zx0, Zy0, Zu, Zv, quad)[0]
+        return float(t_obs), self._t(b0, V, Zx0, Zy0, Zu, Zv, quad)
 
-    def _t(self, b0: float, V: np.ndarray, Zx0, Zy0, Zu, Zv) -> np.ndarray:
+    def _quadratic(self, b0: float, pi: np.ndarray, gamma: np.ndarray, u: np.ndarray, v: np.ndarray) -> dict:
+        """LIML's k needs [y*, x*]'[y*, x*]: with y* = ay + uy w, x* = ax + ux w (w the row's cluster weight),
+        each product is a fixed sum, plus a sum over clusters times w_g, plus one times w_g^2."""
+        ax = self.Z @ pi
+        ay = b0 * ax + self.W @ gamma
+        ux, uy = v, b0 * v + u
+
+        def per(a: np.ndarray) -> np.ndarray:
+            return np.bincount(self.codes, weights=a, minlength=self.G)
+
+        return {"yy": (float(ay @ ay), 2 * per(ay * uy), per(uy * uy)),
+                "xx": (float(ax @ ax), 2 * per(ax * ux), per(ux * ux)),
+                "xy": (float(ax @ ay), per(ax * uy + ay * ux), per(ux * uy))}
+
+    def _t(self, b0: float, V: np.ndarray, Zx0, Zy0, Zu, Zv, quad: dict | None = None) -> np.ndarray:
         out = np.empty(V.shape[0])
         kw = self.W.shape[1]
         k = kw + 1
@@ -77,8 +94,10 @@ class WreBootstrap:
             Zx, Zy = Zxg.sum(axis=1), Zyg.sum(axis=1)                    # B x l
             ZX = np.concatenate([np.broadcast_to(self.ZW, (w.shape[0],) + self.ZW.shape), Zx[:, :, None]], axis=2)
             QZX = self.Q @ ZX                                            # B x l x k
-            A = np.transpose(ZX, (0, 2, 1)) @ QZX                        # B x k x k
-            rhs = np.einsum("blk,bl->bk", QZX, Zy)
+            A = np.transpose(ZX, (0, 2, 1)) @ QZX                        # B x k x k: X*'P X*
+            rhs = np.einsum("blk,bl->bk", QZX, Zy)                       # X*'P y*
+            if quad is not None:  # LIML: the k-class mix (1 - k) X*'X* + k X*'P X*, k from the draw
+                A, rhs = self._kclass(w, Zx, Zy, A, rhs, quad, kw)
             b = np.linalg.solve(A, rhs[:, :, None])[:, :, 0]             # B x k
             ek = np.zeros(k)
             ek[-1] = 1.0
@@ -90,6 +109,40 @@ class WreBootstrap:
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[lo:lo + w.shape[0]] = (b[:, -1] - b0) / se
         return out
+
+    def _kclass(self, w: np.ndarray, Zx: np.ndarray, Zy: np.ndarray, A: np.ndarray, rhs: np.ndarray, quad: dict,
+                kw: int) -> tuple[np.ndarray, np.ndarray]:
+        def total(key: str) -> np.ndarray:
+            fixed, linear, square = quad[key]
+            return fixed + w @ linear + (w * w) @ square                 # B
+
+        yy, xx, xy = total("yy"), total("xx"), total("xy")
+        # [y*, x*]' M [y*, x*] for M the annihilator of W (exogenous) and of Z (all instruments)
+        Wy, Wx = Zy[:, :kw], Zx[:, :kw]
+        WWinv = self.WWinv
+
+        def annihilated(py: np.ndarray, px: np.ndarray, inv: np.ndarray) -> tuple:
+            iy, ix = py @ inv, px @ inv
+            return (yy - np.sum(iy * py, axis=1), xy - np.sum(iy * px, axis=1), xx - np.sum(ix * px, axis=1))
+
+        a11, a12, a22 = annihilated(Wy, Wx, WWinv)
+        b11, b12, b22 = annihilated(Zy, Zx, self.Q)
+        # the smallest root of det(A1 - k A2) = 0 for these 2 x 2 matrices
+        qa = b11 * b22 - b12 * b12
+        qb = -(a11 * b22 + a22 * b11 - 2 * a12 * b12)
+        qc = a11 * a22 - a12 * a12
+        kappa = (-qb - np.sqrt(np.maximum(qb * qb - 4 * qa * qc, 0.0))) / (2 * qa)
+        # X*'X* and X*'y* with X* = [W, x*]
+        WW = self.W.T @ self.W
+        B = w.shape[0]
+        XX = np.empty_like(A)
+        XX[:, :kw, :kw] = WW
+        XX[:, :kw, kw] = Wx
+        XX[:, kw, :kw] = Wx
+        XX[:, kw, kw] = xx
+        Xy = np.concatenate([Wy, xy[:, None]], axis=1)
+        mix = kappa.reshape(B, 1, 1)
+        return (1 - mix) * XX + mix * A, (1 - kappa)[:, None] * Xy + kappa[:, None] * rhs
 
     def p_value(self, b0: float) -> float | None:
         t, tstar = self.t_stats(b0)

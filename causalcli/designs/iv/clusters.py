@@ -3,8 +3,8 @@
 With ``design.cluster`` the CRV1 t-test of 2SLS over-rejects when clusters are few (and more so with
 weak instruments: Davidson and MacKinnon 2010; Young 2022). Below ``MIN_CLUSTERS`` the p-value and
 interval come from the wild restricted efficient bootstrap (``inference.wild_iv``: the test of no
-effect, and the interval by inverting it), Webb weights below 12 clusters; ``std_error`` stays CRV1.
-Two clusters or fewer leave no inference. LIML is not bootstrapped: the check fails and says so.
+effect, and the interval by inverting it; LIML's k recomputed in every draw), Webb weights below 12
+clusters; ``std_error`` stays CRV1. Two clusters or fewer leave no inference.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def clustered_inference(d: "IvData", estimate: Estimate, conf_level: float, opti
         diag["method"] = estimate.inference
         return estimate, diag, Check("clusters", True, f"{G} clusters: at least {MIN_CLUSTERS}, where clustered "
                                                        "t-tests hold their size (MacKinnon and Webb 2017)"), []
-    why = (f"{G} clusters, fewer than {MIN_CLUSTERS}: clustered (CRV1) t-tests of 2SLS over-reject with few "
+    why = (f"{G} clusters, fewer than {MIN_CLUSTERS}: clustered (CRV1) t-tests of IV estimates over-reject with few "
            "clusters (MacKinnon and Webb 2017; Davidson and MacKinnon 2010)")
     reason = no_inference_reason(G)
     if reason is not None:
@@ -39,10 +39,6 @@ def clustered_inference(d: "IvData", estimate: Estimate, conf_level: float, opti
         est = replace(estimate, std_error=None, ci_lower=None, ci_upper=None, p_value=None, inference="none")
         return est, diag, Check("clusters", False, f"no inference is possible: {reason}"), [
             f"no standard error, p-value or interval: {reason}"]
-    if d.liml:
-        diag["method"] = estimate.inference
-        return estimate, diag, Check("clusters", False, f"{why}; the wild bootstrap is built for 2SLS only: use "
-                                                        "estimator: 2sls, or read the interval as indicative"), []
     from causalcli.inference.wild import bootstrap_weights
     from causalcli.inference.wild_iv import WreBootstrap
     from causalcli.runtime.threads import single_threaded_blas
@@ -50,7 +46,7 @@ def clustered_inference(d: "IvData", estimate: Estimate, conf_level: float, opti
     weights = wild_weights(options.wild_weights, G)
     V, enumerated = bootstrap_weights(G, options.draws, np.random.default_rng(seed), weights)
     # the CRV1 factor scales t and every t* alike: the p-value and the inverted interval do not depend on it
-    boot = WreBootstrap(d.y, d.x, d.exog, d.instruments, d.clusters, G, V)
+    boot = WreBootstrap(d.y, d.x, d.exog, d.instruments, d.clusters, G, V, liml=d.liml)
     with single_threaded_blas():  # small batched solves
         p = boot.p_value(0.0)
         ci = boot.interval(estimate.value, estimate.std_error, conf_level) if p is not None else {}
