@@ -63,3 +63,77 @@ def test_relative_effect_is_unchanged_far_from_zero(estimator):
         assert 49 < base < 51
         assert rel.ci_lower == pytest.approx(r.estimate.ci_lower / base, rel=1e-12)
         assert rel.ci_upper == pytest.approx(r.estimate.ci_upper / base, rel=1e-12)
+
+
+# ---------------------------------------------------------------- a repeated period
+
+
+def _yearly(extra: dict, repeat: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    years = np.arange(1980, 2010)
+    n = years.size * repeat
+    return pd.DataFrame({"year": np.repeat(years, repeat), **extra, "y": 10 + rng.normal(size=n),
+                         "x": rng.normal(size=n)})
+
+
+def _yearly_spec(**design) -> dict:
+    return {"version": 1, "name": "ts", "outcome": "y",
+            "design": {"method": "time_series", "time": "year", "intervention": 2000, **design}}
+
+
+def test_repeated_year_of_two_units_names_the_unit_column_not_aggregate():
+    """Annual data with two rows a year, one per state: the error said 'set design.aggregate', which would add
+    the states up. It now names the column that tells the rows apart and the panel keys or a filter, and the
+    filter it shows gives a series that estimates."""
+    from causalcli.errors import DataError
+
+    frame = _yearly({"state": ["CA", "TX"] * 30}, 2)
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(_yearly_spec(), data=frame, refute=False)
+    message = str(err.value)
+    assert "2 rows for period 1980" in message and "column 'state' tells them apart (2 values: 'CA', 'TX')" in message
+    assert "design.unit: state" in message and "design.treated_unit" in message
+    assert "data.filter: \"state = 'CA'\"" in message
+    spec = {**_yearly_spec(), "data": {"filter": "state = 'CA'"}}
+    assert causalcli.estimate(spec, data=frame, refute=False).n["periods"] == 30
+    panel = causalcli.estimate(_yearly_spec(unit="state", treated_unit="CA"), data=frame, refute=False)
+    assert panel.diagnostics["series"]["controls"] == ["TX"]
+
+
+def test_repeated_year_within_a_unit_and_of_events():
+    """Within a panel's unit the other distinguishing column is named with a filter; rows that no column
+    tells apart (events, or the 'x' measurement, unique per row) keep the design.aggregate advice."""
+    from causalcli.errors import DataError
+
+    frame = _yearly({"state": ["CA", "TX"] * 60, "sector": ["a"] * 60 + ["b"] * 60}, 4)
+    frame = frame.sort_values(["year", "state"]).assign(state=["CA", "CA", "TX", "TX"] * 30,
+                                                        sector=["a", "b"] * 60)
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(_yearly_spec(unit="state", treated_unit="CA"), data=frame, refute=False)
+    assert "unit 'CA' has 2 rows for period 1980" in str(err.value)
+    assert "column 'sector' tells them apart" in str(err.value) and "sector = 'a'" in str(err.value)
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(_yearly_spec(), data=_yearly({}, 2), refute=False)
+    assert "set design.aggregate" in str(err.value) and "no other column tells the rows" in str(err.value)
+
+
+def test_repeated_year_over_quarters_suggests_a_date(tmp_path):
+    """A year column repeated over a 'quarter' column numbering 1..4: the series is quarterly; the message
+    gives the data.derive that dates it, and that spec estimates."""
+    import yaml
+
+    from causalcli.errors import DataError
+
+    frame = _yearly({"quarter": [1, 2, 3, 4] * 30}, 4)
+    with pytest.raises(DataError) as err:
+        causalcli.estimate(_yearly_spec(), data=frame, refute=False)
+    message = str(err.value)
+    assert "column 'quarter' numbers 4 quarters in each" in message and "set design.time: date" in message
+    derive = message.split("data.derive (date: ")[1].split(") and set")[0]
+    assert derive == "make_date(CAST(year AS INTEGER), CAST(quarter AS INTEGER) * 3 - 2, 1)"
+    frame.to_csv(tmp_path / "q.csv", index=False)
+    spec = {**_yearly_spec(time="date", intervention="2000-01-01"), "data": {"path": str(tmp_path / "q.csv"),
+                                                                             "derive": {"date": derive}}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    r = causalcli.estimate(str(tmp_path / "s.yaml"), refute=False)
+    assert r.diagnostics["series"]["period"] == "quarter" and r.n["periods"] == 120
