@@ -137,3 +137,51 @@ def test_repeated_year_over_quarters_suggests_a_date(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
     r = causalcli.estimate(str(tmp_path / "s.yaml"), refute=False)
     assert r.diagnostics["series"]["period"] == "quarter" and r.n["periods"] == 120
+
+
+# ---------------------------------------------------------------- init on a weekly series with gaps
+
+
+@pytest.fixture
+def runner():
+    from typer.testing import CliRunner
+
+    return CliRunner()
+
+
+def test_init_notes_the_gaps_and_a_years_season_of_weekly_co2(runner, tmp_path):
+    """statsmodels' co2 (weekly, 1958-2001, 59 weeks without a value): init said nothing of the gaps, which
+    estimate refuses, nor of the year's season. It now notes the gaps (count, first, last) with the filter that
+    starts the series after the last, proposes seasonality 52, and that spec, filtered, estimates."""
+    import statsmodels.api as sm
+
+    from tests.test_init import estimate, init, write
+
+    sm.datasets.co2.load_pandas().data.rename_axis("date").reset_index().to_csv(tmp_path / "co2.csv", index=False)
+    text, spec = init(runner, tmp_path / "co2.csv", "-y", "co2", "-d", "time_series")
+    assert spec["design"]["seasonality"] == 52 and "design.seasonality: 52 (weekly dates" in text
+    assert ("co2 has no value in 59 of 2,284 weeks (the first 1958-05-10, the last 1985-08-03)" in text
+            and "data.filter: \"date > '1985-08-03'\" (856 weeks left)" in text)
+    spec["data"]["filter"] = "date > '1985-08-03'"
+    import yaml
+
+    code, out = estimate(runner, write(tmp_path, yaml.safe_dump(spec)), "--set", "design.intervention=1998-01-03")
+    assert code in (0, 1), out
+    assert out["diagnostics"]["series"]["periods"] == 856 and out["diagnostics"]["series"]["seasonality"] == 52
+
+
+def test_init_notes_a_date_without_a_row_and_a_control_without_values(runner, tmp_path):
+    """Daily dates with one day absent and a control missing two values: both named, the cut after the later."""
+    from tests.test_init import init
+
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2024-01-01", periods=90).date
+    frame = pd.DataFrame({"date": days, "sales": 100 + rng.normal(size=90), "market": rng.normal(size=90)})
+    frame.loc[[20, 40], "market"] = np.nan
+    frame = frame.drop(index=10)
+    frame.to_csv(tmp_path / "daily.csv", index=False)
+    text, spec = init(runner, tmp_path / "daily.csv", "-y", "sales", "-d", "time_series")
+    assert "date has no row for 2024-01-11" in text
+    assert "market has no value in 2 of 89 days (the first 2024-01-21, the last 2024-02-10)" in text
+    assert "data.filter: \"date > '2024-02-10'\" (49 days left)" in text
+    assert spec["design"]["seasonality"] == 7
