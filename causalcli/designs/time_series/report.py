@@ -5,7 +5,9 @@ Effects (``Fit.effects``), labelled by period:
 * ``pointwise/<period>``: observed minus counterfactual in that post period (segmented: the modelled
   effect b2 + b3 (t - t0));
 * ``cumulative/<period>``: their sum from the intervention to that period;
-* ``relative/average``: the average effect over the average counterfactual of the post-period.
+* ``relative/average``: the average effect over the average counterfactual of the post-period, with the
+  average effect's p-value; no standard error or interval when the counterfactual mean's interval includes 0
+  (``_relative``).
 
 The headline ``estimate`` is the average effect per post period.
 """
