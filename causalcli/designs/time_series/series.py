@@ -134,9 +134,11 @@ def read_series(study: "Study", table: "Table") -> Series:
         dup = next((r for r in rows if r[width + 1] > 1), None)
         if dup is not None:
             who = f"unit {label(dup[0])!r} has" if d.unit else "there are"
+            from causalcli.designs.time_series.repeats import repeat_advice
+
             raise DataError(f"{who} {dup[width + 1]} rows for period {label(dup[width])} in column {d.time!r}: "
-                            f"give one row per period, or set design.aggregate (sum, mean or count) to aggregate "
-                            f"event-level rows", file=table.file, key="design.time", column=d.time)
+                            f"{repeat_advice(study, table, period)}", file=table.file, key="design.time",
+                            column=d.time)
     if d.unit:
         return _panel(study, table, rows, dated, notes)
     times = [r[0] for r in rows]
