@@ -206,6 +206,14 @@ class RddDesign(Design[RddData]):
             if check is not None:
                 checks.append(check)
                 diagnostics.update(extra)
+        if d.clustered:
+            from causalcli.designs.rdd.clusters import clusters_check, count_clusters
+
+            diagnostics["clusters"], check, said = clusters_check(count_clusters(result, settings.kernel),
+                                                                  study.design.cluster, est.se_conventional,
+                                                                  est.se_robust)
+            checks.append(check)
+            warnings += said
         from causalcli.designs.rdd.bins import binned_means_by_value
 
         diagnostics["bins"], diagnostics["bin_count"] = binned_means_by_value(d.by_value, d.cutoff)

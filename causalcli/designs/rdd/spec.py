@@ -30,7 +30,9 @@ class RddDesign(DesignBase):
     cutoff: float = Field(description="The threshold of the running variable.")
     fuzzy: str | None = Field(None, description="Take-up column (fuzzy design): the effect of taking the treatment "
                                                 "up, the ratio of the outcome's jump to its jump at the cutoff.")
-    cluster: str | None = Field(None, description="Cluster column: cluster-robust (CR1) standard errors.")
+    cluster: str | None = Field(None, description="Cluster column: cluster-robust (CR1) standard errors, and the "
+                                                  "clusters check (at least 42 clusters within the bandwidth, 6 on "
+                                                  "each side).")
     options: RddOptions = Field(default_factory=RddOptions)
 
     def treated_rule(self) -> str | None:
