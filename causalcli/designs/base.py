@@ -84,6 +84,9 @@ class Design(ABC, Generic[Prepared]):
     """Refuters run when the spec has no ``refute:``; ``()`` runs none."""
     weights_built: ClassVar[bool] = True
     """False: a spec with ``weights`` is refused (exit 2) before any work (``refuse_unbuilt``)."""
+    segments_built: ClassVar[bool] = False
+    """True: the design reports effects by ``segments``; otherwise a spec with them is refused (exit 2) before any
+    work (``refuse_unbuilt``), rather than ignored."""
     uses_adjustment_set: ClassVar[bool] = False
     """True: ``prepare`` adjusts for the graph's adjustment set rather than ``covariates`` as listed, and
     ``run_study`` warns about covariates the set leaves out."""
@@ -268,6 +271,10 @@ def refuse_unbuilt(design: Design, study: "Study", spec: "LoadedSpec") -> None:
     if study.weights and not design.weights_built:
         raise SpecError(f"observation weights are not supported by {design.name} yet; remove 'weights'",
                         file=spec.source.display, key="weights")
+    if study.segments and not design.segments_built:
+        raise SpecError(f"segments (effects by segment) are not built for the {design.name} design; remove "
+                        "'segments', or filter the data to one segment with data.filter and run a study per value "
+                        "(experiment and dml report effects by segment)", file=spec.source.display, key="segments")
 
 
 def require(study: "Study", spec: "LoadedSpec", *keys: str) -> None:

@@ -104,9 +104,6 @@ class DidDesign(Design):
         if o.bootstrap == "wild" and d.estimator == "callaway_santanna":
             raise SpecError("bootstrap: wild applies to 2x2 and twfe; callaway_santanna uses bootstrap: multiplier",
                             file=file, key="design.options.bootstrap")
-        if study.segments:
-            raise SpecError("segments are not built yet for the did design; remove 'segments'", file=file,
-                            key="segments")
         if study.categorical:
             c = study.categorical[0]
             raise SpecError("categorical covariates are not built yet for the did design; encode each level as "

@@ -64,6 +64,7 @@ class DmlDesign(Design):
     reference = ("Chernozhukov et al. (2018), Econometrics Journal; Athey, Tibshirani and Wager (2019), "
                  "Annals of Statistics; EconML (py-why)")
     weights_built = False
+    segments_built = True
     uses_adjustment_set = True  # covariates outside the graph's adjustment set are left out (and warned)
     provenance_packages = ("econml", "scikit-learn")  # the learners' fits change with their versions
 

@@ -115,6 +115,7 @@ class ExperimentDesign(Design):
                  "cace_wald",  # uptake: the complier effect
                  "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher")  # design.unit, few units
     default_refuters = ()
+    segments_built = True
     streams_data = True  # study_data is a view over the file: aggregates only, never a copy in memory
     reference = ("Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention); sequential: "
                  "Waudby-Smith et al. (2023) as gbstats 0.8, Lan and DeMets (1983)")

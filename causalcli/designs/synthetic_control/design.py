@@ -195,7 +195,6 @@ class SynthDesign(Design):
         for key, hint in (("treatment", "treated_unit and treatment_start define who is treated and when"),
                           ("covariates", "list them under design.predictors"),
                           ("weights", "observation weights do not apply"),
-                          ("segments", "one treated unit has no segments"),
                           ("categorical", "predictors must be numeric")):
             if getattr(study, key) not in (None, [], ""):
                 raise SpecError(f"synthetic_control takes no '{key}' ({hint}); remove it", file=file, key=key)

@@ -60,7 +60,7 @@ class TimeSeriesData:
 # study keys a single series has no use for, and what to write instead
 NOT_TAKEN = (("treatment", "design.intervention says when the series is treated"),
              ("covariates", "list control series under design.controls"),
-             ("segments", "one series has no segments"), ("categorical", "controls are numeric"))
+             ("categorical", "controls are numeric"))
 
 
 class TimeSeriesDesign(Design):

@@ -1,0 +1,36 @@
+"""`segments` where a design does not report effects by segment: exit 2 naming the key, not ignored.
+
+Before, matching, weighting, iv and rdd ran the study and silently left the segments out of the result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import invoke
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+@pytest.mark.parametrize("spec,design", [("lalonde_psm.yaml", "matching"), ("lalonde_aipw.yaml", "weighting"),
+                                         ("mpdta_did.yaml", "did"), ("prop99_synth.yaml", "synthetic_control")])
+def test_segments_are_refused_where_not_built(runner, spec, design):
+    res = invoke(runner, ["estimate", str(SPECS / spec), "--set", "segments=[black]"])
+    assert res.exit_code == 2
+    assert f"segments (effects by segment) are not built for the {design} design" in res.stderr
+    assert "key 'segments'" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("method", ["iv", "rdd", "time_series"])
+def test_segments_are_refused_for_iv_rdd_and_time_series(runner, tmp_path, method):
+    designs = {"iv": {"method": "iv", "instruments": ["z"]},
+               "rdd": {"method": "rdd", "running": "x", "cutoff": 0},
+               "time_series": {"method": "time_series", "time": "date", "intervention": "2024-01-10"}}
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"version: 1\nname: s\ndata: {{path: d.csv}}\noutcome: y\nsegments: [g]\n"
+                    + ("treatment: t\n" if method == "iv" else "") + f"design: {designs[method]}\n")
+    (tmp_path / "d.csv").write_text("y,t,z,x,g,date\n1,0,0,-1,a,2024-01-01\n")
+    res = invoke(runner, ["validate", str(spec)])
+    assert res.exit_code == 2 and f"not built for the {method} design" in res.stderr
