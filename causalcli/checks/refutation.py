@@ -72,6 +72,28 @@ BUDGET = ("placebo_treatment runs ceil(1/alpha) - 1 simulations unless `simulati
           "Monte Carlo standard error of its p-value (sqrt(p (1 - p) / k) for a placebo test, the delta method "
           "through the shift for a stability test)")
 
+# Simulations that cannot be estimated (an error in the refit) are left out; when they outnumber the estimated
+# ones, these are the changes the estimator happens to survive, a selected few rather than a sample of the
+# changes the refuter makes (castle doctrine: an added random covariate separates the propensity logit of a
+# one-state cohort in most draws, and the refuter passed on the 2 of 5 that did not).
+JUDGED_ON_ESTIMATED = ("placebo_treatment", "random_common_cause", "data_subset")
+FAILED_SIMULATIONS = ("A simulation that cannot be estimated is left out and counted in the detail with the "
+                      "commonest reasons. When more simulations of placebo_treatment, random_common_cause or "
+                      "data_subset failed than were estimated, the refuter is not judged (passed: null): the ones "
+                      "estimated are those the estimator happens to survive, not a sample of the changes the refuter "
+                      "makes. Its rounds go on while the failures are a majority but the 95% Clopper-Pearson "
+                      "interval of their share still reaches 1/2")
+
+
+_CHANGES = {"placebo_treatment": "random re-assignments of the treatment",
+            "random_common_cause": "random covariates added", "data_subset": "random subsets of the data"}
+
+
+def mostly_failed(name: str, sims: np.ndarray) -> bool:
+    """``FAILED_SIMULATIONS``: did more simulations fail (NaN) than were estimated?"""
+    estimated = int(np.count_nonzero(np.isfinite(sims)))
+    return name in JUDGED_ON_ESTIMATED and sims.size - estimated > estimated
+
 
 def round_size(name: str, alpha: float) -> int:
     """Simulations per round of refuter ``name`` under ``BUDGET``."""
@@ -83,6 +105,8 @@ def round_size(name: str, alpha: float) -> int:
 def settled(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> bool:
     """``BUDGET``'s stopping rule: would more simulations be unlikely to change the verdict?"""
     ok = sims[np.isfinite(sims)]
+    if mostly_failed(name, sims):  # not judged once the failures' share is surely over one half
+        return interval_above(sims.size - ok.size, sims.size, 0.5, MONTE_CARLO_LEVEL)
     if ok.size == 0:
         return False
     if name in PLACEBO_REFUTERS:
@@ -141,6 +165,12 @@ def summarise(name: str, sims: np.ndarray, estimate: Estimate, alpha: float) -> 
         return Refutation(name, None, None, None, f"no simulation could be estimated{failed_note}", total, TESTED[name])
     new = float(ok.mean())
     est = estimate.value
+    if mostly_failed(name, sims):
+        return Refutation(name, new, None, None, (
+            f"not judged: only {ok.size} of {total} simulations could be estimated, fewer than the {failed} that "
+            f"failed; the ones estimated are those the estimator happens to survive, not a sample of the "
+            f"{_CHANGES[name]}, so no verdict is drawn from them (their mean effect {num(new)} against {num(est)})"),
+            total, TESTED[name])
     if name == "placebo_treatment":
         extreme = int(np.count_nonzero(np.abs(ok) >= abs(est)))
         p, passed, compared = permutation_verdict(extreme, int(ok.size), alpha, "simulations")

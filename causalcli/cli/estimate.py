@@ -67,24 +67,25 @@ def estimate_command(
     # comes, and a reader that left early is noticed at once.
     stream = fmt == "jsonl" and output is None
     stdout = _Stdout()
-    items, texts = [], []
-    batch = run_studies(specs, set_, fmt, seed=seed, jobs=jobs, refute=not no_refute, fail_on=fail_on.value,
+    items = []
+    code = 0
+    batch = run_studies(specs, set_, seed=seed, jobs=jobs, refute=not no_refute, fail_on=fail_on.value,
                         on_exception=trace_on_debug)
-    for item, text in batch:
+    for item in batch:
         items.append(item)
-        texts.append(text)
         if not isinstance(item, Result):
             typer.echo(f"error: {failure_line(item)}", err=True)
         if stream:
-            stdout.write(text)
+            code = max(code, _emit([item], fmt, None, stdout))
             if stdout.closed and report is None and plots is None:
                 break  # nobody reads the rest and nothing else is written: stop, as SIGPIPE would
-    code = max((item.exit_code for item in items), default=0)
+    code = max([code, *(item.exit_code for item in items)])
     estimated = [item for item in items if isinstance(item, Result)]
 
+    # Each output on its own: a renderer or a plot that fails costs that output (or that study's part
+    # of it) only, said in one line (exit 4: a bug), and the others are still written.
     if not stream:
-        # one study: its rendering by the batch is the output (a large result is not encoded twice)
-        code = max(code, _emit(items, fmt, output, stdout, texts[0] if len(items) == 1 else None))
+        code = max(code, _emit(items, fmt, output, stdout))
     if report is not None and estimated:
         code = max(code, _write_report(items, report))
     if plots is not None:
@@ -113,86 +114,123 @@ class _Stdout:
             self.closed = True
             silence_closed_streams()
 
-    def print_table(self, items: list) -> None:
+    def print_table(self, renderables: list) -> None:
+        """The table's pieces (``render.table.build``), printed one by one."""
         from rich.console import Console
-
-        from causalcli.render.table import print_table
 
         class _PipeConsole(Console):
             def on_broken_pipe(self) -> None:  # rich would exit 1 here; the batch decides the code
                 self.quiet = True
                 raise BrokenPipeError
 
+        console = _PipeConsole(highlight=False)
         try:
-            print_table(items, _PipeConsole(highlight=False))
+            for renderable in renderables:
+                console.print(renderable)
             sys.stdout.flush()
         except BrokenPipeError:
             self.closed = True
             silence_closed_streams()
 
 
-def _emit(items: list, fmt: str, output: Optional[Path], stdout: _Stdout, rendered: Optional[str] = None) -> int:
-    """Write the machine format to ``--output`` or stdout (``rendered``: the items' text when already made);
-    returns an exit code (0, or 2 if it could not)."""
-    from causalcli.render import render
+def _rendered(items: list, fmt: str) -> tuple[str, list]:
+    from causalcli.render import render, render_each
+
+    return render_each(items, lambda shown: render(shown, fmt), f"{fmt} output")
+
+
+def _emit(items: list, fmt: str, output: Optional[Path], stdout: _Stdout) -> int:
+    """Write the chosen format to ``--output`` or stdout; returns an exit code (0, or that of a failure)."""
+    from causalcli.render.table import build
     from causalcli.result import Result
 
-    estimated = any(isinstance(i, Result) for i in items)
+    option, target = ("--output", output) if output is not None else ("--format", fmt)
+    if output is not None and not any(isinstance(i, Result) for i in items):
+        return 0  # nothing estimated: an existing file is left as it is
+    try:
+        if output is None and fmt == "table":
+            from causalcli.render import render_each
+
+            renderables, failed = render_each(items, build, "table")
+        else:
+            text, failed = _rendered(items, fmt)
+    except Exception as exc:  # noqa: BLE001 (the report and the plots are written all the same)
+        return _output_error(exc, option, target, items[0].study if len(items) == 1 else None)
+    code = _report_unrendered(failed, option, target)
     if output is not None:
-        if estimated:
-            try:
-                write_atomic(output, rendered if rendered is not None else render(items, fmt), "--output")
-            except CausalcliError as exc:
-                typer.echo(f"error: {exc.located()}", err=True)
-                return exc.exit_code
-            say(f"wrote {output}")
-        return 0
-    if fmt == "table":
-        stdout.print_table(items)
-        return 0
-    stdout.write(rendered if rendered is not None else render(items, fmt))
-    return 0
+        try:
+            write_atomic(output, text, "--output")
+        except CausalcliError as exc:
+            return max(code, _output_error(exc, option, target))
+        say(f"wrote {output}")
+    elif fmt == "table":
+        stdout.print_table(renderables)
+    else:
+        stdout.write(text)
+    return code
+
+
+def _report_unrendered(failed: list, option: str, target: object) -> int:
+    """One line per study left out of an output because its renderer raised."""
+    code = 0
+    for item, exc in failed:
+        code = max(code, _output_error(exc, option, target, item.study))
+    return code
 
 
 def _write_report(items: list, report: Path) -> int:
+    from causalcli.render import render_each
     from causalcli.render.html import render_html
 
+    failed_plots: dict = {}
     try:
-        write_atomic(report, render_html(items), "--report")
+        page, failed = render_each(items, lambda shown: render_html(shown, failed_plots), "report")
+        code = _report_unrendered(failed, "--report", report)
+        for (study, name), exc in failed_plots.items():
+            code = max(code, _output_error(exc, "--report", report, f"{study}, plot {name}"))
+        write_atomic(report, page, "--report")
     except Exception as exc:  # noqa: BLE001 (the other outputs are written all the same)
         return _output_error(exc, "--report", report)
     say(f"wrote {report}")
-    return 0
+    return code
 
 
 def _write_plots(items: list, directory: Path) -> int:
-    from causalcli.render.plots import plots_for, write_plots
+    from causalcli.render.plots import plot_path, plots_for, write_plots
     from causalcli.result import Result
 
     code = 0
     for item in items:
-        if isinstance(item, Result):
-            try:
-                written = write_plots(item, directory)
-                for path in written:
-                    say(f"wrote {path}")
-                if not written:  # say so, rather than leave the folder without this study's plots silently
-                    names = ", ".join(plots_for(item.design)) or "none"
-                    say(f"{item.study}: nothing to plot for {item.design} / {item.estimator} "
-                        f"(the plots of {item.design}: {names}; each needs results this study does not have)")
-            except Exception as exc:  # noqa: BLE001 (one study's plots do not stop the others')
-                code = max(code, _output_error(exc, "--plots", directory, item.study))
+        if not isinstance(item, Result):
+            continue
+        failed: dict = {}
+        try:
+            written = write_plots(item, directory, failed)
+        except Exception as exc:  # noqa: BLE001 (one study's plots do not stop the others')
+            code = max(code, _output_error(exc, "--plots", directory, item.study))
+            continue
+        for path in written:
+            say(f"wrote {path}")
+        for name, exc in failed.items():  # each plot on its own: the others are written
+            code = max(code, _output_error(exc, "--plots", plot_path(item, directory, name), item.study))
+        if not written and not failed:  # say so, rather than leave the folder without this study's plots silently
+            names = ", ".join(plots_for(item.design)) or "none"
+            say(f"{item.study}: nothing to plot for {item.design} / {item.estimator} "
+                f"(the plots of {item.design}: {names}; each needs results this study does not have)")
     return code
 
 
-def _output_error(exc: Exception, option: str, path: Path, study: Optional[str] = None) -> int:
+def _output_error(exc: Exception, option: str, target: object, study: Optional[str] = None) -> int:
+    """One line naming the output (and the study) that failed; its code: the error's own (2, a file that
+    cannot be written), or 4 for anything else (a bug in a renderer or a plot)."""
+    from causalcli.render import internal_error
+
     trace_on_debug(exc)
-    if isinstance(exc, CausalcliError):
-        typer.echo(f"error: {exc.located()}", err=True)
-        return exc.exit_code
     of = f" (study {study})" if study else ""
-    typer.echo(f"error: {option} {path}{of}: internal error: {exc.__class__.__name__}: {exc} "
-               "(run with --debug for a traceback, and please report it)", err=True)
+    if isinstance(exc, CausalcliError):
+        typer.echo(f"error: {exc.located()}{of}", err=True)
+        return exc.exit_code
+    typer.echo(f"error: {option} {target}{of}: {internal_error(exc)}", err=True)
     return 4
 
 

@@ -17,6 +17,7 @@ from typing import Any, TYPE_CHECKING
 
 from causalcli import __version__
 from causalcli.records import StudyFailure
+from causalcli.render import internal_error
 from causalcli.render.items import Item
 from causalcli.render.fmt import estimand_reading, num, pval, verdict
 
@@ -75,11 +76,13 @@ window.addEventListener('load', function () {
 """
 
 
-def render_html(items: list[Item]) -> str:
+def render_html(items: list[Item], failed_plots: dict[tuple[str, str], Exception] | None = None) -> str:
+    """The page; with ``failed_plots``, a plot that raises is left out of its study's section (which says so)
+    and put there under (study, plot)."""
     parts = []
     for item in items:
         if not isinstance(item, StudyFailure):
-            parts.append(study_section(item))
+            parts.append(study_section(item, failed_plots))
         else:
             parts.append(
                 f'<section class="study error" id="{_id(item.study)}"><h2>{_e(item.study)} '
@@ -100,12 +103,16 @@ def render_html(items: list[Item]) -> str:
     )
 
 
-def study_section(r: Result) -> str:
+def study_section(r: Result, failed_plots: dict[tuple[str, str], Exception] | None = None) -> str:
     """One study's section of the report, with its plots: the report shows one per study, and
     ``Result._repr_html_`` shows it in a notebook."""
     from causalcli.render.plots import draw
 
-    return _study(r, draw(r))
+    failed: dict[str, Exception] = {}
+    plots = draw(r, failed)
+    if failed_plots is not None:
+        failed_plots.update({(r.study, name): exc for name, exc in failed.items()})
+    return _study(r, plots, failed)
 
 
 def study_html(r: Result) -> str:
@@ -145,7 +152,7 @@ def _summary_table(items: list[Item]) -> str:
             "<th class=num>interval</th><th class=num>p</th><th>result</th></tr>" + "".join(rows) + "</table>")
 
 
-def _study(r: Result, plots: dict[str, bytes]) -> str:
+def _study(r: Result, plots: dict[str, bytes], failed: dict[str, Exception]) -> str:
     e = r.estimate
     level = f"{round(e.conf_level * 100)}%"
     meaning, interpretation = estimand_reading(r.diagnostics)  # iv: what late stands for with these data
@@ -177,6 +184,8 @@ def _study(r: Result, plots: dict[str, bytes]) -> str:
             out.append(f'<figure><img alt="{_e(r.study)}: {_e(name)}" src="{src}">'
                        f"<figcaption>{_e(name)}</figcaption></figure>")
         out.append("</div>")
+    for name, exc in failed.items():
+        out.append(f'<p class="bad">plot {_e(name)} could not be drawn: {_e(internal_error(exc))}</p>')
     if r.effects:
         out.append(f"<h3>Effects</h3>{_effects_table(r)}")
     out.append(_diagnostics(r.diagnostics))

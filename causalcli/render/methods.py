@@ -24,6 +24,7 @@ def render_catalogue(cat: dict) -> str:
         lines.append(f"      {r['tests']}")
         lines.append(f"      rule: {cat['refutation_rules'][r['name']]}")
     lines.append(f"  how many simulations: {cat['refutation_budget']}")
+    lines.append(f"  failed simulations: {cat['refutation_failures']}")
     lines.append("thresholds (what fails a check):")
     for k, t in cat["thresholds"].items():
         lines.append(f"  {k:<18} {t['default']!s:<14} {t['help']}")

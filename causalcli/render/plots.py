@@ -21,20 +21,39 @@ def plots_for(design: str) -> dict[str, Callable[[Result], bytes | None]]:
     return family.plot_functions() if family is not None else {}
 
 
-def draw(result: Result) -> dict[str, bytes]:
-    """Every plot of the result's design that has something to draw."""
+def draw(result: Result, failed: dict[str, Exception] | None = None) -> dict[str, bytes]:
+    """Every plot of the result's design that has something to draw. With ``failed``, a plot that raises
+    is put there and the others are still drawn; without it, the exception propagates."""
     out = {}
     for name, fn in plots_for(result.design).items():
-        data = fn(result)
+        try:
+            data = fn(result)
+        except Exception as exc:  # noqa: BLE001 (one plot's failure costs the others nothing)
+            if failed is None:
+                raise
+            failed[name] = exc
+            continue
         if data:
             out[name] = data
     return out
 
 
-def write_plots(result: Result, directory: str | Path) -> list[Path]:
+def plot_path(result: Result, directory: str | Path, name: str) -> Path:
+    return Path(directory) / f"{result.study}-{name}.png"
+
+
+def write_plots(result: Result, directory: str | Path, failed: dict[str, Exception] | None = None) -> list[Path]:
+    """Each plot written atomically on its own; with ``failed``, a plot that cannot be drawn or written is
+    put there (by name) and the others are still written."""
     written = []
-    for name, data in draw(result).items():
-        path = Path(directory) / f"{result.study}-{name}.png"
-        write_atomic(path, data)
+    for name, data in draw(result, failed).items():
+        path = plot_path(result, directory, name)
+        try:
+            write_atomic(path, data, "--plots")
+        except Exception as exc:  # noqa: BLE001
+            if failed is None:
+                raise
+            failed[name] = exc
+            continue
         written.append(path)
     return written

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Union
 
-from causalcli.errors import CausalcliError, EstimationError, SpecError, redact
+from causalcli.errors import CausalcliError, EstimationError, SpecError
 from causalcli.records import StudyFailure
+from causalcli.render import internal_error
 from causalcli.runtime import interrupt
 from causalcli.result import Result
 from causalcli.spec.loading import collect_sources
@@ -28,26 +29,24 @@ OnException = Optional[Callable[[BaseException], None]]
 def run_studies(
     specs: Iterable[str],
     overrides: list[str] | None = None,
-    fmt: str = "json",
     *,
     seed: int | None = None,
     jobs: int | None = None,
     refute: bool = True,
     fail_on: str = "all",
     on_exception: OnException = None,
-) -> Iterator[tuple[Union[Result, StudyFailure], str]]:
-    """Each study of ``specs`` (files, folders of *.yaml, or - for stdin), as (Result or StudyFailure, its
-    rendering in ``fmt``); rendered here, so that a result that cannot be rendered is its study's error."""
-    from causalcli.render import render
+) -> Iterator[Union[Result, StudyFailure]]:
+    """Each study of ``specs`` (files, folders of *.yaml, or - for stdin), as its Result or StudyFailure.
 
+    Rendering is the caller's: a renderer that fails costs that output only, never the study's
+    estimate in the other outputs (``cli/estimate.py``)."""
     specs = list(specs)
     overrides = list(overrides or [])
     for arg in specs:
         try:
             sources = collect_sources([arg])
         except Exception as exc:  # noqa: BLE001 (any failure is this argument's error object)
-            failed = _failure(arg, Path(arg).stem or arg, exc, None, on_exception)
-            yield failed, render([failed], fmt)
+            yield _failure(arg, Path(arg).stem or arg, exc, None, on_exception)
             continue
         for source in sources:
             name = _declared_name(source.text) or ("stdin" if source.path == "-" else Path(source.path).stem)
@@ -66,14 +65,12 @@ def run_studies(
                 except CausalcliError as exc:
                     blame_override(exc, overrides)
                     raise
-                text = render([result], fmt)
             except Exception as exc:  # noqa: BLE001
                 if interrupt.interrupted():  # a Ctrl-C that a library turned into another exception
                     raise KeyboardInterrupt from exc
-                failed = _failure(source.path, name, exc, source.display, on_exception)
-                yield failed, render([failed], fmt)
+                yield _failure(source.path, name, exc, source.display, on_exception)
             else:
-                yield result, text
+                yield result
 
 
 def check_studies(
@@ -109,10 +106,7 @@ def as_error(exc: Exception, file: str | None = None) -> CausalcliError:
     """A CausalcliError as it is; anything else as an internal error (exit 4) named in one line."""
     if isinstance(exc, CausalcliError):
         return exc
-    text = redact(str(exc)).strip().splitlines()  # a driver's error may quote the connection it was given
-    detail = f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
-    return EstimationError(f"internal error: {detail} (run with --debug for a traceback, and please report it)",
-                           file=file)
+    return EstimationError(internal_error(exc), file=file)  # redacted: a driver's error may quote the connection
 
 
 def failure(spec_path: str, study: str, exc: CausalcliError) -> StudyFailure:

@@ -5,7 +5,7 @@ Read from the registry and the spec models alone, so listing them imports no hea
 
 from __future__ import annotations
 
-from causalcli.checks.refutation import BUDGET, RULES, TESTED
+from causalcli.checks.refutation import BUDGET, FAILED_SIMULATIONS, RULES, TESTED
 from causalcli.designs import families, get_design
 from causalcli.spec.models import REFUTER_MODELS, Thresholds, refuter_options
 
@@ -35,4 +35,5 @@ def catalogue() -> dict:
     thresholds = {k: {"default": v, "help": Thresholds.model_fields[k].description}
                   for k, v in Thresholds().model_dump().items()}
     return {"designs": designs, "refuters": refuters, "thresholds": thresholds,
-            "refutation_rules": dict(RULES), "refutation_budget": BUDGET}
+            "refutation_rules": dict(RULES), "refutation_budget": BUDGET,
+            "refutation_failures": FAILED_SIMULATIONS}

@@ -96,6 +96,8 @@ def _logit(Z: np.ndarray, D: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.
         grad = Z.T @ (w * (D - pr))
         step = np.linalg.solve(H, grad)
         beta = beta + step
+        if not np.all(np.isfinite(beta)):  # a numerically singular H under separation: solve() did not notice
+            raise np.linalg.LinAlgError
         if np.max(np.abs(step)) < 1e-12:
             break
     else:

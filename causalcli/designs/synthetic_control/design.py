@@ -530,6 +530,7 @@ class SynthDesign(Design):
                 "synthetic": [float(x) for x in f.synthetic],
                 "treatment_start": period_json(d.start, d.time_labels),
                 "treated_unit": units[0],
+                "outcome_column": study.outcome, "time_column": d.time_column,  # the plots' axis names
             },
             "placebo_gaps": {units[j]: [float(x) for x in space.gaps[:, i]] for i, j in enumerate(space.columns)},
         }

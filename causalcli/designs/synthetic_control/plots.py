@@ -23,6 +23,14 @@ def _axis(values: list) -> list:
     return values
 
 
+def _label_axes(fig, ax, path: dict, ylabel: str | None = None) -> None:
+    """The spec's names on the axes (design.time, outcome), as the other designs' plots; dates slanted."""
+    ax.set_xlabel(path.get("time_column", "period"))
+    ax.set_ylabel(ylabel or path.get("outcome_column", "outcome"))
+    if path["time"] and isinstance(path["time"][0], str):
+        fig.autofmt_xdate()
+
+
 def path_plot(result: Result) -> bytes | None:
     path = result.diagnostics.get("path")
     if not path or "time_weights" in path:  # synthetic DiD: sdid_plot
@@ -33,8 +41,7 @@ def path_plot(result: Result) -> bytes | None:
     ax.plot(times, path["treated"], color="#1f4e79", linewidth=2, label=path.get("treated_unit", "treated"))
     ax.plot(times, path["synthetic"], color="#c0504d", linewidth=2, linestyle="--", label="synthetic control")
     ax.axvline(_axis([path["treatment_start"]])[0], color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("period")
-    ax.set_ylabel("outcome")
+    _label_axes(fig, ax, path)
     ax.set_title(f"{result.study}: treated vs synthetic control")
     ax.legend(loc="best")
     return _png(fig, plt)
@@ -61,8 +68,7 @@ def gaps_plot(result: Result) -> bytes | None:
     ax.plot(times, treated_gap, color="#1f4e79", linewidth=2.2, label=path.get("treated_unit", "treated"))
     ax.axhline(0, color="black", linewidth=0.8)
     ax.axvline(_axis([path["treatment_start"]])[0], color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("period")
-    ax.set_ylabel("gap (treated - synthetic)")
+    _label_axes(fig, ax, path, f"gap in {path.get('outcome_column', 'outcome')} (treated - synthetic)")
     note = f"{shown} placebos" + (f"; {dropped} with pre-RMSPE > {PLACEBO_FIT_CUTOFF:g}x left out" if dropped else "")
     ax.set_title(f"{result.study}: gaps, placebos in grey ({note})", fontsize=9)
     ax.legend(loc="best")
@@ -89,8 +95,7 @@ def sdid_plot(result: Result) -> bytes | None:
     ax.bar(times, [w * height for w in path["time_weights"]], bottom=low - height, color="#7f7f7f", alpha=0.6,
            label="time weights")
     ax.axvline(_axis([path["treatment_start"]])[0], color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("period")
-    ax.set_ylabel("outcome")
+    _label_axes(fig, ax, path)
     ax.set_title(f"{result.study}: synthetic DiD, estimate {result.estimate.value:.4g}", fontsize=10)
     ax.legend(loc="best", fontsize=8)
     return _png(fig, plt)

@@ -189,7 +189,8 @@ def fit(d: "SynthData", study: "Study", seed: int, jobs: int) -> Fit:
                  "synthetic_shifted": [float(x + offset) for x in synthetic],
                  "time_weights": [float(x) for x in base.lam] + [0.0] * T1,
                  "treatment_start": period_json(d.start, d.time_labels),
-                 "treated_unit": units[0] if N1 == 1 else list(units[:N1])},
+                 "treated_unit": units[0] if N1 == 1 else list(units[:N1]),
+                 "outcome_column": study.outcome, "time_column": d.time_column},  # the plots' axis names
     }
     return Fit(ESTIMATOR, "att", estimate, n, effects=effects, diagnostics=diagnostics,
                checks=[pre_fit_check(pre_rmse, treated[:T0], study.thresholds.pre_fit)], warnings=warnings)
