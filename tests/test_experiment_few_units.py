@@ -147,3 +147,15 @@ def test_the_wild_bootstrap_holds_its_size_where_the_delta_method_does_not():
         analytic += p <= 0.05
     assert 0.04 <= wild / runs <= 0.075
     assert analytic / runs > 0.09
+
+
+def test_complier_effects_with_few_units_fail_the_clusters_check(tmp_path):
+    df, _ = _few(tmp_path, 6)
+    rng = np.random.default_rng(0)
+    df["used"] = ((df.variant == 1) & (rng.random(len(df)) < 0.7)).astype(int)
+    path = tmp_path / "uptake.parquet"
+    df.to_parquet(path, index=False)
+    res = run_study(spec(path, [{"name": "y", "outcome": "y", "uptake": "used"}]))
+    check = next(c for c in res.checks if c.name == "clusters")
+    assert check.passed is False and "y/1/cace" in check.detail and "delta method" in check.detail
+    assert "wild_cluster_bootstrap" in res.estimate.inference  # the ITT effects still get the bootstrap

@@ -412,7 +412,8 @@ class ExperimentDesign(Design):
         if d.unit is not None:
             from causalcli.designs.experiment.units import annotate
 
-            annotate(d.unit, diagnostics, n, checks, warnings, d.rows, few, seq is not None)
+            annotate(d.unit, diagnostics, n, checks, warnings, d.rows, few, seq is not None,
+                     [e.label for e in effects if e.label and e.label.endswith("/cace")])
         return Fit("difference_in_means", "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
 

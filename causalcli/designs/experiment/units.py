@@ -430,7 +430,7 @@ def _unit_shape(shape: "MetricShape", names: dict, incomplete: set[str], unit: s
 
 
 def annotate(summary: UnitSummary, diagnostics: dict, n: dict, checks: list["Check"], warnings: list[str],
-             rows: int, few: Any = None, sequential: bool = False) -> None:
+             rows: int, few: Any = None, sequential: bool = False, complier: list[str] | None = None) -> None:
     """Say that units were analysed, what each unit-level column sums, and that the SRM check counts units."""
     n["units"] = summary.units
     n["rows_without_unit"] = summary.rows_without_unit
@@ -460,10 +460,10 @@ def annotate(summary: UnitSummary, diagnostics: dict, n: dict, checks: list["Che
     for i, check in enumerate(checks):
         if check.name == "srm":
             checks[i] = replace(check, detail=f"{check.detail} (units of {summary.column!r}, not rows)")
-    checks.append(_clusters(summary, diagnostics, few, sequential))
+    checks.append(_clusters(summary, diagnostics, few, sequential, complier or []))
 
 
-def _clusters(summary: UnitSummary, diagnostics: dict, few: Any, sequential: bool) -> "Check":
+def _clusters(summary: UnitSummary, diagnostics: dict, few: Any, sequential: bool, complier: list[str]) -> "Check":
     """``diagnostics.clusters`` and the ``clusters`` check: the delta method on units is a cluster-robust
     analysis, which needs enough units; below them the p-values and intervals come from the wild cluster
     bootstrap or randomization inference over units (``few_units``), and the check says so (passed null), or
@@ -496,6 +496,12 @@ def _clusters(summary: UnitSummary, diagnostics: dict, few: Any, sequential: boo
     methods = sorted({r["method"] for r in few.records.values()})
     none = [label for label, r in few.records.items() if r["method"] == "none"]
     used = ", ".join(m for m in methods if m != "none")
+    if complier:  # uptake: the complier effects' intervals are the delta method's, too narrow with few units
+        return Check("clusters", False, f"{why}; the complier effects ({', '.join(complier[:3])}"
+                                        f"{' and more' if len(complier) > 3 else ''}) keep the delta method's "
+                                        "intervals, which no bootstrap replaces yet: randomise more units, or read "
+                                        "them as indicative only" + (f"; the other effects come from {used}" if used
+                                                                     else ""))
     if none:
         return Check("clusters", False, f"{why}; {len(none)} effect(s) have no p-value or interval (for example "
                                         f"{none[0]}: {few.records[none[0]]['reason']})"
