@@ -1,4 +1,4 @@
-"""`segments` where a design does not report effects by segment: exit 2 naming the key, not ignored.
+"""`segments` or `weights` where a design does not use them: exit 2 naming the key, not ignored.
 
 Before, matching, weighting, iv and rdd ran the study and silently left the segments out of the result.
 """
@@ -34,3 +34,15 @@ def test_segments_are_refused_for_iv_rdd_and_time_series(runner, tmp_path, metho
     (tmp_path / "d.csv").write_text("y,t,z,x,g,date\n1,0,0,-1,a,2024-01-01\n")
     res = invoke(runner, ["validate", str(spec)])
     assert res.exit_code == 2 and f"not built for the {method} design" in res.stderr
+
+
+@pytest.mark.parametrize("method", ["iv", "rdd"])
+def test_weights_are_refused_by_iv_and_rdd(runner, tmp_path, method):
+    """Their fits take no observation weights: before, a spec with weights ran and ignored them."""
+    design = {"method": "iv", "instruments": ["z"]} if method == "iv" else {"method": "rdd", "running": "x", "cutoff": 0}
+    spec = tmp_path / "s.yaml"
+    spec.write_text("version: 1\nname: s\ndata: {path: d.csv}\noutcome: y\nweights: w\n"
+                    + ("treatment: t\n" if method == "iv" else "") + f"design: {design}\n")
+    (tmp_path / "d.csv").write_text("y,t,z,x,w\n1,0,0,-1,2\n")
+    res = invoke(runner, ["validate", str(spec)])
+    assert res.exit_code == 2 and f"observation weights are not supported by {method}" in res.stderr

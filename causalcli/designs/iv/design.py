@@ -99,6 +99,7 @@ class IvDesign(Design[IvData]):
                  "Pflueger (2013), Anderson-Rubin sets; pinned to linearmodels IV2SLS/IVLIML")
     default_refuters = ("random_common_cause", "data_subset")
     preload_modules = ("scipy.linalg",)
+    weights_built = False  # the k-class fits take no observation weights yet: refused, not ignored
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome")

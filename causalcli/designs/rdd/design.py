@@ -84,6 +84,7 @@ class RddDesign(Design[RddData]):
                  "MSE/CER-optimal bandwidths (Calonico, Cattaneo and Farrell 2020); pinned to rdrobust")
     views_parquet = True  # reads its columns once (a second time per covariate): no copy of the file
     default_refuters = ("data_subset",)  # the placebo and covariate refuters have no meaning here: checks do it
+    weights_built = False  # rdrobust's weights are not built: refused, not ignored
 
     # ---------------------------------------------------------------- spec and data
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
