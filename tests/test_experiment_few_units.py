@@ -89,6 +89,8 @@ def test_few_units_take_webb_weights_below_12_and_pass_the_check_as_null(tmp_pat
     assert clusters["crv1_se"] == res.estimate.std_error
     # the bootstrap's critical value is above the t quantile with so few units: the interval widens
     assert clusters["wild"]["critical_value"] > 2.0
+    timed = run_study(spec(path, [{"name": "y", "outcome": "y"}], time="day"))
+    assert "too narrow" in timed.diagnostics["cumulative_method"]["few_units"]
 
 
 def test_cuped_and_segments_with_few_units(tmp_path):

@@ -488,6 +488,9 @@ def _clusters(summary: UnitSummary, diagnostics: dict, few: Any, sequential: boo
     if few is None or not few.records:
         return Check("clusters", False, f"{why}, and the units are too many to fetch for the wild cluster bootstrap; "
                                         "randomise more units in the small arm or read the effects as indicative only")
+    if "cumulative" in diagnostics:  # design.time: the points by period are the delta method's
+        diagnostics["cumulative_method"]["few_units"] = ("the intervals by period are the delta method's, too narrow "
+                                                        "with so few units; the final effects' are the bootstrap's")
     headline = next(iter(few.records.values()))
     clusters["crv1_se"] = headline["delta_method_se"]  # the delta method's: CRV1-like, std_error stays it
     clusters["method"] = headline["method"]
