@@ -53,14 +53,13 @@ HETEROGENEITY_TEST = ("Wald chi-square: the column's segment effects are equal (
 
 
 def check_segments(study: "Study", file: str) -> None:
-    """The spec alone: segments are other columns than the treatment and the outcome, each once."""
+    """The spec alone: segments are other columns than the treatment and the outcome (the spec model refuses a
+    column listed twice)."""
     for i, column in enumerate(study.segments):
         if column in (study.treatment, study.outcome):
             role = "treatment" if column == study.treatment else "outcome"
             raise SpecError(f"segments[{i}] is the {role} {column!r}; segments are pre-treatment columns (a group, "
                             "a region) to report the effect by", file=file, key=f"segments[{i}]")
-        if column in study.segments[:i]:
-            raise SpecError(f"segments lists {column!r} twice", file=file, key=f"segments[{i}]")
 
 
 def check_segment_levels(study: "Study", table: "Table") -> None:
