@@ -38,6 +38,9 @@ refitted (a refit on a trimmed sample often separates), and the IPW standard
 error still accounts for the score fitted on all units. The result is the
 effect in the trimmed population, and the counts are reported.
 
+The estimators themselves are in ``estimators.py``; effects by the top-level ``segments``, from the
+same fitted nuisance models, in ``segments.py``.
+
 References
 ----------
 Lunceford, J. K. and Davidian, M. (2004). Stratification and weighting via the
