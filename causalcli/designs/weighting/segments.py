@@ -38,9 +38,11 @@ import numpy as np
 
 from causalcli.errors import DataError, SpecError
 from causalcli.inference.estimate import normal_estimate
+from causalcli.inference.multiplicity import adjust
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
+    from causalcli.designs.weighting.design import WeightingData, _Run
     from causalcli.records import Estimate
     from causalcli.spec.models import Study
 
@@ -92,7 +94,7 @@ class SegmentEffects:
     warnings: list[str]
 
 
-def segment_effects(d: Any, run: Any, conf_level: float, alpha: float, inference: str) -> SegmentEffects:
+def segment_effects(d: "WeightingData", run: "_Run", conf_level: float, alpha: float, inference: str) -> SegmentEffects:
     """One effect per value of each segment column, Holm-corrected within the column, and the column's Wald test.
 
     ``d`` is the ``WeightingData``, ``run`` the headline's fit (its propensity, kept rows and, for
@@ -111,8 +113,6 @@ def segment_effects(d: Any, run: Any, conf_level: float, alpha: float, inference
                 continue
             found.append(_ipw_segment(d, run, in_segment, label) if score is None
                          else _aipw_segment(score, in_segment[run.keep], label))
-        from causalcli.inference.multiplicity import adjust
-
         rows = [normal_estimate(s.value, s.std_error, conf_level, inference, label=s.label) for s in found]
         family = f"; p_value_adjusted: {CORRECTION} over {sum(r.p_value is not None for r in rows)} values of {column}"
         adjusted = adjust([math.nan if r.p_value is None else r.p_value for r in rows], CORRECTION)
@@ -132,7 +132,7 @@ def segment_effects(d: Any, run: Any, conf_level: float, alpha: float, inference
     return SegmentEffects(effects, tests, warnings)
 
 
-def _ipw_segment(d: Any, run: Any, in_segment: np.ndarray, label: str) -> _Segment:
+def _ipw_segment(d: "WeightingData", run: "_Run", in_segment: np.ndarray, label: str) -> _Segment:
     """The Hajek IPW effect on the segment's kept rows with the propensity score of the fit on all rows."""
     from causalcli.designs.weighting.estimators import ipw
 
@@ -140,7 +140,7 @@ def _ipw_segment(d: Any, run: Any, in_segment: np.ndarray, label: str) -> _Segme
     return _Segment(label, r["value"], r["std_error"], r["influence_known"], r["correction"])
 
 
-def _aipw_score(d: Any, run: Any) -> tuple[np.ndarray, np.ndarray]:
+def _aipw_score(d: "WeightingData", run: "_Run") -> tuple[np.ndarray, np.ndarray]:
     """Each kept row's AIPW score and the row's count in the effect's denominator (1, or its arm's indicator)."""
     from causalcli.designs.weighting.estimators import aipw_score
 
@@ -158,7 +158,7 @@ def _aipw_segment(score: tuple[np.ndarray, np.ndarray], in_segment: np.ndarray, 
     return _Segment(label, value, math.sqrt(float(np.dot(own, own))), own, None)
 
 
-def _wald_equal(found: list[_Segment], run: Any, t: np.ndarray) -> dict[str, Any]:
+def _wald_equal(found: list[_Segment], run: "_Run", t: np.ndarray) -> dict[str, Any]:
     """The Wald chi-square of equal effects over one column's segments, from their influence functions."""
     found = [s for s in found if math.isfinite(s.std_error) and s.std_error > 0]
     k = len(found)
