@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalcli.designs.experiment.analysis import Comparison, absolute, adjust, relative_delta
+from causalcli.designs.experiment.analysis import Comparison, absolute, relative_delta
+from causalcli.inference.multiplicity import adjust
 from causalcli.designs.experiment.stats import Moments
 from causalcli.study.run import run_study
 from tests.conftest import invoke, run_json

@@ -274,7 +274,7 @@ def refuse_unbuilt(design: Design, study: "Study", spec: "LoadedSpec") -> None:
     if study.segments and not design.segments_built:
         raise SpecError(f"segments (effects by segment) are not built for the {design.name} design; remove "
                         "'segments', or filter the data to one segment with data.filter and run a study per value "
-                        "(experiment and dml report effects by segment)", file=spec.source.display, key="segments")
+                        "(experiment, dml and weighting report effects by segment)", file=spec.source.display, key="segments")
 
 
 def require(study: "Study", spec: "LoadedSpec", *keys: str) -> None:

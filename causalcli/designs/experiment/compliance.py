@@ -159,7 +159,7 @@ def complier_effects(d: Any, study: "Study", effects: list["Estimate"], checks: 
     """Insert ``metric/arm/cace`` after each metric and arm's ITT effects, the checks ``uptake:<metric>`` and
     ``diagnostics.compliance``; nothing without ``uptake``. ``inference(shape, "abs", opts, stats)`` names the
     ITT's inference, which the CACE's extends."""
-    from causalcli.designs.experiment.analysis import adjust
+    from causalcli.inference.multiplicity import adjust
     from causalcli.records import Check, Estimate
 
     shapes = [s for s in d.shapes if s.uptake is not None]

@@ -281,7 +281,8 @@ class ExperimentDesign(Design):
     # ------------------------------------------------------------ estimation
 
     def fit(self, prepared: ExperimentData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
-        from causalcli.designs.experiment.analysis import adjust, mde, srm_check
+        from causalcli.designs.experiment.analysis import mde, srm_check
+        from causalcli.inference.multiplicity import adjust
         from causalcli.designs.experiment.proportions import arm_tests
         from causalcli.designs.experiment.quantile import quantile_diagnostics, quantile_tests
         from causalcli.designs.experiment.sequential_fit import sequential_analysis

@@ -115,7 +115,7 @@ def segment_effects(d: "ExperimentData", study: "Study", inference: Callable, es
     """
     from causalcli.designs.experiment.few_units import named
 
-    from causalcli.designs.experiment.analysis import adjust
+    from causalcli.inference.multiplicity import adjust
 
     stats, opts, conf = d.stats, study.design.options, study.conf_level
     method = study.design.correction

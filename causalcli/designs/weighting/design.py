@@ -38,6 +38,9 @@ refitted (a refit on a trimmed sample often separates), and the IPW standard
 error still accounts for the score fitted on all units. The result is the
 effect in the trimmed population, and the counts are reported.
 
+The estimators themselves are in ``estimators.py``; effects by the top-level ``segments``, from the
+same fitted nuisance models, in ``segments.py``.
+
 References
 ----------
 Lunceford, J. K. and Davidian, M. (2004). Stratification and weighting via the
@@ -60,21 +63,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from causalcli.data.missing import study_roles_missing
 from causalcli.data.table import MissingRows, binary_study_arrays, single_treated_warning
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
+from causalcli.designs.weighting.estimators import _hajek_means, aipw, aipw_score, ipw, ipw_weights
+from causalcli.designs.weighting.segments import (SEGMENT_ROLE, check_segment_levels, check_segments,
+                                                  segment_effects)
 from causalcli.errors import EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.models.folds import permuted_fold_ids
 from causalcli.models.logit import LogitDesign
 
 if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.missing import Roles
     from causalcli.data.table import Table
     from causalcli.graph import Identification
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
-__all__ = ["WeightingDesign", "Nuisance", "fit_propensity", "fit_outcome", "ipw", "aipw", "ipw_weights"]
+__all__ = ["WeightingDesign", "Nuisance", "fit_propensity", "fit_outcome", "ipw", "aipw", "aipw_score", "ipw_weights"]
 
 
 # ------------------------------------------------------------------ nuisance models
@@ -171,100 +179,6 @@ def fit_outcome(X: np.ndarray, t: np.ndarray, y: np.ndarray, model: str = "linea
     return m0, m1
 
 
-# ------------------------------------------------------------------ estimators
-
-
-def ipw_weights(e: np.ndarray, t: np.ndarray, estimand: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-unit weight and its derivative in the logit of ``e`` (``estimand`` ate/att/atc/ato)."""
-    odds = e / (1.0 - e)
-    if estimand == "ate":
-        w = np.where(t, 1.0 / e, 1.0 / (1.0 - e))
-        dw = np.where(t, -(1.0 - e) / e, odds)
-    elif estimand == "att":
-        w = np.where(t, 1.0, odds)
-        dw = np.where(t, 0.0, odds)
-    elif estimand == "atc":
-        w = np.where(t, 1.0 / odds, 1.0)
-        dw = np.where(t, -1.0 / odds, 0.0)
-    elif estimand == "ato":
-        w = np.where(t, 1.0 - e, e)
-        dw = np.where(t, -e * (1.0 - e), e * (1.0 - e))
-    else:  # pragma: no cover - guarded by the spec
-        raise ValueError(estimand)
-    return w, dw
-
-
-def ipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Z: np.ndarray | None = None,
-        keep: np.ndarray | None = None) -> dict[str, Any]:
-    """Hajek IPW effect with its influence-function SE.
-
-    ``Z`` is the logistic design *with* its intercept column: when given, the
-    SE accounts for the estimation of the propensity score (stacked estimating
-    equations); without it the weights are treated as known. ``keep`` (trim)
-    restricts the weighted means to some units while the propensity score
-    stays fitted on all of them.
-    """
-    if keep is None:
-        keep = np.ones(t.size, dtype=bool)
-    w, dw, tk, ck, s1, s0, mu1, mu0 = _hajek_means(y, t, e, estimand, keep)
-    r1 = np.where(tk, y - mu1, 0.0)
-    r0 = np.where(ck, y - mu0, 0.0)
-    phi_known = w * r1 / s1 - w * r0 / s0
-    n = int(keep.sum())
-    se_known = math.sqrt(n / (n - 1) * float(np.dot(phi_known, phi_known)))  # svyglm's sandwich
-    se = se_known
-    if Z is not None:
-        from causalcli.runtime.threads import single_threaded_blas
-
-        with single_threaded_blas():  # thin (n x k) products: threads only spin
-            Zw = Z * np.sqrt(e * (1.0 - e))[:, None]
-            info = Zw.T @ Zw
-            h = Z.T @ (dw * (r1 / s1 - r0 / s0))
-            a = np.linalg.solve(info, h)
-            phi = phi_known + (Z @ a) * (t - e)
-        se = math.sqrt(float(np.dot(phi, phi)))
-    weights = np.where(t, w / s1, w / s0)[keep]
-    return {"value": mu1 - mu0, "std_error": se, "std_error_weights_known": se_known, "mean_treated": mu1,
-            "mean_control": mu0, "weights": weights}
-
-
-def _hajek_means(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, keep: np.ndarray) -> tuple:
-    """Weights, their derivatives, the kept arms, the weight sums and the weighted means of each arm."""
-    w, dw = ipw_weights(e, t, estimand)
-    w, dw = np.where(keep, w, 0.0), np.where(keep, dw, 0.0)
-    tk, ck = t & keep, ~t & keep
-    s1, s0 = float(w[tk].sum()), float(w[ck].sum())
-    return w, dw, tk, ck, s1, s0, float(np.dot(w[tk], y[tk]) / s1), float(np.dot(w[ck], y[ck]) / s0)
-
-
-def aipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: np.ndarray,
-         estimand: str) -> dict[str, Any]:
-    """AIPW (doubly robust) effect with its influence-function SE."""
-    tf = t.astype(np.float64)
-    n = y.size
-    if estimand == "ate":
-        psi_b = m1 - m0 + tf * (y - m1) / e - (1.0 - tf) * (y - m0) / (1.0 - e)
-        value = float(psi_b.mean())
-        psi = psi_b - value
-        mu0 = float(np.mean(m0 + (1.0 - tf) * (y - m0) / (1.0 - e)))
-    elif estimand == "att":
-        p = tf.mean()
-        psi_b = (tf * (y - m0) - (1.0 - tf) * e * (y - m0) / (1.0 - e)) / p
-        value = float(psi_b.mean())
-        psi = psi_b - tf * value / p
-        mu0 = float(np.mean(tf * y) / p - value)
-    elif estimand == "atc":
-        q = 1.0 - tf.mean()
-        psi_b = ((1.0 - tf) * (m1 - y) + tf * (1.0 - e) * (y - m1) / e) / q
-        value = float(psi_b.mean())
-        psi = psi_b - (1.0 - tf) * value / q
-        mu0 = float(np.mean((1.0 - tf) * y) / q)
-    else:
-        raise EstimationError(f"aipw does not estimate {estimand!r}")
-    se = math.sqrt(float(np.dot(psi, psi)) / (n * n))
-    return {"value": value, "std_error": se, "mean_control": mu0}
-
-
 # ------------------------------------------------------------------ the design
 
 
@@ -294,6 +208,8 @@ class WeightingData:
     # start there and scale by them (no pass over X to recompute them)
     start_coef: np.ndarray | None = None
     scaling: tuple[np.ndarray, np.ndarray] | None = None
+    segment_columns: tuple[str, ...] = ()  # the top-level segments
+    segment_values: tuple[np.ndarray, ...] = ()  # their values as text, one array per column
 
     @cached_property
     def logit(self) -> LogitDesign | None:
@@ -349,12 +265,14 @@ def _run(d: WeightingData, X: np.ndarray | None, t: np.ndarray, y: np.ndarray, s
     if d.estimator == "ipw":
         Z = np.column_stack([np.ones(t.size), X]) if (with_se and nu.coef is not None) else None
         r = ipw(y, t, nu.e, d.estimand, Z=Z, keep=keep)
+        r["Z"] = Z  # segments reuse the logistic design of the correction term
     else:
         Xk, tk, yk = (X, t, y) if keep.all() else (X[keep], t[keep], y[keep])
         m0, m1 = fit_outcome(Xk, tk, yk, d.outcome_model, folds=d.folds, seed=seed)
         r = aipw(yk, tk, e, m0, m1, d.estimand)
         if with_se:  # the balance table's weights; a refuter's refit needs the value alone
             r["weights"] = ipw(yk, tk, e, d.estimand)["weights"]
+            r["m0"], r["m1"] = m0, m1  # segments average the same fitted outcome models' scores
     return _Run(keep, nu, r["value"], r["std_error"], r, nu.e)
 
 
@@ -365,9 +283,11 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
     inference = ("influence_function", "robust_weights_known")
     reference = "Lunceford and Davidian (2004); Robins, Rotnitzky and Zhao (1994); pinned to R survey::svyglm"
     provenance_packages = ("scikit-learn",)  # its boosting fits the propensity and outcome models
+    segments_built = True  # segments.py: the effect within each segment value from the headline's nuisances
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         super().check_spec(study, spec)
+        check_segments(study, spec.source.display)
         opts = study.design.options
         if opts.overlap and opts.estimator == "aipw":
             raise SpecError("overlap weights with estimator aipw are not built yet; use estimator: ipw "
@@ -378,11 +298,24 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
                             f"{study.design.estimand!r}; remove design.estimand or overlap",
                             file=spec.source.display, key="design.estimand")
 
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        super().validate(study, table, spec)
+        check_segment_levels(study, table)
+
+    def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
+        """Treatment, outcome, the adjustment set's covariates, then the segment columns (their rows are dropped)."""
+        return study_roles_missing(study.treatment, study.outcome, list(identification.adjustment_set),
+                                   tuple(study.segments), SEGMENT_ROLE)
+
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> WeightingData:
         covs = list(identification.adjustment_set)
         categorical = tuple(c for c in study.categorical if c in covs)
-        arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical))
+        segs = tuple(study.segments)
+        # a segment that is a numeric covariate is read as a number (its labels from those numbers), others as text
+        as_text = tuple(c for c in segs if c not in covs or c in categorical)
+        arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=segs,
+                                     extra_text=as_text, extra_role=SEGMENT_ROLE)
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         opts = study.design.options
         from causalcli.checks.balance import balance_matrix
@@ -395,6 +328,7 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
             trim=opts.trim, propensity_model=opts.propensity_model, outcome_model=opts.outcome_model,
             folds=opts.folds, seed=study.seed, rows=table.rows, dropped_missing=dropped, file=table.file,
             categorical=categorical, missing=arrays.missing,
+            segment_columns=segs, segment_values=tuple(np.asarray(cols[c]).astype(str) for c in segs),
         )
 
     def fit(self, prepared: WeightingData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
@@ -466,7 +400,13 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
         if d.estimator == "aipw":
             diagnostics["outcome_model"] = {"model": "OLS per arm" if d.outcome_model == "linear" else
                                             f"gradient boosting per arm, {d.folds}-fold cross-fitted"}
-        return Fit(d.estimator, d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings,
+        effects = []
+        if d.segment_columns:
+            by_segment = segment_effects(d, run, study.conf_level, study.thresholds.alpha, inference)
+            effects, diagnostics["heterogeneity"] = by_segment.effects, by_segment.heterogeneity
+            warnings += by_segment.warnings
+        return Fit(d.estimator, d.estimand, estimate, n, effects=effects, diagnostics=diagnostics, checks=checks,
+                   warnings=warnings,
                    refute_on=replace(d, start_coef=run.nuisance.coef, scaling=(d.X.mean(axis=0), d.X.std(axis=0))))
 
     def before_refuters(self, prepared: WeightingData, names: list[str]) -> None:

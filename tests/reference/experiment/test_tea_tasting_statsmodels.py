@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from causalcli.designs.experiment.analysis import adjust
+from causalcli.inference.multiplicity import adjust
 from causalcli.study.run import run_study
 from tests.reference.experiment.simulated_users import spec_for, users
 
