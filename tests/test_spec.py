@@ -164,6 +164,19 @@ def test_bundled_specs_validate_against_the_schema():
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
 
 
+def test_the_schema_admits_a_refuter_named_alone_as_the_loader_does():
+    import jsonschema
+    import yaml
+
+    schema = json_schema()
+    spec = yaml.safe_load("version: 1\nname: s\ndata: {path: d.csv}\ndesign: {method: matching}\n"
+                          "refute: [data_subset, {placebo_treatment: {simulations: 5}}]\n")
+    jsonschema.validate(spec, schema)
+    spec["refute"] = ["no_such_refuter"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(spec, schema)
+
+
 def test_a_spec_not_in_utf8_or_indented_with_tabs_says_where_and_what_to_do(tmp_path):
     """A Latin-1 spec showed Python's UnicodeDecodeError with a byte position; a tab, YAML's bare 'cannot start
     any token' (trial as a CI user)."""

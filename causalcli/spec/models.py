@@ -263,6 +263,16 @@ class LeaveOneDonorOut(_Strict):
 
 
 Refuter = Union[PlaceboTreatment, RandomCommonCause, DataSubset, PlaceboInTime, LeaveOneDonorOut]
+
+
+def _bare_refuter_names(schema: dict) -> None:
+    """The JSON Schema of ``refute`` also admits a refuter's bare name (``refute: [data_subset]``), which
+    ``Study._named_alone`` turns into its mapping before validation; editors then accept what the loader does."""
+    names = [next(iter(m.model_fields)) for m in (PlaceboTreatment, RandomCommonCause, DataSubset, PlaceboInTime,
+                                                   LeaveOneDonorOut)]
+    for option in schema.get("anyOf", []):
+        if option.get("type") == "array":
+            option["items"]["anyOf"].append({"type": "string", "enum": names})
 REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset", "placebo_in_time", "leave_one_donor_out")
 _REFUTER_CLASSES = {"placebo_treatment": PlaceboTreatment, "random_common_cause": RandomCommonCause, "data_subset": DataSubset,
                     "placebo_in_time": PlaceboInTime, "leave_one_donor_out": LeaveOneDonorOut}
@@ -304,7 +314,8 @@ class Study(_Strict):
     conf_level: float = Field(0.95, gt=0, lt=1)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     refute: list[Refuter] | None = Field(
-        None, description="Refuters to run; default depends on the method; [] runs none."
+        None, description="Refuters to run; default depends on the method; [] runs none.",
+        json_schema_extra=_bare_refuter_names,
     )
     seed: int = Field(0, ge=0)
 
