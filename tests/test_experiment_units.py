@@ -275,14 +275,36 @@ def test_postgres_and_spark_give_the_files_json(data, spark, postgres_url, runne
         assert not differences(other, results[0]), differences(other, results[0])[:5]
 
 
-def test_plan_with_a_unit_needs_per_unit_mean_and_sd(data, runner, write_spec):
-    """plan reads per-row variances from data: with design.unit it refuses (exit 2) unless given per-unit sd."""
+def test_plan_with_a_unit_reads_unit_level_variances(data, runner, write_spec, tmp_path):
+    """plan with design.unit sums the rows to units as estimate does: the plan equals the plan of the same data
+    aggregated by hand to one row per unit (a ratio metric: the unit's sum over its rows), and its sd is not the
+    row-level one (the rows of a user are correlated). Per-unit mean and sd given in the spec still skip the data."""
     from tests.conftest import invoke
 
-    _, path = data
-    file = write_spec(spec(path, [{"name": "y", "outcome": "y", "mde": 0.05}]))
-    res = invoke(runner, ["plan", str(file)])
-    assert res.exit_code == 2 and "design.metrics[0]" in res.stderr and "per unit" in res.stderr
+    df, path = data
+    metric = {"name": "y", "outcome": "y", "mde": 0.05}
+    res = invoke(runner, ["plan", str(write_spec(spec(path, [metric]))), "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    got = json.loads(res.stdout)
+    kept = df.dropna(subset=["y"])
+    units = kept.groupby("user").agg(variant=("variant", "first"), s=("y", "sum"), k=("y", "size")).reset_index()
+    upath = tmp_path / "units.parquet"
+    units.to_parquet(upath, index=False)
+    ratio = {"name": "y", "numerator": "s", "denominator": "k", "mde": 0.05}
+    ref = json.loads(invoke(runner, ["plan", str(write_spec(spec(upath, [ratio], unit=None), "u.yaml")),
+                                     "--format", "json"]).stdout)
+    row, want = got["metrics"][0], ref["metrics"][0]
+    assert row["sd"] == pytest.approx(want["sd"], rel=1e-9) and row["baseline"] == pytest.approx(want["baseline"])
+    assert row["sample_size_per_arm"] == want["sample_size_per_arm"]
+    assert got["data"]["rows"] == df.user.nunique() and got["data"]["unit"] == "user"
+    rows = json.loads(invoke(runner, ["plan", str(write_spec(spec(path, [metric], unit=None), "r.yaml")),
+                                      "--format", "json"]).stdout)
+    # the rows of a user share its level (icc_sd = 2): in rows, the units' plan needs several times the row plan
+    rows_needed = row["sample_size_per_arm"] * kept.groupby("user").size().mean()
+    assert rows_needed > 3 * rows["metrics"][0]["sample_size_per_arm"]
+    timed = json.loads(invoke(runner, ["plan", str(write_spec(spec(path, [metric], time="day"), "t.yaml")),
+                                       "--format", "json"]).stdout)
+    assert timed["data"]["days"] == df.groupby("user").day.min().nunique()  # days of the units' first exposures
     given = write_spec(spec(path, [{"name": "y", "outcome": "y", "mde": 0.05, "mean": 5.0, "sd": 2.0}]), "g.yaml")
     assert invoke(runner, ["plan", str(given)]).exit_code == 0
 

@@ -421,10 +421,8 @@ class ExperimentDesign(Design):
     def plan(self, study: "Study", spec: "LoadedSpec") -> dict[str, Any]:
         from causalcli.designs.experiment.plan import plan_experiment
         from causalcli.designs.experiment.quantile import refuse_in_plan
-        from causalcli.designs.experiment.units import check_plan
 
         self.check_spec(study, spec)
-        check_plan(study, metrics_of(study), spec)
         refuse_in_plan(metrics_of(study), spec)
         return plan_experiment(study, spec, metrics_of(study), metric_shapes(study), _arm_value)
 

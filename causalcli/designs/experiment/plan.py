@@ -106,6 +106,7 @@ class DataBasis:
     binary: dict[str, bool]                 # metric -> a 0/1 column in every row read
     control: str | None                     # the control's label; None without a variant column
     days: int | None
+    shapes: tuple["MetricShape", ...] | None = None  # design.unit: the metrics as ratios of unit sums
 
 
 def _metric_columns(shape: "MetricShape") -> tuple[str, ...]:
@@ -131,10 +132,27 @@ def read_basis(study: "Study", spec: "LoadedSpec", shapes: list["MetricShape"], 
             numeric_column(table, col, f"design.metrics[{i}]")
     has_arms = bool(study.treatment) and study.treatment in table.types
     variant = study.treatment if has_arms else _one_arm(table)
+    time = study.design.time
+    if time is not None:
+        if time not in table.types:
+            raise DataError(f"time column {time!r} not found: plan counts the days of the data in it",
+                            file=table.file, key="design.time", column=time)
+        period_column(table, time, "design.time", study.data.timezone)
+    unit = None
+    if study.design.unit is not None:  # the rows summed to units, as estimate does: variances of unit-level ratios
+        from causalcli.designs.experiment.units import check_unit_column, group_by_unit
+
+        check_unit_column(study, table)
+        unit, grouped = group_by_unit(study.model_copy(update={"treatment": variant, "segments": []}), table,
+                                      [shapes[i] for i in wanted])
+        shapes = list(shapes)
+        for i, shape in zip(wanted, grouped):
+            shapes[i] = shape
     columns = {shapes[i].name: _metric_columns(shapes[i]) for i in wanted}
     pairs = {name: tuple((a, b) for j, a in enumerate(cols) for b in cols[j:]) for name, cols in columns.items()}
     floating = {c for cols in columns.values() for c in cols if table.types[c].upper() in ("DOUBLE", "FLOAT", "REAL")}
-    stats = compute_statistics(table, variant, columns, pairs, floating, None, set())
+    stats = compute_statistics(table, variant, columns, pairs, floating, None, set(), grouped=unit is not None,
+                               head=(unit.centres, unit.second) if unit is not None else None)
     labels = _labels(study, list(stats.arm_counts), table.file) if has_arms else {v: "" for v in stats.arm_counts}
     arms: dict[str, dict[str, "Moments"]] = {}
     for value, label in labels.items():
@@ -145,16 +163,12 @@ def read_basis(study: "Study", spec: "LoadedSpec", shapes: list["MetricShape"], 
                 arms[label][name] = moments([sums], stats.centres, pairs[name])
     control = labels[_control(study, labels, find_arm, table.file)] if has_arms else None
     days = None
-    time = study.design.time
-    if time is not None:
-        if time not in table.types:
-            raise DataError(f"time column {time!r} not found: plan counts the days of the data in it",
-                            file=table.file, key="design.time", column=time)
-        period_column(table, time, "design.time", study.data.timezone)
+    if time is not None:  # with design.unit, the days of the units' first exposures
         q = quote_identifier(time)
         days = int(table.sql(f"SELECT count(DISTINCT {q}) FROM {TABLE} WHERE {q} IS NOT NULL")[0][0]) or None
     arm_rows = {labels[v]: int(n) for v, n in stats.arm_counts.items()}
-    return DataBasis(table.file, sum(arm_rows.values()), arms, arm_rows, _binary(table, shapes, wanted), control, days)
+    return DataBasis(table.file, sum(arm_rows.values()), arms, arm_rows, _binary(table, shapes, wanted), control, days,
+                     tuple(shapes) if unit is not None else None)
 
 
 def _one_arm(table: "Table") -> str:
@@ -221,6 +235,8 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
             raise SpecError(f"metric {m.name!r}: give both mean and sd (or neither, to read them from the data)",
                             file=file, key=f"design.metrics[{i}]")
     basis = read_basis(study, spec, shapes, wanted, find_arm) if wanted else None
+    if basis is not None and basis.shapes is not None:  # design.unit: metrics of unit sums
+        shapes = list(basis.shapes)
     control, shares = _allocation(study, basis)
     arms = [a for a in shares if a != control]
     alpha = design.options.alpha
@@ -272,6 +288,8 @@ def plan_experiment(study: "Study", spec: "LoadedSpec", metrics: list[Any], shap
     if basis is not None:
         data = {"file": basis.file, "rows": basis.rows, "days": basis.days, "units_per_day": units_per_day,
                 "variant_column": basis.control is not None}
+        if basis.shapes is not None:  # rows counts units of design.unit: each metric a ratio of unit sums
+            data["unit"] = study.design.unit
     out = {"alpha": alpha, "alpha_per_test": per_test, "power": power, "multiplier": k, "correction": correction,
            "allocation": {a: shares[a] for a in shares}, "control": control, "data": data, "method": METHOD,
            "metrics": rows, "warnings": _look_warnings(study, rows, units_per_day)}

@@ -86,18 +86,6 @@ def check_unit_spec(study: "Study", spec: "LoadedSpec") -> None:
                             "randomised unit (user_id, say)", file=spec.source.display, key="design.unit")
 
 
-def check_plan(study: "Study", metrics: list[Any], spec: "LoadedSpec") -> None:
-    """``causalcli plan`` reads per-row variances from data: with a unit they would be the wrong ones (exit 2)."""
-    if study.design.unit is None:
-        return
-    for i, m in enumerate(metrics):
-        if m.sd is None:
-            raise SpecError(f"plan does not read per-unit variances from data with design.unit yet (metric {m.name!r}); "
-                            f"give design.metrics[{i}].mean and .sd per unit (the sd of the unit's value), or plan "
-                            "without design.unit on one row per unit", file=spec.source.display,
-                            key=f"design.metrics[{i}]")
-
-
 def check_unit_column(study: "Study", table: "Table") -> None:
     """The unit column exists (exit 3, naming it)."""
     from causalcli.data.sql import did_you_mean
