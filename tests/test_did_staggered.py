@@ -67,10 +67,12 @@ def peer(estimator: str, df: pd.DataFrame, y="y", unit="unit", time="time", coho
         return res, {float(e): (v["effect"], v["se"]) for e, v in res.event_study_effects.items()}, None
 
 
-def assert_same(res, peer_res, effects, pretrend):
+def assert_same(res, peer_res, effects, pretrend, analytic_p: bool = True):
+    """``analytic_p``: the p-value is the analytic one (not randomization inference with few clusters)."""
     assert res.estimate.value == pytest.approx(peer_res.overall_att, abs=EST_TOL)
     assert res.estimate.std_error == pytest.approx(peer_res.overall_se, rel=SE_RTOL)
-    assert res.estimate.p_value == pytest.approx(peer_res.overall_p_value, rel=1e-6)
+    if analytic_p:
+        assert res.estimate.p_value == pytest.approx(peer_res.overall_p_value, rel=1e-6)
     ours = {float(e.label.split("=")[1]): e for e in res.effects}
     effects = {e: v for e, v in effects.items() if np.isfinite(v[0])}  # diff-diff's NaN: horizons not imputable
     assert set(ours) == set(effects)
@@ -197,7 +199,10 @@ def test_sun_abraham_without_never_treated_units_is_exit_3(runner, tmp_path, wri
     # imputation needs none: treated rows of periods without untreated rows are left out, as diff-diff
     res = run_study(spec(tmp_path / "p.csv", "imputation", honest_did=False))
     assert any("cannot be imputed" in w for w in res.warnings)
-    assert_same(res, *peer("imputation", df))
+    # every unit is treated at some time, so no cluster is never treated: the few-clusters rule (fewer than 6
+    # untreated clusters) takes randomization inference over units for the headline, as it does for twfe
+    assert res.estimate.inference == "randomization_inference_units"
+    assert_same(res, *peer("imputation", df), analytic_p=False)
 
 
 def test_weights_are_a_spec_error(runner, tmp_path, write_spec):
@@ -207,15 +212,29 @@ def test_weights_are_a_spec_error(runner, tmp_path, write_spec):
     assert res.exit_code == 2 and "weights" in res.stderr
 
 
-def test_few_clusters_are_warned_about(tmp_path):
+@pytest.mark.parametrize("estimator", ["imputation", "sun_abraham"])
+def test_few_clusters_take_randomization_inference_over_units(tmp_path, estimator):
+    """SPEC "Inference with few clusters": below 42 clusters the headline's p-value and interval come from
+    randomization inference over units (no wild bootstrap is built for these estimators); both are linear in the
+    outcome, so the interval inverts the test of a constant effect. The event-time effects keep their SEs only."""
     df = staggered_panel(200, periods=6, covariate=False)
     df["state"] = df.unit % 10
     df.to_csv(tmp_path / "p.csv", index=False)
-    s = spec(tmp_path / "p.csv", "imputation")
+    s = spec(tmp_path / "p.csv", estimator)
     s["design"]["cluster"] = "state"
     res = run_study(s)
-    assert any("10 clusters" in w and "too small" in w for w in res.warnings)
-    assert not any("clusters" in w for w in run_study(mpdta_spec("imputation")).warnings)
+    analytic = run_study(spec(tmp_path / "p.csv", estimator))  # clustered by unit: 200 clusters
+    assert res.estimate.inference == "randomization_inference_units"
+    assert res.estimate.value == pytest.approx(analytic.estimate.value, rel=1e-12)
+    ri = res.diagnostics["clusters"]["randomization"]
+    assert ri["p_value"] == res.estimate.p_value and ri["assignments"] >= 99
+    assert res.estimate.ci_lower < res.estimate.value < res.estimate.ci_upper
+    check = next(c for c in res.checks if c.name == "clusters")
+    assert check.passed is None and "10 clusters" in check.detail and "randomization" in check.detail
+    assert all(e.p_value is None and e.ci_lower is None and e.std_error is not None for e in res.effects)
+    many = next(c for c in analytic.checks if c.name == "clusters")
+    assert many.passed is True and analytic.estimate.inference != "randomization_inference_units"
+    assert all(e.p_value is not None for e in analytic.effects)
 
 
 @pytest.mark.parametrize("option, value", [("control_group", "not_yet_treated"), ("aggregation", "dynamic"),

@@ -265,6 +265,10 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
     if unit_level and method == "wild":
         method = "randomization"  # no wild bootstrap for Callaway-Sant'Anna: permute units instead
         why += "; Callaway-Sant'Anna's p-value and interval come from randomization inference over units"
+    elif method == "wild" and wild is None:  # imputation, Sun-Abraham: no wild bootstrap built, permute units
+        method = "randomization"
+        why += (f"; no wild bootstrap is built for estimator: {p.estimator}, so its p-value and interval come "
+                "from randomization inference over units")
     weights = wild_weights(p.options.wild_weights, G)
     wild_res = None
     if wild is not None and (method == "wild" or (method == "randomization" and G < MIN_CLUSTERS)):

@@ -54,11 +54,35 @@ def fit_staggered(p: "PanelData", study: "Study", seed: int) -> "Fit":
         from causalcli.designs.did.sun_abraham import fit_sun_abraham
 
         fit = fit_sun_abraham(p, study, seed)
-    few = few_clusters_warning(p)
-    if not few:
-        return fit
-    return replace(fit, warnings=[*fit.warnings, few], checks=[_pre_trend_for_clusters(c, p, fit.diagnostics)
-                                                               for c in fit.checks])
+    return _with_few_clusters(p, fit, study, seed)
+
+
+def _with_few_clusters(p: "PanelData", fit: "Fit", study: "Study", seed: int) -> "Fit":
+    """``diagnostics.clusters`` and the ``clusters`` check; with few (treated) clusters the headline's p-value and
+    interval come from randomization inference over units (both estimators are linear in the outcome, so the test
+    of a constant effect inverts exactly), and the event-time effects lose theirs, as Callaway-Sant'Anna's do."""
+    from dataclasses import replace
+
+    from causalcli.designs.did.clusters import RI, apply
+
+    est, diag, check, warns = apply(p, estimate=fit.estimate, n_obs=None, k=None, conf_level=study.conf_level,
+                                    draws=p.options.draws, seed=seed, wild=None,
+                                    point=lambda q, treatment: point_staggered(q, treatment),
+                                    analytic_name=fit.estimate.inference)
+    fit.diagnostics["clusters"] = diag
+    effects, warnings = fit.effects, [*fit.warnings, *warns]
+    if est.std_error is None:
+        effects = [replace(e, std_error=None, ci_lower=None, ci_upper=None, p_value=None, inference="none")
+                   for e in effects]
+    elif diag.get("method") == RI:
+        effects = [replace(e, ci_lower=None, ci_upper=None, p_value=None, inference="none") for e in effects]
+        warnings.append(f"estimator: {p.estimator}'s event-time effects carry their analytic standard errors but no "
+                        "p-value or interval: with this few (treated) clusters the analytic inference cannot be "
+                        "trusted, and randomization inference is run for the headline only")
+    checks = list(fit.checks)
+    if check.passed is not True:  # few clusters: the pre-trend Wald test is CRV1 too
+        checks = [_pre_trend_for_clusters(c, p, fit.diagnostics) for c in checks]
+    return replace(fit, estimate=est, effects=effects, warnings=warnings, checks=[*checks, check])
 
 
 def _pre_trend_for_clusters(check: "Check", p: "PanelData", diag: dict) -> "Check":
@@ -78,19 +102,6 @@ def _pre_trend_for_clusters(check: "Check", p: "PanelData", diag: dict) -> "Chec
                                  "headline's standard errors do (see the warnings); look at the leads in "
                                  "diagnostics.pre_trend")
     return with_caveat(check, "a CRV1 test: with few clusters it tends to over-reject (see the warnings)")
-
-
-def few_clusters_warning(p: "PanelData") -> str | None:
-    """These estimators have analytic cluster-robust SEs only: with few (treated) clusters they say so."""
-    from causalcli.designs.did.clusters import MIN_CLUSTERS, MIN_TREATED_CLUSTERS, cluster_counts
-
-    treated, untreated = cluster_counts(p)
-    if p.n_clusters >= MIN_CLUSTERS and min(treated, untreated) >= MIN_TREATED_CLUSTERS:
-        return None
-    return (f"{p.n_clusters} clusters ({treated} treated, {untreated} not): the analytic cluster-robust standard "
-            f"errors of estimator: {p.estimator} tend to be too small below about {MIN_CLUSTERS} clusters or "
-            f"{MIN_TREATED_CLUSTERS} treated ones, and no few-cluster correction is built for it yet; "
-            "twfe and callaway_santanna have one")
 
 
 def point_staggered(p: "PanelData", g: np.ndarray) -> float:
