@@ -72,6 +72,8 @@ class TimeSeriesDesign(Design):
     streams_data = True  # one grouped pass where the data live; only the periods come back
     preload_modules = ("scipy.optimize",)  # BFGS; it loads scipy.linalg (banded Cholesky)
     weights_built = False
+    thresholds_checked = ("alpha", "pre_fit")
+    graph_unused = "the counterfactual is the series forecast from its pre-period (and the control series)"
     reference = ("Brodersen et al. (2015), CausalImpact; Harvey (1989); Wagner et al. (2002) segmented regression; "
                  "Newey and West (1987, 1994)")
 
