@@ -42,7 +42,7 @@ def _row(used=(), refused=(), warned=(), **other) -> dict[str, str]:
 
 
 _ALL_DATA = ("data.filter",)
-_ENGINE_ONLY = {"data.sample": REFUSED, "data.max_rows": WARNED}
+_ENGINE_ONLY = {"data.sample": USED, "data.max_rows": WARNED}
 _UNREAD = tuple(f"thresholds.{t}" for t in THRESHOLDS)
 
 # Keys a design has no need for (treatment in synthetic control, outcome in an experiment with metrics) appear
@@ -84,7 +84,7 @@ EXPECTED: dict[str, dict[str, str]] = {
                          *_ALL_DATA),
                         ("treatment", "covariates", "categorical", "weights", "graph", "segments"),
                         ("thresholds.balance_smd", "thresholds.propensity_bounds", "thresholds.max_outside",
-                         "thresholds.srm_alpha"), **_ENGINE_ONLY),
+                         "thresholds.srm_alpha"), **{**_ENGINE_ONLY, "data.sample": REFUSED}),  # gaps
 }
 
 
@@ -174,6 +174,7 @@ COLUMNS = {"matching": ("w", "region"), "weighting": ("w", "region"), "dml": ("w
            "iv": ("x2", "g"), "rdd": ("age", "g"), "time_series": ("x1", "x1")}
 TREATMENT = {"synthetic_control": "t", "rdd": "t", "time_series": "x1", "experiment": "variant"}
 OUTCOME = {"experiment": "revenue"}
+SAMPLE_ROWS = {"did": 120, "synthetic_control": 200}  # panels keep whole units: 27 states x 6, 12 units x 20
 THRESHOLD_VALUES = {"alpha": 0.3, "balance_smd": 1e-4, "propensity_bounds": [0.3, 0.7], "max_outside": 0.0,
                     "srm_alpha": 0.99, "pre_fit": 1e-6}
 
@@ -221,7 +222,7 @@ def change(design: str, key: str, spec: dict) -> tuple[dict, dict]:
         new["data"]["filter"] = f"{spec['outcome'] if spec.get('outcome') else 'revenue'} IS NOT NULL AND " \
                                 f"{spec['outcome'] if spec.get('outcome') else 'revenue'} > -1e9"
     elif key == "data.sample":
-        new["data"]["sample"] = {"rows": 300, "seed": 1}
+        new["data"]["sample"] = {"rows": SAMPLE_ROWS.get(design, 300), "seed": 1}
     elif key == "data.max_rows":
         new["data"]["max_rows"] = 10
     elif key == "data.timezone":

@@ -291,10 +291,6 @@ def refuse_unbuilt(design: Design, study: "Study", spec: "LoadedSpec") -> None:
                         file=spec.source.display, key="graph")
     for key, why in study.design.unread_keys().items():
         raise SpecError(f"{key} is not read by this study: {why}", file=spec.source.display, key=key)
-    if study.data.sample is not None and study.data.backend == "duckdb":
-        raise SpecError("data.sample is drawn by an engine (data.backend spark, postgres, ...); on the embedded duckdb "
-                        "backend sampling is not built yet: remove it, or keep a subset with data.filter",
-                        file=spec.source.display, key="data.sample")
 
 
 def unread_settings(design: Design, study: "Study") -> list[str]:

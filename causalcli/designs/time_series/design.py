@@ -87,6 +87,9 @@ class TimeSeriesDesign(Design):
         if given:
             key, hint = given[0]
             raise SpecError(f"time_series takes no '{key}' ({hint}); remove it", file=file, key=key)
+        if study.data.sample is not None and study.design.unit is None:
+            raise SpecError("data.sample would leave gaps in the series, which needs every period; remove it (to "
+                            "shorten the series, keep its last periods with data.filter)", file=file, key="data.sample")
         if study.refute:
             from causalcli.spec.models import refuter_name
 
