@@ -323,7 +323,8 @@ def test_causalimpact_vignette_data_from_r():
     assert r.diagnostics["series"]["period"] == "step" and r.n["pre_periods"] == 70
     assert r.estimate.ci_lower < 10 < r.estimate.ci_upper and r.estimate.ci_upper - r.estimate.ci_lower < 3
     assert r.diagnostics["posterior_probability"] > 0.99
-    seg = causalcli.estimate({**base, "design": {**base["design"], "estimator": "segmented"}}, data=data,
+    segmented = {**base["design"], "estimator": "segmented", "options": {}}  # the structural draws are refused
+    seg = causalcli.estimate({**base, "design": segmented}, data=data,
                              refute=False)
     assert abs(seg.estimate.value - 10) < 4 * seg.estimate.std_error
 

@@ -94,10 +94,10 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
     filtered_out = (total - kept) if data.filter is not None else None  # the filter's rows, not the sample's
     if data.sample is not None and data.sample.rows < kept:
         if sample_unit is not None and sample_unit in renamed:  # a panel: whole units, or it is no panel
-            select = _sampled_units(select, sample_unit, data.sample.rows, data.sample.seed)
+            select = sampled_units(select, sample_unit, data.sample.rows, data.sample.seed)
             kept = _counts(engine, source, select, display, False)[1]
         else:
-            select = _sampled(select, wanted, data.sample.rows, data.sample.seed)
+            select = sampled_rows(select, wanted, data.sample.rows, data.sample.seed)
             kept = data.sample.rows
         provenance["sample"] = {"rows": data.sample.rows, "seed": data.sample.seed,
                                 **({"by": sample_unit} if sample_unit is not None else {})}
@@ -262,18 +262,19 @@ def _counts(engine: Engine, source: str, select: str, display: str, filtered: bo
     return (int(row[0]) if row[0] is not None else kept), kept
 
 
-def _sampled(select: str, columns: list[str], rows: int, seed: int) -> str:
-    """The ``rows`` rows of smallest seeded hash of their values: the same rows on every run of that engine,
-    whatever order the engine stores them in (ties between equal rows cannot change the data)."""
+def sampled_rows(select: str, columns: list[str], rows: int, seed: int, every_column: bool = False) -> str:
+    """The ``rows`` rows of smallest seeded hash of their values in ``columns``: the same rows on every run of that
+    engine, whatever order the engine stores them in (ties between rows equal in ``columns`` cannot change what a
+    design reads of them). ``every_column``: keep the other columns too (a local table)."""
     cols = [quote_identifier(c) for c in columns]
     # md5 and concat_ws exist in every engine; values print as the engine prints them (the same on each run)
     texts = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '(null)')" for c in cols)
     key = f"md5(concat_ws('|', '{int(seed)}', {texts}))"
     order = ", ".join([key, *(f"{c} NULLS LAST" for c in cols)])
-    return f"SELECT {', '.join(cols)} FROM ({select}) AS r ORDER BY {order} LIMIT {rows}"
+    return f"SELECT {'*' if every_column else ', '.join(cols)} FROM ({select}) AS r ORDER BY {order} LIMIT {rows}"
 
 
-def _sampled_units(select: str, unit: str, rows: int, seed: int) -> str:
+def sampled_units(select: str, unit: str, rows: int, seed: int) -> str:
     """Whole units, in the order of a seeded hash of their value, while their rows add up to at most ``rows``."""
     u = quote_identifier(unit)
     hashed = f"md5(concat_ws('|', '{int(seed)}', coalesce(CAST({u} AS VARCHAR), '(null)')))"

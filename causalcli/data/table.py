@@ -294,9 +294,32 @@ def load_table(spec: "LoadedSpec", stdin_bytes: bytes | None = None, lazy: bool 
         return _engine_table(spec, lazy, columns, schema_only, unit)
     opened = open_data(spec, stdin_bytes, lazy, frame, view_parquet)
     selected = select_study_rows(opened.con, spec.study.data, opened.display, opened.lazy, settings)
-    table = Table(con=opened.con, file=opened.display, rows=selected.rows, types=selected.types,
-                  provenance={"backend": "duckdb", **opened.provenance}, filtered_out=selected.filtered_out)
-    return table
+    provenance = {"backend": "duckdb", **opened.provenance}
+    rows, sample = selected.rows, spec.study.data.sample
+    if sample is not None and sample.rows < rows:
+        rows, provenance["sample"] = _sample_locally(opened.con, sample, columns, unit, selected.types, opened.lazy)
+    return Table(con=opened.con, file=opened.display, rows=rows, types=selected.types, provenance=provenance,
+                 filtered_out=selected.filtered_out)
+
+
+def _sample_locally(con: "duckdb.DuckDBPyConnection", sample: Any, columns: list[str] | None, unit: str | None,
+                    types: dict[str, str], lazy: bool) -> tuple[int, dict[str, Any]]:
+    """``data.sample`` on the embedded engine: ``study_data`` becomes the sample an engine draws (the same SQL,
+    ``remote.sampled_rows``/``sampled_units``), hashing the columns the design reads; every column is kept.
+    Returns the rows kept and what ``provenance.sample`` says."""
+    from causalcli.data.remote import sampled_rows, sampled_units
+
+    by = unit if unit is not None and unit in types else None
+    con.execute(f"ALTER {'VIEW' if lazy else 'TABLE'} {TABLE} RENAME TO study_unsampled")
+    source = "SELECT * FROM study_unsampled"
+    hashed = [c for c in dict.fromkeys(columns or types) if c in types]
+    query = (sampled_units(source, by, sample.rows, sample.seed) if by is not None else
+             sampled_rows(source, hashed, sample.rows, sample.seed, every_column=True))
+    con.execute(f"CREATE {'VIEW' if lazy else 'TABLE'} {TABLE} AS {query}")
+    if not lazy:
+        con.execute("DROP TABLE study_unsampled")
+    rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    return int(rows), {"rows": sample.rows, "seed": sample.seed, **({"by": by} if by is not None else {})}
 
 
 def _engine_table(spec: "LoadedSpec", lazy: bool, columns: list[str] | None, schema_only: bool,

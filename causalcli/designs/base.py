@@ -87,6 +87,12 @@ class Design(ABC, Generic[Prepared]):
     segments_built: ClassVar[bool] = False
     """True: the design reports effects by ``segments``; otherwise a spec with them is refused (exit 2) before any
     work (``refuse_unbuilt``), rather than ignored."""
+    graph_unused: ClassVar[str] = ""
+    """Why the design has no use for a causal graph (what identifies its effect instead); when given, a spec with
+    ``graph`` is refused (exit 2) before any work (``refuse_unbuilt``)."""
+    thresholds_checked: ClassVar[tuple[str, ...]] = ("alpha",)
+    """The ``thresholds`` keys the design's checks and refuters read (alpha: the refuters'); another one set in the
+    spec gets a warning (``unread_settings``), not an error, since one thresholds block often serves a batch."""
     uses_adjustment_set: ClassVar[bool] = False
     """True: ``prepare`` adjusts for the graph's adjustment set rather than ``covariates`` as listed, and
     ``run_study`` warns about covariates the set leaves out."""
@@ -137,6 +143,11 @@ class Design(ABC, Generic[Prepared]):
                 file=spec.source.display, key="design.estimand",
             )
         return chosen
+
+    def thresholds_read(self, study: "Study") -> tuple[str, ...]:
+        """The ``thresholds`` keys this study's checks read: ``thresholds_checked``, or a choice per study
+        (experiment: alpha only with segments)."""
+        return self.thresholds_checked
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         """Design-specific checks of the spec alone, before any data are read: ``SpecError`` (exit 2)
@@ -275,6 +286,30 @@ def refuse_unbuilt(design: Design, study: "Study", spec: "LoadedSpec") -> None:
         raise SpecError(f"segments (effects by segment) are not built for the {design.name} design; remove "
                         "'segments', or filter the data to one segment with data.filter and run a study per value "
                         "(experiment, dml and weighting report effects by segment)", file=spec.source.display, key="segments")
+    if study.graph is not None and design.graph_unused:
+        raise SpecError(f"the {design.name} design does not use a causal graph: {design.graph_unused}; remove 'graph'",
+                        file=spec.source.display, key="graph")
+    for key, why in study.design.unread_keys().items():
+        raise SpecError(f"{key} is not read by this study: {why}", file=spec.source.display, key=key)
+
+
+def unread_settings(design: Design, study: "Study") -> list[str]:
+    """Warnings for settings this study cannot use but that often come from a block shared by a batch of specs (a
+    thresholds block, ``--set`` over a folder, a data block copied between designs): one line each."""
+    from causalcli.spec.base import off_default
+
+    read = design.thresholds_read(study)
+    out = [f"thresholds.{name} is not used: the {design.name} design has no check that reads it (it reads "
+           f"{', '.join(f'thresholds.{r}' for r in read) or 'none'})"
+           for name in off_default(study.thresholds, *type(study.thresholds).model_fields) if name not in read]
+    data = off_default(study.data, "max_rows", "timezone")
+    if "max_rows" in data and study.data.backend == "duckdb":
+        out.append("data.max_rows is not used: it caps the rows fetched from an engine (data.backend), and the "
+                   "embedded duckdb backend fetches none")
+    if "timezone" in data and getattr(study.design, "time", None) is None:
+        out.append(f"data.timezone is not used: it cuts the timestamps of design.time to days, and this "
+                   f"{design.name} study has no design.time")
+    return out
 
 
 def require(study: "Study", spec: "LoadedSpec", *keys: str) -> None:

@@ -31,6 +31,7 @@ class BinaryTreatmentDesign(Design[Prepared], Generic[Prepared]):
     """A design on a binary treatment, an outcome and covariates, one unit per row."""
 
     weights_built: ClassVar[bool] = False
+    thresholds_checked: ClassVar[tuple[str, ...]] = ("alpha", "balance_smd", "propensity_bounds", "max_outside")
     uses_adjustment_set: ClassVar[bool] = True  # covariates outside the graph's adjustment set are left out
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:

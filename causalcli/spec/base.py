@@ -34,6 +34,14 @@ class WildBootstrapOptions(Strict):
         return out
 
 
+def off_default(options: BaseModel, *names: str) -> list[str]:
+    """The options among ``names`` set to a value other than their default: what a spec asks of an estimator.
+    An option left at its default asks nothing, so a spec switched between estimators (``--set
+    design.estimator=...``) keeps working."""
+    fields = type(options).model_fields
+    return [n for n in names if getattr(options, n) != fields[n].get_default(call_default_factory=True)]
+
+
 class FreeOptions(BaseModel):
     """Options of a design that is not built yet: accepted here, refused by the design."""
 
@@ -47,6 +55,12 @@ class DesignBase(Strict):
         None, description="Target estimand; default: the design's first supported estimand (late: iv and a fuzzy "
                           "rdd, the effect on compliers)."
     )
+
+    def unread_keys(self) -> dict[str, str]:
+        """Keys of this block set to something that its other keys leave unread (an option of another
+        estimator), each with why and what to do: refused (exit 2) by ``designs.base.refuse_unbuilt`` rather than
+        ignored. The default: none."""
+        return {}
 
     def treated_rule(self) -> str | None:
         """Who is treated, in words, when the design says it instead of a treatment column (`graph` prints it)."""

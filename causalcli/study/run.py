@@ -14,7 +14,7 @@ from typing import Any
 from causalcli import __version__
 from causalcli.data.table import Table, check_weights, load_table, require_present
 from causalcli.designs import get_design
-from causalcli.designs.base import refuse_unbuilt
+from causalcli.designs.base import refuse_unbuilt, unread_settings
 from causalcli.errors import CausalcliError
 from causalcli.graph import build_graph, check_nodes, identify
 from causalcli.result import Result
@@ -136,7 +136,7 @@ def run_study(
         diagnostics=diagnostics,
         checks=fit.checks,
         refutations=refutations,
-        warnings=[*unused_covariates(study, design, prep.identification), *fit.warnings],
+        warnings=[*unused_covariates(study, design, prep.identification), *unread_settings(design, study), *fit.warnings],
         fail_on=fail_on,
         provenance=provenance,
         timing_s=timing,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_serializer
 
-from causalcli.spec.base import Strict, TreatedDesignBase
+from causalcli.spec.base import Strict, TreatedDesignBase, off_default
 
 
 def _without_unset(out: dict, key: str) -> dict:
@@ -22,6 +22,9 @@ class EventStudy(Strict):
 
     leads: int = Field(4, ge=0, le=50, description="Pre periods shown: -leads..-2 (period -leads bins every earlier one).")
     lags: int = Field(4, ge=0, le=50, description="Post periods shown: 0..lags (period lags bins every later one).")
+
+
+CS_ONLY = ("control_group", "method", "base_period", "aggregation")  # read by callaway_santanna alone
 
 
 class DidOptions(Strict):
@@ -89,3 +92,13 @@ class DidDesign(TreatedDesignBase):
 
     def treated_rule(self) -> str | None:
         return f"{self.time} >= {self.cohort} (the cohort column)" if self.cohort else None
+
+    def unread_keys(self) -> dict[str, str]:
+        # estimator: all hands each option to the estimators that read it; imputation and sun_abraham refuse
+        # control_group and aggregation in their own words (staggered.py)
+        if self.estimator in ("callaway_santanna", "all"):
+            return {}
+        names = ("method", "base_period") if self.estimator in ("imputation", "sun_abraham") else CS_ONLY
+        return {f"design.options.{name}": "it is a Callaway-Sant'Anna option, not read by estimator: "
+                f"{self.estimator}; remove it, or set design.estimator: callaway_santanna"
+                for name in off_default(self.options, *names)}

@@ -65,6 +65,7 @@ class DmlDesign(Design):
                  "Annals of Statistics; EconML (py-why)")
     weights_built = False
     segments_built = True
+    thresholds_checked = ("alpha", "propensity_bounds", "max_outside")  # the overlap check of the nuisance score
     uses_adjustment_set = True  # covariates outside the graph's adjustment set are left out (and warned)
     provenance_packages = ("econml", "scikit-learn")  # the learners' fits change with their versions
 

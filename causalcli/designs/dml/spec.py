@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from causalcli.spec.base import Strict, TreatedDesignBase
+from causalcli.spec.base import Strict, TreatedDesignBase, off_default
 
 
 class DmlOptions(Strict):
@@ -43,3 +43,10 @@ class DmlOptions(Strict):
 class DmlDesign(TreatedDesignBase):
     method: Literal["dml"]
     options: DmlOptions = Field(default_factory=DmlOptions)
+
+    def unread_keys(self) -> dict[str, str]:
+        if self.options.model == "forest":
+            return {}
+        return {f"design.options.{name}": "it sizes the causal forest of model: forest, and model is linear; "
+                "remove it, or set design.options.model: forest"
+                for name in off_default(self.options, "trees", "min_leaf")}

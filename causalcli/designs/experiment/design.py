@@ -116,6 +116,11 @@ class ExperimentDesign(Design):
                  "wild_cluster_bootstrap_webb", "wild_cluster_bootstrap_rademacher")  # design.unit, few units
     default_refuters = ()
     segments_built = True
+    graph_unused = "the variant is randomised, so nothing confounds it"
+    thresholds_checked = ("srm_alpha", "alpha")  # alpha: the test of effects differing across segments
+
+    def thresholds_read(self, study: "Study") -> tuple[str, ...]:
+        return self.thresholds_checked if study.segments else ("srm_alpha",)
     streams_data = True  # study_data is a view over the file: aggregates only, never a copy in memory
     reference = ("Deng et al. (2013, 2018); tea-tasting 1.14 (formulas and CUPED convention); sequential: "
                  "Waudby-Smith et al. (2023) as gbstats 0.8, Lan and DeMets (1983)")
@@ -133,6 +138,10 @@ class ExperimentDesign(Design):
         if not study.design.metrics and not study.outcome:
             raise SpecError("list the metrics under design.metrics (or give 'outcome' for one mean metric)",
                             file=file, key="design.metrics")
+        if study.design.metrics and study.outcome:
+            raise SpecError(f"'outcome' names the one mean metric of an experiment without design.metrics; with "
+                            f"metrics each names its own outcome: remove 'outcome', or add {study.outcome!r} as a "
+                            "metric", file=file, key="outcome")
         for key in ("covariates", "categorical"):
             if getattr(study, key):
                 raise SpecError(f"'{key}' is not used by the experiment design; put pre-experiment columns on a "
@@ -141,9 +150,6 @@ class ExperimentDesign(Design):
         if study.weights:
             raise SpecError("observation weights are not built yet for experiments; remove 'weights'",
                             file=file, key="weights")
-        if study.graph is not None:
-            raise SpecError("an experiment is randomised and needs no causal graph; remove 'graph'",
-                            file=file, key="graph")
         if study.refute:
             raise SpecError("refuters do not apply to randomised experiments (the SRM check guards the "
                             "randomisation); remove 'refute'", file=file, key="refute")

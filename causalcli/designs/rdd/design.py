@@ -84,6 +84,7 @@ class RddDesign(Design[RddData]):
                  "MSE/CER-optimal bandwidths (Calonico, Cattaneo and Farrell 2020); pinned to rdrobust")
     views_parquet = True  # reads its columns once (a second time per covariate): no copy of the file
     default_refuters = ("data_subset",)  # the placebo and covariate refuters have no meaning here: checks do it
+    graph_unused = "identification comes from continuity at the cutoff"
     weights_built = False  # rdrobust's weights are not built: refused, not ignored
 
     # ---------------------------------------------------------------- spec and data
@@ -113,9 +114,6 @@ class RddDesign(Design[RddData]):
                 raise SpecError(f"covariate {c!r} is {role}; covariates are checked for a jump at the cutoff, which "
                                 "says nothing for this column: remove it from covariates",
                                 file=spec.source.display, key=f"covariates[{i}]")
-        if study.graph is not None:
-            raise SpecError("rdd does not use a causal graph: identification comes from continuity at the cutoff; "
-                            "remove graph", file=spec.source.display, key="graph")
         if study.categorical:
             raise SpecError("categorical covariates are not used by rdd (covariates are checked for balance at the "
                             "cutoff, each as an outcome); list numeric covariates", file=spec.source.display,

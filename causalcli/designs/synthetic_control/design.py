@@ -175,6 +175,8 @@ class SynthDesign(Design):
     estimands = ("att",)
     inference = (INFERENCE, "conformal_cwz")
     default_refuters = ("placebo_in_time", "leave_one_donor_out")
+    thresholds_checked = ("alpha", "pre_fit")
+    graph_unused = "donor weights that reproduce the treated unit's pre-treatment path identify the effect"
     reference = ("Abadie, Diamond and Hainmueller (2010), JASA; Ben-Michael, Feller and Rothstein (2021); "
                  "Chernozhukov, Wuethrich and Zhu (2021)")
 
@@ -403,8 +405,7 @@ class SynthDesign(Design):
             missing_n=missing.n, estimator=d.estimator, variant=opts.variant, se=opts.se,
             replications=opts.replications, treated=len(treated), adoption=tuple(adopts[u] for u in treated)
             if adopts else (), nu=opts.nu, weight_penalty=opts.weight_penalty, fixed_effects=opts.fixed_effects,
-            placebo_units=opts.placebo_units,
-        )
+            placebo_units=opts.placebo_units)
         unlisted = sorted(u for u, a in adopts.items() if a is not None and u not in treated)
         shown_out = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
         left_out = [f"{len(unlisted)} unit(s) adopting in column {d.treatment_start!r} but not in treated_unit are "

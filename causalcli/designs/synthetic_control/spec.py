@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from causalcli.spec.base import DesignBase, Strict
+from causalcli.spec.base import DesignBase, Strict, off_default
 
 # a value of the time column: a number, or a date (a YAML date or an ISO string) when time holds dates
 Period = int | float | dt.date | str
@@ -209,6 +209,17 @@ class SynthDesign(DesignBase):
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict:
         return _without_defaults(handler(self), _SDID_DESIGN_DEFAULTS)
+
+    def unread_keys(self) -> dict[str, str]:
+        # synthetic_did refuses every option of this estimator in its own words (synthdid.py)
+        o, out = self.options, {}
+        if self.estimator == "synthetic_control" and not o.conformal and off_default(o, "conformal_grid"):
+            out["design.options.conformal_grid"] = ("it sets the conformal interval's grid, and conformal is false; "
+                                                    "remove it, or set design.options.conformal: true")
+        if self.estimator == "synthetic_control" and not o.augmented and o.ridge_lambda is not None:
+            out["design.options.ridge_lambda"] = ("it is the ridge penalty of augmented: ridge, which is not set; "
+                                                  "remove it, or set design.options.augmented: ridge")
+        return out
 
     def adjusts_for(self, covariates: list[str], adjustment_set: list[str]) -> str:
         """What the donors are matched on: the predictors, else the outcome's pre-period path."""

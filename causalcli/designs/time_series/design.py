@@ -72,6 +72,8 @@ class TimeSeriesDesign(Design):
     streams_data = True  # one grouped pass where the data live; only the periods come back
     preload_modules = ("scipy.optimize",)  # BFGS; it loads scipy.linalg (banded Cholesky)
     weights_built = False
+    thresholds_checked = ("alpha", "pre_fit")
+    graph_unused = "the counterfactual is the series forecast from its pre-period (and the control series)"
     reference = ("Brodersen et al. (2015), CausalImpact; Harvey (1989); Wagner et al. (2002) segmented regression; "
                  "Newey and West (1987, 1994)")
 
@@ -85,6 +87,9 @@ class TimeSeriesDesign(Design):
         if given:
             key, hint = given[0]
             raise SpecError(f"time_series takes no '{key}' ({hint}); remove it", file=file, key=key)
+        if study.data.sample is not None and study.design.unit is None:
+            raise SpecError("data.sample would leave gaps in the series, which needs every period; remove it (to "
+                            "shorten the series, keep its last periods with data.filter)", file=file, key="data.sample")
         if study.refute:
             from causalcli.spec.models import refuter_name
 

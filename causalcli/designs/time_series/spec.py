@@ -7,7 +7,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from causalcli.spec.base import DesignBase, Strict
+from causalcli.spec.base import DesignBase, Strict, off_default
+
+ESTIMATOR_OPTIONS = {"structural": ("ar1", "draws", "parameter_draws", "expected_model_size", "prior_information_weight"),
+                     "segmented": ("trend", "hac_lags")}  # the options each estimator alone reads
 
 
 class TimeSeriesOptions(Strict):
@@ -59,6 +62,12 @@ class TimeSeriesDesign(DesignBase):
     unit: str | None = Field(None, description="Panel input: the unit column; the other units become controls.")
     treated_unit: str | int | None = Field(None, description="Panel input: the affected unit.")
     options: TimeSeriesOptions = Field(default_factory=TimeSeriesOptions)
+
+    def unread_keys(self) -> dict[str, str]:
+        other = "segmented" if self.estimator == "structural" else "structural"
+        return {f"design.options.{name}": f"it is an option of estimator: {other}, not read by {self.estimator}; "
+                f"remove it, or set design.estimator: {other}"
+                for name in off_default(self.options, *ESTIMATOR_OPTIONS[other])}
 
     @model_validator(mode="after")
     def _panel_pair(self) -> "TimeSeriesDesign":

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from causalcli.spec.base import Strict, TreatedDesignBase
+from causalcli.spec.base import Strict, TreatedDesignBase, off_default
 
 
 class WeightingOptions(Strict):
@@ -34,3 +34,15 @@ class WeightingOptions(Strict):
 class WeightingDesign(TreatedDesignBase):
     method: Literal["weighting"]
     options: WeightingOptions = Field(default_factory=WeightingOptions)
+
+    def unread_keys(self) -> dict[str, str]:
+        o, out = self.options, {}
+        if o.estimator == "ipw" and off_default(o, "outcome_model"):
+            out["design.options.outcome_model"] = ("estimator ipw fits no outcome model; remove it, or set "
+                                                   "design.options.estimator: aipw")
+        if "gbm" not in (o.propensity_model, o.outcome_model if o.estimator == "aipw" else None) and \
+                off_default(o, "folds"):
+            out["design.options.folds"] = ("it sets the cross-fitting of gbm models, and this study fits none "
+                                           "(logistic propensity, linear or no outcome model); remove it, or choose "
+                                           "a gbm model")
+        return out
