@@ -88,7 +88,7 @@ def test_dml_estimate_does_not_import_dowhy(tmp_path, model):
 
     df, _ = simulate_dml(300, seed=1)
     df.to_csv(tmp_path / "d.csv", index=False)
-    spec = dml_spec(tmp_path / "d.csv", model=model, trees=8)
+    spec = dml_spec(tmp_path / "d.csv", model=model, **({"trees": 8} if model == "forest" else {}))
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
     got = _probe("estimate", str(tmp_path / "s.yaml"), "--no-refute", "--format", "json", "--quiet")
     assert got["code"] == 0
