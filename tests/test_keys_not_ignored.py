@@ -348,3 +348,18 @@ def test_the_same_option_is_used_by_its_own_estimator(data, design, chosen, name
     status, after = outcome_of(with_design(spec, {"options": {name: value}}))
     assert status0 == status == "ok", (before, after)
     assert not _same(before, after)
+
+
+def test_validate_warns_of_unread_settings_as_estimate_does(runner):
+    """validate is where a CI job first meets a spec: the warnings of settings no check reads show there too."""
+    from pathlib import Path
+
+    from tests.conftest import invoke
+
+    spec = Path(__file__).resolve().parents[1] / "specs" / "lalonde_psm.yaml"
+    res = invoke(runner, ["validate", str(spec), "--set", "thresholds.pre_fit=0.2", "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    import json
+
+    warnings = json.loads(res.stdout)["warnings"]  # one spec: one object
+    assert any(w.startswith("thresholds.pre_fit is not used") for w in warnings)

@@ -29,6 +29,7 @@ def validate_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Check specs and their data (columns, types, graph) without estimating; count the rows used and dropped."""
+    from causalcli.designs.base import unread_settings
     from causalcli.runtime.atomic import check_writable
     from causalcli.study import check_studies
     from causalcli.study.rows import row_counts
@@ -60,6 +61,8 @@ def validate_command(
                         # the new columns with the types the engine gives them
                         "derived": {name: checked.table.types.get(name) for name in data.derive},
                         **counts.to_dict()})
+        # settings the study will not read (a shared thresholds block, say): estimate warns of them too
+        reports[-1]["warnings"] = [*unread_settings(checked.design, study), *reports[-1]["warnings"]]
     if reports:
         write_reports(reports, format.value == "json", validate_text, output)
     raise typer.Exit(code)
