@@ -191,9 +191,10 @@ def _check_scheme(value: str, name: str, variable: str, display: str) -> None:
                         "the URL names", file=display, key="data.connection_env")
 
 
-def connect(data: "DataSpec", display: str) -> Engine:
+def connect(data: "DataSpec", display: str, path: str | None = None) -> Engine:
     """Connect to ``data.backend``: exit 2 for a spec that cannot name a connection, exit 3 when the engine
-    cannot be reached (the message names the variable, never its value)."""
+    cannot be reached (the message names the variable, never its value). ``path``: the files a local Spark
+    session will read (their size picks its JVM's options)."""
     value = connection_value(data, display)
     name = data.backend
     dialect = backends.DIALECTS.get(name, name)
@@ -206,7 +207,7 @@ def connect(data: "DataSpec", display: str) -> Engine:
         import ibis
 
         if name == "spark":
-            backend = ibis.pyspark.connect(_spark_session(value))
+            backend = ibis.pyspark.connect(_spark_session(value, path))
             _quiet_query_loggers()
         else:
             _check_scheme(value, name, data.connection_env, display)
@@ -230,9 +231,9 @@ def connect(data: "DataSpec", display: str) -> Engine:
     return Engine(name, dialect, backend, where)
 
 
-def _spark_session(master: str | None) -> Any:
+def _spark_session(master: str | None, path: str | None = None) -> Any:
     """The process's Spark session: an existing one (a notebook's, the test suite's), else a new one:
-    ``local[*]``, or the master or Spark Connect URL the variable holds."""
+    ``local[*]`` (its JVM started as ``spark_jvm`` says), or the master or Spark Connect URL the variable holds."""
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -242,12 +243,16 @@ def _spark_session(master: str | None) -> Any:
 
     if master is not None and master.startswith("sc://"):  # Spark Connect: the server has its own settings
         return SparkSession.builder.remote(master).getOrCreate()
+    from causalcli.data import spark_jvm
+
     quiet = Path(__file__).with_name("spark-log4j2.properties")
+    jvm = spark_jvm.driver_options(spark_jvm.input_size(path)) if master is None else []
     builder = (SparkSession.builder.appName("causalcli")
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{quiet}"))
+               .config("spark.driver.extraJavaOptions",
+                       spark_jvm.joined([f"-Dlog4j2.configurationFile=file:{quiet}", *jvm])))
     if master is None:  # one machine: a few shuffle partitions, not 200; no network name lookups
         cores = os.cpu_count() or 2
         builder = (builder.master("local[*]").config("spark.sql.shuffle.partitions", str(2 * cores))

@@ -52,7 +52,7 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
     ``sample_unit``: a panel's unit column: ``data.sample`` then keeps whole units.
     """
     display = data.table or data.path or "<engine>"
-    engine = connect(data, display)
+    engine = connect(data, display, path)
     source = _source(engine, data, path, display)
     raw = _schema(engine, source, display, data)
     renames = data.columns
