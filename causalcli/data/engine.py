@@ -279,14 +279,21 @@ def _quiet_query_loggers() -> None:
 
 
 def _quietly(start: Any) -> Any:
-    """Start the JVM with its stderr in a file, not the user's terminal: Java and Spark print start-up
-    lines (incubator modules, the default log level) that no log setting silences. A failure to start
+    """Start the JVM with its stdout and stderr in a file, not the user's: Java and Spark print start-up
+    lines (incubator modules, the default log level) that no log setting silences, and a JVM holding the
+    user's stdout would keep a pipe (``| jq``) open until it ends, class archive written. A failure to start
     quotes that file's last line (URLs cut out)."""
+    import sys
     import tempfile
 
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # a closed stdout: nothing of ours is buffered for it
+        pass
     with tempfile.TemporaryFile() as log:
-        saved = os.dup(2)
-        os.dup2(log.fileno(), 2)  # the JVM inherits this descriptor
+        saved = [os.dup(1), os.dup(2)]
+        for fd in (1, 2):
+            os.dup2(log.fileno(), fd)  # the JVM inherits these descriptors
         try:
             return start()
         except Exception as exc:
@@ -296,8 +303,9 @@ def _quietly(start: Any) -> Any:
                 exc.args = (*exc.args, "spark: " + hide_connections(lines[-1]))
             raise
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def hide_connections(text: str) -> str:
