@@ -1,5 +1,6 @@
-"""The local Spark driver's start-up options (causalcli/data/spark_jvm.py) and the JVM kept off the user's
-stdout (engine._quietly); one end-to-end test runs `causalcli estimate` on Spark as a user does, twice."""
+"""What a small study on local Spark spends before its answer: the driver's start-up options
+(causalcli/data/spark_jvm.py), the JVM kept off the user's stdout (engine._quietly), a schema read without a
+Spark job (Engine.empty); one end-to-end test runs `causalcli estimate` on Spark as a user does, twice."""
 
 from __future__ import annotations
 
@@ -132,3 +133,40 @@ def test_a_second_run_maps_the_archive_the_first_wrote_and_prints_the_same_json(
         time.sleep(1)
     assert first == run()
     assert archive.is_file() and not list(archive.parent.glob("*.part*"))
+
+
+@pytest.mark.engines
+@pytest.mark.xdist_group("spark")
+def test_a_spark_schema_is_read_without_a_job_and_gives_the_types_of_an_empty_fetch(spark):
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+
+    from causalcli.data.engine import Engine, SparkBackend
+    from causalcli.data.remote import describe
+    from tests.engines import register_spark
+
+    register_spark("describe_types", pa.table({
+        "i": pa.array([1], pa.int64()), "j": pa.array([2], pa.int32()), "x": pa.array([0.5]),
+        "s": pa.array(["a"]), "b": pa.array([True]), "d": pa.array([datetime.date(2024, 1, 2)]),
+        "t": pa.array([datetime.datetime(2024, 1, 2, 3)], pa.timestamp("us", tz="UTC")),
+        "m": pa.array([decimal.Decimal("1.25")], pa.decimal128(10, 2))}))
+    engine = Engine("spark", "spark", SparkBackend(spark), "spark (local session)")
+    relation = "(SELECT *, i + x AS ix, CAST(i AS DECIMAL(38, 4)) AS wide FROM describe_types) AS r"
+    tracker, group = spark.sparkContext.statusTracker(), "describe-without-a-job"
+    spark.sparkContext.setJobGroup(group, "describe")
+    try:
+        types = describe(engine, relation)
+        jobs = list(tracker.getJobIdsForGroup(group))
+        fetched = engine.arrow(f"SELECT * FROM {relation} LIMIT 0")
+        assert tracker.getJobIdsForGroup(group), "the LIMIT 0 fetch runs a job: the count above can see one"
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+    assert jobs == []
+    import duckdb
+
+    local = duckdb.connect()
+    local.register("fetched", fetched)
+    assert types == dict(local.execute("SELECT column_name, column_type FROM (DESCRIBE fetched)").fetchall())
+    assert types["t"] == "TIMESTAMP WITH TIME ZONE" and types["wide"] == "DECIMAL(38,4)"

@@ -57,6 +57,21 @@ class Engine:
         self.fetched += result.num_rows
         return result
 
+    def empty(self, sql: str) -> "pa.Table":
+        """The query's columns as an empty Arrow table. On classic Spark, from the analysed plan's schema
+        converted as ``toArrow`` converts it, with no job run (a ``LIMIT 0`` query took 0.2-0.3 s)."""
+        if self.name == "spark":
+            session = self.ibis._session
+            jconf = getattr(session, "_jconf", None)  # Spark Connect has none: it runs the query below
+            if jconf is not None:
+                from pyspark.sql.pandas.types import to_arrow_schema
+
+                schema = to_arrow_schema(session.sql(self.render(sql)).schema,
+                                         error_on_duplicated_field_names_in_struct=True,
+                                         prefers_large_types=jconf.arrowUseLargeVarTypes())
+                return schema.empty_table()
+        return self.arrow(f"{sql} LIMIT 0")
+
     def rows(self, sql: str) -> list[tuple]:
         """The query's result as tuples (small results: aggregates, counts)."""
         text = self.render(sql)

@@ -178,7 +178,7 @@ def describe(engine: Engine, relation: str) -> dict[str, str]:
     import duckdb
 
     local = duckdb.connect(":memory:")
-    local.register("empty", engine.arrow(f"SELECT * FROM {relation} LIMIT 0"))
+    local.register("empty", engine.empty(f"SELECT * FROM {relation}"))
     return dict(local.execute("SELECT column_name, column_type FROM (DESCRIBE empty)").fetchall())
 
 
