@@ -52,10 +52,12 @@ def test_a_large_or_unknown_input_keeps_tiered_compilation_and_writes_no_archive
 def test_an_archive_is_taken_only_once_the_jvm_logged_it_whole(tmp_path):
     archive = archive_of(tmp_path)
     part = tmp_path / f"{archive.stem}.123.part"
+    Path(f"{part}.log").write_bytes(b"")  # the JVM opens its log as it starts, the archive as it ends
+    options = spark_jvm.driver_options(SMALL, tmp_path)  # still to be written: neither mapped nor written again
+    assert option(options, "-XX:SharedArchiveFile=") is None and option(options, "-XX:ArchiveClassesAtExit=") is None
     part.write_bytes(b"half")
     Path(f"{part}.log").write_bytes(b"[1s][info][cds,dynamic] Archiving hidden ...\n")
-    options = spark_jvm.driver_options(SMALL, tmp_path)  # still being written: neither mapped nor written again
-    assert option(options, "-XX:SharedArchiveFile=") is None and option(options, "-XX:ArchiveClassesAtExit=") is None
+    assert option(spark_jvm.driver_options(SMALL, tmp_path), "-XX:SharedArchiveFile=") is None
     assert part.exists()
     Path(f"{part}.log").write_bytes(b"[2s][info][cds,dynamic] Written dynamic archive 0x8 - 0x9 [984 bytes]\n")
     options = spark_jvm.driver_options(SMALL, tmp_path)
@@ -63,15 +65,22 @@ def test_an_archive_is_taken_only_once_the_jvm_logged_it_whole(tmp_path):
     assert archive.read_bytes() == b"half" and not part.exists() and not Path(f"{part}.log").exists()
 
 
-def test_an_unfinished_archive_of_a_jvm_that_died_is_removed(tmp_path):
+def test_what_a_dead_jvm_left_and_a_second_finished_archive_are_removed(tmp_path):
     archive = archive_of(tmp_path)
-    part = tmp_path / f"{archive.stem}.77.part"
-    part.write_bytes(b"cut short")
     old = time.time() - spark_jvm.STALE_S - 60
-    os.utime(part, (old, old))
+    dead = [tmp_path / f"{archive.stem}.77.part", tmp_path / f"{archive.stem}.78.part.log"]
+    for leftover in dead:
+        leftover.write_bytes(b"cut short")
+        os.utime(leftover, (old, old))
     options = spark_jvm.driver_options(SMALL, tmp_path)
-    assert not part.exists()
+    assert not any(f.exists() for f in dead)
     assert option(options, "-XX:ArchiveClassesAtExit=") is not None  # this run writes a new one
+    archive.write_bytes(b"first")
+    second = tmp_path / f"{archive.stem}.79.part"  # two first runs at once: both JVMs wrote one
+    second.write_bytes(b"second")
+    Path(f"{second}.log").write_bytes(spark_jvm.WRITTEN + b" 0x8 - 0x9\n")
+    assert option(spark_jvm.driver_options(SMALL, tmp_path), "-XX:SharedArchiveFile=") == str(archive)
+    assert archive.read_bytes() == b"first" and sorted(p.name for p in tmp_path.iterdir()) == [archive.name]
 
 
 def test_the_archive_can_be_turned_off(tmp_path, monkeypatch):
@@ -119,7 +128,8 @@ def test_a_second_run_maps_the_archive_the_first_wrote_and_prints_the_same_json(
     def run() -> dict:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
-        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                    if line.startswith("import time:")}
         assert "pyspark.sql" in imported and not {m for m in imported if m == "ibis" or m.startswith("ibis.")}
         result = json.loads(done.stdout)  # nothing but the JSON on stdout
         result.pop("timing_s")

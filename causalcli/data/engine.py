@@ -2,7 +2,8 @@
 SQL that causalcli writes for DuckDB there.
 
 Credentials come from the environment only: ``data.connection_env`` names a variable, its value is read
-here and goes to Ibis (or to Spark's session builder), never into a message, a log line or the result (errors name the variable).
+here and goes to Ibis (or to Spark's session builder), never into a message, a log line or the result
+(errors name the variable).
 Queries are written once, in DuckDB's dialect; ``Engine.render`` parses them with sqlglot and writes
 them in the engine's (the few functions sqlglot leaves DuckDB-only are rewritten first, see
 ``_portable``). Results come back as Arrow (``Engine.arrow``) or rows (``Engine.rows``). Spark is

@@ -40,9 +40,10 @@ def driver_options(input_bytes: int | None, cache: Path | None = None) -> list[s
     if key is None or folder is None:
         return options
     archive = folder / f"spark-{key}.jsa"
-    if _adopt_finished(folder, archive):
+    writing_now = _tidy(folder, archive)
+    if archive.is_file():
         return [*options, f"-XX:SharedArchiveFile={archive}"]
-    if not small or any(folder.glob(f"{archive.stem}.*.part")):  # a large study, or another run writing it
+    if not small or writing_now:  # a large study, or another run's JVM is to write it
         return options
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -52,25 +53,30 @@ def driver_options(input_bytes: int | None, cache: Path | None = None) -> list[s
     return [*options, f"-XX:ArchiveClassesAtExit={writing}", f"-Xlog:cds+dynamic=info:file={writing}.log"]
 
 
-def _adopt_finished(folder: Path, archive: Path) -> bool:
-    """Whether ``archive`` is there, after moving into place a file an earlier run's JVM finished writing;
-    unfinished files of JVMs that died are removed."""
-    if archive.is_file():
-        return True
+def _tidy(folder: Path, archive: Path) -> bool:
+    """Move into place an archive an earlier run's JVM finished writing (its log, opened as the JVM starts,
+    says so); remove other finished ones and what JVMs that died left. True while a JVM is still to write one."""
     import time
 
-    for part in sorted(folder.glob(f"{archive.stem}.*.part")):
-        log = Path(f"{part}.log")
+    pending = False
+    names = {p.name.removesuffix(".log") for p in folder.glob(f"{archive.stem}.*.part*")}
+    for name in sorted(names):
+        part, log = folder / name, folder / f"{name}.log"
         try:
             if log.is_file() and WRITTEN in log.read_bytes():
-                os.replace(part, archive)
+                if archive.is_file():
+                    part.unlink(missing_ok=True)
+                else:
+                    os.replace(part, archive)
                 log.unlink(missing_ok=True)
-            elif time.time() - part.stat().st_mtime > STALE_S:
+            elif time.time() - max(f.stat().st_mtime for f in (part, log) if f.exists()) > STALE_S:
                 part.unlink(missing_ok=True)
                 log.unlink(missing_ok=True)
-        except OSError:  # another run moved or removed it first
+            else:
+                pending = True
+        except (OSError, ValueError):  # another run moved or removed it first
             continue
-    return archive.is_file()
+    return pending
 
 
 def joined(options: list[str]) -> str:
@@ -81,7 +87,13 @@ def joined(options: list[str]) -> str:
 
 def cache_folder() -> Path | None:
     """``$XDG_CACHE_HOME/causalcli`` (``~/.cache/causalcli``); None without a home."""
-    base = os.environ.get("XDG_CACHE_HOME") or (str(Path.home() / ".cache") if Path.home() != Path("/") else "")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            home = Path.home()
+        except (RuntimeError, KeyError):  # no HOME and no password entry
+            return None
+        base = str(home / ".cache") if home != Path("/") else ""
     return Path(base) / "causalcli" if base else None
 
 
