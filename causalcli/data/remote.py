@@ -52,7 +52,7 @@ def open_remote(data: "DataSpec", path: str | None, columns: list[str] | None, s
     ``sample_unit``: a panel's unit column: ``data.sample`` then keeps whole units.
     """
     display = data.table or data.path or "<engine>"
-    engine = connect(data, display)
+    engine = connect(data, display, path)
     source = _source(engine, data, path, display)
     raw = _schema(engine, source, display, data)
     renames = data.columns
@@ -178,7 +178,7 @@ def describe(engine: Engine, relation: str) -> dict[str, str]:
     import duckdb
 
     local = duckdb.connect(":memory:")
-    local.register("empty", engine.arrow(f"SELECT * FROM {relation} LIMIT 0"))
+    local.register("empty", engine.empty(f"SELECT * FROM {relation}"))
     return dict(local.execute("SELECT column_name, column_type FROM (DESCRIBE empty)").fetchall())
 
 
