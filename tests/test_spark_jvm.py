@@ -20,6 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = 10_000
 
 
+@pytest.fixture(autouse=True)
+def archive_asked_for(monkeypatch):
+    """The archive is opt-in: the tests of its mechanism ask for it (the off test takes it back)."""
+    monkeypatch.setenv("CAUSALCLI_SPARK_CDS", "1")
+
+
 def archive_of(cache: Path) -> Path:
     key = spark_jvm._installation_key()
     assert key is not None, "java and pyspark are installed in the test environment (make engines)"
@@ -83,7 +89,11 @@ def test_what_a_dead_jvm_left_and_a_second_finished_archive_are_removed(tmp_path
     assert archive.read_bytes() == b"first" and sorted(p.name for p in tmp_path.iterdir()) == [archive.name]
 
 
-def test_the_archive_can_be_turned_off(tmp_path, monkeypatch):
+def test_the_archive_is_off_unless_asked_for(tmp_path, monkeypatch):
+    monkeypatch.delenv("CAUSALCLI_SPARK_CDS", raising=False)
+    options = spark_jvm.driver_options(SMALL, tmp_path)
+    assert "-XX:TieredStopAtLevel=1" in options
+    assert not any("Archive" in o for o in options) and not list(tmp_path.iterdir())
     monkeypatch.setenv("CAUSALCLI_SPARK_CDS", "0")
     options = spark_jvm.driver_options(SMALL, tmp_path)
     assert "-XX:TieredStopAtLevel=1" in options
@@ -121,7 +131,7 @@ def test_a_second_run_maps_the_archive_the_first_wrote_and_prints_the_same_json(
     the first run's JVM writes the archive after the command returned, the second maps it, same result; Ibis
     is never imported (Spark is driven through its session: Ibis's modules took 0.45 s)."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-    env.pop("CAUSALCLI_SPARK_CDS", None)
+    env["CAUSALCLI_SPARK_CDS"] = "1"  # opt-in
     command = [sys.executable, "-X", "importtime", "-m", "causalcli", "estimate", str(ROOT / "specs" / "ab_test.yaml"),
                "--set", "data.backend=spark", "--format", "json", "--quiet"]
 

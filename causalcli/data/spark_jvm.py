@@ -14,7 +14,9 @@ both JIT compilers, on the cores the queries need. Two options cut that without 
   JVM itself refuses an archive from another JVM or class path and starts without it.
 
 The JVM's own log lines are turned off (``-Xlog:disable``): they go to stdout, where ``--format json``
-writes the result. ``CAUSALCLI_SPARK_CDS=0`` turns the archive off.
+writes the result. The archive is opt-in, ``CAUSALCLI_SPARK_CDS=1``: writing it keeps the JVM alive some
+10 s after the command returned and puts 150 MB in the user's cache, which a batch job or a throwaway
+container should not meet unasked (there every run is a first run, so it would only cost).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def driver_options(input_bytes: int | None, cache: Path | None = None) -> list[s
     if small:
         options.append("-XX:TieredStopAtLevel=1")
     folder = cache if cache is not None else cache_folder()
-    key = _installation_key() if os.environ.get("CAUSALCLI_SPARK_CDS", "1") != "0" else None
+    key = _installation_key() if os.environ.get("CAUSALCLI_SPARK_CDS", "0") == "1" else None
     if key is None or folder is None:
         return options
     archive = folder / f"spark-{key}.jsa"
