@@ -114,6 +114,17 @@ def test_mpdta_did_guesses_panel_and_cohort(runner):
     assert spec["covariates"] == ["lpop"]  # unit, time, cohort and treat are roles, not covariates
 
 
+def test_mpdta_did_without_treatment_leaves_out_the_ever_treated_indicator(runner, tmp_path):
+    """Without -t, `treat` (1 exactly where first.treat is set) was kept as a covariate: collinear with the
+    groups, estimate stopped at a singular outcome regression (exit 4). The written spec now estimates."""
+    text, spec = init(runner, DATA / "mpdta.csv", "-y", "lemp", "-d", "did")
+    assert spec["covariates"] == ["lpop"] and "treat: 1 exactly where first.treat is set" in text
+    spec["data"]["path"] = str(DATA / "mpdta.csv")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert invoke(runner, ["estimate", str(path), "--no-refute"]).exit_code == 0
+
+
 def test_ab_test_experiment_guesses_control_and_cuped(runner):
     _, spec = init(runner, DATA / "ab_test.parquet", "-t", "variant", "-y", "revenue", "-d", "experiment")
     assert spec["design"]["control"] == "control"

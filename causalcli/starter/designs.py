@@ -209,6 +209,8 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
             candidates.remove(c)
     arm_treatment = treatment if time_varying else None
     covariates, _ = screen_columns(data, candidates, arm_treatment, outcome, st.left_out, allow_text=False)
+    if d.get("cohort") not in (None, TODO):
+        covariates = _without_ever_treated(data, covariates, d["cohort"], st)
     if d["estimator"] == "callaway_santanna" and never and len(covariates) + 2 > never:
         # Callaway-Sant'Anna regresses on the covariates over the never-treated units of each group-time
         # cell: with as many covariates as those units it is singular (castle: 124 columns, 29 units).
@@ -230,6 +232,22 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
     if note:
         st.notes.append(note)
     spec["covariates"] = covariates
+
+
+def _without_ever_treated(data: DataProfile, covariates: list[str], cohort: str, st: Starter) -> list[str]:
+    """A 0/1 column equal to "the cohort is set" on every row (mpdta's treat) is the treated-group indicator the
+    cohort already defines: as a covariate it is collinear with the groups (estimate stopped at "the outcome
+    regression of the control units is singular")."""
+    g = f"coalesce(CAST({q(cohort)} AS DOUBLE), 0) > 0"
+    kept = []
+    for c in covariates:
+        if data.distinct[c] == 2 and not data.sql(
+                f"SELECT count(*) FROM d WHERE CAST({q(c)} AS DOUBLE) IS DISTINCT FROM "
+                f"CASE WHEN {g} THEN 1.0 ELSE 0.0 END")[0][0]:
+            st.left_out[c] = f"1 exactly where {cohort} is set: the treated-group indicator the cohort defines"
+            continue
+        kept.append(c)
+    return kept
 
 
 def build_synthetic_control(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
