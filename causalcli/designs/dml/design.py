@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.missing import study_roles_missing
+from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels
 from causalcli.data.table import TABLE, MissingRows, require_columns, study_arrays, study_roles
 from causalcli.data.table import quote_identifier as _quote
 from causalcli.designs.base import Design, Fit, require
@@ -52,8 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
-MAX_SEGMENT_LEVELS = 50
-SEGMENT_ROLE = ("segments", "segment")  # n.dropped_missing_segments; how messages name the column
 
 
 class DmlDesign(Design):
@@ -89,11 +88,7 @@ class DmlDesign(Design):
             raise SpecError(f"estimand 'att' needs a binary treatment; {study.treatment!r} is continuous "
                             "(use estimand: ate, the effect of one more unit of treatment)",
                             file=spec.source.display, key="design.estimand")
-        for i, c in enumerate(study.segments):
-            levels = table.sql(f"SELECT count(DISTINCT {_quote(c)}) FROM {TABLE}")[0][0]
-            if levels > MAX_SEGMENT_LEVELS:
-                raise DataError(f"segment column {c!r} has {levels} values (at most {MAX_SEGMENT_LEVELS}); "
-                                "coarsen it into groups", file=table.file, key=f"segments[{i}]", column=c)
+        check_segment_levels(study.segments, table)
 
     def _binary(self, study: "Study", table: "Table", spec: "LoadedSpec") -> bool:
         kind = study.design.options.treatment_type

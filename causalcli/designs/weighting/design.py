@@ -68,8 +68,8 @@ from causalcli.data.table import MissingRows, binary_study_arrays, single_treate
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.designs.weighting.estimators import _hajek_means, aipw, aipw_score, ipw, ipw_weights
-from causalcli.designs.weighting.segments import (SEGMENT_ROLE, check_segment_levels, check_segments,
-                                                  segment_effects)
+from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels
+from causalcli.designs.weighting.segments import check_segments, segment_effects
 from causalcli.errors import EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.models.folds import permuted_fold_ids
@@ -300,7 +300,7 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         super().validate(study, table, spec)
-        check_segment_levels(study, table)
+        check_segment_levels(study.segments, table)
 
     def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
         """Treatment, outcome, the adjustment set's covariates, then the segment columns (their rows are dropped)."""

@@ -36,18 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.errors import DataError, SpecError
+from causalcli.errors import SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.inference.multiplicity import adjust
 
 if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.data.table import Table
     from causalcli.designs.weighting.design import WeightingData, _Run
     from causalcli.records import Estimate
     from causalcli.spec.models import Study
 
-MAX_SEGMENT_LEVELS = 50  # as dml and experiment: more values is an id or a fine category, not a segment
-SEGMENT_ROLE = ("segments", "segment")  # n.dropped_missing_segments; how messages name the column
 MIN_ARM_UNITS = 2  # a segment value with fewer units of an arm has no effect reported
 CORRECTION = "holm"
 HETEROGENEITY_TEST = ("Wald chi-square: the column's segment effects are equal (k - 1 contrasts), covariance from "
@@ -62,20 +59,6 @@ def check_segments(study: "Study", file: str) -> None:
             role = "treatment" if column == study.treatment else "outcome"
             raise SpecError(f"segments[{i}] is the {role} {column!r}; segments are pre-treatment columns (a group, "
                             "a region) to report the effect by", file=file, key=f"segments[{i}]")
-
-
-def check_segment_levels(study: "Study", table: "Table") -> None:
-    """At most MAX_SEGMENT_LEVELS values in each segment column (one query for all of them)."""
-    from causalcli.data.table import TABLE, quote_identifier
-
-    if not study.segments:
-        return
-    parts = ", ".join(f"count(DISTINCT {quote_identifier(c)})" for c in study.segments)
-    for i, (column, levels) in enumerate(zip(study.segments, table.sql(f"SELECT {parts} FROM {TABLE}")[0])):
-        if levels > MAX_SEGMENT_LEVELS:
-            raise DataError(f"segment column {column!r} has {levels:,} values (at most {MAX_SEGMENT_LEVELS}); "
-                            "coarsen it into groups (data.derive can map it to fewer)", file=table.file,
-                            key=f"segments[{i}]", column=column)
 
 
 @dataclass(frozen=True)

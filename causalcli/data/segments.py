@@ -1,0 +1,27 @@
+"""Segment columns of the designs that report effects by segment from rows (dml, weighting): how their missing
+values are named, and the cap on their values."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from causalcli.data.sql import TABLE, quote_identifier
+from causalcli.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.data.table import Table
+
+MAX_SEGMENT_LEVELS = 50  # more values is an id or a fine category, not a segment
+SEGMENT_ROLE = ("segments", "segment")  # n.dropped_missing_segments; how messages name the column
+
+
+def check_segment_levels(segments: Sequence[str], table: "Table") -> None:
+    """At most MAX_SEGMENT_LEVELS values in each segment column (one query for all of them; exit 3)."""
+    if not segments:
+        return
+    parts = ", ".join(f"count(DISTINCT {quote_identifier(c)})" for c in segments)
+    for i, (column, levels) in enumerate(zip(segments, table.sql(f"SELECT {parts} FROM {TABLE}")[0])):
+        if levels > MAX_SEGMENT_LEVELS:
+            raise DataError(f"segment column {column!r} has {levels:,} values (at most {MAX_SEGMENT_LEVELS}); "
+                            "coarsen it into groups (data.derive can map it to fewer)", file=table.file,
+                            key=f"segments[{i}]", column=column)
