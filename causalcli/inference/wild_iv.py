@@ -12,11 +12,12 @@ For a null beta = b0 of the coefficient of ``x`` in ``y = beta x + W gamma + u``
   CRV1 covariance gives ``t*``;
 * p(b0) = share of draws with ``|t*| >= |t(b0)|``, t(b0) the actual data's (the draw of all ones).
 
-Every quantity of a draw is a sum over clusters of fixed per-cluster cross-products (``Z_g'Z_g``,
-``Z_g'W_g``, ``Z_g'u~_g``, ``Z_g'v~_g``; for LIML also the sums of products of the outcome's and the
-treatment's fixed and resampled parts, which give ``[y*, x*]'[y*, x*]``), so a draw costs O(G l k), not O(n). The interval inverts
-the test over b0 (the same draws for every b0), as boottest does; it can be unbounded when the
-instruments are weak.
+Every quantity of a draw is a sum over clusters of per-cluster cross-products, and so is every null's
+restricted fit: ``u~`` and ``v~`` are combinations of the same columns ``R = [Z, x, y net of W, x net of W]``,
+so each cluster's ``R_g'R_g`` is formed once, in one pass over the rows, and a null b0 costs O(G m^2) and a
+draw O(G l k), never O(n) (for LIML the sums of products that give ``[y*, x*]'[y*, x*]`` are bilinear forms
+in the same matrices). The interval inverts the test over b0 (the same draws for every b0), as boottest
+does; it can be unbounded when the instruments are weak.
 """
 
 from __future__ import annotations
@@ -34,35 +35,48 @@ class WreBootstrap:
 
     def __init__(self, y: np.ndarray, x: np.ndarray, W: np.ndarray, excluded: np.ndarray, codes: np.ndarray,
                  G: int, V: np.ndarray, scale: float = 1.0, liml: bool = False):
-        self.y, self.x, self.W, self.liml = y, x, W, liml
-        self.Z = np.column_stack([W, excluded])
-        self.codes, self.G, self.V, self.scale = codes, G, V, scale
-        self.Q = np.linalg.inv(self.Z.T @ self.Z)
-        self.WWinv = np.linalg.inv(W.T @ W)
+        self.liml = liml
+        Z = np.column_stack([W, excluded])
+        self.l, self.kw = Z.shape[1], W.shape[1]
+        self.G, self.V, self.scale = G, V, scale
+        self.Q = np.linalg.inv(Z.T @ Z)
+        self.WWinv = WWinv = np.linalg.inv(W.T @ W)
+        # every null's residuals are combinations of the same columns: u(b0) = uy - b0 ux, with uy, ux the outcome
+        # and the treatment net of W; so one pass over the rows forms each cluster's cross-products of
+        # R = [Z, x, uy, ux], and a null costs O(G) from then on (an interval inverts the test 60-80 times)
+        self.gamma_y, self.gamma_x = WWinv @ (W.T @ y), WWinv @ (W.T @ x)
+        R = np.column_stack([Z, x, y - W @ self.gamma_y, x - W @ self.gamma_x])
         order = np.argsort(codes, kind="stable")
         starts = np.searchsorted(codes[order], np.arange(G))
-        self._blocks = np.split(order, starts[1:])
-        self.ZZg = np.stack([self.Z[b].T @ self.Z[b] for b in self._blocks])  # G x l x l
-        self.ZWg = np.stack([self.Z[b].T @ W[b] for b in self._blocks])       # G x l x kw
+        self.Cg = np.stack([R[b].T @ R[b] for b in np.split(order, starts[1:])])  # G x m x m
+        self.C = self.Cg.sum(axis=0)
+        self.ZWg = self.Cg[:, :self.l, :self.kw]                                   # G x l x kw
         self.ZW = self.ZWg.sum(axis=0)
 
-    def _by_cluster(self, v: np.ndarray) -> np.ndarray:
-        """G x l: Z_g' v_g."""
-        out = np.zeros((self.G, self.Z.shape[1]))
-        np.add.at(out, self.codes, self.Z * v[:, None])
+    def _column(self, z: np.ndarray | None = None, x: float = 0.0, uy: float = 0.0, ux: float = 0.0) -> np.ndarray:
+        """The coefficients of a per-row vector in R = [Z, x, uy, ux]."""
+        out = np.zeros(self.l + 3)
+        if z is not None:
+            out[:z.size] = z
+        out[self.l:] = (x, uy, ux)
         return out
 
     def t_stats(self, b0: float, V: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """(t of the data, t* of each draw) for the null b0."""
         V = self.V if V is None else V
-        gamma = self.WWinv @ (self.W.T @ (self.y - b0 * self.x))
-        u = self.y - b0 * self.x - self.W @ gamma
-        F = np.column_stack([self.Z, u])
-        coef = np.linalg.lstsq(F, self.x, rcond=None)[0]
-        pi = coef[:-1]
-        v = self.x - self.Z @ pi
-        Zu, Zv = self._by_cluster(u), self._by_cluster(v)
-        Zx0 = self.ZZg @ pi                                   # G x l: Z_g' Z_g pi
+        l, C = self.l, self.C
+        gamma = self.gamma_y - b0 * self.gamma_x
+        u = self._column(uy=1.0, ux=-b0)  # the restricted residuals y - b0 x - W gamma
+        ex = self._column(x=1.0)
+        # the efficient first stage: x on [Z, u], from the cross-products
+        F = np.zeros((l + 1, l + 1))
+        F[:l, :l] = C[:l, :l]
+        F[:l, l] = F[l, :l] = C[:l] @ u
+        F[l, l] = u @ C @ u
+        pi = np.linalg.lstsq(F, np.append(C[:l] @ ex, u @ C @ ex), rcond=None)[0][:-1]
+        v = ex - self._column(pi)  # x - Z pi
+        Zu, Zv = self.Cg[:, :l] @ u, self.Cg[:, :l] @ v      # G x l: Z_g' u_g, Z_g' v_g
+        Zx0 = self.Cg[:, :l, :l] @ pi                        # G x l: Z_g' Z_g pi
         Zy0 = b0 * Zx0 + self.ZWg @ gamma                     # G x l
         quad = self._quadratic(b0, pi, gamma, u, v) if self.liml else None
         ones = np.ones((1, self.G))
@@ -71,21 +85,22 @@ class WreBootstrap:
 
     def _quadratic(self, b0: float, pi: np.ndarray, gamma: np.ndarray, u: np.ndarray, v: np.ndarray) -> dict:
         """LIML's k needs [y*, x*]'[y*, x*]: with y* = ay + uy w, x* = ax + ux w (w the row's cluster weight),
-        each product is a fixed sum, plus a sum over clusters times w_g, plus one times w_g^2."""
-        ax = self.Z @ pi
-        ay = b0 * ax + self.W @ gamma
+        each product is a fixed sum, plus a sum over clusters times w_g, plus one times w_g^2; every one a
+        bilinear form in the clusters' cross-products."""
+        ax = self._column(pi)
+        ay = self._column(b0 * pi + np.append(gamma, np.zeros(self.l - self.kw)))
         ux, uy = v, b0 * v + u
 
-        def per(a: np.ndarray) -> np.ndarray:
-            return np.bincount(self.codes, weights=a, minlength=self.G)
+        def per(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.einsum("i,gij,j->g", a, self.Cg, b)
 
-        return {"yy": (float(ay @ ay), 2 * per(ay * uy), per(uy * uy)),
-                "xx": (float(ax @ ax), 2 * per(ax * ux), per(ux * ux)),
-                "xy": (float(ax @ ay), per(ax * uy + ay * ux), per(ux * uy))}
+        return {"yy": (float(ay @ self.C @ ay), 2 * per(ay, uy), per(uy, uy)),
+                "xx": (float(ax @ self.C @ ax), 2 * per(ax, ux), per(ux, ux)),
+                "xy": (float(ax @ self.C @ ay), per(ax, uy) + per(ay, ux), per(ux, uy))}
 
     def _t(self, b0: float, V: np.ndarray, Zx0, Zy0, Zu, Zv, quad: dict | None = None) -> np.ndarray:
         out = np.empty(V.shape[0])
-        kw = self.W.shape[1]
+        kw = self.kw
         k = kw + 1
         for lo in range(0, V.shape[0], 256):
             w = V[lo:lo + 256]                                           # B x G
@@ -119,13 +134,12 @@ class WreBootstrap:
         yy, xx, xy = total("yy"), total("xx"), total("xy")
         # [y*, x*]' M [y*, x*] for M the annihilator of W (exogenous) and of Z (all instruments)
         Wy, Wx = Zy[:, :kw], Zx[:, :kw]
-        WWinv = self.WWinv
 
         def annihilated(py: np.ndarray, px: np.ndarray, inv: np.ndarray) -> tuple:
             iy, ix = py @ inv, px @ inv
             return (yy - np.sum(iy * py, axis=1), xy - np.sum(iy * px, axis=1), xx - np.sum(ix * px, axis=1))
 
-        a11, a12, a22 = annihilated(Wy, Wx, WWinv)
+        a11, a12, a22 = annihilated(Wy, Wx, self.WWinv)
         b11, b12, b22 = annihilated(Zy, Zx, self.Q)
         # the smallest root of det(A1 - k A2) = 0 for these 2 x 2 matrices
         qa = b11 * b22 - b12 * b12
@@ -133,7 +147,7 @@ class WreBootstrap:
         qc = a11 * a22 - a12 * a12
         kappa = (-qb - np.sqrt(np.maximum(qb * qb - 4 * qa * qc, 0.0))) / (2 * qa)
         # X*'X* and X*'y* with X* = [W, x*]
-        WW = self.W.T @ self.W
+        WW = self.C[:kw, :kw]
         B = w.shape[0]
         XX = np.empty_like(A)
         XX[:, :kw, :kw] = WW
