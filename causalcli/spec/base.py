@@ -28,9 +28,10 @@ class WildBootstrapOptions(Strict):
         # at their defaults these keys are left out, so that a spec without them hashes (provenance.spec_sha256)
         # as it did before they existed
         out = handler(self)
-        for key, default in (("wild_weights", "auto"), ("draws", 999)):
-            if out.get(key) == default:
-                out.pop(key)
+        asked = off_default(self, "wild_weights", "draws")
+        for key in ("wild_weights", "draws"):
+            if key not in asked:
+                out.pop(key, None)
         return out
 
 
