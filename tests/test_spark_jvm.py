@@ -174,16 +174,23 @@ def test_a_spark_schema_is_read_without_a_job_and_gives_the_types_of_an_empty_fe
         "m": pa.array([decimal.Decimal("1.25")], pa.decimal128(10, 2))}))
     engine = Engine("spark", "spark", SparkBackend(spark), "spark (local session)")
     relation = "(SELECT *, i + x AS ix, CAST(i AS DECIMAL(38, 4)) AS wide FROM describe_types) AS r"
-    tracker, group = spark.sparkContext.statusTracker(), "describe-without-a-job"
-    spark.sparkContext.setJobGroup(group, "describe")
+    # The tracker learns of jobs through Spark's asynchronous listener bus, in order: a job that is
+    # certain to run (a sum over two partitions, in a second group) is awaited, and once the tracker
+    # sees it, any job describe started would be seen too.
+    tracker, group, witness = spark.sparkContext.statusTracker(), "describe-without-a-job", "witness"
     try:
+        spark.sparkContext.setJobGroup(group, "describe")
         types = describe(engine, relation)
-        jobs = list(tracker.getJobIdsForGroup(group))
-        fetched = engine.arrow(f"SELECT * FROM {relation} LIMIT 0")
-        assert tracker.getJobIdsForGroup(group), "the LIMIT 0 fetch runs a job: the count above can see one"
+        spark.sparkContext.setJobGroup(witness, "a job that runs")
+        spark.range(0, 1000, numPartitions=2).selectExpr("sum(id)").collect()
     finally:
         spark.sparkContext.setJobGroup("", "")
-    assert jobs == []
+    deadline = time.monotonic() + 60
+    while not tracker.getJobIdsForGroup(witness) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tracker.getJobIdsForGroup(witness), "the tracker never saw the witness job"
+    assert list(tracker.getJobIdsForGroup(group)) == []
+    fetched = engine.arrow(f"SELECT * FROM {relation} LIMIT 0")
     import duckdb
 
     local = duckdb.connect()
