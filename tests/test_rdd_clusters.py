@@ -59,11 +59,10 @@ def clusters_check(out: dict) -> dict:
     return next(c for c in out["checks"] if c["name"] == "clusters")
 
 
-def test_twenty_clusters_fail_the_check_and_are_counted_within_the_bandwidth(runner, tmp_path):
+def test_twenty_clusters_are_counted_within_the_bandwidth_and_bring_the_wild_bootstrap_in(runner, tmp_path):
     d = simulated_rd(20, seed=1)
     code, out, err = run(runner, tmp_path, d, "county")
-    assert code == 1, err
-    assert [c["name"] for c in out["checks"] if c["passed"] is False] == ["clusters"]  # exit 1 through it alone
+    assert code == 0, err  # the check is not failed but answered: the bootstrap's inference replaces CR1's
     diag = out["diagnostics"]["clusters"]
     expected = direct_counts(d, out, "county")
     assert {k: diag[k] for k in expected} == expected
@@ -71,16 +70,45 @@ def test_twenty_clusters_fail_the_check_and_are_counted_within_the_bandwidth(run
     assert diag["n_clusters"] < diag["n_clusters_all"] == 20
     assert diag["n_clusters"] < diag["clusters_below"] + diag["clusters_above"]
     assert diag["rows_within_h"] == out["n"]["within_h_below"] + out["n"]["within_h_above"]
-    assert diag["thresholds"] == {"clusters": 42, "per_side": 6}
+    assert diag["thresholds"] == {"clusters": 42, "per_side": 6, "webb_weights_below": 12}
     assert diag["one_row_per_cluster"] is False
     check = clusters_check(out)
-    assert check["passed"] is False and not out["passed"]
+    assert check["passed"] is None and out["passed"]
     detail = check["detail"]
     assert "\n" not in detail
     assert detail.startswith(f"{diag['n_clusters']} clusters of 'county' within the bandwidth "
                              f"({diag['clusters_below']} below, {diag['clusters_above']} at or above the cutoff; 20 in all)")
-    for needle in ("too narrow", "wild cluster bootstrap", "rdrobust", "more clusters", "bandwidth", "indicative"):
+    for needle in ("too narrow", "wild cluster bootstrap", "rademacher weights", "999 draws", "CR1 robust t"):
         assert needle in detail
+    # the headline's p-value and interval are the bootstrap's; its standard error and the CR1 numbers stay
+    est, wild, analytic = out["estimate"], diag["wild"], diag["analytic"]
+    assert est["inference"] == "rd_robust_bias_corrected_clustered+wild_cluster_bootstrap_rademacher"
+    assert diag["method"] == "wild_cluster_bootstrap_rademacher"
+    assert (est["p_value"], est["ci_lower"], est["ci_upper"]) == (wild["p_value"], wild["ci_lower"], wild["ci_upper"])
+    assert est["std_error"] == diag["robust_crv1_se"]
+    assert analytic["inference"] == "rd_robust_bias_corrected_clustered"
+    bc, se = out["diagnostics"]["bias_corrected"]["estimate"], diag["robust_crv1_se"]
+    np.testing.assert_allclose([analytic["ci_lower"], analytic["ci_upper"]], [bc - 1.959964 * se, bc + 1.959964 * se],
+                               rtol=1e-6)
+    assert wild["ci_lower"] < bc < wild["ci_upper"]
+    assert wild["clusters_drawn"] >= diag["n_clusters"] and wild["draws"] == 999 and not wild["enumerated"]
+    # the bandwidth-sensitivity effects keep their CR1 intervals, and say so
+    assert {e["inference"] for e in out["effects"]} == {"rd_robust_bias_corrected_clustered"}
+
+
+def test_two_clusters_leave_no_inference(runner, tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, 2000)  # both counties on both sides of the cutoff
+    d = pd.DataFrame({"x": x, "y": x + 0.5 * (x >= CUTOFF) + rng.normal(0, 0.3, x.size),
+                      "county": rng.choice(["a", "b"], x.size)})
+    code, out, err = run(runner, tmp_path, d, "county", bandwidth=0.5)
+    assert code == 1, err
+    est = out["estimate"]
+    assert est["std_error"] is None and est["p_value"] is None and est["ci_lower"] is None
+    assert est["inference"] == "none" and out["diagnostics"]["clusters"]["method"] == "none"
+    check = clusters_check(out)
+    assert check["passed"] is False and "no inference is possible: 2 clusters" in check["detail"]
+    assert any(w.startswith("no standard error, p-value or interval: 2 clusters") for w in out["warnings"])
 
 
 def test_two_hundred_clusters_pass_the_check(runner, tmp_path):
@@ -103,7 +131,8 @@ def test_counts_equal_a_direct_count_for_other_kernels_and_bandwidths(runner, tm
     expected = direct_counts(d, out, "county")
     assert {k: diag[k] for k in expected} == expected
     passes = expected["n_clusters"] >= 42 and min(expected["clusters_below"], expected["clusters_above"]) >= 6
-    assert clusters_check(out)["passed"] is passes
+    assert clusters_check(out)["passed"] is (True if passes else None)  # None: the wild bootstrap answered it
+    assert ("wild" in out["estimate"]["inference"]) is not passes
 
 
 @pytest.mark.peer
@@ -122,6 +151,15 @@ def test_crv1_se_equals_rdrobusts_conventional_clustered_se(runner, tmp_path, n_
     np.testing.assert_allclose(diag["crv1_se"], r.se.iloc[0, 0], rtol=1e-6)  # Conventional
     np.testing.assert_allclose(diag["robust_crv1_se"], r.se.iloc[2, 0], rtol=1e-6)  # Robust
     assert diag["robust_crv1_se"] == out["estimate"]["std_error"]
+
+
+def test_a_selector_without_a_finite_bandwidth_says_why_and_what_to_do(runner, tmp_path):
+    code, out, err = run(runner, tmp_path, simulated_rd(2, seed=2), "county")  # one county on each side
+    assert code == 3
+    assert err.strip().endswith("key 'design.options.bandwidth': the bandwidth selector 'mserd' found no finite "
+                                "bandwidth (design.cluster: 1 cluster(s) below the cutoff and 1 at or above it; the "
+                                "selector's clustered variance needs at least 2 on each side): give "
+                                "options.bandwidth as a number")
 
 
 def test_one_cluster_per_row_is_said_plainly(runner, tmp_path):

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-BISECTION_STEPS = 40
-UNBOUNDED_SES = 1e4  # accepted this many standard errors away: the set is taken to be unbounded
+from causalcli.inference.inversion import invert_test
 
 
 class WreBootstrap:
@@ -166,35 +165,7 @@ class WreBootstrap:
         return float(np.mean(np.abs(tstar[ok]) >= abs(t) * (1 - 1e-9)))
 
     def interval(self, estimate: float, se: float, conf_level: float) -> dict[str, Any]:
-        """The set {b0 : p(b0) > 1 - conf_level}: its hull from a grid widened until the ends are rejected,
-        then bisection; ``unbounded`` when b0 is still accepted ``UNBOUNDED_SES`` standard errors away."""
-        alpha = 1 - conf_level
-
-        def accepted(b0: float) -> bool:
-            p = self.p_value(b0)
-            return p is not None and p > alpha
-
-        out: dict[str, Any] = {"ci_lower": None, "ci_upper": None}
-        if not accepted(estimate):
-            out["reason"] = "the bootstrap rejects even the estimate itself at this level"
-            return out
-        ends = []
-        for sign in (-1.0, 1.0):
-            inside, step = estimate, 2.0 * se
-            outside = estimate + sign * step
-            while accepted(outside):
-                inside, step = outside, step * 4.0
-                if step > UNBOUNDED_SES * se:
-                    out["reason"] = ("unbounded: the bootstrap test accepts effects arbitrarily far from the estimate "
-                                     "(weak instruments with few clusters); read diagnostics.anderson_rubin")
-                    return out
-                outside = estimate + sign * step
-            for _ in range(BISECTION_STEPS):
-                mid = 0.5 * (inside + outside)
-                if accepted(mid):
-                    inside = mid
-                else:
-                    outside = mid
-            ends.append(inside)
-        out.update(ci_lower=float(ends[0]), ci_upper=float(ends[1]))
-        return out
+        """The set {b0 : p(b0) > 1 - conf_level} (its hull; ``inference.inversion``)."""
+        return invert_test(self.p_value, estimate, se, conf_level,
+                           "unbounded: the bootstrap test accepts effects arbitrarily far from the estimate "
+                           "(weak instruments with few clusters); read diagnostics.anderson_rubin")

@@ -14,7 +14,7 @@ class Strict(BaseModel):
 
 
 class WildBootstrapOptions(Strict):
-    """The wild cluster bootstrap's settings for designs that use it only with few clusters (iv, experiment)."""
+    """The wild cluster bootstrap's settings for designs that use it only with few clusters (iv, rdd, experiment)."""
 
     wild_weights: Literal["auto", "webb", "rademacher"] = Field(
         "auto", description="With few clusters (under 42, or for experiments with design.unit also under 6 units in "

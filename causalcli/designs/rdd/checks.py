@@ -50,7 +50,7 @@ def bandwidth_sensitivity(d: "RddData", settings: RdSettings, result: RdResult, 
         label = f"bandwidth {m:g}x (h = {bw.h_left * m:.6g}" + (
             f", {bw.h_right * m:.6g})" if bw.h_right != bw.h_left else ")")
         effects.append(Estimate(r.fit.conventional, r.fit.se_robust, lower, upper, settings.conf_level, p,
-                                "rd_robust_bias_corrected", label))
+                                "rd_robust_bias_corrected" + ("_clustered" if d.clustered else ""), label))
         if not lower <= headline <= upper:
             outside.append(f"{m:g}x")
     detail = (f"the estimate {headline:.4g} lies outside the robust interval at {', '.join(outside)} the bandwidth: "

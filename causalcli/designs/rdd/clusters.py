@@ -1,25 +1,26 @@
-"""The clusters of a clustered RD (SPEC v1.1 "Inference with few clusters"): how many the estimate rests on, and
-whether its cluster-robust (CR1) inference can be trusted.
+"""The clusters of a clustered RD (SPEC v1.1 "Inference with few clusters"): how many the estimate rests on,
+whether its cluster-robust (CR1) inference can be trusted, and, when it cannot, the wild cluster bootstrap's.
 
 The counts are of the clusters with a row of positive kernel weight at h on each side, the rows the conventional
-estimate and its CR1 variance rest on (the rows rdrobust counts in its own few-clusters warning). No few-cluster
-correction is built: rdrobust has no wild cluster bootstrap (nor is one established for the robust bias-corrected
-statistic), and its bias-reduced CR2/CR3 variances (``vce='cr2'``/``'cr3'``) are not built here, so with too few
-clusters the check fails and says what to do.
+estimate and its CR1 variance rest on (the rows rdrobust counts in its own few-clusters warning). Below 42 of them
+(or 6 on a side) the p-value and interval come from the restricted wild cluster bootstrap of the robust
+bias-corrected t statistic (``rdd.wild``; rdrobust has no few-cluster correction), and ``std_error`` stays the
+robust CR1 one; with two clusters or fewer there is no inference.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.inference.few_clusters import MIN_CLUSTERS, MIN_TREATED_CLUSTERS
-from causalcli.records import Check
+from causalcli.inference.few_clusters import (MIN_CLUSTERS, MIN_TREATED_CLUSTERS, WEBB_BELOW, no_inference_reason,
+                                              wild_name, wild_weights)
+from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
-    from causalcli.designs.rdd.fitting import RdResult
+    from causalcli.designs.rdd.fitting import RdResult, RdSettings
 
 COUNTS = ("n_clusters, clusters_below and clusters_above count the clusters with at least one row of positive kernel "
           "weight at h (below the cutoff within h_left, at or above it within h_right): the rows of the estimate; "
@@ -51,16 +52,18 @@ def count_clusters(result: "RdResult", kernel: str) -> ClusterCounts:
                          int(every.size))
 
 
-def clusters_check(counts: ClusterCounts, column: str, crv1_se: float, robust_se: float
-                   ) -> tuple[dict[str, Any], Check, list[str]]:
-    """``diagnostics.clusters``, the ``clusters`` check and its warnings."""
+def clustered_inference(result: "RdResult", settings: "RdSettings", column: str, estimate: Estimate,
+                        options: Any, seed: int) -> tuple[Estimate, dict[str, Any], Check, list[str]]:
+    """The headline with few-cluster inference, ``diagnostics.clusters``, the ``clusters`` check and warnings."""
+    counts = count_clusters(result, settings.kernel)
     singletons = counts.within_h == counts.rows_within_h
-    diagnostics = {
+    diagnostics: dict[str, Any] = {
         "column": column, "n_clusters": counts.within_h, "n_clusters_all": counts.all,
         "clusters_below": counts.below, "clusters_above": counts.above,
         "rows_within_h": counts.rows_within_h, "one_row_per_cluster": singletons,
-        "crv1_se": crv1_se, "robust_crv1_se": robust_se,
-        "thresholds": {"clusters": MIN_CLUSTERS, "per_side": MIN_TREATED_CLUSTERS}, "counts": COUNTS,
+        "crv1_se": result.fit.se_conventional, "robust_crv1_se": result.fit.se_robust,
+        "thresholds": {"clusters": MIN_CLUSTERS, "per_side": MIN_TREATED_CLUSTERS, "webb_weights_below": WEBB_BELOW},
+        "counts": COUNTS,
     }
     counted = (f"{counts.within_h:,} clusters of {column!r} within the bandwidth ({counts.below:,} below, "
                f"{counts.above:,} at or above the cutoff; {counts.all:,} in all)")
@@ -74,12 +77,47 @@ def clusters_check(counts: ClusterCounts, column: str, crv1_se: float, robust_se
                  "rdrobust's default nearest-neighbour variance; ")
         warnings.append(plain.rstrip("; "))
     if counts.within_h >= MIN_CLUSTERS and min(counts.below, counts.above) >= MIN_TREATED_CLUSTERS:
-        return diagnostics, Check("clusters", True, f"{plain}{counted}: enough for cluster-robust (CR1) "
-                                                    f"local-polynomial inference (at least {MIN_CLUSTERS}, and "
-                                                    f"{MIN_TREATED_CLUSTERS} on each side)"), warnings
-    detail = (f"{plain}{counted}, fewer than {MIN_CLUSTERS} (or {MIN_TREATED_CLUSTERS} on a side): cluster-robust "
-              "local-polynomial intervals are too narrow with so few clusters (MacKinnon and Webb 2017), and no "
-              "few-cluster correction is built for rdd (no wild cluster bootstrap, which rdrobust has not either, "
-              "nor rdrobust's bias-reduced CR2/CR3 variances): use data with more clusters, a wider "
-              "design.options.bandwidth if it takes in more of them, or read the interval as indicative only")
-    return diagnostics, Check("clusters", False, detail), warnings
+        diagnostics["method"] = estimate.inference
+        return estimate, diagnostics, Check("clusters", True, f"{plain}{counted}: enough for cluster-robust (CR1) "
+                                                              f"local-polynomial inference (at least {MIN_CLUSTERS}, "
+                                                              f"and {MIN_TREATED_CLUSTERS} on each side)"), warnings
+    few = (f"{plain}{counted}, fewer than {MIN_CLUSTERS} (or {MIN_TREATED_CLUSTERS} on a side): cluster-robust "
+           "local-polynomial intervals are too narrow with so few clusters (MacKinnon and Webb 2017)")
+    reason = no_inference_reason(counts.within_h)
+    if reason is not None:
+        diagnostics.update(method="none", reason=reason)
+        est = replace(estimate, std_error=None, ci_lower=None, ci_upper=None, p_value=None, inference="none")
+        return est, diagnostics, Check("clusters", False, f"{few}; no inference is possible: {reason}"), [
+            *warnings, f"no standard error, p-value or interval: {reason}"]
+    from causalcli.designs.rdd.wild import RdWildBootstrap
+    from causalcli.inference.wild import bootstrap_weights
+
+    boot = RdWildBootstrap(result, settings)
+    weights = wild_weights(options.wild_weights, boot.G)
+    boot.V, enumerated = bootstrap_weights(boot.G, options.draws, np.random.default_rng(seed), weights)
+    p = boot.p_value(0.0)
+    ci = boot.interval(result.fit.bias_corrected, result.fit.se_robust, estimate.conf_level) if p is not None else {}
+    name = wild_name(weights)
+    wild = {"method": "restricted wild cluster bootstrap of the robust bias-corrected t statistic (rows within "
+                      "max(h, b), one weight per cluster); the interval inverts the test",
+            "p_value": p, "ci_lower": ci.get("ci_lower"), "ci_upper": ci.get("ci_upper"), "weights": weights,
+            "draws": int(boot.V.shape[0]), "enumerated": enumerated, "clusters_drawn": boot.G}
+    if ci.get("reason"):
+        wild["reason"] = ci["reason"]
+    diagnostics.update(method=name, wild=wild)
+    if p is None:
+        diagnostics["method"] = "none"
+        est = replace(estimate, ci_lower=None, ci_upper=None, p_value=None, inference="none")
+        return est, diagnostics, Check("clusters", False, f"{few}; the wild bootstrap gave no usable draw"), [
+            *warnings, "no p-value or interval: the wild bootstrap gave no usable draw (a side of the cutoff may "
+                       "hold a single cluster)"]
+    if wild["ci_lower"] is None:
+        warnings.append(f"no interval from the wild bootstrap: {ci.get('reason')}")
+    diagnostics["analytic"] = {"p_value": estimate.p_value, "ci_lower": estimate.ci_lower,
+                               "ci_upper": estimate.ci_upper, "inference": estimate.inference}
+    est = replace(estimate, p_value=p, ci_lower=wild["ci_lower"], ci_upper=wild["ci_upper"],
+                  inference=f"{estimate.inference}+{name}")
+    detail = (f"{few}; the p-value ({p:.3g}) and interval come from the restricted wild cluster bootstrap "
+              f"({weights} weights, {boot.V.shape[0]:,} {'enumerated ' if enumerated else ''}draws over "
+              f"{boot.G} clusters) instead of the CR1 robust t (p = {estimate.p_value:.3g})")
+    return est, diagnostics, Check("clusters", None, detail), warnings

@@ -8,6 +8,7 @@ is the conventional estimate, its interval the robust bias-corrected one. Numeri
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,8 @@ class RddDesign(Design[RddData]):
     name = "rdd"
     estimators = ("local_polynomial",)
     estimands = ("ate", "late")
-    inference = ("rd_robust_bias_corrected", "rd_robust_bias_corrected_clustered")
+    inference = ("rd_robust_bias_corrected", "rd_robust_bias_corrected_clustered", "wild_cluster_bootstrap_webb",
+                 "wild_cluster_bootstrap_rademacher")
     reference = ("Local-polynomial RD with robust bias-corrected inference (Calonico, Cattaneo and Titiunik 2014), "
                  "MSE/CER-optimal bandwidths (Calonico, Cattaneo and Farrell 2020); pinned to rdrobust")
     views_parquet = True  # reads its columns once (a second time per covariate): no copy of the file
@@ -206,11 +208,10 @@ class RddDesign(Design[RddData]):
                 checks.append(check)
                 diagnostics.update(extra)
         if d.clustered:
-            from causalcli.designs.rdd.clusters import clusters_check, count_clusters
+            from causalcli.designs.rdd.clusters import clustered_inference
 
-            diagnostics["clusters"], check, said = clusters_check(count_clusters(result, settings.kernel),
-                                                                  study.design.cluster, est.se_conventional,
-                                                                  est.se_robust)
+            estimate, diagnostics["clusters"], check, said = clustered_inference(
+                result, settings, study.design.cluster, estimate, study.design.options, seed)
             checks.append(check)
             warnings += said
         from causalcli.designs.rdd.bins import binned_means_by_value
@@ -294,6 +295,16 @@ def _fit_or_explain(d: RddData, settings: "RdSettings") -> "RdResult":
                         "so the fuzzy effect is not identified; drop design.fuzzy for a sharp design", file=d.file,
                         key="design.fuzzy", column=d.fuzzy) from e
     except TooFewValues as e:
+        if not math.isfinite(e.bandwidth):  # the selector's variance had no finite value
+            why = ""
+            if d.clustered:
+                x, _, clusters = d.row_source.get()
+                above = x >= d.cutoff
+                below_n, above_n = (int(np.unique(clusters[side]).size) for side in (~above, above))
+                why = (f" (design.cluster: {below_n} cluster(s) below the cutoff and {above_n} at or above it; the "
+                       "selector's clustered variance needs at least 2 on each side)")
+            raise DataError(f"the bandwidth selector {settings.bandwidth!r} found no finite bandwidth{why}: give "
+                            "options.bandwidth as a number", file=d.file, key="design.options.bandwidth") from e
         raise DataError(f"only {e.found} distinct value(s) of {d.running!r} within the bandwidth {e.bandwidth:g} "
                         f"{'below' if e.side == 'left' else 'at or above'} the cutoff {d.cutoff:g}; an order-"
                         f"{e.needed - 1} fit needs {e.needed}: give a larger options.bandwidth or a smaller "

@@ -41,6 +41,17 @@ class SideFit:
     clustered: bool
     n_h: int  # rows with a positive weight at h
     same_bandwidths: bool
+    part: slice  # the side's rows (values) the fits use: a positive weight at h or b
+    R_q: np.ndarray  # 1, x, ..., x^q on those rows
+    RW_q: np.ndarray  # R_q * W_b
+
+    def variance_weights(self) -> np.ndarray:
+        """The weights a_i with robust variance factor * sum over clusters (sum a_i r_i)^2, r the order-q fit's
+        residuals: the bias-corrected intercept's own weights, or with clusters and h == b the order-q intercept's
+        (rdrobust's choice; the two coincide when h == b)."""
+        if self.clustered and self.same_bandwidths:
+            return self.RW_q_h @ self.invG_q[0]
+        return self.Q @ self.invG_p[0]
 
     def variances(self, s: np.ndarray, p: int, q: int) -> tuple[float, float]:
         """(conventional, robust) variance of the intercept of s'(outcome, treatment) fits."""
@@ -82,7 +93,7 @@ def fit_side(side: Side, name: str, h: float, b: float, p: int, q: int, kernel: 
     n_h = int(np.count_nonzero(inside)) if side.counts is None else int(side.counts[part][inside].sum())
     same = h == b
     return SideFit(beta_p, beta_bc, invG_p, invG_q, RW_p, Q, R_q * W_h[:, None] if same else None, res_h, res_b,
-                   clustered, n_h, same)
+                   clustered, n_h, same, part, R_q, RW_q)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from causalcli.spec.base import DesignBase, Strict
+from causalcli.spec.base import DesignBase, WildBootstrapOptions
 
 
-class RddOptions(Strict):
-    """Local-polynomial settings (rdrobust's conventions and defaults)."""
+class RddOptions(WildBootstrapOptions):
+    """Local-polynomial settings (rdrobust's conventions and defaults), and the wild cluster bootstrap's with few
+    clusters."""
 
     kernel: Literal["triangular", "uniform", "epanechnikov"] = Field(
         "triangular", description="Kernel of the local fits (rdrobust's default: triangular).")
@@ -32,7 +33,8 @@ class RddDesign(DesignBase):
                                                 "up, the ratio of the outcome's jump to its jump at the cutoff.")
     cluster: str | None = Field(None, description="Cluster column: cluster-robust (CR1) standard errors, and the "
                                                   "clusters check (at least 42 clusters within the bandwidth, 6 on "
-                                                  "each side).")
+                                                  "each side; with fewer, the p-value and interval come from the "
+                                                  "wild cluster bootstrap).")
     options: RddOptions = Field(default_factory=RddOptions)
 
     def treated_rule(self) -> str | None:
