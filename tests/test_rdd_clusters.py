@@ -92,8 +92,12 @@ def test_twenty_clusters_are_counted_within_the_bandwidth_and_bring_the_wild_boo
                                rtol=1e-6)
     assert wild["ci_lower"] < bc < wild["ci_upper"]
     assert wild["clusters_drawn"] >= diag["n_clusters"] and wild["draws"] == 999 and not wild["enumerated"]
-    # the bandwidth-sensitivity effects keep their CR1 intervals, and say so
-    assert {e["inference"] for e in out["effects"]} == {"rd_robust_bias_corrected_clustered"}
+    # the bandwidth-sensitivity effects take their intervals from the same bootstrap, the 1x one the headline's
+    assert {e["inference"] for e in out["effects"]} == {est["inference"]}
+    same = next(e for e in out["effects"] if e["label"].startswith("bandwidth 1x"))
+    assert (same["p_value"], same["ci_lower"], same["ci_upper"]) == (est["p_value"], est["ci_lower"], est["ci_upper"])
+    assert all(e["ci_lower"] < e["value"] < e["ci_upper"] for e in out["effects"])
+    assert len({e["ci_lower"] for e in out["effects"]}) == len(out["effects"])  # each refitted at its own bandwidth
 
 
 def test_two_clusters_leave_no_inference(runner, tmp_path):

@@ -47,11 +47,14 @@ def bootstrap(result, st, draws=999, seed=0, kind=None) -> RdWildBootstrap:
     return boot
 
 
-@pytest.mark.parametrize("bandwidth", ["mserd", "msetwo", 0.4])  # h != b, per side, and h == b (rdrobust's other path)
-def test_the_datas_statistic_is_the_headlines_robust_t(bandwidth):
+@pytest.mark.parametrize("bandwidth,scale", [("mserd", 1.0), ("msetwo", 1.0), (0.4, 1.0), ("mserd", 1.5)])
+def test_the_datas_statistic_is_the_headlines_robust_t(bandwidth, scale):
+    # h != b, one per side, h == b (rdrobust's other path), and a refit at 1.5x the bandwidths (sensitivity)
     x, D, cl = clustered_rd(12, seed=1)
     st = settings(bandwidth)
     result = rd_fit(x, D, 0.0, st, cl)
+    if scale != 1.0:
+        result = rd_fit(x, D, 0.0, st, cl, h_scale=scale, bandwidths=result.bandwidths, split=result.split)
     boot = bootstrap(result, st)
     for b0 in (0.0, 0.3, -1.0):
         t, _ = boot.t_stats(b0)

@@ -1,7 +1,8 @@
 """The checks of an RD design, each able to fail the study.
 
 - ``bandwidth_sensitivity``: the estimate at 0.5x to 2x the selected bandwidths (h and b scaled together), in
-  ``effects``; fails when the headline estimate lies outside one of their robust intervals.
+  ``effects``; fails when the headline estimate lies outside one of their robust intervals (with few clusters,
+  the wild cluster bootstrap's, as the headline's).
 - ``covariate_balance``: each covariate as the outcome of the same RD (its own bandwidths), as Cattaneo, Idrobo
   and Titiunik (2020, section 5.1) recommend; fails when one jumps (robust p below alpha / covariates).
 - ``manipulation``: the density test of Cattaneo, Jansson and Ma (2020) (``density.py``); fails when the running
@@ -12,12 +13,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from causalcli.designs.rdd.estimator import TooFewValues
 from causalcli.designs.rdd.fitting import RdResult, RdSettings, rd_fit
+from causalcli.inference.few_clusters import wild_name
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,8 +36,10 @@ def _summary(result: RdResult, conf_level: float) -> dict[str, float]:
             "h_left": result.bandwidths.h_left, "h_right": result.bandwidths.h_right}
 
 
-def bandwidth_sensitivity(d: "RddData", settings: RdSettings, result: RdResult, alpha: float
-                          ) -> tuple[list[Estimate], Check]:
+def bandwidth_sensitivity(d: "RddData", settings: RdSettings, result: RdResult, alpha: float,
+                          wild: Callable[[RdResult], dict[str, Any]] | None = None) -> tuple[list[Estimate], Check]:
+    """The estimate at each multiple of the bandwidths with its robust interval; ``wild``: with few clusters, the
+    wild cluster bootstrap's p-value and interval of a fit (``clusters.wild_interval``), which replace CR1's."""
     effects, outside, skipped = [], [], []
     bw = result.bandwidths
     headline = result.fit.conventional
@@ -47,11 +51,16 @@ def bandwidth_sensitivity(d: "RddData", settings: RdSettings, result: RdResult, 
             skipped.append(f"{m:g}x")
             continue
         lower, upper, p = r.robust_interval(settings.conf_level)
+        inference = "rd_robust_bias_corrected" + ("_clustered" if d.clustered else "")
+        if wild is not None:
+            drawn = wild(r)
+            lower, upper, p = drawn["ci_lower"], drawn["ci_upper"], drawn["p_value"]
+            inference += f"+{wild_name(drawn['weights'])}"
         label = f"bandwidth {m:g}x (h = {bw.h_left * m:.6g}" + (
             f", {bw.h_right * m:.6g})" if bw.h_right != bw.h_left else ")")
-        effects.append(Estimate(r.fit.conventional, r.fit.se_robust, lower, upper, settings.conf_level, p,
-                                "rd_robust_bias_corrected" + ("_clustered" if d.clustered else ""), label))
-        if not lower <= headline <= upper:
+        effects.append(Estimate(r.fit.conventional, r.fit.se_robust, lower, upper, settings.conf_level, p, inference,
+                                label))
+        if lower is not None and not lower <= headline <= upper:  # no interval: unbounded, or no usable draw
             outside.append(f"{m:g}x")
     detail = (f"the estimate {headline:.4g} lies outside the robust interval at {', '.join(outside)} the bandwidth: "
               "the effect depends on the bandwidth" if outside else

@@ -89,21 +89,8 @@ def clustered_inference(result: "RdResult", settings: "RdSettings", column: str,
         est = replace(estimate, std_error=None, ci_lower=None, ci_upper=None, p_value=None, inference="none")
         return est, diagnostics, Check("clusters", False, f"{few}; no inference is possible: {reason}"), [
             *warnings, f"no standard error, p-value or interval: {reason}"]
-    from causalcli.designs.rdd.wild import RdWildBootstrap
-    from causalcli.inference.wild import bootstrap_weights
-
-    boot = RdWildBootstrap(result, settings)
-    weights = wild_weights(options.wild_weights, boot.G)
-    boot.V, enumerated = bootstrap_weights(boot.G, options.draws, np.random.default_rng(seed), weights)
-    p = boot.p_value(0.0)
-    ci = boot.interval(result.fit.bias_corrected, result.fit.se_robust, estimate.conf_level) if p is not None else {}
-    name = wild_name(weights)
-    wild = {"method": "restricted wild cluster bootstrap of the robust bias-corrected t statistic (rows within "
-                      "max(h, b), one weight per cluster); the interval inverts the test",
-            "p_value": p, "ci_lower": ci.get("ci_lower"), "ci_upper": ci.get("ci_upper"), "weights": weights,
-            "draws": int(boot.V.shape[0]), "enumerated": enumerated, "clusters_drawn": boot.G}
-    if ci.get("reason"):
-        wild["reason"] = ci["reason"]
+    wild = wild_interval(result, settings, options, seed, estimate.conf_level)
+    p, name, weights = wild["p_value"], wild_name(wild["weights"]), wild["weights"]
     diagnostics.update(method=name, wild=wild)
     if p is None:
         diagnostics["method"] = "none"
@@ -112,12 +99,32 @@ def clustered_inference(result: "RdResult", settings: "RdSettings", column: str,
             *warnings, "no p-value or interval: the wild bootstrap gave no usable draw (a side of the cutoff may "
                        "hold a single cluster)"]
     if wild["ci_lower"] is None:
-        warnings.append(f"no interval from the wild bootstrap: {ci.get('reason')}")
+        warnings.append(f"no interval from the wild bootstrap: {wild.get('reason')}")
     diagnostics["analytic"] = {"p_value": estimate.p_value, "ci_lower": estimate.ci_lower,
                                "ci_upper": estimate.ci_upper, "inference": estimate.inference}
     est = replace(estimate, p_value=p, ci_lower=wild["ci_lower"], ci_upper=wild["ci_upper"],
                   inference=f"{estimate.inference}+{name}")
     detail = (f"{few}; the p-value ({p:.3g}) and interval come from the restricted wild cluster bootstrap "
-              f"({weights} weights, {boot.V.shape[0]:,} {'enumerated ' if enumerated else ''}draws over "
-              f"{boot.G} clusters) instead of the CR1 robust t (p = {estimate.p_value:.3g})")
+              f"({weights} weights, {wild['draws']:,} {'enumerated ' if wild['enumerated'] else ''}draws over "
+              f"{wild['clusters_drawn']} clusters) instead of the CR1 robust t (p = {estimate.p_value:.3g})")
     return est, diagnostics, Check("clusters", None, detail), warnings
+
+
+def wild_interval(result: "RdResult", settings: "RdSettings", options: Any, seed: int, conf_level: float
+                  ) -> dict[str, Any]:
+    """The wild cluster bootstrap's p-value of no effect and interval for one fit (``diagnostics.clusters.wild``)."""
+    from causalcli.designs.rdd.wild import RdWildBootstrap
+    from causalcli.inference.wild import bootstrap_weights
+
+    boot = RdWildBootstrap(result, settings)
+    weights = wild_weights(options.wild_weights, boot.G)
+    boot.V, enumerated = bootstrap_weights(boot.G, options.draws, np.random.default_rng(seed), weights)
+    p = boot.p_value(0.0)
+    ci = boot.interval(result.fit.bias_corrected, result.fit.se_robust, conf_level) if p is not None else {}
+    wild = {"method": "restricted wild cluster bootstrap of the robust bias-corrected t statistic (rows within "
+                      "max(h, b), one weight per cluster); the interval inverts the test",
+            "p_value": p, "ci_lower": ci.get("ci_lower"), "ci_upper": ci.get("ci_upper"), "weights": weights,
+            "draws": int(boot.V.shape[0]), "enumerated": enumerated, "clusters_drawn": boot.G}
+    if ci.get("reason"):
+        wild["reason"] = ci["reason"]
+    return wild

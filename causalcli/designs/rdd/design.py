@@ -184,7 +184,19 @@ class RddDesign(Design[RddData]):
         lower, upper, p_value = result.robust_interval(settings.conf_level)
         inference = "rd_robust_bias_corrected" + ("_clustered" if d.clustered else "")
         estimate = Estimate(est.conventional, est.se_robust, lower, upper, settings.conf_level, p_value, inference)
-        effects, sensitivity = bandwidth_sensitivity(d, settings, result, study.thresholds.alpha)
+        warnings = list(d.missing.warnings)
+        wild = None
+        if d.clustered:
+            from causalcli.designs.rdd.clusters import clustered_inference, wild_interval
+
+            estimate, clusters, clusters_check, said = clustered_inference(
+                result, settings, study.design.cluster, estimate, study.design.options, seed)
+            warnings += said
+            if clusters["method"].startswith("wild"):  # the other bandwidths' intervals by the same bootstrap
+                def wild(r: "RdResult") -> dict[str, Any]:
+                    return clusters["wild"] if r is result else wild_interval(
+                        r, settings, study.design.options, seed, settings.conf_level)
+        effects, sensitivity = bandwidth_sensitivity(d, settings, result, study.thresholds.alpha, wild)
         checks = [sensitivity]
         diagnostics: dict[str, Any] = {
             "bandwidth": result.bandwidths.as_dict(),
@@ -197,7 +209,6 @@ class RddDesign(Design[RddData]):
             "fit": {"below": list(est.left_coefficients), "above": list(est.right_coefficients),
                     "note": "the outcome's order-p polynomial in (running - cutoff) on each side, within h"},
         }
-        warnings = list(d.missing.warnings)
         if est.first_stage is not None:
             jump, se_cl, se_rb = est.first_stage
             diagnostics["first_stage"] = {"jump": jump, "std_error": se_cl, "robust_std_error": se_rb,
@@ -208,12 +219,8 @@ class RddDesign(Design[RddData]):
                 checks.append(check)
                 diagnostics.update(extra)
         if d.clustered:
-            from causalcli.designs.rdd.clusters import clustered_inference
-
-            estimate, diagnostics["clusters"], check, said = clustered_inference(
-                result, settings, study.design.cluster, estimate, study.design.options, seed)
-            checks.append(check)
-            warnings += said
+            diagnostics["clusters"] = clusters
+            checks.append(clusters_check)
         from causalcli.designs.rdd.bins import binned_means_by_value
 
         diagnostics["bins"], diagnostics["bin_count"] = binned_means_by_value(d.by_value, d.cutoff)

@@ -72,7 +72,8 @@ def sides(x: np.ndarray | None, D: np.ndarray | None, cutoff: float, clusters: n
 def rd_fit(x: np.ndarray | None, D: np.ndarray | None, cutoff: float, settings: RdSettings, clusters: np.ndarray | None = None,
            h_scale: float = 1.0, bandwidths: Bandwidths | None = None, split: Split | None = None,
            values: Side | None = None) -> RdResult:
-    """Select the bandwidths (unless given) and estimate; ``h_scale`` multiplies h and b (sensitivity).
+    """Select the bandwidths (unless given) and estimate; ``h_scale`` multiplies h and b (sensitivity), and the
+    result's ``bandwidths`` are the multiplied ones.
     ``split``: the rows' ``sides`` when already made (a refit of the same rows); ``values``: the rows
     collapsed by value (``Split.values`` of a fit on more rows, cut to these; then ``x`` and ``D`` may be None)."""
     split = split if split is not None else sides(x, D, cutoff, clusters, values=values)
@@ -89,6 +90,9 @@ def rd_fit(x: np.ndarray | None, D: np.ndarray | None, cutoff: float, settings: 
             h = float(settings.bandwidth)
             bandwidths = Bandwidths(h, h, h, h, "manual")
     bw = bandwidths
-    fit = estimate(left, right, bw.h_left * h_scale, bw.h_right * h_scale, bw.b_left * h_scale,
-                   bw.b_right * h_scale, p=settings.p, q=q, kernel=settings.kernel)
+    if h_scale != 1.0:  # the result carries the bandwidths it was fitted at (its wild bootstrap refits at them)
+        bw = replace(bw, h_left=bw.h_left * h_scale, h_right=bw.h_right * h_scale, b_left=bw.b_left * h_scale,
+                     b_right=bw.b_right * h_scale)
+    fit = estimate(left, right, bw.h_left, bw.h_right, bw.b_left, bw.b_right, p=settings.p, q=q,
+                   kernel=settings.kernel)
     return RdResult(bw, fit, left.rows, right.rows, split)
