@@ -765,3 +765,20 @@ def test_a_todo_of_the_newer_designs_says_what_to_put_there(key, words):
     from causalcli.spec.placeholders import advice
 
     assert advice(key).startswith(words)
+
+
+def test_a_column_named_like_an_observation_weight_is_named_with_where_it_would_go(runner, tmp_path):
+    """Card's NLS sampling ``weight`` was kept as a covariate with no word; it stays (a body weight is a
+    confounder), and a note says where an observation weight goes. Other names stay silent."""
+    rng = np.random.default_rng(0)
+    n = 400
+    t = rng.integers(0, 2, n)
+    df = pd.DataFrame({"t": t, "y": t + rng.normal(size=n), "age": rng.normal(40, 5, n).round(1),
+                       "sample_weight": rng.uniform(0.5, 3, n).round(3), "bweight": rng.normal(3, 0.5, n).round(2)})
+    path = tmp_path / "w.csv"
+    df.to_csv(path, index=False)
+    text, spec = init(runner, path, "-t", "t", "-y", "y", "-d", "weighting")
+    assert "sample_weight" in spec["covariates"] and "bweight" in spec["covariates"]
+    assert ("# Note: sample_weight is named like an observation weight: if it is one (sampling or frequency "
+            "weights), move it from covariates to the top-level key weights: sample_weight") in text
+    assert "bweight is named like" not in text

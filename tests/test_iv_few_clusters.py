@@ -150,3 +150,22 @@ def test_few_clusters_take_the_bootstrap_and_many_keep_crv1(tmp_path):
     assert liml.estimate.inference == "iv_clustered+wild_cluster_bootstrap_rademacher"
     webb = run_study(_spec(tmp_path, 8))
     assert webb.diagnostics["clusters"]["wild"]["weights"] == "webb"
+
+
+def test_fewer_clusters_than_instruments_plus_one_leave_the_wald_and_ar_tests_undefined(tmp_path):
+    """Two clusters and two instruments: the clustered covariance of the instruments' coefficients has rank 1.
+    Before, the Anderson-Rubin set crashed on a singular matrix (Card's data with two regions) and the
+    first-stage F came out as -5e17; now both are undefined, said so, and the weak_instrument check is not
+    judged."""
+    result = run_study(_spec(tmp_path, 2))
+    assert result.estimate.inference == "none" and result.estimate.std_error is None
+    ar, fs = result.diagnostics["anderson_rubin"], result.diagnostics["first_stage"]
+    assert ar["shape"] == "undefined" and ar["lower"] is None
+    assert fs["f"] is None and fs["wald_chi2"] is None and fs["p_value"] is None
+    weak = next(c for c in result.checks if c.name == "weak_instrument")
+    assert weak.passed is None and weak.detail.startswith("not judged: the effective F rests on the clustered")
+    assert any("with 2 clusters the clustered covariance of the 2 instruments' coefficients has rank at most 1"
+               in w for w in result.warnings)
+    three = run_study(_spec(tmp_path, 3))  # rank 2 = q: defined
+    assert three.diagnostics["first_stage"]["f"] is not None
+    assert three.diagnostics["anderson_rubin"]["shape"] != "undefined"

@@ -74,8 +74,9 @@ EXPECTED: dict[str, dict[str, str]] = {
                        ("outcome", "covariates", "categorical", "weights", "graph", "refute"),
                        ("thresholds.balance_smd", "thresholds.propensity_bounds", "thresholds.max_outside",
                         "thresholds.pre_fit"), seed=NO_DRAWS, **_ENGINE_ONLY),
-    "iv": _row(("covariates", "categorical", "graph", "conf_level", "thresholds.alpha", "refute", "seed", *_ALL_DATA),
-               ("weights", "segments"), [*(k for k in _UNREAD if k != "thresholds.alpha"), "data.timezone"],
+    "iv": _row(("covariates", "categorical", "weights", "graph", "conf_level", "thresholds.alpha", "refute", "seed",
+                *_ALL_DATA),
+               ("segments",), [*(k for k in _UNREAD if k != "thresholds.alpha"), "data.timezone"],
                **_ENGINE_ONLY),
     "rdd": _row(("treatment", "covariates", "conf_level", "thresholds.alpha", "refute", "seed", *_ALL_DATA),
                 ("categorical", "weights", "graph", "segments"),
@@ -110,7 +111,8 @@ def data(tmp_path_factory) -> Path:
     x1, z, u = rng.normal(size=n), rng.integers(0, 2, n), rng.normal(size=n)
     t = ((0.8 * z + 0.5 * u + 0.3 * x1 + rng.normal(size=n)) > 0.5).astype(int)
     pd.DataFrame({"y": t + x1 + u + rng.normal(size=n), "t": t, "z": z, "x1": x1, "x2": rng.normal(size=n),
-                  "g": rng.choice(["a", "b"], n)}).to_csv(folder / "iv.csv", index=False)
+                  "g": rng.choice(["a", "b"], n),
+                  "w": 0.5 + (np.arange(n) % 7) / 4}).to_csv(folder / "iv.csv", index=False)  # (no draw: later data stay)
     x = np.round(rng.uniform(-1, 1, n), 3)
     pd.DataFrame({"x": x, "y": 1 + x + 0.7 * (x >= 0) + rng.normal(0, .5, n), "age": rng.normal(size=n),
                   "t": (x >= 0).astype(int), "g": rng.choice(["a", "b"], n)}).to_csv(folder / "rdd.csv", index=False)

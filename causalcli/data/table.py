@@ -470,15 +470,19 @@ def study_roles(study: Any, treatment_kind: str) -> dict[str, tuple[str, str]]:
 
 def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
                  extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = (),
-                 extra_role: tuple[str, str] = ("other", "column")) -> BinaryStudyArrays:
-    """Complete rows, one-hot covariates (a constant one is a data error, exit 3), the treatment as floats."""
+                 extra_role: tuple[str, str] = ("other", "column"), weights: str | None = None) -> BinaryStudyArrays:
+    """Complete rows, one-hot covariates (a constant one is a data error, exit 3), the treatment as floats;
+    ``weights``: the observation-weight column, read with them (a missing weight drops its row, counted under
+    ``weights``)."""
     import numpy as np
 
     text = tuple(dict.fromkeys((*categorical, *extra_text)))
-    cols, dropped = table.arrays([treatment, outcome, *covariates, *extra], as_text=text, positions=True)
+    weight = (weights,) if weights and weights not in (treatment, outcome, *covariates, *extra) else ()
+    cols, dropped = table.arrays([treatment, outcome, *covariates, *extra, *weight], as_text=text, positions=True)
     if dropped == table.rows:
         raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
     roles = study_roles_missing(treatment, outcome, covariates, extra, extra_role)
+    roles += [(w, "weights", "weights") for w in weight]
     refuse_infinite(cols, roles, text, table.file)
     X, names = design_matrix(cols, covariates, list(categorical), table.file)
     constant = [n for j, n in enumerate(names) if np.ptp(X[:, j]) == 0]

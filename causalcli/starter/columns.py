@@ -50,6 +50,10 @@ POST_PATTERN = re.compile(r"(^|_)(post(?!_(high|secondary|sec|graduate|grad|doc|
 # castle doctrine's lead1..lead9, lag0..lag5: 0/1 dummies of periods relative to adoption, not confounders
 # (kept as covariates, the lags absorb the effect); a many-valued lag1 (a lagged outcome) is not one
 EVENT_TIME_DUMMY = re.compile(r"(lead|lag)_?\d+")
+# observation (sampling, survey, frequency) weights belong under the top-level `weights:` key, not among the
+# confounders; but "weight" is also a body weight, so init names such a column and leaves the choice to the user
+WEIGHT_NAME = re.compile(r"((sample|sampling|survey|obs|observation|analytic|freq|frequency|person|household|pop|"
+                         r"population)_?)?(weight|weights|wgt|wt)|perwt|hhwt|pweight|fweight|aweight|iweight")
 PRE_PATTERN = re.compile(r"(^|_)(pre|lag|lagged|baseline|before|prior)(_|$)")
 # A row index that pandas wrote with the data (to_parquet keeps a non-default index as
 # __index_level_0__; to_csv writes an unnamed first column that read_csv calls "Unnamed: 0"). After a

@@ -11,7 +11,7 @@ from typing import Any
 
 from causalcli.data.table import quote_identifier as q
 from causalcli.spec.placeholders import TODO
-from causalcli.starter.columns import screen_columns
+from causalcli.starter.columns import WEIGHT_NAME, screen_columns
 from causalcli.starter.profile import DataProfile, norm, plain, show, sql_literal
 from causalcli.starter.series import guess_seasonality, note_gaps, series_dates
 from causalcli.starter.roles import (
@@ -32,9 +32,9 @@ def build_cross_section(data: DataProfile, spec: dict, d: dict, st: Starter, tre
     note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
     if note:
         st.notes.append(note)
-    note = _maybe_codes(data, covariates, categorical)
-    if note:
-        st.notes.append(note)
+    for note in (_maybe_codes(data, covariates, categorical), weights_note(covariates)):
+        if note:
+            st.notes.append(note)
     if treatment and d["estimand"] == "ate":
         choose_estimand(data, d, st, treatment, covariates, categorical)
 
@@ -54,6 +54,15 @@ def _maybe_codes(data: DataProfile, covariates: list[str], categorical: list[str
     return (f"{listed} hold{'s' * (len(codes) == 1)} a few whole numbers, read as amounts (one slope each); "
             "if they code categories (levels of education, regions), list them under categorical: each level "
             "then gets its own coefficient")
+
+
+def weights_note(covariates: list[str]) -> str | None:
+    """A covariate named like an observation weight (Card's NLS sampling ``weight``): say where it would go."""
+    named = [c for c in covariates if WEIGHT_NAME.fullmatch(norm(c))]
+    if not named:
+        return None
+    return (f"{named[0]} is named like an observation weight: if it is one (sampling or frequency weights), move it "
+            f"from covariates to the top-level key weights: {named[0]}; if it is a measurement (a body weight), keep it")
 
 
 def _incomplete_rows(data: DataProfile, roles: list[str], covariates: list[str]) -> str | None:
@@ -228,9 +237,9 @@ def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: st
                           f"{'s' * (smallest != 1)}, too few for a propensity model on {len(covariates)} "
                           "covariate" + "s" * (len(covariates) != 1) + ")")
     # after the Callaway-Sant'Anna rule, which may keep none: castle's note named robbery_gun_r's missing rows
-    note = _incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates)
-    if note:
-        st.notes.append(note)
+    for note in (_incomplete_rows(data, [c for c in (treatment, outcome) if c], covariates), weights_note(covariates)):
+        if note:
+            st.notes.append(note)
     spec["covariates"] = covariates
 
 

@@ -40,8 +40,8 @@ from causalcli.designs.did.cells import CellsData
 from causalcli.designs.did.staggered import STAGGERED, check_staggered_spec, fit_staggered, point_staggered
 from causalcli.designs.did.panel import missing_roles as panel_missing_roles
 from causalcli.designs.did.panel import (PanelData, build_panel, check_absorbing, check_cohort,
-                                         check_constant_within_unit, check_group,
-                                         check_nonnegative_weights, check_rows, read_panel, subset_units)
+                                         check_constant_within_unit, check_group, check_rows, read_panel,
+                                         subset_units)
 from causalcli.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,10 +142,8 @@ class DidDesign(Design):
             check_absorbing(table, d.unit, d.time, study.treatment)
         if d.cluster and d.unit:
             check_constant_within_unit(table, d.unit, d.cluster, "design.cluster", "cluster")
-        if study.weights:
-            check_nonnegative_weights(table, study.weights)
-            if d.estimator == "callaway_santanna":
-                check_constant_within_unit(table, d.unit, study.weights, "weights", "weight")
+        if study.weights and d.estimator == "callaway_santanna":  # (non-negative: ``data.table.check_weights``)
+            check_constant_within_unit(table, d.unit, study.weights, "weights", "weight")
 
     def missing_roles(self, study: "Study", identification: "Identification") -> list[tuple[str, str, str]]:
         # the cells path (on an engine) reads the rows instead when one is incomplete: the same counts

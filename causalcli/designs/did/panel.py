@@ -168,13 +168,6 @@ def check_constant_within_unit(table: "Table", unit: str, column: str, key: str,
                         file=table.file, key=key, column=column)
 
 
-def check_nonnegative_weights(table: "Table", weights: str) -> None:
-    neg = table.sql(f"SELECT count(*) FROM {TABLE} WHERE {q(weights)} < 0")[0][0]
-    if neg:
-        raise DataError(f"weights {weights!r} has {neg} negative values", file=table.file, key="weights",
-                        column=weights)
-
-
 # ---------------------------------------------------------------- the rows
 
 

@@ -17,6 +17,7 @@ from causalcli.data.table import MissingRows, require_columns, study_arrays
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, SpecError
 from causalcli.inference.estimate import normal_estimate, t_estimate
+from causalcli.inference.few_clusters import no_inference_reason
 from causalcli.records import Check
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,7 +32,9 @@ INSTRUMENT_ROLE = ("instruments", "instrument or cluster")  # n.dropped_missing_
 
 @dataclass(frozen=True)
 class IvData:
-    """The arrays of the complete rows (picklable for the refuters' workers)."""
+    """The arrays of the complete rows (picklable for the refuters' workers). With observation weights every array
+    is multiplied by the square root of the weights (normalised to mean 1, as linearmodels does): least squares and
+    every variance on the products are then the weighted ones."""
 
     y: np.ndarray
     x: np.ndarray  # the treatment: the endogenous regressor
@@ -47,6 +50,14 @@ class IvData:
     rows: int
     missing: MissingRows
     file: str
+    sqrt_weights: np.ndarray | None = None  # the rows' sqrt(w / mean w), when weighted
+    zero_weight: int = 0  # rows of weight 0, dropped
+
+    def raw(self, a: np.ndarray) -> np.ndarray:
+        """A weighted array's values as in the data."""
+        if self.sqrt_weights is None:
+            return a
+        return a / (self.sqrt_weights if a.ndim == 1 else self.sqrt_weights[:, None])
 
 
 def _covariance(d: IvData, rows: np.ndarray | None = None):
@@ -99,7 +110,6 @@ class IvDesign(Design[IvData]):
                  "Pflueger (2013), Anderson-Rubin sets; pinned to linearmodels IV2SLS/IVLIML")
     default_refuters = ("random_common_cause", "data_subset")
     preload_modules = ("scipy.linalg",)
-    weights_built = False  # the k-class fits take no observation weights yet: refused, not ignored
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome")
@@ -126,12 +136,13 @@ class IvDesign(Design[IvData]):
             roles.setdefault(z, (f"design.instruments[{i}]", "numeric"))
         if study.design.cluster:
             roles.setdefault(study.design.cluster, ("design.cluster", "any"))
-        require_columns(table, roles)
+        require_columns(table, roles)  # the weights were checked before (``data.table.check_weights``)
 
     def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
         d = study.design
-        return study_roles_missing(study.treatment, study.outcome, list(study.covariates),
-                                   (*d.instruments, *((d.cluster,) if d.cluster else ())), INSTRUMENT_ROLE)
+        roles = study_roles_missing(study.treatment, study.outcome, list(study.covariates),
+                                    (*d.instruments, *((d.cluster,) if d.cluster else ())), INSTRUMENT_ROLE)
+        return roles + ([(study.weights, "weights", "weights")] if study.weights else [])
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> IvData:
@@ -139,16 +150,30 @@ class IvDesign(Design[IvData]):
         cluster = (d.cluster,) if d.cluster else ()
         arrays = study_arrays(table, study.treatment, study.outcome, list(study.covariates), list(study.categorical),
                               extra=(*d.instruments, *cluster), extra_text=cluster,
-                              extra_role=INSTRUMENT_ROLE)
-        cols = arrays.cols
-        n = arrays.t.size
+                              extra_role=INSTRUMENT_ROLE, weights=study.weights)
+        cols, X, t = arrays.cols, arrays.X, arrays.t
+        sqrt_weights, zero_weight = None, 0
+        if study.weights:
+            # a row of weight 0 adds nothing to the fit but would count in n (and G) of the small-sample factors;
+            # linearmodels refuses such weights, so they are dropped (and counted) here
+            w = np.asarray(cols[study.weights], dtype=np.float64)
+            positive = w > 0
+            zero_weight = int(positive.size - np.count_nonzero(positive))
+            if zero_weight == positive.size:
+                raise DataError(f"every weight in {study.weights!r} is zero", file=table.file, key="weights",
+                                column=study.weights)
+            if zero_weight:
+                cols = {k: v[positive] for k, v in cols.items()}
+                X, t, w = X[positive], t[positive], w[positive]
+            sqrt_weights = np.sqrt(w / w.mean())
+        n = t.size
         Zi = np.column_stack([np.asarray(cols[z], dtype=np.float64) for z in d.instruments])
         for j, z in enumerate(d.instruments):
             if np.ptp(Zi[:, j]) == 0:
                 raise DataError(f"instrument {z!r} is constant ({Zi[0, j]:g}) in the {n} rows used, so it cannot "
                                 "move the treatment; use an instrument that varies", file=table.file,
                                 key=f"design.instruments[{j}]", column=z)
-        exog = np.column_stack([np.ones(n), arrays.X])
+        exog = np.column_stack([np.ones(n), X])
         _require_full_rank(np.column_stack([exog, Zi]), ["(intercept)", *arrays.names, *d.instruments], table.file)
         codes, G = None, 0
         if d.cluster:
@@ -157,11 +182,14 @@ class IvDesign(Design[IvData]):
             if G < 2:
                 raise DataError(f"cluster column {d.cluster!r} has a single value: clustered standard errors need "
                                 "at least 2 clusters", file=table.file, key="design.cluster", column=d.cluster)
-        return IvData(y=np.asarray(cols[study.outcome], dtype=np.float64), x=arrays.t, exog=exog, instruments=Zi,
+        y = np.asarray(cols[study.outcome], dtype=np.float64)
+        if sqrt_weights is not None:
+            y, t, exog, Zi = y * sqrt_weights, t * sqrt_weights, exog * sqrt_weights[:, None], Zi * sqrt_weights[:, None]
+        return IvData(y=y, x=t, exog=exog, instruments=Zi,
                       exog_names=("(intercept)", *arrays.names), instrument_names=tuple(d.instruments),
                       clusters=codes, n_clusters=G, cov_type=d.covariance(), debiased=d.options.debiased,
                       liml=d.estimator == "liml", rows=table.rows, missing=arrays.missing or MissingRows({}),
-                      file=table.file)
+                      file=table.file, sqrt_weights=sqrt_weights, zero_weight=zero_weight)
 
     def fit(self, prepared: IvData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.runtime.threads import single_threaded_blas
@@ -189,17 +217,24 @@ class IvDesign(Design[IvData]):
         critical = chi2_quantile(study.conf_level, q)
         lower, upper, shape = anderson_rubin_set(d.y, d.x, d.exog, d.instruments, cov, critical)
         weak = fs.effective_f < opts.weak_instrument_f
+        few = no_inference_reason(d.n_clusters) if d.clusters is not None else None
         checks = [Check("weak_instrument", not weak,
                         f"effective first-stage F {fs.effective_f:.2f} (Montiel Olea-Pflueger; {d.cov_type} "
                         f"covariance) {'below' if weak else 'at or above'} {opts.weak_instrument_f:g}"
                         + (f"; the 2SLS interval cannot be trusted: use the Anderson-Rubin set, "
                            f"{_ar_text(lower, upper, shape, study.conf_level)} (diagnostics.anderson_rubin), which "
-                           "stays valid with weak instruments" if weak else ""))]
+                           "stays valid with weak instruments" if weak else "")) if few is None else
+                  Check("weak_instrument", None, f"not judged: the effective F rests on the clustered covariance, "
+                                                 f"and {few}")]
+        # a clustered covariance has rank at most G - 1: below q + 1 clusters the Wald statistic of q instruments
+        # inverts a singular matrix (2 regions of Card's data gave F = -5e17)
+        wald_defined = d.clusters is None or d.n_clusters - 1 >= q
         diagnostics: dict[str, Any] = {
             "first_stage": {
                 "coefficients": dict(zip(d.instrument_names, map(float, fs.coef))),
                 "std_errors": dict(zip(d.instrument_names, map(float, np.sqrt(np.diag(fs.cov))))),
-                "f": fs.f, "wald_chi2": fs.wald, "df": q, "p_value": chi2_sf(fs.wald, q),
+                "f": fs.f if wald_defined else None, "wald_chi2": fs.wald if wald_defined else None, "df": q,
+                "p_value": chi2_sf(fs.wald, q) if wald_defined else None,
                 "effective_f": fs.effective_f, "partial_r2": fs.partial_r2,
                 "bins": _bins(d, study),
                 "note": f"F = Wald/{q} with the {d.cov_type} covariance (linearmodels' first_stage f.stat is the "
@@ -210,13 +245,21 @@ class IvDesign(Design[IvData]):
                                "conf_level": study.conf_level,
                                "note": "weak-instrument-robust set {b: AR(b) <= chi2(q) quantile}; shape: interval, "
                                        "unbounded (the whole line), outside (the complement of (lower, upper)), "
-                                       "empty"},
+                                       "empty, undefined (fewer clusters than instruments plus one)"},
             "coefficients": dict(zip((*d.exog_names, study.treatment), map(float, fit.params))),
             "kappa": fit.kappa,
             "covariance": {"type": d.cov_type, "debiased": d.debiased,
                            **({"clusters": d.n_clusters} if d.clusters is not None else {})},
         }
         warnings = list(d.missing.warnings)
+        if d.sqrt_weights is not None:
+            diagnostics["weights"] = {
+                "column": study.weights, "zero_weight_rows": d.zero_weight,
+                "note": "weighted 2SLS/LIML: every column multiplied by sqrt(w / mean w), as linearmodels' weights; "
+                        "rows of weight 0 are dropped"}
+            if d.zero_weight:
+                warnings.append(f"{d.zero_weight:,} row{'s' * (d.zero_weight != 1)} with a weight of 0 "
+                                f"({study.weights!r}) left out")
         if d.clusters is not None:  # few clusters: the wild bootstrap's p-value and interval (iv/clusters.py)
             from causalcli.designs.iv.clusters import clustered_inference
 
@@ -225,12 +268,17 @@ class IvDesign(Design[IvData]):
             checks.append(check)
             warnings += more
         if shape != "interval":
-            warnings.append(f"the Anderson-Rubin confidence set is {shape}: the instruments are too weak to "
-                            "bound the effect")
+            warnings.append(f"the Anderson-Rubin confidence set is {shape}: " + {
+                "empty": "no effect agrees with every instrument at this level (see the overidentification check)",
+                "undefined": f"with {d.n_clusters} clusters the clustered covariance of the {q} instruments' "
+                             f"coefficients has rank at most {d.n_clusters - 1}, fewer than {q}, so the test "
+                             "cannot be computed"}.get(shape, "the instruments are too weak to bound the effect"))
         if q > 1:
             checks.append(_overidentification(d, fit, Z, diagnostics, study.thresholds.alpha))
-        n = {"rows": d.rows, **d.missing.n, "used": int(d.y.size)}
-        identification = reading(d.x, d.instruments, study.treatment, d.instrument_names, d.exog.shape[1] > 1)
+        n = {"rows": d.rows, **d.missing.n, **({"dropped_zero_weight": d.zero_weight} if d.zero_weight else {}),
+             "used": int(d.y.size)}
+        identification = reading(d.raw(d.x), d.raw(d.instruments), study.treatment, d.instrument_names,
+                                 d.exog.shape[1] > 1)
         return Fit(study.design.estimator, "late", estimate, n, diagnostics=diagnostics, checks=checks,
                    warnings=warnings, identification=identification)
 
@@ -243,11 +291,13 @@ class IvDesign(Design[IvData]):
         if treatment is not None:
             raise self.refuters_not_built("point")
         if extra_covariate is not None:
-            d = replace(d, exog=np.column_stack([d.exog, extra_covariate]))
+            extra = extra_covariate if d.sqrt_weights is None else extra_covariate * d.sqrt_weights
+            d = replace(d, exog=np.column_stack([d.exog, extra]))
         if rows is not None:
             clusters = d.clusters[rows] if d.clusters is not None else None
+            sqrt_weights = d.sqrt_weights[rows] if d.sqrt_weights is not None else None
             d = replace(d, y=d.y[rows], x=d.x[rows], exog=d.exog[rows], instruments=d.instruments[rows],
-                        clusters=clusters)
+                        clusters=clusters, sqrt_weights=sqrt_weights)
         fit, _ = _fit(d, _covariance(d, None) if rows is None or d.clusters is None else _covariance(d))
         return float(fit.params[-1])
 
@@ -258,7 +308,8 @@ BINS = 20  # the first-stage plot's bins of the first instrument (fewer when it 
 def _bins(d: IvData, study: "Study") -> list[dict[str, Any]]:
     """Means of the instrument, treatment and outcome by bins of the first instrument (its values when it takes
     at most BINS of them, else equal-count bins): the data of the first-stage plot."""
-    z = d.instruments[:, 0]
+    z = d.raw(d.instruments[:, 0])
+    w = np.ones_like(z) if d.sqrt_weights is None else d.sqrt_weights ** 2
     values = np.unique(z)
     if values.size <= BINS:
         codes = np.searchsorted(values, z)
@@ -267,14 +318,15 @@ def _bins(d: IvData, study: "Study") -> list[dict[str, Any]]:
         codes = np.searchsorted(edges, z, side="right")
     count = np.bincount(codes)
     keep = count > 0
+    total = np.bincount(codes, weights=w)[keep]
 
-    def mean(a: np.ndarray) -> list[float]:
-        return (np.bincount(codes, weights=a)[keep] / count[keep]).tolist()
+    def mean(a: np.ndarray) -> list[float]:  # weighted by the observation weights, when there are any
+        return (np.bincount(codes, weights=w * a)[keep] / total).tolist()
 
     names = {"instrument_name": d.instrument_names[0], "treatment_name": study.treatment,
              "outcome_name": study.outcome}
     return [{"instrument": a, "treatment": b, "outcome": c, "n": int(k), **names}
-            for a, b, c, k in zip(mean(z), mean(d.x), mean(d.y), count[keep])]
+            for a, b, c, k in zip(mean(z), mean(d.raw(d.x)), mean(d.raw(d.y)), count[keep])]
 
 
 def _ar_text(lower: float, upper: float, shape: str, level: float) -> str:
@@ -284,6 +336,7 @@ def _ar_text(lower: float, upper: float, shape: str, level: float) -> str:
     return {"interval": f"{pct} [{lower:.4g}, {upper:.4g}]",
             "outside": f"{pct} outside ({lower:.4g}, {upper:.4g}): two rays",
             "unbounded": f"{pct} the whole line: the data cannot bound the effect",
+            "undefined": "not computable with fewer clusters than instruments plus one",
             }.get(shape, f"{pct} empty")
 
 

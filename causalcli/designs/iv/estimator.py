@@ -132,11 +132,14 @@ def anderson_rubin_set(y: np.ndarray, endog: np.ndarray, exog: np.ndarray, instr
     For b0, the reduced form of y - b0 x on [exog, instruments] has instrument coefficients
     g_y - b0 g_x and covariance V(b0) = V_yy - 2 b0 V_yx + b0^2 V_xx (the scores are linear in b0),
     and AR(b0) = g(b0)' V(b0)^-1 g(b0); the set is {b0 : AR(b0) <= critical}. Returns (lower, upper,
-    shape): shape "interval", "unbounded" (the whole line), "outside" (the complement of (lower, upper))
-    or "empty".
+    shape): shape "interval", "unbounded" (the whole line), "outside" (the complement of (lower, upper)),
+    "empty", or "undefined" when V(b0) is singular for every b0: a clustered covariance has rank at most G - 1,
+    so with G - 1 < q clusters it cannot weigh q instruments.
     """
     X = np.column_stack([exog, instruments])
     q = instruments.shape[1]
+    if cov.kind == "clustered" and cov.n_clusters - 1 < q:
+        return np.nan, np.nan, "undefined"
     fy, fx = kclass(y, X, X, 1.0, cov), kclass(endog, X, X, 1.0, cov)
     gy, gx = fy.params[-q:], fx.params[-q:]
     n, k = X.shape
