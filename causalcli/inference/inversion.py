@@ -10,8 +10,19 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 BISECTION_STEPS = 40
 UNBOUNDED_SES = 1e4  # accepted this many standard errors away: the set is taken to be unbounded
+
+
+def bootstrap_p(t: float, tstar: np.ndarray) -> float | None:
+    """Share of the draws' |t*| at or above the data's |t| (the finite draws; None without any, or without t).
+    The data's t is shrunk by a relative 1e-9 so that a draw equal to it up to rounding counts."""
+    ok = np.isfinite(tstar)
+    if not ok.any() or not np.isfinite(t):
+        return None
+    return float(np.mean(np.abs(tstar[ok]) >= abs(t) * (1 - 1e-9)))
 
 
 def invert_test(p_value: Callable[[float], float | None], estimate: float, se: float, conf_level: float,
