@@ -24,8 +24,8 @@ def test_segments_are_refused_where_not_built(runner, spec, design):
     assert "key 'segments'" in res.stderr and "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("method", ["iv", "rdd", "time_series"])
-def test_segments_are_refused_for_iv_rdd_and_time_series(runner, tmp_path, method):
+@pytest.mark.parametrize("method", ["rdd", "time_series"])
+def test_segments_are_refused_for_rdd_and_time_series(runner, tmp_path, method):  # (iv: tests/test_iv_segments.py)
     designs = {"iv": {"method": "iv", "instruments": ["z"]},
                "rdd": {"method": "rdd", "running": "x", "cutoff": 0},
                "time_series": {"method": "time_series", "time": "date", "intervention": "2024-01-10"}}

@@ -470,19 +470,26 @@ def study_roles(study: Any, treatment_kind: str) -> dict[str, tuple[str, str]]:
 
 def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
                  extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = (),
-                 extra_role: tuple[str, str] = ("other", "column"), weights: str | None = None) -> BinaryStudyArrays:
+                 extra_role: tuple[str, str] = ("other", "column"), weights: str | None = None,
+                 segments: tuple[str, ...] = ()) -> BinaryStudyArrays:
     """Complete rows, one-hot covariates (a constant one is a data error, exit 3), the treatment as floats;
     ``weights``: the observation-weight column, read with them (a missing weight drops its row, counted under
-    ``weights``)."""
+    ``weights``); ``segments``: the segment columns, read as text unless they are covariates too (a missing value
+    drops its row, counted under ``segments``)."""
     import numpy as np
 
-    text = tuple(dict.fromkeys((*categorical, *extra_text)))
-    weight = (weights,) if weights and weights not in (treatment, outcome, *covariates, *extra) else ()
-    cols, dropped = table.arrays([treatment, outcome, *covariates, *extra, *weight], as_text=text, positions=True)
+    from causalcli.data.segments import SEGMENT_ROLE
+
+    taken = (treatment, outcome, *covariates, *extra)
+    weight = (weights,) if weights and weights not in taken else ()
+    segs = tuple(c for c in segments if c not in (*taken, *weight))
+    text = tuple(dict.fromkeys((*categorical, *extra_text, *segs)))
+    cols, dropped = table.arrays([treatment, outcome, *covariates, *extra, *weight, *segs], as_text=text,
+                                 positions=True)
     if dropped == table.rows:
         raise DataError("no complete rows: every row misses a value in the columns used", file=table.file)
     roles = study_roles_missing(treatment, outcome, covariates, extra, extra_role)
-    roles += [(w, "weights", "weights") for w in weight]
+    roles += [(w, "weights", "weights") for w in weight] + [(c, *SEGMENT_ROLE) for c in segs]
     refuse_infinite(cols, roles, text, table.file)
     X, names = design_matrix(cols, covariates, list(categorical), table.file)
     constant = [n for j, n in enumerate(names) if np.ptp(X[:, j]) == 0]

@@ -1,7 +1,13 @@
-"""Multiple-testing corrections of a family of p-values, shared by experiment (metrics, arms, segment values) and
-weighting (segment values)."""
+"""Multiple-testing corrections of a family of p-values, shared by experiment (metrics, arms, segment values),
+weighting and iv (segment values); and what those two say of one segment column's effects."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.records import Estimate
 
 
 def adjust(p_values: list[float], method: str) -> list[float]:
@@ -26,3 +32,21 @@ def adjust(p_values: list[float], method: str) -> list[float]:
     else:  # pragma: no cover - the spec model forbids others
         raise ValueError(method)
     return out
+
+
+def corrected_over_values(rows: list["Estimate"], column: str, method: str) -> list["Estimate"]:
+    """One segment column's effects with their p-values adjusted over its values, the family named in
+    ``inference``."""
+    family = f"; p_value_adjusted: {method} over {sum(r.p_value is not None for r in rows)} values of {column}"
+    adjusted = adjust([float("nan") if r.p_value is None else r.p_value for r in rows], method)
+    return [replace(r, inference=r.inference + family, p_value_adjusted=None if p != p else p)
+            for r, p in zip(rows, adjusted)]
+
+
+def differs_warning(column: str, test: dict[str, Any], alpha: float, columns: int) -> str | None:
+    """The warning that a column's heterogeneity test rejects equal effects (None when it does not)."""
+    if test["p_value"] is None or test["p_value"] >= alpha:
+        return None
+    return (f"the effect differs across the values of {column!r} (Wald chi-square = {test['statistic']:.2f} on "
+            f"{test['df']} df, p = {test['p_value']:.3g} < thresholds.alpha {alpha}, one of {columns} tests, not "
+            "corrected); the headline averages over the segments: read the segment effects")

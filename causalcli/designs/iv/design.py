@@ -52,6 +52,8 @@ class IvData:
     file: str
     sqrt_weights: np.ndarray | None = None  # the rows' sqrt(w / mean w), when weighted
     zero_weight: int = 0  # rows of weight 0, dropped
+    segment_columns: tuple[str, ...] = ()  # the top-level segments
+    segment_values: tuple[np.ndarray, ...] = ()  # their values as labels, one array per column
 
     def raw(self, a: np.ndarray) -> np.ndarray:
         """A weighted array's values as in the data."""
@@ -110,6 +112,7 @@ class IvDesign(Design[IvData]):
                  "Pflueger (2013), Anderson-Rubin sets; pinned to linearmodels IV2SLS/IVLIML")
     default_refuters = ("random_common_cause", "data_subset")
     preload_modules = ("scipy.linalg",)
+    segments_built = True  # segments.py: the same fit on each segment's rows
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome")
@@ -124,6 +127,13 @@ class IvDesign(Design[IvData]):
                 raise SpecError(f"instrument {z!r} is also a covariate; a column is either an instrument (excluded "
                                 "from the outcome equation) or a covariate, not both",
                                 file=spec.source.display, key=f"design.instruments[{i}]")
+        for i, column in enumerate(study.segments):
+            role = {study.treatment: "the treatment", study.outcome: "the outcome",
+                    **{z: "an instrument" for z in d.instruments}}.get(column)
+            if role:
+                raise SpecError(f"segments[{i}] {column!r} is {role}: within one of its values it would not vary; "
+                                "segments are pre-treatment columns (a group, a region) to report the effect by",
+                                file=spec.source.display, key=f"segments[{i}]")
 
     def columns(self, study: "Study") -> list[str]:
         return list(dict.fromkeys([*super().columns(study), *study.design.instruments]))
@@ -136,13 +146,22 @@ class IvDesign(Design[IvData]):
             roles.setdefault(z, (f"design.instruments[{i}]", "numeric"))
         if study.design.cluster:
             roles.setdefault(study.design.cluster, ("design.cluster", "any"))
+        for i, c in enumerate(study.segments):
+            roles.setdefault(c, (f"segments[{i}]", "any"))
         require_columns(table, roles)  # the weights were checked before (``data.table.check_weights``)
+        from causalcli.data.segments import check_segment_levels
+
+        check_segment_levels(study.segments, table)
 
     def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
         d = study.design
         roles = study_roles_missing(study.treatment, study.outcome, list(study.covariates),
                                     (*d.instruments, *((d.cluster,) if d.cluster else ())), INSTRUMENT_ROLE)
-        return roles + ([(study.weights, "weights", "weights")] if study.weights else [])
+        from causalcli.data.segments import SEGMENT_ROLE
+
+        taken = {study.treatment, study.outcome, *study.covariates, *d.instruments, d.cluster, study.weights}
+        return (roles + ([(study.weights, "weights", "weights")] if study.weights else [])
+                + [(c, *SEGMENT_ROLE) for c in study.segments if c not in taken])
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> IvData:
@@ -150,7 +169,7 @@ class IvDesign(Design[IvData]):
         cluster = (d.cluster,) if d.cluster else ()
         arrays = study_arrays(table, study.treatment, study.outcome, list(study.covariates), list(study.categorical),
                               extra=(*d.instruments, *cluster), extra_text=cluster,
-                              extra_role=INSTRUMENT_ROLE, weights=study.weights)
+                              extra_role=INSTRUMENT_ROLE, weights=study.weights, segments=tuple(study.segments))
         cols, X, t = arrays.cols, arrays.X, arrays.t
         sqrt_weights, zero_weight = None, 0
         if study.weights:
@@ -189,7 +208,9 @@ class IvDesign(Design[IvData]):
                       exog_names=("(intercept)", *arrays.names), instrument_names=tuple(d.instruments),
                       clusters=codes, n_clusters=G, cov_type=d.covariance(), debiased=d.options.debiased,
                       liml=d.estimator == "liml", rows=table.rows, missing=arrays.missing or MissingRows({}),
-                      file=table.file, sqrt_weights=sqrt_weights, zero_weight=zero_weight)
+                      file=table.file, sqrt_weights=sqrt_weights, zero_weight=zero_weight,
+                      segment_columns=tuple(study.segments),
+                      segment_values=tuple(_labels(cols[c]) for c in study.segments))
 
     def fit(self, prepared: IvData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.runtime.threads import single_threaded_blas
@@ -275,12 +296,24 @@ class IvDesign(Design[IvData]):
                              "cannot be computed"}.get(shape, "the instruments are too weak to bound the effect"))
         if q > 1:
             checks.append(_overidentification(d, fit, Z, diagnostics, study.thresholds.alpha))
+        effects: list = []
+        if d.segment_columns:
+            from causalcli.designs.iv.segments import segment_effects
+
+            def estimate_of(f: Any) -> Any:
+                v, s = float(f.params[-1]), float(np.sqrt(f.cov[-1, -1]))
+                return (t_estimate(v, s, f.df_resid, study.conf_level, inference) if d.debiased
+                        else normal_estimate(v, s, study.conf_level, inference))
+
+            by_segment = segment_effects(d, study, seed, lambda sub: _fit(sub, _covariance(sub)), estimate_of)
+            effects, diagnostics["heterogeneity"] = by_segment.effects, by_segment.heterogeneity
+            warnings += by_segment.warnings
         n = {"rows": d.rows, **d.missing.n, **({"dropped_zero_weight": d.zero_weight} if d.zero_weight else {}),
              "used": int(d.y.size)}
         identification = reading(d.raw(d.x), d.raw(d.instruments), study.treatment, d.instrument_names,
                                  d.exog.shape[1] > 1)
-        return Fit(study.design.estimator, "late", estimate, n, diagnostics=diagnostics, checks=checks,
-                   warnings=warnings, identification=identification)
+        return Fit(study.design.estimator, "late", estimate, n, effects=effects, diagnostics=diagnostics,
+                   checks=checks, warnings=warnings, identification=identification)
 
     # ---------------------------------------------------------------- refuters
     def units(self, prepared: IvData) -> int:
@@ -300,6 +333,14 @@ class IvDesign(Design[IvData]):
                         clusters=clusters, sqrt_weights=sqrt_weights)
         fit, _ = _fit(d, _covariance(d, None) if rows is None or d.clusters is None else _covariance(d))
         return float(fit.params[-1])
+
+
+def _labels(values: np.ndarray) -> np.ndarray:
+    """A segment column's values as labels: text as it is, numbers as short decimals (2 and 2.5, not 2.0)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "fiu":
+        return np.array([f"{v:g}" for v in values.astype(np.float64)])
+    return values.astype(str)
 
 
 BINS = 20  # the first-stage plot's bins of the first instrument (fewer when it takes fewer values)

@@ -31,14 +31,14 @@ formed from low-rank pieces (never the n x k matrix of influence vectors):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from causalcli.errors import SpecError
 from causalcli.inference.estimate import normal_estimate
-from causalcli.inference.multiplicity import adjust
+from causalcli.inference.multiplicity import corrected_over_values, differs_warning
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.weighting.design import WeightingData, _Run
@@ -97,17 +97,11 @@ def segment_effects(d: "WeightingData", run: "_Run", conf_level: float, alpha: f
             found.append(_ipw_segment(d, run, in_segment, label) if score is None
                          else _aipw_segment(score, in_segment[run.keep], label))
         rows = [normal_estimate(s.value, s.std_error, conf_level, inference, label=s.label) for s in found]
-        family = f"; p_value_adjusted: {CORRECTION} over {sum(r.p_value is not None for r in rows)} values of {column}"
-        adjusted = adjust([math.nan if r.p_value is None else r.p_value for r in rows], CORRECTION)
-        effects += [replace(r, inference=r.inference + family, p_value_adjusted=None if p != p else p)
-                    for r, p in zip(rows, adjusted)]
+        effects += corrected_over_values(rows, column, CORRECTION)
         test = {"segment": column, **_wald_equal(found, run, d.t), "test": HETEROGENEITY_TEST}
         tests.append(test)
-        if test["p_value"] is not None and test["p_value"] < alpha:
-            warnings.append(f"the effect differs across the values of {column!r} (Wald chi-square = "
-                            f"{test['statistic']:.2f} on {test['df']} df, p = {test['p_value']:.3g} < thresholds.alpha "
-                            f"{alpha}, one of {len(d.segment_columns)} tests, not corrected); the headline averages "
-                            "over the segments: read the segment effects")
+        if said := differs_warning(column, test, alpha, len(d.segment_columns)):
+            warnings.append(said)
     if skipped:
         warnings.append(f"no effect reported for {len(skipped)} segment value(s) with fewer than {MIN_ARM_UNITS} "
                         f"units of an arm in the rows used: {', '.join(skipped[:5])}"
