@@ -11,7 +11,7 @@ from rich.console import Console
 from causalcli.records import Estimate
 from causalcli.render.table import build
 from causalcli.result import Result
-from tests.conftest import run_json
+from tests.conftest import invoke, run_json
 
 
 def _table_text(result: Result, width: int) -> str:
@@ -63,3 +63,38 @@ def test_rdd_balance_names_a_covariate_that_is_the_cutoffs_side_without_numpy_wa
     assert "remove it from covariates" in balance["detail"]
     assert set(out["diagnostics"]["balance"]) == {"lag"}
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_twfe_names_the_region_year_dummies_the_fixed_effects_already_span(runner, tmp_path):
+    """castle with Cheng and Hoekstra's region x year dummies r20001..r20104 beside unit and year effects: exit 4
+    'the regressors treatment, r20001, ... (45 names) are collinear after the fixed effects; drop one', which
+    said neither which nor that one was not enough. Stata and fixest drop the last region of each year and the
+    last year of each region; the message names those."""
+    rng = np.random.default_rng(5)
+    units, years = np.arange(24), np.arange(2000, 2006)
+    region = units % 3
+    rows = []
+    for u in units:
+        start = 2003 if u < 10 else 0
+        for y in years:
+            row = {"unit": u, "year": y, "d": int(start and y >= start),
+                   "y": 0.1 * region[u] * (y - 2000) + rng.normal()}
+            for yy in years:
+                for r in range(3):
+                    row[f"r{yy}{r}"] = int(yy == y and region[u] == r)
+            rows.append(row)
+    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
+    dummies = [f"r{yy}{r}" for yy in years for r in range(3)]
+    spec = {"version": 1, "data": {"path": "p.csv"}, "treatment": "d", "outcome": "y", "covariates": dummies,
+            "design": {"method": "did", "unit": "unit", "time": "year", "estimator": "twfe"}, "refute": [],
+            "seed": 0}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    res = invoke(runner, ["estimate", str(tmp_path / "s.yaml")])
+    assert res.exit_code == 4
+    redundant = [f"r{yy}2" for yy in years[:-1]] + [f"r{years[-1]}{r}" for r in range(3)]
+    assert f"{len(redundant)} of the {len(dummies) + 1} regressors are a linear combination" in res.output
+    assert ", ".join(redundant) + "; remove them from covariates" in res.output
+    # without them the fit runs (the 2 x 5 interactions the fixed effects leave estimable)
+    spec["covariates"] = [c for c in dummies if c not in redundant]
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    assert invoke(runner, ["estimate", str(tmp_path / "s.yaml")]).exit_code in (0, 1)
