@@ -98,3 +98,31 @@ def test_twfe_names_the_region_year_dummies_the_fixed_effects_already_span(runne
     spec["covariates"] = [c for c in dummies if c not in redundant]
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
     assert invoke(runner, ["estimate", str(tmp_path / "s.yaml")]).exit_code in (0, 1)
+
+
+def test_an_unknown_treated_unit_or_donor_says_what_the_unit_column_holds(runner, tmp_path):
+    """texas: treated_unit 'Texsa', or 48 (its FIPS code) where the unit column holds names, said only 'not
+    found in column state'. The nearest name is offered, else a few of the column's values."""
+    rng = np.random.default_rng(2)
+    states = ["Alabama", "California", "Florida", "Illinois", "New York", "Ohio", "Texas"]
+    pd.DataFrame([{"statefip": i, "state": s, "year": y, "bmprison": 1000 * (i + 1) + 50 * (y - 1985) + rng.normal()}
+                  for i, s in enumerate(states) for y in range(1985, 1995)]).to_csv(tmp_path / "t.csv", index=False)
+    spec = {"version": 1, "data": {"path": "t.csv"}, "outcome": "bmprison",
+            "design": {"method": "synthetic_control", "unit": "state", "time": "year", "treated_unit": "Texsa",
+                       "treatment_start": 1991, "special_predictors": [["bmprison", 1990]]},
+            "refute": [], "seed": 0}
+    path = tmp_path / "s.yaml"
+    for change, expected in [({}, "treated unit 'Texsa' not found in column 'state' (did you mean 'Texas'?)"),
+                             ({"treated_unit": 48}, "not found in column 'state'; its 7 values include 'Alabama', "
+                                                    "'California', 'Florida'"),
+                             ({"treated_unit": "Texas", "options": {"donors": {"exclude": ["Californa"]}}},
+                              "not found in column 'state': Californa (did you mean 'California'?)")]:
+        path.write_text(yaml.safe_dump({**spec, "design": {**spec["design"], **change}}))
+        res = invoke(runner, ["validate", str(path)])
+        assert res.exit_code == 3 and expected in res.output, res.output
+    ts = {"version": 1, "data": {"path": "t.csv"}, "outcome": "bmprison",
+          "design": {"method": "time_series", "unit": "state", "time": "year", "treated_unit": "Texsa",
+                     "intervention": 1991}, "refute": [], "seed": 0}
+    path.write_text(yaml.safe_dump(ts))
+    res = invoke(runner, ["estimate", str(path)])
+    assert res.exit_code == 3 and "(did you mean 'Texas'?)" in res.output, res.output
