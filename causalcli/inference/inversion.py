@@ -10,8 +10,19 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 BISECTION_STEPS = 40
 UNBOUNDED_SES = 1e4  # accepted this many standard errors away: the set is taken to be unbounded
+
+
+def symmetric_p(t: float, tstar: np.ndarray) -> float | None:
+    """The symmetric bootstrap p-value of ``t``: the share of the finite draws ``tstar`` with |t*| >= |t| (the
+    relative 1e-9 keeps a draw equal to t up to rounding), or None with no finite draw or no finite t."""
+    ok = np.isfinite(tstar)
+    if not ok.any() or not np.isfinite(t):
+        return None
+    return float(np.mean(np.abs(tstar[ok]) >= abs(t) * (1 - 1e-9)))
 
 
 def invert_test(p_value: Callable[[float], float | None], estimate: float, se: float, conf_level: float,
