@@ -158,3 +158,26 @@ def test_init_time_series_on_monthly_rows_numbered_under_a_repeated_year(runner,
     # with the intervention set, the starter runs as written
     (tmp_path / "s.yaml").write_text(res.stdout.replace("intervention: TODO", "intervention: 49"))
     assert invoke(runner, ["validate", str(tmp_path / "s.yaml")]).exit_code == 0
+
+
+def test_a_bootstrap_p_value_of_zero_reads_as_below_one_draw(runner, tmp_path):
+    """close_elections_lmb on 15 states, clustered: the clusters check said 'the p-value (0) and interval come
+    from the restricted wild cluster bootstrap', a certainty no bootstrap gives; it is below 1/999."""
+    from causalcli.inference.few_clusters import drawn_p
+
+    assert drawn_p(0.0123, 999) == "0.0123"
+    assert drawn_p(0.0, 999) == "below 1/999: no draw of 999 was as extreme"
+    rng = np.random.default_rng(8)
+    state = rng.integers(0, 15, 3000)
+    share = np.clip(rng.normal(0.5, 0.15, 3000), 0, 1)
+    score = 45 * (share >= 0.5) + 30 * share + rng.normal(0, 2, 15)[state] + rng.normal(0, 8, 3000)
+    pd.DataFrame({"state": state, "share": share, "score": score}).to_csv(tmp_path / "e.csv", index=False)
+    spec = {"version": 1, "data": {"path": "e.csv"}, "outcome": "score",
+            "design": {"method": "rdd", "running": "share", "cutoff": 0.5, "cluster": "state"}, "refute": [],
+            "seed": 0}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    code, out, res = run_json(runner, [str(tmp_path / "s.yaml")])
+    assert out is not None, res.output
+    assert out["estimate"]["p_value"] == 0.0
+    detail = next(c for c in out["checks"] if c["name"] == "clusters")["detail"]
+    assert "the p-value (below 1/999: no draw of 999 was as extreme)" in detail
