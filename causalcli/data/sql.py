@@ -38,6 +38,17 @@ def did_you_mean(name: str, choices: Any) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
+def value_hint(value: str, values: Any, shown: int = 3) -> str:
+    """What to write instead of a value a column does not hold: the nearest (' (did you mean 'Texas'?)'), else a
+    few of its values ('; its 51 values include 'Alabama', 'Alaska', 'Arizona''), so a unit's number given for
+    its name, or the reverse, is seen at once."""
+    values = sorted(str(v) for v in values)
+    near = did_you_mean(str(value), values)
+    if near or not values:
+        return near
+    return f"; its {len(values):,} values include {', '.join(repr(v) for v in values[:shown])}"
+
+
 def drop_infinite(column: str) -> str:
     """The advice that ends an infinite-value error: the data.filter that leaves such rows out."""
     name = column if column.isidentifier() else quote_identifier(column)

@@ -17,6 +17,12 @@ def wild_name(weights: str) -> str:
     return f"wild_cluster_bootstrap_{weights}"
 
 
+def drawn_p(p: float, draws: int) -> str:
+    """A bootstrap p-value in a sentence: its value, or, when no draw was as extreme, that it is below one draw's
+    share ('0' read as a certainty)."""
+    return f"{p:.3g}" if p > 0 else f"below 1/{draws:,}: no draw of {draws:,} was as extreme"
+
+
 def wild_weights(option: str, n_clusters: int) -> str:
     if option != "auto":
         return option

@@ -16,9 +16,9 @@ BISECTION_STEPS = 40
 UNBOUNDED_SES = 1e4  # accepted this many standard errors away: the set is taken to be unbounded
 
 
-def bootstrap_p(t: float, tstar: np.ndarray) -> float | None:
-    """Share of the draws' |t*| at or above the data's |t| (the finite draws; None without any, or without t).
-    The data's t is shrunk by a relative 1e-9 so that a draw equal to it up to rounding counts."""
+def symmetric_p(t: float, tstar: np.ndarray) -> float | None:
+    """The symmetric bootstrap p-value of ``t``: the share of the finite draws ``tstar`` with |t*| >= |t| (the
+    relative 1e-9 keeps a draw equal to t up to rounding), or None with no finite draw or no finite t."""
     ok = np.isfinite(tstar)
     if not ok.any() or not np.isfinite(t):
         return None

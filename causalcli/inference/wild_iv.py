@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from causalcli.inference.inversion import bootstrap_p, invert_test
+from causalcli.inference.inversion import invert_test, symmetric_p
 
 
 class WreBootstrap:
@@ -158,7 +158,7 @@ class WreBootstrap:
         return (1 - mix) * XX + mix * A, (1 - kappa)[:, None] * Xy + kappa[:, None] * rhs
 
     def p_value(self, b0: float) -> float | None:
-        return bootstrap_p(*self.t_stats(b0))
+        return symmetric_p(*self.t_stats(b0))
 
     def interval(self, estimate: float, se: float, conf_level: float) -> dict[str, Any]:
         """The set {b0 : p(b0) > 1 - conf_level} (its hull; ``inference.inversion``)."""

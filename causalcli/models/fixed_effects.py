@@ -118,9 +118,42 @@ def _solve(XtX: np.ndarray, Xty: np.ndarray, names: list[str]) -> tuple[np.ndarr
         if not np.all(np.isfinite(bread)) or np.linalg.cond(XtX / np.outer(scale, scale)) > 1e12:
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
+        redundant = _redundant(XtX)
+        if redundant:  # which to drop: each a combination of the fixed effects and the regressors before it
+            shown = [names[j] for j in redundant]
+            raise EstimationError(
+                f"{len(shown)} of the {len(names)} regressors {'is' if len(shown) == 1 else 'are'} a linear "
+                f"combination of the fixed effects and the regressors before {'it' if len(shown) == 1 else 'them'}: "
+                f"{', '.join(shown)}; remove {'it' if len(shown) == 1 else 'them'} from covariates (e.g. one "
+                "dummy of each set the fixed effects already span)") from None
         raise EstimationError(f"the regressors {', '.join(names)} are collinear after the fixed effects; "
                               "drop one") from None
     return bread @ Xty, bread
+
+
+def _redundant(XtX: np.ndarray, tol: float = 1e-10) -> list[int]:
+    """The columns, in order, whose residual on the columns kept before them is below ``tol`` of their own norm
+    (Gram matrix in, sequential Gram-Schmidt): what a fit keeping the first of each dependent set drops, as
+    Stata and fixest do. Region x year dummies beside unit and year effects: the last region of each year and
+    the last year of each region."""
+    from scipy.linalg import solve_triangular
+
+    k = XtX.shape[0]
+    R = np.zeros((k, k))  # the Cholesky factor of the kept columns' Gram matrix, grown a column at a time
+    kept: list[int] = []
+    out = []
+    for j in range(k):
+        own = float(XtX[j, j])
+        m = len(kept)
+        z = solve_triangular(R[:m, :m], XtX[kept, j], trans="T") if m else np.zeros(0)
+        left = own - float(z @ z)
+        if own <= 0 or left <= tol * own:
+            out.append(j)
+            continue
+        R[:m, m] = z
+        R[m, m] = np.sqrt(left)
+        kept.append(j)
+    return out
 
 
 def within_ols_cells(y: np.ndarray, X: np.ndarray, names: list[str], cell: np.ndarray, table: np.ndarray,

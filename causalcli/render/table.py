@@ -41,7 +41,8 @@ def build(items: list[Item]) -> list[Any]:
         ci = f"[{num(e.ci_lower)}, {num(e.ci_upper)}]" if e.ci_lower is not None else "-"
         head.add_row("effect", f"[bold]{num(e.value)}[/bold]  SE {num(e.std_error)}  {int(e.conf_level * 100)}% CI {ci}"
                      f"  p {pval(e.p_value)}")
-        head.add_row("inference", Text(e.inference))
+        # a long name (a clustered interval with its bootstrap) folds rather than ending in an ellipsis
+        head.add_row("inference", Text(e.inference, overflow="fold"))
         head.add_row("n", Text("  ".join(f"{k} {v:,}" for k, v in item.n.items())))
         parts: list[Any] = [head]
         if item.effects:
@@ -49,8 +50,10 @@ def build(items: list[Item]) -> list[Any]:
             # the label wraps rather than ending in an ellipsis: its end (abs/rel, the segment) tells the rows apart
             # labels up to LABEL_WIDTH long are kept whole (the interval wraps instead), so a time series'
             # 'cumulative/2015-08-12' is not cut inside its date
+            # (never narrower than its header: years as labels folded it to 'labe' over 'l')
             longest = max((len(r.label or "") for r in item.effects), default=0)
-            eff.add_column("label", overflow="fold", width=longest if 0 < longest <= LABEL_WIDTH else None)
+            eff.add_column("label", overflow="fold",
+                           width=max(longest, len("label")) if 0 < longest <= LABEL_WIDTH else None)
             for c in ("value", "SE", "CI", "p"):
                 eff.add_column(c, justify="right")
             shown = item.effects

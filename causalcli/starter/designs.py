@@ -13,7 +13,8 @@ from causalcli.data.table import quote_identifier as q
 from causalcli.spec.placeholders import TODO
 from causalcli.starter.columns import WEIGHT_NAME, screen_columns
 from causalcli.starter.profile import DataProfile, norm, plain, show, sql_literal
-from causalcli.starter.series import guess_seasonality, note_gaps, series_dates
+from causalcli.starter.series import (guess_seasonality, month_dummies, note_gaps, one_row_per_period, screen_controls,
+                                      series_dates)
 from causalcli.starter.roles import (
     CLUSTER_NAMES, CONTROL_NAMES, guess_cohort, guess_panel, id_like, needs_treated_value, time_like, treated_expr,
     several_rows_per_cell, treated_of, year_and_period,
@@ -460,7 +461,7 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
     times = [c for c in data.types if c != outcome and data.kind(c) == "time"]
     dated = None if times else year_and_period(data, (outcome,))
     times += [c for c in data.types if c not in (outcome, *times) and time_like(c)]
-    time = times[0] if times else None
+    time = one_row_per_period(data, times)
     if dated:  # a year repeats over its quarters or months: their first days are the periods
         year, sub, months = dated
         time = next(n for n in ("date", "period_start", "period_date") if n not in data.types)
@@ -474,7 +475,9 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
     if time:
         at = expr if dated else q(time)
         first, last = data.sql(f"SELECT min({at}), max({at}) FROM d")[0]
-        st.guessed.append(f"design.time: {time} " + ("(derived above)" if dated else "(a date column, or named like a time)"))
+        why = ("derived above" if dated else f"one row each, where {times[0]} repeats" if time != times[0]
+               else "a date column, or named like a time")
+        st.guessed.append(f"design.time: {time} ({why})")
         st.notes.append(f"set design.intervention: the first affected period, a value of {time} between "
                         f"{show(plain(first))} and {show(plain(last))}")
     else:
@@ -491,7 +494,16 @@ def build_time_series(data: DataProfile, spec: dict, d: dict, st: Starter, treat
         guess_seasonality(data, days, d, st)
     controls = [c for c in data.types if c not in (outcome, time, treatment, *(dated or ())[:2])
                 and data.kind(c) in ("integer", "numeric") and data.distinct[c] > 1]
-    for c, why in _outcome_transforms(data, outcome, controls).items():
+    months = month_dummies(data, controls)
+    if months and "seasonality" not in d and data.rows >= 48:
+        d["seasonality"] = 12
+        st.guessed.append(f"design.seasonality: 12 (month dummies {months[0]}..{months[-1]}; remove it if the outcome "
+                          "has no season)")
+    left = {c: "a month dummy: design.seasonality models the months" for c in months}
+    if time and not dated and data.distinct.exact_count(time) == data.rows:
+        left.update(screen_controls(data, time, outcome, [c for c in controls if c not in left], times))
+    left.update(_outcome_transforms(data, outcome, [c for c in controls if c not in left]))
+    for c, why in left.items():
         st.left_out[c] = why
         controls.remove(c)
     if controls:

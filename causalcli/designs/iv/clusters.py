@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.inference.few_clusters import MIN_CLUSTERS, WEBB_BELOW, no_inference_reason, wild_name, wild_weights
+from causalcli.inference.few_clusters import (MIN_CLUSTERS, WEBB_BELOW, drawn_p, no_inference_reason, wild_name,
+                                              wild_weights)
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,7 +71,7 @@ def clustered_inference(d: "IvData", estimate: Estimate, conf_level: float, opti
                         "inference": estimate.inference}
     est = replace(estimate, p_value=p, ci_lower=wild["ci_lower"], ci_upper=wild["ci_upper"],
                   inference=f"{estimate.inference}+{name}")
-    detail = (f"analytic inference cannot be trusted ({why}); the p-value ({p:.3g}) and interval come from the wild "
+    detail = (f"analytic inference cannot be trusted ({why}); the p-value ({drawn_p(p, V.shape[0])}) and interval come from the wild "
               f"restricted efficient bootstrap ({weights} weights, {V.shape[0]} {'enumerated ' if enumerated else ''}"
               f"draws) instead of the CRV1 t (p = {estimate.p_value:.3g})")
     return est, diag, Check("clusters", None, detail), warnings

@@ -76,8 +76,14 @@ def balance(d: "RddData", settings: RdSettings, alpha: float) -> tuple[Check | N
     table, failed, skipped = {}, [], []
     k = len(d.covariates)
     for name, values in d.covariates.items():
+        constant = _constant_sides(values, d.cutoff)
+        if constant:
+            skipped.append(f"{name} ({constant})")
+            continue
         try:
-            r = rd_fit(None, None, d.cutoff, settings, values=values.values)
+            # a degenerate covariate's bandwidth constants are 0/0: numpy's warning would reach the user's terminal
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = rd_fit(None, None, d.cutoff, settings, values=values.values)
         except (TooFewValues, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
             skipped.append(name)
             continue
@@ -90,6 +96,25 @@ def balance(d: "RddData", settings: RdSettings, alpha: float) -> tuple[Check | N
     if skipped:
         detail += f"; not estimable: {', '.join(skipped)}"
     return Check("covariate_balance", not failed if table else None, detail), {"balance": table}
+
+
+def _constant_sides(values: "ByValue", cutoff: float) -> str | None:
+    """Why a covariate constant on each side of the cutoff has no RD of its own, or None when it varies.
+
+    One value below and another above is the cutoff's side itself (close_elections_lmb's `democrat`, a win):
+    the treatment, not a covariate measured before it."""
+    k = values.cut(cutoff)
+    sides = []
+    for part in (slice(0, k), slice(k, None)):
+        low, high = values.low[part, 0], values.high[part, 0]
+        if low.size == 0 or low.min() != high.max():
+            return None
+        sides.append(float(low.min()))
+    below, above = sides
+    if below == above:
+        return f"{below:g} on every row"
+    return (f"{below:g} on every row below the cutoff and {above:g} above it: the side of the cutoff itself, the "
+            "treatment rather than a covariate measured before it; remove it from covariates")
 
 
 def _default_placebos(data: "ByValue", cutoff: float) -> list[float]:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.inference.few_clusters import (MIN_CLUSTERS, MIN_TREATED_CLUSTERS, WEBB_BELOW, no_inference_reason,
-                                              wild_name, wild_weights)
+from causalcli.inference.few_clusters import (MIN_CLUSTERS, MIN_TREATED_CLUSTERS, WEBB_BELOW, drawn_p,
+                                              no_inference_reason, wild_name, wild_weights)
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,7 +104,7 @@ def clustered_inference(result: "RdResult", settings: "RdSettings", column: str,
                                "ci_upper": estimate.ci_upper, "inference": estimate.inference}
     est = replace(estimate, p_value=p, ci_lower=wild["ci_lower"], ci_upper=wild["ci_upper"],
                   inference=f"{estimate.inference}+{name}")
-    detail = (f"{few}; the p-value ({p:.3g}) and interval come from the restricted wild cluster bootstrap "
+    detail = (f"{few}; the p-value ({drawn_p(p, wild['draws'])}) and interval come from the restricted wild cluster bootstrap "
               f"({weights} weights, {wild['draws']:,} {'enumerated ' if wild['enumerated'] else ''}draws over "
               f"{wild['clusters_drawn']} clusters) instead of the CR1 robust t (p = {estimate.p_value:.3g})")
     return est, diagnostics, Check("clusters", None, detail), warnings

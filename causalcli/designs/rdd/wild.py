@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.designs.rdd.estimator import fit_side
-from causalcli.inference.inversion import bootstrap_p, invert_test
+from causalcli.inference.inversion import invert_test, symmetric_p
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.rdd.fitting import RdResult, RdSettings
@@ -115,7 +115,7 @@ class RdWildBootstrap:
             return t, num / np.sqrt(den2)
 
     def p_value(self, b0: float) -> float | None:
-        return bootstrap_p(*self.t_stats(b0))
+        return symmetric_p(*self.t_stats(b0))
 
     def interval(self, estimate: float, se: float, conf_level: float) -> dict[str, Any]:
         return invert_test(self.p_value, estimate, se, conf_level,

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from causalcli.data.sql import value_hint
 from causalcli.data.table import TABLE, dropped_missing, quote_identifier, require_columns
 from causalcli.data.types import period_json, period_text
 from causalcli.designs.base import Design, Fit, check_aggregate, require
@@ -301,11 +302,10 @@ class SynthDesign(Design):
                             key="design.unit", column=d.unit)
         units = {label(r[0]) for r in table.sql(f"SELECT DISTINCT {u} FROM {TABLE} WHERE {u} IS NOT NULL")}
         from causalcli.designs.synthetic_control.staggered import adoption_periods, is_staggered, treated_labels
-
         for treated in treated_labels(d):
             if treated not in units:
-                raise DataError(f"treated unit {treated!r} not found in column {d.unit!r}", file=table.file,
-                                key="design.treated_unit", column=d.unit)
+                raise DataError(f"treated unit {treated!r} not found in column {d.unit!r}{value_hint(treated, units)}",
+                                file=table.file, key="design.treated_unit", column=d.unit)
         times = sorted(float(r[0]) for r in table.sql(f"SELECT DISTINCT {t} FROM {TABLE} WHERE {t} IS NOT NULL"))
         if is_staggered(d):
             adoption_periods(study, table, spec, times)
@@ -322,8 +322,8 @@ class SynthDesign(Design):
                                                            if d.estimator == "synthetic_did" else ""), file=table.file, key="design.treatment_start")
         missing = [label(x) for x in (*d.options.donors.include, *d.options.donors.exclude) if label(x) not in units]
         if missing:
-            raise DataError(f"donor unit(s) not found in column {d.unit!r}: {', '.join(missing)}", file=table.file,
-                            key="design.options.donors", column=d.unit)
+            raise DataError(f"donor unit(s) not found in column {d.unit!r}: {', '.join(missing)}"
+                            f"{value_hint(missing[0], units)}", file=table.file, key="design.options.donors", column=d.unit)
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> "SynthData":

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.exact_sums import aggregate_sql
-from causalcli.data.sql import TABLE, quote_identifier as _q
+from causalcli.data.sql import TABLE, quote_identifier as _q, value_hint
 from causalcli.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,12 +170,14 @@ def _panel(study: "Study", table: "Table", rows: list[tuple], dated: bool, notes
     for r in rows:
         by_unit.setdefault(label(r[0]), {})[r[1]] = np.nan if r[3] is None or r[4] == 0 else float(r[3])
     if treated not in by_unit:
-        raise DataError(f"treated unit {treated!r} not found in column {d.unit!r}", file=table.file,
+        raise DataError(f"treated unit {treated!r} not found in column {d.unit!r}{value_hint(treated, by_unit)}",
+                        file=table.file,
                         key="design.treated_unit", column=d.unit)
     wanted = [label(c) for c in d.controls] or sorted(u for u in by_unit if u != treated)
     missing = [u for u in wanted if u not in by_unit]
     if missing:
-        raise DataError(f"control unit(s) not found in column {d.unit!r}: {', '.join(missing)}", file=table.file,
+        raise DataError(f"control unit(s) not found in column {d.unit!r}: {', '.join(missing)}"
+                        f"{value_hint(missing[0], by_unit)}", file=table.file,
                         key="design.controls", column=d.unit)
     times = sorted({r[1] for r in rows})
     calendar, kind = _calendar(times, dated, study, table)
