@@ -38,6 +38,11 @@ refitted (a refit on a trimmed sample often separates), and the IPW standard
 error still accounts for the score fitted on all units. The result is the
 effect in the trimmed population, and the counts are reported.
 
+Observation weights ``s`` (the top-level ``weights``) are probability weights: every estimating equation is
+multiplied by them (the logit's score, the Hajek means, the outcome models' normal equations, the AIPW scores),
+and the influence terms with them, so the SE is the norm of the ``s``-weighted stacked influence function. Rows
+of weight 0 are dropped in ``prepare`` and counted.
+
 The estimators themselves are in ``estimators.py``; effects by the top-level ``segments``, from the
 same fitted nuisance models, in ``segments.py``.
 
