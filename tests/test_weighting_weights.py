@@ -257,13 +257,15 @@ def test_zero_weights_are_dropped_and_said_missing_ones_counted_negative_ones_re
     assert code == 3 and "weights column 's' has 3 negative or infinite values; weights must be >= 0" in err
 
 
-def test_refuters_refit_with_the_weights(runner, tmp_path):
-    """On sim_sampled the weighted ATE (1.04) and the unweighted one (1.57) differ by about 4 SEs: the random common
-    cause's refits, with the weights, stay near the weighted estimate, and the placebo's near 0."""
+@pytest.mark.parametrize("estimator", ["ipw", "aipw"])
+def test_refuters_refit_with_the_weights(runner, tmp_path, estimator):
+    """On sim_sampled the weighted ATE (1.04; aipw 1.02) and the unweighted one (1.57) differ by over 4 SEs: the
+    random common cause's refits, with the weights, stay near the weighted estimate, and the placebo's near 0."""
     refute = [{"random_common_cause": {"simulations": 10}}, {"placebo_treatment": {"simulations": 10}}]
-    code, got, err = _run_cli(runner, tmp_path, SAMPLED, "refuted", refute=refute)
+    design = {"method": "weighting", "estimand": "ate", "options": {"estimator": estimator}}
+    code, got, err = _run_cli(runner, tmp_path, SAMPLED, "refuted", refute=refute, design=design)
     assert code in (0, 1), err
-    unweighted = _estimate(SAMPLED, weights=None).estimate.value
+    unweighted = _estimate(SAMPLED, weights=None, options={"estimator": estimator}).estimate.value
     headline = got["estimate"]["value"]
     assert abs(headline - unweighted) > 0.3
     refs = {r["name"]: r for r in got["refutations"]}
