@@ -53,23 +53,26 @@ class _Arm:
 
 
 def balance_table(X: np.ndarray, t: np.ndarray, names: "list[str] | tuple[str, ...]", weights: np.ndarray,
-                  estimand: str) -> list[dict]:
+                  estimand: str, *, sample_weights: np.ndarray | None = None) -> list[dict]:
     """Standardised mean differences and variance ratios before and after adjustment, per covariate.
 
     ``weights`` are the adjustment weights of every unit (matching: 1 for a
     matched focal unit plus its weight as a match, 0 if unused; weighting:
-    the normalised inverse-probability weights). See the comment above for
+    the normalised inverse-probability weights, times the observation weights when there are any).
+    ``sample_weights``: the observation (sampling) weights, MatchIt's ``s.weights``: the table before
+    adjustment, and so the SMD's denominator, is weighted by them. See the comment above for
     the conventions (the module docstring), which are MatchIt's.
     """
     t = np.asarray(t, dtype=bool)
     w = np.asarray(weights, dtype=np.float64)
+    s = np.ones(t.size) if sample_weights is None else np.asarray(sample_weights, dtype=np.float64)
     binary = np.all((X == 0) | (X == 1), axis=0)
     from causalcli.runtime.threads import single_threaded_blas
 
     with single_threaded_blas():  # thin matrix-vector products: threads only spin
         at, ac = _Arm(X[t], binary), _Arm(X[~t], binary)
-        mt_b, vt = at.stats(np.ones(at.D.shape[0]))
-        mc_b, vc = ac.stats(np.ones(ac.D.shape[0]))
+        mt_b, vt = at.stats(s[t])
+        mc_b, vc = ac.stats(s[~t])
         mt_a, vt_a = at.stats(w[t])
         mc_a, vc_a = ac.stats(w[~t])
     pooled = np.sqrt((vt + vc) / 2.0)

@@ -55,20 +55,27 @@ def _effective_size(w: np.ndarray) -> float:
 
 
 def overlap_summary(p: np.ndarray, t: np.ndarray, bounds: "tuple[float, float]", weights: np.ndarray,
-                    **extra) -> dict:
+                    sample_weights: np.ndarray | None = None, **extra) -> dict:
     """Score range by arm, share outside ``bounds``, Kish effective sample sizes under ``weights``, a histogram.
 
-    ``extra`` entries (a design's own shares: unmatched, trimmed) go after the shares.
+    ``sample_weights``: observation weights, the shares then those of the weighted population (the histogram
+    still counts units). ``extra`` entries (a design's own shares: unmatched, trimmed) go after the shares.
     """
     t = np.asarray(t, dtype=bool)
     lo, hi = bounds
     outside = (p < lo) | (p > hi)
+
+    def share(rows: np.ndarray) -> float:
+        if sample_weights is None:
+            return float(outside[rows].mean())
+        return float(sample_weights[rows & outside].sum() / sample_weights[rows].sum())
+
     return {
         **arm_ranges(p, t),
         "bounds": [lo, hi],
-        "share_treated_outside": float(outside[t].mean()),
-        "share_control_outside": float(outside[~t].mean()),
-        "share_all_outside": float(outside.mean()),
+        "share_treated_outside": share(t),
+        "share_control_outside": share(~t),
+        "share_all_outside": share(np.ones(t.size, dtype=bool)),
         **extra,
         "effective_sample_size_treated": _effective_size(weights[t]),
         "effective_sample_size_control": _effective_size(weights[~t]),

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from causalcli.spec.loading import LoadedSpec
 
-__all__ = ["ROW_POSITION", "TABLE", "BinaryStudyArrays", "MissingRows", "Table", "binary_study_arrays", "check_weights", "fetch_engine_rows", "require_present",
+__all__ = ["ROW_POSITION", "TABLE", "BinaryStudyArrays", "MissingRows", "Table", "binary_study_arrays", "check_weights", "positive_weights", "fetch_engine_rows", "require_present",
            "design_matrix", "dropped_missing", "load_table", "quote_identifier", "require_columns",
            "single_treated_warning", "study_arrays", "study_roles"]
 
@@ -446,6 +446,19 @@ def check_weights(table: Table, column: str) -> None:
         raise DataError(f"weights column {column!r} sums to zero", file=table.file, key="weights", column=column)
 
 
+def positive_weights(cols: dict[str, "np.ndarray"], column: str, file: str | None) -> tuple["np.ndarray", int]:
+    """The rows of a positive observation weight and how many have a weight of 0 (they add nothing to a weighted
+    fit but would count in n); exit 3 when none is positive. Negative weights were refused by ``check_weights``."""
+    import numpy as np
+
+    positive = np.asarray(cols[column], dtype=np.float64) > 0
+    zero = int(positive.size - np.count_nonzero(positive))
+    if zero == positive.size:
+        raise DataError(f"every weight in {column!r} is zero in the complete rows; the study has no row to "
+                        "estimate from", file=file, key="weights", column=column)
+    return positive, zero
+
+
 @dataclass(frozen=True)
 class BinaryStudyArrays:
     """Complete rows of a study: the columns, the covariate matrix and the treatment."""
@@ -517,9 +530,11 @@ def refuse_infinite(cols: dict[str, "np.ndarray"], roles: list[tuple[str, str | 
 
 def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
                         extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = (),
-                        extra_role: tuple[str, str] = ("other", "column")) -> BinaryStudyArrays:
+                        extra_role: tuple[str, str] = ("other", "column"),
+                        weights: str | None = None) -> BinaryStudyArrays:
     """What matching and weighting both start from: ``study_arrays`` with a two-arm (bool) treatment."""
-    arrays = study_arrays(table, treatment, outcome, covariates, categorical, extra, extra_text, extra_role)
+    arrays = study_arrays(table, treatment, outcome, covariates, categorical, extra, extra_text, extra_role,
+                          weights=weights)
     _require_rows_for_columns(arrays, covariates, categorical, table.file)
     t = arrays.t.astype(bool)
     if t.all() or not t.any():

@@ -506,10 +506,11 @@ class LogitDesign:
         return out
 
 
-def refit_logit(design: LogitDesign, t: np.ndarray, start: np.ndarray, *, max_iter: int = 100,
-                tol: float = 1e-10) -> LogitFit:
-    """``fit_logit`` (unweighted, with ``start`` and the design's scaling) on a shared design: a refuter's
-    refit. ``t`` is 0/1 of the design's units; the design's covariates were checked by the fit it refits."""
+def refit_logit(design: LogitDesign, t: np.ndarray, start: np.ndarray, *, weights: np.ndarray | None = None,
+                max_iter: int = 100, tol: float = 1e-10) -> LogitFit:
+    """``fit_logit`` (with ``start`` and the design's scaling) on a shared design: a refuter's refit. ``t`` is 0/1
+    of the design's units, ``weights`` their (positive) observation weights or None; the design's covariates
+    were checked by the fit it refits."""
     from causalcli.runtime.threads import single_threaded_blas
 
     t = np.asarray(t, dtype=np.float64)
@@ -522,11 +523,14 @@ def refit_logit(design: LogitDesign, t: np.ndarray, start: np.ndarray, *, max_it
     tw = float(np.sum(t))
     if tw <= 0 or tw >= t.size:
         raise EstimationError("propensity model: only one treatment arm has positive weight")
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    if w is not None and (w.shape != t.shape or not np.all(w > 0)):  # the fit dropped rows of weight 0
+        raise EstimationError("propensity model: a refit takes positive weights, one per unit")
     start = np.asarray(start, dtype=np.float64)
     if start.shape != (Dt.shape[0],):
         raise ValueError(f"start needs {Dt.shape[0]} coefficients, got shape {start.shape}")
     with single_threaded_blas():
-        beta, it = _newton(Dt, t, None, _scaled_start(start, design.centre, design.scale), max_iter, tol,
+        beta, it = _newton(Dt, t, w, _scaled_start(start, design.centre, design.scale), max_iter, tol,
                            design.names)
         coef = _original_scale(beta, design.centre, design.scale)
         lp = coef[0] + design.slopes_product(coef[1:])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.missing import study_roles_missing
-from causalcli.data.table import MissingRows, require_columns, study_arrays
+from causalcli.data.table import MissingRows, positive_weights, require_columns, study_arrays
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, SpecError
 from causalcli.inference.estimate import normal_estimate, t_estimate
@@ -175,12 +175,8 @@ class IvDesign(Design[IvData]):
         if study.weights:
             # a row of weight 0 adds nothing to the fit but would count in n (and G) of the small-sample factors;
             # linearmodels refuses such weights, so they are dropped (and counted) here
+            positive, zero_weight = positive_weights(cols, study.weights, table.file)
             w = np.asarray(cols[study.weights], dtype=np.float64)
-            positive = w > 0
-            zero_weight = int(positive.size - np.count_nonzero(positive))
-            if zero_weight == positive.size:
-                raise DataError(f"every weight in {study.weights!r} is zero", file=table.file, key="weights",
-                                column=study.weights)
             if zero_weight:
                 cols = {k: v[positive] for k, v in cols.items()}
                 X, t, w = X[positive], t[positive], w[positive]

@@ -38,6 +38,11 @@ refitted (a refit on a trimmed sample often separates), and the IPW standard
 error still accounts for the score fitted on all units. The result is the
 effect in the trimmed population, and the counts are reported.
 
+Observation weights ``s`` (the top-level ``weights``) are probability weights: every estimating equation is
+multiplied by them (the logit's score, the Hajek means, the outcome models' normal equations, the AIPW scores),
+and the influence terms with them, so the SE is the norm of the ``s``-weighted stacked influence function. Rows
+of weight 0 are dropped in ``prepare`` and counted.
+
 The estimators themselves are in ``estimators.py``; effects by the top-level ``segments``, from the
 same fitted nuisance models, in ``segments.py``.
 
@@ -64,13 +69,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.missing import study_roles_missing
-from causalcli.data.table import MissingRows, binary_study_arrays, single_treated_warning
+from causalcli.data.table import MissingRows, binary_study_arrays, positive_weights, single_treated_warning
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.designs.weighting.estimators import _hajek_means, aipw, aipw_score, ipw, ipw_weights
 from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels
 from causalcli.designs.weighting.segments import check_segments, segment_effects
-from causalcli.errors import EstimationError, SpecError
+from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.models.folds import permuted_fold_ids
 from causalcli.models.logit import LogitDesign
@@ -105,8 +110,9 @@ class Nuisance:
 
 def fit_propensity(X: np.ndarray | None, t: np.ndarray, model: str = "logistic", *, folds: int = 5, seed: int = 0,
                    start: np.ndarray | None = None, names: tuple[str, ...] | None = None,
-                   design: LogitDesign | None = None) -> Nuisance:
-    """Propensity scores: logistic regression (in sample) or cross-fitted gradient boosting.
+                   design: LogitDesign | None = None, s: np.ndarray | None = None) -> Nuisance:
+    """Propensity scores: logistic regression (in sample) or cross-fitted gradient boosting, both fitted with
+    the observation weights ``s`` (the weighted pseudo-likelihood; boosting's ``sample_weight``).
 
     ``design`` with ``start``: a refuter's refit of the logistic model on the fit's shared design
     (``X`` is then not read)."""
@@ -114,9 +120,9 @@ def fit_propensity(X: np.ndarray | None, t: np.ndarray, model: str = "logistic",
         from causalcli.models.logit import fit_logit, refit_logit
 
         if design is not None and start is not None:
-            f = refit_logit(design, t, start)
+            f = refit_logit(design, t, start, weights=s)
         else:
-            f = fit_logit(X, t.astype(np.float64), start=start, names=names)
+            f = fit_logit(X, t.astype(np.float64), s, start=start, names=names)
         return Nuisance(f.probability, model, f.coef, f.iterations)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
@@ -129,13 +135,14 @@ def fit_propensity(X: np.ndarray | None, t: np.ndarray, model: str = "logistic",
         if t[train].all() or not t[train].any():
             raise EstimationError(f"cross-fitting: fold {k + 1} leaves only one arm to train on; use fewer folds")
         with threadpool_limits(_GBM_THREADS):
-            clf = HistGradientBoostingClassifier(random_state=seed).fit(X[train], t[train])
+            clf = HistGradientBoostingClassifier(random_state=seed).fit(
+                X[train], t[train], sample_weight=None if s is None else s[train])
         e[test] = clf.predict_proba(X[test])[:, 1]
     return Nuisance(e, model)
 
 
-def _ols_predict(Xa: np.ndarray, ya: np.ndarray, Xall: np.ndarray) -> np.ndarray:
-    """OLS of ``ya`` on ``[1, Xa]``, predicted at ``Xall``.
+def _ols_predict(Xa: np.ndarray, ya: np.ndarray, Xall: np.ndarray, sa: np.ndarray | None = None) -> np.ndarray:
+    """OLS (WLS with the observation weights ``sa``) of ``ya`` on ``[1, Xa]``, predicted at ``Xall``.
 
     Normal equations on centred columns (a k x k solve, single-threaded BLAS:
     4x faster than an SVD on 100,000 rows); least squares by SVD when they are
@@ -143,27 +150,33 @@ def _ols_predict(Xa: np.ndarray, ya: np.ndarray, Xall: np.ndarray) -> np.ndarray
     """
     from causalcli.runtime.threads import single_threaded_blas
 
-    centre = Xa.mean(axis=0)
+    centre = Xa.mean(axis=0) if sa is None else (sa @ Xa) / sa.sum()
+    level = ya.mean() if sa is None else float(np.dot(sa, ya)) / float(sa.sum())
     with single_threaded_blas():
         Xc = Xa - centre
-        G = Xc.T @ Xc
+        Xs = Xc if sa is None else Xc * sa[:, None]  # X' S: the weighted normal equations
+        G = Xs.T @ Xc
         d = np.sqrt(np.diag(G))
         ok = bool(np.all(d > 0))
         if ok:
             Gs = G / np.outer(d, d)
             ok = np.linalg.cond(Gs) < 1e10
         if ok:
-            slopes = np.linalg.solve(Gs, (Xc.T @ (ya - ya.mean())) / d) / d
+            slopes = np.linalg.solve(Gs, (Xs.T @ (ya - level)) / d) / d
         else:
-            slopes = np.linalg.lstsq(Xc, ya - ya.mean(), rcond=None)[0]
-        return ya.mean() + (Xall - centre) @ slopes
+            root = np.ones(ya.size) if sa is None else np.sqrt(sa)
+            slopes = np.linalg.lstsq(Xc * root[:, None], (ya - level) * root, rcond=None)[0]
+        return level + (Xall - centre) @ slopes
 
 
 def fit_outcome(X: np.ndarray, t: np.ndarray, y: np.ndarray, model: str = "linear", *, folds: int = 5,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Outcome predictions ``(m0, m1)`` for every unit from models fitted within each arm."""
+                seed: int = 0, s: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Outcome predictions ``(m0, m1)`` for every unit from models fitted within each arm (weighted by the
+    observation weights ``s``: WLS, or boosting's ``sample_weight``)."""
     if model == "linear":
-        return _ols_predict(X[~t], y[~t], X), _ols_predict(X[t], y[t], X)
+        if s is None:
+            return _ols_predict(X[~t], y[~t], X), _ols_predict(X[t], y[t], X)
+        return _ols_predict(X[~t], y[~t], X, s[~t]), _ols_predict(X[t], y[t], X, s[t])
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
@@ -174,7 +187,8 @@ def fit_outcome(X: np.ndarray, t: np.ndarray, y: np.ndarray, model: str = "linea
         for arm, out in ((False, m0), (True, m1)):
             train = (label != k) & (t == arm)
             with threadpool_limits(_GBM_THREADS):
-                reg = HistGradientBoostingRegressor(random_state=seed).fit(X[train], y[train])
+                reg = HistGradientBoostingRegressor(random_state=seed).fit(
+                    X[train], y[train], sample_weight=None if s is None else s[train])
             out[test] = reg.predict(X[test])
     return m0, m1
 
@@ -210,6 +224,9 @@ class WeightingData:
     scaling: tuple[np.ndarray, np.ndarray] | None = None
     segment_columns: tuple[str, ...] = ()  # the top-level segments
     segment_values: tuple[np.ndarray, ...] = ()  # their values as text, one array per column
+    sample_weights: np.ndarray | None = None  # the top-level weights (rows of weight 0 dropped), or None
+    weights_column: str | None = None
+    zero_weight: int = 0  # rows of weight 0, dropped
 
     @cached_property
     def logit(self) -> LogitDesign | None:
@@ -235,20 +252,20 @@ def _estimand_of(estimand: str, overlap: bool) -> str:
 
 
 def _run(d: WeightingData, X: np.ndarray | None, t: np.ndarray, y: np.ndarray, seed: int, *, with_se: bool = True,
-         start: np.ndarray | None = None, design: LogitDesign | None = None) -> _Run:
-    """Fit the nuisance models, trim if asked, and estimate."""
+         start: np.ndarray | None = None, design: LogitDesign | None = None, s: np.ndarray | None = None) -> _Run:
+    """Fit the nuisance models, trim if asked, and estimate; ``s``: the observation weights of these rows."""
     if with_se:  # the study's own fit (refuters' refits skip this): say which units lack support and why
         from causalcli.checks.overlap import require_common_support
         from causalcli.models.logit import SeparationError, explain_separation
 
         try:
             nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start,
-                                names=d.covariates)
+                                names=d.covariates, s=s)
         except SeparationError as err:
             raise explain_separation(err, d.X_balance, d.balance_names, d.categorical, t, d.file) from None
         require_common_support(nu.e, t, d.file)
     else:
-        nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start, design=design)
+        nu = fit_propensity(X, t, d.propensity_model, folds=d.folds, seed=seed, start=start, design=design, s=s)
     keep = np.ones(t.size, dtype=bool)
     if d.trim:
         keep = (nu.e >= d.trim) & (nu.e <= 1.0 - d.trim)
@@ -260,18 +277,18 @@ def _run(d: WeightingData, X: np.ndarray | None, t: np.ndarray, y: np.ndarray, s
         raise EstimationError("propensity scores of exactly 0 or 1: some units have no chance of the other arm; "
                               "set design.options.trim or drop the covariate that separates the arms")
     if d.estimator == "ipw" and not with_se:  # a refuter's refit: the value alone
-        _, _, _, _, _, _, mu1, mu0 = _hajek_means(y, t, nu.e, d.estimand, keep)
+        _, _, _, _, _, _, mu1, mu0 = _hajek_means(y, t, nu.e, d.estimand, keep, s)
         return _Run(keep, nu, mu1 - mu0, float("nan"), {}, nu.e)
     if d.estimator == "ipw":
         Z = np.column_stack([np.ones(t.size), X]) if (with_se and nu.coef is not None) else None
-        r = ipw(y, t, nu.e, d.estimand, Z=Z, keep=keep)
+        r = ipw(y, t, nu.e, d.estimand, Z=Z, keep=keep, s=s)
         r["Z"] = Z  # segments reuse the logistic design of the correction term
     else:
-        Xk, tk, yk = (X, t, y) if keep.all() else (X[keep], t[keep], y[keep])
-        m0, m1 = fit_outcome(Xk, tk, yk, d.outcome_model, folds=d.folds, seed=seed)
-        r = aipw(yk, tk, e, m0, m1, d.estimand)
+        Xk, tk, yk, sk = (X, t, y, s) if keep.all() else (X[keep], t[keep], y[keep], None if s is None else s[keep])
+        m0, m1 = fit_outcome(Xk, tk, yk, d.outcome_model, folds=d.folds, seed=seed, s=sk)
+        r = aipw(yk, tk, e, m0, m1, d.estimand, sk)
         if with_se:  # the balance table's weights; a refuter's refit needs the value alone
-            r["weights"] = ipw(yk, tk, e, d.estimand)["weights"]
+            r["weights"] = ipw(yk, tk, e, d.estimand, s=sk)["weights"]
             r["m0"], r["m1"] = m0, m1  # segments average the same fitted outcome models' scores
     return _Run(keep, nu, r["value"], r["std_error"], r, nu.e)
 
@@ -283,6 +300,7 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
     inference = ("influence_function", "robust_weights_known")
     reference = "Lunceford and Davidian (2004); Robins, Rotnitzky and Zhao (1994); pinned to R survey::svyglm"
     provenance_packages = ("scikit-learn",)  # its boosting fits the propensity and outcome models
+    weights_built = True  # the top-level weights as probability weights: every estimating equation times them
     segments_built = True  # segments.py: the effect within each segment value from the headline's nuisances
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
@@ -303,9 +321,12 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
         check_segment_levels(study.segments, table)
 
     def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
-        """Treatment, outcome, the adjustment set's covariates, then the segment columns (their rows are dropped)."""
-        return study_roles_missing(study.treatment, study.outcome, list(identification.adjustment_set),
-                                   tuple(study.segments), SEGMENT_ROLE)
+        """Treatment, outcome, the adjustment set's covariates, the segment columns, then the weights (their rows
+        are dropped), the order ``binary_study_arrays`` attributes them in."""
+        roles = study_roles_missing(study.treatment, study.outcome, list(identification.adjustment_set),
+                                    tuple(study.segments), SEGMENT_ROLE)
+        used = {column for column, _, _ in roles}
+        return roles + ([(study.weights, "weights", "weights")] if study.weights and study.weights not in used else [])
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> WeightingData:
@@ -315,8 +336,19 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
         # a segment that is a numeric covariate is read as a number (its labels from those numbers), others as text
         as_text = tuple(c for c in segs if c not in covs or c in categorical)
         arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=segs,
-                                     extra_text=as_text, extra_role=SEGMENT_ROLE)
+                                     extra_text=as_text, extra_role=SEGMENT_ROLE, weights=study.weights)
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
+        sample_weights, zero_weight = None, 0
+        if study.weights:
+            positive, zero_weight = positive_weights(cols, study.weights, table.file)
+            # a row of weight 0 is in no estimating equation, yet would count in n and in the SE's n / (n - 1)
+            if zero_weight:
+                cols = {k: v[positive] for k, v in cols.items()}
+                X, t = X[positive], t[positive]
+                if t.all() or not t.any():
+                    raise DataError(f"treatment {study.treatment!r} has only one arm in the rows of positive weight "
+                                    f"({study.weights!r})", file=table.file, column=study.treatment, key="treatment")
+            sample_weights = np.asarray(cols[study.weights], dtype=np.float64)
         opts = study.design.options
         from causalcli.checks.balance import balance_matrix
 
@@ -329,6 +361,7 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
             folds=opts.folds, seed=study.seed, rows=table.rows, dropped_missing=dropped, file=table.file,
             categorical=categorical, missing=arrays.missing,
             segment_columns=segs, segment_values=tuple(np.asarray(cols[c]).astype(str) for c in segs),
+            sample_weights=sample_weights, weights_column=study.weights, zero_weight=zero_weight,
         )
 
     def fit(self, prepared: WeightingData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
@@ -337,9 +370,11 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
         from causalcli.checks.sensitivity import evalue
 
         d = prepared
-        run = _run(d, d.X, d.t, d.y, seed)
+        sw = d.sample_weights
+        run = _run(d, d.X, d.t, d.y, seed, s=sw)
         keep = run.keep
         X, t, y = d.X[keep], d.t[keep], d.y[keep]
+        s_kept = None if sw is None else sw[keep]
         e = run.nuisance.e[keep]
         known = run.nuisance.coef is None and d.estimator == "ipw"
         inference = "robust_weights_known" if known else "influence_function"
@@ -348,28 +383,34 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
         n_trim_t = int((~keep & d.t).sum())
         n_trim_c = int((~keep & ~d.t).sum())
         missing = d.missing or MissingRows({"dropped_missing": d.dropped_missing})
-        n = {"rows": d.rows, **missing.n, "treated": int(d.t.sum()),
+        n = {"rows": d.rows, **missing.n, **({"dropped_zero_weight": d.zero_weight} if d.zero_weight else {}),
+             "treated": int(d.t.sum()),
              "control": int((~d.t).sum()), "used": int(keep.sum()), "trimmed_treated": n_trim_t,
              "trimmed_control": n_trim_c}
         warnings = [*missing.warnings, *single_treated_warning(d.t)]
+        if d.zero_weight:
+            warnings.append(f"{d.zero_weight:,} row{'s' * (d.zero_weight != 1)} with a weight of 0 "
+                            f"({d.weights_column!r}) left out")
         if n_trim_t + n_trim_c:
             warnings.append(f"trim {d.trim} dropped {n_trim_t} treated and {n_trim_c} control units with a "
                             f"propensity score outside [{d.trim}, {1 - d.trim}]; the estimate is the effect in "
                             "the remaining population")
         bounds = study.thresholds.propensity_bounds
         sd_convention = "ate" if d.estimand == "ato" else d.estimand  # overlap weights: pooled SD, as MatchIt
-        balance = balance_table(d.X_balance[keep], t, d.balance_names, weights, sd_convention)
+        # before: the arms weighted by the observation weights alone, as MatchIt's s.weights
+        balance = balance_table(d.X_balance[keep], t, d.balance_names, weights, sd_convention, sample_weights=s_kept)
         # Overlap is judged on the scores before trimming, the population the user gave.
-        overlap = overlap_summary(run.e_all, d.t, bounds, _expand(weights, keep),
-                                  share_trimmed=float((~keep).mean()),
-                                  propensity_after_trim={"min": float(e.min()), "max": float(e.max())})
+        trimmed = float((~keep).mean()) if sw is None else float(sw[~keep].sum() / sw.sum())
+        overlap = overlap_summary(run.e_all, d.t, bounds, _expand(weights, keep), share_trimmed=trimmed,
+                                  propensity_after_trim={"min": float(e.min()), "max": float(e.max())},
+                                  sample_weights=sw)
         arm = {"att": "treated", "atc": "control"}.get(d.estimand, "all")
         checks = [balance_check(balance, study.thresholds.balance_smd, "weighting"),
                   overlap_check(overlap, study.thresholds.max_outside, bounds, arm, narrower=self.estimands)]
         if d.trim:
-            checks[1] = overlap_check(overlap_summary(e, t, bounds, weights), study.thresholds.max_outside,
-                                      bounds, arm, narrower=self.estimands)
-        sd_y = float(np.std(y, ddof=1))
+            checks[1] = overlap_check(overlap_summary(e, t, bounds, weights, sample_weights=s_kept),
+                                      study.thresholds.max_outside, bounds, arm, narrower=self.estimands)
+        sd_y = float(np.std(y, ddof=1)) if s_kept is None else math.sqrt(float(np.cov(y, aweights=s_kept)))
         sens = {"e_value": evalue(estimate.value, estimate.ci_lower, estimate.ci_upper, sd_y)}
         sens["rosenbaum"] = {"detail": "Rosenbaum bounds need matched sets; they are reported by method: matching."}
         w_raw, _ = ipw_weights(e, t, d.estimand)
@@ -397,6 +438,12 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
             },
             "propensity_model": _model_info(run.nuisance, d),
         }
+        if sw is not None:
+            diagnostics["weights"] = {
+                "column": d.weights_column, "zero_weight_rows": d.zero_weight, "sum": float(sw.sum()),
+                "note": "probability (sampling) weights: every estimating equation is multiplied by them (the "
+                        "propensity logit, the weighted means or outcome models, the balance table's means and the "
+                        "overlap shares); rows of weight 0 are dropped"}
         if d.estimator == "aipw":
             diagnostics["outcome_model"] = {"model": "OLS per arm" if d.outcome_model == "linear" else
                                             f"gradient boosting per arm, {d.folds}-fold cross-fitted"}
@@ -415,12 +462,13 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
 
     def point(self, prepared: WeightingData, *, treatment=None, extra_covariate=None, rows=None) -> float:
         d = prepared
-        X, t, y = d.X, d.t, d.y
+        X, t, y, s = d.X, d.t, d.y, d.sample_weights
         start, design = d.start_coef, d.logit
         # with the shared design, X itself is read only by aipw's outcome models
         reads_x = design is None or d.estimator == "aipw"
         if rows is not None:
             X, t, y = X[rows] if reads_x else None, t[rows], y[rows]
+            s = None if s is None else s[rows]
             design = None if design is None else design.subset(rows)
         if treatment is not None:
             t = treatment
@@ -433,7 +481,7 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
             start = None if start is None else np.append(start, 0.0)
             design = None if design is None else design.with_column(extra_covariate)
         # Newton from a nearby start reaches the same optimum (to fit_logit's tolerance) in fewer steps
-        return _run(d, X, t, y, d.seed, with_se=False, start=start, design=design).value
+        return _run(d, X, t, y, d.seed, with_se=False, start=start, design=design, s=s).value
 
 
 def _expand(w: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 
 from causalcli.errors import EstimationError
 
-__all__ = ["ipw_weights", "ipw", "aipw_score", "aipw"]
+__all__ = ["ipw_weights", "ipw", "logistic_residual", "aipw_score", "aipw"]
 
 
 def ipw_weights(e: np.ndarray, t: np.ndarray, estimand: str) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +35,7 @@ def ipw_weights(e: np.ndarray, t: np.ndarray, estimand: str) -> tuple[np.ndarray
 
 
 def ipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Z: np.ndarray | None = None,
-        keep: np.ndarray | None = None) -> dict[str, Any]:
+        keep: np.ndarray | None = None, s: np.ndarray | None = None) -> dict[str, Any]:
     """Hajek IPW effect with its influence-function SE.
 
     ``Z`` is the logistic design *with* its intercept column: when given, the
@@ -43,13 +43,15 @@ def ipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Z: np.ndarra
     equations); without it the weights are treated as known. ``keep`` (trim)
     restricts the weighted means to some units while the propensity score
     stays fitted on all of them (a segment's effect is this with ``keep`` its kept rows).
+    ``s``: the observation (probability) weights, every estimating equation multiplied by them: the means
+    weighted by ``s w``, the logistic score (fitted with them) and its information by ``s``.
     ``influence``: each unit's term of the influence function, scaled so that ``std_error`` is its norm
     (with ``Z``; the weights-known SE adds svyglm's n / (n - 1)): ``influence_known``, zero outside ``keep``,
-    plus ``(Z @ correction) * (t - e)``, the logistic score's term (``correction`` None without ``Z``).
+    plus ``(Z @ correction) * s (t - e)``, the logistic score's term (``correction`` None without ``Z``).
     """
     if keep is None:
         keep = np.ones(t.size, dtype=bool)
-    w, dw, tk, ck, s1, s0, mu1, mu0 = _hajek_means(y, t, e, estimand, keep)
+    w, dw, tk, ck, s1, s0, mu1, mu0 = _hajek_means(y, t, e, estimand, keep, s)
     r1 = np.where(tk, y - mu1, 0.0)
     r0 = np.where(ck, y - mu0, 0.0)
     phi_known = w * r1 / s1 - w * r0 / s0
@@ -60,11 +62,12 @@ def ipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Z: np.ndarra
         from causalcli.runtime.threads import single_threaded_blas
 
         with single_threaded_blas():  # thin (n x k) products: threads only spin
-            Zw = Z * np.sqrt(e * (1.0 - e))[:, None]
+            v = e * (1.0 - e) if s is None else s * e * (1.0 - e)
+            Zw = Z * np.sqrt(v)[:, None]
             info = Zw.T @ Zw
             h = Z.T @ (dw * (r1 / s1 - r0 / s0))
             a = np.linalg.solve(info, h)
-            phi = phi_known + (Z @ a) * (t - e)
+            phi = phi_known + (Z @ a) * logistic_residual(t, e, s)
         se = math.sqrt(float(np.dot(phi, phi)))
     weights = np.where(t, w / s1, w / s0)[keep]
     return {"value": mu1 - mu0, "std_error": se, "std_error_weights_known": se_known, "mean_treated": mu1,
@@ -72,9 +75,18 @@ def ipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, Z: np.ndarra
             "influence_known": phi_known, "correction": a}
 
 
-def _hajek_means(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, keep: np.ndarray) -> tuple:
-    """Weights, their derivatives, the kept arms, the weight sums and the weighted means of each arm."""
+def logistic_residual(t: np.ndarray, e: np.ndarray, s: np.ndarray | None) -> np.ndarray:
+    """Each unit's factor of the logistic score ``Z s (t - e)`` (``s`` None: unit weights)."""
+    return t - e if s is None else s * (t - e)
+
+
+def _hajek_means(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, keep: np.ndarray,
+                 s: np.ndarray | None = None) -> tuple:
+    """Weights (times the observation weights ``s``), their derivatives, the kept arms, the weight sums and the
+    weighted means of each arm."""
     w, dw = ipw_weights(e, t, estimand)
+    if s is not None:
+        w, dw = s * w, s * dw
     w, dw = np.where(keep, w, 0.0), np.where(keep, dw, 0.0)
     tk, ck = t & keep, ~t & keep
     s1, s0 = float(w[tk].sum()), float(w[ck].sum())
@@ -98,21 +110,21 @@ def aipw_score(y: np.ndarray, t: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: 
 
 
 def aipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: np.ndarray,
-         estimand: str) -> dict[str, Any]:
-    """AIPW (doubly robust) effect with its influence-function SE."""
+         estimand: str, s: np.ndarray | None = None) -> dict[str, Any]:
+    """AIPW (doubly robust) effect with its influence-function SE; ``s``: observation weights (the effect the
+    ``s``-weighted mean of the scores over the estimand's units, its influence terms times ``s``)."""
     tf = t.astype(np.float64)
-    n = y.size
     score, arm = aipw_score(y, t, e, m0, m1, estimand)
-    if arm is None:  # ate
-        psi_b = score
-        value = float(psi_b.mean())
-        psi = psi_b - value
-        mu0 = float(np.mean(m0 + (1.0 - tf) * (y - m0) / (1.0 - e)))
-    else:  # att (arm = t) or atc (arm = 1 - t)
-        share = tf.mean() if estimand == "att" else 1.0 - tf.mean()
-        psi_b = score / share
-        value = float(psi_b.mean())
-        psi = psi_b - arm * value / share
-        mu0 = float(np.mean(tf * y) / share - value) if estimand == "att" else float(np.mean((1.0 - tf) * y) / share)
-    se = math.sqrt(float(np.dot(psi, psi)) / (n * n))
+    s = np.ones(y.size) if s is None else s
+    count = s if arm is None else s * arm  # each unit's share of the effect's denominator
+    total = float(count.sum())
+    value = float(np.dot(s, score)) / total
+    psi = (s * score - count * value) / total
+    se = math.sqrt(float(np.dot(psi, psi)))
+    if estimand == "ate":
+        mu0 = float(np.dot(s, m0 + (1.0 - tf) * (y - m0) / (1.0 - e))) / total
+    elif estimand == "att":
+        mu0 = float(np.dot(count, y)) / total - value
+    else:
+        mu0 = float(np.dot(count, y)) / total
     return {"value": value, "std_error": se, "mean_control": mu0}

@@ -26,6 +26,10 @@ formed from low-rank pieces (never the n x k matrix of influence vectors):
 ``phi_g . phi_h = [g = h] u_g . u_g + b_g . a_h + b_h . a_g + a_g' M a_h``, ``b_g = Z'(u_g (t - e))``,
 ``M = Z' diag((t - e)^2) Z``. The covariance is then scaled so its diagonal is the reported variances
 (the weights-known SE's n / (n - 1)).
+
+With observation weights ``s`` (the top-level ``weights``) every estimating equation is multiplied by them:
+the means are weighted by ``s w``, the AIPW scores and their counts by ``s``, and ``t - e`` above reads
+``s (t - e)``.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ def segment_effects(d: "WeightingData", run: "_Run", conf_level: float, alpha: f
                          else _aipw_segment(score, in_segment[run.keep], label))
         rows = [normal_estimate(s.value, s.std_error, conf_level, inference, label=s.label) for s in found]
         effects += corrected_over_values(rows, column, CORRECTION)
-        test = {"segment": column, **_wald_equal(found, run, d.t), "test": HETEROGENEITY_TEST}
+        test = {"segment": column, **_wald_equal(found, run, d.t, d.sample_weights), "test": HETEROGENEITY_TEST}
         tests.append(test)
         if said := differs_warning(column, test, alpha, len(d.segment_columns)):
             warnings.append(said)
@@ -113,17 +117,22 @@ def _ipw_segment(d: "WeightingData", run: "_Run", in_segment: np.ndarray, label:
     """The Hajek IPW effect on the segment's kept rows with the propensity score of the fit on all rows."""
     from causalcli.designs.weighting.estimators import ipw
 
-    r = ipw(d.y, d.t, run.e_all, d.estimand, Z=run.extra["Z"], keep=run.keep & in_segment)
+    r = ipw(d.y, d.t, run.e_all, d.estimand, Z=run.extra["Z"], keep=run.keep & in_segment, s=d.sample_weights)
     return _Segment(label, r["value"], r["std_error"], r["influence_known"], r["correction"])
 
 
 def _aipw_score(d: "WeightingData", run: "_Run") -> tuple[np.ndarray, np.ndarray]:
-    """Each kept row's AIPW score and the row's count in the effect's denominator (1, or its arm's indicator)."""
+    """Each kept row's AIPW score and the row's count in the effect's denominator (1, or its arm's indicator),
+    both times the row's observation weight."""
     from causalcli.designs.weighting.estimators import aipw_score
 
     keep = run.keep
     score, arm = aipw_score(d.y[keep], d.t[keep], run.e_all[keep], run.extra["m0"], run.extra["m1"], d.estimand)
-    return score, np.ones(score.size) if arm is None else arm
+    count = np.ones(score.size) if arm is None else arm
+    if d.sample_weights is None:
+        return score, count
+    s = d.sample_weights[keep]
+    return s * score, s * count
 
 
 def _aipw_segment(score: tuple[np.ndarray, np.ndarray], in_segment: np.ndarray, label: str) -> _Segment:
@@ -135,18 +144,19 @@ def _aipw_segment(score: tuple[np.ndarray, np.ndarray], in_segment: np.ndarray, 
     return _Segment(label, value, math.sqrt(float(np.dot(own, own))), own, None)
 
 
-def _wald_equal(found: list[_Segment], run: "_Run", t: np.ndarray) -> dict[str, Any]:
+def _wald_equal(found: list[_Segment], run: "_Run", t: np.ndarray, s: np.ndarray | None) -> dict[str, Any]:
     """The Wald chi-square of equal effects over one column's segments, from their influence functions."""
     found = [s for s in found if math.isfinite(s.std_error) and s.std_error > 0]
     k = len(found)
     if k < 2:
         return {"statistic": None, "df": 0, "p_value": None, "values_compared": k}
+    from causalcli.designs.weighting.estimators import logistic_residual
     from causalcli.inference.distributions import chi2_sf
 
     V = np.diag([float(np.dot(s.own, s.own)) for s in found])
     if found[0].correction is not None:  # the logistic score's term, shared by every segment
         Z = run.extra["Z"]
-        r = t - run.e_all  # the logistic score's residual, every row
+        r = logistic_residual(t, run.e_all, s)  # the logistic score's factor, every row
         A = np.column_stack([s.correction for s in found])
         B = np.column_stack([Z.T @ (s.own * r) for s in found])
         M = (Z * (r * r)[:, None]).T @ Z
