@@ -150,8 +150,9 @@ def _ols_predict(Xa: np.ndarray, ya: np.ndarray, Xall: np.ndarray, sa: np.ndarra
     """
     from causalcli.runtime.threads import single_threaded_blas
 
-    centre = Xa.mean(axis=0) if sa is None else (sa @ Xa) / sa.sum()
-    level = ya.mean() if sa is None else float(np.dot(sa, ya)) / float(sa.sum())
+    # pairwise sums, not BLAS products, outside the single-threaded block: the same digits in every process
+    centre = Xa.mean(axis=0) if sa is None else (sa[:, None] * Xa).sum(axis=0) / sa.sum()
+    level = ya.mean() if sa is None else float(np.sum(sa * ya)) / float(sa.sum())
     with single_threaded_blas():
         Xc = Xa - centre
         Xs = Xc if sa is None else Xc * sa[:, None]  # X' S: the weighted normal equations

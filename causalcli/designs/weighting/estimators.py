@@ -90,7 +90,8 @@ def _hajek_means(y: np.ndarray, t: np.ndarray, e: np.ndarray, estimand: str, kee
     w, dw = np.where(keep, w, 0.0), np.where(keep, dw, 0.0)
     tk, ck = t & keep, ~t & keep
     s1, s0 = float(w[tk].sum()), float(w[ck].sum())
-    return w, dw, tk, ck, s1, s0, float(np.dot(w[tk], y[tk]) / s1), float(np.dot(w[ck], y[ck]) / s0)
+    # pairwise sums, not BLAS dot products (see ``aipw``): the same digits in the main process and in a worker
+    return w, dw, tk, ck, s1, s0, float(np.sum(w[tk] * y[tk]) / s1), float(np.sum(w[ck] * y[ck]) / s0)
 
 
 def aipw_score(y: np.ndarray, t: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: np.ndarray,
@@ -118,13 +119,15 @@ def aipw(y: np.ndarray, t: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: np.nda
     s = np.ones(y.size) if s is None else s
     count = s if arm is None else s * arm  # each unit's share of the effect's denominator
     total = float(count.sum())
-    value = float(np.dot(s, score)) / total
+    # numpy's pairwise sums, not BLAS dot products: a threaded BLAS splits a long dot product by thread, so the
+    # same refit gave another last digit in the main process than in a refuter's single-threaded worker
+    value = float(np.sum(s * score)) / total
     psi = (s * score - count * value) / total
-    se = math.sqrt(float(np.dot(psi, psi)))
+    se = math.sqrt(float(np.sum(psi * psi)))
     if estimand == "ate":
-        mu0 = float(np.dot(s, m0 + (1.0 - tf) * (y - m0) / (1.0 - e))) / total
+        mu0 = float(np.sum(s * (m0 + (1.0 - tf) * (y - m0) / (1.0 - e)))) / total
     elif estimand == "att":
-        mu0 = float(np.dot(count, y)) / total - value
+        mu0 = float(np.sum(count * y)) / total - value
     else:
-        mu0 = float(np.dot(count, y)) / total
+        mu0 = float(np.sum(count * y)) / total
     return {"value": value, "std_error": se, "mean_control": mu0}
