@@ -8,6 +8,12 @@ the reason no inference is possible.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from causalcli.records import Estimate
+
 MIN_CLUSTERS = 42          # MacKinnon and Webb (2017): CRV1 t-tests are reliable from about 42 balanced clusters
 MIN_TREATED_CLUSTERS = 6   # ... and over-reject with fewer than about 6 treated (or untreated) clusters
 WEBB_BELOW = 12            # Webb weights below 12 clusters (2^G Rademacher draws are too few to resolve p)
@@ -39,3 +45,22 @@ def no_inference_reason(n_clusters: int, n: int | None = None, k: int | None = N
         return (f"no residual degrees of freedom: {n} observations for {k} parameters (coefficients and fixed "
                 "effects), so the fit is exact and there is no variation left to measure uncertainty from")
     return None
+
+
+def with_wild(estimate: "Estimate", wild: dict[str, Any], diagnostics: dict[str, Any],
+              no_draw: str = "") -> tuple["Estimate", list[str]]:
+    """The headline with the wild bootstrap's p-value and interval (``std_error`` stays the analytic one), the
+    analytic numbers kept in ``diagnostics.analytic``; with no usable draw, no p-value or interval at all.
+    ``wild``: ``p_value``, ``ci_lower``, ``ci_upper``, ``weights`` and, when the interval is missing, ``reason``;
+    ``no_draw``: what may have caused no usable draw, for the warning."""
+    name = wild_name(wild["weights"])
+    diagnostics.update(method=name, wild=wild)
+    if wild["p_value"] is None:
+        diagnostics["method"] = "none"
+        return replace(estimate, ci_lower=None, ci_upper=None, p_value=None, inference="none"), [
+            f"no p-value or interval: the wild bootstrap gave no usable draw{no_draw}"]
+    warnings = [] if wild["ci_lower"] is not None else [f"no interval from the wild bootstrap: {wild.get('reason')}"]
+    diagnostics["analytic"] = {"p_value": estimate.p_value, "ci_lower": estimate.ci_lower,
+                               "ci_upper": estimate.ci_upper, "inference": estimate.inference}
+    return replace(estimate, p_value=wild["p_value"], ci_lower=wild["ci_lower"], ci_upper=wild["ci_upper"],
+                   inference=f"{estimate.inference}+{name}"), warnings

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.inference.few_clusters import (MIN_CLUSTERS, WEBB_BELOW, drawn_p, no_inference_reason, wild_name,
-                                              wild_weights)
+from causalcli.inference.few_clusters import (MIN_CLUSTERS, WEBB_BELOW, drawn_p, no_inference_reason, wild_weights,
+                                              with_wild)
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,26 +51,14 @@ def clustered_inference(d: "IvData", estimate: Estimate, conf_level: float, opti
     with single_threaded_blas():  # small batched solves
         p = boot.p_value(0.0)
         ci = boot.interval(estimate.value, estimate.std_error, conf_level) if p is not None else {}
-    name = wild_name(weights)
     wild = {"method": "wild restricted efficient (WRE) bootstrap, Davidson and MacKinnon (2010); the interval "
                       "inverts the test", "p_value": p, "ci_lower": ci.get("ci_lower"), "ci_upper": ci.get("ci_upper"),
             "weights": weights, "draws": int(V.shape[0]), "enumerated": enumerated}
     if ci.get("reason"):
         wild["reason"] = ci["reason"]
-    diag.update(method=name, wild=wild)
-    warnings = []
-    if p is None:
-        diag["method"] = "none"
-        est = replace(estimate, ci_lower=None, ci_upper=None, p_value=None, inference="none")
-        return est, diag, Check("clusters", False, f"{why}; the wild bootstrap gave no usable draw"), [
-            "no p-value or interval: the wild bootstrap gave no usable draw"]
-    if wild["ci_lower"] is None:
-        warnings.append(f"no interval from the wild bootstrap: {ci.get('reason')}")
-    # the CRV1 t's numbers that the bootstrap's replace, for comparison
-    diag["analytic"] = {"p_value": estimate.p_value, "ci_lower": estimate.ci_lower, "ci_upper": estimate.ci_upper,
-                        "inference": estimate.inference}
-    est = replace(estimate, p_value=p, ci_lower=wild["ci_lower"], ci_upper=wild["ci_upper"],
-                  inference=f"{estimate.inference}+{name}")
+    est, warnings = with_wild(estimate, wild, diag)
+    if est.p_value is None:
+        return est, diag, Check("clusters", False, f"{why}; the wild bootstrap gave no usable draw"), warnings
     detail = (f"analytic inference cannot be trusted ({why}); the p-value ({drawn_p(p, V.shape[0])}) and interval come from the wild "
               f"restricted efficient bootstrap ({weights} weights, {V.shape[0]} {'enumerated ' if enumerated else ''}"
               f"draws) instead of the CRV1 t (p = {estimate.p_value:.3g})")

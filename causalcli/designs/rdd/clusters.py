@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.inference.few_clusters import (MIN_CLUSTERS, MIN_TREATED_CLUSTERS, WEBB_BELOW, drawn_p,
-                                              no_inference_reason, wild_name, wild_weights)
+                                              no_inference_reason, wild_weights, with_wild)
 from causalcli.records import Check, Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,20 +90,12 @@ def clustered_inference(result: "RdResult", settings: "RdSettings", column: str,
         return est, diagnostics, Check("clusters", False, f"{few}; no inference is possible: {reason}"), [
             *warnings, f"no standard error, p-value or interval: {reason}"]
     wild = wild_interval(result, settings, options, seed, estimate.conf_level)
-    p, name, weights = wild["p_value"], wild_name(wild["weights"]), wild["weights"]
-    diagnostics.update(method=name, wild=wild)
-    if p is None:
-        diagnostics["method"] = "none"
-        est = replace(estimate, ci_lower=None, ci_upper=None, p_value=None, inference="none")
+    est, said = with_wild(estimate, wild, diagnostics, " (a side of the cutoff may hold a single cluster)")
+    if est.p_value is None:
         return est, diagnostics, Check("clusters", False, f"{few}; the wild bootstrap gave no usable draw"), [
-            *warnings, "no p-value or interval: the wild bootstrap gave no usable draw (a side of the cutoff may "
-                       "hold a single cluster)"]
-    if wild["ci_lower"] is None:
-        warnings.append(f"no interval from the wild bootstrap: {wild.get('reason')}")
-    diagnostics["analytic"] = {"p_value": estimate.p_value, "ci_lower": estimate.ci_lower,
-                               "ci_upper": estimate.ci_upper, "inference": estimate.inference}
-    est = replace(estimate, p_value=p, ci_lower=wild["ci_lower"], ci_upper=wild["ci_upper"],
-                  inference=f"{estimate.inference}+{name}")
+            *warnings, *said]
+    warnings += said
+    p, weights = wild["p_value"], wild["weights"]
     detail = (f"{few}; the p-value ({drawn_p(p, wild['draws'])}) and interval come from the restricted wild cluster bootstrap "
               f"({weights} weights, {wild['draws']:,} {'enumerated ' if wild['enumerated'] else ''}draws over "
               f"{wild['clusters_drawn']} clusters) instead of the CR1 robust t (p = {estimate.p_value:.3g})")
