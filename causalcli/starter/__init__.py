@@ -18,7 +18,8 @@ from typing import Any
 
 from causalcli.errors import SpecError
 from causalcli.starter.designs import build_design, build_treated_value
-from causalcli.starter.profile import DataProfile, check_data_file
+from causalcli.data.table import quote_identifier as q
+from causalcli.starter.profile import DataProfile, check_data_file, plain
 from causalcli.starter.text import Starter, spec_text
 
 __all__ = ["Starter", "starter_spec"]
@@ -51,6 +52,12 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
             raise SpecError(f"--instrument {z}: it is the {'treatment' if z == treatment else 'outcome'} column; "
                             "an instrument is a third column that moves the treatment")
     st = Starter(spec={}, text="")
+    if treatment and design != "rdd" and data.distinct.at_most(treatment, 1):
+        # the spec would be refused only at validate, after the user has edited it
+        only = data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} IS NOT NULL")
+        held = f"only the value {plain(only[0][0])!r}" if only else "no value"
+        st.notes.append(f"{treatment} holds {held} in the {data.rows:,} rows: there is nothing to compare, and "
+                        "estimate refuses it; check the file, the column name or a filter that made it")
     written = str(path) if spec_dir is None else os.path.relpath(path.resolve(), spec_dir.resolve())
     spec: dict[str, Any] = {"version": 1, "name": name or path.stem, "data": {"path": written}}
     if data.na_values:
