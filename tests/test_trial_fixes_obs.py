@@ -53,3 +53,38 @@ def test_init_says_when_the_treatment_holds_one_value(runner, tmp_path):
     _smokers().to_csv(tmp_path / "two.csv", index=False)
     res = invoke(runner, ["init", str(tmp_path / "two.csv"), "-t", "quit", "-y", "gain", "-d", "weighting"])
     assert "nothing to compare" not in res.stdout
+
+
+def _rare_flag(tmp_path) -> dict:
+    """NHEFS's 'tb' (few rows with a 1): a shuffled treatment often puts all of them in one arm, the logit
+    separates and that placebo simulation cannot be estimated."""
+    rng = np.random.default_rng(1)
+    n = 300
+    x = rng.normal(size=n)
+    t = (rng.random(n) < 1 / (1 + np.exp(-x))).astype(int)
+    rare = np.zeros(n, dtype=int)
+    rare[np.flatnonzero(t == 1)[:2]] = 1
+    rare[np.flatnonzero(t == 0)[:2]] = 1
+    pd.DataFrame({"t": t, "x": x, "rare": rare, "y": 2 * t + x + rng.normal(0, 1, n)}).to_csv(
+        tmp_path / "rare.csv", index=False)
+    return {"version": 1, "data": {"path": str(tmp_path / "rare.csv")}, "treatment": "t", "outcome": "y",
+            "covariates": ["x", "rare"], "design": {"method": "weighting", "estimand": "ate"},
+            "refute": [{"placebo_treatment": {}}], "seed": 0}
+
+
+def test_a_default_placebo_test_replaces_the_simulations_that_fail(tmp_path):
+    # NHEFS weighting: 2 of the 19 default simulations separated, 17 left could not reach alpha, and
+    # placebo_treatment came out "not judged: run more simulations" on a clear effect.
+    from causalcli.study.run import run_study
+
+    spec = _rare_flag(tmp_path)
+    (r,) = run_study(spec, jobs=1).refutations
+    assert list(run_study(spec, jobs=2).refutations) == [r]  # whether to replace depends on the values alone
+    failed = int(r.detail.split(" simulations could not be estimated")[0].rsplit("(", 1)[1].split(" of ")[0])
+    assert failed >= 1 and r.simulations == 19 + failed
+    assert r.passed is True and r.p_value == 0.05
+    assert f"{failed} simulations were run beyond the 19 planned, in place of those that could not be" in r.detail
+    # asked for explicitly, the count is kept: the same first 19 simulations, the failures not replaced
+    spec["refute"] = [{"placebo_treatment": {"simulations": 19}}]
+    (asked,) = run_study(spec, jobs=1).refutations
+    assert asked.simulations == 19 and asked.passed is None

@@ -11,6 +11,7 @@ what the change touches. How each refuter is judged lives in ``causalcli.checks.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -101,6 +102,9 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
     if not plan:
         return []
     alpha = study.thresholds.alpha
+    # a placebo test at its default count runs the fewest simulations whose p can reach alpha: one that fails
+    # to estimate is replaced, else the test could only come out not judged (NHEFS: 2 of 19 separated)
+    replaced = [name in PLACEBO_REFUTERS and opts.simulations is None for name, opts in plan]
     plan = [(name, _with_count(name, opts, alpha)) for name, opts in plan]
     try:
         design.before_refuters(prepared, [name for name, _ in plan])
@@ -162,6 +166,8 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                 for r in active:
                     name, opts = plan[r]
                     done = len(values[r])
+                    if replaced[r] and enumerated[r] is None:
+                        caps[r] = _with_replacements(opts.simulations, values[r])
                     if done < caps[r] and not (opts.stop_early and settled(name, np.asarray(values[r]), estimate, alpha)):
                         still.append(r)
                     else:
@@ -170,6 +176,13 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
     return [_why_failed(_how_many_ran(design.summarise_refuter(name, np.asarray(sims, dtype=float), estimate, alpha),
                                       opts, pl, sims, estimate, alpha), failed)
             for (name, opts), pl, sims, failed in zip(plan, enumerated, values, failures)]
+
+
+def _with_replacements(count: int, sims: list[float]) -> int:
+    """How many simulations a placebo test at its default ``count`` runs: one more for each that failed, up to
+    2 * count + 1, where the failures are either fewer than ``count`` or a majority (not judged)."""
+    failed = sum(1 for v in sims if not math.isfinite(v))
+    return min(count + failed, 2 * count + 1)
 
 
 def _why_failed(r: Refutation, failed: dict[str, int]) -> Refutation:
@@ -199,6 +212,9 @@ def _how_many_ran(r: Refutation, opts: Any, pl: list | None, sims: list[float], 
                               "lower it")
     if len(sims) < opts.simulations:
         return replace(r, detail=f"{r.detail}; settled after {len(sims)} of at most {opts.simulations} simulations")
+    if len(sims) > opts.simulations:  # failed ones replaced (``_with_replacements``)
+        r = replace(r, detail=f"{r.detail}; {len(sims) - opts.simulations} simulations were run beyond the "
+                              f"{opts.simulations} planned, in place of those that could not be estimated")
     # A placebo pass is an exact test at any count; a failure, or a stability verdict, can be open
     if opts.stop_early and (r.passed is False and name in PLACEBO_REFUTERS
                             or r.passed is not None and name in STABILITY_REFUTERS) \
