@@ -88,3 +88,43 @@ def test_a_default_placebo_test_replaces_the_simulations_that_fail(tmp_path):
     spec["refute"] = [{"placebo_treatment": {"simulations": 19}}]
     (asked,) = run_study(spec, jobs=1).refutations
     assert asked.simulations == 19 and asked.passed is None
+
+
+def test_the_atts_overlap_check_counts_treated_units_scored_above_the_bounds_only():
+    # NSW-CPS: 9.7% of the trainees have a score below 0.01, each among thousands of controls scored as low, and
+    # none above 0.99; the ATT's check failed on them ("those units have few comparable units in the other arm").
+    from causalcli.checks.overlap import overlap_check, overlap_summary
+
+    p = np.array([0.001, 0.005, 0.2, 0.4, 0.995] + [0.001] * 20 + [0.3] * 5)
+    t = np.array([1, 1, 1, 1, 0] + [0] * 20 + [0] * 5)
+    overlap = overlap_summary(p, t, (0.01, 0.99), np.ones(p.size))
+    assert overlap["share_treated_outside"] == 0.5 and overlap["share_treated_above"] == 0.0
+    assert overlap["share_control_below"] == 20 / 26
+    att = overlap_check(overlap, 0.05, (0.01, 0.99), "treated")
+    assert att.passed is True
+    assert att.detail == ("0.0% of treated units have a propensity score above 0.99 (<= 5% allowed); 50.0% of the "
+                          "treated units have a propensity score below 0.01, where controls are plentiful: fine for "
+                          "the ATT, which needs comparable controls only")
+    atc = overlap_check(overlap, 0.05, (0.01, 0.99), "control")
+    assert atc.passed is False and atc.detail.startswith("76.9% of control units have a propensity score below 0.01")
+    assert "3.8% of the control units have a propensity score above 0.99" in atc.detail
+    # a treated unit scored near 1 has no comparable control: that still fails the ATT
+    near_one = overlap_summary(np.array([0.995, 0.5, 0.2]), np.array([1, 1, 0]), (0.01, 0.99), np.ones(3))
+    assert overlap_check(near_one, 0.05, (0.01, 0.99), "treated").passed is False
+
+
+def test_rare_treated_units_scored_near_zero_pass_the_atts_overlap_end_to_end(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 4000
+    x = rng.normal(size=n)
+    t = (rng.random(n) < 1 / (1 + np.exp(-(-5 + 1.2 * x)))).astype(int)  # rare, some scored far below 0.01
+    pd.DataFrame({"t": t, "x": x, "y": t + x + rng.normal(size=n)}).to_csv(tmp_path / "d.csv", index=False)
+    for method in ("weighting", "matching"):
+        spec = {"version": 1, "data": {"path": str(tmp_path / "d.csv")}, "treatment": "t", "outcome": "y",
+                "covariates": ["x"], "design": {"method": method, "estimand": "att"}, "refute": []}
+        from causalcli.study.run import run_study
+
+        result = run_study(spec)
+        overlap = result.diagnostics["overlap"]
+        assert overlap["share_treated_outside"] > 0.05 and overlap["share_treated_above"] == 0.0
+        assert {c.name: c.passed for c in result.checks}["overlap"] is True
