@@ -128,3 +128,23 @@ def test_rare_treated_units_scored_near_zero_pass_the_atts_overlap_end_to_end(tm
         overlap = result.diagnostics["overlap"]
         assert overlap["share_treated_outside"] > 0.05 and overlap["share_treated_above"] == 0.0
         assert {c.name: c.passed for c in result.checks}["overlap"] is True
+
+
+def test_validate_refuses_an_experiment_with_one_arm_or_without_its_control(runner, tmp_path):
+    # validate said "ok" to a file holding the control arm only, and to a control value not in the data; estimate
+    # then refused both (exit 3)
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"arm": rng.choice(["control", "treatment"], 200), "y": rng.normal(size=200)})
+    df.to_csv(tmp_path / "ab.csv", index=False)
+    spec = {"version": 1, "data": {"path": "ab.csv"}, "treatment": "arm",
+            "design": {"method": "experiment", "control": "control", "metrics": [{"name": "y", "outcome": "y"}]}}
+    (tmp_path / "ab.yaml").write_text(yaml.safe_dump(spec))
+    assert invoke(runner, ["validate", str(tmp_path / "ab.yaml")]).exit_code == 0
+    res = invoke(runner, ["validate", str(tmp_path / "ab.yaml"), "--set", "design.control=ctrl"])
+    assert res.exit_code == 3 and "control arm 'ctrl' not found in 'arm'; its values: 'control', 'treatment'" \
+        in res.stderr
+    df[df.arm == "control"].to_csv(tmp_path / "ab.csv", index=False)
+    for command in ("validate", "estimate"):
+        res = invoke(runner, [command, str(tmp_path / "ab.yaml")])
+        assert res.exit_code == 3
+        assert "variant column 'arm' has only the control arm; an experiment needs two or more arms" in res.stderr
