@@ -164,3 +164,16 @@ def test_the_command_line_lets_waiting_openmp_threads_sleep_unless_the_user_says
     out = subprocess.run([sys.executable, "-c", probe], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_failed_simulations_alike_but_for_their_numbers_are_quoted_once():
+    # NHEFS: the two failed placebo simulations were quoted in full, one after the other, differing in two counts
+    from causalcli.records import Refutation
+    from causalcli.study.refute import _why_failed
+
+    r = Refutation("placebo_treatment", 0.1, 0.05, True, "0 of 19")
+    said = _why_failed(r, {"17 of 1024 units (1 treated, 16 control) lack common support": 1,
+                           "18 of 1024 units (0 treated, 18 control) lack common support": 2,
+                           "a subset holds one arm only": 1}).detail
+    assert said == ("0 of 19; the failed simulations said: '17 of 1024 units (1 treated, 16 control) lack common "
+                    "support' (3, alike but for their numbers); 'a subset holds one arm only' (1)")

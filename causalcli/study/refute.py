@@ -12,6 +12,7 @@ what the change touches. How each refuter is judged lives in ``causalcli.checks.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -191,8 +192,16 @@ def _why_failed(r: Refutation, failed: dict[str, int]) -> Refutation:
     cohorts once the random covariate was added)."""
     if not failed:
         return r
-    ranked = sorted(failed.items(), key=lambda item: -item[1])
-    said = "; ".join(f"{message!r} ({count})" for message, count in ranked[:2])
+    # messages alike but for their numbers are one reason (NHEFS: "17 of 1024 units (1 treated, 16 control) lack
+    # common support" and "18 of 1024 units (0 treated, 18 control) ..." quoted in full, one after the other)
+    alike: dict[str, list] = {}
+    for message, count in failed.items():
+        group = alike.setdefault(re.sub(r"\d+(\.\d+)?", "#", message), [message, 0, 0])
+        group[1] += count
+        group[2] += 1
+    ranked = sorted(alike.values(), key=lambda group: -group[1])
+    said = "; ".join(f"{message!r} ({count}{', alike but for their numbers' if kinds > 1 else ''})"
+                     for message, count, kinds in ranked[:2])
     more = f" and {len(ranked) - 2} other reason(s)" if len(ranked) > 2 else ""
     return replace(r, detail=f"{r.detail}; the failed simulations said: {said}{more}")
 
