@@ -177,3 +177,21 @@ def test_failed_simulations_alike_but_for_their_numbers_are_quoted_once():
                            "a subset holds one arm only": 1}).detail
     assert said == ("0 of 19; the failed simulations said: '17 of 1024 units (1 treated, 16 control) lack common "
                     "support' (3, alike but for their numbers); 'a subset holds one arm only' (1)")
+
+
+def test_too_few_rows_for_the_covariates_blames_a_categorical_only_when_merging_its_levels_would_do(runner, tmp_path):
+    # NHEFS with data.filter "age > 70": 12 rows for 13 covariates (17 columns); the message told the user to merge
+    # the levels of 'education', which would still leave 14 coefficients for 12 rows
+    rng = np.random.default_rng(0)
+    n = 12
+    df = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(12)})
+    df["edu"] = rng.choice(["a", "b", "c"], n)
+    df["quit"] = np.arange(n) % 2
+    df["gain"] = rng.normal(size=n)
+    df.to_csv(tmp_path / "few.csv", index=False)
+    spec = _write_spec(tmp_path, "few.csv", covariates=[*(f"x{i}" for i in range(12)), "edu"], categorical=["edu"])
+    res = invoke(runner, ["estimate", spec, "--no-refute"])
+    assert res.exit_code == 3
+    assert ("13 covariates (14 columns with the levels of the categorical ones) for 12 rows: the propensity model "
+            "would have 15 coefficients for 12 rows; drop covariates, or keep more rows (data.filter)") in res.stderr
+    assert "merge rare levels" not in res.stderr

@@ -538,14 +538,16 @@ def _require_rows_for_columns(arrays: BinaryStudyArrays, covariates: list[str], 
     import numpy as np
 
     levels = {c: len(np.unique(arrays.cols[c].astype(str))) for c in covariates if c in categorical}
-    if levels:
-        c = max(levels, key=levels.get)
+    c = max(levels, key=levels.get) if levels else None
+    if c is not None and k - (levels[c] - 1) + 1 < rows:  # merging its levels would do (not so with 12 rows left)
         raise DataError(f"categorical covariate {c!r} has {levels[c]} levels in {rows} rows: with the intercept and "
                         f"the other covariates the propensity model would have {k + 1} coefficients for {rows} "
                         f"rows; merge rare levels of {c!r} into larger ones (or drop it from covariates)",
                         file=file, key="categorical", column=c)
-    raise DataError(f"{k} covariates for {rows} rows: the propensity model would have {k + 1} coefficients for "
-                    f"{rows} rows; drop covariates", file=file, key="covariates")
+    columns = f" ({k} columns with the levels of the categorical ones)" if levels else ""
+    raise DataError(f"{len(covariates)} covariates{columns} for {rows} rows: the propensity model would have {k + 1} "
+                    f"coefficients for {rows} rows; drop covariates, or keep more rows (data.filter)", file=file,
+                    key="covariates")
 
 
 def design_matrix(arrays: dict[str, "np.ndarray"], covariates: list[str], categorical: list[str],
