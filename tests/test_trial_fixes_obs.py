@@ -195,3 +195,14 @@ def test_too_few_rows_for_the_covariates_blames_a_categorical_only_when_merging_
     assert ("13 covariates (14 columns with the levels of the categorical ones) for 12 rows: the propensity model "
             "would have 15 coefficients for 12 rows; drop covariates, or keep more rows (data.filter)") in res.stderr
     assert "merge rare levels" not in res.stderr
+
+
+def test_a_categorical_column_outside_the_covariates_names_the_key_and_its_line(runner, tmp_path):
+    # NHEFS: covariates edited (education taken out), categorical left as it was: the error named no key or line
+    _smokers().assign(edu=lambda d: d.age % 3).to_csv(tmp_path / "s.csv", index=False)
+    spec = _write_spec(tmp_path, "s.csv", categorical=["edu"])
+    res = invoke(runner, ["validate", spec])
+    assert res.exit_code == 2
+    line = next(i for i, text in enumerate(open(spec).read().splitlines(), 1) if text.startswith("categorical:"))
+    assert res.stderr.strip() == (f"error: {spec}:{line}: key 'categorical': categorical columns must also be "
+                                  "covariates: edu; add them to covariates or take them out of categorical")
