@@ -206,3 +206,12 @@ def test_a_categorical_column_outside_the_covariates_names_the_key_and_its_line(
     line = next(i for i, text in enumerate(open(spec).read().splitlines(), 1) if text.startswith("categorical:"))
     assert res.stderr.strip() == (f"error: {spec}:{line}: key 'categorical': categorical columns must also be "
                                   "covariates: edu; add them to covariates or take them out of categorical")
+
+
+def test_a_column_name_where_a_list_goes_says_how_to_write_the_list(runner, tmp_path):
+    _smokers().to_csv(tmp_path / "s.csv", index=False)
+    spec = _write_spec(tmp_path, "s.csv")
+    res = invoke(runner, ["validate", spec, "--set", "covariates=age"])
+    assert res.exit_code == 2
+    assert res.stderr.strip().endswith("key 'covariates': --set covariates=age: Input should be a valid list "
+                                       "(found 'age'); write a list: [age]")
