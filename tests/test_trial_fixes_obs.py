@@ -215,3 +215,20 @@ def test_a_column_name_where_a_list_goes_says_how_to_write_the_list(runner, tmp_
     assert res.exit_code == 2
     assert res.stderr.strip().endswith("key 'covariates': --set covariates=age: Input should be a valid list "
                                        "(found 'age'); write a list: [age]")
+
+
+def test_mahalanobis_matchings_placebo_permutes_the_treatment(tmp_path):
+    # NHEFS, distance: mahalanobis: each placebo re-matched on the real treatment, so its mean effect was the
+    # estimate to the last digit and placebo_treatment failed a clear effect (19 of 19 as large, p = 1)
+    from causalcli.study.run import run_study
+
+    df = _smokers(400)
+    df.to_csv(tmp_path / "s.csv", index=False)
+    spec = {"version": 1, "data": {"path": str(tmp_path / "s.csv")}, "treatment": "quit", "outcome": "gain",
+            "covariates": ["age"], "design": {"method": "matching", "estimand": "att",
+                                              "options": {"distance": "mahalanobis"}},
+            "refute": [{"placebo_treatment": {"simulations": 19}}], "seed": 0}
+    result = run_study(spec, jobs=1)
+    (placebo,) = result.refutations
+    assert result.estimate.value > 2  # the simulated effect is 3
+    assert abs(placebo.new_effect) < 1 and placebo.passed is True
