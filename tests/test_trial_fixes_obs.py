@@ -232,3 +232,27 @@ def test_mahalanobis_matchings_placebo_permutes_the_treatment(tmp_path):
     (placebo,) = result.refutations
     assert result.estimate.value > 2  # the simulated effect is 3
     assert abs(placebo.new_effect) < 1 and placebo.passed is True
+
+
+def test_init_says_a_treatment_of_many_values_cannot_make_two_arms(runner, tmp_path):
+    # Wooldridge's bwght, --treatment cigs (cigarettes a day) --design weighting: a spec without a word, which
+    # validate then refused; the note gives the two ways out, and its data.derive works as written
+    rng = np.random.default_rng(3)
+    n = 300
+    cigs = np.where(rng.random(n) < 0.8, 0, rng.integers(1, 40, n))
+    age = rng.integers(18, 40, n)
+    pd.DataFrame({"cigs": cigs, "age": age, "bwght": 120 - 0.5 * cigs + rng.normal(0, 5, n)}).to_csv(
+        tmp_path / "bw.csv", index=False)
+    res = invoke(runner, ["init", str(tmp_path / "bw.csv"), "-t", "cigs", "-y", "bwght", "-d", "weighting"])
+    note = ('# Note: cigs holds more than two values, and weighting compares two arms (0/1): validate refuses it; '
+            '--design dml takes a continuous treatment; or make two arms with data.derive: '
+            '{cigs_any: "CAST(cigs > 0 AS INTEGER)"} and treatment: cigs_any.')
+    assert note in res.stdout.splitlines()
+    spec = yaml.safe_load(res.stdout)
+    spec["data"]["derive"] = {"cigs_any": "CAST(cigs > 0 AS INTEGER)"}
+    spec["treatment"] = "cigs_any"
+    (tmp_path / "bw.yaml").write_text(yaml.safe_dump(spec))
+    assert invoke(runner, ["validate", str(tmp_path / "bw.yaml")]).exit_code == 0
+    for design in ("dml", "experiment"):
+        res = invoke(runner, ["init", str(tmp_path / "bw.csv"), "-t", "cigs", "-y", "bwght", "-d", design])
+        assert "holds more than two values" not in res.stdout
