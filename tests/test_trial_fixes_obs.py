@@ -256,3 +256,25 @@ def test_init_says_a_treatment_of_many_values_cannot_make_two_arms(runner, tmp_p
     for design in ("dml", "experiment"):
         res = invoke(runner, ["init", str(tmp_path / "bw.csv"), "-t", "cigs", "-y", "bwght", "-d", design])
         assert "holds more than two values" not in res.stdout
+
+
+def test_studies_of_one_name_keep_their_own_plots_and_report_anchors(runner, tmp_path):
+    # two specs init wrote from one file (both named after it): the second study's PNGs overwrote the first's and
+    # both report links led to the first section
+    import re
+
+    _smokers().to_csv(tmp_path / "s.csv", index=False)
+    first = _write_spec(tmp_path, "s.csv", name="smokers", refute=[])
+    spec = yaml.safe_load(open(first))
+    spec["design"] = {"method": "matching", "estimand": "att"}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(spec))
+    res = invoke(runner, ["estimate", first, str(tmp_path / "m.yaml"), "--plots", str(tmp_path / "p"), "--report",
+                          str(tmp_path / "r.html"), "--format", "json"], )
+    assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
+        "smokers-2-love.png", "smokers-2-propensity.png", "smokers-love.png", "smokers-propensity.png"]
+    page = (tmp_path / "r.html").read_text()
+    assert re.findall(r'id="(study-[^"]*)"', page) == ["study-smokers", "study-smokers-2"]
+    assert re.findall(r'href="#(study-[^"]*)"', page) == ["study-smokers", "study-smokers-2"]
+    assert (f"warning: 2 studies are named 'smokers': {first}, {tmp_path / 'm.yaml'} (the report and --plots call "
+            "them smokers, smokers-2); set name: in each spec to tell them apart") in res.stderr
