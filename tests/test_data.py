@@ -133,7 +133,7 @@ def test_arrays_match_frame_and_drop_missing_in_duckdb(tmp_path):
 
 
 def test_weights_column_checks(tmp_path):
-    from causalcli.data.table import check_weights
+    from causalcli.data.weights import check_weights
 
     df = simulate(30)
     df["w_ok"] = 1.5

@@ -35,7 +35,7 @@ def test_nsw_psid_is_written_as_att_because_the_controls_cover_the_treated_only(
     text, spec = init(runner, tmp_path / "jtrain3.csv", "-t", "train", "-y", "re78", "-d", design)
     assert spec["design"]["estimand"] == "att"
     [why] = guessed(text)
-    assert "puts 76% of the rows outside the propensity bounds [0.01, 0.99] but 1.6% of the treated" in why
+    assert "puts 76% of the rows outside the propensity bounds [0.01, 0.99] but 0.0% of the treated above 0.99" in why
     assert "the controls cover the treated, not the reverse" in why
     if design == "dml":
         return
@@ -45,6 +45,7 @@ def test_nsw_psid_is_written_as_att_because_the_controls_cover_the_treated_only(
     res = invoke(runner, ["estimate", str(path), "--no-refute", "--format", "json", "--set", "design.estimand=ate"])
     overlap = json.loads(res.stdout)["diagnostics"]["overlap"]
     assert (round(overlap["share_all_outside"], 2), round(overlap["share_treated_outside"], 3)) == (0.76, 0.016)
+    assert overlap["share_treated_above"] == 0.0  # the 1.6% are below 0.01
     res = invoke(runner, ["estimate", str(path), "--no-refute", "--format", "json"])
     out = json.loads(res.stdout)
     assert out["estimand"] == "att"

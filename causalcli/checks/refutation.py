@@ -82,7 +82,9 @@ FAILED_SIMULATIONS = ("A simulation that cannot be estimated is left out and cou
                       "data_subset failed than were estimated, the refuter is not judged (passed: null): the ones "
                       "estimated are those the estimator happens to survive, not a sample of the changes the refuter "
                       "makes. Its rounds go on while the failures are a majority but the 95% Clopper-Pearson "
-                      "interval of their share still reaches 1/2")
+                      "interval of their share still reaches 1/2. A placebo_treatment without `simulations` replaces "
+                      "each simulation that fails by one more, up to 2 * 19 + 1 in all at alpha 0.05 (by then the "
+                      "failures are fewer than 19 or a majority), so that its p can still reach alpha")
 
 
 _CHANGES = {"placebo_treatment": "random re-assignments of the treatment",

@@ -80,6 +80,7 @@ def estimate_command(
             if stdout.closed and report is None and plots is None:
                 break  # nobody reads the rest and nothing else is written: stop, as SIGPIPE would
     code = max([code, *(item.exit_code for item in items)])
+    _say_repeated_names(items, report is not None or plots is not None)
     estimated = [item for item in items if isinstance(item, Result)]
 
     # Each output on its own: a renderer or a plot that fails costs that output (or that study's part
@@ -195,24 +196,39 @@ def _write_report(items: list, report: Path) -> int:
     return code
 
 
+def _say_repeated_names(items: list, files: bool) -> None:
+    """A warning when studies share a name (specs that init named after one data file): outputs list them
+    alike, and the report's anchors and the plot files tell them apart only by -2, -3."""
+    by_name: dict[str, list[str]] = {}
+    for item in items:
+        by_name.setdefault(item.study, []).append(str(item.spec_path))
+    for study, paths in by_name.items():
+        if len(paths) > 1:
+            apart = " (the report and --plots call them " + ", ".join(
+                [study, *(f"{study}-{k}" for k in range(2, len(paths) + 1))]) + ")" if files else ""
+            say(f"warning: {len(paths)} studies are named {study!r}: {', '.join(paths)}{apart}; set name: in each "
+                "spec to tell them apart")
+
+
 def _write_plots(items: list, directory: Path) -> int:
+    from causalcli.render.items import output_names
     from causalcli.render.plots import plot_path, plots_for, write_plots
     from causalcli.result import Result
 
     code = 0
-    for item in items:
+    for item, label in zip(items, output_names([item.study for item in items])):
         if not isinstance(item, Result):
             continue
         failed: dict = {}
         try:
-            written = write_plots(item, directory, failed)
+            written = write_plots(item, directory, failed, label)
         except Exception as exc:  # noqa: BLE001 (one study's plots do not stop the others')
             code = max(code, _output_error(exc, "--plots", directory, item.study))
             continue
         for path in written:
             say(f"wrote {path}")
         for name, exc in failed.items():  # each plot on its own: the others are written
-            code = max(code, _output_error(exc, "--plots", plot_path(item, directory, name), item.study))
+            code = max(code, _output_error(exc, "--plots", plot_path(item, directory, name, label), item.study))
         if not written and not failed:  # say so, rather than leave the folder without this study's plots silently
             names = ", ".join(plots_for(item.design)) or "none"
             say(f"{item.study}: nothing to plot for {item.design} / {item.estimator} "

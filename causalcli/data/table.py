@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from causalcli.spec.loading import LoadedSpec
 
-__all__ = ["ROW_POSITION", "TABLE", "BinaryStudyArrays", "MissingRows", "Table", "binary_study_arrays", "check_weights", "positive_weights", "fetch_engine_rows", "require_present",
+__all__ = ["ROW_POSITION", "TABLE", "BinaryStudyArrays", "MissingRows", "Table", "binary_study_arrays", "fetch_engine_rows", "require_present",
            "design_matrix", "dropped_missing", "load_table", "quote_identifier", "require_columns",
            "single_treated_warning", "study_arrays", "study_roles"]
 
@@ -433,32 +433,6 @@ def require_present(table: Table, columns: list[str]) -> None:
                             file=table.file, column=column)
 
 
-def check_weights(table: Table, column: str) -> None:
-    """Observation weights: a numeric column, finite, non-negative, not all zero."""
-    require_columns(table, {column: ("weights", "numeric")})
-    q = quote_identifier(column)
-    negative, total = table.sql(f"SELECT count(*) FILTER (WHERE {q} < 0 OR isinf(CAST({q} AS DOUBLE))), "
-                                f"sum(CAST({q} AS DOUBLE)) FROM {TABLE}")[0]
-    if negative:
-        raise DataError(f"weights column {column!r} has {negative} negative or infinite values; weights must be >= 0",
-                        file=table.file, key="weights", column=column)
-    if not total or total <= 0:
-        raise DataError(f"weights column {column!r} sums to zero", file=table.file, key="weights", column=column)
-
-
-def positive_weights(cols: dict[str, "np.ndarray"], column: str, file: str | None) -> tuple["np.ndarray", int]:
-    """The rows of a positive observation weight and how many have a weight of 0 (they add nothing to a weighted
-    fit but would count in n); exit 3 when none is positive. Negative weights were refused by ``check_weights``."""
-    import numpy as np
-
-    positive = np.asarray(cols[column], dtype=np.float64) > 0
-    zero = int(positive.size - np.count_nonzero(positive))
-    if zero == positive.size:
-        raise DataError(f"every weight in {column!r} is zero in the complete rows; the study has no row to "
-                        "estimate from", file=file, key="weights", column=column)
-    return positive, zero
-
-
 @dataclass(frozen=True)
 class BinaryStudyArrays:
     """Complete rows of a study: the columns, the covariate matrix and the treatment."""
@@ -560,14 +534,16 @@ def _require_rows_for_columns(arrays: BinaryStudyArrays, covariates: list[str], 
     import numpy as np
 
     levels = {c: len(np.unique(arrays.cols[c].astype(str))) for c in covariates if c in categorical}
-    if levels:
-        c = max(levels, key=levels.get)
+    c = max(levels, key=levels.get) if levels else None
+    if c is not None and k - (levels[c] - 1) + 1 < rows:  # merging its levels would do (not so with 12 rows left)
         raise DataError(f"categorical covariate {c!r} has {levels[c]} levels in {rows} rows: with the intercept and "
                         f"the other covariates the propensity model would have {k + 1} coefficients for {rows} "
                         f"rows; merge rare levels of {c!r} into larger ones (or drop it from covariates)",
                         file=file, key="categorical", column=c)
-    raise DataError(f"{k} covariates for {rows} rows: the propensity model would have {k + 1} coefficients for "
-                    f"{rows} rows; drop covariates", file=file, key="covariates")
+    columns = f" ({k} columns with the levels of the categorical ones)" if levels else ""
+    raise DataError(f"{len(covariates)} covariates{columns} for {rows} rows: the propensity model would have {k + 1} "
+                    f"coefficients for {rows} rows; drop covariates, or keep more rows (data.filter)", file=file,
+                    key="covariates")
 
 
 def design_matrix(arrays: dict[str, "np.ndarray"], covariates: list[str], categorical: list[str],

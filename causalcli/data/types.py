@@ -311,7 +311,12 @@ def binary_treatment(table: "Table", column: str, key: str = "treatment", treate
             raise DataError(f"treatment column {column!r} has the values {a} and {b}, and which one is treated is "
                             f"not clear: set {value_key} to the treated one ({a} or {b})",
                             file=table.file, key=value_key, column=column)
-        return  # one value: the caller says both arms are needed
+        if values and not table.is_numeric(column):
+            # the caller's one-value check reads the column as numbers, which text is not
+            raise DataError(f"treatment column {column!r} has only one value, {_show(values[0])}; both treated and "
+                            "control units are needed (check data.filter, or the column)", file=table.file, key=key,
+                            column=column)
+        return  # one number: the caller says both arms are needed
     raise DataError(f"treatment column {column!r} is {table.types[column]}: it must be 0/1, true/false, yes/no or "
                     f"two values of which {value_key} names the treated one", file=table.file, key=key,
                     column=column)

@@ -18,7 +18,7 @@ from typing import Any, TYPE_CHECKING
 from causalcli import __version__
 from causalcli.records import StudyFailure
 from causalcli.render import internal_error
-from causalcli.render.items import Item
+from causalcli.render.items import Item, output_names
 from causalcli.render.fmt import estimand_reading, num, pval, verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,18 +80,19 @@ def render_html(items: list[Item], failed_plots: dict[tuple[str, str], Exception
     """The page; with ``failed_plots``, a plot that raises is left out of its study's section (which says so)
     and put there under (study, plot)."""
     parts = []
-    for item in items:
+    labels = output_names([item.study for item in items])
+    for item, label in zip(items, labels):
         if not isinstance(item, StudyFailure):
-            parts.append(study_section(item, failed_plots))
+            parts.append(study_section(item, failed_plots, label))
         else:
             parts.append(
-                f'<section class="study error" id="{_id(item.study)}"><h2>{_e(item.study)} '
+                f'<section class="study error" id="{_id(label)}"><h2>{_e(item.study)} '
                 f'<span class="badge bad">error, exit {item.exit_code}</span></h2>'
                 f'<p>{_e(item.message)}</p><p class="muted">spec: {_e(item.spec_path)}'
                 f'{" key " + _e(item.key) if item.key else ""}</p></section>'
             )
     n_ok = sum(1 for i in items if not isinstance(i, StudyFailure) and i.passed)
-    summary = _summary_table(items)
+    summary = _summary_table(items, labels)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -103,16 +104,18 @@ def render_html(items: list[Item], failed_plots: dict[tuple[str, str], Exception
     )
 
 
-def study_section(r: Result, failed_plots: dict[tuple[str, str], Exception] | None = None) -> str:
+def study_section(r: Result, failed_plots: dict[tuple[str, str], Exception] | None = None,
+                  label: str | None = None) -> str:
     """One study's section of the report, with its plots: the report shows one per study, and
-    ``Result._repr_html_`` shows it in a notebook."""
+    ``Result._repr_html_`` shows it in a notebook. ``label``: its name among studies of the same
+    (``output_names``), for its anchor and its failed plots' keys."""
     from causalcli.render.plots import draw
 
     failed: dict[str, Exception] = {}
     plots = draw(r, failed)
     if failed_plots is not None:
-        failed_plots.update({(r.study, name): exc for name, exc in failed.items()})
-    return _study(r, plots, failed)
+        failed_plots.update({(label or r.study, name): exc for name, exc in failed.items()})
+    return _study(r, plots, failed, label or r.study)
 
 
 def study_html(r: Result) -> str:
@@ -135,28 +138,28 @@ def _scoped(css: str, scope: str) -> str:
     return re.sub(r"([^{};]+)\{", under_scope, css)
 
 
-def _summary_table(items: list[Item]) -> str:
+def _summary_table(items: list[Item], labels: list[str]) -> str:
     rows = []
-    for it in items:
+    for it, label in zip(items, labels):
         if not isinstance(it, StudyFailure):
             e = it.estimate
             rows.append(
-                f"<tr><td><a href=\"#{_id(it.study)}\">{_e(it.study)}</a></td><td>{_e(it.design)}</td>"
+                f"<tr><td><a href=\"#{_id(label)}\">{_e(it.study)}</a></td><td>{_e(it.design)}</td>"
                 f"<td>{_e(it.estimand)}</td><td class=num>{num(e.value)}</td><td class=num>{_ci(e)}</td>"
                 f"<td class=num>{_e(pval(e.p_value))}</td><td>{_badge(it.passed)}</td></tr>"
             )
         else:
-            rows.append(f"<tr><td><a href=\"#{_id(it.study)}\">{_e(it.study)}</a></td><td colspan=5>"
+            rows.append(f"<tr><td><a href=\"#{_id(label)}\">{_e(it.study)}</a></td><td colspan=5>"
                         f"{_e(it.message)}</td><td><span class=\"badge bad\">error</span></td></tr>")
     return ("<table><tr><th>study</th><th>design</th><th>estimand</th><th class=num>effect</th>"
             "<th class=num>interval</th><th class=num>p</th><th>result</th></tr>" + "".join(rows) + "</table>")
 
 
-def _study(r: Result, plots: dict[str, bytes], failed: dict[str, Exception]) -> str:
+def _study(r: Result, plots: dict[str, bytes], failed: dict[str, Exception], label: str) -> str:
     e = r.estimate
     level = f"{round(e.conf_level * 100)}%"
     meaning, interpretation = estimand_reading(r.diagnostics)  # iv: what late stands for with these data
-    out = [f'<section class="study" id="{_id(r.study)}">',
+    out = [f'<section class="study" id="{_id(label)}">',
            f"<h2>{_e(r.study)} {_badge(r.passed)}</h2>",
            f'<p class="muted">{_e(r.design)} / {_e(r.estimator)}, estimand {_e(r.estimand.upper())}'
            f"{': ' + _e(meaning) if meaning else ''}; spec {_e(r.spec_path)}</p>",

@@ -38,16 +38,18 @@ def draw(result: Result, failed: dict[str, Exception] | None = None) -> dict[str
     return out
 
 
-def plot_path(result: Result, directory: str | Path, name: str) -> Path:
-    return Path(directory) / f"{result.study}-{name}.png"
+def plot_path(result: Result, directory: str | Path, name: str, label: str | None = None) -> Path:
+    """``<study>-<plot>.png``; ``label`` the study's name among others of the same (``render.items.output_names``)."""
+    return Path(directory) / f"{label or result.study}-{name}.png"
 
 
-def write_plots(result: Result, directory: str | Path, failed: dict[str, Exception] | None = None) -> list[Path]:
+def write_plots(result: Result, directory: str | Path, failed: dict[str, Exception] | None = None,
+                label: str | None = None) -> list[Path]:
     """Each plot written atomically on its own; with ``failed``, a plot that cannot be drawn or written is
     put there (by name) and the others are still written."""
     written = []
     for name, data in draw(result, failed).items():
-        path = plot_path(result, directory, name)
+        path = plot_path(result, directory, name, label)
         try:
             write_atomic(path, data, "--plots")
         except Exception as exc:  # noqa: BLE001

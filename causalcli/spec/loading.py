@@ -239,6 +239,8 @@ def _describe(err: dict, methods: tuple[str, ...]) -> str:
     secret = any(part in ("connection_env", "catalog") for part in err.get("loc", ()))  # may hold a URL, a password
     if kind not in ("extra_forbidden",) and not isinstance(found, (dict, list)) and not secret:
         msg += f" (found {found!r})"
+    if kind == "list_type" and isinstance(found, str):  # covariates: sex
+        msg += f"; write a list: [{found}]"
     return msg
 
 

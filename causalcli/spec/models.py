@@ -345,10 +345,13 @@ class Study(_Strict):
                                      "remove it from covariates")
         return v
 
-    @model_validator(mode="after")
-    def _roles(self) -> "Study":
-        unknown_cat = [c for c in self.categorical if c not in self.covariates]
-        if unknown_cat:
-            raise ValueError(f"categorical columns must also be covariates: {', '.join(unknown_cat)}")
-        return self
+    @field_validator("categorical")
+    @classmethod
+    def _among_covariates(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        """Checked on the field (not the model), so the error names the key ``categorical``."""
+        unknown = [c for c in v if c not in (info.data.get("covariates") or [])]
+        if unknown and "covariates" in info.data:
+            raise ValueError(f"categorical columns must also be covariates: {', '.join(unknown)}; add them to "
+                             "covariates or take them out of categorical")
+        return v
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from causalcli.errors import SpecError
 from causalcli.starter.designs import build_design, build_treated_value
-from causalcli.starter.profile import DataProfile, check_data_file
+from causalcli.data.table import quote_identifier as q
+from causalcli.starter.profile import DataProfile, check_data_file, plain
 from causalcli.starter.text import Starter, spec_text
 
 __all__ = ["Starter", "starter_spec"]
@@ -51,6 +52,8 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
             raise SpecError(f"--instrument {z}: it is the {'treatment' if z == treatment else 'outcome'} column; "
                             "an instrument is a third column that moves the treatment")
     st = Starter(spec={}, text="")
+    if treatment and design != "rdd":
+        _note_treatment_values(data, st, design, treatment)
     written = str(path) if spec_dir is None else os.path.relpath(path.resolve(), spec_dir.resolve())
     spec: dict[str, Any] = {"version": 1, "name": name or path.stem, "data": {"path": written}}
     if data.na_values:
@@ -71,3 +74,22 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
     st.spec = spec
     st.text = spec_text(st, data, design, spec_dir is not None)
     return st
+
+
+def _note_treatment_values(data: DataProfile, st: Starter, design: str, treatment: str) -> None:
+    """A note when the treatment's values cannot make the design's arms, which the spec would otherwise learn only
+    at validate, after the user has edited it: one value, or (matching, weighting) more than two."""
+    if data.distinct.at_most(treatment, 1):
+        only = data.sql(f"SELECT DISTINCT {q(treatment)} FROM d WHERE {q(treatment)} IS NOT NULL")
+        held = f"only the value {plain(only[0][0])!r}" if only else "no value"
+        st.notes.append(f"{treatment} holds {held} in the {data.rows:,} rows: there is nothing to compare, and "
+                        "estimate refuses it; check the file, the column name or a filter that made it")
+    elif design in ("matching", "weighting") and not data.distinct.at_most(treatment, 2):
+        # Wooldridge's bwght: cigs, cigarettes a day, 0 to 50
+        lowest = data.sql(f"SELECT min({q(treatment)}) FROM d")[0][0] if data.kind(treatment) in (
+            "integer", "numeric") else None
+        arm = f"{treatment}_any" if lowest == 0 else f"{treatment}_01"
+        derive = (f"; or make two arms with data.derive: {{{arm}: \"CAST({treatment} > {plain(lowest)} AS "
+                  f"INTEGER)\"}} and treatment: {arm}") if lowest is not None else ""
+        st.notes.append(f"{treatment} holds more than two values, and {design} compares two arms (0/1): validate "
+                        f"refuses it; --design dml takes a continuous treatment{derive}")

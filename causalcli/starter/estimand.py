@@ -3,8 +3,8 @@
 The ATE asks for comparable treated units beside every control and comparable controls beside every treated unit;
 the ATT asks only for the second. With few treated units drawn from another population than the controls (NSW
 trainees beside PSID or CPS households) the controls cover the treated and not the reverse: the ATE is not
-identified, and an ATE spec fails its overlap check (jtrain3: 76% of the units outside the propensity bounds, 1.6%
-of the treated). So init fits the propensity logit the estimate will fit, on the kept covariates and on the rows
+identified, and an ATE spec fails its overlap check (jtrain3: 76% of the units outside the propensity bounds, none
+of the treated above them). So init fits the propensity logit the estimate will fit, on the kept covariates and on the rows
 ``DataProfile.sample`` reads (at most ``SAMPLE_ROWS``: a few Newton steps, milliseconds), and reads the overlap
 check of each estimand at the default thresholds.
 """
@@ -36,7 +36,8 @@ def choose_estimand(data: DataProfile, d: dict, st: Starter, treatment: str, cov
     if overlap is not None:
         share_all, share_treated, bounds, max_outside, rows = overlap
         where = (f"a logit of {treatment} on the covariates ({rows:,} rows) puts {share_all:.0%} of the rows outside "
-                 f"the propensity bounds [{bounds[0]:g}, {bounds[1]:g}] but {share_treated:.1%} of the treated")
+                 f"the propensity bounds [{bounds[0]:g}, {bounds[1]:g}] but {share_treated:.1%} of the treated "
+                 f"above {bounds[1]:g}")
         if share_all > max_outside and share_treated <= max_outside:
             d["estimand"] = "att"
             st.guessed.append(f"design.estimand: att ({where}: the controls cover the treated, not the reverse, so "
@@ -56,8 +57,9 @@ def choose_estimand(data: DataProfile, d: dict, st: Starter, treatment: str, cov
 
 def _overlap(data: DataProfile, treatment: str, covariates: list[str],
              categorical: list[str]) -> tuple[float, float, tuple[float, float], float, int] | None:
-    """(share of rows outside the default propensity bounds, share of the treated outside, the bounds, the check's
-    largest share allowed, rows used), from the logit the estimate fits; None when it cannot be fitted here."""
+    """(share of rows outside the default propensity bounds, share of the treated above them (what the ATT's check
+    reads), the bounds, the check's largest share allowed, rows used), from the logit the estimate fits; None when
+    it cannot be fitted here."""
     import numpy as np
     import pandas as pd
 
@@ -84,4 +86,4 @@ def _overlap(data: DataProfile, treatment: str, covariates: list[str],
     defaults = Thresholds()
     lo, hi = defaults.propensity_bounds
     outside = (p < lo) | (p > hi)
-    return (float(outside.mean()), float(outside[t == 1].mean()), (lo, hi), defaults.max_outside, int(t.size))
+    return (float(outside.mean()), float((p[t == 1] > hi).mean()), (lo, hi), defaults.max_outside, int(t.size))

@@ -11,6 +11,8 @@ what the change touches. How each refuter is judged lives in ``causalcli.checks.
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -101,6 +103,9 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
     if not plan:
         return []
     alpha = study.thresholds.alpha
+    # a placebo test at its default count runs the fewest simulations whose p can reach alpha: one that fails
+    # to estimate is replaced, else the test could only come out not judged (NHEFS: 2 of 19 separated)
+    replaced = [name in PLACEBO_REFUTERS and opts.simulations is None for name, opts in plan]
     plan = [(name, _with_count(name, opts, alpha)) for name, opts in plan]
     try:
         design.before_refuters(prepared, [name for name, _ in plan])
@@ -162,6 +167,8 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
                 for r in active:
                     name, opts = plan[r]
                     done = len(values[r])
+                    if replaced[r] and enumerated[r] is None:
+                        caps[r] = _with_replacements(opts.simulations, values[r])
                     if done < caps[r] and not (opts.stop_early and settled(name, np.asarray(values[r]), estimate, alpha)):
                         still.append(r)
                     else:
@@ -172,14 +179,29 @@ def run_refuters(design: "Design", prepared: Any, study: "Study", estimate: Esti
             for (name, opts), pl, sims, failed in zip(plan, enumerated, values, failures)]
 
 
+def _with_replacements(count: int, sims: list[float]) -> int:
+    """How many simulations a placebo test at its default ``count`` runs: one more for each that failed, up to
+    2 * count + 1, where the failures are either fewer than ``count`` or a majority (not judged)."""
+    failed = sum(1 for v in sims if not math.isfinite(v))
+    return min(count + failed, 2 * count + 1)
+
+
 def _why_failed(r: Refutation, failed: dict[str, int]) -> Refutation:
     """The refutation with its detail quoting why simulations failed (the commonest message first), which the
     count of failed simulations alone did not say (castle doctrine: a singular propensity model in one-state
     cohorts once the random covariate was added)."""
     if not failed:
         return r
-    ranked = sorted(failed.items(), key=lambda item: -item[1])
-    said = "; ".join(f"{message!r} ({count})" for message, count in ranked[:2])
+    # messages alike but for their numbers are one reason (NHEFS: "17 of 1024 units (1 treated, 16 control) lack
+    # common support" and "18 of 1024 units (0 treated, 18 control) ..." quoted in full, one after the other)
+    alike: dict[str, list] = {}
+    for message, count in failed.items():
+        group = alike.setdefault(re.sub(r"\d+(\.\d+)?", "#", message), [message, 0, 0])
+        group[1] += count
+        group[2] += 1
+    ranked = sorted(alike.values(), key=lambda group: -group[1])
+    said = "; ".join(f"{message!r} ({count}{', alike but for their numbers' if kinds > 1 else ''})"
+                     for message, count, kinds in ranked[:2])
     more = f" and {len(ranked) - 2} other reason(s)" if len(ranked) > 2 else ""
     return replace(r, detail=f"{r.detail}; the failed simulations said: {said}{more}")
 
@@ -199,6 +221,9 @@ def _how_many_ran(r: Refutation, opts: Any, pl: list | None, sims: list[float], 
                               "lower it")
     if len(sims) < opts.simulations:
         return replace(r, detail=f"{r.detail}; settled after {len(sims)} of at most {opts.simulations} simulations")
+    if len(sims) > opts.simulations:  # failed ones replaced (``_with_replacements``)
+        r = replace(r, detail=f"{r.detail}; {len(sims) - opts.simulations} simulations were run beyond the "
+                              f"{opts.simulations} planned, in place of those that could not be estimated")
     # A placebo pass is an exact test at any count; a failure, or a stability verdict, can be open
     if opts.stop_early and (r.passed is False and name in PLACEBO_REFUTERS
                             or r.passed is not None and name in STABILITY_REFUTERS) \

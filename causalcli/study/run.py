@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from causalcli import __version__
-from causalcli.data.table import Table, check_weights, load_table, require_present
+from causalcli.data.table import Table, load_table, require_present
+from causalcli.data.weights import check_weights
 from causalcli.designs import get_design
 from causalcli.designs.base import refuse_unbuilt, unread_settings
 from causalcli.errors import CausalcliError

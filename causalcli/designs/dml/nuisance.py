@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.checks.overlap import arm_ranges, no_propensity_check, overlap_check, score_histogram
+from causalcli.checks.overlap import (arm_ranges, no_propensity_check, one_sided_shares, overlap_check,
+                                      score_histogram)
 from causalcli.designs.dml.data import CrossFit, DmlData
 from causalcli.errors import EstimationError
 from causalcli.models.folds import fold_ids, splits
@@ -235,6 +236,7 @@ def nuisance_summary(est: Any, d: DmlData, y_res: np.ndarray, t_res: np.ndarray,
         "bounds": [lo, hi],
         "share_all_outside": float(outside.mean()),
         "share_treated_outside": float(outside[t].mean()),
+        "share_treated_above": one_sided_shares(p, t, bounds)["share_treated_above"],
         "at_zero_or_one": int(np.count_nonzero((p <= EXTREME) | (p >= 1 - EXTREME))),
         "histogram": score_histogram(p, t, clip=True),  # learners may stray a hair outside [0, 1]
     })

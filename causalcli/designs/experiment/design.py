@@ -217,6 +217,16 @@ class ExperimentDesign(Design):
 
         check_unit_column(study, table)
 
+    def validate_rows(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        """On embedded DuckDB, the arms estimate's statistics pass reads: the control among them, two or more
+        (validate said ok to a one-arm file that estimate refused)."""
+        if table.engine is None:
+            from causalcli.data.table import TABLE, quote_identifier
+
+            q = quote_identifier(study.treatment)
+            values = [v for (v,) in table.sql(f"SELECT DISTINCT {q} FROM {TABLE} WHERE {q} IS NOT NULL") if v == v]
+            _control_arm(study, values, table.file)
+
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> ExperimentData:
         from causalcli.designs.experiment.proportions import proportion_candidates
@@ -468,22 +478,9 @@ def _file_as_read(study: "Study", table: "Table", spec: "LoadedSpec") -> str | N
 
 def _arms(study: "Study", stats: "Statistics", file: str) -> tuple[Any, list[Any], dict[Any, str], dict | None]:
     """The control value, the treatment arms in order, every arm's label and the planned split (by label)."""
-    from causalcli.designs.experiment.spec import arm_label
-
     values = list(stats.arm_counts)
-    labels = {v: arm_label(v) for v in values}
-    if len(set(labels.values())) < len(labels):
-        raise DataError(f"variant values of {study.treatment!r} collide when written as text", file=file,
-                        key="treatment", column=study.treatment)
-    control = _arm_value(study.design.control, values, labels)
-    want = labels[control] if control is not None else arm_label(study.design.control)
-    if control is None:
-        found = ", ".join(sorted(map(repr, labels.values()))[:10])
-        raise DataError(f"control arm {study.design.control!r} not found in {study.treatment!r}; its values: "
-                        f"{found}", file=file, key="design.control", column=study.treatment)
-    if len(values) < 2:
-        raise DataError(f"variant column {study.treatment!r} has only the control arm; an experiment needs "
-                        "two or more arms", file=file, key="treatment", column=study.treatment)
+    control, labels = _control_arm(study, values, file)
+    want = labels[control]
     split = None
     if study.design.expected_split is not None:  # keys as the data's labels ('no' -> 'false' on a boolean)
         split = {}
@@ -501,6 +498,26 @@ def _arms(study: "Study", stats: "Statistics", file: str) -> tuple[Any, list[Any
             raise DataError(f"arm {labels[v]!r} has {stats.arm_counts[v]} unit(s); every arm needs at least two",
                             file=file, key="treatment", column=study.treatment)
     return control, arms, labels, split
+
+
+def _control_arm(study: "Study", values: list[Any], file: str) -> tuple[Any, dict[Any, str]]:
+    """The control arm among the variant ``values`` and every value's label; exit 3 when the labels collide,
+    the control is not among them or it is the only arm."""
+    from causalcli.designs.experiment.spec import arm_label
+
+    labels = {v: arm_label(v) for v in values}
+    if len(set(labels.values())) < len(labels):
+        raise DataError(f"variant values of {study.treatment!r} collide when written as text", file=file,
+                        key="treatment", column=study.treatment)
+    control = _arm_value(study.design.control, values, labels)
+    if control is None:
+        found = ", ".join(sorted(map(repr, labels.values()))[:10])
+        raise DataError(f"control arm {study.design.control!r} not found in {study.treatment!r}; its values: "
+                        f"{found}", file=file, key="design.control", column=study.treatment)
+    if len(values) < 2:
+        raise DataError(f"variant column {study.treatment!r} has only the control arm; an experiment needs "
+                        "two or more arms", file=file, key="treatment", column=study.treatment)
+    return control, labels
 
 
 def _complete_counts(shape: "MetricShape", stats: "Statistics", quantiles: Any) -> dict[Any, int]:

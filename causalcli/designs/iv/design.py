@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.missing import study_roles_missing
-from causalcli.data.table import MissingRows, positive_weights, require_columns, study_arrays
+from causalcli.data.table import MissingRows, require_columns, study_arrays
+from causalcli.data.weights import positive_weights
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, SpecError
 from causalcli.inference.estimate import normal_estimate, t_estimate

@@ -69,7 +69,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.missing import study_roles_missing
-from causalcli.data.table import MissingRows, binary_study_arrays, positive_weights, single_treated_warning
+from causalcli.data.table import MissingRows, binary_study_arrays, single_treated_warning
+from causalcli.data.weights import positive_weights
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.designs.weighting.estimators import _hajek_means, aipw, aipw_score, ipw, ipw_weights

@@ -1,0 +1,41 @@
+"""Observation weights (the top-level ``weights``): the column's check before any design reads it, and the rows a
+weighted fit keeps."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from causalcli.data.sql import TABLE, quote_identifier
+from causalcli.data.table import require_columns
+from causalcli.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from causalcli.data.table import Table
+
+
+def check_weights(table: "Table", column: str) -> None:
+    """Observation weights: a numeric column, finite, non-negative, not all zero."""
+    require_columns(table, {column: ("weights", "numeric")})
+    q = quote_identifier(column)
+    negative, total = table.sql(f"SELECT count(*) FILTER (WHERE {q} < 0 OR isinf(CAST({q} AS DOUBLE))), "
+                                f"sum(CAST({q} AS DOUBLE)) FROM {TABLE}")[0]
+    if negative:
+        raise DataError(f"weights column {column!r} has {negative} negative or infinite values; weights must be >= 0",
+                        file=table.file, key="weights", column=column)
+    if not total or total <= 0:
+        raise DataError(f"weights column {column!r} sums to zero", file=table.file, key="weights", column=column)
+
+
+def positive_weights(cols: dict[str, "np.ndarray"], column: str, file: str | None) -> tuple["np.ndarray", int]:
+    """The rows of a positive observation weight and how many have a weight of 0 (they add nothing to a weighted
+    fit but would count in n); exit 3 when none is positive. Negative weights were refused by ``check_weights``."""
+    import numpy as np
+
+    positive = np.asarray(cols[column], dtype=np.float64) > 0
+    zero = int(positive.size - np.count_nonzero(positive))
+    if zero == positive.size:
+        raise DataError(f"every weight in {column!r} is zero in the complete rows; the study has no row to "
+                        "estimate from", file=file, key="weights", column=column)
+    return positive, zero
