@@ -1,9 +1,9 @@
-"""Segment columns of the designs that report effects by segment from rows (dml, weighting): how their missing
-values are named, and the cap on their values."""
+"""Segment columns of the designs that report effects by segment from rows (dml, weighting, iv): how their missing
+values are named, the cap on their values, and their labels."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from causalcli.data.sql import TABLE, quote_identifier
 from causalcli.errors import DataError
@@ -25,3 +25,14 @@ def check_segment_levels(segments: Sequence[str], table: "Table") -> None:
             raise DataError(f"segment column {column!r} has {levels:,} values (at most {MAX_SEGMENT_LEVELS}); "
                             "coarsen it into groups (data.derive can map it to fewer)", file=table.file,
                             key=f"segments[{i}]", column=column)
+
+
+def segment_labels(values: Any) -> Any:
+    """A segment column's values as the labels of ``column=value``: text as it is, numbers as short decimals
+    (``age=25``, ``share=2.5``: a whole number stored as a float read ``age=25.0``)."""
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.dtype.kind in "fiu":
+        return np.array([f"{v:g}" for v in values.astype(np.float64)])
+    return values.astype(str)

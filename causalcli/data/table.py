@@ -461,7 +461,7 @@ def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[st
                  segments: tuple[str, ...] = ()) -> BinaryStudyArrays:
     """Complete rows, one-hot covariates (a constant one is a data error, exit 3), the treatment as floats;
     ``weights``: the observation-weight column, read with them (a missing weight drops its row, counted under
-    ``weights``); ``segments``: the segment columns, read as text unless they are covariates too (a missing value
+    ``weights``); ``segments``: the segment columns, read as text unless they are numeric (a missing value
     drops its row, counted under ``segments``)."""
     import numpy as np
 
@@ -470,7 +470,8 @@ def study_arrays(table: Table, treatment: str, outcome: str, covariates: list[st
     taken = (treatment, outcome, *covariates, *extra)
     weight = (weights,) if weights and weights not in taken else ()
     segs = tuple(c for c in segments if c not in (*taken, *weight))
-    text = tuple(dict.fromkeys((*categorical, *extra_text, *segs)))
+    # a numeric segment column is read as numbers (labelled 25, not 25.0: ``data.segments.segment_labels``)
+    text = tuple(dict.fromkeys((*categorical, *extra_text, *(c for c in segs if not table.is_numeric(c)))))
     cols, dropped = table.arrays([treatment, outcome, *covariates, *extra, *weight, *segs], as_text=text,
                                  positions=True)
     if dropped == table.rows:

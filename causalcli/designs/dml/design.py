@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.missing import study_roles_missing
-from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels
+from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels, segment_labels
 from causalcli.data.table import TABLE, MissingRows, require_columns, study_arrays, study_roles
 from causalcli.data.table import quote_identifier as _quote
 from causalcli.designs.base import Design, Fit, require
@@ -117,7 +117,7 @@ class DmlDesign(Design):
         segs = list(study.segments)
         categorical = tuple(c for c in study.categorical if c in covs)
         arrays = study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=tuple(segs),
-                              extra_text=tuple(segs), extra_role=SEGMENT_ROLE)
+                              extra_text=tuple(c for c in segs if not table.is_numeric(c)), extra_role=SEGMENT_ROLE)
         cols, W, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         n = t.size
         binary = self._binary(study, table, spec)
@@ -131,7 +131,7 @@ class DmlDesign(Design):
         elif np.ptp(t) == 0:
             raise DataError(f"treatment {study.treatment!r} is constant in the complete rows", file=table.file,
                             key="treatment", column=study.treatment)
-        seg_values = tuple(np.asarray(cols[c]).astype(str) for c in segs)
+        seg_values = tuple(segment_labels(cols[c]) for c in segs)
         dummies, dummy_names = [], []
         for c, values in zip(segs, seg_values):
             levels = np.unique(values)

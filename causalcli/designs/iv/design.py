@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.missing import study_roles_missing
+from causalcli.data.segments import segment_labels
 from causalcli.data.table import MissingRows, require_columns, study_arrays
 from causalcli.data.weights import positive_weights
 from causalcli.designs.base import Design, Fit, require
@@ -207,7 +208,7 @@ class IvDesign(Design[IvData]):
                       liml=d.estimator == "liml", rows=table.rows, missing=arrays.missing or MissingRows({}),
                       file=table.file, sqrt_weights=sqrt_weights, zero_weight=zero_weight,
                       segment_columns=tuple(study.segments),
-                      segment_values=tuple(_labels(cols[c]) for c in study.segments))
+                      segment_values=tuple(segment_labels(cols[c]) for c in study.segments))
 
     def fit(self, prepared: IvData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
         from causalcli.runtime.threads import single_threaded_blas
@@ -330,14 +331,6 @@ class IvDesign(Design[IvData]):
                         clusters=clusters, sqrt_weights=sqrt_weights)
         fit, _ = _fit(d, _covariance(d, None) if rows is None or d.clusters is None else _covariance(d))
         return float(fit.params[-1])
-
-
-def _labels(values: np.ndarray) -> np.ndarray:
-    """A segment column's values as labels: text as it is, numbers as short decimals (2 and 2.5, not 2.0)."""
-    values = np.asarray(values)
-    if values.dtype.kind in "fiu":
-        return np.array([f"{v:g}" for v in values.astype(np.float64)])
-    return values.astype(str)
 
 
 BINS = 20  # the first-stage plot's bins of the first instrument (fewer when it takes fewer values)

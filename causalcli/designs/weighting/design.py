@@ -74,7 +74,7 @@ from causalcli.data.weights import positive_weights
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.designs.weighting.estimators import _hajek_means, aipw, aipw_score, ipw, ipw_weights
-from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels
+from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels, segment_labels
 from causalcli.designs.weighting.segments import check_segments, segment_effects
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
@@ -335,8 +335,8 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
         covs = list(identification.adjustment_set)
         categorical = tuple(c for c in study.categorical if c in covs)
         segs = tuple(study.segments)
-        # a segment that is a numeric covariate is read as a number (its labels from those numbers), others as text
-        as_text = tuple(c for c in segs if c not in covs or c in categorical)
+        # a numeric segment is read as numbers (labelled 25, not 25.0), unless a categorical covariate; others as text
+        as_text = tuple(c for c in segs if not table.is_numeric(c) or c in categorical)
         arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=segs,
                                      extra_text=as_text, extra_role=SEGMENT_ROLE, weights=study.weights)
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
@@ -362,7 +362,7 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
             trim=opts.trim, propensity_model=opts.propensity_model, outcome_model=opts.outcome_model,
             folds=opts.folds, seed=study.seed, rows=table.rows, dropped_missing=dropped, file=table.file,
             categorical=categorical, missing=arrays.missing,
-            segment_columns=segs, segment_values=tuple(np.asarray(cols[c]).astype(str) for c in segs),
+            segment_columns=segs, segment_values=tuple(segment_labels(cols[c]) for c in segs),
             sample_weights=sample_weights, weights_column=study.weights, zero_weight=zero_weight,
         )
 
