@@ -278,3 +278,16 @@ def test_studies_of_one_name_keep_their_own_plots_and_report_anchors(runner, tmp
     assert re.findall(r'href="#(study-[^"]*)"', page) == ["study-smokers", "study-smokers-2"]
     assert (f"warning: 2 studies are named 'smokers': {first}, {tmp_path / 'm.yaml'} (the report and --plots call "
             "them smokers, smokers-2); set name: in each spec to tell them apart") in res.stderr
+
+
+def test_mahalanobis_matching_names_its_estimator(tmp_path):
+    """Matching on the Mahalanobis distance reported estimator psm_nearest, though no propensity score matched."""
+    from causalcli.study.run import run_study
+    from tests.conftest import base_spec, simulate
+
+    path = tmp_path / "d.csv"
+    simulate(300).to_csv(path, index=False)
+    spec = base_spec(str(path), design={"method": "matching", "estimand": "att",
+                                        "options": {"distance": "mahalanobis"}})
+    assert run_study(spec).estimator == "mahalanobis_nearest"
+    assert run_study(base_spec(str(path))).estimator == "psm_nearest"

@@ -87,7 +87,7 @@ class MatchingData:
 
 class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
     name = "matching"
-    estimators = ("psm_nearest",)
+    estimators = ("psm_nearest", "mahalanobis_nearest")  # which one runs: design.options.distance
     estimands = ("att", "atc", "ate")
     inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity")
     reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
@@ -276,7 +276,8 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
                     + f"; the headline std_error is {estimate.inference}"),
             },
         }
-        return Fit("psm_nearest", d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings)
+        estimator = "mahalanobis_nearest" if d.distance == "mahalanobis" else "psm_nearest"
+        return Fit(estimator, d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings)
 
     def before_refuters(self, prepared: MatchingData, names: list[str]) -> None:
         if prepared.distance != "mahalanobis":
