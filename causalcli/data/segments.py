@@ -1,12 +1,12 @@
-"""Segment columns of the designs that report effects by segment from rows (dml, weighting, iv): how their missing
-values are named, the cap on their values, and their labels."""
+"""Segment columns of the designs that report effects by segment from rows (dml, weighting, iv, matching): how their
+missing values are named, the cap on their values, their labels, and that they are neither treatment nor outcome."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
 from causalcli.data.sql import TABLE, quote_identifier
-from causalcli.errors import DataError
+from causalcli.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -36,3 +36,13 @@ def segment_labels(values: Any) -> Any:
     if values.dtype.kind in "fiu":
         return np.array([f"{v:g}" for v in values.astype(np.float64)])
     return values.astype(str)
+
+
+def check_segment_columns(study: Any, file: str) -> None:
+    """The spec alone: segments are other columns than the treatment and the outcome (the spec model refuses a
+    column listed twice; exit 2)."""
+    for i, column in enumerate(study.segments):
+        if column in (study.treatment, study.outcome):
+            role = "treatment" if column == study.treatment else "outcome"
+            raise SpecError(f"segments[{i}] is the {role} {column!r}; segments are pre-treatment columns (a group, "
+                            "a region) to report the effect by", file=file, key=f"segments[{i}]")

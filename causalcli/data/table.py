@@ -506,10 +506,10 @@ def refuse_infinite(cols: dict[str, "np.ndarray"], roles: list[tuple[str, str | 
 def binary_study_arrays(table: Table, treatment: str, outcome: str, covariates: list[str], categorical: list[str],
                         extra: tuple[str, ...] = (), extra_text: tuple[str, ...] = (),
                         extra_role: tuple[str, str] = ("other", "column"),
-                        weights: str | None = None) -> BinaryStudyArrays:
+                        weights: str | None = None, segments: tuple[str, ...] = ()) -> BinaryStudyArrays:
     """What matching and weighting both start from: ``study_arrays`` with a two-arm (bool) treatment."""
     arrays = study_arrays(table, treatment, outcome, covariates, categorical, extra, extra_text, extra_role,
-                          weights=weights)
+                          weights=weights, segments=segments)
     _require_rows_for_columns(arrays, covariates, categorical, table.file)
     t = arrays.t.astype(bool)
     if t.all() or not t.any():

@@ -1,5 +1,5 @@
 """Multiple-testing corrections of a family of p-values, shared by experiment (metrics, arms, segment values),
-weighting and iv (segment values); and what those two say of one segment column's effects."""
+weighting, iv and matching (segment values); and what those say of one segment column's effects."""
 
 from __future__ import annotations
 
@@ -50,3 +50,20 @@ def differs_warning(column: str, test: dict[str, Any], alpha: float, columns: in
     return (f"the effect differs across the values of {column!r} (Wald chi-square = {test['statistic']:.2f} on "
             f"{test['df']} df, p = {test['p_value']:.3g} < thresholds.alpha {alpha}, one of {columns} tests, not "
             "corrected); the headline averages over the segments: read the segment effects")
+
+
+def segment_column(rows: list["Estimate"], column: str, test: dict[str, Any], alpha: float, columns: int,
+                   method: str = "holm") -> tuple[list["Estimate"], dict[str, Any], list[str]]:
+    """One segment column's effects corrected over its values, its heterogeneity ``test`` labelled with the column,
+    and the warning when that test rejects at ``alpha`` (one of ``columns`` tests)."""
+    test = {"segment": column, **test}
+    said = differs_warning(column, test, alpha, columns)
+    return corrected_over_values(rows, column, method), test, [said] if said else []
+
+
+def skipped_warning(skipped: list[str]) -> list[str]:
+    """The warning naming the segment values with no effect reported (each ``label (why)``), or none."""
+    if not skipped:
+        return []
+    return [f"no effect reported for {len(skipped)} segment value(s): {'; '.join(skipped[:5])}"
+            + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.errors import EstimationError
-from causalcli.inference.multiplicity import corrected_over_values, differs_warning
+from causalcli.inference.multiplicity import segment_column, skipped_warning
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.iv.design import IvData
@@ -77,15 +77,13 @@ def segment_effects(d: "IvData", study: "Study", seed: int, fit_of: Any, estimat
             full = np.zeros(d.y.size)
             full[rows] = influence
             found.append(_Segment(replace(est, label=label), full))
-        effects += corrected_over_values([s.estimate for s in found], column, CORRECTION)
-        test = {"segment": column, **_wald_equal(found, d), "test": HETEROGENEITY_TEST}
+        rows, test, said = segment_column([s.estimate for s in found], column,
+                                          {**_wald_equal(found, d), "test": HETEROGENEITY_TEST},
+                                          study.thresholds.alpha, len(d.segment_columns), CORRECTION)
+        effects += rows
         tests.append(test)
-        if said := differs_warning(column, test, study.thresholds.alpha, len(d.segment_columns)):
-            warnings.append(said)
-    if skipped:
-        warnings.append(f"no effect reported for {len(skipped)} segment value(s): {'; '.join(skipped[:5])}"
-                        + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
-    return SegmentEffects(effects, tests, warnings)
+        warnings += said
+    return SegmentEffects(effects, tests, warnings + skipped_warning(skipped))
 
 
 def _segment_data(d: "IvData", rows: np.ndarray) -> tuple["IvData | None", str]:

@@ -9,7 +9,8 @@ applies. The semantics mirror R's
 ``Matching::Match`` (see ``causalcli.designs.matching.nearest``), against which the tests
 are pinned. Diagnostics: a MatchIt-style balance table, overlap, E-value and
 Rosenbaum bounds (``causalcli.checks.balance``, ``causalcli.checks.overlap``,
-``causalcli.checks.sensitivity``).
+``causalcli.checks.sensitivity``). Effects by the top-level ``segments``: the same
+matching within each segment's rows (``segments.py``).
 
 References
 ----------
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from causalcli.data.missing import study_roles_missing
+from causalcli.data.segments import SEGMENT_ROLE, check_segment_columns, check_segment_levels, segment_labels
 from causalcli.data.table import ROW_POSITION, MissingRows, binary_study_arrays, single_treated_warning
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
@@ -77,6 +79,8 @@ class MatchingData:
     se: str = "ai2016"  # headline SE on the propensity score: ai2016 (adjusted where it applies) or ai2006
     missing: MissingRows | None = None  # rows dropped for a missing value, by role
     positions: np.ndarray | None = None  # each row's place among the rows used, in the file's order (messages)
+    segment_columns: tuple[str, ...] = ()  # the top-level segments
+    segment_values: tuple[np.ndarray, ...] = ()  # their values as labels, one array per column
 
     @cached_property
     def logit(self) -> LogitDesign:
@@ -89,11 +93,13 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
     name = "matching"
     estimators = ("psm_nearest", "mahalanobis_nearest")  # which one runs: design.options.distance
     estimands = ("att", "atc", "ate")
-    inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity")
+    inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity", "abadie_imbens_2006_score_as_known")
     reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
+    segments_built = True  # segments.py: the same matching within each segment's rows
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         super().check_spec(study, spec)
+        check_segment_columns(study, spec.source.display)
         opts: MatchingOptions = study.design.options
         if not opts.replace and opts.bias_correction:
             # Match switches BiasAdjust off without replacement (ties = FALSE); not guessed here
@@ -113,9 +119,17 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             roles.setdefault(c, (f"design.options.exact[{i}]", "any"))
         return roles
 
+    def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
+        super().validate(study, table, spec)
+        check_segment_levels(study.segments, table)
+
     def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
-        return study_roles_missing(study.treatment, study.outcome, list(identification.adjustment_set),
-                                   tuple(study.design.options.exact), EXACT_ROLE)
+        """Treatment, outcome, the adjustment set, the exact columns, then the other segment columns (the order
+        ``binary_study_arrays`` attributes them in)."""
+        covs, exact = list(identification.adjustment_set), tuple(study.design.options.exact)
+        taken = {study.treatment, study.outcome, *covs, *exact}
+        return (study_roles_missing(study.treatment, study.outcome, covs, exact, EXACT_ROLE)
+                + [(c, *SEGMENT_ROLE) for c in study.segments if c not in taken])
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> MatchingData:
@@ -124,7 +138,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
         exact = tuple(study.design.options.exact)
         arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=exact,
                                      extra_text=tuple(c for c in exact if c not in covs),
-                                     extra_role=EXACT_ROLE)
+                                     extra_role=EXACT_ROLE, segments=tuple(study.segments))
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         from causalcli.checks.balance import balance_matrix
         from causalcli.checks.overlap import require_common_support
@@ -147,6 +161,8 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             bias_correction=opts.bias_correction, distance=opts.distance,
             extra_metric=_codes(cols, tuple(c for c in exact if c not in covs)), positions=cols.get(ROW_POSITION),
             replace=opts.replace, se=opts.se, missing=arrays.missing,
+            segment_columns=tuple(study.segments),
+            segment_values=tuple(segment_labels(cols[c]) for c in study.segments),
         )
 
     # ------------------------------------------------------------ estimation
@@ -276,8 +292,17 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
                     + f"; the headline std_error is {estimate.inference}"),
             },
         }
+        effects = []
+        if d.segment_columns:
+            from causalcli.designs.matching.segments import segment_effects
+
+            by_segment = segment_effects(d, score, study)
+            effects, diagnostics["heterogeneity"] = by_segment.effects, by_segment.heterogeneity
+            diagnostics["segment_balance"] = by_segment.balance
+            warnings += by_segment.warnings
         estimator = "mahalanobis_nearest" if d.distance == "mahalanobis" else "psm_nearest"
-        return Fit(estimator, d.estimand, estimate, n, diagnostics=diagnostics, checks=checks, warnings=warnings)
+        return Fit(estimator, d.estimand, estimate, n, effects=effects, diagnostics=diagnostics, checks=checks,
+                   warnings=warnings)
 
     def before_refuters(self, prepared: MatchingData, names: list[str]) -> None:
         if prepared.distance != "mahalanobis":

@@ -74,8 +74,8 @@ from causalcli.data.weights import positive_weights
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.designs.weighting.estimators import _hajek_means, aipw, aipw_score, ipw, ipw_weights
-from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels, segment_labels
-from causalcli.designs.weighting.segments import check_segments, segment_effects
+from causalcli.data.segments import SEGMENT_ROLE, check_segment_columns, check_segment_levels, segment_labels
+from causalcli.designs.weighting.segments import segment_effects
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.models.folds import permuted_fold_ids
@@ -307,7 +307,7 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         super().check_spec(study, spec)
-        check_segments(study, spec.source.display)
+        check_segment_columns(study, spec.source.display)
         opts = study.design.options
         if opts.overlap and opts.estimator == "aipw":
             raise SpecError("overlap weights with estimator aipw are not built yet; use estimator: ipw "

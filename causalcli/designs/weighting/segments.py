@@ -40,29 +40,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from causalcli.errors import SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.inference.multiplicity import corrected_over_values, differs_warning
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.weighting.design import WeightingData, _Run
     from causalcli.records import Estimate
-    from causalcli.spec.models import Study
 
 MIN_ARM_UNITS = 2  # a segment value with fewer units of an arm has no effect reported
 CORRECTION = "holm"
 HETEROGENEITY_TEST = ("Wald chi-square: the column's segment effects are equal (k - 1 contrasts), covariance from "
                       "their influence functions")
-
-
-def check_segments(study: "Study", file: str) -> None:
-    """The spec alone: segments are other columns than the treatment and the outcome (the spec model refuses a
-    column listed twice)."""
-    for i, column in enumerate(study.segments):
-        if column in (study.treatment, study.outcome):
-            role = "treatment" if column == study.treatment else "outcome"
-            raise SpecError(f"segments[{i}] is the {role} {column!r}; segments are pre-treatment columns (a group, "
-                            "a region) to report the effect by", file=file, key=f"segments[{i}]")
 
 
 @dataclass(frozen=True)
