@@ -1,5 +1,6 @@
 """Multiple-testing corrections of a family of p-values, shared by experiment (metrics, arms, segment values),
-weighting and iv (segment values); and what those two say of one segment column's effects."""
+weighting, iv and did (segment values); and what those say of one segment column's effects (``wald_equal``, the
+test that they are equal, and ``differs_warning``)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,24 @@ def differs_warning(column: str, test: dict[str, Any], alpha: float, columns: in
     return (f"the effect differs across the values of {column!r} (Wald chi-square = {test['statistic']:.2f} on "
             f"{test['df']} df, p = {test['p_value']:.3g} < thresholds.alpha {alpha}, one of {columns} tests, not "
             "corrected); the headline averages over the segments: read the segment effects")
+
+
+def wald_equal(values: Any, covariance: Any) -> dict[str, Any]:
+    """The Wald chi-square that k effects are equal: the k - 1 contrasts with the first, ``d' (C V C')^-1 d``
+    (with a diagonal ``V``, independent effects, it is Cochran's Q: sum of ((b_j - b_w) / se_j)^2 about the
+    inverse-variance mean b_w); fewer than 2 effects or a singular contrast covariance: no statistic."""
+    import numpy as np
+
+    b, V = np.asarray(values, dtype=np.float64), np.asarray(covariance, dtype=np.float64)
+    k = b.size
+    if k < 2:
+        return {"statistic": None, "df": 0, "p_value": None, "values_compared": k}
+    C = np.column_stack([-np.ones(k - 1), np.eye(k - 1)])
+    diff = C @ b
+    try:
+        stat = float(diff @ np.linalg.solve(C @ V @ C.T, diff))
+    except np.linalg.LinAlgError:
+        return {"statistic": None, "df": k - 1, "p_value": None, "values_compared": k}
+    from causalcli.inference.distributions import chi2_sf
+
+    return {"statistic": stat, "df": k - 1, "p_value": chi2_sf(stat, k - 1), "values_compared": k}
