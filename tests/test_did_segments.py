@@ -252,3 +252,40 @@ def test_validate_accepts_segments_for_did(runner, sim, tmp_path, write_spec):
     df.to_csv(tmp_path / "p.csv", index=False)
     res = invoke(runner, ["validate", str(write_spec(spec_of("p.csv")))])
     assert res.exit_code == 0, res.stderr
+
+
+# ---------------------------------------------------------------- on an engine
+
+
+def test_segments_rule_out_the_engine_cells_and_say_why(sim):
+    from causalcli.designs import get_design
+    from causalcli.designs.did.cells import spec_reason
+    from causalcli.study.load import as_loaded
+
+    _, path = sim
+    study = as_loaded({**spec_of(path), "data": {"backend": "postgres", "table": "t", "connection_env": "X"}}).study
+    assert spec_reason(study) == "segments: each segment's effect is fitted on its own units' rows"
+    assert get_design("did").streams(study) is False  # the design's columns are fetched, segments included
+
+
+@pytest.mark.engines
+def test_segments_on_postgres_equal_the_file_and_provenance_says_why_rows(postgres_url, runner, tmp_path,
+                                                                          monkeypatch, sim):
+    from tests.engines import load_postgres
+    from tests.test_engines import ENV, differences
+
+    df, path = sim
+    monkeypatch.setenv(ENV, postgres_url)
+    load_postgres(postgres_url, "did_segments", pa_table(df))
+    local = run_study(spec_of(path)).to_dict()
+    remote = run_study({**spec_of(path), "data": {"backend": "postgres", "table": "did_segments",
+                                                  "connection_env": ENV}}).to_dict()
+    assert not differences(remote, local), differences(remote, local)[:5]
+    assert remote["provenance"]["did_cells"] == {
+        "computed_from": "the panel's rows, fetched", "why": "segments: each segment's effect is fitted on its own units' rows"}
+
+
+def pa_table(df: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df, preserve_index=False)

@@ -1,7 +1,7 @@
 """`segments` or `weights` where a design does not use them: exit 2 naming the key, not ignored.
 
 Before, matching, weighting, iv and rdd ran the study and silently left the segments out of the result
-(weighting reports them since: tests/test_weighting_segments.py).
+(weighting reports them since: tests/test_weighting_segments.py; did too: tests/test_did_segments.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from tests.conftest import invoke
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
-@pytest.mark.parametrize("spec,design", [("lalonde_psm.yaml", "matching"), ("mpdta_did.yaml", "did"),
-                                         ("prop99_synth.yaml", "synthetic_control")])
+@pytest.mark.parametrize("spec,design", [("lalonde_psm.yaml", "matching"), ("prop99_synth.yaml", "synthetic_control")])
 def test_segments_are_refused_where_not_built(runner, spec, design):
     res = invoke(runner, ["estimate", str(SPECS / spec), "--set", "segments=[black]"])
     assert res.exit_code == 2

@@ -1,5 +1,5 @@
-"""Segment columns of the designs that report effects by segment from rows (dml, weighting, iv): how their missing
-values are named, the cap on their values, and their labels."""
+"""Segment columns of the designs that report effects by segment from rows (dml, weighting, iv, did): how their
+missing values are named, the cap on their values, and their labels."""
 
 from __future__ import annotations
 
