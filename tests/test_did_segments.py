@@ -118,6 +118,29 @@ def test_callaway_santanna_segment_effects_equal_diff_diff_on_the_segment(tmp_pa
         assert got[f"half={half}"].inference.startswith("cs_analytic; p_value_adjusted: holm over 2 values of half")
 
 
+@pytest.mark.peer
+def test_repeated_cross_sections_segment_effects_equal_statsmodels_hc1(tmp_path):
+    """No design.unit: each row its own unit, so any column partitions them; the 2x2 by group with HC1 SEs."""
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    grp, t, seg = rng.integers(0, 2, n), rng.choice([1, 2], n), rng.choice(["x", "y"], n)
+    d = ((grp == 1) & (t == 2)).astype(int)
+    df = pd.DataFrame({"y": grp + t + d * np.where(seg == "x", 1.0, 3.0) + rng.normal(size=n), "grp": grp, "t": t,
+                       "d": d, "seg": seg, "post": (t == 2).astype(int)})
+    path = tmp_path / "rcs.csv"
+    df.to_csv(path, index=False)
+    res = run_study({"version": 1, "data": {"path": str(path)}, "treatment": "d", "outcome": "y", "segments": ["seg"],
+                     "design": {"method": "did", "time": "t", "group": "grp", "estimator": "2x2"}, "refute": []})
+    got = {e.label: e for e in res.effects}
+    for value in ("x", "y"):
+        m = smf.ols("y ~ grp * post", data=df[df.seg == value]).fit(cov_type="HC1")
+        assert got[f"seg={value}"].value == pytest.approx(m.params["grp:post"], abs=COEF_TOL)
+        assert got[f"seg={value}"].std_error == pytest.approx(m.bse["grp:post"], rel=SE_RTOL)
+        assert got[f"seg={value}"].inference.startswith("hc1; ")
+
+
 # ---------------------------------------------------------------- the same fit on the segment alone
 
 
