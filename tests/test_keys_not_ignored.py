@@ -62,9 +62,9 @@ EXPECTED: dict[str, dict[str, str]] = {
                  "thresholds.propensity_bounds", "thresholds.max_outside", "refute", "seed", *_ALL_DATA),
                 ("weights",), ("thresholds.balance_smd", "thresholds.srm_alpha", "thresholds.pre_fit", "data.timezone"),
                 **_ENGINE_ONLY),
-    "did": _row(("covariates", "weights", "graph", "conf_level", "thresholds.alpha", "refute", "seed", "data.timezone",
-                 *_ALL_DATA),
-                ("categorical", "segments"), [k for k in _UNREAD if k != "thresholds.alpha"], **_ENGINE_ONLY),
+    "did": _row(("covariates", "weights", "graph", "segments", "conf_level", "thresholds.alpha", "refute", "seed",
+                 "data.timezone", *_ALL_DATA),
+                ("categorical",), [k for k in _UNREAD if k != "thresholds.alpha"], **_ENGINE_ONLY),
     "synthetic_control": _row(("conf_level", "thresholds.alpha", "thresholds.pre_fit", "refute", "seed",
                                "data.timezone", *_ALL_DATA),
                               ("treatment", "covariates", "categorical", "weights", "graph", "segments"),
@@ -124,6 +124,7 @@ def data(tmp_path_factory) -> Path:
     organ["day"] = stamps(organ["Quarter_Num"], 7)
     organ["x1"] = rng.normal(size=len(organ))
     organ["w"] = rng.uniform(0.5, 2, len(organ)).round(3)
+    organ["g"] = np.where(organ["State"] < "M", "a", "b")  # a segment constant within each state (no draw)
     organ.to_csv(folder / "organ.csv", index=False)
     synth = pd.read_csv(ROOT / "tests/golden/data/synth_panel.csv")
     synth["day"] = stamps(synth["period"], 7)

@@ -1,8 +1,8 @@
 """`segments` or `weights` where a design does not use them: exit 2 naming the key, not ignored.
 
 Before, matching, weighting, iv and rdd ran the study and silently left the segments out of the result
-(weighting, iv and matching report them since: tests/test_weighting_segments.py, tests/test_iv_segments.py,
-tests/test_matching_segments.py).
+(weighting, iv, matching and did report them since: tests/test_weighting_segments.py, tests/test_iv_segments.py,
+tests/test_matching_segments.py, tests/test_did_segments.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tests.conftest import invoke
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
-@pytest.mark.parametrize("spec,design", [("mpdta_did.yaml", "did"), ("prop99_synth.yaml", "synthetic_control")])
+@pytest.mark.parametrize("spec,design", [("prop99_synth.yaml", "synthetic_control")])
 def test_segments_are_refused_where_not_built(runner, spec, design):
     res = invoke(runner, ["estimate", str(SPECS / spec), "--set", "segments=[black]"])
     assert res.exit_code == 2

@@ -1,5 +1,6 @@
-"""Segment columns of the designs that report effects by segment from rows (dml, weighting, iv, matching): how their
-missing values are named, the cap on their values, their labels, and that they are neither treatment nor outcome."""
+"""Segment columns of the designs that report effects by segment from rows (dml, weighting, iv, matching, did):
+how their missing values are named, the cap on their values, their labels, and that they are neither treatment
+nor outcome."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Multiple-testing corrections of a family of p-values, shared by experiment (metrics, arms, segment values),
-weighting, iv and matching (segment values); and what those say of one segment column's effects."""
+weighting, iv, matching and did (segment values); and what those say of one segment column's effects
+(``wald_equal``, the test that they are equal, ``differs_warning``, ``segment_column``)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,33 @@ def skipped_warning(skipped: list[str]) -> list[str]:
         return []
     return [f"no effect reported for {len(skipped)} segment value(s): {'; '.join(skipped[:5])}"
             + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")]
+
+
+def wald_equal(values: Any, covariance: Any) -> dict[str, Any]:
+    """The Wald chi-square that k effects are equal: the k - 1 contrasts with the first, ``d' (C V C')^-1 d``
+    (with a diagonal ``V``, independent effects, it is Cochran's Q: sum of ((b_j - b_w) / se_j)^2 about the
+    inverse-variance mean b_w); fewer than 2 effects or a singular contrast covariance: no statistic."""
+    import numpy as np
+
+    b, V = np.asarray(values, dtype=np.float64), np.asarray(covariance, dtype=np.float64)
+    k = b.size
+    if k < 2:
+        return {"statistic": None, "df": 0, "p_value": None, "values_compared": k}
+    C = np.column_stack([-np.ones(k - 1), np.eye(k - 1)])
+    diff = C @ b
+    try:
+        stat = float(diff @ np.linalg.solve(C @ V @ C.T, diff))
+    except np.linalg.LinAlgError:
+        return {"statistic": None, "df": k - 1, "p_value": None, "values_compared": k}
+    from causalcli.inference.distributions import chi2_sf
+
+    return {"statistic": stat, "df": k - 1, "p_value": chi2_sf(stat, k - 1), "values_compared": k}
+
+
+def wald_independent(effects: list["Estimate"]) -> dict[str, Any]:
+    """``wald_equal`` over the effects with a positive standard error, taken as independent (diagonal covariance:
+    segments of disjoint rows or units)."""
+    import numpy as np
+
+    usable = [e for e in effects if e.std_error is not None and e.std_error > 0]
+    return wald_equal([e.value for e in usable], np.diag([e.std_error ** 2 for e in usable]))

@@ -21,7 +21,8 @@ only, and a unit's CRV1 score is linear in (1, y_i1..y_iT) with cohort-wide coef
 (``cells_regression``).
 
 What needs units falls back to the rows (``RowsNeeded`` names why; ``DidDesign.prepare`` fetches the panel):
-covariates, weights, clusters other than the unit, bootstraps (a weight per unit), an unbalanced panel, rows
+covariates, weights, clusters other than the unit, bootstraps (a weight per unit), segments (each fitted on its
+units' rows), an unbalanced panel, rows
 with a missing value, units treated in the first period or after the last, few (treated) units (randomization
 inference permutes units, the wild bootstrap reweights them), a cohort near the propensity trim, an on/off
 treatment (static twfe uses it as given). The refuters permute and subsample units: they
@@ -96,6 +97,8 @@ def spec_reason(study: "Study") -> str | None:
         return "clusters other than the unit"
     if d.options.bootstrap != "none":
         return f"bootstrap: {d.options.bootstrap} draws a weight per unit"
+    if study.segments:
+        return "segments: each segment's effect is fitted on its own units' rows"
     return None
 
 

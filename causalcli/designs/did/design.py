@@ -11,7 +11,8 @@ The estimators live one to a module beside this one:
 * ``honest`` (and ``honest_lp``): Rambachan-Roth relative-magnitude confidence sets;
 * ``clusters``: the inference with few clusters; ``panel``: the panel's checks and arrays (``PanelData``);
 * ``comparison`` (``estimator: all``): every estimator above, and ``synthetic_did`` with few treated units,
-  on the same ``PanelData``, side by side.
+  on the same ``PanelData``, side by side;
+* ``segments``: the top-level ``segments``, the headline's estimator fitted on each segment's units.
 
 ``prepare`` returns ``PanelData`` (picklable, never changed afterwards); nothing is kept on the design.
 
@@ -65,6 +66,7 @@ class DidDesign(Design):
                  "synthetic_did_staggered_placebo_se_normal", "none")
     reference = ("Callaway and Sant'Anna (2021); semantics of R did::att_gt/aggte; TWFE as fixest/pyfixest feols "
                  "with CRV1")
+    segments_built = True  # segments.py: the same estimator fitted on each segment's units
 
     # ------------------------------------------------------------ spec and data checks
 
@@ -104,6 +106,10 @@ class DidDesign(Design):
         if o.bootstrap == "wild" and d.estimator == "callaway_santanna":
             raise SpecError("bootstrap: wild applies to 2x2 and twfe; callaway_santanna uses bootstrap: multiplier",
                             file=file, key="design.options.bootstrap")
+        if study.segments:
+            from causalcli.designs.did.segments import check_segments_spec
+
+            check_segments_spec(study, file)
         if study.categorical:
             c = study.categorical[0]
             raise SpecError("categorical covariates are not built yet for the did design; encode each level as "
@@ -127,7 +133,16 @@ class DidDesign(Design):
             roles.setdefault(study.weights, ("weights", "numeric"))
         for i, c in enumerate(study.covariates):
             roles.setdefault(c, (f"covariates[{i}]", "numeric_only"))
+        for i, c in enumerate(study.segments):
+            roles.setdefault(c, (f"segments[{i}]", "any"))
         require_columns(table, roles, d.treated_value, spec.study.data.timezone)
+        if study.segments:
+            from causalcli.data.segments import check_segment_levels
+            from causalcli.designs.did.segments import check_constant
+
+            check_segment_levels(study.segments, table)
+            if d.unit:  # (repeated cross-sections: each row its own unit)
+                check_constant(table, d.unit, study.segments)
         if d.cohort:  # in the time column's type: read as the same period numbers
             from causalcli.data.types import cohort_column
 
@@ -158,6 +173,11 @@ class DidDesign(Design):
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> "PanelData | CellsData":
         if table.engine is None:
+            from causalcli.designs.did.cells import spec_reason
+
+            why = spec_reason(study) if study.data.backend != "duckdb" else None
+            if why:  # on an engine, the rows were fetched (``streams``): say why the cells could not serve
+                table.provenance["did_cells"] = {"computed_from": "the panel's rows, fetched", "why": why}
             return build_panel(study, table, read_panel(study, table))
         from causalcli.data.table import fetch_engine_rows
         from causalcli.designs.did.cells import RowsNeeded, prepare_cells
@@ -197,7 +217,16 @@ class DidDesign(Design):
                 # jobs: synthetic DiD's placebo draws, spread over processes as method: synthetic_control does
                 return fit_all(prepared, study, seed, resolve_jobs(jobs),
                                lambda p: _guard_honest_did(_fit(p, study, seed)))
-            return _guard_honest_did(_fit(prepared, study, seed))
+            fit = _guard_honest_did(_fit(prepared, study, seed))
+            if prepared.segment_columns:
+                from causalcli.designs.did.segments import segment_effects
+
+                by_segment = segment_effects(prepared, study, seed, lambda p: _fit(p, study, seed), fit.warnings)
+                fit.diagnostics["segments"] = by_segment.counts
+                fit.diagnostics["heterogeneity"] = by_segment.heterogeneity
+                fit = replace(fit, effects=[*fit.effects, *by_segment.effects],
+                              warnings=[*fit.warnings, *by_segment.warnings])
+            return fit
 
     # ------------------------------------------------------------ refuters
 

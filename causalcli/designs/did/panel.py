@@ -53,6 +53,8 @@ class PanelData:
     time_labels: tuple[str, ...] | None = None  # ISO day of each period number when time holds dates
     cells: Any = None  # ``cells_regression.CellRegression``: the rows are cohort x period cells, the units cohorts
     cross_sections: bool = False  # no design.unit: each row its own unit, the groups in place of unit effects
+    segment_columns: tuple[str, ...] = ()  # the top-level segments (``segments``)
+    segment_values: tuple[np.ndarray, ...] = ()  # each unit's value of each, as labels (constant within a unit)
 
     @property
     def hc1(self) -> bool:
@@ -190,7 +192,8 @@ class PanelColumns:
 def _used_columns(study: "Study") -> list[str]:
     d = study.design
     cols = [*([d.unit] if d.unit else []), d.time, study.outcome, *dict.fromkeys(study.covariates)]
-    return cols + [c for c in (study.treatment, d.cohort, d.group, d.cluster, study.weights) if c]
+    cols += [c for c in (study.treatment, d.cohort, d.group, d.cluster, study.weights) if c]
+    return cols + [c for c in dict.fromkeys(study.segments) if c not in cols]
 
 
 def _first_repeated_cell(ucode: np.ndarray, n_units: int, tcode: np.ndarray, n_times: int) -> tuple[int, int] | None:
@@ -246,6 +249,10 @@ def missing_roles(study: "Study") -> list[tuple[str, str, str]]:
              *[(c, "covariates", "covariate") for c in dict.fromkeys(study.covariates)], (d.unit, "unit", "unit"),
              (d.time, "time", "time"), (d.cohort, "cohort", "cohort"), (d.group, "group", "group"),
              (d.cluster, "cluster", "cluster"), (study.weights, "weights", "weights")]
+    from causalcli.data.segments import SEGMENT_ROLE
+
+    taken = {r[0] for r in roles}
+    roles += [(c, *SEGMENT_ROLE) for c in dict.fromkeys(study.segments) if c not in taken]
     return [r for r in roles if r[0]]
 
 
@@ -439,6 +446,14 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
     if d.unit is None:  # no unit to count: each row is its own observation, so the counts are of rows
         panel, n = _cross_section_counts(panel, n, g_idx[ucode], tcode, n_first, bool(d.cluster))
     es = d.event_study
+    segment_values = []
+    for c in study.segments:  # constant within a unit (``segments.check_constant``): any row of the unit tells it
+        from causalcli.data.segments import segment_labels
+
+        labels_of_rows = segment_labels(arr[c])
+        per_unit = np.empty(n_units, dtype=labels_of_rows.dtype)
+        per_unit[ucode] = labels_of_rows
+        segment_values.append(per_unit)
     return PanelData(
         estimator=d.estimator, unit=ucode, n_units=n_units, time=tcode, times=times, y=y, g=g_idx, d=row_d,
         X=X, xnames=tuple(covs), w=w, cluster=cl, n_clusters=int(G), cluster_name=cname,
@@ -446,6 +461,7 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
         warnings=tuple(warnings), unit_labels=unit_labels, time_labels=tuple(labels) if labels else None,
         # a unit seen once (a row id as unit) is a cross-section too: its unit effect would absorb its row
         cross_sections=d.unit is None or (d.estimator == "2x2" and bool(np.all(counts == 1))),
+        segment_columns=tuple(study.segments), segment_values=tuple(segment_values),
     )
 
 
@@ -477,5 +493,5 @@ def subset_units(p: PanelData, units: np.ndarray, g: np.ndarray) -> tuple[PanelD
     sub = replace(p, unit=remap[p.unit[rows]], n_units=int(units.size), time=p.time[rows], y=p.y[rows],
                   g=g[units], d=None if p.d is None else p.d[rows], X=p.X[rows],
                   w=None if p.w is None else p.w[rows], cluster=G.astype(np.int64), n_clusters=int(cl.size),
-                  unit_labels=p.unit_labels[units])
+                  unit_labels=p.unit_labels[units], segment_values=tuple(v[units] for v in p.segment_values))
     return sub, g[units]

@@ -34,7 +34,7 @@ import numpy as np
 
 from causalcli.errors import EstimationError
 from causalcli.inference.estimate import normal_estimate
-from causalcli.inference.multiplicity import segment_column, skipped_warning
+from causalcli.inference.multiplicity import segment_column, skipped_warning, wald_independent
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.designs.matching.design import MatchingData
@@ -83,7 +83,7 @@ def segment_effects(d: "MatchingData", score: np.ndarray, study: "Study") -> Seg
             balance.append(row)
             if not row["max_abs_smd_after"] <= limit:
                 unbalanced.append(f"{label} ({row['max_abs_smd_after']:.3f}, {row['worst_covariate']})")
-        rows, test, said = segment_column(found, column, {**_wald_equal(found), "test": HETEROGENEITY_TEST},
+        rows, test, said = segment_column(found, column, {**wald_independent(found), "test": HETEROGENEITY_TEST},
                                           study.thresholds.alpha, len(d.segment_columns), CORRECTION)
         effects += rows
         tests.append(test)
@@ -135,17 +135,3 @@ def _balance(d: "MatchingData", m: "MatchResult", rows: np.ndarray, label: str, 
             "max_abs_smd_before": max(abs(r["smd_before"]) for r in table),
             "std_error_r_match": float(m.std_error if d.replace else m.std_error_standard)}
 
-
-def _wald_equal(found: list["Estimate"]) -> dict[str, Any]:
-    """The Wald chi-square of equal effects over one column's segments, independent estimates."""
-    found = [e for e in found if e.std_error is not None and e.std_error > 0]
-    k = len(found)
-    if k < 2:
-        return {"statistic": None, "df": 0, "p_value": None, "values_compared": k}
-    from causalcli.inference.distributions import chi2_sf
-
-    C = np.column_stack([-np.ones(k - 1), np.eye(k - 1)])
-    diff = C @ np.array([e.value for e in found])
-    V = np.diag([e.std_error ** 2 for e in found])
-    stat = float(diff @ np.linalg.solve(C @ V @ C.T, diff))
-    return {"statistic": stat, "df": k - 1, "p_value": chi2_sf(stat, k - 1), "values_compared": k}
