@@ -8,6 +8,10 @@ when ``segments`` are given), with a heteroskedasticity-robust (HC1) covariance.
 generalised random forest over the covariates; for a binary treatment the ATE
 and ATT are its doubly robust averages of out-of-bag forest predictions.
 
+Observation weights (the top-level ``weights``) are probability weights: EconML's ``sample_weight`` fits every
+nuisance model and the final stage with them, and the ATE, ATT, segment effects and CATE summary are weighted
+means (``final.py``); rows of weight 0 are dropped and counted (docs/designs/dml.md, "Observation weights").
+
 Cross-fitting folds are drawn once from the seed (stratified by a binary
 treatment) and passed to EconML as explicit splits, so refuters reuse them.
 The module map: ``data.py`` (what prepare builds and what fit learns),
