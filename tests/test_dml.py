@@ -332,7 +332,7 @@ def test_same_seed_same_json_whatever_jobs(csv, runner, write_spec):
     ({"design": {"method": "dml", "options": {"learner": "svm"}}}, 2, "learner"),
     ({"design": {"method": "dml", "options": {"model": "forest", "trees": 10}}}, 2, "multiple of 4"),
     ({"segments": ["nope"]}, 3, "nope"),
-    ({"weights": "x3"}, 2, "weights"),
+    ({"weights": "x3"}, 3, "negative"),  # x3 is normal: negative weights are refused before any work
     ({"covariates": []}, 2, "covariates"),
 ])
 def test_bad_input_gives_one_line_and_exit_code(csv, runner, write_spec, change, code, words):

@@ -39,9 +39,15 @@ def splits(ids: np.ndarray, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.flatnonzero(ids != k), np.flatnonzero(ids == k)) for k in range(folds)]
 
 
-def training_fold_means(t: np.ndarray, ids: np.ndarray, folds: int) -> np.ndarray:
-    """For each row, the mean of ``t`` over the rows outside its fold (a cross-fitted constant model)."""
-    total, count = t.sum(), t.size
-    sums = np.bincount(ids, weights=t, minlength=folds)
-    sizes = np.bincount(ids, minlength=folds)
-    return ((total - sums) / (count - sizes))[ids]
+def training_fold_means(t: np.ndarray, ids: np.ndarray, folds: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """For each row, the mean of ``t`` over the rows outside its fold (a cross-fitted constant model); with
+    observation ``weights``, their weighted mean (what a constant model fitted with those weights predicts)."""
+    if weights is None:
+        total, count = t.sum(), t.size
+        sums = np.bincount(ids, weights=t, minlength=folds)
+        sizes = np.bincount(ids, minlength=folds)
+        return ((total - sums) / (count - sizes))[ids]
+    wt = weights * t
+    sums = np.bincount(ids, weights=wt, minlength=folds)
+    mass = np.bincount(ids, weights=weights, minlength=folds)
+    return ((wt.sum() - sums) / (weights.sum() - mass))[ids]

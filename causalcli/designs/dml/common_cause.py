@@ -19,6 +19,9 @@ squares of its residual on [1, W, U]); with the other learners r_k continues the
   another scale, so its residual's lasso chooses its own penalty (LassoCV, 3 folds);
 - forest: a random forest of a fifth of the fold model's trees (same leaf size).
 
+With observation weights every refit and continuation is fitted with them (the weighted residual of a
+weighted fit: Frisch-Waugh holds for weighted least squares too), and the final stage is the weighted one.
+
 f_k's predictions on every row do not depend on U, nor do the boosting bins of W: they are
 computed once per process (``fold_cache``) and, through ``prime``, in the parent before the
 refuters' workers fork, so the workers inherit them. ``refit_common_cause_point`` is the full refit through EconML, kept
@@ -34,7 +37,7 @@ import numpy as np
 
 from causalcli.designs.dml.data import CrossFit, DmlData, effect_modifiers, nuisance_inputs
 from causalcli.designs.dml.final import final_stage_point, headline
-from causalcli.designs.dml.nuisance import build_estimator, fit_quietly, thread_limit
+from causalcli.designs.dml.nuisance import build_estimator, fit_quietly, fit_weighted, thread_limit
 
 MIN_BOOSTING_ITERATIONS = 10
 # Tree learners fitted on at most this many rows per fold are refitted in full: scikit-learn's boosting
@@ -196,8 +199,10 @@ def refitted_folds_point(d: DmlData, cf: CrossFit, u: np.ndarray) -> float:
     the same learner and seed, as EconML fits it) and the final stage refitted as the warm start's."""
     from sklearn.base import clone
 
+    s = d.sample_weights
+
     def held_out(which, k, model, classifier, Z, target, train, held):
-        refit = clone(model).fit(Z[train], target[train])
+        refit = fit_weighted(clone(model), Z[train], target[train], None if s is None else s[train])
         return refit.predict_proba(Z[held])[:, 1] if classifier else refit.predict(Z[held])
 
     return _point_with_noise(d, cf, u, held_out)
@@ -210,13 +215,14 @@ def warm_common_cause_point(d: DmlData, cf: CrossFit, u: np.ndarray, prebinned: 
     with thread_limit():
         bins = [with_noise_bins(b, u[cf.ids != k], cf.seed) for k, b in enumerate(cache.binned)] if prebinned else []
     fitted = (cache.outcome, cache.treatment)
+    s = d.sample_weights
 
     def held_out(which, k, model, classifier, Z, target, train, held):
         P = fitted[which]
         r = continuation(model, d.learner, cf.seed, classifier)
         if bins:
             r.prebinned = bins[k]
-        r.fit(Z[train], target[train] - P[train, k])
+        fit_weighted(r, Z[train], target[train] - P[train, k], None if s is None else s[train])
         pred = P[held, k] + r.predict(Z[held])
         return np.clip(pred, 0.0, 1.0) if classifier else pred
 
@@ -249,5 +255,5 @@ def refit_common_cause_point(d: DmlData, cf: CrossFit, u: np.ndarray) -> float:
     e = with_covariate(d, u)
     est = build_estimator(e, cf.seed, cf.ids)
     with thread_limit():
-        fit_quietly(est, e.y, e.t, effect_modifiers(e), e.W if e.model == "linear" else None)
+        fit_quietly(est, e.y, e.t, effect_modifiers(e), e.W if e.model == "linear" else None, e.sample_weights)
         return headline(est, e, effect_modifiers(e), 0.95).value

@@ -59,6 +59,10 @@ class DmlData:
     file: str
     missing: MissingRows | None = None  # rows dropped for a missing value, by role
     cross_fit: CrossFit | None = None
+    # the top-level weights (probability weights; rows of weight 0 dropped), or None
+    sample_weights: np.ndarray | None = None
+    weights_column: str | None = None
+    zero_weight: int = 0  # rows of weight 0, dropped
 
 
 def effect_modifiers(d: DmlData) -> np.ndarray | None:

@@ -8,6 +8,10 @@ when ``segments`` are given), with a heteroskedasticity-robust (HC1) covariance.
 generalised random forest over the covariates; for a binary treatment the ATE
 and ATT are its doubly robust averages of out-of-bag forest predictions.
 
+Observation weights (the top-level ``weights``) are probability weights: EconML's ``sample_weight`` fits every
+nuisance model and the final stage with them, and the ATE, ATT, segment effects and CATE summary are weighted
+means (``final.py``); rows of weight 0 are dropped and counted (docs/designs/dml.md, "Observation weights").
+
 Cross-fitting folds are drawn once from the seed (stratified by a binary
 treatment) and passed to EconML as explicit splits, so refuters reuse them.
 The module map: ``data.py`` (what prepare builds and what fit learns),
@@ -37,6 +41,7 @@ from causalcli.data.missing import study_roles_missing
 from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels, segment_labels
 from causalcli.data.table import TABLE, MissingRows, require_columns, study_arrays, study_roles
 from causalcli.data.table import quote_identifier as _quote
+from causalcli.data.weights import positive_weights
 from causalcli.designs.base import Design, Fit, require
 from causalcli.designs.dml.common_cause import common_cause_point, prime
 from causalcli.designs.dml.data import DmlData, effect_modifier_names, effect_modifiers
@@ -62,7 +67,7 @@ class DmlDesign(Design):
     inference = tuple(INFERENCE.values())
     reference = ("Chernozhukov et al. (2018), Econometrics Journal; Athey, Tibshirani and Wager (2019), "
                  "Annals of Statistics; EconML (py-why)")
-    weights_built = False
+    weights_built = True  # the top-level weights as probability weights: every fit and average weighted
     segments_built = True
     thresholds_checked = ("alpha", "propensity_bounds", "max_outside")  # the overlap check of the nuisance score
     uses_adjustment_set = True  # covariates outside the graph's adjustment set are left out (and warned)
@@ -106,8 +111,12 @@ class DmlDesign(Design):
         return kind == "binary"
 
     def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
-        return study_roles_missing(study.treatment, study.outcome, list(identification.adjustment_set),
-                                   tuple(study.segments), SEGMENT_ROLE)
+        """Treatment, outcome, the adjustment set's covariates, the segment columns, then the weights (their rows
+        are dropped), the order ``study_arrays`` attributes them in."""
+        roles = study_roles_missing(study.treatment, study.outcome, list(identification.adjustment_set),
+                                    tuple(study.segments), SEGMENT_ROLE)
+        used = {column for column, _, _ in roles}
+        return roles + ([(study.weights, "weights", "weights")] if study.weights and study.weights not in used else [])
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification", spec: "LoadedSpec") -> DmlData:
         covs = list(identification.adjustment_set)
@@ -117,8 +126,17 @@ class DmlDesign(Design):
         segs = list(study.segments)
         categorical = tuple(c for c in study.categorical if c in covs)
         arrays = study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=tuple(segs),
-                              extra_text=tuple(c for c in segs if not table.is_numeric(c)), extra_role=SEGMENT_ROLE)
+                              extra_text=tuple(c for c in segs if not table.is_numeric(c)), extra_role=SEGMENT_ROLE,
+                              weights=study.weights)
         cols, W, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
+        sample_weights, zero_weight = None, 0
+        if study.weights:
+            positive, zero_weight = positive_weights(cols, study.weights, table.file)
+            # a row of weight 0 is in no fit, yet would count in n, in the folds and in HC1's n / (n - k)
+            if zero_weight:
+                cols = {k: v[positive] for k, v in cols.items()}
+                W, t = W[positive], t[positive]
+            sample_weights = np.asarray(cols[study.weights], dtype=np.float64)
         n = t.size
         binary = self._binary(study, table, spec)
         opts = study.design.options
@@ -145,6 +163,7 @@ class DmlDesign(Design):
             model=opts.model, learner=opts.learner, folds=opts.folds, trees=opts.trees, min_leaf=opts.min_leaf,
             estimand=self.estimand(study, spec), treatment=study.treatment, rows=table.rows,
             dropped_missing=dropped, file=table.file, missing=arrays.missing,
+            sample_weights=sample_weights, weights_column=study.weights, zero_weight=zero_weight,
         )
 
     # ------------------------------------------------------------ estimation
@@ -157,7 +176,8 @@ class DmlDesign(Design):
         estimate = headline(est, d, X, study.conf_level)
         effects, warn_seg = segment_effects(est, d, X, study.conf_level)
         missing = d.missing or MissingRows({"dropped_missing": d.dropped_missing})
-        n = {"rows": d.rows, **missing.n, "used": int(d.t.size)}
+        n = {"rows": d.rows, **missing.n, **({"dropped_zero_weight": d.zero_weight} if d.zero_weight else {}),
+             "used": int(d.t.size)}
         if d.binary:
             n.update(treated=int(treated.sum()), control=int((~treated).sum()))
         nuisance = nuisance_summary(est, d, cf.y_res, cf.t_res, study.thresholds.propensity_bounds)
@@ -177,11 +197,20 @@ class DmlDesign(Design):
                 "effect_modifiers": effect_modifier_names(d),
             },
         }
+        if d.sample_weights is not None:
+            diagnostics["weights"] = {
+                "column": d.weights_column, "zero_weight_rows": d.zero_weight, "sum": float(d.sample_weights.sum()),
+                "note": "probability (sampling) weights: every nuisance model and the final stage are fitted with them "
+                        "(EconML's sample_weight), the ATE, ATT, segment effects and CATE summary are weighted means; "
+                        "the folds are drawn on rows; rows of weight 0 are dropped"}
         if d.segment_columns:
             diagnostics["heterogeneity"] = heterogeneity_tests(est, d, effects, cf.y_res, cf.t_res)
         if d.model == "forest":
             diagnostics["cate"] = cate_summary(est, d, X)
         warnings_out = [*missing.warnings, *caught, *worse_than_constant(nuisance, d), *warn_seg]
+        if d.zero_weight:
+            warnings_out.append(f"{d.zero_weight:,} row{'s' * (d.zero_weight != 1)} with a weight of 0 "
+                                f"({d.weights_column!r}) left out")
         if d.model == "linear" and not d.segment_columns and d.estimand == "att":
             warnings_out.append("model: linear without segments estimates one constant effect, so the ATT equals "
                                 "the ATE; use segments or model: forest for effects that differ among the treated")

@@ -24,6 +24,11 @@ INFERENCE = {
     "linear": "econml_linear_dml_hc1",  # LinearDML final stage: OLS with HC1 sandwich covariance
     "forest_dr": "econml_forest_doubly_robust",  # CausalForestDML ate_/att_: mean of DR scores over OOB predictions
     "forest_blb": "econml_forest_blb_conservative",  # mean CATE; EconML's upper bound from BLB pointwise variances
+    # with the top-level weights (docs/designs/dml.md, "Observation weights"): every fit weighted, the averages
+    # weighted means
+    "linear_weighted": "econml_linear_dml_hc1_weighted",  # weighted final stage, EconML's weighted HC1
+    "forest_dr_weighted": "econml_forest_doubly_robust_weighted",  # weighted mean of the DR scores
+    "forest_blb_weighted": "econml_forest_blb_conservative_weighted",  # weighted mean CATE, weighted bound
 }
 
 
@@ -31,21 +36,75 @@ def _scalar(x: Any) -> float:
     return float(np.ravel(np.asarray(x, dtype=np.float64))[0])
 
 
+def inference_name(d: DmlData, kind: str) -> str:
+    """The estimate's inference name (``INFERENCE``), ``_weighted`` when the top-level weights were used."""
+    return INFERENCE[kind if d.sample_weights is None else f"{kind}_weighted"]
+
+
 def headline(est: Any, d: DmlData, X: np.ndarray | None, conf_level: float) -> Estimate:
-    """The ATE or ATT with EconML's inference."""
+    """The ATE or ATT with EconML's inference (with observation weights: their weighted mean, ``weighted_mean``)."""
+    target = np.ones(d.t.size, dtype=bool) if d.estimand == "ate" else d.t == 1
     if d.model == "forest" and d.binary:
+        if d.sample_weights is not None:
+            value, se = weighted_dr_mean(est, d, X, target)
+            return normal_estimate(value, se, conf_level, inference_name(d, "forest_dr"))
         inf = est.ate__inference() if d.estimand == "ate" else est.att__inference(T=1)
         return normal_estimate(_scalar(inf.point_estimate), _scalar(inf.stderr), conf_level, INFERENCE["forest_dr"])
+    kind = "linear" if d.model == "linear" else "forest_blb"
+    if d.sample_weights is not None:
+        return normal_estimate(*weighted_mean(est, d, X, target), conf_level, inference_name(d, kind))
     rows = X if (X is None or d.estimand == "ate") else X[d.t == 1]
     inf = est.ate_inference(X=rows, T0=0, T1=1)
-    name = INFERENCE["linear"] if d.model == "linear" else INFERENCE["forest_blb"]
-    return normal_estimate(_scalar(inf.mean_point), _scalar(inf.stderr_mean), conf_level, name)
+    return normal_estimate(_scalar(inf.mean_point), _scalar(inf.stderr_mean), conf_level, INFERENCE[kind])
+
+
+def weighted_mean(est: Any, d: DmlData, X: np.ndarray | None, mask: np.ndarray) -> tuple[float, float]:
+    """The weighted mean effect over the rows of ``mask`` and its SE, as EconML's ``ate_inference`` reports the
+    unweighted one: linear, the effect at the weighted mean of the effect modifiers (the effect is linear in them,
+    so this is the weighted mean effect, and its SE the exact one); forest, the weighted mean of the rows' CATEs
+    with the conservative bound sqrt(sum w se^2 / sum w) (Jensen: at least the SE of the weighted mean of
+    correlated CATEs, as EconML's sqrt(mean se^2) is of the plain mean)."""
+    w = d.sample_weights[mask]
+    if d.model == "linear":
+        centre = None if X is None else (np.sum(X[mask] * w[:, None], axis=0) / w.sum()).reshape(1, -1)
+        inf = est.ate_inference(X=centre, T0=0, T1=1)
+        return _scalar(inf.mean_point), _scalar(inf.stderr_mean)
+    inf = est.effect_inference(X[mask], T0=0, T1=1)
+    point, se = np.ravel(inf.point_estimate), np.ravel(inf.stderr)
+    return float(np.dot(w, point) / w.sum()), float(np.sqrt(np.dot(w, se * se) / w.sum()))
+
+
+def dr_scores(tau: np.ndarray, t: np.ndarray, t_res: np.ndarray, y_res: np.ndarray) -> np.ndarray:
+    """CausalForestDML's doubly robust score of each row: tau + (y_res - tau t_res) t_res / clip(p (1 - p), 0.01),
+    p = t - t_res (its ``ate_`` is their mean)."""
+    p = t - t_res
+    return tau + (y_res - tau * t_res) * t_res / np.clip(p * (1 - p), 1e-2, np.inf)
+
+
+def weighted_score_mean(score: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """The weighted mean of the scores and its SE, the norm of its influence function w (score - mean) / sum w
+    (EconML's nanstd / sqrt(n) when w = 1); rows without a score (no tree left them out) are left out, as EconML."""
+    ok = np.isfinite(score)
+    score, w = score[ok], w[ok]
+    mean = float(np.dot(w, score) / w.sum())
+    return mean, float(np.sqrt(np.dot(w * w, (score - mean) ** 2)) / w.sum())
+
+
+def weighted_dr_mean(est: Any, d: DmlData, X: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """The weighted ATE or ATT of CausalForestDML: the weighted mean of its doubly robust scores, recomputed from
+    the (weighted) fitted forest's out-of-bag CATEs and the fit's residuals (EconML's ``ate_`` and ``att_`` are
+    unweighted means)."""
+    y_res, t_res, _, _ = est.residuals_
+    tau = np.ravel(est.model_final_.oob_predict(X))
+    score = dr_scores(tau, d.t, np.ravel(t_res), np.ravel(y_res))
+    return weighted_score_mean(score[mask], d.sample_weights[mask])
 
 
 def segment_effects(est: Any, d: DmlData, X: np.ndarray | None, conf_level: float) -> tuple[list[Estimate], list[str]]:
-    """One effect per value of each segment column: the mean CATE over its rows (its treated rows for the ATT)."""
+    """One effect per value of each segment column: the mean CATE over its rows (its treated rows for the ATT);
+    with observation weights, their weighted mean (``weighted_mean``)."""
     out, notes = [], []
-    name = INFERENCE["linear"] if d.model == "linear" else INFERENCE["forest_blb"]
+    name = inference_name(d, "linear" if d.model == "linear" else "forest_blb")
     for column, values in zip(d.segment_columns, d.segment_values):
         for level in np.unique(values):
             mask = values == level
@@ -54,23 +113,30 @@ def segment_effects(est: Any, d: DmlData, X: np.ndarray | None, conf_level: floa
             if not mask.any():
                 notes.append(f"segment {column}={level} has no treated units: no ATT reported for it")
                 continue
-            inf = est.ate_inference(X=X[mask], T0=0, T1=1)
-            out.append(normal_estimate(_scalar(inf.mean_point), _scalar(inf.stderr_mean), conf_level, name,
-                                       label=f"{column}={level}"))
+            if d.sample_weights is not None:
+                value, se = weighted_mean(est, d, X, mask)
+            else:
+                inf = est.ate_inference(X=X[mask], T0=0, T1=1)
+                value, se = _scalar(inf.mean_point), _scalar(inf.stderr_mean)
+            out.append(normal_estimate(value, se, conf_level, name, label=f"{column}={level}"))
     return out, notes
 
 
-def final_ols(F: np.ndarray, t_res: np.ndarray, y_res: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def final_ols(F: np.ndarray, t_res: np.ndarray, y_res: np.ndarray,
+              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The LinearDML final stage by hand: y_res on t_res * F, with the HC1 sandwich covariance.
 
-    HC1 is the HC0 sandwich times n / (n - k), as EconML's LinearDML final stage reports it.
+    HC1 is the HC0 sandwich times n / (n - k), as EconML's LinearDML final stage reports it. With observation
+    ``weights`` w: weighted least squares and EconML's weighted sandwich (its ``StatsModelsLinearRegression``
+    scales the rows by sqrt(w)): bread Z'WZ, meat Z'W^2 diag(e^2) Z, n the rows.
     """
     Z = F * t_res[:, None]
-    bread = Z.T @ Z
-    beta = np.linalg.solve(bread, Z.T @ y_res)
+    Zw = Z if weights is None else Z * weights[:, None]
+    bread = Zw.T @ Z
+    beta = np.linalg.solve(bread, Zw.T @ y_res)
     e = y_res - Z @ beta
     inv = np.linalg.inv(bread)
-    meat = (Z * (e * e)[:, None]).T @ Z
+    meat = (Zw * (e * e)[:, None]).T @ Zw
     n, k = Z.shape
     return beta, inv @ meat @ inv * (n / (n - k) if n > k else 1.0)
 
@@ -85,7 +151,7 @@ def heterogeneity_tests(est: Any, d: DmlData, effects: list[Estimate], y_res: np
     """
     out = []
     if d.model == "linear":
-        beta, cov = final_ols(final_features(d), t_res, y_res)
+        beta, cov = final_ols(final_features(d), t_res, y_res, d.sample_weights)
         start = 1
         for column, values in zip(d.segment_columns, d.segment_values):
             k = len(np.unique(values)) - 1
@@ -118,20 +184,49 @@ def heterogeneity_tests(est: Any, d: DmlData, effects: list[Estimate], y_res: np
 
 
 def cate_summary(est: Any, d: DmlData, X: np.ndarray) -> dict[str, Any]:
-    """The distribution of the forest's CATE over the rows, and the most important effect modifiers."""
+    """The distribution of the forest's CATE over the rows, and the most important effect modifiers; with
+    observation weights, the distribution in the weighted population (``_weighted_distribution``)."""
     cate = np.ravel(est.effect(X, T0=0, T1=1))
     names = effect_modifier_names(d)
     importance = np.ravel(est.feature_importances_)
     order = np.argsort(-importance, kind="stable")[:TOP_MODIFIERS]
-    counts, edges = np.histogram(cate, bins=CATE_BINS)
+    if d.sample_weights is None:
+        counts, edges = np.histogram(cate, bins=CATE_BINS)
+        distribution = {
+            "mean": float(cate.mean()),
+            "sd": float(cate.std(ddof=1)) if cate.size > 1 else 0.0,
+            "quantiles": {f"q{int(round(q * 100)):02d}": float(np.quantile(cate, q)) for q in CATE_QUANTILES},
+            "share_positive": float(np.mean(cate > 0)),
+            "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+        }
+    else:
+        distribution = _weighted_distribution(cate, d.sample_weights)
     return {
-        "mean": float(cate.mean()),
-        "sd": float(cate.std(ddof=1)) if cate.size > 1 else 0.0,
-        "quantiles": {f"q{int(round(q * 100)):02d}": float(np.quantile(cate, q)) for q in CATE_QUANTILES},
-        "share_positive": float(np.mean(cate > 0)),
-        "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+        **distribution,
         "effect_modifiers": [{"name": names[j], "importance": float(importance[j])} for j in order],
         "importance": "EconML CausalForestDML.feature_importances_: split-based heterogeneity importance",
+    }
+
+
+def _weighted_distribution(cate: np.ndarray, w: np.ndarray) -> dict[str, Any]:
+    """The CATE's distribution with each row counted by its weight: the weighted mean, the weighted SD (times
+    n / (n - 1), the unweighted one's correction, at w = 1 equal to it), quantiles of the weighted distribution
+    function (its inverse: the smallest CATE at which the weight below reaches q; no interpolation), the
+    weighted share positive, and the histogram's sums of weights."""
+    total = float(w.sum())
+    mean = float(np.dot(w, cate) / total)
+    n = cate.size
+    var = float(np.dot(w, (cate - mean) ** 2) / total) * (n / (n - 1)) if n > 1 else 0.0
+    sums, edges = np.histogram(cate, bins=CATE_BINS, weights=w)
+    return {
+        "mean": mean,
+        "sd": float(np.sqrt(var)),
+        "quantiles": {f"q{int(round(q * 100)):02d}": float(np.quantile(cate, q, weights=w, method="inverted_cdf"))
+                      for q in CATE_QUANTILES},
+        "share_positive": float(np.dot(w, cate > 0) / total),
+        "histogram": {"edges": edges.tolist(), "weights": sums.tolist()},
+        "weighted": "every row counted by its observation weight; quantiles of the weighted distribution function "
+                    "(inverted CDF); the histogram sums weights",
     }
 
 
@@ -157,26 +252,28 @@ def refuter_forest(final: Any, trees: int | None = REFUTER_TREES) -> Any:
 
 
 def forest_final_point(final: Any, X: np.ndarray, t: np.ndarray, t_res: np.ndarray, y_res: np.ndarray,
-                       binary: bool, estimand: str, trees: int | None = REFUTER_TREES) -> float:
+                       binary: bool, estimand: str, trees: int | None = REFUTER_TREES,
+                       weights: np.ndarray | None = None) -> float:
     """Refit the final causal forest on given residuals (``refuter_forest``); the average EconML reports.
 
     Binary treatment: the doubly robust mean of out-of-bag CATE plus the residual correction
-    (Y_res - tau T_res) T_res / clip(p (1 - p), 0.01), p = T - T_res; else the mean CATE. A row no
-    tree left out (a few with a small forest) takes the forest's in-bag prediction.
+    (Y_res - tau T_res) T_res / clip(p (1 - p), 0.01), p = T - T_res (``dr_scores``); else the mean CATE. A row
+    no tree left out (a few with a small forest) takes the forest's in-bag prediction. With observation
+    ``weights`` the forest is grown with them and the means are weighted.
     """
     forest = refuter_forest(final, trees)
-    forest.fit(X, t_res.reshape(-1, 1), y_res.reshape(-1, 1))
+    forest.fit(X, t_res.reshape(-1, 1), y_res.reshape(-1, 1), **({} if weights is None else {"sample_weight": weights}))
     if not binary:
-        return float(np.mean(np.ravel(forest.predict(X))))
+        return float(np.average(np.ravel(forest.predict(X)), weights=weights))
     tau = np.ravel(forest.oob_predict(X))
     unseen = ~np.isfinite(tau)
     if unseen.any():
         tau[unseen] = np.ravel(forest.predict(X[unseen]))
-    p = t - t_res
-    score = tau + (y_res - tau * t_res) * t_res / np.clip(p * (1 - p), 1e-2, np.inf)
-    if estimand == "att":
-        score = score[t == 1]
-    return float(np.nanmean(score))
+    score = dr_scores(tau, t, t_res, y_res)
+    target = (t == 1) if estimand == "att" else slice(None)
+    if weights is not None:
+        return weighted_score_mean(score[target], weights[target])[0]
+    return float(np.nanmean(score[target]))
 
 
 def final_stage_point(d: DmlData, cf: CrossFit, treatment: np.ndarray | None = None,
@@ -188,16 +285,19 @@ def final_stage_point(d: DmlData, cf: CrossFit, treatment: np.ndarray | None = N
     reused. A subset of ``rows`` keeps the out-of-fold residuals (still out of fold).
     model: forest refits a forest of ``trees`` trees (None: the fit's size).
     """
-    y_res, t_res, t = cf.y_res, cf.t_res, d.t
+    y_res, t_res, t, w = cf.y_res, cf.t_res, d.t, d.sample_weights
     if treatment is not None:
         t = np.asarray(treatment, dtype=np.float64)
-        t_res = t - training_fold_means(t, cf.ids, d.folds)
+        t_res = t - training_fold_means(t, cf.ids, d.folds, w)
     F = final_features(d)
     if rows is not None:
         y_res, t_res, t, F = y_res[rows], t_res[rows], t[rows], F[rows]
+        w = None if w is None else w[rows]
     if d.model == "linear":
-        beta = final_ols(F, t_res, y_res)[0]
+        beta = final_ols(F, t_res, y_res, w)[0]
         target = (t == 1) if d.estimand == "att" else slice(None)
+        if w is not None:
+            return float(np.average(F[target] @ beta, weights=w[target]))
         return float(np.mean(F[target] @ beta))
     with thread_limit():
-        return forest_final_point(cf.final, F, t, t_res, y_res, d.binary, d.estimand, trees)
+        return forest_final_point(cf.final, F, t, t_res, y_res, d.binary, d.estimand, trees, w)

@@ -86,8 +86,42 @@ def make_learners(learner: str, binary: bool, seed: int) -> tuple[Any, Any]:
     return reg, (clf if binary else clone(reg))
 
 
+def step_weights(model: Any, sample_weight: np.ndarray | None) -> dict[str, np.ndarray]:
+    """``fit``'s keyword for observation weights: ``sample_weight``, or for a pipeline (``learner: lasso``) the
+    weights of every step (the scaler's weighted mean and SD, the lasso's weighted loss): scikit-learn's
+    ``Pipeline.fit`` takes no ``sample_weight`` of its own."""
+    if sample_weight is None:
+        return {}
+    steps = getattr(model, "steps", None)
+    if steps is None:
+        return {"sample_weight": sample_weight}
+    return {f"{name}__sample_weight": sample_weight for name, _ in steps}
+
+
+def fit_weighted(model: Any, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Any:
+    """``model.fit`` with the observation weights passed as the model takes them (``step_weights``)."""
+    return model.fit(X, y, **step_weights(model, sample_weight))
+
+
+def weighted_cv_selector(pipeline: Any) -> Any:
+    """EconML's selector of a cross-validated pipeline (the lasso's: the penalty chosen once on every row over
+    the cross-fitting folds, then a fixed-penalty lasso fitted in each fold), with ``sample_weight`` handed to
+    every step of the pipeline: EconML passes it to ``Pipeline.fit`` as is, which refuses it. Without weights
+    this is EconML's own selector, step for step."""
+    from econml.sklearn_extensions.model_selection import SklearnCVSelector
+
+    class WeightedPipelineSelector(SklearnCVSelector):
+        def train(self, is_selecting, folds, X, y, groups=None, sample_weight=None):
+            return super().train(is_selecting, folds, X, y, groups=groups,
+                                 **step_weights(self.searcher, sample_weight))
+
+    return WeightedPipelineSelector(pipeline)
+
+
 def build_estimator(d: DmlData, seed: int, ids: np.ndarray) -> Any:
     model_y, model_t = make_learners(d.learner, d.binary, seed)
+    if d.learner == "lasso":
+        model_y, model_t = weighted_cv_selector(model_y), weighted_cv_selector(model_t)
     cv = splits(ids, d.folds)
     if d.model == "linear":
         LinearDML = econml_dml().LinearDML
@@ -159,8 +193,10 @@ def plain_final_forest(est: Any) -> Any:
     return MultiOutputGRF(CausalForest(**est.model_final.estimator.get_params()))
 
 
-def fit_quietly(est: Any, y: np.ndarray, t: np.ndarray, X: np.ndarray | None, W: np.ndarray | None) -> list[str]:
-    """Fit with EconML's and scikit-learn's warnings caught; returns the distinct ones worth reporting."""
+def fit_quietly(est: Any, y: np.ndarray, t: np.ndarray, X: np.ndarray | None, W: np.ndarray | None,
+                sample_weight: np.ndarray | None = None) -> list[str]:
+    """Fit with EconML's and scikit-learn's warnings caught; returns the distinct ones worth reporting.
+    ``sample_weight``: the observation weights, which EconML passes to every nuisance fit and the final stage."""
     from sklearn.exceptions import ConvergenceWarning
 
     from causalcli.runtime import progress
@@ -168,7 +204,8 @@ def fit_quietly(est: Any, y: np.ndarray, t: np.ndarray, X: np.ndarray | None, W:
     with warnings.catch_warnings(record=True) as caught, progress.task("dml: cross-fitting", 1) as advance:
         warnings.simplefilter("always")
         try:
-            est.fit(y, t, X=X, W=W, cache_values=True)
+            est.fit(y, t, X=X, W=W, cache_values=True, **({} if sample_weight is None else
+                                                          {"sample_weight": sample_weight}))
             advance(1)
         except (ValueError, np.linalg.LinAlgError) as exc:
             raise EstimationError(f"EconML could not fit the model ({exc.__class__.__name__}: "
@@ -186,7 +223,7 @@ def cross_fit(d: DmlData, X: np.ndarray | None, seed: int) -> tuple[Any, CrossFi
     ids = fold_ids(d.t, d.binary, d.folds, seed)
     est = build_estimator(d, seed, ids)
     with thread_limit(d.t.size):
-        caught = fit_quietly(est, d.y, d.t, X, d.W if d.model == "linear" else None)
+        caught = fit_quietly(est, d.y, d.t, X, d.W if d.model == "linear" else None, d.sample_weights)
     y_res, t_res, _, _ = est.residuals_
     y_res = np.asarray(y_res, dtype=np.float64).ravel()
     t_res = np.asarray(t_res, dtype=np.float64).ravel()
@@ -206,11 +243,19 @@ def cross_fit(d: DmlData, X: np.ndarray | None, seed: int) -> tuple[Any, CrossFi
 
 def nuisance_summary(est: Any, d: DmlData, y_res: np.ndarray, t_res: np.ndarray,
                      bounds: tuple[float, float]) -> dict[str, Any]:
-    """Cross-fitted (out-of-fold) fit of the nuisance models, and the propensity range for a binary treatment."""
+    """Cross-fitted (out-of-fold) fit of the nuisance models, and the propensity range for a binary treatment.
+    With observation weights the scores and shares are weighted (EconML's by-fold scores too); the counts and
+    the histogram count rows."""
+    s = d.sample_weights
+    w = np.ones(d.t.size) if s is None else s
 
     def r2(res: np.ndarray, v: np.ndarray) -> float:
-        ss = float(np.dot(v - v.mean(), v - v.mean()))
-        return 1.0 - float(np.dot(res, res)) / ss if ss > 0 else float("nan")
+        if s is None:
+            ss = float(np.dot(v - v.mean(), v - v.mean()))
+            return 1.0 - float(np.dot(res, res)) / ss if ss > 0 else float("nan")
+        centred = v - float(np.dot(w, v)) / float(w.sum())
+        ss = float(np.dot(w, centred * centred))
+        return 1.0 - float(np.dot(w, res * res)) / ss if ss > 0 else float("nan")
 
     out: dict[str, Any] = {
         "outcome_r2": r2(y_res, d.y),
@@ -229,14 +274,14 @@ def nuisance_summary(est: Any, d: DmlData, y_res: np.ndarray, t_res: np.ndarray,
     lo, hi = bounds
     outside = (p < lo) | (p > hi)
     out.update({
-        "propensity_auc": float(roc_auc_score(t, p)),
-        "propensity_brier": float(np.mean((d.t - p) ** 2)),
+        "propensity_auc": float(roc_auc_score(t, p, sample_weight=s)),
+        "propensity_brier": float(np.average((d.t - p) ** 2, weights=s)),
         "treatment_accuracy_by_fold": [float(v) for v in np.ravel(est.nuisance_scores_t)],
         **arm_ranges(p, t),
         "bounds": [lo, hi],
-        "share_all_outside": float(outside.mean()),
-        "share_treated_outside": float(outside[t].mean()),
-        "share_treated_above": one_sided_shares(p, t, bounds)["share_treated_above"],
+        "share_all_outside": float(np.average(outside, weights=s)),
+        "share_treated_outside": float(np.average(outside[t], weights=None if s is None else s[t])),
+        "share_treated_above": one_sided_shares(p, t, bounds, sample_weights=s)["share_treated_above"],
         "at_zero_or_one": int(np.count_nonzero((p <= EXTREME) | (p >= 1 - EXTREME))),
         "histogram": score_histogram(p, t, clip=True),  # learners may stray a hair outside [0, 1]
     })
@@ -254,7 +299,7 @@ def worse_than_constant(nuisance: dict[str, Any], d: DmlData) -> list[str]:
         poor.append(f"the outcome model predicts worse than the outcome's mean (out-of-fold R^2 "
                     f"{nuisance['outcome_r2']:.3f})")
     if d.binary:
-        share = float(d.t.mean())
+        share = float(np.average(d.t, weights=d.sample_weights))
         constant = share * (1 - share)
         if nuisance["propensity_brier"] > constant:
             poor.append(f"the treatment model predicts worse than the treated share (out-of-fold Brier score "

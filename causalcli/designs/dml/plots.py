@@ -41,7 +41,8 @@ def cate_distribution(result: Result) -> bytes | None:
     if not hist:
         return None
     plt = _figure()
-    edges, counts = hist["edges"], hist["counts"]
+    edges = hist["edges"]
+    counts = hist["counts"] if "counts" in hist else hist["weights"]  # with observation weights: sums of weights
     widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
     fig, ax = plt.subplots(figsize=(6.4, 4), dpi=110)
     ax.bar(edges[:-1], counts, width=widths, align="edge", color="#1f4e79", alpha=0.7)
@@ -50,7 +51,7 @@ def cate_distribution(result: Result) -> bytes | None:
         if key in q:
             ax.axvline(q[key], color="#c0504d", linestyle=style, linewidth=1)
     ax.set_xlabel("conditional average treatment effect (quantiles 5%, 50%, 95% in red)")
-    ax.set_ylabel("units")
+    ax.set_ylabel("units" if "counts" in hist else "sum of observation weights")
     ax.set_title(f"{result.study}: distribution of the CATE")
     return _png(fig, plt)
 

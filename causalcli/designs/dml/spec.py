@@ -1,6 +1,6 @@
 """`design:` keys of `method: dml` (double machine learning through EconML).
 
-Effects by segment use the study's top-level ``segments`` key.
+Effects by segment use the study's top-level ``segments`` key; observation weights its ``weights`` key.
 """
 
 from __future__ import annotations
