@@ -79,8 +79,8 @@ EXPECTED: dict[str, dict[str, str]] = {
                 "seed", *_ALL_DATA),
                (), [*(k for k in _UNREAD if k != "thresholds.alpha"), "data.timezone"],
                **_ENGINE_ONLY),
-    "rdd": _row(("treatment", "covariates", "conf_level", "thresholds.alpha", "refute", "seed", *_ALL_DATA),
-                ("categorical", "weights", "graph", "segments"),
+    "rdd": _row(("treatment", "covariates", "weights", "conf_level", "thresholds.alpha", "refute", "seed", *_ALL_DATA),
+                ("categorical", "graph", "segments"),
                 [*(k for k in _UNREAD if k != "thresholds.alpha"), "data.timezone"], **_ENGINE_ONLY),
     "time_series": _row(("conf_level", "thresholds.alpha", "thresholds.pre_fit", "refute", "seed", "data.timezone",
                          *_ALL_DATA),
@@ -116,7 +116,8 @@ def data(tmp_path_factory) -> Path:
                   "w": 0.5 + (np.arange(n) % 7) / 4}).to_csv(folder / "iv.csv", index=False)  # (no draw: later data stay)
     x = np.round(rng.uniform(-1, 1, n), 3)
     pd.DataFrame({"x": x, "y": 1 + x + 0.7 * (x >= 0) + rng.normal(0, .5, n), "age": rng.normal(size=n),
-                  "t": (x >= 0).astype(int), "g": rng.choice(["a", "b"], n)}).to_csv(folder / "rdd.csv", index=False)
+                  "t": (x >= 0).astype(int), "g": rng.choice(["a", "b"], n),
+                  "w": 0.5 + (np.arange(n) % 7) / 4}).to_csv(folder / "rdd.csv", index=False)  # (no draw)
     ts = pd.read_csv(ROOT / "tests/reference/time_series/vignette.csv")
     ts["date"] = stamps(np.arange(len(ts)), 1, alternate=False)  # every day moves: the intervention's day changes
     ts.to_csv(folder / "ts.csv", index=False)

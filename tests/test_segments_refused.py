@@ -37,14 +37,13 @@ def test_segments_are_refused_for_rdd_and_time_series(runner, tmp_path, method):
     assert res.exit_code == 2 and f"not built for the {method} design" in res.stderr
 
 
-@pytest.mark.parametrize("method", ["rdd"])
-def test_weights_are_refused_by_rdd(runner, tmp_path, method):
-    """Its fits take no observation weights: before, a spec with weights ran and ignored them (iv takes them now:
-    tests/test_iv_weights.py)."""
-    design = {"method": "iv", "instruments": ["z"]} if method == "iv" else {"method": "rdd", "running": "x", "cutoff": 0}
+@pytest.mark.parametrize("method", ["time_series"])
+def test_weights_are_refused_where_not_built(runner, tmp_path, method):
+    """A design whose fits take no observation weights refuses them: before, rdd ran a spec with weights and
+    ignored them (iv and rdd take them now: tests/test_iv_weights.py, tests/test_rdd_weights.py)."""
+    design = {"method": "time_series", "time": "date", "intervention": "2024-01-10"}
     spec = tmp_path / "s.yaml"
-    spec.write_text("version: 1\nname: s\ndata: {path: d.csv}\noutcome: y\nweights: w\n"
-                    + ("treatment: t\n" if method == "iv" else "") + f"design: {design}\n")
-    (tmp_path / "d.csv").write_text("y,t,z,x,w\n1,0,0,-1,2\n")
+    spec.write_text(f"version: 1\nname: s\ndata: {{path: d.csv}}\noutcome: y\nweights: w\ndesign: {design}\n")
+    (tmp_path / "d.csv").write_text("y,w,date\n1,2,2024-01-01\n")
     res = invoke(runner, ["validate", str(spec)])
     assert res.exit_code == 2 and f"observation weights are not supported by {method}" in res.stderr

@@ -52,8 +52,8 @@ class _SidePilot:
         if key in self.fits:
             return self.fits[key]
         h = self.pilot
-        part, w = self.side.window(h, self.kernel)
-        x, D = self.side.x[part], self.side.D[part]
+        part, w = self.side.window(h, self.kernel)  # K(x/h)/h times the rows' weights
+        x, D = self.side.x[part], self.side.fit_D(part)
         if distinct(x) < o + 1:
             self.fits[key] = (math.nan, math.nan, np.ones(1))
             return self.fits[key]
@@ -81,7 +81,7 @@ class _SidePilot:
         if not math.isfinite(V_V) or not (math.isfinite(h_bias) and h_bias > 0):
             return math.nan, math.nan, math.nan, rate
         part, w = self.side.window(h_bias, self.kernel)
-        x, D = self.side.x[part], self.side.D[part]
+        x, D = self.side.x[part], self.side.fit_D(part)
         if distinct(x) < o_bias + 1:
             return math.nan, math.nan, math.nan, rate
         R = powers(x, o_bias)

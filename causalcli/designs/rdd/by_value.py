@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from causalcli.data.sql import TABLE, quote_identifier
-from causalcli.designs.rdd.local_poly import Side, collapse
+from causalcli.designs.rdd.local_poly import Side, WeightedSums, collapse
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -39,19 +39,22 @@ class ByValue:
         return int(np.searchsorted(self.values.x, cutoff, side="left"))
 
 
-def from_rows(x: np.ndarray, D: np.ndarray) -> ByValue:
-    """Rows sorted by x (then D): their per-value form, as the engine's query gives it."""
-    values = collapse(Side(x, D))
+def from_rows(x: np.ndarray, D: np.ndarray, weights: np.ndarray | None = None) -> ByValue:
+    """Rows sorted by x (then D), with their observation weights if any: their per-value form, as the engine's
+    query gives it."""
+    values = collapse(Side(x, D, weights=weights))
     if x.size == 0:
         return ByValue(values, D[:0], D[:0])
     starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
     return ByValue(values, np.minimum.reduceat(D, starts, axis=0), np.maximum.reduceat(D, starts, axis=0))
 
 
-def from_table(table: "Table", running: str, columns: list[str]) -> ByValue:
+def from_table(table: "Table", running: str, columns: list[str], weights: str | None = None) -> ByValue:
     """The complete rows of ``running`` and ``columns`` grouped by the running value in the engine (DuckDB or the
     study's engine): per value the row count, sums, population (co)variances times the count (the scatter about
-    the value's mean; the engine's variance is computed stably, so large means lose nothing) and extremes."""
+    the value's mean; the engine's variance is computed stably, so large means lose nothing) and extremes.
+    ``weights``: the observation-weight column; its rows of weight 0 are left out (``zero_weight_rows``) and the
+    weighted sums are added (``_weighted_parts``)."""
     def real(c: str) -> str:
         return f"CAST({quote_identifier(c)} AS DOUBLE)"
 
@@ -62,8 +65,11 @@ def from_table(table: "Table", running: str, columns: list[str]) -> ByValue:
                   f"max({real(c)}) AS hi{i}"]
     pairs = [(i, j) for i in range(len(columns)) for j in range(i + 1, len(columns))]
     parts += [f"covar_pop({real(columns[i])}, {real(columns[j])}) AS c{i}_{j}" for i, j in pairs]
-    got = table.numpy(f"SELECT {', '.join(parts)} FROM {TABLE} WHERE {table.complete([running, *columns])} "
-                      f"GROUP BY {x} ORDER BY x")
+    source = f"{TABLE} WHERE {table.complete([running, *columns])}"
+    if weights:
+        parts += _weighted_parts(columns)
+        source = _weighted_rows(table, running, columns, weights)
+    got = table.numpy(f"SELECT {', '.join(parts)} FROM {source} GROUP BY {x} ORDER BY x")
     counts = np.asarray(got["n"], dtype=np.float64)
     k = len(columns)
 
@@ -76,9 +82,56 @@ def from_table(table: "Table", running: str, columns: list[str]) -> ByValue:
         scatter[:, i, i] = np.asarray(got[f"v{i}"], dtype=np.float64) * counts
     for i, j in pairs:
         scatter[:, i, j] = scatter[:, j, i] = np.asarray(got[f"c{i}_{j}"], dtype=np.float64) * counts
-    values = Side(np.asarray(got["x"], dtype=np.float64), stack("s"), None, counts, scatter)
+    weighted = _weighted_sums(got, stack("s") / counts[:, None], k) if weights else None
+    values = Side(np.asarray(got["x"], dtype=np.float64), stack("s"), None, counts, scatter, None, weighted)
     _refuse_infinite(table, running, columns, values.x, stack("lo"), stack("hi"))
     return ByValue(values, stack("lo"), stack("hi"))
+
+
+def _weighted_rows(table: "Table", running: str, columns: list[str], weights: str) -> str:
+    """The complete rows of positive weight, with the weight as ``__weight`` and each column's deviation from its
+    value's mean as ``__dev<i>``: the w^2-weighted scatter is then a sum of small numbers (two passes, as
+    ``local_poly.collapse``)."""
+    q = quote_identifier
+    x = f"CAST({q(running)} AS DOUBLE)"
+    deviations = [f"CAST({q(c)} AS DOUBLE) - avg(CAST({q(c)} AS DOUBLE)) OVER (PARTITION BY {x}) AS __dev{i}"
+                  for i, c in enumerate(columns)]
+    keep = [*(q(c) for c in dict.fromkeys([running, *columns])), f"CAST({q(weights)} AS DOUBLE) AS __weight"]
+    where = f"{table.complete([running, *columns, weights])} AND {q(weights)} > 0"
+    return f"(SELECT {', '.join(keep + deviations)} FROM {TABLE} WHERE {where})"
+
+
+def _weighted_parts(columns: list[str]) -> list[str]:
+    """Per value: sum w, sum w d, sum w^2, sum w^2 e and sum w^2 e e' (e: d minus the value's mean)."""
+    w, k = "__weight", len(columns)
+    parts = [f"sum({w}) AS w1", f"sum({w} * {w}) AS w2"]
+    for i, c in enumerate(columns):
+        parts += [f"sum({w} * CAST({quote_identifier(c)} AS DOUBLE)) AS ws{i}", f"sum({w} * {w} * __dev{i}) AS we{i}"]
+        parts += [f"sum({w} * {w} * __dev{i} * __dev{j}) AS wee{i}_{j}" for j in range(i, k)]
+    return parts
+
+
+def _weighted_sums(got: dict[str, np.ndarray], means: np.ndarray, k: int) -> WeightedSums:
+    """``WeightedSums`` from ``_weighted_parts``: w^2-weighted mean = value mean + sum w^2 e / sum w^2, scatter
+    sum w^2 e e' less its shift to that mean."""
+    def col(name: str) -> np.ndarray:
+        return np.asarray(got[name], dtype=np.float64)
+
+    total, square_total = col("w1"), col("w2")
+    shifts = np.column_stack([col(f"we{i}") for i in range(k)]) / square_total[:, None]
+    scatter = np.zeros((total.size, k, k))
+    for i in range(k):
+        for j in range(i, k):
+            scatter[:, i, j] = scatter[:, j, i] = col(f"wee{i}_{j}") - square_total * shifts[:, i] * shifts[:, j]
+    sums = np.column_stack([col(f"ws{i}") for i in range(k)])
+    return WeightedSums(total, sums, square_total, means + shifts, scatter)
+
+
+def zero_weight_rows(table: "Table", columns: list[str], weights: str) -> int:
+    """The complete rows of ``columns`` whose weight is 0 (left out: they add nothing, and would count in n)."""
+    got = table.sql(f"SELECT count(*) FROM {TABLE} WHERE {table.complete([*columns, weights])} AND "
+                    f"{quote_identifier(weights)} = 0")
+    return int(got[0][0])
 
 
 def _refuse_infinite(table: "Table", running: str, columns: list[str], x: np.ndarray, lo: np.ndarray,

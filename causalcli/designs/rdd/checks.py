@@ -137,7 +137,7 @@ def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: 
     values = d.by_value.values
     k = d.by_value.cut(d.cutoff)
     if d.clustered:  # the rows, with their clusters, split at the cutoff as the values are
-        x, D, clusters = d.row_source.get()
+        x, D, clusters, weights = d.row_source.get()
         k_rows = int(np.searchsorted(x, d.cutoff, side="left"))
     for c in placebos:
         part = slice(0, k) if c < d.cutoff else slice(k, None)  # each placebo's side is a slice of the values
@@ -147,7 +147,8 @@ def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: 
                 raise TooFewValues("", 0, 0, 0)
             if d.clustered:  # the rows of that side
                 rows = slice(0, k_rows) if c < d.cutoff else slice(k_rows, None)
-                r = rd_fit(x[rows], D[rows, :1], c, settings, clusters[rows])
+                r = rd_fit(x[rows], D[rows, :1], c, settings, clusters[rows],
+                           weights=None if weights is None else weights[rows])
             else:
                 r = rd_fit(None, None, c, settings, values=side)  # the outcome alone (sharp)
         except (TooFewValues, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
@@ -183,8 +184,12 @@ def density(d: "RddData", alpha: float, result: RdResult) -> tuple[Check | None,
               f"p = {t.p_value:.4f}): units may sort themselves around the cutoff" if jumps else
               f"no jump in the running variable's density at the cutoff ({t.f_left:.4g} below, {t.f_right:.4g} "
               f"above; p = {t.p_value:.4f})")
+    if d.weights:
+        detail += (f"; unweighted: the density of the rows used, not weighted by {d.weights!r} (rddensity takes "
+                   "no weights)")
     info = {"f_left": t.f_left, "f_right": t.f_right, "statistic": t.statistic, "p_value": t.p_value,
             "h_left": t.h_left, "h_right": t.h_right, "n_left": t.n_left, "n_right": t.n_right,
             "note": "Cattaneo-Jansson-Ma local polynomial density test (rddensity defaults: p = 2, triangular, "
-                    "jackknife variance, comb bandwidths)"}
+                    "jackknife variance, comb bandwidths)" + ("; rows counted unweighted: rddensity takes no "
+                                                               "weights" if d.weights else "")}
     return Check("manipulation", not jumps, detail), {"density": info}

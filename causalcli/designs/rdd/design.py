@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +30,16 @@ if TYPE_CHECKING:  # pragma: no cover
 MIN_ROWS = 20  # rdrobust selects no bandwidth below 20 rows
 
 
+class Rows(NamedTuple):
+    """The complete rows sorted by the running variable: x, D (the outcome, then the take-up), cluster codes and
+    observation weights (None when not given; rows of weight 0 are left out)."""
+
+    x: np.ndarray
+    D: np.ndarray
+    clusters: np.ndarray | None
+    weights: np.ndarray | None
+
+
 class RowSource:
     """The complete rows of the outcome's columns, sorted by the running variable, read from the table on first use.
 
@@ -37,14 +47,14 @@ class RowSource:
     only when a refuter subsets them (``before_refuters``, in the main process: forked workers inherit them);
     with clusters, at once. Pickling reads them first (the table's connection does not travel)."""
 
-    def __init__(self, table: "Table | None", columns: list[str], as_text: tuple[str, ...],
-                 arrays: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None) -> None:
-        self._table, self._columns, self._as_text, self._arrays = table, columns, as_text, arrays
+    def __init__(self, table: "Table | None", columns: list[str], as_text: tuple[str, ...], weights: str | None,
+                 arrays: Rows | None = None) -> None:
+        self._table, self._columns, self._as_text, self._weights = table, columns, as_text, weights
+        self._arrays = arrays
 
-    def get(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(x, D, cluster codes or None)."""
+    def get(self) -> Rows:
         if self._arrays is None:
-            self._arrays = _read_rows(self._table, self._columns, self._as_text)[0]
+            self._arrays = _read_rows(self._table, self._columns, self._as_text, self._weights)[0]
             self._table = None
         return self._arrays
 
@@ -69,6 +79,8 @@ class RddData:
     missing: MissingRows
     file: str
     settings: "RdSettings"
+    weights: str | None = None  # the observation-weight column
+    zero_weight: int = 0  # complete rows of weight 0, left out
 
     @property
     def used(self) -> int:
@@ -87,7 +99,7 @@ class RddDesign(Design[RddData]):
     views_parquet = True  # reads its columns once (a second time per covariate): no copy of the file
     default_refuters = ("data_subset",)  # the placebo and covariate refuters have no meaning here: checks do it
     graph_unused = "identification comes from continuity at the cutoff"
-    weights_built = False  # rdrobust's weights are not built: refused, not ignored
+    weights_built = True  # rdrobust's weights: they multiply the kernel in every fit and bandwidth selector
 
     # ---------------------------------------------------------------- spec and data
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
@@ -123,7 +135,7 @@ class RddDesign(Design[RddData]):
 
     def columns(self, study: "Study") -> list[str]:
         d = study.design
-        names = [d.running, study.outcome, _fuzzy(study), d.cluster, *study.covariates]
+        names = [d.running, study.outcome, _fuzzy(study), d.cluster, study.weights, *study.covariates]
         return list(dict.fromkeys(n for n in names if n))
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
@@ -143,7 +155,8 @@ class RddDesign(Design[RddData]):
         d, fuzzy = study.design, _fuzzy(study)
         roles = [(d.running, "running", "running variable"), (study.outcome, "outcome", "outcome")]
         roles += [(fuzzy, "fuzzy", "take-up")] if fuzzy else []
-        return roles + ([(d.cluster, "cluster", "cluster")] if d.cluster else [])
+        roles += [(d.cluster, "cluster", "cluster")] if d.cluster else []
+        return roles + ([(study.weights, "weights", "weights")] if study.weights else [])
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> RddData:
@@ -154,24 +167,29 @@ class RddDesign(Design[RddData]):
         outcomes = [study.outcome, *([fuzzy] if fuzzy else [])]
         main = [d.running, *outcomes, *([d.cluster] if d.cluster else [])]
         text = (d.cluster,) if d.cluster else ()
+        weights = study.weights
         if d.cluster:
             # clustered variances need the rows: read them now (sorted by the running variable, so every
             # bandwidth window is a contiguous slice), and the per-value form from them
-            arrays, kept = _read_rows(table, main, text)
-            values = by_value.from_rows(arrays[0], arrays[1])
-            source = RowSource(None, main, text, arrays)
+            arrays, kept, zero_weight = _read_rows(table, main, text, weights)
+            values = by_value.from_rows(arrays.x, arrays.D, arrays.weights)
+            source = RowSource(None, main, text, weights, arrays)
         else:
             # the per-value sums from the engine; the rows stay there until a refuter asks for them
-            values = by_value.from_table(table, d.running, outcomes)
+            values = by_value.from_table(table, d.running, outcomes, weights)
+            zero_weight = by_value.zero_weight_rows(table, main, weights) if weights else 0
             kept = values.rows
-            source = RowSource(table, main, text)
-        missing = dropped_missing(table, self.missing_roles(study, identification), table.rows - kept)
+            source = RowSource(table, main, text, weights)
+        if weights and not kept and zero_weight:
+            raise DataError(f"every weight in {weights!r} is zero in the complete rows; the study has no row to "
+                            "estimate from", file=table.file, key="weights", column=weights)
+        missing = dropped_missing(table, self.missing_roles(study, identification), table.rows - kept - zero_weight)
         _require_sides(values, d.cutoff, d.running, d.options.p, table.file)
         if fuzzy:
             _require_jump(values, d.cutoff, fuzzy, table.file)
-        covariates = {c: by_value.from_table(table, d.running, [c]) for c in study.covariates}
+        covariates = {c: by_value.from_table(table, d.running, [c], weights) for c in study.covariates}
         return RddData(values, source, bool(d.cluster), covariates, d.cutoff, d.running, fuzzy, table.rows, missing,
-                       table.file, _settings(study))
+                       table.file, _settings(study), weights, zero_weight)
 
     # ---------------------------------------------------------------- fit
     def fit(self, prepared: RddData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
@@ -209,6 +227,12 @@ class RddDesign(Design[RddData]):
             "fit": {"below": list(est.left_coefficients), "above": list(est.right_coefficients),
                     "note": "the outcome's order-p polynomial in (running - cutoff) on each side, within h"},
         }
+        if d.weights:
+            diagnostics["weights"] = {
+                "column": d.weights, "zero_weight_rows": d.zero_weight,
+                "note": "observation weights multiply the kernel weights in every local fit, bandwidth selector, "
+                        "variance and check (rdrobust's weights); rows of weight 0 are left out. The density test "
+                        "and the plot's bins count rows, unweighted (rddensity takes no weights)"}
         if est.first_stage is not None:
             jump, se_cl, se_rb = est.first_stage
             diagnostics["first_stage"] = {"jump": jump, "std_error": se_cl, "robust_std_error": se_rb,
@@ -224,7 +248,8 @@ class RddDesign(Design[RddData]):
         from causalcli.designs.rdd.bins import binned_means_by_value
 
         diagnostics["bins"], diagnostics["bin_count"] = binned_means_by_value(d.by_value, d.cutoff)
-        n = {"rows": d.rows, **d.missing.n, "used": d.used, "below_cutoff": result.n_left,
+        n = {"rows": d.rows, **d.missing.n, **({"dropped_zero_weight": d.zero_weight} if d.zero_weight else {}),
+             "used": d.used, "below_cutoff": result.n_left,
              "above_cutoff": result.n_right, "within_h_below": est.n_left, "within_h_above": est.n_right}
         return Fit("local_polynomial", "late" if d.fuzzy else "ate", estimate, n, effects=effects,
                    diagnostics=diagnostics, checks=checks, warnings=warnings)
@@ -248,13 +273,18 @@ class RddDesign(Design[RddData]):
             raise EstimationError(f"too few distinct running values on the {e.side} side") from e
 
 
-def _read_rows(table: "Table", columns: list[str], as_text: tuple[str, ...]
-               ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], int]:
-    """((x, D, cluster codes or None), rows kept): the complete rows, sorted by their values, the running
+def _read_rows(table: "Table", columns: list[str], as_text: tuple[str, ...], weights: str | None
+               ) -> tuple[Rows, int, int]:
+    """(rows, rows kept, rows of weight 0 left out): the complete rows, sorted by their values, the running
     variable first (``Table.arrays``); D holds the outcome, then the take-up."""
     from causalcli.data.table import refuse_infinite
+    from causalcli.data.weights import positive_weights
 
-    cols, _ = table.arrays(columns, as_text=as_text)
+    cols, _ = table.arrays([*columns, *([weights] if weights else [])], as_text=as_text)
+    zero_weight = 0
+    if weights:  # a row of weight 0 adds nothing to a fit but would count in n (and in the clusters' counts)
+        positive, zero_weight = positive_weights(cols, weights, table.file)
+        cols = {k: v[positive] for k, v in cols.items()}
     running, *rest = columns
     # an infinite value is kept as a value: the bandwidth turned it into NaN and a misleading error
     refuse_infinite(cols, [(running, "design.running", "running variable"),
@@ -265,7 +295,8 @@ def _read_rows(table: "Table", columns: list[str], as_text: tuple[str, ...]
     codes = None
     if as_text:
         codes = np.unique(np.asarray(cols[as_text[0]]).astype(str), return_inverse=True)[1].reshape(-1)
-    return (x, D, codes), int(x.size)
+    w = np.asarray(cols[weights], dtype=np.float64) if weights else None
+    return Rows(x, D, codes, w), int(x.size), zero_weight
 
 
 def _rd_fit(d: RddData, settings: "RdSettings", rows: np.ndarray | None = None) -> "RdResult":
@@ -274,10 +305,12 @@ def _rd_fit(d: RddData, settings: "RdSettings", rows: np.ndarray | None = None) 
 
     if rows is None and not d.clustered:
         return rd_fit(None, None, d.cutoff, settings, values=d.by_value.values)
-    x, D, clusters = d.row_source.get()
+    x, D, clusters, weights = d.row_source.get()
     if rows is not None:
-        x, D, clusters = x[rows], D[rows], None if clusters is None else clusters[rows]
-    return rd_fit(x, D, d.cutoff, settings, clusters)
+        x, D = x[rows], D[rows]
+        clusters = None if clusters is None else clusters[rows]
+        weights = None if weights is None else weights[rows]
+    return rd_fit(x, D, d.cutoff, settings, clusters, weights=weights)
 
 
 def _fuzzy(study: "Study") -> str | None:
@@ -305,7 +338,7 @@ def _fit_or_explain(d: RddData, settings: "RdSettings") -> "RdResult":
         if not math.isfinite(e.bandwidth):  # the selector's variance had no finite value
             why = ""
             if d.clustered:
-                x, _, clusters = d.row_source.get()
+                x, _, clusters, _ = d.row_source.get()
                 above = x >= d.cutoff
                 below_n, above_n = (int(np.unique(clusters[side]).size) for side in (~above, above))
                 why = (f" (design.cluster: {below_n} cluster(s) below the cutoff and {above_n} at or above it; the "

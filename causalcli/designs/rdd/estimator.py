@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from causalcli.designs.rdd.local_poly import (RowResiduals, Side, ValueResiduals, distinct, fuzzy_gradient, inverse,
-                                              kernel_weights, powers, residuals)
+                                              powers, residuals)
 
 
 class TooFewValues(ValueError):
@@ -66,8 +66,8 @@ class SideFit:
 def fit_side(side: Side, name: str, h: float, b: float, p: int, q: int, kernel: str, matches: int) -> SideFit:
     """The order-p fit at h and order-q fit at b on one side (rows within the larger bandwidth)."""
     part, _ = side.window(max(h, b), kernel)
-    x, D = side.x[part], side.D[part]
-    W_h, W_b = kernel_weights(x, h, kernel), kernel_weights(x, b, kernel)
+    x, D = side.x[part], side.fit_D(part)  # with weights collapsed, their weighted sums (``Side.fit_D``)
+    W_h, W_b = side.kernel(part, h, kernel), side.kernel(part, b, kernel)  # times the rows' weights
     for bandwidth, W, needed in ((h, W_h, p + 1), (b, W_b, q + 1)):
         found = distinct(x[W > 0])
         if found < needed:
@@ -87,7 +87,7 @@ def fit_side(side: Side, name: str, h: float, b: float, p: int, q: int, kernel: 
     if not clustered:
         res_h = res_b = residuals(side, part, None, matches)
     else:
-        res_h = residuals(side, part, R_p @ beta_p, matches)
+        res_h = residuals(side, part, R_p @ beta_p, matches)  # rows: D is the rows' own outcome
         res_b = residuals(side, part, R_q @ (invG_q @ (RW_q.T @ D)), matches)
     inside = W_h > 0
     n_h = int(np.count_nonzero(inside)) if side.counts is None else int(side.counts[part][inside].sum())

@@ -48,20 +48,21 @@ class RdResult:
 
 
 def sides(x: np.ndarray | None, D: np.ndarray | None, cutoff: float, clusters: np.ndarray | None = None,
-          collapsed: bool = True, values: Side | None = None) -> Split:
+          collapsed: bool = True, values: Side | None = None, weights: np.ndarray | None = None) -> Split:
     """Rows below the cutoff (left) and at or above it (right), x centred; ``x`` sorted ascending. Without
     clusters, the fits use the rows collapsed by distinct x (``values``: ``collapse`` of these very rows,
     when already made; then ``x`` and ``D`` may be None, the rows never loaded) unless ``collapsed`` is False
-    (the row path, which tests hold the collapsed one equal to)."""
+    (the row path, which tests hold the collapsed one equal to). ``weights``: the rows' observation weights."""
     rows = None
     if x is not None:
         k = int(np.searchsorted(x, cutoff, side="left"))
         xc = x - cutoff
         cl = (None, None) if clusters is None else (clusters[:k], clusters[k:])
-        rows = Side(xc[:k], D[:k], cl[0]), Side(xc[k:], D[k:], cl[1])
+        w = (None, None) if weights is None else (weights[:k], weights[k:])
+        rows = Side(xc[:k], D[:k], cl[0], weights=w[0]), Side(xc[k:], D[k:], cl[1], weights=w[1])
         if clusters is not None or not collapsed:
             return Split(rows, rows)
-    values = values if values is not None else collapse(Side(x, D))
+    values = values if values is not None else collapse(Side(x, D, weights=weights))
     kv = int(np.searchsorted(values.x, cutoff, side="left"))
     left, right = values.part(slice(0, kv)), values.part(slice(kv, None))
     # centred value by value: the same numbers as each row's x - cutoff (values that round to one are merged)
@@ -71,12 +72,13 @@ def sides(x: np.ndarray | None, D: np.ndarray | None, cutoff: float, clusters: n
 
 def rd_fit(x: np.ndarray | None, D: np.ndarray | None, cutoff: float, settings: RdSettings, clusters: np.ndarray | None = None,
            h_scale: float = 1.0, bandwidths: Bandwidths | None = None, split: Split | None = None,
-           values: Side | None = None) -> RdResult:
+           values: Side | None = None, weights: np.ndarray | None = None) -> RdResult:
     """Select the bandwidths (unless given) and estimate; ``h_scale`` multiplies h and b (sensitivity), and the
     result's ``bandwidths`` are the multiplied ones.
     ``split``: the rows' ``sides`` when already made (a refit of the same rows); ``values``: the rows
-    collapsed by value (``Split.values`` of a fit on more rows, cut to these; then ``x`` and ``D`` may be None)."""
-    split = split if split is not None else sides(x, D, cutoff, clusters, values=values)
+    collapsed by value (``Split.values`` of a fit on more rows, cut to these; then ``x`` and ``D`` may be None);
+    ``weights``: the rows' observation weights (rdrobust's ``weights``; collapsed values carry their own)."""
+    split = split if split is not None else sides(x, D, cutoff, clusters, values=values, weights=weights)
     left, right = split.fits
     q = settings.p + 1
     if bandwidths is None:

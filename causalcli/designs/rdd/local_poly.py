@@ -42,9 +42,51 @@ def kernel_weights(x: np.ndarray, h: float, kernel: str) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class WeightedSums:
+    """Per distinct value, the sums a collapsed side needs under observation weights w (rdrobust's ``weights``,
+    which multiply the kernel): the Gram's sum of w, X'WD's sum of w d, and for the nearest-neighbour meat, whose
+    row terms carry w^2 (the weights enter RX, the residuals stay unweighted), the sum of w^2, the w^2-weighted
+    mean of d and the w^2-weighted scatter about it."""
+
+    total: np.ndarray  # (n,) sum of w
+    sums: np.ndarray  # (n, k) sum of w d
+    square_total: np.ndarray  # (n,) sum of w^2
+    square_mean: np.ndarray  # (n, k) sum of w^2 d / sum of w^2
+    square_scatter: np.ndarray  # (n, k, k) sum of w^2 (d - square_mean)(d - square_mean)'
+
+    def part(self, part: slice, k: int) -> "WeightedSums":
+        return WeightedSums(self.total[part], self.sums[part, :k], self.square_total[part],
+                            self.square_mean[part, :k], self.square_scatter[part, :k, :k])
+
+    def scaled(self, y_scale: float, k: int) -> "WeightedSums":
+        """The outcome (column 0) divided by ``y_scale``; the first ``k`` columns."""
+        sums, mean = self.sums[:, :k].copy(), self.square_mean[:, :k].copy()
+        scatter = self.square_scatter[:, :k, :k].copy()
+        sums[:, 0] /= y_scale
+        mean[:, 0] /= y_scale
+        scatter[:, 0, :] /= y_scale
+        scatter[:, :, 0] /= y_scale
+        return WeightedSums(self.total, sums, self.square_total, mean, scatter)
+
+    def merged(self, starts: np.ndarray) -> "WeightedSums":
+        """Entries from each of ``starts`` to the next made one (values that became equal)."""
+        square_total = np.add.reduceat(self.square_total, starts)
+        square_sums = np.add.reduceat(self.square_mean * self.square_total[:, None], starts, axis=0)
+        mean = square_sums / square_total[:, None]
+        sizes = np.diff(np.r_[starts, self.total.size])
+        gaps = self.square_mean - np.repeat(mean, sizes, axis=0)
+        between = self.square_total[:, None, None] * gaps[:, :, None] * gaps[:, None, :]
+        return WeightedSums(np.add.reduceat(self.total, starts), np.add.reduceat(self.sums, starts, axis=0),
+                            square_total, mean, np.add.reduceat(self.square_scatter + between, starts, axis=0))
+
+
+@dataclass(frozen=True)
 class Side:
     """The rows on one side of the cutoff, sorted by the running variable; or, collapsed (``counts`` given),
     its distinct values of the running variable with each one's row count, sums and scatter of D.
+    Observation weights (rdrobust's ``weights``): each row's in ``weights``; collapsed, their sums in ``weighted``
+    (``D``, ``counts`` and ``scatter`` stay the unweighted ones: rdrobust standardises, counts and finds
+    nearest neighbours without the weights).
 
     Every statistic of a fit without clusters (Gram matrices, X'WD, the nearest-neighbour meat) is a sum over
     rows of a function of x times D, DD' or a count, so the collapsed form gives the same numbers from one
@@ -55,6 +97,8 @@ class Side:
     clusters: np.ndarray | None = None  # integer codes (rows only)
     counts: np.ndarray | None = None  # collapsed: rows at each value (float)
     scatter: np.ndarray | None = None  # collapsed: (n, k, k) sum of (d - mean)(d - mean)' within each value
+    weights: np.ndarray | None = None  # rows: each row's observation weight (positive)
+    weighted: WeightedSums | None = None  # collapsed: the weighted sums by value
 
     @property
     def rows(self) -> int:
@@ -65,7 +109,9 @@ class Side:
         k = self.D.shape[1] if columns is None else columns
         return Side(self.x[part], self.D[part, :k], None if self.clusters is None else self.clusters[part],
                     None if self.counts is None else self.counts[part],
-                    None if self.scatter is None else self.scatter[part, :k, :k])
+                    None if self.scatter is None else self.scatter[part, :k, :k],
+                    None if self.weights is None else self.weights[part],
+                    None if self.weighted is None else self.weighted.part(part, k))
 
     def scaled(self, x_scale: float, y_scale: float, columns: int) -> "Side":
         """x divided by ``x_scale``, the outcome by ``y_scale``; the first ``columns`` columns of D."""
@@ -76,16 +122,27 @@ class Side:
             scatter = self.scatter[:, :columns, :columns].copy()
             scatter[:, 0, :] /= y_scale
             scatter[:, :, 0] /= y_scale
-        return merge_equal(Side(self.x / x_scale, D, self.clusters, self.counts, scatter))
+        weighted = None if self.weighted is None else self.weighted.scaled(y_scale, columns)
+        return merge_equal(Side(self.x / x_scale, D, self.clusters, self.counts, scatter, self.weights, weighted))
 
     def gram(self, part: slice, RW: np.ndarray, R: np.ndarray) -> np.ndarray:
         """sum over the rows of ``part`` of RW_i R_i' (RW, R given per entry of the slice)."""
-        if self.counts is not None:
-            RW = RW * self.counts[part, None]
+        if self.counts is not None:  # each value's rows (with weights, their weights: the rows' RW lack them)
+            RW = RW * (self.counts if self.weighted is None else self.weighted.total)[part, None]
         return RW.T @ R
 
+    def fit_D(self, part: slice) -> np.ndarray:
+        """What X'WD multiplies for the rows (values) of ``part``: D, or collapsed its (weighted) sums."""
+        return self.D[part] if self.weighted is None else self.weighted.sums[part]
+
+    def kernel(self, part: slice, h: float, kernel: str) -> np.ndarray:
+        """The fits' weights of the rows (values) of ``part`` at bandwidth h: K(x/h)/h, times each row's
+        observation weight (collapsed, the weights' sums enter through ``gram`` and ``fit_D``)."""
+        w = kernel_weights(self.x[part], h, kernel)
+        return w if self.weights is None else w * self.weights[part]
+
     def window(self, h: float, kernel: str) -> tuple[slice, np.ndarray]:
-        """The contiguous rows with a positive kernel weight at bandwidth h, and their weights.
+        """The contiguous rows with a positive kernel weight at bandwidth h, and their weights (``kernel``).
 
         x is sorted, so |x| <= h is a slice found by bisection; the weights are computed on a slightly wider
         slice and trimmed to the positive ones, so the rows are exactly those K(x/h) > 0 selects."""
@@ -97,7 +154,8 @@ class Side:
         if rows.size == 0:
             return slice(0, 0), w[:0]
         part = slice(start + int(rows[0]), start + int(rows[-1]) + 1)
-        return part, w[rows[0]:rows[-1] + 1]
+        w = w[rows[0]:rows[-1] + 1]
+        return part, w if self.weights is None else w * self.weights[part]
 
 
 def distinct(x: np.ndarray) -> int:
@@ -191,18 +249,25 @@ class ValueResiduals:
     A row i at value g with J neighbours (the rows of values lo..hi, itself left out) has the residual
     sqrt(J/(J+1)) (a d_i - T/J) with a = 1 + 1/J and T the sum of d over values lo..hi; for r_i = s'res_i,
     the sum over the value's rows is J/(J+1) (a^2 s'M s + n (a s'mean - s'T/J)^2), M the value's scatter:
-    what the meat needs, since every row at a value has the same regressors."""
+    what the meat needs, since every row at a value has the same regressors. With observation weights w the row
+    terms are w_i^2 (s'res_i)^2 (rdrobust puts the weights in RX, not in the residuals): the same sum with n, the
+    mean and M the w^2-weighted ones (``WeightedSums``), the neighbours still the unweighted rows."""
 
     def __init__(self, side: Side, part: slice, matches: int) -> None:
         counts, sums = side.counts[part], side.D[part]
         lo, hi = _neighbours(side.x[part], counts, matches)
-        centred = sums - counts[:, None] * (sums.sum(axis=0) / counts.sum())  # shift-invariant, as in rows
+        shift = sums.sum(axis=0) / counts.sum()
+        centred = sums - counts[:, None] * shift  # shift-invariant, as in rows
         cum = np.vstack([np.zeros((1, sums.shape[1])), np.cumsum(centred, axis=0)])
         cum_n = np.r_[0.0, np.cumsum(counts)]
         self.J = cum_n[hi + 1] - cum_n[lo] - 1
         self.total = cum[hi + 1] - cum[lo]
         self.mean = centred / counts[:, None]
         self.counts, self.scatter = counts, side.scatter[part]
+        if side.weighted is not None:
+            weighted = side.weighted
+            self.mean = weighted.square_mean[part] - shift
+            self.counts, self.scatter = weighted.square_total[part], weighted.square_scatter[part]
 
     def squares(self, s: np.ndarray) -> np.ndarray:
         """sum over each value's rows of (s' residual)^2."""
@@ -243,19 +308,39 @@ def residuals(side: Side, part: slice, fitted: np.ndarray | None, matches: int) 
 def collapse(side: Side) -> Side:
     """The collapsed form of a side's rows (sorted by x, no clusters): per distinct x, the row count, the sums of
     D and their scatter about the value's mean (two passes, so no precision is lost to large means)."""
-    x, D = side.x, side.D
+    x, D, k = side.x, side.D, side.D.shape[1]
     if x.size == 0:
-        return Side(x, D, None, np.zeros(0), np.zeros((0, D.shape[1], D.shape[1])))
+        weighted = None if side.weights is None else WeightedSums(
+            np.zeros(0), np.zeros((0, k)), np.zeros(0), np.zeros((0, k)), np.zeros((0, k, k)))
+        return Side(x, D, None, np.zeros(0), np.zeros((0, k, k)), None, weighted)
     starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
     sizes = np.diff(np.r_[starts, x.size])
     sums = np.add.reduceat(D, starts, axis=0)
-    deviations = D - np.repeat(sums / sizes[:, None], sizes, axis=0)
+    scatter = _scatter(D, sums / sizes[:, None], None, starts, sizes)
+    weighted = None
+    if side.weights is not None:
+        w = side.weights
+        square = w * w
+        square_total = np.add.reduceat(square, starts)
+        square_mean = np.add.reduceat(D * square[:, None], starts, axis=0) / square_total[:, None]
+        weighted = WeightedSums(np.add.reduceat(w, starts), np.add.reduceat(D * w[:, None], starts, axis=0),
+                                square_total, square_mean, _scatter(D, square_mean, square, starts, sizes))
+    return Side(x[starts], sums, None, sizes.astype(np.float64), scatter, None, weighted)
+
+
+def _scatter(D: np.ndarray, means: np.ndarray, weights: np.ndarray | None, starts: np.ndarray, sizes: np.ndarray
+             ) -> np.ndarray:
+    """Per value (rows ``starts`` to the next), sum of weight (d - mean)(d - mean)' (weight 1 without weights)."""
+    deviations = D - np.repeat(means, sizes, axis=0)
     k = D.shape[1]
     scatter = np.empty((starts.size, k, k))
     for i in range(k):  # one column pair at a time: temporaries of one float per row
         for j in range(i, k):
-            scatter[:, i, j] = scatter[:, j, i] = np.add.reduceat(deviations[:, i] * deviations[:, j], starts)
-    return Side(x[starts], sums, None, sizes.astype(np.float64), scatter)
+            product = deviations[:, i] * deviations[:, j]
+            if weights is not None:
+                product *= weights
+            scatter[:, i, j] = scatter[:, j, i] = np.add.reduceat(product, starts)
+    return scatter
 
 
 def merge_equal(side: Side) -> Side:
@@ -270,4 +355,5 @@ def merge_equal(side: Side) -> Side:
     sums = np.add.reduceat(side.D, starts, axis=0)
     gaps = side.D / side.counts[:, None] - np.repeat(sums / counts[:, None], np.diff(np.r_[starts, x.size]), axis=0)
     between = side.counts[:, None, None] * gaps[:, :, None] * gaps[:, None, :]
-    return Side(x[starts], sums, None, counts, np.add.reduceat(side.scatter + between, starts, axis=0))
+    weighted = None if side.weighted is None else side.weighted.merged(starts)
+    return Side(x[starts], sums, None, counts, np.add.reduceat(side.scatter + between, starts, axis=0), None, weighted)
