@@ -62,6 +62,8 @@ def test_rdd_balance_names_a_covariate_that_is_the_cutoffs_side_without_numpy_wa
     assert "won (0 on every row below the cutoff and 1 above it" in balance["detail"]
     assert "remove it from covariates" in balance["detail"]
     assert set(out["diagnostics"]["balance"]) == {"lag"}
+    # Bonferroni over the one covariate tested: the skipped one divided alpha before (0.05/2)
+    assert "0.05/1" in balance["detail"] and "0.05/2" not in balance["detail"]
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 

@@ -73,8 +73,7 @@ def bandwidth_sensitivity(d: "RddData", settings: RdSettings, result: RdResult, 
 def balance(d: "RddData", settings: RdSettings, alpha: float) -> tuple[Check | None, dict[str, Any]]:
     if not d.covariates:
         return None, {}
-    table, failed, skipped = {}, [], []
-    k = len(d.covariates)
+    table, skipped = {}, []
     for name, values in d.covariates.items():
         constant = _constant_sides(values, d.cutoff)
         if constant:
@@ -88,8 +87,8 @@ def balance(d: "RddData", settings: RdSettings, alpha: float) -> tuple[Check | N
             skipped.append(name)
             continue
         table[name] = _summary(r, settings.conf_level)
-        if table[name]["p_value"] < alpha / k:
-            failed.append(name)
+    k = max(len(table), 1)  # Bonferroni over the covariates tested: one not estimable is no test
+    failed = [name for name, row in table.items() if row["p_value"] < alpha / k]
     detail = (f"{', '.join(failed)} jump{'s' if len(failed) == 1 else ''} at the cutoff (robust p below "
               f"{alpha:g}/{k}): units on either side differ in more than the treatment" if failed else
               f"no covariate jumps at the cutoff (robust p at or above {alpha:g}/{k} for each)")
@@ -133,7 +132,7 @@ def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: 
     given = study.design.options.placebo_cutoffs
     placebos = [c for c in (given if given is not None else _default_placebos(d.by_value, d.cutoff))
                 if c != d.cutoff]
-    table, failed, skipped = {}, [], []
+    table, skipped = {}, []
     values = d.by_value.values
     k = d.by_value.cut(d.cutoff)
     if d.clustered:  # the rows, with their clusters, split at the cutoff as the values are
@@ -155,11 +154,10 @@ def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: 
             skipped.append(f"{c:g}")
             continue
         table[f"{c:g}"] = _summary(r, settings.conf_level)
-        if table[f"{c:g}"]["p_value"] < alpha / len(placebos):
-            failed.append(f"{c:g}")
     if not table and not skipped:
         return None, {}
-    k = max(len(placebos), 1)
+    k = max(len(table), 1)  # Bonferroni over the cutoffs tested: one with too few rows is no test
+    failed = [c for c, row in table.items() if row["p_value"] < alpha / k]
     detail = (f"the outcome jumps at placebo cutoff(s) {', '.join(failed)} (robust p below {alpha:g}/{k}): the "
               "running variable moves the outcome by itself, so the jump at the cutoff may not be the treatment's"
               if failed else f"no jump at the placebo cutoffs {', '.join(table)} (robust p at or above {alpha:g}/{k})")
