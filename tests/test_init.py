@@ -303,6 +303,28 @@ def test_did_repeated_cross_sections_with_a_neighbourhood_column_get_no_subgroup
     assert spec["design"]["group"] == "near" and "subgroups" not in text
 
 
+def test_did_repeated_cross_sections_without_a_treatment_guess_the_pair(runner, tmp_path):
+    """Without --treatment (kielmc: y81nrinc = nearinc x y81), the one pair of 0/1 columns where one is 1 exactly
+    in the other's rows from a period on is the treatment and its group, and validate accepts the spec; with two
+    such pairs neither is guessed."""
+    rng = np.random.default_rng(4)
+    n = 240
+    df = pd.DataFrame({"year": rng.choice([1978, 1981], n), "y": rng.normal(size=n)})
+    df["y81"] = (df["year"] == 1981).astype(int)
+    df["near"] = rng.integers(0, 2, n)
+    df["near81"] = df["near"] * df["y81"]
+    df.to_csv(tmp_path / "houses.csv", index=False)
+    text, spec = init(runner, tmp_path / "houses.csv", "-y", "y", "-d", "did")
+    assert (spec["treatment"], spec["design"]["group"]) == ("near81", "near")
+    assert list(spec).index("treatment") < list(spec).index("outcome")
+    assert invoke(runner, ["validate", str(write(tmp_path, text))]).exit_code == 0
+    df["far"] = 1 - df["near"]
+    df["far81"] = df["far"] * df["y81"]
+    df.to_csv(tmp_path / "houses.csv", index=False)
+    _, spec = init(runner, tmp_path / "houses.csv", "-y", "y", "-d", "did")
+    assert "treatment" not in spec and spec["design"]["group"] == "TODO"
+
+
 # ------------------------------------------------------------------ experiment control
 
 

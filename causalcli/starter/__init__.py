@@ -68,7 +68,7 @@ def starter_spec(path: Path, treatment: str | None, outcome: str | None, design:
         d["instruments"] = list(dict.fromkeys(instruments))
     build_design(design, data, spec, d, st, treatment, outcome)
     if spec.get("treatment") and design in ("matching", "weighting", "dml", "did"):
-        build_treated_value(data, d, st, treatment)
+        build_treated_value(data, d, st, spec["treatment"])  # (did's cross-sections may have guessed it)
     spec["design"] = d
     spec["seed"] = 0
     st.spec = spec

@@ -102,25 +102,55 @@ def _build_cross_sections(data: DataProfile, spec: dict, d: dict, st: Starter, t
     spec["covariates"] = []
     st.notes.append("no unit: each row is read as a different person or firm seen once (repeated cross-sections), "
                     "compared through design.group; for a panel, set design.unit and remove design.group")
-    treated = treated_expr(data, treatment) if treatment else None
-    if treated is None:
+    if treatment:
+        found = _group_of(data, spec, treatment, time)
+        if found:
+            d["group"] = found[0]
+            st.guessed.append(f"design.group: {found[0]} (0/1, and {treatment} = 1 exactly in its rows from {time} "
+                              f"{show(found[1])} on)")
         return
+    # No --treatment: a pair of 0/1 columns, the treated-period indicator and its group (kielmc's y81nrinc =
+    # nearinc x y81), taken only when exactly one pair fits
+    binary = [c for c in _binary_columns(data, spec, time)][:MAX_PAIR_SEARCH]
+    pairs = [(t, found) for t in binary if (found := _group_of(data, spec, t, time, binary))]
+    if len(pairs) == 1:
+        t, (g, start) = pairs[0]
+        spec.update({k: v for k, v in [("treatment", t), *((k, spec.pop(k)) for k in list(spec)
+                                                          if k not in ("version", "name", "data"))]})
+        d["group"] = g
+        st.guessed.append(f"treatment: {t} and design.group: {g} ({t} = 1 exactly in the rows of {g} = 1 from "
+                          f"{time} {show(start)} on: the treated group after the change)")
+
+
+MAX_PAIR_SEARCH = 40  # 0/1 columns tried as the treatment when none is given (a query per pair)
+
+
+def _binary_columns(data: DataProfile, spec: dict, time: str) -> list[str]:
+    """The integer or boolean columns holding exactly the values 0 and 1, outcome and time aside."""
+    return [c for c in data.types if c not in (spec["outcome"], time) and data.kind(c) in ("integer", "boolean")
+            and data.sql(f"SELECT count(*) = count(*) FILTER (WHERE CAST({q(c)} AS DOUBLE) IN (0, 1)) AND "
+                         f"count(DISTINCT {q(c)}) = 2 FROM d")[0][0]]
+
+
+def _group_of(data: DataProfile, spec: dict, treatment: str, time: str,
+              binary: list[str] | None = None) -> tuple[str, Any] | None:
+    """The 0/1 column whose rows are treated from the first treated period on, exactly as ``treatment`` says (and
+    that has untreated rows before it), with that period; or None."""
+    treated = treated_expr(data, treatment)
+    if treated is None:
+        return None
     start = data.sql(f"SELECT min({q(time)}) FROM d WHERE {treated}")[0][0]
     if start is None:
-        return
-    for c in data.types:
-        if c in (treatment, spec["outcome"], time) or data.kind(c) not in ("integer", "boolean") or not data.sql(
-                f"SELECT count(*) = count(*) FILTER (WHERE CAST({q(c)} AS DOUBLE) IN (0, 1)) AND "
-                f"count(DISTINCT {q(c)}) = 2 FROM d")[0][0]:
+        return None
+    for c in (binary if binary is not None else _binary_columns(data, spec, time)):
+        if c == treatment:
             continue
         g = f"CAST({q(c)} AS DOUBLE) = 1"
         if data.sql(f"SELECT count(*) FILTER (WHERE coalesce({treated}, false) <> ({g} AND {q(time)} >= "
                     f"{sql_literal(start)})) = 0 AND count(*) FILTER (WHERE {g} AND {q(time)} < "
                     f"{sql_literal(start)}) > 0 FROM d")[0][0]:
-            d["group"] = c
-            st.guessed.append(f"design.group: {c} (0/1, and {treatment} = 1 exactly in its rows from {time} "
-                              f"{show(start)} on)")
-            return
+            return c, start
+    return None
 
 
 def build_did(data: DataProfile, spec: dict, d: dict, st: Starter, treatment: str | None, outcome: str) -> None:
