@@ -28,7 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["weighted_distmax", "weighted_metric_distmax"]
+__all__ = ["INFERENCE_WEIGHTED", "weighted_distmax", "weighted_metric_distmax"]
+
+# The standard error's name with observation weights: Abadie-Imbens (2006) with Match's weighted terms, the score
+# taken as known (Abadie and Imbens (2016) derive the estimated-score adjustment without weights).
+INFERENCE_WEIGHTED = "abadie_imbens_2006_weighted_score_as_known"
 
 
 def weighted_distmax(cs: np.ndarray, co: np.ndarray, a: np.ndarray, r: np.ndarray, wc: np.ndarray, m: int,
