@@ -10,7 +10,8 @@ applies. The semantics mirror R's
 are pinned. Diagnostics: a MatchIt-style balance table, overlap, E-value and
 Rosenbaum bounds (``causalcli.checks.balance``, ``causalcli.checks.overlap``,
 ``causalcli.checks.sensitivity``). Effects by the top-level ``segments``: the same
-matching within each segment's rows (``segments.py``).
+matching within each segment's rows (``segments.py``). Observation weights (the top-level ``weights``): R's
+``Match(weights = w)`` on a weighted logit score (``weighted.py``).
 
 References
 ----------
@@ -317,12 +318,6 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
                     "std_error_ai2006^2 - c' I^-1 c / N for the ATE, plus dtau' I^-1 dtau / N for the ATT and "
                     "ATC (can go either way)" if se_2016 is not None else f"not computed: {why_not_2016}"),
                 "std_error_r_match": float(m.std_error if d.replace else m.std_error_standard),
-                "observation_weights": None if sw is None else {
-                    "column": d.weights_column,
-                    "semantics": "R Match(weights = w): neighbours counted by weight, each focal unit's weight shared "
-                                 "among its matches in proportion to theirs; the caliper in weighted SDs",
-                    "propensity_model": "weighted logistic regression",
-                    "inference": INFERENCE_WEIGHTED},
                 "std_error_note": (
                     f"std_error_ai2006 is Abadie-Imbens (2006) over {'all the matched units' if d.estimand == 'ate' else f'the matched {focal_name} units'}, treating the "
                     "score as known; "
@@ -333,6 +328,12 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
                     + f"; the headline std_error is {estimate.inference}"),
             },
         }
+        if sw is not None:  # only with weights: the unweighted output (and its golden files) is unchanged
+            diagnostics["matching"]["observation_weights"] = {
+                "column": d.weights_column,
+                "semantics": "R Match(weights = w): neighbours counted by weight, each focal unit's weight shared "
+                             "among its matches in proportion to theirs; the caliper in weighted SDs",
+                "propensity_model": "weighted logistic regression"}
         effects = []
         if d.segment_columns:
             from causalcli.designs.matching.segments import segment_effects
