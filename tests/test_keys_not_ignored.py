@@ -48,10 +48,10 @@ _UNREAD = tuple(f"thresholds.{t}" for t in THRESHOLDS)
 # Keys a design has no need for (treatment in synthetic control, outcome in an experiment with metrics) appear
 # only where the design's spec below leaves them out.
 EXPECTED: dict[str, dict[str, str]] = {
-    "matching": _row(("covariates", "categorical", "graph", "segments", "conf_level", "thresholds.alpha",
+    "matching": _row(("covariates", "categorical", "weights", "graph", "segments", "conf_level", "thresholds.alpha",
                       "thresholds.balance_smd", "thresholds.propensity_bounds", "thresholds.max_outside", "refute",
                       "seed", *_ALL_DATA),
-                     ("weights",), ("thresholds.srm_alpha", "thresholds.pre_fit", "data.timezone"),
+                     (), ("thresholds.srm_alpha", "thresholds.pre_fit", "data.timezone"),
                      **_ENGINE_ONLY),
     "weighting": _row(("covariates", "categorical", "weights", "graph", "segments", "conf_level", "thresholds.alpha",
                        "thresholds.balance_smd", "thresholds.propensity_bounds", "thresholds.max_outside", "refute",

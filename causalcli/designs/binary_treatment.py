@@ -1,7 +1,7 @@
 """What matching and weighting share as designs: a binary treatment adjusted for covariates through a score.
 
 Both read a 0/1 treatment, an outcome and covariates (the graph's adjustment set), refuse
-``weights`` unless the family builds them (weighting does), and hand the refuters a prepared object with the treatment ``t`` per row. A
+``weights`` unless the family builds them (both do now), and hand the refuters a prepared object with the treatment ``t`` per row. A
 ``Design`` subclass cannot live in a shared layer below ``designs`` (those may not import
 ``designs.base``), so it sits here, beside ``base``; the families import it, not each other.
 """

@@ -10,7 +10,8 @@ applies. The semantics mirror R's
 are pinned. Diagnostics: a MatchIt-style balance table, overlap, E-value and
 Rosenbaum bounds (``causalcli.checks.balance``, ``causalcli.checks.overlap``,
 ``causalcli.checks.sensitivity``). Effects by the top-level ``segments``: the same
-matching within each segment's rows (``segments.py``).
+matching within each segment's rows (``segments.py``). Observation weights (the top-level ``weights``): R's
+``Match(weights = w)`` on a weighted logit score (``weighted.py``).
 
 References
 ----------
@@ -35,7 +36,9 @@ from causalcli.data.segments import SEGMENT_ROLE, check_segment_columns, check_s
 from causalcli.data.table import ROW_POSITION, MissingRows, binary_study_arrays, single_treated_warning
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
-from causalcli.errors import SpecError
+from causalcli.designs.matching.weighted import INFERENCE_WEIGHTED
+from causalcli.data.weights import positive_weights
+from causalcli.errors import DataError, SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.models.logit import LogitDesign
 
@@ -81,6 +84,9 @@ class MatchingData:
     positions: np.ndarray | None = None  # each row's place among the rows used, in the file's order (messages)
     segment_columns: tuple[str, ...] = ()  # the top-level segments
     segment_values: tuple[np.ndarray, ...] = ()  # their values as labels, one array per column
+    sample_weights: np.ndarray | None = None  # the top-level weights (positive), or None: weighted.py
+    weights_column: str | None = None
+    zero_weight: int = 0  # rows of weight 0 left out (n.dropped_zero_weight)
 
     @cached_property
     def logit(self) -> LogitDesign:
@@ -93,14 +99,20 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
     name = "matching"
     estimators = ("psm_nearest", "mahalanobis_nearest")  # which one runs: design.options.distance
     estimands = ("att", "atc", "ate")
-    inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity", "abadie_imbens_2006_score_as_known")
+    inference = ("abadie_imbens", "abadie_imbens_2016_estimated_propensity", "abadie_imbens_2006_score_as_known",
+                 INFERENCE_WEIGHTED)
     reference = "Abadie and Imbens (2006), Econometrica; semantics of R Matching::Match"
     segments_built = True  # segments.py: the same matching within each segment's rows
+    weights_built = True  # the top-level weights as R's Match(weights = w), with replacement (weighted.py)
 
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         super().check_spec(study, spec)
         check_segment_columns(study, spec.source.display)
         opts: MatchingOptions = study.design.options
+        if study.weights and not opts.replace:
+            raise SpecError("weights with replace: false are not built (R's Match then counts neighbours by weight "
+                            "and breaks the resulting ties at random); use replace: true or remove 'weights'",
+                            file=spec.source.display, key="weights")
         if not opts.replace and opts.bias_correction:
             # Match switches BiasAdjust off without replacement (ties = FALSE); not guessed here
             raise SpecError("bias_correction is not available with replace: false (R's Match has no bias "
@@ -124,12 +136,15 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
         check_segment_levels(study.segments, table)
 
     def missing_roles(self, study: "Study", identification: "Identification") -> "Roles":
-        """Treatment, outcome, the adjustment set, the exact columns, then the other segment columns (the order
-        ``binary_study_arrays`` attributes them in)."""
+        """Treatment, outcome, the adjustment set, the exact columns, the other segment columns, then the weights
+        (the order ``binary_study_arrays`` attributes them in)."""
         covs, exact = list(identification.adjustment_set), tuple(study.design.options.exact)
         taken = {study.treatment, study.outcome, *covs, *exact}
+        segs = [c for c in study.segments if c not in taken]
+        taken |= set(segs)
         return (study_roles_missing(study.treatment, study.outcome, covs, exact, EXACT_ROLE)
-                + [(c, *SEGMENT_ROLE) for c in study.segments if c not in taken])
+                + [(c, *SEGMENT_ROLE) for c in segs]
+                + ([(study.weights, "weights", "weights")] if study.weights and study.weights not in taken else []))
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> MatchingData:
@@ -138,19 +153,28 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
         exact = tuple(study.design.options.exact)
         arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=exact,
                                      extra_text=tuple(c for c in exact if c not in covs),
-                                     extra_role=EXACT_ROLE, segments=tuple(study.segments))
+                                     extra_role=EXACT_ROLE, segments=tuple(study.segments), weights=study.weights)
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
+        opts = study.design.options
+        sample_weights, zero_weight = None, 0
+        if study.weights:
+            positive, zero_weight = positive_weights(cols, study.weights, table.file)
+            if zero_weight:  # a row of weight 0 is no one's match and matches no one, yet would count in n
+                cols = {k: v[positive] for k, v in cols.items()}
+                X, t = X[positive], t[positive]
+            sample_weights = np.asarray(cols[study.weights], dtype=np.float64)
+            _require_weight(sample_weights, t, opts.neighbors, study, table.file, self.estimand(study, spec))
         from causalcli.checks.balance import balance_matrix
         from causalcli.checks.overlap import require_common_support
         from causalcli.models.logit import SeparationError, explain_separation, fit_logit
 
         Xb, bnames = balance_matrix(cols, covs, categorical)
         try:
-            ps = fit_logit(X, t.astype(np.float64), names=names)
+            # weighted, as weighting's and as MatchIt's matchit(s.weights = ) (add_s.weights exists to leave them out)
+            ps = fit_logit(X, t.astype(np.float64), sample_weights, names=names)
         except SeparationError as err:
             raise explain_separation(err, Xb, bnames, categorical, t, table.file) from None
         require_common_support(ps.probability, t, table.file)
-        opts = study.design.options
         return MatchingData(
             X=X, t=t, y=np.asarray(cols[study.outcome], dtype=np.float64), covariates=tuple(names),
             X_balance=Xb, balance_names=tuple(bnames),
@@ -163,6 +187,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             replace=opts.replace, se=opts.se, missing=arrays.missing,
             segment_columns=tuple(study.segments),
             segment_values=tuple(segment_labels(cols[c]) for c in study.segments),
+            sample_weights=sample_weights, weights_column=study.weights, zero_weight=zero_weight,
         )
 
     # ------------------------------------------------------------ estimation
@@ -173,28 +198,36 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
         d = prepared
         score = d.coef[0] + d.X @ d.coef[1:]
         probability = 1.0 / (1.0 + np.exp(-score))
+        sw = d.sample_weights
         m = match(d.y, d.t, score, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
                   tolerance=d.tolerance, strata=d.strata, Z=d.X if d.bias_correction else None,
-                  U=_metric(d, d.X, d.extra_metric), replace=d.replace)
+                  U=_metric(d, d.X, d.extra_metric, sw), replace=d.replace, weights=sw)
         # R's Match keeps caliper-dropped units in N (with a zero contrast), which
         # understates the SE; report the SE of the matched-sample effect and keep
         # R's number beside it (equal when the caliper drops nobody).
         missing = d.missing or MissingRows({"dropped_missing": d.dropped_missing})
         warnings = [*missing.warnings, *single_treated_warning(d.t)]
+        if d.zero_weight:
+            warnings.append(f"{d.zero_weight:,} row{'s' * (d.zero_weight != 1)} with a weight of 0 "
+                            f"({d.weights_column!r}) left out")
         se_2016, why_not_2016 = _ai2016(d, m, score, probability)
         if se_2016 is not None and d.se == "ai2016":
             estimate = normal_estimate(m.estimate, se_2016, study.conf_level,
                                        "abadie_imbens_2016_estimated_propensity")
         else:
-            estimate = normal_estimate(m.estimate, m.std_error_matched, study.conf_level, "abadie_imbens")
+            estimate = normal_estimate(m.estimate, m.std_error_matched, study.conf_level,
+                                       "abadie_imbens" if sw is None else INFERENCE_WEIGHTED)
             if d.se == "ai2016" and why_not_2016.startswith("the adjusted variance"):
                 warnings.append(f"the Abadie-Imbens (2016) adjustment is not used: {why_not_2016}; the standard "
                                 "error treats the propensity score as known")
         focal_name = {"att": "treated", "atc": "control", "ate": "all"}[d.estimand]
-        weights = m.match_weights + m.focal_matched
+        # each unit's weight in the matched sample: its own (observation) weight as a matched focal unit, plus its
+        # summed pair weight as a match, the weights the estimate puts on the outcomes
+        weights = m.match_weights + (m.focal_matched if sw is None else np.where(m.focal_matched, sw, 0.0))
         n = {
             "rows": d.rows,
             **missing.n,
+            **({"dropped_zero_weight": d.zero_weight} if d.zero_weight else {}),
             "treated": int(d.t.sum()),
             "control": int((~d.t).sum()),
             "used": int(np.count_nonzero(weights)),
@@ -223,8 +256,11 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             # R's ties = TRUE keeps every control within the tolerance of the k-th nearest: on large or
             # coarse data that is many more than k, which changes the estimand's variance and the refuters' cost
             n["matched_pairs"] = int(m.n_pairs)
+            by_weight = ("" if sw is None else "neighbours counted by weight (matches of weight below 1 bring more "
+                         "of them; rescale the weights to change that) and ")
             warnings.append(
-                f"ties within the tolerance ({d.tolerance} on the squared standardised score) gave {int(m.n_pairs):,} "
+                f"{by_weight}ties within the tolerance ({d.tolerance} on the squared standardised score) gave "
+                f"{int(m.n_pairs):,} "
                 f"matched pairs, {per_focal:.1f} matches per {units[:-1]} for neighbors: {d.neighbors}; "
                 "all tied matches share the weight (as R's Match with ties = TRUE). To match closer to "
                 f"{d.neighbors} per unit, lower design.options.tolerance (e.g. 1e-9), or add a continuous "
@@ -240,9 +276,9 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
         from causalcli.checks.overlap import overlap_check, overlap_summary
         from causalcli.checks.sensitivity import evalue, rosenbaum_bounds
 
-        balance = balance_table(d.X_balance, d.t, d.balance_names, weights, d.estimand)
+        balance = balance_table(d.X_balance, d.t, d.balance_names, weights, d.estimand, sample_weights=sw)
         bounds = study.thresholds.propensity_bounds
-        overlap = overlap_summary(probability, d.t, bounds, weights,
+        overlap = overlap_summary(probability, d.t, bounds, weights, sample_weights=sw,
                                   share_unmatched=float(m.n_dropped / max(m.n_focal, 1)))
         if d.estimand == "att":
             overlap["share_treated_unmatched"] = overlap["share_unmatched"]
@@ -292,6 +328,12 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
                     + f"; the headline std_error is {estimate.inference}"),
             },
         }
+        if sw is not None:  # only with weights: the unweighted output (and its golden files) is unchanged
+            diagnostics["matching"]["observation_weights"] = {
+                "column": d.weights_column,
+                "semantics": "R Match(weights = w): neighbours counted by weight, each focal unit's weight shared "
+                             "among its matches in proportion to theirs; the caliper in weighted SDs",
+                "propensity_model": "weighted logistic regression"}
         effects = []
         if d.segment_columns:
             from causalcli.designs.matching.segments import segment_effects
@@ -316,6 +358,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
         # the permuted treatment of placebo_treatment, read by either distance (Mahalanobis matching ignored it, and
         # every placebo gave the estimate itself: 19 of 19 "as large", p = 1, on NHEFS)
         X, t, y, strata, extra = d.X, d.t if treatment is None else treatment, d.y, d.strata, d.extra_metric
+        sw = d.sample_weights
         start = d.coef
         # on the propensity score, X itself is read only by the bias correction (the logit reads its design)
         reads_x = d.distance == "mahalanobis" or d.bias_correction
@@ -325,29 +368,31 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             design = None if design is None else design.subset(rows)
             strata = None if strata is None else strata[rows]
             extra = None if extra is None else extra[rows]
+            sw = None if sw is None else sw[rows]
         if d.distance == "mahalanobis":
             if extra_covariate is not None:
                 X = np.column_stack([X, extra_covariate])
             return match(y, t, np.zeros(t.size), estimand=d.estimand, neighbors=d.neighbors,
                          tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None,
-                         U=_metric(d, X, extra), replace=d.replace).estimate
+                         U=_metric(d, X, extra, sw), replace=d.replace, weights=sw).estimate
         if treatment is not None:
             # a permuted treatment is unrelated to X: start from the intercept-only model
             start = np.zeros_like(d.coef)
-            start[0] = np.log(t.mean() / (1.0 - t.mean()))
+            share = t.mean() if sw is None else float(np.dot(sw, t) / sw.sum())
+            start[0] = np.log(share / (1.0 - share))
         # the full data's design, centred and scaled once, serves every refit (an added standard-normal
         # covariate is already centred and scaled): no pass over X to recompute it
         if extra_covariate is not None:
             X = np.column_stack([X, extra_covariate]) if reads_x else None
             start = np.append(start, 0.0)
             design = design.with_column(extra_covariate)
-        ps = refit_logit(design, t, start)
+        ps = refit_logit(design, t, start, weights=sw)
         if d.estimand == "att" and strata is None and not d.bias_correction and d.replace:
             return match_att_point(y, t, ps.linear_predictor, neighbors=d.neighbors, caliper=d.caliper,
-                                   tolerance=d.tolerance)
+                                   tolerance=d.tolerance, weights=sw)
         return match(y, t, ps.linear_predictor, estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
                      tolerance=d.tolerance, strata=strata, Z=X if d.bias_correction else None,
-                     replace=d.replace).estimate
+                     replace=d.replace, weights=sw).estimate
 
 
 def _strata(cols: dict, exact: tuple[str, ...]) -> np.ndarray | None:
@@ -374,13 +419,31 @@ def _codes(cols: dict, names: tuple[str, ...]) -> np.ndarray | None:
                             for c in names]).astype(np.float64)
 
 
-def _metric(d: MatchingData, X: np.ndarray, extra: np.ndarray | None) -> np.ndarray | None:
+def _metric(d: MatchingData, X: np.ndarray, extra: np.ndarray | None,
+            weights: np.ndarray | None = None) -> np.ndarray | None:
     """Mahalanobis coordinates of the covariates (and exact columns outside them, as Match's X), or None."""
     if d.distance != "mahalanobis":
         return None
     from causalcli.designs.matching.nearest import mahalanobis_coordinates
 
-    return mahalanobis_coordinates(X if extra is None else np.column_stack([X, extra]))
+    return mahalanobis_coordinates(X if extra is None else np.column_stack([X, extra]), weights)
+
+
+def _require_weight(w: np.ndarray, t: np.ndarray, neighbors: int, study: "Study", file: str, estimand: str) -> None:
+    """Both arms among the rows of positive weight, and enough weight in the arm(s) that supply the matches:
+    R's Match counts neighbours by weight (weighted.py) and has no answer when they weigh less than M."""
+    if t.all() or not t.any():
+        raise DataError(f"treatment {study.treatment!r} has only one arm in the rows of positive weight "
+                        f"({study.weights!r})", file=file, column=study.treatment, key="treatment")
+    m = min(neighbors, int(t.sum()), int((~t).sum())) if estimand == "ate" else neighbors
+    arms = {"att": ((~t, "control"),), "atc": ((t, "treated"),)}.get(estimand, ((~t, "control"), (t, "treated")))
+    for arm, name in arms:
+        total = float(w[arm].sum())
+        if total < min(m, int(arm.sum())):
+            raise DataError(f"the {name} rows' weights ({study.weights!r}) sum to {total:.4g}, less than "
+                            f"design.options.neighbors ({neighbors}); matching counts neighbours by weight (as R's "
+                            "Match: a row of weight 2 counts as two): rescale the weights, e.g. to a mean of 1",
+                            file=file, key="weights", column=study.weights)
 
 
 def _ai2016(d: MatchingData, m, score: np.ndarray, probability: np.ndarray) -> tuple[float | None, str]:
@@ -402,6 +465,8 @@ def _ai2016(d: MatchingData, m, score: np.ndarray, probability: np.ndarray) -> t
         reasons.append("bias correction")
     if m.n_dropped:
         reasons.append("units dropped by the caliper")
+    if d.sample_weights is not None:
+        reasons.append("observation weights")
     if min(int(d.t.sum()), int((~d.t).sum())) < 2:  # its within-arm covariances need two units per arm
         reasons.append("an arm with a single unit")
     if reasons:

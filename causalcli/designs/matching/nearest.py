@@ -126,47 +126,58 @@ def _check(y, treated, score, neighbors, caliper, tolerance):
     return y, treated, score, int(neighbors)
 
 
-def _standardise(score: np.ndarray) -> tuple[np.ndarray, float]:
-    """Match's standardised score and the population SD that scales its caliper."""
+def _standardise(score: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Match's standardised score and the population SD that scales its caliper (both weighted with ``weights``)."""
     n = score.size
     # Standardise exactly as Match does (RmatchLoop / MatchGenoudStage1caliper).
     # R's sum() accumulates in long double; so does _rsum, so that tie
     # decisions at the tolerance boundary see the same numbers.
-    mean = _rsum(score) / n
-    var = max(_CCC, _rsum(score * score)) / n - mean * mean
+    if weights is None:
+        total, mean = n, _rsum(score) / n
+        var = max(_CCC, _rsum(score * score)) / n - mean * mean
+        ss = _rsum((score - mean) ** 2)
+    else:  # Match's weighted moments; the caliper's SD is the weighted one (see weighted.py's docstring)
+        total = _rsum(weights)
+        mean = _rsum(score * weights) / total
+        var = max(_CCC, _rsum(score * score * weights)) / total - mean * mean
+        ss = _rsum(weights * (score - mean) ** 2)
     sd = math.sqrt(var) * math.sqrt(n / (n - 1)) if var > 0 else 0.0
     if not sd >= _CCC:
         sd = _CCC
-    return (score - mean) / sd, math.sqrt(_rsum((score - mean) ** 2) / n)
+    return (score - mean) / sd, math.sqrt(ss / total)
 
 
 def _match_within(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: np.ndarray, m: int,
-                  ecal: float, caliper: bool, tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  ecal: float, caliper: bool, tolerance: float,
+                  weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Matches of the focal units ``tr_idx`` among the candidates ``c_idx`` (both input indices).
 
     Returns ``(focal row per pair, matched input index per pair, M_i per focal unit)``.
     """
-    c_sorted, lo, cnt = match_runs(tr_idx, c_idx, xs, score, m, ecal, caliper, tolerance)
+    c_sorted, lo, cnt = match_runs(tr_idx, c_idx, xs, score, m, ecal, caliper, tolerance, weights)
     rows, pos = expand_runs(lo, cnt)
     return rows, c_sorted[pos], cnt
 
 
-def mahalanobis_coordinates(X: np.ndarray) -> np.ndarray:
+def mahalanobis_coordinates(X: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Coordinates in which Match's ``Weight = 2`` distance is the squared Euclidean one.
 
     Match standardises each column (mean, sample SD floored at sqrt(eps)),
     takes ``W = solve(t(Xs) Xs / N)`` (the identity if its smallest eigenvalue
     is at most 1e-7), adds ``sqrt(eps) I`` if ``W`` is nearly singular, and
     measures ``(x_i - x_j)' W (x_i - x_j)``; with ``W = R'R`` (Cholesky) that is
-    ``|R x_i - R x_j|^2``.
+    ``|R x_i - R x_j|^2``. With ``weights`` the columns are standardised by their weighted mean and SD
+    (RmatchLoop); ``W`` stays the unweighted ``solve(t(Xs) Xs / N)``, as in Match.
     """
     X = np.asarray(X, dtype=np.float64).reshape(X.shape[0], -1)
     n = X.shape[0]
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = _rsum(w)
     Xs = np.empty_like(X)
     for k in range(X.shape[1]):
         col = X[:, k]
-        mean = _rsum(col) / n
-        sd = math.sqrt(max(_CCC, _rsum(col * col)) / n - mean * mean) * math.sqrt(n / (n - 1))
+        mean = _rsum(col * w) / total
+        sd = math.sqrt(max(_CCC, _rsum(col * col * w)) / total - mean * mean) * math.sqrt(n / (n - 1))
         Xs[:, k] = (col - mean) / max(sd, _CCC)
     S = Xs.T @ Xs / n
     W = np.linalg.inv(S) if np.min(np.linalg.eigvalsh(S)) > 1e-7 else np.eye(X.shape[1])
@@ -176,18 +187,24 @@ def mahalanobis_coordinates(X: np.ndarray) -> np.ndarray:
     return Xs @ R.T
 
 
-def _match_within_metric(tr_idx: np.ndarray, c_idx: np.ndarray, U: np.ndarray, m: int,
-                         tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _match_within_metric(tr_idx: np.ndarray, c_idx: np.ndarray, U: np.ndarray, m: int, tolerance: float,
+                         weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """As :func:`_match_within` for a multivariate distance: squared Euclidean in ``U``."""
     from scipy.spatial import cKDTree
 
     nt = tr_idx.size
     tree = cKDTree(U[c_idx])
     a = U[tr_idx]
-    dist, _ = tree.query(a, k=m)
-    dm = (dist if m == 1 else dist[:, m - 1]) ** 2
+    if weights is None:
+        dist, _ = tree.query(a, k=m)
+        dm = (dist if m == 1 else dist[:, m - 1]) ** 2
+    else:  # neighbours counted by weight (weighted.py); inf: the stratum's candidates weigh less than m
+        from causalcli.designs.matching.weighted import weighted_metric_distmax
+
+        dm = weighted_metric_distmax(tree, a, weights[c_idx], m)
+        dm = np.where(np.isfinite(dm), dm, -1.0 - tolerance)  # a threshold of -1: no candidate qualifies
     thr = dm + tolerance
-    hits = tree.query_ball_point(a, np.sqrt(thr) * (1 + 1e-9) + 1e-12)
+    hits = tree.query_ball_point(a, np.sqrt(np.maximum(thr, 0.0)) * (1 + 1e-9) + 1e-12)
     cnt = np.fromiter((len(h) for h in hits), dtype=np.int64, count=nt)
     rows = np.repeat(np.arange(nt), cnt)
     pos = np.fromiter((j for h in hits for j in h), dtype=np.int64, count=int(cnt.sum()))
@@ -199,7 +216,8 @@ def _match_within_metric(tr_idx: np.ndarray, c_idx: np.ndarray, U: np.ndarray, m
 
 def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, caliper: float | None,
                   tolerance: float, strata: np.ndarray | None = None, m_cap: int | None = None,
-                  U: np.ndarray | None = None, replace: bool = True, as_runs: bool = False) -> tuple[_Matches, int]:
+                  U: np.ndarray | None = None, replace: bool = True, as_runs: bool = False,
+                  weights: np.ndarray | None = None) -> tuple[_Matches, int]:
     """Matches of every ``treated`` (focal) unit among the others (Match's MatchLoopC, one direction).
 
     ``strata`` (integer codes, optional) restricts matches to equal codes, as
@@ -212,13 +230,14 @@ def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, calipe
     the number of focal units whose ties were cut to M (0 with replacement).
     ``as_runs``: with a scalar score, replacement and no strata, return runs
     (``_Matches.runs``) instead of pairs when there are more than ``runs.PAIRS_LIMIT`` pairs.
+    ``weights``: observation weights (``causalcli.designs.matching.weighted``; with replacement only).
     """
-    xs, pop_sd = _standardise(score)
+    xs, pop_sd = _standardise(score, weights)
     tr_idx = np.flatnonzero(treated)
     c_idx = np.flatnonzero(~treated)
     m = min(neighbors, c_idx.size if m_cap is None else m_cap)
     ecal = caliper * pop_sd if caliper is not None else math.inf
-    if as_runs and replace and strata is None and U is None and c_idx.size >= m:
+    if as_runs and replace and strata is None and U is None and c_idx.size >= m and weights is None:
         c_sorted, lo, cnt = match_runs(tr_idx, c_idx, xs, score, m, ecal, caliper is not None, tolerance)
         if int(cnt.sum()) > runs.PAIRS_LIMIT:
             return _Matches(None, None, cnt, tr_idx, runs=(c_sorted, lo)), 0
@@ -226,12 +245,13 @@ def _find_matches(treated: np.ndarray, score: np.ndarray, neighbors: int, calipe
         return _Matches(rows, c_sorted[pos], cnt, tr_idx), 0
 
     def within(ft: np.ndarray, fc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        if fc.size < m:  # fewer candidates than M: every focal unit here is dropped
+        short = fc.size < m if weights is None else not _rsum(weights[fc]) >= m
+        if short:  # fewer candidates (or less candidate weight) than M: every focal unit here is dropped
             return np.empty(0, np.int64), np.empty(0, np.int64), np.zeros(ft.size, np.int64), 0
         if replace:
             if U is not None:
-                return (*_match_within_metric(ft, fc, U, m, tolerance), 0)
-            return (*_match_within(ft, fc, xs, score, m, ecal, caliper is not None, tolerance), 0)
+                return (*_match_within_metric(ft, fc, U, m, tolerance, weights), 0)
+            return (*_match_within(ft, fc, xs, score, m, ecal, caliper is not None, tolerance, weights), 0)
         if U is not None:
             return greedy_metric(ft, fc, U, m, tolerance)
         return greedy_scalar(ft, fc, xs, score, m, ecal, caliper is not None, tolerance)
@@ -274,6 +294,7 @@ def match_att_point(
     neighbors: int = 1,
     caliper: float | None = None,
     tolerance: float = 1e-5,
+    weights: np.ndarray | None = None,
 ) -> float:
     """ATT point estimate only: :func:`match` with ``estimand = "att"`` and no options, without SEs.
 
@@ -286,6 +307,9 @@ def match_att_point(
     EstimationError
         As :func:`match`.
     """
+    if weights is not None:  # pair weights differ within a focal unit: no runs shortcut
+        return match(y, treated, score, neighbors=neighbors, caliper=caliper, tolerance=tolerance,
+                     weights=weights).estimate
     y, treated, score, m = _check(y, treated, score, neighbors, caliper, tolerance)
     mt = _find_matches(treated, score, m, caliper, tolerance, as_runs=True)[0]
     nt = mt.tr_idx.size
@@ -346,11 +370,18 @@ def _wls_slopes(Z: np.ndarray, y: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.linalg.solve(a, xw.T @ (y * np.sqrt(k)))[1:]
 
 
-def _direction(mt: _Matches, y: np.ndarray, Z: np.ndarray | None, n: int):
-    """Pairs of one direction: focal index, match index, weight; per-focal mean outcome (and Z) of the matches."""
+def _direction(mt: _Matches, y: np.ndarray, Z: np.ndarray | None, n: int, weights: np.ndarray | None = None):
+    """Pairs of one direction: focal index, match index, weight; per-focal mean outcome (and Z) of the matches.
+
+    With observation ``weights`` a pair's weight is ``w_i w_j / sum_k w_k`` over the focal unit's matches
+    (Match's MatchLoopC), and the matches' means are weighted by it."""
     f_in = mt.tr_idx[mt.tr_rows]
     c_in = mt.c_in
-    w = 1.0 / mt.n_per_treated[mt.tr_rows]
+    if weights is None:
+        w = 1.0 / mt.n_per_treated[mt.tr_rows]
+    else:
+        mass = np.bincount(mt.tr_rows, weights=weights[c_in], minlength=mt.tr_idx.size)
+        w = weights[f_in] * weights[c_in] / mass[mt.tr_rows]
     o = np.argsort(f_in.astype(np.int64) * n + c_in, kind="stable")
     f_in, c_in, w = f_in[o], c_in[o], w[o]
     ybar = np.bincount(f_in, weights=w * y[c_in], minlength=n)
@@ -358,21 +389,28 @@ def _direction(mt: _Matches, y: np.ndarray, Z: np.ndarray | None, n: int):
     if Z is not None:
         zbar = np.zeros((n, Z.shape[1]))
         np.add.at(zbar, f_in, w[:, None] * Z[c_in])
+    if weights is not None:  # the pair weights of a focal unit sum to its weight, not 1
+        total = np.bincount(f_in, weights=w, minlength=n)
+        total[total == 0] = 1.0
+        ybar = ybar / total
+        zbar = None if zbar is None else zbar / total[:, None]
     return f_in, c_in, w, ybar, zbar
 
 
 def _pair_statistics(directions, y: np.ndarray, Z: np.ndarray | None, tr: np.ndarray, estimand: str,
-                     caliper: float | None):
-    """Weights, contrasts, estimates and pair variance of :func:`match` from the listed pairs."""
+                     caliper: float | None, weights: np.ndarray | None = None):
+    """Weights, contrasts, estimates and pair variance of :func:`match` from the listed pairs.
+
+    ``KK_j`` sums ``W_ij^2 / w_i`` (``W_ij^2`` without observation weights), as Match's EstFuncC."""
     n = y.size
     K = np.zeros(n)
     KK = np.zeros(n)
     parts = []
     focal_matched = np.zeros(n, dtype=bool)
     for mt, is_treated_focal in directions:
-        f_in, c_in, w, ybar, zbar = _direction(mt, y, Z, n)
+        f_in, c_in, w, ybar, zbar = _direction(mt, y, Z, n, weights)
         K += np.bincount(c_in, weights=w, minlength=n)
-        KK += np.bincount(c_in, weights=w * w, minlength=n)
+        KK += np.bincount(c_in, weights=w * w if weights is None else w * w / weights[f_in], minlength=n)
         focal_matched[mt.tr_idx[mt.n_per_treated > 0]] = True
         parts.append((f_in, c_in, w, ybar, zbar, is_treated_focal))
     if not focal_matched.any():
@@ -426,6 +464,7 @@ def match(
     Z: np.ndarray | None = None,
     U: np.ndarray | None = None,
     replace: bool = True,
+    weights: np.ndarray | None = None,
 ) -> MatchResult:
     """Nearest-neighbour matching on a scalar score for the ATT, ATC or ATE, as R's ``Match``.
 
@@ -460,6 +499,11 @@ def match(
       over all focal units (``S_i`` the unit's own, bias-adjusted contrast, 0
       if dropped), ``sigma2 = 0.5 sum W (tau - est)^2 / sum W``,
       ``c_j = K_j^2 - KK_j`` (ATT, ATC) or ``K_j^2 + 2 K_j - KK_j`` (ATE).
+    * ``weights``: observation weights, as ``Match(weights = w)`` (with
+      replacement; see ``causalcli.designs.matching.weighted``): neighbours
+      counted by weight, pair weights ``w_i w_j / sum w_matches``, and in the
+      variance ``(S_i - est)^2`` times ``w_i`` and ``N`` the focal units'
+      summed weight.
 
     Raises
     ------
@@ -479,12 +523,18 @@ def match(
         raise ValueError("a caliper applies to the score; Mahalanobis matching takes none")
     if not replace and Z is not None:
         raise ValueError("Match has no bias adjustment without replacement")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != y.shape or not np.all(np.isfinite(weights) & (weights > 0)):
+            raise ValueError("weights must be positive and finite, one per unit")
+        if not replace:
+            raise ValueError("observation weights are built for matching with replacement only")
     # Without replacement Match visits all units in data order for the ATE, but a treated focal
     # unit only uses controls and a control only treated units: the two passes are independent.
     directions, ties = [], 0
     for arm, is_treated_focal in ((tr, True), (~tr, False))[: 2 if estimand == "ate" else 1]:
         mt, cut = _find_matches(arm, score, m, caliper, tolerance, strata, cap, U, replace,
-                                as_runs=Z is None and estimand != "ate")
+                                as_runs=Z is None and estimand != "ate", weights=weights)
         directions.append((mt, is_treated_focal))
         ties += cut
 
@@ -498,19 +548,22 @@ def match(
         slopes_c = slopes_t = pairs = None
     else:
         K, KK, focal_matched, S, est, est_raw, se_standard, sigma2, slopes_c, slopes_t, pairs = _pair_statistics(
-            directions, y, Z, tr, estimand, caliper)
+            directions, y, Z, tr, estimand, caliper, weights)
     n_focal = n if estimand == "ate" else int(tr.sum())
     n_matched = int(focal_matched.sum())
+    fw = np.ones(n) if weights is None else weights  # the focal units' weights: Match's iot.t
     if estimand == "ate":
         control_term = sigma2 * float(np.sum(K * K + 2.0 * K - KK))
         focal = np.ones(n, dtype=bool)
     else:
         control_term = sigma2 * float(np.sum(np.where(~tr, K * K - KK, 0.0)))
         focal = tr
-    resid = np.where(focal, (S - est) ** 2, 0.0)
+    resid = np.where(focal, fw * (S - est) ** 2, 0.0)
     resid_dropped = np.where(focal & ~focal_matched, 0.0, resid)
-    var = (float(resid.sum()) + control_term) / (n_focal * n_focal)
-    var_m = (float(resid_dropped.sum()) + control_term) / (n_matched * n_matched)
+    sn = n_focal if weights is None else _rsum(fw[focal])
+    sn_matched = n_matched if weights is None else _rsum(fw[focal_matched])
+    var = (float(resid.sum()) + control_term) / (sn * sn)
+    var_m = (float(resid_dropped.sum()) + control_term) / (sn_matched * sn_matched)
     dropped = np.flatnonzero(focal & ~focal_matched)
     flip = -1.0 if estimand == "atc" else 1.0
     # per matched focal unit, treated minus (adjusted) control, for Rosenbaum bounds

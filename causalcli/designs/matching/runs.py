@@ -30,8 +30,12 @@ def expand_runs(lo: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def match_runs(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: np.ndarray, m: int,
-                ecal: float, caliper: bool, tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                ecal: float, caliper: bool, tolerance: float,
+                weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The matches of each focal unit as a run of the candidates sorted by score.
+
+    ``weights`` (per input index, or None): neighbours are counted by weight
+    (``causalcli.designs.matching.weighted``).
 
     Returns ``(candidate input indices in score order, run start per focal unit, run length M_i)``
     (length 0: dropped). The matches of a unit are contiguous in that order: the squared
@@ -52,20 +56,25 @@ def match_runs(tr_idx: np.ndarray, c_idx: np.ndarray, xs: np.ndarray, score: np.
     r = score[tr_idx[focal_order]]
     nc = cs.size
 
-    # The m nearest eligible candidates lie within m positions either side of
-    # the focal unit's insertion point (eligibility under the caliper is an
-    # interval of the sorted scores around it).
     p = np.searchsorted(cs, a, side="left")
-    win = p[:, None] + np.arange(-m, m)
-    inside = (win >= 0) & (win < nc)
-    wc = np.clip(win, 0, nc - 1)
-    d2 = (cs[wc] - a[:, None]) ** 2
-    ok = inside
-    if caliper:
-        ok = ok & ~(np.abs(co[wc] - r[:, None]) > ecal)
-    d2 = np.where(ok, d2, np.inf)
-    distmax = np.partition(d2, m - 1, axis=1)[:, m - 1]
-    del win, inside, wc, d2, ok
+    if weights is not None:
+        from causalcli.designs.matching.weighted import weighted_distmax
+
+        distmax = weighted_distmax(cs, co, a, r, weights[c_idx_sorted], m, ecal, caliper)
+    else:
+        # The m nearest eligible candidates lie within m positions either side of
+        # the focal unit's insertion point (eligibility under the caliper is an
+        # interval of the sorted scores around it).
+        win = p[:, None] + np.arange(-m, m)
+        inside = (win >= 0) & (win < nc)
+        wc = np.clip(win, 0, nc - 1)
+        d2 = (cs[wc] - a[:, None]) ** 2
+        ok = inside
+        if caliper:
+            ok = ok & ~(np.abs(co[wc] - r[:, None]) > ecal)
+        d2 = np.where(ok, d2, np.inf)
+        distmax = np.partition(d2, m - 1, axis=1)[:, m - 1]
+        del win, inside, wc, d2, ok
     kept = np.isfinite(distmax)  # fewer than m candidates: dropped by the caliper
     thr = distmax + tolerance
 

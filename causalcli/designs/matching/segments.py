@@ -21,6 +21,9 @@ a segment's estimate is linear in its own rows' outcomes, and the segments of on
 whose outcome errors are independent. The Abadie-Imbens variance is this conditional variance, so the segment
 estimates of a column are independent and the Wald test's covariance is diagonal.
 
+Observation weights (the top-level ``weights``): each segment's matching is the headline's weighted matching on its
+rows (Match with ``weights = w[rows]``), its SE Abadie-Imbens (2006) with Match's weighted terms.
+
 Correction: Holm over the values of one column (as weighting and iv); the headline is in no family.
 """
 
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from causalcli.designs.matching.weighted import INFERENCE_WEIGHTED
 from causalcli.errors import EstimationError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.inference.multiplicity import segment_column, skipped_warning, wald_independent
@@ -61,6 +65,8 @@ def segment_effects(d: "MatchingData", score: np.ndarray, study: "Study") -> Seg
     """One effect per value of each segment column, Holm-corrected within the column, the column's Wald test,
     and each value's balance. ``score`` is the headline's logit propensity score on every row."""
     inference = "abadie_imbens" if d.distance == "mahalanobis" else INFERENCE_GIVEN_SCORE
+    if d.sample_weights is not None:
+        inference = INFERENCE_WEIGHTED
     limit = study.thresholds.balance_smd
     effects, tests, balance, warnings, skipped, unbalanced = [], [], [], [], [], []
     for column, values in zip(d.segment_columns, d.segment_values):
@@ -102,18 +108,19 @@ def match_segment(d: "MatchingData", score: np.ndarray, rows: np.ndarray) -> "Ma
     from causalcli.designs.matching.nearest import mahalanobis_coordinates, match
 
     X = d.X[rows]
+    sw = None if d.sample_weights is None else d.sample_weights[rows]
     U = Z = None
     if d.distance == "mahalanobis":
         metric = _varying(X if d.extra_metric is None else np.column_stack([X, d.extra_metric[rows]]))
         if metric.shape[1] == 0:
             raise EstimationError("no covariate varies in it")
-        U = mahalanobis_coordinates(metric)
+        U = mahalanobis_coordinates(metric, sw)
     if d.bias_correction:
         Z = _varying(X)
         Z = Z if Z.shape[1] else None
     return match(d.y[rows], d.t[rows], score[rows], estimand=d.estimand, neighbors=d.neighbors, caliper=d.caliper,
                  tolerance=d.tolerance, strata=None if d.strata is None else d.strata[rows], Z=Z, U=U,
-                 replace=d.replace)
+                 replace=d.replace, weights=sw)
 
 
 def _varying(X: np.ndarray) -> np.ndarray:
@@ -126,8 +133,10 @@ def _balance(d: "MatchingData", m: "MatchResult", rows: np.ndarray, label: str, 
     """The segment's units, matches and largest |SMD| after matching (MatchIt's conventions, on its rows)."""
     from causalcli.checks.balance import balance_table
 
-    table = balance_table(d.X_balance[rows], d.t[rows], d.balance_names, m.match_weights + m.focal_matched,
-                          d.estimand)
+    sw = None if d.sample_weights is None else d.sample_weights[rows]
+    own = m.focal_matched if sw is None else np.where(m.focal_matched, sw, 0.0)
+    table = balance_table(d.X_balance[rows], d.t[rows], d.balance_names, m.match_weights + own, d.estimand,
+                          sample_weights=sw)
     worst = max(table, key=lambda r: abs(r["smd_after"]) if math.isfinite(r["smd_after"]) else math.inf)
     return {"segment": label, "treated": treated, "control": control, "matched": int(m.n_focal_matched),
             "dropped_unmatched": int(m.n_dropped), "max_abs_smd_after": abs(worst["smd_after"]),
