@@ -39,3 +39,20 @@ def positive_weights(cols: dict[str, "np.ndarray"], column: str, file: str | Non
         raise DataError(f"every weight in {column!r} is zero in the complete rows; the study has no row to "
                         "estimate from", file=file, key="weights", column=column)
     return positive, zero
+
+
+def keep_positive_weights(cols: dict[str, "np.ndarray"], X: "np.ndarray", t: "np.ndarray", column: str | None,
+                          file: str | None) -> tuple[dict[str, "np.ndarray"], "np.ndarray", "np.ndarray",
+                                                     "np.ndarray | None", int]:
+    """A row-level design's columns, covariate matrix and treatment on the rows of positive weight, the weights as
+    doubles, and how many rows of weight 0 were left out (they add nothing to a weighted fit, yet would count in
+    n, in the folds and in small-sample factors); without a ``column``, all unchanged with no weights."""
+    if not column:
+        return cols, X, t, None, 0
+    import numpy as np
+
+    positive, zero = positive_weights(cols, column, file)
+    if zero:
+        cols = {k: v[positive] for k, v in cols.items()}
+        X, t = X[positive], t[positive]
+    return cols, X, t, np.asarray(cols[column], dtype=np.float64), zero

@@ -41,7 +41,7 @@ from causalcli.data.missing import study_roles_missing
 from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels, segment_labels
 from causalcli.data.table import TABLE, MissingRows, require_columns, study_arrays, study_roles
 from causalcli.data.table import quote_identifier as _quote
-from causalcli.data.weights import positive_weights
+from causalcli.data.weights import keep_positive_weights
 from causalcli.designs.base import Design, Fit, require
 from causalcli.designs.dml.common_cause import common_cause_point, prime
 from causalcli.designs.dml.data import DmlData, effect_modifier_names, effect_modifiers
@@ -129,14 +129,7 @@ class DmlDesign(Design):
                               extra_text=tuple(c for c in segs if not table.is_numeric(c)), extra_role=SEGMENT_ROLE,
                               weights=study.weights)
         cols, W, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
-        sample_weights, zero_weight = None, 0
-        if study.weights:
-            positive, zero_weight = positive_weights(cols, study.weights, table.file)
-            # a row of weight 0 is in no fit, yet would count in n, in the folds and in HC1's n / (n - k)
-            if zero_weight:
-                cols = {k: v[positive] for k, v in cols.items()}
-                W, t = W[positive], t[positive]
-            sample_weights = np.asarray(cols[study.weights], dtype=np.float64)
+        cols, W, t, sample_weights, zero_weight = keep_positive_weights(cols, W, t, study.weights, table.file)
         n = t.size
         binary = self._binary(study, table, spec)
         opts = study.design.options

@@ -37,7 +37,7 @@ from causalcli.data.table import ROW_POSITION, MissingRows, binary_study_arrays,
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.designs.matching.weighted import INFERENCE_WEIGHTED
-from causalcli.data.weights import positive_weights
+from causalcli.data.weights import keep_positive_weights
 from causalcli.errors import DataError, SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.models.logit import LogitDesign
@@ -156,13 +156,9 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
                                      extra_role=EXACT_ROLE, segments=tuple(study.segments), weights=study.weights)
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
         opts = study.design.options
-        sample_weights, zero_weight = None, 0
-        if study.weights:
-            positive, zero_weight = positive_weights(cols, study.weights, table.file)
-            if zero_weight:  # a row of weight 0 is no one's match and matches no one, yet would count in n
-                cols = {k: v[positive] for k, v in cols.items()}
-                X, t = X[positive], t[positive]
-            sample_weights = np.asarray(cols[study.weights], dtype=np.float64)
+        # a row of weight 0 is no one's match and matches no one, yet would count in n
+        cols, X, t, sample_weights, zero_weight = keep_positive_weights(cols, X, t, study.weights, table.file)
+        if sample_weights is not None:
             _require_weight(sample_weights, t, opts.neighbors, study, table.file, self.estimand(study, spec))
         from causalcli.checks.balance import balance_matrix
         from causalcli.checks.overlap import require_common_support

@@ -70,7 +70,7 @@ import numpy as np
 
 from causalcli.data.missing import study_roles_missing
 from causalcli.data.table import MissingRows, binary_study_arrays, single_treated_warning
-from causalcli.data.weights import positive_weights
+from causalcli.data.weights import keep_positive_weights
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.designs.weighting.estimators import _hajek_means, aipw, aipw_score, ipw, ipw_weights
@@ -340,17 +340,10 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
         arrays = binary_study_arrays(table, study.treatment, study.outcome, covs, list(categorical), extra=segs,
                                      extra_text=as_text, extra_role=SEGMENT_ROLE, weights=study.weights)
         cols, X, names, t, dropped = arrays.cols, arrays.X, arrays.names, arrays.t, arrays.dropped
-        sample_weights, zero_weight = None, 0
-        if study.weights:
-            positive, zero_weight = positive_weights(cols, study.weights, table.file)
-            # a row of weight 0 is in no estimating equation, yet would count in n and in the SE's n / (n - 1)
-            if zero_weight:
-                cols = {k: v[positive] for k, v in cols.items()}
-                X, t = X[positive], t[positive]
-                if t.all() or not t.any():
-                    raise DataError(f"treatment {study.treatment!r} has only one arm in the rows of positive weight "
-                                    f"({study.weights!r})", file=table.file, column=study.treatment, key="treatment")
-            sample_weights = np.asarray(cols[study.weights], dtype=np.float64)
+        cols, X, t, sample_weights, zero_weight = keep_positive_weights(cols, X, t, study.weights, table.file)
+        if zero_weight and (t.all() or not t.any()):
+            raise DataError(f"treatment {study.treatment!r} has only one arm in the rows of positive weight "
+                            f"({study.weights!r})", file=table.file, column=study.treatment, key="treatment")
         opts = study.design.options
         from causalcli.checks.balance import balance_matrix
 
