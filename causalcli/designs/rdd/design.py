@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
-MIN_ROWS = 20  # rdrobust selects no bandwidth below 20 rows
 
 
 class Rows(NamedTuple):
@@ -398,6 +397,8 @@ def _conventional(est: Any, conf_level: float) -> dict[str, float]:
 
 def _require_sides(data: "ByValue", cutoff: float, running: str, p: int, file: str) -> None:
     """The cutoff inside the running variable's range, and enough rows and distinct values on each side."""
+    from causalcli.designs.rdd.fitting import MIN_ROWS
+
     values, counts = data.values.x, data.values.counts
     if values.size == 0:
         raise DataError("no complete rows: every row misses a value in the columns used", file=file)

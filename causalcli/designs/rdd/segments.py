@@ -153,9 +153,8 @@ def _segment_rows(d: "RddData", column: SegmentColumn, j: int) -> tuple["ByValue
 
 def _fit(d: "RddData", values: "ByValue", rows: tuple | None) -> tuple["RdResult | None", str]:
     """The headline's fit of one segment's rows, or None and why it has none."""
-    from causalcli.designs.rdd.design import MIN_ROWS
     from causalcli.designs.rdd.estimator import TooFewValues
-    from causalcli.designs.rdd.fitting import rd_fit
+    from causalcli.designs.rdd.fitting import MIN_ROWS, rd_fit
     from causalcli.designs.rdd.local_poly import NoJump
 
     settings = d.settings
