@@ -103,8 +103,7 @@ def segment_columns(table: "Table", study: "Study", outcomes: list[str], source:
                 said[column] = f"the engine: one GROUP BY ({column}, {d.running}), the rows by running value"
                 continue
             said[column] = "the rows (two of its values print as one label, which merges them into one segment)"
-        labels = np.unique(source.get().segments[i])
-        found.append(SegmentColumn(column, i, tuple(str(v) for v in labels), None))
+        found.append(SegmentColumn(column, i, tuple(str(v) for v in np.unique(source.get().segments[i])), None))
     return tuple(found), said
 
 
@@ -125,10 +124,10 @@ def segment_effects(d: "RddData", study: "Study", seed: int, headline_warnings: 
                 skipped.append(f"{label} ({why})")
                 details[column.column][value] = {"rows": values.rows, "skipped": why}
                 continue
-            estimate, detail, said = _estimate(d, study, result, seed)
+            estimate, detail, its_warnings = _estimate(d, study, result, seed)
             found.append((replace(estimate, label=label), result))
             details[column.column][value] = {"rows": values.rows, **detail}
-            warnings += [f"segment {label}: {w}" for w in said if w not in headline_warnings]
+            warnings += [f"segment {label}: {w}" for w in its_warnings if w not in headline_warnings]
         effects += corrected_over_values([e for e, _ in found], column.column, CORRECTION)
         test = _heterogeneity(d, column, found)
         tests.append(test)
@@ -162,7 +161,9 @@ def _fit(d: "RddData", values: "ByValue", rows: tuple | None) -> tuple["RdResult
     needed = settings.p + 2  # the bias-correction fit has order p+1
     for side, part in (("below", slice(0, k)), ("at or above", slice(k, None))):
         if x[part].size < needed:
-            return None, (f"{int(values.values.counts[part].sum())} row(s) with {x[part].size} distinct value(s) of "
+            counts = values.values.counts
+            assert counts is not None  # collapsed rows carry their counts
+            return None, (f"{int(counts[part].sum())} row(s) with {x[part].size} distinct value(s) of "
                           f"{d.running!r} {side} the cutoff; the order-{settings.p} fit and its bias correction need "
                           f"{needed}")
     if values.rows < MIN_ROWS:
@@ -222,7 +223,7 @@ def _heterogeneity(d: "RddData", column: SegmentColumn, found: list[tuple[Estima
         test.update(statistic=None, p_value=None, not_computed=spanning)
         return test
     test["test"] += f"; {INDEPENDENT}"
-    if few := [e.label for e, _ in usable if "wild" in e.inference]:
+    if few := [str(e.label) for e, _ in usable if "wild" in e.inference]:
         test["caveat"] = (f"{', '.join(few)}: p-value and interval from the wild cluster bootstrap (few clusters); "
                           "the test reads the robust cluster-robust standard errors, which over-reject with few "
                           "clusters")
