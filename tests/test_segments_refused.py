@@ -1,8 +1,8 @@
 """`segments` or `weights` where a design does not use them: exit 2 naming the key, not ignored.
 
 Before, matching, weighting, iv and rdd ran the study and silently left the segments out of the result
-(weighting, iv, matching and did report them since: tests/test_weighting_segments.py, tests/test_iv_segments.py,
-tests/test_matching_segments.py, tests/test_did_segments.py).
+(weighting, iv, matching, did and rdd report them since: tests/test_weighting_segments.py, tests/test_iv_segments.py,
+tests/test_matching_segments.py, tests/test_did_segments.py, tests/test_rdd_segments.py).
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ def test_segments_are_refused_where_not_built(runner, spec, design):
     assert "key 'segments'" in res.stderr and "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("method", ["rdd", "time_series"])
-def test_segments_are_refused_for_rdd_and_time_series(runner, tmp_path, method):  # (iv: tests/test_iv_segments.py)
-    designs = {"iv": {"method": "iv", "instruments": ["z"]},
-               "rdd": {"method": "rdd", "running": "x", "cutoff": 0},
-               "time_series": {"method": "time_series", "time": "date", "intervention": "2024-01-10"}}
+@pytest.mark.parametrize("method", ["time_series"])
+def test_segments_are_refused_for_time_series(runner, tmp_path, method):  # (iv, rdd: tests/test_{iv,rdd}_segments.py)
+    designs = {"time_series": {"method": "time_series", "time": "date", "intervention": "2024-01-10"}}
     spec = tmp_path / "s.yaml"
     spec.write_text(f"version: 1\nname: s\ndata: {{path: d.csv}}\noutcome: y\nsegments: [g]\n"
                     + ("treatment: t\n" if method == "iv" else "") + f"design: {designs[method]}\n")

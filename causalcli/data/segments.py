@@ -1,4 +1,4 @@
-"""Segment columns of the designs that report effects by segment from rows (dml, weighting, iv, matching, did):
+"""Segment columns of the designs that report effects by segment from rows (dml, weighting, iv, matching, did, rdd):
 how their missing values are named, the cap on their values, their labels, and that they are neither treatment
 nor outcome."""
 

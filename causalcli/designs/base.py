@@ -285,7 +285,7 @@ def refuse_unbuilt(design: Design, study: "Study", spec: "LoadedSpec") -> None:
     if study.segments and not design.segments_built:
         raise SpecError(f"segments (effects by segment) are not built for the {design.name} design; remove "
                         "'segments', or filter the data to one segment with data.filter and run a study per value "
-                        "(experiment, dml, weighting, iv, matching and did report effects by segment)",
+                        "(experiment, dml, weighting, iv, matching, did and rdd report effects by segment)",
                         file=spec.source.display, key="segments")
     if study.graph is not None and design.graph_unused:
         raise SpecError(f"the {design.name} design does not use a causal graph: {design.graph_unused}; remove 'graph'",

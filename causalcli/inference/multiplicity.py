@@ -1,5 +1,5 @@
 """Multiple-testing corrections of a family of p-values, shared by experiment (metrics, arms, segment values),
-weighting, iv, matching and did (segment values); and what those say of one segment column's effects
+weighting, iv, matching, did and rdd (segment values); and what those say of one segment column's effects
 (``wald_equal``, the test that they are equal, ``differs_warning``, ``segment_column``)."""
 
 from __future__ import annotations

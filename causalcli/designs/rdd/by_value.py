@@ -9,7 +9,7 @@ refuter subsets them. ``from_rows`` computes the same from rows (clustered studi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,29 +49,61 @@ def from_rows(x: np.ndarray, D: np.ndarray, weights: np.ndarray | None = None) -
     return ByValue(values, np.minimum.reduceat(D, starts, axis=0), np.maximum.reduceat(D, starts, axis=0))
 
 
-def from_table(table: "Table", running: str, columns: list[str], weights: str | None = None) -> ByValue:
+def from_table(table: "Table", running: str, columns: list[str], weights: str | None = None,
+               also_complete: tuple[str, ...] = ()) -> ByValue:
     """The complete rows of ``running`` and ``columns`` grouped by the running value in the engine (DuckDB or the
     study's engine): per value the row count, sums, population (co)variances times the count (the scatter about
     the value's mean; the engine's variance is computed stably, so large means lose nothing) and extremes.
     ``weights``: the observation-weight column; its rows of weight 0 are left out (``zero_weight_rows``) and the
-    weighted sums are added (``_weighted_parts``)."""
+    weighted sums are added (``_weighted_parts``). ``also_complete``: other columns a row must have (the segments)."""
+    got = _grouped(table, running, columns, weights, also_complete)
+    found = _by_value(got, len(columns), weights is not None)
+    _refuse_infinite(table, running, columns, found.values.x, found.low, found.high)
+    return found
+
+
+def by_segment(table: "Table", running: str, columns: list[str], segment: str, weights: str | None = None,
+               also_complete: tuple[str, ...] = ()) -> list[tuple[Any, ByValue]]:
+    """``from_table`` of each value of ``segment`` from one query grouped by (segment, running value):
+    (the segment's value as the engine gives it, its rows by running value), in the segment's order."""
+    got = _grouped(table, running, columns, weights, also_complete, segment)
+    found = np.asarray(got.pop("segment_value"))
+    if found.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, found[1:] != found[:-1]])
+    ends = np.r_[starts[1:], found.size]
+    return [(found[a], _by_value({k: v[a:b] for k, v in got.items()}, len(columns), weights is not None))
+            for a, b in zip(starts, ends)]
+
+
+def _grouped(table: "Table", running: str, columns: list[str], weights: str | None, also_complete: tuple[str, ...],
+             segment: str | None = None) -> dict[str, np.ndarray]:
+    """The query of ``from_table`` (and by ``segment`` too, as ``segment_value``, when given)."""
     def real(c: str) -> str:
         return f"CAST({quote_identifier(c)} AS DOUBLE)"
 
     x = real(running)
-    parts = [f"{x} AS x", "count(*) AS n"]
+    group = [quote_identifier(segment)] if segment else []
+    parts = [*(f"{g} AS segment_value" for g in group), f"{x} AS x", "count(*) AS n"]
     for i, c in enumerate(columns):
         parts += [f"sum({real(c)}) AS s{i}", f"var_pop({real(c)}) AS v{i}", f"min({real(c)}) AS lo{i}",
                   f"max({real(c)}) AS hi{i}"]
     pairs = [(i, j) for i in range(len(columns)) for j in range(i + 1, len(columns))]
     parts += [f"covar_pop({real(columns[i])}, {real(columns[j])}) AS c{i}_{j}" for i, j in pairs]
-    source = f"{TABLE} WHERE {table.complete([running, *columns])}"
+    required = [running, *columns, *also_complete, *([segment] if segment else [])]
+    source = f"{TABLE} WHERE {table.complete(required)}"
     if weights:
         parts += _weighted_parts(columns)
-        source = _weighted_rows(table, running, columns, weights)
-    got = table.numpy(f"SELECT {', '.join(parts)} FROM {source} GROUP BY {x} ORDER BY x")
+        source = _weighted_rows(table, running, columns, weights, required, segment)
+    keys = ", ".join([*group, x])
+    order = ", ".join(["segment_value"] * bool(segment) + ["x"])
+    return table.numpy(f"SELECT {', '.join(parts)} FROM {source} GROUP BY {keys} ORDER BY {order}")
+
+
+def _by_value(got: dict[str, np.ndarray], k: int, weighted: bool) -> ByValue:
+    """``ByValue`` from the grouped query's columns."""
     counts = np.asarray(got["n"], dtype=np.float64)
-    k = len(columns)
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
 
     def stack(prefix: str) -> np.ndarray:
         return np.column_stack([np.asarray(got[f"{prefix}{i}"], dtype=np.float64) for i in range(k)]) \
@@ -82,22 +114,24 @@ def from_table(table: "Table", running: str, columns: list[str], weights: str | 
         scatter[:, i, i] = np.asarray(got[f"v{i}"], dtype=np.float64) * counts
     for i, j in pairs:
         scatter[:, i, j] = scatter[:, j, i] = np.asarray(got[f"c{i}_{j}"], dtype=np.float64) * counts
-    weighted = _weighted_sums(got, stack("s") / counts[:, None], k) if weights else None
-    values = Side(np.asarray(got["x"], dtype=np.float64), stack("s"), None, counts, scatter, None, weighted)
-    _refuse_infinite(table, running, columns, values.x, stack("lo"), stack("hi"))
+    weighted_sums = _weighted_sums(got, stack("s") / counts[:, None], k) if weighted else None
+    values = Side(np.asarray(got["x"], dtype=np.float64), stack("s"), None, counts, scatter, None, weighted_sums)
     return ByValue(values, stack("lo"), stack("hi"))
 
 
-def _weighted_rows(table: "Table", running: str, columns: list[str], weights: str) -> str:
-    """The complete rows of positive weight, with the weight as ``__weight`` and each column's deviation from its
-    value's mean as ``__dev<i>``: the w^2-weighted scatter is then a sum of small numbers (two passes, as
-    ``local_poly.collapse``)."""
+def _weighted_rows(table: "Table", running: str, columns: list[str], weights: str, required: list[str],
+                   segment: str | None) -> str:
+    """The complete rows (of ``required``) of positive weight, with the weight as ``__weight`` and each column's
+    deviation from its value's mean (within its segment's value, with ``segment``) as ``__dev<i>``: the
+    w^2-weighted scatter is then a sum of small numbers (two passes, as ``local_poly.collapse``)."""
     q = quote_identifier
     x = f"CAST({q(running)} AS DOUBLE)"
-    deviations = [f"CAST({q(c)} AS DOUBLE) - avg(CAST({q(c)} AS DOUBLE)) OVER (PARTITION BY {x}) AS __dev{i}"
+    within = ", ".join([*([q(segment)] if segment else []), x])
+    deviations = [f"CAST({q(c)} AS DOUBLE) - avg(CAST({q(c)} AS DOUBLE)) OVER (PARTITION BY {within}) AS __dev{i}"
                   for i, c in enumerate(columns)]
-    keep = [*(q(c) for c in dict.fromkeys([running, *columns])), f"CAST({q(weights)} AS DOUBLE) AS __weight"]
-    where = f"{table.complete([running, *columns, weights])} AND {q(weights)} > 0"
+    keep = [*(q(c) for c in dict.fromkeys([running, *columns, *([segment] if segment else [])])),
+            f"CAST({q(weights)} AS DOUBLE) AS __weight"]
+    where = f"{table.complete([*required, weights])} AND {q(weights)} > 0"
     return f"(SELECT {', '.join(keep + deviations)} FROM {TABLE} WHERE {where})"
 
 

@@ -136,7 +136,7 @@ def placebo_cutoffs(d: "RddData", settings: RdSettings, study: "Study", result: 
     values = d.by_value.values
     k = d.by_value.cut(d.cutoff)
     if d.clustered:  # the rows, with their clusters, split at the cutoff as the values are
-        x, D, clusters, weights = d.row_source.get()
+        x, D, clusters, weights, _ = d.row_source.get()
         k_rows = int(np.searchsorted(x, d.cutoff, side="left"))
     for c in placebos:
         part = slice(0, k) if c < d.cutoff else slice(k, None)  # each placebo's side is a slice of the values

@@ -23,21 +23,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
     from causalcli.designs.rdd.by_value import ByValue
     from causalcli.designs.rdd.fitting import RdResult, RdSettings
+    from causalcli.designs.rdd.segments import SegmentColumn
     from causalcli.graph import Identification
     from causalcli.spec.loading import LoadedSpec
     from causalcli.spec.models import Study
 
-MIN_ROWS = 20  # rdrobust selects no bandwidth below 20 rows
 
 
 class Rows(NamedTuple):
     """The complete rows sorted by the running variable: x, D (the outcome, then the take-up), cluster codes and
-    observation weights (None when not given; rows of weight 0 are left out)."""
+    observation weights (None when not given; rows of weight 0 are left out); each segment column's labels."""
 
     x: np.ndarray
     D: np.ndarray
     clusters: np.ndarray | None
     weights: np.ndarray | None
+    segments: tuple[np.ndarray, ...] = ()
 
 
 class RowSource:
@@ -48,13 +49,13 @@ class RowSource:
     with clusters, at once. Pickling reads them first (the table's connection does not travel)."""
 
     def __init__(self, table: "Table | None", columns: list[str], as_text: tuple[str, ...], weights: str | None,
-                 arrays: Rows | None = None) -> None:
+                 arrays: Rows | None = None, segments: tuple[str, ...] = ()) -> None:
         self._table, self._columns, self._as_text, self._weights = table, columns, as_text, weights
-        self._arrays = arrays
+        self._arrays, self._segments = arrays, segments
 
     def get(self) -> Rows:
         if self._arrays is None:
-            self._arrays = _read_rows(self._table, self._columns, self._as_text, self._weights)[0]
+            self._arrays = _read_rows(self._table, self._columns, self._as_text, self._weights, self._segments)[0]
             self._table = None
         return self._arrays
 
@@ -81,6 +82,7 @@ class RddData:
     settings: "RdSettings"
     weights: str | None = None  # the observation-weight column
     zero_weight: int = 0  # complete rows of weight 0, left out
+    segments: tuple["SegmentColumn", ...] = ()  # the top-level segments (``segments.py``)
 
     @property
     def used(self) -> int:
@@ -100,6 +102,7 @@ class RddDesign(Design[RddData]):
     default_refuters = ("data_subset",)  # the placebo and covariate refuters have no meaning here: checks do it
     graph_unused = "identification comes from continuity at the cutoff"
     weights_built = True  # rdrobust's weights: they multiply the kernel in every fit and bandwidth selector
+    segments_built = True  # segments.py: the headline's fit on each segment's rows
 
     # ---------------------------------------------------------------- spec and data
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
@@ -128,6 +131,11 @@ class RddDesign(Design[RddData]):
                 raise SpecError(f"covariate {c!r} is {role}; covariates are checked for a jump at the cutoff, which "
                                 "says nothing for this column: remove it from covariates",
                                 file=spec.source.display, key=f"covariates[{i}]")
+        if study.segments:
+            from causalcli.designs.rdd.segments import check_segments_spec
+
+            check_segments_spec(study, spec.source.display, {d.running: "design.running (the running variable)",
+                                                             _fuzzy(study): "design.fuzzy (the take-up)"})
         if study.categorical:
             raise SpecError("categorical covariates are not used by rdd (covariates are checked for balance at the "
                             "cutoff, each as an outcome); list numeric covariates", file=spec.source.display,
@@ -135,7 +143,8 @@ class RddDesign(Design[RddData]):
 
     def columns(self, study: "Study") -> list[str]:
         d = study.design
-        names = [d.running, study.outcome, _fuzzy(study), d.cluster, study.weights, *study.covariates]
+        names = [d.running, study.outcome, _fuzzy(study), d.cluster, study.weights, *study.covariates,
+                 *study.segments]
         return list(dict.fromkeys(n for n in names if n))
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
@@ -147,16 +156,26 @@ class RddDesign(Design[RddData]):
             roles.setdefault(c, (f"covariates[{i}]", "numeric_only"))
         if d.cluster:
             roles.setdefault(d.cluster, ("design.cluster", "any"))
+        for i, c in enumerate(study.segments):
+            roles.setdefault(c, (f"segments[{i}]", "any"))
         require_columns(table, roles)
+        if study.segments:
+            from causalcli.data.segments import check_segment_levels
+
+            check_segment_levels(study.segments, table)
 
     def missing_roles(self, study: "Study", identification: "Identification") -> list[tuple[str, str, str]]:
-        """The running variable, the outcome, take-up and cluster (covariates are read apart, for their balance
-        checks, and drop no row of the estimate)."""
+        """The running variable, the outcome, take-up, cluster, weights and segments (covariates are read apart,
+        for their balance checks, and drop no row of the estimate)."""
+        from causalcli.data.segments import SEGMENT_ROLE
+
         d, fuzzy = study.design, _fuzzy(study)
         roles = [(d.running, "running", "running variable"), (study.outcome, "outcome", "outcome")]
         roles += [(fuzzy, "fuzzy", "take-up")] if fuzzy else []
         roles += [(d.cluster, "cluster", "cluster")] if d.cluster else []
-        return roles + ([(study.weights, "weights", "weights")] if study.weights else [])
+        roles += [(study.weights, "weights", "weights")] if study.weights else []
+        taken = {c for c, _, _ in roles}
+        return roles + [(c, *SEGMENT_ROLE) for c in study.segments if c not in taken]
 
     def prepare(self, study: "Study", table: "Table", identification: "Identification",
                 spec: "LoadedSpec") -> RddData:
@@ -168,18 +187,19 @@ class RddDesign(Design[RddData]):
         main = [d.running, *outcomes, *([d.cluster] if d.cluster else [])]
         text = (d.cluster,) if d.cluster else ()
         weights = study.weights
+        segments = tuple(study.segments)  # a row without a segment value is dropped from the study
         if d.cluster:
             # clustered variances need the rows: read them now (sorted by the running variable, so every
             # bandwidth window is a contiguous slice), and the per-value form from them
-            arrays, kept, zero_weight = _read_rows(table, main, text, weights)
+            arrays, kept, zero_weight = _read_rows(table, main, text, weights, segments)
             values = by_value.from_rows(arrays.x, arrays.D, arrays.weights)
-            source = RowSource(None, main, text, weights, arrays)
+            source = RowSource(None, main, text, weights, arrays, segments)
         else:
             # the per-value sums from the engine; the rows stay there until a refuter asks for them
-            values = by_value.from_table(table, d.running, outcomes, weights)
-            zero_weight = by_value.zero_weight_rows(table, main, weights) if weights else 0
+            values = by_value.from_table(table, d.running, outcomes, weights, segments)
+            zero_weight = by_value.zero_weight_rows(table, [*main, *segments], weights) if weights else 0
             kept = values.rows
-            source = RowSource(table, main, text, weights)
+            source = RowSource(table, main, text, weights, segments=segments)
         if weights and not kept and zero_weight:
             raise DataError(f"every weight in {weights!r} is zero in the complete rows; the study has no row to "
                             "estimate from", file=table.file, key="weights", column=weights)
@@ -188,8 +208,13 @@ class RddDesign(Design[RddData]):
         if fuzzy:
             _require_jump(values, d.cutoff, fuzzy, table.file)
         covariates = {c: by_value.from_table(table, d.running, [c], weights) for c in study.covariates}
+        by_segment: tuple["SegmentColumn", ...] = ()
+        if segments:
+            from causalcli.designs.rdd.segments import segment_columns
+
+            by_segment, table.provenance["rdd_segments"] = segment_columns(table, study, outcomes, source)
         return RddData(values, source, bool(d.cluster), covariates, d.cutoff, d.running, fuzzy, table.rows, missing,
-                       table.file, _settings(study), weights, zero_weight)
+                       table.file, _settings(study), weights, zero_weight, by_segment)
 
     # ---------------------------------------------------------------- fit
     def fit(self, prepared: RddData, study: "Study", seed: int, jobs: int | None = None) -> Fit:
@@ -248,6 +273,13 @@ class RddDesign(Design[RddData]):
         from causalcli.designs.rdd.bins import binned_means_by_value
 
         diagnostics["bins"], diagnostics["bin_count"] = binned_means_by_value(d.by_value, d.cutoff)
+        if d.segments:
+            from causalcli.designs.rdd.segments import segment_effects
+
+            by_segment = segment_effects(d, study, seed, warnings)
+            effects = [*effects, *by_segment.effects]
+            diagnostics["segments"], diagnostics["heterogeneity"] = by_segment.details, by_segment.heterogeneity
+            warnings += by_segment.warnings
         n = {"rows": d.rows, **d.missing.n, **({"dropped_zero_weight": d.zero_weight} if d.zero_weight else {}),
              "used": d.used, "below_cutoff": result.n_left,
              "above_cutoff": result.n_right, "within_h_below": est.n_left, "within_h_above": est.n_right}
@@ -273,14 +305,15 @@ class RddDesign(Design[RddData]):
             raise EstimationError(f"too few distinct running values on the {e.side} side") from e
 
 
-def _read_rows(table: "Table", columns: list[str], as_text: tuple[str, ...], weights: str | None
-               ) -> tuple[Rows, int, int]:
-    """(rows, rows kept, rows of weight 0 left out): the complete rows, sorted by their values, the running
-    variable first (``Table.arrays``); D holds the outcome, then the take-up."""
+def _read_rows(table: "Table", columns: list[str], as_text: tuple[str, ...], weights: str | None,
+               segments: tuple[str, ...] = ()) -> tuple[Rows, int, int]:
+    """(rows, rows kept, rows of weight 0 left out): the complete rows (a value in every segment column too),
+    sorted by their values, the running variable first (``Table.arrays``); D holds the outcome, then the take-up."""
+    from causalcli.data.segments import segment_labels
     from causalcli.data.table import refuse_infinite
     from causalcli.data.weights import positive_weights
 
-    cols, _ = table.arrays([*columns, *([weights] if weights else [])], as_text=as_text)
+    cols, _ = table.arrays([*columns, *([weights] if weights else []), *segments], as_text=as_text)
     zero_weight = 0
     if weights:  # a row of weight 0 adds nothing to a fit but would count in n (and in the clusters' counts)
         positive, zero_weight = positive_weights(cols, weights, table.file)
@@ -296,7 +329,8 @@ def _read_rows(table: "Table", columns: list[str], as_text: tuple[str, ...], wei
     if as_text:
         codes = np.unique(np.asarray(cols[as_text[0]]).astype(str), return_inverse=True)[1].reshape(-1)
     w = np.asarray(cols[weights], dtype=np.float64) if weights else None
-    return Rows(x, D, codes, w), int(x.size), zero_weight
+    labels = tuple(segment_labels(cols[c]) for c in segments)
+    return Rows(x, D, codes, w, labels), int(x.size), zero_weight
 
 
 def _rd_fit(d: RddData, settings: "RdSettings", rows: np.ndarray | None = None) -> "RdResult":
@@ -305,7 +339,7 @@ def _rd_fit(d: RddData, settings: "RdSettings", rows: np.ndarray | None = None) 
 
     if rows is None and not d.clustered:
         return rd_fit(None, None, d.cutoff, settings, values=d.by_value.values)
-    x, D, clusters, weights = d.row_source.get()
+    x, D, clusters, weights, _ = d.row_source.get()
     if rows is not None:
         x, D = x[rows], D[rows]
         clusters = None if clusters is None else clusters[rows]
@@ -338,7 +372,7 @@ def _fit_or_explain(d: RddData, settings: "RdSettings") -> "RdResult":
         if not math.isfinite(e.bandwidth):  # the selector's variance had no finite value
             why = ""
             if d.clustered:
-                x, _, clusters, _ = d.row_source.get()
+                x, clusters = d.row_source.get().x, d.row_source.get().clusters
                 above = x >= d.cutoff
                 below_n, above_n = (int(np.unique(clusters[side]).size) for side in (~above, above))
                 why = (f" (design.cluster: {below_n} cluster(s) below the cutoff and {above_n} at or above it; the "
@@ -363,6 +397,8 @@ def _conventional(est: Any, conf_level: float) -> dict[str, float]:
 
 def _require_sides(data: "ByValue", cutoff: float, running: str, p: int, file: str) -> None:
     """The cutoff inside the running variable's range, and enough rows and distinct values on each side."""
+    from causalcli.designs.rdd.fitting import MIN_ROWS
+
     values, counts = data.values.x, data.values.counts
     if values.size == 0:
         raise DataError("no complete rows: every row misses a value in the columns used", file=file)

@@ -12,6 +12,8 @@ from causalcli.designs.rdd.estimator import RdEstimate, estimate
 from causalcli.designs.rdd.local_poly import Side, collapse, distinct, merge_equal
 from causalcli.inference.distributions import normal_quantile, normal_two_sided_p
 
+MIN_ROWS = 20  # rdrobust selects no bandwidth below 20 rows
+
 
 @dataclass(frozen=True)
 class RdSettings:
