@@ -69,7 +69,9 @@ def _setting_id(row) -> str:
                          ids=[f"{_setting_id(r)}-{R_VERSIONS}" for _, r in SETTINGS.iterrows()])
 def test_each_segment_is_r_match_on_its_rows_with_the_score_fitted_on_all(setting):
     data = pd.read_csv(REFERENCE / "segments_sim.csv")
-    options = {"neighbors": int(setting.neighbors), "distance": setting.distance,
+    # se: ai2006, the standard error that treats the score as known, as R's Match does (the default adjusts it for
+    # the estimated score: test_the_default_segment_standard_error_adds_the_estimated_score_adjustment)
+    options = {"se": "ai2006", "neighbors": int(setting.neighbors), "distance": setting.distance,
                "replace": bool(setting["replace"]), "bias_correction": bool(setting.bias_correction),
                "tolerance": float(setting.tolerance)}
     if setting.caliper != "NA":
@@ -107,7 +109,64 @@ def test_the_fixtures_calipers_drop_units():
 # ---------------------------------------------------------------- the headline, the Wald test, the balance
 
 
-def test_the_headline_is_unchanged_and_the_wald_test_is_the_independent_segments_chi_square():
+def _segment_terms(data: pd.DataFrame, r, estimand: str) -> dict:
+    """Per segment label: (dtau, c) of Abadie-Imbens (2016) on its rows, and the logit information on all rows."""
+    from causalcli.inference.abadie_imbens import ai2016_ate_c, ai2016_att_terms
+
+    coef = r.diagnostics["propensity_model"]["coefficients"]
+    X = np.column_stack([data.x1, data.x2, data.s, data.g == "b", data.g == "c"]).astype(float)
+    score = coef["(intercept)"] + X @ np.array([coef["x1"], coef["x2"], coef["s"], coef["g[b]"], coef["g[c]"]])
+    p = 1 / (1 + np.exp(-score))
+    xi = np.column_stack([np.ones(len(data)), X])
+    information = (xi * (p * (1 - p))[:, None]).T @ xi / len(data)
+    t, y = data.treat.to_numpy().astype(bool), data.y.to_numpy()
+    out = {}
+    for e in r.effects:
+        column, level = e.label.split("=")
+        rows = (data[column].astype(str) == level).to_numpy()
+        if estimand == "ate":
+            out[e.label] = (np.zeros(6), ai2016_ate_c(y[rows], t[rows], X[rows], p[rows]))
+        else:
+            flip = estimand == "atc"
+            terms = ai2016_att_terms(y[rows], t[rows] ^ flip, X[rows], np.abs(flip - p[rows]),
+                                     -e.value if flip else e.value, information)
+            out[e.label] = (terms.dtau, terms.c)
+    return out, information
+
+
+@pytest.mark.parametrize("estimand", ["att", "atc", "ate"])
+def test_the_default_segment_standard_error_adds_the_estimated_score_adjustment(estimand):
+    """The segment's variance is R's (score as known) plus (dtau' I^-1 dtau - c' I^-1 c) / N, with the
+    Abadie-Imbens (2016) terms over the segment's rows and the information of the logit on all N rows
+    (causalcli/designs/matching/segments.py derives it; tests/test_segments_coverage.py measures its coverage)."""
+    data = pd.read_csv(REFERENCE / "segments_sim.csv")
+    r = causalcli.estimate(spec(estimand), data=data)
+    known = {e.label: e for e in causalcli.estimate(spec(estimand, se="ai2006"), data=data).effects if e.label}
+    terms, information = _segment_terms(data, r, estimand)
+    solve = lambda a, b: float(a @ np.linalg.solve(information, b))  # noqa: E731
+    moved = 0
+    for e in r.effects:
+        dtau, c = terms[e.label]
+        assert e.value == known[e.label].value
+        variance = known[e.label].std_error ** 2 + (solve(dtau, dtau) - solve(c, c)) / len(data)
+        assert e.std_error == pytest.approx(np.sqrt(variance), rel=1e-10), e.label
+        assert e.inference.startswith("abadie_imbens_2016_estimated_propensity; p_value_adjusted: holm over ")
+        assert known[e.label].inference.startswith("abadie_imbens_2006_score_as_known; ")
+        moved += abs(e.std_error / known[e.label].std_error - 1) > 0.005
+    assert moved >= 3  # the adjustment is not negligible here (the test can fail)
+    if estimand == "ate":  # c' I^-1 c >= 0: the ATE's variance only falls
+        assert all(e.std_error < known[e.label].std_error for e in r.effects)
+
+
+@pytest.mark.parametrize("options", [{"caliper": 0.05}, {"bias_correction": True}, {"replace": False},
+                                     {"exact": ["s"]}])
+def test_outside_the_2016_conditions_segments_treat_the_score_as_known(options):
+    data = pd.read_csv(REFERENCE / "segments_sim.csv")
+    r = causalcli.estimate(spec("att", segments=("g",), **options), data=data)
+    assert r.effects and all(e.inference.startswith("abadie_imbens_2006_score_as_known; ") for e in r.effects)
+
+
+def test_the_headline_is_unchanged_and_the_wald_test_reads_the_segments_covariance():
     data = pd.read_csv(REFERENCE / "segments_sim.csv")
     with_segments = causalcli.estimate(spec("att"), data=data)
     without = causalcli.estimate({**spec("att"), "segments": []}, data=data)
@@ -115,16 +174,29 @@ def test_the_headline_is_unchanged_and_the_wald_test_is_the_independent_segments
     assert with_segments.estimate.std_error == pytest.approx(without.estimate.std_error, rel=1e-12)
     assert with_segments.estimate.inference == without.estimate.inference == "abadie_imbens_2016_estimated_propensity"
     got = by_label(with_segments)
+    terms, information = _segment_terms(data, with_segments, "att")
+    solve = lambda a, b: float(a @ np.linalg.solve(information, b))  # noqa: E731
     from scipy.stats import chi2
 
     for column, labels in (("s", ["s=0", "s=1"]), ("g", ["g=a", "g=b", "g=c"])):
         test = next(h for h in with_segments.diagnostics["heterogeneity"] if h["segment"] == column)
         values = np.array([got[x].value for x in labels])
-        weights = 1 / np.array([got[x].std_error for x in labels]) ** 2
-        pooled = np.sum(weights * values) / weights.sum()  # equal effects: the precision-weighted mean
-        stat = float(np.sum(weights * (values - pooled) ** 2))
+        # disjoint rows: independent given the score; the shared estimated score adds the off-diagonal terms
+        V = np.array([[got[a].std_error ** 2 if a == b else
+                       (solve(terms[a][0], terms[b][0]) - solve(terms[a][1], terms[b][1])) / len(data)
+                       for b in labels] for a in labels])
+        assert np.abs(V - np.diag(np.diag(V))).max() > 1e-5  # the cross terms are there
+        C = np.column_stack([-np.ones(len(labels) - 1), np.eye(len(labels) - 1)])
+        stat = float((C @ values) @ np.linalg.solve(C @ V @ C.T, C @ values))
         assert test["statistic"] == pytest.approx(stat, rel=1e-10)
         assert test["df"] == len(labels) - 1 and test["p_value"] == pytest.approx(chi2.sf(stat, len(labels) - 1))
+        # with the score as known the covariance is diagonal: Cochran's Q about the precision-weighted mean
+        known = causalcli.estimate(spec("att", se="ai2006"), data=data)
+        k = by_label(known)
+        w = 1 / np.array([k[x].std_error for x in labels]) ** 2
+        q = float(np.sum(w * (values - np.sum(w * values) / w.sum()) ** 2))
+        assert next(h for h in known.diagnostics["heterogeneity"] if h["segment"] == column)["statistic"] == \
+            pytest.approx(q, rel=1e-10)
         # Holm over the column's values
         p = sorted((got[x].p_value, x) for x in labels)
         for rank, (value, x) in enumerate(p):

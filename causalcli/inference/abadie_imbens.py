@@ -49,10 +49,18 @@ def ai2016_ate_variance_reduction(y: np.ndarray, treated: np.ndarray, X: np.ndar
     sample covariance of ``(X, Y)`` over the ``L`` units of each arm nearest on
     the estimated score.
     """
-    t = np.asarray(treated, dtype=bool)
     n = y.size
+    c = ai2016_ate_c(y, treated, X, p, L)
     Xi = np.column_stack([np.ones(n), X])
-    c = np.zeros(Xi.shape[1])
+    info = (Xi * (p * (1.0 - p))[:, None]).T @ Xi / n if information is None else information
+    return float(c @ np.linalg.solve(info, c)) / n
+
+
+def ai2016_ate_c(y: np.ndarray, treated: np.ndarray, X: np.ndarray, p: np.ndarray, L: int = 4) -> np.ndarray:
+    """The ATE's ``c`` of :func:`ai2016_ate_variance_reduction` (intercept first, its entry 0): the limit
+    covariance of the known-score estimator with the logit score, the means taken over the rows given."""
+    t = np.asarray(treated, dtype=bool)
+    c = np.zeros(X.shape[1] + 1)
     for arm, denom in ((t, p), (~t, 1.0 - p)):
         nb = _nearest_in_arm(p, arm, L)  # n x L
         Xn, yn = X[nb], y[nb]  # n x L x k, n x L
@@ -60,8 +68,7 @@ def ai2016_ate_variance_reduction(y: np.ndarray, treated: np.ndarray, X: np.ndar
         yd = yn - yn.mean(axis=1, keepdims=True)
         cov = np.einsum("nlk,nl->nk", xd, yd) / (nb.shape[1] - 1)  # n x k (intercept: 0)
         c[1:] += np.mean(cov * (p * (1.0 - p) / denom)[:, None], axis=0)
-    info = (Xi * (p * (1.0 - p))[:, None]).T @ Xi / n if information is None else information
-    return float(c @ np.linalg.solve(info, c)) / n
+    return c
 
 
 def _mean_neighbour_cov(X: np.ndarray, y: np.ndarray, nb: np.ndarray, ybar: np.ndarray,

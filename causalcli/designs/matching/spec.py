@@ -27,8 +27,8 @@ class MatchingOptions(Strict):
         False, description="Abadie-Imbens (2011) regression bias correction on the covariates (Match's BiasAdjust)."
     )
     se: Literal["ai2016", "ai2006"] = Field(
-        "ai2016", description="Headline SE on the propensity score: ai2016 adjusts for the estimated score "
-        "(Abadie-Imbens 2016) where it applies; ai2006 treats the score as known, as R's Match does."
+        "ai2016", description="SE on the propensity score (headline and segments): ai2016 adjusts for the "
+        "estimated score (Abadie-Imbens 2016) where it applies; ai2006 treats the score as known, as R's Match does."
     )
     tolerance: float = Field(
         1e-5, gt=0, description="Scores closer than this (in SDs) count as ties, as R's Matching does."
