@@ -32,7 +32,8 @@ def segment_labels(values: Any) -> Any:
     """A segment column's values as the labels of ``column=value``: text as it is, numbers as short decimals
     (``age=25``, ``share=2.5``: a whole number stored as a float read ``age=25.0``). The designs group rows by
     these labels, so two values never share one: whole numbers in full, others ``%g`` where it reads back as the
-    value, else the shortest decimal that does (``%g`` alone wrote 1000000 and 1000001 as ``1e+06`` and merged the two segments)."""
+    value, else the shortest decimal that does (``%g`` alone wrote 1000000 and 1000001 as ``1e+06``, merging
+    the two segments)."""
     import numpy as np
 
     values = np.asarray(values)
