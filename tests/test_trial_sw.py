@@ -44,3 +44,83 @@ def test_a_segment_column_of_seven_digit_codes_gives_one_effect_per_code(method)
     effects = {e.label: e.value for e in r.effects}
     assert sorted(effects) == ["code=1000000", "code=1000001"]
     assert effects["code=1000001"] - effects["code=1000000"] > 1  # the simulated effects are 1 and 3
+
+
+# ---------------------------------------------------------------- the human outputs show the correction, the test
+# of equal effects and the weights (the trial read the JSON for each: the table, markdown and report had none)
+
+
+def _weighted_segmented_matching():
+    df = _binary_study()
+    df["w"] = np.random.default_rng(1).uniform(0.5, 2.0, size=len(df))
+    spec = {"version": 1, "name": "trial", "treatment": "treat", "outcome": "y", "covariates": ["x"],
+            "segments": ["code"], "weights": "w", "design": {"method": "matching", "estimand": "ate"},
+            "refute": [], "seed": 0}
+    return causalcli.estimate(spec, data=df)
+
+
+def _did_panel(units: int = 60, periods: int = 4, seed: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    unit = np.repeat(np.arange(units), periods)
+    time = np.tile(np.arange(periods), units)
+    region = np.repeat(rng.integers(0, 2, size=units), periods)
+    treated = np.repeat(rng.uniform(size=units) < 0.5, periods)
+    post = (treated & (time >= 2)).astype(int)
+    y = rng.normal(size=unit.size) + 0.3 * time + post * (1 + region)
+    w = np.repeat(rng.uniform(1, 3, size=units), periods)  # a unit's population
+    return pd.DataFrame({"unit": unit, "time": time, "post": post, "y": y, "region": region, "pop": w})
+
+
+def test_the_table_shows_adjusted_p_values_the_test_of_equal_effects_and_the_weights():
+    from causalcli.render.table import render_table_text
+
+    r = _weighted_segmented_matching()
+    text = render_table_text([r], width=140)
+    assert "p adj" in text
+    assert "p adj: holm over 2 values of code" in text
+    test = r.diagnostics["heterogeneity"][0]
+    assert f"test of equal effects across code: chi-square {test['statistic']:.4g} on 1 df" in text
+    assert "weights    w" in text
+
+
+def test_markdown_and_the_report_show_them_too():
+    from causalcli.render.html import render_html
+    from causalcli.render.markdown import render_markdown
+
+    r = _weighted_segmented_matching()
+    md = render_markdown([r])
+    assert "| label | value | SE | CI | p | p adj |" in md
+    assert "p adj: holm over 2 values of code" in md and "- test of equal effects across code: chi-square" in md
+    assert "weights: w" in md
+    page = render_html([r])
+    assert "<th class=num>p adj</th>" in page and "test of equal effects across code" in page
+    assert "weights: w</div>" in page
+
+
+def test_an_unweighted_study_without_segments_shows_none_of_them():
+    from causalcli.render.table import render_table_text
+
+    df = _binary_study()
+    spec = {"version": 1, "name": "plain", "treatment": "treat", "outcome": "y", "covariates": ["x"],
+            "design": {"method": "matching", "estimand": "ate"}, "refute": [], "seed": 0}
+    text = render_table_text([causalcli.estimate(spec, data=df)], width=140)
+    assert "p adj" not in text and "weights" not in text and "test of equal effects" not in text
+
+
+@pytest.mark.parametrize("estimator", ["twfe", "callaway_santanna"])
+def test_did_says_which_weights_it_used(estimator):
+    from causalcli.render.table import render_table_text
+
+    spec = {"version": 1, "name": "did", "treatment": "post", "outcome": "y", "weights": "pop",
+            "segments": ["region"], "refute": [], "seed": 0,
+            "design": {"method": "did", "unit": "unit", "time": "time", "estimator": estimator}}
+    r = causalcli.estimate(spec, data=_did_panel())
+    assert r.diagnostics["weights"]["column"] == "pop" and r.diagnostics["weights"]["zero_weight_rows"] == 0
+    text = render_table_text([r], width=140)
+    assert "weights    pop" in text and "test of equal effects across region" in text
+
+
+def test_matching_puts_its_weights_where_the_other_designs_do():
+    r = _weighted_segmented_matching()
+    assert r.diagnostics["weights"]["column"] == "w" and r.diagnostics["weights"]["zero_weight_rows"] == 0
+    assert "observation_weights" not in r.diagnostics["matching"]
