@@ -124,3 +124,32 @@ def test_matching_puts_its_weights_where_the_other_designs_do():
     r = _weighted_segmented_matching()
     assert r.diagnostics["weights"]["column"] == "w" and r.diagnostics["weights"]["zero_weight_rows"] == 0
     assert "observation_weights" not in r.diagnostics["matching"]
+
+
+# ---------------------------------------------------------------- a segments plot for every design with segments
+# (the trial's did study drew nothing, "nothing to plot", and matching only its love and propensity plots)
+
+
+@pytest.mark.parametrize("family", ["matching", "did", "dml", "weighting", "iv"])
+def test_every_design_with_segments_has_a_segments_plot(family):
+    from causalcli.designs import get_family
+    from causalcli.charts import segment_effects
+
+    fam = get_family(family)
+    module, attribute = fam.plots.split(":")
+    import importlib
+
+    assert getattr(importlib.import_module(module), attribute)["segments"] is segment_effects
+
+
+def test_the_segments_plot_draws_segment_effects_only_and_names_the_weights():
+    from causalcli.charts import segment_effects, segment_rows, segment_title
+
+    spec = {"version": 1, "name": "did", "treatment": "post", "outcome": "y", "weights": "pop",
+            "segments": ["region"], "refute": [], "seed": 0,
+            "design": {"method": "did", "unit": "unit", "time": "time", "estimator": "callaway_santanna"}}
+    r = causalcli.estimate(spec, data=_did_panel())
+    assert any(e.label.startswith("event_time=") for e in r.effects)  # the event study is there too
+    assert [e.label for e in segment_rows(r)] == ["region=0", "region=1"]
+    assert segment_title(r) == "did: effects by segment, weighted by pop"
+    assert segment_effects(r)[:8] == b"\x89PNG\r\n\x1a\n"
