@@ -153,3 +153,51 @@ def test_the_segments_plot_draws_segment_effects_only_and_names_the_weights():
     assert [e.label for e in segment_rows(r)] == ["region=0", "region=1"]
     assert segment_title(r) == "did: effects by segment, weighted by pop"
     assert segment_effects(r)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- bad weights and segments: one line naming the
+# key, the column, an offending value and what to do
+
+
+def _run_cli(runner, tmp_path, df: pd.DataFrame, spec: dict):
+    import yaml
+
+    from tests.conftest import run_json
+
+    df.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**spec, "data": {"path": "d.csv"}}))
+    code, payload, res = run_json(runner, [str(tmp_path / "s.yaml"), "--no-refute"])
+    return code, payload, res.stderr
+
+
+def _matching_spec(**top) -> dict:
+    return {"version": 1, "name": "bad", "treatment": "treat", "outcome": "y", "covariates": ["x"], **top,
+            "design": {"method": "matching", "estimand": "ate"}, "seed": 0}
+
+
+def test_negative_weights_name_the_first_row_its_value_and_the_filter_that_leaves_them_out(runner, tmp_path):
+    df = _binary_study(200)
+    df["w"] = 1.0
+    df.loc[[3, 7], "w"] = -2.0
+    code, out, err = _run_cli(runner, tmp_path, df, _matching_spec(weights="w"))
+    line = err.strip().splitlines()[-1]
+    assert code == 3 and len(err.strip().splitlines()) == 1
+    assert "key 'weights'" in line
+    assert "weights column 'w' has 2 negative or infinite values; weights must be >= 0 (row 4 has -2.0)" in line
+    assert 'data.filter (e.g. "w >= 0 AND isfinite(w)")' in line
+
+
+def test_weights_all_zero_say_what_to_do(runner, tmp_path):
+    df = _binary_study(200)
+    df["w"] = 0.0
+    code, out, err = _run_cli(runner, tmp_path, df, _matching_spec(weights="w"))
+    assert code == 3 and "weights column 'w' sums to zero: every weight is 0 or missing" in err
+    assert "remove 'weights'" in err
+
+
+def test_dml_names_the_segment_that_is_the_treatment_or_the_outcome(runner, tmp_path):
+    df = _binary_study(200)
+    for column, role in (("treat", "treatment"), ("y", "outcome")):
+        spec = {**_matching_spec(segments=[column]), "design": {"method": "dml", "estimand": "ate"}}
+        code, out, err = _run_cli(runner, tmp_path, df, spec)
+        assert code == 2 and "key 'segments[0]'" in err and f"segments[0] is the {role} {column!r}" in err
