@@ -1,7 +1,9 @@
 """Drawing helpers shared by the plots of every design family (matplotlib, imported on use).
 
 ``love_plot`` and ``propensity_histogram`` read ``diagnostics.balance`` and
-``diagnostics.overlap.histogram``, which matching and weighting fill in the same shape.
+``diagnostics.overlap.histogram``, which matching and weighting fill in the same shape; ``segment_effects``
+the effects labelled ``column=value`` of the columns ``diagnostics.heterogeneity`` tests (dml, weighting, iv,
+matching, did).
 """
 
 from __future__ import annotations
@@ -79,3 +81,45 @@ def love_plot(result: "Result") -> bytes | None:
 
 def propensity_histogram(result: "Result") -> bytes | None:
     return arm_histogram(result, (result.diagnostics.get("overlap") or {}).get("histogram"), "propensity score")
+
+
+def segment_effects(result: "Result") -> bytes | None:
+    """Each segment's effect and interval beside the headline's (its interval shaded): the effects labelled
+    ``column=value`` for the columns ``diagnostics.heterogeneity`` tests, so a did's event-time effects are left
+    out; the title names the observation weights when the study used them."""
+    rows = segment_rows(result)
+    if not rows:
+        return None
+    plt = figure()
+    labels = [e.label for e in rows][::-1]
+    values = [e.value for e in rows][::-1]
+    lower = [e.value - e.ci_lower for e in rows][::-1]
+    upper = [e.ci_upper - e.value for e in rows][::-1]
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(rows) + 1.6), dpi=110)
+    ys = list(range(len(rows)))
+    ax.errorbar(values, ys, xerr=[lower, upper], fmt="o", color="#1f4e79", capsize=3, label="segment effect")
+    est = result.estimate
+    ax.axvline(est.value, color="#c0504d", linestyle="-", linewidth=1, label=f"overall {result.estimand.upper()}")
+    if est.ci_lower is not None:
+        ax.axvspan(est.ci_lower, est.ci_upper, color="#c0504d", alpha=0.12)
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(ys, labels)
+    ax.set_xlabel(f"effect ({int(round(est.conf_level * 100))}% interval)")
+    ax.set_title(segment_title(result))
+    ax.legend(loc="best", fontsize=8)
+    return png(fig, plt)
+
+
+def segment_rows(result: "Result") -> list:
+    """The effects with an interval labelled ``column=value`` for a column ``diagnostics.heterogeneity`` tests."""
+    tests = result.diagnostics.get("heterogeneity")
+    columns = [t["segment"] for t in tests if isinstance(t, dict) and "segment" in t] if isinstance(tests, list) else []
+    return [e for e in result.effects if e.ci_lower is not None
+            and any((e.label or "").startswith(f"{c}=") for c in columns)]
+
+
+def segment_title(result: "Result") -> str:
+    weights = result.diagnostics.get("weights")  # synthetic control's (donor weights) has no column
+    weighted = (f", weighted by {weights['column']}" if isinstance(weights, dict)
+                and isinstance(weights.get("column"), str) and "note" in weights else "")
+    return f"{result.study}: effects by segment{weighted}"

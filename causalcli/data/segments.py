@@ -30,13 +30,25 @@ def check_segment_levels(segments: Sequence[str], table: "Table") -> None:
 
 def segment_labels(values: Any) -> Any:
     """A segment column's values as the labels of ``column=value``: text as it is, numbers as short decimals
-    (``age=25``, ``share=2.5``: a whole number stored as a float read ``age=25.0``)."""
+    (``age=25``, ``share=2.5``: a whole number stored as a float read ``age=25.0``). The designs group rows by
+    these labels, so two values never share one: whole numbers in full, others ``%g`` where it reads back as the
+    value, else the shortest decimal that does (``%g`` alone wrote 1000000 and 1000001 as ``1e+06``, merging
+    the two segments)."""
     import numpy as np
 
     values = np.asarray(values)
-    if values.dtype.kind in "fiu":
-        return np.array([f"{v:g}" for v in values.astype(np.float64)])
+    if values.dtype.kind in "iu":
+        return values.astype(str)
+    if values.dtype.kind == "f":
+        return np.array([_number_label(float(v)) for v in values])
     return values.astype(str)
+
+
+def _number_label(v: float) -> str:
+    if v.is_integer() and abs(v) < 2 ** 53:  # a code or a count, in full (1000000, not 1e+06)
+        return str(int(v))
+    short = f"{v:g}"
+    return short if float(short) == v else repr(v)
 
 
 def check_segment_columns(study: Any, file: str) -> None:

@@ -22,10 +22,18 @@ def check_weights(table: "Table", column: str) -> None:
     negative, total = table.sql(f"SELECT count(*) FILTER (WHERE {q} < 0 OR isinf(CAST({q} AS DOUBLE))), "
                                 f"sum(CAST({q} AS DOUBLE)) FROM {TABLE}")[0]
     if negative:
-        raise DataError(f"weights column {column!r} has {negative} negative or infinite values; weights must be >= 0",
-                        file=table.file, key="weights", column=column)
+        from causalcli.data.types import first_row
+
+        where = first_row(table, column, "{v} < 0 OR isinf(CAST({v} AS DOUBLE))")
+        shown = f" (row {where[0]} has {where[1]!r})" if where else ""
+        name = column if column.isidentifier() else quote_identifier(column)  # as data.sql.drop_infinite writes it
+        raise DataError(f"weights column {column!r} has {negative:,} negative or infinite values; weights must be >= 0"
+                        f"{shown}: fix them, or leave those rows out with data.filter (e.g. \"{name} >= 0 AND "
+                        f"isfinite({name})\")", file=table.file, key="weights", column=column)
     if not total or total <= 0:
-        raise DataError(f"weights column {column!r} sums to zero", file=table.file, key="weights", column=column)
+        raise DataError(f"weights column {column!r} sums to zero: every weight is 0 or missing, so no row would "
+                        "count; check that it is the weights column, or remove 'weights'", file=table.file,
+                        key="weights", column=column)
 
 
 def positive_weights(cols: dict[str, "np.ndarray"], column: str, file: str | None) -> tuple["np.ndarray", int]:

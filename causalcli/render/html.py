@@ -19,7 +19,8 @@ from causalcli import __version__
 from causalcli.records import StudyFailure
 from causalcli.render import internal_error
 from causalcli.render.items import Item, output_names
-from causalcli.render.fmt import estimand_reading, num, pval, verdict
+from causalcli.render.fmt import (corrections, estimand_reading, heterogeneity_readings, num, pval, verdict,
+                                   weights_reading)
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -159,6 +160,7 @@ def _study(r: Result, plots: dict[str, bytes], failed: dict[str, Exception], lab
     e = r.estimate
     level = f"{round(e.conf_level * 100)}%"
     meaning, interpretation = estimand_reading(r.diagnostics)  # iv: what late stands for with these data
+    weights = weights_reading(r.diagnostics)  # a weighted study says so beside its effect
     out = [f'<section class="study" id="{_id(label)}">',
            f"<h2>{_e(r.study)} {_badge(r.passed)}</h2>",
            f'<p class="muted">{_e(r.design)} / {_e(r.estimator)}, estimand {_e(r.estimand.upper())}'
@@ -168,7 +170,8 @@ def _study(r: Result, plots: dict[str, bytes], failed: dict[str, Exception], lab
            f'<div><div class="effect">{num(e.value)}</div><div class="muted">effect</div></div>',
            f"<div><div>{level} interval {_ci(e)}</div><div>SE {num(e.std_error)}, p {_e(pval(e.p_value))}</div>"
            f'<div class="muted">inference: {_e(e.inference)}</div></div>',
-           f'<div><div>n: {", ".join(f"{_e(k)} {v:,}" for k, v in r.n.items())}</div></div>',
+           f'<div><div>n: {", ".join(f"{_e(k)} {v:,}" for k, v in r.n.items())}</div>'
+           + (f'<div class="muted">weights: {_e(weights)}</div>' if weights else "") + "</div>",
            "</div>"]
     if r.checks or r.refutations:
         out.append("<h3>Checks and refutations</h3><table><tr><th>name</th><th>result</th><th>what it says</th></tr>")
@@ -199,13 +202,18 @@ def _study(r: Result, plots: dict[str, bytes], failed: dict[str, Exception], lab
 
 
 def _effects_table(r: Result) -> str:
+    families = corrections(r.effects)  # the segment effects' corrected p-values, when there are any
     rows = ["<table><tr><th>label</th><th class=num>value</th><th class=num>SE</th><th class=num>interval</th>"
-            "<th class=num>p</th></tr>"]
+            "<th class=num>p</th>" + ("<th class=num>p adj</th>" if families else "") + "</tr>"]
     for x in r.effects:
         rows.append(f"<tr><td>{_e(x.label or '')}</td><td class=num>{num(x.value)}</td>"
                     f"<td class=num>{num(x.std_error)}</td><td class=num>{_ci(x)}</td>"
-                    f"<td class=num>{_e(pval(x.p_value))}</td></tr>")
+                    f"<td class=num>{_e(pval(x.p_value))}</td>"
+                    + (f"<td class=num>{_e(pval(x.p_value_adjusted))}</td>" if families else "") + "</tr>")
     rows.append("</table>")
+    if families:
+        rows.append(f'<p class="muted">p adj: {_e("; ".join(families))}</p>')
+    rows += [f"<p>{_e(t)}</p>" for t in heterogeneity_readings(r.diagnostics)]
     return "".join(rows)
 
 

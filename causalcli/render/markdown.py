@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from causalcli.records import StudyFailure
 from causalcli.render.items import Item
-from causalcli.render.fmt import estimand_reading, num, pval, verdict
+from causalcli.render.fmt import (corrections, estimand_reading, heterogeneity_readings, num, pval, verdict,
+                                   weights_reading)
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -41,11 +42,22 @@ def render_markdown(items: list[Item]) -> str:
             lines.append(f"\n> warning: {w}")
         lines += ["", "<details><summary>details</summary>", ""]
         lines.append("n: " + ", ".join(f"{k} {v:,}" for k, v in it.n.items()))
+        weights = weights_reading(it.diagnostics)
+        if weights:
+            lines += ["", f"weights: {_esc(weights)}"]
         if it.effects:
-            lines += ["", "| label | value | SE | CI | p |", "| --- | ---: | ---: | --- | ---: |"]
+            families = corrections(it.effects)  # the segment effects' corrected p-values, when there are any
+            adj = (" p adj |", " ---: |") if families else ("", "")
+            lines += ["", "| label | value | SE | CI | p |" + adj[0], "| --- | ---: | ---: | --- | ---: |" + adj[1]]
             for r in it.effects:
                 ci = "-" if r.ci_lower is None else f"[{num(r.ci_lower)}, {num(r.ci_upper)}]"
-                lines.append(f"| {r.label} | {num(r.value)} | {num(r.std_error)} | {ci} | {pval(r.p_value)} |")
+                lines.append(f"| {_esc(r.label or '')} | {num(r.value)} | {num(r.std_error)} | {ci} | "
+                             f"{pval(r.p_value)} |" + (f" {pval(r.p_value_adjusted)} |" if families else ""))
+            if families:
+                lines += ["", f"p adj: {_esc('; '.join(families))}"]
+        tests = heterogeneity_readings(it.diagnostics)
+        if tests:
+            lines += [""] + [f"- {_esc(t)}" for t in tests]
         bal = it.diagnostics.get("balance")
         # matching's and weighting's SMD records only: rdd's balance maps covariates to RD fits and synthetic
         # control's lists predictors, and their report sections show them

@@ -7,7 +7,8 @@ from typing import Any, TYPE_CHECKING
 
 from causalcli.records import StudyFailure
 from causalcli.render.items import Item
-from causalcli.render.fmt import estimand_reading, num, pval, verdict
+from causalcli.render.fmt import (corrections, estimand_reading, heterogeneity_readings, num, pval, verdict,
+                                   weights_reading)
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -44,6 +45,9 @@ def build(items: list[Item]) -> list[Any]:
         # a long name (a clustered interval with its bootstrap) folds rather than ending in an ellipsis
         head.add_row("inference", Text(e.inference, overflow="fold"))
         head.add_row("n", Text("  ".join(f"{k} {v:,}" for k, v in item.n.items())))
+        weights = weights_reading(item.diagnostics)
+        if weights:  # a weighted study says so where its effect is read (the trial found it said so nowhere)
+            head.add_row("weights", Text(weights))
         parts: list[Any] = [head]
         if item.effects:
             eff = Table(title="effects", title_justify="left", expand=False)
@@ -54,7 +58,8 @@ def build(items: list[Item]) -> list[Any]:
             longest = max((len(r.label or "") for r in item.effects), default=0)
             eff.add_column("label", overflow="fold",
                            width=max(longest, len("label")) if 0 < longest <= LABEL_WIDTH else None)
-            for c in ("value", "SE", "CI", "p"):
+            families = corrections(item.effects)  # segment effects' Holm (or BH) p-values, and over what
+            for c in ("value", "SE", "CI", "p", *(["p adj"] if families else [])):
                 eff.add_column(c, justify="right")
             shown = item.effects
             if len(shown) > TABLE_EFFECTS:  # a long path (144 periods of a time series) would bury the checks
@@ -63,11 +68,16 @@ def build(items: list[Item]) -> list[Any]:
             for r in shown:
                 if r is None:
                     eff.add_row(f"... {len(item.effects) - 2 * half} more (all in --format json or csv, "
-                                "and --report)", "", "", "", "")
+                                "and --report)", "", "", "", "", *([""] if families else []))
                     continue
                 eff.add_row(Text(r.label or ""), num(r.value), num(r.std_error),  # no interval: "-", not "[-, -]"
-                            "-" if r.ci_lower is None else f"[{num(r.ci_lower)}, {num(r.ci_upper)}]", pval(r.p_value))
+                            "-" if r.ci_lower is None else f"[{num(r.ci_lower)}, {num(r.ci_upper)}]", pval(r.p_value),
+                            *([pval(r.p_value_adjusted)] if families else []))
             parts.append(eff)
+            if families:
+                parts.append(Text(f"p adj: {'; '.join(families)}", style="dim"))
+        for line in heterogeneity_readings(item.diagnostics):
+            parts.append(Text(line))
         if item.checks or item.refutations:
             t = Table(title="checks and refutations", title_justify="left", expand=False, show_lines=False)
             t.add_column("name")

@@ -218,6 +218,12 @@ class DidDesign(Design):
                 return fit_all(prepared, study, seed, resolve_jobs(jobs),
                                lambda p: _guard_honest_did(_fit(p, study, seed)))
             fit = _guard_honest_did(_fit(prepared, study, seed))
+            if study.weights:  # where the other designs put theirs, so the renderers say the study was weighted
+                fit.diagnostics["weights"] = {
+                    "column": study.weights, "zero_weight_rows": prepared.n.get("dropped_zero_weight", 0),
+                    "note": "observation weights: weighted least squares for 2x2, TWFE and the event study (fixest's "
+                            "weights=), unit weights for Callaway-Sant'Anna (constant within a unit); the pre-trend "
+                            "test and segment effects are weighted alike; rows of weight 0 are dropped"}
             if prepared.segment_columns:
                 from causalcli.designs.did.segments import segment_effects
 

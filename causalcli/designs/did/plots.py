@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, TYPE_CHECKING
 
-from causalcli.charts import figure as _figure, png as _png
+from causalcli.charts import figure as _figure, png as _png, segment_effects
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -156,4 +156,5 @@ def honest_did_plot(result: Result) -> bytes | None:
     return _png(fig, plt)
 
 
-PLOTS: dict[str, Callable[[Result], bytes | None]] = {"event_study": event_study_plot, "honest_did": honest_did_plot}
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"event_study": event_study_plot, "honest_did": honest_did_plot,
+                                                     "segments": segment_effects}

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from causalcli.data.missing import study_roles_missing
-from causalcli.data.segments import SEGMENT_ROLE, check_segment_levels, segment_labels
+from causalcli.data.segments import SEGMENT_ROLE, check_segment_columns, check_segment_levels, segment_labels
 from causalcli.data.table import TABLE, MissingRows, require_columns, study_arrays, study_roles
 from causalcli.data.table import quote_identifier as _quote
 from causalcli.data.weights import keep_positive_weights
@@ -78,8 +78,7 @@ class DmlDesign(Design):
     def check_spec(self, study: "Study", spec: "LoadedSpec") -> None:
         require(study, spec, "treatment", "outcome", "covariates")
         self.estimand(study, spec)
-        if study.treatment in study.segments:
-            raise SpecError("the treatment cannot be a segment", file=spec.source.display, key="segments")
+        check_segment_columns(study, spec.source.display)  # names segments[i] and the column (exit 2)
 
     def validate(self, study: "Study", table: "Table", spec: "LoadedSpec") -> None:
         from causalcli.data.types import coded_binary

@@ -1,38 +1,14 @@
-"""Double machine learning plots: effects by segment with intervals, the CATE distribution
+"""Double machine learning plots: effects by segment with intervals (``causalcli.charts``), the CATE distribution
 (model: forest), and cross-fitted propensity scores by arm (binary treatment)."""
 
 from __future__ import annotations
 
 from typing import Callable, TYPE_CHECKING
 
-from causalcli.charts import arm_histogram, figure as _figure, png as _png
+from causalcli.charts import arm_histogram, figure as _figure, png as _png, segment_effects
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
-
-
-def segment_effects(result: Result) -> bytes | None:
-    rows = [e for e in result.effects if e.ci_lower is not None]
-    if not rows:
-        return None
-    plt = _figure()
-    labels = [e.label for e in rows][::-1]
-    values = [e.value for e in rows][::-1]
-    lower = [e.value - e.ci_lower for e in rows][::-1]
-    upper = [e.ci_upper - e.value for e in rows][::-1]
-    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(rows) + 1.6), dpi=110)
-    ys = list(range(len(rows)))
-    ax.errorbar(values, ys, xerr=[lower, upper], fmt="o", color="#1f4e79", capsize=3, label="segment effect")
-    est = result.estimate
-    ax.axvline(est.value, color="#c0504d", linestyle="-", linewidth=1, label=f"overall {result.estimand.upper()}")
-    if est.ci_lower is not None:
-        ax.axvspan(est.ci_lower, est.ci_upper, color="#c0504d", alpha=0.12)
-    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
-    ax.set_yticks(ys, labels)
-    ax.set_xlabel(f"effect ({int(round(est.conf_level * 100))}% interval)")
-    ax.set_title(f"{result.study}: effects by segment")
-    ax.legend(loc="best", fontsize=8)
-    return _png(fig, plt)
 
 
 def cate_distribution(result: Result) -> bytes | None:

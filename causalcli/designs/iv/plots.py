@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, TYPE_CHECKING
 
-from causalcli.charts import figure as _figure, png as _png
+from causalcli.charts import figure as _figure, png as _png, segment_effects
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
@@ -39,4 +39,4 @@ def first_stage(result: Result) -> bytes | None:
     return _png(fig, plt)
 
 
-PLOTS: dict[str, Callable[[Result], bytes | None]] = {"first_stage": first_stage}
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"first_stage": first_stage, "segments": segment_effects}

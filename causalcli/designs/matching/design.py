@@ -325,11 +325,12 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
             },
         }
         if sw is not None:  # only with weights: the unweighted output (and its golden files) is unchanged
-            diagnostics["matching"]["observation_weights"] = {
-                "column": d.weights_column,
-                "semantics": "R Match(weights = w): neighbours counted by weight, each focal unit's weight shared "
-                             "among its matches in proportion to theirs; the caliper in weighted SDs",
-                "propensity_model": "weighted logistic regression"}
+            # where weighting, dml, iv and rdd put theirs, so the renderers say a study was weighted
+            diagnostics["weights"] = {
+                "column": d.weights_column, "zero_weight_rows": d.zero_weight, "sum": float(sw.sum()),
+                "note": "R Match(weights = w): a weighted propensity logit, neighbours counted by weight, each focal "
+                        "unit's weight shared among its matches in proportion to theirs; the caliper in weighted "
+                        "SDs; rows of weight 0 are left out"}
         effects = []
         if d.segment_columns:
             from causalcli.designs.matching.segments import segment_effects

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Callable, TYPE_CHECKING
 
-from causalcli.charts import love_plot, propensity_histogram
+from causalcli.charts import love_plot, propensity_histogram, segment_effects
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.result import Result
 
-PLOTS: dict[str, Callable[[Result], bytes | None]] = {"love": love_plot, "propensity": propensity_histogram}
+PLOTS: dict[str, Callable[[Result], bytes | None]] = {"love": love_plot, "propensity": propensity_histogram,
+                                                     "segments": segment_effects}
