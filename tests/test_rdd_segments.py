@@ -270,22 +270,20 @@ def test_a_segment_of_too_many_values_exits_3(runner, tmp_path, data):
     assert code == 3 and "has 300 values (at most 50)" in err
 
 
-def test_values_that_print_as_one_label_come_from_the_rows_as_one_segment(runner, tmp_path, data):
-    """Two values of a numeric column that read as one label (``1.0000001`` and ``1.0000002`` are both ``k=1``)
-    are one segment, as the rows path of every design makes them; the engine's GROUP BY would keep them apart, so
-    that column's rows are read, and provenance says so."""
+def test_values_that_differ_past_the_sixth_digit_are_two_segments_from_the_engine(runner, tmp_path, data):
+    """``1.0000001`` and ``1.0000002`` are two segments (their labels read back exactly, as the rows path of every
+    design makes them), each from the engine's GROUP BY and equal to rdrobust on its rows."""
     d, _ = data
     path = tmp_path / "close.csv"
     d.assign(k=np.where(d["g"] == "a", 2.0, np.where(d["g"] == "b", 1.0000001, 1.0000002))).to_csv(path, index=False)
     code, out, err = run(runner, write_spec(tmp_path, path, {}, segments=["g", "k"], weights="w"))
     assert code in (0, 1), err
-    assert sorted(segment_rows(out, "k")) == ["1", "2"]
-    assert out["provenance"]["rdd_segments"]["k"].startswith("the rows (two of its values print as one label")
-    assert out["provenance"]["rdd_segments"]["g"].startswith("the engine")
-    s = d[d["g"] != "a"]
+    assert sorted(segment_rows(out, "k")) == ["1.0000001", "1.0000002", "2"]
+    assert out["provenance"]["rdd_segments"]["k"].startswith("the engine")
+    s = d[d["g"] == "b"]
     r = rdrobust_fit(s, "y", weights=s["w"].to_numpy())
-    assert_segment_equals_rdrobust(segment_rows(out, "k")["1"], out["diagnostics"]["segments"]["k"]["1"], r)
-    # the rows path and the engine's sums agree to rounding (through bandwidth selection: tests/test_rdd_collapsed.py)
+    assert_segment_equals_rdrobust(segment_rows(out, "k")["1.0000001"], out["diagnostics"]["segments"]["k"]["1.0000001"],
+                                   r)
     assert segment_rows(out, "k")["2"]["value"] == pytest.approx(segment_rows(out)["a"]["value"], rel=1e-9)
 
 

@@ -9,8 +9,7 @@ bootstrap on its rows, as the headline's (``rdd.clusters``). A value with too fe
 on a side, whose take-up does not jump, or whose bandwidth selection fails, is skipped with a warning naming it.
 
 Rows: without clusters each segment column's rows by (segment value, running value) come from one engine
-``GROUP BY`` (``by_value.by_segment``); with clusters (whose variances need the rows), or when two values of a
-column print as one label, from the rows. ``provenance.rdd_segments`` says which.
+``GROUP BY`` (``by_value.by_segment``); with clusters (whose variances need the rows), from the rows. ``provenance.rdd_segments`` says which.
 
 Correction: Holm over the values of one column (``inference.multiplicity.corrected_over_values``, as iv, did and
 weighting do); the headline is in no family.
@@ -95,14 +94,13 @@ def segment_columns(table: "Table", study: "Study", outcomes: list[str], source:
             said[column] = "the rows (design.cluster: clustered variances need them)"
         else:
             parts = by_segment(table, d.running, outcomes, column, study.weights, segments)
+            # distinct values have distinct labels (``segment_labels`` reads back exactly), so the engine's groups
+            # are the segments the rows path would make
             labels = [str(v) for v in segment_labels(np.array([v for v, _ in parts]))] if parts else []
-            if len(set(labels)) == len(labels):
-                order = sorted(range(len(labels)), key=lambda j: labels[j])
-                found.append(SegmentColumn(column, i, tuple(labels[j] for j in order),
-                                           tuple(parts[j][1] for j in order)))
-                said[column] = f"the engine: one GROUP BY ({column}, {d.running}), the rows by running value"
-                continue
-            said[column] = "the rows (two of its values print as one label, which merges them into one segment)"
+            order = sorted(range(len(labels)), key=lambda j: labels[j])
+            found.append(SegmentColumn(column, i, tuple(labels[j] for j in order), tuple(parts[j][1] for j in order)))
+            said[column] = f"the engine: one GROUP BY ({column}, {d.running}), the rows by running value"
+            continue
         found.append(SegmentColumn(column, i, tuple(str(v) for v in np.unique(source.get().segments[i])), None))
     return tuple(found), said
 
