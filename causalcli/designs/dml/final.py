@@ -102,10 +102,14 @@ def weighted_dr_mean(est: Any, d: DmlData, X: np.ndarray, mask: np.ndarray) -> t
 
 def segment_effects(est: Any, d: DmlData, X: np.ndarray | None, conf_level: float) -> tuple[list[Estimate], list[str]]:
     """One effect per value of each segment column: the mean CATE over its rows (its treated rows for the ATT);
-    with observation weights, their weighted mean (``weighted_mean``)."""
+    with observation weights, their weighted mean (``weighted_mean``); p-values Holm-adjusted over the column's
+    values (``p_value_adjusted``)."""
+    from causalcli.inference.multiplicity import corrected_over_values
+
     out, notes = [], []
     name = inference_name(d, "linear" if d.model == "linear" else "forest_blb")
     for column, values in zip(d.segment_columns, d.segment_values):
+        found: list[Estimate] = []
         for level in np.unique(values):
             mask = values == level
             if d.estimand == "att":
@@ -118,7 +122,8 @@ def segment_effects(est: Any, d: DmlData, X: np.ndarray | None, conf_level: floa
             else:
                 inf = est.ate_inference(X=X[mask], T0=0, T1=1)
                 value, se = _scalar(inf.mean_point), _scalar(inf.stderr_mean)
-            out.append(normal_estimate(value, se, conf_level, name, label=f"{column}={level}"))
+            found.append(normal_estimate(value, se, conf_level, name, label=f"{column}={level}"))
+        out += corrected_over_values(found, column, "holm")  # Holm per column, as every design's segments
     return out, notes
 
 
