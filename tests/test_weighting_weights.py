@@ -288,7 +288,8 @@ def test_gradient_boosting_reads_the_weights(options):
     e = np.empty(t.size)
     for k in range(5):
         train = label != k
-        clf = HistGradientBoostingClassifier(random_state=0).fit(X[train], t[train], sample_weight=s[train])
+        clf = HistGradientBoostingClassifier(random_state=0, early_stopping=True).fit(X[train], t[train],
+                                                                                     sample_weight=s[train])
         e[~train] = clf.predict_proba(X[~train])[:, 1]
     assert fit_propensity(X, t, "gbm", s=s).e == pytest.approx(e, rel=1e-12)
     weighted = _estimate(SAMPLED, options=options, seed=0).estimate.value

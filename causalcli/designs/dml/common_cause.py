@@ -11,9 +11,9 @@ the new residuals. With ``learner: linear`` and a continuous treatment this is e
 refit (Frisch-Waugh: least squares of y on [1, W, U] is least squares on [1, W] plus least
 squares of its residual on [1, W, U]); with the other learners r_k continues the learner:
 
-- gbm: histogram gradient boosting with a fifth of the fold model's iterations (at least
-  ``MIN_BOOSTING_ITERATIONS``), its learning rate, tree size and regularisation, squared loss,
-  no early stopping;
+- gbm: histogram gradient boosting with a fifth of the iterations the fold model ran before it
+  stopped early (at least ``MIN_BOOSTING_ITERATIONS``), its learning rate, tree size and
+  regularisation, squared loss, no early stopping of its own;
 - lasso: the lasso at the penalty the fold model chose by cross-validation (standardised
   [W, U]); a binary treatment's fold model is an L1 logistic regression, whose penalty is on
   another scale, so its residual's lasso chooses its own penalty (LassoCV, 3 folds);
@@ -40,11 +40,12 @@ from causalcli.designs.dml.final import final_stage_point, headline
 from causalcli.designs.dml.nuisance import build_estimator, fit_quietly, fit_weighted, thread_limit
 
 MIN_BOOSTING_ITERATIONS = 10
-# Tree learners fitted on at most this many rows per fold are refitted in full: scikit-learn's boosting
-# runs every iteration there (no early stopping up to 10,000 rows), and a noise column displaces
-# splits of W all through the fit, which no continuation of the fitted trees reproduces (the slow test
-# in tests/test_dml_common_cause.py measured the warm start 6.8 Monte Carlo SEs off on 1,500 rows).
-# The refits are cheap at this size.
+# Tree learners fitted on at most this many rows per fold are refitted in full: exact, and cheap at this
+# size. The warm start was measured 6.8 Monte Carlo SEs off the full refit on 1,500 rows when boosting ran
+# all its 100 iterations there (a noise column displaces splits of W all through the fit, which no
+# continuation of the fitted trees reproduces); boosting now stops early at every size
+# (models/boosting.py), but the full refit stays where it costs little. The refit clones the fold model,
+# early stopping included: its validation rows are drawn from the seed as the fit's were.
 FULL_REFIT_TRAINING_ROWS = 10_000
 TREE_LEARNERS = ("gbm", "forest")
 CONTINUATION_SHARE = 5  # the continuation runs 1/5 of the fold model's boosting iterations or trees

@@ -12,6 +12,7 @@ from causalcli.checks.overlap import (arm_ranges, no_propensity_check, one_sided
                                       score_histogram)
 from causalcli.designs.dml.data import CrossFit, DmlData
 from causalcli.errors import EstimationError
+from causalcli.models.boosting import NAME_SUFFIX, boosting_classifier, boosting_regressor
 from causalcli.models.folds import fold_ids, splits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +46,7 @@ def thread_limit(rows: int | None = None) -> Any:
 
 def learner_names(learner: str, binary: bool) -> dict[str, str]:
     names = {
-        "gbm": ("HistGradientBoostingRegressor", "HistGradientBoostingClassifier"),
+        "gbm": (f"HistGradientBoostingRegressor{NAME_SUFFIX}", f"HistGradientBoostingClassifier{NAME_SUFFIX}"),
         "lasso": ("StandardScaler + LassoCV(cv=3)", "StandardScaler + LogisticRegressionCV(penalty='l1', cv=3)"),
         "forest": ("RandomForestRegressor(100 trees, min_samples_leaf=5)",
                    "RandomForestClassifier(100 trees, min_samples_leaf=5)"),
@@ -59,9 +60,7 @@ def make_learners(learner: str, binary: bool, seed: int) -> tuple[Any, Any]:
     from sklearn.base import clone
 
     if learner == "gbm":
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-        reg, clf = HistGradientBoostingRegressor(random_state=seed), HistGradientBoostingClassifier(random_state=seed)
+        reg, clf = boosting_regressor(seed), boosting_classifier(seed)  # early stopping at every size
     elif learner == "lasso":
         from sklearn.linear_model import LassoCV, LogisticRegressionCV
         from sklearn.pipeline import make_pipeline

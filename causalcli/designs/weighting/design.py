@@ -29,8 +29,9 @@ Estimators (``e`` the propensity score, ``t`` the treatment, ``y`` the outcome):
   arms swapped.
 
 Nuisance models: logistic regression (``causalcli.models.logit.fit_logit``) and
-OLS per arm by default; gradient boosting (scikit-learn's histogram GBM) with
-``folds``-fold cross-fitting (Chernozhukov et al. 2018) as options.
+OLS per arm by default; gradient boosting (scikit-learn's histogram GBM, stopping early at every
+size: ``causalcli.models.boosting``) with ``folds``-fold cross-fitting (Chernozhukov et al. 2018) as
+options.
 
 ``trim: c`` drops the units whose propensity score (fitted on all units) lies
 outside ``[c, 1 - c]`` (Crump, Hotz, Imbens and Mitnik 2009); the scores are not
@@ -78,6 +79,7 @@ from causalcli.data.segments import SEGMENT_ROLE, check_segment_columns, check_s
 from causalcli.designs.weighting.segments import segment_effects
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference.estimate import normal_estimate
+from causalcli.models.boosting import boosting_classifier, boosting_regressor
 from causalcli.models.folds import permuted_fold_ids
 from causalcli.models.logit import LogitDesign
 
@@ -125,7 +127,6 @@ def fit_propensity(X: np.ndarray | None, t: np.ndarray, model: str = "logistic",
         else:
             f = fit_logit(X, t.astype(np.float64), s, start=start, names=names)
         return Nuisance(f.probability, model, f.coef, f.iterations)
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
     label = permuted_fold_ids(t.size, folds, seed)
@@ -135,9 +136,9 @@ def fit_propensity(X: np.ndarray | None, t: np.ndarray, model: str = "logistic",
         train = ~test
         if t[train].all() or not t[train].any():
             raise EstimationError(f"cross-fitting: fold {k + 1} leaves only one arm to train on; use fewer folds")
+        clf = boosting_classifier(seed)  # made (scikit-learn's OpenMP loaded) before the limit, which then reaches it
         with threadpool_limits(_GBM_THREADS):
-            clf = HistGradientBoostingClassifier(random_state=seed).fit(
-                X[train], t[train], sample_weight=None if s is None else s[train])
+            clf.fit(X[train], t[train], sample_weight=None if s is None else s[train])
         e[test] = clf.predict_proba(X[test])[:, 1]
     return Nuisance(e, model)
 
@@ -179,7 +180,6 @@ def fit_outcome(X: np.ndarray, t: np.ndarray, y: np.ndarray, model: str = "linea
         if s is None:
             return _ols_predict(X[~t], y[~t], X), _ols_predict(X[t], y[t], X)
         return _ols_predict(X[~t], y[~t], X, s[~t]), _ols_predict(X[t], y[t], X, s[t])
-    from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
     label = permuted_fold_ids(t.size, folds, seed + 1)
@@ -188,9 +188,9 @@ def fit_outcome(X: np.ndarray, t: np.ndarray, y: np.ndarray, model: str = "linea
         test = label == k
         for arm, out in ((False, m0), (True, m1)):
             train = (label != k) & (t == arm)
+            reg = boosting_regressor(seed)  # made before the limit, as in fit_propensity
             with threadpool_limits(_GBM_THREADS):
-                reg = HistGradientBoostingRegressor(random_state=seed).fit(
-                    X[train], y[train], sample_weight=None if s is None else s[train])
+                reg.fit(X[train], y[train], sample_weight=None if s is None else s[train])
             out[test] = reg.predict(X[test])
     return m0, m1
 

@@ -67,8 +67,9 @@ def irm_gbm(df) -> dict:
 
     df = in_reading_order(df, "t", "y", ["x0", "x1", "x2", "x3"])
     data = dml.DoubleMLData(df, y_col="y", d_cols="t", x_cols=["x0", "x1", "x2", "x3"])
-    model = dml.DoubleMLIRM(data, HistGradientBoostingRegressor(random_state=SEED),
-                            HistGradientBoostingClassifier(random_state=SEED), n_folds=FOLDS,
+    # early_stopping=True: causalcli's gbm (causalcli/models/boosting.py), not scikit-learn's 'auto'
+    model = dml.DoubleMLIRM(data, HistGradientBoostingRegressor(random_state=SEED, early_stopping=True),
+                            HistGradientBoostingClassifier(random_state=SEED, early_stopping=True), n_folds=FOLDS,
                             draw_sample_splitting=False, trimming_threshold=0.01)
     model.set_sample_splitting(splits(df["t"].to_numpy(float), True))
     with threadpool_limits(limits=1):  # boosting's sums in a fixed order

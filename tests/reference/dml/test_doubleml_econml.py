@@ -151,8 +151,10 @@ def test_gbm_agrees_with_doubleml_irm_within_standard_errors(gbm_estimate):
     df = in_reading_order(simulate_dml(3000, seed=13, nonlinear=True)[0], "t", "y", ["x0", "x1", "x2", "x3"])
     e = gbm_estimate
     data = dml.DoubleMLData(df, y_col="y", d_cols="t", x_cols=["x0", "x1", "x2", "x3"])
-    irm = dml.DoubleMLIRM(data, HistGradientBoostingRegressor(random_state=0),
-                          HistGradientBoostingClassifier(random_state=0), n_folds=5, draw_sample_splitting=False,
+    # early_stopping=True: causalcli's gbm (causalcli/models/boosting.py), not scikit-learn's 'auto'
+    irm = dml.DoubleMLIRM(data, HistGradientBoostingRegressor(random_state=0, early_stopping=True),
+                          HistGradientBoostingClassifier(random_state=0, early_stopping=True), n_folds=5,
+                          draw_sample_splitting=False,
                           trimming_threshold=0.01)
     irm.set_sample_splitting(splits(fold_ids(df.t.to_numpy(float), True, 5, 0), 5))
     from threadpoolctl import threadpool_limits
