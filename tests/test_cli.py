@@ -327,12 +327,19 @@ def test_design_not_built_is_refused(runner, sim_csv, write_spec, request):
 
 
 def test_weights_refused_by_designs_that_lack_them(runner, tmp_path, write_spec):
-    df = simulate(100)
-    df["w"] = 1.0
-    df.to_csv(tmp_path / "w.csv", index=False)
-    res = invoke(runner, ["estimate", str(write_spec(base_spec("w.csv", weights="w"))), "--format", "json"])
+    """Every design but synthetic_control, time_series and experiment takes weights (tests/test_keys_not_ignored.py
+    lists them); a time series refuses them in one line naming the key."""
+    rng = np.random.default_rng(0)
+    days = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-04-01"))
+    with open(tmp_path / "w.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["date", "y", "w"])
+        out.writerows(zip(days.astype(str), rng.normal(size=days.size), [1.0] * days.size))
+    spec = {"version": 1, "data": {"path": "w.csv"}, "outcome": "y", "weights": "w",
+            "design": {"method": "time_series", "time": "date", "intervention": "2024-03-01"}, "refute": []}
+    res = invoke(runner, ["estimate", str(write_spec(spec)), "--format", "json"])
     assert res.exit_code == 2
-    assert "observation weights are not supported by matching yet" in _one_error_line(res)
+    assert "observation weights are not supported by time_series yet" in _one_error_line(res)
 
 
 def test_the_table_shows_the_first_and_last_effects_of_a_long_list():
