@@ -4,6 +4,7 @@ sentences results carry (refuter details), so a number reads the same in both.""
 from __future__ import annotations
 
 import math
+import re
 
 
 def num(x: float | None, digits: int = 4) -> str:
@@ -18,3 +19,8 @@ def num(x: float | None, digits: int = 4) -> str:
     if isinstance(x, float):  # trailing zeros kept: an interval reads [2.447, 4.300], not [2.447, 4.3]
         return f"{x:#.{digits}g}".rstrip(".")
     return f"{x:.{digits}g}"
+
+
+def number_shape(text: str) -> str:
+    """``text`` with every number written as ``#``: messages alike but for their numbers have one shape."""
+    return re.sub(r"\d+(\.\d+)?", "#", text)

@@ -201,6 +201,20 @@ def test_refutations_fail_gives_exit_1(runner, tmp_path, write_spec):
     assert "no effect can be told from noise" in out["refutations"][0]["detail"]  # its own interval covers 0 too
 
 
+def test_validate_says_the_weights_and_segments_the_study_reads(runner, tmp_path, write_spec):
+    """The trial: validate named the covariates but not the weights or segments estimate would use."""
+    df = simulate(200)
+    df["w"], df["g"] = 1.0 + (df["x1"] > 0), np.where(df["x2"] > 0, "a", "b")
+    df.to_csv(tmp_path / "w.csv", index=False)
+    spec = write_spec(base_spec("w.csv", weights="w", segments=["g"]))
+    res = invoke(runner, ["validate", str(spec)])
+    assert res.exit_code == 0 and "  weighted by w; effects by segment: g\n" in res.stdout, res.stdout
+    report = json.loads(invoke(runner, ["validate", str(spec), "--format", "json"]).stdout)
+    assert (report["weights"], report["segments"]) == ("w", ["g"])
+    plain = invoke(runner, ["validate", str(write_spec(base_spec("w.csv")))]).stdout
+    assert "weighted by" not in plain and "effects by segment" not in plain
+
+
 def test_validate_graph_methods_schema_init(runner, sim_spec, sim_csv, tmp_path):
     res = invoke(runner, ["validate", str(sim_spec)])
     assert res.exit_code == 0 and res.stdout.startswith("ok ")

@@ -546,7 +546,7 @@ def test_zero_weight_rows_are_dropped_as_fixest_drops_them(tmp_path, estimator):
     assert res.estimate.std_error == pytest.approx(ref.estimate.std_error, rel=1e-12)
     assert res.n["dropped_zero_weight"] == int(zero.sum()) and res.n["used"] == ref.n["used"]
     assert res.n["clusters"] == ref.n["clusters"] == 79
-    assert any("with a weight of 0 ('w') were dropped" in w for w in res.warnings)
+    assert any("with a weight of 0 ('w') left out" in w for w in res.warnings)
 
 
 def test_callaway_santanna_weights_equal_duplicated_units(tmp_path):

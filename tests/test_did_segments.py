@@ -312,3 +312,14 @@ def pa_table(df: pd.DataFrame):
     import pyarrow as pa
 
     return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def test_a_warning_the_headline_gave_is_not_repeated_per_segment_with_other_numbers(tmp_path):
+    """castle's TWFE by region said 'staggered adoption (5 cohorts): ...' and then once per segment with its own
+    count of cohorts: a segment's warning alike but for its numbers to one of the headline's is left out."""
+    df = panel(cohorts=(3, 4, 5), seed=4)
+    df.to_csv(tmp_path / "p.csv", index=False)
+    res = run_study(spec_of(tmp_path / "p.csv"))
+    staggered = [w for w in res.warnings if "staggered adoption" in w]
+    assert len(staggered) == 1 and not staggered[0].startswith("segment "), res.warnings
+    assert len(by_label(res)) == len(EFFECTS)

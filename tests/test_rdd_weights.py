@@ -314,6 +314,7 @@ def test_zero_weights_are_left_out_and_counted(runner, tmp_path, data, cluster):
     assert out["n"]["dropped_zero_weight"] == zero.size
     assert out["n"]["used"] == len(d) - zero.size
     assert out["diagnostics"]["weights"]["zero_weight_rows"] == zero.size
+    assert f"{zero.size} rows with a weight of 0 ('w') left out" in " ".join(out["warnings"])  # (the trial: none)
     kept = d[d["w"] > 0]
     kw = {"cluster": kept["cluster"].to_numpy()} if cluster else {}
     assert_equal_to_rdrobust(out, rdrobust_fit(kept, "y", 0.2, weights=kept["w"].to_numpy(), **kw))

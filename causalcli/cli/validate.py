@@ -58,6 +58,7 @@ def validate_command(
                         "backend": data.backend, "data": data.table or data.path,
                         "adjusting_for": study.design.adjusts_for(list(study.covariates),
                                                                   list(checked.identification.adjustment_set)),
+                        "weights": study.weights, "segments": list(study.segments),
                         # the new columns with the types the engine gives them
                         "derived": {name: checked.table.types.get(name) for name in data.derive},
                         **counts.to_dict()})
@@ -76,6 +77,10 @@ def validate_text(report: dict[str, Any]) -> str:
             f"{report['data']} on {report['backend']} (its columns; rows are read by estimate)")
     lines = [f"ok {report['spec']}: study '{report['study']}', {report['design']}, {rows}, "
              f"adjusting for {report['adjusting_for']}"]
+    if report.get("weights") or report.get("segments"):  # what the study reads beyond the adjustment
+        said = [f"weighted by {report['weights']}"] if report.get("weights") else []
+        said += [f"effects by segment: {', '.join(report['segments'])}"] if report.get("segments") else []
+        lines.append(f"  {'; '.join(said)}")
     if report["derived"]:
         lines.append(f"  derived: {', '.join(f'{name} {kind or chr(63)}' for name, kind in report['derived'].items())}")
     if report["not_counted"]:

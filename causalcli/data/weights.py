@@ -64,3 +64,11 @@ def keep_positive_weights(cols: dict[str, "np.ndarray"], X: "np.ndarray", t: "np
         cols = {k: v[positive] for k, v in cols.items()}
         X, t = X[positive], t[positive]
     return cols, X, t, np.asarray(cols[column], dtype=np.float64), zero
+
+
+def zero_weight_warning(rows: int, column: str) -> list[str]:
+    """The warning that ``rows`` rows of weight 0 were left out (none when there were none)."""
+    if not rows:
+        return []
+    return [f"{rows:,} row{'s' * (rows != 1)} with a weight of 0 ({column!r}) left out: they add nothing to a "
+            "weighted estimate and, kept, would count as observations"]

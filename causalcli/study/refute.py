@@ -12,7 +12,6 @@ what the change touches. How each refuter is judged lives in ``causalcli.checks.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import numpy as np
 from causalcli.checks.refutation import PLACEBO_REFUTERS, STABILITY_REFUTERS, round_size, settled
 from causalcli.designs.base import RefutersNotRun
 from causalcli.errors import CausalcliError
+from causalcli.numbers import number_shape
 from causalcli.records import Estimate, Refutation
 from causalcli.runtime import progress
 from causalcli.runtime.jobs import resolve_jobs
@@ -196,7 +196,7 @@ def _why_failed(r: Refutation, failed: dict[str, int]) -> Refutation:
     # common support" and "18 of 1024 units (0 treated, 18 control) ..." quoted in full, one after the other)
     alike: dict[str, list] = {}
     for message, count in failed.items():
-        group = alike.setdefault(re.sub(r"\d+(\.\d+)?", "#", message), [message, 0, 0])
+        group = alike.setdefault(number_shape(message), [message, 0, 0])
         group[1] += count
         group[2] += 1
     ranked = sorted(alike.values(), key=lambda group: -group[1])

@@ -329,10 +329,7 @@ def build_panel(study: "Study", table: "Table", c: PanelColumns) -> PanelData:
     arr, unit_raw, time_raw = c.arrays, c.unit_raw, c.time_raw
     times, tcode, ucode, n_units, unit_labels = c.times, c.tcode, c.ucode, c.n_units, c.unit_labels
     warnings: list[str] = list(c.missing.warnings)
-    if c.zero_weight:
-        warnings.append(f"{c.zero_weight} row{'s' * (c.zero_weight != 1)} with a weight of 0 ({study.weights!r}) "
-                        "were dropped: they add nothing to the estimate and, kept, would count as observations "
-                        "(as fixest drops them)")
+    warnings += zero_weight_warning(c.zero_weight, study.weights or "")  # (as fixest drops them)
     absorbing = d.estimator != "twfe" or d.event_study is not None
     g_unit_val, row_d = _first_treated_periods(study, c, absorbing)
     labels = table.period_labels.get(d.time)

@@ -30,6 +30,7 @@ from causalcli.data.table import TABLE, quote_identifier as q
 from causalcli.designs.did.panel import PanelData, show, subset_units
 from causalcli.errors import DataError, EstimationError, SpecError
 from causalcli.inference.multiplicity import corrected_over_values, differs_warning, skipped_warning, wald_independent
+from causalcli.numbers import number_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     from causalcli.data.table import Table
@@ -92,6 +93,7 @@ def segment_effects(p: PanelData, study: "Study", seed: int, fit_of: Callable[[P
     within the column, and the column's Wald test of equal effects."""
     # the segment's estimate is the headline's; its honest-DiD sets would only cost time
     options = p.options.model_copy(update={"honest_did": False})
+    said_above = {number_shape(w) for w in headline_warnings}  # the headline warned already, maybe with other numbers
     effects: list["Estimate"] = []
     tests, warnings, skipped = [], [], []
     counts: dict[str, dict[str, dict[str, int]]] = {}
@@ -117,7 +119,7 @@ def segment_effects(p: PanelData, study: "Study", seed: int, fit_of: Callable[[P
                 skipped.append(f"{label} (its design is singular)")
                 continue
             found.append(replace(fit.estimate, label=label))
-            warnings += [f"segment {label}: {w}" for w in fit.warnings if w not in headline_warnings]
+            warnings += [f"segment {label}: {w}" for w in fit.warnings if number_shape(w) not in said_above]
         effects += corrected_over_values(found, column, CORRECTION)
         spanning = _clusters_spanning(p, values)
         test = {"segment": column, **wald_independent(found),

@@ -200,9 +200,7 @@ class DmlDesign(Design):
         if d.model == "forest":
             diagnostics["cate"] = cate_summary(est, d, X)
         warnings_out = [*missing.warnings, *caught, *worse_than_constant(nuisance, d), *warn_seg]
-        if d.zero_weight:
-            warnings_out.append(f"{d.zero_weight:,} row{'s' * (d.zero_weight != 1)} with a weight of 0 "
-                                f"({d.weights_column!r}) left out")
+        warnings_out += zero_weight_warning(d.zero_weight, d.weights_column or "")
         if d.model == "linear" and not d.segment_columns and d.estimand == "att":
             warnings_out.append("model: linear without segments estimates one constant effect, so the ATT equals "
                                 "the ATE; use segments or model: forest for effects that differ among the treated")

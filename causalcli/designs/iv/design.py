@@ -276,9 +276,7 @@ class IvDesign(Design[IvData]):
                 "column": study.weights, "zero_weight_rows": d.zero_weight,
                 "note": "weighted 2SLS/LIML: every column multiplied by sqrt(w / mean w), as linearmodels' weights; "
                         "rows of weight 0 are dropped"}
-            if d.zero_weight:
-                warnings.append(f"{d.zero_weight:,} row{'s' * (d.zero_weight != 1)} with a weight of 0 "
-                                f"({study.weights!r}) left out")
+            warnings += zero_weight_warning(d.zero_weight, study.weights)
         if d.clusters is not None:  # few clusters: the wild bootstrap's p-value and interval (iv/clusters.py)
             from causalcli.designs.iv.clusters import clustered_inference
 

@@ -203,9 +203,7 @@ class MatchingDesign(BinaryTreatmentDesign[MatchingData]):
         # R's number beside it (equal when the caliper drops nobody).
         missing = d.missing or MissingRows({"dropped_missing": d.dropped_missing})
         warnings = [*missing.warnings, *single_treated_warning(d.t)]
-        if d.zero_weight:
-            warnings.append(f"{d.zero_weight:,} row{'s' * (d.zero_weight != 1)} with a weight of 0 "
-                            f"({d.weights_column!r}) left out")
+        warnings += zero_weight_warning(d.zero_weight, d.weights_column or "")
         se_2016, why_not_2016 = _ai2016(d, m, score, probability)
         if se_2016 is not None and d.se == "ai2016":
             estimate = normal_estimate(m.estimate, se_2016, study.conf_level,

@@ -227,7 +227,7 @@ class RddDesign(Design[RddData]):
         lower, upper, p_value = result.robust_interval(settings.conf_level)
         inference = "rd_robust_bias_corrected" + ("_clustered" if d.clustered else "")
         estimate = Estimate(est.conventional, est.se_robust, lower, upper, settings.conf_level, p_value, inference)
-        warnings = list(d.missing.warnings)
+        warnings = [*d.missing.warnings, *zero_weight_warning(d.zero_weight, study.weights or "")]
         wild = None
         if d.clustered:
             from causalcli.designs.rdd.clusters import clustered_inference, wild_interval

@@ -37,7 +37,8 @@ def binned_scatter(result: "Result") -> bytes | None:
         ax.plot(c + u, np.polyval(coef[::-1], u), color="#1f4e79", lw=2)
     ax.axvline(c, color="#b22222", ls="--", lw=1)
     ax.set_xlabel(diag["running"])
-    ax.set_ylabel(f"{diag.get('outcome', 'outcome')} (mean per bin)")
+    weighted = "weights" in diag  # the fit is weighted; rdplot's bins here are plain row means
+    ax.set_ylabel(f"{diag.get('outcome', 'outcome')} (mean per bin{', unweighted' if weighted else ''})")
     ax.set_title(f"{result.study}: jump {result.estimate.value:.4g} at {diag['running']} = {c:g}", fontsize=10)
     return _png(fig, plt)
 

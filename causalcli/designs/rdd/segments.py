@@ -33,6 +33,7 @@ import numpy as np
 
 from causalcli.errors import SpecError
 from causalcli.inference.multiplicity import corrected_over_values, differs_warning, skipped_warning, wald_equal
+from causalcli.numbers import number_shape
 from causalcli.records import Estimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,6 +109,7 @@ def segment_columns(table: "Table", study: "Study", outcomes: list[str], source:
 def segment_effects(d: "RddData", study: "Study", seed: int, headline_warnings: list[str]) -> SegmentEffects:
     """One effect per value of each segment column, Holm-corrected within the column, and the column's Wald test
     of equal effects."""
+    said_above = {number_shape(w) for w in headline_warnings}  # the headline warned already, maybe with other numbers
     effects: list[Estimate] = []
     tests, warnings, skipped = [], [], []
     details: dict[str, dict[str, dict[str, Any]]] = {}
@@ -125,7 +127,7 @@ def segment_effects(d: "RddData", study: "Study", seed: int, headline_warnings: 
             estimate, detail, its_warnings = _estimate(d, study, result, seed)
             found.append((replace(estimate, label=label), result))
             details[column.column][value] = {"rows": values.rows, **detail}
-            warnings += [f"segment {label}: {w}" for w in its_warnings if w not in headline_warnings]
+            warnings += [f"segment {label}: {w}" for w in its_warnings if number_shape(w) not in said_above]
         effects += corrected_over_values([e for e, _ in found], column.column, CORRECTION)
         test = _heterogeneity(d, column, found)
         tests.append(test)

@@ -383,9 +383,7 @@ class WeightingDesign(BinaryTreatmentDesign[WeightingData]):
              "control": int((~d.t).sum()), "used": int(keep.sum()), "trimmed_treated": n_trim_t,
              "trimmed_control": n_trim_c}
         warnings = [*missing.warnings, *single_treated_warning(d.t)]
-        if d.zero_weight:
-            warnings.append(f"{d.zero_weight:,} row{'s' * (d.zero_weight != 1)} with a weight of 0 "
-                            f"({d.weights_column!r}) left out")
+        warnings += zero_weight_warning(d.zero_weight, d.weights_column or "")
         if n_trim_t + n_trim_c:
             warnings.append(f"trim {d.trim} dropped {n_trim_t} treated and {n_trim_c} control units with a "
                             f"propensity score outside [{d.trim}, {1 - d.trim}]; the estimate is the effect in "
