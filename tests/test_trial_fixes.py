@@ -141,7 +141,7 @@ def test_plots_say_when_a_study_has_nothing_to_plot(runner, tmp_path):
     res = invoke(runner, ["estimate", str(tmp_path / "s.yaml"), "--no-refute", "--plots", str(tmp_path / "plots")])
     assert res.exit_code == 0, res.stderr
     assert list((tmp_path / "plots").iterdir()) == []
-    assert "panel: nothing to plot for did / twfe (the plots of did: event_study, honest_did;" in res.stderr
+    assert "panel: nothing to plot for did / twfe (the plots of did: event_study, honest_did, segments;" in res.stderr
 
 
 def test_graph_names_the_identification_of_did_and_synthetic_control(runner):
