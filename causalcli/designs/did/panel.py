@@ -15,6 +15,7 @@ import numpy as np
 
 from causalcli.data.table import TABLE, quote_identifier as q
 from causalcli.data.types import period_json, period_text
+from causalcli.data.weights import zero_weight_warning
 from causalcli.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover

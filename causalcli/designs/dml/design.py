@@ -41,7 +41,7 @@ from causalcli.data.missing import study_roles_missing
 from causalcli.data.segments import SEGMENT_ROLE, check_segment_columns, check_segment_levels, segment_labels
 from causalcli.data.table import TABLE, MissingRows, require_columns, study_arrays, study_roles
 from causalcli.data.table import quote_identifier as _quote
-from causalcli.data.weights import keep_positive_weights
+from causalcli.data.weights import keep_positive_weights, zero_weight_warning
 from causalcli.designs.base import Design, Fit, require
 from causalcli.designs.dml.common_cause import common_cause_point, prime
 from causalcli.designs.dml.data import DmlData, effect_modifier_names, effect_modifiers

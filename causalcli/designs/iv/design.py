@@ -15,7 +15,7 @@ import numpy as np
 from causalcli.data.missing import study_roles_missing
 from causalcli.data.segments import segment_labels
 from causalcli.data.table import MissingRows, require_columns, study_arrays
-from causalcli.data.weights import positive_weights
+from causalcli.data.weights import positive_weights, zero_weight_warning
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, SpecError
 from causalcli.inference.estimate import normal_estimate, t_estimate

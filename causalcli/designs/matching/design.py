@@ -37,7 +37,7 @@ from causalcli.data.table import ROW_POSITION, MissingRows, binary_study_arrays,
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.designs.matching.weighted import INFERENCE_WEIGHTED
-from causalcli.data.weights import keep_positive_weights
+from causalcli.data.weights import keep_positive_weights, zero_weight_warning
 from causalcli.errors import DataError, SpecError
 from causalcli.inference.estimate import normal_estimate
 from causalcli.models.logit import LogitDesign

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from causalcli.data.table import MissingRows, dropped_missing, require_columns
+from causalcli.data.weights import zero_weight_warning
 from causalcli.designs.base import Design, Fit, require
 from causalcli.errors import DataError, SpecError
 from causalcli.records import Estimate

@@ -71,7 +71,7 @@ import numpy as np
 
 from causalcli.data.missing import study_roles_missing
 from causalcli.data.table import MissingRows, binary_study_arrays, single_treated_warning
-from causalcli.data.weights import keep_positive_weights
+from causalcli.data.weights import keep_positive_weights, zero_weight_warning
 from causalcli.designs.base import Fit
 from causalcli.designs.binary_treatment import BinaryTreatmentDesign
 from causalcli.designs.weighting.estimators import _hajek_means, aipw, aipw_score, ipw, ipw_weights
