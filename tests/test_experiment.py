@@ -423,6 +423,7 @@ def _aa_rates(draws: int, n: int, seed: int) -> dict[str, float]:
     return {k: v / draws for k, v in hits.items()}
 
 
+@pytest.mark.slow  # a statistical check of size or coverage over many draws (make test-slow)
 def test_aa_false_positive_rate_near_five_percent():
     rates = _aa_rates(draws=4000, n=400, seed=123)
     for name in ("mean", "cuped", "ratio"):
@@ -571,6 +572,7 @@ def test_aa_false_positive_rate_through_the_whole_pipeline(tmp_path):
     assert 0.03 <= rate <= 0.07, rate
 
 
+@pytest.mark.slow  # a statistical check of size or coverage over many draws (make test-slow)
 def test_intervals_cover_a_known_effect_at_their_nominal_rate():
     """A true lift of 0.3 on a skewed metric: 95% Welch and CUPED intervals cover it ~95% (SE 0.49 points)."""
     from causalcli.designs.experiment.analysis import MetricShape, compare

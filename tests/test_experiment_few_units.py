@@ -119,6 +119,7 @@ def test_sequential_with_few_units_fails_the_clusters_check(tmp_path):
     assert "wild" not in res.estimate.inference
 
 
+@pytest.mark.slow  # a statistical check of size or coverage over many draws (make test-slow)
 def test_the_wild_bootstrap_holds_its_size_where_the_delta_method_does_not():
     """4,000 A/A experiments of 10 units (5 per arm), 1-29 rows each, t(3) unit effects: see the module's
     docstring. Bounds: the wild test within 0.04-0.075 (MC standard error 0.004), the z test above 0.09."""

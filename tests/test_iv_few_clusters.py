@@ -100,6 +100,7 @@ def test_the_interval_ends_where_the_test_starts_rejecting():
     assert boot.p_value(hi - eps) > 0.05 >= boot.p_value(hi + 10 * eps)
 
 
+@pytest.mark.slow  # a statistical check of size or coverage over many draws (make test-slow)
 def test_the_wre_test_holds_its_size_where_crv1_does_not():
     from causalcli.inference.distributions import t_two_sided
 

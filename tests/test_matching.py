@@ -101,6 +101,7 @@ def test_simulated_known_effect_recovered():
     assert abs(e.value - 2.0) < 0.25
 
 
+@pytest.mark.slow  # a statistical check of size or coverage over many draws (make test-slow)
 def test_abadie_imbens_interval_covers_at_its_nominal_rate():
     """Coverage of the 95% interval over 300 simulated studies (binomial SE of the rate: 1.3 points).
 

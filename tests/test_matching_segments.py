@@ -269,6 +269,7 @@ def test_mahalanobis_segments_leave_the_segment_column_out_of_the_metric():
         assert got[f"g={level}"].inference.startswith("abadie_imbens; ")
 
 
+@pytest.mark.slow  # a statistical check of size or coverage over many draws (make test-slow)
 def test_with_a_constant_effect_the_heterogeneity_test_does_not_reject_too_often():
     """20 seeds x 2 columns x 2 distances at alpha 0.05: with the right (independent) covariance the rejections
     are at most Binomial(80, 0.05) (mean 4; more than 10 has probability 0.003). SEs too small (or the segments

@@ -125,6 +125,7 @@ def rejection_rates(G: int, reps: int, spread: float) -> tuple[float, float]:
     return analytic / reps, wild / reps
 
 
+@pytest.mark.slow  # a statistical check of size or coverage over many draws (make test-slow)
 def test_with_few_unequal_clusters_the_bootstrap_holds_the_size_the_cr1_t_does_not():
     # 12 clusters of lognormal(0, 1.5) sizes: the CR1 robust t rejects a true null 9-10% of the time (2,000 runs in
     # the slow test); 400 runs here, whose Monte Carlo standard error is about 1.1 points at 5%

@@ -62,8 +62,8 @@ def _one_unit_cohort(tmp_path) -> dict:
     pd.DataFrame(rows).to_csv(path, index=False)
     return {"version": 1, "data": {"path": str(path)}, "outcome": "y", "covariates": ["x1", "x2"],
             "design": {"method": "did", "unit": "unit", "time": "year", "cohort": "cohort",
-                       "estimator": "callaway_santanna"},
-            "refute": [{"random_common_cause": {}}], "seed": 0}
+                       "estimator": "callaway_santanna", "options": {"honest_did": False}},
+            "refute": [{"random_common_cause": {"simulations": 30}}], "seed": 0}
 
 
 def test_random_covariates_that_separate_a_one_unit_cohort_leave_the_refuter_unjudged(tmp_path):

@@ -124,6 +124,7 @@ def test_the_jvm_started_quietly_writes_nothing_to_the_users_stdout_or_stderr(ca
     assert capfd.readouterr().out == "after\n"
 
 
+@pytest.mark.slow  # a second JVM writing and mapping the opt-in class archive: ~45 s (make test-slow)
 @pytest.mark.engines
 @pytest.mark.xdist_group("spark")
 def test_a_second_run_maps_the_archive_the_first_wrote_and_prints_the_same_json(tmp_path):

@@ -247,6 +247,7 @@ def conformal_coverage(tmp_path, reps: int, effect: float = 3.0, off: float = 4.
     return cover / reps, shifted / reps, float(np.mean(widths))
 
 
+@pytest.mark.slow  # a statistical check of size or coverage over many draws (make test-slow)
 def test_conformal_mean_effect_interval_covers_in_repeated_panels_short(tmp_path):
     """12 panels (a quick version of the slow test below): the 95% interval covers the truth in at least 10
     (P(fewer) = 2% at 95% coverage), yet excludes truth +/- 4 (4 noise SDs) in at least 9, so an interval

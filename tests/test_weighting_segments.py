@@ -121,6 +121,7 @@ def test_segment_effects_recover_the_simulated_effects_and_the_test_rejects(esti
     assert sum("the effect differs across the values of" in w for w in r.warnings) == 2
 
 
+@pytest.mark.slow  # a statistical check of size or coverage over many draws (make test-slow)
 def test_with_a_constant_effect_the_heterogeneity_test_rejects_at_its_level():
     """20 seeds x 2 estimators x 2 columns, at alpha 0.05: the Wald test's rejections are Binomial(80, 0.05) if its
     covariance is right (mean 4); more than 10 has probability 0.003. Too small a covariance (the segments' shared
