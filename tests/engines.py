@@ -304,3 +304,16 @@ def register_spark(name: str, source) -> None:
         # Spark cannot read Parquet's nanosecond timestamps: write microseconds, refusing to truncate
         pq.write_table(source, path, coerce_timestamps="us", allow_truncated_timestamps=False)
     session.read.parquet(str(path)).createOrReplaceTempView(name)
+
+
+def engine_source(request, monkeypatch, engine: str, name: str, table) -> dict:
+    """A pyarrow ``table`` as table ``name`` on ``engine`` ("postgres" or "spark", through the session fixtures of
+    ``request``) and the spec's ``data:`` that reads it there."""
+    if engine == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        monkeypatch.setenv("CAUSALCLI_TEST_PG", url)
+        load_postgres(url, name, table)
+        return {"backend": "postgres", "table": name, "connection_env": "CAUSALCLI_TEST_PG"}
+    request.getfixturevalue("spark")
+    register_spark(name, table)
+    return {"backend": "spark", "table": name}

@@ -294,22 +294,14 @@ def test_segments_on_an_engine_equal_the_file(runner, tmp_path, data, engine, re
     and Spark as in DuckDB: the same segment effects."""
     import pyarrow as pa
 
-    from tests.engines import load_postgres, register_spark
+    from tests.engines import engine_source
 
     d, path = data
     spec_path = write_spec(tmp_path, path, {}, weights="w")
     code_file, want, err = run(runner, spec_path)
     assert code_file in (0, 1), err
     table = pa.Table.from_pandas(d, preserve_index=False)
-    if engine == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        monkeypatch.setenv("CAUSALCLI_TEST_PG", url)
-        load_postgres(url, "rdd_segments", table)
-        source = {"backend": "postgres", "table": "rdd_segments", "connection_env": "CAUSALCLI_TEST_PG"}
-    else:
-        request.getfixturevalue("spark")
-        register_spark("rdd_segments", table)
-        source = {"backend": "spark", "table": "rdd_segments"}
+    source = engine_source(request, monkeypatch, engine, "rdd_segments", table)
     spec = yaml.safe_load(open(spec_path))
     spec["data"] = source
     engine_spec = tmp_path / "engine.yaml"

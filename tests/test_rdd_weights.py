@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import invoke
+from tests.test_rdd import run, write_spec
 
 RTOL = 1e-6  # estimates, SEs, bandwidths: as tests/test_rdd.py (the same algorithm in double precision)
 RTOL_CI = 1e-4  # intervals and p-values: as tests/test_rdd.py
@@ -44,19 +45,6 @@ def data(tmp_path_factory):
     path = tmp_path_factory.mktemp("rddw") / "w.csv"
     d.to_csv(path, index=False)
     return d, path
-
-
-def write_spec(folder, data_path, design: dict, outcome="y", **top) -> str:
-    spec = {"version": 1, "name": "rdd", "data": {"path": str(data_path)}, "outcome": outcome,
-            "design": {"method": "rdd", **design}, **top}
-    path = folder / "rdd.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
-
-
-def run(runner, spec: str) -> tuple[int, dict, str]:
-    res = invoke(runner, ["estimate", spec, "--format", "json", "--quiet", "--no-refute"])
-    return res.exit_code, (json.loads(res.stdout) if res.stdout.strip() else {}), res.stderr
 
 
 def rdrobust_fit(d: pd.DataFrame, y: str, c: float, **kw):
@@ -351,7 +339,7 @@ def test_weighted_study_on_an_engine_equals_the_file(runner, tmp_path, data, eng
     counted apart) runs in PostgreSQL and Spark as in DuckDB: the same result, zero weights included."""
     import pyarrow as pa
 
-    from tests.engines import load_postgres, register_spark
+    from tests.engines import engine_source
 
     d, _ = data
     d = d.copy()
@@ -362,15 +350,7 @@ def test_weighted_study_on_an_engine_equals_the_file(runner, tmp_path, data, eng
     code_file, want, err = run(runner, write_spec(tmp_path, path, design, weights="w"))
     assert code_file in (0, 1), err
     table = pa.Table.from_pandas(d, preserve_index=False)
-    if engine == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        monkeypatch.setenv("CAUSALCLI_TEST_PG", url)
-        load_postgres(url, "rdd_weighted", table)
-        source = {"backend": "postgres", "table": "rdd_weighted", "connection_env": "CAUSALCLI_TEST_PG"}
-    else:
-        request.getfixturevalue("spark")
-        register_spark("rdd_weighted", table)
-        source = {"backend": "spark", "table": "rdd_weighted"}
+    source = engine_source(request, monkeypatch, engine, "rdd_weighted", table)
     spec = yaml.safe_load(open(write_spec(tmp_path, path, design, weights="w")))
     spec["data"] = source
     engine_spec = tmp_path / "engine.yaml"

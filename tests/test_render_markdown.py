@@ -16,7 +16,9 @@ SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
 def test_markdown_of_synthetic_control_with_predictors(runner):
-    res = invoke(runner, ["estimate", str(SPECS / "prop99_synth.yaml"), "--format", "markdown", "--no-refute"])
+    # one start and no conformal interval: the rendering is the point, not the fit (4 s -> 1.5 s)
+    res = invoke(runner, ["estimate", str(SPECS / "prop99_synth.yaml"), "--format", "markdown", "--no-refute",
+                          "--set", "design.options.starts=1", "--set", "design.options.conformal=false"])
     assert res.exit_code == 0, res.stdout + res.stderr
     assert "| prop99-synth | synthetic_control | att |" in res.stdout
     assert "SMD" not in res.stdout
