@@ -86,6 +86,19 @@ def run_json(runner: CliRunner, args: list[str], input=None) -> tuple[int, objec
     return res.exit_code, payload, res
 
 
+def json_whatever_jobs(runner: CliRunner, spec_path) -> str:
+    """The study's JSON (without timings, keys sorted) with --jobs 1 and 2, asserted equal: a seed fixes the
+    output however the refuters are spread over processes."""
+    outs = []
+    for jobs in ("1", "2"):
+        code, payload, _ = run_json(runner, [str(spec_path), "--jobs", jobs])
+        assert code in (0, 1)
+        payload.pop("timing_s")
+        outs.append(json.dumps(payload, sort_keys=True))
+    assert outs[0] == outs[1]
+    return outs[0]
+
+
 # Real engines (tests/engines.py): started once per test process, failing (never skipping) when they cannot.
 # Spark tests also carry @pytest.mark.xdist_group("spark") so that one worker holds the suite's only JVM.
 
